@@ -1,0 +1,88 @@
+"""Reading and writing descriptions files (JSONL, one frame a line).
+
+The minimal line is ``{"t": <seconds>, "text": "..."}``; any other keys are kept.
+``vidground describe`` adds its metadata to every line (``video``, ``duration``, ``step``,
+``describer``), so each line stands alone and the file stays "one frame a line".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import InputError
+from .types import FrameDescription
+
+
+def read_descriptions(path: str | Path) -> list[FrameDescription]:
+    """Read a descriptions file; raise :class:`InputError` naming the file and line on any bad line."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("descriptions file not found", path=path)
+    if path.is_dir():
+        raise InputError("is a folder, not a descriptions file", path=path)
+    out: list[FrameDescription] = []
+    with path.open("r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"not valid JSON ({exc.msg})", path=path, line=lineno) from None
+            if not isinstance(obj, dict):
+                raise InputError("each line must be a JSON object with 't' and 'text'", path=path, line=lineno)
+            missing = [k for k in ("t", "text") if k not in obj]
+            if missing:
+                raise InputError(f"missing key(s) {', '.join(missing)}", path=path, line=lineno)
+            if not isinstance(obj["t"], (int, float)) or isinstance(obj["t"], bool) or not math.isfinite(obj["t"]) or obj["t"] < 0:
+                raise InputError(f"'t' must be a finite number of seconds >= 0, got {obj['t']!r}", path=path, line=lineno)
+            if not isinstance(obj["text"], str):
+                raise InputError(f"'text' must be a string, got {type(obj['text']).__name__}", path=path, line=lineno)
+            try:
+                out.append(FrameDescription.model_validate(obj))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise InputError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}", path=path, line=lineno) from None
+    if not out:
+        raise InputError("no descriptions (the file is empty)", path=path)
+    out.sort(key=lambda d: d.t)
+    return out
+
+
+def description_metadata(descriptions: list[FrameDescription], key: str) -> Any:
+    """The value of an extra key when every line that has it agrees, else ``None``."""
+    values = {json.dumps((d.model_extra or {}).get(key)) for d in descriptions if key in (d.model_extra or {})}
+    return json.loads(values.pop()) if len(values) == 1 else None
+
+
+def write_descriptions(path: str | Path, descriptions: Iterable[FrameDescription], **metadata: Any) -> int:
+    """Write atomically (a temporary file renamed into place): a crash leaves no half file.
+
+    ``metadata`` keys are added to every line (line keys win). Returns the number of lines.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    n = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for d in descriptions:
+                row = {**metadata, **d.model_dump(mode="json")}
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n += 1
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return n

@@ -1,0 +1,98 @@
+"""The vidground error tree.
+
+Every error raised on purpose by vidground derives from :class:`VidgroundError` and carries
+its diagnosis in attributes, not only in the message. The message itself is one line that
+names what is wrong (the CLI prints it as is).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class VidgroundError(Exception):
+    """Root of every error vidground raises on purpose."""
+
+
+class ConfigurationError(VidgroundError, ValueError):
+    """A setting, spec string or argument is invalid; the message lists the valid choices."""
+
+
+class MissingDependencyError(ConfigurationError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, feature: str):
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs the '{package}' package: pip install 'vidground[{extra}]'"
+        )
+
+
+class InputError(VidgroundError, ValueError):
+    """User input is unusable: an empty query, a bad descriptions file, a bad dataset file."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None):
+        self.path = str(path) if path is not None else None
+        self.line = line
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
+        super().__init__(where + message)
+
+
+class VideoDecodeError(VidgroundError):
+    """A video could not be opened or decoded. ``path`` and ``reason`` say which and why."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ProviderError(VidgroundError):
+    """A model provider (HTTP API, local model) failed.
+
+    ``status`` is the HTTP status where there is one; ``retryable`` says whether the same
+    request may succeed later (429, 5xx, timeouts, dropped connections).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
+                 provider: str | None = None):
+        self.status = status
+        self.retryable = retryable
+        self.provider = provider
+        super().__init__(message)
+
+
+class OutputValidationError(VidgroundError):
+    """A model's output did not validate after every attempt.
+
+    Carries the raw outputs of every attempt, the validation errors, the number of
+    attempts and the usage summed over all of them.
+    """
+
+    def __init__(self, message: str, *, raw_outputs: list[str] | None = None,
+                 errors: list[str] | None = None, attempts: int = 0, usage: Any = None):
+        self.raw_outputs = list(raw_outputs or [])
+        self.errors = list(errors or [])
+        self.attempts = attempts
+        self.usage = usage
+        super().__init__(message)
+
+
+class IncompleteOutputError(OutputValidationError):
+    """The model stopped before finishing its answer (``finish_reason == "length"``)."""
+
+
+__all__ = [
+    "VidgroundError",
+    "ConfigurationError",
+    "MissingDependencyError",
+    "InputError",
+    "VideoDecodeError",
+    "ProviderError",
+    "OutputValidationError",
+    "IncompleteOutputError",
+]

@@ -1,0 +1,73 @@
+"""Spec-string registries for backends.
+
+A spec is ``name`` or ``name:argument`` (``openai:gpt-4o-mini``, ``hf:Qwen/Qwen2.5-VL-7B-Instruct``,
+``llamacpp:/models/x.gguf``). Each registry maps names to ``"module:attribute"`` strings that are
+imported only when the backend is first used, so ``import pipelines`` never imports torch or an
+SDK. Third parties add backends through the entry-point groups ``vidground.describers`` and
+``vidground.reasoners`` (the entry point's name is the spec name) or by calling ``register``.
+
+A target is a class or factory. It is called as ``target.from_spec(argument, **options)`` when it
+has ``from_spec``, else ``target(argument, **options)`` (``target(**options)`` with no argument).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+from .errors import ConfigurationError
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """``"openai:gpt-4o"`` -> ``("openai", "gpt-4o")``; ``"cv"`` -> ``("cv", None)``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigurationError(f"a backend spec must be a non-empty string, got {spec!r}")
+    name, sep, arg = spec.strip().partition(":")
+    return name.strip().lower(), (arg.strip() or None) if sep else None
+
+
+class Registry:
+    def __init__(self, kind: str, group: str, builtins: dict[str, str], aliases: dict[str, str] | None = None):
+        self.kind = kind
+        self.group = group
+        self._targets: dict[str, str | Callable[..., Any]] = dict(builtins)
+        self._aliases = dict(aliases or {})
+        self._entry_points_loaded = False
+
+    def register(self, name: str, target: str | Callable[..., Any]) -> None:
+        """Add or replace a backend: ``target`` is a class/factory or a ``"module:attr"`` string."""
+        self._targets[name.lower()] = target
+
+    def names(self) -> list[str]:
+        self._load_entry_points()
+        return sorted(self._targets)
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        for ep in metadata.entry_points(group=self.group):
+            self._targets.setdefault(ep.name.lower(), ep.value)
+
+    def target(self, name: str) -> Callable[..., Any]:
+        self._load_entry_points()
+        name = self._aliases.get(name, name)
+        if name not in self._targets:
+            choices = ", ".join(self.names())
+            raise ConfigurationError(f"unknown {self.kind} backend {name!r}; choose one of: {choices}")
+        target = self._targets[name]
+        if isinstance(target, str):
+            module_name, _, attr = target.partition(":")
+            module = importlib.import_module(module_name)
+            target = getattr(module, attr)
+            self._targets[name] = target
+        return target
+
+    def create(self, spec: str, **options: Any) -> Any:
+        name, arg = split_spec(spec)
+        target = self.target(name)
+        if hasattr(target, "from_spec"):
+            return target.from_spec(arg, **options)
+        return target(arg, **options) if arg is not None else target(**options)

@@ -1,0 +1,47 @@
+"""The reasoner protocol and a base class that gives every reasoner an async twin."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol, runtime_checkable
+
+from frame_describer.errors import InputError
+
+from .transcript import Transcript
+from .types import GroundingResult
+
+
+def check_query(query: Any) -> str:
+    """Return the stripped query, or raise :class:`InputError` for an empty or non-text one."""
+    if not isinstance(query, str):
+        raise InputError(f"the query must be text, got {type(query).__name__}")
+    q = " ".join(query.split())
+    if not q:
+        raise InputError("the query is empty")
+    return q
+
+
+@runtime_checkable
+class Reasoner(Protocol):
+    """Grounds a natural-language query in a transcript: returns intervals, best first."""
+
+    name: str
+
+    def settings(self) -> dict[str, Any]: ...
+
+    def ground(self, query: str, transcript: Transcript) -> GroundingResult: ...
+
+    async def aground(self, query: str, transcript: Transcript) -> GroundingResult: ...
+
+
+class BaseReasoner:
+    name: str = "base"
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def ground(self, query: str, transcript: Transcript) -> GroundingResult:
+        raise NotImplementedError
+
+    async def aground(self, query: str, transcript: Transcript) -> GroundingResult:
+        return await asyncio.to_thread(self.ground, query, transcript)

@@ -1,0 +1,78 @@
+"""Build a timestamped transcript from frame descriptions and render it for a reasoner."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+from pydantic import BaseModel, Field, model_validator
+
+from frame_describer.errors import InputError
+from frame_describer.types import FrameDescription
+
+from .types import TimeStyle, TranscriptEntry, format_time
+
+
+def infer_step(times: Sequence[float]) -> float:
+    """The sampling step: the median gap between consecutive times (1.0 for a single frame)."""
+    gaps = [b - a for a, b in zip(times, times[1:]) if b > a]
+    return float(statistics.median(gaps)) if gaps else 1.0
+
+
+class Transcript(BaseModel):
+    """Timestamped description spans covering ``[0, duration]``.
+
+    Each description at time ``t`` holds until the next one; consecutive identical texts are
+    merged into one span (``merge=True``), which shortens what a reasoner reads without
+    losing any information.
+    """
+
+    duration: float = Field(ge=0, allow_inf_nan=False)
+    step: float = Field(gt=0, allow_inf_nan=False)
+    duration_inferred: bool = False
+    entries: list[TranscriptEntry]
+
+    @model_validator(mode="after")
+    def _check(self) -> "Transcript":
+        if not self.entries:
+            raise ValueError("a transcript needs at least one entry")
+        return self
+
+    @classmethod
+    def from_descriptions(
+        cls,
+        descriptions: Sequence[FrameDescription],
+        *,
+        duration: float | None = None,
+        step: float | None = None,
+        merge: bool = True,
+    ) -> "Transcript":
+        if not descriptions:
+            raise InputError("no frame descriptions to build a transcript from")
+        descs = sorted(descriptions, key=lambda d: d.t)
+        times = [d.t for d in descs]
+        step = step if step is not None else infer_step(times)
+        inferred = duration is None
+        if duration is None:
+            duration = times[-1] + step
+        if duration < times[-1]:
+            raise InputError(
+                f"duration {duration:g}s is shorter than the last description's time {times[-1]:g}s"
+            )
+        entries: list[TranscriptEntry] = []
+        for i, d in enumerate(descs):
+            end = times[i + 1] if i + 1 < len(descs) else max(duration, d.t)
+            if merge and entries and entries[-1].text == d.text:
+                entries[-1] = TranscriptEntry(start=entries[-1].start, end=end, text=d.text)
+            else:
+                entries.append(TranscriptEntry(start=d.t, end=end, text=d.text))
+        return cls(duration=float(duration), step=float(step), duration_inferred=inferred, entries=entries)
+
+    def render(self, style: TimeStyle = "seconds") -> str:
+        """One line per span: ``[12.0-15.0] text`` (or ``[00:12.0-00:15.0] text`` in mm:ss style)."""
+        return "\n".join(
+            f"[{format_time(e.start, style)}-{format_time(e.end, style)}] {e.text}" for e in self.entries
+        )
+
+    def __len__(self) -> int:
+        return len(self.entries)

@@ -1,0 +1,120 @@
+"""Stage-2 data model: transcripts, intervals and grounding results."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from frame_describer.types import Usage
+
+TimeStyle = Literal["seconds", "mmss"]
+
+
+class TranscriptEntry(BaseModel):
+    """A span ``[start, end)`` of the video over which the description ``text`` holds."""
+
+    start: float = Field(ge=0, allow_inf_nan=False)
+    end: float = Field(ge=0, allow_inf_nan=False)
+    text: str
+
+    @model_validator(mode="after")
+    def _order(self) -> "TranscriptEntry":
+        if self.end < self.start:
+            raise ValueError(f"entry end {self.end} is before its start {self.start}")
+        return self
+
+
+class Interval(BaseModel):
+    """A predicted moment in seconds. ``score`` is the reasoner's confidence (higher is better).
+
+    Accepts the common ``[start, end, score]`` list form as input; ``as_list()`` gives it back.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    start: float = Field(ge=0, allow_inf_nan=False)
+    end: float = Field(ge=0, allow_inf_nan=False)
+    score: float | None = Field(default=None, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, data: Any) -> Any:
+        if isinstance(data, (list, tuple)):
+            if len(data) not in (2, 3):
+                raise ValueError("an interval list must be [start, end] or [start, end, score]")
+            return dict(zip(("start", "end", "score"), data))
+        return data
+
+    @model_validator(mode="after")
+    def _order(self) -> "Interval":
+        if not self.end > self.start:
+            raise ValueError(f"interval end {self.end} must be after its start {self.start}")
+        return self
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
+
+    def as_list(self) -> list[float | None]:
+        return [self.start, self.end, self.score]
+
+    def iou(self, other: "Interval | tuple[float, float]") -> float:
+        s, e = (other.start, other.end) if isinstance(other, Interval) else other
+        inter = max(0.0, min(self.end, e) - max(self.start, s))
+        union = max(self.end, e) - min(self.start, s)
+        return inter / union if union > 0 else 0.0
+
+
+class GroundingResult(BaseModel):
+    """The answer to one query on one video.
+
+    ``intervals`` are best first. ``duration_inferred`` is true when the duration was not
+    given and was inferred from the descriptions (last time plus the sampling step).
+    ``usage`` is keyed by stage (``"describe"``, ``"reason"``); ``timings`` by step, in seconds.
+    ``curve`` is the reasoner's score over time as ``[t, score]`` pairs, where it has one.
+    ``raw`` is the reasoner's raw output (text or JSON) for inspection.
+    """
+
+    query: str
+    duration: float = Field(ge=0, allow_inf_nan=False)
+    duration_inferred: bool = False
+    intervals: list[Interval] = Field(default_factory=list)
+    video: str | None = None
+    describer: str | None = None
+    reasoner: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    usage: dict[str, Usage] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
+    curve: list[tuple[float, float]] | None = None
+    warnings: list[str] = Field(default_factory=list)
+    raw: Any = None
+
+    @property
+    def best(self) -> Interval | None:
+        return self.intervals[0] if self.intervals else None
+
+    @property
+    def total_usage(self) -> Usage:
+        total = Usage()
+        for u in self.usage.values():
+            total = total + u
+        return total
+
+
+def result_json_schema() -> dict[str, Any]:
+    """The JSON schema of a serialised :class:`GroundingResult`."""
+    return GroundingResult.model_json_schema(mode="serialization")
+
+
+def format_time(seconds: float, style: TimeStyle = "seconds") -> str:
+    """``12.5`` -> ``"12.5"`` (seconds style) or ``"00:12.5"`` (mm:ss style)."""
+    if not math.isfinite(seconds):
+        raise ValueError(f"not a finite time: {seconds}")
+    if style == "seconds":
+        return f"{seconds:.1f}"
+    if style == "mmss":
+        m, s = divmod(max(0.0, seconds), 60.0)
+        return f"{int(m):02d}:{s:04.1f}"
+    raise ValueError(f"unknown time style {style!r}; choose 'seconds' or 'mmss'")
