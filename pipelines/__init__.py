@@ -1,0 +1,33 @@
+"""vidground's public entry points.
+
+    from pipelines import ground
+    result = ground("kitchen.mp4", "the person opens the refrigerator")
+
+Importing this package is light: no torch, SDK or video library is imported until a backend is used.
+"""
+
+from __future__ import annotations
+
+from frame_describer import FrameDescription, Usage, get_describer
+from frame_describer.errors import (
+    ConfigurationError,
+    IncompleteOutputError,
+    InputError,
+    MissingDependencyError,
+    OutputValidationError,
+    ProviderError,
+    VideoDecodeError,
+    VidgroundError,
+)
+from temporal_reasoner import GroundingResult, Interval, Transcript, get_reasoner
+
+from .api import DescribedVideo, describe, ground, load_descriptions
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ground", "describe", "load_descriptions", "DescribedVideo", "GroundingResult", "Interval", "Transcript",
+    "FrameDescription", "Usage", "get_describer", "get_reasoner",
+    "VidgroundError", "ConfigurationError", "MissingDependencyError", "InputError", "VideoDecodeError",
+    "ProviderError", "OutputValidationError", "IncompleteOutputError", "__version__",
+]

@@ -1,0 +1,213 @@
+"""The public entry points: ``describe()`` (stage 1), ``ground()`` (both stages, or stage 2 alone)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from frame_describer import Describer, FrameDescription, Usage, get_describer, read_descriptions
+from frame_describer.descriptions_io import description_metadata, write_descriptions
+from frame_describer.errors import ConfigurationError, InputError, VideoDecodeError
+from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
+
+log = logging.getLogger("vidground")
+
+PathLike = str | Path
+
+
+class DescribedVideo(BaseModel):
+    """Stage 1's output for one video: the descriptions plus what is needed to reason over them."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    video: str
+    duration: float
+    step: float
+    describer: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    descriptions: list[FrameDescription]
+    usage: Usage = Field(default_factory=Usage)
+    seconds: float = 0.0
+
+    def transcript(self, *, merge: bool = True) -> Transcript:
+        return Transcript.from_descriptions(self.descriptions, duration=self.duration, step=self.step, merge=merge)
+
+    def write(self, path: PathLike) -> int:
+        """Write the descriptions file (JSONL, atomic); every line carries this video's metadata."""
+        return write_descriptions(path, self.descriptions, video=self.video, duration=round(self.duration, 3),
+                                  step=self.step, describer=self.describer)
+
+
+def _check_video_path(video: PathLike) -> Path:
+    path = Path(video)
+    if not path.exists():
+        raise VideoDecodeError(path, "file not found")
+    if path.is_dir():
+        raise VideoDecodeError(path, "is a folder, not a video file")
+    return path
+
+
+def _progress(iterable: Iterable[Any], total: int | None, enabled: bool, desc: str) -> Iterable[Any]:
+    if not enabled or not sys.stderr.isatty():
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="frame", leave=False)
+
+
+def describe(
+    video: PathLike,
+    *,
+    describer: str | Describer | None = None,
+    fps: float = 1.0,
+    num_frames: int | None = None,
+    max_frames: int | None = None,
+    max_side: int | None = 512,
+    query: str | None = None,
+    progress: bool = False,
+    describer_options: dict[str, Any] | None = None,
+) -> DescribedVideo:
+    """Stage 1: sample frames from ``video`` and describe each one.
+
+    Frames are streamed from the decoder to the describer, so memory does not grow with the
+    video's length. ``query`` is passed to describers in query-aware mode and ignored otherwise.
+    """
+    from frame_describer.sampling import probe_video, sample_frames
+
+    path = _check_video_path(video)
+    desc = get_describer(describer, **(describer_options or {}))
+    if getattr(desc, "mode", "agnostic") == "aware":
+        if query is None:
+            raise ConfigurationError(f"describer {desc.name!r} is query-aware: give the query")
+        query = check_query(query)
+    info = probe_video(path)
+    started = time.perf_counter()
+    frames = sample_frames(path, fps=fps, num_frames=num_frames, max_frames=max_frames, max_side=max_side)
+    expected = num_frames or (int(info.duration * fps) + 1 if info.duration else None)
+    if max_frames and expected:
+        expected = min(expected, max_frames)
+    out: list[FrameDescription] = []
+    for d in _progress(desc.describe(frames, query=query), expected, progress, f"describing {path.name}"):
+        out.append(d)
+    if not out:
+        raise VideoDecodeError(path, "no frames could be decoded")
+    times = [d.t for d in out]
+    # the real spacing of the frames the sampler returned (a cap or count lowers the rate)
+    step = infer_step(times) if len(times) > 1 else 1.0 / fps
+    duration = max(info.duration or 0.0, times[-1])
+    usage = Usage()
+    for d in out:
+        if d.usage is not None:
+            usage = usage + d.usage
+    return DescribedVideo(video=str(path), duration=duration, step=step, describer=desc.name,
+                          settings=desc.settings(), descriptions=out, usage=usage,
+                          seconds=time.perf_counter() - started)
+
+
+def load_descriptions(
+    descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo,
+    *,
+    duration: float | None = None,
+) -> DescribedVideo:
+    """Stage 2's input from a descriptions file, a list of descriptions or a :class:`DescribedVideo`.
+
+    Without ``duration`` it is taken from the file's metadata when every line agrees, else inferred
+    from the last line's time plus the sampling step (and marked as inferred).
+    """
+    if isinstance(descriptions, DescribedVideo):
+        return descriptions if duration is None else descriptions.model_copy(update={"duration": duration})
+    source = "<descriptions>"
+    if isinstance(descriptions, (str, Path)):
+        source = str(descriptions)
+        items = read_descriptions(descriptions)
+    else:
+        items = []
+        for i, d in enumerate(descriptions):
+            items.append(d if isinstance(d, FrameDescription) else FrameDescription.model_validate(d))
+        if not items:
+            raise InputError("no descriptions given")
+        items.sort(key=lambda d: d.t)
+    if duration is not None and (duration != duration or duration <= 0):
+        raise InputError(f"duration must be a positive number of seconds, got {duration}")
+    meta_duration = description_metadata(items, "duration")
+    meta_step = description_metadata(items, "step")
+    step = float(meta_step) if isinstance(meta_step, (int, float)) and meta_step > 0 else None
+    transcript = Transcript.from_descriptions(items, duration=duration if duration is not None else meta_duration, step=step)
+    return DescribedVideo(
+        video=str(description_metadata(items, "video") or source),
+        duration=transcript.duration,
+        step=transcript.step,
+        describer=str(description_metadata(items, "describer") or "external"),
+        descriptions=items,
+        settings={"duration_inferred": transcript.duration_inferred},
+    )
+
+
+def ground(
+    video: PathLike | None = None,
+    query: str | None = None,
+    *,
+    descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo | None = None,
+    duration: float | None = None,
+    describer: str | Describer | None = None,
+    reasoner: str | Reasoner | None = None,
+    fps: float = 1.0,
+    num_frames: int | None = None,
+    max_frames: int | None = None,
+    max_side: int | None = 512,
+    top_k: int | None = None,
+    progress: bool = False,
+    describer_options: dict[str, Any] | None = None,
+    reasoner_options: dict[str, Any] | None = None,
+) -> GroundingResult:
+    """Find when ``query`` happens in ``video``.
+
+    Give a ``video`` to run both stages, or ``descriptions`` (a JSONL file, a list of
+    :class:`FrameDescription`, or :func:`describe`'s output) to run stage 2 alone.
+    Backends default to the offline ones (``describer="cv"``, ``reasoner="embedding"``).
+    ``top_k`` keeps only the best K intervals.
+    """
+    query = check_query(query)
+    if top_k is not None and top_k < 1:
+        raise ConfigurationError(f"top_k must be at least 1, got {top_k}")
+    if (video is None) == (descriptions is None):
+        raise ConfigurationError("give exactly one of video= or descriptions=")
+    rsn = get_reasoner(reasoner, **(reasoner_options or {}))
+    timings: dict[str, float] = {}
+    if video is not None:
+        described = describe(video, describer=describer, fps=fps, num_frames=num_frames, max_frames=max_frames,
+                             max_side=max_side, query=query, progress=progress, describer_options=describer_options)
+        if duration is not None:
+            described = described.model_copy(update={"duration": float(duration)})
+        timings["describe"] = round(described.seconds, 4)
+    else:
+        if describer is not None:
+            raise ConfigurationError("describer= has no effect with descriptions=; give a video instead")
+        described = load_descriptions(descriptions, duration=duration)
+    transcript = described.transcript()
+    started = time.perf_counter()
+    result = rsn.ground(query, transcript)
+    timings["reason"] = round(time.perf_counter() - started, 4)
+    usage = dict(result.usage)
+    if not described.usage.is_empty():
+        usage["describe"] = described.usage
+    settings = {"fps": fps, "num_frames": num_frames, "max_frames": max_frames, "max_side": max_side,
+                "describer": described.settings, "reasoner": rsn.settings(), **result.settings}
+    return result.model_copy(update={
+        "query": query,
+        "video": described.video,
+        "duration": transcript.duration,
+        "duration_inferred": transcript.duration_inferred,
+        "describer": described.describer,
+        "reasoner": result.reasoner or rsn.name,
+        "usage": usage,
+        "timings": {**result.timings, **timings},
+        "settings": settings,
+        "intervals": result.intervals[:top_k] if top_k else result.intervals,
+    })

@@ -1,0 +1,220 @@
+"""The ``vidground`` command line.
+
+    vidground ground VIDEO "QUERY" [--json]
+    vidground ground --descriptions FILE "QUERY"
+    vidground describe VIDEO -o FILE
+    vidground demo
+
+Exit codes: 0 success; 1 a vidground error (one line on stderr, a traceback only with --debug);
+2 bad command-line usage; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from frame_describer.errors import ConfigurationError, VidgroundError
+
+log = logging.getLogger("vidground")
+
+
+def _backend_options(args: argparse.Namespace, stage: str) -> dict[str, Any]:
+    """Options for remote backends (--base-url, --api-key) go to the backends that take them."""
+    spec = getattr(args, stage, None) or ""
+    opts: dict[str, Any] = {}
+    if spec.split(":", 1)[0].lower() == "openai":
+        if getattr(args, "base_url", None):
+            opts["base_url"] = args.base_url
+        if getattr(args, "api_key", None):
+            opts["api_key"] = args.api_key
+    return opts
+
+
+def _add_sampling(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("frame sampling and description (stage 1)")
+    g.add_argument("--describer", default=None, metavar="SPEC",
+                   help="describer backend: cv (offline classical vision, default), openai:MODEL, hf:MODEL_OR_PATH")
+    g.add_argument("--fps", type=float, default=1.0, help="frames sampled per second of video (default 1)")
+    g.add_argument("--num-frames", type=int, default=None, metavar="N",
+                   help="sample N evenly spaced frames instead of a fixed rate")
+    g.add_argument("--max-frames", type=int, default=None, metavar="N",
+                   help="cap on frames per video; the rate is lowered to fit (default: no cap)")
+    g.add_argument("--max-side", type=int, default=512, metavar="PX",
+                   help="frames are resized so their longest side is at most PX pixels (default 512)")
+
+
+def _add_remote(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("remote backends (openai:MODEL)")
+    g.add_argument("--base-url", default=None, metavar="URL",
+                   help="an OpenAI-compatible server (vLLM, Ollama, llama.cpp...); default $OPENAI_BASE_URL or OpenAI")
+    g.add_argument("--api-key", default=None, metavar="KEY", help="API key; default $OPENAI_API_KEY")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pipelines import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="vidground",
+        description="Find when things happen in a video: describe frames with an image model, then ground a query in the transcript.",
+    )
+    parser.add_argument("--version", action="version", version=f"vidground {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (INFO level) on stderr")
+    parser.add_argument("--debug", action="store_true", help="log everything and show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    g = sub.add_parser("ground", help="find when a query happens in a video (or in a descriptions file)",
+                       usage="vidground ground [options] VIDEO QUERY\n"
+                             "       vidground ground [options] --descriptions FILE QUERY",
+                       description="Find when QUERY happens. Give VIDEO QUERY to run both stages, or "
+                                   "--descriptions FILE QUERY to run stage 2 alone on your own descriptions.")
+    g.add_argument("inputs", nargs="+", metavar="VIDEO QUERY", help="the video file (omit it with --descriptions), then the query")
+    g.add_argument("--descriptions", default=None, metavar="FILE",
+                   help='a JSONL descriptions file, one frame a line: {"t": seconds, "text": "..."}')
+    g.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                   help="the video's duration; with --descriptions it is otherwise read from the file or inferred")
+    g.add_argument("--reasoner", default=None, metavar="SPEC",
+                   help="reasoner backend: embedding (offline, default), openai:MODEL, hf:MODEL_OR_PATH, llamacpp:PATH.gguf")
+    g.add_argument("--top-k", type=int, default=None, metavar="K", help="return at most K intervals")
+    g.add_argument("--json", action="store_true", help="print the GroundingResult as JSON instead of a table")
+    _add_sampling(g)
+    _add_remote(g)
+    g.set_defaults(func=cmd_ground)
+
+    d = sub.add_parser("describe", help="stage 1 only: describe a video's frames into a JSONL file",
+                       description="Describe sampled frames of VIDEO; writes JSONL, one frame a line, to -o or stdout.")
+    d.add_argument("video", metavar="VIDEO")
+    d.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="where to write the descriptions (written atomically); default: stdout")
+    d.add_argument("--query", default=None, help="the query, for query-aware describers")
+    _add_sampling(d)
+    _add_remote(d)
+    d.set_defaults(func=cmd_describe)
+
+    m = sub.add_parser("demo", help="render a synthetic video with known events and ground queries about them (offline)",
+                       description="Renders a short video with known events, grounds a query about each on the offline "
+                                   "backends, and prints predictions beside the true intervals with their IoU.")
+    m.add_argument("--keep", default=None, metavar="DIR", help="keep the rendered video and descriptions in DIR")
+    m.add_argument("--json", action="store_true", help="print the results as JSON")
+    m.set_defaults(func=cmd_demo)
+
+    try:  # evaluation commands (eval, score, report, compare)
+        from pipelines.eval_cli import register
+    except ImportError as exc:  # pragma: no cover - only while a module is missing
+        log.debug("evaluation commands unavailable: %s", exc)
+    else:
+        register(sub)
+    return parser
+
+
+def _split_inputs(args: argparse.Namespace) -> tuple[str | None, str]:
+    inputs = args.inputs
+    if args.descriptions:
+        if len(inputs) != 1:
+            raise ConfigurationError("with --descriptions give only the QUERY (no video)")
+        return None, inputs[0]
+    if len(inputs) != 2:
+        raise ConfigurationError('give VIDEO and QUERY (quote the query: vidground ground video.mp4 "a person opens a door")')
+    return inputs[0], inputs[1]
+
+
+def format_result_table(result: Any) -> str:
+    lines = [f"query:     {result.query}"]
+    dur = f"{result.duration:.1f} s" + (" (inferred)" if result.duration_inferred else "")
+    lines.append(f"video:     {result.video}  ({dur})")
+    lines.append(f"backends:  describer={result.describer}  reasoner={result.reasoner}")
+    usage = result.total_usage
+    if usage.requests:
+        cost = f", est. ${usage.cost_usd:.4f}" if usage.cost_usd is not None else ""
+        lines.append(f"usage:     {usage.requests} requests, {usage.prompt_tokens} prompt + "
+                     f"{usage.completion_tokens} completion tokens{cost}")
+    for w in result.warnings:
+        lines.append(f"warning:   {w}")
+    if not result.intervals:
+        lines.append("no interval found")
+        return "\n".join(lines)
+    lines.append("")
+    lines.append(f"{'#':>3}  {'start':>8}  {'end':>8}  {'length':>7}  {'score':>7}")
+    for i, iv in enumerate(result.intervals, 1):
+        score = "-" if iv.score is None else f"{iv.score:.3f}"
+        lines.append(f"{i:>3}  {iv.start:>8.2f}  {iv.end:>8.2f}  {iv.length:>7.2f}  {score:>7}")
+    return "\n".join(lines)
+
+
+def cmd_ground(args: argparse.Namespace) -> int:
+    from pipelines.api import ground
+
+    video, query = _split_inputs(args)
+    result = ground(
+        video, query, descriptions=args.descriptions, duration=args.duration,
+        describer=args.describer if video else None, reasoner=args.reasoner,
+        fps=args.fps, num_frames=args.num_frames, max_frames=args.max_frames, max_side=args.max_side,
+        top_k=args.top_k, progress=True, describer_options=_backend_options(args, "describer") or None,
+        reasoner_options=_backend_options(args, "reasoner") or None,
+    )
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print(format_result_table(result))
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from pipelines.api import describe
+
+    described = describe(args.video, describer=args.describer, fps=args.fps, num_frames=args.num_frames,
+                         max_frames=args.max_frames, max_side=args.max_side, query=args.query, progress=True,
+                         describer_options=_backend_options(args, "describer") or None)
+    if args.output:
+        n = described.write(args.output)
+        print(f"wrote {n} descriptions to {args.output} ({described.duration:.1f} s of video, {described.seconds:.1f} s)",
+              file=sys.stderr)
+    else:
+        meta = {"video": described.video, "duration": round(described.duration, 3), "step": described.step,
+                "describer": described.describer}
+        for d in described.descriptions:
+            print(json.dumps({**meta, **d.model_dump(mode="json")}, ensure_ascii=False))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipelines.demo import format_demo, run_demo
+
+    report = run_demo(keep=args.keep)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_demo(report))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("vidground: interrupted", file=sys.stderr)
+        return 130
+    except VidgroundError as exc:
+        if args.debug:
+            raise
+        print(f"vidground: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # e.g. piped into head
+        return 0
+    except Exception as exc:  # an unexpected failure: one line unless --debug
+        if args.debug:
+            raise
+        print(f"vidground: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,333 @@
+"""Temporal-grounding datasets: loaders, reproducible subsets, and video-file lookup.
+
+Every loader returns a :class:`Dataset` of :class:`Query` records with the ground-truth
+``windows`` in seconds, exactly as annotated (no clipping here: clipping to the video's
+duration is a metric option, see :mod:`pipelines.metrics`).
+
+The annotation files live in a data folder found, in order, from the ``root=`` argument,
+the ``VIDGROUND_DATA`` environment variable, or ``../shared/data`` next to the repository.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from frame_describer.errors import ConfigurationError, InputError
+
+#: Dataset names ``load_dataset`` understands, with their splits (first is the default).
+DATASETS: dict[str, tuple[str, ...]] = {
+    "charades-sta": ("test", "train"),
+    "activitynet-captions": ("val_2",),
+    "qvhighlights": ("val",),
+    "jsonl": ("file",),
+}
+
+#: File extensions ``find_videos`` recognises (lower case, with the dot).
+VIDEO_EXTENSIONS: tuple[str, ...] = (
+    ".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts",
+)
+
+
+def normalize_query(text: str) -> str:
+    """The matching form of a query: lower case, whitespace collapsed, outer spaces stripped."""
+    return " ".join(text.lower().split())
+
+
+@dataclass(frozen=True)
+class Query:
+    """One grounding query: find ``query`` in ``video``; ``windows`` are the GT spans in seconds."""
+
+    qid: str
+    video: str
+    query: str
+    duration: float | None
+    windows: tuple[tuple[float, float], ...]
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "qid", str(self.qid))
+        object.__setattr__(self, "windows", tuple((float(s), float(e)) for s, e in self.windows))
+        if self.duration is not None:
+            object.__setattr__(self, "duration", float(self.duration))
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(video, normalised query)``: how prediction files are matched to queries."""
+        return (self.video, normalize_query(self.query))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"qid": self.qid, "video": self.video, "query": self.query,
+                "duration": self.duration, "windows": [list(w) for w in self.windows]}
+
+
+@dataclass
+class Dataset:
+    """A list of queries plus what was loaded to get them."""
+
+    name: str
+    split: str
+    queries: list[Query]
+    source: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def __iter__(self) -> Iterator[Query]:
+        return iter(self.queries)
+
+    @property
+    def videos(self) -> list[str]:
+        """Video ids in first-appearance order."""
+        return list(dict.fromkeys(q.video for q in self.queries))
+
+    def by_qid(self) -> dict[str, Query]:
+        return {q.qid: q for q in self.queries}
+
+    def by_key(self) -> dict[tuple[str, str], Query]:
+        return {q.key: q for q in self.queries}
+
+    def match(self, video: str, query: str) -> Query | None:
+        """The query with this video id and (normalised) text, or ``None``."""
+        return self.by_key().get((str(video), normalize_query(query)))
+
+    def subset(self, limit: int | None = None, seed: int = 0, qids: Iterable[str] | None = None) -> "Dataset":
+        """A reproducible subset; see :func:`select_subset`. Queries keep dataset order."""
+        queries = self.queries
+        if qids is not None:
+            wanted = [str(q) for q in qids]
+            index = self.by_qid()
+            unknown = [q for q in wanted if q not in index]
+            if unknown:
+                raise InputError(f"{len(unknown)} subset id(s) are not in {self.name}/{self.split}, "
+                                 f"e.g. {', '.join(unknown[:5])}")
+            keep = set(wanted)
+            queries = [q for q in queries if q.qid in keep]
+        if limit is not None:
+            queries = select_subset(queries, limit, seed)
+        return Dataset(self.name, self.split, list(queries), list(self.source))
+
+
+def select_subset(queries: Sequence[Query], limit: int, seed: int = 0) -> list[Query]:
+    """Pick ``limit`` queries reproducibly: rank by ``sha256(f"{seed}:{qid}")``, keep the first.
+
+    The choice depends only on the seed and the query ids (not on Python's RNG or the order of
+    the file), and a larger limit with the same seed is a superset of a smaller one.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigurationError(f"limit must be a positive integer, got {limit!r}")
+    ranked = sorted(queries, key=lambda q: hashlib.sha256(f"{seed}:{q.qid}".encode()).hexdigest())
+    keep = {q.qid for q in ranked[:limit]}
+    return [q for q in queries if q.qid in keep]
+
+
+def read_subset_file(path: str | Path) -> list[str]:
+    """Query ids from a subset file: one id a line (``#`` comments), or JSON lines with ``qid``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("subset file not found", path=path)
+    ids: list[str] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("{"):
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"not valid JSON ({exc.msg})", path=path, line=lineno) from None
+            if "qid" not in obj:
+                raise InputError("a JSON subset line needs a 'qid' key", path=path, line=lineno)
+            ids.append(str(obj["qid"]))
+        else:
+            ids.append(line)
+    if not ids:
+        raise InputError("subset file lists no query ids", path=path)
+    return ids
+
+
+# ---------------------------------------------------------------------------------------- data root
+
+def data_root(root: str | Path | None = None) -> Path:
+    """The annotation folder: ``root``, else ``$VIDGROUND_DATA``, else ``<repo>/../shared/data``."""
+    if root is not None:
+        candidate, how = Path(root), "the root argument"
+    elif os.environ.get("VIDGROUND_DATA"):
+        candidate, how = Path(os.environ["VIDGROUND_DATA"]), "VIDGROUND_DATA"
+    else:
+        candidate, how = Path(__file__).resolve().parents[1].parent / "shared" / "data", "the default"
+    if not candidate.is_dir():
+        raise ConfigurationError(
+            f"data folder {candidate} (from {how}) does not exist; pass root= / --data-root "
+            "or set VIDGROUND_DATA to the folder holding charades-sta/, activitynet-captions/, qvhighlights/")
+    return candidate
+
+
+def _need(path: Path) -> Path:
+    if not path.is_file():
+        raise InputError("annotation file not found", path=path)
+    return path
+
+
+def _window(s: Any, e: Any, path: Path, line: int | None) -> tuple[float, float]:
+    try:
+        s, e = float(s), float(e)
+    except (TypeError, ValueError):
+        raise InputError(f"window [{s!r}, {e!r}] is not two numbers", path=path, line=line) from None
+    if not (math.isfinite(s) and math.isfinite(e)) or e < s:
+        raise InputError(f"window [{s}, {e}] is not a forward span of seconds", path=path, line=line)
+    return (s, e)
+
+
+# ------------------------------------------------------------------------------------------ loaders
+
+def load_durations(path: str | Path) -> dict[str, float]:
+    """A Charades ``id,length`` CSV (or the full metadata CSV, which has both columns)."""
+    path = _need(Path(path))
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or "id" not in reader.fieldnames or "length" not in reader.fieldnames:
+            raise InputError("durations CSV needs 'id' and 'length' columns", path=path)
+        return {row["id"]: float(row["length"]) for row in reader}
+
+
+def load_charades_sta(root: Path, split: str) -> Dataset:
+    folder = root / "charades-sta"
+    ann = _need(folder / f"charades_sta_{split}.txt")
+    durations = load_durations(folder / f"charades_{split}_durations.csv")
+    queries: list[Query] = []
+    with ann.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            head, sep, sentence = line.rstrip("\n").partition("##")
+            parts = head.split()
+            if not sep or len(parts) != 3 or not sentence.strip():
+                raise InputError("expected 'VIDEO START END##sentence'", path=ann, line=lineno)
+            video = parts[0]
+            queries.append(Query(str(len(queries)), video, sentence.strip(), durations.get(video),
+                                 (_window(parts[1], parts[2], ann, lineno),)))
+    return Dataset("charades-sta", split, queries, [str(ann), str(folder / f"charades_{split}_durations.csv")])
+
+
+def load_activitynet_captions(root: Path, split: str) -> Dataset:
+    path = _need(root / "activitynet-captions" / f"{split}.json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+    queries: list[Query] = []
+    for video, rec in data.items():
+        stamps, sentences = rec.get("timestamps", []), rec.get("sentences", [])
+        if len(stamps) != len(sentences):
+            raise InputError(f"video {video}: {len(stamps)} timestamps but {len(sentences)} sentences", path=path)
+        for i, ((s, e), sentence) in enumerate(zip(stamps, sentences)):
+            queries.append(Query(f"{video}#{i}", video, sentence.strip(), rec.get("duration"),
+                                 (_window(s, e, path, None),)))
+    return Dataset("activitynet-captions", split, queries, [str(path)])
+
+
+def load_jsonl(path: str | Path, *, name: str = "jsonl", split: str = "file") -> Dataset:
+    """Generic JSONL, one query a line.
+
+    Keys: ``video`` (or ``vid``), ``query``, ``windows`` (or ``relevant_windows``, or
+    ``timestamp``/``window`` for a single ``[start, end]``), optional ``qid`` (default: the
+    line index) and ``duration``. This also reads QVHighlights / moment_detr files.
+    """
+    path = _need(Path(path))
+    queries: list[Query] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"not valid JSON ({exc.msg})", path=path, line=lineno) from None
+            if not isinstance(obj, dict):
+                raise InputError("each line must be a JSON object", path=path, line=lineno)
+            video = obj.get("video", obj.get("vid"))
+            text = obj.get("query")
+            windows = obj.get("windows", obj.get("relevant_windows"))
+            if windows is None:
+                single = obj.get("timestamp", obj.get("window"))
+                windows = [single] if single is not None else None
+            if video is None or not isinstance(text, str) or not text.strip() or not windows:
+                raise InputError("a query line needs 'video', a non-empty 'query' and 'windows' "
+                                 "([[start, end], ...])", path=path, line=lineno)
+            try:
+                wins = tuple(_window(w[0], w[1], path, lineno) for w in windows)
+            except (TypeError, IndexError, KeyError):
+                raise InputError("'windows' must be a list of [start, end] pairs", path=path, line=lineno) from None
+            extra = {k: v for k, v in obj.items()
+                     if k not in {"qid", "video", "vid", "query", "duration", "windows", "relevant_windows"}}
+            queries.append(Query(str(obj.get("qid", len(queries))), str(video), text.strip(),
+                                 obj.get("duration"), wins, extra))
+    if not queries:
+        raise InputError("no queries in the file", path=path)
+    return Dataset(name, split, queries, [str(path)])
+
+
+def load_dataset(name: str, split: str | None = None, root: str | Path | None = None,
+                 *, path: str | Path | None = None) -> Dataset:
+    """Load a dataset by name: ``charades-sta`` (test|train), ``activitynet-captions`` (val_2),
+    ``qvhighlights`` (val) or ``jsonl`` (give ``path=``; ``split`` is then just a label).
+
+    ``root`` overrides the data folder (see :func:`data_root`).
+    """
+    if name not in DATASETS:
+        raise ConfigurationError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if name == "jsonl":
+        if path is None:
+            raise ConfigurationError("the 'jsonl' dataset needs path= (a JSONL file of queries)")
+        return load_jsonl(path, split=split or "file")
+    split = split or DATASETS[name][0]
+    if split not in DATASETS[name]:
+        raise ConfigurationError(f"unknown split {split!r} for {name}; choose one of {', '.join(DATASETS[name])}")
+    base = data_root(root)
+    if name == "charades-sta":
+        ds = load_charades_sta(base, split)
+    elif name == "activitynet-captions":
+        ds = load_activitynet_captions(base, split)
+    else:
+        ds = load_jsonl(base / "qvhighlights" / f"highlight_{split}_release.jsonl", name=name, split=split)
+    _check_unique(ds)
+    return ds
+
+
+def _check_unique(ds: Dataset) -> None:
+    if len({q.qid for q in ds.queries}) != len(ds.queries):
+        raise InputError(f"{ds.name}/{ds.split}: query ids are not unique")
+
+
+# ----------------------------------------------------------------------------------- video lookup
+
+def find_videos(video_ids: Iterable[str], folder: str | Path) -> tuple[dict[str, Path], list[str]]:
+    """Map video ids to files in ``folder`` (searched recursively, any extension in
+    :data:`VIDEO_EXTENSIONS`, case-insensitive). ActivityNet's ``v_`` prefix may be present or
+    absent on either side. Returns ``(found, missing)``; missing ids are not an error here.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError("videos folder not found", path=folder)
+    files: dict[str, Path] = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS:
+            files.setdefault(p.stem, p)
+    found: dict[str, Path] = {}
+    missing: list[str] = []
+    for vid in dict.fromkeys(video_ids):
+        alternatives = [vid, vid[2:] if vid.startswith("v_") else f"v_{vid}"]
+        hit = next((files[a] for a in alternatives if a in files), None)
+        if hit is None:
+            missing.append(vid)
+        else:
+            found[vid] = hit
+    return found, missing
