@@ -1,0 +1,129 @@
+"""The vidground command line: every command on a rendered video and on a descriptions file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from frame_describer import FrameDescription, write_descriptions
+from pipelines.cli import main
+
+DESCS = [FrameDescription(t=float(t), text="A person is standing in the kitchen." if 3 <= t <= 5 else "An empty room.")
+         for t in range(8)]
+
+
+@pytest.fixture()
+def desc_file(tmp_path):
+    path = tmp_path / "k.descriptions.jsonl"
+    write_descriptions(path, DESCS)
+    return path
+
+
+def test_ground_descriptions_table(desc_file, capsys):
+    assert main(["ground", "--descriptions", str(desc_file), "a person stands in the kitchen"]) == 0
+    out = capsys.readouterr().out
+    assert "(inferred)" in out and "reasoner=embedding" in out
+    first = [line for line in out.splitlines() if line.strip().startswith("1 ")][0].split()
+    start, end = float(first[1]), float(first[2])
+    assert start == pytest.approx(3.0) and end == pytest.approx(6.0)
+
+
+def test_ground_descriptions_json(desc_file, capsys):
+    assert main(["ground", "--descriptions", str(desc_file), "--duration", "8", "a person stands in the kitchen", "--json",
+                 "--top-k", "1"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["query"] == "a person stands in the kitchen" and data["duration"] == 8.0
+    assert data["duration_inferred"] is False and len(data["intervals"]) == 1
+    assert set(data["intervals"][0]) == {"start", "end", "score"}
+
+
+def test_describe_then_ground_on_video(demo_video, tmp_path, capsys):
+    video, events = demo_video
+    out = tmp_path / "demo.descriptions.jsonl"
+    assert main(["describe", str(video), "-o", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().err
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and all({"t", "text", "video", "duration", "step", "describer"} <= set(r) for r in rows)
+    ev = events[0]
+    assert main(["ground", "--descriptions", str(out), ev.query, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["describer"] == "cv" and data["duration_inferred"] is False
+    best = data["intervals"][0]
+    inter = max(0.0, min(best["end"], ev.end) - max(best["start"], ev.start))
+    assert inter / (max(best["end"], ev.end) - min(best["start"], ev.start)) >= 0.5
+
+
+def test_ground_video_json(demo_video, capsys):
+    video, events = demo_video
+    assert main(["ground", str(video), events[1].query, "--json", "--fps", "1"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["video"] == str(video) and data["intervals"]
+
+
+def test_describe_to_stdout(demo_video, capsys):
+    assert main(["describe", str(demo_video[0]), "--num-frames", "4"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 4
+
+
+def test_demo_json(capsys):
+    assert main(["demo", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["found"] == len(report["events"]) >= 4
+    for row in report["events"]:
+        assert row["iou"] >= 0.5, row
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["ground", "missing.mp4", "a query"], "missing.mp4: file not found"),
+        (["ground", "--descriptions", "missing.jsonl", "a query"], "missing.jsonl: descriptions file not found"),
+        (["ground", "only-a-query"], "give VIDEO and QUERY"),
+        (["ground", "--descriptions", "x.jsonl", "v.mp4", "q"], "only the QUERY"),
+        (["ground", "--reasoner", "nope", "--descriptions", "x.jsonl", "q"], "unknown reasoner backend"),
+    ],
+)
+def test_errors_are_one_line_with_nonzero_exit(argv, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_empty_query_and_bad_file(desc_file, tmp_path, capsys):
+    assert main(["ground", "--descriptions", str(desc_file), "   "]) == 1
+    assert "query is empty" in capsys.readouterr().err
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    assert main(["ground", str(bad), "a person"]) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and "Traceback" not in err
+
+
+def test_describe_writes_nothing_on_failure(tmp_path, capsys):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    out = tmp_path / "out.jsonl"
+    assert main(["describe", str(bad), "-o", str(out)]) == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == [bad]
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["ground"])
+    assert e.value.code == 2
+
+
+def test_console_script_help():
+    exe = shutil.which("vidground") or pytest.skip("the vidground console script is not installed")
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, env={**os.environ}, check=True).stdout
+    for cmd in ("ground", "describe", "demo"):
+        assert cmd in out
+    out = subprocess.run([exe, "ground", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--descriptions" in out and "--describer" in out and "--reasoner" in out

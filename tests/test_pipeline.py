@@ -1,0 +1,198 @@
+"""The public API: ground() on videos and on descriptions, typed errors, the result schema."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+
+from frame_describer import FrameDescription, describers, get_describer, write_descriptions
+from frame_describer.errors import ConfigurationError, InputError, VideoDecodeError
+from pipelines import describe, ground, load_descriptions
+from temporal_reasoner import BaseReasoner, GroundingResult, Interval, get_reasoner, reasoners, result_json_schema
+
+
+class KeywordReasoner(BaseReasoner):
+    """A test double: the span of transcript entries whose text contains the query's last word."""
+
+    name = "keyword"
+
+    def ground(self, query, transcript):
+        word = query.split()[-1].lower()
+        hits = [e for e in transcript.entries if word in e.text.lower()]
+        intervals = [Interval(start=hits[0].start, end=hits[-1].end, score=1.0)] if hits else []
+        return GroundingResult(query=query, duration=transcript.duration, intervals=intervals, reasoner=self.name)
+
+
+DESCS = [
+    FrameDescription(t=float(t), text="A person opens the fridge." if 4 <= t <= 6 else "An empty kitchen.")
+    for t in range(10)
+]
+
+
+def test_stage2_from_list_infers_duration():
+    r = ground(query="  opens the   fridge ", descriptions=DESCS, reasoner=KeywordReasoner())
+    assert r.query == "opens the fridge"
+    assert r.duration == pytest.approx(10.0) and r.duration_inferred
+    assert [(iv.start, iv.end) for iv in r.intervals] == [(4.0, 7.0)]
+    assert r.describer == "external" and r.reasoner == "keyword"
+    assert "reason" in r.timings
+
+
+def test_stage2_explicit_duration_is_not_inferred():
+    r = ground(query="fridge", descriptions=DESCS, duration=12.5, reasoner=KeywordReasoner())
+    assert r.duration == 12.5 and not r.duration_inferred
+
+
+def test_stage2_from_file_reads_metadata_and_keeps_extra_keys(tmp_path):
+    path = tmp_path / "d.jsonl"
+    rows = [{"t": d.t, "text": d.text, "camera": "A"} for d in DESCS]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    described = load_descriptions(path)
+    assert described.duration_inferred and described.duration == 10.0
+    assert described.descriptions[0].model_extra == {"camera": "A"}
+    write_descriptions(tmp_path / "m.jsonl", DESCS, duration=11.0, step=1.0, describer="cv")
+    r = ground(query="fridge", descriptions=tmp_path / "m.jsonl", reasoner=KeywordReasoner())
+    assert r.duration == 11.0 and not r.duration_inferred and r.describer == "cv"
+
+
+def test_top_k_limits_intervals():
+    class Many(KeywordReasoner):
+        def ground(self, query, transcript):
+            ivs = [Interval(start=i, end=i + 1, score=1 - i / 10) for i in range(5)]
+            return GroundingResult(query=query, duration=transcript.duration, intervals=ivs)
+
+    r = ground(query="x", descriptions=DESCS, reasoner=Many(), top_k=2)
+    assert [iv.start for iv in r.intervals] == [0, 1]
+    with pytest.raises(ConfigurationError):
+        ground(query="x", descriptions=DESCS, reasoner=Many(), top_k=0)
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t", None, 42])
+def test_empty_or_non_text_query_is_an_input_error(query):
+    with pytest.raises(InputError, match="query"):
+        ground(query=query, descriptions=DESCS, reasoner=KeywordReasoner())
+
+
+def test_exactly_one_source():
+    with pytest.raises(ConfigurationError, match="exactly one"):
+        ground(query="x", reasoner=KeywordReasoner())
+    with pytest.raises(ConfigurationError, match="exactly one"):
+        ground("v.mp4", "x", descriptions=DESCS, reasoner=KeywordReasoner())
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "empty"),
+        ('{"t": 0, "text": "a"}\nnot json\n', ":2: not valid JSON"),
+        ('{"t": 0}\n', ":1: missing key"),
+        ('{"t": -1, "text": "a"}\n', "finite number"),
+        ('{"t": "3", "text": "a"}\n', "finite number"),
+        ('{"t": NaN, "text": "a"}\n', "finite number"),
+        ('{"t": 1, "text": 5}\n', "'text' must be a string"),
+        ("[1, 2]\n", "JSON object"),
+    ],
+)
+def test_bad_descriptions_files_name_file_and_line(tmp_path, content, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(InputError) as err:
+        ground(query="x", descriptions=path, reasoner=KeywordReasoner())
+    assert str(path) in str(err.value) and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_descriptions_file(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        ground(query="x", descriptions=tmp_path / "nope.jsonl", reasoner=KeywordReasoner())
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder", "empty", "text", "png"])
+def test_bad_videos_raise_video_decode_error(tmp_path, kind):
+    path = tmp_path / "clip.mp4"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("this is not a video\n" * 50)
+    elif kind == "png":
+        import cv2
+        import numpy as np
+
+        ok, buf = cv2.imencode(".png", np.zeros((32, 32, 3), np.uint8))
+        path.write_bytes(buf.tobytes())
+    with pytest.raises(VideoDecodeError) as err:
+        ground(path, "a person walks", reasoner=KeywordReasoner())
+    assert str(path) in str(err.value)
+
+
+def test_result_json_validates_against_exported_schema(demo_described):
+    r = ground(query="a person", descriptions=demo_described)
+    data = json.loads(r.model_dump_json())
+    jsonschema.validate(data, result_json_schema())
+    assert set(data) >= {"query", "duration", "intervals"}
+    assert all(set(iv) == {"start", "end", "score"} for iv in data["intervals"])
+    scores = [iv["score"] for iv in data["intervals"]]
+    assert scores == sorted(scores, reverse=True)
+    assert GroundingResult.model_validate_json(r.model_dump_json()) == r
+
+
+def test_describe_streams_and_reports(demo_video, demo_described):
+    path, _ = demo_video
+    d = demo_described
+    assert d.describer == "cv" and d.step == pytest.approx(1.0)
+    times = [x.t for x in d.descriptions]
+    assert times == sorted(times) and len(times) >= d.duration - 1
+    assert all(x.text for x in d.descriptions)
+
+
+def test_demo_events_are_found(demo_video, demo_described):
+    """The whole offline path finds every known event of the rendered video (IoU >= 0.5)."""
+    _, events = demo_video
+    assert len(events) >= 4
+    for ev in events:
+        r = ground(query=ev.query, descriptions=demo_described)
+        assert r.best is not None, ev.query
+        iou = r.best.iou((ev.start, ev.end))
+        assert iou >= 0.5, f"{ev.name}: predicted {r.best.start:.1f}-{r.best.end:.1f}, truth {ev.start}-{ev.end}, IoU {iou:.2f}"
+
+
+def test_ground_end_to_end_on_video(demo_video):
+    path, events = demo_video
+    ev = events[0]
+    r = ground(path, ev.query, fps=1.0)
+    assert r.video == str(path) and r.describer == "cv" and r.reasoner == "embedding"
+    assert not r.duration_inferred and r.duration > 0
+    assert {"describe", "reason"} <= set(r.timings)
+    assert r.best.iou((ev.start, ev.end)) >= 0.5
+
+
+def test_unknown_backends_list_the_choices():
+    with pytest.raises(ConfigurationError, match="choose one of: .*cv"):
+        get_describer("nope:model")
+    with pytest.raises(ConfigurationError, match="choose one of: .*embedding"):
+        get_reasoner("magic")
+
+
+def test_third_party_backend_registration():
+    reasoners.register("keyword-test", KeywordReasoner)
+    try:
+        r = ground(query="fridge", descriptions=DESCS, reasoner="keyword-test")
+        assert r.reasoner == "keyword"
+    finally:
+        reasoners._targets.pop("keyword-test")
+    assert "keyword-test" not in reasoners.names()
+    assert "cv" in describers.names()
+
+
+def test_import_is_light():
+    code = ("import sys, pipelines, frame_describer, temporal_reasoner, prompts; "
+            "heavy = [m for m in ('torch', 'cv2', 'av', 'openai', 'transformers', 'sentence_transformers') if m in sys.modules]; "
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"importing the packages imported {out}"
