@@ -29,6 +29,7 @@ class DescribedVideo(BaseModel):
     video: str
     duration: float
     step: float
+    duration_inferred: bool = False
     describer: str
     settings: dict[str, Any] = Field(default_factory=dict)
     descriptions: list[FrameDescription]
@@ -36,7 +37,8 @@ class DescribedVideo(BaseModel):
     seconds: float = 0.0
 
     def transcript(self, *, merge: bool = True) -> Transcript:
-        return Transcript.from_descriptions(self.descriptions, duration=self.duration, step=self.step, merge=merge)
+        t = Transcript.from_descriptions(self.descriptions, duration=self.duration, step=self.step, merge=merge)
+        return t.model_copy(update={"duration_inferred": self.duration_inferred})
 
     def write(self, path: PathLike) -> int:
         """Write the descriptions file (JSONL, atomic); every line carries this video's metadata."""
@@ -121,7 +123,9 @@ def load_descriptions(
     from the last line's time plus the sampling step (and marked as inferred).
     """
     if isinstance(descriptions, DescribedVideo):
-        return descriptions if duration is None else descriptions.model_copy(update={"duration": duration})
+        if duration is None:
+            return descriptions
+        return descriptions.model_copy(update={"duration": float(duration), "duration_inferred": False})
     source = "<descriptions>"
     if isinstance(descriptions, (str, Path)):
         source = str(descriptions)
@@ -143,9 +147,9 @@ def load_descriptions(
         video=str(description_metadata(items, "video") or source),
         duration=transcript.duration,
         step=transcript.step,
+        duration_inferred=transcript.duration_inferred,
         describer=str(description_metadata(items, "describer") or "external"),
         descriptions=items,
-        settings={"duration_inferred": transcript.duration_inferred},
     )
 
 
@@ -184,7 +188,7 @@ def ground(
         described = describe(video, describer=describer, fps=fps, num_frames=num_frames, max_frames=max_frames,
                              max_side=max_side, query=query, progress=progress, describer_options=describer_options)
         if duration is not None:
-            described = described.model_copy(update={"duration": float(duration)})
+            described = described.model_copy(update={"duration": float(duration), "duration_inferred": False})
         timings["describe"] = round(described.seconds, 4)
     else:
         if describer is not None:
