@@ -76,6 +76,8 @@ class Dataset:
     split: str
     queries: list[Query]
     source: list[str] = field(default_factory=list)
+    #: annotations skipped on load, as ``"file:line: reason"`` (e.g. a reversed GT span)
+    dropped: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -112,7 +114,7 @@ class Dataset:
             queries = [q for q in queries if q.qid in keep]
         if limit is not None:
             queries = select_subset(queries, limit, seed)
-        return Dataset(self.name, self.split, list(queries), list(self.source))
+        return Dataset(self.name, self.split, list(queries), list(self.source), list(self.dropped))
 
 
 def select_subset(queries: Sequence[Query], limit: int, seed: int = 0) -> list[Query]:
@@ -176,13 +178,19 @@ def _need(path: Path) -> Path:
     return path
 
 
+class _Reversed(Exception):
+    """A GT window whose end is before its start: the query is dropped and reported."""
+
+
 def _window(s: Any, e: Any, path: Path, line: int | None) -> tuple[float, float]:
     try:
         s, e = float(s), float(e)
     except (TypeError, ValueError):
         raise InputError(f"window [{s!r}, {e!r}] is not two numbers", path=path, line=line) from None
-    if not (math.isfinite(s) and math.isfinite(e)) or e < s:
-        raise InputError(f"window [{s}, {e}] is not a forward span of seconds", path=path, line=line)
+    if not (math.isfinite(s) and math.isfinite(e)):
+        raise InputError(f"window [{s}, {e}] is not finite", path=path, line=line)
+    if e < s:
+        raise _Reversed(f"{path.name}:{line}: GT window [{s:g}, {e:g}] ends before it starts")
     return (s, e)
 
 
@@ -203,6 +211,8 @@ def load_charades_sta(root: Path, split: str) -> Dataset:
     ann = _need(folder / f"charades_sta_{split}.txt")
     durations = load_durations(folder / f"charades_{split}_durations.csv")
     queries: list[Query] = []
+    dropped: list[str] = []
+    index = 0  # the usual query id: the index among the file's non-empty lines
     with ann.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -212,9 +222,14 @@ def load_charades_sta(root: Path, split: str) -> Dataset:
             if not sep or len(parts) != 3 or not sentence.strip():
                 raise InputError("expected 'VIDEO START END##sentence'", path=ann, line=lineno)
             video = parts[0]
-            queries.append(Query(str(len(queries)), video, sentence.strip(), durations.get(video),
-                                 (_window(parts[1], parts[2], ann, lineno),)))
-    return Dataset("charades-sta", split, queries, [str(ann), str(folder / f"charades_{split}_durations.csv")])
+            try:
+                queries.append(Query(str(index), video, sentence.strip(), durations.get(video),
+                                     (_window(parts[1], parts[2], ann, lineno),)))
+            except _Reversed as exc:
+                dropped.append(str(exc))
+            index += 1
+    return Dataset("charades-sta", split, queries, [str(ann), str(folder / f"charades_{split}_durations.csv")],
+                   dropped)
 
 
 def load_activitynet_captions(root: Path, split: str) -> Dataset:
@@ -224,14 +239,18 @@ def load_activitynet_captions(root: Path, split: str) -> Dataset:
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
     queries: list[Query] = []
+    dropped: list[str] = []
     for video, rec in data.items():
         stamps, sentences = rec.get("timestamps", []), rec.get("sentences", [])
         if len(stamps) != len(sentences):
             raise InputError(f"video {video}: {len(stamps)} timestamps but {len(sentences)} sentences", path=path)
         for i, ((s, e), sentence) in enumerate(zip(stamps, sentences)):
-            queries.append(Query(f"{video}#{i}", video, sentence.strip(), rec.get("duration"),
-                                 (_window(s, e, path, None),)))
-    return Dataset("activitynet-captions", split, queries, [str(path)])
+            try:
+                queries.append(Query(f"{video}#{i}", video, sentence.strip(), rec.get("duration"),
+                                     (_window(s, e, path, None),)))
+            except _Reversed as exc:
+                dropped.append(f"{exc} (video {video}, sentence {i})")
+    return Dataset("activitynet-captions", split, queries, [str(path)], dropped)
 
 
 def load_jsonl(path: str | Path, *, name: str = "jsonl", split: str = "file") -> Dataset:
@@ -243,10 +262,13 @@ def load_jsonl(path: str | Path, *, name: str = "jsonl", split: str = "file") ->
     """
     path = _need(Path(path))
     queries: list[Query] = []
+    dropped: list[str] = []
+    index = 0
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
+            index += 1
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -266,13 +288,16 @@ def load_jsonl(path: str | Path, *, name: str = "jsonl", split: str = "file") ->
                 wins = tuple(_window(w[0], w[1], path, lineno) for w in windows)
             except (TypeError, IndexError, KeyError):
                 raise InputError("'windows' must be a list of [start, end] pairs", path=path, line=lineno) from None
+            except _Reversed as exc:
+                dropped.append(str(exc))
+                continue
             extra = {k: v for k, v in obj.items()
                      if k not in {"qid", "video", "vid", "query", "duration", "windows", "relevant_windows"}}
-            queries.append(Query(str(obj.get("qid", len(queries))), str(video), text.strip(),
+            queries.append(Query(str(obj.get("qid", index - 1)), str(video), text.strip(),
                                  obj.get("duration"), wins, extra))
     if not queries:
         raise InputError("no queries in the file", path=path)
-    return Dataset(name, split, queries, [str(path)])
+    return Dataset(name, split, queries, [str(path)], dropped)
 
 
 def load_dataset(name: str, split: str | None = None, root: str | Path | None = None,

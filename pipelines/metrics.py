@@ -1,0 +1,260 @@
+"""Temporal-grounding metrics: R1@m, R5@m and mIoU in percent, with the field's common convention.
+
+The convention (moment_detr, lighthouse, UniVTG, TimeChat, lmms-eval):
+
+* IoU over continuous seconds; with several GT windows (QVHighlights) a prediction's IoU is
+  its best IoU over the windows;
+* the top-1 prediction per query for R1 and mIoU; R5@m is a hit when any of the top 5 hits;
+* a hit when ``IoU >= m``, compared with a tolerance of ``1e-9`` so that IoUs such as
+  0.49999999999999994 that are 0.5 in exact arithmetic count as hits;
+* a missing, unparseable, empty or reversed prediction scores IoU 0 and stays in the
+  denominator; how many there were, by kind, is reported;
+* the GT is used as annotated unless ``clip_gt=True`` (then clipped to the video duration).
+
+:func:`compute_metrics` is the single entry point for runs, ``vidground score`` and reports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from frame_describer.errors import ConfigurationError
+
+from .datasets import Query
+
+DEFAULT_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
+TOLERANCE = 1e-9
+#: Failure kinds a prediction can have (it then scores IoU 0).
+FAILURE_KINDS = ("missing", "error", "empty", "unparseable", "reversed")
+
+
+class QueryScore(BaseModel):
+    """How one query scored: ``iou`` of the top-1 prediction, ``best5`` the best IoU in the top 5."""
+
+    qid: str
+    iou: float
+    best5: float
+    failure: str | None = None
+    top1: tuple[float, float] | None = None
+
+
+class Metrics(BaseModel):
+    """Metric values in percent keyed ``"R1@0.5"``, ``"R5@0.5"``, ``"mIoU"``; ``ci`` holds the
+    bootstrap 95% interval of each. ``baselines`` maps a baseline name to its own values."""
+
+    n: int
+    values: dict[str, float]
+    ci: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    failures: dict[str, int] = Field(default_factory=dict)
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    convention: str = ""
+    clip_gt: bool = False
+    bootstrap: int = 0
+    baselines: dict[str, dict[str, float]] = Field(default_factory=dict)
+    #: the prior-span baseline's ``(start, end)`` as fractions of each video's duration
+    prior: tuple[float, float] | None = None
+    per_query: list[QueryScore] = Field(default_factory=list, repr=False)
+
+    @property
+    def n_failures(self) -> int:
+        return sum(self.failures.values())
+
+    def __getitem__(self, key: str) -> float:
+        return self.values[key]
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready dict without the per-query scores."""
+        return self.model_dump(mode="json", exclude={"per_query"}) | {"n_failures": self.n_failures}
+
+
+def convention_text(thresholds: Sequence[float] = DEFAULT_THRESHOLDS, clip_gt: bool = False) -> str:
+    """One sentence stating the metric convention; every report prints it."""
+    ms = ", ".join(f"{m:g}" for m in thresholds)
+    gt = "GT clipped to the video duration" if clip_gt else "GT used as annotated (not clipped to the duration)"
+    return (f"IoU over seconds (best over GT windows), top-1 per query for R1/mIoU and top-5 for R5; "
+            f"hit when IoU >= m (m in {ms}, tolerance {TOLERANCE:g}); missing, unparseable or reversed "
+            f"predictions score IoU 0 and stay in the denominator; {gt}.")
+
+
+def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Temporal IoU of two ``(start, end)`` spans in seconds (0 when the union is empty)."""
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return inter / union if union > 0 else 0.0
+
+
+def _span(item: Any) -> tuple[float, float] | str:
+    """``(start, end)`` of one predicted interval, or a failure kind."""
+    if hasattr(item, "start") and hasattr(item, "end"):
+        s, e = item.start, item.end
+    elif isinstance(item, Mapping):
+        s, e = item.get("start"), item.get("end")
+    elif isinstance(item, (list, tuple)) and len(item) >= 2:
+        s, e = item[0], item[1]
+    else:
+        return "unparseable"
+    try:
+        if isinstance(s, bool) or isinstance(e, bool):
+            raise TypeError
+        s, e = float(s), float(e)
+    except (TypeError, ValueError):
+        return "unparseable"
+    if not (math.isfinite(s) and math.isfinite(e)):
+        return "unparseable"
+    if not e > s:
+        return "reversed"
+    return (s, e)
+
+
+def _items(prediction: Any) -> Sequence[Any] | str:
+    """The raw interval list of a prediction, or a failure kind."""
+    if prediction is None:
+        return "missing"
+    if isinstance(prediction, Mapping):
+        if prediction.get("error"):
+            return "error"
+        items = prediction.get("intervals", prediction.get("pred_relevant_windows"))
+        if items is None:
+            return "missing"
+    elif hasattr(prediction, "intervals"):
+        items = prediction.intervals
+    else:
+        items = prediction
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+        return "unparseable"
+    return items if len(items) else "empty"
+
+
+def prediction_spans(prediction: Any) -> tuple[list[tuple[float, float]], str | None]:
+    """Normalise one query's prediction to its spans (best first) and the failure kind of its top-1.
+
+    Accepts ``None`` (missing), a :class:`~temporal_reasoner.types.GroundingResult`, a list of
+    intervals (``[s, e]``, ``[s, e, score]``, ``{"start", "end"}`` or ``Interval``), or a dict
+    with ``"intervals"`` / ``"pred_relevant_windows"`` and optionally ``"error"``. Later
+    intervals that do not parse are skipped (they only matter for R5).
+    """
+    items = _items(prediction)
+    if isinstance(items, str):
+        return [], items
+    spans = [_span(it) for it in items]
+    good = [s for s in spans if not isinstance(s, str)]
+    return good, spans[0] if isinstance(spans[0], str) else None
+
+
+def gt_windows(query: Query, clip_gt: bool = False) -> list[tuple[float, float]]:
+    """The query's GT windows, clipped to ``[0, duration]`` when asked (a window wholly past the
+    end is kept as annotated rather than dropped)."""
+    wins = list(query.windows)
+    if clip_gt and query.duration is not None:
+        clipped = []
+        for s, e in wins:
+            cs, ce = max(0.0, s), min(e, query.duration)
+            clipped.append((cs, ce) if ce > cs else (s, e))
+        wins = clipped
+    return wins
+
+
+def score_query(query: Query, prediction: Any, *, clip_gt: bool = False, top_k: int = 5) -> QueryScore:
+    spans, failure = prediction_spans(prediction)
+    gts = gt_windows(query, clip_gt)
+
+    def best(span: tuple[float, float]) -> float:
+        return max(iou(span, g) for g in gts)
+
+    top1 = best(spans[0]) if failure is None else 0.0
+    best5 = max([best(s) for s in spans[:top_k]] + [top1]) if spans else 0.0
+    return QueryScore(qid=query.qid, iou=top1, best5=best5, failure=failure,
+                      top1=spans[0] if failure is None else None)
+
+
+def _values(ious: np.ndarray, best5: np.ndarray | None, thresholds: Sequence[float]) -> dict[str, np.ndarray]:
+    """Metric values (percent) along the last axis; works on a (B, n) bootstrap matrix too."""
+    out: dict[str, np.ndarray] = {}
+    for m in thresholds:
+        out[f"R1@{m:g}"] = 100.0 * (ious >= m - TOLERANCE).mean(axis=-1)
+    if best5 is not None:
+        for m in thresholds:
+            out[f"R5@{m:g}"] = 100.0 * (best5 >= m - TOLERANCE).mean(axis=-1)
+    out["mIoU"] = 100.0 * ious.mean(axis=-1)
+    return out
+
+
+def bootstrap_ci(ious: np.ndarray, best5: np.ndarray | None, thresholds: Sequence[float],
+                 resamples: int, seed: int = 0, level: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap over queries; deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    n = len(ious)
+    chunks: dict[str, list[np.ndarray]] = {}
+    for start in range(0, resamples, 200):
+        idx = rng.integers(0, n, size=(min(200, resamples - start), n))
+        for k, v in _values(ious[idx], None if best5 is None else best5[idx], thresholds).items():
+            chunks.setdefault(k, []).append(v)
+    lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+    return {k: (round(float(np.percentile(np.concatenate(v), lo)), 2),
+                round(float(np.percentile(np.concatenate(v), hi)), 2)) for k, v in chunks.items()}
+
+
+def baseline_predictions(queries: Sequence[Query], kind: str,
+                         prior: tuple[float, float] | None = None) -> dict[str, list[list[float]] | None]:
+    """Query-blind predictions: ``"whole"`` = ``[0, duration]``; ``"prior"`` = the span
+    ``[a*duration, b*duration]`` with ``prior=(a, b)`` fractions, by default the mean normalised
+    GT start and end of ``queries``. Queries without a duration get no prediction."""
+    if kind == "whole":
+        a, b = 0.0, 1.0
+    elif kind == "prior":
+        a, b = prior if prior is not None else mean_prior(queries)
+    else:
+        raise ConfigurationError(f"unknown baseline {kind!r}; choose 'whole' or 'prior'")
+    return {q.qid: ([[a * q.duration, b * q.duration]] if q.duration else None) for q in queries}
+
+
+def mean_prior(queries: Sequence[Query]) -> tuple[float, float]:
+    """Mean GT start and end as fractions of the duration (first window, clipped to [0, 1])."""
+    fr = [(min(1.0, max(0.0, q.windows[0][0] / q.duration)), min(1.0, max(0.0, q.windows[0][1] / q.duration)))
+          for q in queries if q.duration and q.windows]
+    if not fr:
+        return (0.0, 1.0)
+    return (float(np.mean([f[0] for f in fr])), float(np.mean([f[1] for f in fr])))
+
+
+def compute_metrics(predictions: Mapping[str, Any], queries: Sequence[Query], *,
+                    thresholds: Sequence[float] = DEFAULT_THRESHOLDS, clip_gt: bool = False,
+                    bootstrap: int = 1000, seed: int = 0, baselines: bool = True,
+                    prior: tuple[float, float] | None = None) -> Metrics:
+    """Score ``predictions`` (qid -> prediction, see :func:`prediction_spans`) on ``queries``.
+
+    Every query is in the denominator; a qid absent from ``predictions`` is a "missing"
+    failure. R5@m appears only when some prediction has more than one interval.
+    ``bootstrap`` resamples (0 to skip) give a 95% CI per metric. With ``baselines`` the
+    whole-video and prior-span baselines are scored on the same queries.
+    """
+    if not queries:
+        raise ConfigurationError("no queries to score")
+    ths = tuple(float(m) for m in thresholds)
+    if not ths or any(not 0 < m <= 1 for m in ths):
+        raise ConfigurationError(f"thresholds must be in (0, 1], got {list(thresholds)}")
+    scores = [score_query(q, predictions.get(q.qid), clip_gt=clip_gt) for q in queries]
+    ious = np.array([s.iou for s in scores])
+    multi = any(not isinstance(it := _items(predictions.get(q.qid)), str) and len(it) > 1 for q in queries)
+    best5 = np.array([s.best5 for s in scores]) if multi else None
+    values = {k: round(float(v), 2) for k, v in _values(ious, best5, ths).items()}
+    counts = Counter(s.failure for s in scores if s.failure)
+    result = Metrics(
+        n=len(queries), values=values, failures={k: counts[k] for k in FAILURE_KINDS if counts[k]},
+        thresholds=ths, convention=convention_text(ths, clip_gt), clip_gt=clip_gt,
+        bootstrap=bootstrap, per_query=scores,
+        ci=bootstrap_ci(ious, best5, ths, bootstrap, seed) if bootstrap > 0 else {},
+    )
+    if baselines:
+        result.prior = prior = prior if prior is not None else mean_prior(queries)
+        for name, kind in (("whole video", "whole"), ("prior span", "prior")):
+            preds = baseline_predictions(queries, kind, prior)
+            b = compute_metrics(preds, queries, thresholds=ths, clip_gt=clip_gt, bootstrap=0, baselines=False)
+            result.baselines[name] = b.values
+    return result
