@@ -114,7 +114,8 @@ def build_tiny_llava(path: str | Path) -> Path:
     model = LlavaForConditionalGeneration(config).eval()
     image_processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=8,
-                               vision_feature_select_strategy="default", chat_template=LLAVA_TEMPLATE)
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                               chat_template=LLAVA_TEMPLATE)
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path

@@ -1,0 +1,374 @@
+"""Describe frames with a local Hugging Face vision-language model (``hf:<model id or path>``).
+
+Any image-text-to-text model that ``transformers`` loads with ``AutoProcessor`` and
+``AutoModelForImageTextToText`` and that has a chat template works: LLaVA 1.5 / NeXT,
+Qwen2-VL / Qwen2.5-VL, SmolVLM, Idefics3, InternVL... Frames go through the model in batches
+(left padding, greedy decoding by default). Models are loaded once per process and shared by
+every describer built with the same model, device and dtype (see :func:`load_vlm`).
+
+Offline use: a local folder works as is; a hub id is looked up in the local cache first and
+only downloaded when ``HF_HUB_OFFLINE`` is not set. A missing model raises
+:class:`ConfigurationError` saying which model, where it looked, and how to fetch it.
+
+``torch`` and ``transformers`` are imported when a describer is built, never at package import.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import prompts
+
+from .base import PROMPT_MODES, BaseDescriber, PromptMode
+from .errors import ConfigurationError, InputError, MissingDependencyError, ProviderError
+from .types import Frame, FrameDescription, Usage
+
+DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16", "half": "float16",
+          "bfloat16": "bfloat16", "bf16": "bfloat16"}
+
+_CACHE: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def require_transformers(feature: str) -> tuple[Any, Any]:
+    """Import and return ``(torch, transformers)``, or raise MissingDependencyError naming extra 'hf'."""
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError("torch", "hf", feature) from None
+    try:
+        import transformers
+    except ImportError:
+        raise MissingDependencyError("transformers", "hf", feature) from None
+    return torch, transformers
+
+
+def resolve_device(device: str | None) -> str:
+    """``None``/``"auto"`` -> ``cuda`` when present, then ``mps``, else ``cpu``; other values are checked."""
+    import torch
+
+    if device in (None, "auto"):
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
+    device = str(device)
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigurationError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigurationError(f"device {device!r} asked for, but CUDA is not available here; use 'cpu' or 'auto'")
+    return device
+
+
+def resolve_dtype(dtype: str | Any | None, device: str) -> Any:
+    """``None``/``"auto"`` -> bfloat16 on GPUs that support it, float16 on other GPUs, float32 on CPU."""
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float16 if device.startswith("mps") else torch.float32
+    name = DTYPES.get(str(dtype).lower().removeprefix("torch."))
+    if name is None:
+        raise ConfigurationError(f"unknown dtype {dtype!r}; choose one of: auto, {', '.join(sorted(DTYPES))}")
+    return getattr(torch, name)
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return constants.HF_HUB_OFFLINE or env.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", "./", "../", "~")) or name.endswith((".gguf", os.sep)) or Path(name).exists()
+
+
+def locate_model(name: str, *, what: str, cache_dir: str | None = None) -> tuple[str, bool]:
+    """Where to load ``name`` from, and whether to stay off the network.
+
+    A local folder or file is returned as is. A hub id found in the local cache is loaded
+    with ``local_files_only``; one that is not cached raises :class:`ConfigurationError` when
+    ``HF_HUB_OFFLINE`` is set, and is otherwise left for ``transformers`` to download.
+    """
+    if not name or not name.strip():
+        raise ConfigurationError(f"the hf {what} needs a model: hf:<hub id or local path>, e.g. hf:llava-hf/llava-1.5-7b-hf")
+    if _looks_like_path(name):
+        path = Path(name).expanduser()
+        if not path.exists():
+            raise ConfigurationError(f"{what} model {name!r}: no such file or folder ({path.resolve()})")
+        if path.is_dir() and not (path / "config.json").exists():
+            raise ConfigurationError(
+                f"{what} model folder {str(path)!r} has no config.json; point at a folder written by "
+                f"save_pretrained() or downloaded with `hf download <model id> --local-dir {path}`"
+            )
+        return str(path), True
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json", cache_dir=cache_dir)
+    if isinstance(cached, str):
+        return name, True
+    if _offline():
+        raise missing_model_error(name, what=what, cache_dir=cache_dir, reason="HF_HUB_OFFLINE is set")
+    return name, False
+
+
+def missing_model_error(name: str, *, what: str, cache_dir: str | None, reason: str) -> ConfigurationError:
+    from huggingface_hub import constants
+
+    where = cache_dir or constants.HF_HUB_CACHE
+    return ConfigurationError(
+        f"{what} model {name!r} is not available locally ({reason}); looked for a folder named {name!r} and in the "
+        f"Hugging Face cache {where}. Fetch it on a machine with network: `hf download {name}` "
+        f"(or `huggingface-cli download {name}`), or pass the path of a local copy (hf:/path/to/model)"
+    )
+
+
+def load_error(name: str, source: str, local: bool, *, what: str, cache_dir: str | None,
+               exc: BaseException) -> ConfigurationError:
+    """The one-line error for a model that failed to load from ``source``."""
+    reason = " ".join(str(exc).split())[:300]
+    if local and _looks_like_path(name):
+        return ConfigurationError(f"{what} model folder {source!r} could not be loaded: {reason}")
+    return missing_model_error(name, what=what, cache_dir=cache_dir, reason=reason)
+
+
+def _no_video_needed(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(s in text for s in ("torchvision", "video_processor", "video processor", "videoprocessor",
+                                   "_extra_content"))
+
+
+def image_only_processor_class(processor_cls: type) -> type:
+    """A subclass of a multimodal processor class without its video sub-processor.
+
+    ``transformers`` 5 builds video processors on torchvision; this lets image-only use
+    (all a frame describer needs) work with pillow alone. The subclass keeps the name of the
+    original, so what it saves loads back as the original class.
+    """
+    attributes = [a for a in processor_cls.get_attributes() if "video" not in a]
+
+    def get_attributes(cls: type) -> list[str]:
+        return list(attributes)
+
+    return type(processor_cls.__name__, (processor_cls,), {"get_attributes": classmethod(get_attributes),
+                                                          "__module__": processor_cls.__module__})
+
+
+def _load_processor(transformers: Any, source: str, kwargs: dict[str, Any]) -> Any:
+    try:
+        return transformers.AutoProcessor.from_pretrained(source, **kwargs)
+    except (ImportError, AttributeError, ValueError, TypeError, OSError) as exc:
+        if not _no_video_needed(exc):
+            raise
+    # The processor's video half needs torchvision: load it image-only.
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES, processor_class_from_name
+
+    name = None
+    try:
+        processor_dict, _ = transformers.ProcessorMixin.get_processor_dict(source, **kwargs)
+        name = processor_dict.get("processor_class")
+    except (OSError, ValueError):
+        pass
+    if not name:
+        config = transformers.AutoConfig.from_pretrained(source, **kwargs)
+        name = PROCESSOR_MAPPING_NAMES.get(config.model_type)
+    cls = processor_class_from_name(name) if name else None
+    if cls is None:
+        raise ConfigurationError(f"cannot find a processor class for {source!r} (model type without a processor?)")
+    return image_only_processor_class(cls).from_pretrained(source, **kwargs)
+
+
+def load_vlm(model: str, *, device: str | None = None, dtype: str | Any | None = None, revision: str | None = None,
+             cache_dir: str | None = None, trust_remote_code: bool = False,
+             processor_kwargs: dict[str, Any] | None = None) -> tuple[Any, Any, str]:
+    """Load (once per process) an image-text-to-text model and its processor.
+
+    Returns ``(model, processor, device)``. Later calls with the same arguments return the
+    same objects, so many describers, videos and queries share one copy of the weights.
+    """
+    torch, transformers = require_transformers("the hf describer")
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    key = (model, device, str(torch_dtype), revision, cache_dir, trust_remote_code,
+           tuple(sorted((processor_kwargs or {}).items())))
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            loaded, processor = _CACHE[key]
+            return loaded, processor, device
+        source, local_only = locate_model(model, what="describer", cache_dir=cache_dir)
+        common = dict(revision=revision, cache_dir=cache_dir, trust_remote_code=trust_remote_code,
+                      local_files_only=local_only)
+        try:
+            processor = _load_processor(transformers, source, {**common, **(processor_kwargs or {})})
+            placement = {"device_map": device} if device != "cpu" else {}
+            loaded = transformers.AutoModelForImageTextToText.from_pretrained(
+                source, dtype=torch_dtype, **placement, **common)
+        except OSError as exc:
+            raise load_error(model, source, local_only, what="describer", cache_dir=cache_dir, exc=exc) from None
+        except ValueError as exc:
+            if "Unrecognized configuration class" in str(exc) or "image-text-to-text" in str(exc).lower():
+                raise ConfigurationError(
+                    f"describer model {model!r} is not an image-text-to-text model that AutoModelForImageTextToText "
+                    f"can load; use a vision-language chat model (LLaVA, Qwen2-VL, SmolVLM, Idefics3...)") from None
+            raise
+        loaded.eval()
+        if device == "cpu":
+            loaded.to(device)
+        _CACHE[key] = (loaded, processor)
+        return loaded, processor, device
+
+
+def clear_cache() -> None:
+    """Forget every loaded model (frees memory once no describer holds it)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+class TransformersDescriber(BaseDescriber):
+    """Frame descriptions from a local vision-language chat model, batched and greedy by default.
+
+    ``model`` is a hub id or a local folder. ``device``/``dtype`` default to CUDA with
+    bf16 (fp16 where bf16 is unsupported), else CPU with fp32. ``batch_size`` frames go
+    through ``generate`` together (left padding). ``generation`` holds extra ``generate``
+    keyword arguments. ``chat_template`` overrides the processor's template.
+    ``hf_model``/``hf_processor`` inject objects already loaded (no loading, no cache).
+    """
+
+    name = "hf"
+
+    def __init__(self, model: str, *, mode: PromptMode = "agnostic", device: str | None = None,
+                 dtype: str | Any | None = None, batch_size: int = 4, max_new_tokens: int = 128,
+                 do_sample: bool = False, temperature: float | None = None, prompt_version: int | None = None,
+                 revision: str | None = None, cache_dir: str | None = None, trust_remote_code: bool = False,
+                 chat_template: str | None = None, processor_kwargs: dict[str, Any] | None = None,
+                 generation: dict[str, Any] | None = None, hf_model: Any = None, hf_processor: Any = None):
+        if mode not in PROMPT_MODES:
+            raise ConfigurationError(f"unknown describer mode {mode!r}; choose one of: {', '.join(PROMPT_MODES)}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigurationError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ConfigurationError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+        self.model_name = str(model)
+        self.mode = mode
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.do_sample = bool(do_sample)
+        self.temperature = temperature
+        self.generation = dict(generation or {})
+        self.prompt = prompts.load(f"describe_{mode}", prompt_version)
+        if (hf_model is None) != (hf_processor is None):
+            raise ConfigurationError("pass both hf_model and hf_processor, or neither")
+        if hf_model is not None:
+            torch, _ = require_transformers("the hf describer")
+            self.model, self.processor = hf_model, hf_processor
+            self.device = str(next(hf_model.parameters()).device)
+        else:
+            self.model, self.processor, self.device = load_vlm(
+                self.model_name, device=device, dtype=dtype, revision=revision, cache_dir=cache_dir,
+                trust_remote_code=trust_remote_code, processor_kwargs=processor_kwargs)
+        self.dtype = str(next(self.model.parameters()).dtype).removeprefix("torch.")
+        self.chat_template = chat_template or getattr(self.processor, "chat_template", None)
+        if not self.chat_template:
+            raise ConfigurationError(
+                f"describer model {self.model_name!r} has no chat template; pass chat_template='...' (a Jinja "
+                f"template taking messages whose content holds {{'type': 'image'}} and {{'type': 'text'}} parts)")
+        tokenizer = self.processor.tokenizer
+        tokenizer.padding_side = "left"  # batched generation continues every row from its end
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self._lock = threading.Lock()  # one generate() at a time on a shared model
+
+    @classmethod
+    def from_spec(cls, arg: str | None, **options: Any) -> "TransformersDescriber":
+        if not arg:
+            raise ConfigurationError("the hf describer needs a model: hf:<hub id or local path>, "
+                                     "e.g. hf:llava-hf/llava-1.5-7b-hf or hf:./my-model")
+        return cls(arg, **options)
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name, "model": self.model_name, "mode": self.mode, "prompt": self.prompt.name,
+                "prompt_version": self.prompt.version, "prompt_hash": self.prompt.hash, "dtype": self.dtype,
+                "max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
+                "temperature": self.temperature, **({"generation": self.generation} if self.generation else {})}
+
+    def _prompt_text(self, query: str | None) -> str:
+        if self.mode == "aware":
+            if not query or not str(query).strip():
+                raise InputError("the 'aware' describer mode needs the query; pass query=... or use mode='agnostic'")
+            return self.prompt.render(query=" ".join(str(query).split()))
+        return self.prompt.render()
+
+    def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
+        text = self._prompt_text(query)
+        batch: list[Frame] = []
+        for frame in frames:
+            batch.append(frame)
+            if len(batch) == self.batch_size:
+                yield from self._describe_batch(batch, text)
+                batch = []
+        if batch:
+            yield from self._describe_batch(batch, text)
+
+    def _describe_batch(self, frames: list[Frame], text: str) -> list[FrameDescription]:
+        import torch
+        from PIL import Image
+
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+        prompt = self.processor.apply_chat_template(messages, chat_template=self.chat_template,
+                                                    add_generation_prompt=True, tokenize=False)
+        images = [[Image.fromarray(f.image)] for f in frames]
+        inputs = self.processor(text=[prompt] * len(frames), images=images, return_tensors="pt", padding=True)
+        inputs = inputs.to(self.model.device)
+        floating = {k: v.to(self.model.dtype) for k, v in inputs.items() if torch.is_floating_point(v)}
+        inputs.update(floating)
+        tokenizer = self.processor.tokenizer
+        gen: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
+                               "pad_token_id": tokenizer.pad_token_id, **self.generation}
+        if self.do_sample and self.temperature is not None:
+            gen["temperature"] = self.temperature
+        try:
+            with self._lock, torch.inference_mode():
+                out = self.model.generate(**inputs, **gen)
+        except torch.cuda.OutOfMemoryError as exc:
+            raise ProviderError(f"out of GPU memory describing {len(frames)} frames with {self.model_name!r}; "
+                                f"lower batch_size (now {self.batch_size}) or use a smaller dtype/model",
+                                provider="hf") from exc
+        prompt_len = inputs["input_ids"].shape[1]
+        new = out[:, prompt_len:]
+        texts = self.processor.batch_decode(new, skip_special_tokens=True)
+        image_id = getattr(self.processor, "image_token_id", None)
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        results = []
+        for i, frame in enumerate(frames):
+            prompt_tokens = int(inputs["attention_mask"][i].sum())
+            image_tokens = int((inputs["input_ids"][i] == image_id).sum()) if image_id is not None else 0
+            results.append(FrameDescription(
+                t=frame.t, text=texts[i],
+                usage=Usage(requests=1, prompt_tokens=prompt_tokens, image_tokens=image_tokens,
+                            completion_tokens=_generated_length(new[i].tolist(), eos_ids, tokenizer.pad_token_id))))
+        return results
+
+
+def _generated_length(ids: list[int], eos_ids: set[int], pad_id: int | None) -> int:
+    """Tokens generated for one row: up to and including its first end-of-sequence token."""
+    for n, tok in enumerate(ids):
+        if tok in eos_ids:
+            return n + 1
+    while ids and pad_id is not None and ids[-1] == pad_id:
+        ids = ids[:-1]
+    return len(ids)
+
+
+__all__ = ["TransformersDescriber", "load_vlm", "clear_cache", "image_only_processor_class", "locate_model",
+           "missing_model_error", "resolve_device", "resolve_dtype", "require_transformers"]
