@@ -1,0 +1,258 @@
+"""A persistent cache of query-agnostic frame descriptions (SQLite, WAL mode).
+
+A description is keyed by
+
+* the video's **content fingerprint** (:func:`video_fingerprint`: its size plus sampled
+  bytes, so a renamed or copied file still hits and a re-encoded one does not),
+* the frame's **time** (milliseconds),
+* a **settings key** (:func:`settings_key`): the describer's name and ``settings()`` (which
+  carry the model, the prompt and its hash) plus any sampling settings that change the image.
+
+Each frame of each video is then described once across all queries and all later runs.
+The cache is safe to share between threads (one connection per thread) and processes
+(SQLite's WAL mode and a busy timeout); writes are idempotent (``INSERT OR IGNORE``).
+
+Two ways to use it::
+
+    cache = DescriptionCache("~/.cache/vidground/descriptions.sqlite")
+    # 1. wrap a describer: hits are answered from the cache, misses go to the model and are stored
+    describer = CachedDescriber(get_describer("cv"), cache, video_path)
+    # 2. low level
+    hits = cache.lookup(fp, key, times)         # {t: FrameDescription}
+    cache.store(fp, key, descriptions)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError, VideoDecodeError
+from .types import Frame, FrameDescription, Usage
+
+SCHEMA_VERSION = 1
+_SAMPLES = 16
+_CHUNK = 64 * 1024
+
+
+def video_fingerprint(path: str | Path) -> str:
+    """A content fingerprint: sha256 of the file size and 16 evenly spaced 64 KiB chunks.
+
+    Reads at most 1 MiB whatever the file's size, so it is fast on multi-gigabyte videos.
+    Small files (up to 1 MiB) are hashed whole.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        h = hashlib.sha256(f"vidground-fp1:{size}:".encode())
+        with path.open("rb") as fh:
+            if size <= _SAMPLES * _CHUNK:
+                h.update(fh.read())
+            else:
+                for i in range(_SAMPLES):
+                    fh.seek((size - _CHUNK) * i // (_SAMPLES - 1))
+                    h.update(fh.read(_CHUNK))
+    except OSError as exc:
+        raise VideoDecodeError(path, f"cannot read the file to fingerprint it ({exc.strerror or exc})") from None
+    return h.hexdigest()[:32]
+
+
+def settings_key(describer: Any, extra: dict[str, Any] | None = None) -> str:
+    """A stable key for everything that changes a description: the describer's name and
+    ``settings()`` (model, prompt hash, ...) plus ``extra`` (e.g. ``{"max_side": 512}``)."""
+    payload = {"describer": getattr(describer, "name", type(describer).__name__),
+               "settings": describer.settings() if hasattr(describer, "settings") else {},
+               "extra": extra or {}}
+    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _ms(t: float) -> int:
+    return int(round(float(t) * 1000))
+
+
+class DescriptionCache:
+    """The SQLite description cache. ``hits`` and ``misses`` count frames looked up by this object."""
+
+    def __init__(self, path: str | Path, *, timeout: float = 60.0):
+        self.path = Path(path).expanduser()
+        if self.path.is_dir():
+            raise ConfigurationError(f"cache path {self.path} is a folder; give a file such as {self.path / 'descriptions.sqlite'}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        self.stored = 0
+        self._connect()  # create the schema now, so errors surface here
+
+    # connections: one per thread and per process (a forked child must not reuse its parent's)
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            return conn
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            conn.execute("""CREATE TABLE IF NOT EXISTS descriptions (
+                fingerprint TEXT NOT NULL, settings_key TEXT NOT NULL, t_ms INTEGER NOT NULL,
+                payload TEXT NOT NULL, created REAL NOT NULL DEFAULT (julianday('now')),
+                PRIMARY KEY (fingerprint, settings_key, t_ms)) WITHOUT ROWID""")
+            conn.execute("CREATE TABLE IF NOT EXISTS settings (settings_key TEXT PRIMARY KEY, payload TEXT NOT NULL)")
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise ConfigurationError(f"cannot open the description cache {self.path}: {exc}") from None
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def lookup(self, fingerprint: str, key: str, times: Sequence[float]) -> dict[float, FrameDescription]:
+        """Cached descriptions for the given frame times (absent times are misses).
+
+        A hit comes back with ``usage=Usage(cached=1)``: it cost nothing this time.
+        """
+        wanted = {_ms(t): t for t in times}
+        found: dict[float, FrameDescription] = {}
+        conn = self._connect()
+        ms = list(wanted)
+        for i in range(0, len(ms), 500):
+            part = ms[i:i + 500]
+            rows = conn.execute(
+                f"SELECT t_ms, payload FROM descriptions WHERE fingerprint=? AND settings_key=? "
+                f"AND t_ms IN ({','.join('?' * len(part))})", (fingerprint, key, *part)).fetchall()
+            for t_ms, payload in rows:
+                d = FrameDescription.model_validate_json(payload)
+                found[wanted[t_ms]] = d.model_copy(update={"t": wanted[t_ms], "usage": Usage(cached=1)})
+        with self._lock:
+            self.hits += len(found)
+            self.misses += len(wanted) - len(found)
+        return found
+
+    def store(self, fingerprint: str, key: str, descriptions: Iterable[FrameDescription],
+              settings: dict[str, Any] | None = None) -> int:
+        """Store descriptions (their usage is not stored); returns how many rows were new."""
+        rows = [(fingerprint, key, _ms(d.t), d.model_dump_json(exclude={"usage"})) for d in descriptions]
+        if not rows:
+            return 0
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            before = conn.total_changes
+            conn.executemany("INSERT OR IGNORE INTO descriptions (fingerprint, settings_key, t_ms, payload) "
+                             "VALUES (?, ?, ?, ?)", rows)
+            new = conn.total_changes - before
+            if settings is not None:
+                conn.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)",
+                             (key, json.dumps(settings, sort_keys=True, default=str)))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        with self._lock:
+            self.stored += new
+        return new
+
+    def count(self) -> int:
+        return int(self._connect().execute("SELECT COUNT(*) FROM descriptions").fetchone()[0])
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"hits": self.hits, "misses": self.misses, "stored": self.stored}
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            conn.close()
+        self._local = threading.local()
+
+    def __getstate__(self) -> dict[str, Any]:  # picklable for process pools / Ray: reconnects on use
+        return {"path": self.path, "timeout": self.timeout}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"], timeout=state["timeout"])
+
+    def __repr__(self) -> str:
+        return f"DescriptionCache({str(self.path)!r}, hits={self.hits}, misses={self.misses})"
+
+
+class CachedDescriber:
+    """A describer wrapper that answers frames from a :class:`DescriptionCache`.
+
+    Query-aware describers pass through uncached (their output depends on the query).
+    ``calls`` counts frames sent to the wrapped describer, ``saved`` frames answered by the
+    cache. Frames are still decoded for hits; only the model call is saved.
+    """
+
+    def __init__(self, describer: Any, cache: DescriptionCache, video: str | Path | None = None, *,
+                 fingerprint: str | None = None, extra: dict[str, Any] | None = None):
+        if fingerprint is None and video is None:
+            raise ConfigurationError("CachedDescriber needs the video path or its fingerprint")
+        self.inner = describer
+        self.cache = cache
+        self.fingerprint = fingerprint or video_fingerprint(video)  # type: ignore[arg-type]
+        self.key = settings_key(describer, extra)
+        self.extra = extra or {}
+        self.name = describer.name
+        self.mode = getattr(describer, "mode", "agnostic")
+        self.calls = 0
+        self.saved = 0
+
+    def settings(self) -> dict[str, Any]:
+        return self.inner.settings()
+
+    def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
+        """Yield descriptions in frame order: hits from the cache, misses from the wrapped
+        describer, which sees one uninterrupted stream of the missed frames (so a describer that
+        compares consecutive frames behaves as it does uncached)."""
+        if self.mode == "aware":
+            for d in self.inner.describe(frames, query=query):
+                self.calls += 1
+                yield d
+            return
+        pending: deque[tuple[float, FrameDescription | None]] = deque()  # time order; None marks a miss
+
+        def misses() -> Iterator[Frame]:
+            for f in frames:
+                hit = self.cache.lookup(self.fingerprint, self.key, [f.t]).get(f.t)
+                pending.append((f.t, hit))
+                if hit is None:
+                    self.calls += 1
+                    yield f
+                else:
+                    self.saved += 1
+
+        buffer: list[FrameDescription] = []
+        try:
+            for d in self.inner.describe(misses(), query=query):
+                while pending and pending[0][1] is not None:
+                    yield pending.popleft()[1]  # type: ignore[misc]
+                t = pending.popleft()[0] if pending else d.t
+                buffer.append(d.model_copy(update={"t": t}) if d.t != t else d)
+                if len(buffer) >= 32:
+                    self._flush(buffer)
+                yield d
+            while pending:
+                t, hit = pending.popleft()
+                if hit is not None:
+                    yield hit
+        finally:
+            self._flush(buffer)
+
+    def _flush(self, buffer: list[FrameDescription]) -> None:
+        if buffer:
+            self.cache.store(self.fingerprint, self.key, buffer,
+                             settings={"describer": self.name, "settings": self.inner.settings(), "extra": self.extra})
+            buffer.clear()
+
+    async def adescribe(self, frames: Iterable[Frame], *, query: str | None = None):
+        for d in self.describe(frames, query=query):  # the cache is local; the model call is the slow part
+            yield d

@@ -1,0 +1,135 @@
+"""The SQLite description cache: keys, hit accounting, the describer wrapper, concurrency."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import pickle
+import threading
+import time
+
+import pytest
+
+from frame_describer.cache import CachedDescriber, DescriptionCache, settings_key, video_fingerprint
+from frame_describer.errors import ConfigurationError, VideoDecodeError
+from frame_describer.types import FrameDescription
+
+from _helpers_eval import FakeDescriber, make_frames
+
+
+def test_fingerprint_is_content_based_and_fast_on_big_files(tmp_path):
+    a, b = tmp_path / "a.mp4", tmp_path / "copy.mkv"
+    a.write_bytes(bytes(range(256)) * 100)
+    b.write_bytes(a.read_bytes())
+    assert video_fingerprint(a) == video_fingerprint(b)
+    b.write_bytes(a.read_bytes()[:-1] + b"\x00")
+    assert video_fingerprint(a) != video_fingerprint(b)
+    big = tmp_path / "big.mp4"
+    with big.open("wb") as fh:  # a 4 GiB sparse file: only ~1 MiB of it is read
+        fh.truncate(4 * 1024**3)
+    started = time.perf_counter()
+    fp = video_fingerprint(big)
+    assert time.perf_counter() - started < 1.0
+    with big.open("r+b") as fh:  # a change inside a sampled chunk changes the fingerprint
+        fh.seek(4 * 1024**3 - 10)  # inside the last sampled chunk
+        fh.write(b"x")
+    assert video_fingerprint(big) != fp
+    with pytest.raises(VideoDecodeError, match="fingerprint"):
+        video_fingerprint(tmp_path / "missing.mp4")
+
+
+def test_settings_key_covers_settings_and_extra():
+    k = settings_key(FakeDescriber())
+    assert k == settings_key(FakeDescriber())
+    assert k != settings_key(FakeDescriber(version="2"))
+    assert k != settings_key(FakeDescriber(), {"max_side": 256})
+
+
+def test_lookup_store_and_accounting(tmp_path):
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    descs = [FrameDescription(t=t, text=f"d{t}", model="m") for t in (0.0, 1.0, 2.5)]
+    assert cache.lookup("fp", "k", [0.0, 1.0]) == {}
+    assert cache.stats() == {"hits": 0, "misses": 2, "stored": 0}
+    assert cache.store("fp", "k", descs) == 3
+    assert cache.store("fp", "k", descs) == 0  # idempotent
+    got = cache.lookup("fp", "k", [0.0, 1.0, 2.5, 3.0])
+    assert sorted(got) == [0.0, 1.0, 2.5] and got[2.5].text == "d2.5"
+    assert got[0.0].model_extra == {"model": "m"} and got[0.0].usage.cached == 1
+    assert cache.stats() == {"hits": 3, "misses": 3, "stored": 3}
+    assert cache.lookup("fp", "other-key", [0.0]) == {} and cache.lookup("fp2", "k", [0.0]) == {}
+    assert cache.count() == 3
+    again = pickle.loads(pickle.dumps(cache))  # e.g. sent to a worker process
+    assert again.lookup("fp", "k", [1.0])[1.0].text == "d1.0" and again.hits == 1
+    with pytest.raises(ConfigurationError, match="is a folder"):
+        DescriptionCache(tmp_path)
+
+
+def test_cached_describer_describes_each_frame_once(tmp_path):
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"video bytes")
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    times = [0.0, 1.0, 2.0, 3.0, 4.0]
+    inner = FakeDescriber()
+    first = CachedDescriber(inner, cache, video)
+    out1 = list(first.describe(make_frames(times)))
+    assert (first.calls, first.saved, inner.calls) == (5, 0, 5)
+    second = CachedDescriber(inner, cache, video)
+    out2 = list(second.describe(make_frames(times)))
+    assert (second.calls, second.saved, inner.calls) == (0, 5, 5)
+    assert [d.text for d in out2] == [d.text for d in out1] and [d.t for d in out2] == times
+    assert all(d.usage.cached == 1 and d.usage.requests == 0 for d in out2)
+    # a denser sampling: only the new times go to the model, output stays in time order
+    third = CachedDescriber(inner, cache, video)
+    out3 = list(third.describe(make_frames([0.0, 0.5, 1.0, 1.5, 2.0])))
+    assert (third.calls, third.saved) == (2, 3)
+    assert [d.t for d in out3] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    # other settings are another key
+    other = CachedDescriber(FakeDescriber(version="2"), cache, video)
+    list(other.describe(make_frames(times)))
+    assert other.calls == 5
+
+
+def test_query_aware_describers_are_not_cached(tmp_path):
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    wrapped = CachedDescriber(FakeDescriber(mode="aware"), cache, fingerprint="fp")
+    out = list(wrapped.describe(make_frames([0.0, 1.0]), query="a dog"))
+    assert wrapped.calls == 2 and "for a dog" in out[0].text and cache.count() == 0
+
+
+def test_threads_share_one_cache(tmp_path):
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for j in range(20):
+                cache.store("fp", "k", [FrameDescription(t=float(j), text=f"{j}")])
+                cache.lookup("fp", "k", [float(j), float(j + 1)])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and cache.count() == 20 and cache.stored == 20
+    assert cache.hits + cache.misses == 6 * 20 * 2
+
+
+def _process_writer(path: str, offset: int) -> None:
+    cache = DescriptionCache(path)
+    for j in range(40):
+        cache.store("fp", "k", [FrameDescription(t=float(offset + j), text=str(offset + j))])
+
+
+def test_processes_share_one_cache(tmp_path):
+    path = str(tmp_path / "c.sqlite")
+    DescriptionCache(path)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_process_writer, args=(path, k * 20)) for k in range(3)]  # overlapping ranges
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert DescriptionCache(path).count() == 80  # times 0..79, each stored once
