@@ -408,7 +408,7 @@ def _ask(chat: ChatFn, messages: list[dict[str, Any]], ladder: list[str], server
 
 
 def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner_name: str,
-                   max_attempts: int = 3, fallback: Reasoner | None = None,
+                   max_attempts: int = 3, fallback: Reasoner | Callable[[], Reasoner | None] | None = None,
                    response_formats: Sequence[str] = RESPONSE_FORMATS, server_key: str | None = None,
                    time_style: TimeStyle = "seconds", max_intervals: int = 3,
                    settings: dict[str, Any] | None = None) -> GroundingResult:
@@ -418,7 +418,8 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
     :data:`RESPONSE_FORMATS`); a format that ``server_key``'s server refused before is skipped.
     A reply cut by ``finish_reason == "length"`` counts as a failed attempt
     (:class:`IncompleteOutputError`). After ``max_attempts`` failed attempts the ``fallback``
-    reasoner answers if given (noted in ``warnings`` and ``settings``), else
+    reasoner answers if given (noted in ``warnings`` and ``settings``; a zero-argument callable
+    returning the reasoner is resolved only then), else
     :class:`OutputValidationError` is raised with every raw output, error, and the usage.
     """
     query = check_query(query)
@@ -473,6 +474,8 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
                                reasoner=reasoner_name, settings=info, usage={"reason": usage},
                                warnings=parsed.warnings, raw=raws[-1] if len(raws) == 1 else raws)
     summary = f"{reasoner_name}: no usable answer after {len(raws)} attempt(s); last error: {errors[-1]}"
+    if fallback is not None and not hasattr(fallback, "ground") and callable(fallback):
+        fallback = fallback()
     if fallback is None:
         cls = IncompleteOutputError if isinstance(last_exc, IncompleteOutputError) else OutputValidationError
         raise cls(summary, raw_outputs=raws, errors=errors, attempts=len(raws), usage=usage)

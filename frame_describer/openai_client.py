@@ -1,0 +1,223 @@
+"""Shared plumbing of the OpenAI-compatible backends (both stages): building or adopting a
+client, mapping SDK errors to :class:`ProviderError`, transport retries, usage.
+
+Retries are owned here, once: every client we use is set to ``max_retries=0`` (an injected
+client is copied with ``with_options(max_retries=0)``), and :func:`call_with_retries` retries
+429 (honouring ``Retry-After``/``retry-after-ms``), 408/409, 5xx, timeouts and dropped
+connections with exponential backoff and full jitter. Invalid *output* is a different cause,
+re-asked by :mod:`temporal_reasoner.structured`, never retried here.
+
+The API key never leaves the client: it is not stored on our objects, not in ``settings()``
+or reprs, and any error text is scrubbed of it before it is raised.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from .errors import ConfigurationError, MissingDependencyError, ProviderError
+from .types import Usage
+
+T = TypeVar("T")
+
+#: Placeholder key for servers that need none (llama.cpp, vLLM, Ollama): the SDK insists on one.
+NO_KEY = "sk-no-key-required"
+MAX_RETRY_AFTER_S = 60.0
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+
+def _openai() -> Any:
+    try:
+        import openai
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError("openai", "openai", "The OpenAI-compatible backends") from exc
+    return openai
+
+
+def build_clients(*, client: Any = None, async_client: Any = None, base_url: str | None = None,
+                  api_key: str | None = None, timeout: float = 60.0,
+                  need_async: bool = True) -> tuple[Any, Any]:
+    """(sync client, async client or None), both with ``max_retries=0`` and ``timeout``.
+
+    Injected clients are adopted (copied with our retry/timeout settings); otherwise clients
+    are built from ``base_url``/``api_key`` or the SDK's ``OPENAI_BASE_URL``/``OPENAI_API_KEY``.
+    A custom ``base_url`` with no key anywhere gets a placeholder key (local servers need none).
+    """
+    if not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    openai = _openai()
+    if client is not None or async_client is not None:
+        if client is not None and not isinstance(client, openai.OpenAI):
+            raise ConfigurationError(f"client must be an openai.OpenAI, got {type(client).__name__}")
+        if async_client is not None and not isinstance(async_client, openai.AsyncOpenAI):
+            raise ConfigurationError(f"async_client must be an openai.AsyncOpenAI, got {type(async_client).__name__}")
+        if base_url is not None or api_key is not None:
+            raise ConfigurationError("give either a client or base_url/api_key, not both")
+        sync = client.with_options(max_retries=0, timeout=timeout) if client is not None else None
+        asyn = async_client.with_options(max_retries=0, timeout=timeout) if async_client is not None else None
+        return sync, asyn
+    base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+    api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
+    if api_key is None:
+        if base_url is None:
+            raise ConfigurationError(
+                "no API key: pass api_key=, set OPENAI_API_KEY, or give base_url= for a local server")
+        api_key = NO_KEY
+    kw = dict(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+    try:
+        sync = openai.OpenAI(**kw)
+        asyn = openai.AsyncOpenAI(**kw) if need_async else None
+    except openai.OpenAIError as exc:
+        raise ConfigurationError(redact(f"could not configure the OpenAI client: {exc}", api_key)) from None
+    return sync, asyn
+
+
+def server_key(client: Any, model: str) -> str:
+    """Identifies a server and model (for remembering what it refused); holds no secret."""
+    return f"{client.base_url}|{model}"
+
+
+def redact(text: str, secret: str | None) -> str:
+    if secret and secret != NO_KEY and len(secret) >= 4:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _retry_after(headers: Any) -> float | None:
+    if headers is None:
+        return None
+    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / divisor)
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if name == "retry-after" else None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - time.time())
+    return None
+
+
+def map_error(exc: BaseException, *, provider: str, secret: str | None = None) -> BaseException:
+    """An SDK/transport exception as a :class:`ProviderError` (others are returned unchanged).
+
+    The result has ``status``, ``retryable`` and ``retry_after`` (seconds or None).
+    """
+    openai = _openai()
+    status: int | None = None
+    retry_after = None
+    if isinstance(exc, openai.APITimeoutError):
+        msg, retryable = "the request timed out", True
+    elif isinstance(exc, openai.APIConnectionError):
+        msg, retryable = f"connection failed ({type(exc.__cause__ or exc).__name__})", True
+    elif isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        retryable = status in RETRYABLE_STATUSES or status >= 500
+        retry_after = _retry_after(exc.response.headers)
+        body = exc.body
+        detail = body.get("message") if isinstance(body, dict) else None
+        msg = f"HTTP {status}: {str(detail or exc.message)[:300]}"
+    elif isinstance(exc, openai.APIResponseValidationError):
+        status, retryable, msg = exc.status_code, False, f"malformed response: {exc.message}"
+    elif isinstance(exc, openai.OpenAIError):
+        status, retryable, msg = None, False, str(exc)
+    else:
+        return exc
+    err = ProviderError(redact(f"{provider}: {msg}", secret), status=status, retryable=retryable,
+                        provider=provider)
+    err.retry_after = retry_after  # type: ignore[attr-defined]
+    return err
+
+
+def backoff(attempt: int, *, base: float = 0.5, cap: float = 20.0, retry_after: float | None = None) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): the server's Retry-After when it
+    gave one (capped), else full-jitter exponential backoff ``uniform(0, min(cap, base * 2**attempt))``."""
+    if retry_after is not None and math.isfinite(retry_after):
+        return min(retry_after, MAX_RETRY_AFTER_S)
+    return random.uniform(0, min(cap, base * 2 ** attempt))
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ProviderError) and exc.retryable
+
+
+def _wait(base: float, cap: float) -> Callable[[RetryCallState], float]:
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        return backoff(state.attempt_number, base=base, cap=cap, retry_after=getattr(exc, "retry_after", None))
+    return wait
+
+
+def call_with_retries(fn: Callable[[], T], *, provider: str, secret: str | None = None, max_retries: int = 4,
+                      base_delay: float = 0.5, max_delay: float = 20.0,
+                      retry_if: Callable[[ProviderError], bool] | None = None,
+                      sleep: Callable[[float], None] = time.sleep) -> T:
+    """``fn()``, retrying transport faults up to ``max_retries`` times; SDK errors become ProviderError."""
+    def once() -> T:
+        try:
+            return fn()
+        except Exception as exc:
+            mapped = map_error(exc, provider=provider, secret=secret)
+            if mapped is exc:
+                raise
+            raise mapped from None
+
+    should = (lambda e: _retryable(e) and retry_if(e)) if retry_if else _retryable  # type: ignore[arg-type]
+    return Retrying(stop=stop_after_attempt(max_retries + 1), wait=_wait(base_delay, max_delay), sleep=sleep,
+                    retry=retry_if_exception(should), reraise=True)(once)
+
+
+async def acall_with_retries(fn: Callable[[], Awaitable[T]], *, provider: str, secret: str | None = None,
+                             max_retries: int = 4, base_delay: float = 0.5, max_delay: float = 20.0) -> T:
+    """Async twin of :func:`call_with_retries`."""
+    async def once() -> T:
+        try:
+            return await fn()
+        except Exception as exc:
+            mapped = map_error(exc, provider=provider, secret=secret)
+            if mapped is exc:
+                raise
+            raise mapped from None
+
+    return await AsyncRetrying(stop=stop_after_attempt(max_retries + 1), wait=_wait(base_delay, max_delay),
+                               retry=retry_if_exception(_retryable), reraise=True)(once)
+
+
+def usage_of(completion: Any) -> Usage:
+    """Usage of one chat completion (image tokens where the server reports them)."""
+    u = getattr(completion, "usage", None)
+    if u is None:
+        return Usage(requests=1)
+    details = getattr(u, "prompt_tokens_details", None)
+    image = getattr(details, "image_tokens", None) if details is not None else None
+    return Usage(requests=1, prompt_tokens=int(u.prompt_tokens or 0),
+                 completion_tokens=int(u.completion_tokens or 0), image_tokens=int(image or 0))
+
+
+def first_choice(completion: Any, provider: str) -> tuple[str, str | None]:
+    """(text, finish_reason) of the first choice; a reply with no choice is a ProviderError."""
+    choices = getattr(completion, "choices", None)
+    if not choices:
+        raise ProviderError(f"{provider}: the server returned no choices", retryable=False, provider=provider)
+    choice = choices[0]
+    return (choice.message.content or ""), choice.finish_reason
+
+
+def check_retry_options(max_retries: int, concurrency: int | None = None) -> None:
+    if not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigurationError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+        raise ConfigurationError(f"concurrency must be a positive integer, got {concurrency!r}")
+
+
+__all__ = ["build_clients", "server_key", "redact", "map_error", "backoff", "call_with_retries",
+           "acall_with_retries", "usage_of", "first_choice", "check_retry_options", "NO_KEY"]

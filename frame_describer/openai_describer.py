@@ -1,0 +1,234 @@
+"""Describe frames with an OpenAI-compatible vision chat model (OpenAI, vLLM, Ollama, LM Studio, ...).
+
+One frame per request (single frames describe best), sent as a JPEG data URL at a bounded
+size with the image ``detail`` you choose (both are cost levers). Requests run concurrently
+(``concurrency``), overlapped with decoding: frames are pulled from the (lazy) iterable and
+sent as soon as they arrive, with at most ``2 * concurrency`` frames held in memory, and the
+descriptions come back in the order the frames came in (time order for sampled frames).
+Optional ``rpm``/``tpm`` limits pace the requests. Transport faults are retried here (the
+SDK's own retries are switched off), see :mod:`frame_describer.openai_client`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Literal
+
+import prompts
+
+from .base import PROMPT_MODES, BaseDescriber, PromptMode
+from .errors import ConfigurationError, IncompleteOutputError, InputError
+from .images import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_SIDE, bounded, check_image_options, to_data_url
+from .openai_client import (
+    acall_with_retries,
+    build_clients,
+    call_with_retries,
+    check_retry_options,
+    first_choice,
+    usage_of,
+)
+from .ratelimit import RateLimiter, Reservation
+from .types import Frame, FrameDescription, Usage
+
+Detail = Literal["low", "high", "auto"]
+DETAILS = ("low", "high", "auto")
+_END = object()
+
+
+def public_url(url: Any) -> str | None:
+    """A base URL fit for settings and logs: any ``user:password@`` part removed."""
+    return None if url is None else re.sub(r"//[^/@]*@", "//", str(url))
+
+
+def image_token_estimate(width: int, height: int, detail: str) -> int:
+    """OpenAI's published image-token rule (85 base + 170 per 512-px tile at high detail)."""
+    if detail == "low":
+        return 85
+    scale = min(1.0, 2048 / max(width, height))
+    w, h = width * scale, height * scale
+    scale = min(1.0, 768 / min(w, h))
+    w, h = w * scale, h * scale
+    return 85 + 170 * math.ceil(w / 512) * math.ceil(h / 512)
+
+
+class OpenAIDescriber(BaseDescriber):
+    """``openai:MODEL`` - a vision chat model behind any OpenAI-compatible endpoint.
+
+    ``base_url``/``api_key`` default to the SDK's ``OPENAI_BASE_URL``/``OPENAI_API_KEY``; or
+    inject ``client=openai.OpenAI(...)`` and/or ``async_client=openai.AsyncOpenAI(...)``.
+    ``prices`` estimates ``Usage.cost_usd`` (see :mod:`pipelines.pricing`; ``False`` disables).
+    """
+
+    def __init__(self, model: str, *, client: Any = None, async_client: Any = None,
+                 base_url: str | None = None, api_key: str | None = None, mode: PromptMode = "agnostic",
+                 detail: Detail = "low", max_side: int | None = DEFAULT_MAX_SIDE,
+                 jpeg_quality: int = DEFAULT_JPEG_QUALITY, concurrency: int = 8, rpm: float | None = None,
+                 tpm: float | None = None, max_tokens: int = 200,
+                 max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens",
+                 temperature: float | None = 0.0, timeout: float = 60.0, max_retries: int = 4, retry_base_delay: float = 0.5,
+                 prompt_version: int | None = None, prices: Any = None):
+        if not isinstance(model, str) or not model.strip():
+            raise ConfigurationError("the openai describer needs a model name, e.g. 'openai:gpt-4o-mini'")
+        if mode not in PROMPT_MODES:
+            raise ConfigurationError(f"unknown describer mode {mode!r}; choose one of: {', '.join(PROMPT_MODES)}")
+        if detail not in DETAILS:
+            raise ConfigurationError(f"unknown image detail {detail!r}; choose one of: {', '.join(DETAILS)}")
+        if max_tokens_param not in ("max_tokens", "max_completion_tokens"):
+            raise ConfigurationError("max_tokens_param must be 'max_tokens' or 'max_completion_tokens'")
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ConfigurationError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        check_image_options(max_side, jpeg_quality)
+        check_retry_options(max_retries, concurrency)
+        self.model = model.strip()
+        self.name = f"openai:{self.model}"
+        self.mode = mode
+        self.detail, self.max_side, self.jpeg_quality = detail, max_side, jpeg_quality
+        self.concurrency, self.max_tokens, self.max_tokens_param = concurrency, max_tokens, max_tokens_param
+        self.temperature, self.timeout, self.max_retries = temperature, timeout, max_retries
+        self.retry_base_delay = retry_base_delay
+        self.prices = prices
+        self.prompt = prompts.load(f"describe_{mode}", prompt_version)
+        self.limiter = RateLimiter(rpm, tpm)
+        self._client, self._async_client = build_clients(client=client, async_client=async_client,
+                                                         base_url=base_url, api_key=api_key, timeout=timeout,
+                                                         need_async=client is None)
+
+    @classmethod
+    def from_spec(cls, arg: str | None, **options: Any) -> "OpenAIDescriber":
+        if not arg:
+            raise ConfigurationError("the openai describer needs a model: 'openai:MODEL', e.g. 'openai:gpt-4o-mini'")
+        return cls(arg, **options)
+
+    @property
+    def base_url(self) -> str | None:
+        return public_url(self._client.base_url)
+
+    def __repr__(self) -> str:
+        return f"OpenAIDescriber(model={self.model!r}, base_url={self.base_url!r}, mode={self.mode!r})"
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name, "model": self.model, "mode": self.mode, "base_url": self.base_url,
+                "detail": self.detail, "max_side": self.max_side, "jpeg_quality": self.jpeg_quality,
+                "max_tokens": self.max_tokens, "temperature": self.temperature,
+                "prompt": f"{self.prompt.name}.v{self.prompt.version}", "prompt_hash": self.prompt.hash}
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def _text(self, query: str | None) -> str:
+        if self.mode == "aware":
+            if not query or not query.strip():
+                raise InputError("the query-aware describer needs the query")
+            return self.prompt.render(query=" ".join(query.split()))
+        return self.prompt.render()
+
+    def request(self, frame: Frame, text: str) -> dict[str, Any]:
+        """The exact chat-completion arguments for one frame (pure; no I/O)."""
+        image: dict[str, Any] = {"url": to_data_url(frame.image, max_side=self.max_side, quality=self.jpeg_quality)}
+        if self.detail != "auto":
+            image["detail"] = self.detail
+        kw: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": text},
+                                                       {"type": "image_url", "image_url": image}]}],
+            self.max_tokens_param: self.max_tokens,
+        }
+        if self.temperature is not None:
+            kw["temperature"] = self.temperature
+        return kw
+
+    def _estimate(self, frame: Frame, text: str) -> int:
+        h, w = bounded(frame.image, self.max_side).shape[:2] if self.detail != "low" else (1, 1)
+        return len(text) // 4 + image_token_estimate(w, h, self.detail) + self.max_tokens
+
+    def _result(self, frame: Frame, completion: Any, reservation: Reservation | None) -> FrameDescription:
+        text, finish = first_choice(completion, self.name)
+        usage = self._priced(usage_of(completion))
+        if reservation is not None and usage.total_tokens:
+            reservation.settle(usage.total_tokens)
+        if not text.strip() and finish == "length":
+            raise IncompleteOutputError(
+                f"{self.name}: the description of the frame at {frame.t:g}s was cut off before any text "
+                f"(max_tokens={self.max_tokens}; raise it)", raw_outputs=[text], attempts=1, usage=usage)
+        return FrameDescription(t=frame.t, text=text, usage=usage)
+
+    def _priced(self, usage: Usage) -> Usage:
+        if self.prices is False:
+            return usage
+        from pipelines.pricing import with_cost
+
+        return with_cost(usage, self.model, self.prices)
+
+    def describe_frame(self, frame: Frame, *, query: str | None = None) -> FrameDescription:
+        """Describe one frame (blocking)."""
+        return self._describe_one(frame, self._text(query))
+
+    def _describe_one(self, frame: Frame, text: str) -> FrameDescription:
+        kw = self.request(frame, text)
+        res = self.limiter.acquire(self._estimate(frame, text)) if self.limiter.enabled else None
+        completion = call_with_retries(lambda: self._client.chat.completions.create(**kw), provider=self.name,
+                                       secret=self._client.api_key, max_retries=self.max_retries,
+                                       base_delay=self.retry_base_delay)
+        return self._result(frame, completion, res)
+
+    async def _adescribe_one(self, frame: Frame, text: str, sem: asyncio.Semaphore) -> FrameDescription:
+        async with sem:
+            kw = await asyncio.to_thread(self.request, frame, text)
+            res = await self.limiter.aacquire(self._estimate(frame, text)) if self.limiter.enabled else None
+            client = self._async_client
+            completion = await acall_with_retries(lambda: client.chat.completions.create(**kw), provider=self.name,
+                                                  secret=client.api_key, max_retries=self.max_retries,
+                                       base_delay=self.retry_base_delay)
+            return self._result(frame, completion, res)
+
+    # --- streams ------------------------------------------------------------------------------
+
+    def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
+        text = self._text(query)
+        window = 2 * self.concurrency
+        pending: deque[Future[FrameDescription]] = deque()
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="vidground-describe")
+        try:
+            for frame in frames:
+                pending.append(pool.submit(self._describe_one, frame, text))
+                while pending and (len(pending) >= window or pending[0].done()):
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    async def adescribe(self, frames: Iterable[Frame], *, query: str | None = None) -> AsyncIterator[FrameDescription]:
+        if self._async_client is None:  # only a sync client was injected: describe in a worker thread
+            async for d in super().adescribe(frames, query=query):
+                yield d
+            return
+        text = self._text(query)
+        sem = asyncio.Semaphore(self.concurrency)
+        window = 2 * self.concurrency
+        it = iter(frames)
+        pending: deque[asyncio.Task[FrameDescription]] = deque()
+        try:
+            while True:
+                frame = await asyncio.to_thread(next, it, _END)  # decoding stays off the event loop
+                if frame is _END:
+                    break
+                pending.append(asyncio.ensure_future(self._adescribe_one(frame, text, sem)))
+                while pending and (len(pending) >= window or pending[0].done()):
+                    yield await pending.popleft()
+            while pending:
+                yield await pending.popleft()
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+
+__all__ = ["OpenAIDescriber", "image_token_estimate", "public_url", "DETAILS"]

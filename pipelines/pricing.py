@@ -1,0 +1,113 @@
+"""Estimated cost: a price table (US dollars per 1M input/output tokens, per model) applied to Usage.
+
+A small built-in table covers common OpenAI models (list prices as of ``PRICES_AS_OF``;
+check your provider's page, prices change). Supply your own as a mapping, a :class:`PriceTable`
+or a JSON file ``{"model": {"input": 0.15, "output": 0.60}, ...}`` (``"cached_input"`` is
+accepted and ignored: vidground does not see cache hits). A model is matched exactly, else by
+the longest table key it starts with (``gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``). Unknown
+models (a local server's) have no estimate: ``cost_usd`` stays ``None``, never a made-up zero.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+from frame_describer.errors import ConfigurationError, InputError
+from frame_describer.types import Usage
+
+PRICES_AS_OF = "2025-06"
+
+
+@dataclass(frozen=True)
+class Price:
+    input: float   # USD per 1M prompt tokens (image tokens are billed as prompt tokens)
+    output: float  # USD per 1M completion tokens
+
+    def __post_init__(self) -> None:
+        for name in ("input", "output"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+                raise ConfigurationError(f"a price's {name!r} must be a non-negative number (USD per 1M tokens), got {v!r}")
+
+
+DEFAULT_PRICES: dict[str, Price] = {
+    "gpt-4o": Price(2.50, 10.00),
+    "gpt-4o-mini": Price(0.15, 0.60),
+    "gpt-4.1": Price(2.00, 8.00),
+    "gpt-4.1-mini": Price(0.40, 1.60),
+    "gpt-4.1-nano": Price(0.10, 0.40),
+}
+
+
+class PriceTable:
+    """Model name -> :class:`Price`, with exact-then-longest-prefix lookup."""
+
+    def __init__(self, prices: Mapping[str, Price | Mapping[str, float] | tuple[float, float]]):
+        self.prices: dict[str, Price] = {}
+        for model, p in prices.items():
+            if isinstance(p, Price):
+                price = p
+            elif isinstance(p, Mapping):
+                if "input" not in p or "output" not in p:
+                    raise ConfigurationError(f"price for {model!r} needs 'input' and 'output' (USD per 1M tokens)")
+                price = Price(p["input"], p["output"])
+            elif isinstance(p, (tuple, list)) and len(p) == 2:
+                price = Price(*p)
+            else:
+                raise ConfigurationError(f"price for {model!r} must be {{'input': x, 'output': y}} or (input, output)")
+            self.prices[str(model).lower()] = price
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PriceTable":
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InputError(f"cannot read the price table: {exc.strerror}", path=path) from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"the price table is not valid JSON: {exc.msg}", path=path, line=exc.lineno) from None
+        if not isinstance(data, dict):
+            raise InputError("the price table must be a JSON object of model -> {input, output}", path=path)
+        return cls(data)
+
+    def lookup(self, model: str) -> Price | None:
+        name = model.lower().split("/")[-1]
+        if name in self.prices:
+            return self.prices[name]
+        matches = [k for k in self.prices if name.startswith(k)]
+        return self.prices[max(matches, key=len)] if matches else None
+
+    def cost(self, model: str, usage: Usage) -> float | None:
+        price = self.lookup(model)
+        if price is None:
+            return None
+        return (usage.prompt_tokens * price.input + usage.completion_tokens * price.output) / 1e6
+
+
+PricesLike = Union[PriceTable, Mapping[str, Any], str, Path, None]
+
+
+def price_table(prices: PricesLike = None) -> PriceTable:
+    """Resolve a user's prices: None -> the built-in table; a mapping, table or JSON path otherwise."""
+    if prices is None:
+        return PriceTable(DEFAULT_PRICES)
+    if isinstance(prices, PriceTable):
+        return prices
+    if isinstance(prices, (str, Path)):
+        return PriceTable.load(prices)
+    if isinstance(prices, Mapping):
+        return PriceTable(prices)
+    raise ConfigurationError(f"prices must be a PriceTable, a mapping, a JSON path or None, got {type(prices).__name__}")
+
+
+def with_cost(usage: Usage, model: str, prices: PricesLike = None) -> Usage:
+    """``usage`` with ``cost_usd`` estimated for ``model`` (left as is for an unknown model)."""
+    cost = price_table(prices).cost(model, usage)
+    return usage if cost is None else usage.model_copy(update={"cost_usd": cost})
+
+
+__all__ = ["Price", "PriceTable", "DEFAULT_PRICES", "PRICES_AS_OF", "price_table", "with_cost", "PricesLike"]

@@ -1,0 +1,147 @@
+"""Ground a query with an OpenAI-compatible chat model (OpenAI, vLLM, Ollama, llama.cpp, ...).
+
+The prompt, parsing, validation policy, re-asking and the ``response_format`` ladder
+(``json_schema`` -> ``json_object`` with a schema -> ``json_object`` -> plain text) live in
+:mod:`temporal_reasoner.structured`; this module only sends requests. Transport faults are
+retried in :mod:`frame_describer.openai_client` (the SDK's own retries are switched off);
+while a structured ``response_format`` is being tried, a 500 is not retried but taken as a
+refusal of that format (llama.cpp answers 500 to ``json_schema``), so the ladder steps down
+at once and the server is remembered as refusing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from frame_describer.errors import ConfigurationError, ProviderError
+from frame_describer.openai_client import (
+    build_clients,
+    call_with_retries,
+    check_retry_options,
+    first_choice,
+    server_key,
+    usage_of,
+)
+from frame_describer.openai_describer import public_url
+from frame_describer.types import Usage
+
+from .base import BaseReasoner, Reasoner
+from .structured import RESPONSE_FORMATS, ChatReply, response_format, run_structured
+from .transcript import Transcript
+from .types import GroundingResult, TimeStyle
+
+
+def resolve_fallback(fallback: Reasoner | str | None) -> Reasoner | None:
+    """A fallback reasoner from an instance or a spec string (``"embedding"``)."""
+    if fallback is None or not isinstance(fallback, str):
+        return fallback
+    from . import get_reasoner
+
+    return get_reasoner(fallback)
+
+
+class OpenAIReasoner(BaseReasoner):
+    """``openai:MODEL`` - a chat model that returns the intervals as JSON, in seconds.
+
+    ``fallback`` (a reasoner or spec such as ``"embedding"``, resolved on first use) answers
+    when no reply validates after ``max_attempts``; without it an
+    :class:`~frame_describer.errors.OutputValidationError` is raised.
+    """
+
+    def __init__(self, model: str, *, client: Any = None, base_url: str | None = None, api_key: str | None = None,
+                 max_attempts: int = 3, fallback: Reasoner | str | None = None,
+                 response_formats: Sequence[str] = RESPONSE_FORMATS, time_style: TimeStyle = "seconds",
+                 max_intervals: int = 3, max_tokens: int = 512,
+                 max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens",
+                 temperature: float | None = 0.0, timeout: float = 120.0, max_retries: int = 4, retry_base_delay: float = 0.5,
+                 prices: Any = None):
+        if not isinstance(model, str) or not model.strip():
+            raise ConfigurationError("the openai reasoner needs a model name, e.g. 'openai:gpt-4o-mini'")
+        if not response_formats:
+            raise ConfigurationError(f"response_formats must name at least one of: {', '.join(RESPONSE_FORMATS)}")
+        for name in response_formats:
+            response_format(name)
+        if max_tokens_param not in ("max_tokens", "max_completion_tokens"):
+            raise ConfigurationError("max_tokens_param must be 'max_tokens' or 'max_completion_tokens'")
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ConfigurationError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        if not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ConfigurationError(f"max_attempts must be a positive integer, got {max_attempts!r}")
+        check_retry_options(max_retries)
+        self.model = model.strip()
+        self.name = f"openai:{self.model}"
+        self.max_attempts, self.response_formats = max_attempts, tuple(response_formats)
+        self.time_style, self.max_intervals = time_style, max_intervals
+        self.max_tokens, self.max_tokens_param, self.temperature = max_tokens, max_tokens_param, temperature
+        self.timeout, self.max_retries, self.prices = timeout, max_retries, prices
+        self.retry_base_delay = retry_base_delay
+        self._fallback = fallback
+        self._client, _ = build_clients(client=client, base_url=base_url, api_key=api_key, timeout=timeout,
+                                        need_async=False)
+
+    @classmethod
+    def from_spec(cls, arg: str | None, **options: Any) -> "OpenAIReasoner":
+        if not arg:
+            raise ConfigurationError("the openai reasoner needs a model: 'openai:MODEL', e.g. 'openai:gpt-4o-mini'")
+        return cls(arg, **options)
+
+    @property
+    def base_url(self) -> str | None:
+        return public_url(self._client.base_url)
+
+    @property
+    def fallback(self) -> Reasoner | None:
+        if isinstance(self._fallback, str):
+            self._fallback = resolve_fallback(self._fallback)
+        return self._fallback
+
+    def __repr__(self) -> str:
+        return f"OpenAIReasoner(model={self.model!r}, base_url={self.base_url!r})"
+
+    def settings(self) -> dict[str, Any]:
+        fb = self._fallback
+        return {"name": self.name, "model": self.model, "base_url": self.base_url,
+                "max_attempts": self.max_attempts, "response_formats": list(self.response_formats),
+                "time_style": self.time_style, "max_intervals": self.max_intervals,
+                "max_tokens": self.max_tokens, "temperature": self.temperature,
+                "fallback": fb if isinstance(fb, str) or fb is None else getattr(fb, "name", type(fb).__name__)}
+
+    def request(self, messages: list[dict[str, Any]], fmt: dict[str, Any] | None) -> dict[str, Any]:
+        """The exact chat-completion arguments (pure; no I/O)."""
+        kw: dict[str, Any] = {"model": self.model, "messages": messages, self.max_tokens_param: self.max_tokens}
+        if self.temperature is not None:
+            kw["temperature"] = self.temperature
+        if fmt is not None:
+            kw["response_format"] = fmt
+        return kw
+
+    def chat(self, messages: list[dict[str, Any]], fmt: dict[str, Any] | None) -> ChatReply:
+        kw = self.request(messages, fmt)
+
+        def retry_if(err: ProviderError) -> bool:  # a 500 to a structured format is its refusal
+            return not (fmt is not None and err.status == 500)
+
+        completion = call_with_retries(lambda: self._client.chat.completions.create(**kw), provider=self.name,
+                                       secret=self._client.api_key, max_retries=self.max_retries, retry_if=retry_if,
+                                       base_delay=self.retry_base_delay)
+        text, finish = first_choice(completion, self.name)
+        return ChatReply(text=text, finish_reason=finish, usage=self._priced(usage_of(completion)))
+
+    def _priced(self, usage: Usage) -> Usage:
+        if self.prices is False:
+            return usage
+        from pipelines.pricing import with_cost
+
+        return with_cost(usage, self.model, self.prices)
+
+    def ground(self, query: str, transcript: Transcript) -> GroundingResult:
+        return run_structured(self.chat, query, transcript, reasoner_name=self.name,
+                              max_attempts=self.max_attempts,
+                              fallback=(lambda: self.fallback) if self._fallback is not None else None,
+                              response_formats=self.response_formats,
+                              server_key=server_key(self._client, self.model), time_style=self.time_style,
+                              max_intervals=self.max_intervals, settings={"model": self.model})
+
+
+__all__ = ["OpenAIReasoner", "resolve_fallback"]
