@@ -224,8 +224,11 @@ def _room_panorama(width: int, h: int) -> np.ndarray:
     rng = np.random.default_rng(7)
     img = np.zeros((h, width, 3), np.uint8)
     img[:] = (205, 195, 172)
-    for x in range(0, width, 16):
-        img[: int(h * 0.75), x:x + 5] = (190, 178, 152)
+    x = 0
+    while x < width:  # irregular wallpaper stripes: no period for motion estimates to alias on
+        stripe, gap = int(rng.integers(3, 9)), int(rng.integers(8, 30))
+        img[: int(h * 0.75), x:x + stripe] = (188, 176, 150)
+        x += stripe + gap
     floor = int(h * 0.75)
     img[floor:] = (125, 92, 60)
     for x in range(0, width, 40):

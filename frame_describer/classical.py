@@ -1,0 +1,317 @@
+"""The offline classical-vision describer: OpenCV's own detectors and measurements, as sentences.
+
+No model download, no randomness: the same frames always give the same text. Per frame it
+measures
+
+* people: OpenCV's built-in HOG pedestrian detector (``HOGDescriptor_getDefaultPeopleDetector``),
+  confirmed detections only (SVM score >= ``person_score``), plus frontal faces from the Haar
+  cascade shipped in ``cv2.data``; where a person stands (left / centre / right);
+* motion between this sample and the previous one: Farneback dense optical flow on a
+  160-px-wide grey image. The median flow vector is the camera's motion (a pan or tilt, when
+  most of the image moves together); pixels that move differently from it are local motion
+  (something moving in the scene, with its place and direction);
+* brightness (mean luma: dark / dim, said only when notable) and the dominant named colours;
+* scene cuts: a large hue-saturation histogram difference to the previous sample that a change
+  of lighting does not explain.
+
+Sentences only say what was measured; nothing is said about what was not detected (a text
+reasoner that matches meaning would confuse "no person" with "person").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .base import PROMPT_MODES, BaseDescriber, PromptMode
+from .errors import ConfigurationError
+from .types import Frame, FrameDescription
+
+TEMPLATES_VERSION = "cv-sentences-1"
+FLOW_WIDTH = 160
+
+# (name, hue range in OpenCV's 0..180 scale) for saturated pixels
+_HUES = (("red", 0, 8), ("orange", 8, 20), ("yellow", 20, 34), ("green", 34, 85), ("cyan", 85, 100),
+         ("blue", 100, 130), ("purple", 130, 150), ("pink", 150, 170), ("red", 170, 181))
+
+
+@dataclass
+class _Prev:
+    t: float
+    grey: np.ndarray  # FLOW_WIDTH-wide grey image
+    hist: np.ndarray  # normalised hue-saturation histogram
+    luma: float
+    people: list[float] = field(default_factory=list)  # detected people's centre x, 0..1
+
+
+def _motion(prev: np.ndarray, cur: np.ndarray) -> tuple[tuple[float, float] | None, np.ndarray, np.ndarray]:
+    """Camera motion and local motion between two small grey images.
+
+    The global translation comes from phase correlation and counts as camera motion only
+    when shifting the previous image by it explains the change (the aligned difference is
+    less than half the raw one). Local motion is what still differs after that alignment;
+    its direction comes from Farneback dense optical flow, relative to the camera's motion.
+    """
+    a, b = prev.astype(np.float32), cur.astype(np.float32)
+    h, w = a.shape
+    (sx, sy), response = cv2.phaseCorrelate(a, b, cv2.createHanningWindow((w, h), cv2.CV_32F))
+    raw = cv2.absdiff(prev, cur)
+    shift: tuple[float, float] | None = None
+    aligned = raw
+    if response > 0.05 and np.hypot(sx, sy) >= 1.0:
+        warped = cv2.warpAffine(prev, np.float32([[1, 0, sx], [0, 1, sy]]), (w, h), borderValue=0)
+        valid = cv2.warpAffine(np.full_like(prev, 255), np.float32([[1, 0, sx], [0, 1, sy]]), (w, h)) > 0
+        diff = cv2.absdiff(warped, cur)
+        if valid.mean() > 0.3 and diff[valid].mean() < 0.5 * raw[valid].mean():
+            shift, aligned = (float(sx), float(sy)), np.where(valid, diff, 0).astype(np.uint8)
+    moved = cv2.morphologyEx((cv2.GaussianBlur(aligned, (5, 5), 0) > 25).astype(np.uint8),
+                             cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    flow = cv2.calcOpticalFlowFarneback(prev, cur, None, 0.5, 4, 15, 3, 5, 1.2, 0)
+    if shift is not None:
+        flow = flow - np.float32(shift)
+    return shift, moved, flow
+
+
+def _place(x_centre: float, width: int) -> str:
+    r = x_centre / width
+    return "on the left" if r < 0.36 else "on the right" if r > 0.64 else "in the centre"
+
+
+def _direction(dx: float, dy: float) -> str:
+    if abs(dx) >= 2 * abs(dy):
+        return "right" if dx > 0 else "left"
+    if abs(dy) >= 2 * abs(dx):
+        return "down" if dy > 0 else "up"
+    return ("down" if dy > 0 else "up") + " and " + ("right" if dx > 0 else "left")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    words = {1: "One", 2: "Two", 3: "Three", 4: "Four"}
+    return f"{words.get(n, str(n))} {one if n == 1 else many}"
+
+
+class ClassicalDescriber(BaseDescriber):
+    """Deterministic, offline describer built on OpenCV (spec name ``cv``).
+
+    ``mode="aware"`` adds one sentence saying which of the query's words match what was
+    detected in the frame (people, faces, darkness, motion, a cut, colours); in ``"agnostic"``
+    mode (the default) the query is ignored and descriptions are reusable across queries.
+    """
+
+    name = "cv"
+
+    def __init__(self, arg: str | None = None, *, mode: PromptMode = "agnostic", person_score: float = 0.5,
+                 detect_faces: bool = True, cut_threshold: float = 0.55, dark_luma: float = 45.0,
+                 dim_luma: float = 80.0, max_side: int = 400):
+        if arg:
+            raise ConfigurationError(f"the cv describer takes no model argument, got 'cv:{arg}'")
+        if mode not in PROMPT_MODES:
+            raise ConfigurationError(f"mode must be one of {', '.join(PROMPT_MODES)}; got {mode!r}")
+        if not 0 < cut_threshold < 1:
+            raise ConfigurationError(f"cut_threshold must be in (0, 1), got {cut_threshold}")
+        if not 0 <= dark_luma < dim_luma <= 255:
+            raise ConfigurationError(f"need 0 <= dark_luma < dim_luma <= 255, got {dark_luma}, {dim_luma}")
+        self.mode: PromptMode = mode
+        self.person_score = float(person_score)
+        self.detect_faces = bool(detect_faces)
+        self.cut_threshold = float(cut_threshold)
+        self.dark_luma, self.dim_luma = float(dark_luma), float(dim_luma)
+        self.max_side = int(max_side)
+        self._hog = cv2.HOGDescriptor()
+        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self._faces = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+        if self._faces.empty():
+            raise ConfigurationError("OpenCV's Haar face cascade is missing from cv2.data; "
+                                     "install opencv-python-headless<5")
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name, "mode": self.mode, "version": TEMPLATES_VERSION,
+                "opencv": cv2.__version__.split(".")[0], "person_score": self.person_score,
+                "detect_faces": self.detect_faces, "cut_threshold": self.cut_threshold,
+                "dark_luma": self.dark_luma, "dim_luma": self.dim_luma, "max_side": self.max_side}
+
+    # --- measurements -------------------------------------------------------------------
+    def _people(self, grey: np.ndarray) -> list[tuple[int, int, int, int]]:
+        boxes, scores = self._hog.detectMultiScale(grey, winStride=(4, 4), padding=(8, 8), scale=1.05)
+        kept = [tuple(int(v) for v in b) for b, s in zip(boxes, np.ravel(scores)) if s >= self.person_score]
+        if len(kept) > 1:
+            rects, _ = cv2.groupRectangles([list(b) for b in kept] * 2, 1, 0.3)
+            kept = [tuple(int(v) for v in r) for r in rects]
+        return sorted(kept)  # type: ignore[return-value]
+
+    def _faces_in(self, grey: np.ndarray) -> list[tuple[int, int, int, int]]:
+        if not self.detect_faces:
+            return []
+        side = max(24, min(grey.shape) // 12)
+        found = self._faces.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=6, minSize=(side, side))
+        return sorted(tuple(int(v) for v in f) for f in found)  # type: ignore[misc]
+
+    @staticmethod
+    def _colours(hsv: np.ndarray) -> list[str]:
+        h, s, v = (hsv[..., i].astype(np.int16) for i in range(3))
+        names = np.full(h.shape, "", dtype=object)
+        names[(v < 50)] = "black"
+        low = (v >= 50) & (s < 40)
+        names[low & (v >= 190)] = "white"
+        names[low & (v < 190)] = "grey"
+        coloured = (v >= 50) & (s >= 40)
+        for name, lo, hi in _HUES:
+            names[coloured & (h >= lo) & (h < hi)] = name
+        brown = coloured & (h < 25) & (v < 170) & (s >= 60)
+        names[brown] = "brown"
+        beige = (v >= 150) & (s >= 40) & (s < 90) & (h < 30)
+        names[beige] = "beige"
+        values, counts = np.unique(names.ravel().astype(str), return_counts=True)
+        order = np.argsort(-counts, kind="stable")
+        total = counts.sum()
+        return [str(values[i]) for i in order[:3] if counts[i] / total >= 0.15 and values[i]]
+
+    # --- sentences ----------------------------------------------------------------------
+    def _describe_one(self, frame: Frame, prev: _Prev | None) -> tuple[str, _Prev, set[str]]:
+        image = frame.image
+        h0, w0 = image.shape[:2]
+        if max(h0, w0) > self.max_side:
+            scale = self.max_side / max(h0, w0)
+            image = cv2.resize(image, (round(w0 * scale), round(h0 * scale)), interpolation=cv2.INTER_AREA)
+        h, w = image.shape[:2]
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+        luma = float(grey.mean())
+        hist = cv2.calcHist([hsv], [0, 1], None, [30, 32], [0, 180, 0, 256])
+        hist = cv2.normalize(hist, None, alpha=1.0, norm_type=cv2.NORM_L1)
+        small = cv2.resize(grey, (FLOW_WIDTH, max(8, round(h * FLOW_WIDTH / w))), interpolation=cv2.INTER_AREA)
+        state = _Prev(frame.t, small, hist, luma)
+        found: set[str] = set()
+        sentences: list[str] = []
+        dark = luma < self.dark_luma
+
+        cut = False
+        if prev is not None and prev.grey.shape == small.shape:
+            lit = not dark and prev.luma >= self.dark_luma and abs(luma - prev.luma) < 60
+            distance = cv2.compareHist(prev.hist, hist, cv2.HISTCMP_BHATTACHARYYA)
+            cut = lit and distance >= self.cut_threshold
+        if cut:
+            sentences.append("The view changed completely: a scene cut.")
+            found.add("cut")
+
+        people = [] if dark else self._people(grey)
+        state.people = [(x + bw / 2) / w for x, _, bw, _ in people]
+        moved: np.ndarray | None = None  # FLOW_WIDTH-scale mask of what moved in the scene
+        flow: np.ndarray | None = None
+        motion: str | None = None
+        comparable = prev is not None and not cut and prev.grey.shape == small.shape
+        if comparable and not dark and prev.luma >= self.dark_luma:  # type: ignore[union-attr]
+            dt = max(frame.t - prev.t, 1e-3)  # type: ignore[union-attr]
+            shift, moved, flow = _motion(prev.grey, small)  # type: ignore[union-attr]
+            speed = float(np.hypot(*shift)) / FLOW_WIDTH / dt if shift is not None else 0.0  # widths/s
+            if shift is not None and speed >= 0.04:
+                # the picture slides one way, so the camera turns the other way
+                direction = _direction(-shift[0], -shift[1])
+                pace = "quickly" if speed >= 0.12 else "slowly"
+                verb = "panning" if direction in ("left", "right") else "tilting" if direction in ("up", "down") \
+                    else "moving"
+                motion = f"The camera is {verb} {pace} to the {direction}." if verb == "panning" \
+                    else f"The camera is {verb} {pace} {direction}."
+                found.add("camera")
+            elif moved.mean() >= 0.01:
+                ys, xs = np.nonzero(moved)
+                dx, dy = (float(v) for v in flow[moved].mean(axis=0))
+                where = _place((xs.mean() + 0.5) * w / FLOW_WIDTH, w)
+                found.add("motion")
+                motion = (f"Something {where} is moving to the {_direction(dx, dy)}."
+                          if np.hypot(dx, dy) >= 1.0 else f"Something {where} is moving.")
+
+        if people:
+            places = [_place(x + bw / 2, w) for x, _, bw, _ in people]
+            found.add("person")
+            if len(people) == 1:
+                x, y, bw, bh = people[0]
+                sx0, sx1 = int(x * FLOW_WIDTH / w), int((x + bw) * FLOW_WIDTH / w) + 1
+                sy0, sy1 = int(y * FLOW_WIDTH / w), int((y + bh) * FLOW_WIDTH / w) + 1
+                walking = moved is not None and float(moved[sy0:sy1, sx0:sx1].mean() if sx1 > sx0 else 0) >= 0.08
+                if walking:
+                    centre = (x + bw / 2) / w
+                    heading = ""
+                    if prev is not None and prev.people:
+                        before = min(prev.people, key=lambda c: abs(c - centre))
+                        if abs(centre - before) >= 0.05:
+                            heading = " to the right" if centre > before else " to the left"
+                    sentences.append(f"A person {places[0]} is walking{heading}.")
+                    motion = None if motion and motion.startswith("Something") else motion
+                else:
+                    sentences.append(f"A person is standing {places[0]}.")
+            else:
+                where = ", ".join(dict.fromkeys(places))
+                sentences.append(f"{_count(len(people), 'person', 'people')} are visible ({where}).")
+        faces = [] if dark else self._faces_in(grey)
+        if faces:
+            found.add("face")
+            sentences.append(f"{_count(len(faces), 'face is', 'faces are')} visible "
+                             f"{_place(faces[0][0] + faces[0][2] / 2, w) if len(faces) == 1 else ''}".rstrip() + ".")
+        if motion:
+            sentences.append(motion)
+        if dark:
+            sentences.append("The scene is dark; the lights seem to be off.")
+            found.add("dark")
+        elif luma < self.dim_luma:
+            sentences.append("The scene is dimly lit.")
+            found.add("dim")
+        else:
+            colours = self._colours(hsv)
+            if colours:
+                found.update(colours)
+                listed = colours[0] if len(colours) == 1 else ", ".join(colours[:-1]) + " and " + colours[-1]
+                sentences.append(f"The main colours are {listed}.")
+        if not sentences:
+            sentences.append("A still view.")
+        return " ".join(sentences), state, found
+
+    def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
+        """Yield one description per frame as it arrives; only the previous sample is kept."""
+        words = _query_concepts(query) if self.mode == "aware" and query else None
+        prev: _Prev | None = None
+        for frame in frames:
+            text, prev, found = self._describe_one(frame, prev)
+            if words is not None:
+                text += " " + _match_sentence(words, found)
+            yield FrameDescription(t=frame.t, text=text)
+
+
+# query words -> the detector result that answers them
+_CONCEPTS: dict[str, tuple[str, ...]] = {
+    "person": ("person", "people", "man", "woman", "men", "women", "someone", "somebody", "figure",
+               "human", "pedestrian", "boy", "girl", "child", "he", "she", "they"),
+    "face": ("face", "faces"),
+    "dark": ("dark", "darkness", "lights", "light", "night", "black"),
+    "camera": ("camera", "pan", "pans", "panning", "tilt", "tilts", "pov"),
+    "motion": ("moves", "moving", "move", "walks", "walking", "runs", "running", "enters", "leaves"),
+    "cut": ("cut", "cuts", "scene", "transition", "switches", "changes"),
+}
+_COLOURS = {"red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "brown", "white", "grey",
+            "gray", "black", "beige"}
+
+
+def _query_concepts(query: str) -> dict[str, str]:
+    """Map each query word we can check to the measurement that checks it."""
+    out: dict[str, str] = {}
+    for word in (w.strip(".,!?;:'\"()").lower() for w in query.split()):
+        for concept, vocab in _CONCEPTS.items():
+            if word in vocab:
+                out.setdefault(word, concept)
+        if word in _COLOURS:
+            out.setdefault(word, "grey" if word == "gray" else word)
+    return out
+
+
+def _match_sentence(words: dict[str, str], found: set[str]) -> str:
+    matched = [w for w, c in words.items() if c in found or (c == "motion" and ("person" in found and "motion" in found))]
+    if matched:
+        return "Query words matched here: " + ", ".join(matched) + "."
+    return "Nothing the query asks about was detected here."
+
+
+__all__ = ["ClassicalDescriber", "TEMPLATES_VERSION"]
