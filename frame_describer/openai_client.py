@@ -14,6 +14,7 @@ or reprs, and any error text is scrubbed of it before it is raised.
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import os
 import random
@@ -130,6 +131,8 @@ def map_error(exc: BaseException, *, provider: str, secret: str | None = None) -
         status, retryable, msg = exc.status_code, False, f"malformed response: {exc.message}"
     elif isinstance(exc, openai.OpenAIError):
         status, retryable, msg = None, False, str(exc)
+    elif isinstance(exc, json.JSONDecodeError):  # the SDK parses bodies lazily: a garbled reply
+        msg, retryable = f"the server sent a malformed response body ({exc.msg})", True
     else:
         return exc
     err = ProviderError(redact(f"{provider}: {msg}", secret), status=status, retryable=retryable,
