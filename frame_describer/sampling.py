@@ -230,7 +230,7 @@ class FrameStream(Iterator[Frame]):
             if prev is None:
                 raise VideoDecodeError(p, "the video stream has no decodable frames")
             real_end = prev[1] + step
-            if target is not None and target < real_end and prev[2] != emitted and out != self._limit:
+            if target is not None and target < real_end - 1e-6 and prev[2] != emitted and out != self._limit:
                 yield self._frame(prev, out)  # the last frame is nearest to what remains
                 out += 1
             if info.duration - real_end > max(2 * step, 0.5):

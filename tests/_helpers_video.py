@@ -1,0 +1,35 @@
+"""Shared fixtures for the video tests: tiny videos rendered once per session (never downloaded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from frame_describer.synthetic import render_demo_video, render_numbered_video
+
+# variable frame rate: bursts and gaps, times in seconds
+VFR_TIMES = [0.0, 0.04, 0.08, 0.5, 0.52, 1.3, 1.35, 1.4, 2.2, 2.9, 2.95, 3.6, 4.0, 4.45, 5.1, 5.12]
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("videos")
+
+
+@pytest.fixture(scope="session")
+def cfr_video(video_dir: Path) -> Path:
+    """60 frames at 10 fps (6 s), 320x240."""
+    return render_numbered_video(video_dir / "cfr.mp4", n_frames=60, fps=10)
+
+
+@pytest.fixture(scope="session")
+def vfr_video(video_dir: Path) -> Path:
+    return render_numbered_video(video_dir / "vfr.mp4", n_frames=len(VFR_TIMES), fps=10, vfr_times=VFR_TIMES)
+
+
+@pytest.fixture(scope="session")
+def demo_video(video_dir: Path) -> tuple[Path, list]:
+    path = video_dir / "demo.mp4"
+    events = render_demo_video(path)
+    return path, events

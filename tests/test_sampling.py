@@ -1,0 +1,192 @@
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _helpers_video import VFR_TIMES, cfr_video, video_dir, vfr_video  # noqa: F401 (fixtures)
+from frame_describer.errors import ConfigurationError, VideoDecodeError
+from frame_describer.sampling import FrameStream, probe_video, sample_frames
+from frame_describer.synthetic import read_frame_number, render_numbered_video
+
+
+def nearest(times, t):
+    """Index of the frame nearest t (ties to the earlier frame), computed independently."""
+    return min(range(len(times)), key=lambda i: (abs(times[i] - t), i))
+
+
+def check(frames, times, requested):
+    got = [read_frame_number(f.image) for f in frames]
+    want = list(dict.fromkeys(nearest(times, t) for t in requested))  # no frame twice
+    assert got == want
+    for f, n in zip(frames, got):
+        assert f.t == pytest.approx(times[n], abs=1e-3)  # the frame's real time, not index / fps
+        assert f.source_index == n
+    assert [f.index for f in frames] == list(range(len(frames)))
+
+
+CFR = [i / 10 for i in range(60)]
+
+
+@pytest.mark.parametrize("fps", [1.0, 3.0, 0.7, 2.5])
+def test_rate_mode_returns_nearest_frame_cfr(cfr_video, fps):
+    frames = list(sample_frames(cfr_video, fps=fps))
+    check(frames, CFR, [k / fps for k in range(math.ceil(6 * fps - 1e-9))])
+
+
+@pytest.mark.parametrize("fps", [1.0, 2.0, 5.0])
+def test_rate_mode_returns_nearest_frame_vfr(vfr_video, fps):
+    end = VFR_TIMES[-1] + (VFR_TIMES[-1] - VFR_TIMES[-2])
+    frames = list(sample_frames(vfr_video, fps=fps))
+    check(frames, VFR_TIMES, [k / fps for k in range(math.ceil(end * fps - 1e-9))])
+
+
+def test_faster_than_the_video_yields_each_frame_once(cfr_video):
+    frames = list(sample_frames(cfr_video, fps=25))
+    assert [read_frame_number(f.image) for f in frames] == list(range(60))
+
+
+def test_default_is_one_fps_and_default_bound_keeps_small_frames(cfr_video):
+    stream = sample_frames(cfr_video)
+    assert isinstance(stream, FrameStream) and stream.fps == 1.0 and stream.planned == 6
+    frames = list(stream)
+    assert [round(f.t, 3) for f in frames] == [0, 1, 2, 3, 4, 5]
+    assert all(f.size == (320, 240) for f in frames)  # never upscaled
+
+
+def test_count_mode_is_evenly_spaced(cfr_video, vfr_video):
+    frames = list(sample_frames(cfr_video, num_frames=4))
+    check(frames, CFR, [(k + 0.5) * 6 / 4 for k in range(4)])
+    info = probe_video(vfr_video)
+    frames = list(sample_frames(vfr_video, num_frames=5))
+    check(frames, VFR_TIMES, [(k + 0.5) * info.duration / 5 for k in range(5)])
+
+
+def test_cap_lowers_the_rate(cfr_video):
+    stream = sample_frames(cfr_video, fps=5, max_frames=6)
+    frames = list(stream)
+    assert len(frames) == 6 and stream.fps == pytest.approx(1.0)
+    check(frames, CFR, [k * 1.0 for k in range(6)])
+    assert len(list(sample_frames(cfr_video, num_frames=20, max_frames=3))) == 3
+
+
+def test_start_and_end_window(cfr_video):
+    frames = list(sample_frames(cfr_video, fps=2, start=2.04, end=4.0))
+    assert [read_frame_number(f.image) for f in frames] == [20, 25, 30, 35]
+    assert [f.t for f in frames] == pytest.approx([2.0, 2.5, 3.0, 3.5], abs=1e-3)
+
+
+@pytest.mark.parametrize("max_side", [100, 64, 17])
+def test_resize_bound(cfr_video, max_side):
+    for f in sample_frames(cfr_video, fps=1, max_side=max_side):
+        assert max(f.size) == max_side and f.image.dtype == np.uint8
+        assert abs(f.size[0] / f.size[1] - 4 / 3) < 0.1
+    assert read_frame_number(next(sample_frames(cfr_video, fps=1, start=2.0, max_side=100)).image) == 20
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_rotation_metadata_is_applied(tmp_path: Path, rotation):
+    p = render_numbered_video(tmp_path / "r.mp4", n_frames=10, fps=5, size=(160, 120), rotation=rotation)
+    info = probe_video(p)
+    assert (info.width, info.height) == (160, 120) and info.rotation % 360 == rotation % 360
+    frames = list(sample_frames(p, fps=5, max_side=80))
+    assert [f.size for f in frames] == [(80, 60)] * 10
+    assert [read_frame_number(f.image) for f in frames] == list(range(10))
+
+
+def test_streams_lazily(tmp_path: Path, monkeypatch):
+    """The first frame arrives after decoding a handful of frames, not the whole file."""
+    import frame_describer.sampling as sampling
+    p = render_numbered_video(tmp_path / "long.mp4", n_frames=300, fps=30, size=(96, 64))
+    decoded = []
+    real = sampling._decode
+
+    def counting(container, stream, path):
+        for frame in real(container, stream, path):
+            decoded.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(sampling, "_decode", counting)
+    stream = sample_frames(p, fps=1)
+    first = next(stream)
+    assert read_frame_number(first.image) == 0 and len(decoded) <= 3
+    second = next(stream)
+    assert read_frame_number(second.image) == 30 and len(decoded) <= 33
+    stream.close()
+    assert len(decoded) <= 33
+
+
+# --- bad input -------------------------------------------------------------------------
+
+def _png(path: Path) -> Path:
+    import cv2
+    ok, buf = cv2.imencode(".png", np.zeros((32, 32, 3), np.uint8))
+    path.write_bytes(buf.tobytes())
+    return path
+
+
+def _audio_only(path: Path) -> Path:
+    import av
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 8000
+        for i in range(4):
+            frame.pts = i * 1024
+            c.mux(s.encode(frame))
+        c.mux(s.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("case,reason", [
+    ("missing", "no such file"),
+    ("folder", "is a directory"),
+    ("empty", "empty (0 bytes)"),
+    ("text", "not a readable video"),
+    ("png", "still image"),
+    ("audio", "no video stream"),
+    ("half_moov_at_end", "not a readable video"),
+])
+def test_bad_files_raise_typed_one_line_errors(tmp_path: Path, cfr_video, case, reason):
+    p = tmp_path / f"{case}.mp4"
+    if case == "folder":
+        p.mkdir()
+    elif case == "empty":
+        p.write_bytes(b"")
+    elif case == "text":
+        p.write_text("this is not a video\n" * 50)
+    elif case == "png":
+        _png(p)
+    elif case == "audio":
+        _audio_only(tmp_path / "audio.m4a").rename(p)
+    elif case == "half_moov_at_end":
+        data = cfr_video.read_bytes()  # PyAV writes the index (moov) at the end
+        p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoDecodeError) as err:
+        sample_frames(p)
+    assert err.value.path == str(p) and reason in err.value.reason
+    assert "\n" not in str(err.value) and str(p) in str(err.value)
+
+
+def test_truncated_stream_decodes_what_is_there_and_clamps(tmp_path: Path, caplog):
+    full = render_numbered_video(tmp_path / "full.mkv", n_frames=60, fps=10)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING, logger="frame_describer.sampling"):
+        frames = list(sample_frames(cut, fps=2))
+    numbers = [read_frame_number(f.image) for f in frames]
+    assert 5 <= len(numbers) < 12 and numbers == [5 * k for k in range(len(numbers))]
+    assert any("truncated" in r.message or "clamped" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"fps": 0}, "fps"), ({"fps": -1.0}, "fps"), ({"fps": float("nan")}, "fps"),
+    ({"num_frames": 0}, "num_frames"), ({"fps": 2.0, "num_frames": 3}, "not both"),
+    ({"max_frames": 0}, "max_frames"), ({"max_side": 4}, "max_side"),
+    ({"start": -1.0}, "start"), ({"start": 3.0, "end": 2.0}, "end"), ({"start": 60.0}, "past the end"),
+])
+def test_bad_arguments_raise_configuration_error(cfr_video, kwargs, needle):
+    with pytest.raises(ConfigurationError, match=needle):
+        sample_frames(cfr_video, **kwargs)
