@@ -147,7 +147,7 @@ def build_tiny_qwen2_vl(path: str | Path) -> Path:
                            vision_end_token_id=ids["<|vision_end|>"])
     torch.manual_seed(0)
     model = Qwen2VLForConditionalGeneration(config).eval()
-    image_processor = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=56 * 56)
+    image_processor = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=112 * 112)
     processor = _without_video(Qwen2VLProcessor)(image_processor=image_processor, tokenizer=tokenizer,
                                                  chat_template=QWEN_TEMPLATE)
     model.save_pretrained(path)
