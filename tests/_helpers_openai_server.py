@@ -66,6 +66,8 @@ class FakeOpenAIServer:
     def __init__(self, responder: Callable[[Recorded], Reply] | None = None):
         self.responder = responder or (lambda req: Reply.chat("ok"))
         self.requests: list[Recorded] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests being answered at once
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
         server = self
@@ -84,8 +86,12 @@ class FakeOpenAIServer:
                     body = raw.decode("utf-8", "replace")
                 req = Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
                 reply = server._next(req)
-                if reply.delay:
-                    time.sleep(reply.delay)
+                try:
+                    if reply.delay:
+                        time.sleep(reply.delay)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
                 if reply.drop:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -110,6 +116,8 @@ class FakeOpenAIServer:
     def _next(self, req: Recorded) -> Reply:
         with self._lock:
             self.requests.append(req)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             if self._script:
                 return self._script.popleft()
         return self.responder(req)

@@ -1,0 +1,219 @@
+"""OpenAIDescriber against the local fake server: exact requests, order, overlap, bounds, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+
+import cv2
+import numpy as np
+import openai
+import pytest
+
+import prompts
+from frame_describer import get_describer
+from frame_describer.errors import ConfigurationError, IncompleteOutputError, InputError, ProviderError
+from frame_describer.images import bounded, encode_jpeg, to_data_url
+from frame_describer.openai_describer import OpenAIDescriber, image_token_estimate
+from frame_describer.ratelimit import RateLimiter
+from frame_describer.types import Frame
+
+from _helpers_openai_server import FakeOpenAIServer, Reply, openai_server  # noqa: F401
+
+KEY = "sk-test-SECRET-describer-42"
+
+
+def frame(i: int, h: int = 480, w: int = 640) -> Frame:
+    return Frame(t=i * 0.5, index=i, image=np.full((h, w, 3), 10 * i % 250, np.uint8))
+
+
+def decode_url(url: str) -> np.ndarray:
+    head, b64 = url.split(",", 1)
+    assert head == "data:image/jpeg;base64"
+    return cv2.imdecode(np.frombuffer(base64.b64decode(b64), np.uint8), cv2.IMREAD_COLOR)
+
+
+def echo_brightness(req) -> Reply:
+    """Answers with the brightness of the frame sent, so order can be checked end to end."""
+    img = decode_url(req.json["messages"][0]["content"][1]["image_url"]["url"])
+    return Reply.chat(f"level {round(float(img.mean()) / 10)}", delay=float(np.random.uniform(0, 0.05)),
+                      image_tokens=85, prompt_tokens=120, completion_tokens=8)
+
+
+def make(server, **kw) -> OpenAIDescriber:
+    kw.setdefault("retry_base_delay", 0.01)
+    return OpenAIDescriber("gpt-4o-mini", base_url=server.base_url, api_key=KEY, **kw)
+
+
+def test_exact_request(openai_server):
+    openai_server.script(Reply.chat("A person opens a door.", image_tokens=85))
+    (d,) = list(make(openai_server, detail="low", max_side=256).describe([frame(1, 600, 900)]))
+    body = openai_server.requests[0].json
+    assert body["model"] == "gpt-4o-mini" and body["max_tokens"] == 200 and body["temperature"] == 0.0
+    (msg,) = body["messages"]
+    text, image = msg["content"]
+    assert msg["role"] == "user" and text == {"type": "text", "text": prompts.load("describe_agnostic").render()}
+    assert image["type"] == "image_url" and image["image_url"]["detail"] == "low"
+    assert decode_url(image["image_url"]["url"]).shape == (171, 256, 3)  # longest side bounded, aspect kept
+    assert d.t == 0.5 and d.text == "A person opens a door."
+    assert d.usage.image_tokens == 85 and d.usage.requests == 1 and d.usage.cost_usd > 0
+
+
+def test_aware_mode_prompt_and_missing_query(openai_server):
+    desc = make(openai_server, mode="aware", detail="high")
+    list(desc.describe([frame(0)], query="  the door   opens "))
+    body = openai_server.requests[0].json
+    assert body["messages"][0]["content"][0]["text"] == prompts.load("describe_aware").render(query="the door opens")
+    assert body["messages"][0]["content"][1]["image_url"]["detail"] == "high"
+    with pytest.raises(InputError, match="needs the query"):
+        list(desc.describe([frame(0)]))
+
+
+def test_order_concurrency_bound_and_overlap_with_decoding(openai_server):
+    openai_server.responder = echo_brightness
+    yielded_at: list[float] = []
+
+    def decode(n):
+        for i in range(n):
+            time.sleep(0.02)  # decoding takes time
+            yielded_at.append(time.monotonic())
+            yield frame(i)
+
+    out = list(make(openai_server, concurrency=3).describe(decode(16)))
+    assert [d.text for d in out] == [f"level {i}" for i in range(16)]
+    assert [d.t for d in out] == sorted(d.t for d in out)
+    assert openai_server.max_in_flight <= 3 and openai_server.max_in_flight >= 2
+    assert openai_server.requests[0].t < yielded_at[-1]  # the first request left before the last frame was decoded
+
+
+def test_async_twin_streams_in_order(openai_server):
+    openai_server.responder = echo_brightness
+
+    async def run():
+        return [d async for d in make(openai_server, concurrency=4).adescribe(frame(i) for i in range(10))]
+
+    out = asyncio.run(run())
+    assert [d.text for d in out] == [f"level {i}" for i in range(10)]
+    assert openai_server.max_in_flight <= 4
+    assert sum(d.usage.image_tokens for d in out) == 850
+
+
+def test_async_with_only_a_sync_client_uses_a_thread(openai_server):
+    openai_server.responder = echo_brightness
+    desc = OpenAIDescriber("m", client=openai.OpenAI(base_url=openai_server.base_url, api_key=KEY))
+
+    async def run():
+        return [d.text async for d in desc.adescribe([frame(1), frame(2)])]
+
+    assert asyncio.run(run()) == ["level 1", "level 2"]
+
+
+def test_faults_retried_once_per_layer(openai_server):
+    openai_server.script(Reply.error(429, "rate", headers={"retry-after-ms": "150"}), Reply.error(500, "oops"),
+                         Reply(drop=True), Reply.chat("fine"))
+    (d,) = list(make(openai_server, concurrency=1).describe([frame(0)]))
+    assert d.text == "fine" and len(openai_server.requests) == 4
+    assert openai_server.requests[1].t - openai_server.requests[0].t >= 0.14
+
+
+def test_timeout_and_exhaustion_raise_typed_errors_without_the_key(openai_server):
+    openai_server.script(Reply.chat("late", delay=1.0))
+    with pytest.raises(ProviderError, match="timed out") as info:
+        list(make(openai_server, timeout=0.2, max_retries=0).describe([frame(0)]))
+    assert info.value.retryable
+    openai_server.script(Reply.error(403, f"key {KEY} may not use this model"))
+    desc = make(openai_server)
+    with pytest.raises(ProviderError) as info:
+        list(desc.describe([frame(0)]))
+    assert info.value.status == 403 and not info.value.retryable
+    for text in (str(info.value), repr(info.value), repr(desc), json.dumps(desc.settings())):
+        assert KEY not in text
+
+
+def test_empty_cut_description_is_incomplete(openai_server):
+    openai_server.script(Reply.chat("", finish_reason="length"))
+    with pytest.raises(IncompleteOutputError, match="raise it"):
+        list(make(openai_server).describe([frame(0)]))
+
+
+def test_stopping_early_cancels_the_rest(openai_server):
+    openai_server.responder = echo_brightness
+    gen = make(openai_server, concurrency=2).describe(frame(i) for i in range(100))
+    assert next(gen).text == "level 0"
+    gen.close()
+    assert len(openai_server.requests) <= 8  # bounded window, not the whole video
+
+
+def test_spec_env_injected_client_and_errors(openai_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    desc = get_describer("openai:gpt-4o", detail="auto", mode="agnostic")
+    assert desc.name == "openai:gpt-4o" and desc.settings()["base_url"].startswith("http://127.0.0.1")
+    list(desc.describe([frame(0)]))
+    assert "detail" not in openai_server.requests[0].json["messages"][0]["content"][1]["image_url"]
+    assert openai_server.requests[0].headers["authorization"] == f"Bearer {KEY}"
+    with pytest.raises(ConfigurationError, match="openai:MODEL"):
+        get_describer("openai")
+    with pytest.raises(ConfigurationError, match="choose one of: low, high, auto"):
+        get_describer("openai:m", detail="ultra")
+    with pytest.raises(ConfigurationError, match="choose one of: agnostic, aware"):
+        get_describer("openai:m", mode="smart")
+    with pytest.raises(ConfigurationError, match="concurrency"):
+        get_describer("openai:m", concurrency=0)
+    client = openai.AsyncOpenAI(base_url=openai_server.base_url, api_key=KEY, max_retries=3)
+    assert OpenAIDescriber("m", async_client=client)._async_client.max_retries == 0
+
+
+# --- images and pacing ------------------------------------------------------------------------
+
+def test_images_bounded_never_enlarged():
+    small = np.zeros((100, 50, 3), np.uint8)
+    assert bounded(small, 512) is small
+    assert bounded(np.zeros((1080, 1920, 3), np.uint8), 512).shape == (288, 512, 3)
+    assert encode_jpeg(small)[:2] == b"\xff\xd8" and to_data_url(small).startswith("data:image/jpeg;base64,")
+    with pytest.raises(ConfigurationError, match="quality"):
+        encode_jpeg(small, quality=0)
+    with pytest.raises(InputError, match="RGB uint8"):
+        bounded(np.zeros((10, 10), np.uint8))
+    assert image_token_estimate(512, 288, "low") == 85 and image_token_estimate(512, 288, "high") == 255
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, s):
+        self.now += s
+
+
+def test_rate_limiter_rpm_and_tpm(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr("frame_describer.ratelimit.time.sleep", clock.sleep)
+    rpm = RateLimiter(rpm=2, clock=clock)
+    rpm.acquire(), rpm.acquire()
+    rpm.acquire()
+    assert 60.0 <= clock.now < 61.5  # the third request of the minute waited for the window
+    clock.now = 0.0
+    tpm = RateLimiter(tpm=1000, clock=clock)
+    first = tpm.acquire(800)
+    first.settle(300)  # the server said it used fewer tokens than estimated
+    tpm.acquire(600)
+    assert clock.now == 0.0
+    tpm.acquire(500)
+    assert clock.now >= 60.0
+    with pytest.raises(ConfigurationError, match="rpm"):
+        RateLimiter(rpm=0)
+
+
+def test_rpm_limit_paces_real_requests(openai_server, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr("frame_describer.ratelimit.time.sleep", clock.sleep)
+    desc = make(openai_server, rpm=3, concurrency=1)
+    desc.limiter._clock = clock
+    list(desc.describe(frame(i) for i in range(4)))
+    assert len(openai_server.requests) == 4 and clock.now >= 60.0
