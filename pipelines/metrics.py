@@ -258,3 +258,69 @@ def compute_metrics(predictions: Mapping[str, Any], queries: Sequence[Query], *,
             b = compute_metrics(preds, queries, thresholds=ths, clip_gt=clip_gt, bootstrap=0, baselines=False)
             result.baselines[name] = b.values
     return result
+
+
+# ------------------------------------------------------------------------- scoring prediction files
+
+class PredictionMatch(BaseModel):
+    """Prediction records matched to a dataset's queries."""
+
+    predictions: dict[str, Any]
+    unmatched: list[dict[str, Any]] = Field(default_factory=list)
+    duplicates: int = 0
+    total: int = 0
+
+
+def read_predictions(path: str | Any) -> list[dict[str, Any]]:
+    """Prediction records of a JSONL file: ``{"video", "query", "intervals"}`` or the moment_detr /
+    lighthouse ``{"qid", "pred_relevant_windows"}`` form. Raises ``InputError`` with the line."""
+    import json
+    from pathlib import Path
+
+    from frame_describer.errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("predictions file not found", path=path)
+    out = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON ({exc.msg})", path=path, line=lineno) from None
+        if not isinstance(obj, dict) or not ({"video", "query"} <= obj.keys() or "qid" in obj):
+            raise InputError('each line needs {"video", "query", "intervals"} or {"qid", "pred_relevant_windows"}',
+                             path=path, line=lineno)
+        out.append(obj | {"_line": lineno})
+    if not out:
+        raise InputError("no predictions in the file", path=path)
+    return out
+
+
+def match_predictions(records: Sequence[Mapping[str, Any]], queries: Sequence[Query]) -> PredictionMatch:
+    """Match records to queries by (video id, normalised query text), else by ``qid``.
+
+    The first record for a query wins; later ones are counted as duplicates.
+    """
+    from .datasets import normalize_query
+
+    by_key = {q.key: q for q in queries}
+    by_qid = {q.qid: q for q in queries}
+    preds: dict[str, Any] = {}
+    unmatched: list[dict[str, Any]] = []
+    dups = 0
+    for r in records:
+        q = None
+        if "video" in r and "query" in r:
+            q = by_key.get((str(r["video"]), normalize_query(str(r["query"]))))
+        if q is None and "qid" in r:
+            q = by_qid.get(str(r["qid"]))
+        if q is None:
+            unmatched.append(dict(r))
+        elif q.qid in preds:
+            dups += 1
+        else:
+            preds[q.qid] = r
+    return PredictionMatch(predictions=preds, unmatched=unmatched, duplicates=dups, total=len(records))

@@ -110,3 +110,30 @@ def write_toy_dataset(folder: Path, n_videos: int = 4, per_video: int = 3, durat
                           "duration": duration, "windows": [[start, start + 2.0]]})
     ds.write_text("".join(json.dumps(x) + "\n" for x in lines))
     return ds, desc_dir
+
+
+def render_toy_videos(folder: Path, ids: Iterable[str], *, n_frames: int = 30, fps: float = 10.0) -> Path:
+    """Tiny numbered videos named by id (3 s at 10 fps by default), each a different size so
+    that their contents (and so their cache fingerprints) differ."""
+    from frame_describer.synthetic import render_numbered_video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, vid in enumerate(ids):
+        render_numbered_video(folder / f"{vid}.mp4", n_frames=n_frames, fps=fps, size=(64 + 16 * i, 48))
+    return folder
+
+
+def eval_parser():
+    """A parser with only the evaluation subcommands, as ``pipelines.cli`` builds them."""
+    import argparse
+
+    from pipelines.eval_cli import register
+
+    parser = argparse.ArgumentParser(prog="vidground")
+    register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def cli(*argv: str) -> int:
+    args = eval_parser().parse_args([str(a) for a in argv])
+    return args.func(args)

@@ -1,0 +1,180 @@
+"""The evaluation subcommands: ``eval``, ``score``, ``report`` and ``compare``.
+
+``pipelines.cli`` calls :func:`register` on its subparsers; each handler returns an exit code
+and raises :class:`~frame_describer.errors.VidgroundError` subclasses for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from frame_describer.errors import ConfigurationError
+
+from .datasets import DATASETS
+
+
+def _dataset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", default=None, help="dataset split (charades-sta: test|train; default: the first listed)")
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="annotation folder (default $VIDGROUND_DATA, else ../shared/data next to the repository)")
+    p.add_argument("--dataset-file", default=None, metavar="FILE", help="the queries file for the 'jsonl' dataset")
+    p.add_argument("--clip-gt", action="store_true",
+                   help="clip GT windows to the video duration (default: as annotated; the report states which)")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``eval``, ``score``, ``report`` and ``compare`` to an argparse subparsers object."""
+    names = ", ".join(DATASETS)
+    e = subparsers.add_parser("eval", help="evaluate a describer/reasoner pair on a dataset (resumable)",
+                              description="Run both stages on --videos DIR, or stage 2 on --descriptions DIR, for "
+                                          "each selected query; results are appended to OUT/results.jsonl as they "
+                                          "finish, so a killed run resumes where it stopped.")
+    e.add_argument("dataset", metavar="DATASET", help=f"one of: {names}")
+    _dataset_args(e)
+    src = e.add_argument_group("inputs (give one)")
+    src.add_argument("--videos", default=None, metavar="DIR", help="folder of videos named by video id (any common extension)")
+    src.add_argument("--descriptions", default=None, metavar="DIR", help="folder of VIDEO_ID.jsonl descriptions (stage 2 only)")
+    sel = e.add_argument_group("selection")
+    sel.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate N queries, chosen reproducibly by --seed")
+    sel.add_argument("--seed", type=int, default=0, help="subset seed (default 0)")
+    sel.add_argument("--subset", default=None, metavar="FILE", help="a file of query ids, one a line")
+    m = e.add_argument_group("backends")
+    m.add_argument("--describer", default=None, metavar="SPEC", help="cv (default), openai:MODEL, hf:MODEL")
+    m.add_argument("--reasoner", default=None, metavar="SPEC", help="embedding (default), openai:MODEL, hf:MODEL, llamacpp:PATH")
+    m.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
+    m.add_argument("--num-frames", type=int, default=None, metavar="N")
+    m.add_argument("--max-frames", type=int, default=None, metavar="N")
+    m.add_argument("--max-side", type=int, default=512, metavar="PX")
+    m.add_argument("--top-k", type=int, default=5, metavar="K", help="intervals kept per query (R5 needs 5; default 5)")
+    r = e.add_argument_group("run")
+    r.add_argument("--out", required=True, metavar="DIR", help="run folder, e.g. runs/NAME (resumed if it exists)")
+    r.add_argument("--retry-failed", action="store_true", help="re-run only the queries whose last result failed")
+    r.add_argument("--executor", default="local", choices=("local", "ray"), help="local threads (default) or a Ray cluster")
+    r.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    r.add_argument("--concurrency", type=int, default=2, metavar="N", help="videos in parallel (local executor; default 2)")
+    r.add_argument("--query-concurrency", type=int, default=1, metavar="N", help="queries of one video in parallel")
+    r.add_argument("--cache", default=None, metavar="FILE",
+                   help="description cache (default $VIDGROUND_CACHE or ~/.cache/vidground/descriptions.sqlite)")
+    r.add_argument("--no-cache", action="store_true", help="do not read or write the description cache")
+    r.add_argument("--no-report", action="store_true", help="skip writing report.md, plots and index.html")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=cmd_eval)
+
+    s = subparsers.add_parser("score", help="score a predictions file against a dataset (no model needed)",
+                              description='Score PRED.jsonl, whose lines are {"video", "query", "intervals": [[s, e, score?], ...]} '
+                                          'or {"qid", "pred_relevant_windows"}, against the dataset\'s queries.')
+    s.add_argument("predictions", metavar="PRED.jsonl")
+    s.add_argument("--dataset", required=True, help=f"one of: {names}")
+    _dataset_args(s)
+    s.add_argument("--all-queries", action="store_true", help="score against every query; unpredicted ones count as misses")
+    s.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the 95%% CI (0: none)")
+    s.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    s.set_defaults(func=cmd_score)
+
+    rp = subparsers.add_parser("report", help="rebuild a run's metrics.json, report.md, plots and index.html")
+    rp.add_argument("run", metavar="RUN_DIR")
+    rp.add_argument("--max-plots", type=int, default=500, metavar="N", help="timeline plots for at most N queries, worst first")
+    rp.add_argument("--bootstrap", type=int, default=1000, metavar="N")
+    rp.set_defaults(func=cmd_report)
+
+    c = subparsers.add_parser("compare", help="show two runs side by side with per-query differences")
+    c.add_argument("run_a", metavar="RUN_A")
+    c.add_argument("run_b", metavar="RUN_B")
+    c.add_argument("--top", type=int, default=20, metavar="N", help="list the N largest per-query changes")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_compare)
+
+
+def _print_metrics_table(m: Any, label: str) -> None:
+    from .report import metrics_table
+
+    print(metrics_table(m, label))
+    print(f"\n{m.convention}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .executors import make_executor
+    from .report import write_report
+    from .runs import RunConfig, run_eval
+
+    if args.dataset not in DATASETS:
+        raise ConfigurationError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    config = RunConfig(dataset=args.dataset, split=args.split, dataset_path=args.dataset_file, data_root=args.data_root,
+                       videos=args.videos, descriptions=args.descriptions, describer=args.describer,
+                       reasoner=args.reasoner, fps=args.fps, num_frames=args.num_frames, max_frames=args.max_frames,
+                       max_side=args.max_side, top_k=args.top_k, limit=args.limit, seed=args.seed, subset=args.subset,
+                       clip_gt=args.clip_gt, cache="" if args.no_cache else args.cache, concurrency=args.concurrency,
+                       query_concurrency=args.query_concurrency)
+    config.check()
+    executor = make_executor(args.executor, concurrency=args.concurrency, address=args.address)
+    summary = run_eval(config, args.out, retry_failed=args.retry_failed, executor=executor,
+                       progress=not args.quiet and sys.stderr.isatty())
+    if summary.missing_videos:
+        shown = ", ".join(summary.missing_videos[:10]) + (" ..." if len(summary.missing_videos) > 10 else "")
+        print(f"missing {len(summary.missing_videos)} video(s), their queries skipped: {shown}", file=sys.stderr)
+    print(f"{summary.out}: {summary.selected} queries selected, {summary.already_done} already done, "
+          f"{summary.ran} run now ({summary.failed} failed) in {summary.seconds:.1f} s")
+    print(f"describer calls: {summary.describe_calls} made, {summary.describe_saved} saved by the cache; "
+          f"cost ${summary.cost_usd:.4f}")
+    if summary.metrics is not None:
+        _print_metrics_table(summary.metrics, "this run")
+    if not args.no_report:
+        write_report(summary.out)
+        print(f"report: {Path(summary.out) / 'report.md'}  ·  {Path(summary.out) / 'index.html'}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .datasets import load_dataset
+    from .metrics import compute_metrics, match_predictions, read_predictions
+
+    ds = load_dataset(args.dataset, args.split, args.data_root, path=args.dataset_file)
+    records = read_predictions(args.predictions)
+    match = match_predictions(records, ds.queries)
+    queries = ds.queries if args.all_queries else [q for q in ds.queries if q.qid in match.predictions]
+    if not queries:
+        raise ConfigurationError(f"none of the {match.total} predictions matches a query of {ds.name}/{ds.split} "
+                                 "by (video, query) or qid; check --dataset and --split")
+    m = compute_metrics(match.predictions, queries, clip_gt=args.clip_gt, bootstrap=args.bootstrap)
+    coverage = f"{len(match.predictions)} of {len(ds)} {ds.name}/{ds.split} queries predicted"
+    if args.json:
+        print(json.dumps({"dataset": ds.name, "split": ds.split, "scored": len(queries), "dataset_queries": len(ds),
+                          "predicted": len(match.predictions), "unmatched": [
+                              {k: v for k, v in r.items() if k != "intervals"} for r in match.unmatched],
+                          "duplicates": match.duplicates, "all_queries": args.all_queries,
+                          "metrics": m.summary()}, indent=2))
+        return 0
+    print(f"{coverage}; scored on {len(queries)} ({'all queries, missing ones as misses' if args.all_queries else 'the predicted ones'})")
+    _print_metrics_table(m, Path(args.predictions).name)
+    if match.unmatched:
+        print(f"\n{len(match.unmatched)} prediction(s) match no query:")
+        for r in match.unmatched[:20]:
+            print(f"  line {r.get('_line')}: video={r.get('video')!r} query={r.get('query')!r} qid={r.get('qid')!r}")
+    if match.duplicates:
+        print(f"{match.duplicates} duplicate prediction(s) ignored (the first one for a query counts)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import metrics_table, write_report
+
+    summary = write_report(args.run, bootstrap=args.bootstrap, max_plots=args.max_plots)
+    run = Path(args.run)
+    if summary["metrics"]:
+        from .metrics import Metrics
+
+        print(metrics_table(Metrics.model_validate(summary["metrics"]), run.name))
+    print(f"wrote {run / 'metrics.json'}, {run / 'report.md'}, {run / 'index.html'}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .report import compare_runs, format_compare
+
+    c = compare_runs(args.run_a, args.run_b, top=args.top)
+    print(json.dumps(c, indent=2) if args.json else format_compare(c))
+    return 0

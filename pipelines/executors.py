@@ -1,0 +1,244 @@
+"""Where a run's videos are processed: threads on this machine, or a Ray cluster.
+
+The unit of work is a whole video (:class:`~pipelines.runs.VideoTask`): describe it once
+(through the description cache), then ground each of its queries. Workers share nothing but
+the result sink, which only the driver writes. An executor's ``run(tasks, config)`` yields
+``("video", record)`` and ``("result", record)`` pairs as work finishes.
+
+Running on a real Ray cluster::
+
+    ray start --head                                   # on the head node
+    ray start --address HEAD_IP:6379                   # on every worker node
+    vidground eval charades-sta --videos /shared/charades --executor ray --address HEAD_IP:6379 \\
+        --out runs/full
+
+Every node needs vidground installed and the videos at the same path (a shared filesystem,
+or the same copy on each node). Each node keeps its own description cache (``--cache`` names
+a local path; do not put SQLite on NFS). The driver writes ``runs/NAME`` on its own disk.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from frame_describer.errors import ConfigurationError, MissingDependencyError
+
+from .datasets import Query
+from .metrics import score_query
+
+Emit = Callable[[tuple[str, dict[str, Any]]], None]
+_local = threading.local()
+
+
+def _backends(config: Any) -> tuple[Any, Any]:
+    """This thread's describer and reasoner instances (built once per thread and spec)."""
+    from frame_describer import get_describer
+    from temporal_reasoner import get_reasoner
+
+    key = (config.describer, config.reasoner, repr(config.describer_options), repr(config.reasoner_options))
+    if getattr(_local, "key", None) != key:
+        _local.describer = (get_describer(config.describer, **config.describer_options)
+                            if config.mode == "videos" else None)
+        _local.reasoner = get_reasoner(config.reasoner, **config.reasoner_options)
+        _local.key = key
+    return _local.describer, _local.reasoner
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    return {"type": type(exc).__name__, "message": str(exc)[:1000], "retryable": getattr(exc, "retryable", None)}
+
+
+def _failed(q: Query, exc: BaseException) -> dict[str, Any]:
+    return {"qid": q.qid, "video": q.video, "query": q.query, "status": "failed", "error": _error(exc),
+            "finished": round(time.time(), 3)}
+
+
+def process_video(task: Any, config: Any, emit: Emit) -> None:
+    """Describe ``task.video`` once and ground each of its queries, emitting records."""
+    from frame_describer.cache import CachedDescriber, DescriptionCache
+    from .api import describe, ground, load_descriptions
+
+    started = time.perf_counter()
+    video_rec: dict[str, Any] = {"video": task.video, "source": task.source, "describe_calls": 0,
+                                 "describe_saved": 0, "cost_usd": 0.0, "error": None}
+    try:
+        describer, reasoner = _backends(config)
+        aware = describer is not None and getattr(describer, "mode", "agnostic") == "aware"
+        described = None
+        if config.mode == "descriptions":
+            described = load_descriptions(task.source)
+        elif not aware:
+            wrapped = describer
+            if config.cache:
+                extra = {"fps": config.fps, "num_frames": config.num_frames, "max_frames": config.max_frames,
+                         "max_side": config.max_side}
+                wrapped = CachedDescriber(describer, DescriptionCache(config.cache), task.source, extra=extra)
+            described = describe(task.source, describer=wrapped, fps=config.fps, num_frames=config.num_frames,
+                                 max_frames=config.max_frames, max_side=config.max_side)
+            n = len(described.descriptions)
+            video_rec["describe_calls"] = getattr(wrapped, "calls", n)
+            video_rec["describe_saved"] = getattr(wrapped, "saved", 0)
+            video_rec["cost_usd"] = described.usage.cost_usd or 0.0
+        if described is not None:
+            video_rec.update(duration=described.duration, step=described.step, describer=described.describer,
+                             descriptions=list(described.descriptions))
+    except Exception as exc:  # the video failed: so do its queries, and the run goes on
+        video_rec["error"] = _error(exc)
+        emit(("video", video_rec | {"seconds": round(time.perf_counter() - started, 3)}))
+        for q in task.queries:
+            emit(("result", _failed(q, exc)))
+        return
+    if not aware:
+        emit(("video", video_rec | {"seconds": round(time.perf_counter() - started, 3)}))
+
+    def one(q: Query) -> dict[str, Any]:
+        try:
+            _, rsn = _backends(config)
+            if aware:
+                res = ground(task.source, q.query, describer=describer, reasoner=rsn, fps=config.fps,
+                             num_frames=config.num_frames, max_frames=config.max_frames,
+                             max_side=config.max_side, top_k=config.top_k)
+            else:
+                dur = q.duration if described.duration_inferred and q.duration else None
+                res = ground(descriptions=described, query=q.query, reasoner=rsn, duration=dur, top_k=config.top_k)
+        except Exception as exc:
+            return _failed(q, exc)
+        usage = {k: v.model_dump(mode="json", exclude_none=True) for k, v in res.usage.items()}
+        stages = [k for k in res.usage if aware or k != "describe"]  # agnostic describe cost is per video
+        cost = sum(res.usage[k].cost_usd or 0.0 for k in stages)
+        return {"qid": q.qid, "video": q.video, "query": q.query, "status": "ok",
+                "intervals": [i.as_list() for i in res.intervals], "duration": res.duration,
+                "duration_inferred": res.duration_inferred, "reasoner": res.reasoner, "describer": res.describer,
+                "curve": [list(p) for p in res.curve] if res.curve else None, "usage": usage,
+                "cost_usd": round(cost, 8), "timings": res.timings, "warnings": res.warnings,
+                "raw": res.raw if isinstance(res.raw, (str, dict, list, type(None))) else str(res.raw),
+                "finished": round(time.time(), 3)}
+
+    if config.query_concurrency > 1 and len(task.queries) > 1:
+        with ThreadPoolExecutor(config.query_concurrency) as pool:
+            for rec in pool.map(one, task.queries):
+                emit(("result", rec))
+    else:
+        for q in task.queries:
+            emit(("result", one(q)))
+
+
+class LocalExecutor:
+    """Videos in parallel on ``concurrency`` threads of this process (model calls release the GIL)."""
+
+    def __init__(self, concurrency: int = 2):
+        if concurrency < 1:
+            raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
+        self.concurrency = concurrency
+
+    def run(self, tasks: Sequence[Any], config: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        if not tasks:
+            return
+        q: queue.Queue[Any] = queue.Queue()
+        done = object()
+
+        def work(task: Any) -> None:
+            try:
+                process_video(task, config, q.put)
+            finally:
+                q.put(done)
+
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="vidground-video") as pool:
+            futures = [pool.submit(work, t) for t in tasks]
+            finished = 0
+            try:
+                while finished < len(tasks):
+                    item = q.get()
+                    if item is done:
+                        finished += 1
+                        continue
+                    yield item
+            finally:
+                for f in futures:
+                    f.cancel()
+            for f in futures:
+                f.result()  # surface a bug in the worker itself
+
+
+def _collect(task: Any, config: Any) -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    process_video(task, config, out.append)
+    return out
+
+
+class RayExecutor:
+    """Videos spread over a Ray cluster, one task per video; ``address=None`` starts a local Ray."""
+
+    def __init__(self, address: str | None = None, *, num_cpus_per_task: float = 1.0,
+                 runtime_env: dict[str, Any] | None = None, init: bool = True):
+        try:
+            import ray
+        except ImportError:
+            raise MissingDependencyError("ray", "ray", "the Ray executor") from None
+        self.ray = ray
+        self.num_cpus = num_cpus_per_task
+        if init and not ray.is_initialized():
+            ray.init(address=address, runtime_env=runtime_env, include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)
+
+    def run(self, tasks: Sequence[Any], config: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        ray = self.ray
+        remote = ray.remote(num_cpus=self.num_cpus, max_retries=2)(_collect)
+        cfg = ray.put(config)
+        pending = [remote.remote(t, cfg) for t in tasks]
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                for item in ray.get(ready[0]):
+                    yield item
+        finally:
+            for ref in pending:
+                ray.cancel(ref)
+
+
+def make_executor(kind: str, *, concurrency: int = 2, address: str | None = None) -> Any:
+    if kind == "local":
+        return LocalExecutor(concurrency)
+    if kind == "ray":
+        return RayExecutor(address)
+    raise ConfigurationError(f"unknown executor {kind!r}; choose 'local' or 'ray'")
+
+
+class RunProgress:
+    """A progress bar with ETA, running R1@0.5 / mIoU over this session's results, and cost."""
+
+    def __init__(self, total: int, *, enabled: bool = True):
+        self.n = self.hits = self.failed = 0
+        self.iou_sum = self.cost = 0.0
+        self.bar = None
+        if enabled and total:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="query", desc="eval", mininterval=1.0, dynamic_ncols=True)
+
+    def update(self, record: dict[str, Any], query: Query) -> None:
+        s = score_query(query, record if record.get("status") == "ok" else {"error": True})
+        self.n += 1
+        self.hits += s.iou >= 0.5 - 1e-9
+        self.iou_sum += s.iou
+        self.failed += s.failure is not None
+        self.cost += record.get("cost_usd") or 0.0
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"R1@0.5={100 * self.hits / self.n:.1f} mIoU={100 * self.iou_sum / self.n:.1f} "
+                                     f"fail={self.failed} ${self.cost:.4f}", refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    @property
+    def miou(self) -> float:
+        return 100 * self.iou_sum / self.n if self.n else math.nan

@@ -1,0 +1,247 @@
+"""Run reports: ``metrics.json``, ``report.md``, per-query timeline PNGs and ``index.html``.
+
+Everything is rebuilt from the run folder alone (see :mod:`pipelines.runs`), so
+``vidground report runs/NAME`` works on a finished, resumed or half-finished run.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from frame_describer.errors import MissingDependencyError
+
+from .datasets import Query
+from .metrics import Metrics, compute_metrics, score_query
+from .runs import load_run, read_jsonl, run_metrics, run_totals
+
+_ORDER = ("R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU")
+
+
+def _keys(values: dict[str, float]) -> list[str]:
+    return [k for k in _ORDER if k in values] + [k for k in values if k not in _ORDER]
+
+
+def metrics_table(m: Metrics, label: str = "this run") -> str:
+    """A markdown table: the run (with 95% CIs) and the trivial baselines on the same queries."""
+    keys = _keys(m.values)
+    lines = ["| | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+    cells = []
+    for k in keys:
+        ci = m.ci.get(k)
+        cells.append(f"{m.values[k]:.2f}" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else ""))
+    lines.append(f"| **{label}** | " + " | ".join(cells) + " |")
+    for name, vals in m.baselines.items():
+        if name == "prior span" and m.prior:
+            name = f"prior span [{m.prior[0]:.2f}, {m.prior[1]:.2f}] x duration"
+        lines.append(f"| {name} | " + " | ".join(f"{vals[k]:.2f}" if k in vals else "–" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def _timeline(path: Path, q: Query, rec: dict[str, Any] | None, iou: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    duration = (rec or {}).get("duration") or q.duration or max(e for _, e in q.windows)
+    fig, ax = plt.subplots(figsize=(8, 1.9), dpi=80)
+    for s, e in q.windows:
+        ax.barh(1, e - s, left=s, height=0.5, color="#2ca02c", label="ground truth")
+    intervals = (rec or {}).get("intervals") or []
+    for rank, iv in enumerate(intervals[:5]):
+        try:
+            s, e = float(iv[0]), float(iv[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        ax.barh(0, max(e - s, duration * 0.003), left=s, height=0.5, color="#1f77b4",
+                alpha=1.0 if rank == 0 else 0.25, label="prediction (top 1)" if rank == 0 else None)
+    curve = (rec or {}).get("curve")
+    if curve:
+        ax2 = ax.twinx()
+        ax2.plot([p[0] for p in curve], [p[1] for p in curve], color="#ff7f0e", lw=1, label="reasoner score")
+        ax2.set_yticks([])
+    ax.set_xlim(0, duration)
+    ax.set_ylim(-0.6, 1.6)
+    ax.set_yticks([0, 1], ["pred", "GT"])
+    ax.set_xlabel("seconds")
+    status = "failed: " + ((rec or {}).get("error") or {}).get("type", "missing") if not rec or rec.get("status") != "ok" else f"IoU {iou:.2f}"
+    ax.set_title(f"{q.qid} · {q.query[:80]} · {status}", fontsize=9, loc="left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _fmt_spans(spans: Any) -> str:
+    try:
+        return ", ".join(f"{float(s[0]):.1f}–{float(s[1]):.1f}" for s in spans)
+    except (TypeError, ValueError, IndexError):
+        return html.escape(str(spans))
+
+
+def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int = 500, plots: bool = True) -> dict[str, Any]:
+    """(Re)build the report files of a run folder; returns the metrics summary written to metrics.json."""
+    out = Path(out)
+    config, queries, results = load_run(out)
+    metrics = run_metrics(out, bootstrap=bootstrap)
+    totals = run_totals(out)
+    missing = json.loads((out / "missing.json").read_text())["missing_videos"] if (out / "missing.json").exists() else []
+    summary = {"config": config, "selected": len(queries), "missing_videos": missing, **totals,
+               "metrics": metrics.summary() if metrics else None,
+               "per_query": [s.model_dump(mode="json") for s in metrics.per_query] if metrics else []}
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(_markdown(out, config, queries, metrics, totals, missing), encoding="utf-8")
+    scored = {s.qid: s for s in metrics.per_query} if metrics else {}
+    plotted: set[str] = set()
+    if plots and metrics is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError("matplotlib", "eval", "timeline plots") from None
+        (out / "plots").mkdir(exist_ok=True)
+        order = sorted((q for q in queries if q.qid in scored), key=lambda q: scored[q.qid].iou)
+        for q in order[:max_plots]:  # the worst first: those are the ones a person looks at
+            _timeline(out / "plots" / f"{_safe(q.qid)}.png", q, results.get(q.qid), scored[q.qid].iou)
+            plotted.add(q.qid)
+    (out / "index.html").write_text(_html(out, config, queries, results, scored, plotted, metrics), encoding="utf-8")
+    return summary
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _markdown(out: Path, config: dict[str, Any], queries: list[Query], m: Metrics | None,
+              totals: dict[str, Any], missing: list[str]) -> str:
+    scored = m.n if m else 0
+    skipped = sum(q.video in set(missing) for q in queries)
+    lines = [f"# Evaluation: {out.name}", "",
+             f"{config.get('dataset')} / {config.get('split') or 'default split'}: {len(queries)} queries selected"
+             f" (limit={config.get('limit')}, seed={config.get('seed')}, subset={config.get('subset')}); "
+             f"{scored} scored, {skipped} skipped "
+             f"for {len(missing)} missing video(s); {totals['results']} results recorded.", ""]
+    if m:
+        lines += ["## Metrics (percent; 95% bootstrap CI in brackets)", "", metrics_table(m), "",
+                  f"Convention: {m.convention}", ""]
+        if m.failures:
+            lines += ["Scored as IoU 0: " + ", ".join(f"{k} {v}" for k, v in m.failures.items()), ""]
+    lines += ["## Configuration", ""]
+    for k in ("mode", "describer", "reasoner", "fps", "num_frames", "max_frames", "max_side", "top_k", "clip_gt",
+              "videos", "descriptions", "cache", "concurrency"):
+        lines.append(f"- {k}: `{config.get(k)}`")
+    lines += ["", "## Cost", "",
+              f"- describer calls made: {totals['describe_calls']}, saved by the cache: {totals['describe_saved']}",
+              f"- cost: ${totals['cost_usd']:.4f} (every attempt, as reported by the backends)", "",
+              "## Failures by type", ""]
+    lines += [f"- {k}: {v}" for k, v in sorted(totals["failures_by_type"].items())] or ["- none"]
+    if missing:
+        lines += ["", "## Missing videos", "", ", ".join(missing[:50]) + (" ..." if len(missing) > 50 else "")]
+    return "\n".join(lines) + "\n"
+
+
+_CSS = """body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:2px 6px}.q{margin:1em 0;padding:.5em;border-left:4px solid #2ca02c}
+.q.miss{border-color:#d62728}pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em;max-height:20em;overflow:auto}"""
+
+_JS = """window.__errors=[];window.addEventListener('error',function(e){window.__errors.push(String(e.message||e.target&&e.target.src));},true);
+window.addEventListener('load',function(){var imgs=document.querySelectorAll('img.timeline'),ok=0,bad=0;
+imgs.forEach(function(i){(i.complete&&i.naturalWidth>0)?ok++:bad++;});var s=document.getElementById('status');
+s.setAttribute('data-images-ok',ok);s.setAttribute('data-images-broken',bad);s.setAttribute('data-errors',window.__errors.length);
+s.textContent=ok+' timelines rendered, '+bad+' broken, '+window.__errors.length+' errors';});"""
+
+
+def _html(out: Path, config: dict[str, Any], queries: list[Query], results: dict[str, dict[str, Any]],
+          scored: dict[str, Any], plotted: set[str], m: Metrics | None) -> str:
+    esc = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>vidground · {esc(out.name)}</title>",
+             f"<style>{_CSS}</style><script>{_JS}</script></head><body>",
+             f"<h1>{esc(out.name)}</h1><p>{esc(str(config.get('dataset')))} · describer {esc(str(config.get('describer')))}"
+             f" · reasoner {esc(str(config.get('reasoner')))}</p><p id='status'>loading…</p>"]
+    if m:
+        parts.append("<table><tr><th></th>" + "".join(f"<th>{k}</th>" for k in _keys(m.values)) + "</tr>")
+        parts.append("<tr><th>this run</th>" + "".join(f"<td>{m.values[k]:.2f}</td>" for k in _keys(m.values)) + "</tr>")
+        for name, vals in m.baselines.items():
+            parts.append(f"<tr><th>{esc(name)}</th>" + "".join(f"<td>{vals.get(k, float('nan')):.2f}</td>" for k in _keys(m.values)) + "</tr>")
+        parts.append(f"</table><p><small>{esc(m.convention)}</small></p>")
+    by_video: dict[str, list[Query]] = {}
+    for q in queries:
+        by_video.setdefault(q.video, []).append(q)
+    for video, qs in by_video.items():
+        parts.append(f"<h2>{esc(video)}</h2>")
+        tpath = out / "transcripts" / f"{_safe(video)}.jsonl"
+        if tpath.exists():
+            text = "\n".join(f"[{r['t']:.1f}] {r['text']}" for r in read_jsonl(tpath))
+            parts.append(f"<details><summary>transcript</summary><pre>{esc(text)}</pre></details>")
+        for q in qs:
+            rec = results.get(q.qid)
+            s = scored.get(q.qid)
+            hit = s is not None and s.iou >= 0.5 - 1e-9
+            if rec is None:
+                status = "not run" if s is None else "no result"
+            elif rec.get("status") != "ok":
+                err = rec.get("error") or {}
+                status = f"failed: {err.get('type')}: {err.get('message')}"
+            else:
+                status = f"IoU {s.iou:.2f}" if s else "ok"
+            parts.append(f"<div class='q{'' if hit else ' miss'}' id='q-{esc(q.qid)}'><b>{esc(q.qid)}</b> "
+                         f"{esc(q.query)}<br>GT {_fmt_spans(q.windows)} · predicted "
+                         f"{_fmt_spans((rec or {}).get('intervals') or [])} · {esc(status)}")
+            if q.qid in plotted:
+                parts.append(f"<br><img class='timeline' alt='timeline {esc(q.qid)}' src='plots/{esc(_safe(q.qid))}.png'>")
+            parts.append("</div>")
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, Any]:
+    """Two runs side by side on their common queries: metrics, and per-query IoU differences."""
+    ca, qa, ra = load_run(a)
+    cb, qb, rb = load_run(b)
+    common = [q for q in qa if q.qid in {x.qid for x in qb}]
+    if not common:
+        from frame_describer.errors import InputError
+
+        raise InputError(f"runs {a} and {b} share no queries")
+
+    def pred(r: dict[str, Any] | None) -> Any:
+        return None if r is None else (r if r.get("status") == "ok" else {"error": True})
+
+    ma = compute_metrics({q.qid: pred(ra.get(q.qid)) for q in common}, common, bootstrap=0,
+                         clip_gt=ca.get("clip_gt", False))
+    mb = compute_metrics({q.qid: pred(rb.get(q.qid)) for q in common}, common, bootstrap=0,
+                         clip_gt=ca.get("clip_gt", False))
+    rows = []
+    for q in common:
+        ia = score_query(q, pred(ra.get(q.qid))).iou
+        ib = score_query(q, pred(rb.get(q.qid))).iou
+        rows.append({"qid": q.qid, "video": q.video, "query": q.query, "iou_a": round(ia, 4), "iou_b": round(ib, 4),
+                     "delta": round(ib - ia, 4)})
+    rows.sort(key=lambda r: -abs(r["delta"]))
+    hit = lambda x: x >= 0.5 - 1e-9  # noqa: E731
+    return {"a": str(a), "b": str(b), "common": len(common), "only_a": len(qa) - len(common),
+            "only_b": len(qb) - len(common), "metrics_a": ma.values, "metrics_b": mb.values,
+            "b_better": sum(r["delta"] > 1e-9 for r in rows), "a_better": sum(r["delta"] < -1e-9 for r in rows),
+            "fixed_at_0.5": sum(hit(r["iou_b"]) and not hit(r["iou_a"]) for r in rows),
+            "broken_at_0.5": sum(hit(r["iou_a"]) and not hit(r["iou_b"]) for r in rows),
+            "largest_changes": [r for r in rows if abs(r["delta"]) > 1e-9][:top],
+            "config_a": {k: ca.get(k) for k in ("describer", "reasoner", "fps", "mode")},
+            "config_b": {k: cb.get(k) for k in ("describer", "reasoner", "fps", "mode")}}
+
+
+def format_compare(c: dict[str, Any]) -> str:
+    keys = _keys(c["metrics_a"])
+    lines = [f"A: {c['a']}  {c['config_a']}", f"B: {c['b']}  {c['config_b']}",
+             f"{c['common']} common queries (only in A: {c['only_a']}, only in B: {c['only_b']})", "",
+             f"{'metric':<8} {'A':>8} {'B':>8} {'B-A':>8}"]
+    for k in keys:
+        va, vb = c["metrics_a"][k], c["metrics_b"].get(k, float("nan"))
+        lines.append(f"{k:<8} {va:>8.2f} {vb:>8.2f} {vb - va:>+8.2f}")
+    lines += ["", f"B better on {c['b_better']} queries, A better on {c['a_better']}; at IoU 0.5 B fixes "
+                  f"{c['fixed_at_0.5']} and breaks {c['broken_at_0.5']}.", ""]
+    if c["largest_changes"]:
+        lines.append("largest per-query changes (IoU A -> B):")
+        for r in c["largest_changes"]:
+            lines.append(f"  {r['qid']:>10}  {r['iou_a']:.2f} -> {r['iou_b']:.2f}  {r['video']}: {r['query'][:60]}")
+    return "\n".join(lines)

@@ -1,0 +1,332 @@
+"""Batch evaluation runs: resumable, cached, concurrent.
+
+A run lives in one folder (``runs/NAME``)::
+
+    config.json      what was run (checked on resume: a different model or sampling is refused)
+    queries.jsonl    the selected queries with their ground truth (the report needs nothing else)
+    results.jsonl    one line per finished query, appended and fsync'd as each one finishes
+    videos.jsonl     one line per described video: describer calls made / saved, usage, errors
+    transcripts/     each video's descriptions (for the HTML report)
+
+A run killed at any moment and started again skips the queries already in ``results.jsonl``
+(the last line for a query wins; a line torn by the kill is cut off), so no result is lost or
+duplicated. ``retry_failed=True`` re-runs only the queries whose last result is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from frame_describer.descriptions_io import write_descriptions
+from frame_describer.errors import ConfigurationError, InputError
+
+from .datasets import Dataset, Query, find_videos, load_dataset, read_subset_file
+from .metrics import Metrics, compute_metrics
+
+#: Settings that must match for a run folder to be resumed.
+_MUST_MATCH = ("dataset", "split", "dataset_path", "mode", "describer", "reasoner", "fps", "num_frames",
+               "max_frames", "max_side", "top_k")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run. ``videos`` or ``descriptions`` (a folder) must be given."""
+
+    dataset: str
+    split: str | None = None
+    dataset_path: str | None = None
+    data_root: str | None = None
+    videos: str | None = None
+    descriptions: str | None = None
+    describer: str | None = None
+    reasoner: str | None = None
+    fps: float = 1.0
+    num_frames: int | None = None
+    max_frames: int | None = None
+    max_side: int | None = 512
+    top_k: int | None = 5
+    limit: int | None = None
+    seed: int = 0
+    subset: str | None = None
+    clip_gt: bool = False
+    cache: str | None = None
+    concurrency: int = 2
+    query_concurrency: int = 1
+    reasoner_options: dict[str, Any] = field(default_factory=dict)
+    describer_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mode(self) -> str:
+        return "descriptions" if self.descriptions else "videos"
+
+    def check(self) -> None:
+        if (self.videos is None) == (self.descriptions is None):
+            raise ConfigurationError("give exactly one of --videos DIR (both stages) or --descriptions DIR (stage 2 only)")
+        if self.descriptions and self.describer:
+            raise ConfigurationError("--describer has no effect with --descriptions (stage 2 only); drop one")
+        for name in ("concurrency", "query_concurrency"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {"mode": self.mode}
+
+
+def default_cache_path() -> Path:
+    """``$VIDGROUND_CACHE``, else ``$XDG_CACHE_HOME/vidground/descriptions.sqlite`` (``~/.cache`` by default)."""
+    if os.environ.get("VIDGROUND_CACHE"):
+        return Path(os.environ["VIDGROUND_CACHE"]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "vidground" / "descriptions.sqlite"
+
+
+@dataclass
+class VideoTask:
+    """One unit of work: a video (or its descriptions file) and its pending queries."""
+
+    video: str
+    source: str
+    queries: list[Query]
+
+
+# --------------------------------------------------------------------------------------- the sink
+
+class ResultSink:
+    """Append-only JSONL, one ``os.write`` plus ``fsync`` per record; thread safe."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        repair_tail(self.path)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lock = threading.Lock()
+
+    def append(self, record: dict[str, Any]) -> None:
+        data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            os.write(self._fd, data)
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+    def __enter__(self) -> "ResultSink":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def repair_tail(path: Path) -> None:
+    """Cut a last line left without its newline by a killed writer (it was never complete)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as fh:
+        data = fh.read()
+        if data.endswith(b"\n"):
+            return
+        fh.truncate(data.rfind(b"\n") + 1)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Records of a sink file; a torn last line is ignored, a bad line elsewhere is an error."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    out = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break  # torn by a kill
+            raise InputError("corrupt result line", path=path, line=i + 1) from None
+    return out
+
+
+def latest_results(path: Path) -> dict[str, dict[str, Any]]:
+    """The last record of each query id."""
+    return {str(r["qid"]): r for r in read_jsonl(path)}
+
+
+# ------------------------------------------------------------------------------ selecting queries
+
+def select_queries(config: RunConfig) -> Dataset:
+    ds = load_dataset(config.dataset, config.split, config.data_root, path=config.dataset_path)
+    qids = read_subset_file(config.subset) if config.subset else None
+    return ds.subset(limit=config.limit, seed=config.seed, qids=qids)
+
+
+def find_descriptions(video_ids: Iterable[str], folder: str | Path) -> tuple[dict[str, Path], list[str]]:
+    """Map video ids to ``FOLDER/ID.jsonl`` (or ``.json``) descriptions files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError("descriptions folder not found", path=folder)
+    files = {p.stem: p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix in (".jsonl", ".json")}
+    found = {v: files[v] for v in dict.fromkeys(video_ids) if v in files}
+    return found, [v for v in dict.fromkeys(video_ids) if v not in found]
+
+
+# ---------------------------------------------------------------------------------------- the run
+
+@dataclass
+class RunSummary:
+    out: Path
+    selected: int
+    already_done: int
+    ran: int
+    failed: int
+    missing_videos: list[str]
+    describe_calls: int
+    describe_saved: int
+    cost_usd: float
+    seconds: float
+    metrics: Metrics | None
+
+
+def _check_resume(out: Path, config: RunConfig) -> None:
+    path = out / "config.json"
+    if not path.exists():
+        return
+    old = json.loads(path.read_text(encoding="utf-8"))
+    new = config.to_json()
+    diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _MUST_MATCH if old.get(k) != new.get(k)]
+    if diff:
+        raise ConfigurationError(f"{out} holds a run with other settings ({'; '.join(diff)}); "
+                                 "use another --out or the same settings to resume")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, executor: Any = None,
+             progress: bool = False, on_result: Callable[[dict[str, Any]], None] | None = None) -> RunSummary:
+    """Run (or resume) an evaluation into ``out``; returns what happened and the metrics so far.
+
+    ``executor`` is a :class:`pipelines.executors.LocalExecutor` (default) or ``RayExecutor``.
+    """
+    from .executors import LocalExecutor, RunProgress
+
+    config.check()
+    if config.cache is None and config.mode == "videos":
+        config.cache = str(default_cache_path())
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resume(out, config)
+    started = time.perf_counter()
+    ds = select_queries(config)
+    if config.videos:
+        sources, missing = find_videos(ds.videos, config.videos)
+    else:
+        sources, missing = find_descriptions(ds.videos, config.descriptions)  # type: ignore[arg-type]
+    _atomic_write(out / "config.json", json.dumps(config.to_json(), indent=2) + "\n")
+    _atomic_write(out / "queries.jsonl", "".join(json.dumps(q.to_json()) + "\n" for q in ds))
+    _atomic_write(out / "missing.json", json.dumps({"missing_videos": missing}, indent=2) + "\n")
+    done = latest_results(out / "results.jsonl")
+    pending: dict[str, list[Query]] = {}
+    already = 0
+    for q in ds:
+        if q.video not in sources:
+            continue
+        rec = done.get(q.qid)
+        if rec is not None and (rec.get("status") == "ok" or not retry_failed):
+            already += 1
+            continue
+        pending.setdefault(q.video, []).append(q)
+    tasks = [VideoTask(v, str(sources[v]), qs) for v, qs in pending.items()]
+    n_pending = sum(len(t.queries) for t in tasks)
+    executor = executor or LocalExecutor(config.concurrency)
+    tracker = RunProgress(n_pending, enabled=progress)
+    ran = failed = 0
+    index = ds.by_qid()
+    (out / "transcripts").mkdir(exist_ok=True)
+    with ResultSink(out / "results.jsonl") as sink, ResultSink(out / "videos.jsonl") as vsink:
+        try:
+            for kind, record in executor.run(tasks, config):
+                if kind == "video":
+                    descs = record.pop("descriptions", None)
+                    if descs:
+                        write_descriptions(out / "transcripts" / f"{_safe(record['video'])}.jsonl", descs,
+                                           video=record["video"])
+                    vsink.append(record)
+                    continue
+                sink.append(record)
+                ran += 1
+                failed += record["status"] != "ok"
+                tracker.update(record, index[record["qid"]])
+                if on_result is not None:
+                    on_result(record)
+        finally:
+            tracker.close()
+    return summarize(out, selected=len(ds), already=already, ran=ran, failed=failed, missing=missing,
+                     seconds=time.perf_counter() - started, clip_gt=config.clip_gt)
+
+
+def _safe(video: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in video)
+
+
+def load_run(out: str | Path) -> tuple[dict[str, Any], list[Query], dict[str, dict[str, Any]]]:
+    """``(config, queries, latest result per qid)`` of a run folder."""
+    out = Path(out)
+    if not (out / "config.json").exists() or not (out / "queries.jsonl").exists():
+        raise InputError("not a run folder (no config.json / queries.jsonl); run `vidground eval` first", path=out)
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    queries = [Query(r["qid"], r["video"], r["query"], r["duration"], [tuple(w) for w in r["windows"]])
+               for r in read_jsonl(out / "queries.jsonl")]
+    return config, queries, latest_results(out / "results.jsonl")
+
+
+def run_metrics(out: str | Path, *, clip_gt: bool | None = None, bootstrap: int = 1000) -> Metrics | None:
+    """Metrics over the run's queries that have a video (missing videos are reported, not scored)."""
+    out = Path(out)
+    config, queries, results = load_run(out)
+    missing = set(json.loads((out / "missing.json").read_text())["missing_videos"]) if (out / "missing.json").exists() else set()
+    scored = [q for q in queries if q.video not in missing]
+    if not scored:
+        return None
+    preds = {qid: (r if r.get("status") == "ok" else {"error": r.get("error") or "failed"}) for qid, r in results.items()}
+    return compute_metrics(preds, scored, clip_gt=config.get("clip_gt", False) if clip_gt is None else clip_gt,
+                           bootstrap=bootstrap)
+
+
+def run_totals(out: str | Path) -> dict[str, Any]:
+    """Describer calls made/saved, cost and failures by type, over every attempt in the folder."""
+    out = Path(out)
+    videos = read_jsonl(out / "videos.jsonl")
+    results = latest_results(out / "results.jsonl")
+    cost = sum(v.get("cost_usd") or 0.0 for v in videos) + sum(r.get("cost_usd") or 0.0 for r in read_jsonl(out / "results.jsonl"))
+    errors: dict[str, int] = {}
+    for r in results.values():
+        if r.get("status") != "ok":
+            kind = (r.get("error") or {}).get("type", "Error")
+            errors[kind] = errors.get(kind, 0) + 1
+    return {"describe_calls": sum(v.get("describe_calls", 0) for v in videos),
+            "describe_saved": sum(v.get("describe_saved", 0) for v in videos),
+            "cost_usd": round(cost, 6), "failures_by_type": errors, "results": len(results)}
+
+
+def summarize(out: Path, *, selected: int, already: int, ran: int, failed: int, missing: list[str],
+              seconds: float, clip_gt: bool) -> RunSummary:
+    totals = run_totals(out)
+    return RunSummary(out=out, selected=selected, already_done=already, ran=ran, failed=failed,
+                      missing_videos=missing, describe_calls=totals["describe_calls"],
+                      describe_saved=totals["describe_saved"], cost_usd=totals["cost_usd"],
+                      seconds=round(seconds, 2), metrics=run_metrics(out, clip_gt=clip_gt))

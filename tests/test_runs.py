@@ -1,0 +1,152 @@
+"""Evaluation runs: the sink, resume after kill -9, retry-failed, cache accounting, the eval CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from frame_describer.errors import ConfigurationError, InputError
+from pipelines.runs import ResultSink, RunConfig, latest_results, read_jsonl, run_eval
+
+from _helpers_eval import cli, register_fakes, render_toy_videos, write_toy_dataset
+
+register_fakes()
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture()
+def toy(tmp_path):
+    return write_toy_dataset(tmp_path / "data")
+
+
+def cfg(ds, desc, **kw):
+    return RunConfig(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc), reasoner="fake-reasoner", **kw)
+
+
+def test_sink_appends_whole_lines_and_repairs_a_torn_tail(tmp_path):
+    path = tmp_path / "r.jsonl"
+    with ResultSink(path) as sink:
+        sink.append({"qid": "a", "status": "ok"})
+    with path.open("a") as fh:
+        fh.write('{"qid": "b", "sta')  # what a kill in mid-write would leave
+    assert [r["qid"] for r in read_jsonl(path)] == ["a"]
+    with ResultSink(path) as sink:
+        sink.append({"qid": "c", "status": "ok"})
+    assert path.read_text().count("\n") == 2 and [r["qid"] for r in read_jsonl(path)] == ["a", "c"]
+    path.write_text('{"qid": "a"}\nnot json\n{"qid": "b"}\n')
+    with pytest.raises(InputError, match=":2: corrupt"):
+        read_jsonl(path)
+
+
+def test_descriptions_run_scores_and_resumes(toy, tmp_path):
+    ds, desc = toy
+    out = tmp_path / "run"
+    s1 = run_eval(cfg(ds, desc, limit=5, seed=3), out)
+    assert (s1.selected, s1.already_done, s1.ran, s1.failed) == (5, 0, 5, 0)
+    assert s1.metrics.n == 5 and s1.metrics["R1@0.5"] == 100.0 and "whole video" in s1.metrics.baselines
+    s2 = run_eval(cfg(ds, desc, limit=5, seed=3), out)
+    assert (s2.already_done, s2.ran) == (5, 0)
+    s3 = run_eval(cfg(ds, desc, limit=8, seed=3), out)  # a larger subset with the same seed adds 3
+    assert (s3.already_done, s3.ran) == (5, 3)
+    assert len(read_jsonl(out / "results.jsonl")) == 8
+    with pytest.raises(ConfigurationError, match="reasoner"):
+        run_eval(cfg(ds, desc, limit=5).__class__(**{**cfg(ds, desc).__dict__, "reasoner": "embedding"}), out)
+
+
+def test_failures_are_recorded_and_retried(toy, tmp_path):
+    ds, desc = toy
+    lines = ds.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["query"] += " FAIL"
+    ds.write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n")
+    out = tmp_path / "run"
+    s = run_eval(cfg(ds, desc), out)
+    assert s.failed == 1 and s.metrics.failures == {"error": 1} and s.metrics.n == 12
+    rec = latest_results(out / "results.jsonl")[first["qid"]]
+    assert rec["status"] == "failed" and rec["error"]["type"] == "ProviderError" and rec["error"]["retryable"]
+    assert run_eval(cfg(ds, desc), out).ran == 0  # failures are not re-run by default
+    first["query"] = first["query"].replace(" FAIL", "")
+    ds.write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n")
+    s = run_eval(cfg(ds, desc), out, retry_failed=True)
+    assert s.ran == 1 and s.failed == 0 and s.metrics.failures == {}
+    assert latest_results(out / "results.jsonl")[first["qid"]]["status"] == "ok"
+
+
+def test_missing_descriptions_are_listed_not_fatal(toy, tmp_path):
+    ds, desc = toy
+    (desc / "vid2.jsonl").unlink()
+    s = run_eval(cfg(ds, desc), tmp_path / "run")
+    assert s.missing_videos == ["vid2"] and s.ran == 9 and s.metrics.n == 9
+
+
+def test_bad_configuration_is_a_typed_error(toy, tmp_path):
+    ds, desc = toy
+    with pytest.raises(ConfigurationError, match="exactly one of --videos"):
+        run_eval(RunConfig(dataset="jsonl", dataset_path=str(ds)), tmp_path / "run")
+    with pytest.raises(InputError, match="descriptions folder not found"):
+        run_eval(cfg(ds, tmp_path / "nope"), tmp_path / "run")
+
+
+def test_video_run_describes_each_frame_once_across_runs(tmp_path):
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=2, per_video=3, duration=3.0)
+    videos = render_toy_videos(tmp_path / "videos", ["vid0", "vid1"])
+    cache = tmp_path / "cache.sqlite"
+    base = dict(dataset="jsonl", dataset_path=str(ds), videos=str(videos), describer="fake",
+                reasoner="fake-reasoner", cache=str(cache))
+    s1 = run_eval(RunConfig(**base), tmp_path / "a")
+    assert s1.ran == 6 and s1.failed == 0
+    assert (s1.describe_calls, s1.describe_saved) == (6, 0)  # 3 s at 1 fps, 2 videos: once across 6 queries
+    s2 = run_eval(RunConfig(**base), tmp_path / "b")
+    assert (s2.describe_calls, s2.describe_saved) == (0, 6)
+    assert sorted(r["intervals"][0] for r in read_jsonl(tmp_path / "a" / "results.jsonl")) == \
+        sorted(r["intervals"][0] for r in read_jsonl(tmp_path / "b" / "results.jsonl"))
+    s3 = run_eval(RunConfig(**{**base, "fps": 2.0}), tmp_path / "c")  # other sampling settings: another key
+    assert s3.describe_saved == 0 and s3.describe_calls == 12
+
+
+def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
+    ds, desc = write_toy_dataset(tmp_path / "data", n_videos=4, per_video=5)
+    out = tmp_path / "run"
+    code = ("import sys; from _helpers_eval import register_fakes, cli; register_fakes(); "
+            "sys.exit(cli(*sys.argv[1:]))")
+    argv = [sys.executable, "-c", code, "eval", "jsonl", "--dataset-file", ds, "--descriptions", desc,
+            "--reasoner", "fake-reasoner:0.15", "--concurrency", "2", "--out", out, "--no-report", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([str(a) for a in argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    results = out / "results.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not results.exists() or results.read_text().count("\n") < 6):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = read_jsonl(results)
+    assert 6 <= len(before) < 20, "the run was killed in the middle"
+    done = subprocess.run([str(a) for a in argv], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(before)} already done" in done.stdout
+    after = read_jsonl(results)
+    qids = [r["qid"] for r in after]
+    assert len(qids) == 20 and len(set(qids)) == 20
+    assert after[:len(before)] == before  # what was written before the kill is kept as is
+
+
+def test_eval_cli_end_to_end(toy, tmp_path, capsys):
+    ds, desc = toy
+    out = tmp_path / "run"
+    assert cli("eval", "jsonl", "--dataset-file", ds, "--descriptions", desc, "--reasoner", "fake-reasoner",
+               "--limit", "6", "--out", out, "--quiet") == 0
+    text = capsys.readouterr().out
+    assert "6 queries selected, 0 already done, 6 run now (0 failed)" in text
+    assert "| **this run** |" in text and "| whole video |" in text
+    assert (out / "report.md").exists() and (out / "index.html").exists() and (out / "metrics.json").exists()
+    with pytest.raises(ConfigurationError, match="unknown dataset 'nope'; choose one of"):
+        cli("eval", "nope", "--descriptions", desc, "--out", out)
+    with pytest.raises(ConfigurationError, match="--describer has no effect"):
+        cli("eval", "jsonl", "--dataset-file", ds, "--descriptions", desc, "--describer", "cv", "--out", out)
