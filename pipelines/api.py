@@ -67,7 +67,7 @@ def describe(
     video: PathLike,
     *,
     describer: str | Describer | None = None,
-    fps: float = 1.0,
+    fps: float | None = None,
     num_frames: int | None = None,
     max_frames: int | None = None,
     max_side: int | None = 512,
@@ -77,31 +77,29 @@ def describe(
 ) -> DescribedVideo:
     """Stage 1: sample frames from ``video`` and describe each one.
 
-    Frames are streamed from the decoder to the describer, so memory does not grow with the
+    Frames are sampled at ``fps`` (default 1) or as ``num_frames`` evenly spaced ones, at most
+    ``max_frames``, and streamed from the decoder to the describer, so memory does not grow with the
     video's length. ``query`` is passed to describers in query-aware mode and ignored otherwise.
     """
-    from frame_describer.sampling import probe_video, sample_frames
+    from frame_describer.sampling import DEFAULT_FPS, sample_frames
 
     path = _check_video_path(video)
-    desc = get_describer(describer, **(describer_options or {}))
-    if getattr(desc, "mode", "agnostic") == "aware":
-        if query is None:
-            raise ConfigurationError(f"describer {desc.name!r} is query-aware: give the query")
-        query = check_query(query)
-    info = probe_video(path)
     started = time.perf_counter()
+    # opens the file and checks the arguments before any model is loaded; frames then stream lazily
     frames = sample_frames(path, fps=fps, num_frames=num_frames, max_frames=max_frames, max_side=max_side)
-    expected = num_frames or (int(info.duration * fps) + 1 if info.duration else None)
-    if max_frames and expected:
-        expected = min(expected, max_frames)
-    out: list[FrameDescription] = []
-    for d in _progress(desc.describe(frames, query=query), expected, progress, f"describing {path.name}"):
-        out.append(d)
+    with frames:
+        desc = get_describer(describer, **(describer_options or {}))
+        if getattr(desc, "mode", "agnostic") == "aware":
+            if query is None:
+                raise ConfigurationError(f"describer {desc.name!r} is query-aware: give the query")
+            query = check_query(query)
+        out = list(_progress(desc.describe(frames, query=query), frames.planned, progress, f"describing {path.name}"))
+    info = frames.info
     if not out:
         raise VideoDecodeError(path, "no frames could be decoded")
     times = [d.t for d in out]
     # the real spacing of the frames the sampler returned (a cap or count lowers the rate)
-    step = infer_step(times) if len(times) > 1 else 1.0 / fps
+    step = infer_step(times) if len(times) > 1 else 1.0 / (fps or DEFAULT_FPS)
     duration = max(info.duration or 0.0, times[-1])
     usage = Usage()
     for d in out:
@@ -161,7 +159,7 @@ def ground(
     duration: float | None = None,
     describer: str | Describer | None = None,
     reasoner: str | Reasoner | None = None,
-    fps: float = 1.0,
+    fps: float | None = None,
     num_frames: int | None = None,
     max_frames: int | None = None,
     max_side: int | None = 512,

@@ -38,7 +38,7 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("frame sampling and description (stage 1)")
     g.add_argument("--describer", default=None, metavar="SPEC",
                    help="describer backend: cv (offline classical vision, default), openai:MODEL, hf:MODEL_OR_PATH")
-    g.add_argument("--fps", type=float, default=1.0, help="frames sampled per second of video (default 1)")
+    g.add_argument("--fps", type=float, default=None, help="frames sampled per second of video (default 1)")
     g.add_argument("--num-frames", type=int, default=None, metavar="N",
                    help="sample N evenly spaced frames instead of a fixed rate")
     g.add_argument("--max-frames", type=int, default=None, metavar="N",
