@@ -1,0 +1,176 @@
+"""Reports (metrics.json, report.md, timelines, index.html in a real headless Chromium),
+``vidground compare`` and ``vidground score``."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from frame_describer.errors import ConfigurationError, InputError
+from pipelines.datasets import load_dataset
+from pipelines.report import compare_runs, write_report
+from pipelines.runs import RunConfig, run_eval
+
+from _helpers_eval import cli, register_fakes, write_toy_dataset
+
+register_fakes()
+
+
+@pytest.fixture()
+def run_dir(tmp_path):
+    ds, desc = write_toy_dataset(tmp_path / "data")
+    lines = ds.read_text().splitlines()
+    bad = json.loads(lines[1])
+    bad["query"] += " FAIL"
+    ds.write_text("\n".join([lines[0], json.dumps(bad)] + lines[2:]) + "\n")
+    out = tmp_path / "run"
+    run_eval(RunConfig(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc), reasoner="fake-reasoner"), out)
+    return out
+
+
+def test_report_files(run_dir):
+    summary = write_report(run_dir, bootstrap=200)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m == json.loads(json.dumps(summary))
+    assert m["metrics"]["n"] == 12 and m["metrics"]["failures"] == {"error": 1}
+    assert m["failures_by_type"] == {"ProviderError": 1} and len(m["per_query"]) == 12
+    md = (run_dir / "report.md").read_text()
+    for needle in ("| **this run** |", "| whole video |", "| prior span [", "Convention: IoU over seconds",
+                   "GT used as annotated", "reasoner: `fake-reasoner`", "describer calls made: 0",
+                   "- ProviderError: 1", "Scored as IoU 0: error 1"):
+        assert needle in md, needle
+    assert re.search(r"\| \*\*this run\*\* \| [\d.]+ \[[\d.]+, [\d.]+\]", md)  # value with its CI
+    pngs = sorted(p.name for p in (run_dir / "plots").glob("*.png"))
+    assert len(pngs) == 12 and all((run_dir / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    page = (run_dir / "index.html").read_text()
+    assert page.count("class='timeline'") == 12 and "transcript" in page and "failed: ProviderError" in page
+    write_report(run_dir, max_plots=3, bootstrap=0)
+    assert (run_dir / "index.html").read_text().count("class='timeline'") == 3
+
+
+def test_report_on_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(InputError, match="not a run folder"):
+        write_report(tmp_path)
+
+
+def test_compare_runs(tmp_path, run_dir, capsys):
+    ds, desc = write_toy_dataset(tmp_path / "data2")
+    other = tmp_path / "other"
+    run_eval(RunConfig(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc), reasoner="fake-reasoner"), other)
+    c = compare_runs(run_dir, other)
+    assert c["common"] == 12 and c["b_better"] == 1 and c["a_better"] == 0 and c["fixed_at_0.5"] == 1
+    assert c["largest_changes"][0]["iou_a"] == 0.0 and c["largest_changes"][0]["iou_b"] == 1.0
+    assert cli("compare", run_dir, other) == 0
+    text = capsys.readouterr().out
+    assert "12 common queries" in text and "B fixes 1 and breaks 0" in text
+    assert cli("report", run_dir, "--bootstrap", "0") == 0 and "wrote" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------- the browser
+
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:  # install Debian's Chromium where it is missing (CI images)
+        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+                       capture_output=True, timeout=900)
+        exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("Chromium is not installed and could not be installed with apt-get")
+    return exe
+
+
+def _open_in_chromium(page: Path, tmp_path: Path) -> tuple[str, str]:
+    profile = tmp_path / f"chromium-{uuid.uuid4().hex[:8]}"
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+           "--allow-file-access-from-files", "--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0",
+           "--dump-dom", page.resolve().as_uri()]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout, done.stderr
+
+
+def _status(dom: str) -> dict[str, int]:
+    tag = re.search(r'<p id="status"([^>]*)>', dom)
+    assert tag, "the status element is missing from the rendered page"
+    return {k: int(v) for k, v in re.findall(r'data-([a-z-]+)="(\d+)"', tag.group(1))}
+
+
+def _console_errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "CONSOLE" in line and ("Uncaught" in line or "rror" in line)]
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_index_html_renders_in_headless_chromium(run_dir, tmp_path):
+    write_report(run_dir, bootstrap=0)
+    dom, stderr = _open_in_chromium(run_dir / "index.html", tmp_path)
+    assert _status(dom) == {"images-ok": 12, "images-broken": 0, "errors": 0}
+    assert not _console_errors(stderr)
+    assert "the person" in dom and "transcript" in dom
+    # the checks can fail: a missing plot and a script error are both caught
+    (run_dir / "plots" / "vid0-0.png").unlink()
+    broken = run_dir / "broken.html"
+    broken.write_text((run_dir / "index.html").read_text().replace("</body>", "<script>undefinedFn();</script></body>"))
+    dom, stderr = _open_in_chromium(broken, tmp_path)
+    status = _status(dom)
+    assert status["images-broken"] == 1 and status["errors"] >= 1
+    assert _console_errors(stderr)
+
+
+# ------------------------------------------------------------------------------------- score CLI
+
+needs_data = pytest.mark.skipif(not (Path(__file__).resolve().parents[1].parent / "shared" / "data").is_dir()
+                                and "VIDGROUND_DATA" not in __import__("os").environ,
+                                reason="shared annotation folder not found")
+
+
+@needs_data
+def test_score_charades_whole_video_file(tmp_path, capsys):
+    ds = load_dataset("charades-sta")
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join(json.dumps({"video": q.video, "query": q.query.upper(), "intervals": [[0, q.duration, 1.0]]}) + "\n"
+                            for q in ds) + json.dumps({"video": "NOPE1", "query": "x", "intervals": [[0, 1]]}) + "\n")
+    assert cli("score", "--dataset", "charades-sta", pred, "--json", "--bootstrap", "0") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["scored"] == 3720 and out["predicted"] == 3720 and len(out["unmatched"]) == 1
+    assert 26.5 < out["metrics"]["values"]["mIoU"] < 27.5 and 33.5 < out["metrics"]["values"]["R1@0.3"] < 35
+    # a partial file is scored on its queries and says how many it covers
+    pred.write_text("".join(json.dumps({"video": q.video, "query": q.query, "intervals": [list(q.windows[0])]}) + "\n"
+                            for q in ds.queries[:100]))
+    assert cli("score", "--dataset", "charades-sta", pred, "--bootstrap", "0") == 0
+    text = capsys.readouterr().out
+    assert "100 of 3720 charades-sta/test queries predicted" in text and "| **pred.jsonl** | 100.00" in text
+    assert cli("score", "--dataset", "charades-sta", pred, "--all-queries", "--json", "--bootstrap", "0") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["scored"] == 3720 and out["metrics"]["failures"] == {"missing": 3620}
+    assert out["metrics"]["values"]["R1@0.7"] == pytest.approx(100 * 100 / 3720, abs=0.01)
+
+
+@needs_data
+def test_score_qvhighlights_moment_detr_form(tmp_path, capsys):
+    ds = load_dataset("qvhighlights")
+    pred = tmp_path / "hl_val_submission.jsonl"
+    pred.write_text("".join(json.dumps({"qid": int(q.qid), "query": q.query, "vid": q.video,
+                                        "pred_relevant_windows": [[*q.windows[-1], 0.9], [0, 2, 0.1]]}) + "\n"
+                            for q in ds.queries[:50]))
+    assert cli("score", "--dataset", "qvhighlights", pred, "--json", "--bootstrap", "0") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["scored"] == 50 and out["metrics"]["values"]["R1@0.7"] == 100.0 and "R5@0.5" in out["metrics"]["values"]
+
+
+def test_score_rejects_a_file_matching_nothing(tmp_path):
+    ds, _ = write_toy_dataset(tmp_path / "data")
+    pred = tmp_path / "p.jsonl"
+    pred.write_text(json.dumps({"video": "zzz", "query": "q", "intervals": [[0, 1]]}) + "\n")
+    with pytest.raises(ConfigurationError, match="none of the 1 predictions"):
+        cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred)
+    pred.write_text("[1, 2]\n")
+    with pytest.raises(InputError, match=r"p.jsonl:1: each line needs"):
+        cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred)
