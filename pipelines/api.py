@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +16,9 @@ from frame_describer import Describer, FrameDescription, Usage, get_describer, r
 from frame_describer.descriptions_io import description_metadata, write_descriptions
 from frame_describer.errors import ConfigurationError, InputError, VideoDecodeError
 from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
+
+if TYPE_CHECKING:
+    from frame_describer.cache import DescriptionCache
 
 log = logging.getLogger("vidground")
 
@@ -63,6 +67,19 @@ def _progress(iterable: Iterable[Any], total: int | None, enabled: bool, desc: s
     return tqdm(iterable, total=total, desc=desc, unit="frame", leave=False)
 
 
+def _with_cache(desc: Describer, cache: Any, path: Path, max_side: int | None) -> Any:
+    """Wrap ``desc`` in a :class:`CachedDescriber` when a cache is given (or set in ``$VIDGROUND_CACHE``)."""
+    if cache is None:
+        cache = os.environ.get("VIDGROUND_CACHE") or None
+    if cache is None:
+        return None
+    from frame_describer.cache import CachedDescriber, DescriptionCache
+
+    if not isinstance(cache, DescriptionCache):
+        cache = DescriptionCache(Path(cache).expanduser())
+    return CachedDescriber(desc, cache, path, extra={"max_side": max_side})
+
+
 def describe(
     video: PathLike,
     *,
@@ -72,6 +89,7 @@ def describe(
     max_frames: int | None = None,
     max_side: int | None = 512,
     query: str | None = None,
+    cache: "DescriptionCache | PathLike | None" = None,
     progress: bool = False,
     describer_options: dict[str, Any] | None = None,
 ) -> DescribedVideo:
@@ -80,6 +98,11 @@ def describe(
     Frames are sampled at ``fps`` (default 1) or as ``num_frames`` evenly spaced ones, at most
     ``max_frames``, and streamed from the decoder to the describer, so memory does not grow with the
     video's length. ``query`` is passed to describers in query-aware mode and ignored otherwise.
+
+    ``cache`` (a :class:`~frame_describer.cache.DescriptionCache` or the path of its SQLite file;
+    default ``$VIDGROUND_CACHE`` when set) answers frames described before by the same describer
+    with the same settings, so each frame is described once across queries and runs.
+    ``usage.cached`` counts the frames the cache answered.
     """
     from frame_describer.sampling import DEFAULT_FPS, sample_frames
 
@@ -93,7 +116,9 @@ def describe(
             if query is None:
                 raise ConfigurationError(f"describer {desc.name!r} is query-aware: give the query")
             query = check_query(query)
-        out = list(_progress(desc.describe(frames, query=query), frames.planned, progress, f"describing {path.name}"))
+        cached = _with_cache(desc, cache, path, max_side)
+        out = list(_progress((cached or desc).describe(frames, query=query), frames.planned, progress,
+                             f"describing {path.name}"))
     info = frames.info
     if not out:
         raise VideoDecodeError(path, "no frames could be decoded")
@@ -101,7 +126,7 @@ def describe(
     # the real spacing of the frames the sampler returned (a cap or count lowers the rate)
     step = infer_step(times) if len(times) > 1 else 1.0 / (fps or DEFAULT_FPS)
     duration = max(info.duration or 0.0, times[-1])
-    usage = Usage()
+    usage = Usage()  # cache hits carry Usage(cached=1)
     for d in out:
         if d.usage is not None:
             usage = usage + d.usage
@@ -164,6 +189,7 @@ def ground(
     max_frames: int | None = None,
     max_side: int | None = 512,
     top_k: int | None = None,
+    cache: Any = None,
     progress: bool = False,
     describer_options: dict[str, Any] | None = None,
     reasoner_options: dict[str, Any] | None = None,
@@ -184,7 +210,8 @@ def ground(
     timings: dict[str, float] = {}
     if video is not None:
         described = describe(video, describer=describer, fps=fps, num_frames=num_frames, max_frames=max_frames,
-                             max_side=max_side, query=query, progress=progress, describer_options=describer_options)
+                             max_side=max_side, query=query, cache=cache, progress=progress,
+                             describer_options=describer_options)
         if duration is not None:
             described = described.model_copy(update={"duration": float(duration), "duration_inferred": False})
         timings["describe"] = round(described.seconds, 4)

@@ -45,6 +45,9 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
                    help="cap on frames per video; the rate is lowered to fit (default: no cap)")
     g.add_argument("--max-side", type=int, default=512, metavar="PX",
                    help="frames are resized so their longest side is at most PX pixels (default 512)")
+    g.add_argument("--cache", default=None, metavar="FILE",
+                   help="SQLite description cache: frames described before are not described again "
+                        "(default: $VIDGROUND_CACHE when set, else no cache)")
 
 
 def _add_remote(p: argparse.ArgumentParser) -> None:
@@ -152,7 +155,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
         video, query, descriptions=args.descriptions, duration=args.duration,
         describer=args.describer if video else None, reasoner=args.reasoner,
         fps=args.fps, num_frames=args.num_frames, max_frames=args.max_frames, max_side=args.max_side,
-        top_k=args.top_k, progress=True, describer_options=_backend_options(args, "describer") or None,
+        top_k=args.top_k, cache=args.cache, progress=True, describer_options=_backend_options(args, "describer") or None,
         reasoner_options=_backend_options(args, "reasoner") or None,
     )
     if args.json:
@@ -166,7 +169,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
     from pipelines.api import describe
 
     described = describe(args.video, describer=args.describer, fps=args.fps, num_frames=args.num_frames,
-                         max_frames=args.max_frames, max_side=args.max_side, query=args.query, progress=True,
+                         max_frames=args.max_frames, max_side=args.max_side, query=args.query, cache=args.cache,
+                         progress=True,
                          describer_options=_backend_options(args, "describer") or None)
     if args.output:
         n = described.write(args.output)

@@ -196,3 +196,17 @@ def test_import_is_light():
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"importing the packages imported {out}"
+
+
+def test_cache_describes_each_frame_once(demo_video, tmp_path):
+    from frame_describer.cache import DescriptionCache
+
+    path, _ = demo_video
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    first = describe(path, num_frames=6, cache=cache)
+    second = describe(path, num_frames=6, cache=tmp_path / "c.sqlite")
+    assert first.usage.cached == 0 and second.usage.cached == 6
+    assert [d.text for d in first.descriptions] == [d.text for d in second.descriptions]
+    assert [d.t for d in first.descriptions] == [d.t for d in second.descriptions]
+    other = describe(path, num_frames=6, max_side=256, cache=cache)  # other settings: no stale hits
+    assert other.usage.cached == 0
