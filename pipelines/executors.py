@@ -12,14 +12,17 @@ Running on a real Ray cluster::
     vidground eval charades-sta --videos /shared/charades --executor ray --address HEAD_IP:6379 \\
         --out runs/full
 
-Every node needs vidground installed and the videos at the same path (a shared filesystem,
+Backends installed as entry points are found on every node; others can be registered by
+``VIDGROUND_RAY_SETUP=module:function`` in the runtime environment. Every node needs vidground installed and the videos at the same path (a shared filesystem,
 or the same copy on each node). Each node keeps its own description cache (``--cache`` names
 a local path; do not put SQLite on NFS). The driver writes ``runs/NAME`` on its own disk.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
+import os
 import queue
 import threading
 import time
@@ -167,7 +170,25 @@ class LocalExecutor:
                 f.result()  # surface a bug in the worker itself
 
 
+_setup_done = False
+
+
+def _worker_setup() -> None:
+    """Run ``$VIDGROUND_RAY_SETUP`` (``"module:function"``) once per worker process, e.g. to
+    register backends that are not installed as entry points."""
+    global _setup_done
+    spec = os.environ.get("VIDGROUND_RAY_SETUP")
+    if _setup_done or not spec:
+        return
+    module, _, attr = spec.partition(":")
+    if not attr:
+        raise ConfigurationError(f"VIDGROUND_RAY_SETUP must look like 'module:function', got {spec!r}")
+    getattr(importlib.import_module(module), attr)()
+    _setup_done = True
+
+
 def _collect(task: Any, config: Any) -> list[tuple[str, dict[str, Any]]]:
+    _worker_setup()
     out: list[tuple[str, dict[str, Any]]] = []
     process_video(task, config, out.append)
     return out
