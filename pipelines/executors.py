@@ -65,7 +65,7 @@ def _failed(q: Query, exc: BaseException) -> dict[str, Any]:
 
 def process_video(task: Any, config: Any, emit: Emit) -> None:
     """Describe ``task.video`` once and ground each of its queries, emitting records."""
-    from frame_describer.cache import CachedDescriber, DescriptionCache
+    from frame_describer.cache import DescriptionCache
     from .api import describe, ground, load_descriptions
 
     started = time.perf_counter()
@@ -78,16 +78,12 @@ def process_video(task: Any, config: Any, emit: Emit) -> None:
         if config.mode == "descriptions":
             described = load_descriptions(task.source)
         elif not aware:
-            wrapped = describer
-            if config.cache:
-                extra = {"fps": config.fps, "num_frames": config.num_frames, "max_frames": config.max_frames,
-                         "max_side": config.max_side}
-                wrapped = CachedDescriber(describer, DescriptionCache(config.cache), task.source, extra=extra)
-            described = describe(task.source, describer=wrapped, fps=config.fps, num_frames=config.num_frames,
-                                 max_frames=config.max_frames, max_side=config.max_side)
-            n = len(described.descriptions)
-            video_rec["describe_calls"] = getattr(wrapped, "calls", n)
-            video_rec["describe_saved"] = getattr(wrapped, "saved", 0)
+            cache = DescriptionCache(config.cache) if config.cache else None
+            described = describe(task.source, describer=describer, fps=config.fps, num_frames=config.num_frames,
+                                 max_frames=config.max_frames, max_side=config.max_side, cache=cache)
+            saved = described.usage.cached  # cache hits carry Usage(cached=1)
+            video_rec["describe_calls"] = len(described.descriptions) - saved
+            video_rec["describe_saved"] = saved
             video_rec["cost_usd"] = described.usage.cost_usd or 0.0
         if described is not None:
             video_rec.update(duration=described.duration, step=described.step, describer=described.describer,

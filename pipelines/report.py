@@ -87,7 +87,7 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int = 500
     config, queries, results = load_run(out)
     metrics = run_metrics(out, bootstrap=bootstrap)
     totals = run_totals(out)
-    missing = json.loads((out / "missing.json").read_text())["missing_videos"] if (out / "missing.json").exists() else []
+    missing = sorted(_missing(out))
     summary = {"config": config, "selected": len(queries), "missing_videos": missing, **totals,
                "metrics": metrics.summary() if metrics else None,
                "per_query": [s.model_dump(mode="json") for s in metrics.per_query] if metrics else []}
@@ -107,6 +107,11 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int = 500
             plotted.add(q.qid)
     (out / "index.html").write_text(_html(out, config, queries, results, scored, plotted, metrics), encoding="utf-8")
     return summary
+
+
+def _missing(out: Path) -> set[str]:
+    path = out / "missing.json"
+    return set(json.loads(path.read_text())["missing_videos"]) if path.exists() else set()
 
 
 def _safe(name: str) -> str:
@@ -199,6 +204,7 @@ def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, An
     """Two runs side by side on their common queries: metrics, and per-query IoU differences."""
     ca, qa, ra = load_run(a)
     cb, qb, rb = load_run(b)
+    qa, qb = [q for q in qa if q.video not in _missing(Path(a))], [q for q in qb if q.video not in _missing(Path(b))]
     common = [q for q in qa if q.qid in {x.qid for x in qb}]
     if not common:
         from frame_describer.errors import InputError

@@ -225,6 +225,13 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     from .executors import LocalExecutor, RunProgress
 
     config.check()
+    from frame_describer import DEFAULT_DESCRIBER
+    from temporal_reasoner import DEFAULT_REASONER
+
+    if config.mode == "videos" and config.describer is None:
+        config.describer = DEFAULT_DESCRIBER
+    if config.reasoner is None:
+        config.reasoner = DEFAULT_REASONER
     if config.cache is None and config.mode == "videos":
         config.cache = str(default_cache_path())
     out = Path(out)

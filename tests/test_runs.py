@@ -107,8 +107,10 @@ def test_video_run_describes_each_frame_once_across_runs(tmp_path):
     assert (s2.describe_calls, s2.describe_saved) == (0, 6)
     assert sorted(r["intervals"][0] for r in read_jsonl(tmp_path / "a" / "results.jsonl")) == \
         sorted(r["intervals"][0] for r in read_jsonl(tmp_path / "b" / "results.jsonl"))
-    s3 = run_eval(RunConfig(**{**base, "fps": 2.0}), tmp_path / "c")  # other sampling settings: another key
-    assert s3.describe_saved == 0 and s3.describe_calls == 12
+    s3 = run_eval(RunConfig(**{**base, "fps": 2.0}), tmp_path / "c")  # denser: only the new half seconds are described
+    assert (s3.describe_calls, s3.describe_saved) == (6, 6)
+    s4 = run_eval(RunConfig(**{**base, "max_side": 32}), tmp_path / "d")  # other image settings: another key
+    assert (s4.describe_calls, s4.describe_saved) == (6, 0)
 
 
 def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
