@@ -103,6 +103,8 @@ class ClassicalDescriber(BaseDescriber):
     """
 
     name = "cv"
+    #: descriptions depend on the previous sample (motion, cuts): a cache must key on the sampling step
+    uses_previous_frame = True
 
     def __init__(self, arg: str | None = None, *, mode: PromptMode = "agnostic", person_score: float = 0.5,
                  detect_faces: bool = True, cut_threshold: float = 0.55, dark_luma: float = 45.0,
@@ -136,7 +138,15 @@ class ClassicalDescriber(BaseDescriber):
 
     # --- measurements -------------------------------------------------------------------
     def _people(self, grey: np.ndarray) -> list[tuple[int, int, int, int]]:
+        # The detector's window is 64x128: a smaller image crashes OpenCV (a segfault, not an
+        # exception), so small frames are enlarged to fit and the boxes scaled back.
+        h, w = grey.shape[:2]
+        up = max(1.0, 128 / h, 64 / w)
+        if up > 1.0:
+            grey = cv2.resize(grey, (int(np.ceil(w * up)), int(np.ceil(h * up))), interpolation=cv2.INTER_LINEAR)
         boxes, scores = self._hog.detectMultiScale(grey, winStride=(4, 4), padding=(8, 8), scale=1.05)
+        if up > 1.0 and len(boxes):
+            boxes = np.round(np.asarray(boxes, dtype=float) / up).astype(int)
         kept = [tuple(int(v) for v in b) for b, s in zip(boxes, np.ravel(scores)) if s >= self.person_score]
         if len(kept) > 1:
             rects, _ = cv2.groupRectangles([list(b) for b in kept] * 2, 1, 0.3)

@@ -67,8 +67,12 @@ def _progress(iterable: Iterable[Any], total: int | None, enabled: bool, desc: s
     return tqdm(iterable, total=total, desc=desc, unit="frame", leave=False)
 
 
-def _with_cache(desc: Describer, cache: Any, path: Path, max_side: int | None) -> Any:
-    """Wrap ``desc`` in a :class:`CachedDescriber` when a cache is given (or set in ``$VIDGROUND_CACHE``)."""
+def _with_cache(desc: Describer, cache: Any, path: Path, sampling: dict[str, Any]) -> Any:
+    """Wrap ``desc`` in a :class:`CachedDescriber` when a cache is given (or set in ``$VIDGROUND_CACHE``;
+    ``cache=False`` turns it off). What changes the image (``max_side``) is part of the key, and so is the
+    sampling step for describers whose output depends on the previous frame."""
+    if cache is False:
+        return None
     if cache is None:
         cache = os.environ.get("VIDGROUND_CACHE") or None
     if cache is None:
@@ -77,7 +81,10 @@ def _with_cache(desc: Describer, cache: Any, path: Path, max_side: int | None) -
 
     if not isinstance(cache, DescriptionCache):
         cache = DescriptionCache(Path(cache).expanduser())
-    return CachedDescriber(desc, cache, path, extra={"max_side": max_side})
+    extra = {"max_side": sampling["max_side"]}
+    if getattr(desc, "uses_previous_frame", False):
+        extra.update(fps=sampling["fps"], num_frames=sampling["num_frames"], max_frames=sampling["max_frames"])
+    return CachedDescriber(desc, cache, path, extra=extra)
 
 
 def describe(
@@ -89,7 +96,7 @@ def describe(
     max_frames: int | None = None,
     max_side: int | None = 512,
     query: str | None = None,
-    cache: "DescriptionCache | PathLike | None" = None,
+    cache: "DescriptionCache | PathLike | bool | None" = None,
     progress: bool = False,
     describer_options: dict[str, Any] | None = None,
 ) -> DescribedVideo:
@@ -100,7 +107,7 @@ def describe(
     video's length. ``query`` is passed to describers in query-aware mode and ignored otherwise.
 
     ``cache`` (a :class:`~frame_describer.cache.DescriptionCache` or the path of its SQLite file;
-    default ``$VIDGROUND_CACHE`` when set) answers frames described before by the same describer
+    default ``$VIDGROUND_CACHE`` when set; ``False`` for none) answers frames described before by the same describer
     with the same settings, so each frame is described once across queries and runs.
     ``usage.cached`` counts the frames the cache answered.
     """
@@ -116,7 +123,8 @@ def describe(
             if query is None:
                 raise ConfigurationError(f"describer {desc.name!r} is query-aware: give the query")
             query = check_query(query)
-        cached = _with_cache(desc, cache, path, max_side)
+        cached = _with_cache(desc, cache, path, {"fps": fps, "num_frames": num_frames, "max_frames": max_frames,
+                                                 "max_side": max_side})
         out = list(_progress((cached or desc).describe(frames, query=query), frames.planned, progress,
                              f"describing {path.name}"))
     info = frames.info

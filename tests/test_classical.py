@@ -93,3 +93,14 @@ def test_settings_and_bad_options():
         get_describer("cv:yolo")
     with pytest.raises(ConfigurationError):
         ClassicalDescriber(dark_luma=100, dim_luma=50)
+
+
+def test_frames_smaller_than_the_people_window_do_not_crash(tmp_path):
+    """HOG's 64x128 window on a smaller image kills the process inside OpenCV; tiny frames must work."""
+    from frame_describer.classical import ClassicalDescriber
+    from frame_describer.sampling import sample_frames
+    from frame_describer.synthetic import render_numbered_video
+
+    video = render_numbered_video(tmp_path / "tiny.mp4", n_frames=20, fps=10.0, size=(96, 72))
+    descs = list(ClassicalDescriber().describe(sample_frames(video)))
+    assert len(descs) == 2 and all(d.text for d in descs)

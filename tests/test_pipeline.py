@@ -210,3 +210,14 @@ def test_cache_describes_each_frame_once(demo_video, tmp_path):
     assert [d.t for d in first.descriptions] == [d.t for d in second.descriptions]
     other = describe(path, num_frames=6, max_side=256, cache=cache)  # other settings: no stale hits
     assert other.usage.cached == 0
+
+
+def test_cache_off_and_step_aware_keys(demo_video, tmp_path, monkeypatch):
+    path, _ = demo_video
+    db = tmp_path / "env.sqlite"
+    monkeypatch.setenv("VIDGROUND_CACHE", str(db))
+    assert describe(path, num_frames=3).usage.cached == 0
+    assert describe(path, num_frames=3).usage.cached == 3          # $VIDGROUND_CACHE is used
+    assert describe(path, num_frames=3, cache=False).usage.cached == 0
+    # the cv describer compares consecutive frames: another sampling step must not reuse its text
+    assert describe(path, num_frames=4).usage.cached == 0
