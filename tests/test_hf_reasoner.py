@@ -61,10 +61,10 @@ def script(monkeypatch, reasoner: TransformersReasoner, replies: list[str]) -> l
 
 def test_valid_answer_after_prefill(lm_path, monkeypatch):
     r = TransformersReasoner(str(lm_path), max_new_tokens=64)
-    lengths = script(monkeypatch, r, ['{"start": 6.0, "end": 9.5, "score": 0.8}]}'])
+    lengths = script(monkeypatch, r, ['6.0, "end": 9.5, "score": 0.8}]}'])
     res = r.ground("the person opens the door", transcript())
     assert [iv.as_list() for iv in res.intervals] == [[6.0, 9.5, 0.8]]
-    assert res.raw == PREFILL + '{"start": 6.0, "end": 9.5, "score": 0.8}]}'
+    assert res.raw == PREFILL + '6.0, "end": 9.5, "score": 0.8}]}'
     usage = res.usage["reason"]
     assert usage.requests == 1 and usage.prompt_tokens == lengths[0] and usage.completion_tokens > 5
     assert res.reasoner == f"hf:{lm_path}" and res.settings["chat_template"] == "model"
@@ -76,7 +76,7 @@ def test_invalid_answer_is_reasked_with_the_error(lm_path, monkeypatch):
     seen: list[list[dict]] = []
     real_prompt = r._prompt
     r._prompt = lambda messages, prefill: seen.append(messages) or real_prompt(messages, prefill)
-    script(monkeypatch, r, ['{"start": 50.0, "end": 99.0}]}', '{"start": 3.0, "end": 5.0, "score": 0.5}]}'])
+    script(monkeypatch, r, ['50.0, "end": 99.0}]}', '3.0, "end": 5.0, "score": 0.5}]}'])
     res = r.ground("the person opens the door", transcript(10))
     assert res.intervals == [Interval(start=3.0, end=5.0, score=0.5)]
     assert res.settings["attempts"] == 2 and res.usage["reason"].requests == 2
@@ -119,7 +119,7 @@ def test_long_transcript_is_chunked_within_budget_and_combined(lm_path, monkeypa
     budget = 900 - 2 * 48 - 128
     long = transcript(60)
     assert r.count_tokens(build_messages("q", long)) > budget
-    lengths = script(monkeypatch, r, [f'{{"start": {s}, "end": {s + 2}, "score": {0.1 * (i + 1):.1f}}}]}}'
+    lengths = script(monkeypatch, r, [f'{s}, "end": {s + 2}, "score": {0.1 * (i + 1):.1f}}}]}}'
                          for i, s in enumerate(range(0, 60, 5))])
     res = r.ground("the person drinks", long)
     n = res.settings["context"]["chunks"]
