@@ -12,6 +12,7 @@ is merged and chunked (:mod:`temporal_reasoner.context`).
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ PLAIN_TEMPLATE = (
     "{% if add_generation_prompt %}Assistant: {% endif %}"
 )
 PREFILL = '{"intervals": [{"start": '
+_NUMBER = re.compile(r"\s*(-?\d+(?:\.\d+)?)")
 
 _CACHE: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 _CACHE_LOCK = threading.Lock()
@@ -98,6 +100,8 @@ def clear_cache() -> None:
 class TransformersReasoner(BaseReasoner):
     """A local causal LM answering with JSON intervals (greedy, pre-filled, validated, re-asked).
 
+    ``guided`` (default: on for base models, i.e. without a chat template of their own) has the
+    model write only the numbers of one interval, the JSON around them being fixed.
     ``context_tokens`` is the context to fit prompts into (default: the model's
     ``max_position_embeddings``, capped at 8192 to bound CPU latency); ``max_new_tokens``
     bounds each answer. ``hf_model``/``hf_tokenizer`` inject objects already loaded.
@@ -108,7 +112,8 @@ class TransformersReasoner(BaseReasoner):
     def __init__(self, model: str, *, device: str | None = None, dtype: str | Any | None = None,
                  max_new_tokens: int = 160, max_attempts: int = 3, fallback: Reasoner | None = None,
                  time_style: TimeStyle = "seconds", max_intervals: int = 3, context_tokens: int | None = None,
-                 chat_template: str | None = None, prefill: bool = True, revision: str | None = None,
+                 chat_template: str | None = None, prefill: bool = True, guided: bool | None = None,
+                 revision: str | None = None,
                  cache_dir: str | None = None, trust_remote_code: bool = False, hf_model: Any = None,
                  hf_tokenizer: Any = None):
         if max_new_tokens < 1 or max_attempts < 1 or max_intervals < 1:
@@ -140,6 +145,8 @@ class TransformersReasoner(BaseReasoner):
             self.chat_template, self.template_kind = stored, "model"
         else:
             self.chat_template, self.template_kind = PLAIN_TEMPLATE, "plain"
+        # Base models (no chat template of their own) write one interval field by field.
+        self.guided = bool(prefill and (guided if guided is not None else self.template_kind in ("gemma", "plain")))
         limit = getattr(self.model.config, "max_position_embeddings", None) or 2048
         self.context_tokens = int(context_tokens or min(limit, 8192))
         if self.context_tokens <= 2 * max_new_tokens + 256:
@@ -158,7 +165,7 @@ class TransformersReasoner(BaseReasoner):
         return {"name": self.name, "model": self.model_name, "decoding": "greedy",
                 "max_new_tokens": self.max_new_tokens, "max_attempts": self.max_attempts,
                 "max_intervals": self.max_intervals, "time_style": self.time_style,
-                "chat_template": self.template_kind, "prefill": self.prefill, "context_tokens": self.context_tokens}
+                "chat_template": self.template_kind, "prefill": self.prefill, "guided": self.guided, "context_tokens": self.context_tokens}
 
     # --- the chat callable handed to structured.run_structured ---------------------------------
 
@@ -175,33 +182,56 @@ class TransformersReasoner(BaseReasoner):
     def count_tokens(self, messages: list[dict[str, Any]]) -> int:
         return len(self._encode(self._prompt(messages, self.prefill)))
 
-    def chat(self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None) -> ChatReply:
+    def _eos_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        if self.template_kind == "gemma":  # a base Gemma ends its turn without <eos>
+            ids.add(self.tokenizer.convert_tokens_to_ids("<end_of_turn>"))
+        return {i for i in ids if i is not None and i != self.tokenizer.unk_token_id}
+
+    def _generate(self, prompt: str, max_new_tokens: int, **extra: Any) -> tuple[str, bool, int, int]:
+        """Greedy continuation of ``prompt``: ``(text, stopped_at_eos_or_stop_string, prompt_len, new_len)``."""
         import torch
 
-        prefill = self.prefill and response_format is not None
-        ids = self._encode(self._prompt(messages, prefill))
+        ids = self._encode(prompt)
         input_ids = torch.tensor([ids], device=self.model.device)
-        eos = self.model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
-        if self.template_kind == "gemma":  # a base Gemma ends its turn without <eos>
-            eos_ids.add(self.tokenizer.convert_tokens_to_ids("<end_of_turn>"))
-        eos_ids.discard(None)
-        eos_ids.discard(self.tokenizer.unk_token_id)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else next(iter(eos_ids), 0)
+        eos_ids = self._eos_ids()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(eos_ids, default=0)
         try:
             with self._lock, torch.inference_mode():
                 out = self.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                                          max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=pad,
-                                          eos_token_id=sorted(eos_ids) or None)
+                                          max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
+                                          eos_token_id=sorted(eos_ids) or None, **extra)
         except torch.cuda.OutOfMemoryError as exc:
             raise ProviderError(f"out of GPU memory with a {len(ids)}-token prompt on {self.model_name!r}; "
                                 f"lower context_tokens", provider="hf") from exc
         new = out[0, len(ids):].tolist()
-        stopped = bool(new) and new[-1] in eos_ids
-        text = self.tokenizer.decode(new, skip_special_tokens=True)
-        return ChatReply(text=(PREFILL if prefill else "") + text,
-                         finish_reason="stop" if stopped or len(new) < self.max_new_tokens else "length",
-                         usage=Usage(requests=1, prompt_tokens=len(ids), completion_tokens=len(new)))
+        stopped = len(new) < max_new_tokens or (bool(new) and new[-1] in eos_ids)
+        return self.tokenizer.decode(new, skip_special_tokens=True), stopped, len(ids), len(new)
+
+    def chat(self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None) -> ChatReply:
+        """The ``chat`` callable for :func:`structured.run_structured` (free or guided decoding)."""
+        prefill = self.prefill and response_format is not None
+        prompt = self._prompt(messages, prefill)
+        if prefill and self.guided:
+            return self._guided(prompt)
+        text, stopped, n_in, n_out = self._generate(prompt, self.max_new_tokens)
+        return ChatReply(text=(PREFILL if prefill else "") + text, finish_reason="stop" if stopped else "length",
+                         usage=Usage(requests=1, prompt_tokens=n_in, completion_tokens=n_out))
+
+    def _guided(self, prompt: str) -> ChatReply:
+        """Field by field: the model writes only the three numbers of one interval, the JSON around
+        them is ours (a base model otherwise wanders into extra keys). Numbers are still validated."""
+        text, usage = PREFILL, Usage()
+        for field in ("end", "score", None):
+            out, _, n_in, n_out = self._generate(prompt + text[len(PREFILL):], 12,
+                                                 stop_strings=[",", "}", "\n"], tokenizer=self.tokenizer)
+            usage = usage + Usage(requests=1, prompt_tokens=n_in, completion_tokens=n_out)
+            number = _NUMBER.match(out)
+            if number is None:  # not a number: hand back what was written, for a re-ask
+                return ChatReply(text=text + out, finish_reason="stop", usage=usage)
+            text += number.group(1) + (f', "{field}": ' if field else "}]}")
+        return ChatReply(text=text, finish_reason="stop", usage=usage)
 
     def ground(self, query: str, transcript: Transcript) -> GroundingResult:
         query = check_query(query)

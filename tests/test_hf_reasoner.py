@@ -187,3 +187,17 @@ def test_combine_clips_to_chunks_ranks_and_dedupes():
     kept, warnings = combine([(a, ra), (b, rb)], max_intervals=3)
     assert [iv.as_list() for iv in kept] == [[12, 14, 0.7], [2, 4, 0.6]]
     assert len(warnings) == 1 and "outside" in warnings[0]
+
+
+def test_guided_mode_for_base_models_writes_only_the_numbers(bare_lm_path, monkeypatch):
+    r = TransformersReasoner(str(bare_lm_path))
+    assert r.guided and r.settings()["guided"]
+    lengths = script(monkeypatch, r, ["4.5,", " 7,", " 0.75}"])
+    res = r.ground("the person opens the door", transcript(12))
+    assert res.intervals == [Interval(start=4.5, end=7.0, score=0.75)]
+    assert res.raw == PREFILL + '4.5, "end": 7, "score": 0.75}]}'
+    assert len(lengths) == 3 and lengths[0] < lengths[1] < lengths[2]  # each field continues the last
+    assert res.usage["reason"].requests == 3
+    script(monkeypatch, r, ["the door,", "2.0,", " 4.0,", " 0.5}"])  # not a number: re-asked
+    res = r.ground("the person opens the door", transcript(12))
+    assert res.settings["attempts"] == 2 and res.intervals[0].start == 2.0
