@@ -1,0 +1,152 @@
+"""Local model backends: describer throughput and memory, reasoner latency per input size.
+
+    python benchmarks/local_models.py                 # tiny random LLaVA / Qwen2-VL describers + Gemma GGUF reasoner
+    python benchmarks/local_models.py --describer-only --frames 32 --batch-sizes 1 4 8
+    python benchmarks/local_models.py --reasoner-only --spans 10 40 160
+
+Describer: frames per second and peak memory (process RSS growth on CPU, ``torch.cuda``
+peak on GPU) for the tiny randomly initialised models of the test suite, per batch size, on
+CPU and on CUDA when present. The models are tiny, so the figures measure the backend's own
+overhead (processor, chat template, padding, generate loop), not a real model's speed.
+
+Reasoner: wall-clock latency of ``ground()`` with the Gemma 3 270M GGUF through ``llamacpp:``
+(and ``hf:`` with ``--with-hf``) for transcripts of growing length; prompt and completion tokens
+are printed with it. Every run checks its output (descriptions per frame, valid intervals) and
+exits non-zero when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from frame_describer.types import Frame, FrameDescription  # noqa: E402
+from temporal_reasoner.transcript import Transcript  # noqa: E402
+
+ACTIONS = ["sits on the sofa reading a book", "stands up and walks to the door", "opens the door",
+           "closes the door behind them", "pours water into a glass", "drinks from the glass",
+           "switches the light off", "picks up a phone from the table"]
+
+
+def rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def frames(n: int, size: tuple[int, int] = (240, 320)) -> list[Frame]:
+    rng = np.random.default_rng(0)
+    return [Frame(t=i * 0.5, index=i, image=rng.integers(0, 255, (*size, 3), dtype=np.uint8)) for i in range(n)]
+
+
+def bench_describers(n_frames: int, batch_sizes: list[int], max_new_tokens: int) -> bool:
+    import torch
+    from _helpers_tiny_models import build_tiny_llava, build_tiny_qwen2_vl
+
+    from frame_describer.hf_describer import TransformersDescriber
+
+    ok = True
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        models = {"tiny-llava": build_tiny_llava(Path(tmp) / "llava"),
+                  "tiny-qwen2-vl": build_tiny_qwen2_vl(Path(tmp) / "qwen")}
+        print(f"\n## describer: {n_frames} frames of 320x240, max_new_tokens={max_new_tokens}, "
+              f"torch threads={torch.get_num_threads()}")
+        print(f"{'model':<14} {'device':<6} {'dtype':<9} {'batch':>5} {'frames/s':>9} {'peak MiB':>9}")
+        for name, path in models.items():
+            for device in devices:
+                for bs in batch_sizes:
+                    d = TransformersDescriber(str(path), device=device, batch_size=bs,
+                                              max_new_tokens=max_new_tokens)
+                    list(d.describe(frames(min(bs, n_frames))))  # warm-up
+                    gc.collect()
+                    if device == "cuda":
+                        torch.cuda.synchronize()
+                        torch.cuda.reset_peak_memory_stats()
+                    before = rss_mib()
+                    start = time.perf_counter()
+                    out = list(d.describe(frames(n_frames)))
+                    if device == "cuda":
+                        torch.cuda.synchronize()
+                    elapsed = time.perf_counter() - start
+                    peak = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
+                            else max(rss_mib() - before, 0.0))
+                    good = len(out) == n_frames and [o.t for o in out] == [f.t for f in frames(n_frames)]
+                    ok &= good
+                    print(f"{name:<14} {device:<6} {d.dtype:<9} {bs:>5} {n_frames / elapsed:>9.1f} "
+                          f"{peak:>9.1f}{'' if good else '  CHECK FAILED'}")
+        print("(peak MiB: growth of the process's peak RSS on CPU - 0 once an earlier run reached it; "
+              "torch.cuda.max_memory_allocated on GPU)")
+    return ok
+
+
+def transcript(n_spans: int) -> Transcript:
+    descs = [FrameDescription(t=float(i), text=f"A person {ACTIONS[(i // 2) % len(ACTIONS)]} in room {i % 5}.")
+             for i in range(n_spans)]
+    return Transcript.from_descriptions(descs, merge=False)
+
+
+def bench_reasoners(spans: list[int], with_hf: bool, max_new_tokens: int) -> bool:
+    from temporal_reasoner import get_reasoner
+
+    specs = ["llamacpp:gemma3-270m"] + (["hf:gemma3-270m"] if with_hf else [])
+    ok = True
+    print(f"\n## reasoner: Gemma 3 270M (Q4_K_M GGUF), greedy, max_new_tokens={max_new_tokens}")
+    print(f"{'spec':<22} {'spans':>5} {'load s':>7} {'ground s':>9} {'prompt tok':>10} {'out tok':>8} "
+          f"{'tries':>5} {'chunks':>6}  best")
+    for spec in specs:
+        start = time.perf_counter()
+        options = {"n_ctx": 4096} if spec.startswith("llamacpp") else {"context_tokens": 4096}
+        r = get_reasoner(spec, max_new_tokens=max_new_tokens, max_attempts=2, **options)
+        load = time.perf_counter() - start
+        for n in spans:
+            t = transcript(n)
+            start = time.perf_counter()
+            try:
+                res = r.ground("the person opens the door", t)
+            except Exception as exc:  # a failed answer is a result to report, not a crash
+                print(f"{spec:<22} {n:>5} {load:>7.1f} {time.perf_counter() - start:>9.1f}  FAILED: "
+                      f"{type(exc).__name__}: {str(exc)[:80]}")
+                ok = False
+                continue
+            elapsed = time.perf_counter() - start
+            u = res.usage["reason"]
+            good = bool(res.intervals) and all(0 <= iv.start < iv.end <= t.duration for iv in res.intervals)
+            ok &= good
+            best = res.best.as_list() if res.best else None
+            print(f"{spec:<22} {n:>5} {load:>7.1f} {elapsed:>9.1f} {u.prompt_tokens:>10} {u.completion_tokens:>8} "
+                  f"{res.settings['attempts'] if 'attempts' in res.settings else '-':>5} "
+                  f"{res.settings['context']['chunks']:>6}  {best}{'' if good else '  CHECK FAILED'}")
+            load = 0.0
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8])
+    p.add_argument("--describer-tokens", type=int, default=16)
+    p.add_argument("--spans", type=int, nargs="+", default=[10, 40, 160])
+    p.add_argument("--reasoner-tokens", type=int, default=96)
+    p.add_argument("--with-hf", action="store_true", help="also time hf:gemma3-270m (transformers, de-quantised)")
+    p.add_argument("--describer-only", action="store_true")
+    p.add_argument("--reasoner-only", action="store_true")
+    args = p.parse_args(argv)
+    ok = True
+    if not args.reasoner_only:
+        ok &= bench_describers(args.frames, args.batch_sizes, args.describer_tokens)
+    if not args.describer_only:
+        ok &= bench_reasoners(args.spans, args.with_hf, args.reasoner_tokens)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
