@@ -87,13 +87,22 @@ FormatName = Literal["json_schema", "json_object_schema", "json_object", "text"]
 RESPONSE_FORMATS: tuple[str, ...] = ("json_schema", "json_object_schema", "json_object", "text")
 
 
-def response_format(name: str) -> dict[str, Any] | None:
-    """The ``response_format`` request value for a ladder step (``None`` for plain text)."""
+def response_format(name: str, *, max_intervals: int | None = None) -> dict[str, Any] | None:
+    """The ``response_format`` request value for a ladder step (``None`` for plain text).
+
+    ``max_intervals`` bounds the list in the ``json_object_schema`` step (a grammar there, so a
+    small model cannot ramble through hundreds of intervals); the strict ``json_schema`` step
+    keeps :data:`INTERVALS_SCHEMA` as is, the subset every strict-mode server accepts.
+    """
     if name == "json_schema":
         return {"type": "json_schema",
                 "json_schema": {"name": "intervals", "strict": True, "schema": INTERVALS_SCHEMA}}
     if name == "json_object_schema":  # llama.cpp / vLLM extension: JSON mode constrained by a schema
-        return {"type": "json_object", "schema": INTERVALS_SCHEMA}
+        schema = INTERVALS_SCHEMA
+        if max_intervals is not None:
+            schema = json.loads(json.dumps(INTERVALS_SCHEMA))
+            schema["properties"]["intervals"].update(minItems=1, maxItems=max_intervals)
+        return {"type": "json_object", "schema": schema}
     if name == "json_object":
         return {"type": "json_object"}
     if name == "text":
@@ -383,7 +392,7 @@ def _is_refusal(exc: ProviderError, fmt: dict[str, Any] | None) -> bool:
 
 
 def _ask(chat: ChatFn, messages: list[dict[str, Any]], ladder: list[str], server_key: str | None,
-         used: list[str]) -> ChatReply:
+         used: list[str], max_intervals: int | None = None) -> ChatReply:
     """One request, walking down the ladder past formats the server refuses.
 
     A refusal is remembered for ``server_key`` only once a weaker format succeeded, so an
@@ -392,7 +401,7 @@ def _ask(chat: ChatFn, messages: list[dict[str, Any]], ladder: list[str], server
     pending: list[str] = []
     while True:
         name = ladder[0]
-        fmt = response_format(name)
+        fmt = response_format(name, max_intervals=max_intervals)
         try:
             reply = chat(messages, fmt)
         except ProviderError as exc:
@@ -436,7 +445,7 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
 
     def attempt_once() -> ParsedReply:
         nonlocal usage, messages
-        reply = _ask(chat, messages, ladder, server_key, used)
+        reply = _ask(chat, messages, ladder, server_key, used, max_intervals)
         usage = usage + reply.usage
         raws.append(reply.text)
         if reply.finish_reason == "length":
@@ -472,7 +481,8 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
         return GroundingResult(query=query, duration=transcript.duration,
                                duration_inferred=transcript.duration_inferred, intervals=parsed.intervals,
                                reasoner=reasoner_name, settings=info, usage={"reason": usage},
-                               warnings=parsed.warnings, raw=raws[-1] if len(raws) == 1 else raws)
+                               warnings=[f"attempt {i + 1} rejected: {e}" for i, e in enumerate(errors)]
+                               + parsed.warnings, raw=raws[-1] if len(raws) == 1 else raws)
     summary = f"{reasoner_name}: no usable answer after {len(raws)} attempt(s); last error: {errors[-1]}"
     if fallback is not None and not hasattr(fallback, "ground") and callable(fallback):
         fallback = fallback()

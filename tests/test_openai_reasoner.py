@@ -105,7 +105,7 @@ def test_json_schema_refusal_degrades_once_per_server(openai_server, transcript)
     second = reasoner.ground("q", transcript)
     types = [(r.json.get("response_format") or {}).get("type") for r in openai_server.requests]
     assert types == ["json_schema", "json_object", "json_object"]  # the 500 was not retried, nor paid again
-    assert "schema" in openai_server.requests[1].json["response_format"]
+    assert openai_server.requests[1].json["response_format"]["schema"]["properties"]["intervals"]["maxItems"] == 3
     assert first.settings["response_format"] == second.settings["response_format"] == "json_object_schema"
 
 

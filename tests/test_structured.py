@@ -114,6 +114,8 @@ def test_schema_is_strict_mode_compatible_and_accepts_valid_reply():
     jsonschema.validate({"intervals": [{"start": 1.0, "end": 2.0, "score": 0.5}]}, INTERVALS_SCHEMA)
     assert response_format("json_schema")["json_schema"]["strict"] is True
     assert response_format("json_object_schema") == {"type": "json_object", "schema": INTERVALS_SCHEMA}
+    bounded = response_format("json_object_schema", max_intervals=2)["schema"]["properties"]["intervals"]
+    assert bounded["maxItems"] == 2 and "maxItems" not in INTERVALS_SCHEMA["properties"]["intervals"]
     assert response_format("text") is None
     with pytest.raises(ValueError, match="choose one of: json_schema"):
         response_format("yaml")
