@@ -49,6 +49,9 @@ def run(reasoner_specs: list[str], *, subsets: list[str], styles: list[str], n: 
     split = load_split(root, n_dev=n, n_check=n, seed=seed)
     prior = mean_prior(split.dev)
     reasoners = {spec: get_reasoner(spec, **(reasoner_options or {}).get(spec, {})) for spec in reasoner_specs}
+    for reasoner in reasoners.values():  # similarity reasoners: encode every query in large batches first
+        if hasattr(reasoner, "warm"):
+            reasoner.warm([q.query for q in split.dev + split.check])
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="vidground-oracle-") as tmp:
         folder = workdir or Path(tmp)
@@ -100,9 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip-gt", action="store_true", help="clip GT windows to the video duration (default: as annotated)")
     ap.add_argument("--write-descriptions", type=Path, default=None, metavar="DIR",
                     help="keep the descriptions folders (DIR/oracle, DIR/prose) instead of a temporary folder")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (default 1: with busy cores, more threads spin and run far slower)")
     ap.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows as JSON")
     args = ap.parse_args(argv)
     started = time.perf_counter()
+    if args.threads > 0:
+        try:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
     try:
         rows = run(args.reasoners, subsets=args.subsets, styles=args.styles, n=args.n, seed=args.seed,
                    root=args.data_root, clip_gt=args.clip_gt, workdir=args.write_descriptions)

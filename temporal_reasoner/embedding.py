@@ -27,7 +27,7 @@ import numpy as np
 from frame_describer.errors import ConfigurationError, MissingDependencyError
 
 from .base import BaseReasoner, check_query
-from .spans import find_spans, gaussian_smooth, sample_times, text_units
+from .spans import find_spans, gaussian_smooth, median_smooth, sample_times, text_units
 from .transcript import Transcript
 from .types import GroundingResult, Interval
 
@@ -120,6 +120,8 @@ def get_encoder(model_path: str | None = None, device: str | None = None) -> Enc
 
 
 class _SimilarityReasoner(BaseReasoner):
+    """Shared model handling; ``model`` is a local sentence-transformers folder (default: the bundled model)."""
+
     def __init__(self, model: str | None = None, *, device: str | None = None, encoder: Encoder | None = None):
         self.model = model or DEFAULT_MODEL
         self.device = device
@@ -128,6 +130,10 @@ class _SimilarityReasoner(BaseReasoner):
     @classmethod
     def from_spec(cls, arg: str | None = None, **options: Any) -> "_SimilarityReasoner":
         return cls(arg, **options)
+
+    def warm(self, texts: Sequence[str]) -> None:
+        """Encode ``texts`` in large batches ahead of time (e.g. every query of a benchmark run)."""
+        self.encoder.encode(list(texts))
 
     @property
     def encoder(self) -> Encoder:
@@ -148,17 +154,21 @@ class _SimilarityReasoner(BaseReasoner):
 class EmbeddingReasoner(_SimilarityReasoner):
     """Sentence/clause-level similarity, smoothed over time, spans cut relative to each peak.
 
-    ``smooth``: Gaussian sigma in seconds; ``rel_level``: where between baseline and peak a span's
+    ``median``: running-median window in seconds (removes one-frame blips; 1 = off); ``smooth``:
+    Gaussian sigma in seconds; ``bridge``: cut each span as the maximum-sum segment of
+    ``curve - level`` around its peak (steps over short dips) rather than the plain run above the level; ``rel_level``: where between baseline and peak a span's
     edge lies (0.5 finds clean step edges exactly); ``base_percentile``: the curve's baseline;
     ``min_prominence``: how high (relative to the main peak) a secondary peak must rise to be
-    returned; ``level``: ``"clause"``, ``"sentence"`` or ``"line"`` units; ``top_k``: at most this many intervals.
+    returned; ``feedback``: weight of relevance feedback (how well each frame matches the fact that
+    matched best at the main peak; sharpens spans against related facts; 0 = off); ``level``: ``"clause"``, ``"sentence"`` or ``"line"`` units; ``top_k``: at most this many intervals.
     """
 
     name = "embedding"
     LEVELS = ("clause", "sentence", "line")
 
     def __init__(self, model: str | None = None, *, device: str | None = None, encoder: Encoder | None = None,
-                 level: str = "clause", smooth: float = 1.0, rel_level: float = 0.5, base_percentile: float = 10.0,
+                 level: str = "clause", median: float = 3.0, smooth: float = 0.5, rel_level: float = 0.6,
+                 base_percentile: float = 30.0, bridge: bool = True, feedback: float = 0.5,
                  min_prominence: float = 0.3, top_k: int = 5):
         super().__init__(model, device=device, encoder=encoder)
         if level not in self.LEVELS:
@@ -167,35 +177,58 @@ class EmbeddingReasoner(_SimilarityReasoner):
             raise ConfigurationError(f"rel_level must be between 0 and 1, got {rel_level}")
         if smooth < 0 or not 0 <= base_percentile <= 100 or top_k < 1 or not 0 <= min_prominence <= 1:
             raise ConfigurationError("need smooth >= 0, 0 <= base_percentile <= 100, 0 <= min_prominence <= 1, top_k >= 1")
-        self.level, self.smooth, self.rel_level = level, smooth, rel_level
+        if median < 0:
+            raise ConfigurationError(f"median must be >= 0 seconds, got {median}")
+        if not 0 <= feedback < 1:
+            raise ConfigurationError(f"feedback must be in [0, 1), got {feedback}")
+        self.feedback = feedback
+        self.level, self.median, self.smooth, self.rel_level, self.bridge = level, median, smooth, rel_level, bridge
         self.base_percentile, self.min_prominence, self.top_k = base_percentile, min_prominence, top_k
 
     def settings(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model, "level": self.level, "smooth": self.smooth,
-                "rel_level": self.rel_level, "base_percentile": self.base_percentile,
+        return {"name": self.name, "model": self.model, "level": self.level, "median": self.median,
+                "smooth": self.smooth, "rel_level": self.rel_level, "bridge": self.bridge,
+                "feedback": self.feedback, "base_percentile": self.base_percentile,
                 "min_prominence": self.min_prominence, "top_k": self.top_k}
 
     def entry_scores(self, query: str, transcript: Transcript) -> np.ndarray:
-        """Each entry's score: the similarity of its best-matching unit to the query."""
+        """Each entry's score: the similarity of its best-matching unit to the query (no feedback)."""
+        return self._scores(query, transcript)[0]
+
+    def _scores(self, query: str, transcript: Transcript) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         units = [text_units(e.text, level=self.level) or [""] for e in transcript.entries]
         flat = [u for us in units for u in us]
         vecs = self.encoder.encode([query, *flat])
         sims = vecs[1:] @ vecs[0]
-        out, i = np.empty(len(units)), 0
+        scores, best, i = np.empty(len(units)), np.empty((len(units), vecs.shape[1]), dtype=vecs.dtype), 0
+        groups = []
         for k, us in enumerate(units):
-            out[k] = sims[i:i + len(us)].max()
+            block = vecs[1 + i:1 + i + len(us)]
+            j = int(np.argmax(sims[i:i + len(us)]))
+            scores[k], best[k] = sims[i + j], block[j]
+            groups.append(block)
             i += len(us)
-        return out
+        return scores, best, groups
+
+    def _curve(self, raw: np.ndarray, step: float) -> np.ndarray:
+        width = int(round(self.median / step)) | 1  # an odd number of samples
+        return gaussian_smooth(median_smooth(raw, width), self.smooth / step)
 
     def ground(self, query: str, transcript: Transcript) -> GroundingResult:
         started = time.perf_counter()
         query = check_query(query)
         times, owner = sample_times(transcript)
-        raw_curve = self.entry_scores(query, transcript)[owner]
-        curve = gaussian_smooth(raw_curve, self.smooth / transcript.step)
+        scores, best, groups = self._scores(query, transcript)
+        curve = self._curve(scores[owner], transcript.step)
+        if self.feedback > 0 and len(groups) > 1:
+            # relevance feedback: the unit that matched best at the peak names the fact the query is
+            # about; how well every frame matches *that* fact sharpens the curve against related facts
+            anchor = best[owner[int(np.argmax(curve))]]
+            fact = np.array([float((g @ anchor).max()) for g in groups])
+            curve = self._curve((1 - self.feedback) * scores[owner] + self.feedback * fact[owner], transcript.step)
         spans, flat = find_spans(times, curve, transcript.duration, rel_level=self.rel_level,
                                  base_percentile=self.base_percentile, min_prominence=self.min_prominence,
-                                 top_k=self.top_k)
+                                 top_k=self.top_k, bridge=self.bridge)
         warnings = ["the similarity curve is flat: no part of the video matches better than another; "
                     "answering the whole video"] if flat else []
         intervals = [Interval(start=round(s.start, 3), end=round(s.end, 3), score=round(s.peak, 5)) for s in spans

@@ -19,7 +19,8 @@ import numpy as np
 from .transcript import Transcript
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|[;\n]+")
-_CLAUSE_SPLIT = re.compile(r",\s+|\s+(?:while|whilst|and then|and|then|as|but|before|after)\s+", re.IGNORECASE)
+_CONJ = r"(?:while|whilst|and then|and|then|as|but|before|after)"
+_CLAUSE_SPLIT = re.compile(rf"\s*,\s*(?:{_CONJ}\s+)?|\s+{_CONJ}\s+", re.IGNORECASE)
 
 
 _SUBJECT = re.compile(r"^((?:the|a|an|this)\s+(?:person|man|woman|boy|girl|child|people)|someone|somebody|"
@@ -61,14 +62,15 @@ def text_units(text: str, *, level: str = "clause") -> list[str]:
         own = _SUBJECT.match(sentence)
         if own is not None:
             subject = own
-        elif sentence.split(" ", 1)[0].lower().endswith("ing"):  # "...; holding a box": a list of actions
-            sentence = _with_subject(sentence, subject)
+        elif subject is not None and sentence.split(" ", 1)[0].lower().endswith("ing"):
+            sentence = _with_subject(sentence, subject)  # "...; holding a box": a list of actions
+            own = subject
         units.append(sentence)
         if level == "clause":
             parts = [p.strip(" .,") for p in _CLAUSE_SPLIT.split(sentence)]
             parts = [p for p in parts if len(p.split()) >= 2]
             if len(parts) > 1:
-                units.extend([parts[0], *(_with_subject(p, subject or own) for p in parts[1:])])
+                units.extend([parts[0], *(_with_subject(p, own) for p in parts[1:])])
     return list(dict.fromkeys(units)) or [text]
 
 

@@ -1,0 +1,162 @@
+"""The embedding reasoner and the naive similarity baseline on hand-made transcripts with known truth."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from frame_describer.errors import ConfigurationError, InputError, MissingDependencyError
+from frame_describer.types import FrameDescription as FD
+from temporal_reasoner import Interval, Transcript, get_reasoner
+from temporal_reasoner.spans import find_spans, gaussian_smooth, median_smooth, text_units
+
+
+def transcript(*spans: tuple[int, str]) -> Transcript:
+    """``(seconds, text)`` runs at 1 fps -> a transcript."""
+    d, t = [], 0
+    for n, text in spans:
+        d += [FD(t=float(t + i), text=text) for i in range(n)]
+        t += n
+    return Transcript.from_descriptions(d, duration=float(t))
+
+
+@pytest.fixture(scope="module")
+def reasoner():
+    r = get_reasoner("embedding")
+    r.encoder  # load the model once for the module
+    return r
+
+
+# ------------------------------------------------------------------ pure curve logic (no model)
+
+def test_text_units_split_sentences_and_clauses_with_inherited_subject():
+    units = text_units("The person is opening a door; holding a box. The room is dark, and a lamp is off.")
+    assert "The person is opening a door" in units and "The person is holding a box" in units
+    assert "The room is dark" in units and "a lamp is off" in units
+    assert text_units("A line.", level="line") == ["A line."]
+    assert text_units("") == []
+
+
+def test_step_edges_are_found_where_they_are_whatever_the_smoothing():
+    times = np.arange(20.0)
+    curve = np.where((times >= 6) & (times <= 11), 0.9, 0.2)  # samples 6..11 -> edges half-way: 5.5, 11.5
+    for sigma in (0.0, 1.0):
+        spans, flat = find_spans(times, gaussian_smooth(curve, sigma), 20.0, rel_level=0.5)
+        assert not flat and spans[0].start == pytest.approx(5.5, abs=0.05) and spans[0].end == pytest.approx(11.5, abs=0.05)
+
+
+def test_median_removes_a_blip_and_bridge_steps_over_a_dip():
+    curve = np.array([0.1] * 5 + [0.9] + [0.1] * 5)
+    assert median_smooth(curve, 3).max() == pytest.approx(0.1)
+    dip = np.array([0.1] * 4 + [0.9, 0.9, 0.3, 0.9, 0.9] + [0.1] * 4)
+    times = np.arange(len(dip), dtype=float)
+    bridged, _ = find_spans(times, dip, 13.0, rel_level=0.6, base_percentile=0, bridge=True)
+    plain, _ = find_spans(times, dip, 13.0, rel_level=0.6, base_percentile=0, bridge=False)
+    assert bridged[0].end - bridged[0].start == pytest.approx(5.0, abs=0.3)
+    assert plain[0].end - plain[0].start < 3
+
+
+def test_flat_curve_gives_whole_video():
+    spans, flat = find_spans(np.arange(5.0), np.full(5, 0.4), 5.0)
+    assert flat and (spans[0].start, spans[0].end) == (0.0, 5.0)
+
+
+# ------------------------------------------------------------------ the reasoner on text
+
+def test_finds_the_known_span(reasoner):
+    tr = transcript((6, "A person walks into the kitchen."),
+                    (5, "The person opens the refrigerator; holding a bottle."),
+                    (8, "The person sits at a table and eats a sandwich."))
+    res = reasoner.ground("the person opens the fridge", tr)
+    assert res.best.iou(Interval(start=6, end=11)) >= 0.7
+    eat = reasoner.ground("someone eating a sandwich", tr)
+    assert eat.best.iou(Interval(start=11, end=19)) >= 0.7
+    assert res.reasoner == "embedding" and res.settings["level"] == "clause"
+    assert res.curve is not None and len(res.curve) == 19 and res.curve[0][0] == 0.0
+
+
+def test_clause_in_multi_sentence_prose_is_found(reasoner):
+    noise = "The room is brightly lit. A chair stands by the wall. The person looks around."
+    tr = transcript((8, noise), (6, noise + " Someone turns off the light, then sneezes."), (8, noise))
+    res = reasoner.ground("person turns off the light", tr)
+    assert res.best.iou(Interval(start=8, end=14)) >= 0.7
+
+
+def test_several_peaks_give_several_intervals_best_first(reasoner):
+    tr = transcript((5, "The person reads a book on the sofa."), (4, "The person opens a window."),
+                    (6, "The person reads a book on the sofa."), (4, "The person opens a window, smiling."),
+                    (5, "The person reads a book on the sofa."))
+    res = reasoner.ground("a person opens the window", tr)
+    assert len(res.intervals) >= 2
+    truths = [Interval(start=5, end=9), Interval(start=15, end=19)]
+    for iv in res.intervals[:2]:
+        assert max(iv.iou(t) for t in truths) >= 0.6
+    scores = [iv.score for iv in res.intervals]
+    assert scores == sorted(scores, reverse=True)
+    ivs = sorted(res.intervals, key=lambda i: i.start)
+    assert all(a.end <= b.start for a, b in zip(ivs, ivs[1:]))
+    assert len(reasoner.__class__(top_k=1).ground("a person opens the window", tr).intervals) == 1
+
+
+def test_identical_lines_everywhere_answer_the_whole_video(reasoner):
+    res = reasoner.ground("a person opens the window", transcript((12, "The person stands still.")))
+    assert [(iv.start, iv.end) for iv in res.intervals] == [(0.0, 12.0)] and res.warnings
+
+
+def test_one_line_transcript(reasoner):
+    tr = Transcript.from_descriptions([FD(t=0.0, text="A dog runs.")], duration=7.5)
+    res = reasoner.ground("a dog", tr)
+    assert (res.best.start, res.best.end) == (0.0, 7.5) and res.duration == 7.5
+
+
+def test_long_transcript_is_encoded_in_batches(reasoner):
+    texts = [f"Frame {i}: the person is reading page {i % 97} of a book." for i in range(900)]
+    texts[400:410] = ["The person throws a pillow across the room."] * 10
+    tr = Transcript.from_descriptions([FD(t=float(i), text=t) for i, t in enumerate(texts)])
+    res = reasoner.ground("someone throws a pillow", tr)
+    assert res.best.iou(Interval(start=400, end=410)) >= 0.7
+
+
+@pytest.mark.parametrize("query", ["", "   ", None])
+def test_empty_query_is_an_input_error(reasoner, query):
+    with pytest.raises(InputError):
+        reasoner.ground(query, transcript((3, "A person.")))
+
+
+def test_naive_baseline_takes_the_run_around_the_best_line(reasoner):
+    naive = get_reasoner("naive", encoder=reasoner.encoder)
+    tr = transcript((6, "A person walks into the kitchen."), (5, "The person opens the refrigerator."),
+                    (8, "The person sits at a table and eats a sandwich."))
+    res = naive.ground("the person opens the fridge", tr)
+    assert (res.best.start, res.best.end) == (6.0, 11.0) and res.reasoner == "naive" and res.curve
+
+
+def test_embedding_cache_reuses_identical_texts(reasoner):
+    tr = transcript((10, "The person waters a plant."), (10, "The person feeds a cat."))
+    reasoner.ground("feeding the cat", tr)
+    before = reasoner.encoder.encoded
+    reasoner.ground("feeding the cat", tr)
+    assert reasoner.encoder.encoded == before
+
+
+def test_bad_settings_and_model_paths_are_configuration_errors(tmp_path):
+    with pytest.raises(ConfigurationError, match="clause, sentence, line"):
+        get_reasoner("embedding", level="word")
+    with pytest.raises(ConfigurationError, match="not found"):
+        get_reasoner(f"embedding:{tmp_path / 'nope'}").ground("q", transcript((2, "x")))
+
+
+def test_missing_sentence_transformers_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(MissingDependencyError, match=r"vidground\[embedding\]") as err:
+        get_reasoner("embedding").ground("a query", transcript((2, "x")))
+    assert err.value.package == "sentence-transformers"
+
+
+def test_importing_the_package_does_not_import_torch():
+    code = ("import sys, temporal_reasoner, temporal_reasoner.embedding; "
+            "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,59 @@
+"""Transcript building, merging and rendering (temporal_reasoner.transcript)."""
+
+from __future__ import annotations
+
+import pytest
+
+from frame_describer.errors import InputError
+from frame_describer.types import FrameDescription as FD
+from temporal_reasoner import Transcript, format_time, infer_step
+
+
+def descs(*texts: str, step: float = 1.0, t0: float = 0.0) -> list[FD]:
+    return [FD(t=t0 + i * step, text=t) for i, t in enumerate(texts)]
+
+
+def test_identical_consecutive_lines_merge_into_spans():
+    tr = Transcript.from_descriptions(descs("a", "a", "b", "b", "b", "a"), duration=6.0)
+    assert [(e.start, e.end, e.text) for e in tr.entries] == [(0, 2, "a"), (2, 5, "b"), (5, 6, "a")]
+    assert len(tr) == 3 and not tr.duration_inferred
+
+
+def test_merge_off_keeps_one_entry_per_frame():
+    tr = Transcript.from_descriptions(descs("a", "a", "b"), duration=3.0, merge=False)
+    assert [(e.start, e.end) for e in tr.entries] == [(0, 1), (1, 2), (2, 3)]
+
+
+def test_duration_inferred_from_last_time_plus_step():
+    tr = Transcript.from_descriptions(descs("a", "b", "c", step=2.0))
+    assert tr.step == 2.0 and tr.duration == 6.0 and tr.duration_inferred
+    assert tr.entries[-1].end == 6.0
+
+
+def test_unsorted_input_is_sorted_and_step_is_the_median_gap():
+    d = [FD(t=2.0, text="c"), FD(t=0.0, text="a"), FD(t=1.0, text="b"), FD(t=5.0, text="d")]
+    tr = Transcript.from_descriptions(d)
+    assert [e.text for e in tr.entries] == ["a", "b", "c", "d"]
+    assert infer_step([0.0, 1.0, 2.0, 5.0]) == 1.0 and tr.duration == 6.0
+
+
+def test_single_frame_transcript():
+    tr = Transcript.from_descriptions(descs("only"), duration=4.0)
+    assert [(e.start, e.end) for e in tr.entries] == [(0, 4)]
+    assert Transcript.from_descriptions(descs("only")).duration == 1.0
+
+
+def test_render_seconds_and_mmss():
+    tr = Transcript.from_descriptions(descs("a", "a", "b", step=30.0), duration=95.5)
+    assert tr.render() == "[0.0-60.0] a\n[60.0-95.5] b"
+    assert tr.render("mmss") == "[00:00.0-01:00.0] a\n[01:00.0-01:35.5] b"
+    assert format_time(61.25, "mmss") == "01:01.2" or format_time(61.25, "mmss") == "01:01.3"
+    with pytest.raises(ValueError, match="seconds"):
+        format_time(1.0, "hours")  # type: ignore[arg-type]
+
+
+def test_bad_inputs_are_typed_errors():
+    with pytest.raises(InputError, match="no frame descriptions"):
+        Transcript.from_descriptions([])
+    with pytest.raises(InputError, match="shorter than the last"):
+        Transcript.from_descriptions(descs("a", "b", "c"), duration=1.0)
