@@ -4,14 +4,14 @@
     python benchmarks/local_models.py --describer-only --frames 32 --batch-sizes 1 4 8
     python benchmarks/local_models.py --reasoner-only --spans 10 40 160
 
-Describer: frames per second and peak memory (process RSS growth on CPU, ``torch.cuda``
-peak on GPU) for the tiny randomly initialised models of the test suite, per batch size, on
+Describer: frames per second and peak memory (resident memory growth during the run on CPU,
+``torch.cuda`` peak on GPU) for the tiny randomly initialised models of the test suite, per batch size, on
 CPU and on CUDA when present. The models are tiny, so the figures measure the backend's own
 overhead (processor, chat template, padding, generate loop), not a real model's speed.
 
 Reasoner: wall-clock latency of ``ground()`` with the Gemma 3 270M GGUF through ``llamacpp:``
 (and ``hf:`` with ``--with-hf``) for transcripts of growing length; prompt and completion tokens
-are printed with it. Every run checks its output (descriptions per frame, valid intervals) and
+are printed with it, and how many spans were sent after merging (``sent``; ``-`` when chunked). Every run checks its output (descriptions per frame, valid intervals) and
 exits non-zero when a check fails.
 """
 
@@ -22,6 +22,7 @@ import gc
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -37,9 +38,33 @@ ACTIONS = ["sits on the sofa reading a book", "stands up and walks to the door",
            "switches the light off", "picks up a phone from the table"]
 
 
-def rss_mib() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def current_rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+class PeakRSS:
+    """Peak resident memory above the starting level while the block runs (sampled every 2 ms)."""
+
+    def __enter__(self) -> "PeakRSS":
+        self.base = self.peak = current_rss_mib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, current_rss_mib())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, current_rss_mib())
+
+    @property
+    def growth(self) -> float:
+        return self.peak - self.base
 
 
 def frames(n: int, size: tuple[int, int] = (240, 320)) -> list[Frame]:
@@ -71,20 +96,19 @@ def bench_describers(n_frames: int, batch_sizes: list[int], max_new_tokens: int)
                     if device == "cuda":
                         torch.cuda.synchronize()
                         torch.cuda.reset_peak_memory_stats()
-                    before = rss_mib()
-                    start = time.perf_counter()
-                    out = list(d.describe(frames(n_frames)))
-                    if device == "cuda":
-                        torch.cuda.synchronize()
-                    elapsed = time.perf_counter() - start
-                    peak = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
-                            else max(rss_mib() - before, 0.0))
+                    with PeakRSS() as mem:
+                        start = time.perf_counter()
+                        out = list(d.describe(frames(n_frames)))
+                        if device == "cuda":
+                            torch.cuda.synchronize()
+                        elapsed = time.perf_counter() - start
+                    peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else mem.growth
                     good = len(out) == n_frames and [o.t for o in out] == [f.t for f in frames(n_frames)]
                     ok &= good
                     print(f"{name:<14} {device:<6} {d.dtype:<9} {bs:>5} {n_frames / elapsed:>9.1f} "
                           f"{peak:>9.1f}{'' if good else '  CHECK FAILED'}")
-        print("(peak MiB: growth of the process's peak RSS on CPU - 0 once an earlier run reached it; "
-              "torch.cuda.max_memory_allocated on GPU)")
+        print("(peak MiB: on CPU the process's peak resident memory above its level before the run, "
+              "model weights excluded; on GPU torch.cuda.max_memory_allocated)")
     return ok
 
 
@@ -101,7 +125,7 @@ def bench_reasoners(spans: list[int], with_hf: bool, max_new_tokens: int) -> boo
     ok = True
     print(f"\n## reasoner: Gemma 3 270M (Q4_K_M GGUF), greedy, max_new_tokens={max_new_tokens}")
     print(f"{'spec':<22} {'spans':>5} {'load s':>7} {'ground s':>9} {'prompt tok':>10} {'out tok':>8} "
-          f"{'tries':>5} {'chunks':>6}  best")
+          f"{'tries':>5} {'chunks':>6} {'sent':>5}  best")
     for spec in specs:
         start = time.perf_counter()
         options = {"n_ctx": 4096} if spec.startswith("llamacpp") else {"context_tokens": 4096}
@@ -124,7 +148,7 @@ def bench_reasoners(spans: list[int], with_hf: bool, max_new_tokens: int) -> boo
             best = res.best.as_list() if res.best else None
             print(f"{spec:<22} {n:>5} {load:>7.1f} {elapsed:>9.1f} {u.prompt_tokens:>10} {u.completion_tokens:>8} "
                   f"{res.settings['attempts'] if 'attempts' in res.settings else '-':>5} "
-                  f"{res.settings['context']['chunks']:>6}  {best}{'' if good else '  CHECK FAILED'}")
+                  f"{res.settings['context']['chunks']:>6} {res.settings['context']['merged_spans'] or '-':>5}  {best}{'' if good else '  CHECK FAILED'}")
             load = 0.0
     return ok
 

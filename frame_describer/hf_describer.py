@@ -112,7 +112,7 @@ def locate_model(name: str, *, what: str, cache_dir: str | None = None) -> tuple
                 f"save_pretrained() or downloaded with `hf download <model id> --local-dir {path}`"
             )
         return str(path), True
-    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache
 
     cached = try_to_load_from_cache(name, "config.json", cache_dir=cache_dir)
     if isinstance(cached, str):
@@ -269,7 +269,7 @@ class TransformersDescriber(BaseDescriber):
         if (hf_model is None) != (hf_processor is None):
             raise ConfigurationError("pass both hf_model and hf_processor, or neither")
         if hf_model is not None:
-            torch, _ = require_transformers("the hf describer")
+            require_transformers("the hf describer")
             self.model, self.processor = hf_model, hf_processor
             self.device = str(next(hf_model.parameters()).device)
         else:
