@@ -106,7 +106,7 @@ class OpenAIDescriber(BaseDescriber):
 
     @property
     def base_url(self) -> str | None:
-        return public_url(self._client.base_url)
+        return public_url((self._client or self._async_client).base_url)
 
     def __repr__(self) -> str:
         return f"OpenAIDescriber(model={self.model!r}, base_url={self.base_url!r}, mode={self.mode!r})"
@@ -168,6 +168,8 @@ class OpenAIDescriber(BaseDescriber):
         return self._describe_one(frame, self._text(query))
 
     def _describe_one(self, frame: Frame, text: str) -> FrameDescription:
+        if self._client is None:
+            raise ConfigurationError("only an async_client was given: use adescribe(), or pass client= too")
         kw = self.request(frame, text)
         res = self.limiter.acquire(self._estimate(frame, text)) if self.limiter.enabled else None
         completion = call_with_retries(lambda: self._client.chat.completions.create(**kw), provider=self.name,

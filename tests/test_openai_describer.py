@@ -163,7 +163,10 @@ def test_spec_env_injected_client_and_errors(openai_server, monkeypatch):
     with pytest.raises(ConfigurationError, match="concurrency"):
         get_describer("openai:m", concurrency=0)
     client = openai.AsyncOpenAI(base_url=openai_server.base_url, api_key=KEY, max_retries=3)
-    assert OpenAIDescriber("m", async_client=client)._async_client.max_retries == 0
+    only_async = OpenAIDescriber("m", async_client=client)
+    assert only_async._async_client.max_retries == 0 and only_async.base_url == openai_server.base_url + "/"
+    with pytest.raises(ConfigurationError, match="use adescribe"):
+        list(only_async.describe([frame(0)]))
 
 
 # --- images and pacing ------------------------------------------------------------------------
