@@ -186,3 +186,36 @@ def test_spec_env_and_configuration_errors(openai_server, monkeypatch, transcrip
     assert injected._client.max_retries == 0  # one retry layer: ours
     with pytest.raises(ConfigurationError, match="either a client or base_url"):
         OpenAIReasoner("m", client=client, base_url="http://x")
+
+
+def test_cli_end_to_end_against_a_local_server(openai_server, tmp_path, capsys):
+    """`vidground ground VIDEO QUERY --describer openai:M --reasoner openai:M --base-url URL` works."""
+    from frame_describer.synthetic import render_numbered_video
+    from pipelines.cli import main
+
+    def respond(req):
+        if isinstance(req.json["messages"][0]["content"], list):  # a frame to describe
+            return Reply.chat("A person opens a door.", image_tokens=85)
+        return Reply.chat('{"intervals": [{"start": 1, "end": 2, "score": 0.7}]}')
+
+    openai_server.responder = respond
+    video = render_numbered_video(tmp_path / "v.mp4", n_frames=40, fps=10)
+    rc = main(["ground", str(video), "a person opens a door", "--describer", "openai:gpt-4o-mini",
+               "--reasoner", "openai:gpt-4o-mini", "--base-url", openai_server.base_url, "--api-key", KEY,
+               "--json"])
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    result = GroundingResult.model_validate_json(printed.out)
+    assert result.intervals == [Interval(start=1, end=2, score=0.7)]
+    assert result.usage["describe"].image_tokens == 85 * result.usage["describe"].requests > 0
+    assert result.usage["reason"].cost_usd is not None
+    assert KEY not in printed.out + printed.err
+
+
+@pytest.mark.slow
+def test_embedding_fallback_by_spec(openai_server, transcript):
+    openai_server.responder = lambda req: Reply.chat("I am not sure.")
+    r = make(openai_server, fallback="embedding", max_attempts=2).ground("a person opens the fridge", transcript)
+    assert r.settings["fallback"] == "embedding" and r.intervals
+    assert all(0 <= iv.start < iv.end <= transcript.duration for iv in r.intervals)
+    assert r.usage["reason"].requests == 2
