@@ -18,6 +18,7 @@ plain ``System:/User:/Assistant:`` one. Rendering here keeps prompt token counts
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -159,7 +160,7 @@ class LlamaCppReasoner(BaseReasoner):
         else:
             self.chat_template, self.template_kind = PLAIN_TEMPLATE, "plain"
         self._template = _compile(self.chat_template)
-        self._grammar = _grammar(grammar_schema(max_intervals))
+        self._grammars: dict[int, Any] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -191,7 +192,18 @@ class LlamaCppReasoner(BaseReasoner):
     def count_tokens(self, messages: list[dict[str, Any]]) -> int:
         return len(self._tokens(self.render(messages)))
 
-    def chat(self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None) -> ChatReply:
+    def grammar(self, duration: float) -> Any:
+        """The answer grammar for a video of ``duration`` seconds (cached per integer-digit count)."""
+        digits = len(str(int(max(duration, 1.0))))
+        if digits not in self._grammars:
+            self._grammars[digits] = _grammar(grammar_schema(self.max_intervals), int_digits=digits)
+        return self._grammars[digits]
+
+    def chat(self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None, *,
+             grammar: Any = None) -> ChatReply:
+        """The ``chat`` callable for :func:`structured.run_structured`; constrained when a format is asked."""
+        if response_format is not None and grammar is None:
+            grammar = self.grammar(10.0**6 - 1)
         tokens = self._tokens(self.render(messages))
         if len(tokens) + self.max_new_tokens > self.n_ctx:
             raise ProviderError(f"a {len(tokens)}-token prompt does not fit n_ctx={self.n_ctx} with "
@@ -200,7 +212,7 @@ class LlamaCppReasoner(BaseReasoner):
             self.llama.reset()
             out = self.llama.create_completion(prompt=tokens, max_tokens=self.max_new_tokens, temperature=0.0,
                                                top_k=1, repeat_penalty=1.0, seed=0,
-                                               grammar=self._grammar if response_format is not None else None)
+                                               grammar=grammar if response_format is not None else None)
         choice = out["choices"][0]
         usage = out.get("usage") or {}
         return ChatReply(text=choice["text"], finish_reason=choice.get("finish_reason"),
@@ -211,7 +223,8 @@ class LlamaCppReasoner(BaseReasoner):
         query = check_query(query)
         budget = self.n_ctx - 2 * self.max_new_tokens - 128  # room for the answer and a re-ask
         return ground_in_context(
-            self.chat, query, transcript, count_tokens=self.count_tokens, budget=budget,
+            functools.partial(self.chat, grammar=self.grammar(transcript.duration)), query, transcript,
+            count_tokens=self.count_tokens, budget=budget,
             reasoner_name=f"llamacpp:{self.model_name}", max_attempts=self.max_attempts, fallback=self.fallback,
             response_formats=("json_schema",), time_style=self.time_style, max_intervals=self.max_intervals,
             settings=self.settings())
@@ -232,33 +245,38 @@ def _compile(template: str) -> Any:
         raise ConfigurationError(f"the chat template does not compile: {exc}") from None
 
 
-#: Tighter number rules than JSON's: times and scores are non-negative, at most 6 integer digits
-#: and 3 decimals, no exponent (a small model otherwise pads numbers with digits until cut off).
-_NUMBER_RULES = {
-    "number": 'number ::= integral-part ("." decimal-part)? space',
-    "integral-part": "integral-part ::= [0-9] | [1-9] ([0-9] ([0-9] ([0-9] ([0-9] ([0-9])?)?)?)?)?",
-    "decimal-part": "decimal-part ::= [0-9] ([0-9] ([0-9])?)?",
-}
+#: Tighter number rules than JSON's: times and scores are non-negative decimals with at most
+#: 3 decimals and no exponent, and an integer part no longer than the video's duration needs
+#: (a small model otherwise pads numbers with digits, or answers in frames or milliseconds).
+def _number_rules(int_digits: int) -> dict[str, str]:
+    tail = ""
+    for _ in range(max(int_digits, 1) - 1):
+        tail = f" ([0-9]{tail})?"
+    return {
+        "number": 'number ::= integral-part ("." decimal-part)? space',
+        "integral-part": f"integral-part ::= [0-9] | [1-9]{tail}" if tail else "integral-part ::= [0-9]",
+        "decimal-part": "decimal-part ::= [0-9] ([0-9] ([0-9])?)?",
+    }
 
 
-def grammar_text(schema: dict[str, Any]) -> str:
+def grammar_text(schema: dict[str, Any], *, int_digits: int = 6) -> str:
     """The GBNF grammar for ``schema`` (llama.cpp's converter) with the number rules tightened."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    lines = json_schema_to_gbnf(json.dumps(schema)).splitlines()
+    rules = _number_rules(int_digits)
     out = []
-    for line in lines:
+    for line in json_schema_to_gbnf(json.dumps(schema)).splitlines():
         rule = line.split("::=", 1)[0].strip()
-        out.append(_NUMBER_RULES.get(rule, line))
+        out.append(rules.get(rule, line))
     return "\n".join(out) + "\n"
 
 
-def _grammar(schema: dict[str, Any]) -> Any:
+def _grammar(schema: dict[str, Any], int_digits: int = 6) -> Any:
     try:
         from llama_cpp import LlamaGrammar
     except ImportError:
         raise MissingDependencyError("llama-cpp-python", "llamacpp", "the llamacpp reasoner") from None
-    return LlamaGrammar.from_string(grammar_text(schema), verbose=False)
+    return LlamaGrammar.from_string(grammar_text(schema, int_digits=int_digits), verbose=False)
 
 
 __all__ = ["LlamaCppReasoner", "GEMMA_ALIASES", "GEMMA_TEMPLATE", "gemma3_270m_path", "grammar_schema",

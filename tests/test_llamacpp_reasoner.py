@@ -73,6 +73,10 @@ def test_grammar_is_the_answer_schema_with_tight_numbers():
 
     LlamaGrammar.from_string(g, verbose=False)  # llama.cpp accepts it
     assert grammar_schema(2)["properties"]["intervals"]["maxItems"] == 2
+    two = grammar_text(grammar_schema(2), int_digits=2)  # a video under 100 s: at most 99.999
+    assert "integral-part ::= [0-9] | [1-9] ([0-9])?" in two
+    LlamaGrammar.from_string(two, verbose=False)
+    assert "integral-part ::= [0-9]\n" in grammar_text(grammar_schema(1), int_digits=1)
 
 
 def test_answer_goes_through_grammar_and_gemma_template():
@@ -81,7 +85,7 @@ def test_answer_goes_through_grammar_and_gemma_template():
     res = r.ground("the person opens the door", transcript())
     assert res.intervals == [Interval(start=4.0, end=7.0, score=0.9)]
     (call,) = fake.calls
-    assert call["grammar"] is r._grammar and call["temperature"] == 0.0 and call["top_k"] == 1
+    assert call["grammar"] is r.grammar(12.0) and call["temperature"] == 0.0 and call["top_k"] == 1
     assert call["prompt"].startswith("<bos><start_of_turn>user\n") and call["prompt"].endswith("<start_of_turn>model\n")
     assert "[4.0-5.0]" in call["prompt"] or "[4.0-7.0]" in call["prompt"]
     assert res.usage["reason"].prompt_tokens == len(call["prompt"]) and res.reasoner == "llamacpp:gemma3-270m"
