@@ -13,6 +13,7 @@ has ``from_spec``, else ``target(argument, **options)`` (``target(**options)`` w
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any
@@ -68,6 +69,29 @@ class Registry:
     def create(self, spec: str, **options: Any) -> Any:
         name, arg = split_spec(spec)
         target = self.target(name)
+        accepted = _accepted(target)
+        unknown = sorted(set(options) - accepted) if accepted is not None else []
+        if unknown:
+            valid = ", ".join(sorted(accepted - {"arg", "model", "spec"})) or "none"
+            raise ConfigurationError(f"{self.kind} {name!r} has no option {', '.join(unknown)}; its options: {valid}")
         if hasattr(target, "from_spec"):
             return target.from_spec(arg, **options)
         return target(arg, **options) if arg is not None else target(**options)
+
+
+def _accepted(target: Any) -> set[str] | None:
+    """Keyword options a backend accepts (from ``__init__`` and ``from_spec``); ``None`` when it takes ``**kwargs``."""
+    names: set[str] = set()
+    for fn, forwards in ((getattr(target, "__init__", None), False), (getattr(target, "from_spec", None), True)):
+        if fn is None or fn is object.__init__:
+            continue
+        try:
+            params = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        for p in params:
+            if p.kind is p.VAR_KEYWORD and not forwards:  # from_spec(**options) forwards to __init__
+                return None
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("self", "cls"):
+                names.add(p.name)
+    return names

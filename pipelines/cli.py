@@ -22,10 +22,23 @@ from frame_describer.errors import ConfigurationError, VidgroundError
 log = logging.getLogger("vidground")
 
 
+def parse_option(text: str) -> tuple[str, Any]:
+    """``key=value`` -> (key, value); the value is read as JSON when it parses (numbers, true/false, null,
+    lists), else kept as text: ``batch_size=8``, ``device=cuda``, ``detail=low``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a Python identifier as KEY, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
 def _backend_options(args: argparse.Namespace, stage: str) -> dict[str, Any]:
-    """Options for remote backends (--base-url, --api-key) go to the backends that take them."""
+    """Options for a stage's backend: --describer-opt / --reasoner-opt KEY=VALUE, plus --base-url and
+    --api-key for openai: backends."""
     spec = getattr(args, stage, None) or ""
-    opts: dict[str, Any] = {}
+    opts: dict[str, Any] = dict(getattr(args, f"{stage}_opt", None) or [])
     if spec.split(":", 1)[0].lower() == "openai":
         if getattr(args, "base_url", None):
             opts["base_url"] = args.base_url
@@ -45,6 +58,8 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
                    help="cap on frames per video; the rate is lowered to fit (default: no cap)")
     g.add_argument("--max-side", type=int, default=512, metavar="PX",
                    help="frames are resized so their longest side is at most PX pixels (default 512)")
+    g.add_argument("--describer-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="an option for the describer backend, repeatable (e.g. batch_size=8, device=cuda, detail=low)")
     g.add_argument("--cache", default=None, metavar="FILE",
                    help="SQLite description cache: frames described before are not described again "
                         "(default: $VIDGROUND_CACHE when set, else no cache)")
@@ -81,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the video's duration; with --descriptions it is otherwise read from the file or inferred")
     g.add_argument("--reasoner", default=None, metavar="SPEC",
                    help="reasoner backend: embedding (offline, default), openai:MODEL, hf:MODEL_OR_PATH, llamacpp:PATH.gguf")
+    g.add_argument("--reasoner-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="an option for the reasoner backend, repeatable (e.g. n_ctx=8192, fallback=embedding)")
     g.add_argument("--top-k", type=int, default=None, metavar="K", help="return at most K intervals")
     g.add_argument("--json", action="store_true", help="print the GroundingResult as JSON instead of a table")
     _add_sampling(g)

@@ -127,3 +127,15 @@ def test_console_script_help():
         assert cmd in out
     out = subprocess.run([exe, "ground", "--help"], capture_output=True, text=True, check=True).stdout
     assert "--descriptions" in out and "--describer" in out and "--reasoner" in out
+
+
+def test_backend_options_reach_the_backend(desc_file, capsys):
+    assert main(["ground", "--descriptions", str(desc_file), "a person stands in the kitchen", "--json",
+                 "--reasoner-opt", "top_k=1", "--reasoner-opt", "smooth=0"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["intervals"]) == 1
+    assert main(["ground", "--descriptions", str(desc_file), "q", "--reasoner-opt", "no_such_option=1"]) == 1
+    err = capsys.readouterr().err
+    assert "has no option no_such_option; its options:" in err and "top_k" in err
+    with pytest.raises(SystemExit):
+        main(["ground", "--descriptions", str(desc_file), "q", "--reasoner-opt", "novalue"])
