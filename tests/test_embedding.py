@@ -112,6 +112,7 @@ def test_one_line_transcript(reasoner):
     assert (res.best.start, res.best.end) == (0.0, 7.5) and res.duration == 7.5
 
 
+@pytest.mark.slow
 def test_long_transcript_is_encoded_in_batches(reasoner):
     texts = [f"Frame {i}: the person is reading page {i % 97} of a book." for i in range(900)]
     texts[400:410] = ["The person throws a pillow across the room."] * 10

@@ -103,3 +103,33 @@ def test_subsets_on_the_shared_annotations_are_disjoint_and_reproducible():
                for a in split.videos[q.video].actions)
     d = oracle_descriptions(split.videos[q.video], split.classes)
     assert len(d) == int(split.videos[q.video].length) + 1 or len(d) == int(split.videos[q.video].length)
+
+
+@needs_data
+@pytest.mark.slow
+def test_benchmark_scores_the_embedding_reasoner_above_the_trivial_baselines(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "charades_oracle.py"
+    spec = importlib.util.spec_from_file_location("charades_oracle", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench.run(["embedding"], subsets=["dev"], styles=["oracle"], n=60, seed=0, workdir=tmp_path)
+    by = {r["method"]: r for r in rows}
+    assert set(by) == {"whole video", "prior span", "embedding"}
+    assert by["embedding"]["mIoU"] > by["whole video"]["mIoU"] + 30
+    assert (tmp_path / "oracle").is_dir() and len(list((tmp_path / "oracle").glob("*.descriptions.jsonl"))) >= 10
+    assert "| dev | oracle | embedding |" in bench.format_table(rows)
+
+
+@needs_data
+def test_an_oracle_descriptions_file_grounds_through_the_public_api(tmp_path):
+    from pipelines import ground
+
+    split = load_split(n_dev=20, n_check=20, seed=0)
+    q = split.dev[0]
+    path = write_oracle_folder(tmp_path, [split.videos[q.video]], split.classes)[q.video]
+    res = ground(query=q.query, descriptions=path, reasoner="embedding")
+    assert res.duration == pytest.approx(split.videos[q.video].length, abs=0.01)
+    assert res.best.iou(q.windows[0]) >= 0.5
