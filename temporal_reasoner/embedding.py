@@ -154,13 +154,19 @@ class _SimilarityReasoner(BaseReasoner):
 class EmbeddingReasoner(_SimilarityReasoner):
     """Sentence/clause-level similarity, smoothed over time, spans cut relative to each peak.
 
-    ``median``: running-median window in seconds (removes one-frame blips; 1 = off); ``smooth``:
-    Gaussian sigma in seconds; ``bridge``: cut each span as the maximum-sum segment of
-    ``curve - level`` around its peak (steps over short dips) rather than the plain run above the level; ``rel_level``: where between baseline and peak a span's
-    edge lies (0.5 finds clean step edges exactly); ``base_percentile``: the curve's baseline;
-    ``min_prominence``: how high (relative to the main peak) a secondary peak must rise to be
-    returned; ``feedback``: weight of relevance feedback (how well each frame matches the fact that
-    matched best at the main peak; sharpens spans against related facts; 0 = off); ``level``: ``"clause"``, ``"sentence"`` or ``"line"`` units; ``top_k``: at most this many intervals.
+    - ``level``: score a frame by its best ``"clause"`` (default), ``"sentence"`` or whole ``"line"``;
+    - ``feedback``: weight of relevance feedback: how well each frame matches the unit that matched
+      best at the main peak (the fact the query is about); sharpens spans against related facts; 0 = off;
+    - ``median``: running-median window in seconds (removes one-frame blips; 1 = off);
+      ``smooth``: Gaussian sigma in seconds;
+    - ``rel_level``: where between the baseline and a peak a span's edge lies (0.5 finds clean step
+      edges exactly); ``base_percentile``: the percentile of the curve taken as its baseline;
+    - ``bridge``: cut each span as the maximum-sum segment of ``curve - level`` through its peak
+      (steps over short dips) rather than the plain run above the level;
+    - ``min_prominence``: how high, relative to the main peak, a secondary peak must rise to be
+      returned; ``top_k``: at most this many intervals. An interval's score is the curve's peak in it.
+
+    Defaults were chosen on the *dev* subset of the Charades oracle benchmark (both transcript styles).
     """
 
     name = "embedding"
