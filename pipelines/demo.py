@@ -31,7 +31,7 @@ def run_demo(keep: str | Path | None = None, *, describer: Any = None, reasoner:
         rsn = get_reasoner(reasoner)
         rows = []
         for ev in events:
-            res = ground(ev.query, descriptions=described, reasoner=rsn)
+            res = ground(query=ev.query, descriptions=described, reasoner=rsn)
             best = res.best
             iou = best.iou((ev.start, ev.end)) if best else 0.0
             rows.append({

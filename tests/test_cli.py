@@ -30,7 +30,9 @@ def test_ground_descriptions_table(desc_file, capsys):
     assert "(inferred)" in out and "reasoner=embedding" in out
     first = [line for line in out.splitlines() if line.strip().startswith("1 ")][0].split()
     start, end = float(first[1]), float(first[2])
-    assert start == pytest.approx(3.0) and end == pytest.approx(6.0)
+    # the person is described from 3 s to 6 s
+    inter = max(0.0, min(end, 6.0) - max(start, 3.0))
+    assert inter / (max(end, 6.0) - min(start, 3.0)) >= 0.8, (start, end)
 
 
 def test_ground_descriptions_json(desc_file, capsys):
