@@ -189,8 +189,9 @@ def demo_events() -> list[DemoEvent]:
                   start=DARK_START, end=DARK_END),
         DemoEvent(name="camera pan", query="the camera pans quickly to the right",
                   start=PAN_START, end=PAN_END),
+        # a cut is instantaneous: its truth is the one-second window centred on the instant
         DemoEvent(name="scene cut", query="the video cuts to a completely different scene",
-                  start=CUT_AT, end=CUT_AT + 1.0),
+                  start=CUT_AT - 0.5, end=CUT_AT + 0.5),
     ]
 
 

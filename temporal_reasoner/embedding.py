@@ -157,7 +157,9 @@ class EmbeddingReasoner(_SimilarityReasoner):
     - ``level``: score a frame by its best ``"clause"`` (default), ``"sentence"`` or whole ``"line"``;
     - ``feedback``: weight of relevance feedback: how well each frame matches the unit that matched
       best at the main peak (the fact the query is about); sharpens spans against related facts; 0 = off;
-    - ``median``: running-median window in seconds (removes one-frame blips; 1 = off);
+    - ``median``: running-median window in seconds (removes one-frame blips; 1 = off, the default:
+      on the dev subset a 3 s window moved mIoU by 0.03 and it erases events one sample long, such as
+      a scene cut);
       ``smooth``: Gaussian sigma in seconds;
     - ``rel_level``: where between the baseline and a peak a span's edge lies (0.5 finds clean step
       edges exactly); ``base_percentile``: the percentile of the curve taken as its baseline;
@@ -173,7 +175,7 @@ class EmbeddingReasoner(_SimilarityReasoner):
     LEVELS = ("clause", "sentence", "line")
 
     def __init__(self, model: str | None = None, *, device: str | None = None, encoder: Encoder | None = None,
-                 level: str = "clause", median: float = 3.0, smooth: float = 0.5, rel_level: float = 0.6,
+                 level: str = "clause", median: float = 1.0, smooth: float = 0.5, rel_level: float = 0.6,
                  base_percentile: float = 30.0, bridge: bool = True, feedback: float = 0.5,
                  min_prominence: float = 0.3, top_k: int = 5):
         super().__init__(model, device=device, encoder=encoder)
