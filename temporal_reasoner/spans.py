@@ -75,11 +75,16 @@ def text_units(text: str, *, level: str = "clause") -> list[str]:
 
 
 def sample_times(transcript: Transcript) -> tuple[np.ndarray, np.ndarray]:
-    """Sample times of the (possibly merged) entries and the entry index of each sample."""
+    """Sample times of the (possibly merged) entries and the entry index of each sample: the frames'
+    own instants where the entries carry them, else evenly spaced by the step from each start."""
     times: list[float] = []
     owner: list[int] = []
     step = transcript.step
     for i, e in enumerate(transcript.entries):
+        if e.times:
+            times.extend(e.times)
+            owner.extend([i] * len(e.times))
+            continue
         n = max(1, int(round((e.end - e.start) / step)))
         times.extend(e.start + k * step for k in range(n))
         owner.extend([i] * n)

@@ -20,11 +20,15 @@ def infer_step(times: Sequence[float]) -> float:
 
 
 class Transcript(BaseModel):
-    """Timestamped description spans covering ``[0, duration]``.
+    """Timestamped description spans covering the video.
 
-    Each description at time ``t`` holds until the next one; consecutive identical texts are
-    merged into one span (``merge=True``), which shortens what a reasoner reads without
-    losing any information.
+    A frame's description is about the instant the frame was sampled, so each description holds
+    over the part of the video nearer to its frame than to any other: from halfway after the
+    previous frame to halfway before the next (the first span starts at 0 and the last ends at the
+    duration). Consecutive identical texts are merged into one span (``merge=True``), which
+    shortens what a reasoner reads without losing any information; every span keeps the instants
+    of its frames in ``times``. Every reasoner thus reads the same convention: a frame at 3 s and
+    the next at 4 s meet at 3.5 s.
     """
 
     duration: float = Field(ge=0, allow_inf_nan=False)
@@ -61,11 +65,13 @@ class Transcript(BaseModel):
             )
         entries: list[TranscriptEntry] = []
         for i, d in enumerate(descs):
-            end = times[i + 1] if i + 1 < len(descs) else max(duration, d.t)
+            start = 0.0 if i == 0 else (times[i - 1] + d.t) / 2
+            end = float(duration) if i + 1 == len(descs) else (d.t + times[i + 1]) / 2
             if merge and entries and entries[-1].text == d.text:
-                entries[-1] = TranscriptEntry(start=entries[-1].start, end=end, text=d.text)
+                last = entries[-1]
+                entries[-1] = TranscriptEntry(start=last.start, end=end, text=d.text, times=[*last.times, d.t])
             else:
-                entries.append(TranscriptEntry(start=d.t, end=end, text=d.text))
+                entries.append(TranscriptEntry(start=start, end=end, text=d.text, times=[d.t]))
         return cls(duration=float(duration), step=float(step), duration_inferred=inferred, entries=entries)
 
     def render(self, style: TimeStyle = "seconds") -> str:

@@ -13,11 +13,17 @@ TimeStyle = Literal["seconds", "mmss"]
 
 
 class TranscriptEntry(BaseModel):
-    """A span ``[start, end)`` of the video over which the description ``text`` holds."""
+    """A span ``[start, end)`` of the video over which the description ``text`` holds.
+
+    ``times`` are the instants of the frames whose description this is (several after identical
+    consecutive descriptions were merged); the span is the part of the video nearer to those
+    frames than to any other.
+    """
 
     start: float = Field(ge=0, allow_inf_nan=False)
     end: float = Field(ge=0, allow_inf_nan=False)
     text: str
+    times: list[float] = Field(default_factory=list, exclude_if=lambda v: not v)
 
     @model_validator(mode="after")
     def _order(self) -> "TranscriptEntry":

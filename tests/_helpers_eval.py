@@ -70,10 +70,12 @@ class FakeReasoner(BaseReasoner):
         scores = [len(words & set(e.text.lower().split())) for e in transcript.entries]
         best = max(range(len(scores)), key=lambda i: scores[i])
         e = transcript.entries[best]
-        end = e.end if e.end > e.start else e.start + transcript.step
+        # the toy datasets' truths are written as [first frame, last frame + step)
+        start = e.times[0] if e.times else e.start
+        end = (e.times[-1] + transcript.step) if e.times else max(e.end, e.start + transcript.step)
         curve = [((x.start + x.end) / 2, float(s)) for x, s in zip(transcript.entries, scores)]
         return GroundingResult(query=query, duration=transcript.duration,
-                               intervals=[Interval(start=e.start, end=end, score=float(scores[best])),
+                               intervals=[Interval(start=start, end=end, score=float(scores[best])),
                                           Interval(start=0, end=transcript.duration, score=0.0)],
                                reasoner=self.name, curve=curve,
                                usage={"reason": Usage(requests=1, prompt_tokens=50, cost_usd=0.0005)})

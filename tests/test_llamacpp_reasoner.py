@@ -87,7 +87,7 @@ def test_answer_goes_through_grammar_and_gemma_template():
     (call,) = fake.calls
     assert call["grammar"] is r.grammar(12.0) and call["temperature"] == 0.0 and call["top_k"] == 1
     assert call["prompt"].startswith("<bos><start_of_turn>user\n") and call["prompt"].endswith("<start_of_turn>model\n")
-    assert "[4.0-5.0]" in call["prompt"] or "[4.0-7.0]" in call["prompt"]
+    assert "[3.5-4.5] a person opens the door (0)" in call["prompt"]
     assert res.usage["reason"].prompt_tokens == len(call["prompt"]) and res.reasoner == "llamacpp:gemma3-270m"
     assert res.settings["chat_template"] == "gemma" and res.settings["grammar"] == "intervals-schema"
 

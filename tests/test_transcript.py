@@ -15,13 +15,15 @@ def descs(*texts: str, step: float = 1.0, t0: float = 0.0) -> list[FD]:
 
 def test_identical_consecutive_lines_merge_into_spans():
     tr = Transcript.from_descriptions(descs("a", "a", "b", "b", "b", "a"), duration=6.0)
-    assert [(e.start, e.end, e.text) for e in tr.entries] == [(0, 2, "a"), (2, 5, "b"), (5, 6, "a")]
+    # frames at 0..5 s; each description holds up to halfway to the next frame
+    assert [(e.start, e.end, e.text) for e in tr.entries] == [(0, 1.5, "a"), (1.5, 4.5, "b"), (4.5, 6, "a")]
+    assert [e.times for e in tr.entries] == [[0, 1], [2, 3, 4], [5]]
     assert len(tr) == 3 and not tr.duration_inferred
 
 
 def test_merge_off_keeps_one_entry_per_frame():
     tr = Transcript.from_descriptions(descs("a", "a", "b"), duration=3.0, merge=False)
-    assert [(e.start, e.end) for e in tr.entries] == [(0, 1), (1, 2), (2, 3)]
+    assert [(e.start, e.end) for e in tr.entries] == [(0, 0.5), (0.5, 1.5), (1.5, 3)]
 
 
 def test_duration_inferred_from_last_time_plus_step():
@@ -37,6 +39,13 @@ def test_unsorted_input_is_sorted_and_step_is_the_median_gap():
     assert infer_step([0.0, 1.0, 2.0, 5.0]) == 1.0 and tr.duration == 6.0
 
 
+def test_spans_are_the_parts_nearest_each_frame():
+    d = [FD(t=1.0, text="a"), FD(t=2.0, text="b"), FD(t=6.0, text="c")]
+    tr = Transcript.from_descriptions(d, duration=8.0, merge=False)
+    assert [(e.start, e.end) for e in tr.entries] == [(0, 1.5), (1.5, 4.0), (4.0, 8.0)]
+    assert all(a.end == b.start for a, b in zip(tr.entries, tr.entries[1:]))
+
+
 def test_single_frame_transcript():
     tr = Transcript.from_descriptions(descs("only"), duration=4.0)
     assert [(e.start, e.end) for e in tr.entries] == [(0, 4)]
@@ -45,8 +54,8 @@ def test_single_frame_transcript():
 
 def test_render_seconds_and_mmss():
     tr = Transcript.from_descriptions(descs("a", "a", "b", step=30.0), duration=95.5)
-    assert tr.render() == "[0.0-60.0] a\n[60.0-95.5] b"
-    assert tr.render("mmss") == "[00:00.0-01:00.0] a\n[01:00.0-01:35.5] b"
+    assert tr.render() == "[0.0-45.0] a\n[45.0-95.5] b"
+    assert tr.render("mmss") == "[00:00.0-00:45.0] a\n[00:45.0-01:35.5] b"
     assert format_time(61.25, "mmss") == "01:01.2" or format_time(61.25, "mmss") == "01:01.3"
     with pytest.raises(ValueError, match="seconds"):
         format_time(1.0, "hours")  # type: ignore[arg-type]
