@@ -14,11 +14,12 @@ repeat lines and a benchmark repeats whole vocabularies. Nothing heavy is import
 
 from __future__ import annotations
 
-import os
+import contextlib
+
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,23 @@ class Encoder:
         return np.stack(rows) if rows else np.zeros((0, 1), dtype=np.float32)
 
 
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No "Loading weights" progress bar from transformers on the user's terminal."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - sentence-transformers depends on transformers
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def get_encoder(model_path: str | None = None, device: str | None = None) -> Encoder:
     """The process-wide encoder for a model path (default: the bundled all-MiniLM-L6-v2) and device."""
     try:
@@ -107,12 +125,13 @@ def get_encoder(model_path: str | None = None, device: str | None = None) -> Enc
     with _LOCK:
         enc = _ENCODERS.get(key)
         if enc is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
             try:
-                model = SentenceTransformer(path, device=device, local_files_only=True)
+                # a local folder and local_files_only: nothing is fetched, and the process's hub
+                # settings (HF_HUB_OFFLINE...) are left as the user set them for other models
+                with _quiet_loading():
+                    model = SentenceTransformer(path, device=device, local_files_only=True)
             except (OSError, ValueError) as exc:
                 raise ConfigurationError(f"cannot load a sentence-transformers model from {path!r}: {exc}") from None
             enc = _ENCODERS[key] = Encoder(model, path, device)
