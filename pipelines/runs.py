@@ -172,11 +172,15 @@ def select_queries(config: RunConfig) -> Dataset:
 
 
 def find_descriptions(video_ids: Iterable[str], folder: str | Path) -> tuple[dict[str, Path], list[str]]:
-    """Map video ids to ``FOLDER/ID.jsonl`` (or ``.json``) descriptions files."""
+    """Map video ids to ``FOLDER/ID.jsonl`` (or ``ID.descriptions.jsonl``, what ``vidground describe``
+    suggests, or ``.json``) descriptions files."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("descriptions folder not found", path=folder)
-    files = {p.stem: p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix in (".jsonl", ".json")}
+    files: dict[str, Path] = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.suffix in (".jsonl", ".json"):
+            files.setdefault(p.stem.removesuffix(".descriptions"), p)
     found = {v: files[v] for v in dict.fromkeys(video_ids) if v in files}
     return found, [v for v in dict.fromkeys(video_ids) if v not in found]
 

@@ -152,3 +152,13 @@ def test_eval_cli_end_to_end(toy, tmp_path, capsys):
         cli("eval", "nope", "--descriptions", desc, "--out", out)
     with pytest.raises(ConfigurationError, match="--describer has no effect"):
         cli("eval", "jsonl", "--dataset-file", ds, "--descriptions", desc, "--describer", "cv", "--out", out)
+
+
+def test_descriptions_folder_accepts_the_describe_command_naming(tmp_path):
+    from pipelines.runs import find_descriptions
+
+    (tmp_path / "AB12C.descriptions.jsonl").write_text('{"t": 0, "text": "a"}\n')
+    (tmp_path / "XY34Z.jsonl").write_text('{"t": 0, "text": "b"}\n')
+    found, missing = find_descriptions(["AB12C", "XY34Z", "NOPE1"], tmp_path)
+    assert {k: p.name for k, p in found.items()} == {"AB12C": "AB12C.descriptions.jsonl", "XY34Z": "XY34Z.jsonl"}
+    assert missing == ["NOPE1"]
