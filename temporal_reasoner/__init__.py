@@ -22,6 +22,8 @@ reasoners = Registry(
         "hf": "temporal_reasoner.hf_reasoner:TransformersReasoner",
         "llamacpp": "temporal_reasoner.llamacpp_reasoner:LlamaCppReasoner",
         "naive": "temporal_reasoner.embedding:NaiveSimilarityReasoner",
+        "hybrid": "temporal_reasoner.hybrid:HybridReasoner",
+        "variants": "temporal_reasoner.query_variants:VariantsReasoner",
     },
     aliases={"offline": "embedding", "similarity": "embedding"},
 )
