@@ -176,9 +176,9 @@ class EmbeddingReasoner(_SimilarityReasoner):
     - ``level``: score a frame by its best ``"clause"`` (default), ``"sentence"`` or whole ``"line"``;
     - ``feedback``: weight of relevance feedback: how well each frame matches the unit that matched
       best at the main peak (the fact the query is about); sharpens spans against related facts; 0 = off;
-    - ``median``: running-median window in seconds (removes one-frame blips; 1 = off, the default:
-      on the dev subset a 3 s window moved mIoU by 0.03 and it erases events one sample long, such as
-      a scene cut);
+    - ``median``: running-median window in seconds (removes one-frame blips; 1 = off);
+      ``spike_margin``: a sample whose score exceeds everything the median keeps by this much is kept
+      as it is (an event one frame long, such as a scene cut, is not a blip);
       ``smooth``: Gaussian sigma in seconds;
     - ``rel_level``: where between the baseline and a peak a span's edge lies (0.5 finds clean step
       edges exactly); ``base_percentile``: the percentile of the curve taken as its baseline;
@@ -194,9 +194,9 @@ class EmbeddingReasoner(_SimilarityReasoner):
     LEVELS = ("clause", "sentence", "line")
 
     def __init__(self, model: str | None = None, *, device: str | None = None, encoder: Encoder | None = None,
-                 level: str = "clause", median: float = 1.0, smooth: float = 0.5, rel_level: float = 0.6,
+                 level: str = "clause", median: float = 3.0, smooth: float = 0.5, rel_level: float = 0.6,
                  base_percentile: float = 30.0, bridge: bool = True, feedback: float = 0.5,
-                 min_prominence: float = 0.3, top_k: int = 5):
+                 min_prominence: float = 0.3, top_k: int = 5, spike_margin: float = 0.2):
         super().__init__(model, device=device, encoder=encoder)
         if level not in self.LEVELS:
             raise ConfigurationError(f"unknown scoring level {level!r}; choose one of: {', '.join(self.LEVELS)}")
@@ -206,6 +206,9 @@ class EmbeddingReasoner(_SimilarityReasoner):
             raise ConfigurationError("need smooth >= 0, 0 <= base_percentile <= 100, 0 <= min_prominence <= 1, top_k >= 1")
         if median < 0:
             raise ConfigurationError(f"median must be >= 0 seconds, got {median}")
+        if spike_margin < 0:
+            raise ConfigurationError(f"spike_margin must be >= 0, got {spike_margin}")
+        self.spike_margin = float(spike_margin)
         if not 0 <= feedback < 1:
             raise ConfigurationError(f"feedback must be in [0, 1), got {feedback}")
         self.feedback = feedback
@@ -213,7 +216,7 @@ class EmbeddingReasoner(_SimilarityReasoner):
         self.base_percentile, self.min_prominence, self.top_k = base_percentile, min_prominence, top_k
 
     def settings(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model, "level": self.level, "median": self.median,
+        return {"name": self.name, "model": self.model, "level": self.level, "median": self.median, "spike_margin": self.spike_margin,
                 "smooth": self.smooth, "rel_level": self.rel_level, "bridge": self.bridge,
                 "feedback": self.feedback, "base_percentile": self.base_percentile,
                 "min_prominence": self.min_prominence, "top_k": self.top_k}
@@ -239,7 +242,12 @@ class EmbeddingReasoner(_SimilarityReasoner):
 
     def _curve(self, raw: np.ndarray, step: float) -> np.ndarray:
         width = int(round(self.median / step)) | 1  # an odd number of samples
-        return gaussian_smooth(median_smooth(raw, width), self.smooth / step)
+        curve = median_smooth(raw, width)
+        if width >= 3 and len(raw) >= 3:
+            # a sample matching clearly better than anything the median keeps is signal (an event one
+            # frame long, such as a scene cut), not a blip: it keeps its own score
+            curve = np.where(raw >= curve.max() + self.spike_margin, raw, curve)
+        return gaussian_smooth(curve, self.smooth / step)
 
     def ground(self, query: str, transcript: Transcript) -> GroundingResult:
         started = time.perf_counter()

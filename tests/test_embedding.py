@@ -162,3 +162,17 @@ def test_importing_the_package_does_not_import_torch():
     code = ("import sys, temporal_reasoner, temporal_reasoner.embedding; "
             "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_event_one_frame_long_survives_the_median(reasoner):
+    """The median removes blips, but a frame that matches clearly better than anything else is the event."""
+    tr = transcript((12, "The main colours are beige and brown."), (4, "The room is dark; the lights are off."),
+                    (6, "The main colours are beige and brown."), (1, "The view changed completely: a scene cut."),
+                    (5, "The main colours are green and blue."))
+    res = reasoner.ground("the video cuts to a completely different scene", tr)
+    cut = 22.0  # the one frame that shows it
+    assert res.best.start <= cut <= res.best.end and res.best.length <= 1.5, res.best
+    # with the spike rule off, the median erases the frame and the answer lands elsewhere
+    off = get_reasoner("embedding", encoder=reasoner.encoder, spike_margin=10.0).ground(
+        "the video cuts to a completely different scene", tr)
+    assert not (off.best.start <= cut <= off.best.end)
