@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import queue
 import re
-from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -26,10 +27,12 @@ from .errors import ConfigurationError, IncompleteOutputError, InputError
 from .images import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_SIDE, bounded, check_image_options, to_data_url
 from .openai_client import (
     acall_with_retries,
+    apost_chat,
     build_clients,
     call_with_retries,
     check_retry_options,
     first_choice,
+    post_chat,
     usage_of,
 )
 from .ratelimit import RateLimiter, Reservation
@@ -172,17 +175,17 @@ class OpenAIDescriber(BaseDescriber):
             raise ConfigurationError("only an async_client was given: use adescribe(), or pass client= too")
         kw = self.request(frame, text)
         res = self.limiter.acquire(self._estimate(frame, text)) if self.limiter.enabled else None
-        completion = call_with_retries(lambda: self._client.chat.completions.create(**kw), provider=self.name,
+        completion = call_with_retries(lambda: post_chat(self._client, kw, provider=self.name), provider=self.name,
                                        secret=self._client.api_key, max_retries=self.max_retries,
                                        base_delay=self.retry_base_delay)
         return self._result(frame, completion, res)
 
-    async def _adescribe_one(self, frame: Frame, text: str, sem: asyncio.Semaphore) -> FrameDescription:
+    async def _adescribe_one(self, frame: Frame, text: str, sem: asyncio.Semaphore,
+                             kw: dict[str, Any]) -> FrameDescription:
         async with sem:
-            kw = await asyncio.to_thread(self.request, frame, text)
             res = await self.limiter.aacquire(self._estimate(frame, text)) if self.limiter.enabled else None
             client = self._async_client
-            completion = await acall_with_retries(lambda: client.chat.completions.create(**kw), provider=self.name,
+            completion = await acall_with_retries(lambda: apost_chat(client, kw, provider=self.name), provider=self.name,
                                                   secret=client.api_key, max_retries=self.max_retries,
                                        base_delay=self.retry_base_delay)
             return self._result(frame, completion, res)
@@ -191,19 +194,26 @@ class OpenAIDescriber(BaseDescriber):
 
     def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
         text = self._text(query)
-        window = 2 * self.concurrency
-        pending: deque[Future[FrameDescription]] = deque()
+        if self._client is None:
+            raise ConfigurationError("only an async_client was given: use adescribe(), or pass client= too")
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="vidground-describe")
+        handles: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        feeder = _Feeder(frames, 2 * self.concurrency,
+                         submit=lambda frame: handles.put(pool.submit(self._describe_one, frame, text)),
+                         finish=handles.put)
         try:
-            for frame in frames:
-                pending.append(pool.submit(self._describe_one, frame, text))
-                while pending and (len(pending) >= window or pending[0].done()):
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+            while (item := handles.get()) is not _END:
+                if isinstance(item, _Failure):
+                    raise item.exc
+                result = item.result()
+                feeder.taken()
+                yield result
         finally:
-            for fut in pending:
-                fut.cancel()
+            feeder.stop()
+            while not handles.empty():
+                item = handles.get()
+                if isinstance(item, Future):
+                    item.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
 
     async def adescribe(self, frames: Iterable[Frame], *, query: str | None = None) -> AsyncIterator[FrameDescription]:
@@ -212,25 +222,94 @@ class OpenAIDescriber(BaseDescriber):
                 yield d
             return
         text = self._text(query)
+        loop = asyncio.get_running_loop()
         sem = asyncio.Semaphore(self.concurrency)
-        window = 2 * self.concurrency
-        it = iter(frames)
-        pending: deque[asyncio.Task[FrameDescription]] = deque()
+        handles: asyncio.Queue[Any] = asyncio.Queue()
+        tasks: list[asyncio.Task[FrameDescription]] = []  # every task started, to cancel and reap at the end
+
+        def start(frame: Frame, kw: dict[str, Any]) -> None:  # on the loop
+            task = loop.create_task(self._adescribe_one(frame, text, sem, kw))
+            tasks.append(task)
+            handles.put_nowait(task)
+
+        def submit(frame: Frame) -> None:
+            # In the feeder thread: the JPEG is encoded here (OpenCV releases the GIL) rather than
+            # on the event loop, and one call per frame wakes the loop.
+            loop.call_soon_threadsafe(start, frame, self.request(frame, text))
+
+        feeder = _Feeder(frames, 2 * self.concurrency, submit=submit,
+                         finish=lambda item: loop.call_soon_threadsafe(handles.put_nowait, item))
+        try:
+            while (item := await handles.get()) is not _END:
+                if isinstance(item, _Failure):
+                    raise item.exc
+                result = await item
+                feeder.taken()
+                yield result
+        finally:
+            await asyncio.to_thread(feeder.stop)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _Failure:
+    """The frame iterable's exception, handed over in frame order."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+class _Feeder:
+    """Pulls frames from an iterable in a background thread and starts each one's description
+    at once (``submit(frame)``, which queues a handle for the consumer in frame order), so
+    decoding runs on while the caller waits for replies or is busy with earlier results. At the
+    end ``finish`` receives ``_END``, or a :class:`_Failure` when the iterable (or ``submit``) raises.
+
+    At most ``window`` frames are between being pulled and their result being taken
+    (:meth:`taken`), the one being decoded included, which bounds memory (each holds one
+    image) and how far work runs ahead of a slow consumer or a slow first request.
+    """
+
+    def __init__(self, frames: Iterable[Frame], window: int, *, submit: Callable[[Frame], Any],
+                 finish: Callable[[Any], Any]):
+        self._it = iter(frames)
+        self._permits = threading.Semaphore(window)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(submit, finish), name="vidground-decode",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, submit: Callable[[Frame], Any], finish: Callable[[Any], Any]) -> None:
         try:
             while True:
-                frame = await asyncio.to_thread(next, it, _END)  # decoding stays off the event loop
+                self._permits.acquire()
+                if self._stopped.is_set():
+                    return
+                frame = next(self._it, _END)
+                if self._stopped.is_set():
+                    return
                 if frame is _END:
-                    break
-                pending.append(asyncio.ensure_future(self._adescribe_one(frame, text, sem)))
-                while pending and (len(pending) >= window or pending[0].done()):
-                    yield await pending.popleft()
-            while pending:
-                yield await pending.popleft()
-        finally:
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+                    finish(_END)
+                    return
+                submit(frame)
+        except BaseException as exc:  # the iterable's (decoding) error, raised to the consumer in order
+            if not self._stopped.is_set():
+                try:
+                    finish(_Failure(exc))
+                except RuntimeError:  # the event loop is gone: nobody is listening
+                    pass
+
+    def taken(self) -> None:
+        """One result was handed to the caller: one more frame may be pulled."""
+        self._permits.release()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Pull no more frames; waits (up to ``timeout``) for a frame being decoded."""
+        self._stopped.set()
+        self._permits.release()
+        self._thread.join(timeout)
 
 
 __all__ = ["OpenAIDescriber", "image_token_estimate", "public_url", "DETAILS"]

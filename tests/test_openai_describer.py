@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
+import threading
 import time
 
 import cv2
@@ -14,7 +16,13 @@ import pytest
 
 import prompts
 from frame_describer import get_describer
-from frame_describer.errors import ConfigurationError, IncompleteOutputError, InputError, ProviderError
+from frame_describer.errors import (
+    ConfigurationError,
+    IncompleteOutputError,
+    InputError,
+    ProviderError,
+    VideoDecodeError,
+)
 from frame_describer.images import bounded, encode_jpeg, to_data_url
 from frame_describer.openai_describer import OpenAIDescriber, image_token_estimate
 from frame_describer.ratelimit import RateLimiter
@@ -144,6 +152,102 @@ def test_stopping_early_cancels_the_rest(openai_server):
     assert next(gen).text == "level 0"
     gen.close()
     assert len(openai_server.requests) <= 8  # bounded window, not the whole video
+    assert not [t for t in threading.enumerate() if t.name == "vidground-decode"]  # the feeder thread is gone
+
+
+def describe_all(desc: OpenAIDescriber, frames, use_async: bool) -> list:
+    if not use_async:
+        return list(desc.describe(frames))
+
+    async def run():
+        return [d async for d in desc.adescribe(frames)]
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("decode_s, latency", [(0.012, 0.004), (0.001, 0.08)], ids=["decode-bound", "request-bound"])
+def test_decoding_and_requests_overlap_within_the_bound(openai_server, use_async, decode_s, latency):
+    """The benchmark's property in small: describing N frames with concurrency C takes at most
+    1.2 x max(decode time, ceil(N / C) x L). Decoding without overlap would take about 1.6x
+    (decode-bound case), requests without concurrency 4x (request-bound case)."""
+    n, c = 40, 4
+    openai_server.responder = lambda req: Reply.chat("a frame", delay=latency)
+
+    def decode():
+        for i in range(n):
+            time.sleep(decode_s)  # like PyAV, decoding releases the GIL
+            yield frame(i, 96, 128)
+
+    desc = make(openai_server, concurrency=c, prices=False)
+    t0 = time.perf_counter()
+    out = describe_all(desc, decode(), use_async)
+    wall = time.perf_counter() - t0
+    ideal = max(n * decode_s, math.ceil(n / c) * latency)
+    assert len(out) == n and openai_server.max_in_flight <= c
+    assert wall <= 1.2 * ideal, f"{wall:.3f}s is {wall / ideal:.2f}x the ideal {ideal:.3f}s"
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_frames_held_stay_within_twice_the_concurrency(openai_server, use_async):
+    openai_server.responder = lambda req: Reply.chat("x", delay=0.005)
+    pulled = 0
+    ahead: list[int] = []
+
+    def decode():
+        nonlocal pulled
+        for i in range(24):
+            pulled += 1
+            yield frame(i, 64, 64)
+
+    async def slow_async_consumer(desc):
+        async for d in desc.adescribe(decode()):
+            ahead.append(pulled - len(ahead) - 1)
+            await asyncio.sleep(0.01)
+
+    desc = make(openai_server, concurrency=2)
+    if use_async:
+        asyncio.run(slow_async_consumer(desc))
+    else:
+        for _ in desc.describe(decode()):
+            ahead.append(pulled - len(ahead) - 1)
+            time.sleep(0.01)  # a slow consumer: decoding runs ahead of it, but boundedly
+    assert len(ahead) == 24
+    assert 3 <= max(ahead) <= 4  # frames decoded but not yet handed over: up to 2 x concurrency
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_decoding_error_comes_after_the_frames_before_it(openai_server, use_async):
+    openai_server.responder = echo_brightness
+    got: list[str] = []
+
+    def decode():
+        yield frame(1)
+        yield frame(2)
+        raise VideoDecodeError("clip.mp4", "decoding failed at 1.5s")
+
+    async def run(desc):
+        async for d in desc.adescribe(decode()):
+            got.append(d.text)
+
+    desc = make(openai_server, concurrency=2)
+    with pytest.raises(VideoDecodeError, match="clip.mp4"):
+        if use_async:
+            asyncio.run(run(desc))
+        else:
+            for d in desc.describe(decode()):
+                got.append(d.text)
+    assert got == ["level 1", "level 2"]
+
+
+def test_a_reply_unlike_a_chat_completion_is_a_provider_error(openai_server):
+    openai_server.script(Reply(body={"choices": [{"index": 0, "text": "legacy completion"}]}))
+    with pytest.raises(ProviderError, match="not a chat completion"):
+        list(make(openai_server).describe([frame(0)]))
+    openai_server.script(Reply(body={"choices": [{"index": 0, "finish_reason": "stop",
+                                                  "message": {"role": "assistant", "content": "ok"}}],
+                                     "usage": {"prompt_tokens": "n/a", "completion_tokens": 4}}))
+    (d,) = list(make(openai_server, prices=False).describe([frame(0)]))
+    assert d.text == "ok" and d.usage.prompt_tokens == 0 and d.usage.completion_tokens == 4
 
 
 def test_spec_env_injected_client_and_errors(openai_server, monkeypatch):
