@@ -2,26 +2,39 @@
 ``concurrency`` requests in flight?
 
 A local OpenAI-compatible server answers every request after a fixed delay L. A rendered
-video is sampled into N frames (decode time D is measured alone first), then the same
-sampling is streamed through ``OpenAIDescriber(concurrency=C)``. The ideal wall time is
-``max(D, ceil(N / C) * L)``; the bound is ``1.2 x`` that. Prints the measured ratio and
-exits non-zero if the bound fails (or the server saw more than C requests at once).
+video is sampled into N frames; each trial times the decoding and sampling alone (D), then
+right after it streams the same sampling through a fresh ``OpenAIDescriber(concurrency=C)``
+(W). The ideal is ``max(D, ceil(N / C) * L)``; the bound is ``W <= 1.2 x`` that. Per mode
+(sync ``describe``, async ``adescribe``) the median ratio over ``--trials`` paired trials
+must be within the bound, and every trial must describe all frames with at most C requests
+in flight at the server; the exit status is non-zero otherwise.
 
-The server runs in its own process, so only the client's work (decoding, JPEG encoding, the
-SDK's request handling: about 3 ms of CPU per frame) is measured. With the default L = 0.25 s
-the run is request-bound; with a tiny L (``--latency 0.02``) it is decode-bound, and then the
-client's per-request CPU competes with decoding for the same interpreter, which on a busy
-2-core machine costs more than the 20% margin.
+Fairness: D is measured exactly as before (the wall time of iterating ``sample_frames``
+alone), but (1) after one untimed decode, because the first decode in a process pays
+one-off codec/scaler setup that the describe runs never pay (counting it inflated D and
+made the bound lenient), and (2) next to its own describe run, with the server up and
+idle, so both see the same machine load. On a shared 2-core machine a single pair is
+noise-dominated (D alone varies by +-20% between runs), hence the median of paired trials;
+``--trials 1`` is the old single-sample criterion. The server runs in its own process (no
+shared GIL); its CPU time per trial is printed, as is the load average.
+
+With the default L = 0.25 s the run is request-bound; with ``--latency 0.02`` it is
+decode-bound, and then the client's per-frame CPU (JPEG encoding, the SDK's request handling,
+about 1.5-2 ms when measured alone) competes with decoding for the same two cores.
 
 Run: python benchmarks/stage1_throughput.py [--frames 96] [--concurrency 8] [--latency 0.25]
+     [--mode sync|async|both] [--trials 3] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import multiprocessing
+import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -96,8 +109,14 @@ class DelayServer:
         return f"http://127.0.0.1:{self._port.value}/v1"
 
     @property
-    def max_in_flight(self) -> int:
-        return self._max.value
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def take_max_in_flight(self) -> int:
+        """The most requests answered at once since the last call (then reset)."""
+        with self._max.get_lock():
+            value, self._max.value = self._max.value, 0
+        return value
 
     def close(self) -> None:
         self._stop.set()
@@ -106,33 +125,78 @@ class DelayServer:
             self._proc.terminate()
 
 
-def run(frames: int, concurrency: int, latency: float, video_seconds: float, use_async: bool) -> dict:
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _decode_seconds(video: Path, frames: int) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    n = sum(1 for _ in sample_frames(video, num_frames=frames))
+    return n, time.perf_counter() - t0
+
+
+def _describe(video: Path, frames: int, concurrency: int, base_url: str, use_async: bool) -> tuple[int, float]:
+    desc = OpenAIDescriber("bench", base_url=base_url, concurrency=concurrency, prices=False)
+    t0 = time.perf_counter()
+    if use_async:
+        async def go() -> list:
+            return [d async for d in desc.adescribe(sample_frames(video, num_frames=frames))]
+        out = asyncio.run(go())
+    else:
+        out = list(desc.describe(sample_frames(video, num_frames=frames)))
+    return len(out), time.perf_counter() - t0
+
+
+def run(frames: int, concurrency: int, latency: float, video_seconds: float, modes: list[str],
+        trials: int) -> list[dict]:
+    """``trials`` paired measurements per mode: the decode time D alone, then right after it the
+    describe run's wall time W under the same conditions (server up and idle during D)."""
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
         fps = 25.0
         video = render_numbered_video(Path(tmp) / "bench.mp4", n_frames=int(video_seconds * fps), fps=fps,
                                       size=(640, 360))
-        t0 = time.perf_counter()
-        n = sum(1 for _ in sample_frames(video, num_frames=frames))
-        decode_s = time.perf_counter() - t0
+        # The first decode in a process pays one-off setup (codec and scaler initialisation) that the
+        # describe runs, coming after it, never pay: decoding once untimed keeps D comparable (and
+        # the ideal honest rather than inflated).
+        _decode_seconds(video, frames)
         server = DelayServer(latency)
         try:
-            desc = OpenAIDescriber("bench", base_url=server.base_url, concurrency=concurrency, prices=False)
-            t0 = time.perf_counter()
-            if use_async:
-                import asyncio
-
-                async def go():
-                    return [d async for d in desc.adescribe(sample_frames(video, num_frames=frames))]
-                out = asyncio.run(go())
-            else:
-                out = list(desc.describe(sample_frames(video, num_frames=frames)))
-            wall = time.perf_counter() - t0
+            for mode in modes:
+                for trial in range(trials):
+                    n, decode_s = _decode_seconds(video, frames)
+                    server_cpu0 = _cpu_seconds(server.pid)
+                    described, wall = _describe(video, frames, concurrency, server.base_url, mode == "async")
+                    server_cpu1 = _cpu_seconds(server.pid)
+                    ideal = max(decode_s, math.ceil(n / concurrency) * latency)
+                    results.append({
+                        "mode": mode, "trial": trial + 1, "frames": n, "described": described,
+                        "concurrency": concurrency, "latency_s": latency, "decode_s": decode_s, "wall_s": wall,
+                        "ideal_s": ideal, "ratio": wall / ideal, "max_in_flight": server.take_max_in_flight(),
+                        "server_cpu_s": None if server_cpu0 is None or server_cpu1 is None
+                        else server_cpu1 - server_cpu0})
         finally:
             server.close()
-    ideal = max(decode_s, math.ceil(n / concurrency) * latency)
-    return {"frames": n, "described": len(out), "concurrency": concurrency, "latency_s": latency,
-            "decode_s": decode_s, "wall_s": wall, "ideal_s": ideal, "ratio": wall / ideal,
-            "max_in_flight": server.max_in_flight, "async": use_async}
+    return results
+
+
+def verdict(results: list[dict], concurrency: int) -> dict[str, dict]:
+    """Per mode: the median ratio over the trials must be within BOUND, and every trial must have
+    described every frame with at most ``concurrency`` requests in flight."""
+    out = {}
+    for mode in dict.fromkeys(r["mode"] for r in results):
+        rs = [r for r in results if r["mode"] == mode]
+        ratios = [r["ratio"] for r in rs]
+        complete = all(r["described"] == r["frames"] and r["max_in_flight"] <= concurrency for r in rs)
+        med = statistics.median(ratios)
+        out[mode] = {"median_ratio": med, "min_ratio": min(ratios), "max_ratio": max(ratios),
+                     "complete": complete, "passed": complete and med <= BOUND}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,17 +205,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--latency", type=float, default=0.25, help="server delay per request, seconds")
     ap.add_argument("--video-seconds", type=float, default=60.0)
+    ap.add_argument("--mode", choices=("sync", "async", "both"), default="both")
+    ap.add_argument("--trials", type=int, default=3, help="paired (decode, describe) measurements per mode")
+    ap.add_argument("--json", type=Path, help="also write every trial and the verdict here")
     args = ap.parse_args(argv)
-    ok = True
-    print(f"{'mode':6} {'N':>4} {'C':>3} {'L s':>5} {'decode s':>9} {'ideal s':>8} {'wall s':>7} {'ratio':>6} {'inflight':>8}")
-    for use_async in (False, True):
-        r = run(args.frames, args.concurrency, args.latency, args.video_seconds, use_async)
-        passed = r["ratio"] <= BOUND and r["described"] == r["frames"] and r["max_in_flight"] <= args.concurrency
-        ok &= passed
-        print(f"{'async' if use_async else 'sync':6} {r['frames']:>4} {r['concurrency']:>3} {r['latency_s']:>5.2f} "
+    if args.trials < 1 or args.frames < 1 or args.concurrency < 1 or args.latency < 0:
+        ap.error("--trials, --frames and --concurrency must be >= 1 and --latency >= 0")
+    modes = ["sync", "async"] if args.mode == "both" else [args.mode]
+    load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    results = run(args.frames, args.concurrency, args.latency, args.video_seconds, modes, args.trials)
+    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"{'mode':6} {'trial':>5} {'N':>4} {'C':>3} {'L s':>5} {'decode s':>9} {'ideal s':>8} {'wall s':>7} "
+          f"{'ratio':>6} {'inflight':>8} {'server cpu s':>12}")
+    for r in results:
+        cpu = "n/a" if r["server_cpu_s"] is None else f"{r['server_cpu_s']:.3f}"
+        print(f"{r['mode']:6} {r['trial']:>5} {r['frames']:>4} {r['concurrency']:>3} {r['latency_s']:>5.2f} "
               f"{r['decode_s']:>9.3f} {r['ideal_s']:>8.3f} {r['wall_s']:>7.3f} {r['ratio']:>6.3f} "
-              f"{r['max_in_flight']:>8} {'ok' if passed else f'FAIL (bound {BOUND})'}")
-    return 0 if ok else 1
+              f"{r['max_in_flight']:>8} {cpu:>12}")
+    summary = verdict(results, args.concurrency)
+    for mode, v in summary.items():
+        state = "ok" if v["passed"] else ("FAIL (incomplete or over concurrency)" if not v["complete"]
+                                          else f"FAIL (bound {BOUND})")
+        print(f"{mode}: median ratio {v['median_ratio']:.3f} over {args.trials} trial(s) "
+              f"(min {v['min_ratio']:.3f}, max {v['max_ratio']:.3f}) {state}")
+    print(f"load average (1 min) {load0:.2f} before, {load1:.2f} after, on {os.cpu_count()} CPUs")
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "verdict": summary, "bound": BOUND,
+                                         "load_average": [load0, load1], "cpus": os.cpu_count()}, indent=2))
+    return 0 if all(v["passed"] for v in summary.values()) else 1
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
 One frame per request (single frames describe best), sent as a JPEG data URL at a bounded
 size with the image ``detail`` you choose (both are cost levers). Requests run concurrently
-(``concurrency``), overlapped with decoding: frames are pulled from the (lazy) iterable and
-sent as soon as they arrive, with at most ``2 * concurrency`` frames held in memory, and the
-descriptions come back in the order the frames came in (time order for sampled frames).
+(``concurrency``), overlapped with decoding: a feeder thread pulls frames from the (lazy)
+iterable and starts each request as soon as its frame arrives, so decoding goes on while
+replies are awaited or the caller handles earlier results; at most ``2 * concurrency`` frames
+are held in memory, and the descriptions come back in the order the frames came in (time
+order for sampled frames), a decoding error after the descriptions before it.
 Optional ``rpm``/``tpm`` limits pace the requests. Transport faults are retried here (the
 SDK's own retries are switched off), see :mod:`frame_describer.openai_client`.
 """
