@@ -144,12 +144,17 @@ def _describe(video: Path, frames: int, concurrency: int, base_url: str, use_asy
     desc = OpenAIDescriber("bench", base_url=base_url, concurrency=concurrency, prices=False)
     t0 = time.perf_counter()
     if use_async:
-        async def go() -> list:
-            return [d async for d in desc.adescribe(sample_frames(video, num_frames=frames))]
-        out = asyncio.run(go())
+        async def go() -> tuple[list, float]:
+            out = [d async for d in desc.adescribe(sample_frames(video, num_frames=frames))]
+            wall = time.perf_counter() - t0
+            await desc.aclose()
+            return out, wall
+        out, wall = asyncio.run(go())
     else:
         out = list(desc.describe(sample_frames(video, num_frames=frames)))
-    return len(out), time.perf_counter() - t0
+        wall = time.perf_counter() - t0
+        desc.close()
+    return len(out), wall
 
 
 def run(frames: int, concurrency: int, latency: float, video_seconds: float, modes: list[str],

@@ -99,6 +99,7 @@ class OpenAIDescriber(BaseDescriber):
         self.prices = prices
         self.prompt = prompts.load(f"describe_{mode}", prompt_version)
         self.limiter = RateLimiter(rpm, tpm)
+        self._owns_clients = client is None and async_client is None
         self._client, self._async_client = build_clients(client=client, async_client=async_client,
                                                          base_url=base_url, api_key=api_key, timeout=timeout,
                                                          need_async=client is None)
@@ -121,6 +122,19 @@ class OpenAIDescriber(BaseDescriber):
                 "detail": self.detail, "max_side": self.max_side, "jpeg_quality": self.jpeg_quality,
                 "max_tokens": self.max_tokens, "temperature": self.temperature,
                 "prompt": f"{self.prompt.name}.v{self.prompt.version}", "prompt_hash": self.prompt.hash}
+
+    def close(self) -> None:
+        """Close the connection pool of the sync client this describer built (injected clients
+        are the caller's to close)."""
+        if self._owns_clients and self._client is not None:
+            self._client.close()
+
+    async def aclose(self) -> None:
+        """Close the connection pools this describer built, on the running event loop (an
+        async client's connections belong to the loop that opened them)."""
+        self.close()
+        if self._owns_clients and self._async_client is not None:
+            await self._async_client.close()
 
     # --- requests -----------------------------------------------------------------------------
 

@@ -324,3 +324,16 @@ def test_rpm_limit_paces_real_requests(openai_server, monkeypatch):
     desc.limiter._clock = clock
     list(desc.describe(frame(i) for i in range(4)))
     assert len(openai_server.requests) == 4 and clock.now >= 60.0
+
+
+def test_close_releases_only_the_clients_it_built(openai_server):
+    own = make(openai_server)
+    list(own.describe([frame(0)]))
+    own.close()
+    assert own._client.is_closed()
+    asyncio.run(own.aclose())
+    assert own._async_client.is_closed()
+    injected = openai.OpenAI(base_url=openai_server.base_url, api_key=KEY)
+    borrowed = OpenAIDescriber("m", client=injected)
+    borrowed.close()
+    assert not injected.is_closed()
