@@ -124,6 +124,7 @@ def test_real_server_cut_replies_take_the_fallback_path(llama_server, transcript
                               response_formats=["text"], max_tokens=2, timeout=120)
     result = reasoner.ground("the man opens the fridge", transcript)
     _check_valid(result, transcript)
-    assert result.settings["fallback"] == "first-span" and result.intervals == [Interval(start=0, end=12)]
+    # the first span: frames at 0, 3, 6, 9 s, up to halfway to the next frame
+    assert result.settings["fallback"] == "first-span" and result.intervals == [Interval(start=0, end=10.5)]
     assert result.usage["reason"].requests == 2 and len(result.raw) == 2
     assert any("fallback" in w for w in result.warnings)
