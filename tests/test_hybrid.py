@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -150,3 +151,54 @@ def test_real_gemma_through_the_hybrid_gives_a_valid_refined_answer(embedding):
     assert res.intervals and all(0 <= iv.start < iv.end <= short.duration for iv in res.intervals)
     assert res.raw["llm"] is None or len(res.raw["llm"]) == 1
     assert res.usage["reason"].requests >= 1
+
+
+# ------------------------------------------------------------------ the prompt study that measures the hybrid
+
+def _llm_prompts():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "llm_prompts.py"
+    spec = importlib.util.spec_from_file_location("llm_prompts", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("llm_prompts", module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeChat(BaseReasoner):
+    name = "fake-chat"
+
+    def __init__(self, text: str):
+        self.text, self.seen = text, []
+
+    def chat(self, messages, response_format):
+        from temporal_reasoner.structured import ChatReply
+
+        self.seen.append(messages)
+        return ChatReply(text=self.text)
+
+
+def test_prompt_study_changes_one_thing_and_scores_every_reply():
+    from temporal_reasoner.structured import build_messages
+
+    bench = _llm_prompts()
+    q = "someone opens the door"
+    assert bench.study_messages(bench.CHOICES["baseline"], q, VIDEO) == build_messages(q, VIDEO)
+    assert bench.study_messages(bench.CHOICES["mmss"], q, VIDEO) == build_messages(q, VIDEO, time_style="mmss")
+    first = bench.study_messages(bench.CHOICES["query_first"], q, VIDEO)[1]["content"]
+    assert first.index(q) < first.index("Transcript:") < first.rindex(q)
+    ev = bench.study_messages(bench.CHOICES["evidence"], q, VIDEO)
+    assert '"evidence"' in ev[0]["content"] and ev[1] == build_messages(q, VIDEO)[1]
+    assert list(bench.reply_schema(bench.CHOICES["evidence"])["properties"]) == ["evidence", "intervals"]
+    assert bench.reply_schema(bench.CHOICES["one_interval"])["properties"]["intervals"]["maxItems"] == 1
+    # an evidence reply is read for its intervals; a reversed one is an unusable reply, not a crash
+    ok = FakeChat('{"evidence": ["9.5-19.5"], "intervals": [{"start": 9.5, "end": 19.5, "score": 0.9}]}')
+    result, raw, error = bench.ask(ok, bench.CHOICES["evidence"], q, VIDEO, {})
+    assert error is None and result.intervals[0].iou(TRUE) == pytest.approx(1.0)
+    bad = FakeChat('{"intervals": [{"start": 20, "end": 3, "score": 0.1}]}')
+    result, raw, error = bench.ask(bad, bench.CHOICES["baseline"], q, VIDEO, {})
+    assert result is None and "reversed" in error
+    with pytest.raises(ConfigurationError, match="baseline, mmss"):
+        bench.run("embedding", choices=["shouty"])
