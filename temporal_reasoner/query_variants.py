@@ -45,6 +45,7 @@ _AUX = {"is", "are", "was", "were", "be", "being", "been", "does", "did", "do", 
 _DETERMINERS = {"a", "an", "the", "some", "his", "her", "their", "its", "this", "that", "these", "those", "another"}
 _CONJ = re.compile(r"\s*,\s*(?:and\s+|then\s+|while\s+)?|\s+(?:and then|and|then|while|as|before|after)\s+")
 _WORD = re.compile(r"[a-z0-9']+")
+_PLACEHOLDER = re.compile(r"<[^<>]{3,}>")
 
 KINDS = ("original", "core", "clause", "simplified", "detailed")
 COMBINE = ("mean", "max")
@@ -102,6 +103,8 @@ def llm_rewrite(query: str, chat: Any) -> dict[str, str]:
         value = data.get(key)
         if not isinstance(value, str) or not value.strip() or len(value.split()) > 40:
             raise ReplyError(f"the rewrite has no usable {key!r} form")
+        if _PLACEHOLDER.search(value):  # a small model copies the prompt's <...> slots
+            raise ReplyError(f"the rewrite's {key!r} form repeats the prompt's placeholder: {value!r}")
         out[key] = " ".join(value.split())
     return out
 

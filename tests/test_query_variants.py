@@ -74,6 +74,9 @@ def test_llm_rewrite_parses_and_rejects():
     assert 'person opens a door' in chat.seen[0][0][0]["content"] and chat.seen[0][1] is None
     with pytest.raises(ReplyError, match="detailed"):
         llm_rewrite("person opens a door", fake_chat('{"simplified": "open door"}'))
+    copied = '{"simplified": "<the main action and object in 2 to 5 words>", "detailed": "a door"}'
+    with pytest.raises(ReplyError, match="placeholder"):  # what Gemma 3 270M answers
+        llm_rewrite("person opens a door", fake_chat(copied))
 
 
 def transcript(*spans: tuple[int, str]) -> Transcript:
