@@ -134,13 +134,14 @@ def describe(
     # the real spacing of the frames the sampler returned (a cap or count lowers the rate)
     step = infer_step(times) if len(times) > 1 else 1.0 / (fps or DEFAULT_FPS)
     duration = max(info.duration or 0.0, times[-1])
+    seconds = time.perf_counter() - started
+    log.info("described %d frames of %s with %s in %.2f s", len(out), path, desc.name, seconds)
     usage = Usage()  # cache hits carry Usage(cached=1)
     for d in out:
         if d.usage is not None:
             usage = usage + d.usage
     return DescribedVideo(video=str(path), duration=duration, step=step, describer=desc.name,
-                          settings=desc.settings(), descriptions=out, usage=usage,
-                          seconds=time.perf_counter() - started)
+                          settings=desc.settings(), descriptions=out, usage=usage, seconds=seconds)
 
 
 def load_descriptions(
@@ -231,6 +232,7 @@ def ground(
     started = time.perf_counter()
     result = rsn.ground(query, transcript)
     timings["reason"] = round(time.perf_counter() - started, 4)
+    log.info("grounded %r with %s in %.2f s: %d interval(s)", query, rsn.name, timings["reason"], len(result.intervals))
     usage = dict(result.usage)
     if not described.usage.is_empty():
         usage["describe"] = described.usage

@@ -212,11 +212,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+_OUR_LOGGERS = ("vidground", "frame_describer", "temporal_reasoner", "pipelines", "prompts")
+
+
+def _setup_logging(level: int, *, everything: bool = False) -> None:
+    """Our packages log to stderr at ``level``; other libraries only at WARNING (all of it with --debug)."""
+    for name in _OUR_LOGGERS:
+        logger = logging.getLogger(name)
+        for h in [h for h in logger.handlers if getattr(h, "_vidground_cli", False)]:
+            logger.removeHandler(h)
+        handler = logging.StreamHandler(sys.stderr)
+        handler._vidground_cli = True  # type: ignore[attr-defined]
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False
+    logging.basicConfig(level=logging.DEBUG if everything else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    _setup_logging(logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
+                   everything=args.debug)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

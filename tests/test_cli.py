@@ -142,3 +142,9 @@ def test_backend_options_reach_the_backend(desc_file, capsys):
     assert "has no option no_such_option; its options:" in err and "top_k" in err
     with pytest.raises(SystemExit):
         main(["ground", "--descriptions", str(desc_file), "q", "--reasoner-opt", "novalue"])
+
+
+def test_verbose_logs_the_stages(desc_file, capsys):
+    assert main(["--verbose", "ground", "--descriptions", str(desc_file), "a person"]) == 0
+    err = capsys.readouterr().err
+    assert "grounded 'a person' with embedding" in err
