@@ -162,13 +162,16 @@ def _html(out: Path, config: dict[str, Any], queries: list[Query], results: dict
     esc = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>vidground · {esc(out.name)}</title>",
              f"<style>{_CSS}</style><script>{_JS}</script></head><body>",
-             f"<h1>{esc(out.name)}</h1><p>{esc(str(config.get('dataset')))} · describer {esc(str(config.get('describer')))}"
-             f" · reasoner {esc(str(config.get('reasoner')))}</p><p id='status'>loading…</p>"]
+             f"<h1>{esc(out.name)}</h1><p>{esc(str(config.get('dataset')))} · "
+             + (f"describer {esc(str(config.get('describer')))}" if config.get("describer")
+                else f"descriptions from {esc(str(config.get('descriptions')))}")
+             + f" · reasoner {esc(str(config.get('reasoner')))}</p><p id='status'>loading…</p>"]
     if m:
         parts.append("<table><tr><th></th>" + "".join(f"<th>{k}</th>" for k in _keys(m.values)) + "</tr>")
         parts.append("<tr><th>this run</th>" + "".join(f"<td>{m.values[k]:.2f}</td>" for k in _keys(m.values)) + "</tr>")
         for name, vals in m.baselines.items():
-            parts.append(f"<tr><th>{esc(name)}</th>" + "".join(f"<td>{vals.get(k, float('nan')):.2f}</td>" for k in _keys(m.values)) + "</tr>")
+            parts.append(f"<tr><th>{esc(name)}</th>" + "".join(
+                f"<td>{vals[k]:.2f}</td>" if k in vals else "<td>–</td>" for k in _keys(m.values)) + "</tr>")
         parts.append(f"</table><p><small>{esc(m.convention)}</small></p>")
     by_video: dict[str, list[Query]] = {}
     for q in queries:
