@@ -11,7 +11,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,22 @@ from pydantic import ValidationError
 
 from .errors import InputError
 from .types import FrameDescription
+
+
+def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file; a line that is not a JSON
+    object is an :class:`InputError` naming the file and the line."""
+    with path.open("r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"not valid JSON ({exc.msg})", path=path, line=lineno) from None
+            if not isinstance(obj, dict):
+                raise InputError("each line must be a JSON object", path=path, line=lineno)
+            yield lineno, obj
 
 
 def read_descriptions(path: str | Path) -> list[FrameDescription]:
@@ -29,28 +45,19 @@ def read_descriptions(path: str | Path) -> list[FrameDescription]:
     if path.is_dir():
         raise InputError("is a folder, not a descriptions file", path=path)
     out: list[FrameDescription] = []
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", path=path, line=lineno) from None
-            if not isinstance(obj, dict):
-                raise InputError("each line must be a JSON object with 't' and 'text'", path=path, line=lineno)
-            missing = [k for k in ("t", "text") if k not in obj]
-            if missing:
-                raise InputError(f"missing key(s) {', '.join(missing)}", path=path, line=lineno)
-            if not isinstance(obj["t"], (int, float)) or isinstance(obj["t"], bool) or not math.isfinite(obj["t"]) or obj["t"] < 0:
-                raise InputError(f"'t' must be a finite number of seconds >= 0, got {obj['t']!r}", path=path, line=lineno)
-            if not isinstance(obj["text"], str):
-                raise InputError(f"'text' must be a string, got {type(obj['text']).__name__}", path=path, line=lineno)
-            try:
-                out.append(FrameDescription.model_validate(obj))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                raise InputError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}", path=path, line=lineno) from None
+    for lineno, obj in iter_json_lines(path):
+        missing = [k for k in ("t", "text") if k not in obj]
+        if missing:
+            raise InputError(f"missing key(s) {', '.join(missing)}", path=path, line=lineno)
+        if not isinstance(obj["t"], (int, float)) or isinstance(obj["t"], bool) or not math.isfinite(obj["t"]) or obj["t"] < 0:
+            raise InputError(f"'t' must be a finite number of seconds >= 0, got {obj['t']!r}", path=path, line=lineno)
+        if not isinstance(obj["text"], str):
+            raise InputError(f"'text' must be a string, got {type(obj['text']).__name__}", path=path, line=lineno)
+        try:
+            out.append(FrameDescription.model_validate(obj))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InputError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}", path=path, line=lineno) from None
     if not out:
         raise InputError("no descriptions (the file is empty)", path=path)
     out.sort(key=lambda d: d.t)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from frame_describer.descriptions_io import iter_json_lines
 from frame_describer.errors import ConfigurationError, InputError
 
 #: Dataset names ``load_dataset`` understands, with their splits (first is the default).
@@ -264,37 +265,28 @@ def load_jsonl(path: str | Path, *, name: str = "jsonl", split: str = "file") ->
     queries: list[Query] = []
     dropped: list[str] = []
     index = 0
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            index += 1
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", path=path, line=lineno) from None
-            if not isinstance(obj, dict):
-                raise InputError("each line must be a JSON object", path=path, line=lineno)
-            video = obj.get("video", obj.get("vid"))
-            text = obj.get("query")
-            windows = obj.get("windows", obj.get("relevant_windows"))
-            if windows is None:
-                single = obj.get("timestamp", obj.get("window"))
-                windows = [single] if single is not None else None
-            if video is None or not isinstance(text, str) or not text.strip() or not windows:
-                raise InputError("a query line needs 'video', a non-empty 'query' and 'windows' "
-                                 "([[start, end], ...])", path=path, line=lineno)
-            try:
-                wins = tuple(_window(w[0], w[1], path, lineno) for w in windows)
-            except (TypeError, IndexError, KeyError):
-                raise InputError("'windows' must be a list of [start, end] pairs", path=path, line=lineno) from None
-            except _Reversed as exc:
-                dropped.append(str(exc))
-                continue
-            extra = {k: v for k, v in obj.items()
-                     if k not in {"qid", "video", "vid", "query", "duration", "windows", "relevant_windows"}}
-            queries.append(Query(str(obj.get("qid", index - 1)), str(video), text.strip(),
-                                 obj.get("duration"), wins, extra))
+    for lineno, obj in iter_json_lines(path):
+        index += 1
+        video = obj.get("video", obj.get("vid"))
+        text = obj.get("query")
+        windows = obj.get("windows", obj.get("relevant_windows"))
+        if windows is None:
+            single = obj.get("timestamp", obj.get("window"))
+            windows = [single] if single is not None else None
+        if video is None or not isinstance(text, str) or not text.strip() or not windows:
+            raise InputError("a query line needs 'video', a non-empty 'query' and 'windows' "
+                             "([[start, end], ...])", path=path, line=lineno)
+        try:
+            wins = tuple(_window(w[0], w[1], path, lineno) for w in windows)
+        except (TypeError, IndexError, KeyError):
+            raise InputError("'windows' must be a list of [start, end] pairs", path=path, line=lineno) from None
+        except _Reversed as exc:
+            dropped.append(str(exc))
+            continue
+        extra = {k: v for k, v in obj.items()
+                 if k not in {"qid", "video", "vid", "query", "duration", "windows", "relevant_windows"}}
+        queries.append(Query(str(obj.get("qid", index - 1)), str(video), text.strip(),
+                             obj.get("duration"), wins, extra))
     if not queries:
         raise InputError("no queries in the file", path=path)
     return Dataset(name, split, queries, [str(path)], dropped)

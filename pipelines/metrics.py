@@ -274,23 +274,17 @@ class PredictionMatch(BaseModel):
 def read_predictions(path: str | Any) -> list[dict[str, Any]]:
     """Prediction records of a JSONL file: ``{"video", "query", "intervals"}`` or the moment_detr /
     lighthouse ``{"qid", "pred_relevant_windows"}`` form. Raises ``InputError`` with the line."""
-    import json
     from pathlib import Path
 
+    from frame_describer.descriptions_io import iter_json_lines
     from frame_describer.errors import InputError
 
     path = Path(path)
     if not path.is_file():
         raise InputError("predictions file not found", path=path)
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON ({exc.msg})", path=path, line=lineno) from None
-        if not isinstance(obj, dict) or not ({"video", "query"} <= obj.keys() or "qid" in obj):
+    for lineno, obj in iter_json_lines(path):
+        if not ({"video", "query"} <= obj.keys() or "qid" in obj):
             raise InputError('each line needs {"video", "query", "intervals"} or {"qid", "pred_relevant_windows"}',
                              path=path, line=lineno)
         out.append(obj | {"_line": lineno})
