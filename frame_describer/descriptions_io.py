@@ -21,9 +21,10 @@ from .errors import InputError
 from .types import FrameDescription
 
 
-def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_json_lines(path: Path, *, not_object: str = "each line must be a JSON object"
+                    ) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for each non-blank line of a JSONL file; a line that is not a JSON
-    object is an :class:`InputError` naming the file and the line."""
+    object is an :class:`InputError` naming the file and the line (with ``not_object`` as its message)."""
     with path.open("r", encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -33,7 +34,7 @@ def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             except json.JSONDecodeError as exc:
                 raise InputError(f"not valid JSON ({exc.msg})", path=path, line=lineno) from None
             if not isinstance(obj, dict):
-                raise InputError("each line must be a JSON object", path=path, line=lineno)
+                raise InputError(not_object, path=path, line=lineno)
             yield lineno, obj
 
 
@@ -45,7 +46,7 @@ def read_descriptions(path: str | Path) -> list[FrameDescription]:
     if path.is_dir():
         raise InputError("is a folder, not a descriptions file", path=path)
     out: list[FrameDescription] = []
-    for lineno, obj in iter_json_lines(path):
+    for lineno, obj in iter_json_lines(path, not_object="each line must be a JSON object with 't' and 'text'"):
         missing = [k for k in ("t", "text") if k not in obj]
         if missing:
             raise InputError(f"missing key(s) {', '.join(missing)}", path=path, line=lineno)

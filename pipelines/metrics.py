@@ -282,11 +282,11 @@ def read_predictions(path: str | Any) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise InputError("predictions file not found", path=path)
+    needs = 'each line needs {"video", "query", "intervals"} or {"qid", "pred_relevant_windows"}'
     out = []
-    for lineno, obj in iter_json_lines(path):
+    for lineno, obj in iter_json_lines(path, not_object=needs):
         if not ({"video", "query"} <= obj.keys() or "qid" in obj):
-            raise InputError('each line needs {"video", "query", "intervals"} or {"qid", "pred_relevant_windows"}',
-                             path=path, line=lineno)
+            raise InputError(needs, path=path, line=lineno)
         out.append(obj | {"_line": lineno})
     if not out:
         raise InputError("no predictions in the file", path=path)
