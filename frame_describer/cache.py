@@ -29,6 +29,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -101,19 +102,41 @@ class DescriptionCache:
             return conn
         try:
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
-            conn.execute("""CREATE TABLE IF NOT EXISTS descriptions (
-                fingerprint TEXT NOT NULL, settings_key TEXT NOT NULL, t_ms INTEGER NOT NULL,
-                payload TEXT NOT NULL, created REAL NOT NULL DEFAULT (julianday('now')),
-                PRIMARY KEY (fingerprint, settings_key, t_ms)) WITHOUT ROWID""")
-            conn.execute("CREATE TABLE IF NOT EXISTS settings (settings_key TEXT PRIMARY KEY, payload TEXT NOT NULL)")
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            # Switching the journal mode and creating the schema take locks for which SQLite does not
+            # always wait (a second connection opening at the same moment saw "database is locked"):
+            # one thread at a time here, and a bounded retry for other processes.
+            with self._lock:
+                self._retry_locked(lambda: self._setup(conn))
         except sqlite3.DatabaseError as exc:
             raise ConfigurationError(f"cannot open the description cache {self.path}: {exc}") from None
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
+
+    @staticmethod
+    def _setup(conn: sqlite3.Connection) -> None:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("""CREATE TABLE IF NOT EXISTS descriptions (
+            fingerprint TEXT NOT NULL, settings_key TEXT NOT NULL, t_ms INTEGER NOT NULL,
+            payload TEXT NOT NULL, created REAL NOT NULL DEFAULT (julianday('now')),
+            PRIMARY KEY (fingerprint, settings_key, t_ms)) WITHOUT ROWID""")
+        conn.execute("CREATE TABLE IF NOT EXISTS settings (settings_key TEXT PRIMARY KEY, payload TEXT NOT NULL)")
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _retry_locked(self, work: Any) -> Any:
+        deadline = time.monotonic() + self.timeout
+        delay = 0.01
+        while True:
+            try:
+                return work()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     def lookup(self, fingerprint: str, key: str, times: Sequence[float]) -> dict[float, FrameDescription]:
         """Cached descriptions for the given frame times (absent times are misses).

@@ -133,3 +133,21 @@ def test_processes_share_one_cache(tmp_path):
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert DescriptionCache(path).count() == 80  # times 0..79, each stored once
+
+
+
+def test_a_run_opening_the_cache_from_two_threads_at_once_does_not_see_locked(tmp_path):
+    """Two videos described in parallel open the new cache file at the same moment; that once failed
+    one video's queries with "database is locked" (the journal-mode switch and schema set-up do not
+    wait for locks), about one run in two."""
+    from _helpers_eval import register_fakes, render_toy_videos, write_toy_dataset
+    from pipelines.runs import RunConfig, run_eval
+
+    register_fakes()
+    for round_ in range(6):
+        videos = render_toy_videos(tmp_path / f"videos{round_}", ["vid0", "vid1"])
+        ds, _ = write_toy_dataset(tmp_path / f"data{round_}", n_videos=2, per_video=3, duration=3.0)
+        s = run_eval(RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(videos), describer="fake",
+                               reasoner="fake-reasoner", cache=str(tmp_path / f"c{round_}.sqlite")),
+                     tmp_path / f"run{round_}")
+        assert s.failed == 0 and s.ran == 6, round_
