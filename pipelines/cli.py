@@ -216,19 +216,15 @@ _OUR_LOGGERS = ("vidground", "frame_describer", "temporal_reasoner", "pipelines"
 
 
 def _setup_logging(level: int, *, everything: bool = False) -> None:
-    """Our packages log to stderr at ``level``; other libraries only at WARNING (all of it with --debug)."""
-    for name in _OUR_LOGGERS:
-        logger = logging.getLogger(name)
-        for h in [h for h in logger.handlers if getattr(h, "_vidground_cli", False)]:
-            logger.removeHandler(h)
-        handler = logging.StreamHandler(sys.stderr)
-        handler._vidground_cli = True  # type: ignore[attr-defined]
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = False
+    """Log to stderr: our packages at ``level``, other libraries at WARNING (everything with --debug).
+
+    Records propagate to the root handler as usual, so embedding programs and test harnesses that
+    capture logging still see them.
+    """
     logging.basicConfig(level=logging.DEBUG if everything else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    for name in _OUR_LOGGERS:
+        logging.getLogger(name).setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -144,7 +145,19 @@ def test_backend_options_reach_the_backend(desc_file, capsys):
         main(["ground", "--descriptions", str(desc_file), "q", "--reasoner-opt", "novalue"])
 
 
-def test_verbose_logs_the_stages(desc_file, capsys):
-    assert main(["--verbose", "ground", "--descriptions", str(desc_file), "a person"]) == 0
-    err = capsys.readouterr().err
-    assert "grounded 'a person' with embedding" in err
+def test_verbose_logs_the_stages(desc_file, caplog):
+    def grounded():
+        return [r for r in caplog.records if r.name == "vidground" and "grounded 'a person'" in r.getMessage()]
+
+    with caplog.at_level(logging.INFO):
+        assert main(["--verbose", "ground", "--descriptions", str(desc_file), "a person"]) == 0
+        assert len(grounded()) == 1 and grounded()[0].levelno == logging.INFO
+        caplog.clear()
+        assert main(["ground", "--descriptions", str(desc_file), "a person"]) == 0  # without --verbose: quiet
+        assert grounded() == []
+
+
+def test_verbose_prints_to_stderr_in_a_real_process(desc_file):
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "--verbose", "ground", "--descriptions",
+                          str(desc_file), "a person"], capture_output=True, text=True, check=True)
+    assert "INFO vidground: grounded 'a person' with embedding" in out.stderr
