@@ -173,6 +173,8 @@ class FrameStream(Iterator[Frame]):
     def __init__(self, info: VideoInfo, targets: Iterator[float], *, fps: float | None,
                  planned: int, max_side: int | None, limit: int | None = None):
         self.info, self.fps, self.planned, self.max_side = info, fps, planned, max_side
+        #: where the stream really ended, when that is well before the container's claimed duration
+        self.truncated_at: float | None = None
         self._limit = limit
         self._gen = self._run(targets)
 
@@ -234,6 +236,7 @@ class FrameStream(Iterator[Frame]):
                 yield self._frame(prev, out)  # the last frame is nearest to what remains
                 out += 1
             if info.duration - real_end > max(2 * step, 0.5):
+                self.truncated_at = real_end
                 log.warning("%s: the stream ends at %.2fs although the container claims %.2fs; "
                             "clamped to the real end", p, real_end, info.duration)
 

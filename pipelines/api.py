@@ -133,7 +133,8 @@ def describe(
     times = [d.t for d in out]
     # the real spacing of the frames the sampler returned (a cap or count lowers the rate)
     step = infer_step(times) if len(times) > 1 else 1.0 / (fps or DEFAULT_FPS)
-    duration = max(info.duration or 0.0, times[-1])
+    # a truncated file's container claims more than the stream holds: the real end wins
+    duration = max(frames.truncated_at or info.duration or 0.0, times[-1])
     seconds = time.perf_counter() - started
     log.info("described %d frames of %s with %s in %.2f s", len(out), path, desc.name, seconds)
     usage = Usage()  # cache hits carry Usage(cached=1)

@@ -221,3 +221,14 @@ def test_cache_off_and_step_aware_keys(demo_video, tmp_path, monkeypatch):
     assert describe(path, num_frames=3, cache=False).usage.cached == 0
     # the cv describer compares consecutive frames: another sampling step must not reuse its text
     assert describe(path, num_frames=4).usage.cached == 0
+
+
+def test_truncated_video_duration_is_the_real_end(tmp_path):
+    from frame_describer.synthetic import render_numbered_video
+
+    full = render_numbered_video(tmp_path / "full.mkv", n_frames=60, fps=10)  # 6 s
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) // 2])
+    d = describe(cut)
+    assert 2.0 <= d.duration <= 4.5 and d.descriptions[-1].t < d.duration  # not the container's 6 s
