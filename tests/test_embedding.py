@@ -12,15 +12,7 @@ from frame_describer.errors import ConfigurationError, InputError, MissingDepend
 from frame_describer.types import FrameDescription as FD
 from temporal_reasoner import Interval, Transcript, get_reasoner
 from temporal_reasoner.spans import find_spans, gaussian_smooth, median_smooth, text_units
-
-
-def transcript(*spans: tuple[int, str]) -> Transcript:
-    """``(seconds, text)`` runs at 1 fps -> a transcript."""
-    d, t = [], 0
-    for n, text in spans:
-        d += [FD(t=float(t + i), text=text) for i in range(n)]
-        t += n
-    return Transcript.from_descriptions(d, duration=float(t))
+from _helpers_text import transcript
 
 
 @pytest.fixture(scope="module")

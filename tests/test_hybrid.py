@@ -11,19 +11,11 @@ import numpy as np
 import pytest
 
 from frame_describer.errors import ConfigurationError, OutputValidationError
-from frame_describer.types import FrameDescription as FD
 from temporal_reasoner import BaseReasoner, GroundingResult, Interval, Transcript, get_reasoner
 from temporal_reasoner.hybrid import HybridReasoner, pick_candidate, snap_interval
+from _helpers_text import transcript
 
 DOOR = "The person is opening a door."
-
-
-def transcript(*spans: tuple[int, str]) -> Transcript:
-    d, t = [], 0
-    for n, text in spans:
-        d += [FD(t=float(t + i), text=text) for i in range(n)]
-        t += n
-    return Transcript.from_descriptions(d, duration=float(t))
 
 
 # frames 10..19 show the door: the true span is [9.5, 19.5] (each frame holds half-way to its neighbours)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from frame_describer.errors import ConfigurationError, InputError, ProviderError
-from frame_describer.types import FrameDescription as FD
 from temporal_reasoner import BaseReasoner, GroundingResult, Interval, Transcript, get_reasoner
 from temporal_reasoner.parsing import ReplyError
 from temporal_reasoner.query_variants import (
@@ -18,6 +17,7 @@ from temporal_reasoner.query_variants import (
     query_variants,
 )
 from temporal_reasoner.structured import ChatReply
+from _helpers_text import transcript
 
 # real Charades-STA train/test queries and the core each should reduce to
 CORES = {
@@ -77,14 +77,6 @@ def test_llm_rewrite_parses_and_rejects():
     copied = '{"simplified": "<the main action and object in 2 to 5 words>", "detailed": "a door"}'
     with pytest.raises(ReplyError, match="placeholder"):  # what Gemma 3 270M answers
         llm_rewrite("person opens a door", fake_chat(copied))
-
-
-def transcript(*spans: tuple[int, str]) -> Transcript:
-    d, t = [], 0
-    for n, text in spans:
-        d += [FD(t=float(t + i), text=text) for i in range(n)]
-        t += n
-    return Transcript.from_descriptions(d, duration=float(t))
 
 
 VIDEO = transcript((10, "The person is sitting on a sofa."), (8, "The person is opening a door; holding a box."),
