@@ -50,15 +50,6 @@ class DescribedVideo(BaseModel):
                                   step=self.step, describer=self.describer)
 
 
-def _check_video_path(video: PathLike) -> Path:
-    path = Path(video)
-    if not path.exists():
-        raise VideoDecodeError(path, "file not found")
-    if path.is_dir():
-        raise VideoDecodeError(path, "is a folder, not a video file")
-    return path
-
-
 def _progress(iterable: Iterable[Any], total: int | None, enabled: bool, desc: str) -> Iterable[Any]:
     if not enabled or not sys.stderr.isatty():
         return iterable
@@ -113,9 +104,10 @@ def describe(
     """
     from frame_describer.sampling import DEFAULT_FPS, sample_frames
 
-    path = _check_video_path(video)
+    path = Path(video)
     started = time.perf_counter()
-    # opens the file and checks the arguments before any model is loaded; frames then stream lazily
+    # opens the file and checks it (missing, folder, empty, not a video...) and the arguments before
+    # any model is loaded; frames then stream lazily
     frames = sample_frames(path, fps=fps, num_frames=num_frames, max_frames=max_frames, max_side=max_side)
     with frames:
         desc = get_describer(describer, **(describer_options or {}))
@@ -165,7 +157,7 @@ def load_descriptions(
         items = read_descriptions(descriptions)
     else:
         items = []
-        for i, d in enumerate(descriptions):
+        for d in descriptions:
             items.append(d if isinstance(d, FrameDescription) else FrameDescription.model_validate(d))
         if not items:
             raise InputError("no descriptions given")

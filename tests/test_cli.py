@@ -86,7 +86,7 @@ def test_demo_json(capsys):
 @pytest.mark.parametrize(
     "argv, needle",
     [
-        (["ground", "missing.mp4", "a query"], "missing.mp4: file not found"),
+        (["ground", "missing.mp4", "a query"], "missing.mp4: no such file"),
         (["ground", "--descriptions", "missing.jsonl", "a query"], "missing.jsonl: descriptions file not found"),
         (["ground", "only-a-query"], "give VIDEO and QUERY"),
         (["ground", "--descriptions", "x.jsonl", "v.mp4", "q"], "only the QUERY"),
