@@ -18,6 +18,7 @@ import json
 import math
 import os
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from .errors import ConfigurationError, MissingDependencyError, ProviderError
+from .lean_http import LeanTransport, Reply, TransportError
 from .types import Usage
 
 T = TypeVar("T")
@@ -75,11 +77,32 @@ def build_clients(*, client: Any = None, async_client: Any = None, base_url: str
         api_key = NO_KEY
     kw = dict(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
     try:
-        sync = openai.OpenAI(**kw)
-        asyn = openai.AsyncOpenAI(**kw) if need_async else None
+        ctx = ssl_context()
+        sync = openai.OpenAI(**kw, http_client=openai.DefaultHttpxClient(verify=ctx))
+        asyn = openai.AsyncOpenAI(**kw, http_client=openai.DefaultAsyncHttpxClient(verify=ctx)) if need_async else None
     except openai.OpenAIError as exc:
         raise ConfigurationError(redact(f"could not configure the OpenAI client: {exc}", api_key)) from None
     return sync, asyn
+
+
+_SSL_CONTEXTS: dict[tuple[str | None, str | None], Any] = {}
+_SSL_LOCK = threading.Lock()
+
+
+def ssl_context() -> Any:
+    """The TLS context the SDK would build by default (system CAs, or ``SSL_CERT_FILE``/
+    ``SSL_CERT_DIR``), built once per process and shared by every client vidground builds:
+    loading the CA store costs about 30 ms of CPU, which was most of a client's construction."""
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    with _SSL_LOCK:
+        ctx = _SSL_CONTEXTS.get(key)
+        if ctx is None:
+            try:  # the HTTP library of the installed SDK: httpx2 (openai 3) or httpx (earlier)
+                import httpx2 as httpx
+            except ImportError:  # pragma: no cover - depends on the SDK version
+                import httpx
+            ctx = _SSL_CONTEXTS[key] = httpx.create_ssl_context()
+        return ctx
 
 
 def server_key(client: Any, model: str) -> str:
@@ -109,6 +132,10 @@ def _retry_after(headers: Any) -> float | None:
     return None
 
 
+def _status_message(status: int, detail: Any, fallback: str) -> str:
+    return f"HTTP {status}: {str(detail or fallback)[:300]}"
+
+
 def map_error(exc: BaseException, *, provider: str, secret: str | None = None) -> BaseException:
     """An SDK/transport exception as a :class:`ProviderError` (others are returned unchanged).
 
@@ -117,7 +144,9 @@ def map_error(exc: BaseException, *, provider: str, secret: str | None = None) -
     openai = _openai()
     status: int | None = None
     retry_after = None
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, TransportError):  # the lean transport's timeouts and dropped connections
+        msg, retryable = str(exc), True
+    elif isinstance(exc, openai.APITimeoutError):
         msg, retryable = "the request timed out", True
     elif isinstance(exc, openai.APIConnectionError):
         msg, retryable = f"connection failed ({type(exc.__cause__ or exc).__name__})", True
@@ -127,7 +156,7 @@ def map_error(exc: BaseException, *, provider: str, secret: str | None = None) -
         retry_after = _retry_after(exc.response.headers)
         body = exc.body
         detail = body.get("message") if isinstance(body, dict) else None
-        msg = f"HTTP {status}: {str(detail or exc.message)[:300]}"
+        msg = _status_message(status, detail, exc.message)
     elif isinstance(exc, openai.APIResponseValidationError):
         status, retryable, msg = exc.status_code, False, f"malformed response: {exc.message}"
     elif isinstance(exc, openai.OpenAIError):
@@ -213,6 +242,47 @@ async def apost_chat(client: Any, body: dict[str, Any], *, provider: str) -> dic
     return _json_reply(await client.post(CHAT_PATH, body=body, cast_to=dict), provider)
 
 
+def lean_reply(reply: Reply, *, provider: str, secret: str | None = None) -> dict[str, Any]:
+    """A :class:`~frame_describer.lean_http.Reply` read as the SDK path reads a response: an error
+    status is the same :class:`ProviderError` (message, ``retryable``, ``retry_after``), a body
+    that is not JSON is a malformed reply, a JSON body must be an object."""
+    if reply.status >= 300:
+        try:
+            parsed: Any = json.loads(reply.body)
+        except ValueError:
+            parsed = None
+        data = parsed.get("error", parsed) if isinstance(parsed, dict) else parsed
+        detail = data.get("message") if isinstance(data, dict) else None
+        fallback = f"Error code: {reply.status} - {parsed if parsed is not None else reply.body[:200].decode('utf-8', 'replace')}"
+        err = ProviderError(redact(f"{provider}: {_status_message(reply.status, detail, fallback)}", secret),
+                            status=reply.status,
+                            retryable=reply.status in RETRYABLE_STATUSES or reply.status >= 500, provider=provider)
+        err.retry_after = _retry_after(reply.headers)  # type: ignore[attr-defined]
+        raise err
+    try:
+        decoded = json.loads(reply.body)
+    except ValueError as exc:
+        if "json" in reply.headers.get("content-type", "").lower():  # garbled: worth another try
+            err = ProviderError(f"{provider}: the server sent a malformed response body ({exc})", retryable=True,
+                                provider=provider)
+            err.retry_after = None  # type: ignore[attr-defined]
+            raise err from None
+        decoded = reply.body.decode("utf-8", "replace")
+    return _json_reply(decoded, provider)
+
+
+def lean_post_chat(transport: LeanTransport, body: dict[str, Any], *, provider: str,
+                   secret: str | None = None) -> dict[str, Any]:
+    """:func:`post_chat` through a :class:`~frame_describer.lean_http.LeanTransport`."""
+    return lean_reply(transport.post(CHAT_PATH, body), provider=provider, secret=secret)
+
+
+async def alean_post_chat(transport: LeanTransport, body: dict[str, Any], *, provider: str,
+                          secret: str | None = None) -> dict[str, Any]:
+    """Async twin of :func:`lean_post_chat`."""
+    return lean_reply(await transport.apost(CHAT_PATH, body), provider=provider, secret=secret)
+
+
 def _json_reply(reply: Any, provider: str) -> dict[str, Any]:
     if not isinstance(reply, dict):  # the SDK hands back the text of a non-JSON reply
         raise ProviderError(f"{provider}: the server's reply is not a JSON object: {str(reply)[:120]!r}",
@@ -268,4 +338,5 @@ def check_retry_options(max_retries: int, concurrency: int | None = None) -> Non
 
 
 __all__ = ["build_clients", "server_key", "redact", "map_error", "backoff", "call_with_retries",
-           "acall_with_retries", "post_chat", "apost_chat", "usage_of", "first_choice", "check_retry_options", "NO_KEY"]
+           "acall_with_retries", "post_chat", "apost_chat", "lean_post_chat", "alean_post_chat", "lean_reply",
+           "ssl_context", "usage_of", "first_choice", "check_retry_options", "NO_KEY"]

@@ -18,7 +18,7 @@ import math
 import queue
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -27,14 +27,18 @@ import prompts
 from .base import PROMPT_MODES, BaseDescriber, PromptMode
 from .errors import ConfigurationError, IncompleteOutputError, InputError
 from .images import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_SIDE, bounded, check_image_options, to_data_url
+from .lean_http import LeanTransport
 from .openai_client import (
     acall_with_retries,
+    alean_post_chat,
     apost_chat,
     build_clients,
     call_with_retries,
     check_retry_options,
     first_choice,
+    lean_post_chat,
     post_chat,
+    ssl_context,
     usage_of,
 )
 from .ratelimit import RateLimiter, Reservation
@@ -42,6 +46,7 @@ from .types import Frame, FrameDescription, Usage
 
 Detail = Literal["low", "high", "auto"]
 DETAILS = ("low", "high", "auto")
+TRANSPORTS = ("auto", "sdk")
 _END = object()
 
 
@@ -67,6 +72,10 @@ class OpenAIDescriber(BaseDescriber):
     ``base_url``/``api_key`` default to the SDK's ``OPENAI_BASE_URL``/``OPENAI_API_KEY``; or
     inject ``client=openai.OpenAI(...)`` and/or ``async_client=openai.AsyncOpenAI(...)``.
     ``prices`` estimates ``Usage.cost_usd`` (see :mod:`pipelines.pricing`; ``False`` disables).
+    ``transport="auto"`` sends the per-frame requests of clients built here through
+    :mod:`frame_describer.lean_http` (same URL, headers and timeout, about a tenth of the SDK's
+    CPU per request) unless a proxy applies; ``"sdk"`` always uses the SDK. Injected clients
+    always go through the SDK, with whatever HTTP client they were given.
     """
 
     def __init__(self, model: str, *, client: Any = None, async_client: Any = None,
@@ -76,7 +85,8 @@ class OpenAIDescriber(BaseDescriber):
                  tpm: float | None = None, max_tokens: int = 200,
                  max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens",
                  temperature: float | None = 0.0, timeout: float = 60.0, max_retries: int = 4, retry_base_delay: float = 0.5,
-                 prompt_version: int | None = None, prices: Any = None):
+                 prompt_version: int | None = None, prices: Any = None,
+                 transport: Literal["auto", "sdk"] = "auto"):
         if not isinstance(model, str) or not model.strip():
             raise ConfigurationError("the openai describer needs a model name, e.g. 'openai:gpt-4o-mini'")
         if mode not in PROMPT_MODES:
@@ -89,6 +99,8 @@ class OpenAIDescriber(BaseDescriber):
             raise ConfigurationError(f"max_tokens must be a positive integer, got {max_tokens!r}")
         check_image_options(max_side, jpeg_quality)
         check_retry_options(max_retries, concurrency)
+        if transport not in TRANSPORTS:
+            raise ConfigurationError(f"unknown transport {transport!r}; choose one of: {', '.join(TRANSPORTS)}")
         self.model = model.strip()
         self.name = f"openai:{self.model}"
         self.mode = mode
@@ -100,9 +112,20 @@ class OpenAIDescriber(BaseDescriber):
         self.prompt = prompts.load(f"describe_{mode}", prompt_version)
         self.limiter = RateLimiter(rpm, tpm)
         self._owns_clients = client is None and async_client is None
+        # Clients we build: the sync SDK client now (it resolves the URL, key and headers), the
+        # async ones only when needed, one per event loop (an httpx async client's connections
+        # belong to the loop that opened them, so one client reused by a second asyncio.run()
+        # failed with "Event loop is closed").
         self._client, self._async_client = build_clients(client=client, async_client=async_client,
                                                          base_url=base_url, api_key=api_key, timeout=timeout,
-                                                         need_async=client is None)
+                                                         need_async=False)
+        self._async_clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._clients_lock = threading.Lock()
+        self.transport = transport
+        # The hot path: one request per frame through a lean HTTP/1.1 client with the SDK
+        # client's URL, headers and timeout (see frame_describer.lean_http for why and when not).
+        self._lean = (LeanTransport.for_client(self._client, timeout=timeout, ssl_context=ssl_context())
+                      if self._owns_clients and transport == "auto" else None)
 
     @classmethod
     def from_spec(cls, arg: str | None, **options: Any) -> "OpenAIDescriber":
@@ -117,6 +140,26 @@ class OpenAIDescriber(BaseDescriber):
     def __repr__(self) -> str:
         return f"OpenAIDescriber(model={self.model!r}, base_url={self.base_url!r}, mode={self.mode!r})"
 
+    @property
+    def transport_in_use(self) -> str:
+        """``"lean"`` when requests go through :mod:`frame_describer.lean_http`, else ``"sdk"``."""
+        return "lean" if self._lean is not None else "sdk"
+
+    def _aclient(self) -> Any:
+        """The async SDK client for the running event loop: the injected one, or one we build per loop."""
+        if not self._owns_clients:
+            return self._async_client
+        loop = asyncio.get_running_loop()
+        with self._clients_lock:
+            for old in [lp for lp in self._async_clients if lp.is_closed()]:  # its loop is gone, so are its sockets
+                del self._async_clients[old]
+            client = self._async_clients.get(loop)
+            if client is None:
+                _, client = build_clients(base_url=str(self._client.base_url), api_key=self._client.api_key,
+                                          timeout=self.timeout, need_async=True)
+                self._async_clients[loop] = client
+            return client
+
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "mode": self.mode, "base_url": self.base_url,
                 "detail": self.detail, "max_side": self.max_side, "jpeg_quality": self.jpeg_quality,
@@ -128,13 +171,20 @@ class OpenAIDescriber(BaseDescriber):
         are the caller's to close)."""
         if self._owns_clients and self._client is not None:
             self._client.close()
+        if self._lean is not None:
+            self._lean.close()
 
     async def aclose(self) -> None:
         """Close the connection pools this describer built, on the running event loop (an
         async client's connections belong to the loop that opened them)."""
         self.close()
-        if self._owns_clients and self._async_client is not None:
-            await self._async_client.close()
+        if self._lean is not None:
+            await self._lean.aclose()
+        if self._owns_clients:
+            with self._clients_lock:
+                client = self._async_clients.pop(asyncio.get_running_loop(), None)
+            if client is not None:
+                await client.close()
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -191,19 +241,36 @@ class OpenAIDescriber(BaseDescriber):
             raise ConfigurationError("only an async_client was given: use adescribe(), or pass client= too")
         kw = self.request(frame, text)
         res = self.limiter.acquire(self._estimate(frame, text)) if self.limiter.enabled else None
-        completion = call_with_retries(lambda: post_chat(self._client, kw, provider=self.name), provider=self.name,
-                                       secret=self._client.api_key, max_retries=self.max_retries,
+        secret, lean = self._client.api_key, self._lean
+        if lean is not None:
+            def post() -> dict[str, Any]:
+                return lean_post_chat(lean, kw, provider=self.name, secret=secret)
+        else:
+            def post() -> dict[str, Any]:
+                return post_chat(self._client, kw, provider=self.name)
+        completion = call_with_retries(post, provider=self.name, secret=secret, max_retries=self.max_retries,
                                        base_delay=self.retry_base_delay)
         return self._result(frame, completion, res)
 
     async def _adescribe_one(self, frame: Frame, text: str, sem: asyncio.Semaphore,
-                             kw: dict[str, Any]) -> FrameDescription:
+                             request: Awaitable[dict[str, Any]]) -> FrameDescription:
+        kw = await request
         async with sem:
             res = await self.limiter.aacquire(self._estimate(frame, text)) if self.limiter.enabled else None
-            client = self._async_client
-            completion = await acall_with_retries(lambda: apost_chat(client, kw, provider=self.name), provider=self.name,
-                                                  secret=client.api_key, max_retries=self.max_retries,
-                                       base_delay=self.retry_base_delay)
+            lean = self._lean
+            if lean is not None:
+                secret = self._client.api_key
+
+                def post() -> Awaitable[dict[str, Any]]:
+                    return alean_post_chat(lean, kw, provider=self.name, secret=secret)
+            else:
+                client = self._aclient()
+                secret = client.api_key
+
+                def post() -> Awaitable[dict[str, Any]]:
+                    return apost_chat(client, kw, provider=self.name)
+            completion = await acall_with_retries(post, provider=self.name, secret=secret,
+                                                  max_retries=self.max_retries, base_delay=self.retry_base_delay)
             return self._result(frame, completion, res)
 
     # --- streams ------------------------------------------------------------------------------
@@ -233,7 +300,7 @@ class OpenAIDescriber(BaseDescriber):
             pool.shutdown(wait=True, cancel_futures=True)
 
     async def adescribe(self, frames: Iterable[Frame], *, query: str | None = None) -> AsyncIterator[FrameDescription]:
-        if self._async_client is None:  # only a sync client was injected: describe in a worker thread
+        if not self._owns_clients and self._async_client is None:  # only a sync client was injected: use a thread
             async for d in super().adescribe(frames, query=query):
                 yield d
             return
@@ -243,15 +310,17 @@ class OpenAIDescriber(BaseDescriber):
         handles: asyncio.Queue[Any] = asyncio.Queue()
         tasks: list[asyncio.Task[FrameDescription]] = []  # every task started, to cancel and reap at the end
 
-        def start(frame: Frame, kw: dict[str, Any]) -> None:  # on the loop
-            task = loop.create_task(self._adescribe_one(frame, text, sem, kw))
+        # JPEG encoding runs in two worker threads (OpenCV releases the GIL): neither on the event
+        # loop nor in the feeder thread, where it would hold up decoding the next frame.
+        encoder = ThreadPoolExecutor(2, thread_name_prefix="vidground-encode")
+
+        def start(frame: Frame, request: Future[dict[str, Any]]) -> None:  # on the loop
+            task = loop.create_task(self._adescribe_one(frame, text, sem, asyncio.wrap_future(request)))
             tasks.append(task)
             handles.put_nowait(task)
 
-        def submit(frame: Frame) -> None:
-            # In the feeder thread: the JPEG is encoded here (OpenCV releases the GIL) rather than
-            # on the event loop, and one call per frame wakes the loop.
-            loop.call_soon_threadsafe(start, frame, self.request(frame, text))
+        def submit(frame: Frame) -> None:  # in the feeder thread; one call per frame wakes the loop
+            loop.call_soon_threadsafe(start, frame, encoder.submit(self.request, frame, text))
 
         feeder = _Feeder(frames, 2 * self.concurrency, submit=submit,
                          finish=lambda item: loop.call_soon_threadsafe(handles.put_nowait, item))
@@ -264,6 +333,7 @@ class OpenAIDescriber(BaseDescriber):
                 yield result
         finally:
             await asyncio.to_thread(feeder.stop)
+            encoder.shutdown(wait=False, cancel_futures=True)
             for task in tasks:
                 task.cancel()
             if tasks:

@@ -8,7 +8,7 @@
 
 Replies are taken from the script in order; when it is empty, ``responder(request)`` answers
 (default: a chat completion saying "ok"). A :class:`Reply` can delay, drop the connection
-without answering, or send a raw (malformed) body.
+without answering, close it after answering, or send a raw (malformed) body.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drop: bool = False  # close the connection without an answer
+    close_after: bool = False  # answer, then close the connection unannounced (an idle keep-alive timeout)
 
     @classmethod
     def chat(cls, text: str, *, finish_reason: str = "stop", prompt_tokens: int = 10, completion_tokens: int = 5,
@@ -60,6 +61,7 @@ class Recorded:
     headers: dict[str, str]
     json: Any
     t: float
+    client_port: int = 0  # tells the client's connections apart
 
 
 class FakeOpenAIServer:
@@ -85,7 +87,8 @@ class FakeOpenAIServer:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = raw.decode("utf-8", "replace")
-                req = Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
+                req = Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic(),
+                               self.client_address[1])
                 reply = server._next(req)
                 try:
                     if reply.delay:
@@ -107,6 +110,9 @@ class FakeOpenAIServer:
                         self.send_header(k, v)
                     self.end_headers()
                     self.wfile.write(data)
+                    if reply.close_after:
+                        self.wfile.flush()
+                        self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
                     pass
 

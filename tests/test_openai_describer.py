@@ -55,9 +55,15 @@ def make(server, **kw) -> OpenAIDescriber:
     return OpenAIDescriber("gpt-4o-mini", base_url=server.base_url, api_key=KEY, **kw)
 
 
-def test_exact_request(openai_server):
+TRANSPORTS = pytest.mark.parametrize("transport", ["auto", "sdk"], ids=["lean", "sdk"])
+
+
+@TRANSPORTS
+def test_exact_request(openai_server, transport):
     openai_server.script(Reply.chat("A person opens a door.", image_tokens=85))
-    (d,) = list(make(openai_server, detail="low", max_side=256).describe([frame(1, 600, 900)]))
+    desc = make(openai_server, detail="low", max_side=256, transport=transport)
+    assert desc.transport_in_use == ("lean" if transport == "auto" else "sdk")
+    (d,) = list(desc.describe([frame(1, 600, 900)]))
     body = openai_server.requests[0].json
     assert body["model"] == "gpt-4o-mini" and body["max_tokens"] == 200 and body["temperature"] == 0.0
     (msg,) = body["messages"]
@@ -118,21 +124,23 @@ def test_async_with_only_a_sync_client_uses_a_thread(openai_server):
     assert asyncio.run(run()) == ["level 1", "level 2"]
 
 
-def test_faults_retried_once_per_layer(openai_server):
+@TRANSPORTS
+def test_faults_retried_once_per_layer(openai_server, transport):
     openai_server.script(Reply.error(429, "rate", headers={"retry-after-ms": "150"}), Reply.error(500, "oops"),
                          Reply(drop=True), Reply.chat("fine"))
-    (d,) = list(make(openai_server, concurrency=1).describe([frame(0)]))
+    (d,) = list(make(openai_server, concurrency=1, transport=transport).describe([frame(0)]))
     assert d.text == "fine" and len(openai_server.requests) == 4
     assert openai_server.requests[1].t - openai_server.requests[0].t >= 0.14
 
 
-def test_timeout_and_exhaustion_raise_typed_errors_without_the_key(openai_server):
+@TRANSPORTS
+def test_timeout_and_exhaustion_raise_typed_errors_without_the_key(openai_server, transport):
     openai_server.script(Reply.chat("late", delay=1.0))
     with pytest.raises(ProviderError, match="timed out") as info:
-        list(make(openai_server, timeout=0.2, max_retries=0).describe([frame(0)]))
+        list(make(openai_server, timeout=0.2, max_retries=0, transport=transport).describe([frame(0)]))
     assert info.value.retryable
     openai_server.script(Reply.error(403, f"key {KEY} may not use this model"))
-    desc = make(openai_server)
+    desc = make(openai_server, transport=transport)
     with pytest.raises(ProviderError) as info:
         list(desc.describe([frame(0)]))
     assert info.value.status == 403 and not info.value.retryable
@@ -239,15 +247,20 @@ def test_a_decoding_error_comes_after_the_frames_before_it(openai_server, use_as
     assert got == ["level 1", "level 2"]
 
 
-def test_a_reply_unlike_a_chat_completion_is_a_provider_error(openai_server):
+@TRANSPORTS
+def test_a_reply_unlike_a_chat_completion_is_a_provider_error(openai_server, transport):
     openai_server.script(Reply(body={"choices": [{"index": 0, "text": "legacy completion"}]}))
     with pytest.raises(ProviderError, match="not a chat completion"):
-        list(make(openai_server).describe([frame(0)]))
+        list(make(openai_server, transport=transport).describe([frame(0)]))
     openai_server.script(Reply(body={"choices": [{"index": 0, "finish_reason": "stop",
                                                   "message": {"role": "assistant", "content": "ok"}}],
                                      "usage": {"prompt_tokens": "n/a", "completion_tokens": 4}}))
-    (d,) = list(make(openai_server, prices=False).describe([frame(0)]))
+    (d,) = list(make(openai_server, prices=False, transport=transport).describe([frame(0)]))
     assert d.text == "ok" and d.usage.prompt_tokens == 0 and d.usage.completion_tokens == 4
+    openai_server.script(Reply(body="{'choices': [", headers={}), Reply(body="{'choices': ["))
+    with pytest.raises(ProviderError, match="malformed"):  # garbled JSON: retried, then reported
+        list(make(openai_server, max_retries=1, transport=transport).describe([frame(0)]))
+    assert len(openai_server.requests) == 4
 
 
 def test_spec_env_injected_client_and_errors(openai_server, monkeypatch):
@@ -326,14 +339,78 @@ def test_rpm_limit_paces_real_requests(openai_server, monkeypatch):
     assert len(openai_server.requests) == 4 and clock.now >= 60.0
 
 
-def test_close_releases_only_the_clients_it_built(openai_server):
-    own = make(openai_server)
+@TRANSPORTS
+def test_close_releases_only_the_clients_it_built(openai_server, transport):
+    own = make(openai_server, transport=transport)
     list(own.describe([frame(0)]))
     own.close()
     assert own._client.is_closed()
-    asyncio.run(own.aclose())
-    assert own._async_client.is_closed()
+    if own._lean is not None:
+        assert not own._lean._idle
+
+    async def use_and_close():
+        [d async for d in own.adescribe([frame(1)])]
+        clients = dict(own._async_clients)
+        await own.aclose()
+        return clients
+    clients = asyncio.run(use_and_close())
+    assert all(c.is_closed() for c in clients.values()) and len(clients) == (transport == "sdk")
     injected = openai.OpenAI(base_url=openai_server.base_url, api_key=KEY)
     borrowed = OpenAIDescriber("m", client=injected)
     borrowed.close()
     assert not injected.is_closed()
+
+
+# --- the lean transport against the SDK ------------------------------------------------------
+
+def test_lean_transport_sends_what_the_sdk_sends(openai_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-test")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-test")
+    for transport in ("sdk", "auto"):
+        list(make(openai_server, transport=transport, concurrency=1).describe([frame(3)]))
+    sdk, lean = openai_server.requests
+    assert lean.path == sdk.path == "/v1/chat/completions" and lean.json == sdk.json
+    per_request = {"x-stainless-retry-count", "x-stainless-read-timeout", "content-length", "accept-encoding",
+                   "connection", "host"}  # set per request or per HTTP library, not by the client's settings
+    assert {k: v for k, v in lean.headers.items() if k not in per_request} == \
+        {k: v for k, v in sdk.headers.items() if k not in per_request}
+    assert lean.headers["authorization"] == f"Bearer {KEY}" and lean.headers["openai-organization"] == "org-test"
+
+
+def test_a_proxy_or_an_injected_client_keeps_the_sdk(openai_server, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    assert make(openai_server).transport_in_use == "sdk"
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert make(openai_server).transport_in_use == "lean"
+    injected = OpenAIDescriber("m", client=openai.OpenAI(base_url=openai_server.base_url, api_key=KEY))
+    assert injected.transport_in_use == "sdk"
+    with pytest.raises(ConfigurationError, match="choose one of: auto, sdk"):
+        make(openai_server, transport="curl")
+
+
+@TRANSPORTS
+def test_one_describer_serves_several_event_loops(openai_server, transport):
+    """Each asyncio.run() has its own loop; connections opened on a finished loop are not reused."""
+    desc = make(openai_server, transport=transport, concurrency=2)
+
+    async def run(i):
+        return [d.text async for d in desc.adescribe([frame(i), frame(i + 1)])]
+    assert asyncio.run(run(0)) == ["ok", "ok"]
+    assert asyncio.run(run(2)) == ["ok", "ok"]
+    assert list(d.text for d in desc.describe([frame(5)])) == ["ok"]
+    assert len(openai_server.requests) == 5
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_lean_connections_are_kept_alive_and_replaced_when_the_server_closes_them(openai_server, use_async):
+    desc = make(openai_server, concurrency=2, max_retries=0)
+    assert len(describe_all(desc, [frame(i) for i in range(8)], use_async)) == 8
+    assert len({r.client_port for r in openai_server.requests}) <= 2  # two workers, two connections
+    # the server answers and then closes every connection (as an idle keep-alive timeout does):
+    # with no retries allowed, every request must still go out on a live connection
+    openai_server.responder = lambda req: Reply(body=Reply.chat("ok").body, close_after=True)
+    for _ in range(2):
+        assert [d.text for d in describe_all(desc, [frame(i) for i in range(4)], use_async)] == ["ok"] * 4
+        time.sleep(0.05)  # let the closes arrive before the next requests look for an idle connection
+    assert len(openai_server.requests) == 16

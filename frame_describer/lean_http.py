@@ -1,0 +1,347 @@
+"""A lean HTTP/1.1 JSON client for the describer's hot path: one POST per frame.
+
+Why: through the OpenAI SDK (request options, httpx, response wrappers) one chat request
+costs about 2 ms of CPU on these machines, held mostly under the GIL, and decoding the video
+needs the same GIL for every decoded frame. Against a fast server (vLLM serving a small
+vision model answers in tens of milliseconds) that client work, not the server, bounds
+throughput: ``benchmarks/stage1_throughput.py --latency 0.02`` measured 1.5x the ideal through
+the SDK and 1.15x through this client. The standard library's ``http.client`` (sync) and
+asyncio streams (async) send the same request for about a tenth of the CPU.
+
+What it keeps from the SDK client it is built from: the base URL, every default header (auth,
+organisation, project, user agent) and the timeout. It is used only for clients vidground built
+itself, and never when an HTTP(S) proxy applies to the host (``*_PROXY``/``NO_PROXY``, as httpx
+reads them) - there the SDK's own transport is used. Connections are kept alive and pooled (one
+pool for threads, one per event loop); an idle connection the server has closed is noticed
+before reuse, and a request that fails after it was sent is *not* resent here: the caller's
+retry layer owns retries.
+
+Errors are reported as :class:`TransportError` (timeout or connection failure) or a
+:class:`Reply` with the status, headers and body; :mod:`frame_describer.openai_client` turns
+both into the same :class:`~frame_describer.errors.ProviderError` the SDK path raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import select
+import socket
+import threading
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+_MAX_HEADER_BYTES = 64 * 1024
+_MAX_IDLE = 64  # idle connections kept per pool
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+
+class TransportError(Exception):
+    """The request got no complete reply: ``timeout`` True for a timeout, else a connection failure."""
+
+    def __init__(self, message: str, *, timeout: bool = False):
+        super().__init__(message)
+        self.timeout = timeout
+
+
+def proxy_applies(scheme: str, host: str) -> bool:
+    """Whether the environment routes ``scheme://host`` through a proxy (as httpx's ``trust_env`` does)."""
+    proxies = urllib.request.getproxies_environment()
+    if not (proxies.get(scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass_environment(host, proxies)
+
+
+def encode_json(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+class LeanTransport:
+    """POST JSON to ``base_url + path`` with fixed headers; sync (any thread) and async (any loop)."""
+
+    def __init__(self, base_url: str, headers: dict[str, str], *, timeout: float, ssl_context: Any = None):
+        url = urlsplit(base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigurationError(f"the lean transport needs an http(s) URL, got {base_url!r}")
+        self.scheme, self.host = url.scheme, url.hostname
+        self.port = url.port or (443 if url.scheme == "https" else 80)
+        self.prefix = url.path.rstrip("/")
+        self.timeout = float(timeout)
+        self._ssl = ssl_context
+        host_header = self.host if ":" not in self.host else f"[{self.host}]"
+        if url.port is not None:
+            host_header += f":{url.port}"
+        # names as the SDK spells them; Host and Content-Length are ours
+        self._headers = {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")}
+        self._head = "".join(f"{k}: {v}\r\n" for k, v in self._headers.items())
+        self._host_header = host_header
+        self._lock = threading.Lock()
+        self._idle: list[http.client.HTTPConnection] = []
+        self._apools: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+        self.closed = False
+
+    @classmethod
+    def for_client(cls, client: Any, *, timeout: float, ssl_context: Any = None) -> "LeanTransport | None":
+        """A transport equivalent to ``client`` (an ``openai.OpenAI`` vidground built), or None where
+        only the SDK can do it faithfully (a proxy applies, a non-HTTP URL, non-string headers)."""
+        try:
+            url = urlsplit(str(client.base_url))
+            if url.scheme not in ("http", "https") or not url.hostname or url.username or url.password:
+                return None
+            if proxy_applies(url.scheme, url.hostname):
+                return None
+            headers: dict[str, str] = {}
+            for k, v in {**client.default_headers, **client.auth_headers}.items():
+                if isinstance(v, str):
+                    headers[k] = v
+                elif type(v).__name__ != "Omit":
+                    return None
+        except Exception:  # an SDK shape we do not know: let the SDK do the work
+            return None
+        return cls(str(client.base_url), headers, timeout=timeout, ssl_context=ssl_context)
+
+    # --- sync ---------------------------------------------------------------------------------
+
+    def _new_connection(self) -> http.client.HTTPConnection:
+        if self.scheme == "https":
+            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self._ssl)
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+
+    @staticmethod
+    def _alive(conn: http.client.HTTPConnection) -> bool:
+        """An idle kept-alive connection is usable when its socket is open and has nothing to read
+        (readable while idle means the server closed it, or sent something unasked)."""
+        sock = conn.sock
+        if sock is None:
+            return False
+        try:
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return not poller.poll(0)
+        except (OSError, ValueError):
+            return False
+
+    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
+        """(a connection, whether it was used before)."""
+        with self._lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if self._alive(conn):
+                    return conn, True
+                conn.close()
+        return self._new_connection(), False
+
+    def _give_back(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if not self.closed and conn.sock is not None and len(self._idle) < _MAX_IDLE:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def post(self, path: str, body: Any) -> Reply:
+        """POST ``body`` as JSON; the reply whatever its status. Raises :class:`TransportError`."""
+        data = encode_json(body)
+        conn, reused = self._take()
+        try:
+            try:
+                conn.request("POST", self.prefix + path, body=data, headers=self._headers)
+                resp = conn.getresponse()
+            except (BrokenPipeError, ConnectionResetError):
+                if not reused:
+                    raise
+                # A kept-alive connection the server closed just as we sent (its idle timeout):
+                # nothing came back, so send once more on a fresh connection, as HTTP clients do.
+                conn.close()
+                conn = self._new_connection()
+                conn.request("POST", self.prefix + path, body=data, headers=self._headers)
+                resp = conn.getresponse()
+            payload = resp.read()
+        except TimeoutError:
+            conn.close()
+            raise TransportError("the request timed out", timeout=True) from None
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise TransportError(f"connection failed ({type(exc).__name__})") from None
+        headers = {k.lower(): v for k, v in resp.getheaders()}
+        if resp.will_close:
+            conn.close()
+        else:
+            self._give_back(conn)
+        return Reply(resp.status, headers, payload)
+
+    def close(self) -> None:
+        """Close the idle connections (sync and, where their loop is closed, async); the
+        transport stays usable and opens new ones on demand."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            pools = [(loop, conns) for loop, conns in self._apools.items() if loop.is_closed()]
+            for loop, _ in pools:
+                del self._apools[loop]
+        for conn in idle:
+            conn.close()
+        for _, conns in pools:
+            for _, writer in conns:
+                _drop(writer)
+
+    # --- async --------------------------------------------------------------------------------
+
+    def _apool(self) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            for old in [lp for lp in self._apools if lp.is_closed()]:  # connections of finished loops
+                for _, writer in self._apools.pop(old):
+                    _drop(writer)
+            return self._apools.setdefault(loop, [])
+
+    async def _aopen(self, reuse: bool = True) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        """(reader, writer, whether the connection was used before)."""
+        pool = self._apool() if reuse else []
+        while pool:
+            reader, writer = pool.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                return reader, writer, True
+            _drop(writer)
+        if self.scheme == "https":
+            reader, writer = await asyncio.open_connection(self.host, self.port, ssl=self._ssl,
+                                                           server_hostname=self.host, limit=_MAX_HEADER_BYTES)
+        else:
+            reader, writer = await asyncio.open_connection(self.host, self.port, limit=_MAX_HEADER_BYTES)
+        return reader, writer, False
+
+    async def apost(self, path: str, body: Any) -> Reply:
+        """Async twin of :meth:`post` (connections belong to the running event loop)."""
+        data = encode_json(body)
+        head = (f"POST {self.prefix + path} HTTP/1.1\r\nHost: {self._host_header}\r\n{self._head}"
+                f"Content-Length: {len(data)}\r\n\r\n").encode("latin-1")
+        writer = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                reader, writer, reused = await self._aopen()
+                try:
+                    writer.write(head + data)
+                    await writer.drain()
+                    reply, keep = await _read_reply(reader)
+                except (ConnectionError, _NothingBack):
+                    if not reused:
+                        raise
+                    _drop(writer)  # closed by the server while idle: once more on a fresh connection
+                    writer = None
+                    reader, writer, _ = await self._aopen(reuse=False)
+                    writer.write(head + data)
+                    await writer.drain()
+                    reply, keep = await _read_reply(reader)
+        except TimeoutError:
+            if writer is not None:
+                _drop(writer)
+            raise TransportError("the request timed out", timeout=True) from None
+        except (OSError, EOFError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                _NothingBack) as exc:
+            if writer is not None:
+                _drop(writer)
+            raise TransportError(f"connection failed ({type(exc).__name__})") from None
+        except BaseException:  # cancelled mid-request: the connection is in an unknown state
+            if writer is not None:
+                _drop(writer)
+            raise
+        pool = self._apool()
+        if keep and not self.closed and len(pool) < _MAX_IDLE:
+            pool.append((reader, writer))
+        else:
+            writer.close()
+        return reply
+
+    async def aclose(self) -> None:
+        """Close the running loop's idle connections, and the sync ones."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            conns = self._apools.pop(loop, [])
+        for _, writer in conns:
+            writer.close()
+        for _, writer in conns:
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
+        self.close()
+
+
+def _drop(writer: asyncio.StreamWriter) -> None:
+    """Close a connection at once, also one whose event loop has already closed (then the
+    socket is shut down here and its file closed when the transport is collected)."""
+    try:
+        writer.transport.abort()
+    except RuntimeError:  # "Event loop is closed"
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _NothingBack(ConnectionError):
+    """The server closed the connection without sending a byte of a response."""
+
+
+async def _read_reply(reader: asyncio.StreamReader) -> tuple[Reply, bool]:
+    """One HTTP/1.1 response (interim 1xx responses skipped); (reply, connection reusable)."""
+    first = True
+    while True:
+        try:
+            block = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as exc:
+            if first and not exc.partial:
+                raise _NothingBack("the server closed the connection without a response") from None
+            raise
+        first = False
+        lines = block.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            raise ValueError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
+        version, status = parts[0], int(parts[1])
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if not line:
+                continue
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise ValueError(f"malformed header line: {line[:80]!r}")
+            name, value = name.strip().lower(), value.strip()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        if 100 <= status < 200:
+            continue
+        break
+    connection = headers.get("connection", "").lower()
+    keep = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
+    if status in (204, 304):
+        return Reply(status, headers, b""), keep
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        chunks = []
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
+                    pass
+                break
+            chunks.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+        return Reply(status, headers, b"".join(chunks)), keep
+    length = headers.get("content-length")
+    if length is not None:
+        return Reply(status, headers, await reader.readexactly(int(length))), keep
+    return Reply(status, headers, await reader.read()), False
+
+
+__all__ = ["LeanTransport", "Reply", "TransportError", "proxy_applies", "encode_json"]
