@@ -19,11 +19,15 @@ noise-dominated (D alone varies by +-20% between runs), hence the median of pair
 shared GIL); its CPU time per trial is printed, as is the load average.
 
 With the default L = 0.25 s the run is request-bound; with ``--latency 0.02`` it is
-decode-bound, and then the client's per-frame CPU (JPEG encoding, the SDK's request handling,
-about 1.5-2 ms when measured alone) competes with decoding for the same two cores.
+decode-bound, and with ``--latency 0.05`` the two are about equal (the hardest case: neither can
+hide behind the other). When decoding dominates, the client's per-frame CPU competes with the
+decoder, which uses both cores of a 2-core machine and needs the GIL for every decoded frame:
+through the OpenAI SDK a request cost about 2 ms of CPU and the ratio was about 1.5; the
+describer's lean transport (``frame_describer.lean_http``) costs a fraction of that.
+``--transport sdk`` measures the SDK path.
 
 Run: python benchmarks/stage1_throughput.py [--frames 96] [--concurrency 8] [--latency 0.25]
-     [--mode sync|async|both] [--trials 3] [--json out.json]
+     [--mode sync|async|both] [--trials 3] [--transport auto|sdk] [--json out.json]
 """
 
 from __future__ import annotations
@@ -140,8 +144,9 @@ def _decode_seconds(video: Path, frames: int) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-def _describe(video: Path, frames: int, concurrency: int, base_url: str, use_async: bool) -> tuple[int, float]:
-    desc = OpenAIDescriber("bench", base_url=base_url, concurrency=concurrency, prices=False)
+def _describe(video: Path, frames: int, concurrency: int, base_url: str, use_async: bool,
+              transport: str = "auto") -> tuple[int, float]:
+    desc = OpenAIDescriber("bench", base_url=base_url, concurrency=concurrency, prices=False, transport=transport)
     t0 = time.perf_counter()
     if use_async:
         async def go() -> tuple[list, float]:
@@ -158,7 +163,7 @@ def _describe(video: Path, frames: int, concurrency: int, base_url: str, use_asy
 
 
 def run(frames: int, concurrency: int, latency: float, video_seconds: float, modes: list[str],
-        trials: int) -> list[dict]:
+        trials: int, transport: str = "auto") -> list[dict]:
     """``trials`` paired measurements per mode: the decode time D alone, then right after it the
     describe run's wall time W under the same conditions (server up and idle during D)."""
     results = []
@@ -176,7 +181,8 @@ def run(frames: int, concurrency: int, latency: float, video_seconds: float, mod
                 for trial in range(trials):
                     n, decode_s = _decode_seconds(video, frames)
                     server_cpu0 = _cpu_seconds(server.pid)
-                    described, wall = _describe(video, frames, concurrency, server.base_url, mode == "async")
+                    described, wall = _describe(video, frames, concurrency, server.base_url, mode == "async",
+                                                transport)
                     server_cpu1 = _cpu_seconds(server.pid)
                     ideal = max(decode_s, math.ceil(n / concurrency) * latency)
                     results.append({
@@ -212,13 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--video-seconds", type=float, default=60.0)
     ap.add_argument("--mode", choices=("sync", "async", "both"), default="both")
     ap.add_argument("--trials", type=int, default=3, help="paired (decode, describe) measurements per mode")
+    ap.add_argument("--transport", choices=("auto", "sdk"), default="auto",
+                    help="the describer's transport: auto (lean HTTP client) or the OpenAI SDK")
     ap.add_argument("--json", type=Path, help="also write every trial and the verdict here")
     args = ap.parse_args(argv)
     if args.trials < 1 or args.frames < 1 or args.concurrency < 1 or args.latency < 0:
         ap.error("--trials, --frames and --concurrency must be >= 1 and --latency >= 0")
     modes = ["sync", "async"] if args.mode == "both" else [args.mode]
     load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    results = run(args.frames, args.concurrency, args.latency, args.video_seconds, modes, args.trials)
+    results = run(args.frames, args.concurrency, args.latency, args.video_seconds, modes, args.trials,
+                  args.transport)
     load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{'mode':6} {'trial':>5} {'N':>4} {'C':>3} {'L s':>5} {'decode s':>9} {'ideal s':>8} {'wall s':>7} "
           f"{'ratio':>6} {'inflight':>8} {'server cpu s':>12}")

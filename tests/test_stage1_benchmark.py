@@ -1,0 +1,31 @@
+"""The stage-1 throughput benchmark runs end to end and its verdict can fail (timing itself is
+checked in small by test_openai_describer's overlap test; here the harness is checked)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import stage1_throughput as bench  # noqa: E402
+
+
+def test_harness_runs_both_modes_and_transports():
+    for transport in ("auto", "sdk"):
+        rows = bench.run(frames=12, concurrency=4, latency=0.03, video_seconds=3.0, modes=["sync", "async"],
+                         trials=1, transport=transport)
+        assert [r["mode"] for r in rows] == ["sync", "async"]
+        for r in rows:
+            assert r["frames"] == r["described"] == 12 and 1 <= r["max_in_flight"] <= 4
+            assert r["ideal_s"] >= max(r["decode_s"], 3 * 0.03) - 1e-9 and r["wall_s"] > 0
+
+
+def test_verdict_fails_slow_or_incomplete_runs():
+    row = {"mode": "sync", "ratio": 1.1, "described": 8, "frames": 8, "max_in_flight": 4}
+    assert bench.verdict([row], 4)["sync"]["passed"]
+    assert not bench.verdict([{**row, "ratio": 1.3}], 4)["sync"]["passed"]
+    assert not bench.verdict([{**row, "described": 7}], 4)["sync"]["passed"]
+    assert not bench.verdict([{**row, "max_in_flight": 5}], 4)["sync"]["passed"]
+    three = [{**row, "ratio": r} for r in (1.0, 1.5, 1.1)]
+    assert bench.verdict(three, 4)["sync"]["median_ratio"] == 1.1
