@@ -28,11 +28,12 @@ import http.client
 import json
 import select
 import socket
+import ssl
 import threading
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .errors import ConfigurationError
 
@@ -55,12 +56,21 @@ class TransportError(Exception):
         self.timeout = timeout
 
 
-def proxy_applies(scheme: str, host: str) -> bool:
-    """Whether the environment routes ``scheme://host`` through a proxy (as httpx's ``trust_env`` does)."""
+def proxy_configured(scheme: str) -> bool:
+    """Whether the environment names a proxy for ``scheme`` (``*_PROXY``, as httpx reads them).
+
+    Deliberately coarse: httpx and the standard library read ``NO_PROXY`` differently (a
+    leading-dot domain, for one), so any configured proxy sends the requests through the SDK,
+    which routes them exactly as the user's httpx would; only ``NO_PROXY=*`` turns proxies off.
+    """
     proxies = urllib.request.getproxies_environment()
     if not (proxies.get(scheme) or proxies.get("all")):
         return False
-    return not urllib.request.proxy_bypass_environment(host, proxies)
+    return proxies.get("no", "").strip() != "*"
+
+
+def _safe_header(name: str, value: str) -> bool:
+    return not any(c in name + value for c in "\r\n\0") and ":" not in name
 
 
 def encode_json(body: Any) -> bytes:
@@ -72,24 +82,29 @@ class LeanTransport:
 
     def __init__(self, base_url: str, headers: dict[str, str], *, timeout: float, ssl_context: Any = None):
         url = urlsplit(base_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ConfigurationError(f"the lean transport needs an http(s) URL, got {base_url!r}")
+        if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment \
+                or quote(url.path, safe="/%:@!$&'()*+,;=-._~") != url.path:
+            raise ConfigurationError("the lean transport needs a plain http(s) URL with no query")
+        if not all(_safe_header(k, v) for k, v in headers.items()):  # never echo values: one is the key
+            raise ConfigurationError("a header name or value holds a line break, NUL or colon")
         self.scheme, self.host = url.scheme, url.hostname
         self.port = url.port or (443 if url.scheme == "https" else 80)
         self.prefix = url.path.rstrip("/")
         self.timeout = float(timeout)
-        self._ssl = ssl_context
+        self._ssl = ssl_context if ssl_context is not None or url.scheme != "https" else ssl.create_default_context()
         host_header = self.host if ":" not in self.host else f"[{self.host}]"
         if url.port is not None:
             host_header += f":{url.port}"
-        # names as the SDK spells them; Host and Content-Length are ours
-        self._headers = {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")}
+        # names as the SDK spells them; Host, Content-Length and Accept-Encoding are ours (no
+        # compressed bodies: http.client and the async reader do not decode them)
+        self._headers = {k: v for k, v in headers.items()
+                         if k.lower() not in ("host", "content-length", "accept-encoding", "connection")}
+        self._headers["Accept-Encoding"] = "identity"
         self._head = "".join(f"{k}: {v}\r\n" for k, v in self._headers.items())
         self._host_header = host_header
         self._lock = threading.Lock()
         self._idle: list[http.client.HTTPConnection] = []
         self._apools: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
-        self.closed = False
 
     @classmethod
     def for_client(cls, client: Any, *, timeout: float, ssl_context: Any = None) -> "LeanTransport | None":
@@ -99,17 +114,22 @@ class LeanTransport:
             url = urlsplit(str(client.base_url))
             if url.scheme not in ("http", "https") or not url.hostname or url.username or url.password:
                 return None
-            if proxy_applies(url.scheme, url.hostname):
+            if proxy_configured(url.scheme):
                 return None
+            if getattr(client, "_provider_runtime", None) is not None or getattr(client, "workload_identity", None):
+                return None  # credentials fetched per request: only the SDK knows how
+            merged: dict[str, tuple[str, Any]] = {}  # the SDK's order: auth first, default headers override
+            for k, v in [*client.auth_headers.items(), *client.default_headers.items()]:
+                merged[k.lower()] = (k, v)
             headers: dict[str, str] = {}
-            for k, v in {**client.default_headers, **client.auth_headers}.items():
+            for k, v in merged.values():
                 if isinstance(v, str):
                     headers[k] = v
                 elif type(v).__name__ != "Omit":
                     return None
-        except Exception:  # an SDK shape we do not know: let the SDK do the work
+            return cls(str(client.base_url), headers, timeout=timeout, ssl_context=ssl_context)
+        except Exception:  # an SDK shape, URL or header we cannot send faithfully: the SDK does the work
             return None
-        return cls(str(client.base_url), headers, timeout=timeout, ssl_context=ssl_context)
 
     # --- sync ---------------------------------------------------------------------------------
 
@@ -144,7 +164,7 @@ class LeanTransport:
 
     def _give_back(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
-            if not self.closed and conn.sock is not None and len(self._idle) < _MAX_IDLE:
+            if conn.sock is not None and len(self._idle) < _MAX_IDLE:
                 self._idle.append(conn)
                 return
         conn.close()
@@ -156,21 +176,22 @@ class LeanTransport:
         try:
             try:
                 conn.request("POST", self.prefix + path, body=data, headers=self._headers)
-                resp = conn.getresponse()
             except (BrokenPipeError, ConnectionResetError):
                 if not reused:
                     raise
-                # A kept-alive connection the server closed just as we sent (its idle timeout):
-                # nothing came back, so send once more on a fresh connection, as HTTP clients do.
+                # A kept-alive connection the server had closed (its idle timeout) refused the
+                # request while it was being written, so the server cannot have acted on it:
+                # write it once more on a fresh connection. A failure after the request was
+                # written is the retry layer's to judge, never resent here.
                 conn.close()
                 conn = self._new_connection()
                 conn.request("POST", self.prefix + path, body=data, headers=self._headers)
-                resp = conn.getresponse()
+            resp = conn.getresponse()
             payload = resp.read()
         except TimeoutError:
             conn.close()
             raise TransportError("the request timed out", timeout=True) from None
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             conn.close()
             raise TransportError(f"connection failed ({type(exc).__name__})") from None
         headers = {k.lower(): v for k, v in resp.getheaders()}
@@ -209,7 +230,9 @@ class LeanTransport:
         pool = self._apool() if reuse else []
         while pool:
             reader, writer = pool.pop()
-            if not reader.at_eof() and not writer.is_closing():
+            # usable when open and silent: bytes waiting on an idle connection (a 408 before a
+            # close, stray data) mean it is not in a state to carry a new request
+            if not reader.at_eof() and not writer.is_closing() and not getattr(reader, "_buffer", b""):
                 return reader, writer, True
             _drop(writer)
         if self.scheme == "https":
@@ -231,16 +254,15 @@ class LeanTransport:
                 try:
                     writer.write(head + data)
                     await writer.drain()
-                    reply, keep = await _read_reply(reader)
-                except (ConnectionError, _NothingBack):
+                except ConnectionError:
                     if not reused:
                         raise
-                    _drop(writer)  # closed by the server while idle: once more on a fresh connection
+                    _drop(writer)  # refused while being written (closed while idle): once more, fresh
                     writer = None
                     reader, writer, _ = await self._aopen(reuse=False)
                     writer.write(head + data)
                     await writer.drain()
-                    reply, keep = await _read_reply(reader)
+                reply, keep = await _read_reply(reader)
         except TimeoutError:
             if writer is not None:
                 _drop(writer)
@@ -255,14 +277,15 @@ class LeanTransport:
                 _drop(writer)
             raise
         pool = self._apool()
-        if keep and not self.closed and len(pool) < _MAX_IDLE:
+        if keep and len(pool) < _MAX_IDLE:
             pool.append((reader, writer))
         else:
             writer.close()
         return reply
 
-    async def aclose(self) -> None:
-        """Close the running loop's idle connections, and the sync ones."""
+    async def aclose_loop(self) -> None:
+        """Close the running loop's idle connections (call before the loop ends: connections
+        left to a closed loop are only shut down, and their sockets closed when collected)."""
         loop = asyncio.get_running_loop()
         with self._lock:
             conns = self._apools.pop(loop, [])
@@ -273,6 +296,10 @@ class LeanTransport:
                 await writer.wait_closed()
             except OSError:
                 pass
+
+    async def aclose(self) -> None:
+        """Close the running loop's idle connections, and the sync ones."""
+        await self.aclose_loop()
         self.close()
 
 
@@ -344,4 +371,4 @@ async def _read_reply(reader: asyncio.StreamReader) -> tuple[Reply, bool]:
     return Reply(status, headers, await reader.read()), False
 
 
-__all__ = ["LeanTransport", "Reply", "TransportError", "proxy_applies", "encode_json"]
+__all__ = ["LeanTransport", "Reply", "TransportError", "proxy_configured", "encode_json"]

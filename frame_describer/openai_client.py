@@ -271,16 +271,28 @@ def lean_reply(reply: Reply, *, provider: str, secret: str | None = None) -> dic
     return _json_reply(decoded, provider)
 
 
+class NeedsSDK(Exception):
+    """The lean transport got a reply only the SDK's HTTP client handles as the user expects
+    (a redirect, which httpx follows; a compressed body): the caller sends it through the SDK."""
+
+
+def _lean_checked(reply: Reply) -> Reply:
+    if 300 <= reply.status < 400 or reply.headers.get("content-encoding", "identity").lower() != "identity":
+        raise NeedsSDK(f"HTTP {reply.status}, content-encoding {reply.headers.get('content-encoding', 'identity')}")
+    return reply
+
+
 def lean_post_chat(transport: LeanTransport, body: dict[str, Any], *, provider: str,
                    secret: str | None = None) -> dict[str, Any]:
-    """:func:`post_chat` through a :class:`~frame_describer.lean_http.LeanTransport`."""
-    return lean_reply(transport.post(CHAT_PATH, body), provider=provider, secret=secret)
+    """:func:`post_chat` through a :class:`~frame_describer.lean_http.LeanTransport`; raises
+    :class:`NeedsSDK` for a redirect or a compressed reply."""
+    return lean_reply(_lean_checked(transport.post(CHAT_PATH, body)), provider=provider, secret=secret)
 
 
 async def alean_post_chat(transport: LeanTransport, body: dict[str, Any], *, provider: str,
                           secret: str | None = None) -> dict[str, Any]:
     """Async twin of :func:`lean_post_chat`."""
-    return lean_reply(await transport.apost(CHAT_PATH, body), provider=provider, secret=secret)
+    return lean_reply(_lean_checked(await transport.apost(CHAT_PATH, body)), provider=provider, secret=secret)
 
 
 def _json_reply(reply: Any, provider: str) -> dict[str, Any]:
@@ -338,5 +350,5 @@ def check_retry_options(max_retries: int, concurrency: int | None = None) -> Non
 
 
 __all__ = ["build_clients", "server_key", "redact", "map_error", "backoff", "call_with_retries",
-           "acall_with_retries", "post_chat", "apost_chat", "lean_post_chat", "alean_post_chat", "lean_reply",
+           "acall_with_retries", "post_chat", "apost_chat", "lean_post_chat", "alean_post_chat", "lean_reply", "NeedsSDK",
            "ssl_context", "usage_of", "first_choice", "check_retry_options", "NO_KEY"]

@@ -14,6 +14,7 @@ SDK's own retries are switched off), see :mod:`frame_describer.openai_client`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import queue
 import re
@@ -30,6 +31,7 @@ from .images import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_SIDE, bounded, check_image
 from .lean_http import LeanTransport
 from .openai_client import (
     acall_with_retries,
+    NeedsSDK,
     alean_post_chat,
     apost_chat,
     build_clients,
@@ -43,6 +45,8 @@ from .openai_client import (
 )
 from .ratelimit import RateLimiter, Reservation
 from .types import Frame, FrameDescription, Usage
+
+log = logging.getLogger(__name__)
 
 Detail = Literal["low", "high", "auto"]
 DETAILS = ("low", "high", "auto")
@@ -120,6 +124,7 @@ class OpenAIDescriber(BaseDescriber):
                                                          base_url=base_url, api_key=api_key, timeout=timeout,
                                                          need_async=False)
         self._async_clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._active: dict[asyncio.AbstractEventLoop, int] = {}  # adescribe() calls running per loop
         self._clients_lock = threading.Lock()
         self.transport = transport
         # The hot path: one request per frame through a lean HTTP/1.1 client with the SDK
@@ -151,7 +156,7 @@ class OpenAIDescriber(BaseDescriber):
             return self._async_client
         loop = asyncio.get_running_loop()
         with self._clients_lock:
-            for old in [lp for lp in self._async_clients if lp.is_closed()]:  # its loop is gone, so are its sockets
+            for old in [lp for lp in self._async_clients if lp.is_closed()]:  # left by a loop closed mid-call
                 del self._async_clients[old]
             client = self._async_clients.get(loop)
             if client is None:
@@ -242,15 +247,26 @@ class OpenAIDescriber(BaseDescriber):
         kw = self.request(frame, text)
         res = self.limiter.acquire(self._estimate(frame, text)) if self.limiter.enabled else None
         secret, lean = self._client.api_key, self._lean
-        if lean is not None:
-            def post() -> dict[str, Any]:
-                return lean_post_chat(lean, kw, provider=self.name, secret=secret)
-        else:
-            def post() -> dict[str, Any]:
-                return post_chat(self._client, kw, provider=self.name)
-        completion = call_with_retries(post, provider=self.name, secret=secret, max_retries=self.max_retries,
-                                       base_delay=self.retry_base_delay)
+
+        def via_sdk() -> dict[str, Any]:
+            return post_chat(self._client, kw, provider=self.name)
+
+        def via_lean() -> dict[str, Any]:
+            return lean_post_chat(lean, kw, provider=self.name, secret=secret)
+
+        retry = dict(provider=self.name, secret=secret, max_retries=self.max_retries, base_delay=self.retry_base_delay)
+        try:
+            completion = call_with_retries(via_lean if lean is not None else via_sdk, **retry)
+        except NeedsSDK as exc:
+            self._leave_lean(exc)
+            completion = call_with_retries(via_sdk, **retry)
         return self._result(frame, completion, res)
+
+    def _leave_lean(self, why: BaseException) -> None:
+        if self._lean is not None:
+            log.info("%s: %s from %s; the OpenAI SDK sends this describer's requests from now on",
+                     self.name, why, self.base_url)
+            self._lean = None
 
     async def _adescribe_one(self, frame: Frame, text: str, sem: asyncio.Semaphore,
                              request: Awaitable[dict[str, Any]]) -> FrameDescription:
@@ -258,19 +274,22 @@ class OpenAIDescriber(BaseDescriber):
         async with sem:
             res = await self.limiter.aacquire(self._estimate(frame, text)) if self.limiter.enabled else None
             lean = self._lean
-            if lean is not None:
-                secret = self._client.api_key
 
-                def post() -> Awaitable[dict[str, Any]]:
-                    return alean_post_chat(lean, kw, provider=self.name, secret=secret)
-            else:
+            def via_sdk() -> Awaitable[dict[str, Any]]:
                 client = self._aclient()
-                secret = client.api_key
+                return apost_chat(client, kw, provider=self.name)
 
-                def post() -> Awaitable[dict[str, Any]]:
-                    return apost_chat(client, kw, provider=self.name)
-            completion = await acall_with_retries(post, provider=self.name, secret=secret,
-                                                  max_retries=self.max_retries, base_delay=self.retry_base_delay)
+            def via_lean() -> Awaitable[dict[str, Any]]:
+                return alean_post_chat(lean, kw, provider=self.name, secret=self._client.api_key)
+
+            secret = (self._client or self._async_client).api_key
+            retry = dict(provider=self.name, secret=secret, max_retries=self.max_retries,
+                         base_delay=self.retry_base_delay)
+            try:
+                completion = await acall_with_retries(via_lean if lean is not None else via_sdk, **retry)
+            except NeedsSDK as exc:
+                self._leave_lean(exc)
+                completion = await acall_with_retries(via_sdk, **retry)
             return self._result(frame, completion, res)
 
     # --- streams ------------------------------------------------------------------------------
@@ -306,6 +325,8 @@ class OpenAIDescriber(BaseDescriber):
             return
         text = self._text(query)
         loop = asyncio.get_running_loop()
+        with self._clients_lock:
+            self._active[loop] = self._active.get(loop, 0) + 1
         sem = asyncio.Semaphore(self.concurrency)
         handles: asyncio.Queue[Any] = asyncio.Queue()
         tasks: list[asyncio.Task[FrameDescription]] = []  # every task started, to cancel and reap at the end
@@ -338,6 +359,23 @@ class OpenAIDescriber(BaseDescriber):
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+            await self._leave_loop(loop)
+
+    async def _leave_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The last adescribe() on ``loop`` ended: close the connections opened on it now, while
+        the loop still runs (asyncio.run() closes it next, and sockets left to a closed loop would
+        stay open until collected). A video's worth of requests reuses them; the next call
+        opens new ones, a handful of connects."""
+        with self._clients_lock:
+            self._active[loop] -= 1
+            if self._active[loop]:
+                return
+            del self._active[loop]
+            client = self._async_clients.pop(loop, None) if self._owns_clients else None
+        if self._lean is not None:
+            await self._lean.aclose_loop()
+        if client is not None:
+            await client.close()
 
 
 class _Failure:

@@ -7,11 +7,12 @@ import asyncio
 import json
 import socket
 import threading
+import time
 
 import pytest
 
-from frame_describer.errors import ProviderError
-from frame_describer.lean_http import LeanTransport, TransportError, proxy_applies
+from frame_describer.errors import ConfigurationError, ProviderError
+from frame_describer.lean_http import LeanTransport, TransportError, proxy_configured
 from frame_describer.openai_client import lean_reply, map_error
 
 
@@ -88,13 +89,25 @@ def chunked(body: dict) -> bytes:
             + b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\nX-Trailer: t\r\n\r\n")
 
 
-def run_both(transport: LeanTransport, body: dict, *, use_async: bool):
+def run_both(transport: LeanTransport, body: dict, *, use_async: bool, times: int = 1, pause: float = 0.0):
+    """``times`` requests one after the other (async: all on one event loop); the replies, or the
+    first TransportError."""
     if not use_async:
-        return transport.post("/chat/completions", body)
+        out = []
+        for i in range(times):
+            if i and pause:
+                time.sleep(pause)
+            out.append(transport.post("/chat/completions", body))
+        return out
 
     async def go():
         try:
-            return await transport.apost("/chat/completions", body)
+            out = []
+            for i in range(times):
+                if i and pause:
+                    await asyncio.sleep(pause)
+                out.append(await transport.apost("/chat/completions", body))
+            return out
         finally:
             await transport.aclose()
     return asyncio.run(go())
@@ -109,17 +122,18 @@ def test_framings_interim_replies_and_the_request_itself(use_async):
                        b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"c\": 3}")
     t = LeanTransport(server.url, {"Authorization": "Bearer sk-x", "Content-Type": "application/json"}, timeout=5)
     try:
-        replies = []
-        for _ in range(3):
-            replies.append(run_both(t, {"model": "m", "text": "é"}, use_async=use_async))
+        replies = run_both(t, {"model": "m", "text": "é"}, use_async=use_async, times=3)
         assert [json.loads(r.body) for r in replies] == [{"a": 1}, {"b": [1, 2, 3]}, {"c": 3}]
         assert replies[1].headers["transfer-encoding"] == "chunked" and replies[0].status == 200
         head, body = server.requests[0][1].split(b"\r\n\r\n", 1)
         lines = head.decode().split("\r\n")
         assert lines[0] == "POST /v1/chat/completions HTTP/1.1"
-        assert "Authorization: Bearer sk-x" in lines and json.loads(body) == {"model": "m", "text": "é"}
-        if not use_async:  # one kept-alive connection for the first two; HTTP/1.0 closes after its reply
-            assert [n for n, _ in server.requests] == [1, 1, 1]
+        assert "Authorization: Bearer sk-x" in lines and "Accept-Encoding: identity" in lines
+        assert json.loads(body) == {"model": "m", "text": "é"}
+        assert [n for n, _ in server.requests] == [1, 1, 1]  # kept alive through length and chunked framing
+        server.replies.append(ok({"d": 4}))
+        assert json.loads(run_both(t, {}, use_async=use_async)[0].body) == {"d": 4}
+        assert server.requests[-1][0] == 2  # HTTP/1.0 without keep-alive: that connection was not reused
     finally:
         server.close()
 
@@ -133,6 +147,7 @@ def test_failures_are_transport_errors(use_async):
         for _ in range(3):  # cut short, not HTTP, closed without an answer (a fresh connection: no resend)
             with pytest.raises(TransportError, match="connection failed") as info:
                 run_both(t, {}, use_async=use_async)
+            assert len(server.requests) == _ + 1
             assert not info.value.timeout
             mapped = map_error(info.value, provider="p")
             assert isinstance(mapped, ProviderError) and mapped.retryable
@@ -146,6 +161,35 @@ def test_failures_are_transport_errors(use_async):
         assert info.value.timeout
     finally:
         hang.close()
+
+
+@BOTH
+def test_idle_connections_closed_by_the_server_are_not_reused_and_nothing_is_sent_twice(use_async):
+    # 1: answered, then a 408 and a close while idle; 2: a fresh connection; 3: read, never answered
+    server = RawServer((ok({"n": 1}) + b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n", "close"),
+                       ok({"n": 2}), None)
+    t = LeanTransport(server.url, {}, timeout=5)
+    try:
+        replies = run_both(t, {}, use_async=use_async, times=2, pause=0.1)
+        assert [json.loads(r.body) for r in replies] == [{"n": 1}, {"n": 2}]
+        assert [n for n, _ in server.requests] == [1, 2]
+        with pytest.raises(TransportError, match="connection failed"):
+            run_both(t, {}, use_async=use_async)  # sent on a kept-alive connection, then dropped unanswered
+        assert len(server.requests) == 3  # not resent: a request the server has read is the retry layer's call
+    finally:
+        server.close()
+
+
+def test_urls_and_headers_that_cannot_be_sent_faithfully_are_refused_without_echoing_them():
+    for headers in ({"Authorization": "Bearer sk-SECRET\n"}, {"X-A": "a\r\nX-Injected: 1"}):
+        with pytest.raises(ConfigurationError) as info:
+            LeanTransport("http://127.0.0.1:1/v1", headers, timeout=1)
+        assert "SECRET" not in str(info.value) and "Injected" not in str(info.value)
+    for url in ("http://127.0.0.1:1/v1?api-version=2", "http://127.0.0.1:1/my models/v1", "ftp://h/v1"):
+        with pytest.raises(ConfigurationError):
+            LeanTransport(url, {}, timeout=1)
+    t = LeanTransport("https://[::1]:8443/base/v1/", {}, timeout=1)
+    assert (t.host, t.port, t.prefix, t._host_header) == ("::1", 8443, "/base/v1", "[::1]:8443")
 
 
 def test_replies_read_like_the_sdk_path():
@@ -174,10 +218,12 @@ def test_proxy_rules(monkeypatch):
     for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
                  "ALL_PROXY", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    assert not proxy_applies("https", "api.openai.com")
+    assert not proxy_configured("https")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
-    assert proxy_applies("https", "api.openai.com") and not proxy_applies("http", "localhost")
-    monkeypatch.setenv("NO_PROXY", "openai.com,localhost")
-    assert not proxy_applies("https", "api.openai.com")
+    assert proxy_configured("https") and not proxy_configured("http")
+    monkeypatch.setenv("NO_PROXY", ".openai.com")  # read differently by httpx and urllib: the SDK decides
+    assert proxy_configured("https")
     monkeypatch.setenv("ALL_PROXY", "http://proxy:3128")
-    assert proxy_applies("http", "example.org") and not proxy_applies("http", "localhost")
+    assert proxy_configured("http")
+    monkeypatch.setenv("NO_PROXY", "*")
+    assert not proxy_configured("http") and not proxy_configured("https")

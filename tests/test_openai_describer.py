@@ -348,13 +348,14 @@ def test_close_releases_only_the_clients_it_built(openai_server, transport):
     if own._lean is not None:
         assert not own._lean._idle
 
-    async def use_and_close():
-        [d async for d in own.adescribe([frame(1)])]
-        clients = dict(own._async_clients)
-        await own.aclose()
+    async def use():
+        clients = {}
+        async for _ in own.adescribe([frame(1)]):
+            clients.update(own._async_clients)  # the loop's SDK client, while in use
         return clients
-    clients = asyncio.run(use_and_close())
-    assert all(c.is_closed() for c in clients.values()) and len(clients) == (transport == "sdk")
+    clients = asyncio.run(use())  # when adescribe ends, what it opened on the loop is closed
+    assert len(clients) == (transport == "sdk") and all(c.is_closed() for c in clients.values())
+    assert not own._async_clients and (own._lean is None or not own._lean._apools)
     injected = openai.OpenAI(base_url=openai_server.base_url, api_key=KEY)
     borrowed = OpenAIDescriber("m", client=injected)
     borrowed.close()
@@ -368,21 +369,35 @@ def test_lean_transport_sends_what_the_sdk_sends(openai_server, monkeypatch):
     monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-test")
     for transport in ("sdk", "auto"):
         list(make(openai_server, transport=transport, concurrency=1).describe([frame(3)]))
-    sdk, lean = openai_server.requests
-    assert lean.path == sdk.path == "/v1/chat/completions" and lean.json == sdk.json
+    desc = make(openai_server, concurrency=1)
+
+    async def run():
+        return [d async for d in desc.adescribe([frame(3)])]
+    asyncio.run(run())
+    sdk, lean, lean_async = openai_server.requests
+    assert lean.path == sdk.path == lean_async.path == "/v1/chat/completions"
+    assert lean.json == sdk.json == lean_async.json
     per_request = {"x-stainless-retry-count", "x-stainless-read-timeout", "content-length", "accept-encoding",
                    "connection", "host"}  # set per request or per HTTP library, not by the client's settings
-    assert {k: v for k, v in lean.headers.items() if k not in per_request} == \
-        {k: v for k, v in sdk.headers.items() if k not in per_request}
+    for other in (lean, lean_async):
+        assert {k: v for k, v in other.headers.items() if k not in per_request} == \
+            {k: v for k, v in sdk.headers.items() if k not in per_request}
+    assert lean.headers["accept-encoding"] == lean_async.headers["accept-encoding"] == "identity"
     assert lean.headers["authorization"] == f"Bearer {KEY}" and lean.headers["openai-organization"] == "org-test"
 
 
 def test_a_proxy_or_an_injected_client_keeps_the_sdk(openai_server, monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
-    monkeypatch.setenv("NO_PROXY", "")
-    assert make(openai_server).transport_in_use == "sdk"
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    desc = make(openai_server)
+    assert desc.transport_in_use == "sdk"  # httpx decides what NO_PROXY means
+    assert [d.text for d in desc.describe([frame(0)])] == ["ok"]
+    monkeypatch.setenv("NO_PROXY", "*")
     assert make(openai_server).transport_in_use == "lean"
+    monkeypatch.setenv("OPENAI_CUSTOM_HEADERS", "Authorization: Bearer gateway-token")
+    list(make(openai_server, transport="sdk").describe([frame(0)]))
+    list(make(openai_server).describe([frame(0)]))  # custom headers win over the key, as in the SDK
+    assert [r.headers["authorization"] for r in openai_server.requests[-2:]] == ["Bearer gateway-token"] * 2
     injected = OpenAIDescriber("m", client=openai.OpenAI(base_url=openai_server.base_url, api_key=KEY))
     assert injected.transport_in_use == "sdk"
     with pytest.raises(ConfigurationError, match="choose one of: auto, sdk"):
@@ -407,10 +422,28 @@ def test_lean_connections_are_kept_alive_and_replaced_when_the_server_closes_the
     desc = make(openai_server, concurrency=2, max_retries=0)
     assert len(describe_all(desc, [frame(i) for i in range(8)], use_async)) == 8
     assert len({r.client_port for r in openai_server.requests}) <= 2  # two workers, two connections
-    # the server answers and then closes every connection (as an idle keep-alive timeout does):
-    # with no retries allowed, every request must still go out on a live connection
+    if use_async:
+        assert not desc._lean._apools  # closed while their event loop still ran
+
+    def spaced(n):  # frames 50 ms apart: each request finds its connection idle and closed by the server
+        for i in range(n):
+            time.sleep(0.05)
+            yield frame(i)
+    # the server answers and then closes every connection, as an idle keep-alive timeout does: with
+    # no retries allowed, every request must still go out on a live connection, and only once
+    openai_server.requests.clear()
     openai_server.responder = lambda req: Reply(body=Reply.chat("ok").body, close_after=True)
-    for _ in range(2):
-        assert [d.text for d in describe_all(desc, [frame(i) for i in range(4)], use_async)] == ["ok"] * 4
-        time.sleep(0.05)  # let the closes arrive before the next requests look for an idle connection
-    assert len(openai_server.requests) == 16
+    desc = make(openai_server, concurrency=1, max_retries=0)
+    assert [d.text for d in describe_all(desc, spaced(5), use_async)] == ["ok"] * 5
+    assert len(openai_server.requests) == 5 and len({r.client_port for r in openai_server.requests}) == 5
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_redirect_moves_the_describer_to_the_sdk(openai_server, use_async):
+    """httpx (the SDK) follows redirects; the lean client hands such a server over to it for good."""
+    moved = {"Location": openai_server.base_url + "/chat/completions"}
+    openai_server.script(Reply(status=307, body="", headers=moved), Reply(status=307, body="", headers=moved),
+                         Reply.chat("followed"))
+    desc = make(openai_server, concurrency=1)
+    assert [d.text for d in describe_all(desc, [frame(0), frame(1)], use_async)] == ["followed", "ok"]
+    assert desc.transport_in_use == "sdk" and len(openai_server.requests) == 4
