@@ -104,14 +104,21 @@ def gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def median_smooth(values: np.ndarray, width: int) -> np.ndarray:
-    """Running median over ``width`` samples (odd; edges repeated): removes blips shorter than half
-    the window and keeps step edges where they are."""
-    if width < 3 or len(values) < 3:
-        return values.astype(float)
-    radius = width // 2
-    padded = np.pad(values.astype(float), radius, mode="edge")
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1)
-    return np.median(windows, axis=1)
+    """Running median over ``width`` samples (odd): removes blips shorter than half the window and
+    keeps step edges where they are. Near the ends the window holds only the samples there are
+    (repeating the end sample instead would let a blip on the first or last frame outvote its neighbours)."""
+    values = values.astype(float)
+    n = len(values)
+    if width < 3 or n < 3:
+        return values
+    radius = min(width // 2, n - 1)
+    out = np.empty(n)
+    if n > 2 * radius:
+        windows = np.lib.stride_tricks.sliding_window_view(values, 2 * radius + 1)
+        out[radius:n - radius] = np.median(windows, axis=1)
+    for i in (*range(min(radius, n)), *range(max(radius, n - radius), n)):
+        out[i] = np.median(values[max(0, i - radius):i + radius + 1])
+    return out
 
 
 @dataclass(frozen=True)

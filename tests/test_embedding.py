@@ -43,6 +43,12 @@ def test_step_edges_are_found_where_they_are_whatever_the_smoothing():
 def test_median_removes_a_blip_and_bridge_steps_over_a_dip():
     curve = np.array([0.1] * 5 + [0.9] + [0.1] * 5)
     assert median_smooth(curve, 3).max() == pytest.approx(0.1)
+    # at the ends the window holds only the samples there are: a blip on the first or last frame is
+    # not repeated into a majority of itself
+    for end in (np.array([0.9] + [0.1] * 6), np.array([0.1] * 6 + [0.9])):
+        assert median_smooth(end, 5).max() == pytest.approx(0.1)
+        assert median_smooth(end, 3).max() == pytest.approx(0.5)  # two samples: their mean
+        assert len(median_smooth(end, 9)) == len(end) and median_smooth(end, 9).max() == pytest.approx(0.1)
     dip = np.array([0.1] * 4 + [0.9, 0.9, 0.3, 0.9, 0.9] + [0.1] * 4)
     times = np.arange(len(dip), dtype=float)
     bridged, _ = find_spans(times, dip, 13.0, rel_level=0.6, base_percentile=0, bridge=True)
