@@ -182,6 +182,8 @@ class EmbeddingReasoner(_SimilarityReasoner):
       ``smooth``: Gaussian sigma in seconds;
     - ``rel_level``: where between the baseline and a peak a span's edge lies (0.5 finds clean step
       edges exactly); ``base_percentile``: the percentile of the curve taken as its baseline;
+      ``plateau``: the percentile of the curve inside a peak's first cut taken as the peak's height
+      for its level (a noisy plateau's top sample overstates it); None = the top sample;
     - ``bridge``: cut each span as the maximum-sum segment of ``curve - level`` through its peak
       (steps over short dips) rather than the plain run above the level;
     - ``min_prominence``: how high, relative to the main peak, a secondary peak must rise to be
@@ -195,8 +197,8 @@ class EmbeddingReasoner(_SimilarityReasoner):
 
     def __init__(self, model: str | None = None, *, device: str | None = None, encoder: Encoder | None = None,
                  level: str = "clause", median: float = 3.0, smooth: float = 0.5, rel_level: float = 0.6,
-                 base_percentile: float = 30.0, bridge: bool = True, feedback: float = 0.5,
-                 min_prominence: float = 0.3, top_k: int = 5, spike_margin: float = 0.2):
+                 base_percentile: float = 40.0, plateau: float | None = 50.0, bridge: bool = True,
+                 feedback: float = 0.5, min_prominence: float = 0.3, top_k: int = 5, spike_margin: float = 0.2):
         super().__init__(model, device=device, encoder=encoder)
         if level not in self.LEVELS:
             raise ConfigurationError(f"unknown scoring level {level!r}; choose one of: {', '.join(self.LEVELS)}")
@@ -208,6 +210,9 @@ class EmbeddingReasoner(_SimilarityReasoner):
             raise ConfigurationError(f"median must be >= 0 seconds, got {median}")
         if spike_margin < 0:
             raise ConfigurationError(f"spike_margin must be >= 0, got {spike_margin}")
+        if plateau is not None and not 0 <= plateau <= 100:
+            raise ConfigurationError(f"plateau must be a percentile (0 to 100) or None, got {plateau}")
+        self.plateau = None if plateau is None else float(plateau)
         self.spike_margin = float(spike_margin)
         if not 0 <= feedback < 1:
             raise ConfigurationError(f"feedback must be in [0, 1), got {feedback}")
@@ -218,7 +223,7 @@ class EmbeddingReasoner(_SimilarityReasoner):
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "level": self.level, "median": self.median, "spike_margin": self.spike_margin,
                 "smooth": self.smooth, "rel_level": self.rel_level, "bridge": self.bridge,
-                "feedback": self.feedback, "base_percentile": self.base_percentile,
+                "feedback": self.feedback, "base_percentile": self.base_percentile, "plateau": self.plateau,
                 "min_prominence": self.min_prominence, "top_k": self.top_k}
 
     def entry_scores(self, query: str, transcript: Transcript) -> np.ndarray:
@@ -263,7 +268,7 @@ class EmbeddingReasoner(_SimilarityReasoner):
             curve = self._curve((1 - self.feedback) * scores[owner] + self.feedback * fact[owner], transcript.step)
         spans, flat = find_spans(times, curve, transcript.duration, rel_level=self.rel_level,
                                  base_percentile=self.base_percentile, min_prominence=self.min_prominence,
-                                 top_k=self.top_k, bridge=self.bridge)
+                                 top_k=self.top_k, bridge=self.bridge, plateau=self.plateau)
         warnings = ["the similarity curve is flat: no part of the video matches better than another; "
                     "answering the whole video"] if flat else []
         intervals = [Interval(start=round(s.start, 3), end=round(s.end, 3), score=round(s.peak, 5)) for s in spans

@@ -4,8 +4,11 @@ The curve is sampled where the frames were: a description at time ``t`` stands f
 ``t``, so its score is a point sample and the boundary between two samples lies half-way between
 them. The curve is smoothed with a Gaussian (so a one-frame blip does not make a span and a noisy
 plateau holds together), and each peak's span is where the smoothed curve stays above a level set
-between the curve's baseline (a low percentile) and that peak: ``base + rel_level * (peak - base)``.
-At ``rel_level = 0.5`` a clean step edge is found exactly where it is, whatever the smoothing.
+between the curve's baseline (a low percentile) and that peak: ``base + rel_level * (peak - base)``,
+where the peak's height may be its plateau's (a percentile of the curve inside the span first cut)
+rather than its single highest sample. At ``rel_level = 0.5`` a clean step edge is found exactly
+where it is, whatever the smoothing (with a plateau height, the smoothing's ramps lower the plateau
+a little and move the edge out by a fraction of a sample).
 Crossings are interpolated linearly between samples, so boundaries are not tied to the sampling grid.
 """
 
@@ -173,11 +176,16 @@ def _extent(curve: np.ndarray, free: np.ndarray, p: int, level: float, bridge: b
 
 def find_spans(times: np.ndarray, curve: np.ndarray, duration: float, *, rel_level: float = 0.5,
                base_percentile: float = 10.0, min_prominence: float = 0.3, top_k: int = 5,
-               bridge: bool = True, flat_eps: float = 1e-3) -> tuple[list[Span], bool]:
+               bridge: bool = True, plateau: float | None = None,
+               flat_eps: float = 1e-3) -> tuple[list[Span], bool]:
     """Non-overlapping spans around the curve's peaks, best (highest peak) first.
 
     A secondary peak counts only when its height above the baseline is at least
-    ``min_prominence`` times the main peak's. Returns ``(spans, flat)``; a flat curve (peak and
+    ``min_prominence`` times the main peak's. With ``plateau`` (a percentile, e.g. 50), the level
+    of a span is set from its plateau rather than its single highest sample: the span is cut once
+    at the peak's level, then again at the level of that percentile of the curve inside it (on a
+    noisy plateau the top sample overstates the event's height, and its level cuts the span short;
+    on a flat one the two are the same). Returns ``(spans, flat)``; a flat curve (peak and
     baseline within ``flat_eps``) gives one span over the whole video.
     """
     n = len(curve)
@@ -198,6 +206,9 @@ def find_spans(times: np.ndarray, curve: np.ndarray, duration: float, *, rel_lev
             continue
         level = base + rel_level * (peak - base)
         lo, hi = _extent(curve, free, p, level, bridge)
+        if plateau is not None:
+            level = base + rel_level * (float(np.percentile(curve[lo:hi + 1], plateau)) - base)
+            lo, hi = _extent(curve, free, p, level, bridge)
         # a peak whose run is bounded by an earlier span rather than by its own level is a shoulder of it
         if (lo > 0 and not free[lo - 1]) or (hi < n - 1 and not free[hi + 1]):
             free[lo:hi + 1] = False

@@ -38,6 +38,21 @@ def test_step_edges_are_found_where_they_are_whatever_the_smoothing():
     for sigma in (0.0, 1.0):
         spans, flat = find_spans(times, gaussian_smooth(curve, sigma), 20.0, rel_level=0.5)
         assert not flat and spans[0].start == pytest.approx(5.5, abs=0.05) and spans[0].end == pytest.approx(11.5, abs=0.05)
+        # the plateau's median: exact on a clean step; the smoothing's ramps lower it a little
+        spans, _ = find_spans(times, gaussian_smooth(curve, sigma), 20.0, rel_level=0.5, plateau=50)
+        tol = 0.05 if sigma == 0 else 0.1
+        assert spans[0].start == pytest.approx(5.5, abs=tol) and spans[0].end == pytest.approx(11.5, abs=tol)
+
+
+def test_a_noisy_plateau_is_cut_at_its_own_level_not_its_top_sample():
+    # samples 6..13 are one event whose scores vary (as paraphrases do); one sample stands out
+    curve = np.array([0.2] * 6 + [0.7, 0.75, 1.0, 0.8, 0.7, 0.72, 0.74, 0.7] + [0.2] * 6)
+    times = np.arange(len(curve), dtype=float)
+    top, _ = find_spans(times, curve, 20.0, rel_level=0.7, base_percentile=0, bridge=False)
+    flat, _ = find_spans(times, curve, 20.0, rel_level=0.7, base_percentile=0, bridge=False, plateau=50)
+    assert (top[0].start, top[0].end) == pytest.approx((7.04, 9.4), abs=0.01)  # the top sample's level: 2 samples
+    assert 5.5 < flat[0].start <= 6.0 and 13.0 <= flat[0].end < 13.5  # the plateau's level: samples 6..13
+    assert flat[0].peak == top[0].peak == 1.0
 
 
 def test_median_removes_a_blip_and_bridge_steps_over_a_dip():
