@@ -270,8 +270,8 @@ class OpenAIDescriber(BaseDescriber):
 
     async def _adescribe_one(self, frame: Frame, text: str, sem: asyncio.Semaphore,
                              request: Awaitable[dict[str, Any]]) -> FrameDescription:
-        kw = await request
-        async with sem:
+        async with sem:  # taken in frame order (the semaphore is FIFO), so requests leave in frame order
+            kw = await request  # encoded meanwhile in a worker thread; usually ready by now
             res = await self.limiter.aacquire(self._estimate(frame, text)) if self.limiter.enabled else None
             lean = self._lean
 

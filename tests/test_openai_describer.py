@@ -447,3 +447,15 @@ def test_a_redirect_moves_the_describer_to_the_sdk(openai_server, use_async):
     desc = make(openai_server, concurrency=1)
     assert [d.text for d in describe_all(desc, [frame(0), frame(1)], use_async)] == ["followed", "ok"]
     assert desc.transport_in_use == "sdk" and len(openai_server.requests) == 4
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_with_one_request_at_a_time_requests_leave_in_frame_order(openai_server, use_async):
+    openai_server.responder = echo_brightness
+    # even frames are large (slow to shrink and encode), odd ones small: encodings finish out of order
+    frames = [frame(i, 2160, 3840) if i % 2 == 0 else frame(i, 96, 128) for i in range(12)]
+    out = describe_all(make(openai_server, concurrency=1), frames, use_async)
+    assert [d.text for d in out] == [f"level {i}" for i in range(12)]
+    sent = [round(float(decode_url(r.json["messages"][0]["content"][1]["image_url"]["url"]).mean()) / 10)
+            for r in openai_server.requests]
+    assert sent == list(range(12))
