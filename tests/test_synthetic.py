@@ -6,7 +6,7 @@ import pytest
 from frame_describer.errors import ConfigurationError
 from frame_describer.synthetic import (DEMO_DURATION, demo_events, draw_frame_number, read_frame_number,
                                        render_demo_video, render_numbered_video)
-from frame_describer.sampling import probe_video
+from frame_describer.sampling import probe_video, sample_frames
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 255, 1000, 16383])
@@ -51,7 +51,11 @@ def test_demo_video_is_deterministic_and_events_are_separated(tmp_path: Path):
     a = render_demo_video(tmp_path / "a.mp4")
     b = render_demo_video(tmp_path / "b.mp4")
     assert a == b == demo_events()
-    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+    # the same frames, up to the encoder (its bytes are not promised: see the module docstring)
+    fa = [f.image.astype(np.int16) for f in sample_frames(tmp_path / "a.mp4", fps=2)]
+    fb = [f.image.astype(np.int16) for f in sample_frames(tmp_path / "b.mp4", fps=2)]
+    assert len(fa) == len(fb) == 72
+    assert max(float(np.abs(x - y).mean()) for x, y in zip(fa, fb)) < 1.0
     info = probe_video(tmp_path / "a.mp4")
     assert info.duration == pytest.approx(DEMO_DURATION, abs=0.11)
     spans = sorted(e.as_interval() for e in a)
