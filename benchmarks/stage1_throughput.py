@@ -28,6 +28,7 @@ describer's lean transport (``frame_describer.lean_http``) costs a fraction of t
 
 Run: python benchmarks/stage1_throughput.py [--frames 96] [--concurrency 8] [--latency 0.25]
      [--mode sync|async|both] [--trials 3] [--transport auto|sdk] [--json out.json]
+     python benchmarks/stage1_throughput.py --diagnose   (CPU per frame; decoding under load)
 """
 
 from __future__ import annotations
@@ -215,6 +216,66 @@ def verdict(results: list[dict], concurrency: int) -> dict[str, dict]:
     return out
 
 
+def _background_jpeg(image, stop) -> None:
+    """A light load in another process: one JPEG of ``image`` every 5 ms (a few % of a core)."""
+    import cv2
+
+    while not stop.is_set():
+        cv2.imencode(".jpg", image)
+        time.sleep(0.005)
+
+
+def diagnose(frames: int, video_seconds: float, repeats: int = 5) -> dict:
+    """Where the time goes when decoding dominates: the describer's CPU per frame through each
+    transport (frames decoded beforehand, a server answering at once), and how much a light load
+    in *another process* slows decoding alone (medians over ``repeats``)."""
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        video = render_numbered_video(Path(tmp) / "bench.mp4", n_frames=int(video_seconds * 25), fps=25.0,
+                                      size=(640, 360))
+        decoded = list(sample_frames(video, num_frames=frames))
+        server = DelayServer(0.0)
+        try:
+            for transport in ("auto", "sdk"):
+                desc = OpenAIDescriber("bench", base_url=server.base_url, prices=False, transport=transport)
+                for f in decoded[:8]:
+                    desc.describe_frame(f)  # connections open, code warm
+                c0 = time.process_time()
+                for f in decoded:
+                    desc.describe_frame(f)
+                out[f"describe_frame_cpu_ms[{transport}]"] = (time.process_time() - c0) / len(decoded) * 1e3
+
+                async def run_async(d=desc) -> float:
+                    [x async for x in d.adescribe(decoded[:8])]
+                    c = time.process_time()
+                    [x async for x in d.adescribe(decoded)]
+                    return (time.process_time() - c) / len(decoded) * 1e3
+                out[f"adescribe_cpu_ms_per_frame[{transport}]"] = asyncio.run(run_async())
+                desc.close()
+            c0 = time.process_time()
+            for f in decoded:
+                desc.request(f, "Describe this frame.")
+            out["jpeg_request_cpu_ms"] = (time.process_time() - c0) / len(decoded) * 1e3
+        finally:
+            server.close()
+        _decode_seconds(video, frames)
+        alone = [_decode_seconds(video, frames)[1] for _ in range(repeats)]
+        ctx = multiprocessing.get_context("spawn")
+        loaded = []
+        for _ in range(repeats):
+            stop = ctx.Event()
+            proc = ctx.Process(target=_background_jpeg, args=(decoded[0].image, stop), daemon=True)
+            proc.start()
+            time.sleep(0.5)  # the child is up and encoding
+            loaded.append(_decode_seconds(video, frames)[1])
+            stop.set()
+            proc.join(10)
+        out["decode_s_alone"] = statistics.median(alone)
+        out["decode_s_with_background_jpeg_process"] = statistics.median(loaded)
+        out["decode_slowdown"] = out["decode_s_with_background_jpeg_process"] / out["decode_s_alone"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=96)
@@ -226,7 +287,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--transport", choices=("auto", "sdk"), default="auto",
                     help="the describer's transport: auto (lean HTTP client) or the OpenAI SDK")
     ap.add_argument("--json", type=Path, help="also write every trial and the verdict here")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="instead: the describer's CPU per frame per transport, and decoding's slowdown "
+                         "under a light load in another process")
     args = ap.parse_args(argv)
+    if args.diagnose:
+        for key, value in diagnose(args.frames, args.video_seconds, max(args.trials, 3)).items():
+            print(f"{key:45} {value:.3f}")
+        return 0
     if args.trials < 1 or args.frames < 1 or args.concurrency < 1 or args.latency < 0:
         ap.error("--trials, --frames and --concurrency must be >= 1 and --latency >= 0")
     modes = ["sync", "async"] if args.mode == "both" else [args.mode]

@@ -1,17 +1,16 @@
 """A lean HTTP/1.1 JSON client for the describer's hot path: one POST per frame.
 
-Why: through the OpenAI SDK (request options, httpx, response wrappers) one chat request
-costs about 2 ms of CPU on these machines, held mostly under the GIL, and decoding the video
-needs the same GIL for every decoded frame. Against a fast server (vLLM serving a small
-vision model answers in tens of milliseconds) that client work, not the server, bounds
-throughput: ``benchmarks/stage1_throughput.py --latency 0.02`` measured 1.5x the ideal through
-the SDK and 1.15x through this client. The standard library's ``http.client`` (sync) and
-asyncio streams (async) send the same request for about a tenth of the CPU.
+Why: through the OpenAI SDK (request options, httpx, response wrappers) a chat request costs
+more CPU than the request itself needs, and against a fast server (vLLM serving a small vision
+model answers in tens of milliseconds) that client work, not the server, bounds throughput while
+it competes with decoding. ``python benchmarks/stage1_throughput.py --diagnose`` measures the
+describer's CPU per frame through both; the standard library's ``http.client`` (sync) and asyncio
+streams (async) send the same request.
 
 What it keeps from the SDK client it is built from: the base URL, every default header (auth,
 organisation, project, user agent) and the timeout. It is used only for clients vidground built
-itself, and never when an HTTP(S) proxy applies to the host (``*_PROXY``/``NO_PROXY``, as httpx
-reads them) - there the SDK's own transport is used. Connections are kept alive and pooled (one
+itself, and never when a proxy is configured (``*_PROXY``; httpx reads ``NO_PROXY`` its own way)
+- there the SDK's own transport is used, as it is for a redirect or a compressed reply. Connections are kept alive and pooled (one
 pool for threads, one per event loop); an idle connection the server has closed is noticed
 before reuse, and a request that fails after it was sent is *not* resent here: the caller's
 retry layer owns retries.

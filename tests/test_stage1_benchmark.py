@@ -29,3 +29,12 @@ def test_verdict_fails_slow_or_incomplete_runs():
     assert not bench.verdict([{**row, "max_in_flight": 5}], 4)["sync"]["passed"]
     three = [{**row, "ratio": r} for r in (1.0, 1.5, 1.1)]
     assert bench.verdict(three, 4)["sync"]["median_ratio"] == 1.1
+
+
+def test_diagnose_reports_every_figure():
+    out = bench.diagnose(frames=8, video_seconds=2.0, repeats=1)
+    for key in ("describe_frame_cpu_ms[auto]", "describe_frame_cpu_ms[sdk]", "adescribe_cpu_ms_per_frame[auto]",
+                "adescribe_cpu_ms_per_frame[sdk]", "jpeg_request_cpu_ms", "decode_s_alone",
+                "decode_s_with_background_jpeg_process"):
+        assert out[key] > 0, key
+    assert out["decode_slowdown"] == out["decode_s_with_background_jpeg_process"] / out["decode_s_alone"]
