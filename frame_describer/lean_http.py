@@ -262,18 +262,13 @@ class LeanTransport:
                     writer.write(head + data)
                     await writer.drain()
                 reply, keep = await _read_reply(reader)
-        except TimeoutError:
+        except BaseException as exc:  # failed or cancelled mid-request: the connection's state is unknown
             if writer is not None:
                 _drop(writer)
-            raise TransportError("the request timed out", timeout=True) from None
-        except (OSError, EOFError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                _NothingBack) as exc:
-            if writer is not None:
-                _drop(writer)
-            raise TransportError(f"connection failed ({type(exc).__name__})") from None
-        except BaseException:  # cancelled mid-request: the connection is in an unknown state
-            if writer is not None:
-                _drop(writer)
+            if isinstance(exc, TimeoutError):  # before OSError, of which it is a subclass
+                raise TransportError("the request timed out", timeout=True) from None
+            if isinstance(exc, (OSError, EOFError, ValueError, asyncio.LimitOverrunError)):
+                raise TransportError(f"connection failed ({type(exc).__name__})") from None
             raise
         pool = self._apool()
         if keep and len(pool) < _MAX_IDLE:
