@@ -300,6 +300,28 @@ def test_images_bounded_never_enlarged():
     assert image_token_estimate(512, 288, "low") == 85 and image_token_estimate(512, 288, "high") == 255
 
 
+def test_jpeg_keeps_colours_and_takes_any_layout():
+    """RGB in, RGB out (a channel swap would turn red to blue), at the requested quality, for
+    contiguous and strided (rotated) frames alike; the same image as libjpeg through OpenCV."""
+    import cv2
+
+    img = np.zeros((90, 160, 3), np.uint8)
+    img[:, :80] = (220, 30, 30)   # red left half
+    img[:, 80:] = (30, 30, 220)   # blue right half
+    back = cv2.cvtColor(cv2.imdecode(np.frombuffer(encode_jpeg(img, quality=90), np.uint8), 1), cv2.COLOR_BGR2RGB)
+    assert back.shape == img.shape and np.abs(back.astype(int) - img).mean() < 3
+    assert back[45, 20, 0] > 180 and back[45, 20, 2] < 70 and back[45, 140, 2] > 180
+    rotated = np.rot90(img)  # a strided view
+    back = cv2.imdecode(np.frombuffer(encode_jpeg(rotated), np.uint8), 1)
+    assert back.shape == (160, 90, 3)
+    assert len(encode_jpeg(img, quality=20)) < len(encode_jpeg(img, quality=95))
+    rng = np.random.default_rng(0)
+    frame_ = cv2.GaussianBlur(rng.integers(0, 255, (288, 512, 3), dtype=np.uint8), (5, 5), 0)
+    ok, ref = cv2.imencode(".jpg", cv2.cvtColor(frame_, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    ours = cv2.imdecode(np.frombuffer(encode_jpeg(frame_), np.uint8), 1)
+    assert ok and np.abs(ours.astype(int) - cv2.imdecode(ref, 1)).mean() < 0.5  # same encoder: identical here
+
+
 class FakeClock:
     def __init__(self):
         self.now = 0.0
