@@ -4,8 +4,10 @@ Why: through the OpenAI SDK (request options, httpx, response wrappers) a chat r
 more CPU than the request itself needs, and against a fast server (vLLM serving a small vision
 model answers in tens of milliseconds) that client work, not the server, bounds throughput while
 it competes with decoding. ``python benchmarks/stage1_throughput.py --diagnose`` measures the
-describer's CPU per frame through both; the standard library's ``http.client`` (sync) and asyncio
-streams (async) send the same request.
+describer's CPU per frame through both. Here a request is one write of prebuilt bytes (blocking
+sockets for threads, asyncio streams for event loops) and the reply is read by one parser for
+both (:func:`_read_reply`); ``http.client`` cost about 0.1 ms more per request (a write per header,
+headers parsed through the ``email`` package).
 
 What it keeps from the SDK client it is built from: the base URL, every default header (auth,
 organisation, project, user agent) and the timeout. It is used only for clients vidground built
@@ -23,12 +25,12 @@ both into the same :class:`~frame_describer.errors.ProviderError` the SDK path r
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import select
 import socket
 import ssl
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -95,14 +97,14 @@ class LeanTransport:
         if url.port is not None:
             host_header += f":{url.port}"
         # names as the SDK spells them; Host, Content-Length and Accept-Encoding are ours (no
-        # compressed bodies: http.client and the async reader do not decode them)
+        # compressed bodies: the reply parser does not decode them)
         self._headers = {k: v for k, v in headers.items()
                          if k.lower() not in ("host", "content-length", "accept-encoding", "connection")}
         self._headers["Accept-Encoding"] = "identity"
         self._head = "".join(f"{k}: {v}\r\n" for k, v in self._headers.items())
         self._host_header = host_header
         self._lock = threading.Lock()
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[_Connection] = []
         self._apools: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
 
     @classmethod
@@ -130,51 +132,50 @@ class LeanTransport:
         except Exception:  # an SDK shape, URL or header we cannot send faithfully: the SDK does the work
             return None
 
+    def _request(self, path: str, data: bytes) -> bytes:
+        return (f"POST {self.prefix + path} HTTP/1.1\r\nHost: {self._host_header}\r\n{self._head}"
+                f"Content-Length: {len(data)}\r\n\r\n").encode("latin-1") + data
+
     # --- sync ---------------------------------------------------------------------------------
 
-    def _new_connection(self) -> http.client.HTTPConnection:
-        if self.scheme == "https":
-            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self._ssl)
-        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-
-    @staticmethod
-    def _alive(conn: http.client.HTTPConnection) -> bool:
-        """An idle kept-alive connection is usable when its socket is open and has nothing to read
-        (readable while idle means the server closed it, or sent something unasked)."""
-        sock = conn.sock
-        if sock is None:
-            return False
+    def _connect(self, deadline: float) -> "_Connection":
+        sock = socket.create_connection((self.host, self.port), timeout=_remaining(deadline))
         try:
-            poller = select.poll()
-            poller.register(sock, select.POLLIN)
-            return not poller.poll(0)
-        except (OSError, ValueError):
-            return False
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.scheme == "https":
+                sock = self._ssl.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        return _Connection(sock)
 
-    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
+    def _take(self, deadline: float) -> tuple["_Connection", bool]:
         """(a connection, whether it was used before)."""
         with self._lock:
             while self._idle:
                 conn = self._idle.pop()
-                if self._alive(conn):
+                if conn.alive():
                     return conn, True
                 conn.close()
-        return self._new_connection(), False
+        return self._connect(deadline), False
 
-    def _give_back(self, conn: http.client.HTTPConnection) -> None:
+    def _give_back(self, conn: "_Connection") -> None:
         with self._lock:
-            if conn.sock is not None and len(self._idle) < _MAX_IDLE:
+            if len(self._idle) < _MAX_IDLE:
                 self._idle.append(conn)
                 return
         conn.close()
 
     def post(self, path: str, body: Any) -> Reply:
-        """POST ``body`` as JSON; the reply whatever its status. Raises :class:`TransportError`."""
-        data = encode_json(body)
-        conn, reused = self._take()
+        """POST ``body`` as JSON; the reply whatever its status. Raises :class:`TransportError`.
+        ``timeout`` bounds the whole exchange, as in :meth:`apost`."""
+        request = self._request(path, encode_json(body))
+        deadline = time.monotonic() + self.timeout
+        conn = None
         try:
+            conn, reused = self._take(deadline)
             try:
-                conn.request("POST", self.prefix + path, body=data, headers=self._headers)
+                conn.send(request, deadline)
             except (BrokenPipeError, ConnectionResetError):
                 if not reused:
                     raise
@@ -183,22 +184,20 @@ class LeanTransport:
                 # write it once more on a fresh connection. A failure after the request was
                 # written is the retry layer's to judge, never resent here.
                 conn.close()
-                conn = self._new_connection()
-                conn.request("POST", self.prefix + path, body=data, headers=self._headers)
-            resp = conn.getresponse()
-            payload = resp.read()
-        except TimeoutError:
-            conn.close()
-            raise TransportError("the request timed out", timeout=True) from None
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            conn.close()
-            raise TransportError(f"connection failed ({type(exc).__name__})") from None
-        headers = {k.lower(): v for k, v in resp.getheaders()}
-        if resp.will_close:
-            conn.close()
-        else:
+                conn = None
+                conn = self._connect(deadline)
+                conn.send(request, deadline)
+            conn.reader.deadline = deadline
+            reply, keep = _run_now(_read_reply(conn.reader))
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            raise _transport_error(exc) from None
+        if keep:
             self._give_back(conn)
-        return Reply(resp.status, headers, payload)
+        else:
+            conn.close()
+        return reply
 
     def close(self) -> None:
         """Close the idle connections (sync and, where their loop is closed, async); the
@@ -243,15 +242,13 @@ class LeanTransport:
 
     async def apost(self, path: str, body: Any) -> Reply:
         """Async twin of :meth:`post` (connections belong to the running event loop)."""
-        data = encode_json(body)
-        head = (f"POST {self.prefix + path} HTTP/1.1\r\nHost: {self._host_header}\r\n{self._head}"
-                f"Content-Length: {len(data)}\r\n\r\n").encode("latin-1")
+        request = self._request(path, encode_json(body))
         writer = None
         try:
             async with asyncio.timeout(self.timeout):
                 reader, writer, reused = await self._aopen()
                 try:
-                    writer.write(head + data)
+                    writer.write(request)
                     await writer.drain()
                 except ConnectionError:
                     if not reused:
@@ -259,17 +256,13 @@ class LeanTransport:
                     _drop(writer)  # refused while being written (closed while idle): once more, fresh
                     writer = None
                     reader, writer, _ = await self._aopen(reuse=False)
-                    writer.write(head + data)
+                    writer.write(request)
                     await writer.drain()
                 reply, keep = await _read_reply(reader)
         except BaseException as exc:  # failed or cancelled mid-request: the connection's state is unknown
             if writer is not None:
                 _drop(writer)
-            if isinstance(exc, TimeoutError):  # before OSError, of which it is a subclass
-                raise TransportError("the request timed out", timeout=True) from None
-            if isinstance(exc, (OSError, EOFError, ValueError, asyncio.LimitOverrunError)):
-                raise TransportError(f"connection failed ({type(exc).__name__})") from None
-            raise
+            raise _transport_error(exc) from None
         pool = self._apool()
         if keep and len(pool) < _MAX_IDLE:
             pool.append((reader, writer))
@@ -311,12 +304,118 @@ def _drop(writer: asyncio.StreamWriter) -> None:
                 pass
 
 
+def _transport_error(exc: BaseException) -> BaseException:
+    """What a failed exchange raises: TransportError for timeouts and connection failures (a
+    malformed reply included), anything else (a cancellation, a bug) as it was."""
+    if isinstance(exc, TimeoutError):  # before OSError, of which it is a subclass
+        return TransportError("the request timed out", timeout=True)
+    if isinstance(exc, (OSError, EOFError, ValueError, asyncio.LimitOverrunError, asyncio.IncompleteReadError)):
+        return TransportError(f"connection failed ({type(exc).__name__})")
+    return exc
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the request timed out")
+    return left
+
+
+class _SocketReader:
+    """The part of :class:`asyncio.StreamReader` that :func:`_read_reply` uses, over a blocking
+    socket: its coroutines never suspend (each read blocks until ``deadline``), so the one
+    parser serves threads too (see :func:`_run_now`)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock, self.buffer, self.deadline = sock, bytearray(), float("inf")
+
+    def _fill(self) -> bool:
+        self.sock.settimeout(_remaining(self.deadline))
+        chunk = self.sock.recv(65536)
+        self.buffer += chunk
+        return bool(chunk)
+
+    def _eof(self, expected: int | None) -> asyncio.IncompleteReadError:
+        partial = bytes(self.buffer)
+        self.buffer.clear()
+        return asyncio.IncompleteReadError(partial, expected)
+
+    async def readuntil(self, separator: bytes) -> bytes:
+        start = 0
+        while (found := self.buffer.find(separator, start)) < 0:
+            if len(self.buffer) > _MAX_HEADER_BYTES:
+                raise asyncio.LimitOverrunError("no end of the response head within the limit", len(self.buffer))
+            start = max(0, len(self.buffer) - len(separator) + 1)
+            if not self._fill():
+                raise self._eof(None)
+        end = found + len(separator)
+        out = bytes(self.buffer[:end])
+        del self.buffer[:end]
+        return out
+
+    async def readexactly(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            if not self._fill():
+                raise self._eof(n)
+        out = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return out
+
+    async def read(self) -> bytes:
+        while self._fill():
+            pass
+        out = bytes(self.buffer)
+        self.buffer.clear()
+        return out
+
+
+class _Connection:
+    """A kept-alive blocking connection and its read buffer."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock, self.reader = sock, _SocketReader(sock)
+
+    def send(self, data: bytes, deadline: float) -> None:
+        self.sock.settimeout(_remaining(deadline))
+        self.sock.sendall(data)
+
+    def alive(self) -> bool:
+        """An idle connection is usable when it is open and silent: readable while idle means the
+        server closed it or sent something unasked (a 408 before closing, stray bytes)."""
+        if self.reader.buffer or (isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()):
+            return False
+        try:
+            poller = select.poll()
+            poller.register(self.sock, select.POLLIN)
+            return not poller.poll(0)
+        except (OSError, ValueError):
+            return False
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _run_now(coro: Any) -> Any:
+    """Run a coroutine that never suspends (one reading a :class:`_SocketReader`) to its result."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("a blocking read suspended")  # pragma: no cover - _SocketReader never yields
+
+
 class _NothingBack(ConnectionError):
     """The server closed the connection without sending a byte of a response."""
 
 
-async def _read_reply(reader: asyncio.StreamReader) -> tuple[Reply, bool]:
-    """One HTTP/1.1 response (interim 1xx responses skipped); (reply, connection reusable)."""
+async def _read_reply(reader: Any) -> tuple[Reply, bool]:
+    """One HTTP/1.1 response (interim 1xx responses skipped); (reply, connection reusable).
+    ``reader``: an :class:`asyncio.StreamReader`, or a :class:`_SocketReader` (then run it with
+    :func:`_run_now`)."""
     first = True
     while True:
         try:
