@@ -13,6 +13,7 @@ or reprs, and any error text is scrubbed of it before it is raised.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import math
@@ -184,10 +185,16 @@ def _retryable(exc: BaseException) -> bool:
 
 
 def _wait(base: float, cap: float) -> Callable[[RetryCallState], float]:
+    """Tenacity's wait for the attempts after the first (made before tenacity, see below): its
+    attempt 1 is the call's attempt 2."""
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        return backoff(state.attempt_number, base=base, cap=cap, retry_after=getattr(exc, "retry_after", None))
+        return backoff(state.attempt_number + 1, base=base, cap=cap, retry_after=getattr(exc, "retry_after", None))
     return wait
+
+
+def _first_wait(exc: ProviderError, base: float, cap: float) -> float:
+    return backoff(1, base=base, cap=cap, retry_after=getattr(exc, "retry_after", None))
 
 
 def call_with_retries(fn: Callable[[], T], *, provider: str, secret: str | None = None, max_retries: int = 4,
@@ -205,7 +212,15 @@ def call_with_retries(fn: Callable[[], T], *, provider: str, secret: str | None 
             raise mapped from None
 
     should = (lambda e: _retryable(e) and retry_if(e)) if retry_if else _retryable  # type: ignore[arg-type]
-    return Retrying(stop=stop_after_attempt(max_retries + 1), wait=_wait(base_delay, max_delay), sleep=sleep,
+    # The first attempt outside tenacity: almost every call succeeds at once, and setting up a
+    # Retrying per call cost about 0.05 ms of CPU per frame for nothing.
+    try:
+        return once()
+    except ProviderError as exc:
+        if not max_retries or not should(exc):
+            raise
+        sleep(_first_wait(exc, base_delay, max_delay))
+    return Retrying(stop=stop_after_attempt(max_retries), wait=_wait(base_delay, max_delay), sleep=sleep,
                     retry=retry_if_exception(should), reraise=True)(once)
 
 
@@ -221,7 +236,13 @@ async def acall_with_retries(fn: Callable[[], Awaitable[T]], *, provider: str, s
                 raise
             raise mapped from None
 
-    return await AsyncRetrying(stop=stop_after_attempt(max_retries + 1), wait=_wait(base_delay, max_delay),
+    try:  # the first attempt outside tenacity, as in call_with_retries
+        return await once()
+    except ProviderError as exc:
+        if not max_retries or not _retryable(exc):
+            raise
+        await asyncio.sleep(_first_wait(exc, base_delay, max_delay))
+    return await AsyncRetrying(stop=stop_after_attempt(max_retries), wait=_wait(base_delay, max_delay),
                                retry=retry_if_exception(_retryable), reraise=True)(once)
 
 

@@ -481,3 +481,60 @@ def test_with_one_request_at_a_time_requests_leave_in_frame_order(openai_server,
     sent = [round(float(decode_url(r.json["messages"][0]["content"][1]["image_url"]["url"]).mean()) / 10)
             for r in openai_server.requests]
     assert sent == list(range(12))
+
+
+def test_retry_layer_counts_attempts_and_waits_like_its_contract(monkeypatch):
+    """The first attempt runs outside tenacity; the rest keep the numbering: max_retries=N is at
+    most N+1 calls, backoff attempt k before call k+1, Retry-After honoured, no wait after the last."""
+    from frame_describer import openai_client as oc
+
+    def failing(times: int, *, retryable: bool = True, retry_after: float | None = None):
+        calls = []
+
+        def fn():
+            calls.append(1)
+            if len(calls) <= times:
+                err = ProviderError("boom", status=500 if retryable else 400, retryable=retryable, provider="p")
+                err.retry_after = retry_after
+                raise err
+            return "ok"
+        return fn, calls
+
+    asked: list[int] = []
+    monkeypatch.setattr(oc, "backoff", lambda attempt, **kw: (asked.append(attempt), kw["retry_after"] or 0.0)[1])
+    slept: list[float] = []
+    fn, calls = failing(2)
+    assert oc.call_with_retries(fn, provider="p", max_retries=3, sleep=slept.append) == "ok"
+    assert len(calls) == 3 and asked[:2] == [1, 2] and len(slept) == 2  # (tenacity may also price a wait it skips)
+    asked.clear(); slept.clear()
+    fn, calls = failing(9, retry_after=1.5)
+    with pytest.raises(ProviderError, match="boom"):
+        oc.call_with_retries(fn, provider="p", max_retries=3, sleep=slept.append)
+    assert len(calls) == 4 and asked[:3] == [1, 2, 3] and slept == [1.5, 1.5, 1.5]
+    fn, calls = failing(9, retryable=False)
+    with pytest.raises(ProviderError):
+        oc.call_with_retries(fn, provider="p", max_retries=3, sleep=slept.append)
+    assert len(calls) == 1
+    fn, calls = failing(9)
+    with pytest.raises(ProviderError):
+        oc.call_with_retries(fn, provider="p", max_retries=0, sleep=slept.append)
+    assert len(calls) == 1
+
+    async def afailing(times: int):
+        fn, calls = failing(times)
+
+        async def afn():
+            return fn()
+        return afn, calls
+
+    async def scenario():
+        asked.clear()
+        afn, calls = await afailing(2)
+        assert await oc.acall_with_retries(afn, provider="p", max_retries=3) == "ok"
+        assert len(calls) == 3 and asked[:2] == [1, 2]
+        asked.clear()
+        afn, calls = await afailing(9)
+        with pytest.raises(ProviderError):
+            await oc.acall_with_retries(afn, provider="p", max_retries=2)
+        assert len(calls) == 3 and asked[:2] == [1, 2]
+    asyncio.run(scenario())
