@@ -28,7 +28,7 @@ describer's lean transport (``frame_describer.lean_http``) costs a fraction of t
 
 Run: python benchmarks/stage1_throughput.py [--frames 96] [--concurrency 8] [--latency 0.25]
      [--mode sync|async|both] [--trials 3] [--transport auto|sdk] [--json out.json]
-     python benchmarks/stage1_throughput.py --diagnose   (CPU per frame; decoding under load)
+     python benchmarks/stage1_throughput.py --diagnose   (CPU per frame; stand-in describers; decoding under load)
 """
 
 from __future__ import annotations
@@ -46,9 +46,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from frame_describer.images import encode_jpeg
 from frame_describer.openai_describer import OpenAIDescriber
 from frame_describer.sampling import sample_frames
 from frame_describer.synthetic import render_numbered_video
+from frame_describer.types import Frame, FrameDescription
 
 BOUND = 1.2
 
@@ -182,9 +184,28 @@ def _decode_seconds(video: Path, frames: int) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
+class _SleepOnly(OpenAIDescriber):
+    """A stand-in that does no work per frame: it waits the server's latency and answers (the
+    floor: what the describer's machinery and the last reply's wait cost)."""
+
+    latency = 0.0
+
+    def _describe_one(self, frame: Frame, text: str) -> FrameDescription:
+        time.sleep(self.latency)
+        return FrameDescription(t=frame.t, text="a frame")
+
+
+class _JpegThenSleep(_SleepOnly):
+    """The stand-in plus the one piece of work no transport avoids: the frame's JPEG."""
+
+    def _describe_one(self, frame: Frame, text: str) -> FrameDescription:
+        encode_jpeg(frame.image, max_side=self.max_side, quality=self.jpeg_quality)
+        return super()._describe_one(frame, text)
+
+
 def _describe(video: Path, frames: int, concurrency: int, base_url: str, use_async: bool,
-              transport: str = "auto") -> tuple[int, float]:
-    desc = OpenAIDescriber("bench", base_url=base_url, concurrency=concurrency, prices=False, transport=transport)
+              transport: str = "auto", kind: type[OpenAIDescriber] = OpenAIDescriber) -> tuple[int, float]:
+    desc = kind("bench", base_url=base_url, concurrency=concurrency, prices=False, transport=transport)
     t0 = time.perf_counter()
     if use_async:
         async def go() -> tuple[list, float]:
@@ -259,8 +280,11 @@ def _background_jpeg(image, stop) -> None:
 
 def diagnose(frames: int, video_seconds: float, repeats: int = 5) -> dict:
     """Where the time goes when decoding dominates: the describer's CPU per frame through each
-    transport (frames decoded beforehand, a server answering at once), and how much a light load
-    in *another process* slows decoding alone (medians over ``repeats``)."""
+    transport (frames decoded beforehand, a server answering at once); the ratio of the sync
+    describe run to decoding alone at L = 0.02 s for the real describer and for two stand-ins
+    (one that only waits L per frame, one that also encodes the JPEG), interleaved, paired
+    trials; and how much a light load in *another process* slows decoding alone (medians over
+    ``repeats``)."""
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         video = render_numbered_video(Path(tmp) / "bench.mp4", n_frames=int(video_seconds * 25), fps=25.0,
@@ -303,6 +327,20 @@ def diagnose(frames: int, video_seconds: float, repeats: int = 5) -> dict:
             stop.set()
             proc.join(10)
         out["decode_s_alone"] = statistics.median(alone)
+        _SleepOnly.latency = 0.02
+        kinds = {"sleep_only": _SleepOnly, "jpeg_then_sleep": _JpegThenSleep, "real": OpenAIDescriber}
+        ratios: dict[str, list[float]] = {name: [] for name in kinds}
+        server = DelayServer(0.02)
+        try:
+            for _ in range(repeats):
+                for name, kind in kinds.items():
+                    decode_s = _decode_seconds(video, frames)[1]
+                    wall = _describe(video, frames, 8, server.base_url, False, kind=kind)[1]
+                    ratios[name].append(wall / decode_s)
+        finally:
+            server.close()
+        for name, values in ratios.items():
+            out[f"sync_ratio_at_L0.02[{name}]"] = statistics.median(values)
         out["decode_s_with_background_jpeg_process"] = statistics.median(loaded)
         out["decode_slowdown"] = out["decode_s_with_background_jpeg_process"] / out["decode_s_alone"]
     return out
