@@ -118,6 +118,9 @@ def redact(text: str, secret: str | None) -> str:
 
 
 def _retry_after(headers: Any) -> float | None:
+    """Seconds the server asks us to wait (``retry-after-ms``, then ``Retry-After`` as seconds or
+    an HTTP date); None when absent or unreadable. A header sent twice reaches us joined with a
+    comma (``"5, 5"``): its first value counts."""
     if headers is None:
         return None
     for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
@@ -125,9 +128,15 @@ def _retry_after(headers: Any) -> float | None:
         if value is None:
             continue
         try:
-            return max(0.0, float(value) / divisor)
+            seconds = float(str(value).split(",")[0]) / divisor
+            return max(0.0, seconds) if math.isfinite(seconds) else None
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value) if name == "retry-after" else None
+            pass
+        if name == "retry-after":
+            try:  # an HTTP date holds a comma itself ("Wed, 21 Oct 2015 07:28:00 GMT")
+                parsed = email.utils.parsedate_to_datetime(str(value))
+            except (TypeError, ValueError, OverflowError, IndexError):
+                parsed = None
             if parsed is not None:
                 return max(0.0, parsed.timestamp() - time.time())
     return None
@@ -217,7 +226,7 @@ def call_with_retries(fn: Callable[[], T], *, provider: str, secret: str | None 
     try:
         return once()
     except ProviderError as exc:
-        if not max_retries or not should(exc):
+        if max_retries <= 0 or not should(exc):
             raise
         sleep(_first_wait(exc, base_delay, max_delay))
     return Retrying(stop=stop_after_attempt(max_retries), wait=_wait(base_delay, max_delay), sleep=sleep,
@@ -239,7 +248,7 @@ async def acall_with_retries(fn: Callable[[], Awaitable[T]], *, provider: str, s
     try:  # the first attempt outside tenacity, as in call_with_retries
         return await once()
     except ProviderError as exc:
-        if not max_retries or not _retryable(exc):
+        if max_retries <= 0 or not _retryable(exc):
             raise
         await asyncio.sleep(_first_wait(exc, base_delay, max_delay))
     return await AsyncRetrying(stop=stop_after_attempt(max_retries), wait=_wait(base_delay, max_delay),

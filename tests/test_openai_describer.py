@@ -515,10 +515,11 @@ def test_retry_layer_counts_attempts_and_waits_like_its_contract(monkeypatch):
     with pytest.raises(ProviderError):
         oc.call_with_retries(fn, provider="p", max_retries=3, sleep=slept.append)
     assert len(calls) == 1
-    fn, calls = failing(9)
-    with pytest.raises(ProviderError):
-        oc.call_with_retries(fn, provider="p", max_retries=0, sleep=slept.append)
-    assert len(calls) == 1
+    for none in (0, -1):
+        fn, calls = failing(9)
+        with pytest.raises(ProviderError):
+            oc.call_with_retries(fn, provider="p", max_retries=none, sleep=slept.append)
+        assert len(calls) == 1
 
     async def afailing(times: int):
         fn, calls = failing(times)
