@@ -143,6 +143,7 @@ class LeanTransport:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.scheme == "https":
+                sock.settimeout(_remaining(deadline))  # the handshake within what the connect left
                 sock = self._ssl.wrap_socket(sock, server_hostname=self.host)
         except BaseException:
             sock.close()
@@ -192,7 +193,10 @@ class LeanTransport:
         except BaseException as exc:
             if conn is not None:
                 conn.close()
-            raise _transport_error(exc) from None
+            err = _transport_error(exc)
+            if err is exc:
+                raise
+            raise err from None
         if keep:
             self._give_back(conn)
         else:
@@ -262,7 +266,10 @@ class LeanTransport:
         except BaseException as exc:  # failed or cancelled mid-request: the connection's state is unknown
             if writer is not None:
                 _drop(writer)
-            raise _transport_error(exc) from None
+            err = _transport_error(exc)
+            if err is exc:
+                raise
+            raise err from None
         pool = self._apool()
         if keep and len(pool) < _MAX_IDLE:
             pool.append((reader, writer))
@@ -354,6 +361,8 @@ class _SocketReader:
         return out
 
     async def readexactly(self, n: int) -> bytes:
+        if n < 0:  # as asyncio's reader
+            raise ValueError("readexactly size can not be less than zero")
         while len(self.buffer) < n:
             if not self._fill():
                 raise self._eof(n)
@@ -460,7 +469,10 @@ async def _read_reply(reader: Any) -> tuple[Reply, bool]:
         return Reply(status, headers, b"".join(chunks)), keep
     length = headers.get("content-length")
     if length is not None:
-        return Reply(status, headers, await reader.readexactly(int(length))), keep
+        values = {v.strip() for v in length.split(",")}  # a header sent twice arrives joined
+        if len(values) != 1 or not (size := values.pop()).isdigit():
+            raise ValueError(f"invalid Content-Length {length[:40]!r}")
+        return Reply(status, headers, await reader.readexactly(int(size))), keep
     return Reply(status, headers, await reader.read()), False
 
 

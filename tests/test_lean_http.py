@@ -141,10 +141,13 @@ def test_framings_interim_replies_and_the_request_itself(use_async):
 @BOTH
 def test_failures_are_transport_errors(use_async):
     server = RawServer((b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"short\"", "close"),
-                       b"garbage\r\n\r\n", None)
+                       b"garbage\r\n\r\n", (b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\nabcdef", "close"),
+                       (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc", "close"), None)
     t = LeanTransport(server.url, {}, timeout=5)
     try:
-        for _ in range(3):  # cut short, not HTTP, closed without an answer (a fresh connection: no resend)
+        # cut short, not HTTP, a negative length, two lengths that disagree, closed without an
+        # answer (a fresh connection each time: no resend)
+        for _ in range(5):
             with pytest.raises(TransportError, match="connection failed") as info:
                 run_both(t, {}, use_async=use_async)
             assert len(server.requests) == _ + 1
@@ -212,6 +215,24 @@ def test_replies_read_like_the_sdk_path():
         lean_reply(Reply(200, {"content-type": "text/html"}, b"<html>proxy login</html>"), provider="p")
     assert not info.value.retryable
     assert lean_reply(Reply(200, {}, b'{"choices": []}'), provider="p") == {"choices": []}
+    # a Retry-After sent twice arrives joined ("5, 5"); an HTTP date; garbage is no hint, not a crash
+    for value, expected in (("5, 5", 5.0), ("2", 2.0), ("soon", None), ("nan", None)):
+        with pytest.raises(ProviderError) as info:
+            lean_reply(Reply(503, {"retry-after": value}, b"busy"), provider="p")
+        assert info.value.retryable and info.value.retry_after == expected, value
+    with pytest.raises(ProviderError) as info:
+        lean_reply(Reply(429, {"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, b"busy"), provider="p")
+    assert info.value.retry_after == 0.0  # a date in the past: no wait
+
+
+@BOTH
+def test_a_length_sent_twice_with_one_value_is_read(use_async):
+    server = RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nContent-Length: 8\r\n\r\n{\"a\": 1}")
+    t = LeanTransport(server.url, {}, timeout=5)
+    try:
+        assert json.loads(run_both(t, {}, use_async=use_async)[0].body) == {"a": 1}
+    finally:
+        server.close()
 
 
 def test_proxy_rules(monkeypatch):
