@@ -86,7 +86,10 @@ def _serve(port_out, max_in_flight, latency: float, stop) -> None:
             if key.data == "stop":
                 running = False
             elif key.data == "accept":
-                conn, _ = listener.accept()
+                try:
+                    conn, _ = listener.accept()
+                except (BlockingIOError, ConnectionAbortedError, InterruptedError):
+                    continue
                 conn.setblocking(False)
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 sel.register(conn, selectors.EVENT_READ, bytearray())
@@ -121,8 +124,15 @@ def _serve(port_out, max_in_flight, latency: float, stop) -> None:
             _, _, conn = heapq.heappop(due)
             in_flight -= 1
             try:
-                conn.sendall(reply)  # a few hundred bytes: fits the empty send buffer of a waiting client
-            except OSError:
+                try:
+                    sent = conn.send(reply)  # a few hundred bytes: fits the empty send buffer of a waiting client
+                except BlockingIOError:
+                    sent = 0
+                if sent < len(reply):  # it did not: finish it blocking rather than lose it
+                    conn.setblocking(True)
+                    conn.sendall(reply[sent:])
+                    conn.setblocking(False)
+            except OSError:  # the client went away
                 pass
     listener.close()
 
