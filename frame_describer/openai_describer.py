@@ -331,8 +331,9 @@ class OpenAIDescriber(BaseDescriber):
         handles: asyncio.Queue[Any] = asyncio.Queue()
         tasks: list[asyncio.Task[FrameDescription]] = []  # every task started, to cancel and reap at the end
 
-        # JPEG encoding runs in two worker threads (OpenCV releases the GIL): neither on the event
-        # loop nor in the feeder thread, where it would hold up decoding the next frame.
+        # JPEG encoding runs in two worker threads: neither on the event loop nor in the feeder
+        # thread, where it would hold up decoding the next frame (Pillow holds the GIL per 64 kB
+        # of output, see frame_describer.images, so this bounds stalls rather than adds cores).
         encoder = ThreadPoolExecutor(2, thread_name_prefix="vidground-encode")
 
         def start(frame: Frame, request: Future[dict[str, Any]]) -> None:  # on the loop
