@@ -198,7 +198,7 @@ class _SleepOnly(OpenAIDescriber):
     """A stand-in that does no work per frame: it waits the server's latency and answers (the
     floor: what the describer's machinery and the last reply's wait cost)."""
 
-    latency = 0.0
+    latency = 0.02  # the decode-bound regime --diagnose looks at
 
     def _describe_one(self, frame: Frame, text: str) -> FrameDescription:
         time.sleep(self.latency)
@@ -337,10 +337,9 @@ def diagnose(frames: int, video_seconds: float, repeats: int = 5) -> dict:
             stop.set()
             proc.join(10)
         out["decode_s_alone"] = statistics.median(alone)
-        _SleepOnly.latency = 0.02
         kinds = {"sleep_only": _SleepOnly, "jpeg_then_sleep": _JpegThenSleep, "real": OpenAIDescriber}
         ratios: dict[str, list[float]] = {name: [] for name in kinds}
-        server = DelayServer(0.02)
+        server = DelayServer(_SleepOnly.latency)
         try:
             for _ in range(repeats):
                 for name, kind in kinds.items():

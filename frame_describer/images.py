@@ -3,13 +3,12 @@
 The longest side is bounded (512 px by default, a sensible cost/quality point for image
 models) and never enlarged. JPEG encoding goes through Pillow (libjpeg-turbo). OpenCV's
 ``imencode`` writes the same bytes, but it needs a BGR copy first, and ``cv2.cvtColor`` runs on
-OpenCV's thread pool, whose workers spin after every call: per 512x288 frame of the stage-1
-benchmark that cost 0.44 ms of CPU against Pillow's 0.31 ms, CPU taken from the decoder running
-beside the requests. Pillow holds the GIL while it encodes into memory, one output buffer (64 kB)
-at a time: a 512-px frame holds it for the whole 0.3 ms encode, as long as a short stretch of
-Python code, so encoder threads do not encode in parallel with each other; a 4K frame yields it
-between buffers (the longest stall of another thread measured 6 ms, about the interpreter's
-switch interval).
+OpenCV's thread pool, whose workers spin after every call: ``python benchmarks/stage1_throughput.py
+--diagnose`` measured 0.47-0.63 ms of CPU per 512x288 frame for the JPEG request through OpenCV
+and 0.32 ms through Pillow, CPU taken from the decoder running beside the requests. Pillow holds
+the GIL while it encodes into memory, one 64 kB output buffer at a time: a 512-px frame holds it
+for its whole encode (about as long as a short stretch of Python code), so encoder threads do not
+encode in parallel with each other; a large frame yields it between buffers.
 """
 
 from __future__ import annotations

@@ -98,10 +98,9 @@ class LeanTransport:
             host_header += f":{url.port}"
         # names as the SDK spells them; Host, Content-Length and Accept-Encoding are ours (no
         # compressed bodies: the reply parser does not decode them)
-        self._headers = {k: v for k, v in headers.items()
-                         if k.lower() not in ("host", "content-length", "accept-encoding", "connection")}
-        self._headers["Accept-Encoding"] = "identity"
-        self._head = "".join(f"{k}: {v}\r\n" for k, v in self._headers.items())
+        kept = {k: v for k, v in headers.items()
+                if k.lower() not in ("host", "content-length", "accept-encoding", "connection")}
+        self._head = "".join(f"{k}: {v}\r\n" for k, v in {**kept, "Accept-Encoding": "identity"}.items())
         self._host_header = host_header
         self._lock = threading.Lock()
         self._idle: list[_Connection] = []
@@ -185,7 +184,6 @@ class LeanTransport:
                 # write it once more on a fresh connection. A failure after the request was
                 # written is the retry layer's to judge, never resent here.
                 conn.close()
-                conn = None
                 conn = self._connect(deadline)
                 conn.send(request, deadline)
             conn.reader.deadline = deadline
