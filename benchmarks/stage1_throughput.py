@@ -288,9 +288,58 @@ def _background_jpeg(image, stop) -> None:
         time.sleep(0.005)
 
 
+def _jpeg_costs(images: list, out: dict, encodes: int = 5) -> None:
+    """CPU per frame of :func:`encode_jpeg` through each encoder, and how long one encode of a
+    4K frame (the first frame scaled up) keeps another thread, which wants the GIL every 0.1 ms,
+    from running: the longest gap during each encode, median over ``encodes``."""
+    import threading
+
+    import cv2
+
+    from frame_describer import images as jpeg
+
+    big = cv2.resize(images[0], (3840, 2160), interpolation=cv2.INTER_CUBIC)
+    fast = jpeg._simplejpeg
+    for name, encoder in (("simplejpeg", fast), ("pillow", None)):
+        if name == "simplejpeg" and fast is None:
+            continue
+        jpeg._simplejpeg = encoder
+        try:
+            for image in images[:8]:
+                encode_jpeg(image)
+            c0 = time.process_time()
+            for image in images:
+                encode_jpeg(image)
+            out[f"jpeg_cpu_ms[{name}]"] = (time.process_time() - c0) / len(images) * 1e3
+            stalls = []
+            for _ in range(encodes):
+                ticks: list[float] = []
+                done = threading.Event()
+
+                def tick(ticks: list[float] = ticks, done: threading.Event = done) -> None:
+                    while not done.is_set():
+                        ticks.append(time.perf_counter())
+                        time.sleep(0.0001)
+                ticker = threading.Thread(target=tick)
+                ticker.start()
+                time.sleep(0.01)
+                t0 = time.perf_counter()
+                encode_jpeg(big, max_side=None)
+                t1 = time.perf_counter()
+                done.set()
+                ticker.join()
+                inside = [t0] + [t for t in ticks if t0 < t < t1] + [t1]
+                stalls.append(max(b - a for a, b in zip(inside, inside[1:])))
+            out[f"jpeg_4k_ms[{name}]"] = (t1 - t0) * 1e3
+            out[f"jpeg_4k_longest_stall_ms[{name}]"] = statistics.median(stalls) * 1e3
+        finally:
+            jpeg._simplejpeg = fast
+
+
 def diagnose(frames: int, video_seconds: float, repeats: int = 5) -> dict:
-    """Where the time goes when decoding dominates: the describer's CPU per frame through each
-    transport (frames decoded beforehand, a server answering at once); the ratio of the sync
+    """Where the time goes when decoding dominates: the JPEG's CPU per frame through each encoder
+    and how long a 4K encode keeps other threads from running; the describer's CPU per frame
+    through each transport (frames decoded beforehand, a server answering at once); the ratio of the sync
     describe run to decoding alone at L = 0.02 s for the real describer and for two stand-ins
     (one that only waits L per frame, one that also encodes the JPEG), interleaved, paired
     trials; and how much a light load in *another process* slows decoding alone (medians over
@@ -300,6 +349,7 @@ def diagnose(frames: int, video_seconds: float, repeats: int = 5) -> dict:
         video = render_numbered_video(Path(tmp) / "bench.mp4", n_frames=int(video_seconds * 25), fps=25.0,
                                       size=(640, 360))
         decoded = list(sample_frames(video, num_frames=frames))
+        _jpeg_costs([f.image for f in decoded], out)
         server = DelayServer(0.0)
         try:
             for transport in ("auto", "sdk"):

@@ -332,8 +332,9 @@ class OpenAIDescriber(BaseDescriber):
         tasks: list[asyncio.Task[FrameDescription]] = []  # every task started, to cancel and reap at the end
 
         # JPEG encoding runs in two worker threads: neither on the event loop nor in the feeder
-        # thread, where it would hold up decoding the next frame (Pillow holds the GIL per 64 kB
-        # of output, see frame_describer.images, so this bounds stalls rather than adds cores).
+        # thread, where it would hold up decoding the next frame. simplejpeg releases the GIL
+        # while it encodes, so they run beside decoding; the Pillow fallback holds it per 64 kB
+        # of output (see frame_describer.images), and then this only bounds the stalls.
         encoder = ThreadPoolExecutor(2, thread_name_prefix="vidground-encode")
 
         def start(frame: Frame, request: Future[dict[str, Any]]) -> None:  # on the loop
