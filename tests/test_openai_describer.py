@@ -156,12 +156,35 @@ def test_empty_cut_description_is_incomplete(openai_server):
         list(make(openai_server).describe([frame(0)]))
 
 
-def test_stopping_early_cancels_the_rest(openai_server):
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_stopping_early_cancels_the_rest(openai_server, use_async):
     openai_server.responder = echo_brightness
-    gen = make(openai_server, concurrency=2).describe(frame(i) for i in range(100))
-    assert next(gen).text == "level 0"
-    gen.close()
-    assert len(openai_server.requests) <= 8  # bounded window, not the whole video
+    desc = make(openai_server, concurrency=2)
+    frames = (frame(i) for i in range(100))
+    encode = desc.request
+
+    def slow_encode(f, text):  # frames after the first encode slowly: encodings are under way at the end
+        if f.index:
+            time.sleep(0.1)
+        return encode(f, text)
+    desc.request = slow_encode
+    if use_async:
+        async def first_then_stop():
+            gen = desc.adescribe(frames)
+            first = await anext(gen)
+            await gen.aclose()
+            sent = len(openai_server.requests)
+            await asyncio.sleep(0.3)  # encodings still under way when it stopped start nothing
+            return first, sent
+        first, sent = asyncio.run(first_then_stop())
+    else:
+        gen = desc.describe(frames)
+        first = next(gen)
+        gen.close()
+        sent = len(openai_server.requests)
+        time.sleep(0.3)
+    assert first.text == "level 0"
+    assert len(openai_server.requests) == sent <= 8  # bounded window, not the whole video; none after the end
     assert not [t for t in threading.enumerate() if t.name == "vidground-decode"]  # the feeder thread is gone
 
 
@@ -521,6 +544,31 @@ def test_a_redirect_moves_the_describer_to_the_sdk(openai_server, use_async):
     desc = make(openai_server, concurrency=1)
     assert [d.text for d in describe_all(desc, [frame(0), frame(1)], use_async)] == ["followed", "ok"]
     assert desc.transport_in_use == "sdk" and len(openai_server.requests) == 4
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_frame_that_cannot_be_encoded_fails_in_its_turn(openai_server, use_async):
+    """A frame too wide for JPEG (no max_side) raises InputError after the frames before it have
+    been described, as a decoding error does, and no request is sent for it."""
+    openai_server.responder = echo_brightness
+    wide = Frame(t=1.5, index=3, image=np.zeros((2, 65501, 3), np.uint8))
+    frames = [frame(1), frame(2), frame(3, 64, 64), wide, frame(5)]
+    got: list[str] = []
+
+    async def run(desc):
+        async for d in desc.adescribe(frames):
+            got.append(d.text)
+
+    desc = make(openai_server, concurrency=4, max_side=None)
+    with pytest.raises(InputError, match="65500 pixels"):
+        if use_async:
+            asyncio.run(run(desc))
+        else:
+            for d in desc.describe(frames):
+                got.append(d.text)
+    assert got == ["level 1", "level 2", "level 3"]
+    assert all(decode_url(r.json["messages"][0]["content"][1]["image_url"]["url"]).shape[1] < 1000
+               for r in openai_server.requests)
 
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
