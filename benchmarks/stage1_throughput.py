@@ -339,7 +339,9 @@ def _jpeg_costs(images: list, out: dict, encodes: int = 5) -> None:
 def diagnose(frames: int, video_seconds: float, repeats: int = 5) -> dict:
     """Where the time goes when decoding dominates: the JPEG's CPU per frame through each encoder
     and how long a 4K encode keeps other threads from running; the describer's CPU per frame
-    through each transport (frames decoded beforehand, a server answering at once); the ratio of the sync
+    through each transport (frames decoded beforehand, a server answering at once), one request
+    at a time (``describe_frame``) and streamed (``describe``, ``adescribe``: the same requests
+    plus the hand-offs between the feeder, the requests and the caller); the ratio of the sync
     describe run to decoding alone at L = 0.02 s for the real describer and for two stand-ins
     (one that only waits L per frame, one that also encodes the JPEG), interleaved, paired
     trials; and how much a light load in *another process* slows decoding alone (medians over
@@ -360,6 +362,9 @@ def diagnose(frames: int, video_seconds: float, repeats: int = 5) -> dict:
                 for f in decoded:
                     desc.describe_frame(f)
                 out[f"describe_frame_cpu_ms[{transport}]"] = (time.process_time() - c0) / len(decoded) * 1e3
+                c0 = time.process_time()  # the sync stream: the same requests, on the describer's threads
+                list(desc.describe(decoded))
+                out[f"describe_cpu_ms_per_frame[{transport}]"] = (time.process_time() - c0) / len(decoded) * 1e3
 
                 async def run_async(d=desc) -> float:
                     [x async for x in d.adescribe(decoded[:8])]

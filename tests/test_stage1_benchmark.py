@@ -34,7 +34,8 @@ def test_verdict_fails_slow_or_incomplete_runs():
 def test_diagnose_reports_every_figure():
     out = bench.diagnose(frames=8, video_seconds=2.0, repeats=1)
     for key in ("describe_frame_cpu_ms[auto]", "describe_frame_cpu_ms[sdk]", "adescribe_cpu_ms_per_frame[auto]",
-                "adescribe_cpu_ms_per_frame[sdk]", "jpeg_request_cpu_ms", "decode_s_alone",
+                "adescribe_cpu_ms_per_frame[sdk]", "describe_cpu_ms_per_frame[auto]", "describe_cpu_ms_per_frame[sdk]",
+                "jpeg_request_cpu_ms", "decode_s_alone",
                 "jpeg_cpu_ms[simplejpeg]", "jpeg_cpu_ms[pillow]", "jpeg_4k_longest_stall_ms[simplejpeg]",
                 "jpeg_4k_longest_stall_ms[pillow]", "jpeg_4k_ms[simplejpeg]", "jpeg_4k_ms[pillow]",
                 "decode_s_with_background_jpeg_process", "sync_ratio_at_L0.02[sleep_only]",
