@@ -27,7 +27,7 @@ describer's lean transport (``frame_describer.lean_http``) costs a fraction of t
 ``--transport sdk`` measures the SDK path.
 
 Run: python benchmarks/stage1_throughput.py [--frames 96] [--concurrency 8] [--latency 0.25]
-     [--mode sync|async|both] [--trials 3] [--transport auto|sdk] [--json out.json]
+     [--mode sync|async|both] [--trials 11] [--transport auto|sdk] [--json out.json]
      python benchmarks/stage1_throughput.py --diagnose   (CPU per frame; stand-in describers; decoding under load)
 """
 
@@ -288,10 +288,11 @@ def _background_jpeg(image, stop) -> None:
         time.sleep(0.005)
 
 
-def _jpeg_costs(images: list, out: dict, encodes: int = 5) -> None:
-    """CPU per frame of :func:`encode_jpeg` through each encoder, and how long one encode of a
-    4K frame (the first frame scaled up) keeps another thread, which wants the GIL every 0.1 ms,
-    from running: the longest gap during each encode, median over ``encodes``."""
+def _jpeg_costs(images: list, out: dict, rounds: int = 5) -> None:
+    """CPU per frame of :func:`encode_jpeg` through each encoder (the encoders take turns, one
+    pass over ``images`` each per round; the median round), and how long one encode of a 4K
+    frame (the first frame scaled up) keeps another thread, which wants the GIL every 0.1 ms,
+    from running: the longest gap during each encode, median over the rounds."""
     import threading
 
     import cv2
@@ -300,27 +301,30 @@ def _jpeg_costs(images: list, out: dict, encodes: int = 5) -> None:
 
     big = cv2.resize(images[0], (3840, 2160), interpolation=cv2.INTER_CUBIC)
     fast = jpeg._simplejpeg
-    for name, encoder in (("simplejpeg", fast), ("pillow", None)):
-        if name == "simplejpeg" and fast is None:
-            continue
-        jpeg._simplejpeg = encoder
-        try:
+    encoders = {"simplejpeg": fast, "pillow": None} if fast is not None else {"pillow": None}
+    cpu: dict[str, list[float]] = {name: [] for name in encoders}
+    wall: dict[str, list[float]] = {name: [] for name in encoders}
+    stalls: dict[str, list[float]] = {name: [] for name in encoders}
+
+    def tick(ticks: list[float], done: threading.Event) -> None:
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.0001)
+    try:
+        for name, encoder in encoders.items():  # warm both up
+            jpeg._simplejpeg = encoder
             for image in images[:8]:
                 encode_jpeg(image)
-            c0 = time.process_time()
-            for image in images:
-                encode_jpeg(image)
-            out[f"jpeg_cpu_ms[{name}]"] = (time.process_time() - c0) / len(images) * 1e3
-            stalls = []
-            for _ in range(encodes):
+        for _ in range(rounds):
+            for name, encoder in encoders.items():
+                jpeg._simplejpeg = encoder
+                c0 = time.process_time()
+                for image in images:
+                    encode_jpeg(image)
+                cpu[name].append((time.process_time() - c0) / len(images) * 1e3)
                 ticks: list[float] = []
                 done = threading.Event()
-
-                def tick(ticks: list[float] = ticks, done: threading.Event = done) -> None:
-                    while not done.is_set():
-                        ticks.append(time.perf_counter())
-                        time.sleep(0.0001)
-                ticker = threading.Thread(target=tick)
+                ticker = threading.Thread(target=tick, args=(ticks, done))
                 ticker.start()
                 time.sleep(0.01)
                 t0 = time.perf_counter()
@@ -329,11 +333,14 @@ def _jpeg_costs(images: list, out: dict, encodes: int = 5) -> None:
                 done.set()
                 ticker.join()
                 inside = [t0] + [t for t in ticks if t0 < t < t1] + [t1]
-                stalls.append(max(b - a for a, b in zip(inside, inside[1:])))
-            out[f"jpeg_4k_ms[{name}]"] = (t1 - t0) * 1e3
-            out[f"jpeg_4k_longest_stall_ms[{name}]"] = statistics.median(stalls) * 1e3
-        finally:
-            jpeg._simplejpeg = fast
+                wall[name].append((t1 - t0) * 1e3)
+                stalls[name].append(max(b - a for a, b in zip(inside, inside[1:])) * 1e3)
+    finally:
+        jpeg._simplejpeg = fast
+    for name in encoders:
+        out[f"jpeg_cpu_ms[{name}]"] = statistics.median(cpu[name])
+        out[f"jpeg_4k_ms[{name}]"] = statistics.median(wall[name])
+        out[f"jpeg_4k_longest_stall_ms[{name}]"] = statistics.median(stalls[name])
 
 
 def diagnose(frames: int, video_seconds: float, repeats: int = 5) -> dict:
@@ -417,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency", type=float, default=0.25, help="server delay per request, seconds")
     ap.add_argument("--video-seconds", type=float, default=60.0)
     ap.add_argument("--mode", choices=("sync", "async", "both"), default="both")
-    ap.add_argument("--trials", type=int, default=3, help="paired (decode, describe) measurements per mode")
+    ap.add_argument("--trials", type=int, default=None,
+                    help="paired (decode, describe) measurements per mode (default 11; 3 with --diagnose)")
     ap.add_argument("--transport", choices=("auto", "sdk"), default="auto",
                     help="the describer's transport: auto (lean HTTP client) or the OpenAI SDK")
     ap.add_argument("--json", type=Path, help="also write every trial and the verdict here")
@@ -426,9 +434,10 @@ def main(argv: list[str] | None = None) -> int:
                          "under a light load in another process")
     args = ap.parse_args(argv)
     if args.diagnose:
-        for key, value in diagnose(args.frames, args.video_seconds, max(args.trials, 3)).items():
+        for key, value in diagnose(args.frames, args.video_seconds, max(args.trials or 3, 1)).items():
             print(f"{key:45} {value:.3f}")
         return 0
+    args.trials = 11 if args.trials is None else args.trials
     if args.trials < 1 or args.frames < 1 or args.concurrency < 1 or args.latency < 0:
         ap.error("--trials, --frames and --concurrency must be >= 1 and --latency >= 0")
     modes = ["sync", "async"] if args.mode == "both" else [args.mode]
