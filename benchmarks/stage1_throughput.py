@@ -28,7 +28,8 @@ describer's lean transport (``frame_describer.lean_http``) costs a fraction of t
 
 Run: python benchmarks/stage1_throughput.py [--frames 96] [--concurrency 8] [--latency 0.25]
      [--mode sync|async|both] [--trials 11] [--transport auto|sdk] [--json out.json]
-     python benchmarks/stage1_throughput.py --diagnose   (CPU per frame; stand-in describers; decoding under load)
+     python benchmarks/stage1_throughput.py --diagnose   (JPEG cost and GIL stall per encoder; CPU per frame
+                                                         per transport; stand-in describers; decoding under load)
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ class _SleepOnly(OpenAIDescriber):
 
     latency = 0.02  # the decode-bound regime --diagnose looks at
 
-    def _describe_one(self, frame: Frame, text: str) -> FrameDescription:
+    def _describe_one(self, frame: Frame, text: str, stopped=None) -> FrameDescription:
         time.sleep(self.latency)
         return FrameDescription(t=frame.t, text="a frame")
 
@@ -208,9 +209,9 @@ class _SleepOnly(OpenAIDescriber):
 class _JpegThenSleep(_SleepOnly):
     """The stand-in plus the one piece of work no transport avoids: the frame's JPEG."""
 
-    def _describe_one(self, frame: Frame, text: str) -> FrameDescription:
+    def _describe_one(self, frame: Frame, text: str, stopped=None) -> FrameDescription:
         encode_jpeg(frame.image, max_side=self.max_side, quality=self.jpeg_quality)
-        return super()._describe_one(frame, text)
+        return super()._describe_one(frame, text, stopped)
 
 
 def _describe(video: Path, frames: int, concurrency: int, base_url: str, use_async: bool,
@@ -430,8 +431,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="the describer's transport: auto (lean HTTP client) or the OpenAI SDK")
     ap.add_argument("--json", type=Path, help="also write every trial and the verdict here")
     ap.add_argument("--diagnose", action="store_true",
-                    help="instead: the describer's CPU per frame per transport, and decoding's slowdown "
-                         "under a light load in another process")
+                    help="instead: the JPEG's CPU and GIL stall per encoder, the describer's CPU per frame "
+                         "per transport, stand-in describers, and decoding's slowdown under a light load "
+                         "in another process")
     args = ap.parse_args(argv)
     if args.diagnose:
         for key, value in diagnose(args.frames, args.video_seconds, max(args.trials or 3, 1)).items():

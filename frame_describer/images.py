@@ -1,18 +1,18 @@
 """Frames to the wire: JPEG at a bounded size, as bytes or a base64 ``data:`` URL.
 
-The longest side is bounded (512 px by default, a sensible cost/quality point for image
-models) and never enlarged. JPEG encoding goes through libjpeg-turbo, by way of ``simplejpeg``
+The longest side is bounded (512 px by default, a sensible cost/quality point for image models)
+and never enlarged. JPEG encoding goes through libjpeg-turbo, by way of ``simplejpeg``
 (installed with the ``openai`` extra) or, without it, Pillow. Both write the same baseline JFIF
 layout (quantisation and Huffman tables, 4:2:0 chroma) at the same quality scale, and the
 pictures differ only by rounding: the test suite holds them to the same fidelity to the frame
 (PSNR within 0.2 dB). ``simplejpeg`` is preferred because the encoder runs beside the decoder on
-every frame, and it (1) costs less CPU, 0.22-0.27 against 0.32-0.36 ms per 512x288 frame
-(Pillow first copies the frame into its own 4-byte-per-pixel layout), and (2) releases the GIL
-while it encodes, where Pillow holds it while it encodes into memory (per 64 kB output buffer):
-during a 4K encode another thread was kept from running for 0.2 ms at most, against 6.4-6.9 ms.
-Measured by ``python benchmarks/stage1_throughput.py --diagnose``. OpenCV's ``imencode`` is not
-used: it needs a BGR copy first, and ``cv2.cvtColor`` runs on OpenCV's thread pool, whose
-workers spin after every call, taking CPU from the decoder.
+every frame, and it (1) costs less CPU, 0.22-0.27 against 0.32-0.36 ms per 512x288 frame (Pillow
+first copies the frame into its own 4-byte-per-pixel layout), and (2) releases the GIL while it
+encodes, where Pillow holds it while it encodes into memory (per 64 kB output buffer): the
+longest another thread had to wait during a 4K encode was about 0.2 ms (the measure's floor)
+against 6.4-6.9 ms (medians of 5 encodes). Measured by ``python benchmarks/stage1_throughput.py
+--diagnose``. OpenCV's ``imencode`` is not used: it needs a BGR copy first, and ``cv2.cvtColor``
+runs on OpenCV's thread pool, whose workers spin after every call, taking CPU from the decoder.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ JPEG_MAX_SIDE = 65500  # libjpeg's limit
 
 
 def check_image_options(max_side: int | None, quality: int) -> None:
-    if max_side is not None and (not isinstance(max_side, int) or max_side < 16):
-        raise ConfigurationError(f"max_side must be an integer of at least 16 pixels (or None), got {max_side!r}")
+    if max_side is not None and (not isinstance(max_side, int) or not 16 <= max_side <= JPEG_MAX_SIDE):
+        raise ConfigurationError(f"max_side must be an integer from 16 to {JPEG_MAX_SIDE} pixels (JPEG's limit), "
+                                 f"or None, got {max_side!r}")
     if not isinstance(quality, int) or not 1 <= quality <= 100:
         raise ConfigurationError(f"jpeg quality must be an integer from 1 to 100, got {quality!r}")
 
@@ -59,15 +60,16 @@ def bounded(image: np.ndarray, max_side: int | None = DEFAULT_MAX_SIDE) -> np.nd
 
 def encode_jpeg(image: np.ndarray, *, max_side: int | None = DEFAULT_MAX_SIDE,
                 quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
-    """JPEG bytes of an RGB frame, longest side bounded by ``max_side``."""
+    """JPEG bytes of an RGB frame, longest side bounded by ``max_side``. An empty frame, or one
+    over 65500 pixels on a side with ``max_side=None``, is an :class:`InputError`."""
     check_image_options(max_side, quality)
     img = bounded(image, max_side)
     if max(img.shape[:2]) > JPEG_MAX_SIDE:
         raise InputError(f"a JPEG can be at most {JPEG_MAX_SIDE} pixels on a side, the frame is "
                          f"{img.shape[1]}x{img.shape[0]}: give a max_side")
     if _simplejpeg is not None:
-        if not img.flags.c_contiguous:  # a rotated or cropped view: simplejpeg reads whole rows
-            img = np.ascontiguousarray(img)
+        if img.strides[1:] != (3, 1) or img.strides[0] < 3 * img.shape[1]:  # rotated, flipped, exotic
+            img = np.ascontiguousarray(img)  # (simplejpeg takes rows at any forward stride: crops as they are)
         return _simplejpeg.encode_jpeg(img, quality=quality, colorspace="RGB", colorsubsampling="420")
     out = io.BytesIO()
     Image.fromarray(img).save(out, format="JPEG", quality=quality)

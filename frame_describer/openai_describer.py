@@ -20,7 +20,7 @@ import queue
 import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any, Literal
 
 import prompts
@@ -241,11 +241,15 @@ class OpenAIDescriber(BaseDescriber):
         """Describe one frame (blocking)."""
         return self._describe_one(frame, self._text(query))
 
-    def _describe_one(self, frame: Frame, text: str) -> FrameDescription:
+    def _describe_one(self, frame: Frame, text: str, stopped: threading.Event | None = None) -> FrameDescription:
+        """One frame's request; ``stopped`` is the stream's end: once it is set, a request whose
+        frame was still being encoded (or paced) is not sent, since nobody would read its answer."""
         if self._client is None:
             raise ConfigurationError("only an async_client was given: use adescribe(), or pass client= too")
         kw = self.request(frame, text)
         res = self.limiter.acquire(self._estimate(frame, text)) if self.limiter.enabled else None
+        if stopped is not None and stopped.is_set():
+            raise CancelledError("the stream was closed before this frame's request was sent")
         secret, lean = self._client.api_key, self._lean
 
         def via_sdk() -> dict[str, Any]:
@@ -300,8 +304,9 @@ class OpenAIDescriber(BaseDescriber):
             raise ConfigurationError("only an async_client was given: use adescribe(), or pass client= too")
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="vidground-describe")
         handles: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        stopped = threading.Event()
         feeder = _Feeder(frames, 2 * self.concurrency,
-                         submit=lambda frame: handles.put(pool.submit(self._describe_one, frame, text)),
+                         submit=lambda frame: handles.put(pool.submit(self._describe_one, frame, text, stopped)),
                          finish=handles.put)
         try:
             while (item := handles.get()) is not _END:
@@ -311,6 +316,7 @@ class OpenAIDescriber(BaseDescriber):
                 feeder.taken()
                 yield result
         finally:
+            stopped.set()
             feeder.stop()
             while not handles.empty():
                 item = handles.get()
