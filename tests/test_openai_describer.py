@@ -372,6 +372,10 @@ def test_jpeg_keeps_colours_and_takes_any_layout(jpeg_encoder):
     rotated = np.rot90(img)  # a strided view
     back = cv2.cvtColor(cv2.imdecode(np.frombuffer(encode_jpeg(rotated), np.uint8), 1), cv2.COLOR_BGR2RGB)
     assert back.shape == (160, 90, 3) and back[10, 45, 2] > 180 and back[150, 45, 0] > 180
+    crop = img[10:80, 40:120]  # rows at a longer stride: encoded as they are
+    back = cv2.cvtColor(cv2.imdecode(np.frombuffer(encode_jpeg(crop), np.uint8), 1), cv2.COLOR_BGR2RGB)
+    assert back.shape == (70, 80, 3) and back[35, 10, 0] > 180 and back[35, 70, 2] > 180
+    assert encode_jpeg(crop) == encode_jpeg(np.ascontiguousarray(crop))
     flipped = img[::-1, ::-1]  # negative strides
     back = cv2.cvtColor(cv2.imdecode(np.frombuffer(encode_jpeg(flipped), np.uint8), 1), cv2.COLOR_BGR2RGB)
     assert back.shape == img.shape and back[45, 20, 2] > 180 and back[45, 140, 0] > 180
