@@ -11,11 +11,11 @@ headers parsed through the ``email`` package).
 
 What it keeps from the SDK client it is built from: the base URL, every default header (auth,
 organisation, project, user agent) and the timeout. It is used only for clients vidground built
-itself, and never when a proxy is configured (``*_PROXY``; httpx reads ``NO_PROXY`` its own way)
-- there the SDK's own transport is used, as it is for a redirect or a compressed reply. Connections are kept alive and pooled (one
-pool for threads, one per event loop); an idle connection the server has closed is noticed
-before reuse, and a request that fails after it was sent is *not* resent here: the caller's
-retry layer owns retries.
+itself, and never when a proxy is configured (``*_PROXY``; httpx reads ``NO_PROXY`` its own way):
+there the SDK's own transport is used, as it is for a redirect or a compressed reply.
+Connections are kept alive and pooled (one pool for threads, one per event loop); an idle
+connection the server has closed is noticed before reuse, and a request that fails after it was
+sent is *not* resent here: the caller's retry layer owns retries.
 
 Errors are reported as :class:`TransportError` (timeout or connection failure) or a
 :class:`Reply` with the status, headers and body; :mod:`frame_describer.openai_client` turns

@@ -277,16 +277,14 @@ class OpenAIDescriber(BaseDescriber):
         async with sem:  # taken in frame order (the semaphore is FIFO), so requests leave in frame order
             kw = await request  # encoded meanwhile in a worker thread; usually ready by now
             res = await self.limiter.aacquire(self._estimate(frame, text)) if self.limiter.enabled else None
-            lean = self._lean
+            lean, secret = self._lean, (self._client or self._async_client).api_key
 
             def via_sdk() -> Awaitable[dict[str, Any]]:
-                client = self._aclient()
-                return apost_chat(client, kw, provider=self.name)
+                return apost_chat(self._aclient(), kw, provider=self.name)
 
             def via_lean() -> Awaitable[dict[str, Any]]:
-                return alean_post_chat(lean, kw, provider=self.name, secret=self._client.api_key)
+                return alean_post_chat(lean, kw, provider=self.name, secret=secret)
 
-            secret = (self._client or self._async_client).api_key
             retry = dict(provider=self.name, secret=secret, max_retries=self.max_retries,
                          base_delay=self.retry_base_delay)
             try:
