@@ -91,6 +91,8 @@ class LeanTransport:
         self.scheme, self.host = url.scheme, url.hostname
         self.port = url.port or (443 if url.scheme == "https" else 80)
         self.prefix = url.path.rstrip("/")
+        if isinstance(timeout, bool) or not (isinstance(timeout, (int, float)) and 0 < timeout < float("inf")):
+            raise ConfigurationError(f"timeout must be a positive, finite number of seconds, got {timeout!r}")
         self.timeout = float(timeout)
         self._ssl = ssl_context if ssl_context is not None or url.scheme != "https" else ssl.create_default_context()
         host_header = self.host if ":" not in self.host else f"[{self.host}]"
@@ -392,9 +394,11 @@ class _Connection:
         if self.reader.buffer or (isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()):
             return False
         try:
-            poller = select.poll()
-            poller.register(self.sock, select.POLLIN)
-            return not poller.poll(0)
+            if hasattr(select, "poll"):  # no descriptor-number limit
+                poller = select.poll()
+                poller.register(self.sock, select.POLLIN)
+                return not poller.poll(0)
+            return not select.select([self.sock], [], [], 0)[0]  # Windows has no poll()
         except (OSError, ValueError):
             return False
 

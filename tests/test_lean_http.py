@@ -183,6 +183,27 @@ def test_idle_connections_closed_by_the_server_are_not_reused_and_nothing_is_sen
         server.close()
 
 
+@pytest.mark.parametrize("without_poll", [False, True], ids=["poll", "select"])
+def test_an_idle_connection_closed_by_the_server_is_noticed_with_or_without_poll(without_poll, monkeypatch):
+    # the sync pool's idle check; Windows has no select.poll(), and there it uses select.select()
+    if without_poll:
+        monkeypatch.delattr("select.poll")
+    server = RawServer((ok({"n": 1}), "close"), ok({"n": 2}))
+    t = LeanTransport(server.url, {}, timeout=5)
+    try:
+        replies = run_both(t, {}, use_async=False, times=2, pause=0.1)
+        assert [json.loads(r.body) for r in replies] == [{"n": 1}, {"n": 2}]
+        assert [n for n, _ in server.requests] == [1, 2]  # the closed connection was not written to
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("inf"), float("nan"), True, "5"])
+def test_a_timeout_must_be_a_positive_finite_number(timeout):
+    with pytest.raises(ConfigurationError, match="positive, finite"):
+        LeanTransport("http://127.0.0.1:1/v1", {}, timeout=timeout)
+
+
 def test_urls_and_headers_that_cannot_be_sent_faithfully_are_refused_without_echoing_them():
     for headers in ({"Authorization": "Bearer sk-SECRET\n"}, {"X-A": "a\r\nX-Injected: 1"}):
         with pytest.raises(ConfigurationError) as info:

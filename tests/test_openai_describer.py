@@ -309,6 +309,9 @@ def test_spec_env_injected_client_and_errors(openai_server, monkeypatch):
         get_describer("openai:m", mode="smart")
     with pytest.raises(ConfigurationError, match="concurrency"):
         get_describer("openai:m", concurrency=0)
+    for timeout in (0, float("inf"), float("nan")):  # no request may wait forever (nor fail to set its timeout)
+        with pytest.raises(ConfigurationError, match="positive, finite"):
+            get_describer("openai:m", timeout=timeout)
     client = openai.AsyncOpenAI(base_url=openai_server.base_url, api_key=KEY, max_retries=3)
     only_async = OpenAIDescriber("m", async_client=client)
     assert only_async._async_client.max_retries == 0 and only_async.base_url == openai_server.base_url + "/"
