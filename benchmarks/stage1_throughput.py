@@ -26,8 +26,15 @@ through the OpenAI SDK a request cost about 2 ms of CPU and the ratio was about 
 describer's lean transport (``frame_describer.lean_http``) costs a fraction of that.
 ``--transport sdk`` measures the SDK path.
 
+The source video matters when decoding dominates, since what counts is the describer's CPU per
+frame against the decoding per described frame. The default (640x360 at 25 fps, 60 s, 96 frames:
+1.6 frames described per second of flat synthetic pictures that decode at about 0.3 ms each) gives
+about 4.6 ms of decoding per described frame, the hardest case for the bound; ``--size 1280x720
+--source-fps 30 --frames 60`` is 1 fps sampling of 720p video, more decoding per described frame.
+
 Run: python benchmarks/stage1_throughput.py [--frames 96] [--concurrency 8] [--latency 0.25]
      [--mode sync|async|both] [--trials 11] [--transport auto|sdk] [--json out.json]
+     [--size 640x360] [--source-fps 25] [--video-seconds 60]
      python benchmarks/stage1_throughput.py --diagnose   (JPEG cost and GIL stall per encoder; CPU per frame
                                                          per transport; stand-in describers; decoding under load)
 """
@@ -233,14 +240,15 @@ def _describe(video: Path, frames: int, concurrency: int, base_url: str, use_asy
 
 
 def run(frames: int, concurrency: int, latency: float, video_seconds: float, modes: list[str],
-        trials: int, transport: str = "auto") -> list[dict]:
+        trials: int, transport: str = "auto", size: tuple[int, int] = (640, 360),
+        source_fps: float = 25.0) -> list[dict]:
     """``trials`` paired measurements per mode: the decode time D alone, then right after it the
-    describe run's wall time W under the same conditions (server up and idle during D)."""
+    describe run's wall time W under the same conditions (server up and idle during D). The
+    video is rendered at ``size`` (width, height) and ``source_fps``."""
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        fps = 25.0
-        video = render_numbered_video(Path(tmp) / "bench.mp4", n_frames=int(video_seconds * fps), fps=fps,
-                                      size=(640, 360))
+        video = render_numbered_video(Path(tmp) / "bench.mp4", n_frames=max(1, round(video_seconds * source_fps)),
+                                      fps=source_fps, size=size)
         # The first decode in a process pays one-off setup (codec and scaler initialisation) that the
         # describe runs, coming after it, never pay: decoding once untimed keeps D comparable (and
         # the ideal honest rather than inflated).
@@ -352,7 +360,8 @@ def diagnose(frames: int, video_seconds: float, repeats: int = 5) -> dict:
     plus the hand-offs between the feeder, the requests and the caller); the ratio of the sync
     describe run to decoding alone at L = 0.02 s for the real describer and for two stand-ins
     (one that only waits L per frame, one that also encodes the JPEG), interleaved, paired
-    trials; and how much a light load in *another process* slows decoding alone (medians over
+    trials; how many cores decoding alone keeps busy; and how much a light load in *another process*
+    slows decoding alone (medians over
     ``repeats``)."""
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -388,7 +397,11 @@ def diagnose(frames: int, video_seconds: float, repeats: int = 5) -> dict:
         finally:
             server.close()
         _decode_seconds(video, frames)
-        alone = [_decode_seconds(video, frames)[1] for _ in range(repeats)]
+        alone, cores = [], []
+        for _ in range(repeats):
+            c0 = time.process_time()
+            alone.append(_decode_seconds(video, frames)[1])
+            cores.append((time.process_time() - c0) / alone[-1])
         ctx = multiprocessing.get_context("spawn")
         loaded = []
         for _ in range(repeats):
@@ -400,6 +413,7 @@ def diagnose(frames: int, video_seconds: float, repeats: int = 5) -> dict:
             stop.set()
             proc.join(10)
         out["decode_s_alone"] = statistics.median(alone)
+        out["decode_cpu_cores"] = statistics.median(cores)  # CPU seconds per wall second while decoding alone
         kinds = {"sleep_only": _SleepOnly, "jpeg_then_sleep": _JpegThenSleep, "real": OpenAIDescriber}
         ratios: dict[str, list[float]] = {name: [] for name in kinds}
         server = DelayServer(_SleepOnly.latency)
@@ -424,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--latency", type=float, default=0.25, help="server delay per request, seconds")
     ap.add_argument("--video-seconds", type=float, default=60.0)
+    ap.add_argument("--size", default="640x360", help="the rendered video's WIDTHxHEIGHT")
+    ap.add_argument("--source-fps", type=float, default=25.0, help="the rendered video's frame rate")
     ap.add_argument("--mode", choices=("sync", "async", "both"), default="both")
     ap.add_argument("--trials", type=int, default=None,
                     help="paired (decode, describe) measurements per mode (default 11; 3 with --diagnose)")
@@ -442,10 +458,18 @@ def main(argv: list[str] | None = None) -> int:
     args.trials = 11 if args.trials is None else args.trials
     if args.trials < 1 or args.frames < 1 or args.concurrency < 1 or args.latency < 0:
         ap.error("--trials, --frames and --concurrency must be >= 1 and --latency >= 0")
+    try:
+        size = tuple(int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        size = ()
+    if len(size) != 2 or min(size) < 16 or any(v % 2 for v in size):
+        ap.error("--size must be WIDTHxHEIGHT, even numbers of at least 16 pixels, e.g. 1280x720")
+    if not (math.isfinite(args.source_fps) and 0 < args.source_fps <= 240) or not args.video_seconds > 0:
+        ap.error("--source-fps must be in (0, 240] and --video-seconds > 0")
     modes = ["sync", "async"] if args.mode == "both" else [args.mode]
     load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     results = run(args.frames, args.concurrency, args.latency, args.video_seconds, modes, args.trials,
-                  args.transport)
+                  args.transport, size, args.source_fps)
     load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{'mode':6} {'trial':>5} {'N':>4} {'C':>3} {'L s':>5} {'decode s':>9} {'ideal s':>8} {'wall s':>7} "
           f"{'ratio':>6} {'inflight':>8} {'server cpu s':>12}")
@@ -460,9 +484,12 @@ def main(argv: list[str] | None = None) -> int:
                                           else f"FAIL (bound {BOUND})")
         print(f"{mode}: median ratio {v['median_ratio']:.3f} over {args.trials} trial(s) "
               f"(min {v['min_ratio']:.3f}, max {v['max_ratio']:.3f}) {state}")
-    print(f"load average (1 min) {load0:.2f} before, {load1:.2f} after, on {os.cpu_count()} CPUs")
+    print(f"video {size[0]}x{size[1]} at {args.source_fps:g} fps, {args.video_seconds:g} s; "
+          f"load average (1 min) {load0:.2f} before, {load1:.2f} after, on {os.cpu_count()} CPUs")
     if args.json:
         args.json.write_text(json.dumps({"results": results, "verdict": summary, "bound": BOUND,
+                                         "video": {"size": list(size), "fps": args.source_fps,
+                                                   "seconds": args.video_seconds},
                                          "load_average": [load0, load1], "cpus": os.cpu_count()}, indent=2))
     return 0 if all(v["passed"] for v in summary.values()) else 1
 

@@ -3,8 +3,11 @@ checked in small by test_openai_describer's overlap test; here the harness is ch
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -19,6 +22,19 @@ def test_harness_runs_both_modes_and_transports():
         for r in rows:
             assert r["frames"] == r["described"] == 12 and 1 <= r["max_in_flight"] <= 4
             assert r["ideal_s"] >= max(r["decode_s"], 3 * 0.03) - 1e-9 and r["wall_s"] > 0
+
+
+def test_the_source_video_is_an_option(tmp_path):
+    out = tmp_path / "r.json"
+    code = bench.main(["--frames", "4", "--concurrency", "2", "--latency", "0.01", "--video-seconds", "2",
+                       "--size", "320x180", "--source-fps", "10", "--trials", "1", "--mode", "sync",
+                       "--json", str(out)])
+    data = json.loads(out.read_text())
+    assert data["video"] == {"size": [320, 180], "fps": 10.0, "seconds": 2.0}
+    assert [r["frames"] for r in data["results"]] == [4] and code in (0, 1)
+    for bad in (["--size", "320"], ["--size", "321x180"], ["--source-fps", "0"]):
+        with pytest.raises(SystemExit):
+            bench.main(bad)
 
 
 def test_verdict_fails_slow_or_incomplete_runs():
@@ -39,7 +55,7 @@ def test_diagnose_reports_every_figure():
     encoders = ["pillow"] + (["simplejpeg"] if before is not None else [])
     for key in ["describe_frame_cpu_ms[auto]", "describe_frame_cpu_ms[sdk]", "adescribe_cpu_ms_per_frame[auto]",
                 "adescribe_cpu_ms_per_frame[sdk]", "describe_cpu_ms_per_frame[auto]", "describe_cpu_ms_per_frame[sdk]",
-                "jpeg_request_cpu_ms", "decode_s_alone", "decode_s_with_background_jpeg_process",
+                "jpeg_request_cpu_ms", "decode_s_alone", "decode_cpu_cores", "decode_s_with_background_jpeg_process",
                 "sync_ratio_at_L0.02[sleep_only]", "sync_ratio_at_L0.02[jpeg_then_sleep]", "sync_ratio_at_L0.02[real]"] \
             + [f"{m}[{e}]" for m in ("jpeg_cpu_ms", "jpeg_4k_ms", "jpeg_4k_longest_stall_ms") for e in encoders]:
         assert out[key] > 0, key
