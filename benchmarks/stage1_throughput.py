@@ -360,9 +360,8 @@ def diagnose(frames: int, video_seconds: float, repeats: int = 5) -> dict:
     plus the hand-offs between the feeder, the requests and the caller); the ratio of the sync
     describe run to decoding alone at L = 0.02 s for the real describer and for two stand-ins
     (one that only waits L per frame, one that also encodes the JPEG), interleaved, paired
-    trials; how many cores decoding alone keeps busy; and how much a light load in *another process*
-    slows decoding alone (medians over
-    ``repeats``)."""
+    trials; how many cores decoding alone keeps busy; and how much a light load in *another
+    process* slows decoding alone (medians over ``repeats``)."""
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         video = render_numbered_video(Path(tmp) / "bench.mp4", n_frames=int(video_seconds * 25), fps=25.0,
