@@ -19,6 +19,7 @@ import math
 import queue
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any, Literal
@@ -242,28 +243,45 @@ class OpenAIDescriber(BaseDescriber):
         return self._describe_one(frame, self._text(query))
 
     def _describe_one(self, frame: Frame, text: str, stopped: threading.Event | None = None) -> FrameDescription:
-        """One frame's request; ``stopped`` is the stream's end: once it is set, a request whose
-        frame was still being encoded (or paced) is not sent, since nobody would read its answer."""
+        """One frame's request; ``stopped`` is the stream's end: once it is set, nobody will read
+        the answer, so the frame is not encoded, paced or sent, nor a failed request retried
+        (a backoff wait ends at once), and a rate-limit slot taken for it is given back."""
         if self._client is None:
             raise ConfigurationError("only an async_client was given: use adescribe(), or pass client= too")
+
+        def check() -> None:
+            if stopped is not None and stopped.is_set():
+                raise CancelledError("the stream was closed: this frame's request is not sent")
+        check()
         kw = self.request(frame, text)
-        res = self.limiter.acquire(self._estimate(frame, text)) if self.limiter.enabled else None
-        if stopped is not None and stopped.is_set():
-            raise CancelledError("the stream was closed before this frame's request was sent")
+        res = self.limiter.acquire(self._estimate(frame, text), cancel=stopped) if self.limiter.enabled else None
         secret, lean = self._client.api_key, self._lean
+        attempts = 0
 
         def via_sdk() -> dict[str, Any]:
+            nonlocal attempts
+            check()
+            attempts += 1
             return post_chat(self._client, kw, provider=self.name)
 
         def via_lean() -> dict[str, Any]:
+            nonlocal attempts
+            check()
+            attempts += 1
             return lean_post_chat(lean, kw, provider=self.name, secret=secret)
 
-        retry = dict(provider=self.name, secret=secret, max_retries=self.max_retries, base_delay=self.retry_base_delay)
+        retry = dict(provider=self.name, secret=secret, max_retries=self.max_retries, base_delay=self.retry_base_delay,
+                     sleep=stopped.wait if stopped is not None else time.sleep)
         try:
-            completion = call_with_retries(via_lean if lean is not None else via_sdk, **retry)
-        except NeedsSDK as exc:
-            self._leave_lean(exc)
-            completion = call_with_retries(via_sdk, **retry)
+            try:
+                completion = call_with_retries(via_lean if lean is not None else via_sdk, **retry)
+            except NeedsSDK as exc:
+                self._leave_lean(exc)
+                completion = call_with_retries(via_sdk, **retry)
+        except CancelledError:
+            if res is not None and not attempts:  # nothing was sent: the slot was not used
+                self.limiter.release(res)
+            raise
         return self._result(frame, completion, res)
 
     def _leave_lean(self, why: BaseException) -> None:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 
 from .errors import ConfigurationError
 
@@ -75,12 +76,29 @@ class RateLimiter:
             self._window.append(res)
             return res, 0.0
 
-    def acquire(self, tokens: int = 0) -> Reservation:
+    def acquire(self, tokens: int = 0, *, cancel: threading.Event | None = None) -> Reservation:
+        """Reserve a request's slot, waiting as long as the limits say; raises
+        :class:`concurrent.futures.CancelledError` once ``cancel`` is set while waiting."""
         while True:
             res, wait = self._try(tokens)
             if res is not None:
                 return res
-            time.sleep(min(wait, 1.0) + 0.001)
+            self._pause(min(wait, 1.0) + 0.001, cancel)
+
+    @staticmethod
+    def _pause(seconds: float, cancel: threading.Event | None) -> None:
+        if cancel is None:
+            time.sleep(seconds)
+        elif cancel.wait(seconds):
+            raise CancelledError("cancelled while waiting for the rate limit")
+
+    def release(self, res: Reservation) -> None:
+        """Give back a reservation whose request was never sent."""
+        with self._lock:
+            try:
+                self._window.remove(res)
+            except ValueError:  # already out of the window
+                pass
 
     async def aacquire(self, tokens: int = 0) -> Reservation:
         while True:

@@ -9,6 +9,7 @@ import json
 import math
 import threading
 import time
+from concurrent.futures import CancelledError
 
 import cv2
 import numpy as np
@@ -456,11 +457,53 @@ def test_rate_limiter_rpm_and_tpm(monkeypatch):
 
 def test_rpm_limit_paces_real_requests(openai_server, monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr("frame_describer.ratelimit.time.sleep", clock.sleep)
+    monkeypatch.setattr(RateLimiter, "_pause", staticmethod(lambda s, cancel: clock.sleep(s)))
     desc = make(openai_server, rpm=3, concurrency=1)
     desc.limiter._clock = clock
     list(desc.describe(frame(i) for i in range(4)))
     assert len(openai_server.requests) == 4 and clock.now >= 60.0
+
+
+def test_a_wait_for_the_rate_limit_ends_when_cancelled_and_an_unsent_slot_is_given_back():
+    limiter = RateLimiter(rpm=1)
+    first = limiter.acquire()
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(CancelledError):
+        limiter.acquire(cancel=cancel)  # would wait a minute for the window
+    assert time.monotonic() - t0 < 2
+    limiter.release(first)
+    limiter.release(first)  # twice is harmless
+    t0 = time.monotonic()
+    limiter.acquire()  # the slot given back is free at once
+    assert time.monotonic() - t0 < 0.5
+
+
+@TRANSPORTS
+@pytest.mark.parametrize("case", ["backoff", "rate-limit"])
+def test_closing_the_sync_stream_stops_retries_and_waits_for_the_rate_limit(openai_server, transport, case):
+    """A frame whose request is backing off after a 500 (here for 5 s), or that waits for the
+    rate limit (here a minute), when the stream closes is neither retried nor sent, and close()
+    returns at once instead of waiting it out."""
+    if case == "backoff":  # frame 1 fails and backs off; frame 2 waits for the only worker
+        openai_server.responder = lambda req: Reply.error(500, "busy")
+        openai_server.script(Reply.chat("first"))
+        desc = make(openai_server, concurrency=1, retry_base_delay=5.0, transport=transport)
+    else:  # frames 0 and 1 take the minute's two slots; frame 2 waits for the window
+        desc = make(openai_server, concurrency=2, rpm=2, transport=transport)
+    gen = desc.describe(frame(i) for i in range(3))
+    assert next(gen).text in ("first", "ok")
+    deadline = time.monotonic() + 10
+    while len(openai_server.requests) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # frame 1 has its answer (a 500: now in the backoff wait), frame 2 is waiting
+    t0 = time.monotonic()
+    gen.close()
+    assert time.monotonic() - t0 < 2
+    time.sleep(0.2)
+    assert len(openai_server.requests) == 2  # frame 1 sent once and not retried, frame 2 never sent
+    desc.close()
 
 
 @TRANSPORTS
