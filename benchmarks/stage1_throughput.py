@@ -19,12 +19,12 @@ noise-dominated (D alone varies by +-20% between runs), hence the median of pair
 shared GIL); its CPU time per trial is printed, as is the load average.
 
 With the default L = 0.25 s the run is request-bound; with ``--latency 0.02`` it is
-decode-bound, and with ``--latency 0.05`` the two are about equal (the hardest case: neither can
-hide behind the other). When decoding dominates, the client's per-frame CPU competes with the
-decoder, which uses both cores of a 2-core machine and needs the GIL for every decoded frame:
-through the OpenAI SDK a request cost about 2 ms of CPU and the ratio was about 1.5; the
-describer's lean transport (``frame_describer.lean_http``) costs a fraction of that.
-``--transport sdk`` measures the SDK path.
+decode-bound, and with ``--latency 0.05`` the two are about equal (neither can hide behind the
+other). When decoding dominates, the client's per-frame CPU competes with the decoder, which keeps
+about 1.5 of a 2-core machine's cores busy and needs the GIL for every decoded frame: streamed
+through the OpenAI SDK a frame costs 1.0-1.8 ms of CPU (``--diagnose``) and the ratio at
+L = 0.02 s was 1.39-1.55; the describer's lean transport (``frame_describer.lean_http``) costs
+about a third of that. ``--transport sdk`` measures the SDK path.
 
 The source video matters when decoding dominates, since what counts is the describer's CPU per
 frame against the decoding per described frame. The default (640x360 at 25 fps, 60 s, 96 frames:
@@ -352,7 +352,8 @@ def _jpeg_costs(images: list, out: dict, rounds: int = 5) -> None:
         out[f"jpeg_4k_longest_stall_ms[{name}]"] = statistics.median(stalls[name])
 
 
-def diagnose(frames: int, video_seconds: float, repeats: int = 5) -> dict:
+def diagnose(frames: int, video_seconds: float, repeats: int = 5, size: tuple[int, int] = (640, 360),
+             source_fps: float = 25.0) -> dict:
     """Where the time goes when decoding dominates: the JPEG's CPU per frame through each encoder
     and how long a 4K encode keeps other threads from running; the describer's CPU per frame
     through each transport (frames decoded beforehand, a server answering at once), one request
@@ -364,8 +365,8 @@ def diagnose(frames: int, video_seconds: float, repeats: int = 5) -> dict:
     process* slows decoding alone (medians over ``repeats``)."""
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        video = render_numbered_video(Path(tmp) / "bench.mp4", n_frames=int(video_seconds * 25), fps=25.0,
-                                      size=(640, 360))
+        video = render_numbered_video(Path(tmp) / "bench.mp4", n_frames=max(1, round(video_seconds * source_fps)),
+                                      fps=source_fps, size=size)
         decoded = list(sample_frames(video, num_frames=frames))
         _jpeg_costs([f.image for f in decoded], out)
         server = DelayServer(0.0)
@@ -448,13 +449,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--diagnose", action="store_true",
                     help="instead: the JPEG's CPU and GIL stall per encoder, the describer's CPU per frame "
                          "per transport, stand-in describers, and decoding's slowdown under a light load "
-                         "in another process")
+                         "in another process (on the video --size/--source-fps/--video-seconds/--frames "
+                         "give; the stand-ins always run at L = 0.02 s and C = 8, both transports)")
     args = ap.parse_args(argv)
-    if args.diagnose:
-        for key, value in diagnose(args.frames, args.video_seconds, max(args.trials or 3, 1)).items():
-            print(f"{key:45} {value:.3f}")
-        return 0
-    args.trials = 11 if args.trials is None else args.trials
+    args.trials = (3 if args.diagnose else 11) if args.trials is None else args.trials
     if args.trials < 1 or args.frames < 1 or args.concurrency < 1 or args.latency < 0:
         ap.error("--trials, --frames and --concurrency must be >= 1 and --latency >= 0")
     try:
@@ -465,6 +463,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--size must be WIDTHxHEIGHT, even numbers of at least 16 pixels, e.g. 1280x720")
     if not (math.isfinite(args.source_fps) and 0 < args.source_fps <= 240) or not args.video_seconds > 0:
         ap.error("--source-fps must be in (0, 240] and --video-seconds > 0")
+    if args.diagnose:
+        for key, value in diagnose(args.frames, args.video_seconds, args.trials, size, args.source_fps).items():
+            print(f"{key:45} {value:.3f}")
+        return 0
     modes = ["sync", "async"] if args.mode == "both" else [args.mode]
     load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     results = run(args.frames, args.concurrency, args.latency, args.video_seconds, modes, args.trials,

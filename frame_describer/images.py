@@ -22,7 +22,6 @@ import io
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from .errors import ConfigurationError, InputError
 
@@ -71,6 +70,8 @@ def encode_jpeg(image: np.ndarray, *, max_side: int | None = DEFAULT_MAX_SIDE,
         if img.strides[1:] != (3, 1) or img.strides[0] < 3 * img.shape[1]:  # rotated, flipped, exotic
             img = np.ascontiguousarray(img)  # (simplejpeg takes rows at any forward stride: crops as they are)
         return _simplejpeg.encode_jpeg(img, quality=quality, colorspace="RGB", colorsubsampling="420")
+    from PIL import Image  # imported here: only the fallback needs it (9 ms to import)
+
     out = io.BytesIO()
     Image.fromarray(img).save(out, format="JPEG", quality=quality)
     return out.getvalue()

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from .errors import ConfigurationError, MissingDependencyError, ProviderError
-from .lean_http import LeanTransport, Reply, TransportError
+from .lean_http import LeanTransport, Reply, TransportError, check_timeout
 from .types import Usage
 
 T = TypeVar("T")
@@ -56,8 +56,7 @@ def build_clients(*, client: Any = None, async_client: Any = None, base_url: str
     are built from ``base_url``/``api_key`` or the SDK's ``OPENAI_BASE_URL``/``OPENAI_API_KEY``.
     A custom ``base_url`` with no key anywhere gets a placeholder key (local servers need none).
     """
-    if isinstance(timeout, bool) or not (isinstance(timeout, (int, float)) and 0 < timeout < math.inf):
-        raise ConfigurationError(f"timeout must be a positive, finite number of seconds, got {timeout!r}")
+    check_timeout(timeout)
     openai = _openai()
     if client is not None or async_client is not None:
         if client is not None and not isinstance(client, openai.OpenAI):
