@@ -68,27 +68,35 @@ class Encoder:
         self.encoded = 0
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length embeddings, one row per text (identical texts are encoded once)."""
+        """Unit-length embeddings, one row per text (identical texts are encoded once).
+
+        The vectors of texts already cached are taken under the lock before anything is encoded, so
+        another thread evicting them meanwhile (a small cache, many concurrent queries) cannot make
+        them disappear between the lookup and their use.
+        """
+        known: dict[str, np.ndarray] = {}
+        missing: list[str] = []
         with self._lock:
-            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        fresh: dict[str, np.ndarray] = {}
+            for t in dict.fromkeys(texts):
+                v = self._cache.get(t)
+                if v is None:
+                    missing.append(t)
+                else:
+                    known[t] = v
+                    self._cache.move_to_end(t)
         if missing:
             vecs = self.model.encode(missing, batch_size=self.batch_size, convert_to_numpy=True,
                                      normalize_embeddings=True, show_progress_bar=False)
             fresh = dict(zip(missing, np.asarray(vecs, dtype=np.float32)))
-            self.encoded += len(missing)
-        with self._lock:
-            rows = []
-            for t in texts:
-                v = fresh.get(t)
-                if v is None:
-                    v = self._cache[t]
+            with self._lock:
+                self.encoded += len(missing)
+                for t, v in fresh.items():
+                    self._cache[t] = v
                     self._cache.move_to_end(t)
-                rows.append(v)
-            for t, v in fresh.items():
-                self._cache[t] = v
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+            known.update(fresh)
+        rows = [known[t] for t in texts]
         return np.stack(rows) if rows else np.zeros((0, 1), dtype=np.float32)
 
 

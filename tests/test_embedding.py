@@ -189,3 +189,64 @@ def test_an_event_one_frame_long_survives_the_median(reasoner):
     off = get_reasoner("embedding", encoder=reasoner.encoder, spike_margin=10.0).ground(
         "the video cuts to a completely different scene", tr)
     assert not (off.best.start <= cut <= off.best.end)
+
+
+
+class _FakeModel:
+    """Stands in for a sentence-transformers model: a deterministic one-hot vector per text. ``during``
+    runs inside the first encode call, between the encoder's cache lookup and its use of the result,
+    where another thread's work would run."""
+
+    def __init__(self):
+        self.during = None
+        self.calls = 0
+
+    @staticmethod
+    def vector(text: str) -> int:
+        return sum(map(ord, text)) % 8
+
+    def encode(self, texts, **_):
+        self.calls += 1
+        if self.during is not None:
+            during, self.during = self.during, None
+            during()
+        out = np.zeros((len(texts), 8), dtype=np.float32)
+        for i, t in enumerate(texts):
+            out[i, self.vector(t)] = 1.0
+        return out
+
+
+def test_a_cached_text_evicted_while_another_is_encoded_is_still_returned():
+    """The eval grounds many queries at once through one shared encoder. A text found in the cache
+    could be evicted by another thread while this one encoded its missing texts, and then be looked up
+    again: a KeyError that failed 19 of 500 QVHighlights queries. The interleaving is forced here."""
+    from temporal_reasoner.embedding import Encoder
+
+    model = _FakeModel()
+    enc = Encoder(model, "fake", "cpu", cache_size=2)
+    enc.encode(["a cat", "a dog"])
+    model.during = lambda: enc.encode(["a bird", "a fish"])  # fills the tiny cache: both cached texts go
+    vecs = enc.encode(["a cat", "a dog", "a horse"])
+    assert [int(np.argmax(v)) for v in vecs] == [model.vector(t) for t in ("a cat", "a dog", "a horse")]
+    assert len(enc._cache) <= 2
+
+
+def test_concurrent_queries_through_one_encoder_with_a_tiny_cache_never_lose_a_vector():
+    """Many threads, overlapping batches, a cache smaller than the texts in flight: every row comes back right."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from temporal_reasoner.embedding import Encoder
+
+    model = _FakeModel()
+    enc = Encoder(model, "fake", "cpu", cache_size=4)
+    texts = [f"caption number {i}" for i in range(12)]
+
+    def job(k: int):
+        batch = [texts[(k + j) % len(texts)] for j in range(6)] + texts[:2]
+        return enc.encode(batch), batch
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(job, range(200)))
+    for vecs, batch in results:
+        assert [int(np.argmax(v)) for v in vecs] == [model.vector(t) for t in batch]
+    assert len(enc._cache) <= 4
