@@ -1,4 +1,4 @@
-"""Temporal-grounding metrics: R1@m, R5@m and mIoU in percent, with the field's common convention.
+"""Temporal-grounding metrics: R1@m, R5@m, mIoU and mAP in percent, with the field's common convention.
 
 The convention (moment_detr, lighthouse, UniVTG, TimeChat, lmms-eval):
 
@@ -9,7 +9,12 @@ The convention (moment_detr, lighthouse, UniVTG, TimeChat, lmms-eval):
   0.49999999999999994 that are 0.5 in exact arithmetic count as hits;
 * a missing, unparseable, empty or reversed prediction scores IoU 0 and stays in the
   denominator; how many there were, by kind, is reported;
-* the GT is used as annotated unless ``clip_gt=True`` (then clipped to the video duration).
+* the GT is used as annotated unless ``clip_gt=True`` (then clipped to the video duration);
+* mAP as QVHighlights' moment_detr ``standalone_eval`` computes it (see :func:`average_precision`):
+  the first 10 intervals of each prediction ranked by score, each GT window matched at most once,
+  interpolated AP per query and IoU threshold, averaged over queries; ``mAP`` averages
+  IoU 0.5:0.05:0.95. One difference: a query without predictions scores AP 0 and stays in the
+  denominator (moment_detr leaves it out of the mean; its submissions have every query).
 
 :func:`compute_metrics` is the single entry point for runs, ``vidground score`` and reports.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -29,6 +35,9 @@ from frame_describer.errors import ConfigurationError
 from .datasets import Query
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
+#: IoU thresholds of mAP (0.5:0.05:0.95) and the most intervals per query it ranks, as in moment_detr.
+MAP_THRESHOLDS: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+MAP_MAX_PREDICTIONS = 10
 TOLERANCE = 1e-9
 #: Failure kinds a prediction can have (it then scores IoU 0).
 FAILURE_KINDS = ("missing", "error", "empty", "unparseable", "reversed")
@@ -45,8 +54,9 @@ class QueryScore(BaseModel):
 
 
 class Metrics(BaseModel):
-    """Metric values in percent keyed ``"R1@0.5"``, ``"R5@0.5"``, ``"mIoU"``; ``ci`` holds the
-    bootstrap 95% interval of each. ``baselines`` maps a baseline name to its own values."""
+    """Metric values in percent keyed ``"R1@0.5"``, ``"R5@0.5"``, ``"mIoU"``, ``"mAP@0.5"``,
+    ``"mAP@0.75"``, ``"mAP"``; ``ci`` holds the bootstrap 95% interval of each. ``baselines`` maps
+    a baseline name to its own values."""
 
     n: int
     values: dict[str, float]
@@ -73,13 +83,19 @@ class Metrics(BaseModel):
         return self.model_dump(mode="json", exclude={"per_query"}) | {"n_failures": self.n_failures}
 
 
-def convention_text(thresholds: Sequence[float] = DEFAULT_THRESHOLDS, clip_gt: bool = False) -> str:
-    """One sentence stating the metric convention; every report prints it."""
+def convention_text(thresholds: Sequence[float] = DEFAULT_THRESHOLDS, clip_gt: bool = False,
+                    mean_ap: bool = False) -> str:
+    """The metric convention in a sentence or two; every report prints it."""
     ms = ", ".join(f"{m:g}" for m in thresholds)
     gt = "GT clipped to the video duration" if clip_gt else "GT used as annotated (not clipped to the duration)"
-    return (f"IoU over seconds (best over GT windows), top-1 per query for R1/mIoU and top-5 for R5; "
+    text = (f"IoU over seconds (best over GT windows), top-1 per query for R1/mIoU and top-5 for R5; "
             f"hit when IoU >= m (m in {ms}, tolerance {TOLERANCE:g}); missing, unparseable or reversed "
             f"predictions score IoU 0 and stay in the denominator; {gt}.")
+    if mean_ap:
+        text += (f" mAP as moment_detr's standalone_eval: the first {MAP_MAX_PREDICTIONS} intervals ranked by "
+                 "score (given order without scores), each GT window matched once, interpolated AP per query, "
+                 "mean over queries (AP 0 without predictions); mAP averages IoU 0.5:0.05:0.95.")
+    return text
 
 
 def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -147,6 +163,94 @@ def prediction_spans(prediction: Any) -> tuple[list[tuple[float, float]], str | 
     return good, spans[0] if isinstance(spans[0], str) else None
 
 
+def _score(item: Any) -> float | None:
+    """The confidence of one predicted interval, or None when it has none (or it is not a number)."""
+    if isinstance(item, Mapping):
+        score = item.get("score")
+    elif isinstance(item, (list, tuple)):
+        score = item[2] if len(item) >= 3 else None
+    else:
+        score = getattr(item, "score", None)
+    if isinstance(score, bool) or not isinstance(score, Real) or not math.isfinite(score):
+        return None
+    return float(score)
+
+
+def ranked_spans(prediction: Any, limit: int = MAP_MAX_PREDICTIONS) -> list[tuple[float, float] | None]:
+    """The intervals mAP ranks, as moment_detr does: the first ``limit`` in the given order, then
+    sorted by decreasing score (stably, so ties keep their order) when every one has a score; an
+    interval that does not parse or is reversed stays in its place as ``None`` (a false positive).
+    A failed prediction gives ``[]``."""
+    items = _items(prediction)
+    if isinstance(items, str):
+        return []
+    items = list(items[:limit])
+    scores = [_score(it) for it in items]
+    if all(sc is not None for sc in scores):
+        items = [items[i] for i in sorted(range(len(items)), key=lambda i: -scores[i])]
+    return [None if isinstance(sp := _span(it), str) else sp for it in items]
+
+
+def average_precision(ranked: Sequence[Sequence[tuple[float, float] | None]],
+                      gts: Sequence[Sequence[tuple[float, float]]],
+                      thresholds: Sequence[float] = MAP_THRESHOLDS) -> np.ndarray:
+    """Per-query average precision, shape ``(queries, thresholds)``, as fractions.
+
+    ``ranked[i]`` is query i's intervals, best first (see :func:`ranked_spans`), ``gts[i]`` its GT
+    windows. As ActivityNet's ``compute_average_precision_detection`` (moment_detr's
+    ``standalone_eval``): going down the ranking, an interval is a true positive at threshold m when
+    some GT window not yet matched at m has IoU >= m (the one of highest IoU is taken), else a false
+    positive; AP is the area under the interpolated precision-recall curve, recall being matched
+    windows over all windows. A query with no intervals scores 0.
+    """
+    n, n_thr = len(gts), len(thresholds)
+    n_pred = max((len(r) for r in ranked), default=0)
+    n_gt = max((len(g) for g in gts), default=0)
+    if n_pred == 0 or n_gt == 0:
+        return np.zeros((n, n_thr))
+    # padding and failed intervals are NaN: IoU -1, never matched
+    pred = np.full((n, n_pred, 2), np.nan)
+    gt = np.full((n, n_gt, 2), np.nan)
+    for i, (r, g) in enumerate(zip(ranked, gts)):
+        for k, span in enumerate(r):
+            if span is not None:
+                pred[i, k] = span
+        if g:
+            gt[i, :len(g)] = g
+    ps, pe = pred[:, :, None, 0], pred[:, :, None, 1]
+    gs, ge = gt[:, None, :, 0], gt[:, None, :, 1]
+    with np.errstate(invalid="ignore"):
+        inter = np.clip(np.minimum(pe, ge) - np.maximum(ps, gs), 0.0, None)
+        ious = inter / (np.maximum(pe, ge) - np.minimum(ps, gs))  # (n, n_pred, n_gt)
+    ious = np.where(np.isnan(ious), -1.0, ious)
+    # candidate GT windows of each interval by decreasing IoU (ties: the later window first, as
+    # moment_detr's argsort()[::-1])
+    order = np.argsort(ious, axis=2, kind="stable")[:, :, ::-1]
+    by_iou = np.take_along_axis(ious, order, axis=2)
+    thr = np.asarray(thresholds, dtype=float)[None, :, None] - TOLERANCE
+    matched = np.zeros((n, n_thr, n_gt), dtype=bool)
+    tp = np.zeros((n, n_thr, n_pred))
+    rows, cols = np.arange(n)[:, None], np.arange(n_thr)[None, :]
+    for k in range(n_pred):  # sequential: a window matched by a better-ranked interval is taken
+        cand = np.broadcast_to(order[:, None, k, :], (n, n_thr, n_gt))
+        free = (by_iou[:, None, k, :] >= thr) & ~np.take_along_axis(matched, cand, axis=2)
+        hit = free.any(axis=2)
+        window = np.take_along_axis(order[:, k, :], free.argmax(axis=2), axis=1)  # (n, n_thr)
+        matched[rows, cols, window] |= hit
+        tp[:, :, k] = hit
+    precision = np.cumsum(tp, axis=2) / np.arange(1, n_pred + 1)
+    envelope = np.maximum.accumulate(precision[:, :, ::-1], axis=2)[:, :, ::-1]
+    counts = np.array([len(g) for g in gts], dtype=float)[:, None]
+    return np.divide((envelope * tp).sum(axis=2), counts, out=np.zeros((n, n_thr)), where=counts > 0)
+
+
+def _map_columns(ap: np.ndarray, thresholds: Sequence[float] = MAP_THRESHOLDS) -> dict[str, np.ndarray]:
+    """Per-query AP vectors for ``mAP@0.5``, ``mAP@0.75`` (when among the thresholds) and ``mAP`` (the
+    mean over all thresholds)."""
+    cols = {f"mAP@{m:g}": ap[:, i] for i, m in enumerate(thresholds) if m in (0.5, 0.75)}
+    return cols | {"mAP": ap.mean(axis=1)}
+
+
 def gt_windows(query: Query, clip_gt: bool = False) -> list[tuple[float, float]]:
     """The query's GT windows, clipped to ``[0, duration]`` when asked (a window wholly past the
     end is kept as annotated rather than dropped)."""
@@ -173,8 +277,10 @@ def score_query(query: Query, prediction: Any, *, clip_gt: bool = False, top_k: 
                       top1=spans[0] if failure is None else None)
 
 
-def _values(ious: np.ndarray, best5: np.ndarray | None, thresholds: Sequence[float]) -> dict[str, np.ndarray]:
-    """Metric values (percent) along the last axis; works on a (B, n) bootstrap matrix too."""
+def _values(ious: np.ndarray, best5: np.ndarray | None, thresholds: Sequence[float],
+            ap: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Metric values (percent) along the last axis; works on a (B, n) bootstrap matrix too. ``ap``
+    maps an mAP key to its per-query AP."""
     out: dict[str, np.ndarray] = {}
     for m in thresholds:
         out[f"R1@{m:g}"] = 100.0 * (ious >= m - TOLERANCE).mean(axis=-1)
@@ -182,18 +288,22 @@ def _values(ious: np.ndarray, best5: np.ndarray | None, thresholds: Sequence[flo
         for m in thresholds:
             out[f"R5@{m:g}"] = 100.0 * (best5 >= m - TOLERANCE).mean(axis=-1)
     out["mIoU"] = 100.0 * ious.mean(axis=-1)
+    for k, v in (ap or {}).items():
+        out[k] = 100.0 * v.mean(axis=-1)
     return out
 
 
 def bootstrap_ci(ious: np.ndarray, best5: np.ndarray | None, thresholds: Sequence[float],
-                 resamples: int, seed: int = 0, level: float = 0.95) -> dict[str, tuple[float, float]]:
+                 resamples: int, seed: int = 0, level: float = 0.95,
+                 ap: Mapping[str, np.ndarray] | None = None) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap over queries; deterministic for a seed."""
     rng = np.random.default_rng(seed)
     n = len(ious)
     chunks: dict[str, list[np.ndarray]] = {}
     for start in range(0, resamples, 200):
         idx = rng.integers(0, n, size=(min(200, resamples - start), n))
-        for k, v in _values(ious[idx], None if best5 is None else best5[idx], thresholds).items():
+        sample_ap = {k: v[idx] for k, v in ap.items()} if ap else None
+        for k, v in _values(ious[idx], None if best5 is None else best5[idx], thresholds, sample_ap).items():
             chunks.setdefault(k, []).append(v)
     lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
     return {k: (round(float(np.percentile(np.concatenate(v), lo)), 2),
@@ -226,13 +336,16 @@ def mean_prior(queries: Sequence[Query]) -> tuple[float, float]:
 def compute_metrics(predictions: Mapping[str, Any], queries: Sequence[Query], *,
                     thresholds: Sequence[float] = DEFAULT_THRESHOLDS, clip_gt: bool = False,
                     bootstrap: int = 1000, seed: int = 0, baselines: bool = True,
-                    prior: tuple[float, float] | None = None) -> Metrics:
+                    prior: tuple[float, float] | None = None, mean_ap: bool | None = None) -> Metrics:
     """Score ``predictions`` (qid -> prediction, see :func:`prediction_spans`) on ``queries``.
 
     Every query is in the denominator; a qid absent from ``predictions`` is a "missing"
-    failure. R5@m appears only when some prediction has more than one interval.
-    ``bootstrap`` resamples (0 to skip) give a 95% CI per metric. With ``baselines`` the
-    whole-video and prior-span baselines are scored on the same queries.
+    failure. R5@m appears only when some prediction has more than one interval. ``mAP@0.5``,
+    ``mAP@0.75`` and ``mAP`` (see :func:`average_precision`) appear when ``mean_ap`` is true or,
+    by default, when some prediction has more than one interval or some query more than one GT
+    window (otherwise they would equal R1). ``bootstrap`` resamples (0 to skip) give a 95% CI per
+    metric. With ``baselines`` the whole-video and prior-span baselines are scored on the same
+    queries, with the same metrics.
     """
     if not queries:
         raise ConfigurationError("no queries to score")
@@ -243,19 +356,24 @@ def compute_metrics(predictions: Mapping[str, Any], queries: Sequence[Query], *,
     ious = np.array([s.iou for s in scores])
     multi = any(not isinstance(it := _items(predictions.get(q.qid)), str) and len(it) > 1 for q in queries)
     best5 = np.array([s.best5 for s in scores]) if multi else None
-    values = {k: round(float(v), 2) for k, v in _values(ious, best5, ths).items()}
+    if mean_ap is None:
+        mean_ap = multi or any(len(q.windows) > 1 for q in queries)
+    ap = _map_columns(average_precision([ranked_spans(predictions.get(q.qid)) for q in queries],
+                                        [gt_windows(q, clip_gt) for q in queries])) if mean_ap else None
+    values = {k: round(float(v), 2) for k, v in _values(ious, best5, ths, ap).items()}
     counts = Counter(s.failure for s in scores if s.failure)
     result = Metrics(
         n=len(queries), values=values, failures={k: counts[k] for k in FAILURE_KINDS if counts[k]},
-        thresholds=ths, convention=convention_text(ths, clip_gt), clip_gt=clip_gt,
+        thresholds=ths, convention=convention_text(ths, clip_gt, mean_ap), clip_gt=clip_gt,
         bootstrap=bootstrap, per_query=scores,
-        ci=bootstrap_ci(ious, best5, ths, bootstrap, seed) if bootstrap > 0 else {},
+        ci=bootstrap_ci(ious, best5, ths, bootstrap, seed, ap=ap) if bootstrap > 0 else {},
     )
     if baselines:
         result.prior = prior = prior if prior is not None else mean_prior(queries)
         for name, kind in (("whole video", "whole"), ("prior span", "prior")):
             preds = baseline_predictions(queries, kind, prior)
-            b = compute_metrics(preds, queries, thresholds=ths, clip_gt=clip_gt, bootstrap=0, baselines=False)
+            b = compute_metrics(preds, queries, thresholds=ths, clip_gt=clip_gt, bootstrap=0, baselines=False,
+                                mean_ap=mean_ap)
             result.baselines[name] = b.values
     return result
 

@@ -17,7 +17,7 @@ from .datasets import Query
 from .metrics import Metrics, compute_metrics, score_query
 from .runs import load_run, read_jsonl, run_metrics, run_totals
 
-_ORDER = ("R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU")
+_ORDER = ("R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU", "mAP@0.5", "mAP@0.75", "mAP")
 
 
 def _keys(values: dict[str, float]) -> list[str]:
@@ -217,10 +217,13 @@ def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, An
     def pred(r: dict[str, Any] | None) -> Any:
         return None if r is None else (r if r.get("status") == "ok" else {"error": True})
 
-    ma = compute_metrics({q.qid: pred(ra.get(q.qid)) for q in common}, common, bootstrap=0,
-                         clip_gt=ca.get("clip_gt", False))
-    mb = compute_metrics({q.qid: pred(rb.get(q.qid)) for q in common}, common, bootstrap=0,
-                         clip_gt=ca.get("clip_gt", False))
+    def metrics(results: dict[str, dict[str, Any]], mean_ap: bool | None = None) -> Metrics:
+        return compute_metrics({q.qid: pred(results.get(q.qid)) for q in common}, common, bootstrap=0,
+                               clip_gt=ca.get("clip_gt", False), mean_ap=mean_ap)
+
+    ma, mb = metrics(ra), metrics(rb)
+    if ("mAP" in ma.values) != ("mAP" in mb.values):  # one run ranks several intervals: mAP for both
+        ma, mb = metrics(ra, True), metrics(rb, True)
     rows = []
     for q in common:
         ia = score_query(q, pred(ra.get(q.qid))).iou
@@ -240,12 +243,12 @@ def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, An
 
 
 def format_compare(c: dict[str, Any]) -> str:
-    keys = _keys(c["metrics_a"])
+    keys = _keys(c["metrics_a"] | c["metrics_b"])
     lines = [f"A: {c['a']}  {c['config_a']}", f"B: {c['b']}  {c['config_b']}",
              f"{c['common']} common queries (only in A: {c['only_a']}, only in B: {c['only_b']})", "",
              f"{'metric':<8} {'A':>8} {'B':>8} {'B-A':>8}"]
     for k in keys:
-        va, vb = c["metrics_a"][k], c["metrics_b"].get(k, float("nan"))
+        va, vb = c["metrics_a"].get(k, float("nan")), c["metrics_b"].get(k, float("nan"))
         lines.append(f"{k:<8} {va:>8.2f} {vb:>8.2f} {vb - va:>+8.2f}")
     lines += ["", f"B better on {c['b_better']} queries, A better on {c['a_better']}; at IoU 0.5 B fixes "
                   f"{c['fixed_at_0.5']} and breaks {c['broken_at_0.5']}.", ""]

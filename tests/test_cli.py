@@ -12,7 +12,9 @@ import sys
 import pytest
 
 from frame_describer import FrameDescription, write_descriptions
+from frame_describer.errors import ConfigurationError
 from pipelines.cli import main
+from pipelines.datasets import data_root
 
 DESCS = [FrameDescription(t=float(t), text="A person is standing in the kitchen." if 3 <= t <= 5 else "An empty room.")
          for t in range(8)]
@@ -161,3 +163,24 @@ def test_verbose_prints_to_stderr_in_a_real_process(desc_file):
     out = subprocess.run([sys.executable, "-m", "pipelines.cli", "--verbose", "ground", "--descriptions",
                           str(desc_file), "a person"], capture_output=True, text=True, check=True)
     assert "INFO vidground: grounded 'a person' with embedding" in out.stderr
+
+
+@pytest.mark.parametrize("name, published", [
+    ("vtggpt_infer_val", {"R1@0.5": "59.03", "R1@0.7": "38.90", "mAP@0.5": "56.11", "mAP@0.75": "35.44", "mAP": "35.57"}),
+    ("momentdetr_sample_val_preds",
+     {"R1@0.5": "53.94", "R1@0.7": "34.84", "mAP@0.5": "54.96", "mAP@0.75": "31.01", "mAP": "32.20"}),
+])
+def test_score_prints_the_published_qvhighlights_figures(name, published, capsys):
+    try:
+        path = data_root() / "qvhighlights" / "reference-predictions" / f"{name}.jsonl"
+    except ConfigurationError as exc:
+        pytest.skip(f"shared annotation folder not found (../shared/data or $VIDGROUND_DATA): {exc}")
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    assert main(["score", str(path), "--dataset", "qvhighlights", "--all-queries", "--bootstrap", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "1550 of 1550 qvhighlights/val queries predicted; scored on 1550" in out
+    assert "duplicate" not in out and "match no query" not in out and "mAP averages IoU 0.5:0.05:0.95" in out
+    header, _, row = [line for line in out.splitlines() if line.startswith("|")][:3]
+    cells = dict(zip([c.strip() for c in header.split("|")[2:-1]], [c.strip() for c in row.split("|")[2:-1]]))
+    assert {k: cells[k] for k in published} == published

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
 from frame_describer.errors import ConfigurationError
-from pipelines.datasets import Query
+from pipelines.datasets import Query, data_root, load_dataset
 from pipelines.metrics import (
-    baseline_predictions, compute_metrics, convention_text, iou, mean_prior, prediction_spans,
+    MAP_THRESHOLDS, average_precision, baseline_predictions, compute_metrics, convention_text, iou, match_predictions,
+    mean_prior, prediction_spans, ranked_spans, read_predictions,
 )
 from temporal_reasoner.types import GroundingResult, Interval
 
@@ -140,3 +142,123 @@ def test_summary_is_json_ready():
     s = m.summary()
     json.dumps(s)
     assert "per_query" not in s and s["n_failures"] == 0 and s["convention"] == convention_text()
+
+
+# ------------------------------------------------------------------------------------------- mAP
+
+def _map(preds, queries, **kw):
+    return compute_metrics(preds, queries, bootstrap=0, baselines=False, mean_ap=True, **kw)
+
+
+def test_map_two_gt_windows_hand_computed():
+    query = q(0, 0, 0, windows=[(0, 10), (20, 30)])
+    assert _map({"0": [[0, 10, 0.9], [20, 30, 0.8]]}, [query])["mAP"] == 100.0
+    assert _map({"0": [[0, 10, 1.0]]}, [query])["mAP"] == 50.0  # one of two windows found: recall 1/2
+    # hit, miss, hit: precision 1 at recall 1/2, 2/3 at recall 1 -> AP (1 + 2/3) / 2
+    m = _map({"0": [[20, 30, 0.9], [50, 60, 0.8], [0, 10, 0.7]]}, [query])
+    assert m["mAP@0.5"] == m["mAP@0.75"] == m["mAP"] == 83.33
+    assert m["R1@0.5"] == 100.0
+
+
+def test_map_duplicates_match_a_window_once():
+    query = q(0, 0, 0, windows=[(0, 10), (20, 30)])
+    # the second [0, 10] finds its window taken: a false positive, as in the test above
+    assert _map({"0": [[0, 10, 0.9], [0, 10, 0.8], [20, 30, 0.7]]}, [query])["mAP"] == 83.33
+    # an interval whose best window is taken falls back on the next one when that is above m:
+    # [0, 9] has IoU 0.9 with the taken [0, 10] and 8/9 = 0.889 with [0, 8]
+    m = _map({"0": [[0, 10, 0.9], [0, 9, 0.8]]}, [q(0, 0, 0, windows=[(0, 10), (0, 8)])])
+    assert m["mAP@0.5"] == m["mAP@0.75"] == 100.0
+    assert m["mAP"] == 90.0  # AP 1 at m <= 0.85, 1/2 at 0.9 and 0.95
+    ap = average_precision([[(0.0, 10.0), (0.0, 9.0)]], [[(0.0, 10.0), (0.0, 8.0)]])
+    assert ap.shape == (1, 10) and ap[0].tolist() == [1.0] * 8 + [0.5, 0.5]
+
+
+def test_map_ranks_by_score_stably_else_in_given_order():
+    query = [q(0, 0, 10)]
+    assert _map({"0": [[50, 60, 0.1], [0, 10, 0.9]]}, query)["mAP"] == 100.0  # unsorted: the hit ranks first
+    assert _map({"0": [[50, 60], [0, 10]]}, query)["mAP"] == 50.0             # no scores: the given order
+    assert _map({"0": [[50, 60, 0.5], [0, 10, 0.5]]}, query)["mAP"] == 50.0   # a tie keeps the given order
+    assert _map({"0": [[50, 60, 0.9], [0, 10]]}, query)["mAP"] == 50.0       # one score missing: given order
+    assert ranked_spans([[1, 2, 0.1], {"start": 3, "end": 4, "score": 0.7}, Interval(start=5, end=6, score=0.4)]) \
+        == [(3.0, 4.0), (5.0, 6.0), (1.0, 2.0)]
+    res = GroundingResult(query="x", duration=60, intervals=[Interval(start=50, end=60, score=0.2),
+                                                             Interval(start=0, end=10, score=0.8)])
+    assert _map({"0": res}, query)["mAP"] == 100.0
+
+
+def test_map_failures_score_zero_and_stay_in_denominator():
+    queries = [q(i, 0, 10) for i in range(5)]
+    preds = {"0": [[0, 10, 1.0]], "1": [], "2": {"error": "ProviderError: 500"}, "3": "not json"}  # "4" missing
+    m = _map(preds, queries)
+    assert m["mAP"] == m["mAP@0.5"] == 20.0 and m.n == 5
+    # a reversed or unparseable interval keeps its rank as a false positive
+    assert _map({"0": [[5, 1, 0.9], [0, 10, 0.8]]}, [queries[0]])["mAP"] == 50.0
+    assert ranked_spans([["a", 1, 0.9], [0, 10, 0.8]]) == [None, (0.0, 10.0)]
+    assert ranked_spans(None) == [] and ranked_spans([]) == []
+
+
+def test_map_keeps_the_first_ten_before_ranking():
+    misses = [[50 + i, 51 + i, 0.5] for i in range(10)]
+    query = [q(0, 0, 10)]
+    # as moment_detr: the 11th interval is dropped before sorting, whatever its score
+    assert _map({"0": misses + [[0, 10, 0.99]]}, query)["mAP"] == 0.0
+    assert _map({"0": misses[:9] + [[0, 10, 0.99]]}, query)["mAP"] == 100.0
+    assert len(ranked_spans(misses + misses)) == 10
+
+
+def test_map_appears_when_it_differs_from_r1():
+    single = compute_metrics({"0": [[0, 10, 0.9]]}, [q(0, 0, 10)], bootstrap=0)
+    assert "mAP" not in single.values and "mAP" not in single.convention  # one interval, one window: mAP = R1
+    several = compute_metrics({"0": [[0, 10, 0.9], [20, 30, 0.1]]}, [q(0, 0, 10)], bootstrap=0)
+    assert several["mAP@0.5"] == several["mAP@0.75"] == several["mAP"] == 100.0
+    assert "mAP" in several.convention and "mAP" in several.baselines["whole video"]
+    windows = compute_metrics({"0": [[0, 10]]}, [q(0, 0, 0, windows=[(0, 10), (20, 30)])], bootstrap=0)
+    assert windows["mAP"] == 50.0 and windows["R1@0.5"] == 100.0
+    forced = _map({"0": [[0, 6]], "1": [[0, 10]]}, [q(0, 0, 10), q(1, 0, 10)])
+    assert forced["mAP@0.5"] == forced["R1@0.5"] == 100.0 and forced["mAP@0.75"] == 50.0
+
+
+def test_map_bootstrap_ci():
+    queries = [q(i, 0, 10) for i in range(40)]
+    preds = {str(i): [[0, 10, 0.9], [20, 30, 0.1]] if i % 2 else [[20, 30, 0.9], [0, 10, 0.1]] for i in range(40)}
+    m = compute_metrics(preds, queries, bootstrap=300, baselines=False)
+    assert m["mAP"] == 75.0  # AP 1 and 1/2 alternate
+    lo, hi = m.ci["mAP"]
+    assert lo < 75.0 < hi and set(m.ci) >= {"mAP@0.5", "mAP@0.75", "mAP"}
+
+
+# published QVHighlights val figures (moment_detr's standalone_eval), from the committed metrics files
+PUBLISHED = {
+    "vtggpt_infer_val": ("vtggpt_infer_val_metrics.json",
+                         {"R1@0.5": 59.03, "R1@0.7": 38.90, "mAP@0.5": 56.11, "mAP@0.75": 35.44, "mAP": 35.57}),
+    "momentdetr_sample_val_preds": ("momentdetr_sample_val_preds_metrics_raw.json",
+                                    {"R1@0.5": 53.94, "R1@0.7": 34.84, "mAP@0.5": 54.96, "mAP@0.75": 31.01, "mAP": 32.2}),
+}
+
+
+def reference_predictions(name):
+    """The reference prediction file ``name`` and the dataset, or a skip naming the missing folder."""
+    try:
+        root = data_root()
+    except ConfigurationError as exc:
+        pytest.skip(f"shared annotation folder not found (../shared/data or $VIDGROUND_DATA): {exc}")
+    path = root / "qvhighlights" / "reference-predictions" / f"{name}.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return path, load_dataset("qvhighlights", root=root)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_reproduces_published_qvhighlights_figures(name):
+    path, ds = reference_predictions(name)
+    match = match_predictions(read_predictions(path), ds.queries)
+    assert len(match.predictions) == len(ds) == 1550 and not match.unmatched and match.duplicates == 0
+    m = compute_metrics(match.predictions, ds.queries, bootstrap=0, baselines=False)
+    metrics_file, published = PUBLISHED[name]
+    assert {k: m[k] for k in published} == published
+    # every IoU threshold of the committed file, not only the headline ones
+    committed = json.loads((path.parent / metrics_file).read_text())["full"]["MR-mAP"]
+    ap = average_precision([ranked_spans(match.predictions[x.qid]) for x in ds.queries],
+                           [x.windows for x in ds.queries])
+    assert {f"{t:g}": round(100 * float(v), 2) for t, v in zip(MAP_THRESHOLDS, ap.mean(axis=0))} \
+        == {k: v for k, v in committed.items() if k != "average"}
