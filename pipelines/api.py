@@ -141,12 +141,19 @@ def load_descriptions(
     descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo,
     *,
     duration: float | None = None,
+    format: str = "auto",
+    clip_seconds: float | None = None,
 ) -> DescribedVideo:
     """Stage 2's input from a descriptions file, a list of descriptions or a :class:`DescribedVideo`.
 
-    Without ``duration`` it is taken from the file's metadata when every line agrees, else inferred
-    from the last line's time plus the sampling step (and marked as inferred).
+    A file is vidground's JSONL or, with ``format`` (``auto`` detects it), a caption file from another
+    tool (``vtggpt``, ``seconds-json``, ``csv``; ``clip_seconds`` is their clip length or interval);
+    see :mod:`frame_describer.caption_formats`. Without ``duration`` it is taken from the file's
+    metadata when every line agrees, else inferred from the last line's time plus the sampling step
+    (or the end of the last clip) and marked as inferred.
     """
+    if not isinstance(descriptions, (str, Path)) and (format != "auto" or clip_seconds is not None):
+        raise ConfigurationError("format= and clip_seconds= apply to a descriptions file, not to loaded descriptions")
     if isinstance(descriptions, DescribedVideo):
         if duration is None:
             return descriptions
@@ -154,7 +161,7 @@ def load_descriptions(
     source = "<descriptions>"
     if isinstance(descriptions, (str, Path)):
         source = str(descriptions)
-        items = read_descriptions(descriptions)
+        items = read_descriptions(descriptions, format=format, clip_seconds=clip_seconds)
     else:
         items = []
         for d in descriptions:
@@ -165,14 +172,19 @@ def load_descriptions(
     if duration is not None and (duration != duration or duration <= 0):
         raise InputError(f"duration must be a positive number of seconds, got {duration}")
     meta_duration = description_metadata(items, "duration")
+    if meta_duration is not None and (isinstance(meta_duration, bool) or not isinstance(meta_duration, (int, float))):
+        raise InputError(f"the 'duration' metadata must be a number of seconds, got {meta_duration!r}", path=source)
     meta_step = description_metadata(items, "step")
     step = float(meta_step) if isinstance(meta_step, (int, float)) and meta_step > 0 else None
     transcript = Transcript.from_descriptions(items, duration=duration if duration is not None else meta_duration, step=step)
+    # a clip grid's end (caption imports) is only an estimate of the duration: a known one still wins
+    inferred = transcript.duration_inferred or (
+        duration is None and description_metadata(items, "duration_inferred") is True)
     return DescribedVideo(
         video=str(description_metadata(items, "video") or source),
         duration=transcript.duration,
         step=transcript.step,
-        duration_inferred=transcript.duration_inferred,
+        duration_inferred=inferred,
         describer=str(description_metadata(items, "describer") or "external"),
         descriptions=items,
     )
@@ -183,6 +195,8 @@ def ground(
     query: str | None = None,
     *,
     descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo | None = None,
+    descriptions_format: str = "auto",
+    clip_seconds: float | None = None,
     duration: float | None = None,
     describer: str | Describer | None = None,
     reasoner: str | Reasoner | None = None,
@@ -199,7 +213,9 @@ def ground(
     """Find when ``query`` happens in ``video``.
 
     Give a ``video`` to run both stages, or ``descriptions`` (a JSONL file, a list of
-    :class:`FrameDescription`, or :func:`describe`'s output) to run stage 2 alone.
+    :class:`FrameDescription`, or :func:`describe`'s output) to run stage 2 alone. A file may also
+    hold another tool's captions, detected or named by ``descriptions_format`` (with
+    ``clip_seconds``), as :func:`load_descriptions` reads them.
     Backends default to the offline ones (``describer="cv"``, ``reasoner="embedding"``).
     ``top_k`` keeps only the best K intervals.
     """
@@ -211,6 +227,8 @@ def ground(
     rsn = get_reasoner(reasoner, **(reasoner_options or {}))
     timings: dict[str, float] = {}
     if video is not None:
+        if descriptions_format != "auto" or clip_seconds is not None:
+            raise ConfigurationError("descriptions_format= and clip_seconds= apply to descriptions=, not to a video")
         described = describe(video, describer=describer, fps=fps, num_frames=num_frames, max_frames=max_frames,
                              max_side=max_side, query=query, cache=cache, progress=progress,
                              describer_options=describer_options)
@@ -220,7 +238,8 @@ def ground(
     else:
         if describer is not None:
             raise ConfigurationError("describer= has no effect with descriptions=; give a video instead")
-        described = load_descriptions(descriptions, duration=duration)
+        described = load_descriptions(descriptions, duration=duration, format=descriptions_format,
+                                      clip_seconds=clip_seconds)
     transcript = described.transcript()
     started = time.perf_counter()
     result = rsn.ground(query, transcript)

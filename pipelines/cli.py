@@ -3,6 +3,7 @@
     vidground ground VIDEO "QUERY" [--json]
     vidground ground --descriptions FILE "QUERY"
     vidground describe VIDEO -o FILE
+    vidground import-captions CAPTIONS... -o DIR
     vidground demo
 
 Exit codes: 0 success; 1 a vidground error (one line on stderr, a traceback only with --debug);
@@ -72,6 +73,17 @@ def _add_remote(p: argparse.ArgumentParser) -> None:
     g.add_argument("--api-key", default=None, metavar="KEY", help="API key; default $OPENAI_API_KEY")
 
 
+def add_caption_format_args(p: Any, flag: str = "--descriptions-format") -> None:
+    """``FLAG`` (the format of a descriptions file) and ``--clip-seconds``, on a parser or an argument group."""
+    from frame_describer.caption_formats import FORMAT_CHOICES
+
+    p.add_argument(flag, dest="descriptions_format", default="auto", choices=FORMAT_CHOICES,
+                   help="the file's format: vidground JSONL or another tool's captions (default auto: detected "
+                        "from each file's content)")
+    p.add_argument("--clip-seconds", type=float, default=None, metavar="L",
+                   help="clip length of vtggpt captions (default 2) or interval of seconds-json captions (default 1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pipelines import __version__
 
@@ -91,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--descriptions FILE QUERY to run stage 2 alone on your own descriptions.")
     g.add_argument("inputs", nargs="+", metavar="VIDEO QUERY", help="the video file (omit it with --descriptions), then the query")
     g.add_argument("--descriptions", default=None, metavar="FILE",
-                   help='a JSONL descriptions file, one frame a line: {"t": seconds, "text": "..."}')
+                   help='a JSONL descriptions file, one frame a line: {"t": seconds, "text": "..."}; '
+                        "other tools' captions (vtggpt, seconds-json, csv) are detected")
+    add_caption_format_args(g)
     g.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                    help="the video's duration; with --descriptions it is otherwise read from the file or inferred")
     g.add_argument("--reasoner", default=None, metavar="SPEC",
@@ -113,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling(d)
     _add_remote(d)
     d.set_defaults(func=cmd_describe)
+
+    ic = sub.add_parser("import-captions", help="convert other tools' caption files into vidground descriptions files",
+                        description="Read caption files (VTG-GPT clip captions, per-second JSON, CSV, or vidground "
+                                    "JSONL) and write one vidground JSONL descriptions file per input, named by the "
+                                    "video id (the input's name without its extension and a trailing _cap), with "
+                                    "the video id, duration and step on every line.")
+    ic.add_argument("inputs", nargs="+", metavar="CAPTIONS", help="caption files")
+    ic.add_argument("-o", "--output", required=True, metavar="DIR_OR_FILE",
+                    help="a folder (OUT/VIDEO_ID.jsonl for each input), or a .jsonl file for a single input")
+    add_caption_format_args(ic, "--format")
+    ic.set_defaults(func=cmd_import_captions)
 
     m = sub.add_parser("demo", help="render a synthetic video with known events and ground queries about them (offline)",
                        description="Renders a short video with known events, grounds a query about each on the offline "
@@ -170,6 +195,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
     video, query = _split_inputs(args)
     result = ground(
         video, query, descriptions=args.descriptions, duration=args.duration,
+        descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds,
         describer=args.describer if video else None, reasoner=args.reasoner,
         fps=args.fps, num_frames=args.num_frames, max_frames=args.max_frames, max_side=args.max_side,
         top_k=args.top_k, cache=args.cache, progress=True, describer_options=_backend_options(args, "describer") or None,
@@ -198,6 +224,42 @@ def cmd_describe(args: argparse.Namespace) -> int:
                 "describer": described.describer}
         for d in described.descriptions:
             print(json.dumps({**meta, **d.model_dump(mode="json")}, ensure_ascii=False))
+    return 0
+
+
+def cmd_import_captions(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from frame_describer.caption_formats import video_id_from_path
+    from frame_describer.descriptions_io import write_descriptions
+    from frame_describer.errors import InputError
+    from pipelines.api import load_descriptions
+
+    out = Path(args.output)
+    to_file = out.suffix.lower() == ".jsonl" and not out.is_dir()
+    if to_file and len(args.inputs) > 1:
+        raise ConfigurationError(f"{len(args.inputs)} inputs need a folder for -o, not the file {out}")
+    targets: dict[Path, Path] = {}
+    for name in args.inputs:
+        src = Path(name)
+        dest = out if to_file else out / f"{video_id_from_path(src)}.jsonl"
+        if dest in targets:
+            raise ConfigurationError(f"{targets[dest]} and {src} would both be written to {dest} (same video id)")
+        if src.exists() and dest.exists() and dest.resolve() == src.resolve():
+            raise ConfigurationError(f"{src} would be overwritten by its own conversion; choose another -o")
+        targets[dest] = src
+    for dest, src in targets.items():
+        described = load_descriptions(src, format=args.descriptions_format, clip_seconds=args.clip_seconds)
+        video = video_id_from_path(src)
+        meta = {"video": video, "duration": round(described.duration, 6), "step": described.step}
+        if described.duration_inferred:
+            meta["duration_inferred"] = True
+        try:
+            n = write_descriptions(dest, described.descriptions, **meta)
+        except OSError as exc:
+            raise InputError(f"cannot write ({exc.strerror or exc})", path=dest) from None
+        dur = f"{described.duration:g} s" + (" (inferred)" if described.duration_inferred else "")
+        print(f"{src} -> {dest}: {n} descriptions, step {described.step:g} s, {dur}")
     return 0
 
 

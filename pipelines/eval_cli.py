@@ -28,6 +28,8 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     """Add ``eval``, ``score``, ``report`` and ``compare`` to an argparse subparsers object."""
+    from .cli import add_caption_format_args
+
     names = ", ".join(DATASETS)
     e = subparsers.add_parser("eval", help="evaluate a describer/reasoner pair on a dataset (resumable)",
                               description="Run both stages on --videos DIR, or stage 2 on --descriptions DIR, for "
@@ -37,7 +39,10 @@ def register(subparsers: Any) -> None:
     _dataset_args(e)
     src = e.add_argument_group("inputs (give one)")
     src.add_argument("--videos", default=None, metavar="DIR", help="folder of videos named by video id (any common extension)")
-    src.add_argument("--descriptions", default=None, metavar="DIR", help="folder of VIDEO_ID.jsonl descriptions (stage 2 only)")
+    src.add_argument("--descriptions", default=None, metavar="DIR",
+                     help="folder of VIDEO_ID.jsonl descriptions, or other tools' captions (VIDEO_ID.jsonl, "
+                          "VIDEO_ID_cap.json, VIDEO_ID.csv) (stage 2 only)")
+    add_caption_format_args(src)
     sel = e.add_argument_group("selection")
     sel.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate N queries, chosen reproducibly by --seed")
     sel.add_argument("--seed", type=int, default=0, help="subset seed (default 0)")
@@ -104,7 +109,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.dataset not in DATASETS:
         raise ConfigurationError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
     config = RunConfig(dataset=args.dataset, split=args.split, dataset_path=args.dataset_file, data_root=args.data_root,
-                       videos=args.videos, descriptions=args.descriptions, describer=args.describer,
+                       videos=args.videos, descriptions=args.descriptions,
+                       descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds,
+                       describer=args.describer,
                        reasoner=args.reasoner, fps=args.fps, num_frames=args.num_frames, max_frames=args.max_frames,
                        max_side=args.max_side, top_k=args.top_k, limit=args.limit, seed=args.seed, subset=args.subset,
                        clip_gt=args.clip_gt, cache="" if args.no_cache else args.cache, concurrency=args.concurrency,

@@ -75,7 +75,8 @@ def process_video(task: Any, config: Any, emit: Emit) -> None:
         aware = describer is not None and getattr(describer, "mode", "agnostic") == "aware"
         described = None
         if config.mode == "descriptions":
-            described = load_descriptions(task.source)
+            described = load_descriptions(task.source, format=config.descriptions_format,
+                                          clip_seconds=config.clip_seconds)
         elif not aware:
             cache = DescriptionCache(config.cache) if config.cache else None
             described = describe(task.source, describer=describer, fps=config.fps, num_frames=config.num_frames,

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from frame_describer.caption_formats import check_clip_seconds, check_format, video_id_from_path
 from frame_describer.descriptions_io import write_descriptions
 from frame_describer.errors import ConfigurationError, InputError
 
@@ -32,7 +33,9 @@ from .metrics import Metrics, compute_metrics
 
 #: Settings that must match for a run folder to be resumed.
 _MUST_MATCH = ("dataset", "split", "dataset_path", "mode", "describer", "reasoner", "fps", "num_frames",
-               "max_frames", "max_side", "top_k")
+               "max_frames", "max_side", "top_k", "descriptions_format", "clip_seconds")
+#: What a setting added later means in a run folder written before it existed.
+_OLD_DEFAULTS: dict[str, Any] = {"descriptions_format": "auto", "clip_seconds": None}
 
 
 @dataclass
@@ -45,6 +48,8 @@ class RunConfig:
     data_root: str | None = None
     videos: str | None = None
     descriptions: str | None = None
+    descriptions_format: str = "auto"
+    clip_seconds: float | None = None
     describer: str | None = None
     reasoner: str | None = None
     fps: float = 1.0
@@ -71,6 +76,9 @@ class RunConfig:
             raise ConfigurationError("give exactly one of --videos DIR (both stages) or --descriptions DIR (stage 2 only)")
         if self.descriptions and self.describer:
             raise ConfigurationError("--describer has no effect with --descriptions (stage 2 only); drop one")
+        if not self.descriptions and (self.descriptions_format != "auto" or self.clip_seconds is not None):
+            raise ConfigurationError("--descriptions-format and --clip-seconds apply to --descriptions DIR only")
+        check_clip_seconds(self.clip_seconds, check_format(self.descriptions_format))
         for name in ("concurrency", "query_concurrency"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -172,16 +180,19 @@ def select_queries(config: RunConfig) -> Dataset:
 
 
 def find_descriptions(video_ids: Iterable[str], folder: str | Path) -> tuple[dict[str, Path], list[str]]:
-    """Map video ids to ``FOLDER/ID.jsonl`` (or ``ID.descriptions.jsonl``, what ``vidground describe``
-    suggests, or ``.json``) descriptions files."""
+    """Map video ids to descriptions or caption files under ``FOLDER``: ``ID.jsonl``, ``ID.json`` or
+    ``ID.csv``, also named ``ID.descriptions.jsonl`` (what ``vidground describe`` suggests) or
+    ``ID_cap.json`` (NExT-GQA caption sets). A file named exactly after the id wins over a suffixed one."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("descriptions folder not found", path=folder)
-    files: dict[str, Path] = {}
+    files: dict[str, tuple[int, Path]] = {}
     for p in sorted(folder.rglob("*")):
-        if p.is_file() and p.suffix in (".jsonl", ".json"):
-            files.setdefault(p.stem.removesuffix(".descriptions"), p)
-    found = {v: files[v] for v in dict.fromkeys(video_ids) if v in files}
+        if p.is_file() and p.suffix.lower() in (".jsonl", ".json", ".csv"):
+            for rank, vid in enumerate(dict.fromkeys((p.stem, video_id_from_path(p)))):
+                if vid not in files or rank < files[vid][0]:
+                    files[vid] = (rank, p)
+    found = {v: files[v][1] for v in dict.fromkeys(video_ids) if v in files}
     return found, [v for v in dict.fromkeys(video_ids) if v not in found]
 
 
@@ -208,7 +219,8 @@ def _check_resume(out: Path, config: RunConfig) -> None:
         return
     old = json.loads(path.read_text(encoding="utf-8"))
     new = config.to_json()
-    diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _MUST_MATCH if old.get(k) != new.get(k)]
+    diff = [f"{k}: {old.get(k, _OLD_DEFAULTS.get(k))!r} -> {new.get(k)!r}" for k in _MUST_MATCH
+            if old.get(k, _OLD_DEFAULTS.get(k)) != new.get(k)]
     if diff:
         raise ConfigurationError(f"{out} holds a run with other settings ({'; '.join(diff)}); "
                                  "use another --out or the same settings to resume")

@@ -1,0 +1,356 @@
+"""Caption files written by other tools, read as vidground descriptions with the right times.
+
+vidground's transcript lets each description hold from half-way after the previous one to half-way
+before the next (the first from 0). A caption of a *clip* therefore becomes a description at the
+clip's centre, with the clip length as the step: consecutive clips of equal length then meet exactly
+at their shared boundary. A caption of a *frame* stays at the frame's instant.
+
+========================  =========================================  ===================================
+format                    a file                                     time of entry ``k`` (L = clip_seconds)
+========================  =========================================  ===================================
+``vidground``             JSONL, ``{"t": seconds, "text": ...}``     ``t`` (the frame's instant)
+``vtggpt``                JSONL, ``{"moment": k, "description": ..}`` centre of ``[k*L, (k+1)*L)``, L = 2
+``seconds-json``          one object ``{"0": text, "1": text, ...}`` ``k*L`` (frame k sampled every L s), L = 1
+``csv`` ``t,text``        header optional                            ``t`` (like vidground)
+``csv`` ``start,end,text`` equal, contiguous clips                   the centre of ``[start, end)``
+========================  =========================================  ===================================
+
+Per-second captions are of frames, not of one-second clips: NExT-GQA's caption sets hold frames 0..D
+of a D-second video (up to D + 1 captions), which only instants at ``k`` seconds explain.
+
+Clip formats (``vtggpt``, ``seconds-json``, ``csv`` with ``start,end``) carry ``step`` and an
+inferred ``duration`` (the end of the last clip) on every description, so a known duration (an
+argument, a dataset's) still wins. Every rule is checked, never repaired: a gap, a duplicate, an
+out-of-order line, empty text or a bad time is an :class:`InputError` naming the file and the line
+(or the key). Line formats are streamed with a bound on the line length; ``seconds-json`` is one
+JSON document, read whole up to :data:`MAX_JSON_BYTES`.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .descriptions_io import MAX_LINE_BYTES, iter_json_lines, iter_text_lines
+from .errors import ConfigurationError, InputError
+from .types import FrameDescription
+
+#: The formats :func:`~frame_describer.descriptions_io.read_descriptions` reads (``auto`` detects one).
+CAPTION_FORMATS = ("vidground", "vtggpt", "seconds-json", "csv")
+FORMAT_CHOICES = ("auto", *CAPTION_FORMATS)
+#: The default clip length (vtggpt) or sampling interval (seconds-json), in seconds.
+DEFAULT_CLIP_SECONDS = {"vtggpt": 2.0, "seconds-json": 1.0}
+#: The largest ``seconds-json`` file read (it is one JSON document, parsed whole).
+MAX_JSON_BYTES = 128 << 20
+#: File-name endings other tools put after the video id (``VID_cap.json`` in NExT-GQA caption sets).
+ID_SUFFIXES = (".descriptions", "_cap")
+
+_FIRST_KEY = re.compile(r'\s*\{\s*"(-?[0-9][0-9.eE+-]*)"')
+_TOLERANCE = 1e-3  # seconds: how far CSV clip boundaries may be from equal / contiguous (rounding)
+
+
+def video_id_from_path(path: str | Path) -> str:
+    """The video id a caption file is named after: its name without extension and without a trailing
+    ``.descriptions`` or ``_cap`` (``VID_cap.json`` -> ``VID``)."""
+    stem = Path(path).stem
+    for suffix in ID_SUFFIXES:
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+def check_clip_seconds(clip_seconds: float | None, fmt: str, path: Path | None = None) -> float | None:
+    """``clip_seconds`` or the format's default; a clip length given to a format without clips is refused
+    (with ``fmt="auto"`` only the value is checked)."""
+    if clip_seconds is None:
+        return DEFAULT_CLIP_SECONDS.get(fmt)
+    if fmt not in DEFAULT_CLIP_SECONDS and fmt != "auto":
+        where = f"{path} is a {fmt} file; " if path is not None else ""
+        raise ConfigurationError(f"{where}clip_seconds applies only to {' and '.join(DEFAULT_CLIP_SECONDS)} captions")
+    if isinstance(clip_seconds, bool) or not isinstance(clip_seconds, (int, float)) or not math.isfinite(clip_seconds) \
+            or clip_seconds <= 0:
+        raise ConfigurationError(f"clip_seconds must be a positive number of seconds, got {clip_seconds!r}")
+    return float(clip_seconds)
+
+
+def check_format(format: str) -> str:
+    """``format`` if it is one of :data:`FORMAT_CHOICES`, else a :class:`ConfigurationError` listing them."""
+    if format not in FORMAT_CHOICES:
+        raise ConfigurationError(f"unknown descriptions format {format!r}; choose one of {', '.join(FORMAT_CHOICES)}")
+    return format
+
+
+def resolve_format(path: Path, format: str = "auto") -> str:
+    """``format`` checked, or the one :func:`detect_format` finds when it is ``auto``."""
+    return detect_format(path) if check_format(format) == "auto" else format
+
+
+def detect_format(path: str | Path) -> str:
+    """Which of :data:`CAPTION_FORMATS` a file holds, from its first non-blank line and its extension.
+
+    ``.csv`` files, and files whose first line is not JSON but has a comma, are ``csv``; a JSON
+    object whose first key is a number is ``seconds-json``; a JSONL line with ``moment`` and no
+    ``t`` is ``vtggpt``; other ``.json`` files are ``seconds-json`` unless their first line has a
+    ``t``; anything else is read as ``vidground`` (whose reader reports what is wrong).
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        return "csv"
+    first, lineno = "", 0
+    with path.open("rb") as fh:
+        while raw := fh.readline(MAX_LINE_BYTES + 1):
+            lineno += 1
+            if b"\0" in raw:
+                raise InputError("a NUL byte: a binary file, not descriptions or captions", path=path, line=lineno)
+            first = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
+            if first.strip():
+                break
+            first = ""
+        if first.strip() == "{":  # a pretty-printed JSON object: look at its first key
+            first += fh.readline(MAX_LINE_BYTES).decode("utf-8", errors="replace")
+    if _FIRST_KEY.match(first):
+        return "seconds-json"
+    text = first.strip()
+    if not text.startswith(("{", "[")) and path.suffix.lower() not in (".json", ".jsonl") and "," in text:
+        return "csv"
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        obj = None
+    if isinstance(obj, dict) and "moment" in obj and "t" not in obj:
+        return "vtggpt"
+    if path.suffix.lower() == ".json" and not (isinstance(obj, dict) and "t" in obj):
+        return "seconds-json"  # a .json file is one document, unless its first line is a description
+    return "vidground"
+
+
+def read_captions(path: str | Path, format: str, *, clip_seconds: float | None = None) -> list[FrameDescription]:
+    """Descriptions, sorted by time, from a ``vtggpt``, ``seconds-json`` or ``csv`` file (see the module doc)."""
+    path = Path(path)
+    readers = {"vtggpt": _read_vtggpt, "seconds-json": _read_seconds_json, "csv": _read_csv}
+    if format not in readers:
+        raise ConfigurationError(f"read_captions reads {', '.join(readers)}; got {format!r}")
+    return readers[format](path, check_clip_seconds(clip_seconds, format, path))
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+def _text(value: Any, path: Path, *, line: int | None = None, what: str = "text") -> str:
+    if not isinstance(value, str):
+        kind = "an object" if isinstance(value, (dict, _Pairs)) else type(value).__name__
+        raise InputError(f"{what} must be a string, got {kind}", path=path, line=line)
+    if not value.strip():
+        raise InputError(f"{what} is empty", path=path, line=line)
+    return value
+
+
+def _clips(path: Path, items: list[tuple[float, str, dict[str, Any]]], step: float, end: float
+           ) -> list[FrameDescription]:
+    """Descriptions at the clips' centres, each carrying the clip grid (step, inferred duration)."""
+    return _build(path, items, {"step": step, "duration": round(end, 6), "duration_inferred": True})
+
+
+def _build(path: Path, items: list[tuple[float, str, dict[str, Any]]], grid: dict[str, Any]) -> list[FrameDescription]:
+    """Descriptions from ``(t, text, other keys)``; ``grid`` is added to each (it may not clash with a key)."""
+    out = []
+    for t, text, extra in items:
+        clash = sorted(set(extra) & {"t", "text", "usage", *grid})
+        if clash:
+            raise InputError(f"key(s) {', '.join(clash)} would be overwritten by the import; rename them", path=path)
+        out.append(FrameDescription.model_validate({**extra, "t": round(t, 6), "text": text, **grid}))
+    return out
+
+
+def _empty(path: Path) -> InputError:
+    return InputError("no captions (the file is empty)", path=path)
+
+
+# ------------------------------------------------------------------------------------------ VTG-GPT
+
+def _read_vtggpt(path: Path, clip: float) -> list[FrameDescription]:
+    """``{"moment": k, "description": ...}`` a line, k = 0, 1, 2... in order: the clip ``[k*L, (k+1)*L)``."""
+    items: list[tuple[float, str, dict[str, Any]]] = []
+    for lineno, obj in iter_json_lines(path, not_object="each line must be a JSON object with 'moment' and 'description'",
+                                       max_line_bytes=MAX_LINE_BYTES):
+        missing = [k for k in ("moment", "description") if k not in obj]
+        if missing:
+            raise InputError(f"missing key(s) {', '.join(missing)}", path=path, line=lineno)
+        k, expected = obj.pop("moment"), len(items)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise InputError(f"'moment' must be a whole number >= 0, got {k!r}", path=path, line=lineno)
+        if k != expected:
+            if k == expected - 1:
+                problem = f"duplicate moment {k}"
+            elif k < expected:
+                problem = f"moment {k} out of order (after moment {expected - 1}; moments must run 0, 1, 2...)"
+            else:
+                gap = f"{expected}" if k == expected + 1 else f"{expected}-{k - 1}"
+                after = f"follows moment {expected - 1}" if expected else "is the first"
+                problem = f"moment {k} {after}: moment(s) {gap} missing"
+            raise InputError(problem, path=path, line=lineno)
+        text = _text(obj.pop("description"), path, line=lineno, what="'description'")
+        items.append(((k + 0.5) * clip, text, obj))
+    if not items:
+        raise _empty(path)
+    return _clips(path, items, clip, len(items) * clip)
+
+
+# ------------------------------------------------------------------------------------- seconds-json
+
+class _Pairs(list):
+    """A JSON object's (key, value) pairs in file order, so duplicate keys are seen (dict() keeps the last)."""
+
+
+def _read_seconds_json(path: Path, interval: float) -> list[FrameDescription]:
+    """One object ``{"0": caption, "1": ...}``: frame k, sampled every ``interval`` s, is at ``k * interval``."""
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise InputError(f"{size} bytes; a seconds-json file is read whole and may be at most {MAX_JSON_BYTES}", path=path)
+    data = path.read_bytes()
+    nul, text = data.find(b"\0"), None
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        if nul < 0 or exc.start < nul:
+            raise InputError("not UTF-8 text (a binary file?)", path=path, line=data.count(b"\n", 0, exc.start) + 1) from None
+    if nul >= 0:
+        raise InputError("a NUL byte: a binary file, not text", path=path, line=data.count(b"\n", 0, nul) + 1)
+    assert text is not None
+    if not text.strip():
+        raise _empty(path)
+    try:
+        obj = json.loads(text, object_pairs_hook=_Pairs)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+    if not isinstance(obj, _Pairs):
+        raise InputError('expected one JSON object {"0": caption, "1": caption, ...}', path=path)
+    if not obj:
+        raise _empty(path)
+    captions: dict[int, str] = {}
+    for key, value in obj:
+        if not re.fullmatch(r"[0-9]+", key):
+            why = "a negative index" if re.fullmatch(r"-[0-9]+", key) else "not a whole number"
+            raise InputError(f"key {key!r} is {why} (keys are frame indices 0, 1, 2...)", path=path)
+        k = int(key)
+        if k in captions:
+            raise InputError(f"key {key!r}: duplicate frame index {k}", path=path)
+        captions[k] = _text(value, path, what=f"key {key!r}: the caption")
+    n = len(captions)
+    if max(captions) != n - 1:  # distinct and >= 0, so a larger maximum means a gap
+        seen = bytearray(n)
+        for k in captions:
+            if k < n:
+                seen[k] = 1
+        gap = seen.index(0)
+        raise InputError(f"key {str(gap)!r} is missing (keys must run 0..{n - 1} without gaps; "
+                         f"the largest is {max(captions)})", path=path)
+    items = [(k * interval, captions[k], {}) for k in range(n)]
+    return _clips(path, items, interval, n * interval)
+
+
+# ---------------------------------------------------------------------------------------------- CSV
+
+_COLUMNS = {"t": "t", "time": "t", "seconds": "t", "timestamp": "t", "start": "start", "end": "end",
+            "text": "text", "caption": "text", "description": "text"}
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """``(first line of the row, cells)`` for each non-blank CSV row; quoted cells may hold commas and newlines."""
+    lines = iter_text_lines(path, max_line_bytes=MAX_LINE_BYTES)
+    reader = csv.reader((text for _, text in lines), strict=True)
+    start = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError(f"bad CSV ({exc}); quote text that holds commas, quotes or newlines",
+                             path=path, line=start) from None
+        if any(c.strip() for c in row):
+            yield start, row
+        start = reader.line_num + 1
+
+
+def _seconds(cell: str, name: str, path: Path, line: int) -> float:
+    try:
+        value = float(cell)
+    except ValueError:
+        raise InputError(f"{name!r} must be a number of seconds, got {cell!r} (quote text that holds commas)",
+                         path=path, line=line) from None
+    if not math.isfinite(value) or value < 0:
+        raise InputError(f"{name!r} must be a finite number of seconds >= 0, got {cell!r}", path=path, line=line)
+    return value
+
+
+def _read_csv(path: Path, _: float | None) -> list[FrameDescription]:
+    """``t,text`` (frame instants) or ``start,end,text`` (equal, contiguous clips); the header is optional."""
+    rows = _csv_rows(path)
+    first = next(rows, None)
+    if first is None:
+        raise _empty(path)
+    line, cells = first
+    try:
+        float(cells[0])
+        header = None
+    except ValueError:
+        header = [c.strip().lower() for c in cells]
+    if header is None:
+        if len(cells) not in (2, 3):
+            raise InputError(f"{len(cells)} fields; without a header a row is t,text or start,end,text "
+                             "(quote text that holds commas)", path=path, line=line)
+        names = ["t", "text"] if len(cells) == 2 else ["start", "end", "text"]
+        body: Iterator[tuple[int, list[str]]] = itertools.chain([first], rows)
+    else:
+        names = [_COLUMNS.get(h, h) for h in header]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        layout = {"t", "text"} if "t" in names else {"start", "end", "text"}
+        if dup or not layout <= set(names) or ("t" in names and {"start", "end"} & set(names)):
+            raise InputError(f"header {','.join(cells)!r}: expected columns t,text or start,end,text "
+                             f"(t also as time/seconds/timestamp, text as caption/description)"
+                             + (f"; repeated: {', '.join(dup)}" if dup else ""), path=path, line=line)
+        body = rows
+    clips = "start" in names
+    items: list[tuple[float, str, dict[str, Any]]] = []
+    prev_t = prev_end = length = None
+    first_line = None
+    for line, cells in body:
+        if len(cells) != len(names):
+            raise InputError(f"{len(cells)} fields, expected {len(names)} ({','.join(names)}); "
+                             "quote text that holds commas", path=path, line=line)
+        row = dict(zip(names, cells))
+        text = _text(row.pop("text"), path, line=line)
+        if not clips:
+            t = _seconds(row.pop("t"), "t", path, line)
+            if prev_t is not None and t <= prev_t:
+                raise InputError(f"duplicate time {t:g} s" if t == prev_t else
+                                 f"time {t:g} s comes after {prev_t:g} s (rows must be in time order)", path=path, line=line)
+            prev_t = t
+            items.append((t, text, row))
+            continue
+        start, end = _seconds(row.pop("start"), "start", path, line), _seconds(row.pop("end"), "end", path, line)
+        if end <= start:
+            raise InputError(f"clip [{start:g}, {end:g}) ends before it starts", path=path, line=line)
+        if length is None:
+            length, first_line = end - start, line
+        elif abs(start - prev_end) > _TOLERANCE:
+            raise InputError(f"clip starts at {start:g} s but the previous one ended at {prev_end:g} s: "
+                             f"{'a gap' if start > prev_end else 'an overlap or rows out of order'}", path=path, line=line)
+        elif abs(end - start - length) > _TOLERANCE:
+            raise InputError(f"clip length {end - start:g} s differs from {length:g} s (line {first_line}); vidground "
+                             "places description boundaries half-way between times, so clips must be equal",
+                             path=path, line=line)
+        prev_end = end
+        items.append(((start + end) / 2, text, row))
+    if not items:
+        raise _empty(path)
+    if not clips:
+        return _build(path, items, {})
+    return _clips(path, items, round(length, 6), prev_end)  # type: ignore[arg-type]
+
