@@ -24,6 +24,7 @@ reasoners = Registry(
         "naive": "temporal_reasoner.embedding:NaiveSimilarityReasoner",
         "hybrid": "temporal_reasoner.hybrid:HybridReasoner",
         "variants": "temporal_reasoner.query_variants:VariantsReasoner",
+        "vtggpt": "temporal_reasoner.vtggpt:VTGGPTReasoner",
     },
     aliases={"offline": "embedding", "similarity": "embedding"},
 )

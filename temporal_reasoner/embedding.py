@@ -28,7 +28,7 @@ import numpy as np
 from frame_describer.errors import ConfigurationError, MissingDependencyError
 
 from .base import BaseReasoner, check_query
-from .spans import find_spans, gaussian_smooth, median_smooth, sample_times, text_units
+from .spans import Span, find_segments, find_spans, gaussian_smooth, median_smooth, sample_times, text_units
 from .transcript import Transcript
 from .types import GroundingResult, Interval
 
@@ -179,74 +179,112 @@ class _SimilarityReasoner(BaseReasoner):
 
 
 class EmbeddingReasoner(_SimilarityReasoner):
-    """Sentence/clause-level similarity, smoothed over time, spans cut relative to each peak.
+    """Sentence/clause-level similarity over time; intervals where the curve stands above a level.
 
-    - ``level``: score a frame by its best ``"clause"`` (default), ``"sentence"`` or whole ``"line"``;
-    - ``feedback``: weight of relevance feedback: how well each frame matches the unit that matched
-      best at the main peak (the fact the query is about); sharpens spans against related facts; 0 = off;
-    - ``median``: running-median window in seconds (removes one-frame blips; 1 = off);
-      ``spike_margin``: a sample whose score exceeds everything the median keeps by this much is kept
-      as it is (an event one frame long, such as a scene cut, is not a blip);
-      ``smooth``: Gaussian sigma in seconds;
-    - ``rel_level``: where between the baseline and a peak a span's edge lies (0.5 finds clean step
-      edges exactly); ``base_percentile``: the percentile of the curve taken as its baseline;
-      ``plateau``: the percentile of the curve inside a peak's first cut taken as the peak's height
-      for its level (a noisy plateau's top sample overstates it); None = the top sample;
-    - ``bridge``: cut each span as the maximum-sum segment of ``curve - level`` through its peak
-      (steps over short dips) rather than the plain run above the level;
-    - ``min_prominence``: how high, relative to the main peak, a secondary peak must rise to be
-      returned; ``top_k``: at most this many intervals. An interval's score is the curve's peak in it.
+    Two ways to cut intervals from the curve (``spans``):
 
-    Defaults were chosen on the *dev* subset of the Charades oracle benchmark (both transcript styles).
+    - ``"segments"`` (default): the curve is smoothed over ``smooth_samples`` samples (a caption's
+      noise does not depend on the sampling rate), a level is set at ``rel_level`` of the way from
+      the curve's ``base_percentile`` to its ``top_percentile`` (percentiles: one outlying caption
+      neither sets the height nor the floor), and the answers are the segments with the largest area
+      above that level (:func:`~temporal_reasoner.spans.find_segments`), ranked, overlapping ones
+      thinned at IoU ``nms_iou``; up to ``top_k`` of them. Made for real captions, whose scores are
+      noisy everywhere (chosen on the dev half of the QVHighlights real-caption benchmark under the
+      constraint of the Charades oracle and prose figures; see ``benchmarks/real_captions.py``);
+    - ``"peaks"``: the original rule, tuned on Charades oracle transcripts: running median
+      (``median`` seconds; ``spike_margin`` keeps a one-frame event), Gaussian ``smooth`` seconds,
+      then one span around each peak, cut at ``rel_level`` between the ``base_percentile`` baseline
+      and the peak's ``plateau`` percentile (``bridge``: step over short dips); secondary peaks must
+      rise ``min_prominence`` of the main one.
+
+    Both: ``level`` scores a frame by its best ``"clause"`` (default), ``"sentence"`` or whole
+    ``"line"``; ``feedback`` mixes in how well each frame matches the unit that matched best at the
+    main peak (the fact the query is about); ``rephrasings`` (a mapping or JSONL file, see
+    :mod:`temporal_reasoner.rephrasings`) scores each unit by its mean similarity to the query and its
+    paraphrases. Options left as ``None`` take the chosen mode's default (:attr:`DEFAULTS`).
     """
 
     name = "embedding"
     LEVELS = ("clause", "sentence", "line")
+    SPANS = ("segments", "peaks")
+    TOP_RANK = 4
+    #: Each span mode's defaults for the options left as ``None``.
+    DEFAULTS: dict[str, dict[str, Any]] = {
+        "segments": {"rel_level": 0.5, "base_percentile": 50.0, "feedback": 0.25, "median": 0.0, "top_k": 10},
+        "peaks": {"rel_level": 0.6, "base_percentile": 40.0, "feedback": 0.5, "median": 3.0, "top_k": 5},
+    }
 
     def __init__(self, model: str | None = None, *, device: str | None = None, encoder: Encoder | None = None,
-                 level: str = "clause", median: float = 3.0, smooth: float = 0.5, rel_level: float = 0.6,
-                 base_percentile: float = 40.0, plateau: float | None = 50.0, bridge: bool = True,
-                 feedback: float = 0.5, min_prominence: float = 0.3, top_k: int = 5, spike_margin: float = 0.2):
+                 spans: str = "segments", level: str = "clause", median: float | None = None, smooth: float = 0.5,
+                 smooth_samples: float = 1.0, rel_level: float | None = None, base_percentile: float | None = None,
+                 top_percentile: float = 95.0, nms_iou: float = 0.5, plateau: float | None = 50.0, bridge: bool = True,
+                 feedback: float | None = None, min_prominence: float = 0.3, top_k: int | None = None,
+                 spike_margin: float = 0.2, rephrasings: Any = None):
         super().__init__(model, device=device, encoder=encoder)
+        if spans not in self.SPANS:
+            raise ConfigurationError(f"unknown spans {spans!r}; choose one of: {', '.join(self.SPANS)}")
+        defaults = self.DEFAULTS[spans]
+        rel_level = defaults["rel_level"] if rel_level is None else rel_level
+        base_percentile = defaults["base_percentile"] if base_percentile is None else base_percentile
+        feedback = defaults["feedback"] if feedback is None else feedback
+        median = defaults["median"] if median is None else median
+        top_k = defaults["top_k"] if top_k is None else top_k
         if level not in self.LEVELS:
             raise ConfigurationError(f"unknown scoring level {level!r}; choose one of: {', '.join(self.LEVELS)}")
         if not 0 < rel_level < 1:
             raise ConfigurationError(f"rel_level must be between 0 and 1, got {rel_level}")
-        if smooth < 0 or not 0 <= base_percentile <= 100 or top_k < 1 or not 0 <= min_prominence <= 1:
-            raise ConfigurationError("need smooth >= 0, 0 <= base_percentile <= 100, 0 <= min_prominence <= 1, top_k >= 1")
+        if smooth < 0 or smooth_samples < 0 or not 0 <= base_percentile <= 100 or top_k < 1 or not 0 <= min_prominence <= 1:
+            raise ConfigurationError("need smooth >= 0, smooth_samples >= 0, 0 <= base_percentile <= 100, "
+                                     "0 <= min_prominence <= 1, top_k >= 1")
+        if not base_percentile < top_percentile <= 100:
+            raise ConfigurationError(f"top_percentile must be above base_percentile and at most 100, got {top_percentile}")
+        if not 0 < nms_iou <= 1:
+            raise ConfigurationError(f"nms_iou must be in (0, 1], got {nms_iou}")
         if median < 0:
             raise ConfigurationError(f"median must be >= 0 seconds, got {median}")
         if spike_margin < 0:
             raise ConfigurationError(f"spike_margin must be >= 0, got {spike_margin}")
         if plateau is not None and not 0 <= plateau <= 100:
             raise ConfigurationError(f"plateau must be a percentile (0 to 100) or None, got {plateau}")
-        self.plateau = None if plateau is None else float(plateau)
-        self.spike_margin = float(spike_margin)
         if not 0 <= feedback < 1:
             raise ConfigurationError(f"feedback must be in [0, 1), got {feedback}")
+        from .rephrasings import load_rephrasings
+
+        self.rephrasings = load_rephrasings(rephrasings)
+        self.spans, self.smooth_samples, self.top_percentile, self.nms_iou = spans, smooth_samples, top_percentile, nms_iou
+        self.plateau = None if plateau is None else float(plateau)
+        self.spike_margin = float(spike_margin)
         self.feedback = feedback
         self.level, self.median, self.smooth, self.rel_level, self.bridge = level, median, smooth, rel_level, bridge
         self.base_percentile, self.min_prominence, self.top_k = base_percentile, min_prominence, top_k
 
     def settings(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model, "level": self.level, "median": self.median, "spike_margin": self.spike_margin,
-                "smooth": self.smooth, "rel_level": self.rel_level, "bridge": self.bridge,
-                "feedback": self.feedback, "base_percentile": self.base_percentile, "plateau": self.plateau,
-                "min_prominence": self.min_prominence, "top_k": self.top_k}
+        common = {"name": self.name, "model": self.model, "spans": self.spans, "level": self.level,
+                  "median": self.median, "rel_level": self.rel_level, "base_percentile": self.base_percentile,
+                  "feedback": self.feedback, "top_k": self.top_k, "rephrasings": len(self.rephrasings)}
+        if self.spans == "segments":
+            return common | {"smooth_samples": self.smooth_samples, "top_percentile": self.top_percentile,
+                             "nms_iou": self.nms_iou}
+        return common | {"spike_margin": self.spike_margin, "smooth": self.smooth, "bridge": self.bridge,
+                         "plateau": self.plateau, "min_prominence": self.min_prominence}
 
     def entry_scores(self, query: str, transcript: Transcript) -> np.ndarray:
         """Each entry's score: the similarity of its best-matching unit to the query (no feedback)."""
         return self._scores(query, transcript)[0]
 
     def _scores(self, query: str, transcript: Transcript) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        from .rephrasings import query_forms
+
+        forms = query_forms(query, self.rephrasings)
         units = [text_units(e.text, level=self.level) or [""] for e in transcript.entries]
         flat = [u for us in units for u in us]
-        vecs = self.encoder.encode([query, *flat])
-        sims = vecs[1:] @ vecs[0]
+        vecs = self.encoder.encode([*forms, *flat])
+        nf = len(forms)
+        sims = (vecs[nf:] @ vecs[:nf].T).mean(axis=1)  # a unit's mean similarity to the query's forms
         scores, best, i = np.empty(len(units)), np.empty((len(units), vecs.shape[1]), dtype=vecs.dtype), 0
         groups = []
         for k, us in enumerate(units):
-            block = vecs[1 + i:1 + i + len(us)]
+            block = vecs[nf + i:nf + i + len(us)]
             j = int(np.argmax(sims[i:i + len(us)]))
             scores[k], best[k] = sims[i + j], block[j]
             groups.append(block)
@@ -260,7 +298,15 @@ class EmbeddingReasoner(_SimilarityReasoner):
             # a sample matching clearly better than anything the median keeps is signal (an event one
             # frame long, such as a scene cut), not a blip: it keeps its own score
             curve = np.where(raw >= curve.max() + self.spike_margin, raw, curve)
-        return gaussian_smooth(curve, self.smooth / step)
+        if self.spans == "peaks":
+            return gaussian_smooth(curve, self.smooth / step)
+        smoothed = gaussian_smooth(curve, self.smooth_samples)
+        if len(raw) >= 3:
+            # a sample standing clear above the curve's top percentile is a distinct event (a scene cut one
+            # frame long), not noise: it keeps its own score, which smoothing would spread and flatten
+            spikes = raw >= float(np.percentile(raw, self.top_percentile)) + self.spike_margin
+            smoothed = np.where(spikes, np.maximum(raw, smoothed), smoothed)
+        return smoothed
 
     def ground(self, query: str, transcript: Transcript) -> GroundingResult:
         started = time.perf_counter()
@@ -274,15 +320,38 @@ class EmbeddingReasoner(_SimilarityReasoner):
             anchor = best[owner[int(np.argmax(curve))]]
             fact = np.array([float((g @ anchor).max()) for g in groups])
             curve = self._curve((1 - self.feedback) * scores[owner] + self.feedback * fact[owner], transcript.step)
-        spans, flat = find_spans(times, curve, transcript.duration, rel_level=self.rel_level,
-                                 base_percentile=self.base_percentile, min_prominence=self.min_prominence,
-                                 top_k=self.top_k, bridge=self.bridge, plateau=self.plateau)
+        if self.spans == "segments":
+            spans, flat = self._segments(times, curve, transcript.duration)
+        else:
+            spans, flat = find_spans(times, curve, transcript.duration, rel_level=self.rel_level,
+                                     base_percentile=self.base_percentile, min_prominence=self.min_prominence,
+                                     top_k=self.top_k, bridge=self.bridge, plateau=self.plateau)
         warnings = ["the similarity curve is flat: no part of the video matches better than another; "
                     "answering the whole video"] if flat else []
-        intervals = [Interval(start=round(s.start, 3), end=round(s.end, 3), score=round(s.peak, 5)) for s in spans
-                     if round(s.end, 3) > round(s.start, 3)]
+        intervals = [Interval(start=round(s.start, 3), end=round(s.end, 3), score=round(s.peak if self.spans == "peaks" else s.mass, 5))
+                     for s in spans if round(s.end, 3) > round(s.start, 3)]
         return self._result(query, transcript, intervals, times, curve, started, warnings,
                             {"flat": flat, "peaks": [[s.start, s.end, s.peak, s.mass] for s in spans]})
+
+    def _segments(self, times: np.ndarray, curve: np.ndarray, duration: float) -> tuple[list[Span], bool]:
+        base = float(np.percentile(curve, self.base_percentile))
+        # the height: the top percentile (one outlying sample does not set it), but never below the
+        # TOP_RANK-th highest sample, so that an event a few samples long in a long video still does
+        top = max(float(np.percentile(curve, self.top_percentile)), float(np.sort(curve)[-min(self.TOP_RANK, len(curve))]))
+        p = int(np.argmax(curve))
+        if curve[p] >= top + self.spike_margin:
+            # one sample clear above the rest whose neighbours are not (a scene cut one frame long, see
+            # _curve) is an event of its own: its height sets the level, or the level would let the
+            # longer, lower segments elsewhere outweigh it
+            around = float(np.percentile(curve, 90))
+            if all(curve[i] < around for i in (p - 1, p + 1) if 0 <= i < len(curve)):
+                top = float(curve[p])
+        if len(curve) == 1 or float(curve.max()) - float(curve.min()) <= 1e-3:
+            return [Span(0.0, duration, float(curve.max()), 0.0)], True
+        if top - base <= 1e-6:  # a curve flat but for a few samples: cut halfway to the highest one
+            top = float(curve.max())
+        level = base + self.rel_level * (top - base)
+        return find_segments(times, curve, duration, level, top_k=self.top_k, nms_iou=self.nms_iou), False
 
 
 class NaiveSimilarityReasoner(_SimilarityReasoner):

@@ -36,7 +36,7 @@ from .types import GroundingResult, Interval
 MODES = ("pick", "snap")
 NO_OVERLAP = ("curve", "llm")
 #: The embedding reasoner's options for candidate proposals: more (and lower) peaks than its defaults.
-CANDIDATE_OPTIONS: dict[str, Any] = {"min_prominence": 0.1, "top_k": 8}
+CANDIDATE_OPTIONS: dict[str, Any] = {"spans": "peaks", "min_prominence": 0.1, "top_k": 8}
 
 
 def _resolve(spec: Reasoner | str | None, default: str | None, what: str, options: dict[str, Any]) -> Reasoner:

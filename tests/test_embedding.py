@@ -11,6 +11,7 @@ import pytest
 from frame_describer.errors import ConfigurationError, InputError, MissingDependencyError
 from frame_describer.types import FrameDescription as FD
 from temporal_reasoner import Interval, Transcript, get_reasoner
+from temporal_reasoner.embedding import EmbeddingReasoner
 from temporal_reasoner.spans import find_spans, gaussian_smooth, median_smooth, text_units
 from _helpers_text import transcript
 
@@ -109,8 +110,12 @@ def test_several_peaks_give_several_intervals_best_first(reasoner):
         assert max(iv.iou(t) for t in truths) >= 0.6
     scores = [iv.score for iv in res.intervals]
     assert scores == sorted(scores, reverse=True)
-    ivs = sorted(res.intervals, key=lambda i: i.start)
-    assert all(a.end <= b.start for a, b in zip(ivs, ivs[1:]))
+    # alternatives may overlap (QVHighlights' ranked windows), but never by the NMS threshold or more
+    assert all(a.iou(b) < reasoner.nms_iou for k, a in enumerate(res.intervals) for b in res.intervals[k + 1:])
+    peaks = EmbeddingReasoner(encoder=reasoner.encoder, spans="peaks").ground("a person opens the window", tr)
+    assert len(peaks.intervals) >= 2
+    ivs = sorted(peaks.intervals, key=lambda i: i.start)
+    assert all(a.end <= b.start for a, b in zip(ivs, ivs[1:]))  # peaks mode: one span per peak, disjoint
     assert len(reasoner.__class__(top_k=1).ground("a person opens the window", tr).intervals) == 1
 
 
@@ -127,6 +132,8 @@ def test_one_line_transcript(reasoner):
 
 @pytest.mark.slow
 def test_long_transcript_is_encoded_in_batches(reasoner):
+    """Also: a 10-frame event in 900 frames is 1% of the video, below the top percentile: the height
+    comes from the 4th-highest sample (EmbeddingReasoner.TOP_RANK), so the span stays tight."""
     texts = [f"Frame {i}: the person is reading page {i % 97} of a book." for i in range(900)]
     texts[400:410] = ["The person throws a pillow across the room."] * 10
     tr = Transcript.from_descriptions([FD(t=float(i), text=t) for i, t in enumerate(texts)])
@@ -178,7 +185,8 @@ def test_importing_the_package_does_not_import_torch():
 
 
 def test_an_event_one_frame_long_survives_the_median(reasoner):
-    """The median removes blips, but a frame that matches clearly better than anything else is the event."""
+    """Peaks mode: the median removes blips, but a frame that matches clearly better than anything else is the event."""
+    reasoner = EmbeddingReasoner(encoder=reasoner.encoder, spans="peaks")
     tr = transcript((12, "The main colours are beige and brown."), (4, "The room is dark; the lights are off."),
                     (6, "The main colours are beige and brown."), (1, "The view changed completely: a scene cut."),
                     (5, "The main colours are green and blue."))
@@ -186,7 +194,7 @@ def test_an_event_one_frame_long_survives_the_median(reasoner):
     cut = 22.0  # the one frame that shows it
     assert res.best.start <= cut <= res.best.end and res.best.length <= 1.5, res.best
     # with the spike rule off, the median erases the frame and the answer lands elsewhere
-    off = get_reasoner("embedding", encoder=reasoner.encoder, spike_margin=10.0).ground(
+    off = get_reasoner("embedding", encoder=reasoner.encoder, spans="peaks", spike_margin=10.0).ground(
         "the video cuts to a completely different scene", tr)
     assert not (off.best.start <= cut <= off.best.end)
 
@@ -250,3 +258,61 @@ def test_concurrent_queries_through_one_encoder_with_a_tiny_cache_never_lose_a_v
     for vecs, batch in results:
         assert [int(np.argmax(v)) for v in vecs] == [model.vector(t) for t in batch]
     assert len(enc._cache) <= 4
+
+
+# ------------------------------------------------------------------ segments (the default span mode)
+
+def test_find_segments_returns_the_maximum_area_segment_first_and_ranked_alternatives():
+    from temporal_reasoner.spans import find_segments
+
+    times = np.arange(20, dtype=float) + 0.5  # samples standing for [k, k+1)
+    curve = np.zeros(20)
+    curve[3:8] = 1.0           # area 5 * 0.5 above the level
+    curve[8] = 0.3             # a dip the samples beyond make up for
+    curve[9:11] = 1.0
+    curve[15:17] = 0.9         # a smaller, separate event
+    segs = find_segments(times, curve, 20.0, 0.5, top_k=5, nms_iou=0.5)
+    assert (segs[0].start, segs[0].end) == (3.0, 11.0)  # steps over the dip: 3.5 - 0.2 > 2.5
+    assert segs[0].mass == pytest.approx(5 * 0.5 - 0.2 + 2 * 0.5)
+    assert (15.0, 17.0) in [(s.start, s.end) for s in segs]
+    masses = [s.mass for s in segs]
+    assert masses == sorted(masses, reverse=True)
+    for k, a in enumerate(segs):
+        for b in segs[k + 1:]:
+            inter = max(0.0, min(a.end, b.end) - max(a.start, b.start))
+            assert inter / (max(a.end, b.end) - min(a.start, b.start)) < 0.5
+
+
+def test_find_segments_stays_linear_on_a_long_noisy_curve():
+    """Past MAX_CROSSINGS crossings the proposals are runs and successive maximum-sum segments, not all pairs."""
+    from temporal_reasoner import spans
+
+    rng = np.random.default_rng(0)
+    n = 7200  # two hours at 1 fps
+    curve = rng.random(n) * 0.4
+    curve[3000:3010] = 0.95
+    times = np.arange(n, dtype=float)
+    crossings = int(np.sum(np.diff((curve > 0.3).astype(int)) == 1))
+    assert crossings > spans.MAX_CROSSINGS  # the fallback is the path under test
+    segs = spans.find_segments(times, curve, float(n), 0.3, top_k=3)
+    assert segs[0].start <= 3000 and segs[0].end >= 3009 and segs[0].end - segs[0].start < 40
+
+
+def test_rephrasings_join_the_query_in_scoring(reasoner, tmp_path):
+    tr = transcript((8, "The person reads a book."), (4, "A puppy is playing."), (8, "The person reads a book."))
+    r = EmbeddingReasoner(encoder=reasoner.encoder, rephrasings={"an animal": ["a puppy is playing", "a young dog plays"]})
+    alone = EmbeddingReasoner(encoder=reasoner.encoder).entry_scores("an animal", tr)
+    joined = r.entry_scores("an animal", tr)
+    assert joined[1] > alone[1]  # the paraphrases match the puppy line better than the query alone
+    assert r.ground("an animal", tr).best.iou(Interval(start=7.5, end=11.5)) >= 0.6
+    assert r.settings()["rephrasings"] == 1 and EmbeddingReasoner(encoder=reasoner.encoder).settings()["rephrasings"] == 0
+
+
+def test_each_span_mode_has_its_defaults_and_bad_modes_are_refused():
+    seg, peaks = EmbeddingReasoner(encoder=object()), EmbeddingReasoner(encoder=object(), spans="peaks")
+    assert (seg.spans, seg.base_percentile, seg.rel_level, seg.feedback, seg.top_k) == ("segments", 50.0, 0.5, 0.25, 10)
+    assert (peaks.base_percentile, peaks.rel_level, peaks.feedback, peaks.median, peaks.top_k) == (40.0, 0.6, 0.5, 3.0, 5)
+    assert EmbeddingReasoner(encoder=object(), spans="peaks", feedback=0.1).feedback == 0.1
+    for bad in ({"spans": "blobs"}, {"top_percentile": 40.0}, {"nms_iou": 0.0}, {"smooth_samples": -1}):
+        with pytest.raises(ConfigurationError):
+            EmbeddingReasoner(encoder=object(), **bad)
