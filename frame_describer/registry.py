@@ -66,14 +66,29 @@ class Registry:
             self._targets[name] = target
         return target
 
-    def create(self, spec: str, **options: Any) -> Any:
-        name, arg = split_spec(spec)
+    def check(self, spec: str, **options: Any) -> Any:
+        """The backend a spec names, with ``options`` checked against what it accepts, without building it
+        (a :class:`ConfigurationError` for an unknown backend or option). Backends whose class sets
+        ``lazy = True`` (nothing heavy happens before first use) are also built once, so that their
+        option *values* are checked too."""
+        name, _ = split_spec(spec)
         target = self.target(name)
+        self._check_options(name, target, options)
+        if getattr(target, "lazy", False):
+            self.create(spec, **options)
+        return target
+
+    def _check_options(self, name: str, target: Any, options: dict[str, Any]) -> None:
         accepted = _accepted(target)
         unknown = sorted(set(options) - accepted) if accepted is not None else []
         if unknown:
             valid = ", ".join(sorted(accepted - {"arg", "model", "spec"})) or "none"
             raise ConfigurationError(f"{self.kind} {name!r} has no option {', '.join(unknown)}; its options: {valid}")
+
+    def create(self, spec: str, **options: Any) -> Any:
+        name, arg = split_spec(spec)
+        target = self.target(name)
+        self._check_options(name, target, options)
         if hasattr(target, "from_spec"):
             return target.from_spec(arg, **options)
         return target(arg, **options) if arg is not None else target(**options)

@@ -28,7 +28,7 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     """Add ``eval``, ``score``, ``report`` and ``compare`` to an argparse subparsers object."""
-    from .cli import add_caption_format_args
+    from .cli import add_caption_format_args, parse_option
 
     names = ", ".join(DATASETS)
     e = subparsers.add_parser("eval", help="evaluate a describer/reasoner pair on a dataset (resumable)",
@@ -50,6 +50,10 @@ def register(subparsers: Any) -> None:
     m = e.add_argument_group("backends")
     m.add_argument("--describer", default=None, metavar="SPEC", help="cv (default), openai:MODEL, hf:MODEL")
     m.add_argument("--reasoner", default=None, metavar="SPEC", help="embedding (default), openai:MODEL, hf:MODEL, llamacpp:PATH")
+    m.add_argument("--describer-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="a describer option (repeatable); part of the run's settings")
+    m.add_argument("--reasoner-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="a reasoner option (repeatable), e.g. spans=peaks or rephrasings=FILE; part of the run's settings")
     m.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
     m.add_argument("--num-frames", type=int, default=None, metavar="N")
     m.add_argument("--max-frames", type=int, default=None, metavar="N")
@@ -115,7 +119,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                        reasoner=args.reasoner, fps=args.fps, num_frames=args.num_frames, max_frames=args.max_frames,
                        max_side=args.max_side, top_k=args.top_k, limit=args.limit, seed=args.seed, subset=args.subset,
                        clip_gt=args.clip_gt, cache="" if args.no_cache else args.cache, concurrency=args.concurrency,
-                       query_concurrency=args.query_concurrency)
+                       query_concurrency=args.query_concurrency, reasoner_options=dict(args.reasoner_opt),
+                       describer_options=dict(args.describer_opt))
     config.check()
     executor = make_executor(args.executor, concurrency=args.concurrency, address=args.address)
     summary = run_eval(config, args.out, retry_failed=args.retry_failed, executor=executor,

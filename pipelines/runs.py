@@ -33,9 +33,11 @@ from .metrics import Metrics, compute_metrics
 
 #: Settings that must match for a run folder to be resumed.
 _MUST_MATCH = ("dataset", "split", "dataset_path", "mode", "describer", "reasoner", "fps", "num_frames",
-               "max_frames", "max_side", "top_k", "descriptions_format", "clip_seconds")
+               "max_frames", "max_side", "top_k", "descriptions_format", "clip_seconds", "reasoner_options",
+               "describer_options")
 #: What a setting added later means in a run folder written before it existed.
-_OLD_DEFAULTS: dict[str, Any] = {"descriptions_format": "auto", "clip_seconds": None}
+_OLD_DEFAULTS: dict[str, Any] = {"descriptions_format": "auto", "clip_seconds": None, "reasoner_options": {},
+                                 "describer_options": {}}
 
 
 @dataclass
@@ -248,6 +250,10 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
         config.describer = DEFAULT_DESCRIBER
     if config.reasoner is None:
         config.reasoner = DEFAULT_REASONER
+    from temporal_reasoner import reasoners
+
+    # a misspelt backend or option is one error before the run starts, not a failure recorded per query
+    reasoners.check(config.reasoner, **config.reasoner_options)
     if config.cache is None and config.mode == "videos":
         config.cache = str(default_cache_path())
     out = Path(out)

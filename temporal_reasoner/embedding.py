@@ -149,6 +149,8 @@ def get_encoder(model_path: str | None = None, device: str | None = None) -> Enc
 class _SimilarityReasoner(BaseReasoner):
     """Shared model handling; ``model`` is a local sentence-transformers folder (default: the bundled model)."""
 
+    lazy = True  # the model loads on first use: building one to check its options costs nothing
+
     def __init__(self, model: str | None = None, *, device: str | None = None, encoder: Encoder | None = None):
         self.model = model or DEFAULT_MODEL
         self.device = device

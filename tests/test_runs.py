@@ -162,3 +162,20 @@ def test_descriptions_folder_accepts_the_describe_command_naming(tmp_path):
     found, missing = find_descriptions(["AB12C", "XY34Z", "NOPE1"], tmp_path)
     assert {k: p.name for k, p in found.items()} == {"AB12C": "AB12C.descriptions.jsonl", "XY34Z": "XY34Z.jsonl"}
     assert missing == ["NOPE1"]
+
+
+def test_eval_takes_backend_options_and_they_must_match_to_resume(toy, tmp_path, capsys):
+    ds, desc = toy
+    out = tmp_path / "run"
+    assert cli("eval", "jsonl", "--dataset-file", ds, "--descriptions", desc, "--limit", "2", "--out", out, "--quiet",
+               "--no-report", "--reasoner-opt", "spans=peaks", "--reasoner-opt", "top_k=2") == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["reasoner_options"] == {"spans": "peaks", "top_k": 2}
+    results = latest_results(out / "results.jsonl")
+    assert len(results) == 2 and all(r["status"] == "ok" and len(r["intervals"]) <= 2 for r in results.values())
+    with pytest.raises(ConfigurationError, match="reasoner_options"):
+        cli("eval", "jsonl", "--dataset-file", ds, "--descriptions", desc, "--limit", "2", "--out", out, "--quiet",
+            "--no-report", "--reasoner-opt", "spans=segments")
+    with pytest.raises(ConfigurationError, match="unknown option|spans"):
+        cli("eval", "jsonl", "--dataset-file", ds, "--descriptions", desc, "--limit", "2", "--out", tmp_path / "r2",
+            "--quiet", "--no-report", "--reasoner-opt", "spans=blobs")
