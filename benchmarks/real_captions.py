@@ -44,6 +44,7 @@ from pipelines.metrics import compute_metrics, mean_prior, read_predictions  # n
 from pipelines.runs import find_descriptions  # noqa: E402
 from temporal_reasoner import Transcript, get_reasoner  # noqa: E402
 from temporal_reasoner.rephrasings import read_rephrasings  # noqa: E402
+from temporal_reasoner.spans import text_units  # noqa: E402
 
 COLUMNS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "mAP@0.5", "mAP@0.75", "mAP")
 SETS = ("qvhighlights", "nextgqa")
@@ -136,7 +137,10 @@ def _warm(reasoner: Any, cs: CaptionSet) -> None:
     encoder = getattr(reasoner, "encoder", None)
     if encoder is None:
         return
-    texts = {e.text for t in cs.transcripts.values() for e in t.entries} | {q.query for q in cs.queries}
+    level = getattr(reasoner, "level", None)  # what the reasoner encodes: each line, or its sentences/clauses
+    entries = {e.text for t in cs.transcripts.values() for e in t.entries}
+    texts = {u for text in entries for u in (text_units(text, level=level) or [""])} if level else entries
+    texts |= {q.query for q in cs.queries}
     texts |= {r for rs in cs.rephrasings.values() for r in rs}
     encoder.cache_size = max(encoder.cache_size, 4 * len(texts))
     reasoner.warm(sorted(texts))

@@ -127,6 +127,9 @@ class HybridReasoner(BaseReasoner):
         emb_opts = dict(embedding_options or {})
         if embedding is None:
             emb_opts = {**CANDIDATE_OPTIONS, **emb_opts}
+        elif isinstance(embedding, str) and embedding.split(":", 1)[0] in ("embedding", "offline", "similarity"):
+            # its candidates are one disjoint span per peak (the curve's own answers), unless told otherwise
+            emb_opts.setdefault("spans", "peaks")
         self.llm = _resolve(llm, None, "llm", dict(llm_options or {}))
         self.embedding = _resolve(embedding, "embedding", "embedding", emb_opts)
         self.mode, self.no_overlap, self.window = mode, no_overlap, window

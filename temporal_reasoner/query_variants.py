@@ -165,8 +165,17 @@ class _Variants:
                 warnings.append(f"the LLM rewrite failed ({got}); used the offline variants only")
             else:
                 rewrite = got
-        return query_variants(query, core_weight=self.core_weight, clause_weight=self.clause_weight,
-                              rewrite=rewrite, rewrite_weight=self.rewrite_weight), warnings
+        items = query_variants(query, core_weight=self.core_weight, clause_weight=self.clause_weight,
+                               rewrite=rewrite, rewrite_weight=self.rewrite_weight)
+        # the user's own paraphrases (``rephrasings=``, the embedding reasoner's option) are variants too
+        from .rephrasings import query_forms
+
+        seen = {v.text.lower().strip(" .") for v in items}
+        for text in query_forms(query, getattr(self, "rephrasings", None) or {})[1:]:
+            if text.lower().strip(" .") not in seen:
+                seen.add(text.lower().strip(" ."))
+                items.append(Variant(text, "rephrasing", 1.0))
+        return items, warnings
 
     def _variant_settings(self) -> dict[str, Any]:
         return {"core_weight": self.core_weight, "clause_weight": self.clause_weight,

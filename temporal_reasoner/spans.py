@@ -9,7 +9,8 @@ where the peak's height may be its plateau's (a percentile of the curve inside t
 rather than its single highest sample. At ``rel_level = 0.5`` a clean step edge is found exactly
 where it is, whatever the smoothing (with a plateau height, the smoothing's ramps lower the plateau
 a little and move the edge out by a fraction of a sample).
-Crossings are interpolated linearly between samples, so boundaries are not tied to the sampling grid.
+In :func:`find_spans` crossings are interpolated linearly between samples, so boundaries are not tied
+to the sampling grid; :func:`find_segments` cuts at the sample boundaries (half-way between samples).
 """
 
 from __future__ import annotations
@@ -289,7 +290,7 @@ def find_segments(times: np.ndarray, curve: np.ndarray, duration: float, level: 
     area = prefix[e + 1] - prefix[s]
     out: list[Span] = []
     for o in np.argsort(-area, kind="stable"):
-        seg = (float(edges[s[o]]), float(edges[e[o] + 1]))
+        seg = (float(edges[s[o]]), min(float(edges[e[o] + 1]), float(duration)))
         if seg[1] <= seg[0] or any(_overlap(seg, (k.start, k.end)) >= nms_iou for k in out):
             continue
         out.append(Span(seg[0], seg[1], float(curve[s[o]:e[o] + 1].max()), float(area[o])))

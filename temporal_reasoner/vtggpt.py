@@ -2,7 +2,7 @@
 
 VTG-GPT grounds a query in per-clip captions with no training: the sentence-embedding similarity of
 the query to each caption, min-max normalised per video; a dynamic threshold from a 10-bin histogram
-of the scores (the lowest bin edge that still keeps ``top_k`` clips above it); the clips above it
+of the scores (the highest bin edge that still keeps ``top_k`` clips at or above it); the clips above it
 merged into proposals across gaps of up to ``gap`` clips; each proposal scored
 ``0.5 * its share of the kept clips + 0.5 * its mean score``; the same for each LLM rephrasing of the
 query; then non-maximum suppression at IoU 0.95. It is here so that its rule and ours run side by side

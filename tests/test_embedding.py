@@ -283,7 +283,7 @@ def test_find_segments_returns_the_maximum_area_segment_first_and_ranked_alterna
             assert inter / (max(a.end, b.end) - min(a.start, b.start)) < 0.5
 
 
-def test_find_segments_stays_linear_on_a_long_noisy_curve():
+def test_find_segments_stays_linear_on_a_long_noisy_curve(monkeypatch):
     """Past MAX_CROSSINGS crossings the proposals are runs and successive maximum-sum segments, not all pairs."""
     from temporal_reasoner import spans
 
@@ -294,6 +294,11 @@ def test_find_segments_stays_linear_on_a_long_noisy_curve():
     times = np.arange(n, dtype=float)
     crossings = int(np.sum(np.diff((curve > 0.3).astype(int)) == 1))
     assert crossings > spans.MAX_CROSSINGS  # the fallback is the path under test
+
+    def no_pairs(*_, **__):
+        raise AssertionError("all pairs of crossings were formed")
+
+    monkeypatch.setattr(spans.np, "meshgrid", no_pairs)
     segs = spans.find_segments(times, curve, float(n), 0.3, top_k=3)
     assert segs[0].start <= 3000 and segs[0].end >= 3009 and segs[0].end - segs[0].start < 40
 
@@ -313,6 +318,8 @@ def test_each_span_mode_has_its_defaults_and_bad_modes_are_refused():
     assert (seg.spans, seg.base_percentile, seg.rel_level, seg.feedback, seg.top_k) == ("segments", 50.0, 0.5, 0.25, 10)
     assert (peaks.base_percentile, peaks.rel_level, peaks.feedback, peaks.median, peaks.top_k) == (40.0, 0.6, 0.5, 3.0, 5)
     assert EmbeddingReasoner(encoder=object(), spans="peaks", feedback=0.1).feedback == 0.1
-    for bad in ({"spans": "blobs"}, {"top_percentile": 40.0}, {"nms_iou": 0.0}, {"smooth_samples": -1}):
-        with pytest.raises(ConfigurationError):
+    for bad in ({"spans": "blobs"}, {"top_percentile": 40.0}, {"nms_iou": 0.0}, {"smooth_samples": -1},
+                {"smooth": 1.0}, {"spans": "peaks", "nms_iou": 0.3}, {"spans": "peaks", "top_percentile": 90.0}):
+        with pytest.raises(ConfigurationError):  # bad values, and options the chosen mode would ignore
             EmbeddingReasoner(encoder=object(), **bad)
+    assert EmbeddingReasoner(encoder=object(), spans="peaks", base_percentile=96).base_percentile == 96

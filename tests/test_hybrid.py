@@ -41,7 +41,7 @@ class FakeLLM(BaseReasoner):
 
 @pytest.fixture(scope="module")
 def embedding():
-    r = get_reasoner("embedding", min_prominence=0.1, top_k=8)
+    r = get_reasoner("embedding", spans="peaks", min_prominence=0.1, top_k=8)
     r.encoder  # load the model once for the module
     return r
 

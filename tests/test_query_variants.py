@@ -151,3 +151,12 @@ def test_voting_wrapper_returns_what_most_variants_agree_on():
         VariantsReasoner.from_spec("naive", combine="max")
     with pytest.raises(ConfigurationError, match="mean, max"):
         get_reasoner("variants:embedding", combine="median")
+
+
+def test_variants_embedding_scores_the_users_rephrasings_too():
+    from temporal_reasoner.query_variants import VariantEmbeddingReasoner
+
+    r = VariantEmbeddingReasoner(encoder=object(), rephrasings={"a dog plays": ["a puppy is playing"]})
+    variants, _ = r.variants("a dog plays")
+    assert ("rephrasing", "a puppy is playing") in [(v.kind, v.text) for v in variants]
+    assert [v.kind for v in VariantEmbeddingReasoner(encoder=object()).variants("a dog plays")[0]].count("rephrasing") == 0
