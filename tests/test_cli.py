@@ -137,7 +137,7 @@ def test_console_script_help():
 
 def test_backend_options_reach_the_backend(desc_file, capsys):
     assert main(["ground", "--descriptions", str(desc_file), "a person stands in the kitchen", "--json",
-                 "--reasoner-opt", "top_k=1", "--reasoner-opt", "smooth=0"]) == 0
+                 "--reasoner-opt", "top_k=1", "--reasoner-opt", "smooth_samples=0"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert len(data["intervals"]) == 1
     assert main(["ground", "--descriptions", str(desc_file), "q", "--reasoner-opt", "no_such_option=1"]) == 1
