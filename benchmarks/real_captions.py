@@ -42,7 +42,7 @@ from pipelines.api import load_descriptions  # noqa: E402
 from pipelines.datasets import Query, data_root, load_dataset  # noqa: E402
 from pipelines.metrics import compute_metrics, mean_prior, read_predictions  # noqa: E402
 from pipelines.runs import find_descriptions  # noqa: E402
-from temporal_reasoner import Transcript, get_reasoner  # noqa: E402
+from temporal_reasoner import Transcript, get_reasoner, reasoners  # noqa: E402
 from temporal_reasoner.rephrasings import read_rephrasings  # noqa: E402
 from temporal_reasoner.spans import text_units  # noqa: E402
 
@@ -114,8 +114,8 @@ LOADERS = {"qvhighlights": load_qvhighlights, "nextgqa": load_nextgqa}
 
 def _accepts_rephrasings(spec: str) -> bool:
     try:
-        get_reasoner(spec, rephrasings={})
-    except (ConfigurationError, TypeError):
+        reasoners.check(spec, rephrasings={})
+    except ConfigurationError:
         return False
     return True
 

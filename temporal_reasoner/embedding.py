@@ -31,6 +31,7 @@ import numpy as np
 from frame_describer.errors import ConfigurationError, MissingDependencyError
 
 from .base import BaseReasoner, check_query
+from .rephrasings import load_rephrasings, query_forms
 from .spans import Span, find_segments, find_spans, gaussian_smooth, median_smooth, sample_times, text_units
 from .transcript import Transcript
 from .types import GroundingResult, Interval
@@ -273,8 +274,6 @@ class EmbeddingReasoner(_SimilarityReasoner):
             raise ConfigurationError(f"plateau must be a percentile (0 to 100) or None, got {plateau}")
         if not 0 <= feedback < 1:
             raise ConfigurationError(f"feedback must be in [0, 1), got {feedback}")
-        from .rephrasings import load_rephrasings
-
         self.rephrasings = load_rephrasings(rephrasings)
         self.spans, self.smooth_samples, self.top_percentile, self.nms_iou = spans, smooth_samples, top_percentile, nms_iou
         self.plateau = None if plateau is None else float(plateau)
@@ -298,8 +297,6 @@ class EmbeddingReasoner(_SimilarityReasoner):
         return self._scores(query, transcript)[0]
 
     def _scores(self, query: str, transcript: Transcript) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-        from .rephrasings import query_forms
-
         forms = query_forms(query, self.rephrasings)
         units = [text_units(e.text, level=self.level) or [""] for e in transcript.entries]
         flat = [u for us in units for u in us]

@@ -33,6 +33,7 @@ from frame_describer.errors import ConfigurationError, VidgroundError
 from .base import BaseReasoner, Reasoner, check_query
 from .embedding import EmbeddingReasoner
 from .parsing import ReplyError, extract_json
+from .rephrasings import query_forms
 from .spans import text_units
 from .transcript import Transcript
 from .types import GroundingResult
@@ -168,8 +169,6 @@ class _Variants:
         items = query_variants(query, core_weight=self.core_weight, clause_weight=self.clause_weight,
                                rewrite=rewrite, rewrite_weight=self.rewrite_weight)
         # the user's own paraphrases (``rephrasings=``, the embedding reasoner's option) are variants too
-        from .rephrasings import query_forms
-
         seen = {v.text.lower().strip(" .") for v in items}
         for text in query_forms(query, getattr(self, "rephrasings", None) or {})[1:]:
             if text.lower().strip(" .") not in seen:

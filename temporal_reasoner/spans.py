@@ -232,7 +232,8 @@ def sample_edges(times: np.ndarray, duration: float) -> np.ndarray:
     return np.concatenate([[0.0], (times[1:] + times[:-1]) / 2, [max(float(duration), float(times[-1]))]])
 
 
-def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+def interval_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Temporal IoU of two ``(start, end)`` spans (0 when they do not overlap)."""
     inter = min(a[1], b[1]) - max(a[0], b[0])
     if inter <= 0:
         return 0.0
@@ -291,7 +292,7 @@ def find_segments(times: np.ndarray, curve: np.ndarray, duration: float, level: 
     out: list[Span] = []
     for o in np.argsort(-area, kind="stable"):
         seg = (float(edges[s[o]]), min(float(edges[e[o] + 1]), float(duration)))
-        if seg[1] <= seg[0] or any(_overlap(seg, (k.start, k.end)) >= nms_iou for k in out):
+        if seg[1] <= seg[0] or any(interval_iou(seg, (k.start, k.end)) >= nms_iou for k in out):
             continue
         out.append(Span(seg[0], seg[1], float(curve[s[o]:e[o] + 1].max()), float(area[o])))
         if len(out) >= top_k:

@@ -22,7 +22,7 @@ from frame_describer.errors import ConfigurationError
 from .base import check_query
 from .embedding import _SimilarityReasoner
 from .rephrasings import Rephrasings, load_rephrasings, query_forms
-from .spans import sample_edges, sample_times
+from .spans import interval_iou, sample_edges, sample_times
 from .transcript import Transcript
 from .types import GroundingResult, Interval
 
@@ -33,12 +33,6 @@ def minmax(values: np.ndarray) -> np.ndarray | None:
     if hi - lo <= 1e-9:
         return None
     return (values - lo) / (hi - lo)
-
-
-def interval_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union > 0 else 0.0
 
 
 def nms(spans: list[tuple[float, float, float]], iou: float, limit: int | None = None) -> list[tuple[float, float, float]]:
