@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -35,7 +36,10 @@ class TranscriptEntry(BaseModel):
 class Interval(BaseModel):
     """A predicted moment in seconds. ``score`` is the reasoner's confidence (higher is better).
 
-    Accepts the common ``[start, end, score]`` list form as input; ``as_list()`` gives it back.
+    Accepts the common ``[start, end, score]`` list form as input; ``as_list()`` gives it back, and
+    it unpacks like that list: ``start, end, score = interval`` (``interval[0]`` is the start).
+    Pydantic's default iteration would yield ``(field name, value)`` pairs, which unpack without an
+    error into nonsense.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -58,6 +62,15 @@ class Interval(BaseModel):
         if not self.end > self.start:
             raise ValueError(f"interval end {self.end} must be after its start {self.start}")
         return self
+
+    def __iter__(self) -> Iterator[float | None]:  # type: ignore[override]
+        return iter((self.start, self.end, self.score))
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, index: int | slice) -> Any:
+        return (self.start, self.end, self.score)[index]
 
     @property
     def length(self) -> float:

@@ -66,3 +66,18 @@ def test_bad_inputs_are_typed_errors():
         Transcript.from_descriptions([])
     with pytest.raises(InputError, match="shorter than the last"):
         Transcript.from_descriptions(descs("a", "b", "c"), duration=1.0)
+
+
+def test_interval_unpacks_as_start_end_score():
+    from temporal_reasoner.types import Interval
+
+    iv = Interval(start=2.5, end=7.0, score=0.8)
+    start, end, score = iv  # pydantic's own iteration would give ('start', 2.5), ('end', 7.0), ...
+    assert (start, end, score) == (2.5, 7.0, 0.8)
+    assert list(iv) == iv.as_list() == [2.5, 7.0, 0.8] and len(iv) == 3
+    assert (iv[0], iv[1], iv[-1]) == (2.5, 7.0, 0.8) and iv[:2] == (2.5, 7.0)
+    s, e, sc = Interval(start=0, end=1)
+    assert (s, e, sc) == (0.0, 1.0, None)
+    # serialisation and validation are unchanged
+    assert iv.model_dump() == {"start": 2.5, "end": 7.0, "score": 0.8}
+    assert Interval.model_validate(list(iv)) == iv
