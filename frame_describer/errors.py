@@ -7,6 +7,7 @@ names what is wrong (the CLI prints it as is).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,19 @@ class IncompleteOutputError(OutputValidationError):
     """The model stopped before finishing its answer (``finish_reason == "length"``)."""
 
 
+def did_you_mean(given: str, choices: Iterable[str], normalize: Callable[[str], str] = str.lower) -> str | None:
+    """The choice ``given`` was most likely meant to be, or ``None``: an exact match once both are
+    normalised (``charades_sta`` -> ``charades-sta``), else the closest by spelling."""
+    import difflib
+
+    by_norm = {normalize(c): c for c in choices}
+    key = normalize(given)
+    if key in by_norm:
+        return by_norm[key]
+    close = difflib.get_close_matches(key, list(by_norm), n=1, cutoff=0.6)
+    return by_norm[close[0]] if close else None
+
+
 __all__ = [
     "VidgroundError",
     "ConfigurationError",
@@ -95,4 +109,5 @@ __all__ = [
     "ProviderError",
     "OutputValidationError",
     "IncompleteOutputError",
+    "did_you_mean",
 ]

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, did_you_mean
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -52,12 +52,14 @@ class Registry:
         for ep in metadata.entry_points(group=self.group):
             self._targets.setdefault(ep.name.lower(), ep.value)
 
-    def target(self, name: str) -> Callable[..., Any]:
+    def target(self, name: str, *, spec: str | None = None) -> Callable[..., Any]:
         self._load_entry_points()
         name = self._aliases.get(name, name)
         if name not in self._targets:
             choices = ", ".join(self.names())
-            raise ConfigurationError(f"unknown {self.kind} backend {name!r}; choose one of: {choices}")
+            hint = self.suggest(spec or name)
+            raise ConfigurationError(f"unknown {self.kind} backend {(spec or name).strip()!r}"
+                                     + (f" (did you mean {hint!r}?)" if hint else "") + f"; choose one of: {choices}")
         target = self._targets[name]
         if isinstance(target, str):
             module_name, _, attr = target.partition(":")
@@ -66,13 +68,28 @@ class Registry:
             self._targets[name] = target
         return target
 
+    def suggest(self, spec: str) -> str | None:
+        """The spec a misspelt one most likely meant: ``openai/gpt-4o`` -> ``openai:gpt-4o`` (another
+        separator after a backend name), ``opnai:gpt-4o`` -> ``openai:gpt-4o`` (a near spelling)."""
+        spec = spec.strip()
+        names = self.names() + list(self._aliases)
+        for sep in ("/", "=", "::", " ", ";", "."):
+            head, found, rest = spec.partition(sep)
+            if found and rest and head.strip().lower() in names:
+                return f"{head.strip().lower()}:{rest.strip()}"
+        head, sep, rest = spec.partition(":")
+        near = did_you_mean(head.strip(), names, lambda n: n.lower().replace("_", "-"))
+        if near is None or near == head.strip().lower():
+            return None
+        return f"{near}{sep}{rest}"
+
     def check(self, spec: str, **options: Any) -> Any:
         """The backend a spec names, with ``options`` checked against what it accepts, without building it
         (a :class:`ConfigurationError` for an unknown backend or option). Backends whose class sets
         ``lazy = True`` (nothing heavy happens before first use) are also built once, so that their
         option *values* are checked too."""
         name, _ = split_spec(spec)
-        target = self.target(name)
+        target = self.target(name, spec=spec)
         self._check_options(name, target, options)
         if getattr(target, "lazy", False):
             self.create(spec, **options)
@@ -87,7 +104,7 @@ class Registry:
 
     def create(self, spec: str, **options: Any) -> Any:
         name, arg = split_spec(spec)
-        target = self.target(name)
+        target = self.target(name, spec=spec)
         self._check_options(name, target, options)
         if hasattr(target, "from_spec"):
             return target.from_spec(arg, **options)

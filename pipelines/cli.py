@@ -92,8 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find when things happen in a video: describe frames with an image model, then ground a query in the transcript.",
     )
     parser.add_argument("--version", action="version", version=f"vidground {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (INFO level) on stderr")
-    parser.add_argument("--debug", action="store_true", help="log everything and show tracebacks on errors")
+    _add_global_options(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     g = sub.add_parser("ground", help="find when a query happens in a video (or in a descriptions file)",
@@ -152,7 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
         log.debug("evaluation commands unavailable: %s", exc)
     else:
         register(sub)
+    for command in sub.choices.values():  # `vidground ground --verbose ...` works as well as before the command
+        _add_global_options(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_global_options(p: argparse.ArgumentParser, default: Any) -> None:
+    """--verbose and --debug; a command's copy defaults to SUPPRESS so it never resets what was given before it."""
+    g = p.add_argument_group("global options") if default is argparse.SUPPRESS else p
+    g.add_argument("-v", "--verbose", action="store_true", default=default,
+                   help="log what happens (INFO level) on stderr")
+    g.add_argument("--debug", action="store_true", default=default,
+                   help="log everything and show tracebacks on errors")
 
 
 def _split_inputs(args: argparse.Namespace) -> tuple[str | None, str]:

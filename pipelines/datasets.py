@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from frame_describer.descriptions_io import iter_json_lines
-from frame_describer.errors import ConfigurationError, InputError
+from frame_describer.errors import ConfigurationError, InputError, did_you_mean
 
 #: Dataset names ``load_dataset`` understands, with their splits (first is the default).
 DATASETS: dict[str, tuple[str, ...]] = {
@@ -292,6 +292,15 @@ def load_jsonl(path: str | Path, *, name: str = "jsonl", split: str = "file") ->
     return Dataset(name, split, queries, [str(path)], dropped)
 
 
+def check_dataset_name(name: str) -> None:
+    """A :class:`ConfigurationError` naming the choices (and the likely one) unless ``name`` is a dataset."""
+    if name in DATASETS:
+        return
+    hint = did_you_mean(name, DATASETS, lambda n: n.lower().replace("_", "-").replace(" ", "-"))
+    raise ConfigurationError(f"unknown dataset {name!r}" + (f" (did you mean {hint!r}?)" if hint else "")
+                             + f"; choose one of {', '.join(DATASETS)}")
+
+
 def load_dataset(name: str, split: str | None = None, root: str | Path | None = None,
                  *, path: str | Path | None = None) -> Dataset:
     """Load a dataset by name: ``charades-sta`` (test|train), ``activitynet-captions`` (val_2),
@@ -299,8 +308,7 @@ def load_dataset(name: str, split: str | None = None, root: str | Path | None = 
 
     ``root`` overrides the data folder (see :func:`data_root`).
     """
-    if name not in DATASETS:
-        raise ConfigurationError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    check_dataset_name(name)
     if name == "jsonl":
         if path is None:
             raise ConfigurationError("the 'jsonl' dataset needs path= (a JSONL file of queries)")

@@ -14,7 +14,7 @@ from typing import Any
 
 from frame_describer.errors import ConfigurationError
 
-from .datasets import DATASETS
+from .datasets import DATASETS, check_dataset_name
 
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
@@ -110,8 +110,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .report import write_report
     from .runs import RunConfig, run_eval
 
-    if args.dataset not in DATASETS:
-        raise ConfigurationError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    check_dataset_name(args.dataset)
     config = RunConfig(dataset=args.dataset, split=args.split, dataset_path=args.dataset_file, data_root=args.data_root,
                        videos=args.videos, descriptions=args.descriptions,
                        descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds,

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from frame_describer import FrameDescription, write_descriptions
-from frame_describer.errors import ConfigurationError
+from frame_describer.errors import ConfigurationError, InputError
 from pipelines.cli import main
 from pipelines.datasets import data_root
 
@@ -184,3 +184,45 @@ def test_score_prints_the_published_qvhighlights_figures(name, published, capsys
     header, _, row = [line for line in out.splitlines() if line.startswith("|")][:3]
     cells = dict(zip([c.strip() for c in header.split("|")[2:-1]], [c.strip() for c in row.split("|")[2:-1]]))
     assert {k: cells[k] for k in published} == published
+
+
+def test_global_options_are_accepted_after_the_command(desc_file, caplog, capsys):
+    def grounded():
+        return [r for r in caplog.records if r.name == "vidground" and "grounded 'a person'" in r.getMessage()]
+
+    with caplog.at_level(logging.INFO):
+        assert main(["ground", "--descriptions", str(desc_file), "a person", "--verbose"]) == 0
+        assert len(grounded()) == 1
+        caplog.clear()
+        assert main(["ground", "-v", "--descriptions", str(desc_file), "a person"]) == 0
+        assert len(grounded()) == 1
+    # --debug after the command shows the traceback (the error propagates) instead of one line
+    with pytest.raises(InputError, match="descriptions file not found"):
+        main(["ground", "--descriptions", "missing.jsonl", "q", "--debug"])
+    # given before the command, a command's own copy of the option does not reset it
+    with pytest.raises(InputError):
+        main(["--debug", "ground", "--descriptions", "missing.jsonl", "q"])
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["score", "p.jsonl", "--dataset", "charades_sta"], "unknown dataset 'charades_sta' (did you mean 'charades-sta'?)"),
+    (["eval", "QVHighlights", "--descriptions", ".", "--out", "o"], "(did you mean 'qvhighlights'?)"),
+    (["ground", "--reasoner", "openai/gpt-4o", "--descriptions", "d.jsonl", "q"],
+     "unknown reasoner backend 'openai/gpt-4o' (did you mean 'openai:gpt-4o'?); choose one of:"),
+    (["ground", "--reasoner", "embeding", "--descriptions", "d.jsonl", "q"], "(did you mean 'embedding'?)"),
+])
+def test_did_you_mean_for_datasets_and_backend_specs(argv, hint, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.jsonl").write_text('{"t": 0, "text": "a person"}\n{"t": 1, "text": "a room"}\n')
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert hint in err and err.count("\n") == 1, err
+
+
+def test_backend_spec_suggestions_keep_the_model_name_as_typed():
+    from frame_describer import describers
+
+    with pytest.raises(ConfigurationError, match=r"did you mean 'hf:Qwen/Qwen2.5-VL-3B-Instruct'\?"):
+        describers.check("hf/Qwen/Qwen2.5-VL-3B-Instruct")
+    assert describers.suggest("opnai:gpt-4o-mini") == "openai:gpt-4o-mini"
+    assert describers.suggest("zzzz") is None
