@@ -43,6 +43,16 @@ class InputError(VidgroundError, ValueError):
         super().__init__(where + message)
 
 
+class EvaluationError(InputError):
+    """An evaluation would give numbers nobody should trust: it selected nothing, most of its inputs
+    are missing, or (``--strict``) some predictions are missing, failed, unparseable, reversed or out
+    of range. ``counts`` holds how many of each kind; the message names the likely cause."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, counts: dict[str, int] | None = None):
+        self.counts = dict(counts or {})
+        super().__init__(message, path=path)
+
+
 class VideoDecodeError(VidgroundError):
     """A video could not be opened or decoded. ``path`` and ``reason`` say which and why."""
 
@@ -105,6 +115,7 @@ __all__ = [
     "ConfigurationError",
     "MissingDependencyError",
     "InputError",
+    "EvaluationError",
     "VideoDecodeError",
     "ProviderError",
     "OutputValidationError",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from frame_describer import FrameDescription, Usage, get_describer
 from frame_describer.errors import (
     ConfigurationError,
+    EvaluationError,
     IncompleteOutputError,
     InputError,
     MissingDependencyError,
@@ -28,6 +29,6 @@ __version__ = "0.1.0"
 __all__ = [
     "ground", "describe", "load_descriptions", "DescribedVideo", "GroundingResult", "Interval", "Transcript",
     "FrameDescription", "Usage", "get_describer", "get_reasoner",
-    "VidgroundError", "ConfigurationError", "MissingDependencyError", "InputError", "VideoDecodeError",
-    "ProviderError", "OutputValidationError", "IncompleteOutputError", "__version__",
+    "VidgroundError", "ConfigurationError", "MissingDependencyError", "InputError", "EvaluationError",
+    "VideoDecodeError", "ProviderError", "OutputValidationError", "IncompleteOutputError", "__version__",
 ]

@@ -82,6 +82,9 @@ def register(subparsers: Any) -> None:
     s.add_argument("--all-queries", action="store_true", help="score against every query; unpredicted ones count as misses")
     s.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the 95%% CI (0: none)")
     s.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    s.add_argument("--strict", action="store_true",
+                   help="exit with an error (1) when any row is missing, unparseable, reversed, out of range, "
+                        "duplicated or matches no query (by default they are reported and scored by the convention)")
     s.set_defaults(func=cmd_score)
 
     rp = subparsers.add_parser("report", help="rebuild a run's metrics.json, report.md, plots and index.html")
@@ -99,10 +102,24 @@ def register(subparsers: Any) -> None:
 
 
 def _print_metrics_table(m: Any, label: str) -> None:
+    from .metrics import baselines_text
     from .report import metrics_table
 
     print(metrics_table(m, label))
     print(f"\n{m.convention}")
+    if m.baseline_notes:
+        print(baselines_text(m))
+
+
+def _strict(problems: dict[str, int], what: str, path: Any) -> None:
+    """--strict: any problem row is an :class:`EvaluationError` naming the counts."""
+    from frame_describer.errors import EvaluationError
+
+    problems = {k: v for k, v in problems.items() if v}
+    if problems:
+        counts = ", ".join(f"{k} {v}" for k, v in problems.items())
+        raise EvaluationError(f"--strict: {sum(problems.values())} {what} with problems ({counts}); "
+                              "the lines above show examples and the fix", path=path, counts=problems)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -140,8 +157,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from .baselines import dataset_prior
     from .datasets import load_dataset
     from .metrics import compute_metrics, match_predictions, read_predictions
+    from .report import problems_text
 
     ds = load_dataset(args.dataset, args.split, args.data_root, path=args.dataset_file)
     records = read_predictions(args.predictions)
@@ -150,23 +169,34 @@ def cmd_score(args: argparse.Namespace) -> int:
     if not queries:
         raise ConfigurationError(f"none of the {match.total} predictions matches a query of {ds.name}/{ds.split} "
                                  "by (video, query) or qid; check --dataset and --split")
-    m = compute_metrics(match.predictions, queries, clip_gt=args.clip_gt, bootstrap=args.bootstrap)
+    video_of = {q.qid: q.video for q in queries}
+    durations = {video_of[qid]: float(r["duration"]) for qid, r in match.predictions.items()  # what the rows say
+                 if qid in video_of and isinstance(r.get("duration"), (int, float)) and r["duration"] > 0}
+    m = compute_metrics(match.predictions, queries, clip_gt=args.clip_gt, bootstrap=args.bootstrap,
+                        prior=dataset_prior(ds.name, ds.split, args.data_root), durations=durations)
     coverage = f"{len(match.predictions)} of {len(ds)} {ds.name}/{ds.split} queries predicted"
     if args.json:
+        problems = [{"qid": x.qid, "line": (match.predictions.get(x.qid) or {}).get("_line"),
+                     "kind": x.failure or x.warning, "detail": x.detail} for x in m.per_query if x.failure or x.warning]
         print(json.dumps({"dataset": ds.name, "split": ds.split, "scored": len(queries), "dataset_queries": len(ds),
                           "predicted": len(match.predictions), "unmatched": [
                               {k: v for k, v in r.items() if k != "intervals"} for r in match.unmatched],
                           "duplicates": match.duplicates, "all_queries": args.all_queries,
-                          "metrics": m.summary()}, indent=2))
-        return 0
-    print(f"{coverage}; scored on {len(queries)} ({'all queries, missing ones as misses' if args.all_queries else 'the predicted ones'})")
-    _print_metrics_table(m, Path(args.predictions).name)
-    if match.unmatched:
-        print(f"\n{len(match.unmatched)} prediction(s) match no query:")
-        for r in match.unmatched[:20]:
-            print(f"  line {r.get('_line')}: video={r.get('video')!r} query={r.get('query')!r} qid={r.get('qid')!r}")
-    if match.duplicates:
-        print(f"{match.duplicates} duplicate prediction(s) ignored (the first one for a query counts)")
+                          "metrics": m.summary(), "problems": problems}, indent=2))
+    else:
+        print(f"{coverage}; scored on {len(queries)} "
+              f"({'all queries, missing ones as misses' if args.all_queries else 'the predicted ones'})")
+        _print_metrics_table(m, Path(args.predictions).name)
+        print("\n" + problems_text(m, match.predictions, queries))
+        if match.unmatched:
+            print(f"\n{len(match.unmatched)} prediction(s) match no query:")
+            for r in match.unmatched[:20]:
+                print(f"  line {r.get('_line')}: video={r.get('video')!r} query={r.get('query')!r} qid={r.get('qid')!r}")
+        if match.duplicates:
+            print(f"{match.duplicates} duplicate prediction(s) ignored (the first one for a query counts)")
+    if args.strict:
+        _strict(m.problems | {"unmatched": len(match.unmatched), "duplicate": match.duplicates},
+                "prediction rows", args.predictions)
     return 0
 
 

@@ -8,8 +8,11 @@ The convention (moment_detr, lighthouse, UniVTG, TimeChat, lmms-eval):
 * a hit when ``IoU >= m``, compared with a tolerance of ``1e-9`` so that IoUs such as
   0.49999999999999994 that are 0.5 in exact arithmetic count as hits;
 * a missing, unparseable, empty or reversed prediction scores IoU 0 and stays in the
-  denominator; how many there were, by kind, is reported;
+  denominator; how many there were, by kind, is reported, with what is wrong in each
+  (:attr:`QueryScore.detail`); a top-1 prediction outside the video (see :func:`out_of_range`) is
+  scored as given and reported as "out of range" (seconds mistaken for milliseconds or frames);
 * the GT is used as annotated unless ``clip_gt=True`` (then clipped to the video duration);
+* the baselines (whole video, prior span) never see the evaluated labels: see :mod:`pipelines.baselines`;
 * mAP as QVHighlights' moment_detr ``standalone_eval`` computes it (see :func:`average_precision`):
   the first 10 intervals of each prediction ranked by score, each GT window matched at most once,
   interpolated AP per query and IoU threshold, averaged over queries; ``mAP`` averages
@@ -24,6 +27,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from numbers import Real
 from typing import Any
 
@@ -32,6 +36,8 @@ from pydantic import BaseModel, Field
 
 from frame_describer.errors import ConfigurationError
 
+from .baselines import WHOLE_VIDEO_NOTE, SpanPrior, as_prior, known_duration
+from .baselines import baseline_predictions, mean_prior  # noqa: F401  (re-exported: their home was here)
 from .datasets import Query
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
@@ -41,16 +47,35 @@ MAP_MAX_PREDICTIONS = 10
 TOLERANCE = 1e-9
 #: Failure kinds a prediction can have (it then scores IoU 0).
 FAILURE_KINDS = ("missing", "error", "empty", "unparseable", "reversed")
+#: Problems a prediction can have and still be scored as given.
+WARNING_KINDS = ("out of range",)
+
+
+def out_of_range_slack(duration: float) -> float:
+    """How far past the video a prediction may reach before it is "out of range": 1 s or 5% of the
+    duration, whichever is more (annotations themselves overshoot the end by up to 1.5 s)."""
+    return max(1.0, 0.05 * duration)
+
+
+def out_of_range(span: tuple[float, float], duration: float) -> bool:
+    """Whether a span starts before 0 or ends after the video, beyond :func:`out_of_range_slack`, or
+    starts at or after the video's end."""
+    slack = out_of_range_slack(duration)
+    return span[0] < -slack or span[1] > duration + slack or span[0] >= duration
 
 
 class QueryScore(BaseModel):
-    """How one query scored: ``iou`` of the top-1 prediction, ``best5`` the best IoU in the top 5."""
+    """How one query scored: ``iou`` of the top-1 prediction, ``best5`` the best IoU in the top 5.
+    ``failure`` is a :data:`FAILURE_KINDS` (scored IoU 0), ``warning`` a :data:`WARNING_KINDS` (scored
+    as given); ``detail`` says what is wrong in words."""
 
     qid: str
     iou: float
     best5: float
     failure: str | None = None
     top1: tuple[float, float] | None = None
+    warning: str | None = None
+    detail: str | None = None
 
 
 class Metrics(BaseModel):
@@ -62,6 +87,8 @@ class Metrics(BaseModel):
     values: dict[str, float]
     ci: dict[str, tuple[float, float]] = Field(default_factory=dict)
     failures: dict[str, int] = Field(default_factory=dict)
+    #: predictions scored as given that look wrong, by kind (:data:`WARNING_KINDS`)
+    warnings: dict[str, int] = Field(default_factory=dict)
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
     convention: str = ""
     clip_gt: bool = False
@@ -69,11 +96,18 @@ class Metrics(BaseModel):
     baselines: dict[str, dict[str, float]] = Field(default_factory=dict)
     #: the prior-span baseline's ``(start, end)`` as fractions of each video's duration
     prior: tuple[float, float] | None = None
+    #: how each baseline was made, in words (what it predicts, what its prior was learned on, on how many queries)
+    baseline_notes: dict[str, str] = Field(default_factory=dict)
     per_query: list[QueryScore] = Field(default_factory=list, repr=False)
 
     @property
     def n_failures(self) -> int:
         return sum(self.failures.values())
+
+    @property
+    def problems(self) -> dict[str, int]:
+        """Failures and warnings together, by kind."""
+        return self.failures | self.warnings
 
     def __getitem__(self, key: str) -> float:
         return self.values[key]
@@ -81,6 +115,11 @@ class Metrics(BaseModel):
     def summary(self) -> dict[str, Any]:
         """A JSON-ready dict without the per-query scores."""
         return self.model_dump(mode="json", exclude={"per_query"}) | {"n_failures": self.n_failures}
+
+
+def baselines_text(m: Metrics) -> str:
+    """How each baseline in ``m`` was made, in a sentence; every report prints it."""
+    return "Baselines: " + "; ".join(f"{name}: {note}" for name, note in m.baseline_notes.items()) + "."
 
 
 def convention_text(thresholds: Sequence[float] = DEFAULT_THRESHOLDS, clip_gt: bool = False,
@@ -105,8 +144,25 @@ def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _span(item: Any) -> tuple[float, float] | str:
-    """``(start, end)`` of one predicted interval, or a failure kind."""
+@dataclass(frozen=True)
+class _Failed:
+    """Why a prediction or one of its intervals cannot be scored: a :data:`FAILURE_KINDS` and the reason."""
+
+    kind: str
+    detail: str
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(list(value) if isinstance(value, tuple) else value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, Real) and not isinstance(x, bool)
+
+
+def _span(item: Any) -> tuple[float, float] | _Failed:
+    """``(start, end)`` of one predicted interval, or why it cannot be scored."""
     if hasattr(item, "start") and hasattr(item, "end"):
         s, e = item.start, item.end
     elif isinstance(item, Mapping):
@@ -114,37 +170,55 @@ def _span(item: Any) -> tuple[float, float] | str:
     elif isinstance(item, (list, tuple)) and len(item) >= 2:
         s, e = item[0], item[1]
     else:
-        return "unparseable"
+        return _Failed("unparseable", f"interval {_short(item)} is not [start, end] or [start, end, score]")
     try:
         if isinstance(s, bool) or isinstance(e, bool):
             raise TypeError
         s, e = float(s), float(e)
     except (TypeError, ValueError):
-        return "unparseable"
+        return _Failed("unparseable", f"interval {_short(item)} does not start with two numbers")
     if not (math.isfinite(s) and math.isfinite(e)):
-        return "unparseable"
+        return _Failed("unparseable", f"interval {_short(item)} is not finite")
     if not e > s:
-        return "reversed"
+        return _Failed("reversed", f"interval {_short(item)} " + ("has zero length" if e == s else "ends before it starts"))
     return (s, e)
 
 
-def _items(prediction: Any) -> Sequence[Any] | str:
-    """The raw interval list of a prediction, or a failure kind."""
+def _items(prediction: Any) -> Sequence[Any] | _Failed:
+    """The raw interval list of a prediction, or why there is none."""
     if prediction is None:
-        return "missing"
+        return _Failed("missing", "no prediction for this query")
     if isinstance(prediction, Mapping):
-        if prediction.get("error"):
-            return "error"
+        if err := prediction.get("error"):
+            if isinstance(err, Mapping):
+                err = f"{err.get('type', 'Error')}: {err.get('message', '')}".rstrip(": ")
+            return _Failed("error", f"failed: {err}" if isinstance(err, str) else "failed")
         items = prediction.get("intervals", prediction.get("pred_relevant_windows"))
         if items is None:
-            return "missing"
+            keys = ", ".join(repr(k) for k in prediction if not str(k).startswith("_")) or "none"
+            return _Failed("unparseable", f"no 'intervals' (or 'pred_relevant_windows') key; its keys: {keys}")
     elif hasattr(prediction, "intervals"):
         items = prediction.intervals
     else:
         items = prediction
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
-        return "unparseable"
-    return items if len(items) else "empty"
+        return _Failed("unparseable", f"'intervals' is {_short(items)}, not a list of [start, end] pairs")
+    if not len(items):
+        return _Failed("empty", "'intervals' is an empty list")
+    if len(items) in (2, 3) and all(_is_number(x) for x in items):
+        return _Failed("unparseable", f"'intervals' is a flat list {_short(items)}; write a list of intervals: "
+                                      f"[{_short(items)}]")
+    return items
+
+
+def _parse(prediction: Any) -> tuple[list[tuple[float, float]], _Failed | None]:
+    """The spans of a prediction that parse (best first) and why its top-1 cannot be scored, if so."""
+    items = _items(prediction)
+    if isinstance(items, _Failed):
+        return [], items
+    spans = [_span(it) for it in items]
+    good = [s for s in spans if not isinstance(s, _Failed)]
+    return good, spans[0] if isinstance(spans[0], _Failed) else None
 
 
 def prediction_spans(prediction: Any) -> tuple[list[tuple[float, float]], str | None]:
@@ -155,12 +229,8 @@ def prediction_spans(prediction: Any) -> tuple[list[tuple[float, float]], str | 
     with ``"intervals"`` / ``"pred_relevant_windows"`` and optionally ``"error"``. Later
     intervals that do not parse are skipped (they only matter for R5).
     """
-    items = _items(prediction)
-    if isinstance(items, str):
-        return [], items
-    spans = [_span(it) for it in items]
-    good = [s for s in spans if not isinstance(s, str)]
-    return good, spans[0] if isinstance(spans[0], str) else None
+    spans, failed = _parse(prediction)
+    return spans, failed.kind if failed else None
 
 
 def _score(item: Any) -> float | None:
@@ -182,13 +252,13 @@ def ranked_spans(prediction: Any, limit: int = MAP_MAX_PREDICTIONS) -> list[tupl
     interval that does not parse or is reversed stays in its place as ``None`` (a false positive).
     A failed prediction gives ``[]``."""
     items = _items(prediction)
-    if isinstance(items, str):
+    if isinstance(items, _Failed):
         return []
     items = list(items[:limit])
     scores = [_score(it) for it in items]
     if all(sc is not None for sc in scores):
         items = [items[i] for i in sorted(range(len(items)), key=lambda i: -scores[i])]
-    return [None if isinstance(sp := _span(it), str) else sp for it in items]
+    return [None if isinstance(sp := _span(it), _Failed) else sp for it in items]
 
 
 def average_precision(ranked: Sequence[Sequence[tuple[float, float] | None]],
@@ -264,17 +334,26 @@ def gt_windows(query: Query, clip_gt: bool = False) -> list[tuple[float, float]]
     return wins
 
 
-def score_query(query: Query, prediction: Any, *, clip_gt: bool = False, top_k: int = 5) -> QueryScore:
-    spans, failure = prediction_spans(prediction)
+def score_query(query: Query, prediction: Any, *, clip_gt: bool = False, top_k: int = 5,
+                duration: float | None = None) -> QueryScore:
+    """One query's score. ``duration`` is the video's length where the query has none (it is used to
+    tell an out-of-range prediction)."""
+    spans, failed = _parse(prediction)
     gts = gt_windows(query, clip_gt)
 
     def best(span: tuple[float, float]) -> float:
         return max(iou(span, g) for g in gts)
 
-    top1 = best(spans[0]) if failure is None else 0.0
+    top1 = best(spans[0]) if failed is None else 0.0
     best5 = max([best(s) for s in spans[:top_k]] + [top1]) if spans else 0.0
-    return QueryScore(qid=query.qid, iou=top1, best5=best5, failure=failure,
-                      top1=spans[0] if failure is None else None)
+    warning = detail = None
+    if failed is not None:
+        detail = failed.detail
+    elif (dur := query.duration or duration) and out_of_range(spans[0], dur):
+        warning = "out of range"
+        detail = f"interval [{spans[0][0]:g}, {spans[0][1]:g}] lies outside the video [0, {dur:g}] s"
+    return QueryScore(qid=query.qid, iou=top1, best5=best5, failure=failed.kind if failed else None,
+                      top1=spans[0] if failed is None else None, warning=warning, detail=detail)
 
 
 def _values(ious: np.ndarray, best5: np.ndarray | None, thresholds: Sequence[float],
@@ -310,33 +389,11 @@ def bootstrap_ci(ious: np.ndarray, best5: np.ndarray | None, thresholds: Sequenc
                 round(float(np.percentile(np.concatenate(v), hi)), 2)) for k, v in chunks.items()}
 
 
-def baseline_predictions(queries: Sequence[Query], kind: str,
-                         prior: tuple[float, float] | None = None) -> dict[str, list[list[float]] | None]:
-    """Query-blind predictions: ``"whole"`` = ``[0, duration]``; ``"prior"`` = the span
-    ``[a*duration, b*duration]`` with ``prior=(a, b)`` fractions, by default the mean normalised
-    GT start and end of ``queries``. Queries without a duration get no prediction."""
-    if kind == "whole":
-        a, b = 0.0, 1.0
-    elif kind == "prior":
-        a, b = prior if prior is not None else mean_prior(queries)
-    else:
-        raise ConfigurationError(f"unknown baseline {kind!r}; choose 'whole' or 'prior'")
-    return {q.qid: ([[a * q.duration, b * q.duration]] if q.duration else None) for q in queries}
-
-
-def mean_prior(queries: Sequence[Query]) -> tuple[float, float]:
-    """Mean GT start and end as fractions of the duration (first window, clipped to [0, 1])."""
-    fr = [(min(1.0, max(0.0, q.windows[0][0] / q.duration)), min(1.0, max(0.0, q.windows[0][1] / q.duration)))
-          for q in queries if q.duration and q.windows]
-    if not fr:
-        return (0.0, 1.0)
-    return (float(np.mean([f[0] for f in fr])), float(np.mean([f[1] for f in fr])))
-
-
 def compute_metrics(predictions: Mapping[str, Any], queries: Sequence[Query], *,
                     thresholds: Sequence[float] = DEFAULT_THRESHOLDS, clip_gt: bool = False,
                     bootstrap: int = 1000, seed: int = 0, baselines: bool = True,
-                    prior: tuple[float, float] | None = None, mean_ap: bool | None = None) -> Metrics:
+                    prior: SpanPrior | tuple[float, float] | None = None, mean_ap: bool | None = None,
+                    durations: Mapping[str, float] | None = None) -> Metrics:
     """Score ``predictions`` (qid -> prediction, see :func:`prediction_spans`) on ``queries``.
 
     Every query is in the denominator; a qid absent from ``predictions`` is a "missing"
@@ -345,37 +402,60 @@ def compute_metrics(predictions: Mapping[str, Any], queries: Sequence[Query], *,
     by default, when some prediction has more than one interval or some query more than one GT
     window (otherwise they would equal R1). ``bootstrap`` resamples (0 to skip) give a 95% CI per
     metric. With ``baselines`` the whole-video and prior-span baselines are scored on the same
-    queries, with the same metrics.
+    queries, with the same metrics: ``prior`` is a :class:`~pipelines.baselines.SpanPrior` or a
+    ``(start, end)`` pair of fractions (default :data:`~pipelines.baselines.FIXED_PRIOR`; it is never
+    fitted on ``queries``, see :func:`~pipelines.baselines.dataset_prior`). ``durations`` (video id ->
+    seconds) stands in for queries without an annotated duration, for the baselines and for telling
+    out-of-range predictions; queries with no known duration are left out of the baselines.
     """
     if not queries:
         raise ConfigurationError("no queries to score")
     ths = tuple(float(m) for m in thresholds)
     if not ths or any(not 0 < m <= 1 for m in ths):
         raise ConfigurationError(f"thresholds must be in (0, 1], got {list(thresholds)}")
-    scores = [score_query(q, predictions.get(q.qid), clip_gt=clip_gt) for q in queries]
+    scores = [score_query(q, predictions.get(q.qid), clip_gt=clip_gt, duration=known_duration(q, durations))
+              for q in queries]
     ious = np.array([s.iou for s in scores])
-    multi = any(not isinstance(it := _items(predictions.get(q.qid)), str) and len(it) > 1 for q in queries)
+    multi = any(not isinstance(it := _items(predictions.get(q.qid)), _Failed) and len(it) > 1 for q in queries)
     best5 = np.array([s.best5 for s in scores]) if multi else None
     if mean_ap is None:
         mean_ap = multi or any(len(q.windows) > 1 for q in queries)
     ap = _map_columns(average_precision([ranked_spans(predictions.get(q.qid)) for q in queries],
                                         [gt_windows(q, clip_gt) for q in queries])) if mean_ap else None
     values = {k: round(float(v), 2) for k, v in _values(ious, best5, ths, ap).items()}
-    counts = Counter(s.failure for s in scores if s.failure)
+    counts = Counter(s.failure or s.warning for s in scores if s.failure or s.warning)
     result = Metrics(
         n=len(queries), values=values, failures={k: counts[k] for k in FAILURE_KINDS if counts[k]},
+        warnings={k: counts[k] for k in WARNING_KINDS if counts[k]},
         thresholds=ths, convention=convention_text(ths, clip_gt, mean_ap), clip_gt=clip_gt,
         bootstrap=bootstrap, per_query=scores,
         ci=bootstrap_ci(ious, best5, ths, bootstrap, seed, ap=ap) if bootstrap > 0 else {},
     )
     if baselines:
-        result.prior = prior = prior if prior is not None else mean_prior(queries)
-        for name, kind in (("whole video", "whole"), ("prior span", "prior")):
-            preds = baseline_predictions(queries, kind, prior)
-            b = compute_metrics(preds, queries, thresholds=ths, clip_gt=clip_gt, bootstrap=0, baselines=False,
-                                mean_ap=mean_ap)
-            result.baselines[name] = b.values
+        _score_baselines(result, queries, as_prior(prior), durations, ths, clip_gt, mean_ap)
     return result
+
+
+def _score_baselines(result: Metrics, queries: Sequence[Query], prior: SpanPrior,
+                     durations: Mapping[str, float] | None, ths: tuple[float, ...], clip_gt: bool,
+                     mean_ap: bool) -> None:
+    """The whole-video and prior-span baselines, on the queries whose duration is known."""
+    timed = [q for q in queries if known_duration(q, durations)]
+    result.prior = prior.as_tuple()
+    notes = {"whole video": WHOLE_VIDEO_NOTE,
+             "prior span": f"[{prior.start:.2f}, {prior.end:.2f}] x duration for every query, {prior.source}"}
+    if not timed:
+        result.baseline_notes = {k: f"{v}; not scored: no video duration is known" for k, v in notes.items()}
+        return
+    if len(timed) < len(queries):
+        notes = {k: f"{v}; scored on the {len(timed)} of {len(queries)} queries whose video duration is known"
+                 for k, v in notes.items()}
+    result.baseline_notes = notes
+    for name, kind in (("whole video", "whole"), ("prior span", "prior")):
+        preds = baseline_predictions(timed, kind, prior, durations)
+        b = compute_metrics(preds, timed, thresholds=ths, clip_gt=clip_gt, bootstrap=0, baselines=False,
+                            mean_ap=mean_ap, durations=durations)
+        result.baselines[name] = b.values
 
 
 # ------------------------------------------------------------------------- scoring prediction files

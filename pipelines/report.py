@@ -14,7 +14,7 @@ from typing import Any
 from frame_describer.errors import MissingDependencyError
 
 from .datasets import Query
-from .metrics import Metrics, compute_metrics, score_query
+from .metrics import Metrics, baselines_text, compute_metrics, score_query
 from .runs import load_run, read_jsonl, run_metrics, run_totals
 
 _ORDER = ("R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU", "mAP@0.5", "mAP@0.75", "mAP")
@@ -37,6 +37,57 @@ def metrics_table(m: Metrics, label: str = "this run") -> str:
         if name == "prior span" and m.prior:
             name = f"prior span [{m.prior[0]:.2f}, {m.prior[1]:.2f}] x duration"
         lines.append(f"| {name} | " + " | ".join(f"{vals[k]:.2f}" if k in vals else "–" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+#: What to fix, by problem kind, for a predictions file (``vidground score``).
+SCORE_FIXES: dict[str, str] = {
+    "missing": "predict every query, or score without --all-queries to leave unpredicted ones out",
+    "error": "the rows carry an 'error': rerun those queries",
+    "empty": "give at least one interval per query",
+    "unparseable": 'give each line "intervals": [[start, end], ...] or [[start, end, score], ...] in seconds '
+                   '(or moment_detr\'s "pred_relevant_windows")',
+    "reversed": "each interval needs end > start",
+    "out of range": "times are seconds from the video's start, within [0, duration] (not milliseconds or frames)",
+}
+#: The same for a run's results (``vidground eval``).
+EVAL_FIXES: dict[str, str] = SCORE_FIXES | {
+    "missing": "the run has no result for them yet: rerun the same eval command to finish",
+    "error": "see each error (report.md lists them); rerun with --retry-failed once the cause is fixed",
+    "empty": "the reasoner found no interval: check their transcripts",
+    "unparseable": "the reasoner's output did not parse: check its settings",
+    "reversed": "the reasoner returned end <= start: a bug in the backend",
+    "out of range": "check the videos' durations and the descriptions' times",
+}
+
+
+def problems_text(m: Metrics, records: dict[str, Any] | None = None, queries: list[Query] | None = None, *,
+                  fixes: dict[str, str] = SCORE_FIXES, limit: int = 5) -> str:
+    """The failures line: how many predictions were missing, failed, unparseable, reversed or out of
+    range, up to ``limit`` examples (one of each kind first; the file's line when ``records`` has it)
+    and what to fix."""
+    problems = m.problems
+    if not problems:
+        return f"prediction problems: none ({m.n} predictions parsed, each with end > start, within the video)"
+    kinds = lambda ks: ", ".join(f"{k} {problems[k]}" for k in ks if k in problems)  # noqa: E731
+    parts = [f"{m.n_failures} scored as IoU 0 ({kinds(m.failures)})"] if m.failures else []
+    if m.warnings:
+        parts.append(f"{sum(m.warnings.values())} scored as given ({kinds(m.warnings)})")
+    lines = [f"prediction problems: {sum(problems.values())} of {m.n}: " + "; ".join(parts)]
+    bad = [i for i, s in enumerate(m.per_query) if s.failure or s.warning]
+    first_of_kind = {}  # one example of each kind first, then the rest in order
+    for i in bad:
+        first_of_kind.setdefault(m.per_query[i].failure or m.per_query[i].warning, i)
+    shown = sorted((list(first_of_kind.values()) + [i for i in bad if i not in first_of_kind.values()])[:limit])
+    by_qid = {q.qid: q for q in queries or []}
+    for s in (m.per_query[i] for i in shown):
+        rec, q = (records or {}).get(s.qid), by_qid.get(s.qid)
+        where = f"line {rec['_line']}" if isinstance(rec, dict) and "_line" in rec else f"query {s.qid}"
+        about = f" ({q.video}: {q.query[:50]!r})" if q else ""
+        lines.append(f"  {where}{about}: {s.failure or s.warning}: {s.detail}")
+    if len(bad) > len(shown):
+        lines.append(f"  ... and {len(bad) - len(shown)} more")
+    lines += [f"  fix ({k}): {fixes[k]}" for k in problems if k in fixes]
     return "\n".join(lines)
 
 

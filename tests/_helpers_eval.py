@@ -139,3 +139,17 @@ def eval_parser():
 def cli(*argv: str) -> int:
     args = eval_parser().parse_args([str(a) for a in argv])
     return args.func(args)
+
+
+def write_tiny_charades(root: Path, train: Iterable[tuple[str, float, float, float]],
+                        test: Iterable[tuple[str, float, float, float]]) -> Path:
+    """A Charades-STA layout under ``root``: ``(video, start, end, duration)`` rows for each split,
+    the query text being ``"query N"``; returns ``root``."""
+    folder = root / "charades-sta"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, rows in (("train", list(train)), ("test", list(test))):
+        (folder / f"charades_sta_{split}.txt").write_text(
+            "".join(f"{v} {s} {e}##query {i}.\n" for i, (v, s, e, _) in enumerate(rows)))
+        (folder / f"charades_{split}_durations.csv").write_text(
+            "id,length\n" + "".join(f"{v},{d}\n" for v, d in {v: d for v, _, _, d in rows}.items()))
+    return root

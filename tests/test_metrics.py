@@ -9,9 +9,10 @@ import pytest
 
 from frame_describer.errors import ConfigurationError
 from pipelines.datasets import Query, data_root, load_dataset
+from pipelines.baselines import FIXED_PRIOR, dataset_prior
 from pipelines.metrics import (
-    MAP_THRESHOLDS, average_precision, baseline_predictions, compute_metrics, convention_text, iou, match_predictions,
-    mean_prior, prediction_spans, ranked_spans, read_predictions,
+    MAP_THRESHOLDS, average_precision, baseline_predictions, baselines_text, compute_metrics, convention_text, iou,
+    match_predictions, mean_prior, prediction_spans, ranked_spans, read_predictions,
 )
 from temporal_reasoner.types import GroundingResult, Interval
 
@@ -121,12 +122,81 @@ def test_baselines_whole_video_and_prior():
     assert mean_prior(queries) == (0.25, 0.75)
     whole = baseline_predictions(queries, "whole")
     assert whole == {"0": [[0.0, 30.0]], "1": [[0.0, 30.0]]}
-    m = compute_metrics({}, queries, bootstrap=0)
+    m = compute_metrics({}, queries, bootstrap=0, prior=(0.25, 0.75))
     assert m["mIoU"] == 0.0 and m.failures == {"missing": 2}
     assert m.baselines["whole video"]["mIoU"] == 50.0
     assert m.baselines["prior span"]["mIoU"] == pytest.approx(100 / 3, abs=0.01)  # [7.5, 22.5] vs halves
+    assert m.baseline_notes["prior span"].endswith("given by the caller")
     with pytest.raises(ConfigurationError, match="whole"):
         baseline_predictions(queries, "middle")
+
+
+def test_the_default_prior_is_fixed_never_fitted_on_the_scored_queries():
+    # every GT is the first tenth: a prior fitted on these queries would score 100
+    queries = [q(i, 0, 3, duration=30) for i in range(3)]
+    m = compute_metrics({}, queries, bootstrap=0)
+    assert m.prior == FIXED_PRIOR.as_tuple() == (0.25, 0.75)
+    assert m.baselines["prior span"]["R1@0.3"] == 0.0
+    assert "fixed: the middle half of the video" in m.baseline_notes["prior span"]
+    assert "prior span: [0.25, 0.75] x duration" in baselines_text(m)
+
+
+def test_the_train_prior_does_not_change_when_the_evaluated_subset_changes(tmp_path):
+    from _helpers_eval import write_tiny_charades
+
+    train = [("T1", 0, 10, 40), ("T2", 10, 20, 40), ("T3", 20, 40, 40)]  # fractions (0, .25), (.25, .5), (.5, 1)
+    test = [(f"V{i}", 0, 5, 20) for i in range(6)] + [(f"W{i}", 15, 20, 20) for i in range(6)]
+    root = write_tiny_charades(tmp_path, train, test)
+    prior = dataset_prior("charades-sta", "test", str(root))
+    assert prior.as_tuple() == pytest.approx((0.25, 7 / 12))
+    assert prior.source == "learned on charades-sta/train: mean normalised GT span of 3 queries"
+    ds = load_dataset("charades-sta", "test", root)
+    seen = set()
+    for subset in (ds.queries, ds.queries[:6], ds.queries[6:], ds.subset(limit=4, seed=1).queries):
+        m = compute_metrics({}, subset, bootstrap=0, prior=dataset_prior("charades-sta", "test", str(root)))
+        seen.add(m.prior)
+        assert mean_prior(subset) != m.prior  # what the old baseline fitted on the scored queries
+    assert seen == {prior.as_tuple()}
+    # the train split evaluated on itself says its prior is not held out
+    assert "not held out" in dataset_prior("charades-sta", "train", str(root)).source
+    # datasets without a train split here get the documented fixed prior
+    assert dataset_prior("qvhighlights", "val", str(root)).as_tuple() == FIXED_PRIOR.as_tuple()
+    assert "qvhighlights has no train split" in dataset_prior("qvhighlights", "val", str(root)).source
+
+
+def test_baselines_use_the_durations_the_run_knows():
+    queries = [q(0, 0, 15, duration=None), q(1, 15, 30, duration=None), q(2, 0, 30, duration=None)]
+    unknown = compute_metrics({}, queries, bootstrap=0)
+    assert unknown.baselines == {} and "not scored: no video duration is known" in unknown.baseline_notes["whole video"]
+    m = compute_metrics({}, queries, bootstrap=0, durations={"v0": 30.0, "v1": 30.0})
+    assert m.baselines["whole video"]["mIoU"] == 50.0  # scored on the two queries with a known duration
+    assert "on the 2 of 3 queries whose video duration is known" in m.baseline_notes["prior span"]
+
+
+def test_problem_rows_say_what_is_wrong():
+    queries = [q(i, 0, 10) for i in range(7)]
+    preds = {"0": {"video": "v0", "query": "x", "intervals": [22.8, 28.9]},
+             "1": {"video": "v1", "query": "x", "timestamp": [1, 2]},
+             "2": {"intervals": [[8, 3]]},
+             "3": {"intervals": [[5, 5]]},
+             "4": {"intervals": [[0, 5000]]},          # milliseconds? out of range, scored as given
+             "5": {"error": {"type": "ProviderError", "message": "503"}}}  # "6" is missing
+    m = compute_metrics(preds, queries, bootstrap=0, baselines=False)
+    assert m.failures == {"missing": 1, "error": 1, "unparseable": 2, "reversed": 2}
+    assert m.warnings == {"out of range": 1} and m.problems["out of range"] == 1 and m.n_failures == 6
+    by = {s.qid: s for s in m.per_query}
+    assert by["0"].detail == "'intervals' is a flat list [22.8, 28.9]; write a list of intervals: [[22.8, 28.9]]"
+    assert by["1"].detail == "no 'intervals' (or 'pred_relevant_windows') key; its keys: 'video', 'query', 'timestamp'"
+    assert by["2"].detail == "interval [8, 3] ends before it starts" and by["3"].detail.endswith("has zero length")
+    assert by["4"].warning == "out of range" and by["4"].failure is None and by["4"].iou == pytest.approx(10 / 5000)
+    assert by["4"].detail == "interval [0, 5000] lies outside the video [0, 30] s"
+    assert by["5"].detail == "failed: ProviderError: 503" and by["6"].detail == "no prediction for this query"
+    # a little past the end is not out of range (annotations overshoot by up to 1.5 s); the duration
+    # the run knows stands in for a query without one
+    assert compute_metrics({"0": [[0, 31]]}, [q(0, 0, 10)], bootstrap=0, baselines=False).warnings == {}
+    late = compute_metrics({"0": [[0, 90]]}, [q(0, 0, 10, duration=None)], bootstrap=0, baselines=False,
+                           durations={"v0": 30.0})
+    assert late.warnings == {"out of range": 1}
 
 
 def test_bad_arguments_raise_typed_errors():

@@ -174,3 +174,59 @@ def test_score_rejects_a_file_matching_nothing(tmp_path):
     pred.write_text("[1, 2]\n")
     with pytest.raises(InputError, match=r"p.jsonl:1: each line needs"):
         cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred)
+
+
+def _problem_file(tmp_path):
+    ds, _ = write_toy_dataset(tmp_path / "data")
+    queries = [json.loads(line) for line in ds.read_text().splitlines()]
+    rows = [{"video": x["video"], "query": x["query"], "intervals": [x["windows"][0]]} for x in queries[:6]]
+    rows[1]["intervals"] = [2.0, 4.0]                       # flat: one interval written without its brackets
+    rows[2] = {"video": rows[2]["video"], "query": rows[2]["query"], "timestamp": [0, 2]}  # another tool's key
+    rows[3]["intervals"] = [[4.0, 2.0]]                     # reversed
+    rows[4]["intervals"] = [[2000.0, 4000.0]]               # milliseconds
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return ds, pred
+
+
+def test_score_prints_a_failures_line_with_examples_and_the_fix(tmp_path, capsys):
+    ds, pred = _problem_file(tmp_path)
+    assert cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--bootstrap", "0") == 0
+    out = capsys.readouterr().out
+    assert ("prediction problems: 4 of 6: 3 scored as IoU 0 (unparseable 2, reversed 1); "
+            "1 scored as given (out of range 1)") in out
+    assert "line 2 (vid0: 'the person drink coffee'): unparseable: 'intervals' is a flat list [2.0, 4.0]" in out
+    assert "line 3 (vid0: 'the person read book'): unparseable: no 'intervals'" in out and "'timestamp'" in out
+    assert "line 4 (vid1: 'the person drink coffee'): reversed: interval [4.0, 2.0] ends before it starts" in out
+    assert "line 5 (vid1: 'the person read book'): out of range: interval [2000, 4000] lies outside the video [0, 10] s" in out
+    for kind in ("unparseable", "reversed", "out of range"):
+        assert f"fix ({kind}):" in out
+    assert "Baselines: whole video: [0, duration] for every query; prior span: [0.25, 0.75] x duration" in out
+    assert cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--bootstrap", "0", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(p["line"], p["kind"]) for p in data["problems"]] == [
+        (2, "unparseable"), (3, "unparseable"), (4, "reversed"), (5, "out of range")]
+    assert data["metrics"]["warnings"] == {"out of range": 1}
+
+
+def test_score_strict_makes_any_problem_row_an_error(tmp_path, capsys):
+    from frame_describer.errors import EvaluationError
+    from pipelines.cli import main
+
+    ds, pred = _problem_file(tmp_path)
+    with pytest.raises(EvaluationError, match=r"--strict: 4 prediction rows with problems \(unparseable 2, "
+                                              r"reversed 1, out of range 1\)") as err:
+        cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--bootstrap", "0", "--strict")
+    assert err.value.counts == {"unparseable": 2, "reversed": 1, "out of range": 1} and str(pred) in str(err.value)
+    capsys.readouterr()
+    assert main(["score", "--dataset", "jsonl", "--dataset-file", str(ds), str(pred), "--strict"]) == 1
+    assert "vidground: error:" in capsys.readouterr().err
+    # a clean file passes; a row that matches no query or a duplicate fails it
+    rows = [json.loads(x) for x in ds.read_text().splitlines()]
+    pred.write_text("".join(json.dumps({"qid": r["qid"], "intervals": r["windows"]}) + "\n" for r in rows))
+    assert cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--bootstrap", "0", "--strict") == 0
+    assert "prediction problems: none" in capsys.readouterr().out
+    with pred.open("a") as fh:
+        fh.write(json.dumps({"qid": "nope", "intervals": [[0, 1]]}) + "\n")
+    with pytest.raises(EvaluationError, match="unmatched 1"):
+        cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--bootstrap", "0", "--strict")
