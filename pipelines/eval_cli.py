@@ -70,6 +70,12 @@ def register(subparsers: Any) -> None:
                    help="description cache (default $VIDGROUND_CACHE or ~/.cache/vidground/descriptions.sqlite)")
     r.add_argument("--no-cache", action="store_true", help="do not read or write the description cache")
     r.add_argument("--no-report", action="store_true", help="skip writing report.md, plots and index.html")
+    r.add_argument("--allow-missing", action="store_true",
+                   help="run on the inputs found even when more than half of the selected videos have none "
+                        "(by default that is an error: it is usually the wrong --split or folder)")
+    r.add_argument("--strict", action="store_true",
+                   help="exit with an error (1) after the run when any query failed, has no result, was skipped for "
+                        "a missing input, or gave an unparseable, reversed or out-of-range prediction")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_eval)
 
@@ -136,7 +142,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                        max_side=args.max_side, top_k=args.top_k, limit=args.limit, seed=args.seed, subset=args.subset,
                        clip_gt=args.clip_gt, cache="" if args.no_cache else args.cache, concurrency=args.concurrency,
                        query_concurrency=args.query_concurrency, reasoner_options=dict(args.reasoner_opt),
-                       describer_options=dict(args.describer_opt))
+                       describer_options=dict(args.describer_opt), allow_missing=args.allow_missing)
     config.check()
     executor = make_executor(args.executor, concurrency=args.concurrency, address=args.address)
     summary = run_eval(config, args.out, retry_failed=args.retry_failed, executor=executor,
@@ -149,10 +155,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"describer calls: {summary.describe_calls} made, {summary.describe_saved} saved by the cache; "
           f"cost ${summary.cost_usd:.4f}")
     if summary.metrics is not None:
+        from .report import EVAL_FIXES, problems_text
+        from .runs import load_run
+
         _print_metrics_table(summary.metrics, "this run")
+        _, queries, results = load_run(summary.out)
+        print("\n" + problems_text(summary.metrics, results, queries, fixes=EVAL_FIXES))
     if not args.no_report:
         write_report(summary.out)
         print(f"report: {Path(summary.out) / 'report.md'}  ·  {Path(summary.out) / 'index.html'}")
+    if args.strict:
+        problems = summary.metrics.problems if summary.metrics is not None else {}
+        _strict(problems | {"videos without input": len(summary.missing_videos)}, "queries or videos", summary.out)
     return 0
 
 

@@ -143,7 +143,8 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int = 500
                "metrics": metrics.summary() if metrics else None,
                "per_query": [s.model_dump(mode="json") for s in metrics.per_query] if metrics else []}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(_markdown(out, config, queries, metrics, totals, missing), encoding="utf-8")
+    (out / "report.md").write_text(_markdown(out, config, queries, results, metrics, totals, missing),
+                                   encoding="utf-8")
     scored = {s.qid: s for s in metrics.per_query} if metrics else {}
     plotted: set[str] = set()
     if plots and metrics is not None:
@@ -169,8 +170,8 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def _markdown(out: Path, config: dict[str, Any], queries: list[Query], m: Metrics | None,
-              totals: dict[str, Any], missing: list[str]) -> str:
+def _markdown(out: Path, config: dict[str, Any], queries: list[Query], results: dict[str, dict[str, Any]],
+              m: Metrics | None, totals: dict[str, Any], missing: list[str]) -> str:
     scored = m.n if m else 0
     skipped = sum(q.video in set(missing) for q in queries)
     lines = [f"# Evaluation: {out.name}", "",
@@ -180,9 +181,11 @@ def _markdown(out: Path, config: dict[str, Any], queries: list[Query], m: Metric
              f"for {len(missing)} missing video(s); {totals['results']} results recorded.", ""]
     if m:
         lines += ["## Metrics (percent; 95% bootstrap CI in brackets)", "", metrics_table(m), "",
-                  f"Convention: {m.convention}", ""]
+                  f"Convention: {m.convention}", "", baselines_text(m), ""]
         if m.failures:
             lines += ["Scored as IoU 0: " + ", ".join(f"{k} {v}" for k, v in m.failures.items()), ""]
+        lines += ["## Prediction problems", "", "```", problems_text(m, results, queries, fixes=EVAL_FIXES, limit=50),
+                  "```", ""]
     lines += ["## Configuration", ""]
     for k in ("mode", "describer", "reasoner", "fps", "num_frames", "max_frames", "max_side", "top_k", "clip_gt",
               "videos", "descriptions", "cache", "concurrency"):
@@ -223,7 +226,7 @@ def _html(out: Path, config: dict[str, Any], queries: list[Query], results: dict
         for name, vals in m.baselines.items():
             parts.append(f"<tr><th>{esc(name)}</th>" + "".join(
                 f"<td>{vals[k]:.2f}</td>" if k in vals else "<td>–</td>" for k in _keys(m.values)) + "</tr>")
-        parts.append(f"</table><p><small>{esc(m.convention)}</small></p>")
+        parts.append(f"</table><p><small>{esc(m.convention)}<br>{esc(baselines_text(m))}</small></p>")
     by_video: dict[str, list[Query]] = {}
     for q in queries:
         by_video.setdefault(q.video, []).append(q)

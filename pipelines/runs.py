@@ -26,9 +26,10 @@ from typing import Any
 
 from frame_describer.caption_formats import check_clip_seconds, check_format, video_id_from_path
 from frame_describer.descriptions_io import write_descriptions
-from frame_describer.errors import ConfigurationError, InputError
+from frame_describer.errors import ConfigurationError, EvaluationError, InputError, VidgroundError
 
-from .datasets import Dataset, Query, find_videos, load_dataset, read_subset_file
+from .baselines import SpanPrior, dataset_prior
+from .datasets import DATASETS, VIDEO_EXTENSIONS, Dataset, Query, find_videos, load_dataset, read_subset_file
 from .metrics import Metrics, compute_metrics
 
 #: Settings that must match for a run folder to be resumed.
@@ -68,6 +69,8 @@ class RunConfig:
     query_concurrency: int = 1
     reasoner_options: dict[str, Any] = field(default_factory=dict)
     describer_options: dict[str, Any] = field(default_factory=dict)
+    #: run on the inputs found even when more than half of the selected videos have none
+    allow_missing: bool = False
 
     @property
     def mode(self) -> str:
@@ -198,6 +201,60 @@ def find_descriptions(video_ids: Iterable[str], folder: str | Path) -> tuple[dic
     return found, [v for v in dict.fromkeys(video_ids) if v not in found]
 
 
+def _folder_ids(folder: Path, mode: str) -> set[str]:
+    """The video ids the files in ``folder`` would be found under."""
+    exts = VIDEO_EXTENSIONS if mode == "videos" else (".jsonl", ".json", ".csv")
+    ids: set[str] = set()
+    for p in folder.rglob("*"):
+        if p.is_file() and p.suffix.lower() in exts:
+            ids |= {p.stem, video_id_from_path(p)}
+    return ids
+
+
+def _likely_cause(ds: Dataset, config: RunConfig, found: int, missing: list[str]) -> str:
+    """Why the inputs of ``missing`` videos are not in the folder: another split, another id format, an
+    empty or wrong folder."""
+    folder = Path(config.videos or config.descriptions or ".")
+    what = "video files" if config.mode == "videos" else "descriptions files (.jsonl, .json, .csv)"
+    have = _folder_ids(folder, config.mode)
+    if not have:
+        return f"{folder} holds no {what}; check the folder"
+    for other in DATASETS.get(ds.name, ()):
+        if other == ds.split or ds.name == "jsonl":
+            continue
+        try:
+            overlap = len(have & set(load_dataset(ds.name, other, config.data_root).videos))
+        except VidgroundError:
+            continue
+        if overlap > found:
+            return f"{overlap} of the folder's files are {ds.name}/{other} videos: pass --split {other}"
+    lower = {h.lower().removeprefix("v_"): h for h in have}
+    for vid in missing:
+        near = lower.get(vid.lower().removeprefix("v_")) or next(
+            (h for h in sorted(have) if vid in h and len(h) > len(vid)), None)
+        if near:
+            return (f"files are named unlike the dataset's ids (file {near!r} for video {vid!r}); name them "
+                    f"VIDEO_ID.ext as the dataset spells the id")
+    return (f"the folder's files (e.g. {', '.join(sorted(have)[:3])}) are not named after these videos "
+            f"(e.g. {', '.join(missing[:3])}); check the folder, --dataset and --split")
+
+
+def check_inputs(ds: Dataset, config: RunConfig, found: dict[str, Path], missing: list[str]) -> None:
+    """An :class:`EvaluationError` naming the likely cause when the selection is empty, no selected
+    video has an input, or (unless ``allow_missing``) most of them have none."""
+    if not ds.queries:
+        raise EvaluationError(f"the selection from {ds.name}/{ds.split} is empty; check --subset and --limit")
+    folder = config.videos or config.descriptions
+    if not missing or (found and (config.allow_missing or len(missing) <= len(found))):
+        return
+    total = len(found) + len(missing)
+    kind = "video file" if config.mode == "videos" else "descriptions file"
+    head = f"{len(missing)} of the {total} selected {ds.name}/{ds.split} videos have no {kind} in {folder}"
+    hint = "" if not found else f" (or pass --allow-missing to run on the {len(found)} found)"
+    raise EvaluationError(f"{head}: {_likely_cause(ds, config, len(found), missing)}{hint}",
+                          counts={"missing": len(missing), "found": len(found)})
+
+
 # ---------------------------------------------------------------------------------------- the run
 
 @dataclass
@@ -257,7 +314,6 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     if config.cache is None and config.mode == "videos":
         config.cache = str(default_cache_path())
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     _check_resume(out, config)
     started = time.perf_counter()
     ds = select_queries(config)
@@ -265,7 +321,11 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
         sources, missing = find_videos(ds.videos, config.videos)
     else:
         sources, missing = find_descriptions(ds.videos, config.descriptions)  # type: ignore[arg-type]
-    _atomic_write(out / "config.json", json.dumps(config.to_json(), indent=2) + "\n")
+    check_inputs(ds, config, sources, missing)  # before anything is written: a wrong split leaves no run behind
+    out.mkdir(parents=True, exist_ok=True)
+    prior = dataset_prior(config.dataset, ds.split, config.data_root)
+    _atomic_write(out / "config.json",
+                  json.dumps(config.to_json() | {"baseline_prior": prior.model_dump()}, indent=2) + "\n")
     _atomic_write(out / "queries.jsonl", "".join(json.dumps(q.to_json()) + "\n" for q in ds))
     _atomic_write(out / "missing.json", json.dumps({"missing_videos": missing}, indent=2) + "\n")
     done = latest_results(out / "results.jsonl")
@@ -323,17 +383,41 @@ def load_run(out: str | Path) -> tuple[dict[str, Any], list[Query], dict[str, di
     return config, queries, latest_results(out / "results.jsonl")
 
 
+def run_prior(config: dict[str, Any]) -> SpanPrior:
+    """The prior-span baseline a run recorded; for a run folder written before runs recorded it, the
+    dataset's prior (see :func:`~pipelines.baselines.dataset_prior`)."""
+    if config.get("baseline_prior"):
+        return SpanPrior.model_validate(config["baseline_prior"])
+    return dataset_prior(config.get("dataset", ""), config.get("split"), config.get("data_root"))
+
+
+def run_durations(out: str | Path, results: dict[str, dict[str, Any]] | None = None) -> dict[str, float]:
+    """Each video's duration as the run learned it (from its descriptions or the decoded video)."""
+    out = Path(out)
+    known: dict[str, float] = {}
+    for r in [*read_jsonl(out / "videos.jsonl"), *(results or latest_results(out / "results.jsonl")).values()]:
+        if r.get("video") is not None and isinstance(r.get("duration"), (int, float)) and r["duration"] > 0:
+            known.setdefault(str(r["video"]), float(r["duration"]))
+    return known
+
+
+def run_predictions(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A run's results as predictions: a failed query is its error."""
+    return {qid: (r if r.get("status") == "ok" else {"error": r.get("error") or "failed"}) for qid, r in results.items()}
+
+
 def run_metrics(out: str | Path, *, clip_gt: bool | None = None, bootstrap: int = 1000) -> Metrics | None:
-    """Metrics over the run's queries that have a video (missing videos are reported, not scored)."""
+    """Metrics over the run's queries that have a video (missing videos are reported, not scored), with
+    the recorded prior-span baseline and the durations the run learned."""
     out = Path(out)
     config, queries, results = load_run(out)
     missing = set(json.loads((out / "missing.json").read_text())["missing_videos"]) if (out / "missing.json").exists() else set()
     scored = [q for q in queries if q.video not in missing]
     if not scored:
         return None
-    preds = {qid: (r if r.get("status") == "ok" else {"error": r.get("error") or "failed"}) for qid, r in results.items()}
-    return compute_metrics(preds, scored, clip_gt=config.get("clip_gt", False) if clip_gt is None else clip_gt,
-                           bootstrap=bootstrap)
+    return compute_metrics(run_predictions(results), scored,
+                           clip_gt=config.get("clip_gt", False) if clip_gt is None else clip_gt,
+                           bootstrap=bootstrap, prior=run_prior(config), durations=run_durations(out, results))
 
 
 def run_totals(out: str | Path) -> dict[str, Any]:

@@ -179,3 +179,116 @@ def test_eval_takes_backend_options_and_they_must_match_to_resume(toy, tmp_path,
     with pytest.raises(ConfigurationError, match="unknown option|spans"):
         cli("eval", "jsonl", "--dataset-file", ds, "--descriptions", desc, "--limit", "2", "--out", tmp_path / "r2",
             "--quiet", "--no-report", "--reasoner-opt", "spans=blobs")
+
+
+# ------------------------------------------------------------------ inputs that select nothing, baselines
+
+def _charades(tmp_path):
+    """A tiny Charades-STA layout (train videos T*, test videos V*) and a descriptions writer."""
+    from _helpers_eval import write_tiny_charades
+
+    root = write_tiny_charades(tmp_path / "data", [("T1", 0, 10, 40), ("T2", 10, 20, 40), ("T3", 20, 40, 40)],
+                               [(f"V{i}", 2 * i, 2 * i + 4, 20) for i in range(4)])
+
+    def describe(folder, ids, name=lambda v: v):
+        folder.mkdir(parents=True, exist_ok=True)
+        for v in ids:
+            (folder / f"{name(v)}.jsonl").write_text("".join(
+                json.dumps({"t": float(t), "text": f"query {t // 2}"}) + "\n" for t in range(20)))
+        return folder
+    return root, describe
+
+
+def test_descriptions_of_another_split_are_a_loud_error_naming_it(tmp_path, capsys):
+    from frame_describer.errors import EvaluationError
+
+    root, describe = _charades(tmp_path)
+    desc = describe(tmp_path / "train-desc", ["T1", "T2", "T3"])
+    out = tmp_path / "run"
+    config = RunConfig(dataset="charades-sta", data_root=str(root), descriptions=str(desc), reasoner="fake-reasoner")
+    with pytest.raises(EvaluationError, match=r"4 of the 4 selected charades-sta/test videos have no descriptions "
+                                              r"file in .*: 3 of the folder's files are charades-sta/train videos: "
+                                              r"pass --split train") as err:
+        run_eval(config, out)
+    assert err.value.counts == {"missing": 4, "found": 0} and not out.exists()  # no empty run left behind
+    assert cli("eval", "charades-sta", "--data-root", root, "--descriptions", desc, "--split", "train",
+               "--reasoner", "fake-reasoner", "--out", out, "--quiet", "--no-report") == 0
+    from pipelines.cli import main
+
+    capsys.readouterr()
+    assert main(["eval", "charades-sta", "--data-root", str(root), "--descriptions", str(desc),
+                 "--reasoner", "fake-reasoner", "--out", str(tmp_path / "r2"), "--quiet"]) == 1
+    err_text = capsys.readouterr().err
+    assert "pass --split train" in err_text and err_text.count("\n") == 1
+
+
+def test_missing_inputs_name_the_likely_cause(tmp_path):
+    from frame_describer.errors import EvaluationError
+
+    root, describe = _charades(tmp_path)
+    config = lambda folder, **kw: RunConfig(dataset="charades-sta", data_root=str(root),  # noqa: E731
+                                            descriptions=str(folder), reasoner="fake-reasoner", **kw)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EvaluationError, match="holds no descriptions files"):
+        run_eval(config(tmp_path / "empty"), tmp_path / "r0")
+    lower = describe(tmp_path / "lower", ["V0", "V1", "V2", "V3"], name=str.lower)
+    with pytest.raises(EvaluationError, match="named unlike the dataset's ids \\(file 'v0' for video 'V0'\\)"):
+        run_eval(config(lower), tmp_path / "r1")
+    suffixed = describe(tmp_path / "suffixed", ["V0", "V1", "V2", "V3"], name=lambda v: f"charades_{v}_captions")
+    with pytest.raises(EvaluationError, match="file 'charades_V0_captions' for video 'V0'"):
+        run_eval(config(suffixed), tmp_path / "r2")
+    # most (3 of 4) missing: an error that offers --allow-missing; half or fewer missing: a run
+    one = describe(tmp_path / "one", ["V0"])
+    with pytest.raises(EvaluationError, match="3 of the 4 selected .* pass --allow-missing to run on the 1 found"):
+        run_eval(config(one), tmp_path / "r3")
+    s = run_eval(config(one, allow_missing=True), tmp_path / "r3")
+    assert s.ran == 1 and s.missing_videos == ["V1", "V2", "V3"]
+    s = run_eval(config(describe(tmp_path / "two", ["V0", "V1"])), tmp_path / "r4")
+    assert s.ran == 2
+
+
+def test_run_baselines_use_the_train_prior_and_the_durations_the_run_learned(tmp_path, toy):
+    root, describe = _charades(tmp_path)
+    desc = describe(tmp_path / "test-desc", ["V0", "V1", "V2", "V3"])
+    priors = set()
+    for limit in (None, 2, 3):
+        s = run_eval(RunConfig(dataset="charades-sta", data_root=str(root), descriptions=str(desc),
+                               reasoner="fake-reasoner", limit=limit), tmp_path / f"run{limit}")
+        priors.add(s.metrics.prior)
+        assert "learned on charades-sta/train" in s.metrics.baseline_notes["prior span"]
+        saved = json.loads((tmp_path / f"run{limit}" / "config.json").read_text())["baseline_prior"]
+        assert (saved["start"], saved["end"]) == s.metrics.prior
+    assert len(priors) == 1 and priors.pop() == pytest.approx((0.25, 7 / 12))
+    # a jsonl dataset without durations: the baselines use the descriptions' durations, not 0.00
+    ds, descriptions = toy
+    ds.write_text("".join(json.dumps({k: v for k, v in json.loads(line).items() if k != "duration"}) + "\n"
+                          for line in ds.read_text().splitlines()))
+    s = run_eval(cfg(ds, descriptions), tmp_path / "jsonl")
+    assert s.metrics.baselines["whole video"]["mIoU"] == 20.0  # 2-s windows in 10-s videos
+    assert s.metrics.baseline_notes["whole video"] == "[0, duration] for every query"
+    assert "fixed: the middle half of the video" in s.metrics.baseline_notes["prior span"]
+
+
+def test_eval_prints_the_failures_line_and_strict_fails_the_run(toy, tmp_path, capsys):
+    from frame_describer.errors import EvaluationError
+
+    ds, desc = toy
+    lines = ds.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["query"] += " FAIL"
+    ds.write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n")
+    argv = ["eval", "jsonl", "--dataset-file", ds, "--descriptions", desc, "--reasoner", "fake-reasoner", "--quiet"]
+    assert cli(*argv, "--out", tmp_path / "a") == 0
+    out = capsys.readouterr().out
+    assert "prediction problems: 1 of 12: 1 scored as IoU 0 (error 1)" in out
+    assert "query vid0-0 (vid0: 'the person open door FAIL'): error: failed: ProviderError: fake outage" in out
+    assert "fix (error): see each error (report.md lists them); rerun with --retry-failed" in out
+    md = (tmp_path / "a" / "report.md").read_text()
+    assert "## Prediction problems" in md and "error: failed: ProviderError: fake outage" in md
+    assert "Baselines: whole video: [0, duration] for every query; prior span: [0.25, 0.75]" in md
+    with pytest.raises(EvaluationError, match=r"--strict: 1 queries or videos with problems \(error 1\)"):
+        cli(*argv, "--out", tmp_path / "b", "--strict")
+    assert (tmp_path / "b" / "report.md").exists()  # the run and its report are written before the error
+    ds.write_text("\n".join(lines) + "\n")
+    assert cli(*argv, "--out", tmp_path / "c", "--strict") == 0
+    assert "prediction problems: none" in capsys.readouterr().out
