@@ -302,6 +302,7 @@ def _setup_logging(level: int, *, everything: bool = False) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for run records
     _setup_logging(logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
                    everything=args.debug)
     try:

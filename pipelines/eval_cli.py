@@ -146,7 +146,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     config.check()
     executor = make_executor(args.executor, concurrency=args.concurrency, address=args.address)
     summary = run_eval(config, args.out, retry_failed=args.retry_failed, executor=executor,
-                       progress=not args.quiet and sys.stderr.isatty())
+                       progress=not args.quiet and sys.stderr.isatty(), argv=getattr(args, "argv", None))
     if summary.missing_videos:
         shown = ", ".join(summary.missing_videos[:10]) + (" ..." if len(summary.missing_videos) > 10 else "")
         print(f"missing {len(summary.missing_videos)} video(s), their queries skipped: {shown}", file=sys.stderr)
@@ -215,15 +215,18 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import metrics_table, write_report
+    from .report import metrics_table, provenance_lines, write_report
 
     summary = write_report(args.run, bootstrap=args.bootstrap, max_plots=args.max_plots)
     run = Path(args.run)
     if summary["metrics"]:
-        from .metrics import Metrics
+        from .metrics import Metrics, baselines_text
 
-        print(metrics_table(Metrics.model_validate(summary["metrics"]), run.name))
-    print(f"wrote {run / 'metrics.json'}, {run / 'report.md'}, {run / 'index.html'}")
+        m = Metrics.model_validate(summary["metrics"])
+        print(metrics_table(m, run.name))
+        print(baselines_text(m))
+    print("\nprovenance:\n" + "\n".join(provenance_lines(summary["provenance"])))
+    print(f"\nwrote {run / 'metrics.json'}, {run / 'report.md'}, {run / 'index.html'}")
     return 0
 
 

@@ -34,6 +34,7 @@ from frame_describer.errors import ConfigurationError, MissingDependencyError
 
 from .datasets import Query
 from .metrics import score_query
+from .provenance import backend_settings
 
 Emit = Callable[[tuple[str, dict[str, Any]]], None]
 _local = threading.local()
@@ -72,6 +73,7 @@ def process_video(task: Any, config: Any, emit: Emit) -> None:
                                  "describe_saved": 0, "cost_usd": 0.0, "error": None}
     try:
         describer, reasoner = _backends(config)
+        video_rec["settings"] = backend_settings(describer, reasoner)
         aware = describer is not None and getattr(describer, "mode", "agnostic") == "aware"
         described = None
         if config.mode == "descriptions":
@@ -94,8 +96,9 @@ def process_video(task: Any, config: Any, emit: Emit) -> None:
         for q in task.queries:
             emit(("result", _failed(q, exc)))
         return
-    if not aware:
-        emit(("video", video_rec | {"seconds": round(time.perf_counter() - started, 3)}))
+    # a query-aware describer describes per query (its calls and cost are on each result); the record
+    # still says which backends, with which settings, ran
+    emit(("video", video_rec | {"seconds": round(time.perf_counter() - started, 3)}))
 
     def one(q: Query) -> dict[str, Any]:
         try:

@@ -91,6 +91,43 @@ def problems_text(m: Metrics, records: dict[str, Any] | None = None, queries: li
     return "\n".join(lines)
 
 
+def load_provenance(out: str | Path) -> dict[str, Any] | None:
+    """A run folder's ``provenance.json``, or ``None`` for a run made before runs recorded one."""
+    path = Path(out) / "provenance.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)
+
+
+def provenance_lines(p: dict[str, Any] | None) -> list[str]:
+    """The provenance record as markdown bullets (also what ``vidground report`` prints)."""
+    if not p:
+        return ["- no provenance.json: this run was made before vidground recorded provenance"]
+    git = p.get("git")
+    commit = f"commit {git['commit'][:12]}" + (" (uncommitted changes)" if git.get("dirty") else "") if git \
+        else "not run from a git checkout"
+    lines = [f"- vidground {p.get('vidground')}, {commit}; {p.get('date')}",
+             f"- {p.get('python')} on {p.get('platform')}",
+             f"- command: `{p.get('command')}`"]
+    for name, digest in (p.get("annotations") or {}).items():
+        lines.append(f"- annotations: {name} sha256 `{digest}`")
+    for stage, b in (p.get("backends") or {}).items():
+        lines.append(f"- {stage}: `{b.get('spec')}` options `{_compact(b.get('options') or {})}` settings "
+                     + (f"`{_compact(b['settings'])}`" if "settings" in b else "not recorded (no video finished)"))
+    lines.append("- packages: " + ", ".join(f"{k} {v}" for k, v in (p.get("packages") or {}).items()))
+    lines.append("- prompts: " + ", ".join(f"{k} `{v}`" for k, v in (p.get("prompts") or {}).items()))
+    calls = p.get("invocations") or []
+    if len(calls) > 1:
+        versions = {(c.get("vidground"), (c.get("git") or {}).get("commit")) for c in calls}
+        lines.append(f"- run in {len(calls)} invocations (resumed)" + (
+            ": WARNING, with different vidground versions or commits: "
+            + "; ".join(f"{c.get('date')} vidground {c.get('vidground')} {((c.get('git') or {}).get('commit') or '')[:12]}"
+                        for c in calls) if len(versions) > 1 else ", all with the same vidground version and commit"))
+    return lines
+
+
 def _timeline(path: Path, q: Query, rec: dict[str, Any] | None, iou: float) -> None:
     import matplotlib
 
@@ -139,11 +176,13 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int = 500
     metrics = run_metrics(out, bootstrap=bootstrap)
     totals = run_totals(out)
     missing = sorted(_missing(out))
-    summary = {"config": config, "selected": len(queries), "missing_videos": missing, **totals,
+    provenance = load_provenance(out)
+    summary = {"config": config, "provenance": provenance, "selected": len(queries), "missing_videos": missing, **totals,
                "metrics": metrics.summary() if metrics else None,
                "per_query": [s.model_dump(mode="json") for s in metrics.per_query] if metrics else []}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(_markdown(out, config, queries, results, metrics, totals, missing),
+    (out / "report.md").write_text(_markdown(out, config, queries, results, metrics, totals, missing)
+                                   + "\n".join(["", "## Provenance", "", *provenance_lines(provenance), ""]),
                                    encoding="utf-8")
     scored = {s.qid: s for s in metrics.per_query} if metrics else {}
     plotted: set[str] = set()
@@ -157,7 +196,8 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int = 500
         for q in order[:max_plots]:  # the worst first: those are the ones a person looks at
             _timeline(out / "plots" / f"{_safe(q.qid)}.png", q, results.get(q.qid), scored[q.qid].iou)
             plotted.add(q.qid)
-    (out / "index.html").write_text(_html(out, config, queries, results, scored, plotted, metrics), encoding="utf-8")
+    (out / "index.html").write_text(_html(out, config, queries, results, scored, plotted, metrics, provenance),
+                                    encoding="utf-8")
     return summary
 
 
@@ -212,7 +252,7 @@ s.textContent=ok+' timelines rendered, '+bad+' broken, '+window.__errors.length+
 
 
 def _html(out: Path, config: dict[str, Any], queries: list[Query], results: dict[str, dict[str, Any]],
-          scored: dict[str, Any], plotted: set[str], m: Metrics | None) -> str:
+          scored: dict[str, Any], plotted: set[str], m: Metrics | None, provenance: dict[str, Any] | None) -> str:
     esc = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>vidground · {esc(out.name)}</title>",
              f"<style>{_CSS}</style><script>{_JS}</script></head><body>",
@@ -227,6 +267,8 @@ def _html(out: Path, config: dict[str, Any], queries: list[Query], results: dict
             parts.append(f"<tr><th>{esc(name)}</th>" + "".join(
                 f"<td>{vals[k]:.2f}</td>" if k in vals else "<td>–</td>" for k in _keys(m.values)) + "</tr>")
         parts.append(f"</table><p><small>{esc(m.convention)}<br>{esc(baselines_text(m))}</small></p>")
+    parts.append("<details><summary>provenance</summary><ul>" + "".join(
+        f"<li>{esc(line[2:])}</li>" for line in provenance_lines(provenance)) + "</ul></details>")
     by_video: dict[str, list[Query]] = {}
     for q in queries:
         by_video.setdefault(q.video, []).append(q)
@@ -257,8 +299,54 @@ def _html(out: Path, config: dict[str, Any], queries: list[Query], results: dict
     return "".join(parts)
 
 
+#: What a comparison of two runs compares: the backends and where their inputs came from.
+_COMPARED = ("describer", "reasoner", "describer_options", "reasoner_options", "backends", "mode", "videos",
+             "descriptions")
+#: What may differ without making a comparison suspect: when and where it ran, paths, parallelism, the
+#: selection (only common queries are compared), the baseline (not compared).
+_INCIDENTAL = ("date", "command", "invocations", "annotation_paths", "platform", "cache", "concurrency",
+               "query_concurrency", "data_root", "dataset_path", "allow_missing", "limit", "seed", "subset",
+               "baseline_prior")
+
+
+def run_differences(a: str | Path, b: str | Path) -> dict[str, Any]:
+    """How two runs differ: ``compared`` (backends and their inputs), ``other`` (everything else that
+    matters: dataset, split, annotations' SHA-256, sampling, versions, commit, packages, prompts), and
+    ``warnings`` in words for the latter and for a run without provenance."""
+    from .provenance import differences
+
+    records, warnings = [], []
+    for label, run in (("A", a), ("B", b)):
+        config, provenance = json.loads((Path(run) / "config.json").read_text(encoding="utf-8")), load_provenance(run)
+        if provenance is None:
+            warnings.append(f"run {label} ({run}) has no provenance.json (made before vidground recorded provenance): "
+                            "its versions, commit and annotations cannot be checked")
+        records.append(config | (provenance or {}))
+    if warnings:  # compare only what both recorded
+        shared = set(json.loads((Path(a) / "config.json").read_text())) & set(json.loads((Path(b) / "config.json").read_text()))
+        records = [{k: v for k, v in r.items() if k in shared} for r in records]
+    diff = differences(records[0], records[1])
+    incidental = set(_INCIDENTAL)
+    if all(r.get("mode") == "descriptions" for r in records):  # stage 2 only: frame sampling played no part
+        incidental |= {"fps", "num_frames", "max_frames", "max_side"}
+    top = lambda key: key.split(".", 1)[0]  # noqa: E731
+    compared = {k: v for k, v in diff.items() if top(k) in _COMPARED}
+    other = {k: v for k, v in diff.items() if top(k) not in _COMPARED and top(k) not in incidental}
+    if other:
+        shown = "; ".join(f"{k}: {_short(va)} vs {_short(vb)}" for k, (va, vb) in list(other.items())[:8])
+        warnings.append(f"the runs differ in more than what is compared: {shown}"
+                        + (f" (and {len(other) - 8} more)" if len(other) > 8 else ""))
+    return {"compared": compared, "other": other, "warnings": warnings}
+
+
+def _short(value: Any, limit: int = 50) -> str:
+    text = _compact(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, Any]:
-    """Two runs side by side on their common queries: metrics, and per-query IoU differences."""
+    """Two runs side by side on their common queries: metrics, per-query IoU differences, and how the
+    runs differ besides (see :func:`run_differences`)."""
     ca, qa, ra = load_run(a)
     cb, qb, rb = load_run(b)
     qa, qb = [q for q in qa if q.video not in _missing(Path(a))], [q for q in qb if q.video not in _missing(Path(b))]
@@ -293,13 +381,20 @@ def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, An
             "broken_at_0.5": sum(hit(r["iou_a"]) and not hit(r["iou_b"]) for r in rows),
             "largest_changes": [r for r in rows if abs(r["delta"]) > 1e-9][:top],
             "config_a": {k: ca.get(k) for k in ("describer", "reasoner", "fps", "mode")},
-            "config_b": {k: cb.get(k) for k in ("describer", "reasoner", "fps", "mode")}}
+            "config_b": {k: cb.get(k) for k in ("describer", "reasoner", "fps", "mode")},
+            "differences": run_differences(a, b)}
 
 
 def format_compare(c: dict[str, Any]) -> str:
     keys = _keys(c["metrics_a"] | c["metrics_b"])
-    lines = [f"A: {c['a']}  {c['config_a']}", f"B: {c['b']}  {c['config_b']}",
-             f"{c['common']} common queries (only in A: {c['only_a']}, only in B: {c['only_b']})", "",
+    diff = c.get("differences") or {}
+    lines = [f"A: {c['a']}  {c['config_a']}", f"B: {c['b']}  {c['config_b']}"]
+    if compared := diff.get("compared"):
+        lines.append("compared: " + "; ".join(f"{k}: {_short(va)} vs {_short(vb)}" for k, (va, vb) in
+                                              list(compared.items())[:4])
+                     + (f" (and {len(compared) - 4} more)" if len(compared) > 4 else ""))
+    lines += [f"warning: {w}" for w in diff.get("warnings", [])]
+    lines += [f"{c['common']} common queries (only in A: {c['only_a']}, only in B: {c['only_b']})", "",
              f"{'metric':<8} {'A':>8} {'B':>8} {'B-A':>8}"]
     for k in keys:
         va, vb = c["metrics_a"].get(k, float("nan")), c["metrics_b"].get(k, float("nan"))

@@ -2,7 +2,11 @@
 
 A run lives in one folder (``runs/NAME``)::
 
-    config.json      what was run (checked on resume: a different model or sampling is refused)
+    config.json      what was run (checked on resume: a different model or sampling is refused), and the
+                     prior-span baseline (learned on the train split, see pipelines.baselines)
+    provenance.json  where, when and with what it ran: versions, commit, platform, packages, prompt hashes,
+                     the annotation files' SHA-256, the command line, each backend's full settings, and
+                     one line per invocation (a resumed run has several); secrets are never written
     queries.jsonl    the selected queries with their ground truth (the report needs nothing else)
     results.jsonl    one line per finished query, appended and fsync'd as each one finishes
     videos.jsonl     one line per described video: describer calls made / saved, usage, errors
@@ -19,7 +23,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,7 @@ from frame_describer.descriptions_io import write_descriptions
 from frame_describer.errors import ConfigurationError, EvaluationError, InputError, VidgroundError
 
 from .baselines import SpanPrior, dataset_prior
+from .provenance import collect, redact
 from .datasets import DATASETS, VIDEO_EXTENSIONS, Dataset, Query, find_videos, load_dataset, read_subset_file
 from .metrics import Metrics, compute_metrics
 
@@ -89,7 +94,8 @@ class RunConfig:
                 raise ConfigurationError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"mode": self.mode}
+        """The settings as written to ``config.json``: secrets (an ``api_key`` option) redacted."""
+        return redact(asdict(self) | {"mode": self.mode})
 
 
 def default_cache_path() -> Path:
@@ -291,11 +297,48 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+class _Provenance:
+    """``provenance.json`` of a run: written when the run starts, completed with the backends' full
+    settings when the first video reports them, and keeping one line per invocation."""
+
+    def __init__(self, out: Path, config: RunConfig, ds: Dataset, argv: Sequence[str] | None):
+        self.path = out / "provenance.json"
+        old = json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else {}
+        self.record = collect(argv=argv, files=ds.source)
+        backends: dict[str, Any] = {}
+        for stage, spec, opts in (("describer", config.describer, config.describer_options),
+                                  ("reasoner", config.reasoner, config.reasoner_options)):
+            if spec:
+                backends[stage] = {"spec": spec, "options": redact(opts)}
+                known = (old.get("backends") or {}).get(stage, {}).get("settings")
+                if known:  # a resume must use the same backends: what an earlier invocation learned holds
+                    backends[stage]["settings"] = known
+        self.record["backends"] = backends
+        self.record["invocations"] = [*old.get("invocations", []),
+                                      {k: self.record[k] for k in ("date", "vidground", "git", "command")}]
+        self._settled = False
+        self.write()
+
+    def write(self) -> None:
+        _atomic_write(self.path, json.dumps(self.record, indent=2) + "\n")
+
+    def settle(self, settings: dict[str, Any] | None) -> None:
+        """Record the backends' full settings, once per invocation."""
+        if self._settled or not settings:
+            return
+        for stage, values in settings.items():
+            self.record["backends"].setdefault(stage, {})["settings"] = values
+        self._settled = True
+        self.write()
+
+
 def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, executor: Any = None,
-             progress: bool = False, on_result: Callable[[dict[str, Any]], None] | None = None) -> RunSummary:
+             progress: bool = False, on_result: Callable[[dict[str, Any]], None] | None = None,
+             argv: Sequence[str] | None = None) -> RunSummary:
     """Run (or resume) an evaluation into ``out``; returns what happened and the metrics so far.
 
-    ``executor`` is a :class:`pipelines.executors.LocalExecutor` (default) or ``RayExecutor``.
+    ``executor`` is a :class:`pipelines.executors.LocalExecutor` (default) or ``RayExecutor``;
+    ``argv`` is the command line recorded in ``provenance.json`` (default ``sys.argv[1:]``).
     """
     from .executors import LocalExecutor, RunProgress
 
@@ -326,6 +369,7 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     prior = dataset_prior(config.dataset, ds.split, config.data_root)
     _atomic_write(out / "config.json",
                   json.dumps(config.to_json() | {"baseline_prior": prior.model_dump()}, indent=2) + "\n")
+    provenance = _Provenance(out, config, ds, argv)
     _atomic_write(out / "queries.jsonl", "".join(json.dumps(q.to_json()) + "\n" for q in ds))
     _atomic_write(out / "missing.json", json.dumps({"missing_videos": missing}, indent=2) + "\n")
     done = latest_results(out / "results.jsonl")
@@ -350,6 +394,7 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
         try:
             for kind, record in executor.run(tasks, config):
                 if kind == "video":
+                    provenance.settle(record.get("settings"))
                     descs = record.pop("descriptions", None)
                     if descs:
                         write_descriptions(out / "transcripts" / f"{_safe(record['video'])}.jsonl", descs,

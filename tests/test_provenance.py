@@ -1,0 +1,145 @@
+"""Provenance in run records and reports; secrets never written; compare's warnings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from typing import Any
+
+import pytest
+
+from pipelines import provenance
+from pipelines.cli import main
+from pipelines.report import compare_runs, format_compare, write_report
+from pipelines.runs import RunConfig, run_eval
+
+from _helpers_eval import FakeReasoner, cli, register_fakes, write_toy_dataset
+
+register_fakes()
+SECRET = "sk-test-0123456789abcdefghijKLMN"
+
+
+class KeyedReasoner(FakeReasoner):
+    """A fake remote reasoner whose settings carry its key and a URL with credentials."""
+
+    name = "keyed"
+
+    def __init__(self, arg: str | None = None, *, api_key: str | None = None, base_url: str | None = None,
+                 temperature: float = 0.0):
+        super().__init__(None)
+        self.api_key, self.base_url, self.temperature = api_key, base_url, temperature
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name, "model": "m", "api_key": self.api_key, "base_url": self.base_url,
+                "temperature": self.temperature, "headers": {"Authorization": f"Bearer {self.api_key}"}}
+
+
+@pytest.fixture()
+def toy(tmp_path):
+    from temporal_reasoner import reasoners
+
+    reasoners.register("keyed", KeyedReasoner)
+    return write_toy_dataset(tmp_path / "data")
+
+
+def test_redaction_of_settings_and_command_lines():
+    assert provenance.redact({"api_key": SECRET, "max_tokens": 5, "token": None, "openai_api_key": "x",
+                              "base_url": "https://user:pw@host/v1", "note": f"key {SECRET}"}) == {
+        "api_key": "<redacted>", "max_tokens": 5, "token": None, "openai_api_key": "<redacted>",
+        "base_url": "https://<redacted>@host/v1", "note": "key <redacted>"}
+    line = provenance.command_line(["eval", "x", "--api-key", SECRET, "--reasoner-opt", f"api_key={SECRET}",
+                                    f"--api-key={SECRET}", "--reasoner-opt", "max_tokens=5"])
+    assert SECRET not in line and line.count("<redacted>") == 3 and "max_tokens=5" in line
+    assert line.startswith("vidground eval x --api-key")
+
+
+def test_collect_works_outside_git(monkeypatch):
+    def no_git(*a, **k):
+        raise FileNotFoundError("git")
+
+    provenance.git_state.cache_clear()
+    monkeypatch.setattr(subprocess, "run", no_git)
+    try:
+        record = provenance.collect(argv=["score", "p.jsonl"])
+        assert record["git"] is None and record["command"] == "vidground score p.jsonl"
+    finally:
+        provenance.git_state.cache_clear()
+    assert record["vidground"] and record["python"].split()[1].count(".") == 2 and record["date"].endswith("+00:00")
+    assert {"numpy", "pydantic"} <= set(record["packages"]) and "reason_system.v1" in record["prompts"]
+
+
+def test_every_run_records_its_provenance_and_no_secret(toy, tmp_path, capsys):
+    ds, desc = toy
+    out = tmp_path / "run"
+    argv = ["eval", "jsonl", "--dataset-file", str(ds), "--descriptions", str(desc), "--reasoner", "keyed",
+            "--reasoner-opt", f"api_key={SECRET}", "--reasoner-opt", "base_url=https://me:pw@example.org/v1",
+            "--out", str(out), "--quiet", "--no-report"]
+    assert main(argv) == 0
+    p = json.loads((out / "provenance.json").read_text())
+    assert p["annotations"] == {"toy.jsonl": hashlib.sha256(ds.read_bytes()).hexdigest()}
+    assert p["command"].startswith("vidground eval jsonl --dataset-file") and "api_key=<redacted>" in p["command"]
+    reasoner = p["backends"]["reasoner"]
+    assert reasoner["spec"] == "keyed" and reasoner["options"]["api_key"] == "<redacted>"
+    assert reasoner["settings"] == {"name": "keyed", "model": "m", "api_key": "<redacted>", "temperature": 0.0,
+                                    "base_url": "https://<redacted>@example.org/v1",
+                                    "headers": {"Authorization": "<redacted>"}}
+    assert {"vidground", "git", "date", "platform", "python", "packages", "prompts"} <= set(p)
+    assert len(p["invocations"]) == 1
+    # resumed: one more invocation, the settings kept
+    assert main(argv) == 0
+    p = json.loads((out / "provenance.json").read_text())
+    assert len(p["invocations"]) == 2 and p["backends"]["reasoner"]["settings"]["name"] == "keyed"
+    capsys.readouterr()
+    assert cli("report", out, "--bootstrap", "0") == 0
+    printed = capsys.readouterr().out
+    assert "provenance:" in printed and "- annotations: toy.jsonl sha256" in printed
+    assert "run in 2 invocations (resumed), all with the same vidground version and commit" in printed
+    md = (out / "report.md").read_text()
+    assert "## Provenance" in md and "- reasoner: `keyed`" in md and f"- {p['python']} on" in md
+    assert "provenance" in (out / "index.html").read_text()
+    assert json.loads((out / "metrics.json").read_text())["provenance"]["backends"]["reasoner"]["spec"] == "keyed"
+    written = [f for f in out.rglob("*") if f.is_file() and f.suffix in (".json", ".jsonl", ".md", ".html")]
+    assert {"config.json", "provenance.json", "results.jsonl", "videos.jsonl", "report.md", "index.html"} <= \
+        {f.name for f in written}
+    for f in written:
+        text = f.read_text()
+        assert SECRET not in text and "me:pw" not in text, f
+
+
+def test_compare_warns_when_runs_differ_in_more_than_the_backends(toy, tmp_path):
+    ds, desc = toy
+    base = dict(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc))
+    run_eval(RunConfig(**base, reasoner="fake-reasoner"), tmp_path / "a")
+    run_eval(RunConfig(**base, reasoner="keyed", reasoner_options={"temperature": 0.5}), tmp_path / "b")
+    run_eval(RunConfig(**base, reasoner="fake-reasoner", clip_gt=True, limit=5), tmp_path / "c")
+    same_but_backend = compare_runs(tmp_path / "a", tmp_path / "b")["differences"]
+    assert same_but_backend["warnings"] == [] and same_but_backend["other"] == {}
+    assert same_but_backend["compared"]["reasoner"] == ("fake-reasoner", "keyed")
+    assert "compared: reasoner: \"fake-reasoner\" vs \"keyed\"" in format_compare(compare_runs(tmp_path / "a", tmp_path / "b"))
+    c = compare_runs(tmp_path / "a", tmp_path / "c")
+    assert c["differences"]["other"] == {"clip_gt": (False, True)}  # limit only selects: not a warning
+    assert "warning: the runs differ in more than what is compared: clip_gt: false vs true" in format_compare(c)
+    # another annotation file's content is a warning; a run without provenance says it cannot be checked
+    ds.write_text(ds.read_text().replace('"duration": 10.0', '"duration": 10.5'))
+    run_eval(RunConfig(**base, reasoner="fake-reasoner"), tmp_path / "d")
+    assert "annotations.toy.jsonl" in compare_runs(tmp_path / "a", tmp_path / "d")["differences"]["other"]
+    (tmp_path / "d" / "provenance.json").unlink()
+    warnings = compare_runs(tmp_path / "a", tmp_path / "d")["differences"]["warnings"]
+    assert any("run B" in w and "has no provenance.json" in w for w in warnings)
+    write_report(tmp_path / "d", bootstrap=0, plots=False)
+    assert "made before vidground recorded provenance" in (tmp_path / "d" / "report.md").read_text()
+
+
+def test_a_query_aware_video_run_records_the_describer_settings(tmp_path):
+    from _helpers_eval import render_toy_videos
+
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=1, per_video=2, duration=3.0)
+    videos = render_toy_videos(tmp_path / "videos", ["vid0"])
+    s = run_eval(RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(videos), describer="fake",
+                           describer_options={"mode": "aware"}, reasoner="fake-reasoner", cache=""), tmp_path / "run")
+    assert s.ran == 2 and s.failed == 0 and s.describe_calls == 0  # aware: described per query, not per video
+    p = json.loads((tmp_path / "run" / "provenance.json").read_text())
+    assert p["backends"]["describer"] == {"spec": "fake", "options": {"mode": "aware"},
+                                          "settings": {"name": "fake", "mode": "aware", "version": "1"}}
+    assert p["backends"]["reasoner"]["settings"] == {"name": "fake-reasoner"}
