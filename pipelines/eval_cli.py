@@ -174,7 +174,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .baselines import dataset_prior
     from .datasets import load_dataset
     from .metrics import compute_metrics, match_predictions, read_predictions
-    from .report import problems_text
+    from .provenance import collect, sha256_file
+    from .report import problems_text, provenance_lines
 
     ds = load_dataset(args.dataset, args.split, args.data_root, path=args.dataset_file)
     records = read_predictions(args.predictions)
@@ -189,6 +190,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     m = compute_metrics(match.predictions, queries, clip_gt=args.clip_gt, bootstrap=args.bootstrap,
                         prior=dataset_prior(ds.name, ds.split, args.data_root), durations=durations)
     coverage = f"{len(match.predictions)} of {len(ds)} {ds.name}/{ds.split} queries predicted"
+    record = collect(argv=getattr(args, "argv", None), files=ds.source)
+    record["predictions"] = {Path(args.predictions).name: sha256_file(args.predictions)}
     if args.json:
         problems = [{"qid": x.qid, "line": (match.predictions.get(x.qid) or {}).get("_line"),
                      "kind": x.failure or x.warning, "detail": x.detail} for x in m.per_query if x.failure or x.warning]
@@ -196,7 +199,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                           "predicted": len(match.predictions), "unmatched": [
                               {k: v for k, v in r.items() if k != "intervals"} for r in match.unmatched],
                           "duplicates": match.duplicates, "all_queries": args.all_queries,
-                          "metrics": m.summary(), "problems": problems}, indent=2))
+                          "metrics": m.summary(), "problems": problems, "provenance": record}, indent=2))
     else:
         print(f"{coverage}; scored on {len(queries)} "
               f"({'all queries, missing ones as misses' if args.all_queries else 'the predicted ones'})")
@@ -208,6 +211,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                 print(f"  line {r.get('_line')}: video={r.get('video')!r} query={r.get('query')!r} qid={r.get('qid')!r}")
         if match.duplicates:
             print(f"{match.duplicates} duplicate prediction(s) ignored (the first one for a query counts)")
+        print("\nprovenance:\n" + "\n".join(provenance_lines(record)))
     if args.strict:
         _strict(m.problems | {"unmatched": len(match.unmatched), "duplicate": match.duplicates},
                 "prediction rows", args.predictions)

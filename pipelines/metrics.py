@@ -129,7 +129,8 @@ def convention_text(thresholds: Sequence[float] = DEFAULT_THRESHOLDS, clip_gt: b
     gt = "GT clipped to the video duration" if clip_gt else "GT used as annotated (not clipped to the duration)"
     text = (f"IoU over seconds (best over GT windows), top-1 per query for R1/mIoU and top-5 for R5; "
             f"hit when IoU >= m (m in {ms}, tolerance {TOLERANCE:g}); missing, unparseable or reversed "
-            f"predictions score IoU 0 and stay in the denominator; {gt}.")
+            f"predictions score IoU 0 and stay in the denominator (out-of-range ones are scored as given and "
+            f"reported); {gt}.")
     if mean_ap:
         text += (f" mAP as moment_detr's standalone_eval: the first {MAP_MAX_PREDICTIONS} intervals ranked by "
                  "score (given order without scores), each GT window matched once, interpolated AP per query, "

@@ -111,8 +111,9 @@ def provenance_lines(p: dict[str, Any] | None) -> list[str]:
     lines = [f"- vidground {p.get('vidground')}, {commit}; {p.get('date')}",
              f"- {p.get('python')} on {p.get('platform')}",
              f"- command: `{p.get('command')}`"]
-    for name, digest in (p.get("annotations") or {}).items():
-        lines.append(f"- annotations: {name} sha256 `{digest}`")
+    for kind in ("annotations", "predictions"):
+        for name, digest in (p.get(kind) or {}).items():
+            lines.append(f"- {kind}: {name} sha256 `{digest}`")
     for stage, b in (p.get("backends") or {}).items():
         lines.append(f"- {stage}: `{b.get('spec')}` options `{_compact(b.get('options') or {})}` settings "
                      + (f"`{_compact(b['settings'])}`" if "settings" in b else "not recorded (no video finished)"))

@@ -207,6 +207,10 @@ def test_score_prints_a_failures_line_with_examples_and_the_fix(tmp_path, capsys
     assert [(p["line"], p["kind"]) for p in data["problems"]] == [
         (2, "unparseable"), (3, "unparseable"), (4, "reversed"), (5, "out of range")]
     assert data["metrics"]["warnings"] == {"out of range": 1}
+    import hashlib
+    assert data["provenance"]["annotations"] == {"toy.jsonl": hashlib.sha256(ds.read_bytes()).hexdigest()}
+    assert data["provenance"]["predictions"] == {"pred.jsonl": hashlib.sha256(pred.read_bytes()).hexdigest()}
+    assert "provenance:\n- vidground " in out and "- predictions: pred.jsonl sha256" in out
 
 
 def test_score_strict_makes_any_problem_row_an_error(tmp_path, capsys):
