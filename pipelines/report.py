@@ -316,16 +316,16 @@ def run_differences(a: str | Path, b: str | Path) -> dict[str, Any]:
     ``warnings`` in words for the latter and for a run without provenance."""
     from .provenance import differences
 
+    configs = [json.loads((Path(run) / "config.json").read_text(encoding="utf-8")) for run in (a, b)]
     records, warnings = [], []
-    for label, run in (("A", a), ("B", b)):
-        config, provenance = json.loads((Path(run) / "config.json").read_text(encoding="utf-8")), load_provenance(run)
+    for label, run, config in (("A", a, configs[0]), ("B", b, configs[1])):
+        provenance = load_provenance(run)
         if provenance is None:
             warnings.append(f"run {label} ({run}) has no provenance.json (made before vidground recorded provenance): "
                             "its versions, commit and annotations cannot be checked")
         records.append(config | (provenance or {}))
     if warnings:  # compare only what both recorded
-        shared = set(json.loads((Path(a) / "config.json").read_text())) & set(json.loads((Path(b) / "config.json").read_text()))
-        records = [{k: v for k, v in r.items() if k in shared} for r in records]
+        records = [{k: v for k, v in r.items() if k in configs[0].keys() & configs[1].keys()} for r in records]
     diff = differences(records[0], records[1])
     incidental = set(_INCIDENTAL)
     if all(r.get("mode") == "descriptions" for r in records):  # stage 2 only: frame sampling played no part

@@ -33,9 +33,9 @@ from frame_describer.descriptions_io import write_descriptions
 from frame_describer.errors import ConfigurationError, EvaluationError, InputError, VidgroundError
 
 from .baselines import SpanPrior, dataset_prior
-from .provenance import collect, redact
 from .datasets import DATASETS, VIDEO_EXTENSIONS, Dataset, Query, find_videos, load_dataset, read_subset_file
 from .metrics import Metrics, compute_metrics
+from .provenance import collect, redact
 
 #: Settings that must match for a run folder to be resumed.
 _MUST_MATCH = ("dataset", "split", "dataset_path", "mode", "describer", "reasoner", "fps", "num_frames",
