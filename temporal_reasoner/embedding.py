@@ -31,6 +31,7 @@ import numpy as np
 from frame_describer.errors import ConfigurationError, MissingDependencyError
 
 from .base import BaseReasoner, check_query
+from .embedding_store import EmbeddingStore, default_store_path, model_fingerprint
 from .rephrasings import load_rephrasings, query_forms
 from .spans import Span, find_segments, find_spans, gaussian_smooth, median_smooth, sample_times, text_units
 from .transcript import Transcript
@@ -61,7 +62,8 @@ def _default_device() -> str:
 class Encoder:
     """A loaded sentence-transformers model plus a bounded LRU cache of normalised embeddings."""
 
-    def __init__(self, model: Any, path: str, device: str, *, cache_size: int = 32768, batch_size: int = 128):
+    def __init__(self, model: Any, path: str, device: str, *, cache_size: int = 32768, batch_size: int = 128,
+                 store: EmbeddingStore | None = None, model_id: str | None = None):
         self.model = model
         self.path = path
         self.device = device
@@ -70,6 +72,9 @@ class Encoder:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         self.encoded = 0
+        #: the on-disk cache shared with other processes (``None``: memory only), and the model's key in it
+        self.store = store
+        self.model_id = model_id or path
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length embeddings, one row per text (identical texts are encoded once).
@@ -88,10 +93,18 @@ class Encoder:
                 else:
                     known[t] = v
                     self._cache.move_to_end(t)
+        fresh: dict[str, np.ndarray] = {}
+        if missing and self.store is not None:
+            fresh = self.store.lookup(self.model_id, missing, dim=self._dim(known))
+            missing = [t for t in missing if t not in fresh]
         if missing:
             vecs = self.model.encode(missing, batch_size=self.batch_size, convert_to_numpy=True,
                                      normalize_embeddings=True, show_progress_bar=False)
-            fresh = dict(zip(missing, np.asarray(vecs, dtype=np.float32)))
+            encoded = dict(zip(missing, np.asarray(vecs, dtype=np.float32)))
+            if self.store is not None:
+                self.store.store(self.model_id, encoded.items())
+            fresh.update(encoded)
+        if fresh:
             with self._lock:
                 self.encoded += len(missing)
                 for t, v in fresh.items():
@@ -102,6 +115,20 @@ class Encoder:
             known.update(fresh)
         rows = [known[t] for t in texts]
         return np.stack(rows) if rows else np.zeros((0, 1), dtype=np.float32)
+
+    def _dim(self, known: dict[str, np.ndarray]) -> int | None:
+        """The model's vector length, when a vector is at hand (a stored vector of another length is stale)."""
+        for v in known.values():
+            return len(v)
+        with self._lock:
+            for v in self._cache.values():
+                return len(v)
+        for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
+            get = getattr(self.model, name, None)
+            dim = get() if callable(get) else None
+            if isinstance(dim, int):
+                return dim
+        return None
 
 
 @contextlib.contextmanager
@@ -146,7 +173,15 @@ def get_encoder(model_path: str | None = None, device: str | None = None) -> Enc
                     model = SentenceTransformer(path, device=device, local_files_only=True)
             except (OSError, ValueError) as exc:
                 raise ConfigurationError(f"cannot load a sentence-transformers model from {path!r}: {exc}") from None
-            enc = _ENCODERS[key] = Encoder(model, path, device)
+            store_path = default_store_path()
+            store = model_id = None
+            if store_path is not None:
+                try:
+                    model_id = model_fingerprint(path)
+                except OSError:  # an unreadable model folder cannot be keyed: memory cache only
+                    model_id = None
+                store = EmbeddingStore(store_path) if model_id else None
+            enc = _ENCODERS[key] = Encoder(model, path, device, store=store, model_id=model_id)
     return enc
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# on-disk embeddings go to a folder of this test session, never the user's ~/.cache
+os.environ.setdefault("VIDGROUND_EMBEDDING_CACHE", os.path.join(tempfile.mkdtemp(prefix="vidground-tests-"), "embeddings.sqlite"))
 os.environ.pop("OPENAI_API_KEY", None)
 os.environ.pop("OPENAI_BASE_URL", None)
 

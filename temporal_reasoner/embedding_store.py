@@ -1,0 +1,202 @@
+"""An on-disk cache of sentence embeddings, keyed by the model's content and the text (SQLite, WAL mode).
+
+Encoding captions is the cost of the offline reasoners: all-MiniLM-L6-v2 encodes a few hundred short
+sentences per second on two CPU cores, so a 2-hour transcript takes about a minute and a 800-query
+benchmark several. The vectors depend only on the model and the text, so they are kept on disk and
+shared by every later process (each CLI call, each benchmark run, several processes at once).
+
+- **Where**: ``$VIDGROUND_EMBEDDING_CACHE`` (a file path; ``off`` disables it), else
+  ``$XDG_CACHE_HOME/vidground/embeddings.sqlite`` (``~/.cache`` by default).
+- **Key**: the sha256 of :func:`model_fingerprint` of the model folder (every file's name, size and
+  content, large files sampled) and the text, so a different or retrained model never reads another's
+  vectors. Its first 8 bytes are the row id (one B-tree lookup), the next 8 are checked on every hit.
+- **Bounded**: at most ``max_mb`` megabytes of vectors (``$VIDGROUND_EMBEDDING_CACHE_MB``, default
+  1024, about 650,000 vectors of MiniLM's 384 floats); past that the least recently used are dropped.
+- **Never in the way**: a cache that cannot be opened, read or written (read-only folder, a full disk,
+  a corrupt file) gives one warning and the encoder goes on without it; a query never fails because of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from frame_describer.cache import video_fingerprint
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+ENV_PATH = "VIDGROUND_EMBEDDING_CACHE"
+ENV_SIZE = "VIDGROUND_EMBEDDING_CACHE_MB"
+DEFAULT_MAX_MB = 1024
+_OFF = {"", "0", "off", "none", "false", "no"}
+_CHUNK = 500  # texts per SQL statement (SQLite allows 32766 parameters; a few hundred keeps statements small)
+
+
+def default_store_path() -> Path | None:
+    """``$VIDGROUND_EMBEDDING_CACHE`` (``None`` when it says ``off``), else the user's cache folder."""
+    env = os.environ.get(ENV_PATH)
+    if env is not None:
+        return None if env.strip().lower() in _OFF else Path(env).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "vidground" / "embeddings.sqlite"
+
+
+def default_max_mb() -> float:
+    try:
+        value = float(os.environ.get(ENV_SIZE, DEFAULT_MAX_MB))
+    except ValueError:
+        log.warning("ignoring %s=%r (not a number); using %s MB", ENV_SIZE, os.environ[ENV_SIZE], DEFAULT_MAX_MB)
+        return float(DEFAULT_MAX_MB)
+    return value if value > 0 else float(DEFAULT_MAX_MB)
+
+
+def model_fingerprint(folder: str | Path) -> str:
+    """A content fingerprint of a model folder: each file's relative path and content fingerprint
+    (small files hashed whole, large ones by size and sampled chunks, see ``video_fingerprint``).
+    Reads at most about 1 MiB per file, so it costs milliseconds."""
+    folder = Path(folder)
+    h = hashlib.sha256(f"vidground-model{SCHEMA_VERSION}:".encode())
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    for p in files:
+        h.update(f"{p.relative_to(folder).as_posix()}\0{video_fingerprint(p)}\0".encode())
+    return h.hexdigest()[:32]
+
+
+def text_key(model: str, text: str) -> tuple[int, bytes]:
+    """The row id (a signed 64-bit integer) and the check bytes of ``text`` under ``model``."""
+    digest = hashlib.sha256(f"{model}\0{text}".encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True), digest[8:16]
+
+
+class EmbeddingStore:
+    """Unit-length float32 vectors by ``(model, text)``; safe across threads (one connection per
+    thread) and processes (WAL, a busy timeout). Every failure degrades to a miss, with one warning."""
+
+    def __init__(self, path: str | Path, *, max_mb: float | None = None):
+        self.path = Path(path).expanduser()
+        self.max_bytes = int((default_max_mb() if max_mb is None else float(max_mb)) * 1024 * 1024)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self.broken: str | None = None
+        self.hits = self.misses = self.stored = 0
+
+    # ---------------------------------------------------------------------------------- plumbing
+    def _disable(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.broken is None:
+                self.broken = f"{type(exc).__name__}: {exc}"
+                log.warning("embedding cache %s is not usable (%s); going on without it (set %s=off to silence this)",
+                            self.path, self.broken, ENV_PATH)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("CREATE TABLE IF NOT EXISTS vectors (id INTEGER PRIMARY KEY, tag BLOB NOT NULL, vec BLOB NOT NULL, "
+                         "used INTEGER NOT NULL)")
+            conn.execute("CREATE INDEX IF NOT EXISTS vectors_used ON vectors (used)")
+            # the row count, kept with every insert and eviction (count(*) reads the whole table)
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('rows', (SELECT count(*) FROM vectors))")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._connections = self._connections, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:  # pragma: no cover - closing never matters to the caller
+                pass
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------------------------- API
+    def lookup(self, model: str, texts: Sequence[str], dim: int | None = None) -> dict[str, np.ndarray]:
+        """The stored vectors of those ``texts`` that have one (a vector of another length than ``dim``,
+        when given, counts as missing)."""
+        if self.broken or not texts:
+            return {}
+        keys = {text_key(model, t): t for t in dict.fromkeys(texts)}
+        ids = {k[0]: (k[1], t) for k, t in keys.items()}
+        found: dict[str, np.ndarray] = {}
+        now = time.time_ns()
+        try:
+            conn = self._conn()
+            id_list = list(ids)
+            for i in range(0, len(id_list), _CHUNK):
+                chunk = id_list[i:i + _CHUNK]
+                rows = conn.execute(f"SELECT id, tag, vec FROM vectors WHERE id IN ({','.join('?' * len(chunk))})",
+                                    chunk).fetchall()
+                hit = []
+                for rid, tag, blob in rows:
+                    want, text = ids[rid]
+                    vec = np.frombuffer(blob, dtype=np.float32)
+                    if bytes(tag) == want and (dim is None or len(vec) == dim):
+                        found[text] = vec
+                        hit.append(rid)
+                if hit:  # least-recently-used bookkeeping, one statement per chunk
+                    conn.execute(f"UPDATE vectors SET used = ? WHERE id IN ({','.join('?' * len(hit))})", (now, *hit))
+        except (sqlite3.Error, OSError) as exc:
+            self._disable(exc)
+            return {}
+        self.hits += len(found)
+        self.misses += len(keys) - len(found)
+        return found
+
+    def store(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        """Keep these vectors (idempotent), then drop the least recently used past the size bound."""
+        if self.broken:
+            return
+        now = time.time_ns()
+        rows = [(*text_key(model, t), np.ascontiguousarray(v, dtype=np.float32).tobytes(), now) for t, v in items]
+        if not rows:
+            return
+        try:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                before = conn.total_changes
+                conn.executemany("INSERT OR IGNORE INTO vectors (id, tag, vec, used) VALUES (?, ?, ?, ?)", rows)
+                conn.execute("UPDATE meta SET value = value + ? WHERE name = 'rows'", (conn.total_changes - before,))
+                # a vector's row takes about 1.4 times its bytes on disk (SQLite pages, the index on used)
+                self._evict(conn, row_bytes=int(len(rows[0][2]) * 1.4) + 64)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            self._disable(exc)
+            return
+        self.stored += len(rows)
+
+    def _evict(self, conn: sqlite3.Connection, *, row_bytes: int) -> None:
+        limit = max(1, self.max_bytes // row_bytes)
+        (count,) = conn.execute("SELECT value FROM meta WHERE name = 'rows'").fetchone()
+        if count > limit:
+            # down to 90% of the bound at once, so that the next inserts do not each trigger an eviction
+            drop = count - int(limit * 0.9)
+            before = conn.total_changes
+            conn.execute("DELETE FROM vectors WHERE id IN (SELECT id FROM vectors ORDER BY used LIMIT ?)", (drop,))
+            conn.execute("UPDATE meta SET value = value - ? WHERE name = 'rows'", (conn.total_changes - before,))
+
+    def __len__(self) -> int:
+        try:
+            return int(self._conn().execute("SELECT count(*) FROM vectors").fetchone()[0])
+        except (sqlite3.Error, OSError):
+            return 0

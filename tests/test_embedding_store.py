@@ -1,0 +1,185 @@
+"""The on-disk embedding cache: vectors survive the process, keyed by model content and text, bounded,
+shared by threads and processes, and never the reason a query fails."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from temporal_reasoner.embedding import Encoder
+from temporal_reasoner.embedding_store import EmbeddingStore, default_store_path, model_fingerprint, text_key
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class _CountingModel:
+    """A fake sentence-transformers model: a deterministic unit vector per text; counts what it encodes."""
+
+    dim = 8
+
+    def __init__(self):
+        self.texts: list[str] = []
+
+    def get_embedding_dimension(self) -> int:
+        return self.dim
+
+    def encode(self, texts, **_):
+        self.texts.extend(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            out[i, sum(map(ord, t)) % self.dim] = 1.0
+        return out
+
+
+def _vec(i: int, dim: int = 8) -> np.ndarray:
+    v = np.zeros(dim, dtype=np.float32)
+    v[i % dim] = 1.0
+    return v
+
+
+def test_vectors_survive_a_new_store_on_the_same_file_and_are_keyed_by_model(tmp_path):
+    path = tmp_path / "emb.sqlite"
+    a = EmbeddingStore(path)
+    a.store("model-a", [("a cat", _vec(1)), ("a dog", _vec(2))])
+    a.close()
+    b = EmbeddingStore(path)
+    got = b.lookup("model-a", ["a cat", "a dog", "a bird"])
+    assert set(got) == {"a cat", "a dog"}
+    assert np.array_equal(got["a dog"], _vec(2))
+    assert b.lookup("model-b", ["a cat"]) == {}  # another model never reads these vectors
+    assert (b.hits, b.misses) == (2, 2)
+
+
+def test_a_stored_vector_of_another_length_counts_as_missing(tmp_path):
+    store = EmbeddingStore(tmp_path / "emb.sqlite")
+    store.store("m", [("a cat", _vec(1, dim=4))])
+    assert store.lookup("m", ["a cat"], dim=8) == {}
+    assert set(store.lookup("m", ["a cat"], dim=4)) == {"a cat"}
+
+
+def test_the_size_bound_drops_the_least_recently_used(tmp_path):
+    # rows count as about 8 * 4 * 1.4 + 64 bytes: a bound of 2 KB keeps a couple of dozen vectors
+    store = EmbeddingStore(tmp_path / "emb.sqlite", max_mb=2 / 1024)
+    store.store("m", [("keep me", _vec(0))])
+    for k in range(10):
+        store.lookup("m", ["keep me"])  # used again and again: the most recently used
+        store.store("m", [(f"text {k} {j}", _vec(j)) for j in range(10)])
+    assert len(store) <= (2 * 1024) // (int(8 * 4 * 1.4) + 64)
+    assert set(store.lookup("m", ["keep me"])) == {"keep me"}
+    assert store.lookup("m", ["text 0 0"]) == {}  # the oldest went first
+
+
+def test_an_encoder_with_a_store_encodes_each_text_once_across_processes_worth_of_encoders(tmp_path):
+    path = tmp_path / "emb.sqlite"
+    first_model = _CountingModel()
+    first = Encoder(first_model, "fake", "cpu", store=EmbeddingStore(path), model_id="fake-model")
+    v1 = first.encode(["a cat", "a dog", "a cat"])
+    assert first_model.texts == ["a cat", "a dog"]
+    # a fresh encoder (a new process: empty memory cache) over the same file asks the model for nothing known
+    second_model = _CountingModel()
+    second = Encoder(second_model, "fake", "cpu", store=EmbeddingStore(path), model_id="fake-model")
+    v2 = second.encode(["a dog", "a cat", "a bird"])
+    assert second_model.texts == ["a bird"]
+    assert np.array_equal(v2[0], v1[1]) and np.array_equal(v2[1], v1[0])
+    assert second.encoded == 1
+
+
+def test_an_unusable_cache_warns_once_and_the_encoder_goes_on(tmp_path, caplog):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache's folder should be")
+    store = EmbeddingStore(blocker / "emb.sqlite")
+    model = _CountingModel()
+    enc = Encoder(model, "fake", "cpu", store=store, model_id="m")
+    with caplog.at_level(logging.WARNING, logger="temporal_reasoner.embedding_store"):
+        enc.encode(["a cat"])
+        enc.encode(["a dog"])
+    assert store.broken and sum("not usable" in r.getMessage() for r in caplog.records) == 1
+    assert model.texts == ["a cat", "a dog"]
+
+
+def test_a_corrupt_cache_file_degrades_to_misses(tmp_path, caplog):
+    path = tmp_path / "emb.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    store = EmbeddingStore(path)
+    with caplog.at_level(logging.WARNING, logger="temporal_reasoner.embedding_store"):
+        assert store.lookup("m", ["a cat"]) == {}
+        store.store("m", [("a cat", _vec(1))])
+    assert store.broken
+
+
+def test_threads_share_one_store_without_losing_or_mixing_vectors(tmp_path):
+    store = EmbeddingStore(tmp_path / "emb.sqlite")
+    model = _CountingModel()
+    enc = Encoder(model, "fake", "cpu", cache_size=4, store=store, model_id="m")
+    texts = [f"caption {i}" for i in range(40)]
+
+    def job(k: int):
+        batch = [texts[(k * 3 + j) % len(texts)] for j in range(7)]
+        return enc.encode(batch), batch
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(job, range(100)))
+    for vecs, batch in results:
+        assert [int(np.argmax(v)) for v in vecs] == [sum(map(ord, t)) % 8 for t in batch]
+    assert store.broken is None and len(store) == len(texts)
+
+
+def test_two_processes_write_the_same_file_at_once(tmp_path):
+    path = tmp_path / "emb.sqlite"
+    script = textwrap.dedent(f"""
+        import sys, numpy as np
+        sys.path.insert(0, {str(ROOT)!r})
+        from temporal_reasoner.embedding_store import EmbeddingStore
+        store = EmbeddingStore({str(path)!r})
+        who = int(sys.argv[1])
+        for k in range(30):
+            store.store("m", [(f"text {{who}} {{k}} {{j}}", np.full(8, who, np.float32)) for j in range(20)])
+            store.lookup("m", [f"text {{1 - who}} {{k}} {{j}}" for j in range(20)])
+        assert store.broken is None, store.broken
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(w)]) for w in (0, 1)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    store = EmbeddingStore(path)
+    assert len(store) == 2 * 30 * 20
+    assert np.array_equal(store.lookup("m", ["text 1 29 19"])["text 1 29 19"], np.full(8, 1, np.float32))
+
+
+def test_the_model_fingerprint_follows_content_not_location(tmp_path):
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "config.json").write_text('{"dim": 8}')
+    (a / "weights.bin").write_bytes(bytes(range(256)) * 10000)
+    b = tmp_path / "elsewhere" / "b"
+    b.parent.mkdir()
+    import shutil
+
+    shutil.copytree(a, b)
+    assert model_fingerprint(a) == model_fingerprint(b)
+    (b / "config.json").write_text('{"dim": 16}')
+    assert model_fingerprint(a) != model_fingerprint(b)
+
+
+def test_where_the_cache_lives(monkeypatch, tmp_path):
+    monkeypatch.setenv("VIDGROUND_EMBEDDING_CACHE", "off")
+    assert default_store_path() is None
+    monkeypatch.setenv("VIDGROUND_EMBEDDING_CACHE", str(tmp_path / "x.sqlite"))
+    assert default_store_path() == tmp_path / "x.sqlite"
+    monkeypatch.delenv("VIDGROUND_EMBEDDING_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert default_store_path() == tmp_path / "cache" / "vidground" / "embeddings.sqlite"
+    assert text_key("m", "a cat") != text_key("m", "a cat ") and text_key("m", "a cat") != text_key("n", "a cat")
+
+
+@pytest.mark.parametrize("value", ["-3", "lots"])
+def test_a_bad_size_setting_falls_back_to_the_default(monkeypatch, tmp_path, value):
+    monkeypatch.setenv("VIDGROUND_EMBEDDING_CACHE_MB", value)
+    from temporal_reasoner.embedding_store import DEFAULT_MAX_MB
+
+    assert EmbeddingStore(tmp_path / "e.sqlite").max_bytes == DEFAULT_MAX_MB * 1024 * 1024
