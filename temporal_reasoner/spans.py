@@ -288,13 +288,19 @@ def find_segments(times: np.ndarray, curve: np.ndarray, duration: float, level: 
             e.append(hi)
             free[lo:hi + 1] = False
         s, e = np.asarray(s), np.asarray(e)
-    area = prefix[e + 1] - prefix[s]
+    return best_segments(s, e, prefix[e + 1] - prefix[s], edges, curve, duration, top_k=top_k, nms_iou=nms_iou)
+
+
+def best_segments(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray, edges: np.ndarray, curve: np.ndarray,
+                  duration: float, *, top_k: int, nms_iou: float) -> list[Span]:
+    """Segments (sample indices ``starts[i]..ends[i]``) best score first, each kept unless it overlaps a
+    better one at IoU ``nms_iou`` or more, up to ``top_k``; a span's ``mass`` is its score."""
     out: list[Span] = []
-    for o in np.argsort(-area, kind="stable"):
-        seg = (float(edges[s[o]]), min(float(edges[e[o] + 1]), float(duration)))
+    for o in np.argsort(-scores, kind="stable"):
+        seg = (float(edges[starts[o]]), min(float(edges[ends[o] + 1]), float(duration)))
         if seg[1] <= seg[0] or any(interval_iou(seg, (k.start, k.end)) >= nms_iou for k in out):
             continue
-        out.append(Span(seg[0], seg[1], float(curve[s[o]:e[o] + 1].max()), float(area[o])))
+        out.append(Span(seg[0], seg[1], float(curve[starts[o]:ends[o] + 1].max()), float(scores[o])))
         if len(out) >= top_k:
             break
     return out

@@ -1,0 +1,150 @@
+"""Segments proposed at several levels of a score curve, ranked by a linear score fitted on real captions.
+
+On captions written by a real vision-language model the similarity curve is noisy everywhere, and no
+single level cuts it well for every query: the segments above *some* level contain a good answer for
+96% of QVHighlights' dev queries, while the best single level finds one for 54%. So the proposals are
+the segments between a rise through and a fall through each of :data:`LEVELS` (fractions of the way
+from the curve's median to its height, see :func:`curve_scale`), and each is scored by a linear
+function of what it looks like (:data:`FEATURES`): its length, how high the curve stands inside and
+outside it, its lowest and highest sample, the level it was cut at, whether it touches an end.
+
+The weights (:data:`WEIGHTS`) are a conditional-logit fit (softmax over each query's proposals,
+target ``softmax(IoU / 0.2)``, L2 0.01) on the *dev* half of the QVHighlights real-caption benchmark,
+made by ``benchmarks/fit_ranker.py``, which prints them and its cross-validated figures; the *report*
+half never takes part. Proposals are ranked by score and thinned by non-maximum suppression.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .spans import Span, best_segments, sample_edges
+
+#: Where proposals are cut: fractions of the way from the curve's median to its height.
+LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: Runs above one level kept as proposal ends (the ones with the largest area above it): the
+#: proposals per level grow with the square of the runs, so a long, busy curve stays affordable.
+MAX_RUNS = 30
+#: The height is never below the TOP_RANK-th highest sample (see :func:`curve_scale`).
+TOP_RANK = 4
+
+FEATURES = ("length", "length^2", "sqrt length", "mean inside", "mean outside", "max inside", "min inside",
+            "level", "starts the video", "ends the video", "length x height", "length x mean inside",
+            "length x log samples", "overlap with the half-level segment", "overlap x height")
+
+#: Weights of :data:`FEATURES` (the score's constant is irrelevant to the ranking): printed by
+#: ``python benchmarks/fit_ranker.py`` (QVHighlights real captions, dev half, seed 0).
+WEIGHTS = np.array([
+    -0.362478,  # length
+    +0.386805,  # length^2
+    +3.020663,  # sqrt length
+    +1.357004,  # mean inside
+    -0.309960,  # mean outside
+    +0.183282,  # max inside
+    -0.221624,  # min inside
+    -0.388060,  # level
+    +0.061647,  # starts the video
+    +0.191335,  # ends the video
+    -11.214889,  # length x height
+    -0.015094,  # length x mean inside
+    -0.079569,  # length x log samples
+    +0.400135,  # overlap with the half-level segment
+    +3.475726,  # overlap x height
+])
+#: Names the fitted weights in a reasoner's settings (a run made with other weights is another method).
+WEIGHTS_ID = "qvh-dev-s0-v2"
+
+
+def curve_scale(curve: np.ndarray, top_percentile: float = 95.0) -> tuple[float, float]:
+    """The curve's floor (its median) and height (its ``top_percentile``, but never below the
+    :data:`TOP_RANK`-th highest sample, so that an event a few samples long in a long video sets it)."""
+    base = float(np.percentile(curve, 50))
+    top = max(float(np.percentile(curve, top_percentile)), float(np.sort(curve)[-min(TOP_RANK, len(curve))]))
+    return base, top
+
+
+def _runs(above: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    starts = np.flatnonzero(above & np.concatenate([[True], ~above[:-1]]))
+    ends = np.flatnonzero(above & np.concatenate([~above[1:], [True]]))
+    return starts, ends
+
+
+def proposals(z: np.ndarray, weights_in_time: np.ndarray, levels=LEVELS, max_runs: int = MAX_RUNS) -> tuple[np.ndarray, ...]:
+    """Every segment from a rise through to a fall through each level of ``z`` (the curve in units of
+    its scale), as sample indices ``(starts, ends, level)``; a segment found at several levels keeps
+    the lowest. At most ``max_runs`` runs per level (the largest by area above it) serve as ends."""
+    seen: dict[tuple[int, int], float] = {}
+    prefix = np.concatenate([[0.0], np.cumsum(z * weights_in_time)])
+    wprefix = np.concatenate([[0.0], np.cumsum(weights_in_time)])
+    for level in levels:
+        above = z > level
+        if not above.any():
+            continue
+        starts, ends = _runs(above)
+        if len(starts) > max_runs:
+            area = (prefix[ends + 1] - prefix[starts]) - level * (wprefix[ends + 1] - wprefix[starts])
+            keep = np.sort(np.argsort(-area, kind="stable")[:max_runs])
+            starts, ends = starts[keep], ends[keep]
+        for i, s in enumerate(starts):
+            for e in ends[i:]:
+                seen.setdefault((int(s), int(e)), level)
+    if not seen:  # nothing above the lowest level: the highest sample alone
+        p = int(np.argmax(z))
+        seen[(p, p)] = levels[0]
+    keys = np.array(list(seen), dtype=int)
+    return keys[:, 0], keys[:, 1], np.array(list(seen.values()), dtype=float)
+
+
+def features(z: np.ndarray, widths: np.ndarray, starts: np.ndarray, ends: np.ndarray, levels: np.ndarray,
+             height: float) -> np.ndarray:
+    """The :data:`FEATURES` of each proposal, one row each. ``z``: the curve in units of its scale;
+    ``widths``: the seconds each sample stands for; ``height``: the scale (height minus floor) in
+    similarity units, which says how clearly anything stands out."""
+    n = len(z)
+    total = float(widths.sum())
+    prefix = np.concatenate([[0.0], np.cumsum(z * widths)])
+    wprefix = np.concatenate([[0.0], np.cumsum(widths)])
+    inside = wprefix[ends + 1] - wprefix[starts]
+    length = inside / total
+    mean_in = (prefix[ends + 1] - prefix[starts]) / np.maximum(inside, 1e-12)
+    outside = total - inside
+    mean_out = np.where(outside > 1e-9, (prefix[-1] - (prefix[ends + 1] - prefix[starts])) / np.maximum(outside, 1e-12), 0.0)
+    # the segment with the largest area above the half level (the ``segments`` rule's answer): on a clean
+    # curve it is the event; how much a proposal overlaps it is evidence the ranker weighs by the height
+    gain = (z - 0.5) * widths
+    best, acc, lo, b_lo, b_hi = -np.inf, 0.0, 0, 0, 0
+    for i, g in enumerate(gain):
+        if acc <= 0:
+            acc, lo = 0.0, i
+        acc += g
+        if acc > best:
+            best, b_lo, b_hi = acc, lo, i
+    inter = np.clip(np.minimum(wprefix[ends + 1], wprefix[b_hi + 1]) - np.maximum(wprefix[starts], wprefix[b_lo]), 0, None)
+    union = np.maximum(wprefix[ends + 1], wprefix[b_hi + 1]) - np.minimum(wprefix[starts], wprefix[b_lo])
+    half = inter / np.maximum(union, 1e-12)
+    max_in = np.array([z[s:e + 1].max() for s, e in zip(starts, ends)])
+    min_in = np.array([z[s:e + 1].min() for s, e in zip(starts, ends)])
+    return np.column_stack([length, length ** 2, np.sqrt(length), mean_in, mean_out, max_in, min_in, levels,
+                            starts == 0, ends == n - 1, length * height, length * mean_in, length * np.log(n),
+                            half, half * height]).astype(float)
+
+
+def scored_proposals(times: np.ndarray, curve: np.ndarray, duration: float, *,
+                     top_percentile: float = 95.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(starts, ends, features, edges)`` of every proposal of ``curve`` (sample indices; ``edges``:
+    the sample boundaries in seconds, see :func:`~temporal_reasoner.spans.sample_edges`)."""
+    edges = sample_edges(times, duration)
+    widths = np.diff(edges)
+    base, top = curve_scale(curve, top_percentile)
+    height = max(top - base, 1e-6)
+    z = (curve - base) / height
+    s, e, lv = proposals(z, widths)
+    return s, e, features(z, widths, s, e, lv, height), edges
+
+
+def rank_segments(times: np.ndarray, curve: np.ndarray, duration: float, *, weights: np.ndarray = WEIGHTS,
+                  top_k: int = 10, nms_iou: float = 0.5, top_percentile: float = 95.0) -> list[Span]:
+    """The proposals ranked by ``features @ weights``, thinned at IoU ``nms_iou``, up to ``top_k``.
+    A span's ``mass`` is its score (comparable within one query only), ``peak`` the curve's highest sample in it."""
+    s, e, f, edges = scored_proposals(times, curve, duration, top_percentile=top_percentile)
+    return best_segments(s, e, f @ weights, edges, curve, duration, top_k=top_k, nms_iou=nms_iou)

@@ -1,0 +1,98 @@
+"""The ``ranked`` span mode: proposals at several levels of the curve, ranked by fitted weights."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from frame_describer.errors import ConfigurationError
+from temporal_reasoner import Interval, get_reasoner, ranker
+from temporal_reasoner.embedding import EmbeddingReasoner
+from temporal_reasoner.spans import gaussian_smooth
+from _helpers_text import transcript
+
+
+def _noisy_event(n=75, lo=30, hi=42, seed=0, noise=0.05):
+    rng = np.random.default_rng(seed)
+    curve = 0.2 + noise * rng.standard_normal(n)
+    curve[lo:hi] += 0.25
+    return np.arange(n, dtype=float) * 2 + 1.0, gaussian_smooth(curve, 1.0)  # 2-s clips, sampled at their centres
+
+
+def test_every_proposal_runs_from_a_rise_to_a_fall_through_its_level():
+    times, curve = _noisy_event()
+    s, e, feats, edges = ranker.scored_proposals(times, curve, 150.0)
+    base, top = ranker.curve_scale(curve)
+    z = (curve - base) / (top - base)
+    levels = feats[:, ranker.FEATURES.index("level")]
+    assert feats.shape == (len(s), len(ranker.FEATURES)) and np.isfinite(feats).all()
+    for a, b, lv in zip(s, e, levels):
+        assert z[a] > lv and z[b] > lv
+        assert a == 0 or z[a - 1] <= lv
+        assert b == len(z) - 1 or z[b + 1] <= lv
+    assert len(set(zip(s, e))) == len(s)  # each segment once, at the lowest level that cuts it
+
+
+def test_a_clear_event_on_a_noisy_background_ranks_first():
+    hits = 0
+    for seed in range(20):
+        times, curve = _noisy_event(seed=seed)
+        best = ranker.rank_segments(times, curve, 150.0)[0]
+        hits += Interval(start=best.start, end=best.end).iou(Interval(start=60, end=84)) >= 0.5
+    assert hits >= 18
+
+
+def test_ranked_answers_are_ordered_by_score_and_thinned():
+    times, curve = _noisy_event(seed=3)
+    spans = ranker.rank_segments(times, curve, 150.0, top_k=10, nms_iou=0.5)
+    scores = [sp.mass for sp in spans]
+    assert scores == sorted(scores, reverse=True) and 1 <= len(spans) <= 10
+    for i, a in enumerate(spans):
+        assert 0 <= a.start < a.end <= 150.0
+        for b in spans[:i]:
+            assert Interval(start=a.start, end=a.end).iou(Interval(start=b.start, end=b.end)) < 0.5
+
+
+def test_a_long_busy_curve_keeps_the_proposals_bounded():
+    rng = np.random.default_rng(1)
+    n = 7200  # two hours at 1 fps, noise everywhere: thousands of runs above every level
+    times, curve = np.arange(n, dtype=float), rng.random(n)
+    s, e, _, _ = ranker.scored_proposals(times, curve, float(n))
+    assert len(s) <= len(ranker.LEVELS) * ranker.MAX_RUNS * (ranker.MAX_RUNS + 1) // 2
+
+
+def test_the_weights_match_the_features():
+    assert ranker.WEIGHTS.shape == (len(ranker.FEATURES),) and np.isfinite(ranker.WEIGHTS).all()
+
+
+def test_the_ranked_mode_finds_the_known_span_and_records_its_weights():
+    r = get_reasoner("embedding", spans="ranked")
+    tr = transcript(*[(2, "A wide shot of a city street with buildings.")] * 10,
+                    (2, "A dog is running on the beach."), (2, "A dog runs along the sea shore."),
+                    (2, "A dog is running on the sand."), *[(2, "A wide shot of a city street with buildings.")] * 10)
+    res = r.ground("a dog running on the beach", tr)
+    assert res.best.iou(Interval(start=20, end=26)) >= 0.5
+    settings = res.settings
+    assert settings["spans"] == "ranked" and settings["ranker"] == ranker.WEIGHTS_ID and settings["feedback"] == 0.0
+    assert "rel_level" not in settings
+
+
+@pytest.mark.parametrize("bad", [{"rel_level": 0.4}, {"base_percentile": 30}, {"smooth": 1.0}, {"top_percentile": 40.0}])
+def test_options_the_ranked_mode_would_ignore_are_refused(bad):
+    with pytest.raises(ConfigurationError, match="ranked|top_percentile"):
+        EmbeddingReasoner(encoder=object(), spans="ranked", **bad)
+
+
+def test_the_fit_script_runs_on_a_dev_half_and_prints_weights_for_every_feature(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import fit_ranker
+    from test_real_captions_benchmark import _data
+
+    root = _data(tmp_path / "data")
+    assert fit_ranker.main(["--data-root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "2-fold CV on dev" in out
+    assert all(f"# {name}" in out for name in ranker.FEATURES)
