@@ -3,6 +3,7 @@
     python benchmarks/real_captions.py                                   # QVHighlights, default reasoners, both halves
     python benchmarks/real_captions.py --reasoners embedding vtggpt --halves report --json out.json
     python benchmarks/real_captions.py --sets qvhighlights nextgqa        # also NExT-GQA: ground the question
+    python benchmarks/real_captions.py --reasoners embedding embedding@spans=segments   # two settings side by side
 
 Sets (see ``../shared/data/README.md``):
 
@@ -39,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from frame_describer.errors import ConfigurationError, VidgroundError  # noqa: E402
 from pipelines.api import load_descriptions  # noqa: E402
+from pipelines.cli import parse_option  # noqa: E402
 from pipelines.datasets import Query, data_root, load_dataset  # noqa: E402
 from pipelines.metrics import compute_metrics, mean_prior, read_predictions  # noqa: E402
 from pipelines.runs import find_descriptions  # noqa: E402
@@ -112,9 +114,25 @@ def load_nextgqa(root: Path) -> CaptionSet:
 LOADERS = {"qvhighlights": load_qvhighlights, "nextgqa": load_nextgqa}
 
 
-def _accepts_rephrasings(spec: str) -> bool:
+def parse_row(row: str) -> tuple[str, dict[str, Any]]:
+    """``SPEC@KEY=VALUE,KEY=VALUE`` -> the reasoner spec and its options (values read as in
+    ``vidground eval --reasoner-opt``), so that one run compares settings of one reasoner side by side:
+    ``embedding embedding@spans=segments``."""
+    spec, _, opts = row.partition("@")
+    options: dict[str, Any] = {}
+    for item in filter(None, opts.split(",")):
+        try:
+            key, value = parse_option(item)
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigurationError(f"reasoner row {row!r}: {exc}") from None
+        options[key] = value
+    return spec, options
+
+
+def _accepts_rephrasings(row: str) -> bool:
+    spec, options = parse_row(row)
     try:
-        reasoners.check(spec, rephrasings={})
+        reasoners.check(spec, **options, rephrasings={})
     except ConfigurationError:
         return False
     return True
@@ -159,7 +177,8 @@ def run_set(cs: CaptionSet, specs: list[str], *, halves: list[str], seed: int, r
             modes = [False]
         for with_reph in modes:
             started = time.perf_counter()
-            reasoner = get_reasoner(spec, **({"rephrasings": cs.rephrasings} if with_reph else {}))
+            name, options = parse_row(spec)
+            reasoner = get_reasoner(name, **options, **({"rephrasings": cs.rephrasings} if with_reph else {}))
             _warm(reasoner, cs)
             preds, _ = _ground_all(reasoner, wanted, cs.transcripts)
             results[(spec, "yes" if with_reph else "no")] = preds
@@ -197,7 +216,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", nargs="+", choices=SETS, default=["qvhighlights"])
-    ap.add_argument("--reasoners", nargs="+", default=list(DEFAULT_REASONERS), help="reasoner specs (default: %(default)s)")
+    ap.add_argument("--reasoners", nargs="+", default=list(DEFAULT_REASONERS),
+                    help="reasoner specs, each optionally with options: SPEC@KEY=VALUE,KEY=VALUE (default: %(default)s)")
     ap.add_argument("--halves", nargs="+", choices=HALVES, default=list(HALVES))
     ap.add_argument("--rephrasings", choices=("off", "on", "both"), default="both",
                     help="run reasoners that accept rephrasings without them, with them, or both (default)")
@@ -213,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
     try:
+        for row in args.reasoners:  # a misspelt row fails now, not after the data is loaded
+            spec, options = parse_row(row)
+            reasoners.check(spec, **options)
         root = data_root(args.data_root)
         for name in args.sets:
             t0 = time.perf_counter()

@@ -85,3 +85,20 @@ def test_halves_split_by_video_and_are_stable(seed):
     halves = [bench.half_of(v, seed) for v in vids]
     assert halves == [bench.half_of(v, seed) for v in vids]
     assert 60 < halves.count("dev") < 140
+
+
+def test_rows_of_one_reasoner_with_other_options_run_side_by_side(tmp_path, capsys):
+    root = _data(tmp_path / "data")
+    out = tmp_path / "rows.json"
+    assert bench.main(["--data-root", str(root), "--reasoners", "embedding", "embedding@spans=segments,top_k=3",
+                       "--rephrasings", "off", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    methods = {r["method"] for r in rows}
+    assert {"embedding", "embedding@spans=segments,top_k=3"} <= methods
+    assert bench.parse_row("embedding@spans=segments,top_k=3") == ("embedding", {"spans": "segments", "top_k": 3})
+
+
+@pytest.mark.parametrize("row", ["embedding@spans=blobs", "embedding@no_such_option=1", "embedding@=3"])
+def test_a_bad_row_fails_before_the_data_is_read(tmp_path, capsys, row):
+    assert bench.main(["--data-root", str(tmp_path / "nothing-here"), "--reasoners", row]) == 1
+    assert "error:" in capsys.readouterr().err
