@@ -18,11 +18,13 @@ repeat lines and a benchmark repeats whole vocabularies. Nothing heavy is import
 from __future__ import annotations
 
 import contextlib
-
+import importlib.util
+import logging
+import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,8 @@ from .rephrasings import load_rephrasings, query_forms
 from .spans import Span, find_segments, find_spans, gaussian_smooth, median_smooth, sample_times, text_units
 from .transcript import Transcript
 from .types import GroundingResult, Interval
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 EXTRA = "embedding"
@@ -63,9 +67,14 @@ def _default_device() -> str:
 class Encoder:
     """A loaded sentence-transformers model plus a bounded LRU cache of normalised embeddings."""
 
-    def __init__(self, model: Any, path: str, device: str, *, cache_size: int = 32768, batch_size: int = 128,
-                 store: EmbeddingStore | None = None, model_id: str | None = None):
-        self.model = model
+    def __init__(self, model: Any, path: str, device: str | None, *, cache_size: int = 32768, batch_size: int = 128,
+                 store: EmbeddingStore | None = None, model_id: str | None = None,
+                 loader: Callable[[], Any] | None = None):
+        if model is None and loader is None:
+            raise ValueError("an Encoder needs a model or a loader")
+        self._model = model
+        self._loader = loader
+        self._load_lock = threading.Lock()
         self.path = path
         self.device = device
         self.cache_size = cache_size
@@ -76,6 +85,20 @@ class Encoder:
         #: the on-disk cache shared with other processes (``None``: memory only), and the model's key in it
         self.store = store
         self.model_id = model_id or path
+
+    @property
+    def model(self) -> Any:
+        """The sentence-transformers model, loaded on first use: texts all found in the on-disk cache
+        need no model, so a repeat run on known captions never loads torch."""
+        if self._model is None:
+            with self._load_lock:
+                if self._model is None:
+                    self._model = self._loader()  # type: ignore[misc]
+        return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length embeddings, one row per text (identical texts are encoded once).
@@ -124,6 +147,8 @@ class Encoder:
         with self._lock:
             for v in self._cache.values():
                 return len(v)
+        if not self.loaded:  # not worth loading a model for: a stale vector is caught once it loads
+            return None
         for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
             get = getattr(self.model, name, None)
             dim = get() if callable(get) else None
@@ -151,29 +176,17 @@ def _quiet_loading() -> Iterator[None]:
 
 def get_encoder(model_path: str | None = None, device: str | None = None) -> Encoder:
     """The process-wide encoder for a model path (default: the bundled all-MiniLM-L6-v2) and device."""
-    try:
-        import sentence_transformers  # noqa: F401
-    except ImportError:
-        raise MissingDependencyError("sentence-transformers", EXTRA, "the embedding reasoner") from None
+    if not _installed("sentence_transformers"):  # checked without importing it (and torch): seconds
+        raise MissingDependencyError("sentence-transformers", EXTRA, "the embedding reasoner")
     path = _default_model_path() if model_path in (None, "", DEFAULT_MODEL) else str(model_path)
     if not Path(path).exists():
         raise ConfigurationError(
             f"sentence-transformers model folder {path!r} not found; give a local model folder "
             f"(embedding:/path/to/model) or no argument for the bundled {DEFAULT_MODEL}")
-    device = device or _default_device()
-    key = (path, device)
+    key = (path, device or "auto")
     with _LOCK:
         enc = _ENCODERS.get(key)
         if enc is None:
-            from sentence_transformers import SentenceTransformer
-
-            try:
-                # a local folder and local_files_only: nothing is fetched, and the process's hub
-                # settings (HF_HUB_OFFLINE...) are left as the user set them for other models
-                with _quiet_loading():
-                    model = SentenceTransformer(path, device=device, local_files_only=True)
-            except (OSError, ValueError) as exc:
-                raise ConfigurationError(f"cannot load a sentence-transformers model from {path!r}: {exc}") from None
             store_path = default_store_path()
             store = model_id = None
             if store_path is not None:
@@ -182,8 +195,33 @@ def get_encoder(model_path: str | None = None, device: str | None = None) -> Enc
                 except OSError:  # an unreadable model folder cannot be keyed: memory cache only
                     model_id = None
                 store = EmbeddingStore(store_path) if model_id else None
-            enc = _ENCODERS[key] = Encoder(model, path, device, store=store, model_id=model_id)
+            enc = _ENCODERS[key] = Encoder(None, path, device, store=store, model_id=model_id,
+                                           loader=lambda: _load_model(path, device))
+            if store is None:  # no cache to answer from: load now, so a bad model folder fails here
+                enc.model  # noqa: B018
     return enc
+
+
+def _installed(module: str) -> bool:
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    return importlib.util.find_spec(module) is not None
+
+
+def _load_model(path: str, device: str | None) -> Any:
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise MissingDependencyError("sentence-transformers", EXTRA, "the embedding reasoner") from None
+    device = device or _default_device()
+    log.info("loading the sentence-transformers model %s on %s", path, device)
+    try:
+        # a local folder and local_files_only: nothing is fetched, and the process's hub
+        # settings (HF_HUB_OFFLINE...) are left as the user set them for other models
+        with _quiet_loading():
+            return SentenceTransformer(path, device=device, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot load a sentence-transformers model from {path!r}: {exc}") from None
 
 
 class _SimilarityReasoner(BaseReasoner):

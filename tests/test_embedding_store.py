@@ -183,3 +183,39 @@ def test_a_bad_size_setting_falls_back_to_the_default(monkeypatch, tmp_path, val
     from temporal_reasoner.embedding_store import DEFAULT_MAX_MB
 
     assert EmbeddingStore(tmp_path / "e.sqlite").max_bytes == DEFAULT_MAX_MB * 1024 * 1024
+
+
+def test_an_encoder_whose_texts_are_all_stored_never_loads_its_model(tmp_path):
+    path = tmp_path / "emb.sqlite"
+    Encoder(_CountingModel(), "fake", "cpu", store=EmbeddingStore(path), model_id="m").encode(["a cat", "a dog"])
+    loads = []
+    lazy = Encoder(None, "fake", "cpu", store=EmbeddingStore(path), model_id="m",
+                   loader=lambda: loads.append(1) or _CountingModel())
+    assert lazy.encode(["a dog", "a cat"]).shape == (2, 8) and not lazy.loaded and loads == []
+    lazy.encode(["a bird"])  # a text never seen: now the model loads, once
+    lazy.encode(["a fish"])
+    assert lazy.loaded and loads == [1]
+
+
+def test_a_repeat_query_in_a_new_process_on_known_captions_does_not_import_torch(tmp_path):
+    """The second `vidground ground --descriptions` on the same captions answers from the on-disk cache:
+    no model load, no torch import (the 15-20 s a user waited on every call)."""
+    descriptions = tmp_path / "d.jsonl"
+    descriptions.write_text("".join(f'{{"t": {t}, "text": "{text}"}}\n' for t, text in
+                                    [(0, "A man walks a dog."), (1, "A man walks a dog."), (2, "A woman cooks pasta."),
+                                     (3, "A woman cooks pasta."), (4, "A car drives by.")]))
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from pipelines import ground
+        res = ground(descriptions={str(descriptions)!r}, query="someone is cooking")
+        print(res.best.start, res.best.end, 'torch' in sys.modules)
+    """)
+    env = {**__import__("os").environ, "VIDGROUND_EMBEDDING_CACHE": str(tmp_path / "emb.sqlite")}
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0 and second.returncode == 0, (first.stderr, second.stderr)
+    *span1, torch1 = first.stdout.split()
+    *span2, torch2 = second.stdout.split()
+    assert torch1 == "True" and torch2 == "False"
+    assert span1 == span2
