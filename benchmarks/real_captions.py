@@ -117,8 +117,10 @@ LOADERS = {"qvhighlights": load_qvhighlights, "nextgqa": load_nextgqa}
 def parse_row(row: str) -> tuple[str, dict[str, Any]]:
     """``SPEC@KEY=VALUE,KEY=VALUE`` -> the reasoner spec and its options (values read as in
     ``vidground eval --reasoner-opt``), so that one run compares settings of one reasoner side by side:
-    ``embedding embedding@spans=segments``."""
-    spec, _, opts = row.partition("@")
+    ``embedding embedding@spans=segments``. The options follow the last ``@``; values cannot hold commas."""
+    spec, at, opts = row.rpartition("@")
+    if not at or "=" not in opts:  # no options (a model path may itself hold an "@")
+        spec, opts = row, ""
     options: dict[str, Any] = {}
     for item in filter(None, opts.split(",")):
         try:

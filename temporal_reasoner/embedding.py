@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from frame_describer.errors import ConfigurationError, MissingDependencyError
+from frame_describer.errors import ConfigurationError, MissingDependencyError, VidgroundError
 
 from . import ranker
 from .base import BaseReasoner, check_query
@@ -192,7 +192,7 @@ def get_encoder(model_path: str | None = None, device: str | None = None) -> Enc
             if store_path is not None:
                 try:
                     model_id = model_fingerprint(path)
-                except OSError:  # an unreadable model folder cannot be keyed: memory cache only
+                except (OSError, VidgroundError):  # an unreadable model folder cannot be keyed: memory cache only
                     model_id = None
                 store = EmbeddingStore(store_path) if model_id else None
             enc = _ENCODERS[key] = Encoder(None, path, device, store=store, model_id=model_id,

@@ -13,7 +13,10 @@ shared by every later process (each CLI call, each benchmark run, several proces
 - **Bounded**: at most ``max_mb`` megabytes of vectors (``$VIDGROUND_EMBEDDING_CACHE_MB``, default
   1024, about 650,000 vectors of MiniLM's 384 floats); past that the least recently used are dropped.
 - **Never in the way**: a cache that cannot be opened, read or written (read-only folder, a full disk,
-  a corrupt file) gives one warning and the encoder goes on without it; a query never fails because of it.
+  a corrupt file) gives one warning and the encoder goes on without it; a query never fails because of
+  it. A cache busy in another process past the 30-s timeout is a miss this time, not a failure.
+- **Local disk**: SQLite's WAL mode needs the processes sharing the file on one machine; on a network
+  filesystem shared by several machines point ``$VIDGROUND_EMBEDDING_CACHE`` at a local path.
 """
 
 from __future__ import annotations
@@ -24,14 +27,16 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from frame_describer.cache import video_fingerprint
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCHEMA_VERSION = 2
 ENV_PATH = "VIDGROUND_EMBEDDING_CACHE"
@@ -78,53 +83,71 @@ def text_key(model: str, text: str) -> tuple[int, bytes]:
 
 
 class EmbeddingStore:
-    """Unit-length float32 vectors by ``(model, text)``; safe across threads (one connection per
-    thread) and processes (WAL, a busy timeout). Every failure degrades to a miss, with one warning."""
+    """Unit-length float32 vectors by ``(model, text)``; safe across threads (one connection, used under
+    a lock: lookups are a few milliseconds) and processes (WAL, a busy timeout). Every failure degrades
+    to a miss, with one warning."""
 
-    def __init__(self, path: str | Path, *, max_mb: float | None = None):
+    def __init__(self, path: str | Path, *, max_mb: float | None = None, timeout: float = 30.0):
         self.path = Path(path).expanduser()
+        self.timeout = float(timeout)
         self.max_bytes = int((default_max_mb() if max_mb is None else float(max_mb)) * 1024 * 1024)
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._db_lock = threading.RLock()
+        self._connection: sqlite3.Connection | None = None
         self.broken: str | None = None
-        self.hits = self.misses = self.stored = 0
+        self.hits = self.misses = self.stored = self.busy = 0
 
     # ---------------------------------------------------------------------------------- plumbing
     def _disable(self, exc: BaseException) -> None:
-        with self._lock:
-            if self.broken is None:
-                self.broken = f"{type(exc).__name__}: {exc}"
-                log.warning("embedding cache %s is not usable (%s); going on without it (set %s=off to silence this)",
-                            self.path, self.broken, ENV_PATH)
+        if self.broken is None:
+            self.broken = f"{type(exc).__name__}: {exc}"
+            log.warning("embedding cache %s is not usable (%s); going on without it (set %s=off to silence this)",
+                        self.path, self.broken, ENV_PATH)
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+        if self._connection is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS vectors (id INTEGER PRIMARY KEY, tag BLOB NOT NULL, vec BLOB NOT NULL, "
-                         "used INTEGER NOT NULL)")
-            conn.execute("CREATE INDEX IF NOT EXISTS vectors_used ON vectors (used)")
-            # the row count, kept with every insert and eviction (count(*) reads the whole table)
-            conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('rows', (SELECT count(*) FROM vectors))")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
+            conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("CREATE TABLE IF NOT EXISTS vectors (id INTEGER PRIMARY KEY, tag BLOB NOT NULL, "
+                             "vec BLOB NOT NULL, used INTEGER NOT NULL)")
+                conn.execute("CREATE INDEX IF NOT EXISTS vectors_used ON vectors (used)")
+                # the row count, kept with every insert and eviction (count(*) reads the whole table)
+                conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('rows', (SELECT count(*) FROM vectors))")
+            except BaseException:
+                conn.close()
+                raise
+            self._connection = conn
+        return self._connection
+
+    def _guarded(self, work: Callable[[sqlite3.Connection], T], default: T) -> T:
+        """``work(connection)`` under the lock; a busy database is a miss this time, any other failure
+        disables the cache (one warning)."""
+        if self.broken:
+            return default
+        try:
+            with self._db_lock:
+                return work(self._conn())
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) in (5, 6) or "locked" in str(exc) or "busy" in str(exc):
+                self.busy += 1  # SQLITE_BUSY / SQLITE_LOCKED past the timeout: another process holds it
+                log.debug("embedding cache %s busy: %s", self.path, exc)
+                return default
+            self._disable(exc)
+        except (sqlite3.Error, OSError) as exc:
+            self._disable(exc)
+        return default
 
     def close(self) -> None:
-        with self._lock:
-            conns, self._connections = self._connections, []
-        for conn in conns:
+        with self._db_lock:
+            conn, self._connection = self._connection, None
+        if conn is not None:
             try:
                 conn.close()
             except sqlite3.Error:  # pragma: no cover - closing never matters to the caller
                 pass
-        self._local = threading.local()
 
     # ------------------------------------------------------------------------------------- API
     def lookup(self, model: str, texts: Sequence[str], dim: int | None = None) -> dict[str, np.ndarray]:
@@ -132,12 +155,11 @@ class EmbeddingStore:
         when given, counts as missing)."""
         if self.broken or not texts:
             return {}
-        keys = {text_key(model, t): t for t in dict.fromkeys(texts)}
-        ids = {k[0]: (k[1], t) for k, t in keys.items()}
-        found: dict[str, np.ndarray] = {}
+        ids = {k[0]: (k[1], t) for t in dict.fromkeys(texts) for k in [text_key(model, t)]}
         now = time.time_ns()
-        try:
-            conn = self._conn()
+
+        def work(conn: sqlite3.Connection) -> dict[str, np.ndarray]:
+            found: dict[str, np.ndarray] = {}
             id_list = list(ids)
             for i in range(0, len(id_list), _CHUNK):
                 chunk = id_list[i:i + _CHUNK]
@@ -152,11 +174,11 @@ class EmbeddingStore:
                         hit.append(rid)
                 if hit:  # least-recently-used bookkeeping, one statement per chunk
                     conn.execute(f"UPDATE vectors SET used = ? WHERE id IN ({','.join('?' * len(hit))})", (now, *hit))
-        except (sqlite3.Error, OSError) as exc:
-            self._disable(exc)
-            return {}
+            return found
+
+        found = self._guarded(work, {})
         self.hits += len(found)
-        self.misses += len(keys) - len(found)
+        self.misses += len(ids) - len(found)
         return found
 
     def store(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
@@ -167,8 +189,8 @@ class EmbeddingStore:
         rows = [(*text_key(model, t), np.ascontiguousarray(v, dtype=np.float32).tobytes(), now) for t, v in items]
         if not rows:
             return
-        try:
-            conn = self._conn()
+
+        def work(conn: sqlite3.Connection) -> bool:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 before = conn.total_changes
@@ -180,10 +202,10 @@ class EmbeddingStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        except (sqlite3.Error, OSError) as exc:
-            self._disable(exc)
-            return
-        self.stored += len(rows)
+            return True
+
+        if self._guarded(work, False):
+            self.stored += len(rows)
 
     def _evict(self, conn: sqlite3.Connection, *, row_bytes: int) -> None:
         limit = max(1, self.max_bytes // row_bytes)
@@ -196,7 +218,4 @@ class EmbeddingStore:
             conn.execute("UPDATE meta SET value = value - ? WHERE name = 'rows'", (conn.total_changes - before,))
 
     def __len__(self) -> int:
-        try:
-            return int(self._conn().execute("SELECT count(*) FROM vectors").fetchone()[0])
-        except (sqlite3.Error, OSError):
-            return 0
+        return self._guarded(lambda conn: int(conn.execute("SELECT count(*) FROM vectors").fetchone()[0]), 0)

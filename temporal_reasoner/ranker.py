@@ -136,6 +136,8 @@ def scored_proposals(times: np.ndarray, curve: np.ndarray, duration: float, *,
     edges = sample_edges(times, duration)
     widths = np.diff(edges)
     base, top = curve_scale(curve, top_percentile)
+    if top - base <= 1e-6:  # flat but for a few samples: the highest one sets the height
+        top = float(curve.max())
     height = max(top - base, 1e-6)
     z = (curve - base) / height
     s, e, lv = proposals(z, widths)

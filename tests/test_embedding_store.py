@@ -219,3 +219,52 @@ def test_a_repeat_query_in_a_new_process_on_known_captions_does_not_import_torch
     *span2, torch2 = second.stdout.split()
     assert torch1 == "True" and torch2 == "False"
     assert span1 == span2
+
+
+def test_short_lived_threads_do_not_pile_up_connections(tmp_path):
+    """The eval builds a thread pool per video: each new thread must not open (and keep) its own connection."""
+    import os
+
+    store = EmbeddingStore(tmp_path / "emb.sqlite")
+    store.store("m", [("a cat", _vec(1))])
+    fds = lambda: len(os.listdir("/proc/self/fd"))  # noqa: E731
+    before = fds()
+    for _ in range(60):
+        with ThreadPoolExecutor(2) as pool:
+            assert all(pool.map(lambda _: store.lookup("m", ["a cat"]) != {}, range(4)))
+    assert fds() - before <= 2 and store.broken is None
+
+
+def test_a_database_busy_in_another_process_is_a_miss_not_the_end_of_the_cache(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "emb.sqlite"
+    store = EmbeddingStore(path, timeout=0.05)
+    store.store("m", [("a cat", _vec(1))])
+    holder = sqlite3.connect(str(path), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process writing for longer than the timeout
+    store.store("m", [("a dog", _vec(2))])
+    assert store.busy >= 1 and store.broken is None
+    holder.execute("ROLLBACK")
+    holder.close()
+    store.store("m", [("a dog", _vec(2))])
+    assert set(store.lookup("m", ["a cat", "a dog"])) == {"a cat", "a dog"}
+
+
+def test_a_model_folder_that_cannot_be_fingerprinted_leaves_the_reasoner_working(monkeypatch):
+    """Reading the model folder for the cache key fails (an unreadable file the model does not need):
+    the encoder goes on with its memory cache, the query does not fail."""
+    from frame_describer.errors import VideoDecodeError
+    from temporal_reasoner import embedding
+
+    def unreadable(_folder):
+        raise VideoDecodeError("/models/x/secret.bin", "permission denied")
+
+    monkeypatch.setattr(embedding, "model_fingerprint", unreadable)
+    key = (embedding._default_model_path(), "cpu")
+    monkeypatch.delitem(embedding._ENCODERS, key, raising=False)
+    try:
+        enc = embedding.get_encoder(None, "cpu")
+        assert enc.store is None and enc.encode(["a cat"]).shape == (1, 384)
+    finally:
+        embedding._ENCODERS.pop(key, None)

@@ -96,3 +96,13 @@ def test_the_fit_script_runs_on_a_dev_half_and_prints_weights_for_every_feature(
     out = capsys.readouterr().out
     assert "2-fold CV on dev" in out
     assert all(f"# {name}" in out for name in ranker.FEATURES)
+
+
+def test_a_flat_curve_but_for_one_spike_is_scaled_by_the_spike():
+    curve = np.full(60, 0.3)
+    curve[20] = 0.9
+    times = np.arange(60, dtype=float)
+    spans = ranker.rank_segments(times, curve, 60.0)
+    assert spans[0].start == 19.5 and spans[0].end == 20.5
+    _, _, feats, _ = ranker.scored_proposals(times, curve, 60.0)
+    assert np.abs(feats).max() < 100  # in units of the spike's height, not of a 1e-6 floor

@@ -102,3 +102,8 @@ def test_rows_of_one_reasoner_with_other_options_run_side_by_side(tmp_path, caps
 def test_a_bad_row_fails_before_the_data_is_read(tmp_path, capsys, row):
     assert bench.main(["--data-root", str(tmp_path / "nothing-here"), "--reasoners", row]) == 1
     assert "error:" in capsys.readouterr().err
+
+
+def test_a_model_path_with_an_at_sign_is_not_read_as_options():
+    assert bench.parse_row("embedding:/models/me@work/minilm") == ("embedding:/models/me@work/minilm", {})
+    assert bench.parse_row("embedding:/models/me@work/minilm@top_k=2") == ("embedding:/models/me@work/minilm", {"top_k": 2})
