@@ -7,8 +7,9 @@ compare) and the command line. Runs add each
 backend's spec, options and full settings (:func:`backend_settings`).
 
 Secrets never reach a record: :func:`redact` replaces the values of secret-looking keys
-(``api_key``, ``token``, ``password``...), credentials in URLs and OpenAI-style keys, and
-:func:`command_line` does the same for ``--api-key VALUE`` and ``KEY=VALUE`` options.
+(``api_key``, ``apiKey``, ``token``, ``password``...), credentials and secret query parameters in URLs,
+secret headers (``Authorization: Bearer ...``) and whole tokens that look like OpenAI-style keys, and
+:func:`command_line` does the same for ``--api-key VALUE`` (abbreviated too) and ``KEY=VALUE`` options.
 """
 
 from __future__ import annotations
@@ -35,32 +36,89 @@ KEY_PACKAGES = ("numpy", "pydantic", "opencv-python-headless", "av", "torch", "s
                 "pillow", "matplotlib", "ray")
 
 _SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|apikey|key|secret|token|access[_-]?token|password|passwd|"
-                         r"authorization|auth|credentials?|cookie)$", re.IGNORECASE)
+                         r"authorization|auth|credentials?|cookie|signature)$", re.IGNORECASE)
+#: Word boundaries inside a camelCase name: ``openaiApiKey`` -> ``openai_Api_Key``, ``HTTPAuth`` -> ``HTTP_Auth``.
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
-_KEY_LIKE = re.compile(r"\b(sk|rk|pk)-[A-Za-z0-9_\-]{16,}\b|\bhf_[A-Za-z0-9]{20,}\b")
+#: ``NAME=VALUE`` / ``NAME: VALUE`` inside a text: URL query parameters (``?api_key=...&``), headers
+#: (``Authorization: Bearer ...``), ``key=value`` lists and JSON-like ``"token": "..."``. The value is
+#: redacted when NAME is secret-looking (:func:`is_secret_key`); a name inside a path (after ``/``) is not one.
+_NAME_SEP = re.compile(r"""(?<![\w.\-/])(?P<name>[A-Za-z_][\w.\-]*)["']?\s*[:=]\s*""")
+_VALUE = re.compile(r""""[^"]*"|'[^']*'|(?:(?:Bearer|Basic|Token)\s+)?[^\s"',;&#}\]]+""")
+_BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=\-]{8,}")
+#: A whole token that looks like an API key (``sk-...``, ``hf_...`` with a digit, as random keys have): alone or
+#: after a space, quote, ``=`` or ``:``, never a piece of a path (``/data/sk-learn-experiments-2/videos``) nor
+#: a name such as ``sk-learn-experiments-charades``.
+_KEY_LIKE = re.compile(r"""(?<![^\s"'=:,(\[{])(?=[A-Za-z_\-]*\d)"""
+                       r"""(?:(?:sk|rk|pk)-[A-Za-z0-9_\-]{16,}|hf_[A-Za-z0-9]{20,})(?![^\s"',;)\]}&])""")
 _SECRET_FLAGS = ("--api-key",)
+#: Names of secrets in texts besides the secret-looking ones: the signature of a signed URL (``?sig=...``).
+_SECRET_PARAMS = {"sig"}
 
 
 def is_secret_key(key: str) -> bool:
-    """Whether a setting named ``key`` holds a secret (``api_key``, ``openai_api_key``, ``token``, but not
-    ``max_tokens``)."""
-    return bool(_SECRET_KEY.search(str(key)))
+    """Whether a setting named ``key`` holds a secret (``api_key``, ``openai_api_key``, ``openaiApiKey``,
+    ``X-Api-Key``, ``token``, but not ``max_tokens`` or ``maxTokens``)."""
+    return bool(_SECRET_KEY.search(_CAMEL.sub("_", str(key).strip())))
+
+
+def _redact_assignments(text: str) -> str:
+    """``text`` with the value of every secret ``NAME=VALUE`` / ``NAME: VALUE`` pair redacted (see
+    :data:`_NAME_SEP`); a quoted value keeps its quotes."""
+    out, pos = [], 0
+    for m in _NAME_SEP.finditer(text):
+        name = m["name"]
+        if m.start() < pos or not (is_secret_key(name) or name.lower() in _SECRET_PARAMS):
+            continue
+        value = _VALUE.match(text, m.end())
+        if value is None:
+            continue
+        quote = value[0][0] if value[0][0] in "\"'" else ""
+        out += [text[pos:m.end()], f"{quote}{REDACTED}{quote}"]
+        pos = value.end()
+    return "".join([*out, text[pos:]])
+
+
+def _redact_text(text: str) -> str:
+    text = _URL_CREDENTIALS.sub(f"{REDACTED}@", text)
+    text = _redact_assignments(text)
+    text = _BEARER.sub(lambda m: f"{m[1]} {REDACTED}", text)
+    return _KEY_LIKE.sub(REDACTED, text)
 
 
 def redact(value: Any) -> Any:
     """``value`` with every secret replaced by ``"<redacted>"``: values of secret-looking keys at any
-    depth, credentials in URLs and strings that look like API keys."""
+    depth (``api_key``, ``apiKey``...), credentials and secret query parameters in URLs, secret
+    ``NAME: VALUE`` / ``NAME=VALUE`` pairs and headers inside texts, and whole tokens that look like API keys."""
     if isinstance(value, Mapping):
         return {k: (REDACTED if is_secret_key(k) and v not in (None, "") else redact(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     if isinstance(value, str):
-        return _KEY_LIKE.sub(REDACTED, _URL_CREDENTIALS.sub(f"{REDACTED}@", value))
+        return _redact_text(value)
     return value
 
 
+def _is_secret_flag(flag: str) -> bool:
+    """Whether a ``--flag`` takes a secret: ``--api-key`` or a prefix argparse accepts for it (``--api-k``),
+    or any secret-looking name (``--token``)."""
+    if not flag.startswith("--") or len(flag) < 3:
+        return False
+    return any(f.startswith(flag) for f in _SECRET_FLAGS) or is_secret_key(flag[2:])
+
+
+def _redact_arg(arg: str) -> str:
+    """A token that is not a ``--flag``: ``KEY=VALUE`` with a secret-looking KEY loses its whole value."""
+    key, eq, _ = arg.partition("=")
+    if eq and is_secret_key(key):
+        return f"{key}={REDACTED}"
+    return redact(arg)
+
+
 def command_line(argv: Sequence[str] | None = None, prog: str = "vidground") -> str:
-    """The command line as a shell would take it, secrets redacted (``--api-key X``, ``api_key=X``)."""
+    """The command line as a shell would take it, secrets redacted: ``--api-key X``, ``--api-key=X`` and
+    their abbreviations (``--api-k X``), ``api_key=X`` option values, also in the one-token form
+    ``--reasoner-opt=api_key=X``, and whatever :func:`redact` finds in the other tokens."""
     args = list(sys.argv[1:] if argv is None else argv)
     out: list[str] = []
     hide_next = False
@@ -68,15 +126,15 @@ def command_line(argv: Sequence[str] | None = None, prog: str = "vidground") -> 
         if hide_next:
             out.append(REDACTED)
             hide_next = False
-            continue
-        flag, eq, _ = a.partition("=")
-        if flag in _SECRET_FLAGS:
-            hide_next = not eq
-            out.append(f"{flag}={REDACTED}" if eq else a)
-        elif eq and not a.startswith("-") and is_secret_key(flag):
-            out.append(f"{flag}={REDACTED}")
+        elif a.startswith("--") and len(a) > 2:
+            flag, eq, value = a.partition("=")
+            if _is_secret_flag(flag):
+                hide_next = not eq
+                out.append(f"{flag}={REDACTED}" if eq else flag)
+            else:
+                out.append(f"{flag}={_redact_arg(value)}" if eq else a)
         else:
-            out.append(redact(a))
+            out.append(_redact_arg(a))
     return shlex.join([prog, *out])
 
 

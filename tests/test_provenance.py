@@ -54,6 +54,73 @@ def test_redaction_of_settings_and_command_lines():
     assert line.startswith("vidground eval x --api-key")
 
 
+def test_command_line_redacts_one_token_and_abbreviated_secret_flags():
+    from pipelines.cli import build_parser
+
+    # argparse takes all of these: the value of an abbreviated or one-token option is the key
+    args = build_parser().parse_args(["ground", "--descriptions", "d.jsonl", "q", "--api-k", SECRET,
+                                      f"--reasoner-opt=api_key={SECRET}", f"--describer-o=api_key={SECRET}"])
+    assert args.api_key == SECRET and args.reasoner_opt == [("api_key", SECRET)] == args.describer_opt
+    assert build_parser().parse_args(["ground", "q", "--a", SECRET]).api_key == SECRET
+    for argv in (["--api-k", SECRET], ["--a", SECRET], [f"--api-key={SECRET}"], [f"--api-ke={SECRET}"],
+                 [f"--reasoner-opt=api_key={SECRET}"], [f"--describer-opt=api_key={SECRET}"],
+                 [f"--reasoner-o=api_key={SECRET}"], ["--reasoner-opt", f"apiKey={SECRET}"],
+                 ["--reasoner-opt", f" api_key={SECRET}"], ["--base-url", f"https://proxy/v1?api_key={SECRET}"],
+                 [f"--reasoner-opt=base_url=https://proxy/v1?key={SECRET}&x=1"]):
+        line = provenance.command_line(["ground", "q", *argv])
+        assert SECRET not in line and "<redacted>" in line, argv
+    assert provenance.command_line([f"--reasoner-opt=api_key={SECRET}", "--api-k", SECRET, "--top-k", "5"]) == \
+        "vidground '--reasoner-opt=api_key=<redacted>' --api-k '<redacted>' --top-k 5"
+    assert provenance.command_line(["--reasoner-opt=max_tokens=5", "--out", "runs/sk-learn-experiments-charades"]) \
+        == "vidground --reasoner-opt=max_tokens=5 --out runs/sk-learn-experiments-charades"
+
+
+def test_redact_finds_secrets_in_urls_camel_case_keys_and_headers():
+    r = provenance.redact
+    assert r(f"https://proxy/v1?api_key={SECRET}&model=m") == "https://proxy/v1?api_key=<redacted>&model=m"
+    assert r("https://proxy/v1?key=abc123&token=t0k#x") == "https://proxy/v1?key=<redacted>&token=<redacted>#x"
+    assert r("https://u:pw@host/v1?sig=abc&v=2") == "https://<redacted>@host/v1?sig=<redacted>&v=2"
+    assert r({"openaiApiKey": "x", "apiKey": "y", "accessToken": "z", "HTTPAuthorization": "w", "X-Api-Key": "v",
+              "maxTokens": 5, "max_tokens": 6, "keyframes": 7}) == {
+        "openaiApiKey": "<redacted>", "apiKey": "<redacted>", "accessToken": "<redacted>",
+        "HTTPAuthorization": "<redacted>", "X-Api-Key": "<redacted>", "maxTokens": 5, "max_tokens": 6, "keyframes": 7}
+    assert r("Authorization: Bearer abc.def-ghi") == "Authorization: <redacted>"
+    assert r(["x-api-key:abc123", "token: t", "Bearer abcdefghijkl"]) == \
+        ["x-api-key:<redacted>", "token: <redacted>", "Bearer <redacted>"]
+    assert r('{"apiKey": "abc", "n": 1}') == '{"apiKey": "<redacted>", "n": 1}'
+    assert SECRET not in r(f"headers={{'Authorization': 'Bearer {SECRET}'}}")
+
+
+def test_redact_leaves_ordinary_paths_and_names_alone():
+    for text in ("/data/sk-learn-experiments-charades/videos", "/data/sk-learn-experiments-2024-charades/videos",
+                 "runs/sk-learn-experiments-charades", "sk-learn-experiments-charades", "/data/token=1/videos",
+                 "https://host/v1", "12:30", "max_tokens=5", "/models/hf_abcdefghijklmnopqrstuvwxyz1/model.gguf"):
+        assert provenance.redact(text) == text
+    assert provenance.redact(SECRET) == provenance.redact(f" {SECRET}").strip() == "<redacted>"
+    assert provenance.redact(f"key={SECRET},x") == "key=<redacted>,x"
+
+
+def test_one_token_options_and_key_like_paths_in_a_run(toy, tmp_path, capsys):
+    from _helpers_eval import write_toy_dataset
+
+    ds, desc = write_toy_dataset(tmp_path / "sk-learn-experiments-charades-2" / "data")
+    out = tmp_path / "run"
+    argv = ["eval", "jsonl", "--dataset-file", str(ds), "--descriptions", str(desc), "--reasoner", "keyed",
+            f"--reasoner-opt=api_key={SECRET}", f"--reasoner-opt=base_url=https://proxy/v1?api_key={SECRET}",
+            "--out", str(out)]
+    assert main(argv) == 0
+    assert cli("report", out, "--bootstrap", "0") == 0
+    printed = capsys.readouterr()
+    config = json.loads((out / "config.json").read_text())
+    assert config["dataset_path"] == str(ds) and config["descriptions"] == str(desc)  # not "<redacted>"
+    assert config["reasoner_options"] == {"api_key": "<redacted>", "base_url": "https://proxy/v1?api_key=<redacted>"}
+    p = json.loads((out / "provenance.json").read_text())
+    assert "--reasoner-opt=api_key=<redacted>" in p["command"] and str(ds) in p["command"]
+    for f in [f for f in out.rglob("*") if f.is_file() and f.suffix in (".json", ".jsonl", ".md", ".html")]:
+        assert SECRET not in f.read_text(), f
+    assert SECRET not in printed.out + printed.err
+
+
 def test_collect_works_outside_git(monkeypatch):
     def no_git(*a, **k):
         raise FileNotFoundError("git")
