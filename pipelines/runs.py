@@ -282,7 +282,9 @@ def _check_resume(out: Path, config: RunConfig) -> None:
     path = out / "config.json"
     if not path.exists():
         return
-    old = json.loads(path.read_text(encoding="utf-8"))
+    # a run folder written before redaction existed may hold a plaintext api_key: both sides are compared,
+    # and shown, redacted (config.json is then rewritten without it)
+    old = redact(json.loads(path.read_text(encoding="utf-8")))
     new = config.to_json()
     diff = [f"{k}: {old.get(k, _OLD_DEFAULTS.get(k))!r} -> {new.get(k)!r}" for k in _MUST_MATCH
             if old.get(k, _OLD_DEFAULTS.get(k)) != new.get(k)]

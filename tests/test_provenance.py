@@ -174,6 +174,26 @@ def test_every_run_records_its_provenance_and_no_secret(toy, tmp_path, capsys):
         assert SECRET not in text and "me:pw" not in text, f
 
 
+def test_a_run_written_before_redaction_resumes_and_its_old_key_is_never_shown(toy, tmp_path):
+    from frame_describer.errors import ConfigurationError
+
+    ds, desc = toy
+    out = tmp_path / "run"
+    config = lambda **o: RunConfig(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc),  # noqa: E731
+                                   reasoner="keyed", reasoner_options={"api_key": SECRET, **o}, limit=4)
+    run_eval(config(), out)
+    old = json.loads((out / "config.json").read_text())
+    old["reasoner_options"]["api_key"] = SECRET  # as vidground wrote it before it redacted secrets
+    (out / "config.json").write_text(json.dumps(old))
+    s = run_eval(config(), out)
+    assert (s.already_done, s.ran) == (4, 0)
+    assert SECRET not in (out / "config.json").read_text()
+    (out / "config.json").write_text(json.dumps(old))
+    with pytest.raises(ConfigurationError, match="reasoner_options") as err:
+        run_eval(config(temperature=0.5), out)
+    assert SECRET not in str(err.value) and "'api_key': '<redacted>'" in str(err.value)
+
+
 def test_compare_warns_when_runs_differ_in_more_than_the_backends(toy, tmp_path):
     ds, desc = toy
     base = dict(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc))
