@@ -39,7 +39,8 @@ class Interval(BaseModel):
     Accepts the common ``[start, end, score]`` list form as input; ``as_list()`` gives it back, and
     it unpacks like that list: ``start, end, score = interval`` (``interval[0]`` is the start).
     Pydantic's default iteration would yield ``(field name, value)`` pairs, which unpack without an
-    error into nonsense.
+    error into nonsense. ``dict(interval)`` still gives the field mapping, as for any pydantic model
+    (``keys()`` and ``interval["start"]``), and ``np.asarray(intervals)`` an ``(n, 3)`` array.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -69,8 +70,16 @@ class Interval(BaseModel):
     def __len__(self) -> int:
         return 3
 
-    def __getitem__(self, index: int | slice) -> Any:
+    def __getitem__(self, index: int | slice | str) -> Any:
+        if isinstance(index, str):  # dict(interval) asks for each of keys()
+            if index not in type(self).model_fields:
+                raise KeyError(index)
+            return getattr(self, index)
         return (self.start, self.end, self.score)[index]
+
+    def keys(self) -> tuple[str, ...]:
+        """The field names, so that ``dict(interval)`` is ``{"start": ..., "end": ..., "score": ...}``."""
+        return tuple(type(self).model_fields)
 
     @property
     def length(self) -> float:

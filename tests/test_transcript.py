@@ -81,3 +81,27 @@ def test_interval_unpacks_as_start_end_score():
     # serialisation and validation are unchanged
     assert iv.model_dump() == {"start": 2.5, "end": 7.0, "score": 0.8}
     assert Interval.model_validate(list(iv)) == iv
+
+
+def test_interval_dict_gives_its_fields_as_for_any_pydantic_model():
+    import json
+
+    import numpy as np
+
+    from temporal_reasoner.types import GroundingResult, Interval
+
+    iv, bare = Interval(start=2.5, end=7.0, score=0.8), Interval(start=0, end=1)
+    assert dict(iv) == iv.model_dump() == {"start": 2.5, "end": 7.0, "score": 0.8}
+    assert dict(bare) == {"start": 0.0, "end": 1.0, "score": None}
+    assert iv.keys() == ("start", "end", "score") and (iv["start"], iv["end"], iv["score"]) == (2.5, 7.0, 0.8)
+    assert Interval(**dict(iv)) == iv == Interval.model_validate(dict(iv))
+    with pytest.raises(KeyError):
+        iv["length"]
+    s, e, score = iv  # unpacking is still the list form
+    assert (s, e, score) == (2.5, 7.0, 0.8)
+    assert np.asarray([iv, iv]).tolist() == [[2.5, 7.0, 0.8]] * 2 and np.asarray([iv, iv]).dtype == np.float64
+    assert np.asarray([iv, bare]).shape == (2, 3)
+    assert json.loads(json.dumps(dict(iv))) == iv.model_dump()
+    result = GroundingResult(query="q", duration=9.0, intervals=[iv, bare])
+    assert json.loads(result.model_dump_json())["intervals"] == [dict(iv), dict(bare)]
+    assert GroundingResult.model_validate_json(result.model_dump_json()) == result
