@@ -67,13 +67,23 @@ def mean_prior(queries: Sequence[Query]) -> tuple[float, float]:
 
 
 def as_prior(prior: SpanPrior | tuple[float, float] | Sequence[float] | None) -> SpanPrior:
-    """``None`` -> :data:`FIXED_PRIOR`; a ``(start, end)`` pair -> a prior given by the caller."""
+    """``None`` -> :data:`FIXED_PRIOR`; a ``(start, end)`` pair -> a prior given by the caller. The span must
+    satisfy ``0 <= start < end <= 1`` (fractions of the duration): a reversed or empty one is a
+    :class:`ConfigurationError`, not a baseline that silently scores 0."""
     if prior is None:
         return FIXED_PRIOR
     if isinstance(prior, SpanPrior):
-        return prior
-    a, b = prior
-    return SpanPrior(start=float(a), end=float(b), source="given by the caller")
+        a, b = prior.start, prior.end
+    else:
+        try:
+            a, b = (float(x) for x in prior)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"a prior span is a (start, end) pair of fractions of the duration, "
+                                     f"got {prior!r}") from None
+    if not 0 <= a < b <= 1:
+        raise ConfigurationError(f"prior span ({a:g}, {b:g}) must satisfy 0 <= start < end <= 1, as fractions of "
+                                 "the duration" + (" (start and end swapped?)" if 0 <= b < a <= 1 else ""))
+    return prior if isinstance(prior, SpanPrior) else SpanPrior(start=a, end=b, source="given by the caller")
 
 
 def dataset_prior(name: str, split: str | None = None, root: str | None = None) -> SpanPrior:

@@ -131,6 +131,25 @@ def test_baselines_whole_video_and_prior():
         baseline_predictions(queries, "middle")
 
 
+def test_a_prior_span_must_be_ordered_fractions_of_the_duration():
+    from pipelines.baselines import SpanPrior, as_prior
+
+    queries = [q(0, 0, 15, duration=30)]
+    assert as_prior((0.1, 0.9)).as_tuple() == (0.1, 0.9) and as_prior((0, 1)).as_tuple() == (0.0, 1.0)
+    assert as_prior(None) is FIXED_PRIOR
+    for bad, match in (((0.75, 0.25), "swapped"), ((0.5, 0.5), "start < end"), ((-0.1, 0.5), "0 <= start"),
+                       ((0.2, 1.5), "<= 1"), ((float("nan"), 0.5), "0 <= start"), ((0.1,), "pair"),
+                       ((0.1, 0.2, 0.3), "pair"), ("ab", "pair"), (0.5, "pair")):
+        with pytest.raises(ConfigurationError, match=match):
+            as_prior(bad)
+    with pytest.raises(ConfigurationError, match="swapped"):
+        compute_metrics({}, queries, bootstrap=0, prior=(0.75, 0.25))  # before: a prior span silently scoring 0
+    with pytest.raises(ConfigurationError, match="swapped"):
+        baseline_predictions(queries, "prior", prior=[0.9, 0.1])
+    with pytest.raises(ConfigurationError, match="swapped"):
+        as_prior(SpanPrior.model_construct(start=0.8, end=0.2, source="made by hand"))
+
+
 def test_the_default_prior_is_fixed_never_fitted_on_the_scored_queries():
     # every GT is the first tenth: a prior fitted on these queries would score 100
     queries = [q(i, 0, 3, duration=30) for i in range(3)]
