@@ -214,7 +214,8 @@ def _safe(name: str) -> str:
 def _markdown(out: Path, config: dict[str, Any], queries: list[Query], results: dict[str, dict[str, Any]],
               m: Metrics | None, totals: dict[str, Any], missing: list[str]) -> str:
     scored = m.n if m else 0
-    skipped = sum(q.video in set(missing) for q in queries)
+    missing_videos = set(missing)
+    skipped = sum(q.video in missing_videos for q in queries)
     lines = [f"# Evaluation: {out.name}", "",
              f"{config.get('dataset')} / {config.get('split') or 'default split'}: {len(queries)} queries selected"
              f" (limit={config.get('limit')}, seed={config.get('seed')}, subset={config.get('subset')}); "
@@ -350,8 +351,10 @@ def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, An
     runs differ besides (see :func:`run_differences`)."""
     ca, qa, ra = load_run(a)
     cb, qb, rb = load_run(b)
-    qa, qb = [q for q in qa if q.video not in _missing(Path(a))], [q for q in qb if q.video not in _missing(Path(b))]
-    common = [q for q in qa if q.qid in {x.qid for x in qb}]
+    missing_a, missing_b = _missing(Path(a)), _missing(Path(b))  # each missing.json read once, not per query
+    qa, qb = [q for q in qa if q.video not in missing_a], [q for q in qb if q.video not in missing_b]
+    qids_b = {x.qid for x in qb}
+    common = [q for q in qa if q.qid in qids_b]
     if not common:
         from frame_describer.errors import InputError
 

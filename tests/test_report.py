@@ -72,6 +72,58 @@ def test_compare_runs(tmp_path, run_dir, capsys):
     assert cli("report", run_dir, "--bootstrap", "0") == 0 and "wrote" in capsys.readouterr().out
 
 
+def _synthetic_run(out: Path, n_videos: int, per_video: int, missing: list[str], shift: float) -> Path:
+    """A run folder written directly: ``n_videos * per_video`` queries, a result for each query whose video
+    is not ``missing``, each prediction the GT window moved by ``shift`` seconds."""
+    out.mkdir(parents=True)
+    (out / "config.json").write_text(json.dumps({
+        "dataset": "jsonl", "mode": "descriptions", "reasoner": "fake-reasoner", "clip_gt": False, "top_k": 1,
+        "baseline_prior": {"start": 0.25, "end": 0.75, "source": "fixed"}}))
+    queries, results = [], []
+    for v in range(n_videos):
+        for k in range(per_video):
+            qid, video, s = f"q{v}-{k}", f"vid{v}", float(k)
+            queries.append({"qid": qid, "video": video, "query": f"event {k}", "duration": 10.0, "windows": [[s, s + 2]]})
+            if video not in missing:
+                results.append({"qid": qid, "video": video, "status": "ok", "duration": 10.0,
+                                "intervals": [[s + shift, s + shift + 2, 1.0]]})
+    (out / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results))
+    (out / "missing.json").write_text(json.dumps({"missing_videos": missing}))
+    return out
+
+
+def test_compare_and_report_over_many_queries_read_each_list_once(tmp_path, monkeypatch):
+    from pipelines import report
+
+    calls = []
+    real_missing = report._missing
+    monkeypatch.setattr(report, "_missing", lambda out: calls.append(out) or real_missing(out))
+    a = _synthetic_run(tmp_path / "a", 1000, 5, [f"vid{v}" for v in range(100)], shift=0.0)
+    b = _synthetic_run(tmp_path / "b", 1000, 5, [f"vid{v}" for v in range(900, 1000)], shift=1.0)
+    c = compare_runs(a, b)
+    assert len(calls) == 2  # missing.json read once per run, not once per query (5000 each)
+    assert (c["common"], c["only_a"], c["only_b"]) == (4000, 500, 500)
+    assert c["a_better"] == 4000 and c["metrics_a"]["R1@0.5"] == 100.0 and c["metrics_b"]["R1@0.5"] == 0.0
+
+    write_report(a, bootstrap=0, plots=False)
+    assert "5000 queries selected" in (a / "report.md").read_text()
+    assert "4500 scored, 500 skipped for 100 missing video(s)" in (a / "report.md").read_text()
+
+    class CountingList(list):
+        iterations = 0
+
+        def __iter__(self):
+            CountingList.iterations += 1
+            return super().__iter__()
+
+    config, queries, results = report.load_run(a)
+    totals = report.run_totals(a)
+    text = report._markdown(a, config, queries, results, None, totals, CountingList(f"vid{v}" for v in range(100)))
+    assert "0 scored, 500 skipped for 100 missing video(s)" in text
+    assert CountingList.iterations <= 2  # the missing list is made a set once, not once per query
+
+
 # ----------------------------------------------------------------------------------- the browser
 
 def _chromium() -> str:
