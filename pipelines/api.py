@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from frame_describer import Describer, FrameDescription, Usage, get_describer, read_descriptions
 from frame_describer.descriptions_io import description_metadata, write_descriptions
@@ -40,8 +40,18 @@ class DescribedVideo(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     seconds: float = 0.0
 
+    #: the merged transcript :func:`load_descriptions` already built (building one validates every line),
+    #: with what it was built from: the same description objects, duration and step
+    _built: tuple[Transcript, tuple[int, ...], float, float] | None = PrivateAttr(default=None)
+
     def transcript(self, *, merge: bool = True) -> Transcript:
-        t = Transcript.from_descriptions(self.descriptions, duration=self.duration, step=self.step, merge=merge)
+        built, ids = self._built, tuple(map(id, self.descriptions))
+        if merge and built is not None and built[1:] == (ids, self.duration, self.step):
+            t = built[0]
+        else:
+            t = Transcript.from_descriptions(self.descriptions, duration=self.duration, step=self.step, merge=merge)
+            if merge:
+                self._built = (t, ids, self.duration, self.step)
         return t.model_copy(update={"duration_inferred": self.duration_inferred})
 
     def write(self, path: PathLike) -> int:
@@ -180,7 +190,7 @@ def load_descriptions(
     # a clip grid's end (caption imports) is only an estimate of the duration: a known one still wins
     inferred = transcript.duration_inferred or (
         duration is None and description_metadata(items, "duration_inferred") is True)
-    return DescribedVideo(
+    described = DescribedVideo(
         video=str(description_metadata(items, "video") or source),
         duration=transcript.duration,
         step=transcript.step,
@@ -188,6 +198,8 @@ def load_descriptions(
         describer=str(description_metadata(items, "describer") or "external"),
         descriptions=items,
     )
+    described._built = (transcript, tuple(map(id, items)), described.duration, described.step)
+    return described
 
 
 def ground(

@@ -80,6 +80,7 @@ class Encoder:
         self.cache_size = cache_size
         self.batch_size = batch_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._grouped: OrderedDict[tuple[str, tuple[str, ...]], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
         self.encoded = 0
         #: the on-disk cache shared with other processes (``None``: memory only), and the model's key in it
@@ -139,6 +140,30 @@ class Encoder:
             known.update(fresh)
         rows = [known[t] for t in texts]
         return np.stack(rows) if rows else np.zeros((0, 1), dtype=np.float32)
+
+    #: Transcripts whose stacked unit vectors are kept (a 2-hour transcript's clauses: about 55 MB).
+    GROUPED_KEPT = 4
+
+    def grouped(self, texts: Sequence[str], split: Callable[[str], list[str]], tag: str = "") -> tuple[np.ndarray, np.ndarray]:
+        """The vectors of the pieces ``split(text)`` of every text (a text with none counts as ``""``),
+        stacked in order, and the row where each text's pieces start. The last :attr:`GROUPED_KEPT`
+        results are kept by content (``tag`` names the splitter), so every further query on the same
+        transcript costs one matrix product, not a split and a lookup of every piece."""
+        key = (tag, tuple(texts))
+        with self._lock:
+            hit = self._grouped.get(key)
+            if hit is not None:
+                self._grouped.move_to_end(key)
+                return hit
+        pieces = [split(t) or [""] for t in texts]
+        flat = [p for ps in pieces for p in ps]
+        matrix = self.encode(flat) if flat else np.zeros((0, 1), dtype=np.float32)
+        starts = np.cumsum([0, *(len(ps) for ps in pieces[:-1])]) if pieces else np.zeros(0, dtype=int)
+        with self._lock:
+            self._grouped[key] = (matrix, starts)
+            while len(self._grouped) > self.GROUPED_KEPT:
+                self._grouped.popitem(last=False)
+        return matrix, starts
 
     def _dim(self, known: dict[str, np.ndarray]) -> int | None:
         """The model's vector length, when a vector is at hand (a stored vector of another length is stale)."""
@@ -387,22 +412,23 @@ class EmbeddingReasoner(_SimilarityReasoner):
         """Each entry's score: the similarity of its best-matching unit to the query (no feedback)."""
         return self._scores(query, transcript)[0]
 
-    def _scores(self, query: str, transcript: Transcript) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-        forms = query_forms(query, self.rephrasings)
-        units = [text_units(e.text, level=self.level) or [""] for e in transcript.entries]
-        flat = [u for us in units for u in us]
-        vecs = self.encoder.encode([*forms, *flat])
-        nf = len(forms)
-        sims = (vecs[nf:] @ vecs[:nf].T).mean(axis=1)  # a unit's mean similarity to the query's forms
-        scores, best, i = np.empty(len(units)), np.empty((len(units), vecs.shape[1]), dtype=vecs.dtype), 0
-        groups = []
-        for k, us in enumerate(units):
-            block = vecs[nf + i:nf + i + len(us)]
-            j = int(np.argmax(sims[i:i + len(us)]))
-            scores[k], best[k] = sims[i + j], block[j]
-            groups.append(block)
-            i += len(us)
-        return scores, best, groups
+    def _unit_sims(self, query: str, units: np.ndarray) -> np.ndarray:
+        """Each unit's score: its mean similarity to the query and its rephrasings."""
+        forms = self.encoder.encode(query_forms(query, self.rephrasings))
+        return (units @ forms.T).mean(axis=1)
+
+    def _scores(self, query: str, transcript: Transcript) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Each entry's score (its best unit's mean similarity to the query's forms), the row of that
+        unit, and the transcript's unit vectors with the row where each entry's units start."""
+        units, starts = self.encoder.grouped([e.text for e in transcript.entries],
+                                             lambda text: text_units(text, level=self.level), tag=self.level)
+        sims = self._unit_sims(query, units)
+        scores = np.maximum.reduceat(sims, starts)
+        # the first unit of each entry reaching its entry's maximum
+        rows = np.arange(len(sims))
+        at_max = sims >= np.repeat(scores, np.diff(np.append(starts, len(sims))))
+        best = np.minimum.reduceat(np.where(at_max, rows, len(sims)), starts)
+        return scores, best, units, starts
 
     def _curve(self, raw: np.ndarray, step: float) -> np.ndarray:
         width = int(round(self.median / step)) | 1  # an odd number of samples
@@ -424,13 +450,13 @@ class EmbeddingReasoner(_SimilarityReasoner):
     def curve(self, query: str, transcript: Transcript) -> tuple[np.ndarray, np.ndarray]:
         """``(times, curve)``: the sample times and the smoothed score curve the spans are cut from."""
         times, owner = sample_times(transcript)
-        scores, best, groups = self._scores(query, transcript)
+        scores, best, units, starts = self._scores(query, transcript)
         curve = self._curve(scores[owner], transcript.step)
-        if self.feedback > 0 and len(groups) > 1:
+        if self.feedback > 0 and len(starts) > 1:
             # relevance feedback: the unit that matched best at the peak names the fact the query is
             # about; how well every frame matches *that* fact sharpens the curve against related facts
-            anchor = best[owner[int(np.argmax(curve))]]
-            fact = np.array([float((g @ anchor).max()) for g in groups])
+            anchor = units[best[owner[int(np.argmax(curve))]]]
+            fact = np.maximum.reduceat(units @ anchor, starts)
             curve = self._curve((1 - self.feedback) * scores[owner] + self.feedback * fact[owner], transcript.step)
         return times, curve
 

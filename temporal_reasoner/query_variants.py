@@ -34,7 +34,6 @@ from .base import BaseReasoner, Reasoner, check_query
 from .embedding import EmbeddingReasoner
 from .parsing import ReplyError, extract_json
 from .rephrasings import query_forms
-from .spans import text_units
 from .transcript import Transcript
 from .types import GroundingResult
 
@@ -204,26 +203,14 @@ class VariantEmbeddingReasoner(_Variants, EmbeddingReasoner):
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "name": self.name, "combine": self.combine, **self._variant_settings()}
 
-    def _scores(self, query: str, transcript: Transcript) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    def _unit_sims(self, query: str, units: np.ndarray) -> np.ndarray:
+        """Each unit's similarity to the variants, combined (weighted mean or max)."""
         variants, _ = self.variants(query)
-        units = [text_units(e.text, level=self.level) or [""] for e in transcript.entries]
-        flat = [u for us in units for u in us]
-        nv = len(variants)
-        vecs = self.encoder.encode([*(v.text for v in variants), *flat])
-        sims = vecs[nv:] @ vecs[:nv].T  # units x variants
+        sims = units @ self.encoder.encode([v.text for v in variants]).T  # units x variants
         if self.combine == "max":
-            combined = sims.max(axis=1)
-        else:
-            w = np.array([v.weight for v in variants], dtype=float)
-            combined = sims @ (w / w.sum())
-        scores, best, groups, i = np.empty(len(units)), np.empty((len(units), vecs.shape[1]), vecs.dtype), [], 0
-        for k, us in enumerate(units):
-            block = vecs[nv + i:nv + i + len(us)]
-            j = int(np.argmax(combined[i:i + len(us)]))
-            scores[k], best[k] = combined[i + j], block[j]
-            groups.append(block)
-            i += len(us)
-        return scores, best, groups
+            return sims.max(axis=1)
+        w = np.array([v.weight for v in variants], dtype=float)
+        return sims @ (w / w.sum())
 
     def ground(self, query: str, transcript: Transcript) -> GroundingResult:
         result = super().ground(query, transcript)

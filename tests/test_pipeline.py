@@ -232,3 +232,26 @@ def test_truncated_video_duration_is_the_real_end(tmp_path):
     cut.write_bytes(data[: len(data) // 2])
     d = describe(cut)
     assert 2.0 <= d.duration <= 4.5 and d.descriptions[-1].t < d.duration  # not the container's 6 s
+
+
+def test_a_loaded_transcript_is_built_once_and_rebuilt_when_its_descriptions_change(monkeypatch):
+    """Building a transcript validates every line: load_descriptions builds it once and ground reuses it
+    (a repeat query on a 2-hour transcript paid for it twice); a changed description list is rebuilt."""
+    from frame_describer.types import FrameDescription
+    from pipelines.api import load_descriptions
+    from temporal_reasoner.transcript import Transcript
+
+    builds = []
+    real = Transcript.from_descriptions.__func__
+    monkeypatch.setattr(Transcript, "from_descriptions",
+                        classmethod(lambda cls, *a, **k: builds.append(1) or real(cls, *a, **k)))
+    descs = [FrameDescription(t=float(t), text=f"frame {t // 3}") for t in range(12)]
+    described = load_descriptions(descs)
+    assert len(builds) == 1
+    first = described.transcript()
+    assert len(builds) == 1 and len(first.entries) == 4
+    described.descriptions.append(FrameDescription(t=12.0, text="a new frame"))
+    assert len(described.transcript().entries) == 5 and len(builds) == 2
+    longer = described.model_copy(update={"duration": 30.0})
+    assert longer.transcript().duration == 30.0 and len(builds) == 3
+    assert len(described.transcript(merge=False).entries) == 13
