@@ -66,14 +66,20 @@ class ProviderError(VidgroundError):
     """A model provider (HTTP API, local model) failed.
 
     ``status`` is the HTTP status where there is one; ``retryable`` says whether the same
-    request may succeed later (429, 5xx, timeouts, dropped connections).
+    request may succeed later (429, 5xx, timeouts, dropped connections). Once the retries of a
+    retryable failure are spent, ``url`` (the endpoint, without credentials), ``attempts`` and
+    ``elapsed`` (seconds from the first attempt to giving up) say where and how long it was tried.
     """
 
     def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
-                 provider: str | None = None):
+                 provider: str | None = None, url: str | None = None, attempts: int | None = None,
+                 elapsed: float | None = None):
         self.status = status
         self.retryable = retryable
         self.provider = provider
+        self.url = url
+        self.attempts = attempts
+        self.elapsed = elapsed
         super().__init__(message)
 
 

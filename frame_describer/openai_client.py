@@ -5,7 +5,9 @@ Retries are owned here, once: every client we use is set to ``max_retries=0`` (a
 client is copied with ``with_options(max_retries=0)``), and :func:`call_with_retries` retries
 429 (honouring ``Retry-After``/``retry-after-ms``), 408/409, 5xx, timeouts and dropped
 connections with exponential backoff and full jitter. Invalid *output* is a different cause,
-re-asked by :mod:`temporal_reasoner.structured`, never retried here.
+re-asked by :mod:`temporal_reasoner.structured`, never retried here. Each retry is logged at INFO
+(``vidground --verbose`` shows it) with its cause and wait; a retryable failure that outlives its
+retries names the endpoint, the number of attempts and the time spent.
 
 The API key never leaves the client: it is not stored on our objects, not in ``settings()``
 or reprs, and any error text is scrubbed of it before it is raised.
@@ -16,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import logging
 import math
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +35,8 @@ from .lean_http import LeanTransport, Reply, TransportError, check_timeout
 from .types import Usage
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 #: Placeholder key for servers that need none (llama.cpp, vLLM, Ollama): the SDK insists on one.
 NO_KEY = "sk-no-key-required"
@@ -110,6 +116,20 @@ def server_key(client: Any, model: str) -> str:
     return f"{client.base_url}|{model}"
 
 
+def public_url(url: Any) -> str | None:
+    """A URL fit for settings, logs and error messages: any ``user:password@`` part removed."""
+    return None if url is None else re.sub(r"//[^/@]*@", "//", str(url))
+
+
+def _request_url(exc: BaseException) -> str | None:
+    """The URL of the request an SDK exception is about (without credentials), or None."""
+    try:
+        request = getattr(exc, "request", None)  # the SDK's APIError.request; raises when unset
+        return public_url(request.url) if request is not None else None
+    except Exception:
+        return None
+
+
 def redact(text: str, secret: str | None) -> str:
     if secret and secret != NO_KEY and len(secret) >= 4:
         text = text.replace(secret, "***")
@@ -175,7 +195,7 @@ def map_error(exc: BaseException, *, provider: str, secret: str | None = None) -
     else:
         return exc
     err = ProviderError(redact(f"{provider}: {msg}", secret), status=status, retryable=retryable,
-                        provider=provider)
+                        provider=provider, url=_request_url(exc))
     err.retry_after = retry_after  # type: ignore[attr-defined]
     return err
 
@@ -205,12 +225,46 @@ def _first_wait(exc: ProviderError, base: float, cap: float) -> float:
     return backoff(1, base=base, cap=cap, retry_after=getattr(exc, "retry_after", None))
 
 
+def _log_retry(exc: BaseException | None, retry: int, max_retries: int, wait: float) -> None:
+    log.info("%s; retry %d of %d in %.2f s", exc, retry, max_retries, wait)
+
+
+def _before_sleep(max_retries: int) -> Callable[[RetryCallState], None]:
+    def note(state: RetryCallState) -> None:  # tenacity's attempt n is the call's attempt n + 1
+        exc = state.outcome.exception() if state.outcome else None
+        _log_retry(exc, state.attempt_number + 1, max_retries, state.next_action.sleep if state.next_action else 0.0)
+    return note
+
+
+def _gave_up(exc: ProviderError, attempts: int, started: float, url: str | None) -> ProviderError:
+    """``exc`` (a retryable failure whose retries are spent) naming the endpoint, the attempts and
+    the time from the first attempt to now; other failures are returned unchanged."""
+    if not exc.retryable or exc.attempts is not None:
+        return exc
+    elapsed = time.monotonic() - started
+    url = exc.url or public_url(url)
+    where = f" at {url}" if url else ""
+    err = ProviderError(f"{exc}{where}: gave up after {attempts} attempt{'s' if attempts != 1 else ''} "
+                        f"in {elapsed:.1f} s", status=exc.status, retryable=True, provider=exc.provider, url=url,
+                        attempts=attempts, elapsed=elapsed)
+    err.retry_after = getattr(exc, "retry_after", None)  # type: ignore[attr-defined]
+    return err
+
+
 def call_with_retries(fn: Callable[[], T], *, provider: str, secret: str | None = None, max_retries: int = 4,
                       base_delay: float = 0.5, max_delay: float = 20.0,
                       retry_if: Callable[[ProviderError], bool] | None = None,
-                      sleep: Callable[[float], None] = time.sleep) -> T:
-    """``fn()``, retrying transport faults up to ``max_retries`` times; SDK errors become ProviderError."""
+                      sleep: Callable[[float], None] = time.sleep, url: str | None = None) -> T:
+    """``fn()``, retrying transport faults up to ``max_retries`` times; SDK errors become ProviderError.
+
+    Each retry is logged at INFO with its wait; a retryable failure that is given up on is raised
+    naming ``url`` (the endpoint, when the error does not carry its own), the attempts and the time spent.
+    """
+    started, attempts = time.monotonic(), 0
+
     def once() -> T:
+        nonlocal attempts
+        attempts += 1
         try:
             return fn()
         except Exception as exc:
@@ -226,16 +280,26 @@ def call_with_retries(fn: Callable[[], T], *, provider: str, secret: str | None 
         return once()
     except ProviderError as exc:
         if max_retries <= 0 or not should(exc):
-            raise
-        sleep(_first_wait(exc, base_delay, max_delay))
-    return Retrying(stop=stop_after_attempt(max_retries), wait=_wait(base_delay, max_delay), sleep=sleep,
-                    retry=retry_if_exception(should), reraise=True)(once)
+            raise _gave_up(exc, attempts, started, url) from None
+        wait = _first_wait(exc, base_delay, max_delay)
+        _log_retry(exc, 1, max_retries, wait)
+        sleep(wait)
+    try:
+        return Retrying(stop=stop_after_attempt(max_retries), wait=_wait(base_delay, max_delay), sleep=sleep,
+                        retry=retry_if_exception(should), before_sleep=_before_sleep(max_retries), reraise=True)(once)
+    except ProviderError as exc:
+        raise _gave_up(exc, attempts, started, url) from None
 
 
 async def acall_with_retries(fn: Callable[[], Awaitable[T]], *, provider: str, secret: str | None = None,
-                             max_retries: int = 4, base_delay: float = 0.5, max_delay: float = 20.0) -> T:
+                             max_retries: int = 4, base_delay: float = 0.5, max_delay: float = 20.0,
+                             url: str | None = None) -> T:
     """Async twin of :func:`call_with_retries`."""
+    started, attempts = time.monotonic(), 0
+
     async def once() -> T:
+        nonlocal attempts
+        attempts += 1
         try:
             return await fn()
         except Exception as exc:
@@ -248,10 +312,16 @@ async def acall_with_retries(fn: Callable[[], Awaitable[T]], *, provider: str, s
         return await once()
     except ProviderError as exc:
         if max_retries <= 0 or not _retryable(exc):
-            raise
-        await asyncio.sleep(_first_wait(exc, base_delay, max_delay))
-    return await AsyncRetrying(stop=stop_after_attempt(max_retries), wait=_wait(base_delay, max_delay),
-                               retry=retry_if_exception(_retryable), reraise=True)(once)
+            raise _gave_up(exc, attempts, started, url) from None
+        wait = _first_wait(exc, base_delay, max_delay)
+        _log_retry(exc, 1, max_retries, wait)
+        await asyncio.sleep(wait)
+    try:
+        return await AsyncRetrying(stop=stop_after_attempt(max_retries), wait=_wait(base_delay, max_delay),
+                                   retry=retry_if_exception(_retryable), before_sleep=_before_sleep(max_retries),
+                                   reraise=True)(once)
+    except ProviderError as exc:
+        raise _gave_up(exc, attempts, started, url) from None
 
 
 def post_chat(client: Any, body: dict[str, Any], *, provider: str) -> dict[str, Any]:
@@ -380,4 +450,4 @@ def check_retry_options(max_retries: int, concurrency: int | None = None) -> Non
 
 __all__ = ["build_clients", "server_key", "redact", "map_error", "backoff", "call_with_retries",
            "acall_with_retries", "post_chat", "apost_chat", "lean_post_chat", "alean_post_chat", "lean_reply", "NeedsSDK",
-           "ssl_context", "usage_of", "first_choice", "check_retry_options", "NO_KEY"]
+           "ssl_context", "public_url", "usage_of", "first_choice", "check_retry_options", "NO_KEY"]

@@ -17,7 +17,6 @@ import asyncio
 import logging
 import math
 import queue
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -40,7 +39,9 @@ from .openai_client import (
     check_retry_options,
     first_choice,
     lean_post_chat,
+    CHAT_PATH,
     post_chat,
+    public_url,
     ssl_context,
     usage_of,
 )
@@ -53,11 +54,6 @@ Detail = Literal["low", "high", "auto"]
 DETAILS = ("low", "high", "auto")
 TRANSPORTS = ("auto", "sdk")
 _END = object()
-
-
-def public_url(url: Any) -> str | None:
-    """A base URL fit for settings and logs: any ``user:password@`` part removed."""
-    return None if url is None else re.sub(r"//[^/@]*@", "//", str(url))
 
 
 def image_token_estimate(width: int, height: int, detail: str) -> int:
@@ -142,6 +138,11 @@ class OpenAIDescriber(BaseDescriber):
     @property
     def base_url(self) -> str | None:
         return public_url((self._client or self._async_client).base_url)
+
+    @property
+    def _endpoint(self) -> str:
+        """The chat-completions URL requests go to (for error messages; no credentials)."""
+        return f"{(self.base_url or '').rstrip('/')}{CHAT_PATH}"
 
     def __repr__(self) -> str:
         return f"OpenAIDescriber(model={self.model!r}, base_url={self.base_url!r}, mode={self.mode!r})"
@@ -271,7 +272,7 @@ class OpenAIDescriber(BaseDescriber):
             return lean_post_chat(lean, kw, provider=self.name, secret=secret)
 
         retry = dict(provider=self.name, secret=secret, max_retries=self.max_retries, base_delay=self.retry_base_delay,
-                     sleep=stopped.wait if stopped is not None else time.sleep)
+                     sleep=stopped.wait if stopped is not None else time.sleep, url=self._endpoint)
         try:
             try:
                 completion = call_with_retries(via_lean if lean is not None else via_sdk, **retry)
@@ -304,7 +305,7 @@ class OpenAIDescriber(BaseDescriber):
                 return alean_post_chat(lean, kw, provider=self.name, secret=secret)
 
             retry = dict(provider=self.name, secret=secret, max_retries=self.max_retries,
-                         base_delay=self.retry_base_delay)
+                         base_delay=self.retry_base_delay, url=self._endpoint)
             try:
                 completion = await acall_with_retries(via_lean if lean is not None else via_sdk, **retry)
             except NeedsSDK as exc:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import io
 import json
+import logging
 import math
 import threading
 import time
@@ -722,3 +723,41 @@ def test_retry_layer_counts_attempts_and_waits_like_its_contract(monkeypatch):
             await oc.acall_with_retries(afn, provider="p", max_retries=2)
         assert len(calls) == 3 and asked[:2] == [1, 2]
     asyncio.run(scenario())
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on: bound, then closed (connections to it are refused)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("transport", ["auto", "sdk"])
+def test_refused_connection_names_url_attempts_and_time_and_logs_each_retry(transport, caplog):
+    port = _closed_port()
+    d = OpenAIDescriber("m", base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=2,
+                       retry_base_delay=0.001, transport=transport)
+    with caplog.at_level(logging.INFO, logger="frame_describer.openai_client"):
+        with pytest.raises(ProviderError) as info:
+            d.describe_frame(frame(0))
+    err = info.value
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    assert err.url == url and err.attempts == 3 and err.elapsed is not None and err.elapsed >= 0
+    assert str(err).startswith("openai:m: connection failed (")
+    assert f" at {url}: gave up after 3 attempts in " in str(err) and str(err).endswith(" s")
+    assert KEY not in str(err)
+    retries = [r.getMessage() for r in caplog.records if r.name == "frame_describer.openai_client"]
+    assert len(retries) == 2, retries
+    for n, line in enumerate(retries, 1):
+        assert "connection failed" in line and f"retry {n} of 2 in " in line and line.endswith(" s")
+
+
+def test_a_non_retryable_error_is_raised_as_it_was(openai_server):
+    openai_server.script(Reply.error(400, "bad request"))
+    d = OpenAIDescriber("m", base_url=openai_server.base_url, api_key=KEY, max_retries=3)
+    with pytest.raises(ProviderError) as info:
+        d.describe_frame(frame(0))
+    assert info.value.status == 400 and info.value.attempts is None and "gave up" not in str(info.value)
+    assert len(openai_server.requests) == 1
