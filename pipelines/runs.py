@@ -453,9 +453,10 @@ def run_predictions(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {qid: (r if r.get("status") == "ok" else {"error": r.get("error") or "failed"}) for qid, r in results.items()}
 
 
-def run_metrics(out: str | Path, *, clip_gt: bool | None = None, bootstrap: int = 1000) -> Metrics | None:
+def run_metrics(out: str | Path, *, clip_gt: bool | None = None, bootstrap: int = 1000, **options: Any) -> Metrics | None:
     """Metrics over the run's queries that have a video (missing videos are reported, not scored), with
-    the recorded prior-span baseline and the durations the run learned."""
+    the recorded prior-span baseline and the durations the run learned; ``options`` go to
+    :func:`~pipelines.metrics.compute_metrics` (e.g. ``thresholds``, ``mean_ap``)."""
     out = Path(out)
     config, queries, results = load_run(out)
     missing = set(json.loads((out / "missing.json").read_text())["missing_videos"]) if (out / "missing.json").exists() else set()
@@ -464,7 +465,8 @@ def run_metrics(out: str | Path, *, clip_gt: bool | None = None, bootstrap: int 
         return None
     return compute_metrics(run_predictions(results), scored,
                            clip_gt=config.get("clip_gt", False) if clip_gt is None else clip_gt,
-                           bootstrap=bootstrap, prior=run_prior(config), durations=run_durations(out, results))
+                           bootstrap=bootstrap, prior=run_prior(config), durations=run_durations(out, results),
+                           **options)
 
 
 def run_totals(out: str | Path) -> dict[str, Any]:
