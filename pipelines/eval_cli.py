@@ -70,6 +70,8 @@ def register(subparsers: Any) -> None:
                    help="description cache (default $VIDGROUND_CACHE or ~/.cache/vidground/descriptions.sqlite)")
     r.add_argument("--no-cache", action="store_true", help="do not read or write the description cache")
     r.add_argument("--no-report", action="store_true", help="skip writing report.md, plots and index.html")
+    r.add_argument("--all-timelines", action="store_true",
+                   help="draw a timeline plot for every query (default: the 50 worst, beside the summary plots)")
     r.add_argument("--allow-missing", action="store_true",
                    help="run on the inputs found even when more than half of the selected videos have none "
                         "(by default that is an error: it is usually the wrong --split or folder)")
@@ -95,7 +97,9 @@ def register(subparsers: Any) -> None:
 
     rp = subparsers.add_parser("report", help="rebuild a run's metrics.json, report.md, plots and index.html")
     rp.add_argument("run", metavar="RUN_DIR")
-    rp.add_argument("--max-plots", type=int, default=500, metavar="N", help="timeline plots for at most N queries, worst first")
+    rp.add_argument("--max-plots", type=int, default=50, metavar="N",
+                    help="timeline plots for the N worst queries, failures first (default 50)")
+    rp.add_argument("--all-timelines", action="store_true", help="draw a timeline plot for every query")
     rp.add_argument("--bootstrap", type=int, default=1000, metavar="N")
     rp.set_defaults(func=cmd_report)
 
@@ -162,7 +166,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _, queries, results = load_run(summary.out)
         print("\n" + problems_text(summary.metrics, results, queries, fixes=EVAL_FIXES))
     if not args.no_report:
-        write_report(summary.out)
+        write_report(summary.out, all_timelines=args.all_timelines)
         print(f"report: {Path(summary.out) / 'report.md'}  ·  {Path(summary.out) / 'index.html'}")
     if args.strict:
         problems = summary.metrics.problems if summary.metrics is not None else {}
@@ -221,7 +225,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import metrics_table, provenance_lines, write_report
 
-    summary = write_report(args.run, bootstrap=args.bootstrap, max_plots=args.max_plots)
+    summary = write_report(args.run, bootstrap=args.bootstrap, max_plots=args.max_plots, all_timelines=args.all_timelines)
     run = Path(args.run)
     if summary["metrics"]:
         from .metrics import Metrics, baselines_text

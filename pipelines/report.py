@@ -1,21 +1,35 @@
-"""Run reports: ``metrics.json``, ``report.md``, per-query timeline PNGs and ``index.html``.
+"""Run reports: ``metrics.json``, ``report.md``, summary plots, per-query timeline PNGs and ``index.html``.
 
 Everything is rebuilt from the run folder alone (see :mod:`pipelines.runs`), so
-``vidground report runs/NAME`` works on a finished, resumed or half-finished run.
+``vidground report runs/NAME`` works on a finished, resumed or half-finished run. By default the
+report draws three summary plots and the timelines of the :data:`DEFAULT_TIMELINES` worst queries
+(failures first, then lowest IoU), so its cost does not grow with the number of queries;
+``all_timelines`` (``--all-timelines``) draws one for every query.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from frame_describer.errors import MissingDependencyError
 
 from .datasets import Query
-from .metrics import Metrics, baselines_text, compute_metrics, score_query
+from .metrics import TOLERANCE, Metrics, baselines_text, compute_metrics, score_query
 from .runs import load_run, read_jsonl, run_metrics, run_totals
+
+#: Per-query timelines drawn by default: the worst queries (failures first, then lowest IoU).
+DEFAULT_TIMELINES = 50
+#: The IoU thresholds of the R1@m curve in the summary plots.
+CURVE_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(1, 10))
+#: The summary plots, drawn in ``plots/summary/`` whenever plots are drawn.
+SUMMARY_PLOTS = {"r1_curve.png": "R1@m for m in 0.1..0.9, this run against the baselines",
+                 "iou_histogram.png": "top-1 IoU histogram",
+                 "r1_by_gt_length.png": "R1@0.5 by GT length tercile"}
 
 _ORDER = ("R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU", "mAP@0.5", "mAP@0.75", "mAP")
 
@@ -129,12 +143,39 @@ def provenance_lines(p: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def _timeline(path: Path, q: Query, rec: dict[str, Any] | None, iou: float) -> None:
+def fmt_iou(iou: float) -> str:
+    """An IoU with three decimals, rounded the way a hit is decided (``IoU >= m - TOLERANCE``): down,
+    so 0.4968 shows "0.496" beside a miss at 0.5, never "0.50"; for any threshold with at most three
+    decimals the shown value is >= m exactly when the query is a hit at m."""
+    return f"{math.floor((iou + TOLERANCE) * 1000) / 1000:.3f}"
+
+
+def _is_failed(rec: dict[str, Any] | None, s: Any) -> bool:
+    return rec is None or rec.get("status") != "ok" or (s is not None and s.failure is not None)
+
+
+def worst_first(queries: Sequence[Query], results: dict[str, dict[str, Any]], scored: dict[str, Any]) -> list[Query]:
+    """The scored queries, failed ones (no result, an error, an unparseable or reversed prediction) first,
+    then by top-1 IoU from the lowest; ties by query id. Unscored queries (missing videos) come last."""
+    def key(q: Query) -> tuple:
+        s = scored.get(q.qid)
+        if s is None:
+            return (2, 0.0, q.qid)
+        return (0 if _is_failed(results.get(q.qid), s) else 1, s.iou, q.qid)
+    return sorted(queries, key=key)
+
+
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _timeline(path: Path, q: Query, rec: dict[str, Any] | None, iou: float) -> None:
+    plt = _pyplot()
     duration = (rec or {}).get("duration") or q.duration or max(e for _, e in q.windows)
     fig, ax = plt.subplots(figsize=(8, 1.9), dpi=80)
     for s, e in q.windows:
@@ -156,11 +197,76 @@ def _timeline(path: Path, q: Query, rec: dict[str, Any] | None, iou: float) -> N
     ax.set_ylim(-0.6, 1.6)
     ax.set_yticks([0, 1], ["pred", "GT"])
     ax.set_xlabel("seconds")
-    status = "failed: " + ((rec or {}).get("error") or {}).get("type", "missing") if not rec or rec.get("status") != "ok" else f"IoU {iou:.2f}"
+    status = "failed: " + ((rec or {}).get("error") or {}).get("type", "missing") if not rec or rec.get("status") != "ok" else f"IoU {fmt_iou(iou)}"
     ax.set_title(f"{q.qid} · {q.query[:80]} · {status}", fontsize=9, loc="left")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def gt_length_buckets(queries: Sequence[Query], scored: dict[str, Any], m: float = 0.5) -> list[dict[str, Any]]:
+    """R1@m by GT length tercile: the scored queries split at the 1/3 and 2/3 quantiles of their total GT
+    length (the sum of their GT windows, seconds); each bucket's label, bounds, query count and R1@m
+    (percent, ``None`` for an empty bucket)."""
+    import numpy as np
+
+    rows = [(sum(e - s for s, e in q.windows), scored[q.qid].iou) for q in queries if q.qid in scored]
+    if not rows:
+        return []
+    lengths = np.array([r[0] for r in rows])
+    lo, hi = (float(x) for x in np.quantile(lengths, [1 / 3, 2 / 3]))
+    buckets = (("short", f"< {lo:.1f} s", lambda x: x < lo), ("medium", f"{lo:.1f}-{hi:.1f} s", lambda x: lo <= x < hi),
+               ("long", f">= {hi:.1f} s", lambda x: x >= hi))
+    out = []
+    for name, bounds, inside in buckets:
+        ious = [iou for length, iou in rows if inside(length)]
+        out.append({"bucket": name, "bounds": bounds, "n": len(ious),
+                    "R1": round(100.0 * sum(x >= m - TOLERANCE for x in ious) / len(ious), 2) if ious else None})
+    return out
+
+
+def _summary_plots(folder: Path, curve: Metrics | None, m: Metrics, buckets: list[dict[str, Any]]) -> list[str]:
+    """Draw the three summary plots into ``folder``; returns their file names."""
+    plt = _pyplot()
+    folder.mkdir(parents=True, exist_ok=True)
+    names = list(SUMMARY_PLOTS)
+    # R1@m curve against the baselines
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=80)
+    if curve is not None:
+        ms = [t for t in CURVE_THRESHOLDS if f"R1@{t:g}" in curve.values]
+        ax.plot(ms, [curve.values[f"R1@{t:g}"] for t in ms], marker="o", lw=2, label="this run")
+        for name, vals in curve.baselines.items():
+            ax.plot(ms, [vals.get(f"R1@{t:g}", float("nan")) for t in ms], ls="--", marker=".", label=name)
+    ax.set_xlabel("IoU threshold m")
+    ax.set_ylabel("R1@m (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("R1@m", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / names[0])
+    plt.close(fig)
+    # IoU histogram
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=80)
+    ax.hist([s.iou for s in m.per_query], bins=[i / 20 for i in range(21)], color="#1f77b4", edgecolor="white")
+    ax.axvline(0.5, color="#d62728", ls=":", lw=1)
+    ax.set_xlabel("top-1 IoU")
+    ax.set_ylabel("queries")
+    ax.set_title(f"IoU histogram ({m.n} queries)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(folder / names[1])
+    plt.close(fig)
+    # R1@0.5 by GT length bucket
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=80)
+    labels = [f"{b['bucket']}\n{b['bounds']}\nn={b['n']}" for b in buckets]
+    ax.bar(range(len(buckets)), [b["R1"] or 0.0 for b in buckets], color="#2ca02c")
+    ax.set_xticks(range(len(buckets)), labels, fontsize=8)
+    ax.set_ylabel("R1@0.5 (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("R1@0.5 by GT length (terciles)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(folder / names[2])
+    plt.close(fig)
+    return names
 
 
 def _fmt_spans(spans: Any) -> str:
@@ -170,22 +276,31 @@ def _fmt_spans(spans: Any) -> str:
         return html.escape(str(spans))
 
 
-def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int = 500, plots: bool = True) -> dict[str, Any]:
-    """(Re)build the report files of a run folder; returns the metrics summary written to metrics.json."""
+def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | None = DEFAULT_TIMELINES,
+                 plots: bool = True, all_timelines: bool = False) -> dict[str, Any]:
+    """(Re)build the report files of a run folder; returns the metrics summary written to metrics.json.
+
+    With ``plots`` it draws the :data:`SUMMARY_PLOTS` and per-query timelines for the ``max_plots`` worst
+    queries (see :func:`worst_first`), or for every query with ``all_timelines`` (or ``max_plots=None``);
+    timeline PNGs left in ``plots/`` by an earlier report and not drawn now are removed."""
     out = Path(out)
     config, queries, results = load_run(out)
     metrics = run_metrics(out, bootstrap=bootstrap)
     totals = run_totals(out)
     missing = sorted(_missing(out))
     provenance = load_provenance(out)
+    scored = {s.qid: s for s in metrics.per_query} if metrics else {}
+    curve = run_metrics(out, bootstrap=0, thresholds=CURVE_THRESHOLDS, mean_ap=False) if metrics else None
+    buckets = gt_length_buckets(queries, scored)
     summary = {"config": config, "provenance": provenance, "selected": len(queries), "missing_videos": missing, **totals,
                "metrics": metrics.summary() if metrics else None,
+               "r1_curve": ({"this run": {k: v for k, v in curve.values.items() if k.startswith("R1@")}}
+                            | curve.baselines) if curve else None,
+               "r1_by_gt_length": buckets,
                "per_query": [s.model_dump(mode="json") for s in metrics.per_query] if metrics else []}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(_markdown(out, config, queries, results, metrics, totals, missing)
-                                   + "\n".join(["", "## Provenance", "", *provenance_lines(provenance), ""]),
-                                   encoding="utf-8")
-    scored = {s.qid: s for s in metrics.per_query} if metrics else {}
+    order = worst_first(queries, results, scored)
+    summary_plots: list[str] = []
     plotted: set[str] = set()
     if plots and metrics is not None:
         try:
@@ -193,12 +308,21 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int = 500
         except ImportError:
             raise MissingDependencyError("matplotlib", "eval", "timeline plots") from None
         (out / "plots").mkdir(exist_ok=True)
-        order = sorted((q for q in queries if q.qid in scored), key=lambda q: scored[q.qid].iou)
-        for q in order[:max_plots]:  # the worst first: those are the ones a person looks at
+        summary_plots = _summary_plots(out / "plots" / "summary", curve, metrics, buckets)
+        limit = None if all_timelines else max_plots
+        drawn = [q for q in order if q.qid in scored][:limit]  # the worst first: those a person looks at
+        for q in drawn:
             _timeline(out / "plots" / f"{_safe(q.qid)}.png", q, results.get(q.qid), scored[q.qid].iou)
             plotted.add(q.qid)
-    (out / "index.html").write_text(_html(out, config, queries, results, scored, plotted, metrics, provenance),
-                                    encoding="utf-8")
+        keep = {f"{_safe(qid)}.png" for qid in plotted}
+        for old in (out / "plots").glob("*.png"):  # timelines of an earlier, larger report
+            if old.name not in keep:
+                old.unlink()
+    (out / "report.md").write_text(_markdown(out, config, queries, results, metrics, totals, missing, summary_plots)
+                                   + "\n".join(["", "## Provenance", "", *provenance_lines(provenance), ""]),
+                                   encoding="utf-8")
+    (out / "index.html").write_text(_html(out, config, order, results, scored, plotted, metrics, provenance,
+                                          summary_plots, buckets, missing), encoding="utf-8")
     return summary
 
 
@@ -211,8 +335,23 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
+def failed_results(queries: Sequence[Query], results: dict[str, dict[str, Any]]) -> list[tuple[Query, str]]:
+    """Every query whose latest result failed, with its error as ``Type: message``, in query order."""
+    out = []
+    for q in queries:
+        rec = results.get(q.qid)
+        if rec is not None and rec.get("status") != "ok":
+            err = rec.get("error") or {}
+            out.append((q, f"{err.get('type', 'Error')}: {err.get('message', '')}".rstrip(": ")))
+    return out
+
+
+def _md_cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 def _markdown(out: Path, config: dict[str, Any], queries: list[Query], results: dict[str, dict[str, Any]],
-              m: Metrics | None, totals: dict[str, Any], missing: list[str]) -> str:
+              m: Metrics | None, totals: dict[str, Any], missing: list[str], summary_plots: Sequence[str] = ()) -> str:
     scored = m.n if m else 0
     missing_videos = set(missing)
     skipped = sum(q.video in missing_videos for q in queries)
@@ -228,7 +367,20 @@ def _markdown(out: Path, config: dict[str, Any], queries: list[Query], results: 
             lines += ["Scored as IoU 0: " + ", ".join(f"{k} {v}" for k, v in m.failures.items()), ""]
         lines += ["## Prediction problems", "", "```", problems_text(m, results, queries, fixes=EVAL_FIXES, limit=50),
                   "```", ""]
-    lines += ["## Configuration", ""]
+    if summary_plots:
+        lines += ["## Summary plots", ""] + [f"![{SUMMARY_PLOTS[name]}](plots/summary/{name})" for name in summary_plots]
+        lines += [""]
+    failed = failed_results(queries, results)
+    lines += ["## Failed queries", ""]
+    if failed:
+        lines += [f"{len(failed)} queries whose latest result is an error (each scored IoU 0); rerun them with "
+                  "`vidground eval ... --retry-failed` once the cause is fixed.", "",
+                  "| id | video | query | error |", "|---|---|---|---|"]
+        lines += [f"| {_md_cell(q.qid)} | {_md_cell(q.video)} | {_md_cell(q.query)} | {_md_cell(err)} |"
+                  for q, err in failed]
+    else:
+        lines += ["- none"]
+    lines += ["", "## Configuration", ""]
     for k in ("mode", "describer", "reasoner", "fps", "num_frames", "max_frames", "max_side", "top_k", "clip_gt",
               "videos", "descriptions", "cache", "concurrency"):
         lines.append(f"- {k}: `{config.get(k)}`")
@@ -243,60 +395,91 @@ def _markdown(out: Path, config: dict[str, Any], queries: list[Query], results: 
 
 
 _CSS = """body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:2px 6px}.q{margin:1em 0;padding:.5em;border-left:4px solid #2ca02c}
-.q.miss{border-color:#d62728}pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em;max-height:20em;overflow:auto}"""
-
-_JS = """window.__errors=[];window.addEventListener('error',function(e){window.__errors.push(String(e.message||e.target&&e.target.src));},true);
-window.addEventListener('load',function(){var imgs=document.querySelectorAll('img.timeline'),ok=0,bad=0;
-imgs.forEach(function(i){(i.complete&&i.naturalWidth>0)?ok++:bad++;});var s=document.getElementById('status');
-s.setAttribute('data-images-ok',ok);s.setAttribute('data-images-broken',bad);s.setAttribute('data-errors',window.__errors.length);
-s.textContent=ok+' timelines rendered, '+bad+' broken, '+window.__errors.length+' errors';});"""
+td,th{border:1px solid #ccc;padding:2px 6px}td small{color:#666;white-space:nowrap}.q{margin:1em 0;padding:.5em;border-left:4px solid #2ca02c}
+.q.miss{border-color:#d62728}.q.failed{border-color:#7f0000;background:#fff0f0}.verdict{font-weight:bold}
+.q.miss .verdict,.q.failed .verdict{color:#d62728}.summary img{margin:0 .5em .5em 0}
+pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em;max-height:20em;overflow:auto}"""
 
 
-def _html(out: Path, config: dict[str, Any], queries: list[Query], results: dict[str, dict[str, Any]],
-          scored: dict[str, Any], plotted: set[str], m: Metrics | None, provenance: dict[str, Any] | None) -> str:
+def _html(out: Path, config: dict[str, Any], order: list[Query], results: dict[str, dict[str, Any]],
+          scored: dict[str, Any], plotted: set[str], m: Metrics | None, provenance: dict[str, Any] | None,
+          summary_plots: Sequence[str] = (), buckets: Sequence[dict[str, Any]] = (),
+          missing: Sequence[str] = ()) -> str:
+    """The page: metrics with CIs and baselines, summary plots, provenance, the queries worst first
+    (failures at the top; ``order`` from :func:`worst_first`), then the transcripts."""
     esc = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>vidground · {esc(out.name)}</title>",
-             f"<style>{_CSS}</style><script>{_JS}</script></head><body>",
+             f"<style>{_CSS}</style></head><body>",
              f"<h1>{esc(out.name)}</h1><p>{esc(str(config.get('dataset')))} · "
              + (f"describer {esc(str(config.get('describer')))}" if config.get("describer")
                 else f"descriptions from {esc(str(config.get('descriptions')))}")
-             + f" · reasoner {esc(str(config.get('reasoner')))}</p><p id='status'>loading…</p>"]
+             + f" · reasoner {esc(str(config.get('reasoner')))}</p>"]
     if m:
-        parts.append("<table><tr><th></th>" + "".join(f"<th>{k}</th>" for k in _keys(m.values)) + "</tr>")
-        parts.append("<tr><th>this run</th>" + "".join(f"<td>{m.values[k]:.2f}</td>" for k in _keys(m.values)) + "</tr>")
+        keys = _keys(m.values)
+        parts.append("<h2>Metrics</h2><p>percent; 95% bootstrap CI in brackets"
+                     + (f" ({m.bootstrap} resamples)" if m.ci else " (not computed: bootstrap 0)") + f"; {m.n} queries</p>")
+        parts.append("<table id='metrics'><tr><th></th>" + "".join(f"<th>{esc(k)}</th>" for k in keys) + "</tr>")
+        cells = []
+        for k in keys:
+            ci = m.ci.get(k)
+            cells.append(f"<td>{m.values[k]:.2f}" + (f" <small class='ci'>[{ci[0]:.1f}, {ci[1]:.1f}]</small>" if ci else "")
+                         + "</td>")
+        parts.append("<tr><th>this run</th>" + "".join(cells) + "</tr>")
         for name, vals in m.baselines.items():
             parts.append(f"<tr><th>{esc(name)}</th>" + "".join(
-                f"<td>{vals[k]:.2f}</td>" if k in vals else "<td>–</td>" for k in _keys(m.values)) + "</tr>")
+                f"<td>{vals[k]:.2f}</td>" if k in vals else "<td>–</td>" for k in keys) + "</tr>")
         parts.append(f"</table><p><small>{esc(m.convention)}<br>{esc(baselines_text(m))}</small></p>")
+    if summary_plots:
+        parts.append("<h2>Summary</h2><div class='summary'>" + "".join(
+            f"<img class='summary-plot' alt='{esc(SUMMARY_PLOTS[name])}' src='plots/summary/{esc(name)}'>"
+            for name in summary_plots) + "</div>")
+    if buckets:
+        parts.append("<p><small>GT length buckets: terciles of the scored queries' total GT length (seconds): "
+                     + "; ".join(f"{esc(b['bucket'])} {esc(b['bounds'])}: R1@0.5 "
+                                 + ("–" if b["R1"] is None else f"{b['R1']:.2f}") + f" (n={b['n']})" for b in buckets)
+                     + "</small></p>")
     parts.append("<details><summary>provenance</summary><ul>" + "".join(
         f"<li>{esc(line[2:])}</li>" for line in provenance_lines(provenance)) + "</ul></details>")
-    by_video: dict[str, list[Query]] = {}
-    for q in queries:
-        by_video.setdefault(q.video, []).append(q)
-    for video, qs in by_video.items():
-        parts.append(f"<h2>{esc(video)}</h2>")
+    n_failed = sum(q.qid in scored and _is_failed(results.get(q.qid), scored[q.qid]) for q in order)
+    parts.append(f"<h2>Queries, worst first</h2><p id='order-note'>{n_failed} failed (at the top), then by top-1 IoU "
+                 f"from the lowest; IoU shown rounded down to 3 decimals, hit when IoU &gt;= 0.5. Timelines drawn for "
+                 f"{len(plotted)} of {len(scored)} scored queries"
+                 + ("" if len(plotted) >= len(scored) else
+                    f" (the worst; <code>vidground report {esc(str(out))} --all-timelines</code> draws every one)")
+                 + "</p>")
+    missing_videos = set(missing)
+    for q in order:
+        rec = results.get(q.qid)
+        s = scored.get(q.qid)
+        failed = s is not None and _is_failed(rec, s)
+        if s is None:
+            status, verdict = ("video missing: not scored" if q.video in missing_videos else "not scored"), ""
+        elif rec is None:
+            status, verdict = "no result", "failed"
+        elif rec.get("status") != "ok":
+            err = rec.get("error") or {}
+            status, verdict = f"failed: {err.get('type')}: {err.get('message')}", "failed"
+        else:
+            hit = s.iou >= 0.5 - TOLERANCE
+            status = f"IoU {fmt_iou(s.iou)}" + (f" ({s.failure}: {s.detail})" if s.failure else "")
+            verdict = "failed" if s.failure else "hit" if hit else "miss"
+        cls = "q failed" if failed else "q" if verdict == "hit" else "q miss"
+        parts.append(f"<div class='{cls}' id='q-{esc(q.qid)}'><b>{esc(q.qid)}</b> "
+                     f"<a href='#v-{esc(_safe(q.video))}'>{esc(q.video)}</a> · {esc(q.query)}<br>GT "
+                     f"{_fmt_spans(q.windows)} · predicted {_fmt_spans((rec or {}).get('intervals') or [])} · "
+                     f"{esc(status)}" + (f" · <span class='verdict'>{verdict}</span>" if verdict else ""))
+        if q.qid in plotted:
+            parts.append(f"<br><img class='timeline' alt='timeline {esc(q.qid)}' src='plots/{esc(_safe(q.qid))}.png'>")
+        parts.append("</div>")
+    parts.append("<h2>Transcripts</h2>")
+    for video in dict.fromkeys(q.video for q in order):
         tpath = out / "transcripts" / f"{_safe(video)}.jsonl"
         if tpath.exists():
             text = "\n".join(f"[{r['t']:.1f}] {r['text']}" for r in read_jsonl(tpath))
-            parts.append(f"<details><summary>transcript</summary><pre>{esc(text)}</pre></details>")
-        for q in qs:
-            rec = results.get(q.qid)
-            s = scored.get(q.qid)
-            hit = s is not None and s.iou >= 0.5 - 1e-9
-            if rec is None:
-                status = "not run" if s is None else "no result"
-            elif rec.get("status") != "ok":
-                err = rec.get("error") or {}
-                status = f"failed: {err.get('type')}: {err.get('message')}"
-            else:
-                status = f"IoU {s.iou:.2f}" if s else "ok"
-            parts.append(f"<div class='q{'' if hit else ' miss'}' id='q-{esc(q.qid)}'><b>{esc(q.qid)}</b> "
-                         f"{esc(q.query)}<br>GT {_fmt_spans(q.windows)} · predicted "
-                         f"{_fmt_spans((rec or {}).get('intervals') or [])} · {esc(status)}")
-            if q.qid in plotted:
-                parts.append(f"<br><img class='timeline' alt='timeline {esc(q.qid)}' src='plots/{esc(_safe(q.qid))}.png'>")
-            parts.append("</div>")
+            parts.append(f"<details id='v-{esc(_safe(video))}'><summary>{esc(video)} transcript</summary>"
+                         f"<pre>{esc(text)}</pre></details>")
+        else:
+            parts.append(f"<p id='v-{esc(_safe(video))}'>{esc(video)}: no transcript</p>")
     parts.append("</body></html>\n")
     return "".join(parts)
 

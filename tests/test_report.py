@@ -8,13 +8,15 @@ import re
 import shutil
 import subprocess
 import uuid
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from frame_describer.errors import ConfigurationError, InputError
 from pipelines.datasets import load_dataset
-from pipelines.report import compare_runs, write_report
+from pipelines.report import (CURVE_THRESHOLDS, DEFAULT_TIMELINES, SUMMARY_PLOTS, compare_runs, fmt_iou,
+                              gt_length_buckets, write_report)
 from pipelines.runs import RunConfig, run_eval
 
 from _helpers_eval import cli, register_fakes, write_toy_dataset
@@ -124,6 +126,174 @@ def test_compare_and_report_over_many_queries_read_each_list_once(tmp_path, monk
     assert CountingList.iterations <= 2  # the missing list is made a set once, not once per query
 
 
+# ------------------------------------------------------------------ report contents and scaling
+
+class _PageParser(HTMLParser):
+    """The page's structure: every start tag with its attributes, the text of each query block, and
+    whether the tags balance (the void elements aside)."""
+
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.blocks: list[dict[str, str]] = []  # query blocks in page order: id, class, text
+        self._block_depth: int | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append((tag, attrs))
+        if tag in self.VOID:
+            return
+        self.stack.append(tag)
+        if tag == "div" and (attrs.get("id") or "").startswith("q-"):
+            self.blocks.append({"id": attrs["id"][2:], "class": attrs.get("class", ""), "text": ""})
+            self._block_depth = len(self.stack)
+
+    def handle_endtag(self, tag):
+        if tag in self.VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unbalanced </{tag}> (open: {self.stack[-3:]})")
+            return
+        if self._block_depth == len(self.stack):
+            self._block_depth = None
+        self.stack.pop()
+
+    def handle_data(self, data):
+        if self._block_depth is not None:
+            self.blocks[-1]["text"] += data
+
+    def find(self, tag, **attrs):
+        return [a for t, a in self.tags if t == tag and all(a.get(k) == v for k, v in attrs.items())]
+
+
+def _parse_page(path: Path) -> _PageParser:
+    parser = _PageParser()
+    parser.feed(path.read_text(encoding="utf-8"))
+    parser.close()
+    assert not parser.errors and parser.stack == [], (parser.errors, parser.stack)
+    return parser
+
+
+def test_index_html_structure_cis_summary_plots_worst_first(run_dir):
+    write_report(run_dir, bootstrap=200)
+    page = _parse_page(run_dir / "index.html")
+    text = (run_dir / "index.html").read_text()
+    # metrics with their CIs, the same numbers as metrics.json
+    m = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    assert page.find("table", id="metrics") and text.count("class='ci'") == len(m["values"])
+    lo, hi = m["ci"]["R1@0.5"]
+    assert f"{m['values']['R1@0.5']:.2f} <small class='ci'>[{lo:.1f}, {hi:.1f}]</small>" in text
+    # three summary plots, real PNGs, referenced by the page
+    srcs = [a["src"] for a in page.find("img") if a.get("class") == "summary-plot"]
+    assert srcs == [f"plots/summary/{name}" for name in SUMMARY_PLOTS]
+    assert all((run_dir / s).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for s in srcs)
+    assert "GT length buckets: terciles" in text
+    # the failed query first, then by IoU from the lowest
+    ious = {s["qid"]: s["iou"] for s in json.loads((run_dir / "metrics.json").read_text())["per_query"]}
+    blocks = page.blocks
+    assert len(blocks) == 12 and "failed" in blocks[0]["class"].split() and "ProviderError" in blocks[0]["text"]
+    rest = [ious[b["id"]] for b in blocks[1:]]
+    assert rest == sorted(rest)
+    # every timeline image points at a file; transcripts are linked from each query
+    assert all((run_dir / a["src"]).exists() for a in page.find("img") if a.get("class") == "timeline")
+    assert page.find("details", id="v-vid0")
+    # no leftover self-test line or script
+    assert "id='status'" not in text and "timelines rendered" not in text and "<script" not in text
+
+
+def test_iou_is_rounded_the_way_hits_are_decided(tmp_path):
+    assert fmt_iou(0.4968) == "0.496" and fmt_iou(0.5) == "0.500" and fmt_iou(0.5 - 1e-12) == "0.500"
+    assert fmt_iou(0.69999) == "0.699" and fmt_iou(1.0) == "1.000" and fmt_iou(0.0) == "0.000"
+    out = _synthetic_run(tmp_path / "r", 1, 2, [], shift=0.0)
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    d = 2 * (1 - 0.4968) / (1 + 0.4968)  # GT [0, 2] and a prediction moved by d: IoU 0.4968
+    rows[0]["intervals"] = [[d, 2 + d, 1.0]]
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_report(out, bootstrap=0, plots=False)
+    block = _parse_page(out / "index.html").blocks[0]
+    assert block["id"] == "q0-0" and "IoU 0.496" in block["text"] and "miss" in block["text"]
+    assert "0.50" not in block["text"] and block["class"] == "q miss"
+
+
+def test_gt_length_buckets_are_terciles():
+    from pipelines.datasets import Query
+    from pipelines.metrics import QueryScore
+
+    qs = [Query(qid=f"q{i}", video="v", query="x", duration=100.0, windows=[(0.0, float(i + 1))]) for i in range(9)]
+    scored = {q.qid: QueryScore(qid=q.qid, iou=1.0 if i % 3 == 0 else 0.2, best5=0.0) for i, q in enumerate(qs)}
+    b = gt_length_buckets(qs, scored)
+    assert [x["bucket"] for x in b] == ["short", "medium", "long"] and [x["n"] for x in b] == [3, 3, 3]
+    assert [x["R1"] for x in b] == [33.33, 33.33, 33.33] and b[0]["bounds"] == "< 3.7 s"
+
+
+def test_failed_queries_are_listed_in_report_md(run_dir):
+    write_report(run_dir, bootstrap=0, plots=False)
+    md = (run_dir / "report.md").read_text()
+    section = md.split("## Failed queries", 1)[1].split("\n## ", 1)[0]
+    assert "| id | video | query | error |" in section
+    assert "| vid0-1 | vid0 | the person drink coffee FAIL | ProviderError: fake outage |" in section
+
+
+def test_a_500_query_report_draws_the_summary_and_the_worst_50_by_default(tmp_path, monkeypatch):
+    from pipelines import report
+
+    out = _synthetic_run(tmp_path / "big", 100, 5, [], shift=0.0)
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    for i, r in enumerate(rows):  # IoU spread over [0, 1]; every 50th query failed
+        r["intervals"] = [[r["intervals"][0][0] + (i % 7) * 0.3, r["intervals"][0][1] + (i % 7) * 0.3, 1.0]]
+        if i % 50 == 7:
+            r.update(status="error", error={"type": "ProviderError", "message": "outage"}, intervals=None)
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    drawn = []
+
+    def fake_timeline(path, q, rec, iou):  # a real timeline costs ~0.1 s: count the calls instead
+        drawn.append(q.qid)
+        path.write_bytes(b"\x89PNG\r\n\x1a\n")
+
+    monkeypatch.setattr(report, "_timeline", fake_timeline)
+
+    def images():
+        return sorted(p.relative_to(out / "plots").as_posix() for p in (out / "plots").rglob("*.png"))
+
+    write_report(out, bootstrap=0)
+    assert len(drawn) == DEFAULT_TIMELINES == 50
+    assert len(images()) == len(SUMMARY_PLOTS) + 50
+    page = _parse_page(out / "index.html")
+    assert len(page.blocks) == 500 and len(page.find("img", **{"class": "timeline"})) == 50
+    timelined = [a["alt"].split()[-1] for a in page.find("img", **{"class": "timeline"})]
+    assert timelined == [b["id"] for b in page.blocks[:50]] == drawn  # the worst 50, in page order
+    assert all("failed" in b["class"] for b in page.blocks[:10]) and "failed" not in page.blocks[10]["class"]
+    assert "--all-timelines</code> draws every one" in (out / "index.html").read_text()
+
+    drawn.clear()
+    assert cli("report", out, "--bootstrap", "0", "--all-timelines") == 0
+    assert len(drawn) == 500 and len(images()) == len(SUMMARY_PLOTS) + 500
+    assert len(_parse_page(out / "index.html").find("img", **{"class": "timeline"})) == 500
+
+    drawn.clear()  # back to the default: the timelines of the larger report are removed
+    assert cli("report", out, "--bootstrap", "0") == 0
+    assert len(drawn) == 50 and len(images()) == len(SUMMARY_PLOTS) + 50
+    summary = json.loads((out / "metrics.json").read_text())
+    assert list(summary["r1_curve"]) == ["this run", "whole video", "prior span"]
+    assert list(summary["r1_curve"]["this run"]) == [f"R1@{m:g}" for m in CURVE_THRESHOLDS]
+    assert [b["n"] for b in summary["r1_by_gt_length"]] == [0, 0, 500]  # every GT lasts 2 s: one bucket
+
+
+def test_eval_all_timelines_reaches_the_report(tmp_path, monkeypatch):
+    from pipelines import report
+
+    calls = []
+    monkeypatch.setattr(report, "write_report", lambda out, **kw: calls.append(kw))
+    ds, desc = write_toy_dataset(tmp_path / "data")
+    for n, extra in enumerate(([], ["--all-timelines"])):
+        assert cli("eval", "jsonl", "--dataset-file", ds, "--descriptions", desc, "--reasoner", "fake-reasoner",
+                   "--out", tmp_path / f"run{n}", "--quiet", *extra) == 0
+    assert calls == [{"all_timelines": False}, {"all_timelines": True}]
+
 # ----------------------------------------------------------------------------------- the browser
 
 def _chromium() -> str:
@@ -148,6 +318,24 @@ def _open_in_chromium(page: Path, tmp_path: Path) -> tuple[str, str]:
     return done.stdout, done.stderr
 
 
+#: Injected by the test into a copy of the page (the report itself carries no self-test): counts the
+#: images that loaded and the script errors, into data attributes of a status element.
+_CHECK = """<p id="status"></p><script>window.__errors=[];
+window.addEventListener('error',function(e){window.__errors.push(String(e.message||e.target&&e.target.src));},true);
+window.addEventListener('load',function(){var ok=0,bad=0,sum=0;document.querySelectorAll('img').forEach(function(i){
+(i.complete&&i.naturalWidth>0)?ok++:bad++;if(i.className==='summary-plot'&&i.naturalWidth>0)sum++;});
+var s=document.getElementById('status');s.setAttribute('data-images-ok',ok);s.setAttribute('data-images-broken',bad);
+s.setAttribute('data-summary-ok',sum);s.setAttribute('data-errors',window.__errors.length);});</script>"""
+
+
+def _with_check(page: Path, extra: str = "") -> Path:
+    checked = page.with_name(f"checked-{uuid.uuid4().hex[:6]}.html")
+    body = page.read_text(encoding="utf-8")
+    assert body.count("<body>") == 1
+    checked.write_text(body.replace("<body>", "<body>" + _CHECK + extra), encoding="utf-8")
+    return checked
+
+
 def _status(dom: str) -> dict[str, int]:
     tag = re.search(r'<p id="status"([^>]*)>', dom)
     assert tag, "the status element is missing from the rendered page"
@@ -161,16 +349,16 @@ def _console_errors(stderr: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.integration
 def test_index_html_renders_in_headless_chromium(run_dir, tmp_path):
-    write_report(run_dir, bootstrap=0)
-    dom, stderr = _open_in_chromium(run_dir / "index.html", tmp_path)
-    assert _status(dom) == {"images-ok": 12, "images-broken": 0, "errors": 0}
+    write_report(run_dir, bootstrap=200)
+    dom, stderr = _open_in_chromium(_with_check(run_dir / "index.html"), tmp_path)
+    # 3 summary plots + 12 timelines, all loaded, no script error
+    assert _status(dom) == {"images-ok": 15, "images-broken": 0, "summary-ok": 3, "errors": 0}
     assert not _console_errors(stderr)
-    assert "the person" in dom and "transcript" in dom
+    assert "the person" in dom and "transcript" in dom and "class=\"ci\"" in dom
+    assert dom.index("failed: ProviderError") < dom.index("IoU 1.000")  # the failure is listed first
     # the checks can fail: a missing plot and a script error are both caught
     (run_dir / "plots" / "vid0-0.png").unlink()
-    broken = run_dir / "broken.html"
-    broken.write_text((run_dir / "index.html").read_text().replace("</body>", "<script>undefinedFn();</script></body>"))
-    dom, stderr = _open_in_chromium(broken, tmp_path)
+    dom, stderr = _open_in_chromium(_with_check(run_dir / "index.html", "<script>undefinedFn();</script>"), tmp_path)
     status = _status(dom)
     assert status["images-broken"] == 1 and status["errors"] >= 1
     assert _console_errors(stderr)
