@@ -2,6 +2,7 @@
 
     vidground ground VIDEO "QUERY" [--json]
     vidground ground --descriptions FILE "QUERY"
+    vidground ground VIDEO -q "QUERY 1" -q "QUERY 2" [--queries FILE]   (describes once, loads models once)
     vidground describe VIDEO -o FILE
     vidground import-captions CAPTIONS... -o DIR
     vidground demo
@@ -16,9 +17,10 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
-from frame_describer.errors import ConfigurationError, VidgroundError
+from frame_describer.errors import ConfigurationError, InputError, VidgroundError
 
 log = logging.getLogger("vidground")
 
@@ -97,10 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("ground", help="find when a query happens in a video (or in a descriptions file)",
                        usage="vidground ground [options] VIDEO QUERY\n"
-                             "       vidground ground [options] --descriptions FILE QUERY",
+                             "       vidground ground [options] --descriptions FILE QUERY\n"
+                             "       vidground ground [options] (VIDEO | --descriptions FILE) "
+                             "(-q QUERY)... [--queries FILE]",
                        description="Find when QUERY happens. Give VIDEO QUERY to run both stages, or "
-                                   "--descriptions FILE QUERY to run stage 2 alone on your own descriptions.")
-    g.add_argument("inputs", nargs="+", metavar="VIDEO QUERY", help="the video file (omit it with --descriptions), then the query")
+                                   "--descriptions FILE QUERY to run stage 2 alone on your own descriptions. "
+                                   "With -q (repeatable) and/or --queries FILE, several queries are asked of one "
+                                   "video: it is described once and the reasoner is built once, and each query's "
+                                   "result is printed in turn (with --json: a JSON list, one result per query).")
+    g.add_argument("inputs", nargs="*", metavar="VIDEO QUERY",
+                   help="the video file (omit it with --descriptions), then the query (omit it with -q/--queries)")
+    g.add_argument("-q", "--query", dest="query_list", action="append", default=[], metavar="QUERY",
+                   help="a query, repeatable: several queries of one video in one call")
+    g.add_argument("--queries", dest="queries_file", default=None, metavar="FILE",
+                   help="a UTF-8 text file of queries, one a line (blank lines and lines starting with # are "
+                        "skipped; - reads stdin); asked after any -q")
     g.add_argument("--descriptions", default=None, metavar="FILE",
                    help='a JSONL descriptions file, one frame a line: {"t": seconds, "text": "..."}; '
                         "other tools' captions (vtggpt, seconds-json, csv) are detected")
@@ -112,10 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--reasoner-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                    help="an option for the reasoner backend, repeatable (e.g. n_ctx=8192, fallback=embedding)")
     g.add_argument("--top-k", type=int, default=None, metavar="K", help="return at most K intervals")
-    g.add_argument("--json", action="store_true", help="print the GroundingResult as JSON instead of a table")
+    g.add_argument("--json", action="store_true",
+                   help="print the GroundingResult as JSON instead of a table (with -q/--queries: a JSON list of "
+                        "them, in query order)")
     _add_sampling(g)
     _add_remote(g)
-    g.set_defaults(func=cmd_ground)
+    g.set_defaults(func=cmd_ground, ground_parser=g)
 
     d = sub.add_parser("describe", help="stage 1 only: describe a video's frames into a JSONL file",
                        description="Describe sampled frames of VIDEO; writes JSONL, one frame a line, to -o or stdout.")
@@ -167,6 +182,8 @@ def _add_global_options(p: argparse.ArgumentParser, default: Any) -> None:
 
 def _split_inputs(args: argparse.Namespace) -> tuple[str | None, str]:
     inputs = args.inputs
+    if not inputs:  # what argparse said (exit 2) when the positionals were required
+        args.ground_parser.error("the following arguments are required: VIDEO QUERY")
     if args.descriptions:
         if len(inputs) != 1:
             raise ConfigurationError("with --descriptions give only the QUERY (no video)")
@@ -199,9 +216,104 @@ def format_result_table(result: Any) -> str:
     return "\n".join(lines)
 
 
+def read_queries(path: str | Path) -> list[tuple[int, str]]:
+    """(line number, query) for each query in a UTF-8 text file, one a line; blank lines and lines
+    starting with ``#`` are skipped, surrounding spaces stripped. ``-`` reads stdin. A missing,
+    unreadable, non-UTF-8 or query-less file is an :class:`InputError` naming it."""
+    name = "<stdin>" if str(path) == "-" else str(path)
+    try:
+        data = sys.stdin.buffer.read() if str(path) == "-" else Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError("queries file not found", path=name) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, not a queries file", path=name) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the queries file ({exc.strerror or exc})", path=name) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"the queries file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                         path=name, line=data[:exc.start].count(b"\n") + 1) from None
+    queries = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)
+               if line.strip() and not line.strip().startswith("#")]
+    if not queries:
+        raise InputError("the queries file holds no query (one a line; blank lines and # comments are skipped)",
+                         path=name)
+    return queries
+
+
+def _many_queries(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """(video or None, the queries checked) for the -q/--queries form."""
+    from temporal_reasoner import check_query
+
+    if args.descriptions and args.inputs:
+        raise ConfigurationError("with --descriptions and -q/--queries give no VIDEO or QUERY argument")
+    if not args.descriptions and len(args.inputs) != 1:
+        raise ConfigurationError("with -q/--queries give the VIDEO alone (the queries come from -q/--queries): "
+                                 'vidground ground video.mp4 -q "a person opens a door" -q "..."')
+    queries = [check_query(q) for q in args.query_list]  # every query checked before anything is described
+    if args.queries_file is not None:
+        for line, query in read_queries(args.queries_file):
+            try:
+                queries.append(check_query(query))
+            except InputError as exc:
+                name = "<stdin>" if args.queries_file == "-" else args.queries_file
+                raise InputError(str(exc), path=name, line=line) from None
+    return (None if args.descriptions else args.inputs[0]), queries
+
+
+def _ground_many(args: argparse.Namespace) -> int:
+    """Several queries of one video: described once (per query only for a query-aware describer, whose
+    descriptions depend on the query), the reasoner built once; results printed as they come."""
+    from frame_describer import get_describer
+    from pipelines.api import describe, ground, load_descriptions
+    from temporal_reasoner import get_reasoner
+
+    video, queries = _many_queries(args)
+    reasoner = get_reasoner(args.reasoner, **_backend_options(args, "reasoner"))
+    common: dict[str, Any] = dict(duration=args.duration, reasoner=reasoner, fps=args.fps, num_frames=args.num_frames,
+                                  max_frames=args.max_frames, max_side=args.max_side, top_k=args.top_k)
+    described = None
+    if video is not None:
+        if args.descriptions_format != "auto" or args.clip_seconds is not None:
+            raise ConfigurationError("--descriptions-format and --clip-seconds apply to --descriptions, not to a video")
+        describer = get_describer(args.describer, **_backend_options(args, "describer"))
+        source = dict(video=video, describer=describer, cache=args.cache, progress=True)
+        if getattr(describer, "mode", "agnostic") != "aware":
+            described = describe(video, describer=describer, fps=args.fps, num_frames=args.num_frames,
+                                 max_frames=args.max_frames, max_side=args.max_side, cache=args.cache, progress=True)
+            source = dict(descriptions=described)
+    else:  # read and checked once
+        source = dict(descriptions=load_descriptions(args.descriptions, format=args.descriptions_format,
+                                                     clip_seconds=args.clip_seconds))
+    results = []
+    for i, query in enumerate(queries):
+        result = ground(query=query, **source, **common)
+        if described is not None:  # described (and paid for) once: its usage and time go with the first result
+            usage = {k: v for k, v in result.usage.items() if k != "describe"}
+            timings = {k: v for k, v in result.timings.items() if k != "describe"}
+            if i == 0:
+                timings["describe"] = round(described.seconds, 4)
+                if not described.usage.is_empty():
+                    usage["describe"] = described.usage
+            result = result.model_copy(update={"usage": usage, "timings": timings})
+        if args.json:
+            results.append(result)
+        else:
+            if i:
+                print()
+            print(f"== query {i + 1} of {len(queries)}: {query}")
+            print(format_result_table(result), flush=True)
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in results], indent=2, ensure_ascii=False))
+    return 0
+
+
 def cmd_ground(args: argparse.Namespace) -> int:
     from pipelines.api import ground
 
+    if args.query_list or args.queries_file is not None:
+        return _ground_many(args)
     video, query = _split_inputs(args)
     result = ground(
         video, query, descriptions=args.descriptions, duration=args.duration,
@@ -285,18 +397,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 _OUR_LOGGERS = ("vidground", "frame_describer", "temporal_reasoner", "pipelines", "prompts")
+#: loggers whose INFO record "loading ..." announces a model load of seconds (the embedding encoder's
+#: ``_load_model``); the CLI turns it into a one-line note on stderr even without --verbose
+_SLOW_LOAD_LOGGERS = ("temporal_reasoner.embedding",)
 
 
-def _setup_logging(level: int, *, everything: bool = False) -> None:
+class _LoadingNote(logging.Filter):
+    """On a slow-load logger set to INFO: a "loading ..." record becomes ``vidground: loading ... …`` on
+    stderr (so the first query of a process is not 20 s of silence), and every other record below
+    ``level`` is dropped, as the logger's level would have dropped it."""
+
+    def __init__(self, level: int):
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and str(record.msg).startswith("loading "):
+            print(f"vidground: {record.getMessage()} …", file=sys.stderr, flush=True)
+            return False
+        return record.levelno >= self.level
+
+
+def _setup_logging(level: int, *, everything: bool = False, loading_notes: bool = True) -> None:
     """Log to stderr: our packages at ``level``, other libraries at WARNING (everything with --debug).
 
     Records propagate to the root handler as usual, so embedding programs and test harnesses that
-    capture logging still see them.
+    capture logging still see them. Below INFO (no --verbose) a slow model load still gets a one-line
+    note on stderr (stdout stays the result, --json included), unless ``loading_notes`` is false (--quiet).
     """
     logging.basicConfig(level=logging.DEBUG if everything else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     for name in _OUR_LOGGERS:
         logging.getLogger(name).setLevel(level)
+    for name in _SLOW_LOAD_LOGGERS:  # main() may run many times in one process: undo the last call's setup
+        logger = logging.getLogger(name)
+        for f in [f for f in logger.filters if isinstance(f, _LoadingNote)]:
+            logger.removeFilter(f)
+        logger.setLevel(logging.NOTSET)
+        if loading_notes and level > logging.INFO:  # with --verbose the INFO record itself says it
+            logger.setLevel(logging.INFO)
+            logger.addFilter(_LoadingNote(level))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for run records
     _setup_logging(logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
-                   everything=args.debug)
+                   everything=args.debug, loading_notes=not getattr(args, "quiet", False))
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -226,3 +226,145 @@ def test_backend_spec_suggestions_keep_the_model_name_as_typed():
         describers.check("hf/Qwen/Qwen2.5-VL-3B-Instruct")
     assert describers.suggest("opnai:gpt-4o-mini") == "openai:gpt-4o-mini"
     assert describers.suggest("zzzz") is None
+
+
+# --- several queries per call (issue #17) -------------------------------------------------------
+
+def _count_calls(monkeypatch, module, name):
+    calls = []
+    real = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_several_queries_of_a_video_describe_it_once_and_build_the_reasoner_once(demo_video, monkeypatch, capsys):
+    import pipelines.api
+    import temporal_reasoner
+
+    video, events = demo_video
+    described = _count_calls(monkeypatch, pipelines.api, "describe")  # ground() describes through it too
+    built = _count_calls(monkeypatch, temporal_reasoner.reasoners, "create")
+    assert main(["ground", str(video), "-q", events[0].query, "-q", events[1].query, "--json", "--fps", "1"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["query"] for r in data] == [events[0].query, events[1].query]
+    assert len(described) == 1 and len(built) == 1
+    assert all(r["video"] == str(video) and r["describer"] == "cv" and r["intervals"] for r in data)
+    assert "describe" in data[0]["timings"] and "describe" not in data[1]["timings"]  # done once, reported once
+    for row, ev in zip(data, events):
+        best = row["intervals"][0]
+        inter = max(0.0, min(best["end"], ev.end) - max(best["start"], ev.start))
+        assert inter / (max(best["end"], ev.end) - min(best["start"], ev.start)) >= 0.5, (row["query"], best)
+
+
+def test_queries_file_and_q_on_descriptions_print_a_table_per_query(desc_file, tmp_path, capsys):
+    qfile = tmp_path / "queries.txt"
+    qfile.write_text("# kitchen\n\n  a person stands in the kitchen  \n#an empty room\nan empty room\n", encoding="utf-8")
+    assert main(["ground", "--descriptions", str(desc_file), "-q", "a person", "--queries", str(qfile)]) == 0
+    out = capsys.readouterr().out
+    headings = [line for line in out.splitlines() if line.startswith("== ")]
+    assert headings == ["== query 1 of 3: a person", "== query 2 of 3: a person stands in the kitchen",
+                        "== query 3 of 3: an empty room"]
+    blocks = out.split("\n== ")
+    assert "query:     a person stands in the kitchen" in blocks[1] and "query:     an empty room" in blocks[2]
+    # the positional form prints one result, not a list; -q prints a list even for one query
+    assert main(["ground", "--descriptions", str(desc_file), "a person", "--json"]) == 0
+    assert isinstance(json.loads(capsys.readouterr().out), dict)
+    assert main(["ground", "--descriptions", str(desc_file), "-q", "a person", "--json"]) == 0
+    assert [r["query"] for r in json.loads(capsys.readouterr().out)] == ["a person"]
+
+
+def test_queries_from_stdin(desc_file, monkeypatch, capsys):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"a person\nan empty room\n")))
+    assert main(["ground", "--descriptions", str(desc_file), "--queries", "-", "--json"]) == 0
+    assert [r["query"] for r in json.loads(capsys.readouterr().out)] == ["a person", "an empty room"]
+
+
+@pytest.mark.parametrize("content, needle", [
+    (None, "queries.txt: queries file not found"),
+    (b"", "queries.txt: the queries file holds no query"),
+    (b"# only a comment\n\n   \n", "queries.txt: the queries file holds no query"),
+    (b"a person\n\xff\xfe caf\xe9\n", "queries.txt:2: the queries file is not UTF-8 text (byte 0xff at offset 9)"),
+    ("folder", "queries.txt: is a folder, not a queries file"),
+], ids=["missing", "empty", "comments-only", "not-utf8", "folder"])
+def test_a_bad_queries_file_is_a_one_line_error(content, needle, desc_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    if content == "folder":
+        (tmp_path / "queries.txt").mkdir()
+    elif content is not None:
+        (tmp_path / "queries.txt").write_bytes(content)
+    assert main(["ground", "--descriptions", str(desc_file), "--queries", "queries.txt"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("vidground: error: ") and needle in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["ground", "v.mp4", "a query", "-q", "another"], "give the VIDEO alone"),
+    (["ground", "-q", "a query"], "give the VIDEO alone"),
+    (["ground", "--descriptions", "d.jsonl", "a query", "-q", "another"], "give no VIDEO or QUERY argument"),
+    (["ground", "--descriptions", "d.jsonl", "-q", "a person", "-q", "  "], "query is empty"),
+])
+def test_several_queries_usage_errors(argv, needle, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.jsonl").write_text('{"t": 0, "text": "a person"}\n{"t": 1, "text": "a room"}\n')
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1, err
+    with pytest.raises(SystemExit) as e:  # no query at all is still argparse's usage error
+        main(["ground", "--descriptions", "d.jsonl"])
+    assert e.value.code == 2
+
+
+# --- a note while a model loads (issue #17) -----------------------------------------------------
+
+def test_a_slow_model_load_gets_one_note_on_stderr_and_json_stays_clean(desc_file, tmp_path, monkeypatch, capsys,
+                                                                        caplog):
+    from temporal_reasoner import embedding
+
+    monkeypatch.setenv("VIDGROUND_EMBEDDING_CACHE", "off")  # no stored vectors: the model must load
+    monkeypatch.setattr(embedding, "_ENCODERS", {})  # nothing loaded in this process yet
+    model = tmp_path / "minilm"
+    model.symlink_to(embedding._default_model_path(), target_is_directory=True)
+    argv = ["ground", "--descriptions", str(desc_file), "a person", "--json", "--reasoner", f"embedding:{model}"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["query"] == "a person"
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"vidground: loading the sentence-transformers model {model} on ") and err.endswith(" …\n")
+    assert main(argv) == 0  # loaded: no note
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(embedding, "_ENCODERS", {})
+    with caplog.at_level(logging.INFO):  # --verbose: the INFO record says it, no second note
+        assert main(argv + ["--verbose"]) == 0
+    assert "vidground: loading" not in capsys.readouterr().err
+    assert [r.levelno for r in caplog.records if r.name == "temporal_reasoner.embedding"
+            and r.getMessage().startswith("loading the sentence-transformers model")] == [logging.INFO]
+
+
+# --- connection errors (issue #17) --------------------------------------------------------------
+
+def test_refused_connection_names_the_url_attempts_and_time_and_verbose_shows_retries(demo_video, caplog, capsys):
+    import socket
+
+    with socket.socket() as s:  # a local port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = ["ground", str(demo_video[0]), "a person", "--describer", "openai:x", "--base-url",
+            f"http://127.0.0.1:{port}/v1", "--num-frames", "1", "--describer-opt", "max_retries=2",
+            "--describer-opt", "retry_base_delay=0.001", "--describer-opt", "concurrency=1"]
+    with caplog.at_level(logging.INFO):
+        assert main(argv + ["--verbose"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("vidground: error: openai:x: connection failed (") and err.count("\n") == 1, err
+    assert f" at http://127.0.0.1:{port}/v1/chat/completions: gave up after 3 attempts in " in err
+    retries = [r.getMessage() for r in caplog.records if r.name == "frame_describer.openai_client"]
+    assert [m.split("; ")[1].split(" in ")[0] for m in retries] == ["retry 1 of 2", "retry 2 of 2"], retries
+    caplog.clear()
+    assert main(argv) == 1  # without --verbose: the error alone
+    assert [r for r in caplog.records if r.name == "frame_describer.openai_client"] == []
