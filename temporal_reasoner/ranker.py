@@ -16,9 +16,11 @@ half never takes part. Proposals are ranked by score and thinned by non-maximum 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from .spans import Span, best_segments, sample_edges
+from .spans import Span, best_segments, find_segments, sample_edges
 
 #: Where proposals are cut: fractions of the way from the curve's median to its height.
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -30,29 +32,32 @@ TOP_RANK = 4
 
 FEATURES = ("length", "length^2", "sqrt length", "mean inside", "mean outside", "max inside", "min inside",
             "level", "starts the video", "ends the video", "length x height", "length x mean inside",
-            "length x log samples", "overlap with the half-level segment", "overlap x height")
+            "length x log samples", "overlap with the half-level segment", "overlap x height",
+            "overlap with a half-level segment", "that overlap x height")
 
 #: Weights of :data:`FEATURES` (the score's constant is irrelevant to the ranking): printed by
 #: ``python benchmarks/fit_ranker.py`` (QVHighlights real captions, dev half, seed 0).
 WEIGHTS = np.array([
-    -0.362478,  # length
-    +0.386805,  # length^2
-    +3.020663,  # sqrt length
-    +1.357004,  # mean inside
-    -0.309960,  # mean outside
-    +0.183282,  # max inside
-    -0.221624,  # min inside
-    -0.388060,  # level
-    +0.061647,  # starts the video
-    +0.191335,  # ends the video
-    -11.214889,  # length x height
-    -0.015094,  # length x mean inside
-    -0.079569,  # length x log samples
-    +0.400135,  # overlap with the half-level segment
-    +3.475726,  # overlap x height
+    -0.328393,  # length
+    +0.404749,  # length^2
+    +2.950177,  # sqrt length
+    +1.272374,  # mean inside
+    -0.326201,  # mean outside
+    +0.168133,  # max inside
+    -0.199705,  # min inside
+    -0.374502,  # level
+    +0.052932,  # starts the video
+    +0.181552,  # ends the video
+    -11.343970,  # length x height
+    -0.125224,  # length x mean inside
+    -0.072286,  # length x log samples
+    +0.570073,  # overlap with the half-level segment
+    +1.872070,  # overlap x height
+    -0.203111,  # overlap with a half-level segment
+    +2.589565,  # that overlap x height
 ])
 #: Names the fitted weights in a reasoner's settings (a run made with other weights is another method).
-WEIGHTS_ID = "qvh-dev-s0-v2"
+WEIGHTS_ID = "qvh-dev-s0-v3"
 
 
 def curve_scale(curve: np.ndarray, top_percentile: float = 95.0) -> tuple[float, float]:
@@ -96,7 +101,7 @@ def proposals(z: np.ndarray, weights_in_time: np.ndarray, levels=LEVELS, max_run
 
 
 def features(z: np.ndarray, widths: np.ndarray, starts: np.ndarray, ends: np.ndarray, levels: np.ndarray,
-             height: float) -> np.ndarray:
+             height: float, anchors: Sequence[tuple[float, float]] = ()) -> np.ndarray:
     """The :data:`FEATURES` of each proposal, one row each. ``z``: the curve in units of its scale;
     ``widths``: the seconds each sample stands for; ``height``: the scale (height minus floor) in
     similarity units, which says how clearly anything stands out."""
@@ -122,11 +127,18 @@ def features(z: np.ndarray, widths: np.ndarray, starts: np.ndarray, ends: np.nda
     inter = np.clip(np.minimum(wprefix[ends + 1], wprefix[b_hi + 1]) - np.maximum(wprefix[starts], wprefix[b_lo]), 0, None)
     union = np.maximum(wprefix[ends + 1], wprefix[b_hi + 1]) - np.minimum(wprefix[starts], wprefix[b_lo])
     half = inter / np.maximum(union, 1e-12)
+    # ... and the best overlap with any of the half-level segments ranked by area (``anchors``, in the
+    # same units as ``widths``): on a clean curve every event is one of them
+    lo_t, hi_t = wprefix[starts], wprefix[ends + 1]
+    near = np.zeros(len(starts))
+    for a, b in anchors:
+        i = np.clip(np.minimum(hi_t, b) - np.maximum(lo_t, a), 0, None)
+        near = np.maximum(near, i / np.maximum(np.maximum(hi_t, b) - np.minimum(lo_t, a), 1e-12))
     max_in = np.array([z[s:e + 1].max() for s, e in zip(starts, ends)])
     min_in = np.array([z[s:e + 1].min() for s, e in zip(starts, ends)])
     return np.column_stack([length, length ** 2, np.sqrt(length), mean_in, mean_out, max_in, min_in, levels,
                             starts == 0, ends == n - 1, length * height, length * mean_in, length * np.log(n),
-                            half, half * height]).astype(float)
+                            half, half * height, near, near * height]).astype(float)
 
 
 def scored_proposals(times: np.ndarray, curve: np.ndarray, duration: float, *,
@@ -141,7 +153,8 @@ def scored_proposals(times: np.ndarray, curve: np.ndarray, duration: float, *,
     height = max(top - base, 1e-6)
     z = (curve - base) / height
     s, e, lv = proposals(z, widths)
-    return s, e, features(z, widths, s, e, lv, height), edges
+    anchors = [(sp.start - edges[0], sp.end - edges[0]) for sp in find_segments(times, z, duration, 0.5, top_k=5)]
+    return s, e, features(z, widths, s, e, lv, height, anchors), edges
 
 
 def rank_segments(times: np.ndarray, curve: np.ndarray, duration: float, *, weights: np.ndarray = WEIGHTS,

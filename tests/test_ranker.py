@@ -106,3 +106,23 @@ def test_a_flat_curve_but_for_one_spike_is_scaled_by_the_spike():
     assert spans[0].start == 19.5 and spans[0].end == 20.5
     _, _, feats, _ = ranker.scored_proposals(times, curve, 60.0)
     assert np.abs(feats).max() < 100  # in units of the spike's height, not of a 1e-6 floor
+
+
+def test_ranked_alternatives_keep_the_segments_answer_and_an_ordered_list():
+    """segments mode, alternatives="ranked" (default): the first answer is the maximum-area segment
+    (top-1 figures unchanged), the rest are the ranker's proposals, scores never increase."""
+    r = get_reasoner("embedding")
+    area = get_reasoner("embedding", alternatives="area", encoder=r.encoder)
+    tr = transcript(*[(2, "A wide shot of a city street with buildings.")] * 8,
+                    (2, "A dog is running on the beach."), (2, "A dog runs along the sea shore."),
+                    *[(2, "A wide shot of a city street with buildings.")] * 8,
+                    (2, "A dog is playing on the sand."), *[(2, "A wide shot of a city street with buildings.")] * 6)
+    ranked, plain = r.ground("a dog on the beach", tr), area.ground("a dog on the beach", tr)
+    assert (ranked.best.start, ranked.best.end) == (plain.best.start, plain.best.end)
+    scores = [iv.score for iv in ranked.intervals]
+    assert scores == sorted(scores, reverse=True) and len(ranked.intervals) >= 2
+    assert r.settings()["alternatives"] == "ranked" and area.settings()["alternatives"] == "area"
+    with pytest.raises(ConfigurationError):
+        EmbeddingReasoner(encoder=object(), alternatives="best")
+    with pytest.raises(ConfigurationError, match="segments"):
+        EmbeddingReasoner(encoder=object(), spans="peaks", alternatives="ranked")
