@@ -125,19 +125,29 @@ class EmbeddingStore:
     def _guarded(self, work: Callable[[sqlite3.Connection], T], default: T) -> T:
         """``work(connection)`` under the lock; a busy database is a miss this time, any other failure
         disables the cache (one warning)."""
-        if self.broken:
-            return default
-        try:
-            with self._db_lock:
-                return work(self._conn())
-        except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", None) in (5, 6) or "locked" in str(exc) or "busy" in str(exc):
-                self.busy += 1  # SQLITE_BUSY / SQLITE_LOCKED past the timeout: another process holds it
+        for attempt in range(4):
+            if self.broken:
+                return default
+            started = time.monotonic()
+            try:
+                with self._db_lock:
+                    return work(self._conn())
+            except sqlite3.OperationalError as exc:
+                if not (getattr(exc, "sqlite_errorcode", None) in (5, 6) or "locked" in str(exc) or "busy" in str(exc)):
+                    self._disable(exc)
+                    return default
+                # SQLite answers some contention at once, without waiting out the timeout (another
+                # process switching the file to WAL, say): try again shortly. Busy past the timeout:
+                # another process holds the file; this time is a miss
+                if attempt < 3 and time.monotonic() - started < self.timeout / 2:
+                    time.sleep(0.05 * 2 ** attempt)
+                    continue
+                self.busy += 1
                 log.debug("embedding cache %s busy: %s", self.path, exc)
                 return default
-            self._disable(exc)
-        except (sqlite3.Error, OSError) as exc:
-            self._disable(exc)
+            except (sqlite3.Error, OSError) as exc:
+                self._disable(exc)
+                return default
         return default
 
     def close(self) -> None:
