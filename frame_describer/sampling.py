@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -200,6 +200,7 @@ class FrameStream(Iterator[Frame]):
             tb = stream.time_base or Fraction(1, 1000)
             origin = info.start_time
             target = next(targets, None)
+            skip = getattr(targets, "skip_past", None)
             self._absolute = True  # source indices count from the stream's first frame
             if target is not None and target > 1.0:  # jump to the keyframe before the first time
                 container.seek(int((target + origin) / tb) - 1, stream=stream, backward=True)
@@ -223,7 +224,14 @@ class FrameStream(Iterator[Frame]):
                         emitted = pick[2]
                         yield self._frame(pick, out)
                         out += 1
-                    target = next(targets, None) if out != self._limit else None
+                    if out == self._limit:
+                        target = None
+                    elif skip is not None and emitted == cur[2]:  # the rest up to t would repeat this frame
+                        target = skip(t)
+                    elif skip is not None and prev is not None and emitted == prev[2]:
+                        target = skip((prev[1] + t) / 2)  # the rest up to half-way would repeat prev
+                    else:
+                        target = next(targets, None)
                 if target is None:
                     return
                 if prev is not None:
@@ -246,11 +254,36 @@ class FrameStream(Iterator[Frame]):
                      image=to_image(frame, self.info.rotation, self.max_side))
 
 
-def _rate_targets(start: float, stop: float, fps: float) -> Iterator[float]:
-    k = 0
-    while (t := start + k / fps) < stop:
-        yield t
-        k += 1
+class _Grid(Iterator[float]):
+    """Requested times ``value(k)`` for ``k = 0, 1, ...`` (increasing), below ``stop`` and fewer than
+    ``count``; :meth:`skip_past` jumps to the first one after a time without walking those before it,
+    so a request far denser than the video's frames (``--fps 1e8``) costs what its frames cost."""
+
+    def __init__(self, value: Callable[[int], float], slope: float, *, stop: float = math.inf,
+                 count: int | None = None):
+        self.value, self.slope, self.stop, self.count, self.k = value, slope, stop, count, 0
+
+    def __next__(self) -> float:
+        if self.count is not None and self.k >= self.count:
+            raise StopIteration
+        t = self.value(self.k)
+        if t >= self.stop:
+            raise StopIteration
+        self.k += 1
+        return t
+
+    def skip_past(self, t: float) -> float | None:
+        """The first time after ``t`` (``None`` when there is none)."""
+        guess = int(math.floor((t - self.value(0)) / self.slope)) - 1 if self.slope > 0 else self.k
+        self.k = max(self.k, guess)
+        while True:
+            nxt = next(self, None)
+            if nxt is None or nxt > t:
+                return nxt
+
+
+def _rate_targets(start: float, stop: float, fps: float) -> _Grid:
+    return _Grid(lambda k: start + k / fps, 1.0 / fps, stop=stop)
 
 
 def sample_frames(
@@ -301,7 +334,7 @@ def sample_frames(
             targets: Iterator[float] = iter([lo])
             n = 1
         else:
-            targets = (lo + (k + 0.5) * span / n for k in range(n))
+            targets = _Grid(lambda k: lo + (k + 0.5) * span / n, span / n, count=n)
         return FrameStream(info, targets, fps=None, planned=n, max_side=max_side)
     rate = DEFAULT_FPS if fps is None else float(fps)
     if max_frames and span > 0 and math.ceil(span * rate - 1e-9) > max_frames:

@@ -190,3 +190,27 @@ def test_truncated_stream_decodes_what_is_there_and_clamps(tmp_path: Path, caplo
 def test_bad_arguments_raise_configuration_error(cfr_video, kwargs, needle):
     with pytest.raises(ConfigurationError, match=needle):
         sample_frames(cfr_video, **kwargs)
+
+
+@pytest.mark.parametrize("kind", ["cfr", "vfr"])
+def test_absurdly_dense_requests_cost_what_the_frames_cost_and_return_every_frame(request, kind):
+    """--fps 1e8 or --num-frames 1e9 used to walk every requested time between two frames (96 s for a
+    5-s clip); now the walk jumps to the next time that can pick a new frame, with the same frames."""
+    video = request.getfixturevalue(f"{kind}_video")
+    every = [(f.t, f.source_index) for f in sample_frames(video, fps=1000.0)]
+    n_frames = probe_video(video).frame_count
+    assert len(every) == n_frames  # 1000 fps already picks each decoded frame once
+    assert [(f.t, f.source_index) for f in sample_frames(video, fps=1e8)] == every
+    # by count the times cover the container's duration (the VFR clip's stream runs past it)
+    dense = [(f.t, f.source_index) for f in sample_frames(video, num_frames=100_000)]
+    assert [(f.t, f.source_index) for f in sample_frames(video, num_frames=10**9)] == dense
+
+
+def test_the_grid_skips_past_a_time_exactly():
+    from frame_describer.sampling import _Grid, _rate_targets
+
+    grid = _rate_targets(0.0, 10.0, 3.0)
+    assert next(grid) == 0.0 and grid.skip_past(5.0) == pytest.approx(5 + 1 / 3)
+    assert grid.skip_past(9.9) is None
+    count = _Grid(lambda k: 1.0 + (k + 0.5) * 2.0, 2.0, count=4)  # 2, 4, 6, 8
+    assert count.skip_past(4.0) == 6.0 and next(count) == 8.0 and next(count, None) is None
