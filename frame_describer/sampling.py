@@ -326,6 +326,12 @@ def sample_frames(
     if info.duration > 0 and lo >= info.duration:
         raise ConfigurationError(f"start {lo:g}s is at or past the end of the video ({info.duration:.2f}s)")
     span = max(hi - lo, 0.0)
+    if info.fps and span > 0 and ((fps is not None and fps > info.fps * 1.01)
+                                  or (num_frames is not None and num_frames > span * info.fps * 1.01 + 1)):
+        # not an error (every frame is a fair request), but with a paid describer it is one call per frame
+        log.warning("%s: %s asks for more frames than the video has (%.4g fps): every frame is sampled, "
+                    "about %d", Path(info.path).name, f"fps={fps:g}" if fps is not None else f"num_frames={num_frames}",
+                    info.fps, max(1, round(span * info.fps)))
     if num_frames is not None:
         n = min(num_frames, max_frames) if max_frames else num_frames
         if n < num_frames:

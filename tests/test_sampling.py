@@ -193,11 +193,13 @@ def test_bad_arguments_raise_configuration_error(cfr_video, kwargs, needle):
 
 
 @pytest.mark.parametrize("kind", ["cfr", "vfr"])
-def test_absurdly_dense_requests_cost_what_the_frames_cost_and_return_every_frame(request, kind):
+def test_absurdly_dense_requests_cost_what_the_frames_cost_and_return_every_frame(request, kind, caplog):
     """--fps 1e8 or --num-frames 1e9 used to walk every requested time between two frames (96 s for a
     5-s clip); now the walk jumps to the next time that can pick a new frame, with the same frames."""
     video = request.getfixturevalue(f"{kind}_video")
-    every = [(f.t, f.source_index) for f in sample_frames(video, fps=1000.0)]
+    with caplog.at_level(logging.WARNING, logger="frame_describer.sampling"):
+        every = [(f.t, f.source_index) for f in sample_frames(video, fps=1000.0)]
+    assert any("every frame is sampled" in r.getMessage() for r in caplog.records)
     n_frames = probe_video(video).frame_count
     assert len(every) == n_frames  # 1000 fps already picks each decoded frame once
     assert [(f.t, f.source_index) for f in sample_frames(video, fps=1e8)] == every
