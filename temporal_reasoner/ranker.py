@@ -114,26 +114,14 @@ def features(z: np.ndarray, widths: np.ndarray, starts: np.ndarray, ends: np.nda
     mean_in = (prefix[ends + 1] - prefix[starts]) / np.maximum(inside, 1e-12)
     outside = total - inside
     mean_out = np.where(outside > 1e-9, (prefix[-1] - (prefix[ends + 1] - prefix[starts])) / np.maximum(outside, 1e-12), 0.0)
-    # the segment with the largest area above the half level (the ``segments`` rule's answer): on a clean
-    # curve it is the event; how much a proposal overlaps it is evidence the ranker weighs by the height
-    gain = (z - 0.5) * widths
-    best, acc, lo, b_lo, b_hi = -np.inf, 0.0, 0, 0, 0
-    for i, g in enumerate(gain):
-        if acc <= 0:
-            acc, lo = 0.0, i
-        acc += g
-        if acc > best:
-            best, b_lo, b_hi = acc, lo, i
-    inter = np.clip(np.minimum(wprefix[ends + 1], wprefix[b_hi + 1]) - np.maximum(wprefix[starts], wprefix[b_lo]), 0, None)
-    union = np.maximum(wprefix[ends + 1], wprefix[b_hi + 1]) - np.minimum(wprefix[starts], wprefix[b_lo])
-    half = inter / np.maximum(union, 1e-12)
-    # ... and the best overlap with any of the half-level segments ranked by area (``anchors``, in the
-    # same units as ``widths``): on a clean curve every event is one of them
+    # the half-level segments ranked by area (``anchors``: the ``segments`` rule's answers, in the same
+    # units as ``widths``): on a clean curve every event is one of them, and the first is that rule's
+    # answer. How much a proposal overlaps them is evidence the ranker weighs by the height
     lo_t, hi_t = wprefix[starts], wprefix[ends + 1]
-    near = np.zeros(len(starts))
-    for a, b in anchors:
-        i = np.clip(np.minimum(hi_t, b) - np.maximum(lo_t, a), 0, None)
-        near = np.maximum(near, i / np.maximum(np.maximum(hi_t, b) - np.minimum(lo_t, a), 1e-12))
+    overlaps = [np.clip(np.minimum(hi_t, b) - np.maximum(lo_t, a), 0, None)
+                / np.maximum(np.maximum(hi_t, b) - np.minimum(lo_t, a), 1e-12) for a, b in anchors]
+    half = overlaps[0] if overlaps else np.zeros(len(starts))
+    near = np.max(overlaps, axis=0) if overlaps else np.zeros(len(starts))
     max_in = np.array([z[s:e + 1].max() for s, e in zip(starts, ends)])
     min_in = np.array([z[s:e + 1].min() for s, e in zip(starts, ends)])
     return np.column_stack([length, length ** 2, np.sqrt(length), mean_in, mean_out, max_in, min_in, levels,
