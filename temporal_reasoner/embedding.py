@@ -477,10 +477,10 @@ class EmbeddingReasoner(_SimilarityReasoner):
         query = check_query(query)
         times, curve = self.curve(query, transcript)
         if self.spans == "ranked":
-            flat = len(curve) == 1 or float(curve.max()) - float(curve.min()) <= 1e-3
-            spans = ([Span(0.0, transcript.duration, float(curve.max()), 0.0)] if flat else
-                     ranker.rank_segments(times, curve, transcript.duration, top_k=self.top_k,
-                                          nms_iou=self.nms_iou, top_percentile=self.top_percentile))
+            whole = _whole_if_flat(curve, transcript.duration)
+            flat = whole is not None
+            spans = whole or ranker.rank_segments(times, curve, transcript.duration, top_k=self.top_k,
+                                                  nms_iou=self.nms_iou, top_percentile=self.top_percentile)
         elif self.spans == "segments":
             spans, flat = self._segments(times, curve, transcript.duration)
         else:
@@ -510,13 +510,15 @@ class EmbeddingReasoner(_SimilarityReasoner):
             around = float(np.percentile(curve, 90))
             if all(curve[i] < around for i in (p - 1, p + 1) if 0 <= i < len(curve)):
                 top = float(curve[p])
-        if len(curve) == 1 or float(curve.max()) - float(curve.min()) <= 1e-3:
-            return [Span(0.0, duration, float(curve.max()), 0.0)], True
+        whole = _whole_if_flat(curve, duration)
+        if whole is not None:
+            return whole, True
         if top - base <= 1e-6:  # a curve flat but for a few samples: cut halfway to the highest one
             top = float(curve.max())
         level = base + self.rel_level * (top - base)
-        spans = find_segments(times, curve, duration, level, top_k=self.top_k, nms_iou=self.nms_iou)
-        if self.alternatives == "ranked" and spans:
+        ranked_rest = self.alternatives == "ranked"  # only the first is kept: find only the first
+        spans = find_segments(times, curve, duration, level, top_k=1 if ranked_rest else self.top_k, nms_iou=self.nms_iou)
+        if ranked_rest and spans:
             # the answer stays the maximum-area segment; the alternatives after it are the ranker's
             # proposals (QVHighlights' several windows, mAP), each thinned against those before it
             # (scores: the ranker's; the answer's raised to the best of them, so that the order holds)
@@ -526,6 +528,13 @@ class EmbeddingReasoner(_SimilarityReasoner):
             top = max([sp.mass for sp in ranked], default=0.0)
             spans = [Span(first.start, first.end, first.peak, top), *rest][:self.top_k]
         return spans, False
+
+
+def _whole_if_flat(curve: np.ndarray, duration: float) -> list[Span] | None:
+    """The whole video when the curve is flat (one sample, or all within 1e-3): no part matches better."""
+    if len(curve) == 1 or float(curve.max()) - float(curve.min()) <= 1e-3:
+        return [Span(0.0, duration, float(curve.max()), 0.0)]
+    return None
 
 
 class NaiveSimilarityReasoner(_SimilarityReasoner):

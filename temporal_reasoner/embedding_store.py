@@ -165,7 +165,10 @@ class EmbeddingStore:
         when given, counts as missing)."""
         if self.broken or not texts:
             return {}
-        ids = {k[0]: (k[1], t) for t in dict.fromkeys(texts) for k in [text_key(model, t)]}
+        ids: dict[int, tuple[bytes, str]] = {}  # row id -> (check bytes, text)
+        for t in dict.fromkeys(texts):
+            rid, tag = text_key(model, t)
+            ids[rid] = (tag, t)
         now = time.time_ns()
 
         def work(conn: sqlite3.Connection) -> dict[str, np.ndarray]:
