@@ -204,6 +204,16 @@ def test_global_options_are_accepted_after_the_command(desc_file, caplog, capsys
         main(["--debug", "ground", "--descriptions", "missing.jsonl", "q"])
 
 
+def _one_line_error(argv, tmp_path, monkeypatch, capsys) -> str:
+    """Run the CLI beside a two-line descriptions file d.jsonl; it must fail with exit 1 and one line on stderr."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.jsonl").write_text('{"t": 0, "text": "a person"}\n{"t": 1, "text": "a room"}\n')
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err
+
+
 @pytest.mark.parametrize("argv, hint", [
     (["score", "p.jsonl", "--dataset", "charades_sta"], "unknown dataset 'charades_sta' (did you mean 'charades-sta'?)"),
     (["eval", "QVHighlights", "--descriptions", ".", "--out", "o"], "(did you mean 'qvhighlights'?)"),
@@ -212,11 +222,8 @@ def test_global_options_are_accepted_after_the_command(desc_file, caplog, capsys
     (["ground", "--reasoner", "embeding", "--descriptions", "d.jsonl", "q"], "(did you mean 'embedding'?)"),
 ])
 def test_did_you_mean_for_datasets_and_backend_specs(argv, hint, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "d.jsonl").write_text('{"t": 0, "text": "a person"}\n{"t": 1, "text": "a room"}\n')
-    assert main(argv) == 1
-    err = capsys.readouterr().err
-    assert hint in err and err.count("\n") == 1, err
+    err = _one_line_error(argv, tmp_path, monkeypatch, capsys)
+    assert hint in err, err
 
 
 def test_backend_spec_suggestions_keep_the_model_name_as_typed():
@@ -311,11 +318,8 @@ def test_a_bad_queries_file_is_a_one_line_error(content, needle, desc_file, tmp_
     (["ground", "--descriptions", "d.jsonl", "-q", "a person", "-q", "  "], "query is empty"),
 ])
 def test_several_queries_usage_errors(argv, needle, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "d.jsonl").write_text('{"t": 0, "text": "a person"}\n{"t": 1, "text": "a room"}\n')
-    assert main(argv) == 1
-    err = capsys.readouterr().err
-    assert needle in err and err.count("\n") == 1, err
+    err = _one_line_error(argv, tmp_path, monkeypatch, capsys)
+    assert needle in err, err
     with pytest.raises(SystemExit) as e:  # no query at all is still argparse's usage error
         main(["ground", "--descriptions", "d.jsonl"])
     assert e.value.code == 2
