@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from frame_describer.descriptions_io import read_descriptions  # noqa: E402
-from frame_describer.errors import VidgroundError  # noqa: E402
+from vidground.errors import VidgroundError  # noqa: E402
 from pipelines.metrics import compute_metrics, mean_prior  # noqa: E402
 from pipelines.oracle import STYLES, OracleSplit, load_split, write_oracle_folder  # noqa: E402
 from temporal_reasoner import Transcript, get_reasoner  # noqa: E402

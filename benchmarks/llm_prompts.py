@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import prompts  # noqa: E402
-from frame_describer.errors import ConfigurationError, VidgroundError  # noqa: E402
+from vidground.errors import ConfigurationError, VidgroundError  # noqa: E402
 from pipelines.metrics import compute_metrics, mean_prior  # noqa: E402
 from pipelines.oracle import STYLES, load_split, oracle_descriptions  # noqa: E402
 from temporal_reasoner import GroundingResult, Transcript, get_reasoner  # noqa: E402

@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from frame_describer.types import Frame, FrameDescription  # noqa: E402
+from vidground.types import Frame, FrameDescription  # noqa: E402
 from temporal_reasoner.transcript import Transcript  # noqa: E402
 
 ACTIONS = ["sits on the sofa reading a book", "stands up and walks to the door", "opens the door",

@@ -38,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from frame_describer.errors import ConfigurationError, VidgroundError  # noqa: E402
+from vidground.errors import ConfigurationError, VidgroundError  # noqa: E402
 from pipelines.api import load_descriptions  # noqa: E402
 from pipelines.cli import parse_option  # noqa: E402
 from pipelines.datasets import Query, data_root, load_dataset  # noqa: E402

@@ -23,7 +23,7 @@ decode-bound, and with ``--latency 0.05`` the two are about equal (neither can h
 other). When decoding dominates, the client's per-frame CPU competes with the decoder, which keeps
 about 1.5 of a 2-core machine's cores busy and needs the GIL for every decoded frame: streamed
 through the OpenAI SDK a frame costs 1.0-1.8 ms of CPU (``--diagnose``) and the ratio at
-L = 0.02 s was 1.39-1.55; the describer's lean transport (``frame_describer.lean_http``) costs
+L = 0.02 s was 1.39-1.55; the describer's lean transport (``vidground.lean_http``) costs
 about a third of that. ``--transport sdk`` measures the SDK path.
 
 The source video matters when decoding dominates, since what counts is the describer's CPU per
@@ -58,7 +58,7 @@ from frame_describer.images import encode_jpeg
 from frame_describer.openai_describer import OpenAIDescriber
 from frame_describer.sampling import sample_frames
 from frame_describer.synthetic import render_numbered_video
-from frame_describer.types import Frame, FrameDescription
+from vidground.types import Frame, FrameDescription
 
 BOUND = 1.2
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from .base import PROMPT_MODES, BaseDescriber, Describer, PromptMode
 from .descriptions_io import read_descriptions, write_descriptions
-from .errors import (
+from vidground.errors import (
     ConfigurationError,
     IncompleteOutputError,
     InputError,
@@ -16,8 +16,8 @@ from .errors import (
     VideoDecodeError,
     VidgroundError,
 )
-from .registry import Registry, split_spec
-from .types import Frame, FrameDescription, Usage
+from vidground.registry import Registry, split_spec
+from vidground.types import Frame, FrameDescription, Usage
 
 DEFAULT_DESCRIBER = "cv"
 

@@ -7,7 +7,7 @@ import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from .types import Frame, FrameDescription
+from vidground.types import Frame, FrameDescription
 
 PromptMode = Literal["agnostic", "aware"]
 PROMPT_MODES: tuple[str, ...] = ("agnostic", "aware")

@@ -35,36 +35,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError, VideoDecodeError
-from .types import Frame, FrameDescription, Usage
+from vidground.errors import ConfigurationError
+from vidground.files import video_fingerprint
+from vidground.types import Frame, FrameDescription, Usage
 
 SCHEMA_VERSION = 1
-_SAMPLES = 16
-_CHUNK = 64 * 1024
-
-
-def video_fingerprint(path: str | Path) -> str:
-    """A content fingerprint: sha256 of the file size and 16 evenly spaced 64 KiB chunks.
-
-    Reads at most 1 MiB whatever the file's size, so it is fast on multi-gigabyte videos.
-    Small files (up to 1 MiB) are hashed whole.
-    """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        h = hashlib.sha256(f"vidground-fp1:{size}:".encode())
-        with path.open("rb") as fh:
-            if size <= _SAMPLES * _CHUNK:
-                h.update(fh.read())
-            else:
-                for i in range(_SAMPLES):
-                    fh.seek((size - _CHUNK) * i // (_SAMPLES - 1))
-                    h.update(fh.read(_CHUNK))
-    except OSError as exc:
-        raise VideoDecodeError(path, f"cannot read the file to fingerprint it ({exc.strerror or exc})") from None
-    return h.hexdigest()[:32]
-
-
 def settings_key(describer: Any, extra: dict[str, Any] | None = None) -> str:
     """A stable key for everything that changes a description: the describer's name and
     ``settings()`` (model, prompt hash, ...) plus ``extra`` (e.g. ``{"max_side": 512}``)."""

@@ -37,9 +37,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .descriptions_io import MAX_LINE_BYTES, iter_json_lines, iter_text_lines
-from .errors import ConfigurationError, InputError
-from .types import FrameDescription
+from vidground.files import MAX_LINE_BYTES, iter_json_lines, iter_text_lines
+from vidground.errors import ConfigurationError, InputError
+from vidground.types import FrameDescription
 
 #: The formats :func:`~frame_describer.descriptions_io.read_descriptions` reads (``auto`` detects one).
 CAPTION_FORMATS = ("vidground", "vtggpt", "seconds-json", "csv")

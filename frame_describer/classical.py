@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 
 from .base import PROMPT_MODES, BaseDescriber, PromptMode
-from .errors import ConfigurationError
-from .types import Frame, FrameDescription
+from vidground.errors import ConfigurationError
+from vidground.types import Frame, FrameDescription
 
 TEMPLATES_VERSION = "cv-sentences-1"
 FLOW_WIDTH = 160

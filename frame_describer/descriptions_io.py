@@ -11,58 +11,15 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import InputError
-from .types import FrameDescription
-
-
-#: The longest line a descriptions or captions file may have (bytes, newline excluded): a longer one
-#: is refused with an error naming it, instead of being read whole into memory.
-MAX_LINE_BYTES = 1 << 20
-
-
-def iter_text_lines(path: Path, *, max_line_bytes: int | None = None) -> Iterator[tuple[int, str]]:
-    """``(line number, text)`` for each line of a UTF-8 text file, streamed (a leading BOM is dropped).
-
-    A NUL byte, bytes that are not UTF-8, or a line over ``max_line_bytes`` are an
-    :class:`InputError` naming the file and the line, so a binary file is refused at its first bad line.
-    """
-    limit = -1 if max_line_bytes is None else max_line_bytes + 1
-    with path.open("rb") as fh:
-        lineno = 0
-        while raw := fh.readline(limit):
-            lineno += 1
-            if max_line_bytes is not None and len(raw) > max_line_bytes and not raw.endswith(b"\n"):
-                raise InputError(f"line longer than {max_line_bytes} bytes (a binary file, or not one item a line?)",
-                                 path=path, line=lineno)
-            if b"\0" in raw:
-                raise InputError("a NUL byte: a binary file, not text", path=path, line=lineno)
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InputError("not UTF-8 text (a binary file?)", path=path, line=lineno) from None
-            yield lineno, text.removeprefix("\ufeff") if lineno == 1 else text
-
-
-def iter_json_lines(path: Path, *, not_object: str = "each line must be a JSON object",
-                    max_line_bytes: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, object)`` for each non-blank line of a JSONL file; a line that is not a JSON
-    object is an :class:`InputError` naming the file and the line (with ``not_object`` as its message)."""
-    for lineno, line in iter_text_lines(path, max_line_bytes=max_line_bytes):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON ({exc.msg})", path=path, line=lineno) from None
-        if not isinstance(obj, dict):
-            raise InputError(not_object, path=path, line=lineno)
-        yield lineno, obj
+from vidground.errors import InputError
+from vidground.files import MAX_LINE_BYTES, iter_json_lines
+from vidground.types import FrameDescription
 
 
 def read_descriptions(path: str | Path, *, format: str = "auto", clip_seconds: float | None = None

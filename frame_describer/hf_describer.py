@@ -15,132 +15,16 @@ only downloaded when ``HF_HUB_OFFLINE`` is not set. A missing model raises
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import prompts
 
 from .base import PROMPT_MODES, BaseDescriber, PromptMode
-from .errors import ConfigurationError, InputError, MissingDependencyError, ProviderError
-from .types import Frame, FrameDescription, Usage
-
-DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16", "half": "float16",
-          "bfloat16": "bfloat16", "bf16": "bfloat16"}
-
-_CACHE: dict[tuple[Any, ...], tuple[Any, Any]] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def require_transformers(feature: str) -> tuple[Any, Any]:
-    """Import and return ``(torch, transformers)``, or raise MissingDependencyError naming extra 'hf'."""
-    try:
-        import torch
-    except ImportError:
-        raise MissingDependencyError("torch", "hf", feature) from None
-    try:
-        import transformers
-    except ImportError:
-        raise MissingDependencyError("transformers", "hf", feature) from None
-    return torch, transformers
-
-
-def resolve_device(device: str | None) -> str:
-    """``None``/``"auto"`` -> ``cuda`` when present, then ``mps``, else ``cpu``; other values are checked."""
-    import torch
-
-    if device in (None, "auto"):
-        if torch.cuda.is_available():
-            return "cuda"
-        mps = getattr(torch.backends, "mps", None)
-        return "mps" if mps is not None and mps.is_available() else "cpu"
-    device = str(device)
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigurationError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigurationError(f"device {device!r} asked for, but CUDA is not available here; use 'cpu' or 'auto'")
-    return device
-
-
-def resolve_dtype(dtype: str | Any | None, device: str) -> Any:
-    """``None``/``"auto"`` -> bfloat16 on GPUs that support it, float16 on other GPUs, float32 on CPU."""
-    import torch
-
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype in (None, "auto"):
-        if device.startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float16 if device.startswith("mps") else torch.float32
-    name = DTYPES.get(str(dtype).lower().removeprefix("torch."))
-    if name is None:
-        raise ConfigurationError(f"unknown dtype {dtype!r}; choose one of: auto, {', '.join(sorted(DTYPES))}")
-    return getattr(torch, name)
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    env = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return constants.HF_HUB_OFFLINE or env.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", "./", "../", "~")) or name.endswith((".gguf", os.sep)) or Path(name).exists()
-
-
-def locate_model(name: str, *, what: str, cache_dir: str | None = None) -> tuple[str, bool]:
-    """Where to load ``name`` from, and whether to stay off the network.
-
-    A local folder or file is returned as is. A hub id found in the local cache is loaded
-    with ``local_files_only``; one that is not cached raises :class:`ConfigurationError` when
-    ``HF_HUB_OFFLINE`` is set, and is otherwise left for ``transformers`` to download.
-    """
-    if not name or not name.strip():
-        raise ConfigurationError(f"the hf {what} needs a model: hf:<hub id or local path>, e.g. hf:llava-hf/llava-1.5-7b-hf")
-    if _looks_like_path(name):
-        path = Path(name).expanduser()
-        if not path.exists():
-            raise ConfigurationError(f"{what} model {name!r}: no such file or folder ({path.resolve()})")
-        if path.is_dir() and not (path / "config.json").exists():
-            raise ConfigurationError(
-                f"{what} model folder {str(path)!r} has no config.json; point at a folder written by "
-                f"save_pretrained() or downloaded with `hf download <model id> --local-dir {path}`"
-            )
-        return str(path), True
-    from huggingface_hub import try_to_load_from_cache
-
-    cached = try_to_load_from_cache(name, "config.json", cache_dir=cache_dir)
-    if isinstance(cached, str):
-        return name, True
-    if _offline():
-        raise missing_model_error(name, what=what, cache_dir=cache_dir, reason="HF_HUB_OFFLINE is set")
-    return name, False
-
-
-def missing_model_error(name: str, *, what: str, cache_dir: str | None, reason: str) -> ConfigurationError:
-    from huggingface_hub import constants
-
-    where = cache_dir or constants.HF_HUB_CACHE
-    return ConfigurationError(
-        f"{what} model {name!r} is not available locally ({reason}); looked for a folder named {name!r} and in the "
-        f"Hugging Face cache {where}. Fetch it on a machine with network: `hf download {name}` "
-        f"(or `huggingface-cli download {name}`), or pass the path of a local copy (hf:/path/to/model)"
-    )
-
-
-def load_error(name: str, source: str, local: bool, *, what: str, cache_dir: str | None,
-               exc: BaseException) -> ConfigurationError:
-    """The one-line error for a model that failed to load from ``source``."""
-    reason = " ".join(str(exc).split())[:300]
-    if local and _looks_like_path(name):
-        return ConfigurationError(f"{what} model folder {source!r} could not be loaded: {reason}")
-    return missing_model_error(name, what=what, cache_dir=cache_dir, reason=reason)
-
+from vidground.errors import ConfigurationError, InputError, ProviderError
+from vidground.models import load_error, locate_model, require_transformers, resolve_device, resolve_dtype, shared_model
+from vidground.types import Frame, FrameDescription, Usage
 
 def _no_video_needed(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
@@ -199,12 +83,10 @@ def load_vlm(model: str, *, device: str | None = None, dtype: str | Any | None =
     torch, transformers = require_transformers("the hf describer")
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
-    key = (model, device, str(torch_dtype), revision, cache_dir, trust_remote_code,
+    key = ("hf-vlm", model, device, str(torch_dtype), revision, cache_dir, trust_remote_code,
            tuple(sorted((processor_kwargs or {}).items())))
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            loaded, processor = _CACHE[key]
-            return loaded, processor, device
+
+    def load() -> tuple[Any, Any]:
         source, local_only = locate_model(model, what="describer", cache_dir=cache_dir)
         common = dict(revision=revision, cache_dir=cache_dir, trust_remote_code=trust_remote_code,
                       local_files_only=local_only)
@@ -224,14 +106,10 @@ def load_vlm(model: str, *, device: str | None = None, dtype: str | Any | None =
         loaded.eval()
         if device == "cpu":
             loaded.to(device)
-        _CACHE[key] = (loaded, processor)
-        return loaded, processor, device
+        return loaded, processor
 
-
-def clear_cache() -> None:
-    """Forget every loaded model (frees memory once no describer holds it)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
+    loaded, processor = shared_model(key, load)
+    return loaded, processor, device
 
 
 class TransformersDescriber(BaseDescriber):
@@ -370,5 +248,4 @@ def _generated_length(ids: list[int], eos_ids: set[int], pad_id: int | None) -> 
     return len(ids)
 
 
-__all__ = ["TransformersDescriber", "load_vlm", "clear_cache", "image_only_processor_class", "locate_model",
-           "missing_model_error", "resolve_device", "resolve_dtype", "require_transformers"]
+__all__ = ["TransformersDescriber", "load_vlm", "image_only_processor_class"]

@@ -23,7 +23,7 @@ import io
 import cv2
 import numpy as np
 
-from .errors import ConfigurationError, InputError
+from vidground.errors import ConfigurationError, InputError
 
 try:
     import simplejpeg as _simplejpeg

@@ -8,7 +8,7 @@ replies are awaited or the caller handles earlier results; at most ``2 * concurr
 are held in memory, and the descriptions come back in the order the frames came in (time
 order for sampled frames), a decoding error after the descriptions before it.
 Optional ``rpm``/``tpm`` limits pace the requests. Transport faults are retried here (the
-SDK's own retries are switched off), see :mod:`frame_describer.openai_client`.
+SDK's own retries are switched off), see :mod:`vidground.chat`.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from typing import Any, Literal
 import prompts
 
 from .base import PROMPT_MODES, BaseDescriber, PromptMode
-from .errors import ConfigurationError, IncompleteOutputError, InputError
+from vidground.errors import ConfigurationError, IncompleteOutputError, InputError
 from .images import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_SIDE, bounded, check_image_options, to_data_url
-from .lean_http import LeanTransport
-from .openai_client import (
+from vidground.lean_http import LeanTransport
+from vidground.chat import (
     acall_with_retries,
     NeedsSDK,
     alean_post_chat,
@@ -45,8 +45,8 @@ from .openai_client import (
     ssl_context,
     usage_of,
 )
-from .ratelimit import RateLimiter, Reservation
-from .types import Frame, FrameDescription, Usage
+from vidground.ratelimit import RateLimiter, Reservation
+from vidground.types import Frame, FrameDescription, Usage
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,9 @@ class OpenAIDescriber(BaseDescriber):
 
     ``base_url``/``api_key`` default to the SDK's ``OPENAI_BASE_URL``/``OPENAI_API_KEY``; or
     inject ``client=openai.OpenAI(...)`` and/or ``async_client=openai.AsyncOpenAI(...)``.
-    ``prices`` estimates ``Usage.cost_usd`` (see :mod:`pipelines.pricing`; ``False`` disables).
+    ``prices`` estimates ``Usage.cost_usd`` (see :mod:`vidground.pricing`; ``False`` disables).
     ``transport="auto"`` sends the per-frame requests of clients built here through
-    :mod:`frame_describer.lean_http` (same URL, headers and timeout, about a tenth of the SDK's
+    :mod:`vidground.lean_http` (same URL, headers and timeout, about a tenth of the SDK's
     CPU per request) unless a proxy applies; ``"sdk"`` always uses the SDK. Injected clients
     always go through the SDK, with whatever HTTP client they were given.
     """
@@ -125,7 +125,7 @@ class OpenAIDescriber(BaseDescriber):
         self._clients_lock = threading.Lock()
         self.transport = transport
         # The hot path: one request per frame through a lean HTTP/1.1 client with the SDK
-        # client's URL, headers and timeout (see frame_describer.lean_http for why and when not).
+        # client's URL, headers and timeout (see vidground.lean_http for why and when not).
         self._lean = (LeanTransport.for_client(self._client, timeout=timeout, ssl_context=ssl_context())
                       if self._owns_clients and transport == "auto" else None)
 
@@ -149,7 +149,7 @@ class OpenAIDescriber(BaseDescriber):
 
     @property
     def transport_in_use(self) -> str:
-        """``"lean"`` when requests go through :mod:`frame_describer.lean_http`, else ``"sdk"``."""
+        """``"lean"`` when requests go through :mod:`vidground.lean_http`, else ``"sdk"``."""
         return "lean" if self._lean is not None else "sdk"
 
     def _aclient(self) -> Any:
@@ -235,7 +235,7 @@ class OpenAIDescriber(BaseDescriber):
     def _priced(self, usage: Usage) -> Usage:
         if self.prices is False:
             return usage
-        from pipelines.pricing import with_cost
+        from vidground.pricing import with_cost
 
         return with_cost(usage, self.model, self.prices)
 

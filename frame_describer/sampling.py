@@ -32,8 +32,8 @@ import cv2
 import numpy as np
 from pydantic import BaseModel
 
-from .errors import ConfigurationError, VideoDecodeError
-from .types import Frame
+from vidground.errors import ConfigurationError, VideoDecodeError
+from vidground.types import Frame
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, Field
 
-from .errors import ConfigurationError
+from vidground.errors import ConfigurationError
 
 BITS = 14  # frame numbers 0..16383
 _CELLS = BITS + 2  # a white guard cell, the bits (least significant first), a black guard cell

@@ -9,7 +9,7 @@ Importing this package is light: no torch, SDK or video library is imported unti
 from __future__ import annotations
 
 from frame_describer import FrameDescription, Usage, get_describer
-from frame_describer.errors import (
+from vidground.errors import (
     ConfigurationError,
     EvaluationError,
     IncompleteOutputError,

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from frame_describer import Describer, FrameDescription, Usage, get_describer, read_descriptions
 from frame_describer.descriptions_io import description_metadata, write_descriptions
-from frame_describer.errors import ConfigurationError, InputError, VideoDecodeError
+from vidground.errors import ConfigurationError, InputError, VideoDecodeError
 from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
 
 if TYPE_CHECKING:

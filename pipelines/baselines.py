@@ -26,7 +26,7 @@ from functools import lru_cache
 import numpy as np
 from pydantic import BaseModel, Field
 
-from frame_describer.errors import ConfigurationError, VidgroundError
+from vidground.errors import ConfigurationError, VidgroundError
 
 from .datasets import Query, data_root, load_dataset
 

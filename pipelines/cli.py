@@ -20,21 +20,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from frame_describer.errors import ConfigurationError, InputError, VidgroundError
+from vidground.errors import ConfigurationError, InputError, VidgroundError
+
+from .eval_cli import add_caption_format_args, parse_option, register
 
 log = logging.getLogger("vidground")
-
-
-def parse_option(text: str) -> tuple[str, Any]:
-    """``key=value`` -> (key, value); the value is read as JSON when it parses (numbers, true/false, null,
-    lists), else kept as text: ``batch_size=8``, ``device=cuda``, ``detail=low``."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip().isidentifier():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a Python identifier as KEY, got {text!r}")
-    try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip(), value
 
 
 def _backend_options(args: argparse.Namespace, stage: str) -> dict[str, Any]:
@@ -73,17 +63,6 @@ def _add_remote(p: argparse.ArgumentParser) -> None:
     g.add_argument("--base-url", default=None, metavar="URL",
                    help="an OpenAI-compatible server (vLLM, Ollama, llama.cpp...); default $OPENAI_BASE_URL or OpenAI")
     g.add_argument("--api-key", default=None, metavar="KEY", help="API key; default $OPENAI_API_KEY")
-
-
-def add_caption_format_args(p: Any, flag: str = "--descriptions-format") -> None:
-    """``FLAG`` (the format of a descriptions file) and ``--clip-seconds``, on a parser or an argument group."""
-    from frame_describer.caption_formats import FORMAT_CHOICES
-
-    p.add_argument(flag, dest="descriptions_format", default="auto", choices=FORMAT_CHOICES,
-                   help="the file's format: vidground JSONL or another tool's captions (default auto: detected "
-                        "from each file's content)")
-    p.add_argument("--clip-seconds", type=float, default=None, metavar="L",
-                   help="clip length of vtggpt captions (default 2) or interval of seconds-json captions (default 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,12 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true", help="print the results as JSON")
     m.set_defaults(func=cmd_demo)
 
-    try:  # evaluation commands (eval, score, report, compare)
-        from pipelines.eval_cli import register
-    except ImportError as exc:  # pragma: no cover - only while a module is missing
-        log.debug("evaluation commands unavailable: %s", exc)
-    else:
-        register(sub)
+    register(sub)  # evaluation commands (eval, score, report, compare)
     for command in sub.choices.values():  # `vidground ground --verbose ...` works as well as before the command
         _add_global_options(command, default=argparse.SUPPRESS)
     return parser
@@ -354,7 +328,7 @@ def cmd_import_captions(args: argparse.Namespace) -> int:
 
     from frame_describer.caption_formats import video_id_from_path
     from frame_describer.descriptions_io import write_descriptions
-    from frame_describer.errors import InputError
+    from vidground.errors import InputError
     from pipelines.api import load_descriptions
 
     out = Path(args.output)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from frame_describer.descriptions_io import iter_json_lines
-from frame_describer.errors import ConfigurationError, InputError, did_you_mean
+from vidground.files import iter_json_lines
+from vidground.errors import ConfigurationError, InputError, did_you_mean
 
 #: Dataset names ``load_dataset`` understands, with their splits (first is the default).
 DATASETS: dict[str, tuple[str, ...]] = {

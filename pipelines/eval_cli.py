@@ -1,7 +1,7 @@
 """The evaluation subcommands: ``eval``, ``score``, ``report`` and ``compare``.
 
 ``pipelines.cli`` calls :func:`register` on its subparsers; each handler returns an exit code
-and raises :class:`~frame_describer.errors.VidgroundError` subclasses for bad input.
+and raises :class:`~vidground.errors.VidgroundError` subclasses for bad input.
 """
 
 from __future__ import annotations
@@ -12,9 +12,32 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from frame_describer.errors import ConfigurationError
+from vidground.errors import ConfigurationError
 
 from .datasets import DATASETS, check_dataset_name
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """``key=value`` -> (key, value); the value is read as JSON when it parses (numbers, true/false, null,
+    lists), else kept as text: ``batch_size=8``, ``device=cuda``, ``detail=low``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a Python identifier as KEY, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def add_caption_format_args(p: Any, flag: str = "--descriptions-format") -> None:
+    """``FLAG`` (the format of a descriptions file) and ``--clip-seconds``, on a parser or an argument group."""
+    from frame_describer.caption_formats import FORMAT_CHOICES
+
+    p.add_argument(flag, dest="descriptions_format", default="auto", choices=FORMAT_CHOICES,
+                   help="the file's format: vidground JSONL or another tool's captions (default auto: detected "
+                        "from each file's content)")
+    p.add_argument("--clip-seconds", type=float, default=None, metavar="L",
+                   help="clip length of vtggpt captions (default 2) or interval of seconds-json captions (default 1)")
 
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
@@ -28,7 +51,6 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     """Add ``eval``, ``score``, ``report`` and ``compare`` to an argparse subparsers object."""
-    from .cli import add_caption_format_args, parse_option
 
     names = ", ".join(DATASETS)
     e = subparsers.add_parser("eval", help="evaluate a describer/reasoner pair on a dataset (resumable)",
@@ -123,7 +145,7 @@ def _print_metrics_table(m: Any, label: str) -> None:
 
 def _strict(problems: dict[str, int], what: str, path: Any) -> None:
     """--strict: any problem row is an :class:`EvaluationError` naming the counts."""
-    from frame_describer.errors import EvaluationError
+    from vidground.errors import EvaluationError
 
     problems = {k: v for k, v in problems.items() if v}
     if problems:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from frame_describer.errors import ConfigurationError, MissingDependencyError
+from vidground.errors import ConfigurationError, MissingDependencyError
 
 from .datasets import Query
 from .metrics import score_query

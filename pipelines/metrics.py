@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from frame_describer.errors import ConfigurationError
+from vidground.errors import ConfigurationError
 
 from .baselines import WHOLE_VIDEO_NOTE, SpanPrior, as_prior, known_duration
 from .baselines import baseline_predictions, mean_prior  # noqa: F401  (re-exported: their home was here)
@@ -225,7 +225,7 @@ def _parse(prediction: Any) -> tuple[list[tuple[float, float]], _Failed | None]:
 def prediction_spans(prediction: Any) -> tuple[list[tuple[float, float]], str | None]:
     """Normalise one query's prediction to its spans (best first) and the failure kind of its top-1.
 
-    Accepts ``None`` (missing), a :class:`~temporal_reasoner.types.GroundingResult`, a list of
+    Accepts ``None`` (missing), a :class:`~vidground.types.GroundingResult`, a list of
     intervals (``[s, e]``, ``[s, e, score]``, ``{"start", "end"}`` or ``Interval``), or a dict
     with ``"intervals"`` / ``"pred_relevant_windows"`` and optionally ``"error"``. Later
     intervals that do not parse are skipped (they only matter for R5).
@@ -475,8 +475,8 @@ def read_predictions(path: str | Any) -> list[dict[str, Any]]:
     lighthouse ``{"qid", "pred_relevant_windows"}`` form. Raises ``InputError`` with the line."""
     from pathlib import Path
 
-    from frame_describer.descriptions_io import iter_json_lines
-    from frame_describer.errors import InputError
+    from vidground.files import iter_json_lines
+    from vidground.errors import InputError
 
     path = Path(path)
     if not path.is_file():

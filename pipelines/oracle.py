@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Literal
 
 from frame_describer.descriptions_io import write_descriptions
-from frame_describer.errors import InputError
-from frame_describer.types import FrameDescription
+from vidground.errors import InputError
+from vidground.types import FrameDescription
 
 from .datasets import Query, data_root, load_dataset
 from .oracle_prose import ProseWriter, action_clause

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from frame_describer.errors import MissingDependencyError
+from vidground.errors import MissingDependencyError
 
 from .datasets import Query
 from .metrics import TOLERANCE, Metrics, baselines_text, compute_metrics, score_query
@@ -539,7 +539,7 @@ def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, An
     qids_b = {x.qid for x in qb}
     common = [q for q in qa if q.qid in qids_b]
     if not common:
-        from frame_describer.errors import InputError
+        from vidground.errors import InputError
 
         raise InputError(f"runs {a} and {b} share no queries")
 

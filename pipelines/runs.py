@@ -30,7 +30,7 @@ from typing import Any
 
 from frame_describer.caption_formats import check_clip_seconds, check_format, video_id_from_path
 from frame_describer.descriptions_io import write_descriptions
-from frame_describer.errors import ConfigurationError, EvaluationError, InputError, VidgroundError
+from vidground.errors import ConfigurationError, EvaluationError, InputError, VidgroundError
 
 from .baselines import SpanPrior, dataset_prior
 from .datasets import DATASETS, VIDEO_EXTENSIONS, Dataset, Query, find_videos, load_dataset, read_subset_file

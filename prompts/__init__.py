@@ -17,15 +17,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from vidground.errors import ConfigurationError
+
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 _NAME = re.compile(r"^(?P<name>[a-z0-9_]+)\.v(?P<version>\d+)\.txt$")
 
 
-class PromptError(KeyError):
+class PromptError(ConfigurationError):
     """Unknown template or missing variable; the message lists the valid choices."""
-
-    def __str__(self) -> str:  # KeyError quotes its message otherwise
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from frame_describer.errors import ConfigurationError
-from frame_describer.registry import Registry
+from vidground.errors import ConfigurationError
+from vidground.registry import Registry
 
 from .base import BaseReasoner, Reasoner, check_query
 from .transcript import Transcript, infer_step
-from .types import GroundingResult, Interval, TimeStyle, TranscriptEntry, format_time, result_json_schema
+from vidground.types import GroundingResult, Interval, TimeStyle, TranscriptEntry, format_time, result_json_schema
 
 DEFAULT_REASONER = "embedding"
 

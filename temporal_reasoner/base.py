@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol, runtime_checkable
 
-from frame_describer.errors import InputError
+from vidground.errors import InputError
 
 from .transcript import Transcript
-from .types import GroundingResult
+from vidground.types import GroundingResult
 
 
 def check_query(query: Any) -> str:

@@ -22,13 +22,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from frame_describer.errors import ConfigurationError, OutputValidationError
-from frame_describer.types import Usage
+from vidground.errors import ConfigurationError, OutputValidationError
+from vidground.types import Usage
 
 from .base import Reasoner, check_query
 from .structured import ChatFn, build_messages, run_structured
 from .transcript import Transcript
-from .types import GroundingResult, Interval, TimeStyle, TranscriptEntry, format_time
+from vidground.types import GroundingResult, Interval, TimeStyle, TranscriptEntry, format_time
 
 #: ``count_tokens(messages) -> int``: the prompt length in the model's tokens, chat template included.
 TokenCounter = Callable[[list[dict[str, Any]]], int]

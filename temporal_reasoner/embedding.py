@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from frame_describer.errors import ConfigurationError, MissingDependencyError, VidgroundError
+from vidground.errors import ConfigurationError, MissingDependencyError, VidgroundError
 
 from . import ranker
 from .base import BaseReasoner, check_query
@@ -38,7 +38,7 @@ from .embedding_store import EmbeddingStore, default_store_path, model_fingerpri
 from .rephrasings import load_rephrasings, query_forms
 from .spans import Span, find_segments, interval_iou, find_spans, gaussian_smooth, median_smooth, sample_times, text_units
 from .transcript import Transcript
-from .types import GroundingResult, Interval
+from vidground.types import GroundingResult, Interval
 
 log = logging.getLogger(__name__)
 

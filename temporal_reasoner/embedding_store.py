@@ -33,7 +33,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from frame_describer.cache import video_fingerprint
+from vidground.files import video_fingerprint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

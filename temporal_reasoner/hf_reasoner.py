@@ -17,50 +17,40 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from frame_describer.errors import ConfigurationError, ProviderError
-from frame_describer.hf_describer import (
+from vidground.errors import ConfigurationError, ProviderError
+from vidground.models import (
+    GEMMA_ALIASES,
+    gemma3_270m_path,
     load_error,
     locate_model,
     require_transformers,
     resolve_device,
     resolve_dtype,
+    shared_model,
 )
-from frame_describer.types import Usage
+from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner, check_query
 from .context import ground_in_context
-from .structured import ChatReply
+from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply
 from .transcript import Transcript
-from .types import GroundingResult, TimeStyle
+from vidground.types import GroundingResult, TimeStyle
 
-#: Used when the tokenizer has no chat template (base models).
-PLAIN_TEMPLATE = (
-    "{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n\n{% endfor %}"
-    "{% if add_generation_prompt %}Assistant: {% endif %}"
-)
 PREFILL = '{"intervals": [{"start": '
 _NUMBER = re.compile(r"\s*(-?\d+(?:\.\d+)?)")
-
-_CACHE: dict[tuple[Any, ...], tuple[Any, Any]] = {}
-_CACHE_LOCK = threading.Lock()
-
 
 def load_causal_lm(model: str, *, device: str | None = None, dtype: str | Any | None = None,
                    revision: str | None = None, cache_dir: str | None = None,
                    trust_remote_code: bool = False) -> tuple[Any, Any, str]:
     """Load (once per process) a causal LM and its tokenizer: ``(model, tokenizer, device)``."""
     torch, transformers = require_transformers("the hf reasoner")
-    if model.strip().lower() in ("gemma3-270m", "gemma-3-270m"):
-        from .llamacpp_reasoner import gemma3_270m_path
-
+    if model.strip().lower() in GEMMA_ALIASES:
         model = str(gemma3_270m_path())
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
-    key = (model, device, str(torch_dtype), revision, cache_dir, trust_remote_code)
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            loaded, tokenizer = _CACHE[key]
-            return loaded, tokenizer, device
+    key = ("hf-causal-lm", model, device, str(torch_dtype), revision, cache_dir, trust_remote_code)
+
+    def load() -> tuple[Any, Any]:
         source, local_only = locate_model(model, what="reasoner", cache_dir=cache_dir)
         kwargs: dict[str, Any] = dict(revision=revision, cache_dir=cache_dir, trust_remote_code=trust_remote_code,
                                       local_files_only=local_only)
@@ -68,7 +58,7 @@ def load_causal_lm(model: str, *, device: str | None = None, dtype: str | Any | 
             try:
                 import gguf  # noqa: F401
             except ImportError:
-                from frame_describer.errors import MissingDependencyError
+                from vidground.errors import MissingDependencyError
 
                 raise MissingDependencyError("gguf", "hf", "loading a .gguf file with transformers") from None
             path = Path(source)
@@ -88,13 +78,11 @@ def load_causal_lm(model: str, *, device: str | None = None, dtype: str | Any | 
         loaded.eval()
         if device == "cpu":
             loaded.to(device)
-        _CACHE[key] = (loaded, tokenizer)
-        return loaded, tokenizer, device
+        return loaded, tokenizer
 
+    loaded, tokenizer = shared_model(key, load)
+    return loaded, tokenizer, device
 
-def clear_cache() -> None:
-    with _CACHE_LOCK:
-        _CACHE.clear()
 
 
 class TransformersReasoner(BaseReasoner):
@@ -137,9 +125,7 @@ class TransformersReasoner(BaseReasoner):
         stored = getattr(self.tokenizer, "chat_template", None)
         if chat_template:
             self.chat_template, self.template_kind = chat_template, "given"
-        elif self.model_name.strip().lower() in ("gemma3-270m", "gemma-3-270m"):
-            from .llamacpp_reasoner import GEMMA_TEMPLATE  # the base model: Gemma's turn format
-
+        elif self.model_name.strip().lower() in GEMMA_ALIASES:
             self.chat_template, self.template_kind = GEMMA_TEMPLATE, "gemma"
         elif stored:
             self.chat_template, self.template_kind = stored, "model"
@@ -243,4 +229,4 @@ class TransformersReasoner(BaseReasoner):
             max_intervals=self.max_intervals, settings=self.settings())
 
 
-__all__ = ["TransformersReasoner", "load_causal_lm", "clear_cache", "PLAIN_TEMPLATE", "PREFILL"]
+__all__ = ["TransformersReasoner", "load_causal_lm", "PREFILL"]

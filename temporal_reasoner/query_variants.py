@@ -28,14 +28,14 @@ from typing import Any
 import numpy as np
 
 import prompts
-from frame_describer.errors import ConfigurationError, VidgroundError
+from vidground.errors import ConfigurationError, VidgroundError
 
 from .base import BaseReasoner, Reasoner, check_query
 from .embedding import EmbeddingReasoner
 from .parsing import ReplyError, extract_json
 from .rephrasings import query_forms
 from .transcript import Transcript
-from .types import GroundingResult
+from vidground.types import GroundingResult
 
 _SUBJECT = re.compile(r"^(?:(?:a|the|one|another)\s+)?(?:person|man|woman|boy|girl|child|kid|guy|lady|people|persons)\b"
                       r"|^(?:someone|somebody|he|she|they|we|you|i)\b")

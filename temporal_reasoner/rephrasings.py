@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from frame_describer.descriptions_io import iter_json_lines
-from frame_describer.errors import ConfigurationError, InputError
+from vidground.files import iter_json_lines
+from vidground.errors import ConfigurationError, InputError
 
 Rephrasings = Mapping[str, Sequence[str]]
 

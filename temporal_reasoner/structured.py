@@ -18,13 +18,13 @@ from typing import Any
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 import prompts
-from frame_describer.errors import (
+from vidground.errors import (
     ConfigurationError,
     IncompleteOutputError,
     OutputValidationError,
     ProviderError,
 )
-from frame_describer.types import Usage
+from vidground.types import Usage
 
 from .base import Reasoner, check_query
 from .parsing import (
@@ -38,7 +38,23 @@ from .parsing import (
     parse_reply_detailed,
 )
 from .transcript import Transcript
-from .types import GroundingResult, TimeStyle
+from vidground.types import GroundingResult, TimeStyle
+
+
+#: A chat template for tokenizers that have none (base models).
+PLAIN_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n\n{% endfor %}"
+    "{% if add_generation_prompt %}Assistant: {% endif %}"
+)
+#: Gemma's turn format (Gemma has no system role: the system text opens the first user turn).
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% set sys = namespace(text='') %}"
+    "{% for m in messages %}{% if m['role'] == 'system' %}{% set sys.text = m['content'] + '\n\n' %}"
+    "{% else %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
+    "{% if m['role'] == 'user' %}{{ sys.text }}{% set sys.text = '' %}{% endif %}"
+    "{{ m['content'] }}<end_of_turn>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
 
 
 def response_format(name: str, *, max_intervals: int | None = None) -> dict[str, Any] | None:

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field, model_validator
 
-from frame_describer.errors import InputError
-from frame_describer.types import FrameDescription
+from vidground.errors import InputError
+from vidground.types import FrameDescription
 
-from .types import TimeStyle, TranscriptEntry, format_time
+from vidground.types import TimeStyle, TranscriptEntry, format_time
 
 
 def infer_step(times: Sequence[float]) -> float:

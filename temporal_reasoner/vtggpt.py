@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from frame_describer.errors import ConfigurationError
+from vidground.errors import ConfigurationError
 
 from .base import check_query
 from .embedding import _SimilarityReasoner
 from .rephrasings import Rephrasings, load_rephrasings, query_forms
 from .spans import interval_iou, sample_edges, sample_times
 from .transcript import Transcript
-from .types import GroundingResult, Interval
+from vidground.types import GroundingResult, Interval
 
 
 def minmax(values: np.ndarray) -> np.ndarray | None:

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from frame_describer.base import BaseDescriber
-from frame_describer.types import Frame, FrameDescription, Usage
+from vidground.types import Frame, FrameDescription, Usage
 from temporal_reasoner.base import BaseReasoner
-from temporal_reasoner.types import GroundingResult, Interval
+from vidground.types import GroundingResult, Interval
 
 
 def make_frames(times: Iterable[float], size: int = 8) -> list[Frame]:
@@ -60,7 +60,7 @@ class FakeReasoner(BaseReasoner):
         return {"name": self.name}
 
     def ground(self, query: str, transcript: Any) -> GroundingResult:
-        from frame_describer.errors import ProviderError
+        from vidground.errors import ProviderError
 
         if self.sleep:
             time.sleep(self.sleep)

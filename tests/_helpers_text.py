@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from frame_describer.types import FrameDescription as FD
+from vidground.types import FrameDescription as FD
 from temporal_reasoner import Transcript
 
 

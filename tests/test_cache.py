@@ -10,8 +10,8 @@ import time
 import pytest
 
 from frame_describer.cache import CachedDescriber, DescriptionCache, settings_key, video_fingerprint
-from frame_describer.errors import ConfigurationError, VideoDecodeError
-from frame_describer.types import FrameDescription
+from vidground.errors import ConfigurationError, VideoDecodeError
+from vidground.types import FrameDescription
 
 from _helpers_eval import FakeDescriber, make_frames
 

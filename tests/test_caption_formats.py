@@ -9,7 +9,7 @@ import pytest
 
 from frame_describer import FrameDescription, read_descriptions, write_descriptions
 from frame_describer.caption_formats import MAX_LINE_BYTES, detect_format, video_id_from_path
-from frame_describer.errors import ConfigurationError, InputError
+from vidground.errors import ConfigurationError, InputError
 from pipelines import ground, load_descriptions
 from pipelines.cli import main
 from pipelines.runs import RunConfig, find_descriptions, read_jsonl, run_eval

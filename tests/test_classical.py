@@ -4,10 +4,10 @@ import pytest
 from _helpers_video import demo_video, video_dir  # noqa: F401 (fixtures)
 from frame_describer import get_describer
 from frame_describer.classical import TEMPLATES_VERSION, ClassicalDescriber
-from frame_describer.errors import ConfigurationError
+from vidground.errors import ConfigurationError
 from frame_describer.sampling import sample_frames
 from frame_describer.synthetic import DEMO_SIZE, draw_person
-from frame_describer.types import Frame
+from vidground.types import Frame
 
 # the words that must say each event, and only during it
 EVENT_WORDS = {"person": "person", "lights off": "lights seem to be off",

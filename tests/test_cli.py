@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from frame_describer import FrameDescription, write_descriptions
-from frame_describer.errors import ConfigurationError, InputError
+from vidground.errors import ConfigurationError, InputError
 from pipelines.cli import main
 from pipelines.datasets import data_root
 
@@ -367,8 +367,8 @@ def test_refused_connection_names_the_url_attempts_and_time_and_verbose_shows_re
     err = capsys.readouterr().err
     assert err.startswith("vidground: error: openai:x: connection failed (") and err.count("\n") == 1, err
     assert f" at http://127.0.0.1:{port}/v1/chat/completions: gave up after 3 attempts in " in err
-    retries = [r.getMessage() for r in caplog.records if r.name == "frame_describer.openai_client"]
+    retries = [r.getMessage() for r in caplog.records if r.name == "vidground.chat"]
     assert [m.split("; ")[1].split(" in ")[0] for m in retries] == ["retry 1 of 2", "retry 2 of 2"], retries
     caplog.clear()
     assert main(argv) == 1  # without --verbose: the error alone
-    assert [r for r in caplog.records if r.name == "frame_describer.openai_client"] == []
+    assert [r for r in caplog.records if r.name == "vidground.chat"] == []

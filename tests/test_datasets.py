@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from frame_describer.errors import ConfigurationError, InputError
+from vidground.errors import ConfigurationError, InputError
 from pipelines.datasets import (
     Query, data_root, find_videos, load_dataset, read_subset_file, select_subset,
 )

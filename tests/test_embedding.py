@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from frame_describer.errors import ConfigurationError, InputError, MissingDependencyError
-from frame_describer.types import FrameDescription as FD
+from vidground.errors import ConfigurationError, InputError, MissingDependencyError
+from vidground.types import FrameDescription as FD
 from temporal_reasoner import Interval, Transcript, get_reasoner
 from temporal_reasoner.embedding import EmbeddingReasoner
 from temporal_reasoner.spans import find_spans, gaussian_smooth, median_smooth, text_units

@@ -254,7 +254,7 @@ def test_a_database_busy_in_another_process_is_a_miss_not_the_end_of_the_cache(t
 def test_a_model_folder_that_cannot_be_fingerprinted_leaves_the_reasoner_working(monkeypatch):
     """Reading the model folder for the cache key fails (an unreadable file the model does not need):
     the encoder goes on with its memory cache, the query does not fail."""
-    from frame_describer.errors import VideoDecodeError
+    from vidground.errors import VideoDecodeError
     from temporal_reasoner import embedding
 
     def unreadable(_folder):

@@ -16,9 +16,10 @@ pytest.importorskip("PIL")
 from _helpers_tiny_models import build_tiny_causal_lm, build_tiny_llava, build_tiny_qwen2_vl  # noqa: E402
 
 from frame_describer import get_describer  # noqa: E402
-from frame_describer.errors import ConfigurationError, InputError, MissingDependencyError  # noqa: E402
-from frame_describer.hf_describer import TransformersDescriber, require_transformers  # noqa: E402
-from frame_describer.types import Frame  # noqa: E402
+from vidground.errors import ConfigurationError, InputError, MissingDependencyError  # noqa: E402
+from frame_describer.hf_describer import TransformersDescriber  # noqa: E402
+from vidground.models import require_transformers  # noqa: E402
+from vidground.types import Frame  # noqa: E402
 
 
 @pytest.fixture(scope="module")

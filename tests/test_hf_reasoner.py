@@ -12,15 +12,15 @@ pytest.importorskip("transformers")
 
 from _helpers_tiny_models import build_tiny_causal_lm  # noqa: E402
 
-from frame_describer.errors import ConfigurationError, OutputValidationError  # noqa: E402
-from frame_describer.types import FrameDescription  # noqa: E402
+from vidground.errors import ConfigurationError, OutputValidationError  # noqa: E402
+from vidground.types import FrameDescription  # noqa: E402
 from temporal_reasoner import get_reasoner  # noqa: E402
 from temporal_reasoner.base import BaseReasoner  # noqa: E402
 from temporal_reasoner.context import combine, merge_similar, plan_context, similarity  # noqa: E402
 from temporal_reasoner.hf_reasoner import PREFILL, TransformersReasoner  # noqa: E402
 from temporal_reasoner.structured import build_messages  # noqa: E402
 from temporal_reasoner.transcript import Transcript  # noqa: E402
-from temporal_reasoner.types import GroundingResult, Interval  # noqa: E402
+from vidground.types import GroundingResult, Interval  # noqa: E402
 
 ACTIONS = ["sits on the sofa reading a book", "stands up and walks to the door", "opens the door",
            "closes the door", "pours water into a glass", "drinks from the glass"]

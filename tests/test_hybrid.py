@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from frame_describer.errors import ConfigurationError, OutputValidationError
+from vidground.errors import ConfigurationError, OutputValidationError
 from temporal_reasoner import BaseReasoner, GroundingResult, Interval, Transcript, get_reasoner
 from temporal_reasoner.hybrid import HybridReasoner, pick_candidate, snap_interval
 from _helpers_text import transcript

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from frame_describer.errors import ConfigurationError, ProviderError
-from frame_describer.lean_http import LeanTransport, TransportError, proxy_configured
-from frame_describer.openai_client import lean_reply, map_error
+from vidground.errors import ConfigurationError, ProviderError
+from vidground.lean_http import LeanTransport, TransportError, proxy_configured
+from vidground.chat import lean_reply, map_error
 
 
 class RawServer:
@@ -217,7 +217,7 @@ def test_urls_and_headers_that_cannot_be_sent_faithfully_are_refused_without_ech
 
 
 def test_replies_read_like_the_sdk_path():
-    from frame_describer.lean_http import Reply
+    from vidground.lean_http import Reply
 
     err = {"error": {"message": "slow down", "type": "rate"}}
     with pytest.raises(ProviderError, match="HTTP 429: slow down") as info:

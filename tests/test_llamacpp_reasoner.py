@@ -10,18 +10,13 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from frame_describer.errors import ConfigurationError, OutputValidationError  # noqa: E402
-from frame_describer.types import FrameDescription  # noqa: E402
-from temporal_reasoner.llamacpp_reasoner import (  # noqa: E402
-    GEMMA_TEMPLATE,
-    LlamaCppReasoner,
-    grammar_schema,
-    grammar_text,
-    models_dir,
-    resolve_gguf,
-)
+from vidground.errors import ConfigurationError, OutputValidationError  # noqa: E402
+from vidground.types import FrameDescription  # noqa: E402
+from temporal_reasoner.llamacpp_reasoner import LlamaCppReasoner, grammar_schema, grammar_text, resolve_gguf  # noqa: E402
+from temporal_reasoner.structured import GEMMA_TEMPLATE  # noqa: E402
+from vidground.models import models_dir  # noqa: E402
 from temporal_reasoner.transcript import Transcript  # noqa: E402
-from temporal_reasoner.types import Interval  # noqa: E402
+from vidground.types import Interval  # noqa: E402
 
 
 class FakeLlama:

@@ -7,14 +7,14 @@ import math
 
 import pytest
 
-from frame_describer.errors import ConfigurationError
+from vidground.errors import ConfigurationError
 from pipelines.datasets import Query, data_root, load_dataset
 from pipelines.baselines import FIXED_PRIOR, dataset_prior
 from pipelines.metrics import (
     MAP_THRESHOLDS, average_precision, baseline_predictions, baselines_text, compute_metrics, convention_text, iou,
     match_predictions, mean_prior, prediction_spans, ranked_spans, read_predictions,
 )
-from temporal_reasoner.types import GroundingResult, Interval
+from vidground.types import GroundingResult, Interval
 
 
 def q(qid, s, e, duration=30.0, windows=None):

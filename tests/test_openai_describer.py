@@ -20,7 +20,7 @@ from PIL import Image
 
 import prompts
 from frame_describer import get_describer
-from frame_describer.errors import (
+from vidground.errors import (
     ConfigurationError,
     IncompleteOutputError,
     InputError,
@@ -29,8 +29,8 @@ from frame_describer.errors import (
 )
 from frame_describer.images import bounded, encode_jpeg, to_data_url
 from frame_describer.openai_describer import OpenAIDescriber, image_token_estimate
-from frame_describer.ratelimit import RateLimiter
-from frame_describer.types import Frame
+from vidground.ratelimit import RateLimiter
+from vidground.types import Frame
 
 from _helpers_openai_server import FakeOpenAIServer, Reply, openai_server  # noqa: F401
 
@@ -452,7 +452,7 @@ class FakeClock:
 
 def test_rate_limiter_rpm_and_tpm(monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr("frame_describer.ratelimit.time.sleep", clock.sleep)
+    monkeypatch.setattr("vidground.ratelimit.time.sleep", clock.sleep)
     rpm = RateLimiter(rpm=2, clock=clock)
     rpm.acquire(), rpm.acquire()
     rpm.acquire()
@@ -739,7 +739,7 @@ def test_refused_connection_names_url_attempts_and_time_and_logs_each_retry(tran
     port = _closed_port()
     d = OpenAIDescriber("m", base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=2,
                        retry_base_delay=0.001, transport=transport)
-    with caplog.at_level(logging.INFO, logger="frame_describer.openai_client"):
+    with caplog.at_level(logging.INFO, logger="vidground.chat"):
         with pytest.raises(ProviderError) as info:
             d.describe_frame(frame(0))
     err = info.value
@@ -748,7 +748,7 @@ def test_refused_connection_names_url_attempts_and_time_and_logs_each_retry(tran
     assert str(err).startswith("openai:m: connection failed (")
     assert f" at {url}: gave up after 3 attempts in " in str(err) and str(err).endswith(" s")
     assert KEY not in str(err)
-    retries = [r.getMessage() for r in caplog.records if r.name == "frame_describer.openai_client"]
+    retries = [r.getMessage() for r in caplog.records if r.name == "vidground.chat"]
     assert len(retries) == 2, retries
     for n, line in enumerate(retries, 1):
         assert "connection failed" in line and f"retry {n} of 2 in " in line and line.endswith(" s")

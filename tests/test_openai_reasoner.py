@@ -9,14 +9,14 @@ import time
 import openai
 import pytest
 
-from frame_describer.errors import ConfigurationError, OutputValidationError, ProviderError
-from frame_describer.types import FrameDescription, Usage
+from vidground.errors import ConfigurationError, OutputValidationError, ProviderError
+from vidground.types import FrameDescription, Usage
 from temporal_reasoner import get_reasoner
 from temporal_reasoner.base import BaseReasoner
 from temporal_reasoner.openai_reasoner import OpenAIReasoner
 from temporal_reasoner.structured import INTERVALS_SCHEMA, build_messages, forget_refusals
 from temporal_reasoner.transcript import Transcript
-from temporal_reasoner.types import GroundingResult, Interval
+from vidground.types import GroundingResult, Interval
 
 from _helpers_openai_server import FakeOpenAIServer, Reply, openai_server  # noqa: F401
 

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from frame_describer.descriptions_io import description_metadata, read_descriptions
-from frame_describer.errors import InputError
+from vidground.errors import InputError
 from pipelines.datasets import data_root
 from pipelines.oracle import (IDLE_TEXT, Action, CharadesVideo, load_split, oracle_descriptions, read_classes,
                               write_oracle_folder)

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from frame_describer import FrameDescription, describers, get_describer, write_descriptions
-from frame_describer.errors import ConfigurationError, InputError, VideoDecodeError
+from vidground.errors import ConfigurationError, InputError, VideoDecodeError
 from pipelines import describe, ground, load_descriptions
 from temporal_reasoner import BaseReasoner, GroundingResult, Interval, get_reasoner, reasoners, result_json_schema
 
@@ -237,7 +237,7 @@ def test_truncated_video_duration_is_the_real_end(tmp_path):
 def test_a_loaded_transcript_is_built_once_and_rebuilt_when_its_descriptions_change(monkeypatch):
     """Building a transcript validates every line: load_descriptions builds it once and ground reuses it
     (a repeat query on a 2-hour transcript paid for it twice); a changed description list is rebuilt."""
-    from frame_describer.types import FrameDescription
+    from vidground.types import FrameDescription
     from pipelines.api import load_descriptions
     from temporal_reasoner.transcript import Transcript
 

@@ -175,7 +175,7 @@ def test_every_run_records_its_provenance_and_no_secret(toy, tmp_path, capsys):
 
 
 def test_a_run_written_before_redaction_resumes_and_its_old_key_is_never_shown(toy, tmp_path):
-    from frame_describer.errors import ConfigurationError
+    from vidground.errors import ConfigurationError
 
     ds, desc = toy
     out = tmp_path / "run"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from frame_describer.errors import ConfigurationError, InputError, ProviderError
+from vidground.errors import ConfigurationError, InputError, ProviderError
 from temporal_reasoner import BaseReasoner, GroundingResult, Interval, Transcript, get_reasoner
 from temporal_reasoner.parsing import ReplyError
 from temporal_reasoner.query_variants import (

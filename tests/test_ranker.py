@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frame_describer.errors import ConfigurationError
+from vidground.errors import ConfigurationError
 from temporal_reasoner import Interval, get_reasoner, ranker
 from temporal_reasoner.embedding import EmbeddingReasoner
 from temporal_reasoner.spans import gaussian_smooth

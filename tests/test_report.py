@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from frame_describer.errors import ConfigurationError, InputError
+from vidground.errors import ConfigurationError, InputError
 from pipelines.datasets import load_dataset
 from pipelines.report import (CURVE_THRESHOLDS, DEFAULT_TIMELINES, SUMMARY_PLOTS, compare_runs, fmt_iou,
                               gt_length_buckets, write_report)
@@ -454,7 +454,7 @@ def test_score_prints_a_failures_line_with_examples_and_the_fix(tmp_path, capsys
 
 
 def test_score_strict_makes_any_problem_row_an_error(tmp_path, capsys):
-    from frame_describer.errors import EvaluationError
+    from vidground.errors import EvaluationError
     from pipelines.cli import main
 
     ds, pred = _problem_file(tmp_path)

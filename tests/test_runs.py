@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from frame_describer.errors import ConfigurationError, InputError
+from vidground.errors import ConfigurationError, InputError
 from pipelines.runs import ResultSink, RunConfig, latest_results, read_jsonl, run_eval
 
 from _helpers_eval import cli, register_fakes, render_toy_videos, write_toy_dataset
@@ -200,7 +200,7 @@ def _charades(tmp_path):
 
 
 def test_descriptions_of_another_split_are_a_loud_error_naming_it(tmp_path, capsys):
-    from frame_describer.errors import EvaluationError
+    from vidground.errors import EvaluationError
 
     root, describe = _charades(tmp_path)
     desc = describe(tmp_path / "train-desc", ["T1", "T2", "T3"])
@@ -223,7 +223,7 @@ def test_descriptions_of_another_split_are_a_loud_error_naming_it(tmp_path, caps
 
 
 def test_missing_inputs_name_the_likely_cause(tmp_path):
-    from frame_describer.errors import EvaluationError
+    from vidground.errors import EvaluationError
 
     root, describe = _charades(tmp_path)
     config = lambda folder, **kw: RunConfig(dataset="charades-sta", data_root=str(root),  # noqa: E731
@@ -270,7 +270,7 @@ def test_run_baselines_use_the_train_prior_and_the_durations_the_run_learned(tmp
 
 
 def test_eval_prints_the_failures_line_and_strict_fails_the_run(toy, tmp_path, capsys):
-    from frame_describer.errors import EvaluationError
+    from vidground.errors import EvaluationError
 
     ds, desc = toy
     lines = ds.read_text().splitlines()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from _helpers_video import VFR_TIMES, cfr_video, video_dir, vfr_video  # noqa: F401 (fixtures)
-from frame_describer.errors import ConfigurationError, VideoDecodeError
+from vidground.errors import ConfigurationError, VideoDecodeError
 from frame_describer.sampling import FrameStream, probe_video, sample_frames
 from frame_describer.synthetic import read_frame_number, render_numbered_video
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from frame_describer.errors import IncompleteOutputError, OutputValidationError, ProviderError
-from frame_describer.types import FrameDescription, Usage
+from vidground.errors import IncompleteOutputError, OutputValidationError, ProviderError
+from vidground.types import FrameDescription, Usage
 from temporal_reasoner.base import BaseReasoner
 from temporal_reasoner.structured import (
     INTERVALS_SCHEMA,
@@ -25,7 +25,7 @@ from temporal_reasoner.structured import (
     run_structured,
 )
 from temporal_reasoner.transcript import Transcript
-from temporal_reasoner.types import GroundingResult, Interval
+from vidground.types import GroundingResult, Interval
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frame_describer.errors import ConfigurationError
+from vidground.errors import ConfigurationError
 from frame_describer.synthetic import (DEMO_DURATION, demo_events, draw_frame_number, read_frame_number,
                                        render_demo_video, render_numbered_video)
 from frame_describer.sampling import probe_video, sample_frames

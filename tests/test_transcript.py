@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from frame_describer.errors import InputError
-from frame_describer.types import FrameDescription as FD
+from vidground.errors import InputError
+from vidground.types import FrameDescription as FD
 from temporal_reasoner import Transcript, format_time, infer_step
 
 
@@ -69,7 +69,7 @@ def test_bad_inputs_are_typed_errors():
 
 
 def test_interval_unpacks_as_start_end_score():
-    from temporal_reasoner.types import Interval
+    from vidground.types import Interval
 
     iv = Interval(start=2.5, end=7.0, score=0.8)
     start, end, score = iv  # pydantic's own iteration would give ('start', 2.5), ('end', 7.0), ...
@@ -88,7 +88,7 @@ def test_interval_dict_gives_its_fields_as_for_any_pydantic_model():
 
     import numpy as np
 
-    from temporal_reasoner.types import GroundingResult, Interval
+    from vidground.types import GroundingResult, Interval
 
     iv, bare = Interval(start=2.5, end=7.0, score=0.8), Interval(start=0, end=1)
     assert dict(iv) == iv.model_dump() == {"start": 2.5, "end": 7.0, "score": 0.8}

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from frame_describer.errors import ConfigurationError, InputError
-from frame_describer.types import FrameDescription as FD
+from vidground.errors import ConfigurationError, InputError
+from vidground.types import FrameDescription as FD
 from temporal_reasoner import Transcript, get_reasoner
 from temporal_reasoner.rephrasings import load_rephrasings, query_forms, read_rephrasings
 from temporal_reasoner.spans import sample_edges

