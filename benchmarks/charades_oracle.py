@@ -5,7 +5,7 @@
     python benchmarks/charades_oracle.py --write-descriptions out/   # keep the descriptions folders
 
 For every video of the seeded *dev* and *check* subsets of the Charades-STA train queries (disjoint
-videos; see :mod:`pipelines.oracle`) it writes one descriptions JSONL per video (the format
+videos; see ``benchmarks/oracle.py``) it writes one descriptions JSONL per video (the format
 ``vidground describe`` writes), reads each back through the stage-2 path (descriptions file ->
 transcript -> reasoner) and scores top-1 predictions with :mod:`pipelines.metrics`. Every row shows
 the trivial baselines (whole video; a fixed prior span, the mean normalised GT span of the *dev*
@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # the repo, benchmarks/
 
 from frame_describer.descriptions_io import read_descriptions  # noqa: E402
 from vidground.errors import VidgroundError  # noqa: E402
 from pipelines.metrics import compute_metrics, mean_prior  # noqa: E402
-from pipelines.oracle import STYLES, OracleSplit, load_split, write_oracle_folder  # noqa: E402
+from oracle import STYLES, OracleSplit, load_split, write_oracle_folder  # noqa: E402
 from temporal_reasoner import Transcript, get_reasoner  # noqa: E402
 
 COLUMNS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU")

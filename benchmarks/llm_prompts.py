@@ -32,12 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # the repo, benchmarks/
 
 import prompts  # noqa: E402
 from vidground.errors import ConfigurationError, VidgroundError  # noqa: E402
 from pipelines.metrics import compute_metrics, mean_prior  # noqa: E402
-from pipelines.oracle import STYLES, load_split, oracle_descriptions  # noqa: E402
+from oracle import STYLES, load_split, oracle_descriptions  # noqa: E402
 from temporal_reasoner import GroundingResult, Transcript, get_reasoner  # noqa: E402
 from temporal_reasoner.hybrid import HybridReasoner  # noqa: E402
 from temporal_reasoner.parsing import INTERVALS_SCHEMA, ReplyError, extract_json, parse_reply_detailed  # noqa: E402

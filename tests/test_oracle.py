@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import random
+import sys
+from pathlib import Path
 
 import pytest
 
 from frame_describer.descriptions_io import description_metadata, read_descriptions
 from vidground.errors import InputError
 from pipelines.datasets import data_root
-from pipelines.oracle import (IDLE_TEXT, Action, CharadesVideo, load_split, oracle_descriptions, read_classes,
-                              write_oracle_folder)
-from pipelines.oracle_prose import ProseWriter, action_clause, action_variants, third_person
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from oracle import (IDLE_TEXT, Action, CharadesVideo, load_split, oracle_descriptions, read_classes,  # noqa: E402
+                    write_oracle_folder)
+from oracle_prose import ProseWriter, action_clause, action_variants, third_person  # noqa: E402
 
 try:
     DATA = data_root() / "charades-sta"

@@ -31,8 +31,8 @@ from frame_describer.descriptions_io import write_descriptions
 from vidground.errors import InputError
 from vidground.types import FrameDescription
 
-from .datasets import Query, data_root, load_dataset
-from .oracle_prose import ProseWriter, action_clause
+from oracle_prose import ProseWriter, action_clause
+from pipelines.datasets import Query, data_root, load_dataset
 
 Style = Literal["oracle", "prose"]
 STYLES: tuple[str, ...] = ("oracle", "prose")
