@@ -16,7 +16,7 @@ messages :func:`temporal_reasoner.structured.build_messages` sends):
 Every choice is asked once per query with greedy decoding (a llama.cpp model's output is held to
 the choice's JSON schema by a grammar; other chat reasoners get JSON mode), without re-asking: an
 unusable reply scores IoU 0. Beside each choice the same LLM answers are refined by the hybrid
-reasoner (:mod:`temporal_reasoner.hybrid`), and the trivial baselines and the embedding reasoner
+reasoner (``benchmarks/hybrid_reasoner.py``), and the trivial baselines and the embedding reasoner
 are shown on the same queries. The subset is a seeded sample of the benchmark's *dev* subset.
 """
 
@@ -37,9 +37,9 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 import prompts  # noqa: E402
 from vidground.errors import ConfigurationError, VidgroundError  # noqa: E402
 from pipelines.metrics import compute_metrics, mean_prior  # noqa: E402
+from hybrid_reasoner import HybridReasoner  # noqa: E402
 from oracle import STYLES, load_split, oracle_descriptions  # noqa: E402
 from temporal_reasoner import GroundingResult, Transcript, get_reasoner  # noqa: E402
-from temporal_reasoner.hybrid import HybridReasoner  # noqa: E402
 from temporal_reasoner.parsing import INTERVALS_SCHEMA, ReplyError, extract_json, parse_reply_detailed  # noqa: E402
 from temporal_reasoner.structured import _TIME_NOTES, build_messages  # noqa: E402
 

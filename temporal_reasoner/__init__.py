@@ -22,8 +22,6 @@ reasoners = Registry(
         "hf": "temporal_reasoner.hf_reasoner:TransformersReasoner",
         "llamacpp": "temporal_reasoner.llamacpp_reasoner:LlamaCppReasoner",
         "naive": "temporal_reasoner.embedding:NaiveSimilarityReasoner",
-        "hybrid": "temporal_reasoner.hybrid:HybridReasoner",
-        "variants": "temporal_reasoner.query_variants:VariantsReasoner",
         "vtggpt": "temporal_reasoner.vtggpt:VTGGPTReasoner",
     },
     aliases={"offline": "embedding", "similarity": "embedding"},

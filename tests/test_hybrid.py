@@ -1,19 +1,24 @@
-"""The hybrid reasoner: an LLM's proposal refined by the similarity curve (fake LLMs; the real
-embedding model; one bounded integration test with the real Gemma 3 270M)."""
+"""The hybrid reasoner (benchmarks/hybrid_reasoner.py, an experiment): an LLM's proposal refined by
+the similarity curve (fake LLMs; the real embedding model; one bounded integration test with the
+real Gemma 3 270M)."""
 
 from __future__ import annotations
 
 import importlib.util
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from vidground.errors import ConfigurationError, OutputValidationError
 from temporal_reasoner import BaseReasoner, GroundingResult, Interval, Transcript, get_reasoner
-from temporal_reasoner.hybrid import HybridReasoner, pick_candidate, snap_interval
 from _helpers_text import transcript
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from hybrid_reasoner import HybridReasoner, pick_candidate, snap_interval  # noqa: E402
 
 DOOR = "The person is opening a door."
 
@@ -80,10 +85,12 @@ def test_bad_settings_are_configuration_errors_that_list_the_choices():
         HybridReasoner(llm, embedding=llm, mode="vote")
     with pytest.raises(ConfigurationError, match="curve, llm"):
         HybridReasoner(llm, embedding=llm, no_overlap="never")
-    with pytest.raises(ConfigurationError, match="hybrid:llamacpp:gemma3-270m"):
-        get_reasoner("hybrid")
+    with pytest.raises(ConfigurationError, match="llamacpp:gemma3-270m"):
+        HybridReasoner()
     with pytest.raises(ConfigurationError, match="has no option"):
-        get_reasoner("hybrid:embedding", temperature=0.1)
+        HybridReasoner("embedding", llm_options={"temperature": 0.1})
+    with pytest.raises(ConfigurationError, match="unknown reasoner backend"):
+        get_reasoner("hybrid:embedding")  # an experiment, not a registered backend
 
 
 # ------------------------------------------------------------------ with the real similarity curve
@@ -121,7 +128,7 @@ def test_no_overlap_policy_and_llm_failure_fall_back_to_the_curve(embedding):
 
 
 def test_spec_with_an_llm_spec_and_options(embedding):
-    hybrid = get_reasoner("hybrid:embedding", mode="snap", window=5.0, embedding_options={"smooth": 1.0})
+    hybrid = HybridReasoner("embedding", mode="snap", window=5.0, embedding_options={"smooth": 1.0})
     assert isinstance(hybrid, HybridReasoner) and hybrid.llm.name == "embedding"
     assert hybrid.embedding.settings()["smooth"] == 1.0 and hybrid.embedding.settings()["top_k"] == 8
     assert hybrid.settings()["window"] == 5.0
@@ -137,7 +144,7 @@ def test_spec_with_an_llm_spec_and_options(embedding):
 @pytest.mark.timeout(120)
 def test_real_gemma_through_the_hybrid_gives_a_valid_refined_answer(embedding):
     short = transcript((4, "The person is sitting on a sofa."), (4, DOOR), (4, "The person is drinking from a cup."))
-    hybrid = get_reasoner("hybrid:llamacpp:gemma3-270m", llm_options={"n_threads": 1, "max_attempts": 1,
+    hybrid = HybridReasoner("llamacpp:gemma3-270m", llm_options={"n_threads": 1, "max_attempts": 1,
                                                                         "max_intervals": 1})
     res = hybrid.ground("someone opens the door", short)
     assert res.intervals and all(0 <= iv.start < iv.end <= short.duration for iv in res.intervals)

@@ -1,10 +1,11 @@
-"""The hybrid reasoner: an LLM proposes where the query happens, the similarity curve refines it.
+"""The hybrid reasoner (an experiment, not a registered backend): an LLM proposes where the query
+happens, the similarity curve refines it.
 
 A chat model reads the whole transcript and can reason about order and context ("after putting
 the cup down"), but it places boundaries coarsely and a small one often answers the first line.
 The embedding reasoner's similarity curve (:mod:`temporal_reasoner.embedding`) places edges well
-but cannot tell two similar moments apart. :class:`HybridReasoner` (spec ``hybrid:<llm spec>``,
-for example ``hybrid:llamacpp:gemma3-270m`` or ``hybrid:openai:gpt-4o``) combines them:
+but cannot tell two similar moments apart. :class:`HybridReasoner` (for example
+``HybridReasoner("llamacpp:gemma3-270m")`` or ``HybridReasoner("openai:gpt-4o")``) combines them:
 
 - ``mode="pick"`` (default): the curve proposes candidate spans (its peaks); the LLM's best
   interval chooses among them: the candidate it overlaps most. When it overlaps none, the
@@ -16,6 +17,10 @@ for example ``hybrid:llamacpp:gemma3-270m`` or ``hybrid:openai:gpt-4o``) combine
 
 Whenever the LLM gives no usable answer (it raises a :class:`VidgroundError`), the embedding
 reasoner's answer is returned with a warning. Every result keeps both raw answers in ``raw``.
+
+It lives in ``benchmarks/`` because no benchmark has shown a gain from it: with Gemma 3 270M (the
+only chat model measured) it scores below the embedding reasoner alone (``docs/reasoners.md``;
+measured by ``benchmarks/llm_prompts.py``).
 """
 
 from __future__ import annotations
@@ -26,12 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from temporal_reasoner import BaseReasoner, Reasoner, Transcript, check_query, get_reasoner
 from vidground.errors import ConfigurationError, VidgroundError
-from vidground.types import Usage
-
-from .base import BaseReasoner, Reasoner, check_query
-from .transcript import Transcript
-from vidground.types import GroundingResult, Interval
+from vidground.types import GroundingResult, Interval, Usage
 
 MODES = ("pick", "snap")
 NO_OVERLAP = ("curve", "llm")
@@ -40,11 +42,9 @@ CANDIDATE_OPTIONS: dict[str, Any] = {"spans": "peaks", "min_prominence": 0.1, "t
 
 
 def _resolve(spec: Reasoner | str | None, default: str | None, what: str, options: dict[str, Any]) -> Reasoner:
-    from . import get_reasoner
-
     if spec is None and default is None:
-        raise ConfigurationError(f"the hybrid reasoner needs {what}: hybrid:<llm spec>, e.g. hybrid:llamacpp:gemma3-270m "
-                                 "or hybrid:openai:gpt-4o")
+        raise ConfigurationError(f"the hybrid reasoner needs {what}: HybridReasoner(llm=SPEC), e.g. "
+                                 "'llamacpp:gemma3-270m' or 'openai:gpt-4o'")
     if isinstance(spec, str) or spec is None:
         return get_reasoner(spec or default, **options)
     if options:
@@ -134,10 +134,6 @@ class HybridReasoner(BaseReasoner):
         self.embedding = _resolve(embedding, "embedding", "embedding", emb_opts)
         self.mode, self.no_overlap, self.window = mode, no_overlap, window
         self.rel_level, self.base_percentile = rel_level, base_percentile
-
-    @classmethod
-    def from_spec(cls, arg: str | None = None, **options: Any) -> "HybridReasoner":
-        return cls(arg, **options)
 
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "mode": self.mode, "no_overlap": self.no_overlap,
