@@ -6,13 +6,18 @@ or a JSON file ``{"model": {"input": 0.15, "output": 0.60}, ...}`` (``"cached_in
 accepted and ignored: vidground does not see cache hits). A model is matched exactly, else by
 the longest table key it starts with (``gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``). Unknown
 models (a local server's) have no estimate: ``cost_usd`` stays ``None``, never a made-up zero.
+
+Backends price every request, so :func:`price_table` builds each table once: the built-in one at
+first use, a JSON file once per (path, modification time, size), a mapping once per content.
+Tables it returns are shared; treat them as read-only.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -91,16 +96,52 @@ class PriceTable:
 PricesLike = Union[PriceTable, Mapping[str, Any], str, Path, None]
 
 
+_TABLES: dict[tuple, PriceTable] = {}
+
+
+def _cached(key: tuple, build: Callable[[], PriceTable]) -> PriceTable:
+    table = _TABLES.get(key)
+    if table is None:
+        if len(_TABLES) >= 32:
+            _TABLES.clear()
+        table = _TABLES[key] = build()
+    return table
+
+
+def _frozen(prices: Mapping[str, Any]) -> tuple | None:
+    """A mapping's content as a hashable key (types included: ``1`` and ``True``, or a pair and a
+    mapping, never share one), or ``None`` when a value cannot be part of a key."""
+    def typed(v: Any) -> tuple:
+        if isinstance(v, Mapping):
+            return (type(v), tuple((type(k), k, type(x), x) for k, x in v.items()))
+        if isinstance(v, (tuple, list)):
+            return (type(v), tuple((type(x), x) for x in v))
+        return (type(v), v)
+
+    try:
+        key = tuple((type(m), m, typed(p)) for m, p in prices.items())
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 def price_table(prices: PricesLike = None) -> PriceTable:
     """Resolve a user's prices: None -> the built-in table; a mapping, table or JSON path otherwise."""
     if prices is None:
-        return PriceTable(DEFAULT_PRICES)
+        return _cached(("built-in",), lambda: PriceTable(DEFAULT_PRICES))
     if isinstance(prices, PriceTable):
         return prices
     if isinstance(prices, (str, Path)):
-        return PriceTable.load(prices)
+        try:
+            st = os.stat(prices)
+        except OSError:
+            return PriceTable.load(prices)  # raises the InputError that names the file
+        key = ("file", os.path.abspath(prices), st.st_mtime_ns, st.st_size)
+        return _cached(key, lambda: PriceTable.load(prices))
     if isinstance(prices, Mapping):
-        return PriceTable(prices)
+        key = _frozen(prices)
+        return PriceTable(prices) if key is None else _cached(("mapping", key), lambda: PriceTable(prices))
     raise ConfigurationError(f"prices must be a PriceTable, a mapping, a JSON path or None, got {type(prices).__name__}")
 
 
