@@ -20,6 +20,7 @@ reasoner that matches meaning would confuse "no person" with "person").
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,12 +124,21 @@ class ClassicalDescriber(BaseDescriber):
         self.cut_threshold = float(cut_threshold)
         self.dark_luma, self.dim_luma = float(dark_luma), float(dim_luma)
         self.max_side = int(max_side)
-        self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-        self._faces = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-        if self._faces.empty():
-            raise ConfigurationError("OpenCV's Haar face cascade is missing from cv2.data; "
-                                     "install opencv-python-headless<5")
+        self._local = threading.local()  # OpenCV's detectors are not shared across threads
+        self._detectors()  # a missing cascade fails here, not at the first frame
+
+    def _detectors(self) -> tuple[Any, Any]:
+        """This thread's (HOG people detector, Haar face cascade), built on first use in the thread."""
+        found = getattr(self._local, "detectors", None)
+        if found is None:
+            hog = cv2.HOGDescriptor()
+            hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+            faces = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+            if faces.empty():
+                raise ConfigurationError("OpenCV's Haar face cascade is missing from cv2.data; "
+                                         "install opencv-python-headless<5")
+            found = self._local.detectors = (hog, faces)
+        return found
 
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "mode": self.mode, "version": TEMPLATES_VERSION,
@@ -144,7 +154,7 @@ class ClassicalDescriber(BaseDescriber):
         up = max(1.0, 128 / h, 64 / w)
         if up > 1.0:
             grey = cv2.resize(grey, (int(np.ceil(w * up)), int(np.ceil(h * up))), interpolation=cv2.INTER_LINEAR)
-        boxes, scores = self._hog.detectMultiScale(grey, winStride=(4, 4), padding=(8, 8), scale=1.05)
+        boxes, scores = self._detectors()[0].detectMultiScale(grey, winStride=(4, 4), padding=(8, 8), scale=1.05)
         if up > 1.0 and len(boxes):
             boxes = np.round(np.asarray(boxes, dtype=float) / up).astype(int)
         kept = [tuple(int(v) for v in b) for b, s in zip(boxes, np.ravel(scores)) if s >= self.person_score]
@@ -157,7 +167,7 @@ class ClassicalDescriber(BaseDescriber):
         if not self.detect_faces:
             return []
         side = max(24, min(grey.shape) // 12)
-        found = self._faces.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=6, minSize=(side, side))
+        found = self._detectors()[1].detectMultiScale(grey, scaleFactor=1.1, minNeighbors=6, minSize=(side, side))
         return sorted(tuple(int(v) for v in f) for f in found)  # type: ignore[misc]
 
     @staticmethod

@@ -239,38 +239,35 @@ def _many_queries(args: argparse.Namespace) -> tuple[str | None, list[str]]:
 def _ground_many(args: argparse.Namespace) -> int:
     """Several queries of one video: described once (per query only for a query-aware describer, whose
     descriptions depend on the query), the reasoner built once; results printed as they come."""
-    from frame_describer import get_describer
-    from pipelines.api import describe, ground, load_descriptions
-    from temporal_reasoner import get_reasoner
-
     video, queries = _many_queries(args)
-    reasoner = get_reasoner(args.reasoner, **_backend_options(args, "reasoner"))
-    common: dict[str, Any] = dict(duration=args.duration, reasoner=reasoner, fps=args.fps, num_frames=args.num_frames,
-                                  max_frames=args.max_frames, max_side=args.max_side, top_k=args.top_k)
-    described = None
-    if video is not None:
-        if args.descriptions_format != "auto" or args.clip_seconds is not None:
-            raise ConfigurationError("--descriptions-format and --clip-seconds apply to --descriptions, not to a video")
-        describer = get_describer(args.describer, **_backend_options(args, "describer"))
-        source = dict(video=video, describer=describer, cache=args.cache, progress=True)
-        if getattr(describer, "mode", "agnostic") != "aware":
-            described = describe(video, describer=describer, fps=args.fps, num_frames=args.num_frames,
-                                 max_frames=args.max_frames, max_side=args.max_side, cache=args.cache, progress=True)
-            source = dict(descriptions=described)
-    else:  # read and checked once
-        source = dict(descriptions=load_descriptions(args.descriptions, format=args.descriptions_format,
-                                                     clip_seconds=args.clip_seconds))
+    if video is not None and (args.descriptions_format != "auto" or args.clip_seconds is not None):
+        raise ConfigurationError("--descriptions-format and --clip-seconds apply to --descriptions, not to a video")
+    with _session(args, video) as session:
+        source: dict[str, Any] = dict(video=video)
+        if video is None:  # read and checked once
+            source = dict(descriptions=session.load(args.descriptions, format=args.descriptions_format,
+                                                    clip_seconds=args.clip_seconds))
+        _print_many(args, queries, lambda query: session.ground(query=query, duration=args.duration,
+                                                                top_k=args.top_k, **source))
+    return 0
+
+
+def _session(args: argparse.Namespace, video: str | None) -> Any:
+    """The session a ground command runs in: its backends, sampling and cache from the options."""
+    from pipelines.session import Session
+
+    return Session(describer=args.describer if video is not None else None, reasoner=args.reasoner,
+                   sampling=dict(fps=args.fps, num_frames=args.num_frames, max_frames=args.max_frames,
+                                 max_side=args.max_side),
+                   cache=args.cache, progress=True, describer_options=_backend_options(args, "describer") or None,
+                   reasoner_options=_backend_options(args, "reasoner") or None)
+
+
+def _print_many(args: argparse.Namespace, queries: list[str], answer: Any) -> None:
+    """Each query's result as it comes (tables), or all of them as one JSON list at the end."""
     results = []
     for i, query in enumerate(queries):
-        result = ground(query=query, **source, **common)
-        if described is not None:  # described (and paid for) once: its usage and time go with the first result
-            usage = {k: v for k, v in result.usage.items() if k != "describe"}
-            timings = {k: v for k, v in result.timings.items() if k != "describe"}
-            if i == 0:
-                timings["describe"] = round(described.seconds, 4)
-                if not described.usage.is_empty():
-                    usage["describe"] = described.usage
-            result = result.model_copy(update={"usage": usage, "timings": timings})
+        result = answer(query)  # a video is described (and paid for) once: its usage and time go with the first
         if args.json:
             results.append(result)
         else:
@@ -280,23 +277,16 @@ def _ground_many(args: argparse.Namespace) -> int:
             print(format_result_table(result), flush=True)
     if args.json:
         print(json.dumps([r.model_dump(mode="json") for r in results], indent=2, ensure_ascii=False))
-    return 0
 
 
 def cmd_ground(args: argparse.Namespace) -> int:
-    from pipelines.api import ground
-
     if args.query_list or args.queries_file is not None:
         return _ground_many(args)
     video, query = _split_inputs(args)
-    result = ground(
-        video, query, descriptions=args.descriptions, duration=args.duration,
-        descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds,
-        describer=args.describer if video else None, reasoner=args.reasoner,
-        fps=args.fps, num_frames=args.num_frames, max_frames=args.max_frames, max_side=args.max_side,
-        top_k=args.top_k, cache=args.cache, progress=True, describer_options=_backend_options(args, "describer") or None,
-        reasoner_options=_backend_options(args, "reasoner") or None,
-    )
+    with _session(args, video) as session:
+        result = session.ground(video, query, descriptions=args.descriptions, duration=args.duration,
+                                descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds,
+                                top_k=args.top_k)
     if args.json:
         print(result.model_dump_json(indent=2))
     else:

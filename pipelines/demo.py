@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from temporal_reasoner import get_reasoner
 
 
 def run_demo(keep: str | Path | None = None, *, describer: Any = None, reasoner: Any = None) -> dict[str, Any]:
     from frame_describer.synthetic import render_demo_video
-    from pipelines.api import describe, ground
+    from pipelines.session import Session
 
     with tempfile.TemporaryDirectory(prefix="vidground-demo-") as tmp:
         folder = Path(keep) if keep else Path(tmp)
@@ -25,30 +24,29 @@ def run_demo(keep: str | Path | None = None, *, describer: Any = None, reasoner:
         t0 = time.perf_counter()
         events = render_demo_video(video)
         render_s = time.perf_counter() - t0
-        described = describe(video, describer=describer)
-        if keep:
-            described.write(folder / "demo.descriptions.jsonl")
-        rsn = get_reasoner(reasoner)
-        rows = []
-        for ev in events:
-            res = ground(query=ev.query, descriptions=described, reasoner=rsn)
-            best = res.best
-            iou = best.iou((ev.start, ev.end)) if best else 0.0
-            rows.append({
-                "event": ev.name, "query": ev.query, "truth": [ev.start, ev.end],
-                "prediction": [best.start, best.end] if best else None,
-                "score": best.score if best else None, "iou": round(iou, 3),
-            })
+        with Session(describer=describer, reasoner=reasoner) as session:
+            described = session.describe(video)
+            if keep:
+                described.write(folder / "demo.descriptions.jsonl")
+            rows = [_row(ev, session.ground(described, ev.query)) for ev in events]
+            reasoner_name = session.reasoner.name
         return {
             "video": str(video) if keep else "(temporary)",
             "duration": round(described.duration, 2),
             "frames": len(described.descriptions),
             "describer": described.describer,
-            "reasoner": rsn.name,
+            "reasoner": reasoner_name,
             "seconds": {"render": round(render_s, 2), "describe": round(described.seconds, 2)},
             "events": rows,
             "found": sum(r["iou"] >= 0.5 for r in rows),
         }
+
+
+def _row(event: Any, result: Any) -> dict[str, Any]:
+    best = result.best
+    return {"event": event.name, "query": event.query, "truth": [event.start, event.end],
+            "prediction": [best.start, best.end] if best else None,
+            "score": best.score if best else None, "iou": round(best.iou((event.start, event.end)) if best else 0.0, 3)}
 
 
 def format_demo(report: dict[str, Any]) -> str:

@@ -37,21 +37,39 @@ from .metrics import score_query
 from .provenance import backend_settings
 
 Emit = Callable[[tuple[str, dict[str, Any]]], None]
-_local = threading.local()
+_sessions: dict[tuple[Any, ...], Any] = {}
+_sessions_lock = threading.Lock()
 
 
-def _backends(config: Any) -> tuple[Any, Any]:
-    """This thread's describer and reasoner instances (built once per thread and spec)."""
-    from frame_describer import get_describer
-    from temporal_reasoner import get_reasoner
+def _session_key(config: Any) -> tuple[Any, ...]:
+    return (config.mode, config.describer, config.reasoner, repr(config.describer_options),
+            repr(config.reasoner_options), config.fps, config.num_frames, config.max_frames, config.max_side,
+            config.cache)
 
-    key = (config.describer, config.reasoner, repr(config.describer_options), repr(config.reasoner_options))
-    if getattr(_local, "key", None) != key:
-        _local.describer = (get_describer(config.describer, **config.describer_options)
-                            if config.mode == "videos" else None)
-        _local.reasoner = get_reasoner(config.reasoner, **config.reasoner_options)
-        _local.key = key
-    return _local.describer, _local.reasoner
+
+def worker_session(config: Any) -> Any:
+    """This process's :class:`~pipelines.session.Session` for ``config``'s backends, shared by its threads:
+    one describer, one reasoner and one description cache per worker process, whatever the concurrency."""
+    from .session import Session
+
+    key = _session_key(config)
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            session = _sessions[key] = Session(
+                describer=config.describer if config.mode == "videos" else None, reasoner=config.reasoner,
+                sampling=config.sampling, cache=config.cache or False,
+                describer_options=config.describer_options if config.mode == "videos" else None,
+                reasoner_options=config.reasoner_options)
+        return session
+
+
+def close_session(config: Any) -> None:
+    """Close and forget this process's session for ``config`` (a new run builds a fresh one)."""
+    with _sessions_lock:
+        session = _sessions.pop(_session_key(config), None)
+    if session is not None:
+        session.close()
 
 
 def _error(exc: BaseException) -> dict[str, Any]:
@@ -65,24 +83,19 @@ def _failed(q: Query, exc: BaseException) -> dict[str, Any]:
 
 def process_video(task: Any, config: Any, emit: Emit) -> None:
     """Describe ``task.video`` once and ground each of its queries, emitting records."""
-    from frame_describer.cache import DescriptionCache
-    from .api import describe, ground, load_descriptions
-
     started = time.perf_counter()
     video_rec: dict[str, Any] = {"video": task.video, "source": task.source, "describe_calls": 0,
                                  "describe_saved": 0, "cost_usd": 0.0, "error": None}
     try:
-        describer, reasoner = _backends(config)
-        video_rec["settings"] = backend_settings(describer, reasoner)
+        session = worker_session(config)
+        describer = session.describer if config.mode == "videos" else None
+        video_rec["settings"] = backend_settings(describer, session.reasoner)
         aware = describer is not None and getattr(describer, "mode", "agnostic") == "aware"
         described = None
         if config.mode == "descriptions":
-            described = load_descriptions(task.source, format=config.descriptions_format,
-                                          clip_seconds=config.clip_seconds)
+            described = session.load(task.source, format=config.descriptions_format, clip_seconds=config.clip_seconds)
         elif not aware:
-            cache = DescriptionCache(config.cache) if config.cache else None
-            described = describe(task.source, describer=describer, fps=config.fps, num_frames=config.num_frames,
-                                 max_frames=config.max_frames, max_side=config.max_side, cache=cache)
+            described = session.describe(task.source)
             saved = described.usage.cached  # cache hits carry Usage(cached=1)
             video_rec["describe_calls"] = len(described.descriptions) - saved
             video_rec["describe_saved"] = saved
@@ -102,14 +115,11 @@ def process_video(task: Any, config: Any, emit: Emit) -> None:
 
     def one(q: Query) -> dict[str, Any]:
         try:
-            _, rsn = _backends(config)
             if aware:
-                res = ground(task.source, q.query, describer=describer, reasoner=rsn, fps=config.fps,
-                             num_frames=config.num_frames, max_frames=config.max_frames,
-                             max_side=config.max_side, top_k=config.top_k)
+                res = session.ground(task.source, q.query, top_k=config.top_k)
             else:
                 dur = q.duration if described.duration_inferred and q.duration else None
-                res = ground(descriptions=described, query=q.query, reasoner=rsn, duration=dur, top_k=config.top_k)
+                res = session.ground(descriptions=described, query=q.query, duration=dur, top_k=config.top_k)
         except Exception as exc:
             return _failed(q, exc)
         usage = {k: v.model_dump(mode="json", exclude_none=True) for k, v in res.usage.items()}
@@ -167,6 +177,7 @@ class LocalExecutor:
                     f.cancel()
             for f in futures:
                 f.result()  # surface a bug in the worker itself
+        close_session(config)
 
 
 _setup_done = False

@@ -31,6 +31,7 @@ from typing import Any
 from frame_describer.caption_formats import check_clip_seconds, check_format, video_id_from_path
 from frame_describer.descriptions_io import write_descriptions
 from vidground.errors import ConfigurationError, EvaluationError, InputError, VidgroundError
+from vidground.types import Sampling
 
 from .baselines import SpanPrior, dataset_prior
 from .datasets import DATASETS, VIDEO_EXTENSIONS, Dataset, Query, find_videos, load_dataset, read_subset_file
@@ -81,6 +82,12 @@ class RunConfig:
     def mode(self) -> str:
         return "descriptions" if self.descriptions else "videos"
 
+    @property
+    def sampling(self) -> Sampling:
+        """The frame sampling settings, checked (a :class:`ConfigurationError` names a bad one)."""
+        return Sampling.of(fps=self.fps, num_frames=self.num_frames, max_frames=self.max_frames,
+                           max_side=self.max_side)
+
     def check(self) -> None:
         if (self.videos is None) == (self.descriptions is None):
             raise ConfigurationError("give exactly one of --videos DIR (both stages) or --descriptions DIR (stage 2 only)")
@@ -89,9 +96,12 @@ class RunConfig:
         if not self.descriptions and (self.descriptions_format != "auto" or self.clip_seconds is not None):
             raise ConfigurationError("--descriptions-format and --clip-seconds apply to --descriptions DIR only")
         check_clip_seconds(self.clip_seconds, check_format(self.descriptions_format))
-        for name in ("concurrency", "query_concurrency"):
-            if getattr(self, name) < 1:
-                raise ConfigurationError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("concurrency", "query_concurrency", "top_k"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigurationError(f"{name} must be at least 1, got {value}")
+        if self.mode == "videos":
+            self.sampling  # noqa: B018  (checks fps, num_frames, max_frames, max_side before any video is opened)
 
     def to_json(self) -> dict[str, Any]:
         """The settings as written to ``config.json``: secrets (an ``api_key`` option) redacted."""
@@ -356,6 +366,10 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
 
     # a misspelt backend or option is one error before the run starts, not a failure recorded per query
     reasoners.check(config.reasoner, **config.reasoner_options)
+    if config.mode == "videos":
+        from frame_describer import describers
+
+        describers.check(config.describer, **config.describer_options)
     if config.cache is None and config.mode == "videos":
         config.cache = str(default_cache_path())
     out = Path(out)

@@ -250,11 +250,11 @@ def _count_calls(monkeypatch, module, name):
 
 
 def test_several_queries_of_a_video_describe_it_once_and_build_the_reasoner_once(demo_video, monkeypatch, capsys):
-    import pipelines.api
+    import frame_describer.sampling
     import temporal_reasoner
 
     video, events = demo_video
-    described = _count_calls(monkeypatch, pipelines.api, "describe")  # ground() describes through it too
+    described = _count_calls(monkeypatch, frame_describer.sampling, "sample_frames")  # a describe decodes
     built = _count_calls(monkeypatch, temporal_reasoner.reasoners, "create")
     assert main(["ground", str(video), "-q", events[0].query, "-q", events[1].query, "--json", "--fps", "1"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -332,7 +332,7 @@ def test_a_slow_model_load_gets_one_note_on_stderr_and_json_stays_clean(desc_fil
     from temporal_reasoner import embedding
 
     monkeypatch.setenv("VIDGROUND_EMBEDDING_CACHE", "off")  # no stored vectors: the model must load
-    monkeypatch.setattr(embedding, "_ENCODERS", {})  # nothing loaded in this process yet
+    monkeypatch.setattr("vidground.models._MODELS", {})  # nothing loaded in this process yet
     model = tmp_path / "minilm"
     model.symlink_to(embedding._default_model_path(), target_is_directory=True)
     argv = ["ground", "--descriptions", str(desc_file), "a person", "--json", "--reasoner", f"embedding:{model}"]
@@ -343,7 +343,7 @@ def test_a_slow_model_load_gets_one_note_on_stderr_and_json_stays_clean(desc_fil
     assert err.startswith(f"vidground: loading the sentence-transformers model {model} on ") and err.endswith(" …\n")
     assert main(argv) == 0  # loaded: no note
     assert capsys.readouterr().err == ""
-    monkeypatch.setattr(embedding, "_ENCODERS", {})
+    monkeypatch.setattr("vidground.models._MODELS", {})
     with caplog.at_level(logging.INFO):  # --verbose: the INFO record says it, no second note
         assert main(argv + ["--verbose"]) == 0
     assert "vidground: loading" not in capsys.readouterr().err

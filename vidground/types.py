@@ -9,6 +9,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .errors import ConfigurationError
+
+
+#: Frames are resized so their longest side is at most this many pixels unless told otherwise.
+DEFAULT_MAX_SIDE = 512
 
 class Usage(BaseModel):
     """Tokens and requests spent; add two with ``+``."""
@@ -41,6 +46,49 @@ class Usage(BaseModel):
 
     def is_empty(self) -> bool:
         return self == Usage()
+
+
+class Sampling(BaseModel):
+    """How frames are taken from a video, one object for the API, the CLI and runs.
+
+    By rate (``fps``; 1 per second when neither is given) or by count (``num_frames`` evenly spaced);
+    ``max_frames`` caps the count (the rate is lowered to fit); frames are resized so their longest side
+    is at most ``max_side`` pixels (``None`` keeps the decoded size). Invalid values are a
+    :class:`~vidground.errors.ConfigurationError` when the object is built (:meth:`of`), before any
+    video is opened or model loaded.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fps: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    num_frames: int | None = Field(default=None, ge=1)
+    max_frames: int | None = Field(default=None, ge=1)
+    max_side: int | None = Field(default=DEFAULT_MAX_SIDE, ge=16)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "Sampling":
+        if self.fps is not None and self.num_frames is not None:
+            raise ValueError("give either fps (sample by rate) or num_frames (sample by count), not both")
+        return self
+
+    @classmethod
+    def of(cls, value: "Sampling | dict[str, Any] | None" = None, **settings: Any) -> "Sampling":
+        """A checked :class:`Sampling` from an instance, a dict and/or keyword settings (later ones win)."""
+        if isinstance(value, Sampling) and not settings:
+            return value
+        merged = {**(value.model_dump() if isinstance(value, Sampling) else dict(value or {})), **settings}
+        try:
+            return cls.model_validate(merged, strict=False)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            errors = getattr(exc, "errors", lambda: [])()
+            if errors:
+                first = errors[0]
+                where = ".".join(str(x) for x in first.get("loc", ())) or "sampling"
+                got = f", got {first['input']!r}" if where != "sampling" and "input" in first else ""
+                message = f"{where}: {first.get('msg', exc)}{got}"
+            else:
+                message = str(exc)
+            raise ConfigurationError(message.replace("Value error, ", "")) from None
 
 
 class Frame(BaseModel):

@@ -1,0 +1,422 @@
+"""The session: one owner for the backends of a series of calls.
+
+    from pipelines import Session
+
+    with Session(describer="openai:gpt-4o-mini", cache="~/.cache/vidground/descriptions.sqlite") as s:
+        video = s.describe("kitchen.mp4")          # described once...
+        for query in queries:
+            print(s.ground(video, query).best)     # ...grounded many times
+
+A session builds its describer and reasoner once (on first use), opens the description cache once,
+remembers the videos it described and the descriptions files it read (so a repeat query costs only
+the query), and closes what it opened when it is closed. Backends given as instances, and a
+:class:`~frame_describer.cache.DescriptionCache` given as an object, belong to the caller and are left
+open. Loaded model weights are shared process-wide (:mod:`vidground.models`) and outlive the session;
+rate limits are shared by every backend in the process that talks to the same endpoint with the same
+key (:mod:`vidground.ratelimit`). A session may be used from several threads at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from frame_describer import Describer, FrameDescription, Usage, get_describer, read_descriptions
+from frame_describer.descriptions_io import description_metadata, write_descriptions
+from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
+from vidground.errors import ConfigurationError, InputError, VideoDecodeError
+from vidground.types import Sampling
+
+log = logging.getLogger("vidground")
+
+PathLike = str | Path
+#: how many described videos / read descriptions files a session keeps for repeat queries
+REMEMBERED = 8
+
+
+class DescribedVideo(BaseModel):
+    """Stage 1's output for one video: the descriptions plus what is needed to reason over them."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    video: str
+    duration: float
+    step: float
+    duration_inferred: bool = False
+    describer: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    descriptions: list[FrameDescription]
+    usage: Usage = Field(default_factory=Usage)
+    seconds: float = 0.0
+
+    #: the merged transcript already built (building one validates every line), with what it was
+    #: built from: the same description objects, duration and step
+    _built: tuple[Transcript, tuple[int, ...], float, float] | None = PrivateAttr(default=None)
+
+    def transcript(self, *, merge: bool = True) -> Transcript:
+        built, ids = self._built, tuple(map(id, self.descriptions))
+        if merge and built is not None and built[1:] == (ids, self.duration, self.step):
+            t = built[0]
+        else:
+            t = Transcript.from_descriptions(self.descriptions, duration=self.duration, step=self.step, merge=merge)
+            if merge:
+                self._built = (t, ids, self.duration, self.step)
+        return t if t.duration_inferred == self.duration_inferred else \
+            t.model_copy(update={"duration_inferred": self.duration_inferred})
+
+    def with_duration(self, duration: float | None) -> "DescribedVideo":
+        """This video with a known ``duration`` (seconds) in place of its own; itself when ``None``."""
+        if duration is None:
+            return self
+        if duration != duration or duration <= 0:
+            raise InputError(f"duration must be a positive number of seconds, got {duration}")
+        return self.model_copy(update={"duration": float(duration), "duration_inferred": False})
+
+    def write(self, path: PathLike) -> int:
+        """Write the descriptions file (JSONL, atomic); every line carries this video's metadata."""
+        return write_descriptions(path, self.descriptions, video=self.video, duration=round(self.duration, 3),
+                                  step=self.step, describer=self.describer)
+
+
+def load_descriptions(
+    descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo,
+    *,
+    duration: float | None = None,
+    format: str = "auto",
+    clip_seconds: float | None = None,
+) -> DescribedVideo:
+    """Stage 2's input from a descriptions file, a list of descriptions or a :class:`DescribedVideo`.
+
+    A file is vidground's JSONL or, with ``format`` (``auto`` detects it), a caption file from another
+    tool (``vtggpt``, ``seconds-json``, ``csv``; ``clip_seconds`` is their clip length or interval);
+    see :mod:`frame_describer.caption_formats`. Without ``duration`` it is taken from the file's
+    metadata when every line agrees, else inferred from the last line's time plus the sampling step
+    (or the end of the last clip) and marked as inferred.
+    """
+    if not isinstance(descriptions, (str, Path)) and (format != "auto" or clip_seconds is not None):
+        raise ConfigurationError("format= and clip_seconds= apply to a descriptions file, not to loaded descriptions")
+    if isinstance(descriptions, DescribedVideo):
+        return descriptions.with_duration(duration)
+    source = "<descriptions>"
+    if isinstance(descriptions, (str, Path)):
+        source = str(descriptions)
+        items = read_descriptions(descriptions, format=format, clip_seconds=clip_seconds)
+    else:
+        items = []
+        for d in descriptions:
+            items.append(d if isinstance(d, FrameDescription) else FrameDescription.model_validate(d))
+        if not items:
+            raise InputError("no descriptions given")
+        items.sort(key=lambda d: d.t)
+    if duration is not None and (duration != duration or duration <= 0):
+        raise InputError(f"duration must be a positive number of seconds, got {duration}")
+    meta_duration = description_metadata(items, "duration")
+    if meta_duration is not None and (isinstance(meta_duration, bool) or not isinstance(meta_duration, (int, float))):
+        raise InputError(f"the 'duration' metadata must be a number of seconds, got {meta_duration!r}", path=source)
+    meta_step = description_metadata(items, "step")
+    step = float(meta_step) if isinstance(meta_step, (int, float)) and meta_step > 0 else None
+    transcript = Transcript.from_descriptions(items, duration=duration if duration is not None else meta_duration, step=step)
+    # a clip grid's end (caption imports) is only an estimate of the duration: a known one still wins
+    inferred = transcript.duration_inferred or (
+        duration is None and description_metadata(items, "duration_inferred") is True)
+    described = DescribedVideo(
+        video=str(description_metadata(items, "video") or source),
+        duration=transcript.duration,
+        step=transcript.step,
+        duration_inferred=inferred,
+        describer=str(description_metadata(items, "describer") or "external"),
+        descriptions=items,
+    )
+    described._built = (transcript, tuple(map(id, items)), described.duration, described.step)
+    return described
+
+
+def _progress(iterable: Iterable[Any], total: int | None, enabled: bool, desc: str) -> Iterable[Any]:
+    if not enabled or not sys.stderr.isatty():
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="frame", leave=False)
+
+
+def _file_key(path: Path) -> tuple[str, int, int] | None:
+    """What identifies a file's current content cheaply: its resolved path, size and modification time."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+
+class Session:
+    """Owns a describer, a reasoner, the sampling settings and the description cache for many calls.
+
+    ``describer``/``reasoner`` are spec strings (``"cv"``, ``"openai:gpt-4o-mini"``, ``"embedding"``...,
+    built on first use with ``describer_options``/``reasoner_options``) or instances. ``sampling`` is a
+    :class:`~vidground.types.Sampling` or its settings (``fps``, ``num_frames``, ``max_frames``,
+    ``max_side``), checked here. ``cache`` is a :class:`~frame_describer.cache.DescriptionCache`, the path
+    of its SQLite file, ``None`` for ``$VIDGROUND_CACHE`` when set, or ``False`` for none.
+    """
+
+    def __init__(
+        self,
+        *,
+        describer: str | Describer | None = None,
+        reasoner: str | Reasoner | None = None,
+        sampling: Sampling | dict[str, Any] | None = None,
+        cache: Any = None,
+        describer_options: dict[str, Any] | None = None,
+        reasoner_options: dict[str, Any] | None = None,
+        progress: bool = False,
+    ):
+        self.sampling = Sampling.of(sampling)
+        for name, spec, options in (("describer", describer, describer_options),
+                                     ("reasoner", reasoner, reasoner_options)):
+            if options and spec is not None and not isinstance(spec, str):
+                raise ConfigurationError(f"{name}_options are only accepted together with a {name} spec string")
+        self._specs = {"describer": (describer, dict(describer_options or {})),
+                       "reasoner": (reasoner, dict(reasoner_options or {}))}
+        self._built: dict[str, Any] = {}  # backends this session built, and so closes
+        self._cache_arg = cache
+        self._cache: Any = None
+        self._own_cache = False
+        self.progress = progress
+        self._lock = threading.RLock()
+        self._videos: OrderedDict[tuple[Any, ...], DescribedVideo] = OrderedDict()
+        self._closed = False
+
+    # -- resources ---------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigurationError("this session is closed; start a new one")
+
+    def _backend(self, kind: str) -> Any:
+        self._check_open()
+        spec, options = self._specs[kind]
+        if spec is not None and not isinstance(spec, str):
+            return spec
+        with self._lock:
+            if kind not in self._built:
+                make = get_describer if kind == "describer" else get_reasoner
+                self._built[kind] = make(spec, **options)
+            return self._built[kind]
+
+    @property
+    def describer(self) -> Describer:
+        """The describer, built on first use."""
+        return self._backend("describer")
+
+    @property
+    def reasoner(self) -> Reasoner:
+        """The reasoner, built on first use."""
+        return self._backend("reasoner")
+
+    @property
+    def cache(self) -> Any:
+        """The description cache (``None`` when there is none), opened on first use."""
+        self._check_open()
+        with self._lock:
+            if self._cache is None and self._cache_arg is not False:
+                from frame_describer.cache import DescriptionCache
+
+                arg = self._cache_arg if self._cache_arg is not None else (os.environ.get("VIDGROUND_CACHE") or None)
+                if isinstance(arg, DescriptionCache):
+                    self._cache = arg
+                elif arg is not None:
+                    self._cache, self._own_cache = DescriptionCache(Path(arg).expanduser()), True
+                else:
+                    self._cache_arg = False
+            return self._cache
+
+    def close(self) -> None:
+        """Close the backends and the cache this session opened; forget the videos it remembered. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            built, self._built = list(self._built.values()), {}
+            cache, own, self._cache = self._cache, self._own_cache, None
+            self._videos.clear()
+        for backend in built:
+            close = getattr(backend, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as exc:  # closing must not hide the caller's own error
+                    log.warning("closing %s failed: %s", getattr(backend, "name", backend), exc)
+        if cache is not None and own:
+            cache.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # a session dropped unclosed still releases what it opened
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # -- stage 1 ---------------------------------------------------------------------------------------
+    def _remember(self, key: tuple[Any, ...] | None, described: DescribedVideo) -> DescribedVideo:
+        if key is not None:
+            with self._lock:
+                self._videos[key] = described
+                self._videos.move_to_end(key)
+                while len(self._videos) > REMEMBERED:
+                    self._videos.popitem(last=False)
+        return described
+
+    def _recalled(self, key: tuple[Any, ...] | None) -> DescribedVideo | None:
+        if key is None:
+            return None
+        with self._lock:
+            found = self._videos.get(key)
+            if found is not None:
+                self._videos.move_to_end(key)
+            return found
+
+    def describe(self, video: PathLike, *, query: str | None = None) -> DescribedVideo:
+        """Stage 1: sample frames from ``video`` with this session's sampling and describe each one.
+
+        Frames stream from the decoder to the describer, so memory does not grow with the video's
+        length. ``query`` is passed to query-aware describers and ignored otherwise. A video this session
+        described before (same file, unchanged) is answered from memory; frames described before by the
+        same describer with the same settings are answered by the description cache
+        (``usage.cached`` counts them).
+        """
+        from frame_describer.sampling import DEFAULT_FPS, sample_frames
+
+        path = Path(video)
+        started = time.perf_counter()
+        s = self.sampling
+        key = _file_key(path)  # only query-agnostic descriptions are remembered
+        found = self._recalled(key)
+        if found is not None:  # described (and paid for) before: this call costs nothing
+            return found.model_copy(update={"usage": Usage(), "seconds": 0.0})
+        # opens the file and checks it (missing, folder, empty, not a video...) before any model is loaded
+        frames = sample_frames(path, fps=s.fps, num_frames=s.num_frames, max_frames=s.max_frames, max_side=s.max_side)
+        with frames:
+            desc = self.describer
+            aware = getattr(desc, "mode", "agnostic") == "aware"
+            if aware:
+                if query is None:
+                    raise ConfigurationError(f"describer {desc.name!r} is query-aware: give the query")
+                query = check_query(query)
+            if aware:
+                key = None
+            source = self._cached(desc, path)
+            out = list(_progress(source.describe(frames, query=query), frames.planned, self.progress,
+                                 f"describing {path.name}"))
+        info = frames.info
+        if not out:
+            raise VideoDecodeError(path, "no frames could be decoded")
+        times = [d.t for d in out]
+        # the real spacing of the frames the sampler returned (a cap or count lowers the rate)
+        step = infer_step(times) if len(times) > 1 else 1.0 / (s.fps or DEFAULT_FPS)
+        # a truncated file's container claims more than the stream holds: the real end wins
+        duration = max(frames.truncated_at or info.duration or 0.0, times[-1])
+        seconds = time.perf_counter() - started
+        log.info("described %d frames of %s with %s in %.2f s", len(out), path, desc.name, seconds)
+        usage = sum((d.usage for d in out if d.usage is not None), Usage())  # cache hits carry Usage(cached=1)
+        described = DescribedVideo(video=str(path), duration=duration, step=step, describer=desc.name,
+                                   settings=desc.settings(), descriptions=out, usage=usage, seconds=seconds)
+        return self._remember(key, described)
+
+    def _cached(self, desc: Any, path: Path) -> Any:
+        """``desc`` behind the description cache when there is one. What changes the image (``max_side``) is
+        part of the key, and so is the sampling for describers whose output depends on the previous frame."""
+        cache = self.cache
+        if cache is None:
+            return desc
+        from frame_describer.cache import CachedDescriber
+
+        extra: dict[str, Any] = {"max_side": self.sampling.max_side}
+        if getattr(desc, "uses_previous_frame", False):
+            extra.update(self.sampling.model_dump(include={"fps", "num_frames", "max_frames"}))
+        return CachedDescriber(desc, cache, path, extra=extra)
+
+    def load(self, descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo, *,
+             duration: float | None = None, format: str = "auto", clip_seconds: float | None = None) -> DescribedVideo:
+        """Stage 2's input, as :func:`load_descriptions` reads it; a file this session read before (unchanged,
+        same format) is answered from memory."""
+        self._check_open()
+        key = None
+        if isinstance(descriptions, (str, Path)):
+            file_key = _file_key(Path(descriptions))
+            key = None if file_key is None else ("descriptions", file_key, format, clip_seconds)
+        found = self._recalled(key)
+        if found is None:
+            found = self._remember(key, load_descriptions(descriptions, format=format, clip_seconds=clip_seconds))
+        return found.with_duration(duration)
+
+    # -- stage 2 -------------------------------------------------------------------------------------
+    def ground(
+        self,
+        video: PathLike | DescribedVideo | None = None,
+        query: str | None = None,
+        *,
+        descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo | None = None,
+        descriptions_format: str = "auto",
+        clip_seconds: float | None = None,
+        duration: float | None = None,
+        top_k: int | None = None,
+    ) -> GroundingResult:
+        """Find when ``query`` happens: in ``video`` (described first, once per session) or in
+        ``descriptions`` (a file, a list of descriptions, or :meth:`describe`'s output, which may also be
+        given as ``video``). ``top_k`` keeps only the best K intervals."""
+        query = check_query(query)
+        if top_k is not None and top_k < 1:
+            raise ConfigurationError(f"top_k must be at least 1, got {top_k}")
+        if isinstance(video, DescribedVideo) and descriptions is None:
+            video, descriptions = None, video
+        if (video is None) == (descriptions is None):
+            raise ConfigurationError("give exactly one of video= or descriptions=")
+        rsn = self.reasoner
+        timings: dict[str, float] = {}
+        if video is not None:
+            if descriptions_format != "auto" or clip_seconds is not None:
+                raise ConfigurationError("descriptions_format= and clip_seconds= apply to descriptions=, not to a video")
+            described = self.describe(video, query=query).with_duration(duration)
+            if described.seconds:  # not when this session described the video before
+                timings["describe"] = round(described.seconds, 4)
+        else:
+            described = self.load(descriptions, duration=duration, format=descriptions_format,
+                                  clip_seconds=clip_seconds)
+        transcript = described.transcript()
+        started = time.perf_counter()
+        result = rsn.ground(query, transcript)
+        timings["reason"] = round(time.perf_counter() - started, 4)
+        log.info("grounded %r with %s in %.2f s: %d interval(s)", query, rsn.name, timings["reason"],
+                 len(result.intervals))
+        usage = dict(result.usage)
+        if not described.usage.is_empty():
+            usage["describe"] = described.usage
+        settings = {**self.sampling.model_dump(), "describer": described.settings, "reasoner": rsn.settings(),
+                    **result.settings}
+        return result.model_copy(update={
+            "query": query,
+            "video": described.video,
+            "duration": transcript.duration,
+            "duration_inferred": transcript.duration_inferred,
+            "describer": described.describer,
+            "reasoner": result.reasoner or rsn.name,
+            "usage": usage,
+            "timings": {**result.timings, **timings},
+            "settings": settings,
+            "intervals": result.intervals[:top_k] if top_k else result.intervals,
+        })
+
+
+__all__ = ["Session", "DescribedVideo", "load_descriptions"]

@@ -1,0 +1,164 @@
+"""The session owns the backends: built once, described once, closed at the end (and only what it built)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import pipelines.session as session_module
+from _helpers_eval import FakeDescriber, FakeReasoner, register_fakes, render_toy_videos, write_toy_dataset
+from pipelines import ConfigurationError, Sampling, Session
+from pipelines.executors import LocalExecutor
+from pipelines.runs import RunConfig, run_eval
+from vidground.types import FrameDescription
+
+register_fakes()
+
+
+class Closing(FakeDescriber):
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    return render_toy_videos(tmp_path_factory.mktemp("session-videos"), ["a", "b", "c"])
+
+
+def test_a_video_is_described_once_for_many_queries(videos):
+    describer = FakeDescriber()
+    with Session(describer=describer, reasoner="fake-reasoner", sampling={"fps": 2}) as s:
+        first = s.ground(videos / "a.mp4", "frame at 1.0")
+        calls = describer.calls
+        again = [s.ground(videos / "a.mp4", q) for q in ("frame at 2.0", "frame at 0.5", "frame at 1.0")]
+    assert calls == 6  # 3 s at 2 fps
+    assert describer.calls == calls  # the later queries described nothing
+    assert [i.as_list() for i in again[2].intervals] == [i.as_list() for i in first.intervals]
+    assert first.usage["describe"].requests == 6
+    assert all("describe" not in r.usage for r in again)  # paid once, reported once
+    assert first.settings["fps"] == 2.0 and first.settings["max_side"] == 512
+
+
+def test_a_changed_video_is_described_again(tmp_path):
+    folder = render_toy_videos(tmp_path, ["x"])
+    describer = FakeDescriber()
+    with Session(describer=describer, reasoner="fake-reasoner") as s:
+        s.describe(folder / "x.mp4")
+        render_toy_videos(tmp_path, ["x"], n_frames=20)  # rewritten: other size and length
+        s.describe(folder / "x.mp4")
+    assert describer.calls == 3 + 2
+
+
+def test_a_descriptions_file_is_read_once_and_again_when_it_changes(tmp_path, monkeypatch):
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"t": t, "text": f"frame {t}"}) + "\n" for t in range(5)))
+    reads = []
+    real = session_module.load_descriptions
+    monkeypatch.setattr(session_module, "load_descriptions", lambda *a, **k: reads.append(1) or real(*a, **k))
+    with Session(reasoner="fake-reasoner") as s:
+        for q in ("frame 1", "frame 2", "frame 3"):
+            s.ground(descriptions=path, query=q)
+        assert len(reads) == 1
+        path.write_text("".join(json.dumps({"t": t, "text": f"frame {t}"}) + "\n" for t in range(7)))
+        assert s.ground(descriptions=path, query="frame 6").duration == 7.0
+        assert len(reads) == 2
+        assert s.load(path, duration=30.0).duration == 30.0  # a known duration still wins, without a re-read
+        assert len(reads) == 2
+
+
+def test_close_closes_what_the_session_built_and_leaves_what_it_was_given(videos, monkeypatch):
+    built: list[Closing] = []
+    monkeypatch.setattr(session_module, "get_describer", lambda spec, **o: built.append(Closing()) or built[-1])
+    given = Closing()
+    with Session(describer="anything", reasoner="fake-reasoner") as s:
+        s.describe(videos / "a.mp4")
+        s.describe(videos / "b.mp4")
+    with Session(describer=given, reasoner="fake-reasoner") as t:
+        t.describe(videos / "a.mp4")
+    assert len(built) == 1 and built[0].closed == 1  # built once for two videos, closed once
+    assert given.closed == 0
+    s.close()  # idempotent
+    assert built[0].closed == 1
+    with pytest.raises(ConfigurationError, match="closed"):
+        s.ground(videos / "a.mp4", "frame at 1.0")
+
+
+def test_a_cache_path_is_opened_once_and_closed(videos, tmp_path):
+    db = tmp_path / "c.sqlite"
+    with Session(describer=FakeDescriber(), cache=db) as s:
+        s.describe(videos / "a.mp4")
+        cache = s.cache
+        assert s.cache is cache
+    assert db.exists()
+    with Session(describer=FakeDescriber(), cache=db) as s2:  # a new session: answered by the cache
+        assert s2.describe(videos / "a.mp4").usage.cached == 3
+
+
+def test_bad_sampling_fails_before_any_video_or_model():
+    for bad in ({"fps": float("nan")}, {"fps": 0}, {"max_side": 0}, {"num_frames": 0}, {"fps": 1, "num_frames": 2},
+                {"typo": 1}):
+        with pytest.raises(ConfigurationError):
+            Session(sampling=bad)
+    assert Sampling.of({"fps": 2}, max_side=None) == Sampling(fps=2, max_side=None)
+
+
+def test_one_session_serves_many_threads(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"t": t, "text": f"frame {t}"}) + "\n" for t in range(40)))
+    queries = [f"frame {i % 40}" for i in range(64)]
+    with Session(reasoner="embedding") as s:
+        alone = {q: s.ground(descriptions=path, query=q).intervals[0].as_list() for q in set(queries)}
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(lambda q: (q, s.ground(descriptions=path, query=q).intervals[0].as_list()),
+                                     queries))
+    assert all(alone[q] == got for q, got in together)
+
+
+def test_descriptions_given_as_a_list_work_too():
+    items = [FrameDescription(t=t, text=f"frame {t}") for t in range(4)]
+    with Session(reasoner="fake-reasoner") as s:
+        assert s.ground(descriptions=items, query="frame 2").best.start == 2.0
+
+
+def test_an_eval_builds_one_describer_per_process_whatever_the_concurrency(tmp_path, monkeypatch):
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=3, per_video=2, duration=3.0)
+    folder = render_toy_videos(tmp_path / "videos", ["vid0", "vid1", "vid2"])
+    built: list[FakeDescriber] = []
+    lock = threading.Lock()
+    real = session_module.get_describer
+
+    def counting(spec, **options):
+        with lock:
+            built.append(real(spec, **options))
+            return built[-1]
+
+    monkeypatch.setattr(session_module, "get_describer", counting)
+    config = RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(folder), describer="fake",
+                       reasoner="fake-reasoner", cache=str(tmp_path / "c.sqlite"), concurrency=3)
+    summary = run_eval(config, tmp_path / "run", executor=LocalExecutor(3))
+    assert summary.failed == 0 and summary.ran == 6
+    assert len(built) == 1
+    assert built[0].calls == 9  # 3 videos x 3 frames, each described once
+
+
+@pytest.mark.parametrize("option", [{"fps": float("nan")}, {"max_side": 0}, {"top_k": 0}, {"num_frames": 0}])
+def test_an_eval_with_invalid_options_fails_up_front(tmp_path, option):
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=1, per_video=1, duration=3.0)
+    folder = render_toy_videos(tmp_path / "videos", ["vid0"])
+    config = RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(folder), describer="fake",
+                       reasoner="fake-reasoner", **option)
+    with pytest.raises(ConfigurationError):
+        run_eval(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_reasoner_options_need_a_spec():
+    with pytest.raises(ConfigurationError, match="spec string"):
+        Session(reasoner=FakeReasoner(), reasoner_options={"x": 1})
