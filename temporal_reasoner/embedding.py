@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from vidground.errors import ConfigurationError, MissingDependencyError, VidgroundError
+from vidground.models import shared_model
 
 from . import ranker
 from .base import BaseReasoner, check_query
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 EXTRA = "embedding"
-_LOCK = threading.Lock()
-_ENCODERS: dict[tuple[str, str], "Encoder"] = {}
 
 
 def _default_model_path() -> str:
@@ -208,23 +207,22 @@ def get_encoder(model_path: str | None = None, device: str | None = None) -> Enc
         raise ConfigurationError(
             f"sentence-transformers model folder {path!r} not found; give a local model folder "
             f"(embedding:/path/to/model) or no argument for the bundled {DEFAULT_MODEL}")
-    key = (path, device or "auto")
-    with _LOCK:
-        enc = _ENCODERS.get(key)
-        if enc is None:
-            store_path = default_store_path()
-            store = model_id = None
-            if store_path is not None:
-                try:
-                    model_id = model_fingerprint(path)
-                except (OSError, VidgroundError):  # an unreadable model folder cannot be keyed: memory cache only
-                    model_id = None
-                store = EmbeddingStore(store_path) if model_id else None
-            enc = _ENCODERS[key] = Encoder(None, path, device, store=store, model_id=model_id,
-                                           loader=lambda: _load_model(path, device))
-            if store is None:  # no cache to answer from: load now, so a bad model folder fails here
-                enc.model  # noqa: B018
-    return enc
+
+    def build() -> Encoder:
+        store_path = default_store_path()
+        store = model_id = None
+        if store_path is not None:
+            try:
+                model_id = model_fingerprint(path)
+            except (OSError, VidgroundError):  # an unreadable model folder cannot be keyed: memory cache only
+                model_id = None
+            store = EmbeddingStore(store_path) if model_id else None
+        enc = Encoder(None, path, device, store=store, model_id=model_id, loader=lambda: _load_model(path, device))
+        if store is None:  # no cache to answer from: load now, so a bad model folder fails here
+            enc.model  # noqa: B018
+        return enc
+
+    return shared_model(("sentence-transformers", path, device or "auto"), build)
 
 
 def _installed(module: str) -> bool:
