@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from .base import PROMPT_MODES, BaseDescriber, PromptMode
+from .images import bounded
 from vidground.errors import ConfigurationError
 from vidground.types import Frame, FrameDescription
 
@@ -192,11 +193,7 @@ class ClassicalDescriber(BaseDescriber):
 
     # --- sentences ----------------------------------------------------------------------
     def _describe_one(self, frame: Frame, prev: _Prev | None) -> tuple[str, _Prev, set[str]]:
-        image = frame.image
-        h0, w0 = image.shape[:2]
-        if max(h0, w0) > self.max_side:
-            scale = self.max_side / max(h0, w0)
-            image = cv2.resize(image, (round(w0 * scale), round(h0 * scale)), interpolation=cv2.INTER_AREA)
+        image = bounded(frame.image, self.max_side)
         h, w = image.shape[:2]
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)

@@ -28,12 +28,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 from pydantic import BaseModel
 
 from vidground.errors import ConfigurationError, VideoDecodeError
 from vidground.types import Frame
+
+from .images import bounded
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +154,7 @@ def to_image(frame: av.VideoFrame, rotation: int, max_side: int | None) -> np.nd
     k = (rotation // 90) % 4
     if k:
         image = np.ascontiguousarray(np.rot90(image, k))
-    h, w = image.shape[:2]
-    if max_side and max(h, w) > max_side:
-        scale = max_side / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return image
+    return bounded(image, max_side)
 
 
 class FrameStream(Iterator[Frame]):
