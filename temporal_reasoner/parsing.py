@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jsonschema
+import numpy as np
 from pydantic import ValidationError
 
 from vidground.errors import ConfigurationError
@@ -39,32 +40,38 @@ from vidground.types import Interval
 
 # --- the reply schema -------------------------------------------------------------------------
 
-#: The schema sent as ``response_format`` (strict-mode compatible: every property required,
-#: no additional properties).
-INTERVALS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "intervals": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "start": {"type": "number", "description": "seconds from the start of the video"},
-                    "end": {"type": "number", "description": "seconds from the start of the video"},
-                    "score": {"type": "number", "description": "confidence from 0 to 1"},
-                },
-                "required": ["start", "end", "score"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["intervals"],
-    "additionalProperties": False,
-}
+#: What each of an interval's numbers means, for the model that writes them.
+_MEANINGS = {"start": "seconds from the start of the video", "end": "seconds from the start of the video",
+             "score": "confidence from 0 to 1"}
 
-#: The schema a reply is validated against after normalisation (``score`` optional).
-_VALIDATION_SCHEMA: dict[str, Any] = json.loads(json.dumps(INTERVALS_SCHEMA))
-_VALIDATION_SCHEMA["properties"]["intervals"]["items"]["required"] = ["start", "end"]
+
+def intervals_schema(max_intervals: int | None = None, *, strict: bool = True) -> dict[str, Any]:
+    """The JSON schema of a reasoner's reply, ``{"intervals": [{"start", "end", "score"}, ...]}``,
+    derived from :class:`~vidground.types.Interval`'s fields: the one writing of it, used for the
+    ``response_format`` steps, the llama.cpp grammar and the validation of replies.
+
+    ``strict``: every property required (OpenAI's strict mode); otherwise those the model
+    requires (``score`` optional), as replies are validated. ``max_intervals`` bounds the list to
+    1..``max_intervals`` items (for a grammar or a schema-constrained JSON mode); ``None`` leaves it
+    unbounded, the subset every strict-mode server accepts.
+    """
+    fields = Interval.model_fields
+    item = {"type": "object",
+            "properties": {name: {"type": "number", "description": _MEANINGS[name]} for name in fields},
+            "required": [name for name, f in fields.items() if strict or f.is_required()],
+            "additionalProperties": False}
+    intervals: dict[str, Any] = {"type": "array", "items": item}
+    if max_intervals is not None:
+        intervals.update(minItems=1, maxItems=max_intervals)
+    return {"type": "object", "properties": {"intervals": intervals}, "required": ["intervals"],
+            "additionalProperties": False}
+
+
+#: The schema sent as the strict ``json_schema`` ``response_format``.
+INTERVALS_SCHEMA: dict[str, Any] = intervals_schema()
+
+#: A reply is validated, after normalisation, with ``score`` optional and at least one interval.
+_VALIDATION_SCHEMA = intervals_schema(strict=False)
 _VALIDATION_SCHEMA["properties"]["intervals"]["minItems"] = 1
 _VALIDATOR = jsonschema.Draft202012Validator(_VALIDATION_SCHEMA)
 
@@ -87,51 +94,92 @@ class ParsedReply:
     data: Any = None
 
 
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
+_FENCE = "```"
+#: Fenced blocks tried before the whole text; a reply with more is pathological, not a reason
+#: to do per-block work a million times.
+MAX_FENCED_BLOCKS = 16
+#: The most balanced spans decoded (fenced blocks' first) before a reply is called malformed.
+MAX_CANDIDATES = 4
+_DQ = r'"[^"\\]*(?:\\.[^"\\]*)*"'  # unrolled loops: no two ways to match one text, so a failed
+_SQ = r"'[^'\\]*(?:\\.[^'\\]*)*'"  # match costs one pass, never a backtrack
+_CLOSED = re.compile(f"{_DQ}|{_SQ}", re.S)
+#: By the quote characters still able to open a string: a string, or a quote whose string never
+#: closes, with the rest of the text.
+_STRINGS = {q: re.compile(f"({'|'.join(p)}|[{q}].*)", re.S)
+            for q, p in (("\"'", (_DQ, _SQ)), ('"', (_DQ,)), ("'", (_SQ,)))}
 _TRAILING_COMMA = re.compile(r",\s*([\]}])")
-_NUMERIC = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+))\s*(?:s|sec|secs|second|seconds)?\s*$", re.I)
-_CLOCK = re.compile(r"^\s*(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)\s*$")
+_NUMERIC = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:s|sec|secs|second|seconds)?", re.I)
+_CLOCK = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)")
 _PY_LITERALS = re.compile(r"\b(true|false|null)\b")
 
 
-def _candidates(text: str) -> list[str]:
-    """Balanced ``{...}`` / ``[...]`` spans, fenced blocks first, then the rest of the text."""
-    sources = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    out: list[str] = []
-    for src in sources:
-        for i, ch in enumerate(src):
-            if ch not in "{[":
-                continue
-            depth, quote, j = 0, None, i
-            while j < len(src):
-                c = src[j]
-                if quote:
-                    if c == "\\":
-                        j += 1
-                    elif c == quote:
-                        quote = None
-                elif c in "\"'":
-                    quote = c
-                elif c in "{[":
-                    depth += 1
-                elif c in "}]":
-                    depth -= 1
-                    if depth == 0:
-                        out.append(src[i:j + 1])
-                        break
-                j += 1
-            if out:
-                break  # the first complete JSON value of this source
-        if out:
+def _fenced(text: str) -> list[str]:
+    """The bodies of the text's first ``` fenced blocks, a leading ``json`` tag and whitespace dropped."""
+    out, start = [], text.find(_FENCE)
+    while start != -1 and len(out) < MAX_FENCED_BLOCKS:
+        end = text.find(_FENCE, start + 3)
+        if end == -1:
             break
+        body = text[start + 3:end]
+        out.append((body[4:] if body[:4] in ("json", "JSON") else body).lstrip())
+        start = text.find(_FENCE, end + 3)
     return out
+
+
+def _outside_strings(text: str) -> list[str]:
+    """``text`` as ``[outside, string, outside, ..., outside]``. A quote whose string never closes
+    is a plain character (an apostrophe), and so are the later quotes of its kind, which could
+    not close either: each kind is given up at most once, so this is at most three regex splits."""
+    parts, quotes = [], "\"'"
+    while quotes:
+        split = _STRINGS[quotes].split(text)
+        if len(split) == 1 or _CLOSED.fullmatch(split[-2]):
+            return parts + split
+        parts += split[:-3]
+        text, quotes = split[-3] + split[-2], quotes.replace(split[-2][0], "")
+    return parts + [text]
+
+
+def _first_balanced(src: str, pos: int = 0) -> tuple[int, int] | None:
+    """``(start, end)`` of the first ``{...}`` / ``[...]`` span of ``src[pos:]`` whose brackets
+    balance, strings skipped.
+
+    Read from the first bracket: the span is that of the earliest opening bracket that gets
+    closed, so an outer bracket left open (a reply cut short) does not hide a complete value
+    inside it. The work is a few regex splits and array passes, all in C: the Python-level work
+    does not grow with the text.
+    """
+    starts = [p for p in (src.find("{", pos), src.find("[", pos)) if p >= 0]
+    if not starts:
+        return None
+    base = min(starts)
+    parts = _outside_strings(src[base:])
+    outside = parts[0::2]
+    chars = np.frombuffer("".join(outside).encode("utf-32-le", "surrogatepass"), "<u4")
+    step = ((chars == 91) | (chars == 123)).astype(np.int32) - ((chars == 93) | (chars == 125))
+    depth = np.cumsum(step)
+    low_after = np.minimum.accumulate(depth[::-1])[::-1]  # min(depth[i:])
+    closed = (step[:-1] == 1) & (low_after[1:] < depth[:-1])  # an opener the depth later falls below
+    if not closed.any():
+        return None
+    first = int(np.argmax(closed))
+    last = first + 1 + int(np.argmax(depth[first + 1:] < depth[first]))
+    # back to positions in src: add the lengths of the strings before each outside piece
+    piece_ends = np.cumsum(np.fromiter(map(len, outside), np.int64, len(outside)))
+    strings_before = np.concatenate(([0], np.cumsum(np.fromiter(map(len, parts[1::2]), np.int64,
+                                                                 len(outside) - 1))))
+
+    def at(i: int) -> int:
+        return base + i + int(strings_before[np.searchsorted(piece_ends, i, side="right")])
+
+    return at(first), at(last) + 1
 
 
 def _loads(span: str) -> Any:
     for attempt in (span, _TRAILING_COMMA.sub(r"\1", span)):
         try:
             return json.loads(attempt)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             pass
     pythonish = _PY_LITERALS.sub(lambda m: {"true": "True", "false": "False", "null": "None"}[m[1]],
                                  _TRAILING_COMMA.sub(r"\1", span))
@@ -142,27 +190,39 @@ def _loads(span: str) -> Any:
 
 
 def extract_json(text: str) -> Any:
-    """The first JSON value in a model reply, tolerating fences, prose, single quotes, trailing commas."""
+    """The first JSON value in a model reply, tolerating fences, prose, single quotes, trailing commas.
+
+    Linear in the reply's length: the first :data:`MAX_FENCED_BLOCKS` fenced blocks, then the
+    whole text, are each scanned for balanced spans, and at most :data:`MAX_CANDIDATES` of them
+    are decoded, in that order: the first that decodes is the answer.
+    """
     stripped = text.strip()
     if not stripped:
         raise ReplyError("the answer was empty")
     try:
         return json.loads(stripped)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         pass
-    spans = _candidates(stripped)
-    if not spans:
-        raise ReplyError("the answer holds no JSON object")
-    return _loads(spans[0])
+    error, tries = None, 0
+    for src in (*_fenced(stripped), stripped):
+        span = _first_balanced(src)
+        while span is not None and tries < MAX_CANDIDATES:
+            tries += 1
+            try:
+                return _loads(src[span[0]:span[1]])
+            except ReplyError as exc:  # prose like "[roughly]" before the JSON: try the next span
+                error = error or exc
+            span = _first_balanced(src, span[1])
+    raise error or ReplyError("the answer holds no JSON object")
 
 
 def _to_seconds(value: Any, where: str, warnings: list[str]) -> Any:
     """Numeric and clock strings become seconds; other values pass through for the schema to judge."""
     if isinstance(value, str):
-        if m := _NUMERIC.match(value):
+        if m := _NUMERIC.fullmatch(value.strip()):
             warnings.append(f"{where}: read the string {value!r} as {float(m[1]):g} seconds")
             return float(m[1])
-        if m := _CLOCK.match(value):
+        if m := _CLOCK.fullmatch(value.strip()):
             secs = int(m[1] or 0) * 3600 + int(m[2]) * 60 + float(m[3])
             warnings.append(f"{where}: read the clock time {value!r} as {secs:g} seconds")
             return secs
@@ -267,10 +327,7 @@ def parse_reply_detailed(text: str, *, duration: float, step: float | None = Non
             raise ReplyError(f"intervals[{i}]: {exc.errors()[0]['msg']}") from None
     if all(iv.score is not None for iv in intervals):
         intervals.sort(key=lambda iv: -(iv.score or 0.0))
-    deduped: list[Interval] = []
-    for iv in intervals:
-        if iv not in deduped:
-            deduped.append(iv)
+    deduped = list(dict.fromkeys(intervals))  # in order, each once
     if max_intervals is not None and len(deduped) > max_intervals:
         warnings.append(f"kept the first {max_intervals} of {len(deduped)} intervals")
         deduped = deduped[:max_intervals]
@@ -286,5 +343,5 @@ def parse_reply(text: str, *, duration: float, step: float | None = None,
     return parse_reply_detailed(text, duration=duration, step=step, max_intervals=max_intervals).intervals
 
 
-__all__ = ["INTERVALS_SCHEMA", "RESPONSE_FORMATS", "FormatName", "ParsedReply", "ReplyError", "extract_json",
+__all__ = ["INTERVALS_SCHEMA", "RESPONSE_FORMATS", "intervals_schema", "FormatName", "ParsedReply", "ReplyError", "extract_json",
            "parse_reply", "parse_reply_detailed"]
