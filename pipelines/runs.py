@@ -372,6 +372,10 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
         describers.check(config.describer, **config.describer_options)
     if config.cache is None and config.mode == "videos":
         config.cache = str(default_cache_path())
+    if config.mode == "videos" and config.cache:
+        from frame_describer.cache import DescriptionCache
+
+        DescriptionCache(config.cache).close()  # a folder or unwritable path: one error before the run starts
     out = Path(out)
     _check_resume(out, config)
     started = time.perf_counter()

@@ -148,12 +148,14 @@ def test_an_eval_builds_one_describer_per_process_whatever_the_concurrency(tmp_p
     assert built[0].calls == 9  # 3 videos x 3 frames, each described once
 
 
-@pytest.mark.parametrize("option", [{"fps": float("nan")}, {"max_side": 0}, {"top_k": 0}, {"num_frames": 0}])
+@pytest.mark.parametrize("option", [{"fps": float("nan")}, {"max_side": 0}, {"top_k": 0}, {"num_frames": 0},
+                                    {"cache": "."}, {"describer": "nope"}])
 def test_an_eval_with_invalid_options_fails_up_front(tmp_path, option):
     ds, _ = write_toy_dataset(tmp_path / "data", n_videos=1, per_video=1, duration=3.0)
     folder = render_toy_videos(tmp_path / "videos", ["vid0"])
-    config = RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(folder), describer="fake",
-                       reasoner="fake-reasoner", **option)
+    option = {k: (str(tmp_path) if v == "." else v) for k, v in option.items()}
+    option = {"describer": "fake", **option}
+    config = RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(folder), reasoner="fake-reasoner", **option)
     with pytest.raises(ConfigurationError):
         run_eval(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
