@@ -30,7 +30,7 @@ from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner, check_query
 from .context import ground_in_context
-from .structured import GEMMA_TEMPLATE, INTERVALS_SCHEMA, PLAIN_TEMPLATE, ChatReply
+from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply, intervals_schema
 from .transcript import Transcript
 from vidground.types import GroundingResult, TimeStyle
 
@@ -66,11 +66,8 @@ def load_llama(path: str | Path, *, n_ctx: int = 4096, n_threads: int | None = N
     return shared_model(("llama.cpp", str(path), n_ctx, n_threads, n_gpu_layers, seed), load)
 
 
-def grammar_schema(max_intervals: int) -> dict[str, Any]:
-    """The answer schema the grammar enforces: :data:`INTERVALS_SCHEMA`, 1 to ``max_intervals`` items."""
-    schema = json.loads(json.dumps(INTERVALS_SCHEMA))
-    schema["properties"]["intervals"].update(minItems=1, maxItems=max_intervals)
-    return schema
+#: The answer schema the grammar enforces (1 to ``max_intervals`` items): the reply schema itself.
+grammar_schema = intervals_schema
 
 
 class LlamaCppReasoner(BaseReasoner):
@@ -150,7 +147,7 @@ class LlamaCppReasoner(BaseReasoner):
         """The answer grammar for a video of ``duration`` seconds (cached per integer-digit count)."""
         digits = len(str(int(max(duration, 1.0))))
         if digits not in self._grammars:
-            self._grammars[digits] = _grammar(grammar_schema(self.max_intervals), int_digits=digits)
+            self._grammars[digits] = _grammar(intervals_schema(self.max_intervals), int_digits=digits)
         return self._grammars[digits]
 
     def chat(self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None, *,

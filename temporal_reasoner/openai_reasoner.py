@@ -3,10 +3,9 @@
 The prompt, parsing, validation policy, re-asking and the ``response_format`` ladder
 (``json_schema`` -> ``json_object`` with a schema -> ``json_object`` -> plain text) live in
 :mod:`temporal_reasoner.structured`; this module only sends requests. Transport faults are
-retried in :mod:`vidground.chat` (the SDK's own retries are switched off);
-while a structured ``response_format`` is being tried, a 500 is not retried but taken as a
-refusal of that format (llama.cpp answers 500 to ``json_schema``), so the ladder steps down
-at once and the server is remembered as refusing it.
+retried in :mod:`vidground.chat` (the SDK's own retries are switched off), except an explicit
+refusal of the ``response_format`` (:func:`~temporal_reasoner.structured.is_format_refusal`):
+the ladder steps down at once, and this reasoner instance remembers the refusal.
 """
 
 from __future__ import annotations
@@ -20,14 +19,13 @@ from vidground.chat import (
     call_with_retries,
     check_retry_options,
     first_choice,
-    server_key,
     usage_of,
 )
 from vidground.chat import public_url
 from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner
-from .structured import RESPONSE_FORMATS, ChatReply, response_format, run_structured
+from .structured import RESPONSE_FORMATS, ChatReply, is_format_refusal, response_format, run_structured
 from .transcript import Transcript
 from vidground.types import GroundingResult, TimeStyle
 
@@ -77,6 +75,7 @@ class OpenAIReasoner(BaseReasoner):
         self.timeout, self.max_retries, self.prices = timeout, max_retries, prices
         self.retry_base_delay = retry_base_delay
         self._fallback = fallback
+        self.refused_formats: set[str] = set()  # what this reasoner's server refused
         self._client, _ = build_clients(client=client, base_url=base_url, api_key=api_key, timeout=timeout,
                                         need_async=False)
 
@@ -119,8 +118,8 @@ class OpenAIReasoner(BaseReasoner):
     def chat(self, messages: list[dict[str, Any]], fmt: dict[str, Any] | None) -> ChatReply:
         kw = self.request(messages, fmt)
 
-        def retry_if(err: ProviderError) -> bool:  # a 500 to a structured format is its refusal
-            return not (fmt is not None and err.status == 500)
+        def retry_if(err: ProviderError) -> bool:  # a refusal is not retried: the ladder steps down
+            return not (fmt is not None and is_format_refusal(err))
 
         completion = call_with_retries(lambda: self._client.chat.completions.create(**kw), provider=self.name,
                                        secret=self._client.api_key, max_retries=self.max_retries, retry_if=retry_if,
@@ -140,7 +139,7 @@ class OpenAIReasoner(BaseReasoner):
                               max_attempts=self.max_attempts,
                               fallback=(lambda: self.fallback) if self._fallback is not None else None,
                               response_formats=self.response_formats,
-                              server_key=server_key(self._client, self.model), time_style=self.time_style,
+                              refused=self.refused_formats, time_style=self.time_style,
                               max_intervals=self.max_intervals, settings={"model": self.model})
 
 

@@ -10,7 +10,7 @@ live in :mod:`temporal_reasoner.parsing` and are re-exported here.
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +34,7 @@ from .parsing import (
     ParsedReply,
     ReplyError,
     extract_json,
+    intervals_schema,
     parse_reply,
     parse_reply_detailed,
 )
@@ -68,11 +69,7 @@ def response_format(name: str, *, max_intervals: int | None = None) -> dict[str,
         return {"type": "json_schema",
                 "json_schema": {"name": "intervals", "strict": True, "schema": INTERVALS_SCHEMA}}
     if name == "json_object_schema":  # llama.cpp / vLLM extension: JSON mode constrained by a schema
-        schema = INTERVALS_SCHEMA
-        if max_intervals is not None:
-            schema = json.loads(json.dumps(INTERVALS_SCHEMA))
-            schema["properties"]["intervals"].update(minItems=1, maxItems=max_intervals)
-        return {"type": "json_object", "schema": schema}
+        return {"type": "json_object", "schema": intervals_schema(max_intervals)}
     if name == "json_object":
         return {"type": "json_object"}
     if name == "text":
@@ -126,62 +123,53 @@ class ResponseFormatRefused(ProviderError):
     """The server refused the requested ``response_format``; the next ladder step is tried."""
 
 
-#: What each server (``base_url`` + model) refused, so later calls skip the refusal.
-_REFUSED: dict[str, set[str]] = {}
-
-_REFUSAL_STATUSES = {400, 404, 415, 422, 500, 501}
-
-
-def refused_formats(server_key: str) -> set[str]:
-    return set(_REFUSED.get(server_key, set()))
+#: How a server names the response format in an error about it.
+_NAMES_FORMAT = re.compile(r"response[_ ]format|json[_ ]schema|json_object|structured output", re.I)
+_NOT_ABOUT_THE_REQUEST = {401, 403, 408, 409, 429}
 
 
-def forget_refusals(server_key: str | None = None) -> None:
-    """Forget what servers refused (one server, or all)."""
-    if server_key is None:
-        _REFUSED.clear()
-    else:
-        _REFUSED.pop(server_key, None)
-
-
-def _is_refusal(exc: ProviderError, fmt: dict[str, Any] | None) -> bool:
-    return fmt is not None and (isinstance(exc, ResponseFormatRefused) or exc.status in _REFUSAL_STATUSES)
-
-
-def _ask(chat: ChatFn, messages: list[dict[str, Any]], ladder: list[str], server_key: str | None,
-         used: list[str], max_intervals: int | None = None) -> ChatReply:
-    """One request, walking down the ladder past formats the server refuses.
-
-    A refusal is remembered for ``server_key`` only once a weaker format succeeded, so an
-    error unrelated to the format (a prompt too long) does not mark the server.
+def is_format_refusal(exc: ProviderError) -> bool:
+    """Whether ``exc`` explicitly refuses the response format: a :class:`ResponseFormatRefused`,
+    or a 4xx answer whose message names the format. llama.cpp's server answers its request
+    validation errors with 500 (or 501), so such a 500 naming the format counts too; any other
+    5xx, a timeout or a dropped connection is a fault, retried, and never taken for a refusal.
     """
-    pending: list[str] = []
+    if isinstance(exc, ResponseFormatRefused):
+        return True
+    status = exc.status
+    if status is None or status in _NOT_ABOUT_THE_REQUEST or not (400 <= status < 500 or status in (500, 501)):
+        return False
+    return _NAMES_FORMAT.search(str(exc)) is not None
+
+
+def _ask(chat: ChatFn, messages: list[dict[str, Any]], ladder: list[str], refused: set[str],
+         used: list[str], max_intervals: int | None = None) -> ChatReply:
+    """One request, walking down the ladder past formats the server refuses (added to ``refused``)."""
     while True:
         name = ladder[0]
         fmt = response_format(name, max_intervals=max_intervals)
         try:
             reply = chat(messages, fmt)
         except ProviderError as exc:
-            if not _is_refusal(exc, fmt) or len(ladder) == 1:
+            if fmt is None or len(ladder) == 1 or not is_format_refusal(exc):
                 raise
-            pending.append(name)
+            refused.add(name)
             ladder.pop(0)
             continue
-        if server_key is not None and pending:
-            _REFUSED.setdefault(server_key, set()).update(pending)
         used.append(name)
         return reply
 
 
 def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner_name: str,
                    max_attempts: int = 3, fallback: Reasoner | Callable[[], Reasoner | None] | None = None,
-                   response_formats: Sequence[str] = RESPONSE_FORMATS, server_key: str | None = None,
+                   response_formats: Sequence[str] = RESPONSE_FORMATS, refused: set[str] | None = None,
                    time_style: TimeStyle = "seconds", max_intervals: int = 3,
                    settings: dict[str, Any] | None = None) -> GroundingResult:
     """Ask ``chat`` for the query's intervals, validating and re-asking until one reply is usable.
 
     ``response_formats`` is the ladder to try, strongest first (a subset of
-    :data:`RESPONSE_FORMATS`); a format that ``server_key``'s server refused before is skipped.
+    :data:`RESPONSE_FORMATS`). ``refused`` is the memory of one backend instance: the formats
+    its server refused before are skipped, and a new refusal (:func:`is_format_refusal`) is added.
     A reply cut by ``finish_reason == "length"`` counts as a failed attempt
     (:class:`IncompleteOutputError`). After ``max_attempts`` failed attempts the ``fallback``
     reasoner answers if given (noted in ``warnings`` and ``settings``; a zero-argument callable
@@ -193,7 +181,7 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
         raise ConfigurationError(f"max_attempts must be at least 1, got {max_attempts}")
     for name in response_formats:
         response_format(name)  # validates the names
-    refused = _REFUSED.get(server_key, set()) if server_key else set()
+    refused = set() if refused is None else refused
     ladder = [f for f in response_formats if f not in refused] or [list(response_formats)[-1]]
     base_messages = build_messages(query, transcript, time_style=time_style, max_intervals=max_intervals)
     messages = base_messages
@@ -202,7 +190,7 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
 
     def attempt_once() -> ParsedReply:
         nonlocal usage, messages
-        reply = _ask(chat, messages, ladder, server_key, used, max_intervals)
+        reply = _ask(chat, messages, ladder, refused, used, max_intervals)
         usage = usage + reply.usage
         raws.append(reply.text)
         if reply.finish_reason == "length":
@@ -261,6 +249,6 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
 
 __all__ = [
     "INTERVALS_SCHEMA", "RESPONSE_FORMATS", "FormatName", "ChatReply", "ChatFn", "ParsedReply", "ReplyError",
-    "ResponseFormatRefused", "build_messages", "extract_json", "forget_refusals", "parse_reply",
-    "parse_reply_detailed", "prompt_hashes", "refused_formats", "response_format", "run_structured",
+    "ResponseFormatRefused", "build_messages", "extract_json", "intervals_schema", "is_format_refusal",
+    "parse_reply", "parse_reply_detailed", "prompt_hashes", "response_format", "run_structured",
 ]

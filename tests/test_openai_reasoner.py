@@ -14,7 +14,7 @@ from vidground.types import FrameDescription, Usage
 from temporal_reasoner import get_reasoner
 from temporal_reasoner.base import BaseReasoner
 from temporal_reasoner.openai_reasoner import OpenAIReasoner
-from temporal_reasoner.structured import INTERVALS_SCHEMA, build_messages, forget_refusals
+from temporal_reasoner.structured import INTERVALS_SCHEMA, build_messages
 from temporal_reasoner.transcript import Transcript
 from vidground.types import GroundingResult, Interval
 
@@ -28,13 +28,6 @@ GOOD = '{"intervals": [{"start": 6, "end": 10, "score": 0.9}]}'
 def transcript() -> Transcript:
     texts = ["a person sits"] * 3 + ["a person opens the fridge"] * 2 + ["a person drinks"] * 5
     return Transcript.from_descriptions([FrameDescription(t=i * 2.0, text=t) for i, t in enumerate(texts)])
-
-
-@pytest.fixture(autouse=True)
-def _fresh_refusals():
-    forget_refusals()
-    yield
-    forget_refusals()
 
 
 def make(server, **kw) -> OpenAIReasoner:
@@ -98,15 +91,42 @@ def test_retries_exhausted_and_non_retryable(openai_server, transcript):
     assert KEY not in str(info.value) and "***" in str(info.value)
 
 
-def test_json_schema_refusal_degrades_once_per_server(openai_server, transcript):
-    openai_server.script(Reply.error(500, "unsupported response_format json_schema"), Reply.chat(GOOD), Reply.chat(GOOD))
+def _formats(server) -> list[str | None]:
+    return [(r.json.get("response_format") or {}).get("type") for r in server.requests]
+
+
+def test_json_schema_refusal_degrades_once_per_instance(openai_server, transcript):
+    # llama.cpp's server answers 500 to json_schema, its body naming the response format
+    refusal = Reply.error(500, "1 validation error: {'loc': ('body', 'response_format', 'type'), "
+                               "'input': 'json_schema'}")
+    openai_server.script(refusal, Reply.chat(GOOD), Reply.chat(GOOD))
     reasoner = make(openai_server)
     first = reasoner.ground("q", transcript)
     second = reasoner.ground("q", transcript)
-    types = [(r.json.get("response_format") or {}).get("type") for r in openai_server.requests]
-    assert types == ["json_schema", "json_object", "json_object"]  # the 500 was not retried, nor paid again
+    assert _formats(openai_server) == ["json_schema", "json_object", "json_object"]  # not retried, nor paid again
     assert openai_server.requests[1].json["response_format"]["schema"]["properties"]["intervals"]["maxItems"] == 3
     assert first.settings["response_format"] == second.settings["response_format"] == "json_object_schema"
+    assert reasoner.refused_formats == {"json_schema"}
+
+
+def test_a_transient_500_is_retried_and_keeps_strict_mode(openai_server, transcript):
+    openai_server.script(Reply.error(500, "internal server error"), Reply.chat(GOOD), Reply.chat(GOOD))
+    reasoner = make(openai_server)
+    assert reasoner.ground("q", transcript).settings["response_format"] == "json_schema"
+    assert reasoner.ground("q", transcript).settings["response_format"] == "json_schema"
+    assert _formats(openai_server) == ["json_schema"] * 3 and reasoner.refused_formats == set()
+
+
+def test_a_400_naming_the_format_downgrades_only_that_instance(openai_server, transcript):
+    openai_server.script(Reply.error(400, "Invalid parameter: 'response_format' of type 'json_schema' is not "
+                                          "supported with this model."), Reply.chat(GOOD))
+    refused, other = make(openai_server), make(openai_server)
+    assert refused.ground("q", transcript).settings["response_format"] == "json_object_schema"
+    openai_server.script(Reply.chat(GOOD), Reply.chat(GOOD))
+    assert other.ground("q", transcript).settings["response_format"] == "json_schema"
+    assert refused.ground("q", transcript).settings["response_format"] == "json_object_schema"
+    assert _formats(openai_server) == ["json_schema", "json_object", "json_schema", "json_object"]
+    assert refused.refused_formats == {"json_schema"} and other.refused_formats == set()
 
 
 @pytest.mark.parametrize("bad", [

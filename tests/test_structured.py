@@ -17,10 +17,10 @@ from temporal_reasoner.structured import (
     ReplyError,
     build_messages,
     extract_json,
-    forget_refusals,
+    intervals_schema,
+    is_format_refusal,
     parse_reply,
     parse_reply_detailed,
-    refused_formats,
     response_format,
     run_structured,
 )
@@ -200,26 +200,50 @@ def test_fallback_after_last_attempt(transcript):
     assert lazy == [] and r.intervals[0].start == 6  # a lazy fallback is not built when unused
 
 
-def test_ladder_degrades_and_remembers_refusals(transcript):
-    forget_refusals()
-    chat = Scripted(ProviderError("HTTP 500", status=500), ProviderError("HTTP 400", status=400), GOOD)
-    r = run_structured(chat, "q", transcript, reasoner_name="t", server_key="srv")
+def test_ladder_degrades_and_remembers_refusals_in_the_set_it_is_given(transcript):
+    refused: set[str] = set()
+    chat = Scripted(ProviderError("HTTP 500: 'loc': ('body', 'response_format', 'type')", status=500),
+                    ProviderError("HTTP 400: json_object with a schema is not supported", status=400), GOOD)
+    r = run_structured(chat, "q", transcript, reasoner_name="t", refused=refused)
     assert [c[1] and c[1]["type"] for c in chat.calls] == ["json_schema", "json_object", "json_object"]
     assert "schema" in chat.calls[1][1] and "schema" not in chat.calls[2][1]
     assert r.settings["response_format"] == "json_object" and r.settings["attempts"] == 1
-    assert refused_formats("srv") == {"json_schema", "json_object_schema"}
+    assert refused == {"json_schema", "json_object_schema"}
     chat = Scripted(GOOD)
-    run_structured(chat, "q", transcript, reasoner_name="t", server_key="srv")
+    run_structured(chat, "q", transcript, reasoner_name="t", refused=refused)
     assert chat.calls[0][1] == {"type": "json_object"}  # no refusal paid again
-    forget_refusals("srv")
+    chat = Scripted(GOOD)
+    run_structured(chat, "q", transcript, reasoner_name="t", refused=set())  # another backend's memory
+    assert chat.calls[0][1]["type"] == "json_schema"
+
+
+@pytest.mark.parametrize("status, message, refusal", [
+    (400, "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model", True),
+    (422, "response format: unsupported", True),
+    (500, "1 validation error: {'loc': ('body', 'response_format', 'type'), 'input': 'json_schema'}", True),
+    (500, "internal server error", False),  # a transient fault, whatever was asked
+    (502, "bad gateway while handling response_format", False),
+    (503, "json_schema backend overloaded", False),
+    (429, "rate limit on response_format requests", False),
+    (400, "context length exceeded", False),
+    (None, "the request timed out", False),
+])
+def test_only_an_explicit_refusal_of_the_format_is_one(status, message, refusal):
+    assert is_format_refusal(ProviderError(f"HTTP {status}: {message}", status=status)) is refusal
 
 
 def test_non_format_errors_propagate_and_are_not_remembered(transcript):
-    forget_refusals()
-    chat = Scripted(ProviderError("HTTP 401", status=401))
-    with pytest.raises(ProviderError, match="401"):
-        run_structured(chat, "q", transcript, reasoner_name="t", server_key="s2")
-    chat = Scripted(*(ProviderError("HTTP 400 context too long", status=400) for _ in range(4)))
-    with pytest.raises(ProviderError, match="context too long"):
-        run_structured(chat, "q", transcript, reasoner_name="t", server_key="s2")
-    assert refused_formats("s2") == set()  # nothing weaker succeeded, so nothing is blamed on the format
+    refused: set[str] = set()
+    for error in (ProviderError("HTTP 401", status=401), ProviderError("HTTP 400 context too long", status=400),
+                  ProviderError("HTTP 500: internal error", status=500)):
+        chat = Scripted(error)
+        with pytest.raises(ProviderError, match=str(error)):
+            run_structured(chat, "q", transcript, reasoner_name="t", refused=refused)
+        assert len(chat.calls) == 1
+    assert refused == set()
+
+
+def test_one_schema_for_the_strict_format_the_bounded_formats_and_validation():
+    assert intervals_schema() == INTERVALS_SCHEMA
+    assert response_format("json_object_schema", max_intervals=2)["schema"] == intervals_schema(2)
+    assert intervals_schema(strict=False)["properties"]["intervals"]["items"]["required"] == ["start", "end"]
