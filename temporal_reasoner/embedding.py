@@ -277,7 +277,7 @@ class _SimilarityReasoner(BaseReasoner):
             query=query, duration=transcript.duration, duration_inferred=transcript.duration_inferred,
             intervals=intervals, reasoner=self.name, settings=self.settings(),
             timings={"reason": time.perf_counter() - started},
-            curve=[(round(float(t), 3), round(float(s), 5)) for t, s in zip(times, curve)],
+            curve=list(zip(np.round(times, 3).tolist(), np.round(curve, 5).tolist())),
             warnings=warnings, raw=raw)
 
 

@@ -78,7 +78,7 @@ def proposals(z: np.ndarray, weights_in_time: np.ndarray, levels=LEVELS, max_run
     """Every segment from a rise through to a fall through each level of ``z`` (the curve in units of
     its scale), as sample indices ``(starts, ends, level)``; a segment found at several levels keeps
     the lowest. At most ``max_runs`` runs per level (the largest by area above it) serve as ends."""
-    seen: dict[tuple[int, int], float] = {}
+    found: list[tuple[np.ndarray, np.ndarray, float]] = []  # (starts, ends, level), lowest level first
     prefix = np.concatenate([[0.0], np.cumsum(z * weights_in_time)])
     wprefix = np.concatenate([[0.0], np.cumsum(weights_in_time)])
     for level in levels:
@@ -90,14 +90,18 @@ def proposals(z: np.ndarray, weights_in_time: np.ndarray, levels=LEVELS, max_run
             area = (prefix[ends + 1] - prefix[starts]) - level * (wprefix[ends + 1] - wprefix[starts])
             keep = np.sort(np.argsort(-area, kind="stable")[:max_runs])
             starts, ends = starts[keep], ends[keep]
-        for i, s in enumerate(starts):
-            for e in ends[i:]:
-                seen.setdefault((int(s), int(e)), level)
-    if not seen:  # nothing above the lowest level: the highest sample alone
+        i, j = np.triu_indices(len(starts))  # a run's start with its own end and every later run's
+        found.append((starts[i], ends[j], level))
+    if not found:  # nothing above the lowest level: the highest sample alone
         p = int(np.argmax(z))
-        seen[(p, p)] = levels[0]
-    keys = np.array(list(seen), dtype=int)
-    return keys[:, 0], keys[:, 1], np.array(list(seen.values()), dtype=float)
+        return np.array([p]), np.array([p]), np.array([float(levels[0])])
+    s = np.concatenate([f[0] for f in found])
+    e = np.concatenate([f[1] for f in found])
+    lv = np.concatenate([np.full(len(f[0]), f[2], dtype=float) for f in found])
+    # each segment once, at the first (lowest) level that found it, in the order first found
+    _, first = np.unique(s * (len(z) + 1) + e, return_index=True)
+    first.sort()
+    return s[first], e[first], lv[first]
 
 
 def features(z: np.ndarray, widths: np.ndarray, starts: np.ndarray, ends: np.ndarray, levels: np.ndarray,
@@ -122,11 +126,17 @@ def features(z: np.ndarray, widths: np.ndarray, starts: np.ndarray, ends: np.nda
                 / np.maximum(np.maximum(hi_t, b) - np.minimum(lo_t, a), 1e-12) for a, b in anchors]
     half = overlaps[0] if overlaps else np.zeros(len(starts))
     near = np.max(overlaps, axis=0) if overlaps else np.zeros(len(starts))
-    max_in = np.array([z[s:e + 1].max() for s, e in zip(starts, ends)])
-    min_in = np.array([z[s:e + 1].min() for s, e in zip(starts, ends)])
+    max_in, min_in = _range_extremes(z, starts, ends)
     return np.column_stack([length, length ** 2, np.sqrt(length), mean_in, mean_out, max_in, min_in, levels,
                             starts == 0, ends == n - 1, length * height, length * mean_in, length * np.log(n),
                             half, half * height, near, near * height]).astype(float)
+
+
+def _range_extremes(z: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(max, min)`` of ``z[s:e + 1]`` for each pair, by one ``reduceat`` each over the bounds."""
+    bounds = np.column_stack([starts, ends + 1]).ravel()  # reduceat reduces z[b[k]:b[k + 1]]; even k are ours
+    padded = np.append(z, 0.0)  # so an end at the last sample has a bound to stop at
+    return np.maximum.reduceat(padded, bounds)[::2], np.minimum.reduceat(padded, bounds)[::2]
 
 
 def scored_proposals(times: np.ndarray, curve: np.ndarray, duration: float, *,

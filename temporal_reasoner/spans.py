@@ -80,7 +80,12 @@ def text_units(text: str, *, level: str = "clause") -> list[str]:
 
 def sample_times(transcript: Transcript) -> tuple[np.ndarray, np.ndarray]:
     """Sample times of the (possibly merged) entries and the entry index of each sample: the frames'
-    own instants where the entries carry them, else evenly spaced by the step from each start."""
+    own instants where the entries carry them, else evenly spaced by the step from each start.
+    Computed once per transcript (the arrays are shared: do not modify them)."""
+    return transcript.derived("sample_times", lambda: _sample_times(transcript))
+
+
+def _sample_times(transcript: Transcript) -> tuple[np.ndarray, np.ndarray]:
     times: list[float] = []
     owner: list[int] = []
     step = transcript.step
@@ -92,7 +97,10 @@ def sample_times(transcript: Transcript) -> tuple[np.ndarray, np.ndarray]:
         n = max(1, int(round((e.end - e.start) / step)))
         times.extend(e.start + k * step for k in range(n))
         owner.extend([i] * n)
-    return np.asarray(times, dtype=float), np.asarray(owner, dtype=int)
+    arrays = np.asarray(times, dtype=float), np.asarray(owner, dtype=int)
+    for a in arrays:
+        a.setflags(write=False)  # shared by every query of the transcript
+    return arrays
 
 
 def gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
 from vidground.errors import InputError
 from vidground.types import FrameDescription
 
 from vidground.types import TimeStyle, TranscriptEntry, format_time
+
+
+T = TypeVar("T")
 
 
 def infer_step(times: Sequence[float]) -> float:
@@ -35,6 +39,17 @@ class Transcript(BaseModel):
     step: float = Field(gt=0, allow_inf_nan=False)
     duration_inferred: bool = False
     entries: list[TranscriptEntry]
+
+    #: values computed from the entries and step (sample times...), kept so a repeat query does not
+    #: redo them; a transcript is not changed once built
+    _derived: dict[Any, Any] = PrivateAttr(default_factory=dict)
+
+    def derived(self, key: Any, compute: Callable[[], T]) -> T:
+        """``compute()``, once per transcript and ``key``."""
+        key = (key, self.step, len(self.entries))
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
     @model_validator(mode="after")
     def _check(self) -> "Transcript":
