@@ -154,8 +154,8 @@ def _first_balanced(src: str, pos: int = 0) -> tuple[int, int] | None:
         return None
     base = min(starts)
     parts = _outside_strings(src[base:])
-    outside = parts[0::2]
-    chars = np.frombuffer("".join(outside).encode("utf-32-le", "surrogatepass"), "<u4")
+    parts[1::2] = map(" ".__mul__, map(len, parts[1::2]))  # strings blanked, positions kept
+    chars = np.frombuffer("".join(parts).encode("utf-32-le", "surrogatepass"), "<u4")
     step = ((chars == 91) | (chars == 123)).astype(np.int32) - ((chars == 93) | (chars == 125))
     depth = np.cumsum(step)
     low_after = np.minimum.accumulate(depth[::-1])[::-1]  # min(depth[i:])
@@ -164,15 +164,7 @@ def _first_balanced(src: str, pos: int = 0) -> tuple[int, int] | None:
         return None
     first = int(np.argmax(closed))
     last = first + 1 + int(np.argmax(depth[first + 1:] < depth[first]))
-    # back to positions in src: add the lengths of the strings before each outside piece
-    piece_ends = np.cumsum(np.fromiter(map(len, outside), np.int64, len(outside)))
-    strings_before = np.concatenate(([0], np.cumsum(np.fromiter(map(len, parts[1::2]), np.int64,
-                                                                 len(outside) - 1))))
-
-    def at(i: int) -> int:
-        return base + i + int(strings_before[np.searchsorted(piece_ends, i, side="right")])
-
-    return at(first), at(last) + 1
+    return base + first, base + last + 1
 
 
 def _loads(span: str) -> Any:
