@@ -1,10 +1,8 @@
-"""The describer protocol and a small base class that gives every describer an async twin."""
+"""The describer protocol and a small base class with its defaults."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from vidground.types import Frame, FrameDescription
@@ -31,12 +29,9 @@ class Describer(Protocol):
 
     def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]: ...
 
-    def adescribe(self, frames: Iterable[Frame], *, query: str | None = None) -> AsyncIterator[FrameDescription]: ...
-
 
 class BaseDescriber:
-    """Defaults shared by describers: mode checking and an async twin that runs ``describe``
-    in a worker thread and hands descriptions over as they are produced."""
+    """Defaults shared by describers: a name, a mode and their settings."""
 
     name: str = "base"
     mode: PromptMode = "agnostic"
@@ -46,38 +41,3 @@ class BaseDescriber:
 
     def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
         raise NotImplementedError
-
-    async def adescribe(self, frames: Iterable[Frame], *, query: str | None = None) -> AsyncIterator[FrameDescription]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=64)
-        done = object()
-        stop = threading.Event()
-
-        def work() -> None:
-            try:
-                for d in self.describe(frames, query=query):
-                    if stop.is_set():
-                        return
-                    asyncio.run_coroutine_threadsafe(queue.put(d), loop).result()
-            except BaseException as exc:  # handed to the consumer, re-raised there
-                asyncio.run_coroutine_threadsafe(queue.put(exc), loop).result()
-            finally:
-                asyncio.run_coroutine_threadsafe(queue.put(done), loop).result()
-
-        task = loop.run_in_executor(None, work)
-        try:
-            while True:
-                item = await queue.get()
-                if item is done:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            while not task.done():  # unblock a producer waiting on a full queue
-                try:
-                    queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    await asyncio.sleep(0.01)
-            await task

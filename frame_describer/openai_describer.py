@@ -7,19 +7,19 @@ iterable and starts each request as soon as its frame arrives, so decoding goes 
 replies are awaited or the caller handles earlier results; at most ``2 * concurrency`` frames
 are held in memory, and the descriptions come back in the order the frames came in (time
 order for sampled frames), a decoding error after the descriptions before it.
-Optional ``rpm``/``tpm`` limits pace the requests. Transport faults are retried here (the
-SDK's own retries are switched off), see :mod:`vidground.chat`.
+Every request goes through the ``openai`` SDK; transport faults are retried once, in
+:mod:`vidground.chat` (the SDK's own retries are switched off). Optional ``rpm``/``tpm`` limits
+and the ``concurrency`` bound hold per endpoint and API key across every describer of the
+process (:func:`vidground.ratelimit.shared_limiter`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import math
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -28,31 +28,21 @@ import prompts
 from .base import PROMPT_MODES, BaseDescriber, PromptMode
 from vidground.errors import ConfigurationError, IncompleteOutputError, InputError
 from .images import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_SIDE, bounded, check_image_options, to_data_url
-from vidground.lean_http import LeanTransport
 from vidground.chat import (
-    acall_with_retries,
-    NeedsSDK,
-    alean_post_chat,
-    apost_chat,
-    build_clients,
+    CHAT_PATH,
+    build_client,
     call_with_retries,
     check_retry_options,
     first_choice,
-    lean_post_chat,
-    CHAT_PATH,
     post_chat,
     public_url,
-    ssl_context,
     usage_of,
 )
-from vidground.ratelimit import RateLimiter, Reservation
+from vidground.ratelimit import Reservation, shared_limiter
 from vidground.types import Frame, FrameDescription, Usage
-
-log = logging.getLogger(__name__)
 
 Detail = Literal["low", "high", "auto"]
 DETAILS = ("low", "high", "auto")
-TRANSPORTS = ("auto", "sdk")
 _END = object()
 
 
@@ -71,23 +61,19 @@ class OpenAIDescriber(BaseDescriber):
     """``openai:MODEL`` - a vision chat model behind any OpenAI-compatible endpoint.
 
     ``base_url``/``api_key`` default to the SDK's ``OPENAI_BASE_URL``/``OPENAI_API_KEY``; or
-    inject ``client=openai.OpenAI(...)`` and/or ``async_client=openai.AsyncOpenAI(...)``.
-    ``prices`` estimates ``Usage.cost_usd`` (see :mod:`vidground.pricing`; ``False`` disables).
-    ``transport="auto"`` sends the per-frame requests of clients built here through
-    :mod:`vidground.lean_http` (same URL, headers and timeout, about a tenth of the SDK's
-    CPU per request) unless a proxy applies; ``"sdk"`` always uses the SDK. Injected clients
-    always go through the SDK, with whatever HTTP client they were given.
+    inject ``client=openai.OpenAI(...)``. ``prices`` estimates ``Usage.cost_usd`` (see
+    :mod:`vidground.pricing`; ``False`` disables). ``concurrency`` bounds the requests in flight
+    to this endpoint with this key, shared with the other describers of the process that have
+    the same limits, as ``rpm``/``tpm`` are.
     """
 
-    def __init__(self, model: str, *, client: Any = None, async_client: Any = None,
-                 base_url: str | None = None, api_key: str | None = None, mode: PromptMode = "agnostic",
-                 detail: Detail = "low", max_side: int | None = DEFAULT_MAX_SIDE,
+    def __init__(self, model: str, *, client: Any = None, base_url: str | None = None, api_key: str | None = None,
+                 mode: PromptMode = "agnostic", detail: Detail = "low", max_side: int | None = DEFAULT_MAX_SIDE,
                  jpeg_quality: int = DEFAULT_JPEG_QUALITY, concurrency: int = 8, rpm: float | None = None,
                  tpm: float | None = None, max_tokens: int = 200,
                  max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens",
                  temperature: float | None = 0.0, timeout: float = 60.0, max_retries: int = 4, retry_base_delay: float = 0.5,
-                 prompt_version: int | None = None, prices: Any = None,
-                 transport: Literal["auto", "sdk"] = "auto"):
+                 prompt_version: int | None = None, prices: Any = None):
         if not isinstance(model, str) or not model.strip():
             raise ConfigurationError("the openai describer needs a model name, e.g. 'openai:gpt-4o-mini'")
         if mode not in PROMPT_MODES:
@@ -100,8 +86,6 @@ class OpenAIDescriber(BaseDescriber):
             raise ConfigurationError(f"max_tokens must be a positive integer, got {max_tokens!r}")
         check_image_options(max_side, jpeg_quality)
         check_retry_options(max_retries, concurrency)
-        if transport not in TRANSPORTS:
-            raise ConfigurationError(f"unknown transport {transport!r}; choose one of: {', '.join(TRANSPORTS)}")
         self.model = model.strip()
         self.name = f"openai:{self.model}"
         self.mode = mode
@@ -111,23 +95,10 @@ class OpenAIDescriber(BaseDescriber):
         self.retry_base_delay = retry_base_delay
         self.prices = prices
         self.prompt = prompts.load(f"describe_{mode}", prompt_version)
-        self.limiter = RateLimiter(rpm, tpm)
-        self._owns_clients = client is None and async_client is None
-        # Clients we build: the sync SDK client now (it resolves the URL, key and headers), the
-        # async ones only when needed, one per event loop (an httpx async client's connections
-        # belong to the loop that opened them, so one client reused by a second asyncio.run()
-        # failed with "Event loop is closed").
-        self._client, self._async_client = build_clients(client=client, async_client=async_client,
-                                                         base_url=base_url, api_key=api_key, timeout=timeout,
-                                                         need_async=False)
-        self._async_clients: dict[asyncio.AbstractEventLoop, Any] = {}
-        self._active: dict[asyncio.AbstractEventLoop, int] = {}  # adescribe() calls running per loop
-        self._clients_lock = threading.Lock()
-        self.transport = transport
-        # The hot path: one request per frame through a lean HTTP/1.1 client with the SDK
-        # client's URL, headers and timeout (see vidground.lean_http for why and when not).
-        self._lean = (LeanTransport.for_client(self._client, timeout=timeout, ssl_context=ssl_context())
-                      if self._owns_clients and transport == "auto" else None)
+        self._owns_client = client is None
+        self._client = build_client(client=client, base_url=base_url, api_key=api_key, timeout=timeout)
+        self.limiter = shared_limiter(self._client.base_url, self._client.api_key, rpm=rpm, tpm=tpm,
+                                      max_in_flight=concurrency)
 
     @classmethod
     def from_spec(cls, arg: str | None, **options: Any) -> "OpenAIDescriber":
@@ -137,7 +108,7 @@ class OpenAIDescriber(BaseDescriber):
 
     @property
     def base_url(self) -> str | None:
-        return public_url((self._client or self._async_client).base_url)
+        return public_url(self._client.base_url)
 
     @property
     def _endpoint(self) -> str:
@@ -147,26 +118,6 @@ class OpenAIDescriber(BaseDescriber):
     def __repr__(self) -> str:
         return f"OpenAIDescriber(model={self.model!r}, base_url={self.base_url!r}, mode={self.mode!r})"
 
-    @property
-    def transport_in_use(self) -> str:
-        """``"lean"`` when requests go through :mod:`vidground.lean_http`, else ``"sdk"``."""
-        return "lean" if self._lean is not None else "sdk"
-
-    def _aclient(self) -> Any:
-        """The async SDK client for the running event loop: the injected one, or one we build per loop."""
-        if not self._owns_clients:
-            return self._async_client
-        loop = asyncio.get_running_loop()
-        with self._clients_lock:
-            for old in [lp for lp in self._async_clients if lp.is_closed()]:  # left by a loop closed mid-call
-                del self._async_clients[old]
-            client = self._async_clients.get(loop)
-            if client is None:
-                _, client = build_clients(base_url=str(self._client.base_url), api_key=self._client.api_key,
-                                          timeout=self.timeout, need_async=True)
-                self._async_clients[loop] = client
-            return client
-
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "mode": self.mode, "base_url": self.base_url,
                 "detail": self.detail, "max_side": self.max_side, "jpeg_quality": self.jpeg_quality,
@@ -174,24 +125,10 @@ class OpenAIDescriber(BaseDescriber):
                 "prompt": f"{self.prompt.name}.v{self.prompt.version}", "prompt_hash": self.prompt.hash}
 
     def close(self) -> None:
-        """Close the connection pool of the sync client this describer built (injected clients
-        are the caller's to close)."""
-        if self._owns_clients and self._client is not None:
+        """Close the connection pool of the client this describer built (an injected client is
+        the caller's to close)."""
+        if self._owns_client:
             self._client.close()
-        if self._lean is not None:
-            self._lean.close()
-
-    async def aclose(self) -> None:
-        """Close the connection pools this describer built, on the running event loop (an
-        async client's connections belong to the loop that opened them)."""
-        self.close()
-        if self._lean is not None:
-            await self._lean.aclose()
-        if self._owns_clients:
-            with self._clients_lock:
-                client = self._async_clients.pop(asyncio.get_running_loop(), None)
-            if client is not None:
-                await client.close()
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -246,79 +183,30 @@ class OpenAIDescriber(BaseDescriber):
     def _describe_one(self, frame: Frame, text: str, stopped: threading.Event | None = None) -> FrameDescription:
         """One frame's request; ``stopped`` is the stream's end: once it is set, nobody will read
         the answer, so the frame is not encoded, paced or sent, nor a failed request retried
-        (a backoff wait ends at once), and a rate-limit slot taken for it is given back."""
-        if self._client is None:
-            raise ConfigurationError("only an async_client was given: use adescribe(), or pass client= too")
-
+        (a backoff wait ends at once). Each attempt takes its own place in the shared limiter."""
         def check() -> None:
             if stopped is not None and stopped.is_set():
                 raise CancelledError("the stream was closed: this frame's request is not sent")
         check()
         kw = self.request(frame, text)
-        res = self.limiter.acquire(self._estimate(frame, text), cancel=stopped) if self.limiter.enabled else None
-        secret, lean = self._client.api_key, self._lean
-        attempts = 0
+        tokens = self._estimate(frame, text) if self.limiter.tpm is not None else 0
+        reservation: Reservation | None = None
 
-        def via_sdk() -> dict[str, Any]:
-            nonlocal attempts
+        def attempt() -> dict[str, Any]:
+            nonlocal reservation
             check()
-            attempts += 1
-            return post_chat(self._client, kw, provider=self.name)
+            with self.limiter.slot(tokens, cancel=stopped) as reservation:
+                return post_chat(self._client, kw, provider=self.name)
 
-        def via_lean() -> dict[str, Any]:
-            nonlocal attempts
-            check()
-            attempts += 1
-            return lean_post_chat(lean, kw, provider=self.name, secret=secret)
-
-        retry = dict(provider=self.name, secret=secret, max_retries=self.max_retries, base_delay=self.retry_base_delay,
-                     sleep=stopped.wait if stopped is not None else time.sleep, url=self._endpoint)
-        try:
-            try:
-                completion = call_with_retries(via_lean if lean is not None else via_sdk, **retry)
-            except NeedsSDK as exc:
-                self._leave_lean(exc)
-                completion = call_with_retries(via_sdk, **retry)
-        except CancelledError:
-            if res is not None and not attempts:  # nothing was sent: the slot was not used
-                self.limiter.release(res)
-            raise
-        return self._result(frame, completion, res)
-
-    def _leave_lean(self, why: BaseException) -> None:
-        if self._lean is not None:
-            log.info("%s: %s from %s; the OpenAI SDK sends this describer's requests from now on",
-                     self.name, why, self.base_url)
-            self._lean = None
-
-    async def _adescribe_one(self, frame: Frame, text: str, sem: asyncio.Semaphore,
-                             request: Awaitable[dict[str, Any]]) -> FrameDescription:
-        async with sem:  # taken in frame order (the semaphore is FIFO), so requests leave in frame order
-            kw = await request  # encoded meanwhile in a worker thread; usually ready by now
-            res = await self.limiter.aacquire(self._estimate(frame, text)) if self.limiter.enabled else None
-            lean, secret = self._lean, (self._client or self._async_client).api_key
-
-            def via_sdk() -> Awaitable[dict[str, Any]]:
-                return apost_chat(self._aclient(), kw, provider=self.name)
-
-            def via_lean() -> Awaitable[dict[str, Any]]:
-                return alean_post_chat(lean, kw, provider=self.name, secret=secret)
-
-            retry = dict(provider=self.name, secret=secret, max_retries=self.max_retries,
-                         base_delay=self.retry_base_delay, url=self._endpoint)
-            try:
-                completion = await acall_with_retries(via_lean if lean is not None else via_sdk, **retry)
-            except NeedsSDK as exc:
-                self._leave_lean(exc)
-                completion = await acall_with_retries(via_sdk, **retry)
-            return self._result(frame, completion, res)
+        completion = call_with_retries(attempt, provider=self.name, secret=self._client.api_key,
+                                       max_retries=self.max_retries, base_delay=self.retry_base_delay,
+                                       sleep=stopped.wait if stopped is not None else time.sleep, url=self._endpoint)
+        return self._result(frame, completion, reservation)
 
     # --- streams ------------------------------------------------------------------------------
 
     def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
         text = self._text(query)
-        if self._client is None:
-            raise ConfigurationError("only an async_client was given: use adescribe(), or pass client= too")
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="vidground-describe")
         handles: queue.SimpleQueue[Any] = queue.SimpleQueue()
         stopped = threading.Event()
@@ -340,67 +228,6 @@ class OpenAIDescriber(BaseDescriber):
                 if isinstance(item, Future):
                     item.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
-
-    async def adescribe(self, frames: Iterable[Frame], *, query: str | None = None) -> AsyncIterator[FrameDescription]:
-        if not self._owns_clients and self._async_client is None:  # only a sync client was injected: use a thread
-            async for d in super().adescribe(frames, query=query):
-                yield d
-            return
-        text = self._text(query)
-        loop = asyncio.get_running_loop()
-        with self._clients_lock:
-            self._active[loop] = self._active.get(loop, 0) + 1
-        sem = asyncio.Semaphore(self.concurrency)
-        handles: asyncio.Queue[Any] = asyncio.Queue()
-        tasks: list[asyncio.Task[FrameDescription]] = []  # every task started, to cancel and reap at the end
-
-        # JPEG encoding runs in two worker threads: neither on the event loop nor in the feeder
-        # thread, where it would hold up decoding the next frame. simplejpeg releases the GIL
-        # while it encodes, so they run beside decoding; the Pillow fallback holds it per 64 kB
-        # of output (see frame_describer.images), and then this only bounds the stalls.
-        encoder = ThreadPoolExecutor(2, thread_name_prefix="vidground-encode")
-
-        def start(frame: Frame, request: Future[dict[str, Any]]) -> None:  # on the loop
-            task = loop.create_task(self._adescribe_one(frame, text, sem, asyncio.wrap_future(request)))
-            tasks.append(task)
-            handles.put_nowait(task)
-
-        def submit(frame: Frame) -> None:  # in the feeder thread; one call per frame wakes the loop
-            loop.call_soon_threadsafe(start, frame, encoder.submit(self.request, frame, text))
-
-        feeder = _Feeder(frames, 2 * self.concurrency, submit=submit,
-                         finish=lambda item: loop.call_soon_threadsafe(handles.put_nowait, item))
-        try:
-            while (item := await handles.get()) is not _END:
-                if isinstance(item, _Failure):
-                    raise item.exc
-                result = await item
-                feeder.taken()
-                yield result
-        finally:
-            await asyncio.to_thread(feeder.stop)
-            encoder.shutdown(wait=False, cancel_futures=True)
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
-            await self._leave_loop(loop)
-
-    async def _leave_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The last adescribe() on ``loop`` ended: close the connections opened on it now, while
-        the loop still runs (asyncio.run() closes it next, and sockets left to a closed loop would
-        stay open until collected). A video's worth of requests reuses them; the next call
-        opens new ones, a handful of connects."""
-        with self._clients_lock:
-            self._active[loop] -= 1
-            if self._active[loop]:
-                return
-            del self._active[loop]
-            client = self._async_clients.pop(loop, None) if self._owns_clients else None
-        if self._lean is not None:
-            await self._lean.aclose_loop()
-        if client is not None:
-            await client.close()
 
 
 class _Failure:
@@ -445,10 +272,7 @@ class _Feeder:
                 submit(frame)
         except BaseException as exc:  # the iterable's (decoding) error, raised to the consumer in order
             if not self._stopped.is_set():
-                try:
-                    finish(_Failure(exc))
-                except RuntimeError:  # the event loop is gone: nobody is listening
-                    pass
+                finish(_Failure(exc))
 
     def taken(self) -> None:
         """One result was handed to the caller: one more frame may be pulled."""

@@ -1,8 +1,7 @@
-"""The reasoner protocol and a base class that gives every reasoner an async twin."""
+"""The reasoner protocol, a base class with its defaults, and the query check."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Protocol, runtime_checkable
 
 from vidground.errors import InputError
@@ -31,8 +30,6 @@ class Reasoner(Protocol):
 
     def ground(self, query: str, transcript: Transcript) -> GroundingResult: ...
 
-    async def aground(self, query: str, transcript: Transcript) -> GroundingResult: ...
-
 
 class BaseReasoner:
     name: str = "base"
@@ -42,6 +39,3 @@ class BaseReasoner:
 
     def ground(self, query: str, transcript: Transcript) -> GroundingResult:
         raise NotImplementedError
-
-    async def aground(self, query: str, transcript: Transcript) -> GroundingResult:
-        return await asyncio.to_thread(self.ground, query, transcript)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from vidground.errors import ConfigurationError, ProviderError
 from vidground.chat import (
-    build_clients,
+    build_client,
     call_with_retries,
     check_retry_options,
     first_choice,
@@ -76,8 +76,7 @@ class OpenAIReasoner(BaseReasoner):
         self.retry_base_delay = retry_base_delay
         self._fallback = fallback
         self.refused_formats: set[str] = set()  # what this reasoner's server refused
-        self._client, _ = build_clients(client=client, base_url=base_url, api_key=api_key, timeout=timeout,
-                                        need_async=False)
+        self._client = build_client(client=client, base_url=base_url, api_key=api_key, timeout=timeout)
 
     @classmethod
     def from_spec(cls, arg: str | None, **options: Any) -> "OpenAIReasoner":

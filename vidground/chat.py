@@ -15,7 +15,6 @@ or reprs, and any error text is scrubbed of it before it is raised.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import json
 import logging
@@ -25,13 +24,12 @@ import random
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from .errors import ConfigurationError, MissingDependencyError, ProviderError
-from .lean_http import LeanTransport, Reply, TransportError, check_timeout
 from .types import Usage
 
 T = TypeVar("T")
@@ -53,27 +51,28 @@ def _openai() -> Any:
     return openai
 
 
-def build_clients(*, client: Any = None, async_client: Any = None, base_url: str | None = None,
-                  api_key: str | None = None, timeout: float = 60.0,
-                  need_async: bool = True) -> tuple[Any, Any]:
-    """(sync client, async client or None), both with ``max_retries=0`` and ``timeout``.
+def check_timeout(timeout: Any) -> None:
+    """A request timeout must be a positive, finite number of seconds (a socket cannot wait forever)."""
+    if isinstance(timeout, bool) or not (isinstance(timeout, (int, float)) and 0 < timeout < float("inf")):
+        raise ConfigurationError(f"timeout must be a positive, finite number of seconds, got {timeout!r}")
 
-    Injected clients are adopted (copied with our retry/timeout settings); otherwise clients
-    are built from ``base_url``/``api_key`` or the SDK's ``OPENAI_BASE_URL``/``OPENAI_API_KEY``.
+
+def build_client(*, client: Any = None, base_url: str | None = None, api_key: str | None = None,
+                 timeout: float = 60.0) -> Any:
+    """An ``openai.OpenAI`` client with ``max_retries=0`` and ``timeout``.
+
+    An injected client is adopted (copied with our retry/timeout settings); otherwise one is
+    built from ``base_url``/``api_key`` or the SDK's ``OPENAI_BASE_URL``/``OPENAI_API_KEY``.
     A custom ``base_url`` with no key anywhere gets a placeholder key (local servers need none).
     """
     check_timeout(timeout)
     openai = _openai()
-    if client is not None or async_client is not None:
-        if client is not None and not isinstance(client, openai.OpenAI):
+    if client is not None:
+        if not isinstance(client, openai.OpenAI):
             raise ConfigurationError(f"client must be an openai.OpenAI, got {type(client).__name__}")
-        if async_client is not None and not isinstance(async_client, openai.AsyncOpenAI):
-            raise ConfigurationError(f"async_client must be an openai.AsyncOpenAI, got {type(async_client).__name__}")
         if base_url is not None or api_key is not None:
             raise ConfigurationError("give either a client or base_url/api_key, not both")
-        sync = client.with_options(max_retries=0, timeout=timeout) if client is not None else None
-        asyn = async_client.with_options(max_retries=0, timeout=timeout) if async_client is not None else None
-        return sync, asyn
+        return client.with_options(max_retries=0, timeout=timeout)
     base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
     api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
     if api_key is None:
@@ -81,14 +80,11 @@ def build_clients(*, client: Any = None, async_client: Any = None, base_url: str
             raise ConfigurationError(
                 "no API key: pass api_key=, set OPENAI_API_KEY, or give base_url= for a local server")
         api_key = NO_KEY
-    kw = dict(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
     try:
-        ctx = ssl_context()
-        sync = openai.OpenAI(**kw, http_client=openai.DefaultHttpxClient(verify=ctx))
-        asyn = openai.AsyncOpenAI(**kw, http_client=openai.DefaultAsyncHttpxClient(verify=ctx)) if need_async else None
+        return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0,
+                             http_client=openai.DefaultHttpxClient(verify=ssl_context()))
     except openai.OpenAIError as exc:
         raise ConfigurationError(redact(f"could not configure the OpenAI client: {exc}", api_key)) from None
-    return sync, asyn
 
 
 _SSL_CONTEXTS: dict[tuple[str | None, str | None], Any] = {}
@@ -161,10 +157,6 @@ def _retry_after(headers: Any) -> float | None:
     return None
 
 
-def _status_message(status: int, detail: Any, fallback: str) -> str:
-    return f"HTTP {status}: {str(detail or fallback)[:300]}"
-
-
 def map_error(exc: BaseException, *, provider: str, secret: str | None = None) -> BaseException:
     """An SDK/transport exception as a :class:`ProviderError` (others are returned unchanged).
 
@@ -173,9 +165,7 @@ def map_error(exc: BaseException, *, provider: str, secret: str | None = None) -
     openai = _openai()
     status: int | None = None
     retry_after = None
-    if isinstance(exc, TransportError):  # the lean transport's timeouts and dropped connections
-        msg, retryable = str(exc), True
-    elif isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError):
         msg, retryable = "the request timed out", True
     elif isinstance(exc, openai.APIConnectionError):
         msg, retryable = f"connection failed ({type(exc.__cause__ or exc).__name__})", True
@@ -185,7 +175,7 @@ def map_error(exc: BaseException, *, provider: str, secret: str | None = None) -
         retry_after = _retry_after(exc.response.headers)
         body = exc.body
         detail = body.get("message") if isinstance(body, dict) else None
-        msg = _status_message(status, detail, exc.message)
+        msg = f"HTTP {status}: {str(detail or exc.message)[:300]}"
     elif isinstance(exc, openai.APIResponseValidationError):
         status, retryable, msg = exc.status_code, False, f"malformed response: {exc.message}"
     elif isinstance(exc, openai.OpenAIError):
@@ -219,10 +209,6 @@ def _wait(base: float, cap: float) -> Callable[[RetryCallState], float]:
         exc = state.outcome.exception() if state.outcome else None
         return backoff(state.attempt_number + 1, base=base, cap=cap, retry_after=getattr(exc, "retry_after", None))
     return wait
-
-
-def _first_wait(exc: ProviderError, base: float, cap: float) -> float:
-    return backoff(1, base=base, cap=cap, retry_after=getattr(exc, "retry_after", None))
 
 
 def _log_retry(exc: BaseException | None, retry: int, max_retries: int, wait: float) -> None:
@@ -281,45 +267,12 @@ def call_with_retries(fn: Callable[[], T], *, provider: str, secret: str | None 
     except ProviderError as exc:
         if max_retries <= 0 or not should(exc):
             raise _gave_up(exc, attempts, started, url) from None
-        wait = _first_wait(exc, base_delay, max_delay)
+        wait = backoff(1, base=base_delay, cap=max_delay, retry_after=getattr(exc, "retry_after", None))
         _log_retry(exc, 1, max_retries, wait)
         sleep(wait)
     try:
         return Retrying(stop=stop_after_attempt(max_retries), wait=_wait(base_delay, max_delay), sleep=sleep,
                         retry=retry_if_exception(should), before_sleep=_before_sleep(max_retries), reraise=True)(once)
-    except ProviderError as exc:
-        raise _gave_up(exc, attempts, started, url) from None
-
-
-async def acall_with_retries(fn: Callable[[], Awaitable[T]], *, provider: str, secret: str | None = None,
-                             max_retries: int = 4, base_delay: float = 0.5, max_delay: float = 20.0,
-                             url: str | None = None) -> T:
-    """Async twin of :func:`call_with_retries`."""
-    started, attempts = time.monotonic(), 0
-
-    async def once() -> T:
-        nonlocal attempts
-        attempts += 1
-        try:
-            return await fn()
-        except Exception as exc:
-            mapped = map_error(exc, provider=provider, secret=secret)
-            if mapped is exc:
-                raise
-            raise mapped from None
-
-    try:  # the first attempt outside tenacity, as in call_with_retries
-        return await once()
-    except ProviderError as exc:
-        if max_retries <= 0 or not _retryable(exc):
-            raise _gave_up(exc, attempts, started, url) from None
-        wait = _first_wait(exc, base_delay, max_delay)
-        _log_retry(exc, 1, max_retries, wait)
-        await asyncio.sleep(wait)
-    try:
-        return await AsyncRetrying(stop=stop_after_attempt(max_retries), wait=_wait(base_delay, max_delay),
-                                   retry=retry_if_exception(_retryable), before_sleep=_before_sleep(max_retries),
-                                   reraise=True)(once)
     except ProviderError as exc:
         raise _gave_up(exc, attempts, started, url) from None
 
@@ -334,64 +287,6 @@ def post_chat(client: Any, body: dict[str, Any], *, provider: str) -> dict[str, 
     :func:`first_choice` and :func:`usage_of`.
     """
     return _json_reply(client.post(CHAT_PATH, body=body, cast_to=dict), provider)
-
-
-async def apost_chat(client: Any, body: dict[str, Any], *, provider: str) -> dict[str, Any]:
-    """Async twin of :func:`post_chat` (``client`` is an ``openai.AsyncOpenAI``)."""
-    return _json_reply(await client.post(CHAT_PATH, body=body, cast_to=dict), provider)
-
-
-def lean_reply(reply: Reply, *, provider: str, secret: str | None = None) -> dict[str, Any]:
-    """A :class:`~vidground.lean_http.Reply` read as the SDK path reads a response: an error
-    status is the same :class:`ProviderError` (message, ``retryable``, ``retry_after``), a body
-    that is not JSON is a malformed reply, a JSON body must be an object."""
-    if reply.status >= 300:
-        try:
-            parsed: Any = json.loads(reply.body)
-        except ValueError:
-            parsed = None
-        data = parsed.get("error", parsed) if isinstance(parsed, dict) else parsed
-        detail = data.get("message") if isinstance(data, dict) else None
-        fallback = f"Error code: {reply.status} - {parsed if parsed is not None else reply.body[:200].decode('utf-8', 'replace')}"
-        err = ProviderError(redact(f"{provider}: {_status_message(reply.status, detail, fallback)}", secret),
-                            status=reply.status,
-                            retryable=reply.status in RETRYABLE_STATUSES or reply.status >= 500, provider=provider)
-        err.retry_after = _retry_after(reply.headers)  # type: ignore[attr-defined]
-        raise err
-    try:
-        decoded = json.loads(reply.body)
-    except ValueError as exc:
-        if "json" in reply.headers.get("content-type", "").lower():  # garbled: worth another try
-            err = ProviderError(f"{provider}: the server sent a malformed response body ({exc})", retryable=True,
-                                provider=provider)
-            err.retry_after = None  # type: ignore[attr-defined]
-            raise err from None
-        decoded = reply.body.decode("utf-8", "replace")
-    return _json_reply(decoded, provider)
-
-
-class NeedsSDK(Exception):
-    """The lean transport got a reply only the SDK's HTTP client handles as the user expects
-    (a redirect, which httpx follows; a compressed body): the caller sends it through the SDK."""
-
-
-def _lean_checked(reply: Reply) -> Reply:
-    if 300 <= reply.status < 400 or reply.headers.get("content-encoding", "identity").lower() != "identity":
-        raise NeedsSDK(f"HTTP {reply.status}, content-encoding {reply.headers.get('content-encoding', 'identity')}")
-    return reply
-
-
-def lean_post_chat(transport: LeanTransport, body: dict[str, Any], *, provider: str,
-                   secret: str | None = None) -> dict[str, Any]:
-    """:func:`post_chat` through a :class:`~vidground.lean_http.LeanTransport`; raises
-    :class:`NeedsSDK` for a redirect or a compressed reply."""
-    return lean_reply(_lean_checked(transport.post(CHAT_PATH, body)), provider=provider, secret=secret)
-
-
-async def alean_post_chat(transport: LeanTransport, body: dict[str, Any], *, provider: str,
-                          secret: str | None = None) -> dict[str, Any]:
-    """Async twin of :func:`lean_post_chat`."""
-    return lean_reply(_lean_checked(await transport.apost(CHAT_PATH, body)), provider=provider, secret=secret)
 
 
 def _json_reply(reply: Any, provider: str) -> dict[str, Any]:
@@ -448,6 +343,5 @@ def check_retry_options(max_retries: int, concurrency: int | None = None) -> Non
         raise ConfigurationError(f"concurrency must be a positive integer, got {concurrency!r}")
 
 
-__all__ = ["build_clients", "server_key", "redact", "map_error", "backoff", "call_with_retries",
-           "acall_with_retries", "post_chat", "apost_chat", "lean_post_chat", "alean_post_chat", "lean_reply", "NeedsSDK",
-           "ssl_context", "public_url", "usage_of", "first_choice", "check_retry_options", "NO_KEY"]
+__all__ = ["build_client", "check_timeout", "server_key", "redact", "map_error", "backoff", "call_with_retries",
+           "post_chat", "ssl_context", "public_url", "usage_of", "first_choice", "check_retry_options", "NO_KEY"]

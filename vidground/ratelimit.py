@@ -1,18 +1,23 @@
-"""Client-side pacing: requests-per-minute and tokens-per-minute limits over a sliding minute.
+"""Client-side pacing: requests-per-minute and tokens-per-minute limits over a sliding minute,
+and a bound on the requests in flight.
 
-One :class:`RateLimiter` is shared by every worker of a describer (thread-safe, with an async
-twin). A request reserves its *estimated* tokens before it leaves; :meth:`Reservation.settle`
-replaces the estimate with the tokens the server reported, so the budget tracks reality.
+A rate limit and a concurrency limit belong to an endpoint and an API key, not to one backend
+object: :func:`shared_limiter` hands every describer built in the process with the same
+endpoint, key and limits the same :class:`RateLimiter`, so eval workers that each build their
+own backends (one per thread) still share one budget. A request reserves its *estimated* tokens
+before it leaves; :meth:`Reservation.settle` replaces the estimate with the tokens the server
+reported, so the budget tracks reality.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
+from contextlib import contextmanager
 
 from .errors import ConfigurationError
 
@@ -32,21 +37,26 @@ class Reservation:
 
 
 class RateLimiter:
-    """Waits so that at most ``rpm`` requests and ``tpm`` tokens start in any 60-second window.
+    """Waits so that at most ``rpm`` requests and ``tpm`` tokens start in any ``window_s``
+    (60-second) window, and at most ``max_in_flight`` requests run at once (:meth:`slot`).
 
     ``None`` disables a limit. A single request estimated above ``tpm`` is let through alone
-    (when the window is empty) instead of waiting forever.
+    (when the window is empty) instead of waiting forever. ``clock`` and ``sleep`` are
+    injectable so tests can run a fake clock.
     """
 
-    def __init__(self, rpm: float | None = None, tpm: float | None = None, *,
-                 clock: Callable[[], float] = time.monotonic):
-        for name, v in (("rpm", rpm), ("tpm", tpm)):
-            if v is not None and not (isinstance(v, (int, float)) and v > 0):
+    def __init__(self, rpm: float | None = None, tpm: float | None = None, *, max_in_flight: int | None = None,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] | None = None,
+                 window_s: float | None = None):
+        for name, v in (("rpm", rpm), ("tpm", tpm), ("max_in_flight", max_in_flight)):
+            if v is not None and (isinstance(v, bool) or not (isinstance(v, (int, float)) and v > 0)):
                 raise ConfigurationError(f"{name} must be a positive number or None, got {v!r}")
-        self.rpm, self.tpm = rpm, tpm
-        self._clock = clock
+        self.rpm, self.tpm, self.max_in_flight = rpm, tpm, max_in_flight
+        self.window_s = WINDOW_S if window_s is None else window_s
+        self._clock, self._sleep = clock, sleep
         self._window: deque[Reservation] = deque()
         self._lock = threading.Lock()
+        self._in_flight = threading.Semaphore(int(max_in_flight)) if max_in_flight else None
 
     @property
     def enabled(self) -> bool:
@@ -56,12 +66,12 @@ class RateLimiter:
         """Reserve now, or say how long to wait before trying again."""
         with self._lock:
             now = self._clock()
-            while self._window and now - self._window[0].t >= WINDOW_S:
+            while self._window and now - self._window[0].t >= self.window_s:
                 self._window.popleft()
             wait = 0.0
             if self.rpm is not None and len(self._window) >= self.rpm:
                 idx = len(self._window) - int(self.rpm)
-                wait = max(wait, self._window[idx].t + WINDOW_S - now)
+                wait = max(wait, self._window[idx].t + self.window_s - now)
             if self.tpm is not None and self._window:
                 used = sum(r.tokens for r in self._window)
                 excess = used + tokens - self.tpm
@@ -69,7 +79,7 @@ class RateLimiter:
                     if excess <= 0:
                         break
                     excess -= r.tokens
-                    wait = max(wait, r.t + WINDOW_S - now)
+                    wait = max(wait, r.t + self.window_s - now)
             if wait > 0:
                 return None, wait
             res = Reservation(now, tokens)
@@ -77,35 +87,59 @@ class RateLimiter:
             return res, 0.0
 
     def acquire(self, tokens: int = 0, *, cancel: threading.Event | None = None) -> Reservation:
-        """Reserve a request's slot, waiting as long as the limits say; raises
+        """Reserve a request's place in the window, waiting as long as the limits say; raises
         :class:`concurrent.futures.CancelledError` once ``cancel`` is set while waiting."""
+        if not self.enabled:
+            return Reservation(self._clock(), tokens)
         while True:
             res, wait = self._try(tokens)
             if res is not None:
                 return res
             self._pause(min(wait, 1.0) + 0.001, cancel)
 
-    @staticmethod
-    def _pause(seconds: float, cancel: threading.Event | None) -> None:
-        if cancel is None:
+    def _pause(self, seconds: float, cancel: threading.Event | None) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+        elif cancel is not None:
+            cancel.wait(seconds)
+        else:
             time.sleep(seconds)
-        elif cancel.wait(seconds):
+        if cancel is not None and cancel.is_set():
             raise CancelledError("cancelled while waiting for the rate limit")
 
-    def release(self, res: Reservation) -> None:
-        """Give back a reservation whose request was never sent."""
-        with self._lock:
-            try:
-                self._window.remove(res)
-            except ValueError:  # already out of the window
-                pass
+    @contextmanager
+    def slot(self, tokens: int = 0, *, cancel: threading.Event | None = None) -> Iterator[Reservation]:
+        """One request: a place among the ``max_in_flight``, then one in the window (taken in
+        that order, so a reservation's time is when the request leaves, not when it began to
+        queue for a place), the place given back when the block ends."""
+        if self._in_flight is not None:
+            while not self._in_flight.acquire(timeout=0.05):
+                if cancel is not None and cancel.is_set():
+                    raise CancelledError("cancelled while waiting for a request slot")
+        try:
+            yield self.acquire(tokens, cancel=cancel)
+        finally:
+            if self._in_flight is not None:
+                self._in_flight.release()
 
-    async def aacquire(self, tokens: int = 0) -> Reservation:
-        while True:
-            res, wait = self._try(tokens)
-            if res is not None:
-                return res
-            await asyncio.sleep(min(wait, 1.0) + 0.001)
+
+_SHARED: dict[tuple[object, ...], RateLimiter] = {}
+_SHARED_LOCK = threading.Lock()
 
 
-__all__ = ["RateLimiter", "Reservation"]
+def shared_limiter(base_url: object, api_key: object, *, rpm: float | None = None, tpm: float | None = None,
+                   max_in_flight: int | None = None,
+                   clock: Callable[[], float] = time.monotonic) -> RateLimiter:
+    """The process's one :class:`RateLimiter` for this endpoint, API key and limits, created on
+    first use. It is keyed by a hash of the key, never the key itself; ``clock`` only applies
+    to the limiter this call creates."""
+    digest = hashlib.sha256(str(api_key).encode()).hexdigest()[:16] if api_key else None  # the SDK's may be a callable
+    key = (str(base_url), digest, rpm, tpm, max_in_flight)
+    with _SHARED_LOCK:
+        limiter = _SHARED.get(key)
+        if limiter is None:
+            limiter = _SHARED[key] = RateLimiter(rpm, tpm, max_in_flight=max_in_flight, clock=clock)
+        return limiter
+
+
+__all__ = ["RateLimiter", "Reservation", "shared_limiter", "WINDOW_S"]
