@@ -250,7 +250,3 @@ class CachedDescriber:
             self.cache.store(self.fingerprint, self.key, buffer,
                              settings={"describer": self.name, "settings": self.inner.settings(), "extra": self.extra})
             buffer.clear()
-
-    async def adescribe(self, frames: Iterable[Frame], *, query: str | None = None):
-        for d in self.describe(frames, query=query):  # the cache is local; the model call is the slow part
-            yield d
