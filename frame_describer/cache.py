@@ -65,6 +65,7 @@ class DescriptionCache:
         self.timeout = timeout
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._open: list[tuple[int, sqlite3.Connection]] = []  # (pid, connection) of every thread, for close()
         self.hits = 0
         self.misses = 0
         self.stored = 0
@@ -83,6 +84,7 @@ class DescriptionCache:
             # one thread at a time here, and a bounded retry for other processes.
             with self._lock:
                 self._retry_locked(lambda: self._setup(conn))
+                self._open.append((os.getpid(), conn))
         except sqlite3.DatabaseError as exc:
             raise ConfigurationError(f"cannot open the description cache {self.path}: {exc}") from None
         self._local.conn, self._local.pid = conn, os.getpid()
@@ -167,10 +169,13 @@ class DescriptionCache:
             return {"hits": self.hits, "misses": self.misses, "stored": self.stored}
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            conn.close()
-        self._local = threading.local()
+        """Close the connections every thread of this process opened (a later use opens a new one)."""
+        with self._lock:
+            conns, self._open = self._open, []
+            self._local = threading.local()
+        for pid, conn in conns:
+            if pid == os.getpid():  # a forked child leaves its parent's connections alone
+                conn.close()
 
     def __getstate__(self) -> dict[str, Any]:  # picklable for process pools / Ray: reconnects on use
         return {"path": self.path, "timeout": self.timeout}

@@ -151,3 +151,21 @@ def test_a_run_opening_the_cache_from_two_threads_at_once_does_not_see_locked(tm
                                reasoner="fake-reasoner", cache=str(tmp_path / f"c{round_}.sqlite")),
                      tmp_path / f"run{round_}")
         assert s.failed == 0 and s.ran == 6, round_
+
+
+def test_close_closes_every_threads_connection(tmp_path):
+    import sqlite3
+    import threading
+
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    conns = []
+    threads = [threading.Thread(target=lambda: conns.append(cache._connect())) for _ in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    cache.close()
+    for conn in conns:
+        with pytest.raises(sqlite3.ProgrammingError):  # closed
+            conn.execute("SELECT 1")
+    assert cache.count() == 0  # usable again: a new connection
