@@ -4,45 +4,42 @@
 A local OpenAI-compatible server answers every request after a fixed delay L. A rendered
 video is sampled into N frames; each trial times the decoding and sampling alone (D), then
 right after it streams the same sampling through a fresh ``OpenAIDescriber(concurrency=C)``
-(W). The ideal is ``max(D, ceil(N / C) * L)``; the bound is ``W <= 1.2 x`` that. Per mode
-(sync ``describe``, async ``adescribe``) the median ratio over ``--trials`` paired trials
-must be within the bound, and every trial must describe all frames with at most C requests
-in flight at the server; the exit status is non-zero otherwise.
+(W), whose requests go through the OpenAI SDK. The ideal is ``max(D, ceil(N / C) * L)``; the
+bound is ``W <= 1.2 x`` that. The median ratio over ``--trials`` paired trials must be within
+the bound, and every trial must describe all frames with at most C requests in flight at the
+server; the exit status is non-zero otherwise.
 
 Fairness: D is measured exactly as before (the wall time of iterating ``sample_frames``
 alone), but (1) after one untimed decode, because the first decode in a process pays
 one-off codec/scaler setup that the describe runs never pay (counting it inflated D and
 made the bound lenient), and (2) next to its own describe run, with the server up and
-idle, so both see the same machine load. On a shared 2-core machine a single pair is
-noise-dominated (D alone varies by +-20% between runs), hence the median of paired trials;
-``--trials 1`` is the old single-sample criterion. The server runs in its own process (no
-shared GIL); its CPU time per trial is printed, as is the load average.
+idle, so both see the same machine load. On a shared machine a single pair is
+noise-dominated, hence the median of paired trials; ``--trials 1`` is the old single-sample
+criterion. The server runs in its own process (no shared GIL); its CPU time per trial is
+printed, as is the load average.
 
 With the default L = 0.25 s the run is request-bound; with ``--latency 0.02`` it is
 decode-bound, and with ``--latency 0.05`` the two are about equal (neither can hide behind the
-other). When decoding dominates, the client's per-frame CPU competes with the decoder, which keeps
-about 1.5 of a 2-core machine's cores busy and needs the GIL for every decoded frame: streamed
-through the OpenAI SDK a frame costs 1.0-1.8 ms of CPU (``--diagnose``) and the ratio at
-L = 0.02 s was 1.39-1.55; the describer's lean transport (``vidground.lean_http``) costs
-about a third of that. ``--transport sdk`` measures the SDK path.
+other). When decoding dominates, the client's per-frame CPU (the SDK's request handling and the
+JPEG, see ``--diagnose``) competes with the decoder for the GIL and the cores; the bound is the
+claim where requests dominate (L >= 0.05 s), and the decode-bound ratio is reported as measured.
 
 The source video matters when decoding dominates, since what counts is the describer's CPU per
 frame against the decoding per described frame. The default (640x360 at 25 fps, 60 s, 96 frames:
-1.6 frames described per second of flat synthetic pictures that decode at about 0.3 ms each) gives
-about 4.6 ms of decoding per described frame, the hardest case for the bound; ``--size 1280x720
---source-fps 30 --frames 60`` is 1 fps sampling of 720p video, more decoding per described frame.
+1.6 frames described per second of flat synthetic pictures that decode quickly) is the hardest
+case for the bound; ``--size 1280x720 --source-fps 30 --frames 60`` is 1 fps sampling of 720p
+video, more decoding per described frame.
 
 Run: python benchmarks/stage1_throughput.py [--frames 96] [--concurrency 8] [--latency 0.25]
-     [--mode sync|async|both] [--trials 11] [--transport auto|sdk] [--json out.json]
-     [--size 640x360] [--source-fps 25] [--video-seconds 60]
-     python benchmarks/stage1_throughput.py --diagnose   (JPEG cost and GIL stall per encoder; CPU per frame
-                                                         per transport; stand-in describers; decoding under load)
+     [--trials 11] [--json out.json] [--size 640x360] [--source-fps 25] [--video-seconds 60]
+     python benchmarks/stage1_throughput.py --diagnose   (JPEG cost and GIL stall per encoder; CPU per frame;
+                                                         stand-in describers; decoding under load)
+Quick: python benchmarks/stage1_throughput.py --trials 3 --latency 0.05
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import multiprocessing
@@ -214,35 +211,26 @@ class _SleepOnly(OpenAIDescriber):
 
 
 class _JpegThenSleep(_SleepOnly):
-    """The stand-in plus the one piece of work no transport avoids: the frame's JPEG."""
+    """The stand-in plus the one piece of work every request needs: the frame's JPEG."""
 
     def _describe_one(self, frame: Frame, text: str, stopped=None) -> FrameDescription:
         encode_jpeg(frame.image, max_side=self.max_side, quality=self.jpeg_quality)
         return super()._describe_one(frame, text, stopped)
 
 
-def _describe(video: Path, frames: int, concurrency: int, base_url: str, use_async: bool,
-              transport: str = "auto", kind: type[OpenAIDescriber] = OpenAIDescriber) -> tuple[int, float]:
-    desc = kind("bench", base_url=base_url, concurrency=concurrency, prices=False, transport=transport)
+def _describe(video: Path, frames: int, concurrency: int, base_url: str,
+              kind: type[OpenAIDescriber] = OpenAIDescriber) -> tuple[int, float]:
+    desc = kind("bench", base_url=base_url, concurrency=concurrency, prices=False)
     t0 = time.perf_counter()
-    if use_async:
-        async def go() -> tuple[list, float]:
-            out = [d async for d in desc.adescribe(sample_frames(video, num_frames=frames))]
-            wall = time.perf_counter() - t0
-            await desc.aclose()
-            return out, wall
-        out, wall = asyncio.run(go())
-    else:
-        out = list(desc.describe(sample_frames(video, num_frames=frames)))
-        wall = time.perf_counter() - t0
-        desc.close()
+    out = list(desc.describe(sample_frames(video, num_frames=frames)))
+    wall = time.perf_counter() - t0
+    desc.close()
     return len(out), wall
 
 
-def run(frames: int, concurrency: int, latency: float, video_seconds: float, modes: list[str],
-        trials: int, transport: str = "auto", size: tuple[int, int] = (640, 360),
-        source_fps: float = 25.0) -> list[dict]:
-    """``trials`` paired measurements per mode: the decode time D alone, then right after it the
+def run(frames: int, concurrency: int, latency: float, video_seconds: float, trials: int,
+        size: tuple[int, int] = (640, 360), source_fps: float = 25.0) -> list[dict]:
+    """``trials`` paired measurements: the decode time D alone, then right after it the
     describe run's wall time W under the same conditions (server up and idle during D). The
     video is rendered at ``size`` (width, height) and ``source_fps``."""
     results = []
@@ -255,20 +243,18 @@ def run(frames: int, concurrency: int, latency: float, video_seconds: float, mod
         _decode_seconds(video, frames)
         server = DelayServer(latency)
         try:
-            for mode in modes:
-                for trial in range(trials):
-                    n, decode_s = _decode_seconds(video, frames)
-                    server_cpu0 = _cpu_seconds(server.pid)
-                    described, wall = _describe(video, frames, concurrency, server.base_url, mode == "async",
-                                                transport)
-                    server_cpu1 = _cpu_seconds(server.pid)
-                    ideal = max(decode_s, math.ceil(n / concurrency) * latency)
-                    results.append({
-                        "mode": mode, "trial": trial + 1, "frames": n, "described": described,
-                        "concurrency": concurrency, "latency_s": latency, "decode_s": decode_s, "wall_s": wall,
-                        "ideal_s": ideal, "ratio": wall / ideal, "max_in_flight": server.take_max_in_flight(),
-                        "server_cpu_s": None if server_cpu0 is None or server_cpu1 is None
-                        else server_cpu1 - server_cpu0})
+            for trial in range(trials):
+                n, decode_s = _decode_seconds(video, frames)
+                server_cpu0 = _cpu_seconds(server.pid)
+                described, wall = _describe(video, frames, concurrency, server.base_url)
+                server_cpu1 = _cpu_seconds(server.pid)
+                ideal = max(decode_s, math.ceil(n / concurrency) * latency)
+                results.append({
+                    "mode": "sync", "trial": trial + 1, "frames": n, "described": described,
+                    "concurrency": concurrency, "latency_s": latency, "decode_s": decode_s, "wall_s": wall,
+                    "ideal_s": ideal, "ratio": wall / ideal, "max_in_flight": server.take_max_in_flight(),
+                    "server_cpu_s": None if server_cpu0 is None or server_cpu1 is None
+                    else server_cpu1 - server_cpu0})
         finally:
             server.close()
     return results
@@ -356,10 +342,9 @@ def diagnose(frames: int, video_seconds: float, repeats: int = 5, size: tuple[in
              source_fps: float = 25.0) -> dict:
     """Where the time goes when decoding dominates: the JPEG's CPU per frame through each encoder
     and how long a 4K encode keeps other threads from running; the describer's CPU per frame
-    through each transport (frames decoded beforehand, a server answering at once), one request
-    at a time (``describe_frame``) and streamed (``describe``, ``adescribe``: the same requests
-    plus the hand-offs between the feeder, the requests and the caller); the ratio of the sync
-    describe run to decoding alone at L = 0.02 s for the real describer and for two stand-ins
+    (frames decoded beforehand, a server answering at once), one request at a time
+    (``describe_frame``) and streamed (``describe``: the same requests plus the hand-offs between
+    the feeder, the requests and the caller); the ratio of the describe run to decoding alone at L = 0.02 s for the real describer and for two stand-ins
     (one that only waits L per frame, one that also encodes the JPEG), interleaved, paired
     trials; how many cores decoding alone keeps busy; and how much a light load in *another
     process* slows decoding alone (medians over ``repeats``)."""
@@ -371,25 +356,17 @@ def diagnose(frames: int, video_seconds: float, repeats: int = 5, size: tuple[in
         _jpeg_costs([f.image for f in decoded], out)
         server = DelayServer(0.0)
         try:
-            for transport in ("auto", "sdk"):
-                desc = OpenAIDescriber("bench", base_url=server.base_url, prices=False, transport=transport)
-                for f in decoded[:8]:
-                    desc.describe_frame(f)  # connections open, code warm
-                c0 = time.process_time()
-                for f in decoded:
-                    desc.describe_frame(f)
-                out[f"describe_frame_cpu_ms[{transport}]"] = (time.process_time() - c0) / len(decoded) * 1e3
-                c0 = time.process_time()  # the sync stream: the same requests, on the describer's threads
-                list(desc.describe(decoded))
-                out[f"describe_cpu_ms_per_frame[{transport}]"] = (time.process_time() - c0) / len(decoded) * 1e3
-
-                async def run_async(d=desc) -> float:
-                    [x async for x in d.adescribe(decoded[:8])]
-                    c = time.process_time()
-                    [x async for x in d.adescribe(decoded)]
-                    return (time.process_time() - c) / len(decoded) * 1e3
-                out[f"adescribe_cpu_ms_per_frame[{transport}]"] = asyncio.run(run_async())
-                desc.close()
+            desc = OpenAIDescriber("bench", base_url=server.base_url, prices=False)
+            for f in decoded[:8]:
+                desc.describe_frame(f)  # connections open, code warm
+            c0 = time.process_time()
+            for f in decoded:
+                desc.describe_frame(f)
+            out["describe_frame_cpu_ms"] = (time.process_time() - c0) / len(decoded) * 1e3
+            c0 = time.process_time()  # the stream: the same requests, on the describer's threads
+            list(desc.describe(decoded))
+            out["describe_cpu_ms_per_frame"] = (time.process_time() - c0) / len(decoded) * 1e3
+            desc.close()
             c0 = time.process_time()
             for f in decoded:
                 desc.request(f, "Describe this frame.")
@@ -421,7 +398,7 @@ def diagnose(frames: int, video_seconds: float, repeats: int = 5, size: tuple[in
             for _ in range(repeats):
                 for name, kind in kinds.items():
                     decode_s = _decode_seconds(video, frames)[1]
-                    wall = _describe(video, frames, 8, server.base_url, False, kind=kind)[1]
+                    wall = _describe(video, frames, 8, server.base_url, kind=kind)[1]
                     ratios[name].append(wall / decode_s)
         finally:
             server.close()
@@ -440,17 +417,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--video-seconds", type=float, default=60.0)
     ap.add_argument("--size", default="640x360", help="the rendered video's WIDTHxHEIGHT")
     ap.add_argument("--source-fps", type=float, default=25.0, help="the rendered video's frame rate")
-    ap.add_argument("--mode", choices=("sync", "async", "both"), default="both")
     ap.add_argument("--trials", type=int, default=None,
-                    help="paired (decode, describe) measurements per mode (default 11; 3 with --diagnose)")
-    ap.add_argument("--transport", choices=("auto", "sdk"), default="auto",
-                    help="the describer's transport: auto (lean HTTP client) or the OpenAI SDK")
+                    help="paired (decode, describe) measurements (default 11; 3 with --diagnose)")
     ap.add_argument("--json", type=Path, help="also write every trial and the verdict here")
     ap.add_argument("--diagnose", action="store_true",
-                    help="instead: the JPEG's CPU and GIL stall per encoder, the describer's CPU per frame "
-                         "per transport, stand-in describers, and decoding's slowdown under a light load "
+                    help="instead: the JPEG's CPU and GIL stall per encoder, the describer's CPU per frame, "
+                         "stand-in describers, and decoding's slowdown under a light load "
                          "in another process (on the video --size/--source-fps/--video-seconds/--frames "
-                         "give; the stand-ins always run at L = 0.02 s and C = 8, both transports)")
+                         "give; the stand-ins always run at L = 0.02 s and C = 8)")
     args = ap.parse_args(argv)
     args.trials = (3 if args.diagnose else 11) if args.trials is None else args.trials
     if args.trials < 1 or args.frames < 1 or args.concurrency < 1 or args.latency < 0:
@@ -467,10 +441,9 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in diagnose(args.frames, args.video_seconds, args.trials, size, args.source_fps).items():
             print(f"{key:45} {value:.3f}")
         return 0
-    modes = ["sync", "async"] if args.mode == "both" else [args.mode]
     load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    results = run(args.frames, args.concurrency, args.latency, args.video_seconds, modes, args.trials,
-                  args.transport, size, args.source_fps)
+    results = run(args.frames, args.concurrency, args.latency, args.video_seconds, args.trials, size,
+                  args.source_fps)
     load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{'mode':6} {'trial':>5} {'N':>4} {'C':>3} {'L s':>5} {'decode s':>9} {'ideal s':>8} {'wall s':>7} "
           f"{'ratio':>6} {'inflight':>8} {'server cpu s':>12}")
