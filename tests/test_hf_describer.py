@@ -115,18 +115,6 @@ def test_aware_mode_needs_and_uses_the_query(llava_path):
     assert agnostic.settings()["model"] == str(llava_path)
 
 
-def test_async_twin_streams_the_same_descriptions(llava_path):
-    import asyncio
-
-    d = get_describer(f"hf:{llava_path}", batch_size=2, max_new_tokens=3)
-
-    async def collect():
-        return [x async for x in d.adescribe(frames(3))]
-
-    got = asyncio.run(collect())
-    assert [g.text for g in got] == [x.text for x in d.describe(frames(3))]
-
-
 def test_missing_models_fail_fast_with_guidance(tmp_path, monkeypatch):
     with pytest.raises(ConfigurationError, match="no such file or folder"):
         get_describer(f"hf:{tmp_path / 'nope'}")
