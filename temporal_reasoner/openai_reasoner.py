@@ -22,6 +22,7 @@ from vidground.chat import (
     usage_of,
 )
 from vidground.chat import public_url
+from vidground.ratelimit import shared_limiter
 from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner
@@ -53,7 +54,7 @@ class OpenAIReasoner(BaseReasoner):
                  max_intervals: int = 3, max_tokens: int = 512,
                  max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens",
                  temperature: float | None = 0.0, timeout: float = 120.0, max_retries: int = 4, retry_base_delay: float = 0.5,
-                 prices: Any = None):
+                 prices: Any = None, rpm: float | None = None, tpm: float | None = None):
         if not isinstance(model, str) or not model.strip():
             raise ConfigurationError("the openai reasoner needs a model name, e.g. 'openai:gpt-4o-mini'")
         if not response_formats:
@@ -76,7 +77,10 @@ class OpenAIReasoner(BaseReasoner):
         self.retry_base_delay = retry_base_delay
         self._fallback = fallback
         self.refused_formats: set[str] = set()  # what this reasoner's server refused
+        self._owns_client = client is None
         self._client = build_client(client=client, base_url=base_url, api_key=api_key, timeout=timeout)
+        # the same pacing as every other backend of the process on this endpoint and key with these limits
+        self.limiter = shared_limiter(self._client.base_url, self._client.api_key, rpm=rpm, tpm=tpm)
 
     @classmethod
     def from_spec(cls, arg: str | None, **options: Any) -> "OpenAIReasoner":
@@ -93,6 +97,11 @@ class OpenAIReasoner(BaseReasoner):
         if isinstance(self._fallback, str):
             self._fallback = resolve_fallback(self._fallback)
         return self._fallback
+
+    def close(self) -> None:
+        """Close the connection pool of the client this reasoner built (an injected one is the caller's)."""
+        if self._owns_client:
+            self._client.close()
 
     def __repr__(self) -> str:
         return f"OpenAIReasoner(model={self.model!r}, base_url={self.base_url!r})"
@@ -120,7 +129,14 @@ class OpenAIReasoner(BaseReasoner):
         def retry_if(err: ProviderError) -> bool:  # a refusal is not retried: the ladder steps down
             return not (fmt is not None and is_format_refusal(err))
 
-        completion = call_with_retries(lambda: self._client.chat.completions.create(**kw), provider=self.name,
+        # prompt characters / 4 plus the reply's bound: a token estimate that errs high, for tpm only
+        tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + self.max_tokens if self.limiter.tpm else 0
+
+        def attempt() -> Any:
+            with self.limiter.slot(tokens):  # every attempt, retries included, is paced
+                return self._client.chat.completions.create(**kw)
+
+        completion = call_with_retries(attempt, provider=self.name,
                                        secret=self._client.api_key, max_retries=self.max_retries, retry_if=retry_if,
                                        base_delay=self.retry_base_delay)
         text, finish = first_choice(completion, self.name)

@@ -16,6 +16,10 @@ in-flight bound per endpoint and key, shared by the 4 workers) that is at most 6
 
 from __future__ import annotations
 
+import json
+
+import openai
+
 from vidground import ratelimit
 
 from _helpers_openai_server import FakeOpenAIServer, Reply
@@ -66,3 +70,40 @@ def test_four_eval_workers_share_one_rpm_limit(tmp_path, monkeypatch):
     assert most >= RPM * 0.9  # the limit was what paced the run
     assert len(ratelimit._SHARED) == 1  # the workers' describers share one limiter
     assert server.max_in_flight <= 4
+
+
+def test_the_reasoner_paces_through_the_same_shared_limiter(monkeypatch):
+    """Two reasoners (an eval's workers, or two sessions) on one endpoint and key with the same limits
+    share one limiter; another key gets its own; the key itself is never part of what is kept."""
+    from temporal_reasoner.openai_reasoner import OpenAIReasoner
+
+    url = "http://127.0.0.1:9/v1"
+    a = OpenAIReasoner("m", base_url=url, api_key="sk-one", rpm=30)
+    b = OpenAIReasoner("m", base_url=url, api_key="sk-one", rpm=30)
+    c = OpenAIReasoner("m", base_url=url, api_key="sk-two", rpm=30)
+    assert a.limiter is b.limiter and a.limiter is not c.limiter and a.limiter.rpm == 30
+    assert not any("sk-one" in str(key) for key in ratelimit._SHARED)
+    unpaced = OpenAIReasoner("m", base_url=url, api_key="sk-one")
+    assert not unpaced.limiter.enabled
+
+
+def test_a_reasoner_paces_every_request_and_closes_only_its_own_client():
+    from temporal_reasoner.openai_reasoner import OpenAIReasoner
+    from temporal_reasoner.transcript import Transcript
+    from vidground.types import FrameDescription
+
+    reply = json.dumps({"intervals": [{"start": 0, "end": 2, "score": 0.9}]})
+    transcript = Transcript.from_descriptions([FrameDescription(t=t, text=f"frame {t}") for t in range(4)])
+    with FakeOpenAIServer(lambda req: Reply.chat(reply)) as server:
+        r = OpenAIReasoner("m", base_url=server.base_url, api_key="k", rpm=1000, tpm=10**6)
+        taken = []
+        real = r.limiter.acquire
+        r.limiter.acquire = lambda tokens=0, **kw: taken.append(tokens) or real(tokens, **kw)
+        for q in ("one", "two", "three"):
+            r.ground(q, transcript)
+        assert len(taken) == len(server.requests) == 3 and all(t > r.max_tokens for t in taken)
+        r.close()
+        assert r._client._client.is_closed
+        injected = openai.OpenAI(base_url=server.base_url, api_key="k")
+        OpenAIReasoner("m", client=injected).close()
+        assert not injected._client.is_closed
