@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from vidground.errors import InputError
-from vidground.files import MAX_LINE_BYTES, iter_json_lines
+from vidground.files import MAX_LINE_BYTES, iter_json_lines, output_file
 from vidground.types import FrameDescription
 
 
@@ -69,25 +67,15 @@ def description_metadata(descriptions: list[FrameDescription], key: str) -> Any:
 
 
 def write_descriptions(path: str | Path, descriptions: Iterable[FrameDescription], **metadata: Any) -> int:
-    """Write atomically (a temporary file renamed into place): a crash leaves no half file.
+    """Write the file all or nothing (see :func:`vidground.files.output_file`: a crash leaves no half
+    file, and a link or a special file given as ``path`` is written through, not replaced).
 
     ``metadata`` keys are added to every line (line keys win). Returns the number of lines.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     n = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for d in descriptions:
-                row = {**metadata, **d.model_dump(mode="json")}
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-                n += 1
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with output_file(path) as fh:
+        for d in descriptions:
+            row = {**metadata, **d.model_dump(mode="json")}
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
     return n

@@ -31,6 +31,7 @@ from typing import Any
 from frame_describer.caption_formats import check_clip_seconds, check_format, video_id_from_path
 from frame_describer.descriptions_io import write_descriptions
 from vidground.errors import ConfigurationError, EvaluationError, InputError, VidgroundError
+from vidground.files import output_file
 from vidground.types import Sampling
 
 from .baselines import SpanPrior, dataset_prior
@@ -304,9 +305,8 @@ def _check_resume(out: Path, config: RunConfig) -> None:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with output_file(path) as fh:
+        fh.write(text)
 
 
 class _Provenance:

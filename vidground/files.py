@@ -1,12 +1,18 @@
-"""Reading files safely: text and JSONL streamed line by line with bounded lines, and content
-fingerprints that key the caches."""
+"""Reading and writing files safely: text and JSONL streamed line by line with bounded lines, outputs
+written whole or not at all (without replacing what a path points at), and content fingerprints that
+key the caches."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 from typing import Any
 
 from .errors import InputError, VideoDecodeError
@@ -79,3 +85,47 @@ def video_fingerprint(path: str | Path) -> str:
     except OSError as exc:
         raise VideoDecodeError(path, f"cannot read the file to fingerprint it ({exc.strerror or exc})") from None
     return h.hexdigest()[:32]
+
+
+@contextlib.contextmanager
+def output_file(path: str | Path) -> Iterator[TextIO]:
+    """A text file to write ``path`` through, all or nothing.
+
+    A regular file (new or existing) is written to a temporary file beside it, renamed into place
+    when the block ends without an error, and keeps an existing file's permissions (a new one gets
+    the umask's). A symbolic link is followed, so the link stays and its target is replaced. A special
+    file (``/dev/stdout``, a FIFO, a device) is written directly, never replaced by a regular file. A
+    folder, or a place that cannot be written, is an :class:`InputError` naming the path.
+    """
+    path = Path(path)
+    target = path.resolve() if path.is_symlink() else path
+    try:
+        st = target.stat()
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise InputError(f"cannot write here ({exc.strerror or exc})", path=path) from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise InputError("is a folder; give a file name", path=path)
+    try:
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            with open(target, "w", encoding="utf-8") as fh:
+                yield fh
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write here ({exc.strerror or exc})", path=path) from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~umask)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yield fh
+        os.replace(tmp, target)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise InputError(f"cannot write here ({exc.strerror or exc})", path=path) from None
+        raise

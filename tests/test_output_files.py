@@ -1,0 +1,86 @@
+"""Outputs are written whole or not at all, through links and special files, never replacing them."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from frame_describer.descriptions_io import read_descriptions, write_descriptions
+from pipelines.cli import main
+from vidground.errors import InputError
+from vidground.files import output_file
+from vidground.types import FrameDescription
+
+ITEMS = [FrameDescription(t=float(t), text=f"frame {t}") for t in range(3)]
+
+
+def test_a_link_stays_a_link_and_its_target_gets_the_content(tmp_path):
+    target = tmp_path / "real.jsonl"
+    target.write_text("old\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    assert write_descriptions(link, ITEMS) == 3
+    assert link.is_symlink() and [d.text for d in read_descriptions(target)] == ["frame 0", "frame 1", "frame 2"]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_fifo_is_written_through_not_replaced(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    write_descriptions(fifo, ITEMS)
+    reader.join(timeout=60)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert got and got[0].count(b"\n") == 3
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_device_is_a_typed_error_and_stays_a_device(capsys):
+    with pytest.raises(InputError, match="/dev/full"):
+        write_descriptions("/dev/full", ITEMS * 5000)
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_a_folder_is_refused_and_a_failed_write_leaves_the_old_file(tmp_path):
+    with pytest.raises(InputError, match="is a folder"):
+        write_descriptions(tmp_path, ITEMS)
+    out = tmp_path / "d.jsonl"
+    out.write_text("kept\n")
+    out.chmod(0o640)
+
+    def broken():
+        yield ITEMS[0]
+        raise RuntimeError("the describer failed half way")
+
+    with pytest.raises(RuntimeError):
+        write_descriptions(out, broken())
+    assert out.read_text() == "kept\n"
+    write_descriptions(out, ITEMS)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640  # an existing file keeps its permissions
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_new_file_gets_the_umasks_permissions_not_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with output_file(tmp_path / "new.txt") as fh:
+            fh.write("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o644
+
+
+def test_cli_describe_to_a_link_keeps_the_link(tmp_path, demo_video):
+    video, _ = demo_video
+    target = tmp_path / "out.jsonl"
+    target.write_text("")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    assert main(["describe", str(video), "--num-frames", "3", "-o", str(link)]) == 0
+    assert link.is_symlink() and len(read_descriptions(target)) == 3
