@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from vidground.errors import InputError
-from vidground.files import MAX_LINE_BYTES, iter_json_lines, output_file
+from vidground.files import MAX_LINE_BYTES, check_readable, iter_json_lines, output_file
 from vidground.types import FrameDescription
 
 
@@ -31,10 +31,7 @@ def read_descriptions(path: str | Path, *, format: str = "auto", clip_seconds: f
     from .caption_formats import check_clip_seconds, read_captions, resolve_format
 
     path = Path(path)
-    if not path.exists():
-        raise InputError("descriptions file not found", path=path)
-    if path.is_dir():
-        raise InputError("is a folder, not a descriptions file", path=path)
+    check_readable(path, "descriptions file")
     fmt = resolve_format(path, format)
     if fmt != "vidground":
         return read_captions(path, fmt, clip_seconds=clip_seconds)

@@ -84,3 +84,22 @@ def test_cli_describe_to_a_link_keeps_the_link(tmp_path, demo_video):
     link.symlink_to(target)
     assert main(["describe", str(video), "--num-frames", "3", "-o", str(link)]) == 0
     assert link.is_symlink() and len(read_descriptions(target)) == 3
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "loop", "folder", "missing"])
+def test_a_descriptions_path_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path, kind):
+    path = tmp_path / "d.jsonl"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it would wait for a writer forever
+    elif kind == "device":
+        path = Path("/dev/zero")  # one endless line
+    elif kind == "loop":
+        path.symlink_to(tmp_path / "other")
+        (tmp_path / "other").symlink_to(path)
+    elif kind == "folder":
+        path.mkdir()
+    with pytest.raises(InputError) as err:
+        read_descriptions(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    if kind in ("fifo", "device"):
+        assert "regular" in str(err.value)

@@ -22,6 +22,23 @@ from .errors import InputError, VideoDecodeError
 MAX_LINE_BYTES = 1 << 20
 
 
+def check_readable(path: Path, what: str = "file") -> None:
+    """Raise an :class:`InputError` naming ``path`` unless it is a regular file that can be opened
+    without blocking: a missing path, a folder, a link loop, a FIFO or a device (which would block, or
+    never end) are refused before anything is opened."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InputError(f"{what} not found", path=path) from None
+    except OSError as exc:  # a link loop, a path through a file, no permission
+        raise InputError(f"cannot open the {what} ({exc.strerror or exc})", path=path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"is a folder, not a {what}", path=path)
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
+        raise InputError(f"is {kind}, not a regular {what}; save the content to a file first", path=path)
+
+
 def iter_text_lines(path: Path, *, max_line_bytes: int | None = None) -> Iterator[tuple[int, str]]:
     """``(line number, text)`` for each line of a UTF-8 text file, streamed (a leading BOM is dropped).
 
