@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -382,7 +383,39 @@ class _LoadingNote(logging.Filter):
         return record.levelno >= self.level
 
 
-def _setup_logging(level: int, *, everything: bool = False, loading_notes: bool = True) -> None:
+class _Redacting(logging.Filter):
+    """On the log handlers: each record's text with the known secrets (the API keys given on the command
+    line or in the environment) and anything that looks like a credential (``Authorization: Bearer ...``,
+    ``api_key=...``, ``sk-...``, URL credentials) replaced, and line breaks escaped so a value cannot
+    forge a log line. Third-party loggers (httpx, openai) print headers and URLs with --debug."""
+
+    def __init__(self, secrets: set[str]):
+        super().__init__()
+        self.secrets = sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from .provenance import redact
+
+        text = record.getMessage()
+        for secret in self.secrets:
+            text = text.replace(secret, "<redacted>")
+        text = redact(text).replace("\r", "\\r").replace("\n", "\\n")
+        record.msg, record.args = text, None
+        return True
+
+
+def _secrets(args: argparse.Namespace) -> set[str]:
+    """The secrets this command was given: --api-key, api_key backend options, $OPENAI_API_KEY."""
+    from .provenance import is_secret_key
+
+    found = {getattr(args, "api_key", None) or "", os.environ.get("OPENAI_API_KEY", "")}
+    for name in ("describer_opt", "reasoner_opt"):
+        found.update(str(v) for k, v in (getattr(args, name, None) or []) if is_secret_key(k))
+    return {s for s in found if s}
+
+
+def _setup_logging(level: int, *, everything: bool = False, loading_notes: bool = True,
+                   secrets: set[str] = frozenset()) -> None:
     """Log to stderr: our packages at ``level``, other libraries at WARNING (everything with --debug).
 
     Records propagate to the root handler as usual, so embedding programs and test harnesses that
@@ -391,6 +424,10 @@ def _setup_logging(level: int, *, everything: bool = False, loading_notes: bool 
     """
     logging.basicConfig(level=logging.DEBUG if everything else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # main() may run many times in one process: replace, not add
+        for f in [f for f in handler.filters if isinstance(f, _Redacting)]:
+            handler.removeFilter(f)
+        handler.addFilter(_Redacting(set(secrets)))
     for name in _OUR_LOGGERS:
         logging.getLogger(name).setLevel(level)
     for name in _SLOW_LOAD_LOGGERS:  # main() may run many times in one process: undo the last call's setup
@@ -408,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for run records
     _setup_logging(logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
-                   everything=args.debug, loading_notes=not getattr(args, "quiet", False))
+                   everything=args.debug, loading_notes=not getattr(args, "quiet", False), secrets=_secrets(args))
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -103,3 +103,32 @@ def test_a_descriptions_path_that_is_not_a_regular_file_is_refused_without_block
     assert str(path) in str(err.value) and "\n" not in str(err.value)
     if kind in ("fifo", "device"):
         assert "regular" in str(err.value)
+
+
+def test_debug_logs_carry_no_key(tmp_path, demo_video):
+    """--debug turns on httpx's and openai's own logging (headers, URLs): the key given with --api-key,
+    one in the environment, one echoed back in a response header or put in the base URL, never reach
+    the log, and a key with a line break cannot forge a log line."""
+    import subprocess
+    import sys
+
+    from _helpers_openai_server import FakeOpenAIServer, Reply
+
+    key, env_key = "sk-test-SECRET1234567890abcdef", "sk-env-OTHERSECRET0987654321"
+    video, _ = demo_video
+
+    def reply(req):
+        r = Reply.chat("a person stands")
+        r.headers["X-Echo-Key"] = req.headers.get("authorization", "")
+        return r
+
+    with FakeOpenAIServer(reply) as server:
+        out = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "--debug", "describe", str(video), "--num-frames", "2",
+             "--describer", "openai:gpt-4o-mini", "--base-url", f"{server.base_url}?api_key={key}",
+             "--api-key", key, "-o", str(tmp_path / "d.jsonl")],
+            capture_output=True, text=True, timeout=300,
+            env={**os.environ, "OPENAI_API_KEY": env_key, "PYTHONPATH": str(Path(__file__).parent)})
+    log = out.stdout + out.stderr
+    assert "DEBUG" in log and "127.0.0.1" in log  # the debug log is there...
+    assert key not in log and env_key not in log and "SECRET" not in log  # ...without the keys
