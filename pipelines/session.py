@@ -19,6 +19,7 @@ key (:mod:`vidground.ratelimit`). A session may be used from several threads at 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
@@ -28,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from frame_describer import Describer, FrameDescription, Usage, get_describer, read_descriptions
 from frame_describer.descriptions_io import description_metadata, write_descriptions
@@ -75,11 +76,10 @@ class DescribedVideo(BaseModel):
 
     def with_duration(self, duration: float | None) -> "DescribedVideo":
         """This video with a known ``duration`` (seconds) in place of its own; itself when ``None``."""
+        duration = check_duration(duration)
         if duration is None:
             return self
-        if duration != duration or duration <= 0:
-            raise InputError(f"duration must be a positive number of seconds, got {duration}")
-        return self.model_copy(update={"duration": float(duration), "duration_inferred": False})
+        return self.model_copy(update={"duration": duration, "duration_inferred": False})
 
     def write(self, path: PathLike) -> int:
         """Write the descriptions file (JSONL, atomic); every line carries this video's metadata."""
@@ -102,6 +102,8 @@ def load_descriptions(
     metadata when every line agrees, else inferred from the last line's time plus the sampling step
     (or the end of the last clip) and marked as inferred.
     """
+    _check_path(descriptions, "a descriptions path")
+    duration = check_duration(duration)
     if not isinstance(descriptions, (str, Path)) and (format != "auto" or clip_seconds is not None):
         raise ConfigurationError("format= and clip_seconds= apply to a descriptions file, not to loaded descriptions")
     if isinstance(descriptions, DescribedVideo):
@@ -112,13 +114,16 @@ def load_descriptions(
         items = read_descriptions(descriptions, format=format, clip_seconds=clip_seconds)
     else:
         items = []
-        for d in descriptions:
-            items.append(d if isinstance(d, FrameDescription) else FrameDescription.model_validate(d))
+        for i, d in enumerate(descriptions):
+            try:
+                items.append(d if isinstance(d, FrameDescription) else FrameDescription.model_validate(d))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(map(str, first["loc"]))
+                raise InputError(f"descriptions[{i}]{'.' + where if where else ''}: {first['msg']}") from None
         if not items:
             raise InputError("no descriptions given")
         items.sort(key=lambda d: d.t)
-    if duration is not None and (duration != duration or duration <= 0):
-        raise InputError(f"duration must be a positive number of seconds, got {duration}")
     meta_duration = description_metadata(items, "duration")
     if meta_duration is not None and (isinstance(meta_duration, bool) or not isinstance(meta_duration, (int, float))):
         raise InputError(f"the 'duration' metadata must be a number of seconds, got {meta_duration!r}", path=source)
@@ -138,6 +143,23 @@ def load_descriptions(
     )
     described._built = (transcript, tuple(map(id, items)), described.duration, described.step)
     return described
+
+
+def check_duration(duration: Any) -> float | None:
+    """``duration`` as seconds (``None`` stays ``None``), or an :class:`InputError` for anything else
+    than a finite positive number."""
+    if duration is None:
+        return None
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)):
+        raise InputError(f"duration must be a number of seconds, got {type(duration).__name__} {duration!r}")
+    if not math.isfinite(duration) or duration <= 0:
+        raise InputError(f"duration must be a finite positive number of seconds, got {duration}")
+    return float(duration)
+
+
+def _check_path(value: Any, what: str) -> None:
+    if isinstance(value, (bytes, bytearray)):
+        raise InputError(f"{what} must be a str or Path, got {type(value).__name__}")
 
 
 def _progress(iterable: Iterable[Any], total: int | None, enabled: bool, desc: str) -> Iterable[Any]:
@@ -298,6 +320,7 @@ class Session:
         """
         from frame_describer.sampling import DEFAULT_FPS, sample_frames
 
+        _check_path(video, "a video path")
         path = Path(video)
         started = time.perf_counter()
         s = self.sampling
@@ -377,8 +400,10 @@ class Session:
         ``descriptions`` (a file, a list of descriptions, or :meth:`describe`'s output, which may also be
         given as ``video``). ``top_k`` keeps only the best K intervals."""
         query = check_query(query)
-        if top_k is not None and top_k < 1:
-            raise ConfigurationError(f"top_k must be at least 1, got {top_k}")
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise ConfigurationError(f"top_k must be a whole number >= 1, got {top_k!r}")
+        duration = check_duration(duration)
+        _check_path(video, "a video path")
         if isinstance(video, DescribedVideo) and descriptions is None:
             video, descriptions = None, video
         if (video is None) == (descriptions is None):

@@ -17,6 +17,10 @@ def check_query(query: Any) -> str:
     q = " ".join(query.split())
     if not q:
         raise InputError("the query is empty")
+    try:
+        q.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8 on the command line
+        raise InputError("the query is not valid text (bytes that are not UTF-8?)") from None
     return q
 
 
