@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -48,10 +50,14 @@ class FakeReasoner(BaseReasoner):
     """Predicts the span whose description words overlap the query most; optionally slow/failing.
 
     Spec ``fake-reasoner:SLEEP`` sleeps SLEEP seconds per query; queries containing "FAIL"
-    raise a ProviderError.
+    raise a ProviderError. With ``$VIDGROUND_TEST_HOLD_AFTER=N`` in its environment, a process
+    answers N queries and then holds every later one until it is killed: a run that is certain to
+    be in the middle, whatever the machine's speed.
     """
 
     name = "fake-reasoner"
+    _answered = 0
+    _lock = threading.Lock()
 
     def __init__(self, arg: str | None = None, **_: Any):
         self.sleep = float(arg) if arg else 0.0
@@ -62,6 +68,13 @@ class FakeReasoner(BaseReasoner):
     def ground(self, query: str, transcript: Any) -> GroundingResult:
         from vidground.errors import ProviderError
 
+        hold_after = os.environ.get("VIDGROUND_TEST_HOLD_AFTER")
+        if hold_after is not None:
+            with FakeReasoner._lock:
+                FakeReasoner._answered += 1
+                held = FakeReasoner._answered > int(hold_after)
+            if held:
+                threading.Event().wait()  # until the process is killed
         if self.sleep:
             time.sleep(self.sleep)
         if "FAIL" in query:
