@@ -6,14 +6,12 @@ JPEG encoding goes through libjpeg-turbo, by way of ``simplejpeg`` (installed wi
 extra) or, without it, Pillow. Both write the same baseline JFIF layout (quantisation and Huffman
 tables, 4:2:0 chroma) at the same quality scale, and the pictures differ only by rounding: the test
 suite holds them to the same fidelity to the frame (PSNR within 0.2 dB). ``simplejpeg`` is
-preferred because the encoder runs beside the decoder on every frame, and it (1) costs less CPU,
-0.22-0.27 against 0.32-0.36 ms per 512x288 frame (Pillow first copies the frame into its own
-4-byte-per-pixel layout), and (2) releases the GIL while it encodes, where Pillow holds it while it
-encodes into memory (per 64 kB output buffer): the longest another thread had to wait during a 4K
-encode was about 0.2 ms (the measure's floor) against 6.4-6.9 ms (medians of 5 encodes). Measured
-by ``python benchmarks/stage1_throughput.py --diagnose``. OpenCV's ``imencode`` is not used: it
-needs a BGR copy first, and ``cv2.cvtColor`` runs on OpenCV's thread pool, whose workers spin after
-every call, taking CPU from the decoder.
+preferred because the encoder runs beside the decoder on every frame, and it (1) costs less CPU
+(Pillow first copies the frame into its own 4-byte-per-pixel layout) and (2) releases the GIL while
+it encodes, where Pillow holds it while it encodes into memory, holding up the decoding thread
+(``python benchmarks/stage1_throughput.py --diagnose``; figures in docs/benchmarks.md). OpenCV's
+``imencode`` is not used: it needs a BGR copy first, and ``cv2.cvtColor`` runs on OpenCV's thread
+pool, whose workers spin after every call, taking CPU from the decoder.
 """
 
 from __future__ import annotations
@@ -71,7 +69,7 @@ def encode_jpeg(image: np.ndarray, *, max_side: int | None = DEFAULT_MAX_SIDE,
         if img.strides[1:] != (3, 1) or img.strides[0] < 3 * img.shape[1]:  # rotated, flipped, exotic
             img = np.ascontiguousarray(img)  # (simplejpeg takes rows at any forward stride: crops as they are)
         return _simplejpeg.encode_jpeg(img, quality=quality, colorspace="RGB", colorsubsampling="420")
-    from PIL import Image  # imported here: only the fallback needs it (9 ms to import)
+    from PIL import Image  # imported here: only the fallback needs it, and the import is not free
 
     out = io.BytesIO()
     Image.fromarray(img).save(out, format="JPEG", quality=quality)

@@ -1,15 +1,12 @@
 """Decode a video and sample frames by rate or by count, streaming, with real timestamps.
 
-Decoder choice: PyAV, by measurement (``python benchmarks/decode.py``: 2-core CPU, 320x240
-H.264, PyAV 18 / FFmpeg 8 against OpenCV 4.14's FFmpeg backend, full decode, two runs).
-PyAV decoded 5.2-5.9k frames/s, OpenCV 3.8-5.2k (``grab()`` without conversion), so PyAV was
-1.1-1.5x faster. On these files both reported exact timestamps (max
-error 0.000 s against the true pts, VFR included) and both picked the nearest frame for every
-requested time (60/60 CFR, 86/86 VFR). So the choice rests on speed and on what PyAV exposes
-that OpenCV's reader does not: each frame's own ``pts``/``time_base`` and display matrix (we
-apply and report the rotation ourselves), the container's claimed duration apart from what
-really decodes (truncated files are clamped knowingly), and typed FFmpeg errors for bad input
-where OpenCV only says ``isOpened() == False``.
+Decoder choice: PyAV. Both PyAV and OpenCV report exact timestamps and pick the nearest frame
+on the benchmark's constant- and variable-rate files, and neither is reliably faster on this
+project's machines (``python benchmarks/decode.py``; figures in docs/benchmarks.md). The choice
+rests on what PyAV exposes that OpenCV's reader does not: each frame's own ``pts``/``time_base``
+and display matrix (we apply and report the rotation ourselves), the container's claimed duration
+apart from what really decodes (truncated files are clamped knowingly), and typed FFmpeg errors
+for bad input where OpenCV only says ``isOpened() == False``.
 
 Sampling decodes the stream once, in order, holding only the previous decoded frame: for
 each requested time the nearer of the two frames around it is emitted, converted to RGB,

@@ -1,8 +1,9 @@
 """Segments proposed at several levels of a score curve, ranked by a linear score fitted on real captions.
 
 On captions written by a real vision-language model the similarity curve is noisy everywhere, and no
-single level cuts it well for every query: the segments above *some* level contain a good answer for
-96% of QVHighlights' dev queries, while the best single level finds one for 54%. So the proposals are
+single level cuts it well for every query: far more queries have a good answer among the segments
+above *some* level than at the best single level (``benchmarks/fit_ranker.py``; figures in
+docs/benchmarks.md). So the proposals are
 the segments between a rise through and a fall through each of :data:`LEVELS` (fractions of the way
 from the curve's median to its height, see :func:`curve_scale`), and each is scored by a linear
 function of what it looks like (:data:`FEATURES`): its length, how high the curve stands inside and
