@@ -1,4 +1,6 @@
-"""Shared fixtures for the video tests: tiny videos rendered once per session (never downloaded)."""
+"""Shared fixtures for the video tests: tiny videos rendered once per session (never downloaded).
+
+The demo video is conftest.py's ``demo_video``: one rendering for the whole session."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from frame_describer.synthetic import render_demo_video, render_numbered_video
+from frame_describer.synthetic import render_numbered_video
 
 # variable frame rate: bursts and gaps, times in seconds
 VFR_TIMES = [0.0, 0.04, 0.08, 0.5, 0.52, 1.3, 1.35, 1.4, 2.2, 2.9, 2.95, 3.6, 4.0, 4.45, 5.1, 5.12]
@@ -26,10 +28,3 @@ def cfr_video(video_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def vfr_video(video_dir: Path) -> Path:
     return render_numbered_video(video_dir / "vfr.mp4", n_frames=len(VFR_TIMES), fps=10, vfr_times=VFR_TIMES)
-
-
-@pytest.fixture(scope="session")
-def demo_video(video_dir: Path) -> tuple[Path, list]:
-    path = video_dir / "demo.mp4"
-    events = render_demo_video(path)
-    return path, events

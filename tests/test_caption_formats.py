@@ -237,6 +237,7 @@ def test_imported_keys_may_not_clash(tmp_path):
     assert read_descriptions(ok)[0].model_extra["score"] == 0.5  # other keys are kept
 
 
+@pytest.mark.slow
 def test_reading_is_linear_not_quadratic(tmp_path):
     """Count the work, not the time: a long file is read in one pass of bounded lines."""
     n = 20_000

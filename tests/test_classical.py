@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from _helpers_video import demo_video, video_dir  # noqa: F401 (fixtures)
 from frame_describer import get_describer
 from frame_describer.classical import TEMPLATES_VERSION, ClassicalDescriber
 from vidground.errors import ConfigurationError
@@ -44,6 +43,7 @@ def test_person_walks_then_stands(demo_descriptions):
     assert person.start < 9.0 < person.end
 
 
+@pytest.mark.slow
 def test_determinism_and_streaming(demo_video):
     path, _ = demo_video
     frames = list(sample_frames(path, fps=0.5))

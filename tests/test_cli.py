@@ -27,6 +27,7 @@ def desc_file(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_ground_descriptions_table(desc_file, capsys):
     assert main(["ground", "--descriptions", str(desc_file), "a person stands in the kitchen"]) == 0
     out = capsys.readouterr().out
@@ -48,6 +49,7 @@ def test_ground_descriptions_json(desc_file, capsys):
     assert set(data["intervals"][0]) == {"start", "end", "score"}
 
 
+@pytest.mark.slow
 def test_describe_then_ground_on_video(demo_video, tmp_path, capsys):
     video, events = demo_video
     out = tmp_path / "demo.descriptions.jsonl"
@@ -64,6 +66,7 @@ def test_describe_then_ground_on_video(demo_video, tmp_path, capsys):
     assert inter / (max(best["end"], ev.end) - min(best["start"], ev.start)) >= 0.5
 
 
+@pytest.mark.slow
 def test_ground_video_json(demo_video, capsys):
     video, events = demo_video
     assert main(["ground", str(video), events[1].query, "--json", "--fps", "1"]) == 0
@@ -77,6 +80,7 @@ def test_describe_to_stdout(demo_video, capsys):
     assert len(rows) == 4
 
 
+@pytest.mark.slow
 def test_demo_json(capsys):
     assert main(["demo", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -126,6 +130,7 @@ def test_usage_errors_exit_2(capsys):
     assert e.value.code == 2
 
 
+@pytest.mark.slow
 def test_console_script_help():
     exe = shutil.which("vidground") or pytest.skip("the vidground console script is not installed")
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, env={**os.environ}, check=True).stdout
@@ -159,6 +164,7 @@ def test_verbose_logs_the_stages(desc_file, caplog):
         assert grounded() == []
 
 
+@pytest.mark.slow
 def test_verbose_prints_to_stderr_in_a_real_process(desc_file):
     out = subprocess.run([sys.executable, "-m", "pipelines.cli", "--verbose", "ground", "--descriptions",
                           str(desc_file), "a person"], capture_output=True, text=True, check=True)
@@ -170,6 +176,7 @@ def test_verbose_prints_to_stderr_in_a_real_process(desc_file):
     ("momentdetr_sample_val_preds",
      {"R1@0.5": "53.94", "R1@0.7": "34.84", "mAP@0.5": "54.96", "mAP@0.75": "31.01", "mAP": "32.20"}),
 ])
+@pytest.mark.slow
 def test_score_prints_the_published_qvhighlights_figures(name, published, capsys):
     try:
         path = data_root() / "qvhighlights" / "reference-predictions" / f"{name}.jsonl"
@@ -249,6 +256,7 @@ def _count_calls(monkeypatch, module, name):
     return calls
 
 
+@pytest.mark.slow
 def test_several_queries_of_a_video_describe_it_once_and_build_the_reasoner_once(demo_video, monkeypatch, capsys):
     import frame_describer.sampling
     import temporal_reasoner
@@ -327,6 +335,7 @@ def test_several_queries_usage_errors(argv, needle, tmp_path, monkeypatch, capsy
 
 # --- a note while a model loads (issue #17) -----------------------------------------------------
 
+@pytest.mark.slow
 def test_a_slow_model_load_gets_one_note_on_stderr_and_json_stays_clean(desc_file, tmp_path, monkeypatch, capsys,
                                                                         caplog):
     from temporal_reasoner import embedding

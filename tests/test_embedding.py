@@ -178,6 +178,7 @@ def test_missing_sentence_transformers_names_the_extra(monkeypatch):
     assert err.value.package == "sentence-transformers"
 
 
+@pytest.mark.slow
 def test_importing_the_package_does_not_import_torch():
     code = ("import sys, temporal_reasoner, temporal_reasoner.embedding; "
             "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules")

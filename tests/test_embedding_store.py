@@ -131,6 +131,7 @@ def test_threads_share_one_store_without_losing_or_mixing_vectors(tmp_path):
     assert store.broken is None and len(store) == len(texts)
 
 
+@pytest.mark.slow
 def test_two_processes_write_the_same_file_at_once(tmp_path):
     path = tmp_path / "emb.sqlite"
     script = textwrap.dedent(f"""
@@ -197,6 +198,7 @@ def test_an_encoder_whose_texts_are_all_stored_never_loads_its_model(tmp_path):
     assert lazy.loaded and loads == [1]
 
 
+@pytest.mark.slow
 def test_a_repeat_query_in_a_new_process_on_known_captions_does_not_import_torch(tmp_path):
     """The second `vidground ground --descriptions` on the same captions answers from the on-disk cache:
     no model load, no torch import (the 15-20 s a user waited on every call)."""

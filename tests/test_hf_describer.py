@@ -54,6 +54,7 @@ def spy_generate(describer: TransformersDescriber) -> list[dict]:
     return calls
 
 
+@pytest.mark.slow
 def test_llava_describes_every_frame_in_order_with_usage(llava_path):
     d = get_describer(f"hf:{llava_path}", batch_size=2, max_new_tokens=5)
     fs = frames(5)
@@ -68,6 +69,7 @@ def test_llava_describes_every_frame_in_order_with_usage(llava_path):
     assert d.device == "cpu" and d.dtype == "float32"  # the CPU defaults
 
 
+@pytest.mark.slow
 def test_batches_have_the_configured_size_and_match_unbatched_output(llava_path):
     batched = TransformersDescriber(str(llava_path), batch_size=4, max_new_tokens=4)
     calls = spy_generate(batched)
@@ -95,6 +97,7 @@ def test_qwen2_vl_mixed_sizes_left_padding_and_mm_token_types(qwen_path):
     assert [o.t for o in out] == [0.0, 0.5, 1.0]
 
 
+@pytest.mark.slow
 def test_model_is_loaded_once_per_process(llava_path):
     a = get_describer(f"hf:{llava_path}")
     b = get_describer(f"hf:{llava_path}", mode="aware", batch_size=8)
@@ -131,6 +134,7 @@ def test_missing_models_fail_fast_with_guidance(tmp_path, monkeypatch):
         get_describer("hf")
 
 
+@pytest.mark.slow
 def test_a_text_only_model_is_refused(tmp_path):
     path = build_tiny_causal_lm(tmp_path / "lm")
     with pytest.raises(ConfigurationError, match="image-text-to-text"):
@@ -152,6 +156,7 @@ def test_missing_transformers_names_the_extra(monkeypatch):
         require_transformers("the hf describer")
 
 
+@pytest.mark.slow
 def test_backends_import_nothing_heavy_until_used():
     code = ("import sys, frame_describer.hf_describer, temporal_reasoner.hf_reasoner, "
             "temporal_reasoner.llamacpp_reasoner, temporal_reasoner.context; "

@@ -337,6 +337,7 @@ def reference_predictions(name):
     return path, load_dataset("qvhighlights", root=root)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_reproduces_published_qvhighlights_figures(name):
     path, ds = reference_predictions(name)

@@ -89,6 +89,7 @@ def test_bad_class_file_is_an_input_error(tmp_path):
         read_classes(bad)
 
 
+@pytest.mark.slow
 @needs_data
 def test_subsets_on_the_shared_annotations_are_disjoint_and_reproducible():
     split = load_split(n_dev=1000, n_check=1000, seed=0)
@@ -128,6 +129,7 @@ def test_benchmark_scores_the_embedding_reasoner_above_the_trivial_baselines(tmp
     assert "| dev | oracle | embedding |" in bench.format_table(rows)
 
 
+@pytest.mark.slow
 @needs_data
 def test_an_oracle_descriptions_file_grounds_through_the_public_api(tmp_path):
     from pipelines import ground

@@ -105,6 +105,7 @@ def test_a_descriptions_path_that_is_not_a_regular_file_is_refused_without_block
         assert "regular" in str(err.value)
 
 
+@pytest.mark.slow
 def test_debug_logs_carry_no_key(tmp_path, demo_video):
     """--debug turns on httpx's and openai's own logging (headers, URLs): the key given with --api-key,
     one in the environment, one echoed back in a response header or put in the base URL, never reach

@@ -162,6 +162,7 @@ def test_demo_events_are_found(demo_video, demo_described):
         assert iou >= 0.5, f"{ev.name}: predicted {r.best.start:.1f}-{r.best.end:.1f}, truth {ev.start}-{ev.end}, IoU {iou:.2f}"
 
 
+@pytest.mark.slow
 def test_ground_end_to_end_on_video(demo_video):
     path, events = demo_video
     ev = events[0]
@@ -190,6 +191,7 @@ def test_third_party_backend_registration():
     assert "cv" in describers.names()
 
 
+@pytest.mark.slow
 def test_import_is_light():
     code = ("import sys, pipelines, frame_describer, temporal_reasoner, prompts; "
             "heavy = [m for m in ('torch', 'cv2', 'av', 'openai', 'transformers', 'sentence_transformers') if m in sys.modules]; "
@@ -198,6 +200,7 @@ def test_import_is_light():
     assert out == "", f"importing the packages imported {out}"
 
 
+@pytest.mark.slow
 def test_cache_describes_each_frame_once(demo_video, tmp_path):
     from frame_describer.cache import DescriptionCache
 
@@ -212,6 +215,7 @@ def test_cache_describes_each_frame_once(demo_video, tmp_path):
     assert other.usage.cached == 0
 
 
+@pytest.mark.slow
 def test_cache_off_and_step_aware_keys(demo_video, tmp_path, monkeypatch):
     path, _ = demo_video
     db = tmp_path / "env.sqlite"

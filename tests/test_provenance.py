@@ -100,6 +100,7 @@ def test_redact_leaves_ordinary_paths_and_names_alone():
     assert provenance.redact(f"key={SECRET},x") == "key=<redacted>,x"
 
 
+@pytest.mark.slow
 def test_one_token_options_and_key_like_paths_in_a_run(toy, tmp_path, capsys):
     from _helpers_eval import write_toy_dataset
 
@@ -136,6 +137,7 @@ def test_collect_works_outside_git(monkeypatch):
     assert {"numpy", "pydantic"} <= set(record["packages"]) and "reason_system.v1" in record["prompts"]
 
 
+@pytest.mark.slow
 def test_every_run_records_its_provenance_and_no_secret(toy, tmp_path, capsys):
     ds, desc = toy
     out = tmp_path / "run"

@@ -36,6 +36,7 @@ def run_dir(tmp_path):
     return out
 
 
+@pytest.mark.slow
 def test_report_files(run_dir):
     summary = write_report(run_dir, bootstrap=200)
     m = json.loads((run_dir / "metrics.json").read_text())
@@ -61,6 +62,7 @@ def test_report_on_a_folder_that_is_not_a_run(tmp_path):
         write_report(tmp_path)
 
 
+@pytest.mark.slow
 def test_compare_runs(tmp_path, run_dir, capsys):
     ds, desc = write_toy_dataset(tmp_path / "data2")
     other = tmp_path / "other"
@@ -95,6 +97,7 @@ def _synthetic_run(out: Path, n_videos: int, per_video: int, missing: list[str],
     return out
 
 
+@pytest.mark.slow
 def test_compare_and_report_over_many_queries_read_each_list_once(tmp_path, monkeypatch):
     from pipelines import report
 
@@ -178,6 +181,7 @@ def _parse_page(path: Path) -> _PageParser:
     return parser
 
 
+@pytest.mark.slow
 def test_index_html_structure_cis_summary_plots_worst_first(run_dir):
     write_report(run_dir, bootstrap=200)
     page = _parse_page(run_dir / "index.html")
@@ -238,6 +242,7 @@ def test_failed_queries_are_listed_in_report_md(run_dir):
     assert "| vid0-1 | vid0 | the person drink coffee FAIL | ProviderError: fake outage |" in section
 
 
+@pytest.mark.slow
 def test_a_500_query_report_draws_the_summary_and_the_worst_50_by_default(tmp_path, monkeypatch):
     from pipelines import report
 
@@ -371,6 +376,7 @@ needs_data = pytest.mark.skipif(not (Path(__file__).resolve().parents[1].parent 
                                 reason="shared annotation folder not found")
 
 
+@pytest.mark.slow
 @needs_data
 def test_score_charades_whole_video_file(tmp_path, capsys):
     ds = load_dataset("charades-sta")
@@ -393,6 +399,7 @@ def test_score_charades_whole_video_file(tmp_path, capsys):
     assert out["metrics"]["values"]["R1@0.7"] == pytest.approx(100 * 100 / 3720, abs=0.01)
 
 
+@pytest.mark.slow
 @needs_data
 def test_score_qvhighlights_moment_detr_form(tmp_path, capsys):
     ds = load_dataset("qvhighlights")

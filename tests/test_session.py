@@ -109,6 +109,7 @@ def test_bad_sampling_fails_before_any_video_or_model():
     assert Sampling.of({"fps": 2}, max_side=None) == Sampling(fps=2, max_side=None)
 
 
+@pytest.mark.slow
 def test_one_session_serves_many_threads(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps({"t": t, "text": f"frame {t}"}) + "\n" for t in range(40)))

@@ -47,6 +47,7 @@ def test_render_rejects_bad_arguments(tmp_path: Path):
         render_numbered_video(tmp_path / "a.mp4", n_frames=3, rotation=45)
 
 
+@pytest.mark.slow
 def test_demo_video_is_deterministic_and_events_are_separated(tmp_path: Path):
     a = render_demo_video(tmp_path / "a.mp4")
     b = render_demo_video(tmp_path / "b.mp4")
