@@ -421,9 +421,13 @@ def test_rate_limiter_rpm_and_tpm():
     assert clock.now == 0.0
     tpm.acquire(500)
     assert clock.now >= 60.0
-    for bad in (dict(rpm=0), dict(max_in_flight=0), dict(tpm=True)):
-        with pytest.raises(ConfigurationError, match="positive number"):
+    for bad in (dict(rpm=0), dict(rpm=0.5), dict(max_in_flight=0), dict(max_in_flight=1.5), dict(tpm=True)):
+        with pytest.raises(ConfigurationError, match=">= 1"):
             RateLimiter(**bad)
+    clock.now = 0.0
+    fractional = RateLimiter(rpm=1.5, clock=clock, sleep=clock.sleep)  # whole requests: 1 a minute, not 2
+    fractional.acquire(), fractional.acquire()
+    assert clock.now >= 60.0
 
 
 def test_rpm_limit_paces_real_requests(openai_server):
@@ -456,10 +460,11 @@ def test_a_wait_for_the_rate_limit_or_a_slot_ends_when_cancelled():
         pass
 
 
-def test_one_limiter_per_endpoint_key_and_limits_shared_by_describers(openai_server):
+def test_one_limiter_per_endpoint_and_key_shared_by_describers(openai_server):
     a, b = make(openai_server, rpm=60, concurrency=2), make(openai_server, rpm=60, concurrency=2)
     assert a.limiter is b.limiter and a.limiter.max_in_flight == 2
-    assert make(openai_server, rpm=30, concurrency=2).limiter is not a.limiter  # other limits
+    c = make(openai_server, rpm=30, concurrency=4)  # other limits: the same budget, the tightest of each
+    assert c.limiter is a.limiter and (a.limiter.rpm, a.limiter.max_in_flight) == (30, 2)
     other_key = OpenAIDescriber("m", base_url=openai_server.base_url, api_key="sk-other", rpm=60, concurrency=2)
     assert other_key.limiter is not a.limiter
     assert not [k for k in ratelimit._SHARED if KEY in repr(k)]  # keyed by a hash of the key, never the key

@@ -73,9 +73,13 @@ def test_four_eval_workers_share_one_rpm_limit(tmp_path, monkeypatch):
 
 
 def test_the_reasoner_paces_through_the_same_shared_limiter(monkeypatch):
-    """Two reasoners (an eval's workers, or two sessions) on one endpoint and key with the same limits
-    share one limiter; another key gets its own; the key itself is never part of what is kept."""
+    """Reasoners and describers (an eval's workers, two sessions, the two stages) on one endpoint and key
+    share one limiter, with the tightest limits any of them set; another key gets its own; the key
+    itself is never part of what is kept."""
     from temporal_reasoner.openai_reasoner import OpenAIReasoner
+
+    monkeypatch.setattr(ratelimit, "_SHARED", {})
+    from frame_describer.openai_describer import OpenAIDescriber
 
     url = "http://127.0.0.1:9/v1"
     a = OpenAIReasoner("m", base_url=url, api_key="sk-one", rpm=30)
@@ -83,8 +87,12 @@ def test_the_reasoner_paces_through_the_same_shared_limiter(monkeypatch):
     c = OpenAIReasoner("m", base_url=url, api_key="sk-two", rpm=30)
     assert a.limiter is b.limiter and a.limiter is not c.limiter and a.limiter.rpm == 30
     assert not any("sk-one" in str(key) for key in ratelimit._SHARED)
-    unpaced = OpenAIReasoner("m", base_url=url, api_key="sk-one")
-    assert not unpaced.limiter.enabled
+    unpaced = OpenAIReasoner("m", base_url=url, api_key="sk-one")  # the endpoint's budget still applies
+    assert unpaced.limiter is a.limiter and unpaced.limiter.enabled
+    describer = OpenAIDescriber("m", base_url=url, api_key="sk-one", rpm=60, concurrency=3)
+    assert describer.limiter is a.limiter and (a.limiter.rpm, a.limiter.max_in_flight) == (30, 3)
+    unlimited = OpenAIReasoner("m", base_url="http://127.0.0.1:9/other", api_key="sk-one")
+    assert not unlimited.limiter.enabled
 
 
 def test_a_reasoner_paces_every_request_and_closes_only_its_own_client():

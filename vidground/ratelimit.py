@@ -2,9 +2,9 @@
 and a bound on the requests in flight.
 
 A rate limit and a concurrency limit belong to an endpoint and an API key, not to one backend
-object: :func:`shared_limiter` hands every describer built in the process with the same
-endpoint, key and limits the same :class:`RateLimiter`, so eval workers that each build their
-own backends (one per thread) still share one budget. A request reserves its *estimated* tokens
+object: :func:`shared_limiter` hands every backend built in the process with the same endpoint and
+key (describers and reasoners alike) the same :class:`RateLimiter`, so eval workers, sessions and
+the two stages share one budget; the tightest limits any of them set apply to all. A request reserves its *estimated* tokens
 before it leaves; :meth:`Reservation.settle` replaces the estimate with the tokens the server
 reported, so the budget tracks reality.
 """
@@ -48,15 +48,31 @@ class RateLimiter:
     def __init__(self, rpm: float | None = None, tpm: float | None = None, *, max_in_flight: int | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] | None = None,
                  window_s: float | None = None):
-        for name, v in (("rpm", rpm), ("tpm", tpm), ("max_in_flight", max_in_flight)):
-            if v is not None and (isinstance(v, bool) or not (isinstance(v, (int, float)) and v > 0)):
-                raise ConfigurationError(f"{name} must be a positive number or None, got {v!r}")
-        self.rpm, self.tpm, self.max_in_flight = rpm, tpm, max_in_flight
+        self.rpm = self.tpm = self.max_in_flight = None
         self.window_s = WINDOW_S if window_s is None else window_s
         self._clock, self._sleep = clock, sleep
         self._window: deque[Reservation] = deque()
         self._lock = threading.Lock()
-        self._in_flight = threading.Semaphore(int(max_in_flight)) if max_in_flight else None
+        self._slots = threading.Condition()
+        self._running = 0  # requests in flight (counted even without a bound, so a later one applies at once)
+        self.tighten(rpm=rpm, tpm=tpm, max_in_flight=max_in_flight)
+
+    def tighten(self, *, rpm: float | None = None, tpm: float | None = None, max_in_flight: int | None = None) -> None:
+        """Apply these limits where they are stricter than the current ones (``None`` adds no limit)."""
+        for name, v in (("rpm", rpm), ("tpm", tpm)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 1):
+                raise ConfigurationError(f"{name} must be a number >= 1 or None, got {v!r}")
+        if max_in_flight is not None and (isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int)
+                                          or max_in_flight < 1):
+            raise ConfigurationError(f"max_in_flight must be a whole number >= 1 or None, got {max_in_flight!r}")
+        with self._lock, self._slots:
+            if rpm is not None:
+                self.rpm = int(rpm) if self.rpm is None else min(self.rpm, int(rpm))  # whole requests
+            if tpm is not None:
+                self.tpm = tpm if self.tpm is None else min(self.tpm, tpm)
+            if max_in_flight is not None:
+                self.max_in_flight = max_in_flight if self.max_in_flight is None else min(self.max_in_flight,
+                                                                                        max_in_flight)
 
     @property
     def enabled(self) -> bool:
@@ -112,15 +128,18 @@ class RateLimiter:
         """One request: a place among the ``max_in_flight``, then one in the window (taken in
         that order, so a reservation's time is when the request leaves, not when it began to
         queue for a place), the place given back when the block ends."""
-        if self._in_flight is not None:
-            while not self._in_flight.acquire(timeout=0.05):
+        with self._slots:
+            while self.max_in_flight is not None and self._running >= self.max_in_flight:
+                self._slots.wait(0.05)
                 if cancel is not None and cancel.is_set():
                     raise CancelledError("cancelled while waiting for a request slot")
+            self._running += 1
         try:
             yield self.acquire(tokens, cancel=cancel)
         finally:
-            if self._in_flight is not None:
-                self._in_flight.release()
+            with self._slots:
+                self._running -= 1
+                self._slots.notify()
 
 
 _SHARED: dict[tuple[object, ...], RateLimiter] = {}
@@ -130,15 +149,17 @@ _SHARED_LOCK = threading.Lock()
 def shared_limiter(base_url: object, api_key: object, *, rpm: float | None = None, tpm: float | None = None,
                    max_in_flight: int | None = None,
                    clock: Callable[[], float] = time.monotonic) -> RateLimiter:
-    """The process's one :class:`RateLimiter` for this endpoint, API key and limits, created on
-    first use. It is keyed by a hash of the key, never the key itself; ``clock`` only applies
-    to the limiter this call creates."""
+    """The process's one :class:`RateLimiter` for this endpoint and API key, created on first use and
+    tightened by every later caller's limits (:meth:`RateLimiter.tighten`). It is keyed by a hash of
+    the key, never the key itself; ``clock`` only applies to the limiter this call creates."""
     digest = hashlib.sha256(str(api_key).encode()).hexdigest()[:16] if api_key else None  # the SDK's may be a callable
-    key = (str(base_url), digest, rpm, tpm, max_in_flight)
+    key = (str(base_url).rstrip("/"), digest)
     with _SHARED_LOCK:
         limiter = _SHARED.get(key)
         if limiter is None:
             limiter = _SHARED[key] = RateLimiter(rpm, tpm, max_in_flight=max_in_flight, clock=clock)
+        else:
+            limiter.tighten(rpm=rpm, tpm=tpm, max_in_flight=max_in_flight)
         return limiter
 
 
