@@ -100,6 +100,12 @@ class DescriptionCache:
             payload TEXT NOT NULL, created REAL NOT NULL DEFAULT (julianday('now')),
             PRIMARY KEY (fingerprint, settings_key, t_ms)) WITHOUT ROWID""")
         conn.execute("CREATE TABLE IF NOT EXISTS settings (settings_key TEXT PRIMARY KEY, payload TEXT NOT NULL)")
+        # a frame someone is describing now (another process, thread or run): others wait for it
+        # instead of paying for it twice; a claim ends when the description is stored or at ``until``
+        conn.execute("""CREATE TABLE IF NOT EXISTS claims (
+            fingerprint TEXT NOT NULL, settings_key TEXT NOT NULL, t_ms INTEGER NOT NULL,
+            owner TEXT NOT NULL, until REAL NOT NULL,
+            PRIMARY KEY (fingerprint, settings_key, t_ms)) WITHOUT ROWID""")
         if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -153,6 +159,8 @@ class DescriptionCache:
             if settings is not None:
                 conn.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)",
                              (key, json.dumps(settings, sort_keys=True, default=str)))
+            conn.executemany("DELETE FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
+                             [r[:3] for r in rows])
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -160,6 +168,36 @@ class DescriptionCache:
         with self._lock:
             self.stored += new
         return new
+
+    def claim(self, fingerprint: str, key: str, t: float, owner: str, ttl: float) -> str | None:
+        """Claim the frame at ``t`` for ``owner`` for ``ttl`` seconds: ``None`` when the claim is ours (new,
+        renewed, or taken over from an expired one), else the live owner that holds it."""
+        conn = self._connect()
+        now = time.time()
+
+        def work() -> str | None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT owner, until FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
+                                   (fingerprint, key, _ms(t))).fetchone()
+                if row is not None and row[0] != owner and row[1] > now:
+                    conn.execute("COMMIT")
+                    return str(row[0])
+                conn.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
+                             (fingerprint, key, _ms(t), owner, now + ttl))
+                conn.execute("COMMIT")
+                return None
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        return self._retry_locked(work)
+
+    def release(self, fingerprint: str, key: str, owner: str) -> None:
+        """Drop ``owner``'s claims on this video that no description ended (a failed or stopped stream)."""
+        conn = self._connect()
+        self._retry_locked(lambda: conn.execute(
+            "DELETE FROM claims WHERE fingerprint=? AND settings_key=? AND owner=?", (fingerprint, key, owner)))
 
     def count(self) -> int:
         return int(self._connect().execute("SELECT COUNT(*) FROM descriptions").fetchone()[0])
@@ -192,11 +230,17 @@ class CachedDescriber:
 
     Query-aware describers pass through uncached (their output depends on the query).
     ``calls`` counts frames sent to the wrapped describer, ``saved`` frames answered by the
-    cache. Frames are still decoded for hits; only the model call is saved.
+    cache (``waited`` of them after waiting for another describer that was describing them: a
+    frame is claimed before it is described, so two runs sharing a cache do not pay for it twice;
+    a claim lapses after ``claim_ttl`` seconds, so a killed run holds nobody up for longer).
+    Frames are still decoded for hits; only the model call is saved.
     """
 
+    #: how often to look for a description another describer is writing (seconds, growing to the second)
+    POLL = (0.02, 0.5)
+
     def __init__(self, describer: Any, cache: DescriptionCache, video: str | Path | None = None, *,
-                 fingerprint: str | None = None, extra: dict[str, Any] | None = None):
+                 fingerprint: str | None = None, extra: dict[str, Any] | None = None, claim_ttl: float = 180.0):
         if fingerprint is None and video is None:
             raise ConfigurationError("CachedDescriber needs the video path or its fingerprint")
         self.inner = describer
@@ -206,11 +250,27 @@ class CachedDescriber:
         self.extra = extra or {}
         self.name = describer.name
         self.mode = getattr(describer, "mode", "agnostic")
+        self.claim_ttl = float(claim_ttl)
         self.calls = 0
         self.saved = 0
+        self.waited = 0
 
     def settings(self) -> dict[str, Any]:
         return self.inner.settings()
+
+    def _claim_or_wait(self, t: float, owner: str) -> FrameDescription | None:
+        """``None`` once the frame at ``t`` is claimed for ``owner`` (describe it), or its description when
+        another describer that held the claim stored it meanwhile."""
+        delay = self.POLL[0]
+        while self.cache.claim(self.fingerprint, self.key, t, owner, self.claim_ttl) is not None:
+            hit = self.cache.lookup(self.fingerprint, self.key, [t]).get(t)
+            if hit is not None:
+                self.waited += 1
+                return hit
+            time.sleep(delay)
+            delay = min(delay * 1.5, self.POLL[1])
+        # ours now; a describer that stored it just before our claim has left its description
+        return self.cache.lookup(self.fingerprint, self.key, [t]).get(t)
 
     def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
         """Yield descriptions in frame order: hits from the cache, misses from the wrapped
@@ -223,9 +283,13 @@ class CachedDescriber:
             return
         pending: deque[tuple[float, FrameDescription | None]] = deque()  # time order; None marks a miss
 
+        owner = f"{os.getpid()}-{threading.get_ident()}-{id(pending)}"
+
         def misses() -> Iterator[Frame]:
             for f in frames:
                 hit = self.cache.lookup(self.fingerprint, self.key, [f.t]).get(f.t)
+                if hit is None:
+                    hit = self._claim_or_wait(f.t, owner)
                 pending.append((f.t, hit))
                 if hit is None:
                     self.calls += 1
@@ -240,8 +304,7 @@ class CachedDescriber:
                     yield pending.popleft()[1]  # type: ignore[misc]
                 t = pending.popleft()[0] if pending else d.t
                 buffer.append(d.model_copy(update={"t": t}) if d.t != t else d)
-                if len(buffer) >= 32:
-                    self._flush(buffer)
+                self._flush(buffer)  # at once: another run may be waiting for this frame
                 yield d
             while pending:
                 t, hit = pending.popleft()
@@ -249,6 +312,7 @@ class CachedDescriber:
                     yield hit
         finally:
             self._flush(buffer)
+            self.cache.release(self.fingerprint, self.key, owner)
 
     def _flush(self, buffer: list[FrameDescription]) -> None:
         if buffer:
