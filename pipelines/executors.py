@@ -47,29 +47,25 @@ def _session_key(config: Any) -> tuple[Any, ...]:
             config.cache)
 
 
-def worker_session(config: Any) -> Any:
-    """This process's :class:`~pipelines.session.Session` for ``config``'s backends, shared by its threads:
-    one describer, one reasoner and one description cache per worker process, whatever the concurrency."""
+def session_for(config: Any) -> Any:
+    """A :class:`~pipelines.session.Session` with ``config``'s backends, sampling and cache."""
     from .session import Session
 
+    videos = config.mode == "videos"
+    return Session(describer=config.describer if videos else None, reasoner=config.reasoner,
+                   sampling=config.sampling, cache=config.cache or False,
+                   describer_options=config.describer_options if videos else None,
+                   reasoner_options=config.reasoner_options)
+
+
+def worker_session(config: Any) -> Any:
+    """This worker process's session for ``config`` (Ray workers: one per process, kept while it lives)."""
     key = _session_key(config)
     with _sessions_lock:
         session = _sessions.get(key)
         if session is None:
-            session = _sessions[key] = Session(
-                describer=config.describer if config.mode == "videos" else None, reasoner=config.reasoner,
-                sampling=config.sampling, cache=config.cache or False,
-                describer_options=config.describer_options if config.mode == "videos" else None,
-                reasoner_options=config.reasoner_options)
+            session = _sessions[key] = session_for(config)
         return session
-
-
-def close_session(config: Any) -> None:
-    """Close and forget this process's session for ``config`` (a new run builds a fresh one)."""
-    with _sessions_lock:
-        session = _sessions.pop(_session_key(config), None)
-    if session is not None:
-        session.close()
 
 
 def _error(exc: BaseException) -> dict[str, Any]:
@@ -81,13 +77,14 @@ def _failed(q: Query, exc: BaseException) -> dict[str, Any]:
             "finished": round(time.time(), 3)}
 
 
-def process_video(task: Any, config: Any, emit: Emit) -> None:
-    """Describe ``task.video`` once and ground each of its queries, emitting records."""
+def process_video(task: Any, config: Any, emit: Emit, session: Any = None) -> None:
+    """Describe ``task.video`` once and ground each of its queries in ``session`` (default: this process's
+    :func:`worker_session`), emitting records."""
     started = time.perf_counter()
     video_rec: dict[str, Any] = {"video": task.video, "source": task.source, "describe_calls": 0,
                                  "describe_saved": 0, "cost_usd": 0.0, "error": None}
     try:
-        session = worker_session(config)
+        session = session or worker_session(config)
         describer = session.describer if config.mode == "videos" else None
         video_rec["settings"] = backend_settings(describer, session.reasoner)
         aware = describer is not None and getattr(describer, "mode", "agnostic") == "aware"
@@ -143,7 +140,8 @@ def process_video(task: Any, config: Any, emit: Emit) -> None:
 
 
 class LocalExecutor:
-    """Videos in parallel on ``concurrency`` threads of this process (model calls release the GIL)."""
+    """Videos in parallel on ``concurrency`` threads of this process (model calls release the GIL), all
+    in one session that the run opens and closes: one describer, one reasoner, one cache."""
 
     def __init__(self, concurrency: int = 2):
         if concurrency < 1:
@@ -155,29 +153,32 @@ class LocalExecutor:
             return
         q: queue.Queue[Any] = queue.Queue()
         done = object()
+        session = session_for(config)
 
         def work(task: Any) -> None:
             try:
-                process_video(task, config, q.put)
+                process_video(task, config, q.put, session)
             finally:
                 q.put(done)
 
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="vidground-video") as pool:
-            futures = [pool.submit(work, t) for t in tasks]
-            finished = 0
-            try:
-                while finished < len(tasks):
-                    item = q.get()
-                    if item is done:
-                        finished += 1
-                        continue
-                    yield item
-            finally:
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="vidground-video") as pool:
+                futures = [pool.submit(work, t) for t in tasks]
+                finished = 0
+                try:
+                    while finished < len(tasks):
+                        item = q.get()
+                        if item is done:
+                            finished += 1
+                            continue
+                        yield item
+                finally:
+                    for f in futures:
+                        f.cancel()
                 for f in futures:
-                    f.cancel()
-            for f in futures:
-                f.result()  # surface a bug in the worker itself
-        close_session(config)
+                    f.result()  # surface a bug in the worker itself
+        finally:  # also when the caller stops early: the run's session never outlives it
+            session.close()
 
 
 _setup_done = False

@@ -170,13 +170,15 @@ def _progress(iterable: Iterable[Any], total: int | None, enabled: bool, desc: s
     return tqdm(iterable, total=total, desc=desc, unit="frame", leave=False)
 
 
-def _file_key(path: Path) -> tuple[str, int, int] | None:
-    """What identifies a file's current content cheaply: its resolved path, size and modification time."""
+def _file_key(path: Path) -> tuple[Any, ...] | None:
+    """What identifies a file's current content cheaply: its resolved path, device and inode (a file
+    replaced by another is a new inode), size, and modification and change times (``ctime`` cannot be
+    set back by tools that keep a copy's mtime)."""
     try:
         st = path.stat()
     except OSError:
         return None
-    return str(path.resolve()), st.st_size, st.st_mtime_ns
+    return str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 class Session:
@@ -214,6 +216,7 @@ class Session:
         self.progress = progress
         self._lock = threading.RLock()
         self._videos: OrderedDict[tuple[Any, ...], DescribedVideo] = OrderedDict()
+        self._describing: dict[tuple[Any, ...], threading.Lock] = {}  # one describe per video at a time
         self._closed = False
 
     # -- resources ---------------------------------------------------------------------------------
@@ -284,12 +287,6 @@ class Session:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def __del__(self) -> None:  # a session dropped unclosed still releases what it opened
-        try:
-            self.close()
-        except Exception:
-            pass
-
     # -- stage 1 ---------------------------------------------------------------------------------------
     def _remember(self, key: tuple[Any, ...] | None, described: DescribedVideo) -> DescribedVideo:
         if key is not None:
@@ -316,15 +313,33 @@ class Session:
         length. ``query`` is passed to query-aware describers and ignored otherwise. A video this session
         described before (same file, unchanged) is answered from memory; frames described before by the
         same describer with the same settings are answered by the description cache
-        (``usage.cached`` counts them).
+        (``usage.cached`` counts them). Threads asking for the same video wait for one description.
         """
-        from frame_describer.sampling import DEFAULT_FPS, sample_frames
-
+        self._check_open()
         _check_path(video, "a video path")
         path = Path(video)
+        key = _file_key(path)  # only query-agnostic descriptions are remembered
+        if key is None or self._known_aware():  # a query-aware describer describes per query
+            return self._describe(path, None, query)
+        with self._lock:
+            gate = self._describing.setdefault(key, threading.Lock())
+        with gate:  # threads asking for the same video wait for one description of it
+            try:
+                return self._describe(path, key, query)
+            finally:
+                with self._lock:
+                    self._describing.pop(key, None)
+
+    def _known_aware(self) -> bool:
+        spec = self._specs["describer"][0]
+        desc = spec if spec is not None and not isinstance(spec, str) else self._built.get("describer")
+        return getattr(desc, "mode", "agnostic") == "aware"
+
+    def _describe(self, path: Path, key: tuple[Any, ...] | None, query: str | None) -> DescribedVideo:
+        from frame_describer.sampling import DEFAULT_FPS, sample_frames
+
         started = time.perf_counter()
         s = self.sampling
-        key = _file_key(path)  # only query-agnostic descriptions are remembered
         found = self._recalled(key)
         if found is not None:  # described (and paid for) before: this call costs nothing
             return found.model_copy(update={"usage": Usage(), "seconds": 0.0})

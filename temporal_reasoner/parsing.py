@@ -126,11 +126,12 @@ def _fenced(text: str) -> list[str]:
     return out
 
 
-def _outside_strings(text: str) -> list[str]:
+def _outside_strings(text: str, quotes: str = "\"'") -> list[str]:
     """``text`` as ``[outside, string, outside, ..., outside]``. A quote whose string never closes
     is a plain character (an apostrophe), and so are the later quotes of its kind, which could
-    not close either: each kind is given up at most once, so this is at most three regex splits."""
-    parts, quotes = [], "\"'"
+    not close either: each kind is given up at most once, so this is at most three regex splits.
+    ``quotes``: the characters that open strings."""
+    parts = []
     while quotes:
         split = _STRINGS[quotes].split(text)
         if len(split) == 1 or _CLOSED.fullmatch(split[-2]):
@@ -140,7 +141,7 @@ def _outside_strings(text: str) -> list[str]:
     return parts + [text]
 
 
-def _first_balanced(src: str, pos: int = 0) -> tuple[int, int] | None:
+def _first_balanced(src: str, pos: int = 0, quotes: str = "\"'") -> tuple[int, int] | None:
     """``(start, end)`` of the first ``{...}`` / ``[...]`` span of ``src[pos:]`` whose brackets
     balance, strings skipped.
 
@@ -153,7 +154,7 @@ def _first_balanced(src: str, pos: int = 0) -> tuple[int, int] | None:
     if not starts:
         return None
     base = min(starts)
-    parts = _outside_strings(src[base:])
+    parts = _outside_strings(src[base:], quotes)
     parts[1::2] = map(" ".__mul__, map(len, parts[1::2]))  # strings blanked, positions kept
     chars = np.frombuffer("".join(parts).encode("utf-32-le", "surrogatepass"), "<u4")
     step = ((chars == 91) | (chars == 123)).astype(np.int32) - ((chars == 93) | (chars == 125))
@@ -195,16 +196,19 @@ def extract_json(text: str) -> Any:
         return json.loads(stripped)
     except (json.JSONDecodeError, RecursionError):
         pass
-    error, tries = None, 0
-    for src in (*_fenced(stripped), stripped):
-        span = _first_balanced(src)
-        while span is not None and tries < MAX_CANDIDATES:
-            tries += 1
-            try:
-                return _loads(src[span[0]:span[1]])
-            except ReplyError as exc:  # prose like "[roughly]" before the JSON: try the next span
-                error = error or exc
-            span = _first_balanced(src, span[1])
+    error = None
+    # single quotes first as strings (Python-style replies), then as apostrophes (prose: "the man's hand")
+    for quotes in ("\"'", '"'):
+        tries = 0
+        for src in (*_fenced(stripped), stripped):
+            span = _first_balanced(src, 0, quotes)
+            while span is not None and tries < MAX_CANDIDATES:
+                tries += 1
+                try:
+                    return _loads(src[span[0]:span[1]])
+                except ReplyError as exc:  # prose like "[roughly]" before the JSON: try the next span
+                    error = error or exc
+                span = _first_balanced(src, span[1], quotes)
     raise error or ReplyError("the answer holds no JSON object")
 
 

@@ -41,15 +41,19 @@ class Transcript(BaseModel):
     entries: list[TranscriptEntry]
 
     #: values computed from the entries and step (sample times...), kept so a repeat query does not
-    #: redo them; a transcript is not changed once built
-    _derived: dict[Any, Any] = PrivateAttr(default_factory=dict)
+    #: redo them; a transcript is not changed once built. ``(id of the transcript, values)``: a copy
+    #: (``model_copy`` shares private attributes) starts its own
+    _derived: tuple[int, dict[Any, Any]] = PrivateAttr(default=(0, {}))
 
     def derived(self, key: Any, compute: Callable[[], T]) -> T:
         """``compute()``, once per transcript and ``key``."""
-        key = (key, self.step, len(self.entries))
-        if key not in self._derived:
-            self._derived[key] = compute()
-        return self._derived[key]
+        owner, values = self._derived
+        if owner != id(self):
+            values = {}
+            self._derived = (id(self), values)
+        if key not in values:
+            values[key] = compute()
+        return values[key]
 
     @model_validator(mode="after")
     def _check(self) -> "Transcript":

@@ -5,6 +5,7 @@ other stage or ``pipelines``), and no module imports itself back through others,
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,14 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+#: A whole string naming one of our modules, as registries (``"pkg.module:Class"``) and
+#: ``importlib.import_module("pkg.module")`` do: such a string is an import too.
+_MODULE_STRING = re.compile(rf"^((?:{'|'.join(PACKAGES)})(?:\.\w+)+)(?::\w+)?$")
+
+
 def _imports(path: Path, module: str) -> set[str]:
-    """Every module of ours that ``path`` imports, at module level or inside a function."""
+    """Every module of ours that ``path`` imports, at module level or inside a function, or names in a
+    string that something imports later (a registry target, an ``import_module`` argument)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -44,6 +51,8 @@ def _imports(path: Path, module: str) -> set[str]:
             found.add(target)
             # ``from package import module`` names a module when a file of that name exists
             found.update(f"{target}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _MODULE_STRING.match(node.value):
+            found.add(_MODULE_STRING.match(node.value)[1])
     return {name for name in found if name.split(".")[0] in PACKAGES}
 
 
@@ -94,3 +103,16 @@ def test_no_import_cycles():
 
 def _is_package(name: str) -> bool:
     return (ROOT / name.replace(".", "/") / "__init__.py").exists()
+
+
+def test_imports_by_name_and_in_functions_are_seen(tmp_path):
+    """The check sees every way code reaches a module: lazy imports, relative ones, and module names in
+    strings (``importlib.import_module``, registry targets)."""
+    src = tmp_path / "mod.py"
+    src.write_text("def f():\n    import importlib\n    from frame_describer.sampling import sample_frames\n"
+                   "    importlib.import_module('frame_describer.cache')\n"
+                   "TARGET = 'pipelines.session:Session'\nDOC = 'see frame_describer.images for why'\n"
+                   "from .base import x\n")
+    found = _imports(src, "temporal_reasoner.mod")
+    assert {"frame_describer.sampling", "frame_describer.cache", "pipelines.session", "temporal_reasoner.base"} <= found
+    assert not any("images" in name for name in found)  # prose is not an import

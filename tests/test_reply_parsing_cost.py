@@ -77,7 +77,7 @@ SCALING = {**HOSTILE,
 def test_python_work_and_decoder_calls_do_not_grow_with_the_reply(shape):
     small, large = (_work(SCALING[shape](n)) for n in (1 << 14, 1 << 17))
     assert large[0] <= small[0] + 5, f"{small[0]} -> {large[0]} Python lines for 8x the text"
-    assert large[1] == small[1] <= parsing.MAX_CANDIDATES * 3 + 1
+    assert large[1] == small[1] <= 2 * parsing.MAX_CANDIDATES * 3 + 1  # two readings of single quotes
 
 
 @pytest.mark.parametrize("text, expected", [

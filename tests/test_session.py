@@ -165,3 +165,59 @@ def test_an_eval_with_invalid_options_fails_up_front(tmp_path, option):
 def test_reasoner_options_need_a_spec():
     with pytest.raises(ConfigurationError, match="spec string"):
         Session(reasoner=FakeReasoner(), reasoner_options={"x": 1})
+
+
+def test_threads_asking_for_one_video_share_one_description(videos):
+    describer = FakeDescriber()
+    with Session(describer=describer, reasoner="fake-reasoner") as s:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda q: s.ground(videos / "b.mp4", q), ["frame at 1.0"] * 4))
+    assert describer.calls == 3 and len(results) == 4  # 3 frames, described once for the 4 threads
+
+
+def test_a_video_replaced_with_the_same_size_and_mtime_is_described_again(tmp_path):
+    import os
+
+    one = render_toy_videos(tmp_path / "one", ["x"]) / "x.mp4"
+    copy = tmp_path / "copy.mp4"
+    data = bytearray(one.read_bytes())
+    data[-1] ^= 1  # other bytes, the same size
+    copy.write_bytes(bytes(data))
+    describer = FakeDescriber()
+    with Session(describer=describer) as s:
+        s.describe(one)
+        st = one.stat()
+        os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))  # the mtime kept, as cp -p and rsync -t do
+        assert copy.stat().st_size == st.st_size and copy.stat().st_mtime_ns == st.st_mtime_ns
+        os.replace(copy, one)
+        s.describe(one)
+    assert describer.calls == 6
+
+
+def test_a_run_abandoned_half_way_closes_its_session(tmp_path, monkeypatch):
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=3, per_video=1, duration=3.0)
+    folder = render_toy_videos(tmp_path / "videos", ["vid0", "vid1", "vid2"])
+    sessions = []
+    real = session_module.Session.__init__
+
+    def tracking(self, *a, **k):
+        real(self, *a, **k)
+        sessions.append(self)
+
+    monkeypatch.setattr(session_module.Session, "__init__", tracking)
+    config = RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(folder), describer="fake",
+                       reasoner="fake-reasoner", cache=str(tmp_path / "c.sqlite"))
+    from pipelines.runs import VideoTask, select_queries
+
+    tasks = [VideoTask(q.video, str(folder / f"{q.video}.mp4"), [q]) for q in select_queries(config)]
+    run = LocalExecutor(1).run(tasks, config)
+    next(run)  # the first record, then the caller stops
+    run.close()
+    assert sessions and all(s._closed for s in sessions)
+
+
+def test_a_closed_session_says_so_before_touching_the_file():
+    s = Session()
+    s.close()
+    with pytest.raises(ConfigurationError, match="closed"):
+        s.describe("/no/such/video.mp4")

@@ -247,3 +247,14 @@ def test_one_schema_for_the_strict_format_the_bounded_formats_and_validation():
     assert intervals_schema() == INTERVALS_SCHEMA
     assert response_format("json_object_schema", max_intervals=2)["schema"] == intervals_schema(2)
     assert intervals_schema(strict=False)["properties"]["intervals"]["items"]["required"] == ["start", "end"]
+
+
+def test_apostrophes_around_the_json_do_not_hide_it():
+    """Prose whose apostrophes pair up like a single-quoted string around the JSON ("the man's hand ...
+    that's it") is read again with only double quotes as strings."""
+    from temporal_reasoner.parsing import extract_json
+
+    assert extract_json('Answer {note: the man\'s hand} {"intervals": [[1.0, 2.0, 0.9]]} that\'s it') == {
+        "intervals": [[1.0, 2.0, 0.9]]}
+    assert extract_json('Frames [12-15 show the person\'s hand: {"a": 1}. That\'s my answer.') == {"a": 1}
+    assert extract_json("{'intervals': [{'start': 1, 'end': 2}]}") == {"intervals": [{"start": 1, "end": 2}]}

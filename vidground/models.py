@@ -33,15 +33,19 @@ def shared_model(key: Hashable, load: Callable[[], T]) -> T:
         if key in _MODELS:
             return _MODELS[key]
         key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
-    with key_lock:
-        with _LOCK:
-            if key in _MODELS:
-                return _MODELS[key]
-        model = load()
-        with _LOCK:
-            _MODELS[key] = model
-            _KEY_LOCKS.pop(key, None)
-        return model
+    try:
+        with key_lock:
+            with _LOCK:
+                if key in _MODELS:
+                    return _MODELS[key]
+            model = load()
+            with _LOCK:
+                _MODELS[key] = model
+            return model
+    finally:
+        with _LOCK:  # a failed load leaves no lock behind either
+            if _KEY_LOCKS.get(key) is key_lock:
+                _KEY_LOCKS.pop(key)
 
 
 def clear_models() -> None:

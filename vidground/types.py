@@ -78,7 +78,7 @@ class Sampling(BaseModel):
             return value
         merged = {**(value.model_dump() if isinstance(value, Sampling) else dict(value or {})), **settings}
         try:
-            return cls.model_validate(merged, strict=False)
+            return cls.model_validate(merged, strict=True)  # no True for 1, "2" for 2.0 or 512.0 for 512
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             errors = getattr(exc, "errors", lambda: [])()
             if errors:
@@ -258,6 +258,45 @@ class GroundingResult(BaseModel):
     usage: dict[str, Usage] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
     curve: list[tuple[float, float]] | None = None
+    warnings: list[str] = Field(default_factory=list)
+    raw: Any = None
+
+    @property
+    def best(self) -> Interval | None:
+        return self.intervals[0] if self.intervals else None
+
+    @property
+    def total_usage(self) -> Usage:
+        total = Usage()
+        for u in self.usage.values():
+            total = total + u
+        return total
+
+
+class Answer(BaseModel):
+    """The answer to one question about one video, and when in the video it is supported.
+
+    ``answer`` is the answer's text: one of ``choices`` when choices were given (``choice`` is then its
+    index), else free text (``choice`` is ``None``). ``intervals`` are the spans that support it, best
+    first, with scores; ``choice_scores`` the answerer's score of each choice, where it has them.
+    ``usage`` is keyed by stage (``"describe"``, ``"reason"``), as in :class:`GroundingResult`;
+    ``reasoner`` names what answered (the offline path says it is a baseline) and ``settings`` how.
+    """
+
+    question: str
+    answer: str
+    choice: int | None = None
+    choices: list[str] | None = None
+    choice_scores: list[float] | None = None
+    intervals: list[Interval] = Field(default_factory=list)
+    duration: float = Field(ge=0, allow_inf_nan=False)
+    duration_inferred: bool = False
+    video: str | None = None
+    describer: str | None = None
+    reasoner: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    usage: dict[str, Usage] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
     raw: Any = None
 
