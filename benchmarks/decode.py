@@ -9,11 +9,15 @@ rule, reading each returned frame's number back from its bar code. Prints a tabl
   nearest ok     sampled frames that are the frame truly nearest the requested time
   count reported what the library says the frame count is (true count in brackets)
 
-Run: python benchmarks/decode.py
+Run: python benchmarks/decode.py [--load-note TEXT] [--json PATH]   (about a minute)
+
+The rows also go to benchmarks/results/decode.json, which ``benchmarks/make_page.py`` renders
+into docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +26,7 @@ import av
 import cv2
 import numpy as np
 
+from _results import Recorder, add_arguments
 from frame_describer.synthetic import read_frame_number, render_numbered_video
 
 RATE = 2.0
@@ -87,6 +92,11 @@ def run(lib: str, path: Path, times: list[float]) -> dict:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap, "decode")
+    args = ap.parse_args()
+    rec = Recorder("decode", args, {"cfr": "750 frames, 25 fps, 320x240 H.264", "vfr": "200 frames, variable rate",
+                                    "sample_fps": RATE, "timed": "second of two full decodes (the first warms up)"})
     rng = np.random.default_rng(0)
     vfr = np.cumsum(np.concatenate([[0.0], rng.choice([0.02, 0.04, 0.1, 0.3, 0.5], size=199)])).round(3).tolist()
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,6 +112,8 @@ def main() -> None:
     print(f"{'video':24} {'library':8} {'decode fps':>10} {'max |t| error':>14} {'nearest ok':>11} {'count reported':>15}")
     for name, lib, r in rows:
         print(f"{name:24} {lib:8} {r['fps']:10.0f} {r['err']:13.3f}s {r['ok']:>11} {r['count']:>8} ({r['n']})")
+    rec.write([{"video": name, "library": lib, "decode_fps": round(r["fps"], 1), "max_t_error_s": round(r["err"], 6),
+                "nearest_ok": r["ok"], "count_reported": r["count"], "count_true": r["n"]} for name, lib, r in rows])
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ Reasoner: wall-clock latency of ``ground()`` with the Gemma 3 270M GGUF through 
 (and ``hf:`` with ``--with-hf``) for transcripts of growing length; prompt and completion tokens
 are printed with it, and how many spans were sent after merging (``sent``; ``-`` when chunked). Every run checks its output (descriptions per frame, valid intervals) and
 exits non-zero when a check fails.
+
+The rows also go to benchmarks/results/local_models.json (``--json``), which
+``benchmarks/make_page.py`` renders into docs/benchmarks.md. ``--describer-only`` takes a minute or
+two on a 2-core CPU; the Gemma reasoner adds about a minute per transcript length.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from vidground.types import Frame, FrameDescription  # noqa: E402
 from temporal_reasoner.transcript import Transcript  # noqa: E402
+
+from _results import Recorder, add_arguments  # noqa: E402
 
 ACTIONS = ["sits on the sofa reading a book", "stands up and walks to the door", "opens the door",
            "closes the door behind them", "pours water into a glass", "drinks from the glass",
@@ -72,7 +78,7 @@ def frames(n: int, size: tuple[int, int] = (240, 320)) -> list[Frame]:
     return [Frame(t=i * 0.5, index=i, image=rng.integers(0, 255, (*size, 3), dtype=np.uint8)) for i in range(n)]
 
 
-def bench_describers(n_frames: int, batch_sizes: list[int], max_new_tokens: int) -> bool:
+def bench_describers(n_frames: int, batch_sizes: list[int], max_new_tokens: int, rows: list[dict]) -> bool:
     import torch
     from _helpers_tiny_models import build_tiny_llava, build_tiny_qwen2_vl
 
@@ -107,6 +113,9 @@ def bench_describers(n_frames: int, batch_sizes: list[int], max_new_tokens: int)
                     ok &= good
                     print(f"{name:<14} {device:<6} {d.dtype:<9} {bs:>5} {n_frames / elapsed:>9.1f} "
                           f"{peak:>9.1f}{'' if good else '  CHECK FAILED'}")
+                    rows.append({"part": "describer", "model": name, "device": device, "dtype": d.dtype,
+                                 "batch": bs, "frames_per_s": round(n_frames / elapsed, 1),
+                                 "peak_mib": round(peak, 1), "ok": good})
         print("(peak MiB: on CPU the process's peak resident memory above its level before the run, "
               "model weights excluded; on GPU torch.cuda.max_memory_allocated)")
     return ok
@@ -118,7 +127,7 @@ def transcript(n_spans: int) -> Transcript:
     return Transcript.from_descriptions(descs, merge=False)
 
 
-def bench_reasoners(spans: list[int], with_hf: bool, max_new_tokens: int) -> bool:
+def bench_reasoners(spans: list[int], with_hf: bool, max_new_tokens: int, rows: list[dict]) -> bool:
     from temporal_reasoner import get_reasoner
 
     specs = ["llamacpp:gemma3-270m"] + (["hf:gemma3-270m"] if with_hf else [])
@@ -139,6 +148,8 @@ def bench_reasoners(spans: list[int], with_hf: bool, max_new_tokens: int) -> boo
             except Exception as exc:  # a failed answer is a result to report, not a crash
                 print(f"{spec:<22} {n:>5} {load:>7.1f} {time.perf_counter() - start:>9.1f}  FAILED: "
                       f"{type(exc).__name__}: {str(exc)[:80]}")
+                rows.append({"part": "reasoner", "spec": spec, "spans": n, "ok": False,
+                             "error": f"{type(exc).__name__}: {str(exc)[:80]}"})
                 ok = False
                 continue
             elapsed = time.perf_counter() - start
@@ -149,6 +160,10 @@ def bench_reasoners(spans: list[int], with_hf: bool, max_new_tokens: int) -> boo
             print(f"{spec:<22} {n:>5} {load:>7.1f} {elapsed:>9.1f} {u.prompt_tokens:>10} {u.completion_tokens:>8} "
                   f"{res.settings['attempts'] if 'attempts' in res.settings else '-':>5} "
                   f"{res.settings['context']['chunks']:>6} {res.settings['context']['merged_spans'] or '-':>5}  {best}{'' if good else '  CHECK FAILED'}")
+            rows.append({"part": "reasoner", "spec": spec, "spans": n, "load_s": round(load, 2),
+                         "ground_s": round(elapsed, 2), "prompt_tokens": u.prompt_tokens,
+                         "completion_tokens": u.completion_tokens, "chunks": res.settings["context"]["chunks"],
+                         "sent_spans": res.settings["context"]["merged_spans"], "ok": good})
             load = 0.0
     return ok
 
@@ -163,12 +178,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--with-hf", action="store_true", help="also time hf:gemma3-270m (transformers, de-quantised)")
     p.add_argument("--describer-only", action="store_true")
     p.add_argument("--reasoner-only", action="store_true")
+    add_arguments(p, "local_models")
     args = p.parse_args(argv)
-    ok = True
+    rec = Recorder("local_models", args, {
+        "describer": None if args.reasoner_only else {"frames": args.frames, "frame_size": "320x240",
+                                                      "batch_sizes": args.batch_sizes,
+                                                      "max_new_tokens": args.describer_tokens},
+        "reasoner": None if args.describer_only else {"model": "Gemma 3 270M Q4_K_M GGUF", "spans": args.spans,
+                                                      "max_new_tokens": args.reasoner_tokens,
+                                                      "with_hf": args.with_hf}})
+    ok, rows = True, []
     if not args.reasoner_only:
-        ok &= bench_describers(args.frames, args.batch_sizes, args.describer_tokens)
+        ok &= bench_describers(args.frames, args.batch_sizes, args.describer_tokens, rows)
     if not args.describer_only:
-        ok &= bench_reasoners(args.spans, args.with_hf, args.reasoner_tokens)
+        ok &= bench_reasoners(args.spans, args.with_hf, args.reasoner_tokens, rows)
+    rec.write(rows, ok=bool(ok))
     return 0 if ok else 1
 
 

@@ -7,7 +7,10 @@ Frames are streamed, so peak memory must not grow with the video's length: the s
 non-zero when the longest video's peak exceeds the shortest's by more than ``--max-growth-mib``.
 It also runs ``vidground demo``'s events and prints each IoU against the rendered truth.
 
-Run: python benchmarks/pipeline_offline.py [--lengths 30 120 600] [--max-growth-mib 64]
+Run: python benchmarks/pipeline_offline.py [--lengths 30 120 600] [--max-growth-mib 64] [--load-note TEXT]
+(a few minutes; ``--lengths 30 120`` for a quick look). The rows also go to
+benchmarks/results/pipeline_offline.json (``--json``), which ``benchmarks/make_page.py`` renders
+into docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _results import Recorder, add_arguments
 
 CHILD = r"""
 import json, resource, sys, time
@@ -43,7 +48,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lengths", type=float, nargs="+", default=[30.0, 120.0, 600.0], help="video lengths in seconds")
     ap.add_argument("--max-growth-mib", type=float, default=64.0)
+    add_arguments(ap, "pipeline_offline")
     args = ap.parse_args()
+    rec = Recorder("pipeline_offline", args, {"describer": "cv", "reasoner": "embedding", "fps": 1.0,
+                                              "video": "320x240, 10 fps, rendered", "lengths_s": args.lengths,
+                                              "max_growth_mib": args.max_growth_mib})
 
     from frame_describer.synthetic import render_numbered_video
     from pipelines.demo import run_demo
@@ -70,6 +79,12 @@ def main() -> int:
               f"{e['prediction'][0]:5.1f}-{e['prediction'][1]:5.1f}  IoU {e['iou']:.2f}")
     print(f"  {demo['found']} of {len(demo['events'])} with IoU >= 0.5")
     ok = growth <= args.max_growth_mib and demo["found"] == len(demo["events"])
+    rec.write([{"length_s": r["length_s"], "frames": r["frames"], "describe_fps": round(r["frames"] / r["describe_s"], 1),
+                "first_query_s": round(r["first_query_s"], 3), "next_query_s": round(r["next_query_s"], 4),
+                "peak_rss_mib": round(r["peak_rss_mib"])} for r in rows],
+              growth_mib=round(growth, 1), ok=ok,
+              demo=[{"event": e["event"], "truth": e["truth"], "prediction": e["prediction"] and [round(x, 2) for x in e["prediction"]],
+                     "iou": round(e["iou"], 3)} for e in demo["events"]])
     return 0 if ok else 1
 
 

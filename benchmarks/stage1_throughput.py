@@ -30,11 +30,16 @@ frame against the decoding per described frame. The default (640x360 at 25 fps, 
 case for the bound; ``--size 1280x720 --source-fps 30 --frames 60`` is 1 fps sampling of 720p
 video, more decoding per described frame.
 
-Run: python benchmarks/stage1_throughput.py [--frames 96] [--concurrency 8] [--latency 0.25]
-     [--trials 11] [--json out.json] [--size 640x360] [--source-fps 25] [--video-seconds 60]
+Run: python benchmarks/stage1_throughput.py [--frames 96] [--concurrency 8] [--latency 0.25 [0.05 ...]]
+     [--trials 11] [--json out.json] [--size 640x360] [--source-fps 25] [--video-seconds 60] [--load-note TEXT]
      python benchmarks/stage1_throughput.py --diagnose   (JPEG cost and GIL stall per encoder; CPU per frame;
                                                          stand-in describers; decoding under load)
 Quick: python benchmarks/stage1_throughput.py --trials 3 --latency 0.05
+Page:  python benchmarks/stage1_throughput.py --trials 11 --latency 0.25 0.05 0.02
+
+Each run writes its trials, one summary row per latency, the machine and the load to
+benchmarks/results/stage1_throughput.json (``--diagnose``: stage1_diagnose.json; ``--json``
+elsewhere, ``-`` nowhere), which ``benchmarks/make_page.py`` renders into docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import RESULTS, Recorder, add_arguments
 from frame_describer.images import encode_jpeg
 from frame_describer.openai_describer import OpenAIDescriber
 from frame_describer.sampling import sample_frames
@@ -413,13 +419,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=96)
     ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--latency", type=float, default=0.25, help="server delay per request, seconds")
+    ap.add_argument("--latency", type=float, nargs="+", default=[0.25],
+                    help="server delay per request, seconds (several: one run each)")
     ap.add_argument("--video-seconds", type=float, default=60.0)
     ap.add_argument("--size", default="640x360", help="the rendered video's WIDTHxHEIGHT")
     ap.add_argument("--source-fps", type=float, default=25.0, help="the rendered video's frame rate")
     ap.add_argument("--trials", type=int, default=None,
                     help="paired (decode, describe) measurements (default 11; 3 with --diagnose)")
-    ap.add_argument("--json", type=Path, help="also write every trial and the verdict here")
+    add_arguments(ap, "stage1_throughput")
     ap.add_argument("--diagnose", action="store_true",
                     help="instead: the JPEG's CPU and GIL stall per encoder, the describer's CPU per frame, "
                          "stand-in describers, and decoding's slowdown under a light load "
@@ -427,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
                          "give; the stand-ins always run at L = 0.02 s and C = 8)")
     args = ap.parse_args(argv)
     args.trials = (3 if args.diagnose else 11) if args.trials is None else args.trials
-    if args.trials < 1 or args.frames < 1 or args.concurrency < 1 or args.latency < 0:
+    if args.trials < 1 or args.frames < 1 or args.concurrency < 1 or min(args.latency) < 0:
         ap.error("--trials, --frames and --concurrency must be >= 1 and --latency >= 0")
     try:
         size = tuple(int(v) for v in args.size.lower().split("x"))
@@ -437,35 +444,50 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--size must be WIDTHxHEIGHT, even numbers of at least 16 pixels, e.g. 1280x720")
     if not (math.isfinite(args.source_fps) and 0 < args.source_fps <= 240) or not args.video_seconds > 0:
         ap.error("--source-fps must be in (0, 240] and --video-seconds > 0")
-    if args.diagnose:
-        for key, value in diagnose(args.frames, args.video_seconds, args.trials, size, args.source_fps).items():
+    if args.diagnose:  # its figures go to their own file, stage1_diagnose.json, unless --json says otherwise
+        if Path(args.json_out) == RESULTS / "stage1_throughput.json":
+            args.json_out = str(RESULTS / "stage1_diagnose.json")
+        rec = Recorder("stage1_diagnose", args, {
+            "frames": args.frames, "repeats": args.trials,
+            "video": f"{size[0]}x{size[1]} at {args.source_fps:g} fps, {args.video_seconds:g} s, rendered"})
+        figures = diagnose(args.frames, args.video_seconds, args.trials, size, args.source_fps)
+        for key, value in figures.items():
             print(f"{key:45} {value:.3f}")
+        rec.write([{"figure": key, "value": round(value, 4)} for key, value in figures.items()])
         return 0
+    rec = Recorder("stage1_throughput", args, {
+        "frames": args.frames, "concurrency": args.concurrency, "latencies_s": args.latency, "trials": args.trials,
+        "video": f"{size[0]}x{size[1]} at {args.source_fps:g} fps, {args.video_seconds:g} s, rendered", "bound": BOUND})
     load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    results = run(args.frames, args.concurrency, args.latency, args.video_seconds, args.trials, size,
-                  args.source_fps)
+    results, rows, passed = [], [], True
+    for latency in args.latency:
+        trials = run(args.frames, args.concurrency, latency, args.video_seconds, args.trials, size, args.source_fps)
+        results += trials
+        print(f"{'mode':6} {'trial':>5} {'N':>4} {'C':>3} {'L s':>5} {'decode s':>9} {'ideal s':>8} {'wall s':>7} "
+              f"{'ratio':>6} {'inflight':>8} {'server cpu s':>12}")
+        for r in trials:
+            cpu = "n/a" if r["server_cpu_s"] is None else f"{r['server_cpu_s']:.3f}"
+            print(f"{r['mode']:6} {r['trial']:>5} {r['frames']:>4} {r['concurrency']:>3} {r['latency_s']:>5.2f} "
+                  f"{r['decode_s']:>9.3f} {r['ideal_s']:>8.3f} {r['wall_s']:>7.3f} {r['ratio']:>6.3f} "
+                  f"{r['max_in_flight']:>8} {cpu:>12}")
+        summary = verdict(trials, args.concurrency)
+        for mode, v in summary.items():
+            state = "ok" if v["passed"] else ("FAIL (incomplete or over concurrency)" if not v["complete"]
+                                              else f"FAIL (bound {BOUND})")
+            print(f"{mode}: median ratio {v['median_ratio']:.3f} over {args.trials} trial(s) "
+                  f"(min {v['min_ratio']:.3f}, max {v['max_ratio']:.3f}) {state}\n")
+            passed &= bool(v["passed"])
+            rows.append({"latency_s": latency, "mode": mode, "frames": args.frames, "concurrency": args.concurrency,
+                         "median_decode_s": round(statistics.median(r["decode_s"] for r in trials), 3),
+                         "median_ratio": round(v["median_ratio"], 3), "min_ratio": round(v["min_ratio"], 3),
+                         "max_ratio": round(v["max_ratio"], 3),
+                         "max_in_flight": max(r["max_in_flight"] for r in trials), "passed": bool(v["passed"])})
     load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{'mode':6} {'trial':>5} {'N':>4} {'C':>3} {'L s':>5} {'decode s':>9} {'ideal s':>8} {'wall s':>7} "
-          f"{'ratio':>6} {'inflight':>8} {'server cpu s':>12}")
-    for r in results:
-        cpu = "n/a" if r["server_cpu_s"] is None else f"{r['server_cpu_s']:.3f}"
-        print(f"{r['mode']:6} {r['trial']:>5} {r['frames']:>4} {r['concurrency']:>3} {r['latency_s']:>5.2f} "
-              f"{r['decode_s']:>9.3f} {r['ideal_s']:>8.3f} {r['wall_s']:>7.3f} {r['ratio']:>6.3f} "
-              f"{r['max_in_flight']:>8} {cpu:>12}")
-    summary = verdict(results, args.concurrency)
-    for mode, v in summary.items():
-        state = "ok" if v["passed"] else ("FAIL (incomplete or over concurrency)" if not v["complete"]
-                                          else f"FAIL (bound {BOUND})")
-        print(f"{mode}: median ratio {v['median_ratio']:.3f} over {args.trials} trial(s) "
-              f"(min {v['min_ratio']:.3f}, max {v['max_ratio']:.3f}) {state}")
     print(f"video {size[0]}x{size[1]} at {args.source_fps:g} fps, {args.video_seconds:g} s; "
           f"load average (1 min) {load0:.2f} before, {load1:.2f} after, on {os.cpu_count()} CPUs")
-    if args.json:
-        args.json.write_text(json.dumps({"results": results, "verdict": summary, "bound": BOUND,
-                                         "video": {"size": list(size), "fps": args.source_fps,
-                                                   "seconds": args.video_seconds},
-                                         "load_average": [load0, load1], "cpus": os.cpu_count()}, indent=2))
-    return 0 if all(v["passed"] for v in summary.values()) else 1
+    rec.write(rows, results=results, bound=BOUND,
+              video={"size": list(size), "fps": args.source_fps, "seconds": args.video_seconds})
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,98 @@
+"""Where the engineering benchmarks leave their figures: one JSON file per script.
+
+Each script (``decode.py``, ``pipeline_offline.py``, ``local_models.py``, ``stage1_throughput.py``)
+writes ``benchmarks/results/NAME.json`` with what it measured (``rows``), how it was run
+(``settings``, ``command``), on what (``machine``), under what load (``load``) and when (``date``);
+``benchmarks/make_page.py`` renders docs/benchmarks.md from those files, so the page and the
+docstrings that point to it never carry figures of their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    """``--json PATH`` (default ``benchmarks/results/NAME.json``; ``-`` writes none) and ``--load-note``."""
+    parser.add_argument("--json", dest="json_out", default=str(RESULTS / f"{name}.json"), metavar="PATH",
+                        help=f"where the result JSON goes (default benchmarks/results/{name}.json; '-': nowhere)")
+    parser.add_argument("--load-note", default="", metavar="TEXT",
+                        help="what else ran on the machine (recorded with the load averages)")
+
+
+def machine() -> dict[str, Any]:
+    """The machine in a few words: CPU model and cores, GPU if one is visible, Python."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = None
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=30)
+            gpu = ", ".join(x.strip() for x in out.stdout.splitlines() if x.strip()) or None
+        except (OSError, subprocess.SubprocessError):
+            gpu = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "python": platform.python_version(),
+            "system": f"{platform.system()} {platform.release()}"}
+
+
+def loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def command(argv: list[str]) -> str:
+    """The command line that reproduces the run, without where its JSON went or the load note."""
+    args, skip = [], False
+    for a in argv[1:]:
+        if skip:
+            skip = False
+        elif a in ("--json", "--load-note"):
+            skip = True
+        elif not a.startswith(("--json=", "--load-note=")):
+            args.append(a)
+    return shlex.join(["python", f"benchmarks/{Path(argv[0]).name}", *args])
+
+
+class Recorder:
+    """Notes the load when the benchmark starts; :meth:`write` adds the rest and saves the file."""
+
+    def __init__(self, name: str, args: argparse.Namespace, settings: dict[str, Any]):
+        self.name, self.settings = name, settings
+        self.out = None if args.json_out in ("", "-") else Path(args.json_out)
+        self.note = args.load_note
+        self.before = loadavg()
+        self.command = command(sys.argv)
+
+    def write(self, rows: list[dict[str, Any]], **extra: Any) -> Path | None:
+        if self.out is None:
+            return None
+        data = {"benchmark": self.name, "command": self.command,
+                "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
+                "machine": machine(),
+                "load": {"note": self.note, "loadavg_1_5_15_before": self.before, "loadavg_1_5_15_after": loadavg()},
+                "settings": self.settings, "rows": rows, **extra}
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.out.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"\nwrote {self.out}")
+        return self.out
