@@ -94,7 +94,7 @@ _SSL_LOCK = threading.Lock()
 def ssl_context() -> Any:
     """The TLS context the SDK would build by default (system CAs, or ``SSL_CERT_FILE``/
     ``SSL_CERT_DIR``), built once per process and shared by every client vidground builds:
-    loading the CA store costs about 30 ms of CPU, which was most of a client's construction."""
+    loading the CA store was most of a client's construction."""
     key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
     with _SSL_LOCK:
         ctx = _SSL_CONTEXTS.get(key)
@@ -105,11 +105,6 @@ def ssl_context() -> Any:
                 import httpx
             ctx = _SSL_CONTEXTS[key] = httpx.create_ssl_context()
         return ctx
-
-
-def server_key(client: Any, model: str) -> str:
-    """Identifies a server and model (for remembering what it refused); holds no secret."""
-    return f"{client.base_url}|{model}"
 
 
 def public_url(url: Any) -> str | None:
@@ -282,9 +277,9 @@ def post_chat(client: Any, body: dict[str, Any], *, provider: str) -> dict[str, 
 
     The same request as ``client.chat.completions.create(**body)`` (the client's base URL, auth,
     headers, timeout and SDK error types) through the SDK's public low-level ``client.post``,
-    without the per-call parameter transform and response-model construction, which cost about
-    0.6 ms of CPU per request, held under the GIL that decoding needs too. Read the reply with
-    :func:`first_choice` and :func:`usage_of`.
+    without the per-call parameter transform and response-model construction, CPU held under the
+    GIL that decoding needs too (see docs/benchmarks.md). Read the reply with :func:`first_choice`
+    and :func:`usage_of`.
     """
     return _json_reply(client.post(CHAT_PATH, body=body, cast_to=dict), provider)
 
@@ -343,5 +338,5 @@ def check_retry_options(max_retries: int, concurrency: int | None = None) -> Non
         raise ConfigurationError(f"concurrency must be a positive integer, got {concurrency!r}")
 
 
-__all__ = ["build_client", "check_timeout", "server_key", "redact", "map_error", "backoff", "call_with_retries",
+__all__ = ["build_client", "check_timeout", "redact", "map_error", "backoff", "call_with_retries",
            "post_chat", "ssl_context", "public_url", "usage_of", "first_choice", "check_retry_options", "NO_KEY"]
