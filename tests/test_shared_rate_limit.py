@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 
 import openai
+import pytest
 
 from vidground import ratelimit
 
@@ -44,6 +45,7 @@ def test_most_in_any_window():
     assert most_in_any_window([], 2.0) == 0
 
 
+@pytest.mark.slow
 def test_four_eval_workers_share_one_rpm_limit(tmp_path, monkeypatch):
     from _helpers_eval import register_fakes, render_toy_videos, write_toy_dataset
     from pipelines.cli import main

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import stage1_throughput as bench  # noqa: E402
 
 
+@pytest.mark.slow
 def test_harness_runs_through_the_sdk():
     rows = bench.run(frames=12, concurrency=4, latency=0.03, video_seconds=3.0, trials=2)
     assert [r["trial"] for r in rows] == [1, 2]
@@ -22,6 +23,7 @@ def test_harness_runs_through_the_sdk():
         assert r["ideal_s"] >= max(r["decode_s"], 3 * 0.03) - 1e-9 and r["wall_s"] > 0
 
 
+@pytest.mark.slow
 def test_the_source_video_is_an_option(tmp_path):
     out = tmp_path / "r.json"
     code = bench.main(["--frames", "4", "--concurrency", "2", "--latency", "0.01", "--video-seconds", "2",
@@ -45,6 +47,7 @@ def test_verdict_fails_slow_or_incomplete_runs():
     assert bench.verdict(three, 4)["sync"]["median_ratio"] == 1.1
 
 
+@pytest.mark.slow
 def test_diagnose_reports_every_figure():
     from frame_describer import images
 
