@@ -1,4 +1,5 @@
-"""The one-line entry points: ``describe()`` (stage 1) and ``ground()`` (both stages, or stage 2 alone).
+"""The one-line entry points: ``describe()`` (stage 1), ``ground()`` and ``answer()`` (both stages, or
+stage 2 alone).
 
 Each call runs in a short-lived :class:`~pipelines.session.Session`, which closes what it opened;
 loaded models are shared process-wide, so repeated calls do not reload them. For many queries of one
@@ -13,6 +14,8 @@ from typing import Any
 
 from frame_describer import Describer, FrameDescription
 from temporal_reasoner import GroundingResult, Reasoner, check_query
+
+from vidground.types import Answer
 
 from .session import DescribedVideo, Session, load_descriptions
 
@@ -87,4 +90,49 @@ def ground(
                               clip_seconds=clip_seconds, duration=duration, top_k=top_k)
 
 
-__all__ = ["describe", "ground", "load_descriptions", "DescribedVideo", "Session"]
+def answer(
+    video_or_descriptions: PathLike | DescribedVideo | Sequence[FrameDescription] | None = None,
+    question: str | None = None,
+    choices: Sequence[str] | None = None,
+    *,
+    descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo | None = None,
+    descriptions_format: str = "auto",
+    clip_seconds: float | None = None,
+    duration: float | None = None,
+    describer: str | Describer | None = None,
+    reasoner: str | Reasoner | None = None,
+    fps: float | None = None,
+    num_frames: int | None = None,
+    max_frames: int | None = None,
+    max_side: int | None = 512,
+    cache: Any = None,
+    progress: bool = False,
+    describer_options: dict[str, Any] | None = None,
+    reasoner_options: dict[str, Any] | None = None,
+) -> Answer:
+    """Answer ``question`` about a video, and say when the answer is seen.
+
+    ``video_or_descriptions`` is a video file (both stages), :func:`describe`'s output or a list of
+    :class:`FrameDescription` (stage 2 alone); a descriptions *file* goes in ``descriptions=``. With
+    ``choices`` (a list of at least two distinct texts) the answer is one of them (``Answer.choice`` is its
+    index), else free text. ``Answer.intervals`` are the spans that support it, best first. A chat reasoner
+    (``openai:MODEL``, ``hf:MODEL``, ``llamacpp:PATH``) answers through its model; the default ``embedding``
+    reasoner answers with the offline *evidence baseline* (ground the question, pick the choice best
+    matched by the descriptions in and around the grounded span), named as such in ``Answer.reasoner``.
+    """
+    from temporal_reasoner.qa import check_choices, check_question
+
+    question = check_question(question)
+    choices = check_choices(choices)
+    if descriptions is not None and describer is not None:
+        from vidground.errors import ConfigurationError
+
+        raise ConfigurationError("describer= has no effect with descriptions=; give a video instead")
+    sampling = dict(fps=fps, num_frames=num_frames, max_frames=max_frames, max_side=max_side)
+    with Session(describer=describer, reasoner=reasoner, sampling=sampling, cache=cache, progress=progress,
+                 describer_options=describer_options, reasoner_options=reasoner_options) as session:
+        return session.answer(video_or_descriptions, question, choices, descriptions=descriptions,
+                              descriptions_format=descriptions_format, clip_seconds=clip_seconds, duration=duration)
+
+
+__all__ = ["answer", "describe", "ground", "load_descriptions", "DescribedVideo", "Session"]

@@ -3,6 +3,7 @@
     vidground ground VIDEO "QUERY" [--json]
     vidground ground --descriptions FILE "QUERY"
     vidground ground VIDEO -q "QUERY 1" -q "QUERY 2" [--queries FILE]   (describes once, loads models once)
+    vidground ask (VIDEO | --descriptions FILE) "QUESTION" [--choice A --choice B ...]
     vidground describe VIDEO -o FILE
     vidground import-captions CAPTIONS... -o DIR
     vidground demo
@@ -111,6 +112,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling(g)
     _add_remote(g)
     g.set_defaults(func=cmd_ground, ground_parser=g)
+
+    a = sub.add_parser("ask", help="answer a question about a video, with the intervals that support the answer",
+                       usage='vidground ask [options] VIDEO "QUESTION" [--choice A --choice B ...]\n'
+                             '       vidground ask [options] --descriptions FILE "QUESTION" [--choice A ...]',
+                       description="Answer QUESTION about the video (one of the --choice options when given, else "
+                                   "free text) and say when the answer is seen. A chat reasoner (openai:MODEL, "
+                                   "hf:MODEL, llamacpp:PATH) answers through its model; the default, offline "
+                                   "'embedding' reasoner answers with the evidence baseline: it grounds the question "
+                                   "and picks the choice best matched by the descriptions in and around that span.")
+    a.add_argument("inputs", nargs="*", metavar="VIDEO QUESTION",
+                   help="the video file (omit it with --descriptions), then the question")
+    a.add_argument("--choice", dest="choices", action="append", default=None, metavar="TEXT",
+                   help="an answer option, repeatable (at least two, each different); without: a free-text answer")
+    a.add_argument("--descriptions", default=None, metavar="FILE",
+                   help="a descriptions file (vidground JSONL or another tool's captions) instead of a video")
+    add_caption_format_args(a)
+    a.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                   help="the video's duration; with --descriptions it is otherwise read from the file or inferred")
+    a.add_argument("--reasoner", default=None, metavar="SPEC",
+                   help="embedding (offline evidence baseline, default), openai:MODEL, hf:MODEL_OR_PATH, llamacpp:PATH.gguf")
+    a.add_argument("--reasoner-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="an option for the reasoner backend, repeatable (e.g. n_ctx=16384)")
+    a.add_argument("--json", action="store_true", help="print the Answer as JSON instead of a table")
+    _add_sampling(a)
+    _add_remote(a)
+    a.set_defaults(func=cmd_ask, ground_parser=a)
 
     d = sub.add_parser("describe", help="stage 1 only: describe a video's frames into a JSONL file",
                        description="Describe sampled frames of VIDEO; writes JSONL, one frame a line, to -o or stdout.")
@@ -292,6 +319,39 @@ def cmd_ground(args: argparse.Namespace) -> int:
         print(result.model_dump_json(indent=2))
     else:
         print(format_result_table(result))
+    return 0
+
+
+def format_answer_table(answer: Any) -> str:
+    """An :class:`~vidground.types.Answer` as the ask command prints it: the answer, the choices with their
+    scores, then the supporting intervals as ``ground`` prints them."""
+    lines = [f"question:  {answer.question}", f"answer:    {answer.answer}"
+             + (f"  (choice {answer.choice})" if answer.choice is not None else "")]
+    for i, c in enumerate(answer.choices or []):
+        score = f"  {answer.choice_scores[i]:.3f}" if answer.choice_scores else ""
+        lines.append(f"  {'*' if i == answer.choice else ' '} {i}. {c}{score}")
+    grounded = format_result_table(argparse.Namespace(**{k: getattr(answer, k) for k in (
+        "duration", "duration_inferred", "video", "describer", "reasoner", "total_usage", "warnings", "intervals")},
+        query=answer.question))
+    return "\n".join(lines + grounded.splitlines()[1:])
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from temporal_reasoner.qa import check_choices, check_question
+
+    inputs = args.inputs
+    if not inputs:
+        args.ground_parser.error("the following arguments are required: VIDEO QUESTION")
+    if len(inputs) != (1 if args.descriptions else 2):
+        raise ConfigurationError("with --descriptions give only the QUESTION (no video)" if args.descriptions else
+                                 'give VIDEO and QUESTION (quote the question: vidground ask video.mp4 "why did the '
+                                 'boy pick up the ball?" --choice "to throw it" --choice "to hide it")')
+    video, question = (None, inputs[0]) if args.descriptions else (inputs[0], inputs[1])
+    question, choices = check_question(question), check_choices(args.choices)  # before anything is loaded
+    with _session(args, video) as session:
+        result = session.answer(video, question, choices, descriptions=args.descriptions, duration=args.duration,
+                                descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds)
+    print(result.model_dump_json(indent=2) if args.json else format_answer_table(result))
     return 0
 
 

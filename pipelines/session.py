@@ -35,7 +35,7 @@ from frame_describer import Describer, FrameDescription, Usage, get_describer, r
 from frame_describer.descriptions_io import description_metadata, write_descriptions
 from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
 from vidground.errors import ConfigurationError, InputError, VideoDecodeError
-from vidground.types import Sampling
+from vidground.types import Answer, Sampling
 
 log = logging.getLogger("vidground")
 
@@ -155,6 +155,18 @@ def check_duration(duration: Any) -> float | None:
     if not math.isfinite(duration) or duration <= 0:
         raise InputError(f"duration must be a finite positive number of seconds, got {duration}")
     return float(duration)
+
+
+def _stage2_args(video: Any, descriptions: Any, duration: Any) -> tuple[Any, Any, float | None]:
+    """``(video, descriptions, duration)`` checked: one input (a :class:`DescribedVideo` given as the video
+    is the descriptions), a path that is not bytes, a valid duration."""
+    duration = check_duration(duration)
+    _check_path(video, "a video path")
+    if isinstance(video, DescribedVideo) and descriptions is None:
+        video, descriptions = None, video
+    if (video is None) == (descriptions is None):
+        raise ConfigurationError("give exactly one of video= or descriptions=")
+    return video, descriptions, duration
 
 
 def _check_path(value: Any, what: str) -> None:
@@ -417,13 +429,57 @@ class Session:
         query = check_query(query)
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ConfigurationError(f"top_k must be a whole number >= 1, got {top_k!r}")
-        duration = check_duration(duration)
-        _check_path(video, "a video path")
-        if isinstance(video, DescribedVideo) and descriptions is None:
-            video, descriptions = None, video
-        if (video is None) == (descriptions is None):
-            raise ConfigurationError("give exactly one of video= or descriptions=")
+        video, descriptions, duration = _stage2_args(video, descriptions, duration)
         rsn = self.reasoner
+        described, transcript, timings = self._stage2_input(video, descriptions, query, descriptions_format,
+                                                            clip_seconds, duration)
+        started = time.perf_counter()
+        result = rsn.ground(query, transcript)
+        timings["reason"] = round(time.perf_counter() - started, 4)
+        log.info("grounded %r with %s in %.2f s: %d interval(s)", query, rsn.name, timings["reason"],
+                 len(result.intervals))
+        return result.model_copy(update={
+            "query": query, **self._provenance(described, transcript, timings, rsn, result),
+            "intervals": result.intervals[:top_k] if top_k else result.intervals,
+        })
+
+    def answer(
+        self,
+        video: PathLike | DescribedVideo | Sequence[FrameDescription] | None = None,
+        question: str | None = None,
+        choices: Sequence[str] | None = None,
+        *,
+        descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo | None = None,
+        descriptions_format: str = "auto",
+        clip_seconds: float | None = None,
+        duration: float | None = None,
+    ) -> Answer:
+        """Answer ``question`` about ``video`` (described first, once per session) or ``descriptions`` (as
+        for :meth:`ground`; a list of descriptions or :meth:`describe`'s output may be given as ``video``):
+        one of ``choices`` when given, else free text, with the intervals that support it. A chat reasoner
+        answers through its model; the similarity reasoners (``embedding``...) answer with the offline
+        evidence baseline (:func:`temporal_reasoner.qa.evidence_baseline`), which says so in ``reasoner``."""
+        from temporal_reasoner.qa import answer_question, check_choices, check_question
+
+        question = check_question(question)
+        choices = check_choices(choices)
+        if isinstance(video, (list, tuple)) and descriptions is None:
+            video, descriptions = None, video
+        video, descriptions, duration = _stage2_args(video, descriptions, duration)
+        rsn = self.reasoner
+        described, transcript, timings = self._stage2_input(video, descriptions, question, descriptions_format,
+                                                            clip_seconds, duration)
+        started = time.perf_counter()
+        result = answer_question(rsn, question, transcript, choices)
+        timings["reason"] = round(time.perf_counter() - started, 4)
+        log.info("answered %r with %s in %.2f s: %r", question, result.reasoner or rsn.name, timings["reason"],
+                 result.answer)
+        return result.model_copy(update=self._provenance(described, transcript, timings, rsn, result))
+
+    def _stage2_input(self, video: Any, descriptions: Any, query: str, descriptions_format: str,
+                      clip_seconds: float | None, duration: Any) -> tuple[DescribedVideo, Transcript, dict[str, float]]:
+        """The described video and its transcript, from a video (described once per session) or descriptions
+        (checked by :func:`_stage2_args`)."""
         timings: dict[str, float] = {}
         if video is not None:
             if descriptions_format != "auto" or clip_seconds is not None:
@@ -434,29 +490,19 @@ class Session:
         else:
             described = self.load(descriptions, duration=duration, format=descriptions_format,
                                   clip_seconds=clip_seconds)
-        transcript = described.transcript()
-        started = time.perf_counter()
-        result = rsn.ground(query, transcript)
-        timings["reason"] = round(time.perf_counter() - started, 4)
-        log.info("grounded %r with %s in %.2f s: %d interval(s)", query, rsn.name, timings["reason"],
-                 len(result.intervals))
+        return described, described.transcript(), timings
+
+    def _provenance(self, described: DescribedVideo, transcript: Transcript, timings: dict[str, float],
+                    rsn: Any, result: Any) -> dict[str, Any]:
+        """What a result records of its video, backends, usage and timings."""
         usage = dict(result.usage)
         if not described.usage.is_empty():
             usage["describe"] = described.usage
         settings = {**self.sampling.model_dump(), "describer": described.settings, "reasoner": rsn.settings(),
                     **result.settings}
-        return result.model_copy(update={
-            "query": query,
-            "video": described.video,
-            "duration": transcript.duration,
-            "duration_inferred": transcript.duration_inferred,
-            "describer": described.describer,
-            "reasoner": result.reasoner or rsn.name,
-            "usage": usage,
-            "timings": {**result.timings, **timings},
-            "settings": settings,
-            "intervals": result.intervals[:top_k] if top_k else result.intervals,
-        })
-
+        return {"video": described.video, "duration": transcript.duration,
+                "duration_inferred": transcript.duration_inferred, "describer": described.describer,
+                "reasoner": result.reasoner or rsn.name, "usage": usage,
+                "timings": {**result.timings, **timings}, "settings": settings}
 
 __all__ = ["Session", "DescribedVideo", "load_descriptions"]

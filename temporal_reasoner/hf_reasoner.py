@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from .base import BaseReasoner, Reasoner, check_query
 from .context import ground_in_context
 from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply
 from .transcript import Transcript
-from vidground.types import GroundingResult, TimeStyle
+from vidground.types import Answer, GroundingResult, TimeStyle
 
 PREFILL = '{"intervals": [{"start": '
 _NUMBER = re.compile(r"\s*(-?\d+(?:\.\d+)?)")
@@ -227,6 +228,21 @@ class TransformersReasoner(BaseReasoner):
             reasoner_name=f"hf:{self.model_name}", max_attempts=self.max_attempts, fallback=self.fallback,
             response_formats=("json_object",) if self.prefill else ("text",), time_style=self.time_style,
             max_intervals=self.max_intervals, settings=self.settings())
+
+    def answer(self, question: str, transcript: Transcript, *, choices: Sequence[str] | None = None) -> Answer:
+        """Answer ``question`` (one of ``choices`` when given) with its supporting intervals
+        (:mod:`temporal_reasoner.qa`; greedy, not pre-filled: the reply's JSON is extracted and validated,
+        and re-asked). A transcript longer than the context is merged; one that still does not fit is an error."""
+        from .qa import build_qa_messages, check_choices, check_question, fit_transcript, run_answer
+
+        question, choices = check_question(question), check_choices(choices)
+        fitted, notes = fit_transcript(transcript, lambda t: self.count_tokens(build_qa_messages(
+            question, t, choices, time_style=self.time_style, max_intervals=self.max_intervals)),
+            self.context_tokens - 2 * self.max_new_tokens - 128)
+        res = run_answer(self.chat, question, fitted, choices, reasoner_name=f"hf:{self.model_name}",
+                         max_attempts=self.max_attempts, response_formats=("text",), time_style=self.time_style,
+                         max_intervals=self.max_intervals, settings=self.settings())
+        return res.model_copy(update={"warnings": [*notes, *res.warnings]})
 
 
 __all__ = ["TransformersReasoner", "load_causal_lm", "PREFILL"]

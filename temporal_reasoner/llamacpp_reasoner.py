@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from .base import BaseReasoner, Reasoner, check_query
 from .context import ground_in_context
 from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply, intervals_schema
 from .transcript import Transcript
-from vidground.types import GroundingResult, TimeStyle
+from vidground.types import Answer, GroundingResult, TimeStyle
 
 
 def resolve_gguf(spec: str) -> tuple[Path, bool]:
@@ -179,6 +180,26 @@ class LlamaCppReasoner(BaseReasoner):
             reasoner_name=f"llamacpp:{self.model_name}", max_attempts=self.max_attempts, fallback=self.fallback,
             response_formats=("json_schema",), time_style=self.time_style, max_intervals=self.max_intervals,
             settings=self.settings())
+
+    def answer(self, question: str, transcript: Transcript, *, choices: Sequence[str] | None = None) -> Answer:
+        """Answer ``question`` (one of ``choices`` when given) with its supporting intervals, the reply
+        constrained by a grammar built from the QA reply's schema (:mod:`temporal_reasoner.qa`). A transcript
+        longer than the context is merged (near-duplicate spans); one that still does not fit is an error."""
+        from .qa import answer_schema, build_qa_messages, check_choices, check_question, fit_transcript, run_answer
+
+        question, choices = check_question(question), check_choices(choices)
+        n = len(choices) if choices else None
+        fitted, notes = fit_transcript(transcript, lambda t: self.count_tokens(build_qa_messages(
+            question, t, choices, time_style=self.time_style, max_intervals=self.max_intervals)),
+            self.n_ctx - 2 * self.max_new_tokens - 128)
+        key = ("qa", n, len(str(int(max(transcript.duration, 1.0)))))
+        if key not in self._grammars:
+            self._grammars[key] = _grammar(answer_schema(n, self.max_intervals), int_digits=key[2])
+        res = run_answer(functools.partial(self.chat, grammar=self._grammars[key]), question, fitted, choices,
+                         reasoner_name=f"llamacpp:{self.model_name}", max_attempts=self.max_attempts,
+                         response_formats=("json_schema",), time_style=self.time_style,
+                         max_intervals=self.max_intervals, settings=self.settings())
+        return res.model_copy(update={"warnings": [*notes, *res.warnings]})
 
 
 def _compile(template: str) -> Any:

@@ -28,7 +28,7 @@ from vidground.types import Usage
 from .base import BaseReasoner, Reasoner
 from .structured import RESPONSE_FORMATS, ChatReply, is_format_refusal, response_format, run_structured
 from .transcript import Transcript
-from vidground.types import GroundingResult, TimeStyle
+from vidground.types import Answer, GroundingResult, TimeStyle
 
 
 def resolve_fallback(fallback: Reasoner | str | None) -> Reasoner | None:
@@ -156,6 +156,16 @@ class OpenAIReasoner(BaseReasoner):
                               response_formats=self.response_formats,
                               refused=self.refused_formats, time_style=self.time_style,
                               max_intervals=self.max_intervals, settings={"model": self.model})
+
+    def answer(self, question: str, transcript: Transcript, *, choices: Sequence[str] | None = None) -> Answer:
+        """Answer ``question`` (one of ``choices`` when given) with the intervals that support it
+        (:func:`temporal_reasoner.qa.run_answer`: same ladder, refusal memory and re-asking as ``ground``)."""
+        from .qa import run_answer
+
+        return run_answer(self.chat, question, transcript, choices, reasoner_name=self.name,
+                          max_attempts=self.max_attempts, response_formats=self.response_formats,
+                          refused=self.refused_formats, time_style=self.time_style,
+                          max_intervals=self.max_intervals, settings={"model": self.model})
 
 
 __all__ = ["OpenAIReasoner", "resolve_fallback"]

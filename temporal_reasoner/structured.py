@@ -143,11 +143,13 @@ def is_format_refusal(exc: ProviderError) -> bool:
 
 
 def _ask(chat: ChatFn, messages: list[dict[str, Any]], ladder: list[str], refused: set[str],
-         used: list[str], max_intervals: int | None = None) -> ChatReply:
-    """One request, walking down the ladder past formats the server refuses (added to ``refused``)."""
+         used: list[str], max_intervals: int | None = None,
+         formats: Callable[[str], dict[str, Any] | None] | None = None) -> ChatReply:
+    """One request, walking down the ladder past formats the server refuses (added to ``refused``).
+    ``formats`` gives a step's ``response_format`` for another reply schema (default: the intervals')."""
     while True:
         name = ladder[0]
-        fmt = response_format(name, max_intervals=max_intervals)
+        fmt = formats(name) if formats is not None else response_format(name, max_intervals=max_intervals)
         try:
             reply = chat(messages, fmt)
         except ProviderError as exc:

@@ -1,0 +1,371 @@
+"""Grounded video QA: answer a question about a transcript and give the intervals that support it.
+
+Two ways to answer:
+
+* **a chat model** (OpenAI-compatible, transformers, llama.cpp): the transcript, the question and the
+  options (when there are any) go into one prompt (``prompts/templates/qa_*``); the reply is JSON
+  ``{"choice", "answer", "intervals"}``, validated and re-asked like every chat reply
+  (:mod:`temporal_reasoner.structured`: the same ``response_format`` ladder, refusal memory and
+  interval validation policy). Each chat reasoner's ``answer()`` calls :func:`run_answer`.
+* **the evidence baseline** (offline, :func:`evidence_baseline`), for the similarity reasoners
+  (``embedding``, ``vtggpt``, ``naive``): the question is grounded by the reasoner, then each option is
+  scored by how well the transcript's sentences in and around the grounded interval match it (the
+  option, and the question followed by the option, encoded by the reasoner's sentence model); the best
+  option wins. Without options it answers with the transcript sentence that best matches the question
+  inside the grounded interval. It reads no answer from a language model: it is a baseline, and every
+  answer it gives says so (``reasoner`` ends in ``+evidence-baseline``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
+import prompts
+from vidground.errors import ConfigurationError, IncompleteOutputError, InputError, OutputValidationError
+from vidground.types import Answer, Interval, TimeStyle, Usage
+
+from .base import check_query
+from .parsing import RESPONSE_FORMATS, ReplyError, extract_json, intervals_schema, parse_reply_detailed
+from .structured import _TIME_NOTES, ChatFn, _ask, response_format
+from .transcript import Transcript
+
+#: The name the offline path's answers carry after the reasoner's, so no table mistakes it for a model.
+BASELINE_SUFFIX = "+evidence-baseline"
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+def check_question(question: Any) -> str:
+    """The question, whitespace collapsed; an :class:`InputError` for one that is not text or is empty."""
+    try:
+        return check_query(question)
+    except InputError as exc:
+        raise InputError(str(exc).replace("query", "question")) from None
+
+
+def check_choices(choices: Any) -> list[str] | None:
+    """``None``, or the options as a list of distinct non-empty texts (whitespace collapsed).
+
+    An :class:`InputError` for an unknown format (a single string, a mapping, numbers: give a list of
+    texts), fewer than two options, an empty option, or two options that are the same text (ignoring
+    case and spacing).
+    """
+    if choices is None:
+        return None
+    if isinstance(choices, (str, bytes, dict)) or not isinstance(choices, (list, tuple)):
+        kind = "a single string" if isinstance(choices, (str, bytes)) else type(choices).__name__
+        raise InputError(f"unknown choice format: got {kind}; give the options as a list of texts, "
+                         "e.g. ['unwrap it', 'share with the girl']")
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for i, c in enumerate(choices):
+        if not isinstance(c, str):
+            raise InputError(f"unknown choice format: choices[{i}] is {type(c).__name__} {c!r}, not text")
+        text = " ".join(c.split())
+        if not text:
+            raise InputError(f"choices[{i}] is empty")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"choices[{i}] is not valid text (bytes that are not UTF-8?)") from None
+        key = text.lower()
+        if key in seen:
+            raise InputError(f"choices[{seen[key]}] and choices[{i}] are the same option ({text!r}); "
+                             "give each option once")
+        seen[key] = i
+        out.append(text)
+    if len(out) < 2:
+        raise InputError(f"give at least two choices, or none for a free-text answer; got {len(out)}")
+    return out
+
+
+def check_transcript(transcript: Transcript) -> Transcript:
+    """The transcript, or an :class:`InputError` when it has no text to answer from."""
+    if not transcript.entries or not any(e.text.strip() for e in transcript.entries):
+        raise InputError("the transcript is empty: no description to answer the question from")
+    return transcript
+
+
+# --- the chat path: schema, prompt, parsing ---------------------------------------------------
+
+def answer_schema(n_choices: int | None, max_intervals: int | None = None) -> dict[str, Any]:
+    """The JSON schema of a QA reply: the intervals reply (:func:`~temporal_reasoner.parsing.intervals_schema`)
+    plus ``answer`` (text) and, with ``n_choices`` options, ``choice`` (the option's number, 0-based).
+    ``max_intervals`` bounds the list and the answer's length (for a grammar or a schema-constrained JSON
+    mode); ``None`` gives the subset every strict-mode server accepts."""
+    schema = intervals_schema(max_intervals)
+    props: dict[str, Any] = {}
+    if n_choices:
+        props["choice"] = {"type": "integer", "enum": list(range(n_choices)),
+                           "description": "the number of the chosen option"}
+    props["answer"] = {"type": "string", "description": "the answer in words" if not n_choices
+                       else "the chosen option's text"}
+    if max_intervals is not None:  # a grammar: bound the text so a small model cannot ramble
+        props["answer"]["maxLength"] = 200
+    schema["properties"] = {**props, **schema["properties"]}
+    schema["required"] = [*props, *schema["required"]]
+    return schema
+
+
+def qa_response_format(name: str, n_choices: int | None, *, max_intervals: int | None = None) -> dict[str, Any] | None:
+    """The ``response_format`` of a ladder step (see :func:`structured.response_format`) for a QA reply."""
+    if name == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "answer", "strict": True,
+                                                       "schema": answer_schema(n_choices)}}
+    if name == "json_object_schema":
+        return {"type": "json_object", "schema": answer_schema(n_choices, max_intervals)}
+    return response_format(name)  # the steps without a schema are the same for every reply
+
+
+_INTERVAL_FORM = '"intervals": [{"start": <seconds>, "end": <seconds>, "score": <confidence 0 to 1>}]'
+
+
+def reply_form(choices: Sequence[str] | None) -> str:
+    """The reply's form as the prompts show it."""
+    if choices:
+        return '{"choice": <number of the chosen option>, "answer": "<its text>", ' + _INTERVAL_FORM + "}"
+    return '{"answer": "<a short answer>", ' + _INTERVAL_FORM + "}"
+
+
+def build_qa_messages(question: str, transcript: Transcript, choices: Sequence[str] | None = None, *,
+                      time_style: TimeStyle = "seconds", max_intervals: int = 3) -> list[dict[str, str]]:
+    """The chat messages that ask for the answer and its supporting intervals."""
+    if time_style not in _TIME_NOTES:
+        raise ConfigurationError(f"unknown time style {time_style!r}; choose one of: {', '.join(_TIME_NOTES)}")
+    if max_intervals < 1:
+        raise ConfigurationError(f"max_intervals must be at least 1, got {max_intervals}")
+    if choices:
+        block = ("Options:\n" + "\n".join(f"{i}. {c}" for i, c in enumerate(choices))
+                 + f"\nChoose exactly one option by its number (0 to {len(choices) - 1}).")
+    else:
+        block = "Answer in a few words."
+    user = prompts.load("qa_user").render(
+        duration=f"{transcript.duration:.1f}", time_note=_TIME_NOTES[time_style],
+        transcript=transcript.render(time_style), question=check_question(question), choices_block=block,
+        max_intervals=max_intervals)
+    return [{"role": "system", "content": prompts.load("qa_system").render(form=reply_form(choices))},
+            {"role": "user", "content": user}]
+
+
+def qa_prompt_hashes() -> dict[str, str]:
+    return {n: prompts.load(n).hash for n in ("qa_system", "qa_user", "qa_reask", "reask_incomplete")}
+
+
+@dataclass
+class ParsedAnswer:
+    answer: str
+    choice: int | None
+    intervals: list[Interval]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def resolve_choice(value: Any, answer: Any, choices: Sequence[str]) -> int:
+    """The option a reply chose: its number (``2``, ``"2"``), its letter (``"C"``) or its text; a
+    :class:`ReplyError` naming the valid numbers otherwise."""
+    n = len(choices)
+    if isinstance(value, bool):
+        value = None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        if 0 <= value < n:
+            return value
+        raise ReplyError(f'"choice" is {value}, not the number of an option (0 to {n - 1})')
+    texts = {_norm(c): i for i, c in enumerate(choices)}
+    for v in (value, answer):
+        if isinstance(v, str):
+            s = v.strip().rstrip(".)")
+            if s.isdigit() and 0 <= int(s) < n:
+                return int(s)
+            if len(s) == 1 and s.upper() in _LETTERS[:n]:
+                return _LETTERS.index(s.upper())
+            if _norm(v) in texts:
+                return texts[_norm(v)]
+    got = value if value is not None else answer
+    raise ReplyError(f'"choice" must be the number of one option, 0 to {n - 1}; got {got!r}')
+
+
+def parse_answer(text: str, *, choices: Sequence[str] | None, duration: float, step: float | None = None,
+                 max_intervals: int | None = None) -> ParsedAnswer:
+    """A QA reply's answer, chosen option and intervals (validated by the intervals policy of
+    :mod:`temporal_reasoner.parsing`); a :class:`ReplyError` says what to fix."""
+    data = extract_json(text)
+    if not isinstance(data, dict):
+        raise ReplyError(f"the answer must be a JSON object of the form {reply_form(choices)}")
+    if "intervals" not in data:
+        raise ReplyError('the answer has no "intervals": give the time spans that support it')
+    parsed = parse_reply_detailed(json.dumps({"intervals": data["intervals"]}), duration=duration, step=step,
+                                  max_intervals=max_intervals)
+    if choices:
+        choice = resolve_choice(data.get("choice"), data.get("answer"), choices)
+        return ParsedAnswer(choices[choice], choice, parsed.intervals, parsed.warnings)
+    answer = data.get("answer")
+    if not isinstance(answer, str) or not answer.strip():
+        raise ReplyError('"answer" must be a non-empty text')
+    return ParsedAnswer(" ".join(answer.split()), None, parsed.intervals, parsed.warnings)
+
+
+def run_answer(chat: ChatFn, question: str, transcript: Transcript, choices: Sequence[str] | None = None, *,
+               reasoner_name: str, max_attempts: int = 3, response_formats: Sequence[str] = RESPONSE_FORMATS,
+               refused: set[str] | None = None, time_style: TimeStyle = "seconds", max_intervals: int = 3,
+               settings: dict[str, Any] | None = None) -> Answer:
+    """Ask ``chat`` for the answer and its intervals, validating and re-asking (the error shown to the
+    model) until a reply is usable; as :func:`structured.run_structured` does for intervals. After
+    ``max_attempts`` an :class:`OutputValidationError` carries every raw output and the usage."""
+    question = check_question(question)
+    choices = check_choices(choices)
+    check_transcript(transcript)
+    if max_attempts < 1:
+        raise ConfigurationError(f"max_attempts must be at least 1, got {max_attempts}")
+    n = len(choices) if choices else None
+    for name in response_formats:
+        qa_response_format(name, n)
+    refused = set() if refused is None else refused
+    ladder = [f for f in response_formats if f not in refused] or [list(response_formats)[-1]]
+    base = build_qa_messages(question, transcript, choices, time_style=time_style, max_intervals=max_intervals)
+    messages = base
+    usage, raws, errors, used = Usage(), [], [], []
+    parsed: ParsedAnswer | None = None
+
+    def once() -> ParsedAnswer:
+        nonlocal usage, messages
+        reply = _ask(chat, messages, ladder, refused, used,
+                     formats=lambda name: qa_response_format(name, n, max_intervals=max_intervals))
+        usage = usage + reply.usage
+        raws.append(reply.text)
+        if reply.finish_reason == "length":
+            errors.append("the reply was cut off (finish_reason=length)")
+            messages = base + [{"role": "assistant", "content": reply.text},
+                               {"role": "user", "content": prompts.load("reask_incomplete").render(
+                                   max_intervals=max_intervals)}]
+            raise IncompleteOutputError("the reply was cut off (finish_reason=length)")
+        try:
+            return parse_answer(reply.text, choices=choices, duration=transcript.duration, step=transcript.step,
+                                max_intervals=max_intervals)
+        except ReplyError as exc:
+            errors.append(str(exc))
+            messages = base + [{"role": "assistant", "content": reply.text},
+                               {"role": "user", "content": prompts.load("qa_reask").render(
+                                   error=str(exc), form=reply_form(choices), duration=f"{transcript.duration:.1f}")}]
+            raise
+
+    last: Exception | None = None
+    try:
+        for attempt in Retrying(stop=stop_after_attempt(max_attempts), reraise=True,
+                                retry=retry_if_exception_type((ReplyError, IncompleteOutputError))):
+            with attempt:
+                parsed = once()
+    except (ReplyError, IncompleteOutputError) as exc:
+        last = exc
+    info = {**(settings or {}), "method": "chat", "attempts": len(raws),
+            "response_format": used[-1] if used else None, "max_intervals": max_intervals,
+            "time_style": time_style, "prompts": qa_prompt_hashes()}
+    if parsed is None:
+        cls = IncompleteOutputError if isinstance(last, IncompleteOutputError) else OutputValidationError
+        raise cls(f"{reasoner_name}: no usable answer after {len(raws)} attempt(s); last error: {errors[-1]}",
+                  raw_outputs=raws, errors=errors, attempts=len(raws), usage=usage)
+    return Answer(question=question, answer=parsed.answer, choice=parsed.choice, choices=choices,
+                  intervals=parsed.intervals, duration=transcript.duration,
+                  duration_inferred=transcript.duration_inferred, reasoner=reasoner_name, settings=info,
+                  usage={"reason": usage}, raw=raws[-1] if len(raws) == 1 else raws,
+                  warnings=[f"attempt {i + 1} rejected: {e}" for i, e in enumerate(errors)] + parsed.warnings)
+
+
+def fit_transcript(transcript: Transcript, cost: Callable[[Transcript], int], budget: int) -> tuple[Transcript, list[str]]:
+    """``transcript`` as it fits ``budget`` prompt tokens: as is, else with near-duplicate spans merged
+    (:func:`~temporal_reasoner.context.merge_similar`, no time range lost). A transcript that does not
+    fit even then is a :class:`ConfigurationError` (answers are not combined across chunks)."""
+    from .context import MERGE_THRESHOLDS, merge_similar
+
+    tokens = cost(transcript)
+    if tokens <= budget:
+        return transcript, []
+    for th in MERGE_THRESHOLDS:
+        merged = merge_similar(transcript, th)
+        if cost(merged) <= budget:
+            return merged, [f"the transcript ({len(transcript)} spans) exceeded the model's context ({budget} "
+                            f"tokens); merged near-duplicate spans (similarity >= {th:g}) into {len(merged)}"]
+    raise ConfigurationError(f"the question's prompt ({tokens} tokens) does not fit the model's context ({budget} "
+                             "tokens) even with near-duplicate spans merged; use a larger context (n_ctx or "
+                             "context_tokens) or shorter descriptions")
+
+
+# --- the offline evidence baseline ------------------------------------------------------------
+
+#: How far around the grounded interval the evidence is read: this fraction of its length on each
+#: side, and at least :data:`MARGIN_SECONDS`.
+MARGIN_FRACTION = 0.5
+MARGIN_SECONDS = 2.0
+
+
+def evidence_baseline(reasoner: Any, question: str, transcript: Transcript, choices: Sequence[str] | None = None,
+                      *, margin_fraction: float = MARGIN_FRACTION, margin_seconds: float = MARGIN_SECONDS) -> Answer:
+    """The offline answer: ground ``question`` with ``reasoner`` (a similarity reasoner, which has a sentence
+    ``encoder``), then score each option by its best similarity to the transcript's sentences in and
+    around the best interval (the option, and the question followed by the option, averaged); the best
+    option wins. Without options, the sentence of that window that best matches the question is the
+    answer. A baseline: no language model reads the transcript."""
+    from .spans import text_units
+
+    question = check_question(question)
+    choices = check_choices(choices)
+    check_transcript(transcript)
+    encoder = getattr(reasoner, "encoder", None)
+    if encoder is None or not hasattr(encoder, "encode"):
+        raise ConfigurationError(f"reasoner {getattr(reasoner, 'name', reasoner)!r} cannot answer questions: use a "
+                                 "chat reasoner (openai:MODEL, hf:MODEL, llamacpp:PATH) or the offline 'embedding' "
+                                 "baseline")
+    grounded = reasoner.ground(question, transcript)
+    best = grounded.best or Interval(start=0.0, end=transcript.duration)
+    margin = max(margin_seconds, margin_fraction * (best.end - best.start))
+    lo, hi = best.start - margin, best.end + margin
+    window = [e for e in transcript.entries if e.end > lo and e.start < hi] or list(transcript.entries)
+    units = [u for e in window for u in (text_units(e.text, level="sentence") or [e.text])]
+    vectors = encoder.encode(units)
+    if choices:
+        forms = encoder.encode([f for c in choices for f in (c, f"{question} {c}")])
+        sims = (vectors @ forms.T).reshape(len(units), len(choices), 2).mean(axis=2)
+        scores = sims.max(axis=0)
+        choice = int(np.argmax(scores))
+        answer, choice_scores = choices[choice], [round(float(s), 5) for s in scores]
+    else:
+        sims = vectors @ encoder.encode([question])[0]
+        choice, choice_scores = None, None
+        answer = units[int(np.argmax(sims))]
+    name = f"{grounded.reasoner or getattr(reasoner, 'name', 'reasoner')}{BASELINE_SUFFIX}"
+    settings = {"method": "evidence-baseline", "margin_fraction": margin_fraction, "margin_seconds": margin_seconds,
+                "window": [round(max(lo, 0.0), 3), round(min(hi, transcript.duration), 3)],
+                "grounding": grounded.settings}
+    return Answer(question=question, answer=answer, choice=choice, choices=choices, choice_scores=choice_scores,
+                  intervals=grounded.intervals, duration=transcript.duration,
+                  duration_inferred=transcript.duration_inferred, reasoner=name, settings=settings,
+                  usage=grounded.usage, timings=grounded.timings, warnings=grounded.warnings)
+
+
+def answer_question(reasoner: Any, question: str, transcript: Transcript, choices: Sequence[str] | None = None) -> Answer:
+    """Answer with ``reasoner``: its own ``answer()`` (the chat reasoners), else the offline
+    :func:`evidence_baseline` (the similarity reasoners)."""
+    question = check_question(question)
+    choices = check_choices(choices)
+    check_transcript(transcript)
+    own = getattr(reasoner, "answer", None)
+    if callable(own):
+        return own(question, transcript, choices=choices)
+    return evidence_baseline(reasoner, question, transcript, choices)
+
+
+__all__ = ["BASELINE_SUFFIX", "ParsedAnswer", "answer_question", "answer_schema", "build_qa_messages",
+           "check_choices", "check_question", "check_transcript", "evidence_baseline", "fit_transcript",
+           "parse_answer", "qa_response_format", "reply_form", "resolve_choice", "run_answer"]
