@@ -27,7 +27,6 @@ first reasoner's time includes loading the model and encoding every caption once
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import sys
@@ -93,22 +92,9 @@ def load_qvhighlights(root: Path) -> CaptionSet:
 
 
 def load_nextgqa(root: Path) -> CaptionSet:
-    base = root / "nextgqa"
-    spans = json.loads((base / "gsub_val.json").read_text(encoding="utf-8"))
-    queries: list[Query] = []
-    with (base / "val.csv").open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            video, qid = row["video_id"], row["qid"]
-            rec = spans.get(video)
-            windows = (rec or {}).get("location", {}).get(qid)
-            if not windows:
-                continue
-            wins = [(float(s), float(e)) for s, e in windows if float(e) > float(s)]
-            if wins:
-                queries.append(Query(f"{video}_{qid}", video, row["question"], rec.get("duration"), wins))
-    total = len(queries)
-    queries, transcripts = _transcripts(queries, base / "captions-1fps-val-dev")
-    return CaptionSet("nextgqa", queries, transcripts, skipped=total - len(queries))
+    ds = load_dataset("nextgqa", "val", root=root)  # the question is the query, its evidence spans the windows
+    queries, transcripts = _transcripts(ds.queries, root / "nextgqa" / "captions-1fps-val-dev")
+    return CaptionSet("nextgqa", queries, transcripts, skipped=len(ds.queries) - len(queries))
 
 
 LOADERS = {"qvhighlights": load_qvhighlights, "nextgqa": load_nextgqa}

@@ -28,6 +28,7 @@ DATASETS: dict[str, tuple[str, ...]] = {
     "charades-sta": ("test", "train"),
     "activitynet-captions": ("val_2",),
     "qvhighlights": ("val",),
+    "nextgqa": ("val", "test"),
     "jsonl": ("file",),
 }
 
@@ -44,7 +45,10 @@ def normalize_query(text: str) -> str:
 
 @dataclass(frozen=True)
 class Query:
-    """One grounding query: find ``query`` in ``video``; ``windows`` are the GT spans in seconds."""
+    """One grounding query: find ``query`` in ``video``; ``windows`` are the GT spans in seconds.
+
+    A question of a grounded-QA dataset (NExT-GQA) also has ``choices`` and ``answer``, the index of the
+    correct one; its ``windows`` are the spans that support the answer."""
 
     qid: str
     video: str
@@ -52,12 +56,20 @@ class Query:
     duration: float | None
     windows: tuple[tuple[float, float], ...]
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    choices: tuple[str, ...] = ()
+    answer: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "qid", str(self.qid))
         object.__setattr__(self, "windows", tuple((float(s), float(e)) for s, e in self.windows))
+        object.__setattr__(self, "choices", tuple(self.choices))
         if self.duration is not None:
             object.__setattr__(self, "duration", float(self.duration))
+
+    @property
+    def is_question(self) -> bool:
+        """Whether this is a multiple-choice question (scored by the grounded-QA metrics)."""
+        return bool(self.choices)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -65,8 +77,17 @@ class Query:
         return (self.video, normalize_query(self.query))
 
     def to_json(self) -> dict[str, Any]:
-        return {"qid": self.qid, "video": self.video, "query": self.query,
-                "duration": self.duration, "windows": [list(w) for w in self.windows]}
+        out = {"qid": self.qid, "video": self.video, "query": self.query,
+               "duration": self.duration, "windows": [list(w) for w in self.windows]}
+        if self.choices:
+            out |= {"choices": list(self.choices), "answer": self.answer}
+        return out
+
+    @classmethod
+    def from_json(cls, r: dict[str, Any]) -> "Query":
+        """The query :meth:`to_json` wrote."""
+        return cls(r["qid"], r["video"], r["query"], r["duration"], [tuple(w) for w in r["windows"]],
+                   choices=tuple(r.get("choices") or ()), answer=r.get("answer"))
 
 
 @dataclass
@@ -179,6 +200,13 @@ def _need(path: Path) -> Path:
     return path
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+
+
 class _Reversed(Exception):
     """A GT window whose end is before its start: the query is dropped and reported."""
 
@@ -235,10 +263,7 @@ def load_charades_sta(root: Path, split: str) -> Dataset:
 
 def load_activitynet_captions(root: Path, split: str) -> Dataset:
     path = _need(root / "activitynet-captions" / f"{split}.json")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+    data = _read_json(path)
     queries: list[Query] = []
     dropped: list[str] = []
     for video, rec in data.items():
@@ -292,6 +317,47 @@ def load_jsonl(path: str | Path, *, name: str = "jsonl", split: str = "file") ->
     return Dataset(name, split, queries, [str(path)], dropped)
 
 
+def load_nextgqa(root: Path, split: str) -> Dataset:
+    """NExT-GQA (``nextgqa/{split}.csv`` and ``gsub_{split}.json``): one multiple-choice question a row, with
+    its five options, the correct one, and the spans that support it (``location``), in seconds. The query
+    id is the official ``VIDEO_QID`` key. Questions without spans are skipped (listed in ``dropped``); so are
+    zero-length spans (a question keeps its other spans). An option repeated in a row is offered once."""
+    folder = root / "nextgqa"
+    table, spans_path = _need(folder / f"{split}.csv"), _need(folder / f"gsub_{split}.json")
+    spans = _read_json(spans_path)
+    queries: list[Query] = []
+    dropped: list[str] = []
+    with table.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        need = {"video_id", "qid", "question", "answer", "a0", "a1"}
+        if not reader.fieldnames or not need <= set(reader.fieldnames):
+            raise InputError(f"needs the columns {', '.join(sorted(need))} (and a2..a4)", path=table)
+        options = [c for c in reader.fieldnames if c[:1] == "a" and c[1:].isdigit()]
+        for lineno, row in enumerate(reader, 2):
+            video, qid = row["video_id"], row["qid"]
+            rec = spans.get(video) or {}
+            windows = (rec.get("location") or {}).get(qid)
+            if not windows:
+                dropped.append(f"{table.name}:{lineno}: question {video}_{qid} has no span in {spans_path.name}")
+                continue
+            try:
+                wins = [_window(w[0], w[1], spans_path, None) for w in windows]
+            except _Reversed as exc:
+                dropped.append(f"{exc} (question {video}_{qid})")
+                continue
+            wins = [w for w in wins if w[1] > w[0]]
+            # an option written twice (4 rows of val and test: 'scarf' as a0 and a4) is offered once
+            choices = tuple(dict.fromkeys(" ".join(row[c].split()) for c in options if row[c].strip()))
+            answer = " ".join(row["answer"].split())
+            if not wins or answer not in choices:
+                dropped.append(f"{table.name}:{lineno}: question {video}_{qid} has "
+                               + ("no span of positive length" if not wins else "an answer that is not an option"))
+                continue
+            queries.append(Query(f"{video}_{qid}", video, row["question"].strip(), rec.get("duration"), wins,
+                                 {"type": row.get("type")}, choices=choices, answer=choices.index(answer)))
+    return Dataset("nextgqa", split, queries, [str(table), str(spans_path)], dropped)
+
+
 def check_dataset_name(name: str) -> None:
     """A :class:`ConfigurationError` naming the choices (and the likely one) unless ``name`` is a dataset."""
     if name in DATASETS:
@@ -304,7 +370,7 @@ def check_dataset_name(name: str) -> None:
 def load_dataset(name: str, split: str | None = None, root: str | Path | None = None,
                  *, path: str | Path | None = None) -> Dataset:
     """Load a dataset by name: ``charades-sta`` (test|train), ``activitynet-captions`` (val_2),
-    ``qvhighlights`` (val) or ``jsonl`` (give ``path=``; ``split`` is then just a label).
+    ``qvhighlights`` (val), ``nextgqa`` (val|test; grounded QA) or ``jsonl`` (give ``path=``; ``split`` is then just a label).
 
     ``root`` overrides the data folder (see :func:`data_root`).
     """
@@ -321,6 +387,8 @@ def load_dataset(name: str, split: str | None = None, root: str | Path | None = 
         ds = load_charades_sta(base, split)
     elif name == "activitynet-captions":
         ds = load_activitynet_captions(base, split)
+    elif name == "nextgqa":
+        ds = load_nextgqa(base, split)
     else:
         ds = load_jsonl(base / "qvhighlights" / f"highlight_{split}_release.jsonl", name=name, split=split)
     _check_unique(ds)

@@ -199,7 +199,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from .baselines import dataset_prior
     from .datasets import load_dataset
-    from .metrics import compute_metrics, match_predictions, read_predictions
+    from .metrics import compute_metrics, compute_qa_metrics, match_predictions, read_predictions
     from .provenance import collect, sha256_file
     from .report import problems_text, provenance_lines
 
@@ -213,8 +213,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     video_of = {q.qid: q.video for q in queries}
     durations = {video_of[qid]: float(r["duration"]) for qid, r in match.predictions.items()  # what the rows say
                  if qid in video_of and isinstance(r.get("duration"), (int, float)) and r["duration"] > 0}
-    m = compute_metrics(match.predictions, queries, clip_gt=args.clip_gt, bootstrap=args.bootstrap,
-                        prior=dataset_prior(ds.name, ds.split, args.data_root), durations=durations)
+    if all(q.is_question for q in queries):  # grounded QA (nextgqa): rows carry "choice" or "answer" too
+        m = compute_qa_metrics(match.predictions, queries, bootstrap=args.bootstrap, durations=durations)
+    else:
+        m = compute_metrics(match.predictions, queries, clip_gt=args.clip_gt, bootstrap=args.bootstrap,
+                            prior=dataset_prior(ds.name, ds.split, args.data_root), durations=durations)
     coverage = f"{len(match.predictions)} of {len(ds)} {ds.name}/{ds.split} queries predicted"
     record = collect(argv=getattr(args, "argv", None), files=ds.source)
     record["predictions"] = {Path(args.predictions).name: sha256_file(args.predictions)}

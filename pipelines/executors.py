@@ -111,21 +111,25 @@ def process_video(task: Any, config: Any, emit: Emit, session: Any = None) -> No
     emit(("video", video_rec | {"seconds": round(time.perf_counter() - started, 3)}))
 
     def one(q: Query) -> dict[str, Any]:
+        qa: dict[str, Any] = {}
         try:
-            if aware:
-                res = session.ground(task.source, q.query, top_k=config.top_k)
+            dur = q.duration if not aware and described.duration_inferred and q.duration else None
+            source = dict(video=task.source) if aware else dict(descriptions=described, duration=dur)
+            if q.is_question:  # grounded QA: the answer and the spans that support it
+                res = session.answer(question=q.query, choices=list(q.choices), **source)
+                qa = {"answer": res.answer, "choice": res.choice, "choice_scores": res.choice_scores}
+                res = res.model_copy(update={"intervals": res.intervals[:config.top_k or None]})
             else:
-                dur = q.duration if described.duration_inferred and q.duration else None
-                res = session.ground(descriptions=described, query=q.query, duration=dur, top_k=config.top_k)
+                res = session.ground(query=q.query, top_k=config.top_k, **source)
         except Exception as exc:
             return _failed(q, exc)
         usage = {k: v.model_dump(mode="json", exclude_none=True) for k, v in res.usage.items()}
         stages = [k for k in res.usage if aware or k != "describe"]  # agnostic describe cost is per video
         cost = sum(res.usage[k].cost_usd or 0.0 for k in stages)
-        return {"qid": q.qid, "video": q.video, "query": q.query, "status": "ok",
+        return {"qid": q.qid, "video": q.video, "query": q.query, "status": "ok", **qa,
                 "intervals": [i.as_list() for i in res.intervals], "duration": res.duration,
                 "duration_inferred": res.duration_inferred, "reasoner": res.reasoner, "describer": res.describer,
-                "curve": [list(p) for p in res.curve] if res.curve else None, "usage": usage,
+                "curve": [list(p) for p in res.curve] if getattr(res, "curve", None) else None, "usage": usage,
                 "cost_usd": round(cost, 8), "timings": res.timings, "warnings": res.warnings,
                 "raw": res.raw if isinstance(res.raw, (str, dict, list, type(None))) else str(res.raw),
                 "finished": round(time.time(), 3)}

@@ -67,7 +67,8 @@ def out_of_range(span: tuple[float, float], duration: float) -> bool:
 class QueryScore(BaseModel):
     """How one query scored: ``iou`` of the top-1 prediction, ``best5`` the best IoU in the top 5.
     ``failure`` is a :data:`FAILURE_KINDS` (scored IoU 0), ``warning`` a :data:`WARNING_KINDS` (scored
-    as given); ``detail`` says what is wrong in words."""
+    as given); ``detail`` says what is wrong in words. A grounded-QA question also has ``iop`` (the top-1
+    span's IoP) and ``correct`` (whether the answer is)."""
 
     qid: str
     iou: float
@@ -76,6 +77,8 @@ class QueryScore(BaseModel):
     top1: tuple[float, float] | None = None
     warning: str | None = None
     detail: str | None = None
+    iop: float | None = None
+    correct: bool | None = None
 
 
 class Metrics(BaseModel):
@@ -457,6 +460,109 @@ def _score_baselines(result: Metrics, queries: Sequence[Query], prior: SpanPrior
         b = compute_metrics(preds, timed, thresholds=ths, clip_gt=clip_gt, bootstrap=0, baselines=False,
                             mean_ap=mean_ap, durations=durations)
         result.baselines[name] = b.values
+
+
+# ------------------------------------------------------------------------------------ grounded QA
+
+#: The grounded-QA metrics, as NExT-GQA's ``eval_ground.py`` prints them (plus Acc@QA).
+QA_KEYS = ("Acc@QA", "Acc@GQA", "mIoP", "IoP@0.3", "IoP@0.5", "mIoU", "IoU@0.3", "IoU@0.5")
+QA_RANDOM_NOTE = "random choice (expected accuracy 1/options) with the whole video [0, duration] as its span"
+
+
+def iop(pred: tuple[float, float], gt: tuple[float, float]) -> float:
+    """Intersection over prediction: the overlap of the predicted span with ``gt`` over the predicted span's
+    length (NExT-GQA's IoP; 0 for a span of no length, which the convention here scores as a failure)."""
+    length = pred[1] - pred[0]
+    return max(0.0, min(pred[1], gt[1]) - max(pred[0], gt[0])) / length if length > 0 else 0.0
+
+
+def predicted_choice(query: Query, prediction: Any) -> int | None:
+    """The option a prediction chose: its ``choice`` index, else its ``answer`` text matched to an option
+    (case and spacing ignored); ``None`` when it chose none of them."""
+    if prediction is None:
+        return None
+    get = prediction.get if isinstance(prediction, Mapping) else lambda k: getattr(prediction, k, None)
+    choice = get("choice")
+    if isinstance(choice, int) and not isinstance(choice, bool) and 0 <= choice < len(query.choices):
+        return choice
+    text = get("answer")
+    if isinstance(text, str):
+        norm = " ".join(text.lower().split())
+        for i, c in enumerate(query.choices):
+            if " ".join(c.lower().split()) == norm:
+                return i
+    return None
+
+
+def score_question(query: Query, prediction: Any, *, duration: float | None = None) -> QueryScore:
+    """One question's score: the top-1 span's IoU and IoP, each the best over the GT windows (NExT-GQA
+    takes the two maxima separately), and whether the chosen option is the answer. A failed prediction
+    scores 0 and is wrong."""
+    base = score_query(query, prediction, duration=duration)
+    if base.failure is not None:
+        return base.model_copy(update={"iop": 0.0, "correct": False})
+    top1 = base.top1
+    best_iop = max(iop(top1, g) for g in query.windows)  # type: ignore[arg-type]
+    return base.model_copy(update={"iop": best_iop, "correct": predicted_choice(query, prediction) == query.answer})
+
+
+def _qa_values(correct: np.ndarray, ious: np.ndarray, iops: np.ndarray) -> dict[str, np.ndarray]:
+    """The :data:`QA_KEYS` in percent along the last axis (a (B, n) bootstrap matrix works too)."""
+    hit = lambda x, m: (x >= m - TOLERANCE).mean(axis=-1) * 100.0  # noqa: E731
+    return {"Acc@QA": 100.0 * correct.mean(axis=-1),
+            "Acc@GQA": 100.0 * (correct * (iops >= 0.5 - TOLERANCE)).mean(axis=-1),
+            "mIoP": 100.0 * iops.mean(axis=-1), "IoP@0.3": hit(iops, 0.3), "IoP@0.5": hit(iops, 0.5),
+            "mIoU": 100.0 * ious.mean(axis=-1), "IoU@0.3": hit(ious, 0.3), "IoU@0.5": hit(ious, 0.5)}
+
+
+def qa_convention_text() -> str:
+    return ("NExT-GQA's definitions (doc-doc/NExT-GQA code/TempGQA/eval_ground.py) on the top-1 span: IoU, and IoP = "
+            "overlap / the predicted span's length, each the best over the question's GT windows; mIoU, mIoP and "
+            f"IoU/IoP@m (>= m, tolerance {TOLERANCE:g}) over questions; Acc@QA: the chosen option is the answer; "
+            "Acc@GQA: the answer is right and IoP >= 0.5. Failed or missing predictions score 0 and stay in the "
+            "denominator (the official script leaves unpredicted questions out).")
+
+
+def compute_qa_metrics(predictions: Mapping[str, Any], queries: Sequence[Query], *, bootstrap: int = 1000,
+                       seed: int = 0, baselines: bool = True, durations: Mapping[str, float] | None = None,
+                       **_ignored: Any) -> Metrics:
+    """Grounded-QA metrics (:data:`QA_KEYS`, percent) of ``predictions`` (qid -> a prediction with
+    ``choice``/``answer`` and ``intervals``, or an :class:`~vidground.types.Answer`) on multiple-choice
+    ``queries``. With ``baselines``, random choice with the whole video as its span (expected values, so
+    no seed is involved) on the questions whose duration is known."""
+    if not queries:
+        raise ConfigurationError("no queries to score")
+    not_questions = [q.qid for q in queries if not q.is_question]
+    if not_questions:
+        raise ConfigurationError(f"{len(not_questions)} queries have no choices (e.g. {not_questions[0]}); "
+                                 "grounded-QA metrics need a QA dataset such as nextgqa")
+    scores = [score_question(q, predictions.get(q.qid), duration=known_duration(q, durations)) for q in queries]
+    correct = np.array([bool(s.correct) for s in scores], dtype=float)
+    ious = np.array([s.iou for s in scores])
+    iops = np.array([s.iop or 0.0 for s in scores])
+    values = {k: round(float(v), 2) for k, v in _qa_values(correct, ious, iops).items()}
+    ci: dict[str, tuple[float, float]] = {}
+    if bootstrap > 0:
+        rng = np.random.default_rng(seed)
+        idx = rng.integers(0, len(queries), size=(bootstrap, len(queries)))
+        for k, v in _qa_values(correct[idx], ious[idx], iops[idx]).items():
+            ci[k] = (round(float(np.percentile(v, 2.5)), 2), round(float(np.percentile(v, 97.5)), 2))
+    counts = Counter(s.failure or s.warning for s in scores if s.failure or s.warning)
+    result = Metrics(n=len(queries), values=values, ci=ci, failures={k: counts[k] for k in FAILURE_KINDS if counts[k]},
+                     warnings={k: counts[k] for k in WARNING_KINDS if counts[k]}, thresholds=(0.3, 0.5),
+                     convention=qa_convention_text(), bootstrap=bootstrap, per_query=scores)
+    if baselines:
+        timed = [q for q in queries if known_duration(q, durations)]
+        if timed:
+            whole = [(0.0, float(known_duration(q, durations))) for q in timed]
+            b_ious = np.array([max(iou(w, g) for g in q.windows) for q, w in zip(timed, whole)])
+            b_iops = np.array([max(iop(w, g) for g in q.windows) for q, w in zip(timed, whole)])
+            chance = np.array([1.0 / len(q.choices) for q in timed])
+            result.baselines["random choice, whole video"] = {
+                k: round(float(v), 2) for k, v in _qa_values(chance, b_ious, b_iops).items()}
+            result.baseline_notes = {"random choice, whole video": QA_RANDOM_NOTE + (
+                "" if len(timed) == len(queries) else f"; on the {len(timed)} questions whose duration is known")}
+    return result
 
 
 # ------------------------------------------------------------------------- scoring prediction files

@@ -19,7 +19,7 @@ from typing import Any
 from vidground.errors import MissingDependencyError
 
 from .datasets import Query
-from .metrics import TOLERANCE, Metrics, baselines_text, compute_metrics, score_query
+from .metrics import QA_KEYS, TOLERANCE, Metrics, baselines_text, compute_metrics, compute_qa_metrics, score_query
 from .runs import load_run, read_jsonl, run_metrics, run_totals
 
 #: Per-query timelines drawn by default: the worst queries (failures first, then lowest IoU).
@@ -35,7 +35,8 @@ _ORDER = ("R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU", "m
 
 
 def _keys(values: dict[str, float]) -> list[str]:
-    return [k for k in _ORDER if k in values] + [k for k in values if k not in _ORDER]
+    order = QA_KEYS if "Acc@QA" in values else _ORDER  # a grounded-QA run: NExT-GQA's order
+    return [k for k in order if k in values] + [k for k in values if k not in order]
 
 
 def metrics_table(m: Metrics, label: str = "this run") -> str:
@@ -547,8 +548,10 @@ def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, An
         return None if r is None else (r if r.get("status") == "ok" else {"error": True})
 
     def metrics(results: dict[str, dict[str, Any]], mean_ap: bool | None = None) -> Metrics:
-        return compute_metrics({q.qid: pred(results.get(q.qid)) for q in common}, common, bootstrap=0,
-                               clip_gt=ca.get("clip_gt", False), mean_ap=mean_ap)
+        predictions = {q.qid: pred(results.get(q.qid)) for q in common}
+        if all(q.is_question for q in common):  # grounded-QA runs: their own metrics
+            return compute_qa_metrics(predictions, common, bootstrap=0, baselines=False)
+        return compute_metrics(predictions, common, bootstrap=0, clip_gt=ca.get("clip_gt", False), mean_ap=mean_ap)
 
     ma, mb = metrics(ra), metrics(rb)
     if ("mAP" in ma.values) != ("mAP" in mb.values):  # one run ranks several intervals: mAP for both

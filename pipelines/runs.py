@@ -36,7 +36,7 @@ from vidground.types import Sampling
 
 from .baselines import SpanPrior, dataset_prior
 from .datasets import DATASETS, VIDEO_EXTENSIONS, Dataset, Query, find_videos, load_dataset, read_subset_file
-from .metrics import Metrics, compute_metrics
+from .metrics import Metrics, compute_metrics, compute_qa_metrics
 from .provenance import collect, redact
 
 #: Settings that must match for a run folder to be resumed.
@@ -443,8 +443,7 @@ def load_run(out: str | Path) -> tuple[dict[str, Any], list[Query], dict[str, di
     if not (out / "config.json").exists() or not (out / "queries.jsonl").exists():
         raise InputError("not a run folder (no config.json / queries.jsonl); run `vidground eval` first", path=out)
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    queries = [Query(r["qid"], r["video"], r["query"], r["duration"], [tuple(w) for w in r["windows"]])
-               for r in read_jsonl(out / "queries.jsonl")]
+    queries = [Query.from_json(r) for r in read_jsonl(out / "queries.jsonl")]
     return config, queries, latest_results(out / "results.jsonl")
 
 
@@ -481,6 +480,9 @@ def run_metrics(out: str | Path, *, clip_gt: bool | None = None, bootstrap: int 
     scored = [q for q in queries if q.video not in missing]
     if not scored:
         return None
+    if all(q.is_question for q in scored):  # a grounded-QA run (nextgqa): its own metrics
+        return compute_qa_metrics(run_predictions(results), scored, bootstrap=bootstrap,
+                                  durations=run_durations(out, results))
     return compute_metrics(run_predictions(results), scored,
                            clip_gt=config.get("clip_gt", False) if clip_gt is None else clip_gt,
                            bootstrap=bootstrap, prior=run_prior(config), durations=run_durations(out, results),

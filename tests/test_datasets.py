@@ -65,7 +65,7 @@ def test_activitynet_and_qvhighlights():
 
 
 def test_unknown_names_list_choices(tmp_path):
-    with pytest.raises(ConfigurationError, match="charades-sta, activitynet-captions, qvhighlights, jsonl"):
+    with pytest.raises(ConfigurationError, match="charades-sta, activitynet-captions, qvhighlights, nextgqa, jsonl"):
         load_dataset("kinetics")
     with pytest.raises(ConfigurationError, match="choose one of test, train"):
         load_dataset("charades-sta", "val", root=tmp_path)
