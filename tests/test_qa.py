@@ -292,3 +292,19 @@ def test_cli_ask(tmp_path, capsys):
         assert re.search(message, err) and err.count("\n") == 1
     assert main(["ask", "--descriptions", str(path), "  ", "--choice", "a", "--choice", "b"]) == 1
     assert "the question is empty" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_answer_on_the_rendered_demo_video(demo_video, demo_described):
+    """Both stages on a rendered video with known events: the offline path picks the event asked about
+    and grounds it on the event's true span."""
+    from pipelines import Session
+
+    video, events = demo_video
+    lights = next(e for e in events if e.name == "lights off")
+    options = ["the lights go out and the room is dark", "a person walks into the room",
+               "the camera pans quickly to the right"]
+    with Session(reasoner="embedding") as s:
+        a = s.answer(demo_described, "when do the lights go out", options)
+    assert a.choice == 0 and a.reasoner == "embedding" + BASELINE_SUFFIX
+    assert Interval(start=lights.start, end=lights.end).iou(a.best) >= 0.5
