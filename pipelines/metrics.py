@@ -496,11 +496,11 @@ def predicted_choice(query: Query, prediction: Any) -> int | None:
 
 def score_question(query: Query, prediction: Any, *, duration: float | None = None) -> QueryScore:
     """One question's score: the top-1 span's IoU and IoP, each the best over the GT windows (NExT-GQA
-    takes the two maxima separately), and whether the chosen option is the answer. A failed prediction
-    scores 0 and is wrong."""
+    takes the two maxima separately), and whether the chosen option is the answer. A prediction whose span
+    failed scores 0 on the span metrics; its answer is still scored (Acc@QA does not look at spans)."""
     base = score_query(query, prediction, duration=duration)
     if base.failure is not None:
-        return base.model_copy(update={"iop": 0.0, "correct": False})
+        return base.model_copy(update={"iop": 0.0, "correct": predicted_choice(query, prediction) == query.answer})
     top1 = base.top1
     best_iop = max(iop(top1, g) for g in query.windows)  # type: ignore[arg-type]
     return base.model_copy(update={"iop": best_iop, "correct": predicted_choice(query, prediction) == query.answer})
@@ -520,7 +520,9 @@ def qa_convention_text() -> str:
             "overlap / the predicted span's length, each the best over the question's GT windows; mIoU, mIoP and "
             f"IoU/IoP@m (>= m, tolerance {TOLERANCE:g}) over questions; Acc@QA: the chosen option is the answer; "
             "Acc@GQA: the answer is right and IoP >= 0.5. Failed or missing predictions score 0 and stay in the "
-            "denominator (the official script leaves unpredicted questions out).")
+            "denominator (the official script leaves unpredicted questions out); a span of no length is a failed "
+            "span here (IoU and IoP 0; the official script gives it IoP 1 inside a GT window); an answer whose "
+            "span failed still counts for Acc@QA.")
 
 
 def compute_qa_metrics(predictions: Mapping[str, Any], queries: Sequence[Query], *, bootstrap: int = 1000,
@@ -599,14 +601,17 @@ def read_predictions(path: str | Any) -> list[dict[str, Any]]:
 
 
 def match_predictions(records: Sequence[Mapping[str, Any]], queries: Sequence[Query]) -> PredictionMatch:
-    """Match records to queries by (video id, normalised query text), else by ``qid``.
+    """Match records to queries by (video id, normalised query text), else by ``qid``; by ``qid`` first
+    when the record's text is shared by several queries of its video (NExT-GQA asks some questions twice
+    with other options), so such a record is not scored against another query.
 
     The first record for a query wins; later ones are counted as duplicates.
     """
     from .datasets import normalize_query
 
-    by_key = {q.key: q for q in queries}
     by_qid = {q.qid: q for q in queries}
+    counts = Counter(q.key for q in queries)
+    by_key = {q.key: q for q in queries if counts[q.key] == 1}  # a shared text identifies no query alone
     preds: dict[str, Any] = {}
     unmatched: list[dict[str, Any]] = []
     dups = 0

@@ -349,7 +349,7 @@ def evidence_baseline(reasoner: Any, question: str, transcript: Transcript, choi
                 "window": [round(max(lo, 0.0), 3), round(min(hi, transcript.duration), 3)],
                 "grounding": grounded.settings}
     return Answer(question=question, answer=answer, choice=choice, choices=choices, choice_scores=choice_scores,
-                  intervals=grounded.intervals, duration=transcript.duration,
+                  intervals=grounded.intervals or [best], duration=transcript.duration,
                   duration_inferred=transcript.duration_inferred, reasoner=name, settings=settings,
                   usage=grounded.usage, timings=grounded.timings, warnings=grounded.warnings)
 

@@ -154,3 +154,18 @@ def test_eval_nextgqa_end_to_end_resumes_and_reports(tmp_path, capsys):
     assert "2 of 2 nextgqa/val queries predicted" in scored and "| | Acc@QA | Acc@GQA | mIoP |" in scored
     assert main(["compare", str(out), str(out)]) == 0
     assert "Acc@GQA" in capsys.readouterr().out
+
+
+def test_a_right_answer_with_a_failed_span_still_counts_for_acc_at_qa_and_shared_texts_match_by_qid():
+    """Review findings: Acc@QA does not look at spans (the official eval_next.py); two questions of one
+    video with the same words (NExT-GQA has two such pairs) are told apart by qid, not by their text."""
+    from pipelines.datasets import Query
+    from pipelines.metrics import compute_qa_metrics, match_predictions
+
+    q = Query(qid="v_0", video="v", query="why", windows=[(1.0, 3.0)], duration=10.0, choices=("a", "b"), answer=0)
+    m = compute_qa_metrics({"v_0": {"choice": 0, "intervals": []}}, [q], bootstrap=0, baselines=False)
+    assert m.values["Acc@QA"] == 100.0 and m.values["Acc@GQA"] == 0.0
+    twin = Query(qid="v_1", video="v", query="why", windows=[(5.0, 6.0)], duration=10.0, choices=("c", "d"), answer=1)
+    match = match_predictions([{"qid": "v_1", "video": "v", "query": "why", "choice": 1},
+                               {"qid": "v_0", "video": "v", "query": "why", "choice": 0}], [q, twin])
+    assert match.predictions["v_0"]["choice"] == 0 and match.predictions["v_1"]["choice"] == 1 and not match.duplicates
