@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                    help="the video's duration; with --descriptions it is otherwise read from the file or inferred")
     g.add_argument("--reasoner", default=None, metavar="SPEC",
-                   help="reasoner backend: embedding (offline, default), openai:MODEL, hf:MODEL_OR_PATH, llamacpp:PATH.gguf")
+                   help="reasoner backend: embedding (offline, default), vtggpt and naive (offline baselines), openai:MODEL, "
+                        "hf:MODEL_OR_PATH, llamacpp:PATH.gguf")
     g.add_argument("--reasoner-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                    help="an option for the reasoner backend, repeatable (e.g. n_ctx=8192, fallback=embedding)")
     g.add_argument("--top-k", type=int, default=None, metavar="K", help="return at most K intervals")
