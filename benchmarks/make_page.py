@@ -145,7 +145,9 @@ def stage1_throughput(data: dict[str, Any]) -> str:
            "the SDK (W). The ideal is max(D, ceil(N/C) x L) and the ratio is W over that ideal: with large "
            "L the run is request-bound, with small L decode-bound, where the describer's own CPU per frame "
            "competes with the decoder for this machine's cores."
-           + (f" The bound is a ratio of {fmt(bound)}, claimed where requests dominate (L >= 0.05 s)." if bound else ""),
+           + (f" The bound is a ratio of {fmt(bound)}, claimed where requests dominate, that is where ceil(N/C) x L is above "
+                                  f"decoding alone (in the table: the rows whose request time exceeds their decode "
+                                  f"time); the other rows are decode-bound and shown as measured." if bound else ""),
            "", provenance(data), ""]
     rows = data["rows"]
     if rows and "median_ratio" in rows[0]:

@@ -18,11 +18,12 @@ noise-dominated, hence the median of paired trials; ``--trials 1`` is the old si
 criterion. The server runs in its own process (no shared GIL); its CPU time per trial is
 printed, as is the load average.
 
-With the default L = 0.25 s the run is request-bound; with ``--latency 0.02`` it is
-decode-bound, and with ``--latency 0.05`` the two are about equal (neither can hide behind the
-other). When decoding dominates, the client's per-frame CPU (the SDK's request handling and the
-JPEG, see ``--diagnose``) competes with the decoder for the GIL and the cores; the bound is the
-claim where requests dominate (L >= 0.05 s), and the decode-bound ratio is reported as measured.
+With the default L = 0.25 s the run is request-bound (ceil(N/C) x L well above decoding alone);
+with ``--latency 0.05`` or ``0.02`` the requests take less than decoding alone on this 640x360
+video, so the run is decode-bound. When decoding dominates, the client's per-frame CPU (the SDK's
+request handling and the JPEG, see ``--diagnose``) competes with the decoder for the GIL and the
+cores; the bound is the claim where requests dominate, and the decode-bound ratios are reported as
+measured.
 
 The source video matters when decoding dominates, since what counts is the describer's CPU per
 frame against the decoding per described frame. The default (640x360 at 25 fps, 60 s, 96 frames:
