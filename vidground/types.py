@@ -237,7 +237,20 @@ class Interval(BaseModel):
         return inter / union if union > 0 else 0.0
 
 
-class GroundingResult(BaseModel):
+class _Spans:
+    """What a grounding result and an answer share (both have ``intervals``, best first, and ``usage``
+    per stage)."""
+
+    @property
+    def best(self) -> Interval | None:
+        return self.intervals[0] if self.intervals else None
+
+    @property
+    def total_usage(self) -> Usage:
+        return sum(self.usage.values(), Usage())
+
+
+class GroundingResult(_Spans, BaseModel):
     """The answer to one query on one video.
 
     ``intervals`` are best first. ``duration_inferred`` is true when the duration was not
@@ -261,19 +274,8 @@ class GroundingResult(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     raw: Any = None
 
-    @property
-    def best(self) -> Interval | None:
-        return self.intervals[0] if self.intervals else None
 
-    @property
-    def total_usage(self) -> Usage:
-        total = Usage()
-        for u in self.usage.values():
-            total = total + u
-        return total
-
-
-class Answer(BaseModel):
+class Answer(_Spans, BaseModel):
     """The answer to one question about one video, and when in the video it is supported.
 
     ``answer`` is the answer's text: one of ``choices`` when choices were given (``choice`` is then its
@@ -299,17 +301,6 @@ class Answer(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
     raw: Any = None
-
-    @property
-    def best(self) -> Interval | None:
-        return self.intervals[0] if self.intervals else None
-
-    @property
-    def total_usage(self) -> Usage:
-        total = Usage()
-        for u in self.usage.values():
-            total = total + u
-        return total
 
 
 def result_json_schema() -> dict[str, Any]:
