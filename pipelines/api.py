@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from frame_describer import Describer, FrameDescription
+from vidground.errors import ConfigurationError
 from temporal_reasoner import GroundingResult, Reasoner, check_query
 
 from vidground.types import Answer
@@ -49,6 +50,16 @@ def describe(
         return session.describe(video, query=query)
 
 
+def _one_off(descriptions: Any, describer: Any, reasoner: Any, fps: Any, num_frames: Any, max_frames: Any,
+             max_side: Any, cache: Any, progress: bool, describer_options: Any, reasoner_options: Any) -> Session:
+    """The short-lived session of one ground()/answer() call (a describer is refused with descriptions)."""
+    if descriptions is not None and describer is not None:
+        raise ConfigurationError("describer= has no effect with descriptions=; give a video instead")
+    return Session(describer=describer, reasoner=reasoner, sampling=dict(fps=fps, num_frames=num_frames,
+                   max_frames=max_frames, max_side=max_side), cache=cache, progress=progress,
+                   describer_options=describer_options, reasoner_options=reasoner_options)
+
+
 def ground(
     video: PathLike | None = None,
     query: str | None = None,
@@ -79,13 +90,8 @@ def ground(
     ``top_k`` keeps only the best K intervals.
     """
     query = check_query(query)
-    if descriptions is not None and describer is not None:
-        from vidground.errors import ConfigurationError
-
-        raise ConfigurationError("describer= has no effect with descriptions=; give a video instead")
-    sampling = dict(fps=fps, num_frames=num_frames, max_frames=max_frames, max_side=max_side)
-    with Session(describer=describer, reasoner=reasoner, sampling=sampling, cache=cache, progress=progress,
-                 describer_options=describer_options, reasoner_options=reasoner_options) as session:
+    with _one_off(descriptions, describer, reasoner, fps, num_frames, max_frames, max_side, cache, progress,
+                  describer_options, reasoner_options) as session:
         return session.ground(video, query, descriptions=descriptions, descriptions_format=descriptions_format,
                               clip_seconds=clip_seconds, duration=duration, top_k=top_k)
 
@@ -124,13 +130,8 @@ def answer(
 
     question = check_question(question)
     choices = check_choices(choices)
-    if descriptions is not None and describer is not None:
-        from vidground.errors import ConfigurationError
-
-        raise ConfigurationError("describer= has no effect with descriptions=; give a video instead")
-    sampling = dict(fps=fps, num_frames=num_frames, max_frames=max_frames, max_side=max_side)
-    with Session(describer=describer, reasoner=reasoner, sampling=sampling, cache=cache, progress=progress,
-                 describer_options=describer_options, reasoner_options=reasoner_options) as session:
+    with _one_off(descriptions, describer, reasoner, fps, num_frames, max_frames, max_side, cache, progress,
+                  describer_options, reasoner_options) as session:
         return session.answer(video_or_descriptions, question, choices, descriptions=descriptions,
                               descriptions_format=descriptions_format, clip_seconds=clip_seconds, duration=duration)
 
