@@ -1,4 +1,4 @@
-"""Decode a video and sample frames by rate or by count, streaming, with real timestamps.
+"""Decode a video and sample frames by rate, by count or at given times, streaming, with real timestamps.
 
 Decoder choice: PyAV. Both PyAV and OpenCV report exact timestamps and pick the nearest frame
 on the benchmark's constant- and variable-rate files, and neither is reliably faster on this
@@ -17,10 +17,11 @@ frame once.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -158,7 +159,7 @@ class FrameStream(Iterator[Frame]):
     """The frames :func:`sample_frames` yields, decoded lazily; also says what it will do.
 
     ``info`` is the probed :class:`VideoInfo`; ``fps`` the effective sampling rate (``None``
-    in count mode); ``planned`` how many frames the plan asks for (fewer come when the stream
+    by count or at given times); ``planned`` how many frames the plan asks for (fewer come when the stream
     ends early or the video has fewer frames than requested times). Close it (or use ``with``)
     to release the file early.
     """
@@ -233,7 +234,9 @@ class FrameStream(Iterator[Frame]):
             if prev is None:
                 raise VideoDecodeError(p, "the video stream has no decodable frames")
             real_end = prev[1] + step
-            if target is not None and target < real_end - 1e-6 and prev[2] != emitted and out != self._limit:
+            past_end_too = isinstance(targets, _Times)  # a time asked for explicitly: the last frame is its nearest
+            if target is not None and (past_end_too or target < real_end - 1e-6) and prev[2] != emitted \
+                    and out != self._limit:
                 yield self._frame(prev, out)  # the last frame is nearest to what remains
                 out += 1
             if info.duration - real_end > max(2 * step, 0.5):
@@ -279,6 +282,43 @@ def _rate_targets(start: float, stop: float, fps: float) -> _Grid:
     return _Grid(lambda k: start + k / fps, 1.0 / fps, stop=stop)
 
 
+class _Times(Iterator[float]):
+    """Requested times from a list, served in increasing order without duplicates; :meth:`skip_past`
+    jumps over those a frame already answers (as :class:`_Grid` does)."""
+
+    def __init__(self, times: list[float]):
+        self.times, self.k = sorted(set(times)), 0
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def __next__(self) -> float:
+        if self.k >= len(self.times):
+            raise StopIteration
+        self.k += 1
+        return self.times[self.k - 1]
+
+    def skip_past(self, t: float) -> float | None:
+        """The first time after ``t`` (``None`` when there is none)."""
+        self.k = max(self.k, bisect.bisect_right(self.times, t))
+        return next(self, None)
+
+
+def _check_times(times: object) -> list[float]:
+    if isinstance(times, (str, bytes)) or not isinstance(times, Iterable):
+        raise ConfigurationError(f"times must be a list of seconds, got {type(times).__name__}")
+    out = []
+    for i, t in enumerate(times):
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)):
+            raise ConfigurationError(f"times[{i}] must be a number of seconds, got {t!r}")
+        if not (math.isfinite(t) and t >= 0):
+            raise ConfigurationError(f"times[{i}] must be a finite number of seconds >= 0, got {t!r}")
+        out.append(float(t))
+    if not out:
+        raise ConfigurationError("times is empty: give at least one time in seconds")
+    return out
+
+
 def sample_frames(
     video: str | os.PathLike[str],
     *,
@@ -288,19 +328,29 @@ def sample_frames(
     max_side: int | None = 512,
     start: float | None = None,
     end: float | None = None,
+    times: Sequence[float] | None = None,
 ) -> FrameStream:
     """Sample frames from ``video``, streaming: memory stays flat whatever the video's length.
 
     By rate (``fps``, default 1.0: requested times ``start, start + 1/fps, ...``) or by count
     (``num_frames`` evenly spaced times, each at the centre of its equal share of
-    ``[start, end)``); give one of the two. ``max_frames`` caps the count, lowering the rate
-    when ``fps * duration`` would exceed it. Each :class:`Frame` is the decoded frame nearest
+    ``[start, end)``) or at given times (``times``, seconds in any order, for the refine passes
+    of a coarse-to-fine search); give one of the three. Frames come in time order and a decoded
+    frame comes once, however many requested times it is nearest to; times past the end get the
+    stream's real last frame. ``max_frames`` caps the count, lowering the rate when
+    ``fps * duration`` would exceed it. Each :class:`Frame` is the decoded frame nearest
     its requested time and carries that frame's real presentation time. Raises
     :class:`VideoDecodeError` for unreadable input (checked before returning) and
     :class:`ConfigurationError` for bad arguments.
     """
     if fps is not None and num_frames is not None:
         raise ConfigurationError("give either fps (sample by rate) or num_frames (sample by count), not both")
+    if times is not None:
+        if fps is not None or num_frames is not None:
+            raise ConfigurationError("give times (sample at given times) or fps/num_frames, not both")
+        if start is not None or end is not None:
+            raise ConfigurationError("start/end bound fps or num_frames sampling; with times, give only the times wanted")
+        wanted = _check_times(times)
     if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
         raise ConfigurationError(f"fps must be a positive number, got {fps!r}")
     for name, value in (("num_frames", num_frames), ("max_frames", max_frames)):
@@ -314,6 +364,10 @@ def sample_frames(
         raise ConfigurationError(f"end must be after start ({start or 0.0}s), got {end!r}")
 
     info = probe_video(video)
+    if times is not None:
+        grid = _Times(wanted)
+        planned = min(len(grid), max_frames) if max_frames else len(grid)
+        return FrameStream(info, grid, fps=None, planned=planned, max_side=max_side, limit=max_frames)
     lo = start or 0.0
     hi = min(end, info.duration) if end is not None and info.duration > 0 else (end or info.duration)
     if info.duration > 0 and lo >= info.duration:

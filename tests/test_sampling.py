@@ -216,3 +216,62 @@ def test_the_grid_skips_past_a_time_exactly():
     assert grid.skip_past(9.9) is None
     count = _Grid(lambda k: 1.0 + (k + 0.5) * 2.0, 2.0, count=4)  # 2, 4, 6, 8
     assert count.skip_past(4.0) == 6.0 and next(count) == 8.0 and next(count, None) is None
+
+
+# --- random access: a list of times ----------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["cfr", "vfr"])
+def test_times_in_any_order_come_back_in_time_order_as_the_nearest_frames(request, kind):
+    video = request.getfixturevalue(f"{kind}_video")
+    times = CFR if kind == "cfr" else VFR_TIMES
+    wanted = [4.47, 0.0, 2.21, 2.21, 0.06, 5.05, 1.31, 0.49]  # any order, a duplicate
+    stream = sample_frames(video, times=wanted)
+    assert stream.fps is None and stream.planned == len(set(wanted))
+    check(list(stream), times, sorted(wanted))
+
+
+def test_times_between_two_frames_pick_the_nearer_and_a_frame_comes_once(cfr_video):
+    frames = list(sample_frames(cfr_video, times=[1.04, 1.02, 1.0, 0.96]))  # 1.0 is nearest to all four
+    assert [read_frame_number(f.image) for f in frames] == [10]
+    frames = list(sample_frames(cfr_video, times=[1.04, 1.06]))
+    assert [read_frame_number(f.image) for f in frames] == [10, 11]
+
+
+def test_times_past_the_end_get_the_real_last_frame(cfr_video, tmp_path: Path):
+    for wanted in ([3.0, 100.0, 5.9, 1e6], [3.0, 100.0]):
+        frames = list(sample_frames(cfr_video, times=wanted))
+        assert [read_frame_number(f.image) for f in frames] == [30, 59]
+        assert frames[-1].t == pytest.approx(5.9, abs=1e-3)
+    full = render_numbered_video(tmp_path / "full.mkv", n_frames=60, fps=10)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: len(full.read_bytes()) // 2])
+    stream = sample_frames(cut, times=[0.5, 5.5])
+    numbers = [read_frame_number(f.image) for f in stream]
+    assert numbers[0] == 5 and 5 < numbers[-1] < 59 and len(numbers) == 2  # the real last frame
+    assert stream.truncated_at is not None and stream.truncated_at < 5.0
+    every = [read_frame_number(f.image) for f in sample_frames(cut, fps=1000.0)]
+    assert numbers[-1] == every[-1]  # really the last frame that decodes
+
+
+def test_times_keep_rotation_and_the_resize_bound(tmp_path: Path):
+    p = render_numbered_video(tmp_path / "r.mp4", n_frames=20, fps=5, size=(160, 120), rotation=90)
+    frames = list(sample_frames(p, times=[3.0, 0.4], max_side=80))
+    assert [f.size for f in frames] == [(80, 60)] * 2
+    assert [read_frame_number(f.image) for f in frames] == [2, 15]
+
+
+def test_times_with_max_frames_stop_at_the_cap(cfr_video):
+    frames = list(sample_frames(cfr_video, times=[5.0, 1.0, 3.0], max_frames=2))
+    assert [read_frame_number(f.image) for f in frames] == [10, 30]
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"times": []}, "empty"), ({"times": [1.0, -0.5]}, r"times\[1\]"), ({"times": [float("nan")]}, "finite"),
+    ({"times": [float("inf")]}, "finite"), ({"times": ["1.0"]}, r"times\[0\] must be a number"),
+    ({"times": [True]}, "number"), ({"times": 2.0}, "list of seconds"), ({"times": "1,2"}, "list of seconds"),
+    ({"times": [1.0], "fps": 1.0}, "not both"), ({"times": [1.0], "num_frames": 2}, "not both"),
+    ({"times": [1.0], "start": 1.0}, "start/end"), ({"times": [1.0], "end": 2.0}, "start/end"),
+])
+def test_bad_times_raise_configuration_error(cfr_video, kwargs, needle):
+    with pytest.raises(ConfigurationError, match=needle):
+        sample_frames(cfr_video, **kwargs)
