@@ -58,6 +58,9 @@ class DescribedVideo(BaseModel):
     descriptions: list[FrameDescription]
     usage: Usage = Field(default_factory=Usage)
     seconds: float = 0.0
+    #: how the frames were sampled (the rate actually used), when this session decoded the video;
+    #: ``None`` for descriptions read from a file or given as a list, where sampling did not apply
+    sampling: dict[str, Any] | None = None
 
     #: the merged transcript already built (building one validates every line), with what it was
     #: built from: the same description objects, duration and step
@@ -380,8 +383,11 @@ class Session:
         seconds = time.perf_counter() - started
         log.info("described %d frames of %s with %s in %.2f s", len(out), path, desc.name, seconds)
         usage = sum((d.usage for d in out if d.usage is not None), Usage())  # cache hits carry Usage(cached=1)
+        # the rate the sampler really used (1 fps when none was given; lowered by max_frames), not None
+        sampling = {**s.model_dump(), "fps": frames.fps}
         described = DescribedVideo(video=str(path), duration=duration, step=step, describer=desc.name,
-                                   settings=desc.settings(), descriptions=out, usage=usage, seconds=seconds)
+                                   settings=desc.settings(), descriptions=out, usage=usage, seconds=seconds,
+                                   sampling=sampling)
         return self._remember(key, described)
 
     def _cached(self, desc: Any, path: Path) -> Any:
@@ -498,7 +504,7 @@ class Session:
         usage = dict(result.usage)
         if not described.usage.is_empty():
             usage["describe"] = described.usage
-        settings = {**self.sampling.model_dump(), "describer": described.settings, "reasoner": rsn.settings(),
+        settings = {**(described.sampling or {}), "describer": described.settings, "reasoner": rsn.settings(),
                     **result.settings}
         return {"video": described.video, "duration": transcript.duration,
                 "duration_inferred": transcript.duration_inferred, "describer": described.describer,

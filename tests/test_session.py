@@ -46,6 +46,18 @@ def test_a_video_is_described_once_for_many_queries(videos):
     assert first.settings["fps"] == 2.0 and first.settings["max_side"] == 512
 
 
+def test_settings_record_the_sampling_really_used_and_none_for_descriptions(videos):
+    with Session(describer=FakeDescriber(), reasoner="fake-reasoner") as s:
+        default = s.ground(videos / "a.mp4", "frame at 1.0")
+        loaded = s.ground(descriptions=[{"t": 0, "text": "frame at 0.0"}, {"t": 1, "text": "frame at 1.0"}],
+                          query="frame at 1.0")
+    with Session(describer=FakeDescriber(), reasoner="fake-reasoner", sampling={"fps": 4, "max_frames": 3}) as s:
+        capped = s.ground(videos / "a.mp4", "frame at 1.0")
+    assert default.settings["fps"] == 1.0 and default.settings["num_frames"] is None  # not null: 1 fps was used
+    assert capped.settings["fps"] == pytest.approx(1.0) and capped.settings["max_frames"] == 3  # 3 s, 3 frames
+    assert not {"fps", "num_frames", "max_frames", "max_side"} & set(loaded.settings)  # no sampling happened
+
+
 def test_a_changed_video_is_described_again(tmp_path):
     folder = render_toy_videos(tmp_path, ["x"])
     describer = FakeDescriber()
