@@ -8,11 +8,15 @@ and display matrix (we apply and report the rotation ourselves), the container's
 apart from what really decodes (truncated files are clamped knowingly), and typed FFmpeg errors
 for bad input where OpenCV only says ``isOpened() == False``.
 
-Sampling decodes the stream once, in order, holding only the previous decoded frame: for
+Sampling reads the stream forward, in order, holding only the previous decoded frame: for
 each requested time the nearer of the two frames around it is emitted, converted to RGB,
 turned upright and resized (longest side <= ``max_side``, ``cv2.INTER_AREA``). A source
 frame is never emitted twice, so sampling faster than the video's own rate yields each
-frame once.
+frame once. Where the stream's keyframe index puts a keyframe well past the decoder's
+position and before the next requested time, the decoder seeks to it instead of decoding
+the frames between (sparse passes cost what their frames' groups of pictures cost, dense
+ones decode straight through); every seek is checked against the frame it lands on
+(:class:`_Source`).
 """
 
 from __future__ import annotations
@@ -169,6 +173,7 @@ class FrameStream(Iterator[Frame]):
         self.info, self.fps, self.planned, self.max_side = info, fps, planned, max_side
         #: where the stream really ended, when that is well before the container's claimed duration
         self.truncated_at: float | None = None
+        self._src: _Source | None = None
         self._limit = limit
         self._gen = self._run(targets)
 
@@ -189,65 +194,190 @@ class FrameStream(Iterator[Frame]):
 
     def _run(self, targets: Iterator[float]) -> Iterator[Frame]:
         info, p = self.info, Path(self.info.path)
-        container, stream = _open(p)
-        with container:
-            tb = stream.time_base or Fraction(1, 1000)
-            origin = info.start_time
-            target = next(targets, None)
-            skip = getattr(targets, "skip_past", None)
-            self._absolute = True  # source indices count from the stream's first frame
-            if target is not None and target > 1.0:  # jump to the keyframe before the first time
-                container.seek(int((target + origin) / tb) - 1, stream=stream, backward=True)
-                self._absolute = False
-            prev: tuple[av.VideoFrame, float, int] | None = None
-            emitted = -1  # source index of the last frame emitted
-            out = 0
-            step = 1.0 / info.fps if info.fps else 0.04
-            src = -1
-            for frame in _decode(container, stream, p):
-                src += 1
-                t = float(frame.pts * tb) - origin if frame.pts is not None else (
-                    prev[1] + step if prev else 0.0)
-                if prev is not None and t <= prev[1]:
-                    log.debug("%s: skipping frame with non-increasing time %.3fs", p, t)
-                    continue
-                cur = (frame, t, src)
-                while target is not None and t >= target:
-                    pick = prev if prev is not None and target - prev[1] <= t - target else cur
-                    if pick[2] != emitted:
-                        emitted = pick[2]
-                        yield self._frame(pick, out)
-                        out += 1
-                    if out == self._limit:
-                        target = None
-                    elif skip is not None and emitted == cur[2]:  # the rest up to t would repeat this frame
-                        target = skip(t)
-                    elif skip is not None and prev is not None and emitted == prev[2]:
-                        target = skip((prev[1] + t) / 2)  # the rest up to half-way would repeat prev
-                    else:
-                        target = next(targets, None)
-                if target is None:
-                    return
-                if prev is not None:
-                    step = t - prev[1]
-                prev = cur
-            if prev is None:
-                raise VideoDecodeError(p, "the video stream has no decodable frames")
-            real_end = prev[1] + step
-            past_end_too = isinstance(targets, _Times)  # a time asked for explicitly: the last frame is its nearest
-            if target is not None and (past_end_too or target < real_end - 1e-6) and prev[2] != emitted \
-                    and out != self._limit:
-                yield self._frame(prev, out)  # the last frame is nearest to what remains
-                out += 1
-            if info.duration - real_end > max(2 * step, 0.5):
-                self.truncated_at = real_end
-                log.warning("%s: the stream ends at %.2fs although the container claims %.2fs; "
-                            "clamped to the real end", p, real_end, info.duration)
+        src = self._src = _Source(p, info)
+        try:
+            yield from self._sample(src, targets)
+        finally:
+            src.close()
 
-    def _frame(self, pick: tuple[av.VideoFrame, float, int], index: int) -> Frame:
+    @property
+    def seeks(self) -> int:
+        """How many times the decoder jumped to a keyframe instead of decoding on."""
+        return self._src.seeks if self._src else 0
+
+    @property
+    def fallbacks(self) -> int:
+        """1 when a seek proved inexact or broken and the stream was decoded from the start instead."""
+        return self._src.fallbacks if self._src else 0
+
+    def _sample(self, src: "_Source", targets: Iterator[float]) -> Iterator[Frame]:
+        info, p = self.info, Path(self.info.path)
+        target = next(targets, None)
+        skip = getattr(targets, "skip_past", None)
+        prev: tuple[av.VideoFrame, float, int | None] | None = None
+        emitted: float | None = None  # time of the last frame emitted (times strictly increase)
+        last_t = -math.inf  # time of the last frame decoded, across seeks
+        out = 0
+        step = 1.0 / info.fps if info.fps else 0.04
+        planned_for: float | None = None  # the target the seek decision was last made for
+        before_seek = prev
+        while target is not None:
+            if target != planned_for:
+                planned_for = target
+                if src.seek_for(target, max(last_t, 0.0)):
+                    before_seek, prev = prev, None  # the nearest frame is at or after the keyframe landed on
+            got = src.next()
+            if got is None:
+                if src.landed and src.fall_back(f"the seek to {target:.3f}s found no frame"):
+                    prev = before_seek
+                    continue
+                break
+            frame, t, index = got
+            if t <= last_t:
+                log.debug("%s: skipping frame with non-increasing time %.3fs", p, t)
+                continue
+            if src.landed and t > target + 1e-6 and src.fall_back(
+                    f"the seek to {target:.3f}s landed at {t:.3f}s, past it"):
+                prev = before_seek  # an inexact seek cannot promise the nearest frame: decode from the start
+                continue
+            src.landed = False
+            cur = (frame, t, index)
+            while target is not None and t >= target:
+                pick = prev if prev is not None and target - prev[1] <= t - target else cur
+                if pick[1] != emitted:
+                    emitted = pick[1]
+                    yield self._frame(pick, out)
+                    out += 1
+                if out == self._limit:
+                    target = None
+                elif skip is not None and emitted == t:  # the rest up to t would repeat this frame
+                    target = skip(t)
+                elif skip is not None and prev is not None and emitted == prev[1]:
+                    target = skip((prev[1] + t) / 2)  # the rest up to half-way would repeat prev
+                else:
+                    target = next(targets, None)
+            if prev is not None:
+                step = t - prev[1]
+            prev, last_t = cur, t
+        if target is None:
+            return
+        if prev is None:
+            raise VideoDecodeError(p, "the video stream has no decodable frames")
+        real_end = prev[1] + step
+        past_end_too = isinstance(targets, _Times)  # a time asked for explicitly: the last frame is its nearest
+        if (past_end_too or target < real_end - 1e-6) and prev[1] != emitted and out != self._limit:
+            yield self._frame(prev, out)  # the last frame is nearest to what remains
+            out += 1
+        if info.duration - real_end > max(2 * step, 0.5):
+            self.truncated_at = real_end
+            log.warning("%s: the stream ends at %.2fs although the container claims %.2fs; "
+                        "clamped to the real end", p, real_end, info.duration)
+
+    def _frame(self, pick: tuple[av.VideoFrame, float, int | None], index: int) -> Frame:
         frame, t, src = pick
-        return Frame(t=max(t, 0.0), index=index, source_index=src if self._absolute else None,
+        return Frame(t=max(t, 0.0), index=index, source_index=src,
                      image=to_image(frame, self.info.rotation, self.max_side))
+
+
+# Seeking flushes the decoder, throwing away the frames its threads have in flight, so a seek pays
+# only when it skips more than a few frames' decoding.
+SEEK_MARGIN_FRAMES = 32
+NO_INDEX_SEEK_GAP = 30.0  # seconds; without a keyframe index, seek only over gaps this long
+
+
+class _Source:
+    """Decoded frames ``(frame, t, source_index)`` in presentation order, read on from where the
+    decoder is, or from the keyframe before a wanted time when that skips enough decoding.
+
+    The keyframe comes from the stream's own index (``av_index_search_timestamp``). A seek is
+    checked, not trusted: when the first frame after it is later than the wanted time (an inexact
+    or broken seek), or nothing decodes after it, the file is reopened and decoded from the start
+    (frames already passed are skipped) and seeking is off for the rest of the stream.
+    ``source_index`` is the frame's position in the stream while decoding runs from the start,
+    ``None`` after a seek (an index counts frames, and a seek skips them uncounted).
+    """
+
+    def __init__(self, p: Path, info: VideoInfo):
+        self.p, self.info = p, info
+        self.seeks = self.fallbacks = 0
+        self.seekable = True
+        self.landed = False  # a seek just happened and its first frame has not been checked yet
+        self._open()
+
+    def _open(self) -> None:
+        self.container, self.stream = _open(self.p)
+        stream = self.stream
+        self.tb = stream.time_base or Fraction(1, 1000)
+        self.origin = round(self.info.start_time / self.tb)  # in stream ticks
+        self.index = stream.index_entries if len(stream.index_entries) else None
+        # index timestamps are decoding times; a keyframe is shown `delay` ticks after it is decoded
+        self.delay = max(0, self.origin - self.index[0].timestamp) if self.index is not None else 0
+        self.frames = _decode(self.container, stream, self.p)
+        self.count: int | None = 0
+
+    def close(self) -> None:
+        self.frames.close()
+        self.container.close()
+
+    def next(self) -> tuple[av.VideoFrame, float, int | None] | None:
+        try:
+            frame = next(self.frames, None)
+        except VideoDecodeError:
+            if not self.landed:
+                raise
+            frame = None  # nothing decodes after the seek: the caller falls back
+        if frame is None:
+            return None
+        if frame.pts is None:  # no time to seek by or to check a seek against
+            self.seekable = False
+            t = self.last + 1.0 / (self.info.fps or 25.0) if self.count else 0.0
+        else:
+            t = float((frame.pts - self.origin) * self.tb)
+        self.last = t
+        index = self.count
+        if self.count is not None:
+            self.count += 1
+        return frame, t, index
+
+    def seek_for(self, target: float, at: float) -> bool:
+        """Seek to the keyframe before ``target`` when that skips enough decoding past ``at`` (the time
+        of the last decoded frame); True when it seeked."""
+        if not self.seekable:
+            return False
+        fps = self.info.fps or 25.0
+        want = self.origin + int(target / self.tb)
+        if self.index is not None:  # where the keyframe before the target is decides whether to seek
+            i = self.index.search_timestamp(want - self.delay, backward=True)
+            if i < 0:
+                return False
+            key = float((self.index[i].timestamp + self.delay - self.origin) * self.tb)
+            if key - at <= SEEK_MARGIN_FRAMES / fps:
+                return False
+        elif target - at <= NO_INDEX_SEEK_GAP:
+            return False
+        try:  # FFmpeg lands on the last keyframe shown at or before the time asked for
+            self.container.seek(want, stream=self.stream, backward=True)
+        except av.FFmpegError as exc:
+            log.debug("%s: seeking to %.3fs failed (%s); decoding on", self.p, target, _short(exc))
+            self.seekable = False
+            return False
+        self.frames.close()
+        self.frames = _decode(self.container, self.stream, self.p)
+        self.seeks += 1
+        self.count = None
+        self.landed = True
+        return True
+
+    def fall_back(self, why: str) -> bool:
+        """Reopen and decode from the start, seeking no more; False when that already happened."""
+        if self.fallbacks:
+            return False
+        log.warning("%s: %s; decoding from the start instead of seeking", self.p, why)
+        self.fallbacks += 1
+        self.close()
+        self._open()
+        self.seekable = self.landed = False
+        return True
 
 
 class _Grid(Iterator[float]):

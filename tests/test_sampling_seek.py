@@ -1,0 +1,148 @@
+"""Sparse requests seek to the keyframe before each wanted time instead of decoding everything between;
+the frames are the same ones a full decode would pick, and a seek that lands wrong falls back."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import frame_describer.sampling as sampling
+from frame_describer.sampling import probe_video, sample_frames
+from frame_describer.synthetic import read_frame_number, render_numbered_video
+
+FPS = 25
+N = 1000  # 40 s; x264's default keyframe interval (250) puts keyframes at 0, 10, 20 and 30 s
+rng = np.random.default_rng(7)
+VFR = np.cumsum(np.concatenate([[0.0], rng.choice([0.02, 0.04, 0.1, 0.3, 0.9], size=599)])).round(3).tolist()
+
+
+@pytest.fixture(scope="module")
+def gop_video(tmp_path_factory) -> Path:
+    return render_numbered_video(tmp_path_factory.mktemp("seek") / "gop.mp4", n_frames=N, fps=FPS, size=(96, 64))
+
+
+@pytest.fixture(scope="module")
+def vfr_gop_video(tmp_path_factory) -> Path:
+    return render_numbered_video(tmp_path_factory.mktemp("seek") / "vfr.mp4", n_frames=len(VFR), fps=FPS,
+                                 size=(96, 64), vfr_times=VFR)
+
+
+@pytest.fixture
+def decoded(monkeypatch):
+    """How many frames the decoder produced, seeks included."""
+    count = [0]
+    real = sampling._decode
+
+    def counting(container, stream, path):
+        for frame in real(container, stream, path):
+            count[0] += 1
+            yield frame
+
+    monkeypatch.setattr(sampling, "_decode", counting)
+    return count
+
+
+def nearest_numbers(times, requested):
+    """Frame numbers nearest each requested time (ties to the earlier frame), each once, in order."""
+    picks = (min(range(len(times)), key=lambda i: (abs(times[i] - t), i)) for t in sorted(requested))
+    return list(dict.fromkeys(picks))
+
+
+def check(stream, times, requested):
+    frames = list(stream)
+    numbers = [read_frame_number(f.image) for f in frames]
+    assert numbers == nearest_numbers(times, requested)
+    assert [f.t for f in frames] == pytest.approx([times[n] for n in numbers], abs=1e-3)
+    assert [f.index for f in frames] == list(range(len(frames)))
+    for f, n in zip(frames, numbers):
+        assert f.source_index in (n, None)  # known while decoding from the start, None after a seek
+    return frames
+
+
+CFR = [i / FPS for i in range(N)]
+
+
+@pytest.mark.parametrize("kwargs,requested", [
+    ({"num_frames": 4}, [5.0, 15.0, 25.0, 35.0]),
+    ({"fps": 0.1}, [0.0, 10.0, 20.0, 30.0]),
+    ({"times": [39.9, 12.03, 25.5, 0.3, 31.0, 9.9, 9.99, 10.0]}, [39.9, 12.03, 25.5, 0.3, 31.0, 9.9, 9.99, 10.0]),
+])
+def test_sparse_requests_seek_and_return_the_nearest_frames(gop_video, decoded, kwargs, requested):
+    stream = sample_frames(gop_video, **kwargs)
+    check(stream, CFR, requested)
+    assert stream.seeks >= 2 and stream.fallbacks == 0
+    assert decoded[0] < N * 0.6  # what seeking saved: a full decode is N frames
+
+
+def test_dense_requests_decode_on_without_seeking(gop_video, decoded):
+    stream = sample_frames(gop_video, fps=2)
+    frames = check(stream, CFR, [k / 2 for k in range(80)])
+    assert stream.seeks == 0 and [f.source_index for f in frames] == [read_frame_number(f.image) for f in frames]
+    assert decoded[0] == N + 1  # the probe decodes the first frame once more
+
+
+def test_variable_frame_rate_with_long_gops(vfr_gop_video, decoded):
+    requested = sorted(rng.uniform(0, VFR[-1] + 0.5, size=12).round(3).tolist()) + [VFR[300], VFR[301] - 0.001]
+    stream = sample_frames(vfr_gop_video, times=requested)
+    check(stream, VFR, requested)
+    assert stream.seeks >= 1 and decoded[0] < len(VFR)
+
+
+def test_rotation_after_a_seek(tmp_path: Path):
+    p = render_numbered_video(tmp_path / "rot.mp4", n_frames=400, fps=FPS, size=(96, 64), rotation=90)
+    stream = sample_frames(p, times=[14.0, 0.5], max_side=48)
+    frames = list(stream)
+    assert stream.seeks == 1 and [f.size for f in frames] == [(48, 32)] * 2
+    assert [read_frame_number(f.image) for f in frames] == [12, 350]
+
+
+class _Container:
+    """A container whose seek goes wrong in a chosen way."""
+
+    def __init__(self, real, how):
+        self._real, self._how = real, how
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._real.close()
+
+    def seek(self, offset, **kwargs):
+        stream = kwargs["stream"]
+        if self._how == "late":  # lands on the keyframe after the one asked for
+            return self._real.seek(offset + int(10 / stream.time_base), **kwargs)
+        if self._how == "early":  # lands at the start: correct, only slower
+            return self._real.seek(0, **kwargs)
+        if self._how == "past_end":
+            return self._real.seek(offset + int(3600 / stream.time_base), **kwargs)
+        raise sampling.av.FFmpegError(1, "seek refused")
+
+
+@pytest.mark.parametrize("how", ["late", "early", "past_end", "error"])
+def test_a_seek_that_goes_wrong_still_returns_the_nearest_frames(gop_video, monkeypatch, caplog, how):
+    real_open = sampling._open
+
+    def opener(p):
+        container, stream = real_open(p)
+        return _Container(container, how), stream
+
+    monkeypatch.setattr(sampling, "_open", opener)
+    requested = [12.5, 27.0, 36.04]
+    with caplog.at_level(logging.WARNING, logger="frame_describer.sampling"):
+        stream = sample_frames(gop_video, times=requested)
+        check(stream, CFR, requested)
+    assert stream.fallbacks == (1 if how in ("late", "past_end") else 0)
+    if how in ("late", "past_end"):
+        assert any("decoding from the start" in r.getMessage() for r in caplog.records)
+    if how == "error":
+        assert stream.seeks == 0
+
+
+def test_probe_is_unchanged_by_the_index(gop_video):
+    info = probe_video(gop_video)
+    assert info.frame_count == N and info.fps == pytest.approx(FPS)
