@@ -35,6 +35,7 @@ from .base import BaseReasoner, Reasoner, check_query
 from .context import ground_in_context
 from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply
 from .transcript import Transcript
+from .timestyles import TimeFormat
 from vidground.types import Answer, GroundingResult, TimeStyle
 
 PREFILL = '{"intervals": [{"start": '
@@ -120,7 +121,7 @@ class TransformersReasoner(BaseReasoner):
         self.max_new_tokens = max_new_tokens
         self.max_attempts = max_attempts
         self.fallback = fallback
-        self.time_style: TimeStyle = time_style
+        self.time_style: TimeStyle = TimeFormat.parse(time_style).spec  # a bad spec fails here, not mid-run
         self.max_intervals = max_intervals
         self.prefill = prefill
         stored = getattr(self.tokenizer, "chat_template", None)

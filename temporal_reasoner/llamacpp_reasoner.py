@@ -33,6 +33,7 @@ from .base import BaseReasoner, Reasoner, check_query
 from .context import ground_in_context
 from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply, intervals_schema
 from .transcript import Transcript
+from .timestyles import TimeFormat
 from vidground.types import Answer, GroundingResult, TimeStyle
 
 
@@ -100,7 +101,7 @@ class LlamaCppReasoner(BaseReasoner):
         self.max_new_tokens = max_new_tokens
         self.max_attempts = max_attempts
         self.fallback = fallback
-        self.time_style: TimeStyle = time_style
+        self.time_style: TimeStyle = TimeFormat.parse(time_style).spec  # a bad spec fails here, not mid-run
         self.max_intervals = max_intervals
         stored = (getattr(llama, "metadata", None) or {}).get("tokenizer.chat_template")
         if chat_template:
@@ -145,7 +146,8 @@ class LlamaCppReasoner(BaseReasoner):
         return len(self._tokens(self.render(messages)))
 
     def grammar(self, duration: float) -> Any:
-        """The answer grammar for a video of ``duration`` seconds (cached per integer-digit count)."""
+        """The answer grammar for times up to ``duration`` (seconds, or the last frame or token of an
+        indexed time style), cached per integer-digit count."""
         digits = len(str(int(max(duration, 1.0))))
         if digits not in self._grammars:
             self._grammars[digits] = _grammar(intervals_schema(self.max_intervals), int_digits=digits)
@@ -175,7 +177,8 @@ class LlamaCppReasoner(BaseReasoner):
         query = check_query(query)
         budget = self.n_ctx - 2 * self.max_new_tokens - 128  # room for the answer and a re-ask
         return ground_in_context(
-            functools.partial(self.chat, grammar=self.grammar(transcript.duration)), query, transcript,
+            functools.partial(self.chat, grammar=self.grammar(TimeFormat.parse(self.time_style).last(transcript))),
+            query, transcript,
             count_tokens=self.count_tokens, budget=budget,
             reasoner_name=f"llamacpp:{self.model_name}", max_attempts=self.max_attempts, fallback=self.fallback,
             response_formats=("json_schema",), time_style=self.time_style, max_intervals=self.max_intervals,
@@ -192,7 +195,7 @@ class LlamaCppReasoner(BaseReasoner):
         fitted, notes = fit_transcript(transcript, lambda t: self.count_tokens(build_qa_messages(
             question, t, choices, time_style=self.time_style, max_intervals=self.max_intervals)),
             self.n_ctx - 2 * self.max_new_tokens - 128)
-        key = ("qa", n, len(str(int(max(transcript.duration, 1.0)))))
+        key = ("qa", n, len(str(int(max(TimeFormat.parse(self.time_style).last(transcript), 1.0)))))
         if key not in self._grammars:
             self._grammars[key] = _grammar(answer_schema(n, self.max_intervals), int_digits=key[2])
         res = run_answer(functools.partial(self.chat, grammar=self._grammars[key]), question, fitted, choices,

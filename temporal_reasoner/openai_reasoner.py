@@ -28,6 +28,7 @@ from vidground.types import Usage
 from .base import BaseReasoner, Reasoner
 from .structured import RESPONSE_FORMATS, ChatReply, is_format_refusal, response_format, run_structured
 from .transcript import Transcript
+from .timestyles import TimeFormat
 from vidground.types import Answer, GroundingResult, TimeStyle
 
 
@@ -71,7 +72,7 @@ class OpenAIReasoner(BaseReasoner):
         self.model = model.strip()
         self.name = f"openai:{self.model}"
         self.max_attempts, self.response_formats = max_attempts, tuple(response_formats)
-        self.time_style, self.max_intervals = time_style, max_intervals
+        self.time_style, self.max_intervals = TimeFormat.parse(time_style).spec, max_intervals
         self.max_tokens, self.max_tokens_param, self.temperature = max_tokens, max_tokens_param, temperature
         self.timeout, self.max_retries, self.prices = timeout, max_retries, prices
         self.retry_base_delay = retry_base_delay

@@ -7,7 +7,10 @@ reason shown to the model:
 * The reply must hold JSON: ``{"intervals": [...]}``, a bare list of intervals, or one interval.
   Code fences, prose around the JSON, single quotes and trailing commas are tolerated.
   An interval is ``{"start": s, "end": e, "score": c}`` (``score`` optional) or ``[s, e(, c)]``.
-* Times are seconds. Numeric strings (``"12.5"``, ``"12.5s"``) are read as seconds and
+* Times are seconds, except in an indexed time style (frame numbers, ``<k>`` tokens;
+  :mod:`temporal_reasoner.timestyles`), whose whole numbers are decoded to seconds first: a number
+  that is not whole, or out of the style's range (a token past ``<M>``), is rejected.
+  Numeric strings (``"12.5"``, ``"12.5s"``) are read as seconds and
   ``"mm:ss"`` / ``"h:mm:ss"`` strings are converted to seconds, each with a warning. Any other
   string, a boolean, NaN or infinity is rejected.
 * Times at most ``tolerance`` (the larger of one sampling step and 2% of the duration) outside
@@ -27,6 +30,7 @@ import ast
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,6 +42,8 @@ from vidground.errors import ConfigurationError
 
 from vidground.types import Interval
 
+from .timestyles import ReplyValueError, TimeFormat
+
 # --- the reply schema -------------------------------------------------------------------------
 
 #: What each of an interval's numbers means, for the model that writes them.
@@ -45,7 +51,8 @@ _MEANINGS = {"start": "seconds from the start of the video", "end": "seconds fro
              "score": "confidence from 0 to 1"}
 
 
-def intervals_schema(max_intervals: int | None = None, *, strict: bool = True) -> dict[str, Any]:
+def intervals_schema(max_intervals: int | None = None, *, strict: bool = True,
+                     time_style: "str | TimeFormat | None" = None) -> dict[str, Any]:
     """The JSON schema of a reasoner's reply, ``{"intervals": [{"start", "end", "score"}, ...]}``,
     derived from :class:`~vidground.types.Interval`'s fields: the one writing of it, used for the
     ``response_format`` steps, the llama.cpp grammar and the validation of replies.
@@ -53,11 +60,14 @@ def intervals_schema(max_intervals: int | None = None, *, strict: bool = True) -
     ``strict``: every property required (OpenAI's strict mode); otherwise those the model
     requires (``score`` optional), as replies are validated. ``max_intervals`` bounds the list to
     1..``max_intervals`` items (for a grammar or a schema-constrained JSON mode); ``None`` leaves it
-    unbounded, the subset every strict-mode server accepts.
+    unbounded, the subset every strict-mode server accepts. ``time_style``: what ``start`` and ``end``
+    are said to be (an indexed style's units instead of seconds).
     """
     fields = Interval.model_fields
+    fmt = TimeFormat.parse(time_style)
+    meanings = {**_MEANINGS, **({"start": fmt.meaning(), "end": fmt.meaning()} if fmt.indexed else {})}
     item = {"type": "object",
-            "properties": {name: {"type": "number", "description": _MEANINGS[name]} for name in fields},
+            "properties": {name: {"type": "number", "description": meanings[name]} for name in fields},
             "required": [name for name, f in fields.items() if strict or f.is_required()],
             "additionalProperties": False}
     intervals: dict[str, Any] = {"type": "array", "items": item}
@@ -229,7 +239,7 @@ def _to_seconds(value: Any, where: str, warnings: list[str]) -> Any:
 _KEYS = {"start": ("start", "start_time", "begin"), "end": ("end", "end_time", "stop")}
 
 
-def _normalise(data: Any, warnings: list[str]) -> dict[str, Any]:
+def _normalise(data: Any, warnings: list[str], decode: Callable[[Any, bool], Any] | None = None) -> dict[str, Any]:
     if isinstance(data, dict) and "intervals" not in data and any(k in data for k in _KEYS["start"]):
         data = {"intervals": [data]}
     elif isinstance(data, list):
@@ -255,7 +265,13 @@ def _normalise(data: Any, warnings: list[str]) -> dict[str, Any]:
                         item[key] = item.pop(alias)
             for key in ("start", "end", "score"):
                 if key in item:
-                    item[key] = _to_seconds(item[key], f"intervals[{i}].{key}", warnings)
+                    if decode is not None and key != "score":
+                        try:
+                            item[key] = decode(item[key], key == "end")
+                        except ReplyValueError as exc:
+                            raise ReplyError(f"intervals[{i}].{key}: {exc}") from None
+                    else:
+                        item[key] = _to_seconds(item[key], f"intervals[{i}].{key}", warnings)
             if item.get("score", 0) is None:
                 item.pop("score")
             item = {k: v for k, v in item.items() if k in ("start", "end", "score")}
@@ -275,12 +291,17 @@ def _schema_errors(data: dict[str, Any]) -> list[str]:
 
 
 def parse_reply_detailed(text: str, *, duration: float, step: float | None = None,
-                         max_intervals: int | None = None) -> ParsedReply:
-    """Like :func:`parse_reply`, also returning the warnings (clamps, conversions) and the JSON."""
+                         max_intervals: int | None = None, time_style: "str | TimeFormat | None" = None) -> ParsedReply:
+    """Like :func:`parse_reply`, also returning the warnings (clamps, conversions) and the JSON.
+
+    ``time_style``: an indexed style (``frames``, ``tokens``; :mod:`temporal_reasoner.timestyles`) reads
+    ``start``/``end`` in its units and decodes them to seconds before the policy applies."""
     if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
         raise ConfigurationError(f"duration must be a positive number of seconds, got {duration!r}")
+    fmt = TimeFormat.parse(time_style)
     warnings: list[str] = []
-    data = _normalise(extract_json(text), warnings)
+    decode = (lambda v, end: fmt.decode(v, duration, step, end=end)) if fmt.indexed else None
+    data = _normalise(extract_json(text), warnings, decode)
     problems = _schema_errors(data)
     if problems:
         raise ReplyError("; ".join(problems))
@@ -295,7 +316,7 @@ def parse_reply_detailed(text: str, *, duration: float, step: float | None = Non
                 raise ReplyError(f"intervals[{i}].{key} is {v}; give a finite number of seconds")
             if v < -tol or v > duration + tol:
                 hint = ""
-                if step and v == int(v) and 0 <= v * step <= duration + step:
+                if step and not fmt.indexed and v == int(v) and 0 <= v * step <= duration + step:
                     hint = (f"; {v:g} looks like a frame number - convert it to seconds "
                             f"(frames are {step:g}s apart)")
                 raise ReplyError(f"intervals[{i}].{key} = {v:g} is outside the video, which lasts "
@@ -331,12 +352,13 @@ def parse_reply_detailed(text: str, *, duration: float, step: float | None = Non
 
 
 def parse_reply(text: str, *, duration: float, step: float | None = None,
-                max_intervals: int | None = None) -> list[Interval]:
+                max_intervals: int | None = None, time_style: "str | TimeFormat | None" = None) -> list[Interval]:
     """Extract, validate and repair the intervals in a model reply (see the module's policy).
 
     Raises :class:`ReplyError` with a message meant to be shown to the model.
     """
-    return parse_reply_detailed(text, duration=duration, step=step, max_intervals=max_intervals).intervals
+    return parse_reply_detailed(text, duration=duration, step=step, max_intervals=max_intervals,
+                                time_style=time_style).intervals
 
 
 __all__ = ["INTERVALS_SCHEMA", "RESPONSE_FORMATS", "intervals_schema", "FormatName", "ParsedReply", "ReplyError", "extract_json",

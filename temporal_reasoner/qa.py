@@ -33,7 +33,8 @@ from vidground.types import Answer, Interval, TimeStyle, Usage
 
 from .base import check_query
 from .parsing import RESPONSE_FORMATS, ReplyError, extract_json, intervals_schema, parse_reply_detailed
-from .structured import _TIME_NOTES, ChatFn, _ask, response_format
+from .structured import ChatFn, _ask, response_format
+from .timestyles import TimeFormat
 from .transcript import Transcript
 
 #: The name the offline path's answers carry after the reasoner's, so no table mistakes it for a model.
@@ -96,12 +97,13 @@ def check_transcript(transcript: Transcript) -> Transcript:
 
 # --- the chat path: schema, prompt, parsing ---------------------------------------------------
 
-def answer_schema(n_choices: int | None, max_intervals: int | None = None) -> dict[str, Any]:
+def answer_schema(n_choices: int | None, max_intervals: int | None = None,
+                  time_style: "str | TimeFormat | None" = None) -> dict[str, Any]:
     """The JSON schema of a QA reply: the intervals reply (:func:`~temporal_reasoner.parsing.intervals_schema`)
     plus ``answer`` (text) and, with ``n_choices`` options, ``choice`` (the option's number, 0-based).
     ``max_intervals`` bounds the list and the answer's length (for a grammar or a schema-constrained JSON
     mode); ``None`` gives the subset every strict-mode server accepts."""
-    schema = intervals_schema(max_intervals)
+    schema = intervals_schema(max_intervals, time_style=time_style)
     props: dict[str, Any] = {}
     if n_choices:
         props["choice"] = {"type": "integer", "enum": list(range(n_choices)),
@@ -115,31 +117,32 @@ def answer_schema(n_choices: int | None, max_intervals: int | None = None) -> di
     return schema
 
 
-def qa_response_format(name: str, n_choices: int | None, *, max_intervals: int | None = None) -> dict[str, Any] | None:
+def qa_response_format(name: str, n_choices: int | None, *, max_intervals: int | None = None,
+                       time_style: "str | TimeFormat | None" = None) -> dict[str, Any] | None:
     """The ``response_format`` of a ladder step (see :func:`structured.response_format`) for a QA reply."""
     if name == "json_schema":
         return {"type": "json_schema", "json_schema": {"name": "answer", "strict": True,
-                                                       "schema": answer_schema(n_choices)}}
+                                                       "schema": answer_schema(n_choices, time_style=time_style)}}
     if name == "json_object_schema":
-        return {"type": "json_object", "schema": answer_schema(n_choices, max_intervals)}
+        return {"type": "json_object", "schema": answer_schema(n_choices, max_intervals, time_style)}
     return response_format(name)  # the steps without a schema are the same for every reply
 
 
-_INTERVAL_FORM = '"intervals": [{"start": <seconds>, "end": <seconds>, "score": <confidence 0 to 1>}]'
+_INTERVAL_FORM = '"intervals": [{"start": <UNIT>, "end": <UNIT>, "score": <confidence 0 to 1>}]'
 
 
-def reply_form(choices: Sequence[str] | None) -> str:
-    """The reply's form as the prompts show it."""
+def reply_form(choices: Sequence[str] | None, unit: str = "seconds") -> str:
+    """The reply's form as the prompts show it, times in ``unit``."""
+    form = _INTERVAL_FORM.replace("UNIT", unit)
     if choices:
-        return '{"choice": <number of the chosen option>, "answer": "<its text>", ' + _INTERVAL_FORM + "}"
-    return '{"answer": "<a short answer>", ' + _INTERVAL_FORM + "}"
+        return '{"choice": <number of the chosen option>, "answer": "<its text>", ' + form + "}"
+    return '{"answer": "<a short answer>", ' + form + "}"
 
 
 def build_qa_messages(question: str, transcript: Transcript, choices: Sequence[str] | None = None, *,
-                      time_style: TimeStyle = "seconds", max_intervals: int = 3) -> list[dict[str, str]]:
-    """The chat messages that ask for the answer and its supporting intervals."""
-    if time_style not in _TIME_NOTES:
-        raise ConfigurationError(f"unknown time style {time_style!r}; choose one of: {', '.join(_TIME_NOTES)}")
+                      time_style: "TimeStyle | TimeFormat" = "seconds", max_intervals: int = 3) -> list[dict[str, str]]:
+    """The chat messages that ask for the answer and its supporting intervals, times in ``time_style``."""
+    fmt = TimeFormat.parse(time_style)
     if max_intervals < 1:
         raise ConfigurationError(f"max_intervals must be at least 1, got {max_intervals}")
     if choices:
@@ -148,15 +151,21 @@ def build_qa_messages(question: str, transcript: Transcript, choices: Sequence[s
     else:
         block = "Answer in a few words."
     user = prompts.load("qa_user").render(
-        duration=f"{transcript.duration:.1f}", time_note=_TIME_NOTES[time_style],
-        transcript=transcript.render(time_style), question=check_question(question), choices_block=block,
+        duration=f"{transcript.duration:.1f}", time_note=fmt.note(transcript),
+        transcript=fmt.render(transcript), question=check_question(question), choices_block=block,
         max_intervals=max_intervals)
-    return [{"role": "system", "content": prompts.load("qa_system").render(form=reply_form(choices))},
-            {"role": "user", "content": user}]
+    if fmt.indexed:
+        unit, units = fmt.units()
+        system = prompts.load("qa_system_indexed").render(form=reply_form(choices, unit), units=units,
+                                                          last=fmt.last(transcript))
+    else:
+        system = prompts.load("qa_system").render(form=reply_form(choices))
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def qa_prompt_hashes() -> dict[str, str]:
-    return {n: prompts.load(n).hash for n in ("qa_system", "qa_user", "qa_reask", "reask_incomplete")}
+def qa_prompt_hashes(time_style: "TimeStyle | TimeFormat | None" = None) -> dict[str, str]:
+    system = "qa_system_indexed" if TimeFormat.parse(time_style).indexed else "qa_system"
+    return {n: prompts.load(n).hash for n in (system, "qa_user", "qa_reask", "reask_incomplete")}
 
 
 @dataclass
@@ -198,7 +207,7 @@ def resolve_choice(value: Any, answer: Any, choices: Sequence[str]) -> int:
 
 
 def parse_answer(text: str, *, choices: Sequence[str] | None, duration: float, step: float | None = None,
-                 max_intervals: int | None = None) -> ParsedAnswer:
+                 max_intervals: int | None = None, time_style: "str | TimeFormat | None" = None) -> ParsedAnswer:
     """A QA reply's answer, chosen option and intervals (validated by the intervals policy of
     :mod:`temporal_reasoner.parsing`); a :class:`ReplyError` says what to fix."""
     data = extract_json(text)
@@ -207,7 +216,7 @@ def parse_answer(text: str, *, choices: Sequence[str] | None, duration: float, s
     if "intervals" not in data:
         raise ReplyError('the answer has no "intervals": give the time spans that support it')
     parsed = parse_reply_detailed(json.dumps({"intervals": data["intervals"]}), duration=duration, step=step,
-                                  max_intervals=max_intervals)
+                                  max_intervals=max_intervals, time_style=time_style)
     if choices:
         choice = resolve_choice(data.get("choice"), data.get("answer"), choices)
         return ParsedAnswer(choices[choice], choice, parsed.intervals, parsed.warnings)
@@ -232,9 +241,11 @@ def run_answer(chat: ChatFn, question: str, transcript: Transcript, choices: Seq
     n = len(choices) if choices else None
     for name in response_formats:
         qa_response_format(name, n)
+    tf = TimeFormat.parse(time_style)
+    unit = tf.units()[0]
     refused = set() if refused is None else refused
     ladder = [f for f in response_formats if f not in refused] or [list(response_formats)[-1]]
-    base = build_qa_messages(question, transcript, choices, time_style=time_style, max_intervals=max_intervals)
+    base = build_qa_messages(question, transcript, choices, time_style=tf, max_intervals=max_intervals)
     messages = base
     usage, raws, errors, used = Usage(), [], [], []
     parsed: ParsedAnswer | None = None
@@ -242,7 +253,7 @@ def run_answer(chat: ChatFn, question: str, transcript: Transcript, choices: Seq
     def once() -> ParsedAnswer:
         nonlocal usage, messages
         reply = _ask(chat, messages, ladder, refused, used,
-                     formats=lambda name: qa_response_format(name, n, max_intervals=max_intervals))
+                     formats=lambda name: qa_response_format(name, n, max_intervals=max_intervals, time_style=tf))
         usage = usage + reply.usage
         raws.append(reply.text)
         if reply.finish_reason == "length":
@@ -253,12 +264,13 @@ def run_answer(chat: ChatFn, question: str, transcript: Transcript, choices: Seq
             raise IncompleteOutputError("the reply was cut off (finish_reason=length)")
         try:
             return parse_answer(reply.text, choices=choices, duration=transcript.duration, step=transcript.step,
-                                max_intervals=max_intervals)
+                                max_intervals=max_intervals, time_style=tf)
         except ReplyError as exc:
             errors.append(str(exc))
             messages = base + [{"role": "assistant", "content": reply.text},
                                {"role": "user", "content": prompts.load("qa_reask").render(
-                                   error=str(exc), form=reply_form(choices), duration=f"{transcript.duration:.1f}")}]
+                                   error=str(exc), form=reply_form(choices, unit),
+                                   duration=f"{tf.last(transcript)}" if tf.indexed else f"{transcript.duration:.1f}")}]
             raise
 
     last: Exception | None = None
@@ -271,7 +283,7 @@ def run_answer(chat: ChatFn, question: str, transcript: Transcript, choices: Seq
         last = exc
     info = {**(settings or {}), "method": "chat", "attempts": len(raws),
             "response_format": used[-1] if used else None, "max_intervals": max_intervals,
-            "time_style": time_style, "prompts": qa_prompt_hashes()}
+            "time_style": tf.spec, "prompts": qa_prompt_hashes(tf)}
     if parsed is None:
         cls = IncompleteOutputError if isinstance(last, IncompleteOutputError) else OutputValidationError
         raise cls(f"{reasoner_name}: no usable answer after {len(raws)} attempt(s); last error: {errors[-1]}",

@@ -41,6 +41,8 @@ from .parsing import (
 from .transcript import Transcript
 from vidground.types import GroundingResult, TimeStyle
 
+from .timestyles import TimeFormat
+
 
 #: A chat template for tokenizers that have none (base models).
 PLAIN_TEMPLATE = (
@@ -58,18 +60,22 @@ GEMMA_TEMPLATE = (
 )
 
 
-def response_format(name: str, *, max_intervals: int | None = None) -> dict[str, Any] | None:
+def response_format(name: str, *, max_intervals: int | None = None,
+                    time_style: "str | TimeFormat | None" = None) -> dict[str, Any] | None:
     """The ``response_format`` request value for a ladder step (``None`` for plain text).
 
     ``max_intervals`` bounds the list in the ``json_object_schema`` step (a grammar there, so a
     small model cannot ramble through hundreds of intervals); the strict ``json_schema`` step
     keeps :data:`INTERVALS_SCHEMA` as is, the subset every strict-mode server accepts.
+    ``time_style``: an indexed style's schema says its units (:func:`intervals_schema`).
     """
+    indexed = TimeFormat.parse(time_style).indexed
     if name == "json_schema":
-        return {"type": "json_schema",
-                "json_schema": {"name": "intervals", "strict": True, "schema": INTERVALS_SCHEMA}}
+        return {"type": "json_schema", "json_schema": {
+            "name": "intervals", "strict": True,
+            "schema": intervals_schema(time_style=time_style) if indexed else INTERVALS_SCHEMA}}
     if name == "json_object_schema":  # llama.cpp / vLLM extension: JSON mode constrained by a schema
-        return {"type": "json_object", "schema": intervals_schema(max_intervals)}
+        return {"type": "json_object", "schema": intervals_schema(max_intervals, time_style=time_style)}
     if name == "json_object":
         return {"type": "json_object"}
     if name == "text":
@@ -85,23 +91,36 @@ _TIME_NOTES = {
 }
 
 
-def build_messages(query: str, transcript: Transcript, *, time_style: TimeStyle = "seconds",
+def build_messages(query: str, transcript: Transcript, *, time_style: "TimeStyle | TimeFormat" = "seconds",
                    max_intervals: int = 3) -> list[dict[str, str]]:
-    """The chat messages that ask for the query's intervals in the transcript."""
-    if time_style not in _TIME_NOTES:
-        raise ConfigurationError(f"unknown time style {time_style!r}; choose one of: seconds, mmss")
+    """The chat messages that ask for the query's intervals in the transcript, its times written in
+    ``time_style`` (:mod:`temporal_reasoner.timestyles`)."""
+    fmt = TimeFormat.parse(time_style)
     if max_intervals < 1:
         raise ConfigurationError(f"max_intervals must be at least 1, got {max_intervals}")
     user = prompts.load("reason_user").render(
-        duration=f"{transcript.duration:.1f}", time_note=_TIME_NOTES[time_style],
-        transcript=transcript.render(time_style), query=check_query(query), max_intervals=max_intervals)
-    return [{"role": "system", "content": prompts.load("reason_system").render()},
-            {"role": "user", "content": user}]
+        duration=f"{transcript.duration:.1f}", time_note=fmt.note(transcript),
+        transcript=fmt.render(transcript), query=check_query(query), max_intervals=max_intervals)
+    unit, units = fmt.units()
+    system = (prompts.load("reason_system_indexed").render(unit=unit, units=units, last=fmt.last(transcript))
+              if fmt.indexed else prompts.load("reason_system").render())
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def prompt_hashes() -> dict[str, str]:
+def reask_message(error: str, transcript: Transcript, fmt: TimeFormat) -> str:
+    """The re-ask after an unusable reply, in the style's units."""
+    if fmt.indexed:
+        return prompts.load("reask_indexed").render(error=error, unit=fmt.units()[0], last=fmt.last(transcript))
+    return prompts.load("reask").render(error=error, duration=f"{transcript.duration:.1f}")
+
+
+def prompt_hashes(time_style: "TimeStyle | TimeFormat | None" = None) -> dict[str, str]:
     """Hashes of the templates used, for settings and cache keys."""
-    return {n: prompts.load(n).hash for n in ("reason_system", "reason_user", "reask", "reask_incomplete")}
+    if TimeFormat.parse(time_style).indexed:
+        names = ("reason_system_indexed", "reason_user", "reask_indexed", "reask_incomplete")
+    else:
+        names = ("reason_system", "reason_user", "reask", "reask_incomplete")
+    return {n: prompts.load(n).hash for n in names}
 
 
 # --- the ask / re-ask loop --------------------------------------------------------------------
@@ -144,12 +163,14 @@ def is_format_refusal(exc: ProviderError) -> bool:
 
 def _ask(chat: ChatFn, messages: list[dict[str, Any]], ladder: list[str], refused: set[str],
          used: list[str], max_intervals: int | None = None,
-         formats: Callable[[str], dict[str, Any] | None] | None = None) -> ChatReply:
+         formats: Callable[[str], dict[str, Any] | None] | None = None,
+         time_style: "TimeStyle | TimeFormat | None" = None) -> ChatReply:
     """One request, walking down the ladder past formats the server refuses (added to ``refused``).
     ``formats`` gives a step's ``response_format`` for another reply schema (default: the intervals')."""
     while True:
         name = ladder[0]
-        fmt = formats(name) if formats is not None else response_format(name, max_intervals=max_intervals)
+        fmt = formats(name) if formats is not None else response_format(name, max_intervals=max_intervals,
+                                                                          time_style=time_style)
         try:
             reply = chat(messages, fmt)
         except ProviderError as exc:
@@ -185,14 +206,15 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
         response_format(name)  # validates the names
     refused = set() if refused is None else refused
     ladder = [f for f in response_formats if f not in refused] or [list(response_formats)[-1]]
-    base_messages = build_messages(query, transcript, time_style=time_style, max_intervals=max_intervals)
+    tf = TimeFormat.parse(time_style)
+    base_messages = build_messages(query, transcript, time_style=tf, max_intervals=max_intervals)
     messages = base_messages
     usage, raws, errors, used = Usage(), [], [], []
     parsed: ParsedReply | None = None
 
     def attempt_once() -> ParsedReply:
         nonlocal usage, messages
-        reply = _ask(chat, messages, ladder, refused, used, max_intervals)
+        reply = _ask(chat, messages, ladder, refused, used, max_intervals, time_style=tf)
         usage = usage + reply.usage
         raws.append(reply.text)
         if reply.finish_reason == "length":
@@ -203,13 +225,12 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
             raise IncompleteOutputError("the reply was cut off (finish_reason=length)")
         try:
             return parse_reply_detailed(reply.text, duration=transcript.duration, step=transcript.step,
-                                        max_intervals=max_intervals)
+                                        max_intervals=max_intervals, time_style=tf)
         except ReplyError as exc:
             errors.append(str(exc))
             messages = base_messages + [
                 {"role": "assistant", "content": reply.text},
-                {"role": "user", "content": prompts.load("reask").render(
-                    error=str(exc), duration=f"{transcript.duration:.1f}")}]
+                {"role": "user", "content": reask_message(str(exc), transcript, tf)}]
             raise
 
     retrying = Retrying(stop=stop_after_attempt(max_attempts), reraise=True,
@@ -223,7 +244,7 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
         last_exc = exc
 
     info = {**(settings or {}), "attempts": len(raws), "response_format": used[-1] if used else None,
-            "max_intervals": max_intervals, "time_style": time_style, "prompts": prompt_hashes()}
+            "max_intervals": max_intervals, "time_style": tf.spec, "prompts": prompt_hashes(tf)}
     if parsed is not None:
         return GroundingResult(query=query, duration=transcript.duration,
                                duration_inferred=transcript.duration_inferred, intervals=parsed.intervals,
@@ -252,5 +273,5 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
 __all__ = [
     "INTERVALS_SCHEMA", "RESPONSE_FORMATS", "FormatName", "ChatReply", "ChatFn", "ParsedReply", "ReplyError",
     "ResponseFormatRefused", "build_messages", "extract_json", "intervals_schema", "is_format_refusal",
-    "parse_reply", "parse_reply_detailed", "prompt_hashes", "response_format", "run_structured",
+    "parse_reply", "parse_reply_detailed", "prompt_hashes", "reask_message", "response_format", "run_structured",
 ]

@@ -13,6 +13,8 @@ from vidground.types import FrameDescription
 
 from vidground.types import TimeStyle, TranscriptEntry, format_time
 
+from .timestyles import TimeFormat
+
 
 T = TypeVar("T")
 
@@ -94,10 +96,13 @@ class Transcript(BaseModel):
         return cls(duration=float(duration), step=float(step), duration_inferred=inferred, entries=entries)
 
     def render(self, style: TimeStyle = "seconds") -> str:
-        """One line per span: ``[12.0-15.0] text`` (or ``[00:12.0-00:15.0] text`` in mm:ss style)."""
-        return "\n".join(
-            f"[{format_time(e.start, style)}-{format_time(e.end, style)}] {e.text}" for e in self.entries
-        )
+        """One line per span: ``[12.0-15.0] text`` (or ``[00:12.0-00:15.0] text`` in mm:ss style; the
+        other styles, frame numbers and ``<k>`` tokens, are :mod:`temporal_reasoner.timestyles`')."""
+        if style in ("seconds", "mmss"):
+            return "\n".join(
+                f"[{format_time(e.start, style)}-{format_time(e.end, style)}] {e.text}" for e in self.entries
+            )
+        return TimeFormat.parse(style).render(self)
 
     def __len__(self) -> int:
         return len(self.entries)
