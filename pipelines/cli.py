@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vidground.errors import ConfigurationError, InputError, VidgroundError
+from vidground.files import printable
 
 from .eval_cli import add_caption_format_args, parse_option, register
 
@@ -186,7 +187,8 @@ def _add_global_options(p: argparse.ArgumentParser, default: Any) -> None:
 def _split_inputs(args: argparse.Namespace) -> tuple[str | None, str]:
     inputs = args.inputs
     if not inputs:  # what argparse said (exit 2) when the positionals were required
-        args.ground_parser.error("the following arguments are required: VIDEO QUERY")
+        args.ground_parser.error("the following arguments are required: "
+                                 + ("QUERY" if args.descriptions else "VIDEO QUERY"))
     if args.descriptions:
         if len(inputs) != 1:
             raise ConfigurationError("with --descriptions give only the QUERY (no video)")
@@ -197,17 +199,17 @@ def _split_inputs(args: argparse.Namespace) -> tuple[str | None, str]:
 
 
 def format_result_table(result: Any) -> str:
-    lines = [f"query:     {result.query}"]
+    lines = [f"query:     {printable(result.query)}"]
     dur = f"{result.duration:.1f} s" + (" (inferred)" if result.duration_inferred else "")
-    lines.append(f"video:     {result.video}  ({dur})")
-    lines.append(f"backends:  describer={result.describer}  reasoner={result.reasoner}")
+    lines.append(f"video:     {printable(result.video)}  ({dur})")
+    lines.append(f"backends:  describer={printable(result.describer)}  reasoner={printable(result.reasoner)}")
     usage = result.total_usage
     if usage.requests:
         cost = f", est. ${usage.cost_usd:.4f}" if usage.cost_usd is not None else ""
         lines.append(f"usage:     {usage.requests} requests, {usage.prompt_tokens} prompt + "
                      f"{usage.completion_tokens} completion tokens{cost}")
     for w in result.warnings:
-        lines.append(f"warning:   {w}")
+        lines.append(f"warning:   {printable(w)}")
     if not result.intervals:
         lines.append("no interval found")
         return "\n".join(lines)
@@ -302,7 +304,7 @@ def _print_many(args: argparse.Namespace, queries: list[str], answer: Any) -> No
         else:
             if i:
                 print()
-            print(f"== query {i + 1} of {len(queries)}: {query}")
+            print(f"== query {i + 1} of {len(queries)}: {printable(query)}")
             print(format_result_table(result), flush=True)
     if args.json:
         print(json.dumps([r.model_dump(mode="json") for r in results], indent=2, ensure_ascii=False))
@@ -326,11 +328,11 @@ def cmd_ground(args: argparse.Namespace) -> int:
 def format_answer_table(answer: Any) -> str:
     """An :class:`~vidground.types.Answer` as the ask command prints it: the answer, the choices with their
     scores, then the supporting intervals as ``ground`` prints them."""
-    lines = [f"question:  {answer.question}", f"answer:    {answer.answer}"
+    lines = [f"question:  {printable(answer.question)}", f"answer:    {printable(answer.answer)}"
              + (f"  (choice {answer.choice})" if answer.choice is not None else "")]
     for i, c in enumerate(answer.choices or []):
         score = f"  {answer.choice_scores[i]:.3f}" if answer.choice_scores else ""
-        lines.append(f"  {'*' if i == answer.choice else ' '} {i}. {c}{score}")
+        lines.append(f"  {'*' if i == answer.choice else ' '} {i}. {printable(c)}{score}")
     grounded = format_result_table(argparse.Namespace(**{k: getattr(answer, k) for k in (
         "duration", "duration_inferred", "video", "describer", "reasoner", "total_usage", "warnings", "intervals")},
         query=answer.question))
@@ -342,7 +344,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     inputs = args.inputs
     if not inputs:
-        args.ground_parser.error("the following arguments are required: VIDEO QUESTION")
+        args.ground_parser.error("the following arguments are required: "
+                                 + ("QUESTION" if args.descriptions else "VIDEO QUESTION"))
     if len(inputs) != (1 if args.descriptions else 2):
         raise ConfigurationError("with --descriptions give only the QUESTION (no video)" if args.descriptions else
                                  'give VIDEO and QUESTION (quote the question: vidground ask video.mp4 "why did the '

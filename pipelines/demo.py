@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vidground.files import printable
+
 
 
 def run_demo(keep: str | Path | None = None, *, describer: Any = None, reasoner: Any = None) -> dict[str, Any]:
@@ -50,16 +52,18 @@ def _row(event: Any, result: Any) -> dict[str, Any]:
 
 
 def format_demo(report: dict[str, Any]) -> str:
+    queries = [printable(r["query"]) for r in report["events"]]
+    width = max([5, *map(len, queries)])  # whole queries: the column fits the longest
     lines = [
         f"demo video: {report['video']}, {report['duration']} s, {report['frames']} frames described "
         f"by {report['describer']} in {report['seconds']['describe']} s; reasoner: {report['reasoner']}",
         "",
-        f"{'query':<44} {'truth':>13} {'predicted':>13} {'IoU':>6}",
+        f"{'query':<{width}} {'truth':>13} {'predicted':>13} {'IoU':>6}",
     ]
-    for r in report["events"]:
+    for r, query in zip(report["events"], queries):
         truth = f"{r['truth'][0]:.1f}-{r['truth'][1]:.1f}"
         pred = f"{r['prediction'][0]:.1f}-{r['prediction'][1]:.1f}" if r["prediction"] else "none"
-        lines.append(f"{r['query'][:44]:<44} {truth:>13} {pred:>13} {r['iou']:>6.2f}")
+        lines.append(f"{query:<{width}} {truth:>13} {pred:>13} {r['iou']:>6.2f}")
     lines.append("")
     lines.append(f"{report['found']} of {len(report['events'])} events found with IoU >= 0.5")
     return "\n".join(lines)

@@ -47,3 +47,52 @@ def test_a_query_of_bytes_that_are_not_utf8_on_the_command_line(tmp_path):
                          capture_output=True, timeout=300)
     err = out.stderr.decode("utf-8", "replace")
     assert out.returncode == 1 and "internal error" not in err and "not valid text" in err
+
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x1b[31mred\x1b[0m\r\n\u202eevil"
+
+
+def test_control_characters_are_escaped_in_what_the_tables_print(capsys):
+    """A query, a caption or an answer with terminal escape sequences is printed as visible escapes: it
+    cannot retitle, clear or recolour the user's terminal, nor break the table's lines."""
+    from pipelines.cli import format_answer_table, format_result_table
+    from pipelines.demo import format_demo
+    from vidground.types import Answer
+
+    res = ground(descriptions=TWO, query=f"a person {ESCAPES} stands", reasoner="naive")
+    res = res.model_copy(update={"warnings": [f"model said {ESCAPES}"], "video": f"v{ESCAPES}.mp4"})
+    ans = Answer(question=f"why {ESCAPES}?", answer=f"because {ESCAPES}", choices=["a", f"b{ESCAPES}"], choice=1,
+                 choice_scores=[0.1, 0.9], duration=2)
+    demo = {"video": "v.mp4", "duration": 2, "frames": 2, "describer": "cv", "seconds": {"describe": 1},
+            "reasoner": "embedding", "found": 0, "events": [
+                {"query": f"q{ESCAPES}", "truth": [0, 1], "prediction": None, "iou": 0.0}]}
+    for text in (format_result_table(res), format_answer_table(ans), format_demo(demo)):
+        assert not any(ord(c) < 0x20 and c != "\n" or 0x7F <= ord(c) < 0xA0 or c == "\u202e" for c in text)
+        assert "\\x1b[31mred\\x1b[0m\\x0d\\x0a\\u202eevil" in text
+    plain = res.model_copy(update={"query": "q", "warnings": ["w"], "video": "v"})
+    assert format_result_table(res).count("\n") == format_result_table(plain).count("\n")  # no line broken
+
+
+def test_the_demo_table_shows_whole_queries():
+    from pipelines.demo import format_demo
+
+    long = "the person walks into the room from the left and then sits down on the chair"
+    demo = {"video": "v.mp4", "duration": 2, "frames": 2, "describer": "cv", "seconds": {"describe": 1},
+            "reasoner": "embedding", "found": 1, "events": [
+                {"query": long, "truth": [0, 1], "prediction": [0, 1], "iou": 1.0},
+                {"query": "short", "truth": [0, 1], "prediction": None, "iou": 0.0}]}
+    rows = format_demo(demo).splitlines()
+    assert any(row.startswith(long + " ") for row in rows)
+    assert rows[2].startswith("query ") and len(rows[2]) == len(rows[3]) == len(rows[4])  # one column width
+
+
+@pytest.mark.parametrize("argv, missing", [
+    (["ground"], "VIDEO QUERY"), (["ground", "--descriptions", "d.jsonl"], "required: QUERY"),
+    (["ask"], "VIDEO QUESTION"), (["ask", "--descriptions", "d.jsonl"], "required: QUESTION"),
+])
+def test_a_missing_positional_is_named_as_the_command_line_needs_it(argv, missing, capsys):
+    from pipelines.cli import main
+
+    with pytest.raises(SystemExit) as end:
+        main(argv)
+    assert end.value.code == 2 and missing in capsys.readouterr().err

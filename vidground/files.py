@@ -22,6 +22,18 @@ from .errors import InputError, VideoDecodeError
 MAX_LINE_BYTES = 1 << 20
 
 
+#: control characters (C0, DEL, C1) and the Unicode bidirectional overrides, shown as escapes on a terminal
+_UNPRINTABLE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))} | {
+    c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029)}
+
+
+def printable(text: Any) -> str:
+    """``text`` with its control characters written as escapes (``\\x1b``, ``\\x0a``...): a query, a
+    caption or a model's answer printed in a table cannot move the cursor, recolour or retitle the
+    user's terminal, or break the table's lines."""
+    return str(text).translate(_UNPRINTABLE)
+
+
 def check_readable(path: Path, what: str = "file") -> None:
     """Raise an :class:`InputError` naming ``path`` unless it is a regular file that can be opened
     without blocking: a missing path, a folder, a link loop, a FIFO or a device (which would block, or
