@@ -9,8 +9,9 @@ apart from what really decodes (truncated files are clamped knowingly), and type
 for bad input where OpenCV only says ``isOpened() == False``.
 
 Sampling reads the stream forward, in order, holding only the previous decoded frame: for
-each requested time the nearer of the two frames around it is emitted, converted to RGB,
-turned upright and resized (longest side <= ``max_side``, ``cv2.INTER_AREA``). A source
+each requested time the nearer of the two frames around it is emitted, shrunk and converted
+to RGB by FFmpeg's scaler in one pass (longest side <= ``max_side``, area averaging), and
+turned upright. A source
 frame is never emitted twice, so sampling faster than the video's own rate yields each
 frame once. Where the stream's keyframe index puts a keyframe well past the decoder's
 position and before the next requested time, the decoder seeks to it instead of decoding
@@ -31,12 +32,12 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from pydantic import BaseModel
 
 from vidground.errors import ConfigurationError, VideoDecodeError
 from vidground.types import Frame
 
-from .images import bounded
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +151,26 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         )
 
 
-def to_image(frame: av.VideoFrame, rotation: int, max_side: int | None) -> np.ndarray:
-    """RGB uint8, turned upright by the display matrix, longest side at most ``max_side``."""
-    image = frame.to_ndarray(format="rgb24")
+def to_image(frame: av.VideoFrame, rotation: int, max_side: int | None,
+             reformatter: VideoReformatter | None = None) -> np.ndarray:
+    """RGB uint8, turned upright by the display matrix, longest side at most ``max_side``.
+
+    FFmpeg's scaler (swscale, area averaging) shrinks and converts to RGB in one pass from the
+    decoder's own planes, where converting the full frame and then shrinking it with OpenCV reads
+    and writes every pixel twice; the output size is :func:`~frame_describer.images.bounded`'s.
+    Pass one ``reformatter`` per stream to keep its scaler set up between frames.
+    """
     k = (rotation // 90) % 4
-    if k:
-        image = np.ascontiguousarray(np.rot90(image, k))
-    return bounded(image, max_side)
+    w, h = (frame.height, frame.width) if k % 2 else (frame.width, frame.height)  # upright
+    if max_side is not None and max(w, h) > max_side:
+        scale = max_side / max(w, h)
+        w, h = max(1, round(w * scale)), max(1, round(h * scale))
+    if k % 2:
+        w, h = h, w
+    image = (reformatter or VideoReformatter()).reformat(
+        frame, width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+    # rows come padded to the scaler's alignment unless 3 * width is a multiple of it
+    return np.ascontiguousarray(np.rot90(image, k) if k else image)
 
 
 class FrameStream(Iterator[Frame]):
@@ -174,6 +188,7 @@ class FrameStream(Iterator[Frame]):
         #: where the stream really ended, when that is well before the container's claimed duration
         self.truncated_at: float | None = None
         self._src: _Source | None = None
+        self._reformatter = VideoReformatter()
         self._limit = limit
         self._gen = self._run(targets)
 
@@ -276,7 +291,7 @@ class FrameStream(Iterator[Frame]):
     def _frame(self, pick: tuple[av.VideoFrame, float, int | None], index: int) -> Frame:
         frame, t, src = pick
         return Frame(t=max(t, 0.0), index=index, source_index=src,
-                     image=to_image(frame, self.info.rotation, self.max_side))
+                     image=to_image(frame, self.info.rotation, self.max_side, self._reformatter))
 
 
 # Seeking flushes the decoder, throwing away the frames its threads have in flight, so a seek pays

@@ -275,3 +275,28 @@ def test_times_with_max_frames_stop_at_the_cap(cfr_video):
 def test_bad_times_raise_configuration_error(cfr_video, kwargs, needle):
     with pytest.raises(ConfigurationError, match=needle):
         sample_frames(cfr_video, **kwargs)
+
+
+# --- resizing in the decoder ----------------------------------------------------------
+
+@pytest.mark.parametrize("rotation,max_side", [(None, 100), (None, None), (90, 77), (-90, 151), (180, 64)])
+def test_the_scaler_gives_the_old_path_s_pixels_within_rounding(tmp_path: Path, rotation, max_side):
+    """Shrinking in FFmpeg's scaler (one pass from YUV) instead of full RGB then cv2.INTER_AREA: same sizes,
+    the same picture up to rounding at sharp edges (the drawn digits and bar code)."""
+    import av
+    from frame_describer.images import bounded
+    from frame_describer.sampling import to_image
+
+    p = render_numbered_video(tmp_path / "s.mp4", n_frames=3, fps=5, size=(334, 212), rotation=rotation)
+    with av.open(str(p)) as c:
+        frames = list(c.decode(video=0))
+    for n, frame in enumerate(frames):
+        k = ((rotation or 0) // 90) % 4
+        old = bounded(np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), k)), max_side)
+        new = to_image(frame, rotation or 0, max_side)
+        assert new.shape == old.shape and new.dtype == np.uint8 and new.flags.c_contiguous
+        diff = np.abs(new.astype(int) - old)
+        assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 4  # rounding, not a shifted or blurred picture
+        if max_side is None:
+            assert diff.max() == 0  # no scaling: the very same colour conversion
+        assert read_frame_number(new) == n
