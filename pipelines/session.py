@@ -36,6 +36,7 @@ from frame_describer.descriptions_io import description_metadata, write_descript
 from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
 from vidground.errors import ConfigurationError, InputError, VideoDecodeError
 from vidground.types import Answer, Sampling
+from vidground.types import MAX_SECONDS, check_seconds
 
 log = logging.getLogger("vidground")
 
@@ -132,6 +133,8 @@ def load_descriptions(
         raise InputError(f"the 'duration' metadata must be a number of seconds, got {meta_duration!r}", path=source)
     meta_step = description_metadata(items, "step")
     step = float(meta_step) if isinstance(meta_step, (int, float)) and meta_step > 0 else None
+    if step is not None and step > MAX_SECONDS:
+        raise InputError(f"the 'step' metadata ({step:g} s) is past any video's length", path=source)
     transcript = Transcript.from_descriptions(items, duration=duration if duration is not None else meta_duration, step=step)
     # a clip grid's end (caption imports) is only an estimate of the duration: a known one still wins
     inferred = transcript.duration_inferred or (
@@ -157,7 +160,10 @@ def check_duration(duration: Any) -> float | None:
         raise InputError(f"duration must be a number of seconds, got {type(duration).__name__} {duration!r}")
     if not math.isfinite(duration) or duration <= 0:
         raise InputError(f"duration must be a finite positive number of seconds, got {duration}")
-    return float(duration)
+    try:
+        return check_seconds(float(duration), "duration")
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _stage2_args(video: Any, descriptions: Any, duration: Any) -> tuple[Any, Any, float | None]:

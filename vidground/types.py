@@ -14,6 +14,18 @@ from .errors import ConfigurationError
 
 #: Frames are resized so their longest side is at most this many pixels unless told otherwise.
 DEFAULT_MAX_SIDE = 512
+#: the latest time (seconds) a video, a description or a duration may have: about 115 days, past any real
+#: video; a larger value is a unit mistake (milliseconds, Unix time) or hostile, and is refused
+MAX_SECONDS = 1e7
+
+
+def check_seconds(value: float, what: str = "time") -> float:
+    """``value`` unless it is past :data:`MAX_SECONDS` (a ``ValueError`` saying why: pydantic validators
+    and the callers that wrap it turn it into a typed error)."""
+    if value > MAX_SECONDS:
+        raise ValueError(f"{what} {value:g} s is past any video's length (limit {MAX_SECONDS:g} s, about 115 "
+                         "days): give seconds from the start of the video, not milliseconds or Unix time")
+    return value
 
 class Usage(BaseModel):
     """Tokens and requests spent; add two with ``+``."""
@@ -137,6 +149,11 @@ class FrameDescription(BaseModel):
     @classmethod
     def _strip(cls, v: str) -> str:
         return v.strip()
+
+    @field_validator("t")
+    @classmethod
+    def _plausible(cls, v: float) -> float:
+        return check_seconds(v)
 
 
 def jsonable(value: Any) -> Any:
