@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from vidground.errors import ConfigurationError
-from vidground.files import video_fingerprint
+from vidground.files import check_database_path, video_fingerprint
 from vidground.types import Frame, FrameDescription, Usage
 
 SCHEMA_VERSION = 1
@@ -59,8 +59,7 @@ class DescriptionCache:
 
     def __init__(self, path: str | Path, *, timeout: float = 60.0):
         self.path = Path(path).expanduser()
-        if self.path.is_dir():
-            raise ConfigurationError(f"cache path {self.path} is a folder; give a file such as {self.path / 'descriptions.sqlite'}")
+        check_database_path(self.path, "cache path")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.timeout = timeout
         self._local = threading.local()

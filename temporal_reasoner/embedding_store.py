@@ -33,7 +33,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from vidground.files import video_fingerprint
+from vidground.errors import ConfigurationError
+from vidground.files import check_database_path, video_fingerprint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -105,6 +106,7 @@ class EmbeddingStore:
 
     def _conn(self) -> sqlite3.Connection:
         if self._connection is None:
+            check_database_path(self.path, "embedding cache")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None, check_same_thread=False)
             try:
@@ -145,7 +147,7 @@ class EmbeddingStore:
                 self.busy += 1
                 log.debug("embedding cache %s busy: %s", self.path, exc)
                 return default
-            except (sqlite3.Error, OSError) as exc:
+            except (sqlite3.Error, OSError, ConfigurationError) as exc:  # a special file: see check_database_path
                 self._disable(exc)
                 return default
         return default

@@ -100,3 +100,26 @@ def test_a_missing_positional_is_named_as_the_command_line_needs_it(argv, missin
     with pytest.raises(SystemExit) as end:
         main(argv)
     assert end.value.code == 2 and missing in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("special", ["/dev/null", "fifo"])
+def test_a_special_file_as_a_cache_is_refused_and_nothing_is_created_beside_it(special, tmp_path, demo_video):
+    """SQLite on /dev/null made a world-writable /dev/null-journal; a FIFO would block."""
+    from frame_describer.cache import DescriptionCache
+    from temporal_reasoner.embedding_store import EmbeddingStore
+
+    if special == "fifo":
+        special = str(tmp_path / "cache.fifo")
+        os.mkfifo(special)
+    folder = os.path.dirname(special)
+    before = set(os.listdir(folder))
+    with pytest.raises(ConfigurationError, match=r"(character device|FIFO), not a file"):
+        DescriptionCache(special)
+    store = EmbeddingStore(special)  # the embedding cache is an accelerator: it warns and goes on without
+    assert store.lookup("model-tag", ["a sentence"]) == {}  # a miss, not an error
+    assert store.broken and "not a file" in store.broken
+    assert set(os.listdir(folder)) == before  # no -journal, -wal or -shm beside it
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "describe", str(demo_video[0]), "--cache", special],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "not a file" in out.stderr and "internal error" not in out.stderr
+    assert set(os.listdir(folder)) == before

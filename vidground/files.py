@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 from typing import Any
 
-from .errors import InputError, VideoDecodeError
+from .errors import ConfigurationError, InputError, VideoDecodeError
 
 #: The longest line a descriptions or captions file may have (bytes, newline excluded): a longer one
 #: is refused with an error naming it, instead of being read whole into memory.
@@ -34,6 +34,28 @@ def printable(text: Any) -> str:
     return str(text).translate(_UNPRINTABLE)
 
 
+def check_database_path(path: Path, what: str) -> None:
+    """Raise a :class:`ConfigurationError` unless ``path`` is a regular file or does not exist yet: SQLite
+    opened on ``/dev/null``, a FIFO or another special file would create world-writable ``-journal`` and
+    ``-wal`` files beside it (in ``/dev``) or block."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigurationError(f"{what} {path}: cannot use it ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
+        raise ConfigurationError(f"{what} {path} is a folder; give a file such as {path / 'cache.sqlite'}")
+    if not stat.S_ISREG(mode):
+        raise ConfigurationError(f"{what} {path} is {_kind(mode)}, not a file: give a file path "
+                                 "(a SQLite database is created there), or turn the cache off")
+
+
+def _kind(mode: int) -> str:
+    return ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+            else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file")
+
+
 def check_readable(path: Path, what: str = "file") -> None:
     """Raise an :class:`InputError` naming ``path`` unless it is a regular file that can be opened
     without blocking: a missing path, a folder, a link loop, a FIFO or a device (which would block, or
@@ -47,8 +69,7 @@ def check_readable(path: Path, what: str = "file") -> None:
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"is a folder, not a {what}", path=path)
     if not stat.S_ISREG(st.st_mode):
-        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
-        raise InputError(f"is {kind}, not a regular {what}; save the content to a file first", path=path)
+        raise InputError(f"is {_kind(st.st_mode)}, not a regular {what}; save the content to a file first", path=path)
 
 
 def iter_text_lines(path: Path, *, max_line_bytes: int | None = None) -> Iterator[tuple[int, str]]:
