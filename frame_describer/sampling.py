@@ -116,7 +116,6 @@ def _scan_duration(container: av.container.InputContainer, stream: av.video.stre
     for packet in container.demux(stream):
         if packet.pts is not None:
             end = max(end, packet.pts + (packet.duration or 0))
-    container.seek(0)
     origin = stream.start_time or 0
     return float((end - origin) * stream.time_base) if end else 0.0
 
@@ -136,9 +135,10 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
             duration = float(stream.duration * tb)
         elif container.duration:
             duration = float(container.duration / av.time_base) - float(origin * tb)
-        else:
-            container.seek(0)
-            duration = _scan_duration(container, stream)
+        else:  # a fresh demuxer: raw streams cannot seek back to the start
+            scan, scan_stream = _open(p)
+            with scan:
+                duration = _scan_duration(scan, scan_stream)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         w, h = first.width, first.height
         if rotation % 180:
@@ -329,6 +329,7 @@ class _Source:
         self.delay = max(0, self.origin - self.index[0].timestamp) if self.index is not None else 0
         self.frames = _decode(self.container, stream, self.p)
         self.count: int | None = 0
+        self.last = 0.0
 
     def close(self) -> None:
         self.frames.close()
@@ -345,7 +346,10 @@ class _Source:
             return None
         if frame.pts is None:  # no time to seek by or to check a seek against
             self.seekable = False
-            t = self.last + 1.0 / (self.info.fps or 25.0) if self.count else 0.0
+            if self.count is None:  # after a seek it cannot be placed: the caller's check falls back
+                t = math.inf
+            else:
+                t = self.last + 1.0 / (self.info.fps or 25.0) if self.count else 0.0
         else:
             t = float((frame.pts - self.origin) * self.tb)
         self.last = t

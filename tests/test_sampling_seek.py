@@ -146,3 +146,21 @@ def test_a_seek_that_goes_wrong_still_returns_the_nearest_frames(gop_video, monk
 def test_probe_is_unchanged_by_the_index(gop_video):
     info = probe_video(gop_video)
     assert info.frame_count == N and info.fps == pytest.approx(FPS)
+
+
+def test_a_raw_stream_without_index_or_seeking_decodes_on(gop_video, tmp_path: Path):
+    """A raw H.264 elementary stream: no container index, no duration, and FFmpeg refuses to seek it."""
+    import av
+
+    raw = tmp_path / "gop.h264"
+    with av.open(str(gop_video)) as src, av.open(str(raw), "w", format="h264") as out:
+        s = src.streams.video[0]
+        o = out.add_stream_from_template(s)
+        for packet in src.demux(s):
+            if packet.dts is not None:
+                packet.stream = o
+                out.mux(packet)
+    assert probe_video(raw).duration == 0.0
+    stream = sample_frames(raw, times=[35.0, 12.0])
+    check(stream, CFR, [35.0, 12.0])
+    assert stream.seeks == 0 and stream.fallbacks == 0
