@@ -133,3 +133,28 @@ def test_debug_logs_carry_no_key(tmp_path, demo_video):
     log = out.stdout + out.stderr
     assert "DEBUG" in log and "127.0.0.1" in log  # the debug log is there...
     assert key not in log and env_key not in log and "SECRET" not in log  # ...without the keys
+
+
+def test_a_writer_killed_before_its_rename_leaves_no_temporary_file_after_the_next_write(tmp_path):
+    """SIGKILL between writing and renaming left a stray .NAME.XXXX.tmp forever; the next writer of the same
+    file removes those of dead processes and leaves a live writer's alone."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "d.jsonl"
+    killed = subprocess.Popen([sys.executable, "-c", (
+        "import os, signal, sys\n"
+        "from vidground.files import output_file\n"
+        "with output_file(sys.argv[1]) as fh:\n"
+        "    fh.write('half')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"), str(out)])
+    assert killed.wait(timeout=300) == -9
+    stray = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(stray) == 1 and not out.exists()  # what the kill left: a temporary, never a half file
+    live = tmp_path / f".d.jsonl.{os.getpid()}.abcd.tmp"  # a writer in this (live) process
+    live.write_text("in progress")
+    other = tmp_path / ".other.jsonl.1.abcd.tmp"  # another file's temporary is not ours to judge
+    other.write_text("x")
+    write_descriptions(out, ITEMS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".other.jsonl.1.abcd.tmp", live.name, "d.jsonl"])
+    assert [d.text for d in read_descriptions(out)] == ["frame 0", "frame 1", "frame 2"]

@@ -137,6 +137,32 @@ def video_fingerprint(path: str | Path) -> str:
     return h.hexdigest()[:32]
 
 
+def _sweep_stale_temporaries(target: Path) -> None:
+    """Remove the temporary files that writers of ``target`` killed before their rename left beside it
+    (``.NAME.PID.XXXX.tmp`` whose process is gone); a live writer's are left alone."""
+    prefix = f".{target.name}."
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(target.parent):
+            name = entry.name
+            if not (name.startswith(prefix) and name.endswith(".tmp")):
+                continue
+            pid = name[len(prefix):].split(".", 1)[0]
+            if not pid.isdigit() or _alive(int(pid)):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def output_file(path: str | Path) -> Iterator[TextIO]:
     """A text file to write ``path`` through, all or nothing.
@@ -163,7 +189,8 @@ def output_file(path: str | Path) -> Iterator[TextIO]:
                 yield fh
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        _sweep_stale_temporaries(target)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise InputError(f"cannot write here ({exc.strerror or exc})", path=path) from None
     try:
