@@ -1,0 +1,515 @@
+"""Dense events (dense video captioning): a transcript's events as scored ``(start, end, caption)``.
+
+Two ways to find them, both reading the same transcript as grounding and QA:
+
+* **offline** (:func:`offline_events`, the similarity reasoners ``embedding``, ``vtggpt``, ``naive``):
+  each sampled frame's description is embedded (the mean of its sentences' vectors, through the
+  reasoner's own encoder and on-disk embedding store), a *novelty* curve is computed at every gap between
+  frames (cosine distance between the mean vector of the ``window`` seconds before and after it), and
+  its peaks become boundaries: highest first, each above ``threshold`` standard deviations over the
+  curve's mean and at least ``min_event_seconds`` from every boundary already kept and from the video's
+  ends. Each event's caption is the description sentence nearest to the event's mean vector (a
+  representative description, picked, not written). Its score is how sharply it stands apart from its
+  neighbours (the novelty at its boundaries over the video's highest). Linear in the transcript's length:
+  the windows are running sums, so a long transcript costs one pass.
+* **a chat model** (:func:`run_events`, any reasoner with a ``chat`` callable: OpenAI-compatible,
+  transformers, llama.cpp): the transcript goes into one prompt (``prompts/templates/events_*``) and the
+  reply is JSON ``{"events": [{"start", "end", "caption", "score"}]}``, with the schema derived from
+  :class:`~vidground.types.Event`, validated and re-asked with the error shown, through the same
+  ``response_format`` ladder and refusal memory as every chat reply. A long transcript is sent in
+  overlapping chunks of ``chunk_entries`` spans (times stay absolute), and events found twice in an
+  overlap are kept once. Events may overlap where the model says one contains or runs alongside another.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
+import prompts
+from vidground.errors import ConfigurationError, IncompleteOutputError, InputError, OutputValidationError
+from vidground.types import Event, Events, TimeStyle, Usage
+
+from .parsing import RESPONSE_FORMATS, ReplyError, extract_json
+from .structured import ChatFn, _ask, response_format
+from .timestyles import ReplyValueError, TimeFormat
+from .transcript import Transcript
+
+#: Offline defaults: the novelty window on each side of a gap, the shortest event, and how far above the
+#: novelty curve's mean (in standard deviations) a boundary must stand.
+WINDOW_SECONDS = 8.0
+MIN_EVENT_SECONDS = 4.0
+THRESHOLD = 1.0
+#: Chat defaults: at most this many events per request, and spans per request (longer transcripts are chunked).
+MAX_EVENTS = 20
+CHUNK_ENTRIES = 300
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+def check_transcript(transcript: Any) -> Transcript:
+    """The transcript, or an :class:`InputError` when there is nothing to find events in."""
+    if not isinstance(transcript, Transcript):
+        raise InputError(f"events need a Transcript, got {type(transcript).__name__}")
+    if not any(e.text.strip() for e in transcript.entries):
+        raise InputError("the transcript is empty: no description to find events in")
+    if not transcript.duration > 0:
+        raise InputError("the video has no duration: no time to place events in")
+    return transcript
+
+
+def _number(name: str, value: Any, *, minimum: float = 0.0, strict: bool = True, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a finite number, got {value!r}")
+    if value < minimum or (strict and value == minimum):
+        raise ConfigurationError(f"{name} must be {'above' if strict else 'at least'} {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _count(name: str, value: Any, *, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be a whole number >= 1, got {value!r}")
+    return value
+
+
+# --- offline: change points in the description embeddings --------------------------------------
+
+def novelty(vectors: np.ndarray, width: int) -> np.ndarray:
+    """``1 - cos`` between the mean of the ``width`` rows before each gap and the ``width`` rows after it:
+    one value per gap between consecutive rows (``len(vectors) - 1`` values), from running sums."""
+    m = len(vectors)
+    if m < 2:
+        return np.zeros(0)
+    csum = np.vstack([np.zeros((1, vectors.shape[1])), np.cumsum(vectors, axis=0)])
+    gaps = np.arange(1, m)
+    lo, hi = np.maximum(gaps - width, 0), np.minimum(gaps + width, m)
+    left, right = csum[gaps] - csum[lo], csum[hi] - csum[gaps]
+    norms = np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1)
+    cos = np.einsum("ij,ij->i", left, right) / np.where(norms > 0, norms, 1.0)
+    return np.clip(1.0 - cos, 0.0, 2.0)
+
+
+def pick_boundaries(times: np.ndarray, curve: np.ndarray, duration: float, *, min_event_seconds: float,
+                    threshold: float, max_events: int | None = None, width: int = 1) -> list[int]:
+    """The gaps (indices into ``curve``; gap ``g`` lies between ``times[g]`` and ``times[g + 1]``) that become
+    boundaries: peaks of the curve (its highest within ``width`` gaps either side; the first of a plateau),
+    highest first, each above ``mean + threshold * std`` of the curve and at least ``min_event_seconds`` from
+    the video's ends and from every boundary kept before it. A window's novelty ramps up and down around a
+    change, so only its peak marks it."""
+    if len(curve) == 0:
+        return []
+    at = (times[:-1] + times[1:]) / 2
+    level = float(curve.mean() + threshold * curve.std())
+    n = len(curve)
+    kept: list[int] = []
+    for g in np.argsort(-curve, kind="stable"):
+        if curve[g] <= level or (max_events is not None and len(kept) + 1 >= max_events):
+            break
+        lo, hi = max(0, g - width), min(n, g + width + 1)
+        if curve[lo:hi].max() > curve[g] or (curve[lo:g] == curve[g]).any():
+            continue
+        t = at[g]
+        if t < min_event_seconds or duration - t < min_event_seconds:
+            continue
+        if all(abs(t - at[k]) >= min_event_seconds for k in kept):
+            kept.append(int(g))
+    return sorted(kept)
+
+
+def _frame_vectors(encoder: Any, transcript: Transcript) -> tuple[np.ndarray, np.ndarray, list[list[str]], np.ndarray,
+                                                                 np.ndarray, list[int]]:
+    """Per sampled frame: its time and unit vector (the mean of its entry's sentence vectors); per entry:
+    its sentences, their vectors and the rows where each entry's start (and the last ends); and the entry
+    each frame belongs to."""
+    from .spans import text_units
+
+    entries = transcript.entries
+    units, starts = encoder.grouped([e.text for e in entries], lambda text: text_units(text, level="sentence"),
+                                    tag="sentence")
+    bounds = np.append(starts, len(units))
+    entry_vecs = np.stack([units[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
+    entry_vecs /= np.maximum(np.linalg.norm(entry_vecs, axis=1, keepdims=True), 1e-12)
+    frame_times, owner = [], []
+    for i, e in enumerate(entries):
+        ts = e.times or [(e.start + e.end) / 2]
+        frame_times.extend(ts)
+        owner.extend([i] * len(ts))
+    sentences = [text_units(e.text, level="sentence") or [e.text] for e in entries]
+    return np.asarray(frame_times, dtype=float), entry_vecs[owner], sentences, units, bounds, owner
+
+
+def offline_events(encoder: Any, transcript: Transcript, *, window_seconds: float = WINDOW_SECONDS,
+                   min_event_seconds: float = MIN_EVENT_SECONDS, threshold: float = THRESHOLD,
+                   max_events: int | None = None, reasoner_name: str = "embedding") -> Events:
+    """The offline events of ``transcript``: change points of its description embeddings (see the module's
+    docstring), a representative description as each event's caption, scored. ``encoder`` is a similarity
+    reasoner's sentence encoder (``encode`` and ``grouped``)."""
+    check_transcript(transcript)
+    window_seconds = _number("window_seconds", window_seconds)
+    min_event_seconds = _number("min_event_seconds", min_event_seconds)
+    threshold = _number("threshold", threshold, minimum=-math.inf)
+    max_events = _count("max_events", max_events, allow_none=True)
+    if encoder is None or not hasattr(encoder, "grouped"):
+        raise ConfigurationError("offline events need a similarity reasoner's sentence encoder (reasoner 'embedding')")
+    times, vectors, sentences, units, bounds, owner = _frame_vectors(encoder, transcript)
+    width = max(1, int(round(window_seconds / transcript.step)))
+    curve = novelty(vectors, width)
+    gaps = pick_boundaries(times, curve, transcript.duration, min_event_seconds=min_event_seconds,
+                           threshold=threshold, max_events=max_events, width=max(1, width // 2))
+    cuts = [0.0, *((times[g] + times[g + 1]) / 2 for g in gaps), transcript.duration]
+    strength = [None, *(float(curve[g]) for g in gaps), None]
+    top = float(curve.max()) if len(curve) and curve.max() > 0 else 1.0
+    overall = vectors.mean(axis=0)
+    events, warnings = [], []
+    for k, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
+        inside = (times >= a) & (times < b) if k + 1 < len(cuts) - 1 else (times >= a)
+        rows = np.flatnonzero(inside)
+        if len(rows) == 0:  # a gap between samples wider than the event: the nearest frame speaks for it
+            rows = np.array([int(np.argmin(np.abs(times - (a + b) / 2)))])
+        # the sentence nearest the event's mean vector, pulled towards what sets the event apart from the
+        # whole video (a sentence every frame shares, "the colours are beige", says nothing of this event)
+        centre = vectors[rows].mean(axis=0)
+        centre = centre + (centre - overall)
+        best_text, best_sim = "", -math.inf
+        for entry in dict.fromkeys(owner[r] for r in rows):
+            lo, hi = bounds[entry], bounds[entry + 1]
+            sims = units[lo:hi] @ centre
+            j = int(np.argmax(sims))
+            if sims[j] > best_sim:
+                best_sim, best_text = float(sims[j]), sentences[entry][min(j, len(sentences[entry]) - 1)]
+        sides = [s for s in (strength[k], strength[k + 1]) if s is not None]
+        score = round(float(np.mean(sides)) / top, 4) if sides else 1.0
+        events.append(Event(start=round(a, 3), end=round(b, 3), caption=best_text or "(no description)",
+                            score=min(score, 1.0)))
+    if len(times) == 1:
+        warnings.append("one description: the whole video is one event")
+    settings = {"method": "change-points", "window_seconds": window_seconds, "min_event_seconds": min_event_seconds,
+                "threshold": threshold, "max_events": max_events, "caption": "representative description"}
+    return Events(events=events, duration=transcript.duration, duration_inferred=transcript.duration_inferred,
+                  reasoner=f"{reasoner_name}+change-points", settings=settings, warnings=warnings)
+
+
+# --- the chat path: schema, prompt, parsing ---------------------------------------------------
+
+_FIELDS = ("start", "end", "caption", "score")
+
+
+def events_schema(max_events: int | None = None) -> dict[str, Any]:
+    """The JSON schema of an events reply, derived from :class:`~vidground.types.Event`'s fields (their JSON
+    types; every field required and nothing else allowed, the subset strict-mode servers accept).
+    ``max_events`` bounds the list (for a grammar or a schema-constrained JSON mode)."""
+    fields = Event.model_json_schema()["properties"]
+
+    def json_type(prop: dict[str, Any]) -> str:
+        if "type" in prop:
+            return prop["type"]
+        return next(p["type"] for p in prop["anyOf"] if p.get("type") not in (None, "null"))
+
+    item = {"type": "object", "properties": {k: {"type": json_type(fields[k])} for k in _FIELDS},
+            "required": list(_FIELDS), "additionalProperties": False}
+    events: dict[str, Any] = {"type": "array", "items": item}
+    if max_events is not None:
+        events["maxItems"] = max_events
+    return {"type": "object", "properties": {"events": events}, "required": ["events"], "additionalProperties": False}
+
+
+def events_response_format(name: str, *, max_events: int | None = None) -> dict[str, Any] | None:
+    """The ``response_format`` of a ladder step for an events reply."""
+    if name == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "events", "strict": True, "schema": events_schema()}}
+    if name == "json_object_schema":
+        return {"type": "json_object", "schema": events_schema(max_events)}
+    return response_format(name)
+
+
+def reply_form(fmt: TimeFormat | None = None) -> str:
+    """The reply's form as the prompts show it, times in the style's units."""
+    unit = TimeFormat.parse(fmt).units()[0] if fmt is not None else "seconds"
+    return ('{"events": [{"start": <' + unit + '>, "end": <' + unit + '>, "caption": "<what happens>", '
+            '"score": <confidence 0 to 1>}]}')
+
+
+FORM = reply_form()
+
+
+def _time_rule(fmt: TimeFormat, transcript: Transcript) -> str:
+    if fmt.indexed:
+        return (f"start and end are {fmt.units()[1]} written as whole numbers, as in the transcript (not "
+                f"seconds); 0 <= start < end <= {fmt.last(transcript)}")
+    return ('times are seconds from the start of the video, as plain numbers (not frame numbers, not "mm:ss" '
+            "strings); 0 <= start < end <= the video's duration")
+
+
+def _labels(fmt: TimeFormat, part: Transcript) -> tuple[str, str]:
+    """How the transcript writes the first and the last time of ``part``."""
+    lines = fmt.render(part).split("\n")
+    first, last = lines[0], lines[-1]
+    return first[1:first.index("-")], last[last.index("-") + 1:last.index("]")]
+
+
+def build_events_messages(transcript: Transcript, *, time_style: "TimeStyle | TimeFormat" = "seconds",
+                          max_events: int = MAX_EVENTS, part: bool = False) -> list[dict[str, str]]:
+    """The chat messages that ask for the events of ``transcript``, times written in ``time_style``
+    (:mod:`temporal_reasoner.timestyles`); with ``part``, ``transcript`` is a chunk of a long video (its
+    ``duration`` the whole video's) and the prompt says which part it is."""
+    fmt = TimeFormat.parse(time_style)
+    _count("max_events", max_events)
+    part_note = ""
+    if part:
+        first, last = _labels(fmt, transcript)
+        part_note = (f"This is the part of the transcript from {first} to {last}; list only the events in it, "
+                     "with times as the transcript writes them.\n")
+    user = prompts.load("events_user").render(duration=f"{transcript.duration:.1f}", time_note=fmt.note(transcript),
+                                              part_note=part_note, transcript=fmt.render(transcript),
+                                              max_events=max_events)
+    system = prompts.load("events_system").render(form=reply_form(fmt), time_rule=_time_rule(fmt, transcript))
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def events_prompt_hashes() -> dict[str, str]:
+    return {n: prompts.load(n).hash for n in ("events_system", "events_user", "events_reask")}
+
+
+def _time(value: Any, what: str, fmt: TimeFormat, transcript: Transcript | None, *, end: bool) -> float:
+    """A replied time in seconds: decoded from the style's units (frames, tokens), else a number of seconds."""
+    if fmt.indexed:
+        try:
+            return float(fmt.decode(value, transcript if transcript is not None else 0.0, end=end))
+        except ReplyValueError as exc:
+            raise ReplyError(f"{what}: {exc}") from None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().rstrip("s"))
+        except ValueError:
+            raise ReplyError(f"{what} must be a number of seconds, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ReplyError(f"{what} must be a number of seconds, got {value!r}")
+    return float(value)
+
+
+def parse_events(text: str, *, lo: float, hi: float, step: float | None = None, max_events: int | None = None,
+                 time_style: "TimeStyle | TimeFormat | None" = None,
+                 transcript: Transcript | None = None) -> tuple[list[Event], list[str]]:
+    """An events reply's events, in order of start, each checked: times are numbers (in ``time_style``'s
+    units, decoded to seconds against ``transcript``) within ``[lo, hi]`` seconds (up to one sampling
+    ``step`` outside is clamped, with a warning), end after start, a caption that is text, a score between
+    0 and 1 (clamped) or none. A :class:`ReplyError` says what to fix."""
+    fmt = TimeFormat.parse(time_style)
+    if fmt.indexed and transcript is None:
+        raise ConfigurationError(f"time style {fmt.spec!r} needs the transcript to decode a reply's times")
+    form = reply_form(fmt)
+    data = extract_json(text)
+    if isinstance(data, dict):
+        if "events" not in data:
+            raise ReplyError(f'the answer has no "events": answer with {form}')
+        data = data["events"]
+    if not isinstance(data, list):
+        raise ReplyError(f'"events" must be a list of events of the form {form}')
+    if not data:
+        raise ReplyError("the answer lists no event: give at least one")
+    slack = step if step is not None else 0.0
+    events, warnings = [], []
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise ReplyError(f"events[{i}] must be an object with start, end, caption and score")
+        start = _time(item.get("start"), f"events[{i}].start", fmt, transcript, end=False)
+        end = _time(item.get("end"), f"events[{i}].end", fmt, transcript, end=True)
+        for name, t in (("start", start), ("end", end)):
+            if t < lo - slack - 1e-9 or t > hi + slack + 1e-9:
+                raise ReplyError(f"events[{i}].{name} is {item.get(name)!r}, outside the part of the video asked "
+                                 f"about ({lo:g} to {hi:g} seconds)")
+        s, e = min(max(start, lo), hi), min(max(end, lo), hi)
+        if (s, e) != (start, end):
+            warnings.append(f"events[{i}] clamped from {start:g}-{end:g} to {s:g}-{e:g} s")
+        if not e > s:
+            raise ReplyError(f"events[{i}] ends ({item.get('end')!r}) before or where it starts ({item.get('start')!r})")
+        caption = item.get("caption")
+        if not isinstance(caption, str) or not caption.strip():
+            raise ReplyError(f'events[{i}].caption must be a non-empty text saying what happens')
+        score = item.get("score")
+        if score is not None:
+            if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+                raise ReplyError(f"events[{i}].score must be a number from 0 to 1, got {score!r}")
+            if not 0.0 <= score <= 1.0:
+                warnings.append(f"events[{i}].score {score:g} clamped to [0, 1]")
+                score = min(max(float(score), 0.0), 1.0)
+        events.append(Event(start=s, end=e, caption=caption, score=score))
+    if max_events is not None and len(events) > max_events:
+        warnings.append(f"the reply listed {len(events)} events; kept the first {max_events}")
+        events = events[:max_events]
+    return sorted(events, key=lambda ev: (ev.start, ev.end)), warnings
+
+
+def chunks(transcript: Transcript, size: int) -> list[Transcript]:
+    """``transcript`` as consecutive parts of at most ``size`` spans, each overlapping the previous by a tenth
+    (so an event across a cut is seen whole in one part); times stay absolute and each part keeps the whole
+    video's duration."""
+    entries = transcript.entries
+    if len(entries) <= size:
+        return [transcript]
+    overlap = max(1, size // 10) if size > 1 else 0
+    out, i = [], 0
+    while True:
+        part = entries[i:i + size]
+        # the whole video's duration: relative time tokens are fractions of it
+        out.append(Transcript(duration=transcript.duration, step=transcript.step, entries=part))
+        if i + size >= len(entries):
+            return out
+        i += size - overlap
+
+
+def _same(a: Event, b: Event) -> bool:
+    return a.iou(b) >= 0.5
+
+
+def run_events(chat: ChatFn, transcript: Transcript, *, reasoner_name: str, max_attempts: int = 3,
+               response_formats: Sequence[str] = RESPONSE_FORMATS, refused: set[str] | None = None,
+               time_style: "TimeStyle | TimeFormat" = "seconds", max_events: int = MAX_EVENTS,
+               chunk_entries: int = CHUNK_ENTRIES,
+               settings: dict[str, Any] | None = None) -> Events:
+    """Ask ``chat`` for the events of ``transcript``, one request per chunk of ``chunk_entries`` spans,
+    validating and re-asking (the error shown to the model) until each chunk's reply is usable. After
+    ``max_attempts`` on a chunk an :class:`OutputValidationError` carries every raw output and the usage."""
+    check_transcript(transcript)
+    max_attempts = _count("max_attempts", max_attempts)
+    max_events = _count("max_events", max_events)
+    chunk_entries = _count("chunk_entries", chunk_entries)
+    for name in response_formats:
+        events_response_format(name)
+    fmt = TimeFormat.parse(time_style)
+    refused = set() if refused is None else refused
+    ladder = [f for f in response_formats if f not in refused] or [list(response_formats)[-1]]
+    parts = chunks(transcript, chunk_entries)
+    usage, raws, all_errors, used = Usage(), [], [], []
+    found: list[Event] = []
+    warnings: list[str] = []
+    for n, part in enumerate(parts):
+        lo, hi = (0.0, transcript.duration) if len(parts) == 1 else (part.entries[0].start, part.entries[-1].end)
+        base = build_events_messages(part, time_style=fmt, max_events=max_events, part=len(parts) > 1)
+        first_label, last_label = _labels(fmt, part)
+        messages, errors = base, []
+        where = "" if len(parts) == 1 else f"part {n + 1} of {len(parts)}: "
+
+        def once() -> tuple[list[Event], list[str]]:
+            nonlocal usage, messages
+            reply = _ask(chat, messages, ladder, refused, used,
+                         formats=lambda name: events_response_format(name, max_events=max_events))
+            usage = usage + reply.usage
+            raws.append(reply.text)
+            if reply.finish_reason == "length":
+                errors.append("the reply was cut off (finish_reason=length)")
+                messages = base + [{"role": "assistant", "content": reply.text},
+                                   {"role": "user", "content": prompts.load("events_reask").render(
+                                       error="it was cut off before it was complete; be brief, with at most "
+                                             f"{max_events} events and short captions",
+                                       form=reply_form(fmt), lo=first_label, hi=last_label)}]
+                raise IncompleteOutputError("the reply was cut off (finish_reason=length)")
+            try:
+                return parse_events(reply.text, lo=lo, hi=hi, step=transcript.step, max_events=max_events,
+                                    time_style=fmt, transcript=part)
+            except ReplyError as exc:
+                errors.append(str(exc))
+                messages = base + [{"role": "assistant", "content": reply.text},
+                                   {"role": "user", "content": prompts.load("events_reask").render(
+                                       error=str(exc), form=reply_form(fmt), lo=first_label, hi=last_label)}]
+                raise
+
+        parsed: tuple[list[Event], list[str]] | None = None
+        last: Exception | None = None
+        try:
+            for attempt in Retrying(stop=stop_after_attempt(max_attempts), reraise=True,
+                                    retry=retry_if_exception_type((ReplyError, IncompleteOutputError))):
+                with attempt:
+                    parsed = once()
+        except (ReplyError, IncompleteOutputError) as exc:
+            last = exc
+        all_errors.extend(where + e for e in errors)
+        if parsed is None:
+            cls = IncompleteOutputError if isinstance(last, IncompleteOutputError) else OutputValidationError
+            raise cls(f"{reasoner_name}: no usable events {where}after {len(errors)} attempt(s); last error: "
+                      f"{errors[-1]}", raw_outputs=raws, errors=all_errors, attempts=len(raws), usage=usage)
+        new, notes = parsed
+        warnings += [where + w for w in notes]
+        found += [e for e in new if not any(_same(e, old) for old in found)]  # an overlap's events, kept once
+    info = {**(settings or {}), "method": "chat", "attempts": len(raws), "chunks": len(parts),
+            "chunk_entries": chunk_entries, "response_format": used[-1] if used else None, "max_events": max_events,
+            "time_style": fmt.spec, "prompts": events_prompt_hashes()}
+    return Events(events=sorted(found, key=lambda e: (e.start, e.end)), duration=transcript.duration,
+                  duration_inferred=transcript.duration_inferred, reasoner=reasoner_name, settings=info,
+                  usage={"reason": usage}, raw=raws[-1] if len(raws) == 1 else raws,
+                  warnings=[f"rejected: {e}" for e in all_errors] + warnings)
+
+
+# --- dispatch ---------------------------------------------------------------------------------
+
+_OFFLINE = ("window_seconds", "min_event_seconds", "threshold", "max_events")
+_CHAT = ("max_events", "chunk_entries")
+
+
+def events_path(reasoner: Any, options: dict[str, Any] | None = None) -> str:
+    """Which way ``reasoner`` finds events (``"own"``, ``"chat"`` or ``"offline"``), with ``options`` checked
+    against that path's settings (names and values) before any video is described: an unknown or invalid
+    one is a :class:`ConfigurationError` naming the valid ones."""
+    options = options or {}
+    if callable(getattr(reasoner, "events", None)):
+        return "own"
+    if callable(getattr(reasoner, "chat", None)):
+        _check_options(options, _CHAT, "chat")
+        for key in _CHAT:
+            if key in options:
+                _count(key, options[key])
+        return "chat"
+    if getattr(reasoner, "encoder", None) is None:
+        name = getattr(reasoner, "name", type(reasoner).__name__)
+        raise ConfigurationError(f"reasoner {name!r} cannot find events: use a chat reasoner (openai:MODEL, hf:MODEL, "
+                                 "llamacpp:PATH) or the offline 'embedding' reasoner")
+    _check_options(options, _OFFLINE, "offline")
+    for key in ("window_seconds", "min_event_seconds"):
+        if key in options:
+            _number(key, options[key])
+    if "threshold" in options:
+        _number("threshold", options["threshold"], minimum=-math.inf)
+    if "max_events" in options:
+        _count("max_events", options["max_events"], allow_none=True)
+    return "offline"
+
+
+def find_events(reasoner: Any, transcript: Transcript, **options: Any) -> Events:
+    """The events of ``transcript`` with ``reasoner``: its own ``events()`` if it has one, else through its
+    ``chat`` callable (:func:`run_events`) for a chat reasoner, else :func:`offline_events` with its sentence
+    encoder for a similarity reasoner. ``options`` are that path's settings (:func:`events_path`)."""
+    check_transcript(transcript)
+    path = events_path(reasoner, options)
+    if path == "own":
+        return reasoner.events(transcript, **options)
+    name = getattr(reasoner, "name", type(reasoner).__name__)
+    if path == "chat":
+        # an OpenAI-compatible server negotiates the response_format ladder; the local models answer in text
+        formats = getattr(reasoner, "response_formats", None) if hasattr(reasoner, "refused_formats") else None
+        return run_events(reasoner.chat, transcript, reasoner_name=name,
+                          max_attempts=getattr(reasoner, "max_attempts", 3), response_formats=formats or ("text",),
+                          refused=getattr(reasoner, "refused_formats", None),
+                          time_style=getattr(reasoner, "time_style", "seconds"),
+                          settings={"model": getattr(reasoner, "model", None)}, **options)
+    return offline_events(reasoner.encoder, transcript, reasoner_name=name, **options)
+
+
+def _check_options(options: dict[str, Any], valid: Sequence[str], path: str) -> None:
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigurationError(f"unknown events option(s) {', '.join(unknown)} for the {path} path; "
+                                 f"valid: {', '.join(valid)}")
+
+
+__all__ = ["CHUNK_ENTRIES", "FORM", "MAX_EVENTS", "MIN_EVENT_SECONDS", "THRESHOLD", "WINDOW_SECONDS",
+           "build_events_messages", "check_transcript", "reply_form", "chunks", "events_prompt_hashes", "events_response_format",
+           "events_path", "events_schema", "find_events", "novelty", "offline_events", "parse_events", "pick_boundaries",
+           "run_events"]
