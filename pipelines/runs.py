@@ -20,6 +20,7 @@ duplicated. ``retry_failed=True`` re-runs only the queries whose last result is 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -38,6 +39,8 @@ from .baselines import SpanPrior, dataset_prior
 from .datasets import DATASETS, VIDEO_EXTENSIONS, Dataset, Query, find_videos, load_dataset, read_subset_file
 from .metrics import Metrics, compute_metrics, compute_qa_metrics
 from .provenance import collect, redact
+
+log = logging.getLogger("vidground")
 
 #: Settings that must match for a run folder to be resumed.
 _MUST_MATCH = ("dataset", "split", "dataset_path", "mode", "describer", "reasoner", "fps", "num_frames",
@@ -170,27 +173,63 @@ def repair_tail(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Records of a sink file; a torn last line is ignored, a bad line elsewhere is an error."""
+def _record(line: str, key: str | None) -> dict[str, Any] | None:
+    """The JSON object on ``line`` (holding ``key`` when one is needed), or ``None`` when it is not one."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) and (key is None or key in rec) else None
+
+
+def read_jsonl(path: Path, key: str | None = None) -> list[dict[str, Any]]:
+    """Records of a sink file; a torn last line is ignored, a bad line elsewhere (not a JSON object, or
+    without ``key``) is an error that says how to repair it."""
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
     out = []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
+        rec = _record(line, key)
+        if rec is None:
             if i == len(lines) - 1:
                 break  # torn by a kill
-            raise InputError("corrupt result line", path=path, line=i + 1) from None
+            raise InputError("corrupt result line; run the same eval command again to move the corrupt lines "
+                             "aside and run their queries again", path=path, line=i + 1)
+        out.append(rec)
     return out
+
+
+def repair_lines(path: Path, key: str) -> int:
+    """Move the lines of a sink file that are not whole records (damaged by a disk fault or an edit) to
+    ``PATH.corrupt`` (appended, so nothing is lost) and rewrite the file without them; how many moved.
+    Their queries are not done, so a resumed run runs them again."""
+    if not path.exists():
+        return 0
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    torn = lines[-1] if lines[-1].strip() else ""  # a last line without its newline: repair_tail's job
+    body = lines[:-1]
+    bad = [(i, ln) for i, ln in enumerate(body) if ln.strip() and _record(ln, key) is None]
+    if not bad:
+        return 0
+    with open(f"{path}.corrupt", "a", encoding="utf-8") as side:
+        side.writelines(f"{ln}\n" for _, ln in bad)
+        side.flush()
+        os.fsync(side.fileno())
+    drop = {i for i, _ in bad}
+    with output_file(path) as fh:
+        fh.writelines(f"{ln}\n" for i, ln in enumerate(body) if i not in drop and ln.strip())
+        fh.write(torn)
+    log.warning("%s: moved %d corrupt line(s) (line %s) to %s.corrupt; their queries run again", path, len(bad),
+                ", ".join(str(i + 1) for i, _ in bad[:5]) + (", ..." if len(bad) > 5 else ""), path.name)
+    return len(bad)
 
 
 def latest_results(path: Path) -> dict[str, dict[str, Any]]:
     """The last record of each query id."""
-    return {str(r["qid"]): r for r in read_jsonl(path)}
+    return {str(r["qid"]): r for r in read_jsonl(path, "qid")}
 
 
 # ------------------------------------------------------------------------------ selecting queries
@@ -392,6 +431,7 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     provenance = _Provenance(out, config, ds, argv)
     _atomic_write(out / "queries.jsonl", "".join(json.dumps(q.to_json()) + "\n" for q in ds))
     _atomic_write(out / "missing.json", json.dumps({"missing_videos": missing}, indent=2) + "\n")
+    repair_lines(out / "results.jsonl", "qid")  # a damaged line would stop every resume
     done = latest_results(out / "results.jsonl")
     pending: dict[str, list[Query]] = {}
     already = 0

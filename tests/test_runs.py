@@ -45,6 +45,24 @@ def test_sink_appends_whole_lines_and_repairs_a_torn_tail(tmp_path):
         read_jsonl(path)
 
 
+def test_a_resume_moves_corrupt_result_lines_aside_and_runs_their_queries_again(toy, tmp_path, caplog):
+    """A damaged line in the middle of results.jsonl stopped every resume with no way to skip or repair it."""
+    ds, desc = toy
+    out = tmp_path / "run"
+    run_eval(cfg(ds, desc, limit=5, seed=3), out)
+    results = out / "results.jsonl"
+    lines = results.read_text().splitlines()
+    damaged = [lines[0], '{"qid": "x", "sta\u0000tus', lines[2], "[1, 2]", '{"no": "qid"}', *lines[3:], lines[1][:10]]
+    results.write_text("\n".join(damaged))  # three bad lines inside, a torn last line, query 2 lost with them
+    with pytest.raises(InputError, match=r":2: corrupt result line; run the same eval command again"):
+        latest_results(results)  # a report names the line and the repair
+    again = run_eval(cfg(ds, desc, limit=5, seed=3), out)
+    assert (again.already_done, again.ran, again.failed) == (4, 1, 0) and again.metrics.n == 5
+    assert (out / "results.jsonl.corrupt").read_text().splitlines() == damaged[1:2] + damaged[3:5]
+    assert len(latest_results(results)) == 5 and "moved 3 corrupt line(s) (line 2, 4, 5)" in caplog.text
+    assert run_eval(cfg(ds, desc, limit=5, seed=3), out).already_done == 5  # repaired for good
+
+
 def test_descriptions_run_scores_and_resumes(toy, tmp_path):
     ds, desc = toy
     out = tmp_path / "run"
