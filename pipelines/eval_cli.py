@@ -57,7 +57,8 @@ def register(subparsers: Any) -> None:
                               description="Run both stages on --videos DIR, or stage 2 on --descriptions DIR, for "
                                           "each selected query; results are appended to OUT/results.jsonl as they "
                                           "finish, so a killed run resumes where it stopped.")
-    e.add_argument("dataset", metavar="DATASET", help=f"one of: {names}")
+    e.add_argument("dataset", metavar="DATASET", help=f"one of: {names}; or activitynet-events (dense events, "
+                                                      "scored against --references)")
     _dataset_args(e)
     src = e.add_argument_group("inputs (give one)")
     src.add_argument("--videos", default=None, metavar="DIR", help="folder of videos named by video id (any common extension)")
@@ -76,6 +77,12 @@ def register(subparsers: Any) -> None:
                    help="a describer option (repeatable); part of the run's settings")
     m.add_argument("--reasoner-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                    help="a reasoner option (repeatable), e.g. spans=peaks or rephrasings=FILE; part of the run's settings")
+    m.add_argument("--time-style", default=None, metavar="STYLE",
+                   help="a chat reasoner's time style: seconds (default), mmss, frames[:FPS] or tokens[:M] (relative "
+                        "time tokens, M=300); the same as --reasoner-opt time_style=STYLE, part of the run's settings")
+    m.add_argument("--motion", action="store_true",
+                   help="append what moved since the previous sample (optical flow) to each description (--videos "
+                        "only); part of the run's settings")
     m.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
     m.add_argument("--num-frames", type=int, default=None, metavar="N")
     m.add_argument("--max-frames", type=int, default=None, metavar="N")
@@ -101,6 +108,12 @@ def register(subparsers: Any) -> None:
                    help="exit with an error (1) after the run when any query failed, has no result, was skipped for "
                         "a missing input, or gave an unparseable, reversed or out-of-range prediction")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev = e.add_argument_group("activitynet-events (dense events)")
+    ev.add_argument("--references", action="append", default=[], metavar="FILE",
+                    help="an ActivityNet-Captions reference file, repeatable (val_2 is read from the data folder; "
+                         "val_1 is not bundled: pass its path)")
+    ev.add_argument("--events-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting of the events path (e.g. window_seconds=8, max_events=10), repeatable")
     e.set_defaults(func=cmd_eval)
 
     s = subparsers.add_parser("score", help="score a predictions file against a dataset (no model needed)",
@@ -154,11 +167,45 @@ def _strict(problems: dict[str, int], what: str, path: Any) -> None:
                               "the lines above show examples and the fix", path=path, counts=problems)
 
 
+def _eval_events(args: argparse.Namespace) -> int:
+    """``eval activitynet-events``: dense events of each reference video, scored (:mod:`pipelines.events_eval`)."""
+    from .events_eval import format_metrics, reference_paths, run_events_eval
+
+    metrics = run_events_eval(
+        args.out, references=reference_paths(args.data_root, args.references), videos=args.videos,
+        descriptions=args.descriptions, descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds,
+        describer=args.describer, reasoner=args.reasoner, describer_options=dict(args.describer_opt) or None,
+        reasoner_options=dict(args.reasoner_opt) or None, events_options=dict(args.events_opt),
+        sampling=dict(fps=None if args.num_frames is not None else args.fps, num_frames=args.num_frames,
+                      max_frames=args.max_frames, max_side=args.max_side),
+        limit=args.limit, seed=args.seed, cache=False if args.no_cache else args.cache, progress=not args.quiet,
+        allow_missing=args.allow_missing)
+    print(format_metrics(metrics))
+    print(f"{Path(args.out) / 'events.jsonl'}  ·  {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
+def _reasoner_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--reasoner-opt, with --time-style checked and added as ``time_style``."""
+    opts = dict(args.reasoner_opt)
+    if args.time_style:
+        from temporal_reasoner.timestyles import TimeFormat
+
+        if "time_style" in opts:
+            raise ConfigurationError("give the time style once: --time-style or --reasoner-opt time_style=, not both")
+        opts["time_style"] = TimeFormat.parse(args.time_style).spec
+    return opts
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .executors import make_executor
     from .report import write_report
     from .runs import RunConfig, run_eval
 
+    if args.dataset == "activitynet-events":
+        if args.motion or args.time_style:
+            raise ConfigurationError("--motion and --time-style are not available for activitynet-events yet")
+        return _eval_events(args)
     check_dataset_name(args.dataset)
     config = RunConfig(dataset=args.dataset, split=args.split, dataset_path=args.dataset_file, data_root=args.data_root,
                        videos=args.videos, descriptions=args.descriptions,
@@ -167,8 +214,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                        reasoner=args.reasoner, fps=args.fps, num_frames=args.num_frames, max_frames=args.max_frames,
                        max_side=args.max_side, top_k=args.top_k, limit=args.limit, seed=args.seed, subset=args.subset,
                        clip_gt=args.clip_gt, cache="" if args.no_cache else args.cache, concurrency=args.concurrency,
-                       query_concurrency=args.query_concurrency, reasoner_options=dict(args.reasoner_opt),
-                       describer_options=dict(args.describer_opt), allow_missing=args.allow_missing)
+                       query_concurrency=args.query_concurrency, reasoner_options=_reasoner_options(args),
+                       describer_options=dict(args.describer_opt), allow_missing=args.allow_missing,
+                       motion=args.motion)
     config.check()
     executor = make_executor(args.executor, concurrency=args.concurrency, address=args.address)
     summary = run_eval(config, args.out, retry_failed=args.retry_failed, executor=executor,

@@ -372,6 +372,79 @@ def test_offline_events_on_the_rendered_demo_video(tmp_path):
     assert out.describer == "cv" and out.video == str(video)
 
 
+# --- eval activitynet-events -------------------------------------------------------------------
+
+def _anet_fixture(tmp_path):
+    """Two reference sets over three videos, and descriptions for two of them (one with the v_ prefix dropped)."""
+    refs1 = {"v_a": {"duration": 20.0, "timestamps": [[0, 10], [10, 20]], "sentences": ["cook", "dig"]},
+             "v_b": {"duration": 16.0, "timestamps": [[0, 8], [8, 16]], "sentences": ["x", "y"]},
+             "v_c": {"duration": 10.0, "timestamps": [[0, 10]], "sentences": ["z"]}}
+    refs2 = {"v_a": {"duration": 20.0, "timestamps": [[0, 20]], "sentences": ["all"]}}
+    (tmp_path / "val_1.json").write_text(json.dumps(refs1))
+    (tmp_path / "val_2.json").write_text(json.dumps(refs2))
+    folder = tmp_path / "descriptions"
+    folder.mkdir()
+    for name, (first, second, n) in {"v_a": (KITCHEN, GARDEN, 10), "b": (STREET, GARDEN, 8)}.items():
+        (folder / f"{name}.jsonl").write_text("".join(
+            json.dumps({"t": float(i), "text": first if i < n else second}) + "\n" for i in range(2 * n)))
+    (tmp_path / "data").mkdir()
+    return tmp_path
+
+
+def test_eval_activitynet_events_scores_resumes_and_records_the_references(tmp_path, capsys):
+    from pipelines.cli import main
+    from temporal_reasoner import reasoners
+
+    reasoners.register("words-anet-test", WordsReasoner)
+    root = _anet_fixture(tmp_path)
+    args = ["eval", "activitynet-events", "--descriptions", str(root / "descriptions"), "--data-root",
+            str(root / "data"), "--references", str(root / "val_1.json"), "--references", str(root / "val_2.json"),
+            "--reasoner", "words-anet-test", "--events-opt", "min_event_seconds=3", "--out", str(root / "run"),
+            "--allow-missing", "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((root / "run" / "metrics.json").read_text())
+    # v_a: [0, 9.5], [9.5, 20] against val_1's [0, 10], [10, 20] (tIoU 0.95, 0.95) and val_2's [0, 20] (0.475,
+    # 0.525); v_b: [0, 7.5], [7.5, 16] against val_1's [0, 8], [8, 16] (0.94, 0.94). v_c has no input: not scored
+    loc = metrics["localisation"]
+    assert all(loc[f"{k}@{t}"] == 100.0 for k in ("precision", "recall") for t in ("0.3", "0.5", "0.7", "0.9"))
+    val_2 = metrics["per_reference"]["val_2.json"]  # v_a alone: one of two predictions above 0.5, none above 0.7
+    assert (val_2["precision@0.5"], val_2["recall@0.5"], val_2["precision@0.3"], val_2["recall@0.7"]) == (50.0, 100.0, 100.0, 0.0)
+    assert val_2["videos"] == 1 and metrics["per_reference"]["val_1.json"]["videos"] == 2
+    assert metrics["videos"] == 2 and metrics["missing_inputs"] == 1
+    assert {Path(p).name for p in metrics["references"]} == {"val_1.json", "val_2.json"}
+    assert all(len(r["sha256"]) == 64 for r in metrics["references"].values())
+    assert "mean" in printed and "sha256" in printed
+    lines = (root / "run" / "events.jsonl").read_text().splitlines()
+    assert sorted(json.loads(x)["video"] for x in lines) == ["v_a", "v_b"]
+    assert main(args) == 0  # resumed: nothing run again, same figures
+    capsys.readouterr()
+    assert (root / "run" / "events.jsonl").read_text().splitlines() == lines
+    assert json.loads((root / "run" / "metrics.json").read_text())["localisation"] == loc
+
+
+def test_eval_activitynet_events_bad_inputs(tmp_path, capsys):
+    from pipelines.cli import main
+
+    root = _anet_fixture(tmp_path)
+    base = ["eval", "activitynet-events", "--data-root", str(root / "data"), "--out", str(root / "run"), "--quiet"]
+    (root / "bad.json").write_text(json.dumps({"v_a": {"timestamps": [[0]], "sentences": ["a"]}}))
+    (root / "few.json").write_text(json.dumps({v: {"timestamps": [[0, 1]], "sentences": ["a"]} for v in ("v_a", "v_x", "v_y")}))
+    for extra, message in [
+        (["--descriptions", str(root / "descriptions"), "--references", str(root / "bad.json")],
+         "video v_a: 'timestamps' must be a list of"),
+        (["--descriptions", str(root / "descriptions"), "--references", str(root / "nowhere.json")],
+         "reference file not found"),
+        (["--descriptions", str(root / "descriptions")], "no reference file"),
+        (["--references", str(root / "val_1.json")], "give one input"),
+        (["--descriptions", str(root / "descriptions"), "--references", str(root / "few.json")],
+         "2 of 3 selected videos have no input"),
+    ]:
+        assert main([*base, *extra]) == 1
+        err = capsys.readouterr().err
+        assert message in err, err
+
+
 # --- metrics ------------------------------------------------------------------------------------
 
 def test_densevid_localisation_on_a_hand_computed_case():

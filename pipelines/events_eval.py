@@ -1,0 +1,192 @@
+"""``vidground eval activitynet-events``: dense events on ActivityNet-Captions, for users with its videos or
+their descriptions, scored by the field's localisation metrics (:func:`pipelines.event_metrics.densevid_localisation`:
+precision / recall / F1 at tIoU 0.3 / 0.5 / 0.7 / 0.9, best over the reference sets).
+
+References: ``val_2`` is read from the data folder (``activitynet-captions/val_2.json``). ``val_1`` is not
+bundled: no package registry reachable here ships it (it comes with the dataset's own download, e.g.
+ranjaykrishna/densevid_eval's ``data/val_1.json``), so users pass it with ``--references PATH``; every
+reference file's sha256 is recorded in the run's ``metrics.json`` so two runs can be told apart.
+
+Videos are scored when they have an input (a video or a descriptions file); those without one are counted
+in ``missing_inputs`` and left out of the averages (the official script would count them as 0 on both).
+
+The run folder holds ``events.jsonl`` (one line per video, appended as each finishes, so a killed run resumes
+where it stopped) and ``metrics.json``. Caption quality (METEOR, CIDEr) is not scored here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vidground.errors import ConfigurationError, EvaluationError, InputError, VidgroundError
+from vidground.files import iter_json_lines
+
+from .event_metrics import TIOUS, densevid_localisation
+
+NAME = "activitynet-events"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_references(path: str | Path) -> dict[str, dict[str, Any]]:
+    """An ActivityNet-Captions annotation file, ``{video: {"duration", "timestamps": [[s, e], ...],
+    "sentences": [...]}}``, checked: an :class:`InputError` names the file and the video that is malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("reference file not found", path=path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not a JSON file: {exc}", path=path) from None
+    if not isinstance(data, dict) or not data:
+        raise InputError("expected a JSON object of videos, {video: {duration, timestamps, sentences}}", path=path)
+    out: dict[str, dict[str, Any]] = {}
+    for video, rec in data.items():
+        stamps = rec.get("timestamps") if isinstance(rec, dict) else None
+        if not isinstance(stamps, list) or not all(isinstance(s, list) and len(s) == 2 and
+                                                   all(isinstance(x, (int, float)) for x in s) for s in stamps):
+            raise InputError(f"video {video}: 'timestamps' must be a list of [start, end] pairs", path=path)
+        sentences = rec.get("sentences", [])
+        if len(sentences) != len(stamps):
+            raise InputError(f"video {video}: {len(stamps)} timestamps but {len(sentences)} sentences", path=path)
+        out[video] = {"duration": rec.get("duration"), "timestamps": [[float(a), float(b)] for a, b in stamps],
+                      "sentences": [str(s).strip() for s in sentences]}
+    return out
+
+
+def reference_paths(data_root: str | Path | None, extra: Sequence[str | Path]) -> list[Path]:
+    """``val_2`` from the data folder (when it is there) and every ``--references`` file, each once."""
+    from .datasets import data_root as find_root
+
+    paths: list[Path] = []
+    try:
+        default = find_root(data_root) / "activitynet-captions" / "val_2.json"
+        if default.is_file():
+            paths.append(default)
+    except ConfigurationError:
+        if not extra:
+            raise
+    for p in extra:
+        if Path(p).resolve() not in {q.resolve() for q in paths}:
+            paths.append(Path(p))
+    if not paths:
+        raise ConfigurationError("no reference file: put activitynet-captions/val_2.json in the data folder or pass "
+                                 "--references PATH (val_1.json, val_2.json)")
+    return paths
+
+
+def _done(out: Path) -> dict[str, dict[str, Any]]:
+    path = out / "events.jsonl"
+    if not path.is_file():
+        return {}
+    return {row["video"]: row for _, row in iter_json_lines(path) if "video" in row}
+
+
+def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos: str | Path | None = None,
+                    descriptions: str | Path | None = None, descriptions_format: str = "auto",
+                    clip_seconds: float | None = None, describer: Any = None, reasoner: Any = None,
+                    describer_options: dict[str, Any] | None = None, reasoner_options: dict[str, Any] | None = None,
+                    sampling: dict[str, Any] | None = None, events_options: dict[str, Any] | None = None,
+                    limit: int | None = None, seed: int = 0, cache: Any = None, progress: bool = False,
+                    allow_missing: bool = False) -> dict[str, Any]:
+    """Find the events of every reference video that has an input (a video in ``videos`` or a descriptions
+    file in ``descriptions``), appending each to ``OUT/events.jsonl`` (a video already there is not run
+    again), then score all of them; returns and writes ``OUT/metrics.json``."""
+    from .datasets import find_videos
+    from .runs import find_descriptions
+    from .session import Session
+
+    if (videos is None) == (descriptions is None):
+        raise ConfigurationError("give one input: --videos DIR or --descriptions DIR")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigurationError(f"--limit must be a whole number >= 1, got {limit!r}")
+    refs = {str(p): load_references(p) for p in references}
+    ids = sorted(set().union(*refs.values()))
+    if limit is not None and limit < len(ids):
+        ids = sorted(random.Random(seed).sample(ids, limit))
+    if videos is not None:
+        found, missing = find_videos(ids, videos)
+    else:
+        bare = {v[2:] if v.startswith("v_") else v: v for v in ids}
+        hit, _ = find_descriptions([*ids, *bare], descriptions)
+        found = {v: hit.get(v) or hit.get(b) for b, v in bare.items() if hit.get(v) or hit.get(b)}
+        missing = [v for v in ids if v not in found]
+    if not found or (len(missing) > len(ids) / 2 and not allow_missing):
+        raise InputError(f"{len(missing)} of {len(ids)} selected videos have no input in "
+                         f"{videos if videos is not None else descriptions} (use --allow-missing to run on the "
+                         f"{len(found)} found)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = _done(out)
+    todo = [v for v in found if v not in done]
+    failed: dict[str, str] = {}
+    started = time.perf_counter()
+    with Session(describer=describer if videos is not None else None, reasoner=reasoner, sampling=sampling,
+                 cache=cache, progress=progress, describer_options=describer_options,
+                 reasoner_options=reasoner_options) as session, open(out / "events.jsonl", "a", encoding="utf-8") as f:
+        for i, vid in enumerate(todo):
+            duration = next((r[vid]["duration"] for r in refs.values() if vid in r and r[vid]["duration"]), None)
+            try:
+                if videos is not None:
+                    result = session.events(found[vid], **(events_options or {}))
+                else:
+                    result = session.events(descriptions=found[vid], descriptions_format=descriptions_format,
+                                            clip_seconds=clip_seconds, duration=duration, **(events_options or {}))
+            except ConfigurationError:
+                raise  # a wrong option is wrong for every video
+            except VidgroundError as exc:
+                failed[vid] = str(exc)
+                print(f"{vid}: {exc}", file=sys.stderr)
+                continue
+            row = {"video": vid, "events": [e.model_dump() for e in result.events], "reasoner": result.reasoner,
+                   "describer": result.describer, "duration": result.duration,
+                   "usage": {k: u.model_dump() for k, u in result.usage.items()}, "warnings": result.warnings}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.flush()
+            done[vid] = row
+            if progress:
+                print(f"[{i + 1}/{len(todo)}] {vid}: {len(result.events)} events", file=sys.stderr)
+    predictions = {v: [[e["start"], e["end"]] for e in sorted(row["events"], key=lambda e: -(e.get("score") or 0))]
+                   for v, row in done.items() if v in found}
+    scored = {p: {v: r[v]["timestamps"] for v in found if v in r} for p, r in refs.items()}
+    if not any(scored.values()):
+        raise EvaluationError("no scored video has a reference")
+    metrics = {"dataset": NAME, "videos": len(found), "missing_inputs": len(missing), "failed": failed,
+               "references": {p: {"sha256": sha256(Path(p)), "videos": len(r)} for p, r in refs.items()},
+               "tious": list(TIOUS), "localisation": densevid_localisation(predictions, list(scored.values())),
+               "per_reference": {Path(p).name: densevid_localisation(predictions, [r]) for p, r in scored.items()},
+               "events_per_video": round(sum(len(r["events"]) for v, r in done.items() if v in found)
+                                         / max(1, len(predictions)), 3),
+               "seconds": round(time.perf_counter() - started, 2),
+               "caption_metrics": "not scored (METEOR, CIDEr): no caption scorer is wired in"}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
+    return metrics
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """The localisation table as the command prints it."""
+    loc = metrics["localisation"]
+    lines = [f"{NAME}: {metrics['videos']} videos ({metrics['missing_inputs']} without input, "
+             f"{len(metrics['failed'])} failed), {metrics['events_per_video']} events per video",
+             f"{'tIoU':>6} {'precision':>10} {'recall':>8} {'F1':>8}"]
+    for t in metrics["tious"]:
+        lines.append(f"{t:>6g} {loc[f'precision@{t:g}']:>10.2f} {loc[f'recall@{t:g}']:>8.2f} {loc[f'f1@{t:g}']:>8.2f}")
+    lines.append(f"{'mean':>6} {loc['precision']:>10.2f} {loc['recall']:>8.2f} {loc['f1']:>8.2f}")
+    lines += [f"reference {p}: sha256 {r['sha256']}" for p, r in metrics["references"].items()]
+    return "\n".join(lines)
+
+
+__all__ = ["NAME", "format_metrics", "load_references", "reference_paths", "run_events_eval", "sha256"]
