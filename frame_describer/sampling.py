@@ -95,19 +95,33 @@ def _short(exc: BaseException) -> str:
 
 
 def _decode(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-            p: Path) -> Iterator[av.VideoFrame]:
+            p: Path, hold: Callable[[av.Packet], bool] | None = None) -> Iterator[av.VideoFrame]:
     """Decoded frames in presentation order; a decode failure after some frames ends the stream
-    with a warning (a truncated file), before any frame it raises VideoDecodeError."""
+    with a warning (a truncated file), before any frame it raises VideoDecodeError.
+
+    ``hold(packet)`` True decodes that packet only if other frames refer to it (FFmpeg's
+    ``skip_frame=NONREF``): frames nobody will look at cost nothing. The setting is made per
+    packet as it goes to the decoder, so it applies to exactly the packets held.
+    """
     n = 0
+    ctx = stream.codec_context
+    skipping = False
     try:
-        for frame in container.decode(stream):
-            n += 1
-            yield frame
+        for packet in container.demux(stream):
+            if hold is not None and hold(packet) != skipping:
+                skipping = not skipping
+                ctx.skip_frame = "NONREF" if skipping else "DEFAULT"
+            for frame in packet.decode():
+                n += 1
+                yield frame
     except av.FFmpegError as exc:
         if n == 0:
             raise VideoDecodeError(p, f"no frame could be decoded (FFmpeg: {_short(exc)})") from None
         log.warning("%s: decoding stopped after %d frames (%s); the file looks truncated, "
                     "using what decoded", p, n, _short(exc))
+    finally:
+        if skipping:
+            ctx.skip_frame = "DEFAULT"
 
 
 def _scan_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
@@ -235,12 +249,13 @@ class FrameStream(Iterator[Frame]):
         out = 0
         step = 1.0 / info.fps if info.fps else 0.04
         planned_for: float | None = None  # the target the seek decision was last made for
-        before_seek = prev
+        before_seek, last_t_before_seek = prev, last_t
         while target is not None:
             if target != planned_for:
                 planned_for = target
                 if src.seek_for(target, max(last_t, 0.0)):
                     before_seek, prev = prev, None  # the nearest frame is at or after the keyframe landed on
+                    last_t_before_seek = last_t
             got = src.next()
             if got is None:
                 if src.landed and src.fall_back(f"the seek to {target:.3f}s found no frame"):
@@ -257,6 +272,13 @@ class FrameStream(Iterator[Frame]):
                 continue
             src.landed = False
             cur = (frame, t, index)
+            if t >= target and src.hold_below is not None and src.doubt(prev[1] if prev else -math.inf):
+                # a frame skipped since the seek lies between this one and the one before: decode it all
+                src.redos += 1
+                if not src.seek_for(target, 0.0, force=True, hold=False):
+                    src.fall_back(f"the seek back to {target:.3f}s failed")
+                prev, last_t = before_seek, last_t_before_seek
+                continue
             while target is not None and t >= target:
                 pick = prev if prev is not None and target - prev[1] <= t - target else cur
                 if pick[1] != emitted:
@@ -298,6 +320,9 @@ class FrameStream(Iterator[Frame]):
 # only when it skips more than a few frames' decoding.
 SEEK_MARGIN_FRAMES = 32
 NO_INDEX_SEEK_GAP = 30.0  # seconds; without a keyframe index, seek only over gaps this long
+# After a seek, frames that no other frame refers to are not decoded until this close to the wanted
+# time (they cannot be the nearest frame unless the video has a gap; :meth:`_Source.doubt` checks).
+HOLD_MARGIN_FRAMES = 3
 
 
 class _Source:
@@ -314,7 +339,7 @@ class _Source:
 
     def __init__(self, p: Path, info: VideoInfo):
         self.p, self.info = p, info
-        self.seeks = self.fallbacks = 0
+        self.seeks = self.fallbacks = self.redos = 0  # redos: seeks repeated without skipping frames
         self.seekable = True
         self.landed = False  # a seek just happened and its first frame has not been checked yet
         self._open()
@@ -330,6 +355,8 @@ class _Source:
         self.frames = _decode(self.container, stream, self.p)
         self.count: int | None = 0
         self.last = 0.0
+        self.hold_below: int | None = None  # after a seek: packets shown before this (ticks) may be skipped
+        self.held_last = -math.inf  # the latest time (s) among packets held since the seek
 
     def close(self) -> None:
         self.frames.close()
@@ -358,21 +385,22 @@ class _Source:
             self.count += 1
         return frame, t, index
 
-    def seek_for(self, target: float, at: float) -> bool:
+    def seek_for(self, target: float, at: float, *, force: bool = False, hold: bool = True) -> bool:
         """Seek to the keyframe before ``target`` when that skips enough decoding past ``at`` (the time
-        of the last decoded frame); True when it seeked."""
+        of the last decoded frame), or ``force``; True when it seeked. With ``hold``, frames no other
+        frame refers to are skipped until shortly before ``target``."""
         if not self.seekable:
             return False
         fps = self.info.fps or 25.0
         want = self.origin + int(target / self.tb)
-        if self.index is not None:  # where the keyframe before the target is decides whether to seek
+        if not force and self.index is not None:  # where the keyframe before the target is decides
             i = self.index.search_timestamp(want - self.delay, backward=True)
             if i < 0:
                 return False
             key = float((self.index[i].timestamp + self.delay - self.origin) * self.tb)
             if key - at <= SEEK_MARGIN_FRAMES / fps:
                 return False
-        elif target - at <= NO_INDEX_SEEK_GAP:
+        elif not force and target - at <= NO_INDEX_SEEK_GAP:
             return False
         try:  # FFmpeg lands on the last keyframe shown at or before the time asked for
             self.container.seek(want, stream=self.stream, backward=True)
@@ -381,11 +409,25 @@ class _Source:
             self.seekable = False
             return False
         self.frames.close()
-        self.frames = _decode(self.container, self.stream, self.p)
+        self.hold_below = want - math.ceil(HOLD_MARGIN_FRAMES / fps / self.tb) if hold else None
+        self.held_last = -math.inf
+        self.frames = _decode(self.container, self.stream, self.p, self._hold)
         self.seeks += 1
         self.count = None
         self.landed = True
         return True
+
+    def _hold(self, packet: av.Packet) -> bool:
+        if self.hold_below is None or packet.pts is None or packet.pts >= self.hold_below:
+            return False
+        self.held_last = max(self.held_last, float((packet.pts - self.origin) * self.tb))
+        return True
+
+    def doubt(self, before: float) -> bool:
+        """Whether a frame held back since the seek lies after ``before`` (the frame decoded just
+        before the wanted time), so it may be nearer than what decoded. Ends the holding either way."""
+        held, self.hold_below = self.held_last, None
+        return held > before
 
     def fall_back(self, why: str) -> bool:
         """Reopen and decode from the start, seeking no more; False when that already happened."""

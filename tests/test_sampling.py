@@ -102,8 +102,8 @@ def test_streams_lazily(tmp_path: Path, monkeypatch):
     decoded = []
     real = sampling._decode
 
-    def counting(container, stream, path):
-        for frame in real(container, stream, path):
+    def counting(container, stream, path, hold=None):
+        for frame in real(container, stream, path, hold):
             decoded.append(frame.pts)
             yield frame
 

@@ -34,8 +34,8 @@ def decoded(monkeypatch):
     count = [0]
     real = sampling._decode
 
-    def counting(container, stream, path):
-        for frame in real(container, stream, path):
+    def counting(container, stream, path, hold=None):
+        for frame in real(container, stream, path, hold):
             count[0] += 1
             yield frame
 
@@ -164,3 +164,26 @@ def test_a_raw_stream_without_index_or_seeking_decodes_on(gop_video, tmp_path: P
     stream = sample_frames(raw, times=[35.0, 12.0])
     check(stream, CFR, [35.0, 12.0])
     assert stream.seeks == 0 and stream.fallbacks == 0
+
+
+def test_a_frame_skipped_after_a_seek_that_may_be_nearest_is_decoded_after_all(tmp_path: Path, decoded):
+    """After a seek, frames no other frame refers to (B-frames here) are skipped until just before the
+    wanted time. Across a 5-s gap the frame before the wanted time is such a frame and far from it: the
+    sampler sees it was held back, seeks again without skipping, and returns it."""
+    times = [round(i * 0.04, 3) for i in range(300)] + [round(16.96 + i * 0.04, 3) for i in range(300)]
+    p = render_numbered_video(tmp_path / "gap.mp4", n_frames=600, fps=FPS, size=(96, 64), vfr_times=times)
+    for wanted in ([14.36], [12.5], [16.5], [11.98, 20.0]):
+        stream = sample_frames(p, times=wanted)
+        check(stream, times, wanted)
+    assert stream.fallbacks == 0
+    held = sample_frames(p, times=[14.36])
+    assert [read_frame_number(f.image) for f in held] == [299]
+    assert held._src.redos == 1 and held.seeks == 2
+
+
+def test_skipping_after_a_seek_decodes_fewer_frames_than_the_seek_alone(gop_video, decoded):
+    stream = sample_frames(gop_video, times=[19.0, 39.0])
+    check(stream, CFR, [19.0, 39.0])
+    assert stream.seeks == 2 and stream._src.redos == 0
+    # without skipping: the first frames before the seek, then 10 s - 1 s of frames from each keyframe
+    assert decoded[0] < 2 * 226 * 0.85
