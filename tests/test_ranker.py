@@ -94,8 +94,33 @@ def test_the_fit_script_runs_on_a_dev_half_and_prints_weights_for_every_feature(
     root = _data(tmp_path / "data")
     assert fit_ranker.main(["--data-root", str(root)]) == 0
     out = capsys.readouterr().out
-    assert "2-fold CV on dev" in out
+    assert "5-fold CV on dev (folds by video)" in out
     assert all(f"# {name}" in out for name in ranker.FEATURES)
+
+
+def test_the_fit_scripts_cross_validation_never_trains_on_a_held_out_video(monkeypatch):
+    # queries on one video share its captions: a fold that trained on one of them would score itself
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import fit_ranker
+
+    videos = [f"v{i // 3}" for i in range(30)]  # three queries per video
+    rng = np.random.default_rng(0)
+    data = [(rng.standard_normal((4, 2)), rng.random(4)) for _ in videos]
+    ids = {id(d[0]): v for d, v in zip(data, videos)}
+    trained_on: list[set[str]] = []
+    real_fit = fit_ranker.fit
+
+    def spy(train, mu, sd, **kw):
+        trained_on.append({ids[id(f)] for f, _ in train})
+        return real_fit(train, mu, sd, **kw)
+
+    monkeypatch.setattr(fit_ranker, "fit", spy)
+    r1 = fit_ranker.cross_validate(data, videos, folds=4, tau=0.2, l2=0.01)
+    folds = {v: fit_ranker.fold_of(v, 4) for v in videos}
+    assert len(trained_on) == len(set(folds.values())) > 1
+    held_out = [{v for v, f in folds.items() if f == k} for k in sorted(set(folds.values()))]
+    assert all(not (train & test) and train | test == set(videos) for train, test in zip(trained_on, held_out))
+    assert r1.shape == (3,) and 0 <= r1[2] <= 100
 
 
 def test_a_flat_curve_but_for_one_spike_is_scaled_by_the_spike():
