@@ -30,11 +30,11 @@ import numpy as np
 
 from .base import PROMPT_MODES, BaseDescriber, PromptMode
 from .images import bounded
+from .motion import FLOW_WIDTH, direction as _direction, measure_motion as _motion, place as _place
 from vidground.errors import ConfigurationError
 from vidground.types import Frame, FrameDescription
 
 TEMPLATES_VERSION = "cv-sentences-1"
-FLOW_WIDTH = 160
 
 # (name, hue range in OpenCV's 0..180 scale) for saturated pixels
 _HUES = (("red", 0, 8), ("orange", 8, 20), ("yellow", 20, 34), ("green", 34, 85), ("cyan", 85, 100),
@@ -48,47 +48,6 @@ class _Prev:
     hist: np.ndarray  # normalised hue-saturation histogram
     luma: float
     people: list[float] = field(default_factory=list)  # detected people's centre x, 0..1
-
-
-def _motion(prev: np.ndarray, cur: np.ndarray) -> tuple[tuple[float, float] | None, np.ndarray, np.ndarray]:
-    """Camera motion and local motion between two small grey images.
-
-    The global translation comes from phase correlation and counts as camera motion only
-    when shifting the previous image by it explains the change (the aligned difference is
-    less than half the raw one). Local motion is what still differs after that alignment;
-    its direction comes from Farneback dense optical flow, relative to the camera's motion.
-    """
-    a, b = prev.astype(np.float32), cur.astype(np.float32)
-    h, w = a.shape
-    (sx, sy), response = cv2.phaseCorrelate(a, b, cv2.createHanningWindow((w, h), cv2.CV_32F))
-    raw = cv2.absdiff(prev, cur)
-    shift: tuple[float, float] | None = None
-    aligned = raw
-    if response > 0.05 and np.hypot(sx, sy) >= 1.0:
-        warped = cv2.warpAffine(prev, np.float32([[1, 0, sx], [0, 1, sy]]), (w, h), borderValue=0)
-        valid = cv2.warpAffine(np.full_like(prev, 255), np.float32([[1, 0, sx], [0, 1, sy]]), (w, h)) > 0
-        diff = cv2.absdiff(warped, cur)
-        if valid.mean() > 0.3 and diff[valid].mean() < 0.5 * raw[valid].mean():
-            shift, aligned = (float(sx), float(sy)), np.where(valid, diff, 0).astype(np.uint8)
-    moved = cv2.morphologyEx((cv2.GaussianBlur(aligned, (5, 5), 0) > 25).astype(np.uint8),
-                             cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
-    flow = cv2.calcOpticalFlowFarneback(prev, cur, None, 0.5, 4, 15, 3, 5, 1.2, 0)
-    if shift is not None:
-        flow = flow - np.float32(shift)
-    return shift, moved, flow
-
-
-def _place(x_centre: float, width: int) -> str:
-    r = x_centre / width
-    return "on the left" if r < 0.36 else "on the right" if r > 0.64 else "in the centre"
-
-
-def _direction(dx: float, dy: float) -> str:
-    if abs(dx) >= 2 * abs(dy):
-        return "right" if dx > 0 else "left"
-    if abs(dy) >= 2 * abs(dx):
-        return "down" if dy > 0 else "up"
-    return ("down" if dy > 0 else "up") + " and " + ("right" if dx > 0 else "left")
 
 
 def _count(n: int, one: str, many: str) -> str:
@@ -110,7 +69,7 @@ class ClassicalDescriber(BaseDescriber):
 
     def __init__(self, arg: str | None = None, *, mode: PromptMode = "agnostic", person_score: float = 0.5,
                  detect_faces: bool = True, cut_threshold: float = 0.55, dark_luma: float = 45.0,
-                 dim_luma: float = 80.0, max_side: int = 400):
+                 dim_luma: float = 80.0, max_side: int = 400, motion: bool = True):
         if arg:
             raise ConfigurationError(f"the cv describer takes no model argument, got 'cv:{arg}'")
         if mode not in PROMPT_MODES:
@@ -125,6 +84,7 @@ class ClassicalDescriber(BaseDescriber):
         self.cut_threshold = float(cut_threshold)
         self.dark_luma, self.dim_luma = float(dark_luma), float(dim_luma)
         self.max_side = int(max_side)
+        self.motion = bool(motion)
         self._local = threading.local()  # OpenCV's detectors are not shared across threads
         self._detectors()  # a missing cascade fails here, not at the first frame
 
@@ -145,7 +105,8 @@ class ClassicalDescriber(BaseDescriber):
         return {"name": self.name, "mode": self.mode, "version": TEMPLATES_VERSION,
                 "opencv": cv2.__version__.split(".")[0], "person_score": self.person_score,
                 "detect_faces": self.detect_faces, "cut_threshold": self.cut_threshold,
-                "dark_luma": self.dark_luma, "dim_luma": self.dim_luma, "max_side": self.max_side}
+                "dark_luma": self.dark_luma, "dim_luma": self.dim_luma, "max_side": self.max_side,
+                **({} if self.motion else {"motion": False})}  # the default keeps the keys cached before
 
     # --- measurements -------------------------------------------------------------------
     def _people(self, grey: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -221,7 +182,7 @@ class ClassicalDescriber(BaseDescriber):
         flow: np.ndarray | None = None
         motion: str | None = None
         comparable = prev is not None and not cut and prev.grey.shape == small.shape
-        if comparable and not dark and prev.luma >= self.dark_luma:  # type: ignore[union-attr]
+        if self.motion and comparable and not dark and prev.luma >= self.dark_luma:  # type: ignore[union-attr]
             dt = max(frame.t - prev.t, 1e-3)  # type: ignore[union-attr]
             shift, moved, flow = _motion(prev.grey, small)  # type: ignore[union-attr]
             speed = float(np.hypot(*shift)) / FLOW_WIDTH / dt if shift is not None else 0.0  # widths/s

@@ -44,7 +44,7 @@ _sessions_lock = threading.Lock()
 def _session_key(config: Any) -> tuple[Any, ...]:
     return (config.mode, config.describer, config.reasoner, repr(config.describer_options),
             repr(config.reasoner_options), config.fps, config.num_frames, config.max_frames, config.max_side,
-            config.cache)
+            config.cache, getattr(config, "motion", False))
 
 
 def session_for(config: Any) -> Any:
@@ -55,7 +55,7 @@ def session_for(config: Any) -> Any:
     return Session(describer=config.describer if videos else None, reasoner=config.reasoner,
                    sampling=config.sampling, cache=config.cache or False,
                    describer_options=config.describer_options if videos else None,
-                   reasoner_options=config.reasoner_options)
+                   reasoner_options=config.reasoner_options, motion=bool(getattr(config, "motion", False)) and videos)
 
 
 def worker_session(config: Any) -> Any:

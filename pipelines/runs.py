@@ -45,10 +45,10 @@ log = logging.getLogger("vidground")
 #: Settings that must match for a run folder to be resumed.
 _MUST_MATCH = ("dataset", "split", "dataset_path", "mode", "describer", "reasoner", "fps", "num_frames",
                "max_frames", "max_side", "top_k", "descriptions_format", "clip_seconds", "reasoner_options",
-               "describer_options")
+               "describer_options", "motion")
 #: What a setting added later means in a run folder written before it existed.
 _OLD_DEFAULTS: dict[str, Any] = {"descriptions_format": "auto", "clip_seconds": None, "reasoner_options": {},
-                                 "describer_options": {}}
+                                 "describer_options": {}, "motion": False}
 
 
 @dataclass
@@ -81,6 +81,8 @@ class RunConfig:
     describer_options: dict[str, Any] = field(default_factory=dict)
     #: run on the inputs found even when more than half of the selected videos have none
     allow_missing: bool = False
+    #: append what moved since the previous sample to each description (frame_describer.motion)
+    motion: bool = False
 
     @property
     def mode(self) -> str:
@@ -97,6 +99,8 @@ class RunConfig:
             raise ConfigurationError("give exactly one of --videos DIR (both stages) or --descriptions DIR (stage 2 only)")
         if self.descriptions and self.describer:
             raise ConfigurationError("--describer has no effect with --descriptions (stage 2 only); drop one")
+        if self.descriptions and self.motion:
+            raise ConfigurationError("--motion measures the videos' frames: it needs --videos, not --descriptions")
         if not self.descriptions and (self.descriptions_format != "auto" or self.clip_seconds is not None):
             raise ConfigurationError("--descriptions-format and --clip-seconds apply to --descriptions DIR only")
         check_clip_seconds(self.clip_seconds, check_format(self.descriptions_format))

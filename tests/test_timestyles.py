@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from temporal_reasoner.timestyles import DEFAULT_TOKENS, TimeFormat
 from temporal_reasoner.transcript import Transcript
 
 from test_structured import GOLDEN, transcript  # noqa: F401 - the goldens' transcript, in every style
+from _helpers_openai_server import openai_server  # noqa: F401 - the fixture
 
 
 # --- specs ------------------------------------------------------------------------------------
@@ -186,3 +188,53 @@ def test_seconds_and_mmss_prompts_are_unchanged_by_the_new_styles(transcript):
         path = GOLDEN / f"reason_messages_{style}.json"
         assert build_messages("the person opens the fridge", transcript, time_style=style) == json.loads(
             path.read_text(encoding="utf-8"))
+
+
+# --- the CLI: ground --time-style, eval --time-style / --motion ---------------------------------
+
+def test_cli_ground_in_tokens_against_a_local_server(openai_server, tmp_path, capsys):
+    from _helpers_openai_server import Reply
+    from pipelines.cli import main
+    from vidground.types import GroundingResult
+
+    seen = []
+
+    def respond(req):
+        seen.append(req.json["messages"])
+        return Reply.chat('{"intervals": [{"start": 25, "end": 45, "score": 0.7}]}')
+
+    openai_server.responder = respond
+    path = tmp_path / "d.jsonl"
+    texts = ["a person sits on a sofa"] * 3 + ["a person opens the fridge door"] * 2 + ["a person drinks"] * 5
+    path.write_text("".join(json.dumps({"t": i * 2.0, "text": t}) + "\n" for i, t in enumerate(texts)))
+    rc = main(["ground", "--descriptions", str(path), "the person opens the fridge", "--reasoner", "openai:m",
+               "--base-url", openai_server.base_url, "--api-key", "sk-test", "--time-style", "tokens:100", "--json"])
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    result = GroundingResult.model_validate_json(printed.out)
+    assert result.intervals == [Interval(start=5.0, end=9.0, score=0.7)]
+    assert result.settings["reasoner"]["time_style"] == "tokens:100"
+    assert "[<25>-<45>] a person opens the fridge door" in seen[0][1]["content"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--time-style", "tokens:0"], "M .* at least 1"),
+    (["--time-style", "tokens", "--reasoner-opt", "time_style=seconds"], "give the time style once"),
+    (["--motion"], "--motion measures the video's frames"),
+])
+def test_cli_ground_refuses_bad_time_style_and_motion_without_video(tmp_path, capsys, argv, message):
+    from pipelines.cli import main
+
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"t": 0, "text": "a door"}\n{"t": 1, "text": "a cup"}\n')
+    rc = main(["ground", "--descriptions", str(path), "a door", "--reasoner", "openai:m", "--api-key", "k", *argv])
+    assert rc != 0 and re.search(message, capsys.readouterr().err)
+
+
+def test_eval_motion_and_time_style_are_run_settings(tmp_path):
+    from pipelines.runs import _MUST_MATCH, RunConfig
+
+    assert "motion" in _MUST_MATCH and "reasoner_options" in _MUST_MATCH  # a resumed run cannot mix them
+    with pytest.raises(ConfigurationError, match="--motion measures the videos' frames"):
+        RunConfig(dataset="qvhighlights", descriptions=str(tmp_path), motion=True).check()
+    assert RunConfig(dataset="qvhighlights", videos=str(tmp_path), motion=True).to_json()["motion"] is True
