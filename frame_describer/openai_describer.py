@@ -158,9 +158,9 @@ class OpenAIDescriber(BaseDescriber):
         h, w = bounded(frame.image, self.max_side).shape[:2] if self.detail != "low" else (1, 1)
         return len(text) // 4 + image_token_estimate(w, h, self.detail) + self.max_tokens
 
-    def _result(self, frame: Frame, completion: Any, reservation: Reservation | None) -> FrameDescription:
+    def _result(self, frame: Frame, completion: Any, reservation: Reservation | None, sent: int = 1) -> FrameDescription:
         text, finish = first_choice(completion, self.name)
-        usage = self._priced(usage_of(completion))
+        usage = self._priced(usage_of(completion, sent=sent))
         if reservation is not None and usage.total_tokens:
             reservation.settle(usage.total_tokens)
         if not text.strip() and finish == "length":
@@ -191,17 +191,19 @@ class OpenAIDescriber(BaseDescriber):
         kw = self.request(frame, text)
         tokens = self._estimate(frame, text) if self.limiter.tpm is not None else 0
         reservation: Reservation | None = None
+        sent = 0
 
         def attempt() -> dict[str, Any]:
-            nonlocal reservation
+            nonlocal reservation, sent
             check()
             with self.limiter.slot(tokens, cancel=stopped) as reservation:
+                sent += 1
                 return post_chat(self._client, kw, provider=self.name)
 
         completion = call_with_retries(attempt, provider=self.name, secret=self._client.api_key,
                                        max_retries=self.max_retries, base_delay=self.retry_base_delay,
                                        sleep=stopped.wait if stopped is not None else time.sleep, url=self._endpoint)
-        return self._result(frame, completion, reservation)
+        return self._result(frame, completion, reservation, sent)
 
     # --- streams ------------------------------------------------------------------------------
 

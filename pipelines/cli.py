@@ -206,7 +206,8 @@ def format_result_table(result: Any) -> str:
     usage = result.total_usage
     if usage.requests:
         cost = f", est. ${usage.cost_usd:.4f}" if usage.cost_usd is not None else ""
-        lines.append(f"usage:     {usage.requests} requests, {usage.prompt_tokens} prompt + "
+        retried = f" (+{usage.retried} sent again after faults)" if usage.retried else ""
+        lines.append(f"usage:     {usage.requests} requests{retried}, {usage.prompt_tokens} prompt + "
                      f"{usage.completion_tokens} completion tokens{cost}")
     for w in result.warnings:
         lines.append(f"warning:   {printable(w)}")

@@ -133,15 +133,19 @@ class OpenAIReasoner(BaseReasoner):
         # prompt characters / 4 plus the reply's bound: a token estimate that errs high, for tpm only
         tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + self.max_tokens if self.limiter.tpm else 0
 
+        sent = 0
+
         def attempt() -> Any:
+            nonlocal sent
             with self.limiter.slot(tokens):  # every attempt, retries included, is paced
+                sent += 1
                 return self._client.chat.completions.create(**kw)
 
         completion = call_with_retries(attempt, provider=self.name,
                                        secret=self._client.api_key, max_retries=self.max_retries, retry_if=retry_if,
                                        base_delay=self.retry_base_delay)
         text, finish = first_choice(completion, self.name)
-        return ChatReply(text=text, finish_reason=finish, usage=self._priced(usage_of(completion)))
+        return ChatReply(text=text, finish_reason=finish, usage=self._priced(usage_of(completion, sent=sent)))
 
     def _priced(self, usage: Usage) -> Usage:
         if self.prices is False:

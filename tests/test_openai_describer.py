@@ -114,6 +114,7 @@ def test_faults_retried_once_per_layer(openai_server):
                          Reply(drop=True), Reply.chat("fine"))
     (d,) = list(make(openai_server, concurrency=1).describe([frame(0)]))
     assert d.text == "fine" and len(openai_server.requests) == 4
+    assert (d.usage.requests, d.usage.retried) == (1, 3)  # what the server received: 4, the three faults too
     assert openai_server.requests[1].t - openai_server.requests[0].t >= 0.14
 
 

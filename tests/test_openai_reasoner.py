@@ -65,6 +65,10 @@ def test_transport_faults_are_retried(openai_server, transcript, fault):
     openai_server.script(fault, Reply.chat(GOOD))
     r = make(openai_server, response_formats=["text"]).ground("q", transcript)
     assert r.intervals[0].start == 6 and len(openai_server.requests) == 2
+    assert (r.usage["reason"].requests, r.usage["reason"].retried) == (1, 1)
+    openai_server.script(Reply.chat(GOOD))
+    clean = make(openai_server, response_formats=["text"]).ground("q", transcript).usage["reason"]
+    assert clean.retried == 0 and "retried" not in clean.model_dump()  # 0 is left out: the JSON keeps its shape
 
 
 def test_malformed_http_body_is_a_provider_error(openai_server, transcript):

@@ -303,15 +303,17 @@ def _count(value: Any) -> int:
         return 0
 
 
-def usage_of(completion: Any) -> Usage:
+def usage_of(completion: Any, *, sent: int = 1) -> Usage:
     """Usage of one chat completion (an SDK object or its decoded JSON; image tokens where the
-    server reports them). Missing or malformed counts are 0: usage is a report, not the answer."""
+    server reports them), obtained with ``sent`` requests (the ones before the last were retried after a
+    transport fault). Missing or malformed counts are 0: usage is a report, not the answer."""
+    retried = max(0, sent - 1)
     u = _field(completion, "usage")
     if u is None or isinstance(u, (str, int, float, list)):
-        return Usage(requests=1)
+        return Usage(requests=1, retried=retried)
     details = _field(u, "prompt_tokens_details")
     image = _field(details, "image_tokens") if details is not None and not isinstance(details, (str, list)) else None
-    return Usage(requests=1, prompt_tokens=_count(_field(u, "prompt_tokens")),
+    return Usage(requests=1, prompt_tokens=_count(_field(u, "prompt_tokens")), retried=retried,
                  completion_tokens=_count(_field(u, "completion_tokens")), image_tokens=_count(image))
 
 

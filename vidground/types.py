@@ -36,6 +36,9 @@ class Usage(BaseModel):
     image_tokens: int = 0
     cached: int = 0  # items answered from a cache, not a model
     cost_usd: float | None = None
+    #: requests sent again after a transport fault (429, 5xx, a timeout, a dropped connection): the server
+    #: received ``requests + retried``, and a provider may bill failed requests too (left out of JSON when 0)
+    retried: int = Field(default=0, exclude_if=lambda v: v == 0)
 
     @property
     def total_tokens(self) -> int:
@@ -54,6 +57,7 @@ class Usage(BaseModel):
             image_tokens=self.image_tokens + other.image_tokens,
             cached=self.cached + other.cached,
             cost_usd=cost,
+            retried=self.retried + other.retried,
         )
 
     def is_empty(self) -> bool:
