@@ -142,6 +142,18 @@ class DescriptionCache:
             self.misses += len(wanted) - len(found)
         return found
 
+    def entries(self, fingerprint: str) -> list[tuple[str, dict[str, Any] | None, FrameDescription]]:
+        """Every description cached for one video, by any describer: ``(settings key, what the key stands
+        for - describer, settings, extra - or None when it was not recorded, description)``, in time order."""
+        conn = self._connect()
+        settings = {k: json.loads(v) for k, v in conn.execute(
+            "SELECT settings_key, payload FROM settings WHERE settings_key IN "
+            "(SELECT DISTINCT settings_key FROM descriptions WHERE fingerprint=?)", (fingerprint,))}
+        rows = conn.execute("SELECT settings_key, t_ms, payload FROM descriptions WHERE fingerprint=? "
+                            "ORDER BY settings_key, t_ms", (fingerprint,)).fetchall()
+        out = [(key, settings.get(key), FrameDescription.model_validate_json(payload)) for key, _, payload in rows]
+        return sorted(out, key=lambda e: (e[2].t, e[0]))
+
     def store(self, fingerprint: str, key: str, descriptions: Iterable[FrameDescription],
               settings: dict[str, Any] | None = None) -> int:
         """Store descriptions (their usage is not stored); returns how many rows were new."""
