@@ -28,6 +28,7 @@ describers = Registry(
         "cv": "frame_describer.classical:ClassicalDescriber",
         "openai": "frame_describer.openai_describer:OpenAIDescriber",
         "hf": "frame_describer.hf_describer:TransformersDescriber",
+        "replay": "frame_describer.replay:ReplayDescriber",
     },
     aliases={"classical": "cv", "offline": "cv"},
 )

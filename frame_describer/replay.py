@@ -1,0 +1,126 @@
+"""A describer that answers from captions already written: ``replay:CAPTIONS_FILE``.
+
+Each requested frame gets the caption nearest its time (the caption of the clip holding it, for clip
+formats), and frames past the captions' end get none. Nothing is decoded from the image and nothing
+is paid, so a sampling strategy can be measured on real captions with exact call counts (``calls``),
+and a user can compare strategies on captions they already paid for before paying for another run.
+
+Any format :func:`~frame_describer.descriptions_io.read_descriptions` reads is accepted (vidground
+JSONL, VTG-GPT clip JSONL, per-second JSON, CSV), or a list of descriptions already in memory.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidground.errors import ConfigurationError, InputError
+from vidground.types import Frame, FrameDescription, Usage
+
+from .base import BaseDescriber
+from .descriptions_io import description_metadata, read_descriptions
+
+
+class ReplayDescriber(BaseDescriber):
+    """Answers each frame with the nearest of ``captions`` (a captions file or descriptions).
+
+    ``end`` is where the captions stop holding (seconds): ``duration`` when given, else the file's
+    ``duration`` metadata (clip formats carry the end of their last clip), else the last caption's time
+    plus the median gap. A frame after ``end`` gets no description: the captions say nothing there.
+    ``calls`` counts frames answered, ``past_end`` frames left without one.
+    """
+
+    name = "replay"
+
+    def __init__(self, captions: str | Path | Sequence[FrameDescription], *, format: str = "auto",
+                 clip_seconds: float | None = None, duration: float | None = None):
+        if isinstance(captions, (str, Path)):
+            self.source = str(captions)
+            items = read_descriptions(captions, format=format, clip_seconds=clip_seconds)
+        else:
+            if format != "auto" or clip_seconds is not None:
+                raise ConfigurationError("format= and clip_seconds= apply to a captions file, not to loaded descriptions")
+            items = sorted(captions, key=lambda d: d.t)
+            self.source = "<descriptions>"
+            if not items:
+                raise InputError("the replay describer needs at least one caption")
+            if not all(isinstance(d, FrameDescription) for d in items):
+                raise InputError("the replay describer's captions must be FrameDescription objects or a file")
+        self.times = [float(d.t) for d in items]
+        self.texts = [d.text for d in items]
+        if len(set(self.times)) != len(self.times):
+            raise InputError(f"{self.source}: two captions share one time; the replay needs one caption per time")
+        self.end = self._end(items, duration)
+        # what changes the answers: the captions themselves (their digest), so a cache keyed on settings()
+        # never mixes two caption sets
+        digest = hashlib.sha256()
+        for t, text in zip(self.times, self.texts):
+            digest.update(f"{t:.3f}\t{text}\n".encode())
+        self.digest = digest.hexdigest()[:16]
+        self.format, self.clip_seconds = format, clip_seconds
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.past_end = 0
+
+    @classmethod
+    def from_spec(cls, arg: str | None = None, **options: Any) -> "ReplayDescriber":
+        if not arg:
+            raise ConfigurationError("the replay describer needs a captions file: 'replay:PATH', e.g. "
+                                     "'replay:captions/VIDEO.jsonl'")
+        return cls(arg, **options)
+
+    def _end(self, items: list[FrameDescription], duration: float | None) -> float:
+        if duration is not None:
+            if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration > 0:
+                raise ConfigurationError(f"duration must be a positive number of seconds, got {duration!r}")
+            if duration < self.times[-1]:
+                raise InputError(f"duration {duration:g}s is before the last caption ({self.times[-1]:g}s) of {self.source}")
+            return float(duration)
+        meta = description_metadata(items, "duration")
+        if isinstance(meta, (int, float)) and not isinstance(meta, bool) and meta >= self.times[-1]:
+            return float(meta)
+        gaps = sorted(b - a for a, b in zip(self.times, self.times[1:]))
+        return self.times[-1] + (gaps[len(gaps) // 2] if gaps else 1.0)
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name, "mode": self.mode, "captions": self.digest, "end": round(self.end, 3)}
+
+    def caption_at(self, t: float) -> str | None:
+        """The caption nearest ``t`` (the later one on a tie: spans are half-open, a clip's caption holds
+        from its start), or ``None`` past the end."""
+        if t > self.end + 1e-9 or t < 0:
+            return None
+        i = bisect.bisect_left(self.times, t)
+        if i == len(self.times) or (i > 0 and t - self.times[i - 1] < self.times[i] - t):
+            i -= 1
+        return self.texts[i]
+
+    def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
+        for f in frames:
+            text = self.caption_at(f.t)
+            with self._lock:
+                if text is None:
+                    self.past_end += 1
+                else:
+                    self.calls += 1
+            if text is not None:
+                yield FrameDescription(t=f.t, text=text, usage=Usage(requests=1))
+
+
+_PIXEL = np.zeros((1, 1, 3), dtype=np.uint8)
+
+
+def timeline_frames(times: Iterable[float]) -> Iterator[Frame]:
+    """Frames that carry only their time (a 1x1 black image), in the order given: what a describer that
+    reads only the time (:class:`ReplayDescriber`) needs, with no video to decode."""
+    for i, t in enumerate(times):
+        yield Frame(t=float(t), index=i, image=_PIXEL)
+
+
+__all__ = ["ReplayDescriber", "timeline_frames"]

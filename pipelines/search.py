@@ -1,0 +1,289 @@
+"""Coarse-to-fine describing: find a moment in a long video for a fraction of the describer calls.
+
+Describing every frame of an hour-long video is thousands of model calls before the first query, yet
+most of that video is far from any moment a query asks about. :func:`coarse_to_fine` describes a sparse
+pass first (every ``coarse`` frames of the dense grid), lets the reasoner name its candidate regions
+(its intervals, best first, with their scores), describes the dense grid only around them, grounds again
+on everything described so far, and repeats while that adds frames: it stops when the candidates are
+already dense (``converged``), when the reasoner names none (``no-candidate``), when the budget in calls
+or seconds is spent (``budget``) or after ``rounds`` refinements (``rounds``).
+
+The loop knows nothing about decoding: it asks a ``describe(times)`` callable for descriptions at grid
+times, so the same loop runs on a real video (:meth:`pipelines.session.Session.ground` decodes only the
+frames asked for, through the description cache) and on captions already written (the ``replay``
+describer, which is how ``benchmarks/long_videos.py`` measures it with exact call counts). Every frame
+it describes is logged with the pass that asked for it and why.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from temporal_reasoner import Transcript
+from vidground.errors import ConfigurationError, InputError
+from vidground.types import FrameDescription, GroundingResult, Usage
+
+STRATEGIES = ("uniform", "coarse-to-fine")
+
+
+class Search(BaseModel):
+    """Which frames get described: all of the sampling grid (``uniform``) or ``coarse-to-fine``.
+
+    ``budget`` caps the describer calls of one coarse-to-fine search (cache hits and frames an earlier
+    query of the session described are free); ``budget_seconds`` caps the seconds spent describing.
+    ``coarse`` is the sparse pass's stride in grid frames (``None``: adaptive, see :func:`coarse_stride`);
+    ``regions`` how many of the reasoner's candidates are refined per round, ``margin`` how far around
+    each (seconds; ``None``: half the coarse pass's spacing, the furthest a moment's edge can lie from the
+    nearest sparse frame), ``rounds`` the most refinement rounds.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: Literal["uniform", "coarse-to-fine"] = "uniform"
+    budget: int | None = Field(default=None, ge=1)
+    budget_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    coarse: int | None = Field(default=None, ge=1)
+    regions: int = Field(default=3, ge=1)
+    margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    rounds: int = Field(default=3, ge=0)
+
+    @classmethod
+    def of(cls, value: "Search | dict[str, Any] | str | None" = None, **settings: Any) -> "Search":
+        """A checked :class:`Search` from an instance, a dict, a strategy name and/or keyword settings;
+        a bad value is a :class:`~vidground.errors.ConfigurationError` naming it."""
+        if isinstance(value, Search) and not settings:
+            return value
+        if isinstance(value, str):
+            value = {"strategy": value}
+        if value is not None and not isinstance(value, (Search, dict)):
+            raise ConfigurationError(f"search must be a Search, a dict or a strategy name, got {type(value).__name__}")
+        merged = {**(value.model_dump() if isinstance(value, Search) else dict(value or {})), **settings}
+        try:
+            return cls.model_validate(merged, strict=True)
+        except ValueError as exc:
+            errors = getattr(exc, "errors", lambda: [])()
+            if not errors:
+                raise ConfigurationError(str(exc)) from None
+            first = errors[0]
+            where = ".".join(str(x) for x in first.get("loc", ())) or "search"
+            if where == "strategy":
+                raise ConfigurationError(f"unknown strategy {first.get('input')!r}; choose one of: "
+                                         f"{', '.join(STRATEGIES)}") from None
+            raise ConfigurationError(f"search {where}: {first.get('msg')}, got {first.get('input')!r}") from None
+
+    @property
+    def refines(self) -> bool:
+        return self.strategy == "coarse-to-fine"
+
+
+def coarse_stride(n: int, budget: int | None = None) -> int:
+    """The sparse pass's stride in grid frames: every 8th frame on a grid of 10 minutes' worth of 1-s
+    frames or more (so 8-16 s apart on the usual 1-2 s grids), every 4th on shorter ones, every 2nd under
+    60 frames, and wider when a budget would otherwise go mostly to the sparse pass (it keeps half the
+    budget for refining)."""
+    stride = 8 if n >= 600 else 4 if n >= 60 else 2
+    if budget is not None:
+        stride = max(stride, math.ceil(n / max(1, budget // 2)))
+    return stride
+
+
+@dataclass
+class SearchOutcome:
+    """What a search described and found: ``descriptions`` (all frames described, in time order),
+    ``result`` (the last grounding, over all of them), ``frames`` (``[t, pass, reason]`` per requested
+    time: pass 0 is the sparse pass), ``calls`` (sent to the describer), ``cached`` (answered by a cache),
+    ``known`` (answered by frames described before this search), ``stop`` (why it stopped)."""
+
+    descriptions: list[FrameDescription]
+    result: GroundingResult
+    frames: list[list[Any]] = field(default_factory=list)
+    calls: int = 0
+    cached: int = 0
+    known: int = 0
+    rounds: int = 0
+    stop: str = ""
+    usage: Usage = field(default_factory=Usage)
+    reason_usage: Usage = field(default_factory=Usage)
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def record(self, search: Search, coarse: int) -> dict[str, Any]:
+        """The search's provenance for a result's ``settings``."""
+        return {**search.model_dump(), "coarse": coarse, "calls": self.calls, "cached": self.cached,
+                "known": self.known, "rounds": self.rounds, "stop": self.stop, "frames": self.frames}
+
+
+def coarse_to_fine(
+    query: str,
+    reasoner: Any,
+    describe: Callable[[list[float]], Iterable[FrameDescription]],
+    grid: Sequence[float],
+    duration: float,
+    search: Search | None = None,
+    *,
+    known: dict[float, FrameDescription] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[SearchOutcome, int]:
+    """Ground ``query`` describing as few frames of ``grid`` (the dense sampling times, increasing) as the
+    search allows. ``describe(times)`` yields descriptions for those times (a describer behind a cache;
+    the frames it yields may carry the real times of the nearest decoded frames). ``known`` maps the times of
+    frames already described (by an earlier query) to their descriptions: a grid time within half a grid
+    step of one costs nothing and uses it as it is. Returns the outcome and the coarse stride used."""
+    search = search or Search(strategy="coarse-to-fine")
+    grid = [float(t) for t in grid]
+    if not grid:
+        raise InputError("nothing to describe: the video has no frame times")
+    if any(b <= a for a, b in zip(grid, grid[1:])):
+        raise ConfigurationError("the grid of frame times must be strictly increasing")
+    n = len(grid)
+    stride = search.coarse or coarse_stride(n, search.budget)
+    out = SearchOutcome(descriptions=[], result=GroundingResult(query=query, duration=duration))
+    described: dict[float, FrameDescription] = {}  # by the time each description carries
+    asked: set[int] = set()  # grid indices requested (or known) so far
+    half = _spacing(grid, 1) / 2
+    known_times = sorted((known or {}))
+    started = clock()
+    spent = 0.0
+
+    def run(indices: list[int], pass_no: int, reasons: dict[int, tuple[int, str]]) -> None:
+        nonlocal spent
+        fresh = []
+        for i in indices:
+            asked.add(i)
+            t = grid[i]
+            near = _nearest(known_times, t, half)
+            if near is not None:
+                described[near] = known[near]  # type: ignore[index]
+                out.known += 1
+                out.frames.append([round(t, 3), pass_no, reasons[i][1] + " (known)"])
+            else:
+                fresh.append(i)
+                out.frames.append([round(t, 3), pass_no, reasons[i][1]])
+        if not fresh:
+            return
+        begun = clock()
+        for d in describe([grid[i] for i in fresh]):
+            described[d.t] = d
+            u = d.usage or Usage()
+            out.usage += u
+            if u.cached:
+                out.cached += 1
+            else:
+                out.calls += 1
+            if search.budget_seconds is not None and spent + clock() - begun >= search.budget_seconds:
+                out.warnings.append(f"the describing budget of {search.budget_seconds:g} s ran out in pass {pass_no}")
+                break
+        spent += clock() - begun
+
+    def left() -> int | None:
+        return None if search.budget is None else search.budget - out.calls
+
+    def ground() -> GroundingResult:
+        descs = sorted(described.values(), key=lambda d: d.t)
+        if not descs:
+            raise InputError("the describer returned no description for any frame asked for")
+        transcript = Transcript.from_descriptions(descs, duration=max(duration, descs[-1].t))
+        result = reasoner.ground(query, transcript)
+        for u in result.usage.values():
+            out.reason_usage += u
+        return result
+
+    # the sparse pass: every stride-th grid frame, centred in its share; thinned to fit a small budget
+    coarse = list(range(min(stride // 2, n - 1), n, stride))
+    budget = left()
+    if budget is not None and len(coarse) > budget:
+        keep = [coarse[int(k * len(coarse) / budget)] for k in range(budget)]
+        out.warnings.append(f"the budget of {search.budget} calls is smaller than the sparse pass "
+                            f"({len(coarse)} frames): {budget} evenly spaced frames were described, none refined")
+        coarse = keep
+    run(coarse, 0, {i: (0, "coarse") for i in coarse})
+    out.result = ground()
+    margin = search.margin if search.margin is not None else _spacing(grid, stride) / 2
+    out.stop = "rounds"
+    for round_no in range(1, search.rounds + 1):
+        if (left() is not None and left() <= 0) or (search.budget_seconds is not None and spent >= search.budget_seconds):
+            out.stop = "budget"
+            break
+        candidates = out.result.intervals[:search.regions]
+        if not candidates:
+            out.stop = "no-candidate"
+            out.warnings.append("the reasoner named no candidate region; the answer rests on the sparse pass")
+            break
+        reasons: dict[int, tuple[int, str]] = {}
+        for rank, iv in enumerate(candidates, 1):
+            lo, hi = iv.start - margin, iv.end + margin
+            score = "" if iv.score is None else f" score {iv.score:.3g}"
+            for i in _between(grid, lo, hi):
+                if i not in asked and i not in reasons:
+                    reasons[i] = (rank, f"candidate {rank} [{iv.start:.1f}-{iv.end:.1f}]{score}")
+        wanted = sorted(reasons, key=lambda i: (reasons[i][0], i))  # the best candidate's frames first
+        if not wanted:
+            out.stop = "converged"
+            break
+        budget = left()
+        if budget is not None and len(wanted) > budget:
+            wanted = wanted[:budget]
+        run(sorted(wanted), round_no, reasons)
+        out.rounds = round_no
+        out.result = ground()
+    out.descriptions = sorted(described.values(), key=lambda d: d.t)
+    out.seconds = clock() - started
+    return out, stride
+
+
+def _spacing(grid: Sequence[float], stride: int) -> float:
+    """The sparse pass's spacing in seconds: ``stride`` grid steps (the grid's median step)."""
+    if len(grid) < 2:
+        return 0.0
+    steps = sorted(b - a for a, b in zip(grid, grid[1:]))
+    return stride * steps[len(steps) // 2]
+
+
+def _nearest(times: Sequence[float], t: float, tolerance: float) -> float | None:
+    """The time in ``times`` (sorted) nearest ``t`` when it is within ``tolerance``, else ``None``."""
+    import bisect
+
+    i = bisect.bisect_left(times, t)
+    best = min((times[j] for j in (i - 1, i) if 0 <= j < len(times)), key=lambda x: abs(x - t), default=None)
+    return best if best is not None and abs(best - t) <= tolerance else None
+
+
+def _between(grid: Sequence[float], lo: float, hi: float) -> range:
+    import bisect
+
+    return range(bisect.bisect_left(grid, lo), bisect.bisect_right(grid, hi))
+
+
+def rate_grid(duration: float, fps: float) -> list[float]:
+    """The dense grid of a video sampled at ``fps``: ``0, 1/fps, ...`` before ``duration``."""
+    if not duration > 0:
+        return [0.0]
+    n = max(1, math.ceil(duration * fps - 1e-9))
+    return [k / fps for k in range(n)]
+
+
+def count_grid(duration: float, n: int) -> list[float]:
+    """The dense grid of ``n`` frames sampled by count: each at the centre of its equal share."""
+    if not duration > 0:
+        return [0.0]
+    return [(k + 0.5) * duration / n for k in range(n)]
+
+
+def check_skip_unchanged(value: Any) -> float | None:
+    """The skip-unchanged threshold (mean absolute grey-level difference, 0-255, of small thumbnails), or
+    ``None`` for off; anything else than a number >= 0 is a :class:`ConfigurationError`."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigurationError(f"skip_unchanged must be a grey-level difference >= 0 (0-255) or None, got {value!r}")
+    return float(value)
+
+
+__all__ = ["Search", "SearchOutcome", "coarse_to_fine", "coarse_stride", "rate_grid", "count_grid",
+           "check_skip_unchanged", "STRATEGIES"]

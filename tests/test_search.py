@@ -1,0 +1,234 @@
+"""Coarse-to-fine describing (pipelines/search.py) and the replay describer it is measured with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from frame_describer import get_describer
+from frame_describer.cache import CachedDescriber, DescriptionCache
+from frame_describer.replay import ReplayDescriber, timeline_frames
+from pipelines.search import Search, coarse_stride, coarse_to_fine, count_grid, rate_grid
+from temporal_reasoner import BaseReasoner, Transcript
+from vidground.errors import ConfigurationError, InputError
+from vidground.types import FrameDescription, GroundingResult, Interval
+
+
+class Keyword(BaseReasoner):
+    """Answers the entries whose text holds the query's word (best first by how many frames say it);
+    names no candidate when none does. Counts its calls."""
+
+    name = "keyword"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def ground(self, query: str, transcript: Transcript) -> GroundingResult:
+        self.calls += 1
+        hits = [e for e in transcript.entries if query in e.text]
+        intervals = [Interval(start=e.start, end=e.end, score=float(len(e.times))) for e in hits]
+        intervals.sort(key=lambda iv: -iv.length)
+        return GroundingResult(query=query, duration=transcript.duration, intervals=intervals)
+
+
+def timeline(duration: int = 600, event: tuple[int, int] = (300, 320), step: int = 2) -> list[FrameDescription]:
+    """Clip captions every ``step`` s ("a dog runs" inside ``event``, a street elsewhere)."""
+    return [FrameDescription(t=t + step / 2, text="a dog runs" if event[0] <= t < event[1] else "a quiet street")
+            for t in range(0, duration, step)]
+
+
+def replayed(captions: list[FrameDescription], duration: float) -> tuple[ReplayDescriber, Any]:
+    replay = ReplayDescriber(captions, duration=duration)
+    return replay, lambda times: replay.describe(timeline_frames(times))
+
+
+# -- the replay describer ------------------------------------------------------------------------------
+
+def test_replay_answers_the_nearest_caption_and_none_past_the_end(tmp_path):
+    path = tmp_path / "v.jsonl"
+    path.write_text("".join(f'{{"moment": {k}, "description": "clip {k}"}}\n' for k in range(3)))  # vtggpt, 2-s clips
+    replay = get_describer(f"replay:{path}")
+    assert replay.end == 6.0
+    out = list(replay.describe(timeline_frames([0.0, 1.9, 2.0, 5.99, 6.0, 6.5])))
+    assert [(d.t, d.text) for d in out] == [(0.0, "clip 0"), (1.9, "clip 0"), (2.0, "clip 1"), (5.99, "clip 2"),
+                                            (6.0, "clip 2")]
+    assert (replay.calls, replay.past_end) == (5, 1)
+    assert all(d.usage.requests == 1 for d in out)
+
+
+def test_replay_settings_name_the_captions_so_a_cache_never_mixes_two_sets():
+    a = ReplayDescriber([FrameDescription(t=0.5, text="a")])
+    b = ReplayDescriber([FrameDescription(t=0.5, text="b")])
+    assert a.settings()["captions"] != b.settings()["captions"]
+
+
+def test_replay_bad_inputs_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigurationError, match="needs a captions file"):
+        get_describer("replay")
+    with pytest.raises(InputError, match="not found|no such|missing"):
+        get_describer(f"replay:{tmp_path / 'none.jsonl'}")
+    with pytest.raises(InputError, match="at least one caption"):
+        ReplayDescriber([])
+    with pytest.raises(InputError, match="share one time"):
+        ReplayDescriber([FrameDescription(t=1, text="a"), FrameDescription(t=1, text="b")])
+    with pytest.raises(InputError, match="before the last caption"):
+        ReplayDescriber([FrameDescription(t=10, text="a")], duration=5)
+    with pytest.raises(ConfigurationError, match="duration"):
+        ReplayDescriber([FrameDescription(t=1, text="a")], duration=-1)
+
+
+# -- the search ---------------------------------------------------------------------------------------
+
+def test_coarse_to_fine_finds_the_event_for_a_fraction_of_the_calls():
+    captions = timeline()
+    replay, describe = replayed(captions, 600)
+    grid = [d.t for d in captions]
+    out, stride = coarse_to_fine("dog", Keyword(), describe, grid, 600.0, Search(strategy="coarse-to-fine"))
+    assert stride == coarse_stride(len(grid)) == 4
+    best = out.result.best
+    assert best is not None and abs(best.start - 300) <= 2 and abs(best.end - 320) <= 2  # dense-grid precision
+    assert out.calls == replay.calls < len(grid) / 2
+    assert out.stop == "converged"
+    passes = {p for _, p, _ in out.frames}
+    assert passes == {0, *range(1, out.rounds + 1)}
+    assert all(why.startswith("candidate 1") for _, p, why in out.frames if p > 0)
+    assert [d.t for d in out.descriptions] == sorted({d.t for d in out.descriptions})
+
+
+def test_a_budget_smaller_than_the_coarse_pass_thins_it_and_refines_nothing():
+    captions = timeline()
+    replay, describe = replayed(captions, 600)
+    out, _ = coarse_to_fine("dog", Keyword(), describe, [d.t for d in captions], 600.0,
+                            Search(strategy="coarse-to-fine", budget=10, coarse=4))
+    assert out.calls == replay.calls == 10
+    assert {p for _, p, _ in out.frames} == {0}
+    assert out.stop == "budget"
+    assert any("smaller than the sparse pass" in w for w in out.warnings)
+    times = [t for t, _, _ in out.frames]
+    assert times[0] < 60 and times[-1] > 500  # spread over the whole video, not its start
+
+
+def test_the_budget_bounds_the_refinement():
+    captions = timeline(event=(100, 400))
+    replay, describe = replayed(captions, 600)
+    out, stride = coarse_to_fine("dog", Keyword(), describe, [d.t for d in captions], 600.0,
+                                 Search(strategy="coarse-to-fine", budget=120))
+    assert replay.calls == out.calls == 120
+    assert out.stop == "budget"
+
+
+def test_a_video_shorter_than_the_coarse_step_is_described_once():
+    captions = [FrameDescription(t=1.0, text="a dog runs")]
+    replay, describe = replayed(captions, 2.0)
+    out, _ = coarse_to_fine("dog", Keyword(), describe, [1.0], 2.0, Search(strategy="coarse-to-fine", coarse=8))
+    assert replay.calls == 1 and out.result.best.as_list()[:2] == [0.0, 2.0]
+    assert out.stop == "converged"
+
+
+def test_a_reasoner_that_names_no_candidate_stops_after_the_coarse_pass():
+    captions = timeline()
+    replay, describe = replayed(captions, 600)
+    reasoner = Keyword()
+    out, stride = coarse_to_fine("cat", reasoner, describe, [d.t for d in captions], 600.0,
+                                 Search(strategy="coarse-to-fine"))
+    assert out.stop == "no-candidate" and out.result.intervals == []
+    assert replay.calls == len(range(0, len(captions), stride)) and reasoner.calls == 1
+    assert any("no candidate" in w for w in out.warnings)
+
+
+def test_frames_already_described_are_free(tmp_path):
+    captions = timeline()
+    grid = [d.t for d in captions]
+    replay = ReplayDescriber(captions, duration=600)
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    cached = CachedDescriber(replay, cache, fingerprint="long-video")
+
+    def describe(times: list[float]) -> Any:
+        return cached.describe(timeline_frames(times))
+
+    first, _ = coarse_to_fine("dog", Keyword(), describe, grid, 600.0, Search(strategy="coarse-to-fine"))
+    assert first.cached == 0 and first.calls == replay.calls
+    # a second search of the same query: the cache holds every frame it asks for
+    again, _ = coarse_to_fine("dog", Keyword(), describe, grid, 600.0, Search(strategy="coarse-to-fine"))
+    assert again.calls == 0 and again.cached == first.calls and replay.calls == first.calls
+    assert again.result.intervals == first.result.intervals
+    # another query, with the frames of the first known to it (a session's memory): only new frames are paid
+    other = [FrameDescription(t=d.t, text=d.text + (" and a cat" if 100 <= d.t < 110 else "")) for d in captions]
+    replay2, describe2 = replayed(other, 600)
+    known = {d.t: d for d in first.descriptions}
+    third, _ = coarse_to_fine("dog", Keyword(), describe2, grid, 600.0, Search(strategy="coarse-to-fine"), known=known)
+    assert third.known == len(first.descriptions) and third.calls == replay2.calls == 0
+
+
+def test_the_seconds_budget_stops_describing(monkeypatch):
+    captions = timeline()
+    replay, describe = replayed(captions, 600)
+    ticks = iter(range(10_000))
+    out, _ = coarse_to_fine("dog", Keyword(), describe, [d.t for d in captions], 600.0,
+                            Search(strategy="coarse-to-fine", budget_seconds=5), clock=lambda: float(next(ticks)))
+    assert out.calls < 10 and any("budget" in w for w in out.warnings)
+
+
+def test_search_settings_are_checked():
+    assert Search.of("coarse-to-fine", budget=5).budget == 5
+    with pytest.raises(ConfigurationError, match="unknown strategy 'dense'"):
+        Search.of("dense")
+    with pytest.raises(ConfigurationError, match="budget"):
+        Search.of({"strategy": "coarse-to-fine", "budget": 0})
+    with pytest.raises(ConfigurationError, match="budget"):
+        Search.of(budget=True)
+    with pytest.raises(ConfigurationError, match="regions"):
+        Search.of(regions=0)
+    with pytest.raises(ConfigurationError, match="search must be"):
+        Search.of(3)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="no frame times"):
+        coarse_to_fine("dog", Keyword(), lambda t: [], [], 10.0)
+    with pytest.raises(ConfigurationError, match="increasing"):
+        coarse_to_fine("dog", Keyword(), lambda t: [], [2.0, 1.0], 10.0)
+
+
+def test_grids():
+    assert rate_grid(3.0, 2.0) == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert rate_grid(0.0, 1.0) == [0.0]
+    assert count_grid(10.0, 2) == [2.5, 7.5]
+    assert coarse_stride(3600) == 8 and coarse_stride(100) == 4 and coarse_stride(10) == 2
+    assert coarse_stride(3600, budget=100) == 72  # half the budget for the sparse pass
+
+
+def test_skip_unchanged_reuses_the_last_description_for_a_static_stretch():
+    from frame_describer.skip import SkipUnchanged
+
+    from vidground.types import Frame
+
+    class Counting:
+        name, mode = "counting", "agnostic"
+
+        def __init__(self) -> None:
+            self.seen: list[float] = []
+
+        def settings(self) -> dict[str, Any]:
+            return {"name": self.name}
+
+        def describe(self, frames, *, query=None):
+            for f in frames:
+                self.seen.append(f.t)
+                yield FrameDescription(t=f.t, text=f"grey {round(float(f.image.mean()))}")
+
+    def frame(t: float, level: int, noise: int = 0) -> Frame:
+        rng = np.random.default_rng(int(t * 10))
+        img = np.full((48, 64, 3), level, np.int16) + rng.integers(-noise, noise + 1, (48, 64, 3))
+        return Frame(t=t, index=int(t), image=np.clip(img, 0, 255).astype(np.uint8))
+
+    levels = [10, 10, 10, 200, 200, 10]
+    inner = Counting()
+    skip = SkipUnchanged(inner, threshold=2.0)
+    out = list(skip.describe([frame(float(t), lv, noise=3) for t, lv in enumerate(levels)]))
+    assert [d.t for d in out] == [0, 1, 2, 3, 4, 5]
+    assert inner.seen == [0, 3, 5] and (skip.sent, skip.skipped) == (3, 3)
+    assert [d.text for d in out] == ["grey 10", "grey 10", "grey 10", "grey 200", "grey 200", "grey 10"]
+    assert [getattr(d, "reused_from", None) for d in out] == [None, 0, 0, None, 3, None]
+    assert SkipUnchanged(Counting(), threshold=0).settings()["skip_unchanged"] == 0.0
+    with pytest.raises(ConfigurationError, match="threshold"):
+        SkipUnchanged(Counting(), threshold=-1)
