@@ -58,6 +58,8 @@ class OpenAIReasoner(BaseReasoner):
                  prices: Any = None, rpm: float | None = None, tpm: float | None = None):
         if not isinstance(model, str) or not model.strip():
             raise ConfigurationError("the openai reasoner needs a model name, e.g. 'openai:gpt-4o-mini'")
+        if isinstance(response_formats, str):  # one name, or "a,b" (--reasoner-opt response_formats=text)
+            response_formats = [f.strip() for f in response_formats.split(",") if f.strip()]
         if not response_formats:
             raise ConfigurationError(f"response_formats must name at least one of: {', '.join(RESPONSE_FORMATS)}")
         for name in response_formats:

@@ -244,3 +244,12 @@ def test_embedding_fallback_by_spec(openai_server, transcript):
     assert r.settings["fallback"] == "embedding" and r.intervals
     assert all(0 <= iv.start < iv.end <= transcript.duration for iv in r.intervals)
     assert r.usage["reason"].requests == 2
+
+
+def test_response_formats_from_the_command_line_are_names_not_letters(openai_server, transcript):
+    """`--reasoner-opt response_formats=text` arrives as the string "text": it was read letter by letter
+    ("unknown response format 't'") and failed every query of an eval."""
+    assert make(openai_server, response_formats="text").response_formats == ("text",)
+    assert make(openai_server, response_formats="json_object, text").response_formats == ("json_object", "text")
+    with pytest.raises(ConfigurationError, match="at least one"):
+        make(openai_server, response_formats=" , ")
