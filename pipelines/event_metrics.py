@@ -11,11 +11,22 @@ Localisation (:func:`densevid_localisation`), after ``densevid_eval``'s ``evalua
 - each is averaged over the reference videos (a video without predictions scores 0 on both), per
   threshold (0.3, 0.5, 0.7, 0.9), then over the thresholds; F1 is the harmonic mean of the averaged
   precision and recall. Figures are percentages.
+
+Caption quality (:func:`densevid_captions`, the optional ``captions`` extra: ``pycocoevalcap``, the COCO
+caption scorers' reference implementation, with a Java runtime for its tokenizer and METEOR), as the same
+script scores it: at each tIoU every predicted caption is paired with every reference sentence (of any
+reference set) whose event overlaps it at tIoU >= the threshold, or with a junk sentence when none does (so
+it scores about 0); each video's pairs are scored together (METEOR, CIDEr, BLEU-4 after the PTB tokenizer),
+a video without predictions scores 0, and the scores are averaged over the reference videos, then over the
+thresholds. The junk sentence is fixed here, where the script draws a random one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from vidground.errors import EvaluationError
@@ -84,6 +95,108 @@ def densevid_localisation(predictions: Mapping[str, Sequence[Any]], references: 
     return {k: round(v, 4) for k, v in out.items()}
 
 
+#: The reference a predicted caption is scored against when no reference event overlaps it: letters no
+#: caption shares, so it scores about 0 (densevid_eval draws a random string of 10 to 20 characters).
+JUNK_REFERENCE = "qzxjvkwqzxjvkw"
+CAPTION_METRICS = ("METEOR", "CIDEr", "Bleu_4")
+
+
+def caption_scorers() -> list[tuple[Any, str]]:
+    """The COCO caption scorers (METEOR, CIDEr, BLEU); a :class:`~vidground.errors.MissingDependencyError`
+    without ``pycocoevalcap`` (``pip install 'vidground[captions]'``), a ``ConfigurationError`` without Java."""
+    import shutil
+
+    from vidground.errors import ConfigurationError, MissingDependencyError
+
+    try:
+        from pycocoevalcap.bleu.bleu import Bleu
+        from pycocoevalcap.cider.cider import Cider
+        from pycocoevalcap.meteor.meteor import Meteor
+    except ImportError:
+        raise MissingDependencyError("pycocoevalcap", "captions", "caption metrics (METEOR, CIDEr, BLEU)") from None
+    if shutil.which("java") is None:
+        raise ConfigurationError("caption metrics need a Java runtime for METEOR and the PTB tokenizer "
+                                 "(e.g. apt-get install default-jre-headless)")
+    return [(Meteor(), "METEOR"), (Cider(), "CIDEr"), (Bleu(4), "Bleu_4")]
+
+
+@contextlib.contextmanager
+def _quiet_fds() -> Iterator[None]:
+    """Silence stdout and stderr at the file-descriptor level: the scorers print progress from Python (BLEU)
+    and from their Java processes (the tokenizer)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
+def _ascii(text: str) -> str:
+    return "".join(c if ord(c) < 128 else " " for c in text)
+
+
+def densevid_captions(predictions: Mapping[str, Sequence[Any]], references: Sequence[Mapping[str, Mapping[str, Any]]],
+                      *, tious: Sequence[float] = TIOUS, max_proposals: int = MAX_PROPOSALS,
+                      scorers: list[tuple[Any, str]] | None = None) -> dict[str, float]:
+    """METEOR, CIDEr and BLEU-4 (percent) at each tIoU and their averages (see the module's docstring).
+    ``predictions`` maps a video id to ``(start, end, caption)`` triples, best first; ``references`` is one
+    mapping per reference set, video id to ``{"timestamps": [[s, e], ...], "sentences": [...]}``."""
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    scorers = caption_scorers() if scorers is None else scorers
+    videos = sorted(set().union(*references)) if references else []
+    if not videos:
+        raise EvaluationError("the reference sets hold no video")
+    preds = {}
+    for v, items in predictions.items():
+        rows = []
+        for i, item in enumerate(list(items)[:max_proposals]):
+            try:
+                a, b, caption = float(item[0]), float(item[1]), str(item[2])
+            except (TypeError, ValueError, IndexError):
+                raise EvaluationError(f"prediction {v}[{i}] is not a (start, end, caption) triple: {item!r}") from None
+            rows.append((a, b, caption))
+        preds[v] = rows
+    out: dict[str, float] = {}
+    tokenizer = PTBTokenizer()
+    for t in tious:
+        res: dict[int, list[dict[str, str]]] = {}
+        gts: dict[int, list[dict[str, str]]] = {}
+        owner: dict[str, list[int]] = {v: [] for v in videos}
+        for v in videos:
+            for a, b, caption in preds.get(v, []):
+                refs = [sentence for ref in references if v in ref
+                        for (s, e), sentence in zip(ref[v]["timestamps"], ref[v]["sentences"]) if tiou((a, b), (s, e)) >= t]
+                for sentence in refs or [JUNK_REFERENCE]:
+                    key = len(res)
+                    res[key], gts[key] = [{"caption": _ascii(caption)}], [{"caption": _ascii(sentence)}]
+                    owner[v].append(key)
+        with _quiet_fds():
+            tok_res, tok_gts = (tokenizer.tokenize(res), tokenizer.tokenize(gts)) if res else ({}, {})
+        for scorer, name in scorers:
+            total = 0.0
+            for v in videos:
+                if owner[v]:
+                    with _quiet_fds():
+                        score, _ = scorer.compute_score({k: tok_gts[k] for k in owner[v]},
+                                                        {k: tok_res[k] for k in owner[v]})
+                    total += float(score[-1] if isinstance(score, list) else score)  # BLEU: the 4-gram score
+            out[f"{name}@{t:g}"] = 100 * total / len(videos)
+    for _, name in scorers:
+        out[name] = sum(out[f"{name}@{t:g}"] for t in tious) / len(tious)
+    return {k: round(v, 4) for k, v in out.items()}
+
+
 def boundary_f1(predicted: Sequence[float], truth: Sequence[float], tolerance: float) -> dict[str, float]:
     """Boundary precision, recall and F1 (fractions): a predicted boundary is a hit when it lies within
     ``tolerance`` seconds of a true one, each true boundary matched at most once (nearest pairs first)."""
@@ -110,4 +223,5 @@ def event_recall(predicted: Sequence[Any], truth: Sequence[Any], threshold: floa
     return sum(any(tiou(p, g) >= threshold for p in pred) for g in true) / len(true)
 
 
-__all__ = ["MAX_PROPOSALS", "TIOUS", "boundary_f1", "densevid_localisation", "event_recall", "tiou"]
+__all__ = ["CAPTION_METRICS", "JUNK_REFERENCE", "MAX_PROPOSALS", "TIOUS", "boundary_f1", "caption_scorers",
+           "densevid_captions", "densevid_localisation", "event_recall", "tiou"]

@@ -11,7 +11,8 @@ Videos are scored when they have an input (a video or a descriptions file); thos
 in ``missing_inputs`` and left out of the averages (the official script would count them as 0 on both).
 
 The run folder holds ``events.jsonl`` (one line per video, appended as each finishes, so a killed run resumes
-where it stopped) and ``metrics.json``. Caption quality (METEOR, CIDEr) is not scored here.
+where it stopped) and ``metrics.json``, with the captions' METEOR, CIDEr and BLEU-4 when the optional
+``captions`` extra and a Java runtime are installed (else ``metrics.json`` says why they were not scored).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 from vidground.errors import ConfigurationError, EvaluationError, InputError, VidgroundError
 from vidground.files import iter_json_lines
 
-from .event_metrics import TIOUS, densevid_localisation
+from .event_metrics import CAPTION_METRICS, TIOUS, densevid_localisation
 
 NAME = "activitynet-events"
 
@@ -170,10 +171,25 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
                "per_reference": {Path(p).name: densevid_localisation(predictions, [r]) for p, r in scored.items()},
                "events_per_video": round(sum(len(r["events"]) for v, r in done.items() if v in found)
                                          / max(1, len(predictions)), 3),
-               "seconds": round(time.perf_counter() - started, 2),
-               "caption_metrics": "not scored (METEOR, CIDEr): no caption scorer is wired in"}
+               "captions": _captions(done, found, refs),
+               "seconds": round(time.perf_counter() - started, 2)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
     return metrics
+
+
+def _captions(done: dict[str, dict[str, Any]], found: dict[str, Any], refs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """METEOR, CIDEr and BLEU-4 of the events' captions (:func:`~pipelines.event_metrics.densevid_captions`),
+    or why they were not scored (the optional ``captions`` extra or Java missing)."""
+    from . import event_metrics
+
+    try:
+        scorers = event_metrics.caption_scorers()
+    except ConfigurationError as exc:  # the extra or Java missing
+        return {"not_scored": str(exc)}
+    predictions = {v: [(e["start"], e["end"], e["caption"]) for e in sorted(row["events"], key=lambda e: -(e.get("score") or 0))]
+                   for v, row in done.items() if v in found}
+    references = [{v: r[v] for v in found if v in r} for r in refs.values()]
+    return event_metrics.densevid_captions(predictions, references, scorers=scorers)
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
@@ -185,6 +201,11 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     for t in metrics["tious"]:
         lines.append(f"{t:>6g} {loc[f'precision@{t:g}']:>10.2f} {loc[f'recall@{t:g}']:>8.2f} {loc[f'f1@{t:g}']:>8.2f}")
     lines.append(f"{'mean':>6} {loc['precision']:>10.2f} {loc['recall']:>8.2f} {loc['f1']:>8.2f}")
+    caps = metrics.get("captions") or {}
+    if "not_scored" in caps:
+        lines.append(f"captions not scored: {caps['not_scored']}")
+    elif caps:
+        lines.append("captions (mean over tIoUs): " + ", ".join(f"{k} {caps[k]:.2f}" for k in CAPTION_METRICS if k in caps))
     lines += [f"reference {p}: sha256 {r['sha256']}" for p, r in metrics["references"].items()]
     return "\n".join(lines)
 

@@ -391,7 +391,18 @@ def _anet_fixture(tmp_path):
     return tmp_path
 
 
-def test_eval_activitynet_events_scores_resumes_and_records_the_references(tmp_path, capsys):
+@pytest.fixture
+def no_caption_scorers(monkeypatch):
+    """Caption scoring starts Java (tested on its own, slow): here it reports itself missing."""
+    from vidground.errors import MissingDependencyError
+
+    def missing():
+        raise MissingDependencyError("pycocoevalcap", "captions", "caption metrics (METEOR, CIDEr, BLEU)")
+
+    monkeypatch.setattr("pipelines.event_metrics.caption_scorers", missing)
+
+
+def test_eval_activitynet_events_scores_resumes_and_records_the_references(tmp_path, capsys, no_caption_scorers):
     from pipelines.cli import main
     from temporal_reasoner import reasoners
 
@@ -414,7 +425,8 @@ def test_eval_activitynet_events_scores_resumes_and_records_the_references(tmp_p
     assert metrics["videos"] == 2 and metrics["missing_inputs"] == 1
     assert {Path(p).name for p in metrics["references"]} == {"val_1.json", "val_2.json"}
     assert all(len(r["sha256"]) == 64 for r in metrics["references"].values())
-    assert "mean" in printed and "sha256" in printed
+    assert "mean" in printed and "sha256" in printed and "captions not scored: caption metrics (METEOR, CIDEr, BLEU) needs" in printed
+    assert "vidground[captions]" in metrics["captions"]["not_scored"]
     lines = (root / "run" / "events.jsonl").read_text().splitlines()
     assert sorted(json.loads(x)["video"] for x in lines) == ["v_a", "v_b"]
     assert main(args) == 0  # resumed: nothing run again, same figures
@@ -423,7 +435,7 @@ def test_eval_activitynet_events_scores_resumes_and_records_the_references(tmp_p
     assert json.loads((root / "run" / "metrics.json").read_text())["localisation"] == loc
 
 
-def test_eval_activitynet_events_bad_inputs(tmp_path, capsys):
+def test_eval_activitynet_events_bad_inputs(tmp_path, capsys, no_caption_scorers):
     from pipelines.cli import main
 
     root = _anet_fixture(tmp_path)
@@ -479,3 +491,26 @@ def test_boundary_f1_and_event_recall_by_hand():
     assert event_recall([(0, 10), (10, 20)], [(0, 9), (12, 30), (40, 50)], 0.5) == pytest.approx(1 / 3)
     with pytest.raises(EvaluationError):
         event_recall([(0, 1)], [], 0.5)
+
+
+@pytest.mark.slow
+def test_densevid_captions_on_hand_computed_cases():
+    """An exact caption on an exactly placed event scores 1 (METEOR, BLEU-4) on its video; a video without
+    predictions 0; a caption placed where no reference is compared with junk and scores 0."""
+    pytest.importorskip("pycocoevalcap")
+    import shutil
+
+    if shutil.which("java") is None:
+        pytest.skip("no Java runtime")
+    from pipelines.event_metrics import densevid_captions
+
+    refs = [{"v1": {"timestamps": [[0, 10], [10, 20]], "sentences": ["a man chops onions in a kitchen",
+                                                                     "a dog digs in the garden"]},
+             "v2": {"timestamps": [[0, 5]], "sentences": ["cars drive down a busy street"]}}]
+    exact = densevid_captions({"v1": [(0, 10, "a man chops onions in a kitchen")]}, refs, tious=(0.5, 0.9))
+    assert exact["METEOR@0.5"] == pytest.approx(50.0, abs=0.5) and exact["Bleu_4@0.9"] == pytest.approx(50.0, abs=0.5)
+    assert exact["METEOR"] == pytest.approx(50.0, abs=0.5)
+    misplaced = densevid_captions({"v1": [(30, 40, "a man chops onions in a kitchen")]}, refs, tious=(0.5,))
+    assert misplaced["METEOR@0.5"] == pytest.approx(0.0, abs=0.5) and misplaced["Bleu_4@0.5"] == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(EvaluationError, match="not a .start, end, caption. triple"):
+        densevid_captions({"v1": [(0, 10)]}, refs, tious=(0.5,))
