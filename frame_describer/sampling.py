@@ -16,13 +16,16 @@ frame is never emitted twice, so sampling faster than the video's own rate yield
 frame once. Where the stream's keyframe index puts a keyframe well past the decoder's
 position and before the next requested time, the decoder seeks to it instead of decoding
 the frames between (sparse passes cost what their frames' groups of pictures cost, dense
-ones decode straight through); every seek is checked against the frame it lands on
-(:class:`_Source`).
+ones decode straight through); every seek is checked against the frame it lands on. Frames
+that no other frame refers to and that lie far from every requested time are not decoded at
+all (FFmpeg's ``skip_frame``); one that turns out to be the nearest after all (across a gap
+in a variable-rate video) is fetched by seeking back (:class:`_Source`).
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import logging
 import math
 import os
@@ -223,7 +226,7 @@ class FrameStream(Iterator[Frame]):
 
     def _run(self, targets: Iterator[float]) -> Iterator[Frame]:
         info, p = self.info, Path(self.info.path)
-        src = self._src = _Source(p, info)
+        src = self._src = _Source(p, info, getattr(targets, "after", None))
         try:
             yield from self._sample(src, targets)
         finally:
@@ -256,28 +259,38 @@ class FrameStream(Iterator[Frame]):
                 if src.seek_for(target, max(last_t, 0.0)):
                     before_seek, prev = prev, None  # the nearest frame is at or after the keyframe landed on
                     last_t_before_seek = last_t
+                src.aim()
             got = src.next()
             if got is None:
                 if src.landed and src.fall_back(f"the seek to {target:.3f}s found no frame"):
                     prev = before_seek
                     continue
+                held = src.doubt(prev[1], None) if prev is not None else None
+                if held is not None:  # the stream's last frame was skipped: decode its tail whole
+                    src.redos += 1
+                    last_t = prev[1]  # type: ignore[index]
+                    if src.seek_for(held, 0.0, force=True) or src.fall_back("the seek back to the tail failed"):
+                        continue
                 break
             frame, t, index = got
-            if t <= last_t:
-                log.debug("%s: skipping frame with non-increasing time %.3fs", p, t)
-                continue
             if src.landed and t > target + 1e-6 and src.fall_back(
                     f"the seek to {target:.3f}s landed at {t:.3f}s, past it"):
                 prev = before_seek  # an inexact seek cannot promise the nearest frame: decode from the start
                 continue
             src.landed = False
+            if t <= last_t:
+                log.debug("%s: skipping frame with non-increasing time %.3fs", p, t)
+                continue
             cur = (frame, t, index)
-            if t >= target and src.hold_below is not None and src.doubt(prev[1] if prev else -math.inf):
-                # a frame skipped since the seek lies between this one and the one before: decode it all
+            if t >= target and src.doubt(prev[1] if prev else -math.inf, t) is not None:
+                # a skipped frame between this one and the one before may be nearest: decode that stretch whole
                 src.redos += 1
-                if not src.seek_for(target, 0.0, force=True, hold=False):
+                if prev is None:
+                    prev, last_t = before_seek, last_t_before_seek
+                else:
+                    last_t = prev[1]
+                if not src.seek_for(target, 0.0, force=True):
                     src.fall_back(f"the seek back to {target:.3f}s failed")
-                prev, last_t = before_seek, last_t_before_seek
                 continue
             while target is not None and t >= target:
                 pick = prev if prev is not None and target - prev[1] <= t - target else cur
@@ -294,13 +307,13 @@ class FrameStream(Iterator[Frame]):
                 else:
                     target = next(targets, None)
             if prev is not None:
-                step = t - prev[1]
+                step = t - max([prev[1], *src.gap])  # from the frame just before, skipped or not
             prev, last_t = cur, t
         if target is None:
             return
         if prev is None:
             raise VideoDecodeError(p, "the video stream has no decodable frames")
-        real_end = prev[1] + step
+        real_end = max([prev[1], *src.gap]) + step  # the last frame, skipped or not
         past_end_too = isinstance(targets, _Times)  # a time asked for explicitly: the last frame is its nearest
         if (past_end_too or target < real_end - 1e-6) and prev[1] != emitted and out != self._limit:
             yield self._frame(prev, out)  # the last frame is nearest to what remains
@@ -320,25 +333,30 @@ class FrameStream(Iterator[Frame]):
 # only when it skips more than a few frames' decoding.
 SEEK_MARGIN_FRAMES = 32
 NO_INDEX_SEEK_GAP = 30.0  # seconds; without a keyframe index, seek only over gaps this long
-# After a seek, frames that no other frame refers to are not decoded until this close to the wanted
-# time (they cannot be the nearest frame unless the video has a gap; :meth:`_Source.doubt` checks).
-HOLD_MARGIN_FRAMES = 3
+# Frames that no other frame refers to are not decoded unless this close to the next wanted time
+# (they cannot be the nearest frame unless the video has a gap; :meth:`_Source.doubt` checks).
+HOLD_MARGIN_FRAMES = 2
 
 
 class _Source:
     """Decoded frames ``(frame, t, source_index)`` in presentation order, read on from where the
     decoder is, or from the keyframe before a wanted time when that skips enough decoding.
 
-    The keyframe comes from the stream's own index (``av_index_search_timestamp``). A seek is
-    checked, not trusted: when the first frame after it is later than the wanted time (an inexact
+    The keyframe comes from the stream's own index (``av_index_search_timestamp``). Where the
+    index is there, packets more than ``HOLD_MARGIN_FRAMES`` from every requested time
+    (``near``: the first requested time at or after a time) are decoded only if other frames
+    refer to them; their times are kept, so a skipped frame that would be the nearest to a
+    requested time (:meth:`doubt`) is fetched by seeking back and decoding that stretch whole,
+    and source indices still count it. A seek is checked, not trusted: when the first frame after it is later than the wanted time (an inexact
     or broken seek), or nothing decodes after it, the file is reopened and decoded from the start
     (frames already passed are skipped) and seeking is off for the rest of the stream.
     ``source_index`` is the frame's position in the stream while decoding runs from the start,
     ``None`` after a seek (an index counts frames, and a seek skips them uncounted).
     """
 
-    def __init__(self, p: Path, info: VideoInfo):
-        self.p, self.info = p, info
+    def __init__(self, p: Path, info: VideoInfo, near: Callable[[float], float | None] | None = None):
+        self.p, self.info, self.near = p, info, near
+        self.margin = HOLD_MARGIN_FRAMES / (info.fps or 25.0)
         self.seeks = self.fallbacks = self.redos = 0  # redos: seeks repeated without skipping frames
         self.seekable = True
         self.landed = False  # a seek just happened and its first frame has not been checked yet
@@ -352,11 +370,13 @@ class _Source:
         self.index = stream.index_entries if len(stream.index_entries) else None
         # index timestamps are decoding times; a keyframe is shown `delay` ticks after it is decoded
         self.delay = max(0, self.origin - self.index[0].timestamp) if self.index is not None else 0
-        self.frames = _decode(self.container, stream, self.p)
+        self.frames = _decode(self.container, stream, self.p, self._hold)
         self.count: int | None = 0
         self.last = 0.0
-        self.hold_below: int | None = None  # after a seek: packets shown before this (ticks) may be skipped
-        self.held_last = -math.inf  # the latest time (s) among packets held since the seek
+        self.tbf = float(self.tb)
+        self.holding = self.near is not None and self.index is not None  # where a seek back can undo it
+        self.held: list[int] = []  # pts of held packets not yet passed: those never shown were skipped
+        self.gap: list[float] = []  # times of the frames skipped just before the last frame decoded
 
     def close(self) -> None:
         self.frames.close()
@@ -380,15 +400,27 @@ class _Source:
         else:
             t = float((frame.pts - self.origin) * self.tb)
         self.last = t
+        skipped = self._passed(frame.pts)
         index = self.count
-        if self.count is not None:
-            self.count += 1
+        if index is not None:
+            index += skipped
+            self.count = index + 1
         return frame, t, index
 
-    def seek_for(self, target: float, at: float, *, force: bool = False, hold: bool = True) -> bool:
+    def _passed(self, pts: int | None) -> int:
+        """Frames come in time order: held packets shown before this one were skipped; how many."""
+        held, gap = self.held, []
+        while held and (pts is None or held[0] <= pts):
+            h = heapq.heappop(held)
+            if h != pts:
+                gap.append((h - self.origin) * self.tbf)
+        self.gap = gap
+        return len(gap)
+
+    def seek_for(self, target: float, at: float, *, force: bool = False) -> bool:
         """Seek to the keyframe before ``target`` when that skips enough decoding past ``at`` (the time
-        of the last decoded frame), or ``force``; True when it seeked. With ``hold``, frames no other
-        frame refers to are skipped until shortly before ``target``."""
+        of the last decoded frame), or ``force`` (then skipping nothing until ``target``); True when it
+        seeked."""
         if not self.seekable:
             return False
         fps = self.info.fps or 25.0
@@ -409,8 +441,8 @@ class _Source:
             self.seekable = False
             return False
         self.frames.close()
-        self.hold_below = want - math.ceil(HOLD_MARGIN_FRAMES / fps / self.tb) if hold else None
-        self.held_last = -math.inf
+        self.held, self.gap = [], []
+        self.holding = not force and self.near is not None
         self.frames = _decode(self.container, self.stream, self.p, self._hold)
         self.seeks += 1
         self.count = None
@@ -418,16 +450,32 @@ class _Source:
         return True
 
     def _hold(self, packet: av.Packet) -> bool:
-        if self.hold_below is None or packet.pts is None or packet.pts >= self.hold_below:
+        if not self.holding or packet.pts is None:
             return False
-        self.held_last = max(self.held_last, float((packet.pts - self.origin) * self.tb))
+        t = (packet.pts - self.origin) * self.tbf
+        nearest_wanted = self.near(t - self.margin)  # type: ignore[misc]
+        if nearest_wanted is not None and nearest_wanted <= t + self.margin:
+            return False
+        heapq.heappush(self.held, packet.pts)
         return True
 
-    def doubt(self, before: float) -> bool:
-        """Whether a frame held back since the seek lies after ``before`` (the frame decoded just
-        before the wanted time), so it may be nearer than what decoded. Ends the holding either way."""
-        held, self.hold_below = self.held_last, None
-        return held > before
+    def aim(self) -> None:
+        """A new wanted time: hold frames again if a doubt stopped it (only where a seek back can
+        fetch a held frame that turns out to be needed: an index, and seeking works)."""
+        self.holding = self.near is not None and self.seekable and self.index is not None
+
+    def doubt(self, before: float, after: float | None) -> float | None:
+        """The time of a frame skipped between the decoded frames at ``before`` and ``after`` (``None``:
+        the stream's end) that is the nearest frame to some wanted time, else ``None``."""
+        if after is None:
+            self._passed(None)
+        for s in self.gap:
+            if before < s and (after is None or s < after):
+                lo, hi = max((before + s) / 2, 0.0), math.inf if after is None else (s + after) / 2
+                wanted = self.near(lo - 1e-9)  # type: ignore[misc]
+                if wanted is not None and wanted <= hi + 1e-9:
+                    return s
+        return None
 
     def fall_back(self, why: str) -> bool:
         """Reopen and decode from the start, seeking no more; False when that already happened."""
@@ -437,7 +485,7 @@ class _Source:
         self.fallbacks += 1
         self.close()
         self._open()
-        self.seekable = self.landed = False
+        self.seekable = self.landed = self.holding = False
         return True
 
 
@@ -458,6 +506,18 @@ class _Grid(Iterator[float]):
             raise StopIteration
         self.k += 1
         return t
+
+    def after(self, t: float) -> float | None:
+        """The first requested time at or after ``t``, served or not (``None`` when there is none)."""
+        k = max(0, math.ceil((t - self.value(0)) / self.slope)) if self.slope > 0 else 0
+        while k > 0 and self.value(k - 1) >= t:
+            k -= 1
+        while self.value(k) < t:
+            k += 1
+        if self.count is not None and k >= self.count:
+            return None
+        v = self.value(k)
+        return v if v < self.stop else None
 
     def skip_past(self, t: float) -> float | None:
         """The first time after ``t`` (``None`` when there is none)."""
@@ -488,6 +548,11 @@ class _Times(Iterator[float]):
             raise StopIteration
         self.k += 1
         return self.times[self.k - 1]
+
+    def after(self, t: float) -> float | None:
+        """The first requested time at or after ``t``, served or not (``None`` when there is none)."""
+        i = bisect.bisect_left(self.times, t)
+        return self.times[i] if i < len(self.times) else None
 
     def skip_past(self, t: float) -> float | None:
         """The first time after ``t`` (``None`` when there is none)."""

@@ -76,10 +76,14 @@ def test_sparse_requests_seek_and_return_the_nearest_frames(gop_video, decoded, 
 
 
 def test_dense_requests_decode_on_without_seeking(gop_video, decoded):
+    """Decoding on, frames no other refers to are skipped unless near a wanted time; source indices
+    still count every frame of the stream."""
     stream = sample_frames(gop_video, fps=2)
     frames = check(stream, CFR, [k / 2 for k in range(80)])
     assert stream.seeks == 0 and [f.source_index for f in frames] == [read_frame_number(f.image) for f in frames]
-    assert decoded[0] == N + 1  # the probe decodes the first frame once more
+    assert stream._src.redos == 0 and N * 0.3 < decoded[0] < N * 0.8
+    every = sample_frames(gop_video, fps=FPS)  # every frame wanted: none skipped
+    assert [f.source_index for f in every] == list(range(N))
 
 
 def test_variable_frame_rate_with_long_gops(vfr_gop_video, decoded):
@@ -166,17 +170,15 @@ def test_a_raw_stream_without_index_or_seeking_decodes_on(gop_video, tmp_path: P
     assert stream.seeks == 0 and stream.fallbacks == 0
 
 
-def test_a_frame_skipped_after_a_seek_that_may_be_nearest_is_decoded_after_all(tmp_path: Path, decoded):
+def test_a_frame_skipped_after_a_seek_that_may_be_nearest_is_decoded_after_all(gap_video, decoded):
     """After a seek, frames no other frame refers to (B-frames here) are skipped until just before the
     wanted time. Across a 5-s gap the frame before the wanted time is such a frame and far from it: the
     sampler sees it was held back, seeks again without skipping, and returns it."""
-    times = [round(i * 0.04, 3) for i in range(300)] + [round(16.96 + i * 0.04, 3) for i in range(300)]
-    p = render_numbered_video(tmp_path / "gap.mp4", n_frames=600, fps=FPS, size=(96, 64), vfr_times=times)
     for wanted in ([14.36], [12.5], [16.5], [11.98, 20.0]):
-        stream = sample_frames(p, times=wanted)
-        check(stream, times, wanted)
+        stream = sample_frames(gap_video, times=wanted)
+        check(stream, GAP, wanted)
     assert stream.fallbacks == 0
-    held = sample_frames(p, times=[14.36])
+    held = sample_frames(gap_video, times=[14.36])
     assert [read_frame_number(f.image) for f in held] == [299]
     assert held._src.redos == 1 and held.seeks == 2
 
@@ -187,3 +189,29 @@ def test_skipping_after_a_seek_decodes_fewer_frames_than_the_seek_alone(gop_vide
     assert stream.seeks == 2 and stream._src.redos == 0
     # without skipping: the first frames before the seek, then 10 s - 1 s of frames from each keyframe
     assert decoded[0] < 2 * 226 * 0.85
+
+
+GAP = [round(i * 0.04, 3) for i in range(300)] + [round(16.96 + i * 0.04, 3) for i in range(300)]
+
+
+@pytest.fixture(scope="module")
+def gap_video(tmp_path_factory) -> Path:
+    return render_numbered_video(tmp_path_factory.mktemp("seek") / "gap.mp4", n_frames=len(GAP), fps=FPS,
+                                 size=(96, 64), vfr_times=GAP)
+
+
+@pytest.mark.parametrize("kind", ["gop", "vfr_gop", "gap"])
+def test_seeded_random_requests_by_times_rate_and_count_match_the_nearest_frames(request, kind):
+    """Seeking, skipping and seeking back together, against the nearest frames computed independently."""
+    video = request.getfixturevalue(f"{kind}_video")
+    times = {"gop": CFR, "vfr_gop": VFR, "gap": GAP}[kind]
+    duration = probe_video(video).duration
+    end = times[-1] + (times[-1] - times[-2])
+    r = np.random.default_rng(11)
+    for _ in range(4):
+        wanted = r.uniform(0, times[-1] + 1, size=int(r.integers(1, 25))).tolist()
+        check(sample_frames(video, times=wanted), times, wanted)
+        fps = float(r.uniform(0.05, 3))
+        check(sample_frames(video, fps=fps), times, [k / fps for k in range(int(np.ceil(end * fps - 1e-9)))])
+        n = int(r.integers(1, 40))
+        check(sample_frames(video, num_frames=n), times, [(k + 0.5) * duration / n for k in range(n)])
