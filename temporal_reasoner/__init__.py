@@ -8,6 +8,7 @@ from vidground.errors import ConfigurationError
 from vidground.registry import Registry
 
 from .base import BaseReasoner, Reasoner, check_query
+from .timestyles import TimeFormat
 from .transcript import Transcript, infer_step
 from vidground.types import GroundingResult, Interval, TimeStyle, TranscriptEntry, format_time, result_json_schema
 
@@ -41,6 +42,6 @@ def get_reasoner(spec: str | Reasoner | None = None, **options: Any) -> Reasoner
 
 __all__ = [
     "BaseReasoner", "Reasoner", "check_query", "Transcript", "TranscriptEntry", "infer_step",
-    "GroundingResult", "Interval", "TimeStyle", "format_time", "result_json_schema",
+    "GroundingResult", "Interval", "TimeFormat", "TimeStyle", "format_time", "result_json_schema",
     "get_reasoner", "reasoners", "DEFAULT_REASONER",
 ]

@@ -85,10 +85,8 @@ def response_format(name: str, *, max_intervals: int | None = None,
 
 # --- messages ---------------------------------------------------------------------------------
 
-_TIME_NOTES = {
-    "seconds": "Times in the transcript are seconds.",
-    "mmss": "Times in the transcript are minutes:seconds (01:30.0 is 90 seconds); answer in seconds.",
-}
+#: The seconds and mm:ss styles' prompt lines (what benchmarks/llm_prompts.py varies); see TimeFormat.note.
+_TIME_NOTES = {style: TimeFormat(style).note(None) for style in ("seconds", "mmss")}
 
 
 def build_messages(query: str, transcript: Transcript, *, time_style: "TimeStyle | TimeFormat" = "seconds",

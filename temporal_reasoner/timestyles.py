@@ -213,9 +213,4 @@ class TimeFormat:
         return min(max((k + (0.5 if end else -0.5)) / fps, 0.0), duration)
 
 
-def time_format(spec: "str | TimeFormat | None") -> TimeFormat:
-    """:meth:`TimeFormat.parse`, for callers that only hold the spec."""
-    return TimeFormat.parse(spec)
-
-
-__all__ = ["DEFAULT_TOKENS", "STYLES", "ReplyValueError", "TimeFormat", "time_format"]
+__all__ = ["DEFAULT_TOKENS", "STYLES", "ReplyValueError", "TimeFormat"]

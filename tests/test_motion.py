@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -143,3 +144,21 @@ def test_rendered_events_that_differ_only_in_motion(tmp_path):
     pan = [r for r in without["rows"] if r["event"] == "camera pan"][0], \
         [r for r in with_stream["rows"] if r["event"] == "camera pan"][0]
     assert not pan[0]["hit"] and pan[1]["hit"], pan
+
+
+def test_eval_with_motion_shares_the_cache_and_must_match_to_resume(tmp_path):
+    from _helpers_eval import register_fakes, render_toy_videos, write_toy_dataset
+    from pipelines.runs import RunConfig, read_jsonl, run_eval
+
+    register_fakes()
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=1, per_video=2, duration=3.0)
+    videos = render_toy_videos(tmp_path / "videos", ["vid0"])
+    base = dict(dataset="jsonl", dataset_path=str(ds), videos=str(videos), describer="fake",
+                reasoner="fake-reasoner", cache=str(tmp_path / "cache.sqlite"))
+    plain = run_eval(RunConfig(**base), tmp_path / "plain")
+    moving = run_eval(RunConfig(**base, motion=True), tmp_path / "moving")
+    assert (plain.describe_calls, moving.describe_calls, moving.describe_saved) == (3, 0, 3)
+    assert json.loads((tmp_path / "moving" / "config.json").read_text())["motion"] is True
+    assert all(r["status"] == "ok" for r in read_jsonl(tmp_path / "moving" / "results.jsonl"))
+    with pytest.raises(ConfigurationError, match="motion"):
+        run_eval(RunConfig(**base), tmp_path / "moving")  # resuming without it would mix settings
