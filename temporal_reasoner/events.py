@@ -205,7 +205,7 @@ _FIELDS = ("start", "end", "caption", "score")
 def events_schema(max_events: int | None = None) -> dict[str, Any]:
     """The JSON schema of an events reply, derived from :class:`~vidground.types.Event`'s fields (their JSON
     types; every field required and nothing else allowed, the subset strict-mode servers accept).
-    ``max_events`` bounds the list (for a grammar or a schema-constrained JSON mode)."""
+    ``max_events`` bounds the list and each caption's length (for a grammar or a schema-constrained JSON mode)."""
     fields = Event.model_json_schema()["properties"]
 
     def json_type(prop: dict[str, Any]) -> str:
@@ -216,8 +216,9 @@ def events_schema(max_events: int | None = None) -> dict[str, Any]:
     item = {"type": "object", "properties": {k: {"type": json_type(fields[k])} for k in _FIELDS},
             "required": list(_FIELDS), "additionalProperties": False}
     events: dict[str, Any] = {"type": "array", "items": item}
-    if max_events is not None:
+    if max_events is not None:  # a grammar: bound the list and each caption, so a small model cannot ramble
         events["maxItems"] = max_events
+        item["properties"]["caption"]["maxLength"] = 200
     return {"type": "object", "properties": {"events": events}, "required": ["events"], "additionalProperties": False}
 
 
@@ -459,14 +460,13 @@ def events_path(reasoner: Any, options: dict[str, Any] | None = None) -> str:
     against that path's settings (names and values) before any video is described: an unknown or invalid
     one is a :class:`ConfigurationError` naming the valid ones."""
     options = options or {}
-    if callable(getattr(reasoner, "events", None)):
-        return "own"
-    if callable(getattr(reasoner, "chat", None)):
+    own = callable(getattr(reasoner, "events", None))
+    if own or callable(getattr(reasoner, "chat", None)):  # a model's own events() takes the chat path's settings
         _check_options(options, _CHAT, "chat")
         for key in _CHAT:
             if key in options:
                 _count(key, options[key])
-        return "chat"
+        return "own" if own else "chat"
     if getattr(reasoner, "encoder", None) is None:
         name = getattr(reasoner, "name", type(reasoner).__name__)
         raise ConfigurationError(f"reasoner {name!r} cannot find events: use a chat reasoner (openai:MODEL, hf:MODEL, "

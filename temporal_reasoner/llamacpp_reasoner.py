@@ -34,7 +34,7 @@ from .context import ground_in_context
 from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply, intervals_schema
 from .transcript import Transcript
 from .timestyles import TimeFormat
-from vidground.types import Answer, GroundingResult, TimeStyle
+from vidground.types import Answer, Events, GroundingResult, TimeStyle
 
 
 def resolve_gguf(spec: str) -> tuple[Path, bool]:
@@ -203,6 +203,30 @@ class LlamaCppReasoner(BaseReasoner):
                          response_formats=("json_schema",), time_style=self.time_style,
                          max_intervals=self.max_intervals, settings=self.settings())
         return res.model_copy(update={"warnings": [*notes, *res.warnings]})
+
+
+    def events(self, transcript: Transcript, *, max_events: int | None = None,
+               chunk_entries: int | None = None) -> Events:
+        """The transcript's events (:func:`temporal_reasoner.events.run_events`), each reply constrained by a
+        grammar built from the events schema. Without ``chunk_entries`` the chunks are as long as fit the
+        context (halved from :data:`~temporal_reasoner.events.CHUNK_ENTRIES` until the first one does)."""
+        from .events import CHUNK_ENTRIES, MAX_EVENTS, build_events_messages, chunks, events_schema, run_events
+
+        max_events = MAX_EVENTS if max_events is None else max_events
+        if chunk_entries is None:
+            budget, chunk_entries = self.n_ctx - self.max_new_tokens - 128, CHUNK_ENTRIES
+            while chunk_entries > 1 and self.count_tokens(build_events_messages(
+                    chunks(transcript, chunk_entries)[0], time_style=self.time_style, max_events=max_events,
+                    part=len(transcript) > chunk_entries)) > budget:
+                chunk_entries //= 2
+        digits = len(str(int(max(TimeFormat.parse(self.time_style).last(transcript), 1.0))))
+        key = ("events", max_events, digits)
+        if key not in self._grammars:
+            self._grammars[key] = _grammar(events_schema(max_events), int_digits=digits)
+        return run_events(functools.partial(self.chat, grammar=self._grammars[key]), transcript,
+                          reasoner_name=f"llamacpp:{self.model_name}", max_attempts=self.max_attempts,
+                          response_formats=("json_schema",), time_style=self.time_style, max_events=max_events,
+                          chunk_entries=chunk_entries, settings=self.settings())
 
 
 def _compile(template: str) -> Any:

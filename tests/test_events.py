@@ -127,6 +127,18 @@ def test_events_on_a_one_frame_video_are_the_whole_video():
     assert out.warnings == ["one description: the whole video is one event"]
 
 
+def test_events_on_a_rendered_one_frame_video(tmp_path):
+    """Both stages on a video of a single frame: one event, the whole video, captioned by its description."""
+    from frame_describer.synthetic import render_numbered_video
+    from pipelines import events
+
+    video = render_numbered_video(tmp_path / "one.mp4", n_frames=1, fps=10)
+    out = events(video, describer="cv", reasoner=WordsReasoner())
+    (only,) = out.events
+    assert only.start == 0.0 and only.end == out.duration > 0 and only.caption
+    assert out.warnings == ["one description: the whole video is one event"] and out.describer == "cv"
+
+
 def test_empty_transcript_is_an_input_error():
     t = Transcript(duration=4.0, step=1.0, entries=[TranscriptEntry(start=0, end=4, text="")])
     with pytest.raises(InputError, match="the transcript is empty"):
@@ -320,6 +332,35 @@ def test_openai_reasoner_steps_down_the_ladder_when_the_schema_is_refused(openai
     out = find_events(rsn, short)
     assert [r.json.get("response_format", {}).get("type") for r in openai_server.requests] == ["json_schema", "json_object"]
     assert "json_schema" in rsn.refused_formats and len(out.events) == 2
+
+
+def test_a_reasoners_own_events_method_is_used_with_the_chat_settings_checked(short):
+    calls = []
+
+    class Own(BaseReasoner):
+        name = "own"
+
+        def ground(self, query, transcript):  # pragma: no cover
+            raise NotImplementedError
+
+        def events(self, transcript, **options):
+            calls.append(options)
+            return Events(events=[Event(start=0, end=1, caption="x")], duration=transcript.duration)
+
+    assert len(find_events(Own(), short, max_events=2).events) == 1 and calls == [{"max_events": 2}]
+    with pytest.raises(ConfigurationError, match=r"unknown events option\(s\) window_seconds for the chat path"):
+        find_events(Own(), short, window_seconds=3)
+
+
+def test_llamacpp_events_grammar_compiles_and_bounds_the_reply():
+    pytest.importorskip("llama_cpp")
+    from temporal_reasoner.llamacpp_reasoner import _grammar, grammar_text
+
+    schema = events_schema(4)
+    assert schema["properties"]["events"]["items"]["properties"]["caption"]["maxLength"] == 200
+    text = grammar_text(schema, int_digits=3)
+    assert all(k in text for k in ("caption", "start", "end", "score"))
+    assert _grammar(schema, int_digits=3) is not None
 
 
 # --- Session / API / CLI ------------------------------------------------------------------------
