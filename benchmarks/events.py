@@ -8,8 +8,9 @@ joins. Reported per caption set, over ``--trials`` transcripts of ``--videos`` v
 - boundary precision / recall / F1 at +-``--tolerance`` s (a predicted boundary within the tolerance of
   a join, each join matched once), micro-averaged over the transcripts;
 - event recall at tIoU 0.3 / 0.5 / 0.7: the fraction of the source videos matched by a predicted event;
-- the same for a *uniform* baseline that cuts each transcript into as many equal parts as the detector
-  found events (it knows the count, not where), so the figures say what the boundaries' placement adds.
+- the same with ``nested`` events (the coarse scale added where it differs: overlapping events), and for
+  a *uniform* baseline that cuts each transcript into as many equal parts as the detector found events (it
+  knows the count, not where), so the figures say what the boundaries' placement adds.
 
 A join is the easiest boundary there is to see (a new video), but real videos also change scene inside:
 those count as false boundaries here, so precision is a lower bound. Plus the rendered demo video
@@ -66,36 +67,43 @@ def run_set(name: str, root: Path, encoder: Any, *, trials: int, videos: int, se
     if len(files) < videos:
         raise SystemExit(f"{root / folder}: {len(files)} caption files, fewer than --videos {videos}")
     rng = random.Random(f"{seed}:{name}")
-    totals = {"detector": [0, 0, 0], "uniform": [0, 0, 0]}  # hits, predicted, true
+    methods = {"detector": "change points (offline)", "nested": "change points, nested (two scales)",
+               "uniform": "uniform, same count"}
+    totals = {k: [0, 0, 0] for k in methods}  # hits, predicted, true
     recalls: dict[str, dict[float, list[float]]] = {k: {t: [] for t in TIOUS} for k in totals}
-    n_events, seconds, durations = [], 0.0, []
+    n_events = {"detector": 0, "nested": 0}
+    seconds = {"detector": 0.0, "nested": 0.0}
+    durations = []
     for _ in range(trials):
         transcript, spans = concatenated(rng.sample(files, videos))
-        started = time.perf_counter()
-        found = offline_events(encoder, transcript, **options)
-        seconds += time.perf_counter() - started
-        predicted = {"detector": [(e.start, e.end) for e in found.events],
-                     "uniform": uniform(transcript.duration, len(found.events))}
+        predicted = {}
+        for kind in n_events:
+            started = time.perf_counter()
+            found = offline_events(encoder, transcript, **options, nested=kind == "nested")
+            seconds[kind] += time.perf_counter() - started
+            predicted[kind] = [(e.start, e.end) for e in found.events]
+            n_events[kind] += len(found.events)
+        predicted["uniform"] = uniform(transcript.duration, len(predicted["detector"]))
         joins = [s for s, _ in spans[1:]]
         for kind, events in predicted.items():
-            b = boundary_f1([s for s, _ in events[1:]], joins, tolerance)
+            cuts = sorted({t for ev in events for t in ev} - {0.0, transcript.duration})
+            b = boundary_f1(cuts, joins, tolerance)
             for i, k in enumerate(("hits", "predicted", "true")):
                 totals[kind][i] += b[k]
             for t in TIOUS:
                 recalls[kind][t].append(event_recall(events, spans, t))
-        n_events.append(len(found.events))
         durations.append(transcript.duration)
     rows = []
     for kind, (hits, pred, true) in totals.items():
         p, r = hits / pred if pred else 0.0, hits / true
-        row = {"set": name, "method": "change points (offline)" if kind == "detector" else "uniform, same count",
+        row = {"set": name, "method": methods[kind],
                "boundary_precision": round(100 * p, 2), "boundary_recall": round(100 * r, 2),
                "boundary_f1": round(100 * (2 * p * r / (p + r) if p + r else 0.0), 2)}
         row.update({f"event_recall@{t:g}": round(100 * sum(v) / len(v), 2) for t, v in recalls[kind].items()})
-        if kind == "detector":
-            row.update({"events_per_transcript": round(sum(n_events) / trials, 2),
+        if kind in n_events:
+            row.update({"events_per_transcript": round(n_events[kind] / trials, 2),
                         "mean_duration_s": round(sum(durations) / trials, 1),
-                        "seconds_per_transcript": round(seconds / trials, 3)})
+                        "seconds_per_transcript": round(seconds[kind] / trials, 3)})
         rows.append(row)
     return {"rows": rows, "files": len(files)}
 

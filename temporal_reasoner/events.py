@@ -148,18 +148,39 @@ def _frame_vectors(encoder: Any, transcript: Transcript) -> tuple[np.ndarray, np
 
 def offline_events(encoder: Any, transcript: Transcript, *, window_seconds: float = WINDOW_SECONDS,
                    min_event_seconds: float = MIN_EVENT_SECONDS, threshold: float = THRESHOLD,
-                   max_events: int | None = None, reasoner_name: str = "embedding") -> Events:
+                   max_events: int | None = None, nested: bool = False, reasoner_name: str = "embedding") -> Events:
     """The offline events of ``transcript``: change points of its description embeddings (see the module's
     docstring), a representative description as each event's caption, scored. ``encoder`` is a similarity
-    reasoner's sentence encoder (``encode`` and ``grouped``)."""
+    reasoner's sentence encoder (``encode`` and ``grouped``). With ``nested``, the events found again at twice
+    the scale (windows and shortest event doubled) are added where they differ from the fine ones (tIoU
+    below 0.9): they span several fine events and overlap them, as a long activity holds its steps."""
     check_transcript(transcript)
     window_seconds = _number("window_seconds", window_seconds)
     min_event_seconds = _number("min_event_seconds", min_event_seconds)
     threshold = _number("threshold", threshold, minimum=-math.inf)
     max_events = _count("max_events", max_events, allow_none=True)
+    if not isinstance(nested, bool):
+        raise ConfigurationError(f"nested must be true or false, got {nested!r}")
     if encoder is None or not hasattr(encoder, "grouped"):
         raise ConfigurationError("offline events need a similarity reasoner's sentence encoder (reasoner 'embedding')")
-    times, vectors, sentences, units, bounds, owner = _frame_vectors(encoder, transcript)
+    frames = _frame_vectors(encoder, transcript)
+    events = _segment(frames, transcript, window_seconds, min_event_seconds, threshold, max_events)
+    if nested:
+        coarse = _segment(frames, transcript, 2 * window_seconds, 2 * min_event_seconds, threshold, max_events)
+        events += [c for c in coarse if all(c.iou(e) < 0.9 for e in events)]
+        events.sort(key=lambda e: (e.start, -e.end))
+    warnings = ["one description: the whole video is one event"] if len(frames[0]) == 1 else []
+    settings = {"method": "change-points", "window_seconds": window_seconds, "min_event_seconds": min_event_seconds,
+                "threshold": threshold, "max_events": max_events, "nested": nested,
+                "caption": "representative description"}
+    return Events(events=events, duration=transcript.duration, duration_inferred=transcript.duration_inferred,
+                  reasoner=f"{reasoner_name}+change-points", settings=settings, warnings=warnings)
+
+
+def _segment(frames: tuple[Any, ...], transcript: Transcript, window_seconds: float, min_event_seconds: float,
+             threshold: float, max_events: int | None) -> list[Event]:
+    """The events between the change points at one scale, each captioned and scored."""
+    times, vectors, sentences, units, bounds, owner = frames
     width = max(1, int(round(window_seconds / transcript.step)))
     curve = novelty(vectors, width)
     gaps = pick_boundaries(times, curve, transcript.duration, min_event_seconds=min_event_seconds,
@@ -168,7 +189,7 @@ def offline_events(encoder: Any, transcript: Transcript, *, window_seconds: floa
     strength = [None, *(float(curve[g]) for g in gaps), None]
     top = float(curve.max()) if len(curve) and curve.max() > 0 else 1.0
     overall = vectors.mean(axis=0)
-    events, warnings = [], []
+    events = []
     for k, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
         inside = (times >= a) & (times < b) if k + 1 < len(cuts) - 1 else (times >= a)
         rows = np.flatnonzero(inside)
@@ -189,12 +210,7 @@ def offline_events(encoder: Any, transcript: Transcript, *, window_seconds: floa
         score = round(float(np.mean(sides)) / top, 4) if sides else 1.0
         events.append(Event(start=round(a, 3), end=round(b, 3), caption=best_text or "(no description)",
                             score=min(score, 1.0)))
-    if len(times) == 1:
-        warnings.append("one description: the whole video is one event")
-    settings = {"method": "change-points", "window_seconds": window_seconds, "min_event_seconds": min_event_seconds,
-                "threshold": threshold, "max_events": max_events, "caption": "representative description"}
-    return Events(events=events, duration=transcript.duration, duration_inferred=transcript.duration_inferred,
-                  reasoner=f"{reasoner_name}+change-points", settings=settings, warnings=warnings)
+    return events
 
 
 # --- the chat path: schema, prompt, parsing ---------------------------------------------------
@@ -451,7 +467,7 @@ def run_events(chat: ChatFn, transcript: Transcript, *, reasoner_name: str, max_
 
 # --- dispatch ---------------------------------------------------------------------------------
 
-_OFFLINE = ("window_seconds", "min_event_seconds", "threshold", "max_events")
+_OFFLINE = ("window_seconds", "min_event_seconds", "threshold", "max_events", "nested")
 _CHAT = ("max_events", "chunk_entries")
 
 
@@ -479,6 +495,8 @@ def events_path(reasoner: Any, options: dict[str, Any] | None = None) -> str:
         _number("threshold", options["threshold"], minimum=-math.inf)
     if "max_events" in options:
         _count("max_events", options["max_events"], allow_none=True)
+    if not isinstance(options.get("nested", False), bool):
+        raise ConfigurationError(f"nested must be true or false, got {options['nested']!r}")
     return "offline"
 
 

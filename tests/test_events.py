@@ -120,6 +120,19 @@ def test_offline_min_event_length_and_max_events_are_kept():
     assert len(wide.events) == 2  # a 2-s scene is too short for 8-s windows to tell apart from its neighbours
 
 
+def test_nested_events_add_the_coarse_scale_where_it_differs():
+    # two scenes of 6 s, each of two 3-s halves: 3-s windows cut at every half, 6-s windows only between scenes
+    t = scenes((KITCHEN, 3), ("a man washes onions in a kitchen", 3), (GARDEN, 3), ("a dog sleeps in a garden", 3))
+    fine = find_events(WordsReasoner(), t, window_seconds=1.5, min_event_seconds=2, threshold=0.0)
+    assert [(e.start, e.end) for e in fine.events] == [(0.0, 2.5), (2.5, 5.5), (5.5, 8.5), (8.5, 12.0)]
+    both = find_events(WordsReasoner(), t, window_seconds=1.5, min_event_seconds=2, threshold=0.0, nested=True)
+    coarse = [e for e in both.events if all(e.iou(f) < 0.9 for f in fine.events)]
+    assert coarse and all(c.end - c.start >= 4 for c in coarse) and both.settings["nested"] is True
+    assert len(both.events) == len(fine.events) + len(coarse)
+    with pytest.raises(ConfigurationError, match="nested must be true or false"):
+        find_events(WordsReasoner(), t, nested="yes")
+
+
 def test_events_on_a_one_frame_video_are_the_whole_video():
     t = Transcript.from_descriptions([FrameDescription(t=0.0, text=KITCHEN)], duration=2.0)
     out = find_events(WordsReasoner(), t)
