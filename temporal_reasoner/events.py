@@ -510,13 +510,16 @@ def find_events(reasoner: Any, transcript: Transcript, **options: Any) -> Events
         return reasoner.events(transcript, **options)
     name = getattr(reasoner, "name", type(reasoner).__name__)
     if path == "chat":
+        model = getattr(reasoner, "model_name", None)  # a local model's name is its backend's plus its path
+        if isinstance(model, str) and ":" not in name:
+            name = f"{name}:{model}"
         # an OpenAI-compatible server negotiates the response_format ladder; the local models answer in text
         formats = getattr(reasoner, "response_formats", None) if hasattr(reasoner, "refused_formats") else None
+        settings = reasoner.settings() if callable(getattr(reasoner, "settings", None)) else {}
         return run_events(reasoner.chat, transcript, reasoner_name=name,
                           max_attempts=getattr(reasoner, "max_attempts", 3), response_formats=formats or ("text",),
                           refused=getattr(reasoner, "refused_formats", None),
-                          time_style=getattr(reasoner, "time_style", "seconds"),
-                          settings={"model": getattr(reasoner, "model", None)}, **options)
+                          time_style=getattr(reasoner, "time_style", "seconds"), settings=settings, **options)
     return offline_events(reasoner.encoder, transcript, reasoner_name=name, **options)
 
 
