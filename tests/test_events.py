@@ -411,6 +411,11 @@ def test_cli_events(tmp_path, capsys):
     assert "window_seconds must be above 0" in err and err.count("\n") == 1
     assert main([*args, "extra.mp4"]) == 1
     assert "with --descriptions give no video" in capsys.readouterr().err
+    hostile = tmp_path / "hostile.jsonl"  # a caption's terminal escape is printed visibly, not obeyed
+    hostile.write_text(json.dumps({"t": 0, "text": "a man \x1b[2J cooks"}) + "\n", encoding="utf-8")
+    assert main(["events", "--descriptions", str(hostile), "--reasoner", "words-events-test"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "cooks" in out
 
 
 @pytest.mark.slow
