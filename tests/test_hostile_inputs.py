@@ -123,3 +123,42 @@ def test_a_special_file_as_a_cache_is_refused_and_nothing_is_created_beside_it(s
                          capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "not a file" in out.stderr and "internal error" not in out.stderr
     assert set(os.listdir(folder)) == before
+
+
+def test_a_run_started_from_python_writes_no_key_and_its_files_get_one_mode(tmp_path):
+    """A key given as a backend option from Python (not the command line) reached config.json, and run
+    files mixed mkstemp's 0600 with 0644: no file of the run folder holds the key (nor a URL carrying
+    it), and every file gets the umask's mode."""
+    from _helpers_eval import FakeDescriber, FakeReasoner, render_toy_videos, write_toy_dataset
+    from frame_describer import describers
+    from pipelines.runs import RunConfig, run_eval
+    from temporal_reasoner import reasoners
+
+    secret = "sk-hostile-0123456789abcdefKLMN"
+
+    class KeyedDescriber(FakeDescriber):
+        def __init__(self, arg=None, *, api_key=None, base_url=None):
+            super().__init__(arg)
+            self.api_key, self.base_url = api_key, base_url
+
+        def settings(self):
+            return {**super().settings(), "api_key": self.api_key, "base_url": self.base_url}
+
+    describers.register("keyed-hostile", KeyedDescriber)
+    reasoners.register("fake-reasoner", FakeReasoner)
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=1, per_video=2, duration=3.0)
+    videos = render_toy_videos(tmp_path / "videos", ["vid0"])
+    cache = tmp_path / "cache.sqlite"
+    config = RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(videos), describer="keyed-hostile",
+                       reasoner="fake-reasoner", cache=str(cache),
+                       describer_options={"api_key": secret, "base_url": f"https://me:{secret}@example.org/v1"})
+    old = os.umask(0o022)
+    try:
+        run_eval(config, tmp_path / "run")
+    finally:
+        os.umask(old)
+    written = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    assert {"config.json", "provenance.json", "results.jsonl"} <= {p.name for p in written}
+    for p in written:
+        assert secret.encode() not in p.read_bytes(), p
+    assert {oct(os.stat(p).st_mode & 0o777) for p in written} == {"0o644"}
