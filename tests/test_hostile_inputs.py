@@ -3,7 +3,9 @@ an untyped exception that the CLI would call an internal error."""
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 import subprocess
 import sys
 
@@ -162,3 +164,55 @@ def test_a_run_started_from_python_writes_no_key_and_its_files_get_one_mode(tmp_
     for p in written:
         assert secret.encode() not in p.read_bytes(), p
     assert {oct(os.stat(p).st_mode & 0o777) for p in written} == {"0o644"}
+
+
+def test_bad_bytes_past_the_first_line_are_named_by_line(tmp_path):
+    """A UnicodeDecodeError had no line number; the first line being fine must not hide the bad one."""
+    from frame_describer.descriptions_io import read_descriptions
+
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b'{"t": 0, "text": "a"}\n{"t": 1, "text": "caf\xe9"}\n')
+    with pytest.raises(InputError, match=r"d\.jsonl:2: not UTF-8"):
+        read_descriptions(path)
+
+
+@pytest.mark.parametrize("content, words", [
+    (b'{"qid": "vid0-0", "pred_relevant_windows": [[0, 2]]}\nnot json\n', "p.jsonl:2: not valid JSON"),
+    (b'{"qid": "vid0-0", "pred_relevant_windows": [[0, 2]], "x": "caf\xe9"}\n', "p.jsonl:1: not UTF-8"),
+], ids=["not-json", "latin-1"])
+def test_a_damaged_predictions_file_is_named_by_line(tmp_path, content, words):
+    from _helpers_eval import cli, write_toy_dataset
+
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=1, per_video=1)
+    pred = tmp_path / "p.jsonl"
+    pred.write_bytes(content)
+    with pytest.raises(InputError) as err:
+        cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_fifo_among_an_evals_descriptions_is_not_opened(tmp_path):
+    """Opening a FIFO waits for a writer forever: the video it stands for counts as missing instead."""
+    from _helpers_eval import FakeReasoner, write_toy_dataset
+    from pipelines.runs import RunConfig, run_eval
+    from temporal_reasoner import reasoners
+
+    reasoners.register("fake-reasoner", FakeReasoner)
+    ds, desc = write_toy_dataset(tmp_path / "data", n_videos=2, per_video=1)
+    (desc / "vid1.jsonl").unlink()
+    os.mkfifo(desc / "vid1.jsonl")
+    config = RunConfig(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc), reasoner="fake-reasoner",
+                       allow_missing=True)
+    run_eval(config, tmp_path / "run")
+    results = (tmp_path / "run" / "results.jsonl").read_text().splitlines()
+    assert [json.loads(line)["qid"] for line in results] == ["vid0-0"]
+
+
+def test_report_on_a_fifo_is_not_a_run_folder(tmp_path):
+    from _helpers_eval import cli
+
+    fifo = tmp_path / "run.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a run folder"):
+        cli("report", fifo)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
