@@ -60,14 +60,16 @@ def main() -> None:
               "answered_by_cache": saved, "duplicate_calls": duplicates,
               "duplicate_share": round(duplicates / frames, 4) if frames else None,
               "queries_done": done, "queries": 2 * args.videos, "exit_codes": codes}
+    share = "-" if result["duplicate_share"] is None else f"{result['duplicate_share']:.1%}"
     print(f"{frames} frames; {calls} describer calls across both runs, {saved} answered by the shared cache; "
-          f"{duplicates} described twice ({result['duplicate_share']:.1%}); {done}/{2 * args.videos} queries done; "
-          f"exit codes {codes}")
+          f"{duplicates} described twice ({share}); {done}/{2 * args.videos} queries done; exit codes {codes}")
     for e in errors:
         if e.strip():
             print(e.strip()[-2000:], file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if any(codes) or not frames or done != 2 * args.videos:
+        raise SystemExit(1)  # a run failed: the figures above are not the measurement
 
 
 if __name__ == "__main__":
