@@ -238,3 +238,17 @@ def test_eval_motion_and_time_style_are_run_settings(tmp_path):
     with pytest.raises(ConfigurationError, match="--motion measures the videos' frames"):
         RunConfig(dataset="qvhighlights", descriptions=str(tmp_path), motion=True).check()
     assert RunConfig(dataset="qvhighlights", videos=str(tmp_path), motion=True).to_json()["motion"] is True
+
+
+def test_eval_cli_time_style_is_a_checked_reasoner_option(tmp_path):
+    from _helpers_eval import cli, register_fakes, write_toy_dataset
+
+    register_fakes()
+    ds, desc = write_toy_dataset(tmp_path / "data")
+    common = ["eval", "jsonl", "--dataset-file", ds, "--descriptions", desc, "--limit", "1", "--quiet", "--no-report"]
+    with pytest.raises(ConfigurationError, match="unknown time style 'hours'"):
+        cli(*common, "--out", tmp_path / "a", "--time-style", "hours")
+    with pytest.raises(ConfigurationError, match="give the time style once"):
+        cli(*common, "--out", tmp_path / "b", "--time-style", "tokens", "--reasoner-opt", "time_style=mmss")
+    with pytest.raises(ConfigurationError, match="time_style"):  # the offline reasoners read no times
+        cli(*common, "--out", tmp_path / "c", "--time-style", "tokens", "--reasoner", "embedding")
