@@ -28,8 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _results import Recorder, add_arguments  # noqa: E402
 from frame_describer import read_descriptions  # noqa: E402
-from pipelines.datasets import data_root, load_dataset  # noqa: E402
-from pipelines.runs import find_descriptions  # noqa: E402
+from long_videos import qvh_captions  # noqa: E402
 from temporal_reasoner import Transcript, get_reasoner  # noqa: E402
 from vidground.types import FrameDescription  # noqa: E402
 
@@ -49,12 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(ap, "long_transcripts")
     args = ap.parse_args(argv)
     rec = Recorder("long_transcripts", args, {k: v for k, v in vars(args).items() if k not in ("json_out", "load_note")})
-    root = data_root()
-    ds = load_dataset("qvhighlights", root=root)
-    by_video: dict[str, list[str]] = {}
-    for q in ds.queries:
-        by_video.setdefault(q.video, []).append(q.query)
-    files, _ = find_descriptions(by_video, root / "qvhighlights" / "captions-minigptv2-val-dev")
+    by_video, files = qvh_captions()
     rng = random.Random(args.seed)
     pool = sorted(files)
     rng.shuffle(pool)
@@ -64,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(texts) >= args.lines:
             break
         texts += [d.text for d in read_descriptions(files[vid])]
-        queries += by_video[vid]
+        queries += [q.query for q in by_video[vid]]
     texts = texts[:args.lines]
     descs = [FrameDescription(t=k + 0.5, text=t) for k, t in enumerate(texts)]
     queries = rng.sample(queries, min(args.queries, len(queries)))
