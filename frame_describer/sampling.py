@@ -436,9 +436,8 @@ class _Source:
             return False
         try:  # FFmpeg lands on the last keyframe shown at or before the time asked for
             self.container.seek(want, stream=self.stream, backward=True)
-        except av.FFmpegError as exc:
-            log.debug("%s: seeking to %.3fs failed (%s); decoding on", self.p, target, _short(exc))
-            self.seekable = False
+        except av.FFmpegError as exc:  # a refused seek can leave the demuxer anywhere: start again
+            self.fall_back(f"seeking to {target:.3f}s failed ({_short(exc)})")
             return False
         self.frames.close()
         self.held, self.gap = [], []
@@ -599,6 +598,16 @@ def sample_frames(
     :class:`VideoDecodeError` for unreadable input (checked before returning) and
     :class:`ConfigurationError` for bad arguments.
     """
+    info, targets, rate, planned, limit = _plan(video, fps=fps, num_frames=num_frames, max_frames=max_frames,
+                                                max_side=max_side, start=start, end=end, times=times)
+    return FrameStream(info, targets, fps=rate, planned=planned, max_side=max_side, limit=limit)
+
+
+def _plan(video: str | os.PathLike[str], *, fps: float | None, num_frames: int | None, max_frames: int | None,
+          max_side: int | None, start: float | None, end: float | None, times: Sequence[float] | None,
+          ) -> tuple[VideoInfo, Iterator[float], float | None, int, int | None]:
+    """Check the arguments and probe the video: its info, the requested times, the effective rate, how
+    many frames are planned and the cap."""
     if fps is not None and num_frames is not None:
         raise ConfigurationError("give either fps (sample by rate) or num_frames (sample by count), not both")
     if times is not None:
@@ -623,7 +632,7 @@ def sample_frames(
     if times is not None:
         grid = _Times(wanted)
         planned = min(len(grid), max_frames) if max_frames else len(grid)
-        return FrameStream(info, grid, fps=None, planned=planned, max_side=max_side, limit=max_frames)
+        return info, grid, None, planned, max_frames
     lo = start or 0.0
     hi = min(end, info.duration) if end is not None and info.duration > 0 else (end or info.duration)
     if info.duration > 0 and lo >= info.duration:
@@ -644,7 +653,7 @@ def sample_frames(
             n = 1
         else:
             targets = _Grid(lambda k: lo + (k + 0.5) * span / n, span / n, count=n)
-        return FrameStream(info, targets, fps=None, planned=n, max_side=max_side)
+        return info, targets, None, n, None
     rate = DEFAULT_FPS if fps is None else float(fps)
     if max_frames and span > 0 and math.ceil(span * rate - 1e-9) > max_frames:
         rate = max_frames / span
@@ -655,8 +664,57 @@ def sample_frames(
     # Without an explicit end the stream's real end decides: containers misstate durations
     # both ways, so the plan above is an estimate and max_frames a hard cap.
     stop_at = math.inf if end is None else end
-    return FrameStream(info, _rate_targets(lo, stop_at, rate), fps=rate, planned=planned,
-                       max_side=max_side, limit=max_frames)
+    return info, _rate_targets(lo, stop_at, rate), rate, planned, max_frames
 
 
-__all__ = ["VideoInfo", "FrameStream", "probe_video", "sample_frames", "to_image", "DEFAULT_FPS"]
+
+def planned_times(
+    video: str | os.PathLike[str],
+    *,
+    fps: float | None = None,
+    num_frames: int | None = None,
+    max_frames: int | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    times: Sequence[float] | None = None,
+) -> list[float]:
+    """The presentation times of the frames :func:`sample_frames` would return for these arguments,
+    read from the container's packets without decoding a frame (beyond the probe's first).
+
+    So a caller can answer what a description cache already holds and decode only the rest
+    (``sample_frames(video, times=missing)`` returns exactly those frames). The times come from
+    the packets' own timestamps, so they match what decoding yields wherever every packet decodes;
+    a frame that fails to decode (a damaged file) is planned but will not come.
+    """
+    info, targets, _, _, limit = _plan(video, fps=fps, num_frames=num_frames, max_frames=max_frames,
+                                       max_side=None, start=start, end=end, times=times)
+    container, stream = _open(Path(info.path))
+    with container:
+        tb = stream.time_base or Fraction(1, 1000)
+        origin = round(info.start_time / tb)
+        pts = sorted({p.pts for p in container.demux(stream) if p.pts is not None and p.size})
+    shown = [float((x - origin) * tb) for x in pts]  # exactly as the decoding side computes times
+    if not shown:
+        raise VideoDecodeError(info.path, "the video stream has no packets with timestamps")
+    skip = getattr(targets, "skip_past", None)
+    out: list[float] = []
+    i, n = 0, len(shown)
+    target = next(targets, None)
+    while target is not None and len(out) != limit:
+        i = bisect.bisect_left(shown, target, i)
+        if i == n:
+            break
+        pick = i - 1 if i and target - shown[i - 1] <= shown[i] - target else i
+        if not out or out[-1] != shown[pick]:
+            out.append(shown[pick])
+        if skip is None:
+            target = next(targets, None)
+        else:  # the rest up to the frame after (or half-way to it) would repeat this pick
+            target = skip(shown[i] if pick == i else (shown[i - 1] + shown[i]) / 2)
+    if target is not None and len(out) != limit:
+        step = shown[-1] - shown[-2] if n > 1 else (1.0 / info.fps if info.fps else 0.04)
+        if (isinstance(targets, _Times) or target < shown[-1] + step - 1e-6) and (not out or out[-1] != shown[-1]):
+            out.append(shown[-1])
+    return [max(t, 0.0) for t in out]
+
+__all__ = ["VideoInfo", "FrameStream", "probe_video", "sample_frames", "planned_times", "to_image", "DEFAULT_FPS"]

@@ -140,8 +140,8 @@ def test_a_seek_that_goes_wrong_still_returns_the_nearest_frames(gop_video, monk
     with caplog.at_level(logging.WARNING, logger="frame_describer.sampling"):
         stream = sample_frames(gop_video, times=requested)
         check(stream, CFR, requested)
-    assert stream.fallbacks == (1 if how in ("late", "past_end") else 0)
-    if how in ("late", "past_end"):
+    assert stream.fallbacks == (0 if how == "early" else 1)
+    if how != "early":
         assert any("decoding from the start" in r.getMessage() for r in caplog.records)
     if how == "error":
         assert stream.seeks == 0
@@ -167,7 +167,9 @@ def test_a_raw_stream_without_index_or_seeking_decodes_on(gop_video, tmp_path: P
     assert probe_video(raw).duration == 0.0
     stream = sample_frames(raw, times=[35.0, 12.0])
     check(stream, CFR, [35.0, 12.0])
-    assert stream.seeks == 0 and stream.fallbacks == 0
+    assert stream.seeks == 0
+    stream = sample_frames(raw, times=[58.4])  # past the end, after a refused seek: the real last frame
+    check(stream, CFR, [58.4])
 
 
 def test_a_frame_skipped_after_a_seek_that_may_be_nearest_is_decoded_after_all(gap_video, decoded):
@@ -215,3 +217,38 @@ def test_seeded_random_requests_by_times_rate_and_count_match_the_nearest_frames
         check(sample_frames(video, fps=fps), times, [k / fps for k in range(int(np.ceil(end * fps - 1e-9)))])
         n = int(r.integers(1, 40))
         check(sample_frames(video, num_frames=n), times, [(k + 0.5) * duration / n for k in range(n)])
+
+
+# --- planning without decoding (cache lookups before decoding) ---------------------------
+
+@pytest.mark.parametrize("kind", ["gop", "vfr_gop", "gap"])
+def test_planned_times_are_the_times_decoding_returns(request, kind, decoded):
+    from frame_describer.sampling import planned_times
+
+    video = request.getfixturevalue(f"{kind}_video")
+    r = np.random.default_rng(5)
+    for kwargs in ({"fps": 1.0}, {"fps": 0.3}, {"num_frames": 7}, {"num_frames": 10**6}, {"fps": 2.0, "max_frames": 5},
+                   {"fps": 1.0, "start": 3.3, "end": 9.0}, {"times": r.uniform(0, 80, size=9).tolist()}):
+        decoded[0] = 0
+        planned = planned_times(video, **kwargs)
+        assert decoded[0] == 1  # the probe's first frame, nothing more
+        assert planned == [f.t for f in sample_frames(video, **kwargs)]
+
+
+def test_planning_a_stream_without_timestamps_or_with_bad_arguments_says_why(gop_video, tmp_path: Path):
+    import av
+
+    from frame_describer.sampling import planned_times
+    from vidground.errors import ConfigurationError, VideoDecodeError
+
+    raw = tmp_path / "gop.h264"
+    with av.open(str(gop_video)) as src, av.open(str(raw), "w", format="h264") as out:
+        o = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = o
+                out.mux(packet)
+    with pytest.raises(VideoDecodeError, match="no packets with timestamps"):
+        planned_times(raw, fps=1.0)
+    with pytest.raises(ConfigurationError, match="fps"):
+        planned_times(gop_video, fps=0)
