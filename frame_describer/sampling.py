@@ -11,9 +11,8 @@ for bad input where OpenCV only says ``isOpened() == False``.
 Sampling reads the stream forward, in order, holding only the previous decoded frame: for
 each requested time the nearer of the two frames around it is emitted, shrunk and converted
 to RGB by FFmpeg's scaler in one pass (longest side <= ``max_side``, area averaging), and
-turned upright. A source
-frame is never emitted twice, so sampling faster than the video's own rate yields each
-frame once. Where the stream's keyframe index puts a keyframe well past the decoder's
+turned upright. A source frame is never emitted twice, so sampling faster than the video's
+own rate yields each frame once. Where the stream's keyframe index puts a keyframe well past the decoder's
 position and before the next requested time, the decoder seeks to it instead of decoding
 the frames between (sparse passes cost what their frames' groups of pictures cost, dense
 ones decode straight through); every seek is checked against the frame it lands on. Frames
@@ -194,9 +193,10 @@ class FrameStream(Iterator[Frame]):
     """The frames :func:`sample_frames` yields, decoded lazily; also says what it will do.
 
     ``info`` is the probed :class:`VideoInfo`; ``fps`` the effective sampling rate (``None``
-    by count or at given times); ``planned`` how many frames the plan asks for (fewer come when the stream
-    ends early or the video has fewer frames than requested times). Close it (or use ``with``)
-    to release the file early.
+    by count or at given times); ``planned`` how many frames the plan asks for (fewer come when
+    the stream ends early or the video has fewer frames than requested times); ``seeks`` and
+    ``fallbacks`` what the decoder did to get them. Close it (or use ``with``) to release the
+    file early.
     """
 
     def __init__(self, info: VideoInfo, targets: Iterator[float], *, fps: float | None,
@@ -347,9 +347,10 @@ class _Source:
     (``near``: the first requested time at or after a time) are decoded only if other frames
     refer to them; their times are kept, so a skipped frame that would be the nearest to a
     requested time (:meth:`doubt`) is fetched by seeking back and decoding that stretch whole,
-    and source indices still count it. A seek is checked, not trusted: when the first frame after it is later than the wanted time (an inexact
-    or broken seek), or nothing decodes after it, the file is reopened and decoded from the start
-    (frames already passed are skipped) and seeking is off for the rest of the stream.
+    and source indices still count it. A seek is checked, not trusted: when the first frame after
+    it is later than the wanted time (an inexact or broken seek), nothing decodes after it, or
+    FFmpeg refuses it, the file is reopened and decoded from the start (frames already passed are
+    skipped) and seeking is off for the rest of the stream.
     ``source_index`` is the frame's position in the stream while decoding runs from the start,
     ``None`` after a seek (an index counts frames, and a seek skips them uncounted).
     """
