@@ -275,6 +275,19 @@ def count_grid(duration: float, n: int) -> list[float]:
     return [(k + 0.5) * duration / n for k in range(n)]
 
 
+def search_options(args: Any) -> dict[str, Any] | None:
+    """The ``search`` settings from the command line's ``--strategy``/``--budget``/``--budget-seconds``
+    (``None`` for uniform); a budget without ``coarse-to-fine`` is a :class:`ConfigurationError`."""
+    strategy = getattr(args, "strategy", "uniform")
+    budgets = {k: v for k, v in (("budget", getattr(args, "budget", None)),
+                                 ("budget_seconds", getattr(args, "budget_seconds", None))) if v is not None}
+    if strategy == "uniform":
+        if budgets:
+            raise ConfigurationError("--budget and --budget-seconds apply to --strategy coarse-to-fine")
+        return None
+    return dict(Search.of({"strategy": strategy, **budgets}).model_dump(exclude_defaults=True), strategy=strategy)
+
+
 def check_skip_unchanged(value: Any) -> float | None:
     """The skip-unchanged threshold (mean absolute grey-level difference, 0-255, of small thumbnails), or
     ``None`` for off; anything else than a number >= 0 is a :class:`ConfigurationError`."""
@@ -286,4 +299,4 @@ def check_skip_unchanged(value: Any) -> float | None:
 
 
 __all__ = ["Search", "SearchOutcome", "coarse_to_fine", "coarse_stride", "rate_grid", "count_grid",
-           "check_skip_unchanged", "STRATEGIES"]
+           "check_skip_unchanged", "search_options", "STRATEGIES"]

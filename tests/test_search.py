@@ -232,3 +232,21 @@ def test_skip_unchanged_reuses_the_last_description_for_a_static_stretch():
     assert SkipUnchanged(Counting(), threshold=0).settings()["skip_unchanged"] == 0.0
     with pytest.raises(ConfigurationError, match="threshold"):
         SkipUnchanged(Counting(), threshold=-1)
+
+
+def test_command_line_search_options_and_the_skip_threshold():
+    from argparse import Namespace
+
+    from pipelines.search import check_skip_unchanged, search_options
+
+    assert search_options(Namespace(strategy="uniform", budget=None, budget_seconds=None)) is None
+    assert search_options(Namespace(strategy="coarse-to-fine", budget=40, budget_seconds=None)) == \
+        {"strategy": "coarse-to-fine", "budget": 40}
+    with pytest.raises(ConfigurationError, match="apply to --strategy coarse-to-fine"):
+        search_options(Namespace(strategy="uniform", budget=40, budget_seconds=None))
+    with pytest.raises(ConfigurationError, match="budget_seconds"):
+        search_options(Namespace(strategy="coarse-to-fine", budget=None, budget_seconds=-1.0))
+    assert check_skip_unchanged(None) is None and check_skip_unchanged(2) == 2.0
+    for bad in (-1, float("nan"), True, "2"):
+        with pytest.raises(ConfigurationError, match="skip_unchanged"):
+            check_skip_unchanged(bad)
