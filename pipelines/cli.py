@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vidground.errors import ConfigurationError, InputError, VidgroundError
-from vidground.files import printable
+from vidground.files import check_readable, printable
 
 from .eval_cli import add_caption_format_args, parse_option, register
 
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Describe sampled frames of VIDEO; writes JSONL, one frame a line, to -o or stdout.")
     d.add_argument("video", metavar="VIDEO")
     d.add_argument("-o", "--output", default=None, metavar="FILE",
-                   help="where to write the descriptions (written atomically); default: stdout")
+                   help="where to write the descriptions (written atomically); default (or -): stdout")
     d.add_argument("--query", default=None, help="the query, for query-aware describers")
     _add_sampling(d)
     _add_remote(d)
@@ -227,6 +227,8 @@ def read_queries(path: str | Path) -> list[tuple[int, str]]:
     starting with ``#`` are skipped, surrounding spaces stripped. ``-`` reads stdin. A missing,
     unreadable, non-UTF-8 or query-less file is an :class:`InputError` naming it."""
     name = "<stdin>" if str(path) == "-" else str(path)
+    if name != "<stdin>":
+        check_readable(Path(path), "queries file")  # a FIFO or /dev/zero would block or never end
     try:
         data = sys.stdin.buffer.read() if str(path) == "-" else Path(path).read_bytes()
     except FileNotFoundError:
@@ -367,7 +369,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
                          max_frames=args.max_frames, max_side=args.max_side, query=args.query, cache=args.cache,
                          progress=True,
                          describer_options=_backend_options(args, "describer") or None)
-    if args.output:
+    if args.output and args.output != "-":  # -o - is stdout, as without -o
         n = described.write(args.output)
         print(f"wrote {n} descriptions to {args.output} ({described.duration:.1f} s of video, {described.seconds:.1f} s)",
               file=sys.stderr)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidground.files import iter_json_lines
+from vidground.files import check_readable, iter_json_lines
 from vidground.errors import ConfigurationError, InputError, did_you_mean
 
 #: Dataset names ``load_dataset`` understands, with their splits (first is the default).
@@ -155,8 +155,7 @@ def select_subset(queries: Sequence[Query], limit: int, seed: int = 0) -> list[Q
 def read_subset_file(path: str | Path) -> list[str]:
     """Query ids from a subset file: one id a line (``#`` comments), or JSON lines with ``qid``."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("subset file not found", path=path)
+    check_readable(path, "subset file")
     ids: list[str] = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         line = line.strip()
@@ -195,8 +194,7 @@ def data_root(root: str | Path | None = None) -> Path:
 
 
 def _need(path: Path) -> Path:
-    if not path.is_file():
-        raise InputError("annotation file not found", path=path)
+    check_readable(path, "annotation file")
     return path
 
 

@@ -107,8 +107,10 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
     file in ``descriptions``), appending each to ``OUT/events.jsonl`` (a video already there is not run
     again), then score all of them; returns and writes ``OUT/metrics.json``."""
     from .datasets import find_videos
-    from .runs import find_descriptions
+    from .runs import check_out_folder, find_descriptions
     from .session import Session
+
+    check_out_folder(Path(out))
 
     if (videos is None) == (descriptions is None):
         raise ConfigurationError("give one input: --videos DIR or --descriptions DIR")

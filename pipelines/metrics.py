@@ -583,12 +583,11 @@ def read_predictions(path: str | Any) -> list[dict[str, Any]]:
     lighthouse ``{"qid", "pred_relevant_windows"}`` form. Raises ``InputError`` with the line."""
     from pathlib import Path
 
-    from vidground.files import iter_json_lines
+    from vidground.files import check_readable, iter_json_lines
     from vidground.errors import InputError
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError("predictions file not found", path=path)
+    check_readable(path, "predictions file")
     needs = 'each line needs {"video", "query", "intervals"} or {"qid", "pred_relevant_windows"}'
     out = []
     for lineno, obj in iter_json_lines(path, not_object=needs):

@@ -332,7 +332,19 @@ class RunSummary:
     metrics: Metrics | None
 
 
+def check_out_folder(out: Path) -> None:
+    """``out`` must be a run folder or a place to make one: a file, a FIFO or a device there (or a file on
+    the way to it) is a :class:`ConfigurationError`, before any work."""
+    for p in (out, *out.parents):
+        if p.exists() or p.is_symlink():
+            if not p.is_dir():
+                what = "is a file" if p.is_file() else "is not a folder"
+                raise ConfigurationError(f"--out {out}: {p} {what}; give a folder for the run (it is created)")
+            break
+
+
 def _check_resume(out: Path, config: RunConfig) -> None:
+    check_out_folder(out)
     path = out / "config.json"
     if not path.exists():
         return

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import stat
 import subprocess
 import sys
@@ -216,3 +218,94 @@ def test_report_on_a_fifo_is_not_a_run_folder(tmp_path):
     with pytest.raises(InputError, match="not a run folder"):
         cli("report", fifo)
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "unreadable"])
+@pytest.mark.parametrize("where", ["queries", "descriptions", "subset", "predictions", "dataset-file"])
+def test_special_or_unreadable_input_files_are_one_line_errors_without_blocking(kind, where, tmp_path, capsys):
+    """A FIFO given as --queries blocked forever; an unreadable file was an 'internal error: PermissionError';
+    a FIFO given to score was 'file not found'."""
+    from pipelines.cli import main
+
+    good_desc = tmp_path / "d.jsonl"
+    good_desc.write_text("".join(json.dumps(d) + "\n" for d in TWO))
+    dataset = tmp_path / "ds.jsonl"
+    dataset.write_text(json.dumps({"qid": "q", "video": "d", "query": "a person stands", "duration": 2,
+                                   "windows": [[1, 2]]}) + "\n")
+    preds = tmp_path / "p.jsonl"
+    preds.write_text(json.dumps({"qid": "q", "pred_relevant_windows": [[1, 2, 1]]}) + "\n")
+    bad = tmp_path / "bad"
+    if kind == "fifo":
+        os.mkfifo(bad)
+    else:
+        bad.write_text("a person\n")
+        bad.chmod(0)
+    argv = {
+        "queries": ["ground", "--descriptions", str(good_desc), "--queries", str(bad), "--reasoner", "naive"],
+        "descriptions": ["ground", "--descriptions", str(bad), "a person", "--reasoner", "naive"],
+        "subset": ["eval", "jsonl", "--dataset-file", str(dataset), "--descriptions", str(tmp_path), "--subset",
+                   str(bad), "--reasoner", "naive", "--out", str(tmp_path / "run")],
+        "predictions": ["score", str(bad), "--dataset", "jsonl", "--dataset-file", str(dataset)],
+        "dataset-file": ["score", str(preds), "--dataset", "jsonl", "--dataset-file", str(bad)],
+    }[where]
+    if kind == "unreadable" and os.geteuid() == 0:  # root reads any file: run it without that capability
+        if not shutil.which("capsh"):
+            pytest.skip("running as root without capsh to drop the file-permission capabilities")
+        done = subprocess.run(["capsh", "--drop=cap_dac_override,cap_dac_read_search", "--", "-c",
+                               shlex.join([sys.executable, "-m", "pipelines.cli", *argv])],
+                              capture_output=True, text=True, timeout=300)
+        code, err = done.returncode, "\n".join(x for x in done.stderr.splitlines() if "loading the" not in x) + "\n"
+    else:
+        code, err = main(argv), capsys.readouterr().err
+    assert code == 1 and "internal error" not in err and err.count("\n") == 1, err
+    assert ("is a FIFO, not a regular" if kind == "fifo" else "Permission denied") in err
+
+
+@pytest.mark.parametrize("content", ["file", "fifo"])
+def test_eval_out_that_is_not_a_folder_is_a_configuration_error(content, tmp_path, capsys):
+    from pipelines.cli import main
+
+    (tmp_path / "descs").mkdir()
+    (tmp_path / "descs" / "d.jsonl").write_text("".join(json.dumps(d) + "\n" for d in TWO))
+    dataset = tmp_path / "ds.jsonl"
+    dataset.write_text(json.dumps({"qid": "q", "video": "d", "query": "a person stands", "duration": 2,
+                                   "windows": [[1, 2]]}) + "\n")
+    out = tmp_path / "out"
+    out.write_text("not a folder") if content == "file" else os.mkfifo(out)
+    argv = ["eval", "jsonl", "--dataset-file", str(dataset), "--descriptions", str(tmp_path / "descs"),
+            "--reasoner", "naive", "--out", str(out / "sub" if content == "file" else out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "internal error" not in err and "give a folder for the run" in err
+    assert stat.S_ISFIFO(os.stat(out).st_mode) if content == "fifo" else out.read_text() == "not a folder"
+
+
+def test_describe_to_a_link_to_stdout_in_a_pipe_and_to_dash(tmp_path, demo_video):
+    """A link to /proc/self/fd/1 resolved to 'pipe:[N]', which cannot be opened: nothing was written."""
+    link = tmp_path / "out"
+    link.symlink_to("/proc/self/fd/1")
+    for target in (str(link), "-"):
+        out = subprocess.run([sys.executable, "-m", "pipelines.cli", "describe", str(demo_video[0]), "--fps", "0.5",
+                              "-o", target], capture_output=True, text=True, timeout=300)
+        lines = [json.loads(x) for x in out.stdout.splitlines()]
+        assert out.returncode == 0 and len(lines) > 10 and lines[0]["t"] == pytest.approx(0, abs=0.1), out.stderr
+        assert target == "-" or f"wrote {len(lines)} descriptions" in out.stderr
+    assert link.is_symlink() and not (tmp_path / "-").exists() and not os.path.exists("-")
+
+
+def test_a_key_in_the_base_url_is_kept_out_of_settings_and_the_cache(tmp_path):
+    """`--base-url http://host/v1?api_key=KEY` put the key into the description cache's settings table."""
+    from frame_describer.cache import DescriptionCache, settings_key
+    from frame_describer.openai_describer import OpenAIDescriber
+
+    key = "sk-in-the-url-0123456789"
+    describer = OpenAIDescriber("gpt-4o-mini", base_url=f"http://127.0.0.1:9/v1?api_key={key}&api-version=2024",
+                                api_key="sk-other")
+    assert key not in json.dumps(describer.settings()) and "api_key=REDACTED&api-version=2024" in describer.base_url
+    from vidground.types import FrameDescription
+
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    assert cache.store("fp", settings_key(describer), [FrameDescription(t=0, text="a frame")],
+                       settings=describer.settings()) == 1  # what CachedDescriber stores
+    cache.close()
+    assert key.encode() not in (tmp_path / "c.sqlite").read_bytes()

@@ -107,9 +107,16 @@ def ssl_context() -> Any:
         return ctx
 
 
+#: query parameters whose values are credentials (``?api_key=...``, ``&sig=...``, ``?access_token=...``)
+_SECRET_PARAM = re.compile(r"([?&;][^=&;#]*(?:key|token|secret|sig|pass|auth|credential)[^=&;#]*=)[^&;#]*", re.I)
+
+
 def public_url(url: Any) -> str | None:
-    """A URL fit for settings, logs and error messages: any ``user:password@`` part removed."""
-    return None if url is None else re.sub(r"//[^/@]*@", "//", str(url))
+    """A URL fit for settings, caches, logs and error messages: any ``user:password@`` part removed and
+    the values of query parameters that carry credentials replaced by ``REDACTED``."""
+    if url is None:
+        return None
+    return _SECRET_PARAM.sub(r"\1REDACTED", re.sub(r"//[^/@]*@", "//", str(url)))
 
 
 def _request_url(exc: BaseException) -> str | None:

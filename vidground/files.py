@@ -70,6 +70,11 @@ def check_readable(path: Path, what: str = "file") -> None:
         raise InputError(f"is a folder, not a {what}", path=path)
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"is {_kind(st.st_mode)}, not a regular {what}; save the content to a file first", path=path)
+    try:  # a regular file opens at once; what stat cannot tell is whether we may read it
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot open the {what} ({exc.strerror or exc})", path=path) from None
 
 
 def iter_text_lines(path: Path, *, max_line_bytes: int | None = None) -> Iterator[tuple[int, str]]:
@@ -174,9 +179,8 @@ def output_file(path: str | Path) -> Iterator[TextIO]:
     folder, or a place that cannot be written, is an :class:`InputError` naming the path.
     """
     path = Path(path)
-    target = path.resolve() if path.is_symlink() else path
     try:
-        st = target.stat()
+        st = path.stat()  # through links: what is written to
     except FileNotFoundError:
         st = None
     except OSError as exc:
@@ -185,9 +189,12 @@ def output_file(path: str | Path) -> Iterator[TextIO]:
         raise InputError("is a folder; give a file name", path=path)
     try:
         if st is not None and not stat.S_ISREG(st.st_mode):
-            with open(target, "w", encoding="utf-8") as fh:
+            # written through the path itself: a link to /proc/self/fd/1 (a pipe) resolves to a name
+            # that cannot be opened, while opening the link reaches the pipe
+            with open(path, "w", encoding="utf-8") as fh:
                 yield fh
             return
+        target = path.resolve() if path.is_symlink() else path
         target.parent.mkdir(parents=True, exist_ok=True)
         _sweep_stale_temporaries(target)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
