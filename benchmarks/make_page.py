@@ -222,9 +222,132 @@ def fit_ranker(data: dict[str, Any]) -> str:
     ])
 
 
+def events(data: dict[str, Any]) -> str:
+    """Dense events (benchmarks/events.py): boundaries found in concatenated real captions, and the demo video."""
+    tol = fmt((data.get("settings") or {}).get("tolerance_s"))
+    out = ["## Dense events on real captions", "",
+           "Real caption files of different videos, concatenated in a seeded random order into long transcripts "
+           "whose true boundaries are the joins, through the offline change-point path (`vidground events`, "
+           "`embedding` reasoner). Boundary precision/recall/F1 at +-" + tol + " s (micro-averaged), and event "
+           "recall: the share of source videos matched by a predicted event at tIoU 0.3/0.5/0.7. Scene changes "
+           "inside a video count as false boundaries, so precision is a lower bound. The nested rows add the "
+           "events found again at twice the scale (they overlap the fine ones); the uniform row cuts each "
+           "transcript into as many equal parts as the detector found events.", "", provenance(data), "",
+           table(data["rows"], [("captions", lambda r: r["set"]), ("method", lambda r: r["method"]),
+                                ("boundary P", lambda r: fmt(r["boundary_precision"], ".1f")),
+                                ("boundary R", lambda r: fmt(r["boundary_recall"], ".1f")),
+                                ("boundary F1", lambda r: fmt(r["boundary_f1"], ".1f")),
+                                ("event R@0.3", lambda r: fmt(r["event_recall@0.3"], ".1f")),
+                                ("event R@0.5", lambda r: fmt(r["event_recall@0.5"], ".1f")),
+                                ("event R@0.7", lambda r: fmt(r["event_recall@0.7"], ".1f")),
+                                ("events found", lambda r: fmt(r.get("events_per_transcript"), ".1f")),
+                                ("transcript", lambda r: f"{fmt(r['mean_duration_s'], '.0f')} s"
+                                 if r.get("mean_duration_s") else "-"),
+                                ("time", lambda r: f"{fmt(r['seconds_per_transcript'], '.2f')} s"
+                                 if r.get("seconds_per_transcript") else "-")])]
+    for d in data.get("demo") or []:
+        settings = d["settings"] if isinstance(d["settings"], str) else ", ".join(
+            f"{k} {str(v).lower() if isinstance(v, bool) else format(v, 'g')}" for k, v in d["settings"].items())
+        truth = "; ".join(f"{n} {fmt(a, '.1f')}-{fmt(b, '.1f')}" for n, a, b in d["truth"])
+        found = "; ".join(f"{fmt(a, '.1f')}-{fmt(b, '.1f')}" for a, b, *_ in d["found"])
+        out += ["", f"`vidground demo`'s rendered video ({settings}): true events {truth}; found {found}; boundary "
+                    f"F1 {fmt(d['boundary']['f1'], '.2f')} (P {fmt(d['boundary']['precision'], '.2f')}, R "
+                    f"{fmt(d['boundary']['recall'], '.2f')}), event recall at tIoU 0.5 {fmt(d['event_recall@0.5'], '.2f')}."]
+    return "\n".join(out)
+
+
+def sampling(data: dict[str, Any]) -> str:
+    targets = (data.get("settings") or {}).get("targets") or {}
+    rows = [r for r in data["rows"] if "ratio" in r]
+    methods = list(dict.fromkeys(m for r in rows for m in r["cpu_s"]))
+    out = ["## Frame sampling against the decoders' fastest ways", "",
+           "`sample_frames` (full-size RGB) against OpenCV (seek by frame, grab), PyAV (sequential, seek) and "
+           "decord on rendered H.264 videos (keyframe every 10 s) whose frames show their numbers: CPU seconds "
+           "(all threads) to return the frames nearest 16 or 64 evenly spaced times or 1 per second, every "
+           "returned frame read back and checked (a method that returns a wrong frame is marked and is not a "
+           "candidate for fastest). The ratio is vidground over the fastest correct other method"
+           + (f"; the target is {fmt(targets.get('ratio'))}x" if targets.get("ratio") else "") + ".",
+           "", provenance(data), "",
+           table(rows, [("video", lambda r: r["video"]), ("case", lambda r: r["case"]),
+                        *[(m, lambda r, m=m: (fmt(r["cpu_s"].get(m), ".2f") + ("" if r["correct"].get(m, True)
+                                                                              else " (wrong)")) if m in r["cpu_s"]
+                           else "-") for m in methods],
+                        ("fastest other", lambda r: fmt(r["fastest_other"])),
+                        ("ratio", lambda r: fmt(r["ratio"], ".2f")),
+                        ("within target", lambda r: fmt(r["within_target"]))])]
+    resized = [r for r in rows if "resized_over_unresized" in r]
+    for r in resized:
+        out += ["", f"Resizing to `max_side=512` on {r['video']} at {r['case']}: {fmt(r['cpu_s'].get('vidground_512'), '.2f')} s "
+                    f"against {fmt(r['cpu_s']['vidground'], '.2f')} s unresized, {fmt(r['resized_over_unresized'], '.2f')}x"
+                    + (f" (target {fmt(targets.get('resized_over_unresized'))}x)." if targets.get("resized_over_unresized")
+                       else ".")]
+    for r in data["rows"]:
+        if "fraction_of_full_decode" in r:
+            out += ["", f"The sparse pass of a coarse-to-fine search on {r['video']} ({r['case']}, {r['frames']} frames): "
+                        f"{fmt(r['cpu_s']['vidground'], '.2f')} s against {fmt(r['cpu_s']['decode_all'], '.2f')} s to decode "
+                        f"every frame, {fmt(r['fraction_of_full_decode'], '.3f')} of it"
+                        + (f" (target under {fmt(targets.get('sparse_2h_fraction'))})." if targets.get("sparse_2h_fraction")
+                           else ".") + " Each wanted frame needs its keyframe and every reference frame between that "
+                        "keyframe and it decoded (only frames nothing refers to can be skipped), so with a keyframe "
+                        "every 10 s and a frame wanted every 16 s most keyframes are decoded whatever the method."]
+    if notes(data):
+        out += ["", notes(data)]
+    return "\n".join(out)
+
+
+def motion(data: dict[str, Any]) -> str:
+    """The motion stream (benchmarks/motion.py): events that differ only in motion, and its cost per frame."""
+    events = [e[0] for e in (data.get("settings") or {}).get("events") or []]
+    out = ["## Motion stream", "",
+           "A rendered video whose four events look alike in any single frame and differ only in motion (a ball "
+           "rolls left, later right; the camera pans over the room; a person walks), each grounded with the "
+           "offline `embedding` reasoner on `cv` descriptions at 1 fps: without motion (`cv` with "
+           "`motion=False`, the single-frame view a per-frame image model has), that plus the motion stream "
+           "(`Session(motion=True)`, `--motion`), `cv` with its own motion sentences, and that plus the stream. "
+           "Cells are the best interval's IoU with the drawn truth; a hit is IoU >= 0.5.", "", provenance(data), "",
+           table(data["rows"], [("setting", lambda r: r["setting"]), ("hits", lambda r: f"{r['hits']}/{len(events)}"),
+                                *[(e, lambda r, e=e: fmt(r.get(e), ".2f")) for e in events]])]
+    said = data.get("sentences") or {}
+    if said:
+        out += ["", "Samples inside each event whose motion sentence says the right direction (and the opposite "
+                    "one), whatever the reasoner makes of it:", "",
+                table([{"who": who, **per} for who, per in said.items()],
+                      [("sentences", lambda r: r["who"]),
+                       *[(e, lambda r, e=e: f"{r[e]['right']}/{r[e]['samples']} right, {r[e]['opposite']} opposite")
+                         for e in events]])]
+    if data.get("cost"):
+        out += ["", "The stream's own cost per frame (`MotionStream.update`: grey, resize to 160 px wide, phase "
+                    "correlation, DIS optical flow), by frame size:", "",
+                table(data["cost"], [("frame", lambda r: r["size"]), ("median ms", lambda r: fmt(r["median_ms"], ".2f")),
+                                     ("p90 ms", lambda r: fmt(r["p90_ms"], ".2f"))])]
+    if notes(data):
+        out += ["", notes(data)]
+    return "\n".join(out)
+
+
+def time_styles(data: dict[str, Any]) -> str:
+    """Time styles (benchmarks/time_styles.py): one chat reasoner, the same queries, each style."""
+    base = data.get("baseline") or {}
+    cols = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU")
+    out = ["## Time styles with a local chat model", "",
+           "The same Charades-STA queries (train, seeded check subset, oracle transcripts of one line a second) "
+           "grounded by one chat reasoner with the transcript written in each time style (`--time-style`); the "
+           "answer is read back in the same style. Re-asked: answers that needed a second request; failed: no "
+           "usable answer (scored 0).", "", provenance(data), "",
+           table([*data["rows"], {"style": "whole video (baseline)", **base}],
+                 [("style", lambda r: f"`{r['style']}`" if "baseline" not in r["style"] else r["style"]),
+                  *[(c, lambda r, c=c: fmt(r.get(c), ".2f")) for c in cols],
+                  ("re-asked", lambda r: fmt(r.get("reasked"))), ("failed", lambda r: fmt(r.get("failed"))),
+                  ("s/query", lambda r: fmt(r.get("seconds_per_query"), ".1f"))])]
+    if notes(data):
+        out += ["", notes(data)]
+    return "\n".join(out)
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "pipeline_offline": pipeline_offline, "decode": decode, "stage1_throughput": stage1_throughput,
-    "stage1_diagnose": stage1_diagnose, "local_models": local_models, "fit_ranker": fit_ranker}
+    "stage1_diagnose": stage1_diagnose, "local_models": local_models, "fit_ranker": fit_ranker, "events": events,
+    "motion": motion, "time_styles": time_styles, "sampling": sampling}
 
 
 def generic(name: str, data: dict[str, Any]) -> str:

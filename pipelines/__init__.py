@@ -22,15 +22,15 @@ from vidground.errors import (
 )
 from temporal_reasoner import GroundingResult, Interval, Transcript, get_reasoner
 
-from vidground.types import Answer, Sampling
+from vidground.types import Answer, Event, Events, Sampling
 
-from .api import answer, describe, ground
+from .api import answer, describe, events, ground
 from .session import DescribedVideo, Session, load_descriptions
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ground", "answer", "Answer", "describe", "load_descriptions", "DescribedVideo", "Session", "Sampling", "GroundingResult", "Interval", "Transcript",
+    "ground", "answer", "Answer", "events", "Event", "Events", "describe", "load_descriptions", "DescribedVideo", "Session", "Sampling", "GroundingResult", "Interval", "Transcript",
     "FrameDescription", "Usage", "get_describer", "get_reasoner",
     "VidgroundError", "ConfigurationError", "MissingDependencyError", "InputError", "EvaluationError",
     "VideoDecodeError", "ProviderError", "OutputValidationError", "IncompleteOutputError", "__version__",

@@ -1,5 +1,5 @@
-"""The one-line entry points: ``describe()`` (stage 1), ``ground()`` and ``answer()`` (both stages, or
-stage 2 alone).
+"""The one-line entry points: ``describe()`` (stage 1), ``ground()``, ``answer()`` and ``events()`` (both
+stages, or stage 2 alone).
 
 Each call runs in a short-lived :class:`~pipelines.session.Session`, which closes what it opened;
 loaded models are shared process-wide, so repeated calls do not reload them. For many queries of one
@@ -16,7 +16,7 @@ from frame_describer import Describer, FrameDescription
 from vidground.errors import ConfigurationError
 from temporal_reasoner import GroundingResult, Reasoner, check_query
 
-from vidground.types import Answer
+from vidground.types import Answer, Events
 
 from .session import DescribedVideo, Session, load_descriptions
 
@@ -35,6 +35,7 @@ def describe(
     cache: Any = None,
     progress: bool = False,
     describer_options: dict[str, Any] | None = None,
+    motion: bool = False,
 ) -> DescribedVideo:
     """Stage 1: sample frames from ``video`` and describe each one (see :meth:`Session.describe`).
 
@@ -42,11 +43,12 @@ def describe(
     ``max_frames``, resized to at most ``max_side`` pixels. ``cache`` (a
     :class:`~frame_describer.cache.DescriptionCache` or the path of its SQLite file; default
     ``$VIDGROUND_CACHE`` when set; ``False`` for none) answers frames described before by the same
-    describer with the same settings; ``usage.cached`` counts them.
+    describer with the same settings; ``usage.cached`` counts them. ``motion=True`` appends what moved since
+    the previous sample to each description (:mod:`frame_describer.motion`).
     """
     sampling = dict(fps=fps, num_frames=num_frames, max_frames=max_frames, max_side=max_side)
     with Session(describer=describer, sampling=sampling, cache=cache, describer_options=describer_options,
-                 progress=progress) as session:
+                 progress=progress, motion=motion) as session:
         return session.describe(video, query=query)
 
 
@@ -136,4 +138,39 @@ def answer(
                               descriptions_format=descriptions_format, clip_seconds=clip_seconds, duration=duration)
 
 
-__all__ = ["answer", "describe", "ground", "load_descriptions", "DescribedVideo", "Session"]
+def events(
+    video_or_descriptions: PathLike | DescribedVideo | Sequence[FrameDescription] | None = None,
+    *,
+    descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo | None = None,
+    descriptions_format: str = "auto",
+    clip_seconds: float | None = None,
+    duration: float | None = None,
+    describer: str | Describer | None = None,
+    reasoner: str | Reasoner | None = None,
+    fps: float | None = None,
+    num_frames: int | None = None,
+    max_frames: int | None = None,
+    max_side: int | None = 512,
+    cache: Any = None,
+    progress: bool = False,
+    describer_options: dict[str, Any] | None = None,
+    reasoner_options: dict[str, Any] | None = None,
+    **options: Any,
+) -> Events:
+    """The video's events (dense video captioning): ``Events.events`` are scored ``(start, end, caption)``
+    in order of start, possibly overlapping.
+
+    ``video_or_descriptions`` is as for :func:`answer`. A chat reasoner (``openai:MODEL``, ``hf:MODEL``,
+    ``llamacpp:PATH``) writes the events and their captions (options ``max_events``, ``chunk_entries``: a long
+    transcript is sent in overlapping chunks); the default ``embedding`` reasoner finds them offline as change
+    points in the descriptions and picks a representative description as each caption (options
+    ``window_seconds``, ``min_event_seconds``, ``threshold``, ``max_events``, and ``nested=True`` for
+    overlapping events at two scales; see :mod:`temporal_reasoner.events`).
+    """
+    with _one_off(descriptions, describer, reasoner, fps, num_frames, max_frames, max_side, cache, progress,
+                  describer_options, reasoner_options) as session:
+        return session.events(video_or_descriptions, descriptions=descriptions, descriptions_format=descriptions_format,
+                              clip_seconds=clip_seconds, duration=duration, **options)
+
+
+__all__ = ["answer", "describe", "events", "ground", "load_descriptions", "DescribedVideo", "Session"]

@@ -4,8 +4,10 @@
     vidground ground --descriptions FILE "QUERY"
     vidground ground VIDEO -q "QUERY 1" -q "QUERY 2" [--queries FILE]   (describes once, loads models once)
     vidground ask (VIDEO | --descriptions FILE) "QUESTION" [--choice A --choice B ...]
+    vidground events (VIDEO | --descriptions FILE) [--events-opt KEY=VALUE]
     vidground describe VIDEO -o FILE
     vidground import-captions CAPTIONS... -o DIR
+    vidground export-tuning-data --videos DIR --cache FILE --describer NAME --out DIR
     vidground demo
 
 Exit codes: 0 success; 1 a vidground error (one line on stderr, a traceback only with --debug);
@@ -35,6 +37,12 @@ def _backend_options(args: argparse.Namespace, stage: str) -> dict[str, Any]:
     --api-key for openai: backends."""
     spec = getattr(args, stage, None) or ""
     opts: dict[str, Any] = dict(getattr(args, f"{stage}_opt", None) or [])
+    if stage == "reasoner" and getattr(args, "time_style", None):
+        from temporal_reasoner.timestyles import TimeFormat
+
+        if "time_style" in opts:
+            raise ConfigurationError("give the time style once: --time-style or --reasoner-opt time_style=, not both")
+        opts["time_style"] = TimeFormat.parse(args.time_style).spec
     if spec.split(":", 1)[0].lower() == "openai":
         if getattr(args, "base_url", None):
             opts["base_url"] = args.base_url
@@ -59,6 +67,43 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache", default=None, metavar="FILE",
                    help="SQLite description cache: frames described before are not described again "
                         "(default: $VIDGROUND_CACHE when set, else no cache)")
+    g.add_argument("--motion", action="store_true",
+                   help="append to each description what moved since the previous sample (optical flow: camera "
+                        "and object motion, where and which way); measured outside the cache")
+
+
+def _add_time_style(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--time-style", default=None, metavar="STYLE",
+                   help="how a chat reasoner's transcript writes times, and how it answers: seconds (default), "
+                        "mmss, frames[:FPS] (frame numbers) or tokens[:M] (relative time tokens <0>..<M>, M=300)")
+
+
+def _add_stage2_inputs(p: argparse.ArgumentParser, offline: str) -> None:
+    """--descriptions (with its format), --duration, --reasoner and --reasoner-opt, as ask and events take them."""
+    p.add_argument("--descriptions", default=None, metavar="FILE",
+                   help="a descriptions file (vidground JSONL or another tool's captions) instead of a video")
+    add_caption_format_args(p)
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                   help="the video's duration; with --descriptions it is otherwise read from the file or inferred")
+    p.add_argument("--reasoner", default=None, metavar="SPEC",
+                   help=f"{offline}, openai:MODEL, hf:MODEL_OR_PATH, llamacpp:PATH.gguf")
+    p.add_argument("--reasoner-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="an option for the reasoner backend, repeatable (e.g. n_ctx=16384)")
+
+
+def _add_search(p: argparse.ArgumentParser) -> None:
+    """--strategy, --budget, --budget-seconds and --skip-unchanged (read back by pipelines.search.search_options)."""
+    g = p.add_argument_group("which frames are described (long videos)")
+    g.add_argument("--strategy", default="uniform", choices=("uniform", "coarse-to-fine"),
+                   help="uniform: every frame of the sampling grid (default); coarse-to-fine: a sparse pass, then the "
+                        "grid densely only around the reasoner's candidate regions (a video, not --descriptions)")
+    g.add_argument("--budget", type=int, default=None, metavar="N",
+                   help="coarse-to-fine: at most N describer calls per query (cache hits are free)")
+    g.add_argument("--budget-seconds", type=float, default=None, metavar="S",
+                   help="coarse-to-fine: stop describing after S seconds")
+    g.add_argument("--skip-unchanged", type=float, default=None, metavar="LEVELS",
+                   help="do not send a frame whose 32x32 grey thumbnail differs from the last one sent by at most "
+                        "LEVELS grey levels on average (2 suits static footage); it reuses that frame's description")
 
 
 def _add_remote(p: argparse.ArgumentParser) -> None:
@@ -111,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true",
                    help="print the GroundingResult as JSON instead of a table (with -q/--queries: a JSON list of "
                         "them, in query order)")
+    _add_time_style(g)
     _add_sampling(g)
+    _add_search(g)
     _add_remote(g)
     g.set_defaults(func=cmd_ground, ground_parser=g)
 
@@ -127,19 +174,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the video file (omit it with --descriptions), then the question")
     a.add_argument("--choice", dest="choices", action="append", default=None, metavar="TEXT",
                    help="an answer option, repeatable (at least two, each different); without: a free-text answer")
-    a.add_argument("--descriptions", default=None, metavar="FILE",
-                   help="a descriptions file (vidground JSONL or another tool's captions) instead of a video")
-    add_caption_format_args(a)
-    a.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                   help="the video's duration; with --descriptions it is otherwise read from the file or inferred")
-    a.add_argument("--reasoner", default=None, metavar="SPEC",
-                   help="embedding (offline evidence baseline, default), openai:MODEL, hf:MODEL_OR_PATH, llamacpp:PATH.gguf")
-    a.add_argument("--reasoner-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="an option for the reasoner backend, repeatable (e.g. n_ctx=16384)")
+    _add_stage2_inputs(a, "embedding (offline evidence baseline, default)")
     a.add_argument("--json", action="store_true", help="print the Answer as JSON instead of a table")
+    _add_time_style(a)
     _add_sampling(a)
     _add_remote(a)
     a.set_defaults(func=cmd_ask, ground_parser=a)
+
+    ev = sub.add_parser("events", help="the video's events (dense captioning): scored start, end and caption",
+                        usage="vidground events [options] (VIDEO | --descriptions FILE)",
+                        description="List the events of the video, each a scored (start, end, caption). A chat "
+                                    "reasoner (openai:MODEL, hf:MODEL, llamacpp:PATH) writes them (a long transcript "
+                                    "goes in overlapping chunks); the default, offline 'embedding' reasoner finds "
+                                    "change points in the descriptions and picks a representative description as "
+                                    "each caption.")
+    ev.add_argument("inputs", nargs="*", metavar="VIDEO", help="the video file (omit it with --descriptions)")
+    _add_stage2_inputs(ev, "embedding (offline change points, default)")
+    ev.add_argument("--events-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting of the events path, repeatable: offline window_seconds, min_event_seconds, "
+                         "threshold, max_events, nested=true (overlapping events at two scales); chat max_events, "
+                         "chunk_entries")
+    ev.add_argument("--json", action="store_true", help="print the Events as JSON instead of a table")
+    _add_sampling(ev)
+    _add_remote(ev)
+    ev.set_defaults(func=cmd_events, ground_parser=ev)
 
     d = sub.add_parser("describe", help="stage 1 only: describe a video's frames into a JSONL file",
                        description="Describe sampled frames of VIDEO; writes JSONL, one frame a line, to -o or stdout.")
@@ -150,6 +208,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling(d)
     _add_remote(d)
     d.set_defaults(func=cmd_describe)
+
+    tx = sub.add_parser("export-tuning-data", help="turn a strong describer's cached descriptions into a training set",
+                        description="Write a teacher -> student tuning set: for each description by the teacher "
+                                    "describer (from the description cache, with the videos it describes, or from "
+                                    "descriptions JSONL files), the frame as a JPEG (written once), the describe "
+                                    "prompt and the description as the answer, in the chat format transformers/TRL "
+                                    "(messages) or LLaVA (llava) trainers read. Empty, failed and refused "
+                                    "descriptions are left out.")
+    tx.add_argument("--out", required=True, metavar="DIR", help="where train.jsonl and frames/ go")
+    tx.add_argument("--videos", nargs="+", default=[], metavar="VIDEO_OR_DIR", help="the videos (files or folders)")
+    tx.add_argument("--cache", default=None, metavar="FILE",
+                    help="the description cache to read (default $VIDGROUND_CACHE when set)")
+    tx.add_argument("--descriptions", nargs="+", default=[], metavar="FILE_OR_DIR",
+                    help="descriptions JSONL files (or folders of them), matched to videos by name or their video field")
+    tx.add_argument("--describer", default=None, metavar="NAME",
+                    help="keep only this teacher's descriptions (e.g. openai:gpt-4o, or a backend: openai)")
+    tx.add_argument("--format", default="messages", choices=("messages", "llava"),
+                    help="record format (default messages: transformers/TRL chat with images)")
+    tx.add_argument("--min-chars", type=int, default=1, metavar="N", help="leave out descriptions shorter than N characters")
+    tx.add_argument("--max-side", type=int, default=None, metavar="PX",
+                    help="frame size (default: the size the teacher saw, from the cache; 512 for files)")
+    tx.set_defaults(func=cmd_export_tuning_data)
 
     ic = sub.add_parser("import-captions", help="convert other tools' caption files into vidground descriptions files",
                         description="Read caption files (VTG-GPT clip captions, per-second JSON, CSV, or vidground "
@@ -290,11 +370,19 @@ def _session(args: argparse.Namespace, video: str | None) -> Any:
     """The session a ground command runs in: its backends, sampling and cache from the options."""
     from pipelines.session import Session
 
+    if args.motion and video is None:
+        raise ConfigurationError("--motion measures the video's frames: give a video, not --descriptions")
+    from pipelines.search import search_options
+
+    if video is None and (search_options(args) or getattr(args, "skip_unchanged", None) is not None):
+        raise ConfigurationError("--strategy coarse-to-fine and --skip-unchanged choose which frames of a video are "
+                                 "described: give a video, not --descriptions")
     return Session(describer=args.describer if video is not None else None, reasoner=args.reasoner,
                    sampling=dict(fps=args.fps, num_frames=args.num_frames, max_frames=args.max_frames,
                                  max_side=args.max_side),
                    cache=args.cache, progress=True, describer_options=_backend_options(args, "describer") or None,
-                   reasoner_options=_backend_options(args, "reasoner") or None)
+                   reasoner_options=_backend_options(args, "reasoner") or None, motion=args.motion,
+                   search=search_options(args), skip_unchanged=getattr(args, "skip_unchanged", None))
 
 
 def _print_many(args: argparse.Namespace, queries: list[str], answer: Any) -> None:
@@ -362,12 +450,42 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def format_events_table(result: Any) -> str:
+    """:class:`~vidground.types.Events` as the events command prints them: one line per event, then the backends."""
+    lines = [f"{'start':>8} {'end':>8} {'score':>6}  caption"]
+    for e in result.events:
+        score = "" if e.score is None else f"{e.score:.3f}"
+        lines.append(f"{e.start:8.2f} {e.end:8.2f} {score:>6}  {printable(e.caption)}")
+    usage = result.total_usage
+    lines.append(f"{len(result.events)} event(s) in {result.duration:.2f} s"
+                 + (" (duration inferred)" if result.duration_inferred else "")
+                 + f"; describer {printable(result.describer or '-')}, reasoner {printable(result.reasoner or '-')}"
+                 + (f"; {usage.requests} request(s), {usage.total_tokens} tokens" if usage.requests else ""))
+    lines += [f"warning: {printable(w)}" for w in result.warnings]
+    return "\n".join(lines)
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    inputs = args.inputs
+    if not inputs and not args.descriptions:
+        args.ground_parser.error("the following arguments are required: VIDEO (or --descriptions FILE)")
+    if len(inputs) != (0 if args.descriptions else 1):
+        raise ConfigurationError("with --descriptions give no video" if args.descriptions else "give one VIDEO")
+    video = None if args.descriptions else inputs[0]
+    with _session(args, video) as session:
+        result = session.events(video, descriptions=args.descriptions, duration=args.duration,
+                                descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds,
+                                **dict(args.events_opt))
+    print(result.model_dump_json(indent=2) if args.json else format_events_table(result))
+    return 0
+
+
 def cmd_describe(args: argparse.Namespace) -> int:
     from pipelines.api import describe
 
     described = describe(args.video, describer=args.describer, fps=args.fps, num_frames=args.num_frames,
                          max_frames=args.max_frames, max_side=args.max_side, query=args.query, cache=args.cache,
-                         progress=True,
+                         progress=True, motion=args.motion,
                          describer_options=_backend_options(args, "describer") or None)
     if args.output and args.output != "-":  # -o - is stdout, as without -o
         n = described.write(args.output)
@@ -378,6 +496,22 @@ def cmd_describe(args: argparse.Namespace) -> int:
                 "describer": described.describer}
         for d in described.descriptions:
             print(json.dumps({**meta, **d.model_dump(mode="json")}, ensure_ascii=False))
+    return 0
+
+
+def cmd_export_tuning_data(args: argparse.Namespace) -> int:
+    from pipelines.tuning import export_tuning_data
+
+    cache = args.cache or os.environ.get("VIDGROUND_CACHE") or None
+    if args.descriptions and not args.cache:
+        cache = None  # files given: the environment's cache is not read unless asked for
+    r = export_tuning_data(args.out, videos=args.videos, cache=cache, descriptions=args.descriptions,
+                           describer=args.describer, format=args.format, min_chars=args.min_chars,
+                           max_side=args.max_side)
+    left = ", ".join(f"{n} {why}" for why, n in sorted(r.left_out.items())) or "none"
+    teachers = ", ".join(f"{name} ({n})" for name, n in r.describers.items())
+    print(f"wrote {r.records} records from {r.videos} video(s) to {r.path} ({r.frames_written} frames written, "
+          f"{r.frames_reused} reused); describers: {teachers}; left out: {left}")
     return 0
 
 

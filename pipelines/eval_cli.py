@@ -83,6 +83,15 @@ def register(subparsers: Any) -> None:
     m.add_argument("--motion", action="store_true",
                    help="append what moved since the previous sample (optical flow) to each description (--videos "
                         "only); part of the run's settings")
+    m.add_argument("--strategy", default="uniform", choices=("uniform", "coarse-to-fine"),
+                   help="uniform: describe every sampled frame (default); coarse-to-fine: a sparse pass, then densely "
+                        "only around each query's candidate regions (--videos only); part of the run's settings")
+    m.add_argument("--budget", type=int, default=None, metavar="N", help="coarse-to-fine: at most N describer calls per query")
+    m.add_argument("--budget-seconds", type=float, default=None, metavar="S",
+                   help="coarse-to-fine: at most S seconds of describing per query")
+    m.add_argument("--skip-unchanged", type=float, default=None, metavar="LEVELS",
+                   help="do not send a frame within LEVELS grey levels (e.g. 2) of the last one sent; reuse its "
+                        "description (--videos only)")
     m.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
     m.add_argument("--num-frames", type=int, default=None, metavar="N")
     m.add_argument("--max-frames", type=int, default=None, metavar="N")
@@ -201,6 +210,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .executors import make_executor
     from .report import write_report
     from .runs import RunConfig, run_eval
+    from .search import search_options
 
     if args.dataset == "activitynet-events":
         if args.motion or args.time_style:
@@ -216,7 +226,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                        clip_gt=args.clip_gt, cache="" if args.no_cache else args.cache, concurrency=args.concurrency,
                        query_concurrency=args.query_concurrency, reasoner_options=_reasoner_options(args),
                        describer_options=dict(args.describer_opt), allow_missing=args.allow_missing,
-                       motion=args.motion)
+                       motion=args.motion, search=search_options(args), skip_unchanged=args.skip_unchanged)
     config.check()
     executor = make_executor(args.executor, concurrency=args.concurrency, address=args.address)
     summary = run_eval(config, args.out, retry_failed=args.retry_failed, executor=executor,

@@ -44,7 +44,8 @@ _sessions_lock = threading.Lock()
 def _session_key(config: Any) -> tuple[Any, ...]:
     return (config.mode, config.describer, config.reasoner, repr(config.describer_options),
             repr(config.reasoner_options), config.fps, config.num_frames, config.max_frames, config.max_side,
-            config.cache, getattr(config, "motion", False))
+            config.cache, getattr(config, "motion", False), repr(getattr(config, "search", None)),
+            getattr(config, "skip_unchanged", None))
 
 
 def session_for(config: Any) -> Any:
@@ -55,7 +56,9 @@ def session_for(config: Any) -> Any:
     return Session(describer=config.describer if videos else None, reasoner=config.reasoner,
                    sampling=config.sampling, cache=config.cache or False,
                    describer_options=config.describer_options if videos else None,
-                   reasoner_options=config.reasoner_options, motion=bool(getattr(config, "motion", False)) and videos)
+                   reasoner_options=config.reasoner_options, motion=bool(getattr(config, "motion", False)) and videos,
+                   search=getattr(config, "search", None) if videos else None,
+                   skip_unchanged=getattr(config, "skip_unchanged", None) if videos else None)
 
 
 def worker_session(config: Any) -> Any:
@@ -88,6 +91,8 @@ def process_video(task: Any, config: Any, emit: Emit, session: Any = None) -> No
         describer = session.describer if config.mode == "videos" else None
         video_rec["settings"] = backend_settings(describer, session.reasoner)
         aware = describer is not None and getattr(describer, "mode", "agnostic") == "aware"
+        # a coarse-to-fine search describes per query what that query needs (frames shared through the session)
+        aware = aware or (describer is not None and session.search.refines)
         described = None
         if config.mode == "descriptions":
             described = session.load(task.source, format=config.descriptions_format, clip_seconds=config.clip_seconds)
@@ -126,7 +131,8 @@ def process_video(task: Any, config: Any, emit: Emit, session: Any = None) -> No
         usage = {k: v.model_dump(mode="json", exclude_none=True) for k, v in res.usage.items()}
         stages = [k for k in res.usage if aware or k != "describe"]  # agnostic describe cost is per video
         cost = sum(res.usage[k].cost_usd or 0.0 for k in stages)
-        return {"qid": q.qid, "video": q.video, "query": q.query, "status": "ok", **qa,
+        search = {"search": res.settings["search"]} if "search" in res.settings else {}
+        return {"qid": q.qid, "video": q.video, "query": q.query, "status": "ok", **qa, **search,
                 "intervals": [i.as_list() for i in res.intervals], "duration": res.duration,
                 "duration_inferred": res.duration_inferred, "reasoner": res.reasoner, "describer": res.describer,
                 "curve": [list(p) for p in res.curve] if getattr(res, "curve", None) else None, "usage": usage,

@@ -45,10 +45,10 @@ log = logging.getLogger("vidground")
 #: Settings that must match for a run folder to be resumed.
 _MUST_MATCH = ("dataset", "split", "dataset_path", "mode", "describer", "reasoner", "fps", "num_frames",
                "max_frames", "max_side", "top_k", "descriptions_format", "clip_seconds", "reasoner_options",
-               "describer_options", "motion")
+               "describer_options", "motion", "search", "skip_unchanged")
 #: What a setting added later means in a run folder written before it existed.
 _OLD_DEFAULTS: dict[str, Any] = {"descriptions_format": "auto", "clip_seconds": None, "reasoner_options": {},
-                                 "describer_options": {}, "motion": False}
+                                 "describer_options": {}, "motion": False, "search": None, "skip_unchanged": None}
 
 
 @dataclass
@@ -83,6 +83,10 @@ class RunConfig:
     allow_missing: bool = False
     #: append what moved since the previous sample to each description (frame_describer.motion)
     motion: bool = False
+    #: which frames are described: ``None`` for all (uniform), else :class:`pipelines.search.Search` settings
+    search: dict[str, Any] | None = None
+    #: don't send a frame this close to the last one sent (frame_describer.skip); ``None``: off
+    skip_unchanged: float | None = None
 
     @property
     def mode(self) -> str:
@@ -99,6 +103,17 @@ class RunConfig:
             raise ConfigurationError("give exactly one of --videos DIR (both stages) or --descriptions DIR (stage 2 only)")
         if self.descriptions and self.describer:
             raise ConfigurationError("--describer has no effect with --descriptions (stage 2 only); drop one")
+        if self.descriptions and (self.search or self.skip_unchanged is not None):
+            raise ConfigurationError("--strategy coarse-to-fine and --skip-unchanged choose which frames of a video are "
+                                     "described: they need --videos, not --descriptions")
+        if self.search:
+            from .search import Search
+
+            Search.of(self.search)
+        if self.skip_unchanged is not None:
+            from .search import check_skip_unchanged
+
+            check_skip_unchanged(self.skip_unchanged)
         if self.descriptions and self.motion:
             raise ConfigurationError("--motion measures the videos' frames: it needs --videos, not --descriptions")
         if not self.descriptions and (self.descriptions_format != "auto" or self.clip_seconds is not None):

@@ -35,7 +35,7 @@ from frame_describer import Describer, FrameDescription, Usage, get_describer, r
 from frame_describer.descriptions_io import description_metadata, write_descriptions
 from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
 from vidground.errors import ConfigurationError, InputError, VideoDecodeError
-from vidground.types import Answer, Sampling
+from vidground.types import Answer, Events, Sampling
 from vidground.types import MAX_SECONDS, check_seconds
 
 log = logging.getLogger("vidground")
@@ -209,7 +209,13 @@ class Session:
     built on first use with ``describer_options``/``reasoner_options``) or instances. ``sampling`` is a
     :class:`~vidground.types.Sampling` or its settings (``fps``, ``num_frames``, ``max_frames``,
     ``max_side``), checked here. ``cache`` is a :class:`~frame_describer.cache.DescriptionCache`, the path
-    of its SQLite file, ``None`` for ``$VIDGROUND_CACHE`` when set, or ``False`` for none.
+    of its SQLite file, ``None`` for ``$VIDGROUND_CACHE`` when set, or ``False`` for none. ``motion=True``
+    appends to each description what moved since the previous sample (:mod:`frame_describer.motion`),
+    measured outside the cache, which keeps the describer's own descriptions. ``search`` chooses which
+    frames :meth:`ground` describes on a video: all of the sampling grid (``"uniform"``, default) or
+    ``"coarse-to-fine"`` (a :class:`~pipelines.search.Search` or its settings: ``budget``...), see
+    :mod:`pipelines.search`; ``skip_unchanged`` (grey levels) does not send a frame nearly the same as
+    the last one sent and reuses its description (:mod:`frame_describer.skip`).
     """
 
     def __init__(
@@ -222,8 +228,19 @@ class Session:
         describer_options: dict[str, Any] | None = None,
         reasoner_options: dict[str, Any] | None = None,
         progress: bool = False,
+        motion: bool = False,
+        search: Any = None,
+        skip_unchanged: float | None = None,
     ):
         self.sampling = Sampling.of(sampling)
+        if not isinstance(motion, bool):
+            raise ConfigurationError(f"motion must be True or False, got {motion!r}")
+        self.motion = motion
+        from .search import Search, check_skip_unchanged
+
+        self.search = Search.of(search)  # coarse-to-fine describing for ground() on a video (pipelines.search)
+        self.skip_unchanged = check_skip_unchanged(skip_unchanged)
+        self._searched: OrderedDict[tuple[Any, ...], dict[float, FrameDescription]] = OrderedDict()
         for name, spec, options in (("describer", describer, describer_options),
                                      ("reasoner", reasoner, reasoner_options)):
             if options and spec is not None and not isinstance(spec, str):
@@ -292,6 +309,7 @@ class Session:
             built, self._built = list(self._built.values()), {}
             cache, own, self._cache = self._cache, self._own_cache, None
             self._videos.clear()
+            self._searched.clear()
         for backend in built:
             close = getattr(backend, "close", None)
             if callable(close):
@@ -376,6 +394,14 @@ class Session:
             if aware:
                 key = None
             source = self._cached(desc, path)
+            if self.skip_unchanged is not None:  # outside the cache: it holds only what the describer wrote
+                from frame_describer.skip import SkipUnchanged
+
+                source = SkipUnchanged(source, self.skip_unchanged)
+            if self.motion:  # outside the cache: it holds the describer's own descriptions
+                from frame_describer.motion import MotionDescriber
+
+                source = desc = MotionDescriber(source)
             out = list(_progress(source.describe(frames, query=query), frames.planned, self.progress,
                                  f"describing {path.name}"))
         info = frames.info
@@ -443,6 +469,10 @@ class Session:
             raise ConfigurationError(f"top_k must be a whole number >= 1, got {top_k!r}")
         video, descriptions, duration = _stage2_args(video, descriptions, duration)
         rsn = self.reasoner
+        if video is not None and self.search.refines:
+            if descriptions_format != "auto" or clip_seconds is not None:
+                raise ConfigurationError("descriptions_format= and clip_seconds= apply to descriptions=, not to a video")
+            return self._search_ground(Path(video), query, duration, top_k, rsn)
         described, transcript, timings = self._stage2_input(video, descriptions, query, descriptions_format,
                                                             clip_seconds, duration)
         started = time.perf_counter()
@@ -452,6 +482,64 @@ class Session:
                  len(result.intervals))
         return result.model_copy(update={
             "query": query, **self._provenance(described, transcript, timings, rsn, result),
+            "intervals": result.intervals[:top_k] if top_k else result.intervals,
+        })
+
+    def _search_ground(self, path: Path, query: str, duration: float | None, top_k: int | None,
+                       rsn: Any) -> GroundingResult:
+        """Ground ``query`` in the video at ``path`` describing coarse to fine (:mod:`pipelines.search`): only
+        the frames the search asks for are decoded and described, through the cache; frames an earlier query
+        of this session described are reused. The result's ``settings["search"]`` lists every frame
+        described, with its pass and why."""
+        from frame_describer.sampling import DEFAULT_FPS, probe_video, sample_frames
+        from .search import coarse_to_fine, count_grid, rate_grid
+
+        self._check_open()
+        info = probe_video(path)  # a missing or broken file fails here, before any model is loaded
+        s = self.sampling
+        length = duration or info.duration
+        grid = count_grid(length, s.num_frames) if s.num_frames else rate_grid(length, s.fps or DEFAULT_FPS)
+        if s.max_frames and len(grid) > s.max_frames:
+            grid = count_grid(length, s.max_frames)
+        desc = self.describer
+        if getattr(desc, "mode", "agnostic") == "aware":
+            raise ConfigurationError(f"describer {desc.name!r} is query-aware: each query is described anew, "
+                                     "so a coarse-to-fine search cannot reuse frames; use the uniform strategy")
+        source = self._cached(desc, path)
+        if self.skip_unchanged is not None:
+            from frame_describer.skip import SkipUnchanged
+
+            source = SkipUnchanged(source, self.skip_unchanged)
+
+        def describe(times: list[float]) -> Iterable[FrameDescription]:
+            with sample_frames(path, times=times, max_side=s.max_side) as frames:
+                yield from source.describe(frames, query=query)
+
+        key = _file_key(path)
+        with self._lock:
+            known = dict(self._searched.get(key, {})) if key is not None else {}
+        outcome, stride = coarse_to_fine(query, rsn, describe, grid, length, self.search, known=known)
+        if key is not None:
+            with self._lock:
+                self._searched.setdefault(key, {}).update({d.t: d for d in outcome.descriptions})
+                self._searched.move_to_end(key)
+                while len(self._searched) > REMEMBERED:
+                    self._searched.popitem(last=False)
+        times = [d.t for d in outcome.descriptions]
+        step = grid[1] - grid[0] if len(grid) > 1 else infer_step(times)
+        described = DescribedVideo(video=str(path), duration=max(length, times[-1]), step=step, describer=desc.name,
+                                   settings=desc.settings(), descriptions=outcome.descriptions, usage=outcome.usage,
+                                   seconds=outcome.seconds, sampling={**s.model_dump(), "fps": s.fps or DEFAULT_FPS})
+        result = outcome.result
+        log.info("searched %s coarse to fine for %r: %d describer call(s), %d round(s), stopped: %s", path, query,
+                 outcome.calls, outcome.rounds, outcome.stop)
+        prov = self._provenance(described, described.transcript(), {"search": round(outcome.seconds, 4)}, rsn, result)
+        prov["usage"] = {**prov["usage"], "reason": outcome.reason_usage} if not outcome.reason_usage.is_empty() \
+            else prov["usage"]
+        prov["settings"]["search"] = outcome.record(self.search, stride)
+        return result.model_copy(update={
+            "query": query, **prov, "warnings": [*result.warnings, *outcome.warnings],
+            "duration_inferred": duration is None and not info.duration,
             "intervals": result.intervals[:top_k] if top_k else result.intervals,
         })
 
@@ -488,7 +576,37 @@ class Session:
                  result.answer)
         return result.model_copy(update=self._provenance(described, transcript, timings, rsn, result))
 
-    def _stage2_input(self, video: Any, descriptions: Any, query: str, descriptions_format: str,
+    def events(
+        self,
+        video: PathLike | DescribedVideo | Sequence[FrameDescription] | None = None,
+        *,
+        descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo | None = None,
+        descriptions_format: str = "auto",
+        clip_seconds: float | None = None,
+        duration: float | None = None,
+        **options: Any,
+    ) -> Events:
+        """The events of ``video`` (described first, once per session) or ``descriptions`` (as for
+        :meth:`answer`), each a scored ``(start, end, caption)``. A chat reasoner writes them through its model;
+        the similarity reasoners find change points in the descriptions offline
+        (:func:`temporal_reasoner.events.find_events`, whose settings ``options`` are)."""
+        from temporal_reasoner.events import events_path, find_events
+
+        if isinstance(video, (list, tuple)) and descriptions is None:
+            video, descriptions = None, video
+        video, descriptions, duration = _stage2_args(video, descriptions, duration)
+        rsn = self.reasoner
+        events_path(rsn, options)  # a wrong option fails before the video is described
+        described, transcript, timings = self._stage2_input(video, descriptions, None, descriptions_format,
+                                                            clip_seconds, duration)
+        started = time.perf_counter()
+        result = find_events(rsn, transcript, **options)
+        timings["reason"] = round(time.perf_counter() - started, 4)
+        log.info("found %d event(s) with %s in %.2f s", len(result.events), result.reasoner or rsn.name,
+                 timings["reason"])
+        return result.model_copy(update=self._provenance(described, transcript, timings, rsn, result))
+
+    def _stage2_input(self, video: Any, descriptions: Any, query: str | None, descriptions_format: str,
                       clip_seconds: float | None, duration: Any) -> tuple[DescribedVideo, Transcript, dict[str, float]]:
         """The described video and its transcript, from a video (described once per session) or descriptions
         (checked by :func:`_stage2_args`)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -173,7 +173,9 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-TimeStyle = Literal["seconds", "mmss"]
+#: How a transcript writes times: "seconds", "mmss", "frames[:FPS]" or "tokens[:M]" (relative ``<k>``
+#: tokens); parsed and checked by ``temporal_reasoner.timestyles.TimeFormat``.
+TimeStyle = str
 
 
 class TranscriptEntry(BaseModel):
@@ -258,17 +260,21 @@ class Interval(BaseModel):
         return inter / union if union > 0 else 0.0
 
 
-class _Spans:
+class _StageUsage:
+    """What every result shares: ``usage`` per stage, and its total."""
+
+    @property
+    def total_usage(self) -> Usage:
+        return sum(self.usage.values(), Usage())
+
+
+class _Spans(_StageUsage):
     """What a grounding result and an answer share (both have ``intervals``, best first, and ``usage``
     per stage)."""
 
     @property
     def best(self) -> Interval | None:
         return self.intervals[0] if self.intervals else None
-
-    @property
-    def total_usage(self) -> Usage:
-        return sum(self.usage.values(), Usage())
 
 
 class GroundingResult(_Spans, BaseModel):
@@ -322,6 +328,45 @@ class Answer(_Spans, BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
     raw: Any = None
+
+
+class Event(Interval):
+    """One event of a video: ``[start, end)`` in seconds, what happens then (``caption``) and the
+    detector's confidence (``score``, higher is better). Serialises like :class:`Interval` plus ``caption``;
+    iterating it still gives ``(start, end, score)``."""
+
+    caption: str = Field(min_length=1)
+
+    @field_validator("caption")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        text = " ".join(v.split())
+        if not text:
+            raise ValueError("an event needs a caption")
+        return text
+
+
+class Events(_StageUsage, BaseModel):
+    """A video's events (dense video captioning), in order of start time; they may overlap.
+
+    ``usage`` is keyed by stage (``"describe"``, ``"reason"``) and ``timings`` by step, as in
+    :class:`GroundingResult`; ``reasoner`` names what found them and ``settings`` how.
+    """
+
+    events: list[Event] = Field(default_factory=list)
+    duration: float = Field(ge=0, allow_inf_nan=False)
+    duration_inferred: bool = False
+    video: str | None = None
+    describer: str | None = None
+    reasoner: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    usage: dict[str, Usage] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    raw: Any = None
+
+    def __len__(self) -> int:
+        return len(self.events)
 
 
 def result_json_schema() -> dict[str, Any]:

@@ -1,0 +1,168 @@
+"""Coarse-to-fine describing and skip-unchanged through a Session, on rendered videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _helpers_eval import FakeDescriber, register_fakes
+from pipelines import ConfigurationError, Session
+from frame_describer.skip import SkipUnchanged
+from vidground.types import Interval
+
+register_fakes()
+
+
+@pytest.fixture(scope="module")
+def static_video(tmp_path_factory) -> Path:
+    """20 s at 5 fps: grey for 8 s, white for 4 s, grey again for 8 s (long static stretches), with
+    faint noise so that no two frames are byte-identical."""
+    from frame_describer.synthetic import _write
+
+    rng = np.random.default_rng(0)
+
+    def frame(i: int) -> np.ndarray:
+        level = 230 if 40 <= i < 60 else 60
+        return np.clip(level + rng.integers(-2, 3, (48, 64, 3)), 0, 255).astype(np.uint8)
+
+    path = tmp_path_factory.mktemp("static") / "static.mp4"
+    _write(path, frame, [i / 5 for i in range(100)], fps=5, codec=None, rotation=None)
+    return path
+
+
+@pytest.mark.slow
+def test_coarse_to_fine_on_the_demo_video_describes_fewer_frames_and_finds_the_event(demo_video, tmp_path):
+    path, events = demo_video
+    dark = next(e for e in events if e.name == "lights off")
+    cache = tmp_path / "c.sqlite"
+    with Session(describer="cv", cache=cache, search={"strategy": "coarse-to-fine"}) as s:
+        first = s.ground(path, dark.query)
+        search = first.settings["search"]
+        frames = search["frames"]
+        assert search["strategy"] == "coarse-to-fine" and search["calls"] == len(frames) < first.duration  # 1 fps grid
+        assert {p for _, p, _ in frames} == set(range(search["rounds"] + 1))
+        assert all(why == "coarse" for _, p, why in frames if p == 0)
+        assert first.best.iou(Interval(start=dark.start, end=dark.end)) >= 0.5
+        # another query of the session: frames described for the first are known, not described again
+        second = s.ground(path, events[0].query)
+        assert second.settings["search"]["known"] > 0
+        assert second.settings["search"]["calls"] < search["calls"]
+    with Session(describer="cv", cache=cache, search="coarse-to-fine") as s:  # a later run: the cache answers
+        again = s.ground(path, dark.query)
+        assert again.settings["search"]["calls"] == 0 and again.settings["search"]["cached"] == search["calls"]
+        assert again.intervals == first.intervals
+
+
+def test_session_search_settings_are_checked(static_video):
+    with pytest.raises(ConfigurationError, match="unknown strategy"):
+        Session(search="everything")
+    with pytest.raises(ConfigurationError, match="skip_unchanged"):
+        Session(skip_unchanged=-1)
+    with Session(describer=FakeDescriber(mode="aware"), reasoner="fake-reasoner", search="coarse-to-fine") as s:
+        with pytest.raises(ConfigurationError, match="query-aware"):
+            s.ground(static_video, "frame at 1.0")
+        with pytest.raises(ConfigurationError, match="clip_seconds"):
+            s.ground(static_video, "frame at 1.0", clip_seconds=2)
+
+
+def test_coarse_to_fine_with_a_fake_describer_counts_every_call(static_video):
+    describer = FakeDescriber()
+    with Session(describer=describer, reasoner="fake-reasoner", search={"strategy": "coarse-to-fine", "budget": 8},
+                 cache=False) as s:
+        result = s.ground(static_video, "frame at 12.0")
+    search = result.settings["search"]
+    assert describer.calls == search["calls"] <= 8
+    assert result.usage["describe"].requests == search["calls"]
+    assert result.video == str(static_video) and result.duration == pytest.approx(20.0, abs=0.3)
+
+
+def test_skip_unchanged_sends_only_the_frames_that_changed(static_video):
+    describer = FakeDescriber()
+    with Session(describer=describer, reasoner="fake-reasoner", skip_unchanged=3.0, cache=False) as s:
+        described = s.describe(static_video)
+    assert len(described.descriptions) == 20  # 1 fps
+    reused = [d for d in described.descriptions if getattr(d, "reused_from", None) is not None]
+    assert describer.calls == 20 - len(reused) == 3  # the first grey, the first white, the grey after it
+    sent = [d.t for d in described.descriptions if getattr(d, "reused_from", None) is None]
+    assert sent == pytest.approx([0.0, 8.0, 12.0], abs=0.25)
+    assert described.usage.requests == 3
+
+
+def test_skip_unchanged_lies_outside_the_cache(static_video, tmp_path):
+    cache = tmp_path / "c.sqlite"
+    with Session(describer=FakeDescriber(), reasoner="fake-reasoner", skip_unchanged=3.0, cache=cache) as s:
+        s.describe(static_video)
+    describer = FakeDescriber()
+    with Session(describer=describer, reasoner="fake-reasoner", cache=cache) as s:  # no skipping now
+        described = s.describe(static_video)
+    assert describer.calls == 17  # the 3 frames described before come from the cache, the rest are new
+    assert not any(getattr(d, "reused_from", None) is not None for d in described.descriptions)
+
+
+def test_skip_unchanged_wraps_any_describer():
+    assert SkipUnchanged(FakeDescriber(), 1.5).name == "fake"
+
+
+def test_the_cli_refuses_a_search_without_a_video(tmp_path, capsys):
+    from pipelines.cli import main
+
+    desc = tmp_path / "d.jsonl"
+    desc.write_text('{"t": 0.5, "text": "a dog"}\n{"t": 1.5, "text": "a cat"}\n')
+    assert main(["ground", "--descriptions", str(desc), "--strategy", "coarse-to-fine", "a dog"]) == 1
+    assert "give a video, not --descriptions" in capsys.readouterr().err
+    assert main(["ground", "--descriptions", str(desc), "--budget", "5", "a dog"]) == 1
+    assert "apply to --strategy coarse-to-fine" in capsys.readouterr().err
+    assert main(["ground", "--descriptions", str(desc), "--skip-unchanged", "2", "a dog"]) == 1
+    assert "give a video" in capsys.readouterr().err
+
+
+def test_the_cli_grounds_coarse_to_fine(static_video, capsys):
+    import json
+
+    from pipelines.cli import main
+
+    assert main(["ground", str(static_video), "frame at 12.0", "--describer", "fake", "--reasoner", "fake-reasoner",
+                 "--strategy", "coarse-to-fine", "--budget", "6", "--skip-unchanged", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["settings"]["search"]["strategy"] == "coarse-to-fine"
+    assert 0 < result["settings"]["search"]["calls"] <= 6
+
+
+def test_eval_settings_carry_the_search_and_are_checked(tmp_path):
+    from pipelines.runs import RunConfig
+
+    config = RunConfig(dataset="charades-sta", videos=str(tmp_path), search={"strategy": "coarse-to-fine", "budget": 50},
+                       skip_unchanged=2.0)
+    config.check()
+    assert config.to_json()["search"] == {"strategy": "coarse-to-fine", "budget": 50}
+    with pytest.raises(ConfigurationError, match="need --videos"):
+        RunConfig(dataset="charades-sta", descriptions=str(tmp_path), search={"strategy": "coarse-to-fine"}).check()
+    with pytest.raises(ConfigurationError, match="budget"):
+        RunConfig(dataset="charades-sta", videos=str(tmp_path), search={"strategy": "coarse-to-fine", "budget": 0}).check()
+    with pytest.raises(ConfigurationError, match="skip_unchanged"):
+        RunConfig(dataset="charades-sta", videos=str(tmp_path), skip_unchanged=-2.0).check()
+
+
+def test_eval_runs_coarse_to_fine_and_records_it(tmp_path):
+    import json
+
+    from _helpers_eval import render_toy_videos, write_toy_dataset
+    from pipelines.executors import LocalExecutor
+    from pipelines.runs import RunConfig, run_eval
+
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=2, per_video=2, duration=3.0)
+    folder = render_toy_videos(tmp_path / "videos", ["vid0", "vid1"])
+    config = RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(folder), describer="fake",
+                       reasoner="fake-reasoner", cache=str(tmp_path / "c.sqlite"), fps=10.0,
+                       search={"strategy": "coarse-to-fine", "budget": 12})
+    summary = run_eval(config, tmp_path / "run", executor=LocalExecutor(1))
+    assert summary.failed == 0 and summary.ran == 4
+    records = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    searches = [r["search"] for r in records if "search" in r]
+    assert len(searches) == 4 and all(s["strategy"] == "coarse-to-fine" and s["calls"] <= 12 for s in searches)
+    # per query, what it described was paid once: later queries of a video reuse the frames earlier ones described
+    assert all(r["usage"]["describe"]["requests"] == s["calls"] for r, s in zip(records, searches) if s["calls"])
+    assert any(s["known"] > 0 for s in searches)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["search"]["budget"] == 12
