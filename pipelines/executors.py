@@ -254,10 +254,11 @@ def make_executor(kind: str, *, concurrency: int = 2, address: str | None = None
 
 
 class RunProgress:
-    """A progress bar with ETA, running R1@0.5 / mIoU over this session's results, and cost."""
+    """A progress bar with ETA, running R1@0.5 / mIoU over this session's results (and the answers'
+    accuracy for grounded-QA questions), and cost."""
 
     def __init__(self, total: int, *, enabled: bool = True):
-        self.n = self.hits = self.failed = 0
+        self.n = self.hits = self.failed = self.asked = self.right = 0
         self.iou_sum = self.cost = 0.0
         self.bar = None
         if enabled and total:
@@ -272,8 +273,12 @@ class RunProgress:
         self.iou_sum += s.iou
         self.failed += s.failure is not None
         self.cost += record.get("cost_usd") or 0.0
+        if query.answer is not None:  # a grounded-QA question: what matters first is the answer
+            self.asked += 1
+            self.right += record.get("status") == "ok" and record.get("choice") == query.answer
         if self.bar is not None:
-            self.bar.set_postfix_str(f"R1@0.5={100 * self.hits / self.n:.1f} mIoU={100 * self.iou_sum / self.n:.1f} "
+            acc = f"Acc@QA={100 * self.right / self.asked:.1f} " if self.asked else ""
+            self.bar.set_postfix_str(f"{acc}R1@0.5={100 * self.hits / self.n:.1f} mIoU={100 * self.iou_sum / self.n:.1f} "
                                      f"fail={self.failed} ${self.cost:.4f}", refresh=False)
             self.bar.update(1)
 

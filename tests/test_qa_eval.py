@@ -169,3 +169,23 @@ def test_a_right_answer_with_a_failed_span_still_counts_for_acc_at_qa_and_shared
     match = match_predictions([{"qid": "v_1", "video": "v", "query": "why", "choice": 1},
                                {"qid": "v_0", "video": "v", "query": "why", "choice": 0}], [q, twin])
     assert match.predictions["v_0"]["choice"] == 0 and match.predictions["v_1"]["choice"] == 1 and not match.duplicates
+
+
+def test_the_progress_bar_of_a_qa_eval_shows_the_answers_accuracy():
+    """A NExT-GQA eval's bar showed only R1@0.5, a grounding figure, for a task judged by its answers."""
+    from pipelines.datasets import Query
+    from pipelines.executors import RunProgress
+
+    q = Query(qid="1", video="v", query="why?", windows=((0.0, 2.0),), duration=10.0, choices=("a", "b"), answer=1)
+    ground_only = Query(qid="2", video="v", query="a person", windows=((0.0, 2.0),), duration=10.0)
+    bar = RunProgress(3)
+    bar.update({"status": "ok", "choice": 1, "intervals": [[0, 2, 1]]}, q)
+    bar.update({"status": "ok", "choice": 0, "intervals": [[5, 6, 1]]}, q)
+    assert (bar.asked, bar.right) == (2, 1) and bar.bar.postfix.startswith("Acc@QA=50.0 R1@0.5=50.0")
+    bar.update({"status": "failed", "error": {"message": "boom"}}, q)
+    assert (bar.asked, bar.right, bar.failed) == (3, 1, 1)
+    bar.close()
+    plain = RunProgress(1)
+    plain.update({"status": "ok", "intervals": [[0, 2, 1]]}, ground_only)
+    assert plain.asked == 0 and plain.bar.postfix.startswith("R1@0.5=100.0")
+    plain.close()
