@@ -168,6 +168,8 @@ def offline_events(encoder: Any, transcript: Transcript, *, window_seconds: floa
     if nested:
         coarse = _segment(frames, transcript, 2 * window_seconds, 2 * min_event_seconds, threshold, max_events)
         events += [c for c in coarse if all(c.iou(e) < 0.9 for e in events)]
+        if max_events is not None and len(events) > max_events:  # each scale keeps the cap; together they may not
+            events = sorted(events, key=lambda e: -(e.score or 0.0))[:max_events]
         events.sort(key=lambda e: (e.start, -e.end))
     warnings = ["one description: the whole video is one event"] if len(frames[0]) == 1 else []
     settings = {"method": "change-points", "window_seconds": window_seconds, "min_event_seconds": min_event_seconds,

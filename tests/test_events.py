@@ -133,6 +133,22 @@ def test_nested_events_add_the_coarse_scale_where_it_differs():
         find_events(WordsReasoner(), t, nested="yes")
 
 
+def test_nested_events_keep_max_events_and_the_best_scored():
+    t = scenes((KITCHEN, 3), ("a man washes onions in a kitchen", 3), (GARDEN, 3), ("a dog sleeps in a garden", 3))
+    opts = dict(window_seconds=1.5, min_event_seconds=2, threshold=0.0, nested=True)
+    both = find_events(WordsReasoner(), t, **opts)
+    assert len(both.events) > 3  # the fine scale's 3 and the coarse one's together exceed a cap of 3
+    capped = find_events(WordsReasoner(), t, max_events=3, **opts)
+    assert len(capped.events) == 3
+    fine3 = find_events(WordsReasoner(), t, **(opts | {"nested": False, "max_events": 3}))
+    coarse3 = find_events(WordsReasoner(), t, **(opts | {"window_seconds": 3, "min_event_seconds": 4,
+                                                        "nested": False, "max_events": 3}))
+    pool = fine3.events + [c for c in coarse3.events if all(c.iou(e) < 0.9 for e in fine3.events)]
+    best = sorted((e.score or 0.0 for e in pool), reverse=True)[:3]
+    assert sorted((e.score or 0.0 for e in capped.events), reverse=True) == best
+    assert [e.start for e in capped.events] == sorted(e.start for e in capped.events)
+
+
 def test_events_on_a_one_frame_video_are_the_whole_video():
     t = Transcript.from_descriptions([FrameDescription(t=0.0, text=KITCHEN)], duration=2.0)
     out = find_events(WordsReasoner(), t)
