@@ -39,6 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _results import Recorder, add_arguments  # noqa: E402
+from real_captions import HALVES, half_of  # noqa: E402
 from frame_describer import read_descriptions  # noqa: E402
 from frame_describer.replay import ReplayDescriber, timeline_frames  # noqa: E402
 from pipelines.datasets import Query, data_root, load_dataset  # noqa: E402
@@ -163,10 +164,10 @@ def run_search(tl: Timeline, reasoner: Any, search: Search, shared: bool) -> tup
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lengths", type=float, nargs="+", default=list(LENGTHS), metavar="SECONDS")
-    ap.add_argument("--videos", type=int, nargs="+", default=[16, 8, 4], metavar="N",
-                    help="timelines per length, one number for all or one per length (default 16 8 4: 192 "
-                         "constituent videos per length; 0: as many as the pool of distinct 150-s videos fills)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--videos", type=int, nargs="+", default=[12, 6, 3], metavar="N",
+                    help="timelines per length and half, one number for all or one per length (default 12 6 3: 144 "
+                         "constituent videos per length and half; 0: as many as the half's distinct 150-s videos fill)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the dev/report split and of the assembly")
     ap.add_argument("--max-similarity", type=float, default=0.8)
     ap.add_argument("--latency", type=float, default=1.0, help="simulated seconds per describer call")
     ap.add_argument("--concurrency", type=int, default=8, help="simulated describer calls in flight")
@@ -174,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-video", action=argparse.BooleanOptionalAction, default=True,
                     help="also search every timeline with its queries sharing what earlier ones described (default on)")
     ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
+    ap.add_argument("--halves", nargs="+", default=list(HALVES), choices=HALVES,
+                    help="the seeded halves of the constituent videos to run: choose settings on dev, report on "
+                         "report (default both)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a search setting for every strategy (coarse, regions, margin, rounds, zoom), e.g. --set regions=5")
     add_arguments(ap, "long_videos")
     args = ap.parse_args(argv)
     rec = Recorder("long_videos", args, {k: v for k, v in vars(args).items() if k not in ("json_out", "load_note")})
@@ -183,53 +189,80 @@ def main(argv: list[str] | None = None) -> int:
     pool = sorted(v for v, p in files.items() if abs((by_video[v][0].duration or 0) - CLIP_SECONDS) < 1e-6)
     reasoner = get_reasoner(args.reasoner)
     encoder = reasoner.encoder
-    rng = random.Random(args.seed)
+    overrides = _overrides(ap, args.overrides)
     rows = []
     if len(args.videos) not in (1, len(args.lengths)):
         ap.error("--videos takes one number or one per length")
-    for length, videos in zip(args.lengths, args.videos * len(args.lengths) if len(args.videos) == 1 else args.videos):
-        count = videos or len(pool) // int(length // CLIP_SECONDS)
-        timelines = assemble(length, count, pool, files, by_video, rng, encoder, args.max_similarity)
-        queries = [q for tl in timelines for q in tl.queries]
-        dropped = sum(tl.dropped for tl in timelines)
-        n_dense = sum(len(tl.descriptions) for tl in timelines) / len(timelines)
-        print(f"\n{length / 60:.0f} min: {len(timelines)} timelines, {len(queries)} queries kept, {dropped} dropped "
-              f"as too similar to another constituent's", flush=True)
-        preds, reason_s = {}, 0.0
-        for tl in timelines:
-            p, s = run_dense(tl, reasoner)
-            preds.update(p)
-            reason_s += s
-        base = _row(length, "dense 2-s", preds, queries, calls_q=n_dense, calls_v=n_dense,
-                    wall=simulated_seconds([int(n_dense)], args.latency, args.concurrency) + reason_s / len(queries),
-                    dropped=dropped, dense=n_dense, reason_s_per_query=round(reason_s / len(queries), 4),
-                    transcript_lines=int(n_dense), peak_rss_mb=_peak_rss_mb())
-        rows.append(base)
-        for name in args.strategies:
-            opts = dict(STRATEGIES[name])
-            fraction = opts.pop("budget_fraction", None)
-            settings = {"strategy": "coarse-to-fine", **opts}
-            if fraction is not None:
-                settings["budget"] = max(1, int(fraction * n_dense))
-            search = Search.of(settings)
-            preds, calls, walls, shared_calls, stops = {}, [], [], [], {}
-            for tl in timelines:
-                p, info = run_search(tl, reasoner, search, shared=False)
-                preds.update(p)
-                calls += info["calls"]
-                walls += [simulated_seconds(ps, args.latency, args.concurrency) for ps in info["passes"]]
-                walls = walls[:-len(info["passes"])] + [w + info["reason_seconds"] / len(info["passes"])
-                                                        for w in walls[-len(info["passes"]):]]
-                for k, v in info["stops"].items():
-                    stops[k] = stops.get(k, 0) + v
-                if args.per_video and name == args.strategies[0]:  # one row is enough to show the sharing
-                    _, shared_info = run_search(tl, reasoner, search, shared=True)
-                    shared_calls.append(shared_info["described"])
-            rows.append(_row(length, name, preds, queries, calls_q=float(np.mean(calls)),
-                             calls_v=float(np.mean(shared_calls)) if shared_calls else None, wall=float(np.mean(walls)), dropped=dropped,
-                             dense=n_dense, base=base, search=search.model_dump(exclude_defaults=True), stops=stops))
-    rec.write(rows, max_similarity=args.max_similarity, pool=len(pool))
+    counts = args.videos * len(args.lengths) if len(args.videos) == 1 else args.videos
+    pools = {h: [v for v in pool if half_of(v, args.seed) == h] for h in HALVES}
+    for half in args.halves:
+        rng = random.Random(f"{args.seed}:{half}")  # each half assembled on its own: no video in both
+        for length, videos in zip(args.lengths, counts):
+            count = videos or len(pools[half]) // int(length // CLIP_SECONDS)
+            timelines = assemble(length, count, pools[half], files, by_video, rng, encoder, args.max_similarity)
+            rows += run_length(args, half, length, timelines, reasoner, overrides)
+    rec.write(rows, max_similarity=args.max_similarity, pool=len(pool),
+              pool_by_half={h: len(pools[h]) for h in HALVES}, overrides=overrides)
     return 0
+
+
+def run_length(args: argparse.Namespace, half: str, length: float, timelines: list[Timeline], reasoner: Any,
+               overrides: dict[str, Any]) -> list[dict[str, Any]]:
+    """The dense row and one row per strategy for one half's timelines of one length."""
+    queries = [q for tl in timelines for q in tl.queries]
+    dropped = sum(tl.dropped for tl in timelines)
+    n_dense = sum(len(tl.descriptions) for tl in timelines) / len(timelines)
+    print(f"\n{half}, {length / 60:.0f} min: {len(timelines)} timelines, {len(queries)} queries kept, {dropped} "
+          f"dropped as too similar to another constituent's", flush=True)
+    preds, reason_s = {}, 0.0
+    for tl in timelines:
+        p, s = run_dense(tl, reasoner)
+        preds.update(p)
+        reason_s += s
+    base = _row(half, length, "dense 2-s", preds, queries, calls_q=n_dense, calls_v=n_dense,
+                wall=simulated_seconds([int(n_dense)], args.latency, args.concurrency) + reason_s / len(queries),
+                dropped=dropped, dense=n_dense, reason_s_per_query=round(reason_s / len(queries), 4),
+                transcript_lines=int(n_dense), peak_rss_mb=_peak_rss_mb())
+    rows = [base]
+    for name in args.strategies:
+        opts = dict(STRATEGIES[name])
+        fraction = opts.pop("budget_fraction", None)
+        settings = {"strategy": "coarse-to-fine", **opts, **overrides}
+        if fraction is not None:
+            settings["budget"] = max(1, int(fraction * n_dense))
+        search = Search.of(settings)
+        preds, calls, walls, shared_calls, stops = {}, [], [], [], {}
+        for tl in timelines:
+            p, info = run_search(tl, reasoner, search, shared=False)
+            preds.update(p)
+            calls += info["calls"]
+            share = info["reason_seconds"] / max(1, len(info["passes"]))
+            walls += [simulated_seconds(ps, args.latency, args.concurrency) + share for ps in info["passes"]]
+            for k, v in info["stops"].items():
+                stops[k] = stops.get(k, 0) + v
+            if args.per_video and name == args.strategies[0]:  # one row is enough to show the sharing
+                _, shared_info = run_search(tl, reasoner, search, shared=True)
+                shared_calls.append(shared_info["described"])
+        rows.append(_row(half, length, name, preds, queries, calls_q=float(np.mean(calls)),
+                         calls_v=float(np.mean(shared_calls)) if shared_calls else None, wall=float(np.mean(walls)),
+                         dropped=dropped, dense=n_dense, base=base, search=search.model_dump(exclude_defaults=True),
+                         stops=stops))
+    return rows
+
+
+def _overrides(ap: argparse.ArgumentParser, items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as checked search settings (numbers parsed; ``none`` for adaptive)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in ("coarse", "regions", "margin", "rounds", "zoom"):
+            ap.error(f"--set takes coarse=, regions=, margin=, rounds= or zoom=, got {item!r}")
+        try:
+            out[key] = None if value.lower() == "none" else float(value) if key == "margin" else int(value)
+        except ValueError:
+            ap.error(f"--set {key} takes a number, got {value!r}")
+    Search.of({"strategy": "coarse-to-fine", **out})  # a bad value is named before any work
+    return out
 
 
 def _peak_rss_mb() -> float:
@@ -239,10 +272,10 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _row(length: float, name: str, preds: dict[str, Any], queries: list[Query], *, calls_q: float, calls_v: float | None,
+def _row(half: str, length: float, name: str, preds: dict[str, Any], queries: list[Query], *, calls_q: float, calls_v: float | None,
          wall: float, dropped: int, dense: float, base: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     m = compute_metrics(preds, queries, bootstrap=0, baselines=False).values
-    row = {"length_s": length, "strategy": name, "queries": len(queries), "dropped": dropped,
+    row = {"half": half, "length_s": length, "strategy": name, "queries": len(queries), "dropped": dropped,
            **{k: round(float(m[k]), 2) for k in ("R1@0.3", "R1@0.5", "R1@0.7", "R5@0.5", "mIoU") if k in m},
            "calls_per_query": round(calls_q, 1), "calls_fraction": round(calls_q / dense, 4),
            **({} if calls_v is None else {"calls_per_video": round(calls_v, 1),
@@ -250,7 +283,7 @@ def _row(length: float, name: str, preds: dict[str, Any], queries: list[Query], 
            "wall_s_per_query": round(wall, 2), **extra}
     if base is not None and base.get("R1@0.5"):
         row["R1@0.5_of_dense"] = round(row.get("R1@0.5", 0.0) / base["R1@0.5"], 4)
-    line = "  ".join(f"{k} {row[k]}" for k in ("strategy", "R1@0.3", "R1@0.5", "R1@0.7", "R5@0.5", "mIoU",
+    line = "  ".join(f"{k} {row[k]}" for k in ("half", "strategy", "R1@0.3", "R1@0.5", "R1@0.7", "R5@0.5", "mIoU",
                                                   "calls_per_query", "calls_fraction", "calls_per_video",
                                                   "wall_s_per_query", "R1@0.5_of_dense") if k in row)
     print("  " + line, flush=True)

@@ -52,6 +52,7 @@ class Search(BaseModel):
     regions: int = Field(default=3, ge=1)
     margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     rounds: int = Field(default=3, ge=0)
+    zoom: int | None = Field(default=None, ge=2)
 
     @classmethod
     def of(cls, value: "Search | dict[str, Any] | str | None" = None, **settings: Any) -> "Search":
@@ -195,7 +196,8 @@ def coarse_to_fine(
         return result
 
     # the sparse pass: every stride-th grid frame, centred in its share; thinned to fit a small budget
-    coarse = list(range(min(stride // 2, n - 1), n, stride))
+    first = min(stride // 2, n - 1)
+    coarse = list(range(first, n, stride))
     budget = left()
     if budget is not None and len(coarse) > budget:
         keep = [coarse[int(k * len(coarse) / budget)] for k in range(budget)]
@@ -216,16 +218,18 @@ def coarse_to_fine(
             out.warnings.append("the reasoner named no candidate region; the answer rests on the sparse pass")
             break
         reasons: dict[int, tuple[int, str]] = {}
+        step = 1 if search.zoom is None else max(1, stride // search.zoom ** round_no)
         for rank, iv in enumerate(candidates, 1):
-            lo, hi = iv.start - margin, iv.end + margin
             score = "" if iv.score is None else f" score {iv.score:.3g}"
-            for i in _between(grid, lo, hi):
-                if i not in asked and i not in reasons:
+            for i in _between(grid, iv.start - margin, iv.end + margin):
+                if (i - first) % step == 0 and i not in asked and i not in reasons:
                     reasons[i] = (rank, f"candidate {rank} [{iv.start:.1f}-{iv.end:.1f}]{score}")
         wanted = sorted(reasons, key=lambda i: (reasons[i][0], i))  # the best candidate's frames first
-        if not wanted:
+        if not wanted and step == 1:
             out.stop = "converged"
             break
+        if not wanted:  # nothing new at this round's spacing: the next round's is finer
+            continue
         budget = left()
         if budget is not None and len(wanted) > budget:
             wanted = wanted[:budget]

@@ -97,6 +97,23 @@ def test_coarse_to_fine_finds_the_event_for_a_fraction_of_the_calls():
     assert [d.t for d in out.descriptions] == sorted({d.t for d in out.descriptions})
 
 
+def test_zoom_refines_a_candidate_sparser_first_then_densely():
+    captions = timeline()
+    replay, describe = replayed(captions, 600)
+    grid = [d.t for d in captions]
+    out, stride = coarse_to_fine("dog", Keyword(), describe, grid, 600.0, Search(strategy="coarse-to-fine", zoom=2))
+    assert stride == 4
+    index = {t: i for i, t in enumerate(grid)}
+    first = [index[t] for t, p, _ in out.frames if p == 1]
+    assert first and all((i - stride // 2) % 2 == 0 for i in first)  # round 1: every 2nd grid frame
+    assert any((index[t] - stride // 2) % 2 for t, p, _ in out.frames if p == 2)  # round 2: the rest
+    best = out.result.best
+    assert best is not None and abs(best.start - 300) <= 2 and abs(best.end - 320) <= 2
+    assert out.stop == "converged" and out.calls == replay.calls < len(grid) / 2
+    with pytest.raises(ConfigurationError, match="zoom"):
+        Search.of(zoom=1)
+
+
 def test_a_budget_smaller_than_the_coarse_pass_thins_it_and_refines_nothing():
     captions = timeline()
     replay, describe = replayed(captions, 600)
