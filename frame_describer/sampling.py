@@ -96,10 +96,39 @@ def _short(exc: BaseException) -> str:
     return " ".join(str(text).split())[:160]
 
 
+class _Damage:
+    """What damaged data cost, by presentation time, across seeks and reopenings: packets that failed to
+    decode and frames dropped after them (decoding goes on; the result says what was lost)."""
+
+    def __init__(self) -> None:
+        self.packets: set[int] = set()  # pts of the packets that failed to decode
+        self.bad: dict[int, tuple[float, float]] = {}  # pts -> (start, end) seconds lost, each once
+        self.resumed = 0  # demux errors skipped by seeking past them
+
+    def span(self, start: float, end: float) -> None:
+        """Nothing between ``start`` and ``end`` (seconds) can be shown."""
+        self.bad[len(self.bad)] = (start, max(end, start))
+
+    def ranges(self, step: float) -> list[tuple[float, float]]:
+        """The lost stretches, seconds, adjacent packets merged (within ``step``)."""
+        out: list[tuple[float, float]] = []
+        for a, b in sorted(v for v in self.bad.values() if not math.isnan(v[0])):
+            if out and a <= out[-1][1] + step / 2:
+                out[-1] = (out[-1][0], max(out[-1][1], b))
+            else:
+                out.append((max(a, 0.0), b))
+        return out
+
+
 def _decode(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-            p: Path, hold: Callable[[av.Packet], bool] | None = None) -> Iterator[av.VideoFrame]:
-    """Decoded frames in presentation order; a decode failure after some frames ends the stream
-    with a warning (a truncated file), before any frame it raises VideoDecodeError.
+            p: Path, hold: Callable[[av.Packet], bool] | None = None,
+            damage: _Damage | None = None) -> Iterator[av.VideoFrame]:
+    """Decoded frames in presentation order. A packet that fails to decode (damaged data) is counted
+    in ``damage`` and decoding goes on with the next one. Frames decoded after it, up to the next
+    keyframe, may be built on the lost one (FFmpeg conceals the error with wrong pixels and does not
+    always flag it), so they are dropped and counted too: a gap is honest, a wrong picture is not. A demux error mid-stream is skipped by seeking past it where the
+    container allows; where it does not, or at the end of a truncated file, the stream ends there. If
+    nothing at all decodes it raises VideoDecodeError.
 
     ``hold(packet)`` True decodes that packet only if other frames refer to it (FFmpeg's
     ``skip_frame=NONREF``): frames nobody will look at cost nothing. The setting is made per
@@ -107,23 +136,87 @@ def _decode(container: av.container.InputContainer, stream: av.video.stream.Vide
     """
     n = 0
     ctx = stream.codec_context
+    tb = stream.time_base or Fraction(1, 1000)
+    origin = stream.start_time or 0
+    rate = stream.average_rate or stream.guessed_rate
+    step = 1.0 / float(rate) if rate else 0.04
+
+    def _after(pts: int | None) -> float:  # the time just after the frame shown at pts (else where this run began)
+        if pts is None:
+            return max(float(((first_pts or origin) - origin) * tb), 0.0)
+        return float((pts - origin) * tb) + step * 0.5
+
     skipping = False
+    # after a packet fails, every frame may rest on it (with frame threads FFmpeg reports the failure
+    # some packets late): frames are dropped until a keyframe shown after every failed packet
+    tainted = False
+    lost_to = 0
+    shown: int | None = None  # pts of the last frame yielded
+    first_pts: int | None = None  # of the first packet this run demuxed
+    error: av.FFmpegError | None = None
+    last_pts: int | None = None  # the latest packet time demuxed
+    floor: int | None = None  # after skipping a demux error: packets up to here came before it
+    packets = container.demux(stream)
     try:
-        for packet in container.demux(stream):
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.FFmpegError as exc:  # the container itself is damaged here
+                error = exc
+                if damage is None or last_pts is None or damage.resumed >= MAX_DEMUX_RESUMES:
+                    if n:
+                        log.warning("%s: decoding stopped after %d frames (%s); the file looks truncated, "
+                                    "using what decoded", p, n, _short(exc))
+                    break
+                damage.resumed += 1
+                try:  # on at the first keyframe after the last good packet
+                    container.seek(last_pts + 1, stream=stream, backward=False)
+                except av.FFmpegError:
+                    break
+                log.warning("%s: damaged data after %.2fs (%s); skipped to the next keyframe", p,
+                            float((last_pts - origin) * tb), _short(exc))
+                floor = last_pts
+                packets = container.demux(stream)
+                continue
+            if packet.pts is not None:
+                if floor is not None and packet.pts <= floor:
+                    continue  # a resumed demuxer must move on, not return to what came before
+                last_pts = packet.pts if last_pts is None else max(last_pts, packet.pts)
+                first_pts = packet.pts if first_pts is None else min(first_pts, packet.pts)
             if hold is not None and hold(packet) != skipping:
                 skipping = not skipping
                 ctx.skip_frame = "NONREF" if skipping else "DEFAULT"
-            for frame in packet.decode():
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError as exc:
+                error = exc
+                if damage is not None and packet.size:
+                    damage.packets.add(packet.pts if packet.pts is not None else -len(damage.packets) - 1)
+                    tainted = True
+                    lost_to = max(lost_to, packet.pts or 0)
+                continue
+            for frame in decoded:
+                if damage is not None and (frame.is_corrupt or tainted):
+                    if tainted and frame.key_frame and not frame.is_corrupt and (frame.pts or 0) > lost_to:
+                        tainted = False
+                        damage.span(_after(shown), float(((frame.pts or 0) - origin) * tb))
+                    elif tainted:
+                        continue
+                    else:  # flagged corrupt on its own: this frame alone
+                        damage.span(_after(shown), _after(frame.pts))
+                        continue
                 n += 1
+                shown = frame.pts
                 yield frame
-    except av.FFmpegError as exc:
-        if n == 0:
-            raise VideoDecodeError(p, f"no frame could be decoded (FFmpeg: {_short(exc)})") from None
-        log.warning("%s: decoding stopped after %d frames (%s); the file looks truncated, "
-                    "using what decoded", p, n, _short(exc))
+        if tainted and damage is not None:  # lost to the end
+            damage.span(_after(shown), float(((last_pts or 0) - origin) * tb) + step)
     finally:
         if skipping:
             ctx.skip_frame = "DEFAULT"
+    if error is not None and n == 0:
+        raise VideoDecodeError(p, f"no frame could be decoded (FFmpeg: {_short(error)})")
 
 
 def _scan_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
@@ -207,6 +300,7 @@ class FrameStream(Iterator[Frame]):
         self._src: _Source | None = None
         self._reformatter = VideoReformatter()
         self._limit = limit
+        self._step = 1.0 / info.fps if info.fps else 0.04
         self._gen = self._run(targets)
 
     def __next__(self) -> Frame:
@@ -241,6 +335,45 @@ class FrameStream(Iterator[Frame]):
     def fallbacks(self) -> int:
         """1 when a seek proved inexact or broken and the stream was decoded from the start instead."""
         return self._src.fallbacks if self._src else 0
+
+    @property
+    def bad_packets(self) -> int:
+        """How many packets failed to decode (damaged data) among those the sampler decoded."""
+        return len(self._src.damage.packets) if self._src else 0
+
+    @property
+    def damage(self) -> list[tuple[float, float]]:
+        """The stretches ``(start, end)`` in seconds where packets failed to decode: their frames are
+        missing, and a requested time there gets the nearest frame that did decode."""
+        return self._src.damage.ranges(self._step) if self._src else []
+
+    @property
+    def lost_seconds(self) -> float:
+        """Seconds of video that could not be decoded: the damaged stretches, plus what a truncated
+        file's container claims past the stream's real end."""
+        lost = sum(b - a for a, b in self.damage)
+        if self.truncated_at is not None:
+            lost += max(self.info.duration - self.truncated_at, 0.0)
+        return lost
+
+    @property
+    def warnings(self) -> list[str]:
+        """What a result built from these frames should tell its reader about the video (damage,
+        truncation); empty for a sound file. Complete once the stream has been read to its end."""
+        name, out = Path(self.info.path).name, []
+        ranges = self.damage
+        if self.bad_packets:
+            where = ", ".join(f"{a:.2f}-{b:.2f}s" for a, b in ranges[:5]) + (", ..." if len(ranges) > 5 else "")
+            out.append(f"{name} is damaged: {self.bad_packets} packet(s) could not be decoded"
+                       + (f" ({sum(b - a for a, b in ranges):.2f}s of video, at {where})" if ranges else "")
+                       + "; frames there are missing and those times are described from the nearest good frame")
+        if self._src is not None and self._src.damage.resumed:
+            out.append(f"{name} is damaged: its container could not be read in {self._src.damage.resumed} "
+                       "place(s); decoding skipped to the next keyframe each time")
+        if self.truncated_at is not None:
+            out.append(f"{name} looks truncated: its video stream ends at {self.truncated_at:.2f}s although "
+                       f"the container claims {self.info.duration:.2f}s; the rest is missing")
+        return out
 
     def _sample(self, src: "_Source", targets: Iterator[float]) -> Iterator[Frame]:
         info, p = self.info, Path(self.info.path)
@@ -333,6 +466,7 @@ class FrameStream(Iterator[Frame]):
 # only when it skips more than a few frames' decoding.
 SEEK_MARGIN_FRAMES = 32
 NO_INDEX_SEEK_GAP = 30.0  # seconds; without a keyframe index, seek only over gaps this long
+MAX_DEMUX_RESUMES = 16  # demux errors skipped per stream before the rest is given up as unreadable
 # Frames that no other frame refers to are not decoded unless this close to the next wanted time
 # (they cannot be the nearest frame unless the video has a gap; :meth:`_Source.doubt` checks).
 HOLD_MARGIN_FRAMES = 2
@@ -361,6 +495,7 @@ class _Source:
         self.seeks = self.fallbacks = self.redos = 0  # redos: seeks repeated without skipping frames
         self.seekable = True
         self.landed = False  # a seek just happened and its first frame has not been checked yet
+        self.damage = _Damage()  # kept across seeks and reopenings
         self._open()
 
     def _open(self) -> None:
@@ -371,7 +506,7 @@ class _Source:
         self.index = stream.index_entries if len(stream.index_entries) else None
         # index timestamps are decoding times; a keyframe is shown `delay` ticks after it is decoded
         self.delay = max(0, self.origin - self.index[0].timestamp) if self.index is not None else 0
-        self.frames = _decode(self.container, stream, self.p, self._hold)
+        self.frames = _decode(self.container, stream, self.p, self._hold, self.damage)
         self.count: int | None = 0
         self.last = 0.0
         self.tbf = float(self.tb)
@@ -443,7 +578,7 @@ class _Source:
         self.frames.close()
         self.held, self.gap = [], []
         self.holding = not force and self.near is not None
-        self.frames = _decode(self.container, self.stream, self.p, self._hold)
+        self.frames = _decode(self.container, self.stream, self.p, self._hold, self.damage)
         self.seeks += 1
         self.count = None
         self.landed = True

@@ -28,3 +28,18 @@ def cfr_video(video_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def vfr_video(video_dir: Path) -> Path:
     return render_numbered_video(video_dir / "vfr.mp4", n_frames=len(VFR_TIMES), fps=10, vfr_times=VFR_TIMES)
+
+
+def remux(src: Path, dst: Path, *, format: str | None = None, options: dict[str, str] | None = None) -> Path:
+    """``src``'s video packets copied into another container (no re-encoding): a raw stream
+    (``format="h264"``), or an MP4 with its index first (``options={"movflags": "faststart"}``)."""
+    import av
+
+    with av.open(str(src)) as source, av.open(str(dst), "w", format=format, options=options or {}) as out:
+        stream = source.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        for packet in source.demux(stream):
+            if packet.dts is not None:  # the demuxer's final empty packet
+                packet.stream = copy
+                out.mux(packet)
+    return dst

@@ -102,8 +102,8 @@ def test_streams_lazily(tmp_path: Path, monkeypatch):
     decoded = []
     real = sampling._decode
 
-    def counting(container, stream, path, hold=None):
-        for frame in real(container, stream, path, hold):
+    def counting(container, stream, path, hold=None, damage=None):
+        for frame in real(container, stream, path, hold, damage):
             decoded.append(frame.pts)
             yield frame
 

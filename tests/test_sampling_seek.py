@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _helpers_video import remux
 import frame_describer.sampling as sampling
 from frame_describer.sampling import probe_video, sample_frames
 from frame_describer.synthetic import read_frame_number, render_numbered_video
@@ -34,8 +35,8 @@ def decoded(monkeypatch):
     count = [0]
     real = sampling._decode
 
-    def counting(container, stream, path, hold=None):
-        for frame in real(container, stream, path, hold):
+    def counting(container, stream, path, hold=None, damage=None):
+        for frame in real(container, stream, path, hold, damage):
             count[0] += 1
             yield frame
 
@@ -154,16 +155,7 @@ def test_probe_is_unchanged_by_the_index(gop_video):
 
 def test_a_raw_stream_without_index_or_seeking_decodes_on(gop_video, tmp_path: Path):
     """A raw H.264 elementary stream: no container index, no duration, and FFmpeg refuses to seek it."""
-    import av
-
-    raw = tmp_path / "gop.h264"
-    with av.open(str(gop_video)) as src, av.open(str(raw), "w", format="h264") as out:
-        s = src.streams.video[0]
-        o = out.add_stream_from_template(s)
-        for packet in src.demux(s):
-            if packet.dts is not None:
-                packet.stream = o
-                out.mux(packet)
+    raw = remux(gop_video, tmp_path / "gop.h264", format="h264")
     assert probe_video(raw).duration == 0.0
     stream = sample_frames(raw, times=[35.0, 12.0])
     check(stream, CFR, [35.0, 12.0])
