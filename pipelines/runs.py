@@ -109,7 +109,9 @@ class RunConfig:
         if self.search:
             from .search import Search
 
-            Search.of(self.search)
+            if Search.of(self.search).refines and self.motion:
+                raise ConfigurationError("--motion and --strategy coarse-to-fine cannot be combined: the motion "
+                                         "stream compares each frame with the one sampled just before it")
         if self.skip_unchanged is not None:
             from .search import check_skip_unchanged
 

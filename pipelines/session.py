@@ -240,6 +240,9 @@ class Session:
 
         self.search = Search.of(search)  # coarse-to-fine describing for ground() on a video (pipelines.search)
         self.skip_unchanged = check_skip_unchanged(skip_unchanged)
+        if motion and self.search.refines:  # the passes' frames are far apart: "what moved since" means nothing
+            raise ConfigurationError("motion=True (--motion) and a coarse-to-fine search cannot be combined: the "
+                                     "motion stream compares each frame with the one sampled just before it")
         self._searched: OrderedDict[tuple[Any, ...], dict[float, FrameDescription]] = OrderedDict()
         for name, spec, options in (("describer", describer, describer_options),
                                      ("reasoner", reasoner, reasoner_options)):
@@ -422,9 +425,11 @@ class Session:
                                    sampling=sampling)
         return self._remember(key, described)
 
-    def _cached(self, desc: Any, path: Path) -> Any:
+    def _cached(self, desc: Any, path: Path, *, searched: bool = False) -> Any:
         """``desc`` behind the description cache when there is one. What changes the image (``max_side``) is
-        part of the key, and so is the sampling for describers whose output depends on the previous frame."""
+        part of the key, and so, for describers whose output depends on the previous frame they saw, is
+        everything that decides which frame that was: the sampling, a coarse-to-fine search (``searched``:
+        its passes skip frames) and skip-unchanged (the frames it does not send)."""
         cache = self.cache
         if cache is None:
             return desc
@@ -433,6 +438,10 @@ class Session:
         extra: dict[str, Any] = {"max_side": self.sampling.max_side}
         if getattr(desc, "uses_previous_frame", False):
             extra.update(self.sampling.model_dump(include={"fps", "num_frames", "max_frames"}))
+            if searched:
+                extra["search"] = self.search.model_dump(mode="json")
+            if self.skip_unchanged is not None:
+                extra["skip_unchanged"] = self.skip_unchanged
         return CachedDescriber(desc, cache, path, extra=extra)
 
     def load(self, descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo, *,
@@ -505,7 +514,7 @@ class Session:
         if getattr(desc, "mode", "agnostic") == "aware":
             raise ConfigurationError(f"describer {desc.name!r} is query-aware: each query is described anew, "
                                      "so a coarse-to-fine search cannot reuse frames; use the uniform strategy")
-        source = self._cached(desc, path)
+        source = self._cached(desc, path, searched=True)
         if self.skip_unchanged is not None:
             from frame_describer.skip import SkipUnchanged
 

@@ -151,10 +151,13 @@ def test_a_writer_killed_before_its_rename_leaves_no_temporary_file_after_the_ne
     assert killed.wait(timeout=300) == -9
     stray = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert len(stray) == 1 and not out.exists()  # what the kill left: a temporary, never a half file
-    live = tmp_path / f".d.jsonl.{os.getpid()}.abcd.tmp"  # a writer in this (live) process
+    host = stray[0].split(".")[3]
+    live = tmp_path / f".d.jsonl.{host}.{os.getpid()}.abcd.tmp"  # a writer in this (live) process
     live.write_text("in progress")
     other = tmp_path / ".other.jsonl.1.abcd.tmp"  # another file's temporary is not ours to judge
     other.write_text("x")
+    elsewhere = tmp_path / f".d.jsonl.another-host.{killed.pid}.abcd.tmp"  # its pid cannot be checked here
+    elsewhere.write_text("in progress on another machine sharing the disk")
     write_descriptions(out, ITEMS)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".other.jsonl.1.abcd.tmp", live.name, "d.jsonl"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, live.name, elsewhere.name, "d.jsonl"])
     assert [d.text for d in read_descriptions(out)] == ["frame 0", "frame 1", "frame 2"]

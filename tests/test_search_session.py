@@ -166,3 +166,30 @@ def test_eval_runs_coarse_to_fine_and_records_it(tmp_path):
     assert all(r["usage"]["describe"]["requests"] == s["calls"] for r, s in zip(records, searches) if s["calls"])
     assert any(s["known"] > 0 for s in searches)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["search"]["budget"] == 12
+
+
+@pytest.mark.slow
+def test_a_search_or_skipping_does_not_poison_the_cache_of_a_describer_that_sees_the_previous_frame(demo_video, tmp_path):
+    """`cv` describes each frame against the previous one it saw: what a coarse-to-fine pass or skip-unchanged
+    wrote (the previous frame seconds away) was served to a later uniform run from the same cache (9 of 36
+    descriptions differed from a run without the cache)."""
+    path, _ = demo_video
+    cache = tmp_path / "c.sqlite"
+    with Session(cache=cache, search="coarse-to-fine") as s:
+        s.ground(path, "the camera pans quickly to the side")
+    with Session(cache=cache, skip_unchanged=2.0) as s:
+        s.describe(path)
+    with Session(cache=cache) as s:
+        cached = [d.text for d in s.describe(path).descriptions]
+    with Session(cache=False) as s:
+        fresh = [d.text for d in s.describe(path).descriptions]
+    assert cached == fresh
+
+
+def test_motion_and_a_coarse_to_fine_search_are_refused_together(tmp_path):
+    from pipelines.runs import RunConfig
+
+    with pytest.raises(ConfigurationError, match="--motion.*coarse-to-fine cannot be combined|coarse-to-fine"):
+        Session(motion=True, search="coarse-to-fine")
+    with pytest.raises(ConfigurationError, match="--motion and --strategy coarse-to-fine"):
+        RunConfig(dataset="jsonl", videos=str(tmp_path), motion=True, search={"strategy": "coarse-to-fine"}).check()

@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import os
+import socket
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -47,11 +48,13 @@ def check_database_path(path: Path, what: str) -> None:
     if stat.S_ISDIR(mode):
         raise ConfigurationError(f"{what} {path} is a folder; give a file such as {path / 'cache.sqlite'}")
     if not stat.S_ISREG(mode):
-        raise ConfigurationError(f"{what} {path} is {_kind(mode)}, not a file: give a file path "
+        raise ConfigurationError(f"{what} {path} is {file_kind(mode)}, not a file: give a file path "
                                  "(a SQLite database is created there), or turn the cache off")
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a special file is, from its ``st_mode`` ("a FIFO", "a character device"...), for messages
+    that refuse it."""
     return ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
             else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file")
 
@@ -69,7 +72,7 @@ def check_readable(path: Path, what: str = "file") -> None:
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"is a folder, not a {what}", path=path)
     if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"is {_kind(st.st_mode)}, not a regular {what}; save the content to a file first", path=path)
+        raise InputError(f"is {file_kind(st.st_mode)}, not a regular {what}; save the content to a file first", path=path)
     try:  # a regular file opens at once; what stat cannot tell is whether we may read it
         with open(path, "rb"):
             pass
@@ -142,10 +145,17 @@ def video_fingerprint(path: str | Path) -> str:
     return h.hexdigest()[:32]
 
 
+def _temporary_prefix(target: Path) -> str:
+    """``.NAME.HOST.`` : a writer's temporaries carry its host, so only writers on this machine, whose pids
+    can be checked here, are ever judged (a run folder on a shared disk has writers on other hosts)."""
+    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())[:64] or "host"
+    return f".{target.name}.{host}."
+
+
 def _sweep_stale_temporaries(target: Path) -> None:
-    """Remove the temporary files that writers of ``target`` killed before their rename left beside it
-    (``.NAME.PID.XXXX.tmp`` whose process is gone); a live writer's are left alone."""
-    prefix = f".{target.name}."
+    """Remove the temporary files that writers of ``target`` on this host killed before their rename left
+    beside it (``.NAME.HOST.PID.XXXX.tmp`` whose process is gone); a live writer's are left alone."""
+    prefix = _temporary_prefix(target)
     with contextlib.suppress(OSError):
         for entry in os.scandir(target.parent):
             name = entry.name
@@ -197,7 +207,7 @@ def output_file(path: str | Path) -> Iterator[TextIO]:
         target = path.resolve() if path.is_symlink() else path
         target.parent.mkdir(parents=True, exist_ok=True)
         _sweep_stale_temporaries(target)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f"{_temporary_prefix(target)}{os.getpid()}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise InputError(f"cannot write here ({exc.strerror or exc})", path=path) from None
     try:
