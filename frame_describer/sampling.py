@@ -28,6 +28,7 @@ import heapq
 import logging
 import math
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -38,6 +39,7 @@ from av.video.reformatter import VideoReformatter
 from pydantic import BaseModel
 
 from vidground.errors import ConfigurationError, VideoDecodeError
+from vidground.files import file_kind
 from vidground.types import Frame
 
 
@@ -63,13 +65,26 @@ class VideoInfo(BaseModel):
 
 
 def _check_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path, refused with a message naming what is wrong before FFmpeg opens it: FFmpeg
+    would block on a FIFO, read a device forever, and a special file's size of 0 says nothing."""
     p = Path(path)
-    if not p.exists():
-        raise VideoDecodeError(p, "no such file")
-    if p.is_dir():
+    try:
+        st = p.stat()
+    except FileNotFoundError:  # a dangling link too
+        raise VideoDecodeError(p, "no such file") from None
+    except OSError as exc:  # a symlink loop, a path through a file, no permission on a folder
+        raise VideoDecodeError(p, f"cannot open the video file ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
         raise VideoDecodeError(p, "is a directory, not a video file")
-    if p.stat().st_size == 0:
+    if not stat.S_ISREG(st.st_mode):
+        raise VideoDecodeError(p, f"is {file_kind(st.st_mode)}, not a regular video file; save the video to a file first")
+    if st.st_size == 0:
         raise VideoDecodeError(p, "file is empty (0 bytes)")
+    try:  # a regular file opens at once; what stat cannot tell is whether we may read it
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise VideoDecodeError(p, f"cannot open the video file ({exc.strerror or exc})") from None
     return p
 
 

@@ -169,6 +169,48 @@ def test_bad_files_raise_typed_one_line_errors(tmp_path: Path, cfr_video, case, 
     assert "\n" not in str(err.value) and str(p) in str(err.value)
 
 
+@pytest.mark.parametrize("case,reason", [
+    ("fifo", "is a FIFO, not a regular video file"),
+    ("device", "is a character device, not a regular video file"),
+    ("loop", "cannot open the video file (Too many levels of symbolic links)"),
+    ("dangling", "no such file"),
+    ("through_a_file", "cannot open the video file (Not a directory)"),
+])
+def test_special_files_are_named_for_what_they_are(tmp_path: Path, case, reason):
+    """A FIFO would block FFmpeg and a device never ends; neither is "empty", and a link loop exists."""
+    import os
+
+    p = tmp_path / f"{case}.mp4"
+    if case == "fifo":
+        os.mkfifo(p)
+    elif case == "device":
+        p = Path("/dev/zero")
+    elif case == "loop":
+        os.symlink(tmp_path / "other.mp4", p)
+        os.symlink(p, tmp_path / "other.mp4")
+    elif case == "dangling":
+        os.symlink(tmp_path / "gone.mp4", p)
+    else:
+        (tmp_path / "plain").write_bytes(b"x")
+        p = tmp_path / "plain" / "video.mp4"
+    for call in (lambda: sample_frames(p), lambda: probe_video(p)):
+        with pytest.raises(VideoDecodeError) as err:
+            call()
+        assert err.value.path == str(p) and err.value.reason.startswith(reason)
+
+
+def test_unreadable_file_says_permission(tmp_path: Path, cfr_video):
+    import os
+
+    p = tmp_path / "locked.mp4"
+    p.write_bytes(cfr_video.read_bytes())
+    p.chmod(0)
+    if os.access(p, os.R_OK):  # root reads anything
+        pytest.skip("running as a user that bypasses file permissions")
+    with pytest.raises(VideoDecodeError, match="cannot open the video file .Permission denied"):
+        sample_frames(p)
+
+
 def test_truncated_stream_decodes_what_is_there_and_clamps(tmp_path: Path, caplog):
     full = render_numbered_video(tmp_path / "full.mkv", n_frames=60, fps=10)
     data = full.read_bytes()
