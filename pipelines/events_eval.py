@@ -10,8 +10,10 @@ reference file's sha256 is recorded in the run's ``metrics.json`` so two runs ca
 Videos are scored when they have an input (a video or a descriptions file); those without one are counted
 in ``missing_inputs`` and left out of the averages (the official script would count them as 0 on both).
 
-The run folder holds ``events.jsonl`` (one line per video, appended as each finishes, so a killed run resumes
-where it stopped) and ``metrics.json``, with the captions' METEOR, CIDEr and BLEU-4 when the optional
+The run folder holds ``config.json`` (the settings that change a video's events: a resume with other settings
+is refused, as ``vidground eval`` does), ``events.jsonl`` (one line per video, appended as each finishes, so a
+killed run resumes where it stopped: a torn last line is ignored, a damaged line moved to ``events.jsonl.corrupt``
+and its video run again) and ``metrics.json`` (those settings included), with the captions' METEOR, CIDEr and BLEU-4 when the optional
 ``captions`` extra and a Java runtime are installed (else ``metrics.json`` says why they were not scored).
 """
 
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from vidground.errors import ConfigurationError, EvaluationError, InputError, VidgroundError
-from vidground.files import iter_json_lines
+from vidground.files import output_file
 
 from .event_metrics import CAPTION_METRICS, TIOUS, densevid_localisation
 
@@ -90,10 +92,62 @@ def reference_paths(data_root: str | Path | None, extra: Sequence[str | Path]) -
 
 
 def _done(out: Path) -> dict[str, dict[str, Any]]:
+    """The videos already in ``events.jsonl``: a line torn by a kill is ignored (and cut before the next
+    append), a damaged one moved aside to ``events.jsonl.corrupt`` so its video runs again."""
+    from .runs import read_jsonl, repair_lines
+
     path = out / "events.jsonl"
+    repair_lines(path, "video")
+    return {row["video"]: row for row in read_jsonl(path, "video")}
+
+
+# what changes a video's events: a resume must match on each (limit, seed and the references only choose
+# and score videos, so they may change between runs)
+_MUST_MATCH = ("mode", "describer", "reasoner", "describer_options", "reasoner_options", "sampling",
+               "events_options", "descriptions_format", "clip_seconds")
+
+
+def _run_config(videos: Any, describer: Any, reasoner: Any, describer_options: dict[str, Any] | None,
+                reasoner_options: dict[str, Any] | None, sampling: dict[str, Any] | None,
+                events_options: dict[str, Any] | None, descriptions_format: str,
+                clip_seconds: float | None) -> dict[str, Any]:
+    """The run's settings as ``config.json`` and ``metrics.json`` record them: the default backends named,
+    secrets redacted, the sampling only where frames are sampled (videos)."""
+    from frame_describer import DEFAULT_DESCRIBER
+    from temporal_reasoner import DEFAULT_REASONER
+
+    from .provenance import redact
+
+    def name(spec: Any, default: str) -> str:
+        return spec if isinstance(spec, str) else default if spec is None else type(spec).__name__
+
+    on_videos = videos is not None
+    return redact({"mode": "videos" if on_videos else "descriptions",
+                   "describer": name(describer, DEFAULT_DESCRIBER) if on_videos else None,
+                   "reasoner": name(reasoner, DEFAULT_REASONER),
+                   "describer_options": dict(describer_options or {}) if on_videos else {},
+                   "reasoner_options": dict(reasoner_options or {}),
+                   "sampling": dict(sampling or {}) if on_videos else None,
+                   "events_options": dict(events_options or {}),
+                   "descriptions_format": None if on_videos else descriptions_format,
+                   "clip_seconds": None if on_videos else clip_seconds})
+
+
+def _check_resume(out: Path, config: dict[str, Any]) -> None:
+    """A run folder holding events found with other settings is a :class:`ConfigurationError` naming each
+    difference: mixing them would score two methods as one."""
+    path = out / "config.json"
     if not path.is_file():
-        return {}
-    return {row["video"]: row for _, row in iter_json_lines(path) if "video" in row}
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not a JSON file: {exc}; use another --out", path=path) from None
+    new = json.loads(json.dumps(config))  # compared as written (tuples as lists)
+    diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _MUST_MATCH if old.get(k) != new.get(k)]
+    if diff:
+        raise ConfigurationError(f"{out} holds an events run with other settings ({'; '.join(diff)}); "
+                                 "use another --out or the same settings to resume")
 
 
 def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos: str | Path | None = None,
@@ -107,10 +161,13 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
     file in ``descriptions``), appending each to ``OUT/events.jsonl`` (a video already there is not run
     again), then score all of them; returns and writes ``OUT/metrics.json``."""
     from .datasets import find_videos
-    from .runs import check_out_folder, find_descriptions
+    from .runs import ResultSink, check_out_folder, find_descriptions
     from .session import Session
 
     check_out_folder(Path(out))
+    config = _run_config(videos, describer, reasoner, describer_options, reasoner_options, sampling,
+                         events_options, descriptions_format, clip_seconds)
+    _check_resume(Path(out), config)
 
     if (videos is None) == (descriptions is None):
         raise ConfigurationError("give one input: --videos DIR or --descriptions DIR")
@@ -133,13 +190,15 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
                          f"{len(found)} found)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    with output_file(out / "config.json") as fh:
+        fh.write(json.dumps(config, indent=1) + "\n")
     done = _done(out)
     todo = [v for v in found if v not in done]
     failed: dict[str, str] = {}
     started = time.perf_counter()
     with Session(describer=describer if videos is not None else None, reasoner=reasoner, sampling=sampling,
                  cache=cache, progress=progress, describer_options=describer_options,
-                 reasoner_options=reasoner_options) as session, open(out / "events.jsonl", "a", encoding="utf-8") as f:
+                 reasoner_options=reasoner_options) as session, ResultSink(out / "events.jsonl") as sink:
         for i, vid in enumerate(todo):
             duration = next((r[vid]["duration"] for r in refs.values() if vid in r and r[vid]["duration"]), None)
             try:
@@ -157,18 +216,22 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
             row = {"video": vid, "events": [e.model_dump() for e in result.events], "reasoner": result.reasoner,
                    "describer": result.describer, "duration": result.duration,
                    "usage": {k: u.model_dump() for k, u in result.usage.items()}, "warnings": result.warnings}
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            f.flush()
+            sink.append(row)
             done[vid] = row
             if progress:
                 print(f"[{i + 1}/{len(todo)}] {vid}: {len(result.events)} events", file=sys.stderr)
     predictions = {v: [[e["start"], e["end"]] for e in sorted(row["events"], key=lambda e: -(e.get("score") or 0))]
                    for v, row in done.items() if v in found}
-    scored = {p: {v: r[v]["timestamps"] for v in found if v in r} for p, r in refs.items()}
-    if not any(scored.values()):
+    # a reference set holding none of the scored videos (val_2 in the data folder, --references over
+    # other videos) has nothing to score: it is left out, and named in metrics.json
+    scored = {p: s for p, s in ((p, {v: r[v]["timestamps"] for v in found if v in r}) for p, r in refs.items()) if s}
+    if not scored:
         raise EvaluationError("no scored video has a reference")
     metrics = {"dataset": NAME, "videos": len(found), "missing_inputs": len(missing), "failed": failed,
-               "references": {p: {"sha256": sha256(Path(p)), "videos": len(r)} for p, r in refs.items()},
+               "config": config,
+               "references": {p: {"sha256": sha256(Path(p)), "videos": len(r), "scored_videos": len(scored.get(p, {}))}
+                              for p, r in refs.items()},
+               "references_without_scored_videos": [p for p in refs if p not in scored],
                "tious": list(TIOUS), "localisation": densevid_localisation(predictions, list(scored.values())),
                "per_reference": {Path(p).name: densevid_localisation(predictions, [r]) for p, r in scored.items()},
                "events_per_video": round(sum(len(r["events"]) for v, r in done.items() if v in found)
@@ -190,7 +253,7 @@ def _captions(done: dict[str, dict[str, Any]], found: dict[str, Any], refs: dict
         return {"not_scored": str(exc)}
     predictions = {v: [(e["start"], e["end"], e["caption"]) for e in sorted(row["events"], key=lambda e: -(e.get("score") or 0))]
                    for v, row in done.items() if v in found}
-    references = [{v: r[v] for v in found if v in r} for r in refs.values()]
+    references = [ref for ref in ({v: r[v] for v in found if v in r} for r in refs.values()) if ref]
     return event_metrics.densevid_captions(predictions, references, scorers=scorers)
 
 
@@ -209,6 +272,7 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     elif caps:
         lines.append("captions (mean over tIoUs): " + ", ".join(f"{k} {caps[k]:.2f}" for k in CAPTION_METRICS if k in caps))
     lines += [f"reference {p}: sha256 {r['sha256']}" for p, r in metrics["references"].items()]
+    lines += [f"reference {p}: none of the scored videos, left out" for p in metrics.get("references_without_scored_videos", [])]
     return "\n".join(lines)
 
 

@@ -510,6 +510,69 @@ def test_eval_activitynet_events_scores_resumes_and_records_the_references(tmp_p
     assert json.loads((root / "run" / "metrics.json").read_text())["localisation"] == loc
 
 
+def _anet_args(root, *extra):
+    from temporal_reasoner import reasoners
+
+    reasoners.register("words-anet-test", WordsReasoner)
+    return ["eval", "activitynet-events", "--descriptions", str(root / "descriptions"), "--data-root",
+            str(root / "data"), "--references", str(root / "val_1.json"), "--reasoner", "words-anet-test",
+            "--events-opt", "min_event_seconds=3", "--out", str(root / "run"), "--allow-missing", "--quiet", *extra]
+
+
+def test_eval_activitynet_events_leaves_out_a_reference_set_without_scored_videos(tmp_path, capsys, no_caption_scorers):
+    from pipelines.cli import main
+
+    root = _anet_fixture(tmp_path)
+    (root / "other.json").write_text(json.dumps({"v_z": {"duration": 5.0, "timestamps": [[0, 5]], "sentences": ["q"]}}))
+    assert main(_anet_args(root, "--references", str(root / "other.json"))) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    metrics = json.loads((root / "run" / "metrics.json").read_text())
+    assert metrics["references_without_scored_videos"] == [str(root / "other.json")]
+    assert set(metrics["per_reference"]) == {"val_1.json"} and metrics["references"][str(root / "other.json")]["scored_videos"] == 0
+    assert metrics["localisation"]["recall@0.9"] == 100.0 and "none of the scored videos, left out" in printed
+
+
+def test_eval_activitynet_events_resumes_past_a_torn_or_damaged_line(tmp_path, capsys, no_caption_scorers):
+    from pipelines.cli import main
+
+    root = _anet_fixture(tmp_path)
+    assert main(_anet_args(root)) == 0
+    capsys.readouterr()
+    path = root / "run" / "events.jsonl"
+    lines = path.read_text().splitlines()
+    first = json.loads((root / "run" / "metrics.json").read_text())["localisation"]
+    keep = next(x for x in lines if json.loads(x)["video"] == "v_a")
+    path.write_text("not json at all\n" + keep + "\n" + '{"video": "v_b", "ev')  # damaged, whole, torn by a kill
+    assert main(_anet_args(root)) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert (root / "run" / "events.jsonl.corrupt").read_text() == "not json at all\n"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    assert sorted(r["video"] for r in rows) == ["v_a", "v_b"]  # v_b run again, appended after a clean cut
+    assert json.loads((root / "run" / "metrics.json").read_text())["localisation"] == first
+
+
+def test_eval_activitynet_events_records_and_checks_its_settings(tmp_path, capsys, no_caption_scorers):
+    from pipelines.cli import main
+
+    root = _anet_fixture(tmp_path)
+    assert main(_anet_args(root)) == 0
+    capsys.readouterr()
+    config = json.loads((root / "run" / "config.json").read_text())
+    metrics = json.loads((root / "run" / "metrics.json").read_text())
+    assert metrics["config"] == config
+    assert (config["mode"], config["reasoner"], config["describer"], config["sampling"]) == \
+        ("descriptions", "words-anet-test", None, None)
+    assert config["events_options"] == {"min_event_seconds": 3}
+    args = _anet_args(root)
+    args[args.index("min_event_seconds=3")] = "min_event_seconds=4"
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "holds an events run with other settings" in err and "events_options" in err and err.count("\n") == 1
+    assert main(_anet_args(root, "--reasoner-opt", "api_key=sk-secret")) == 1
+    err = capsys.readouterr().err
+    assert "reasoner_options" in err and "sk-secret" not in err
+
+
 def test_eval_activitynet_events_bad_inputs(tmp_path, capsys, no_caption_scorers):
     from pipelines.cli import main
 
