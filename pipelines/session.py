@@ -62,6 +62,8 @@ class DescribedVideo(BaseModel):
     #: how the frames were sampled (the rate actually used), when this session decoded the video;
     #: ``None`` for descriptions read from a file or given as a list, where sampling did not apply
     sampling: dict[str, Any] | None = None
+    #: what the results built from this video must tell their reader about it (a damaged or truncated file)
+    warnings: list[str] = Field(default_factory=list)
 
     #: the merged transcript already built (building one validates every line), with what it was
     #: built from: the same description objects, duration and step
@@ -422,7 +424,7 @@ class Session:
         sampling = {**s.model_dump(), "fps": frames.fps}
         described = DescribedVideo(video=str(path), duration=duration, step=step, describer=desc.name,
                                    settings=desc.settings(), descriptions=out, usage=usage, seconds=seconds,
-                                   sampling=sampling)
+                                   sampling=sampling, warnings=frames.warnings)
         return self._remember(key, described)
 
     def _cached(self, desc: Any, path: Path, *, searched: bool = False) -> Any:
@@ -520,9 +522,12 @@ class Session:
 
             source = SkipUnchanged(source, self.skip_unchanged)
 
+        damaged: list[str] = []  # what the passes' decoding found wrong with the file, each said once
+
         def describe(times: list[float]) -> Iterable[FrameDescription]:
             with sample_frames(path, times=times, max_side=s.max_side) as frames:
                 yield from source.describe(frames, query=query)
+                damaged.extend(w for w in frames.warnings if w not in damaged)
 
         key = _file_key(path)
         with self._lock:
@@ -538,7 +543,8 @@ class Session:
         step = grid[1] - grid[0] if len(grid) > 1 else infer_step(times)
         described = DescribedVideo(video=str(path), duration=max(length, times[-1]), step=step, describer=desc.name,
                                    settings=desc.settings(), descriptions=outcome.descriptions, usage=outcome.usage,
-                                   seconds=outcome.seconds, sampling={**s.model_dump(), "fps": s.fps or DEFAULT_FPS})
+                                   seconds=outcome.seconds, sampling={**s.model_dump(), "fps": s.fps or DEFAULT_FPS},
+                                   warnings=damaged)
         result = outcome.result
         log.info("searched %s coarse to fine for %r: %d describer call(s), %d round(s), stopped: %s", path, query,
                  outcome.calls, outcome.rounds, outcome.stop)
@@ -547,7 +553,7 @@ class Session:
             else prov["usage"]
         prov["settings"]["search"] = outcome.record(self.search, stride)
         return result.model_copy(update={
-            "query": query, **prov, "warnings": [*result.warnings, *outcome.warnings],
+            "query": query, **prov, "warnings": [*prov["warnings"], *outcome.warnings],
             "duration_inferred": duration is None and not info.duration,
             "intervals": result.intervals[:top_k] if top_k else result.intervals,
         })
@@ -642,6 +648,7 @@ class Session:
         return {"video": described.video, "duration": transcript.duration,
                 "duration_inferred": transcript.duration_inferred, "describer": described.describer,
                 "reasoner": result.reasoner or rsn.name, "usage": usage,
-                "timings": {**result.timings, **timings}, "settings": settings}
+                "timings": {**result.timings, **timings}, "settings": settings,
+                "warnings": [*result.warnings, *(w for w in described.warnings if w not in result.warnings)]}
 
 __all__ = ["Session", "DescribedVideo", "load_descriptions"]
