@@ -19,8 +19,10 @@ Output, in ``out/``:
 
   Both also carry ``video``, ``t`` (seconds), ``describer`` and ``prompt`` (the template's name and hash).
   Image paths are relative to ``out/``. The file is written all or nothing.
-* ``frames/``: each frame once, as ``<video fingerprint>-<milliseconds>.jpg`` (a frame described by two
-  describers, or exported twice, is one file; an existing file is reused, not rewritten).
+* ``frames/``: each frame once, as ``<video fingerprint>-<size>-<milliseconds>.jpg`` (``size`` the longest
+  side it was scaled to, ``s512``, or ``full``: a frame described by two describers, or exported twice at one
+  size, is one file, reused, not rewritten; another ``max_side`` writes its own). New files get the umask's
+  permissions, like any file the user writes.
 
 Descriptions that are empty, shorter than ``min_chars``, marked with an ``error``, or that refuse
 ("I'm sorry, I can't ...") are left out and counted by reason. Frames are decoded from the videos at the
@@ -159,15 +161,24 @@ def _record(item: _Item, image: str, prompt: str, prompt_id: str, fmt: str) -> d
 
 
 def _write_jpeg(path: Path, image: Any) -> None:
+    """Write the frame all or nothing: a temporary file beside ``path``, given the umask's mode (mkstemp's
+    0600 would keep a shared training set from its readers), renamed into place; removed if anything fails."""
     import cv2
 
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
     if not ok:  # pragma: no cover - OpenCV encodes any uint8 RGB image
         raise InputError("could not encode the frame as JPEG", path=path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".jpg")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data.tobytes())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.tobytes())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fh.fileno(), 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def export_tuning_data(
@@ -193,6 +204,9 @@ def export_tuning_data(
         raise ConfigurationError(f"unknown tuning-data format {format!r}; choose one of: {', '.join(FORMATS)}")
     if min_chars < 1:
         raise ConfigurationError(f"min_chars must be at least 1, got {min_chars}")
+    from .runs import check_out_folder
+
+    check_out_folder(Path(out))
     video_list = _videos(videos)
     files: list[Path] = []
     for p in map(Path, descriptions):
@@ -207,6 +221,9 @@ def export_tuning_data(
     if cache is not None:
         from frame_describer.cache import DescriptionCache
 
+        if not isinstance(cache, DescriptionCache) and not Path(cache).expanduser().is_file():
+            # opening would create an empty cache: a wrong path is named, and nothing is made by reading
+            raise InputError("description cache not found", path=cache)
         store = cache if isinstance(cache, DescriptionCache) else DescriptionCache(cache)
         try:
             items += _from_cache(store, video_list, describer, seen)
@@ -241,17 +258,18 @@ def export_tuning_data(
         by_video.setdefault((item.video, max_side or item.max_side), []).append(item)
     for (video, side), group in by_video.items():
         fingerprint = group[0].fingerprint
-        missing = sorted({i.t for i in group if not (frames_dir / _frame_name(fingerprint, i.t)).exists()})
+        missing = sorted({i.t for i in group if not (frames_dir / _frame_name(fingerprint, side, i.t)).exists()})
         if missing:
             result.frames_written += _write_frames(sample_frames(video, times=missing, max_side=side), missing,
-                                                   frames_dir, fingerprint)
+                                                   frames_dir, fingerprint, side)
         for i in group:
-            name = _frame_name(fingerprint, i.t)
+            name = _frame_name(fingerprint, side, i.t)
             if not (frames_dir / name).exists():
                 raise InputError(f"no frame could be decoded near {i.t:g} s", path=video)
             records.append(_record(i, f"frames/{name}", prompt_text, prompt_id, format))
         result.videos += 1
-    result.frames_reused = len({_frame_name(i.fingerprint, i.t) for i in kept}) - result.frames_written
+    result.frames_reused = len({_frame_name(i.fingerprint, side, i.t) for (_, side), group in by_video.items()
+                                for i in group}) - result.frames_written
     result.describers = dict(Counter(i.describer for i in kept))
     with output_file(out / "train.jsonl") as fh:
         for r in records:
@@ -260,18 +278,20 @@ def export_tuning_data(
     return result
 
 
-def _frame_name(fingerprint: str, t: float) -> str:
-    return f"{fingerprint[:16]}-{round(t * 1000):09d}.jpg"
+def _frame_name(fingerprint: str, side: int | None, t: float) -> str:
+    """The frame's file: the size is in the name, so a frame exported at another ``max_side`` is not
+    mistaken for one already written."""
+    return f"{fingerprint[:16]}-{f's{side}' if side else 'full'}-{round(t * 1000):09d}.jpg"
 
 
-def _write_frames(stream: Any, wanted: list[float], frames_dir: Path, fingerprint: str) -> int:
+def _write_frames(stream: Any, wanted: list[float], frames_dir: Path, fingerprint: str, side: int | None) -> int:
     """Write, for each wanted time (sorted), the decoded frame nearest to it; frames stream in time order
     and only the previous one is held. Returns how many files were written."""
     written, k, prev = 0, 0, None
 
     def write(t: float, image: Any) -> None:
         nonlocal written
-        path = frames_dir / _frame_name(fingerprint, t)
+        path = frames_dir / _frame_name(fingerprint, side, t)
         if not path.exists():
             _write_jpeg(path, image)
             written += 1

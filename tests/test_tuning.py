@@ -141,3 +141,48 @@ def test_cli(tmp_path, video, cache, capsys):
     assert "wrote 6 records from 1 video(s)" in out.out and "describers: fake (6); left out: none" in out.out
     rc = main(["export-tuning-data", "--out", str(tmp_path / "o")])
     assert rc == 1 and "nothing to export" in capsys.readouterr().err
+
+
+def test_another_max_side_writes_its_own_frames(tmp_path, video, cache):
+    out = tmp_path / "out"
+    export_tuning_data(out, videos=[video], cache=cache)
+    small = export_tuning_data(out, videos=[video], cache=cache, max_side=32)
+    assert small.frames_written == 6 and small.frames_reused == 0
+    for rec in _lines(out / "train.jsonl"):
+        image = cv2.imread(str(out / rec["images"][0]))
+        assert max(image.shape[:2]) == 32 and "-s32-" in rec["images"][0]
+    again = export_tuning_data(out, videos=[video], cache=cache, max_side=32)
+    assert again.frames_written == 0 and again.frames_reused == 6
+    assert len(list((out / "frames").iterdir())) == 12
+
+
+def test_frames_get_the_umasks_mode_and_a_failed_write_leaves_no_temporary(tmp_path, video, cache, monkeypatch):
+    import os
+
+    import pipelines.tuning as tuning
+
+    old = os.umask(0o022)
+    try:
+        export_tuning_data(tmp_path / "out", videos=[video], cache=cache)
+    finally:
+        os.umask(old)
+    modes = {p.stat().st_mode & 0o777 for p in (tmp_path / "out" / "frames").iterdir()}
+    assert modes == {0o644}
+
+    def refuse(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tuning.os, "replace", refuse)
+    with pytest.raises(OSError, match="disk full"):
+        export_tuning_data(tmp_path / "other", videos=[video], cache=cache)
+    assert list((tmp_path / "other" / "frames").iterdir()) == []
+
+
+def test_an_out_file_and_a_missing_cache_are_named(tmp_path, video, cache):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigurationError, match="is a file; give a folder"):
+        export_tuning_data(tmp_path / "file", videos=[video], cache=cache)
+    with pytest.raises(InputError, match="description cache not found") as err:
+        export_tuning_data(tmp_path / "o", videos=[video], cache=tmp_path / "nocache.sqlite")
+    assert "nocache.sqlite" in str(err.value)
+    assert not (tmp_path / "nocache.sqlite").exists() and not (tmp_path / "o").exists()
