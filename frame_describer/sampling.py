@@ -168,6 +168,7 @@ def _decode(container: av.container.InputContainer, stream: av.video.stream.Vide
     lost_to = 0
     shown: int | None = None  # pts of the last frame yielded
     first_pts: int | None = None  # of the first packet this run demuxed
+    gap_from: float | None = None  # where the frames stopped before a skipped demux error
     error: av.FFmpegError | None = None
     last_pts: int | None = None  # the latest packet time demuxed
     floor: int | None = None  # after skipping a demux error: packets up to here came before it
@@ -192,7 +193,7 @@ def _decode(container: av.container.InputContainer, stream: av.video.stream.Vide
                     break
                 log.warning("%s: damaged data after %.2fs (%s); skipped to the next keyframe", p,
                             float((last_pts - origin) * tb), _short(exc))
-                floor = last_pts
+                floor, gap_from = last_pts, _after(shown)
                 packets = container.demux(stream)
                 continue
             if packet.pts is not None:
@@ -222,6 +223,9 @@ def _decode(container: av.container.InputContainer, stream: av.video.stream.Vide
                     else:  # flagged corrupt on its own: this frame alone
                         damage.span(_after(shown), _after(frame.pts))
                         continue
+                if gap_from is not None and frame.pts is not None:
+                    damage.span(gap_from, float((frame.pts - origin) * tb))  # type: ignore[union-attr]
+                    gap_from = None
                 n += 1
                 shown = frame.pts
                 yield frame
@@ -377,14 +381,14 @@ class FrameStream(Iterator[Frame]):
         truncation); empty for a sound file. Complete once the stream has been read to its end."""
         name, out = Path(self.info.path).name, []
         ranges = self.damage
-        if self.bad_packets:
+        resumed = self._src.damage.resumed if self._src is not None else 0
+        if self.bad_packets or resumed:
+            what = [f"{self.bad_packets} packet(s) could not be decoded"] if self.bad_packets else []
+            what += [f"its container could not be read in {resumed} place(s)"] if resumed else []
             where = ", ".join(f"{a:.2f}-{b:.2f}s" for a, b in ranges[:5]) + (", ..." if len(ranges) > 5 else "")
-            out.append(f"{name} is damaged: {self.bad_packets} packet(s) could not be decoded"
-                       + (f" ({sum(b - a for a, b in ranges):.2f}s of video, at {where})" if ranges else "")
-                       + "; frames there are missing and those times are described from the nearest good frame")
-        if self._src is not None and self._src.damage.resumed:
-            out.append(f"{name} is damaged: its container could not be read in {self._src.damage.resumed} "
-                       "place(s); decoding skipped to the next keyframe each time")
+            out.append(f"{name} is damaged: {' and '.join(what)}"
+                       + (f" ({sum(b - a for a, b in ranges):.2f}s of video lost, at {where})" if ranges else "")
+                       + "; times there are described from the nearest frame that decoded")
         if self.truncated_at is not None:
             out.append(f"{name} looks truncated: its video stream ends at {self.truncated_at:.2f}s although "
                        f"the container claims {self.info.duration:.2f}s; the rest is missing")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import av
 import pytest
 
 from _helpers_video import remux
@@ -87,3 +88,47 @@ def test_truncated_file_keeps_what_is_there_and_says_so(truncated):
     assert stream.truncated_at is not None and stream.truncated_at == pytest.approx(pairs[-1][0] / FPS, abs=1.0)
     assert stream.lost_seconds == pytest.approx(40 - stream.truncated_at, abs=0.2)
     assert any("truncated" in w and "40.00s" in w for w in stream.warnings)
+
+
+class _DemuxFailsOnce:
+    """A container whose demuxer raises once, after ``after`` packets (a damaged container: FFmpeg's
+    own demuxers mostly resynchronise by themselves, so this is provoked)."""
+
+    def __init__(self, real, after: int):
+        self.real, self.after, self.failed, self.seeks = real, after, False, []
+
+    def demux(self, stream):
+        for i, packet in enumerate(self.real.demux(stream)):
+            if not self.failed and i == self.after:
+                self.failed = True
+                raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+            yield packet
+
+    def seek(self, offset, **kw):
+        self.seeks.append(offset)
+        return self.real.seek(offset, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_a_demux_error_mid_file_is_skipped_to_the_next_keyframe(clean, monkeypatch):
+    import frame_describer.sampling as sampling
+
+    real_open, made = sampling._open, []
+
+    def flaky_open(p):
+        container, stream = real_open(p)
+        made.append(_DemuxFailsOnce(container, after=120))  # about 12 s in
+        return made[-1], stream
+
+    stream = sample_frames(clean, fps=10)  # probes the file as it is; the decoding opens it lazily
+    monkeypatch.setattr(sampling, "_open", flaky_open)
+    pairs = numbered(stream)
+    assert all(drawn == timed for drawn, timed in pairs)
+    assert pairs[-1][0] == N - 1  # decoding went on to the end
+    assert len(made) == 1 and len(made[0].seeks) == 1  # skipped by one seek forward, not from the start
+    (a, b), = stream.damage
+    got = {n for n, _ in pairs}
+    assert set(range(N)) - got == {n for n in range(N) if a <= n / FPS < b} and 5 < a < b <= 40
+    assert any("could not be read in 1 place" in w for w in stream.warnings)
