@@ -3,10 +3,11 @@
 Describing every frame of an hour-long video is thousands of model calls before the first query, yet
 most of that video is far from any moment a query asks about. :func:`coarse_to_fine` describes a sparse
 pass first (every ``coarse`` frames of the dense grid), lets the reasoner name its candidate regions
-(its intervals, best first, with their scores), describes the dense grid only around them, grounds again
-on everything described so far, and repeats while that adds frames: it stops when the candidates are
-already dense (``converged``), when the reasoner names none (``no-candidate``), when the budget in calls
-or seconds is spent (``budget``) or after ``rounds`` refinements (``rounds``).
+(its intervals, best first, with their scores), describes the grid around them (sparser first, denser
+each round), grounds again on everything described so far, and repeats while that adds frames: it
+stops when the candidates are already dense (``converged``), when the reasoner names none
+(``no-candidate``), when the budget in calls or seconds is spent (``budget``) or after ``rounds``
+refinements (``rounds``).
 
 The loop knows nothing about decoding: it asks a ``describe(times)`` callable for descriptions at grid
 times, so the same loop runs on a real video (:meth:`pipelines.session.Session.ground` decodes only the
@@ -40,7 +41,11 @@ class Search(BaseModel):
     ``coarse`` is the sparse pass's stride in grid frames (``None``: adaptive, see :func:`coarse_stride`);
     ``regions`` how many of the reasoner's candidates are refined per round, ``margin`` how far around
     each (seconds; ``None``: half the coarse pass's spacing, the furthest a moment's edge can lie from the
-    nearest sparse frame), ``rounds`` the most refinement rounds.
+    nearest sparse frame), ``rounds`` the most refinement rounds. ``zoom`` refines round by round: each
+    round describes the candidates at ``zoom`` times the previous round's density (every 4th grid frame,
+    then every 2nd, then all), so a candidate the reasoner drops after a look costs a fraction of a dense
+    fill; ``None`` fills every candidate densely at once. Defaults chosen on the dev half of
+    ``benchmarks/long_videos.py``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -49,10 +54,10 @@ class Search(BaseModel):
     budget: int | None = Field(default=None, ge=1)
     budget_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     coarse: int | None = Field(default=None, ge=1)
-    regions: int = Field(default=3, ge=1)
+    regions: int = Field(default=5, ge=1)
     margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    rounds: int = Field(default=3, ge=0)
-    zoom: int | None = Field(default=None, ge=2)
+    rounds: int = Field(default=4, ge=0)
+    zoom: int | None = Field(default=2, ge=2)
 
     @classmethod
     def of(cls, value: "Search | dict[str, Any] | str | None" = None, **settings: Any) -> "Search":
