@@ -312,11 +312,14 @@ class FrameStream(Iterator[Frame]):
     """
 
     def __init__(self, info: VideoInfo, targets: Iterator[float], *, fps: float | None,
-                 planned: int, max_side: int | None, limit: int | None = None):
+                 planned: int, max_side: int | None, limit: int | None = None, keyframes_only: bool = False):
         self.info, self.fps, self.planned, self.max_side = info, fps, planned, max_side
+        #: each requested time was answered by the nearest keyframe (see :func:`sample_frames`)
+        self.keyframes_only = keyframes_only
         #: where the stream really ended, when that is well before the container's claimed duration
         self.truncated_at: float | None = None
         self._src: _Source | None = None
+        self._damage: _Damage | None = None  # keyframes_only: what failed to decode
         self._reformatter = VideoReformatter()
         self._limit = limit
         self._step = 1.0 / info.fps if info.fps else 0.04
@@ -339,11 +342,77 @@ class FrameStream(Iterator[Frame]):
 
     def _run(self, targets: Iterator[float]) -> Iterator[Frame]:
         info, p = self.info, Path(self.info.path)
+        if self.keyframes_only:
+            yield from self._keyframes(targets)
+            return
         src = self._src = _Source(p, info, getattr(targets, "after", None))
         try:
             yield from self._sample(src, targets)
         finally:
             src.close()
+
+    def _keyframes(self, targets: Iterator[float]) -> Iterator[Frame]:
+        """The nearest keyframe to each requested time, in one forward read of the packets: only the
+        keyframes picked are decoded, each on its own (a keyframe needs no other frame); the previous
+        keyframe's packet is held undecoded until the next one shows which is nearer."""
+        p = Path(self.info.path)
+        container, stream = _open(p)
+        stream.thread_type = "SLICE"  # one frame at a time: frame threads would hold it back
+        ctx = stream.codec_context
+        tb = stream.time_base or Fraction(1, 1000)
+        origin = round(self.info.start_time / tb)
+        damage = self._damage = _Damage()
+        skip = getattr(targets, "skip_past", None)
+        out, emitted, end = 0, None, -math.inf
+
+        def shown(pick: tuple[av.Packet, float]) -> Frame | None:
+            try:
+                frames = [*pick[0].decode(), *ctx.decode(None)]
+            except av.FFmpegError:
+                damage.packets.add(pick[0].pts)
+                damage.span(pick[1], pick[1] + self._step)
+                frames = []
+            ctx.flush_buffers()
+            if not frames:
+                return None
+            frame = frames[0]
+            t = float(((frame.pts if frame.pts is not None else pick[0].pts) - origin) * tb)
+            return Frame(t=max(t, 0.0), index=out, source_index=None,
+                         image=to_image(frame, self.info.rotation, self.max_side, self._reformatter))
+
+        with container:
+            prev: tuple[av.Packet, float] | None = None
+            target = next(targets, None)
+            for packet in container.demux(stream):
+                if packet.pts is None:
+                    continue
+                t = float((packet.pts - origin) * tb)
+                end = max(end, t + (float(packet.duration * tb) if packet.duration else self._step))
+                if target is None or not packet.is_keyframe:
+                    continue
+                cur = (packet, t)
+                while target is not None and t >= target:
+                    pick = prev if prev is not None and target - prev[1] <= t - target else cur
+                    if pick[1] != emitted:
+                        emitted = pick[1]
+                        frame = shown(pick)
+                        if frame is not None:
+                            yield frame
+                            out += 1
+                    if out == self._limit:
+                        target = None
+                    elif skip is None:
+                        target = next(targets, None)
+                    else:  # the rest up to this keyframe (or half-way to it) would repeat the pick
+                        target = skip(t if pick is cur else (prev[1] + t) / 2)  # type: ignore[index]
+                prev = cur
+            if target is not None and prev is not None and prev[1] != emitted and out != self._limit and (
+                    isinstance(targets, _Times) or target < end):
+                frame = shown(prev)
+                if frame is not None:
+                    yield frame
+        if out == 0 and emitted is None and prev is None:
+            raise VideoDecodeError(p, "the video stream has no keyframes")
 
     @property
     def seeks(self) -> int:
@@ -358,13 +427,18 @@ class FrameStream(Iterator[Frame]):
     @property
     def bad_packets(self) -> int:
         """How many packets failed to decode (damaged data) among those the sampler decoded."""
-        return len(self._src.damage.packets) if self._src else 0
+        record = self._record()
+        return len(record.packets) if record else 0
+
+    def _record(self) -> "_Damage | None":
+        return self._src.damage if self._src else self._damage
 
     @property
     def damage(self) -> list[tuple[float, float]]:
         """The stretches ``(start, end)`` in seconds where packets failed to decode: their frames are
         missing, and a requested time there gets the nearest frame that did decode."""
-        return self._src.damage.ranges(self._step) if self._src else []
+        record = self._record()
+        return record.ranges(self._step) if record else []
 
     @property
     def lost_seconds(self) -> float:
@@ -381,7 +455,8 @@ class FrameStream(Iterator[Frame]):
         truncation); empty for a sound file. Complete once the stream has been read to its end."""
         name, out = Path(self.info.path).name, []
         ranges = self.damage
-        resumed = self._src.damage.resumed if self._src is not None else 0
+        record = self._record()
+        resumed = record.resumed if record else 0
         if self.bad_packets or resumed:
             what = [f"{self.bad_packets} packet(s) could not be decoded"] if self.bad_packets else []
             what += [f"its container could not be read in {resumed} place(s)"] if resumed else []
@@ -739,6 +814,7 @@ def sample_frames(
     start: float | None = None,
     end: float | None = None,
     times: Sequence[float] | None = None,
+    keyframes_only: bool = False,
 ) -> FrameStream:
     """Sample frames from ``video``, streaming: memory stays flat whatever the video's length.
 
@@ -749,13 +825,22 @@ def sample_frames(
     frame comes once, however many requested times it is nearest to; times past the end get the
     stream's real last frame. ``max_frames`` caps the count, lowering the rate when
     ``fps * duration`` would exceed it. Each :class:`Frame` is the decoded frame nearest
-    its requested time and carries that frame's real presentation time. Raises
+    its requested time and carries that frame's real presentation time.
+
+    ``keyframes_only=True`` trades that exactness for speed, for sparse passes (a coarse-to-fine
+    search's first look at a long video): each requested time gets the nearest *keyframe* instead of
+    the nearest frame, read without decoding any other frame, so the cost is one keyframe decode per
+    frame returned plus reading the packets, whatever the keyframe interval. A frame can then be up
+    to half a keyframe interval (seconds, in most encodings) from its requested time; its ``t`` is
+    its own real time, so a caller sees how far it is. Nearby requested times can share a keyframe
+    (it comes once), so fewer frames than requested may come. Raises
     :class:`VideoDecodeError` for unreadable input (checked before returning) and
     :class:`ConfigurationError` for bad arguments.
     """
     info, targets, rate, planned, limit = _plan(video, fps=fps, num_frames=num_frames, max_frames=max_frames,
                                                 max_side=max_side, start=start, end=end, times=times)
-    return FrameStream(info, targets, fps=rate, planned=planned, max_side=max_side, limit=limit)
+    return FrameStream(info, targets, fps=rate, planned=planned, max_side=max_side, limit=limit,
+                       keyframes_only=bool(keyframes_only))
 
 
 def _plan(video: str | os.PathLike[str], *, fps: float | None, num_frames: int | None, max_frames: int | None,
