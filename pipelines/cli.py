@@ -195,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "threshold, max_events, nested=true (overlapping events at two scales); chat max_events, "
                          "chunk_entries")
     ev.add_argument("--json", action="store_true", help="print the Events as JSON instead of a table")
+    _add_time_style(ev)
     _add_sampling(ev)
     _add_remote(ev)
     ev.set_defaults(func=cmd_events, ground_parser=ev)

@@ -176,6 +176,20 @@ def _strict(problems: dict[str, int], what: str, path: Any) -> None:
                               "the lines above show examples and the fix", path=path, counts=problems)
 
 
+# the eval options that are query-grounding settings: activitynet-events has no queries, splits or report
+_NOT_FOR_EVENTS: dict[str, Any] = {
+    "--strategy": lambda a: a.strategy != "uniform", "--budget": lambda a: a.budget is not None,
+    "--budget-seconds": lambda a: a.budget_seconds is not None,
+    "--skip-unchanged": lambda a: a.skip_unchanged is not None, "--top-k": lambda a: a.top_k != 5,
+    "--strict": lambda a: a.strict, "--subset": lambda a: a.subset is not None,
+    "--executor": lambda a: a.executor != "local", "--address": lambda a: a.address is not None,
+    "--split": lambda a: a.split is not None, "--dataset-file": lambda a: a.dataset_file is not None,
+    "--clip-gt": lambda a: a.clip_gt, "--retry-failed": lambda a: a.retry_failed,
+    "--concurrency": lambda a: a.concurrency != 2, "--query-concurrency": lambda a: a.query_concurrency != 1,
+    "--no-report": lambda a: a.no_report, "--all-timelines": lambda a: a.all_timelines,
+}
+
+
 def _eval_events(args: argparse.Namespace) -> int:
     """``eval activitynet-events``: dense events of each reference video, scored (:mod:`pipelines.events_eval`)."""
     from .events_eval import format_metrics, reference_paths, run_events_eval
@@ -215,6 +229,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.dataset == "activitynet-events":
         if args.motion or args.time_style:
             raise ConfigurationError("--motion and --time-style are not available for activitynet-events yet")
+        ignored = [flag for flag, given in _NOT_FOR_EVENTS.items() if given(args)]
+        if ignored:  # silently ignored, they would make a user believe the run used them
+            raise ConfigurationError(f"{', '.join(ignored)}: not available for activitynet-events (it finds every "
+                                     "event of each video, uniformly sampled, on this machine)")
         return _eval_events(args)
     check_dataset_name(args.dataset)
     config = RunConfig(dataset=args.dataset, split=args.split, dataset_path=args.dataset_file, data_root=args.data_root,

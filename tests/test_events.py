@@ -434,6 +434,26 @@ def test_cli_events(tmp_path, capsys):
     assert "\x1b" not in out and "cooks" in out
 
 
+def test_cli_events_time_style_reaches_the_chat(openai_server, tmp_path, capsys):
+    from pipelines.cli import main
+
+    openai_server.script(Reply.chat('{"events": [{"start": "<0>", "end": "<50>", "caption": "cooking", "score": 1},'
+                                    ' {"start": "<50>", "end": "<100>", "caption": "digging", "score": 1}]}'))
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"t": i, "text": KITCHEN if i < 5 else GARDEN}) + "\n" for i in range(10)),
+                    encoding="utf-8")
+    args = ["events", "--descriptions", str(path), "--duration", "10", "--reasoner", "openai:m", "--base-url",
+            openai_server.base_url, "--api-key", "sk-test", "--json"]
+    assert main([*args, "--time-style", "tokens:100"]) == 0, capsys.readouterr().err
+    out = Events.model_validate_json(capsys.readouterr().out)
+    assert [(e.start, e.end) for e in out.events] == [(0.0, 5.0), (5.0, 10.0)]
+    assert out.settings["time_style"] == "tokens:100"
+    (req,) = openai_server.requests
+    assert "[<0>-<45>] " + KITCHEN in req.json["messages"][1]["content"]  # 4.5 s of 10: token 45 of 100
+    assert main([*args, "--time-style", "hours"]) == 1
+    assert "unknown time style 'hours'" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_offline_events_on_the_rendered_demo_video(tmp_path):
     from frame_describer.synthetic import render_demo_video
@@ -593,6 +613,22 @@ def test_eval_activitynet_events_bad_inputs(tmp_path, capsys, no_caption_scorers
         assert main([*base, *extra]) == 1
         err = capsys.readouterr().err
         assert message in err, err
+
+
+@pytest.mark.parametrize("extra, flag", [
+    (["--strategy", "coarse-to-fine"], "--strategy"), (["--budget", "4"], "--budget"),
+    (["--budget-seconds", "2"], "--budget-seconds"), (["--skip-unchanged", "2"], "--skip-unchanged"),
+    (["--top-k", "1"], "--top-k"), (["--strict"], "--strict"), (["--subset", "ids.txt"], "--subset"),
+    (["--executor", "ray"], "--executor"), (["--concurrency", "4", "--no-report"], "--concurrency, --no-report"),
+])
+def test_eval_activitynet_events_refuses_options_it_would_ignore(tmp_path, capsys, extra, flag):
+    from pipelines.cli import main
+
+    root = _anet_fixture(tmp_path)
+    assert main(_anet_args(root, *extra)) == 1
+    err = capsys.readouterr().err
+    assert f"{flag}: not available for activitynet-events" in err and err.count("\n") == 1, err
+    assert not (root / "run").exists()
 
 
 # --- metrics ------------------------------------------------------------------------------------
