@@ -29,7 +29,13 @@ script exits 1 when vidground returns a wrong frame. Rounds are interleaved (eac
 method once, in a rotated order) and the median is reported. A resized row compares
 ``max_side=512`` with the same frames unresized.
 
+On the 2-hour video a frame every 16 s (a coarse-to-fine search's sparse pass) is timed three ways,
+interleaved: exact (``sample_frames(times=...)``), ``keyframes_only=True`` (each time's nearest keyframe,
+checked to be that keyframe and to show its own number), and decoding every frame; each row gives
+its fraction of the full decode (target under 10%).
+
 Run: python benchmarks/sampling.py [--rounds 3] [--videos DIR] [--load-note TEXT] [--json PATH]
+[--sparse-only: only the 2-hour rows, the others kept from the JSON]
 (about 10 minutes on a busy 2-core machine with --rounds 1 once the videos are rendered; rendering
 them takes about as long again, once)
 """
@@ -37,6 +43,7 @@ them takes about as long again, once)
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import statistics
@@ -99,6 +106,30 @@ def nearest_index(t: float, fps: int, n: int) -> int:
 
 def m_vidground(path, times, fps, n, max_side=None):
     return [(None, f.image) for f in sample_frames(path, times=times, max_side=max_side)]
+
+
+def m_vidground_keyframes(path, times, fps, n):
+    return [(f.t, f.image) for f in sample_frames(path, times=times, max_side=None, keyframes_only=True)]
+
+
+def keyframes_correct(result, times, fps, n, gop) -> tuple[bool, str]:
+    """Each returned frame is the keyframe nearest some requested time (ties to the earlier), shows the
+    number its time says, and each comes once, in time order."""
+    last = (n - 1) // gop  # the last keyframe's number
+    want = list(dict.fromkeys(gop * min(max(math.ceil(t * fps / gop - 0.5), 0), last) for t in times))
+    got = []
+    for t, img in result:
+        try:
+            drawn = read_frame_number(np.asarray(img))
+        except ValueError:
+            return False, f"unreadable frame at {t:.2f}s"
+        if drawn != round(t * fps) % 2**BITS:
+            return False, f"the frame at {t:.2f}s shows {drawn}"
+        got.append(round(t * fps))
+    if got != want:
+        bad = next((k for k, (g, w) in enumerate(zip(got, want)) if g != w), min(len(got), len(want)))
+        return False, f"{len(got)} keyframes for {len(want)}; first wrong at #{bad}"
+    return True, ""
 
 
 def m_opencv_seek(path, times, fps, n):
@@ -234,6 +265,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds; the median is reported (default 1)")
     ap.add_argument("--videos", default="/tmp/vidground-sampling-bench", help="where the rendered videos are cached")
     ap.add_argument("--render-only", action="store_true", help="render the videos and stop")
+    ap.add_argument("--sparse-only", action="store_true",
+                    help="run only the 2-hour sparse pass and replace its row in the existing JSON")
     add_arguments(ap, "sampling")
     args = ap.parse_args()
     vdir = Path(args.videos)
@@ -254,7 +287,10 @@ def main() -> int:
         "decord": no_decord or __import__("decord").__version__, "targets": {
             "ratio": TARGET_RATIO, "resized_over_unresized": RESIZE_TARGET, "sparse_2h_fraction": SPARSE_TARGET}})
     rows, failed = [], False
-    for name in ("30min_360p", "3min_720p"):
+    if args.sparse_only:  # the other rows as last recorded
+        old = Path(args.json_out)
+        rows = [r for r in json.loads(old.read_text())["rows"] if r["video"] != "2h_360p"] if old.is_file() else []
+    for name in () if args.sparse_only else ("30min_360p", "3min_720p"):
         w, h, fps, seconds, _ = VIDEOS[name]
         n = fps * seconds
         for label, times, methods in cases(name, fps, seconds):
@@ -292,10 +328,19 @@ def main() -> int:
     w, h, fps, seconds, _ = VIDEOS["2h_360p"]
     n = fps * seconds
     times = [float(t) for t in range(0, seconds, 16)]
-    sparse_s, full_s = [], []
+    sparse_s, full_s, key_s, key_ok, key_frames = [], [], [], (True, ""), 0
     for r in range(args.rounds):
-        for m in (("sparse", "full") if r % 2 == 0 else ("full", "sparse")):
-            if m == "sparse":
+        order = ["sparse", "keyframes", "full"]
+        for m in order[r % 3:] + order[:r % 3]:
+            if m == "keyframes":
+                secs, res = timed(m_vidground_keyframes, paths["2h_360p"], times, fps, n)
+                good, why = keyframes_correct(res, times, fps, n, VIDEOS["2h_360p"][4])
+                key_ok = key_ok if good else (False, why)
+                key_s.append(secs)
+                key_frames = len(res)
+                print(f"2h_360p     1/16 s    keyframes     {secs:7.2f} s cpu  {'ok' if good else 'WRONG ' + why}")
+                del res
+            elif m == "sparse":
                 secs, res = timed(m_vidground, paths["2h_360p"], times, fps, n)
                 good, why = correct(res, times, fps, n)
                 failed |= not good
@@ -312,6 +357,14 @@ def main() -> int:
                            "decode_all": round(statistics.median(full_s), 3)},
                  "correct": {"vidground": not failed}, "fraction_of_full_decode": round(fraction, 3),
                  "within_target": fraction < SPARSE_TARGET})
+    # the same pass answered by the nearest keyframes (sample_frames(keyframes_only=True)): approximate
+    key_fraction = statistics.median(key_s) / statistics.median(full_s)
+    rows.append({"video": "2h_360p", "case": "1 frame / 16 s, nearest keyframes", "frames": key_frames,
+                 "cpu_s": {"vidground_keyframes": round(statistics.median(key_s), 3),
+                           "decode_all": round(statistics.median(full_s), 3)},
+                 "correct": {"vidground_keyframes": key_ok[0]}, "errors": {} if key_ok[0] else {"vidground_keyframes": key_ok[1]},
+                 "fraction_of_full_decode": round(key_fraction, 3), "within_target": key_fraction < SPARSE_TARGET})
+    failed |= not key_ok[0]
     print()
     for r in rows:
         extra = f"  resized/unresized {r['resized_over_unresized']}" if "resized_over_unresized" in r else ""
@@ -321,7 +374,11 @@ def main() -> int:
                   f"ratio {r['ratio']}{extra}")
         else:
             print(f"{r['video']:11} {r['case']:15} {r['fraction_of_full_decode']:.3f} of a full decode")
-    rec.write(rows, notes=[f"decord: {no_decord}"] if no_decord else [])
+    notes = [f"decord: {no_decord}"] if no_decord else []
+    if args.sparse_only:
+        notes.append("--sparse-only: the 30min_360p and 3min_720p rows are kept from the previous run's JSON; "
+                     "the command, date and load above are this run's (the 2h_360p rows)")
+    rec.write(rows, notes=notes)
     if failed:
         print("vidground returned a wrong frame", file=sys.stderr)
         return 1
