@@ -307,8 +307,9 @@ class FrameStream(Iterator[Frame]):
     ``info`` is the probed :class:`VideoInfo`; ``fps`` the effective sampling rate (``None``
     by count or at given times); ``planned`` how many frames the plan asks for (fewer come when
     the stream ends early or the video has fewer frames than requested times); ``seeks`` and
-    ``fallbacks`` what the decoder did to get them. Close it (or use ``with``) to release the
-    file early.
+    ``fallbacks`` what the decoder did to get them; ``damage``, ``bad_packets``, ``lost_seconds``,
+    ``truncated_at`` and ``warnings`` what a damaged or truncated file lost (complete once the
+    stream has been read). Close it (or use ``with``) to release the file early.
     """
 
     def __init__(self, info: VideoInfo, targets: Iterator[float], *, fps: float | None,
