@@ -1,16 +1,20 @@
 """Long videos for a fraction of the describer calls: coarse-to-fine against dense, on real captions.
 
-    python benchmarks/long_videos.py                       # 30-min, 1-h and 2-h sets, default strategies
+    python benchmarks/long_videos.py                       # 30-min, 1-h and 2-h sets, both halves
     python benchmarks/long_videos.py --lengths 3600 --videos 4 --latency 1.0 --concurrency 8
+    python benchmarks/long_videos.py --halves dev --set regions=8 --set zoom=4   # try settings on dev
 
 Long "videos" are assembled from real captions: the MiniGPT-v2 captions of every 2-s clip of
 QVHighlights val videos (``qvhighlights/captions-minigptv2-val-dev``, 150 s each) are concatenated, in a
 seeded order, into 30-minute (12 clips), 1-hour (24) and 2-hour (48) timelines; no constituent appears
-twice in one length's set. A QVHighlights query of a constituent keeps its GT windows shifted by that
-constituent's offset; the other constituents are distractors. A query is dropped when its text is too
-close to a query of another constituent of the same timeline (cosine similarity of their
-all-MiniLM-L6-v2 embeddings above ``--max-similarity``, 0.8 by default), since the GT would then
-name one of two moments that match it equally.
+twice in one length's set. The constituent videos are first split, by a seeded hash of their ids (the
+split of ``real_captions.py``), into a *dev* half, where the search's settings are chosen (``--set``),
+and a *report* half, reported only; each half's timelines are assembled from its own videos. A
+QVHighlights query of a constituent keeps its GT windows shifted by that constituent's offset; the
+other constituents are distractors. A query is dropped when its text is too close to a query of another
+constituent of the same timeline (cosine similarity of their all-MiniLM-L6-v2 embeddings above
+``--max-similarity``, 0.8 by default), since the GT would then name one of two moments that match it
+equally.
 
 Describing is replayed (the ``replay`` describer answers each requested time with the caption of the
 clip holding it), so the call counts are exact and nothing is paid. Rows: dense 2-s sampling (every
