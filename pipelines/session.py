@@ -387,6 +387,9 @@ class Session:
         found = self._recalled(key)
         if found is not None:  # described (and paid for) before: this call costs nothing
             return found.model_copy(update={"usage": Usage(), "seconds": 0.0})
+        found = self._all_cached(path, started)
+        if found is not None:  # every frame in the description cache: nothing decoded, nothing described
+            return self._remember(key, found)
         # opens the file and checks it (missing, folder, empty, not a video...) before any model is loaded
         frames = sample_frames(path, fps=s.fps, num_frames=s.num_frames, max_frames=s.max_frames, max_side=s.max_side)
         with frames:
@@ -426,6 +429,41 @@ class Session:
                                    settings=desc.settings(), descriptions=out, usage=usage, seconds=seconds,
                                    sampling=sampling, warnings=frames.warnings)
         return self._remember(key, described)
+
+    def _all_cached(self, path: Path, started: float) -> DescribedVideo | None:
+        """The video's descriptions when the description cache holds every frame this session's sampling
+        would describe, found from the container's packet times without decoding a frame
+        (:func:`~frame_describer.sampling.planned_times`); ``None`` when one is missing (then the video is
+        decoded and only the misses are described), or where the cache cannot answer alone: no cache, a
+        query-aware describer, the motion stream or skip-unchanged (both work on decoded frames)."""
+        if self.cache is None or self.motion or self.skip_unchanged is not None or self._known_aware():
+            return None
+        from frame_describer.sampling import DEFAULT_FPS, planned_times, probe_video
+
+        s = self.sampling
+        info = probe_video(path)  # checks the file as sample_frames would
+        times = planned_times(path, fps=s.fps, num_frames=s.num_frames, max_frames=s.max_frames)
+        desc = self.describer
+        if not times or getattr(desc, "mode", "agnostic") == "aware":
+            return None
+        source = self._cached(desc, path)
+        hits = source.cache.lookup(source.fingerprint, source.key, times)
+        if len(hits) < len(set(times)):
+            return None
+        out = [hits[t] for t in sorted(set(times))]
+        rate = None
+        if s.num_frames is None:  # the rate sample_frames would use: 1 fps by default, lowered by max_frames
+            rate = s.fps or DEFAULT_FPS
+            if s.max_frames and info.duration > 0 and math.ceil(info.duration * rate - 1e-9) > s.max_frames:
+                rate = s.max_frames / info.duration
+        step = infer_step([d.t for d in out]) if len(out) > 1 else 1.0 / (rate or DEFAULT_FPS)
+        if info.duration and out[-1].t < info.duration - 1.5 * step:
+            return None  # the packets stop well before the container's claimed end: decode to find the real one
+        log.info("all %d frames of %s are in the description cache: nothing decoded", len(out), path)
+        return DescribedVideo(video=str(path), duration=max(info.duration or 0.0, out[-1].t), step=step,
+                              describer=desc.name, settings=desc.settings(), descriptions=out,
+                              usage=Usage(cached=len(out)), seconds=time.perf_counter() - started,
+                              sampling={**s.model_dump(), "fps": rate})
 
     def _cached(self, desc: Any, path: Path, *, searched: bool = False) -> Any:
         """``desc`` behind the description cache when there is one. What changes the image (``max_side``) is

@@ -233,3 +233,30 @@ def test_a_closed_session_says_so_before_touching_the_file():
     s.close()
     with pytest.raises(ConfigurationError, match="closed"):
         s.describe("/no/such/video.mp4")
+
+
+def test_a_warm_cache_describes_a_video_without_decoding_it(videos, tmp_path, monkeypatch):
+    """Issue #20: a description-cache hit still decoded the whole video. With every planned frame in the cache
+    the descriptions come from it alone; one missing frame and the video is decoded as before."""
+    import frame_describer.sampling as sampling
+
+    cache = tmp_path / "c.sqlite"
+    describer = FakeDescriber()
+    with Session(describer=describer, reasoner="fake-reasoner", cache=cache, sampling={"fps": 2}) as s:
+        first = s.describe(videos / "a.mp4")
+    calls = describer.calls
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded although every frame was cached")
+
+    monkeypatch.setattr(sampling, "sample_frames", no_decoding)
+    with Session(describer=describer, reasoner="fake-reasoner", cache=cache, sampling={"fps": 2}) as s:
+        again = s.describe(videos / "a.mp4")
+        result = s.ground(videos / "a.mp4", "frame at 1.0")
+    assert describer.calls == calls and again.usage.cached == len(first.descriptions)
+    assert [(d.t, d.text) for d in again.descriptions] == [(d.t, d.text) for d in first.descriptions]
+    assert (again.duration, again.step, again.sampling["fps"]) == (first.duration, first.step, 2.0)
+    assert result.intervals and result.settings["fps"] == 2.0
+    with Session(describer=describer, reasoner="fake-reasoner", cache=cache, sampling={"fps": 4}) as s:
+        with pytest.raises(AssertionError, match="decoded although"):  # other frames: not all cached
+            s.describe(videos / "a.mp4")
