@@ -104,13 +104,15 @@ class SearchOutcome:
     """What a search described and found: ``descriptions`` (all frames described, in time order),
     ``result`` (the last grounding, over all of them), ``frames`` (``[t, pass, reason]`` per requested
     time: pass 0 is the sparse pass), ``calls`` (sent to the describer), ``cached`` (answered by a cache),
-    ``known`` (answered by frames described before this search), ``stop`` (why it stopped)."""
+    ``skipped`` (answered by skip-unchanged with the last description sent: free, not counted against a
+    budget), ``known`` (answered by frames described before this search), ``stop`` (why it stopped)."""
 
     descriptions: list[FrameDescription]
     result: GroundingResult
     frames: list[list[Any]] = field(default_factory=list)
     calls: int = 0
     cached: int = 0
+    skipped: int = 0
     known: int = 0
     rounds: int = 0
     stop: str = ""
@@ -122,7 +124,7 @@ class SearchOutcome:
     def record(self, search: Search, coarse: int) -> dict[str, Any]:
         """The search's provenance for a result's ``settings``."""
         return {**search.model_dump(), "coarse": coarse, "calls": self.calls, "cached": self.cached,
-                "known": self.known, "rounds": self.rounds, "stop": self.stop, "frames": self.frames}
+                "skipped": self.skipped, "known": self.known, "rounds": self.rounds, "stop": self.stop, "frames": self.frames}
 
 
 def coarse_to_fine(
@@ -180,8 +182,10 @@ def coarse_to_fine(
             out.usage += u
             if u.cached:
                 out.cached += 1
-            else:
+            elif (d.model_extra or {}).get("reused_from") is None:  # skip-unchanged's reuses cost nothing
                 out.calls += 1
+            else:
+                out.skipped += 1
             if search.budget_seconds is not None and spent + clock() - begun >= search.budget_seconds:
                 out.warnings.append(f"the describing budget of {search.budget_seconds:g} s ran out in pass {pass_no}")
                 break
@@ -229,7 +233,16 @@ def coarse_to_fine(
             for i in _between(grid, iv.start - margin, iv.end + margin):
                 if (i - first) % step == 0 and i not in asked and i not in reasons:
                     reasons[i] = (rank, f"candidate {rank} [{iv.start:.1f}-{iv.end:.1f}]{score}")
-        wanted = sorted(reasons, key=lambda i: (reasons[i][0], i))  # the best candidate's frames first
+        # the best candidate's frames first, and within one the frames inside it before its margins, from
+        # its centre out: a budget that cuts the list keeps what matters most
+        spans = {rank: iv for rank, iv in enumerate(candidates, 1)}
+
+        def order(i: int) -> tuple[int, float, float]:
+            iv = spans[reasons[i][0]]
+            t = grid[i]
+            return reasons[i][0], max(iv.start - t, t - iv.end, 0.0), abs(t - (iv.start + iv.end) / 2)
+
+        wanted = sorted(reasons, key=order)
         if not wanted and step == 1:
             out.stop = "converged"
             break

@@ -267,3 +267,41 @@ def test_command_line_search_options_and_the_skip_threshold():
     for bad in (-1, float("nan"), True, "2"):
         with pytest.raises(ConfigurationError, match="skip_unchanged"):
             check_skip_unchanged(bad)
+
+
+def test_a_budget_cut_keeps_the_frames_inside_the_best_candidate_not_its_margin():
+    """With a budget the refinement kept the leftmost frames of [start - margin, end + margin], all in the
+    margin before the candidate (the reviewer saw t=10, 11, 12 described for a candidate at 18-36 s)."""
+    import re
+
+    captions = timeline(duration=600, event=(300, 340), step=1)
+    replay, describe = replayed(captions, 600)
+    free, _ = coarse_to_fine("dog", Keyword(), describe, [d.t for d in captions], 600.0,
+                             Search(strategy="coarse-to-fine", zoom=None))
+    coarse = sum(1 for f in free.frames if f[1] == 0)
+    replay, describe = replayed(captions, 600)
+    out, _ = coarse_to_fine("dog", Keyword(), describe, [d.t for d in captions], 600.0,
+                            Search(strategy="coarse-to-fine", zoom=None, budget=coarse + 6))
+    refined = [f for f in out.frames if f[1] >= 1]
+    assert refined and out.calls == coarse + 6 and out.stop == "budget"  # the budget cut the refinement
+    for t, _, reason in refined:
+        lo, hi = map(float, re.search(r"\[([\d.]+)-([\d.]+)\]", reason).groups())
+        assert lo <= t <= hi, (t, reason)  # inside its candidate, none in the margins
+
+
+def test_skip_unchanged_reuses_are_not_describer_calls_nor_spent_budget():
+    """A reused description (skip-unchanged) cost nothing but was counted as a call: 25 'calls' for 17 real."""
+    sent: list[float] = []
+
+    def describe(times):
+        for k, t in enumerate(times):
+            if k % 2:  # every other frame unchanged: the last description, reused
+                yield FrameDescription(t=t, text="a quiet street", reused_from=times[k - 1])
+            else:
+                sent.append(t)
+                yield FrameDescription(t=t, text="a dog runs" if 300 <= t < 320 else "a quiet street")
+
+    grid = [float(t) for t in range(0, 600, 2)]
+    out, _ = coarse_to_fine("dog", Keyword(), describe, grid, 600.0, Search(strategy="coarse-to-fine"))
+    assert out.calls == len(sent) and out.skipped == len(out.frames) - len(sent) - out.known > 0
+    assert out.record(Search(strategy="coarse-to-fine"), 8)["skipped"] == out.skipped
