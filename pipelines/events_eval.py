@@ -171,6 +171,9 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
 
     if (videos is None) == (descriptions is None):
         raise ConfigurationError("give one input: --videos DIR or --descriptions DIR")
+    if descriptions is not None and (describer is not None or describer_options):
+        raise ConfigurationError("--describer has no effect with --descriptions (the events are found in the "
+                                 "descriptions given); drop one")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ConfigurationError(f"--limit must be a whole number >= 1, got {limit!r}")
     refs = {str(p): load_references(p) for p in references}

@@ -609,6 +609,8 @@ def test_eval_activitynet_events_bad_inputs(tmp_path, capsys, no_caption_scorers
         (["--references", str(root / "val_1.json")], "give one input"),
         (["--descriptions", str(root / "descriptions"), "--references", str(root / "few.json")],
          "2 of 3 selected videos have no input"),
+        (["--descriptions", str(root / "descriptions"), "--references", str(root / "val_1.json"), "--describer", "cv"],
+         "--describer has no effect with --descriptions"),  # it was silently ignored
     ]:
         assert main([*base, *extra]) == 1
         err = capsys.readouterr().err
