@@ -28,14 +28,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 import prompts
-from vidground.errors import ConfigurationError, IncompleteOutputError, InputError, OutputValidationError
+from vidground.errors import ConfigurationError, IncompleteOutputError, InputError
 from vidground.types import Event, Events, TimeStyle, Usage
 
 from .parsing import RESPONSE_FORMATS, ReplyError, extract_json
-from .structured import ChatFn, _ask, response_format
+from .structured import ChatFn, _ask, reask_until_valid, response_format
 from .timestyles import ReplyValueError, TimeFormat
 from .transcript import Transcript
 
@@ -441,19 +440,10 @@ def run_events(chat: ChatFn, transcript: Transcript, *, reasoner_name: str, max_
                                        error=str(exc), form=reply_form(fmt), lo=first_label, hi=last_label)}]
                 raise
 
-        parsed: tuple[list[Event], list[str]] | None = None
-        last: Exception | None = None
-        try:
-            for attempt in Retrying(stop=stop_after_attempt(max_attempts), reraise=True,
-                                    retry=retry_if_exception_type((ReplyError, IncompleteOutputError))):
-                with attempt:
-                    parsed = once()
-        except (ReplyError, IncompleteOutputError) as exc:
-            last = exc
+        parsed, failure = reask_until_valid(once, max_attempts)
         all_errors.extend(where + e for e in errors)
         if parsed is None:
-            cls = IncompleteOutputError if isinstance(last, IncompleteOutputError) else OutputValidationError
-            raise cls(f"{reasoner_name}: no usable events {where}after {len(errors)} attempt(s); last error: "
+            raise failure(f"{reasoner_name}: no usable events {where}after {len(errors)} attempt(s); last error: "
                       f"{errors[-1]}", raw_outputs=raws, errors=all_errors, attempts=len(raws), usage=usage)
         new, notes = parsed
         warnings += [where + w for w in notes]

@@ -25,15 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 import prompts
-from vidground.errors import ConfigurationError, IncompleteOutputError, InputError, OutputValidationError
+from vidground.errors import ConfigurationError, IncompleteOutputError, InputError
 from vidground.types import Answer, Interval, TimeStyle, Usage
 
 from .base import check_query
 from .parsing import RESPONSE_FORMATS, ReplyError, extract_json, intervals_schema, parse_reply_detailed
-from .structured import ChatFn, _ask, response_format
+from .structured import ChatFn, _ask, reask_until_valid, response_format
 from .timestyles import TimeFormat
 from .transcript import Transcript
 
@@ -273,20 +272,12 @@ def run_answer(chat: ChatFn, question: str, transcript: Transcript, choices: Seq
                                    duration=f"{tf.last(transcript)}" if tf.indexed else f"{transcript.duration:.1f}")}]
             raise
 
-    last: Exception | None = None
-    try:
-        for attempt in Retrying(stop=stop_after_attempt(max_attempts), reraise=True,
-                                retry=retry_if_exception_type((ReplyError, IncompleteOutputError))):
-            with attempt:
-                parsed = once()
-    except (ReplyError, IncompleteOutputError) as exc:
-        last = exc
+    parsed, failure = reask_until_valid(once, max_attempts)
     info = {**(settings or {}), "method": "chat", "attempts": len(raws),
             "response_format": used[-1] if used else None, "max_intervals": max_intervals,
             "time_style": tf.spec, "prompts": qa_prompt_hashes(tf)}
     if parsed is None:
-        cls = IncompleteOutputError if isinstance(last, IncompleteOutputError) else OutputValidationError
-        raise cls(f"{reasoner_name}: no usable answer after {len(raws)} attempt(s); last error: {errors[-1]}",
+        raise failure(f"{reasoner_name}: no usable answer after {len(raws)} attempt(s); last error: {errors[-1]}",
                   raw_outputs=raws, errors=errors, attempts=len(raws), usage=usage)
     return Answer(question=question, answer=parsed.answer, choice=parsed.choice, choices=choices,
                   intervals=parsed.intervals, duration=transcript.duration,

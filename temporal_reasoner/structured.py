@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
@@ -181,6 +181,25 @@ def _ask(chat: ChatFn, messages: list[dict[str, Any]], ladder: list[str], refuse
         return reply
 
 
+T = TypeVar("T")
+
+
+def reask_until_valid(once: Callable[[], T], max_attempts: int) -> tuple[T | None, type[Exception]]:
+    """``once()`` (one request and the parse of its reply) again while it raises a :class:`ReplyError` or an
+    :class:`IncompleteOutputError`, at most ``max_attempts`` times; ``(value, ...)`` when one succeeded, else
+    ``(None, the error class to raise)``: incomplete when the last reply was cut off, invalid otherwise."""
+    try:
+        for attempt in Retrying(stop=stop_after_attempt(max_attempts), reraise=True,
+                                retry=retry_if_exception_type((ReplyError, IncompleteOutputError))):
+            with attempt:
+                return once(), OutputValidationError
+    except IncompleteOutputError:
+        return None, IncompleteOutputError
+    except ReplyError:
+        pass
+    return None, OutputValidationError
+
+
 def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner_name: str,
                    max_attempts: int = 3, fallback: Reasoner | Callable[[], Reasoner | None] | None = None,
                    response_formats: Sequence[str] = RESPONSE_FORMATS, refused: set[str] | None = None,
@@ -231,15 +250,7 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
                 {"role": "user", "content": reask_message(str(exc), transcript, tf)}]
             raise
 
-    retrying = Retrying(stop=stop_after_attempt(max_attempts), reraise=True,
-                        retry=retry_if_exception_type((ReplyError, IncompleteOutputError)))
-    last_exc: Exception | None = None
-    try:
-        for attempt in retrying:
-            with attempt:
-                parsed = attempt_once()
-    except (ReplyError, IncompleteOutputError) as exc:
-        last_exc = exc
+    parsed, failure = reask_until_valid(attempt_once, max_attempts)
 
     info = {**(settings or {}), "attempts": len(raws), "response_format": used[-1] if used else None,
             "max_intervals": max_intervals, "time_style": tf.spec, "prompts": prompt_hashes(tf)}
@@ -253,8 +264,7 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
     if fallback is not None and not hasattr(fallback, "ground") and callable(fallback):
         fallback = fallback()
     if fallback is None:
-        cls = IncompleteOutputError if isinstance(last_exc, IncompleteOutputError) else OutputValidationError
-        raise cls(summary, raw_outputs=raws, errors=errors, attempts=len(raws), usage=usage)
+        raise failure(summary, raw_outputs=raws, errors=errors, attempts=len(raws), usage=usage)
     result = fallback.ground(query, transcript)
     fb_usage = result.usage.get("reason")
     return result.model_copy(update={
