@@ -27,7 +27,7 @@ from typing import Any
 from vidground.errors import ConfigurationError, InputError, VidgroundError
 from vidground.files import check_readable, printable
 
-from .eval_cli import add_caption_format_args, parse_option, register
+from .eval_cli import add_caption_format_args, parse_option, register, with_time_style
 
 log = logging.getLogger("vidground")
 
@@ -37,12 +37,8 @@ def _backend_options(args: argparse.Namespace, stage: str) -> dict[str, Any]:
     --api-key for openai: backends."""
     spec = getattr(args, stage, None) or ""
     opts: dict[str, Any] = dict(getattr(args, f"{stage}_opt", None) or [])
-    if stage == "reasoner" and getattr(args, "time_style", None):
-        from temporal_reasoner.timestyles import TimeFormat
-
-        if "time_style" in opts:
-            raise ConfigurationError("give the time style once: --time-style or --reasoner-opt time_style=, not both")
-        opts["time_style"] = TimeFormat.parse(args.time_style).spec
+    if stage == "reasoner":
+        opts = with_time_style(opts, getattr(args, "time_style", None))
     if spec.split(":", 1)[0].lower() == "openai":
         if getattr(args, "base_url", None):
             opts["base_url"] = args.base_url

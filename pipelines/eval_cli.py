@@ -208,16 +208,20 @@ def _eval_events(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reasoner_options(args: argparse.Namespace) -> dict[str, Any]:
-    """--reasoner-opt, with --time-style checked and added as ``time_style``."""
-    opts = dict(args.reasoner_opt)
-    if args.time_style:
+def with_time_style(opts: dict[str, Any], style: str | None) -> dict[str, Any]:
+    """Reasoner options with ``--time-style STYLE`` checked and added as ``time_style`` (given once)."""
+    if style:
         from temporal_reasoner.timestyles import TimeFormat
 
         if "time_style" in opts:
             raise ConfigurationError("give the time style once: --time-style or --reasoner-opt time_style=, not both")
-        opts["time_style"] = TimeFormat.parse(args.time_style).spec
+        opts = {**opts, "time_style": TimeFormat.parse(style).spec}
     return opts
+
+
+def _reasoner_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--reasoner-opt, with --time-style checked and added as ``time_style``."""
+    return with_time_style(dict(args.reasoner_opt), args.time_style)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
