@@ -436,7 +436,7 @@ class Session:
         (:func:`~frame_describer.sampling.planned_times`); ``None`` when one is missing (then the video is
         decoded and only the misses are described), or where the cache cannot answer alone: no cache, a
         query-aware describer, the motion stream or skip-unchanged (both work on decoded frames)."""
-        if self.cache is None or self.motion or self.skip_unchanged is not None or self._known_aware():
+        if self.cache is None or self.motion or self.skip_unchanged is not None:
             return None
         from frame_describer.sampling import DEFAULT_FPS, planned_times, probe_video
 
