@@ -313,10 +313,15 @@ class FrameStream(Iterator[Frame]):
     """
 
     def __init__(self, info: VideoInfo, targets: Iterator[float], *, fps: float | None,
-                 planned: int, max_side: int | None, limit: int | None = None, keyframes_only: bool = False):
+                 planned: int, max_side: int | None, limit: int | None = None, keyframes_only: bool = False,
+                 tolerance: float = 0.0):
         self.info, self.fps, self.planned, self.max_side = info, fps, planned, max_side
         #: each requested time was answered by the nearest keyframe (see :func:`sample_frames`)
         self.keyframes_only = keyframes_only
+        #: seconds: a keyframe this close to a requested time answers it (see :func:`sample_frames`)
+        self.tolerance = tolerance
+        #: how many requested times a keyframe within the tolerance answered (known once reading began)
+        self.snapped = 0
         #: where the stream really ended, when that is well before the container's claimed duration
         self.truncated_at: float | None = None
         self._src: _Source | None = None
@@ -346,7 +351,14 @@ class FrameStream(Iterator[Frame]):
         if self.keyframes_only:
             yield from self._keyframes(targets)
             return
-        src = self._src = _Source(p, info, getattr(targets, "after", None))
+        threads = "AUTO"
+        if self.tolerance > 0 and isinstance(targets, _Times):
+            targets = self._snap(targets)
+            if 2 * self.snapped > len(targets):
+                # mostly single keyframes, each after a seek: frame threads would decode a frame per thread
+                # ahead of each and throw them away at the next seek
+                threads = "SLICE"
+        src = self._src = _Source(p, info, getattr(targets, "after", None), threads=threads)
         try:
             yield from self._sample(src, targets)
         finally:
@@ -414,6 +426,23 @@ class FrameStream(Iterator[Frame]):
                     yield frame
         if out == 0 and emitted is None and prev is None:
             raise VideoDecodeError(p, "the video stream has no keyframes")
+
+    def _snap(self, targets: "_Times") -> "_Times":
+        """The requested times, each one with a keyframe within the tolerance replaced by that keyframe's
+        own time (the nearer one; ties to the earlier), so the exact sampler seeks to it and decodes it
+        alone, where the frame nearest the time asked would cost the frames from the keyframe to it."""
+        wanted = targets.times
+        keys = _keyframe_times(self.info, wanted[-1] + self.tolerance)
+        out = []
+        for t in wanted:
+            i = bisect.bisect_left(keys, t)
+            near = min((keys[j] for j in (i - 1, i) if 0 <= j < len(keys)), key=lambda k: (abs(k - t), k), default=None)
+            if near is not None and abs(near - t) <= self.tolerance + 1e-9:
+                out.append(near)
+                self.snapped += 1
+            else:
+                out.append(t)
+        return _Times(out)
 
     @property
     def seeks(self) -> int:
@@ -584,8 +613,9 @@ class _Source:
     ``None`` after a seek (an index counts frames, and a seek skips them uncounted).
     """
 
-    def __init__(self, p: Path, info: VideoInfo, near: Callable[[float], float | None] | None = None):
-        self.p, self.info, self.near = p, info, near
+    def __init__(self, p: Path, info: VideoInfo, near: Callable[[float], float | None] | None = None,
+                 threads: str = "AUTO"):
+        self.p, self.info, self.near, self.threads = p, info, near, threads
         self.margin = HOLD_MARGIN_FRAMES / (info.fps or 25.0)
         self.seeks = self.fallbacks = self.redos = 0  # redos: seeks repeated without skipping frames
         self.seekable = True
@@ -596,6 +626,7 @@ class _Source:
     def _open(self) -> None:
         self.container, self.stream = _open(self.p)
         stream = self.stream
+        stream.thread_type = self.threads
         self.tb = stream.time_base or Fraction(1, 1000)
         self.origin = round(self.info.start_time / self.tb)  # in stream ticks
         self.index = stream.index_entries if len(stream.index_entries) else None
@@ -655,7 +686,8 @@ class _Source:
         if not self.seekable:
             return False
         fps = self.info.fps or 25.0
-        want = self.origin + int(target / self.tb)
+        # a hair past the target: a keyframe's own time, converted back to ticks, can round a tick short
+        want = self.origin + int((target + 1e-7) / self.tb)
         if not force and self.index is not None:  # where the keyframe before the target is decides
             i = self.index.search_timestamp(want - self.delay, backward=True)
             if i < 0:
@@ -790,6 +822,40 @@ class _Times(Iterator[float]):
         return next(self, None)
 
 
+def _keyframe_times(info: VideoInfo, until: float) -> list[float]:
+    """The keyframes' presentation times (seconds, as the decoding side computes them) up to the first one
+    past ``until``, read from the packets without decoding any. A container that fails to demux part-way
+    gives the keyframes before the failure (later times are then sampled exactly)."""
+    container, stream = _open(Path(info.path))
+    tb = stream.time_base or Fraction(1, 1000)
+    origin = round(info.start_time / tb)
+    keys: list[float] = []
+    with container:
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is None or not packet.is_keyframe:
+                    continue
+                keys.append(float((packet.pts - origin) * tb))
+                if keys[-1] > until:
+                    break
+        except av.FFmpegError as exc:
+            log.info("%s: keyframes read up to %.2fs only (%s)", info.path, keys[-1] if keys else 0.0, _short(exc))
+    return sorted(set(keys))
+
+
+def _check_tolerance(tolerance: object, times: object, keyframes_only: bool) -> float:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(tolerance) or tolerance < 0:
+        raise ConfigurationError(f"tolerance must be a number of seconds >= 0, got {tolerance!r}")
+    if tolerance > 0 and times is None:
+        raise ConfigurationError("tolerance applies to times=[...] (a list of requested times), not to fps or "
+                                 "num_frames sampling")
+    if tolerance > 0 and keyframes_only:
+        raise ConfigurationError("give keyframes_only=True (every time answered by its nearest keyframe) or "
+                                 "tolerance (a keyframe only where one is that close), not both")
+    return float(tolerance)
+
+
 def _check_times(times: object) -> list[float]:
     if isinstance(times, (str, bytes)) or not isinstance(times, Iterable):
         raise ConfigurationError(f"times must be a list of seconds, got {type(times).__name__}")
@@ -816,6 +882,7 @@ def sample_frames(
     end: float | None = None,
     times: Sequence[float] | None = None,
     keyframes_only: bool = False,
+    tolerance: float = 0.0,
 ) -> FrameStream:
     """Sample frames from ``video``, streaming: memory stays flat whatever the video's length.
 
@@ -834,14 +901,23 @@ def sample_frames(
     frame returned plus reading the packets, whatever the keyframe interval. A frame can then be up
     to half a keyframe interval (seconds, in most encodings) from its requested time; its ``t`` is
     its own real time, so a caller sees how far it is. Nearby requested times can share a keyframe
-    (it comes once), so fewer frames than requested may come. Raises
+    (it comes once), so fewer frames than requested may come.
+
+    ``tolerance`` (seconds, with ``times``) is the bounded form of that trade: a requested time with a
+    keyframe within ``tolerance`` of it is answered by that keyframe (decoded alone, after a seek), any
+    other time by its exact nearest frame as without it; ``0`` (the default) is exact. Every frame
+    carries its real time, :attr:`FrameStream.snapped` counts the times a keyframe answered, and the
+    keyframes' times are read from the packets first (no frame decoded). A coarse-to-fine search's
+    sparse pass uses it (:mod:`pipelines.search`): a frame a quarter of its spacing off still stands for
+    its stretch of video, at the cost of one decoded frame instead of a group of pictures. Raises
     :class:`VideoDecodeError` for unreadable input (checked before returning) and
     :class:`ConfigurationError` for bad arguments.
     """
+    tol = _check_tolerance(tolerance, times, keyframes_only)
     info, targets, rate, planned, limit = _plan(video, fps=fps, num_frames=num_frames, max_frames=max_frames,
                                                 max_side=max_side, start=start, end=end, times=times)
     return FrameStream(info, targets, fps=rate, planned=planned, max_side=max_side, limit=limit,
-                       keyframes_only=bool(keyframes_only))
+                       keyframes_only=bool(keyframes_only), tolerance=tol)
 
 
 def _plan(video: str | os.PathLike[str], *, fps: float | None, num_frames: int | None, max_frames: int | None,

@@ -43,3 +43,47 @@ def remux(src: Path, dst: Path, *, format: str | None = None, options: dict[str,
                 packet.stream = copy
                 out.mux(packet)
     return dst
+
+
+def spy_decoding(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int | None, int]]:
+    """From now on, every packet the sampler hands its decoder is recorded as ``(pts, frames it produced)``:
+    what decoding cost, counted, not timed (the containers ``frame_describer.sampling`` opens are wrapped)."""
+    import frame_describer.sampling as sampling
+
+    real_open = sampling._open
+    calls: list[tuple[int | None, int]] = []
+
+    class Packet:
+        def __init__(self, packet):
+            self._p = packet
+
+        def __getattr__(self, name):
+            return getattr(self._p, name)
+
+        def decode(self):
+            frames = self._p.decode()
+            calls.append((self._p.pts, len(frames)))
+            return frames
+
+    class Container:
+        def __init__(self, container):
+            self._c = container
+
+        def __getattr__(self, name):
+            return getattr(self._c, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._c.close()
+
+        def demux(self, *a):
+            return (Packet(packet) for packet in self._c.demux(*a))
+
+    def spying_open(p):
+        container, stream = real_open(p)
+        return Container(container), stream
+
+    monkeypatch.setattr(sampling, "_open", spying_open)
+    return calls

@@ -9,6 +9,7 @@ import av
 import numpy as np
 import pytest
 
+from _helpers_video import spy_decoding
 from frame_describer.sampling import sample_frames
 from frame_describer.synthetic import read_frame_number, render_numbered_video
 
@@ -74,44 +75,7 @@ def test_max_frames_caps_and_default_is_exact(video, keyframes):
 
 def test_only_the_picked_keyframes_are_decoded(video, monkeypatch):
     """The point of the option: no frame is decoded but the keyframes returned."""
-    decoded = []
-    real = av.Packet.decode
-
-    import frame_describer.sampling as sampling
-    real_open = sampling._open
-
-    def counting_open(p):
-        container, stream = real_open(p)
-        demux = container.demux
-
-        class Wrapped:
-            def __getattr__(self, name):
-                return getattr(container, name)
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                container.close()
-
-            def demux(self, *a):
-                for packet in demux(*a):
-                    yield _Spy(packet)
-
-        return Wrapped(), stream
-
-    class _Spy:
-        def __init__(self, packet):
-            self._p = packet
-
-        def __getattr__(self, name):
-            return getattr(self._p, name)
-
-        def decode(self):
-            decoded.append(self._p.pts)
-            return real(self._p)
-
     stream = sample_frames(video, times=[4.0, 26.0], keyframes_only=True)  # probes; decoding starts lazily
-    monkeypatch.setattr(sampling, "_open", counting_open)
+    decoded = spy_decoding(monkeypatch)
     frames = list(stream)
     assert len(frames) == 2 and len(decoded) == 2  # one packet decoded per frame returned
