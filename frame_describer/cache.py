@@ -37,9 +37,11 @@ from typing import Any
 
 from vidground.errors import ConfigurationError
 from vidground.files import check_database_path, video_fingerprint
+from vidground.redaction import redact
 from vidground.types import Frame, FrameDescription, Usage
 
-SCHEMA_VERSION = 1
+#: 2: the settings table holds no secrets (rows stored by version 1 are redacted when a cache is opened)
+SCHEMA_VERSION = 2
 def settings_key(describer: Any, extra: dict[str, Any] | None = None) -> str:
     """A stable key for everything that changes a description: the describer's name and
     ``settings()`` (model, prompt hash, ...) plus ``extra`` (e.g. ``{"max_side": 512}``)."""
@@ -48,6 +50,13 @@ def settings_key(describer: Any, extra: dict[str, Any] | None = None) -> str:
                "extra": extra or {}}
     text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _settings_json(settings: Any) -> str:
+    """What the settings table keeps of a key's settings: redacted, since a third-party describer's
+    ``settings()`` may hold its API key, a token or a URL with a key in its query string (the settings
+    key itself is a hash, which keeps two keys' descriptions apart without storing either)."""
+    return json.dumps(redact(json.loads(json.dumps(settings, default=str))), sort_keys=True, default=str)
 
 
 def _ms(t: float) -> int:
@@ -105,8 +114,25 @@ class DescriptionCache:
             fingerprint TEXT NOT NULL, settings_key TEXT NOT NULL, t_ms INTEGER NOT NULL,
             owner TEXT NOT NULL, until REAL NOT NULL,
             PRIMARY KEY (fingerprint, settings_key, t_ms)) WITHOUT ROWID""")
-        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version < 2:
+            DescriptionCache._redact_stored_settings(conn)
+        if version != SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @staticmethod
+    def _redact_stored_settings(conn: sqlite3.Connection) -> None:
+        """Rewrite settings rows stored before they were redacted (a describer's key in plain text)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for key, payload in conn.execute("SELECT settings_key, payload FROM settings").fetchall():
+                clean = _settings_json(json.loads(payload))
+                if clean != payload:
+                    conn.execute("UPDATE settings SET payload=? WHERE settings_key=?", (clean, key))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def _retry_locked(self, work: Any) -> Any:
         deadline = time.monotonic() + self.timeout
@@ -168,8 +194,7 @@ class DescriptionCache:
                              "VALUES (?, ?, ?, ?)", rows)
             new = conn.total_changes - before
             if settings is not None:
-                conn.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)",
-                             (key, json.dumps(settings, sort_keys=True, default=str)))
+                conn.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)", (key, _settings_json(settings)))
             conn.executemany("DELETE FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
                              [r[:3] for r in rows])
             conn.execute("COMMIT")

@@ -192,3 +192,61 @@ def test_close_closes_every_threads_connection(tmp_path):
         with pytest.raises(sqlite3.ProgrammingError):  # closed
             conn.execute("SELECT 1")
     assert cache.count() == 0  # usable again: a new connection
+
+
+class _KeyedDescriber(FakeDescriber):
+    """A third-party describer that reports its credentials among its settings."""
+
+    name = "thirdparty"
+
+    def settings(self):
+        return {**super().settings(), "api_key": "sk-live-0123456789abcdefXYZ", "token": "tok-98765-secret",
+                "base_url": "https://api.example.com/v1?key=QUERYKEY4242&region=eu",
+                "headers": {"Authorization": "Bearer abcdef0123456789"}}
+
+
+_SECRETS = ("sk-live-0123456789abcdefXYZ", "tok-98765-secret", "QUERYKEY4242", "abcdef0123456789")
+
+
+def _database_bytes(path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+
+def test_a_describers_secrets_never_reach_the_cache_file(tmp_path):
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"video bytes")
+    path = tmp_path / "c.sqlite"
+    cache = DescriptionCache(path)
+    list(CachedDescriber(_KeyedDescriber(), cache, video).describe(make_frames([0.0, 1.0])))
+    (_, stored, _), *_ = cache.entries(video_fingerprint(video))
+    assert stored["settings"]["api_key"] == stored["settings"]["token"] == "<redacted>"
+    assert stored["settings"]["base_url"] == "https://api.example.com/v1?key=<redacted>&region=eu"
+    assert stored["settings"]["headers"]["Authorization"] == "<redacted>"
+    assert stored["settings"]["version"] == "1" and stored["describer"] == "thirdparty"
+    cache.close()
+    data = _database_bytes(path)
+    assert b"QUERYKEY" not in data and not any(s.encode() in data for s in _SECRETS)
+    # the key is still told apart from another one's: the settings key hashes the real settings
+    again = CachedDescriber(_KeyedDescriber(), DescriptionCache(path), video)
+    assert len(list(again.describe(make_frames([0.0, 1.0])))) == 2 and again.calls == 0
+
+
+def test_settings_stored_in_plain_text_by_an_older_cache_are_redacted_when_it_is_opened(tmp_path):
+    import json
+    import sqlite3
+
+    path = tmp_path / "c.sqlite"
+    DescriptionCache(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO settings VALUES (?, ?)",
+                 ("k1", json.dumps({"describer": "thirdparty", "settings": _KeyedDescriber().settings()})))
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    DescriptionCache(path).close()
+    conn = sqlite3.connect(path)
+    (payload,), = conn.execute("SELECT payload FROM settings WHERE settings_key='k1'").fetchall()
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.close()
+    assert json.loads(payload)["settings"]["api_key"] == "<redacted>"
+    assert not any(s in payload for s in _SECRETS)
