@@ -589,6 +589,7 @@ class FrameStream(Iterator[Frame]):
 # Seeking flushes the decoder, throwing away the frames its threads have in flight, so a seek pays
 # only when it skips more than a few frames' decoding.
 SEEK_MARGIN_FRAMES = 32
+SLICE_SEEK_MARGIN_FRAMES = 2  # with slice threads nothing decoded is in flight: a seek pays once it skips a frame or two
 NO_INDEX_SEEK_GAP = 30.0  # seconds; without a keyframe index, seek only over gaps this long
 MAX_DEMUX_RESUMES = 16  # demux errors skipped per stream before the rest is given up as unreadable
 # Frames that no other frame refers to are not decoded unless this close to the next wanted time
@@ -693,7 +694,7 @@ class _Source:
             if i < 0:
                 return False
             key = float((self.index[i].timestamp + self.delay - self.origin) * self.tb)
-            if key - at <= SEEK_MARGIN_FRAMES / fps:
+            if key - at <= (SEEK_MARGIN_FRAMES if self.threads == "AUTO" else SLICE_SEEK_MARGIN_FRAMES) / fps:
                 return False
         elif not force and target - at <= NO_INDEX_SEEK_GAP:
             return False

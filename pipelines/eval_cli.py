@@ -89,6 +89,9 @@ def register(subparsers: Any) -> None:
     m.add_argument("--budget", type=int, default=None, metavar="N", help="coarse-to-fine: at most N describer calls per query")
     m.add_argument("--budget-seconds", type=float, default=None, metavar="S",
                    help="coarse-to-fine: at most S seconds of describing per query")
+    m.add_argument("--keyframe-tolerance", type=float, default=None, metavar="F",
+                   help="coarse-to-fine: the sparse pass may take a keyframe within F of its spacing (default 0.25; "
+                        "0: exact frames)")
     m.add_argument("--skip-unchanged", type=float, default=None, metavar="LEVELS",
                    help="do not send a frame within LEVELS grey levels (e.g. 2) of the last one sent; reuse its "
                         "description (--videos only)")
@@ -180,6 +183,7 @@ def _strict(problems: dict[str, int], what: str, path: Any) -> None:
 _NOT_FOR_EVENTS: dict[str, Any] = {
     "--strategy": lambda a: a.strategy != "uniform", "--budget": lambda a: a.budget is not None,
     "--budget-seconds": lambda a: a.budget_seconds is not None,
+    "--keyframe-tolerance": lambda a: a.keyframe_tolerance is not None,
     "--skip-unchanged": lambda a: a.skip_unchanged is not None, "--top-k": lambda a: a.top_k != 5,
     "--strict": lambda a: a.strict, "--subset": lambda a: a.subset is not None,
     "--executor": lambda a: a.executor != "local", "--address": lambda a: a.address is not None,

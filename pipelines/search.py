@@ -46,6 +46,13 @@ class Search(BaseModel):
     then every 2nd, then all), so a candidate the reasoner drops after a look costs a fraction of a dense
     fill; ``None`` fills every candidate densely at once. Defaults chosen on the dev half of
     ``benchmarks/long_videos.py``.
+
+    ``keyframe_tolerance`` lets the sparse pass on a real video take a keyframe within that fraction of
+    its spacing instead of the frame at the grid time (decoded alone, where the exact frame costs the
+    frames from the keyframe before it; ``0``: exact frames). A quarter keeps each sparse frame nearer
+    its own grid time than any other (no two share a keyframe, each still stands for its stretch) and
+    the gaps between sparse frames within 1.5 spacings; the default margin widens by the tolerance so
+    a refined candidate still reaches the next sparse frame's stretch.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -58,6 +65,7 @@ class Search(BaseModel):
     margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     rounds: int = Field(default=4, ge=0)
     zoom: int | None = Field(default=2, ge=2)
+    keyframe_tolerance: float = Field(default=0.25, ge=0, lt=0.5, allow_inf_nan=False)
 
     @classmethod
     def of(cls, value: "Search | dict[str, Any] | str | None" = None, **settings: Any) -> "Search":
@@ -137,12 +145,15 @@ def coarse_to_fine(
     *,
     known: dict[float, FrameDescription] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    tolerant: bool = False,
 ) -> tuple[SearchOutcome, int]:
     """Ground ``query`` describing as few frames of ``grid`` (the dense sampling times, increasing) as the
     search allows. ``describe(times)`` yields descriptions for those times (a describer behind a cache;
     the frames it yields may carry the real times of the nearest decoded frames). ``known`` maps the times of
     frames already described (by an earlier query) to their descriptions: a grid time within half a grid
-    step of one costs nothing and uses it as it is. Returns the outcome and the coarse stride used."""
+    step of one costs nothing and uses it as it is. ``tolerant``: ``describe`` also takes ``tolerance=``
+    (seconds; a frame that close to a time may answer it), and the sparse pass gives it
+    ``search.keyframe_tolerance`` of its spacing. Returns the outcome and the coarse stride used."""
     search = search or Search(strategy="coarse-to-fine")
     grid = [float(t) for t in grid]
     if not grid:
@@ -159,25 +170,31 @@ def coarse_to_fine(
     started = clock()
     spent = 0.0
 
-    def run(indices: list[int], pass_no: int, reasons: dict[int, tuple[int, str]]) -> None:
+    def run(indices: list[int], pass_no: int, reasons: dict[int, tuple[int, str]], tolerance: float = 0.0) -> None:
         nonlocal spent
-        fresh = []
+        fresh, entries = [], []
         for i in indices:
             asked.add(i)
             t = grid[i]
-            near = _nearest(known_times, t, half)
+            near = _nearest(known_times, t, max(half, tolerance))
             if near is not None:
                 described[near] = known[near]  # type: ignore[index]
                 out.known += 1
                 out.frames.append([round(t, 3), pass_no, reasons[i][1] + " (known)"])
             else:
                 fresh.append(i)
-                out.frames.append([round(t, 3), pass_no, reasons[i][1]])
+                entries.append([round(t, 3), pass_no, reasons[i][1]])
+                out.frames.append(entries[-1])
         if not fresh:
             return
         begun = clock()
-        for d in describe([grid[i] for i in fresh]):
+        times = [grid[i] for i in fresh]
+        for d in describe(times, tolerance=tolerance) if tolerance else describe(times):
             described[d.t] = d
+            k = _closest(times, d.t)  # the time it answers: the tolerance is under half the pass's spacing
+            if abs(d.t - times[k]) > half:  # a frame off the grid (a keyframe): its own grid time is taken
+                entries[k][2] += f" (answered by the frame at {d.t:.2f}s)"
+                asked.update(_between(grid, d.t - half, d.t + half))
             u = d.usage or Usage()
             out.usage += u
             if u.cached:
@@ -213,9 +230,10 @@ def coarse_to_fine(
         out.warnings.append(f"the budget of {search.budget} calls is smaller than the sparse pass "
                             f"({len(coarse)} frames): {budget} evenly spaced frames were described, none refined")
         coarse = keep
-    run(coarse, 0, {i: (0, "coarse") for i in coarse})
+    tolerance = search.keyframe_tolerance * _spacing(grid, stride) if tolerant else 0.0
+    run(coarse, 0, {i: (0, "coarse") for i in coarse}, tolerance)
     out.result = ground()
-    margin = search.margin if search.margin is not None else _spacing(grid, stride) / 2
+    margin = search.margin if search.margin is not None else _spacing(grid, stride) / 2 + tolerance
     out.stop = "rounds"
     for round_no in range(1, search.rounds + 1):
         if (left() is not None and left() <= 0) or (search.budget_seconds is not None and spent >= search.budget_seconds):
@@ -276,6 +294,14 @@ def _nearest(times: Sequence[float], t: float, tolerance: float) -> float | None
     return best if best is not None and abs(best - t) <= tolerance else None
 
 
+def _closest(times: Sequence[float], t: float) -> int:
+    """The index of the time in ``times`` (sorted, not empty) nearest ``t``."""
+    import bisect
+
+    i = bisect.bisect_left(times, t)
+    return min((j for j in (i - 1, i) if 0 <= j < len(times)), key=lambda j: abs(times[j] - t))
+
+
 def _between(grid: Sequence[float], lo: float, hi: float) -> range:
     import bisect
 
@@ -298,14 +324,17 @@ def count_grid(duration: float, n: int) -> list[float]:
 
 
 def search_options(args: Any) -> dict[str, Any] | None:
-    """The ``search`` settings from the command line's ``--strategy``/``--budget``/``--budget-seconds``
-    (``None`` for uniform); a budget without ``coarse-to-fine`` is a :class:`ConfigurationError`."""
+    """The ``search`` settings from the command line's ``--strategy``/``--budget``/``--budget-seconds``/
+    ``--keyframe-tolerance`` (``None`` for uniform); any of the others without ``coarse-to-fine`` is a
+    :class:`ConfigurationError`."""
     strategy = getattr(args, "strategy", "uniform")
     budgets = {k: v for k, v in (("budget", getattr(args, "budget", None)),
-                                 ("budget_seconds", getattr(args, "budget_seconds", None))) if v is not None}
+                                 ("budget_seconds", getattr(args, "budget_seconds", None)),
+                                 ("keyframe_tolerance", getattr(args, "keyframe_tolerance", None))) if v is not None}
     if strategy == "uniform":
         if budgets:
-            raise ConfigurationError("--budget and --budget-seconds apply to --strategy coarse-to-fine")
+            raise ConfigurationError("--budget, --budget-seconds and --keyframe-tolerance apply to --strategy "
+                                     "coarse-to-fine")
         return None
     return dict(Search.of({"strategy": strategy, **budgets}).model_dump(exclude_defaults=True), strategy=strategy)
 

@@ -562,15 +562,16 @@ class Session:
 
         damaged: list[str] = []  # what the passes' decoding found wrong with the file, each said once
 
-        def describe(times: list[float]) -> Iterable[FrameDescription]:
-            with sample_frames(path, times=times, max_side=s.max_side) as frames:
+        def describe(times: list[float], tolerance: float = 0.0) -> Iterable[FrameDescription]:
+            # a keyframe within the tolerance answers a time (the sparse pass): the frames carry their real times
+            with sample_frames(path, times=times, max_side=s.max_side, tolerance=tolerance) as frames:
                 yield from source.describe(frames, query=query)
                 damaged.extend(w for w in frames.warnings if w not in damaged)
 
         key = _file_key(path)
         with self._lock:
             known = dict(self._searched.get(key, {})) if key is not None else {}
-        outcome, stride = coarse_to_fine(query, rsn, describe, grid, length, self.search, known=known)
+        outcome, stride = coarse_to_fine(query, rsn, describe, grid, length, self.search, known=known, tolerant=True)
         if key is not None:
             with self._lock:
                 self._searched.setdefault(key, {}).update({d.t: d for d in outcome.descriptions})

@@ -87,3 +87,28 @@ def spy_decoding(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int | None, int]
 
     monkeypatch.setattr(sampling, "_open", spying_open)
     return calls
+
+
+def render_gop_video(path: Path, *, n_frames: int, fps: int, gop: int, size: tuple[int, int] = (96, 64)) -> Path:
+    """``n_frames`` frames, each showing its number, with a keyframe every ``gop`` frames and nowhere else
+    (x264 without scene-cut keyframes): keyframes where a test needs them."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    from frame_describer.synthetic import draw_frame_number
+
+    w, h = size
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"preset": "veryfast", "crf": "18", "g": str(gop), "x264-params": "scenecut=0", "threads": "1"}
+        for i in range(n_frames):
+            image = np.full((h, w, 3), 60 + (i * 37) % 120, np.uint8)
+            draw_frame_number(image, i)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            c.mux(s.encode(frame))
+        c.mux(s.encode(None))
+    return path

@@ -620,6 +620,7 @@ def test_eval_activitynet_events_bad_inputs(tmp_path, capsys, no_caption_scorers
 @pytest.mark.parametrize("extra, flag", [
     (["--strategy", "coarse-to-fine"], "--strategy"), (["--budget", "4"], "--budget"),
     (["--budget-seconds", "2"], "--budget-seconds"), (["--skip-unchanged", "2"], "--skip-unchanged"),
+    (["--keyframe-tolerance", "0"], "--keyframe-tolerance"),
     (["--top-k", "1"], "--top-k"), (["--strict"], "--strict"), (["--subset", "ids.txt"], "--subset"),
     (["--executor", "ray"], "--executor"), (["--concurrency", "4", "--no-report"], "--concurrency, --no-report"),
 ])

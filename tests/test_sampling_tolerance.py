@@ -3,47 +3,30 @@ alone); every other time gets its exact nearest frame (issue #19)."""
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from _helpers_video import spy_decoding
+from _helpers_video import render_gop_video, spy_decoding
 from frame_describer.sampling import sample_frames
-from frame_describer.synthetic import draw_frame_number, read_frame_number
+from frame_describer.synthetic import read_frame_number
 from vidground.errors import ConfigurationError
 
 FPS, N = 25, 1000  # 40 s
 
 
-def render(path: Path, n: int, gop: int) -> Path:
-    """``n`` frames at 25 fps, each showing its number, a keyframe every ``gop`` frames and nowhere else."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=FPS)
-        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
-        s.options = {"preset": "veryfast", "crf": "18", "g": str(gop), "x264-params": "scenecut=0", "threads": "1"}
-        for i in range(n):
-            image = np.full((64, 96, 3), 60 + (i * 37) % 120, np.uint8)
-            draw_frame_number(image, i)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, FPS)
-            c.mux(s.encode(frame))
-        c.mux(s.encode(None))
-    return path
-
-
 @pytest.fixture(scope="module")
 def video(tmp_path_factory) -> Path:
     """40 s, a keyframe every 10 s."""
-    return render(tmp_path_factory.mktemp("tol") / "gop.mp4", N, 250)
+    return render_gop_video(tmp_path_factory.mktemp("tol") / "gop.mp4", n_frames=N, fps=FPS, gop=250)
 
 
 @pytest.fixture(scope="module")
 def one_keyframe(tmp_path_factory) -> Path:
     """12 s whose only keyframe is the first (a keyframe interval longer than the video)."""
-    return render(tmp_path_factory.mktemp("tol") / "one_key.mp4", 300, 100000)
+    return render_gop_video(tmp_path_factory.mktemp("tol") / "one_key.mp4", n_frames=300, fps=FPS, gop=100000)
 
 
 def keyframe_times(path: Path) -> list[float]:
