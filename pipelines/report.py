@@ -1,10 +1,11 @@
-"""Run reports: ``metrics.json``, ``report.md``, summary plots, per-query timeline PNGs and ``index.html``.
+"""Run reports: ``metrics.json``, ``report.md``, summary plots and ``index.html`` with per-query timelines.
 
 Everything is rebuilt from the run folder alone (see :mod:`pipelines.runs`), so
 ``vidground report runs/NAME`` works on a finished, resumed or half-finished run. By default the
-report draws three summary plots and the timelines of the :data:`DEFAULT_TIMELINES` worst queries
-(failures first, then lowest IoU), so its cost does not grow with the number of queries;
-``all_timelines`` (``--all-timelines``) draws one for every query.
+report draws three summary plots (matplotlib PNGs) and, inline in ``index.html`` as small SVG drawn
+as text, the timelines of the :data:`DEFAULT_TIMELINES` worst queries (failures first, then lowest
+IoU), so the page stays short however many queries there are; ``all_timelines``
+(``--all-timelines``) draws one for every query.
 """
 
 from __future__ import annotations
@@ -175,34 +176,87 @@ def _pyplot() -> Any:
     return plt
 
 
-def _timeline(path: Path, q: Query, rec: dict[str, Any] | None, iou: float) -> None:
-    plt = _pyplot()
-    duration = (rec or {}).get("duration") or q.duration or max(e for _, e in q.windows)
-    fig, ax = plt.subplots(figsize=(8, 1.9), dpi=80)
-    for s, e in q.windows:
-        ax.barh(1, e - s, left=s, height=0.5, color="#2ca02c", label="ground truth")
-    intervals = (rec or {}).get("intervals") or []
-    for rank, iv in enumerate(intervals[:5]):
+#: Inline SVG timeline geometry (CSS pixels): label column, plot width, rows, axis.
+_SVG_LEFT, _SVG_PLOT, _SVG_RIGHT = 34, 660, 12
+_SVG_HEIGHT = 62
+#: Score-curve points kept per timeline (the highest score per slice): a 2-hour curve stays a few KB.
+_SVG_CURVE_POINTS = 220
+
+
+def _ticks(duration: float, most: int = 8) -> list[float]:
+    """Round axis ticks (1, 2 or 5 times a power of ten seconds) from 0 to ``duration``."""
+    step = 10 ** math.floor(math.log10(duration / most)) if duration > 0 else 1.0
+    for factor in (1, 2, 5, 10):
+        if duration / (step * factor) <= most:
+            step *= factor
+            break
+    return [i * step for i in range(int(duration / step + 1e-9) + 1)]
+
+
+def _pairs(values: Any) -> list[tuple[float, float]]:
+    """The first two items of each of ``values`` (``[start, end, score]``, ``[t, score]``) where both are
+    finite numbers; anything else is skipped."""
+    out = []
+    for v in values or []:
         try:
-            s, e = float(iv[0]), float(iv[1])
-        except (TypeError, ValueError, IndexError):
+            s, e = float(v[0]), float(v[1])
+        except (TypeError, ValueError, IndexError, KeyError):
             continue
-        ax.barh(0, max(e - s, duration * 0.003), left=s, height=0.5, color="#1f77b4",
-                alpha=1.0 if rank == 0 else 0.25, label="prediction (top 1)" if rank == 0 else None)
-    curve = (rec or {}).get("curve")
-    if curve:
-        ax2 = ax.twinx()
-        ax2.plot([p[0] for p in curve], [p[1] for p in curve], color="#ff7f0e", lw=1, label="reasoner score")
-        ax2.set_yticks([])
-    ax.set_xlim(0, duration)
-    ax.set_ylim(-0.6, 1.6)
-    ax.set_yticks([0, 1], ["pred", "GT"])
-    ax.set_xlabel("seconds")
-    status = "failed: " + ((rec or {}).get("error") or {}).get("type", "missing") if not rec or rec.get("status") != "ok" else f"IoU {fmt_iou(iou)}"
-    ax.set_title(f"{q.qid} · {q.query[:80]} · {status}", fontsize=9, loc="left")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+        if math.isfinite(s) and math.isfinite(e):
+            out.append((s, e))
+    return out
+
+
+def _curve_points(curve: Any, x: Any, duration: float) -> str:
+    """The reasoner's score curve as SVG polyline points over the two rows, scaled to its own range."""
+    pts = [(min(max(t, 0.0), duration), v) for t, v in _pairs(curve)]
+    if len(pts) < 2:
+        return ""
+    if len(pts) > _SVG_CURVE_POINTS:  # one point per slice, its highest score: peaks survive
+        slices: dict[int, tuple[float, float]] = {}
+        for t, v in pts:
+            k = min(int(t / duration * _SVG_CURVE_POINTS), _SVG_CURVE_POINTS - 1)
+            if k not in slices or v > slices[k][1]:
+                slices[k] = (t, v)
+        pts = [slices[k] for k in sorted(slices)]
+    lo, hi = min(v for _, v in pts), max(v for _, v in pts)
+    span = hi - lo or 1.0
+    return " ".join(f"{x(t):.1f},{40 - 36 * (v - lo) / span:.1f}" for t, v in pts)
+
+
+def _timeline_svg(q: Query, rec: dict[str, Any] | None, status: str) -> str:
+    """A query's timeline as inline SVG: ground truth, the top-5 predictions (top 1 solid) and the
+    reasoner's score curve over seconds. Drawn as text, so a report of thousands of queries costs
+    milliseconds per query where a matplotlib PNG cost about a third of a second; every piece of
+    text in it (the query, the status) goes through ``html.escape``."""
+    esc = html.escape
+    windows = _pairs(q.windows)
+    duration = next((float(d) for d in ((rec or {}).get("duration"), q.duration) if isinstance(d, (int, float))
+                     and math.isfinite(d) and d > 0), max((e for _, e in windows), default=0.0)) or 1.0
+    width = _SVG_LEFT + _SVG_PLOT + _SVG_RIGHT
+
+    def x(t: float) -> float:
+        return _SVG_LEFT + _SVG_PLOT * min(max(t, 0.0), duration) / duration
+
+    def bar(s: float, e: float, y: int, cls: str) -> str:
+        x0, x1 = x(min(s, e)), x(max(s, e))
+        return f"<rect class='{cls}' x='{x0:.1f}' y='{y}' width='{max(x1 - x0, 1.5):.1f}' height='14'/>"
+
+    parts = [f"<svg class='timeline' role='img' width='{width}' height='{_SVG_HEIGHT}' "
+             f"viewBox='0 0 {width} {_SVG_HEIGHT}' xmlns='http://www.w3.org/2000/svg' data-qid='{esc(q.qid)}'>",
+             f"<title>{esc(q.qid)} · {esc(q.query)} · {esc(status)}</title>",
+             f"<text class='lab' x='{_SVG_LEFT - 4}' y='15'>GT</text><text class='lab' x='{_SVG_LEFT - 4}' y='35'>pred</text>",
+             f"<line class='axis' x1='{_SVG_LEFT}' y1='44' x2='{_SVG_LEFT + _SVG_PLOT}' y2='44'/>"]
+    for t in _ticks(duration):
+        parts.append(f"<line class='axis' x1='{x(t):.1f}' y1='44' x2='{x(t):.1f}' y2='47'/>"
+                     f"<text class='tick' x='{x(t):.1f}' y='57'>{t:g}</text>")
+    parts += [bar(s, e, 4, "gt") for s, e in windows]
+    preds = _pairs((rec or {}).get("intervals"))[:5]
+    parts += [bar(s, e, 24, "pred" if rank == 0 else "pred alt") for rank, (s, e) in reversed(list(enumerate(preds)))]
+    if points := _curve_points((rec or {}).get("curve"), x, duration):
+        parts.append(f"<polyline class='curve' points='{points}'/>")
+    parts.append(f"<text class='lab' x='{_SVG_LEFT - 10}' y='57'>s</text></svg>")
+    return "".join(parts)
 
 
 def gt_length_buckets(queries: Sequence[Query], scored: dict[str, Any], m: float = 0.5) -> list[dict[str, Any]]:
@@ -281,17 +335,18 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | Non
                  plots: bool = True, all_timelines: bool = False) -> dict[str, Any]:
     """(Re)build the report files of a run folder; returns the metrics summary written to metrics.json.
 
-    With ``plots`` it draws the :data:`SUMMARY_PLOTS` and per-query timelines for the ``max_plots`` worst
-    queries (see :func:`worst_first`), or for every query with ``all_timelines`` (or ``max_plots=None``);
-    timeline PNGs left in ``plots/`` by an earlier report and not drawn now are removed."""
+    With ``plots`` it draws the :data:`SUMMARY_PLOTS` and puts inline SVG timelines into ``index.html``
+    for the ``max_plots`` worst queries (see :func:`worst_first`), or for every query with
+    ``all_timelines`` (or ``max_plots=None``); timeline PNGs that reports made before the SVG timelines
+    left in ``plots/`` are removed."""
     out = Path(out)
-    config, queries, results = load_run(out)
-    metrics = run_metrics(out, bootstrap=bootstrap)
+    config, queries, results = run = load_run(out)
+    metrics = run_metrics(out, bootstrap=bootstrap, run=run)
     totals = run_totals(out)
     missing = sorted(_missing(out))
     provenance = load_provenance(out)
     scored = {s.qid: s for s in metrics.per_query} if metrics else {}
-    curve = run_metrics(out, bootstrap=0, thresholds=CURVE_THRESHOLDS, mean_ap=False) if metrics else None
+    curve = run_metrics(out, bootstrap=0, thresholds=CURVE_THRESHOLDS, mean_ap=False, run=run) if metrics else None
     buckets = gt_length_buckets(queries, scored)
     summary = {"config": config, "provenance": provenance, "selected": len(queries), "missing_videos": missing, **totals,
                "metrics": metrics.summary() if metrics else None,
@@ -307,18 +362,14 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | Non
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            raise MissingDependencyError("matplotlib", "eval", "timeline plots") from None
+            raise MissingDependencyError("matplotlib", "eval", "summary plots") from None
         (out / "plots").mkdir(exist_ok=True)
         summary_plots = _summary_plots(out / "plots" / "summary", curve, metrics, buckets)
         limit = None if all_timelines else max_plots
-        drawn = [q for q in order if q.qid in scored][:limit]  # the worst first: those a person looks at
-        for q in drawn:
-            _timeline(out / "plots" / f"{_safe(q.qid)}.png", q, results.get(q.qid), scored[q.qid].iou)
-            plotted.add(q.qid)
-        keep = {f"{_safe(qid)}.png" for qid in plotted}
-        for old in (out / "plots").glob("*.png"):  # timelines of an earlier, larger report
-            if old.name not in keep:
-                old.unlink()
+        # the worst first: those a person looks at
+        plotted = {q.qid for q in [q for q in order if q.qid in scored][:limit]}
+        for old in (out / "plots").glob("*.png"):  # timeline PNGs of reports made before timelines were SVG
+            old.unlink()
     (out / "report.md").write_text(_markdown(out, config, queries, results, metrics, totals, missing, summary_plots)
                                    + "\n".join(["", "## Provenance", "", *provenance_lines(provenance), ""]),
                                    encoding="utf-8")
@@ -399,7 +450,12 @@ _CSS = """body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{
 td,th{border:1px solid #ccc;padding:2px 6px}td small{color:#666;white-space:nowrap}.q{margin:1em 0;padding:.5em;border-left:4px solid #2ca02c}
 .q.miss{border-color:#d62728}.q.failed{border-color:#7f0000;background:#fff0f0}.verdict{font-weight:bold}
 .q.miss .verdict,.q.failed .verdict{color:#d62728}.summary img{margin:0 .5em .5em 0}
-pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em;max-height:20em;overflow:auto}"""
+pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em;max-height:20em;overflow:auto}
+svg.timeline{display:block;margin-top:.3em;max-width:100%;height:auto}.timeline text{font-size:10px;fill:#444}
+.timeline .lab{text-anchor:end}.timeline .tick{text-anchor:middle;font-size:9px}.timeline .axis{stroke:#999}
+.timeline .gt{fill:#2ca02c}.timeline .pred{fill:#1f77b4}.timeline .alt{opacity:.25}
+.timeline .curve{fill:none;stroke:#ff7f0e;stroke-width:1.2}.legend{font-size:12px;color:#444}
+.legend i{display:inline-block;width:1.2em;height:.7em;margin:0 .3em 0 .8em}"""
 
 
 def _html(out: Path, config: dict[str, Any], order: list[Query], results: dict[str, dict[str, Any]],
@@ -448,6 +504,10 @@ def _html(out: Path, config: dict[str, Any], order: list[Query], results: dict[s
                  + ("" if len(plotted) >= len(scored) else
                     f" (the worst; <code>vidground report {esc(str(out))} --all-timelines</code> draws every one)")
                  + "</p>")
+    if plotted:
+        parts.append("<p class='legend'>Timelines:<i style='background:#2ca02c'></i>ground truth"
+                     "<i style='background:#1f77b4'></i>prediction (top 1; top 2-5 faint)"
+                     "<i style='background:#ff7f0e;height:2px'></i>reasoner score (scaled to its range)</p>")
     missing_videos = set(missing)
     for q in order:
         rec = results.get(q.qid)
@@ -470,7 +530,7 @@ def _html(out: Path, config: dict[str, Any], order: list[Query], results: dict[s
                      f"{_fmt_spans(q.windows)} · predicted {_fmt_spans((rec or {}).get('intervals') or [])} · "
                      f"{esc(status)}" + (f" · <span class='verdict'>{verdict}</span>" if verdict else ""))
         if q.qid in plotted:
-            parts.append(f"<br><img class='timeline' alt='timeline {esc(q.qid)}' src='plots/{esc(_safe(q.qid))}.png'>")
+            parts.append("<br>" + _timeline_svg(q, rec, status))
         parts.append("</div>")
     parts.append("<h2>Transcripts</h2>")
     for video in dict.fromkeys(q.video for q in order):

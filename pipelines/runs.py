@@ -543,12 +543,15 @@ def run_predictions(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {qid: (r if r.get("status") == "ok" else {"error": r.get("error") or "failed"}) for qid, r in results.items()}
 
 
-def run_metrics(out: str | Path, *, clip_gt: bool | None = None, bootstrap: int = 1000, **options: Any) -> Metrics | None:
+def run_metrics(out: str | Path, *, clip_gt: bool | None = None, bootstrap: int = 1000,
+                run: tuple[dict[str, Any], list[Query], dict[str, dict[str, Any]]] | None = None,
+                **options: Any) -> Metrics | None:
     """Metrics over the run's queries that have a video (missing videos are reported, not scored), with
-    the recorded prior-span baseline and the durations the run learned; ``options`` go to
-    :func:`~pipelines.metrics.compute_metrics` (e.g. ``thresholds``, ``mean_ap``)."""
+    the recorded prior-span baseline and the durations the run learned; ``run`` is :func:`load_run`'s
+    answer when the caller has it (a report scores twice and need not read the folder again);
+    ``options`` go to :func:`~pipelines.metrics.compute_metrics` (e.g. ``thresholds``, ``mean_ap``)."""
     out = Path(out)
-    config, queries, results = load_run(out)
+    config, queries, results = run or load_run(out)
     missing = set(json.loads((out / "missing.json").read_text())["missing_videos"]) if (out / "missing.json").exists() else set()
     scored = [q for q in queries if q.video not in missing]
     if not scored:
@@ -566,8 +569,9 @@ def run_totals(out: str | Path) -> dict[str, Any]:
     """Describer calls made/saved, cost and failures by type, over every attempt in the folder."""
     out = Path(out)
     videos = read_jsonl(out / "videos.jsonl")
-    results = latest_results(out / "results.jsonl")
-    cost = sum(v.get("cost_usd") or 0.0 for v in videos) + sum(r.get("cost_usd") or 0.0 for r in read_jsonl(out / "results.jsonl"))
+    attempts = read_jsonl(out / "results.jsonl", "qid")  # every attempt pays; the latest per query counts
+    results = {str(r["qid"]): r for r in attempts}
+    cost = sum(v.get("cost_usd") or 0.0 for v in videos) + sum(r.get("cost_usd") or 0.0 for r in attempts)
     errors: dict[str, int] = {}
     for r in results.values():
         if r.get("status") != "ok":

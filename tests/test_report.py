@@ -1,4 +1,4 @@
-"""Reports (metrics.json, report.md, timelines, index.html in a real headless Chromium),
+"""Reports (metrics.json, report.md, summary plots, inline SVG timelines, index.html in a real headless Chromium),
 ``vidground compare`` and ``vidground score``."""
 
 from __future__ import annotations
@@ -49,12 +49,11 @@ def test_report_files(run_dir):
                    "- ProviderError: 1", "Scored as IoU 0: error 1"):
         assert needle in md, needle
     assert re.search(r"\| \*\*this run\*\* \| [\d.]+ \[[\d.]+, [\d.]+\]", md)  # value with its CI
-    pngs = sorted(p.name for p in (run_dir / "plots").glob("*.png"))
-    assert len(pngs) == 12 and all((run_dir / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert not list((run_dir / "plots").glob("*.png"))  # timelines are inline SVG, not image files
     page = (run_dir / "index.html").read_text()
-    assert page.count("class='timeline'") == 12 and "transcript" in page and "failed: ProviderError" in page
+    assert page.count("<svg class='timeline'") == 12 and "transcript" in page and "failed: ProviderError" in page
     write_report(run_dir, max_plots=3, bootstrap=0)
-    assert (run_dir / "index.html").read_text().count("class='timeline'") == 3
+    assert (run_dir / "index.html").read_text().count("<svg class='timeline'") == 3
 
 
 def test_report_on_a_folder_that_is_not_a_run(tmp_path):
@@ -202,8 +201,9 @@ def test_index_html_structure_cis_summary_plots_worst_first(run_dir):
     assert len(blocks) == 12 and "failed" in blocks[0]["class"].split() and "ProviderError" in blocks[0]["text"]
     rest = [ious[b["id"]] for b in blocks[1:]]
     assert rest == sorted(rest)
-    # every timeline image points at a file; transcripts are linked from each query
-    assert all((run_dir / a["src"]).exists() for a in page.find("img") if a.get("class") == "timeline")
+    # one inline SVG timeline per query block, naming its query, with its GT bar; transcripts linked
+    assert [a["data-qid"] for a in page.find("svg", **{"class": "timeline"})] == [b["id"] for b in blocks]
+    assert len(page.find("rect", **{"class": "gt"})) == 12 and not page.find("img", **{"class": "timeline"})
     assert page.find("details", id="v-vid0")
     # no leftover self-test line or script
     assert "id='status'" not in text and "timelines rendered" not in text and "<script" not in text
@@ -253,39 +253,104 @@ def test_a_500_query_report_draws_the_summary_and_the_worst_50_by_default(tmp_pa
         if i % 50 == 7:
             r.update(status="error", error={"type": "ProviderError", "message": "outage"}, intervals=None)
     (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / "plots").mkdir()
+    (out / "plots" / "q0-0.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # a timeline PNG from an older report
     drawn = []
+    real_timeline = report._timeline_svg
+    monkeypatch.setattr(report, "_timeline_svg", lambda q, rec, status: drawn.append(q.qid) or real_timeline(q, rec, status))
 
-    def fake_timeline(path, q, rec, iou):  # a real timeline costs ~0.1 s: count the calls instead
-        drawn.append(q.qid)
-        path.write_bytes(b"\x89PNG\r\n\x1a\n")
-
-    monkeypatch.setattr(report, "_timeline", fake_timeline)
-
-    def images():
-        return sorted(p.relative_to(out / "plots").as_posix() for p in (out / "plots").rglob("*.png"))
+    def timelines():
+        return [a["data-qid"] for a in _parse_page(out / "index.html").find("svg", **{"class": "timeline"})]
 
     write_report(out, bootstrap=0)
     assert len(drawn) == DEFAULT_TIMELINES == 50
-    assert len(images()) == len(SUMMARY_PLOTS) + 50
+    assert sorted(p.relative_to(out / "plots").as_posix() for p in (out / "plots").rglob("*.png")) == \
+        sorted(f"summary/{name}" for name in SUMMARY_PLOTS)  # the old timeline PNG is gone
     page = _parse_page(out / "index.html")
-    assert len(page.blocks) == 500 and len(page.find("img", **{"class": "timeline"})) == 50
-    timelined = [a["alt"].split()[-1] for a in page.find("img", **{"class": "timeline"})]
-    assert timelined == [b["id"] for b in page.blocks[:50]] == drawn  # the worst 50, in page order
+    assert len(page.blocks) == 500
+    assert timelines() == [b["id"] for b in page.blocks[:50]] == drawn  # the worst 50, in page order
     assert all("failed" in b["class"] for b in page.blocks[:10]) and "failed" not in page.blocks[10]["class"]
     assert "--all-timelines</code> draws every one" in (out / "index.html").read_text()
 
     drawn.clear()
     assert cli("report", out, "--bootstrap", "0", "--all-timelines") == 0
-    assert len(drawn) == 500 and len(images()) == len(SUMMARY_PLOTS) + 500
-    assert len(_parse_page(out / "index.html").find("img", **{"class": "timeline"})) == 500
+    assert len(drawn) == 500 and len(timelines()) == 500
 
-    drawn.clear()  # back to the default: the timelines of the larger report are removed
+    drawn.clear()  # back to the default
     assert cli("report", out, "--bootstrap", "0") == 0
-    assert len(drawn) == 50 and len(images()) == len(SUMMARY_PLOTS) + 50
+    assert len(drawn) == 50 and len(timelines()) == 50
     summary = json.loads((out / "metrics.json").read_text())
     assert list(summary["r1_curve"]) == ["this run", "whole video", "prior span"]
     assert list(summary["r1_curve"]["this run"]) == [f"R1@{m:g}" for m in CURVE_THRESHOLDS]
     assert [b["n"] for b in summary["r1_by_gt_length"]] == [0, 0, 500]  # every GT lasts 2 s: one bucket
+
+
+class _SvgText(HTMLParser):
+    """The text inside each ``<title>`` and every tag seen."""
+
+    def __init__(self):
+        super().__init__()
+        self.titles: list[str] = []
+        self.tags: list[str] = []
+        self._in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag == "title":
+            self._in_title, self.titles = True, self.titles + [""]
+
+    def handle_endtag(self, tag):
+        self._in_title = self._in_title and tag != "title"
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.titles[-1] += data
+
+
+def test_timeline_svg_escapes_the_query_and_the_status(tmp_path):
+    hostile = """</title></svg><script>alert("x")</script> it's "quoted" & <b>bold</b>"""
+    out = _synthetic_run(tmp_path / "r", 1, 2, [], shift=0.0)
+    lines = (out / "queries.jsonl").read_text().splitlines()
+    first = json.loads(lines[0]) | {"query": hostile, "qid": "q'0\"<x>"}
+    (out / "queries.jsonl").write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n")
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    rows[0] |= {"qid": first["qid"], "status": "error", "intervals": None,
+                "error": {"type": "ProviderError", "message": "<script>bad()</script>"}}
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_report(out, bootstrap=0)
+    text = (out / "index.html").read_text(encoding="utf-8")
+    assert "<script" not in text and "<b>bold" not in text
+    page = _parse_page(out / "index.html")  # balanced: nothing the query holds closed a tag
+    assert [a["data-qid"] for a in page.find("svg", **{"class": "timeline"})] == [first["qid"], "q0-1"]
+    parser = _SvgText()
+    parser.feed(text)
+    assert parser.titles[1] == f"{first['qid']} · {hostile} · failed: ProviderError: <script>bad()</script>"
+    assert "script" not in parser.tags and parser.tags.count("b") == 2  # each query's id, nothing from the query
+
+
+def test_timeline_svg_geometry_and_a_long_curve():
+    from pipelines.datasets import Query
+    from pipelines.report import _SVG_CURVE_POINTS, _SVG_LEFT, _SVG_PLOT, _timeline_svg
+
+    q = Query(qid="q", video="v", query="x", duration=7200.0, windows=[(3600.0, 5400.0)])
+    curve = [[t, 1.0 if t == 4321 else 0.0] for t in range(7200)]
+    rec = {"status": "ok", "duration": 7200.0, "curve": curve,
+           "intervals": [[0, 720, 0.9], ["bad"], [7000, 9000, 0.5], None, [1, 2, 0.1], [3, 4, 0.1], [5, 6, 0.1]]}
+    svg = _timeline_svg(q, rec, "IoU 0.000")
+    gt = re.search(r"<rect class='gt' x='([\d.]+)' y='\d+' width='([\d.]+)'", svg)
+    assert float(gt.group(1)) == pytest.approx(_SVG_LEFT + _SVG_PLOT / 2, abs=0.1)
+    assert float(gt.group(2)) == pytest.approx(_SVG_PLOT / 4, abs=0.1)
+    preds = re.findall(r"<rect class='(pred(?: alt)?)' x='([\d.]+)' y='\d+' width='([\d.]+)'", svg)
+    assert len(preds) == 5 and [c for c, _, _ in preds].count("pred") == 1  # top 5 of the valid ones, top 1 solid
+    top = next((float(x), float(w)) for c, x, w in preds if c == "pred")
+    assert top == pytest.approx((_SVG_LEFT, _SVG_PLOT / 10), abs=0.1)
+    clipped = [(float(x), float(w)) for c, x, w in preds if float(x) > _SVG_LEFT + _SVG_PLOT * 0.9]
+    assert clipped and clipped[0][0] + clipped[0][1] == pytest.approx(_SVG_LEFT + _SVG_PLOT, abs=0.1)  # 7000-9000 ends at the edge
+    points = re.search(r"points='([^']+)'", svg).group(1).split()
+    assert 2 <= len(points) <= _SVG_CURVE_POINTS
+    peak = min(points, key=lambda p: float(p.split(",")[1]))  # the highest score is drawn highest
+    assert float(peak.split(",")[0]) == pytest.approx(_SVG_LEFT + _SVG_PLOT * 4321 / 7200, abs=0.1)
+    assert len(svg) < 8000
 
 
 def test_eval_all_timelines_reaches_the_report(tmp_path, monkeypatch):
@@ -324,13 +389,16 @@ def _open_in_chromium(page: Path, tmp_path: Path) -> tuple[str, str]:
 
 
 #: Injected by the test into a copy of the page (the report itself carries no self-test): counts the
-#: images that loaded and the script errors, into data attributes of a status element.
+#: images that loaded, the SVG timelines laid out at a visible size with their GT bar drawn, and the
+#: script errors, into data attributes of a status element.
 _CHECK = """<p id="status"></p><script>window.__errors=[];
 window.addEventListener('error',function(e){window.__errors.push(String(e.message||e.target&&e.target.src));},true);
 window.addEventListener('load',function(){var ok=0,bad=0,sum=0;document.querySelectorAll('img').forEach(function(i){
 (i.complete&&i.naturalWidth>0)?ok++:bad++;if(i.className==='summary-plot'&&i.naturalWidth>0)sum++;});
 var s=document.getElementById('status');s.setAttribute('data-images-ok',ok);s.setAttribute('data-images-broken',bad);
-s.setAttribute('data-summary-ok',sum);s.setAttribute('data-errors',window.__errors.length);});</script>"""
+s.setAttribute('data-summary-ok',sum);var tl=0;document.querySelectorAll('svg.timeline').forEach(function(g){
+var r=g.getBoundingClientRect(),b=g.querySelector('rect.gt');if(r.width>300&&r.height>30&&b&&b.getBBox().width>0)tl++;});
+s.setAttribute('data-timelines-ok',tl);s.setAttribute('data-errors',window.__errors.length);});</script>"""
 
 
 def _with_check(page: Path, extra: str = "") -> Path:
@@ -356,13 +424,13 @@ def _console_errors(stderr: str) -> list[str]:
 def test_index_html_renders_in_headless_chromium(run_dir, tmp_path):
     write_report(run_dir, bootstrap=200)
     dom, stderr = _open_in_chromium(_with_check(run_dir / "index.html"), tmp_path)
-    # 3 summary plots + 12 timelines, all loaded, no script error
-    assert _status(dom) == {"images-ok": 15, "images-broken": 0, "summary-ok": 3, "errors": 0}
+    # 3 summary plots loaded, 12 inline timelines laid out, no script error
+    assert _status(dom) == {"images-ok": 3, "images-broken": 0, "summary-ok": 3, "timelines-ok": 12, "errors": 0}
     assert not _console_errors(stderr)
     assert "the person" in dom and "transcript" in dom and "class=\"ci\"" in dom
     assert dom.index("failed: ProviderError") < dom.index("IoU 1.000")  # the failure is listed first
     # the checks can fail: a missing plot and a script error are both caught
-    (run_dir / "plots" / "vid0-0.png").unlink()
+    (run_dir / "plots" / "summary" / next(iter(SUMMARY_PLOTS))).unlink()
     dom, stderr = _open_in_chromium(_with_check(run_dir / "index.html", "<script>undefinedFn();</script>"), tmp_path)
     status = _status(dom)
     assert status["images-broken"] == 1 and status["errors"] >= 1
