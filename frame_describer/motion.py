@@ -32,7 +32,7 @@ from vidground.types import Frame, FrameDescription
 
 FLOW_WIDTH = 160
 #: Goes into the wrapped describer's settings: a change to the summaries' wording or thresholds bumps it.
-MOTION_VERSION = "motion-1"
+MOTION_VERSION = "motion-2"
 #: Camera speed (picture widths per second) below which the camera is said to be still.
 CAMERA_SPEED = 0.04
 #: Share of the picture that must move for object motion to be reported.
@@ -66,10 +66,15 @@ def measure_motion(prev: np.ndarray, cur: np.ndarray, *, method: str = "farnebac
     aligned = raw
     if response > 0.05 and np.hypot(sx, sy) >= 1.0:
         warped = cv2.warpAffine(prev, np.float32([[1, 0, sx], [0, 1, sy]]), (w, h), borderValue=0)
-        valid = cv2.warpAffine(np.full_like(prev, 255), np.float32([[1, 0, sx], [0, 1, sy]]), (w, h)) > 0
+        covered = cv2.warpAffine(np.full_like(prev, 255), np.float32([[1, 0, sx], [0, 1, sy]]), (w, h))
+        valid = covered > 0
         diff = cv2.absdiff(warped, cur)
         if valid.mean() > 0.3 and diff[valid].mean() < 0.5 * raw[valid].mean():
-            shift, aligned = (float(sx), float(sy)), np.where(valid, diff, 0).astype(np.uint8)
+            # the residual only where the shifted image covers fully, a little in from its edge: at the
+            # edge, the interpolation mixes in the black border, and that difference read as an object
+            # moving (at the camera's speed, the other way) in every panned sample
+            inside = cv2.erode((covered == 255).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            shift, aligned = (float(sx), float(sy)), np.where(inside, diff, 0).astype(np.uint8)
     moved = cv2.morphologyEx((cv2.GaussianBlur(aligned, (5, 5), 0) > 25).astype(np.uint8),
                              cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
     if method == "dis":

@@ -61,6 +61,15 @@ def test_camera_pan_is_told_from_object_motion(dx, way):
     assert all(t.startswith(f"Motion: the camera pans") and f"to the {way}" in t for t in texts[1:]), texts
 
 
+@pytest.mark.parametrize("dx", [60, 100, 128])
+def test_a_fast_pan_over_a_still_scene_moves_nothing_but_the_camera(dx):
+    # the strip at the shifted image's edge, where interpolation meets the black border, read as
+    # "something ... moves to the right" (at the camera's speed) in every sample of such a pan
+    wide = _texture(960, 240, seed=3)
+    views = [np.ascontiguousarray(wide[:, i * dx:i * dx + 320]) for i in range(4)]
+    assert _texts(views)[1:] == ["Motion: the camera pans quickly to the right."] * 3
+
+
 def test_a_frame_of_another_size_restarts_the_stream():
     stream = MotionStream()
     assert stream.update(_frames([_ball(100)])[0]) is None
