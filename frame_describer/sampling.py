@@ -432,7 +432,7 @@ class FrameStream(Iterator[Frame]):
         own time (the nearer one; ties to the earlier), so the exact sampler seeks to it and decodes it
         alone, where the frame nearest the time asked would cost the frames from the keyframe to it."""
         wanted = targets.times
-        keys = _keyframe_times(self.info, wanted[-1] + self.tolerance)
+        keys = _keyframe_times(self.info, wanted, self.tolerance)
         out = []
         for t in wanted:
             i = bisect.bisect_left(keys, t)
@@ -823,25 +823,61 @@ class _Times(Iterator[float]):
         return next(self, None)
 
 
-def _keyframe_times(info: VideoInfo, until: float) -> list[float]:
-    """The keyframes' presentation times (seconds, as the decoding side computes them) up to the first one
-    past ``until``, read from the packets without decoding any. A container that fails to demux part-way
-    gives the keyframes before the failure (later times are then sampled exactly)."""
+# How much later than it is decoded a keyframe can be shown (its pts over its dts), at most, in seconds: the
+# container index gives decoding times, so keyframes are looked up this much earlier than a wanted time.
+MAX_KEYFRAME_DELAY = 2.0
+
+
+def _keyframe_times(info: VideoInfo, wanted: Sequence[float], tolerance: float) -> list[float]:
+    """The presentation times (seconds, as the decoding side computes them) of the keyframes that may lie
+    within ``tolerance`` of a ``wanted`` time (sorted), read from packets, none decoded.
+
+    With a container index read in full (MP4's) only those keyframes' packets are read, one seek each: the
+    index holds decoding times, so every keyframe decoded up to ``MAX_KEYFRAME_DELAY`` before the window is
+    a candidate and its packet says its real time (a constant decode-to-display delay is not assumed:
+    open groups of pictures break it). Without an index the packets are read from the start up to the last
+    time wanted. A container that fails to demux gives the keyframes it could read (the other times are
+    sampled exactly)."""
     container, stream = _open(Path(info.path))
     tb = stream.time_base or Fraction(1, 1000)
     origin = round(info.start_time / tb)
-    keys: list[float] = []
+    index = stream.index_entries
+    # an index read in full (MP4's); Matroska reads its cues only at its first seek: the packets then
+    covered = len(index) > 1 and float((index[-1].timestamp - origin) * tb) >= min(wanted[-1], info.duration) - (
+        tolerance + MAX_KEYFRAME_DELAY)
+    keys: set[float] = set()
     with container:
         try:
-            for packet in container.demux(stream):
-                if packet.pts is None or not packet.is_keyframe:
-                    continue
-                keys.append(float((packet.pts - origin) * tb))
-                if keys[-1] > until:
-                    break
+            if covered:
+                decoded_at = [e.timestamp for e in index if e.is_keyframe]  # ticks, increasing
+                reach = (tolerance + MAX_KEYFRAME_DELAY) / tb
+                ticks: set[int] = set()
+                for t in wanted:
+                    g = origin + t / tb
+                    lo = bisect.bisect_left(decoded_at, g - reach)
+                    ticks.update(decoded_at[lo:bisect.bisect_right(decoded_at, g + tolerance / tb)])
+                # FFmpeg seeks by display time, about the first packet's delay past the decoding time; a seek
+                # that lands a keyframe early reads on to the one wanted
+                delay = max(0, origin - index[0].timestamp)
+                for tick in sorted(ticks):
+                    container.seek(tick + delay, stream=stream, backward=True)
+                    for packet in container.demux(stream):
+                        decoded_tick = packet.dts if packet.dts is not None else packet.pts
+                        if decoded_tick is None or decoded_tick > tick:
+                            break
+                        if packet.is_keyframe and packet.pts is not None:
+                            keys.add(float((packet.pts - origin) * tb))
+            else:
+                until = wanted[-1] + tolerance
+                for packet in container.demux(stream):
+                    if packet.pts is None or not packet.is_keyframe:
+                        continue
+                    keys.add(float((packet.pts - origin) * tb))
+                    if float((packet.pts - origin) * tb) > until:
+                        break
         except av.FFmpegError as exc:
-            log.info("%s: keyframes read up to %.2fs only (%s)", info.path, keys[-1] if keys else 0.0, _short(exc))
-    return sorted(set(keys))
+            log.info("%s: keyframes read in part only (%s); the other times are sampled exactly", info.path, _short(exc))
+    return sorted(keys)
 
 
 def _check_tolerance(tolerance: object, times: object, keyframes_only: bool) -> float:
@@ -908,7 +944,8 @@ def sample_frames(
     keyframe within ``tolerance`` of it is answered by that keyframe (decoded alone, after a seek), any
     other time by its exact nearest frame as without it; ``0`` (the default) is exact. Every frame
     carries its real time, :attr:`FrameStream.snapped` counts the times a keyframe answered, and the
-    keyframes' times are read from the packets first (no frame decoded). A coarse-to-fine search's
+    keyframes' times are read from their packets first (no frame decoded; the container's index says
+    which). A coarse-to-fine search's
     sparse pass uses it (:mod:`pipelines.search`): a frame a quarter of its spacing off still stands for
     its stretch of video, at the cost of one decoded frame instead of a group of pictures. Raises
     :class:`VideoDecodeError` for unreadable input (checked before returning) and

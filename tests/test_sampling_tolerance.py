@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from _helpers_video import render_gop_video, spy_decoding
+from _helpers_video import remux, render_gop_video, spy_decoding
 from frame_describer.sampling import sample_frames
 from frame_describer.synthetic import read_frame_number
 from vidground.errors import ConfigurationError
@@ -101,6 +101,14 @@ def test_random_times_and_tolerances(video):
     for _ in range(6):
         requested = rng.uniform(0, 42, size=int(rng.integers(1, 14))).round(3).tolist()
         check(video, requested, float(rng.choice([0.3, 1.5, 3.0, 6.0])))
+
+
+@pytest.mark.parametrize("container", ["mkv", "mpegts"])
+def test_other_containers(video, tmp_path, container):
+    """Neither has an index read in full before a seek (Matroska reads its cues then, MPEG-TS has none): the
+    keyframes' times come from reading the packets."""
+    other = remux(video, tmp_path / f"v.{container}", format="matroska" if container == "mkv" else container)
+    check(other, [1.0, 9.0, 12.5, 17.0, 24.0, 33.9, 39.0], 2.0)
 
 
 def test_a_video_whose_only_keyframe_is_the_first(one_keyframe):
