@@ -8,16 +8,25 @@ it; cutting the transcript would silently hide the end of the video from the mod
    keeps the first span's text and covers both spans' times; no time range is lost.
 2. **Chunk**: if it still does not fit, split the spans into consecutive chunks that each fit
    (neighbouring chunks share ``overlap`` spans, so a moment on a boundary is seen whole). Each
-   chunk is asked separately with the video's full duration, its answers are kept only inside
-   the time range the chunk covers, and the chunks' intervals are **combined** best score
-   first, with overlapping duplicates (IoU >= 0.5) removed.
+   chunk is asked separately with the video's full duration for its **candidates**; its answers
+   are kept only inside the time range the chunk covers.
+3. **Final pass**: scores from separate requests are not comparable (each chunk names its own
+   best moment, even a chunk where nothing matches), so the candidates of every chunk, best
+   score first with duplicates (IoU >= 0.5) removed, are shown together in one more request,
+   each with ``context_spans`` spans on either side, and that request ranks them. Candidates
+   that would not fit are left out, lowest score first, and said so; when the final request
+   gives no usable answer, the chunks' candidates are the answer and a warning says so.
 
-Every merge and every split is reported in the result's ``warnings`` and ``settings["context"]``.
+Every merge, split and candidate left out is reported in the result's ``warnings`` and
+``settings["context"]``; the chunks are asked one at a time (one prompt in memory), with a
+progress bar on a terminal and a log line per request.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +43,12 @@ from vidground.types import GroundingResult, Interval, TimeStyle, TranscriptEntr
 TokenCounter = Callable[[list[dict[str, Any]]], int]
 
 MERGE_THRESHOLDS: tuple[float, ...] = (0.9, 0.8, 0.7, 0.6, 0.5)
+#: spans shown on either side of each candidate in the final pass over a chunked transcript
+CONTEXT_SPANS = 8
+#: ``progress(done, total, what)``: called after each request of a chunked grounding
+Progress = Callable[[int, int, str], None]
+
+log = logging.getLogger(__name__)
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -171,24 +186,39 @@ def combine(results: Sequence[tuple[Transcript, GroundingResult]], *, max_interv
     return kept, warnings
 
 
+def estimate_tokens(messages: list[dict[str, Any]]) -> int:
+    """A prompt's length in tokens for a model whose tokenizer is not at hand (an OpenAI-compatible
+    server): a token per 3 characters plus a few per message, which errs high on English text."""
+    return sum(len(str(m.get("content", ""))) // 3 + 4 for m in messages) + 3
+
+
 def ground_in_context(chat: ChatFn, query: str, transcript: Transcript, *, count_tokens: TokenCounter,
-                      budget: int, reasoner_name: str, max_attempts: int = 3, fallback: Reasoner | None = None,
-                      response_formats: Sequence[str] = ("json_schema",), time_style: TimeStyle = "seconds",
-                      max_intervals: int = 3, overlap: int = 1,
+                      budget: int, reasoner_name: str, max_attempts: int = 3,
+                      fallback: Reasoner | Callable[[], Reasoner | None] | None = None,
+                      response_formats: Sequence[str] = ("json_schema",), refused: set[str] | None = None,
+                      time_style: TimeStyle = "seconds", max_intervals: int = 3, overlap: int = 1,
+                      context_spans: int = CONTEXT_SPANS, progress: Progress | None = None,
                       settings: dict[str, Any] | None = None) -> GroundingResult:
-    """:func:`structured.run_structured`, after fitting the transcript into ``budget`` prompt tokens."""
+    """:func:`structured.run_structured`, after fitting the transcript into ``budget`` prompt tokens: a
+    transcript that fits (merged or not) is one request; a longer one is asked chunk by chunk for
+    candidates, then once more over the candidates with their context (the module's steps 2-3)."""
     query = check_query(query)
+    if not isinstance(context_spans, int) or isinstance(context_spans, bool) or context_spans < 0:
+        raise ConfigurationError(f"context_spans must be 0 or more spans, got {context_spans!r}")
     plan = plan_context(query, transcript, count_tokens=count_tokens, budget=budget, time_style=time_style,
                         max_intervals=max_intervals, overlap=overlap)
     common = dict(reasoner_name=reasoner_name, max_attempts=max_attempts, response_formats=response_formats,
-                  time_style=time_style, max_intervals=max_intervals,
+                  refused=refused, time_style=time_style, max_intervals=max_intervals,
                   settings={**(settings or {}), "context": plan.describe()})
     if len(plan.chunks) == 1:
         res = run_structured(chat, query, plan.chunks[0], fallback=fallback, **common)
         return res.model_copy(update={"warnings": [*plan.warnings, *res.warnings]})
+    total = len(plan.chunks) + 1  # the chunks, then the final pass
+    report = progress or _terminal_progress(total, reasoner_name)
     done: list[tuple[Transcript, GroundingResult]] = []
     usage, raws, warnings, errors = Usage(), [], list(plan.warnings), []
     for n, chunk in enumerate(plan.chunks):
+        lo, hi = _span(chunk)
         try:
             res = run_structured(chat, query, chunk, fallback=None, **common)
         except OutputValidationError as exc:
@@ -196,20 +226,39 @@ def ground_in_context(chat: ChatFn, query: str, transcript: Transcript, *, count
             raws.append(exc.raw_outputs)
             errors.append(f"chunk {n + 1}: {exc}")
             warnings.append(f"chunk {n + 1} of {len(plan.chunks)} gave no usable answer: {exc}")
-            continue
-        usage = usage + res.usage.get("reason", Usage())
-        raws.append(res.raw)
-        warnings.extend(f"chunk {n + 1}: {w}" for w in res.warnings)
-        done.append((chunk, res))
-    intervals, dropped = combine(done, max_intervals=max_intervals)
+        else:
+            usage = usage + res.usage.get("reason", Usage())
+            raws.append(res.raw)
+            warnings.extend(f"chunk {n + 1}: {w}" for w in res.warnings)
+            done.append((chunk, res))
+        log.info("%s: chunk %d of %d (%s-%s) asked for candidates", reasoner_name, n + 1, len(plan.chunks),
+                 format_time(lo), format_time(hi))
+        report(n + 1, total, f"chunk {n + 1} of {len(plan.chunks)}")
+    pool_size = max(2 * max_intervals, len(plan.chunks))  # every chunk's best can reach the final pass
+    candidates, dropped = combine(done, max_intervals=pool_size)
     warnings.extend(dropped)
     info = {**common["settings"], "chunks_answered": len(done)}
-    if intervals:
+    if candidates:
+        final = _final_pass(chat, query, transcript, candidates, count_tokens=count_tokens, budget=budget,
+                            context_spans=context_spans, common=common)
+        report(total, total, "final pass over the candidates")
+        usage = usage + final.usage
+        raws.append(final.raw)
+        warnings.extend(final.warnings)
+        info["context"] = {**info["context"], **final.describe()}
+        if final.result is not None:
+            return GroundingResult(query=query, duration=transcript.duration,
+                                   duration_inferred=transcript.duration_inferred,
+                                   intervals=final.result.intervals[:max_intervals], reasoner=reasoner_name,
+                                   settings=info, usage={"reason": usage}, warnings=warnings, raw=raws)
         return GroundingResult(query=query, duration=transcript.duration,
-                               duration_inferred=transcript.duration_inferred, intervals=intervals,
+                               duration_inferred=transcript.duration_inferred, intervals=candidates[:max_intervals],
                                reasoner=reasoner_name, settings=info, usage={"reason": usage},
                                warnings=warnings, raw=raws)
+    report(total, total, "no candidate for a final pass")
     summary = f"{reasoner_name}: no chunk of the transcript gave a usable answer ({len(plan.chunks)} chunks)"
+    if fallback is not None and not hasattr(fallback, "ground") and callable(fallback):
+        fallback = fallback()
     if fallback is None:
         raise OutputValidationError(summary, raw_outputs=[str(r) for r in raws], errors=errors,
                                     attempts=len(plan.chunks), usage=usage)
@@ -220,5 +269,121 @@ def ground_in_context(chat: ChatFn, query: str, transcript: Transcript, *, count
         "warnings": [*warnings, *result.warnings, summary + "; used the fallback reasoner"], "raw": raws})
 
 
-__all__ = ["ContextPlan", "MERGE_THRESHOLDS", "TokenCounter", "combine", "ground_in_context", "merge_similar",
-           "plan_context", "similarity"]
+@dataclass
+class _Final:
+    """The final pass over a chunked transcript's candidates: its result (``None`` when it gave no usable
+    answer), what it was shown and what it cost."""
+
+    result: GroundingResult | None
+    shown: int  # candidates shown
+    pooled: int  # candidates the chunks named
+    spans: int  # transcript spans in its prompt
+    usage: Usage
+    raw: Any
+    warnings: list[str]
+
+    def describe(self) -> dict[str, Any]:
+        return {"candidates": self.pooled, "final_candidates": self.shown, "final_spans": self.spans,
+                "final_answered": self.result is not None}
+
+
+def excerpt(transcript: Transcript, windows: Sequence[tuple[float, float]], context_spans: int) -> Transcript:
+    """The spans of ``transcript`` overlapping any of ``windows``, with ``context_spans`` spans on either
+    side of each; times stay absolute (the excerpt has gaps) and the duration is the whole video's."""
+    import bisect
+
+    entries = transcript.entries
+    starts = [e.start for e in entries]
+    keep: set[int] = set()
+    for lo, hi in windows:
+        first = max(0, bisect.bisect_right(starts, lo) - 1)
+        while first < len(entries) and entries[first].end <= lo and entries[first].start < hi:
+            first += 1
+        last = max(first, bisect.bisect_left(starts, hi) - 1)
+        keep.update(range(max(0, first - context_spans), min(len(entries), last + context_spans + 1)))
+    return transcript.model_copy(update={"entries": [entries[i] for i in sorted(keep)]})
+
+
+def _final_pass(chat: ChatFn, query: str, transcript: Transcript, candidates: list[Interval], *,
+                count_tokens: TokenCounter, budget: int, context_spans: int, common: dict[str, Any]) -> _Final:
+    """Ask once over ``candidates`` (best first) with their context: as many as fit ``budget``, the context
+    narrowed before any candidate is left out; intervals outside what was shown are dropped."""
+    warnings: list[str] = []
+    max_intervals = common["max_intervals"]
+    time_style = common["time_style"]
+
+    def cost(t: Transcript) -> int:
+        return count_tokens(build_messages(query, t, time_style=time_style, max_intervals=max_intervals))
+
+    shown, spans = list(candidates), context_spans
+    part = excerpt(transcript, [(c.start, c.end) for c in shown], spans)
+    while cost(part) > budget:
+        if spans > 0:
+            spans //= 2
+        elif len(shown) > 1:
+            shown.pop()
+        else:
+            break
+        part = excerpt(transcript, [(c.start, c.end) for c in shown], spans)
+    if cost(part) > budget:
+        warnings.append(f"the best candidate with its spans does not fit the model's context ({budget} tokens): "
+                        f"no final pass, the chunks' candidates are the answer")
+        return _Final(None, 0, len(candidates), 0, Usage(), None, warnings)
+    if len(shown) < len(candidates) or spans < context_spans:
+        warnings.append(f"final pass: {len(shown)} of the chunks' {len(candidates)} candidates fit the model's "
+                        f"context ({budget} tokens), with {spans} spans of context on either side (asked for "
+                        f"{context_spans})")
+    try:
+        res = run_structured(chat, query, part, fallback=None, **common)
+    except OutputValidationError as exc:
+        warnings.append(f"the final pass over the chunks' candidates gave no usable answer ({exc}); the chunks' "
+                        f"candidates are the answer, ranked by their own scores")
+        return _Final(None, len(shown), len(candidates), len(part), exc.usage or Usage(), exc.raw_outputs, warnings)
+    lo_hi = _runs(part)
+    kept = []
+    for iv in res.intervals:
+        clipped = [(max(iv.start, lo), min(iv.end, hi)) for lo, hi in lo_hi if min(iv.end, hi) > max(iv.start, lo)]
+        if not clipped:
+            warnings.append(f"final pass: dropped [{iv.start:g}, {iv.end:g}], outside the candidates it was shown")
+            continue
+        s, e = max(clipped, key=lambda w: w[1] - w[0])  # the shown stretch it covers most
+        kept.append(Interval(start=s, end=e, score=iv.score))
+    warnings.extend(f"final pass: {w}" for w in res.warnings)
+    if not kept:
+        warnings.append("the final pass named nothing inside the candidates it was shown; the chunks' "
+                        "candidates are the answer, ranked by their own scores")
+        return _Final(None, len(shown), len(candidates), len(part), res.usage.get("reason", Usage()), res.raw, warnings)
+    result = res.model_copy(update={"intervals": kept})
+    return _Final(result, len(shown), len(candidates), len(part), res.usage.get("reason", Usage()), res.raw, warnings)
+
+
+def _runs(t: Transcript) -> list[tuple[float, float]]:
+    """The contiguous stretches of time an excerpt covers."""
+    out: list[tuple[float, float]] = []
+    for e in t.entries:
+        if out and e.start <= out[-1][1] + 1e-6:
+            out[-1] = (out[-1][0], max(out[-1][1], e.end))
+        else:
+            out.append((e.start, e.end))
+    return out
+
+
+def _terminal_progress(total: int, name: str) -> Progress:
+    """A progress bar over a chunked grounding's requests on a terminal (stderr), nothing otherwise."""
+    if not sys.stderr.isatty():
+        return lambda done, total_, what: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=f"{name}: long transcript", unit="request", leave=False)
+
+    def report(done: int, total_: int, what: str) -> None:
+        bar.set_postfix_str(what, refresh=False)
+        bar.update(done - bar.n)
+        if done >= total_:
+            bar.close()
+
+    return report
+
+
+__all__ = ["CONTEXT_SPANS", "ContextPlan", "MERGE_THRESHOLDS", "Progress", "TokenCounter", "combine", "estimate_tokens",
+           "excerpt", "ground_in_context", "merge_similar", "plan_context", "similarity"]

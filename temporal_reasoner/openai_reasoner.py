@@ -26,6 +26,7 @@ from vidground.ratelimit import shared_limiter
 from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner
+from .context import estimate_tokens, ground_in_context
 from .structured import RESPONSE_FORMATS, ChatReply, is_format_refusal, response_format, run_structured
 from .transcript import Transcript
 from .timestyles import TimeFormat
@@ -46,7 +47,10 @@ class OpenAIReasoner(BaseReasoner):
 
     ``fallback`` (a reasoner or spec such as ``"embedding"``, resolved on first use) answers
     when no reply validates after ``max_attempts``; without it an
-    :class:`~vidground.errors.OutputValidationError` is raised.
+    :class:`~vidground.errors.OutputValidationError` is raised. ``context_tokens`` is the model's
+    context as this reasoner counts it (:func:`~temporal_reasoner.context.estimate_tokens`, which errs
+    high): a longer transcript is grounded hierarchically (:mod:`temporal_reasoner.context`), chunks
+    for candidates then one pass over them, never cut; ``None`` sends every transcript whole.
     """
 
     def __init__(self, model: str, *, client: Any = None, base_url: str | None = None, api_key: str | None = None,
@@ -55,7 +59,8 @@ class OpenAIReasoner(BaseReasoner):
                  max_intervals: int = 3, max_tokens: int = 512,
                  max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens",
                  temperature: float | None = 0.0, timeout: float = 120.0, max_retries: int = 4, retry_base_delay: float = 0.5,
-                 prices: Any = None, rpm: float | None = None, tpm: float | None = None):
+                 prices: Any = None, rpm: float | None = None, tpm: float | None = None,
+                 context_tokens: int | None = 100_000):
         if not isinstance(model, str) or not model.strip():
             raise ConfigurationError("the openai reasoner needs a model name, e.g. 'openai:gpt-4o-mini'")
         if isinstance(response_formats, str):  # one name, or "a,b" (--reasoner-opt response_formats=text)
@@ -71,6 +76,12 @@ class OpenAIReasoner(BaseReasoner):
         if not isinstance(max_attempts, int) or max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be a positive integer, got {max_attempts!r}")
         check_retry_options(max_retries)
+        if context_tokens is not None and (isinstance(context_tokens, bool) or not isinstance(context_tokens, int)
+                                           or context_tokens <= 2 * max_tokens + 256):
+            raise ConfigurationError(f"context_tokens must be an integer above 2 * max_tokens + 256 = "
+                                     f"{2 * max_tokens + 256} (room for a prompt and the reply), or None, "
+                                     f"got {context_tokens!r}")
+        self.context_tokens = context_tokens
         self.model = model.strip()
         self.name = f"openai:{self.model}"
         self.max_attempts, self.response_formats = max_attempts, tuple(response_formats)
@@ -115,6 +126,7 @@ class OpenAIReasoner(BaseReasoner):
                 "max_attempts": self.max_attempts, "response_formats": list(self.response_formats),
                 "time_style": self.time_style, "max_intervals": self.max_intervals,
                 "max_tokens": self.max_tokens, "temperature": self.temperature,
+                "context_tokens": self.context_tokens,
                 "fallback": fb if isinstance(fb, str) or fb is None else getattr(fb, "name", type(fb).__name__)}
 
     def request(self, messages: list[dict[str, Any]], fmt: dict[str, Any] | None) -> dict[str, Any]:
@@ -157,12 +169,15 @@ class OpenAIReasoner(BaseReasoner):
         return with_cost(usage, self.model, self.prices)
 
     def ground(self, query: str, transcript: Transcript) -> GroundingResult:
-        return run_structured(self.chat, query, transcript, reasoner_name=self.name,
-                              max_attempts=self.max_attempts,
-                              fallback=(lambda: self.fallback) if self._fallback is not None else None,
-                              response_formats=self.response_formats,
-                              refused=self.refused_formats, time_style=self.time_style,
-                              max_intervals=self.max_intervals, settings={"model": self.model})
+        common = dict(reasoner_name=self.name, max_attempts=self.max_attempts,
+                      fallback=(lambda: self.fallback) if self._fallback is not None else None,
+                      response_formats=self.response_formats, refused=self.refused_formats,
+                      time_style=self.time_style, max_intervals=self.max_intervals)
+        if self.context_tokens is None:
+            return run_structured(self.chat, query, transcript, settings={"model": self.model}, **common)
+        return ground_in_context(self.chat, query, transcript, count_tokens=estimate_tokens,
+                                 budget=self.context_tokens - 2 * self.max_tokens - 128,  # the reply and a re-ask
+                                 settings={"model": self.model}, **common)
 
     def answer(self, question: str, transcript: Transcript, *, choices: Sequence[str] | None = None) -> Answer:
         """Answer ``question`` (one of ``choices`` when given) with the intervals that support it

@@ -110,7 +110,9 @@ def test_stored_template_is_used_and_long_transcripts_are_chunked():
                                            for i in range(40)])  # nothing to merge: it must be chunked
     res = r.ground("the person opens the door", varied)
     assert r.settings()["chat_template"] == "gguf" and fake.calls[0]["prompt"].startswith("<system>")
-    assert res.settings["context"]["chunks"] == len(fake.calls) > 1
+    # every chunk asked for candidates, then one final pass over them
+    assert res.settings["context"]["chunks"] + 1 == len(fake.calls) > 2
+    assert res.settings["context"]["final_answered"] and res.intervals == [Interval(start=1, end=2, score=0.5)]
     assert all(len(c["prompt"]) <= 1400 - 2 * 100 - 128 for c in fake.calls)
 
 
