@@ -4,6 +4,8 @@
     python benchmarks/real_captions.py --reasoners embedding vtggpt --halves report --json out.json
     python benchmarks/real_captions.py --sets qvhighlights nextgqa        # also NExT-GQA: ground the question
     python benchmarks/real_captions.py --reasoners embedding embedding@spans=segments   # two settings side by side
+    python benchmarks/real_captions.py --reasoners vtggpt vtggpt:/models/all-mpnet-base-v2 --halves dev --videos 40
+                                                                          # a slow encoder, paired, on a seeded subset
 
 Sets (see ``../shared/data/README.md``):
 
@@ -44,7 +46,7 @@ from pipelines.datasets import Query, data_root, load_dataset  # noqa: E402
 from pipelines.metrics import compute_metrics, mean_prior, read_predictions  # noqa: E402
 from pipelines.runs import find_descriptions  # noqa: E402
 from temporal_reasoner import Transcript, get_reasoner, reasoners  # noqa: E402
-from temporal_reasoner.rephrasings import read_rephrasings  # noqa: E402
+from temporal_reasoner.rephrasings import query_forms, read_rephrasings  # noqa: E402
 from temporal_reasoner.spans import text_units  # noqa: E402
 
 COLUMNS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "mAP@0.5", "mAP@0.75", "mAP")
@@ -67,6 +69,15 @@ class CaptionSet:
 def half_of(video: str, seed: int) -> str:
     """``"dev"`` or ``"report"``: a seeded hash of the video id, so the halves never share a video."""
     return HALVES[int(hashlib.sha256(f"{seed}:{video}".encode()).hexdigest(), 16) % 2]
+
+
+def subset(videos: set[str], n: int, seed: int) -> set[str]:
+    """The first ``n`` of ``videos`` in a seeded hash order (all of them when ``n`` is 0): a subset that
+    stays the same for every reasoner and model of a run and across runs, so that a slow encoder can be
+    compared, paired, with another on the videos it had time to encode."""
+    if n <= 0:
+        return set(videos)
+    return set(sorted(videos, key=lambda v: hashlib.sha256(f"subset{seed}:{v}".encode()).hexdigest())[:n])
 
 
 def _transcripts(queries: list[Query], folder: Path) -> tuple[list[Query], dict[str, Transcript]]:
@@ -138,23 +149,28 @@ def _ground_all(reasoner: Any, queries: list[Query], transcripts: dict[str, Tran
     return preds, time.perf_counter() - started
 
 
-def _warm(reasoner: Any, cs: CaptionSet) -> None:
-    """Encode every caption and query once, in large batches, into a cache big enough to hold them."""
+def _warm(reasoner: Any, cs: CaptionSet, queries: list[Query]) -> None:
+    """Encode the captions and query forms of ``queries`` once, in large batches, into a cache big
+    enough to hold them (only theirs: a slow encoder run on one half does not encode the other)."""
     encoder = getattr(reasoner, "encoder", None)
     if encoder is None:
         return
     level = getattr(reasoner, "level", None)  # what the reasoner encodes: each line, or its sentences/clauses
-    entries = {e.text for t in cs.transcripts.values() for e in t.entries}
+    entries = {e.text for v in {q.video for q in queries} for e in cs.transcripts[v].entries}
     texts = {u for text in entries for u in (text_units(text, level=level) or [""])} if level else entries
-    texts |= {q.query for q in cs.queries}
-    texts |= {r for rs in cs.rephrasings.values() for r in rs}
+    texts |= {f for q in queries for f in query_forms(q.query, cs.rephrasings)}
     encoder.cache_size = max(encoder.cache_size, 4 * len(texts))
     reasoner.warm(sorted(texts))
 
 
-def run_set(cs: CaptionSet, specs: list[str], *, halves: list[str], seed: int, rephrasings: str) -> list[dict[str, Any]]:
+def run_set(cs: CaptionSet, specs: list[str], *, halves: list[str], seed: int, rephrasings: str,
+            videos: int = 0) -> list[dict[str, Any]]:
     by_half = {h: [q for q in cs.queries if half_of(q.video, seed) == h] for h in HALVES}
     prior = mean_prior(by_half["dev"])  # fitted on the dev half only, never on the queries it is scored on
+    if videos:
+        for h, qs in by_half.items():
+            keep = subset({q.video for q in qs}, videos, seed)
+            by_half[h] = [q for q in qs if q.video in keep]
     rows: list[dict[str, Any]] = []
     results: dict[tuple[str, str], dict[str, Any]] = {}
     seconds: dict[tuple[str, str], float] = {}
@@ -167,7 +183,7 @@ def run_set(cs: CaptionSet, specs: list[str], *, halves: list[str], seed: int, r
             started = time.perf_counter()
             name, options = parse_row(spec)
             reasoner = get_reasoner(name, **options, **({"rephrasings": cs.rephrasings} if with_reph else {}))
-            _warm(reasoner, cs)
+            _warm(reasoner, cs, wanted)
             preds, _ = _ground_all(reasoner, wanted, cs.transcripts)
             results[(spec, "yes" if with_reph else "no")] = preds
             seconds[(spec, "yes" if with_reph else "no")] = time.perf_counter() - started
@@ -210,10 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rephrasings", choices=("off", "on", "both"), default="both",
                     help="run reasoners that accept rephrasings without them, with them, or both (default)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the dev/report split (default 0)")
+    ap.add_argument("--videos", type=int, default=0, metavar="N",
+                    help="only the first N videos of each half in a seeded order (the same for every reasoner and "
+                         "run: for encoders too slow to run a whole half); default: all")
     ap.add_argument("--data-root", default=None, help="folder holding qvhighlights/, nextgqa/ (default: $VIDGROUND_DATA or ../shared/data)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's own choice)")
     ap.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the rows as JSON")
     args = ap.parse_args(argv)
+    if args.videos < 0:
+        ap.error(f"--videos must be 0 (all) or a positive number of videos per half, got {args.videos}")
     started = time.perf_counter()
     if args.threads > 0:
         import torch
@@ -230,12 +251,14 @@ def main(argv: list[str] | None = None) -> int:
             cs = LOADERS[name](root)
             print(f"{name}: {len(cs.queries)} queries on {len(cs.transcripts)} captioned videos "
                   f"({cs.skipped} queries without captions here), loaded in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-            rows += run_set(cs, args.reasoners, halves=args.halves, seed=args.seed, rephrasings=args.rephrasings)
+            rows += run_set(cs, args.reasoners, halves=args.halves, seed=args.seed, rephrasings=args.rephrasings,
+                            videos=args.videos)
     except VidgroundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(format_table(rows))
-    print(f"\nSplit by video with seed {args.seed}; IoU over seconds, GT as annotated; R1 and mIoU on the top-1 "
+    subset_note = f"the first {args.videos} videos of each half in a seeded order; " if args.videos else ""
+    print(f"\nSplit by video with seed {args.seed}; {subset_note}IoU over seconds, GT as annotated; R1 and mIoU on the top-1 "
           f"interval; mAP as moment_detr's standalone_eval (up to 10 ranked intervals). Total {time.perf_counter() - started:.0f} s.")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -107,3 +108,41 @@ def test_a_bad_row_fails_before_the_data_is_read(tmp_path, capsys, row):
 def test_a_model_path_with_an_at_sign_is_not_read_as_options():
     assert bench.parse_row("embedding:/models/me@work/minilm") == ("embedding:/models/me@work/minilm", {})
     assert bench.parse_row("embedding:/models/me@work/minilm@top_k=2") == ("embedding:/models/me@work/minilm", {"top_k": 2})
+
+
+def test_a_video_subset_is_seeded_nested_and_the_same_for_every_row(tmp_path):
+    vids = {f"v{i}" for i in range(50)}
+    assert bench.subset(vids, 0, 0) == vids
+    assert bench.subset(vids, 5, 0) < bench.subset(vids, 6, 0)  # a longer run extends a shorter one
+    assert bench.subset(vids, 5, 0) == bench.subset(set(sorted(vids, reverse=True)), 5, 0)
+    assert bench.subset(vids, 5, 0) != bench.subset(vids, 5, 1)
+    root = _data(tmp_path / "data")
+    out = tmp_path / "rows.json"
+    assert bench.main(["--data-root", str(root), "--reasoners", "embedding", "naive", "--rephrasings", "off",
+                       "--videos", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert rows and all(r["n"] == 1 for r in rows)  # one video of each half, one query on it, in every row
+
+
+def test_warming_encodes_only_the_scored_videos_captions_and_query_forms(tmp_path):
+    root = _data(tmp_path / "data")
+    cs = bench.load_qvhighlights(root)
+
+    class Recorder:
+        level = None  # whole lines
+        encoder = SimpleNamespace(cache_size=0)
+        texts: list[str] = []
+
+        def warm(self, texts):
+            self.texts = list(texts)
+
+    r = Recorder()
+    bench._warm(r, cs, [q for q in cs.queries if q.video == "vid2_0.0_30.0"])
+    assert set(r.texts) == {EVENTS[2], FILLER, EVENTS[2].lower(), EVENTS[2] + " now"}
+    assert r.encoder.cache_size >= len(r.texts)
+
+
+def test_a_negative_video_count_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--data-root", str(tmp_path), "--videos", "-1"])
+    assert "--videos" in capsys.readouterr().err
