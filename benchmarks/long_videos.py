@@ -3,6 +3,7 @@
     python benchmarks/long_videos.py                       # 30-min, 1-h and 2-h sets, both halves
     python benchmarks/long_videos.py --lengths 3600 --videos 4 --latency 1.0 --concurrency 8
     python benchmarks/long_videos.py --halves dev --set regions=8 --set zoom=4   # try settings on dev
+    python benchmarks/long_videos.py --strategies "coarse-to-fine, budget 15%" --keep   # rerun one row set
 
 Long "videos" are assembled from real captions: the MiniGPT-v2 captions of every 2-s clip of
 QVHighlights val videos (``qvhighlights/captions-minigptv2-val-dev``, 150 s each) are concatenated, in a
@@ -184,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
                          "report (default both)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="a search setting for every strategy (coarse, regions, margin, rounds, zoom), e.g. --set regions=5")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the rows of the result JSON that this run does not produce (other strategies, halves or "
+                         "lengths), each set with the command, date and load of the run that measured it")
     add_arguments(ap, "long_videos")
     args = ap.parse_args(argv)
     rec = Recorder("long_videos", args, {k: v for k, v in vars(args).items() if k not in ("json_out", "load_note")})
@@ -205,9 +209,46 @@ def main(argv: list[str] | None = None) -> int:
             count = videos or len(pools[half]) // int(length // CLIP_SECONDS)
             timelines = assemble(length, count, pools[half], files, by_video, rng, encoder, args.max_similarity)
             rows += run_length(args, half, length, timelines, reasoner, overrides)
+    extra: dict[str, Any] = {}
+    if args.keep:
+        rows, extra = _kept(rec, rows)
     rec.write(rows, max_similarity=args.max_similarity, pool=len(pool),
-              pool_by_half={h: len(pools[h]) for h in HALVES}, overrides=overrides)
+              pool_by_half={h: len(pools[h]) for h in HALVES}, overrides=overrides, **extra)
     return 0
+
+
+def _kept(rec: Recorder, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``rows`` with the earlier JSON's rows this run did not produce, in the earlier order, and ``runs``: which
+    run (command, date, load) measured each (half, length, strategy). The dense rows' accuracy is deterministic, so
+    a kept row's share of dense holds against the new dense row."""
+    import datetime
+    import json
+
+    from _results import loadavg
+
+    key = lambda r: (r["half"], r["length_s"], r["strategy"])  # noqa: E731
+    this = {"command": rec.command, "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+            "load": {"note": rec.note, "loadavg_1_5_15_before": rec.before, "loadavg_1_5_15_after": loadavg()}}
+    old = json.loads(rec.out.read_text()) if rec.out is not None and rec.out.exists() else {"rows": []}
+    earlier = dict(old.get("runs") or {})
+    default_run = {k: old.get(k) for k in ("command", "date", "load")}
+    new = {key(r): r for r in rows}
+    merged, runs = [], {}
+    for r in old["rows"]:
+        k = key(r)
+        name = "|".join(str(x) for x in k)
+        if k in new:
+            merged.append(new.pop(k))
+            runs[name] = this
+        else:
+            merged.append(r)
+            runs[name] = earlier.get(name, default_run)
+    for k, r in new.items():
+        merged.append(r)
+        runs["|".join(str(x) for x in k)] = this
+    return merged, {"runs": runs, "notes": ["--keep: rows this run did not produce are kept from earlier runs "
+                                            "(runs: each row's command, date and load)"]}
+
 
 
 def run_length(args: argparse.Namespace, half: str, length: float, timelines: list[Timeline], reasoner: Any,
