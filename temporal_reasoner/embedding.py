@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from vidground.errors import ConfigurationError, MissingDependencyError, VidgroundError
-from vidground.models import shared_model
+from vidground.models import set_torch_threads, shared_model
 
 from . import ranker
 from .base import BaseReasoner, check_query
@@ -237,6 +237,10 @@ def _load_model(path: str, device: str | None) -> Any:
     except ImportError:
         raise MissingDependencyError("sentence-transformers", EXTRA, "the embedding reasoner") from None
     device = device or _default_device()
+    if device.startswith("cpu"):  # torch's default (every core) stalls beside other work: see torch_threads
+        import torch
+
+        set_torch_threads(torch)
     log.info("loading the sentence-transformers model %s on %s", path, device)
     try:
         # a local folder and local_files_only: nothing is fetched, and the process's hub

@@ -54,6 +54,45 @@ def clear_models() -> None:
         _MODELS.clear()
 
 
+#: The environment variable that sets torch's intra-op threads for the models vidground runs on the CPU.
+THREADS_ENV = "VIDGROUND_TORCH_THREADS"
+#: The default's ceiling (see :func:`torch_threads`).
+MAX_DEFAULT_THREADS = 4
+
+
+def torch_threads(cpus: int | None = None) -> int:
+    """The intra-op threads torch should use for a model vidground runs on the CPU: ``$VIDGROUND_TORCH_THREADS``
+    when set, else half the CPUs this process may use (at least 1, at most :data:`MAX_DEFAULT_THREADS`).
+
+    torch's own default is every core, and its threads wait for each other at every operation: beside
+    other work (the decoder, the describer, other queries, other jobs) one busy core stalls them all,
+    and a one-query encode slowed many times over (docs/benchmarks.md, embedding threads). Half the
+    CPUs leaves the rest of the pipeline room; a machine kept for the model alone can set more."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if value:
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ConfigurationError(f"{THREADS_ENV} must be a whole number of threads, 1 or more, got {value!r}")
+        return n
+    if cpus is None:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # not on Linux
+            cpus = os.cpu_count() or 1
+    return max(1, min(cpus // 2, MAX_DEFAULT_THREADS))
+
+
+def set_torch_threads(torch: Any) -> int:
+    """Give torch :func:`torch_threads` intra-op threads (process-wide, as torch's setting is); the number set."""
+    n = torch_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
 GEMMA_ALIASES = ("gemma3-270m", "gemma-3-270m")
 _GEMMA_PATH: Path | None = None
 
