@@ -247,8 +247,11 @@ def _load_model(path: str, device: str | None) -> Any:
         # settings (HF_HUB_OFFLINE...) are left as the user set them for other models
         with _quiet_loading():
             return SentenceTransformer(path, device=device, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError(f"cannot load a sentence-transformers model from {path!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the folder's fault whatever the type (corrupt weights raise safetensors' own)
+        reason = " ".join(str(exc).split())[:300]
+        raise ConfigurationError(
+            f"cannot load a sentence-transformers model from {path!r}: {reason}; give a folder written by "
+            f"SentenceTransformer.save() or downloaded whole from the model's hub page") from None
 
 
 class _SimilarityReasoner(BaseReasoner):

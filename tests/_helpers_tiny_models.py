@@ -172,3 +172,31 @@ def build_tiny_causal_lm(path: str | Path, *, chat_template: bool = True, max_po
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def build_tiny_sentence_encoder(path: str | Path, *, dim: int = 16) -> Path:
+    """A sentence-transformers folder (BERT, one layer of width ``dim``, mean pooling, normalised),
+    laid out as a downloaded checkpoint is, so the embedding reasoners load it by path."""
+    from sentence_transformers import SentenceTransformer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    try:  # where sentence-transformers 6 keeps them; older versions only have ``models``
+        from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    except ImportError:
+        from sentence_transformers.models import Normalize, Pooling, Transformer
+
+    path = Path(path)
+    words = sorted({w.strip(".,;:!?\"'{}[]").lower() for line in _CORPUS for w in line.split()} - {""})
+    base = path / "base"
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(base / "vocab.txt"))
+    config = BertConfig(vocab_size=len(words) + 5, hidden_size=dim, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=2 * dim, max_position_embeddings=64)
+    BertModel(config).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    st = SentenceTransformer(modules=[Transformer(str(base), max_seq_length=32), Pooling(dim, "mean"), Normalize()],
+                             device="cpu")
+    out = path / "model"
+    st.save(str(out))
+    return out
