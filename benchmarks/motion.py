@@ -5,13 +5,16 @@ differ only in how things move: a red ball rolls to the left, later back to the 
 over the room while a person stands, and the person walks. Each query is grounded with the offline
 ``embedding`` reasoner on descriptions by the ``cv`` describer (1 fps) in four settings: without any motion
 (``cv`` with ``motion=False``, the single-frame view a per-frame image model has), that plus the motion
-stream (:mod:`frame_describer.motion`), ``cv`` with its own motion sentences, and that plus the stream.
-A query is a hit when the best interval's IoU with the drawn truth is at least 0.5.
+stream (:mod:`frame_describer.motion`), ``cv`` with its own motion sentences, and that plus the stream;
+the two settings with the stream again with the reasoner's direction term off (``polarity=0``, see
+:mod:`temporal_reasoner.polarity`). A query is a hit when the best interval's IoU with the drawn truth is
+at least 0.5.
 
 It also times :class:`~frame_describer.motion.MotionStream` per frame on frames of three sizes (the
 stream's own cost, beside decoding and describing), and counts, per event, the samples whose motion
 sentence says the right direction (the stream's, and the ``cv`` describer's own). Exits non-zero when the
-stream turns no miss of the motion-free describer into a hit, or says a direction the wrong way.
+stream turns no miss of the motion-free describer into a hit, or says a direction the wrong way, or when
+the direction term turns no miss of the stream's into a hit or loses one of its hits.
 
 Run: python benchmarks/motion.py [--fps 1] [--load-note TEXT]  (about a minute). Writes
 benchmarks/results/motion.json (``--json``), rendered into docs/benchmarks.md by make_page.py.
@@ -128,11 +131,12 @@ def render_motion_video(path: Path) -> Path:
     return path
 
 
-def ground_all(video: Path, describer, motion: bool, fps: float) -> dict:
+def ground_all(video: Path, describer, motion: bool, fps: float, polarity: float | None = None) -> dict:
     from pipelines.session import Session
 
-    with Session(describer=describer, reasoner="embedding", sampling={"fps": fps}, cache=False,
-                 motion=motion) as session:
+    options = {} if polarity is None else {"polarity": polarity}
+    with Session(describer=describer, reasoner="embedding", reasoner_options=options, sampling={"fps": fps},
+                 cache=False, motion=motion) as session:
         described = session.describe(video)
         rows = []
         for name, query, start, end in EVENTS:
@@ -207,11 +211,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         video = render_motion_video(Path(tmp) / "motion.mp4")
         runs = []
-        for label, own, stream in (("cv, no motion", False, False), ("cv, no motion + stream", False, True),
-                                   ("cv", True, False), ("cv + stream", True, True)):
-            r = ground_all(video, ClassicalDescriber(motion=own), stream, args.fps)
+        for label, own, stream, polarity in (
+                ("cv, no motion", False, False, None), ("cv, no motion + stream", False, True, None),
+                ("cv", True, False, None), ("cv + stream", True, True, None),
+                ("cv, no motion + stream, polarity off", False, True, 0.0), ("cv + stream, polarity off", True, True, 0.0)):
+            r = ground_all(video, ClassicalDescriber(motion=own), stream, args.fps, polarity)
             runs.append({"setting": label, **r})
-            print(f"{label:<24} hits {r['hits']}/{len(EVENTS)}  " + "  ".join(
+            print(f"{label:<37} hits {r['hits']}/{len(EVENTS)}  " + "  ".join(
                 f"{x['event']}: {x['iou']:.2f}" for x in r["rows"]))
     sentences = {"motion stream": motion_sentences_right(runs[1]["descriptions"], "stream"),
                  "cv's own sentences": motion_sentences_right(runs[2]["descriptions"], "own")}
@@ -225,12 +231,19 @@ def main() -> int:
     turned = [a["event"] for a, b in zip(base["rows"], with_stream["rows"]) if not a["hit"] and b["hit"]]
     lost = [a["event"] for a, b in zip(base["rows"], with_stream["rows"]) if a["hit"] and not b["hit"]]
     print(f"misses turned into hits by the stream: {turned or 'none'}; hits lost: {lost or 'none'}")
+    # the reasoner's direction term (temporal_reasoner.polarity): what the stream's direction words are worth
+    off = runs[4]
+    by_polarity = [a["event"] for a, b in zip(off["rows"], with_stream["rows"]) if not a["hit"] and b["hit"]]
+    lost_by_polarity = [a["event"] for a, b in zip(off["rows"], with_stream["rows"]) if a["hit"] and not b["hit"]]
+    print(f"misses turned into hits by the reasoner's direction term: {by_polarity or 'none'}; "
+          f"hits lost: {lost_by_polarity or 'none'}")
     wrong_way = sum(v["opposite"] for v in sentences["motion stream"].values())
-    ok = bool(turned) and wrong_way == 0
+    ok = bool(turned) and wrong_way == 0 and bool(by_polarity) and not lost_by_polarity
     rec.write([{"setting": r["setting"], "describer": r["describer"], "hits": r["hits"],
                 **{x["event"]: x["iou"] for x in r["rows"]}} for r in runs],
               details=[{k: v for k, v in r.items() if k != "descriptions"} for r in runs],
-              sentences=sentences, cost=cost, turned=turned, lost=lost, ok=ok)
+              sentences=sentences, cost=cost, turned=turned, lost=lost, turned_by_polarity=by_polarity,
+              lost_by_polarity=lost_by_polarity, ok=ok)
     return 0 if ok else 1
 
 

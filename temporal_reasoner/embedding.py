@@ -33,6 +33,7 @@ import numpy as np
 from vidground.errors import ConfigurationError, MissingDependencyError, VidgroundError
 from vidground.models import set_torch_threads, shared_model
 
+from . import polarity as _polarity
 from . import ranker
 from .base import BaseReasoner, check_query
 from .embedding_store import EmbeddingStore, default_store_path, model_fingerprint
@@ -325,11 +326,17 @@ class EmbeddingReasoner(_SimilarityReasoner):
     ``"line"``; ``feedback`` mixes in how well each frame matches the unit that matched best at the
     main peak (the fact the query is about); ``rephrasings`` (a mapping or JSONL file, see
     :mod:`temporal_reasoner.rephrasings`) scores each unit by its mean similarity to the query and its
-    paraphrases. Options left as ``None`` take the chosen mode's default (:attr:`DEFAULTS`).
+    paraphrases; ``polarity`` is taken off the score of a unit that states the opposite of a direction the
+    query asks (left/right, up/down, towards/away, in/out, clockwise, forwards/backwards) and not the
+    asked one, which the sentence model alone scores alike (:mod:`temporal_reasoner.polarity`; 0 turns it
+    off), in the motion stream's summaries (``polarity_scope="motion"``) or in any text (``"any"``).
+    Options left as ``None`` take the chosen mode's default (:attr:`DEFAULTS`).
     """
 
     name = "embedding"
     LEVELS = ("clause", "sentence", "line")
+    #: Where the direction term reads directions: the motion stream's summaries only, or all text.
+    POLARITY_SCOPES = ("motion", "any")
     SPANS = ("ranked", "segments", "peaks")
     TOP_RANK = 4
     #: Each span mode's defaults for the options left as ``None``.
@@ -345,7 +352,7 @@ class EmbeddingReasoner(_SimilarityReasoner):
                  top_percentile: float | None = None, nms_iou: float | None = None, plateau: float | None | str = "default",
                  bridge: bool | None = None, feedback: float | None = None, min_prominence: float | None = None,
                  top_k: int | None = None, spike_margin: float = 0.2, rephrasings: Any = None,
-                 alternatives: str | None = None):
+                 alternatives: str | None = None, polarity: float = 0.15, polarity_scope: str = "motion"):
         super().__init__(model, device=device, encoder=encoder)
         if spans not in self.SPANS:
             raise ConfigurationError(f"unknown spans {spans!r}; choose one of: {', '.join(self.SPANS)}")
@@ -397,6 +404,13 @@ class EmbeddingReasoner(_SimilarityReasoner):
             raise ConfigurationError(f"plateau must be a percentile (0 to 100) or None, got {plateau}")
         if not 0 <= feedback < 1:
             raise ConfigurationError(f"feedback must be in [0, 1), got {feedback}")
+        # similarities lie in [-1, 1]: 2 sets a contradicting unit below any other
+        if isinstance(polarity, bool) or not isinstance(polarity, (int, float)) or not 0 <= polarity <= 2:
+            raise ConfigurationError(f"polarity must be between 0 (off) and 2, got {polarity}")
+        if polarity_scope not in self.POLARITY_SCOPES:
+            raise ConfigurationError(f"unknown polarity_scope {polarity_scope!r}; choose one of: "
+                                     f"{', '.join(self.POLARITY_SCOPES)}")
+        self.polarity, self.polarity_scope = float(polarity), polarity_scope
         self.rephrasings = load_rephrasings(rephrasings)
         alternatives = "ranked" if alternatives is None else alternatives
         if alternatives not in ("area", "ranked"):
@@ -411,7 +425,8 @@ class EmbeddingReasoner(_SimilarityReasoner):
 
     def settings(self) -> dict[str, Any]:
         common = {"name": self.name, "model": self.model, "spans": self.spans, "level": self.level,
-                  "median": self.median, "feedback": self.feedback, "top_k": self.top_k, "rephrasings": len(self.rephrasings)}
+                  "median": self.median, "feedback": self.feedback, "top_k": self.top_k, "rephrasings": len(self.rephrasings),
+                  "polarity": self.polarity, "polarity_scope": self.polarity_scope}
         if self.spans == "ranked":
             return common | {"smooth_samples": self.smooth_samples, "top_percentile": self.top_percentile,
                              "nms_iou": self.nms_iou, "spike_margin": self.spike_margin, "levels": list(ranker.LEVELS),
@@ -440,12 +455,43 @@ class EmbeddingReasoner(_SimilarityReasoner):
         units, starts = self.encoder.grouped([e.text for e in transcript.entries],
                                              lambda text: text_units(text, level=self.level), tag=self.level)
         sims = self._unit_sims(query, units)
+        if self.polarity:
+            sims = self._polarity_penalty(query, transcript, sims)
         scores = np.maximum.reduceat(sims, starts)
         # the first unit of each entry reaching its entry's maximum
         rows = np.arange(len(sims))
         at_max = sims >= np.repeat(scores, np.diff(np.append(starts, len(sims))))
         best = np.minimum.reduceat(np.where(at_max, rows, len(sims)), starts)
         return scores, best, units, starts
+
+    def _polarity_penalty(self, query: str, transcript: Transcript, sims: np.ndarray) -> np.ndarray:
+        """``sims`` less :attr:`polarity` for each unit stating the opposite of a direction the query asks
+        (left/right, up/down...) and not that direction (:mod:`temporal_reasoner.polarity`): the model
+        scores "moves to the left" and "moves to the right" alike. Units are read once per transcript,
+        and only for a query that asks a direction."""
+        wanted = _polarity.asked(query)
+        if wanted is None:
+            return sims
+        ends = transcript.derived(("polarity", self.level, self.polarity_scope), lambda: _polarity.stated_all(
+            [u for e in transcript.entries for u in self._direction_texts(e.text)]))
+        return sims - np.float32(self.polarity) * _polarity.contradicting(wanted, ends)
+
+    def _direction_texts(self, text: str) -> list[str]:
+        """What the direction term reads for each of ``text``'s units (:func:`text_units`, in order):
+        the unit itself, or with ``polarity_scope="motion"`` only the units of the motion stream's
+        summary (from :data:`~temporal_reasoner.polarity.MOTION_MARK` on) and ``""`` for the others:
+        a describer's own words about directions were measured to move nothing but noise on real
+        captions (see docs/time-and-motion.md)."""
+        units = text_units(text, level=self.level) or [""]
+        if self.polarity_scope == "any":
+            return units
+        cut = text.find(_polarity.MOTION_MARK)
+        if cut < 0:
+            return [""] * len(units)
+        if self.level == "line":
+            return [text[cut:]]
+        before = set(text_units(text[:cut], level=self.level))  # the units before it read as they do in the whole
+        return ["" if u in before else u for u in units]
 
     def _curve(self, raw: np.ndarray, step: float) -> np.ndarray:
         width = int(round(self.median / step)) | 1  # an odd number of samples
