@@ -267,7 +267,7 @@ def sampling(data: dict[str, Any]) -> str:
            "returned frame read back and checked (a method that returns a wrong frame is marked and is not a "
            "candidate for fastest). The ratio is vidground over the fastest correct other method"
            + (f"; the target is {fmt(targets.get('ratio'))}x" if targets.get("ratio") else "") + ".",
-           "", provenance(data), "",
+           "", provenance(data), *runs_of(data), "",
            table(rows, [("video", lambda r: r["video"]), ("case", lambda r: r["case"]),
                         *[(m, lambda r, m=m: (fmt(r["cpu_s"].get(m), ".2f") + ("" if r["correct"].get(m, True)
                                                                               else " (wrong)")) if m in r["cpu_s"]
@@ -289,7 +289,7 @@ def sampling(data: dict[str, Any]) -> str:
                         f"{fmt(r['fraction_of_full_decode'], '.3f')} of decoding every frame"
                         + (f" (target under {fmt(targets.get('sparse_2h_fraction'))})." if targets.get("sparse_2h_fraction")
                            else ".") + " A frame can be up to half a keyframe interval (5 s here) from its time."]
-        elif "fraction_of_full_decode" in r:
+        elif "fraction_of_full_decode" in r and r.get("kind") != "search":
             out += ["", f"The sparse pass of a coarse-to-fine search on {r['video']} ({r['case']}, {r['frames']} frames): "
                         f"{fmt(r['cpu_s']['vidground'], '.2f')} s against {fmt(r['cpu_s']['decode_all'], '.2f')} s to decode "
                         f"every frame, {fmt(r['fraction_of_full_decode'], '.3f')} of it"
@@ -297,9 +297,37 @@ def sampling(data: dict[str, Any]) -> str:
                            else ".") + " Each wanted frame needs its keyframe and every reference frame between that "
                         "keyframe and it decoded (only frames nothing refers to can be skipped), so with a keyframe "
                         "every 10 s and a frame wanted every 16 s most keyframes are decoded whatever the method."]
+    search = [r for r in data["rows"] if r.get("kind") == "search"]
+    if search:
+        out += ["", "Through the coarse-to-fine search's own path on the same video: a `Session` with a 2-s grid "
+                    "(its sparse pass takes every 8th frame, 16 s apart) and `max_side=512`, a describer that only "
+                    "reads each frame's drawn number (checking it is the frame at the time it carries) and a "
+                    "reasoner that only matches text, exact (`keyframe_tolerance=0`) and with the default tolerance "
+                    "(a keyframe within a quarter of the spacing answers a grid time); the sparse pass alone "
+                    "(`rounds=0`, each frame also checked to be the keyframe or the exact frame its grid time "
+                    "should get) and the whole search. CPU seconds, as a fraction of decoding every frame in the "
+                    "same run:", "",
+                table(search, [("case", lambda r: r["case"]), ("frames", lambda r: fmt(r["frames"])),
+                               ("keyframes off their grid time", lambda r: fmt(r.get("snapped"))),
+                               ("rounds", lambda r: fmt(r.get("rounds"))),
+                               ("CPU s", lambda r: fmt(r["cpu_s"]["search"], ".2f")),
+                               ("of decoding all", lambda r: fmt(r["fraction_of_full_decode"], ".3f")),
+                               ("under target", lambda r: fmt(r["within_target"])),
+                               ("frames right", lambda r: fmt(r["correct"]["search"]))])]
     if notes(data):
         out += ["", notes(data)]
     return "\n".join(out)
+
+
+def runs_of(data: dict[str, Any]) -> list[str]:
+    """Where a benchmark's rows came from several runs (``--only``): each video's command, date and load."""
+    out = []
+    for video, run in (data.get("runs") or {}).items():
+        load = (run or {}).get("load") or {}
+        avgs = "/".join(fmt(x) for x in load.get("loadavg_1_5_15_before") or [])
+        out.append(f"{video}: `{(run or {}).get('command')}`, {(run or {}).get('date')}"
+                   + (f", load {avgs} before" if avgs else "") + (f" ({load['note']})" if load.get("note") else "") + ".")
+    return ["", "Rows by run: " + " ".join(out)] if out else []
 
 
 def motion(data: dict[str, Any]) -> str:
