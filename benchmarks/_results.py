@@ -74,6 +74,22 @@ def command(argv: list[str]) -> str:
     return shlex.join(["python", f"benchmarks/{Path(argv[0]).name}", *args])
 
 
+def run_timed(args: list[str], cwd: Path) -> tuple[float, float, str]:
+    """``vidground ARGS`` in a fresh process: its wall and CPU seconds (user + system, from the children's
+    rusage, so other processes' load does not count) and its stdout; exits the benchmark when it fails."""
+    import resource
+    import time
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        sys.exit(f"vidground {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), done.stdout
+
+
 class Recorder:
     """Notes the load when the benchmark starts; :meth:`write` adds the rest and saves the file."""
 

@@ -19,33 +19,18 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._results import Recorder, add_arguments  # noqa: E402
+from benchmarks._results import Recorder, add_arguments, run_timed  # noqa: E402
 
 DEFAULT_DESCRIPTIONS = ROOT.parent / "shared" / "data" / "qvhighlights" / "captions-minigptv2-val-dev"
 TARGET = 0.2
-
-
-def timed(args: list[str]) -> tuple[float, float]:
-    """Run ``vidground ARGS`` in a fresh process; its wall and CPU seconds (user + system)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        sys.exit(f"vidground {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def check_report(run: Path, timelines: int) -> int:
@@ -81,10 +66,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.rounds):
             run = Path(tmp) / f"run{k}"
-            ev = timed([*eval_args, "--out", str(run)])
-            rp = timed(["report", str(run)])
+            ev = run_timed([*eval_args, "--out", str(run)], ROOT)[:2]
+            rp = run_timed(["report", str(run)], ROOT)[:2]
             n = check_report(run, 50)
-            ra = timed(["report", str(run), "--all-timelines"])
+            ra = run_timed(["report", str(run), "--all-timelines"], ROOT)[:2]
             check_report(run, -1)
             row = {"round": k, "queries": n, "eval_wall_s": round(ev[0], 2), "eval_cpu_s": round(ev[1], 2),
                    "report_wall_s": round(rp[0], 2), "report_cpu_s": round(rp[1], 2),
