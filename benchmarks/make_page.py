@@ -321,12 +321,14 @@ def sampling(data: dict[str, Any]) -> str:
 
 def runs_of(data: dict[str, Any]) -> list[str]:
     """Where a benchmark's rows came from several runs (``--only``): each video's command, date and load."""
-    out = []
+    by_run: dict[str, list[str]] = {}
     for video, run in (data.get("runs") or {}).items():
         load = (run or {}).get("load") or {}
         avgs = "/".join(fmt(x) for x in load.get("loadavg_1_5_15_before") or [])
-        out.append(f"{video}: `{(run or {}).get('command')}`, {(run or {}).get('date')}"
-                   + (f", load {avgs} before" if avgs else "") + (f" ({load['note']})" if load.get("note") else "") + ".")
+        by_run.setdefault(f"`{(run or {}).get('command')}`, {(run or {}).get('date')}"
+                          + (f", load {avgs} before" if avgs else "")
+                          + (f" ({load['note']})" if load.get("note") else ""), []).append(video)
+    out = [f"{', '.join(videos)}: {run}." for run, videos in by_run.items()]
     return ["", "Rows by run: " + " ".join(out)] if out else []
 
 

@@ -428,6 +428,10 @@ def main() -> int:
                                   "loadavg_1_5_15_after": loadavg()}} for v in this_run})
         notes.append(f"--only {' '.join(this_run)}: the other videos' rows are kept from earlier runs (see runs: each "
                      "video's command, date and load); every ratio is within one run")
+    missing = [v for v in [*TABLE, SPARSE] if not any(r["video"] == v for r in rows)]
+    if missing:
+        notes.append(f"no rows for {', '.join(missing)}: not run yet (python benchmarks/sampling.py --only "
+                     f"{' '.join(missing)} adds them once the videos are rendered)")
     rec.write(rows, notes=notes, **({"runs": provenance} if provenance else {}))
     if failed:
         print("vidground returned a wrong frame", file=sys.stderr)
