@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections import deque
@@ -35,7 +36,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from vidground.errors import ConfigurationError
+from vidground.errors import ConfigurationError, VidgroundError
 from vidground.files import check_database_path, video_fingerprint
 from vidground.redaction import redact
 from vidground.types import Frame, FrameDescription, Usage
@@ -114,6 +115,11 @@ class DescriptionCache:
             fingerprint TEXT NOT NULL, settings_key TEXT NOT NULL, t_ms INTEGER NOT NULL,
             owner TEXT NOT NULL, until REAL NOT NULL,
             PRIMARY KEY (fingerprint, settings_key, t_ms)) WITHOUT ROWID""")
+        # the frame times a sampling picks from a video (and its duration), so a warm run need not read
+        # the container's packets to know which descriptions to look up
+        conn.execute("""CREATE TABLE IF NOT EXISTS plans (
+            fingerprint TEXT NOT NULL, plan_key TEXT NOT NULL, payload TEXT NOT NULL,
+            PRIMARY KEY (fingerprint, plan_key)) WITHOUT ROWID""")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version < 2:
             DescriptionCache._redact_stored_settings(conn)
@@ -167,6 +173,19 @@ class DescriptionCache:
             self.hits += len(found)
             self.misses += len(wanted) - len(found)
         return found
+
+    def plan(self, fingerprint: str, key: str) -> dict[str, Any] | None:
+        """What :meth:`store_plan` kept for this video and key, or ``None``."""
+        row = self._connect().execute("SELECT payload FROM plans WHERE fingerprint=? AND plan_key=?",
+                                      (fingerprint, key)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def store_plan(self, fingerprint: str, key: str, plan: dict[str, Any]) -> None:
+        """Keep ``plan`` (JSON-able: a sampling's frame times and the video's duration) for this video and
+        ``key``, which must name everything the plan depends on (see ``Session``'s use)."""
+        conn = self._connect()
+        self._retry_locked(lambda: conn.execute("INSERT OR REPLACE INTO plans (fingerprint, plan_key, payload) "
+                                                "VALUES (?, ?, ?)", (fingerprint, key, json.dumps(plan))))
 
     def entries(self, fingerprint: str) -> list[tuple[str, dict[str, Any] | None, FrameDescription]]:
         """Every description cached for one video, by any describer: ``(settings key, what the key stands
@@ -259,6 +278,36 @@ class DescriptionCache:
 
     def __repr__(self) -> str:
         return f"DescriptionCache({str(self.path)!r}, hits={self.hits}, misses={self.misses})"
+
+
+def sampling_plan(cache: DescriptionCache, video: str | Path, **sampling: Any) -> tuple[list[float], float]:
+    """The frame times ``sample_frames(video, **sampling)`` would return and the video's duration, without
+    decoding a frame.
+
+    Read once from the container's packets (:func:`~frame_describer.sampling.planned_times`, which
+    reads every packet: a sizeable part of a warm run on a long video) and kept in ``cache`` under the
+    video's content fingerprint and its identity on disk (path, device, inode, size, modification and
+    change times) with the sampling settings, so a warm run looks up its descriptions without opening
+    the container; a file changed in any of these, or other settings, is planned afresh."""
+    from .sampling import planned_times, probe_video
+
+    video = Path(video)
+    fp = key = None
+    try:
+        st = video.stat()
+        if stat.S_ISREG(st.st_mode):  # a FIFO or device is never read here: probe_video refuses it
+            fp = video_fingerprint(video)
+            key = json.dumps({"sampling": sampling, "file": [str(video.resolve()), st.st_dev, st.st_ino, st.st_size,
+                                                             st.st_mtime_ns, st.st_ctime_ns]}, sort_keys=True)
+    except (OSError, VidgroundError):
+        fp = None  # probe_video says what is wrong with the file
+    plan = cache.plan(fp, key) if fp and key else None
+    if plan is None:
+        info = probe_video(video)  # checks the file as sample_frames would
+        plan = {"times": planned_times(video, **sampling), "duration": info.duration}
+        if fp and key:
+            cache.store_plan(fp, key, plan)
+    return plan["times"], plan["duration"]
 
 
 class CachedDescriber:
