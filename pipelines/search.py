@@ -4,10 +4,11 @@ Describing every frame of an hour-long video is thousands of model calls before 
 most of that video is far from any moment a query asks about. :func:`coarse_to_fine` describes a sparse
 pass first (every ``coarse`` frames of the dense grid), lets the reasoner name its candidate regions
 (its intervals, best first, with their scores), describes the grid around them (sparser first, denser
-each round), grounds again on everything described so far, and repeats while that adds frames: it
-stops when the candidates are already dense (``converged``), when the reasoner names none
-(``no-candidate``), when the budget in calls or seconds is spent (``budget``) or after ``rounds``
-refinements (``rounds``).
+each round), grounds again on everything described so far (each description held at the grid times
+nearest its frame, :func:`held_transcript`, so the reasoner sees the grid's time base), and repeats
+while that adds frames: it stops when the candidates are already dense (``converged``), when the
+reasoner names none (``no-candidate``), when the budget in calls or seconds is spent (``budget``) or
+after ``rounds`` refinements (``rounds``).
 
 The loop knows nothing about decoding: it asks a ``describe(times)`` callable for descriptions at grid
 times, so the same loop runs on a real video (:meth:`pipelines.session.Session.ground` decodes only the
@@ -215,8 +216,7 @@ def coarse_to_fine(
         descs = sorted(described.values(), key=lambda d: d.t)
         if not descs:
             raise InputError("the describer returned no description for any frame asked for")
-        transcript = Transcript.from_descriptions(descs, duration=max(duration, descs[-1].t))
-        result = reasoner.ground(query, transcript)
+        result = reasoner.ground(query, held_transcript(descs, grid, max(duration, descs[-1].t)))
         for u in result.usage.values():
             out.reason_usage += u
         return result
@@ -275,6 +275,25 @@ def coarse_to_fine(
     out.descriptions = sorted(described.values(), key=lambda d: d.t)
     out.seconds = clock() - started
     return out, stride
+
+
+def held_transcript(descriptions: Sequence[FrameDescription], grid: Sequence[float], duration: float) -> Transcript:
+    """The transcript of a partly described grid: each description holds, as always, over the part of the video
+    nearer to its frame than to any other described frame, and is sampled at every grid time of that part.
+
+    A reasoner samples a transcript at its frames' instants. Built from the described frames alone, a search's
+    transcript has one sample per sparse spacing away from the candidates and one per grid step inside them,
+    so a score curve smoothed over a number of samples, and levels set from percentiles of the samples, would
+    weigh the refined candidates many times over the rest of the video (their segments cut narrower, a
+    candidate's rank set by how densely it was described). Held at the grid times, every stretch of the video
+    weighs by its length, as in the dense transcript; the spans and their texts are unchanged."""
+    import bisect
+
+    plain = Transcript.from_descriptions(descriptions, duration=duration, step=_spacing(grid, 1) or None)
+    entries = [e.model_copy(update={"times": [grid[k] for k in range(bisect.bisect_left(grid, e.start),
+                                                                      bisect.bisect_left(grid, e.end))] or e.times})
+               for e in plain.entries]
+    return plain.model_copy(update={"entries": entries})
 
 
 def _spacing(grid: Sequence[float], stride: int) -> float:
@@ -349,5 +368,5 @@ def check_skip_unchanged(value: Any) -> float | None:
     return float(value)
 
 
-__all__ = ["Search", "SearchOutcome", "coarse_to_fine", "coarse_stride", "rate_grid", "count_grid",
+__all__ = ["Search", "SearchOutcome", "coarse_to_fine", "coarse_stride", "held_transcript", "rate_grid", "count_grid",
            "check_skip_unchanged", "search_options", "STRATEGIES"]

@@ -305,3 +305,41 @@ def test_skip_unchanged_reuses_are_not_describer_calls_nor_spent_budget():
     out, _ = coarse_to_fine("dog", Keyword(), describe, grid, 600.0, Search(strategy="coarse-to-fine"))
     assert out.calls == len(sent) and out.skipped == len(out.frames) - len(sent) - out.known > 0
     assert out.record(Search(strategy="coarse-to-fine"), 8)["skipped"] == out.skipped
+
+
+class Recording(Keyword):
+    """The keyword reasoner, keeping every transcript it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Transcript] = []
+
+    def ground(self, query: str, transcript: Transcript) -> GroundingResult:
+        self.seen.append(transcript)
+        return super().ground(query, transcript)
+
+
+def test_every_grounding_samples_the_whole_grid_whatever_was_described():
+    """A partly described grid is grounded on the grid's own time base: each description held at every grid
+    time nearer to its frame than to another described one (the spans as before), so a sparse stretch and a
+    refined one weigh by their length, not by how many frames were described there."""
+    from temporal_reasoner.spans import sample_times
+
+    captions = [FrameDescription(t=d.t, text=d.text if "dog" in d.text else f"a quiet street, car {k}")
+                for k, d in enumerate(timeline(600, (300, 320)))]  # no two alike outside the moment
+    replay, describe = replayed(captions, 600.0)
+    reasoner = Recording()
+    out, _ = coarse_to_fine("dog", reasoner, describe, replay.times, 600.0, Search(strategy="coarse-to-fine"))
+    assert out.calls < len(replay.times) / 3 and len(reasoner.seen) == out.rounds + 1 > 1
+    for transcript in reasoner.seen:
+        times, _ = sample_times(transcript)
+        assert list(times) == replay.times and transcript.step == 2.0  # every grid time, once
+    last = reasoner.seen[-1]
+    plain = Transcript.from_descriptions(out.descriptions, duration=600.0)  # the described frames alone
+    assert [(e.start, e.end, e.text) for e in last.entries] == [(e.start, e.end, e.text) for e in plain.entries]
+    for e in last.entries:  # each grid time held by the description of the nearest described frame
+        for g in e.times:
+            nearest = min(abs(d.t - g) for d in out.descriptions)
+            assert e.start <= g < e.end and min(abs(d.t - g) for d in out.descriptions if d.text == e.text) == nearest
+    far = next(e for e in last.entries if e.end <= 250 and e.start > 0)  # a sparse frame (every 4th): 4 held
+    assert len(far.times) == 4 and len(next(e for e in plain.entries if e.start == far.start).times) == 1
