@@ -30,7 +30,8 @@ _CLAUSE_SPLIT = re.compile(rf"\s*,\s*(?:{_CONJ}\s+)?|\s+{_CONJ}\s+", re.IGNORECA
 _SUBJECT = re.compile(r"^((?:the|a|an|this)\s+(?:person|man|woman|boy|girl|child|people)|someone|somebody|"
                       r"he|she|they|we|you|i)\b(\s+(?:is|are|was|were|'s|seems to be|appears to be))?\s+", re.IGNORECASE)
 _OWN_SUBJECT = {"the", "a", "an", "this", "that", "these", "those", "there", "it", "he", "she", "they", "we", "i",
-                "you", "someone", "somebody", "person", "his", "her", "their", "its", "nothing", "no"}
+                "you", "someone", "somebody", "person", "his", "her", "their", "its", "nothing", "no",
+                "something", "anything", "everything"}  # not -ing verbs: "; something moves up" keeps its subject
 
 
 def _with_subject(clause: str, subject: re.Match[str] | None) -> str:

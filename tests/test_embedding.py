@@ -30,6 +30,9 @@ def test_text_units_split_sentences_and_clauses_with_inherited_subject():
     assert "The person is opening a door" in units and "The person is holding a box" in units
     assert "The room is dark" in units and "a lamp is off" in units
     assert text_units("A line.", level="line") == ["A line."]
+    # "something" is a subject, not an -ing verb (the motion stream's "...; something ... moves up")
+    units = text_units("A person is standing. Motion: the camera pans to the left; something in the centre moves up.")
+    assert units[-1] == "something in the centre moves up"
     assert text_units("") == []
 
 
