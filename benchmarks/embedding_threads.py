@@ -5,7 +5,9 @@ Encodes one query (the model's own forward, no cache) and a batch of 256 caption
 intra-op threads set to each candidate (1, 2, 4 and torch's own default), rounds interleaving the
 settings, in two conditions: as the machine is, and with ``--busy N`` processes spinning
 (``python -c "while 1: pass"``) started by this script beside it, as an eval's other work or another
-job would. Medians per setting; the ratios to one thread are what the default in
+job would. Medians per setting, in wall time and, for one query, in this process's CPU time (threads
+that spin waiting for each other burn it; threads that get a larger share of a loaded machine show
+less wall time for the same CPU). The ratios to one thread are what the default in
 :func:`vidground.models.torch_threads` is chosen from.
 
 Run: python benchmarks/embedding_threads.py [--rounds 5] [--busy 2] [--json FILE]
@@ -45,21 +47,25 @@ def measure(model, settings: list[int], rounds: int, queries: int, batch: list[s
     import torch
 
     single: dict[int, list[float]] = {n: [] for n in settings}
+    single_cpu: dict[int, list[float]] = {n: [] for n in settings}
     batched: dict[int, list[float]] = {n: [] for n in settings}
     for r in range(rounds):
         for n in settings[r % len(settings):] + settings[:r % len(settings)]:  # a different first setting each round
             torch.set_num_threads(n)
-            times = []
+            times, cpu = [], []
             for k in range(queries):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 model.encode([f"someone opens the door in round {r} query {k}"], convert_to_numpy=True,
                              normalize_embeddings=True, show_progress_bar=False)
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
             single[n].append(statistics.median(times))
+            single_cpu[n].append(statistics.median(cpu))
             t0 = time.perf_counter()
             model.encode(batch, batch_size=128, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
             batched[n].append(time.perf_counter() - t0)
     return {n: {"query_ms": round(1000 * statistics.median(single[n]), 2),
+                "query_cpu_ms": round(1000 * statistics.median(single_cpu[n]), 2),
                 "batch256_ms": round(1000 * statistics.median(batched[n]), 1)} for n in settings}
 
 
