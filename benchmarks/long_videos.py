@@ -185,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
                          "report (default both)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="a search setting for every strategy (coarse, regions, margin, rounds, zoom), e.g. --set regions=5")
+    ap.add_argument("--jobs", type=int, default=1, metavar="N",
+                    help="run the (half, length) row sets in N processes (default 1); the figures are the same, the "
+                         "reasoner's timings are measured beside one another")
     ap.add_argument("--keep", action="store_true",
                     help="keep the rows of the result JSON that this run does not produce (other strategies, halves or "
                          "lengths), each set with the command, date and load of the run that measured it")
@@ -203,11 +206,21 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--videos takes one number or one per length")
     counts = args.videos * len(args.lengths) if len(args.videos) == 1 else args.videos
     pools = {h: [v for v in pool if half_of(v, args.seed) == h] for h in HALVES}
+    work = []
     for half in args.halves:
         rng = random.Random(f"{args.seed}:{half}")  # each half assembled on its own: no video in both
         for length, videos in zip(args.lengths, counts):
             count = videos or len(pools[half]) // int(length // CLIP_SECONDS)
-            timelines = assemble(length, count, pools[half], files, by_video, rng, encoder, args.max_similarity)
+            work.append((half, length, assemble(length, count, pools[half], files, by_video, rng, encoder,
+                                                args.max_similarity)))
+    if args.jobs > 1:  # one (half, length) row set per process, each with its own reasoner; rows in the usual order
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.jobs) as executor:
+            for part in list(executor.map(_run_part, [(args, h, n, tls, overrides) for h, n, tls in work])):
+                rows += part
+    else:
+        for half, length, timelines in work:
             rows += run_length(args, half, length, timelines, reasoner, overrides)
     extra: dict[str, Any] = {}
     if args.keep:
@@ -249,6 +262,11 @@ def _kept(rec: Recorder, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any
     return merged, {"runs": runs, "notes": ["--keep: rows this run did not produce are kept from earlier runs "
                                             "(runs: each row's command, date and load)"]}
 
+
+
+def _run_part(job: tuple[argparse.Namespace, str, float, list[Timeline], dict[str, Any]]) -> list[dict[str, Any]]:
+    args, half, length, timelines, overrides = job
+    return run_length(args, half, length, timelines, get_reasoner(args.reasoner), overrides)
 
 
 def run_length(args: argparse.Namespace, half: str, length: float, timelines: list[Timeline], reasoner: Any,
