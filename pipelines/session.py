@@ -216,7 +216,8 @@ class Session:
     measured outside the cache, which keeps the describer's own descriptions. ``search`` chooses which
     frames :meth:`ground` describes on a video: all of the sampling grid (``"uniform"``, default) or
     ``"coarse-to-fine"`` (a :class:`~pipelines.search.Search` or its settings: ``budget``...), see
-    :mod:`pipelines.search`; ``skip_unchanged`` (grey levels) does not send a frame nearly the same as
+    :mod:`pipelines.search` (:meth:`answer` and :meth:`events` describe the whole grid and say so);
+    ``skip_unchanged`` (grey levels) does not send a frame nearly the same as
     the last one sent and reuses its description (:mod:`frame_describer.skip`).
     """
 
@@ -432,17 +433,17 @@ class Session:
 
     def _all_cached(self, path: Path, started: float) -> DescribedVideo | None:
         """The video's descriptions when the description cache holds every frame this session's sampling
-        would describe, found from the container's packet times without decoding a frame
-        (:func:`~frame_describer.sampling.planned_times`); ``None`` when one is missing (then the video is
+        would describe, found from the container's packet times without decoding a frame, and after the first
+        time from the cache alone (:func:`~frame_describer.cache.sampling_plan`); ``None`` when one is missing (then the video is
         decoded and only the misses are described), or where the cache cannot answer alone: no cache, a
         query-aware describer, the motion stream or skip-unchanged (both work on decoded frames)."""
         if self.cache is None or self.motion or self.skip_unchanged is not None:
             return None
-        from frame_describer.sampling import DEFAULT_FPS, planned_times, probe_video
+        from frame_describer.cache import sampling_plan
+        from frame_describer.sampling import DEFAULT_FPS
 
-        s = self.sampling
-        info = probe_video(path)  # checks the file as sample_frames would
-        times = planned_times(path, fps=s.fps, num_frames=s.num_frames, max_frames=s.max_frames)
+        s = self.sampling  # the times and duration are kept in the cache: a warm run opens no container
+        times, duration = sampling_plan(self.cache, path, fps=s.fps, num_frames=s.num_frames, max_frames=s.max_frames)
         desc = self.describer
         if not times or getattr(desc, "mode", "agnostic") == "aware":
             return None
@@ -454,13 +455,13 @@ class Session:
         rate = None
         if s.num_frames is None:  # the rate sample_frames would use: 1 fps by default, lowered by max_frames
             rate = s.fps or DEFAULT_FPS
-            if s.max_frames and info.duration > 0 and math.ceil(info.duration * rate - 1e-9) > s.max_frames:
-                rate = s.max_frames / info.duration
+            if s.max_frames and duration > 0 and math.ceil(duration * rate - 1e-9) > s.max_frames:
+                rate = s.max_frames / duration
         step = infer_step([d.t for d in out]) if len(out) > 1 else 1.0 / (rate or DEFAULT_FPS)
-        if info.duration and out[-1].t < info.duration - 1.5 * step:
+        if duration and out[-1].t < duration - 1.5 * step:
             return None  # the packets stop well before the container's claimed end: decode to find the real one
         log.info("all %d frames of %s are in the description cache: nothing decoded", len(out), path)
-        return DescribedVideo(video=str(path), duration=max(info.duration or 0.0, out[-1].t), step=step,
+        return DescribedVideo(video=str(path), duration=max(duration or 0.0, out[-1].t), step=step,
                               describer=desc.name, settings=desc.settings(), descriptions=out,
                               usage=Usage(cached=len(out)), seconds=time.perf_counter() - started,
                               sampling={**s.model_dump(), "fps": rate})
@@ -628,7 +629,8 @@ class Session:
         timings["reason"] = round(time.perf_counter() - started, 4)
         log.info("answered %r with %s in %.2f s: %r", question, result.reasoner or rsn.name, timings["reason"],
                  result.answer)
-        return result.model_copy(update=self._provenance(described, transcript, timings, rsn, result))
+        return self._not_searched(result.model_copy(update=self._provenance(described, transcript, timings, rsn, result)),
+                                  video, "answer()")
 
     def events(
         self,
@@ -658,7 +660,18 @@ class Session:
         timings["reason"] = round(time.perf_counter() - started, 4)
         log.info("found %d event(s) with %s in %.2f s", len(result.events), result.reasoner or rsn.name,
                  timings["reason"])
-        return result.model_copy(update=self._provenance(described, transcript, timings, rsn, result))
+        return self._not_searched(result.model_copy(update=self._provenance(described, transcript, timings, rsn, result)),
+                                  video, "events()")
+
+    def _not_searched(self, result: Any, video: Any, what: str) -> Any:
+        """``result`` with a warning when this session searches coarse to fine but ``what`` described the whole
+        grid: the search needs a moment to look for, and neither a question's evidence nor a video's events
+        are one moment (docs/architecture.md, "Which calls search")."""
+        if video is None or not self.search.refines:
+            return result
+        note = (f"{what} described every frame of the sampling grid: this session's coarse-to-fine search applies "
+                f"to ground() only (a question's evidence and a video's events are not one moment to search for)")
+        return result.model_copy(update={"warnings": [*result.warnings, note]})
 
     def _stage2_input(self, video: Any, descriptions: Any, query: str | None, descriptions_format: str,
                       clip_seconds: float | None, duration: Any) -> tuple[DescribedVideo, Transcript, dict[str, float]]:

@@ -193,3 +193,18 @@ def test_motion_and_a_coarse_to_fine_search_are_refused_together(tmp_path):
         Session(motion=True, search="coarse-to-fine")
     with pytest.raises(ConfigurationError, match="--motion and --strategy coarse-to-fine"):
         RunConfig(dataset="jsonl", videos=str(tmp_path), motion=True, search={"strategy": "coarse-to-fine"}).check()
+
+
+def test_answer_and_events_describe_the_whole_grid_and_say_the_search_is_for_ground(static_video):
+    describer = FakeDescriber()
+    with Session(describer=describer, reasoner="embedding", search="coarse-to-fine", cache=False) as s:
+        answer = s.answer(static_video, "what colour is the frame?", ["grey", "white"])
+        grid = describer.calls  # every frame of the 1-fps grid
+        events = s.events(static_video)
+        assert describer.calls == grid  # described once for both, nothing searched
+    for result, what in ((answer, "answer()"), (events, "events()")):
+        assert any(w.startswith(f"{what} described every frame") and "ground() only" in w for w in result.warnings)
+    uniform = FakeDescriber()
+    with Session(describer=uniform, reasoner="embedding", cache=False) as s:  # uniform: the same frames, no note
+        assert not any("ground() only" in w for w in s.answer(static_video, "what colour?", ["grey", "white"]).warnings)
+    assert uniform.calls == grid
