@@ -340,7 +340,8 @@ def motion(data: dict[str, Any]) -> str:
            "rolls left, later right; the camera pans over the room; a person walks), each grounded with the "
            "offline `embedding` reasoner on `cv` descriptions at 1 fps: without motion (`cv` with "
            "`motion=False`, the single-frame view a per-frame image model has), that plus the motion stream "
-           "(`Session(motion=True)`, `--motion`), `cv` with its own motion sentences, and that plus the stream. "
+           "(`Session(motion=True)`, `--motion`), `cv` with its own motion sentences, and that plus the stream; "
+           "the two settings with the stream again with the reasoner's direction term off (`polarity=0`). "
            "Cells are the best interval's IoU with the drawn truth; a hit is IoU >= 0.5.", "", provenance(data), "",
            table(data["rows"], [("setting", lambda r: r["setting"]), ("hits", lambda r: f"{r['hits']}/{len(events)}"),
                                 *[(e, lambda r, e=e: fmt(r.get(e), ".2f")) for e in events]])]
@@ -381,10 +382,71 @@ def time_styles(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def section(title: str, prose: str, data: dict[str, Any], body: str) -> str:
+    """A section: its title, what it measures, where the figures came from, the table, any notes."""
+    return "\n".join([f"## {title}", "", prose, "", provenance(data), "", body]
+                     + (["", notes(data)] if notes(data) else []))
+
+
+def report_cost(data: dict[str, Any]) -> str:
+    """The default eval report against the eval (benchmarks/report_cost.py)."""
+    rounds = [r for r in data["rows"] if "round" in r]
+    med = next(r for r in data["rows"] if r.get("what") == "median")
+    return section(
+        "What the eval report costs",
+        "A stage-2 eval (`--no-report`, embedding reasoner on shared captions) and then `vidground report` on its "
+        "folder, with the defaults an eval uses (bootstrap 1000, three summary plots, the 50 worst queries' inline "
+        "SVG timelines) and with `--all-timelines`, each a fresh process, rounds interleaved. The report command pays "
+        "its own interpreter start and imports, which the report inside an eval does not. "
+        f"Target: the report at most {data.get('target')}x the eval; met: {fmt(data.get('met'))}.", data,
+        table([*rounds, {"round": "median", **med}],
+              [("round", lambda r: fmt(r["round"])), ("queries", lambda r: fmt(r["queries"], ".0f")),
+               ("eval s (CPU s)", lambda r: f"{r['eval_wall_s']:.1f} ({r['eval_cpu_s']:.1f})"),
+               ("report s (CPU s)", lambda r: f"{r['report_wall_s']:.1f} ({r['report_cpu_s']:.1f})"),
+               ("report / eval, wall and CPU", lambda r: f"{r['ratio_wall']:.3f} / {r['ratio_cpu']:.3f}"),
+               ("--all-timelines / eval", lambda r: f"{r['ratio_all_wall']:.3f} / {r['ratio_all_cpu']:.3f}"),
+               ("page MB (all)", lambda r: fmt(r["index_html_mb_all"], ".1f"))]))
+
+
+def embedding_threads(data: dict[str, Any]) -> str:
+    """Torch threads for the embedding model (benchmarks/embedding_threads.py)."""
+    return section(
+        "Embedding model threads",
+        "One query's encode (all-MiniLM-L6-v2's own forward, no cache) and a batch of 256 real captions with torch's "
+        "intra-op threads set to each value, rounds interleaving the settings, with the machine as it was and with "
+        "spinning processes started beside it; medians, and each as a multiple of one thread. vidground's default "
+        "(`vidground.models.torch_threads`: half the CPUs, 1 to 4; `$VIDGROUND_TORCH_THREADS` overrides it) is "
+        "chosen from these.", data,
+        table(data["rows"], [("condition", lambda r: r["condition"]),
+                             ("threads", lambda r: f"{r['threads']}" + (" (torch default)" if r.get("default") else "")),
+                             ("one query ms", lambda r: fmt(r["query_ms"], ".1f")),
+                             ("its CPU ms", lambda r: fmt(r.get("query_cpu_ms"), ".1f")),
+                             ("query x 1 thread", lambda r: fmt(r["query_vs_1_thread"], ".2f")),
+                             ("256 captions ms", lambda r: fmt(r["batch256_ms"], ".0f")),
+                             ("batch x 1 thread", lambda r: fmt(r["batch_vs_1_thread"], ".2f"))]))
+
+
+def warm_cache(data: dict[str, Any]) -> str:
+    """A warm description cache against a descriptions file (benchmarks/warm_cache.py)."""
+    return section(
+        "A warm description cache against a descriptions file",
+        "`vidground ground VIDEO QUERY --cache C` with every frame of the 30-minute video already in the cache "
+        "(nothing decoded; the frame times kept in the cache too, so no packet is read) against "
+        "`vidground ground --descriptions FILE QUERY` on the same descriptions, each a fresh process, rounds "
+        "interleaved; the query of the cold run (its vector cached) and a new one (the model loads in both). "
+        f"Target: at most {data.get('target')}x; met: {fmt(data.get('met'))}. The cold run (decoding the video "
+        f"once): {fmt(data.get('cold_wall_s'))} s, {fmt(data.get('cold_cpu_s'))} s CPU.", data,
+        table(data["rows"], [("round", lambda r: fmt(r.get("round", r.get("what")))), ("query", lambda r: r["query"]),
+                             ("--cache s (CPU s)", lambda r: f"{r['cache_wall_s']:.2f} ({r['cache_cpu_s']:.2f})"),
+                             ("--descriptions s (CPU s)", lambda r: f"{r['file_wall_s']:.2f} ({r['file_cpu_s']:.2f})"),
+                             ("ratio wall / CPU", lambda r: f"{r['ratio_wall']:.3f} / {r['ratio_cpu']:.3f}")]))
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "pipeline_offline": pipeline_offline, "decode": decode, "stage1_throughput": stage1_throughput,
     "stage1_diagnose": stage1_diagnose, "local_models": local_models, "fit_ranker": fit_ranker, "events": events,
-    "motion": motion, "time_styles": time_styles, "sampling": sampling}
+    "motion": motion, "time_styles": time_styles, "sampling": sampling, "report_cost": report_cost,
+    "embedding_threads": embedding_threads, "warm_cache": warm_cache}
 
 
 def generic(name: str, data: dict[str, Any]) -> str:
