@@ -439,7 +439,8 @@ def warm_cache(data: dict[str, Any]) -> str:
         table(data["rows"], [("round", lambda r: fmt(r.get("round", r.get("what")))), ("query", lambda r: r["query"]),
                              ("--cache s (CPU s)", lambda r: f"{r['cache_wall_s']:.2f} ({r['cache_cpu_s']:.2f})"),
                              ("--descriptions s (CPU s)", lambda r: f"{r['file_wall_s']:.2f} ({r['file_cpu_s']:.2f})"),
-                             ("ratio wall / CPU", lambda r: f"{r['ratio_wall']:.3f} / {r['ratio_cpu']:.3f}")]))
+                             ("ratio wall / CPU (median rows: median of the rounds' ratios)",
+                              lambda r: f"{r['ratio_wall']:.3f} / {r['ratio_cpu']:.3f}")]))
 
 
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
