@@ -86,6 +86,7 @@ class Encoder:
         #: the on-disk cache shared with other processes (``None``: memory only), and the model's key in it
         self.store = store
         self.model_id = model_id or path
+        self._numpy_ok: bool | None = None  # whether bert_numpy can encode for this folder (read on first need)
 
     @property
     def model(self) -> Any:
@@ -123,8 +124,10 @@ class Encoder:
             fresh = self.store.lookup(self.model_id, missing, dim=self._dim(known))
             missing = [t for t in missing if t not in fresh]
         if missing:
-            vecs = self.model.encode(missing, batch_size=self.batch_size, convert_to_numpy=True,
-                                     normalize_embeddings=True, show_progress_bar=False)
+            vecs = self._encode_without_torch(missing)
+            if vecs is None:
+                vecs = self.model.encode(missing, batch_size=self.batch_size, convert_to_numpy=True,
+                                         normalize_embeddings=True, show_progress_bar=False)
             encoded = dict(zip(missing, np.asarray(vecs, dtype=np.float32)))
             if self.store is not None:
                 self.store.store(self.model_id, encoded.items())
@@ -140,6 +143,30 @@ class Encoder:
             known.update(fresh)
         rows = [known[t] for t in texts]
         return np.stack(rows) if rows else np.zeros((0, 1), dtype=np.float32)
+
+    #: At most this many texts missing from the caches are encoded by the numpy forward pass
+    #: (:mod:`temporal_reasoner.bert_numpy`) rather than by loading torch: a new query on a cached
+    #: transcript. Past it the torch model's batched speed pays for its load (benchmarks/repeat_query.py).
+    NUMPY_MAX_TEXTS = 16
+
+    def _encode_without_torch(self, texts: list[str]) -> np.ndarray | None:
+        """The vectors from the numpy forward pass, or ``None`` where the torch model should encode:
+        it is loaded (or torch is, so loading costs little), there are many texts, or the folder is not
+        a plain BERT + mean pooling model."""
+        if self._model is not None or self._loader is None or len(texts) > self.NUMPY_MAX_TEXTS or _torch_imported():
+            return None
+        from . import bert_numpy
+
+        if self._numpy_ok is None:
+            self._numpy_ok = bert_numpy.supported(self.path)
+        if not self._numpy_ok:
+            return None
+        try:
+            return bert_numpy.numpy_encoder(self.path).encode(texts)
+        except VidgroundError as exc:  # unreadable weights: the torch path reports the folder's fault
+            log.debug("numpy encoder unavailable for %s: %s", self.path, exc)
+            self._numpy_ok = False
+            return None
 
     #: Transcripts whose stacked unit vectors are kept (a 2-hour transcript's clauses: about 55 MB).
     GROUPED_KEPT = 4
@@ -224,6 +251,10 @@ def get_encoder(model_path: str | None = None, device: str | None = None) -> Enc
         return enc
 
     return shared_model(("sentence-transformers", path, device or "auto"), build)
+
+
+def _torch_imported() -> bool:
+    return sys.modules.get("torch") is not None
 
 
 def _installed(module: str) -> bool:

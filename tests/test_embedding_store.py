@@ -203,9 +203,10 @@ def test_a_repeat_query_in_a_new_process_on_known_captions_does_not_import_torch
     """The second `vidground ground --descriptions` on the same captions answers from the on-disk cache:
     no model load, no torch import (the 15-20 s a user waited on every call)."""
     descriptions = tmp_path / "d.jsonl"
-    descriptions.write_text("".join(f'{{"t": {t}, "text": "{text}"}}\n' for t, text in
-                                    [(0, "A man walks a dog."), (1, "A man walks a dog."), (2, "A woman cooks pasta."),
-                                     (3, "A woman cooks pasta."), (4, "A car drives by.")]))
+    # more distinct captions than Encoder.NUMPY_MAX_TEXTS: the first call loads the torch model
+    lines = [(0, "A man walks a dog."), (1, "A man walks a dog."), (2, "A woman cooks pasta."),
+             (3, "A woman cooks pasta."), *((t, f"A car number {t} drives by.") for t in range(4, 24))]
+    descriptions.write_text("".join(f'{{"t": {t}, "text": "{text}"}}\n' for t, text in lines))
     code = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r})
