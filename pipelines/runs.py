@@ -33,6 +33,7 @@ from frame_describer.caption_formats import check_clip_seconds, check_format, vi
 from frame_describer.descriptions_io import write_descriptions
 from vidground.errors import ConfigurationError, EvaluationError, InputError, VidgroundError
 from vidground.files import output_file
+from vidground.registry import split_spec
 from vidground.types import Sampling
 
 from .baselines import SpanPrior, dataset_prior
@@ -49,6 +50,31 @@ _MUST_MATCH = ("dataset", "split", "dataset_path", "mode", "describer", "reasone
 #: What a setting added later means in a run folder written before it existed.
 _OLD_DEFAULTS: dict[str, Any] = {"descriptions_format": "auto", "clip_seconds": None, "reasoner_options": {},
                                  "describer_options": {}, "motion": False, "search": None, "skip_unchanged": None}
+#: The generation of defaults a run is written with (``defaults`` in config.json; a folder without it is 1).
+DEFAULTS_VERSION = 2
+#: Defaults that changed after run folders existed: (generation it changed in, which setting, applies to the run,
+#: value before, value since). A folder started before them ran with the old value wherever the setting was
+#: left out, so a resume resolves both sides first and refuses a run that would mix the two behaviours.
+_CHANGED_DEFAULTS: tuple[tuple[int, str, Callable[[dict[str, Any]], bool], Any, Any], ...] = (
+    (2, "search.keyframe_tolerance", lambda c: bool(c.get("search")), 0.0, 0.25),
+    (2, "reasoner_options.polarity", lambda c: _reasoner_family(c) == "embedding", 0.0, 0.15),
+    (2, "reasoner_options.context_tokens", lambda c: _reasoner_family(c) == "openai", None, 100_000),
+)
+
+
+def _reasoner_family(config: dict[str, Any]) -> str:
+    name = split_spec(config.get("reasoner") or "embedding")[0]
+    return "embedding" if name in ("offline", "similarity") else name
+
+
+def _resolved(config: dict[str, Any], version: int) -> dict[str, Any]:
+    """``config`` with each changed default it left out filled in as it was in generation ``version``."""
+    config = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    for since, key, applies, before, after in _CHANGED_DEFAULTS:
+        section, name = key.split(".")
+        if applies(config) and isinstance(config.get(section), dict) and name not in config[section]:
+            config[section][name] = before if version < since else after
+    return config
 
 
 @dataclass
@@ -130,7 +156,7 @@ class RunConfig:
 
     def to_json(self) -> dict[str, Any]:
         """The settings as written to ``config.json``: secrets (an ``api_key`` option) redacted."""
-        return redact(asdict(self) | {"mode": self.mode})
+        return redact(asdict(self) | {"mode": self.mode, "defaults": DEFAULTS_VERSION})
 
 
 def default_cache_path() -> Path:
@@ -368,12 +394,25 @@ def _check_resume(out: Path, config: RunConfig) -> None:
     # a run folder written before redaction existed may hold a plaintext api_key: both sides are compared,
     # and shown, redacted (config.json is then rewritten without it)
     old = redact(json.loads(path.read_text(encoding="utf-8")))
-    new = config.to_json()
-    diff = [f"{k}: {old.get(k, _OLD_DEFAULTS.get(k))!r} -> {new.get(k)!r}" for k in _MUST_MATCH
-            if old.get(k, _OLD_DEFAULTS.get(k)) != new.get(k)]
+    version = old.get("defaults", 1)
+    new = _resolved(config.to_json(), DEFAULTS_VERSION)
+    old = _resolved({k: old.get(k, _OLD_DEFAULTS.get(k)) for k in _MUST_MATCH}, version)
+    diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _MUST_MATCH if old.get(k) != new.get(k)]
     if diff:
-        raise ConfigurationError(f"{out} holds a run with other settings ({'; '.join(diff)}); "
+        changed = [key for since, key, _, _, _ in _CHANGED_DEFAULTS
+                   if version < since and _dig(old, key) != _dig(new, key)]
+        flags = {"search.keyframe_tolerance": "--keyframe-tolerance 0",
+                 "reasoner_options.polarity": "--reasoner-opt polarity=0",
+                 "reasoner_options.context_tokens": "--reasoner-opt context_tokens=null"}
+        hint = (f" (the default of {', '.join(changed)} changed since this run started: give the value it ran "
+                f"with, {' '.join(flags[k] for k in changed)}, to resume it)") if changed else ""
+        raise ConfigurationError(f"{out} holds a run with other settings ({'; '.join(diff)}){hint}; "
                                  "use another --out or the same settings to resume")
+
+
+def _dig(config: dict[str, Any], key: str) -> Any:
+    section, name = key.split(".")
+    return (config.get(section) or {}).get(name)
 
 
 def _atomic_write(path: Path, text: str) -> None:
