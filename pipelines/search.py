@@ -52,8 +52,10 @@ class Search(BaseModel):
     its spacing instead of the frame at the grid time (decoded alone, where the exact frame costs the
     frames from the keyframe before it; ``0``: exact frames). A quarter keeps each sparse frame nearer
     its own grid time than any other (no two share a keyframe, each still stands for its stretch) and
-    the gaps between sparse frames within 1.5 spacings; the default margin widens by the tolerance so
-    a refined candidate still reaches the next sparse frame's stretch.
+    the gaps between sparse frames within 1.5 spacings; the default margin widens by the furthest a
+    sparse frame actually snapped (nothing on a video whose keyframes never fall that near), so a
+    refined candidate still reaches the next sparse frame's stretch. A grid time answered by a frame
+    that far off stays open: a refinement around it describes its exact frame.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -170,9 +172,10 @@ def coarse_to_fine(
     known_times = sorted((known or {}))
     started = clock()
     spent = 0.0
+    snapped = 0.0  # the furthest a frame answering a grid time lay from it (a keyframe, a known frame)
 
     def run(indices: list[int], pass_no: int, reasons: dict[int, tuple[int, str]], tolerance: float = 0.0) -> None:
-        nonlocal spent
+        nonlocal spent, snapped
         fresh, entries = [], []
         for i in indices:
             asked.add(i)
@@ -180,6 +183,8 @@ def coarse_to_fine(
             near = _nearest(known_times, t, max(half, tolerance))
             if near is not None:
                 described[near] = known[near]  # type: ignore[index]
+                if abs(near - t) > half:
+                    snapped = max(snapped, abs(near - t))
                 out.known += 1
                 out.frames.append([round(t, 3), pass_no, reasons[i][1] + " (known)"])
             else:
@@ -196,6 +201,7 @@ def coarse_to_fine(
             if abs(d.t - times[k]) > half:  # a frame off the grid (a keyframe): its own grid time is taken
                 entries[k][2] += f" (answered by the frame at {d.t:.2f}s)"
                 asked.update(_between(grid, d.t - half, d.t + half))
+                snapped = max(snapped, abs(d.t - times[k]))
             u = d.usage or Usage()
             out.usage += u
             if u.cached:
@@ -232,8 +238,12 @@ def coarse_to_fine(
         coarse = keep
     tolerance = search.keyframe_tolerance * _spacing(grid, stride) if tolerant else 0.0
     run(coarse, 0, {i: (0, "coarse") for i in coarse}, tolerance)
+    # a grid time answered from further than half a grid step (a keyframe or a known frame up to the
+    # tolerance away) is not described: the refinements may ask for its exact frame
+    answered = sorted(described)
+    asked.difference_update([i for i in asked if _nearest(answered, grid[i], half) is None])
     out.result = ground()
-    margin = search.margin if search.margin is not None else _spacing(grid, stride) / 2 + tolerance
+    margin = search.margin if search.margin is not None else _spacing(grid, stride) / 2 + snapped
     out.stop = "rounds"
     for round_no in range(1, search.rounds + 1):
         if (left() is not None and left() <= 0) or (search.budget_seconds is not None and spent >= search.budget_seconds):
@@ -286,13 +296,16 @@ def held_transcript(descriptions: Sequence[FrameDescription], grid: Sequence[flo
     so a score curve smoothed over a number of samples, and levels set from percentiles of the samples, would
     weigh the refined candidates many times over the rest of the video (their segments cut narrower, a
     candidate's rank set by how densely it was described). Held at the grid times, every stretch of the video
-    weighs by its length, as in the dense transcript; the spans and their texts are unchanged."""
+    weighs by its length, as in the dense transcript; the spans and their texts are unchanged. Each entry
+    takes the grid times from its start up to its end, the last one its end too (nothing else samples it)."""
     import bisect
 
     plain = Transcript.from_descriptions(descriptions, duration=duration, step=_spacing(grid, 1) or None)
-    entries = [e.model_copy(update={"times": [grid[k] for k in range(bisect.bisect_left(grid, e.start),
-                                                                      bisect.bisect_left(grid, e.end))] or e.times})
-               for e in plain.entries]
+    last = len(plain.entries) - 1
+    entries = [e.model_copy(update={"times": [grid[k] for k in range(
+                   bisect.bisect_left(grid, e.start),
+                   (bisect.bisect_right if j == last else bisect.bisect_left)(grid, e.end))] or e.times})
+               for j, e in enumerate(plain.entries)]
     return plain.model_copy(update={"entries": entries})
 
 

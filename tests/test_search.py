@@ -343,3 +343,86 @@ def test_every_grounding_samples_the_whole_grid_whatever_was_described():
             assert e.start <= g < e.end and min(abs(d.t - g) for d in out.descriptions if d.text == e.text) == nearest
     far = next(e for e in last.entries if e.end <= 250 and e.start > 0)  # a sparse frame (every 4th): 4 held
     assert len(far.times) == 4 and len(next(e for e in plain.entries if e.start == far.start).times) == 1
+
+
+# -- frames that answer a grid time from further away (keyframes, known frames) ----------------------------
+
+class Fallback(BaseReasoner):
+    """The first entry whose text holds the query's word, else a wide region around 10-24 s."""
+
+    name = "fallback"
+
+    def ground(self, query: str, transcript: Transcript) -> GroundingResult:
+        hit = next((e for e in transcript.entries if query in e.text), None)
+        iv = Interval(start=hit.start, end=hit.end, score=1.0) if hit else Interval(start=10.0, end=24.0, score=0.5)
+        return GroundingResult(query=query, duration=transcript.duration, intervals=[iv])
+
+
+def keyframed(keys: list[float]) -> tuple[list[float], Any]:
+    """A describer snapping a time to a keyframe within ``tolerance=``; the dog shows at 19-21 s only."""
+    sent: list[float] = []
+
+    def describe(times: list[float], tolerance: float = 0.0) -> Any:
+        for t in times:
+            t = next((k for k in keys if abs(k - t) <= tolerance), t)
+            sent.append(t)
+            yield FrameDescription(t=t, text="a dog jumps" if 19 <= t <= 21 else "an empty room")
+
+    return sent, describe
+
+
+def test_a_grid_time_a_keyframe_answered_is_described_exactly_when_refined():
+    """The sparse grid time 20 s is answered by the keyframe at 21.9 s (within a quarter of the 8-s spacing);
+    the moment shows only in the frame at 20 s, so a refinement around it must describe that frame."""
+    grid = [2.0 * k for k in range(60)]
+    search = Search(strategy="coarse-to-fine")
+    sent, describe = keyframed([21.9])
+    out, stride = coarse_to_fine("dog", Fallback(), describe, grid, 120.0, search, tolerant=True)
+    assert stride == 4 and 21.9 in sent and 20.0 in sent and sent.count(20.0) == 1
+    assert [f for f in out.frames if f[0] == 20.0][0][2] == "coarse (answered by the frame at 21.90s)"
+    assert out.result.best.start == 19.0 and out.result.best.end == pytest.approx(20.95)  # not the 10-24 fallback
+    exact, _ = coarse_to_fine("dog", Fallback(), keyframed([])[1], grid, 120.0, search, tolerant=True)
+    assert (exact.result.best.start, exact.result.best.end) == (19.0, 21.0)
+
+
+def test_a_grid_time_a_known_frame_answered_from_afar_is_described_exactly_when_refined():
+    grid = [2.0 * k for k in range(60)]
+    known = {21.9: FrameDescription(t=21.9, text="an empty room")}  # an earlier query's keyframe
+    sent, describe = keyframed([])
+    out, _ = coarse_to_fine("dog", Fallback(), describe, grid, 120.0, Search(strategy="coarse-to-fine"),
+                            known=known, tolerant=True)
+    assert [f for f in out.frames if f[0] == 20.0][0][1:] == [0, "coarse (known)"]
+    assert 20.0 in sent and 21.9 not in sent and out.result.best.start == 19.0
+
+
+def test_the_margin_widens_only_by_how_far_the_sparse_frames_snapped():
+    """No keyframe near any sparse time (an MPEG-TS file, a long keyframe interval): a tolerant search
+    describes exactly what an exact one does."""
+    captions = timeline(1200, (600, 630))
+    replay, _ = replayed(captions, 1200.0)
+
+    def describe(times: list[float], tolerance: float = 0.0) -> Any:
+        return replay.describe(timeline_frames(times))
+
+    search = Search(strategy="coarse-to-fine")
+    exact, _ = coarse_to_fine("dog", Keyword(), describe, replay.times, 1200.0, search)
+    tolerant, _ = coarse_to_fine("dog", Keyword(), describe, replay.times, 1200.0, search, tolerant=True)
+    assert tolerant.frames == exact.frames and tolerant.calls == exact.calls
+    # on a 1-s grid sparse every 8 s (tolerance 2 s), the sparse time 20 s snapped 1.5 s to a keyframe at
+    # 21.5 s: the 10-24 s candidate is refined 4 + 1.5 s either side (half the spacing and the snap: 4.5-29.5 s),
+    # not 4 + 2 s (the whole tolerance: 4-30 s) nor 4 s (6-28 s)
+    grid = [float(k) for k in range(120)]
+    snapped, _ = coarse_to_fine("dog", Fallback(), keyframed([21.5])[1], grid, 120.0,
+                                search.model_copy(update={"coarse": 8, "rounds": 1, "zoom": None}), tolerant=True)
+    refined = sorted(t for t, p, _ in snapped.frames if p == 1)
+    assert (refined[0], refined[-1]) == (5.0, 29.0) and 20.0 in refined
+
+
+def test_the_held_transcript_samples_the_end_in_the_last_entry():
+    from pipelines.search import held_transcript
+
+    grid = [float(t) for t in range(0, 33, 2)]
+    descs = [FrameDescription(t=t, text=f"frame {t}") for t in (0.0, 16.0, 32.0)]
+    held = held_transcript(descs, grid, 32.0)
+    assert [t for e in held.entries for t in e.times] == grid  # every grid time once, 32 s included
+    assert held.entries[-1].times == [24.0, 26.0, 28.0, 30.0, 32.0]

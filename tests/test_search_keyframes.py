@@ -76,8 +76,10 @@ def test_refining_after_keyframes_asks_exact_frames_and_none_twice(video, tmp_pa
         assert set(refined) <= set(times)
         assert result.best.start <= 10.0 <= result.best.end
         # the sparse pass's keyframes at 5 s (for 4 s) and 10 s (for 12 s) lie on the grid the refine passes
-        # fill around 10 s: they are not asked for again
+        # fill around 10 s: they are not asked for again; the grid times they answered from 1-2 s away are
+        # (each described once, exactly: a frame shown only at 12 s is not lost to the keyframe at 10 s)
         assert not {5.0, 10.0} & set(refined) and {5.0, 10.0} <= set(times) and {6.0, 8.0, 9.0, 11.0} <= set(refined)
+        assert {4.0, 12.0} <= set(refined) and times.count(12.0) == 1
         # another query of the session: its sparse pass is answered by the keyframes already described
         second = s.ground(video, "frame at 30.0")
         assert all(why.endswith("(known)") for _, p, why in second.settings["search"]["frames"] if p == 0)
