@@ -47,6 +47,11 @@ class _FakeTorch:
         self.threads = n
 
 
+@pytest.fixture(autouse=True)
+def _nothing_applied_yet(monkeypatch):
+    monkeypatch.setattr(models, "_APPLIED", None)
+
+
 def test_set_torch_threads_sets_only_what_differs(monkeypatch):
     monkeypatch.setenv(THREADS_ENV, "3")
     torch = _FakeTorch(8)
@@ -76,3 +81,43 @@ def test_the_embedding_model_loads_with_the_setting_on_the_cpu_only(monkeypatch,
     monkeypatch.setenv(THREADS_ENV, "nope")  # a bad value stops the load, naming the variable
     with pytest.raises(ConfigurationError, match=THREADS_ENV) if applied else contextlib.nullcontext():
         embedding._load_model("/models/minilm", device)
+
+
+# ------------------------------------------------------------------ leaving another's choice alone
+
+@pytest.fixture()
+def fresh(monkeypatch):
+    """A process where vidground has set nothing yet, torch starting with 8 threads, no variable set."""
+    monkeypatch.setattr(models, "_APPLIED", None)
+    monkeypatch.setattr(models, "_torch_default_threads", lambda: {8})
+    for name in (THREADS_ENV, *models.OMP_ENVS):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(models.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+
+
+@pytest.mark.parametrize("name", models.OMP_ENVS)
+def test_omp_or_mkl_threads_set_by_the_user_are_left_alone(fresh, monkeypatch, name):
+    monkeypatch.setenv(name, "8")
+    torch = _FakeTorch(8)
+    assert set_torch_threads(torch) == 8 and torch.calls == []
+    monkeypatch.setenv(THREADS_ENV, "2")  # vidground's own variable still wins
+    assert set_torch_threads(torch) == 2 and torch.calls == [2]
+
+
+def test_a_count_the_user_set_before_loading_is_left_alone(fresh):
+    torch = _FakeTorch(8)
+    torch.set_num_threads(6)  # the user's torch.set_num_threads(6), before any model loads
+    assert set_torch_threads(torch) == 6 and torch.calls == [6]
+
+
+def test_a_count_the_user_set_after_a_load_is_left_alone(fresh):
+    torch = _FakeTorch(8)
+    assert set_torch_threads(torch) == MAX_DEFAULT_THREADS and torch.calls == [MAX_DEFAULT_THREADS]
+    assert set_torch_threads(torch) == MAX_DEFAULT_THREADS and torch.calls == [MAX_DEFAULT_THREADS]
+    torch.set_num_threads(7)
+    assert set_torch_threads(torch) == 7 and torch.calls == [MAX_DEFAULT_THREADS, 7]
+
+
+def test_torch_starting_counts_include_the_cpus(monkeypatch):
+    monkeypatch.setattr(models, "_physical_cores", lambda: 3)
+    assert {3, models.os.cpu_count()} <= models._torch_default_threads()

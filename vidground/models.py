@@ -85,11 +85,58 @@ def torch_threads(cpus: int | None = None) -> int:
     return max(1, min(cpus // 2, MAX_DEFAULT_THREADS))
 
 
+#: What :func:`set_torch_threads` last gave torch (``None``: nothing yet), to tell its setting from another's.
+_APPLIED: int | None = None
+_THREADS_LOCK = threading.Lock()
+#: Variables with which a user sets the OpenMP/MKL threads torch starts with; vidground leaves those alone.
+OMP_ENVS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _physical_cores() -> int | None:
+    """The physical cores (Linux's /proc/cpuinfo), which torch's x86 builds start with; ``None`` if unknown."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    cores, package = set(), ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "physical id":
+            package = value.strip()
+        elif key.strip() == "core id":
+            cores.add((package, value.strip()))
+    return len(cores) or None
+
+
+def _torch_default_threads() -> set[int]:
+    """The thread counts torch starts with when nobody set them: the physical cores on x86, else every CPU."""
+    counts = {os.cpu_count() or 1, _physical_cores() or 0}
+    try:
+        counts.add(len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        pass
+    return counts - {0}
+
+
 def set_torch_threads(torch: Any) -> int:
-    """Give torch :func:`torch_threads` intra-op threads (process-wide, as torch's setting is); the number set."""
+    """Give torch :func:`torch_threads` intra-op threads, unless someone else chose them; the number torch uses.
+
+    torch's setting is process-wide: it applies to every model and tensor operation in the process, not only
+    vidground's. So ``$VIDGROUND_TORCH_THREADS`` is applied whenever set; otherwise nothing is changed when
+    ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` is set or torch's count was moved from its starting value by
+    anything but this function (a ``torch.set_num_threads`` of the user's)."""
+    global _APPLIED
+    current = torch.get_num_threads()
+    if not os.environ.get(THREADS_ENV, "").strip():
+        if any(os.environ.get(name, "").strip() for name in OMP_ENVS):
+            return current
+        if current != _APPLIED and (_APPLIED is not None or current not in _torch_default_threads()):
+            return current
     n = torch_threads()
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
+    with _THREADS_LOCK:
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+        _APPLIED = n
     return n
 
 
