@@ -41,8 +41,17 @@ from vidground.files import check_database_path, video_fingerprint
 from vidground.redaction import redact
 from vidground.types import Frame, FrameDescription, Usage
 
-#: 2: the settings table holds no secrets (rows stored by version 1 are redacted when a cache is opened)
-SCHEMA_VERSION = 2
+#: 2: the settings table holds no secrets (rows stored by version 1 are redacted when a cache is opened);
+#: 3: one sampling plan per path and sampling settings (the plans of version 2, keyed by the file's
+#: times too, piled up a row per touch: they are dropped when a cache is opened)
+SCHEMA_VERSION = 3
+
+#: part of every sampling plan's key: bump it whenever what :func:`sampling_plan` keeps changes meaning
+#: (``planned_times``/``probe_video`` pick other frame times or another duration), so no cache serves a
+#: plan made by the code before
+PLAN_VERSION = 1
+
+
 def settings_key(describer: Any, extra: dict[str, Any] | None = None) -> str:
     """A stable key for everything that changes a description: the describer's name and
     ``settings()`` (model, prompt hash, ...) plus ``extra`` (e.g. ``{"max_side": 512}``)."""
@@ -116,11 +125,14 @@ class DescriptionCache:
             owner TEXT NOT NULL, until REAL NOT NULL,
             PRIMARY KEY (fingerprint, settings_key, t_ms)) WITHOUT ROWID""")
         # the frame times a sampling picks from a video (and its duration), so a warm run need not read
-        # the container's packets to know which descriptions to look up
-        conn.execute("""CREATE TABLE IF NOT EXISTS plans (
-            fingerprint TEXT NOT NULL, plan_key TEXT NOT NULL, payload TEXT NOT NULL,
-            PRIMARY KEY (fingerprint, plan_key)) WITHOUT ROWID""")
+        # the container's packets; one row per path and sampling settings, the newest kept
         version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version < 3:
+            conn.execute("DROP TABLE IF EXISTS plans")
+        conn.execute("""CREATE TABLE IF NOT EXISTS plans (
+            plan_key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, payload TEXT NOT NULL,
+            stored REAL NOT NULL DEFAULT 0) WITHOUT ROWID""")
+        conn.execute("CREATE INDEX IF NOT EXISTS plans_by_age ON plans (stored)")
         if version < 2:
             DescriptionCache._redact_stored_settings(conn)
         if version != SCHEMA_VERSION:
@@ -174,18 +186,37 @@ class DescriptionCache:
             self.misses += len(wanted) - len(found)
         return found
 
+    #: the most sampling plans kept (one per path and sampling settings); past it the oldest quarter goes
+    MAX_PLANS = 4096
+
     def plan(self, fingerprint: str, key: str) -> dict[str, Any] | None:
-        """What :meth:`store_plan` kept for this video and key, or ``None``."""
-        row = self._connect().execute("SELECT payload FROM plans WHERE fingerprint=? AND plan_key=?",
-                                      (fingerprint, key)).fetchone()
+        """What :meth:`store_plan` kept under ``key`` for this content, or ``None``."""
+        row = self._connect().execute("SELECT payload FROM plans WHERE plan_key=? AND fingerprint=?",
+                                      (key, fingerprint)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def store_plan(self, fingerprint: str, key: str, plan: dict[str, Any]) -> None:
-        """Keep ``plan`` (JSON-able: a sampling's frame times and the video's duration) for this video and
-        ``key``, which must name everything the plan depends on (see ``Session``'s use)."""
+        """Keep ``plan`` (JSON-able: a sampling's frame times and the video's duration) for this content
+        under ``key`` (a path and sampling settings: see :func:`sampling_plan`), replacing what was kept
+        under it before, so a file touched, edited or replaced in place leaves one row, not one per change;
+        past :attr:`MAX_PLANS` rows the oldest quarter is dropped (files long gone, settings not used)."""
         conn = self._connect()
-        self._retry_locked(lambda: conn.execute("INSERT OR REPLACE INTO plans (fingerprint, plan_key, payload) "
-                                                "VALUES (?, ?, ?)", (fingerprint, key, json.dumps(plan))))
+
+        def work() -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("INSERT OR REPLACE INTO plans (plan_key, fingerprint, payload, stored) VALUES (?, ?, ?, ?)",
+                             (key, fingerprint, json.dumps(plan), time.time()))
+                rows = conn.execute("SELECT COUNT(*) FROM plans").fetchone()[0]
+                if rows > self.MAX_PLANS:
+                    conn.execute("DELETE FROM plans WHERE plan_key IN (SELECT plan_key FROM plans ORDER BY stored "
+                                 "LIMIT ?)", (rows - self.MAX_PLANS * 3 // 4,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        self._retry_locked(work)
 
     def entries(self, fingerprint: str) -> list[tuple[str, dict[str, Any] | None, FrameDescription]]:
         """Every description cached for one video, by any describer: ``(settings key, what the key stands
@@ -286,25 +317,26 @@ def sampling_plan(cache: DescriptionCache, video: str | Path, **sampling: Any) -
 
     Read once from the container's packets (:func:`~frame_describer.sampling.planned_times`, which
     reads every packet: a sizeable part of a warm run on a long video) and kept in ``cache`` under the
-    video's content fingerprint and its identity on disk (path, device, inode, size, modification and
-    change times) with the sampling settings, so a warm run looks up its descriptions without opening
-    the container; a file changed in any of these, or other settings, is planned afresh."""
+    video's path, the sampling settings and :data:`PLAN_VERSION`, with the content's fingerprint and its
+    identity on disk (device, inode, size, modification and change times), so a warm run looks up its
+    descriptions without opening the container; a file changed in any of these, or other settings, is
+    planned afresh (and its new plan replaces the old one)."""
     from .sampling import planned_times, probe_video
 
     video = Path(video)
-    fp = key = None
+    fp = key = identity = None
     try:
         st = video.stat()
         if stat.S_ISREG(st.st_mode):  # a FIFO or device is never read here: probe_video refuses it
             fp = video_fingerprint(video)
-            key = json.dumps({"sampling": sampling, "file": [str(video.resolve()), st.st_dev, st.st_ino, st.st_size,
-                                                             st.st_mtime_ns, st.st_ctime_ns]}, sort_keys=True)
+            key = json.dumps({"plan": PLAN_VERSION, "sampling": sampling, "path": str(video.resolve())}, sort_keys=True)
+            identity = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     except (OSError, VidgroundError):
         fp = None  # probe_video says what is wrong with the file
     plan = cache.plan(fp, key) if fp and key else None
-    if plan is None:
+    if plan is None or plan.get("file") != identity:
         info = probe_video(video)  # checks the file as sample_frames would
-        plan = {"times": planned_times(video, **sampling), "duration": info.duration}
+        plan = {"times": planned_times(video, **sampling), "duration": info.duration, "file": identity}
         if fp and key:
             cache.store_plan(fp, key, plan)
     return plan["times"], plan["duration"]

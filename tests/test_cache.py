@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from frame_describer.cache import CachedDescriber, DescriptionCache, settings_key, video_fingerprint
+from frame_describer.cache import SCHEMA_VERSION, CachedDescriber, DescriptionCache, settings_key, video_fingerprint
 from vidground.errors import ConfigurationError, VideoDecodeError
 from vidground.types import FrameDescription
 
@@ -246,7 +246,7 @@ def test_settings_stored_in_plain_text_by_an_older_cache_are_redacted_when_it_is
     DescriptionCache(path).close()
     conn = sqlite3.connect(path)
     (payload,), = conn.execute("SELECT payload FROM settings WHERE settings_key='k1'").fetchall()
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
     assert json.loads(payload)["settings"]["api_key"] == "<redacted>"
     assert not any(s in payload for s in _SECRETS)
