@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from temporal_reasoner.context import progress_to
 from vidground.errors import ConfigurationError, MissingDependencyError
 
 from .datasets import Query
@@ -116,6 +117,10 @@ def process_video(task: Any, config: Any, emit: Emit, session: Any = None) -> No
     emit(("video", video_rec | {"seconds": round(time.perf_counter() - started, 3)}))
 
     def one(q: Query) -> dict[str, Any]:
+        with progress_to():  # the run's own bar counts queries: no bar per long transcript beside it
+            return grounded(q)
+
+    def grounded(q: Query) -> dict[str, Any]:
         qa: dict[str, Any] = {}
         try:
             dur = q.duration if not aware and described.duration_inferred and q.duration else None

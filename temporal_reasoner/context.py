@@ -27,7 +27,10 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +87,8 @@ class ContextPlan:
     merge_threshold: float | None = None
     original_spans: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: the (merged) transcript the chunks were cut from, whose spans the final pass shows; ``None``: one chunk
+    merged: Transcript | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"budget": self.budget, "prompt_tokens": self.prompt_tokens, "spans": self.original_spans,
@@ -120,7 +125,7 @@ def plan_context(query: str, transcript: Transcript, *, count_tokens: TokenCount
     warnings.append(f"the transcript ({n0} spans, {full} prompt tokens) exceeds the model's context "
                     f"({budget} tokens) even with near-duplicate spans merged ({len(current)} spans); "
                     f"asked about it in {len(chunks)} chunks and combined the answers")
-    return ContextPlan(chunks, budget, full, used, n0, warnings)
+    return ContextPlan(chunks, budget, full, used, n0, warnings, current)
 
 
 def _chunk(t: Transcript, cost: Callable[[Transcript], int], budget: int, overlap: int) -> list[Transcript]:
@@ -198,10 +203,13 @@ def ground_in_context(chat: ChatFn, query: str, transcript: Transcript, *, count
                       response_formats: Sequence[str] = ("json_schema",), refused: set[str] | None = None,
                       time_style: TimeStyle = "seconds", max_intervals: int = 3, overlap: int = 1,
                       context_spans: int = CONTEXT_SPANS, progress: Progress | None = None,
-                      settings: dict[str, Any] | None = None) -> GroundingResult:
+                      settings: dict[str, Any] | None = None, option: str | None = None) -> GroundingResult:
     """:func:`structured.run_structured`, after fitting the transcript into ``budget`` prompt tokens: a
     transcript that fits (merged or not) is one request; a longer one is asked chunk by chunk for
-    candidates, then once more over the candidates with their context (the module's steps 2-3)."""
+    candidates, then once more over the candidates with their context (the module's steps 2-3).
+
+    The first time a reasoner chunks, a warning names ``option`` (the setting that sets its context), as
+    the answer then comes from several requests: a user whose model takes more learns what to raise."""
     query = check_query(query)
     if not isinstance(context_spans, int) or isinstance(context_spans, bool) or context_spans < 0:
         raise ConfigurationError(f"context_spans must be 0 or more spans, got {context_spans!r}")
@@ -214,7 +222,24 @@ def ground_in_context(chat: ChatFn, query: str, transcript: Transcript, *, count
         res = run_structured(chat, query, plan.chunks[0], fallback=fallback, **common)
         return res.model_copy(update={"warnings": [*plan.warnings, *res.warnings]})
     total = len(plan.chunks) + 1  # the chunks, then the final pass
-    report = progress or _terminal_progress(total, reasoner_name)
+    _warn_once(reasoner_name, option, plan)
+    progress = progress or _PROGRESS.get()
+    bar = None if progress is not None else _terminal_progress(total, reasoner_name)
+    try:
+        return _ground_chunks(chat, query, transcript, plan, common, progress or bar or _no_progress,
+                              count_tokens=count_tokens, budget=budget, context_spans=context_spans,
+                              fallback=fallback)
+    finally:  # a chunk that raises (a transport error) leaves no bar drawn on the terminal
+        if bar is not None:
+            bar.close()
+
+
+def _ground_chunks(chat: ChatFn, query: str, transcript: Transcript, plan: ContextPlan, common: dict[str, Any],
+                   report: Progress, *, count_tokens: TokenCounter, budget: int, context_spans: int,
+                   fallback: Any) -> GroundingResult:
+    """:func:`ground_in_context`'s steps 2-3 on a transcript ``plan`` cut into several chunks."""
+    reasoner_name, max_intervals = common["reasoner_name"], common["max_intervals"]
+    total = len(plan.chunks) + 1
     done: list[tuple[Transcript, GroundingResult]] = []
     usage, raws, warnings, errors = Usage(), [], list(plan.warnings), []
     for n, chunk in enumerate(plan.chunks):
@@ -239,8 +264,8 @@ def ground_in_context(chat: ChatFn, query: str, transcript: Transcript, *, count
     warnings.extend(dropped)
     info = {**common["settings"], "chunks_answered": len(done)}
     if candidates:
-        final = _final_pass(chat, query, transcript, candidates, count_tokens=count_tokens, budget=budget,
-                            context_spans=context_spans, common=common)
+        final = _final_pass(chat, query, plan.merged or transcript, candidates, count_tokens=count_tokens,
+                            budget=budget, context_spans=context_spans, common=common)
         report(total, total, "final pass over the candidates")
         usage = usage + final.usage
         raws.append(final.raw)
@@ -368,22 +393,57 @@ def _runs(t: Transcript) -> list[tuple[float, float]]:
     return out
 
 
-def _terminal_progress(total: int, name: str) -> Progress:
-    """A progress bar over a chunked grounding's requests on a terminal (stderr), nothing otherwise."""
-    if not sys.stderr.isatty():
-        return lambda done, total_, what: None
-    from tqdm.auto import tqdm
+#: Where chunked groundings in this context report (``None``: a bar on a terminal); see :func:`progress_to`.
+_PROGRESS: ContextVar[Progress | None] = ContextVar("vidground_context_progress", default=None)
+_WARNED: set[str] = set()
+_WARNED_LOCK = threading.Lock()
 
-    bar = tqdm(total=total, desc=f"{name}: long transcript", unit="request", leave=False)
 
-    def report(done: int, total_: int, what: str) -> None:
-        bar.set_postfix_str(what, refresh=False)
-        bar.update(done - bar.n)
-        if done >= total_:
-            bar.close()
+def _no_progress(done: int, total: int, what: str) -> None:
+    """Reports nowhere."""
 
-    return report
+
+@contextmanager
+def progress_to(progress: Progress | None = None) -> Iterator[None]:
+    """Within the block (this thread or task), chunked groundings report to ``progress`` instead of drawing
+    their own bar: an evaluation that shows one bar for all its queries passes nothing (no report)."""
+    token = _PROGRESS.set(progress or _no_progress)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def _warn_once(name: str, option: str | None, plan: ContextPlan) -> None:
+    with _WARNED_LOCK:
+        if name in _WARNED:
+            return
+        _WARNED.add(name)
+    log.warning("%s: a transcript (%d prompt tokens) exceeds the model's context (%d tokens for the prompt, "
+                "set by %s): it is asked about in %d chunks, then once over their candidates; said once per "
+                "reasoner", name, plan.prompt_tokens, plan.budget, option or "its context option", len(plan.chunks))
+
+
+class _TerminalBar:
+    """A progress bar over a chunked grounding's requests on stderr."""
+
+    def __init__(self, total: int, name: str):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc=f"{name}: long transcript", unit="request", leave=False)
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        self.bar.set_postfix_str(what, refresh=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _terminal_progress(total: int, name: str) -> _TerminalBar | None:
+    """A bar on a terminal (stderr), ``None`` otherwise."""
+    return _TerminalBar(total, name) if sys.stderr.isatty() else None
 
 
 __all__ = ["CONTEXT_SPANS", "ContextPlan", "MERGE_THRESHOLDS", "Progress", "TokenCounter", "combine", "estimate_tokens",
-           "excerpt", "ground_in_context", "merge_similar", "plan_context", "similarity"]
+           "excerpt", "ground_in_context", "merge_similar", "plan_context", "progress_to", "similarity"]

@@ -228,7 +228,7 @@ class TransformersReasoner(BaseReasoner):
             self.chat, query, transcript, count_tokens=self.count_tokens, budget=budget,
             reasoner_name=f"hf:{self.model_name}", max_attempts=self.max_attempts, fallback=self.fallback,
             response_formats=("json_object",) if self.prefill else ("text",), time_style=self.time_style,
-            max_intervals=self.max_intervals, settings=self.settings())
+            max_intervals=self.max_intervals, settings=self.settings(), option=f"context_tokens={self.context_tokens}")
 
     def answer(self, question: str, transcript: Transcript, *, choices: Sequence[str] | None = None) -> Answer:
         """Answer ``question`` (one of ``choices`` when given) with its supporting intervals

@@ -182,7 +182,7 @@ class LlamaCppReasoner(BaseReasoner):
             count_tokens=self.count_tokens, budget=budget,
             reasoner_name=f"llamacpp:{self.model_name}", max_attempts=self.max_attempts, fallback=self.fallback,
             response_formats=("json_schema",), time_style=self.time_style, max_intervals=self.max_intervals,
-            settings=self.settings())
+            settings=self.settings(), option=f"n_ctx={self.n_ctx}")
 
     def answer(self, question: str, transcript: Transcript, *, choices: Sequence[str] | None = None) -> Answer:
         """Answer ``question`` (one of ``choices`` when given) with its supporting intervals, the reply

@@ -177,7 +177,8 @@ class OpenAIReasoner(BaseReasoner):
             return run_structured(self.chat, query, transcript, settings={"model": self.model}, **common)
         return ground_in_context(self.chat, query, transcript, count_tokens=estimate_tokens,
                                  budget=self.context_tokens - 2 * self.max_tokens - 128,  # the reply and a re-ask
-                                 settings={"model": self.model}, **common)
+                                 settings={"model": self.model}, **common,
+                                 option=f"context_tokens={self.context_tokens}; context_tokens=None sends it whole")
 
     def answer(self, question: str, transcript: Transcript, *, choices: Sequence[str] | None = None) -> Answer:
         """Answer ``question`` (one of ``choices`` when given) with the intervals that support it

@@ -175,3 +175,121 @@ def test_no_chunk_answering_is_an_output_validation_error(openai_server):
     openai_server.responder = lambda req: Reply.chat("no json here")
     with pytest.raises(OutputValidationError, match="no chunk"):
         make(openai_server, context_tokens=8000, max_attempts=1).ground(QUERY, long_transcript(900))
+
+
+# ------------------------------------------------------------------ the merged transcript, the bar, the warning
+
+def _pick_middle(seen):
+    def chat(messages, fmt):
+        from temporal_reasoner.structured import ChatReply
+
+        lines = [(float(a), float(b)) for a, b, _ in LINE.findall(messages[-1]["content"])]
+        seen.append(lines)
+        a, b = lines[len(lines) // 2]
+        return ChatReply(text=f'{{"intervals": [{{"start": {a:g}, "end": {b:g}, "score": 0.5}}]}}', finish_reason="stop")
+    return chat
+
+
+def test_the_final_pass_shows_the_merged_spans_the_chunks_were_planned_on():
+    from temporal_reasoner.context import plan_context
+
+    # each text twice in a row, near-alike (one word more): merging halves the transcript, which still needs chunks
+    long = Transcript.from_descriptions([FrameDescription(t=2.0 * i, text=f"a hallway, lamp{i // 2} and shelf{i // 2} "
+                                                          f"and cup{i // 2} on the left{' wall' * (i % 2)}")
+                                         for i in range(400)])
+    budget = 1500
+    plan = plan_context(QUERY, long, count_tokens=estimate_tokens, budget=budget)
+    assert len(plan.chunks) > 1 and plan.merged is not None and len(plan.merged) < len(long)
+    seen: list = []
+    ground_in_context(_pick_middle(seen), QUERY, long, count_tokens=estimate_tokens, budget=budget,
+                      reasoner_name="t", response_formats=("text",), progress=lambda *a: None)
+    merged = {(e.start, e.end) for e in plan.merged.entries}
+    assert seen[-1] and set(seen[-1]) <= merged  # not the original 2-s spans, which the chunks never showed
+    assert set(seen[-1]) - {(e.start, e.end) for e in long.entries}
+
+
+class _Bar:
+    def __init__(self):
+        self.reports, self.closed = [], False
+
+    def __call__(self, done, total, what):
+        self.reports.append(done)
+
+    def close(self):
+        self.closed = True
+
+
+def test_the_terminal_bar_is_closed_when_a_chunk_raises_and_not_drawn_under_progress_to(monkeypatch):
+    from temporal_reasoner import context
+
+    bars = []
+    monkeypatch.setattr(context, "_terminal_progress", lambda total, name: bars.append(_Bar()) or bars[-1])
+    seen: list = []
+    good = _pick_middle(seen)
+
+    def flaky(messages, fmt):  # the second chunk's request fails with a transport error
+        if len(seen) == 1:
+            raise ConnectionError("server went away")
+        return good(messages, fmt)
+
+    with pytest.raises(ConnectionError):
+        ground_in_context(flaky, QUERY, long_transcript(300), count_tokens=estimate_tokens, budget=420,
+                          reasoner_name="t", response_formats=("text",))
+    assert len(bars) == 1 and bars[0].reports == [1] and bars[0].closed
+    ground_in_context(good, QUERY, long_transcript(300), count_tokens=estimate_tokens, budget=420,
+                      reasoner_name="t", response_formats=("text",))
+    assert len(bars) == 2 and bars[1].closed and len(bars[1].reports) > 2  # a run to the end closes it too
+    with context.progress_to():  # what an evaluation's executors do: their own bar counts queries
+        ground_in_context(good, QUERY, long_transcript(300), count_tokens=estimate_tokens, budget=420,
+                          reasoner_name="t", response_formats=("text",))
+    assert len(bars) == 2
+    calls = []
+    with context.progress_to(lambda done, total, what: calls.append(done)):
+        ground_in_context(good, QUERY, long_transcript(300), count_tokens=estimate_tokens, budget=420,
+                          reasoner_name="t", response_formats=("text",))
+    assert len(bars) == 2 and calls and calls[-1] == calls[0] + len(calls) - 1
+
+
+def test_chunking_is_announced_once_per_reasoner_naming_the_option(openai_server, monkeypatch, caplog):
+    from temporal_reasoner import context
+
+    monkeypatch.setattr(context, "_WARNED", set())
+    openai_server.responder = responder
+    reasoner = make(openai_server, context_tokens=8000)
+    with caplog.at_level("WARNING", logger="temporal_reasoner.context"):
+        reasoner.ground(QUERY, long_transcript(900))
+        reasoner.ground(QUERY, long_transcript(900))
+        make(openai_server, context_tokens=None).ground(QUERY, long_transcript(900))  # whole: nothing to say
+    said = [r.getMessage() for r in caplog.records if "chunks" in r.getMessage()]
+    assert len(said) == 1 and "context_tokens=8000" in said[0] and "context_tokens=None sends it whole" in said[0]
+
+
+def test_the_evaluation_executor_grounds_its_queries_without_their_own_bars():
+    from types import SimpleNamespace
+
+    from pipelines.datasets import Query
+    from pipelines.executors import process_video
+    from pipelines.runs import VideoTask
+    from temporal_reasoner import context
+    from vidground.types import GroundingResult
+
+    seen = []
+
+    class Session:  # what process_video needs of a session; ground() records where chunked groundings report
+        describer, reasoner, search = None, None, SimpleNamespace(refines=False)
+
+        def load(self, source, **kw):
+            return SimpleNamespace(duration=10.0, duration_inferred=False, step=1.0, describer=None, descriptions=[])
+
+        def ground(self, query, **kw):
+            seen.append(context._PROGRESS.get())
+            return GroundingResult(query=query, duration=10.0, intervals=[Interval(start=1, end=2)], reasoner="t")
+
+    config = SimpleNamespace(mode="descriptions", descriptions_format="auto", clip_seconds=None, top_k=1,
+                             query_concurrency=2)
+    queries = [Query(qid=str(i), video="v", query=f"q {i}", duration=10.0, windows=((1.0, 2.0),)) for i in range(3)]
+    out = []
+    process_video(VideoTask("v", "v.jsonl", queries), config, out.append, session=Session())
+    assert [r["status"] for kind, r in out if kind == "result"] == ["ok"] * 3
+    assert len(seen) == 3 and all(p is context._no_progress for p in seen)
+    assert context._PROGRESS.get() is None  # nothing leaks out of the query
