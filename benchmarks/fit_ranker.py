@@ -41,7 +41,7 @@ def samples(half: str = "dev", seed: int = 0, data: str | None = None) -> tuple[
     """Each query's sample of ``half``, and the video of each (for folds by video)."""
     cs = load_qvhighlights(data_root(data))
     reasoner = EmbeddingReasoner(spans="ranked")
-    _warm(reasoner, cs)
+    _warm(reasoner, cs, [q for q in cs.queries if half_of(q.video, seed) == half])  # only the half fitted on
     out: list[Sample] = []
     videos: list[str] = []
     for q in cs.queries:
