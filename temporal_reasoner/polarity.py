@@ -12,8 +12,10 @@ What counts as a direction, and what does not:
 * ``left``/``right``: "to the left", "towards the right", "leftwards", "turns left", and "from the
   left" (a motion *from* the left goes right). Positions and sides are not directions: "on the left",
   "at the top right", "to the left of the table", "his left hand", "the right side". Nor are "he left
-  the room" or "right now".
-* ``up``/``down`` (also "upwards", "downstairs"), ``towards``/``away`` (also "approaches", "closer"),
+  the room", "right now" or "right past the house".
+* ``up``/``down`` (also "upwards", "downstairs"), but not as the particle of a verb that moves nothing
+  that way ("picks it up", "writes it down", "calms down") nor a look "at" something ("looks down at
+  his phone"); ``towards``/``away`` (also "approaches", "closer"),
   ``in``/``out`` ("into", "enters", "walks in", "out of", "exits", "leaving", "zooms out"),
   ``clockwise``/``counterclockwise`` (and "anticlockwise"), ``forwards``/``backwards``.
 * A mention after a negation in the five words before it, in the same clause ("does not roll left", "never turns
@@ -48,8 +50,9 @@ _SIDE_NOUN = {"hand", "hands", "side", "sides", "arm", "arms", "leg", "legs", "f
 _AFTER_LEFT_VERB = {"the", "a", "an", "his", "her", "their", "its", "it", "them", "him", "me", "us", "this",
                     "that", "behind", "for", "with", "alone", "over", "unattended", "open", "on", "in", "at", "by",
                     "there", "here", "outside", "inside", "under", "near", "from"}
-#: Words after a bare "right" that make it an adverb ("right now", "right behind") or an adjective.
-_AFTER_RIGHT_ADVERB = {"now", "away", "there", "here", "after", "before", "behind", "next", "into", "under",
+#: Words after a bare "right" that make it an adverb ("right now", "right behind", "right past") or an adjective.
+_AFTER_RIGHT_ADVERB = {"now", "away", "there", "here", "after", "before", "behind", "next", "into", "under", "past",
+                       "across", "around", "along", "onto", "against", "inside", "outside", "where", "if",
                        "over", "above", "below", "beside", "by", "back", "through", "up", "down", "off", "out",
                        "in", "at", "on", "when", "as", "then", "the", "a", "an", "this", "that", "is", "are",
                        "answer", "now,"}
@@ -135,6 +138,31 @@ def _pattern_axis(first: str, second: str) -> Callable[[str], int]:
     return stated
 
 
+#: Verbs whose "up"/"down" is a particle that moves nothing the camera sees go that way: "picks it up",
+#: "writes it down", "calms down", "turns the volume up" (a body that "sits down" or "stands up" does move).
+_PARTICLE_VERB = (r"(?:pick|put|writ|wrote|jot|note|set|shut|calm|turn|hang|hung|fill|clean|tidy|"
+                  r"tidie|wash|wrap|pack|open|break|broke|cut|tear|tore|give|gave|mak|made|show|sign|warm|heat|cool|"
+                  r"slow|clos|lock|light|mix|add|sum|typ|tie|zip|button|dress|wak|woke|chop|wip|cover|back|end)")
+#: A particle "up"/"down": after one of those verbs and at most three words of its object, in one clause, or a
+#: look that goes on "at" something ("looks down at his phone": where the eyes go, not a motion).
+_PARTICLE_UPDOWN = re.compile(
+    rf"\b{_PARTICLE_VERB}(?:e|es|s|ed|d|ing|ting|ping|ped|ten|en)?\s+(?:(?!(?:and|then|but|while)\b)[a-z']+\s+){{0,3}}?(up|down)\b"
+    r"|\b(?:look|glanc|star|gaz|peer|peek)\w*\s+(up|down)\s+at\b", re.IGNORECASE)
+_UP = re.compile(r"\b(?:up(?:wards?)?|upstairs)\b(?!\s+to\b)", re.IGNORECASE)
+_DOWN = re.compile(r"\b(?:down(?:wards?)?|downstairs)\b", re.IGNORECASE)
+
+
+def _vertical(text: str) -> int:
+    """Bit 1: states a motion up; bit 2: down. Particles of other verbs (:data:`_PARTICLE_UPDOWN`) and
+    negated mentions state nothing."""
+    particles = {m.end(1) if m.group(1) else m.end(2) for m in _PARTICLE_UPDOWN.finditer(text)}
+    bits = 0
+    for bit, pattern in ((1, _UP), (2, _DOWN)):
+        if any(m.end() not in particles and not _negated(text, m.start()) for m in pattern.finditer(text)):
+            bits |= bit
+    return bits
+
+
 #: "walks in." / "comes in and sits", not "walks in the park" or "runs in shoes": "in" as a particle ends its phrase
 _PARTICLE_END = r"(?=\s*(?:$|[.,;:!?)]|(?:and|then|while|with|through|from|again|slowly|quickly)\b))"
 _MOVE = r"(?:zoom|walk|come|came|go|goes|went|run|ran|move|step|get|got|pull|push|lean|climb|crawl|head|drive|fly|flew|swim|slide)\w*"
@@ -154,8 +182,7 @@ class Axis:
 AXES: tuple[Axis, ...] = (
     Axis("horizontal", ("left", "right"), _horizontal,
          frozenset({"left", "right", "leftward", "leftwards", "rightward", "rightwards"})),
-    Axis("vertical", ("up", "down"), _pattern_axis(r"\b(?:up(?:wards?)?|upstairs)\b(?!\s+to\b)",
-                                                   r"\b(?:down(?:wards?)?|downstairs)\b"),
+    Axis("vertical", ("up", "down"), _vertical,
          frozenset({"up", "upward", "upwards", "upstairs", "down", "downward", "downwards", "downstairs"})),
     Axis("depth", ("towards", "away"), _pattern_axis(
         r"\b(?:towards?(?!\s+(?:the\s+)?(?:left|right|top|bottom|up|down)\b)|approach(?:es|ing|ed)?|closer)\b",

@@ -70,6 +70,24 @@ def test_a_query_asks_one_end_per_axis_and_not_left_asks_nothing():
     assert q[H] == 1 and q[V] == 1
 
 
+@pytest.mark.parametrize("query", [
+    "she writes it down", "he looks down at his phone", "she picks it up right away", "car drives right past the house",
+    "he put the red cup down", "she is picking up the phone", "the man calms down", "he turns the music up",
+])
+def test_particles_of_phrasal_verbs_and_right_as_an_adverb_ask_no_direction(query):
+    assert asked(query) is None
+
+
+@pytest.mark.parametrize("query, axis, end", [
+    ("the ball rolls to the left", H, 1), ("the camera pans right", H, 2), ("something moves up", V, 1),
+    ("it moves slowly up", V, 1), ("the camera tilts down", V, 2), ("she picks it up and moves up", V, 1),
+    ("the person sits down", V, 2),  # the body does move down
+])
+def test_directions_of_motion_still_count_beside_those_rules(query, axis, end):
+    q = asked(query)
+    assert q is not None and q[axis] == end and q.sum() == end
+
+
 def test_only_units_stating_the_opposite_and_not_the_asked_end_contradict():
     units = ["something moves to the right", "something moves to the left", "on the left, moving right",
              "it moves left, then right", "nothing moves", "the camera pans to the right and tilts up"]
