@@ -443,11 +443,45 @@ def warm_cache(data: dict[str, Any]) -> str:
                               lambda r: f"{r['ratio_wall']:.3f} / {r['ratio_cpu']:.3f}")]))
 
 
+def repeat_query(data: dict[str, Any]) -> str:
+    """What a query costs once the transcript is known (benchmarks/repeat_query.py)."""
+    return section(
+        "A repeat query on a known transcript",
+        f"A {fmt(data.get('entries'))}-line transcript (one line a second). In a session: `Session.ground` of a new "
+        "query against the bare similarity (the query's encoding and one product with the cached vectors), rounds "
+        "interleaved, medians; target at most 2x. From the CLI: `vidground ground --descriptions FILE QUERY` three "
+        "times in fresh processes with a fresh embedding cache, the first encoding the transcript, then the same "
+        "query, then a new one (encoded by the numpy forward pass, `temporal_reasoner/bert_numpy.py`, without "
+        "importing torch); target at most 10% of the first. Targets met: "
+        + (", ".join(f"{k} {fmt(v)}" for k, v in (data.get("met") or {}).items()) or "-") + ".", data,
+        table(data["rows"], [("what", lambda r: r["what"]), ("s", lambda r: fmt(r["seconds"], ".3f")),
+                             ("against", lambda r: r["against"]), ("its s", lambda r: fmt(r["against_seconds"], ".3f")),
+                             ("ratio", lambda r: fmt(r["ratio"], ".3f")),
+                             ("torch imported", lambda r: fmt(r.get("torch_imported")))]))
+
+
+def numpy_encoder(data: dict[str, Any]) -> str:
+    """The numpy BERT encoder against sentence-transformers (benchmarks/numpy_encoder.py)."""
+    return section(
+        "The numpy sentence encoder against the torch model",
+        "all-MiniLM-L6-v2 run by `temporal_reasoner/bert_numpy.py` (numpy, `tokenizers`, `safetensors`) and by "
+        "sentence-transformers on real QVHighlights caption clauses and queries: the lowest cosine between the two "
+        f"vectors of a text over {fmt(data.get('texts'))} texts ({fmt(data.get('cosine_min'), '.8f')}; the run fails "
+        f"below {fmt(data.get('min_cosine'))}), the embedding reasoner's top-1 interval identical on "
+        f"{fmt(data.get('top1_same'))} of {fmt(data.get('queries'))} queries, and the cost of encoding n new texts "
+        "each way in one process, rounds interleaved, medians. The load is paid once per process: reading the "
+        "weights for numpy, importing sentence-transformers and torch and building the model for torch.", data,
+        table(data["rows"], [("new texts", lambda r: fmt(r["texts"])),
+                             ("numpy load + encode s", lambda r: f"{r['numpy_load_s']:.2f} + {r['numpy_s']:.3f}"),
+                             ("torch load + encode s", lambda r: f"{r['torch_load_s']:.2f} + {r['torch_s']:.3f}")]))
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "pipeline_offline": pipeline_offline, "decode": decode, "stage1_throughput": stage1_throughput,
     "stage1_diagnose": stage1_diagnose, "local_models": local_models, "fit_ranker": fit_ranker, "events": events,
     "motion": motion, "time_styles": time_styles, "sampling": sampling, "report_cost": report_cost,
-    "embedding_threads": embedding_threads, "warm_cache": warm_cache}
+    "embedding_threads": embedding_threads, "warm_cache": warm_cache, "repeat_query": repeat_query,
+    "numpy_encoder": numpy_encoder}
 
 
 def generic(name: str, data: dict[str, Any]) -> str:
