@@ -266,6 +266,17 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _folder_errors() -> tuple[type[BaseException], ...]:
+    """What a missing, partial or corrupt model folder raises while loading: the file system's and the
+    parsers' errors (config JSON, tokenizer, unknown architecture) and safetensors' own for cut weights."""
+    errors: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, EOFError)
+    try:
+        from safetensors import SafetensorError
+    except ImportError:
+        return errors
+    return (*errors, SafetensorError)
+
+
 def _load_model(path: str, device: str | None) -> Any:
     try:
         from sentence_transformers import SentenceTransformer
@@ -282,7 +293,7 @@ def _load_model(path: str, device: str | None) -> Any:
         # settings (HF_HUB_OFFLINE...) are left as the user set them for other models
         with _quiet_loading():
             return SentenceTransformer(path, device=device, local_files_only=True)
-    except Exception as exc:  # noqa: BLE001 - the folder's fault whatever the type (corrupt weights raise safetensors' own)
+    except _folder_errors() as exc:  # the folder's fault; anything else (out of memory, a bug) is its own error
         reason = " ".join(str(exc).split())[:300]
         raise ConfigurationError(
             f"cannot load a sentence-transformers model from {path!r}: {reason}; give a folder written by "

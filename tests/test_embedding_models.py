@@ -69,3 +69,20 @@ def test_a_folder_that_is_not_a_loadable_model_is_a_configuration_error_naming_i
         with pytest.raises(ConfigurationError, match="cannot load a sentence-transformers model") as err:
             get_reasoner(f"{spec}:{bad}").ground("a person opens the door", TR)
         assert str(bad) in str(err.value) and "SentenceTransformer.save()" in str(err.value)
+
+
+def test_a_load_failure_that_is_not_the_folders_keeps_its_own_type(tmp_path, monkeypatch):
+    """Out of memory or a bug while loading is not a bad folder: it is not reported as one."""
+    import sentence_transformers
+
+    from temporal_reasoner import embedding
+
+    class Boom(RuntimeError):
+        pass
+
+    def explode(*args, **kwargs):
+        raise Boom("CUDA out of memory")
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", explode)
+    with pytest.raises(Boom, match="out of memory"):
+        embedding._load_model(str(tmp_path), "cpu")
