@@ -88,22 +88,10 @@ def _add_stage2_inputs(p: argparse.ArgumentParser, offline: str) -> None:
 
 
 def _add_search(p: argparse.ArgumentParser) -> None:
-    """--strategy, --budget, --budget-seconds, --keyframe-tolerance and --skip-unchanged (read back by
-    pipelines.search.search_options)."""
-    g = p.add_argument_group("which frames are described (long videos)")
-    g.add_argument("--strategy", default="uniform", choices=("uniform", "coarse-to-fine"),
-                   help="uniform: every frame of the sampling grid (default); coarse-to-fine: a sparse pass, then the "
-                        "grid densely only around the reasoner's candidate regions (a video, not --descriptions)")
-    g.add_argument("--budget", type=int, default=None, metavar="N",
-                   help="coarse-to-fine: at most N describer calls per query (cache hits are free)")
-    g.add_argument("--budget-seconds", type=float, default=None, metavar="S",
-                   help="coarse-to-fine: stop describing after S seconds")
-    g.add_argument("--keyframe-tolerance", type=float, default=None, metavar="F",
-                   help="coarse-to-fine: the sparse pass may take a keyframe within F of its spacing instead of the "
-                        "exact frame, decoding far less (default 0.25; 0: exact frames; under 0.5)")
-    g.add_argument("--skip-unchanged", type=float, default=None, metavar="LEVELS",
-                   help="do not send a frame whose 32x32 grey thumbnail differs from the last one sent by at most "
-                        "LEVELS grey levels on average (2 suits static footage); it reuses that frame's description")
+    from pipelines.search import add_search_arguments
+
+    add_search_arguments(p.add_argument_group("which frames are described (long videos)"),
+                         only="a video, not --descriptions")
 
 
 def _add_remote(p: argparse.ArgumentParser) -> None:

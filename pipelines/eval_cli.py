@@ -83,18 +83,9 @@ def register(subparsers: Any) -> None:
     m.add_argument("--motion", action="store_true",
                    help="append what moved since the previous sample (optical flow) to each description (--videos "
                         "only); part of the run's settings")
-    m.add_argument("--strategy", default="uniform", choices=("uniform", "coarse-to-fine"),
-                   help="uniform: describe every sampled frame (default); coarse-to-fine: a sparse pass, then densely "
-                        "only around each query's candidate regions (--videos only); part of the run's settings")
-    m.add_argument("--budget", type=int, default=None, metavar="N", help="coarse-to-fine: at most N describer calls per query")
-    m.add_argument("--budget-seconds", type=float, default=None, metavar="S",
-                   help="coarse-to-fine: at most S seconds of describing per query")
-    m.add_argument("--keyframe-tolerance", type=float, default=None, metavar="F",
-                   help="coarse-to-fine: the sparse pass may take a keyframe within F of its spacing (default 0.25; "
-                        "0: exact frames)")
-    m.add_argument("--skip-unchanged", type=float, default=None, metavar="LEVELS",
-                   help="do not send a frame within LEVELS grey levels (e.g. 2) of the last one sent; reuse its "
-                        "description (--videos only)")
+    from .search import add_search_arguments
+
+    add_search_arguments(m, only="--videos only", run_setting=True)
     m.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
     m.add_argument("--num-frames", type=int, default=None, metavar="N")
     m.add_argument("--max-frames", type=int, default=None, metavar="N")

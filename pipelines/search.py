@@ -355,6 +355,28 @@ def count_grid(duration: float, n: int) -> list[float]:
     return [(k + 0.5) * duration / n for k in range(n)]
 
 
+def add_search_arguments(g: Any, *, only: str, run_setting: bool = False) -> None:
+    """Add ``--strategy``, ``--budget``, ``--budget-seconds``, ``--keyframe-tolerance`` and ``--skip-unchanged``
+    to the argparse parser or group ``g`` (read back by :func:`search_options` and ``args.skip_unchanged``);
+    ``only`` names the input they apply to (in the help), ``run_setting`` says they are part of an eval run's
+    settings."""
+    setting = "; part of the run's settings" if run_setting else ""
+    g.add_argument("--strategy", default="uniform", choices=STRATEGIES,
+                   help="uniform: every frame of the sampling grid (default); coarse-to-fine: a sparse pass, then the "
+                        f"grid densely only around the reasoner's candidate regions ({only}){setting}")
+    g.add_argument("--budget", type=int, default=None, metavar="N",
+                   help="coarse-to-fine: at most N describer calls per query (cache hits are free)")
+    g.add_argument("--budget-seconds", type=float, default=None, metavar="S",
+                   help="coarse-to-fine: at most S seconds of describing per query")
+    g.add_argument("--keyframe-tolerance", type=float, default=None, metavar="F",
+                   help="coarse-to-fine: the sparse pass may take a keyframe within F of its spacing instead of the "
+                        "exact frame, decoding far less (default 0.25; 0: exact frames; under 0.5)")
+    g.add_argument("--skip-unchanged", type=float, default=None, metavar="LEVELS",
+                   help="do not send a frame whose 32x32 grey thumbnail differs from the last one sent by at most "
+                        f"LEVELS grey levels on average (2 suits static footage); it reuses that frame's description "
+                        f"({only})")
+
+
 def search_options(args: Any) -> dict[str, Any] | None:
     """The ``search`` settings from the command line's ``--strategy``/``--budget``/``--budget-seconds``/
     ``--keyframe-tolerance`` (``None`` for uniform); any of the others without ``coarse-to-fine`` is a
