@@ -53,12 +53,15 @@ _OLD_DEFAULTS: dict[str, Any] = {"descriptions_format": "auto", "clip_seconds": 
 #: The generation of defaults a run is written with (``defaults`` in config.json; a folder without it is 1).
 DEFAULTS_VERSION = 2
 #: Defaults that changed after run folders existed: (generation it changed in, which setting, applies to the run,
-#: value before, value since). A folder started before them ran with the old value wherever the setting was
-#: left out, so a resume resolves both sides first and refuses a run that would mix the two behaviours.
-_CHANGED_DEFAULTS: tuple[tuple[int, str, Callable[[dict[str, Any]], bool], Any, Any], ...] = (
-    (2, "search.keyframe_tolerance", lambda c: bool(c.get("search")), 0.0, 0.25),
-    (2, "reasoner_options.polarity", lambda c: _reasoner_family(c) == "embedding", 0.0, 0.15),
-    (2, "reasoner_options.context_tokens", lambda c: _reasoner_family(c) == "openai", None, 100_000),
+#: value before, value since, the flag that gives the value before). A folder started before them ran with the
+#: old value wherever the setting was left out, so a resume resolves both sides first and refuses a run that
+#: would mix the two behaviours.
+_CHANGED_DEFAULTS: tuple[tuple[int, str, Callable[[dict[str, Any]], bool], Any, Any, str], ...] = (
+    (2, "search.keyframe_tolerance", lambda c: bool(c.get("search")), 0.0, 0.25, "--keyframe-tolerance 0"),
+    (2, "reasoner_options.polarity", lambda c: _reasoner_family(c) == "embedding", 0.0, 0.15,
+     "--reasoner-opt polarity=0"),
+    (2, "reasoner_options.context_tokens", lambda c: _reasoner_family(c) == "openai", None, 100_000,
+     "--reasoner-opt context_tokens=null"),
 )
 
 
@@ -70,7 +73,7 @@ def _reasoner_family(config: dict[str, Any]) -> str:
 def _resolved(config: dict[str, Any], version: int) -> dict[str, Any]:
     """``config`` with each changed default it left out filled in as it was in generation ``version``."""
     config = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
-    for since, key, applies, before, after in _CHANGED_DEFAULTS:
+    for since, key, applies, before, after, _ in _CHANGED_DEFAULTS:
         section, name = key.split(".")
         if applies(config) and isinstance(config.get(section), dict) and name not in config[section]:
             config[section][name] = before if version < since else after
@@ -399,13 +402,10 @@ def _check_resume(out: Path, config: RunConfig) -> None:
     old = _resolved({k: old.get(k, _OLD_DEFAULTS.get(k)) for k in _MUST_MATCH}, version)
     diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _MUST_MATCH if old.get(k) != new.get(k)]
     if diff:
-        changed = [key for since, key, _, _, _ in _CHANGED_DEFAULTS
+        changed = [(key, flag) for since, key, _, _, _, flag in _CHANGED_DEFAULTS
                    if version < since and _dig(old, key) != _dig(new, key)]
-        flags = {"search.keyframe_tolerance": "--keyframe-tolerance 0",
-                 "reasoner_options.polarity": "--reasoner-opt polarity=0",
-                 "reasoner_options.context_tokens": "--reasoner-opt context_tokens=null"}
-        hint = (f" (the default of {', '.join(changed)} changed since this run started: give the value it ran "
-                f"with, {' '.join(flags[k] for k in changed)}, to resume it)") if changed else ""
+        hint = (f" (the default of {', '.join(k for k, _ in changed)} changed since this run started: give the "
+                f"value it ran with, {' '.join(f for _, f in changed)}, to resume it)") if changed else ""
         raise ConfigurationError(f"{out} holds a run with other settings ({'; '.join(diff)}){hint}; "
                                  "use another --out or the same settings to resume")
 

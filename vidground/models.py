@@ -77,12 +77,15 @@ def torch_threads(cpus: int | None = None) -> int:
         if n < 1:
             raise ConfigurationError(f"{THREADS_ENV} must be a whole number of threads, 1 or more, got {value!r}")
         return n
-    if cpus is None:
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):  # not on Linux
-            cpus = os.cpu_count() or 1
-    return max(1, min(cpus // 2, MAX_DEFAULT_THREADS))
+    return max(1, min((_usable_cpus() if cpus is None else cpus) // 2, MAX_DEFAULT_THREADS))
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity on Linux, else every CPU)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
 
 
 #: What :func:`set_torch_threads` last gave torch (``None``: nothing yet), to tell its setting from another's.
@@ -110,12 +113,7 @@ def _physical_cores() -> int | None:
 
 def _torch_default_threads() -> set[int]:
     """The thread counts torch starts with when nobody set them: the physical cores on x86, else every CPU."""
-    counts = {os.cpu_count() or 1, _physical_cores() or 0}
-    try:
-        counts.add(len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        pass
-    return counts - {0}
+    return {os.cpu_count() or 1, _usable_cpus(), _physical_cores() or 0} - {0}
 
 
 def set_torch_threads(torch: Any) -> int:
