@@ -329,6 +329,7 @@ class FrameStream(Iterator[Frame]):
         self._reformatter = VideoReformatter()
         self._limit = limit
         self._step = 1.0 / info.fps if info.fps else 0.04
+        self._told: set[str] = set()  # what _explain logged
         self._gen = self._run(targets)
 
     def __next__(self) -> Frame:
@@ -451,7 +452,8 @@ class FrameStream(Iterator[Frame]):
 
     @property
     def fallbacks(self) -> int:
-        """1 when a seek proved inexact or broken and the stream was decoded from the start instead."""
+        """1 when a seek proved broken (refused, or landing past its time even from earlier keyframes) and the
+        stream was decoded from the start instead."""
         return self._src.fallbacks if self._src else 0
 
     @property
@@ -510,6 +512,7 @@ class FrameStream(Iterator[Frame]):
         step = 1.0 / info.fps if info.fps else 0.04
         planned_for: float | None = None  # the target the seek decision was last made for
         before_seek, last_t_before_seek = prev, last_t
+        past: tuple[float, float] | None = None  # (wanted, landed): a seek that landed past, not yet explained
         while target is not None:
             if target != planned_for:
                 planned_for = target
@@ -519,8 +522,9 @@ class FrameStream(Iterator[Frame]):
                 src.aim()
             got = src.next()
             if got is None:
-                if src.landed and src.fall_back(f"the seek to {target:.3f}s found no frame"):
-                    prev = before_seek
+                if src.landed and (src.walk_back(None) or src.fall_back(f"the seek to {target:.3f}s found no frame")):
+                    if prev is None:  # else a seek back after a doubt: prev is still the frame at last_t
+                        prev = before_seek
                     continue
                 held = src.doubt(prev[1], None) if prev is not None else None
                 if held is not None:  # the stream's last frame was skipped: decode its tail whole
@@ -530,15 +534,26 @@ class FrameStream(Iterator[Frame]):
                         continue
                 break
             frame, t, index = got
-            if src.landed and t > target + 1e-6 and src.fall_back(
-                    f"the seek to {target:.3f}s landed at {t:.3f}s, past it"):
-                prev = before_seek  # an inexact seek cannot promise the nearest frame: decode from the start
-                continue
-            src.landed = False
+            if src.landed and t > target + 1e-6:
+                # the frame before this one may be the nearest, and the keyframe landed on cannot say where it
+                # is (a gap in the video, damaged frames, an inexact seek): decode on from an earlier keyframe
+                if past is None or past[0] != target:
+                    past = (target, t)
+                if src.walk_back(t) or src.fall_back(f"the seek to {target:.3f}s landed at {t:.3f}s, past it, and "
+                                                    + ("so did seeks to earlier keyframes" if src.tries else
+                                                       "no earlier keyframe is known")):
+                    if prev is None:  # else a seek back after a doubt: prev is still the frame at last_t
+                        prev = before_seek
+                    continue
+            if src.landed:
+                src.settle()
             if t <= last_t:
                 log.debug("%s: skipping frame with non-increasing time %.3fs", p, t)
                 continue
             cur = (frame, t, index)
+            if past is not None and t >= past[0]:  # the first frame at or after the time whose seek landed past it
+                self._explain(*past, t, max([prev[1] if prev is not None else -math.inf, *src.gap]))
+                past = None
             if t >= target and src.doubt(prev[1] if prev else -math.inf, t) is not None:
                 # a skipped frame between this one and the one before may be nearest: decode that stretch whole
                 src.redos += 1
@@ -580,6 +595,29 @@ class FrameStream(Iterator[Frame]):
             log.warning("%s: the stream ends at %.2fs although the container claims %.2fs; "
                         "clamped to the real end", p, real_end, info.duration)
 
+    def _explain(self, wanted: float, landed: float, after: float, before: float) -> None:
+        """Say once why a seek for ``wanted`` landed on a frame at ``landed``, now that decoding from an earlier
+        keyframe found the frames around ``wanted`` (the last before it at ``before``, the first at or after it
+        at ``after``): damaged frames, a gap in the video, or a seek that really was inexact."""
+        name = Path(self.info.path).name
+        lost = [(a, b) for a, b in self.damage if a < after and b > before]
+        if after < landed - 1e-6:
+            how = "from the start" if self.fallbacks else "on from an earlier keyframe"
+            what = (f"the seek to {wanted:.3f}s landed at {landed:.3f}s, past frames it should have shown (an "
+                    f"inexact seek); decoded {how} instead")
+        elif lost:
+            what = (f"no frame could be decoded from {lost[0][0]:.2f}s to {lost[-1][1]:.2f}s (damaged data); "
+                    f"{wanted:.3f}s gets the nearest frame that decoded")
+        elif landed - before > max(GAP_SECONDS, 4 * self._step):  # no frame between: a gap in the video
+            before = max(before, 0.0)
+            what = (f"no frame from {before:.3f}s to {landed:.3f}s (a gap of {landed - before:.2f}s in the video); "
+                    f"{wanted:.3f}s gets the nearest frame")
+        else:
+            return  # frames a little irregular: the seek landed on the frame just after the time wanted
+        if what not in self._told:
+            self._told.add(what)
+            log.warning("%s: %s", name, what)
+
     def _frame(self, pick: tuple[av.VideoFrame, float, int | None], index: int) -> Frame:
         frame, t, src = pick
         return Frame(t=max(t, 0.0), index=index, source_index=src,
@@ -595,6 +633,9 @@ MAX_DEMUX_RESUMES = 16  # demux errors skipped per stream before the rest is giv
 # Frames that no other frame refers to are not decoded unless this close to the next wanted time
 # (they cannot be the nearest frame unless the video has a gap; :meth:`_Source.doubt` checks).
 HOLD_MARGIN_FRAMES = 2
+# A stretch without frames this long (seconds, and at least 4 frame intervals) that a seek landed across is
+# logged as a gap in the video; shorter ones are a variable frame rate's irregularity, not worth a word.
+GAP_SECONDS = 1.0
 
 
 class _Source:
@@ -607,9 +648,12 @@ class _Source:
     refer to them; their times are kept, so a skipped frame that would be the nearest to a
     requested time (:meth:`doubt`) is fetched by seeking back and decoding that stretch whole,
     and source indices still count it. A seek is checked, not trusted: when the first frame after
-    it is later than the wanted time (an inexact or broken seek), nothing decodes after it, or
-    FFmpeg refuses it, the file is reopened and decoded from the start (frames already passed are
-    skipped) and seeking is off for the rest of the stream.
+    it is later than the wanted time or nothing decodes after it, the frame before may be nearer and
+    cannot be placed from there (a gap in a variable-rate video, whose keyframe after the gap the
+    index files under its earlier decoding time; a damaged keyframe; an inexact seek), so it seeks to
+    an earlier keyframe of the index and decodes on (:meth:`walk_back`; frames already passed are
+    skipped). Where there is none, or FFmpeg refuses a seek, the file is reopened and decoded from
+    the start and seeking is off for the rest of the stream.
     ``source_index`` is the frame's position in the stream while decoding runs from the start,
     ``None`` after a seek (an index counts frames, and a seek skips them uncounted).
     """
@@ -619,6 +663,15 @@ class _Source:
         self.p, self.info, self.near, self.threads = p, info, near, threads
         self.margin = HOLD_MARGIN_FRAMES / (info.fps or 25.0)
         self.seeks = self.fallbacks = self.redos = 0  # redos: seeks repeated without skipping frames
+        self.backs = 0  # seeks to an earlier keyframe after a seek landed past its target (walk_back)
+        self.tries = 0  # walk_back's steps for the current target
+        self.entry: int | None = None  # the index entry the last seek aimed at (None: a seek by time alone)
+        self.aimed: int | None = None  # the entry FFmpeg finds for the current target
+        self.wanted = 0.0  # the current target
+        self.seek_holds = False  # whether the last seek holds frames back (a seek back after a doubt does not)
+        self.first_past = math.inf  # where the current target's first seek landed, past it
+        # FFmpeg's entry -> (an earlier entry that lands at or before targets, the first target it need not serve)
+        self.detours: dict[int, tuple[int, float]] = {}
         self.seekable = True
         self.landed = False  # a seek just happened and its first frame has not been checked yet
         self.damage = _Damage()  # kept across seeks and reopenings
@@ -689,28 +742,81 @@ class _Source:
         fps = self.info.fps or 25.0
         # a hair past the target: a keyframe's own time, converted back to ticks, can round a tick short
         want = self.origin + int((target + 1e-7) / self.tb)
-        if not force and self.index is not None:  # where the keyframe before the target is decides
+        entry = i = None  # the index entry of the keyframe to land on; the one FFmpeg finds for the target
+        if self.index is not None:
+            # FFmpeg searches decoding times, its time less the first packet's delay: where decoding and display
+            # orders differ by more than that (a gap in a variable-rate video), it lands on a keyframe shown
+            # past the target; a keyframe found earlier to land on or before such a target is used instead
             i = self.index.search_timestamp(want - self.delay, backward=True)
-            if i < 0:
+            if i >= 0:
+                entry, landed_at = self.detours.get(i, (i, -math.inf))
+                if target >= landed_at:  # the keyframe FFmpeg finds is shown at or before this target: fine
+                    entry = i
+            else:
+                i = None
+        if not force and self.index is not None:  # where the keyframe before the target is decides
+            if entry is None:
                 return False
-            key = float((self.index[i].timestamp + self.delay - self.origin) * self.tb)
+            key = float((self.index[entry].timestamp + self.delay - self.origin) * self.tb)
             if key - at <= (SEEK_MARGIN_FRAMES if self.threads == "AUTO" else SLICE_SEEK_MARGIN_FRAMES) / fps:
                 return False
         elif not force and target - at <= NO_INDEX_SEEK_GAP:
             return False
+        self.tries, self.aimed, self.wanted = 0, i, target
+        return self._seek(want if entry is None or entry == i else self._entry_ticks(entry), target, entry,
+                          holding=not force and self.near is not None)
+
+    def _entry_ticks(self, entry: int) -> int:
+        """The time to seek to for FFmpeg to land on index ``entry`` (its decoding time plus the shift FFmpeg
+        takes off)."""
+        return self.index[entry].timestamp + self.delay  # type: ignore[index]
+
+    def _seek(self, ticks: int, target: float, entry: int | None, *, holding: bool) -> bool:
         try:  # FFmpeg lands on the last keyframe shown at or before the time asked for
-            self.container.seek(want, stream=self.stream, backward=True)
+            self.container.seek(ticks, stream=self.stream, backward=True)
         except av.FFmpegError as exc:  # a refused seek can leave the demuxer anywhere: start again
             self.fall_back(f"seeking to {target:.3f}s failed ({_short(exc)})")
             return False
         self.frames.close()
         self.held, self.gap = [], []
-        self.holding = not force and self.near is not None
+        self.holding = self.seek_holds = holding
         self.frames = _decode(self.container, self.stream, self.p, self._hold, self.damage)
         self.seeks += 1
         self.count = None
         self.landed = True
+        self.entry = entry
         return True
+
+    def walk_back(self, landed_at: float | None) -> bool:
+        """The last seek landed past its wanted time (on a frame at ``landed_at``), or on no frame (``None``):
+        seek to an earlier keyframe of the index (one back, then two more, four more... while the same target
+        keeps landing past), holding frames as that seek did. False when there is no earlier keyframe to try
+        (the caller falls back); True once it seeked, or fell back itself when FFmpeg refused the seek: either
+        way the caller reads on."""
+        if not self.seekable or self.entry is None or self.index is None:
+            return False
+        if not self.tries:  # the first landing: FFmpeg's keyframe is no use for targets before it
+            self.first_past = math.inf if landed_at is None else landed_at
+        j = self.entry
+        for _ in range(1 << self.tries):
+            k = self.index.search_timestamp(self.index[j].timestamp - 1, backward=True)
+            if k < 0:
+                break
+            j = k
+        if j == self.entry:
+            return False
+        self.tries += 1
+        self.backs += 1
+        self._seek(self._entry_ticks(j), self.wanted, j, holding=self.seek_holds)
+        return True
+
+    def settle(self) -> None:
+        """The first frame after a seek is at or before its wanted time: when that took walking back, the keyframe
+        that served is remembered, for the later targets that FFmpeg's own keyframe would land past."""
+        self.landed = False
+        if self.tries and self.aimed is not None and self.entry is not None:
+            self.detours[self.aimed] = (self.entry, self.first_past)
+        self.tries = 0
 
     def _hold(self, packet: av.Packet) -> bool:
         if not self.holding or packet.pts is None:

@@ -128,22 +128,33 @@ class _Container:
         raise sampling.av.FFmpegError(1, "seek refused")
 
 
-@pytest.mark.parametrize("how", ["late", "early", "past_end", "error"])
-def test_a_seek_that_goes_wrong_still_returns_the_nearest_frames(gop_video, monkeypatch, caplog, how):
+def wrap_containers(monkeypatch, wrap) -> None:
+    """Every container the sampler opens from now on comes wrapped: ``wrap(container)``."""
     real_open = sampling._open
 
     def opener(p):
         container, stream = real_open(p)
-        return _Container(container, how), stream
+        return wrap(container), stream
 
     monkeypatch.setattr(sampling, "_open", opener)
+
+
+@pytest.mark.parametrize("how", ["late", "early", "past_end", "error"])
+def test_a_seek_that_goes_wrong_still_returns_the_nearest_frames(gop_video, monkeypatch, caplog, how):
+    wrap_containers(monkeypatch, lambda container: _Container(container, how))
     requested = [12.5, 27.0, 36.04]
     with caplog.at_level(logging.WARNING, logger="frame_describer.sampling"):
         stream = sample_frames(gop_video, times=requested)
         check(stream, CFR, requested)
-    assert stream.fallbacks == (0 if how == "early" else 1)
-    if how != "early":
-        assert any("decoding from the start" in r.getMessage() for r in caplog.records)
+    told = [r.getMessage() for r in caplog.records]
+    if how == "late":  # seeking to the keyframe before the one asked for lands where it should: no fall-back
+        assert stream.fallbacks == 0 and stream._src.backs >= 1
+        assert any("landed at" in m and "(an inexact seek)" in m for m in told)
+        assert not any("from the start" in m for m in told)
+    else:
+        assert stream.fallbacks == (0 if how == "early" else 1)
+    if how in ("past_end", "error"):
+        assert any("decoding from the start" in m for m in told)
     if how == "error":
         assert stream.seeks == 0
 
