@@ -30,15 +30,12 @@ import numpy as np
 
 from .base import PROMPT_MODES, BaseDescriber, PromptMode
 from .images import bounded
-from .motion import FLOW_WIDTH, direction as _direction, measure_motion as _motion, place as _place
+from .motion import COLOUR_NAMES, FLOW_WIDTH, colour_codes, direction as _direction, measure_motion as _motion, \
+    place as _place
 from vidground.errors import ConfigurationError
 from vidground.types import Frame, FrameDescription
 
 TEMPLATES_VERSION = "cv-sentences-1"
-
-# (name, hue range in OpenCV's 0..180 scale) for saturated pixels
-_HUES = (("red", 0, 8), ("orange", 8, 20), ("yellow", 20, 34), ("green", 34, 85), ("cyan", 85, 100),
-         ("blue", 100, 130), ("purple", 130, 150), ("pink", 150, 170), ("red", 170, 181))
 
 
 @dataclass
@@ -134,23 +131,10 @@ class ClassicalDescriber(BaseDescriber):
 
     @staticmethod
     def _colours(hsv: np.ndarray) -> list[str]:
-        h, s, v = (hsv[..., i].astype(np.int16) for i in range(3))
-        names = np.full(h.shape, "", dtype=object)
-        names[(v < 50)] = "black"
-        low = (v >= 50) & (s < 40)
-        names[low & (v >= 190)] = "white"
-        names[low & (v < 190)] = "grey"
-        coloured = (v >= 50) & (s >= 40)
-        for name, lo, hi in _HUES:
-            names[coloured & (h >= lo) & (h < hi)] = name
-        brown = coloured & (h < 25) & (v < 170) & (s >= 60)
-        names[brown] = "brown"
-        beige = (v >= 150) & (s >= 40) & (s < 90) & (h < 30)
-        names[beige] = "beige"
-        values, counts = np.unique(names.ravel().astype(str), return_counts=True)
-        order = np.argsort(-counts, kind="stable")
+        counts = np.bincount(colour_codes(hsv).ravel(), minlength=len(COLOUR_NAMES))
+        order = np.argsort(-counts, kind="stable")  # COLOUR_NAMES is alphabetical: ties go to the first name
         total = counts.sum()
-        return [str(values[i]) for i in order[:3] if counts[i] / total >= 0.15 and values[i]]
+        return [COLOUR_NAMES[i] for i in order[:3] if counts[i] / total >= 0.15 and COLOUR_NAMES[i]]
 
     # --- sentences ----------------------------------------------------------------------
     def _describe_one(self, frame: Frame, prev: _Prev | None) -> tuple[str, _Prev, set[str]]:

@@ -7,13 +7,26 @@ wide) and says it in words:
 
 * **camera motion**: the global translation (phase correlation), accepted only when shifting the previous
   image by it explains most of the change; the picture sliding left is the camera panning right;
-* **object motion**: what still differs once the camera's motion is taken out, with where it is in the
-  picture (left / centre / right, top / bottom), which way it goes (DIS dense optical flow, relative to
-  the camera) and how much of the picture it covers.
+* **object motion**: what still differs once the camera's motion is taken out, where it is in the picture
+  (left / centre / right, top / bottom), which way it goes relative to the camera and how much of the
+  picture it covers. The way is the shift under which the changed pixels of each image are found in the
+  other (:func:`region_shift`: a thing shows at its new place now and at its old place before); where no
+  shift explains them (a thing appeared or vanished, or several went different ways), the mean of DIS
+  dense optical flow over them, which smooths over a small thing that moves further than its own size;
+* **what moved** (:func:`moving_thing`, :class:`Appearance`): the largest moving region where it is *now*,
+  summed up from its pixels in words any picture can earn: its dominant colour name, its shape (round,
+  tall, wide), its size (small, large) and where it is. "a small round red object at the bottom in the
+  middle moves to the right" and "a tall blue figure on the left moves to the right" then say two
+  different things where both were "something ... moves to the right". The words come from geometry and
+  colour only (a tall region is a "figure", anything else an "object"); nothing is recognised, and the
+  noun never names a kind of thing. Limits: a plain thing that moves less than its own size between
+  samples changes only at its leading and trailing edges, and on a busy background those edges may be
+  all that is found (its shape word can then be wrong or missing); a plain bar sliding along its own
+  length is found by its ends.
 
 :class:`MotionDescriber` wraps any describer and appends the summary to each description
-(``"... Motion: the camera pans to the right."``). It streams: only the previous small grey image is
-kept. It is meant to sit *outside* the description cache (the session puts it there), so the cache
+(``"... Motion: the camera pans to the right."``). It streams: only the previous sample's small images
+are kept. It is meant to sit *outside* the description cache (the session puts it there), so the cache
 holds the inner describer's own descriptions and serves them to runs with or without motion; the
 summary is recomputed from the frames every time, which costs a few milliseconds per frame.
 """
@@ -32,11 +45,22 @@ from vidground.types import Frame, FrameDescription
 
 FLOW_WIDTH = 160
 #: Goes into the wrapped describer's settings: a change to the summaries' wording or thresholds bumps it.
-MOTION_VERSION = "motion-2"
+MOTION_VERSION = "motion-3"
 #: Camera speed (picture widths per second) below which the camera is said to be still.
 CAMERA_SPEED = 0.04
 #: Share of the picture that must move for object motion to be reported.
 MOVING_SHARE = 0.005
+#: Smallest moving region (share of the picture) whose appearance is described.
+THING_SHARE = 0.002
+#: Changed share of the picture above which no one thing is described (a change of light, a cut, many things).
+THING_MAX_CHANGE = 0.4
+#: Colour names, in alphabetical order (ties between equally common names go to the first); "" for none.
+COLOUR_NAMES = ("", "beige", "black", "blue", "brown", "cyan", "green", "grey", "orange", "pink", "purple", "red",
+                "white", "yellow")
+_CODE = {name: i for i, name in enumerate(COLOUR_NAMES)}
+# (name, hue range in OpenCV's 0..180 scale) for saturated pixels
+_HUES = (("red", 0, 8), ("orange", 8, 20), ("yellow", 20, 34), ("green", 34, 85), ("cyan", 85, 100),
+         ("blue", 100, 130), ("purple", 130, 150), ("pink", 150, 170), ("red", 170, 181))
 
 
 def small_grey(image: np.ndarray, width: int = FLOW_WIDTH) -> np.ndarray:
@@ -44,6 +68,23 @@ def small_grey(image: np.ndarray, width: int = FLOW_WIDTH) -> np.ndarray:
     h, w = image.shape[:2]
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     return cv2.resize(grey, (width, max(8, round(h * width / w))), interpolation=cv2.INTER_AREA)
+
+
+def colour_codes(hsv: np.ndarray) -> np.ndarray:
+    """Each pixel's colour name (HSV in OpenCV's scales) as an index into :data:`COLOUR_NAMES`: black
+    (dark), white / grey (unsaturated), a hue name, then brown and beige over the warm hues they cover."""
+    h, s, v = (hsv[..., i].astype(np.int16) for i in range(3))
+    codes = np.zeros(h.shape, dtype=np.uint8)
+    codes[v < 50] = _CODE["black"]
+    low = (v >= 50) & (s < 40)
+    codes[low & (v >= 190)] = _CODE["white"]
+    codes[low & (v < 190)] = _CODE["grey"]
+    coloured = (v >= 50) & (s >= 40)
+    for name, lo, hi in _HUES:
+        codes[coloured & (h >= lo) & (h < hi)] = _CODE[name]
+    codes[coloured & (h < 25) & (v < 170) & (s >= 60)] = _CODE["brown"]
+    codes[(v >= 150) & (s >= 40) & (s < 90) & (h < 30)] = _CODE["beige"]
+    return codes
 
 
 def measure_motion(prev: np.ndarray, cur: np.ndarray, *, method: str = "farneback",
@@ -101,6 +142,190 @@ def direction(dx: float, dy: float) -> str:
     return ("down" if dy > 0 else "up") + " and " + ("right" if dx > 0 else "left")
 
 
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with every region it encloses filled in."""
+    padded = np.pad(mask.astype(np.uint8), 1)
+    cv2.floodFill(padded, None, (0, 0), 2)  # the outside, reached from the padded corner
+    return (padded != 2)[1:-1, 1:-1]
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pixel, the sum over the colour channels of ``|a - b|`` (float32 images)."""
+    return cv2.transform(cv2.absdiff(a, b), np.ones((1, 3), np.float32))
+
+
+def _local_mean(image: np.ndarray, weight: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of ``image`` over the ``weight`` pixels in a ``size``-wide box around each pixel, and the
+    share of the box they fill."""
+    share = cv2.blur(weight, (size, size))
+    mean = cv2.blur(image * weight[..., None], (size, size)) / np.maximum(share, 1e-6)[..., None]
+    return mean, share
+
+
+def _shifted(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """``image`` moved by ``(dx, dy)`` pixels, its edge repeated into the uncovered strip."""
+    h, w = image.shape[:2]
+    return cv2.warpAffine(image, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), flags=cv2.INTER_NEAREST,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def _shift_scores(a: np.ndarray, b: np.ndarray, weight: np.ndarray, box: tuple[int, int, int, int],
+                  centre: tuple[int, int], reach: tuple[int, int]) -> np.ndarray:
+    """For each shift ``d`` within ``reach`` of ``centre``: how badly ``b`` (now) over ``box`` (weighted)
+    matches ``a`` (before) moved on by ``d``, plus how badly ``a`` over it matches ``b`` moved back by ``d``.
+    Index ``(oy, ox)`` is the shift ``(cx + rx - ox, cy + ry - oy)``; images are edge-padded as needed."""
+    x, y, bw, bh = box
+    (cx, cy), (rx, ry) = centre, reach
+    px, py = abs(cx) + rx, abs(cy) + ry
+    a, b = (cv2.copyMakeBorder(i, py, py, px, px, cv2.BORDER_REPLICATE) for i in (a, b))
+    x, y = x + px, y + py
+    forward = cv2.matchTemplate(a[y - cy - ry:y - cy + ry + bh, x - cx - rx:x - cx + rx + bw], b[y:y + bh, x:x + bw],
+                                cv2.TM_SQDIFF, mask=weight)
+    backward = cv2.matchTemplate(b[y + cy - ry:y + cy + ry + bh, x + cx - rx:x + cx + rx + bw], a[y:y + bh, x:x + bw],
+                                 cv2.TM_SQDIFF, mask=weight)
+    scores = forward + backward[::-1, ::-1]
+    scores[~np.isfinite(scores)] = np.inf
+    return scores
+
+
+def region_shift(prev: np.ndarray, cur: np.ndarray, moved: np.ndarray) -> tuple[float, float] | None:
+    """How far what changed moved (pixels, ``prev`` to ``cur``, small grey images): the shift under which
+    the changed pixels of ``cur`` are found in ``prev`` and those of ``prev`` in ``cur`` the other way,
+    searched within the changed area's own size (a thing's old and new places both lie inside it) up to a
+    quarter of the picture, at half size first and then to the pixel; ``None`` when no shift matches them
+    four times better than none does (a thing that appeared or vanished: one of the two images then shows only
+    background there, which matches background anywhere on a plain floor, but not both ways).
+
+    The moving thing shows in ``cur`` at its new place and in ``prev`` at its old one, so the shift that
+    matches most of the changed pixels is the thing's. Dense flow smooths over a small thing that moves
+    further than its own size between samples, and can say it goes nowhere or the wrong way.
+    """
+    h, w = moved.shape
+    lx, ly = w // 4, h // 4
+    a, b = prev.astype(np.float32), cur.astype(np.float32)
+    weight = moved.astype(np.float32)
+    half = [cv2.resize(i, (w // 2, h // 2), interpolation=cv2.INTER_AREA) for i in (a, b, weight)]
+    x, y, bw, bh = cv2.boundingRect((half[2] > 0).astype(np.uint8))
+    rx, ry = min(bw, lx // 2), min(bh, ly // 2)
+    coarse = _shift_scores(half[0], half[1], half[2][y:y + bh, x:x + bw], (x, y, bw, bh), (0, 0), (rx, ry))
+    oy, ox = np.unravel_index(int(np.argmin(coarse)), coarse.shape)
+    centre = (2 * (rx - ox), 2 * (ry - oy))
+    x, y, bw, bh = cv2.boundingRect(moved.astype(np.uint8))
+    fine = _shift_scores(a, b, weight[y:y + bh, x:x + bw], (x, y, bw, bh), centre, (2, 2))
+    oy, ox = np.unravel_index(int(np.argmin(fine)), fine.shape)
+    still = 2 * float((weight * (a - b) ** 2).sum())  # the same score for no shift at all
+    # a thing that moved matched at 0.01-0.04 of that on the benchmark's room, 0.12-0.16 on a blurred
+    # texture; one that vanished or appeared at 0.36-0.37 (a shift that lines background up with background)
+    if not fine[oy, ox] < 0.25 * still:
+        return None
+    return float(centre[0] + 2 - ox), float(centre[1] + 2 - oy)
+
+
+def moving_thing(prev: np.ndarray, cur: np.ndarray, moved: np.ndarray, shift: tuple[float, float] | None = None,
+                 ) -> tuple[np.ndarray | None, tuple[float, float] | None]:
+    """Where the largest moving region is in ``cur`` (a mask, or ``None`` when nothing that large moved),
+    and how far what changed moved (:func:`region_shift`, relative to the camera).
+
+    ``prev`` and ``cur`` are the small colour images, ``moved`` the change between them and ``shift`` the
+    camera's (from :func:`measure_motion`; a change of colour beside it counts too); the work is done
+    within the changed area and a sixth of the picture around it. Each changed pixel shows the moving
+    thing in one of the two images and the background in the other. Two votes say which: whether ``cur``
+    there matches ``prev`` from a thing's move back (it arrived) or ``prev`` there matches ``cur`` a move on
+    (it left), which decides on a textured background; and which of the two looks less like the still
+    pixels around it (their mean in a box a tenth, else a third, of the picture wide), which decides on a
+    plain one. The region it now covers is the changed area, its enclosed parts filled (a uniform thing's
+    middle does not change when it moves less than its size), less the pixels it has left.
+    """
+    if shift is not None:
+        prev = _shifted(prev, *shift)
+    full = moved.shape
+    width = full[1]
+    went = region_shift(cv2.cvtColor(prev, cv2.COLOR_RGB2GRAY), cv2.cvtColor(cur, cv2.COLOR_RGB2GRAY), moved)
+    # everything below within the changed area and a sixth of the picture around it (the background's box)
+    x, y, bw, bh = cv2.boundingRect(moved.astype(np.uint8))
+    m = max(3, width // 6)
+    roi = np.s_[max(0, y - m):y + bh + m, max(0, x - m):x + bw + m]
+    prev, cur, moved = prev[roi], cur[roi], moved[roi]
+    a, b = prev.astype(np.float32), cur.astype(np.float32)
+    # beside the grey change, a change of colour at the same brightness (red over a brown floor), next to it
+    hue_change = cv2.GaussianBlur(_distance(a, b), (5, 5), 0) > 75
+    moved = moved | (hue_change & (cv2.dilate(moved.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0))
+    still = (~moved).astype(np.float32)
+    background, share = _local_mean(b, still, max(3, width // 10) | 1)
+    thin = (share <= 0.2) & moved
+    if thin.any():  # the near box holds too little background: a third of the picture
+        far, _ = _local_mean(b, still, max(5, width // 3) | 1)
+        background[thin] = far[thin]
+    vote = _distance(b, background) - _distance(a, background)
+    if went is not None:
+        came_from = _shifted(a, *went)  # prev moved on by the thing's shift: the thing where it is now
+        went_to = _shifted(b, -went[0], -went[1])  # cur moved back: the thing where it was
+        vote += _distance(a, went_to) - _distance(b, came_from)
+    arrived = vote > 0
+    closed = cv2.morphologyEx(moved.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
+    now = _fill_holes(closed) & ~(moved & ~arrived)
+    now = cv2.morphologyEx(now.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(now, connectivity=8)
+    if n < 2:
+        return None, went
+    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    if stats[biggest, cv2.CC_STAT_AREA] < THING_SHARE * full[0] * full[1]:
+        return None, went
+    mask = np.zeros(full, bool)
+    mask[roi] = labels == biggest
+    return mask, went
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """A moving region summed up from its pixels: ``colour`` (a name of :data:`COLOUR_NAMES`, "dark ..."
+    when the region is mostly dark), ``shape`` (``"round"``, ``"tall"``, ``"wide"`` or ``None``), ``size``
+    (``"small"``, ``"large"`` or ``None``) and ``share`` (of the picture)."""
+
+    colour: str | None = None
+    shape: str | None = None
+    size: str | None = None
+    share: float = 0.0
+
+    #: Thresholds: a side this many times the other is tall / wide; the picture's share below / above which
+    #: a region is small / large.
+    ELONGATED = 1.8
+    SMALL, LARGE = 0.02, 0.15
+
+    @classmethod
+    def of(cls, mask: np.ndarray, image: np.ndarray) -> "Appearance":
+        """The appearance of the ``mask`` pixels of ``image`` (small RGB)."""
+        area = int(mask.sum())
+        x, y, bw, bh = cv2.boundingRect(mask.astype(np.uint8))
+        shape = None
+        if bh >= cls.ELONGATED * bw:
+            shape = "tall"
+        elif bw >= cls.ELONGATED * bh:
+            shape = "wide"
+        else:
+            box = mask[y:y + bh, x:x + bw]
+            c = max(1, round(min(bw, bh) / 5))
+            corners = (box[:c, :c].mean() + box[:c, -c:].mean() + box[-c:, :c].mean() + box[-c:, -c:].mean()) / 4
+            # a disc or an ellipse fills about pi/4 of its box and little of the box's corners (a fifth of
+            # its side square); a square fills both, a cross or an L much less of the box
+            if bh <= 1.4 * bw and bw <= 1.4 * bh and 0.65 <= area / (bw * bh) <= 0.9 and corners < 0.5:
+                shape = "round"
+        share = area / mask.size
+        size = "small" if share < cls.SMALL else "large" if share >= cls.LARGE else None
+        pixels = cv2.cvtColor(image[mask][None], cv2.COLOR_RGB2HSV)[0]
+        counts = np.bincount(colour_codes(pixels), minlength=len(COLOUR_NAMES))
+        code = int(np.argmax(counts))
+        colour = COLOUR_NAMES[code] or None
+        if colour and colour not in ("black", "white", "grey") and np.median(pixels[:, 2]) < 90:
+            colour = f"dark {colour}"
+        return cls(colour=colour, shape=shape, size=size, share=round(share, 4))
+
+    def phrase(self) -> str:
+        """``"a small round red object"``, ``"a tall blue figure"``: a tall region is a figure."""
+        words = [w for w in (self.size, self.shape, self.colour) if w]
+        return "a " + " ".join([*words, "figure" if self.shape == "tall" else "object"])
+
+
 @dataclass(frozen=True)
 class Motion:
     """What moved between two samples. Speeds are picture widths per second."""
@@ -111,9 +336,11 @@ class Motion:
     where: str | None = None  # "in the centre", "at the bottom on the left"...
     way: str | None = None  # the moving part's direction, relative to the camera
     speed: float = 0.0
+    thing: Appearance | None = None  # what the largest moving region looks like, where it is now
 
     def text(self) -> str:
-        """One sentence: ``"Motion: the camera pans to the right; something in the centre moves to the left."``"""
+        """One sentence: ``"Motion: the camera pans to the right; a small round red object in the centre moves
+        to the left."`` (``"something ..."`` when what moved was too small or scattered to describe)."""
         parts = []
         if self.camera:
             pace = "quickly" if self.camera_speed >= 0.12 else "slowly"
@@ -121,20 +348,23 @@ class Motion:
             parts.append(f"the camera {verb} {pace} {'to the ' if verb == 'pans' else ''}{self.camera}")
         if self.where:
             way = f" to the {self.way}" if self.way in ("left", "right") else f" {self.way}" if self.way else ""
-            parts.append(f"something {self.where} moves{way}")
+            parts.append(f"{self.thing.phrase() if self.thing else 'something'} {self.where} moves{way}")
         return "Motion: " + ("; ".join(parts) if parts else "nothing moves") + "."
 
 
 class MotionStream:
     """Feed it frames in time order; :meth:`update` says what moved since the previous one (``None`` for
-    the first frame, or after a frame of another size). Only the previous small grey image is kept."""
+    the first frame, or after a frame of another size). Only the previous sample's small images are kept."""
 
     def __init__(self) -> None:
-        self._prev: tuple[float, np.ndarray] | None = None
+        self._prev: tuple[float, np.ndarray, np.ndarray] | None = None
 
     def update(self, frame: Frame) -> Motion | None:
-        cur = small_grey(frame.image)
-        prev, self._prev = self._prev, (frame.t, cur)
+        h0, w0 = frame.image.shape[:2]
+        colour = cv2.resize(frame.image, (FLOW_WIDTH, max(8, round(h0 * FLOW_WIDTH / w0))),
+                            interpolation=cv2.INTER_AREA)
+        cur = cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY)  # the grey of the small image: one resize, not two
+        prev, self._prev = self._prev, (frame.t, cur, colour)
         if prev is None or prev[1].shape != cur.shape:
             return None
         dt = max(frame.t - prev[0], 1e-3)
@@ -148,15 +378,19 @@ class MotionStream:
         share = float(moved.mean())
         if share < MOVING_SHARE:
             return Motion(camera=camera, camera_speed=camera_speed, moving_share=share)
-        ys, xs = np.nonzero(moved)
         dx, dy = (float(v) for v in flow[moved].mean(axis=0))
+        mask, went = moving_thing(prev[2], colour, moved, shift) if share <= THING_MAX_CHANGE else (None, None)
+        thing = None if mask is None else Appearance.of(mask, colour)
+        if went is not None:  # the way what changed went, found where it went (see region_shift)
+            dx, dy = went
+        ys, xs = np.nonzero(moved if mask is None else mask)  # the thing where it is now
         y = ys.mean() / h
         where = place(xs.mean() + 0.5, w)
         if y < 0.33 or y > 0.67:
             where = f"at the {'top' if y < 0.33 else 'bottom'} {where.replace('in the centre', 'in the middle')}"
         speed = float(np.hypot(dx, dy)) / w / dt
         return Motion(camera=camera, camera_speed=camera_speed, moving_share=share, where=where,
-                      way=direction(dx, dy) if np.hypot(dx, dy) >= 1.0 else None, speed=speed)
+                      way=direction(dx, dy) if np.hypot(dx, dy) >= 1.0 else None, speed=speed, thing=thing)
 
 
 class MotionDescriber:
@@ -196,5 +430,5 @@ class MotionDescriber:
             yield d if summary is None else d.model_copy(update={"text": f"{d.text} {summary}".strip()})
 
 
-__all__ = ["FLOW_WIDTH", "MOTION_VERSION", "Motion", "MotionDescriber", "MotionStream", "direction",
-           "measure_motion", "place", "small_grey"]
+__all__ = ["COLOUR_NAMES", "FLOW_WIDTH", "MOTION_VERSION", "Appearance", "Motion", "MotionDescriber", "MotionStream",
+           "colour_codes", "direction", "measure_motion", "moving_thing", "place", "region_shift", "small_grey"]

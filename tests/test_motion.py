@@ -13,7 +13,8 @@ import pytest
 
 from _helpers_eval import FakeDescriber
 from frame_describer.base import BaseDescriber
-from frame_describer.motion import MOTION_VERSION, Motion, MotionDescriber, MotionStream
+from frame_describer.motion import (COLOUR_NAMES, MOTION_VERSION, Appearance, Motion, MotionDescriber, MotionStream,
+                                    colour_codes, region_shift)
 from vidground.errors import ConfigurationError
 from vidground.types import Frame, FrameDescription
 
@@ -70,6 +71,118 @@ def test_a_fast_pan_over_a_still_scene_moves_nothing_but_the_camera(dx):
     assert _texts(views)[1:] == ["Motion: the camera pans quickly to the right."] * 3
 
 
+def _motions(images: list[np.ndarray]) -> list[Motion]:
+    stream = MotionStream()
+    return [m for f in _frames(images) if (m := stream.update(f)) is not None]
+
+
+def _on(background: np.ndarray, draw) -> np.ndarray:
+    img = background.copy()
+    draw(img)
+    return img
+
+
+_ROOM = cv2.GaussianBlur(_texture(320, 240, seed=5), (0, 0), 3)  # a busy but not noisy background
+
+
+@pytest.mark.parametrize("background", [np.full((240, 320, 3), (150, 110, 70), np.uint8), _ROOM],
+                         ids=["plain", "textured"])
+def test_a_red_disc_moving_right_is_a_small_round_red_object(background):
+    motions = _motions([_on(background, lambda im, x=x: cv2.circle(im, (x, 120), 14, (200, 30, 30), -1))
+                        for x in (60, 100, 140, 180)])
+    assert [m.thing for m in motions] == [Appearance(colour="red", shape="round", size="small", share=m.thing.share)
+                                          for m in motions], motions
+    assert all(0.005 < m.thing.share < 0.012 for m in motions)  # a 28-px disc is 0.8% of 320x240
+    assert all(m.way == "right" and m.camera is None for m in motions), motions
+    # where the disc is now, not the middle of its old and new places
+    assert [m.where for m in motions] == ["on the left", "in the centre", "in the centre"]
+    assert motions[0].text() == "Motion: a small round red object on the left moves to the right."
+
+
+def test_a_tall_dark_rectangle_moving_right_is_a_tall_figure():
+    # the mean DIS flow over the change said "moves to the left" in two of these three samples
+    motions = _motions([_on(_ROOM, lambda im, x=x: cv2.rectangle(im, (x, 70), (x + 24, 190), (30, 30, 40), -1))
+                        for x in (60, 100, 140, 180)])
+    assert all(m.thing is not None and m.thing.shape == "tall" and m.thing.colour == "black" for m in motions), motions
+    assert all(m.way == "right" for m in motions), motions
+    assert all(m.text().startswith("Motion: a tall black figure") for m in motions), motions
+
+
+def test_a_disc_further_than_its_size_each_sample_goes_the_right_way_and_dense_flow_alone_did_not():
+    # 40 px a sample for a 28-px disc on a blurred texture: the mean DIS flow over the change said "moves."
+    # (no way) in all four samples
+    images = [_on(_ROOM, lambda im, x=x: cv2.circle(im, (x, 120), 14, (200, 30, 30), -1)) for x in (240, 200, 160)]
+    assert [m.way for m in _motions(images)] == ["left", "left"]
+    up = [_on(_ROOM, lambda im, y=y: cv2.circle(im, (160, y), 14, (200, 30, 30), -1)) for y in (200, 160, 120)]
+    assert [m.way for m in _motions(up)] == ["up", "up"]
+
+
+def test_region_shift_finds_the_shift_of_what_changed_and_none_for_what_appeared():
+    grey = cv2.cvtColor(_ROOM, cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(grey, (160, 120), interpolation=cv2.INTER_AREA)
+    before, after = small.copy(), small.copy()
+    cv2.circle(before, (50, 60), 7, 250, -1)
+    cv2.circle(after, (72, 57), 7, 250, -1)
+    moved = cv2.absdiff(before, after) > 25
+    assert region_shift(before, after, moved) == (22.0, -3.0)
+    appeared = cv2.absdiff(small, after) > 25  # nothing was there before: no shift explains it both ways
+    assert region_shift(small, after, appeared) is None
+
+
+def test_a_vanishing_thing_is_not_described():
+    images = [_on(_ROOM, lambda im: cv2.circle(im, (160, 120), 14, (200, 30, 30), -1)), _ROOM.copy()]
+    (motion,) = _motions(images)
+    assert motion.where is not None and motion.thing is None
+
+
+def test_a_camera_pan_is_not_attributed_to_an_object():
+    wide = cv2.GaussianBlur(_texture(960, 240, seed=3), (0, 0), 2)
+    motions = _motions([np.ascontiguousarray(wide[:, i * 40:i * 40 + 320]) for i in range(4)])
+    assert all(m.camera == "right" and m.thing is None and m.where is None for m in motions), motions
+
+
+def test_still_frames_describe_nothing():
+    assert _motions([_ROOM, _ROOM.copy(), _ROOM.copy()]) == [Motion(), Motion()]
+
+
+@pytest.mark.parametrize("draw, shape", [
+    (lambda m: cv2.circle(m, (80, 60), 7, 1, -1), "round"),
+    (lambda m: cv2.ellipse(m, (80, 60), (12, 9), 0, 0, 360, 1, -1), "round"),
+    (lambda m: cv2.rectangle(m, (70, 50), (84, 64), 1, -1), None),  # a square fills its corners
+    (lambda m: cv2.fillConvexPoly(m, np.array([[80, 45], [95, 60], [80, 75], [65, 60]]), 1), None),  # a diamond
+    (lambda m: cv2.rectangle(m, (70, 20), (84, 90), 1, -1), "tall"),
+    (lambda m: cv2.rectangle(m, (20, 50), (120, 64), 1, -1), "wide"),
+])
+def test_shape_words(draw, shape):
+    mask = np.zeros((120, 160), np.uint8)
+    draw(mask)
+    assert Appearance.of(mask > 0, np.zeros((120, 160, 3), np.uint8)).shape == shape
+
+
+def test_size_colour_and_phrase():
+    image = np.zeros((120, 160, 3), np.uint8)
+    image[:, :80] = (40, 60, 160)  # blue
+    image[:, 80:] = (20, 20, 70)  # dark blue: value below 90
+    big = np.zeros((120, 160), bool)
+    big[10:110, 10:70] = True
+    thing = Appearance.of(big, image)
+    assert (thing.size, thing.colour, thing.shape, thing.share) == ("large", "blue", None, 0.3125)
+    assert thing.phrase() == "a large blue object"
+    dark = np.zeros((120, 160), bool)
+    dark[20:100, 100:120] = True
+    assert Appearance.of(dark, image).phrase() == "a tall dark blue figure"
+    assert Motion(where="on the left", way="right", thing=Appearance(colour="red", shape="round", size="small")
+                  ).text() == "Motion: a small round red object on the left moves to the right."
+    assert Motion(where="on the left").text() == "Motion: something on the left moves."
+
+
+def test_colour_codes_name_pixels():
+    hsv = cv2.cvtColor(np.array([[[200, 30, 30], [30, 30, 200], [20, 20, 20], [240, 240, 240], [128, 128, 128],
+                                  [120, 80, 40]]], np.uint8), cv2.COLOR_RGB2HSV)
+    assert [COLOUR_NAMES[c] for c in colour_codes(hsv)[0]] == ["red", "blue", "black", "white", "grey", "brown"]
+    assert list(COLOUR_NAMES) == sorted(COLOUR_NAMES)  # ties between counts go to the first name, as before
+
+
 def test_a_frame_of_another_size_restarts_the_stream():
     stream = MotionStream()
     assert stream.update(_frames([_ball(100)])[0]) is None
@@ -82,7 +195,8 @@ def test_describer_appends_the_summary_and_says_so_in_its_settings():
     d = MotionDescriber(inner)
     out = list(d.describe(_frames([_ball(x) for x in (224, 198)])))
     assert out[0].text == "frame at 0.0 after None"  # the first sample: nothing to compare with
-    assert out[1].text.startswith("frame at 1.0 after 0.0 Motion: something") and out[1].usage is not None
+    assert out[1].text.startswith("frame at 1.0 after 0.0 Motion: a small round red object")
+    assert out[1].usage is not None
     assert d.name == "fake+motion" and d.settings() == {**inner.settings(), "name": "fake+motion",
                                                          "motion": MOTION_VERSION}
     assert d.mode == "agnostic" and d.uses_previous_frame
