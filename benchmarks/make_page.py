@@ -354,9 +354,11 @@ def motion(data: dict[str, Any]) -> str:
                        *[(e, lambda r, e=e: f"{r[e]['right']}/{r[e]['samples']} right, {r[e]['opposite']} opposite")
                          for e in events]])]
     if data.get("cost"):
-        out += ["", "The stream's own cost per frame (`MotionStream.update`: grey, resize to 160 px wide, phase "
-                    "correlation, DIS optical flow), by frame size:", "",
-                table(data["cost"], [("frame", lambda r: r["size"]), ("median ms", lambda r: fmt(r["median_ms"], ".2f")),
+        out += ["", "The stream's own cost per frame (`MotionStream.update`: resize to 160 px wide, phase "
+                    "correlation, DIS optical flow, and where something moved its region and appearance), by "
+                    "scene (a sliding random texture; this video's rolling ball and walking person) and frame size:", "",
+                table(data["cost"], [("scene", lambda r: r.get("scene", "texture")), ("frame", lambda r: r["size"]),
+                                     ("median ms", lambda r: fmt(r["median_ms"], ".2f")),
                                      ("p90 ms", lambda r: fmt(r["p90_ms"], ".2f"))])]
     if notes(data):
         out += ["", notes(data)]
