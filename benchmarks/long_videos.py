@@ -25,7 +25,10 @@ timeline sharing one description cache, so a later query reuses what earlier one
 wall time per query with a simulated per-call latency (``--latency`` seconds, ``--concurrency`` calls
 in flight: each pass of a search waits for the one before) plus the reasoner's measured time. The dense
 rows also give stage 2 alone on the whole transcript (2-h: 3,600 lines of 2-s clips): the reasoner's
-seconds per query and the process's peak memory.
+seconds per query and the process's peak memory. Each strategy row's ``misses`` says where it loses to
+dense sampling (:func:`misses`): a query dense answers (IoU >= 0.5) and the search does not is a *search*
+miss when no refinement looked inside its GT window (only the sparse pass saw the moment), a *reasoner*
+miss when one did and the reasoner still chose another moment.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from real_captions import HALVES, half_of  # noqa: E402
 from frame_describer import read_descriptions  # noqa: E402
 from frame_describer.replay import ReplayDescriber, timeline_frames  # noqa: E402
 from pipelines.datasets import Query, data_root, load_dataset  # noqa: E402
-from pipelines.metrics import compute_metrics  # noqa: E402
+from pipelines.metrics import compute_metrics, score_query  # noqa: E402
 from pipelines.runs import find_descriptions  # noqa: E402
 from pipelines.search import Search, coarse_to_fine  # noqa: E402
 from temporal_reasoner import Transcript, get_reasoner  # noqa: E402
@@ -141,7 +144,7 @@ def run_search(tl: Timeline, reasoner: Any, search: Search, shared: bool) -> tup
     replay = ReplayDescriber(tl.descriptions, duration=tl.duration)
     grid = replay.times
     known: dict[float, FrameDescription] = {}
-    preds, calls, passes, reason_s, stops = {}, [], [], 0.0, {}
+    preds, calls, passes, reason_s, stops, frames = {}, [], [], 0.0, {}, {}
 
     for q in tl.queries:
         per_pass: dict[int, int] = {}
@@ -154,6 +157,7 @@ def run_search(tl: Timeline, reasoner: Any, search: Search, shared: bool) -> tup
                                     known=known if shared else None)
         reason_s += time.perf_counter() - started
         preds[q.qid] = outcome.result
+        frames[q.qid] = outcome.frames
         calls.append(outcome.calls)
         for t, p, why in outcome.frames:
             if not why.endswith("(known)"):
@@ -163,7 +167,7 @@ def run_search(tl: Timeline, reasoner: Any, search: Search, shared: bool) -> tup
         if shared:
             known.update({d.t: d for d in outcome.descriptions})
     return preds, {"calls": calls, "passes": passes, "reason_seconds": reason_s, "stops": stops,
-                   "described": replay.calls}
+                   "described": replay.calls, "frames": frames}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,12 +281,12 @@ def run_length(args: argparse.Namespace, half: str, length: float, timelines: li
     n_dense = sum(len(tl.descriptions) for tl in timelines) / len(timelines)
     print(f"\n{half}, {length / 60:.0f} min: {len(timelines)} timelines, {len(queries)} queries kept, {dropped} "
           f"dropped as too similar to another constituent's", flush=True)
-    preds, reason_s = {}, 0.0
+    dense_preds, reason_s = {}, 0.0
     for tl in timelines:
         p, s = run_dense(tl, reasoner)
-        preds.update(p)
+        dense_preds.update(p)
         reason_s += s
-    base = _row(half, length, "dense 2-s", preds, queries, calls_q=n_dense, calls_v=n_dense,
+    base = _row(half, length, "dense 2-s", dense_preds, queries, calls_q=n_dense, calls_v=n_dense,
                 wall=simulated_seconds([int(n_dense)], args.latency, args.concurrency) + reason_s / len(queries),
                 dropped=dropped, dense=n_dense, reason_s_per_query=round(reason_s / len(queries), 4),
                 transcript_lines=int(n_dense), peak_rss_mb=_peak_rss_mb())
@@ -294,10 +298,11 @@ def run_length(args: argparse.Namespace, half: str, length: float, timelines: li
         if fraction is not None:
             settings["budget"] = max(1, int(fraction * n_dense))
         search = Search.of(settings)
-        preds, calls, walls, shared_calls, stops = {}, [], [], [], {}
+        preds, calls, walls, shared_calls, stops, frames = {}, [], [], [], {}, {}
         for tl in timelines:
             p, info = run_search(tl, reasoner, search, shared=False)
             preds.update(p)
+            frames.update(info["frames"])
             calls += info["calls"]
             share = info["reason_seconds"] / max(1, len(info["passes"]))
             walls += [simulated_seconds(ps, args.latency, args.concurrency) + share for ps in info["passes"]]
@@ -309,8 +314,30 @@ def run_length(args: argparse.Namespace, half: str, length: float, timelines: li
         rows.append(_row(half, length, name, preds, queries, calls_q=float(np.mean(calls)),
                          calls_v=float(np.mean(shared_calls)) if shared_calls else None, wall=float(np.mean(walls)),
                          dropped=dropped, dense=n_dense, base=base, search=search.model_dump(exclude_defaults=True),
-                         stops=stops))
+                         stops=stops, misses=misses(queries, dense_preds, preds, frames)))
     return rows
+
+
+def misses(queries: list[Query], dense: dict[str, Any], found: dict[str, Any], frames: dict[str, list[list[Any]]],
+           threshold: float = 0.5) -> dict[str, int]:
+    """Where a strategy's top-1 answers differ from dense sampling's at IoU ``threshold``: ``lost_search``, the
+    queries dense answers and the search does not, whose GT moment the search never refined (no frame a refinement
+    asked for lies in a GT window: only the sparse pass saw it); ``lost_reasoner``, the same but refined (the
+    reasoner, shown the moment's frames, chose another); ``gained``, answered by the search and not by dense;
+    ``missed_search``/``missed_reasoner``: every query the search misses, split the same way."""
+    out = dict.fromkeys(("lost_search", "lost_reasoner", "gained", "missed_search", "missed_reasoner"), 0)
+    for q in queries:
+        hit_dense = score_query(q, dense[q.qid]).iou >= threshold
+        hit = score_query(q, found[q.qid]).iou >= threshold
+        if hit:
+            out["gained"] += not hit_dense
+            continue
+        refined = any(p > 0 and any(s <= t <= e for s, e in q.windows) for t, p, _ in frames[q.qid])
+        kind = "reasoner" if refined else "search"
+        out[f"missed_{kind}"] += 1
+        if hit_dense:
+            out[f"lost_{kind}"] += 1
+    return out
 
 
 def _overrides(ap: argparse.ArgumentParser, items: list[str]) -> dict[str, Any]:
@@ -348,7 +375,7 @@ def _row(half: str, length: float, name: str, preds: dict[str, Any], queries: li
         row["R1@0.5_of_dense"] = round(row.get("R1@0.5", 0.0) / base["R1@0.5"], 4)
     line = "  ".join(f"{k} {row[k]}" for k in ("half", "strategy", "R1@0.3", "R1@0.5", "R1@0.7", "R5@0.5", "mIoU",
                                                   "calls_per_query", "calls_fraction", "calls_per_video",
-                                                  "wall_s_per_query", "R1@0.5_of_dense") if k in row)
+                                                  "wall_s_per_query", "R1@0.5_of_dense", "misses") if k in row)
     print("  " + line, flush=True)
     return row
 

@@ -8,7 +8,9 @@ each round), grounds again on everything described so far (each description held
 nearest its frame, :func:`held_transcript`, so the reasoner sees the grid's time base), and repeats
 while that adds frames: it stops when the candidates are already dense (``converged``), when the
 reasoner names none (``no-candidate``), when the budget in calls or seconds is spent (``budget``) or
-after ``rounds`` refinements (``rounds``).
+after ``rounds`` refinements (``rounds``). A search given a budget spends it while the reasoner names
+something not yet described: past the planned rounds, and on the next-best candidates once the best
+ones are dense (each such frame says ``(budget left)``); without a budget the planned rounds are its cost.
 
 The loop knows nothing about decoding: it asks a ``describe(times)`` callable for descriptions at grid
 times, so the same loop runs on a real video (:meth:`pipelines.session.Session.ground` decodes only the
@@ -38,7 +40,11 @@ class Search(BaseModel):
     """Which frames get described: all of the sampling grid (``uniform``) or ``coarse-to-fine``.
 
     ``budget`` caps the describer calls of one coarse-to-fine search (cache hits and frames an earlier
-    query of the session described are free); ``budget_seconds`` caps the seconds spent describing.
+    query of the session described are free); ``budget_seconds`` caps the seconds spent describing (a call
+    is not begun when, as slow as the slowest one so far, it would end past them). A budget is spent while
+    the reasoner names frames worth describing: refinement goes on past ``rounds``, and once the ``regions``
+    best candidates are dense it takes the next ones by rank; it is left unspent only when every candidate
+    named is dense (``converged``) or none is named.
     ``coarse`` is the sparse pass's stride in grid frames (``None``: adaptive, see :func:`coarse_stride`);
     ``regions`` how many of the reasoner's candidates are refined per round, ``margin`` how far around
     each (seconds; ``None``: half the coarse pass's spacing, the furthest a moment's edge can lie from the
@@ -102,11 +108,14 @@ class Search(BaseModel):
 def coarse_stride(n: int, budget: int | None = None) -> int:
     """The sparse pass's stride in grid frames: every 8th frame on a grid of 10 minutes' worth of 1-s
     frames or more (so 8-16 s apart on the usual 1-2 s grids), every 4th on shorter ones, every 2nd under
-    60 frames, and wider when a budget would otherwise go mostly to the sparse pass (it keeps half the
-    budget for refining)."""
+    60 frames, and wider only when a budget would otherwise go almost all to the sparse pass (it keeps a
+    sixth of the budget for refining). Most misses of a budgeted search on long videos were moments the
+    sparse pass never surfaced (``benchmarks/long_videos.py``, dev half, 2 h with 15% of the calls: 10 of
+    the 11 queries dense answered and the search did not, when the sparse pass kept half the budget for
+    refining and so looked every 28 s instead of every 16 s), so the sparse pass comes first."""
     stride = 8 if n >= 600 else 4 if n >= 60 else 2
     if budget is not None:
-        stride = max(stride, math.ceil(n / max(1, budget // 2)))
+        stride = max(stride, math.ceil(n / max(1, budget * 5 // 6)))
     return stride
 
 
@@ -171,11 +180,12 @@ def coarse_to_fine(
     half = _spacing(grid, 1) / 2
     known_times = sorted((known or {}))
     started = clock()
-    spent = 0.0
+    spent = 0.0  # seconds spent describing
+    slowest = 0.0  # the longest one description has taken
     snapped = 0.0  # the furthest a frame answering a grid time lay from it (a keyframe, a known frame)
 
     def run(indices: list[int], pass_no: int, reasons: dict[int, tuple[int, str]], tolerance: float = 0.0) -> None:
-        nonlocal spent, snapped
+        nonlocal spent, snapped, slowest
         fresh, entries = [], []
         for i in indices:
             asked.add(i)
@@ -193,9 +203,11 @@ def coarse_to_fine(
                 out.frames.append(entries[-1])
         if not fresh:
             return
-        begun = clock()
+        begun = last = clock()
         times = [grid[i] for i in fresh]
-        for d in describe(times, tolerance=tolerance) if tolerance else describe(times):
+        for got, d in enumerate(describe(times, tolerance=tolerance) if tolerance else describe(times), 1):
+            now = clock()
+            slowest, last = max(slowest, now - last), now
             described[d.t] = d
             k = _closest(times, d.t)  # the time it answers: the tolerance is under half the pass's spacing
             if abs(d.t - times[k]) > half:  # a frame off the grid (a keyframe): its own grid time is taken
@@ -210,13 +222,32 @@ def coarse_to_fine(
                 out.calls += 1
             else:
                 out.skipped += 1
-            if search.budget_seconds is not None and spent + clock() - begun >= search.budget_seconds:
-                out.warnings.append(f"the describing budget of {search.budget_seconds:g} s ran out in pass {pass_no}")
+            # the next call is not begun when, as slow as the slowest so far, it would end past the seconds budget
+            if got < len(times) and search.budget_seconds is not None and \
+                    spent + (now - begun) + slowest > search.budget_seconds:
+                out.warnings.append(f"the describing budget of {search.budget_seconds:g} s ran out in pass {pass_no}: "
+                                    f"{len(times) - got} of its frames were not described")
                 break
         spent += clock() - begun
 
     def left() -> int | None:
         return None if search.budget is None else search.budget - out.calls
+
+    def out_of_budget() -> bool:
+        """No call is left, or the next one would likely end past the seconds budget."""
+        return (search.budget is not None and out.calls >= search.budget) or \
+            (search.budget_seconds is not None and spent + slowest > search.budget_seconds)
+
+    def wanted_around(ranked: list[tuple[int, Any]], step: int, note: str) -> dict[int, tuple[int, str]]:
+        """The grid frames not yet asked for, on this round's ``step``, within the margin of each ranked candidate,
+        each with the best rank whose margin holds it and why it is described."""
+        reasons: dict[int, tuple[int, str]] = {}
+        for rank, iv in ranked:
+            score = "" if iv.score is None else f" score {iv.score:.3g}"
+            for i in _between(grid, iv.start - margin, iv.end + margin):
+                if (i - first) % step == 0 and i not in asked and i not in reasons:
+                    reasons[i] = (rank, f"candidate {rank} [{iv.start:.1f}-{iv.end:.1f}]{score}{note}")
+        return reasons
 
     def ground() -> GroundingResult:
         descs = sorted(described.values(), key=lambda d: d.t)
@@ -244,26 +275,38 @@ def coarse_to_fine(
     asked.difference_update([i for i in asked if _nearest(answered, grid[i], half) is None])
     out.result = ground()
     margin = search.margin if search.margin is not None else _spacing(grid, stride) / 2 + snapped
-    out.stop = "rounds"
-    for round_no in range(1, search.rounds + 1):
-        if (left() is not None and left() <= 0) or (search.budget_seconds is not None and spent >= search.budget_seconds):
+    # a budget is spent while the reasoner names something to look at: past the planned rounds, and on its
+    # next-best candidates once the best ones are dense; without a budget the planned rounds are the cost
+    budgeted = search.budget is not None or search.budget_seconds is not None
+    round_no = 0
+    while True:
+        round_no += 1
+        if out_of_budget():
             out.stop = "budget"
             break
-        candidates = out.result.intervals[:search.regions]
+        extra = round_no > search.rounds
+        if extra and not budgeted:
+            out.stop = "rounds"
+            break
+        candidates = out.result.intervals
         if not candidates:
             out.stop = "no-candidate"
             out.warnings.append("the reasoner named no candidate region; the answer rests on the sparse pass")
             break
-        reasons: dict[int, tuple[int, str]] = {}
         step = 1 if search.zoom is None else max(1, stride // search.zoom ** round_no)
-        for rank, iv in enumerate(candidates, 1):
-            score = "" if iv.score is None else f" score {iv.score:.3g}"
-            for i in _between(grid, iv.start - margin, iv.end + margin):
-                if (i - first) % step == 0 and i not in asked and i not in reasons:
-                    reasons[i] = (rank, f"candidate {rank} [{iv.start:.1f}-{iv.end:.1f}]{score}")
+        ranked = list(enumerate(candidates, 1))
+        reasons = wanted_around(ranked[:search.regions], step, " (budget left)" if extra else "")
+        if not reasons and step == 1 and budgeted:  # the best candidates are dense: on to the next-best ones
+            rest = [(rank, iv) for rank, iv in ranked[search.regions:] if wanted_around([(rank, iv)], 1, "")]
+            reasons = wanted_around(rest[:search.regions], 1, " (budget left)")
+        if not reasons and step == 1:
+            out.stop = "converged"
+            break
+        if not reasons:  # nothing new at this round's spacing: the next round's is finer
+            continue
         # the best candidate's frames first, and within one the frames inside it before its margins, from
         # its centre out: a budget that cuts the list keeps what matters most
-        spans = {rank: iv for rank, iv in enumerate(candidates, 1)}
+        spans = dict(ranked)
 
         def order(i: int) -> tuple[int, float, float]:
             iv = spans[reasons[i][0]]
@@ -271,11 +314,6 @@ def coarse_to_fine(
             return reasons[i][0], max(iv.start - t, t - iv.end, 0.0), abs(t - (iv.start + iv.end) / 2)
 
         wanted = sorted(reasons, key=order)
-        if not wanted and step == 1:
-            out.stop = "converged"
-            break
-        if not wanted:  # nothing new at this round's spacing: the next round's is finer
-            continue
         budget = left()
         if budget is not None and len(wanted) > budget:
             wanted = wanted[:budget]

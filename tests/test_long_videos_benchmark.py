@@ -39,3 +39,25 @@ def test_keep_replaces_the_rows_rerun_and_keeps_the_others_with_their_run(tmp_pa
     out.write_text(json.dumps({"rows": rows, "runs": runs, "command": "x", "date": "2026-12-01", "load": {}}))
     _, again = bench._kept(rec, [row("dev", 1800, "dense 2-s", 40.0)])
     assert again["runs"]["dev|3600|coarse-to-fine"]["date"] == "2026-11-30"
+
+
+def test_misses_tell_a_moment_never_refined_from_one_refined_and_passed_over():
+    from pipelines.datasets import Query
+    from vidground.types import GroundingResult, Interval
+
+    def q(qid: str, window: tuple[float, float]) -> Query:
+        return Query(qid, "long-0", "a dog runs", 600.0, (window,))
+
+    def answer(start: float, end: float) -> GroundingResult:
+        return GroundingResult(query="a dog runs", duration=600.0, intervals=[Interval(start=start, end=end)])
+
+    queries = [q("never-refined", (100, 120)), q("refined", (300, 320)), q("gained", (500, 520)), q("both", (10, 20))]
+    dense = {"never-refined": answer(100, 120), "refined": answer(300, 320), "gained": answer(0, 5),
+             "both": answer(10, 20)}
+    found = {"never-refined": answer(400, 420), "refined": answer(200, 220), "gained": answer(500, 520),
+             "both": answer(10, 20)}
+    frames = {"never-refined": [[108.0, 0, "coarse"], [410.0, 1, "candidate 1"]],  # only the sparse pass saw it
+              "refined": [[308.0, 0, "coarse"], [310.0, 2, "candidate 2"]],
+              "gained": [[508.0, 0, "coarse"]], "both": [[12.0, 0, "coarse"]]}
+    assert bench.misses(queries, dense, found, frames) == {"lost_search": 1, "lost_reasoner": 1, "gained": 1,
+                                                           "missed_search": 1, "missed_reasoner": 1}

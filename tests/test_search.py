@@ -211,7 +211,9 @@ def test_grids():
     assert rate_grid(0.0, 1.0) == [0.0]
     assert count_grid(10.0, 2) == [2.5, 7.5]
     assert coarse_stride(3600) == 8 and coarse_stride(100) == 4 and coarse_stride(10) == 2
-    assert coarse_stride(3600, budget=100) == 72  # half the budget for the sparse pass
+    assert coarse_stride(3600, budget=100) == 44  # five sixths of the budget for the sparse pass
+    assert coarse_stride(3600, budget=540) == 8  # 15% of a 2-h 2-s grid: the sparse pass as without a budget
+    assert coarse_stride(900, budget=135) == 9
 
 
 def test_skip_unchanged_reuses_the_last_description_for_a_static_stretch():
@@ -426,3 +428,114 @@ def test_the_held_transcript_samples_the_end_in_the_last_entry():
     held = held_transcript(descs, grid, 32.0)
     assert [t for e in held.entries for t in e.times] == grid  # every grid time once, 32 s included
     assert held.entries[-1].times == [24.0, 26.0, 28.0, 30.0, 32.0]
+
+
+# -- spending what a budget leaves ----------------------------------------------------------------------
+
+def events(duration: int = 600, spans: tuple[tuple[int, int], ...] = ((100, 130), (300, 320), (500, 510)),
+           step: int = 2) -> list[FrameDescription]:
+    """Clip captions every ``step`` s, "a dog runs" inside each of ``spans``, a different street elsewhere."""
+    return [FrameDescription(t=t + step / 2, text="a dog runs" if any(a <= t < b for a, b in spans)
+                             else f"a quiet street, car {t}") for t in range(0, duration, step)]
+
+
+def test_a_budget_left_after_the_planned_rounds_refines_the_next_best_candidates():
+    """Refining only the best candidate for one round left most of a 150-call budget unspent (stop 'rounds');
+    the rest now goes to the next-best candidates, densely, each frame saying so."""
+    captions = events()
+    grid = [d.t for d in captions]
+    settings = dict(strategy="coarse-to-fine", regions=1, rounds=1, zoom=None, coarse=8)
+    replay, describe = replayed(captions, 600)
+    planned, _ = coarse_to_fine("dog", Keyword(), describe, grid, 600.0, Search(**settings))
+    assert planned.stop == "rounds" and planned.calls < 150  # no budget: the planned rounds are the cost
+    replay, describe = replayed(captions, 600)
+    out, _ = coarse_to_fine("dog", Keyword(), describe, grid, 600.0, Search(**settings, budget=150))
+    assert out.calls == replay.calls <= 150 and out.calls > planned.calls
+    extra = [(t, why) for t, p, why in out.frames if why.endswith("(budget left)")]
+    assert extra and all(t not in {f[0] for f in planned.frames} for t, _ in extra)
+    for lo, hi in ((100, 130), (300, 320), (500, 510)):  # every moment the reasoner named was described densely
+        assert all(any(abs(t - g) < 1e-6 for t, _, _ in out.frames) for g in grid if lo < g < hi)
+    assert out.stop in ("converged", "budget")
+    assert len({t for t, _, _ in out.frames}) == len(out.frames)  # no time asked twice
+
+
+def test_a_budget_with_no_candidate_left_to_refine_is_left_unspent():
+    captions = events(spans=((300, 320),))
+    replay, describe = replayed(captions, 600)
+    out, _ = coarse_to_fine("dog", Keyword(), describe, [d.t for d in captions], 600.0,
+                            Search(strategy="coarse-to-fine", budget=250))
+    assert out.stop == "converged" and out.calls == replay.calls < 250
+    best = out.result.best
+    assert best is not None and (best.start, best.end) == (300.0, 320.0)
+
+
+def test_a_reasoner_naming_no_candidate_leaves_the_budget_unspent():
+    captions = events()
+    replay, describe = replayed(captions, 600)
+    reasoner = Keyword()
+    out, stride = coarse_to_fine("cat", reasoner, describe, [d.t for d in captions], 600.0,
+                                 Search(strategy="coarse-to-fine", budget=200))
+    assert out.stop == "no-candidate" and reasoner.calls == 1
+    assert out.calls == replay.calls == len(range(stride // 2, len(captions), stride))
+
+
+def test_a_video_shorter_than_the_step_with_a_budget_is_described_once():
+    replay, describe = replayed([FrameDescription(t=1.0, text="a dog runs")], 2.0)
+    out, _ = coarse_to_fine("dog", Keyword(), describe, [1.0], 2.0, Search(strategy="coarse-to-fine", budget=50))
+    assert replay.calls == out.calls == 1 and out.stop == "converged"
+
+
+@pytest.mark.parametrize("budget", [1, 7, 38, 39, 40, 60, 75, 90, 120, 299])
+def test_a_budget_in_calls_is_never_exceeded(budget):
+    captions = events()
+    replay, describe = replayed(captions, 600)
+    out, _ = coarse_to_fine("dog", Keyword(), describe, [d.t for d in captions], 600.0,
+                            Search(strategy="coarse-to-fine", budget=budget))
+    assert out.calls == replay.calls <= budget
+    assert out.stop == "budget" or out.calls < budget
+
+
+def test_a_budget_in_seconds_is_never_exceeded():
+    """Each description takes 1 s on a fake clock: a 12.5-s budget allows 12 of them. The search used to check
+    only after a description, so the 13th began at 12 s and ended at 13 s, past the budget."""
+    captions = events()
+    replay = ReplayDescriber(captions, duration=600)
+    now = [0.0]
+
+    def describe(times):
+        for d in replay.describe(timeline_frames(times)):
+            now[0] += 1.0
+            yield d
+
+    out, _ = coarse_to_fine("dog", Keyword(), describe, [d.t for d in captions], 600.0,
+                            Search(strategy="coarse-to-fine", budget_seconds=12.5), clock=lambda: now[0])
+    assert out.calls == replay.calls == 12 and now[0] == 12.0
+    assert out.stop == "budget" and any("12.5 s ran out" in w for w in out.warnings)
+    # a budget the sparse pass fits in is spent on refinements, still never over
+    now[0] = 0.0
+    replay = ReplayDescriber(captions, duration=600)
+    out, stride = coarse_to_fine("dog", Keyword(), describe, [d.t for d in captions], 600.0,
+                                 Search(strategy="coarse-to-fine", budget_seconds=100.5), clock=lambda: now[0])
+    assert len(range(stride // 2, len(captions), stride)) < out.calls == replay.calls <= 100 and now[0] <= 100.5
+
+
+def test_frames_a_cache_already_holds_cost_no_budget(tmp_path):
+    """A cache holding the frames a first search described: a second search pays only for new frames, its
+    budget counting those alone, and spends it on the next-best candidates."""
+    captions = events()
+    grid = [d.t for d in captions]
+    replay = ReplayDescriber(captions, duration=600)
+    cached = CachedDescriber(replay, DescriptionCache(tmp_path / "c.sqlite"), fingerprint="events")
+
+    def describe(times: list[float]) -> Any:
+        return cached.describe(timeline_frames(times))
+
+    settings = dict(strategy="coarse-to-fine", regions=1, coarse=4)
+    first, _ = coarse_to_fine("dog", Keyword(), describe, grid, 600.0, Search(**settings))
+    paid = replay.calls
+    assert first.calls == paid and first.stop == "converged"
+    out, _ = coarse_to_fine("dog", Keyword(), describe, grid, 600.0, Search(**settings, budget=paid + 10))
+    assert out.cached == paid  # everything the first search described again, free
+    assert 0 < out.calls == replay.calls - paid <= paid + 10  # and new frames, around the next-best candidates
+    assert all(why.endswith("(budget left)") for _, _, why in out.frames[paid:])
+    assert out.calls + out.cached == len(out.frames)
