@@ -17,6 +17,7 @@ half never takes part. Proposals are ranked by score and thinned by non-maximum 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -65,14 +66,30 @@ def curve_scale(curve: np.ndarray, top_percentile: float = 95.0) -> tuple[float,
     """The curve's floor (its median) and height (its ``top_percentile``, but never below the
     :data:`TOP_RANK`-th highest sample, so that an event a few samples long in a long video sets it)."""
     base = float(np.percentile(curve, 50))
-    top = max(float(np.percentile(curve, top_percentile)), float(np.sort(curve)[-min(TOP_RANK, len(curve))]))
+    top = max(float(np.percentile(curve, top_percentile)), kth_highest(curve, TOP_RANK))
     return base, top
+
+
+def kth_highest(values: np.ndarray, k: int) -> float:
+    """The ``k``-th highest of ``values`` (the lowest when there are fewer): ``np.sort(values)[-k]`` by a
+    partition, without sorting the rest."""
+    i = len(values) - min(k, len(values))
+    return float(np.partition(values, i)[i])
 
 
 def _runs(above: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     starts = np.flatnonzero(above & np.concatenate([[True], ~above[:-1]]))
     ends = np.flatnonzero(above & np.concatenate([~above[1:], [True]]))
     return starts, ends
+
+
+@functools.lru_cache(maxsize=64)
+def _pairs(runs: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(runs)``, made once per count (counts up to :data:`MAX_RUNS` by default)."""
+    pairs = np.triu_indices(runs)
+    for a in pairs:
+        a.setflags(write=False)
+    return pairs
 
 
 def proposals(z: np.ndarray, weights_in_time: np.ndarray, levels=LEVELS, max_runs: int = MAX_RUNS) -> tuple[np.ndarray, ...]:
@@ -91,7 +108,7 @@ def proposals(z: np.ndarray, weights_in_time: np.ndarray, levels=LEVELS, max_run
             area = (prefix[ends + 1] - prefix[starts]) - level * (wprefix[ends + 1] - wprefix[starts])
             keep = np.sort(np.argsort(-area, kind="stable")[:max_runs])
             starts, ends = starts[keep], ends[keep]
-        i, j = np.triu_indices(len(starts))  # a run's start with its own end and every later run's
+        i, j = _pairs(len(starts))  # a run's start with its own end and every later run's
         found.append((starts[i], ends[j], level))
     if not found:  # nothing above the lowest level: the highest sample alone
         p = int(np.argmax(z))
@@ -134,10 +151,24 @@ def features(z: np.ndarray, widths: np.ndarray, starts: np.ndarray, ends: np.nda
 
 
 def _range_extremes(z: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(max, min)`` of ``z[s:e + 1]`` for each pair, by one ``reduceat`` each over the bounds."""
-    bounds = np.column_stack([starts, ends + 1]).ravel()  # reduceat reduces z[b[k]:b[k + 1]]; even k are ours
-    padded = np.append(z, 0.0)  # so an end at the last sample has a bound to stop at
-    return np.maximum.reduceat(padded, bounds)[::2], np.minimum.reduceat(padded, bounds)[::2]
+    """``(max, min)`` of ``z[s:e + 1]`` for each pair, exactly: from tables of the maximum and minimum of every
+    window of a power-of-two length (a sparse table), each range is covered by two windows of the largest
+    such length that fits in it. Building the tables costs ``n log n``, each pair two look-ups (reducing every
+    range itself cost the sum of their lengths: a few thousand proposals up to hours long)."""
+    if len(starts) == 0:
+        return np.zeros(0), np.zeros(0)
+    length = ends - starts + 1
+    k = np.frexp(length)[1] - 1  # floor(log2(length)), exactly
+    n, rows = len(z), int(k.max()) + 1
+    top, bottom = np.empty((rows, n), dtype=z.dtype), np.empty((rows, n), dtype=z.dtype)
+    top[0], bottom[0] = z, z
+    for j in range(1, rows):  # row j: the windows of 2**j samples, one starting at each index where one fits
+        half = 1 << (j - 1)
+        m = n - 2 * half + 1
+        np.maximum(top[j - 1, :m], top[j - 1, half:half + m], out=top[j, :m])
+        np.minimum(bottom[j - 1, :m], bottom[j - 1, half:half + m], out=bottom[j, :m])
+    last = ends - (1 << k) + 1  # the second window ends where the range does
+    return np.maximum(top[k, starts], top[k, last]), np.minimum(bottom[k, starts], bottom[k, last])
 
 
 def scored_proposals(times: np.ndarray, curve: np.ndarray, duration: float, *,

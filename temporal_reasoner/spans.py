@@ -16,6 +16,7 @@ to the sampling grid; :func:`find_segments` cuts at the sample boundaries (half-
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -267,7 +268,6 @@ def find_segments(times: np.ndarray, curve: np.ndarray, duration: float, level: 
     the top-1 answer, the others rank alternatives (QVHighlights' several GT windows, mAP).
     Memory and time stay linear in the curve's length beyond :data:`MAX_CROSSINGS` crossings.
     """
-    n = len(curve)
     edges = sample_edges(times, duration)
     gain = (curve - level) * np.diff(edges)
     prefix = np.concatenate([[0.0], np.cumsum(gain)])
@@ -277,39 +277,109 @@ def find_segments(times: np.ndarray, curve: np.ndarray, duration: float, level: 
     starts = np.flatnonzero(above & np.concatenate([[True], ~above[:-1]]))
     ends = np.flatnonzero(above & np.concatenate([~above[1:], [True]]))
     if len(starts) <= MAX_CROSSINGS:
-        s, e = np.meshgrid(starts, ends, indexing="ij")
-        ok = s <= e
-        s, e = s[ok], e[ok]
+        s, e = np.triu_indices(len(starts))  # a rise with its own run's fall and every later one's
+        s, e = starts[s], ends[e]
     else:  # the runs above the level, plus the maximum-sum segments found one after another
-        s, e = list(starts), list(ends)
-        free = np.ones(n, dtype=bool)
-        for _ in range(top_k):
-            best, lo, hi, acc, run_lo = 0.0, -1, -1, 0.0, 0
-            for i in np.flatnonzero(free):  # Kadane over the samples not yet taken
-                if acc <= 0 or (i > 0 and not free[i - 1]):
-                    acc, run_lo = 0.0, i
-                acc += gain[i]
-                if acc > best:
-                    best, lo, hi = acc, run_lo, i
-            if lo < 0:
-                break
-            s.append(lo)
-            e.append(hi)
-            free[lo:hi + 1] = False
-        s, e = np.asarray(s), np.asarray(e)
+        best = _successive_max_sums(gain, top_k)
+        s = np.concatenate([starts, np.asarray([b[0] for b in best], dtype=starts.dtype)])
+        e = np.concatenate([ends, np.asarray([b[1] for b in best], dtype=ends.dtype)])
     return best_segments(s, e, prefix[e + 1] - prefix[s], edges, curve, duration, top_k=top_k, nms_iou=nms_iou)
+
+
+def _max_sum(gain: list, lo: int, hi: int) -> tuple[float, int, int]:
+    """Kadane's scan of ``gain[lo:hi]``: ``(sum, first, last)`` of its maximum-sum segment (the first to
+    reach that sum; ``(0.0, -1, -1)`` when no segment sums above 0). A run restarts after a sum <= 0."""
+    best, first, last, acc, run = 0.0, -1, -1, 0.0, lo
+    for i in range(lo, hi):
+        if acc <= 0:
+            acc, run = 0.0, i
+        acc += gain[i]
+        if acc > best:
+            best, first, last = acc, run, i
+    return best, first, last
+
+
+def _successive_max_sums(gain: np.ndarray, count: int) -> list[tuple[int, int]]:
+    """Up to ``count`` maximum-sum segments ``(first, last)`` found one after another, each over the samples
+    the earlier ones left (a taken segment splits its stretch of free samples in two, and no segment spans a
+    taken sample). Each stretch is scanned once when it appears, so the cost is that of one scan plus the
+    rescans of the stretches split, not one scan of the whole curve per segment. On a tie the earlier one wins."""
+    values = gain.tolist() if gain.dtype == np.float64 else list(gain)  # plain floats: the same sums, faster
+    stretches = [(0, len(values), _max_sum(values, 0, len(values)))]  # (lo, hi, best in it), in order
+    found: list[tuple[int, int]] = []
+    for _ in range(count):
+        pick, best = -1, 0.0
+        for k, (_, _, (total, _, _)) in enumerate(stretches):
+            if total > best:
+                pick, best = k, total
+        if pick < 0:
+            break
+        lo, hi, (_, first, last) = stretches[pick]
+        found.append((first, last))
+        stretches[pick:pick + 1] = [(a, b, _max_sum(values, a, b)) for a, b in ((lo, first), (last + 1, hi)) if b > a]
+    return found
+
+
+#: How many of the best-scored candidates :func:`best_segments` puts in order first (then four times as
+#: many, and so on): the greedy suppression seldom looks past the first few, so sorting all is wasted.
+FIRST_BLOCK = 64
+
+
+def _best_first(scores: np.ndarray, first: int = FIRST_BLOCK) -> Iterator[np.ndarray]:
+    """Candidate indices, best score first, a block at a time: the blocks joined are exactly
+    ``np.argsort(-scores, kind="stable")`` (ties in index order, NaN last), but each block is cut from the rest
+    by a partition and only it is sorted."""
+    neg = -scores
+    rest = np.arange(len(neg))
+    size = max(1, first)
+    while len(rest) > 2 * size:
+        values = neg[rest]
+        kth = np.partition(values, size - 1)[size - 1]
+        if kth != kth:  # NaN: fewer than ``size`` numbers are left, and they are sorted below
+            break
+        take = values <= kth  # every tie of the cut joins this block, in index order
+        yield rest[take][np.argsort(values[take], kind="stable")]
+        rest = rest[~take]
+        size *= 4
+    if len(rest):
+        yield rest[np.argsort(neg[rest], kind="stable")]
+
+
+def _overlapping(lo: np.ndarray, hi: np.ndarray, a: float, b: float, nms_iou: float) -> np.ndarray:
+    """Which spans ``[lo, hi]`` overlap ``[a, b]`` at IoU ``nms_iou`` or more (:func:`interval_iou`'s
+    arithmetic, element by element)."""
+    inter = np.minimum(hi, b) - np.maximum(lo, a)
+    iou = np.zeros(len(lo))
+    np.divide(inter, np.maximum(hi, b) - np.minimum(lo, a), out=iou, where=inter > 0)
+    return iou >= nms_iou
 
 
 def best_segments(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray, edges: np.ndarray, curve: np.ndarray,
                   duration: float, *, top_k: int, nms_iou: float) -> list[Span]:
-    """Segments (sample indices ``starts[i]..ends[i]``) best score first, each kept unless it overlaps a
-    better one at IoU ``nms_iou`` or more, up to ``top_k``; a span's ``mass`` is its score."""
+    """Segments (sample indices ``starts[i]..ends[i]``) best score first, each kept unless it is empty or
+    overlaps a better one at IoU ``nms_iou`` or more, up to ``top_k``; a span's ``mass`` is its score.
+
+    Greedy non-maximum suppression, vectorised: each kept segment strikes out the candidates after it
+    that overlap it, and the candidates are put in order only as far as the search gets (:func:`_best_first`)."""
     out: list[Span] = []
-    for o in np.argsort(-scores, kind="stable"):
-        seg = (float(edges[starts[o]]), min(float(edges[ends[o] + 1]), float(duration)))
-        if seg[1] <= seg[0] or any(interval_iou(seg, (k.start, k.end)) >= nms_iou for k in out):
-            continue
-        out.append(Span(seg[0], seg[1], float(curve[starts[o]:ends[o] + 1].max()), float(scores[o])))
-        if len(out) >= top_k:
-            break
+    if top_k < 1:
+        return out
+    duration = float(duration)
+    for block in _best_first(scores):
+        lo = edges[starts[block]].astype(np.float64)
+        hi = np.minimum(edges[ends[block] + 1].astype(np.float64), duration)
+        alive = hi > lo
+        for kept in out:
+            alive &= ~_overlapping(lo, hi, kept.start, kept.end, nms_iou)
+        i = -1
+        while True:
+            following = alive[i + 1:]
+            if not following.any():
+                break
+            i += 1 + int(np.argmax(following))
+            o = block[i]
+            out.append(Span(float(lo[i]), float(hi[i]), float(curve[starts[o]:ends[o] + 1].max()), float(scores[o])))
+            if len(out) >= top_k:
+                return out
+            alive[i + 1:] &= ~_overlapping(lo[i + 1:], hi[i + 1:], out[-1].start, out[-1].end, nms_iou)
     return out
