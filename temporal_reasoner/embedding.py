@@ -326,12 +326,16 @@ class _SimilarityReasoner(BaseReasoner):
 
     def _result(self, query: str, transcript: Transcript, intervals: list[Interval], times: np.ndarray,
                 curve: np.ndarray, started: float, warnings: list[str], raw: Any) -> GroundingResult:
-        return GroundingResult(
+        result = GroundingResult(
             query=query, duration=transcript.duration, duration_inferred=transcript.duration_inferred,
             intervals=intervals, reasoner=self.name, settings=self.settings(),
-            timings={"reason": time.perf_counter() - started},
-            curve=list(zip(np.round(times, 3).tolist(), np.round(curve, 5).tolist())),
-            warnings=warnings, raw=raw)
+            timings={"reason": time.perf_counter() - started}, warnings=warnings, raw=raw)
+        # the curve's pairs are floats made here from float arrays, so validating them again (thousands of
+        # pairs on a long video, more than the rest of the result) would change nothing: set, not validated
+        shared = sample_times(transcript)[0]  # the same for every query of a transcript: rounded once
+        rounded = (transcript.derived("rounded sample times", lambda: np.round(shared, 3).tolist()) if times is shared
+                   else np.round(times, 3).tolist())
+        return result.model_copy(update={"curve": list(zip(rounded, np.round(curve, 5).tolist()))})
 
 
 class EmbeddingReasoner(_SimilarityReasoner):
@@ -497,7 +501,8 @@ class EmbeddingReasoner(_SimilarityReasoner):
     def _scores(self, query: str, transcript: Transcript) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Each entry's score (its best unit's mean similarity to the query's forms), the row of that
         unit, and the transcript's unit vectors with the row where each entry's units start."""
-        units, starts = self.encoder.grouped([e.text for e in transcript.entries],
+        texts = transcript.derived("texts", lambda: tuple(e.text for e in transcript.entries))  # once per transcript
+        units, starts = self.encoder.grouped(texts,
                                              lambda text: text_units(text, level=self.level), tag=self.level)
         sims = self._unit_sims(query, units)
         if self.polarity:
@@ -594,7 +599,7 @@ class EmbeddingReasoner(_SimilarityReasoner):
         base = float(np.percentile(curve, self.base_percentile))
         # the height: the top percentile (one outlying sample does not set it), but never below the
         # TOP_RANK-th highest sample, so that an event a few samples long in a long video still does
-        top = max(float(np.percentile(curve, self.top_percentile)), float(np.sort(curve)[-min(self.TOP_RANK, len(curve))]))
+        top = max(float(np.percentile(curve, self.top_percentile)), ranker.kth_highest(curve, self.TOP_RANK))
         p = int(np.argmax(curve))
         if curve[p] >= top + self.spike_margin:
             # one sample clear above the rest whose neighbours are not (a scene cut one frame long, see

@@ -302,7 +302,7 @@ def test_find_segments_stays_linear_on_a_long_noisy_curve(monkeypatch):
     def no_pairs(*_, **__):
         raise AssertionError("all pairs of crossings were formed")
 
-    monkeypatch.setattr(spans.np, "meshgrid", no_pairs)
+    monkeypatch.setattr(spans.np, "triu_indices", no_pairs)
     segs = spans.find_segments(times, curve, float(n), 0.3, top_k=3)
     assert segs[0].start <= 3000 and segs[0].end >= 3009 and segs[0].end - segs[0].start < 40
 
@@ -327,3 +327,29 @@ def test_each_span_mode_has_its_defaults_and_bad_modes_are_refused():
         with pytest.raises(ConfigurationError):  # bad values, and options the chosen mode would ignore
             EmbeddingReasoner(encoder=object(), **bad)
     assert EmbeddingReasoner(encoder=object(), spans="peaks", base_percentile=96).base_percentile == 96
+
+
+def test_a_repeat_query_reads_the_transcript_once_and_its_curve_is_not_validated_pair_by_pair(reasoner, monkeypatch):
+    """Per query, the texts of the entries are not collected again and the curve's pairs (thousands on a long
+    video) are not run through validation; the result is the one validation would give."""
+    from temporal_reasoner import embedding
+    from vidground.types import GroundingResult
+
+    tr = transcript(*[(2, "The person reads a book."), (2, "A puppy is playing."), (2, "The person cooks.")] * 20)
+    first = reasoner.ground("a puppy", tr)
+    validated: list[object] = []
+
+    class Recording(GroundingResult):
+        def __init__(self, **data):
+            validated.append(data.get("curve"))
+            super().__init__(**data)
+
+    monkeypatch.setattr(embedding, "GroundingResult", Recording)
+    entries = type(tr.entries[0])
+    reads = []
+    monkeypatch.setattr(entries, "text", property(lambda self: reads.append(1) or self.__dict__["text"]), raising=False)
+    again = reasoner.ground("a puppy", tr)
+    assert validated == [None] and not reads
+    assert again.curve == first.curve and len(again.curve) == 120  # a sample a second
+    assert all(type(t) is float and type(s) is float for t, s in again.curve)
+    assert GroundingResult.model_validate(again.model_dump()).model_dump() == again.model_dump()
