@@ -600,6 +600,9 @@ class EmbeddingReasoner(_SimilarityReasoner):
         # the height: the top percentile (one outlying sample does not set it), but never below the
         # TOP_RANK-th highest sample, so that an event a few samples long in a long video still does
         top = max(float(np.percentile(curve, self.top_percentile)), ranker.kth_highest(curve, self.TOP_RANK))
+        # what the ranker would compute as this curve's scale, where its rule is the same: not computed twice
+        same_rule = (self.base_percentile, self.top_percentile, self.TOP_RANK) == (50, 95, ranker.TOP_RANK)
+        scale = (base, top) if same_rule else None
         p = int(np.argmax(curve))
         if curve[p] >= top + self.spike_margin:
             # one sample clear above the rest whose neighbours are not (a scene cut one frame long, see
@@ -624,7 +627,7 @@ class EmbeddingReasoner(_SimilarityReasoner):
             # proposals (QVHighlights' several windows, mAP), each thinned against those before it
             # (scores: the ranker's; the answer's raised to the best of them, so that the order holds)
             first = spans[0]
-            ranked = ranker.rank_segments(times, curve, duration, top_k=self.top_k + 1, nms_iou=self.nms_iou)
+            ranked = ranker.rank_segments(times, curve, duration, top_k=self.top_k + 1, nms_iou=self.nms_iou, scale=scale)
             rest = [sp for sp in ranked if interval_iou((sp.start, sp.end), (first.start, first.end)) < self.nms_iou]
             top = max([sp.mass for sp in ranked], default=0.0)
             spans = [Span(first.start, first.end, first.peak, top), *rest][:self.top_k]

@@ -171,13 +171,14 @@ def _range_extremes(z: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tupl
     return np.maximum(top[k, starts], top[k, last]), np.minimum(bottom[k, starts], bottom[k, last])
 
 
-def scored_proposals(times: np.ndarray, curve: np.ndarray, duration: float, *,
-                     top_percentile: float = 95.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def scored_proposals(times: np.ndarray, curve: np.ndarray, duration: float, *, top_percentile: float = 95.0,
+                     scale: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(starts, ends, features, edges)`` of every proposal of ``curve`` (sample indices; ``edges``:
-    the sample boundaries in seconds, see :func:`~temporal_reasoner.spans.sample_edges`)."""
+    the sample boundaries in seconds, see :func:`~temporal_reasoner.spans.sample_edges`). ``scale``: what
+    ``curve_scale(curve, top_percentile)`` gives, where the caller has computed it already."""
     edges = sample_edges(times, duration)
     widths = np.diff(edges)
-    base, top = curve_scale(curve, top_percentile)
+    base, top = curve_scale(curve, top_percentile) if scale is None else scale
     if top - base <= 1e-6:  # flat but for a few samples: the highest one sets the height
         top = float(curve.max())
     height = max(top - base, 1e-6)
@@ -188,8 +189,10 @@ def scored_proposals(times: np.ndarray, curve: np.ndarray, duration: float, *,
 
 
 def rank_segments(times: np.ndarray, curve: np.ndarray, duration: float, *, weights: np.ndarray = WEIGHTS,
-                  top_k: int = 10, nms_iou: float = 0.5, top_percentile: float = 95.0) -> list[Span]:
+                  top_k: int = 10, nms_iou: float = 0.5, top_percentile: float = 95.0,
+                  scale: tuple[float, float] | None = None) -> list[Span]:
     """The proposals ranked by ``features @ weights``, thinned at IoU ``nms_iou``, up to ``top_k``.
-    A span's ``mass`` is its score (comparable within one query only), ``peak`` the curve's highest sample in it."""
-    s, e, f, edges = scored_proposals(times, curve, duration, top_percentile=top_percentile)
+    A span's ``mass`` is its score (comparable within one query only), ``peak`` the curve's highest sample in it.
+    ``scale``: see :func:`scored_proposals`."""
+    s, e, f, edges = scored_proposals(times, curve, duration, top_percentile=top_percentile, scale=scale)
     return best_segments(s, e, f @ weights, edges, curve, duration, top_k=top_k, nms_iou=nms_iou)

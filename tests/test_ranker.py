@@ -151,3 +151,23 @@ def test_ranked_alternatives_keep_the_segments_answer_and_an_ordered_list():
         EmbeddingReasoner(encoder=object(), alternatives="best")
     with pytest.raises(ConfigurationError, match="segments"):
         EmbeddingReasoner(encoder=object(), spans="peaks", alternatives="ranked")
+
+
+def test_the_segments_mode_hands_the_ranker_its_scale_only_where_the_rule_is_the_same(monkeypatch):
+    """The default reasoner's floor and height are the ranker's own (median, 95th percentile, TOP_RANK-th
+    sample): the ranker takes them instead of computing them again; another percentile makes it compute its own."""
+    times, curve = _noisy_event(n=300, lo=100, hi=130)
+    want = {}
+    for top_percentile in (95.0, 90.0):
+        r = EmbeddingReasoner(encoder=object(), top_percentile=top_percentile)
+        want[top_percentile] = r._segments(times, curve, 600.0)
+    calls = []
+    scale = ranker.curve_scale
+    monkeypatch.setattr(ranker, "curve_scale", lambda *a, **k: calls.append(1) or scale(*a, **k))
+    for top_percentile, expected in want.items():
+        calls.clear()
+        got = EmbeddingReasoner(encoder=object(), top_percentile=top_percentile)._segments(times, curve, 600.0)
+        assert got == expected
+        assert len(calls) == (0 if top_percentile == 95.0 else 1)
+    s = ranker.rank_segments(times, curve, 600.0, scale=scale(curve))
+    assert s == ranker.rank_segments(times, curve, 600.0)
