@@ -4,7 +4,8 @@ Two ratios, each measured within one run so that the machine's load cancels out:
 
 * **repeat query in a session**: ``Session.ground`` of a new query on a long transcript the session
   has already read and embedded, against the bare similarity (encoding the query and one matrix
-  product with the transcript's cached unit vectors). Rounds interleave the two; medians.
+  product with the transcript's cached unit vectors). Rounds interleave the two, each going first in
+  every other round; medians.
 * **second CLI call**: ``vidground ground --descriptions FILE QUERY`` run twice in fresh processes
   with a fresh embedding cache: the first encodes the transcript, the second finds it on disk.
   Measured for the same query and for a new one (a new query loads the model to encode it).
@@ -64,14 +65,17 @@ def session_ratio(path: Path, rounds: int) -> dict[str, float]:
             q = encoder.encode([query])[0]
             np.asarray(units @ q)
 
+        def repeat(query: str) -> None:
+            s.ground(descriptions=path, query=query)
+
         bare_s, ground_s = [], []
-        for k in range(rounds):  # every query new, so each pays its own encoding
-            t0 = time.perf_counter()
-            bare(f"someone walks the dog number {k}")
-            bare_s.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            s.ground(descriptions=path, query=f"someone walks the dog in round {k}")
-            ground_s.append(time.perf_counter() - t0)
+        for k in range(rounds):  # every query new, so each pays its own encoding; which goes first alternates
+            pair = [(bare, f"someone walks the dog in step {k}", bare_s),  # as many words as the other
+                    (repeat, f"someone walks the dog in round {k}", ground_s)]
+            for call, query, times in (pair if k % 2 == 0 else pair[::-1]):
+                t0 = time.perf_counter()
+                call(query)
+                times.append(time.perf_counter() - t0)
     b, g = statistics.median(bare_s), statistics.median(ground_s)
     return {"entries": len(texts), "bare_ms": round(1000 * b, 1), "repeat_query_ms": round(1000 * g, 1),
             "ratio": round(g / b, 2)}
