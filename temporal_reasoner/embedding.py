@@ -148,8 +148,11 @@ class Encoder:
 
     #: At most this many texts missing from the caches are encoded by the numpy forward pass
     #: (:mod:`temporal_reasoner.bert_numpy`) rather than by loading torch: a new query on a cached
-    #: transcript. Up to it numpy costs far less than importing torch and building the model, though torch
-    #: encodes a batch faster (benchmarks/numpy_encoder.py); a larger bound would be a new measurement.
+    #: transcript. Measured (new QVHighlights queries, rounds interleaved, torch at its 1 thread, load ~1):
+    #: numpy vs torch 12 vs 17 ms for 1 text, 39 vs 38 ms for 4, 78 vs 66 for 8, 219 vs 118 for 16, 446 vs 238
+    #: for 32, against 6.5-8.9 s to import torch and build the model. So up to 16 numpy costs at most 3.3% of
+    #: what loading torch would, and a process would have to repeat such a call 65-90 times before torch's
+    #: faster batches repaid its load; at 32 that falls to 30-40 calls (and 6.6%), so the bound stays 16.
     NUMPY_MAX_TEXTS = 16
 
     def _encode_without_torch(self, texts: list[str]) -> np.ndarray | None:
