@@ -321,8 +321,6 @@ def sampling_plan(cache: DescriptionCache, video: str | Path, **sampling: Any) -
     identity on disk (device, inode, size, modification and change times), so a warm run looks up its
     descriptions without opening the container; a file changed in any of these, or other settings, is
     planned afresh (and its new plan replaces the old one)."""
-    from .sampling import planned_times, probe_video
-
     video = Path(video)
     fp = key = identity = None
     try:
@@ -335,6 +333,8 @@ def sampling_plan(cache: DescriptionCache, video: str | Path, **sampling: Any) -
         fp = None  # probe_video says what is wrong with the file
     plan = cache.plan(fp, key) if fp and key else None
     if plan is None or plan.get("file") != identity:
+        from .sampling import planned_times, probe_video  # PyAV only when the container must be read
+
         info = probe_video(video)  # checks the file as sample_frames would
         plan = {"times": planned_times(video, **sampling), "duration": info.duration, "file": identity}
         if fp and key:

@@ -40,12 +40,11 @@ from pydantic import BaseModel
 
 from vidground.errors import ConfigurationError, VideoDecodeError
 from vidground.files import file_kind
-from vidground.types import Frame
+from vidground.types import DEFAULT_FPS, Frame
 
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FPS = 1.0
 _IMAGE_FORMATS = ("image2", "image2pipe")  # plus every "*_pipe" demuxer (png_pipe, jpeg_pipe, ...)
 
 

@@ -36,7 +36,7 @@ from frame_describer.descriptions_io import description_metadata, write_descript
 from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
 from vidground.errors import ConfigurationError, InputError, VideoDecodeError
 from vidground.types import Answer, Events, Sampling
-from vidground.types import MAX_SECONDS, check_seconds
+from vidground.types import DEFAULT_FPS, MAX_SECONDS, check_seconds
 
 log = logging.getLogger("vidground")
 
@@ -381,8 +381,6 @@ class Session:
         return getattr(desc, "mode", "agnostic") == "aware"
 
     def _describe(self, path: Path, key: tuple[Any, ...] | None, query: str | None) -> DescribedVideo:
-        from frame_describer.sampling import DEFAULT_FPS, sample_frames
-
         started = time.perf_counter()
         s = self.sampling
         found = self._recalled(key)
@@ -391,6 +389,8 @@ class Session:
         found = self._all_cached(path, started)
         if found is not None:  # every frame in the description cache: nothing decoded, nothing described
             return self._remember(key, found)
+        from frame_describer.sampling import sample_frames  # PyAV is imported only when a frame is decoded
+
         # opens the file and checks it (missing, folder, empty, not a video...) before any model is loaded
         frames = sample_frames(path, fps=s.fps, num_frames=s.num_frames, max_frames=s.max_frames, max_side=s.max_side)
         with frames:
@@ -440,7 +440,6 @@ class Session:
         if self.cache is None or self.motion or self.skip_unchanged is not None:
             return None
         from frame_describer.cache import sampling_plan
-        from frame_describer.sampling import DEFAULT_FPS
 
         s = self.sampling  # the times and duration are kept in the cache: a warm run opens no container
         times, duration = sampling_plan(self.cache, path, fps=s.fps, num_frames=s.num_frames, max_frames=s.max_frames)
@@ -541,7 +540,7 @@ class Session:
         the frames the search asks for are decoded and described, through the cache; frames an earlier query
         of this session described are reused. The result's ``settings["search"]`` lists every frame
         described, with its pass and why."""
-        from frame_describer.sampling import DEFAULT_FPS, probe_video, sample_frames
+        from frame_describer.sampling import probe_video, sample_frames
         from .search import coarse_to_fine, count_grid, rate_grid
 
         self._check_open()

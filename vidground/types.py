@@ -14,6 +14,8 @@ from .errors import ConfigurationError
 
 #: Frames are resized so their longest side is at most this many pixels unless told otherwise.
 DEFAULT_MAX_SIDE = 512
+#: frames per second sampled when neither a rate nor a count is given
+DEFAULT_FPS = 1.0
 #: the latest time (seconds) a video, a description or a duration may have: about 115 days, past any real
 #: video; a larger value is a unit mistake (milliseconds, Unix time) or hostile, and is refused
 MAX_SECONDS = 1e7
