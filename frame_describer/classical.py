@@ -6,10 +6,14 @@ measures
 * people: OpenCV's built-in HOG pedestrian detector (``HOGDescriptor_getDefaultPeopleDetector``),
   confirmed detections only (SVM score >= ``person_score``), plus frontal faces from the Haar
   cascade shipped in ``cv2.data``; where a person stands (left / centre / right);
-* motion between this sample and the previous one: Farneback dense optical flow on a
-  160-px-wide grey image. The median flow vector is the camera's motion (a pan or tilt, when
-  most of the image moves together); pixels that move differently from it are local motion
-  (something moving in the scene, with its place and direction);
+* motion between this sample and the previous one, measured as the motion stream measures it
+  (:func:`frame_describer.motion.motion_between`, on 160-px-wide images): the global translation is
+  the camera's motion (a pan or tilt, when shifting the picture by it explains the change); what
+  still changes is local motion, said in the stream's words: what moved (``"a small round red
+  object"``, ``"a tall blue figure"``, else ``"something"``), where it is now and its way, the shift
+  under which the changed pixels of each sample are found in the other. (Until ``cv-sentences-2``
+  the way was the mean Farneback flow over those pixels, which says the opposite way for a thing
+  that moves about its own size or more between samples, as a rolling ball does at 1 fps.)
 * brightness (mean luma: dark / dim, said only when notable) and the dominant named colours;
 * scene cuts: a large hue-saturation histogram difference to the previous sample that a change
   of lighting does not explain.
@@ -30,18 +34,19 @@ import numpy as np
 
 from .base import PROMPT_MODES, BaseDescriber, PromptMode
 from .images import bounded
-from .motion import COLOUR_NAMES, FLOW_WIDTH, colour_codes, direction as _direction, measure_motion as _motion, \
-    place as _place
+from .motion import COLOUR_NAMES, FLOW_WIDTH, Sample, colour_codes, motion_between, place as _place
 from vidground.errors import ConfigurationError
 from vidground.types import Frame, FrameDescription
 
-TEMPLATES_VERSION = "cv-sentences-1"
+#: Goes into the settings (and so the description cache's key): a change to what the sentences say bumps it.
+#: 2: local motion's way, what moved and where from :func:`frame_describer.motion.motion_between` (was Farneback).
+TEMPLATES_VERSION = "cv-sentences-2"
 
 
 @dataclass
 class _Prev:
     t: float
-    grey: np.ndarray  # FLOW_WIDTH-wide grey image
+    small: Sample  # FLOW_WIDTH-wide colour and grey images
     hist: np.ndarray  # normalised hue-saturation histogram
     luma: float
     people: list[float] = field(default_factory=list)  # detected people's centre x, 0..1
@@ -145,14 +150,15 @@ class ClassicalDescriber(BaseDescriber):
         luma = float(grey.mean())
         hist = cv2.calcHist([hsv], [0, 1], None, [30, 32], [0, 180, 0, 256])
         hist = cv2.normalize(hist, None, alpha=1.0, norm_type=cv2.NORM_L1)
-        small = cv2.resize(grey, (FLOW_WIDTH, max(8, round(h * FLOW_WIDTH / w))), interpolation=cv2.INTER_AREA)
+        small = Sample.of(frame.t, image)
         state = _Prev(frame.t, small, hist, luma)
         found: set[str] = set()
         sentences: list[str] = []
         dark = luma < self.dark_luma
 
+        same_size = prev is not None and prev.small.grey.shape == small.grey.shape
         cut = False
-        if prev is not None and prev.grey.shape == small.shape:
+        if prev is not None and same_size:
             lit = not dark and prev.luma >= self.dark_luma and abs(luma - prev.luma) < 60
             distance = cv2.compareHist(prev.hist, hist, cv2.HISTCMP_BHATTACHARYYA)
             cut = lit and distance >= self.cut_threshold
@@ -163,29 +169,24 @@ class ClassicalDescriber(BaseDescriber):
         people = [] if dark else self._people(grey)
         state.people = [(x + bw / 2) / w for x, _, bw, _ in people]
         moved: np.ndarray | None = None  # FLOW_WIDTH-scale mask of what moved in the scene
-        flow: np.ndarray | None = None
         motion: str | None = None
-        comparable = prev is not None and not cut and prev.grey.shape == small.shape
-        if self.motion and comparable and not dark and prev.luma >= self.dark_luma:  # type: ignore[union-attr]
-            dt = max(frame.t - prev.t, 1e-3)  # type: ignore[union-attr]
-            shift, moved, flow = _motion(prev.grey, small)  # type: ignore[union-attr]
-            speed = float(np.hypot(*shift)) / FLOW_WIDTH / dt if shift is not None else 0.0  # widths/s
-            if shift is not None and speed >= 0.04:
-                # the picture slides one way, so the camera turns the other way
-                direction = _direction(-shift[0], -shift[1])
-                pace = "quickly" if speed >= 0.12 else "slowly"
+        local = False  # the motion sentence is about something in the scene, not the camera
+        if self.motion and same_size and not cut and not dark and prev.luma >= self.dark_luma:  # type: ignore[union-attr]
+            measured, moved = motion_between(prev.small, small)  # type: ignore[union-attr]
+            if measured.camera:
+                direction, pace = measured.camera, "quickly" if measured.camera_speed >= 0.12 else "slowly"
                 verb = "panning" if direction in ("left", "right") else "tilting" if direction in ("up", "down") \
                     else "moving"
                 motion = f"The camera is {verb} {pace} to the {direction}." if verb == "panning" \
                     else f"The camera is {verb} {pace} {direction}."
                 found.add("camera")
-            elif moved.mean() >= 0.01:
-                ys, xs = np.nonzero(moved)
-                dx, dy = (float(v) for v in flow[moved].mean(axis=0))
-                where = _place((xs.mean() + 0.5) * w / FLOW_WIDTH, w)
+            elif measured.where and measured.moving_share >= 0.01:
+                what = measured.thing.phrase() if measured.thing else "something"
+                way = measured.way
+                way = f" to the {way}" if way in ("left", "right") else f" {way}" if way else ""
                 found.add("motion")
-                motion = (f"Something {where} is moving to the {_direction(dx, dy)}."
-                          if np.hypot(dx, dy) >= 1.0 else f"Something {where} is moving.")
+                local = True
+                motion = f"{what[0].upper()}{what[1:]} {measured.where} is moving{way}."
 
         if people:
             places = [_place(x + bw / 2, w) for x, _, bw, _ in people]
@@ -203,7 +204,7 @@ class ClassicalDescriber(BaseDescriber):
                         if abs(centre - before) >= 0.05:
                             heading = " to the right" if centre > before else " to the left"
                     sentences.append(f"A person {places[0]} is walking{heading}.")
-                    motion = None if motion and motion.startswith("Something") else motion
+                    motion = None if local else motion  # the person's own sentence says it
                 else:
                     sentences.append(f"A person is standing {places[0]}.")
             else:

@@ -87,17 +87,16 @@ def colour_codes(hsv: np.ndarray) -> np.ndarray:
     return codes
 
 
-def measure_motion(prev: np.ndarray, cur: np.ndarray, *, method: str = "farneback",
-                   ) -> tuple[tuple[float, float] | None, np.ndarray, np.ndarray]:
+def measure_motion(prev: np.ndarray, cur: np.ndarray) -> tuple[tuple[float, float] | None, np.ndarray, np.ndarray]:
     """Camera motion and local motion between two small grey images: ``(shift, moved, flow)``.
 
     The global translation comes from phase correlation and counts as camera motion (``shift``, pixels)
     only when shifting the previous image by it explains the change (the aligned difference is less than
     half the raw one). Local motion (``moved``, a mask) is what still differs after that alignment; its
-    direction comes from dense optical flow (``flow``), relative to the camera's motion: ``"dis"``
-    (OpenCV's DIS, a patch search, right about small objects that move further than their own size
-    between samples, as at one sample a second) or ``"farneback"`` (what the ``cv`` describer's
-    sentences were written with; such objects can come out going the wrong way).
+    dense optical flow (``flow``) is OpenCV's DIS (a patch search), relative to the camera's motion.
+    Farneback flow, which the ``cv`` describer used until ``cv-sentences-2``, says the opposite way for a
+    thing that moves about its own size or more between samples (a 14-px disc moved 13-20 px: mean flow
+    -2.9 to -4.2 px), as a rolling ball does at one sample a second.
     """
     a, b = prev.astype(np.float32), cur.astype(np.float32)
     h, w = a.shape
@@ -118,10 +117,7 @@ def measure_motion(prev: np.ndarray, cur: np.ndarray, *, method: str = "farnebac
             shift, aligned = (float(sx), float(sy)), np.where(inside, diff, 0).astype(np.uint8)
     moved = cv2.morphologyEx((cv2.GaussianBlur(aligned, (5, 5), 0) > 25).astype(np.uint8),
                              cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
-    if method == "dis":
-        flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(prev, cur, None)
-    else:
-        flow = cv2.calcOpticalFlowFarneback(prev, cur, None, 0.5, 4, 15, 3, 5, 1.2, 0)
+    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(prev, cur, None)
     if shift is not None:
         flow = flow - np.float32(shift)
     return shift, moved, flow
@@ -352,45 +348,74 @@ class Motion:
         return "Motion: " + ("; ".join(parts) if parts else "nothing moves") + "."
 
 
+@dataclass(frozen=True)
+class Sample:
+    """A frame as the motion measurements see it: its time, the ``FLOW_WIDTH``-wide colour (RGB) image and
+    that image's grey."""
+
+    t: float
+    colour: np.ndarray
+    grey: np.ndarray
+
+    @classmethod
+    def of(cls, t: float, image: np.ndarray) -> "Sample":
+        """``image`` (RGB, any size) reduced to ``FLOW_WIDTH`` pixels wide; the grey of the small image: one
+        resize, not two."""
+        h0, w0 = image.shape[:2]
+        colour = cv2.resize(image, (FLOW_WIDTH, max(8, round(h0 * FLOW_WIDTH / w0))), interpolation=cv2.INTER_AREA)
+        return cls(float(t), colour, cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY))
+
+
+def motion_between(prev: Sample, cur: Sample) -> tuple[Motion, np.ndarray]:
+    """What moved from ``prev`` to ``cur`` (samples of the same size), and the mask of what changed once the
+    camera's motion is taken out (``FLOW_WIDTH`` scale; the ``moved`` of :func:`measure_motion`).
+
+    The camera's way and speed (phase correlation); when at least :data:`MOVING_SHARE` of the picture still
+    changes, where the largest moving region is now, what it looks like (:class:`Appearance`, when it is
+    large enough and the change not too widespread) and its way: the shift under which the changed pixels
+    are found in the other sample (:func:`region_shift`), else the mean DIS flow over them. This is the one
+    measurement of object motion: the stream's summaries and the ``cv`` describer's own sentences both
+    come from it.
+    """
+    dt = max(cur.t - prev.t, 1e-3)
+    shift, moved, flow = measure_motion(prev.grey, cur.grey)
+    h, w = cur.grey.shape
+    camera, camera_speed = None, 0.0
+    if shift is not None:
+        camera_speed = float(np.hypot(*shift)) / w / dt
+        if camera_speed >= CAMERA_SPEED:
+            camera = direction(-shift[0], -shift[1])  # the picture slides one way, the camera turns the other
+    share = float(moved.mean())
+    if share < MOVING_SHARE:
+        return Motion(camera=camera, camera_speed=camera_speed, moving_share=share), moved
+    dx, dy = (float(v) for v in flow[moved].mean(axis=0))
+    mask, went = moving_thing(prev.colour, cur.colour, moved, shift) if share <= THING_MAX_CHANGE else (None, None)
+    thing = None if mask is None else Appearance.of(mask, cur.colour)
+    if went is not None:  # the way what changed went, found where it went (see region_shift)
+        dx, dy = went
+    ys, xs = np.nonzero(moved if mask is None else mask)  # the thing where it is now
+    y = ys.mean() / h
+    where = place(xs.mean() + 0.5, w)
+    if y < 0.33 or y > 0.67:
+        where = f"at the {'top' if y < 0.33 else 'bottom'} {where.replace('in the centre', 'in the middle')}"
+    speed = float(np.hypot(dx, dy)) / w / dt
+    return Motion(camera=camera, camera_speed=camera_speed, moving_share=share, where=where,
+                  way=direction(dx, dy) if np.hypot(dx, dy) >= 1.0 else None, speed=speed, thing=thing), moved
+
+
 class MotionStream:
     """Feed it frames in time order; :meth:`update` says what moved since the previous one (``None`` for
     the first frame, or after a frame of another size). Only the previous sample's small images are kept."""
 
     def __init__(self) -> None:
-        self._prev: tuple[float, np.ndarray, np.ndarray] | None = None
+        self._prev: Sample | None = None
 
     def update(self, frame: Frame) -> Motion | None:
-        h0, w0 = frame.image.shape[:2]
-        colour = cv2.resize(frame.image, (FLOW_WIDTH, max(8, round(h0 * FLOW_WIDTH / w0))),
-                            interpolation=cv2.INTER_AREA)
-        cur = cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY)  # the grey of the small image: one resize, not two
-        prev, self._prev = self._prev, (frame.t, cur, colour)
-        if prev is None or prev[1].shape != cur.shape:
+        cur = Sample.of(frame.t, frame.image)
+        prev, self._prev = self._prev, cur
+        if prev is None or prev.grey.shape != cur.grey.shape:
             return None
-        dt = max(frame.t - prev[0], 1e-3)
-        shift, moved, flow = measure_motion(prev[1], cur, method="dis")
-        h, w = cur.shape
-        camera, camera_speed = None, 0.0
-        if shift is not None:
-            camera_speed = float(np.hypot(*shift)) / w / dt
-            if camera_speed >= CAMERA_SPEED:
-                camera = direction(-shift[0], -shift[1])  # the picture slides one way, the camera turns the other
-        share = float(moved.mean())
-        if share < MOVING_SHARE:
-            return Motion(camera=camera, camera_speed=camera_speed, moving_share=share)
-        dx, dy = (float(v) for v in flow[moved].mean(axis=0))
-        mask, went = moving_thing(prev[2], colour, moved, shift) if share <= THING_MAX_CHANGE else (None, None)
-        thing = None if mask is None else Appearance.of(mask, colour)
-        if went is not None:  # the way what changed went, found where it went (see region_shift)
-            dx, dy = went
-        ys, xs = np.nonzero(moved if mask is None else mask)  # the thing where it is now
-        y = ys.mean() / h
-        where = place(xs.mean() + 0.5, w)
-        if y < 0.33 or y > 0.67:
-            where = f"at the {'top' if y < 0.33 else 'bottom'} {where.replace('in the centre', 'in the middle')}"
-        speed = float(np.hypot(dx, dy)) / w / dt
-        return Motion(camera=camera, camera_speed=camera_speed, moving_share=share, where=where,
-                      way=direction(dx, dy) if np.hypot(dx, dy) >= 1.0 else None, speed=speed, thing=thing)
+        return motion_between(prev, cur)[0]
 
 
 class MotionDescriber:
@@ -431,4 +456,5 @@ class MotionDescriber:
 
 
 __all__ = ["COLOUR_NAMES", "FLOW_WIDTH", "MOTION_VERSION", "Appearance", "Motion", "MotionDescriber", "MotionStream",
-           "colour_codes", "direction", "measure_motion", "moving_thing", "place", "region_shift", "small_grey"]
+           "Sample", "colour_codes", "direction", "measure_motion", "motion_between", "moving_thing", "place",
+           "region_shift", "small_grey"]

@@ -104,3 +104,100 @@ def test_frames_smaller_than_the_people_window_do_not_crash(tmp_path):
     video = render_numbered_video(tmp_path / "tiny.mp4", n_frames=20, fps=10.0, size=(96, 72))
     descs = list(ClassicalDescriber().describe(sample_frames(video)))
     assert len(descs) == 2 and all(d.text for d in descs)
+
+
+# --- local motion: measured as the motion stream measures it (frame_describer.motion.motion_between) ---------
+_FLOOR = (150, 110, 70)
+
+
+def _room() -> np.ndarray:
+    """A busy but not noisy background, as in tests/test_motion.py."""
+    import cv2
+
+    rng = np.random.default_rng(5)
+    small = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    return cv2.GaussianBlur(cv2.resize(small, (320, 240), interpolation=cv2.INTER_NEAREST), (0, 0), 3)
+
+
+def _cv_texts(images: list[np.ndarray]) -> list[str]:
+    return [d.text for d in ClassicalDescriber().describe([Frame(t=float(i), index=i, image=im)
+                                                           for i, im in enumerate(images)])]
+
+
+def _disc(x: int, background: np.ndarray | None = None) -> np.ndarray:
+    import cv2
+
+    img = np.full((240, 320, 3), _FLOOR, np.uint8) if background is None else background.copy()
+    cv2.circle(img, (x, 200), 14, (200, 30, 30), -1)
+    return img
+
+
+@pytest.mark.parametrize("xs, way", [((96, 122, 148, 174), "right"), ((224, 198, 172, 146), "left")])
+def test_a_red_disc_rolling_further_than_its_size_goes_the_right_way(xs, way):
+    # 26 px a sample for a 28-px disc, as the benchmark's ball at 1 fps: the mean Farneback flow over the
+    # change (cv-sentences-1) said the opposite way in every such sample
+    texts = _cv_texts([_disc(x) for x in xs])
+    assert all(f"is moving to the {way}." in t for t in texts[1:]), texts
+    assert all(t.startswith("A small round red object at the bottom") for t in texts[1:]), texts
+    opposite = "left" if way == "right" else "right"
+    assert not any(opposite in t for t in texts), texts
+
+
+def test_cv_says_what_moved_in_the_motion_stream_s_words():
+    import cv2
+
+    from frame_describer.motion import MotionStream
+
+    images = []
+    for x in (60, 100, 140, 180):
+        img = _room()
+        cv2.circle(img, (x, 120), 14, (200, 30, 30), -1)
+        images.append(img)
+    stream = MotionStream()
+    said = [m for i, im in enumerate(images) if (m := stream.update(Frame(t=float(i), index=i, image=im)))]
+    assert [m.text() for m in said] == ["Motion: a small round red object on the left moves to the right.",
+                                        "Motion: a small round red object in the centre moves to the right.",
+                                        "Motion: a small round red object in the centre moves to the right."]
+    texts = _cv_texts(images)
+    moving = [next((s for s in t.split(". ") if "is moving" in s), None) for t in texts[1:]]
+    assert moving == [f"A{m.thing.phrase()[1:]} {m.where} is moving to the {m.way}" for m in said], texts
+
+
+def test_a_tall_dark_rectangle_is_a_tall_figure_moving_its_way():
+    import cv2
+
+    room = _room()
+    images = []
+    for x in (60, 100, 140, 180):
+        img = room.copy()
+        cv2.rectangle(img, (x, 70), (x + 24, 190), (30, 30, 40), -1)
+        images.append(img)
+    texts = _cv_texts(images)
+    assert all("A tall black figure" in t and "is moving to the right." in t for t in texts[1:]), texts
+    assert not any("person" in t.lower() for t in texts), texts  # a shape, not a recognised person
+
+
+@pytest.mark.parametrize("dx, way", [(40, "right"), (-40, "left")])
+def test_a_pan_is_a_camera_sentence_and_nothing_else_moves(dx, way):
+    wide = _room()
+    wide = np.concatenate([wide, wide[:, ::-1]], axis=1)  # 640 px to pan over
+    views = [np.ascontiguousarray(wide[:, 160 + i * dx:160 + i * dx + 320]) for i in range(3)]
+    texts = _cv_texts(views)
+    assert all(t.startswith(f"The camera is panning quickly to the {way}.") for t in texts[1:]), texts
+    assert not any("is moving" in t for t in texts), texts
+
+
+def test_descriptions_cached_with_the_farneback_sentences_are_not_served(tmp_path):
+    """cv-sentences-1 said a ball rolling right went left; the cache must not hand those texts to today's cv."""
+    from frame_describer.cache import CachedDescriber, DescriptionCache
+
+    class Before(ClassicalDescriber):
+        def settings(self):
+            return {**super().settings(), "version": "cv-sentences-1"}
+
+    frames = [Frame(t=float(i), index=i, image=_disc(x)) for i, x in enumerate((96, 122, 148))]
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    list(CachedDescriber(Before(), cache, fingerprint="fp").describe(frames))
+    now = CachedDescriber(ClassicalDescriber(), cache, fingerprint="fp")
+    assert all("to the right" in d.text for d in list(now.describe(frames))[1:])
+    assert now.calls == len(frames) and now.saved == 0

@@ -252,8 +252,9 @@ def test_motion_must_be_a_boolean(value):
 
 @pytest.mark.slow
 def test_rendered_events_that_differ_only_in_motion(tmp_path):
-    """The benchmark's video: the stream says each direction right where the cv describer's own
-    sentences (Farneback) say the ball goes the opposite way, and the pan turns from a miss into a hit."""
+    """The benchmark's video: the stream says each direction right (the cv describer's own sentences, from
+    Farneback flow until cv-sentences-2, said the ball went the opposite way), and the pan turns from a miss
+    into a hit."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import motion as bench
     from frame_describer.classical import ClassicalDescriber
@@ -267,6 +268,13 @@ def test_rendered_events_that_differ_only_in_motion(tmp_path):
     pan = [r for r in without["rows"] if r["event"] == "camera pan"][0], \
         [r for r in with_stream["rows"] if r["event"] == "camera pan"][0]
     assert not pan[0]["hit"] and pan[1]["hit"], pan
+    # cv's own sentences come from the same measurement now: the ball's way right, never the opposite one
+    from frame_describer.sampling import sample_frames
+
+    own = [(d.t, d.text) for d in ClassicalDescriber().describe(sample_frames(video, fps=1))]
+    said = bench.motion_sentences_right(own, "own")
+    assert all(v["opposite"] == 0 for v in said.values()), said
+    assert said["ball left"]["right"] >= 4 and said["ball right"]["right"] >= 4, said
 
 
 def test_eval_with_motion_shares_the_cache_and_must_match_to_resume(tmp_path):
