@@ -13,11 +13,12 @@ at least 0.5.
 It also times :class:`~frame_describer.motion.MotionStream` per frame on frames of three sizes, in a
 sliding random texture and in this video's ball and person scenes (the stream's own cost, beside decoding
 and describing), counts, per event, the samples whose motion sentence says the right direction (the
-stream's, and the ``cv`` describer's own) and what the stream said moved ("a small round red object"...),
-and, for the two ball events, how far the asked direction's peak score stands above the opposite event's.
-Exits non-zero when the stream turns no miss of the motion-free describer into a hit, or says a direction
-the wrong way, or when the direction term loses a hit of the stream's, or neither turns a miss into a hit
-nor widens both ball margins.
+stream's, and the ``cv`` describer's own, which since ``cv-sentences-2`` come from the same measurement)
+and what the stream said moved ("a small round red object"...), and, for the two ball events, how far the
+asked direction's peak score stands above the opposite event's. Exits non-zero when the stream turns no
+miss of the motion-free describer into a hit, or the stream or ``cv``'s own sentences say a direction the
+wrong way, or when the direction term loses a hit of the stream's, or neither turns a miss into a hit nor
+widens both ball margins.
 
 Run: python benchmarks/motion.py [--fps 1] [--load-note TEXT]  (about a minute). Writes
 benchmarks/results/motion.json (``--json``), rendered into docs/benchmarks.md by make_page.py.
@@ -294,7 +295,7 @@ def main() -> int:
         f"{e}: {m['with']} / {m['without']}" for e, m in margins.items()))
     widened = all(m["with"] is not None and m["without"] is not None and m["with"] > m["without"]
                   for m in margins.values())
-    wrong_way = sum(v["opposite"] for v in sentences["motion stream"].values())
+    wrong_way = sum(v["opposite"] for per in sentences.values() for v in per.values())
     ok = bool(turned) and wrong_way == 0 and (bool(by_polarity) or widened) and not lost_by_polarity
     rec.write([{"setting": r["setting"], "describer": r["describer"], "hits": r["hits"],
                 **{x["event"]: x["iou"] for x in r["rows"]}} for r in runs],
