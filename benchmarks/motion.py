@@ -173,7 +173,9 @@ SAYS = {"ball left": (r"mov\w* to the left", r"mov\w* to the right"),
 def motion_sentences_right(descriptions: list, part: str) -> dict:
     """For each event, how many samples inside it (motion since a sample also inside) have a motion
     sentence saying the right direction, and how many the opposite one. ``part``: ``"stream"`` reads the
-    text after ``Motion:``, ``"own"`` the describer's own sentences before it."""
+    text after ``Motion:`` (the stream's summary, on a describer without motion of its own), ``"own"`` the
+    whole text of a run without the stream (``cv``'s own sentences; its motion sentence is marked ``Motion:``
+    too, since ``cv-sentences-3``)."""
     import re
 
     out = {}
@@ -182,8 +184,7 @@ def motion_sentences_right(descriptions: list, part: str) -> dict:
         for t, text in descriptions:
             if start < t <= end:
                 n += 1
-                own, _, stream = text.partition("Motion:")
-                said = stream if part == "stream" else own
+                said = text.partition("Motion:")[2] if part == "stream" else text
                 good, bad = SAYS[name]
                 right += bool(re.search(good, said))
                 wrong += bool(re.search(bad, said))

@@ -40,7 +40,9 @@ from vidground.types import Frame, FrameDescription
 
 #: Goes into the settings (and so the description cache's key): a change to what the sentences say bumps it.
 #: 2: local motion's way, what moved and where from :func:`frame_describer.motion.motion_between` (was Farneback).
-TEMPLATES_VERSION = "cv-sentences-2"
+#: 3: the motion sentence starts with ``Motion:`` like the motion stream's summary, so the embedding reasoner's
+#: direction term (``polarity_scope="motion"``, its default) reads the measured motion and not the other sentences.
+TEMPLATES_VERSION = "cv-sentences-3"
 
 
 @dataclass
@@ -177,8 +179,8 @@ class ClassicalDescriber(BaseDescriber):
                 direction, pace = measured.camera, "quickly" if measured.camera_speed >= 0.12 else "slowly"
                 verb = "panning" if direction in ("left", "right") else "tilting" if direction in ("up", "down") \
                     else "moving"
-                motion = f"The camera is {verb} {pace} to the {direction}." if verb == "panning" \
-                    else f"The camera is {verb} {pace} {direction}."
+                motion = f"Motion: the camera is {verb} {pace} to the {direction}." if verb == "panning" \
+                    else f"Motion: the camera is {verb} {pace} {direction}."
                 found.add("camera")
             elif measured.where and measured.moving_share >= 0.01:
                 what = measured.thing.phrase() if measured.thing else "something"
@@ -186,7 +188,7 @@ class ClassicalDescriber(BaseDescriber):
                 way = f" to the {way}" if way in ("left", "right") else f" {way}" if way else ""
                 found.add("motion")
                 local = True
-                motion = f"{what[0].upper()}{what[1:]} {measured.where} is moving{way}."
+                motion = f"Motion: {what} {measured.where} is moving{way}."
 
         if people:
             places = [_place(x + bw / 2, w) for x, _, bw, _ in people]
