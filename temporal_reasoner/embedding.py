@@ -531,8 +531,9 @@ class EmbeddingReasoner(_SimilarityReasoner):
 
     def _direction_texts(self, text: str) -> list[str]:
         """What the direction term reads for each of ``text``'s units (:func:`text_units`, in order):
-        the unit itself, or with ``polarity_scope="motion"`` only the units of the motion stream's
-        summary (from :data:`~temporal_reasoner.polarity.MOTION_MARK` on) and ``""`` for the others:
+        the unit itself, or with ``polarity_scope="motion"`` only the units of measured motion (the motion
+        stream's summary or ``cv``'s motion sentence: from :data:`~temporal_reasoner.polarity.MOTION_MARK` on)
+        and ``""`` for the others:
         a describer's own words about directions were measured to move nothing but noise on real
         captions (see docs/time-and-motion.md)."""
         units = text_units(text, level=self.level) or [""]

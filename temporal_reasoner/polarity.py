@@ -35,8 +35,9 @@ from functools import lru_cache
 
 import numpy as np
 
-#: What the motion stream (``frame_describer.motion``) writes before its summary in a description; the
-#: reasoner's default scope reads directions from there on (this layer cannot import stage 1's modules).
+#: What the motion stream (``frame_describer.motion``) writes before its summary in a description, and the
+#: ``cv`` describer before its measured motion sentence; the reasoner's default scope reads directions from
+#: there on (this layer cannot import stage 1's modules).
 MOTION_MARK = "Motion:"
 
 _NEGATION = {"not", "no", "never", "without", "nor", "neither", "cannot", "n't"}
