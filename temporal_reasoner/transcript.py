@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vidground.errors import InputError
 from vidground.types import FrameDescription
@@ -17,6 +18,22 @@ from .timestyles import TimeFormat
 
 
 T = TypeVar("T")
+
+
+#: values computed from a transcript (its entries' texts, sample times...), kept so a repeat query does not
+#: redo them: ``id(transcript) -> (weak reference to it, {key: value})``. Kept outside the model, so
+#: copies, pickles and equality never see it; an entry is dropped when its transcript is freed (the
+#: reference's callback), and the reference must still point at the very transcript asking, so an object
+#: that later lands at a freed transcript's address never reads its values.
+_DERIVED: dict[int, tuple[weakref.ReferenceType[Any], dict[Any, Any]]] = {}
+
+
+def _forget(key: int) -> Callable[[weakref.ReferenceType[Any]], None]:
+    def forget(ref: weakref.ReferenceType[Any]) -> None:
+        slot = _DERIVED.get(key)
+        if slot is not None and slot[0] is ref:  # not a newer transcript's entry under the same id
+            _DERIVED.pop(key, None)
+    return forget
 
 
 def infer_step(times: Sequence[float]) -> float:
@@ -35,27 +52,41 @@ class Transcript(BaseModel):
     shortens what a reasoner reads without losing any information; every span keeps the instants
     of its frames in ``times``. Every reasoner thus reads the same convention: a frame at 3 s and
     the next at 4 s meet at 3.5 s.
+
+    A transcript is not changed once built: its fields cannot be assigned and ``entries`` is a tuple
+    (a list given is taken as a tuple, also by ``model_copy(update=...)``), so what a query computed
+    from it once (:meth:`derived`) stays true. Make a changed transcript with ``model_copy(update=...)``
+    or a new one; do not assign to an entry's own fields either (``TranscriptEntry`` is shared with
+    other models and not frozen), build a new entry instead.
     """
+
+    model_config = ConfigDict(frozen=True)
 
     duration: float = Field(ge=0, allow_inf_nan=False)
     step: float = Field(gt=0, allow_inf_nan=False)
     duration_inferred: bool = False
-    entries: list[TranscriptEntry]
-
-    #: values computed from the entries and step (sample times...), kept so a repeat query does not
-    #: redo them; a transcript is not changed once built. ``(id of the transcript, values)``: a copy
-    #: (``model_copy`` shares private attributes) starts its own
-    _derived: tuple[int, dict[Any, Any]] = PrivateAttr(default=(0, {}))
+    entries: tuple[TranscriptEntry, ...]
 
     def derived(self, key: Any, compute: Callable[[], T]) -> T:
-        """``compute()``, once per transcript and ``key``."""
-        owner, values = self._derived
-        if owner != id(self):
-            values = {}
-            self._derived = (id(self), values)
+        """``compute()``, once per transcript and ``key``: a repeat query reuses what the first computed.
+
+        Held for this very object (checked by identity through a weak reference, dropped when it is
+        freed); a copy, an unpickled or a ``model_copy(update=...)`` transcript computes its own."""
+        slot = _DERIVED.get(id(self))
+        if slot is None or slot[0]() is not self:
+            slot = (weakref.ref(self, _forget(id(self))), {})
+            _DERIVED[id(self)] = slot
+        values = slot[1]
         if key not in values:
             values[key] = compute()
         return values[key]
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> "Transcript":
+        """Pydantic's copy (no validation), with replacement ``entries`` taken as a tuple as validation
+        would, so a copy cannot be changed in place either."""
+        if update is not None and "entries" in update and not isinstance(update["entries"], tuple):
+            update = {**update, "entries": tuple(update["entries"])}
+        return super().model_copy(update=update, deep=deep)
 
     @model_validator(mode="after")
     def _check(self) -> "Transcript":
