@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidground.errors import ConfigurationError
+
 from .transcript import Transcript
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|[;\n]+")
@@ -358,11 +360,16 @@ def best_segments(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray, edge
                   duration: float, *, top_k: int, nms_iou: float) -> list[Span]:
     """Segments (sample indices ``starts[i]..ends[i]``) best score first, each kept unless it is empty or
     overlaps a better one at IoU ``nms_iou`` or more, up to ``top_k``; a span's ``mass`` is its score.
+    ``top_k=0`` asks for none and gets ``[]`` (the one-at-a-time code before the vectorisation gave one
+    span); a negative ``top_k`` is a :class:`~vidground.errors.ConfigurationError`. The reasoners refuse
+    ``top_k < 1`` themselves, so only a direct caller meets either.
 
     Greedy non-maximum suppression, vectorised: each kept segment strikes out the candidates after it
     that overlap it, and the candidates are put in order only as far as the search gets (:func:`_best_first`)."""
     out: list[Span] = []
     if top_k < 1:
+        if top_k < 0:
+            raise ConfigurationError(f"top_k must be 0 or more, got {top_k}")
         return out
     duration = float(duration)
     for block in _best_first(scores):

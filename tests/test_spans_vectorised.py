@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vidground.errors import ConfigurationError
 from temporal_reasoner import ranker, spans
 from temporal_reasoner.spans import Span, best_segments, find_segments, interval_iou, sample_edges
 
@@ -63,6 +64,28 @@ def test_no_candidates_and_a_single_one():
     assert [(s.start, s.end, s.mass) for s in one] == [(2.0, 5.0, 1.5)] and one[0].peak == curve[2:5].max()
     # a segment past the end of a shorter duration is empty and never kept
     assert best_segments(np.array([8]), np.array([9]), np.array([1.0]), edges, curve, 7.0, top_k=5, nms_iou=0.5) == []
+
+
+def test_top_k_zero_gives_no_span_and_a_negative_one_is_refused():
+    """``top_k=0`` asks for no span and gets none (the code before the vectorisation appended one span before
+    it compared the count, so it gave one); ``top_k < 0`` is a typed error, through every entry point that
+    hands its ``top_k`` on (short curves and ones past MAX_CROSSINGS, and the ranker)."""
+    times, curve, starts, ends, edges = _case(50, 30, 3)
+    scores = np.linspace(1.0, 0.1, 30)
+    assert best_segments(starts, ends, scores, edges, curve, 50.0, top_k=0, nms_iou=0.5) == []
+    assert len(best_segments(starts, ends, scores, edges, curve, 50.0, top_k=1, nms_iou=0.5)) == 1
+    rng = np.random.default_rng(4)
+    many = rng.random(3000)  # level 0.5: about 750 runs above it, past MAX_CROSSINGS
+    for t, c, level in ((times, curve, 0.5), (np.arange(3000.0), many, 0.5)):
+        duration = float(len(c))
+        assert find_segments(t, c, duration, level, top_k=0) == []
+        assert ranker.rank_segments(t, c, duration, top_k=0) == []
+        for call in (lambda: find_segments(t, c, duration, level, top_k=-1),
+                     lambda: ranker.rank_segments(t, c, duration, top_k=-1)):
+            with pytest.raises(ConfigurationError, match="top_k must be 0 or more, got -1"):
+                call()
+    with pytest.raises(ConfigurationError, match="top_k must be 0 or more"):
+        best_segments(starts, ends, scores, edges, curve, 50.0, top_k=-3, nms_iou=0.5)
 
 
 def test_ties_keep_the_earlier_candidate_and_identical_segments_collapse_to_one():
