@@ -11,6 +11,8 @@ reasoner names none (``no-candidate``), when the budget in calls or seconds is s
 after ``rounds`` refinements (``rounds``). A search given a budget spends it while the reasoner names
 something not yet described: past the planned rounds, and on the next-best candidates once the best
 ones are dense (each such frame says ``(budget left)``); without a budget the planned rounds are its cost.
+A round past the planned ones that pays for no frame (all known, cached or unchanged) is the last
+(``rounds``): it would only buy more reasoner calls.
 
 The loop knows nothing about decoding: it asks a ``describe(times)`` callable for descriptions at grid
 times, so the same loop runs on a real video (:meth:`pipelines.session.Session.ground` decodes only the
@@ -43,8 +45,16 @@ class Search(BaseModel):
     query of the session described are free); ``budget_seconds`` caps the seconds spent describing (a call
     is not begun when, as slow as the slowest one so far, it would end past them). A budget is spent while
     the reasoner names frames worth describing: refinement goes on past ``rounds``, and once the ``regions``
-    best candidates are dense it takes the next ones by rank; it is left unspent only when every candidate
-    named is dense (``converged``) or none is named.
+    best candidates are dense it takes the next ones by rank; it is left unspent when every candidate
+    named is dense (``converged``) or none is named, and when a round past ``rounds`` pays for no frame
+    (its frames all known or cached: more rounds would buy only reasoner calls). At most
+    ``ceil(budget / regions)`` rounds past ``rounds`` ground again (the grid's frame count in place of
+    ``budget`` for a seconds budget alone). The sparse pass is thinned (and its stride widened) to fit the
+    calls budget by its frames not known from an earlier query of the session; description-cache hits
+    cannot be told before they are asked for, so a budget thins a pass the cache would have answered for
+    free. With ``budget_seconds`` the sparse pass is described spread out (the first frame, the middle one,
+    the quarters, ... each batch in time order), so a budget that runs out during it leaves the whole
+    video seen evenly; frames it left undescribed are not listed in ``frames``.
     ``coarse`` is the sparse pass's stride in grid frames (``None``: adaptive, see :func:`coarse_stride`);
     ``regions`` how many of the reasoner's candidates are refined per round, ``margin`` how far around
     each (seconds; ``None``: half the coarse pass's spacing, the furthest a moment's edge can lie from the
@@ -105,17 +115,18 @@ class Search(BaseModel):
         return self.strategy == "coarse-to-fine"
 
 
-def coarse_stride(n: int, budget: int | None = None) -> int:
+def coarse_stride(n: int, budget: int | None = None, free: int = 0) -> int:
     """The sparse pass's stride in grid frames: every 8th frame on a grid of 10 minutes' worth of 1-s
     frames or more (so 8-16 s apart on the usual 1-2 s grids), every 4th on shorter ones, every 2nd under
     60 frames, and wider only when a budget would otherwise go almost all to the sparse pass (it keeps a
-    sixth of the budget for refining). Most misses of a budgeted search on long videos were moments the
-    sparse pass never surfaced (``benchmarks/long_videos.py``, dev half, 2 h with 15% of the calls: 10 of
-    the 11 queries dense answered and the search did not, when the sparse pass kept half the budget for
-    refining and so looked every 28 s instead of every 16 s), so the sparse pass comes first."""
+    sixth of the budget for refining); ``free`` of the ``n`` frames are known already and cost nothing.
+    Most misses of a budgeted search on long videos were moments the sparse pass never surfaced
+    (``benchmarks/long_videos.py``, dev half, 2 h with 15% of the calls: 10 of the 11 queries dense
+    answered and the search did not, when the sparse pass kept half the budget for refining and so looked
+    every 28 s instead of every 16 s), so the sparse pass comes first."""
     stride = 8 if n >= 600 else 4 if n >= 60 else 2
     if budget is not None:
-        stride = max(stride, math.ceil(n / max(1, budget * 5 // 6)))
+        stride = max(stride, math.ceil((n - free) / max(1, budget * 5 // 6)))
     return stride
 
 
@@ -173,18 +184,25 @@ def coarse_to_fine(
     if any(b <= a for a, b in zip(grid, grid[1:])):
         raise ConfigurationError("the grid of frame times must be strictly increasing")
     n = len(grid)
-    stride = search.coarse or coarse_stride(n, search.budget)
+    half = _spacing(grid, 1) / 2
+    known_times = sorted((known or {}))
+    # a budget pays for the frames not known: the known ones do not widen the sparse pass
+    free = sum(1 for t in grid if _nearest(known_times, t, half) is not None) if known_times and search.budget else 0
+    stride = search.coarse or coarse_stride(n, search.budget, free)
     out = SearchOutcome(descriptions=[], result=GroundingResult(query=query, duration=duration))
     described: dict[float, FrameDescription] = {}  # by the time each description carries
     asked: set[int] = set()  # grid indices requested (or known) so far
-    half = _spacing(grid, 1) / 2
-    known_times = sorted((known or {}))
     started = clock()
     spent = 0.0  # seconds spent describing
     slowest = 0.0  # the longest one description has taken
     snapped = 0.0  # the furthest a frame answering a grid time lay from it (a keyframe, a known frame)
 
-    def run(indices: list[int], pass_no: int, reasons: dict[int, tuple[int, str]], tolerance: float = 0.0) -> None:
+    def is_known(i: int, tolerance: float = 0.0) -> bool:
+        return _nearest(known_times, grid[i], max(half, tolerance)) is not None
+
+    def run(indices: list[int], pass_no: int, reasons: dict[int, tuple[int, str]], tolerance: float = 0.0) -> int:
+        """Describe the grid frames ``indices`` (increasing), listing each; returns how many of them the seconds
+        budget left undescribed (taken off the list and off ``asked``: a later round may ask for them)."""
         nonlocal spent, snapped, slowest
         fresh, entries = [], []
         for i in indices:
@@ -202,14 +220,17 @@ def coarse_to_fine(
                 entries.append([round(t, 3), pass_no, reasons[i][1]])
                 out.frames.append(entries[-1])
         if not fresh:
-            return
+            return 0
         begun = last = clock()
         times = [grid[i] for i in fresh]
+        reached = len(times) - 1  # after a cut: the latest time a description answered (frames come in time order)
+        answered = -1
         for got, d in enumerate(describe(times, tolerance=tolerance) if tolerance else describe(times), 1):
             now = clock()
             slowest, last = max(slowest, now - last), now
             described[d.t] = d
             k = _closest(times, d.t)  # the time it answers: the tolerance is under half the pass's spacing
+            answered = max(answered, k)
             if abs(d.t - times[k]) > half:  # a frame off the grid (a keyframe): its own grid time is taken
                 entries[k][2] += f" (answered by the frame at {d.t:.2f}s)"
                 asked.update(_between(grid, d.t - half, d.t + half))
@@ -225,10 +246,18 @@ def coarse_to_fine(
             # the next call is not begun when, as slow as the slowest so far, it would end past the seconds budget
             if got < len(times) and search.budget_seconds is not None and \
                     spent + (now - begun) + slowest > search.budget_seconds:
-                out.warnings.append(f"the describing budget of {search.budget_seconds:g} s ran out in pass {pass_no}: "
-                                    f"{len(times) - got} of its frames were not described")
+                reached = answered
                 break
         spent += clock() - begun
+        cut = {id(entries[j]) for j in range(reached + 1, len(times))}
+        if cut:  # the times after the last one answered were never described: they are not listed as described
+            out.frames[:] = [e for e in out.frames if id(e) not in cut]
+            asked.difference_update(fresh[reached + 1:])
+        return len(cut)
+
+    def ran_out(pass_no: int, undescribed: int) -> None:
+        out.warnings.append(f"the describing budget of {search.budget_seconds:g} s ran out in pass {pass_no}: "
+                            f"{undescribed} of its frames were not described")
 
     def left() -> int | None:
         return None if search.budget is None else search.budget - out.calls
@@ -258,17 +287,36 @@ def coarse_to_fine(
             out.reason_usage += u
         return result
 
-    # the sparse pass: every stride-th grid frame, centred in its share; thinned to fit a small budget
+    # the sparse pass: every stride-th grid frame, centred in its share; its frames not known thinned to fit a
+    # small budget
     first = min(stride // 2, n - 1)
     coarse = list(range(first, n, stride))
-    budget = left()
-    if budget is not None and len(coarse) > budget:
-        keep = [coarse[int(k * len(coarse) / budget)] for k in range(budget)]
-        out.warnings.append(f"the budget of {search.budget} calls is smaller than the sparse pass "
-                            f"({len(coarse)} frames): {budget} evenly spaced frames were described, none refined")
-        coarse = keep
     tolerance = search.keyframe_tolerance * _spacing(grid, stride) if tolerant else 0.0
-    run(coarse, 0, {i: (0, "coarse") for i in coarse}, tolerance)
+    paid = [i for i in coarse if not is_known(i, tolerance)]
+    budget = left()
+    if budget is not None and len(paid) > budget:
+        keep = {paid[int(k * len(paid) / budget)] for k in range(budget)}
+        unknown = "" if len(paid) == len(coarse) else f", {len(paid)} of them not known"
+        out.warnings.append(f"the budget of {search.budget} calls is smaller than the sparse pass "
+                            f"({len(coarse)} frames{unknown}): {budget} evenly spaced frames were described, "
+                            "none refined")
+        coarse = [i for i in coarse if i in keep or is_known(i, tolerance)]
+        paid = [i for i in paid if i in keep]
+    reasons = {i: (0, "coarse") for i in coarse}
+    if search.budget_seconds is None:
+        run(coarse, 0, reasons, tolerance)
+    else:  # the known frames, then the others spread out: a budget that runs out leaves the whole video seen evenly
+        to_pay = set(paid)
+        run([i for i in coarse if i not in to_pay], 0, reasons, tolerance)
+        undescribed = 0
+        for batch in _spread(paid):
+            if undescribed or out_of_budget():
+                undescribed += len(batch)
+            else:
+                undescribed += run(batch, 0, reasons, tolerance)
+        if undescribed:
+            ran_out(0, undescribed)
+        out.frames.sort(key=lambda e: e[0])
     # a grid time answered from further than half a grid step (a keyframe or a known frame up to the
     # tolerance away) is not described: the refinements may ask for its exact frame
     answered = sorted(described)
@@ -278,6 +326,8 @@ def coarse_to_fine(
     # a budget is spent while the reasoner names something to look at: past the planned rounds, and on its
     # next-best candidates once the best ones are dense; without a budget the planned rounds are the cost
     budgeted = search.budget is not None or search.budget_seconds is not None
+    # rounds past the planned ones go on only while each pays for a frame, and at most this many ground again
+    extra_left = math.ceil((search.budget if search.budget is not None else n) / search.regions)
     round_no = 0
     while True:
         round_no += 1
@@ -285,7 +335,7 @@ def coarse_to_fine(
             out.stop = "budget"
             break
         extra = round_no > search.rounds
-        if extra and not budgeted:
+        if extra and (not budgeted or not extra_left):
             out.stop = "rounds"
             break
         candidates = out.result.intervals
@@ -317,9 +367,17 @@ def coarse_to_fine(
         budget = left()
         if budget is not None and len(wanted) > budget:
             wanted = wanted[:budget]
-        run(sorted(wanted), round_no, reasons)
+        calls = out.calls
+        undescribed = run(sorted(wanted), round_no, reasons)
+        if undescribed:
+            ran_out(round_no, undescribed)
         out.rounds = round_no
         out.result = ground()
+        if extra:
+            extra_left -= 1
+            if out.calls == calls:  # every frame came free (known, cached, unchanged): the budget buys nothing here
+                out.stop = "rounds"
+                break
     out.descriptions = sorted(described.values(), key=lambda d: d.t)
     out.seconds = clock() - started
     return out, stride
@@ -345,6 +403,18 @@ def held_transcript(descriptions: Sequence[FrameDescription], grid: Sequence[flo
                    (bisect.bisect_right if j == last else bisect.bisect_left)(grid, e.end))] or e.times})
                for j, e in enumerate(plain.entries)]
     return plain.model_copy(update={"entries": entries})
+
+
+def _spread(items: Sequence[int]) -> list[list[int]]:
+    """``items`` in batches, each in their order, each halving the gaps the ones before left: the first item, the
+    one half way, those at the quarters, and so on (a van der Corput order, batched by level)."""
+    size = 1 << max(0, len(items) - 1).bit_length()  # the power of two at or above the count
+    batches = [list(items[:1])]
+    step = size // 2
+    while step:
+        batches.append([items[j] for j in range(step, len(items), 2 * step)])
+        step //= 2
+    return [b for b in batches if b]
 
 
 def _spacing(grid: Sequence[float], stride: int) -> float:
