@@ -756,7 +756,7 @@ class _Source:
         if not force and self.index is not None:  # where the keyframe before the target is decides
             if entry is None:
                 return False
-            key = float((self.index[entry].timestamp + self.delay - self.origin) * self.tb)
+            key = float((self._entry_ticks(entry) - self.origin) * self.tb)
             if key - at <= (SEEK_MARGIN_FRAMES if self.threads == "AUTO" else SLICE_SEEK_MARGIN_FRAMES) / fps:
                 return False
         elif not force and target - at <= NO_INDEX_SEEK_GAP:

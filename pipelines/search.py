@@ -186,8 +186,12 @@ def coarse_to_fine(
     n = len(grid)
     half = _spacing(grid, 1) / 2
     known_times = sorted((known or {}))
+
+    def is_known(i: int, tolerance: float = 0.0) -> bool:
+        return _nearest(known_times, grid[i], max(half, tolerance)) is not None
+
     # a budget pays for the frames not known: the known ones do not widen the sparse pass
-    free = sum(1 for t in grid if _nearest(known_times, t, half) is not None) if known_times and search.budget else 0
+    free = sum(map(is_known, range(n))) if known_times and search.budget else 0
     stride = search.coarse or coarse_stride(n, search.budget, free)
     out = SearchOutcome(descriptions=[], result=GroundingResult(query=query, duration=duration))
     described: dict[float, FrameDescription] = {}  # by the time each description carries
@@ -196,9 +200,6 @@ def coarse_to_fine(
     spent = 0.0  # seconds spent describing
     slowest = 0.0  # the longest one description has taken
     snapped = 0.0  # the furthest a frame answering a grid time lay from it (a keyframe, a known frame)
-
-    def is_known(i: int, tolerance: float = 0.0) -> bool:
-        return _nearest(known_times, grid[i], max(half, tolerance)) is not None
 
     def run(indices: list[int], pass_no: int, reasons: dict[int, tuple[int, str]], tolerance: float = 0.0) -> int:
         """Describe the grid frames ``indices`` (increasing), listing each; returns how many of them the seconds
@@ -293,6 +294,7 @@ def coarse_to_fine(
     coarse = list(range(first, n, stride))
     tolerance = search.keyframe_tolerance * _spacing(grid, stride) if tolerant else 0.0
     paid = [i for i in coarse if not is_known(i, tolerance)]
+    to_pay = set(paid)
     budget = left()
     if budget is not None and len(paid) > budget:
         keep = {paid[int(k * len(paid) / budget)] for k in range(budget)}
@@ -300,23 +302,21 @@ def coarse_to_fine(
         out.warnings.append(f"the budget of {search.budget} calls is smaller than the sparse pass "
                             f"({len(coarse)} frames{unknown}): {budget} evenly spaced frames were described, "
                             "none refined")
-        coarse = [i for i in coarse if i in keep or is_known(i, tolerance)]
+        coarse = [i for i in coarse if i in keep or i not in to_pay]
         paid = [i for i in paid if i in keep]
     reasons = {i: (0, "coarse") for i in coarse}
-    if search.budget_seconds is None:
-        run(coarse, 0, reasons, tolerance)
-    else:  # the known frames, then the others spread out: a budget that runs out leaves the whole video seen evenly
-        to_pay = set(paid)
-        run([i for i in coarse if i not in to_pay], 0, reasons, tolerance)
-        undescribed = 0
-        for batch in _spread(paid):
-            if undescribed or out_of_budget():
-                undescribed += len(batch)
-            else:
-                undescribed += run(batch, 0, reasons, tolerance)
-        if undescribed:
-            ran_out(0, undescribed)
-        out.frames.sort(key=lambda e: e[0])
+    # the known frames, then the others; under a seconds budget spread out, so that one running out leaves the
+    # whole video seen evenly
+    run([i for i in coarse if i not in to_pay], 0, reasons, tolerance)
+    undescribed = 0
+    for batch in (_spread(paid) if search.budget_seconds is not None else [paid]):
+        if undescribed or out_of_budget():
+            undescribed += len(batch)
+        else:
+            undescribed += run(batch, 0, reasons, tolerance)
+    if undescribed:
+        ran_out(0, undescribed)
+    out.frames.sort(key=lambda e: e[0])
     # a grid time answered from further than half a grid step (a keyframe or a known frame up to the
     # tolerance away) is not described: the refinements may ask for its exact frame
     answered = sorted(described)
@@ -347,8 +347,14 @@ def coarse_to_fine(
         ranked = list(enumerate(candidates, 1))
         reasons = wanted_around(ranked[:search.regions], step, " (budget left)" if extra else "")
         if not reasons and step == 1 and budgeted:  # the best candidates are dense: on to the next-best ones
-            rest = [(rank, iv) for rank, iv in ranked[search.regions:] if wanted_around([(rank, iv)], 1, "")]
-            reasons = wanted_around(rest[:search.regions], 1, " (budget left)")
+            taken = 0
+            for rank, iv in ranked[search.regions:]:  # the first `regions` with frames left; a better rank wins a frame
+                more = wanted_around([(rank, iv)], 1, " (budget left)")
+                if more:
+                    reasons = {**more, **reasons}
+                    taken += 1
+                    if taken == search.regions:
+                        break
         if not reasons and step == 1:
             out.stop = "converged"
             break
