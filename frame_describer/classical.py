@@ -47,7 +47,6 @@ TEMPLATES_VERSION = "cv-sentences-3"
 
 @dataclass
 class _Prev:
-    t: float
     small: Sample  # FLOW_WIDTH-wide colour and grey images
     hist: np.ndarray  # normalised hue-saturation histogram
     luma: float
@@ -153,14 +152,14 @@ class ClassicalDescriber(BaseDescriber):
         hist = cv2.calcHist([hsv], [0, 1], None, [30, 32], [0, 180, 0, 256])
         hist = cv2.normalize(hist, None, alpha=1.0, norm_type=cv2.NORM_L1)
         small = Sample.of(frame.t, image)
-        state = _Prev(frame.t, small, hist, luma)
+        state = _Prev(small, hist, luma)
         found: set[str] = set()
         sentences: list[str] = []
         dark = luma < self.dark_luma
 
         same_size = prev is not None and prev.small.grey.shape == small.grey.shape
         cut = False
-        if prev is not None and same_size:
+        if same_size:
             lit = not dark and prev.luma >= self.dark_luma and abs(luma - prev.luma) < 60
             distance = cv2.compareHist(prev.hist, hist, cv2.HISTCMP_BHATTACHARYYA)
             cut = lit and distance >= self.cut_threshold

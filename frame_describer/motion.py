@@ -63,13 +63,6 @@ _HUES = (("red", 0, 8), ("orange", 8, 20), ("yellow", 20, 34), ("green", 34, 85)
          ("blue", 100, 130), ("purple", 130, 150), ("pink", 150, 170), ("red", 170, 181))
 
 
-def small_grey(image: np.ndarray, width: int = FLOW_WIDTH) -> np.ndarray:
-    """``image`` (RGB) as a ``width``-wide grey image, the size the motion measurements use."""
-    h, w = image.shape[:2]
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    return cv2.resize(grey, (width, max(8, round(h * width / w))), interpolation=cv2.INTER_AREA)
-
-
 def colour_codes(hsv: np.ndarray) -> np.ndarray:
     """Each pixel's colour name (HSV in OpenCV's scales) as an index into :data:`COLOUR_NAMES`: black
     (dark), white / grey (unsaturated), a hue name, then brown and beige over the warm hues they cover."""
@@ -88,13 +81,12 @@ def colour_codes(hsv: np.ndarray) -> np.ndarray:
 
 
 def measure_motion(prev: np.ndarray, cur: np.ndarray) -> tuple[tuple[float, float] | None, np.ndarray, np.ndarray]:
-    """Camera motion and local motion between two small grey images: ``(shift, moved, flow)``.
+    """Camera motion and local motion between two small grey images: ``(shift, moved)``.
 
     The global translation comes from phase correlation and counts as camera motion (``shift``, pixels)
     only when shifting the previous image by it explains the change (the aligned difference is less than
-    half the raw one). Local motion (``moved``, a mask) is what still differs after that alignment; its
-    dense optical flow (``flow``) is OpenCV's DIS (a patch search), relative to the camera's motion.
-    Farneback flow, which the ``cv`` describer used until ``cv-sentences-2``, says the opposite way for a
+    half the raw one). Local motion (``moved``, a mask) is what still differs after that alignment (its
+    way: :func:`region_shift`, else :func:`mean_flow`, DIS rather than Farneback). Farneback flow, which the ``cv`` describer used until ``cv-sentences-2``, says the opposite way for a
     thing that moves about its own size or more between samples (a 14-px disc moved 13-20 px: mean flow
     -2.9 to -4.2 px), as a rolling ball does at one sample a second.
     """
@@ -117,10 +109,19 @@ def measure_motion(prev: np.ndarray, cur: np.ndarray) -> tuple[tuple[float, floa
             shift, aligned = (float(sx), float(sy)), np.where(inside, diff, 0).astype(np.uint8)
     moved = cv2.morphologyEx((cv2.GaussianBlur(aligned, (5, 5), 0) > 25).astype(np.uint8),
                              cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    return shift, moved
+
+
+def mean_flow(prev: np.ndarray, cur: np.ndarray, shift: tuple[float, float] | None,
+              moved: np.ndarray) -> tuple[float, float]:
+    """The mean dense optical flow (OpenCV's DIS, a patch search) over ``moved``, relative to the camera's
+    ``shift``: the way of local motion where the changed pixels' own shift (:func:`region_shift`) finds none.
+    Only then is it computed: it is about a third of a sample's cost."""
     flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(prev, cur, None)
     if shift is not None:
         flow = flow - np.float32(shift)
-    return shift, moved, flow
+    dx, dy = (float(v) for v in flow[moved].mean(axis=0))
+    return dx, dy
 
 
 def place(x_centre: float, width: float) -> str:
@@ -378,7 +379,7 @@ def motion_between(prev: Sample, cur: Sample) -> tuple[Motion, np.ndarray]:
     come from it.
     """
     dt = max(cur.t - prev.t, 1e-3)
-    shift, moved, flow = measure_motion(prev.grey, cur.grey)
+    shift, moved = measure_motion(prev.grey, cur.grey)
     h, w = cur.grey.shape
     camera, camera_speed = None, 0.0
     if shift is not None:
@@ -388,11 +389,10 @@ def motion_between(prev: Sample, cur: Sample) -> tuple[Motion, np.ndarray]:
     share = float(moved.mean())
     if share < MOVING_SHARE:
         return Motion(camera=camera, camera_speed=camera_speed, moving_share=share), moved
-    dx, dy = (float(v) for v in flow[moved].mean(axis=0))
     mask, went = moving_thing(prev.colour, cur.colour, moved, shift) if share <= THING_MAX_CHANGE else (None, None)
     thing = None if mask is None else Appearance.of(mask, cur.colour)
-    if went is not None:  # the way what changed went, found where it went (see region_shift)
-        dx, dy = went
+    # the way what changed went, found where it went (see region_shift), else the mean flow over it
+    dx, dy = went if went is not None else mean_flow(prev.grey, cur.grey, shift, moved)
     ys, xs = np.nonzero(moved if mask is None else mask)  # the thing where it is now
     y = ys.mean() / h
     where = place(xs.mean() + 0.5, w)
@@ -456,5 +456,5 @@ class MotionDescriber:
 
 
 __all__ = ["COLOUR_NAMES", "FLOW_WIDTH", "MOTION_VERSION", "Appearance", "Motion", "MotionDescriber", "MotionStream",
-           "Sample", "colour_codes", "direction", "measure_motion", "motion_between", "moving_thing", "place",
-           "region_shift", "small_grey"]
+           "Sample", "colour_codes", "direction", "mean_flow", "measure_motion", "motion_between", "moving_thing", "place",
+           "region_shift"]
