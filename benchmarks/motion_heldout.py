@@ -3,8 +3,8 @@
 The stream's thresholds (frame_describer/motion.py) were set on benchmarks/motion.py's own video. This
 renders short clips (seeded, no downloads; 320x240, 10 fps, 6 s, H.264 through
 ``frame_describer.synthetic``) that differ from it in what moves (discs, squares, a triangle, bars, a
-figure; 5 to 60 px across; red, green, yellow, white, purple, orange, cyan, pink, dark blue), how fast
-(2 to 60 px a second at 320 px wide), which way (left, right, up, down, diagonals), over what (plain
+figure; 10 to 60 px across; red, green, yellow, white, purple, orange, cyan, pink, dark blue), how fast
+(10 to 50 px a second at 320 px wide), which way (left, right, up, down, diagonals), over what (plain
 backgrounds, blob textures, stripes) and who moves (a pan or a tilt over a still scene, a pan with a thing
 moving against it, two things moving opposite ways, a lone thing on a plain background, noise and strong
 compression, a still control). Each clip is sampled at 1 fps with the project's sampler and fed to
@@ -120,7 +120,7 @@ class Clip:
         vx, vy = (int(round(c * t)) for c in self.camera)
         x0, y0 = max(vx, 0) if self.camera[0] >= 0 else scene.shape[1] - W + vx, \
             max(vy, 0) if self.camera[1] >= 0 else scene.shape[0] - H + vy
-        img = np.ascontiguousarray(scene[y0:y0 + H, x0:x0 + W])
+        img = scene[y0:y0 + H, x0:x0 + W].copy()  # a copy: drawing must not touch the scene
         for thing in self.things:
             x, y = thing.at(t)
             thing.draw(img, x - x0, y - y0)
