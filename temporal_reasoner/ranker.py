@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .spans import Span, best_segments, find_segments, sample_edges
+from .spans import Span, best_segments, find_segments, interval_ious, sample_edges
 
 #: Where proposals are cut: fractions of the way from the curve's median to its height.
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -140,8 +140,7 @@ def features(z: np.ndarray, widths: np.ndarray, starts: np.ndarray, ends: np.nda
     # units as ``widths``): on a clean curve every event is one of them, and the first is that rule's
     # answer. How much a proposal overlaps them is evidence the ranker weighs by the height
     lo_t, hi_t = wprefix[starts], wprefix[ends + 1]
-    overlaps = [np.clip(np.minimum(hi_t, b) - np.maximum(lo_t, a), 0, None)
-                / np.maximum(np.maximum(hi_t, b) - np.minimum(lo_t, a), 1e-12) for a, b in anchors]
+    overlaps = [interval_ious(lo_t, hi_t, a, b) for a, b in anchors]
     half = overlaps[0] if overlaps else np.zeros(len(starts))
     near = np.max(overlaps, axis=0) if overlaps else np.zeros(len(starts))
     max_in, min_in = _range_extremes(z, starts, ends)

@@ -252,6 +252,15 @@ def interval_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
     return inter / (max(a[1], b[1]) - min(a[0], b[0]))
 
 
+def interval_ious(lo: np.ndarray, hi: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Temporal IoU of each span ``[lo[i], hi[i]]`` with ``[a, b]``: :func:`interval_iou`'s arithmetic,
+    element by element (0 where they do not overlap)."""
+    inter = np.minimum(hi, b) - np.maximum(lo, a)
+    iou = np.zeros(len(lo))
+    np.divide(inter, np.maximum(hi, b) - np.minimum(lo, a), out=iou, where=inter > 0)
+    return iou
+
+
 #: Above this many level crossings the proposals are the runs above the level and successive maximum-sum
 #: segments, not every pair of crossings (which grows with the square of their number).
 MAX_CROSSINGS = 400
@@ -348,12 +357,8 @@ def _best_first(scores: np.ndarray, first: int = FIRST_BLOCK) -> Iterator[np.nda
 
 
 def _overlapping(lo: np.ndarray, hi: np.ndarray, a: float, b: float, nms_iou: float) -> np.ndarray:
-    """Which spans ``[lo, hi]`` overlap ``[a, b]`` at IoU ``nms_iou`` or more (:func:`interval_iou`'s
-    arithmetic, element by element)."""
-    inter = np.minimum(hi, b) - np.maximum(lo, a)
-    iou = np.zeros(len(lo))
-    np.divide(inter, np.maximum(hi, b) - np.minimum(lo, a), out=iou, where=inter > 0)
-    return iou >= nms_iou
+    """Which spans ``[lo, hi]`` overlap ``[a, b]`` at IoU ``nms_iou`` or more."""
+    return interval_ious(lo, hi, a, b) >= nms_iou
 
 
 def best_segments(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray, edges: np.ndarray, curve: np.ndarray,

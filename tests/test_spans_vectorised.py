@@ -8,7 +8,7 @@ import pytest
 
 from vidground.errors import ConfigurationError
 from temporal_reasoner import ranker, spans
-from temporal_reasoner.spans import Span, best_segments, find_segments, interval_iou, sample_edges
+from temporal_reasoner.spans import Span, best_segments, find_segments, interval_iou, interval_ious, sample_edges
 
 
 def greedy_reference(starts, ends, scores, edges, curve, duration, *, top_k, nms_iou):
@@ -236,3 +236,22 @@ def test_range_extremes_do_not_reduce_every_range(monkeypatch):
     monkeypatch.undo()
     assert top.tolist() == [z[a:b + 1].max() for a, b in zip(starts, ends)]
     assert sum(calls) < 14 * len(z) + 2 * len(starts)  # log2(4001) rows of the table, two look-ups per range
+
+
+def test_one_vectorised_iou_is_interval_iou_element_by_element_and_serves_the_ranker_too(monkeypatch):
+    """interval_ious gives interval_iou's value for each span (apart, touching, nested, equal, reversed), and both
+    the suppression and the ranker's overlap features use it (one implementation, not two)."""
+    rng = np.random.default_rng(7)
+    lo = np.round(rng.uniform(0, 20, 400), 1)
+    hi = lo + np.round(rng.uniform(-2, 8, 400), 1)
+    lo[:4], hi[:4] = [2.0, 5.0, 3.0, 1.0], [3.0, 9.0, 4.0, 9.0]  # touching, touching, equal, containing
+    for a, b in ((3.0, 5.0), (0.0, 20.0), (7.5, 7.75), (12.0, 30.0)):
+        assert interval_ious(lo, hi, a, b).tolist() == [interval_iou((x, y), (a, b)) for x, y in zip(lo, hi)]
+    calls = []
+    real = spans.interval_ious
+    monkeypatch.setattr(spans, "interval_ious", lambda *a: calls.append("suppression") or real(*a))
+    monkeypatch.setattr(ranker, "interval_ious", lambda *a: calls.append("features") or real(*a))
+    times = np.arange(60, dtype=float)
+    curve = np.where((times >= 20) & (times < 30), 0.9, 0.1) + rng.random(60) * 0.05
+    assert ranker.rank_segments(times, curve, 60.0, top_k=3)
+    assert {"suppression", "features"} <= set(calls)
