@@ -34,7 +34,7 @@ import numpy as np
 
 from .base import PROMPT_MODES, BaseDescriber, PromptMode
 from .images import bounded
-from .motion import COLOUR_NAMES, FLOW_WIDTH, Sample, colour_codes, motion_between, place as _place
+from .motion import COLOUR_NAMES, FLOW_WIDTH, Sample, colour_codes, motion_between, place as _place, way_words
 from vidground.errors import ConfigurationError
 from vidground.types import Frame, FrameDescription
 
@@ -42,7 +42,9 @@ from vidground.types import Frame, FrameDescription
 #: 2: local motion's way, what moved and where from :func:`frame_describer.motion.motion_between` (was Farneback).
 #: 3: the motion sentence starts with ``Motion:`` like the motion stream's summary, so the embedding reasoner's
 #: direction term (``polarity_scope="motion"``, its default) reads the measured motion and not the other sentences.
-TEMPLATES_VERSION = "cv-sentences-3"
+#: 4: the measurement's ``motion-4``: a lone thing moving on a plain background is that thing's motion, no longer
+#: the camera's (its sentences change there; the words are the stream's, one source, :meth:`Motion.camera_clause`).
+TEMPLATES_VERSION = "cv-sentences-4"
 
 
 @dataclass
@@ -174,20 +176,13 @@ class ClassicalDescriber(BaseDescriber):
         local = False  # the motion sentence is about something in the scene, not the camera
         if self.motion and same_size and not cut and not dark and prev.luma >= self.dark_luma:  # type: ignore[union-attr]
             measured, moved = motion_between(prev.small, small)  # type: ignore[union-attr]
-            if measured.camera:
-                direction, pace = measured.camera, "quickly" if measured.camera_speed >= 0.12 else "slowly"
-                verb = "panning" if direction in ("left", "right") else "tilting" if direction in ("up", "down") \
-                    else "moving"
-                motion = f"Motion: the camera is {verb} {pace} to the {direction}." if verb == "panning" \
-                    else f"Motion: the camera is {verb} {pace} {direction}."
+            if measured.camera:  # the stream's words, "is panning" for "pans"
+                motion = f"Motion: {measured.camera_clause(progressive=True)}."
                 found.add("camera")
             elif measured.where and measured.moving_share >= 0.01:
-                what = measured.thing.phrase() if measured.thing else "something"
-                way = measured.way
-                way = f" to the {way}" if way in ("left", "right") else f" {way}" if way else ""
                 found.add("motion")
                 local = True
-                motion = f"Motion: {what} {measured.where} is moving{way}."
+                motion = f"Motion: {measured.thing_clause(progressive=True)}."
 
         if people:
             places = [_place(x + bw / 2, w) for x, _, bw, _ in people]
@@ -203,7 +198,7 @@ class ClassicalDescriber(BaseDescriber):
                     if prev is not None and prev.people:
                         before = min(prev.people, key=lambda c: abs(c - centre))
                         if abs(centre - before) >= 0.05:
-                            heading = " to the right" if centre > before else " to the left"
+                            heading = way_words("right" if centre > before else "left")
                     sentences.append(f"A person {places[0]} is walking{heading}.")
                     motion = None if local else motion  # the person's own sentence says it
                 else:

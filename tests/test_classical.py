@@ -220,3 +220,24 @@ def test_the_embedding_reasoner_s_direction_term_reads_cv_s_motion_sentence():
     assert not polarity.contradicting(polarity.asked("the ball rolls to the left"),
                                       polarity.stated_all(reasoner._direction_texts(texts[1]))).any()
     assert reasoner._direction_texts("A person is walking to the left. The main colours are brown.") == ["", ""]
+
+
+def test_cv_s_camera_sentence_takes_its_words_and_pace_from_the_motion_stream(monkeypatch):
+    """One source for the way words and the quick/slow threshold: cv wrote its own copy of both (0.12 picture
+    widths a second, "to the {way}"), so a change to the stream's left cv's sentences behind."""
+    from frame_describer import motion
+
+    wide = _room()
+    wide = np.concatenate([wide, wide[:, ::-1]], axis=1)
+    views = [np.ascontiguousarray(wide[:, 160 + i * 40:160 + i * 40 + 320]) for i in range(3)]
+    assert all(t.startswith("Motion: the camera is panning quickly to the right.") for t in _cv_texts(views)[1:])
+    stream = motion.MotionStream()
+    said = [m for i, im in enumerate(views) if (m := stream.update(Frame(t=float(i), index=i, image=im)))]
+    assert [m.text() for m in said] == ["Motion: the camera pans quickly to the right."] * 2
+    monkeypatch.setattr(motion, "FAST_CAMERA", 10.0)  # no pan is quick now: both must say so
+    assert all(t.startswith("Motion: the camera is panning slowly to the right.") for t in _cv_texts(views)[1:])
+    assert [m.text() for m in said] == ["Motion: the camera pans slowly to the right."] * 2
+    tilt = motion.Motion(camera="up", camera_speed=0.05, where="on the left", way="down and right")
+    assert tilt.text() == "Motion: the camera tilts slowly up; something on the left moves down and right."
+    assert (tilt.camera_clause(progressive=True), tilt.thing_clause(progressive=True)) == (
+        "the camera is tilting slowly up", "something on the left is moving down and right")
