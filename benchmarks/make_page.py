@@ -365,6 +365,46 @@ def motion(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def motion_heldout(data: dict[str, Any]) -> str:
+    """The motion stream on held-out clips (benchmarks/motion_heldout.py): its sentences against each clip's truth."""
+    def summary_rows(run: dict[str, Any], when: str) -> list[dict[str, Any]]:
+        rows = []
+        for who, t in run["summary"].items():
+            obj, cam = t["direction"].get("object", {}), t["direction"].get("camera", {})
+            what = t.get("what", {})
+            rows.append({"run": f"{when} ({run['versions']['motion']}, {run['versions']['cv']})", "sentences": who,
+                         "who moves": f"{t['who_right']}/{t['pairs']}",
+                         "object way right / wrong (opposite) / none": f"{obj.get('right', 0)} / "
+                         f"{obj.get('wrong', 0) + obj.get('opposite', 0)} ({obj.get('opposite', 0)}) / {obj.get('none', 0)}",
+                         "camera way": f"{cam.get('right', 0)}/{sum(cam.values())}",
+                         "colour, shape right (of named)": f"{what.get('colour', {}).get('right', 0)}, "
+                         f"{what.get('shape', {}).get('right', 0)} of {sum(what.get('colour', {}).values())}"})
+        return rows
+
+    runs = ([summary_rows(data["before"], "before")] if data.get("before") else []) + [summary_rows(data, "now")]
+    before = {r["clip"]: r for r in (data.get("before") or {}).get("rows", [])}
+    out = ["## Motion stream on held-out clips", "",
+           "Rendered clips unlike the motion benchmark's room (shapes, sizes, colours, speeds, up/down and "
+           "diagonal ways, plain and textured backgrounds, a pan and a tilt over a still scene, a pan with a thing "
+           "moving against it, two things moving opposite ways, lone things on plain backgrounds, noise and strong "
+           "compression, a still control), sampled at 1 fps; every pair of samples is scored against the clip's "
+           "truth: who moves (camera, thing, both, nothing), the way of each mover, and what the moving thing is "
+           "said to look like. `before` is the first run, with the thresholds set on the motion benchmark's video.",
+           "", provenance(data), "", table([r for rs in runs for r in rs], [(k, lambda r, k=k: r[k]) for k in (
+               "run", "sentences", "who moves", "object way right / wrong (opposite) / none", "camera way",
+               "colour, shape right (of named)")]),
+           "", "The stream per clip (pairs whose who-moves is right; ways right), now and before:", "",
+           table(data["rows"], [("clip", lambda r: r["clip"]), ("who moves", lambda r: f"{r['who_right']}/{r['pairs']}"),
+                                ("object way", lambda r: fmt(r.get("object"))), ("camera way", lambda r: fmt(r.get("camera"))),
+                                ("before: who, object, camera", lambda r: " / ".join(
+                                    [f"{before[r['clip']]['who_right']}/{before[r['clip']]['pairs']}",
+                                     fmt(before[r["clip"]].get("object")), fmt(before[r["clip"]].get("camera"))])
+                                 if r["clip"] in before else "-")])]
+    if notes(data):
+        out += ["", notes(data)]
+    return "\n".join(out)
+
+
 def time_styles(data: dict[str, Any]) -> str:
     """Time styles (benchmarks/time_styles.py): one chat reasoner, the same queries, each style."""
     base = data.get("baseline") or {}
@@ -481,7 +521,7 @@ def numpy_encoder(data: dict[str, Any]) -> str:
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "pipeline_offline": pipeline_offline, "decode": decode, "stage1_throughput": stage1_throughput,
     "stage1_diagnose": stage1_diagnose, "local_models": local_models, "fit_ranker": fit_ranker, "events": events,
-    "motion": motion, "time_styles": time_styles, "sampling": sampling, "report_cost": report_cost,
+    "motion": motion, "motion_heldout": motion_heldout, "time_styles": time_styles, "sampling": sampling, "report_cost": report_cost,
     "embedding_threads": embedding_threads, "warm_cache": warm_cache, "repeat_query": repeat_query,
     "numpy_encoder": numpy_encoder}
 
