@@ -520,11 +520,18 @@ class FrameStream(Iterator[Frame]):
                     last_t_before_seek = last_t
                 src.aim()
             got = src.next()
-            if got is None:
-                if src.landed and (src.walk_back(None) or src.fall_back(f"the seek to {target:.3f}s found no frame")):
+            at = None if got is None else got[1]
+            if src.landed and (at is None or at > target + 1e-6):
+                # the seek found no frame, or one past the target: the frame before it may be the nearest, and
+                # the keyframe landed on cannot say where it is (a gap in the video, damaged frames, an inexact
+                # seek): decode on from an earlier keyframe (or from the start)
+                if at is not None and (past is None or past[0] != target):
+                    past = (target, at)
+                if _retry_seek(src, target, at):
                     if prev is None:  # else a seek back after a doubt: prev is still the frame at last_t
                         prev = before_seek
                     continue
+            if got is None:
                 held = src.doubt(prev[1], None) if prev is not None else None
                 if held is not None:  # the stream's last frame was skipped: decode its tail whole
                     src.redos += 1
@@ -533,17 +540,6 @@ class FrameStream(Iterator[Frame]):
                         continue
                 break
             frame, t, index = got
-            if src.landed and t > target + 1e-6:
-                # the frame before this one may be the nearest, and the keyframe landed on cannot say where it
-                # is (a gap in the video, damaged frames, an inexact seek): decode on from an earlier keyframe
-                if past is None or past[0] != target:
-                    past = (target, t)
-                if src.walk_back(t) or src.fall_back(f"the seek to {target:.3f}s landed at {t:.3f}s, past it, and "
-                                                    + ("so did seeks to earlier keyframes" if src.tries else
-                                                       "no earlier keyframe is known")):
-                    if prev is None:  # else a seek back after a doubt: prev is still the frame at last_t
-                        prev = before_seek
-                    continue
             if src.landed:
                 src.settle()
             if t <= last_t:
@@ -623,6 +619,20 @@ class FrameStream(Iterator[Frame]):
                      image=to_image(frame, self.info.rotation, self.max_side, self._reformatter))
 
 
+def _retry_seek(src: "_Source", target: float, landed_at: float | None) -> bool:
+    """A seek for ``target`` landed on a frame past it (at ``landed_at``) or on none (``None``): seek to an earlier
+    keyframe (:meth:`_Source.walk_back`), else decode from the start (:meth:`_Source.fall_back`); False when neither
+    is left to try."""
+    if src.walk_back(landed_at):
+        return True
+    if landed_at is None:
+        why = f"the seek to {target:.3f}s found no frame"
+    else:
+        why = (f"the seek to {target:.3f}s landed at {landed_at:.3f}s, past it, and "
+               + ("so did seeks to earlier keyframes" if src.tries else "no earlier keyframe is known"))
+    return src.fall_back(why)
+
+
 # Seeking flushes the decoder, throwing away the frames its threads have in flight, so a seek pays
 # only when it skips more than a few frames' decoding.
 SEEK_MARGIN_FRAMES = 32
@@ -667,7 +677,6 @@ class _Source:
         self.entry: int | None = None  # the index entry the last seek aimed at (None: a seek by time alone)
         self.aimed: int | None = None  # the entry FFmpeg finds for the current target
         self.wanted = 0.0  # the current target
-        self.seek_holds = False  # whether the last seek holds frames back (a seek back after a doubt does not)
         self.first_past = math.inf  # where the current target's first seek landed, past it
         # FFmpeg's entry -> (an earlier entry that lands at or before targets, the first target it need not serve)
         self.detours: dict[int, tuple[int, float]] = {}
@@ -778,7 +787,7 @@ class _Source:
             return False
         self.frames.close()
         self.held, self.gap = [], []
-        self.holding = self.seek_holds = holding
+        self.holding = holding
         self.frames = _decode(self.container, self.stream, self.p, self._hold, self.damage)
         self.seeks += 1
         self.count = None
@@ -791,7 +800,12 @@ class _Source:
         seek to an earlier keyframe of the index (one back, then two more, four more... while the same target
         keeps landing past), holding frames as that seek did. False when there is no earlier keyframe to try
         (the caller falls back); True once it seeked, or fell back itself when FFmpeg refused the seek: either
-        way the caller reads on."""
+        way the caller reads on.
+
+        Whether that seek held frames back is :attr:`holding` still: between a seek and the check of where it
+        landed only :meth:`aim` sets it, right after a seek made for a new target, and to that seek's own value
+        (a seek that holds is made only with ``near``, an index and seeking on); a seek back after a doubt, which
+        holds nothing, keeps its target, so no :meth:`aim` follows it."""
         if not self.seekable or self.entry is None or self.index is None:
             return False
         if not self.tries:  # the first landing: FFmpeg's keyframe is no use for targets before it
@@ -806,7 +820,7 @@ class _Source:
             return False
         self.tries += 1
         self.backs += 1
-        self._seek(self._entry_ticks(j), self.wanted, j, holding=self.seek_holds)
+        self._seek(self._entry_ticks(j), self.wanted, j, holding=self.holding)
         return True
 
     def settle(self) -> None:
