@@ -56,8 +56,8 @@ class Transcript(BaseModel):
     A transcript is not changed once built: its fields cannot be assigned and ``entries`` is a tuple
     (a list given is taken as a tuple, also by ``model_copy(update=...)``), so what a query computed
     from it once (:meth:`derived`) stays true. Make a changed transcript with ``model_copy(update=...)``
-    or a new one; do not assign to an entry's own fields either (``TranscriptEntry`` is shared with
-    other models and not frozen), build a new entry instead.
+    or a new one. Its entries are frozen too (:class:`~vidground.types.TranscriptEntry`: a field cannot be
+    assigned and ``times`` is a tuple); a changed entry is a new one (``entry.model_copy(update=...)``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -116,14 +116,14 @@ class Transcript(BaseModel):
                 f"duration {duration:g}s is shorter than the last description's time {times[-1]:g}s"
             )
         entries: list[TranscriptEntry] = []
+        first = 0  # the first frame of the run of identical texts that frame i ends (merge=True)
         for i, d in enumerate(descs):
-            start = 0.0 if i == 0 else (times[i - 1] + d.t) / 2
+            if merge and i + 1 < len(descs) and descs[i + 1].text == d.text:
+                continue
+            start = 0.0 if first == 0 else (times[first - 1] + times[first]) / 2
             end = float(duration) if i + 1 == len(descs) else (d.t + times[i + 1]) / 2
-            if merge and entries and entries[-1].text == d.text:
-                last = entries[-1]
-                entries[-1] = TranscriptEntry(start=last.start, end=end, text=d.text, times=[*last.times, d.t])
-            else:
-                entries.append(TranscriptEntry(start=start, end=end, text=d.text, times=[d.t]))
+            entries.append(TranscriptEntry(start=start, end=end, text=d.text, times=tuple(times[first:i + 1])))
+            first = i + 1
         return cls(duration=float(duration), step=float(step), duration_inferred=inferred, entries=entries)
 
     def render(self, style: TimeStyle = "seconds") -> str:

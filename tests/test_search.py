@@ -427,7 +427,7 @@ def test_the_held_transcript_samples_the_end_in_the_last_entry():
     descs = [FrameDescription(t=t, text=f"frame {t}") for t in (0.0, 16.0, 32.0)]
     held = held_transcript(descs, grid, 32.0)
     assert [t for e in held.entries for t in e.times] == grid  # every grid time once, 32 s included
-    assert held.entries[-1].times == [24.0, 26.0, 28.0, 30.0, 32.0]
+    assert held.entries[-1].times == (24.0, 26.0, 28.0, 30.0, 32.0)
 
 
 # -- spending what a budget leaves ----------------------------------------------------------------------

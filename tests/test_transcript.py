@@ -17,7 +17,7 @@ def test_identical_consecutive_lines_merge_into_spans():
     tr = Transcript.from_descriptions(descs("a", "a", "b", "b", "b", "a"), duration=6.0)
     # frames at 0..5 s; each description holds up to halfway to the next frame
     assert [(e.start, e.end, e.text) for e in tr.entries] == [(0, 1.5, "a"), (1.5, 4.5, "b"), (4.5, 6, "a")]
-    assert [e.times for e in tr.entries] == [[0, 1], [2, 3, 4], [5]]
+    assert [e.times for e in tr.entries] == [(0, 1), (2, 3, 4), (5,)]
     assert len(tr) == 3 and not tr.duration_inferred
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import json
 import pickle
 
 import pytest
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from temporal_reasoner import Transcript, TranscriptEntry
 from temporal_reasoner.spans import sample_times
+from vidground.types import FrameDescription
 
 
 def make(*texts: str) -> Transcript:
@@ -97,3 +99,57 @@ def test_entries_given_as_a_list_still_build_and_dump():
     assert isinstance(t.entries, tuple) and len(t) == 1
     assert Transcript.model_validate_json(t.model_dump_json()) == t
     assert t.model_dump(mode="json")["entries"] == [{"start": 0.0, "end": 2.0, "text": "a"}]
+
+
+def test_an_entry_cannot_be_edited_in_place():
+    """An entry's fields were assignable and its ``times`` a list, so ``t.entries[0].text = ...`` or
+    ``t.entries[0].times.append(...)`` after a query left the texts and sample times the query kept stale,
+    with no error. Now each edit is refused (pydantic's ValidationError, a ValueError, says "frozen")."""
+    t = make("a dog runs", "a cat sleeps")
+    assert texts(t) == ("a dog runs", "a cat sleeps")
+    before = sample_times(t)[0].tolist()
+    entry = t.entries[0]
+    for field, value in (("text", "a person cooks"), ("start", 0.25), ("end", 0.75), ("times", [0.1, 0.2])):
+        with pytest.raises(ValidationError, match="Instance is frozen") as info:
+            setattr(entry, field, value)
+        assert isinstance(info.value, ValueError)
+    with pytest.raises(AttributeError):
+        entry.times.append(0.9)  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        entry.times[0] = 0.9  # type: ignore[index]
+    assert entry == TranscriptEntry(start=0, end=1, text="a dog runs", times=[0.5])
+    assert texts(t) == tuple(e.text for e in t.entries) == ("a dog runs", "a cat sleeps")
+    assert sample_times(t)[0].tolist() == before == [x for e in t.entries for x in e.times]
+
+
+def test_an_edited_entry_is_a_new_one_and_its_transcript_computes_its_own_values():
+    """The stale-cache case done the way that is left: a copy of the entry, in a copy of the transcript."""
+    t = make("a dog runs", "a cat sleeps")
+    assert texts(t) == ("a dog runs", "a cat sleeps") and sample_times(t)[0].tolist() == [0.5, 1.5]
+    edited = t.entries[0].model_copy(update={"text": "a person cooks", "times": [0.25, 0.75]})
+    assert isinstance(edited.times, tuple) and edited.times == (0.25, 0.75)  # a list given is a tuple here too
+    assert t.entries[0].text == "a dog runs" and t.entries[0].times == (0.5,)  # the original is untouched
+    again = t.model_copy(update={"entries": [edited, *t.entries[1:]]})
+    assert texts(again) == ("a person cooks", "a cat sleeps")
+    times, owner = sample_times(again)
+    assert times.tolist() == [0.25, 0.75, 1.5] and owner.tolist() == [0, 0, 1]
+    assert texts(t) == ("a dog runs", "a cat sleeps") and sample_times(t)[0].tolist() == [0.5, 1.5]
+
+
+def test_times_are_a_tuple_in_python_and_a_list_in_json_as_before():
+    """A list is still accepted; JSON is byte for byte what the list field wrote (``times`` left out when
+    empty), and such JSON still loads."""
+    e = TranscriptEntry(start=0, end=2, text="a dog runs", times=[0.5, 1.5])
+    assert e.times == (0.5, 1.5) and TranscriptEntry(start=0, end=1, text="a").times == ()
+    assert e.model_dump_json() == '{"start":0.0,"end":2.0,"text":"a dog runs","times":[0.5,1.5]}'
+    assert e.model_dump(mode="json") == {"start": 0.0, "end": 2.0, "text": "a dog runs", "times": [0.5, 1.5]}
+    t = Transcript.from_descriptions([FrameDescription(t=0, text="a"), FrameDescription(t=1, text="a"),
+                                      FrameDescription(t=2.5, text="b")], duration=4)
+    written = ('{"duration":4.0,"step":1.25,"duration_inferred":false,"entries":[{"start":0.0,"end":1.75,"text":"a",'
+               '"times":[0.0,1.0]},{"start":1.75,"end":4.0,"text":"b","times":[2.5]}]}')  # by the list field
+    assert t.model_dump_json() == written
+    loaded = Transcript.model_validate_json(written)
+    assert loaded == t and loaded.model_dump_json() == written and isinstance(loaded.entries[0].times, tuple)
+    assert Transcript.model_validate(json.loads(t.model_dump_json(indent=2))) == t
+    with pytest.raises(ValidationError, match="times"):
+        TranscriptEntry(start=0, end=1, text="a", times=["soon"])

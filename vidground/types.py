@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -186,18 +186,33 @@ class TranscriptEntry(BaseModel):
     ``times`` are the instants of the frames whose description this is (several after identical
     consecutive descriptions were merged); the span is the part of the video nearer to those
     frames than to any other.
+
+    An entry is not changed once built, like the transcript holding it, whose computed values
+    (``Transcript.derived``) would otherwise go stale: assigning a field raises pydantic's
+    ``ValidationError`` ("Instance is frozen"; a ``ValueError``), and ``times`` is a tuple (a list
+    given is taken as a tuple, also by ``model_copy(update=...)``; JSON still writes a list). Make a
+    changed entry with ``model_copy(update=...)`` or a new one.
     """
+
+    model_config = ConfigDict(frozen=True)
 
     start: float = Field(ge=0, allow_inf_nan=False)
     end: float = Field(ge=0, allow_inf_nan=False)
     text: str
-    times: list[float] = Field(default_factory=list, exclude_if=lambda v: not v)
+    times: tuple[float, ...] = Field(default_factory=tuple, exclude_if=lambda v: not v)
 
     @model_validator(mode="after")
     def _order(self) -> "TranscriptEntry":
         if self.end < self.start:
             raise ValueError(f"entry end {self.end} is before its start {self.start}")
         return self
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> "TranscriptEntry":
+        """Pydantic's copy (no validation), with replacement ``times`` taken as a tuple as validation
+        would, so a copy cannot be changed in place either."""
+        if update is not None and "times" in update and not isinstance(update["times"], tuple):
+            update = {**update, "times": tuple(update["times"])}
+        return super().model_copy(update=update, deep=deep)
 
 
 class Interval(BaseModel):
