@@ -17,12 +17,11 @@ half never takes part. Proposals are ranked by score and thinned by non-maximum 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import numpy as np
 
-from .spans import Span, best_segments, find_segments, interval_ious, sample_edges
+from .spans import Span, best_segments, find_segments, interval_ious, run_pairs, runs, sample_edges
 
 #: Where proposals are cut: fractions of the way from the curve's median to its height.
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -77,21 +76,6 @@ def kth_highest(values: np.ndarray, k: int) -> float:
     return float(np.partition(values, i)[i])
 
 
-def _runs(above: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    starts = np.flatnonzero(above & np.concatenate([[True], ~above[:-1]]))
-    ends = np.flatnonzero(above & np.concatenate([~above[1:], [True]]))
-    return starts, ends
-
-
-@functools.lru_cache(maxsize=64)
-def _pairs(runs: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.triu_indices(runs)``, made once per count (counts up to :data:`MAX_RUNS` by default)."""
-    pairs = np.triu_indices(runs)
-    for a in pairs:
-        a.setflags(write=False)
-    return pairs
-
-
 def proposals(z: np.ndarray, weights_in_time: np.ndarray, levels=LEVELS, max_runs: int = MAX_RUNS) -> tuple[np.ndarray, ...]:
     """Every segment from a rise through to a fall through each level of ``z`` (the curve in units of
     its scale), as sample indices ``(starts, ends, level)``; a segment found at several levels keeps
@@ -103,12 +87,12 @@ def proposals(z: np.ndarray, weights_in_time: np.ndarray, levels=LEVELS, max_run
         above = z > level
         if not above.any():
             continue
-        starts, ends = _runs(above)
+        starts, ends = runs(above)
         if len(starts) > max_runs:
             area = (prefix[ends + 1] - prefix[starts]) - level * (wprefix[ends + 1] - wprefix[starts])
             keep = np.sort(np.argsort(-area, kind="stable")[:max_runs])
             starts, ends = starts[keep], ends[keep]
-        i, j = _pairs(len(starts))  # a run's start with its own end and every later run's
+        i, j = run_pairs(len(starts))  # a run's start with its own end and every later run's
         found.append((starts[i], ends[j], level))
     if not found:  # nothing above the lowest level: the highest sample alone
         p = int(np.argmax(z))

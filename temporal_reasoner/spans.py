@@ -15,6 +15,7 @@ to the sampling grid; :func:`find_segments` cuts at the sample boundaries (half-
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -261,6 +262,35 @@ def interval_ious(lo: np.ndarray, hi: np.ndarray, a: float, b: float) -> np.ndar
     return iou
 
 
+def runs(above: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, ends)``: the first and last index of each run of ``True`` in ``above``, in order."""
+    starts = np.flatnonzero(above & np.concatenate([[True], ~above[:-1]]))
+    ends = np.flatnonzero(above & np.concatenate([~above[1:], [True]]))
+    return starts, ends
+
+
+#: :func:`run_pairs` keeps the pairs made for up to this many runs (the ranker's :data:`~temporal_reasoner.ranker.MAX_RUNS`
+#: per level, and most curves' crossings): about 0.7 MB at most; a count above it (up to :data:`MAX_CROSSINGS`,
+#: 1.3 MB of pairs and about 2 ms to make) is made each time rather than kept.
+CACHED_PAIRS = 64
+
+
+def run_pairs(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(count)``: each run with itself and every later run, as ``(first runs, last runs)``
+    (read-only; made once per count up to :data:`CACHED_PAIRS`)."""
+    return _cached_pairs(count) if count <= CACHED_PAIRS else _make_pairs(count)
+
+
+def _make_pairs(count: int) -> tuple[np.ndarray, np.ndarray]:
+    pairs = np.triu_indices(count)
+    for a in pairs:
+        a.setflags(write=False)
+    return pairs
+
+
+_cached_pairs = functools.lru_cache(maxsize=None)(_make_pairs)  # at most CACHED_PAIRS + 1 counts
+
+
 #: Above this many level crossings the proposals are the runs above the level and successive maximum-sum
 #: segments, not every pair of crossings (which grows with the square of their number).
 MAX_CROSSINGS = 400
@@ -285,10 +315,9 @@ def find_segments(times: np.ndarray, curve: np.ndarray, duration: float, level: 
     above = curve > level
     if not above.any():
         above[int(np.argmax(curve))] = True
-    starts = np.flatnonzero(above & np.concatenate([[True], ~above[:-1]]))
-    ends = np.flatnonzero(above & np.concatenate([~above[1:], [True]]))
+    starts, ends = runs(above)
     if len(starts) <= MAX_CROSSINGS:
-        s, e = np.triu_indices(len(starts))  # a rise with its own run's fall and every later one's
+        s, e = run_pairs(len(starts))  # a rise with its own run's fall and every later one's
         s, e = starts[s], ends[e]
     else:  # the runs above the level, plus the maximum-sum segments found one after another
         best = _successive_max_sums(gain, top_k)

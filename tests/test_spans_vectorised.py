@@ -255,3 +255,38 @@ def test_one_vectorised_iou_is_interval_iou_element_by_element_and_serves_the_ra
     curve = np.where((times >= 20) & (times < 30), 0.9, 0.1) + rng.random(60) * 0.05
     assert ranker.rank_segments(times, curve, 60.0, top_k=3)
     assert {"suppression", "features"} <= set(calls)
+
+
+def test_runs_are_the_runs_of_true_and_pairs_are_made_once_per_small_count(monkeypatch):
+    """spans.runs and spans.run_pairs serve find_segments and the ranker's proposals alike: the runs are those a
+    plain scan finds, the pairs are np.triu_indices (read-only), made once per count up to CACHED_PAIRS and shared
+    by both, and made each time above it (not kept)."""
+    rng = np.random.default_rng(11)
+    for n in (1, 2, 7, 50):
+        for _ in range(20):
+            above = rng.random(n) < 0.5
+            want = [(i, j) for i in range(n) for j in range(i, n)
+                    if above[i:j + 1].all() and (i == 0 or not above[i - 1]) and (j == n - 1 or not above[j + 1])]
+            got_s, got_e = spans.runs(above)
+            assert list(zip(got_s.tolist(), got_e.tolist())) == want
+    made = []
+    real = np.triu_indices
+    monkeypatch.setattr(spans.np, "triu_indices", lambda n, *a: made.append(n) or real(n, *a))
+    spans._cached_pairs.cache_clear()
+
+    def alternating(k):  # k runs above 0.5, one sample each
+        curve = np.tile([0.0, 1.0], k)
+        return np.arange(2 * k, dtype=float), curve
+
+    few, many = 20, spans.CACHED_PAIRS + 10
+    for _ in range(2):
+        find_segments(*alternating(few), 2.0 * few, 0.5, top_k=3)
+    assert made == [few]
+    s, e, _ = ranker.proposals(np.tile([0.0, 1.0], few), np.ones(2 * few), levels=(0.5,))
+    assert made == [few] and len(s) == few * (few + 1) // 2  # the ranker's proposals take the same pairs
+    for _ in range(2):
+        find_segments(*alternating(many), 2.0 * many, 0.5, top_k=3)
+    assert made == [few, many, many]
+    i, j = spans.run_pairs(few)
+    assert not i.flags.writeable and not j.flags.writeable
+    assert [a.tolist() for a in spans.run_pairs(5)] == [a.tolist() for a in real(5)]
