@@ -600,13 +600,11 @@ class EmbeddingReasoner(_SimilarityReasoner):
                             {"flat": flat, "peaks": [[s.start, s.end, s.peak, s.mass] for s in spans]})
 
     def _segments(self, times: np.ndarray, curve: np.ndarray, duration: float) -> tuple[list[Span], bool]:
-        base = float(np.percentile(curve, self.base_percentile))
-        # the height: the top percentile (one outlying sample does not set it), but never below the
-        # TOP_RANK-th highest sample, so that an event a few samples long in a long video still does
-        top = max(float(np.percentile(curve, self.top_percentile)), ranker.kth_highest(curve, self.TOP_RANK))
-        # what the ranker would compute as this curve's scale, where its rule is the same: not computed twice
-        same_rule = (self.base_percentile, self.top_percentile, self.TOP_RANK) == (50, 95, ranker.TOP_RANK)
-        scale = (base, top) if same_rule else None
+        # the floor and the height: the top percentile, but never below the TOP_RANK-th highest sample
+        base, top = ranker.curve_scale(curve, self.top_percentile, base_percentile=self.base_percentile,
+                                       top_rank=self.TOP_RANK)
+        # the ranker's own scale of this curve where its rule is the same: not computed twice
+        scale = (base, top) if ranker.same_scale(self.base_percentile, self.top_percentile, self.TOP_RANK) else None
         p = int(np.argmax(curve))
         if curve[p] >= top + self.spike_margin:
             # one sample clear above the rest whose neighbours are not (a scene cut one frame long, see

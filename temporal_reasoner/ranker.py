@@ -28,7 +28,12 @@ LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 #: Runs above one level kept as proposal ends (the ones with the largest area above it): the
 #: proposals per level grow with the square of the runs, so a long, busy curve stays affordable.
 MAX_RUNS = 30
-#: The height is never below the TOP_RANK-th highest sample (see :func:`curve_scale`).
+#: The curve's scale (see :func:`curve_scale`): its floor is this percentile of it (the median), its height
+#: the TOP_PERCENTILE-th percentile by default, but never below the TOP_RANK-th highest sample. The one place these
+#: are set: a caller that has computed the same floor and height hands them in (``scale=``) where
+#: :func:`same_scale` says the rule is this one.
+BASE_PERCENTILE = 50.0
+TOP_PERCENTILE = 95.0
 TOP_RANK = 4
 
 FEATURES = ("length", "length^2", "sqrt length", "mean inside", "mean outside", "max inside", "min inside",
@@ -61,12 +66,21 @@ WEIGHTS = np.array([
 WEIGHTS_ID = "qvh-dev-s0-v3"
 
 
-def curve_scale(curve: np.ndarray, top_percentile: float = 95.0) -> tuple[float, float]:
-    """The curve's floor (its median) and height (its ``top_percentile``, but never below the
-    :data:`TOP_RANK`-th highest sample, so that an event a few samples long in a long video sets it)."""
-    base = float(np.percentile(curve, 50))
-    top = max(float(np.percentile(curve, top_percentile)), kth_highest(curve, TOP_RANK))
+def curve_scale(curve: np.ndarray, top_percentile: float = TOP_PERCENTILE, *, base_percentile: float = BASE_PERCENTILE,
+                top_rank: int = TOP_RANK) -> tuple[float, float]:
+    """The curve's floor (its ``base_percentile``: the median) and height (its ``top_percentile``, so that one
+    outlying sample does not set it, but never below the ``top_rank``-th highest sample, so that an event a few
+    samples long in a long video does). The defaults are the ranker's rule; the segments mode uses other ones too."""
+    base = float(np.percentile(curve, base_percentile))
+    top = max(float(np.percentile(curve, top_percentile)), kth_highest(curve, top_rank))
     return base, top
+
+
+def same_scale(base_percentile: float, top_percentile: float, top_rank: int) -> bool:
+    """Whether a floor at ``base_percentile`` and a height at ``top_percentile``, never below the ``top_rank``-th
+    highest sample, are :func:`curve_scale`'s default rule (what :func:`rank_segments` computes unless told
+    otherwise): then a caller that has them can hand them in as ``scale``."""
+    return (base_percentile, top_percentile, top_rank) == (BASE_PERCENTILE, TOP_PERCENTILE, TOP_RANK)
 
 
 def kth_highest(values: np.ndarray, k: int) -> float:
@@ -154,7 +168,7 @@ def _range_extremes(z: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tupl
     return np.maximum(top[k, starts], top[k, last]), np.minimum(bottom[k, starts], bottom[k, last])
 
 
-def scored_proposals(times: np.ndarray, curve: np.ndarray, duration: float, *, top_percentile: float = 95.0,
+def scored_proposals(times: np.ndarray, curve: np.ndarray, duration: float, *, top_percentile: float = TOP_PERCENTILE,
                      scale: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(starts, ends, features, edges)`` of every proposal of ``curve`` (sample indices; ``edges``:
     the sample boundaries in seconds, see :func:`~temporal_reasoner.spans.sample_edges`). ``scale``: what
@@ -172,7 +186,7 @@ def scored_proposals(times: np.ndarray, curve: np.ndarray, duration: float, *, t
 
 
 def rank_segments(times: np.ndarray, curve: np.ndarray, duration: float, *, weights: np.ndarray = WEIGHTS,
-                  top_k: int = 10, nms_iou: float = 0.5, top_percentile: float = 95.0,
+                  top_k: int = 10, nms_iou: float = 0.5, top_percentile: float = TOP_PERCENTILE,
                   scale: tuple[float, float] | None = None) -> list[Span]:
     """The proposals ranked by ``features @ weights``, thinned at IoU ``nms_iou``, up to ``top_k``.
     A span's ``mass`` is its score (comparable within one query only), ``peak`` the curve's highest sample in it.

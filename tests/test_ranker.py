@@ -168,6 +168,27 @@ def test_the_segments_mode_hands_the_ranker_its_scale_only_where_the_rule_is_the
         calls.clear()
         got = EmbeddingReasoner(encoder=object(), top_percentile=top_percentile)._segments(times, curve, 600.0)
         assert got == expected
-        assert len(calls) == (0 if top_percentile == 95.0 else 1)
+        assert len(calls) == (1 if top_percentile == 95.0 else 2)  # its own; the ranker's only where the rule differs
     s = ranker.rank_segments(times, curve, 600.0, scale=scale(curve))
     assert s == ranker.rank_segments(times, curve, 600.0)
+
+
+def test_the_scale_rule_is_set_in_one_place_and_the_segments_mode_follows_it(monkeypatch):
+    """The ranker's floor and height percentiles and rank live in ranker.BASE_PERCENTILE, TOP_PERCENTILE and
+    TOP_RANK alone: curve_scale and the proposals default to them, and the segments mode hands the ranker its
+    scale only while its own settings equal them (a change of the ranker's floor makes it compute its own)."""
+    import inspect
+
+    for f in (ranker.curve_scale, ranker.scored_proposals, ranker.rank_segments):
+        assert inspect.signature(f).parameters["top_percentile"].default == ranker.TOP_PERCENTILE
+    assert ranker.same_scale(ranker.BASE_PERCENTILE, ranker.TOP_PERCENTILE, ranker.TOP_RANK)
+    times, curve = _noisy_event(n=300, lo=100, hi=130)
+    r = EmbeddingReasoner(encoder=object())
+    assert ranker.same_scale(r.base_percentile, r.top_percentile, r.TOP_RANK)
+    monkeypatch.setattr(ranker, "BASE_PERCENTILE", 40.0)
+    assert not ranker.same_scale(r.base_percentile, r.top_percentile, r.TOP_RANK)
+    handed = []
+    real = ranker.rank_segments
+    monkeypatch.setattr(ranker, "rank_segments", lambda *a, **k: handed.append(k.get("scale")) or real(*a, **k))
+    r._segments(times, curve, 600.0)
+    assert handed == [None]  # the reasoner's median is not the ranker's floor now: the ranker computes its own
