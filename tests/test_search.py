@@ -539,3 +539,66 @@ def test_frames_a_cache_already_holds_cost_no_budget(tmp_path):
     assert 0 < out.calls == replay.calls - paid <= paid + 10  # and new frames, around the next-best candidates
     assert all(why.endswith("(budget left)") for _, _, why in out.frames[paid:])
     assert out.calls + out.cached == len(out.frames)
+
+
+# -- the answer: the best candidate a refinement looked at ----------------------------------------------------
+
+class Scripted(BaseReasoner):
+    """Names (300-320) after the sparse pass, then (100-130) first and (300-320) second: its latest best is a
+    place no refinement has looked at yet."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def ground(self, query: str, transcript: Transcript) -> GroundingResult:
+        self.calls += 1
+        named = [(300, 320, 0.5)] if self.calls == 1 else [(100, 130, 0.9), (300, 320, 0.6)]
+        return GroundingResult(query=query, duration=transcript.duration,
+                               intervals=[Interval(start=s, end=e, score=c) for s, e, c in named])
+
+
+def test_when_the_budget_ends_before_the_best_candidate_is_refined_the_answer_is_the_refined_one():
+    captions = timeline()
+    replay, describe = replayed(captions, 600)
+    grid = [d.t for d in captions]
+    sparse = len(range(4, len(grid), 8))
+    out, _ = coarse_to_fine("dog", Scripted(), describe, grid, 600.0,
+                            Search(strategy="coarse-to-fine", budget=sparse + 4, regions=1, coarse=8, zoom=None))
+    assert out.stop == "budget" and out.rounds == 1
+    refined = [t for t, p, _ in out.frames if p > 0]
+    assert refined and all(290 <= t <= 330 for t in refined)  # round 1 looked at 300-320 only
+    first, second = out.result.intervals
+    assert (first.start, first.end, first.score) == (300, 320, 0.9)  # moved up, with the best score
+    assert (second.start, second.end, second.score) == (100, 130, 0.9)
+    assert out.promoted == 2
+    assert out.record(Search(strategy="coarse-to-fine"), 8)["promoted"] == 2
+
+
+def test_without_a_budget_the_latest_best_is_refined_and_stays_first():
+    captions = timeline()
+    replay, describe = replayed(captions, 600)
+    out, _ = coarse_to_fine("dog", Scripted(), describe, [d.t for d in captions], 600.0,
+                            Search(strategy="coarse-to-fine", regions=1, coarse=8))
+    assert out.result.intervals[0].start == 100 and out.promoted is None
+    assert any(p > 0 and 100 <= t <= 130 for t, p, _ in out.frames)
+
+
+def test_refined_first_edges():
+    from pipelines.search import refined_first
+
+    def result(*spans: tuple[float, float, float | None]) -> GroundingResult:
+        return GroundingResult(query="q", duration=600.0,
+                               intervals=[Interval(start=s, end=e, score=c) for s, e, c in spans])
+
+    three = result((0, 10, 0.9), (20, 30, 0.5), (40, 50, 0.4))
+    assert refined_first(three, []) == (three, None)  # nothing refined: unchanged
+    assert refined_first(three, [5.0, 45.0]) == (three, None)  # the first was refined
+    assert refined_first(three, [60.0, 15.0]) == (three, None)  # refined frames outside every candidate
+    moved, rank = refined_first(three, [50.0])  # an end counts as inside
+    assert rank == 3 and [(iv.start, iv.score) for iv in moved.intervals] == [(40, 0.9), (0, 0.9), (20, 0.5)]
+    unscored, rank = refined_first(result((0, 10, None), (20, 30, None)), [25.0])
+    assert rank == 2 and [(iv.start, iv.score) for iv in unscored.intervals] == [(20, None), (0, None)]
+    empty = result()
+    assert refined_first(empty, [1.0]) == (empty, None)
