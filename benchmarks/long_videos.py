@@ -173,9 +173,11 @@ def run_search(tl: Timeline, reasoner: Any, search: Search, shared: bool) -> tup
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lengths", type=float, nargs="+", default=list(LENGTHS), metavar="SECONDS")
-    ap.add_argument("--videos", type=int, nargs="+", default=[12, 6, 3], metavar="N",
-                    help="timelines per length and half, one number for all or one per length (default 12 6 3: 144 "
-                         "constituent videos per length and half; 0: as many as the half's distinct 150-s videos fill)")
+    ap.add_argument("--videos", type=int, nargs="+", default=[0], metavar="N",
+                    help="timelines per length and half, one number for all or one per length (default 0: as many as "
+                         "the half's distinct 150-s videos fill, so every length draws on the whole half: 8 2-h, 16 1-h "
+                         "and 32 30-min timelines on dev; 12 6 3 was the default before 2026-12-01, 144 constituents "
+                         "per length and half)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the dev/report split and of the assembly")
     ap.add_argument("--max-similarity", type=float, default=0.8)
     ap.add_argument("--latency", type=float, default=1.0, help="simulated seconds per describer call")
