@@ -41,8 +41,6 @@ from vidground.files import check_database_path, video_fingerprint
 from vidground.redaction import redact
 from vidground.types import Frame, FrameDescription, Usage
 
-from .feed import relay, stop_of
-
 #: 2: the settings table holds no secrets (rows stored by version 1 are redacted when a cache is opened);
 #: 3: one sampling plan per path and sampling settings (the plans of version 2, keyed by the file's
 #: times too, piled up a row per touch: they are dropped when a cache is opened)
@@ -348,13 +346,11 @@ class CachedDescriber:
     """A describer wrapper that answers frames from a :class:`DescriptionCache`.
 
     Query-aware describers pass through uncached (their output depends on the query).
-    ``calls`` counts frames sent to the wrapped describer (less those it dropped unsent when their
-    :class:`~frame_describer.feed.Feed` was stopped), ``saved`` frames answered by the
+    ``calls`` counts frames sent to the wrapped describer, ``saved`` frames answered by the
     cache (``waited`` of them after waiting for another describer that was describing them: a
     frame is claimed before it is described, so two runs sharing a cache do not pay for it twice;
     a claim lapses after ``claim_ttl`` seconds, so a killed run holds nobody up for longer).
-    Frames are still decoded for hits; only the model call is saved. A stopped feed of frames stops
-    the wrapped describer's too: the descriptions of the frames it had begun still come, and are stored.
+    Frames are still decoded for hits; only the model call is saved.
     """
 
     #: how often to look for a description another describer is writing (seconds, growing to the second)
@@ -419,19 +415,10 @@ class CachedDescriber:
                     self.saved += 1
 
         buffer: list[FrameDescription] = []
-        signal = stop_of(frames)
         try:
-            for d in self.inner.describe(relay(misses(), frames), query=query):
-                # the miss ``d`` answers: the next one, or once the feed is stopped, the next one at its time
-                # (the wrapped describer drops the frames it had not begun: those before it stay undescribed)
-                skip = _skipped(pending, d.t) if signal is not None and signal.is_set() else 0
-                while pending and (skip or pending[0][1] is not None):
-                    t, hit = pending.popleft()
-                    if hit is not None:
-                        yield hit
-                    else:
-                        skip -= 1
-                        self.calls -= 1
+            for d in self.inner.describe(misses(), query=query):
+                while pending and pending[0][1] is not None:
+                    yield pending.popleft()[1]  # type: ignore[misc]
                 t = pending.popleft()[0] if pending else d.t
                 buffer.append(d.model_copy(update={"t": t}) if d.t != t else d)
                 self._flush(buffer)  # at once: another run may be waiting for this frame
@@ -440,8 +427,6 @@ class CachedDescriber:
                 t, hit = pending.popleft()
                 if hit is not None:
                     yield hit
-                elif signal is not None and signal.is_set():
-                    self.calls -= 1  # dropped unsent after the feed was stopped
         finally:
             self._flush(buffer)
             self.cache.release(self.fingerprint, self.key, owner)
@@ -451,15 +436,3 @@ class CachedDescriber:
             self.cache.store(self.fingerprint, self.key, buffer,
                              settings={"describer": self.name, "settings": self.inner.settings(), "extra": self.extra})
             buffer.clear()
-
-
-def _skipped(pending: deque[tuple[float, FrameDescription | None]], t: float) -> int:
-    """How many misses in ``pending`` come before the first one at time ``t`` (0 when none is at ``t``: the
-    next miss is taken, as when the describer gave a description another time)."""
-    k = 0
-    for when, hit in pending:
-        if hit is None:
-            if _ms(when) == _ms(t):
-                return k
-            k += 1
-    return 0

@@ -6,10 +6,7 @@ size with the image ``detail`` you choose (both are cost levers). Requests run c
 iterable and starts each request as soon as its frame arrives, so decoding goes on while
 replies are awaited or the caller handles earlier results; at most ``2 * concurrency`` frames
 are held in memory, and the descriptions come back in the order the frames came in (time
-order for sampled frames), a decoding error after the descriptions before it. Frames given as a
-:class:`~frame_describer.feed.Feed` can be stopped: the stream then sends none of the frames it
-pulled but had not sent, yields the descriptions of those it sent, and ends (closing the stream
-instead drops even those: their requests were paid for, their answers lost).
+order for sampled frames), a decoding error after the descriptions before it.
 Every request goes through the ``openai`` SDK; transport faults are retried once, in
 :mod:`vidground.chat` (the SDK's own retries are switched off). Optional ``rpm``/``tpm`` limits
 and the ``concurrency`` bound hold per endpoint and API key across every describer of the
@@ -29,7 +26,6 @@ from typing import Any, Literal
 import prompts
 
 from .base import PROMPT_MODES, BaseDescriber, PromptMode
-from .feed import stop_of
 from vidground.errors import ConfigurationError, IncompleteOutputError, InputError
 from .images import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_SIDE, bounded, check_image_options, to_data_url
 from vidground.chat import (
@@ -184,30 +180,23 @@ class OpenAIDescriber(BaseDescriber):
         """Describe one frame (blocking)."""
         return self._describe_one(frame, self._text(query))
 
-    def _describe_one(self, frame: Frame, text: str, stopped: threading.Event | None = None,
-                      halted: threading.Event | None = None) -> FrameDescription:
+    def _describe_one(self, frame: Frame, text: str, stopped: threading.Event | None = None) -> FrameDescription:
         """One frame's request; ``stopped`` is the stream's end: once it is set, nobody will read
         the answer, so the frame is not encoded, paced or sent, nor a failed request retried
-        (a backoff wait ends at once). ``halted`` (set when the frames' feed is stopped, and with
-        ``stopped``) keeps a frame not yet sent from being sent; one already sent is seen through,
-        retries included: its answer is still read. Each attempt takes its own place in the shared
-        limiter."""
-        sent = 0
-
+        (a backoff wait ends at once). Each attempt takes its own place in the shared limiter."""
         def check() -> None:
             if stopped is not None and stopped.is_set():
                 raise CancelledError("the stream was closed: this frame's request is not sent")
-            if not sent and halted is not None and halted.is_set():
-                raise CancelledError("the frames' feed was stopped before this frame was sent")
         check()
         kw = self.request(frame, text)
         tokens = self._estimate(frame, text) if self.limiter.tpm is not None else 0
         reservation: Reservation | None = None
+        sent = 0
 
         def attempt() -> dict[str, Any]:
             nonlocal reservation, sent
             check()
-            with self.limiter.slot(tokens, cancel=stopped if sent else halted or stopped) as reservation:
+            with self.limiter.slot(tokens, cancel=stopped) as reservation:
                 sent += 1
                 return post_chat(self._client, kw, provider=self.name)
 
@@ -219,37 +208,22 @@ class OpenAIDescriber(BaseDescriber):
     # --- streams ------------------------------------------------------------------------------
 
     def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
-        """Descriptions in frame order. When ``frames`` is a :class:`~frame_describer.feed.Feed` and it is
-        stopped, the frames pulled but not yet sent are dropped and the stream ends after the descriptions
-        of those sent (every request sent is read: it was paid for)."""
         text = self._text(query)
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="vidground-describe")
         handles: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        stopped, halted = threading.Event(), threading.Event()
-        signal = stop_of(frames)
-        if signal is not None:
-            signal.link(halted)
-
-        def submit(frame: Frame) -> None:
-            handles.put(pool.submit(self._describe_one, frame, text, stopped, halted))
-
-        feeder = _Feeder(frames, 2 * self.concurrency, submit=submit, finish=handles.put)
+        stopped = threading.Event()
+        feeder = _Feeder(frames, 2 * self.concurrency,
+                         submit=lambda frame: handles.put(pool.submit(self._describe_one, frame, text, stopped)),
+                         finish=handles.put)
         try:
             while (item := handles.get()) is not _END:
                 if isinstance(item, _Failure):
                     raise item.exc
-                try:
-                    result = item.result()
-                except CancelledError:
-                    if not halted.is_set():
-                        raise
-                    feeder.taken()  # not sent when the feed was stopped: nothing to read
-                    continue
+                result = item.result()
                 feeder.taken()
                 yield result
         finally:
             stopped.set()
-            halted.set()
             feeder.stop()
             while not handles.empty():
                 item = handles.get()

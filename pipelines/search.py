@@ -20,9 +20,7 @@ The loop knows nothing about decoding: it asks a ``describe(times)`` callable fo
 times, so the same loop runs on a real video (:meth:`pipelines.session.Session.ground` decodes only the
 frames asked for, through the description cache) and on captions already written (the ``replay``
 describer, which is how ``benchmarks/long_videos.py`` measures it with exact call counts). Every frame
-it describes is logged with the pass that asked for it and why. The times come as a
-:class:`~frame_describer.feed.Feed`: a seconds budget that runs out stops it, so no frame is begun after,
-and the descriptions of the frames begun before (an API describer's requests in flight) are still taken.
+it describes is logged with the pass that asked for it and why.
 """
 
 from __future__ import annotations
@@ -35,7 +33,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from frame_describer.feed import Feed
 from temporal_reasoner import Transcript
 from vidground.errors import ConfigurationError, InputError
 from vidground.types import FrameDescription, GroundingResult, Usage
@@ -48,11 +45,9 @@ class Search(BaseModel):
 
     ``budget`` caps the describer calls of one coarse-to-fine search (cache hits and frames an earlier
     query of the session described are free); ``budget_seconds`` caps the seconds spent describing (a call
-    is not begun when, as slow as the slowest one so far, it would end past them; calls already under way
-    then, an API describer's requests in flight, are finished and their descriptions kept, so the seconds
-    can run over by the time those take). A budget is spent while the reasoner names frames worth
-    describing: refinement goes on past ``rounds``, and once the ``regions`` best candidates are dense it
-    takes the next ones by rank; it is left unspent when every candidate
+    is not begun when, as slow as the slowest one so far, it would end past them). A budget is spent while
+    the reasoner names frames worth describing: refinement goes on past ``rounds``, and once the ``regions``
+    best candidates are dense it takes the next ones by rank; it is left unspent when every candidate
     named is dense (``converged``) or none is named, and when a round past ``rounds`` pays for no frame
     (its frames all known or cached: more rounds would buy only reasoner calls). At most
     ``ceil(budget / regions)`` rounds past ``rounds`` ground again (the grid's frame count in place of
@@ -184,13 +179,7 @@ def coarse_to_fine(
 ) -> tuple[SearchOutcome, int]:
     """Ground ``query`` describing as few frames of ``grid`` (the dense sampling times, increasing) as the
     search allows. ``describe(times)`` yields descriptions for those times (a describer behind a cache;
-    the frames it yields may carry the real times of the nearest decoded frames). ``times`` is a
-    :class:`~frame_describer.feed.Feed` (a sequence whose iteration ends once it is stopped): ``describe``
-    should read it lazily, or pass its stop on to its frames (:func:`~frame_describer.feed.relay`), and yield
-    only what it began before the stop. When the seconds budget runs out the search stops the feed and reads
-    the stream to its end, so every description begun (a request in flight: sent and billed) is taken, counted,
-    listed and stored by the cache layer; a ``describe`` that reads every time at once and ignores the stop
-    describes them all. ``known`` maps the times of
+    the frames it yields may carry the real times of the nearest decoded frames). ``known`` maps the times of
     frames already described (by an earlier query) to their descriptions: a grid time within half a grid
     step of one costs nothing and uses it as it is. ``tolerant``: ``describe`` also takes ``tolerance=``
     (seconds; a frame that close to a time may answer it), and the sparse pass gives it
@@ -242,17 +231,14 @@ def coarse_to_fine(
             return 0
         begun = last = clock()
         times = [grid[i] for i in fresh]
-        # the times, fed lazily: a seconds budget that runs out stops the feed, so the describer begins no
-        # more frames, and the descriptions of those it had begun (requests in flight, paid for) are still taken
-        feed = Feed(times)
-        cut_after = None  # when the budget ran out: the latest time a description had answered (time order)
-        answered: set[int] = set()
-        for got, d in enumerate(describe(feed, tolerance=tolerance) if tolerance else describe(feed), 1):
+        reached = len(times) - 1  # after a cut: the latest time a description answered (frames come in time order)
+        answered = -1
+        for got, d in enumerate(describe(times, tolerance=tolerance) if tolerance else describe(times), 1):
             now = clock()
             slowest, last = max(slowest, now - last), now
             described[d.t] = d
             k = _closest(times, d.t)  # the time it answers: the tolerance is under half the pass's spacing
-            answered.add(k)
+            answered = max(answered, k)
             if abs(d.t - times[k]) > half:  # a frame off the grid (a keyframe): its own grid time is taken
                 entries[k][2] += f" (answered by the frame at {d.t:.2f}s)"
                 asked.update(_between(grid, d.t - half, d.t + half))
@@ -266,17 +252,15 @@ def coarse_to_fine(
             else:
                 out.skipped += 1
             # the next call is not begun when, as slow as the slowest so far, it would end past the seconds budget
-            if cut_after is None and got < len(times) and search.budget_seconds is not None and \
+            if got < len(times) and search.budget_seconds is not None and \
                     spent + (now - begun) + slowest > search.budget_seconds:
-                cut_after = max(answered)
-                feed.stop()
+                reached = answered
+                break
         spent += clock() - begun
-        # the times after the budget ran out that no description answered were never described
-        cut = set() if cut_after is None else \
-            {id(entries[j]) for j in range(cut_after + 1, len(times)) if j not in answered}
-        if cut:  # they are not listed as described, and a later round may ask for them
+        cut = {id(entries[j]) for j in range(reached + 1, len(times))}
+        if cut:  # the times after the last one answered were never described: they are not listed as described
             out.frames[:] = [e for e in out.frames if id(e) not in cut]
-            asked.difference_update(i for j, i in enumerate(fresh) if id(entries[j]) in cut)
+            asked.difference_update(fresh[reached + 1:])
         return len(cut)
 
     def ran_out(pass_no: int, undescribed: int) -> None:

@@ -540,7 +540,6 @@ class Session:
         the frames the search asks for are decoded and described, through the cache; frames an earlier query
         of this session described are reused. The result's ``settings["search"]`` lists every frame
         described, with its pass and why."""
-        from frame_describer.feed import relay
         from frame_describer.sampling import probe_video, sample_frames
         from .search import coarse_to_fine, count_grid, rate_grid
 
@@ -563,11 +562,10 @@ class Session:
 
         damaged: list[str] = []  # what the passes' decoding found wrong with the file, each said once
 
-        def describe(times: Sequence[float], tolerance: float = 0.0) -> Iterable[FrameDescription]:
-            # a keyframe within the tolerance answers a time (the sparse pass): the frames carry their real times;
-            # they stop with the search's feed of times, so a spent budget drops no request in flight
-            with sample_frames(path, times=list(times), max_side=s.max_side, tolerance=tolerance) as frames:
-                yield from source.describe(relay(frames, times), query=query)
+        def describe(times: list[float], tolerance: float = 0.0) -> Iterable[FrameDescription]:
+            # a keyframe within the tolerance answers a time (the sparse pass): the frames carry their real times
+            with sample_frames(path, times=times, max_side=s.max_side, tolerance=tolerance) as frames:
+                yield from source.describe(frames, query=query)
                 damaged.extend(w for w in frames.warnings if w not in damaged)
 
         key = _file_key(path)
