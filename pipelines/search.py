@@ -12,9 +12,7 @@ after ``rounds`` refinements (``rounds``). A search given a budget spends it whi
 something not yet described: past the planned rounds, and on the next-best candidates once the best
 ones are dense (each such frame says ``(budget left)``); without a budget the planned rounds are its cost.
 A round past the planned ones that pays for no frame (all known, cached or unchanged) is the last
-(``rounds``): it would only buy more reasoner calls. The answer is the last grounding's candidates with the
-best one a refinement looked at first (:func:`refined_first`): a candidate seen only in the sparse pass has
-edges guessed from frames a spacing apart.
+(``rounds``): it would only buy more reasoner calls.
 
 The loop knows nothing about decoding: it asks a ``describe(times)`` callable for descriptions at grid
 times, so the same loop runs on a real video (:meth:`pipelines.session.Session.ground` decodes only the
@@ -135,13 +133,10 @@ def coarse_stride(n: int, budget: int | None = None, free: int = 0) -> int:
 @dataclass
 class SearchOutcome:
     """What a search described and found: ``descriptions`` (all frames described, in time order),
-    ``result`` (the last grounding, over all of them, with the best refined candidate first), ``frames``
-    (``[t, pass, reason]`` per requested time: pass 0 is the sparse pass), ``calls`` (sent to the describer),
-    ``cached`` (answered by a cache),
+    ``result`` (the last grounding, over all of them), ``frames`` (``[t, pass, reason]`` per requested
+    time: pass 0 is the sparse pass), ``calls`` (sent to the describer), ``cached`` (answered by a cache),
     ``skipped`` (answered by skip-unchanged with the last description sent: free, not counted against a
-    budget), ``known`` (answered by frames described before this search), ``stop`` (why it stopped), ``promoted``
-    (the rank in the last grounding of the candidate given as the answer when it was not the first: the best one a
-    refinement looked at, :func:`refined_first`; else ``None``)."""
+    budget), ``known`` (answered by frames described before this search), ``stop`` (why it stopped)."""
 
     descriptions: list[FrameDescription]
     result: GroundingResult
@@ -152,7 +147,6 @@ class SearchOutcome:
     known: int = 0
     rounds: int = 0
     stop: str = ""
-    promoted: int | None = None
     usage: Usage = field(default_factory=Usage)
     reason_usage: Usage = field(default_factory=Usage)
     seconds: float = 0.0
@@ -161,8 +155,7 @@ class SearchOutcome:
     def record(self, search: Search, coarse: int) -> dict[str, Any]:
         """The search's provenance for a result's ``settings``."""
         return {**search.model_dump(), "coarse": coarse, "calls": self.calls, "cached": self.cached,
-                "skipped": self.skipped, "known": self.known, "rounds": self.rounds, "stop": self.stop,
-                "promoted": self.promoted, "frames": self.frames}
+                "skipped": self.skipped, "known": self.known, "rounds": self.rounds, "stop": self.stop, "frames": self.frames}
 
 
 def coarse_to_fine(
@@ -391,40 +384,9 @@ def coarse_to_fine(
             if out.calls == calls:  # every frame came free (known, cached, unchanged): the budget buys nothing here
                 out.stop = "rounds"
                 break
-    out.result, out.promoted = refined_first(out.result, [t for t, p, _ in out.frames if p > 0])
     out.descriptions = sorted(described.values(), key=lambda d: d.t)
     out.seconds = clock() - started
     return out, stride
-
-
-def refined_first(result: GroundingResult, refined: Iterable[float]) -> tuple[GroundingResult, int | None]:
-    """``result`` with its best candidate that a refinement looked at (holding one of the ``refined`` frame times)
-    moved to the front, its score raised to the first's; the others keep their order. Returns it and the moved
-    candidate's rank (1-based; ``None`` when the first already was one, or when no candidate holds a refined frame).
-
-    A search's last grounding mixes described stretches: around the candidates the grid's own frames, elsewhere
-    one sparse frame held over its whole spacing. A candidate no refinement looked at has edges guessed from
-    frames one spacing apart and a score from a caption held over that spacing, while a refined one was measured
-    at the grid's density; when the budget or the rounds end before the reasoner's latest best was refined, the
-    best refined one is the better-founded answer. Chosen on the dev half of ``benchmarks/long_videos.py``
-    (R1@0.5 hits, against the search's own last grounding): 2-h timelines with a 15% budget, 16 of them in two
-    assemblies, 243 of dense's 263 against 239; 30 min with 15%, 139 of 161 against 135; no query lost; 1 h with
-    25% and 2 h without a budget unchanged (there the best candidates are refined before the search stops)."""
-    import bisect
-
-    times = sorted(refined)
-    intervals = list(result.intervals)
-
-    def looked_at(iv: Any) -> bool:
-        return bisect.bisect_right(times, iv.end) > bisect.bisect_left(times, iv.start)
-
-    k = next((k for k, iv in enumerate(intervals) if looked_at(iv)), None)
-    if not k:  # none was refined, or the first was
-        return result, None
-    best, first = intervals[k], intervals[0]
-    if best.score is not None and first.score is not None and first.score > best.score:
-        best = best.model_copy(update={"score": first.score})
-    return result.model_copy(update={"intervals": [best, *intervals[:k], *intervals[k + 1:]]}), k + 1
 
 
 def held_transcript(descriptions: Sequence[FrameDescription], grid: Sequence[float], duration: float) -> Transcript:
@@ -556,4 +518,4 @@ def check_skip_unchanged(value: Any) -> float | None:
 
 
 __all__ = ["Search", "SearchOutcome", "coarse_to_fine", "coarse_stride", "held_transcript", "rate_grid", "count_grid",
-           "check_skip_unchanged", "search_options", "refined_first", "STRATEGIES"]
+           "check_skip_unchanged", "search_options", "STRATEGIES"]
