@@ -64,14 +64,15 @@ def similarity(a: str, b: str) -> float:
 
 
 def merge_similar(transcript: Transcript, threshold: float) -> Transcript:
-    """Merge adjacent spans whose texts are at least ``threshold`` similar (keeps the first text)."""
+    """Merge adjacent spans whose texts are at least ``threshold`` similar (keeps the first text, and the frame
+    instants of every span merged, so the merged span is still sampled where its frames were)."""
     if not 0.0 < threshold <= 1.0:
         raise ConfigurationError(f"merge threshold must be in (0, 1], got {threshold}")
     entries: list[TranscriptEntry] = []
     for e in transcript.entries:
         if entries and similarity(entries[-1].text, e.text) >= threshold:
             entries[-1] = TranscriptEntry(start=entries[-1].start, end=max(entries[-1].end, e.end),
-                                          text=entries[-1].text)
+                                          text=entries[-1].text, times=(*entries[-1].times, *e.times))
         else:
             entries.append(e)
     return transcript.model_copy(update={"entries": entries})

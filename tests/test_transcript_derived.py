@@ -153,3 +153,17 @@ def test_times_are_a_tuple_in_python_and_a_list_in_json_as_before():
     assert Transcript.model_validate(json.loads(t.model_dump_json(indent=2))) == t
     with pytest.raises(ValidationError, match="times"):
         TranscriptEntry(start=0, end=1, text="a", times=["soon"])
+
+
+def test_merging_similar_spans_keeps_every_frame_instant():
+    from temporal_reasoner.context import merge_similar
+
+    t = Transcript.from_descriptions([FrameDescription(t=x, text=s) for x, s in
+                                      ((1.0, "a man opens the door"), (3.0, "the man opens a door"),
+                                       (5.0, "a red car"), (9.0, "a blue car"))], duration=10.0)
+    merged = merge_similar(t, 0.9)
+    assert [(e.start, e.end, e.times) for e in merged.entries] == [
+        (0.0, 4.0, (1.0, 3.0)), (4.0, 7.0, (5.0,)), (7.0, 10.0, (9.0,))]
+    assert merged.entries[0].text == "a man opens the door"
+    bare = t.model_copy(update={"entries": [e.model_copy(update={"times": ()}) for e in t.entries]})
+    assert [e.times for e in merge_similar(bare, 0.9).entries] == [(), (), ()]  # none known: none made up
