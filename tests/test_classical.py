@@ -8,6 +8,8 @@ from frame_describer.sampling import sample_frames
 from frame_describer.synthetic import DEMO_SIZE, draw_person
 from vidground.types import Frame
 
+from test_motion import _ROOM, _ball, _motions  # the motion tests' scenes: cv measures motion as the stream does
+
 # the words that must say each event, and only during it
 EVENT_WORDS = {"person": "person", "lights off": "lights seem to be off",
                "camera pan": "camera is panning quickly to the right", "scene cut": "scene cut"}
@@ -107,36 +109,16 @@ def test_frames_smaller_than_the_people_window_do_not_crash(tmp_path):
 
 
 # --- local motion: measured as the motion stream measures it (frame_describer.motion.motion_between) ---------
-_FLOOR = (150, 110, 70)
-
-
-def _room() -> np.ndarray:
-    """A busy but not noisy background, as in tests/test_motion.py."""
-    import cv2
-
-    rng = np.random.default_rng(5)
-    small = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
-    return cv2.GaussianBlur(cv2.resize(small, (320, 240), interpolation=cv2.INTER_NEAREST), (0, 0), 3)
-
-
 def _cv_texts(images: list[np.ndarray]) -> list[str]:
     return [d.text for d in ClassicalDescriber().describe([Frame(t=float(i), index=i, image=im)
                                                            for i, im in enumerate(images)])]
-
-
-def _disc(x: int, background: np.ndarray | None = None) -> np.ndarray:
-    import cv2
-
-    img = np.full((240, 320, 3), _FLOOR, np.uint8) if background is None else background.copy()
-    cv2.circle(img, (x, 200), 14, (200, 30, 30), -1)
-    return img
 
 
 @pytest.mark.parametrize("xs, way", [((96, 122, 148, 174), "right"), ((224, 198, 172, 146), "left")])
 def test_a_red_disc_rolling_further_than_its_size_goes_the_right_way(xs, way):
     # 26 px a sample for a 28-px disc, as the benchmark's ball at 1 fps: the mean Farneback flow over the
     # change (cv-sentences-1) said the opposite way in every such sample
-    texts = _cv_texts([_disc(x) for x in xs])
+    texts = _cv_texts([_ball(x) for x in xs])
     assert all(f"is moving to the {way}." in t for t in texts[1:]), texts
     assert all(t.startswith("Motion: a small round red object at the bottom") for t in texts[1:]), texts
     opposite = "left" if way == "right" else "right"
@@ -146,15 +128,12 @@ def test_a_red_disc_rolling_further_than_its_size_goes_the_right_way(xs, way):
 def test_cv_says_what_moved_in_the_motion_stream_s_words():
     import cv2
 
-    from frame_describer.motion import MotionStream
-
     images = []
     for x in (60, 100, 140, 180):
-        img = _room()
+        img = _ROOM.copy()
         cv2.circle(img, (x, 120), 14, (200, 30, 30), -1)
         images.append(img)
-    stream = MotionStream()
-    said = [m for i, im in enumerate(images) if (m := stream.update(Frame(t=float(i), index=i, image=im)))]
+    said = _motions(images)
     assert [m.text() for m in said] == ["Motion: a small round red object on the left moves to the right.",
                                         "Motion: a small round red object in the centre moves to the right.",
                                         "Motion: a small round red object in the centre moves to the right."]
@@ -166,7 +145,7 @@ def test_cv_says_what_moved_in_the_motion_stream_s_words():
 def test_a_tall_dark_rectangle_is_a_tall_figure_moving_its_way():
     import cv2
 
-    room = _room()
+    room = _ROOM
     images = []
     for x in (60, 100, 140, 180):
         img = room.copy()
@@ -179,7 +158,7 @@ def test_a_tall_dark_rectangle_is_a_tall_figure_moving_its_way():
 
 @pytest.mark.parametrize("dx, way", [(40, "right"), (-40, "left")])
 def test_a_pan_is_a_camera_sentence_and_nothing_else_moves(dx, way):
-    wide = _room()
+    wide = _ROOM
     wide = np.concatenate([wide, wide[:, ::-1]], axis=1)  # 640 px to pan over
     views = [np.ascontiguousarray(wide[:, 160 + i * dx:160 + i * dx + 320]) for i in range(3)]
     texts = _cv_texts(views)
@@ -195,7 +174,7 @@ def test_descriptions_cached_with_the_farneback_sentences_are_not_served(tmp_pat
         def settings(self):
             return {**super().settings(), "version": "cv-sentences-1"}
 
-    frames = [Frame(t=float(i), index=i, image=_disc(x)) for i, x in enumerate((96, 122, 148))]
+    frames = [Frame(t=float(i), index=i, image=_ball(x)) for i, x in enumerate((96, 122, 148))]
     cache = DescriptionCache(tmp_path / "c.sqlite")
     list(CachedDescriber(Before(), cache, fingerprint="fp").describe(frames))
     now = CachedDescriber(ClassicalDescriber(), cache, fingerprint="fp")
@@ -211,7 +190,7 @@ def test_the_embedding_reasoner_s_direction_term_reads_cv_s_motion_sentence():
     from temporal_reasoner import polarity
     from temporal_reasoner.embedding import EmbeddingReasoner
 
-    texts = _cv_texts([_disc(x) for x in (224, 198, 172, 146)])  # rolling left
+    texts = _cv_texts([_ball(x) for x in (224, 198, 172, 146)])  # rolling left
     reasoner = EmbeddingReasoner()
     read = [u for u in reasoner._direction_texts(texts[1]) if u]
     assert read[0].startswith("Motion: a small round red object") and read[0].endswith("to the left"), read
@@ -227,12 +206,11 @@ def test_cv_s_camera_sentence_takes_its_words_and_pace_from_the_motion_stream(mo
     widths a second, "to the {way}"), so a change to the stream's left cv's sentences behind."""
     from frame_describer import motion
 
-    wide = _room()
+    wide = _ROOM
     wide = np.concatenate([wide, wide[:, ::-1]], axis=1)
     views = [np.ascontiguousarray(wide[:, 160 + i * 40:160 + i * 40 + 320]) for i in range(3)]
     assert all(t.startswith("Motion: the camera is panning quickly to the right.") for t in _cv_texts(views)[1:])
-    stream = motion.MotionStream()
-    said = [m for i, im in enumerate(views) if (m := stream.update(Frame(t=float(i), index=i, image=im)))]
+    said = _motions(views)
     assert [m.text() for m in said] == ["Motion: the camera pans quickly to the right."] * 2
     monkeypatch.setattr(motion, "FAST_CAMERA", 10.0)  # no pan is quick now: both must say so
     assert all(t.startswith("Motion: the camera is panning slowly to the right.") for t in _cv_texts(views)[1:])

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from frame_describer.motion import CAMERA_EXTENT, MotionStream, lined_up_extent, measure_motion
-from vidground.types import Frame
+from frame_describer.motion import CAMERA_EXTENT, Sample, lined_up_extent, measure_motion
+from test_motion import _motions
 
 
 def _disc_on_plain(centres: list[tuple[int, int]], radius: int = 16, colour=(245, 245, 245),
@@ -25,11 +25,6 @@ def _disc_on_plain(centres: list[tuple[int, int]], radius: int = 16, colour=(245
         cv2.circle(img, c, radius, colour, -1, cv2.LINE_AA)
         images.append(img)
     return images
-
-
-def _motions(images: list[np.ndarray]):
-    stream = MotionStream()
-    return [m for i, im in enumerate(images) if (m := stream.update(Frame(t=float(i), index=i, image=im)))]
 
 
 @pytest.mark.parametrize("centres, way", [
@@ -47,8 +42,7 @@ def test_a_lone_disc_on_a_plain_background_moves_and_the_camera_is_still(centres
 def test_a_slow_lone_disc_is_not_taken_out_as_a_still_camera_s_shift():
     # 12 px a second at 320 px wide is under CAMERA_SPEED: the disc's move was aligned away as a camera
     # too slow to mention, and the sample said "nothing moves"
-    a, b = (cv2.cvtColor(cv2.resize(im, (160, 120), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-            for im in _disc_on_plain([(100, 120), (112, 120)], radius=20))
+    a, b = (Sample.of(0.0, im).grey for im in _disc_on_plain([(100, 120), (112, 120)], radius=20))
     shift, moved = measure_motion(a, b)
     assert shift is None and moved.any()
     (m,) = _motions(_disc_on_plain([(100, 120), (112, 120)], radius=20))
