@@ -62,16 +62,16 @@ class Thing:
     def words(self) -> tuple[str, str | None]:
         """The colour name (names joined by "/" where either is right) and shape word the stream should earn
         for it (``None``: no shape word)."""
-        from frame_describer.motion import colour_codes
         import cv2
+
+        from frame_describer.motion import COLOUR_NAMES, Appearance, colour_codes
 
         if self.shape == "figure":  # draw_person: a blue shirt over dark trousers, taller than wide
             return "black/blue", "tall"
         hsv = cv2.cvtColor(np.uint8([[self.colour]]), cv2.COLOR_RGB2HSV)
-        from frame_describer.motion import COLOUR_NAMES
         colour = COLOUR_NAMES[int(colour_codes(hsv)[0, 0])]
         a, b = self.size
-        shape = "round" if self.shape == "disc" else "tall" if b >= 1.8 * a else "wide" if a >= 1.8 * b else None
+        shape = "round" if self.shape == "disc" else "tall" if b >= Appearance.ELONGATED * a else "wide" if a >= Appearance.ELONGATED * b else None
         return colour, shape
 
     def at(self, t: float) -> tuple[float, float]:
@@ -348,7 +348,8 @@ def main() -> int:
         videos = [(c, render(c, Path(tmp) / f"{i:02d}.mp4")) for i, c in enumerate(all_clips)]
         rows = measure(videos)
     summary = {"stream": totals(rows, "stream_score"), "cv": totals(rows, "cv_score")}
-    for row in per_clip(rows, "stream_score"):
+    stream_clips = per_clip(rows, "stream_score")
+    for row in stream_clips:
         print(f"{row['clip']:<38} who {row['who_right']}/{row['pairs']}  " +
               "  ".join(f"{m} {row[m]}" for m in ("camera", "object") if m in row))
     for key, t in summary.items():
@@ -356,7 +357,7 @@ def main() -> int:
     if before:
         print(f"before  ({before['label']}): stream {summary_line(before['summary']['stream'])}")
     versions = {"motion": MOTION_VERSION, "cv": TEMPLATES_VERSION}
-    rec.write(per_clip(rows, "stream_score"), label=args.label, versions=versions, summary=summary,
+    rec.write(stream_clips, label=args.label, versions=versions, summary=summary,
               clips=[{"name": c.name, "truth": c.truth(), "note": c.note} for c in all_clips],
               per_clip_cv=per_clip(rows, "cv_score"), details=rows,
               **({"before": before} if before else {}))

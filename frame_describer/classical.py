@@ -36,7 +36,7 @@ from .base import PROMPT_MODES, BaseDescriber, PromptMode
 from .images import bounded
 from .motion import COLOUR_NAMES, FLOW_WIDTH, Sample, colour_codes, motion_between, place as _place, way_words
 from vidground.errors import ConfigurationError
-from vidground.types import Frame, FrameDescription
+from vidground.types import MOTION_MARK, Frame, FrameDescription
 
 #: Goes into the settings (and so the description cache's key): a change to what the sentences say bumps it.
 #: 2: local motion's way, what moved and where from :func:`frame_describer.motion.motion_between` (was Farneback).
@@ -177,12 +177,12 @@ class ClassicalDescriber(BaseDescriber):
         if self.motion and same_size and not cut and not dark and prev.luma >= self.dark_luma:  # type: ignore[union-attr]
             measured, moved = motion_between(prev.small, small)  # type: ignore[union-attr]
             if measured.camera:  # the stream's words, "is panning" for "pans"
-                motion = f"Motion: {measured.camera_clause(progressive=True)}."
+                motion = f"{MOTION_MARK} {measured.camera_clause(progressive=True)}."
                 found.add("camera")
             elif measured.where and measured.moving_share >= 0.01:
                 found.add("motion")
                 local = True
-                motion = f"Motion: {measured.thing_clause(progressive=True)}."
+                motion = f"{MOTION_MARK} {measured.thing_clause(progressive=True)}."
 
         if people:
             places = [_place(x + bw / 2, w) for x, _, bw, _ in people]

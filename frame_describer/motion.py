@@ -41,7 +41,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vidground.types import Frame, FrameDescription
+from vidground.types import MOTION_MARK, Frame, FrameDescription
 
 FLOW_WIDTH = 160
 #: Goes into the wrapped describer's settings: a change to the summaries' wording or thresholds bumps it.
@@ -112,8 +112,8 @@ def measure_motion(prev: np.ndarray, cur: np.ndarray) -> tuple[tuple[float, floa
     for one drifting slower than :data:`CAMERA_SPEED`, its move taken out as the camera's). A pan over a
     scene whose only detail is one small thing is now read as that thing moving: the pixels cannot tell
     the two apart. Local motion (``moved``, a mask) is what still differs after that alignment (its
-    way: :func:`region_shift`, else :func:`mean_flow`, DIS rather than Farneback). Farneback flow, which the ``cv`` describer used until ``cv-sentences-2``, says the opposite way for a
-    thing that moves about its own size or more between samples (a 14-px disc moved 13-20 px: mean flow
+    way: :func:`region_shift`, else :func:`mean_flow`, DIS rather than Farneback). Farneback flow, which the
+    ``cv`` describer used until ``cv-sentences-2``, says the opposite way for a thing that moves about its own size or more between samples (a 14-px disc moved 13-20 px: mean flow
     -2.9 to -4.2 px), as a rolling ball does at one sample a second.
     """
     a, b = prev.astype(np.float32), cur.astype(np.float32)
@@ -396,7 +396,7 @@ class Motion:
         """One sentence: ``"Motion: the camera pans slowly to the right; a small round red object in the centre
         moves to the left."``, or ``"Motion: nothing moves."``."""
         parts = [c for c in (self.camera_clause(), self.thing_clause()) if c]
-        return "Motion: " + ("; ".join(parts) if parts else "nothing moves") + "."
+        return f"{MOTION_MARK} " + ("; ".join(parts) if parts else "nothing moves") + "."
 
 
 @dataclass(frozen=True)
@@ -505,6 +505,6 @@ class MotionDescriber:
             yield d if summary is None else d.model_copy(update={"text": f"{d.text} {summary}".strip()})
 
 
-__all__ = ["CAMERA_EXTENT", "CAMERA_SPEED", "COLOUR_NAMES", "FAST_CAMERA", "FLOW_WIDTH", "MOTION_VERSION", "Appearance", "Motion", "MotionDescriber", "MotionStream",
-           "Sample", "colour_codes", "direction", "lined_up_extent", "mean_flow", "measure_motion", "motion_between", "moving_thing", "place",
-           "region_shift", "way_words"]
+__all__ = ["CAMERA_EXTENT", "CAMERA_SPEED", "COLOUR_NAMES", "FAST_CAMERA", "FLOW_WIDTH", "MOTION_VERSION", "Appearance",
+           "Motion", "MotionDescriber", "MotionStream", "Sample", "colour_codes", "direction", "lined_up_extent",
+           "mean_flow", "measure_motion", "motion_between", "moving_thing", "place", "region_shift", "way_words"]

@@ -35,10 +35,7 @@ from functools import lru_cache
 
 import numpy as np
 
-#: What the motion stream (``frame_describer.motion``) writes before its summary in a description, and the
-#: ``cv`` describer before its measured motion sentence; the reasoner's default scope reads directions from
-#: there on (this layer cannot import stage 1's modules).
-MOTION_MARK = "Motion:"
+from vidground.types import MOTION_MARK  # where the reasoner's default scope reads directions from
 
 _NEGATION = {"not", "no", "never", "without", "nor", "neither", "cannot", "n't"}
 _DETERMINER = {"the", "his", "her", "their", "its", "my", "your", "our", "a", "an"}

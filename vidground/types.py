@@ -16,6 +16,10 @@ from .errors import ConfigurationError
 DEFAULT_MAX_SIDE = 512
 #: frames per second sampled when neither a rate nor a count is given
 DEFAULT_FPS = 1.0
+#: What the motion stream (``frame_describer.motion``) writes before its summary in a description, and the ``cv``
+#: describer before its measured motion sentence; the embedding reasoner reads directions from there on
+#: (``temporal_reasoner.polarity``). Here because both stages need it and neither imports the other.
+MOTION_MARK = "Motion:"
 #: the latest time (seconds) a video, a description or a duration may have: about 115 days, past any real
 #: video; a larger value is a unit mistake (milliseconds, Unix time) or hostile, and is refused
 MAX_SECONDS = 1e7
