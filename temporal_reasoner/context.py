@@ -68,13 +68,16 @@ def merge_similar(transcript: Transcript, threshold: float) -> Transcript:
     instants of every span merged, so the merged span is still sampled where its frames were)."""
     if not 0.0 < threshold <= 1.0:
         raise ConfigurationError(f"merge threshold must be in (0, 1], got {threshold}")
-    entries: list[TranscriptEntry] = []
+    runs: list[list[TranscriptEntry]] = []  # each run's spans; the merged entry is built once per run
     for e in transcript.entries:
-        if entries and similarity(entries[-1].text, e.text) >= threshold:
-            entries[-1] = TranscriptEntry(start=entries[-1].start, end=max(entries[-1].end, e.end),
-                                          text=entries[-1].text, times=(*entries[-1].times, *e.times))
+        if runs and similarity(runs[-1][0].text, e.text) >= threshold:  # against the text the run keeps
+            runs[-1].append(e)
         else:
-            entries.append(e)
+            runs.append([e])
+    entries = [run[0] if len(run) == 1 else
+               TranscriptEntry(start=run[0].start, end=max(x.end for x in run), text=run[0].text,
+                               times=tuple(t for x in run for t in x.times))
+               for run in runs]
     return transcript.model_copy(update={"entries": entries})
 
 

@@ -5,7 +5,6 @@ never reads another's values (temporal_reasoner.transcript)."""
 from __future__ import annotations
 
 import copy
-import gc
 import json
 import pickle
 
@@ -36,8 +35,7 @@ def test_a_transcript_at_a_freed_ones_address_computes_its_own_values():
         sample_times(orig)
         chunk = orig.model_copy()  # made while the original lives
         entries = [TranscriptEntry(start=0, end=5, text="a blue boat", times=[0.5, 1.5, 2.5])]
-        del orig  # (entries made after this would take the freed address themselves: same size of object)
-        gc.collect()
+        del orig  # freed here, by its count (entries made after this would take the freed address themselves)
         again = chunk.model_copy(update={"entries": entries, "duration": 5.0})
         assert texts(again) == ("a blue boat",)
         times, owner = sample_times(again)
