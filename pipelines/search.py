@@ -189,11 +189,12 @@ def coarse_to_fine(
     half = _spacing(grid, 1) / 2
     known_times = sorted((known or {}))
 
-    def is_known(i: int, tolerance: float = 0.0) -> bool:
-        return _nearest(known_times, grid[i], max(half, tolerance)) is not None
+    def known_near(t: float, tolerance: float = 0.0) -> float | None:
+        """The time of the known frame that answers grid time ``t`` (within half a grid step or ``tolerance``)."""
+        return _nearest(known_times, t, max(half, tolerance))
 
     # a budget pays for the frames not known: the known ones do not widen the sparse pass
-    free = sum(map(is_known, range(n))) if known_times and search.budget else 0
+    free = sum(known_near(t) is not None for t in grid) if known_times and search.budget and not search.coarse else 0
     stride = search.coarse or coarse_stride(n, search.budget, free)
     out = SearchOutcome(descriptions=[], result=GroundingResult(query=query, duration=duration))
     described: dict[float, FrameDescription] = {}  # by the time each description carries
@@ -211,7 +212,7 @@ def coarse_to_fine(
         for i in indices:
             asked.add(i)
             t = grid[i]
-            near = _nearest(known_times, t, max(half, tolerance))
+            near = known_near(t, tolerance)
             if near is not None:
                 described[near] = known[near]  # type: ignore[index]
                 if abs(near - t) > half:
@@ -295,21 +296,19 @@ def coarse_to_fine(
     first = min(stride // 2, n - 1)
     coarse = list(range(first, n, stride))
     tolerance = search.keyframe_tolerance * _spacing(grid, stride) if tolerant else 0.0
-    paid = [i for i in coarse if not is_known(i, tolerance)]
-    to_pay = set(paid)
+    paid = [i for i in coarse if known_near(grid[i], tolerance) is None]
+    free_sparse = sorted(set(coarse).difference(paid))
     budget = left()
     if budget is not None and len(paid) > budget:
-        keep = {paid[int(k * len(paid) / budget)] for k in range(budget)}
         unknown = "" if len(paid) == len(coarse) else f", {len(paid)} of them not known"
         out.warnings.append(f"the budget of {search.budget} calls is smaller than the sparse pass "
                             f"({len(coarse)} frames{unknown}): {budget} evenly spaced frames were described, "
                             "none refined")
-        coarse = [i for i in coarse if i in keep or i not in to_pay]
-        paid = [i for i in paid if i in keep]
+        paid = [paid[int(k * len(paid) / budget)] for k in range(budget)]  # increasing: len(paid) > budget
     reasons = {i: (0, "coarse") for i in coarse}
     # the known frames, then the others; under a seconds budget spread out, so that one running out leaves the
     # whole video seen evenly
-    run([i for i in coarse if i not in to_pay], 0, reasons, tolerance)
+    run(free_sparse, 0, reasons, tolerance)
     undescribed = 0
     for batch in (_spread(paid) if search.budget_seconds is not None else [paid]):
         if undescribed or out_of_budget():
