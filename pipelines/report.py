@@ -21,7 +21,7 @@ from vidground.errors import MissingDependencyError
 
 from .datasets import Query
 from .metrics import QA_KEYS, TOLERANCE, Metrics, baselines_text, compute_metrics, compute_qa_metrics, score_query
-from .runs import load_run, read_jsonl, run_metrics, run_totals
+from .runs import load_run, missing_videos, read_jsonl, read_run_json, run_metrics, run_totals
 
 #: Per-query timelines drawn by default: the worst queries (failures first, then lowest IoU).
 DEFAULT_TIMELINES = 50
@@ -109,8 +109,7 @@ def problems_text(m: Metrics, records: dict[str, Any] | None = None, queries: li
 
 def load_provenance(out: str | Path) -> dict[str, Any] | None:
     """A run folder's ``provenance.json``, or ``None`` for a run made before runs recorded one."""
-    path = Path(out) / "provenance.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    return read_run_json(Path(out) / "provenance.json")
 
 
 def _compact(value: Any) -> str:
@@ -343,7 +342,7 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | Non
     config, queries, results = run = load_run(out)
     metrics = run_metrics(out, bootstrap=bootstrap, run=run)
     totals = run_totals(out)
-    missing = sorted(_missing(out))
+    missing = sorted(missing_videos(out))
     provenance = load_provenance(out)
     scored = {s.qid: s for s in metrics.per_query} if metrics else {}
     curve = run_metrics(out, bootstrap=0, thresholds=CURVE_THRESHOLDS, mean_ap=False, run=run) if metrics else None
@@ -376,11 +375,6 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | Non
     (out / "index.html").write_text(_html(out, config, order, results, scored, plotted, metrics, provenance,
                                           summary_plots, buckets, missing), encoding="utf-8")
     return summary
-
-
-def _missing(out: Path) -> set[str]:
-    path = out / "missing.json"
-    return set(json.loads(path.read_text())["missing_videos"]) if path.exists() else set()
 
 
 def _safe(name: str) -> str:
@@ -561,7 +555,7 @@ def run_differences(a: str | Path, b: str | Path) -> dict[str, Any]:
     ``warnings`` in words for the latter and for a run without provenance."""
     from .provenance import differences
 
-    configs = [json.loads((Path(run) / "config.json").read_text(encoding="utf-8")) for run in (a, b)]
+    configs = [read_run_json(Path(run) / "config.json") for run in (a, b)]
     records, warnings = [], []
     for label, run, config in (("A", a, configs[0]), ("B", b, configs[1])):
         provenance = load_provenance(run)
@@ -595,7 +589,7 @@ def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, An
     runs differ besides (see :func:`run_differences`)."""
     ca, qa, ra = load_run(a)
     cb, qb, rb = load_run(b)
-    missing_a, missing_b = _missing(Path(a)), _missing(Path(b))  # each missing.json read once, not per query
+    missing_a, missing_b = missing_videos(Path(a)), missing_videos(Path(b))  # each missing.json read once, not per query
     qa, qb = [q for q in qa if q.video not in missing_a], [q for q in qb if q.video not in missing_b]
     qids_b = {x.qid for x in qb}
     common = [q for q in qa if q.qid in qids_b]

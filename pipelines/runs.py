@@ -277,6 +277,32 @@ def repair_lines(path: Path, key: str) -> int:
     return len(bad)
 
 
+def read_run_json(path: Path, default: Any = None) -> Any:
+    """A run folder's JSON object file (``config.json``, ``provenance.json``, ``missing.json``), ``default``
+    when it is absent; one damaged by an edit or a disk fault is an :class:`InputError` naming it."""
+    if not path.exists():
+        return default
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+        raise InputError(f"damaged run file: not valid JSON ({exc}); restore it, or give another --out",
+                         path=path) from None
+    if not isinstance(value, dict):
+        raise InputError(f"damaged run file: a JSON {type(value).__name__}, not an object; restore it, or give "
+                         "another --out", path=path)
+    return value
+
+
+def missing_videos(out: Path) -> set[str]:
+    """The videos a run found no input for (``missing.json``)."""
+    path = out / "missing.json"
+    videos = read_run_json(path, {"missing_videos": []}).get("missing_videos")
+    if not isinstance(videos, list):
+        raise InputError("damaged run file: 'missing_videos' is not a list; run the same eval command again to "
+                         "rewrite it", path=path)
+    return {str(v) for v in videos}
+
+
 def latest_results(path: Path) -> dict[str, dict[str, Any]]:
     """The last record of each query id."""
     return {str(r["qid"]): r for r in read_jsonl(path, "qid")}
@@ -396,7 +422,7 @@ def _check_resume(out: Path, config: RunConfig) -> None:
         return
     # a run folder written before redaction existed may hold a plaintext api_key: both sides are compared,
     # and shown, redacted (config.json is then rewritten without it)
-    old = redact(json.loads(path.read_text(encoding="utf-8")))
+    old = redact(read_run_json(path))
     version = old.get("defaults", 1)
     new = _resolved(config.to_json(), DEFAULTS_VERSION)
     old = _resolved({k: old.get(k, _OLD_DEFAULTS.get(k)) for k in _MUST_MATCH}, version)
@@ -426,7 +452,7 @@ class _Provenance:
 
     def __init__(self, out: Path, config: RunConfig, ds: Dataset, argv: Sequence[str] | None):
         self.path = out / "provenance.json"
-        old = json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else {}
+        old = read_run_json(self.path, {})
         self.record = collect(argv=argv, files=ds.source)
         backends: dict[str, Any] = {}
         for stage, spec, opts in (("describer", config.describer, config.describer_options),
@@ -554,7 +580,7 @@ def load_run(out: str | Path) -> tuple[dict[str, Any], list[Query], dict[str, di
     out = Path(out)
     if not (out / "config.json").exists() or not (out / "queries.jsonl").exists():
         raise InputError("not a run folder (no config.json / queries.jsonl); run `vidground eval` first", path=out)
-    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    config = read_run_json(out / "config.json")
     queries = [Query.from_json(r) for r in read_jsonl(out / "queries.jsonl")]
     return config, queries, latest_results(out / "results.jsonl")
 
@@ -591,7 +617,7 @@ def run_metrics(out: str | Path, *, clip_gt: bool | None = None, bootstrap: int 
     ``options`` go to :func:`~pipelines.metrics.compute_metrics` (e.g. ``thresholds``, ``mean_ap``)."""
     out = Path(out)
     config, queries, results = run or load_run(out)
-    missing = set(json.loads((out / "missing.json").read_text())["missing_videos"]) if (out / "missing.json").exists() else set()
+    missing = missing_videos(out)
     scored = [q for q in queries if q.video not in missing]
     if not scored:
         return None

@@ -101,8 +101,8 @@ def test_compare_and_report_over_many_queries_read_each_list_once(tmp_path, monk
     from pipelines import report
 
     calls = []
-    real_missing = report._missing
-    monkeypatch.setattr(report, "_missing", lambda out: calls.append(out) or real_missing(out))
+    real_missing = report.missing_videos
+    monkeypatch.setattr(report, "missing_videos", lambda out: calls.append(out) or real_missing(out))
     a = _synthetic_run(tmp_path / "a", 1000, 5, [f"vid{v}" for v in range(100)], shift=0.0)
     b = _synthetic_run(tmp_path / "b", 1000, 5, [f"vid{v}" for v in range(900, 1000)], shift=1.0)
     c = compare_runs(a, b)

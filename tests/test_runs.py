@@ -316,3 +316,30 @@ def test_eval_prints_the_failures_line_and_strict_fails_the_run(toy, tmp_path, c
     ds.write_text("\n".join(lines) + "\n")
     assert cli(*argv, "--out", tmp_path / "c", "--strict") == 0
     assert "prediction problems: none" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, text, what", [
+    ("config.json", "garbage\n", "not valid JSON"),
+    ("config.json", "[1]\n", "a JSON list, not an object"),
+    ("provenance.json", "{\"torn", "not valid JSON"),
+    ("missing.json", "{\"missing_videos\": 3}\n", "'missing_videos' is not a list"),
+])
+def test_a_damaged_run_file_is_an_input_error_naming_it(toy, tmp_path, name, text, what):
+    from pipelines.report import compare_runs, write_report
+
+    ds, desc = toy
+    out, other = tmp_path / "run", tmp_path / "other"
+    run_eval(cfg(ds, desc, limit=3), out)
+    run_eval(cfg(ds, desc, limit=3), other)
+    (out / name).write_text(text)
+    results = (out / "results.jsonl").read_bytes()
+    for action in (lambda: write_report(out), lambda: compare_runs(other, out)):
+        with pytest.raises(InputError, match=what) as info:
+            action()
+        assert str(out / name) in str(info.value)
+    if name == "missing.json":  # the eval writes it afresh: running it again is the repair
+        assert run_eval(cfg(ds, desc, limit=3), out).already_done == 3 and write_report(out)
+    else:
+        with pytest.raises(InputError, match=what):
+            run_eval(cfg(ds, desc, limit=3), out)
+    assert (out / "results.jsonl").read_bytes() == results  # nothing computed is lost
