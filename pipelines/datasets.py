@@ -306,10 +306,14 @@ def load_jsonl(path: str | Path, *, name: str = "jsonl", split: str = "file") ->
         except _Reversed as exc:
             dropped.append(str(exc))
             continue
+        duration = obj.get("duration")
+        if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float))
+                                     or not math.isfinite(duration) or duration <= 0):
+            raise InputError(f"'duration' must be a positive number of seconds, got {duration!r}", path=path,
+                             line=lineno)
         extra = {k: v for k, v in obj.items()
                  if k not in {"qid", "video", "vid", "query", "duration", "windows", "relevant_windows"}}
-        queries.append(Query(str(obj.get("qid", index - 1)), str(video), text.strip(),
-                             obj.get("duration"), wins, extra))
+        queries.append(Query(str(obj.get("qid", index - 1)), str(video), text.strip(), duration, wins, extra))
     if not queries:
         raise InputError("no queries in the file", path=path)
     return Dataset(name, split, queries, [str(path)], dropped)
@@ -375,8 +379,14 @@ def load_dataset(name: str, split: str | None = None, root: str | Path | None = 
     check_dataset_name(name)
     if name == "jsonl":
         if path is None:
-            raise ConfigurationError("the 'jsonl' dataset needs path= (a JSONL file of queries)")
-        return load_jsonl(path, split=split or "file")
+            raise ConfigurationError("the 'jsonl' dataset needs its queries file: path= / --dataset-file FILE "
+                                     "(a JSONL file, one query a line)")
+        ds = load_jsonl(path, split=split or "file")
+        _check_unique(ds)
+        return ds
+    if path is not None:  # a file given here would otherwise be ignored, the bundled annotations scored instead
+        raise ConfigurationError(f"path= / --dataset-file {path} is for the 'jsonl' dataset; {name} reads its "
+                                 "annotations from the data folder (root= / --data-root)")
     split = split or DATASETS[name][0]
     if split not in DATASETS[name]:
         raise ConfigurationError(f"unknown split {split!r} for {name}; choose one of {', '.join(DATASETS[name])}")
@@ -394,8 +404,13 @@ def load_dataset(name: str, split: str | None = None, root: str | Path | None = 
 
 
 def _check_unique(ds: Dataset) -> None:
-    if len({q.qid for q in ds.queries}) != len(ds.queries):
-        raise InputError(f"{ds.name}/{ds.split}: query ids are not unique")
+    """Results are kept by query id: two queries with one id would share one result."""
+    seen: set[str] = set()
+    for q in ds.queries:
+        if q.qid in seen:
+            raise InputError(f"{ds.name}/{ds.split}: query id {q.qid!r} is used by more than one query "
+                             f"({', '.join(ds.source)}); give each query its own 'qid'")
+        seen.add(q.qid)
 
 
 # ----------------------------------------------------------------------------------- video lookup
@@ -407,7 +422,8 @@ def find_videos(video_ids: Iterable[str], folder: str | Path) -> tuple[dict[str,
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputError("videos folder not found", path=folder)
+        raise InputError("is not a folder: give the folder holding the videos, named by video id"
+                         if folder.exists() else "videos folder not found", path=folder)
     files: dict[str, Path] = {}
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS:

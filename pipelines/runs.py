@@ -322,7 +322,9 @@ def find_descriptions(video_ids: Iterable[str], folder: str | Path) -> tuple[dic
     ``ID_cap.json`` (NExT-GQA caption sets). A file named exactly after the id wins over a suffixed one."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputError("descriptions folder not found", path=folder)
+        raise InputError("is not a folder: give the folder holding the descriptions, one file a video "
+                         "named by its id (ID.jsonl)" if folder.exists() else "descriptions folder not found",
+                         path=folder)
     files: dict[str, tuple[int, Path]] = {}
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.suffix.lower() in (".jsonl", ".json", ".csv"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -148,3 +149,35 @@ def test_find_videos(tmp_path):
     assert missing == ["CCC"]
     with pytest.raises(InputError, match="videos folder not found"):
         find_videos(["AAA"], tmp_path / "nope")
+
+
+def test_generic_jsonl_refuses_what_would_score_wrongly(tmp_path):
+    p = tmp_path / "q.jsonl"
+    line = {"video": "a", "query": "x", "windows": [[1, 2]]}
+    p.write_text(json.dumps({**line, "qid": "k"}) + "\n" + json.dumps({**line, "qid": "k", "query": "y"}) + "\n")
+    with pytest.raises(InputError, match=r"query id 'k' is used by more than one query \(.*q.jsonl\)"):
+        load_dataset("jsonl", path=p)  # results are kept by qid: the second would overwrite the first
+    for bad in ("abc", -5, 0, True, [9]):
+        p.write_text(json.dumps(line) + "\n" + json.dumps({**line, "duration": bad}) + "\n")
+        with pytest.raises(InputError, match=rf"q.jsonl:2: 'duration' must be a positive number of seconds, got {re.escape(repr(bad))}"):
+            load_dataset("jsonl", path=p)
+    p.write_text(json.dumps({**line, "duration": None}) + "\n")
+    assert load_dataset("jsonl", path=p).queries[0].duration is None
+
+
+def test_a_queries_file_for_a_bundled_dataset_is_refused_not_ignored(tmp_path):
+    p = tmp_path / "q.jsonl"
+    p.write_text(json.dumps({"video": "a", "query": "x", "windows": [[1, 2]]}) + "\n")
+    with pytest.raises(ConfigurationError, match=r"--dataset-file .*q.jsonl is for the 'jsonl' dataset; qvhighlights"):
+        load_dataset("qvhighlights", path=p)
+    with pytest.raises(ConfigurationError, match="--dataset-file FILE"):
+        load_dataset("jsonl")
+
+
+def test_a_file_given_as_the_videos_folder_says_so(tmp_path):
+    video = tmp_path / "demo.mp4"
+    video.write_bytes(b"\0")
+    with pytest.raises(InputError, match="demo.mp4: is not a folder: give the folder holding the videos"):
+        find_videos(["demo"], video)
+    with pytest.raises(InputError, match="videos folder not found"):
+        find_videos(["demo"], tmp_path / "nope")

@@ -110,6 +110,8 @@ def test_bad_configuration_is_a_typed_error(toy, tmp_path):
         run_eval(RunConfig(dataset="jsonl", dataset_path=str(ds)), tmp_path / "run")
     with pytest.raises(InputError, match="descriptions folder not found"):
         run_eval(cfg(ds, tmp_path / "nope"), tmp_path / "run")
+    with pytest.raises(InputError, match=r"toy.jsonl: is not a folder: give the folder holding the descriptions"):
+        run_eval(cfg(ds, ds), tmp_path / "run")  # a file where the folder goes
 
 
 def test_video_run_describes_each_frame_once_across_runs(tmp_path):
