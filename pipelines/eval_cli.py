@@ -276,8 +276,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .datasets import load_dataset
     from .metrics import compute_metrics, compute_qa_metrics, match_predictions, read_predictions
     from .provenance import collect, sha256_file
-    from .report import problems_text, provenance_lines
+    from .report import check_count, problems_text, provenance_lines
 
+    check_count("--bootstrap", args.bootstrap)
     ds = load_dataset(args.dataset, args.split, args.data_root, path=args.dataset_file)
     records = read_predictions(args.predictions)
     match = match_predictions(records, ds.queries)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vidground.errors import MissingDependencyError
+from vidground.errors import ConfigurationError, MissingDependencyError
 
 from .datasets import Query
 from .metrics import QA_KEYS, TOLERANCE, Metrics, baselines_text, compute_metrics, compute_qa_metrics, score_query
@@ -330,6 +330,13 @@ def _fmt_spans(spans: Any) -> str:
         return html.escape(str(spans))
 
 
+def check_count(name: str, value: int | None, least: int = 0) -> None:
+    """A count option (``bootstrap``, ``max_plots``, ``top``) below ``least`` is a :class:`ConfigurationError`:
+    a negative one would silently mean no CIs, or cut a list from its end (``[:-1]``)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+        raise ConfigurationError(f"{name} must be a whole number >= {least}, got {value!r}")
+
+
 def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | None = DEFAULT_TIMELINES,
                  plots: bool = True, all_timelines: bool = False) -> dict[str, Any]:
     """(Re)build the report files of a run folder; returns the metrics summary written to metrics.json.
@@ -338,6 +345,8 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | Non
     for the ``max_plots`` worst queries (see :func:`worst_first`), or for every query with
     ``all_timelines`` (or ``max_plots=None``); timeline PNGs that reports made before the SVG timelines
     left in ``plots/`` are removed."""
+    check_count("bootstrap", bootstrap)
+    check_count("max_plots", max_plots)
     out = Path(out)
     config, queries, results = run = load_run(out)
     metrics = run_metrics(out, bootstrap=bootstrap, run=run)
@@ -587,6 +596,7 @@ def _short(value: Any, limit: int = 50) -> str:
 def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, Any]:
     """Two runs side by side on their common queries: metrics, per-query IoU differences, and how the
     runs differ besides (see :func:`run_differences`)."""
+    check_count("top", top)
     ca, qa, ra = load_run(a)
     cb, qb, rb = load_run(b)
     missing_a, missing_b = missing_videos(Path(a)), missing_videos(Path(b))  # each missing.json read once, not per query

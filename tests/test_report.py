@@ -128,6 +128,20 @@ def test_compare_and_report_over_many_queries_read_each_list_once(tmp_path, monk
     assert CountingList.iterations <= 2  # the missing list is made a set once, not once per query
 
 
+
+def test_a_negative_count_is_refused_not_read_from_the_end(tmp_path):
+    a = _synthetic_run(tmp_path / "a", 3, 2, [], shift=0.0)
+    b = _synthetic_run(tmp_path / "b", 3, 2, [], shift=1.0)
+    preds = tmp_path / "p.jsonl"
+    preds.write_text(json.dumps({"video": "v", "query": "q", "intervals": [[0, 1]]}) + "\n")
+    for action, name in ((lambda: write_report(a, max_plots=-1, plots=False), "max_plots"),  # [:-1]: all but one
+                         (lambda: write_report(a, bootstrap=-5, plots=False), "bootstrap"),  # CIs silently left out
+                         (lambda: compare_runs(a, b, top=-2), "top"),
+                         (lambda: cli("score", preds, "--dataset", "qvhighlights", "--bootstrap", "-1"), "--bootstrap")):
+        with pytest.raises(ConfigurationError, match=rf"^{name} must be a whole number >= 0, got -\d"):
+            action()
+    assert write_report(a, max_plots=0, bootstrap=0, plots=False)["selected"] == 6
+
 # ------------------------------------------------------------------ report contents and scaling
 
 class _PageParser(HTMLParser):
