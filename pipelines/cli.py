@@ -478,8 +478,11 @@ def cmd_describe(args: argparse.Namespace) -> int:
                          describer_options=_backend_options(args, "describer") or None)
     if args.output and args.output != "-":  # -o - is stdout, as without -o
         n = described.write(args.output)
-        print(f"wrote {n} descriptions to {args.output} ({described.duration:.1f} s of video, {described.seconds:.1f} s)",
-              file=sys.stderr)
+        usage = described.usage  # what a resumed run took from the cache is said, not only what it made
+        paid = f"; {usage.requests} requests" if usage.requests else ""
+        paid += f", est. ${usage.cost_usd:.4f}" if usage.requests and usage.cost_usd is not None else ""
+        print(f"wrote {n} descriptions to {args.output} ({described.duration:.1f} s of video, {described.seconds:.1f} s"
+              f"{f'; {usage.cached} from the description cache' if usage.cached else ''}{paid})", file=sys.stderr)
     else:
         meta = {"video": described.video, "duration": round(described.duration, 3), "step": described.step,
                 "describer": described.describer}
@@ -630,6 +633,20 @@ def _setup_logging(level: int, *, everything: bool = False, loading_notes: bool 
             logger.addFilter(_LoadingNote(level))
 
 
+def _kept_note(args: argparse.Namespace) -> str:
+    """What an interrupted command kept, and how to go on from it."""
+    if args.command == "eval":
+        kept = "events.jsonl" if getattr(args, "dataset", None) == "activitynet-events" else "results.jsonl"
+        return f"; every finished item is kept in {Path(args.out) / kept}: the same command resumes there"
+    if args.command not in ("ground", "ask", "events", "describe") or getattr(args, "descriptions", None):
+        return ""
+    cache = getattr(args, "cache", None) or os.environ.get("VIDGROUND_CACHE")
+    if cache:
+        return (f"; the frames described so far are kept in the description cache {cache}: the same command "
+                "does not describe them again")
+    return " (without a description cache nothing described was kept: --cache FILE keeps it for the next run)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -639,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("vidground: interrupted", file=sys.stderr)
+        print(f"vidground: interrupted{_kept_note(args)}", file=sys.stderr)
         return 130
     except VidgroundError as exc:
         if args.debug:

@@ -381,3 +381,46 @@ def test_refused_connection_names_the_url_attempts_and_time_and_verbose_shows_re
     caplog.clear()
     assert main(argv) == 1  # without --verbose: the error alone
     assert [r for r in caplog.records if r.name == "vidground.chat"] == []
+
+
+def test_an_interrupted_describe_says_what_it_kept_and_the_rerun_takes_it_from_the_cache(tmp_path, capsys, monkeypatch):
+    from frame_describer import describers
+    from _helpers_eval import FakeDescriber, render_toy_videos
+
+    monkeypatch.delenv("VIDGROUND_CACHE", raising=False)
+
+    class Interrupted(FakeDescriber):
+        """Ctrl-C after ``stop_after`` frames (the fake describer's text, so a rerun may use what it cached)."""
+        stop_after: int | None = 4
+
+        def describe(self, frames, *, query=None):
+            for n, d in enumerate(super().describe(frames, query=query)):
+                if n == Interrupted.stop_after:
+                    raise KeyboardInterrupt
+                yield d
+
+    describers.register("interrupted", Interrupted)
+    video = render_toy_videos(tmp_path / "videos", ["v"], n_frames=30, fps=10.0) / "v.mp4"
+    cache, out = tmp_path / "d.sqlite", tmp_path / "v.jsonl"
+    argv = ["describe", str(video), "--describer", "interrupted", "--fps", "4", "-o", str(out), "--cache", str(cache)]
+    assert main(argv) == 130 and not out.exists()
+    assert f"interrupted; the frames described so far are kept in the description cache {cache}" in capsys.readouterr().err
+    Interrupted.stop_after = None
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "wrote 12 descriptions" in err and "4 from the description cache; 8 requests" in err  # 4 paid once
+    Interrupted.stop_after = 4
+    assert main(argv[:-2]) == 130  # no cache: nothing kept, and it says so
+    assert "without a description cache nothing described was kept: --cache FILE" in capsys.readouterr().err
+
+
+def test_an_interrupted_eval_points_at_its_results(monkeypatch, tmp_path, capsys):
+    from pipelines import eval_cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(eval_cli, "cmd_eval", interrupted)
+    assert main(["eval", "qvhighlights", "--descriptions", str(tmp_path), "--out", str(tmp_path / "run")]) == 130
+    assert f"every finished item is kept in {tmp_path / 'run' / 'results.jsonl'}: the same command resumes" in \
+        capsys.readouterr().err
