@@ -22,7 +22,8 @@ from vidground.types import FrameDescription
 
 def read_descriptions(path: str | Path, *, format: str = "auto", clip_seconds: float | None = None
                       ) -> list[FrameDescription]:
-    """Read a descriptions file, sorted by time; raise :class:`InputError` naming the file and line on any bad line.
+    """Read a descriptions file, sorted by time; raise :class:`InputError` naming the file and line on any bad line
+    (a repeated time included).
 
     ``format="auto"`` (the default) reads vidground's JSONL and, recognised by their content, caption
     files written by other tools: VTG-GPT clip captions, per-second JSON, CSV (see
@@ -37,6 +38,7 @@ def read_descriptions(path: str | Path, *, format: str = "auto", clip_seconds: f
         return read_captions(path, fmt, clip_seconds=clip_seconds)
     check_clip_seconds(clip_seconds, fmt, path)
     out: list[FrameDescription] = []
+    line_of: dict[float, int] = {}  # a time's line: two descriptions of one instant would be placed side by side
     for lineno, obj in iter_json_lines(path, not_object="each line must be a JSON object with 't' and 'text'",
                                        max_line_bytes=MAX_LINE_BYTES):
         missing = [k for k in ("t", "text") if k not in obj]
@@ -44,6 +46,9 @@ def read_descriptions(path: str | Path, *, format: str = "auto", clip_seconds: f
             raise InputError(f"missing key(s) {', '.join(missing)}", path=path, line=lineno)
         if not isinstance(obj["t"], (int, float)) or isinstance(obj["t"], bool) or not math.isfinite(obj["t"]) or obj["t"] < 0:
             raise InputError(f"'t' must be a finite number of seconds >= 0, got {obj['t']!r}", path=path, line=lineno)
+        if line_of.setdefault(float(obj["t"]), lineno) != lineno:
+            raise InputError(f"'t' {obj['t']!r} is already on line {line_of[float(obj['t'])]}: one description a "
+                             "frame time (two files joined, or one written twice?)", path=path, line=lineno)
         if not isinstance(obj["text"], str):
             raise InputError(f"'text' must be a string, got {type(obj['text']).__name__}", path=path, line=lineno)
         try:

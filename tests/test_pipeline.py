@@ -95,6 +95,8 @@ def test_exactly_one_source():
         ('{"t": NaN, "text": "a"}\n', "finite number"),
         ('{"t": 1, "text": 5}\n', "'text' must be a string"),
         ("[1, 2]\n", "JSON object"),
+        # one instant twice: the transcript put "b" after "a" as if a frame apart, a silent shift
+        ('{"t": 0, "text": "x"}\n{"t": 1, "text": "a"}\n{"t": 1.0, "text": "b"}\n', ":3: 't' 1.0 is already on line 2"),
     ],
 )
 def test_bad_descriptions_files_name_file_and_line(tmp_path, content, message):
