@@ -27,7 +27,7 @@ from typing import Any
 from vidground.errors import ConfigurationError, InputError, VidgroundError
 from vidground.files import check_readable, printable
 
-from .eval_cli import add_caption_format_args, parse_option, register, with_time_style
+from .eval_cli import add_caption_format_args, add_frame_limits, parse_option, register, with_time_style
 
 log = logging.getLogger("vidground")
 
@@ -52,12 +52,7 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     g.add_argument("--describer", default=None, metavar="SPEC",
                    help="describer backend: cv (offline classical vision, default), openai:MODEL, hf:MODEL_OR_PATH")
     g.add_argument("--fps", type=float, default=None, help="frames sampled per second of video (default 1)")
-    g.add_argument("--num-frames", type=int, default=None, metavar="N",
-                   help="sample N evenly spaced frames instead of a fixed rate")
-    g.add_argument("--max-frames", type=int, default=None, metavar="N",
-                   help="cap on frames per video; the rate is lowered to fit (default: no cap)")
-    g.add_argument("--max-side", type=int, default=512, metavar="PX",
-                   help="frames are resized so their longest side is at most PX pixels (default 512)")
+    add_frame_limits(g)
     g.add_argument("--describer-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                    help="an option for the describer backend, repeatable (e.g. batch_size=8, device=cuda, detail=low)")
     g.add_argument("--cache", default=None, metavar="FILE",

@@ -29,6 +29,16 @@ def parse_option(text: str) -> tuple[str, Any]:
         return key.strip(), value
 
 
+def add_frame_limits(group: Any) -> None:
+    """--num-frames, --max-frames and --max-side, as every command that samples a video takes them."""
+    group.add_argument("--num-frames", type=int, default=None, metavar="N",
+                       help="sample N evenly spaced frames instead of a fixed rate")
+    group.add_argument("--max-frames", type=int, default=None, metavar="N",
+                       help="cap on frames per video; the rate is lowered to fit (default: no cap)")
+    group.add_argument("--max-side", type=int, default=512, metavar="PX",
+                       help="frames are resized so their longest side is at most PX pixels (default 512)")
+
+
 def add_caption_format_args(p: Any, flag: str = "--descriptions-format") -> None:
     """``FLAG`` (the format of a descriptions file) and ``--clip-seconds``, on a parser or an argument group."""
     from frame_describer.caption_formats import FORMAT_CHOICES
@@ -86,10 +96,8 @@ def register(subparsers: Any) -> None:
     from .search import add_search_arguments
 
     add_search_arguments(m, only="--videos only", run_setting=True)
-    m.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
-    m.add_argument("--num-frames", type=int, default=None, metavar="N")
-    m.add_argument("--max-frames", type=int, default=None, metavar="N")
-    m.add_argument("--max-side", type=int, default=512, metavar="PX")
+    m.add_argument("--fps", type=float, default=None, help="frames sampled per second (default 1)")
+    add_frame_limits(m)
     m.add_argument("--top-k", type=int, default=5, metavar="K", help="intervals kept per query (R5 needs 5; default 5)")
     r = e.add_argument_group("run")
     r.add_argument("--out", required=True, metavar="DIR", help="run folder, e.g. runs/NAME (resumed if it exists)")
@@ -185,6 +193,12 @@ _NOT_FOR_EVENTS: dict[str, Any] = {
 }
 
 
+def _fps(args: argparse.Namespace) -> float | None:
+    """--fps, else 1 frame a second unless --num-frames samples by count (both given: the sampling says which
+    to drop)."""
+    return args.fps if args.fps is not None else None if args.num_frames is not None else 1.0
+
+
 def _eval_events(args: argparse.Namespace) -> int:
     """``eval activitynet-events``: dense events of each reference video, scored (:mod:`pipelines.events_eval`)."""
     from .events_eval import format_metrics, reference_paths, run_events_eval
@@ -194,7 +208,7 @@ def _eval_events(args: argparse.Namespace) -> int:
         descriptions=args.descriptions, descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds,
         describer=args.describer, reasoner=args.reasoner, describer_options=dict(args.describer_opt) or None,
         reasoner_options=dict(args.reasoner_opt) or None, events_options=dict(args.events_opt),
-        sampling=dict(fps=None if args.num_frames is not None else args.fps, num_frames=args.num_frames,
+        sampling=dict(fps=_fps(args), num_frames=args.num_frames,
                       max_frames=args.max_frames, max_side=args.max_side),
         limit=args.limit, seed=args.seed, cache=False if args.no_cache else args.cache, progress=not args.quiet,
         allow_missing=args.allow_missing)
@@ -238,7 +252,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                        videos=args.videos, descriptions=args.descriptions,
                        descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds,
                        describer=args.describer,
-                       reasoner=args.reasoner, fps=args.fps, num_frames=args.num_frames, max_frames=args.max_frames,
+                       reasoner=args.reasoner, fps=_fps(args), num_frames=args.num_frames, max_frames=args.max_frames,
                        max_side=args.max_side, top_k=args.top_k, limit=args.limit, seed=args.seed, subset=args.subset,
                        clip_gt=args.clip_gt, cache="" if args.no_cache else args.cache, concurrency=args.concurrency,
                        query_concurrency=args.query_concurrency, reasoner_options=_reasoner_options(args),

@@ -94,7 +94,7 @@ class RunConfig:
     clip_seconds: float | None = None
     describer: str | None = None
     reasoner: str | None = None
-    fps: float = 1.0
+    fps: float | None = 1.0  # None with num_frames (sampling by count)
     num_frames: int | None = None
     max_frames: int | None = None
     max_side: int | None = 512

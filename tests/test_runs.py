@@ -345,3 +345,19 @@ def test_a_damaged_run_file_is_an_input_error_naming_it(toy, tmp_path, name, tex
         with pytest.raises(InputError, match=what):
             run_eval(cfg(ds, desc, limit=3), out)
     assert (out / "results.jsonl").read_bytes() == results  # nothing computed is lost
+
+
+def test_eval_samples_by_count_with_num_frames(tmp_path, capsys):
+    """``eval --num-frames N`` was always refused: --fps defaulted to 1 and the two cannot be combined."""
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=2, per_video=3, duration=3.0)
+    videos = render_toy_videos(tmp_path / "videos", ["vid0", "vid1"])
+    common = ["eval", "jsonl", "--dataset-file", ds, "--videos", videos, "--describer", "fake",
+              "--reasoner", "fake-reasoner", "--no-cache", "--quiet", "--no-report"]
+    assert cli(*common, "--num-frames", "5", "--out", tmp_path / "count") == 0
+    config = json.loads((tmp_path / "count" / "config.json").read_text())
+    assert (config["fps"], config["num_frames"]) == (None, 5)
+    assert "10 made" in capsys.readouterr().out  # 5 frames of each of the 2 videos, each described once
+    assert cli(*common, "--out", tmp_path / "rate") == 0  # without either, 1 frame a second as before
+    assert json.loads((tmp_path / "rate" / "config.json").read_text())["fps"] == 1.0
+    with pytest.raises(ConfigurationError, match="give either fps"):
+        cli(*common, "--fps", "2", "--num-frames", "5", "--out", tmp_path / "both")
