@@ -437,10 +437,14 @@ class EmbeddingReasoner(_SimilarityReasoner):
             raise ConfigurationError(f"unknown scoring level {level!r}; choose one of: {', '.join(self.LEVELS)}")
         if rel_level is not None and not 0 < rel_level < 1:
             raise ConfigurationError(f"rel_level must be between 0 and 1, got {rel_level}")
-        if (smooth < 0 or smooth_samples < 0 or top_k < 1 or not 0 <= min_prominence <= 1
-                or (base_percentile is not None and not 0 <= base_percentile <= 100)):
-            raise ConfigurationError("need smooth >= 0, smooth_samples >= 0, 0 <= base_percentile <= 100, "
-                                     "0 <= min_prominence <= 1, top_k >= 1")
+        bad = [f"{name} must be {rule}, got {value!r}" for name, value, ok, rule in (
+            ("smooth", smooth, smooth >= 0, ">= 0"), ("smooth_samples", smooth_samples, smooth_samples >= 0, ">= 0"),
+            ("top_k", top_k, top_k >= 1, ">= 1"),
+            ("min_prominence", min_prominence, 0 <= min_prominence <= 1, "between 0 and 1"),
+            ("base_percentile", base_percentile, base_percentile is None or 0 <= base_percentile <= 100,
+             "between 0 and 100")) if not ok]
+        if bad:  # the option at fault, not the list of every rule
+            raise ConfigurationError("; ".join(bad))
         if spans == "ranked" and not 50 < top_percentile <= 100:
             raise ConfigurationError(f"top_percentile must be above 50 (the median is the floor) and at most 100, got {top_percentile}")
         if spans == "segments" and not base_percentile < top_percentile <= 100:

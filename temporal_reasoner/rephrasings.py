@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vidground.files import iter_json_lines
+from vidground.files import check_readable, iter_json_lines
 from vidground.errors import ConfigurationError, InputError
 
 Rephrasings = Mapping[str, Sequence[str]]
@@ -40,8 +40,7 @@ def _clean(values: Any, where: str) -> list[str]:
 def read_rephrasings(path: str | Path) -> dict[str, list[str]]:
     """Read a JSONL rephrasings file; a bad line is an :class:`InputError` naming the file and line."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("rephrasings file not found", path=path)
+    check_readable(path, "rephrasings file")  # a folder, a FIFO or a missing file, each named for what it is
     out: dict[str, list[str]] = {}
     needs = 'each line needs {"query": "...", "rephrased_query": ["...", ...]}'
     for lineno, obj in iter_json_lines(path, not_object=needs):

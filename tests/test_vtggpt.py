@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,8 +91,10 @@ def test_rephrasings_from_a_mapping_and_bad_settings():
     assert query_forms("a cat", reph) == ["a cat"]
     with pytest.raises(ConfigurationError):
         load_rephrasings(["not", "a", "mapping"])
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="rephrasings file not found"):
         load_rephrasings("/nonexistent/rephrasings.jsonl")
+    with pytest.raises(InputError, match="is a folder, not a rephrasings file"):  # it said "not found"
+        load_rephrasings(Path(__file__).parent)
     with pytest.raises(ConfigurationError):
         VTGGPTReasoner(encoder=object(), gap=-1)
     with pytest.raises(ConfigurationError):
