@@ -50,7 +50,8 @@ def _backend_options(args: argparse.Namespace, stage: str) -> dict[str, Any]:
 def _add_sampling(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("frame sampling and description (stage 1)")
     g.add_argument("--describer", default=None, metavar="SPEC",
-                   help="describer backend: cv (offline classical vision, default), openai:MODEL, hf:MODEL_OR_PATH")
+                   help="describer backend: cv (offline classical vision, default), openai:MODEL, hf:MODEL_OR_PATH, "
+                        "replay:CAPTIONS_FILE (answers each time from captions you have, at no cost)")
     g.add_argument("--fps", type=float, default=None, help="frames sampled per second of video (default 1)")
     add_frame_limits(g)
     g.add_argument("--describer-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",

@@ -81,7 +81,7 @@ def register(subparsers: Any) -> None:
     sel.add_argument("--seed", type=int, default=0, help="subset seed (default 0)")
     sel.add_argument("--subset", default=None, metavar="FILE", help="a file of query ids, one a line")
     m = e.add_argument_group("backends")
-    m.add_argument("--describer", default=None, metavar="SPEC", help="cv (default), openai:MODEL, hf:MODEL")
+    m.add_argument("--describer", default=None, metavar="SPEC", help="cv (default), openai:MODEL, hf:MODEL, replay:CAPTIONS_FILE")
     m.add_argument("--reasoner", default=None, metavar="SPEC", help="embedding (default), vtggpt, naive, openai:MODEL, hf:MODEL, llamacpp:PATH")
     m.add_argument("--describer-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                    help="a describer option (repeatable); part of the run's settings")

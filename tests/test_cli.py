@@ -424,3 +424,12 @@ def test_an_interrupted_eval_points_at_its_results(monkeypatch, tmp_path, capsys
     assert main(["eval", "qvhighlights", "--descriptions", str(tmp_path), "--out", str(tmp_path / "run")]) == 130
     assert f"every finished item is kept in {tmp_path / 'run' / 'results.jsonl'}: the same command resumes" in \
         capsys.readouterr().err
+
+
+def test_every_describer_backend_is_in_the_help(capsys):
+    for command in ("ground", "describe", "eval"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        for spec in ("cv (", "openai:MODEL", "hf:MODEL", "replay:CAPTIONS_FILE"):  # replay was in no --help
+            assert spec in text, (command, spec)
