@@ -248,6 +248,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                      "event of each video, uniformly sampled, on this machine)")
         return _eval_events(args)
     check_dataset_name(args.dataset)
+    events_only = [flag for flag, given in (("--references", args.references), ("--events-opt", args.events_opt)) if given]
+    if events_only:  # silently ignored, they would make a user believe the run used them
+        raise ConfigurationError(f"{', '.join(events_only)}: only for activitynet-events (dense events), not "
+                                 f"{args.dataset}")
     config = RunConfig(dataset=args.dataset, split=args.split, dataset_path=args.dataset_file, data_root=args.data_root,
                        videos=args.videos, descriptions=args.descriptions,
                        descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds,

@@ -361,3 +361,13 @@ def test_eval_samples_by_count_with_num_frames(tmp_path, capsys):
     assert json.loads((tmp_path / "rate" / "config.json").read_text())["fps"] == 1.0
     with pytest.raises(ConfigurationError, match="give either fps"):
         cli(*common, "--fps", "2", "--num-frames", "5", "--out", tmp_path / "both")
+
+
+def test_events_options_on_a_grounding_eval_are_refused_not_ignored(toy, tmp_path):
+    ds, desc = toy
+    common = ["eval", "jsonl", "--dataset-file", ds, "--descriptions", desc, "--reasoner", "fake-reasoner", "--quiet"]
+    with pytest.raises(ConfigurationError, match=r"^--events-opt: only for activitynet-events \(dense events\), not jsonl$"):
+        cli(*common, "--events-opt", "window_seconds=3", "--out", tmp_path / "a")
+    with pytest.raises(ConfigurationError, match=r"^--references, --events-opt: only for activitynet-events"):
+        cli(*common, "--references", ds, "--events-opt", "nested=true", "--out", tmp_path / "a")
+    assert not (tmp_path / "a").exists()  # refused before the run folder is made
