@@ -357,6 +357,13 @@ def _session(args: argparse.Namespace, video: str | None) -> Any:
 
     if args.motion and video is None:
         raise ConfigurationError("--motion measures the video's frames: give a video, not --descriptions")
+    unused = [flag for flag, given in (
+        ("--describer", args.describer), ("--describer-opt", args.describer_opt), ("--fps", args.fps is not None),
+        ("--num-frames", args.num_frames is not None), ("--max-frames", args.max_frames is not None),
+        ("--max-side", args.max_side != 512), ("--cache", args.cache)) if given]
+    if video is None and unused:  # silently ignored, they would make a user believe stage 1 used them
+        raise ConfigurationError(f"{', '.join(unused)}: stage 1 options have no effect with --descriptions (stage 2 "
+                                 "only); drop them, or give the video")
     from pipelines.search import search_options
 
     if video is None and (search_options(args) or getattr(args, "skip_unchanged", None) is not None):

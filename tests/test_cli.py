@@ -433,3 +433,13 @@ def test_every_describer_backend_is_in_the_help(capsys):
         text = " ".join(capsys.readouterr().out.split())
         for spec in ("cv (", "openai:MODEL", "hf:MODEL", "replay:CAPTIONS_FILE"):  # replay was in no --help
             assert spec in text, (command, spec)
+
+
+@pytest.mark.parametrize("command", [["ground"], ["events"], ["ask"]])
+def test_stage_1_options_with_descriptions_are_refused_not_ignored(desc_file, command, tmp_path):
+    question = [] if command == ["events"] else ["what happens"]
+    with pytest.raises(ConfigurationError, match=r"^--describer, --fps, --max-side, --cache: stage 1 options have no "
+                                                 r"effect with --descriptions"):
+        main([*command, "--descriptions", str(desc_file), *question, "--describer", "cv", "--fps", "2",
+              "--max-side", "128", "--cache", str(tmp_path / "c.sqlite"), "--debug"])
+    assert not (tmp_path / "c.sqlite").exists()
