@@ -42,12 +42,14 @@ class Search(BaseModel):
     """Which frames get described: all of the sampling grid (``uniform``) or ``coarse-to-fine``.
 
     ``budget`` caps the describer calls of one coarse-to-fine search (cache hits and frames an earlier
-    query of the session described are free); ``budget_seconds`` caps the seconds spent describing (a call
-    is not begun when, as slow as the slowest one so far, it would end past them). A budget is spent while
-    the reasoner names frames worth describing: refinement goes on past ``rounds``, and once the ``regions``
-    best candidates are dense it takes the next ones by rank; it is left unspent when every candidate
-    named is dense (``converged``) or none is named, and when a round past ``rounds`` pays for no frame
-    (its frames all known or cached: more rounds would buy only reasoner calls). At most
+    query of the session described are free); ``budget_seconds`` caps the seconds spent describing: frames
+    go to the describer in chunks, each read to its end so that every call begun is kept, and a chunk is not
+    begun, or is cut, where, its calls as slow as the slowest so far, it would end past them (see
+    :func:`coarse_to_fine`'s ``in_flight``). A budget is spent while the reasoner names frames worth
+    describing: refinement goes on past ``rounds``, and once the ``regions`` best candidates are dense it
+    takes the next ones by rank; it is left unspent when every candidate named is dense (``converged``) or
+    none is named, and when a round past ``rounds`` pays for no frame (its frames all known or cached: more
+    rounds would buy only reasoner calls). At most
     ``ceil(budget / regions)`` rounds past ``rounds`` ground again (the grid's frame count in place of
     ``budget`` for a seconds budget alone). The sparse pass is thinned (and its stride widened) to fit the
     calls budget by its frames not known from an earlier query of the session; description-cache hits
@@ -171,6 +173,7 @@ def coarse_to_fine(
     known: dict[float, FrameDescription] | None = None,
     clock: Callable[[], float] = time.perf_counter,
     tolerant: bool = False,
+    in_flight: int = 1,
 ) -> tuple[SearchOutcome, int]:
     """Ground ``query`` describing as few frames of ``grid`` (the dense sampling times, increasing) as the
     search allows. ``describe(times)`` yields descriptions for those times (a describer behind a cache;
@@ -178,8 +181,21 @@ def coarse_to_fine(
     frames already described (by an earlier query) to their descriptions: a grid time within half a grid
     step of one costs nothing and uses it as it is. ``tolerant``: ``describe`` also takes ``tolerance=``
     (seconds; a frame that close to a time may answer it), and the sparse pass gives it
-    ``search.keyframe_tolerance`` of its spacing. Returns the outcome and the coarse stride used."""
+    ``search.keyframe_tolerance`` of its spacing. ``in_flight``: how many calls the describer runs at once (an
+    API describer's ``concurrency``, a local model's batch; see :func:`in_flight_of`). Under a seconds budget
+    ``describe`` gets the times in chunks and each stream is read to its end, so no call begun is thrown away
+    (breaking out of it would close it: an API describer's requests in flight were paid and their answers
+    dropped). A chunk is predicted to take a wave (the slowest so far) per ``in_flight`` calls; it is as long
+    as takes at most half the seconds left, else up to ``2 * in_flight`` frames that end within them (what
+    an API describer begins at once), else none. So with calls no slower than the slowest wave so far nothing
+    is begun after the budget ran out, nor ends past it; calls that slow down can send part of the last chunk
+    after it (of a chunk of ``2 * in_flight``, its second wave: at most ``in_flight`` calls; of a longer one,
+    only when they are more than twice as slow), each still taken. Returns the outcome and the coarse stride
+    used."""
     search = search or Search(strategy="coarse-to-fine")
+    if isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 1:
+        raise ConfigurationError(f"in_flight must be a positive integer (calls a describer runs at once), "
+                                 f"got {in_flight!r}")
     grid = [float(t) for t in grid]
     if not grid:
         raise InputError("nothing to describe: the video has no frame times")
@@ -201,13 +217,34 @@ def coarse_to_fine(
     asked: set[int] = set()  # grid indices requested (or known) so far
     started = clock()
     spent = 0.0  # seconds spent describing
-    slowest = 0.0  # the longest one description has taken
+    wave = 0.0  # the longest a wave of calls (up to in_flight at once) has taken: a chunk's seconds over its waves
     snapped = 0.0  # the furthest a frame answering a grid time lay from it (a keyframe, a known frame)
+
+    def fits(k: int, share: float = 1.0) -> int:
+        """How many of ``k`` frames can be begun: as many as, a wave as slow as the slowest so far per
+        ``in_flight`` calls, end within ``share`` of the seconds left (all when there is no seconds budget or
+        nothing was timed yet)."""
+        if search.budget_seconds is None or not wave:
+            return k
+        return min(k, max(0, math.floor(share * (search.budget_seconds - spent) / wave)) * in_flight)
+
+    def next_chunk(rest: int) -> int:
+        """How many of a pass's ``rest`` frames to hand the describer next (0: none fits): all without a
+        seconds budget; under one, as many as take at most half the seconds left (few cuts in the stream
+        while the budget is far from spent), else up to ``2 * in_flight`` that end within them."""
+        if search.budget_seconds is None:
+            return rest
+        if not wave:
+            return min(2 * in_flight, rest)
+        return max(fits(rest, 0.5), min(2 * in_flight, fits(rest)))
 
     def run(indices: list[int], pass_no: int, reasons: dict[int, tuple[int, str]], tolerance: float = 0.0) -> int:
         """Describe the grid frames ``indices`` (increasing), listing each; returns how many of them the seconds
-        budget left undescribed (taken off the list and off ``asked``: a later round may ask for them)."""
-        nonlocal spent, snapped, slowest
+        budget left undescribed (taken off the list and off ``asked``: a later round may ask for them).
+
+        Under a seconds budget they go to the describer in chunks (:func:`next_chunk`), each read to its end,
+        so every call begun is taken, counted and cached."""
+        nonlocal spent, snapped, wave
         fresh, entries = [], []
         for i in indices:
             asked.add(i)
@@ -223,40 +260,37 @@ def coarse_to_fine(
                 fresh.append(i)
                 entries.append([round(t, 3), pass_no, reasons[i][1]])
                 out.frames.append(entries[-1])
-        if not fresh:
-            return 0
-        begun = last = clock()
         times = [grid[i] for i in fresh]
-        reached = len(times) - 1  # after a cut: the latest time a description answered (frames come in time order)
-        answered = -1
-        for got, d in enumerate(describe(times, tolerance=tolerance) if tolerance else describe(times), 1):
-            now = clock()
-            slowest, last = max(slowest, now - last), now
-            described[d.t] = d
-            k = _closest(times, d.t)  # the time it answers: the tolerance is under half the pass's spacing
-            answered = max(answered, k)
-            if abs(d.t - times[k]) > half:  # a frame off the grid (a keyframe): its own grid time is taken
-                entries[k][2] += f" (answered by the frame at {d.t:.2f}s)"
-                asked.update(_between(grid, d.t - half, d.t + half))
-                snapped = max(snapped, abs(d.t - times[k]))
-            u = d.usage or Usage()
-            out.usage += u
-            if u.cached:
-                out.cached += 1
-            elif (d.model_extra or {}).get("reused_from") is None:  # skip-unchanged's reuses cost nothing
-                out.calls += 1
-            else:
-                out.skipped += 1
-            # the next call is not begun when, as slow as the slowest so far, it would end past the seconds budget
-            if got < len(times) and search.budget_seconds is not None and \
-                    spent + (now - begun) + slowest > search.budget_seconds:
-                reached = answered
+        done = 0  # how many of ``times`` were handed to the describer
+        while done < len(times):
+            size = next_chunk(len(times) - done)
+            if not size:
                 break
-        spent += clock() - begun
-        cut = {id(entries[j]) for j in range(reached + 1, len(times))}
-        if cut:  # the times after the last one answered were never described: they are not listed as described
+            part = times[done:done + size]
+            begun, calls = clock(), out.calls
+            for d in describe(part, tolerance=tolerance) if tolerance else describe(part):
+                described[d.t] = d
+                k = done + _closest(part, d.t)  # the time it answers: the tolerance is under half the pass's spacing
+                if abs(d.t - times[k]) > half:  # a frame off the grid (a keyframe): its own grid time is taken
+                    entries[k][2] += f" (answered by the frame at {d.t:.2f}s)"
+                    asked.update(_between(grid, d.t - half, d.t + half))
+                    snapped = max(snapped, abs(d.t - times[k]))
+                u = d.usage or Usage()
+                out.usage += u
+                if u.cached:
+                    out.cached += 1
+                elif (d.model_extra or {}).get("reused_from") is None:  # skip-unchanged's reuses cost nothing
+                    out.calls += 1
+                else:
+                    out.skipped += 1
+            seconds = clock() - begun
+            spent += seconds
+            wave = max(wave, seconds / math.ceil(max(1, out.calls - calls) / in_flight))
+            done += size
+        cut = {id(e) for e in entries[done:]}
+        if cut:  # the times no chunk was begun for were never described: they are not listed as described
             out.frames[:] = [e for e in out.frames if id(e) not in cut]
-            asked.difference_update(fresh[reached + 1:])
+            asked.difference_update(fresh[done:])
         return len(cut)
 
     def ran_out(pass_no: int, undescribed: int) -> None:
@@ -268,8 +302,7 @@ def coarse_to_fine(
 
     def out_of_budget() -> bool:
         """No call is left, or the next one would likely end past the seconds budget."""
-        return (search.budget is not None and out.calls >= search.budget) or \
-            (search.budget_seconds is not None and spent + slowest > search.budget_seconds)
+        return (search.budget is not None and out.calls >= search.budget) or not fits(1)
 
     def wanted_around(ranked: list[tuple[int, Any]], step: int, note: str) -> dict[int, tuple[int, str]]:
         """The grid frames not yet asked for, on this round's ``step``, within the margin of each ranked candidate,
@@ -388,6 +421,19 @@ def coarse_to_fine(
     out.descriptions = sorted(described.values(), key=lambda d: d.t)
     out.seconds = clock() - started
     return out, stride
+
+
+def in_flight_of(describer: Any) -> int:
+    """How many calls ``describer`` (or the describer it wraps: ``inner``) runs at once: an API describer's
+    ``concurrency``, a local model's ``batch_size``, else 1."""
+    seen = 0
+    while describer is not None and seen < 16:
+        for name in ("concurrency", "batch_size"):
+            value = getattr(describer, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+                return value
+        describer, seen = getattr(describer, "inner", None), seen + 1
+    return 1
 
 
 def held_transcript(descriptions: Sequence[FrameDescription], grid: Sequence[float], duration: float) -> Transcript:
@@ -518,5 +564,5 @@ def check_skip_unchanged(value: Any) -> float | None:
     return float(value)
 
 
-__all__ = ["Search", "SearchOutcome", "coarse_to_fine", "coarse_stride", "held_transcript", "rate_grid", "count_grid",
-           "check_skip_unchanged", "search_options", "STRATEGIES"]
+__all__ = ["Search", "SearchOutcome", "coarse_to_fine", "coarse_stride", "held_transcript", "in_flight_of", "rate_grid",
+           "count_grid", "check_skip_unchanged", "search_options", "STRATEGIES"]

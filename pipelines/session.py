@@ -541,7 +541,7 @@ class Session:
         of this session described are reused. The result's ``settings["search"]`` lists every frame
         described, with its pass and why."""
         from frame_describer.sampling import probe_video, sample_frames
-        from .search import coarse_to_fine, count_grid, rate_grid
+        from .search import coarse_to_fine, count_grid, in_flight_of, rate_grid
 
         self._check_open()
         info = probe_video(path)  # a missing or broken file fails here, before any model is loaded
@@ -571,7 +571,8 @@ class Session:
         key = _file_key(path)
         with self._lock:
             known = dict(self._searched.get(key, {})) if key is not None else {}
-        outcome, stride = coarse_to_fine(query, rsn, describe, grid, length, self.search, known=known, tolerant=True)
+        outcome, stride = coarse_to_fine(query, rsn, describe, grid, length, self.search, known=known, tolerant=True,
+                                         in_flight=in_flight_of(desc))
         if key is not None:
             with self._lock:
                 self._searched.setdefault(key, {}).update({d.t: d for d in outcome.descriptions})
