@@ -147,6 +147,12 @@ class RunConfig:
             check_skip_unchanged(self.skip_unchanged)
         if self.descriptions and self.motion:
             raise ConfigurationError("--motion measures the videos' frames: it needs --videos, not --descriptions")
+        sampled = [flag for flag, given in (("--fps", self.fps not in (1.0, None)), ("--num-frames", self.num_frames),
+                                            ("--max-frames", self.max_frames), ("--max-side", self.max_side != 512))
+                   if given]
+        if self.descriptions and sampled:  # ignored, yet recorded in config.json as if the run had used them
+            raise ConfigurationError(f"{', '.join(sampled)}: frame sampling has no effect with --descriptions (stage 2 "
+                                     "only); drop them")
         if not self.descriptions and (self.descriptions_format != "auto" or self.clip_seconds is not None):
             raise ConfigurationError("--descriptions-format and --clip-seconds apply to --descriptions DIR only")
         check_clip_seconds(self.clip_seconds, check_format(self.descriptions_format))
@@ -428,7 +434,8 @@ def _check_resume(out: Path, config: RunConfig) -> None:
     version = old.get("defaults", 1)
     new = _resolved(config.to_json(), DEFAULTS_VERSION)
     old = _resolved({k: old.get(k, _OLD_DEFAULTS.get(k)) for k in _MUST_MATCH}, version)
-    diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _MUST_MATCH if old.get(k) != new.get(k)]
+    unused = ("fps", "num_frames", "max_frames", "max_side") if new.get("mode") == "descriptions" else ()
+    diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _MUST_MATCH if old.get(k) != new.get(k) and k not in unused]
     if diff:
         changed = [(key, flag) for since, key, _, _, _, flag in _CHANGED_DEFAULTS
                    if version < since and _dig(old, key) != _dig(new, key)]

@@ -371,3 +371,16 @@ def test_events_options_on_a_grounding_eval_are_refused_not_ignored(toy, tmp_pat
     with pytest.raises(ConfigurationError, match=r"^--references, --events-opt: only for activitynet-events"):
         cli(*common, "--references", ds, "--events-opt", "nested=true", "--out", tmp_path / "a")
     assert not (tmp_path / "a").exists()  # refused before the run folder is made
+
+
+def test_frame_sampling_options_on_a_descriptions_eval_are_refused_not_recorded(toy, tmp_path):
+    ds, desc = toy
+    for extra, flags in (({"fps": 2.0}, "--fps"), ({"fps": None, "num_frames": 8, "max_side": 256}, "--num-frames, --max-side"),
+                         ({"max_frames": 4}, "--max-frames")):
+        with pytest.raises(ConfigurationError, match=rf"^{flags}: frame sampling has no effect with --descriptions"):
+            run_eval(cfg(ds, desc, **extra), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    assert run_eval(cfg(ds, desc, limit=2), tmp_path / "run").ran == 2  # the defaults are not flagged
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    (tmp_path / "run" / "config.json").write_text(json.dumps({**config, "fps": 2.0}))  # as an earlier version let it be
+    assert run_eval(cfg(ds, desc, limit=3), tmp_path / "run").ran == 1  # resumed: stage 2 never used the sampling
