@@ -549,6 +549,14 @@ def cmd_import_captions(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import format_demo, run_demo
 
+    if args.keep:  # made here, so that a file or an unwritable place is named (it was an internal error)
+        try:
+            Path(args.keep).mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise ConfigurationError(f"--keep {args.keep}: is a file; give a folder for the demo's video and "
+                                     "descriptions (it is created)") from None
+        except OSError as exc:
+            raise ConfigurationError(f"--keep {args.keep}: cannot make the folder ({exc.strerror or exc})") from None
     report = run_demo(keep=args.keep)
     if args.json:
         print(json.dumps(report, indent=2))

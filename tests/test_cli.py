@@ -443,3 +443,13 @@ def test_stage_1_options_with_descriptions_are_refused_not_ignored(desc_file, co
         main([*command, "--descriptions", str(desc_file), *question, "--describer", "cv", "--fps", "2",
               "--max-side", "128", "--cache", str(tmp_path / "c.sqlite"), "--debug"])
     assert not (tmp_path / "c.sqlite").exists()
+
+
+def test_demo_keep_that_cannot_be_a_folder_is_a_one_line_error(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ConfigurationError, match=r"^--keep .*afile: is a file; give a folder"):
+        main(["demo", "--keep", str(afile), "--debug"])
+    with pytest.raises(ConfigurationError, match=r"^--keep .*afile/sub: cannot make the folder \(Not a directory\)$"):
+        main(["demo", "--keep", str(afile / "sub"), "--debug"])
+    assert afile.read_text() == "x"
