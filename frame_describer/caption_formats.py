@@ -248,8 +248,8 @@ def _read_seconds_json(path: Path, interval: float) -> list[FrameDescription]:
             if k < n:
                 seen[k] = 1
         gap = seen.index(0)
-        raise InputError(f"key {str(gap)!r} is missing (keys must run 0..{n - 1} without gaps; "
-                         f"the largest is {max(captions)})", path=path)
+        raise InputError(f"key {str(gap)!r} is missing ({max(captions) + 1 - n} of the keys 0..{max(captions)} missing "
+                         "in all; keys are frame indices 0, 1, 2... without gaps)", path=path)
     items = [(k * interval, captions[k], {}) for k in range(n)]
     return _clips(path, items, interval, n * interval)
 

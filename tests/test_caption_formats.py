@@ -148,7 +148,9 @@ BAD = [
     ("neg.jsonl", [(0, "a"), (-1, "b")], "vtggpt", r":2: 'moment' must be a whole number >= 0, got -1"),
     ("float.jsonl", [(0, "a"), (1.5, "b")], "vtggpt", r":2: 'moment' must be a whole number >= 0, got 1.5"),
     ("notstr.jsonl", [(0, 5)], "vtggpt", r":1: 'description' must be a string, got int"),
-    ("gap_cap.json", {"0": "a", "1": "b", "3": "c"}, "seconds-json", r"key '2' is missing"),
+    # it said "keys must run 0..2 without gaps; the largest is 3": the range of a key count, not the file's keys
+    ("gap_cap.json", {"0": "a", "1": "b", "3": "c"}, "seconds-json", r"key '2' is missing \(1 of the keys 0\.\.3 missing in all"),
+    ("gaps_cap.json", {"0": "a", "4": "b", "9": "c"}, "seconds-json", r"key '1' is missing \(7 of the keys 0\.\.9 missing in all"),
     ("word_cap.json", {"0": "a", "one": "b"}, "seconds-json", r"key 'one' is not a whole number"),
     ("neg_cap.json", {"-1": "a", "0": "b"}, "seconds-json", r"key '-1' is a negative index"),
     ("frac_cap.json", {"0": "a", "0.5": "b"}, "seconds-json", r"key '0.5' is not a whole number"),
