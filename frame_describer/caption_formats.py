@@ -37,6 +37,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from vidground.files import MAX_LINE_BYTES, iter_json_lines, iter_text_lines
 from vidground.errors import ConfigurationError, InputError
 from vidground.types import FrameDescription
@@ -159,12 +161,22 @@ def _clips(path: Path, items: list[tuple[float, str, dict[str, Any]]], step: flo
 def _build(path: Path, items: list[tuple[float, str, dict[str, Any]]], grid: dict[str, Any]) -> list[FrameDescription]:
     """Descriptions from ``(t, text, other keys)``; ``grid`` is added to each (it may not clash with a key)."""
     out = []
-    for t, text, extra in items:
+    for k, (t, text, extra) in enumerate(items):
         clash = sorted(set(extra) & {"t", "text", "usage", *grid})
         if clash:
             raise InputError(f"key(s) {', '.join(clash)} would be overwritten by the import; rename them", path=path)
-        out.append(FrameDescription.model_validate({**extra, "t": round(t, 6), "text": text, **grid}))
+        try:
+            out.append(FrameDescription.model_validate({**extra, "t": round(t, 6), "text": text, **grid}))
+        except ValidationError as exc:  # e.g. a time past any video's length from a huge --clip-seconds
+            first = exc.errors()[0]
+            where = ".".join(map(str, first["loc"])) or "caption"
+            raise InputError(f"caption {k} at {t:g} s{_grid_note(grid)}: {where}: "
+                             f"{first['msg'].removeprefix('Value error, ')}", path=path) from None
     return out
+
+
+def _grid_note(grid: dict[str, Any]) -> str:
+    return f" (clips of {grid['step']:g} s)" if "step" in grid else ""
 
 
 def _empty(path: Path) -> InputError:

@@ -404,3 +404,12 @@ def test_real_caption_files():
     keys = json.loads(path.read_text())
     assert detect_format(path) == "seconds-json" and [x.t for x in d.descriptions] == [float(k) for k in range(len(keys))]
     assert d.descriptions[-1].t <= gsub[video_id_from_path(path)]["duration"]  # frames sampled within the video
+
+
+def test_a_clip_length_that_puts_captions_past_any_video_is_an_input_error(tmp_path):
+    path = tmp_path / "v.jsonl"
+    path.write_text('{"moment": 0, "description": "a"}\n{"moment": 1, "description": "b"}\n')
+    with pytest.raises(InputError, match=r"v.jsonl: caption 0 at 5e\+08 s \(clips of 1e\+09 s\): t: time 5e\+08 s is "
+                                         r"past any video's length") as err:  # it was an internal pydantic ValidationError
+        read_descriptions(path, clip_seconds=1e9)
+    assert "\n" not in str(err.value)
