@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -25,6 +26,8 @@ from vidground.types import Frame, FrameDescription, Usage
 
 from .base import BaseDescriber
 from .descriptions_io import description_metadata, read_descriptions
+
+log = logging.getLogger(__name__)
 
 
 class ReplayDescriber(BaseDescriber):
@@ -107,6 +110,10 @@ class ReplayDescriber(BaseDescriber):
             with self._lock:
                 if text is None:
                     self.past_end += 1
+                    if self.past_end == 1:  # once: the rest of the video is silently out of reach otherwise
+                        log.warning("%s: the captions end at %.1f s, and the video goes on (a frame at %.1f s): "
+                                    "frames past their end get no description; captions of another video, or of a "
+                                    "part of it?", self.source, self.end, f.t)
                 else:
                     self.calls += 1
             if text is not None:

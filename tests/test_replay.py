@@ -1,0 +1,20 @@
+"""The replay describer says when a video runs on past its captions (the rest of its tests are in test_search.py)."""
+
+from __future__ import annotations
+
+import logging
+
+from frame_describer.replay import ReplayDescriber, timeline_frames
+from vidground.types import FrameDescription
+
+
+def test_frames_past_the_captions_are_warned_about_once(caplog):
+    replay = ReplayDescriber([FrameDescription(t=t, text=f"second {t}") for t in range(4)])  # ends at 4 s
+    with caplog.at_level(logging.WARNING, logger="frame_describer.replay"):
+        inside = list(replay.describe(timeline_frames([0.0, 1.0, 3.0, 4.0])))
+        assert len(inside) == 4 and caplog.records == []  # nothing past the end: nothing said
+        out = list(replay.describe(timeline_frames([3.0, 5.0, 6.0, 30.0])))
+    assert [d.t for d in out] == [3.0] and replay.past_end == 3
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == ["<descriptions>: the captions end at 4.0 s, and the video goes on (a frame at 5.0 s): frames "
+                        "past their end get no description; captions of another video, or of a part of it?"]
