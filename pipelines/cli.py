@@ -324,7 +324,12 @@ def _many_queries(args: argparse.Namespace) -> tuple[str | None, list[str]]:
     if not args.descriptions and len(args.inputs) != 1:
         raise ConfigurationError("with -q/--queries give the VIDEO alone (the queries come from -q/--queries): "
                                  'vidground ground video.mp4 -q "a person opens a door" -q "..."')
-    queries = [check_query(q) for q in args.query_list]  # every query checked before anything is described
+    queries = []  # every query checked before anything is described
+    for i, query in enumerate(args.query_list, 1):
+        try:
+            queries.append(check_query(query))
+        except InputError as exc:  # which of several -q: "the query is empty" alone does not say
+            raise InputError(f"-q number {i} of {len(args.query_list)}: {exc}") from None
     if args.queries_file is not None:
         for line, query in read_queries(args.queries_file):
             try:

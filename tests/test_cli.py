@@ -453,3 +453,8 @@ def test_demo_keep_that_cannot_be_a_folder_is_a_one_line_error(tmp_path):
     with pytest.raises(ConfigurationError, match=r"^--keep .*afile/sub: cannot make the folder \(Not a directory\)$"):
         main(["demo", "--keep", str(afile / "sub"), "--debug"])
     assert afile.read_text() == "x"
+
+
+def test_an_empty_query_among_several_is_named_by_its_place(desc_file):
+    with pytest.raises(InputError, match=r"^-q number 2 of 3: the query is empty$"):
+        main(["ground", "--descriptions", str(desc_file), "-q", "a door", "-q", "   ", "-q", "a cat", "--debug"])
