@@ -527,6 +527,9 @@ def cmd_import_captions(args: argparse.Namespace) -> int:
     to_file = out.suffix.lower() == ".jsonl" and not out.is_dir()
     if to_file and len(args.inputs) > 1:
         raise ConfigurationError(f"{len(args.inputs)} inputs need a folder for -o, not the file {out}")
+    if not to_file and out.exists() and not out.is_dir():  # it said "out/ID.jsonl: cannot write here (Not a directory)"
+        raise ConfigurationError(f"-o {out} is a file: give a folder for the converted files (or, for one input, "
+                                 "a file name ending in .jsonl)")
     targets: dict[Path, Path] = {}
     for name in args.inputs:
         src = Path(name)

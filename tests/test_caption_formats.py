@@ -363,7 +363,9 @@ def test_import_captions_cli(tmp_path, capsys):
     for argv, needle in [([str(a), str(b), "-o", str(tmp_path / "f.jsonl")], "2 inputs need a folder"),
                          ([str(a), "-o", str(a.parent)], "would be overwritten by its own conversion"),
                          ([str(b), str(b), "-o", str(out)], "would both be written"),
-                         ([str(b), "--format", "csv", "--clip-seconds", "2", "-o", str(out)], "clip_seconds applies only")]:
+                         ([str(b), "--format", "csv", "--clip-seconds", "2", "-o", str(out)], "clip_seconds applies only"),
+                         # an existing file not named .jsonl: "out/ID.jsonl: cannot write here (Not a directory)" before
+                         ([str(a), str(b), "-o", str(b)], f"-o {b} is a file: give a folder for the converted files")]:
         assert main(["import-captions", *argv]) == 1
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1, (argv, err)
