@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -44,6 +45,11 @@ from vidground.types import DEFAULT_FPS, Frame
 
 
 log = logging.getLogger(__name__)
+
+#: Set by the command line's Ctrl-C handler: every frame stream then stops at its next frame with a
+#: KeyboardInterrupt, in whatever thread it is read. Ctrl-C reaches only the main thread, so an eval's video
+#: workers went on decoding and describing (and paying for) their videos to the end after it.
+INTERRUPTED = threading.Event()
 
 _IMAGE_FORMATS = ("image2", "image2pipe")  # plus every "*_pipe" demuxer (png_pipe, jpeg_pipe, ...)
 
@@ -332,6 +338,9 @@ class FrameStream(Iterator[Frame]):
         self._gen = self._run(targets)
 
     def __next__(self) -> Frame:
+        if INTERRUPTED.is_set():
+            self.close()
+            raise KeyboardInterrupt(f"{self.info.path}: interrupted")
         return next(self._gen)
 
     def __iter__(self) -> "FrameStream":

@@ -20,7 +20,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -666,12 +668,41 @@ def _kept_note(args: argparse.Namespace) -> str:
     return " (without a description cache nothing described was kept: --cache FILE keeps it for the next run)"
 
 
+def _stop_streams(interrupted: bool) -> None:
+    """Tell every frame stream of the process, in any thread, to stop (or, at a command's start and end, that
+    none need to); the sampler is looked up, not imported, as nothing is to stop before it is loaded."""
+    sampling = sys.modules.get("frame_describer.sampling")
+    if sampling is not None:
+        (sampling.INTERRUPTED.set if interrupted else sampling.INTERRUPTED.clear)()
+
+
+def _on_interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C: the main thread gets its KeyboardInterrupt as before, and the other threads' frame streams
+    (an eval's video workers, which it does not reach) stop at their next frame."""
+    _stop_streams(True)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for run records
     _setup_logging(logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
                    everything=args.debug, loading_notes=not getattr(args, "quiet", False), secrets=_secrets(args))
+    previous = signal.getsignal(signal.SIGINT)
+    ours = threading.current_thread() is threading.main_thread() and previous is signal.default_int_handler
+    if ours:  # only in place of Python's own handler: a program that set its own keeps it
+        signal.signal(signal.SIGINT, _on_interrupt)
+    _stop_streams(False)
+    try:
+        return _run(args)
+    finally:
+        if ours:
+            signal.signal(signal.SIGINT, previous)
+        _stop_streams(False)  # the workers are done by now: the next command in this process starts clean
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

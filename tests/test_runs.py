@@ -384,3 +384,42 @@ def test_frame_sampling_options_on_a_descriptions_eval_are_refused_not_recorded(
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     (tmp_path / "run" / "config.json").write_text(json.dumps({**config, "fps": 2.0}))  # as an earlier version let it be
     assert run_eval(cfg(ds, desc, limit=3), tmp_path / "run").ran == 1  # resumed: stage 2 never used the sampling
+
+
+def test_ctrl_c_stops_the_video_workers_of_an_eval_too(tmp_path, capsys):
+    """Ctrl-C reaches the main thread only: the video workers went on decoding and describing (and paying) to
+    the end of their videos, 60 of 60 frames here; the frame streams now stop at their next frame."""
+    import signal
+    import threading
+
+    from frame_describer import describers, sampling
+    from _helpers_eval import FakeDescriber
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # what the command line replaces
+    lock, seen, heard = threading.Lock(), [], getattr(sampling, "INTERRUPTED", threading.Event())
+
+    class CtrlCAtTheThirdFrame(FakeDescriber):
+        def describe(self, frames, *, query=None):
+            waited = False
+            for d in super().describe(frames, query=query):
+                with lock:
+                    seen.append(d.t)
+                    n = len(seen)
+                if n == 3:  # the user's Ctrl-C, which the terminal's SIGINT delivers to the main thread
+                    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                if n >= 3 and not waited:  # each worker, once: until the command line has heard it (at most 5 s)
+                    heard.wait(5)
+                    waited = True
+                yield d
+
+    describers.register("ctrl-c-at-third", CtrlCAtTheThirdFrame)
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=2, per_video=3, duration=3.0)
+    videos = render_toy_videos(tmp_path / "videos", ["vid0", "vid1"], n_frames=30, fps=10.0)
+    argv = ["eval", "jsonl", "--dataset-file", str(ds), "--videos", str(videos), "--describer", "ctrl-c-at-third",
+            "--reasoner", "fake-reasoner", "--fps", "10", "--no-cache", "--quiet", "--out", str(tmp_path / "run")]
+    from pipelines.cli import main
+
+    assert main(argv) == 130 and "interrupted; every finished item is kept in" in capsys.readouterr().err
+    assert 3 <= len(seen) <= 4  # the third frame, and the one the other worker held then (60 before)
+    assert not sampling.INTERRUPTED.is_set()  # cleared when the command ends: the next one starts clean
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
