@@ -78,7 +78,7 @@ def _add_stage2_inputs(p: argparse.ArgumentParser, offline: str) -> None:
                    help="a descriptions file (vidground JSONL or another tool's captions) instead of a video")
     add_caption_format_args(p)
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                   help="the video's duration; with --descriptions it is otherwise read from the file or inferred")
+                   help="with --descriptions: the video's duration (else read from the file or inferred)")
     p.add_argument("--reasoner", default=None, metavar="SPEC",
                    help=f"{offline}, openai:MODEL, hf:MODEL_OR_PATH, llamacpp:PATH.gguf")
     p.add_argument("--reasoner-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "other tools' captions (vtggpt, seconds-json, csv) are detected")
     add_caption_format_args(g)
     g.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                   help="the video's duration; with --descriptions it is otherwise read from the file or inferred")
+                   help="with --descriptions: the video's duration (else read from the file or inferred)")
     g.add_argument("--reasoner", default=None, metavar="SPEC",
                    help="reasoner backend: embedding (offline, default), vtggpt and naive (offline baselines), openai:MODEL, "
                         "hf:MODEL_OR_PATH, llamacpp:PATH.gguf")
@@ -368,6 +368,8 @@ def _session(args: argparse.Namespace, video: str | None) -> Any:
         ("--describer", args.describer), ("--describer-opt", args.describer_opt), ("--fps", args.fps is not None),
         ("--num-frames", args.num_frames is not None), ("--max-frames", args.max_frames is not None),
         ("--max-side", args.max_side != 512), ("--cache", args.cache)) if given]
+    if video is not None and getattr(args, "duration", None) is not None:  # it replaced the decoded one, silently
+        raise ConfigurationError("--duration applies to --descriptions: a video's duration is read from the video")
     if video is None and unused:  # silently ignored, they would make a user believe stage 1 used them
         raise ConfigurationError(f"{', '.join(unused)}: stage 1 options have no effect with --descriptions (stage 2 "
                                  "only); drop them, or give the video")

@@ -458,3 +458,11 @@ def test_demo_keep_that_cannot_be_a_folder_is_a_one_line_error(tmp_path):
 def test_an_empty_query_among_several_is_named_by_its_place(desc_file):
     with pytest.raises(InputError, match=r"^-q number 2 of 3: the query is empty$"):
         main(["ground", "--descriptions", str(desc_file), "-q", "a door", "-q", "   ", "-q", "a cat", "--debug"])
+
+
+def test_a_duration_given_with_a_video_is_refused_not_put_in_place_of_the_videos(tmp_path):
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"\0")  # refused before the video is opened
+    for command in (["ground", str(video), "a door"], ["events", str(video)], ["ask", str(video), "why"]):
+        with pytest.raises(ConfigurationError, match="^--duration applies to --descriptions"):
+            main([*command, "--duration", "100", "--debug"])
