@@ -185,13 +185,15 @@ def coarse_to_fine(
     API describer's ``concurrency``, a local model's batch; see :func:`in_flight_of`). Under a seconds budget
     ``describe`` gets the times in chunks and each stream is read to its end, so no call begun is thrown away
     (breaking out of it would close it: an API describer's requests in flight were paid and their answers
-    dropped). A chunk is predicted to take a wave (the slowest so far) per ``in_flight`` calls; it is as long
-    as takes at most half the seconds left, else up to ``2 * in_flight`` frames that end within them (what
-    an API describer begins at once), else none. So with calls no slower than the slowest wave so far nothing
-    is begun after the budget ran out, nor ends past it; calls that slow down can send part of the last chunk
-    after it (of a chunk of ``2 * in_flight``, its second wave: at most ``in_flight`` calls; of a longer one,
-    only when they are more than twice as slow), each still taken. Returns the outcome and the coarse stride
-    used."""
+    dropped). A chunk is predicted to take a wave (the slowest so far) per ``in_flight`` calls, its frames
+    calls at the share seen so far (cache hits and skip-unchanged's reuses are not); it is as long as takes at
+    most half the seconds left, else up to ``2 * in_flight`` frames (what an API describer begins at once), and
+    never longer than would end within the seconds left were every frame a call; else none. So with calls no
+    slower than the slowest wave so far (a wave's time includes decoding its frames: where decoding is slow
+    against the calls, the estimate from the first small chunks is loose) nothing is begun after the budget ran
+    out, nor ends past it; calls that slow down can send part of the last chunk after it (of a chunk of
+    ``2 * in_flight``, its second wave: at most ``in_flight`` calls), each still taken. Returns the outcome and
+    the coarse stride used."""
     search = search or Search(strategy="coarse-to-fine")
     if isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 1:
         raise ConfigurationError(f"in_flight must be a positive integer (calls a describer runs at once), "
@@ -220,23 +222,31 @@ def coarse_to_fine(
     wave = 0.0  # the longest a wave of calls (up to in_flight at once) has taken: a chunk's seconds over its waves
     snapped = 0.0  # the furthest a frame answering a grid time lay from it (a keyframe, a known frame)
 
-    def fits(k: int, share: float = 1.0) -> int:
-        """How many of ``k`` frames can be begun: as many as, a wave as slow as the slowest so far per
-        ``in_flight`` calls, end within ``share`` of the seconds left (all when there is no seconds budget or
-        nothing was timed yet)."""
+    handed = 0  # frames handed to the describer: with out.calls, the share of them that were calls
+
+    def fits(k: int, share: float = 1.0, every: bool = False) -> int:
+        """How many of ``k`` frames can be begun: as many as end within ``share`` of the seconds left, a wave as
+        slow as the slowest so far per ``in_flight`` calls, at the share of calls among the frames handed over so
+        far (cache hits and skip-unchanged's reuses are not calls; ``every``: each frame a call). All of them when
+        there is no seconds budget or no call was timed yet."""
         if search.budget_seconds is None or not wave:
             return k
-        return min(k, max(0, math.floor(share * (search.budget_seconds - spent) / wave)) * in_flight)
+        calls = max(0, math.floor(share * (search.budget_seconds - spent) / wave)) * in_flight
+        rate = 1.0 if every else (out.calls + 1) / (handed + 1)  # never 0: a frame not seen yet may be a call
+        return min(k, math.floor(calls / rate + 1e-9))
 
     def next_chunk(rest: int) -> int:
         """How many of a pass's ``rest`` frames to hand the describer next (0: none fits): all without a
-        seconds budget; under one, as many as take at most half the seconds left (few cuts in the stream
-        while the budget is far from spent), else up to ``2 * in_flight`` that end within them."""
+        seconds budget; under one, as many as take at most half the seconds left at the share of calls seen so
+        far (few cuts in the stream while the budget is far from spent; more frames a chunk where most are cache
+        hits or unchanged), else up to ``2 * in_flight``; never more than end within the seconds left were every
+        one a call, so a stretch where more frames need a call than before cannot run past the budget."""
         if search.budget_seconds is None:
             return rest
         if not wave:
             return min(2 * in_flight, rest)
-        return max(fits(rest, 0.5), min(2 * in_flight, fits(rest)))
+        safe = fits(rest, every=True)
+        return max(min(fits(rest, 0.5), safe), min(2 * in_flight, safe))
 
     def run(indices: list[int], pass_no: int, reasons: dict[int, tuple[int, str]], tolerance: float = 0.0) -> int:
         """Describe the grid frames ``indices`` (increasing), listing each; returns how many of them the seconds
@@ -244,7 +254,7 @@ def coarse_to_fine(
 
         Under a seconds budget they go to the describer in chunks (:func:`next_chunk`), each read to its end,
         so every call begun is taken, counted and cached."""
-        nonlocal spent, snapped, wave
+        nonlocal spent, snapped, wave, handed
         fresh, entries = [], []
         for i in indices:
             asked.add(i)
@@ -285,8 +295,10 @@ def coarse_to_fine(
                     out.skipped += 1
             seconds = clock() - begun
             spent += seconds
-            wave = max(wave, seconds / math.ceil(max(1, out.calls - calls) / in_flight))
+            if out.calls > calls:  # cache hits and reuses alone say nothing of how long a call takes
+                wave = max(wave, seconds / math.ceil((out.calls - calls) / in_flight))
             done += size
+            handed += size
         cut = {id(e) for e in entries[done:]}
         if cut:  # the times no chunk was begun for were never described: they are not listed as described
             out.frames[:] = [e for e in out.frames if id(e) not in cut]

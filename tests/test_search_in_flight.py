@@ -249,9 +249,14 @@ def test_a_session_with_skip_unchanged_keeps_every_request_it_sends(tmp_path, mo
     assert first["calls"] == sent and first["skipped"] > 0 and first["stop"] == "budget"
     assert len(first["frames"]) == first["calls"] + first["skipped"] + first["cached"] + first["known"]
     assert max(p for _, p, _ in first["frames"]) == last_pass
+    stored = DescriptionCache(tmp_path / "c.sqlite").count()
+    assert stored == sent
     base[0] = sent
     again = ground()
-    assert again["cached"] >= sent and len(openai_server.requests) - sent == again["calls"]
+    # nothing the first query described is sent again: each of its frames is a cache hit, or reuses the description
+    # of the last frame sent (where the second query's chunks begin elsewhere); the cache grows by the new calls only
+    assert again["cached"] > 0 and len(openai_server.requests) - sent == again["calls"]
+    assert DescriptionCache(tmp_path / "c.sqlite").count() == stored + again["calls"]
 
 
 def test_a_request_failing_in_a_chunk_fails_the_search_as_before_and_keeps_what_came_before(tmp_path,
@@ -274,3 +279,50 @@ def test_a_request_failing_in_a_chunk_fails_the_search_as_before_and_keeps_what_
     before = [sparse[i] for lv in levels[:levels.index(next(lv for lv in levels if 2 in lv))] for i in lv]
     assert len(before) == 19 and sparse[2] == 21.0
     assert sorted(cached.cache.lookup("v", cached.key, sparse)) == sorted(before)
+
+
+def test_cache_hits_do_not_shrink_the_predicted_cost_of_a_call(tmp_path):
+    """A chunk answered from the cache alone takes a millisecond: timed as a wave of calls it made the next chunks
+    look nearly free, and a second search of a video the cache half knew (a new session, a smaller budget) began
+    dozens of requests past its budget (44 at 1 in flight, 10 s). Only chunks that made calls time a wave."""
+    grid = [i + 0.5 for i in range(3600)]  # 1 h at 1 frame a second
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    for n, seconds in ((1, 60.0), (1, 10.0)):  # the first search fills the cache with the frames it could pay for
+        now, ticks = [0.0], [0]
+
+        def clock() -> float:  # a real clock moves a little at every read, cache hits included
+            ticks[0] += 1
+            return now[0] + 0.001 * ticks[0]
+
+        inner = InFlight(n, now)
+        inner.captions = ReplayDescriber([FrameDescription(t=t, text="a dog runs" if 1800 <= t < 1830 else f"street {t:.0f}")
+                                          for t in grid], duration=3600.0)
+        cached = CachedDescriber(inner, cache, fingerprint="v")
+        out, _ = coarse_to_fine("dog", Keyword(), lambda times: cached.describe(timeline_frames(times)), grid, 3600.0,
+                                Search(strategy="coarse-to-fine", budget_seconds=seconds), clock=clock, in_flight=n)
+    assert out.cached > 0 and out.calls == inner.requests > 0
+    late = [start for _, start in inner.begun if start >= 10.0]
+    assert late == [] and now[0] <= 10.0, (len(late), now[0])
+
+
+def test_chunks_grow_where_most_frames_are_unchanged(tmp_path):
+    """Skip-unchanged on static footage (1 h at 1 fps, a picture that changes every 300 s, 8 requests of 2 s in
+    flight): most frames reuse the last description and cost no call, so a chunk sized as if each frame were a call
+    was mostly idle, and each chunk's first frame is sent whatever it shows. Sized at the share of calls seen so far
+    (never past what would end within the budget were all of them calls), the search converges within 50 s; sized
+    by frames it stopped in the first refinement round."""
+    grid = [i + 0.5 for i in range(3600)]
+    now = [0.0]
+    inner = InFlight(8, now, latency=lambda k: 2.0)
+    inner.captions = ReplayDescriber([FrameDescription(t=t, text="a dog runs" if int(t // 300) == 6 else
+                                                       f"scene {int(t // 300)}") for t in grid], duration=3600.0)
+    skip = SkipUnchanged(CachedDescriber(inner, DescriptionCache(tmp_path / "c.sqlite"), fingerprint="v"), 2.0)
+
+    def frames(times: list[float]) -> Iterator[Frame]:
+        return (Frame(t=t, index=0, image=np.full((48, 64, 3), 20 + 17 * int(t // 300), np.uint8)) for t in times)
+
+    out, _ = coarse_to_fine("dog", Keyword(), lambda times: skip.describe(frames(times)), grid, 3600.0,
+                            Search(strategy="coarse-to-fine", budget_seconds=50.0), clock=lambda: now[0], in_flight=8)
+    assert out.stop == "converged" and now[0] <= 50.0, (out.stop, out.rounds, now[0])
+    assert out.calls == inner.requests and out.skipped > out.calls
+    assert out.result.intervals[0].start >= 1790 and out.result.intervals[0].end <= 2110
