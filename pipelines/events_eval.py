@@ -136,13 +136,11 @@ def _run_config(videos: Any, describer: Any, reasoner: Any, describer_options: d
 def _check_resume(out: Path, config: dict[str, Any]) -> None:
     """A run folder holding events found with other settings is a :class:`ConfigurationError` naming each
     difference: mixing them would score two methods as one."""
-    path = out / "config.json"
-    if not path.is_file():
+    from .runs import read_run_json
+
+    old = read_run_json(out / "config.json")  # a damaged one (not JSON, not an object) is an InputError naming it
+    if old is None:
         return
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not a JSON file: {exc}; use another --out", path=path) from None
     new = json.loads(json.dumps(config))  # compared as written (tuples as lists)
     diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _MUST_MATCH if old.get(k) != new.get(k)]
     if diff:

@@ -593,6 +593,22 @@ def test_eval_activitynet_events_records_and_checks_its_settings(tmp_path, capsy
     assert "reasoner_options" in err and "sk-secret" not in err
 
 
+@pytest.mark.parametrize("text, what", [("garbage\n", "not valid JSON"), ("[1]\n", "a JSON list, not an object")])
+def test_eval_activitynet_events_names_a_damaged_config_json(tmp_path, capsys, no_caption_scorers, text, what):
+    """Resuming an events run read config.json without the check grounding runs have: a JSON list was
+    'internal error: AttributeError'."""
+    from pipelines.cli import main
+
+    root = _anet_fixture(tmp_path)
+    assert main(_anet_args(root)) == 0
+    capsys.readouterr()
+    (root / "run" / "config.json").write_text(text)
+    assert main(_anet_args(root)) == 1
+    err = capsys.readouterr().err
+    assert "damaged run file" in err and what in err and str(root / "run" / "config.json") in err
+    assert "internal error" not in err and err.count("\n") == 1
+
+
 def test_eval_activitynet_events_bad_inputs(tmp_path, capsys, no_caption_scorers):
     from pipelines.cli import main
 
