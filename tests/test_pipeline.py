@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from frame_describer import FrameDescription, describers, get_describer, write_descriptions
-from vidground.errors import ConfigurationError, InputError, VideoDecodeError
+from vidground.errors import ConfigurationError, InputError, MissingDependencyError, VideoDecodeError
 from pipelines import describe, ground, load_descriptions
 from temporal_reasoner import BaseReasoner, GroundingResult, Interval, get_reasoner, reasoners, result_json_schema
 
@@ -191,6 +191,45 @@ def test_third_party_backend_registration():
         reasoners._targets.pop("keyword-test")
     assert "keyword-test" not in reasoners.names()
     assert "cv" in describers.names()
+
+
+@pytest.fixture
+def broken_backends(tmp_path, monkeypatch):
+    """Registered backends whose module is missing, or imports a package that is not installed."""
+    (tmp_path / "vg_plugin_needs_llama.py").write_text("import llama_cpp\n\nclass Reasoner:\n    pass\n")
+    (tmp_path / "vg_plugin_needs_other.py").write_text("import vg_no_such_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # not installed, whatever this machine has
+    added = {"gone-test": "vg_no_such_plugin.mod:Reasoner", "needs-llama-test": "vg_plugin_needs_llama:Reasoner",
+             "needs-other-test": "vg_plugin_needs_other:Reasoner", "no-attr-test": "temporal_reasoner.base:Nope"}
+    for name, target in added.items():
+        reasoners.register(name, target)
+    yield
+    for name in added:
+        reasoners._targets.pop(name)
+
+
+@pytest.mark.parametrize("spec, error, words", [
+    ("gone-test", ConfigurationError, "the reasoner backend 'gone-test' (vg_no_such_plugin.mod:Reasoner) cannot be "
+                                      "imported: no module named 'vg_no_such_plugin'"),
+    ("needs-llama-test", MissingDependencyError, "the reasoner backend 'needs-llama-test' (vg_plugin_needs_llama "
+                                                 "imports 'llama_cpp', which is not installed) needs the "
+                                                 "'llama-cpp-python' package: pip install 'vidground[llamacpp]'"),
+    ("needs-other-test", ConfigurationError, "no module named 'vg_no_such_dependency'"),
+    ("no-attr-test", ConfigurationError, "module 'temporal_reasoner.base' has no 'Nope'"),
+])
+def test_a_backend_that_cannot_be_imported_is_a_configuration_error(broken_backends, tmp_path, capsys, spec, error,
+                                                                    words):
+    """It was a raw ModuleNotFoundError (AttributeError), 'internal error' on the command line."""
+    from pipelines.cli import main
+
+    with pytest.raises(error) as info:
+        get_reasoner(spec)
+    assert words in str(info.value)
+    write_descriptions(tmp_path / "d.jsonl", DESCS)
+    assert main(["ground", "--descriptions", str(tmp_path / "d.jsonl"), "a query", "--reasoner", spec]) == 1
+    err = capsys.readouterr().err
+    assert words in err and "internal error" not in err and err.count("\n") == 1
 
 
 @pytest.mark.slow

@@ -18,7 +18,16 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
-from .errors import ConfigurationError, did_you_mean
+from .errors import ConfigurationError, MissingDependencyError, did_you_mean
+
+# the optional packages a built-in backend may import, by module: (the package to install, its extra in pyproject.toml)
+EXTRAS: dict[str, tuple[str, str]] = {
+    "openai": ("openai", "openai"), "httpx": ("httpx", "openai"), "simplejpeg": ("simplejpeg", "openai"),
+    "transformers": ("transformers", "hf"), "accelerate": ("accelerate", "hf"), "PIL": ("pillow", "hf"),
+    "gguf": ("gguf", "hf"), "llama_cpp": ("llama-cpp-python", "llamacpp"), "torch": ("torch", "embedding"),
+    "sentence_transformers": ("sentence-transformers", "embedding"), "ray": ("ray", "ray"),
+    "matplotlib": ("matplotlib", "eval"), "pycocoevalcap": ("pycocoevalcap", "captions"),
+}
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -62,11 +71,31 @@ class Registry:
                                      + (f" (did you mean {hint!r}?)" if hint else "") + f"; choose one of: {choices}")
         target = self._targets[name]
         if isinstance(target, str):
-            module_name, _, attr = target.partition(":")
-            module = importlib.import_module(module_name)
-            target = getattr(module, attr)
+            target = self._import(name, target)
             self._targets[name] = target
         return target
+
+    def _import(self, name: str, where: str) -> Callable[..., Any]:
+        """The class or factory ``where`` (``"module:attr"``) names; a module that is not installed, or an
+        attribute it lacks, is a :class:`ConfigurationError` naming the backend (a
+        :class:`MissingDependencyError` with the extra to install where the project has one)."""
+        module_name, _, attr = where.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            missing = exc.name or str(exc)
+            top = missing.partition(".")[0]
+            if top in EXTRAS:
+                package, extra = EXTRAS[top]
+                raise MissingDependencyError(package, extra, f"the {self.kind} backend {name!r} ({module_name} "
+                                             f"imports {missing!r}, which is not installed)") from None
+            raise ConfigurationError(f"the {self.kind} backend {name!r} ({where}) cannot be imported: no module "
+                                     f"named {missing!r}; install the package that provides it") from None
+        try:
+            return getattr(module, attr)
+        except AttributeError:
+            raise ConfigurationError(f"the {self.kind} backend {name!r} ({where}): module {module_name!r} has no "
+                                     f"{attr!r}") from None
 
     def suggest(self, spec: str) -> str | None:
         """The spec a misspelt one most likely meant: ``openai/gpt-4o`` -> ``openai:gpt-4o`` (another
