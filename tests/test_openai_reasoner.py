@@ -253,3 +253,21 @@ def test_response_formats_from_the_command_line_are_names_not_letters(openai_ser
     assert make(openai_server, response_formats="json_object, text").response_formats == ("json_object", "text")
     with pytest.raises(ConfigurationError, match="at least one"):
         make(openai_server, response_formats=" , ")
+
+
+def test_no_api_key_names_what_a_python_caller_and_a_cli_user_each_give(tmp_path, monkeypatch, capsys):
+    """The message named only Python arguments (api_key=, base_url=), which a command-line user cannot pass."""
+    from frame_describer import write_descriptions
+    from pipelines.cli import main
+    from vidground.chat import build_client
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    words = ("OPENAI_API_KEY", "api_key=", "--api-key KEY", "--reasoner-opt api_key=KEY", "base_url=", "--base-url URL")
+    with pytest.raises(ConfigurationError, match="no API key") as info:
+        build_client()
+    assert all(w in str(info.value) for w in words)
+    write_descriptions(tmp_path / "d.jsonl", [FrameDescription(t=0.0, text="a door")])
+    assert main(["ground", "--descriptions", str(tmp_path / "d.jsonl"), "a door", "--reasoner", "openai:m"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("vidground: error: no API key") and all(w in err for w in words) and err.count("\n") == 1

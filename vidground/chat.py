@@ -77,8 +77,10 @@ def build_client(*, client: Any = None, base_url: str | None = None, api_key: st
     api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
     if api_key is None:
         if base_url is None:
-            raise ConfigurationError(
-                "no API key: pass api_key=, set OPENAI_API_KEY, or give base_url= for a local server")
+            raise ConfigurationError(  # one message for Python callers and the command line alike
+                "no API key: set OPENAI_API_KEY, or give one (Python: api_key=; command line: --api-key KEY, or "
+                "--describer-opt/--reasoner-opt api_key=KEY with eval); for a local server give its URL instead "
+                "(base_url= / --base-url URL, or OPENAI_BASE_URL)")
         api_key = NO_KEY
     try:
         return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0,
