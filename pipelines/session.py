@@ -170,19 +170,49 @@ def check_duration(duration: Any) -> float | None:
 
 def _stage2_args(video: Any, descriptions: Any, duration: Any) -> tuple[Any, Any, float | None]:
     """``(video, descriptions, duration)`` checked: one input (a :class:`DescribedVideo` given as the video
-    is the descriptions), a path that is not bytes, a valid duration."""
+    is the descriptions), a video path (str or Path), a valid duration, and none with a video path: a video's
+    duration is the one decoded (the command line refuses ``--duration`` with a video alike)."""
     duration = check_duration(duration)
-    _check_path(video, "a video path")
     if isinstance(video, DescribedVideo) and descriptions is None:
         video, descriptions = None, video
+    if video is not None:
+        _check_video(video, "a video path (str or Path), describe()'s output, or None with descriptions=")
     if (video is None) == (descriptions is None):
         raise ConfigurationError("give exactly one of video= or descriptions=")
+    if video is not None and duration is not None:  # it replaced the decoded duration, silently
+        raise ConfigurationError("duration= applies to descriptions=: a video's duration is read from the video "
+                                 "(to set one anyway, give describe(video).with_duration(seconds) as the video)")
     return video, descriptions, duration
 
 
 def _check_path(value: Any, what: str) -> None:
     if isinstance(value, (bytes, bytearray)):
         raise InputError(f"{what} must be a str or Path, got {type(value).__name__}")
+
+
+def _check_video(video: Any, accepted: str) -> None:
+    """An :class:`InputError` naming ``video=`` and what is ``accepted`` when it is none of them."""
+    _check_path(video, "a video path")
+    if not isinstance(video, (str, os.PathLike)):
+        raise InputError(f"video must be {accepted}, got {type(video).__name__} {video!r:.60}")
+
+
+#: what a backend given as an object needs (the protocols of frame_describer and temporal_reasoner), and specs
+_BACKEND_NEEDS = {"describer": (("name", "settings", "describe"), "describe(frames, query=None)", "cv, openai:MODEL"),
+                  "reasoner": (("name", "settings", "ground"), "ground(query, transcript)", "embedding, openai:MODEL")}
+
+
+def _check_backend(kind: str, backend: Any) -> None:
+    """A :class:`ConfigurationError` naming ``describer=``/``reasoner=`` when it is neither ``None``, a spec
+    string, nor an object with the protocol's members (it was an ``AttributeError`` at first use)."""
+    if backend is None or isinstance(backend, str):
+        return
+    members, call, specs = _BACKEND_NEEDS[kind]
+    lacks = [m for m in members if not hasattr(backend, m)]
+    if lacks:
+        raise ConfigurationError(f"{kind}= must be a spec string ({specs}...) or an object with name, settings() "
+                                 f"and {call}; got an instance of {type(backend).__name__}, which has no "
+                                 + ", ".join(lacks))
 
 
 def _progress(iterable: Iterable[Any], total: int | None, enabled: bool, desc: str) -> Iterable[Any]:
@@ -235,6 +265,9 @@ class Session:
         search: Any = None,
         skip_unchanged: float | None = None,
     ):
+        if sampling is not None and not isinstance(sampling, (Sampling, dict)):
+            raise ConfigurationError(f"sampling= must be a Sampling or a dict of its settings (fps, num_frames, "
+                                     f"max_frames, max_side), got {type(sampling).__name__} {sampling!r}")
         self.sampling = Sampling.of(sampling)
         if not isinstance(motion, bool):
             raise ConfigurationError(f"motion must be True or False, got {motion!r}")
@@ -251,6 +284,7 @@ class Session:
                                      ("reasoner", reasoner, reasoner_options)):
             if options and spec is not None and not isinstance(spec, str):
                 raise ConfigurationError(f"{name}_options are only accepted together with a {name} spec string")
+            _check_backend(name, spec)
         self._specs = {"describer": (describer, dict(describer_options or {})),
                        "reasoner": (reasoner, dict(reasoner_options or {}))}
         self._built: dict[str, Any] = {}  # backends this session built, and so closes
@@ -361,7 +395,7 @@ class Session:
         (``usage.cached`` counts them). Threads asking for the same video wait for one description.
         """
         self._check_open()
-        _check_path(video, "a video path")
+        _check_video(video, "a video path (str or Path)")
         path = Path(video)
         key = _file_key(path)  # only query-agnostic descriptions are remembered
         if key is None or self._known_aware():  # a query-aware describer describes per query
@@ -512,7 +546,10 @@ class Session:
     ) -> GroundingResult:
         """Find when ``query`` happens: in ``video`` (described first, once per session) or in
         ``descriptions`` (a file, a list of descriptions, or :meth:`describe`'s output, which may also be
-        given as ``video``). ``top_k`` keeps only the best K intervals."""
+        given as ``video``). ``top_k`` keeps only the best K intervals. ``duration`` (seconds) is for
+        ``descriptions``, in place of the one the file records or the one inferred; with a video path it is a
+        :class:`ConfigurationError`, as ``--duration`` is on the command line: a video's duration is the one
+        decoded (to override it, give ``describe(video).with_duration(seconds)`` as the video)."""
         query = check_query(query)
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ConfigurationError(f"top_k must be a whole number >= 1, got {top_k!r}")
@@ -695,8 +732,9 @@ class Session:
         usage = dict(result.usage)
         if not described.usage.is_empty():
             usage["describe"] = described.usage
-        settings = {**(described.sampling or {}), "describer": described.settings, "reasoner": rsn.settings(),
-                    **result.settings}
+        reasoner = rsn.settings()  # under "reasoner", as the describer's; the top level keeps what the call added
+        settings = {**(described.sampling or {}), "describer": described.settings, "reasoner": reasoner,
+                    **{k: v for k, v in result.settings.items() if k not in reasoner or reasoner[k] != v}}
         return {"video": described.video, "duration": transcript.duration,
                 "duration_inferred": transcript.duration_inferred, "describer": described.describer,
                 "reasoner": result.reasoner or rsn.name, "usage": usage,

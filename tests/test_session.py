@@ -121,6 +121,65 @@ def test_bad_sampling_fails_before_any_video_or_model():
     assert Sampling.of({"fps": 2}, max_side=None) == Sampling(fps=2, max_side=None)
 
 
+@pytest.mark.parametrize("kwargs, words", [
+    ({"describer": object()}, "describer= must be a spec string (cv, openai:MODEL...) or an object with name, "
+                              "settings() and describe(frames, query=None); got an instance of object, which has no "
+                              "name, settings, describe"),
+    ({"reasoner": object()}, "reasoner= must be a spec string (embedding, openai:MODEL...) or an object with name, "
+                             "settings() and ground(query, transcript); got an instance of object"),
+    ({"sampling": 3}, "sampling= must be a Sampling or a dict of its settings (fps, num_frames, max_frames, "
+                      "max_side), got int 3"),
+])
+def test_a_backend_or_sampling_of_the_wrong_kind_is_a_configuration_error(kwargs, words):
+    """An AttributeError at first use (object() as a backend) or a TypeError (sampling=3) before."""
+    with pytest.raises(ConfigurationError) as info:
+        Session(**kwargs)
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda s: s.describe(None), "video must be a video path (str or Path), got NoneType None"),
+    (lambda s: s.ground(5, "x"), "video must be a video path (str or Path), describe()'s output, or None with "
+                                 "descriptions=, got int 5"),
+    (lambda s: s.answer(3.5, "why?"), "got float 3.5"),
+    (lambda s: s.events({"a": 1}), "got dict {'a': 1}"),
+])
+def test_a_video_of_the_wrong_kind_is_an_input_error(call, words):
+    """A TypeError from pathlib ('expected str, bytes or os.PathLike object, not int')."""
+    from pipelines import InputError
+
+    with Session(describer=FakeDescriber(), reasoner="fake-reasoner") as s, pytest.raises(InputError) as info:
+        call(s)
+    assert words in str(info.value)
+
+
+def test_a_duration_with_a_video_is_refused_as_on_the_command_line(videos):
+    """ground(video, duration=100) stretched the 3-s video's last description to 100 s and said nothing (c0d2291
+    refused --duration with a video); descriptions keep taking one, and describe()'s output can be given one."""
+    describer = FakeDescriber()
+    with Session(describer=describer, reasoner="fake-reasoner") as s:
+        for call in (lambda: s.ground(videos / "a.mp4", "frame at 1.0", duration=100),
+                     lambda: s.answer(videos / "a.mp4", "which frame?", duration=100),
+                     lambda: s.events(videos / "a.mp4", duration=100)):
+            with pytest.raises(ConfigurationError, match="duration= applies to descriptions=: a video's duration is "
+                                                         "read from the video"):
+                call()
+        assert describer.calls == 0  # refused before any frame was described
+        real = s.ground(videos / "a.mp4", "frame at 1.0")
+        longer = s.ground(s.describe(videos / "a.mp4").with_duration(100), "frame at 1.0")
+    assert real.duration == 3.0 and longer.duration == 100.0
+
+
+def test_the_reasoner_settings_are_recorded_once(videos):
+    """They were under "reasoner" and again, key by key, at the top of the result's settings."""
+    with Session(describer=FakeDescriber(), reasoner="embedding") as s:
+        result = s.ground(videos / "a.mp4", "frame at 1.0")
+        reasoner = s.reasoner.settings()
+    assert result.settings["reasoner"] == reasoner and len(reasoner) > 5
+    assert not set(result.settings) & (set(reasoner) - {"fps", "num_frames", "max_frames", "max_side"})
+    assert result.settings["fps"] == 1.0 and result.settings["describer"] == FakeDescriber().settings()
+
+
 @pytest.mark.slow
 def test_one_session_serves_many_threads(tmp_path):
     path = tmp_path / "d.jsonl"
