@@ -302,8 +302,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     match = match_predictions(records, ds.queries)
     queries = ds.queries if args.all_queries else [q for q in ds.queries if q.qid in match.predictions]
     if not queries:
-        raise ConfigurationError(f"none of the {match.total} predictions matches a query of {ds.name}/{ds.split} "
-                                 "by (video, query) or qid; check --dataset and --split")
+        raise ConfigurationError(match.nothing_matched(f"{ds.name}/{ds.split}"))
+    partly = match.partly_matched(f"{ds.name}/{ds.split}")
+    if partly:
+        print(f"warning: {partly}", file=sys.stderr)
     video_of = {q.qid: q.video for q in queries}
     durations = {video_of[qid]: float(r["duration"]) for qid, r in match.predictions.items()  # what the rows say
                  if qid in video_of and isinstance(r.get("duration"), (int, float)) and r["duration"] > 0}
@@ -321,7 +323,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(json.dumps({"dataset": ds.name, "split": ds.split, "scored": len(queries), "dataset_queries": len(ds),
                           "predicted": len(match.predictions), "unmatched": [
                               {k: v for k, v in r.items() if k != "intervals"} for r in match.unmatched],
-                          "duplicates": match.duplicates, "all_queries": args.all_queries,
+                          "duplicates": match.duplicates, "foreign": match.foreign, "warnings": [partly] if partly else [],
+                          "all_queries": args.all_queries,
                           "metrics": m.summary(), "problems": problems, "provenance": record}, indent=2))
     else:
         print(f"{coverage}; scored on {len(queries)} "

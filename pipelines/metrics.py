@@ -570,12 +570,31 @@ def compute_qa_metrics(predictions: Mapping[str, Any], queries: Sequence[Query],
 # ------------------------------------------------------------------------- scoring prediction files
 
 class PredictionMatch(BaseModel):
-    """Prediction records matched to a dataset's queries."""
+    """Prediction records matched to a dataset's queries. ``foreign`` counts the unmatched records whose
+    ``qid`` is one of the dataset's but whose video (or query, where they name no video) is another: the
+    records of another dataset, whose qids are numbers too."""
 
     predictions: dict[str, Any]
     unmatched: list[dict[str, Any]] = Field(default_factory=list)
     duplicates: int = 0
     total: int = 0
+    foreign: int = 0
+
+    def _foreign_text(self) -> str:
+        return (f"; {self.foreign} of them carry a qid of it with another video or query (a predictions file "
+                "for another dataset?)") if self.foreign else ""
+
+    def nothing_matched(self, where: str) -> str:
+        """What to say when no record matched a query of ``where`` (a dataset's name and split)."""
+        return (f"none of the {self.total} predictions matches a query of {where} by (video, query) or qid"
+                f"{self._foreign_text()}; check --dataset and --split")
+
+    def partly_matched(self, where: str) -> str | None:
+        """The warning when only some records matched a query of ``where``; ``None`` when all did."""
+        if not self.unmatched:
+            return None
+        return (f"{len(self.unmatched)} of {self.total} predictions match no query of {where}"
+                f"{self._foreign_text()}; scored on the {len(self.predictions)} that do")
 
 
 def read_predictions(path: str | Any) -> list[dict[str, Any]]:
@@ -602,7 +621,10 @@ def read_predictions(path: str | Any) -> list[dict[str, Any]]:
 def match_predictions(records: Sequence[Mapping[str, Any]], queries: Sequence[Query]) -> PredictionMatch:
     """Match records to queries by (video id, normalised query text), else by ``qid``; by ``qid`` first
     when the record's text is shared by several queries of its video (NExT-GQA asks some questions twice
-    with other options), so such a record is not scored against another query.
+    with other options), so such a record is not scored against another query. The video is ``video``, or
+    ``vid`` as moment_detr / lighthouse files name it. A record matched by ``qid`` that names another video
+    than the query's (or, naming none, another query text) is not that query's: it is unmatched and
+    counted in ``foreign`` (QVHighlights' qids are numbers, as Charades-STA's line indices are).
 
     The first record for a query wins; later ones are counted as duplicates.
     """
@@ -613,17 +635,21 @@ def match_predictions(records: Sequence[Mapping[str, Any]], queries: Sequence[Qu
     by_key = {q.key: q for q in queries if counts[q.key] == 1}  # a shared text identifies no query alone
     preds: dict[str, Any] = {}
     unmatched: list[dict[str, Any]] = []
-    dups = 0
+    dups = foreign = 0
     for r in records:
         q = None
-        if "video" in r and "query" in r:
-            q = by_key.get((str(r["video"]), normalize_query(str(r["query"]))))
+        video = r.get("video", r.get("vid"))
+        text = normalize_query(str(r["query"])) if "query" in r else None
+        if video is not None and text is not None:
+            q = by_key.get((str(video), text))
         if q is None and "qid" in r:
             q = by_qid.get(str(r["qid"]))
+            if q is not None and (str(video) != q.video if video is not None else text not in (None, q.key[1])):
+                q, foreign = None, foreign + 1  # the qid of another dataset's query
         if q is None:
             unmatched.append(dict(r))
         elif q.qid in preds:
             dups += 1
         else:
             preds[q.qid] = r
-    return PredictionMatch(predictions=preds, unmatched=unmatched, duplicates=dups, total=len(records))
+    return PredictionMatch(predictions=preds, unmatched=unmatched, duplicates=dups, total=len(records), foreign=foreign)

@@ -505,6 +505,41 @@ def test_score_rejects_a_file_matching_nothing(tmp_path):
         cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred)
 
 
+def test_score_tells_when_predictions_carry_the_qids_of_another_dataset(tmp_path, capsys):
+    """moment_detr / lighthouse rows ({"qid", "query", "vid", ...}) were matched by qid alone: QVHighlights'
+    predictions scored 533 unrelated Charades-STA queries (qids 0..3719 are line numbers there), with no warning."""
+    ds, _ = write_toy_dataset(tmp_path / "data")
+    queries = [json.loads(line) for line in ds.read_text().splitlines()]
+    pred = tmp_path / "p.jsonl"
+    foreign = [{"qid": x["qid"], "query": "A woman cooks on facetime.", "vid": "NUsG9BgSes0_210.0_360.0",
+                "pred_relevant_windows": [[0, 70, 0.9]]} for x in queries]
+    pred.write_text("".join(json.dumps(r) + "\n" for r in foreign))
+    with pytest.raises(ConfigurationError, match=f"none of the {len(queries)} predictions matches a query of "
+                                                 f"jsonl/.*; {len(queries)} of them carry a qid of it with another "
+                                                 "video or query \\(a predictions file for another dataset\\?\\)"):
+        cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred)
+    no_video = [{"qid": x["qid"], "query": "another query", "pred_relevant_windows": [[0, 2]]} for x in queries]
+    pred.write_text("".join(json.dumps(r) + "\n" for r in no_video))
+    with pytest.raises(ConfigurationError, match="carry a qid of it with another video or query"):
+        cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred)
+    # some rows of this dataset (by video and query, by vid and query, by qid alone), some of another
+    ours = [{"video": queries[0]["video"], "query": queries[0]["query"], "intervals": [[0, 2]]},
+            {"qid": "9999", "vid": queries[1]["video"], "query": queries[1]["query"].upper(),
+             "pred_relevant_windows": [[2, 4]]},
+            {"qid": queries[2]["qid"], "pred_relevant_windows": [[4, 6]]}]
+    pred.write_text("".join(json.dumps(r) + "\n" for r in ours + foreign[3:]))
+    assert cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--bootstrap", "0") == 0
+    printed = capsys.readouterr()
+    warning = (f"warning: {len(queries) - 3} of {len(queries)} predictions match no query of jsonl/"
+               f"{load_dataset('jsonl', path=ds).split}; {len(queries) - 3} of them carry a qid of it with another video "
+               "or query (a predictions file for another dataset?); scored on the 3 that do\n")
+    assert printed.err == warning and "3 of 12 jsonl" in printed.out
+    assert cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--bootstrap", "0", "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["scored"], out["foreign"], len(out["unmatched"])) == (3, 9, 9)
+    assert out["warnings"] == [warning[len("warning: "):-1]] and out["metrics"]["values"]["R1@0.5"] == 100.0
+
+
 def _problem_file(tmp_path):
     ds, _ = write_toy_dataset(tmp_path / "data")
     queries = [json.loads(line) for line in ds.read_text().splitlines()]
