@@ -169,3 +169,19 @@ def test_a_calls_budget_thins_only_the_sparse_frames_not_known():
     late = [t for t in sparse if t > 300]
     assert len(late) == 10 and late[0] < 330 and late[-1] > 560  # the paid ones spread over the rest
     assert any("38 of them not known" in w for w in out.warnings)
+
+
+def test_a_calls_budget_smaller_than_the_sparse_pass_says_so():
+    """--budget 3 on a 36-frame video widened the sparse pass from 18 frames 2 s apart to 2 frames 18 s apart and
+    said nothing: the warning for a budget smaller than the sparse pass was only reached with --coarse."""
+    captions = street(36)
+    grid = [d.t for d in captions]
+    warned = {}
+    for budget in (None, 3, 18, 30):
+        _, describe = replayed(captions, 36)
+        out, stride = coarse_to_fine("dog", Keyword(), describe, grid, 36.0,
+                                     Search(strategy="coarse-to-fine", budget=budget))
+        warned[budget] = [w for w in out.warnings if "smaller than the sparse pass" in w]
+    assert warned[3] == ["the budget of 3 calls is smaller than the sparse pass (18 frames 2 s apart): it looked "
+                         "every 18 s (2 frames), 1 call(s) left to refine"]
+    assert warned[None] == warned[18] == warned[30] == []  # 18: widened a little to keep calls for refining
