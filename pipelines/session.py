@@ -248,7 +248,8 @@ class Session:
     ``"coarse-to-fine"`` (a :class:`~pipelines.search.Search` or its settings: ``budget``...), see
     :mod:`pipelines.search` (:meth:`answer` and :meth:`events` describe the whole grid and say so);
     ``skip_unchanged`` (grey levels) does not send a frame nearly the same as
-    the last one sent and reuses its description (:mod:`frame_describer.skip`).
+    the last one sent and reuses its description (:mod:`frame_describer.skip`); a result records how many
+    frames were sent and reused in ``settings["skip_unchanged"]``.
     """
 
     def __init__(
@@ -460,6 +461,10 @@ class Session:
         usage = sum((d.usage for d in out if d.usage is not None), Usage())  # cache hits carry Usage(cached=1)
         # the rate the sampler really used (1 fps when none was given; lowered by max_frames), not None
         sampling = {**s.model_dump(), "fps": frames.fps}
+        if self.skip_unchanged is not None:  # frames sent to the describer, and those given the last one's words
+            reused = sum((d.model_extra or {}).get("reused_from") is not None for d in out)
+            sampling["skip_unchanged"] = {"threshold": self.skip_unchanged, "sent": len(out) - reused,
+                                          "reused": reused}
         described = DescribedVideo(video=str(path), duration=duration, step=step, describer=desc.name,
                                    settings=desc.settings(), descriptions=out, usage=usage, seconds=seconds,
                                    sampling=sampling, warnings=frames.warnings)
@@ -618,10 +623,13 @@ class Session:
                     self._searched.popitem(last=False)
         times = [d.t for d in outcome.descriptions]
         step = grid[1] - grid[0] if len(grid) > 1 else infer_step(times)
+        sampling = {**s.model_dump(), "fps": s.fps or DEFAULT_FPS}
+        if self.skip_unchanged is not None:  # as the uniform path records it (and settings["search"]["skipped"])
+            sampling["skip_unchanged"] = {"threshold": self.skip_unchanged, "sent": outcome.calls + outcome.cached,
+                                          "reused": outcome.skipped}
         described = DescribedVideo(video=str(path), duration=max(length, times[-1]), step=step, describer=desc.name,
                                    settings=desc.settings(), descriptions=outcome.descriptions, usage=outcome.usage,
-                                   seconds=outcome.seconds, sampling={**s.model_dump(), "fps": s.fps or DEFAULT_FPS},
-                                   warnings=damaged)
+                                   seconds=outcome.seconds, sampling=sampling, warnings=damaged)
         result = outcome.result
         log.info("searched %s coarse to fine for %r: %d describer call(s), %d round(s), stopped: %s", path, query,
                  outcome.calls, outcome.rounds, outcome.stop)

@@ -90,6 +90,24 @@ def test_skip_unchanged_sends_only_the_frames_that_changed(static_video):
     assert described.usage.requests == 3
 
 
+def test_skip_unchanged_records_the_frames_sent_and_reused(static_video):
+    """ground --skip-unchanged recorded neither its threshold nor how many frames it reused (the search path
+    only as settings["search"]["skipped"])."""
+    for search in (None, "coarse-to-fine"):
+        describer = FakeDescriber()
+        with Session(describer=describer, reasoner="fake-reasoner", skip_unchanged=3.0, cache=False,
+                     search=search) as s:
+            result = s.ground(static_video, "frame at 12.0")
+        record = result.settings["skip_unchanged"]
+        assert record["threshold"] == 3.0 and record["sent"] == describer.calls == result.usage["describe"].requests
+        if search is None:
+            assert (record["sent"], record["reused"]) == (3, 17)  # 20 frames at 1 fps
+        else:
+            assert record["reused"] == result.settings["search"]["skipped"] > 0
+    with Session(describer=FakeDescriber(), reasoner="fake-reasoner", cache=False) as s:
+        assert "skip_unchanged" not in s.ground(static_video, "frame at 12.0").settings
+
+
 def test_skip_unchanged_lies_outside_the_cache(static_video, tmp_path):
     cache = tmp_path / "c.sqlite"
     with Session(describer=FakeDescriber(), reasoner="fake-reasoner", skip_unchanged=3.0, cache=cache) as s:
