@@ -50,6 +50,17 @@ log = logging.getLogger(__name__)
 #: KeyboardInterrupt, in whatever thread it is read. Ctrl-C reaches only the main thread, so an eval's video
 #: workers went on decoding and describing (and paying for) their videos to the end after it.
 INTERRUPTED = threading.Event()
+_interrupts = 0  # Ctrl-Cs so far in this process: a stream opened before the latest one stops even once it is cleared
+
+
+def interrupt_streams() -> None:
+    """Ctrl-C: every frame stream open now, in any thread, stops at its next frame for good, and so does every
+    stream opened while :data:`INTERRUPTED` stays set. Clearing it at the command's end lets new streams run,
+    not the old ones: a second Ctrl-C ends the command while a worker still waits for a describe call, and the
+    worker, its stream running again, described (and paid for) the rest of its video."""
+    global _interrupts
+    _interrupts += 1
+    INTERRUPTED.set()
 
 _IMAGE_FORMATS = ("image2", "image2pipe")  # plus every "*_pipe" demuxer (png_pipe, jpeg_pipe, ...)
 
@@ -336,9 +347,10 @@ class FrameStream(Iterator[Frame]):
         self._step = 1.0 / info.fps if info.fps else 0.04
         self._told: set[str] = set()  # what _explain logged
         self._gen = self._run(targets)
+        self._opened_after = _interrupts  # how many Ctrl-Cs came before it
 
     def __next__(self) -> Frame:
-        if INTERRUPTED.is_set():
+        if INTERRUPTED.is_set() or self._opened_after < _interrupts:
             self.close()
             raise KeyboardInterrupt(f"{self.info.path}: interrupted")
         return next(self._gen)

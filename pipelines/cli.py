@@ -675,12 +675,17 @@ def _stop_streams(interrupted: bool) -> None:
     none need to); the sampler is looked up, not imported, as nothing is to stop before it is loaded."""
     sampling = sys.modules.get("frame_describer.sampling")
     if sampling is not None:
-        (sampling.INTERRUPTED.set if interrupted else sampling.INTERRUPTED.clear)()
+        (sampling.interrupt_streams if interrupted else sampling.INTERRUPTED.clear)()
 
 
 def _on_interrupt(signum: int, frame: Any) -> None:
     """Ctrl-C: the main thread gets its KeyboardInterrupt as before, and the other threads' frame streams
-    (an eval's video workers, which it does not reach) stop at their next frame."""
+    (an eval's video workers, which it does not reach) stop at their next frame. The first one says that the
+    frames being described are finished first (paid: kept), so that a silent wait for them is not taken for a
+    hang."""
+    sampling = sys.modules.get("frame_describer.sampling")
+    if sampling is not None and not sampling.INTERRUPTED.is_set():
+        print("vidground: stopping: the frames being described finish first and are kept", file=sys.stderr)
     _stop_streams(True)
     raise KeyboardInterrupt
 
@@ -701,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if ours:
             signal.signal(signal.SIGINT, previous)
-        _stop_streams(False)  # the workers are done by now: the next command in this process starts clean
+        _stop_streams(False)  # the next command's streams run; those opened before the Ctrl-C stay stopped
 
 
 def _run(args: argparse.Namespace) -> int:

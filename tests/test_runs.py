@@ -423,3 +423,51 @@ def test_ctrl_c_stops_the_video_workers_of_an_eval_too(tmp_path, capsys):
     assert 3 <= len(seen) <= 4  # the third frame, and the one the other worker held then (60 before)
     assert not sampling.INTERRUPTED.is_set()  # cleared when the command ends: the next one starts clean
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+def test_a_second_ctrl_c_does_not_let_a_waiting_worker_go_on(tmp_path, capsys):
+    """The first Ctrl-C lets the frames being described finish (a slow API request): a user who sees nothing
+    happen presses it again, which ends the command while a worker still waits for its describe call. The
+    command's end cleared the stop, and that worker then described (and paid for) the rest of its video: 31 of 30
+    frames of two videos here. A stream opened before a Ctrl-C now stays stopped; the next command's streams run."""
+    import threading
+
+    from frame_describer import describers, sampling
+    from _helpers_eval import FakeDescriber
+
+    lock, seen = threading.Lock(), []
+    returned, done = threading.Event(), threading.Event()
+
+    class SlowWhileInterrupted(FakeDescriber):
+        def describe(self, frames, *, query=None):
+            try:
+                for d in super().describe(frames, query=query):
+                    with lock:
+                        seen.append(d.t)
+                        n = len(seen)
+                    if n == 3:  # Ctrl-C, then, while this frame's request is still out, Ctrl-C again
+                        main_thread = threading.main_thread().ident
+                        signal.pthread_kill(main_thread, signal.SIGINT)
+                        sampling.INTERRUPTED.wait(5)
+                        signal.pthread_kill(main_thread, signal.SIGINT)
+                        returned.wait(5)  # the request comes back after the command has ended
+                    yield d
+            finally:
+                if len(seen) >= 3:
+                    done.set()
+
+    describers.register("slow-while-interrupted", SlowWhileInterrupted)
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=1, per_video=3, duration=3.0)
+    videos = render_toy_videos(tmp_path / "videos", ["vid0"], n_frames=30, fps=10.0)
+    argv = ["eval", "jsonl", "--dataset-file", str(ds), "--videos", str(videos), "--describer",
+            "slow-while-interrupted", "--reasoner", "fake-reasoner", "--fps", "10", "--no-cache", "--quiet",
+            "--out", str(tmp_path / "run")]
+    from pipelines.cli import main
+
+    code = main(argv)
+    returned.set()
+    assert done.wait(10), "the worker's describe call did not end"
+    assert 3 <= len(seen) <= 4  # the frame whose request was out, and at most the next one (30 before)
+    assert code == 130 and capsys.readouterr().err.count("vidground: stopping") == 1
+    assert not sampling.INTERRUPTED.is_set()
+    with sampling.sample_frames(videos / "vid0.mp4", fps=10) as frames:  # a later command's streams run
+        assert len(list(frames)) == 30
