@@ -1104,7 +1104,8 @@ def _plan(video: str | os.PathLike[str], *, fps: float | None, num_frames: int |
     """Check the arguments and probe the video: its info, the requested times, the effective rate, how
     many frames are planned and the cap."""
     if fps is not None and num_frames is not None:
-        raise ConfigurationError("give either fps (sample by rate) or num_frames (sample by count), not both")
+        raise ConfigurationError("give either fps (sample by rate; --fps) or num_frames (sample by count; --num-frames), "
+                                 "not both")
     if times is not None:
         if fps is not None or num_frames is not None:
             raise ConfigurationError("give times (sample at given times) or fps/num_frames, not both")

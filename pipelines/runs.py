@@ -94,7 +94,7 @@ class RunConfig:
     clip_seconds: float | None = None
     describer: str | None = None
     reasoner: str | None = None
-    fps: float | None = 1.0  # None with num_frames (sampling by count)
+    fps: float | None = None  # 1 frame a second unless num_frames samples by count (resolved at construction)
     num_frames: int | None = None
     max_frames: int | None = None
     max_side: int | None = 512
@@ -116,6 +116,10 @@ class RunConfig:
     search: dict[str, Any] | None = None
     #: don't send a frame this close to the last one sent (frame_describer.skip); ``None``: off
     skip_unchanged: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.fps is None and self.num_frames is None:  # neither: 1 frame a second (fps=None asks for it too)
+            self.fps = 1.0
 
     @property
     def mode(self) -> str:
@@ -435,6 +439,8 @@ def _check_resume(out: Path, config: RunConfig) -> None:
     new = _resolved(config.to_json(), DEFAULTS_VERSION)
     old = _resolved({k: old.get(k, _OLD_DEFAULTS.get(k)) for k in _MUST_MATCH}, version)
     unused = ("fps", "num_frames", "max_frames", "max_side") if new.get("mode") == "descriptions" else ()
+    if new.get("dataset") != "jsonl":  # a bundled dataset: a --dataset-file an older run recorded was never read
+        unused += ("dataset_path",)
     diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _MUST_MATCH if old.get(k) != new.get(k) and k not in unused]
     if diff:
         changed = [(key, flag) for since, key, _, _, _, flag in _CHANGED_DEFAULTS

@@ -471,3 +471,30 @@ def test_a_second_ctrl_c_does_not_let_a_waiting_worker_go_on(tmp_path, capsys):
     assert not sampling.INTERRUPTED.is_set()
     with sampling.sample_frames(videos / "vid0.mp4", fps=10) as frames:  # a later command's streams run
         assert len(list(frames)) == 30
+
+
+def test_run_config_samples_by_count_when_asked_from_python():
+    """RunConfig's fps defaulted to 1.0, so RunConfig(num_frames=8) was always refused ('give either fps or
+    num_frames, not both'), as eval --num-frames was before its --fps defaulted to none. Neither given: 1 fps."""
+    assert RunConfig(dataset="jsonl", videos="v", num_frames=8).sampling.num_frames == 8
+    assert RunConfig(dataset="jsonl", videos="v", num_frames=8).fps is None
+    assert RunConfig(dataset="jsonl", videos="v").fps == RunConfig(dataset="jsonl", videos="v", fps=None).fps == 1.0
+    with pytest.raises(ConfigurationError, match="--fps.*--num-frames"):
+        RunConfig(dataset="jsonl", videos="v", fps=2.0, num_frames=8).sampling
+
+
+def test_a_run_begun_with_an_ignored_dataset_file_resumes(tmp_path):
+    """Before 801ed5f, --dataset-file with a bundled dataset was ignored but recorded in config.json; it is now
+    refused, and resuming such a run without it failed on 'dataset_path: ... -> None' though the run had used the
+    bundled data all along."""
+    from pipelines.runs import _check_resume
+
+    out = tmp_path / "run"
+    out.mkdir()
+    old = RunConfig(dataset="charades-sta", descriptions="d", dataset_path=str(tmp_path / "toy.jsonl"))
+    (out / "config.json").write_text(json.dumps(old.to_json()))
+    _check_resume(out, RunConfig(dataset="charades-sta", descriptions="d"))
+    with pytest.raises(ConfigurationError, match="dataset_path"):  # a jsonl run's file is its dataset: it must match
+        (out / "config.json").write_text(json.dumps(RunConfig(dataset="jsonl", descriptions="d",
+                                                              dataset_path="a.jsonl").to_json()))
+        _check_resume(out, RunConfig(dataset="jsonl", descriptions="d", dataset_path="b.jsonl"))

@@ -90,7 +90,8 @@ class Sampling(BaseModel):
     @model_validator(mode="after")
     def _one_way(self) -> "Sampling":
         if self.fps is not None and self.num_frames is not None:
-            raise ValueError("give either fps (sample by rate) or num_frames (sample by count), not both")
+            raise ValueError("give either fps (sample by rate; --fps) or num_frames (sample by count; --num-frames), "
+                             "not both")
         return self
 
     @classmethod
