@@ -447,7 +447,7 @@ def test_cli_events_time_style_reaches_the_chat(openai_server, tmp_path, capsys)
     assert main([*args, "--time-style", "tokens:100"]) == 0, capsys.readouterr().err
     out = Events.model_validate_json(capsys.readouterr().out)
     assert [(e.start, e.end) for e in out.events] == [(0.0, 5.0), (5.0, 10.0)]
-    assert out.settings["time_style"] == "tokens:100"
+    assert out.settings["reasoner"]["time_style"] == "tokens:100"  # once, with the reasoner's other settings
     (req,) = openai_server.requests
     assert "[<0>-<45>] " + KITCHEN in req.json["messages"][1]["content"]  # 4.5 s of 10: token 45 of 100
     assert main([*args, "--time-style", "hours"]) == 1
