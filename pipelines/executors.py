@@ -182,7 +182,10 @@ class LocalExecutor:
                 finished = 0
                 try:
                     while finished < len(tasks):
-                        item = q.get()
+                        try:  # timed: a Ctrl-C the kernel hands a worker thread is run by this one only when it wakes
+                            item = q.get(timeout=0.25)
+                        except queue.Empty:
+                            continue
                         if item is done:
                             finished += 1
                             continue

@@ -498,3 +498,37 @@ def test_a_run_begun_with_an_ignored_dataset_file_resumes(tmp_path):
         (out / "config.json").write_text(json.dumps(RunConfig(dataset="jsonl", descriptions="d",
                                                               dataset_path="a.jsonl").to_json()))
         _check_resume(out, RunConfig(dataset="jsonl", descriptions="d", dataset_path="b.jsonl"))
+
+
+def test_ctrl_c_the_kernel_hands_a_worker_thread_still_stops_the_eval(tmp_path, capsys):
+    """The kernel may deliver SIGINT to any thread of the process; Python runs the handler in the main thread,
+    which, blocked in an untimed wait for the workers' results, ran it only when a video ended: the workers
+    described on, 30 of 30 frames here. The main thread now wakes every quarter second."""
+    import threading
+
+    from frame_describer import describers, sampling
+    from _helpers_eval import FakeDescriber
+
+    lock, seen = threading.Lock(), []
+
+    class CtrlCInThisThread(FakeDescriber):
+        def describe(self, frames, *, query=None):
+            for d in super().describe(frames, query=query):
+                with lock:
+                    seen.append(d.t)
+                    n = len(seen)
+                if n == 3:
+                    signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # to this worker, not the main thread
+                    sampling.INTERRUPTED.wait(5)
+                yield d
+
+    describers.register("ctrl-c-in-worker", CtrlCInThisThread)
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=1, per_video=3, duration=3.0)
+    videos = render_toy_videos(tmp_path / "videos", ["vid0"], n_frames=30, fps=10.0)
+    argv = ["eval", "jsonl", "--dataset-file", str(ds), "--videos", str(videos), "--describer", "ctrl-c-in-worker",
+            "--reasoner", "fake-reasoner", "--fps", "10", "--no-cache", "--quiet", "--out", str(tmp_path / "run")]
+    from pipelines.cli import main
+
+    code = main(argv)
+    assert 3 <= len(seen) <= 4, len(seen)
+    assert code == 130 and "interrupted" in capsys.readouterr().err
