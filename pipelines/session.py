@@ -198,8 +198,10 @@ def _check_video(video: Any, accepted: str) -> None:
 
 
 #: what a backend given as an object needs (the protocols of frame_describer and temporal_reasoner), and specs
-_BACKEND_NEEDS = {"describer": (("name", "settings", "describe"), "describe(frames, query=None)", "cv, openai:MODEL"),
-                  "reasoner": (("name", "settings", "ground"), "ground(query, transcript)", "embedding, openai:MODEL")}
+_BACKEND_NEEDS = {"describer": (("name", "settings"), ("describe",), "describe(frames, query=None)", "cv, openai:MODEL"),
+                  # one of ground/answer/events/chat: a reasoner used only for questions or events needs no ground()
+                  "reasoner": (("name", "settings"), ("ground", "answer", "events", "chat"),
+                               "ground(query, transcript) (or answer/events/chat)", "embedding, openai:MODEL")}
 
 
 def _check_backend(kind: str, backend: Any) -> None:
@@ -207,8 +209,10 @@ def _check_backend(kind: str, backend: Any) -> None:
     string, nor an object with the protocol's members (it was an ``AttributeError`` at first use)."""
     if backend is None or isinstance(backend, str):
         return
-    members, call, specs = _BACKEND_NEEDS[kind]
+    members, any_of, call, specs = _BACKEND_NEEDS[kind]
     lacks = [m for m in members if not hasattr(backend, m)]
+    if not any(hasattr(backend, m) for m in any_of):
+        lacks.append(" or ".join(any_of))
     if lacks:
         raise ConfigurationError(f"{kind}= must be a spec string ({specs}...) or an object with name, settings() "
                                  f"and {call}; got an instance of {type(backend).__name__}, which has no "
@@ -740,9 +744,10 @@ class Session:
         usage = dict(result.usage)
         if not described.usage.is_empty():
             usage["describe"] = described.usage
-        reasoner = rsn.settings()  # under "reasoner", as the describer's; the top level keeps what the call added
-        settings = {**(described.sampling or {}), "describer": described.settings, "reasoner": reasoner,
-                    **{k: v for k, v in result.settings.items() if k not in reasoner or reasoner[k] != v}}
+        # the reasoner's configured settings under "reasoner"; the result's own at the top level, as they were (a
+        # key equal to a configured one still says what happened: "fallback" is the one that answered)
+        settings = {**(described.sampling or {}), "describer": described.settings, "reasoner": rsn.settings(),
+                    **result.settings}
         return {"video": described.video, "duration": transcript.duration,
                 "duration_inferred": transcript.duration_inferred, "describer": described.describer,
                 "reasoner": result.reasoner or rsn.name, "usage": usage,

@@ -10,6 +10,7 @@ import pytest
 
 import pipelines.session as session_module
 from _helpers_eval import FakeDescriber, FakeReasoner, register_fakes, render_toy_videos, write_toy_dataset
+from _helpers_openai_server import Reply, openai_server  # noqa: F401
 from pipelines import ConfigurationError, Sampling, Session
 from pipelines.executors import LocalExecutor
 from pipelines.runs import RunConfig, run_eval
@@ -126,7 +127,7 @@ def test_bad_sampling_fails_before_any_video_or_model():
                               "settings() and describe(frames, query=None); got an instance of object, which has no "
                               "name, settings, describe"),
     ({"reasoner": object()}, "reasoner= must be a spec string (embedding, openai:MODEL...) or an object with name, "
-                             "settings() and ground(query, transcript); got an instance of object"),
+                             "settings() and ground(query, transcript) (or answer/events/chat); got an instance of object"),
     ({"sampling": 3}, "sampling= must be a Sampling or a dict of its settings (fps, num_frames, max_frames, "
                       "max_side), got int 3"),
 ])
@@ -170,14 +171,47 @@ def test_a_duration_with_a_video_is_refused_as_on_the_command_line(videos):
     assert real.duration == 3.0 and longer.duration == 100.0
 
 
-def test_the_reasoner_settings_are_recorded_once(videos):
-    """They were under "reasoner" and again, key by key, at the top of the result's settings."""
-    with Session(describer=FakeDescriber(), reasoner="embedding") as s:
-        result = s.ground(videos / "a.mp4", "frame at 1.0")
-        reasoner = s.reasoner.settings()
-    assert result.settings["reasoner"] == reasoner and len(reasoner) > 5
-    assert not set(result.settings) & (set(reasoner) - {"fps", "num_frames", "max_frames", "max_side"})
-    assert result.settings["fps"] == 1.0 and result.settings["describer"] == FakeDescriber().settings()
+def test_a_reasoner_for_questions_or_events_alone_needs_no_ground():
+    """The protocol check at construction took ground() for every reasoner: one that only answers questions or only
+    finds events (Session.answer / events) was refused though it worked."""
+
+    class AnswerOnly:
+        name = "answer-only"
+
+        def settings(self):
+            return {"name": self.name}
+
+        def answer(self, question, transcript, choices=None):
+            raise NotImplementedError
+
+    with Session(reasoner=AnswerOnly()) as s:
+        assert s.reasoner.name == "answer-only"
+    with pytest.raises(ConfigurationError, match="no ground or answer or events or chat"):
+        Session(reasoner=type("Named", (), {"name": "x", "settings": lambda self: {}})())
+
+
+def test_a_fallback_that_answered_is_said_at_the_top_of_the_settings(openai_server):
+    """The result's own settings stay at the top level beside the reasoner's under "reasoner": a dedup that dropped
+    a top-level key equal to the configured one hid that the fallback answered ("fallback" is both the configured
+    fallback and, at the top, the one that answered), and the keys scripts read from ground --json."""
+    from temporal_reasoner.base import BaseReasoner
+    from temporal_reasoner.openai_reasoner import OpenAIReasoner
+    from vidground.types import FrameDescription, GroundingResult, Interval
+
+    class Fixed(BaseReasoner):
+        name = "fixed"
+
+        def ground(self, query, transcript):
+            return GroundingResult(query=query, duration=transcript.duration, intervals=[Interval(start=0, end=2)])
+
+    descs = [FrameDescription(t=i * 2.0, text=t) for i, t in enumerate(["a person sits"] * 3 + ["a door opens"] * 2)]
+    openai_server.responder = lambda req: Reply.chat("no json here")
+    rsn = OpenAIReasoner("gpt-4o-mini", base_url=openai_server.base_url, api_key="sk-x", fallback=Fixed(),
+                         max_attempts=2, retry_base_delay=0.01)
+    with Session(reasoner=rsn) as s:
+        result = s.ground(descriptions=descs, query="q")
+    assert result.settings["fallback"] == "fixed" and result.settings["reasoner"] == rsn.settings()
+    assert "time_style" in result.settings and "max_intervals" in result.settings
 
 
 @pytest.mark.slow
