@@ -323,7 +323,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(json.dumps({"dataset": ds.name, "split": ds.split, "scored": len(queries), "dataset_queries": len(ds),
                           "predicted": len(match.predictions), "unmatched": [
                               {k: v for k, v in r.items() if k != "intervals"} for r in match.unmatched],
-                          "duplicates": match.duplicates, "foreign": match.foreign, "warnings": [partly] if partly else [],
+                          "duplicates": match.duplicates, "foreign": match.foreign, "loose": match.loose, "warnings": [partly] if partly else [],
                           "all_queries": args.all_queries,
                           "metrics": m.summary(), "problems": problems, "provenance": record}, indent=2))
     else:

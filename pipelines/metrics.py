@@ -25,6 +25,7 @@ The convention (moment_detr, lighthouse, UniVTG, TimeChat, lmms-eval):
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -579,6 +580,8 @@ class PredictionMatch(BaseModel):
     duplicates: int = 0
     total: int = 0
     foreign: int = 0
+    #: records matched by qid whose video or query text disagrees with it, scored (most records agreed)
+    loose: int = 0
 
     def _foreign_text(self) -> str:
         return (f"; {self.foreign} of them carry a qid of it with another video or query (a predictions file "
@@ -590,11 +593,15 @@ class PredictionMatch(BaseModel):
                 f"{self._foreign_text()}; check --dataset and --split")
 
     def partly_matched(self, where: str) -> str | None:
-        """The warning when only some records matched a query of ``where``; ``None`` when all did."""
+        """The warning when only some records matched a query of ``where``, or some matched by qid alone
+        disagree with its video or text; ``None`` when all matched and agreed."""
+        loose = (f"{self.loose} of {self.total} predictions matched a query of {where} by qid but name another "
+                 "video or query text; scored by qid") if self.loose else None
         if not self.unmatched:
-            return None
+            return loose
         return (f"{len(self.unmatched)} of {self.total} predictions match no query of {where}"
-                f"{self._foreign_text()}; scored on the {len(self.predictions)} that do")
+                f"{self._foreign_text()}; scored on the {len(self.predictions)} that do"
+                + (f"; {loose}" if loose else ""))
 
 
 def read_predictions(path: str | Any) -> list[dict[str, Any]]:
@@ -622,9 +629,14 @@ def match_predictions(records: Sequence[Mapping[str, Any]], queries: Sequence[Qu
     """Match records to queries by (video id, normalised query text), else by ``qid``; by ``qid`` first
     when the record's text is shared by several queries of its video (NExT-GQA asks some questions twice
     with other options), so such a record is not scored against another query. The video is ``video``, or
-    ``vid`` as moment_detr / lighthouse files name it. A record matched by ``qid`` that names another video
-    than the query's (or, naming none, another query text) is not that query's: it is unmatched and
-    counted in ``foreign`` (QVHighlights' qids are numbers, as Charades-STA's line indices are).
+    ``vid`` as moment_detr / lighthouse files name it.
+
+    A record matched by ``qid`` that names another video than the query's (compared by file name without its
+    folder and extension, and ActivityNet's ``v_`` prefix), or, naming none, another query text (compared
+    without punctuation), disagrees with it. When most records matched by ``qid`` disagree, the file is
+    another dataset's (QVHighlights' qids are numbers, as Charades-STA's line indices are): those records are
+    unmatched and counted in ``foreign``. When only a few do, they are scored as before and counted in
+    ``loose`` (a path written differently, an edited query).
 
     The first record for a query wins; later ones are counted as duplicates.
     """
@@ -633,23 +645,46 @@ def match_predictions(records: Sequence[Mapping[str, Any]], queries: Sequence[Qu
     by_qid = {q.qid: q for q in queries}
     counts = Counter(q.key for q in queries)
     by_key = {q.key: q for q in queries if counts[q.key] == 1}  # a shared text identifies no query alone
-    preds: dict[str, Any] = {}
-    unmatched: list[dict[str, Any]] = []
-    dups = foreign = 0
+    found: list[tuple[dict[str, Any], Query | None, bool]] = []  # each record, its query, and whether it disagrees
     for r in records:
-        q = None
+        q, disagrees = None, False
         video = r.get("video", r.get("vid"))
         text = normalize_query(str(r["query"])) if "query" in r else None
         if video is not None and text is not None:
             q = by_key.get((str(video), text))
         if q is None and "qid" in r:
             q = by_qid.get(str(r["qid"]))
-            if q is not None and (str(video) != q.video if video is not None else text not in (None, q.key[1])):
-                q, foreign = None, foreign + 1  # the qid of another dataset's query
-        if q is None:
-            unmatched.append(dict(r))
+            disagrees = q is not None and (not _same_video(str(video), q.video) if video is not None else
+                                           text is not None and _bare(text) != _bare(q.key[1]))
+        found.append((dict(r), q, disagrees))
+    disagreeing = sum(d for _, _, d in found)
+    agreeing = sum(1 for _, q, d in found if q is not None and not d)
+    another_dataset = disagreeing > agreeing
+    preds: dict[str, Any] = {}
+    unmatched: list[dict[str, Any]] = []
+    dups = 0
+    for r, q, disagrees in found:
+        if q is None or (disagrees and another_dataset):
+            unmatched.append(r)
         elif q.qid in preds:
             dups += 1
         else:
             preds[q.qid] = r
-    return PredictionMatch(predictions=preds, unmatched=unmatched, duplicates=dups, total=len(records), foreign=foreign)
+    return PredictionMatch(predictions=preds, unmatched=unmatched, duplicates=dups, total=len(records),
+                           foreign=disagreeing if another_dataset else 0, loose=0 if another_dataset else disagreeing)
+
+
+def _same_video(a: str, b: str) -> bool:
+    """Whether two video ids name the same video: by file name without folder and extension, and ActivityNet's
+    ``v_`` prefix (``/data/videos/ABC.mp4`` is ``ABC``)."""
+    def bare(v: str) -> str:
+        name = v.replace("\\", "/").rsplit("/", 1)[-1]
+        stem = name.rsplit(".", 1)[0] if "." in name else name
+        return stem[2:] if stem.startswith("v_") else stem
+
+    return a == b or bare(a) == bare(b)
+
+
+def _bare(text: str) -> str:
+    """A query text without punctuation or repeated spaces, to compare two writings of one query."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text).split())

@@ -352,3 +352,28 @@ def test_reproduces_published_qvhighlights_figures(name):
                            [x.windows for x in ds.queries])
     assert {f"{t:g}": round(100 * float(v), 2) for t, v in zip(MAP_THRESHOLDS, ap.mean(axis=0))} \
         == {k: v for k, v in committed.items() if k != "average"}
+
+
+def test_predictions_written_differently_still_score_and_another_datasets_do_not():
+    """A qid match whose record names another video or query text was refused as 'foreign' (another dataset's
+    numbered qids). One's own predictions with the video as a path, or the query without its final period, were
+    refused with it; a whole file disagreeing (another dataset) still is, and a few disagreeing rows are scored
+    and counted as loose."""
+    queries = [Query(qid=str(i), video=f"vid{i % 3}", query=f"the person opens door {i}.", windows=((1.0, 2.0),),
+                     duration=10.0) for i in range(6)]
+    own = [{"qid": q.qid, "video": q.video, "query": q.query, "pred_relevant_windows": [[1.0, 2.0, 0.9]]}
+           for q in queries]
+    as_paths = [{**r, "video": f"/data/videos/{r['video']}.mp4"} for r in own]
+    no_video = [{k: v for k, v in {**r, "query": r["query"].rstrip(".")}.items() if k != "video"} for r in own]
+    for records in (as_paths, no_video):
+        match = match_predictions(records, queries)
+        assert len(match.predictions) == 6 and match.foreign == match.loose == 0 and not match.unmatched
+    other = [{**r, "vid": f"other{r['qid']}", "query": "a dog runs"} for r in own]
+    for r in other:
+        r.pop("video")
+    match = match_predictions(other, queries)
+    assert not match.predictions and match.foreign == 6 and "another dataset" in match.nothing_matched("d/s")
+    mixed = own[:5] + other[5:]  # one row edited: scored by its qid, and said
+    match = match_predictions(mixed, queries)
+    assert len(match.predictions) == 6 and match.loose == 1 and match.foreign == 0
+    assert "1 of 6 predictions matched a query of d/s by qid but name another video" in match.partly_matched("d/s")
