@@ -632,13 +632,14 @@ def match_predictions(records: Sequence[Mapping[str, Any]], queries: Sequence[Qu
     ``vid`` as moment_detr / lighthouse files name it.
 
     A record matched by ``qid`` that names another video than the query's (compared by file name without its
-    folder and extension, and ActivityNet's ``v_`` prefix), or, naming none, another query text (compared
-    without punctuation), disagrees with it. When most records matched by ``qid`` disagree, the file is
-    another dataset's (QVHighlights' qids are numbers, as Charades-STA's line indices are): those records are
-    unmatched and counted in ``foreign``. When only a few do, they are scored as before and counted in
-    ``loose`` (a path written differently, an edited query).
+    folder and video extension, case aside, and ActivityNet's ``v_`` prefix), or, naming none, another query text (compared
+    without punctuation), disagrees with it. When the records that disagree outnumber those that match a query
+    by (video, query) or by an agreeing ``qid``, the file is another dataset's (QVHighlights' qids are numbers,
+    as Charades-STA's line indices are): they are unmatched and counted in ``foreign``. Otherwise each is
+    scored for a query no agreeing record took, and counted in ``loose`` (a path written differently, an
+    edited query).
 
-    The first record for a query wins; later ones are counted as duplicates.
+    The first agreeing record for a query wins (in the file's order); later ones are counted as duplicates.
     """
     from .datasets import normalize_query
 
@@ -658,28 +659,32 @@ def match_predictions(records: Sequence[Mapping[str, Any]], queries: Sequence[Qu
                                            text is not None and _bare(text) != _bare(q.key[1]))
         found.append((dict(r), q, disagrees))
     disagreeing = sum(d for _, _, d in found)
-    agreeing = sum(1 for _, q, d in found if q is not None and not d)
-    another_dataset = disagreeing > agreeing
+    another_dataset = disagreeing > sum(1 for _, q, d in found if q is not None and not d)
     preds: dict[str, Any] = {}
     unmatched: list[dict[str, Any]] = []
-    dups = 0
-    for r, q, disagrees in found:
+    dups = loose = 0
+    # records that agree with their query first: a disagreeing one never displaces them, whatever the file's order
+    for r, q, disagrees in [f for f in found if not f[2]] + [f for f in found if f[2]]:
         if q is None or (disagrees and another_dataset):
             unmatched.append(r)
         elif q.qid in preds:
             dups += 1
         else:
             preds[q.qid] = r
+            loose += disagrees
     return PredictionMatch(predictions=preds, unmatched=unmatched, duplicates=dups, total=len(records),
-                           foreign=disagreeing if another_dataset else 0, loose=0 if another_dataset else disagreeing)
+                           foreign=disagreeing if another_dataset else 0, loose=loose)
 
 
 def _same_video(a: str, b: str) -> bool:
-    """Whether two video ids name the same video: by file name without folder and extension, and ActivityNet's
-    ``v_`` prefix (``/data/videos/ABC.mp4`` is ``ABC``)."""
+    """Whether two video ids name the same video: by file name without folder and video extension, case aside,
+    and ActivityNet's ``v_`` prefix (``/data/videos/ABC.mp4`` is ``ABC``)."""
+    from .datasets import VIDEO_EXTENSIONS
+
     def bare(v: str) -> str:
-        name = v.replace("\\", "/").rsplit("/", 1)[-1]
-        stem = name.rsplit(".", 1)[0] if "." in name else name
+        name = v.replace("\\", "/").rsplit("/", 1)[-1].lower()
+        stem, dot, ext = name.rpartition(".")
+        stem = stem if dot and f".{ext}" in VIDEO_EXTENSIONS else name  # QVHighlights' ids hold dots: ID_210.0_360.0
         return stem[2:] if stem.startswith("v_") else stem
 
     return a == b or bare(a) == bare(b)

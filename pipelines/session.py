@@ -564,6 +564,9 @@ class Session:
             raise ConfigurationError(f"top_k must be a whole number >= 1, got {top_k!r}")
         video, descriptions, duration = _stage2_args(video, descriptions, duration)
         rsn = self.reasoner
+        if not callable(getattr(rsn, "ground", None)):  # before any frame is described (a paid describer's calls)
+            raise ConfigurationError(f"reasoner {rsn.name!r} cannot ground queries (it has no ground()); use one that "
+                                     "does: embedding, openai:MODEL, hf:MODEL, llamacpp:GGUF, or your own with ground()")
         if video is not None and self.search.refines:
             if descriptions_format != "auto" or clip_seconds is not None:
                 raise ConfigurationError("descriptions_format= and clip_seconds= apply to descriptions=, not to a video")

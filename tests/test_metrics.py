@@ -373,6 +373,15 @@ def test_predictions_written_differently_still_score_and_another_datasets_do_not
         r.pop("video")
     match = match_predictions(other, queries)
     assert not match.predictions and match.foreign == 6 and "another dataset" in match.nothing_matched("d/s")
+    qvh = [Query(qid="7", video="NUsG9BgSes0_210.0_360.0", query="a man talks", windows=((1.0, 2.0),), duration=150.0)]
+    match = match_predictions([{"qid": 7, "vid": "/videos/NUsG9BgSes0_210.0_360.0.mp4", "query": "a man talks",
+                                "pred_relevant_windows": [[1, 2, 1]]}], qvh)  # an id with dots, as a path
+    assert list(match.predictions) == ["7"] and match.loose == 0
+    assert match_predictions([{"qid": 7, "vid": "NUsG9BgSes0_210.0_360.5", "query": "a man talks"}], qvh).foreign == 1
+    # another dataset's rows before one's own: the own rows are scored, the others unmatched, whatever the order
+    match = match_predictions(other + own, queries)
+    assert {q: r["video"] for q, r in match.predictions.items()} == {q.qid: q.video for q in queries}
+    assert match.loose == 0 and match.duplicates + len(match.unmatched) == 6  # never scored in their place
     mixed = own[:5] + other[5:]  # one row edited: scored by its qid, and said
     match = match_predictions(mixed, queries)
     assert len(match.predictions) == 6 and match.loose == 1 and match.foreign == 0

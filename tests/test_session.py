@@ -171,7 +171,7 @@ def test_a_duration_with_a_video_is_refused_as_on_the_command_line(videos):
     assert real.duration == 3.0 and longer.duration == 100.0
 
 
-def test_a_reasoner_for_questions_or_events_alone_needs_no_ground():
+def test_a_reasoner_for_questions_or_events_alone_needs_no_ground(videos):
     """The protocol check at construction took ground() for every reasoner: one that only answers questions or only
     finds events (Session.answer / events) was refused though it worked."""
 
@@ -184,8 +184,19 @@ def test_a_reasoner_for_questions_or_events_alone_needs_no_ground():
         def answer(self, question, transcript, choices=None):
             raise NotImplementedError
 
-    with Session(reasoner=AnswerOnly()) as s:
+    calls = []
+
+    class Counting(FakeDescriber):
+        def describe(self, frames, *, query=None):
+            for d in super().describe(frames, query=query):
+                calls.append(d.t)
+                yield d
+
+    with Session(describer=Counting(), reasoner=AnswerOnly()) as s:
         assert s.reasoner.name == "answer-only"
+        with pytest.raises(ConfigurationError, match="cannot ground queries"):  # before any frame is described
+            s.ground(videos / "a.mp4", "a query")
+    assert calls == []
     with pytest.raises(ConfigurationError, match="no ground or answer or events or chat"):
         Session(reasoner=type("Named", (), {"name": "x", "settings": lambda self: {}})())
 
