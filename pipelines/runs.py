@@ -297,6 +297,9 @@ def read_run_json(path: Path, default: Any = None) -> Any:
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
         raise InputError(f"damaged run file: not valid JSON ({exc}); restore it, or give another --out",
                          path=path) from None
+    except OSError as exc:  # a folder in its place, no permission to read it
+        raise InputError(f"run file cannot be read ({exc.strerror or exc}); restore it, or give another --out",
+                         path=path) from None
     if not isinstance(value, dict):
         raise InputError(f"damaged run file: a JSON {type(value).__name__}, not an object; restore it, or give "
                          "another --out", path=path)

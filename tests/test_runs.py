@@ -532,3 +532,13 @@ def test_ctrl_c_the_kernel_hands_a_worker_thread_still_stops_the_eval(tmp_path, 
     code = main(argv)
     assert 3 <= len(seen) <= 4, len(seen)
     assert code == 130 and "interrupted" in capsys.readouterr().err
+
+
+def test_a_run_file_that_is_a_folder_is_an_input_error_naming_it(tmp_path):
+    """read_run_json caught broken JSON but not a folder in the file's place: IsADirectoryError, an internal error."""
+    from pipelines.runs import read_run_json
+
+    (tmp_path / "config.json").mkdir()
+    with pytest.raises(InputError, match="run file cannot be read") as info:
+        read_run_json(tmp_path / "config.json")
+    assert str(tmp_path / "config.json") in str(info.value)
