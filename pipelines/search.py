@@ -345,15 +345,18 @@ def coarse_to_fine(
     free_sparse = sorted(set(coarse).difference(paid))
     budget = left()
     usual = coarse_stride(n)  # the sparse pass a search without a budget makes, which a small budget widened
-    usual_paid = sum(known_near(grid[i]) is None for i in range(min(usual // 2, n - 1), n, usual))
+
+    def usual_paid() -> int:  # its frames not known (counted only when a budget widened the stride)
+        return sum(known_near(grid[i]) is None for i in range(min(usual // 2, n - 1), n, usual))
+
     if budget is not None and len(paid) > budget:
         unknown = "" if len(paid) == len(coarse) else f", {len(paid)} of them not known"
         out.warnings.append(f"the budget of {search.budget} calls is smaller than the sparse pass "
                             f"({len(coarse)} frames{unknown}): {budget} evenly spaced frames were described, "
                             "none refined")
         paid = [paid[int(k * len(paid) / budget)] for k in range(budget)]  # increasing: len(paid) > budget
-    elif budget is not None and not search.coarse and stride > usual and budget < usual_paid:
-        out.warnings.append(f"the budget of {search.budget} calls is smaller than the sparse pass ({usual_paid} "
+    elif budget is not None and not search.coarse and stride > usual and budget < (usual_unknown := usual_paid()):
+        out.warnings.append(f"the budget of {search.budget} calls is smaller than the sparse pass ({usual_unknown} "
                             f"frames {_spacing(grid, usual):g} s apart): it looked every {_spacing(grid, stride):g} s "
                             f"({len(paid)} frames), {budget - len(paid)} call(s) left to refine")
     reasons = {i: (0, "coarse") for i in coarse}
