@@ -300,3 +300,19 @@ def test_a_loaded_transcript_is_built_once_and_rebuilt_when_its_descriptions_cha
     longer = described.model_copy(update={"duration": 30.0})
     assert longer.transcript().duration == 30.0 and len(builds) == 3
     assert len(described.transcript(merge=False).entries) == 13
+
+
+def test_the_registry_install_hints_name_the_extras_pyproject_declares():
+    """vidground.registry.EXTRAS maps an optional module to the package and extra a MissingDependencyError tells
+    users to install; it restates pyproject.toml's optional dependencies, so each pair must be one of them."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from vidground.registry import EXTRAS
+
+    extras = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    names = {extra: {re.split(r"[\[<>=!~; ]", req, 1)[0].lower() for req in reqs} for extra, reqs in extras.items()}
+    for module, (package, extra) in EXTRAS.items():
+        assert package.lower() in names.get(extra, set()), (module, package, extra)
