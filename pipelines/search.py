@@ -56,7 +56,9 @@ class Search(BaseModel):
     cannot be told before they are asked for, so a budget thins a pass the cache would have answered for
     free. With ``budget_seconds`` the sparse pass is described spread out (the first frame, the middle one,
     the quarters, ... each batch in time order), so a budget that runs out during it leaves the whole
-    video seen evenly; frames it left undescribed are not listed in ``frames``.
+    video seen evenly, and a refinement round's frames are described best first (the chunks taken from the head of
+    the list a calls budget cuts, each in time order), so a budget that runs out during one keeps the best
+    candidate's frames; frames it left undescribed are not listed in ``frames``.
     ``coarse`` is the sparse pass's stride in grid frames (``None``: adaptive, see :func:`coarse_stride`);
     ``regions`` how many of the reasoner's candidates are refined per round, ``margin`` how far around
     each (seconds; ``None``: half the coarse pass's spacing, the furthest a moment's edge can lie from the
@@ -249,14 +251,17 @@ def coarse_to_fine(
         return max(min(fits(rest, 0.5), safe), min(2 * in_flight, safe))
 
     def run(indices: list[int], pass_no: int, reasons: dict[int, tuple[int, str]], tolerance: float = 0.0) -> int:
-        """Describe the grid frames ``indices`` (increasing), listing each; returns how many of them the seconds
-        budget left undescribed (taken off the list and off ``asked``: a later round may ask for them).
+        """Describe the grid frames ``indices`` (best first: a seconds budget that runs out keeps the head of the
+        list), listing each in time order; returns how many of them the seconds budget left undescribed (taken off
+        the list and off ``asked``; no round follows: the next one finds that no call fits either).
 
-        Under a seconds budget they go to the describer in chunks (:func:`next_chunk`), each read to its end,
-        so every call begun is taken, counted and cached."""
+        Under a seconds budget they go to the describer in chunks (:func:`next_chunk`) taken from the head of
+        ``indices``, each chunk in time order (as a video's frames are decoded, and as skip-unchanged compares
+        them) and read to its end, so every call begun is taken, counted and cached. Without one they go in one
+        request, in time order."""
         nonlocal spent, snapped, wave, handed
-        fresh, entries = [], []
-        for i in indices:
+        entry: dict[int, list[Any]] = {}  # each frame to describe: its line in the list
+        for i in sorted(indices):
             asked.add(i)
             t = grid[i]
             near = known_near(t, tolerance)
@@ -267,24 +272,24 @@ def coarse_to_fine(
                 out.known += 1
                 out.frames.append([round(t, 3), pass_no, reasons[i][1] + " (known)"])
             else:
-                fresh.append(i)
-                entries.append([round(t, 3), pass_no, reasons[i][1]])
-                out.frames.append(entries[-1])
-        times = [grid[i] for i in fresh]
-        done = 0  # how many of ``times`` were handed to the describer
-        while done < len(times):
-            size = next_chunk(len(times) - done)
+                entry[i] = [round(t, 3), pass_no, reasons[i][1]]
+                out.frames.append(entry[i])
+        fresh = [i for i in indices if i in entry]  # best first
+        done = 0  # how many of ``fresh`` were handed to the describer
+        while done < len(fresh):
+            size = next_chunk(len(fresh) - done)
             if not size:
                 break
-            part = times[done:done + size]
+            chunk = sorted(fresh[done:done + size])
+            part = [grid[i] for i in chunk]
             begun, calls = clock(), out.calls
             for d in describe(part, tolerance=tolerance) if tolerance else describe(part):
                 described[d.t] = d
-                k = done + _closest(part, d.t)  # the time it answers: the tolerance is under half the pass's spacing
-                if abs(d.t - times[k]) > half:  # a frame off the grid (a keyframe): its own grid time is taken
-                    entries[k][2] += f" (answered by the frame at {d.t:.2f}s)"
+                i = chunk[_closest(part, d.t)]  # the time it answers: the tolerance is under half the pass's spacing
+                if abs(d.t - grid[i]) > half:  # a frame off the grid (a keyframe): its own grid time is taken
+                    entry[i][2] += f" (answered by the frame at {d.t:.2f}s)"
                     asked.update(_between(grid, d.t - half, d.t + half))
-                    snapped = max(snapped, abs(d.t - times[k]))
+                    snapped = max(snapped, abs(d.t - grid[i]))
                 u = d.usage or Usage()
                 out.usage += u
                 if u.cached:
@@ -299,7 +304,7 @@ def coarse_to_fine(
                 wave = max(wave, seconds / math.ceil((out.calls - calls) / in_flight))
             done += size
             handed += size
-        cut = {id(e) for e in entries[done:]}
+        cut = {id(entry[i]) for i in fresh[done:]}
         if cut:  # the times no chunk was begun for were never described: they are not listed as described
             out.frames[:] = [e for e in out.frames if id(e) not in cut]
             asked.difference_update(fresh[done:])
@@ -416,7 +421,8 @@ def coarse_to_fine(
         if not reasons:  # nothing new at this round's spacing: the next round's is finer
             continue
         # the best candidate's frames first, and within one the frames inside it before its margins, from
-        # its centre out: a budget that cuts the list keeps what matters most
+        # its centre out: a budget that cuts the list keeps what matters most (a calls budget its head, a seconds
+        # budget the chunks taken from its head until the seconds run out)
         spans = dict(ranked)
 
         def order(i: int) -> tuple[int, float, float]:
@@ -429,7 +435,7 @@ def coarse_to_fine(
         if budget is not None and len(wanted) > budget:
             wanted = wanted[:budget]
         calls = out.calls
-        undescribed = run(sorted(wanted), round_no, reasons)
+        undescribed = run(wanted, round_no, reasons)
         if undescribed:
             ran_out(round_no, undescribed)
         out.rounds = round_no
