@@ -656,11 +656,13 @@ def _setup_logging(level: int, *, everything: bool = False, loading_notes: bool 
             logger.addFilter(_LoadingNote(level))
 
 
-def _kept_note(args: argparse.Namespace) -> str:
-    """What an interrupted command kept, and how to go on from it."""
+def _kept_note(args: argparse.Namespace, exc: BaseException | None = None) -> str:
+    """What an interrupted command kept (``exc``: the interrupt, which may say how much), and how to go on from it."""
     if args.command == "eval":
         kept = "events.jsonl" if getattr(args, "dataset", None) == "activitynet-events" else "results.jsonl"
-        return f"; every finished item is kept in {Path(args.out) / kept}: the same command resumes there"
+        saved = (f" ({exc.saved} result(s) saved by this run, {exc.done} of {exc.total} queries done)"
+                 if getattr(exc, "saved", None) is not None else "")
+        return f"; every finished item is kept in {Path(args.out) / kept}: the same command resumes there{saved}"
     if args.command not in ("ground", "ask", "events", "describe") or getattr(args, "descriptions", None):
         return ""
     cache = getattr(args, "cache", None) or os.environ.get("VIDGROUND_CACHE")
@@ -712,8 +714,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print(f"vidground: interrupted{_kept_note(args)}", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"vidground: interrupted{_kept_note(args, exc)}", file=sys.stderr)
         return 130
     except VidgroundError as exc:
         if args.debug:

@@ -3,7 +3,8 @@
 The unit of work is a whole video (:class:`~pipelines.runs.VideoTask`): describe it once
 (through the description cache), then ground each of its queries. Workers share nothing but
 the result sink, which only the driver writes. An executor's ``run(tasks, config)`` yields
-``("video", record)`` and ``("result", record)`` pairs as work finishes.
+``("video", record)`` and ``("result", record)`` pairs as work finishes; at a Ctrl-C (a ``KeyboardInterrupt``
+where it waits, or thrown into it by the caller) it still yields the records finished, then raises it.
 
 Running on a real Ray cluster::
 
@@ -20,6 +21,7 @@ a local path; do not put SQLite on NFS). The driver writes ``runs/NAME`` on its 
 
 from __future__ import annotations
 
+import collections
 import importlib
 import math
 import os
@@ -81,9 +83,12 @@ def _failed(q: Query, exc: BaseException) -> dict[str, Any]:
             "finished": round(time.time(), 3)}
 
 
-def process_video(task: Any, config: Any, emit: Emit, session: Any = None) -> None:
+def process_video(task: Any, config: Any, emit: Emit, session: Any = None, stop: threading.Event | None = None) -> None:
     """Describe ``task.video`` once and ground each of its queries in ``session`` (default: this process's
-    :func:`worker_session`), emitting records."""
+    :func:`worker_session`), emitting records. Once ``stop`` is set (a Ctrl-C) no video or query is begun: what
+    is under way finishes and is emitted, and the queries not begun are left for the resumed run."""
+    if stop is not None and stop.is_set():
+        return
     started = time.perf_counter()
     video_rec: dict[str, Any] = {"video": task.video, "source": task.source, "describe_calls": 0,
                                  "describe_saved": 0, "cost_usd": 0.0, "error": None}
@@ -116,7 +121,9 @@ def process_video(task: Any, config: Any, emit: Emit, session: Any = None) -> No
     # still says which backends, with which settings, ran
     emit(("video", video_rec | {"seconds": round(time.perf_counter() - started, 3)}))
 
-    def one(q: Query) -> dict[str, Any]:
+    def one(q: Query) -> dict[str, Any] | None:
+        if stop is not None and stop.is_set():  # interrupted: not begun (None), the resumed run asks it
+            return None
         with progress_to():  # the run's own bar counts queries: no bar per long transcript beside it
             return grounded(q)
 
@@ -146,17 +153,37 @@ def process_video(task: Any, config: Any, emit: Emit, session: Any = None) -> No
                 "finished": round(time.time(), 3)}
 
     if config.query_concurrency > 1 and len(task.queries) > 1:
+        failure: BaseException | None = None
         with ThreadPoolExecutor(config.query_concurrency) as pool:
-            for rec in pool.map(one, task.queries):
-                emit(("result", rec))
+            # each query's result in query order; a query stopped by a Ctrl-C (its frame stream raises
+            # KeyboardInterrupt) no longer drops the results of the queries after it that finished
+            for future in [pool.submit(one, q) for q in task.queries]:
+                try:
+                    rec = future.result()
+                except BaseException as exc:
+                    failure = failure or exc
+                    continue
+                if rec is not None:
+                    emit(("result", rec))
+        if failure is not None:
+            raise failure
     else:
         for q in task.queries:
-            emit(("result", one(q)))
+            rec = one(q)
+            if rec is None:
+                break
+            emit(("result", rec))
 
 
 class LocalExecutor:
     """Videos in parallel on ``concurrency`` threads of this process (model calls release the GIL), all
-    in one session that the run opens and closes: one describer, one reasoner, one cache."""
+    in one session that the run opens and closes: one describer, one reasoner, one cache.
+
+    A Ctrl-C (a ``KeyboardInterrupt`` in the thread reading :meth:`run`, or thrown into it by the caller while it
+    handled a record) stops the run without losing what finished: no worker begins another video or query, and
+    the records already finished, and those of the queries under way when they finish, are still yielded; then the
+    ``KeyboardInterrupt`` is raised. A second one stops at once: the records not yet yielded are lost (the
+    resumed run does those queries again) and the workers are not waited for."""
 
     def __init__(self, concurrency: int = 2):
         if concurrency < 1:
@@ -167,36 +194,81 @@ class LocalExecutor:
         if not tasks:
             return
         q: queue.Queue[Any] = queue.Queue()
-        done = object()
+        done = object()  # a worker's last item
+        stop = threading.Event()  # set by a Ctrl-C: the workers begin no other video or query
         session = session_for(config)
+        todo, todo_lock = enumerate(list(tasks)), threading.Lock()
+        failures: dict[int, BaseException] = {}  # by task: the first (in task order) is raised at the end
 
-        def work(task: Any) -> None:
+        def work() -> None:
             try:
-                process_video(task, config, q.put, session)
+                while not stop.is_set():
+                    with todo_lock:
+                        k, task = next(todo, (-1, None))
+                    if task is None:
+                        return
+                    try:
+                        process_video(task, config, q.put, session, stop)
+                    except BaseException as exc:  # a bug in the worker, or a frame stream a Ctrl-C stopped
+                        failures[k] = exc
             finally:
                 q.put(done)
 
+        # the workers pull the videos; a Ctrl-C can come at any instruction of this thread, so nothing here counts on
+        # knowing which of them began: the run is over once every worker that began has put its last item
+        workers = [threading.Thread(target=work, name=f"vidground-video_{j}")
+                   for j in range(min(self.concurrency, len(tasks)))]
+        finished = 0
+        began = False
+        interrupted: BaseException | None = None
+        wait = True  # for the workers, when the run ends
+
+        def interrupt(exc: BaseException) -> None:
+            """The first Ctrl-C: begin nothing more, and go on taking what finishes; the second: stop now."""
+            nonlocal interrupted, wait
+            stop.set()
+            if interrupted is not None:
+                wait = False
+                raise exc
+            interrupted = exc
+
         try:
-            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="vidground-video") as pool:
-                futures = [pool.submit(work, t) for t in tasks]
-                finished = 0
+            while True:
                 try:
-                    while finished < len(tasks):
-                        try:  # timed: a Ctrl-C the kernel hands a worker thread is run by this one only when it wakes
-                            item = q.get(timeout=0.25)
-                        except queue.Empty:
-                            continue
-                        if item is done:
-                            finished += 1
-                            continue
+                    if not began:
+                        began = True
+                        for t in workers:
+                            if not stop.is_set():
+                                t.start()
+                    if finished == len(workers):
+                        break
+                    try:  # timed: a Ctrl-C the kernel hands a worker thread is run by this one only when it wakes
+                        item = q.get(timeout=0.25)
+                    except queue.Empty:  # every worker that began has ended, and put everything: the run is over
+                        if not any(t.is_alive() for t in workers) and q.empty():
+                            break
+                        continue
+                    if item is done:
+                        finished += 1
+                        continue
+                    try:
                         yield item
-                finally:
-                    for f in futures:
-                        f.cancel()
-                for f in futures:
-                    f.result()  # surface a bug in the worker itself
-        finally:  # also when the caller stops early: the run's session never outlives it
-            session.close()
+                    except KeyboardInterrupt as exc:  # thrown in by the caller: a Ctrl-C while it handled a record
+                        interrupt(exc)
+                except KeyboardInterrupt as exc:
+                    interrupt(exc)
+            if interrupted is not None:
+                raise interrupted
+            if failures:
+                raise failures[min(failures)]  # surface a bug in the worker itself
+        finally:  # also when the caller stops early: no other video or query is begun for nothing, and the run's
+            stop.set()  # session never outlives it
+            try:
+                for t in workers if wait else ():
+                    if t.is_alive():
+                        t.join()
+            finally:
+                session.close()
 
 
 _setup_done = False
@@ -239,15 +311,48 @@ class RayExecutor:
                      log_to_driver=False, configure_logging=False)
 
     def run(self, tasks: Sequence[Any], config: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Each video's records once its task ends. A Ctrl-C (in this thread, or thrown in by the caller while it
+        handled a record) cancels the videos under way and yields the records of those that had ended, then is
+        raised; a second one stops at once."""
         ray = self.ray
         remote = ray.remote(num_cpus=self.num_cpus, max_retries=2)(_collect)
         cfg = ray.put(config)
         pending = [remote.remote(t, cfg) for t in tasks]
+        ended: list[Any] = []  # tasks that ended, their records not yet taken
+        records: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
+        interrupted: BaseException | None = None
         try:
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                for item in ray.get(ready[0]):
-                    yield item
+            while pending or ended or records:
+                try:
+                    if records:
+                        item = records.popleft()
+                        try:
+                            yield item
+                        except KeyboardInterrupt as exc:  # thrown in by the caller: a Ctrl-C while it wrote a record
+                            if interrupted is not None:
+                                raise
+                            interrupted = exc
+                    elif ended:
+                        try:
+                            records.extend(ray.get(ended[0]))
+                        except Exception:
+                            if interrupted is None:
+                                raise
+                            # after a Ctrl-C a failed (or cancelled) video is the resumed run's
+                        ended.pop(0)
+                    elif interrupted is None:
+                        ended, pending = ray.wait(pending, num_returns=1)
+                    else:  # after a Ctrl-C: the videos that ended already, without waiting for the others
+                        ended, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
+                        for ref in pending:
+                            ray.cancel(ref)
+                        pending = []
+                except KeyboardInterrupt as exc:
+                    if interrupted is not None:
+                        raise
+                    interrupted = exc
+            if interrupted is not None:
+                raise interrupted
         finally:
             for ref in pending:
                 ray.cancel(ref)

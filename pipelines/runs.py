@@ -207,6 +207,11 @@ class ResultSink:
             os.write(self._fd, data)
             os.fsync(self._fd)
 
+    def size(self) -> int:
+        """The file's length in bytes (a record being appended when a Ctrl-C came was written if it grew)."""
+        with self._lock:
+            return os.fstat(self._fd).st_size
+
     def close(self) -> None:
         with self._lock:
             if self._fd >= 0:
@@ -567,26 +572,85 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     index = ds.by_qid()
     (out / "transcripts").mkdir(exist_ok=True)
     with ResultSink(out / "results.jsonl") as sink, ResultSink(out / "videos.jsonl") as vsink:
+
+        def take(kind: str, record: dict[str, Any]) -> None:
+            """Write one record the executor finished (``record`` is left as it is: it may be written again)."""
+            nonlocal ran, failed
+            if kind == "video":
+                provenance.settle(record.get("settings"))
+                descs = record.get("descriptions")
+                if descs:
+                    write_descriptions(out / "transcripts" / f"{_safe(record['video'])}.jsonl", descs,
+                                       video=record["video"])
+                vsink.append({k: v for k, v in record.items() if k != "descriptions"})
+                return
+            sink.append(record)
+            ran += 1
+            failed += record["status"] != "ok"
+            tracker.update(record, index[record["qid"]])
+            if on_result is not None:
+                on_result(record)
+
+        stream = executor.run(tasks, config)
+        writing: tuple[str, dict[str, Any]] | None = None  # the record being written
         try:
-            for kind, record in executor.run(tasks, config):
-                if kind == "video":
-                    provenance.settle(record.get("settings"))
-                    descs = record.pop("descriptions", None)
-                    if descs:
-                        write_descriptions(out / "transcripts" / f"{_safe(record['video'])}.jsonl", descs,
-                                           video=record["video"])
-                    vsink.append(record)
-                    continue
-                sink.append(record)
-                ran += 1
-                failed += record["status"] != "ok"
-                tracker.update(record, index[record["qid"]])
-                if on_result is not None:
-                    on_result(record)
+            try:
+                for kind, record in stream:
+                    sizes, counted = {"result": sink.size(), "video": vsink.size()}, ran
+                    writing = (kind, record)
+                    take(kind, record)
+                    writing = None
+            except KeyboardInterrupt as exc:
+                # a Ctrl-C in the executor's stream: it wrote what had finished and what was under way before it
+                # raised; one while a record was written: that record is written (once), then what the executor
+                # has finished and finishes (a second Ctrl-C stops at once)
+                if writing is not None:
+                    kind, record = writing
+                    if (vsink if kind == "video" else sink).size() == sizes[kind]:  # its line was not written
+                        take(kind, record)
+                    elif kind == "result" and ran == counted:  # its line was written, not counted
+                        ran += 1
+                        failed += record["status"] != "ok"
+                    _drain(stream, take)
+                raise RunInterrupted(out, saved=ran, done=already + ran,
+                                     total=sum(q.video in sources for q in ds)) from exc
         finally:
             tracker.close()
+            close = getattr(stream, "close", None)
+            if close is not None:  # the executor's workers begin nothing more, and its session closes
+                close()
     return summarize(out, selected=len(ds), already=already, ran=ran, failed=failed, missing=missing,
                      seconds=time.perf_counter() - started, clip_gt=config.clip_gt)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A Ctrl-C stopped :func:`run_eval` once every result finished by then was written: ``saved`` results by this
+    invocation, ``done`` of the ``total`` queries that have an input in all; the same call resumes in ``out``."""
+
+    def __init__(self, out: Path, *, saved: int, done: int, total: int):
+        super().__init__(f"interrupted: {saved} result(s) saved by this run, {done} of {total} queries done in {out}")
+        self.out, self.saved, self.done, self.total = out, saved, done, total
+
+
+def _drain(stream: Any, take: Callable[..., None]) -> None:
+    """After a Ctrl-C that came while the caller wrote a record: the records ``stream`` (an executor's run) has
+    finished, and finishes, each given to ``take``. The Ctrl-C is thrown into the stream, which stops its workers
+    and yields what they finish, then raises it; a second Ctrl-C is thrown in too, and ends it at once."""
+    throw = getattr(stream, "throw", None)
+    if throw is None:  # an iterator that cannot be told: what it holds is left for the resumed run
+        return
+    try:
+        item = throw(KeyboardInterrupt())
+        while True:
+            take(*item)
+            item = next(stream)
+    except StopIteration:
+        return
+    except KeyboardInterrupt:  # the stream's own, once it gave everything; or a second Ctrl-C
+        try:
+            throw(KeyboardInterrupt())  # the executor stops without waiting (a finished stream raises it back)
+        except (KeyboardInterrupt, StopIteration):
+            pass
 
 
 def _safe(video: str) -> str:
