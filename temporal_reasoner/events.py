@@ -34,7 +34,7 @@ from vidground.errors import ConfigurationError, IncompleteOutputError, InputErr
 from vidground.types import Event, Events, TimeStyle, Usage
 
 from .parsing import RESPONSE_FORMATS, ReplyError, extract_json
-from .structured import ChatFn, _ask, reask_until_valid, response_format
+from .structured import ChatFn, _ask, reask_until_valid, resolve_fallback, response_format
 from .timestyles import ReplyValueError, TimeFormat
 from .transcript import Transcript
 
@@ -384,6 +384,22 @@ def chunks(transcript: Transcript, size: int) -> list[Transcript]:
         i += size - overlap
 
 
+def fitting_chunk_entries(transcript: Transcript, count_tokens: Any, budget: int | None, *,
+                          time_style: "TimeStyle | TimeFormat" = "seconds", max_events: int = MAX_EVENTS) -> int:
+    """The chunk length (spans) for :func:`run_events` whose every chunk's prompt fits ``budget`` tokens as
+    ``count_tokens(messages)`` counts them: :data:`CHUNK_ENTRIES`, halved until each chunk fits (down to one
+    span); :data:`CHUNK_ENTRIES` when ``budget`` is ``None`` (no limit known)."""
+    size = CHUNK_ENTRIES
+    if budget is None:
+        return size
+    fmt = TimeFormat.parse(time_style)
+    while size > 1 and any(count_tokens(build_events_messages(part, time_style=fmt, max_events=max_events,
+                                                              part=len(transcript) > size)) > budget
+                           for part in chunks(transcript, size)):
+        size //= 2
+    return size
+
+
 def _same(a: Event, b: Event) -> bool:
     return a.iou(b) >= 0.5
 
@@ -392,10 +408,13 @@ def run_events(chat: ChatFn, transcript: Transcript, *, reasoner_name: str, max_
                response_formats: Sequence[str] = RESPONSE_FORMATS, refused: set[str] | None = None,
                time_style: "TimeStyle | TimeFormat" = "seconds", max_events: int = MAX_EVENTS,
                chunk_entries: int = CHUNK_ENTRIES,
-               settings: dict[str, Any] | None = None) -> Events:
+               settings: dict[str, Any] | None = None, fallback: Any = None) -> Events:
     """Ask ``chat`` for the events of ``transcript``, one request per chunk of ``chunk_entries`` spans,
     validating and re-asking (the error shown to the model) until each chunk's reply is usable. After
-    ``max_attempts`` on a chunk an :class:`OutputValidationError` carries every raw output and the usage."""
+    ``max_attempts`` on a chunk the ``fallback`` reasoner (a reasoner, a spec string or a callable returning
+    one, resolved only then) finds the whole transcript's events with its own defaults (:func:`find_events`:
+    ``embedding`` gives the offline change points), the chat requests' usage, raw outputs and a warning kept;
+    without one an :class:`OutputValidationError` carries every raw output and the usage."""
     check_transcript(transcript)
     max_attempts = _count("max_attempts", max_attempts)
     max_events = _count("max_events", max_events)
@@ -409,6 +428,12 @@ def run_events(chat: ChatFn, transcript: Transcript, *, reasoner_name: str, max_
     usage, raws, all_errors, used = Usage(), [], [], []
     found: list[Event] = []
     warnings: list[str] = []
+
+    def info() -> dict[str, Any]:
+        return {**(settings or {}), "method": "chat", "attempts": len(raws), "chunks": len(parts),
+                "chunk_entries": chunk_entries, "response_format": used[-1] if used else None,
+                "max_events": max_events, "time_style": fmt.spec, "prompts": events_prompt_hashes()}
+
     for n, part in enumerate(parts):
         lo, hi = (0.0, transcript.duration) if len(parts) == 1 else (part.entries[0].start, part.entries[-1].end)
         base = build_events_messages(part, time_style=fmt, max_events=max_events, part=len(parts) > 1)
@@ -443,16 +468,24 @@ def run_events(chat: ChatFn, transcript: Transcript, *, reasoner_name: str, max_
         parsed, failure = reask_until_valid(once, max_attempts)
         all_errors.extend(where + e for e in errors)
         if parsed is None:
-            raise failure(f"{reasoner_name}: no usable events {where}after {len(errors)} attempt(s); last error: "
-                      f"{errors[-1]}", raw_outputs=raws, errors=all_errors, attempts=len(raws), usage=usage)
+            summary = f"{reasoner_name}: no usable events {where}after {len(errors)} attempt(s); last error: {errors[-1]}"
+            fb = resolve_fallback(fallback)
+            if fb is None:
+                raise failure(summary, raw_outputs=raws, errors=all_errors, attempts=len(raws), usage=usage)
+            res = find_events(fb, transcript)
+            fb_name = res.reasoner or getattr(fb, "name", type(fb).__name__)
+            fb_usage = res.usage.get("reason")
+            return res.model_copy(update={
+                "reasoner": reasoner_name, "raw": raws,
+                "settings": {**info(), "fallback": fb_name, "fallback_settings": res.settings},
+                "usage": {**res.usage, "reason": usage + fb_usage if fb_usage is not None else usage},
+                "warnings": [*res.warnings, f"{summary}; used the fallback reasoner {fb_name!r} for the whole video"
+                             + (f" (the events of the {n} part(s) before it were left out)" if n else "")]})
         new, notes = parsed
         warnings += [where + w for w in notes]
         found += [e for e in new if not any(_same(e, old) for old in found)]  # an overlap's events, kept once
-    info = {**(settings or {}), "method": "chat", "attempts": len(raws), "chunks": len(parts),
-            "chunk_entries": chunk_entries, "response_format": used[-1] if used else None, "max_events": max_events,
-            "time_style": fmt.spec, "prompts": events_prompt_hashes()}
     return Events(events=sorted(found, key=lambda e: (e.start, e.end)), duration=transcript.duration,
-                  duration_inferred=transcript.duration_inferred, reasoner=reasoner_name, settings=info,
+                  duration_inferred=transcript.duration_inferred, reasoner=reasoner_name, settings=info(),
                   usage={"reason": usage}, raw=raws[-1] if len(raws) == 1 else raws,
                   warnings=[f"rejected: {e}" for e in all_errors] + warnings)
 
@@ -511,7 +544,8 @@ def find_events(reasoner: Any, transcript: Transcript, **options: Any) -> Events
         return run_events(reasoner.chat, transcript, reasoner_name=name,
                           max_attempts=getattr(reasoner, "max_attempts", 3), response_formats=formats or ("text",),
                           refused=getattr(reasoner, "refused_formats", None),
-                          time_style=getattr(reasoner, "time_style", "seconds"), settings=settings, **options)
+                          time_style=getattr(reasoner, "time_style", "seconds"), settings=settings,
+                          fallback=getattr(reasoner, "fallback", None), **options)
     return offline_events(reasoner.encoder, transcript, reasoner_name=name, **options)
 
 
@@ -523,6 +557,6 @@ def _check_options(options: dict[str, Any], valid: Sequence[str], path: str) -> 
 
 
 __all__ = ["CHUNK_ENTRIES", "FORM", "MAX_EVENTS", "MIN_EVENT_SECONDS", "THRESHOLD", "WINDOW_SECONDS",
-           "build_events_messages", "check_transcript", "reply_form", "chunks", "events_prompt_hashes", "events_response_format",
+           "build_events_messages", "check_transcript", "reply_form", "chunks", "fitting_chunk_entries", "events_prompt_hashes", "events_response_format",
            "events_path", "events_schema", "find_events", "novelty", "offline_events", "parse_events", "pick_boundaries",
            "run_events"]

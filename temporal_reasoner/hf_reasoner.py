@@ -33,10 +33,10 @@ from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner, check_query
 from .context import ground_in_context
-from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply
+from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply, lazy_fallback
 from .transcript import Transcript
 from .timestyles import TimeFormat
-from vidground.types import Answer, GroundingResult, TimeStyle
+from vidground.types import Answer, Events, GroundingResult, TimeStyle
 
 PREFILL = '{"intervals": [{"start": '
 _NUMBER = re.compile(r"\s*(-?\d+(?:\.\d+)?)")
@@ -226,7 +226,7 @@ class TransformersReasoner(BaseReasoner):
         budget = self.context_tokens - 2 * self.max_new_tokens - 128  # room for the answer and a re-ask
         return ground_in_context(
             self.chat, query, transcript, count_tokens=self.count_tokens, budget=budget,
-            reasoner_name=f"hf:{self.model_name}", max_attempts=self.max_attempts, fallback=self.fallback,
+            reasoner_name=f"hf:{self.model_name}", max_attempts=self.max_attempts, fallback=lazy_fallback(self),
             response_formats=("json_object",) if self.prefill else ("text",), time_style=self.time_style,
             max_intervals=self.max_intervals, settings=self.settings(), option=f"context_tokens={self.context_tokens}")
 
@@ -242,8 +242,24 @@ class TransformersReasoner(BaseReasoner):
             self.context_tokens - 2 * self.max_new_tokens - 128)
         res = run_answer(self.chat, question, fitted, choices, reasoner_name=f"hf:{self.model_name}",
                          max_attempts=self.max_attempts, response_formats=("text",), time_style=self.time_style,
-                         max_intervals=self.max_intervals, settings=self.settings())
+                         max_intervals=self.max_intervals, settings=self.settings(), fallback=lazy_fallback(self))
         return res.model_copy(update={"warnings": [*notes, *res.warnings]})
+
+    def events(self, transcript: Transcript, *, max_events: int | None = None,
+               chunk_entries: int | None = None) -> Events:
+        """The transcript's events (:func:`temporal_reasoner.events.run_events`, replies in text, re-asked).
+        Without ``chunk_entries`` the chunks are as long as fit ``context_tokens`` (halved from
+        :data:`~temporal_reasoner.events.CHUNK_ENTRIES` until every one does)."""
+        from .events import MAX_EVENTS, fitting_chunk_entries, run_events
+
+        max_events = MAX_EVENTS if max_events is None else max_events
+        if chunk_entries is None:
+            chunk_entries = fitting_chunk_entries(transcript, lambda m: len(self._encode(self._prompt(m, False))),
+                                                  self.context_tokens - self.max_new_tokens - 128,  # text: no pre-fill
+                                                  time_style=self.time_style, max_events=max_events)
+        return run_events(self.chat, transcript, reasoner_name=f"hf:{self.model_name}", max_attempts=self.max_attempts,
+                          response_formats=("text",), time_style=self.time_style, max_events=max_events,
+                          chunk_entries=chunk_entries, settings=self.settings(), fallback=lazy_fallback(self))
 
 
 __all__ = ["TransformersReasoner", "load_causal_lm", "PREFILL"]

@@ -31,7 +31,7 @@ from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner, check_query
 from .context import ground_in_context
-from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply, intervals_schema
+from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply, intervals_schema, lazy_fallback
 from .transcript import Transcript
 from .timestyles import TimeFormat
 from vidground.types import Answer, Events, GroundingResult, TimeStyle
@@ -180,7 +180,7 @@ class LlamaCppReasoner(BaseReasoner):
             functools.partial(self.chat, grammar=self.grammar(TimeFormat.parse(self.time_style).last(transcript))),
             query, transcript,
             count_tokens=self.count_tokens, budget=budget,
-            reasoner_name=f"llamacpp:{self.model_name}", max_attempts=self.max_attempts, fallback=self.fallback,
+            reasoner_name=f"llamacpp:{self.model_name}", max_attempts=self.max_attempts, fallback=lazy_fallback(self),
             response_formats=("json_schema",), time_style=self.time_style, max_intervals=self.max_intervals,
             settings=self.settings(), option=f"n_ctx={self.n_ctx}")
 
@@ -201,7 +201,7 @@ class LlamaCppReasoner(BaseReasoner):
         res = run_answer(functools.partial(self.chat, grammar=self._grammars[key]), question, fitted, choices,
                          reasoner_name=f"llamacpp:{self.model_name}", max_attempts=self.max_attempts,
                          response_formats=("json_schema",), time_style=self.time_style,
-                         max_intervals=self.max_intervals, settings=self.settings())
+                         max_intervals=self.max_intervals, settings=self.settings(), fallback=lazy_fallback(self))
         return res.model_copy(update={"warnings": [*notes, *res.warnings]})
 
 
@@ -210,15 +210,12 @@ class LlamaCppReasoner(BaseReasoner):
         """The transcript's events (:func:`temporal_reasoner.events.run_events`), each reply constrained by a
         grammar built from the events schema. Without ``chunk_entries`` the chunks are as long as fit the
         context (halved from :data:`~temporal_reasoner.events.CHUNK_ENTRIES` until the first one does)."""
-        from .events import CHUNK_ENTRIES, MAX_EVENTS, build_events_messages, chunks, events_schema, run_events
+        from .events import MAX_EVENTS, events_schema, fitting_chunk_entries, run_events
 
         max_events = MAX_EVENTS if max_events is None else max_events
         if chunk_entries is None:
-            budget, chunk_entries = self.n_ctx - self.max_new_tokens - 128, CHUNK_ENTRIES
-            while chunk_entries > 1 and self.count_tokens(build_events_messages(
-                    chunks(transcript, chunk_entries)[0], time_style=self.time_style, max_events=max_events,
-                    part=len(transcript) > chunk_entries)) > budget:
-                chunk_entries //= 2
+            chunk_entries = fitting_chunk_entries(transcript, self.count_tokens, self.n_ctx - self.max_new_tokens - 128,
+                                                  time_style=self.time_style, max_events=max_events)
         digits = len(str(int(max(TimeFormat.parse(self.time_style).last(transcript), 1.0))))
         key = ("events", max_events, digits)
         if key not in self._grammars:
@@ -226,7 +223,7 @@ class LlamaCppReasoner(BaseReasoner):
         return run_events(functools.partial(self.chat, grammar=self._grammars[key]), transcript,
                           reasoner_name=f"llamacpp:{self.model_name}", max_attempts=self.max_attempts,
                           response_formats=("json_schema",), time_style=self.time_style, max_events=max_events,
-                          chunk_entries=chunk_entries, settings=self.settings())
+                          chunk_entries=chunk_entries, settings=self.settings(), fallback=lazy_fallback(self))
 
 
 def _compile(template: str) -> Any:

@@ -21,25 +21,16 @@ from vidground.chat import (
     first_choice,
     usage_of,
 )
-from vidground.chat import public_url
+from vidground.chat import CHAT_PATH, public_url
 from vidground.ratelimit import shared_limiter
 from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner
 from .context import estimate_tokens, ground_in_context
-from .structured import RESPONSE_FORMATS, ChatReply, is_format_refusal, response_format, run_structured
+from .structured import RESPONSE_FORMATS, ChatReply, is_format_refusal, resolve_fallback, response_format, run_structured
 from .transcript import Transcript
 from .timestyles import TimeFormat
-from vidground.types import Answer, GroundingResult, TimeStyle
-
-
-def resolve_fallback(fallback: Reasoner | str | None) -> Reasoner | None:
-    """A fallback reasoner from an instance or a spec string (``"embedding"``)."""
-    if fallback is None or not isinstance(fallback, str):
-        return fallback
-    from . import get_reasoner
-
-    return get_reasoner(fallback)
+from vidground.types import Answer, Events, GroundingResult, TimeStyle
 
 
 class OpenAIReasoner(BaseReasoner):
@@ -157,7 +148,8 @@ class OpenAIReasoner(BaseReasoner):
 
         completion = call_with_retries(attempt, provider=self.name,
                                        secret=self._client.api_key, max_retries=self.max_retries, retry_if=retry_if,
-                                       base_delay=self.retry_base_delay)
+                                       base_delay=self.retry_base_delay,  # named when the error does not say
+                                       url=f"{str(self._client.base_url).rstrip('/')}{CHAT_PATH}")
         text, finish = first_choice(completion, self.name)
         return ChatReply(text=text, finish_reason=finish, usage=self._priced(usage_of(completion, sent=sent)))
 
@@ -169,8 +161,7 @@ class OpenAIReasoner(BaseReasoner):
         return with_cost(usage, self.model, self.prices)
 
     def ground(self, query: str, transcript: Transcript) -> GroundingResult:
-        common = dict(reasoner_name=self.name, max_attempts=self.max_attempts,
-                      fallback=(lambda: self.fallback) if self._fallback is not None else None,
+        common = dict(reasoner_name=self.name, max_attempts=self.max_attempts, fallback=self._fallback_later(),
                       response_formats=self.response_formats, refused=self.refused_formats,
                       time_style=self.time_style, max_intervals=self.max_intervals)
         if self.context_tokens is None:
@@ -180,15 +171,45 @@ class OpenAIReasoner(BaseReasoner):
                                  settings={"model": self.model}, **common,
                                  option=f"context_tokens={self.context_tokens}; context_tokens=None sends it whole")
 
+    def _fallback_later(self) -> Any:
+        return (lambda: self.fallback) if self._fallback is not None else None
+
     def answer(self, question: str, transcript: Transcript, *, choices: Sequence[str] | None = None) -> Answer:
         """Answer ``question`` (one of ``choices`` when given) with the intervals that support it
-        (:func:`temporal_reasoner.qa.run_answer`: same ladder, refusal memory and re-asking as ``ground``)."""
-        from .qa import run_answer
+        (:func:`temporal_reasoner.qa.run_answer`: same ladder, refusal memory, re-asking and ``fallback`` as
+        ``ground``). A transcript longer than ``context_tokens`` is merged (near-duplicate spans); one that still
+        does not fit is a :class:`ConfigurationError` (answers are not combined across chunks)."""
+        from .qa import build_qa_messages, check_choices, check_question, fit_transcript, run_answer
 
-        return run_answer(self.chat, question, transcript, choices, reasoner_name=self.name,
-                          max_attempts=self.max_attempts, response_formats=self.response_formats,
-                          refused=self.refused_formats, time_style=self.time_style,
-                          max_intervals=self.max_intervals, settings={"model": self.model})
+        question, choices = check_question(question), check_choices(choices)
+        notes: list[str] = []
+        if self.context_tokens is not None:
+            transcript, notes = fit_transcript(transcript, lambda t: estimate_tokens(build_qa_messages(
+                question, t, choices, time_style=self.time_style, max_intervals=self.max_intervals)),
+                self.context_tokens - 2 * self.max_tokens - 128)  # the reply and a re-ask
+        res = run_answer(self.chat, question, transcript, choices, reasoner_name=self.name,
+                         max_attempts=self.max_attempts, response_formats=self.response_formats,
+                         refused=self.refused_formats, time_style=self.time_style,
+                         max_intervals=self.max_intervals, settings={"model": self.model},
+                         fallback=self._fallback_later())
+        return res.model_copy(update={"warnings": [*notes, *res.warnings]}) if notes else res
+
+    def events(self, transcript: Transcript, *, max_events: int | None = None,
+               chunk_entries: int | None = None) -> Events:
+        """The transcript's events (:func:`temporal_reasoner.events.run_events`: the same ladder, refusal memory,
+        re-asking and ``fallback``). Without ``chunk_entries`` the chunks are as long as fit ``context_tokens``
+        (:func:`~temporal_reasoner.events.fitting_chunk_entries`)."""
+        from .events import MAX_EVENTS, fitting_chunk_entries, run_events
+
+        max_events = MAX_EVENTS if max_events is None else max_events
+        if chunk_entries is None:
+            chunk_entries = fitting_chunk_entries(transcript, estimate_tokens, self.context_tokens and
+                                                  self.context_tokens - self.max_tokens - 128,
+                                                  time_style=self.time_style, max_events=max_events)
+        return run_events(self.chat, transcript, reasoner_name=self.name, max_attempts=self.max_attempts,
+                          response_formats=self.response_formats, refused=self.refused_formats,
+                          time_style=self.time_style, max_events=max_events, chunk_entries=chunk_entries,
+                          settings={"model": self.model}, fallback=self._fallback_later())
 
 
 __all__ = ["OpenAIReasoner", "resolve_fallback"]

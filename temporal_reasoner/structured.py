@@ -184,6 +184,31 @@ def _ask(chat: ChatFn, messages: list[dict[str, Any]], ladder: list[str], refuse
 T = TypeVar("T")
 
 
+def resolve_fallback(fallback: Any) -> Any:
+    """A fallback reasoner from an instance, a spec string (``"embedding"``, what ``--reasoner-opt
+    fallback=embedding`` gives) or a zero-argument callable returning either; ``None`` stays ``None``."""
+    if fallback is not None and not isinstance(fallback, str) and callable(fallback) \
+            and not any(hasattr(fallback, m) for m in ("ground", "answer", "events", "chat")):
+        fallback = fallback()
+    if isinstance(fallback, str):
+        from . import get_reasoner
+
+        return get_reasoner(fallback)
+    return fallback
+
+
+def lazy_fallback(reasoner: Any) -> Callable[[], Any] | None:
+    """``reasoner.fallback`` resolved only when a reply fails (a spec string loads its model then), as a
+    callable for :func:`run_structured` and its kin; ``None`` when there is none."""
+    if getattr(reasoner, "fallback", None) is None:
+        return None
+
+    def resolve() -> Any:
+        reasoner.fallback = resolve_fallback(reasoner.fallback)
+        return reasoner.fallback
+    return resolve
+
+
 def reask_until_valid(once: Callable[[], T], max_attempts: int) -> tuple[T | None, type[Exception]]:
     """``once()`` (one request and the parse of its reply) again while it raises a :class:`ReplyError` or an
     :class:`IncompleteOutputError`, at most ``max_attempts`` times; ``(value, ...)`` when one succeeded, else
@@ -261,8 +286,7 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
                                warnings=[f"attempt {i + 1} rejected: {e}" for i, e in enumerate(errors)]
                                + parsed.warnings, raw=raws[-1] if len(raws) == 1 else raws)
     summary = f"{reasoner_name}: no usable answer after {len(raws)} attempt(s); last error: {errors[-1]}"
-    if fallback is not None and not hasattr(fallback, "ground") and callable(fallback):
-        fallback = fallback()
+    fallback = resolve_fallback(fallback)
     if fallback is None:
         raise failure(summary, raw_outputs=raws, errors=errors, attempts=len(raws), usage=usage)
     result = fallback.ground(query, transcript)
@@ -281,5 +305,6 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
 __all__ = [
     "INTERVALS_SCHEMA", "RESPONSE_FORMATS", "FormatName", "ChatReply", "ChatFn", "ParsedReply", "ReplyError",
     "ResponseFormatRefused", "build_messages", "extract_json", "intervals_schema", "is_format_refusal",
-    "parse_reply", "parse_reply_detailed", "prompt_hashes", "reask_message", "response_format", "run_structured",
+    "lazy_fallback", "parse_reply", "parse_reply_detailed", "prompt_hashes", "reask_message", "resolve_fallback",
+    "response_format", "run_structured",
 ]
