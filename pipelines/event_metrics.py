@@ -120,6 +120,24 @@ def caption_scorers() -> list[tuple[Any, str]]:
     return [(Meteor(), "METEOR"), (Cider(), "CIDEr"), (Bleu(4), "Bleu_4")]
 
 
+def close_scorers(scorers: Iterable[tuple[Any, str]]) -> None:
+    """End the Java processes of ``scorers`` (``pycocoevalcap``'s METEOR keeps one) and free its lock. A Ctrl-C
+    inside METEOR's ``compute_score`` leaves its lock held (it is not released on an error), and the scorer's
+    ``__del__`` waits for that lock before it ends the process: the command hung at exit, forever."""
+    import threading
+
+    for scorer, _ in scorers:
+        proc = getattr(scorer, "meteor_p", None)
+        if proc is None:
+            continue
+        for step in (proc.stdin.close, proc.kill, proc.wait):
+            with contextlib.suppress(OSError, ValueError):
+                step()
+        lock = getattr(scorer, "lock", None)
+        if lock is not None and lock.locked():
+            scorer.lock = threading.Lock()  # what __del__ acquires; the process it guarded has ended
+
+
 @contextlib.contextmanager
 def _quiet_fds() -> Iterator[None]:
     """Silence stdout and stderr at the file-descriptor level: the scorers print progress from Python (BLEU)
@@ -153,7 +171,12 @@ def densevid_captions(predictions: Mapping[str, Sequence[Any]], references: Sequ
     mapping per reference set, video id to ``{"timestamps": [[s, e], ...], "sentences": [...]}``."""
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-    scorers = caption_scorers() if scorers is None else scorers
+    if scorers is None:  # made here: ended here, however scoring ends
+        scorers = caption_scorers()
+        try:
+            return densevid_captions(predictions, references, tious=tious, max_proposals=max_proposals, scorers=scorers)
+        finally:
+            close_scorers(scorers)
     videos = sorted(set().union(*references)) if references else []
     if not videos:
         raise EvaluationError("the reference sets hold no video")
@@ -223,5 +246,5 @@ def event_recall(predicted: Sequence[Any], truth: Sequence[Any], threshold: floa
     return sum(any(tiou(p, g) >= threshold for p in pred) for g in true) / len(true)
 
 
-__all__ = ["CAPTION_METRICS", "JUNK_REFERENCE", "MAX_PROPOSALS", "TIOUS", "boundary_f1", "caption_scorers",
+__all__ = ["CAPTION_METRICS", "JUNK_REFERENCE", "MAX_PROPOSALS", "TIOUS", "boundary_f1", "caption_scorers", "close_scorers",
            "densevid_captions", "densevid_localisation", "event_recall", "tiou"]

@@ -176,7 +176,8 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
         raise ConfigurationError(f"--limit must be a whole number >= 1, got {limit!r}")
     refs = {str(p): load_references(p) for p in references}
     ids = sorted(set().union(*refs.values()))
-    if limit is not None and limit < len(ids):
+    every = len(ids)
+    if limit is not None and limit < every:
         ids = sorted(random.Random(seed).sample(ids, limit))
     if videos is not None:
         found, missing = find_videos(ids, videos)
@@ -185,7 +186,13 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
         hit, _ = find_descriptions([*ids, *bare], descriptions)
         found = {v: hit.get(v) or hit.get(b) for b, v in bare.items() if hit.get(v) or hit.get(b)}
         missing = [v for v in ids if v not in found]
-    if not found or (len(missing) > len(ids) / 2 and not allow_missing):
+    where = videos if videos is not None else descriptions
+    if not found:  # --allow-missing cannot help: say what was looked for, and that --limit chose before looking
+        chosen = (f"; --limit {limit} chose them among all {every} reference videos before inputs were looked for: "
+                  "drop --limit to run on every video that has one") if len(ids) < every else ""
+        raise InputError(f"none of the {len(ids)} selected videos has an input in {where} (files named by the video "
+                         f"id, e.g. {ids[0]}{'.mp4' if videos is not None else '.jsonl'}){chosen}")
+    if len(missing) > len(ids) / 2 and not allow_missing:
         raise InputError(f"{len(missing)} of {len(ids)} selected videos have no input in "
                          f"{videos if videos is not None else descriptions} (use --allow-missing to run on the "
                          f"{len(found)} found)")
@@ -255,7 +262,10 @@ def _captions(done: dict[str, dict[str, Any]], found: dict[str, Any], refs: dict
     predictions = {v: [(e["start"], e["end"], e["caption"]) for e in sorted(row["events"], key=lambda e: -(e.get("score") or 0))]
                    for v, row in done.items() if v in found}
     references = [ref for ref in ({v: r[v] for v in found if v in r} for r in refs.values()) if ref]
-    return event_metrics.densevid_captions(predictions, references, scorers=scorers)
+    try:
+        return event_metrics.densevid_captions(predictions, references, scorers=scorers)
+    finally:  # a Ctrl-C while scoring must not leave METEOR's process and lock for its __del__ to hang on
+        event_metrics.close_scorers(scorers)
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:

@@ -1,0 +1,67 @@
+"""`vidground eval activitynet-events` as a researcher meets it: a folder with inputs for none of the chosen
+videos, and a Ctrl-C while the captions are scored."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from test_events import _anet_fixture, no_caption_scorers  # noqa: F401
+
+
+def test_no_input_for_any_selected_video_does_not_suggest_allow_missing(tmp_path, capsys, no_caption_scorers):  # noqa: F811
+    """`--limit 12 --allow-missing` on a folder holding other videos said 'use --allow-missing to run on the 0
+    found', though it was given: --limit picks among every reference video before inputs are looked for."""
+    from pipelines.cli import main
+
+    root = _anet_fixture(tmp_path)
+    many = {f"v_{i:03d}": {"duration": 10.0, "timestamps": [[0, 10]], "sentences": ["z"]} for i in range(50)}
+    (root / "many.json").write_text(json.dumps(many))
+    base = ["eval", "activitynet-events", "--data-root", str(root / "data"), "--descriptions", str(root / "descriptions"),
+            "--references", str(root / "many.json"), "--out", str(root / "run"), "--allow-missing", "--quiet"]
+    assert main([*base, "--limit", "5"]) == 1
+    err = capsys.readouterr().err
+    assert "none of the 5 selected videos has an input in" in err and "--limit 5 chose them among all 50" in err
+    assert "use --allow-missing" not in err and err.count("\n") == 1
+    assert main(base) == 1
+    err = capsys.readouterr().err
+    assert "none of the 50 selected videos has an input" in err and "e.g. v_000.jsonl" in err and "--limit" not in err
+
+
+class InterruptedMeteor:
+    """pycocoevalcap's Meteor as a Ctrl-C leaves it: compute_score takes its lock, and an interrupt inside
+    leaves it held (the real __del__ then waits for it forever before ending its Java process)."""
+
+    def __init__(self):
+        self.meteor_p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], stdin=subprocess.PIPE)
+        self.lock = threading.Lock()
+
+    def compute_score(self, gts, res):
+        self.lock.acquire()
+        raise KeyboardInterrupt
+
+
+def test_a_ctrl_c_while_captions_are_scored_leaves_no_lock_for_meteor_to_hang_on(monkeypatch):
+    """Seen: Ctrl-C during eval activitynet-events' caption scoring printed 'interrupted' and then hung in
+    Meteor.__del__ (py-spy: idle in meteor.py:78, lock.acquire) until killed."""
+    pytest.importorskip("pycocoevalcap")
+    from pipelines import event_metrics, events_eval
+
+    meteor = InterruptedMeteor()
+    monkeypatch.setattr(event_metrics, "caption_scorers", lambda: [(meteor, "METEOR")])
+
+    class Words:  # the PTB tokenizer runs Java: not needed to reach the scorer
+        def tokenize(self, captions):
+            return {k: [c["caption"] for c in v] for k, v in captions.items()}
+
+    monkeypatch.setattr("pycocoevalcap.tokenizer.ptbtokenizer.PTBTokenizer", Words)
+    done = {"v_a": {"events": [{"start": 0.0, "end": 10.0, "caption": "cook", "score": 1.0}]}}
+    refs = {"val_1.json": {"v_a": {"timestamps": [[0, 10]], "sentences": ["cook"]}}}
+    with pytest.raises(KeyboardInterrupt):
+        events_eval._captions(done, {"v_a": "v_a.jsonl"}, refs)
+    assert meteor.lock.acquire(blocking=False)  # what __del__ acquires is free
+    assert meteor.meteor_p.poll() is not None  # and the process it guarded has ended
