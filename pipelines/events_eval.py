@@ -30,6 +30,7 @@ from typing import Any
 
 from vidground.errors import ConfigurationError, EvaluationError, InputError, VidgroundError
 from vidground.files import output_file
+from vidground.types import Usage
 
 from .event_metrics import CAPTION_METRICS, TIOUS, densevid_localisation
 
@@ -203,6 +204,7 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
     done = _done(out)
     todo = [v for v in found if v not in done]
     failed: dict[str, str] = {}
+    failed_usage = Usage()
     started = time.perf_counter()
     with Session(describer=describer if videos is not None else None, reasoner=reasoner, sampling=sampling,
                  cache=cache, progress=progress, describer_options=describer_options,
@@ -219,6 +221,8 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
                 raise  # a wrong option is wrong for every video
             except VidgroundError as exc:
                 failed[vid] = str(exc)
+                if isinstance(getattr(exc, "usage", None), Usage):  # paid for, though no events came of it
+                    failed_usage = failed_usage + exc.usage
                 print(f"{vid}: {exc}", file=sys.stderr)
                 continue
             row = {"video": vid, "events": [e.model_dump() for e in result.events], "reasoner": result.reasoner,
@@ -244,10 +248,23 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
                "per_reference": {Path(p).name: densevid_localisation(predictions, [r]) for p, r in scored.items()},
                "events_per_video": round(sum(len(r["events"]) for v, r in done.items() if v in found)
                                          / max(1, len(predictions)), 3),
+               "usage": _usage(done, found),
+               "failed_usage_this_run": failed_usage.model_dump(),
                "captions": _captions(done, found, refs),
                "seconds": round(time.perf_counter() - started, 2)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
     return metrics
+
+
+def _usage(done: dict[str, dict[str, Any]], found: dict[str, Any]) -> dict[str, Any]:
+    """What the scored videos' events cost, per stage (``describe``, ``reason``) and in total, from their rows
+    (a resumed run counts the rows of earlier runs too)."""
+    stages: dict[str, Usage] = {}
+    for vid, row in done.items():
+        if vid in found:
+            for stage, u in (row.get("usage") or {}).items():
+                stages[stage] = stages.get(stage, Usage()) + Usage.model_validate(u)
+    return {**{k: u.model_dump() for k, u in stages.items()}, "total": sum(stages.values(), Usage()).model_dump()}
 
 
 def _captions(done: dict[str, dict[str, Any]], found: dict[str, Any], refs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -282,6 +299,12 @@ def format_metrics(metrics: dict[str, Any]) -> str:
         lines.append(f"captions not scored: {caps['not_scored']}")
     elif caps:
         lines.append("captions (mean over tIoUs): " + ", ".join(f"{k} {caps[k]:.2f}" for k in CAPTION_METRICS if k in caps))
+    for what, u in (("usage", (metrics.get("usage") or {}).get("total")),
+                    ("paid for failed videos (this run)", metrics.get("failed_usage_this_run"))):
+        if u and u.get("requests"):
+            cost = f", est. ${u['cost_usd']:.4f}" if u.get("cost_usd") is not None else ""
+            lines.append(f"{what}: {u['requests']} requests, {u['prompt_tokens']} prompt + "
+                         f"{u['completion_tokens']} completion tokens{cost}")
     lines += [f"reference {p}: sha256 {r['sha256']}" for p, r in metrics["references"].items()]
     lines += [f"reference {p}: none of the scored videos, left out" for p in metrics.get("references_without_scored_videos", [])]
     return "\n".join(lines)

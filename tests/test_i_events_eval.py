@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from _helpers_openai_server import Reply, openai_server  # noqa: F401
 from test_events import _anet_fixture, no_caption_scorers  # noqa: F401
 
 
@@ -65,3 +66,28 @@ def test_a_ctrl_c_while_captions_are_scored_leaves_no_lock_for_meteor_to_hang_on
         events_eval._captions(done, {"v_a": "v_a.jsonl"}, refs)
     assert meteor.lock.acquire(blocking=False)  # what __del__ acquires is free
     assert meteor.meteor_p.poll() is not None  # and the process it guarded has ended
+
+
+def test_events_eval_reports_what_the_chat_reasoner_cost_failed_videos_included(tmp_path, capsys, no_caption_scorers,  # noqa: F811
+                                                                                 openai_server):  # noqa: F811
+    """The events eval printed and recorded no usage or cost at all, and a video whose replies never validated
+    lost the requests paid for it (the error carried them; only its message was kept)."""
+    from pipelines.cli import main
+    from test_events import KITCHEN
+
+    good = '{"events": [{"start": 0, "end": 10, "caption": "cook", "score": 1}, {"start": 10, "end": 20, "caption": "dig", "score": 1}]}'
+    openai_server.responder = lambda req: Reply.chat(good if KITCHEN in req.json["messages"][-1]["content"] else "no",
+                                                     prompt_tokens=100, completion_tokens=10)
+    root = _anet_fixture(tmp_path)
+    args = ["eval", "activitynet-events", "--descriptions", str(root / "descriptions"), "--data-root", str(root / "data"),
+            "--references", str(root / "val_1.json"), "--reasoner", "openai:m", "--reasoner-opt",
+            f"base_url={openai_server.base_url}", "--reasoner-opt", "max_attempts=2", "--out", str(root / "run"),
+            "--allow-missing", "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((root / "run" / "metrics.json").read_text())
+    assert list(metrics["failed"]) == ["v_b"]
+    assert metrics["usage"]["total"]["requests"] == 1 and metrics["usage"]["reason"]["prompt_tokens"] == 100
+    assert metrics["failed_usage_this_run"]["requests"] == 2 and metrics["failed_usage_this_run"]["prompt_tokens"] == 200
+    assert "usage: 1 requests, 100 prompt + 10 completion tokens" in out
+    assert "paid for failed videos (this run): 2 requests, 200 prompt + 20 completion tokens" in out
