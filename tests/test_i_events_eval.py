@@ -87,6 +87,8 @@ def test_events_eval_reports_what_the_chat_reasoner_cost_failed_videos_included(
     out = capsys.readouterr().out
     metrics = json.loads((root / "run" / "metrics.json").read_text())
     assert list(metrics["failed"]) == ["v_b"]
+    loc = metrics["localisation"]  # the failed video scores 0 and stays in the averages (v_a's events are exact)
+    assert loc["videos"] == 2.0 and loc["recall@0.5"] == 50.0 and loc["precision@0.5"] == 50.0
     assert metrics["usage"]["total"]["requests"] == 1 and metrics["usage"]["reason"]["prompt_tokens"] == 100
     assert metrics["failed_usage_this_run"]["requests"] == 2 and metrics["failed_usage_this_run"]["prompt_tokens"] == 200
     assert "usage: 1 requests, 100 prompt + 10 completion tokens" in out
