@@ -207,7 +207,7 @@ def _eval_events(args: argparse.Namespace) -> int:
         args.out, references=reference_paths(args.data_root, args.references), videos=args.videos,
         descriptions=args.descriptions, descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds,
         describer=args.describer, reasoner=args.reasoner, describer_options=dict(args.describer_opt) or None,
-        reasoner_options=dict(args.reasoner_opt) or None, events_options=dict(args.events_opt),
+        reasoner_options=_reasoner_options(args) or None, events_options=dict(args.events_opt),
         sampling=dict(fps=_fps(args), num_frames=args.num_frames,
                       max_frames=args.max_frames, max_side=args.max_side),
         limit=args.limit, seed=args.seed, cache=False if args.no_cache else args.cache, progress=not args.quiet,
@@ -240,8 +240,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .search import search_options
 
     if args.dataset == "activitynet-events":
-        if args.motion or args.time_style:
-            raise ConfigurationError("--motion and --time-style are not available for activitynet-events yet")
+        if args.motion:
+            raise ConfigurationError("--motion is not available for activitynet-events yet")
         ignored = [flag for flag, given in _NOT_FOR_EVENTS.items() if given(args)]
         if ignored:  # silently ignored, they would make a user believe the run used them
             raise ConfigurationError(f"{', '.join(ignored)}: not available for activitynet-events (it finds every "

@@ -93,3 +93,24 @@ def test_events_eval_reports_what_the_chat_reasoner_cost_failed_videos_included(
     assert metrics["failed_usage_this_run"]["requests"] == 2 and metrics["failed_usage_this_run"]["prompt_tokens"] == 200
     assert "usage: 1 requests, 100 prompt + 10 completion tokens" in out
     assert "paid for failed videos (this run): 2 requests, 200 prompt + 20 completion tokens" in out
+
+
+def test_events_eval_takes_time_style_as_the_events_command_does(tmp_path, capsys, no_caption_scorers,  # noqa: F811
+                                                                 openai_server):  # noqa: F811
+    """`vidground events --time-style tokens` worked, and so did `eval activitynet-events --reasoner-opt
+    time_style=tokens`, but `eval activitynet-events --time-style tokens` said 'not available yet'."""
+    from pipelines.cli import main
+
+    openai_server.responder = lambda req: Reply.chat('{"events": [{"start": "<0>", "end": "<150>", "caption": "a", '
+                                                     '"score": 1}, {"start": "<150>", "end": "<300>", "caption": "b", '
+                                                     '"score": 1}]}')
+    root = _anet_fixture(tmp_path)
+    args = ["eval", "activitynet-events", "--descriptions", str(root / "descriptions"), "--data-root", str(root / "data"),
+            "--references", str(root / "val_1.json"), "--reasoner", "openai:m", "--reasoner-opt",
+            f"base_url={openai_server.base_url}", "--time-style", "tokens", "--out", str(root / "run"),
+            "--allow-missing", "--quiet"]
+    assert main(args) == 0, capsys.readouterr().err
+    metrics = json.loads((root / "run" / "metrics.json").read_text())
+    assert metrics["config"]["reasoner_options"]["time_style"] == "tokens:300" and not metrics["failed"]
+    assert "relative time tokens" in openai_server.requests[0].json["messages"][-1]["content"]
+    assert metrics["localisation"]["recall@0.9"] == 100.0  # <150> of 300 is the middle of both videos: exact
