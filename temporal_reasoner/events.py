@@ -468,7 +468,8 @@ def run_events(chat: ChatFn, transcript: Transcript, *, reasoner_name: str, max_
         parsed, failure = reask_until_valid(once, max_attempts)
         all_errors.extend(where + e for e in errors)
         if parsed is None:
-            summary = f"{reasoner_name}: no usable events {where}after {len(errors)} attempt(s); last error: {errors[-1]}"
+            part_of = f" for part {n + 1} of {len(parts)}" if len(parts) > 1 else ""
+            summary = f"{reasoner_name}: no usable events{part_of} after {len(errors)} attempt(s); last error: {errors[-1]}"
             fb = resolve_fallback(fallback)
             if fb is None:
                 raise failure(summary, raw_outputs=raws, errors=all_errors, attempts=len(raws), usage=usage)

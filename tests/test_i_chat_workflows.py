@@ -99,7 +99,7 @@ def _first_time(req) -> float:
     """The first span's start in the transcript of a request (each chunk's events must lie in its part)."""
     import re
 
-    return float(re.search(r"^\[(\d+(?:\.\d+)?)-", req.json["messages"][-1]["content"], re.M).group(1))
+    return float(re.search(r"^\[(\d+(?:\.\d+)?)-", req.json["messages"][1]["content"], re.M).group(1))
 
 
 # --- fallback for questions and events -------------------------------------------------------
@@ -157,3 +157,12 @@ def test_a_garbled_reply_names_the_server(openai_server):
         reasoner(openai_server, max_retries=1).answer("why?", transcript(), choices=CHOICES)
     assert "malformed response body" in str(err.value)
     assert f"{openai_server.base_url.rstrip('/')}/chat/completions" in str(err.value)
+
+
+def test_a_failing_part_of_a_long_transcript_is_named_plainly(openai_server):
+    """The error read 'no usable events part 2 of 3: after 2 attempt(s)'."""
+    openai_server.responder = lambda req: Reply.chat(
+        '{"events": [{"start": %g, "end": %g, "caption": "x", "score": 1}]}' % (_first_time(req), _first_time(req) + 1)
+        if _first_time(req) < 1 else "no json")
+    with pytest.raises(OutputValidationError, match=r"openai:m: no usable events for part 2 of \d+ after 2 attempt"):
+        reasoner(openai_server, max_attempts=2).events(transcript(30, distinct=True), chunk_entries=12)
