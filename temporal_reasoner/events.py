@@ -388,15 +388,25 @@ def fitting_chunk_entries(transcript: Transcript, count_tokens: Any, budget: int
                           time_style: "TimeStyle | TimeFormat" = "seconds", max_events: int = MAX_EVENTS) -> int:
     """The chunk length (spans) for :func:`run_events` whose every chunk's prompt fits ``budget`` tokens as
     ``count_tokens(messages)`` counts them: :data:`CHUNK_ENTRIES`, halved until each chunk fits (down to one
-    span); :data:`CHUNK_ENTRIES` when ``budget`` is ``None`` (no limit known)."""
+    span); :data:`CHUNK_ENTRIES` when ``budget`` is ``None`` (no limit known). A span too long to fit alone is a
+    :class:`ConfigurationError` before any request (the server would refuse each prompt)."""
     size = CHUNK_ENTRIES
     if budget is None:
         return size
     fmt = TimeFormat.parse(time_style)
-    while size > 1 and any(count_tokens(build_events_messages(part, time_style=fmt, max_events=max_events,
-                                                              part=len(transcript) > size)) > budget
-                           for part in chunks(transcript, size)):
+
+    def cost(part: Transcript, size: int) -> int:
+        return count_tokens(build_events_messages(part, time_style=fmt, max_events=max_events,
+                                                  part=len(transcript) > size))
+
+    while size > 1 and any(cost(part, size) > budget for part in chunks(transcript, size)):
         size //= 2
+    if size == 1:
+        worst = max(cost(part, 1) for part in chunks(transcript, 1))
+        if worst > budget:
+            raise ConfigurationError(f"the events prompt of a single span of the transcript ({worst} tokens) does not "
+                                     f"fit the model's context ({budget} tokens left for a prompt); use a larger context "
+                                     "(n_ctx or context_tokens) or shorter descriptions")
     return size
 
 

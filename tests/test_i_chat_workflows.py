@@ -166,3 +166,11 @@ def test_a_failing_part_of_a_long_transcript_is_named_plainly(openai_server):
         if _first_time(req) < 1 else "no json")
     with pytest.raises(OutputValidationError, match=r"openai:m: no usable events for part 2 of \d+ after 2 attempt"):
         reasoner(openai_server, max_attempts=2).events(transcript(30, distinct=True), chunk_entries=12)
+
+
+def test_events_whose_single_span_cannot_fit_are_refused_before_any_request(openai_server):
+    """Chunks were halved down to one span and sent even when one span did not fit: each request was refused by
+    the server (HTTP 400 from an OpenAI-compatible one)."""
+    with pytest.raises(ConfigurationError, match=r"single span of the transcript \(\d+ tokens\) does not fit"):
+        reasoner(openai_server, context_tokens=1200, max_tokens=256).events(transcript(4, distinct=True, words=200))
+    assert openai_server.requests == []
