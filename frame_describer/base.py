@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from vidground.types import Frame, FrameDescription
@@ -41,3 +41,46 @@ class BaseDescriber:
 
     def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
         raise NotImplementedError
+
+
+class DescriptionStream(Iterator[FrameDescription]):
+    """A describer's stream that says what it finished and did not hand over when it ended early.
+
+    A Ctrl-C (a ``KeyboardInterrupt`` raised in the stream while it waits, or its reader closing it) does not
+    cancel the requests in flight to an API (paid once begun) nor undo a batch the model has written: the
+    stream waits for them and keeps their descriptions in :attr:`unread`, each with its frame's time, for the
+    reader to store (:class:`~frame_describer.cache.CachedDescriber` puts them in the description cache, so a
+    rerun pays for none of them again). :attr:`handed` is the last description handed over, set before it is,
+    so that a Ctrl-C between its arrival and its storing loses it neither.
+
+    ``body(stream)`` is the generator of descriptions; it appends to ``stream.unread`` as it ends and sets
+    ``stream.handed`` before each ``yield``. Closing the stream closes the generator (which waits for what is in
+    flight); a plain iterator of descriptions needs none of this (see :func:`leftovers`).
+    """
+
+    def __init__(self, body: Callable[["DescriptionStream"], Iterator[FrameDescription]]):
+        self.unread: list[FrameDescription] = []
+        self.handed: FrameDescription | None = None
+        self._gen = body(self)
+
+    def __iter__(self) -> "DescriptionStream":
+        return self
+
+    def __next__(self) -> FrameDescription:
+        return next(self._gen)
+
+    def throw(self, exc: BaseException) -> FrameDescription:
+        """Raise ``exc`` in the stream where it waits (as a Ctrl-C there would be)."""
+        return self._gen.throw(exc)
+
+    def close(self) -> None:
+        self._gen.close()
+
+
+def leftovers(stream: Iterator[FrameDescription]) -> list[FrameDescription]:
+    """The descriptions a describer's stream finished that may not have reached its reader, once it ended or was
+    closed: a :class:`DescriptionStream`'s :attr:`~DescriptionStream.unread` and the last one it handed over;
+    none for a plain iterator. Close the stream first (that waits for the requests in flight); a second Ctrl-C
+    during that wait ends it at once, and what arrived before it is here still, so read this in a ``finally``."""
+    handed = getattr(stream, "handed", None)
+    return [*getattr(stream, "unread", ()), *([handed] if handed is not None else [])]

@@ -41,6 +41,8 @@ from vidground.files import check_database_path, video_fingerprint
 from vidground.redaction import redact
 from vidground.types import Frame, FrameDescription, Usage
 
+from .base import leftovers
+
 #: 2: the settings table holds no secrets (rows stored by version 1 are redacted when a cache is opened);
 #: 3: one sampling plan per path and sampling settings (the plans of version 2, keyed by the file's
 #: times too, piled up a row per touch: they are dropped when a cache is opened)
@@ -67,6 +69,16 @@ def _settings_json(settings: Any) -> str:
     ``settings()`` may hold its API key, a token or a URL with a key in its query string (the settings
     key itself is a hash, which keeps two keys' descriptions apart without storing either)."""
     return json.dumps(redact(json.loads(json.dumps(settings, default=str))), sort_keys=True, default=str)
+
+
+_stored = 0  # descriptions stored (new rows) by every cache of this process
+_stored_lock = threading.Lock()
+
+
+def stored_in_process() -> int:
+    """How many new descriptions every :class:`DescriptionCache` of this process has stored so far (a command
+    compares it with its value at the start to say how many descriptions an interrupted run kept)."""
+    return _stored
 
 
 def _ms(t: float) -> int:
@@ -251,8 +263,11 @@ class DescriptionCache:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        global _stored
         with self._lock:
             self.stored += new
+        with _stored_lock:
+            _stored += new
         return new
 
     def claim(self, fingerprint: str, key: str, t: float, owner: str, ttl: float) -> str | None:
@@ -401,6 +416,7 @@ class CachedDescriber:
         pending: deque[tuple[float, FrameDescription | None]] = deque()  # time order; None marks a miss
 
         owner = f"{os.getpid()}-{threading.get_ident()}-{id(pending)}"
+        unanswered: dict[int, float] = {}  # frames sent to the describer whose description is not stored yet
 
         def misses() -> Iterator[Frame]:
             for f in frames:
@@ -410,26 +426,37 @@ class CachedDescriber:
                 pending.append((f.t, hit))
                 if hit is None:
                     self.calls += 1
+                    unanswered[_ms(f.t)] = f.t
                     yield f
                 else:
                     self.saved += 1
 
         buffer: list[FrameDescription] = []
+        stream = self.inner.describe(misses(), query=query)
         try:
-            for d in self.inner.describe(misses(), query=query):
+            for d in stream:
+                hits = []
                 while pending and pending[0][1] is not None:
-                    yield pending.popleft()[1]  # type: ignore[misc]
+                    hits.append(pending.popleft()[1])
                 t = pending.popleft()[0] if pending else d.t
                 buffer.append(d.model_copy(update={"t": t}) if d.t != t else d)
-                self._flush(buffer)  # at once: another run may be waiting for this frame
+                self._flush(buffer)  # at once: another run may be waiting for this frame (and before a Ctrl-C)
+                unanswered.pop(_ms(t), None)
+                yield from hits  # type: ignore[misc]
                 yield d
             while pending:
                 t, hit = pending.popleft()
                 if hit is not None:
                     yield hit
         finally:
-            self._flush(buffer)
-            self.cache.release(self.fingerprint, self.key, owner)
+            try:
+                close = getattr(stream, "close", None)
+                if close is not None:  # a stream stopped early waits for the requests in flight
+                    close()
+            finally:  # what they answered is paid: kept, even when a second Ctrl-C ends the wait
+                buffer.extend(d for d in leftovers(stream) if _ms(d.t) in unanswered)
+                self._flush(buffer)
+                self.cache.release(self.fingerprint, self.key, owner)
 
     def _flush(self, buffer: list[FrameDescription]) -> None:
         if buffer:

@@ -21,7 +21,7 @@ from typing import Any
 
 import prompts
 
-from .base import PROMPT_MODES, BaseDescriber, PromptMode
+from .base import PROMPT_MODES, BaseDescriber, DescriptionStream, PromptMode
 from vidground.errors import ConfigurationError, InputError, ProviderError
 from vidground.models import load_error, locate_model, require_transformers, resolve_device, resolve_dtype, shared_model
 from vidground.types import Frame, FrameDescription, Usage
@@ -187,17 +187,37 @@ class TransformersDescriber(BaseDescriber):
         return self.prompt.render()
 
     def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
+        """The frames' descriptions in frame order, ``batch_size`` frames per ``generate``. Stopped early (a Ctrl-C,
+        or its reader closing it) while a batch's descriptions are handed over, it keeps the rest of the batch in
+        the stream's ``unread`` (:class:`~frame_describer.base.DescriptionStream`), which a description cache in
+        front stores, so a rerun does not describe them again."""
+        return DescriptionStream(lambda out: self._stream(frames, query, out))
+
+    def _stream(self, frames: Iterable[Frame], query: str | None, out: DescriptionStream) -> Iterator[FrameDescription]:
         text = self._prompt_text(query)
         batch: list[Frame] = []
-        for frame in frames:
-            batch.append(frame)
-            if len(batch) == self.batch_size:
-                yield from self._describe_batch(batch, text)
-                batch = []
-        if batch:
-            yield from self._describe_batch(batch, text)
+        done: list[FrameDescription] = []  # the batch's descriptions not handed over yet
+        try:
+            for frame in frames:
+                batch.append(frame)
+                if len(batch) == self.batch_size:
+                    self._describe_batch(batch, text, into=done)
+                    batch = []
+                    while done:
+                        out.handed = done[0]
+                        yield done.pop(0)
+            if batch:
+                self._describe_batch(batch, text, into=done)
+                while done:
+                    out.handed = done[0]
+                    yield done.pop(0)
+        finally:
+            out.unread.extend(done)
 
-    def _describe_batch(self, frames: list[Frame], text: str) -> list[FrameDescription]:
+    def _describe_batch(self, frames: list[Frame], text: str, *, into: list[FrameDescription] | None = None
+                        ) -> list[FrameDescription]:
+        """One ``generate`` for ``frames``: their descriptions, appended to ``into`` when given (as they are made,
+        so none is lost between the batch's end and its caller's next step)."""
         import torch
         from PIL import Image
 
@@ -227,7 +247,7 @@ class TransformersDescriber(BaseDescriber):
         image_id = getattr(self.processor, "image_token_id", None)
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
-        results = []
+        results = [] if into is None else into
         for i, frame in enumerate(frames):
             prompt_tokens = int(inputs["attention_mask"][i].sum())
             image_tokens = int((inputs["input_ids"][i] == image_id).sum()) if image_id is not None else 0

@@ -43,6 +43,8 @@ import numpy as np
 
 from vidground.types import MOTION_MARK, Frame, FrameDescription
 
+from .base import DescriptionStream, leftovers
+
 FLOW_WIDTH = 160
 #: Goes into the wrapped describer's settings: a change to the summaries' wording or thresholds bumps it.
 MOTION_VERSION = "motion-4"
@@ -487,6 +489,12 @@ class MotionDescriber:
         return {**self.inner.settings(), "name": self.name, "motion": MOTION_VERSION}
 
     def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
+        """The wrapped describer's descriptions, each with what moved. Stopped early, it passes on what the
+        wrapped describer finished and did not hand over (its stream's ``unread``:
+        :class:`~frame_describer.base.DescriptionStream`), for a description cache in front to keep."""
+        return DescriptionStream(lambda out: self._stream(frames, query, out))
+
+    def _stream(self, frames: Iterable[Frame], query: str | None, out: DescriptionStream) -> Iterator[FrameDescription]:
         stream = MotionStream()
         pending: dict[float, str] = {}  # summaries of frames handed to the inner describer, not yet described
         lock = threading.Lock()  # the inner describer may pull frames from another thread
@@ -499,10 +507,24 @@ class MotionDescriber:
                         pending[frame.t] = motion.text()
                 yield frame
 
-        for d in self.inner.describe(measured(), query=query):
+        def with_motion(d: FrameDescription) -> FrameDescription:
             with lock:
-                summary = pending.pop(d.t, None)
-            yield d if summary is None else d.model_copy(update={"text": f"{d.text} {summary}".strip()})
+                summary = pending.get(d.t)
+            return d if summary is None else d.model_copy(update={"text": f"{d.text} {summary}".strip()})
+
+        inner = self.inner.describe(measured(), query=query)
+        try:
+            for d in inner:
+                out.handed = with_motion(d)
+                with lock:  # only once it is handed over: a Ctrl-C before finds its summary still here
+                    pending.pop(d.t, None)
+                yield out.handed
+        finally:
+            try:
+                getattr(inner, "close", lambda: None)()  # a stream stopped early waits for its requests in flight
+            finally:  # the one handed over is in out.handed, with its summary
+                handed = None if out.handed is None else out.handed.t
+                out.unread.extend(with_motion(d) for d in leftovers(inner) if d.t != handed)
 
 
 __all__ = ["CAMERA_EXTENT", "CAMERA_SPEED", "COLOUR_NAMES", "FAST_CAMERA", "FLOW_WIDTH", "MOTION_VERSION", "Appearance",

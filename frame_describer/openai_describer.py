@@ -15,17 +15,18 @@ process (:func:`vidground.ratelimit.shared_limiter`).
 
 from __future__ import annotations
 
+import logging
 import math
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
 from typing import Any, Literal
 
 import prompts
 
-from .base import PROMPT_MODES, BaseDescriber, PromptMode
+from .base import PROMPT_MODES, BaseDescriber, DescriptionStream, PromptMode
 from vidground.errors import ConfigurationError, IncompleteOutputError, InputError
 from .images import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_SIDE, bounded, check_image_options, to_data_url
 from vidground.chat import (
@@ -40,6 +41,8 @@ from vidground.chat import (
 )
 from vidground.ratelimit import Reservation, shared_limiter
 from vidground.types import Frame, FrameDescription, Usage
+
+log = logging.getLogger(__name__)
 
 Detail = Literal["low", "high", "auto"]
 DETAILS = ("low", "high", "auto")
@@ -208,6 +211,14 @@ class OpenAIDescriber(BaseDescriber):
     # --- streams ------------------------------------------------------------------------------
 
     def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
+        """The frames' descriptions in frame order (see the module). A stream that ends early (its reader closes
+        it, or a Ctrl-C is raised in it while it waits) sends no more frames and waits for the requests in flight,
+        paid once sent: their descriptions are kept in the stream's ``unread``
+        (:class:`~frame_describer.base.DescriptionStream`), which a description cache in front stores. A second
+        Ctrl-C during that wait ends it at once."""
+        return DescriptionStream(lambda stream: self._stream(frames, query, stream))
+
+    def _stream(self, frames: Iterable[Frame], query: str | None, out: DescriptionStream) -> Iterator[FrameDescription]:
         text = self._text(query)
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="vidground-describe")
         handles: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -215,21 +226,46 @@ class OpenAIDescriber(BaseDescriber):
         feeder = _Feeder(frames, 2 * self.concurrency,
                          submit=lambda frame: handles.put(pool.submit(self._describe_one, frame, text, stopped)),
                          finish=handles.put)
+        waiting: Future | None = None  # taken from the queue, its description not yet handed over
         try:
             while (item := handles.get()) is not _END:
                 if isinstance(item, _Failure):
                     raise item.exc
+                waiting = item
                 result = item.result()
                 feeder.taken()
+                out.handed = result
+                waiting = None
                 yield result
         finally:
-            stopped.set()
-            feeder.stop()
-            while not handles.empty():
-                item = handles.get()
-                if isinstance(item, Future):
-                    item.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            stopped.set()  # nothing more is sent; a request under way is answered
+            in_flight: list[Future] = [] if waiting is None else [waiting]
+            waited = False
+            try:
+                _take_in_flight(handles, in_flight)
+                feeder.stop()
+                _take_in_flight(handles, in_flight)  # what the feeder submitted meanwhile (not sent: stopped)
+                wait(in_flight)  # a second Ctrl-C here ends the wait at once
+                waited = True
+            finally:  # every answer that came, in frame order: paid, so kept for the cache
+                for future in in_flight:
+                    if future.done() and not future.cancelled():
+                        exc = future.exception()
+                        if exc is None:
+                            out.unread.append(future.result())
+                        else:  # not sent after the stop, or failed: nothing to keep
+                            log.debug("%s: a request in flight at the stream's end gave no description: %s",
+                                      self.name, exc)
+                pool.shutdown(wait=waited, cancel_futures=True)
+
+
+def _take_in_flight(handles: queue.SimpleQueue[Any], in_flight: list[Future]) -> None:
+    """Empty the stream's queue at its end: a frame whose request has not begun is dropped, one under way is
+    added to ``in_flight`` (its answer is awaited and kept)."""
+    while not handles.empty():
+        item = handles.get()
+        if isinstance(item, Future) and not item.cancel():
+            in_flight.append(item)
 
 
 class _Failure:

@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 
 from vidground.errors import ConfigurationError
+
+from .base import DescriptionStream, leftovers
 from vidground.types import Frame, FrameDescription, Usage
 
 #: the thumbnail's side in pixels: small enough to be cheap and to blur noise, large enough to see a change
@@ -57,7 +59,12 @@ class SkipUnchanged:
         return {**self.inner.settings(), "skip_unchanged": self.threshold}
 
     def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
-        """Descriptions in frame order: the wrapped describer's for frames sent, reused ones between."""
+        """Descriptions in frame order: the wrapped describer's for frames sent, reused ones between. Stopped
+        early, it passes on what the wrapped describer finished and did not hand over (its stream's ``unread``:
+        :class:`~frame_describer.base.DescriptionStream`), for a description cache in front to keep."""
+        return DescriptionStream(lambda out: self._stream(frames, query, out))
+
+    def _stream(self, frames: Iterable[Frame], query: str | None, out: DescriptionStream) -> Iterator[FrameDescription]:
         pending: deque[tuple[float, bool]] = deque()  # (time, sent) in frame order
         last: list[np.ndarray] = []
 
@@ -74,19 +81,26 @@ class SkipUnchanged:
                 yield f
 
         previous: FrameDescription | None = None
-        for d in self.inner.describe(sent_frames(), query=query):
-            while pending and not pending[0][1] and previous is not None:  # skipped after the previous one sent
-                yield _reuse(previous, pending.popleft()[0])
-            if pending:
-                pending.popleft()
-            previous = d
-            yield d
-            while pending and not pending[0][1]:
-                yield _reuse(previous, pending.popleft()[0])
-        while pending and previous is not None:  # frames skipped after the last one sent
-            t, was_sent = pending.popleft()
-            if not was_sent:
-                yield _reuse(previous, t)
+        inner = self.inner.describe(sent_frames(), query=query)
+        try:
+            for d in inner:
+                while pending and not pending[0][1] and previous is not None:  # skipped after the previous one sent
+                    yield _reuse(previous, pending.popleft()[0])
+                if pending:
+                    pending.popleft()
+                previous = out.handed = d
+                yield d
+                while pending and not pending[0][1]:
+                    yield _reuse(previous, pending.popleft()[0])
+            while pending and previous is not None:  # frames skipped after the last one sent
+                t, was_sent = pending.popleft()
+                if not was_sent:
+                    yield _reuse(previous, t)
+        finally:
+            try:
+                getattr(inner, "close", lambda: None)()  # a stream stopped early waits for its requests in flight
+            finally:
+                out.unread.extend(leftovers(inner))
 
 
 def _reuse(d: FrameDescription, t: float) -> FrameDescription:

@@ -667,9 +667,16 @@ def _kept_note(args: argparse.Namespace, exc: BaseException | None = None) -> st
         return ""
     cache = getattr(args, "cache", None) or os.environ.get("VIDGROUND_CACHE")
     if cache:
-        return (f"; the frames described so far are kept in the description cache {cache}: the same command "
-                "does not describe them again")
+        new = _stored_descriptions() - getattr(args, "stored_before", 0)
+        return (f"; the frames described so far are kept in the description cache {cache} ({new} new "
+                "description(s) stored by this command): the same command does not describe them again")
     return " (without a description cache nothing described was kept: --cache FILE keeps it for the next run)"
+
+
+def _stored_descriptions() -> int:
+    """Descriptions the description caches of this process have stored so far (none before one is loaded)."""
+    cache = sys.modules.get("frame_describer.cache")
+    return cache.stored_in_process() if cache is not None else 0
 
 
 def _stop_streams(interrupted: bool) -> None:
@@ -703,6 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     if ours:  # only in place of Python's own handler: a program that set its own keeps it
         signal.signal(signal.SIGINT, _on_interrupt)
     _stop_streams(False)
+    args.stored_before = _stored_descriptions()  # an interrupted command says how many it kept
     try:
         return _run(args)
     finally:
