@@ -272,7 +272,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"{summary.out}: {summary.selected} queries selected, {summary.already_done} already done, "
           f"{summary.ran} run now ({summary.failed} failed) in {summary.seconds:.1f} s")
     print(f"describer calls: {summary.describe_calls} made, {summary.describe_saved} saved by the cache; "
-          f"cost ${summary.cost_usd:.4f}")
+          f"cost {summary.cost_text}" + (f" ({summary.failed_requests} of {summary.requests} requests paid for queries "
+                                         "that failed)" if summary.failed_requests else ""))
     if summary.metrics is not None:
         from .report import EVAL_FIXES, problems_text
         from .runs import load_run

@@ -34,10 +34,12 @@ from typing import Any
 
 from temporal_reasoner.context import progress_to
 from vidground.errors import ConfigurationError, MissingDependencyError
+from vidground.types import Usage
 
 from .datasets import Query
 from .metrics import score_query
 from .provenance import backend_settings
+from .runs import _paid
 
 Emit = Callable[[tuple[str, dict[str, Any]]], None]
 _sessions: dict[tuple[Any, ...], Any] = {}
@@ -79,8 +81,14 @@ def _error(exc: BaseException) -> dict[str, Any]:
 
 
 def _failed(q: Query, exc: BaseException) -> dict[str, Any]:
-    return {"qid": q.qid, "video": q.video, "query": q.query, "status": "failed", "error": _error(exc),
-            "finished": round(time.time(), 3)}
+    """A failed query's record; the requests paid for on the way (e.g. every attempt of an answer that never
+    validated: an :class:`~vidground.errors.OutputValidationError` carries their usage) are in ``usage``."""
+    rec: dict[str, Any] = {"qid": q.qid, "video": q.video, "query": q.query, "status": "failed", "error": _error(exc)}
+    paid = getattr(exc, "usage", None)
+    if isinstance(paid, Usage) and not paid.is_empty():
+        rec["usage"] = {"reason": paid.model_dump(mode="json", exclude_none=True)}
+        rec["cost_usd"] = round(paid.cost_usd or 0.0, 8)
+    return rec | {"finished": round(time.time(), 3)}
 
 
 def process_video(task: Any, config: Any, emit: Emit, session: Any = None, stop: threading.Event | None = None) -> None:
@@ -108,6 +116,7 @@ def process_video(task: Any, config: Any, emit: Emit, session: Any = None, stop:
             video_rec["describe_calls"] = len(described.descriptions) - saved
             video_rec["describe_saved"] = saved
             video_rec["cost_usd"] = described.usage.cost_usd or 0.0
+            video_rec["usage"] = described.usage.model_dump(mode="json", exclude_none=True)
         if described is not None:
             video_rec.update(duration=described.duration, step=described.step, describer=described.describer,
                              descriptions=list(described.descriptions))
@@ -373,6 +382,7 @@ class RunProgress:
     def __init__(self, total: int, *, enabled: bool = True):
         self.n = self.hits = self.failed = self.asked = self.right = 0
         self.iou_sum = self.cost = 0.0
+        self.unpriced = 0  # requests without a price: the cost shown leaves them out
         self.bar = None
         if enabled and total:
             from tqdm.auto import tqdm
@@ -386,13 +396,14 @@ class RunProgress:
         self.iou_sum += s.iou
         self.failed += s.failure is not None
         self.cost += record.get("cost_usd") or 0.0
+        self.unpriced += _paid(record)[1]
         if query.answer is not None:  # a grounded-QA question: what matters first is the answer
             self.asked += 1
             self.right += record.get("status") == "ok" and record.get("choice") == query.answer
         if self.bar is not None:
             acc = f"Acc@QA={100 * self.right / self.asked:.1f} " if self.asked else ""
             self.bar.set_postfix_str(f"{acc}R1@0.5={100 * self.hits / self.n:.1f} mIoU={100 * self.iou_sum / self.n:.1f} "
-                                     f"fail={self.failed} ${self.cost:.4f}", refresh=False)
+                                     f"fail={self.failed} ${self.cost:.4f}{'+?' if self.unpriced else ''}", refresh=False)
             self.bar.update(1)
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ from vidground.errors import ConfigurationError, MissingDependencyError
 
 from .datasets import Query
 from .metrics import QA_KEYS, TOLERANCE, Metrics, baselines_text, compute_metrics, compute_qa_metrics, score_query
-from .runs import load_run, missing_videos, read_jsonl, read_run_json, run_metrics, run_totals
+from .runs import format_cost, load_run, missing_videos, read_jsonl, read_run_json, run_metrics, run_totals
 
 #: Per-query timelines drawn by default: the worst queries (failures first, then lowest IoU).
 DEFAULT_TIMELINES = 50
@@ -441,7 +441,9 @@ def _markdown(out: Path, config: dict[str, Any], queries: list[Query], results: 
         lines.append(f"- {k}: `{config.get(k)}`")
     lines += ["", "## Cost", "",
               f"- describer calls made: {totals['describe_calls']}, saved by the cache: {totals['describe_saved']}",
-              f"- cost: ${totals['cost_usd']:.4f} (every attempt, as reported by the backends)", "",
+              f"- cost: {format_cost(totals['cost_usd'], totals['requests'], totals['unpriced_requests'])} "
+              f"(every attempt, as reported by the backends; {totals['requests']} requests, "
+              f"{totals['failed_requests']} of them for queries that failed)", "",
               "## Failures by type", ""]
     lines += [f"- {k}: {v}" for k, v in sorted(totals["failures_by_type"].items())] or ["- none"]
     if missing:

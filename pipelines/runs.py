@@ -422,6 +422,16 @@ class RunSummary:
     cost_usd: float
     seconds: float
     metrics: Metrics | None
+    #: model requests over every attempt in the run folder; ``unpriced_requests`` of them had no price (not in
+    #: ``cost_usd``), ``failed_requests`` were paid for queries that failed
+    requests: int = 0
+    unpriced_requests: int = 0
+    failed_requests: int = 0
+
+    @property
+    def cost_text(self) -> str:
+        """``cost_usd`` as the command prints it, ``unknown`` where no price was known."""
+        return format_cost(self.cost_usd, self.requests, self.unpriced_requests)
 
 
 def check_out_folder(out: Path) -> None:
@@ -712,13 +722,33 @@ def run_metrics(out: str | Path, *, clip_gt: bool | None = None, bootstrap: int 
                            **options)
 
 
+def _paid(record: dict[str, Any]) -> tuple[int, int, int]:
+    """``(requests, of them without a price, of them for a query that failed)`` in a record's ``usage`` (one
+    stage's usage for a video record, stage -> usage for a result); a stage with requests and no ``cost_usd`` was
+    priced by nobody (a model missing from the price table, a local server)."""
+    usage = record.get("usage")
+    if not isinstance(usage, dict):
+        return 0, 0, 0
+    stages = [usage] if "requests" in usage else [u for u in usage.values() if isinstance(u, dict)]
+    requests = unpriced = 0
+    for u in stages:
+        n = u.get("requests") if isinstance(u.get("requests"), int) else 0
+        requests += n
+        unpriced += n if u.get("cost_usd") is None else 0
+    failed = requests if "qid" in record and record.get("status") != "ok" else 0
+    return requests, unpriced, failed
+
+
 def run_totals(out: str | Path) -> dict[str, Any]:
-    """Describer calls made/saved, cost and failures by type, over every attempt in the folder."""
+    """Describer calls made/saved, requests and cost, and failures by type, over every attempt in the folder:
+    a failed attempt's paid requests (its ``usage``) count too. ``unpriced_requests`` of the ``requests`` had no
+    price, so ``cost_usd`` leaves them out (:func:`format_cost` says so)."""
     out = Path(out)
     videos = read_jsonl(out / "videos.jsonl")
     attempts = read_jsonl(out / "results.jsonl", "qid")  # every attempt pays; the latest per query counts
     results = {str(r["qid"]): r for r in attempts}
     cost = sum(v.get("cost_usd") or 0.0 for v in videos) + sum(r.get("cost_usd") or 0.0 for r in attempts)
+    paid = [_paid(r) for r in [*videos, *attempts]]
     errors: dict[str, int] = {}
     for r in results.values():
         if r.get("status") != "ok":
@@ -726,7 +756,19 @@ def run_totals(out: str | Path) -> dict[str, Any]:
             errors[kind] = errors.get(kind, 0) + 1
     return {"describe_calls": sum(v.get("describe_calls", 0) for v in videos),
             "describe_saved": sum(v.get("describe_saved", 0) for v in videos),
-            "cost_usd": round(cost, 6), "failures_by_type": errors, "results": len(results)}
+            "cost_usd": round(cost, 6), "requests": sum(p[0] for p in paid),
+            "unpriced_requests": sum(p[1] for p in paid), "failed_requests": sum(p[2] for p in paid),
+            "failures_by_type": errors, "results": len(results)}
+
+
+def format_cost(cost_usd: float, requests: int, unpriced: int) -> str:
+    """The cost as a run states it: ``$0.0123``; ``unknown`` when no request had a price (as ``vidground ground``
+    and ``describe`` print no estimate then), or the priced part and how many requests it leaves out."""
+    if not unpriced:
+        return f"${cost_usd:.4f}"
+    if unpriced >= requests:
+        return f"unknown ({unpriced} request(s) to a model without a price; see vidground.pricing)"
+    return f"${cost_usd:.4f} + unknown ({unpriced} of {requests} requests to a model without a price)"
 
 
 def summarize(out: Path, *, selected: int, already: int, ran: int, failed: int, missing: list[str],
@@ -735,4 +777,6 @@ def summarize(out: Path, *, selected: int, already: int, ran: int, failed: int, 
     return RunSummary(out=out, selected=selected, already_done=already, ran=ran, failed=failed,
                       missing_videos=missing, describe_calls=totals["describe_calls"],
                       describe_saved=totals["describe_saved"], cost_usd=totals["cost_usd"],
+                      requests=totals["requests"], unpriced_requests=totals["unpriced_requests"],
+                      failed_requests=totals["failed_requests"],
                       seconds=round(seconds, 2), metrics=run_metrics(out, clip_gt=clip_gt))
