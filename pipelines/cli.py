@@ -40,7 +40,7 @@ def _backend_options(args: argparse.Namespace, stage: str) -> dict[str, Any]:
     spec = getattr(args, stage, None) or ""
     opts: dict[str, Any] = dict(getattr(args, f"{stage}_opt", None) or [])
     if stage == "reasoner":
-        opts = with_time_style(opts, getattr(args, "time_style", None))
+        opts = with_time_style(opts, getattr(args, "time_style", None), spec or None)
     if spec.split(":", 1)[0].lower() == "openai":
         if getattr(args, "base_url", None):
             opts["base_url"] = args.base_url

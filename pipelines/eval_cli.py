@@ -217,20 +217,31 @@ def _eval_events(args: argparse.Namespace) -> int:
     return 0
 
 
-def with_time_style(opts: dict[str, Any], style: str | None) -> dict[str, Any]:
-    """Reasoner options with ``--time-style STYLE`` checked and added as ``time_style`` (given once)."""
+def with_time_style(opts: dict[str, Any], style: str | None, reasoner: str | None = None) -> dict[str, Any]:
+    """Reasoner options with ``--time-style STYLE`` checked and added as ``time_style`` (given once); a
+    ``reasoner`` (spec, default the default reasoner) that reads no times is a :class:`ConfigurationError` that
+    says which reasoners the flag is for."""
     if style:
+        from temporal_reasoner import DEFAULT_REASONER, reasoners
         from temporal_reasoner.timestyles import TimeFormat
+        from vidground.registry import _accepted, split_spec
 
+        parsed = TimeFormat.parse(style).spec  # a bad style is named first, whatever the reasoner
         if "time_style" in opts:
             raise ConfigurationError("give the time style once: --time-style or --reasoner-opt time_style=, not both")
-        opts = {**opts, "time_style": TimeFormat.parse(style).spec}
+        spec = reasoner or DEFAULT_REASONER
+        accepted = _accepted(reasoners.target(split_spec(spec)[0], spec=spec))
+        if accepted is not None and "time_style" not in accepted:
+            raise ConfigurationError(f"--time-style applies to the chat reasoners (openai:, hf:, llamacpp:); reasoner "
+                                     f"{split_spec(spec)[0]!r} reads no times in a prompt: drop --time-style or give "
+                                     "--reasoner openai:MODEL, hf:MODEL or llamacpp:MODEL.gguf")
+        opts = {**opts, "time_style": parsed}
     return opts
 
 
 def _reasoner_options(args: argparse.Namespace) -> dict[str, Any]:
     """--reasoner-opt, with --time-style checked and added as ``time_style``."""
-    return with_time_style(dict(args.reasoner_opt), args.time_style)
+    return with_time_style(dict(args.reasoner_opt), args.time_style, args.reasoner)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -250,5 +250,5 @@ def test_eval_cli_time_style_is_a_checked_reasoner_option(tmp_path):
         cli(*common, "--out", tmp_path / "a", "--time-style", "hours")
     with pytest.raises(ConfigurationError, match="give the time style once"):
         cli(*common, "--out", tmp_path / "b", "--time-style", "tokens", "--reasoner-opt", "time_style=mmss")
-    with pytest.raises(ConfigurationError, match="time_style"):  # the offline reasoners read no times
+    with pytest.raises(ConfigurationError, match="--time-style applies to the chat reasoners"):  # offline ones read no times
         cli(*common, "--out", tmp_path / "c", "--time-style", "tokens", "--reasoner", "embedding")
