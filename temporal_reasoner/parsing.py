@@ -20,8 +20,9 @@ reason shown to the model:
 * ``start > end`` (reversed) is rejected. ``start == end`` (a point answer) is widened to one
   sampling step, with a warning.
 * An empty list is rejected (the query is assumed to happen). More than ``max_intervals``
-  intervals are cut to the first ``max_intervals``. Scores must be finite; when every interval
-  has one, intervals are sorted best first.
+  intervals are cut to the first ``max_intervals``. Scores must be finite; a score outside ``[0, 1]``
+  (the confidence the prompt asks for) is clamped into it, with a warning, as events' scores are.
+  When every interval has one, intervals are sorted best first by the scores as given.
 """
 
 from __future__ import annotations
@@ -308,6 +309,7 @@ def parse_reply_detailed(text: str, *, duration: float, step: float | None = Non
     tol = max(step or 0.0, 0.02 * duration)
     width = step if step else max(0.01 * duration, 0.1)
     intervals: list[Interval] = []
+    raw_scores: list[float | None] = []
     for i, item in enumerate(data["intervals"]):
         bounds = []
         for key in ("start", "end"):
@@ -338,12 +340,18 @@ def parse_reply_detailed(text: str, *, duration: float, step: float | None = Non
         score = item.get("score")
         if score is not None and not math.isfinite(float(score)):
             raise ReplyError(f"intervals[{i}].score is {score}; give a finite number")
+        raw_scores.append(None if score is None else float(score))
+        if score is not None and not 0.0 <= float(score) <= 1.0:  # the prompt asks for a confidence in [0, 1]
+            clamped = min(max(float(score), 0.0), 1.0)
+            warnings.append(f"intervals[{i}].score {float(score):g} clamped to [0, 1]")
+            score = clamped
         try:
             intervals.append(Interval(start=start, end=end, score=None if score is None else float(score)))
         except ValidationError as exc:  # pragma: no cover - guarded above
             raise ReplyError(f"intervals[{i}]: {exc.errors()[0]['msg']}") from None
-    if all(iv.score is not None for iv in intervals):
-        intervals.sort(key=lambda iv: -(iv.score or 0.0))
+    if all(s is not None for s in raw_scores):  # best first by the model's own scores (8 before 6, both clamped)
+        order = sorted(range(len(intervals)), key=lambda k: -(raw_scores[k] or 0.0))
+        intervals = [intervals[k] for k in order]
     deduped = list(dict.fromkeys(intervals))  # in order, each once
     if max_intervals is not None and len(deduped) > max_intervals:
         warnings.append(f"kept the first {max_intervals} of {len(deduped)} intervals")
