@@ -352,8 +352,9 @@ def load_nextgqa(root: Path, split: str) -> Dataset:
             choices = tuple(dict.fromkeys(" ".join(row[c].split()) for c in options if row[c].strip()))
             answer = " ".join(row["answer"].split())
             if not wins or answer not in choices:
-                dropped.append(f"{table.name}:{lineno}: question {video}_{qid} has "
-                               + ("no span of positive length" if not wins else "an answer that is not an option"))
+                why = ("no span of positive length" if not wins else "no options" if not choices
+                       else f"an answer ({answer!r}) that is not one of its options")
+                dropped.append(f"{table.name}:{lineno}: question {video}_{qid} has {why}")
                 continue
             queries.append(Query(f"{video}_{qid}", video, row["question"].strip(), rec.get("duration"), wins,
                                  {"type": row.get("type")}, choices=choices, answer=choices.index(answer)))

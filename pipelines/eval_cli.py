@@ -280,7 +280,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if summary.missing_videos:
         shown = ", ".join(summary.missing_videos[:10]) + (" ..." if len(summary.missing_videos) > 10 else "")
         print(f"missing {len(summary.missing_videos)} video(s), their queries skipped: {shown}", file=sys.stderr)
-    print(f"{summary.out}: {summary.selected} queries selected, {summary.already_done} already done, "
+    skipped = f" ({len(summary.dropped)} skipped on load: see the warning)" if summary.dropped else ""
+    print(f"{summary.out}: {summary.selected} queries selected{skipped}, {summary.already_done} already done, "
           f"{summary.ran} run now ({summary.failed} failed) in {summary.seconds:.1f} s")
     print(f"describer calls: {summary.describe_calls} made, {summary.describe_saved} saved by the cache; "
           f"cost {summary.cost_text}" + (f" ({summary.failed_requests} of {summary.requests} requests paid for queries "

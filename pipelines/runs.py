@@ -427,6 +427,8 @@ class RunSummary:
     requests: int = 0
     unpriced_requests: int = 0
     failed_requests: int = 0
+    #: annotations the dataset's loader skipped ("file:line: why"), also in provenance.json
+    dropped: list[str] = field(default_factory=list)
 
     @property
     def cost_text(self) -> str:
@@ -496,6 +498,8 @@ class _Provenance:
                 if known:  # a resume must use the same backends: what an earlier invocation learned holds
                     backends[stage]["settings"] = known
         self.record["backends"] = backends
+        if ds.dropped:  # annotations the loader skipped: never selected, never scored
+            self.record["dropped_annotations"] = {"count": len(ds.dropped), "first": ds.dropped[:20]}
         self.record["invocations"] = [*old.get("invocations", []),
                                       {k: self.record[k] for k in ("date", "vidground", "git", "command")}]
         self._settled = False
@@ -555,6 +559,8 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     else:
         sources, missing = find_descriptions(ds.videos, config.descriptions)  # type: ignore[arg-type]
     check_inputs(ds, config, sources, missing)  # before anything is written: a wrong split leaves no run behind
+    if ds.dropped:
+        log.warning("%s", dropped_note(ds))
     out.mkdir(parents=True, exist_ok=True)
     prior = dataset_prior(config.dataset, ds.split, config.data_root)
     _atomic_write(out / "config.json",
@@ -629,8 +635,18 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
             close = getattr(stream, "close", None)
             if close is not None:  # the executor's workers begin nothing more, and its session closes
                 close()
-    return summarize(out, selected=len(ds), already=already, ran=ran, failed=failed, missing=missing,
-                     seconds=time.perf_counter() - started, clip_gt=config.clip_gt)
+    summary = summarize(out, selected=len(ds), already=already, ran=ran, failed=failed, missing=missing,
+                        seconds=time.perf_counter() - started, clip_gt=config.clip_gt)
+    summary.dropped = list(ds.dropped)
+    return summary
+
+
+def dropped_note(ds: Dataset, shown: int = 3) -> str:
+    """One line on the annotations ``ds``'s loader skipped (never selected or scored): how many, and the first
+    ``shown`` with their reasons (a question without options, an answer that is not an option, a reversed span)."""
+    n = len(ds.dropped)
+    return (f"{n} {ds.name}/{ds.split} annotation(s) skipped on load, not selected or scored: "
+            + "; ".join(ds.dropped[:shown]) + ("; ..." if n > shown else ""))
 
 
 class RunInterrupted(KeyboardInterrupt):
