@@ -739,7 +739,12 @@ class Session:
         else:
             described = self.load(descriptions, duration=duration, format=descriptions_format,
                                   clip_seconds=clip_seconds)
-        return described, described.transcript(), timings
+        transcript = described.transcript()
+        if not any(e.text.strip() for e in transcript.entries):  # nothing to ground, answer or find events in
+            raise InputError("every description's text is empty: nothing to ground, answer or find events in (describe "
+                             "the video again, or give descriptions that say what is seen)",
+                             path=descriptions if isinstance(descriptions, (str, os.PathLike)) else described.video)
+        return described, transcript, timings
 
     def _provenance(self, described: DescribedVideo, transcript: Transcript, timings: dict[str, float],
                     rsn: Any, result: Any) -> dict[str, Any]:
