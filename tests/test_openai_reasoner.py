@@ -77,11 +77,12 @@ def test_malformed_http_body_is_a_provider_error(openai_server, transcript):
         make(openai_server, response_formats=["text"], max_retries=0).ground("q", transcript)
 
 
-def test_timeout_is_retried_then_raises_typed(openai_server, transcript):
+def test_timeout_raises_typed(openai_server, transcript):
+    """The fake server is local: its timeout is not sent again (tests/test_l_local_timeouts.py: a remote one is)."""
     openai_server.script(Reply.chat(GOOD, delay=1.5), Reply.chat(GOOD, delay=1.5))
     with pytest.raises(ProviderError, match="timed out") as info:
         make(openai_server, timeout=0.3, max_retries=1, response_formats=["text"]).ground("q", transcript)
-    assert info.value.retryable and len(openai_server.requests) == 2
+    assert info.value.retryable and len(openai_server.requests) == 1
 
 
 def test_retries_exhausted_and_non_retryable(openai_server, transcript):

@@ -4,7 +4,9 @@ client, mapping SDK errors to :class:`ProviderError`, transport retries, usage.
 Retries are owned here, once: every client we use is set to ``max_retries=0`` (an injected
 client is copied with ``with_options(max_retries=0)``), and :func:`call_with_retries` retries
 429 (honouring ``Retry-After``/``retry-after-ms``), 408/409, 5xx, timeouts and dropped
-connections with exponential backoff and full jitter. Invalid *output* is a different cause,
+connections with exponential backoff and full jitter, except a timeout of a server on this machine
+(127.0.0.1, localhost): that server is still working on the request, so it is not sent again (the
+error says so, and to give a longer ``timeout``). Invalid *output* is a different cause,
 re-asked by :mod:`temporal_reasoner.structured`, never retried here. Each retry is logged at INFO
 (``vidground --verbose`` shows it) with its cause and wait; a retryable failure that outlives its
 retries names the endpoint, the number of attempts and the time spent.
@@ -169,7 +171,8 @@ def map_error(exc: BaseException, *, provider: str, secret: str | None = None) -
     openai = _openai()
     status: int | None = None
     retry_after = None
-    if isinstance(exc, openai.APITimeoutError):
+    timed_out = isinstance(exc, openai.APITimeoutError)
+    if timed_out:
         msg, retryable = "the request timed out", True
     elif isinstance(exc, openai.APIConnectionError):
         msg, retryable = f"connection failed ({type(exc.__cause__ or exc).__name__})", True
@@ -191,7 +194,29 @@ def map_error(exc: BaseException, *, provider: str, secret: str | None = None) -
     err = ProviderError(redact(f"{provider}: {msg}", secret), status=status, retryable=retryable,
                         provider=provider, url=_request_url(exc))
     err.retry_after = retry_after  # type: ignore[attr-defined]
+    err.timed_out = timed_out  # type: ignore[attr-defined]
     return err
+
+
+def is_local(url: Any) -> bool:
+    """Whether ``url`` is a server on this machine (``localhost``, a loopback address such as 127.0.0.1 or ::1, or
+    0.0.0.0): a timeout there means the server is still working, not that a request was lost on the way."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(str(url)).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 def backoff(attempt: int, *, base: float = 0.5, cap: float = 20.0, retry_after: float | None = None) -> float:
@@ -226,31 +251,49 @@ def _before_sleep(max_retries: int) -> Callable[[RetryCallState], None]:
     return note
 
 
-def _gave_up(exc: ProviderError, attempts: int, started: float, url: str | None) -> ProviderError:
+def _gave_up(exc: ProviderError, attempts: int, started: float, url: str | None, note: str = "") -> ProviderError:
     """``exc`` (a retryable failure whose retries are spent) naming the endpoint, the attempts and
-    the time from the first attempt to now; other failures are returned unchanged."""
+    the time from the first attempt to now, then ``note``; other failures are returned unchanged."""
     if not exc.retryable or exc.attempts is not None:
         return exc
     elapsed = time.monotonic() - started
     url = exc.url or public_url(url)
     where = f" at {url}" if url else ""
     err = ProviderError(f"{exc}{where}: gave up after {attempts} attempt{'s' if attempts != 1 else ''} "
-                        f"in {elapsed:.1f} s", status=exc.status, retryable=True, provider=exc.provider, url=url,
+                        f"in {elapsed:.1f} s{note}", status=exc.status, retryable=True, provider=exc.provider, url=url,
                         attempts=attempts, elapsed=elapsed)
     err.retry_after = getattr(exc, "retry_after", None)  # type: ignore[attr-defined]
+    err.timed_out = getattr(exc, "timed_out", False)  # type: ignore[attr-defined]
     return err
+
+
+#: why a timeout of a server on this machine is not sent again, said in the error
+LOCAL_TIMEOUT_NOTE = ("; a timeout of a server on this machine is not sent again (it is most likely still working on "
+                      "the request, and the same prompt would queue behind it): give it a longer timeout "
+                      "(timeout= / --reasoner-opt timeout=SECONDS / --describer-opt timeout=SECONDS)")
 
 
 def call_with_retries(fn: Callable[[], T], *, provider: str, secret: str | None = None, max_retries: int = 4,
                       base_delay: float = 0.5, max_delay: float = 20.0,
                       retry_if: Callable[[ProviderError], bool] | None = None,
-                      sleep: Callable[[float], None] = time.sleep, url: str | None = None) -> T:
+                      sleep: Callable[[float], None] = time.sleep, url: str | None = None,
+                      timeout_retries: int | None = None) -> T:
     """``fn()``, retrying transport faults up to ``max_retries`` times; SDK errors become ProviderError.
 
-    Each retry is logged at INFO with its wait; a retryable failure that is given up on is raised
+    A timeout is retried at most ``timeout_retries`` times (within ``max_retries``); by default as often as any
+    fault, except on a server on this machine (``url`` local, see :func:`is_local`), where it is not retried: a
+    local server that timed out is still computing the answer, and sending the same long prompt again only queues
+    it behind the first (a slow CPU server got the same prompt 5 times, 120 s each); the error says so and how to
+    give it more time. Each retry is logged at INFO with its wait; a retryable failure that is given up on is raised
     naming ``url`` (the endpoint, when the error does not carry its own), the attempts and the time spent.
     """
-    started, attempts = time.monotonic(), 0
+    if timeout_retries is not None and (isinstance(timeout_retries, bool) or not isinstance(timeout_retries, int)
+                                        or timeout_retries < 0):
+        raise ConfigurationError(f"timeout_retries must be a non-negative integer or None, got {timeout_retries!r}")
+    local = url is not None and is_local(url)
+    if timeout_retries is None:
+        timeout_retries = 0 if local else max_retries
+    started, attempts, timeouts = time.monotonic(), 0, 0
 
     def once() -> T:
         nonlocal attempts
@@ -263,14 +306,25 @@ def call_with_retries(fn: Callable[[], T], *, provider: str, secret: str | None 
                 raise
             raise mapped from None
 
-    should = (lambda e: _retryable(e) and retry_if(e)) if retry_if else _retryable  # type: ignore[arg-type]
+    def timeouts_left(e: BaseException) -> bool:
+        nonlocal timeouts
+        if not getattr(e, "timed_out", False):
+            return True
+        timeouts += 1
+        return timeouts <= timeout_retries
+
+    def should(e: BaseException) -> bool:
+        return _retryable(e) and (retry_if is None or retry_if(e)) and timeouts_left(e)  # type: ignore[arg-type]
+
+    def note(e: BaseException) -> str:
+        return LOCAL_TIMEOUT_NOTE if local and getattr(e, "timed_out", False) and timeout_retries == 0 else ""
     # The first attempt outside tenacity: almost every call succeeds at once, and setting up a
     # Retrying per call (one per frame) is CPU spent for nothing.
     try:
         return once()
     except ProviderError as exc:
         if max_retries <= 0 or not should(exc):
-            raise _gave_up(exc, attempts, started, url) from None
+            raise _gave_up(exc, attempts, started, url, note(exc)) from None
         wait = backoff(1, base=base_delay, cap=max_delay, retry_after=getattr(exc, "retry_after", None))
         _log_retry(exc, 1, max_retries, wait)
         sleep(wait)
@@ -278,7 +332,7 @@ def call_with_retries(fn: Callable[[], T], *, provider: str, secret: str | None 
         return Retrying(stop=stop_after_attempt(max_retries), wait=_wait(base_delay, max_delay), sleep=sleep,
                         retry=retry_if_exception(should), before_sleep=_before_sleep(max_retries), reraise=True)(once)
     except ProviderError as exc:
-        raise _gave_up(exc, attempts, started, url) from None
+        raise _gave_up(exc, attempts, started, url, note(exc)) from None
 
 
 def post_chat(client: Any, body: dict[str, Any], *, provider: str) -> dict[str, Any]:
@@ -349,5 +403,5 @@ def check_retry_options(max_retries: int, concurrency: int | None = None) -> Non
         raise ConfigurationError(f"concurrency must be a positive integer, got {concurrency!r}")
 
 
-__all__ = ["build_client", "check_timeout", "redact", "map_error", "backoff", "call_with_retries",
+__all__ = ["build_client", "check_timeout", "redact", "map_error", "backoff", "call_with_retries", "is_local",
            "post_chat", "ssl_context", "public_url", "usage_of", "first_choice", "check_retry_options", "NO_KEY"]
