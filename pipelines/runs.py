@@ -738,14 +738,14 @@ def run_metrics(out: str | Path, *, clip_gt: bool | None = None, bootstrap: int 
                            **options)
 
 
-def _paid(record: dict[str, Any]) -> tuple[int, int, int]:
+def _paid(record: dict[str, Any], skip: Sequence[str] = ()) -> tuple[int, int, int]:
     """``(requests, of them without a price, of them for a query that failed)`` in a record's ``usage`` (one
-    stage's usage for a video record, stage -> usage for a result); a stage with requests and no ``cost_usd`` was
-    priced by nobody (a model missing from the price table, a local server)."""
+    stage's usage for a video record, stage -> usage for a result, less the stages in ``skip``); a stage with
+    requests and no ``cost_usd`` was priced by nobody (a model missing from the price table, a local server)."""
     usage = record.get("usage")
     if not isinstance(usage, dict):
         return 0, 0, 0
-    stages = [usage] if "requests" in usage else [u for u in usage.values() if isinstance(u, dict)]
+    stages = [usage] if "requests" in usage else [u for k, u in usage.items() if isinstance(u, dict) and k not in skip]
     requests = unpriced = 0
     for u in stages:
         n = u.get("requests") if isinstance(u.get("requests"), int) else 0
@@ -764,7 +764,12 @@ def run_totals(out: str | Path) -> dict[str, Any]:
     attempts = read_jsonl(out / "results.jsonl", "qid")  # every attempt pays; the latest per query counts
     results = {str(r["qid"]): r for r in attempts}
     cost = sum(v.get("cost_usd") or 0.0 for v in videos) + sum(r.get("cost_usd") or 0.0 for r in attempts)
-    paid = [_paid(r) for r in [*videos, *attempts]]
+    # a video described once for all its queries is paid in videos.jsonl; its results repeat that usage as their
+    # "describe" stage (a query-aware describer's, or a search's, is paid per query, on the result)
+    described_once = {v.get("video") for v in videos if v.get("describe_calls") or v.get("describe_saved")
+                      or "usage" in v}
+    paid = [*(_paid(v) for v in videos),
+            *(_paid(r, ("describe",) if r.get("video") in described_once else ()) for r in attempts)]
     errors: dict[str, int] = {}
     for r in results.values():
         if r.get("status") != "ok":

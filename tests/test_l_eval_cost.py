@@ -91,3 +91,19 @@ def test_the_report_states_an_unknown_cost(tmp_path):
     text = (tmp_path / "run" / "report.md").read_text()
     assert "- cost: unknown (10 request(s) to a model without a price" in text
     assert "10 requests, 6 of them for queries that failed" in text
+
+
+def test_a_video_described_once_is_counted_once_not_once_per_query(tmp_path):
+    """Each result repeats its video's describe usage: only videos.jsonl's is counted (as its cost is)."""
+    from _helpers_eval import render_toy_videos
+
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=2, per_video=3)
+    videos = render_toy_videos(tmp_path / "videos", ["vid0", "vid1"], n_frames=30, fps=10.0)
+    config = RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(videos), describer="fake",
+                       reasoner="paid-reasoner:0.01", cache=str(tmp_path / "cache.sqlite"), concurrency=1)
+    summary = run_eval(config, tmp_path / "run")
+    totals = run_totals(tmp_path / "run")
+    frames = summary.describe_calls  # 3 frames a video at 1 fps, each one priced request of the fake describer
+    assert frames == 6 and summary.describe_saved == 0
+    assert totals["requests"] == frames + 4 + 2 * 3 and totals["unpriced_requests"] == 0
+    assert abs(totals["cost_usd"] - (frames * 0.001 + 10 * 0.01)) < 1e-9
