@@ -39,7 +39,6 @@ from vidground.types import Usage
 from .datasets import Query
 from .metrics import score_query
 from .provenance import backend_settings
-from .runs import _paid
 
 Emit = Callable[[tuple[str, dict[str, Any]]], None]
 _sessions: dict[tuple[Any, ...], Any] = {}
@@ -367,6 +366,23 @@ class RayExecutor:
                 ray.cancel(ref)
 
 
+def paid_requests(record: dict[str, Any], skip: Sequence[str] = ()) -> tuple[int, int, int]:
+    """``(requests, of them without a price, of them for a query that failed)`` in a record's ``usage`` (one
+    stage's usage for a video record, stage -> usage for a result, less the stages in ``skip``); a stage with
+    requests and no ``cost_usd`` was priced by nobody (a model missing from the price table, a local server)."""
+    usage = record.get("usage")
+    if not isinstance(usage, dict):
+        return 0, 0, 0
+    stages = [usage] if "requests" in usage else [u for k, u in usage.items() if isinstance(u, dict) and k not in skip]
+    requests = unpriced = 0
+    for u in stages:
+        n = u.get("requests") if isinstance(u.get("requests"), int) else 0
+        requests += n
+        unpriced += n if u.get("cost_usd") is None else 0
+    failed = requests if "qid" in record and record.get("status") != "ok" else 0
+    return requests, unpriced, failed
+
+
 def make_executor(kind: str, *, concurrency: int = 2, address: str | None = None) -> Any:
     if kind == "local":
         return LocalExecutor(concurrency)
@@ -396,7 +412,7 @@ class RunProgress:
         self.iou_sum += s.iou
         self.failed += s.failure is not None
         self.cost += record.get("cost_usd") or 0.0
-        self.unpriced += _paid(record)[1]
+        self.unpriced += paid_requests(record)[1]
         if query.answer is not None:  # a grounded-QA question: what matters first is the answer
             self.asked += 1
             self.right += record.get("status") == "ok" and record.get("choice") == query.answer

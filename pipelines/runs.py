@@ -37,6 +37,7 @@ from vidground.registry import split_spec
 from vidground.types import Sampling
 
 from .baselines import SpanPrior, dataset_prior
+from .executors import paid_requests
 from .datasets import DATASETS, VIDEO_EXTENSIONS, Dataset, Query, find_videos, load_dataset, read_subset_file
 from .metrics import Metrics, compute_metrics, compute_qa_metrics
 from .provenance import collect, redact
@@ -738,23 +739,6 @@ def run_metrics(out: str | Path, *, clip_gt: bool | None = None, bootstrap: int 
                            **options)
 
 
-def _paid(record: dict[str, Any], skip: Sequence[str] = ()) -> tuple[int, int, int]:
-    """``(requests, of them without a price, of them for a query that failed)`` in a record's ``usage`` (one
-    stage's usage for a video record, stage -> usage for a result, less the stages in ``skip``); a stage with
-    requests and no ``cost_usd`` was priced by nobody (a model missing from the price table, a local server)."""
-    usage = record.get("usage")
-    if not isinstance(usage, dict):
-        return 0, 0, 0
-    stages = [usage] if "requests" in usage else [u for k, u in usage.items() if isinstance(u, dict) and k not in skip]
-    requests = unpriced = 0
-    for u in stages:
-        n = u.get("requests") if isinstance(u.get("requests"), int) else 0
-        requests += n
-        unpriced += n if u.get("cost_usd") is None else 0
-    failed = requests if "qid" in record and record.get("status") != "ok" else 0
-    return requests, unpriced, failed
-
-
 def run_totals(out: str | Path) -> dict[str, Any]:
     """Describer calls made/saved, requests and cost, and failures by type, over every attempt in the folder:
     a failed attempt's paid requests (its ``usage``) count too. ``unpriced_requests`` of the ``requests`` had no
@@ -768,8 +752,8 @@ def run_totals(out: str | Path) -> dict[str, Any]:
     # "describe" stage (a query-aware describer's, or a search's, is paid per query, on the result)
     described_once = {v.get("video") for v in videos if v.get("describe_calls") or v.get("describe_saved")
                       or "usage" in v}
-    paid = [*(_paid(v) for v in videos),
-            *(_paid(r, ("describe",) if r.get("video") in described_once else ()) for r in attempts)]
+    paid = [*(paid_requests(v) for v in videos),
+            *(paid_requests(r, ("describe",) if r.get("video") in described_once else ()) for r in attempts)]
     errors: dict[str, int] = {}
     for r in results.values():
         if r.get("status") != "ok":
