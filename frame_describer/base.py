@@ -43,6 +43,18 @@ class BaseDescriber:
         raise NotImplementedError
 
 
+class StreamState:
+    """What a :class:`DescriptionStream`'s generator finished and did not hand over (``unread``) and the last
+    description it handed over (``handed``); kept apart from the stream so that the generator, which writes
+    them, does not keep the stream alive."""
+
+    __slots__ = ("unread", "handed")
+
+    def __init__(self) -> None:
+        self.unread: list[FrameDescription] = []
+        self.handed: FrameDescription | None = None
+
+
 class DescriptionStream(Iterator[FrameDescription]):
     """A describer's stream that says what it finished and did not hand over when it ended early.
 
@@ -53,15 +65,26 @@ class DescriptionStream(Iterator[FrameDescription]):
     rerun pays for none of them again). :attr:`handed` is the last description handed over, set before it is,
     so that a Ctrl-C between its arrival and its storing loses it neither.
 
-    ``body(stream)`` is the generator of descriptions; it appends to ``stream.unread`` as it ends and sets
-    ``stream.handed`` before each ``yield``. Closing the stream closes the generator (which waits for what is in
-    flight); a plain iterator of descriptions needs none of this (see :func:`leftovers`).
+    ``body(out)`` is the generator of descriptions; it appends to ``out.unread`` as it ends and sets
+    ``out.handed`` before each ``yield``. ``out`` is a :class:`StreamState`, not the stream: the generator holds
+    no reference back to the stream, so a stream its reader drops unclosed (a ``break``, an exception) is closed
+    at once by reference counting, as a plain generator is, and not later by the cyclic GC in whatever thread
+    runs it (one of its own request threads, which then waits for itself). Closing the stream closes the
+    generator (which waits for what is in flight); a plain iterator of descriptions needs none of this (see
+    :func:`leftovers`).
     """
 
-    def __init__(self, body: Callable[["DescriptionStream"], Iterator[FrameDescription]]):
-        self.unread: list[FrameDescription] = []
-        self.handed: FrameDescription | None = None
-        self._gen = body(self)
+    def __init__(self, body: Callable[["StreamState"], Iterator[FrameDescription]]):
+        self._state = StreamState()
+        self._gen = body(self._state)
+
+    @property
+    def unread(self) -> list[FrameDescription]:
+        return self._state.unread
+
+    @property
+    def handed(self) -> FrameDescription | None:
+        return self._state.handed
 
     def __iter__(self) -> "DescriptionStream":
         return self

@@ -408,10 +408,16 @@ class CachedDescriber:
         """Yield descriptions in frame order: hits from the cache, misses from the wrapped
         describer, which sees one uninterrupted stream of the missed frames (so a describer that
         compares consecutive frames behaves as it does uncached)."""
-        if self.mode == "aware":
-            for d in self.inner.describe(frames, query=query):
-                self.calls += 1
-                yield d
+        if self.mode == "aware":  # nothing to store (the query is in the prompt), but closed as the other path is:
+            aware = self.inner.describe(frames, query=query)  # a stream stopped early sends no more requests
+            try:
+                for d in aware:
+                    self.calls += 1
+                    yield d
+            finally:
+                close = getattr(aware, "close", None)
+                if close is not None:
+                    close()
             return
         pending: deque[tuple[float, FrameDescription | None]] = deque()  # time order; None marks a miss
 

@@ -43,7 +43,7 @@ import numpy as np
 
 from vidground.types import MOTION_MARK, Frame, FrameDescription
 
-from .base import DescriptionStream, leftovers
+from .base import DescriptionStream, StreamState, leftovers
 
 FLOW_WIDTH = 160
 #: Goes into the wrapped describer's settings: a change to the summaries' wording or thresholds bumps it.
@@ -494,7 +494,7 @@ class MotionDescriber:
         :class:`~frame_describer.base.DescriptionStream`), for a description cache in front to keep."""
         return DescriptionStream(lambda out: self._stream(frames, query, out))
 
-    def _stream(self, frames: Iterable[Frame], query: str | None, out: DescriptionStream) -> Iterator[FrameDescription]:
+    def _stream(self, frames: Iterable[Frame], query: str | None, out: StreamState) -> Iterator[FrameDescription]:
         stream = MotionStream()
         pending: dict[float, str] = {}  # summaries of frames handed to the inner describer, not yet described
         lock = threading.Lock()  # the inner describer may pull frames from another thread

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import prompts
 
-from .base import PROMPT_MODES, BaseDescriber, DescriptionStream, PromptMode
+from .base import PROMPT_MODES, BaseDescriber, DescriptionStream, PromptMode, StreamState
 from vidground.errors import ConfigurationError, IncompleteOutputError, InputError
 from .images import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_SIDE, bounded, check_image_options, to_data_url
 from vidground.chat import (
@@ -218,7 +218,7 @@ class OpenAIDescriber(BaseDescriber):
         Ctrl-C during that wait ends it at once."""
         return DescriptionStream(lambda stream: self._stream(frames, query, stream))
 
-    def _stream(self, frames: Iterable[Frame], query: str | None, out: DescriptionStream) -> Iterator[FrameDescription]:
+    def _stream(self, frames: Iterable[Frame], query: str | None, out: StreamState) -> Iterator[FrameDescription]:
         text = self._text(query)
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="vidground-describe")
         handles: queue.SimpleQueue[Any] = queue.SimpleQueue()

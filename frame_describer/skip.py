@@ -18,7 +18,7 @@ import numpy as np
 
 from vidground.errors import ConfigurationError
 
-from .base import DescriptionStream, leftovers
+from .base import DescriptionStream, StreamState, leftovers
 from vidground.types import Frame, FrameDescription, Usage
 
 #: the thumbnail's side in pixels: small enough to be cheap and to blur noise, large enough to see a change
@@ -64,7 +64,7 @@ class SkipUnchanged:
         :class:`~frame_describer.base.DescriptionStream`), for a description cache in front to keep."""
         return DescriptionStream(lambda out: self._stream(frames, query, out))
 
-    def _stream(self, frames: Iterable[Frame], query: str | None, out: DescriptionStream) -> Iterator[FrameDescription]:
+    def _stream(self, frames: Iterable[Frame], query: str | None, out: StreamState) -> Iterator[FrameDescription]:
         pending: deque[tuple[float, bool]] = deque()  # (time, sent) in frame order
         last: list[np.ndarray] = []
 
