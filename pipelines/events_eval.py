@@ -123,6 +123,7 @@ def _run_config(videos: Any, describer: Any, reasoner: Any, describer_options: d
         return spec if isinstance(spec, str) else default if spec is None else type(spec).__name__
 
     on_videos = videos is not None
+    reasoner_options = _canonical_time_style(reasoner_options)
     return redact({"mode": "videos" if on_videos else "descriptions",
                    "describer": name(describer, DEFAULT_DESCRIBER) if on_videos else None,
                    "reasoner": name(reasoner, DEFAULT_REASONER),
@@ -134,6 +135,21 @@ def _run_config(videos: Any, describer: Any, reasoner: Any, describer_options: d
                    "clip_seconds": None if on_videos else clip_seconds})
 
 
+def _canonical_time_style(options: dict[str, Any] | None) -> dict[str, Any]:
+    """``options`` with a ``time_style`` written as its one canonical spec (``tokens`` -> ``tokens:300``, what
+    ``--time-style tokens`` records), so the flag and ``--reasoner-opt time_style=`` resume each other's runs;
+    one that is not a valid style is left as given (the reasoner names it)."""
+    from temporal_reasoner.timestyles import TimeFormat
+
+    options = dict(options or {})
+    if isinstance(options.get("time_style"), str):
+        try:
+            options["time_style"] = TimeFormat.parse(options["time_style"]).spec
+        except ConfigurationError:
+            pass
+    return options
+
+
 def _check_resume(out: Path, config: dict[str, Any]) -> None:
     """A run folder holding events found with other settings is a :class:`ConfigurationError` naming each
     difference: mixing them would score two methods as one."""
@@ -143,6 +159,8 @@ def _check_resume(out: Path, config: dict[str, Any]) -> None:
     if old is None:
         return
     new = json.loads(json.dumps(config))  # compared as written (tuples as lists)
+    if isinstance(old.get("reasoner_options"), dict):  # a run recorded before the style was written canonically
+        old = {**old, "reasoner_options": _canonical_time_style(old["reasoner_options"])}
     diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _MUST_MATCH if old.get(k) != new.get(k)]
     if diff:
         raise ConfigurationError(f"{out} holds an events run with other settings ({'; '.join(diff)}); "
@@ -209,11 +227,17 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
     with Session(describer=describer if videos is not None else None, reasoner=reasoner, sampling=sampling,
                  cache=cache, progress=progress, describer_options=describer_options,
                  reasoner_options=reasoner_options) as session, ResultSink(out / "events.jsonl") as sink:
+        if todo and videos is not None:  # a wrong events option fails before a video is described
+            from temporal_reasoner.events import events_path
+
+            events_path(session.reasoner, events_options)
         for i, vid in enumerate(todo):
             duration = next((r[vid]["duration"] for r in refs.values() if vid in r and r[vid]["duration"]), None)
+            described = None
             try:
-                if videos is not None:
-                    result = session.events(found[vid], **(events_options or {}))
+                if videos is not None:  # described first, so a failed video's describing is counted too
+                    described = session.describe(found[vid])
+                    result = session.events(described, **(events_options or {}))
                 else:
                     result = session.events(descriptions=found[vid], descriptions_format=descriptions_format,
                                             clip_seconds=clip_seconds, duration=duration, **(events_options or {}))
@@ -223,6 +247,8 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
                 failed[vid] = str(exc)
                 if isinstance(getattr(exc, "usage", None), Usage):  # paid for, though no events came of it
                     failed_usage = failed_usage + exc.usage
+                if described is not None:  # the frames described for it were paid for too
+                    failed_usage = failed_usage + described.usage
                 print(f"{vid}: {exc}", file=sys.stderr)
                 continue
             row = {"video": vid, "events": [e.model_dump() for e in result.events], "reasoner": result.reasoner,

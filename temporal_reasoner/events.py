@@ -34,7 +34,8 @@ from vidground.errors import ConfigurationError, IncompleteOutputError, InputErr
 from vidground.types import Event, Events, TimeStyle, Usage
 
 from .parsing import RESPONSE_FORMATS, ReplyError, extract_json
-from .structured import ChatFn, _ask, reask_until_valid, resolve_fallback, response_format
+from .structured import (ChatFn, _ask, ask_or_overflow, fallback_answered, reask_until_valid, resolve_fallback,
+                         response_format)
 from .timestyles import ReplyValueError, TimeFormat
 from .transcript import Transcript
 
@@ -273,6 +274,20 @@ def _labels(fmt: TimeFormat, part: Transcript) -> tuple[str, str]:
     return first[1:first.index("-")], last[last.index("-") + 1:last.index("]")]
 
 
+def _cut_off(max_events: int) -> str:
+    return f"it was cut off before it was complete; be brief, with at most {max_events} events and short captions"
+
+
+def reask_events_messages(base: list[dict[str, str]], reply: str, error: str, fmt: TimeFormat,
+                          part: Transcript) -> list[dict[str, str]]:
+    """The re-ask after an unusable ``reply`` to ``base`` (the events prompt of ``part``): the reply and the
+    error shown to the model."""
+    first, last = _labels(fmt, part)
+    return base + [{"role": "assistant", "content": reply},
+                   {"role": "user", "content": prompts.load("events_reask").render(error=error, form=reply_form(fmt),
+                                                                                   lo=first, hi=last)}]
+
+
 def build_events_messages(transcript: Transcript, *, time_style: "TimeStyle | TimeFormat" = "seconds",
                           max_events: int = MAX_EVENTS, part: bool = False) -> list[dict[str, str]]:
     """The chat messages that ask for the events of ``transcript``, times written in ``time_style``
@@ -384,30 +399,57 @@ def chunks(transcript: Transcript, size: int) -> list[Transcript]:
         i += size - overlap
 
 
+class SpanTooLongError(InputError):
+    """One span of the transcript is too long for the model's context on its own: no chunk can hold it, so
+    no request is sent for it. An input error of that video (an eval counts it as that video's failure and
+    runs the others); a reasoner's ``fallback``, when set, finds the video's events instead."""
+
+    def __init__(self, message: str, *, span: int, tokens: int, budget: int):
+        self.span, self.tokens, self.budget = span, tokens, budget
+        super().__init__(message)
+
+
 def fitting_chunk_entries(transcript: Transcript, count_tokens: Any, budget: int | None, *,
                           time_style: "TimeStyle | TimeFormat" = "seconds", max_events: int = MAX_EVENTS) -> int:
-    """The chunk length (spans) for :func:`run_events` whose every chunk's prompt fits ``budget`` tokens as
+    """The chunk length (spans) for :func:`run_events` whose every chunk fits ``budget`` tokens as
     ``count_tokens(messages)`` counts them: :data:`CHUNK_ENTRIES`, halved until each chunk fits (down to one
-    span); :data:`CHUNK_ENTRIES` when ``budget`` is ``None`` (no limit known). A span too long to fit alone is a
-    :class:`ConfigurationError` before any request (the server would refuse each prompt)."""
+    span); :data:`CHUNK_ENTRIES` when ``budget`` is ``None`` (no limit known). What is counted is a chunk's
+    re-ask (its prompt and the re-ask text, the reply left out), so ``budget`` must leave room for two replies
+    (the one appended to the re-ask, and its answer) and for a longer error than the one counted. A span too
+    long to fit alone is a :class:`SpanTooLongError` naming it, before any request (the server would refuse
+    each prompt)."""
     size = CHUNK_ENTRIES
     if budget is None:
         return size
     fmt = TimeFormat.parse(time_style)
 
-    def cost(part: Transcript, size: int) -> int:
-        return count_tokens(build_events_messages(part, time_style=fmt, max_events=max_events,
-                                                  part=len(transcript) > size))
+    def cost(part: Transcript, size: int) -> int:  # the re-ask's prompt (the reply left out: budget has room)
+        base = build_events_messages(part, time_style=fmt, max_events=max_events, part=len(transcript) > size)
+        return count_tokens(reask_events_messages(base, "", _cut_off(max_events), fmt, part))
 
     while size > 1 and any(cost(part, size) > budget for part in chunks(transcript, size)):
         size //= 2
     if size == 1:
-        worst = max(cost(part, 1) for part in chunks(transcript, 1))
-        if worst > budget:
-            raise ConfigurationError(f"the events prompt of a single span of the transcript ({worst} tokens) does not "
-                                     f"fit the model's context ({budget} tokens left for a prompt); use a larger context "
-                                     "(n_ctx or context_tokens) or shorter descriptions")
+        costs = [cost(part, 1) for part in chunks(transcript, 1)]
+        worst = max(range(len(costs)), key=costs.__getitem__)
+        if costs[worst] > budget:
+            e = transcript.entries[worst]
+            raise SpanTooLongError(
+                f"span {worst + 1} of {len(costs)} of the transcript ({e.start:g}-{e.end:g} s, {len(e.text)} "
+                f"characters) is too long for the model's context: its events prompt and re-ask are {costs[worst]} tokens, "
+                f"{budget} are left for a prompt; use a larger context (n_ctx or context_tokens) or shorter "
+                "descriptions", span=worst, tokens=costs[worst], budget=budget)
     return size
+
+
+def _fallback_events(fb: Any, transcript: Transcript, *, reasoner_name: str, info: dict[str, Any], usage: Usage,
+                     raws: list[str], note: str, left_out: int = 0) -> Events:
+    """The whole transcript's events found by the fallback reasoner ``fb``, with the chat requests' ``usage``
+    and raw outputs kept and a warning saying why (``note``) and which parts' events were left out."""
+    left = f" (the events of the {left_out} part(s) before it were left out)" if left_out else ""
+    return fallback_answered(find_events(fb, transcript), fb, reasoner_name=reasoner_name, info=info, usage=usage,
+                             raws=raws, warning=lambda name: f"{note}; used the fallback reasoner {name!r} for the "
+                                                             f"whole video{left}")
 
 
 def _same(a: Event, b: Event) -> bool:
@@ -417,21 +459,39 @@ def _same(a: Event, b: Event) -> bool:
 def run_events(chat: ChatFn, transcript: Transcript, *, reasoner_name: str, max_attempts: int = 3,
                response_formats: Sequence[str] = RESPONSE_FORMATS, refused: set[str] | None = None,
                time_style: "TimeStyle | TimeFormat" = "seconds", max_events: int = MAX_EVENTS,
-               chunk_entries: int = CHUNK_ENTRIES,
-               settings: dict[str, Any] | None = None, fallback: Any = None) -> Events:
+               chunk_entries: int | None = CHUNK_ENTRIES,
+               settings: dict[str, Any] | None = None, fallback: Any = None,
+               count_tokens: Any = None, budget: int | None = None) -> Events:
     """Ask ``chat`` for the events of ``transcript``, one request per chunk of ``chunk_entries`` spans,
     validating and re-asking (the error shown to the model) until each chunk's reply is usable. After
     ``max_attempts`` on a chunk the ``fallback`` reasoner (a reasoner, a spec string or a callable returning
     one, resolved only then) finds the whole transcript's events with its own defaults (:func:`find_events`:
     ``embedding`` gives the offline change points), the chat requests' usage, raw outputs and a warning kept;
-    without one an :class:`OutputValidationError` carries every raw output and the usage."""
+    without one an :class:`OutputValidationError` carries every raw output and the usage. A re-ask that does
+    not fit the model's context ends that chunk's attempts the same way (the usage paid kept).
+
+    ``chunk_entries=None``: chunks as long as fit ``budget`` tokens by ``count_tokens``
+    (:func:`fitting_chunk_entries`); a span too long for it alone is answered by the ``fallback`` when one is
+    set, else a :class:`SpanTooLongError`."""
     check_transcript(transcript)
     max_attempts = _count("max_attempts", max_attempts)
     max_events = _count("max_events", max_events)
-    chunk_entries = _count("chunk_entries", chunk_entries)
     for name in response_formats:
         events_response_format(name)
     fmt = TimeFormat.parse(time_style)
+    if chunk_entries is None:
+        try:
+            chunk_entries = fitting_chunk_entries(transcript, count_tokens, budget, time_style=fmt,
+                                                  max_events=max_events)
+        except SpanTooLongError as exc:
+            fb = resolve_fallback(fallback)
+            if fb is None:
+                raise
+            info = {**(settings or {}), "method": "chat", "attempts": 0, "max_events": max_events,
+                    "time_style": fmt.spec, "prompts": events_prompt_hashes()}
+            return _fallback_events(fb, transcript, reasoner_name=reasoner_name, info=info, usage=Usage(), raws=[],
+                                    note=f"{reasoner_name}: {exc}; no request sent")
+    chunk_entries = _count("chunk_entries", chunk_entries)
     refused = set() if refused is None else refused
     ladder = [f for f in response_formats if f not in refused] or [list(response_formats)[-1]]
     parts = chunks(transcript, chunk_entries)
@@ -447,51 +507,40 @@ def run_events(chat: ChatFn, transcript: Transcript, *, reasoner_name: str, max_
     for n, part in enumerate(parts):
         lo, hi = (0.0, transcript.duration) if len(parts) == 1 else (part.entries[0].start, part.entries[-1].end)
         base = build_events_messages(part, time_style=fmt, max_events=max_events, part=len(parts) > 1)
-        first_label, last_label = _labels(fmt, part)
         messages, errors = base, []
         where = "" if len(parts) == 1 else f"part {n + 1} of {len(parts)}: "
 
         def once() -> tuple[list[Event], list[str]]:
             nonlocal usage, messages
-            reply = _ask(chat, messages, ladder, refused, used,
-                         formats=lambda name: events_response_format(name, max_events=max_events))
+            reply = ask_or_overflow(lambda: _ask(chat, messages, ladder, refused, used,
+                                                 formats=lambda name: events_response_format(name, max_events=max_events)),
+                                    messages is not base, errors)
             usage = usage + reply.usage
             raws.append(reply.text)
             if reply.finish_reason == "length":
                 errors.append("the reply was cut off (finish_reason=length)")
-                messages = base + [{"role": "assistant", "content": reply.text},
-                                   {"role": "user", "content": prompts.load("events_reask").render(
-                                       error="it was cut off before it was complete; be brief, with at most "
-                                             f"{max_events} events and short captions",
-                                       form=reply_form(fmt), lo=first_label, hi=last_label)}]
+                messages = reask_events_messages(base, reply.text, _cut_off(max_events), fmt, part)
                 raise IncompleteOutputError("the reply was cut off (finish_reason=length)")
             try:
                 return parse_events(reply.text, lo=lo, hi=hi, step=transcript.step, max_events=max_events,
                                     time_style=fmt, transcript=part)
             except ReplyError as exc:
                 errors.append(str(exc))
-                messages = base + [{"role": "assistant", "content": reply.text},
-                                   {"role": "user", "content": prompts.load("events_reask").render(
-                                       error=str(exc), form=reply_form(fmt), lo=first_label, hi=last_label)}]
+                messages = reask_events_messages(base, reply.text, str(exc), fmt, part)
                 raise
 
+        asked_before = len(raws)
         parsed, failure = reask_until_valid(once, max_attempts)
         all_errors.extend(where + e for e in errors)
         if parsed is None:
             part_of = f" for part {n + 1} of {len(parts)}" if len(parts) > 1 else ""
-            summary = f"{reasoner_name}: no usable events{part_of} after {len(errors)} attempt(s); last error: {errors[-1]}"
+            summary = f"{reasoner_name}: no usable events{part_of} after {len(raws) - asked_before} attempt(s); " \
+                      f"last error: {errors[-1]}"
             fb = resolve_fallback(fallback)
             if fb is None:
                 raise failure(summary, raw_outputs=raws, errors=all_errors, attempts=len(raws), usage=usage)
-            res = find_events(fb, transcript)
-            fb_name = res.reasoner or getattr(fb, "name", type(fb).__name__)
-            fb_usage = res.usage.get("reason")
-            return res.model_copy(update={
-                "reasoner": reasoner_name, "raw": raws,
-                "settings": {**info(), "fallback": fb_name, "fallback_settings": res.settings},
-                "usage": {**res.usage, "reason": usage + fb_usage if fb_usage is not None else usage},
-                "warnings": [*res.warnings, f"{summary}; used the fallback reasoner {fb_name!r} for the whole video"
-                             + (f" (the events of the {n} part(s) before it were left out)" if n else "")]})
+            return _fallback_events(fb, transcript, reasoner_name=reasoner_name, info=info(), usage=usage, raws=raws,
+                                    note=summary, left_out=n)
         new, notes = parsed
         warnings += [where + w for w in notes]
         found += [e for e in new if not any(_same(e, old) for old in found)]  # an overlap's events, kept once
@@ -570,4 +619,4 @@ def _check_options(options: dict[str, Any], valid: Sequence[str], path: str) -> 
 __all__ = ["CHUNK_ENTRIES", "FORM", "MAX_EVENTS", "MIN_EVENT_SECONDS", "THRESHOLD", "WINDOW_SECONDS",
            "build_events_messages", "check_transcript", "reply_form", "chunks", "fitting_chunk_entries", "events_prompt_hashes", "events_response_format",
            "events_path", "events_schema", "find_events", "novelty", "offline_events", "parse_events", "pick_boundaries",
-           "run_events"]
+           "run_events", "reask_events_messages", "SpanTooLongError"]

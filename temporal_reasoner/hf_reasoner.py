@@ -33,7 +33,7 @@ from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner, check_query
 from .context import ground_in_context
-from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply, lazy_fallback
+from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply, check_fallback, lazy_fallback
 from .transcript import Transcript
 from .timestyles import TimeFormat
 from vidground.types import Answer, Events, GroundingResult, TimeStyle
@@ -120,7 +120,7 @@ class TransformersReasoner(BaseReasoner):
                                                            trust_remote_code=trust_remote_code)
         self.max_new_tokens = max_new_tokens
         self.max_attempts = max_attempts
-        self.fallback = fallback
+        self.fallback = check_fallback(fallback)
         self.time_style: TimeStyle = TimeFormat.parse(time_style).spec  # a bad spec fails here, not mid-run
         self.max_intervals = max_intervals
         self.prefill = prefill
@@ -242,7 +242,8 @@ class TransformersReasoner(BaseReasoner):
             self.context_tokens - 2 * self.max_new_tokens - 128)
         res = run_answer(self.chat, question, fitted, choices, reasoner_name=f"hf:{self.model_name}",
                          max_attempts=self.max_attempts, response_formats=("text",), time_style=self.time_style,
-                         max_intervals=self.max_intervals, settings=self.settings(), fallback=lazy_fallback(self))
+                         max_intervals=self.max_intervals, settings=self.settings(), fallback=lazy_fallback(self),
+                         fallback_transcript=transcript)
         return res.model_copy(update={"warnings": [*notes, *res.warnings]})
 
     def events(self, transcript: Transcript, *, max_events: int | None = None,
@@ -250,16 +251,14 @@ class TransformersReasoner(BaseReasoner):
         """The transcript's events (:func:`temporal_reasoner.events.run_events`, replies in text, re-asked).
         Without ``chunk_entries`` the chunks are as long as fit ``context_tokens`` (halved from
         :data:`~temporal_reasoner.events.CHUNK_ENTRIES` until every one does)."""
-        from .events import MAX_EVENTS, fitting_chunk_entries, run_events
+        from .events import MAX_EVENTS, run_events
 
-        max_events = MAX_EVENTS if max_events is None else max_events
-        if chunk_entries is None:
-            chunk_entries = fitting_chunk_entries(transcript, lambda m: len(self._encode(self._prompt(m, False))),
-                                                  self.context_tokens - self.max_new_tokens - 128,  # text: no pre-fill
-                                                  time_style=self.time_style, max_events=max_events)
         return run_events(self.chat, transcript, reasoner_name=f"hf:{self.model_name}", max_attempts=self.max_attempts,
-                          response_formats=("text",), time_style=self.time_style, max_events=max_events,
-                          chunk_entries=chunk_entries, settings=self.settings(), fallback=lazy_fallback(self))
+                          response_formats=("text",), time_style=self.time_style,
+                          max_events=MAX_EVENTS if max_events is None else max_events, chunk_entries=chunk_entries,
+                          settings=self.settings(), fallback=lazy_fallback(self),
+                          count_tokens=lambda m: len(self._encode(self._prompt(m, False))),  # text: no pre-fill
+                          budget=self.context_tokens - 2 * self.max_new_tokens - 128)  # the reply and a re-ask
 
 
 __all__ = ["TransformersReasoner", "load_causal_lm", "PREFILL"]

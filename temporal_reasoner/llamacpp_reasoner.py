@@ -25,13 +25,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vidground.errors import ConfigurationError, MissingDependencyError, ProviderError
+from vidground.errors import ConfigurationError, MissingDependencyError
 from vidground.models import GEMMA_ALIASES, gemma3_270m_path, shared_model
 from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner, check_query
 from .context import ground_in_context
-from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply, intervals_schema, lazy_fallback
+from .structured import (GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply, ContextOverflowError, check_fallback,
+                         intervals_schema, lazy_fallback)
 from .transcript import Transcript
 from .timestyles import TimeFormat
 from vidground.types import Answer, Events, GroundingResult, TimeStyle
@@ -100,7 +101,7 @@ class LlamaCppReasoner(BaseReasoner):
         self.n_ctx = int(llama.n_ctx())
         self.max_new_tokens = max_new_tokens
         self.max_attempts = max_attempts
-        self.fallback = fallback
+        self.fallback = check_fallback(fallback)
         self.time_style: TimeStyle = TimeFormat.parse(time_style).spec  # a bad spec fails here, not mid-run
         self.max_intervals = max_intervals
         stored = (getattr(llama, "metadata", None) or {}).get("tokenizer.chat_template")
@@ -160,7 +161,7 @@ class LlamaCppReasoner(BaseReasoner):
             grammar = self.grammar(10.0**6 - 1)
         tokens = self._tokens(self.render(messages))
         if len(tokens) + self.max_new_tokens > self.n_ctx:
-            raise ProviderError(f"a {len(tokens)}-token prompt does not fit n_ctx={self.n_ctx} with "
+            raise ContextOverflowError(f"a {len(tokens)}-token prompt does not fit n_ctx={self.n_ctx} with "
                                 f"max_new_tokens={self.max_new_tokens}", provider="llamacpp")
         with self._lock:
             self.llama.reset()
@@ -201,7 +202,8 @@ class LlamaCppReasoner(BaseReasoner):
         res = run_answer(functools.partial(self.chat, grammar=self._grammars[key]), question, fitted, choices,
                          reasoner_name=f"llamacpp:{self.model_name}", max_attempts=self.max_attempts,
                          response_formats=("json_schema",), time_style=self.time_style,
-                         max_intervals=self.max_intervals, settings=self.settings(), fallback=lazy_fallback(self))
+                         max_intervals=self.max_intervals, settings=self.settings(), fallback=lazy_fallback(self),
+                         fallback_transcript=transcript)
         return res.model_copy(update={"warnings": [*notes, *res.warnings]})
 
 
@@ -209,13 +211,10 @@ class LlamaCppReasoner(BaseReasoner):
                chunk_entries: int | None = None) -> Events:
         """The transcript's events (:func:`temporal_reasoner.events.run_events`), each reply constrained by a
         grammar built from the events schema. Without ``chunk_entries`` the chunks are as long as fit the
-        context (halved from :data:`~temporal_reasoner.events.CHUNK_ENTRIES` until the first one does)."""
-        from .events import MAX_EVENTS, events_schema, fitting_chunk_entries, run_events
+        context with room for a re-ask (halved from :data:`~temporal_reasoner.events.CHUNK_ENTRIES` until every one does)."""
+        from .events import MAX_EVENTS, events_schema, run_events
 
         max_events = MAX_EVENTS if max_events is None else max_events
-        if chunk_entries is None:
-            chunk_entries = fitting_chunk_entries(transcript, self.count_tokens, self.n_ctx - self.max_new_tokens - 128,
-                                                  time_style=self.time_style, max_events=max_events)
         digits = len(str(int(max(TimeFormat.parse(self.time_style).last(transcript), 1.0))))
         key = ("events", max_events, digits)
         if key not in self._grammars:
@@ -223,7 +222,9 @@ class LlamaCppReasoner(BaseReasoner):
         return run_events(functools.partial(self.chat, grammar=self._grammars[key]), transcript,
                           reasoner_name=f"llamacpp:{self.model_name}", max_attempts=self.max_attempts,
                           response_formats=("json_schema",), time_style=self.time_style, max_events=max_events,
-                          chunk_entries=chunk_entries, settings=self.settings(), fallback=lazy_fallback(self))
+                          chunk_entries=chunk_entries, settings=self.settings(), fallback=lazy_fallback(self),
+                          count_tokens=self.count_tokens,
+                          budget=self.n_ctx - 2 * self.max_new_tokens - 128)  # the reply and a re-ask holding it
 
 
 def _compile(template: str) -> Any:

@@ -27,7 +27,7 @@ from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner
 from .context import estimate_tokens, ground_in_context
-from .structured import RESPONSE_FORMATS, ChatReply, is_format_refusal, resolve_fallback, response_format, run_structured
+from .structured import RESPONSE_FORMATS, ChatReply, check_fallback, is_format_refusal, resolve_fallback, response_format, run_structured
 from .transcript import Transcript
 from .timestyles import TimeFormat
 from vidground.types import Answer, Events, GroundingResult, TimeStyle
@@ -80,7 +80,7 @@ class OpenAIReasoner(BaseReasoner):
         self.max_tokens, self.max_tokens_param, self.temperature = max_tokens, max_tokens_param, temperature
         self.timeout, self.max_retries, self.prices = timeout, max_retries, prices
         self.retry_base_delay = retry_base_delay
-        self._fallback = fallback
+        self._fallback = check_fallback(fallback)
         self.refused_formats: set[str] = set()  # what this reasoner's server refused
         self._owns_client = client is None
         self._client = build_client(client=client, base_url=base_url, api_key=api_key, timeout=timeout)
@@ -183,15 +183,16 @@ class OpenAIReasoner(BaseReasoner):
 
         question, choices = check_question(question), check_choices(choices)
         notes: list[str] = []
+        fitted = transcript
         if self.context_tokens is not None:
-            transcript, notes = fit_transcript(transcript, lambda t: estimate_tokens(build_qa_messages(
+            fitted, notes = fit_transcript(transcript, lambda t: estimate_tokens(build_qa_messages(
                 question, t, choices, time_style=self.time_style, max_intervals=self.max_intervals)),
                 self.context_tokens - 2 * self.max_tokens - 128)  # the reply and a re-ask
-        res = run_answer(self.chat, question, transcript, choices, reasoner_name=self.name,
+        res = run_answer(self.chat, question, fitted, choices, reasoner_name=self.name,
                          max_attempts=self.max_attempts, response_formats=self.response_formats,
                          refused=self.refused_formats, time_style=self.time_style,
                          max_intervals=self.max_intervals, settings={"model": self.model},
-                         fallback=self._fallback_later())
+                         fallback=self._fallback_later(), fallback_transcript=transcript)
         return res.model_copy(update={"warnings": [*notes, *res.warnings]}) if notes else res
 
     def events(self, transcript: Transcript, *, max_events: int | None = None,
@@ -199,17 +200,14 @@ class OpenAIReasoner(BaseReasoner):
         """The transcript's events (:func:`temporal_reasoner.events.run_events`: the same ladder, refusal memory,
         re-asking and ``fallback``). Without ``chunk_entries`` the chunks are as long as fit ``context_tokens``
         (:func:`~temporal_reasoner.events.fitting_chunk_entries`)."""
-        from .events import MAX_EVENTS, fitting_chunk_entries, run_events
+        from .events import MAX_EVENTS, run_events
 
-        max_events = MAX_EVENTS if max_events is None else max_events
-        if chunk_entries is None:
-            chunk_entries = fitting_chunk_entries(transcript, estimate_tokens, self.context_tokens and
-                                                  self.context_tokens - self.max_tokens - 128,
-                                                  time_style=self.time_style, max_events=max_events)
         return run_events(self.chat, transcript, reasoner_name=self.name, max_attempts=self.max_attempts,
                           response_formats=self.response_formats, refused=self.refused_formats,
-                          time_style=self.time_style, max_events=max_events, chunk_entries=chunk_entries,
-                          settings={"model": self.model}, fallback=self._fallback_later())
+                          time_style=self.time_style, max_events=MAX_EVENTS if max_events is None else max_events,
+                          chunk_entries=chunk_entries, settings={"model": self.model}, fallback=self._fallback_later(),
+                          count_tokens=estimate_tokens,  # the reply and a re-ask holding the reply
+                          budget=self.context_tokens and self.context_tokens - 2 * self.max_tokens - 128)
 
 
 __all__ = ["OpenAIReasoner", "resolve_fallback"]

@@ -32,7 +32,7 @@ from vidground.types import Answer, Interval, TimeStyle, Usage
 
 from .base import check_query
 from .parsing import RESPONSE_FORMATS, ReplyError, extract_json, intervals_schema, parse_reply_detailed
-from .structured import ChatFn, _ask, reask_until_valid, resolve_fallback, response_format
+from .structured import ChatFn, _ask, fallback_answered, reask_until_valid, resolve_fallback, response_format
 from .timestyles import TimeFormat
 from .transcript import Transcript
 
@@ -228,13 +228,16 @@ def parse_answer(text: str, *, choices: Sequence[str] | None, duration: float, s
 def run_answer(chat: ChatFn, question: str, transcript: Transcript, choices: Sequence[str] | None = None, *,
                reasoner_name: str, max_attempts: int = 3, response_formats: Sequence[str] = RESPONSE_FORMATS,
                refused: set[str] | None = None, time_style: TimeStyle = "seconds", max_intervals: int = 3,
-               settings: dict[str, Any] | None = None, fallback: Any = None) -> Answer:
+               settings: dict[str, Any] | None = None, fallback: Any = None,
+               fallback_transcript: Transcript | None = None) -> Answer:
     """Ask ``chat`` for the answer and its intervals, validating and re-asking (the error shown to the
     model) until a reply is usable; as :func:`structured.run_structured` does for intervals. After
     ``max_attempts`` the ``fallback`` reasoner answers if given (a reasoner, a spec string or a callable
     returning one, resolved only then: :func:`answer_question`, so ``embedding`` gives the evidence baseline),
     with the chat attempts' usage, raw outputs and a warning kept; else an :class:`OutputValidationError`
-    carries every raw output and the usage."""
+    carries every raw output and the usage. ``fallback_transcript``: what the fallback reads instead of
+    ``transcript`` (the transcript before it was merged to fit the chat model's context: the fallback has
+    no such limit, and a merged span may have dropped the words that answer)."""
     question = check_question(question)
     choices = check_choices(choices)
     check_transcript(transcript)
@@ -284,14 +287,10 @@ def run_answer(chat: ChatFn, question: str, transcript: Transcript, choices: Seq
         fallback = resolve_fallback(fallback)
         if fallback is None:
             raise failure(summary, raw_outputs=raws, errors=errors, attempts=len(raws), usage=usage)
-        res = answer_question(fallback, question, transcript, choices)
-        fb_name = res.reasoner or getattr(fallback, "name", type(fallback).__name__)
-        fb_usage = res.usage.get("reason")
-        return res.model_copy(update={
-            "reasoner": reasoner_name, "raw": raws,
-            "settings": {**info, "fallback": fb_name, "fallback_settings": res.settings},
-            "usage": {**res.usage, "reason": usage + fb_usage if fb_usage is not None else usage},
-            "warnings": [*res.warnings, f"{summary}; used the fallback reasoner {fb_name!r}"]})
+        res = answer_question(fallback, question, transcript if fallback_transcript is None else fallback_transcript,
+                              choices)
+        return fallback_answered(res, fallback, reasoner_name=reasoner_name, info=info, usage=usage, raws=raws,
+                                 warning=lambda name: f"{summary}; used the fallback reasoner {name!r}")
     return Answer(question=question, answer=parsed.answer, choice=parsed.choice, choices=choices,
                   intervals=parsed.intervals, duration=transcript.duration,
                   duration_inferred=transcript.duration_inferred, reasoner=reasoner_name, settings=info,

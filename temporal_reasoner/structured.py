@@ -140,6 +140,40 @@ class ResponseFormatRefused(ProviderError):
     """The server refused the requested ``response_format``; the next ladder step is tried."""
 
 
+class ContextOverflowError(ProviderError):
+    """A prompt and its reply do not fit the model's context (raised by the local reasoners before generating)."""
+
+
+#: How a server says a request does not fit its context (OpenAI, vLLM, llama.cpp's server).
+_NAMES_CONTEXT = re.compile(r"context[ _](length|size|window)|maximum context|too many tokens|prompt is too long|"
+                            r"exceeds? the (available|maximum)", re.I)
+
+
+def is_context_overflow(exc: ProviderError) -> bool:
+    """Whether ``exc`` says the request did not fit the model's context: a :class:`ContextOverflowError`, or a
+    400/413 answer whose message says so. Sending the same request again cannot help."""
+    if isinstance(exc, ContextOverflowError):
+        return True
+    return exc.status in (400, 413) and _NAMES_CONTEXT.search(str(exc)) is not None
+
+
+class ReaskOverflow(Exception):
+    """A re-ask (the base prompt, the unusable reply and the error) did not fit the model's context: the
+    re-asking ends as if the attempts were spent (:func:`reask_until_valid`), the usage paid kept."""
+
+
+def ask_or_overflow(ask: Callable[[], ChatReply], reask: bool, errors: list[str]) -> ChatReply:
+    """``ask()``; on a re-ask (``reask``), a context overflow is noted in ``errors`` and ends the re-asking
+    (:class:`ReaskOverflow`) instead of escaping with the usage of the attempts before it."""
+    try:
+        return ask()
+    except ProviderError as exc:
+        if not reask or not is_context_overflow(exc):
+            raise
+        errors.append(f"the re-ask did not fit the model's context ({exc})")
+        raise ReaskOverflow(str(exc)) from exc
+
+
 #: How a server names the response format in an error about it.
 _NAMES_FORMAT = re.compile(r"response[_ ]format|json[_ ]schema|json_object|structured output", re.I)
 _NOT_ABOUT_THE_REQUEST = {401, 403, 408, 409, 429}
@@ -197,6 +231,38 @@ def resolve_fallback(fallback: Any) -> Any:
     return fallback
 
 
+def fallback_answered(res: Any, fb: Any, *, reasoner_name: str, info: dict[str, Any], usage: Usage,
+                      raws: list[str], warning: Callable[[str], str]) -> Any:
+    """The fallback reasoner ``fb``'s result ``res`` (an answer or events) as the chat reasoner's: its name,
+    the chat requests' ``usage`` and raw outputs kept, the settings saying which fallback answered, and the
+    ``warning`` written for that fallback's name."""
+    fb_name = res.reasoner or getattr(fb, "name", type(fb).__name__)
+    fb_usage = res.usage.get("reason")
+    return res.model_copy(update={
+        "reasoner": reasoner_name, "raw": raws,
+        "settings": {**info, "fallback": fb_name, "fallback_settings": res.settings},
+        "usage": {**res.usage, "reason": usage + fb_usage if fb_usage is not None else usage},
+        "warnings": [*res.warnings, warning(fb_name)]})
+
+
+def check_fallback(fallback: Any) -> Any:
+    """``fallback`` as given, a spec string's backend checked now (a :class:`ConfigurationError` naming a
+    misspelt one, ``fallback='embeding'``), not after every paid attempt of the first failing reply; the
+    model itself is still built only when a reply fails."""
+    if isinstance(fallback, str):
+        from vidground.registry import split_spec
+
+        from . import reasoners
+
+        name = split_spec(fallback)[0]
+        if reasoners._aliases.get(name, name) not in reasoners.names():  # named only: nothing imported or loaded
+            hint = reasoners.suggest(fallback)
+            raise ConfigurationError(f"fallback={fallback!r}: unknown reasoner backend {name!r}"
+                                     + (f" (did you mean {hint!r}?)" if hint else "")
+                                     + f"; choose one of: {', '.join(reasoners.names())}")
+    return fallback
+
+
 def lazy_fallback(reasoner: Any) -> Callable[[], Any] | None:
     """``reasoner.fallback`` resolved only when a reply fails (a spec string loads its model then), as a
     callable for :func:`run_structured` and its kin; ``None`` when there is none."""
@@ -212,16 +278,27 @@ def lazy_fallback(reasoner: Any) -> Callable[[], Any] | None:
 def reask_until_valid(once: Callable[[], T], max_attempts: int) -> tuple[T | None, type[Exception]]:
     """``once()`` (one request and the parse of its reply) again while it raises a :class:`ReplyError` or an
     :class:`IncompleteOutputError`, at most ``max_attempts`` times; ``(value, ...)`` when one succeeded, else
-    ``(None, the error class to raise)``: incomplete when the last reply was cut off, invalid otherwise."""
+    ``(None, the error class to raise)``: incomplete when the last reply was cut off, invalid otherwise. A
+    :class:`ReaskOverflow` (a re-ask that does not fit the context) ends it early, classed by the reply before."""
+    last: type[Exception] = OutputValidationError
     try:
         for attempt in Retrying(stop=stop_after_attempt(max_attempts), reraise=True,
                                 retry=retry_if_exception_type((ReplyError, IncompleteOutputError))):
             with attempt:
-                return once(), OutputValidationError
+                try:
+                    return once(), OutputValidationError
+                except IncompleteOutputError:
+                    last = IncompleteOutputError
+                    raise
+                except ReplyError:
+                    last = OutputValidationError
+                    raise
     except IncompleteOutputError:
         return None, IncompleteOutputError
     except ReplyError:
         pass
+    except ReaskOverflow:
+        return None, last
     return None, OutputValidationError
 
 
@@ -305,6 +382,7 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
 __all__ = [
     "INTERVALS_SCHEMA", "RESPONSE_FORMATS", "FormatName", "ChatReply", "ChatFn", "ParsedReply", "ReplyError",
     "ResponseFormatRefused", "build_messages", "extract_json", "intervals_schema", "is_format_refusal",
-    "lazy_fallback", "parse_reply", "parse_reply_detailed", "prompt_hashes", "reask_message", "resolve_fallback",
+    "lazy_fallback", "check_fallback", "fallback_answered", "ContextOverflowError", "is_context_overflow", "ask_or_overflow",
+    "ReaskOverflow", "parse_reply", "parse_reply_detailed", "prompt_hashes", "reask_message", "resolve_fallback",
     "response_format", "run_structured",
 ]

@@ -140,11 +140,12 @@ def test_a_fallback_spec_string_of_a_local_chat_reasoner_is_resolved(monkeypatch
         query=q, duration=t.duration, intervals=[Interval(start=0, end=1)], reasoner="stub")
     asked = []
     monkeypatch.setattr(temporal_reasoner, "get_reasoner", lambda spec, **kw: asked.append(spec) or stub)
-    r = LlamaCppReasoner("x.gguf", llama=FakeLlama([("nonsense", "stop")] * 9), max_attempts=1, fallback="stub")
+    r = LlamaCppReasoner("x.gguf", llama=FakeLlama([("nonsense", "stop")] * 9), max_attempts=1,
+                         fallback="embedding")  # a backend's name (checked when built), resolved to the stub
     assert r.ground("q", transcript()).settings["fallback"] == "stub"
     assert r.answer("why?", transcript(), choices=CHOICES).choice == 2
     assert r.events(transcript()).events[0].caption == "all of it"
-    assert asked == ["stub"]  # resolved once, on the first failure
+    assert asked == ["embedding"]  # resolved once, on the first failure
 
 
 # --- errors name the server ------------------------------------------------------------------
@@ -171,6 +172,8 @@ def test_a_failing_part_of_a_long_transcript_is_named_plainly(openai_server):
 def test_events_whose_single_span_cannot_fit_are_refused_before_any_request(openai_server):
     """Chunks were halved down to one span and sent even when one span did not fit: each request was refused by
     the server (HTTP 400 from an OpenAI-compatible one)."""
-    with pytest.raises(ConfigurationError, match=r"single span of the transcript \(\d+ tokens\) does not fit"):
+    from temporal_reasoner.events import SpanTooLongError
+
+    with pytest.raises(SpanTooLongError, match=r"span 1 of 4 of the transcript \(0-0.5 s, \d+ characters\) is too long"):
         reasoner(openai_server, context_tokens=1200, max_tokens=256).events(transcript(4, distinct=True, words=200))
     assert openai_server.requests == []
