@@ -79,12 +79,19 @@ def _error(exc: BaseException) -> dict[str, Any]:
     return {"type": type(exc).__name__, "message": str(exc)[:1000], "retryable": getattr(exc, "retryable", None)}
 
 
-def _failed(q: Query, exc: BaseException) -> dict[str, Any]:
-    """A failed query's record; the requests paid for on the way (e.g. every attempt of an answer that never
-    validated: an :class:`~vidground.errors.OutputValidationError` carries their usage) are in ``usage``."""
-    rec: dict[str, Any] = {"qid": q.qid, "video": q.video, "query": q.query, "status": "failed", "error": _error(exc)}
+def _paid(exc: BaseException) -> Usage | None:
+    """The requests paid for on the way to ``exc`` (the usage it carries), if any."""
     paid = getattr(exc, "usage", None)
-    if isinstance(paid, Usage) and not paid.is_empty():
+    return paid if isinstance(paid, Usage) and not paid.is_empty() else None
+
+
+def _failed(q: Query, exc: BaseException, *, paid_here: bool = True) -> dict[str, Any]:
+    """A failed query's record; the requests paid for on the way (e.g. every attempt of an answer that never
+    validated: an :class:`~vidground.errors.OutputValidationError` carries their usage) are in ``usage``, unless
+    ``paid_here`` is false (the video's describe failed: its record holds them, once for all its queries)."""
+    rec: dict[str, Any] = {"qid": q.qid, "video": q.video, "query": q.query, "status": "failed", "error": _error(exc)}
+    paid = _paid(exc) if paid_here else None
+    if paid is not None:
         rec["usage"] = {"reason": paid.model_dump(mode="json", exclude_none=True)}
         rec["cost_usd"] = round(paid.cost_usd or 0.0, 8)
     return rec | {"finished": round(time.time(), 3)}
@@ -121,9 +128,13 @@ def process_video(task: Any, config: Any, emit: Emit, session: Any = None, stop:
                              descriptions=list(described.descriptions))
     except Exception as exc:  # the video failed: so do its queries, and the run goes on
         video_rec["error"] = _error(exc)
+        paid = _paid(exc)  # e.g. a describe reply cut off at max_tokens: paid once for the video, not per query
+        if paid is not None:
+            video_rec["cost_usd"] = paid.cost_usd or 0.0
+            video_rec["usage"] = paid.model_dump(mode="json", exclude_none=True)
         emit(("video", video_rec | {"seconds": round(time.perf_counter() - started, 3)}))
         for q in task.queries:
-            emit(("result", _failed(q, exc)))
+            emit(("result", _failed(q, exc, paid_here=False)))
         return
     # a query-aware describer describes per query (its calls and cost are on each result); the record
     # still says which backends, with which settings, ran
@@ -369,7 +380,8 @@ class RayExecutor:
 def paid_requests(record: dict[str, Any], skip: Sequence[str] = ()) -> tuple[int, int, int]:
     """``(requests, of them without a price, of them for a query that failed)`` in a record's ``usage`` (one
     stage's usage for a video record, stage -> usage for a result, less the stages in ``skip``); a stage with
-    requests and no ``cost_usd`` was priced by nobody (a model missing from the price table, a local server)."""
+    requests and no ``cost_usd`` was priced by nobody (a model missing from the price table, a local server).
+    A failed video's requests were paid for its queries, which failed with it."""
     usage = record.get("usage")
     if not isinstance(usage, dict):
         return 0, 0, 0
@@ -379,7 +391,7 @@ def paid_requests(record: dict[str, Any], skip: Sequence[str] = ()) -> tuple[int
         n = u.get("requests") if isinstance(u.get("requests"), int) else 0
         requests += n
         unpriced += n if u.get("cost_usd") is None else 0
-    failed = requests if "qid" in record and record.get("status") != "ok" else 0
+    failed = requests if (record.get("status") != "ok" if "qid" in record else record.get("error")) else 0
     return requests, unpriced, failed
 
 

@@ -1,0 +1,84 @@
+"""An eval run's cost totals count each paid request once: a failed describe's requests once per video (not once
+per query, as the reasoner's), a run folder written before videos.jsonl held usage, and a stage summing priced and
+unpriced requests (a priced primary and an unpriced fallback)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.runs import RunConfig, read_jsonl, run_eval, run_totals
+from frame_describer import describers
+from frame_describer.base import BaseDescriber
+from temporal_reasoner import reasoners
+from temporal_reasoner.base import BaseReasoner
+from vidground.errors import IncompleteOutputError
+from vidground.types import FrameDescription, GroundingResult, Interval, Usage
+
+from _helpers_eval import register_fakes, render_toy_videos, write_toy_dataset
+
+register_fakes()
+
+
+class _CutOffDescriber(BaseDescriber):
+    """A priced describer ($0.001 a frame) whose first reply is cut off at max_tokens: the IncompleteOutputError
+    carries that paid request, as OpenAIDescriber's does."""
+
+    name = "p-cut-off"
+
+    def __init__(self, arg: str | None = None, **_: Any):
+        pass
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def describe(self, frames: Any, *, query: str | None = None) -> Any:
+        for f in frames:
+            raise IncompleteOutputError("reply cut off at max_tokens", raw_outputs=["a pers"], attempts=1,
+                                        usage=Usage(requests=1, prompt_tokens=10, cost_usd=0.001))
+            yield FrameDescription(t=f.t, text="never")
+
+
+class _UsageReasoner(BaseReasoner):
+    """``p-usage:unpriced``: one request to a model without a price per query; ``p-usage:fallback``: a priced
+    primary that failed once ($0.01) and an unpriced fallback that answered, summed in one 'reason' stage."""
+
+    name = "p-usage"
+
+    def __init__(self, arg: str | None = None, **_: Any):
+        self.usage = Usage(requests=1, prompt_tokens=5) if arg == "unpriced" else \
+            Usage(requests=1, cost_usd=0.01) + Usage(requests=1)
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def ground(self, query: str, transcript: Any) -> GroundingResult:
+        return GroundingResult(query=query, duration=transcript.duration, reasoner=self.name,
+                               intervals=[Interval(start=0.0, end=2.0, score=1.0)], usage={"reason": self.usage})
+
+
+describers.register("p-cut-off", _CutOffDescriber)
+reasoners.register("p-usage", _UsageReasoner)
+
+
+def _video_run(tmp_path, describer: str, reasoner: str):
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=2, per_video=3)
+    videos = render_toy_videos(tmp_path / "videos", ["vid0", "vid1"], n_frames=30, fps=10.0)
+    config = RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(videos), describer=describer,
+                       reasoner=reasoner, cache=str(tmp_path / "cache.sqlite"), concurrency=1)
+    return run_eval(config, tmp_path / "run")
+
+
+def test_a_failed_describe_is_paid_once_per_video_not_once_per_query(tmp_path):
+    """Each failed row copied the describe error's usage under 'reason': 2 videos x 3 queries counted 6 requests
+    and $0.006 for the 2 requests ($0.002) the describer was paid, and called them the reasoner's."""
+    summary = _video_run(tmp_path, "p-cut-off", "fake-reasoner")
+    rows = read_jsonl(tmp_path / "run" / "results.jsonl")
+    assert len(rows) == 6 and all(r["status"] == "failed" and "usage" not in r for r in rows)
+    videos = read_jsonl(tmp_path / "run" / "videos.jsonl")
+    assert [(v["error"]["type"], v["usage"]["requests"], v["cost_usd"]) for v in videos] == \
+        [("IncompleteOutputError", 1, 0.001)] * 2
+    totals = run_totals(tmp_path / "run")
+    assert (totals["requests"], totals["failed_requests"], totals["unpriced_requests"]) == (2, 2, 0)
+    assert abs(totals["cost_usd"] - 0.002) < 1e-9 and summary.cost_text == "$0.0020"
+
+
