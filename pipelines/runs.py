@@ -752,7 +752,13 @@ def run_totals(out: str | Path) -> dict[str, Any]:
     # "describe" stage (a query-aware describer's, or a search's, is paid per query, on the result)
     described_once = {v.get("video") for v in videos if v.get("describe_calls") or v.get("describe_saved")
                       or "usage" in v}
-    paid = [*(paid_requests(v) for v in videos),
+    # a video record written before videos.jsonl held usage: its describe requests are those one of its results repeats
+    old = [v.get("video") for v in videos if "usage" not in v and (v.get("describe_calls") or v.get("describe_saved"))]
+    repeated: dict[Any, dict[str, Any]] = {}
+    for r in attempts:
+        if isinstance(r.get("usage"), dict) and isinstance(r["usage"].get("describe"), dict):
+            repeated.setdefault(r.get("video"), {"usage": r["usage"]["describe"]})
+    paid = [*(paid_requests(v) for v in videos), *(paid_requests(repeated.get(video, {})) for video in old),
             *(paid_requests(r, ("describe",) if r.get("video") in described_once else ()) for r in attempts)]
     errors: dict[str, int] = {}
     for r in results.values():
@@ -767,12 +773,15 @@ def run_totals(out: str | Path) -> dict[str, Any]:
 
 
 def format_cost(cost_usd: float, requests: int, unpriced: int) -> str:
-    """The cost as a run states it: ``$0.0123``; ``unknown`` when no request had a price (as ``vidground ground``
-    and ``describe`` print no estimate then), or the priced part and how many requests it leaves out."""
+    """The cost as a run states it: ``$0.0123``; ``unknown`` when nothing was priced (as ``vidground ground`` and
+    ``describe`` print no estimate then), else the priced part and how many requests it leaves out (a cost with
+    every counted request unpriced was paid for requests not counted: a run folder written before they were)."""
     if not unpriced:
         return f"${cost_usd:.4f}"
-    if unpriced >= requests:
+    if unpriced >= requests and not cost_usd:
         return f"unknown ({unpriced} request(s) to a model without a price; see vidground.pricing)"
+    if unpriced >= requests:
+        return f"${cost_usd:.4f} + unknown ({unpriced} request(s) to a model without a price)"
     return f"${cost_usd:.4f} + unknown ({unpriced} of {requests} requests to a model without a price)"
 
 

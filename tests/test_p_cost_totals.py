@@ -4,9 +4,10 @@ unpriced requests (a priced primary and an unpriced fallback)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from pipelines.runs import RunConfig, read_jsonl, run_eval, run_totals
+from pipelines.runs import RunConfig, format_cost, read_jsonl, run_eval, run_totals
 from frame_describer import describers
 from frame_describer.base import BaseDescriber
 from temporal_reasoner import reasoners
@@ -80,5 +81,34 @@ def test_a_failed_describe_is_paid_once_per_video_not_once_per_query(tmp_path):
     totals = run_totals(tmp_path / "run")
     assert (totals["requests"], totals["failed_requests"], totals["unpriced_requests"]) == (2, 2, 0)
     assert abs(totals["cost_usd"] - 0.002) < 1e-9 and summary.cost_text == "$0.0020"
+
+
+def _strip_video_usage(run) -> None:
+    """The run folder as eval wrote it before 4ebf7c3: video records without ``usage``."""
+    path = run / "videos.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    assert all("usage" in r for r in records)
+    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "usage"}) + "\n" for r in records))
+
+
+def test_an_old_run_folder_counts_its_describe_requests_and_cost(tmp_path):
+    """Without usage on its video records, an old folder counted only the 6 unpriced reasoner requests: the report
+    said 'cost: unknown (6 request(s) ...)' though the 6 describe requests cost a known $0.006."""
+    from pipelines.report import write_report
+
+    _video_run(tmp_path, "fake", "p-usage:unpriced")
+    _strip_video_usage(tmp_path / "run")
+    totals = run_totals(tmp_path / "run")
+    assert (totals["describe_calls"], totals["requests"], totals["unpriced_requests"]) == (6, 12, 6)
+    assert abs(totals["cost_usd"] - 0.006) < 1e-9
+    write_report(tmp_path / "run")
+    text = (tmp_path / "run" / "report.md").read_text()
+    assert "- cost: $0.0060 + unknown (6 of 12 requests to a model without a price)" in text
+
+
+def test_a_known_cost_is_not_called_unknown_when_its_requests_were_not_counted():
+    assert format_cost(0.01, 6, 6) == "$0.0100 + unknown (6 request(s) to a model without a price)"
+    assert format_cost(0.0, 6, 6).startswith("unknown (6 request(s)")
+    assert format_cost(0.01, 12, 6) == "$0.0100 + unknown (6 of 12 requests to a model without a price)"
 
 
