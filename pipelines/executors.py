@@ -380,7 +380,8 @@ class RayExecutor:
 def paid_requests(record: dict[str, Any], skip: Sequence[str] = ()) -> tuple[int, int, int]:
     """``(requests, of them without a price, of them for a query that failed)`` in a record's ``usage`` (one
     stage's usage for a video record, stage -> usage for a result, less the stages in ``skip``); a stage with
-    requests and no ``cost_usd`` was priced by nobody (a model missing from the price table, a local server).
+    requests and no ``cost_usd`` was priced by nobody (a model missing from the price table, a local server), one
+    with a cost leaves out its ``unpriced`` ones (:class:`~vidground.types.Usage` sums of priced and unpriced).
     A failed video's requests were paid for its queries, which failed with it."""
     usage = record.get("usage")
     if not isinstance(usage, dict):
@@ -390,7 +391,8 @@ def paid_requests(record: dict[str, Any], skip: Sequence[str] = ()) -> tuple[int
     for u in stages:
         n = u.get("requests") if isinstance(u.get("requests"), int) else 0
         requests += n
-        unpriced += n if u.get("cost_usd") is None else 0
+        part = u.get("unpriced") if isinstance(u.get("unpriced"), int) else 0
+        unpriced += n if u.get("cost_usd") is None else min(part, n)
     failed = requests if (record.get("status") != "ok" if "qid" in record else record.get("error")) else 0
     return requests, unpriced, failed
 

@@ -13,6 +13,7 @@ from frame_describer.base import BaseDescriber
 from temporal_reasoner import reasoners
 from temporal_reasoner.base import BaseReasoner
 from vidground.errors import IncompleteOutputError
+from vidground.pricing import with_cost
 from vidground.types import FrameDescription, GroundingResult, Interval, Usage
 
 from _helpers_eval import register_fakes, render_toy_videos, write_toy_dataset
@@ -112,3 +113,25 @@ def test_a_known_cost_is_not_called_unknown_when_its_requests_were_not_counted()
     assert format_cost(0.01, 12, 6) == "$0.0100 + unknown (6 of 12 requests to a model without a price)"
 
 
+def test_a_sum_of_priced_and_unpriced_usage_keeps_count_of_the_unpriced():
+    mixed = Usage(requests=1, cost_usd=0.01) + Usage(requests=2)
+    assert (mixed.requests, mixed.cost_usd, mixed.unpriced_requests) == (3, 0.01, 2)
+    assert (mixed + Usage(requests=1, cost_usd=0.02)).unpriced_requests == 2
+    assert (mixed + mixed).unpriced_requests == 4
+    assert (Usage(requests=2) + Usage(requests=3)).unpriced_requests == 5  # no cost at all: every request
+    assert Usage(requests=1, cost_usd=0.01).model_dump(mode="json", exclude_none=True).get("unpriced") is None
+    assert Usage.model_validate(mixed.model_dump(mode="json")).unpriced_requests == 2
+
+
+def test_pricing_a_whole_usage_leaves_none_unpriced():
+    priced = with_cost(Usage(requests=1) + Usage(requests=1, prompt_tokens=1000), "gpt-4o-mini")
+    assert priced.cost_usd is not None and priced.unpriced_requests == 0
+
+
+def test_an_eval_stage_mixing_priced_and_unpriced_requests_says_so(tmp_path):
+    """A fallback's unpriced requests summed into a priced 'reason' stage were hidden: '$0.0600', 0 unpriced."""
+    ds, desc = write_toy_dataset(tmp_path / "data", n_videos=2, per_video=3)
+    summary = run_eval(RunConfig(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc),
+                                 reasoner="p-usage:fallback", concurrency=1), tmp_path / "run")
+    assert (summary.requests, summary.unpriced_requests) == (12, 6)
+    assert summary.cost_text == "$0.0600 + unknown (6 of 12 requests to a model without a price)"

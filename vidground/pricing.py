@@ -148,7 +148,7 @@ def price_table(prices: PricesLike = None) -> PriceTable:
 def with_cost(usage: Usage, model: str, prices: PricesLike = None) -> Usage:
     """``usage`` with ``cost_usd`` estimated for ``model`` (left as is for an unknown model)."""
     cost = price_table(prices).cost(model, usage)
-    return usage if cost is None else usage.model_copy(update={"cost_usd": cost})
+    return usage if cost is None else usage.model_copy(update={"cost_usd": cost, "unpriced": 0})
 
 
 __all__ = ["Price", "PriceTable", "DEFAULT_PRICES", "PRICES_AS_OF", "price_table", "with_cost", "PricesLike"]

@@ -45,10 +45,18 @@ class Usage(BaseModel):
     #: requests sent again after a transport fault (429, 5xx, a timeout, a dropped connection): the server
     #: received ``requests + retried``, and a provider may bill failed requests too (left out of JSON when 0)
     retried: int = Field(default=0, exclude_if=lambda v: v == 0)
+    #: of the ``requests``, those to a model without a price that ``cost_usd`` leaves out, where a sum mixes
+    #: priced and unpriced ones (a priced primary, an unpriced fallback); with no cost, all are (not in JSON when 0)
+    unpriced: int = Field(default=0, exclude_if=lambda v: v == 0)
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def unpriced_requests(self) -> int:
+        """The requests ``cost_usd`` leaves out: all of them without a cost."""
+        return self.requests if self.cost_usd is None else self.unpriced
 
     def __add__(self, other: "Usage") -> "Usage":
         if not isinstance(other, Usage):
@@ -64,6 +72,7 @@ class Usage(BaseModel):
             cached=self.cached + other.cached,
             cost_usd=cost,
             retried=self.retried + other.retried,
+            unpriced=0 if cost is None else self.unpriced_requests + other.unpriced_requests,
         )
 
     def is_empty(self) -> bool:
