@@ -660,8 +660,9 @@ def _kept_note(args: argparse.Namespace, exc: BaseException | None = None) -> st
     """What an interrupted command kept (``exc``: the interrupt, which may say how much), and how to go on from it."""
     if args.command == "eval":
         kept = "events.jsonl" if getattr(args, "dataset", None) == "activitynet-events" else "results.jsonl"
-        saved = (f" ({exc.saved} result(s) saved by this run, {exc.done} of {exc.total} queries done)"
-                 if getattr(exc, "saved", None) is not None else "")
+        saved = (f" ({exc.saved} result(s) saved by this run, {exc.done} of {exc.total} queries done"
+                 + ("; stopped at once: the queries under way were lost, the resumed run asks them again)"
+                    if getattr(exc, "abandoned", False) else ")") if getattr(exc, "saved", None) is not None else "")
         return f"; every finished item is kept in {Path(args.out) / kept}: the same command resumes there{saved}"
     if args.command not in ("ground", "ask", "events", "describe") or getattr(args, "descriptions", None):
         return ""
@@ -694,9 +695,13 @@ def _on_interrupt(signum: int, frame: Any) -> None:
     hang."""
     sampling = sys.modules.get("frame_describer.sampling")
     if sampling is not None and not sampling.INTERRUPTED.is_set():
-        print("vidground: stopping: the frames being described finish first and are kept", file=sys.stderr)
+        print("vidground: stopping: the frames being described finish first and are kept (a second Ctrl-C stops "
+              "at once: the answers still in flight are then lost, though paid)", file=sys.stderr)
     _stop_streams(True)
     raise KeyboardInterrupt
+
+
+_on_interrupt.raises_keyboard_interrupt = True  # type: ignore[attr-defined]  # an eval may run it from its own
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,9 @@
 The unit of work is a whole video (:class:`~pipelines.runs.VideoTask`): describe it once
 (through the description cache), then ground each of its queries. Workers share nothing but
 the result sink, which only the driver writes. An executor's ``run(tasks, config)`` yields
-``("video", record)`` and ``("result", record)`` pairs as work finishes; at a Ctrl-C (a ``KeyboardInterrupt``
-where it waits, or thrown into it by the caller) it still yields the records finished, then raises it.
+``("video", record)`` and ``("result", record)`` pairs as work finishes; at a Ctrl-C (its ``stop`` event set by the
+caller's signal handler, a ``KeyboardInterrupt`` where it waits, or one thrown into it by the caller) it still yields
+the records finished, then raises ``KeyboardInterrupt``.
 
 Running on a real Ray cluster::
 
@@ -29,7 +30,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from temporal_reasoner.context import progress_to
@@ -173,17 +173,13 @@ def process_video(task: Any, config: Any, emit: Emit, session: Any = None, stop:
 
     if config.query_concurrency > 1 and len(task.queries) > 1:
         failure: BaseException | None = None
-        with ThreadPoolExecutor(config.query_concurrency) as pool:
-            # each query's result in query order; a query stopped by a Ctrl-C (its frame stream raises
-            # KeyboardInterrupt) no longer drops the results of the queries after it that finished
-            for future in [pool.submit(one, q) for q in task.queries]:
-                try:
-                    rec = future.result()
-                except BaseException as exc:
-                    failure = failure or exc
-                    continue
-                if rec is not None:
-                    emit(("result", rec))
+        # each query's result in query order; a query stopped by a Ctrl-C (its frame stream raises
+        # KeyboardInterrupt) no longer drops the results of the queries after it that finished
+        for rec, exc in _in_daemon_threads(one, task.queries, config.query_concurrency):
+            if exc is not None:
+                failure = failure or exc
+            elif rec is not None:
+                emit(("result", rec))
         if failure is not None:
             raise failure
     else:
@@ -194,32 +190,78 @@ def process_video(task: Any, config: Any, emit: Emit, session: Any = None, stop:
             emit(("result", rec))
 
 
+def _in_daemon_threads(fn: Callable[[Any], Any], items: Sequence[Any], n: int) -> Iterator[tuple[Any, BaseException | None]]:
+    """``(fn(item), None)`` or ``(None, the exception)`` for each item, in order, each as soon as it and those before
+    it ended, from ``n`` daemon threads: unlike a ThreadPoolExecutor's, the interpreter does not wait for them at exit,
+    so a second Ctrl-C ends the process while a query's call is under way (that call is lost: the resumed run asks it
+    again)."""
+    out: list[tuple[Any, BaseException | None]] = [(None, None)] * len(items)
+    ended = [threading.Event() for _ in items]
+    todo, lock = iter(range(len(items))), threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                k = next(todo, None)
+            if k is None:
+                return
+            try:
+                out[k] = (fn(items[k]), None)
+            except BaseException as exc:
+                out[k] = (None, exc)
+            finally:
+                ended[k].set()
+
+    for _ in range(min(n, len(items))):
+        threading.Thread(target=work, name="vidground-query", daemon=True).start()
+    for k in range(len(items)):
+        ended[k].wait()
+        yield out[k]
+
+
 class LocalExecutor:
     """Videos in parallel on ``concurrency`` threads of this process (model calls release the GIL), all
     in one session that the run opens and closes: one describer, one reasoner, one cache.
 
-    A Ctrl-C (a ``KeyboardInterrupt`` in the thread reading :meth:`run`, or thrown into it by the caller while it
-    handled a record) stops the run without losing what finished: no worker begins another video or query, and
-    the records already finished, and those of the queries under way when they finish, are still yielded; then the
-    ``KeyboardInterrupt`` is raised. A second one stops at once: the records not yet yielded are lost (the
-    resumed run does those queries again) and the workers are not waited for."""
+    A Ctrl-C (``stop`` set by the caller's SIGINT handler, a ``KeyboardInterrupt`` in the thread reading :meth:`run`,
+    or one thrown into it by the caller while it handled a record) stops the run without losing what finished: no
+    worker begins another video or query, and the records already finished, and those of the queries under way when
+    they finish, are still yielded; then ``KeyboardInterrupt`` is raised. A second one (a ``KeyboardInterrupt`` once
+    ``stop`` is set) stops at once: the records already finished are yielded, the calls under way are not waited for
+    and their results are lost (the resumed run asks those queries again). The workers are daemon threads, so the
+    process can exit while they are in a call; each begins nothing more, and the last to end closes the session."""
 
     def __init__(self, concurrency: int = 2):
         if concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
         self.concurrency = concurrency
 
-    def run(self, tasks: Sequence[Any], config: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    def run(self, tasks: Sequence[Any], config: Any,
+            stop: threading.Event | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``stop``: an event the caller sets at a Ctrl-C instead of raising (its SIGINT handler); the run sets it
+        too, when it ends."""
         if not tasks:
             return
         q: queue.Queue[Any] = queue.Queue()
         done = object()  # a worker's last item
-        stop = threading.Event()  # set by a Ctrl-C: the workers begin no other video or query
+        stop = stop or threading.Event()  # set by a Ctrl-C: the workers begin no other video or query
         session = session_for(config)
+        running, handed_over, closed, close_lock = 0, False, False, threading.Lock()
+
+        def close_session() -> None:  # once: by the run, or, after a second Ctrl-C, by the last worker to end
+            nonlocal closed
+            with close_lock:
+                if closed:
+                    return
+                closed = True
+            session.close()
         todo, todo_lock = enumerate(list(tasks)), threading.Lock()
         failures: dict[int, BaseException] = {}  # by task: the first (in task order) is raised at the end
 
         def work() -> None:
+            nonlocal running
+            with close_lock:
+                running += 1
             try:
                 while not stop.is_set():
                     with todo_lock:
@@ -232,10 +274,15 @@ class LocalExecutor:
                         failures[k] = exc
             finally:
                 q.put(done)
+                with close_lock:
+                    running -= 1
+                    last = handed_over and running == 0
+                if last:
+                    close_session()
 
         # the workers pull the videos; a Ctrl-C can come at any instruction of this thread, so nothing here counts on
         # knowing which of them began: the run is over once every worker that began has put its last item
-        workers = [threading.Thread(target=work, name=f"vidground-video_{j}")
+        workers = [threading.Thread(target=work, name=f"vidground-video_{j}", daemon=True)
                    for j in range(min(self.concurrency, len(tasks)))]
         finished = 0
         began = False
@@ -243,17 +290,29 @@ class LocalExecutor:
         wait = True  # for the workers, when the run ends
 
         def interrupt(exc: BaseException) -> None:
-            """The first Ctrl-C: begin nothing more, and go on taking what finishes; the second: stop now."""
+            """The first Ctrl-C: begin nothing more, and go on taking what finishes; the second (``stop`` was set, here
+            or by the caller's handler): yield what is finished already, then stop without waiting for the workers."""
             nonlocal interrupted, wait
-            stop.set()
-            if interrupted is not None:
+            if stop.is_set():
                 wait = False
                 raise exc
+            stop.set()
             interrupted = exc
+
+        def finished_now() -> Iterator[Any]:  # after a second Ctrl-C: what the workers had put already
+            while True:
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    return
+                if item is not done:
+                    yield item
 
         try:
             while True:
                 try:
+                    if interrupted is None and stop.is_set():  # the caller's handler saw a Ctrl-C
+                        interrupted = KeyboardInterrupt()
                     if not began:
                         began = True
                         for t in workers:
@@ -280,14 +339,27 @@ class LocalExecutor:
                 raise interrupted
             if failures:
                 raise failures[min(failures)]  # surface a bug in the worker itself
+        except KeyboardInterrupt:
+            if wait:
+                raise
+            try:  # a second Ctrl-C: the records finished already are still yielded (a third one ends this too)
+                for item in finished_now():
+                    yield item
+            except KeyboardInterrupt:
+                pass
+            raise
         finally:  # also when the caller stops early: no other video or query is begun for nothing, and the run's
-            stop.set()  # session never outlives it
+            stop.set()  # session never outlives it: closed now, or by the last worker to end its call
             try:
                 for t in workers if wait else ():
                     if t.is_alive():
                         t.join()
             finally:
-                session.close()
+                with close_lock:
+                    handed_over = True
+                    now = wait or running == 0
+                if now:
+                    close_session()
 
 
 _setup_done = False
@@ -329,10 +401,12 @@ class RayExecutor:
             ray.init(address=address, runtime_env=runtime_env, include_dashboard=False,
                      log_to_driver=False, configure_logging=False)
 
-    def run(self, tasks: Sequence[Any], config: Any) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Each video's records once its task ends. A Ctrl-C (in this thread, or thrown in by the caller while it
-        handled a record) cancels the videos under way and yields the records of those that had ended, then is
-        raised; a second one stops at once."""
+    def run(self, tasks: Sequence[Any], config: Any,
+            stop: threading.Event | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Each video's records once its task ends. A Ctrl-C (``stop`` set by the caller's SIGINT handler, a
+        ``KeyboardInterrupt`` in this thread, or one thrown in by the caller while it handled a record) cancels the
+        videos under way (their finished queries are lost: the resumed run asks them again) and yields the records
+        of those that had ended, then raises ``KeyboardInterrupt``; a second one stops at once."""
         ray = self.ray
         remote = ray.remote(num_cpus=self.num_cpus, max_retries=2)(_collect)
         cfg = ray.put(config)
@@ -343,31 +417,33 @@ class RayExecutor:
         try:
             while pending or ended or records:
                 try:
+                    if interrupted is None and stop is not None and stop.is_set():  # the caller's handler
+                        interrupted = KeyboardInterrupt()
                     if records:
                         item = records.popleft()
                         try:
                             yield item
                         except KeyboardInterrupt as exc:  # thrown in by the caller: a Ctrl-C while it wrote a record
-                            if interrupted is not None:
+                            if interrupted is not None or (stop is not None and stop.is_set()):  # the second
                                 raise
                             interrupted = exc
                     elif ended:
+                        ref = ended.pop(0)  # first: a Ctrl-C after the get must not take (yield) this video again
                         try:
-                            records.extend(ray.get(ended[0]))
+                            records.extend(ray.get(ref))
                         except Exception:
                             if interrupted is None:
                                 raise
                             # after a Ctrl-C a failed (or cancelled) video is the resumed run's
-                        ended.pop(0)
-                    elif interrupted is None:
-                        ended, pending = ray.wait(pending, num_returns=1)
+                    elif interrupted is None:  # timed when the caller's handler may set ``stop``: it raises nothing
+                        ended, pending = ray.wait(pending, num_returns=1, timeout=None if stop is None else 0.25)
                     else:  # after a Ctrl-C: the videos that ended already, without waiting for the others
                         ended, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
                         for ref in pending:
                             ray.cancel(ref)
                         pending = []
                 except KeyboardInterrupt as exc:
-                    if interrupted is not None:
+                    if interrupted is not None or (stop is not None and stop.is_set()):  # the second
                         raise
                     interrupted = exc
             if interrupted is not None:

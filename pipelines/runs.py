@@ -21,7 +21,12 @@ from __future__ import annotations
 
 import json
 import logging
+import contextlib
+import inspect
+import io
 import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -608,34 +613,45 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
             if on_result is not None:
                 on_result(record)
 
-        stream = executor.run(tasks, config)
+        ctrl_c = _CtrlC(executor)
+        try:
+            stream = executor.run(tasks, config, stop=ctrl_c.event) if ctrl_c.installed else executor.run(tasks, config)
+        except BaseException:
+            ctrl_c.restore()
+            raise
         writing: tuple[str, dict[str, Any]] | None = None  # the record being written
+        sizes: dict[str, int] | None = None  # the sinks' sizes before it
         try:
             try:
                 for kind, record in stream:
-                    sizes, counted = {"result": sink.size(), "video": vsink.size()}, ran
+                    sizes = None
                     writing = (kind, record)
+                    sizes, counted = {"result": sink.size(), "video": vsink.size()}, ran
                     take(kind, record)
                     writing = None
             except KeyboardInterrupt as exc:
                 # a Ctrl-C in the executor's stream: it wrote what had finished and what was under way before it
-                # raised; one while a record was written: that record is written (once), then what the executor
-                # has finished and finishes (a second Ctrl-C stops at once)
+                # raised; one while a record was written: that record is written (once); one here (while a record
+                # was written, or between two: only without our handler, or a second Ctrl-C): what the executor has
+                # finished and finishes is written too (a second Ctrl-C thrown in stops it at once)
                 if writing is not None:
                     kind, record = writing
-                    if (vsink if kind == "video" else sink).size() == sizes[kind]:  # its line was not written
+                    if sizes is None or (vsink if kind == "video" else sink).size() == sizes[kind]:  # not written
                         take(kind, record)
                     elif kind == "result" and ran == counted:  # its line was written, not counted
                         ran += 1
                         failed += record["status"] != "ok"
-                    _drain(stream, take)
-                raise RunInterrupted(out, saved=ran, done=already + ran,
-                                     total=sum(q.video in sources for q in ds)) from exc
+                _drain(stream, take)  # a stream that raised it is over already: nothing is taken
+                raise RunInterrupted(out, saved=ran, done=already + ran, total=sum(q.video in sources for q in ds),
+                                     abandoned=ctrl_c.count > 1) from exc
         finally:
-            tracker.close()
-            close = getattr(stream, "close", None)
-            if close is not None:  # the executor's workers begin nothing more, and its session closes
-                close()
+            try:
+                tracker.close()
+                close = getattr(stream, "close", None)
+                if close is not None:  # the executor's workers begin nothing more, and its session closes
+                    close()
+            finally:
+                ctrl_c.restore()
     summary = summarize(out, selected=len(ds), already=already, ran=ran, failed=failed, missing=missing,
                         seconds=time.perf_counter() - started, clip_gt=config.clip_gt)
     summary.dropped = list(ds.dropped)
@@ -652,11 +668,70 @@ def dropped_note(ds: Dataset, shown: int = 3) -> str:
 
 class RunInterrupted(KeyboardInterrupt):
     """A Ctrl-C stopped :func:`run_eval` once every result finished by then was written: ``saved`` results by this
-    invocation, ``done`` of the ``total`` queries that have an input in all; the same call resumes in ``out``."""
+    invocation, ``done`` of the ``total`` queries that have an input in all; the same call resumes in ``out``.
+    ``abandoned``: a second Ctrl-C stopped it at once, the queries under way not waited for (their calls lost)."""
 
-    def __init__(self, out: Path, *, saved: int, done: int, total: int):
-        super().__init__(f"interrupted: {saved} result(s) saved by this run, {done} of {total} queries done in {out}")
-        self.out, self.saved, self.done, self.total = out, saved, done, total
+    def __init__(self, out: Path, *, saved: int, done: int, total: int, abandoned: bool = False):
+        lost = "; stopped at once: the queries under way were not waited for" if abandoned else ""
+        super().__init__(f"interrupted: {saved} result(s) saved by this run, {done} of {total} queries done in {out}"
+                         + lost)
+        self.out, self.saved, self.done, self.total, self.abandoned = out, saved, done, total, abandoned
+
+
+class _CtrlC:
+    """While :func:`run_eval` runs in the main thread, a Ctrl-C (SIGINT) raises nothing: it sets ``event``, which the
+    executor polls (it begins nothing more, and yields what finishes), and says so at once; a
+    ``KeyboardInterrupt`` could otherwise land anywhere, e.g. between a record taken from the executor's queue and
+    its write, and drop it. The second Ctrl-C raises ``KeyboardInterrupt``: the run stops at once.
+
+    Installed only in place of Python's own handler, or of one that raises ``KeyboardInterrupt`` too and says so by
+    ``raises_keyboard_interrupt = True`` (the command line's, which also stops the frame streams; it is still run),
+    and only for an executor whose ``run`` takes ``stop``: otherwise a Ctrl-C is what it was."""
+
+    def __init__(self, executor: Any):
+        self.event, self.count, self.installed = threading.Event(), 0, False
+        self.previous: Any = None
+        if threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            takes_stop = "stop" in inspect.signature(executor.run).parameters
+        except (TypeError, ValueError):
+            takes_stop = False
+        previous = signal.getsignal(signal.SIGINT)
+        if takes_stop and (previous is signal.default_int_handler
+                           or getattr(previous, "raises_keyboard_interrupt", False)):
+            self.previous, self.installed = previous, True
+            signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.count > 1:
+            self.previous(signum, frame)  # the second: KeyboardInterrupt, here
+            raise KeyboardInterrupt
+        self.event.set()
+        said = io.StringIO()
+        if self.previous is not signal.default_int_handler:
+            try:
+                with contextlib.redirect_stderr(said):  # one line: what it says goes first in ours
+                    self.previous(signum, frame)  # e.g. the command line's: the workers' frame streams stop
+            except KeyboardInterrupt:
+                pass
+        head = "vidground: stopping: "
+        said_lines = said.getvalue().strip()
+        before = said_lines.removeprefix(head) + "; " if said_lines.startswith(head) and "\n" not in said_lines else ""
+        line = (("" if before or not said_lines else said_lines + "\n") + head + before
+                + "no query is begun, and every result finished is written before the run stops; a second Ctrl-C "
+                "stops at once, losing the calls under way\n")
+        try:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+        except RuntimeError:  # the main thread was inside a write to stderr (a progress bar): not re-entered
+            os.write(2, line.encode())
+
+    def restore(self) -> None:
+        if self.installed and signal.getsignal(signal.SIGINT) == self._handle:
+            signal.signal(signal.SIGINT, self.previous)
+        self.installed = False
 
 
 def _drain(stream: Any, take: Callable[..., None]) -> None:
