@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
+from concurrent.futures import CancelledError, Future, wait
 from typing import Any, Literal
 
 import prompts
@@ -220,7 +220,7 @@ class OpenAIDescriber(BaseDescriber):
 
     def _stream(self, frames: Iterable[Frame], query: str | None, out: StreamState) -> Iterator[FrameDescription]:
         text = self._text(query)
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="vidground-describe")
+        pool = _RequestPool(self.concurrency, "vidground-describe")
         handles: queue.SimpleQueue[Any] = queue.SimpleQueue()
         stopped = threading.Event()
         feeder = _Feeder(frames, 2 * self.concurrency,
@@ -245,6 +245,9 @@ class OpenAIDescriber(BaseDescriber):
                 _take_in_flight(handles, in_flight)
                 feeder.stop()
                 _take_in_flight(handles, in_flight)  # what the feeder submitted meanwhile (not sent: stopped)
+                if in_flight:
+                    log.info("%s: waiting for the %d request(s) in flight, paid: their answers are kept (a second "
+                             "Ctrl-C stops at once)", self.name, len(in_flight))
                 wait(in_flight)  # a second Ctrl-C here ends the wait at once
                 waited = True
             finally:  # every answer that came, in frame order: paid, so kept for the cache
@@ -257,6 +260,66 @@ class OpenAIDescriber(BaseDescriber):
                             log.debug("%s: a request in flight at the stream's end gave no description: %s",
                                       self.name, exc)
                 pool.shutdown(wait=waited, cancel_futures=True)
+
+
+class _RequestPool:
+    """``concurrency`` threads that run the stream's requests, as a ``ThreadPoolExecutor`` would, but as daemon
+    threads: the stream waits for them (``shutdown(wait=True)``) except after a second Ctrl-C, which leaves the
+    requests still under way behind, and the process may then exit without joining them (Python joins every
+    ``ThreadPoolExecutor`` thread at exit: a hanging request held the interrupted command open until it ended)."""
+
+    def __init__(self, workers: int, name: str):
+        self._workers = workers
+        self._name = name
+        self._work: queue.SimpleQueue[tuple[Future, Callable[..., Any], tuple] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._shut = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        with self._lock:
+            if self._shut:
+                raise RuntimeError("cannot schedule new requests after the stream ended")
+            self._work.put((future, fn, args))
+            if len(self._threads) < self._workers:
+                thread = threading.Thread(target=self._run, name=f"{self._name}_{len(self._threads)}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+        return future
+
+    def _run(self) -> None:
+        while (item := self._work.get()) is not None:
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+            del item, future  # not kept alive while the thread waits for the next request
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """No more requests; with ``cancel_futures`` those not begun are cancelled; with ``wait`` the threads are
+        joined once the requests under way end."""
+        with self._lock:
+            self._shut = True
+            threads = list(self._threads)
+        if cancel_futures:
+            while True:
+                try:
+                    item = self._work.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[0].cancel()
+        for _ in threads:
+            self._work.put(None)
+        if wait:
+            for thread in threads:
+                thread.join()
 
 
 def _take_in_flight(handles: queue.SimpleQueue[Any], in_flight: list[Future]) -> None:

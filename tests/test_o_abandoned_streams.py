@@ -16,6 +16,7 @@ wait began when the reader let go, the requests the server received, the threads
 from __future__ import annotations
 
 import gc
+import signal
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -191,3 +192,62 @@ def test_the_query_aware_path_closes_a_stream_that_something_else_still_holds(tm
     assert kept.closed == 1
     assert cached.calls == N
     assert cached.cache.count() == 0  # the aware path stores nothing
+
+
+def test_a_second_ctrl_c_during_describe_exits_without_waiting_for_the_requests_still_held(tmp_path):
+    """``vidground describe`` with two request slots held by the server: the first SIGINT waits for them, the
+    second ends that wait, and the process exits while they are still held, having stored the five answered
+    before. HEAD ended the wait too but exited only when the held requests ended (Python joins every
+    ThreadPoolExecutor thread at exit): the reviewer's repro exited 21 s after the first SIGINT."""
+    import os
+    import subprocess
+    import sys
+
+    from _helpers_eval import render_toy_videos
+
+    video = render_toy_videos(tmp_path / "videos", ["v"], n_frames=30, fps=10.0) / "v.mp4"
+    gate, lock, arrived, late = threading.Event(), threading.Lock(), [0], []
+
+    def respond(req):
+        with lock:
+            arrived[0] += 1
+            k = arrived[0]
+        if k > 5:
+            gate.wait(60)  # held until the test ends
+            late.append(k)
+        return Reply.chat(f"frame {k}")
+
+    with FakeOpenAIServer(respond) as server:
+        env = {**os.environ, "OPENAI_API_KEY": "sk-test"}
+        env.pop("VIDGROUND_CACHE", None)
+        cmd = [sys.executable, "-c", "import sys; from pipelines.cli import main; sys.exit(main())", "describe",
+               str(video), "--describer", "openai:test-model", "--base-url", server.base_url,
+               "--describer-opt", "concurrency=3", "--describer-opt", "prices=false", "--fps", "10",
+               "--cache", str(tmp_path / "c.sqlite"), "-o", str(tmp_path / "o.jsonl"), "--verbose"]
+        p = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            assert until(lambda: len(server.requests) == 5 + 3)  # five answered, one held in each slot
+            p.send_signal(signal.SIGINT)
+            # the second only once the stream waits (two at once are one Ctrl-C: the second's KeyboardInterrupt
+            # is raised inside the first's handler)
+            seen = []
+            for line in p.stderr:
+                seen.append(line)
+                if "request(s) in flight, paid" in line:
+                    break
+            heard = "".join(seen)
+            assert "request(s) in flight, paid" in heard, heard
+            p.send_signal(signal.SIGINT)
+            try:
+                code = p.wait(30)
+            except subprocess.TimeoutExpired:
+                code = None
+            err = heard + (p.stderr.read() if code is not None else "")
+            assert code == 130 and not gate.is_set() and late == [], err  # exited; the three still held
+            assert "5 new description(s) stored by this command" in err
+            assert DescriptionCache(tmp_path / "c.sqlite").count() == 5
+        finally:
+            gate.set()
+            p.kill()
+            p.wait()
+            p.stderr.close()
