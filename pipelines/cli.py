@@ -695,7 +695,8 @@ def _on_interrupt(signum: int, frame: Any) -> None:
     hang."""
     sampling = sys.modules.get("frame_describer.sampling")
     if sampling is not None and not sampling.INTERRUPTED.is_set():
-        print("vidground: stopping: the frames being described finish first and are kept", file=sys.stderr)
+        print("vidground: stopping: the frames being described finish first and are kept (a second Ctrl-C stops "
+              "at once: the answers still in flight are then lost, though paid)", file=sys.stderr)
     _stop_streams(True)
     raise KeyboardInterrupt
 
