@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="the seeded halves of the constituent videos to run: choose settings on dev, report on "
                          "report (default both)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="a search setting for every strategy (coarse, regions, margin, rounds, zoom), e.g. --set regions=5")
+                    help="a search setting for every strategy (coarse, regions, explore, margin, rounds, zoom), e.g. --set regions=5")
     ap.add_argument("--jobs", type=int, default=1, metavar="N",
                     help="run the (half, length) row sets in N processes (default 1); the figures are the same, the "
                          "reasoner's timings are measured beside one another")
@@ -347,8 +347,8 @@ def _overrides(ap: argparse.ArgumentParser, items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or key not in ("coarse", "regions", "margin", "rounds", "zoom"):
-            ap.error(f"--set takes coarse=, regions=, margin=, rounds= or zoom=, got {item!r}")
+        if not sep or key not in ("coarse", "regions", "explore", "margin", "rounds", "zoom"):
+            ap.error(f"--set takes coarse=, regions=, explore=, margin=, rounds= or zoom=, got {item!r}")
         try:
             out[key] = None if value.lower() == "none" else float(value) if key == "margin" else int(value)
         except ValueError:

@@ -3,7 +3,8 @@
 Describing every frame of an hour-long video is thousands of model calls before the first query, yet
 most of that video is far from any moment a query asks about. :func:`coarse_to_fine` describes a sparse
 pass first (every ``coarse`` frames of the dense grid), lets the reasoner name its candidate regions
-(its intervals, best first, with their scores), describes the grid around them (sparser first, denser
+(its intervals, best first, with their scores; with a reasoner that scores single frames, also the frames that
+match best outside them, ``explore``), describes the grid around them (sparser first, denser
 each round), grounds again on everything described so far (each description held at the grid times
 nearest its frame, :func:`held_transcript`, so the reasoner sees the grid's time base), and repeats
 while that adds frames: it stops when the candidates are already dense (``converged``), when the
@@ -33,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from temporal_reasoner import Transcript
 from vidground.errors import ConfigurationError, InputError
-from vidground.types import FrameDescription, GroundingResult, Usage
+from vidground.types import FrameDescription, GroundingResult, Interval, Usage
 
 STRATEGIES = ("uniform", "coarse-to-fine")
 
@@ -60,7 +61,10 @@ class Search(BaseModel):
     the list a calls budget cuts, each in time order), so a budget that runs out during one keeps the best
     candidate's frames; frames it left undescribed are not listed in ``frames``.
     ``coarse`` is the sparse pass's stride in grid frames (``None``: adaptive, see :func:`coarse_stride`);
-    ``regions`` how many of the reasoner's candidates are refined per round, ``margin`` how far around
+    ``regions`` how many candidates are refined per round, of which ``explore`` (at most ``regions - 1``) are the
+    single frames described so far that match the query best outside the reasoner's own candidates
+    (:func:`best_frames`; with a reasoner that scores frames, ``entry_scores``, as the embedding reasoners do;
+    others give all ``regions`` to their own candidates), ``margin`` how far around
     each (seconds; ``None``: half the coarse pass's spacing, the furthest a moment's edge can lie from the
     nearest sparse frame), ``rounds`` the most refinement rounds. ``zoom`` refines round by round: each
     round describes the candidates at ``zoom`` times the previous round's density (every 4th grid frame,
@@ -85,6 +89,7 @@ class Search(BaseModel):
     budget_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     coarse: int | None = Field(default=None, ge=1)
     regions: int = Field(default=5, ge=1)
+    explore: int = Field(default=2, ge=0)
     margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     rounds: int = Field(default=4, ge=0)
     zoom: int | None = Field(default=2, ge=2)
@@ -327,9 +332,10 @@ def coarse_to_fine(
         reasons: dict[int, tuple[int, str]] = {}
         for rank, iv in ranked:
             score = "" if iv.score is None else f" score {iv.score:.3g}"
+            kind = "best frame" if kinds.get(rank) else "candidate"
             for i in _between(grid, iv.start - margin, iv.end + margin):
                 if (i - first) % step == 0 and i not in asked and i not in reasons:
-                    reasons[i] = (rank, f"candidate {rank} [{iv.start:.1f}-{iv.end:.1f}]{score}{note}")
+                    reasons[i] = (rank, f"{kind} {rank} [{iv.start:.1f}-{iv.end:.1f}]{score}{note}")
         return reasons
 
     def ground() -> GroundingResult:
@@ -388,6 +394,7 @@ def coarse_to_fine(
     budgeted = search.budget is not None or search.budget_seconds is not None
     # rounds past the planned ones go on only while each pays for a frame, and at most this many ground again
     extra_left = math.ceil((search.budget if search.budget is not None else n) / search.regions)
+    kinds: dict[int, str] = {}  # the ranks of a round's candidates that are best frames, not the reasoner's
     round_no = 0
     while True:
         round_no += 1
@@ -404,7 +411,13 @@ def coarse_to_fine(
             out.warnings.append("the reasoner named no candidate region; the answer rests on the sparse pass")
             break
         step = 1 if search.zoom is None else max(1, stride // search.zoom ** round_no)
+        explore = min(search.explore, search.regions - 1)  # the reasoner's best candidate is always refined
+        own = search.regions - explore
+        frames = best_frames(reasoner, query, described.values(), candidates[:own], explore, margin, half, duration)
+        candidates = _with_frames(candidates, frames, own)
+        picked = {id(iv) for iv in frames}
         ranked = list(enumerate(candidates, 1))
+        kinds = {rank: "frame" for rank, iv in ranked if id(iv) in picked}
         reasons = wanted_around(ranked[:search.regions], step, " (budget left)" if extra else "")
         if not reasons and step == 1 and budgeted:  # the best candidates are dense: on to the next-best ones
             taken = 0
@@ -448,6 +461,45 @@ def coarse_to_fine(
     out.descriptions = sorted(described.values(), key=lambda d: d.t)
     out.seconds = clock() - started
     return out, stride
+
+
+def best_frames(reasoner: Any, query: str, descriptions: Iterable[FrameDescription], taken: Sequence[Interval],
+                k: int, margin: float, half: float, duration: float) -> list[Interval]:
+    """Up to ``k`` single frames among ``descriptions`` that match ``query`` best by the reasoner's own score of each
+    frame (``entry_scores``), each outside the ``taken`` candidates and the frames picked before it by more than
+    ``margin``, as intervals ``half`` either side of the frame, best first; none when the reasoner does not score
+    frames (a chat reasoner).
+
+    A reasoner's candidates are its answers: segments ranked by their area above a level, so a distractor where
+    several sparse frames match fairly well outranks the moment whose one sparse frame matches best. On the dev half
+    of ``benchmarks/long_videos.py`` (2 h, 15% of the calls, two assemblies, 263 queries dense answers), a sparse
+    frame within 8 s of the moment was among the 3 best-scoring frames for 219 of them and among the reasoner's 3
+    best candidates for 200; refining 2 such frames a round besides 3 of the reasoner's candidates found 249 of
+    the queries against 239."""
+    scores_of = getattr(reasoner, "entry_scores", None)
+    descs = sorted(descriptions, key=lambda d: d.t)
+    if k <= 0 or not callable(scores_of) or not descs:
+        return []
+    transcript = Transcript.from_descriptions(descs, duration=max(duration, descs[-1].t))
+    scores = scores_of(query, transcript)
+    frames = sorted(((float(scores[j]), t) for j, e in enumerate(transcript.entries) for t in e.times),
+                    key=lambda st: (-st[0], st[1]))
+    chosen: list[Interval] = []
+    for score, t in frames:
+        if len(chosen) == k:
+            break
+        if any(iv.start - margin <= t <= iv.end + margin for iv in (*taken, *chosen)):
+            continue
+        chosen.append(Interval(start=round(max(0.0, t - half), 3), end=round(t + half, 3), score=round(score, 5)))
+    return chosen
+
+
+def _with_frames(candidates: Sequence[Interval], frames: Sequence[Interval], own: int) -> list[Interval]:
+    """The reasoner's first ``own`` candidates and the best ``frames`` in turn (the reasoner's best first), then the
+    reasoner's other candidates, each once."""
+    head = list(candidates[:own])
+    mixed = [iv for k in range(max(len(head), len(frames))) for iv in (head[k:k + 1] + list(frames[k:k + 1]))]
+    return mixed + list(candidates[own:])
 
 
 def in_flight_of(describer: Any) -> int:
