@@ -332,10 +332,10 @@ def coarse_to_fine(
         reasons: dict[int, tuple[int, str]] = {}
         for rank, iv in ranked:
             score = "" if iv.score is None else f" score {iv.score:.3g}"
-            kind = "best frame" if kinds.get(rank) else "candidate"
+            name = kinds.get(rank, f"candidate {rank}")  # the reasoner's own rank, or the best frame's
             for i in _between(grid, iv.start - margin, iv.end + margin):
                 if (i - first) % step == 0 and i not in asked and i not in reasons:
-                    reasons[i] = (rank, f"{kind} {rank} [{iv.start:.1f}-{iv.end:.1f}]{score}{note}")
+                    reasons[i] = (rank, f"{name} [{iv.start:.1f}-{iv.end:.1f}]{score}{note}")
         return reasons
 
     def ground() -> GroundingResult:
@@ -394,7 +394,7 @@ def coarse_to_fine(
     budgeted = search.budget is not None or search.budget_seconds is not None
     # rounds past the planned ones go on only while each pays for a frame, and at most this many ground again
     extra_left = math.ceil((search.budget if search.budget is not None else n) / search.regions)
-    kinds: dict[int, str] = {}  # the ranks of a round's candidates that are best frames, not the reasoner's
+    kinds: dict[int, str] = {}  # what each rank of a round's list is: "candidate k" (the reasoner's k-th), "best frame k"
     round_no = 0
     while True:
         round_no += 1
@@ -414,10 +414,11 @@ def coarse_to_fine(
         explore = min(search.explore, search.regions - 1)  # the reasoner's best candidate is always refined
         own = search.regions - explore
         frames = best_frames(reasoner, query, described.values(), candidates[:own], explore, margin, half, duration)
+        names = {id(iv): f"candidate {k}" for k, iv in enumerate(candidates, 1)}
+        names.update({id(iv): f"best frame {k}" for k, iv in enumerate(frames, 1)})
         candidates = _with_frames(candidates, frames, own)
-        picked = {id(iv) for iv in frames}
         ranked = list(enumerate(candidates, 1))
-        kinds = {rank: "frame" for rank, iv in ranked if id(iv) in picked}
+        kinds = {rank: names[id(iv)] for rank, iv in ranked}
         reasons = wanted_around(ranked[:search.regions], step, " (budget left)" if extra else "")
         if not reasons and step == 1 and budgeted:  # the best candidates are dense: on to the next-best ones
             taken = 0
@@ -478,7 +479,7 @@ def best_frames(reasoner: Any, query: str, descriptions: Iterable[FrameDescripti
     the queries against 239."""
     scores_of = getattr(reasoner, "entry_scores", None)
     descs = sorted(descriptions, key=lambda d: d.t)
-    if k <= 0 or not callable(scores_of) or not descs:
+    if k <= 0 or half <= 0 or not callable(scores_of) or not descs:  # half 0: a grid of one frame, nothing to refine
         return []
     transcript = Transcript.from_descriptions(descs, duration=max(duration, descs[-1].t))
     scores = scores_of(query, transcript)

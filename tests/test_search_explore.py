@@ -110,3 +110,27 @@ def test_the_reasoners_candidates_and_the_frames_alternate_each_once():
     assert _with_frames(c, f[:2], 3) == [c[0], f[0], c[1], f[1], c[2], c[3], c[4]]
     assert _with_frames(c[:1], f[:2], 3) == [c[0], f[0], f[1]]
     assert _with_frames(c, [], 3) == c
+
+
+def test_the_record_names_the_reasoners_own_rank_and_each_best_frame():
+    frames = search(Longest(), explore=1)
+    names = {f[2].split(" [")[0] for f in frames if f[1] == 1}
+    # the mixed list is: the reasoner's 1st, the best frame, the reasoner's 2nd (its 3rd gave way)
+    assert names == {"candidate 1", "best frame 1", "candidate 2"}
+    # "candidate 2" is the reasoner's 2nd (the sits from 200 s, held from 193 s), though 3rd in the round's list
+    assert {f[2].split(" score")[0] for f in frames if f[1] == 1 and f[2].startswith("candidate 2")} == \
+        {"candidate 2 [193.0-257.0]"}
+
+
+def test_a_grid_of_one_frame_has_no_best_frame_to_refine():
+    class Elsewhere(Longest):  # a candidate that does not hold the only frame
+        def ground(self, query, transcript):
+            return GroundingResult(query=query, duration=transcript.duration,
+                                   intervals=[Interval(start=0.0, end=1.0)])
+
+    one = [FrameDescription(t=5.0, text="a dog jumps")]
+    replay = ReplayDescriber(one, duration=10.0)
+    out, _ = coarse_to_fine("the dog jumps", Elsewhere(), lambda ts: replay.describe(timeline_frames(ts)),
+                            [5.0], 10.0, Search(strategy="coarse-to-fine", explore=2))
+    assert [d.t for d in out.descriptions] == [5.0]
+    assert best_frames(Longest(), "q", one, [], 2, 5.0, 0.0, 10.0) == []
