@@ -197,13 +197,15 @@ def test_a_sigint_during_describe_keeps_the_answers_in_flight_and_says_how_many(
         assert main(argv) == 130
         err = capsys.readouterr().err
         sent = len(server.requests)
-        assert sent == 7
+        # 7 are out when the SIGINT comes; on a busy machine the feeder may begin one more before the stop reaches
+        # it: whatever was sent is paid, and every one of them must be cached and counted
+        assert 7 <= sent <= 7 + 3
         assert DescriptionCache(cache).count() == sent
         assert "vidground: stopping: the frames being described finish first and are kept" in err
-        assert f"kept in the description cache {cache} (7 new description(s) stored by this command)" in err
+        assert f"kept in the description cache {cache} ({sent} new description(s) stored by this command)" in err
         server.responder = lambda req: Reply.chat("a frame")
         assert main(argv) == 0
-        assert len(server.requests) - sent == 30 - 7
+        assert len(server.requests) - sent == 30 - sent
         assert "wrote 30 descriptions" in capsys.readouterr().err
 
 
@@ -223,9 +225,9 @@ def test_a_sigint_during_a_session_describe_with_skip_and_motion_keeps_them_too(
 
         with session() as s, pytest.raises(KeyboardInterrupt):
             s.describe(video)
-        sent = len(server.requests)
-        assert sent == 7 and DescriptionCache(tmp_path / "c.sqlite").count() == sent
+        sent = len(server.requests)  # 7, or one more begun before the stop reached the feeder on a busy machine
+        assert 7 <= sent <= 7 + 3 and DescriptionCache(tmp_path / "c.sqlite").count() == sent
         server.responder = lambda req: Reply.chat("a frame")
         with session() as s:
             assert len(s.describe(video).descriptions) == 30
-        assert len(server.requests) - sent == 30 - 7
+        assert len(server.requests) - sent == 30 - sent
