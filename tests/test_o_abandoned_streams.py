@@ -16,6 +16,7 @@ wait began when the reader let go, the requests the server received, the threads
 from __future__ import annotations
 
 import gc
+import queue
 import signal
 import threading
 import weakref
@@ -224,14 +225,32 @@ def test_a_second_ctrl_c_during_describe_exits_without_waiting_for_the_requests_
                str(video), "--describer", "openai:test-model", "--base-url", server.base_url,
                "--describer-opt", "concurrency=3", "--describer-opt", "prices=false", "--fps", "10",
                "--cache", str(tmp_path / "c.sqlite"), "-o", str(tmp_path / "o.jsonl"), "--verbose"]
-        p = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+        # SIGINT at its default in the child, whatever this process inherited (a background job's is ignored, and
+        # the command line keeps an ignored SIGINT ignored: the test would wait for a line that never comes)
+        p = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        lines: "queue.Queue[str | None]" = queue.Queue()
+
+        def read() -> None:
+            for line in p.stderr:
+                lines.put(line)
+            lines.put(None)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
         try:
             assert until(lambda: len(server.requests) == 5 + 3)  # five answered, one held in each slot
             p.send_signal(signal.SIGINT)
             # the second only once the stream waits (two at once are one Ctrl-C: the second's KeyboardInterrupt
             # is raised inside the first's handler)
             seen = []
-            for line in p.stderr:
+            while True:
+                try:
+                    line = lines.get(timeout=60)  # a bound, not a timing assertion: the line comes in well under 1 s
+                except queue.Empty:
+                    break
+                if line is None:
+                    break
                 seen.append(line)
                 if "request(s) in flight, paid" in line:
                     break
@@ -242,7 +261,12 @@ def test_a_second_ctrl_c_during_describe_exits_without_waiting_for_the_requests_
                 code = p.wait(30)
             except subprocess.TimeoutExpired:
                 code = None
-            err = heard + (p.stderr.read() if code is not None else "")
+            if code is not None:
+                reader.join(10)
+            rest = []
+            while not lines.empty():
+                rest.append(lines.get() or "")
+            err = heard + "".join(rest)
             assert code == 130 and not gate.is_set() and late == [], err  # exited; the three still held
             assert "5 new description(s) stored by this command" in err
             assert DescriptionCache(tmp_path / "c.sqlite").count() == 5
@@ -250,4 +274,5 @@ def test_a_second_ctrl_c_during_describe_exits_without_waiting_for_the_requests_
             gate.set()
             p.kill()
             p.wait()
+            reader.join(10)
             p.stderr.close()
