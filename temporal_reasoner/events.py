@@ -434,6 +434,15 @@ def fitting_chunk_entries(transcript: Transcript, count_tokens: Any, budget: int
         worst = max(range(len(costs)), key=costs.__getitem__)
         if costs[worst] > budget:
             e = transcript.entries[worst]
+            # the same span with a one-word text: when even that does not fit, no video's events can, a setting
+            # (the context, max_tokens) not this video's descriptions is wrong, and every video would be described
+            # for nothing
+            one = transcript.model_copy(update={"entries": [e.model_copy(update={"text": "x"})]})
+            least = cost(one, 1)
+            if least > budget:
+                raise ConfigurationError(
+                    f"the model's context leaves {budget} tokens for an events prompt, but one with a single one-word "
+                    f"span takes {least}: use a larger context (n_ctx or context_tokens) or a smaller max_tokens")
             raise SpanTooLongError(
                 f"span {worst + 1} of {len(costs)} of the transcript ({e.start:g}-{e.end:g} s, {len(e.text)} "
                 f"characters) is too long for the model's context: its events prompt and re-ask are {costs[worst]} tokens, "

@@ -297,3 +297,13 @@ def test_time_style_flag_and_reasoner_opt_resume_each_others_runs(tmp_path, caps
     config["reasoner_options"]["time_style"] = "tokens"  # a run recorded before: resumed as well
     (root / "run" / "config.json").write_text(json.dumps(config))
     assert main([*base, "--time-style", "tokens"]) == 0, capsys.readouterr().err
+
+
+def test_a_context_too_small_for_any_events_prompt_is_a_setting_error_not_each_videos(openai_server):
+    """With context_tokens=1500 and max_tokens=512 (accepted: above 2*max_tokens+256), an events prompt of one
+    one-word span did not fit either: each video failed alone as if its descriptions were too long, after paying
+    to describe it; the run went on through every video (review of 12f765d)."""
+    t = Transcript.from_descriptions([FrameDescription(t=float(i), text="a dog") for i in range(4)], merge=False)
+    with pytest.raises(ConfigurationError, match=r"single one-word span takes \d+: use a larger context") as info:
+        openai(openai_server, context_tokens=1500, max_tokens=512).events(t)
+    assert not isinstance(info.value, SpanTooLongError) and openai_server.requests == []
