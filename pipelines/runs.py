@@ -715,7 +715,8 @@ class _CtrlC:
                 with contextlib.redirect_stderr(said):  # one line: what it says goes first in ours
                     self.previous(signum, frame)  # e.g. the command line's: the workers' frame streams stop
             except KeyboardInterrupt:
-                pass
+                if self.count > 1:  # a second Ctrl-C came while that handler ran: it stops at once, as any second
+                    raise
         head = "vidground: stopping: "
         said_lines = said.getvalue().strip()
         before = said_lines.removeprefix(head) + "; " if said_lines.startswith(head) and "\n" not in said_lines else ""
