@@ -81,6 +81,17 @@ def stored_in_process() -> int:
     return _stored
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Undo the transaction open on ``conn``, if one is: a Ctrl-C that lands just after COMMIT (or before BEGIN took)
+    leaves none, and a ROLLBACK then raised OperationalError ("no transaction is active") over the interrupt, which
+    the command line reported as an internal error (exit 1, not 130)."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:  # the interrupt or error being raised is what the caller must see
+            pass
+
+
 def _ms(t: float) -> int:
     return int(round(float(t) * 1000))
 
@@ -161,7 +172,7 @@ class DescriptionCache:
                     conn.execute("UPDATE settings SET payload=? WHERE settings_key=?", (clean, key))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
 
     def _retry_locked(self, work: Any) -> Any:
@@ -225,7 +236,7 @@ class DescriptionCache:
                                  "LIMIT ?)", (rows - self.MAX_PLANS * 3 // 4,))
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
 
         self._retry_locked(work)
@@ -249,8 +260,9 @@ class DescriptionCache:
         if not rows:
             return 0
         conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        committed, new = False, None
+        try:  # BEGIN inside: an interrupt just after it must not leave the transaction open on this connection
+            conn.execute("BEGIN IMMEDIATE")
             before = conn.total_changes
             conn.executemany("INSERT OR IGNORE INTO descriptions (fingerprint, settings_key, t_ms, payload) "
                              "VALUES (?, ?, ?, ?)", rows)
@@ -260,15 +272,22 @@ class DescriptionCache:
             conn.executemany("DELETE FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
                              [r[:3] for r in rows])
             conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
+            committed = True
+            self._count(new)
+        except BaseException as exc:
+            if not committed and new is not None and not conn.in_transaction and not isinstance(exc, sqlite3.Error):
+                self._count(new)  # an interrupt just after COMMIT: the rows are in (only COMMIT ends it without error)
+            elif not committed:
+                _rollback(conn)
             raise
+        return new
+
+    def _count(self, new: int) -> None:
         global _stored
         with self._lock:
             self.stored += new
         with _stored_lock:
             _stored += new
-        return new
 
     def claim(self, fingerprint: str, key: str, t: float, owner: str, ttl: float) -> str | None:
         """Claim the frame at ``t`` for ``owner`` for ``ttl`` seconds: ``None`` when the claim is ours (new,
@@ -289,7 +308,7 @@ class DescriptionCache:
                 conn.execute("COMMIT")
                 return None
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
 
         return self._retry_locked(work)
