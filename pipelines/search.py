@@ -63,7 +63,7 @@ class Search(BaseModel):
     ``coarse`` is the sparse pass's stride in grid frames (``None``: adaptive, see :func:`coarse_stride`);
     ``regions`` how many candidates are refined per round, of which ``explore`` (at most ``regions - 1``) are the
     single frames described so far that match the query best outside the reasoner's own candidates
-    (:func:`best_frames`; with a reasoner that scores frames, ``entry_scores``, as the embedding reasoners do;
+    (:func:`best_frames`; with a reasoner that scores frames, ``entry_scores``, as the ``embedding`` reasoner does;
     others give all ``regions`` to their own candidates), ``margin`` how far around
     each (seconds; ``None``: half the coarse pass's spacing, the furthest a moment's edge can lie from the
     nearest sparse frame), ``rounds`` the most refinement rounds. ``zoom`` refines round by round: each
@@ -332,7 +332,7 @@ def coarse_to_fine(
         reasons: dict[int, tuple[int, str]] = {}
         for rank, iv in ranked:
             score = "" if iv.score is None else f" score {iv.score:.3g}"
-            name = kinds.get(rank, f"candidate {rank}")  # the reasoner's own rank, or the best frame's
+            name = kinds[rank]  # the reasoner's own rank, or the best frame's
             for i in _between(grid, iv.start - margin, iv.end + margin):
                 if (i - first) % step == 0 and i not in asked and i not in reasons:
                     reasons[i] = (rank, f"{name} [{iv.start:.1f}-{iv.end:.1f}]{score}{note}")
