@@ -354,10 +354,10 @@ class LocalExecutor:
                 for t in workers if wait else ():
                     if t.is_alive():
                         t.join()
-            finally:
-                with close_lock:
+            finally:  # a Ctrl-C that ends the wait above (e.g. the caller's code raised, and the run closes us) ends
+                with close_lock:  # it before the workers did: the session is then the last one's to close
                     handed_over = True
-                    now = wait or running == 0
+                    now = running == 0
                 if now:
                     close_session()
 
