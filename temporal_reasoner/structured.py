@@ -11,7 +11,8 @@ live in :mod:`temporal_reasoner.parsing` and are re-exported here.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ from vidground.errors import (
     IncompleteOutputError,
     OutputValidationError,
     ProviderError,
+    VidgroundError,
 )
 from vidground.types import Usage
 
@@ -144,9 +146,26 @@ class ContextOverflowError(ProviderError):
     """A prompt and its reply do not fit the model's context (raised by the local reasoners before generating)."""
 
 
-#: How a server says a request does not fit its context (OpenAI, vLLM, llama.cpp's server).
-_NAMES_CONTEXT = re.compile(r"context[ _](length|size|window)|maximum context|too many tokens|prompt is too long|"
-                            r"exceeds? the (available|maximum)", re.I)
+#: How a server says a request does not fit its context: each alternative is one server's phrasing, so a 400
+#: about something else (a parameter whose message says "length", "maximum" or "tokens") is not taken for one.
+_NAMES_CONTEXT = re.compile("|".join((
+    # OpenAI and vLLM: "This model's maximum context length is 4096 tokens. However, you requested ..." (vLLM
+    # says it too when max_tokens does not fit beside the prompt); OpenAI's code for it; OpenAI's newer wording
+    r"maximum context length is \d+", r"context_length_exceeded", r"exceeds the context window",
+    # vLLM's V1 engine: "The decoder prompt (length 5000) is longer than the maximum model length of 4096"
+    r"longer than the maximum model length",
+    # llama.cpp's server: "request (4476 tokens) exceeds the available context size (4096 tokens)", older
+    # builds "the request exceeds the available context size, try increasing it"; its error type
+    r"exceeds the available context size", r"exceed_context_size_error",
+    # Ollama: "the input length exceeds the context length", "input exceeds maximum context length"
+    r"exceeds (the )?(maximum )?context length",
+    # LM Studio: "Trying to keep the first N tokens when context the overflows. However, the model is loaded
+    # with context length of only M tokens, which is not enough", its MLX engine's "Context size has been
+    # exceeded", and "Reached context length of N tokens with model ... that does not currently support
+    # mid-generation context overflow"; its llama.cpp engine's "Cannot truncate prompt with n_keep (N) >= n_ctx (M)"
+    r"when context the overflows", r"loaded with context length of only", r"context size has been exceeded",
+    r"reached context length of \d+ tokens", r"cannot truncate prompt with n_keep",
+)), re.I)
 
 
 def is_context_overflow(exc: ProviderError) -> bool:
@@ -216,6 +235,21 @@ def _ask(chat: ChatFn, messages: list[dict[str, Any]], ladder: list[str], refuse
 
 
 T = TypeVar("T")
+
+
+@contextmanager
+def keep_paid(paid: Callable[[], Usage]) -> Iterator[None]:
+    """A :class:`VidgroundError` escaping the block (a :class:`ProviderError` on a re-ask, on a chunk after others
+    answered, from a fallback) carries the usage ``paid()`` gives then, the requests answered before it that its
+    raiser did not count, added to any it carries: what was paid on the way to an error is not lost (an eval counts
+    a failed query's, :mod:`pipelines.executors`). Wrap only what does not itself raise with ``paid()``'s usage."""
+    try:
+        yield
+    except VidgroundError as exc:
+        spent = paid()
+        if not spent.is_empty():
+            exc.usage = spent + exc.usage if isinstance(exc.usage, Usage) else spent
+        raise
 
 
 def resolve_fallback(fallback: Any) -> Any:
@@ -352,7 +386,8 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
                 {"role": "user", "content": reask_message(str(exc), transcript, tf)}]
             raise
 
-    parsed, failure = reask_until_valid(attempt_once, max_attempts)
+    with keep_paid(lambda: usage):
+        parsed, failure = reask_until_valid(attempt_once, max_attempts)
 
     info = {**(settings or {}), "attempts": len(raws), "response_format": used[-1] if used else None,
             "max_intervals": max_intervals, "time_style": tf.spec, "prompts": prompt_hashes(tf)}
@@ -363,10 +398,12 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
                                warnings=[f"attempt {i + 1} rejected: {e}" for i, e in enumerate(errors)]
                                + parsed.warnings, raw=raws[-1] if len(raws) == 1 else raws)
     summary = f"{reasoner_name}: no usable answer after {len(raws)} attempt(s); last error: {errors[-1]}"
-    fallback = resolve_fallback(fallback)
+    with keep_paid(lambda: usage):
+        fallback = resolve_fallback(fallback)
+        if fallback is not None:
+            result = fallback.ground(query, transcript)
     if fallback is None:
         raise failure(summary, raw_outputs=raws, errors=errors, attempts=len(raws), usage=usage)
-    result = fallback.ground(query, transcript)
     fb_usage = result.usage.get("reason")
     return result.model_copy(update={
         "reasoner": reasoner_name,
@@ -381,7 +418,7 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
 
 __all__ = [
     "INTERVALS_SCHEMA", "RESPONSE_FORMATS", "FormatName", "ChatReply", "ChatFn", "ParsedReply", "ReplyError",
-    "ResponseFormatRefused", "build_messages", "extract_json", "intervals_schema", "is_format_refusal",
+    "ResponseFormatRefused", "build_messages", "keep_paid", "extract_json", "intervals_schema", "is_format_refusal",
     "lazy_fallback", "check_fallback", "fallback_answered", "ContextOverflowError", "is_context_overflow", "ask_or_overflow",
     "ReaskOverflow", "parse_reply", "parse_reply_detailed", "prompt_hashes", "reask_message", "resolve_fallback",
     "response_format", "run_structured",
