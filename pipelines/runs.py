@@ -641,7 +641,10 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
                     elif kind == "result" and ran == counted:  # its line was written, not counted
                         ran += 1
                         failed += record["status"] != "ok"
-                _drain(stream, take)  # a stream that raised it is over already: nothing is taken
+                # after one Ctrl-C (our handler's: it raised nothing, so this came from the caller's code, e.g. a
+                # run_eval nested in on_result that the same Ctrl-C stopped) the stream was told by ``stop``: it is
+                # read on, not told again (that would stop it at once, as a second Ctrl-C does)
+                _drain(stream, take, told=ctrl_c.installed and ctrl_c.count == 1)
                 raise RunInterrupted(out, saved=ran, done=already + ran, total=sum(q.video in sources for q in ds),
                                      abandoned=ctrl_c.count > 1) from exc
         finally:
@@ -686,10 +689,11 @@ class _CtrlC:
 
     Installed only in place of Python's own handler, or of one that raises ``KeyboardInterrupt`` too and says so by
     ``raises_keyboard_interrupt = True`` (the command line's, which also stops the frame streams; it is still run),
-    and only for an executor whose ``run`` takes ``stop``: otherwise a Ctrl-C is what it was."""
+    or in place of another run's (a run_eval nested in it: both stop, their line said once), and only for an executor
+    whose ``run`` takes ``stop``: otherwise a Ctrl-C is what it was."""
 
     def __init__(self, executor: Any):
-        self.event, self.count, self.installed = threading.Event(), 0, False
+        self.event, self.count, self.installed, self.nested = threading.Event(), 0, False, False
         self.previous: Any = None
         if threading.current_thread() is not threading.main_thread():
             return
@@ -698,7 +702,10 @@ class _CtrlC:
         except (TypeError, ValueError):
             takes_stop = False
         previous = signal.getsignal(signal.SIGINT)
-        if takes_stop and (previous is signal.default_int_handler
+        # a run_eval nested in another's (its on_result, or a script under it) takes the Ctrl-C too, and passes it on:
+        # both stop, each writing what finished, and the outer one's line is not said again
+        self.nested = isinstance(getattr(previous, "__self__", None), _CtrlC)
+        if takes_stop and (previous is signal.default_int_handler or self.nested
                            or getattr(previous, "raises_keyboard_interrupt", False)):
             self.previous, self.installed = previous, True
             signal.signal(signal.SIGINT, self._handle)
@@ -709,6 +716,9 @@ class _CtrlC:
             self.previous(signum, frame)  # the second: KeyboardInterrupt, here
             raise KeyboardInterrupt
         self.event.set()
+        if self.nested:  # the outer run stops too, and its handler says so (one line for both)
+            self.previous(signum, frame)
+            return
         said = io.StringIO()
         if self.previous is not signal.default_int_handler:
             try:
@@ -735,15 +745,16 @@ class _CtrlC:
         self.installed = False
 
 
-def _drain(stream: Any, take: Callable[..., None]) -> None:
+def _drain(stream: Any, take: Callable[..., None], *, told: bool = False) -> None:
     """After a Ctrl-C that came while the caller wrote a record: the records ``stream`` (an executor's run) has
-    finished, and finishes, each given to ``take``. The Ctrl-C is thrown into the stream, which stops its workers
-    and yields what they finish, then raises it; a second Ctrl-C is thrown in too, and ends it at once."""
+    finished, and finishes, each given to ``take``. The Ctrl-C is thrown into the stream (unless ``told``: its
+    ``stop`` is set already), which stops its workers and yields what they finish, then raises it; a second Ctrl-C
+    is thrown in too, and ends it at once."""
     throw = getattr(stream, "throw", None)
     if throw is None:  # an iterator that cannot be told: what it holds is left for the resumed run
         return
     try:
-        item = throw(KeyboardInterrupt())
+        item = next(stream) if told else throw(KeyboardInterrupt())
         while True:
             take(*item)
             item = next(stream)

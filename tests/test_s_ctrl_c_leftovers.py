@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 
-from pipelines import executors
+from pipelines import executors, runs
 from pipelines.runs import read_jsonl, run_eval
+from temporal_reasoner import reasoners
+
+from _helpers_eval import FakeReasoner
 
 from test_m_interrupt_anywhere import ANSWERED, HOLD, LOCK, config, fresh  # noqa: F401 (fresh: a fixture)
 
@@ -79,3 +82,74 @@ def test_two_ctrl_cs_during_the_join_after_on_result_raised_do_not_close_the_ses
         t.join(10)
     assert closes == [1] and in_call_at_close == [0]  # closed once, after the calls under way ended
     assert len(read_jsonl(out / "results.jsonl")) == 1
+
+
+
+class Gated(FakeReasoner):
+    """Answers ``free`` queries, then holds each later one until ``go`` is set (at most 10 s); counts its answers."""
+
+    free, go, answered = 0, threading.Event(), 0
+
+    def ground(self, query: str, transcript: Any) -> Any:
+        cls = type(self)
+        with LOCK:
+            held = cls.answered >= cls.free
+        if held:
+            assert cls.go.wait(10)
+        result = super().ground(query, transcript)
+        with LOCK:
+            cls.answered += 1
+        return result
+
+
+class Outer(Gated):
+    name = "s-outer"
+
+
+class Inner(Gated):
+    name = "s-inner"
+
+
+reasoners.register("s-outer", Outer)
+reasoners.register("s-inner", Inner)
+
+
+def test_a_ctrl_c_stops_a_run_eval_nested_in_another_ones_callback_and_both_keep_what_finished(tmp_path, capsys):
+    """HEAD: the inner run_eval found the outer one's SIGINT handler in place, not Python's, and left it there: the
+    Ctrl-C set only the outer run's stop, said 'stopping', and the inner run went on to answer all its 12 queries.
+    Now the inner run takes the Ctrl-C too and passes it on: the inner stops, then the outer, each having written
+    what finished (the queries under way too: one Ctrl-C abandons no call), and the line is said once."""
+    for cls, free in ((Outer, 1), (Inner, 2)):
+        cls.free, cls.go, cls.answered = free, threading.Event(), 0
+    inner_cfg, inner_out = config(tmp_path / "inner"), tmp_path / "inner" / "run"
+    inner_cfg.reasoner = "s-inner"
+    inner: dict[str, Any] = {}
+
+    def inner_result(record: dict[str, Any]) -> None:
+        inner["seen"] = inner.get("seen", 0) + 1
+        if inner["seen"] == 2:
+            signal.raise_signal(signal.SIGINT)
+            Inner.go.set()  # the queries under way end (after the Ctrl-C: each still written)
+            Outer.go.set()
+
+    def outer_result(record: dict[str, Any]) -> None:
+        if not inner:
+            with pytest.raises(runs.RunInterrupted) as info:
+                run_eval(inner_cfg, inner_out, on_result=inner_result)
+            inner["exc"] = info.value
+            raise info.value
+
+    outer_cfg, outer_out = config(tmp_path / "outer"), tmp_path / "outer" / "run"
+    outer_cfg.reasoner = "s-outer"
+    with pytest.raises(runs.RunInterrupted) as outer:
+        run_eval(outer_cfg, outer_out, on_result=outer_result)
+    assert not inner["exc"].abandoned and not outer.value.abandoned
+    assert capsys.readouterr().err.count("vidground: stopping:") == 1
+    for out, exc, answered in ((inner_out, inner["exc"], Inner.answered), (outer_out, outer.value, Outer.answered)):
+        lines = read_jsonl(out / "results.jsonl")
+        assert len(lines) == len({r["qid"] for r in lines}) == exc.saved == answered  # each answer written once
+    assert 2 <= Inner.answered <= 4 and 1 <= Outer.answered <= 3  # at most one more per worker: no query begun
+    saved = Inner.answered
+    again = run_eval(inner_cfg, inner_out)
+    assert (again.already_done, again.ran) == (saved, 12 - saved)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
