@@ -272,7 +272,9 @@ def format_result_table(result: Any) -> str:
     lines.append(f"backends:  describer={printable(result.describer)}  reasoner={printable(result.reasoner)}")
     usage = result.total_usage
     if usage.requests:
-        cost = f", est. ${usage.cost_usd:.4f}" if usage.cost_usd is not None else ""
+        from .runs import format_cost  # an unpriced request said, as eval's report says it
+
+        cost = f", est. {format_cost(usage.cost_usd or 0.0, usage.requests, usage.unpriced_requests)}"
         retried = f" (+{usage.retried} sent again after faults)" if usage.retried else ""
         lines.append(f"usage:     {usage.requests} requests{retried}, {usage.prompt_tokens} prompt + "
                      f"{usage.completion_tokens} completion tokens{cost}")

@@ -313,6 +313,8 @@ def _captions(done: dict[str, dict[str, Any]], found: dict[str, Any], refs: dict
 
 def format_metrics(metrics: dict[str, Any]) -> str:
     """The localisation table as the command prints it."""
+    from .runs import format_cost
+
     loc = metrics["localisation"]
     lines = [f"{NAME}: {metrics['videos']} videos ({metrics['missing_inputs']} without input, "
              f"{len(metrics['failed'])} failed), {metrics['events_per_video']} events per video",
@@ -328,7 +330,8 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     for what, u in (("usage", (metrics.get("usage") or {}).get("total")),
                     ("paid for failed videos (this run)", metrics.get("failed_usage_this_run"))):
         if u and u.get("requests"):
-            cost = f", est. ${u['cost_usd']:.4f}" if u.get("cost_usd") is not None else ""
+            usage = Usage.model_validate(u)
+            cost = f", est. {format_cost(usage.cost_usd or 0.0, usage.requests, usage.unpriced_requests)}"
             lines.append(f"{what}: {u['requests']} requests, {u['prompt_tokens']} prompt + "
                          f"{u['completion_tokens']} completion tokens{cost}")
     lines += [f"reference {p}: sha256 {r['sha256']}" for p, r in metrics["references"].items()]

@@ -38,7 +38,7 @@ from vidground.errors import ConfigurationError, OutputValidationError
 from vidground.types import Usage
 
 from .base import Reasoner, check_query
-from .structured import ChatFn, build_messages, run_structured
+from .structured import ChatFn, build_messages, keep_paid, run_structured
 from .transcript import Transcript
 from vidground.types import GroundingResult, Interval, TimeStyle, TranscriptEntry, format_time
 
@@ -246,30 +246,32 @@ def _ground_chunks(chat: ChatFn, query: str, transcript: Transcript, plan: Conte
     total = len(plan.chunks) + 1
     done: list[tuple[Transcript, GroundingResult]] = []
     usage, raws, warnings, errors = Usage(), [], list(plan.warnings), []
-    for n, chunk in enumerate(plan.chunks):
-        lo, hi = _span(chunk)
-        try:
-            res = run_structured(chat, query, chunk, fallback=None, **common)
-        except OutputValidationError as exc:
-            usage = usage + (exc.usage or Usage())
-            raws.append(exc.raw_outputs)
-            errors.append(f"chunk {n + 1}: {exc}")
-            warnings.append(f"chunk {n + 1} of {len(plan.chunks)} gave no usable answer: {exc}")
-        else:
-            usage = usage + res.usage.get("reason", Usage())
-            raws.append(res.raw)
-            warnings.extend(f"chunk {n + 1}: {w}" for w in res.warnings)
-            done.append((chunk, res))
-        log.info("%s: chunk %d of %d (%s-%s) asked for candidates", reasoner_name, n + 1, len(plan.chunks),
-                 format_time(lo), format_time(hi))
-        report(n + 1, total, f"chunk {n + 1} of {len(plan.chunks)}")
+    with keep_paid(lambda: usage):  # a provider error on a chunk: the chunks before it were paid too
+        for n, chunk in enumerate(plan.chunks):
+            lo, hi = _span(chunk)
+            try:
+                res = run_structured(chat, query, chunk, fallback=None, **common)
+            except OutputValidationError as exc:
+                usage = usage + (exc.usage or Usage())
+                raws.append(exc.raw_outputs)
+                errors.append(f"chunk {n + 1}: {exc}")
+                warnings.append(f"chunk {n + 1} of {len(plan.chunks)} gave no usable answer: {exc}")
+            else:
+                usage = usage + res.usage.get("reason", Usage())
+                raws.append(res.raw)
+                warnings.extend(f"chunk {n + 1}: {w}" for w in res.warnings)
+                done.append((chunk, res))
+            log.info("%s: chunk %d of %d (%s-%s) asked for candidates", reasoner_name, n + 1, len(plan.chunks),
+                     format_time(lo), format_time(hi))
+            report(n + 1, total, f"chunk {n + 1} of {len(plan.chunks)}")
     pool_size = max(2 * max_intervals, len(plan.chunks))  # every chunk's best can reach the final pass
     candidates, dropped = combine(done, max_intervals=pool_size)
     warnings.extend(dropped)
     info = {**common["settings"], "chunks_answered": len(done)}
     if candidates:
-        final = _final_pass(chat, query, plan.merged or transcript, candidates, count_tokens=count_tokens,
-                            budget=budget, context_spans=context_spans, common=common)
+        with keep_paid(lambda: usage):
+            final = _final_pass(chat, query, plan.merged or transcript, candidates, count_tokens=count_tokens,
+                                budget=budget, context_spans=context_spans, common=common)
         report(total, total, "final pass over the candidates")
         usage = usage + final.usage
         raws.append(final.raw)
@@ -286,12 +288,14 @@ def _ground_chunks(chat: ChatFn, query: str, transcript: Transcript, plan: Conte
                                warnings=warnings, raw=raws)
     report(total, total, "no candidate for a final pass")
     summary = f"{reasoner_name}: no chunk of the transcript gave a usable answer ({len(plan.chunks)} chunks)"
-    if fallback is not None and not hasattr(fallback, "ground") and callable(fallback):
-        fallback = fallback()
+    with keep_paid(lambda: usage):
+        if fallback is not None and not hasattr(fallback, "ground") and callable(fallback):
+            fallback = fallback()
+        if fallback is not None:
+            result = fallback.ground(query, transcript)
     if fallback is None:
         raise OutputValidationError(summary, raw_outputs=[str(r) for r in raws], errors=errors,
                                     attempts=len(plan.chunks), usage=usage)
-    result = fallback.ground(query, transcript)
     return result.model_copy(update={
         "reasoner": reasoner_name, "settings": {**info, "fallback": getattr(fallback, "name", "fallback")},
         "usage": {**result.usage, "reason": usage + result.usage.get("reason", Usage())},

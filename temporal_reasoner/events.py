@@ -34,8 +34,8 @@ from vidground.errors import ConfigurationError, IncompleteOutputError, InputErr
 from vidground.types import Event, Events, TimeStyle, Usage
 
 from .parsing import RESPONSE_FORMATS, ReplyError, extract_json
-from .structured import (ChatFn, _ask, ask_or_overflow, fallback_answered, reask_until_valid, resolve_fallback,
-                         response_format)
+from .structured import (ChatFn, _ask, ask_or_overflow, fallback_answered, keep_paid, reask_until_valid,
+                         resolve_fallback, response_format)
 from .timestyles import ReplyValueError, TimeFormat
 from .transcript import Transcript
 
@@ -452,10 +452,14 @@ def fitting_chunk_entries(transcript: Transcript, count_tokens: Any, budget: int
 
 
 def _fallback_events(fb: Any, transcript: Transcript, *, reasoner_name: str, info: dict[str, Any], usage: Usage,
-                     raws: list[str], note: str, left_out: int = 0) -> Events:
+                     raws: list[str], note: str, left_out: int = 0, left_out_requests: int = 0) -> Events:
     """The whole transcript's events found by the fallback reasoner ``fb``, with the chat requests' ``usage``
-    and raw outputs kept and a warning saying why (``note``) and which parts' events were left out."""
-    left = f" (the events of the {left_out} part(s) before it were left out)" if left_out else ""
+    (the fallback's added) and raw outputs kept and a warning saying why (``note``) and which parts' events were
+    left out, their ``left_out_requests`` paid requests still counted."""
+    left = ""
+    if left_out:
+        left = (f" (the events of the {left_out} part(s) before it were left out; the {left_out_requests} request(s) "
+                "paid for them are counted in the usage)")
     return fallback_answered(find_events(fb, transcript), fb, reasoner_name=reasoner_name, info=info, usage=usage,
                              raws=raws, warning=lambda name: f"{note}; used the fallback reasoner {name!r} for the "
                                                              f"whole video{left}")
@@ -538,18 +542,20 @@ def run_events(chat: ChatFn, transcript: Transcript, *, reasoner_name: str, max_
                 messages = reask_events_messages(base, reply.text, str(exc), fmt, part)
                 raise
 
-        asked_before = len(raws)
-        parsed, failure = reask_until_valid(once, max_attempts)
+        asked_before, paid_before = len(raws), usage
+        with keep_paid(lambda: usage):  # the parts before this one were paid too
+            parsed, failure = reask_until_valid(once, max_attempts)
         all_errors.extend(where + e for e in errors)
         if parsed is None:
             part_of = f" for part {n + 1} of {len(parts)}" if len(parts) > 1 else ""
             summary = f"{reasoner_name}: no usable events{part_of} after {len(raws) - asked_before} attempt(s); " \
                       f"last error: {errors[-1]}"
-            fb = resolve_fallback(fallback)
-            if fb is None:
-                raise failure(summary, raw_outputs=raws, errors=all_errors, attempts=len(raws), usage=usage)
-            return _fallback_events(fb, transcript, reasoner_name=reasoner_name, info=info(), usage=usage, raws=raws,
-                                    note=summary, left_out=n)
+            with keep_paid(lambda: usage):
+                fb = resolve_fallback(fallback)
+                if fb is not None:
+                    return _fallback_events(fb, transcript, reasoner_name=reasoner_name, info=info(), usage=usage,
+                                            raws=raws, note=summary, left_out=n, left_out_requests=paid_before.requests)
+            raise failure(summary, raw_outputs=raws, errors=all_errors, attempts=len(raws), usage=usage)
         new, notes = parsed
         warnings += [where + w for w in notes]
         found += [e for e in new if not any(_same(e, old) for old in found)]  # an overlap's events, kept once

@@ -33,7 +33,7 @@ from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner, check_query
 from .context import ground_in_context
-from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply, check_fallback, lazy_fallback
+from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply, check_fallback, keep_paid, lazy_fallback
 from .transcript import Transcript
 from .timestyles import TimeFormat
 from vidground.types import Answer, Events, GroundingResult, TimeStyle
@@ -212,8 +212,9 @@ class TransformersReasoner(BaseReasoner):
         them is ours (a base model otherwise wanders into extra keys). Numbers are still validated."""
         text, usage = PREFILL, Usage()
         for field in ("end", "score", None):
-            out, _, n_in, n_out = self._generate(prompt + text[len(PREFILL):], 12,
-                                                 stop_strings=[",", "}", "\n"], tokenizer=self.tokenizer)
+            with keep_paid(lambda: usage):  # out of memory on a later field: the generations before it ran
+                out, _, n_in, n_out = self._generate(prompt + text[len(PREFILL):], 12,
+                                                     stop_strings=[",", "}", "\n"], tokenizer=self.tokenizer)
             usage = usage + Usage(requests=1, prompt_tokens=n_in, completion_tokens=n_out)
             number = _NUMBER.match(out)
             if number is None:  # not a number: hand back what was written, for a re-ask

@@ -32,7 +32,8 @@ from vidground.types import Answer, Interval, TimeStyle, Usage
 
 from .base import check_query
 from .parsing import RESPONSE_FORMATS, ReplyError, extract_json, intervals_schema, parse_reply_detailed
-from .structured import ChatFn, _ask, fallback_answered, reask_until_valid, resolve_fallback, response_format
+from .structured import (ChatFn, _ask, fallback_answered, keep_paid, reask_until_valid, resolve_fallback,
+                         response_format)
 from .timestyles import TimeFormat
 from .transcript import Transcript
 
@@ -278,17 +279,20 @@ def run_answer(chat: ChatFn, question: str, transcript: Transcript, choices: Seq
                                    duration=f"{tf.last(transcript)}" if tf.indexed else f"{transcript.duration:.1f}")}]
             raise
 
-    parsed, failure = reask_until_valid(once, max_attempts)
+    with keep_paid(lambda: usage):
+        parsed, failure = reask_until_valid(once, max_attempts)
     info = {**(settings or {}), "method": "chat", "attempts": len(raws),
             "response_format": used[-1] if used else None, "max_intervals": max_intervals,
             "time_style": tf.spec, "prompts": qa_prompt_hashes(tf)}
     if parsed is None:
         summary = f"{reasoner_name}: no usable answer after {len(raws)} attempt(s); last error: {errors[-1]}"
-        fallback = resolve_fallback(fallback)
+        with keep_paid(lambda: usage):
+            fallback = resolve_fallback(fallback)
+            if fallback is not None:
+                res = answer_question(fallback, question,
+                                      transcript if fallback_transcript is None else fallback_transcript, choices)
         if fallback is None:
             raise failure(summary, raw_outputs=raws, errors=errors, attempts=len(raws), usage=usage)
-        res = answer_question(fallback, question, transcript if fallback_transcript is None else fallback_transcript,
-                              choices)
         return fallback_answered(res, fallback, reasoner_name=reasoner_name, info=info, usage=usage, raws=raws,
                                  warning=lambda name: f"{summary}; used the fallback reasoner {name!r}")
     return Answer(question=question, answer=parsed.answer, choice=parsed.choice, choices=choices,

@@ -13,7 +13,14 @@ from typing import Any
 
 
 class VidgroundError(Exception):
-    """Root of every error vidground raises on purpose."""
+    """Root of every error vidground raises on purpose.
+
+    ``usage`` (a :class:`~vidground.types.Usage`) is what was paid on the way to the error, where anything was:
+    the requests answered before it (an unusable reply re-asked, then an HTTP error; the parts of a transcript
+    answered before one failed); ``None`` when nothing was paid.
+    """
+
+    usage: Any = None
 
 
 class ConfigurationError(VidgroundError, ValueError):
@@ -69,11 +76,13 @@ class ProviderError(VidgroundError):
     request may succeed later (429, 5xx, timeouts, dropped connections). Once the retries of a
     retryable failure are spent, ``url`` (the endpoint, without credentials), ``attempts`` and
     ``elapsed`` (seconds from the first attempt to giving up) say where and how long it was tried.
+    ``usage``: the requests paid before it (see :class:`VidgroundError`), the failed request not among them.
     """
 
     def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
                  provider: str | None = None, url: str | None = None, attempts: int | None = None,
-                 elapsed: float | None = None):
+                 elapsed: float | None = None, usage: Any = None):
+        self.usage = usage
         self.status = status
         self.retryable = retryable
         self.provider = provider
