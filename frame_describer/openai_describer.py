@@ -223,6 +223,11 @@ class OpenAIDescriber(BaseDescriber):
         pool = _RequestPool(self.concurrency, "vidground-describe")
         handles: queue.SimpleQueue[Any] = queue.SimpleQueue()
         stopped = threading.Event()
+        # a Ctrl-C (the command line's; an eval's video workers see it only this way) sends none of the frames
+        # decoded and waiting for a request, here or for a place in the endpoint's limit: those under way are answered
+        from .sampling import stop_on_interrupt
+
+        stop_on_interrupt(stopped)
         feeder = _Feeder(frames, 2 * self.concurrency,
                          submit=lambda frame: handles.put(pool.submit(self._describe_one, frame, text, stopped)),
                          finish=handles.put)
@@ -232,7 +237,12 @@ class OpenAIDescriber(BaseDescriber):
                 if isinstance(item, _Failure):
                     raise item.exc
                 waiting = item
-                result = item.result()
+                try:
+                    result = item.result()
+                except CancelledError:
+                    if stopped.is_set():  # not sent: the Ctrl-C stopped the stream (it is over, as its frames are)
+                        raise KeyboardInterrupt("interrupted: the frames not yet sent are not") from None
+                    raise
                 feeder.taken()
                 out.handed = result
                 waiting = None

@@ -30,6 +30,7 @@ import math
 import os
 import stat
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -61,6 +62,24 @@ def interrupt_streams() -> None:
     global _interrupts
     _interrupts += 1
     INTERRUPTED.set()
+    with _on_interrupt_lock:
+        told = list(_on_interrupt)
+    for event in told:
+        event.set()
+
+
+_on_interrupt: weakref.WeakSet[threading.Event] = weakref.WeakSet()
+_on_interrupt_lock = threading.Lock()
+
+
+def stop_on_interrupt(event: threading.Event) -> None:
+    """Set ``event`` at the next Ctrl-C (:func:`interrupt_streams`), or now if one is under way: a describer's
+    stream sends no request it has not begun then (the frames decoded and waiting for a request slot), while those
+    under way are answered. Held weakly: an event nobody holds any more is forgotten."""
+    with _on_interrupt_lock:
+        _on_interrupt.add(event)
+    if INTERRUPTED.is_set():
+        event.set()
 
 _IMAGE_FORMATS = ("image2", "image2pipe")  # plus every "*_pipe" demuxer (png_pipe, jpeg_pipe, ...)
 

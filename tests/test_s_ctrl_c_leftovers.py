@@ -153,3 +153,66 @@ def test_a_ctrl_c_stops_a_run_eval_nested_in_another_ones_callback_and_both_keep
     again = run_eval(inner_cfg, inner_out)
     assert (again.already_done, again.ran) == (saved, 12 - saved)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_after_a_ctrl_c_no_frame_waiting_for_a_request_slot_is_sent(tmp_path):
+    """HEAD: once a Ctrl-C stopped the frame streams (the command line's handler, which an eval's video workers
+    only see there), the frames already decoded and waiting for a request, in the stream's own queue or for a place
+    in the endpoint's shared limit, were still sent (paid; cached): two workers' streams, 2 requests in flight, sent
+    6 in all. Now they are not sent: 2 requests, both answered after the Ctrl-C and cached; each reader gets the
+    KeyboardInterrupt, and the rerun sends only the frames never sent."""
+    from frame_describer import sampling
+    from frame_describer.cache import CachedDescriber, DescriptionCache
+
+    from _helpers_openai_server import FakeOpenAIServer, Reply
+    from test_k_interrupt_describers import describer, frame, index_of, until
+
+    gate = threading.Event()
+    pulled: list[int] = []
+
+    def respond(req):
+        assert gate.wait(10)
+        return Reply.chat(f"frame {index_of(req)}")
+
+    def frames(first: int):  # a video's frame stream: it stops at its next frame after a Ctrl-C
+        for k in range(first, first + 8):
+            if sampling.INTERRUPTED.is_set():
+                raise KeyboardInterrupt("interrupted")
+            pulled.append(k)
+            yield frame(k)
+
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    raised: list[BaseException] = []
+
+    def worker(stream) -> None:  # an eval's video worker: no Ctrl-C reaches its thread
+        try:
+            for _ in stream:
+                pass
+        except BaseException as exc:
+            raised.append(exc)
+
+    try:
+        with FakeOpenAIServer(respond) as server:
+            streams = [CachedDescriber(describer(server, concurrency=2), cache, fingerprint="v").describe(frames(first))
+                       for first in (0, 10)]  # the two describers share the endpoint's limit: 2 in flight
+            threads = [threading.Thread(target=worker, args=(s,)) for s in streams]
+            for t in threads:
+                t.start()
+            # each stream's window is full (4 frames decoded), 2 requests in flight, the other 6 frames wait
+            assert until(lambda: len(server.requests) == 2 and len(pulled) == 8)
+            sampling.interrupt_streams()  # the Ctrl-C, as the command line's handler gives it to every thread
+            gate.set()
+            for t in threads:
+                t.join(10)
+            sent = sorted(index_of(r) for r in server.requests)
+            assert len(sent) == 2 and cache.count() == 2  # the 2 in flight: answered and kept; no other sent
+            assert len(raised) == 2 and all(isinstance(e, KeyboardInterrupt) for e in raised)
+            sampling.INTERRUPTED.clear()  # the command's end: the next command's streams run
+            for first in (0, 10):
+                again = list(CachedDescriber(describer(server, concurrency=2), cache, fingerprint="v").describe(
+                    frame(k) for k in range(first, first + 8)))
+                assert len(again) == 8
+            assert sorted(index_of(r) for r in server.requests[2:]) == sorted(
+                k for k in [*range(8), *range(10, 18)] if k not in sent)
+    finally:
+        sampling.INTERRUPTED.clear()
