@@ -21,7 +21,7 @@ from typing import Any
 
 import prompts
 
-from .base import PROMPT_MODES, BaseDescriber, DescriptionStream, PromptMode
+from .base import PROMPT_MODES, BaseDescriber, DescriptionStream, PromptMode, StreamState
 from vidground.errors import ConfigurationError, InputError, ProviderError
 from vidground.models import load_error, locate_model, require_transformers, resolve_device, resolve_dtype, shared_model
 from vidground.types import Frame, FrameDescription, Usage
@@ -32,7 +32,7 @@ def _no_video_needed(exc: BaseException) -> bool:
                                    "_extra_content"))
 
 
-def image_only_processor_class(processor_cls: type) -> type:
+def image_only_processor_class(processor_cls: type[Any]) -> type[Any]:
     """A subclass of a multimodal processor class without its video sub-processor.
 
     ``transformers`` 5 builds video processors on torchvision; this lets image-only use
@@ -193,7 +193,7 @@ class TransformersDescriber(BaseDescriber):
         front stores, so a rerun does not describe them again."""
         return DescriptionStream(lambda out: self._stream(frames, query, out))
 
-    def _stream(self, frames: Iterable[Frame], query: str | None, out: DescriptionStream) -> Iterator[FrameDescription]:
+    def _stream(self, frames: Iterable[Frame], query: str | None, out: StreamState) -> Iterator[FrameDescription]:
         text = self._prompt_text(query)
         batch: list[Frame] = []
         done: list[FrameDescription] = []  # the batch's descriptions not handed over yet

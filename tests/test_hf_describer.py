@@ -182,3 +182,16 @@ def test_gpu_throughput_and_memory(llava_path):
     assert len(out) == 64
     print(f"\nhf describer on {torch.cuda.get_device_name()}: {64 / elapsed:.1f} frames/s, "
           f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.1f} MiB")
+
+
+def test_the_stream_body_is_annotated_with_what_it_is_given():
+    """``describe`` hands ``_stream`` the stream's :class:`StreamState` (it was annotated as the stream itself, whose
+    ``handed`` is a read-only property: mypy flagged the writes to it)."""
+    import typing
+
+    from frame_describer.base import DescriptionStream, StreamState
+
+    assert typing.get_type_hints(TransformersDescriber._stream)["out"] is StreamState
+    seen = []
+    stream = DescriptionStream(lambda out: seen.append(out) or iter(()))
+    assert seen == [stream._state] and isinstance(seen[0], StreamState)
