@@ -26,6 +26,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -159,6 +161,46 @@ def _quiet_fds() -> Iterator[None]:
             os.close(fd)
 
 
+class _MadeHere(threading.local):
+    names: list[str] | None = None  # the temp files this thread's tokenization made, while one runs
+
+
+_made = _MadeHere()
+
+
+class _NotingTempfile:
+    """``tempfile`` as ``pycocoevalcap``'s PTB tokenizer sees it: each file it makes is noted for the thread that
+    made it, while :func:`_tokenizer_temp_files_removed` runs there (per thread: another tokenization, in this
+    process or another, writes its own file to the same folder, which must stay until its Java has read it)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(tempfile, name)
+
+    def NamedTemporaryFile(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (tempfile's name)
+        made = tempfile.NamedTemporaryFile(*args, **kwargs)
+        if _made.names is not None:
+            _made.names.append(made.name)
+        return made
+
+
+@contextlib.contextmanager
+def _tokenizer_temp_files_removed() -> Iterator[None]:
+    """Remove the temp file the PTB tokenizer writes into its package folder however its ``tokenize`` ends: it
+    removes it only after Java has answered, so a Ctrl-C while Java runs left one there for good."""
+    from pycocoevalcap.tokenizer import ptbtokenizer
+
+    if not isinstance(ptbtokenizer.tempfile, _NotingTempfile):
+        ptbtokenizer.tempfile = _NotingTempfile()  # type: ignore[assignment]
+    _made.names = []
+    try:
+        yield
+    finally:
+        names, _made.names = _made.names, None
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(name)
+
+
 def _ascii(text: str) -> str:
     return "".join(c if ord(c) < 128 else " " for c in text)
 
@@ -204,7 +246,7 @@ def densevid_captions(predictions: Mapping[str, Sequence[Any]], references: Sequ
                     key = len(res)
                     res[key], gts[key] = [{"caption": _ascii(caption)}], [{"caption": _ascii(sentence)}]
                     owner[v].append(key)
-        with _quiet_fds():
+        with _quiet_fds(), _tokenizer_temp_files_removed():
             tok_res, tok_gts = (tokenizer.tokenize(res), tokenizer.tokenize(gts)) if res else ({}, {})
         for scorer, name in scorers:
             total = 0.0
