@@ -428,9 +428,18 @@ class RayExecutor:
                                 raise
                             interrupted = exc
                     elif ended:
-                        ref = ended.pop(0)  # first: a Ctrl-C after the get must not take (yield) this video again
+                        ref, before = None, len(records)
                         try:
+                            ref = ended.pop(0)  # first: a Ctrl-C after the get must not take (yield) this video again
                             records.extend(ray.get(ref))
+                        except KeyboardInterrupt as exc:
+                            if isinstance(exc, Exception):  # the task's own (a RayTaskError): its failure, as below
+                                if interrupted is None:
+                                    raise
+                                continue
+                            if ref is not None and len(records) == before:  # a Ctrl-C inside the get: the video
+                                ended.insert(0, ref)  # is read again once it is handled, its records not lost
+                            raise
                         except Exception:
                             if interrupted is None:
                                 raise

@@ -216,3 +216,28 @@ def test_after_a_ctrl_c_no_frame_waiting_for_a_request_slot_is_sent(tmp_path):
                 k for k in [*range(8), *range(10, 18)] if k not in sent)
     finally:
         sampling.INTERRUPTED.clear()
+
+
+def test_ray_a_ctrl_c_inside_ray_get_keeps_that_videos_records(tmp_path):
+    """HEAD: the ended video was taken off the list before ``ray.get``; a KeyboardInterrupt inside the get (a Ctrl-C
+    where run_eval does not take SIGINT itself: a program's own handler, a thread) dropped its records: 4 of 6
+    written, and the resume asked that video's 2 queries again (paid twice). Now the video is read again."""
+    from test_m_interrupt_anywhere import _FakeRay
+
+    gets = []
+
+    class Ray(_FakeRay):
+        def get(self, ref):
+            gets.append(1)
+            if len(gets) == 2:  # inside the 2nd video's get, its task ended
+                raise KeyboardInterrupt
+            return super().get(ref)
+
+    ex = executors.RayExecutor.__new__(executors.RayExecutor)
+    ex.ray, ex.num_cpus = Ray(), 1.0
+    cfg, out = config(tmp_path, n_videos=3, per_video=2), tmp_path / "run"
+    with pytest.raises(runs.RunInterrupted) as info:
+        run_eval(cfg, out, executor=ex)
+    lines = read_jsonl(out / "results.jsonl")
+    assert len(gets) == 4 and len(lines) == len({r["qid"] for r in lines}) == info.value.saved == 6
+    assert sorted(r["video"] for r in read_jsonl(out / "videos.jsonl")) == ["vid0", "vid1", "vid2"]
