@@ -68,6 +68,12 @@ class OpenAIDescriber(BaseDescriber):
     :mod:`vidground.pricing`; ``False`` disables). ``concurrency`` bounds the requests in flight
     to this endpoint with this key, shared with the other describers of the process that have
     the same limits, as ``rpm``/``tpm`` are.
+
+    Transport faults are retried ``max_retries`` times (:func:`vidground.chat.call_with_retries`). A timeout is
+    sent again at most ``timeout_retries`` times (within ``max_retries``); by default (``None``) never to a server on
+    this machine (``localhost``, 127.0.0.1: it is still working on the frame) and ``max_retries`` times to any
+    other. Give it for a localhost tunnel or proxy to a remote server (``ssh -L 8000:gpu-box:8000``):
+    ``timeout_retries=4`` / ``--describer-opt timeout_retries=4``.
     """
 
     def __init__(self, model: str, *, client: Any = None, base_url: str | None = None, api_key: str | None = None,
@@ -76,7 +82,7 @@ class OpenAIDescriber(BaseDescriber):
                  tpm: float | None = None, max_tokens: int = 200,
                  max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens",
                  temperature: float | None = 0.0, timeout: float = 60.0, max_retries: int = 4, retry_base_delay: float = 0.5,
-                 prompt_version: int | None = None, prices: Any = None):
+                 prompt_version: int | None = None, prices: Any = None, timeout_retries: int | None = None):
         if not isinstance(model, str) or not model.strip():
             raise ConfigurationError("the openai describer needs a model name, e.g. 'openai:gpt-4o-mini'")
         if mode not in PROMPT_MODES:
@@ -88,14 +94,14 @@ class OpenAIDescriber(BaseDescriber):
         if not isinstance(max_tokens, int) or max_tokens < 1:
             raise ConfigurationError(f"max_tokens must be a positive integer, got {max_tokens!r}")
         check_image_options(max_side, jpeg_quality)
-        check_retry_options(max_retries, concurrency)
+        check_retry_options(max_retries, concurrency, timeout_retries)
         self.model = model.strip()
         self.name = f"openai:{self.model}"
         self.mode = mode
         self.detail, self.max_side, self.jpeg_quality = detail, max_side, jpeg_quality
         self.concurrency, self.max_tokens, self.max_tokens_param = concurrency, max_tokens, max_tokens_param
         self.temperature, self.timeout, self.max_retries = temperature, timeout, max_retries
-        self.retry_base_delay = retry_base_delay
+        self.retry_base_delay, self.timeout_retries = retry_base_delay, timeout_retries
         self.prices = prices
         self.prompt = prompts.load(f"describe_{mode}", prompt_version)
         self._owns_client = client is None
@@ -205,6 +211,7 @@ class OpenAIDescriber(BaseDescriber):
 
         completion = call_with_retries(attempt, provider=self.name, secret=self._client.api_key,
                                        max_retries=self.max_retries, base_delay=self.retry_base_delay,
+                                       timeout_retries=self.timeout_retries,
                                        sleep=stopped.wait if stopped is not None else time.sleep, url=self._endpoint)
         return self._result(frame, completion, reservation, sent)
 

@@ -42,6 +42,12 @@ class OpenAIReasoner(BaseReasoner):
     context as this reasoner counts it (:func:`~temporal_reasoner.context.estimate_tokens`, which errs
     high): a longer transcript is grounded hierarchically (:mod:`temporal_reasoner.context`), chunks
     for candidates then one pass over them, never cut; ``None`` sends every transcript whole.
+
+    Transport faults are retried ``max_retries`` times (:func:`vidground.chat.call_with_retries`). A timeout is
+    sent again at most ``timeout_retries`` times (within ``max_retries``); by default (``None``) never to a server on
+    this machine (``localhost``, 127.0.0.1: it is still working on the prompt) and ``max_retries`` times to any
+    other. Give it for a localhost tunnel or proxy to a remote server (``ssh -L 8000:gpu-box:8000``):
+    ``timeout_retries=4`` / ``--reasoner-opt timeout_retries=4``.
     """
 
     def __init__(self, model: str, *, client: Any = None, base_url: str | None = None, api_key: str | None = None,
@@ -51,7 +57,7 @@ class OpenAIReasoner(BaseReasoner):
                  max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens",
                  temperature: float | None = 0.0, timeout: float = 120.0, max_retries: int = 4, retry_base_delay: float = 0.5,
                  prices: Any = None, rpm: float | None = None, tpm: float | None = None,
-                 context_tokens: int | None = 100_000):
+                 context_tokens: int | None = 100_000, timeout_retries: int | None = None):
         if not isinstance(model, str) or not model.strip():
             raise ConfigurationError("the openai reasoner needs a model name, e.g. 'openai:gpt-4o-mini'")
         if isinstance(response_formats, str):  # one name, or "a,b" (--reasoner-opt response_formats=text)
@@ -66,7 +72,7 @@ class OpenAIReasoner(BaseReasoner):
             raise ConfigurationError(f"max_tokens must be a positive integer, got {max_tokens!r}")
         if not isinstance(max_attempts, int) or max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be a positive integer, got {max_attempts!r}")
-        check_retry_options(max_retries)
+        check_retry_options(max_retries, timeout_retries=timeout_retries)
         if context_tokens is not None and (isinstance(context_tokens, bool) or not isinstance(context_tokens, int)
                                            or context_tokens <= 2 * max_tokens + 256):
             raise ConfigurationError(f"context_tokens must be an integer above 2 * max_tokens + 256 = "
@@ -79,7 +85,7 @@ class OpenAIReasoner(BaseReasoner):
         self.time_style, self.max_intervals = TimeFormat.parse(time_style).spec, max_intervals
         self.max_tokens, self.max_tokens_param, self.temperature = max_tokens, max_tokens_param, temperature
         self.timeout, self.max_retries, self.prices = timeout, max_retries, prices
-        self.retry_base_delay = retry_base_delay
+        self.retry_base_delay, self.timeout_retries = retry_base_delay, timeout_retries
         self._fallback = check_fallback(fallback)
         self.refused_formats: set[str] = set()  # what this reasoner's server refused
         self._owns_client = client is None
@@ -148,7 +154,8 @@ class OpenAIReasoner(BaseReasoner):
 
         completion = call_with_retries(attempt, provider=self.name,
                                        secret=self._client.api_key, max_retries=self.max_retries, retry_if=retry_if,
-                                       base_delay=self.retry_base_delay,  # named when the error does not say
+                                       base_delay=self.retry_base_delay, timeout_retries=self.timeout_retries,
+                                       # the endpoint, named when the error does not say
                                        url=f"{str(self._client.base_url).rstrip('/')}{CHAT_PATH}")
         text, finish = first_choice(completion, self.name)
         return ChatReply(text=text, finish_reason=finish, usage=self._priced(usage_of(completion, sent=sent)))

@@ -6,7 +6,8 @@ client is copied with ``with_options(max_retries=0)``), and :func:`call_with_ret
 429 (honouring ``Retry-After``/``retry-after-ms``), 408/409, 5xx, timeouts and dropped
 connections with exponential backoff and full jitter, except a timeout of a server on this machine
 (127.0.0.1, localhost): that server is still working on the request, so it is not sent again (the
-error says so, and to give a longer ``timeout``). Invalid *output* is a different cause,
+error says so, and to give a longer ``timeout``); the backends' ``timeout_retries`` option sets how often a
+timeout is sent again (a localhost tunnel to a remote server wants it). Invalid *output* is a different cause,
 re-asked by :mod:`temporal_reasoner.structured`, never retried here. Each retry is logged at INFO
 (``vidground --verbose`` shows it) with its cause and wait; a retryable failure that outlives its
 retries names the endpoint, the number of attempts and the time spent.
@@ -270,7 +271,8 @@ def _gave_up(exc: ProviderError, attempts: int, started: float, url: str | None,
 #: why a timeout of a server on this machine is not sent again, said in the error
 LOCAL_TIMEOUT_NOTE = ("; a timeout of a server on this machine is not sent again (it is most likely still working on "
                       "the request, and the same prompt would queue behind it): give it a longer timeout "
-                      "(timeout= / --reasoner-opt timeout=SECONDS / --describer-opt timeout=SECONDS)")
+                      "(timeout= / --reasoner-opt timeout=SECONDS / --describer-opt timeout=SECONDS), or, for a "
+                      "tunnel or proxy to a remote server, resend it (timeout_retries=N)")
 
 
 def call_with_retries(fn: Callable[[], T], *, provider: str, secret: str | None = None, max_retries: int = 4,
@@ -287,9 +289,7 @@ def call_with_retries(fn: Callable[[], T], *, provider: str, secret: str | None 
     give it more time. Each retry is logged at INFO with its wait; a retryable failure that is given up on is raised
     naming ``url`` (the endpoint, when the error does not carry its own), the attempts and the time spent.
     """
-    if timeout_retries is not None and (isinstance(timeout_retries, bool) or not isinstance(timeout_retries, int)
-                                        or timeout_retries < 0):
-        raise ConfigurationError(f"timeout_retries must be a non-negative integer or None, got {timeout_retries!r}")
+    check_timeout_retries(timeout_retries)
     local = url is not None and is_local(url)
     if timeout_retries is None:
         timeout_retries = 0 if local else max_retries
@@ -396,12 +396,28 @@ def first_choice(completion: Any, provider: str) -> tuple[str, str | None]:
     return (content or ""), finish
 
 
-def check_retry_options(max_retries: int, concurrency: int | None = None) -> None:
+def check_timeout_retries(timeout_retries: Any, max_retries: int | None = None) -> None:
+    """``timeout_retries`` is None (the default: 0 for a server on this machine, ``max_retries`` otherwise) or a
+    non-negative integer, at most ``max_retries`` when that is given (timeouts are resent within it)."""
+    if timeout_retries is None:
+        return
+    if isinstance(timeout_retries, bool) or not isinstance(timeout_retries, int) or timeout_retries < 0:
+        raise ConfigurationError(f"timeout_retries must be a non-negative integer (how often a timed-out request is "
+                                 f"sent again) or None (the default: 0 for a server on this machine, max_retries "
+                                 f"otherwise), got {timeout_retries!r}")
+    if max_retries is not None and timeout_retries > max_retries:
+        raise ConfigurationError(f"timeout_retries={timeout_retries} is more than max_retries={max_retries}: a timeout "
+                                 f"is sent again within max_retries; raise max_retries too")
+
+
+def check_retry_options(max_retries: int, concurrency: int | None = None, timeout_retries: int | None = None) -> None:
     if not isinstance(max_retries, int) or max_retries < 0:
         raise ConfigurationError(f"max_retries must be a non-negative integer, got {max_retries!r}")
     if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
         raise ConfigurationError(f"concurrency must be a positive integer, got {concurrency!r}")
+    check_timeout_retries(timeout_retries, max_retries)
 
 
 __all__ = ["build_client", "check_timeout", "redact", "map_error", "backoff", "call_with_retries", "is_local",
-           "post_chat", "ssl_context", "public_url", "usage_of", "first_choice", "check_retry_options", "NO_KEY"]
+           "post_chat", "ssl_context", "public_url", "usage_of", "first_choice", "check_retry_options",
+           "check_timeout_retries", "NO_KEY"]
