@@ -92,6 +92,43 @@ def _rollback(conn: sqlite3.Connection) -> None:
             pass
 
 
+class _Transaction:
+    """``with _Transaction(conn):`` runs its body in one ``BEGIN IMMEDIATE`` .. ``COMMIT`` on ``conn``, and rolls
+    back (when a transaction is open: :func:`_rollback`) however it fails, a Ctrl-C included: one that lands just
+    after BEGIN does not leave the transaction open on the connection (every later statement of this thread would
+    then run inside it), one that lands just after COMMIT is raised as it is. :attr:`committed` says whether the
+    COMMIT took, even when such an interrupt followed it (the only statement that ends the transaction without an
+    error is COMMIT)."""
+
+    __slots__ = ("conn", "committed")
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.committed = False
+
+    def __enter__(self) -> "_Transaction":
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return self
+        except BaseException:
+            _rollback(self.conn)
+            raise
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None:
+            _rollback(self.conn)
+            return
+        try:
+            self.conn.execute("COMMIT")
+            self.committed = True
+        except BaseException as err:
+            if not self.conn.in_transaction and not isinstance(err, sqlite3.Error):
+                self.committed = True  # an interrupt just after COMMIT: the rows are in
+            else:
+                _rollback(self.conn)
+            raise
+
+
 def _ms(t: float) -> int:
     return int(round(float(t) * 1000))
 
@@ -164,16 +201,11 @@ class DescriptionCache:
     @staticmethod
     def _redact_stored_settings(conn: sqlite3.Connection) -> None:
         """Rewrite settings rows stored before they were redacted (a describer's key in plain text)."""
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _Transaction(conn):
             for key, payload in conn.execute("SELECT settings_key, payload FROM settings").fetchall():
                 clean = _settings_json(json.loads(payload))
                 if clean != payload:
                     conn.execute("UPDATE settings SET payload=? WHERE settings_key=?", (clean, key))
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
 
     def _retry_locked(self, work: Any) -> Any:
         deadline = time.monotonic() + self.timeout
@@ -226,18 +258,13 @@ class DescriptionCache:
         conn = self._connect()
 
         def work() -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _Transaction(conn):
                 conn.execute("INSERT OR REPLACE INTO plans (plan_key, fingerprint, payload, stored) VALUES (?, ?, ?, ?)",
                              (key, fingerprint, json.dumps(plan), time.time()))
                 rows = conn.execute("SELECT COUNT(*) FROM plans").fetchone()[0]
                 if rows > self.MAX_PLANS:
                     conn.execute("DELETE FROM plans WHERE plan_key IN (SELECT plan_key FROM plans ORDER BY stored "
                                  "LIMIT ?)", (rows - self.MAX_PLANS * 3 // 4,))
-                conn.execute("COMMIT")
-            except BaseException:
-                _rollback(conn)
-                raise
 
         self._retry_locked(work)
 
@@ -260,26 +287,21 @@ class DescriptionCache:
         if not rows:
             return 0
         conn = self._connect()
-        committed, new = False, None
-        try:  # BEGIN inside: an interrupt just after it must not leave the transaction open on this connection
-            conn.execute("BEGIN IMMEDIATE")
-            before = conn.total_changes
-            conn.executemany("INSERT OR IGNORE INTO descriptions (fingerprint, settings_key, t_ms, payload) "
-                             "VALUES (?, ?, ?, ?)", rows)
-            new = conn.total_changes - before
-            if settings is not None:
-                conn.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)", (key, _settings_json(settings)))
-            conn.executemany("DELETE FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
-                             [r[:3] for r in rows])
-            conn.execute("COMMIT")
-            committed = True
-            self._count(new)
-        except BaseException as exc:
-            if not committed and new is not None and not conn.in_transaction and not isinstance(exc, sqlite3.Error):
-                self._count(new)  # an interrupt just after COMMIT: the rows are in (only COMMIT ends it without error)
-            elif not committed:
-                _rollback(conn)
-            raise
+        new = 0
+        tx = _Transaction(conn)
+        try:
+            with tx:
+                before = conn.total_changes
+                conn.executemany("INSERT OR IGNORE INTO descriptions (fingerprint, settings_key, t_ms, payload) "
+                                 "VALUES (?, ?, ?, ?)", rows)
+                new = conn.total_changes - before
+                if settings is not None:
+                    conn.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)", (key, _settings_json(settings)))
+                conn.executemany("DELETE FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
+                                 [r[:3] for r in rows])
+        finally:
+            if tx.committed:  # an interrupt just after COMMIT included: the rows are in
+                self._count(new)
         return new
 
     def _count(self, new: int) -> None:
@@ -296,20 +318,14 @@ class DescriptionCache:
         now = time.time()
 
         def work() -> str | None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _Transaction(conn):
                 row = conn.execute("SELECT owner, until FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
                                    (fingerprint, key, _ms(t))).fetchone()
                 if row is not None and row[0] != owner and row[1] > now:
-                    conn.execute("COMMIT")
                     return str(row[0])
                 conn.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
                              (fingerprint, key, _ms(t), owner, now + ttl))
-                conn.execute("COMMIT")
                 return None
-            except BaseException:
-                _rollback(conn)
-                raise
 
         return self._retry_locked(work)
 

@@ -1,9 +1,11 @@
 """A Ctrl-C that lands just after the description cache's COMMIT is the KeyboardInterrupt it is, not an
 OperationalError from a ROLLBACK with no transaction (a CI-style run: 'vidground: internal error: OperationalError:
-cannot rollback - no transaction is active', exit 1 instead of 130)."""
+cannot rollback - no transaction is active', exit 1 instead of 130); one just after BEGIN leaves no transaction
+open on the connection, in every transaction the cache runs (store, store_plan, claim, the settings' redaction)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -38,3 +40,44 @@ def test_an_interrupt_around_the_transaction_is_itself_and_keeps_what_was_commit
     cache._local.conn = real
     assert not real.in_transaction
     assert cache.count() == kept and cache.stored == kept
+
+
+def _plan(cache, conn):
+    cache.store_plan("fp", "k", {"times": [1.0, 2.0], "duration": 3.0})
+
+
+def _claim(cache, conn):
+    assert cache.claim("fp", "k", 1.0, "me", 60.0) is None
+
+
+def _redact(cache, conn):
+    DescriptionCache._redact_stored_settings(conn)
+
+
+def _planned(cache, real):
+    return cache.plan("fp", "k") is not None
+
+
+def _claimed(cache, real):
+    return real.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 1
+
+
+def _redacted(cache, real):
+    return "sk-" not in real.execute("SELECT payload FROM settings").fetchone()[0]
+
+
+@pytest.mark.parametrize("run, done", [(_plan, _planned), (_claim, _claimed), (_redact, _redacted)],
+                         ids=["store_plan", "claim", "redact"])
+@pytest.mark.parametrize("after, kept", [("BEGIN IMMEDIATE", False), ("COMMIT", True)])
+def test_every_transaction_survives_an_interrupt_just_after_begin_or_commit(tmp_path, run, done, after, kept):
+    """store_plan and claim (and the settings' redaction) ran BEGIN before their try: an interrupt just after it
+    left the transaction open on the thread's connection, so that thread's next writes joined it, uncommitted."""
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    real = cache._connect()
+    real.execute("INSERT INTO settings VALUES (?, ?)", ("k", json.dumps({"api_key": "sk-abcdefghijklmnopqrstuv"})))
+    cache._local.conn = InterruptAfter(real, after)
+    with pytest.raises(KeyboardInterrupt):
+        run(cache, cache._local.conn)
+    cache._local.conn = real
+    assert not real.in_transaction
+    assert done(cache, real) is kept
