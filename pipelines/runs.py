@@ -839,13 +839,14 @@ def run_totals(out: str | Path) -> dict[str, Any]:
     # "describe" stage (a query-aware describer's, or a search's, is paid per query, on the result)
     described_once = {v.get("video") for v in videos if v.get("describe_calls") or v.get("describe_saved")
                       or "usage" in v}
-    # a video record written before videos.jsonl held usage: its describe requests are those one of its results repeats
-    old = [v.get("video") for v in videos if "usage" not in v and (v.get("describe_calls") or v.get("describe_saved"))]
-    repeated: dict[Any, dict[str, Any]] = {}
+    # a video record written before videos.jsonl held usage: its describe requests are those its results repeat
+    repeated: dict[tuple[Any, Any], dict[str, Any]] = {}
     for r in attempts:
         if isinstance(r.get("usage"), dict) and isinstance(r["usage"].get("describe"), dict):
-            repeated.setdefault(r.get("video"), {"usage": r["usage"]["describe"]})
-    paid = [*(paid_requests(v) for v in videos), *(paid_requests(repeated.get(video, {})) for video in old),
+            repeated.setdefault((r.get("video"), r["usage"]["describe"].get("cached", 0)), r["usage"]["describe"])
+    old = [_old_describe(v, repeated) for v in videos
+           if "usage" not in v and (v.get("describe_calls") or v.get("describe_saved"))]
+    paid = [*(paid_requests(v) for v in videos), *(paid_requests(v) for v in old),
             *(paid_requests(r, ("describe",) if r.get("video") in described_once else ()) for r in attempts)]
     errors: dict[str, int] = {}
     for r in results.values():
@@ -857,6 +858,20 @@ def run_totals(out: str | Path) -> dict[str, Any]:
             "cost_usd": round(cost, 6), "requests": sum(p[0] for p in paid),
             "unpriced_requests": sum(p[1] for p in paid), "failed_requests": sum(p[2] for p in paid),
             "failures_by_type": errors, "results": len(results)}
+
+
+def _old_describe(video: dict[str, Any], repeated: dict[tuple[Any, Any], dict[str, Any]]) -> dict[str, Any]:
+    """A video record written before videos.jsonl held usage, with the usage of its describe: a video resumed was
+    described again (from the cache, as a rule), one record per describe, and each counts its own requests once. Its
+    results repeat it, told apart from another describe's by the frames the cache gave (``cached``); where none does
+    (its queries were answered after another describe), one request per frame described, priced as its cost says."""
+    calls, saved = video.get("describe_calls") or 0, video.get("describe_saved") or 0
+    found = repeated.get((video.get("video"), saved))
+    if found is not None:
+        return {"usage": found}
+    if not calls:  # every frame from the cache: nothing paid
+        return {}
+    return {"usage": {"requests": calls, "cost_usd": video.get("cost_usd") or None}}
 
 
 def format_cost(cost_usd: float, requests: int, unpriced: int) -> str:
