@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from temporal_reasoner.context import progress_to
-from vidground.errors import ConfigurationError, MissingDependencyError
+from vidground.errors import ConfigurationError, MissingDependencyError, ProviderError
 from vidground.types import Usage
 
 from .datasets import Query
@@ -398,8 +398,14 @@ class RayExecutor:
         self.ray = ray
         self.num_cpus = num_cpus_per_task
         if init and not ray.is_initialized():
-            ray.init(address=address, runtime_env=runtime_env, include_dashboard=False,
-                     log_to_driver=False, configure_logging=False)
+            try:
+                ray.init(address=address, runtime_env=runtime_env, include_dashboard=False,
+                         log_to_driver=False, configure_logging=False)
+            except (ConnectionError, TimeoutError) as exc:  # an unreachable head: the CLI's "internal error" before
+                raise ProviderError(f"could not connect to the Ray cluster at {address or 'a local Ray'}: {exc}; "
+                                    "check --address (ray://HOST:10001 for a Ray client, HOST:6379 on a node of the "
+                                    "cluster) and that the head is running", provider="ray", url=address,
+                                    retryable=True) from exc
 
     def run(self, tasks: Sequence[Any], config: Any,
             stop: threading.Event | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
