@@ -284,8 +284,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"{summary.out}: {summary.selected} queries selected{skipped}, {summary.already_done} already done, "
           f"{summary.ran} run now ({summary.failed} failed) in {summary.seconds:.1f} s")
     print(f"describer calls: {summary.describe_calls} made, {summary.describe_saved} saved by the cache; "
-          f"cost {summary.cost_text}" + (f" ({summary.failed_requests} of {summary.requests} requests paid for queries "
-                                         "that failed)" if summary.failed_requests else ""))
+          f"cost {summary.cost_text}" + (f" ({summary.failed_requests} of the {summary.requests} answered requests "
+                                         "were for query attempts that ended in an error)"
+                                         if summary.failed_requests else ""))
     if summary.metrics is not None:
         from .report import EVAL_FIXES, problems_text
         from .runs import load_run

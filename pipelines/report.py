@@ -442,8 +442,8 @@ def _markdown(out: Path, config: dict[str, Any], queries: list[Query], results: 
     lines += ["", "## Cost", "",
               f"- describer calls made: {totals['describe_calls']}, saved by the cache: {totals['describe_saved']}",
               f"- cost: {format_cost(totals['cost_usd'], totals['requests'], totals['unpriced_requests'])} "
-              f"(every attempt, as reported by the backends; {totals['requests']} requests, "
-              f"{totals['failed_requests']} of them for queries that failed)", "",
+              f"(every attempt, as reported by the backends; {totals['requests']} answered requests, "
+              f"{totals['failed_requests']} of them for query attempts that ended in an error)", "",
               "## Failures by type", ""]
     lines += [f"- {k}: {v}" for k, v in sorted(totals["failures_by_type"].items())] or ["- none"]
     if missing:

@@ -428,8 +428,10 @@ class RunSummary:
     cost_usd: float
     seconds: float
     metrics: Metrics | None
-    #: model requests over every attempt in the run folder; ``unpriced_requests`` of them had no price (not in
-    #: ``cost_usd``), ``failed_requests`` were paid for queries that failed
+    #: answered model requests over every attempt in the run folder (a request that got no answer after its retries
+    #: is not counted); ``unpriced_requests`` of them had no price (not in ``cost_usd``), ``failed_requests`` were for
+    #: attempts that ended in an error (a query's, or a video's describing), earlier ones that --retry-failed redid
+    #: included
     requests: int = 0
     unpriced_requests: int = 0
     failed_requests: int = 0

@@ -21,6 +21,7 @@ class _PaidReasoner(BaseReasoner):
     attempts, as the chat reasoners' OutputValidationError does; the others cost one request."""
 
     name = "paid-reasoner"
+    fail_coffee = True  # a test sets it False to have a --retry-failed succeed
 
     def __init__(self, arg: str | None = None, **_: Any):
         self.price = None if arg in (None, "none") else float(arg)
@@ -33,7 +34,7 @@ class _PaidReasoner(BaseReasoner):
                      cost_usd=None if self.price is None else self.price * n)
 
     def ground(self, query: str, transcript: Any) -> GroundingResult:
-        if "coffee" in query:
+        if "coffee" in query and self.fail_coffee:
             raise OutputValidationError("paid-reasoner: no usable answer after 3 attempt(s)", attempts=3,
                                         raw_outputs=["x", "y", "z"], usage=self._usage(3))
         return GroundingResult(query=query, duration=transcript.duration, reasoner=self.name,
@@ -71,10 +72,27 @@ def test_the_eval_summary_says_the_cost_is_unknown_without_a_price(tmp_path, cap
     out = capsys.readouterr().out
     assert "cost $0.0000" not in out
     assert "cost unknown (10 request(s) to a model without a price" in out
-    assert "6 of 10 requests paid for queries that failed" in out
+    assert "6 of the 10 answered requests were for query attempts that ended in an error" in out
     totals = run_totals(tmp_path / "run")
     assert (totals["requests"], totals["unpriced_requests"], totals["cost_usd"]) == (10, 10, 0.0)
 
+
+
+def test_after_a_retry_that_fixed_every_query_the_cost_line_does_not_say_queries_failed(tmp_path, capsys, monkeypatch):
+    """The line read '6 of 12 requests paid for queries that failed' under '(0 failed)': the 6 were paid by the
+    attempts --retry-failed redid, and no query had failed; it names those attempts, and the requests it counts
+    (answered ones)."""
+    ds, desc = write_toy_dataset(tmp_path / "data", n_videos=2, per_video=3)
+    argv = ("eval", "jsonl", "--dataset-file", ds, "--descriptions", desc, "--reasoner", "paid-reasoner:0.01",
+            "--out", tmp_path / "run", "--no-report", "--quiet")
+    assert cli(*argv) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(_PaidReasoner, "fail_coffee", False)
+    assert cli(*argv, "--retry-failed") == 0
+    out = capsys.readouterr().out
+    assert "2 run now (0 failed)" in out
+    assert "queries that failed" not in out
+    assert "6 of the 12 answered requests were for query attempts that ended in an error" in out
 
 def test_a_run_without_model_requests_still_costs_nothing(tmp_path, capsys):
     ds, desc = write_toy_dataset(tmp_path / "data", n_videos=1, per_video=2)
@@ -90,7 +108,7 @@ def test_the_report_states_an_unknown_cost(tmp_path):
     write_report(tmp_path / "run")
     text = (tmp_path / "run" / "report.md").read_text()
     assert "- cost: unknown (10 request(s) to a model without a price" in text
-    assert "10 requests, 6 of them for queries that failed" in text
+    assert "10 answered requests, 6 of them for query attempts that ended in an error" in text
 
 
 def test_a_video_described_once_is_counted_once_not_once_per_query(tmp_path):
