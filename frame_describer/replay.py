@@ -117,7 +117,7 @@ class ReplayDescriber(BaseDescriber):
                 else:
                     self.calls += 1
             if text is not None:
-                yield FrameDescription(t=f.t, text=text, usage=Usage(requests=1))
+                yield FrameDescription(t=f.t, text=text, usage=Usage(requests=1, cost_usd=0.0))  # nothing paid: not unpriced
 
 
 _PIXEL = np.zeros((1, 1, 3), dtype=np.uint8)
