@@ -272,9 +272,7 @@ def format_result_table(result: Any) -> str:
     lines.append(f"backends:  describer={printable(result.describer)}  reasoner={printable(result.reasoner)}")
     usage = result.total_usage
     if usage.requests:
-        from .runs import format_cost  # an unpriced request said, as eval's report says it
-
-        cost = f", est. {format_cost(usage.cost_usd or 0.0, usage.requests, usage.unpriced_requests)}"
+        cost = f", est. {_cost(usage)}"
         retried = f" (+{usage.retried} sent again after faults)" if usage.retried else ""
         lines.append(f"usage:     {usage.requests} requests{retried}, {usage.prompt_tokens} prompt + "
                      f"{usage.completion_tokens} completion tokens{cost}")
@@ -289,6 +287,21 @@ def format_result_table(result: Any) -> str:
         score = "-" if iv.score is None else f"{iv.score:.3f}"
         lines.append(f"{i:>3}  {iv.start:>8.2f}  {iv.end:>8.2f}  {iv.length:>7.2f}  {score:>7}")
     return "\n".join(lines)
+
+
+def _cost(usage: Any) -> str:
+    """``usage``'s estimated cost as eval's report states it: requests to a model without a price named, not free."""
+    from .runs import format_cost
+
+    return format_cost(usage.cost_usd or 0.0, usage.requests, usage.unpriced_requests)
+
+
+def _paid_note(exc: BaseException) -> str:
+    """What was paid on the way to ``exc`` (its ``usage``), for its error line; empty when nothing was."""
+    usage = getattr(exc, "usage", None)
+    if not getattr(usage, "requests", 0):
+        return ""
+    return f" (paid so far: {usage.requests} request(s), est. {_cost(usage)})"
 
 
 def read_queries(path: str | Path) -> list[tuple[int, str]]:
@@ -735,7 +748,7 @@ def _run(args: argparse.Namespace) -> int:
     except VidgroundError as exc:
         if args.debug:
             raise
-        print(f"vidground: error: {exc}", file=sys.stderr)
+        print(f"vidground: error: {exc}{_paid_note(exc)}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # e.g. piped into head
         return 0

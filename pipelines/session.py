@@ -429,6 +429,7 @@ class Session:
         if found is not None:  # every frame in the description cache: nothing decoded, nothing described
             return self._remember(key, found)
         from frame_describer.sampling import sample_frames  # PyAV is imported only when a frame is decoded
+        from temporal_reasoner.structured import keep_paid
 
         # opens the file and checks it (missing, folder, empty, not a video...) before any model is loaded
         frames = sample_frames(path, fps=s.fps, num_frames=s.num_frames, max_frames=s.max_frames, max_side=s.max_side)
@@ -450,8 +451,12 @@ class Session:
                 from frame_describer.motion import MotionDescriber
 
                 source = desc = MotionDescriber(source)
-            out = list(_progress(source.describe(frames, query=query), frames.planned, self.progress,
-                                 f"describing {path.name}"))
+            out: list[FrameDescription] = []
+            # a describer that fails at frame k: the error carries what frames 0..k-1 cost (an eval counts them)
+            with keep_paid(lambda: sum((d.usage for d in out if d.usage is not None), Usage())):
+                for d in _progress(source.describe(frames, query=query), frames.planned, self.progress,
+                                   f"describing {path.name}"):
+                    out.append(d)
         info = frames.info
         if not out:
             raise VideoDecodeError(path, "no frames could be decoded")

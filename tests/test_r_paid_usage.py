@@ -142,9 +142,57 @@ def test_an_error_without_paid_attempts_carries_no_usage(openai_server):
     assert err.value.usage is None
 
 
+def test_the_command_line_error_says_what_was_paid_before_it(tmp_path, openai_server, capsys):
+    """`vidground ask` failing on its re-ask printed the error alone: the paid first attempt went unsaid."""
+    from pipelines.cli import main
+
+    openai_server.responder = lambda req: server_error() if reask(req) else paid('{"choice": 9}')
+    desc = tmp_path / "d.jsonl"
+    desc.write_text("".join(json.dumps({"t": i, "text": f"line {i}"}) + "\n" for i in range(5)))
+    assert main(["ask", "--descriptions", str(desc), "why?", "--choice", "a", "--choice", "b", "--reasoner",
+                 "openai:gpt-4o-mini", "--base-url", openai_server.base_url, "--reasoner-opt", "max_retries=0"]) == 1
+    err = capsys.readouterr().err
+    assert len(openai_server.requests) == 2 and err.count("\n") == 1
+    assert err.rstrip().endswith(f"(paid so far: 1 request(s), est. ${ONE_REQUEST_USD:.4f})")
+
+
+class FailingDescriber:
+    """A priced describer ($0.01 a frame) whose request for the third frame of a video fails."""
+
+    name = "r-third-frame-fails"
+    mode = "agnostic"
+
+    def settings(self):
+        return {"name": self.name}
+
+    def describe(self, frames, *, query=None):
+        for f in frames:
+            if f.t >= 2.0:
+                raise ProviderError("HTTP 503: gave up", status=503, retryable=True)
+            yield FrameDescription(t=f.t, text=f"frame at {f.t:g} s", usage=Usage(requests=1, cost_usd=0.01))
+
+
+def test_a_describer_failing_mid_video_keeps_the_frames_described_before(tmp_path):
+    """The two frames described before the failure were paid; the video's record (and the run's cost) had none."""
+    from pipelines.runs import RunConfig, read_jsonl, run_eval
+    from frame_describer import describers
+
+    from _helpers_eval import render_toy_videos, write_toy_dataset
+
+    describers.register("r-third-frame-fails", lambda arg=None, **_: FailingDescriber())
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=1, per_video=2)
+    videos = render_toy_videos(tmp_path / "videos", ["vid0"], n_frames=30, fps=10.0)
+    summary = run_eval(RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(videos), reasoner="naive",
+                                 describer="r-third-frame-fails", cache=str(tmp_path / "cache.sqlite"), concurrency=1),
+                       tmp_path / "run")
+    (video,) = read_jsonl(tmp_path / "run" / "videos.jsonl")
+    assert video["error"]["type"] == "ProviderError" and video["usage"]["requests"] == 2
+    assert (summary.requests, summary.failed_requests) == (2, 2) and summary.cost_usd == pytest.approx(0.02)
+
+
 # --- 1b. an eval counts them ----------------------------------------------------------------------
 
-def test_eval_counts_the_requests_paid_for_queries_that_failed_with_a_provider_error(tmp_path, openai_server, capsys):
+def test_eval_counts_the_requests_paid_for_queries_that_failed_with_a_provider_error(tmp_path, openai_server):
     """Grounding: each 'coffee' query's first reply was paid and unusable, its re-ask failed (503). The failed rows
     held no usage, and the run's cost and 'requests paid for queries that failed' left them out."""
     from pipelines.runs import RunConfig, read_jsonl, run_eval
@@ -169,9 +217,10 @@ def test_eval_counts_the_requests_paid_for_queries_that_failed_with_a_provider_e
     assert summary.cost_usd == pytest.approx(6 * ONE_REQUEST_USD, abs=1e-6)
 
 
-def test_qa_eval_counts_the_requests_paid_for_questions_that_failed(tmp_path, openai_server, capsys):
-    """A grounded-QA eval (nextgqa) as the eval command prints it: the question whose re-ask failed was paid once."""
+def test_qa_eval_counts_the_requests_paid_for_questions_that_failed(tmp_path, openai_server):
+    """A grounded-QA eval (nextgqa) from the command line: the question whose re-ask failed was paid once."""
     from pipelines.cli import main
+    from pipelines.runs import run_totals
     from test_qa_eval import ROWS, SPANS, write_nextgqa
 
     def answer(req):
@@ -187,9 +236,10 @@ def test_qa_eval_counts_the_requests_paid_for_questions_that_failed(tmp_path, op
     assert main(["eval", "nextgqa", "--data-root", str(tmp_path / "data"), "--descriptions", str(desc),
                  "--reasoner", "openai:gpt-4o-mini", "--reasoner-opt", f"base_url={openai_server.base_url}",
                  "--reasoner-opt", "max_retries=0", "--out", str(out), "--quiet", "--no-report"]) == 0
-    printed = capsys.readouterr().out
     assert len(openai_server.requests) == 3
-    assert "(1 of 2 requests paid for queries that failed)" in printed
+    totals = run_totals(out)  # what the command's cost line says
+    assert (totals["requests"], totals["failed_requests"]) == (2, 1)
+    assert totals["cost_usd"] == pytest.approx(2 * ONE_REQUEST_USD, abs=1e-6)
     rows = {r["qid"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
     assert rows["100_2"]["status"] == "failed" and rows["100_2"]["usage"]["reason"]["requests"] == 1
 
