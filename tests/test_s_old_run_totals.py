@@ -1,7 +1,9 @@
 """A run folder written before videos.jsonl held usage (before 4ebf7c3), interrupted and resumed under that code,
-counts each describe request once. The folders in tests/golden/old_runs were written by the code of 4ebf7c3^
-(/tmp/s/make_old.py: 2 toy videos of 3 frames, the fake describer at $0.001 a frame, the fake reasoner at $0.0005
-a query, a Ctrl-C at the 2nd result, then the same run again): the describer was called 6 times in each.
+counts each describe request once. The folders in tests/golden/old_runs were written by the code of 4ebf7c3^ (a
+``git archive`` of it first on sys.path): run_eval on 2 toy videos of 3 frames (render_toy_videos, write_toy_dataset
+with 5 and 3 queries a video), the fake describer at $0.001 a frame through a description cache, the fake reasoner
+at $0.0005 a query (0.3 s a query for resumed_split), concurrency 1, an on_result raising KeyboardInterrupt at the
+2nd result, then the same run again; paths were replaced by /data. The describer was called 6 times in each.
 
 HEAD read one result's 'describe' usage per video record: a video described again on resume (from the cache) has two
 records, and both took the first describe's 3 requests (19 requests for 16); a video described before the stop but
