@@ -10,12 +10,16 @@ so a run's results can be compared with an uninterrupted reference run:
   a resumed run ran a finished query again) and *changed* (a result unlike the reference run's).
 - ``faults``: the same eval while the server answers a seeded share of requests with 429 (with
   Retry-After), 500/503, a stall past the client's timeout, a dropped connection or a malformed body.
+  The fake server stands in for a flaky *remote* one, so its stalls are resent as a remote server's are
+  (``--reasoner-opt timeout_retries=N``, ``--storm-timeout-retries``, default ``--storm-retries``): a server
+  on 127.0.0.1 that times out is otherwise taken to be still working and not sent the request again.
   Every query must end ``ok`` or ``failed`` with its cause; ``--retry-failed`` against a healthy server
   must then finish them all, with the reference's answers.
 - ``shared-cache``: ``benchmarks/shared_cache.py`` (two evals at once on one description cache): the
   share of describer calls beyond one per frame.
 
 Run: python benchmarks/reliability.py [--kills 30] [--queries 40] [--seed 0] [--parts kill faults shared-cache]
+[--storm-retries 1] [--storm-timeout-retries N]
 It writes benchmarks/results/reliability.json (``python benchmarks/make_page.py`` puts it on
 docs/benchmarks.md) and exits 1 when anything was lost, duplicated or changed, a failure has no cause,
 or the shared cache duplicated 5% of the describer calls or more.
@@ -171,7 +175,8 @@ def part_faults(tmp: Path, server: Any, reference: dict[str, Any], args: argpars
 
     server.responder = stormy
     out = tmp / "storm"
-    storm = ["--reasoner-opt", f"max_retries={args.storm_retries}"]
+    storm = ["--reasoner-opt", f"max_retries={args.storm_retries}",
+             "--reasoner-opt", f"timeout_retries={args.storm_timeout_retries}"]  # stalls resent as a remote's
     first = run(eval_command(dataset, desc, out, server.base_url, *storm))
     got, _ = results_of(out)
     failed = {q: r for q, r in got.items() if r.get("status") != "ok"}
@@ -181,6 +186,7 @@ def part_faults(tmp: Path, server: Any, reference: dict[str, Any], args: argpars
     final, _ = results_of(out)
     causes = Counter(str((r.get("error") or {}).get("message") or "")[:60] for r in failed.values())
     return {"requests_faulted": dict(sorted(kinds.items())), "faults": sum(kinds.values()),
+            "max_retries": args.storm_retries, "timeout_retries": args.storm_timeout_retries,
             "causes": "; ".join(f"{n}x {c}" for c, n in causes.most_common(3)),
             "exit_first": first.returncode, "ok_first": len(got) - len(failed), "failed_first": len(failed),
             "failed_without_cause": no_cause,
@@ -213,8 +219,9 @@ def rows_of(data: dict[str, Any]) -> list[dict[str, Any]]:
         f = data["faults"]
         storm = ", ".join(f"{n} {kind}" for kind, n in f["requests_faulted"].items())
         rows.append({"scenario": "fault storm",
-                     "done": f"{f['faults']} of the server's answers faulted ({storm}), then --retry-failed "
-                             "against a healthy server",
+                     "done": f"{f['faults']} of the server's answers faulted ({storm}; max_retries "
+                             f"{f.get('max_retries')}, timeout_retries {f.get('timeout_retries')}: stalls resent as a "
+                             "remote server's), then --retry-failed against a healthy server",
                      "outcome": f"first run {f['ok_first']} ok, {f['failed_first']} failed "
                                 f"({f['failed_without_cause']} without a cause: {f['causes']}); after the retry {f['ok_after_retry']} "
                                 f"ok, {f['lost']} lost, {f['changed']} changed"})
@@ -238,11 +245,16 @@ def main() -> int:
     ap.add_argument("--answer-delay", type=float, default=0.4, help="the server's delay per answer in the kill part")
     ap.add_argument("--fault-rate", type=float, default=0.5, help="share of the server's answers that fault")
     ap.add_argument("--storm-retries", type=int, default=1, help="the reasoner's max_retries during the storm")
+    ap.add_argument("--storm-timeout-retries", type=int, default=None, metavar="N",
+                    help="the reasoner's timeout_retries during the storm (default --storm-retries: the stalls of "
+                         "the local fake server are resent as a remote server's are)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--parts", nargs="+", default=["kill", "faults", "shared-cache"],
                     choices=["kill", "faults", "shared-cache"])
     add_arguments(ap, "reliability")
     args = ap.parse_args()
+    if args.storm_timeout_retries is None:
+        args.storm_timeout_retries = args.storm_retries
     recorder = Recorder("reliability", args, {k: v for k, v in vars(args).items() if k not in ("json_out", "load_note")})
     data: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp_name, FakeOpenAIServer() as server:
