@@ -8,8 +8,9 @@ Two ways to find them, both reading the same transcript as grounding and QA:
   frames (cosine distance between the mean vector of the ``window`` seconds before and after it), and
   its peaks become boundaries: highest first, each above ``threshold`` standard deviations over the
   curve's mean and at least ``min_event_seconds`` from every boundary already kept and from the video's
-  ends. Each event's caption is the description sentence nearest to the event's mean vector (a
-  representative description, picked, not written). Its score is how sharply it stands apart from its
+  ends. Each event's caption is the event's description sentence that most sets it apart: its nearness to the
+  event's mean vector less its nearness to the events beside it or to the whole video's (a representative
+  description, picked, not written). Its score is how sharply it stands apart from its
   neighbours (the novelty at its boundaries over the video's highest). Linear in the transcript's length:
   the windows are running sums, so a long transcript costs one pass.
 * **a chat model** (:func:`run_events`, any reasoner with a ``chat`` callable: OpenAI-compatible,
@@ -191,20 +192,28 @@ def _segment(frames: tuple[Any, ...], transcript: Transcript, window_seconds: fl
     strength = [None, *(float(curve[g]) for g in gaps), None]
     top = float(curve.max()) if len(curve) and curve.max() > 0 else 1.0
     overall = vectors.mean(axis=0)
-    events = []
+    spans = []
     for k, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
         inside = (times >= a) & (times < b) if k + 1 < len(cuts) - 1 else (times >= a)
         rows = np.flatnonzero(inside)
         if len(rows) == 0:  # a gap between samples wider than the event: the nearest frame speaks for it
             rows = np.array([int(np.argmin(np.abs(times - (a + b) / 2)))])
-        # the sentence nearest the event's mean vector, pulled towards what sets the event apart from the
-        # whole video (a sentence every frame shares, "the colours are beige", says nothing of this event)
-        centre = vectors[rows].mean(axis=0)
-        centre = centre + (centre - overall)
+        spans.append((a, b, rows))
+    centres = [vectors[rows].mean(axis=0) for _, _, rows in spans]
+    events = []
+    for k, (a, b, rows) in enumerate(spans):
+        # the event's sentence that most sets it apart: its nearness to the event's mean vector less its
+        # nearness to the events beside it and to the whole video, whichever is nearer. A sentence they share
+        # ("the colours are beige") says nothing of this event; pulled away from the video's mean alone, it
+        # still won where it filled most frames (the demo's first two events both took it). One event is the
+        # whole video: nothing to set it apart from, its sentence nearest the mean
+        others = [*(centres[j] for j in (k - 1, k + 1) if 0 <= j < len(spans)), overall] if len(spans) > 1 else []
         best_text, best_sim = "", -math.inf
         for entry in dict.fromkeys(owner[r] for r in rows):
             lo, hi = bounds[entry], bounds[entry + 1]
-            sims = units[lo:hi] @ centre
+            sims = units[lo:hi] @ centres[k]
+            if others:
+                sims = sims - np.max([units[lo:hi] @ c for c in others], axis=0)
             j = int(np.argmax(sims))
             if sims[j] > best_sim:
                 best_sim, best_text = float(sims[j]), sentences[entry][min(j, len(sentences[entry]) - 1)]

@@ -108,6 +108,24 @@ def test_offline_caption_is_the_sentence_that_sets_the_event_apart():
     assert [e.caption for e in out.events] == [KITCHEN, GARDEN]
 
 
+def test_offline_caption_is_not_a_sentence_most_frames_share_when_the_event_is_worded_frame_by_frame():
+    """The demo's descriptions: a sentence in most frames, and what happens worded differently from frame to frame.
+    Pulled away from the video's mean alone, the shared sentence was still the nearest (it fills every frame of the
+    event, each wording only a few): the demo's first two events both took it."""
+    bg = "The main colours are beige and brown."
+    t = scenes((bg, 5), ("A person on the left is walking. " + bg, 2),
+               ("A person in the centre is walking to the right. " + bg, 1), ("A person is standing in the centre. " + bg, 4),
+               ("A person on the right is walking to the right. " + bg, 2), (bg, 3),
+               ("The scene is dark; the lights seem to be off.", 4), (bg, 3),
+               ("Motion: the camera is panning quickly to the right. " + bg, 6), (bg, 1),
+               ("The main colours are green and blue.", 5))
+    out = find_events(WordsReasoner(), t)
+    assert [(e.start, e.end) for e in out.events] == [(0.0, 30.5), (30.5, 36.0)]
+    assert out.events[0].caption.startswith("A person") and out.events[1].caption == "The main colours are green and blue"
+    single = find_events(WordsReasoner(), scenes(("A man chops onions. The room is bright.", 2), ("The room is bright.", 4)))
+    assert [e.caption for e in single.events] == ["The room is bright"]  # one event: its sentence nearest the mean
+
+
 def test_offline_min_event_length_and_max_events_are_kept():
     t = scenes((KITCHEN, 10), (GARDEN, 2), (STREET, 10))
     short = find_events(WordsReasoner(), t, window_seconds=1, min_event_seconds=1, threshold=0.0)
@@ -465,6 +483,17 @@ def test_offline_events_on_the_rendered_demo_video(tmp_path):
     lights = next(ev for ev in truth if "light" in ev.query)
     assert any(e.iou((lights.start, lights.end)) >= 0.5 for e in out.events)
     assert out.describer == "cv" and out.video == str(video)
+
+
+@pytest.mark.slow
+def test_offline_events_of_the_demo_video_each_say_what_sets_them_apart(demo_video):
+    """`vidground events` on the demo gave its first two events the same caption, the colours of the room."""
+    from pipelines import events
+
+    out = events(demo_video[0], describer="cv", reasoner="embedding")
+    captions = [e.caption for e in out.events]
+    assert len(captions) >= 2 and all(a != b for a, b in zip(captions, captions[1:])), captions
+    assert "person" in captions[0], captions
 
 
 # --- eval activitynet-events -------------------------------------------------------------------
