@@ -98,8 +98,11 @@ class Dataset:
     split: str
     queries: list[Query]
     source: list[str] = field(default_factory=list)
-    #: annotations skipped on load, as ``"file:line: reason"`` (e.g. a reversed GT span)
+    #: annotations skipped on load, as ``"file:line: reason"`` (e.g. a reversed GT span): the whole file's, also
+    #: after :meth:`subset` (they were never queries to choose among)
     dropped: list[str] = field(default_factory=list)
+    #: how many queries the file gave before :meth:`subset` chose these among them (``None``: not a subset)
+    loaded: int | None = None
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -136,7 +139,8 @@ class Dataset:
             queries = [q for q in queries if q.qid in keep]
         if limit is not None:
             queries = select_subset(queries, limit, seed)
-        return Dataset(self.name, self.split, list(queries), list(self.source), list(self.dropped))
+        return Dataset(self.name, self.split, list(queries), list(self.source), list(self.dropped),
+                       loaded=len(self.queries) if self.loaded is None else self.loaded)
 
 
 def select_subset(queries: Sequence[Query], limit: int, seed: int = 0) -> list[Query]:

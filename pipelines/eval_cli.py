@@ -281,6 +281,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         shown = ", ".join(summary.missing_videos[:10]) + (" ..." if len(summary.missing_videos) > 10 else "")
         print(f"missing {len(summary.missing_videos)} video(s), their queries skipped: {shown}", file=sys.stderr)
     skipped = f" ({len(summary.dropped)} skipped on load: see the warning)" if summary.dropped else ""
+    if summary.dropped and summary.loaded is not None and summary.loaded != summary.selected:
+        # the skipped annotations are the whole file's: --limit/--subset chose among the queries it gave
+        skipped = f" of the file's {summary.loaded} (its {len(summary.dropped)} other annotation(s) skipped on load: " \
+                  "see the warning)"
     print(f"{summary.out}: {summary.selected} queries selected{skipped}, {summary.already_done} already done, "
           f"{summary.ran} run now ({summary.failed} failed) in {summary.seconds:.1f} s")
     print(f"describer calls: {summary.describe_calls} made, {summary.describe_saved} saved by the cache; "

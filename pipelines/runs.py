@@ -435,8 +435,10 @@ class RunSummary:
     requests: int = 0
     unpriced_requests: int = 0
     failed_requests: int = 0
-    #: annotations the dataset's loader skipped ("file:line: why"), also in provenance.json
+    #: annotations the dataset's loader skipped ("file:line: why"), also in provenance.json: the whole file's,
+    #: whatever --limit or --subset chose among its ``loaded`` queries (None: not known)
     dropped: list[str] = field(default_factory=list)
+    loaded: int | None = None
 
     @property
     def cost_text(self) -> str:
@@ -659,7 +661,7 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
                 ctrl_c.restore()
     summary = summarize(out, selected=len(ds), already=already, ran=ran, failed=failed, missing=missing,
                         seconds=time.perf_counter() - started, clip_gt=config.clip_gt)
-    summary.dropped = list(ds.dropped)
+    summary.dropped, summary.loaded = list(ds.dropped), ds.loaded
     return summary
 
 
@@ -667,7 +669,9 @@ def dropped_note(ds: Dataset, shown: int = 3) -> str:
     """One line on the annotations ``ds``'s loader skipped (never selected or scored): how many, and the first
     ``shown`` with their reasons (a question without options, an answer that is not an option, a reversed span)."""
     n = len(ds.dropped)
-    return (f"{n} {ds.name}/{ds.split} annotation(s) skipped on load, not selected or scored: "
+    chosen = (f" (of the whole file; --limit/--subset then chose {len(ds)} of its {ds.loaded} queries)"
+              if ds.loaded is not None and ds.loaded != len(ds) else "")
+    return (f"{n} {ds.name}/{ds.split} annotation(s) skipped on load, not selected or scored{chosen}: "
             + "; ".join(ds.dropped[:shown]) + ("; ..." if n > shown else ""))
 
 

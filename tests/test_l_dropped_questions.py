@@ -31,19 +31,25 @@ def test_the_loader_names_why_each_question_was_skipped(tmp_path):
                           "val.csv:5: question 100_4 has an answer ('dance') that is not one of its options"]
 
 
-def test_eval_nextgqa_warns_and_records_the_skipped_questions(tmp_path, capsys, caplog):
+def _eval(tmp_path, caplog, *extra: str):
+    """``eval nextgqa`` on ROWS (2 of its 4 questions skipped on load), with the warnings it logged."""
     reasoners.register("words-dropped", WordReasoner)
     write_nextgqa(tmp_path / "data", ROWS, SPANS)
     desc = tmp_path / "descriptions"
     desc.mkdir()
     (desc / "100.jsonl").write_text("".join(json.dumps({"t": i, "text": "a girl laughs"}) + "\n" for i in range(12)))
-    out = tmp_path / "run"
     with caplog.at_level(logging.WARNING, logger="vidground"):
         assert main(["eval", "nextgqa", "--data-root", str(tmp_path / "data"), "--descriptions", str(desc),
-                     "--reasoner", "words-dropped", "--out", str(out), "--quiet", "--no-report"]) == 0
+                     "--reasoner", "words-dropped", "--out", str(tmp_path / "run"), "--quiet", "--no-report",
+                     *extra]) == 0
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_eval_nextgqa_warns_and_records_the_skipped_questions(tmp_path, capsys, caplog):
+    warned = _eval(tmp_path, caplog)
+    out = tmp_path / "run"
     printed = capsys.readouterr().out
     assert "2 queries selected (2 skipped on load: see the warning)" in printed
-    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(m.startswith("2 nextgqa/val annotation(s) skipped on load, not selected or scored: val.csv:4: "
                             "question 100_3 has no options; val.csv:5: question 100_4 has an answer ('dance')")
                for m in warned), warned
@@ -51,3 +57,15 @@ def test_eval_nextgqa_warns_and_records_the_skipped_questions(tmp_path, capsys, 
     assert provenance["dropped_annotations"] == {
         "count": 2, "first": ["val.csv:4: question 100_3 has no options",
                               "val.csv:5: question 100_4 has an answer ('dance') that is not one of its options"]}
+
+
+def test_with_a_limit_the_skipped_count_says_it_is_the_whole_files(tmp_path, capsys, caplog):
+    """`--limit 1` printed '1 queries selected (2 skipped on load ...)': the 2 are the whole file's annotations,
+    never queries to choose among, the 1 is of the file's 2 queries; each count now says what it is of."""
+    warned = _eval(tmp_path, caplog, "--limit", "1")
+    printed = capsys.readouterr().out
+    assert "1 queries selected of the file's 2 (its 2 other annotation(s) skipped on load: see the warning)" in printed
+    assert any(m.startswith("2 nextgqa/val annotation(s) skipped on load, not selected or scored (of the whole "
+                            "file; --limit/--subset then chose 1 of its 2 queries): val.csv:4: ") for m in warned), warned
+    ds = load_dataset("nextgqa", root=tmp_path / "data")
+    assert ds.loaded is None and ds.subset(limit=1).loaded == 2 and ds.subset(limit=1).subset(limit=1).loaded == 2
