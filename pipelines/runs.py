@@ -689,7 +689,9 @@ class RunInterrupted(KeyboardInterrupt):
 
 class _CtrlC:
     """While :func:`run_eval` runs in the main thread, a Ctrl-C (SIGINT) raises nothing: it sets ``event``, which the
-    executor polls (it begins nothing more, and yields what finishes), and says so at once; a
+    executor polls (it begins nothing more, and yields what finishes), stops the frame streams (the video being
+    described stops at its next frame, no describe request not begun is sent; the command line's handler, run from
+    this one, does it there), and says so at once; a
     ``KeyboardInterrupt`` could otherwise land anywhere, e.g. between a record taken from the executor's queue and
     its write, and drop it. The second Ctrl-C raises ``KeyboardInterrupt``: the run stops at once.
 
@@ -700,6 +702,7 @@ class _CtrlC:
 
     def __init__(self, executor: Any):
         self.event, self.count, self.installed, self.nested = threading.Event(), 0, False, False
+        self.streams_stopped = False  # by this handler (called from Python): cleared when the run ends
         self.previous: Any = None
         if threading.current_thread() is not threading.main_thread():
             return
@@ -733,6 +736,8 @@ class _CtrlC:
             except KeyboardInterrupt:
                 if self.count > 1:  # a second Ctrl-C came while that handler ran: it stops at once, as any second
                     raise
+        else:  # called from Python: the workers' frame streams stop as the command line's handler stops them
+            self.streams_stopped = _stop_frame_streams()
         head = "vidground: stopping: "
         said_lines = said.getvalue().strip()
         before = said_lines.removeprefix(head) + "; " if said_lines.startswith(head) and "\n" not in said_lines else ""
@@ -749,6 +754,19 @@ class _CtrlC:
         if self.installed and signal.getsignal(signal.SIGINT) == self._handle:
             signal.signal(signal.SIGINT, self.previous)
         self.installed = False
+        if self.streams_stopped:  # the next run's streams run; this run's stay stopped (frame_describer.sampling)
+            sys.modules["frame_describer.sampling"].INTERRUPTED.clear()
+            self.streams_stopped = False
+
+
+def _stop_frame_streams() -> bool:
+    """Every frame stream open now stops at its next frame, and every describer stream sends nothing more (the
+    requests under way are answered and kept): what the command line's Ctrl-C does. False: no stream was opened."""
+    sampling = sys.modules.get("frame_describer.sampling")
+    if sampling is None:
+        return False
+    sampling.interrupt_streams()
+    return True
 
 
 def _drain(stream: Any, take: Callable[..., None], *, told: bool = False) -> None:

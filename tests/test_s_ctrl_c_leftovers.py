@@ -241,3 +241,45 @@ def test_ray_a_ctrl_c_inside_ray_get_keeps_that_videos_records(tmp_path):
     lines = read_jsonl(out / "results.jsonl")
     assert len(gets) == 4 and len(lines) == len({r["qid"] for r in lines}) == info.value.saved == 6
     assert sorted(r["video"] for r in read_jsonl(out / "videos.jsonl")) == ["vid0", "vid1", "vid2"]
+
+
+def test_a_ctrl_c_in_a_python_run_eval_stops_the_video_being_described(tmp_path):
+    """HEAD: run_eval called from Python (no command line, so no handler of its own stopped the frame streams) took the
+    Ctrl-C as its stop, but the video worker went on describing (and paying for) its whole video: 30 of 30 frames
+    after a Ctrl-C at the 5th. Now the first Ctrl-C stops the frame streams too, as the command line's does (a frame
+    stream stops at its next frame; an API describer sends nothing more): the frames described are cached, and the
+    rerun describes only the others."""
+    from frame_describer import describers, sampling
+    from frame_describer.cache import DescriptionCache
+
+    from _helpers_eval import FakeDescriber, render_toy_videos, write_toy_dataset
+
+    seen: list[float] = []
+
+    class CtrlCAtTheFifth(FakeDescriber):
+        name = "fake"  # the same settings key as the plain fake, which the rerun uses
+
+        def describe(self, frames, *, query=None):
+            for d in super().describe(frames, query=query):
+                seen.append(d.t)
+                if len(seen) == 5:
+                    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # the user's Ctrl-C
+                    sampling.INTERRUPTED.wait(10)  # until the run has taken it (HEAD: never)
+                yield d
+
+    describers.register("s-ctrl-c-at-fifth", CtrlCAtTheFifth)
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=2, per_video=2, duration=3.0)
+    videos = render_toy_videos(tmp_path / "videos", ["vid0", "vid1"], n_frames=30, fps=10.0)
+    cfg = runs.RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(videos), describer="s-ctrl-c-at-fifth",
+                         reasoner="fake-reasoner", fps=10.0, cache=str(tmp_path / "c.sqlite"), concurrency=1)
+    try:
+        with pytest.raises(runs.RunInterrupted):
+            run_eval(cfg, tmp_path / "run")
+        assert not sampling.INTERRUPTED.is_set()  # cleared when the run ended: the next run's streams run
+    finally:
+        sampling.INTERRUPTED.clear()
+    described = len(seen)
+    assert 5 <= described <= 6 and DescriptionCache(tmp_path / "c.sqlite").count() == described
+    describers.register("s-ctrl-c-at-fifth", FakeDescriber)
+    again = run_eval(cfg, tmp_path / "run")
+    assert (again.describe_calls, again.describe_saved) == (60 - described, described)
