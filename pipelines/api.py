@@ -36,6 +36,7 @@ def describe(
     progress: bool = False,
     describer_options: dict[str, Any] | None = None,
     motion: bool = False,
+    skip_unchanged: float | None = None,
 ) -> DescribedVideo:
     """Stage 1: sample frames from ``video`` and describe each one (see :meth:`Session.describe`).
 
@@ -44,22 +45,30 @@ def describe(
     :class:`~frame_describer.cache.DescriptionCache` or the path of its SQLite file; default
     ``$VIDGROUND_CACHE`` when set; ``False`` for none) answers frames described before by the same
     describer with the same settings; ``usage.cached`` counts them. ``motion=True`` appends what moved since
-    the previous sample to each description (:mod:`frame_describer.motion`).
+    the previous sample to each description (:mod:`frame_describer.motion`). ``skip_unchanged`` (grey levels, e.g.
+    ``2.0``) does not send a frame whose small grey thumbnail is that close to the last frame sent; it reuses that
+    frame's description (``settings["skip_unchanged"]`` says how many were sent).
     """
     sampling = dict(fps=fps, num_frames=num_frames, max_frames=max_frames, max_side=max_side)
     with Session(describer=describer, sampling=sampling, cache=cache, describer_options=describer_options,
-                 progress=progress, motion=motion) as session:
+                 progress=progress, motion=motion, skip_unchanged=skip_unchanged) as session:
         return session.describe(video, query=query)
 
 
 def _one_off(descriptions: Any, describer: Any, reasoner: Any, fps: Any, num_frames: Any, max_frames: Any,
-             max_side: Any, cache: Any, progress: bool, describer_options: Any, reasoner_options: Any) -> Session:
-    """The short-lived session of one ground()/answer() call (a describer is refused with descriptions)."""
+             max_side: Any, cache: Any, progress: bool, describer_options: Any, reasoner_options: Any,
+             search: Any = None, skip_unchanged: Any = None) -> Session:
+    """The short-lived session of one ground()/answer() call (a describer, a search or skip-unchanged is refused
+    with descriptions: they choose which frames of a video are described)."""
     if descriptions is not None and describer is not None:
         raise ConfigurationError("describer= has no effect with descriptions=; give a video instead")
+    if descriptions is not None and (search is not None or skip_unchanged is not None):
+        raise ConfigurationError("search= and skip_unchanged= choose which frames of a video are described: give a "
+                                 "video, not descriptions=")
     return Session(describer=describer, reasoner=reasoner, sampling=dict(fps=fps, num_frames=num_frames,
                    max_frames=max_frames, max_side=max_side), cache=cache, progress=progress,
-                   describer_options=describer_options, reasoner_options=reasoner_options)
+                   describer_options=describer_options, reasoner_options=reasoner_options, search=search,
+                   skip_unchanged=skip_unchanged)
 
 
 def ground(
@@ -81,6 +90,8 @@ def ground(
     progress: bool = False,
     describer_options: dict[str, Any] | None = None,
     reasoner_options: dict[str, Any] | None = None,
+    search: Any = None,
+    skip_unchanged: float | None = None,
 ) -> GroundingResult:
     """Find when ``query`` happens in ``video``.
 
@@ -89,11 +100,15 @@ def ground(
     hold another tool's captions, detected or named by ``descriptions_format`` (with
     ``clip_seconds``), as :func:`load_descriptions` reads them.
     Backends default to the offline ones (``describer="cv"``, ``reasoner="embedding"``).
-    ``top_k`` keeps only the best K intervals.
+    ``top_k`` keeps only the best K intervals. On a long video, ``search="coarse-to-fine"`` (or its settings,
+    ``{"strategy": "coarse-to-fine", "budget": 300}``, a :class:`~pipelines.search.Search`) describes a sparse
+    pass, then densely only around the candidates (``settings["search"]`` lists every frame described and why),
+    and ``skip_unchanged`` (grey levels) reuses the last description for a frame nearly the same as the last one
+    sent; both apply to a video, not to ``descriptions``.
     """
     query = check_query(query)
     with _one_off(descriptions, describer, reasoner, fps, num_frames, max_frames, max_side, cache, progress,
-                  describer_options, reasoner_options) as session:
+                  describer_options, reasoner_options, search, skip_unchanged) as session:
         return session.ground(video, query, descriptions=descriptions, descriptions_format=descriptions_format,
                               clip_seconds=clip_seconds, duration=duration, top_k=top_k)
 

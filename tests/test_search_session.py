@@ -226,3 +226,29 @@ def test_answer_and_events_describe_the_whole_grid_and_say_the_search_is_for_gro
     with Session(describer=uniform, reasoner="embedding", cache=False) as s:  # uniform: the same frames, no note
         assert not any("ground() only" in w for w in s.answer(static_video, "what colour?", ["grey", "white"]).warnings)
     assert uniform.calls == grid
+
+
+def test_the_one_call_api_searches_and_skips_as_a_session_does(static_video, tmp_path):
+    """README: coarse-to-fine and skip-unchanged 'work from Python'; ``ground()`` and ``describe()`` had no
+    argument for them (a TypeError), only ``Session`` did."""
+    from pipelines import describe, ground
+
+    describer = FakeDescriber()
+    result = ground(static_video, "frame at 12.0", describer=describer, reasoner="fake-reasoner", cache=False,
+                    search={"strategy": "coarse-to-fine", "budget": 8})
+    search = result.settings["search"]
+    assert search["strategy"] == "coarse-to-fine" and describer.calls == search["calls"] <= 8
+    assert result.usage["describe"].requests == describer.calls
+    describer = FakeDescriber()
+    result = ground(static_video, "frame at 12.0", describer=describer, reasoner="fake-reasoner", cache=False,
+                    skip_unchanged=3.0)
+    assert result.settings["skip_unchanged"]["sent"] == describer.calls == 3  # 20 frames at 1 fps, 3 changed
+    described = describe(static_video, describer=FakeDescriber(), cache=False, skip_unchanged=3.0)
+    assert sum(getattr(d, "reused_from", None) is not None for d in described.descriptions) == 17
+    with pytest.raises(ConfigurationError, match="unknown strategy"):
+        ground(static_video, "frame at 12.0", describer=FakeDescriber(), reasoner="fake-reasoner", search="all")
+    lines = tmp_path / "d.jsonl"
+    lines.write_text('{"t": 0.0, "text": "grey"}\n{"t": 1.0, "text": "white"}\n')
+    for option in ({"search": "coarse-to-fine"}, {"skip_unchanged": 2.0}):  # they choose a video's frames
+        with pytest.raises(ConfigurationError, match="give a video"):
+            ground(descriptions=lines, query="white", **option)
