@@ -55,7 +55,7 @@ def run_example(name: str, namespace: dict | None = None, replace: tuple[str, st
     return ns
 
 
-CHECKED = {"ground", "stage-2", "session", "answer-openai", "openai-client", "register", "events"}
+CHECKED = {"ground", "stage-2", "session", "answer-openai", "openai-client", "register", "events", "search"}
 VIDEO_SECONDS = 6.0
 
 
@@ -64,7 +64,7 @@ def folder(tmp_path, monkeypatch, short_video):
     """A working folder with the files the examples name: the videos, and descriptions of the first 31 s of
     a kitchen in the README's minimal JSONL form (t and text only, no duration); two distinct texts, so that
     encoding them never needs torch (a new text or 16 are encoded by the numpy forward pass)."""
-    for name in ("kitchen.mp4", "party.mp4", "video.mp4"):
+    for name in ("kitchen.mp4", "party.mp4", "video.mp4", "lecture.mp4"):
         shutil.copy(short_video, tmp_path / name)
     with open(tmp_path / "kitchen.descriptions.jsonl", "w") as f:
         for t in range(31):
@@ -207,3 +207,16 @@ def test_events_prints_scored_spans_with_captions_in_time_order(folder, capsys):
 
     found = events(descriptions="kitchen.descriptions.jsonl").events
     assert found and found[0].start == 0.0 and found[-1].end == pytest.approx(31.0)
+
+
+def test_a_coarse_to_fine_search_with_a_budget_in_one_call(folder, capsys):
+    """The long-video example: ``ground(..., search={"strategy": "coarse-to-fine", "budget": 300})`` prints the
+    best interval and the calls, and ``settings["search"]["frames"]`` says each frame described and why."""
+    ns = run_example("search")
+    result = ns["result"]
+    search = result.settings["search"]
+    assert search["strategy"] == "coarse-to-fine" and search["budget"] == 300
+    assert 0 < search["calls"] <= 300 and search["calls"] == len(search["frames"])  # no cache: each frame listed was a call
+    assert all(why for _, _, why in search["frames"]) and {p for _, p, _ in search["frames"]} >= {0}
+    best = result.best
+    assert capsys.readouterr().out.split() == [*str(best).split(), str(search["calls"])]
