@@ -476,7 +476,8 @@ def format_events_table(result: Any) -> str:
     lines.append(f"{len(result.events)} event(s) in {result.duration:.2f} s"
                  + (" (duration inferred)" if result.duration_inferred else "")
                  + f"; describer {printable(result.describer or '-')}, reasoner {printable(result.reasoner or '-')}"
-                 + (f"; {usage.requests} request(s), {usage.total_tokens} tokens" if usage.requests else ""))
+                 + (f"; {usage.requests} request(s), {usage.total_tokens} tokens, est. {_cost(usage)}"
+                    if usage.requests else ""))
     lines += [f"warning: {printable(w)}" for w in result.warnings]
     return "\n".join(lines)
 
@@ -506,8 +507,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     if args.output and args.output != "-":  # -o - is stdout, as without -o
         n = described.write(args.output)
         usage = described.usage  # what a resumed run took from the cache is said, not only what it made
-        paid = f"; {usage.requests} requests" if usage.requests else ""
-        paid += f", est. ${usage.cost_usd:.4f}" if usage.requests and usage.cost_usd is not None else ""
+        paid = f"; {usage.requests} requests, est. {_cost(usage)}" if usage.requests else ""
         print(f"wrote {n} descriptions to {args.output} ({described.duration:.1f} s of video, {described.seconds:.1f} s"
               f"{f'; {usage.cached} from the description cache' if usage.cached else ''}{paid})", file=sys.stderr)
     else:

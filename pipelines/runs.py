@@ -899,9 +899,10 @@ def _old_describe(video: dict[str, Any], repeated: dict[tuple[Any, Any], dict[st
 
 
 def format_cost(cost_usd: float, requests: int, unpriced: int) -> str:
-    """The cost as a run states it: ``$0.0123``; ``unknown`` when nothing was priced (as ``vidground ground`` and
-    ``describe`` print no estimate then), else the priced part and how many requests it leaves out (a cost with
-    every counted request unpriced was paid for requests not counted: a run folder written before they were)."""
+    """The cost as a run states it, and as the cost lines of ``vidground ground``, ``ask``, ``events`` and
+    ``describe -o`` do: ``$0.0123``; ``unknown (N request(s) to a model without a price ...)`` when nothing was
+    priced, else the priced part and how many requests it leaves out (a cost with every counted request unpriced
+    was paid for requests not counted: a run folder written before they were)."""
     if not unpriced:
         return f"${cost_usd:.4f}"
     if unpriced >= requests and not cost_usd:
