@@ -137,6 +137,7 @@ def test_answer_with_a_chat_model_and_no_key_says_how_to_give_one(folder, monkey
         run_example("answer-openai")
 
 
+@pytest.mark.slow  # 2.5-5.4 s in the fast tier at load 9-10 on 2 cores
 def test_answer_offline_is_the_evidence_baseline(folder, capsys):
     """The same example on the default reasoner: "its answers say embedding+evidence-baseline"."""
     ns = run_example("answer-openai", replace=(', reasoner="openai:gpt-4o-mini"', ""))
@@ -193,6 +194,7 @@ def test_a_registered_reasoner_is_a_spec_name(folder, monkeypatch):
     assert [(iv.start, iv.end) for iv in result.intervals] == [(1.0, 2.0)]
 
 
+@pytest.mark.slow  # 2.5-5.4 s in the fast tier at load 9-10 on 2 cores
 def test_events_prints_scored_spans_with_captions_in_time_order(folder, capsys):
     ns = run_example("events")
     rows = []
