@@ -39,6 +39,7 @@ from typing import Any
 from vidground.errors import ConfigurationError, VidgroundError
 from vidground.files import check_database_path, video_fingerprint
 from vidground.redaction import redact
+from vidground.transactions import Transaction
 from vidground.types import Frame, FrameDescription, Usage
 
 from .base import leftovers
@@ -79,54 +80,6 @@ def stored_in_process() -> int:
     """How many new descriptions every :class:`DescriptionCache` of this process has stored so far (a command
     compares it with its value at the start to say how many descriptions an interrupted run kept)."""
     return _stored
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    """Undo the transaction open on ``conn``, if one is: a Ctrl-C that lands just after COMMIT (or before BEGIN took)
-    leaves none, and a ROLLBACK then raised OperationalError ("no transaction is active") over the interrupt, which
-    the command line reported as an internal error (exit 1, not 130)."""
-    if conn.in_transaction:
-        try:
-            conn.execute("ROLLBACK")
-        except sqlite3.Error:  # the interrupt or error being raised is what the caller must see
-            pass
-
-
-class _Transaction:
-    """``with _Transaction(conn):`` runs its body in one ``BEGIN IMMEDIATE`` .. ``COMMIT`` on ``conn``, and rolls
-    back (when a transaction is open: :func:`_rollback`) however it fails, a Ctrl-C included: one that lands just
-    after BEGIN does not leave the transaction open on the connection (every later statement of this thread would
-    then run inside it), one that lands just after COMMIT is raised as it is. :attr:`committed` says whether the
-    COMMIT took, even when such an interrupt followed it (the only statement that ends the transaction without an
-    error is COMMIT)."""
-
-    __slots__ = ("conn", "committed")
-
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-        self.committed = False
-
-    def __enter__(self) -> "_Transaction":
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            return self
-        except BaseException:
-            _rollback(self.conn)
-            raise
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is not None:
-            _rollback(self.conn)
-            return
-        try:
-            self.conn.execute("COMMIT")
-            self.committed = True
-        except BaseException as err:
-            if not self.conn.in_transaction and not isinstance(err, sqlite3.Error):
-                self.committed = True  # an interrupt just after COMMIT: the rows are in
-            else:
-                _rollback(self.conn)
-            raise
 
 
 def _ms(t: float) -> int:
@@ -201,7 +154,7 @@ class DescriptionCache:
     @staticmethod
     def _redact_stored_settings(conn: sqlite3.Connection) -> None:
         """Rewrite settings rows stored before they were redacted (a describer's key in plain text)."""
-        with _Transaction(conn):
+        with Transaction(conn):
             for key, payload in conn.execute("SELECT settings_key, payload FROM settings").fetchall():
                 clean = _settings_json(json.loads(payload))
                 if clean != payload:
@@ -258,7 +211,7 @@ class DescriptionCache:
         conn = self._connect()
 
         def work() -> None:
-            with _Transaction(conn):
+            with Transaction(conn):
                 conn.execute("INSERT OR REPLACE INTO plans (plan_key, fingerprint, payload, stored) VALUES (?, ?, ?, ?)",
                              (key, fingerprint, json.dumps(plan), time.time()))
                 rows = conn.execute("SELECT COUNT(*) FROM plans").fetchone()[0]
@@ -288,7 +241,7 @@ class DescriptionCache:
             return 0
         conn = self._connect()
         new = 0
-        tx = _Transaction(conn)
+        tx = Transaction(conn)
         try:
             with tx:
                 before = conn.total_changes
@@ -318,7 +271,7 @@ class DescriptionCache:
         now = time.time()
 
         def work() -> str | None:
-            with _Transaction(conn):
+            with Transaction(conn):
                 row = conn.execute("SELECT owner, until FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
                                    (fingerprint, key, _ms(t))).fetchone()
                 if row is not None and row[0] != owner and row[1] > now:

@@ -1,16 +1,19 @@
 """A Ctrl-C that lands just after the description cache's COMMIT is the KeyboardInterrupt it is, not an
 OperationalError from a ROLLBACK with no transaction (a CI-style run: 'vidground: internal error: OperationalError:
 cannot rollback - no transaction is active', exit 1 instead of 130); one just after BEGIN leaves no transaction
-open on the connection, in every transaction the cache runs (store, store_plan, claim, the settings' redaction)."""
+open on the connection, in every transaction the cache runs (store, store_plan, claim, the settings' redaction).
+The embedding cache's store runs in the same helper (vidground.transactions.Transaction) and is held to the same."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 
+import numpy as np
 import pytest
 
 from frame_describer.cache import DescriptionCache
+from temporal_reasoner.embedding_store import EmbeddingStore
 from vidground.types import FrameDescription
 
 
@@ -81,3 +84,24 @@ def test_every_transaction_survives_an_interrupt_just_after_begin_or_commit(tmp_
     cache._local.conn = real
     assert not real.in_transaction
     assert done(cache, real) is kept
+
+
+@pytest.mark.parametrize("after, kept", [("BEGIN IMMEDIATE", 0), ("COMMIT", 2)])
+def test_the_embedding_store_survives_an_interrupt_just_after_begin_or_commit(tmp_path, after, kept):
+    """The embedding cache ran BEGIN before its try and a ROLLBACK with no transaction open: an interrupt just after
+    BEGIN left the transaction open on the store's one connection (every later lookup and store ran inside it,
+    uncommitted), and one just after COMMIT became 'cannot rollback - no transaction is active', which disabled the
+    cache and swallowed the Ctrl-C."""
+    store = EmbeddingStore(tmp_path / "emb.sqlite")
+    real = store._conn()
+    store._connection = InterruptAfter(real, after)
+    vec = np.ones(4, dtype=np.float32) / 2
+    with pytest.raises(KeyboardInterrupt):
+        store.store("m", [("a cat", vec), ("a dog", vec)])
+    store._connection = real
+    assert not real.in_transaction
+    assert store.broken is None
+    assert len(store) == kept and store.stored == kept
+    assert real.execute("SELECT value FROM meta WHERE name = 'rows'").fetchone()[0] == kept
+    store.store("m", [("a bird", vec)])  # the store goes on working after the interrupt
+    assert set(store.lookup("m", ["a cat", "a dog", "a bird"])) == {"a bird"} | ({"a cat", "a dog"} if kept else set())
