@@ -276,6 +276,9 @@ def format_result_table(result: Any) -> str:
         retried = f" (+{usage.retried} sent again after faults)" if usage.retried else ""
         lines.append(f"usage:     {usage.requests} requests{retried}, {usage.prompt_tokens} prompt + "
                      f"{usage.completion_tokens} completion tokens{cost}")
+    frames = _frames_line(result.settings)
+    if frames:
+        lines.append(f"frames:    {frames}")
     for w in result.warnings:
         lines.append(f"warning:   {printable(w)}")
     if not result.intervals:
@@ -287,6 +290,30 @@ def format_result_table(result: Any) -> str:
         score = "-" if iv.score is None else f"{iv.score:.3f}"
         lines.append(f"{i:>3}  {iv.start:>8.2f}  {iv.end:>8.2f}  {iv.length:>7.2f}  {score:>7}")
     return "\n".join(lines)
+
+
+_STOPS = {"budget": "the budget was spent", "converged": "every candidate named was described densely",
+          "rounds": "after its rounds", "no-candidate": "the reasoner named no candidate"}
+
+
+def _frames_line(settings: dict[str, Any]) -> str:
+    """What a coarse-to-fine search or skip-unchanged described, for the result table (empty for a plain run):
+    its calls are the describer requests of this query, which a budget caps; frames from the description cache,
+    an earlier query of the session or skip-unchanged's reuse cost nothing."""
+    search = settings.get("search")
+    if isinstance(search, dict) and "calls" in search:
+        budget = [f"budget {search['budget']}" if search.get("budget") else "",
+                  f"budget {search['budget_seconds']:g} s" if search.get("budget_seconds") else ""]
+        free = [f"{search[k]} frame(s) {what}" for k, what in (("cached", "from the cache"), ("known", "known from "
+                "earlier queries"), ("skipped", "unchanged, reused")) if search.get(k)]
+        calls = f"{search['calls']} describer call(s)" + (f" ({', '.join(b for b in budget if b)})" if any(budget) else "")
+        stop = _STOPS.get(search.get("stop", ""), search.get("stop") or "")
+        return (f"coarse-to-fine: {calls}" + (f", {', '.join(free)}" if free else "")
+                + f"; {search.get('rounds', 0)} refinement round(s)" + (f", stopped: {stop}" if stop else ""))
+    skip = settings.get("skip_unchanged")
+    if isinstance(skip, dict) and "sent" in skip:
+        return f"skip-unchanged {skip.get('threshold', 0):g}: {skip['sent']} sent, {skip.get('reused', 0)} reused"
+    return ""
 
 
 def _cost(usage: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +147,30 @@ def test_the_cli_grounds_coarse_to_fine(static_video, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["settings"]["search"]["strategy"] == "coarse-to-fine"
     assert 0 < result["settings"]["search"]["calls"] <= 6
+
+
+def test_the_cli_table_says_what_a_search_or_skipping_described(static_video, tmp_path, capsys):
+    """The table printed no word of the search: a user could not tell that 6 of 20 frames were described, nor
+    that a rerun took them from the cache."""
+    from pipelines.cli import main
+
+    cache = tmp_path / "c.sqlite"
+    argv = ["ground", str(static_video), "frame at 12.0", "--describer", "fake", "--reasoner", "fake-reasoner",
+            "--strategy", "coarse-to-fine", "--budget", "6", "--cache", str(cache)]
+    assert main(argv) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("frames:"))
+    first = re.fullmatch(r"frames: +coarse-to-fine: (\d) describer call\(s\) \(budget 6\); (\d) refinement "
+                         r"round\(s\), stopped: (.+)", line)
+    assert first and 0 < int(first[1]) <= 6, line
+    assert main(argv) == 0  # the same query again: the frames described come from the cache, free
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("frames:"))
+    assert f", {first[1]} frame(s) from the cache;" in line, line
+    assert main(["ground", str(static_video), "frame at 12.0", "--describer", "fake", "--reasoner", "fake-reasoner",
+                 "--skip-unchanged", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "frames:    skip-unchanged 3: 3 sent, 17 reused" in out.splitlines(), out
+    assert main(["ground", str(static_video), "frame at 12.0", "--describer", "fake", "--reasoner", "fake-reasoner"]) == 0
+    assert "frames:" not in capsys.readouterr().out  # a plain run: every frame of the grid
 
 
 def test_eval_settings_carry_the_search_and_are_checked(tmp_path):
