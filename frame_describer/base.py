@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from vidground.types import Frame, FrameDescription
@@ -74,7 +74,7 @@ class DescriptionStream(Iterator[FrameDescription]):
     :func:`leftovers`).
     """
 
-    def __init__(self, body: Callable[["StreamState"], Iterator[FrameDescription]]):
+    def __init__(self, body: Callable[[StreamState], Generator[FrameDescription, None, None]]):
         self._state = StreamState()
         self._gen = body(self._state)
 

@@ -16,7 +16,7 @@ only downloaded when ``HF_HUB_OFFLINE`` is not set. A missing model raises
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 import prompts
@@ -193,7 +193,8 @@ class TransformersDescriber(BaseDescriber):
         front stores, so a rerun does not describe them again."""
         return DescriptionStream(lambda out: self._stream(frames, query, out))
 
-    def _stream(self, frames: Iterable[Frame], query: str | None, out: StreamState) -> Iterator[FrameDescription]:
+    def _stream(self, frames: Iterable[Frame], query: str | None,
+                out: StreamState) -> Generator[FrameDescription, None, None]:
         text = self._prompt_text(query)
         batch: list[Frame] = []
         done: list[FrameDescription] = []  # the batch's descriptions not handed over yet

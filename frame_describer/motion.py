@@ -34,7 +34,7 @@ summary is recomputed from the frames every time, which costs a few milliseconds
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -494,7 +494,8 @@ class MotionDescriber:
         :class:`~frame_describer.base.DescriptionStream`), for a description cache in front to keep."""
         return DescriptionStream(lambda out: self._stream(frames, query, out))
 
-    def _stream(self, frames: Iterable[Frame], query: str | None, out: StreamState) -> Iterator[FrameDescription]:
+    def _stream(self, frames: Iterable[Frame], query: str | None,
+                out: StreamState) -> Generator[FrameDescription, None, None]:
         stream = MotionStream()
         pending: dict[float, str] = {}  # summaries of frames handed to the inner describer, not yet described
         lock = threading.Lock()  # the inner describer may pull frames from another thread

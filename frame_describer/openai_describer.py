@@ -20,7 +20,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import CancelledError, Future, wait
 from typing import Any, Literal
 
@@ -225,7 +225,8 @@ class OpenAIDescriber(BaseDescriber):
         Ctrl-C during that wait ends it at once."""
         return DescriptionStream(lambda stream: self._stream(frames, query, stream))
 
-    def _stream(self, frames: Iterable[Frame], query: str | None, out: StreamState) -> Iterator[FrameDescription]:
+    def _stream(self, frames: Iterable[Frame], query: str | None,
+                out: StreamState) -> Generator[FrameDescription, None, None]:
         text = self._text(query)
         pool = _RequestPool(self.concurrency, "vidground-describe")
         handles: queue.SimpleQueue[Any] = queue.SimpleQueue()

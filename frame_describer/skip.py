@@ -10,7 +10,7 @@ ignores compression noise and tiny motion), and reuses that frame's description 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 import cv2
@@ -64,7 +64,8 @@ class SkipUnchanged:
         :class:`~frame_describer.base.DescriptionStream`), for a description cache in front to keep."""
         return DescriptionStream(lambda out: self._stream(frames, query, out))
 
-    def _stream(self, frames: Iterable[Frame], query: str | None, out: StreamState) -> Iterator[FrameDescription]:
+    def _stream(self, frames: Iterable[Frame], query: str | None,
+                out: StreamState) -> Generator[FrameDescription, None, None]:
         pending: deque[tuple[float, bool]] = deque()  # (time, sent) in frame order
         last: list[np.ndarray] = []
 
