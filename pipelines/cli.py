@@ -535,7 +535,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
         n = described.write(args.output)
         usage = described.usage  # what a resumed run took from the cache is said, not only what it made
         paid = f"; {usage.requests} requests, est. {_cost(usage)}" if usage.requests else ""
-        print(f"wrote {n} descriptions to {args.output} ({described.duration:.1f} s of video, {described.seconds:.1f} s"
+        print(f"wrote {n} descriptions to {args.output} ({described.duration:.1f} s of video, described in {described.seconds:.1f} s"
               f"{f'; {usage.cached} from the description cache' if usage.cached else ''}{paid})", file=sys.stderr)
     else:
         meta = {"video": described.video, "duration": round(described.duration, 3), "step": described.step,

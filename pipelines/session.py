@@ -466,12 +466,14 @@ class Session:
         # a truncated file's container claims more than the stream holds: the real end wins
         duration = max(frames.truncated_at or info.duration or 0.0, times[-1])
         seconds = time.perf_counter() - started
-        log.info("described %d frames of %s with %s in %.2f s", len(out), path, desc.name, seconds)
+        reused = sum((d.model_extra or {}).get("reused_from") is not None for d in out)
+        log.info("described %d frames of %s with %s in %.2f s%s", len(out), path, desc.name, seconds,
+                 f" ({len(out) - reused} sent, {reused} unchanged: the last one's description reused)"
+                 if self.skip_unchanged is not None else "")
         usage = sum((d.usage for d in out if d.usage is not None), Usage())  # cache hits carry Usage(cached=1)
         # the rate the sampler really used (1 fps when none was given; lowered by max_frames), not None
         sampling = {**s.model_dump(), "fps": frames.fps}
         if self.skip_unchanged is not None:  # frames sent to the describer, and those given the last one's words
-            reused = sum((d.model_extra or {}).get("reused_from") is not None for d in out)
             sampling["skip_unchanged"] = {"threshold": self.skip_unchanged, "sent": len(out) - reused,
                                           "reused": reused}
         described = DescribedVideo(video=str(path), duration=duration, step=step, describer=desc.name,

@@ -43,7 +43,7 @@ def test_coarse_to_fine_on_the_demo_video_describes_fewer_frames_and_finds_the_e
         search = first.settings["search"]
         frames = search["frames"]
         assert search["strategy"] == "coarse-to-fine" and search["calls"] == len(frames) < first.duration  # 1 fps grid
-        assert {p for _, p, _ in frames} == set(range(search["rounds"] + 1))
+        assert {p for _, p, _ in frames} == set(range(search["rounds_done"] + 1))
         assert all(why == "coarse" for _, p, why in frames if p == 0)
         assert first.best.iou(Interval(start=dark.start, end=dark.end)) >= 0.5
         # another query of the session: frames described for the first are known, not described again
@@ -277,3 +277,26 @@ def test_the_one_call_api_searches_and_skips_as_a_session_does(static_video, tmp
     for option in ({"search": "coarse-to-fine"}, {"skip_unchanged": 2.0}):  # they choose a video's frames
         with pytest.raises(ConfigurationError, match="give a video"):
             ground(descriptions=lines, query="white", **option)
+
+
+def test_describe_says_what_its_seconds_are_and_skip_unchanged_what_it_sent(static_video, tmp_path, capsys):
+    """'wrote 20 descriptions to d.jsonl (20.0 s of video, 8.0 s)' did not say the second figure is the time taken,
+    and with --skip-unchanged (ground) the log said 'described 20 frames' where 3 were sent."""
+    import logging
+
+    from pipelines.cli import main
+
+    assert main(["describe", str(static_video), "--describer", "fake", "-o", str(tmp_path / "d.jsonl")]) == 0
+    assert re.search(r"\(20\.0 s of video, described in [\d.]+ s", capsys.readouterr().err)
+    seen: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("vidground")
+    logger.addHandler(handler)
+    try:  # the command line's own handler set-up decides what reaches the root logger: listen on vidground's
+        assert main(["ground", str(static_video), "frame at 12.0", "--describer", "fake", "--reasoner",
+                     "fake-reasoner", "--skip-unchanged", "3", "--verbose"]) == 0
+    finally:
+        logger.removeHandler(handler)
+    said = [m for m in seen if "described 20 frames" in m]
+    assert said and "(3 sent, 17 unchanged" in said[0], said
