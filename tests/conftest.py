@@ -6,6 +6,7 @@ import ipaddress
 import os
 import socket
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,18 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("VIDGROUND_EMBEDDING_CACHE", os.path.join(tempfile.mkdtemp(prefix="vidground-tests-"), "embeddings.sqlite"))
 os.environ.pop("OPENAI_API_KEY", None)
 os.environ.pop("OPENAI_BASE_URL", None)
+
+#: the user's cache folder as the session found it. The tests read from it only what they cannot make in a moment
+#: (the GGUFs vidground.models assembles, Hugging Face models, matplotlib's font list): those paths
+#: are pinned to it here, before XDG_CACHE_HOME is moved off it. Nothing else of a test's goes there.
+USER_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+os.environ.setdefault("VIDGROUND_MODELS", str(USER_CACHE / "vidground" / "models"))
+os.environ.setdefault("HF_HOME", str(USER_CACHE / "huggingface"))
+os.environ.setdefault("MPLCONFIGDIR", str(USER_CACHE / "matplotlib"))
+# the description cache (run_eval's default: $VIDGROUND_CACHE, else $XDG_CACHE_HOME/vidground/descriptions.sqlite)
+# of session-scoped fixtures goes to a folder of this test session; each test gets its own (_own_cache_folder)
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="vidground-tests-xdg-")
+os.environ.pop("VIDGROUND_CACHE", None)
 
 _real_connect = socket.socket.connect
 
@@ -40,6 +53,20 @@ def _guarded_connect(self, address):
 
 
 socket.socket.connect = _guarded_connect
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_folder(tmp_path_factory, monkeypatch):
+    """Each test its own cache folder: a description cache it writes without ``cache=`` (run_eval, vidground eval)
+    is its own, never the user's ~/.cache/vidground/descriptions.sqlite nor another test's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    monkeypatch.delenv("VIDGROUND_CACHE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def user_cache() -> Path:
+    """The user's cache folder as the session found it (``USER_CACHE``), before the tests moved XDG_CACHE_HOME."""
+    return USER_CACHE
 
 
 @pytest.fixture(scope="session")
