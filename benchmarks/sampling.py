@@ -463,7 +463,7 @@ def sparse_pass(path: Path, rounds: int) -> tuple[list[dict], bool]:
                 rec["cpu"].append(secs)
                 rec["ok"] = rec["ok"] if good else (False, why)
                 info = result.settings["search"]
-                rec["calls"], rec["frames"], rec["rounds"] = info["calls"], len(reader.times), info["rounds"]
+                rec["calls"], rec["frames"], rec["rounds"] = info["calls"], len(reader.times), info["rounds_done"]
                 rec["snapped"] = sum(1 for _, p, why in info["frames"] if p == 0 and "answered by" in why)
                 rec["best"] = [round(result.best.start, 1), round(result.best.end, 1)] if result.intervals else None
                 failed |= not good

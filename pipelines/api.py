@@ -18,6 +18,7 @@ from temporal_reasoner import GroundingResult, Reasoner, check_query
 
 from vidground.types import Answer, Events
 
+from .search import Search
 from .session import DescribedVideo, Session, load_descriptions
 
 PathLike = str | Path
@@ -47,7 +48,7 @@ def describe(
     describer with the same settings; ``usage.cached`` counts them. ``motion=True`` appends what moved since
     the previous sample to each description (:mod:`frame_describer.motion`). ``skip_unchanged`` (grey levels, e.g.
     ``2.0``) does not send a frame whose small grey thumbnail is that close to the last frame sent; it reuses that
-    frame's description (``settings["skip_unchanged"]`` says how many were sent).
+    frame's description (the result's ``sampling["skip_unchanged"]`` says how many were sent).
     """
     sampling = dict(fps=fps, num_frames=num_frames, max_frames=max_frames, max_side=max_side)
     with Session(describer=describer, sampling=sampling, cache=cache, describer_options=describer_options,
@@ -62,9 +63,9 @@ def _one_off(descriptions: Any, describer: Any, reasoner: Any, fps: Any, num_fra
     with descriptions: they choose which frames of a video are described)."""
     if descriptions is not None and describer is not None:
         raise ConfigurationError("describer= has no effect with descriptions=; give a video instead")
-    if descriptions is not None and (search is not None or skip_unchanged is not None):
-        raise ConfigurationError("search= and skip_unchanged= choose which frames of a video are described: give a "
-                                 "video, not descriptions=")
+    if descriptions is not None and (Search.of(search).refines or skip_unchanged is not None):
+        raise ConfigurationError("a coarse-to-fine search= and skip_unchanged= choose which frames of a video are "
+                                 "described: give a video, not descriptions=")
     return Session(describer=describer, reasoner=reasoner, sampling=dict(fps=fps, num_frames=num_frames,
                    max_frames=max_frames, max_side=max_side), cache=cache, progress=progress,
                    describer_options=describer_options, reasoner_options=reasoner_options, search=search,

@@ -276,7 +276,7 @@ def format_result_table(result: Any) -> str:
         retried = f" (+{usage.retried} sent again after faults)" if usage.retried else ""
         lines.append(f"usage:     {usage.requests} requests{retried}, {usage.prompt_tokens} prompt + "
                      f"{usage.completion_tokens} completion tokens{cost}")
-    frames = _frames_line(result.settings)
+    frames = _frames_line(getattr(result, "settings", None) or {})
     if frames:
         lines.append(f"frames:    {frames}")
     for w in result.warnings:
@@ -292,7 +292,7 @@ def format_result_table(result: Any) -> str:
     return "\n".join(lines)
 
 
-_STOPS = {"budget": "the budget was spent", "converged": "every candidate named was described densely",
+_STOPS = {"budget": "the budget was spent", "converged": "its best candidates were described densely",
           "rounds": "after its rounds", "no-candidate": "the reasoner named no candidate"}
 
 
@@ -309,7 +309,7 @@ def _frames_line(settings: dict[str, Any]) -> str:
         calls = f"{search['calls']} describer call(s)" + (f" ({', '.join(b for b in budget if b)})" if any(budget) else "")
         stop = _STOPS.get(search.get("stop", ""), search.get("stop") or "")
         return (f"coarse-to-fine: {calls}" + (f", {', '.join(free)}" if free else "")
-                + f"; {search.get('rounds', 0)} refinement round(s)" + (f", stopped: {stop}" if stop else ""))
+                + f"; {search.get('rounds_done', 0)} refinement round(s)" + (f", stopped: {stop}" if stop else ""))
     skip = settings.get("skip_unchanged")
     if isinstance(skip, dict) and "sent" in skip:
         return f"skip-unchanged {skip.get('threshold', 0):g}: {skip['sent']} sent, {skip.get('reused', 0)} reused"

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from temporal_reasoner import Transcript
 from vidground.errors import ConfigurationError, InputError
@@ -95,6 +95,17 @@ class Search(BaseModel):
     zoom: int | None = Field(default=2, ge=2)
     keyframe_tolerance: float = Field(default=0.25, ge=0, lt=0.5, allow_inf_nan=False)
 
+    @model_validator(mode="after")
+    def _budgets_need_the_search(self) -> "Search":
+        """A budget of a uniform run would be ignored, every frame described and paid for: refused, as
+        ``--budget`` without ``--strategy coarse-to-fine`` is on the command line."""
+        given = [k for k in ("budget", "budget_seconds") if getattr(self, k) is not None]
+        if given and not self.refines:
+            verb = "apply" if len(given) > 1 else "applies"
+            raise ValueError(f"{' and '.join(given)} {verb} to strategy 'coarse-to-fine' (a uniform run describes "
+                             f"every frame of the grid): give {{'strategy': 'coarse-to-fine', '{given[0]}': ...}}")
+        return self
+
     @classmethod
     def of(cls, value: "Search | dict[str, Any] | str | None" = None, **settings: Any) -> "Search":
         """A checked :class:`Search` from an instance, a dict, a strategy name and/or keyword settings;
@@ -113,6 +124,8 @@ class Search(BaseModel):
             if not errors:
                 raise ConfigurationError(str(exc)) from None
             first = errors[0]
+            if not first.get("loc") and first.get("type") == "value_error":  # a rule across settings: its own words
+                raise ConfigurationError(f"search: {str(first.get('msg')).removeprefix('Value error, ')}") from None
             where = ".".join(str(x) for x in first.get("loc", ())) or "search"
             if where == "strategy":
                 raise ConfigurationError(f"unknown strategy {first.get('input')!r}; choose one of: "
@@ -164,9 +177,11 @@ class SearchOutcome:
     warnings: list[str] = field(default_factory=list)
 
     def record(self, search: Search, coarse: int) -> dict[str, Any]:
-        """The search's provenance for a result's ``settings``."""
+        """The search's provenance for a result's ``settings``: its settings (``rounds`` the most refinement rounds
+        planned, as set) and what it did (``rounds_done`` the refinement rounds it ran)."""
         return {**search.model_dump(), "coarse": coarse, "calls": self.calls, "cached": self.cached,
-                "skipped": self.skipped, "known": self.known, "rounds": self.rounds, "stop": self.stop, "frames": self.frames}
+                "skipped": self.skipped, "known": self.known, "rounds_done": self.rounds, "stop": self.stop,
+                "frames": self.frames}
 
 
 def coarse_to_fine(

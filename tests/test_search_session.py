@@ -300,3 +300,24 @@ def test_describe_says_what_its_seconds_are_and_skip_unchanged_what_it_sent(stat
         logger.removeHandler(handler)
     said = [m for m in seen if "described 20 frames" in m]
     assert said and "(3 sent, 17 unchanged" in said[0], said
+
+
+def test_a_budget_without_the_coarse_to_fine_strategy_is_refused_not_ignored(static_video, tmp_path):
+    """``ground(video, q, search={"budget": 6})`` described and paid for every frame of the grid: the budget of a
+    uniform run was silently dropped (the command line refuses ``--budget`` without ``--strategy``)."""
+    from pipelines import ground
+    from pipelines.search import Search
+
+    for search in ({"budget": 6}, {"budget_seconds": 0.5}, {"strategy": "uniform", "budget": 6}):
+        describer = FakeDescriber()
+        with pytest.raises(ConfigurationError, match="apply|applies to strategy 'coarse-to-fine'"):
+            ground(static_video, "frame at 12.0", describer=describer, reasoner="fake-reasoner", cache=False,
+                   search=search)
+        assert describer.calls == 0
+        with pytest.raises(ConfigurationError):
+            Session(search=search)
+        with pytest.raises(ValueError):
+            Search(**search)
+    lines = tmp_path / "d.jsonl"  # a uniform search with descriptions chooses nothing: accepted, as on the CLI
+    lines.write_text('{"t": 0.0, "text": "grey"}\n{"t": 1.0, "text": "white"}\n')
+    assert ground(descriptions=lines, query="white", reasoner="fake-reasoner", search="uniform").intervals is not None
