@@ -72,6 +72,10 @@ class ClassicalDescriber(BaseDescriber):
     #: descriptions depend on the previous sample (motion, cuts): a cache must key on the sampling step
     uses_previous_frame = True
 
+    #: building one loads OpenCV's two small detectors: an eval builds one up front to check the option values
+    #: (vidground.registry.Registry.check)
+    lazy = True
+
     def __init__(self, arg: str | None = None, *, mode: PromptMode = "agnostic", person_score: float = 0.5,
                  detect_faces: bool = True, cut_threshold: float = 0.55, dark_luma: float = 45.0,
                  dim_luma: float = 80.0, max_side: int = 400, motion: bool = True):

@@ -23,6 +23,7 @@ import prompts
 
 from .base import PROMPT_MODES, BaseDescriber, DescriptionStream, PromptMode, StreamState
 from vidground.errors import ConfigurationError, InputError, ProviderError
+from vidground.registry import bound_options
 from vidground.models import load_error, locate_model, require_transformers, resolve_device, resolve_dtype, shared_model
 from vidground.types import Frame, FrameDescription, Usage
 
@@ -130,12 +131,8 @@ class TransformersDescriber(BaseDescriber):
                  revision: str | None = None, cache_dir: str | None = None, trust_remote_code: bool = False,
                  chat_template: str | None = None, processor_kwargs: dict[str, Any] | None = None,
                  generation: dict[str, Any] | None = None, hf_model: Any = None, hf_processor: Any = None):
-        if mode not in PROMPT_MODES:
-            raise ConfigurationError(f"unknown describer mode {mode!r}; choose one of: {', '.join(PROMPT_MODES)}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigurationError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ConfigurationError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+        self.prompt = self._check_values(mode=mode, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                         prompt_version=prompt_version, hf_model=hf_model, hf_processor=hf_processor)
         self.model_name = str(model)
         self.mode = mode
         self.batch_size = batch_size
@@ -143,9 +140,6 @@ class TransformersDescriber(BaseDescriber):
         self.do_sample = bool(do_sample)
         self.temperature = temperature
         self.generation = dict(generation or {})
-        self.prompt = prompts.load(f"describe_{mode}", prompt_version)
-        if (hf_model is None) != (hf_processor is None):
-            raise ConfigurationError("pass both hf_model and hf_processor, or neither")
         if hf_model is not None:
             require_transformers("the hf describer")
             self.model, self.processor = hf_model, hf_processor
@@ -166,11 +160,37 @@ class TransformersDescriber(BaseDescriber):
             tokenizer.pad_token = tokenizer.eos_token
         self._lock = threading.Lock()  # one generate() at a time on a shared model
 
+    @staticmethod
+    def _check_values(*, mode: Any, batch_size: Any, max_new_tokens: Any, prompt_version: Any, hf_model: Any,
+                      hf_processor: Any) -> Any:
+        """The option values checked before the model loads; the prompt they choose."""
+        if mode not in PROMPT_MODES:
+            raise ConfigurationError(f"unknown describer mode {mode!r}; choose one of: {', '.join(PROMPT_MODES)}")
+        for name, value in (("batch_size", batch_size), ("max_new_tokens", max_new_tokens)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+        if (hf_model is None) != (hf_processor is None):
+            raise ConfigurationError("pass both hf_model and hf_processor, or neither")
+        return prompts.load(f"describe_{mode}", prompt_version)
+
     @classmethod
-    def from_spec(cls, arg: str | None, **options: Any) -> "TransformersDescriber":
+    def check_options(cls, arg: str | None, **options: Any) -> None:
+        """The spec's argument and the option values checked without loading the model (what an eval does before
+        its run: vidground.registry.Registry.check); that the model exists and loads is checked when it loads."""
+        cls._need_model(arg)
+        values = bound_options(cls, arg, options)
+        cls._check_values(**{k: values[k] for k in ("mode", "batch_size", "max_new_tokens", "prompt_version",
+                                                     "hf_model", "hf_processor")})
+
+    @staticmethod
+    def _need_model(arg: str | None) -> None:
         if not arg:
             raise ConfigurationError("the hf describer needs a model: hf:<hub id or local path>, "
                                      "e.g. hf:llava-hf/llava-1.5-7b-hf or hf:./my-model")
+
+    @classmethod
+    def from_spec(cls, arg: str | None, **options: Any) -> "TransformersDescriber":
+        cls._need_model(arg)
         return cls(arg, **options)
 
     def settings(self) -> dict[str, Any]:

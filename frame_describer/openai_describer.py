@@ -76,6 +76,10 @@ class OpenAIDescriber(BaseDescriber):
     ``timeout_retries=4`` / ``--describer-opt timeout_retries=4``.
     """
 
+    #: building one sends nothing (an HTTP client is made, no server contacted): an eval builds one up front to check
+    #: the option values (vidground.registry.Registry.check)
+    lazy = True
+
     def __init__(self, model: str, *, client: Any = None, base_url: str | None = None, api_key: str | None = None,
                  mode: PromptMode = "agnostic", detail: Detail = "low", max_side: int | None = DEFAULT_MAX_SIDE,
                  jpeg_quality: int = DEFAULT_JPEG_QUALITY, concurrency: int = 8, rpm: float | None = None,
@@ -95,6 +99,9 @@ class OpenAIDescriber(BaseDescriber):
             raise ConfigurationError(f"max_tokens must be a positive integer, got {max_tokens!r}")
         check_image_options(max_side, jpeg_quality)
         check_retry_options(max_retries, concurrency, timeout_retries)
+        from vidground.pricing import check_prices
+
+        check_prices(prices)  # a price file that cannot be read fails here, not after each paid description
         self.model = model.strip()
         self.name = f"openai:{self.model}"
         self.mode = mode

@@ -41,6 +41,10 @@ class ReplayDescriber(BaseDescriber):
 
     name = "replay"
 
+    #: building one reads the captions file: an eval builds one up front to check it and the option values
+    #: (vidground.registry.Registry.check)
+    lazy = True
+
     def __init__(self, captions: str | Path | Sequence[FrameDescription], *, format: str = "auto",
                  clip_seconds: float | None = None, duration: float | None = None):
         if isinstance(captions, (str, Path)):

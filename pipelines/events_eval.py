@@ -178,13 +178,18 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
     file in ``descriptions``), appending each to ``OUT/events.jsonl`` (a video already there is not run
     again), then score all of them; returns and writes ``OUT/metrics.json``."""
     from .datasets import find_videos
-    from .runs import ResultSink, check_out_folder, find_descriptions
+    from .runs import ResultSink, check_backends, check_out_folder, find_descriptions
     from .session import Session
 
     check_out_folder(Path(out))
     config = _run_config(videos, describer, reasoner, describer_options, reasoner_options, sampling,
                          events_options, descriptions_format, clip_seconds)
     _check_resume(Path(out), config)
+    # a bad option value is one error now, not a failure of each video (after its frames were paid for)
+    from frame_describer import DEFAULT_DESCRIBER
+
+    check_backends((describer or DEFAULT_DESCRIBER) if videos is not None else None, describer_options,
+                   reasoner, reasoner_options)
 
     if (videos is None) == (descriptions is None):
         raise ConfigurationError("give one input: --videos DIR or --descriptions DIR")

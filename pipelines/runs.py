@@ -439,6 +439,9 @@ class RunSummary:
     #: whatever --limit or --subset chose among its ``loaded`` queries (None: not known)
     dropped: list[str] = field(default_factory=list)
     loaded: int | None = None
+    #: ``{"type", "message"}`` when every query this invocation ran failed with that one error (a cause common to
+    #: the run, such as a setting or a server, not a hard query): ``vidground eval`` then exits 1; else ``None``
+    same_error: dict[str, Any] | None = None
 
     @property
     def cost_text(self) -> str:
@@ -455,6 +458,29 @@ def check_out_folder(out: Path) -> None:
                 what = "is a file" if p.is_file() else "is not a folder"
                 raise ConfigurationError(f"--out {out}: {p} {what}; give a folder for the run (it is created)")
             break
+
+
+def check_backends(describer: Any, describer_options: dict[str, Any] | None, reasoner: Any,
+                   reasoner_options: dict[str, Any] | None) -> None:
+    """The backends an eval would build (the describer unless ``None``, the reasoner, and the reasoner's ``fallback``
+    spec when it has one) with their options, names and values checked without loading a model or contacting a
+    server (:meth:`vidground.registry.Registry.check`): a :class:`ConfigurationError` at once, where the run would
+    record it as every query's failure. A backend given as an instance (from Python) is the caller's, built already."""
+    from temporal_reasoner import DEFAULT_REASONER, reasoners
+
+    reasoner_options = dict(reasoner_options or {})
+    if isinstance(describer, str):
+        from frame_describer import describers
+
+        describers.check(describer, **(describer_options or {}))
+    if reasoner is None or isinstance(reasoner, str):
+        reasoners.check(reasoner or DEFAULT_REASONER, **reasoner_options)
+    fallback = reasoner_options.get("fallback")
+    if isinstance(fallback, str):  # a spec, built by the reasoner only when a reply fails
+        try:
+            reasoners.check(fallback)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"fallback={fallback!r}: {exc}") from None
 
 
 def _check_resume(out: Path, config: RunConfig) -> None:
@@ -546,14 +572,10 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
         config.describer = DEFAULT_DESCRIBER
     if config.reasoner is None:
         config.reasoner = DEFAULT_REASONER
-    from temporal_reasoner import reasoners
-
-    # a misspelt backend or option is one error before the run starts, not a failure recorded per query
-    reasoners.check(config.reasoner, **config.reasoner_options)
-    if config.mode == "videos":
-        from frame_describer import describers
-
-        describers.check(config.describer, **config.describer_options)
+    # a misspelt backend or option, or a bad option value, is one error before the run starts (no video decoded, no
+    # request sent), not a failure recorded per query
+    check_backends(config.describer if config.mode == "videos" else None, config.describer_options,
+                   config.reasoner, config.reasoner_options)
     if config.cache is None and config.mode == "videos":
         config.cache = str(default_cache_path())
     if config.mode == "videos" and config.cache:
@@ -595,6 +617,7 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     executor = executor or LocalExecutor(config.concurrency)
     tracker = RunProgress(n_pending, enabled=progress)
     ran = failed = 0
+    errors: set[tuple[str, str]] = set()  # the errors of the queries this invocation ran that failed
     index = ds.by_qid()
     (out / "transcripts").mkdir(exist_ok=True)
     with ResultSink(out / "results.jsonl") as sink, ResultSink(out / "videos.jsonl") as vsink:
@@ -613,6 +636,9 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
             sink.append(record)
             ran += 1
             failed += record["status"] != "ok"
+            if record["status"] != "ok":
+                error = record.get("error") or {}
+                errors.add((str(error.get("type", "Error")), str(error.get("message", ""))))
             tracker.update(record, index[record["qid"]])
             if on_result is not None:
                 on_result(record)
@@ -662,6 +688,9 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     summary = summarize(out, selected=len(ds), already=already, ran=ran, failed=failed, missing=missing,
                         seconds=time.perf_counter() - started, clip_gt=config.clip_gt)
     summary.dropped, summary.loaded = list(ds.dropped), ds.loaded
+    if ran and failed == ran and len(errors) == 1:
+        kind, message = next(iter(errors))
+        summary.same_error = {"type": kind, "message": message}
     return summary
 
 

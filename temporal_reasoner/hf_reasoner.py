@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vidground.errors import ConfigurationError, ProviderError
+from vidground.registry import bound_options
 from vidground.models import (
     GEMMA_ALIASES,
     gemma3_270m_path,
@@ -33,7 +34,8 @@ from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner, check_query
 from .context import ground_in_context
-from .structured import GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply, check_fallback, keep_paid, lazy_fallback
+from .structured import (GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply, check_fallback, check_local_chat_options, keep_paid,
+                         lazy_fallback)
 from .transcript import Transcript
 from .timestyles import TimeFormat
 from vidground.types import Answer, Events, GroundingResult, TimeStyle
@@ -106,11 +108,10 @@ class TransformersReasoner(BaseReasoner):
                  revision: str | None = None,
                  cache_dir: str | None = None, trust_remote_code: bool = False, hf_model: Any = None,
                  hf_tokenizer: Any = None):
-        if max_new_tokens < 1 or max_attempts < 1 or max_intervals < 1:
-            raise ConfigurationError("max_new_tokens, max_attempts and max_intervals must each be at least 1")
+        self._check_values(max_new_tokens=max_new_tokens, max_attempts=max_attempts, max_intervals=max_intervals,
+                           context_tokens=context_tokens or None, fallback=fallback, time_style=time_style,
+                           hf_model=hf_model, hf_tokenizer=hf_tokenizer)
         self.model_name = str(model)
-        if (hf_model is None) != (hf_tokenizer is None):
-            raise ConfigurationError("pass both hf_model and hf_tokenizer, or neither")
         if hf_model is not None:
             require_transformers("the hf reasoner")
             self.model, self.tokenizer = hf_model, hf_tokenizer
@@ -142,11 +143,32 @@ class TransformersReasoner(BaseReasoner):
                                      f"max_new_tokens={max_new_tokens}; raise it or lower max_new_tokens")
         self._lock = threading.Lock()
 
+    @staticmethod
+    def _check_values(**options: Any) -> None:
+        """The option values checked before the model loads."""
+        check_local_chat_options(options, context="context_tokens")
+        if (options["hf_model"] is None) != (options["hf_tokenizer"] is None):
+            raise ConfigurationError("pass both hf_model and hf_tokenizer, or neither")
+
     @classmethod
-    def from_spec(cls, arg: str | None, **options: Any) -> "TransformersReasoner":
+    def check_options(cls, arg: str | None, **options: Any) -> None:
+        """The spec's argument and the option values checked without loading the model (what an eval does before
+        its run: vidground.registry.Registry.check); that the model exists and loads is checked when it loads."""
+        cls._need_model(arg)
+        values = bound_options(cls, arg, options)
+        cls._check_values(**{k: values[k] for k in ("max_new_tokens", "max_attempts", "max_intervals", "fallback",
+                                                     "time_style", "hf_model", "hf_tokenizer")},
+                          context_tokens=values["context_tokens"] or None)
+
+    @staticmethod
+    def _need_model(arg: str | None) -> None:
         if not arg:
             raise ConfigurationError("the hf reasoner needs a model: hf:<hub id, local folder, .gguf file or "
                                      "gemma3-270m>, e.g. hf:Qwen/Qwen2.5-1.5B-Instruct")
+
+    @classmethod
+    def from_spec(cls, arg: str | None, **options: Any) -> "TransformersReasoner":
+        cls._need_model(arg)
         return cls(arg, **options)
 
     def settings(self) -> dict[str, Any]:

@@ -27,12 +27,13 @@ from typing import Any
 
 from vidground.errors import ConfigurationError, MissingDependencyError
 from vidground.models import GEMMA_ALIASES, gemma3_270m_path, shared_model
+from vidground.registry import bound_options
 from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner, check_query
 from .context import ground_in_context
 from .structured import (GEMMA_TEMPLATE, PLAIN_TEMPLATE, ChatReply, ContextOverflowError, check_fallback,
-                         intervals_schema, lazy_fallback)
+                         check_local_chat_options, intervals_schema, lazy_fallback)
 from .transcript import Transcript
 from .timestyles import TimeFormat
 from vidground.types import Answer, Events, GroundingResult, TimeStyle
@@ -86,11 +87,9 @@ class LlamaCppReasoner(BaseReasoner):
                  max_new_tokens: int = 160, max_attempts: int = 3, fallback: Reasoner | None = None,
                  time_style: TimeStyle = "seconds", max_intervals: int = 3, chat_template: str | None = None,
                  seed: int = 0, llama: Any = None):
-        if max_new_tokens < 1 or max_attempts < 1 or max_intervals < 1:
-            raise ConfigurationError("max_new_tokens, max_attempts and max_intervals must each be at least 1")
-        if n_ctx <= 2 * max_new_tokens + 256:
-            raise ConfigurationError(f"n_ctx={n_ctx} leaves no room for a prompt with max_new_tokens="
-                                     f"{max_new_tokens}; raise n_ctx or lower max_new_tokens")
+        check_local_chat_options(dict(max_new_tokens=max_new_tokens, max_attempts=max_attempts,
+                                      max_intervals=max_intervals, n_ctx=n_ctx, fallback=fallback,
+                                      time_style=time_style), context="n_ctx")
         self.model_name = str(model)
         if llama is None:
             path, gemma = resolve_gguf(self.model_name)
@@ -118,10 +117,24 @@ class LlamaCppReasoner(BaseReasoner):
         self._lock = threading.Lock()
 
     @classmethod
-    def from_spec(cls, arg: str | None, **options: Any) -> "LlamaCppReasoner":
+    def check_options(cls, arg: str | None, **options: Any) -> None:
+        """The spec's argument (a .gguf file's path: it exists and is GGUF) and the option values checked without
+        loading the model (what an eval does before its run: vidground.registry.Registry.check)."""
+        cls._need_model(arg)
+        values = bound_options(cls, arg, options)
+        check_local_chat_options(values, context="n_ctx")
+        if values["llama"] is None and arg.strip().lower() not in GEMMA_ALIASES:  # the alias is assembled on load
+            resolve_gguf(arg)
+
+    @staticmethod
+    def _need_model(arg: str | None) -> None:
         if not arg:
             raise ConfigurationError("the llamacpp reasoner needs a model: llamacpp:<path to .gguf> or "
                                      f"llamacpp:{GEMMA_ALIASES[0]}")
+
+    @classmethod
+    def from_spec(cls, arg: str | None, **options: Any) -> "LlamaCppReasoner":
+        cls._need_model(arg)
         return cls(arg, **options)
 
     def settings(self) -> dict[str, Any]:

@@ -50,6 +50,10 @@ class OpenAIReasoner(BaseReasoner):
     ``timeout_retries=4`` / ``--reasoner-opt timeout_retries=4``.
     """
 
+    #: building one sends nothing (an HTTP client is made, no server contacted): an eval builds one up front to check
+    #: the option values (vidground.registry.Registry.check)
+    lazy = True
+
     def __init__(self, model: str, *, client: Any = None, base_url: str | None = None, api_key: str | None = None,
                  max_attempts: int = 3, fallback: Reasoner | str | None = None,
                  response_formats: Sequence[str] = RESPONSE_FORMATS, time_style: TimeStyle = "seconds",
@@ -73,6 +77,9 @@ class OpenAIReasoner(BaseReasoner):
         if not isinstance(max_attempts, int) or max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be a positive integer, got {max_attempts!r}")
         check_retry_options(max_retries, timeout_retries=timeout_retries)
+        from vidground.pricing import check_prices
+
+        check_prices(prices)  # a price file that cannot be read fails here, not after each paid reply
         if context_tokens is not None and (isinstance(context_tokens, bool) or not isinstance(context_tokens, int)
                                            or context_tokens <= 2 * max_tokens + 256):
             raise ConfigurationError(f"context_tokens must be an integer above 2 * max_tokens + 256 = "

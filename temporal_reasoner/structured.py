@@ -297,6 +297,24 @@ def check_fallback(fallback: Any) -> Any:
     return fallback
 
 
+def check_local_chat_options(options: dict[str, Any], *, context: str) -> None:
+    """The option values a local chat reasoner (``hf:``, ``llamacpp:``) checks before it loads its model, so that an
+    eval checks them without loading it (its ``check_options``): ``options`` holds every argument of its
+    ``__init__`` (:func:`vidground.registry.bound_options`), ``context`` names its context option (``context_tokens``,
+    ``n_ctx``), checked when given."""
+    for name in ("max_new_tokens", "max_attempts", "max_intervals"):
+        value = options[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+    size, least = options.get(context), 2 * options["max_new_tokens"] + 256
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= least):
+        raise ConfigurationError(f"{context}={size!r} leaves no room for a prompt with max_new_tokens="
+                                 f"{options['max_new_tokens']}: give a whole number above {least}, or lower "
+                                 "max_new_tokens")
+    check_fallback(options["fallback"])
+    TimeFormat.parse(options["time_style"])
+
+
 def lazy_fallback(reasoner: Any) -> Callable[[], Any] | None:
     """``reasoner.fallback`` resolved only when a reply fails (a spec string loads its model then), as a
     callable for :func:`run_structured` and its kin; ``None`` when there is none."""
@@ -419,7 +437,7 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
 __all__ = [
     "INTERVALS_SCHEMA", "RESPONSE_FORMATS", "FormatName", "ChatReply", "ChatFn", "ParsedReply", "ReplyError",
     "ResponseFormatRefused", "build_messages", "keep_paid", "extract_json", "intervals_schema", "is_format_refusal",
-    "lazy_fallback", "check_fallback", "fallback_answered", "ContextOverflowError", "is_context_overflow", "ask_or_overflow",
+    "lazy_fallback", "check_fallback", "check_local_chat_options", "fallback_answered", "ContextOverflowError", "is_context_overflow", "ask_or_overflow",
     "ReaskOverflow", "parse_reply", "parse_reply_detailed", "prompt_hashes", "reask_message", "resolve_fallback",
     "response_format", "run_structured",
 ]

@@ -145,10 +145,23 @@ def price_table(prices: PricesLike = None) -> PriceTable:
     raise ConfigurationError(f"prices must be a PriceTable, a mapping, a JSON path or None, got {type(prices).__name__}")
 
 
+def check_prices(prices: Any) -> None:
+    """A backend's ``prices`` option resolved now (``False``: pricing off), so that a price file that cannot be read
+    or a bad price is a :class:`ConfigurationError` naming the option when the backend is built, not an error raised
+    after each request was answered (and paid for)."""
+    if prices is False:
+        return
+    try:
+        price_table(prices)
+    except (InputError, ConfigurationError) as exc:
+        raise ConfigurationError(f"prices={prices!r}: {exc}") from None
+
+
 def with_cost(usage: Usage, model: str, prices: PricesLike = None) -> Usage:
     """``usage`` with ``cost_usd`` estimated for ``model`` (left as is for an unknown model)."""
     cost = price_table(prices).cost(model, usage)
     return usage if cost is None else usage.model_copy(update={"cost_usd": cost, "unpriced": 0})
 
 
-__all__ = ["Price", "PriceTable", "DEFAULT_PRICES", "PRICES_AS_OF", "price_table", "with_cost", "PricesLike"]
+__all__ = ["Price", "PriceTable", "DEFAULT_PRICES", "PRICES_AS_OF", "price_table", "check_prices", "with_cost",
+           "PricesLike"]

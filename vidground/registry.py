@@ -114,14 +114,26 @@ class Registry:
 
     def check(self, spec: str, **options: Any) -> Any:
         """The backend a spec names, with ``options`` checked against what it accepts, without building it
-        (a :class:`ConfigurationError` for an unknown backend or option). Backends whose class sets
-        ``lazy = True`` (nothing heavy happens before first use) are also built once, so that their
-        option *values* are checked too."""
-        name, _ = split_spec(spec)
+        (a :class:`ConfigurationError` for an unknown backend or option). Their *values* are checked too: by
+        the target's ``check_options(argument, **options)`` classmethod where it has one (a backend that loads
+        weights when built checks them there, loading nothing), else, for a class that sets ``lazy = True``
+        (building one loads nothing and contacts no server), by building one and closing it."""
+        name, arg = split_spec(spec)
         target = self.target(name, spec=spec)
         self._check_options(name, target, options)
-        if getattr(target, "lazy", False):
-            self.create(spec, **options)
+        check_options = getattr(target, "check_options", None)
+        try:
+            if callable(check_options):
+                check_options(arg, **options)
+            elif getattr(target, "lazy", False):
+                built = self.create(spec, **options)
+                close = getattr(built, "close", None)
+                if callable(close):
+                    close()
+        except ConfigurationError as exc:  # which backend's option is wrong (a describer and a reasoner may share one)
+            if type(exc) is not ConfigurationError:  # a MissingDependencyError... stays what it is
+                raise
+            raise ConfigurationError(f"{self.kind} {spec.strip()!r}: {exc}") from None
         return target
 
     def _check_options(self, name: str, target: Any, options: dict[str, Any]) -> None:
@@ -138,6 +150,14 @@ class Registry:
         if hasattr(target, "from_spec"):
             return target.from_spec(arg, **options)
         return target(arg, **options) if arg is not None else target(**options)
+
+
+def bound_options(target: Any, arg: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """Every argument ``target(arg, **options)`` would pass to ``target.__init__``, its defaults filled in: what a
+    ``check_options`` classmethod checks without building the backend."""
+    bound = inspect.signature(target.__init__).bind(None, arg, **options)  # None: self
+    bound.apply_defaults()
+    return {k: v for k, v in bound.arguments.items() if k != "self"}
 
 
 def _accepted(target: Any) -> set[str] | None:
