@@ -32,8 +32,8 @@ from vidground.types import Answer, Interval, TimeStyle, Usage
 
 from .base import check_query
 from .parsing import RESPONSE_FORMATS, ReplyError, extract_json, intervals_schema, parse_reply_detailed
-from .structured import (ChatFn, _ask, fallback_answered, keep_paid, reask_until_valid, resolve_fallback,
-                         response_format)
+from .structured import (ChatFn, _ask, ask_or_overflow, fallback_answered, keep_paid, reask_until_valid,
+                         resolve_fallback, response_format)
 from .timestyles import TimeFormat
 from .transcript import Transcript
 
@@ -258,8 +258,12 @@ def run_answer(chat: ChatFn, question: str, transcript: Transcript, choices: Seq
 
     def once() -> ParsedAnswer:
         nonlocal usage, messages
-        reply = _ask(chat, messages, ladder, refused, used,
-                     formats=lambda name: qa_response_format(name, n, max_intervals=max_intervals, time_style=tf))
+
+        def formats(name: str) -> dict[str, Any] | None:
+            return qa_response_format(name, n, max_intervals=max_intervals, time_style=tf)
+
+        reply = ask_or_overflow(lambda: _ask(chat, messages, ladder, refused, used, formats=formats),
+                                messages is not base, errors)
         usage = usage + reply.usage
         raws.append(reply.text)
         if reply.finish_reason == "length":

@@ -165,6 +165,18 @@ _NAMES_CONTEXT = re.compile("|".join((
     # mid-generation context overflow"; its llama.cpp engine's "Cannot truncate prompt with n_keep (N) >= n_ctx (M)"
     r"when context the overflows", r"loaded with context length of only", r"context size has been exceeded",
     r"reached context length of \d+ tokens", r"cannot truncate prompt with n_keep",
+    # SGLang: "The input (61709 tokens) is longer than the model's context length (40960 tokens)", older builds
+    # "Input length (160062 tokens) exceeds the maximum allowed length (59862 tokens)"
+    r"longer than the model's context length", r"input length \(\d+ tokens\) exceeds the maximum allowed length",
+    # vLLM with a multimodal model: "The prompt (total length 25938) is too long to fit into the model (context
+    # length 4096)"
+    r"too long to fit into the model \(context length",
+    # Gemini's OpenAI-compatible endpoint: "The input token count (1200293) exceeds the maximum number of tokens
+    # allowed (1048576)"
+    r"input token count \(\d+\) exceeds the maximum number of tokens",
+    # Anthropic: "prompt is too long: 208310 tokens > 200000 maximum"; Claude through Bedrock or OpenRouter: "input
+    # length and `max_tokens` exceed context limit: 149674 + 64000 > 204658"
+    r"prompt is too long: \d+ tokens", r"exceed context limit: \d+",
 )), re.I)
 
 
@@ -385,7 +397,8 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
 
     def attempt_once() -> ParsedReply:
         nonlocal usage, messages
-        reply = _ask(chat, messages, ladder, refused, used, max_intervals, time_style=tf)
+        reply = ask_or_overflow(lambda: _ask(chat, messages, ladder, refused, used, max_intervals, time_style=tf),
+                                messages is not base_messages, errors)
         usage = usage + reply.usage
         raws.append(reply.text)
         if reply.finish_reason == "length":

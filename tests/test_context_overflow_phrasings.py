@@ -11,7 +11,9 @@ import pytest
 from test_n_review_fixes import Stub, lines
 from vidground.errors import ProviderError
 from temporal_reasoner.events import run_events
-from temporal_reasoner.structured import ChatReply, ContextOverflowError, is_context_overflow
+from temporal_reasoner.qa import run_answer
+from temporal_reasoner.structured import ChatReply, ContextOverflowError, is_context_overflow, run_structured
+from vidground.types import GroundingResult, Interval, Usage
 
 #: What each server answers (HTTP 400) when a request does not fit its context.
 OVERFLOWS = {
@@ -38,6 +40,15 @@ OVERFLOWS = {
                         "support mid-generation context overflow. Try reloading with a larger context length or "
                         "shortening the prompt/chat.",
     "lm-studio-n-keep": "Cannot truncate prompt with n_keep (15028) >= n_ctx (7424)",
+    # the phrasings a17f303's narrower pattern dropped (its predecessor took the first four for overflows)
+    "sglang": "The input (61709 tokens) is longer than the model's context length (40960 tokens).",
+    "sglang-older": "Input length (160062 tokens) exceeds the maximum allowed length (59862 tokens).",
+    "vllm-multimodal": "The prompt (total length 25938) is too long to fit into the model (context length 4096). Make "
+                       "sure that `max_model_len` is no smaller than the number of text tokens plus multimodal tokens.",
+    "gemini-openai": "The input token count (1200293) exceeds the maximum number of tokens allowed (1048576).",
+    "anthropic": "prompt is too long: 208310 tokens > 200000 maximum",
+    "claude-bedrock-openrouter": "input length and `max_tokens` exceed context limit: 149674 + 64000 > 204658, "
+                                 "decrease input length or `max_tokens` and try again",
 }
 
 #: 400 answers about a parameter, not the context: each says "length", "maximum", "context" or "tokens".
@@ -49,6 +60,9 @@ UNRELATED = {
     "max-tokens-cap": "max_tokens is too large: 100000. This model supports at most 16384 completion tokens.",
     "n-probs": "n_probs exceeds the available vocabulary size",
     "context-window-param": "Unrecognized request argument supplied: context_window",
+    "content-string-cap": "Invalid 'messages[1].content': string too long. Expected a string with maximum length "
+                          "10485760, but got a string with length 10500000 instead.",
+    "input-length-param": "Invalid 'max_input_length': must be at most 8192 tokens, got 9000.",
 }
 
 
@@ -80,18 +94,46 @@ def _chat_answering_the_reask_with(message: str):
     return chat, asked
 
 
+class GroundingStub(Stub):
+    """:class:`Stub` that grounds too (one interval over the whole transcript)."""
+
+    def ground(self, query, transcript):
+        return GroundingResult(query=query, duration=transcript.duration, reasoner="stub",
+                               intervals=[Interval(start=0, end=transcript.duration)], usage={"reason": Usage()})
+
+
+def _run(path: str, chat):
+    """Grounding (:func:`run_structured`), a question (:func:`run_answer`) or events (:func:`run_events`) with
+    ``chat``, a stub as the fallback."""
+    common = dict(reasoner_name="m", response_formats=("text",), fallback=GroundingStub())
+    if path == "ground":
+        return run_structured(chat, "a door opens", lines(5), **common)
+    if path == "answer":
+        return run_answer(chat, "what opens?", lines(5), ["a door", "a window"], **common)
+    return run_events(chat, lines(5), **common)
+
+
+PATHS = ("ground", "answer", "events")
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("server", sorted(OVERFLOWS))
-def test_a_reask_refused_for_the_context_ends_the_reasking_and_the_fallback_answers(server):
+def test_a_reask_refused_for_the_context_ends_the_reasking_and_the_fallback_answers(server, path):
+    """Grounding and questions end their re-asking on an overflow as events do (they raised the ProviderError
+    although a fallback was set)."""
     chat, asked = _chat_answering_the_reask_with(OVERFLOWS[server])
-    out = run_events(chat, lines(5), reasoner_name="m", response_formats=("text",), fallback=Stub())
+    out = _run(path, chat)
     assert len(asked) == 2 and out.settings["fallback"] == "stub"
     assert any("the re-ask did not fit the model's context" in w for w in out.warnings)
+    assert out.usage["reason"].requests == 1  # the first reply, unusable and paid; the refused re-ask was not
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("case", sorted(UNRELATED))
-def test_a_reask_refused_for_another_reason_raises_the_provider_error_at_once(case):
+def test_a_reask_refused_for_another_reason_raises_the_provider_error_at_once(case, path):
     chat, asked = _chat_answering_the_reask_with(UNRELATED[case])
     with pytest.raises(ProviderError, match="HTTP 400") as err:
-        run_events(chat, lines(5), reasoner_name="m", response_formats=("text",), fallback=Stub())
+        _run(path, chat)
     assert err.value.status == 400 and UNRELATED[case] in str(err.value)
     assert len(asked) == 2  # the first request and the re-ask that was refused: nothing after it
+    assert err.value.usage.requests == 1  # the first reply was paid
