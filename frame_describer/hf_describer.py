@@ -272,9 +272,9 @@ class TransformersDescriber(BaseDescriber):
         for i, frame in enumerate(frames):
             prompt_tokens = int(inputs["attention_mask"][i].sum())
             image_tokens = int((inputs["input_ids"][i] == image_id).sum()) if image_id is not None else 0
-            results.append(FrameDescription(
+            results.append(FrameDescription(  # run in this process: $0, not an unknown price (as replay's)
                 t=frame.t, text=texts[i],
-                usage=Usage(requests=1, prompt_tokens=prompt_tokens, image_tokens=image_tokens,
+                usage=Usage(requests=1, prompt_tokens=prompt_tokens, image_tokens=image_tokens, cost_usd=0.0,
                             completion_tokens=_generated_length(new[i].tolist(), eos_ids, tokenizer.pad_token_id))))
         return results
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import prompts
 
 from .base import PROMPT_MODES, BaseDescriber, DescriptionStream, PromptMode, StreamState
-from vidground.errors import ConfigurationError, IncompleteOutputError, InputError
+from vidground.errors import ConfigurationError, IncompleteOutputError, InputError, keep_paid
 from .images import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_SIDE, bounded, check_image_options, to_data_url
 from vidground.chat import (
     CHAT_PATH,
@@ -175,10 +175,10 @@ class OpenAIDescriber(BaseDescriber):
         return len(text) // 4 + image_token_estimate(w, h, self.detail) + self.max_tokens
 
     def _result(self, frame: Frame, completion: Any, reservation: Reservation | None, sent: int = 1) -> FrameDescription:
-        text, finish = first_choice(completion, self.name)
-        usage = self._priced(usage_of(completion, sent=sent))
+        usage = self._priced(usage_of(completion, sent=sent))  # answered, so paid, whatever its choices
         if reservation is not None and usage.total_tokens:
             reservation.settle(usage.total_tokens)
+        text, finish = first_choice(completion, self.name, usage=usage)
         if not text.strip() and finish == "length":
             raise IncompleteOutputError(
                 f"{self.name}: the description of the frame at {frame.t:g}s was cut off before any text "
@@ -229,8 +229,16 @@ class OpenAIDescriber(BaseDescriber):
         it, or a Ctrl-C is raised in it while it waits) sends no more frames and waits for the requests in flight,
         paid once sent: their descriptions are kept in the stream's ``unread``
         (:class:`~frame_describer.base.DescriptionStream`), which a description cache in front stores. A second
-        Ctrl-C during that wait ends it at once."""
-        return DescriptionStream(lambda stream: self._stream(frames, query, stream))
+        Ctrl-C during that wait ends it at once. An error that ends it (a frame's request failed) carries the usage
+        of those answers too (``VidgroundError.usage``): paid, cached, and never handed to the reader, who counts
+        only what it was handed."""
+        return DescriptionStream(lambda stream: self._paid_stream(frames, query, stream))
+
+    def _paid_stream(self, frames: Iterable[Frame], query: str | None,
+                     out: StreamState) -> Iterator[FrameDescription]:
+        """:meth:`_stream`, whose error carries the usage of what it kept in ``out.unread`` (set as it ends)."""
+        with keep_paid(lambda: sum((d.usage for d in out.unread if d.usage is not None), Usage())):
+            yield from self._stream(frames, query, out)
 
     def _stream(self, frames: Iterable[Frame], query: str | None,
                 out: StreamState) -> Generator[FrameDescription, None, None]:

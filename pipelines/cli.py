@@ -324,11 +324,18 @@ def _cost(usage: Any) -> str:
 
 
 def _paid_note(exc: BaseException) -> str:
-    """What was paid on the way to ``exc`` (its ``usage``), for its error line; empty when nothing was."""
+    """What was paid on the way to ``exc`` (its ``usage``), for its error line, as one clause: ``(paid so far: 2
+    request(s), est. $0.0002)``; the requests to a model without a price named in it, not as a second count in
+    parentheses; empty when nothing was paid."""
     usage = getattr(exc, "usage", None)
     if not getattr(usage, "requests", 0):
         return ""
-    return f" (paid so far: {usage.requests} request(s), est. {_cost(usage)})"
+    n, unpriced, cost = usage.requests, usage.unpriced_requests, usage.cost_usd or 0.0
+    if not unpriced:
+        return f" (paid so far: {n} request(s), est. ${cost:.4f})"
+    if unpriced >= n and not cost:
+        return f" (paid so far: {n} request(s) to a model without a price, cost unknown: see vidground.pricing)"
+    return f" (paid so far: {n} request(s), est. ${cost:.4f} + unknown for {unpriced} to a model without a price)"
 
 
 def read_queries(path: str | Path) -> list[tuple[int, str]]:

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from temporal_reasoner import Transcript
-from vidground.errors import ConfigurationError, InputError
+from vidground.errors import ConfigurationError, InputError, keep_paid
 from vidground.types import FrameDescription, GroundingResult, Interval, Usage
 
 STRATEGIES = ("uniform", "coarse-to-fine")
@@ -237,6 +237,17 @@ def coarse_to_fine(
     free = sum(known_near(t) is not None for t in grid) if known_times and search.budget and not search.coarse else 0
     stride = search.coarse or coarse_stride(n, search.budget, free)
     out = SearchOutcome(descriptions=[], result=GroundingResult(query=query, duration=duration))
+
+    def paid_so_far() -> Usage:
+        """What the search paid so far: the frames described and the reasoner's rounds (an error on the way carries
+        it, and an eval counts a failed query's)."""
+        return out.usage + out.reason_usage
+
+    def paid_on_error(descriptions: Iterable[FrameDescription]) -> Iterator[FrameDescription]:
+        """``descriptions``, whose error (a frame's request failed) carries what was :func:`paid_so_far` before it."""
+        with keep_paid(paid_so_far):
+            yield from descriptions
+
     described: dict[float, FrameDescription] = {}  # by the time each description carries
     asked: set[int] = set()  # grid indices requested (or known) so far
     started = clock()
@@ -303,7 +314,7 @@ def coarse_to_fine(
             chunk = sorted(fresh[done:done + size])
             part = [grid[i] for i in chunk]
             begun, calls = clock(), out.calls
-            for d in describe(part, tolerance=tolerance) if tolerance else describe(part):
+            for d in paid_on_error(describe(part, tolerance=tolerance) if tolerance else describe(part)):
                 described[d.t] = d
                 i = chunk[_closest(part, d.t)]  # the time it answers: the tolerance is under half the pass's spacing
                 if abs(d.t - grid[i]) > half:  # a frame off the grid (a keyframe): its own grid time is taken
@@ -357,7 +368,8 @@ def coarse_to_fine(
         descs = sorted(described.values(), key=lambda d: d.t)
         if not descs:
             raise InputError("the describer returned no description for any frame asked for")
-        result = reasoner.ground(query, held_transcript(descs, grid, max(duration, descs[-1].t)))
+        with keep_paid(paid_so_far):  # the reasoner failed: the frames described and its rounds before were paid
+            result = reasoner.ground(query, held_transcript(descs, grid, max(duration, descs[-1].t)))
         for u in result.usage.values():
             out.reason_usage += u
         return result

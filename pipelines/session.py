@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from frame_describer import Describer, FrameDescription, Usage, get_describer, read_descriptions
 from frame_describer.descriptions_io import description_metadata, write_descriptions
 from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
-from vidground.errors import ConfigurationError, InputError, VideoDecodeError
+from vidground.errors import ConfigurationError, InputError, VideoDecodeError, keep_paid
 from vidground.types import Answer, Events, Sampling
 from vidground.types import DEFAULT_FPS, MAX_SECONDS, check_seconds
 
@@ -183,6 +183,14 @@ def _stage2_args(video: Any, descriptions: Any, duration: Any) -> tuple[Any, Any
         raise ConfigurationError("duration= applies to descriptions=: a video's duration is read from the video "
                                  "(to set one anyway, give describe(video).with_duration(seconds) as the video)")
     return video, descriptions, duration
+
+
+def _paid_now(video: Any, described: DescribedVideo) -> Usage:
+    """What describing ``video`` cost in this call, for an error raised after it (the reasoner failed): the
+    describe's paid requests when a video path was described now; nothing when it was given descriptions, or
+    this session had described the video before (their cost was the calls' that made them: an eval counts an
+    agnostic describe once, on the video's record)."""
+    return described.usage if video is not None and described.usage.requests else Usage()
 
 
 def _check_path(value: Any, what: str) -> None:
@@ -429,7 +437,6 @@ class Session:
         if found is not None:  # every frame in the description cache: nothing decoded, nothing described
             return self._remember(key, found)
         from frame_describer.sampling import sample_frames  # PyAV is imported only when a frame is decoded
-        from temporal_reasoner.structured import keep_paid
 
         # opens the file and checks it (missing, folder, empty, not a video...) before any model is loaded
         frames = sample_frames(path, fps=s.fps, num_frames=s.num_frames, max_frames=s.max_frames, max_side=s.max_side)
@@ -581,7 +588,8 @@ class Session:
         described, transcript, timings = self._stage2_input(video, descriptions, query, descriptions_format,
                                                             clip_seconds, duration)
         started = time.perf_counter()
-        result = rsn.ground(query, transcript)
+        with keep_paid(lambda: _paid_now(video, described)):  # the reasoner failed: the describing was paid
+            result = rsn.ground(query, transcript)
         timings["reason"] = round(time.perf_counter() - started, 4)
         log.info("grounded %r with %s in %.2f s: %d interval(s)", query, rsn.name, timings["reason"],
                  len(result.intervals))
@@ -684,7 +692,8 @@ class Session:
         described, transcript, timings = self._stage2_input(video, descriptions, question, descriptions_format,
                                                             clip_seconds, duration)
         started = time.perf_counter()
-        result = answer_question(rsn, question, transcript, choices)
+        with keep_paid(lambda: _paid_now(video, described)):
+            result = answer_question(rsn, question, transcript, choices)
         timings["reason"] = round(time.perf_counter() - started, 4)
         log.info("answered %r with %s in %.2f s: %r", question, result.reasoner or rsn.name, timings["reason"],
                  result.answer)
@@ -715,7 +724,8 @@ class Session:
         described, transcript, timings = self._stage2_input(video, descriptions, None, descriptions_format,
                                                             clip_seconds, duration)
         started = time.perf_counter()
-        result = find_events(rsn, transcript, **options)
+        with keep_paid(lambda: _paid_now(video, described)):
+            result = find_events(rsn, transcript, **options)
         timings["reason"] = round(time.perf_counter() - started, 4)
         log.info("found %d event(s) with %s in %.2f s", len(result.events), result.reasoner or rsn.name,
                  timings["reason"])
@@ -748,9 +758,10 @@ class Session:
                                   clip_seconds=clip_seconds)
         transcript = described.transcript()
         if not any(e.text.strip() for e in transcript.entries):  # nothing to ground, answer or find events in
-            raise InputError("every description's text is empty: nothing to ground, answer or find events in (describe "
-                             "the video again, or give descriptions that say what is seen)",
-                             path=descriptions if isinstance(descriptions, (str, os.PathLike)) else described.video)
+            with keep_paid(lambda: _paid_now(video, described)):  # described (and paid for) with no words
+                raise InputError("every description's text is empty: nothing to ground, answer or find events in "
+                                 "(describe the video again, or give descriptions that say what is seen)",
+                                 path=descriptions if isinstance(descriptions, (str, os.PathLike)) else described.video)
         return described, transcript, timings
 
     def _provenance(self, described: DescribedVideo, transcript: Transcript, timings: dict[str, float],

@@ -226,8 +226,9 @@ class TransformersReasoner(BaseReasoner):
         if prefill and self.guided:
             return self._guided(prompt)
         text, stopped, n_in, n_out = self._generate(prompt, self.max_new_tokens)
+        # run in this process: its requests cost $0, not an unknown price (as replay's: an error's "paid so far")
         return ChatReply(text=(PREFILL if prefill else "") + text, finish_reason="stop" if stopped else "length",
-                         usage=Usage(requests=1, prompt_tokens=n_in, completion_tokens=n_out))
+                         usage=Usage(requests=1, prompt_tokens=n_in, completion_tokens=n_out, cost_usd=0.0))
 
     def _guided(self, prompt: str) -> ChatReply:
         """Field by field: the model writes only the three numbers of one interval, the JSON around
@@ -237,7 +238,7 @@ class TransformersReasoner(BaseReasoner):
             with keep_paid(lambda: usage):  # out of memory on a later field: the generations before it ran
                 out, _, n_in, n_out = self._generate(prompt + text[len(PREFILL):], 12,
                                                      stop_strings=[",", "}", "\n"], tokenizer=self.tokenizer)
-            usage = usage + Usage(requests=1, prompt_tokens=n_in, completion_tokens=n_out)
+            usage = usage + Usage(requests=1, prompt_tokens=n_in, completion_tokens=n_out, cost_usd=0.0)
             number = _NUMBER.match(out)
             if number is None:  # not a number: hand back what was written, for a re-ask
                 return ChatReply(text=text + out, finish_reason="stop", usage=usage)

@@ -183,9 +183,10 @@ class LlamaCppReasoner(BaseReasoner):
                                                grammar=grammar if response_format is not None else None)
         choice = out["choices"][0]
         usage = out.get("usage") or {}
+        # run in this process: its requests cost $0, not an unknown price (as replay's: an error's "paid so far")
         return ChatReply(text=choice["text"], finish_reason=choice.get("finish_reason"),
                          usage=Usage(requests=1, prompt_tokens=int(usage.get("prompt_tokens", len(tokens))),
-                                     completion_tokens=int(usage.get("completion_tokens", 0))))
+                                     completion_tokens=int(usage.get("completion_tokens", 0)), cost_usd=0.0))
 
     def ground(self, query: str, transcript: Transcript) -> GroundingResult:
         query = check_query(query)

@@ -164,8 +164,9 @@ class OpenAIReasoner(BaseReasoner):
                                        base_delay=self.retry_base_delay, timeout_retries=self.timeout_retries,
                                        # the endpoint, named when the error does not say
                                        url=f"{str(self._client.base_url).rstrip('/')}{CHAT_PATH}")
-        text, finish = first_choice(completion, self.name)
-        return ChatReply(text=text, finish_reason=finish, usage=self._priced(usage_of(completion, sent=sent)))
+        usage = self._priced(usage_of(completion, sent=sent))  # answered, so paid, whatever its choices
+        text, finish = first_choice(completion, self.name, usage=usage)
+        return ChatReply(text=text, finish_reason=finish, usage=usage)
 
     def _priced(self, usage: Usage) -> Usage:
         if self.prices is False:

@@ -11,8 +11,7 @@ live in :mod:`temporal_reasoner.parsing` and are re-exported here.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -24,7 +23,7 @@ from vidground.errors import (
     IncompleteOutputError,
     OutputValidationError,
     ProviderError,
-    VidgroundError,
+    keep_paid,
 )
 from vidground.types import Usage
 
@@ -247,21 +246,6 @@ def _ask(chat: ChatFn, messages: list[dict[str, Any]], ladder: list[str], refuse
 
 
 T = TypeVar("T")
-
-
-@contextmanager
-def keep_paid(paid: Callable[[], Usage]) -> Iterator[None]:
-    """A :class:`VidgroundError` escaping the block (a :class:`ProviderError` on a re-ask, on a chunk after others
-    answered, from a fallback) carries the usage ``paid()`` gives then, the requests answered before it that its
-    raiser did not count, added to any it carries: what was paid on the way to an error is not lost (an eval counts
-    a failed query's, :mod:`pipelines.executors`). Wrap only what does not itself raise with ``paid()``'s usage."""
-    try:
-        yield
-    except VidgroundError as exc:
-        spent = paid()
-        if not spent.is_empty():
-            exc.usage = spent + exc.usage if isinstance(exc.usage, Usage) else spent
-        raise
 
 
 def resolve_fallback(fallback: Any) -> Any:

@@ -94,6 +94,7 @@ def test_qwen2_vl_mixed_sizes_left_padding_and_mm_token_types(qwen_path):
     assert mask[:, -1].all(), "rows must end with real tokens (left padding)"
     assert (mask[1] == 0).any() and not (mask[0] == 0).any()  # the frame with fewer image tokens is padded
     assert [o.usage.image_tokens for o in out] == [8, 4, 8]
+    assert all(o.usage.cost_usd == 0.0 for o in out)  # run here: nothing paid, not an unknown price
     assert [o.t for o in out] == [0.0, 0.5, 1.0]
 
 

@@ -67,6 +67,7 @@ def test_valid_answer_after_prefill(lm_path, monkeypatch):
     assert res.raw == PREFILL + '6.0, "end": 9.5, "score": 0.8}]}'
     usage = res.usage["reason"]
     assert usage.requests == 1 and usage.prompt_tokens == lengths[0] and usage.completion_tokens > 5
+    assert usage.cost_usd == 0.0 and usage.unpriced_requests == 0  # run here: nothing paid, not an unknown price
     assert res.reasoner == f"hf:{lm_path}" and res.settings["chat_template"] == "model"
     assert res.settings["attempts"] == 1 and res.settings["context"]["chunks"] == 1
 

@@ -380,19 +380,22 @@ def usage_of(completion: Any, *, sent: int = 1) -> Usage:
                  completion_tokens=_count(_field(u, "completion_tokens")), image_tokens=_count(image))
 
 
-def first_choice(completion: Any, provider: str) -> tuple[str, str | None]:
+def first_choice(completion: Any, provider: str, *, usage: Usage | None = None) -> tuple[str, str | None]:
     """(text, finish_reason) of the first choice of a completion (an SDK object or its decoded
-    JSON); a reply with no choice, or one shaped unlike a chat completion, is a ProviderError."""
+    JSON); a reply with no choice, or one shaped unlike a chat completion, is a ProviderError carrying
+    ``usage``, the completion's own (:func:`usage_of`, priced): it was answered, so billed (a provider's safety
+    block answers ``choices: []`` with the prompt's tokens counted)."""
     choices = _field(completion, "choices")
     if not choices or not isinstance(choices, (list, tuple)):
-        raise ProviderError(f"{provider}: the server returned no choices", retryable=False, provider=provider)
+        raise ProviderError(f"{provider}: the server returned no choices", retryable=False, provider=provider,
+                            usage=usage)
     choice = choices[0]
     message = _field(choice, "message") if not isinstance(choice, (str, list)) else None
     content = _field(message, "content") if message is not None and not isinstance(message, (str, list)) else None
     finish = _field(choice, "finish_reason") if message is not None else None
     if message is None or not isinstance(content, (str, type(None))) or not isinstance(finish, (str, type(None))):
         raise ProviderError(f"{provider}: the server's reply is not a chat completion (choice: {str(choice)[:120]})",
-                            retryable=False, provider=provider)
+                            retryable=False, provider=provider, usage=usage)
     return (content or ""), finish
 
 

@@ -7,7 +7,8 @@ names what is wrong (the CLI prints it as is).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,32 @@ class VidgroundError(Exception):
     """
 
     usage: Any = None
+
+    def __reduce__(self) -> Any:
+        """Pickled with its ``args`` and attributes (``usage`` among them) and rebuilt without calling ``__init__``:
+        a subclass whose ``__init__`` takes other arguments than its message (:class:`VideoDecodeError`,
+        :class:`MissingDependencyError`) unpickles too, so it crosses a process pool (a ``ProcessPoolExecutor``
+        worker's error reached its caller as ``BrokenProcessPool``) or Ray as itself."""
+        import copyreg
+
+        return copyreg.__newobj__, (type(self), *self.args), dict(self.__dict__)
+
+
+@contextmanager
+def keep_paid(paid: Callable[[], Any]) -> Iterator[None]:
+    """A :class:`VidgroundError` escaping the block (a :class:`ProviderError` on a re-ask, on a chunk after others
+    answered, from a fallback, on a frame while others were in flight) carries the usage ``paid()`` gives then (a
+    :class:`~vidground.types.Usage`), the requests answered before it that its raiser did not count, added to any it
+    carries: what was paid on the way to an error is not lost (an eval counts a failed query's,
+    :mod:`pipelines.executors`). Wrap only what does not itself raise with ``paid()``'s usage. Here, in the core,
+    because both stages use it (the describers' streams, the reasoners' re-asks) and neither imports the other."""
+    try:
+        yield
+    except VidgroundError as exc:
+        spent = paid()
+        if not spent.is_empty():  # a Usage: added to the error's own (vidground.types imports this module)
+            exc.usage = spent + exc.usage if isinstance(exc.usage, type(spent)) else spent
+        raise
 
 
 class ConfigurationError(VidgroundError, ValueError):
@@ -76,7 +103,8 @@ class ProviderError(VidgroundError):
     request may succeed later (429, 5xx, timeouts, dropped connections). Once the retries of a
     retryable failure are spent, ``url`` (the endpoint, without credentials), ``attempts`` and
     ``elapsed`` (seconds from the first attempt to giving up) say where and how long it was tried.
-    ``usage``: the requests paid before it (see :class:`VidgroundError`), the failed request not among them.
+    ``usage``: the requests paid before it (see :class:`VidgroundError`), the failed request not among them unless
+    it was answered (a completion without a usable choice is billed: :func:`vidground.chat.first_choice`).
     """
 
     def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
@@ -136,4 +164,5 @@ __all__ = [
     "OutputValidationError",
     "IncompleteOutputError",
     "did_you_mean",
+    "keep_paid",
 ]
