@@ -53,6 +53,11 @@ log = logging.getLogger("vidground")
 _MUST_MATCH = ("dataset", "split", "dataset_path", "mode", "describer", "reasoner", "fps", "num_frames",
                "max_frames", "max_side", "top_k", "descriptions_format", "clip_seconds", "reasoner_options",
                "describer_options", "motion", "search", "skip_unchanged")
+#: Backend options that change how a backend reaches its server, never what it answers: a resume may change them
+#: (the timeout error's own hint is to resend with timeout_retries=N), and the run records each invocation's values.
+#: ``base_url`` is not one of them: another address may serve another model.
+CONNECTION_OPTIONS = frozenset({"timeout", "timeout_retries", "max_retries", "retry_base_delay", "rpm", "tpm",
+                                "concurrency", "api_key"})
 #: What a setting added later means in a run folder written before it existed.
 _OLD_DEFAULTS: dict[str, Any] = {"descriptions_format": "auto", "clip_seconds": None, "reasoner_options": {},
                                  "describer_options": {}, "motion": False, "search": None, "skip_unchanged": None}
@@ -497,6 +502,10 @@ def _check_resume(out: Path, config: RunConfig) -> None:
     unused = ("fps", "num_frames", "max_frames", "max_side") if new.get("mode") == "descriptions" else ()
     if new.get("dataset") != "jsonl":  # a bundled dataset: a --dataset-file an older run recorded was never read
         unused += ("dataset_path",)
+    for side in (old, new):
+        for k in ("reasoner_options", "describer_options"):
+            if isinstance(side.get(k), dict):
+                side[k] = {name: v for name, v in side[k].items() if name not in CONNECTION_OPTIONS}
     diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _MUST_MATCH if old.get(k) != new.get(k) and k not in unused]
     if diff:
         changed = [(key, flag) for since, key, _, _, _, flag in _CHANGED_DEFAULTS
@@ -536,8 +545,10 @@ class _Provenance:
         self.record["backends"] = backends
         if ds.dropped:  # annotations the loader skipped: never selected, never scored
             self.record["dropped_annotations"] = {"count": len(ds.dropped), "first": ds.dropped[:20]}
+        # each invocation's backend options: a resume may change the connection ones (CONNECTION_OPTIONS)
         self.record["invocations"] = [*old.get("invocations", []),
-                                      {k: self.record[k] for k in ("date", "vidground", "git", "command")}]
+                                      {k: self.record[k] for k in ("date", "vidground", "git", "command")}
+                                      | {"options": {stage: b["options"] for stage, b in backends.items()}}]
         self._settled = False
         self.write()
 
