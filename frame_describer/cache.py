@@ -39,7 +39,7 @@ from typing import Any
 from vidground.errors import ConfigurationError, VidgroundError
 from vidground.files import check_database_path, video_fingerprint
 from vidground.redaction import redact
-from vidground.transactions import Transaction
+from vidground.transactions import run_in_transaction
 from vidground.types import Frame, FrameDescription, Usage
 
 from .base import leftovers
@@ -154,11 +154,13 @@ class DescriptionCache:
     @staticmethod
     def _redact_stored_settings(conn: sqlite3.Connection) -> None:
         """Rewrite settings rows stored before they were redacted (a describer's key in plain text)."""
-        with Transaction(conn):
+        def work() -> None:
             for key, payload in conn.execute("SELECT settings_key, payload FROM settings").fetchall():
                 clean = _settings_json(json.loads(payload))
                 if clean != payload:
                     conn.execute("UPDATE settings SET payload=? WHERE settings_key=?", (clean, key))
+
+        run_in_transaction(conn, work)
 
     def _retry_locked(self, work: Any) -> Any:
         deadline = time.monotonic() + self.timeout
@@ -211,15 +213,14 @@ class DescriptionCache:
         conn = self._connect()
 
         def work() -> None:
-            with Transaction(conn):
-                conn.execute("INSERT OR REPLACE INTO plans (plan_key, fingerprint, payload, stored) VALUES (?, ?, ?, ?)",
-                             (key, fingerprint, json.dumps(plan), time.time()))
-                rows = conn.execute("SELECT COUNT(*) FROM plans").fetchone()[0]
-                if rows > self.MAX_PLANS:
-                    conn.execute("DELETE FROM plans WHERE plan_key IN (SELECT plan_key FROM plans ORDER BY stored "
-                                 "LIMIT ?)", (rows - self.MAX_PLANS * 3 // 4,))
+            conn.execute("INSERT OR REPLACE INTO plans (plan_key, fingerprint, payload, stored) VALUES (?, ?, ?, ?)",
+                         (key, fingerprint, json.dumps(plan), time.time()))
+            rows = conn.execute("SELECT COUNT(*) FROM plans").fetchone()[0]
+            if rows > self.MAX_PLANS:
+                conn.execute("DELETE FROM plans WHERE plan_key IN (SELECT plan_key FROM plans ORDER BY stored "
+                             "LIMIT ?)", (rows - self.MAX_PLANS * 3 // 4,))
 
-        self._retry_locked(work)
+        self._retry_locked(lambda: run_in_transaction(conn, work))
 
     def entries(self, fingerprint: str) -> list[tuple[str, dict[str, Any] | None, FrameDescription]]:
         """Every description cached for one video, by any describer: ``(settings key, what the key stands
@@ -240,22 +241,20 @@ class DescriptionCache:
         if not rows:
             return 0
         conn = self._connect()
-        new = 0
-        tx = Transaction(conn)
-        try:
-            with tx:
-                before = conn.total_changes
-                conn.executemany("INSERT OR IGNORE INTO descriptions (fingerprint, settings_key, t_ms, payload) "
-                                 "VALUES (?, ?, ?, ?)", rows)
-                new = conn.total_changes - before
-                if settings is not None:
-                    conn.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)", (key, _settings_json(settings)))
-                conn.executemany("DELETE FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
-                                 [r[:3] for r in rows])
-        finally:
-            if tx.committed:  # an interrupt just after COMMIT included: the rows are in
-                self._count(new)
-        return new
+
+        def work() -> int:
+            before = conn.total_changes
+            conn.executemany("INSERT OR IGNORE INTO descriptions (fingerprint, settings_key, t_ms, payload) "
+                             "VALUES (?, ?, ?, ?)", rows)
+            new = conn.total_changes - before
+            if settings is not None:
+                conn.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)", (key, _settings_json(settings)))
+            conn.executemany("DELETE FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
+                             [r[:3] for r in rows])
+            return new
+
+        # counted once the COMMIT took, an interrupt just after it included: the rows are in
+        return run_in_transaction(conn, work, on_commit=self._count)
 
     def _count(self, new: int) -> None:
         global _stored
@@ -271,16 +270,15 @@ class DescriptionCache:
         now = time.time()
 
         def work() -> str | None:
-            with Transaction(conn):
-                row = conn.execute("SELECT owner, until FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
-                                   (fingerprint, key, _ms(t))).fetchone()
-                if row is not None and row[0] != owner and row[1] > now:
-                    return str(row[0])
-                conn.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
-                             (fingerprint, key, _ms(t), owner, now + ttl))
-                return None
+            row = conn.execute("SELECT owner, until FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
+                               (fingerprint, key, _ms(t))).fetchone()
+            if row is not None and row[0] != owner and row[1] > now:
+                return str(row[0])
+            conn.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
+                         (fingerprint, key, _ms(t), owner, now + ttl))
+            return None
 
-        return self._retry_locked(work)
+        return self._retry_locked(lambda: run_in_transaction(conn, work))
 
     def release(self, fingerprint: str, key: str, owner: str) -> None:
         """Drop ``owner``'s claims on this video that no description ended (a failed or stopped stream)."""

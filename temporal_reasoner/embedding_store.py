@@ -35,7 +35,7 @@ import numpy as np
 
 from vidground.errors import ConfigurationError
 from vidground.files import check_database_path, video_fingerprint
-from vidground.transactions import Transaction
+from vidground.transactions import run_in_transaction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -206,23 +206,19 @@ class EmbeddingStore:
         if not rows:
             return
 
-        def work(conn: sqlite3.Connection) -> None:
-            # BEGIN inside the helper's try, ROLLBACK only with a transaction open: a Ctrl-C just after BEGIN
-            # leaves none open on this connection, one just after COMMIT is raised as the KeyboardInterrupt it is
-            tx = Transaction(conn)
-            try:
-                with tx:
-                    before = conn.total_changes
-                    conn.executemany("INSERT OR IGNORE INTO vectors (id, tag, vec, used) VALUES (?, ?, ?, ?)", rows)
-                    conn.execute("UPDATE meta SET value = value + ? WHERE name = 'rows'",
-                                 (conn.total_changes - before,))
-                    # a vector's row takes about 1.4 times its bytes on disk (SQLite pages, the index on used)
-                    self._evict(conn, row_bytes=int(len(rows[0][2]) * 1.4) + 64)
-            finally:
-                if tx.committed:  # an interrupt just after COMMIT included: the rows are in
-                    self.stored += len(rows)
+        def insert(conn: sqlite3.Connection) -> None:
+            before = conn.total_changes
+            conn.executemany("INSERT OR IGNORE INTO vectors (id, tag, vec, used) VALUES (?, ?, ?, ?)", rows)
+            conn.execute("UPDATE meta SET value = value + ? WHERE name = 'rows'", (conn.total_changes - before,))
+            # a vector's row takes about 1.4 times its bytes on disk (SQLite pages, the index on used)
+            self._evict(conn, row_bytes=int(len(rows[0][2]) * 1.4) + 64)
 
-        self._guarded(work, None)
+        def count(_: None) -> None:  # once the COMMIT took, an interrupt just after it included: the rows are in
+            self.stored += len(rows)
+
+        # a Ctrl-C anywhere leaves no transaction open on this connection; one just after COMMIT is raised as the
+        # KeyboardInterrupt it is (vidground.transactions.run_in_transaction)
+        self._guarded(lambda conn: run_in_transaction(conn, lambda: insert(conn), on_commit=count), None)
 
     def _evict(self, conn: sqlite3.Connection, *, row_bytes: int) -> None:
         limit = max(1, self.max_bytes // row_bytes)
