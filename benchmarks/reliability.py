@@ -235,9 +235,10 @@ def rows_of(data: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def main() -> int:
-    from _helpers_openai_server import FakeOpenAIServer, Reply
-
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, ``--storm-timeout-retries`` resolved and checked against ``--storm-retries`` as the reasoner
+    checks the pair: one above the other made every storm query fail with a ConfigurationError, and the script then
+    reported a row of nonsense ("0 of the server's answers faulted (; ...")."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kills", type=int, default=30)
     ap.add_argument("--kill-window", type=float, default=8.0, help="kill within this many seconds of a start")
@@ -252,9 +253,23 @@ def main() -> int:
     ap.add_argument("--parts", nargs="+", default=["kill", "faults", "shared-cache"],
                     choices=["kill", "faults", "shared-cache"])
     add_arguments(ap, "reliability")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.storm_timeout_retries is None:
         args.storm_timeout_retries = args.storm_retries
+    from vidground.chat import check_retry_options
+    from vidground.errors import ConfigurationError
+
+    try:
+        check_retry_options(args.storm_retries, timeout_retries=args.storm_timeout_retries)
+    except ConfigurationError as exc:  # exit 2 with the usage line, before any server or eval is started
+        ap.error(f"--storm-retries {args.storm_retries} --storm-timeout-retries {args.storm_timeout_retries}: {exc}")
+    return args
+
+
+def main() -> int:
+    from _helpers_openai_server import FakeOpenAIServer, Reply
+
+    args = parse_args()
     recorder = Recorder("reliability", args, {k: v for k, v in vars(args).items() if k not in ("json_out", "load_note")})
     data: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp_name, FakeOpenAIServer() as server:
