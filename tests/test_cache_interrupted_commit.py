@@ -210,3 +210,17 @@ def test_an_interrupt_as_any_function_starts_leaves_no_transaction_open(tmp_path
 
 def real_path(conn: sqlite3.Connection) -> str:
     return conn.execute("PRAGMA database_list").fetchone()[2]
+
+
+@pytest.mark.parametrize("setup", [_store, _store_plan, _claim_one, _redact_one, _embed],
+                         ids=["store", "store_plan", "claim", "redact", "embedding store"])
+def test_a_transaction_left_open_on_the_connection_is_rolled_back_before_the_next_write(tmp_path, setup):
+    """A transaction some interrupt left open (half a write, the write lock held) made every later write of the
+    thread fail with 'cannot start a transaction within a transaction'; it is now rolled back first, its half write
+    with it, and the write runs in its own transaction."""
+    op, real, consistent = setup(tmp_path)
+    real.execute("BEGIN IMMEDIATE")
+    real.execute("CREATE TABLE half_written (x)")
+    op()
+    assert not real.in_transaction and consistent()
+    assert real.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'half_written'").fetchone()[0] == 0
