@@ -302,12 +302,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         write_report(summary.out, all_timelines=args.all_timelines)
         print(f"report: {Path(summary.out) / 'report.md'}  ·  {Path(summary.out) / 'index.html'}")
     if summary.same_error is not None:  # nothing came of the run, for one cause: not a success, even without --strict
-        from vidground.errors import EvaluationError
+        from .runs import no_result_error
 
-        error = summary.same_error
-        raise EvaluationError(f"every one of the {summary.ran} queries run failed with the same error, so this run "
-                              f"has no result: {error['type']}: {error['message']}; fix the cause and run the same "
-                              "command with --retry-failed", path=summary.out, counts={"failed": summary.failed})
+        raise no_result_error(summary.same_error, ran=summary.ran, what=("query", "queries"), out=summary.out,
+                              retried=args.retry_failed)
     if args.strict:
         problems = summary.metrics.problems if summary.metrics is not None else {}
         _strict(problems | {"videos without input": len(summary.missing_videos)}, "queries or videos", summary.out)

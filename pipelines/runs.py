@@ -25,6 +25,7 @@ import contextlib
 import inspect
 import io
 import os
+import re
 import signal
 import sys
 import threading
@@ -444,8 +445,9 @@ class RunSummary:
     #: whatever --limit or --subset chose among its ``loaded`` queries (None: not known)
     dropped: list[str] = field(default_factory=list)
     loaded: int | None = None
-    #: ``{"type", "message"}`` when every query this invocation ran failed with that one error (a cause common to
-    #: the run, such as a setting or a server, not a hard query): ``vidground eval`` then exits 1; else ``None``
+    #: ``{"type", "message"}`` when the run has no result for one cause (:func:`no_result_cause`: every query this
+    #: invocation ran failed with that one error, no ok result in the folder, and two or more ran or the error is
+    #: run-wide): ``vidground eval`` then exits 1; else ``None``
     same_error: dict[str, Any] | None = None
 
     @property
@@ -699,10 +701,51 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     summary = summarize(out, selected=len(ds), already=already, ran=ran, failed=failed, missing=missing,
                         seconds=time.perf_counter() - started, clip_gt=config.clip_gt)
     summary.dropped, summary.loaded = list(ds.dropped), ds.loaded
-    if ran and failed == ran and len(errors) == 1:
-        kind, message = next(iter(errors))
-        summary.same_error = {"type": kind, "message": message}
+    any_ok = any(r.get("status") == "ok" for r in latest_results(out / "results.jsonl").values())
+    summary.same_error = no_result_cause(errors, ran=ran, failed=failed, any_ok=any_ok)
     return summary
+
+
+#: error types that are the run's, not a query's: every query would fail with them
+RUN_WIDE_ERRORS = frozenset({"ConfigurationError", "MissingDependencyError"})
+# a ProviderError's message (vidground.chat.map_error) for a server that cannot be reached or refuses the key or the
+# model: "openai:m: connection failed (ConnectError)", "openai:m: HTTP 401: ..."
+_RUN_WIDE_MESSAGE = re.compile(r"connection (?:failed|refused)|\bHTTP 40[134]\b", re.IGNORECASE)
+
+
+def is_run_wide(kind: str, message: str) -> bool:
+    """Whether an error (its type's name and message, as a failed record holds them) is clearly the run's and not
+    one input's: a configuration error, a missing dependency, a server that cannot be reached or answers HTTP 401,
+    403 or 404."""
+    return kind in RUN_WIDE_ERRORS or bool(_RUN_WIDE_MESSAGE.search(message))
+
+
+def no_result_cause(errors: Iterable[tuple[str, str]], *, ran: int, failed: int,
+                    any_ok: bool) -> dict[str, Any] | None:
+    """``{"type", "message"}`` when a run is to exit 1 after it was written: every one of the ``ran`` inputs this
+    invocation ran failed with one error (``errors``: the distinct ``(type, message)`` of its failures), the run
+    folder holds no ok result (``any_ok`` false, earlier invocations' included), and either two or more ran or the
+    error is clearly run-wide (:func:`is_run_wide`): one hard query failing on its own is not the run's failure;
+    else ``None``."""
+    errors = set(errors)
+    if not ran or failed != ran or len(errors) != 1 or any_ok:
+        return None
+    kind, message = next(iter(errors))
+    if ran < 2 and not is_run_wide(kind, message):
+        return None
+    return {"type": kind, "message": message}
+
+
+def no_result_error(cause: dict[str, Any], *, ran: int, what: tuple[str, str], out: Path,
+                    retried: bool) -> EvaluationError:
+    """The error a command raises, after writing and reporting its run, for :func:`no_result_cause`'s ``cause``:
+    ``what`` names the inputs, one and many (``("query", "queries")``); ``retried``: the command already retried
+    the failures (``--retry-failed``), so that is not advised again."""
+    ran_text = f"every one of the {ran} {what[1]} run" if ran > 1 else f"the one {what[0]} run"
+    advice = "fix the cause and run the same command again" if retried else \
+        "fix the cause and run the same command with --retry-failed"
+    return EvaluationError(f"{ran_text} failed with the same error, so this run has no result: {cause['type']}: "
+                           f"{cause['message']}; {advice}", path=out, counts={"failed": ran})
 
 
 def dropped_note(ds: Dataset, shown: int = 3) -> str:
