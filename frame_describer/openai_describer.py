@@ -31,6 +31,7 @@ from vidground.errors import ConfigurationError, IncompleteOutputError, InputErr
 from .images import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_SIDE, bounded, check_image_options, to_data_url
 from vidground.chat import (
     CHAT_PATH,
+    NO_KEY,
     build_client,
     call_with_retries,
     check_retry_options,
@@ -76,9 +77,6 @@ class OpenAIDescriber(BaseDescriber):
     ``timeout_retries=4`` / ``--describer-opt timeout_retries=4``.
     """
 
-    #: building one sends nothing (an HTTP client is made, no server contacted): an eval builds one up front to check
-    #: the option values (vidground.registry.Registry.check)
-    lazy = True
 
     def __init__(self, model: str, *, client: Any = None, base_url: str | None = None, api_key: str | None = None,
                  mode: PromptMode = "agnostic", detail: Detail = "low", max_side: int | None = DEFAULT_MAX_SIDE,
@@ -115,6 +113,18 @@ class OpenAIDescriber(BaseDescriber):
         self._client = build_client(client=client, base_url=base_url, api_key=api_key, timeout=timeout)
         self.limiter = shared_limiter(self._client.base_url, self._client.api_key, rpm=rpm, tpm=tpm,
                                       max_in_flight=concurrency)
+
+    @classmethod
+    def check_options(cls, arg: str | None, *, local: bool = True, **options: Any) -> None:
+        """The option values checked by building one and closing it (what an eval does before its run:
+        vidground.registry.Registry.check): an HTTP client is made, no server contacted. ``local=False`` (built on
+        other machines, e.g. Ray workers, with their environment and disks): the API key, the base URL and a
+        ``prices=`` file are the workers', so none is looked up here (placeholders stand in for them)."""
+        if not local:
+            prices = options.get("prices")
+            options = {**options, "api_key": NO_KEY, "base_url": options.get("base_url") or "http://workers.invalid/v1",
+                       "prices": prices if isinstance(prices, (dict, bool)) else None}
+        cls.from_spec(arg, **options).close()
 
     @classmethod
     def from_spec(cls, arg: str | None, **options: Any) -> "OpenAIDescriber":
@@ -235,13 +245,20 @@ class OpenAIDescriber(BaseDescriber):
         return DescriptionStream(lambda stream: self._paid_stream(frames, query, stream))
 
     def _paid_stream(self, frames: Iterable[Frame], query: str | None,
-                     out: StreamState) -> Iterator[FrameDescription]:
-        """:meth:`_stream`, whose error carries the usage of what it kept in ``out.unread`` (set as it ends)."""
-        with keep_paid(lambda: sum((d.usage for d in out.unread if d.usage is not None), Usage())):
-            yield from self._stream(frames, query, out)
+                     out: StreamState) -> Generator[FrameDescription, None, None]:
+        """:meth:`_stream`, whose error carries the usage of the requests in flight it waited for as it ended: those
+        kept in ``out.unread`` and those that failed with a usage (billed: a reply cut off at max_tokens, one with
+        no choices), the error raised itself left out (it carries its own)."""
+        billed: list[Usage] = []  # filled as the stream ends
 
-    def _stream(self, frames: Iterable[Frame], query: str | None,
-                out: StreamState) -> Generator[FrameDescription, None, None]:
+        def paid() -> Usage:
+            return sum((d.usage for d in out.unread if d.usage is not None), Usage()) + sum(billed, Usage())
+
+        with keep_paid(paid):
+            yield from self._stream(frames, query, out, billed)
+
+    def _stream(self, frames: Iterable[Frame], query: str | None, out: StreamState,
+                billed: list[Usage]) -> Generator[FrameDescription, None, None]:
         text = self._text(query)
         pool = _RequestPool(self.concurrency, "vidground-describe")
         handles: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -272,6 +289,7 @@ class OpenAIDescriber(BaseDescriber):
                 yield result
         finally:
             stopped.set()  # nothing more is sent; a request under way is answered
+            raised = waiting  # when the stream ends with its error, that error carries its own usage
             in_flight: list[Future] = [] if waiting is None else [waiting]
             waited = False
             try:
@@ -289,7 +307,9 @@ class OpenAIDescriber(BaseDescriber):
                         exc = future.exception()
                         if exc is None:
                             out.unread.append(future.result())
-                        else:  # not sent after the stop, or failed: nothing to keep
+                        elif future is not raised and isinstance(usage := getattr(exc, "usage", None), Usage):
+                            billed.append(usage)  # failed, but answered and paid: on the stream's error
+                        else:  # not sent after the stop, or failed unpaid: nothing to keep
                             log.debug("%s: a request in flight at the stream's end gave no description: %s",
                                       self.name, exc)
                 pool.shutdown(wait=waited, cancel_futures=True)
