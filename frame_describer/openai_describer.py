@@ -31,7 +31,6 @@ from vidground.errors import ConfigurationError, IncompleteOutputError, InputErr
 from .images import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_SIDE, bounded, check_image_options, to_data_url
 from vidground.chat import (
     CHAT_PATH,
-    NO_KEY,
     build_client,
     call_with_retries,
     check_retry_options,
@@ -77,6 +76,9 @@ class OpenAIDescriber(BaseDescriber):
     ``timeout_retries=4`` / ``--describer-opt timeout_retries=4``.
     """
 
+    #: building one sends nothing (an HTTP client is made, no server contacted): an eval builds one up front to check
+    #: the option values (vidground.registry.Registry.check)
+    lazy = True
 
     def __init__(self, model: str, *, client: Any = None, base_url: str | None = None, api_key: str | None = None,
                  mode: PromptMode = "agnostic", detail: Detail = "low", max_side: int | None = DEFAULT_MAX_SIDE,
@@ -113,18 +115,6 @@ class OpenAIDescriber(BaseDescriber):
         self._client = build_client(client=client, base_url=base_url, api_key=api_key, timeout=timeout)
         self.limiter = shared_limiter(self._client.base_url, self._client.api_key, rpm=rpm, tpm=tpm,
                                       max_in_flight=concurrency)
-
-    @classmethod
-    def check_options(cls, arg: str | None, *, local: bool = True, **options: Any) -> None:
-        """The option values checked by building one and closing it (what an eval does before its run:
-        vidground.registry.Registry.check): an HTTP client is made, no server contacted. ``local=False`` (built on
-        other machines, e.g. Ray workers, with their environment and disks): the API key, the base URL and a
-        ``prices=`` file are the workers', so none is looked up here (placeholders stand in for them)."""
-        if not local:
-            prices = options.get("prices")
-            options = {**options, "api_key": NO_KEY, "base_url": options.get("base_url") or "http://workers.invalid/v1",
-                       "prices": prices if isinstance(prices, (dict, bool)) else None}
-        cls.from_spec(arg, **options).close()
 
     @classmethod
     def from_spec(cls, arg: str | None, **options: Any) -> "OpenAIDescriber":
