@@ -173,9 +173,14 @@ _NAMES_CONTEXT = re.compile("|".join((
     # Gemini's OpenAI-compatible endpoint: "The input token count (1200293) exceeds the maximum number of tokens
     # allowed (1048576)"
     r"input token count \(\d+\) exceeds the maximum number of tokens",
-    # Anthropic: "prompt is too long: 208310 tokens > 200000 maximum"; Claude through Bedrock or OpenRouter: "input
-    # length and `max_tokens` exceed context limit: 149674 + 64000 > 204658"
-    r"prompt is too long: \d+ tokens", r"exceed context limit: \d+",
+    # Anthropic: "prompt is too long: 208310 tokens > 200000 maximum"; Fireworks (fw-ai/cookbook#134): "The prompt is
+    # too long: 40177, model maximum context length: 32767"; Claude through Bedrock or OpenRouter: "input length and
+    # `max_tokens` exceed context limit: 149674 + 64000 > 204658"
+    r"prompt is too long: \d+", r"exceed context limit: \d+",
+    # Cohere: "too many tokens: size limit exceeded by 1502 tokens. Try using shorter or fewer inputs, or setting
+    # prompt_truncation='AUTO'." (Quansight/ragna#351), older models "too many tokens: total number of tokens (prompt
+    # and prediction) cannot exceed 2048 - received 6354" (cohere-ai/sandbox-topically#4)
+    r"too many tokens: size limit exceeded by \d+", r"too many tokens: total number of tokens",
 )), re.I)
 
 

@@ -49,6 +49,12 @@ OVERFLOWS = {
     "anthropic": "prompt is too long: 208310 tokens > 200000 maximum",
     "claude-bedrock-openrouter": "input length and `max_tokens` exceed context limit: 149674 + 64000 > 204658, "
                                  "decrease input length or `max_tokens` and try again",
+    # the pattern before a17f303 took these for overflows too ('prompt is too long'); 4c1b897's wanted "tokens"
+    "fireworks": "The prompt is too long: 40177, model maximum context length: 32767",
+    "cohere": "too many tokens: size limit exceeded by 1502 tokens. Try using shorter or fewer inputs, or setting "
+              "prompt_truncation='AUTO'.",
+    "cohere-older": "too many tokens: total number of tokens (prompt and prediction) cannot exceed 2048 - received "
+                    "6354. Try using a shorter prompt or a smaller max_tokens value.",
 }
 
 #: 400 answers about a parameter, not the context: each says "length", "maximum", "context" or "tokens".
@@ -63,6 +69,7 @@ UNRELATED = {
     "content-string-cap": "Invalid 'messages[1].content': string too long. Expected a string with maximum length "
                           "10485760, but got a string with length 10500000 instead.",
     "input-length-param": "Invalid 'max_input_length': must be at most 8192 tokens, got 9000.",
+    "prompt-param": "Invalid 'prompt': a system prompt is too long for this template (at most 64 lines).",
 }
 
 
