@@ -174,9 +174,11 @@ class TransformersDescriber(BaseDescriber):
         return prompts.load(f"describe_{mode}", prompt_version)
 
     @classmethod
-    def check_options(cls, arg: str | None, **options: Any) -> None:
+    def check_options(cls, arg: str | None, *, local: bool = True, **options: Any) -> None:
         """The spec's argument and the option values checked without loading the model (what an eval does before
-        its run: vidground.registry.Registry.check); that the model exists and loads is checked when it loads."""
+        its run: vidground.registry.Registry.check); that the model exists and loads is checked when it loads.
+        Nothing is looked up (a file, the environment), so ``local`` (False: loaded on other machines) changes
+        nothing."""
         cls._need_model(arg)
         values = bound_options(cls, arg, options)
         cls._check_values(**{k: values[k] for k in ("mode", "batch_size", "max_new_tokens", "prompt_version",

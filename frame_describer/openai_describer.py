@@ -34,6 +34,7 @@ from vidground.chat import (
     build_client,
     call_with_retries,
     check_retry_options,
+    elsewhere_options,
     first_choice,
     post_chat,
     public_url,
@@ -76,10 +77,6 @@ class OpenAIDescriber(BaseDescriber):
     ``timeout_retries=4`` / ``--describer-opt timeout_retries=4``.
     """
 
-    #: building one sends nothing (an HTTP client is made, no server contacted): an eval builds one up front to check
-    #: the option values (vidground.registry.Registry.check)
-    lazy = True
-
     def __init__(self, model: str, *, client: Any = None, base_url: str | None = None, api_key: str | None = None,
                  mode: PromptMode = "agnostic", detail: Detail = "low", max_side: int | None = DEFAULT_MAX_SIDE,
                  jpeg_quality: int = DEFAULT_JPEG_QUALITY, concurrency: int = 8, rpm: float | None = None,
@@ -115,6 +112,13 @@ class OpenAIDescriber(BaseDescriber):
         self._client = build_client(client=client, base_url=base_url, api_key=api_key, timeout=timeout)
         self.limiter = shared_limiter(self._client.base_url, self._client.api_key, rpm=rpm, tpm=tpm,
                                       max_in_flight=concurrency)
+
+    @classmethod
+    def check_options(cls, arg: str | None, *, local: bool = True, **options: Any) -> None:
+        """Built and closed, nothing sent (an eval's check before its run), as the openai reasoner's are; with
+        ``local=False`` the workers' key, URL and price file are not looked up
+        (:func:`vidground.chat.elsewhere_options`)."""
+        cls.from_spec(arg, **(options if local else elsewhere_options(options))).close()
 
     @classmethod
     def from_spec(cls, arg: str | None, **options: Any) -> "OpenAIDescriber":

@@ -468,24 +468,26 @@ def check_out_folder(out: Path) -> None:
 
 
 def check_backends(describer: Any, describer_options: dict[str, Any] | None, reasoner: Any,
-                   reasoner_options: dict[str, Any] | None) -> None:
+                   reasoner_options: dict[str, Any] | None, *, local: bool = True) -> None:
     """The backends an eval would build (the describer unless ``None``, the reasoner, and the reasoner's ``fallback``
     spec when it has one) with their options, names and values checked without loading a model or contacting a
     server (:meth:`vidground.registry.Registry.check`): a :class:`ConfigurationError` at once, where the run would
-    record it as every query's failure. A backend given as an instance (from Python) is the caller's, built already."""
+    record it as every query's failure. A backend given as an instance (from Python) is the caller's, built already.
+    ``local=False``: the backends are built on other machines (a Ray run's workers, with their environment and
+    disks), so only the values are checked here, no API key, model file or environment variable looked up."""
     from temporal_reasoner import DEFAULT_REASONER, reasoners
 
     reasoner_options = dict(reasoner_options or {})
     if isinstance(describer, str):
         from frame_describer import describers
 
-        describers.check(describer, **(describer_options or {}))
+        describers.check(describer, local=local, **(describer_options or {}))
     if reasoner is None or isinstance(reasoner, str):
-        reasoners.check(reasoner or DEFAULT_REASONER, **reasoner_options)
+        reasoners.check(reasoner or DEFAULT_REASONER, local=local, **reasoner_options)
     fallback = reasoner_options.get("fallback")
     if isinstance(fallback, str):  # a spec, built by the reasoner only when a reply fails
         try:
-            reasoners.check(fallback)
+            reasoners.check(fallback, local=local)
         except ConfigurationError as exc:
             raise ConfigurationError(f"fallback={fallback!r}: {exc}") from None
 
@@ -587,8 +589,11 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
         config.reasoner = DEFAULT_REASONER
     # a misspelt backend or option, or a bad option value, is one error before the run starts (no video decoded, no
     # request sent), not a failure recorded per query
+    # backends built on other machines (Ray's workers) are checked with their values only: their key and files are
+    # the workers'
     check_backends(config.describer if config.mode == "videos" else None, config.describer_options,
-                   config.reasoner, config.reasoner_options)
+                   config.reasoner, config.reasoner_options,
+                   local=executor is None or isinstance(executor, LocalExecutor))
     if config.cache is None and config.mode == "videos":
         config.cache = str(default_cache_path())
     if config.mode == "videos" and config.cache:

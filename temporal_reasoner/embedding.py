@@ -306,8 +306,6 @@ def _load_model(path: str, device: str | None) -> Any:
 class _SimilarityReasoner(BaseReasoner):
     """Shared model handling; ``model`` is a local sentence-transformers folder (default: the bundled model)."""
 
-    lazy = True  # the model loads on first use: building one to check its options costs nothing
-
     def __init__(self, model: str | None = None, *, device: str | None = None, encoder: Encoder | None = None):
         self.model = model or DEFAULT_MODEL
         self.device = device
@@ -397,6 +395,7 @@ class EmbeddingReasoner(_SimilarityReasoner):
         "segments": {"rel_level": 0.5, "base_percentile": 50.0, "feedback": 0.25, "median": 0.0, "top_k": 10},
         "peaks": {"rel_level": 0.6, "base_percentile": 40.0, "feedback": 0.5, "median": 3.0, "top_k": 5},
     }
+    lazy = True  # the model loads on first use: building one to check its options costs nothing
 
     def __init__(self, model: str | None = None, *, device: str | None = None, encoder: Encoder | None = None,
                  spans: str = "segments", level: str = "clause", median: float | None = None, smooth: float | None = None,
@@ -652,6 +651,7 @@ class NaiveSimilarityReasoner(_SimilarityReasoner):
     best one whose similarity stays above half-way between the mean and the maximum."""
 
     name = "naive"
+    lazy = True  # the model loads on first use: building one to check its options costs nothing
 
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "level": "line", "run": "above (max+mean)/2"}

@@ -117,13 +117,14 @@ class LlamaCppReasoner(BaseReasoner):
         self._lock = threading.Lock()
 
     @classmethod
-    def check_options(cls, arg: str | None, **options: Any) -> None:
+    def check_options(cls, arg: str | None, *, local: bool = True, **options: Any) -> None:
         """The spec's argument (a .gguf file's path: it exists and is GGUF) and the option values checked without
-        loading the model (what an eval does before its run: vidground.registry.Registry.check)."""
+        loading the model (what an eval does before its run: vidground.registry.Registry.check); ``local=False``
+        (the model is loaded on other machines, e.g. Ray workers): the values only, the file not looked for."""
         cls._need_model(arg)
         values = bound_options(cls, arg, options)
         check_local_chat_options(values, context="n_ctx")
-        if values["llama"] is None and arg.strip().lower() not in GEMMA_ALIASES:  # the alias is assembled on load
+        if local and values["llama"] is None and arg.strip().lower() not in GEMMA_ALIASES:  # the alias: on load
             resolve_gguf(arg)
 
     @staticmethod

@@ -21,7 +21,7 @@ from vidground.chat import (
     first_choice,
     usage_of,
 )
-from vidground.chat import CHAT_PATH, public_url
+from vidground.chat import CHAT_PATH, elsewhere_options, public_url
 from vidground.ratelimit import shared_limiter
 from vidground.types import Usage
 
@@ -49,10 +49,6 @@ class OpenAIReasoner(BaseReasoner):
     other. Give it for a localhost tunnel or proxy to a remote server (``ssh -L 8000:gpu-box:8000``):
     ``timeout_retries=4`` / ``--reasoner-opt timeout_retries=4``.
     """
-
-    #: building one sends nothing (an HTTP client is made, no server contacted): an eval builds one up front to check
-    #: the option values (vidground.registry.Registry.check)
-    lazy = True
 
     def __init__(self, model: str, *, client: Any = None, base_url: str | None = None, api_key: str | None = None,
                  max_attempts: int = 3, fallback: Reasoner | str | None = None,
@@ -99,6 +95,14 @@ class OpenAIReasoner(BaseReasoner):
         self._client = build_client(client=client, base_url=base_url, api_key=api_key, timeout=timeout)
         # the same pacing as every other backend of the process on this endpoint and key with these limits
         self.limiter = shared_limiter(self._client.base_url, self._client.api_key, rpm=rpm, tpm=tpm)
+
+    @classmethod
+    def check_options(cls, arg: str | None, *, local: bool = True, **options: Any) -> None:
+        """The option values checked by building one and closing it (what an eval does before its run:
+        vidground.registry.Registry.check): an HTTP client is made, no server contacted. ``local=False`` (built on
+        other machines, e.g. Ray workers, with their environment and disks): the API key, the base URL and a
+        ``prices=`` file are the workers', so none is looked up here (placeholders stand in for them)."""
+        cls.from_spec(arg, **(options if local else elsewhere_options(options))).close()
 
     @classmethod
     def from_spec(cls, arg: str | None, **options: Any) -> "OpenAIReasoner":

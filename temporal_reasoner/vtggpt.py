@@ -55,6 +55,7 @@ class VTGGPTReasoner(_SimilarityReasoner):
     """
 
     name = "vtggpt"
+    lazy = True  # the model loads on first use: building one to check its options costs nothing
 
     def __init__(self, model: str | None = None, *, device: str | None = None, encoder: Any = None,
                  bins: int = 10, top_k: int = 8, gap: int = 6, length_weight: float = 0.5, nms_iou: float = 0.95,

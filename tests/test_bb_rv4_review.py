@@ -112,3 +112,82 @@ def test_run_eval_reports_no_cause_for_one_hard_query(tmp_path):
     summary = run_eval(RunConfig(dataset="jsonl", dataset_path=str(_only(ds, tmp_path, "coffee")),
                                  descriptions=str(desc), reasoner="bb-picky"), tmp_path / "run")
     assert summary.failed == summary.ran == 1 and summary.same_error is None
+
+
+# --------------------------------------------------------------------------- 2. a run built on other machines
+
+
+class _WorkerSide:
+    """As RayExecutor: the workers build the backends from the config; records that the run reached it."""
+
+    def __init__(self) -> None:
+        self.reached = False
+
+    def run(self, tasks: Any, config: Any, stop: Any = None) -> Any:
+        self.reached = True
+        return iter(())
+
+
+def test_a_run_on_other_machines_checks_values_but_not_the_drivers_key_or_files(tmp_path, monkeypatch):
+    """HEAD refused on the driver: 'no API key' (the key is on the workers), 'no such file' (the .gguf is)."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    ds, desc = write_toy_dataset(tmp_path / "d", n_videos=1, per_video=1)
+    config = dict(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc))
+    for i, (reasoner, opts) in enumerate((("openai:gpt-4o-mini", {"prices": str(tmp_path / "workers-prices.json")}),
+                                          ("llamacpp:/models/on-the-workers.gguf", {}))):
+        workers = _WorkerSide()
+        run_eval(RunConfig(**config, reasoner=reasoner, reasoner_options=opts), tmp_path / f"r{i}", executor=workers)
+        assert workers.reached, reasoner
+    # a value is still checked on the driver, before the run starts
+    for reasoner, opts, named in (("openai:gpt-4o-mini", {"max_retries": -1}, "max_retries must be a non-negative"),
+                                  ("llamacpp:/models/x.gguf", {"n_ctx": 300}, "n_ctx=300 leaves no room"),
+                                  ("openai:m", {"fallback": "embeding"}, "unknown reasoner backend 'embeding'")):
+        workers = _WorkerSide()
+        with pytest.raises(ConfigurationError, match=named):
+            run_eval(RunConfig(**config, reasoner=reasoner, reasoner_options=opts), tmp_path / "bad",
+                     executor=workers)
+        assert not workers.reached
+    # on this machine the key and the file are needed here, as before
+    with pytest.raises(ConfigurationError, match="no API key"):
+        run_eval(RunConfig(**config, reasoner="openai:gpt-4o-mini"), tmp_path / "local")
+    with pytest.raises(ConfigurationError, match="no such file"):
+        run_eval(RunConfig(**config, reasoner="llamacpp:/models/on-the-workers.gguf"), tmp_path / "local")
+
+
+# --------------------------------------------------------------------------- 3. subclassed custom backends
+
+
+def test_a_subclass_with_its_own_init_does_not_inherit_its_bases_check_hooks(monkeypatch):
+    """HEAD: the hf subclass's check read bound_options(...)['mode'] of its own __init__: KeyError; the
+    OpenAIReasoner subclass was built (its __init__ run, e.g. a request for the model list) by the check."""
+    from frame_describer import describers
+    from frame_describer.hf_describer import TransformersDescriber
+    from pipelines.runs import check_backends
+    from temporal_reasoner.openai_reasoner import OpenAIReasoner
+
+    class MyHF(TransformersDescriber):
+        def __init__(self, model: str, *, crop: int = 0, **kw: Any):
+            self.crop = crop
+            super().__init__(model, **kw)
+
+    built: list[str] = []
+
+    class MyServer(OpenAIReasoner):
+        def __init__(self, model: str, **kw: Any):
+            super().__init__(model, **kw)
+            built.append(model)
+
+    monkeypatch.setitem(describers._targets, "bb-myhf", MyHF)
+    monkeypatch.setitem(reasoners._targets, "bb-myserver", MyServer)
+    check_backends("bb-myhf:llava-hf/llava-1.5-7b-hf", {"crop": 8, "batch_size": 2}, "embedding", {})
+    check_backends(None, None, "bb-myserver:m", {"base_url": "http://127.0.0.1:9/v1"})
+    assert built == []
+    # the built-ins keep their checks, the embedding reasoners' included (each defines lazy itself)
+    for spec, bad in (("embedding", {"polarity": "much"}), ("vtggpt", {"bins": 0})):
+        with pytest.raises(ConfigurationError, match=f"^reasoner '{spec}': "):
+            check_backends(None, None, spec, bad)
+    from temporal_reasoner.embedding import NaiveSimilarityReasoner
+
+    assert vars(NaiveSimilarityReasoner).get("lazy") is True  # it has no value to refuse: built, as before
+

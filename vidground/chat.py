@@ -60,6 +60,15 @@ def check_timeout(timeout: Any) -> None:
         raise ConfigurationError(f"timeout must be a positive, finite number of seconds, got {timeout!r}")
 
 
+def elsewhere_options(options: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI backend's ``options`` as a check on a machine that does not build it (a Ray run's driver: the
+    workers build it, with their environment and disks) builds one: a placeholder key, the given ``base_url`` or a
+    placeholder one, and no ``prices=`` file (a path is the workers'), so no key, variable or file is looked up."""
+    prices = options.get("prices")
+    return {**options, "api_key": NO_KEY, "base_url": options.get("base_url") or "http://workers.invalid/v1",
+            "prices": prices if isinstance(prices, (dict, bool)) else None}
+
+
 def build_client(*, client: Any = None, base_url: str | None = None, api_key: str | None = None,
                  timeout: float = 60.0) -> Any:
     """An ``openai.OpenAI`` client with ``max_retries=0`` and ``timeout``.
@@ -421,6 +430,7 @@ def check_retry_options(max_retries: int, concurrency: int | None = None, timeou
     check_timeout_retries(timeout_retries, max_retries)
 
 
-__all__ = ["build_client", "check_timeout", "redact", "map_error", "backoff", "call_with_retries", "is_local",
+__all__ = ["build_client", "elsewhere_options",
+           "check_timeout", "redact", "map_error", "backoff", "call_with_retries", "is_local",
            "post_chat", "ssl_context", "public_url", "usage_of", "first_choice", "check_retry_options",
            "check_timeout_retries", "NO_KEY"]

@@ -112,20 +112,33 @@ class Registry:
             return None
         return f"{near}{sep}{rest}"
 
-    def check(self, spec: str, **options: Any) -> Any:
+    def check(self, spec: str, *, local: bool = True, **options: Any) -> Any:
         """The backend a spec names, with ``options`` checked against what it accepts, without building it
         (a :class:`ConfigurationError` for an unknown backend or option). Their *values* are checked too: by
         the target's ``check_options(argument, **options)`` classmethod where it has one (a backend that loads
         weights when built checks them there, loading nothing), else, for a class that sets ``lazy = True``
-        (building one loads nothing and contacts no server), by building one and closing it."""
+        (building one loads nothing and contacts no server), by building one and closing it. Only a hook the
+        target defines itself counts (``vars(target)``): a subclass with its own ``__init__`` does not inherit
+        its base's, which describe the base's arguments.
+
+        ``local=False``: the backend is built elsewhere (the workers of a Ray run), so nothing is looked up here
+        (an API key, a model file, an environment variable): ``check_options`` is called with ``local=False``
+        where it takes it (and not at all where it does not), and a lazy one is not built."""
         name, arg = split_spec(spec)
         target = self.target(name, spec=spec)
         self._check_options(name, target, options)
-        check_options = getattr(target, "check_options", None)
         try:
-            if callable(check_options):
-                check_options(arg, **options)
-            elif getattr(target, "lazy", False):
+            own = vars(target)
+        except TypeError:  # a callable without a __dict__
+            own = {}
+        try:
+            if "check_options" in own:
+                check_options = target.check_options
+                if local:
+                    check_options(arg, **options)
+                elif "local" in inspect.signature(check_options).parameters:
+                    check_options(arg, local=False, **options)
+            elif own.get("lazy", False) and local:
                 built = self.create(spec, **options)
                 close = getattr(built, "close", None)
                 if callable(close):
