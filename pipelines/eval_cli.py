@@ -214,6 +214,11 @@ def _eval_events(args: argparse.Namespace) -> int:
         allow_missing=args.allow_missing)
     print(format_metrics(metrics))
     print(f"{Path(args.out) / 'events.jsonl'}  ·  {Path(args.out) / 'metrics.json'}")
+    if metrics["no_result"] is not None:  # as cmd_eval's: nothing came of the run, for one cause
+        from .runs import no_result_error
+
+        raise no_result_error(metrics["no_result"], ran=len(metrics["failed"]), what=("video", "videos"),
+                              out=Path(args.out), advise_retry_failed=False)
     return 0
 
 
@@ -305,7 +310,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .runs import no_result_error
 
         raise no_result_error(summary.same_error, ran=summary.ran, what=("query", "queries"), out=summary.out,
-                              retried=args.retry_failed)
+                              advise_retry_failed=not args.retry_failed)
     if args.strict:
         problems = summary.metrics.problems if summary.metrics is not None else {}
         _strict(problems | {"videos without input": len(summary.missing_videos)}, "queries or videos", summary.out)

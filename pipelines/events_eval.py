@@ -178,7 +178,7 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
     file in ``descriptions``), appending each to ``OUT/events.jsonl`` (a video already there is not run
     again), then score all of them; returns and writes ``OUT/metrics.json``."""
     from .datasets import find_videos
-    from .runs import ResultSink, check_backends, check_out_folder, find_descriptions
+    from .runs import ResultSink, check_backends, check_out_folder, find_descriptions, no_result_cause
     from .session import Session
 
     check_out_folder(Path(out))
@@ -227,6 +227,7 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
     done = _done(out)
     todo = [v for v in found if v not in done]
     failed: dict[str, str] = {}
+    errors: set[tuple[str, str]] = set()  # the errors of the videos this invocation ran that failed
     failed_usage = Usage()
     started = time.perf_counter()
     with Session(describer=describer if videos is not None else None, reasoner=reasoner, sampling=sampling,
@@ -250,6 +251,7 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
                 raise  # a wrong option is wrong for every video
             except VidgroundError as exc:
                 failed[vid] = str(exc)
+                errors.add((type(exc).__name__, str(exc)))
                 if isinstance(getattr(exc, "usage", None), Usage):  # paid for, though no events came of it
                     failed_usage = failed_usage + exc.usage
                 if described is not None:  # the frames described for it were paid for too
@@ -282,7 +284,9 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
                "usage": _usage(done, found),
                "failed_usage_this_run": failed_usage.model_dump(),
                "captions": _captions(done, found, refs),
-               "seconds": round(time.perf_counter() - started, 2)}
+               "seconds": round(time.perf_counter() - started, 2),
+               # every video this invocation ran failed with one error, and none has events (vidground eval's rule)
+               "no_result": no_result_cause(errors, ran=len(todo), failed=len(failed), any_ok=bool(predictions))}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
     return metrics
 

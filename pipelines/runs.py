@@ -742,13 +742,13 @@ def no_result_cause(errors: Iterable[tuple[str, str]], *, ran: int, failed: int,
 
 
 def no_result_error(cause: dict[str, Any], *, ran: int, what: tuple[str, str], out: Path,
-                    retried: bool) -> EvaluationError:
+                    advise_retry_failed: bool) -> EvaluationError:
     """The error a command raises, after writing and reporting its run, for :func:`no_result_cause`'s ``cause``:
-    ``what`` names the inputs, one and many (``("query", "queries")``); ``retried``: the command already retried
-    the failures (``--retry-failed``), so that is not advised again."""
+    ``what`` names the inputs, one and many (``("query", "queries")``); ``advise_retry_failed``: whether to advise
+    ``--retry-failed`` (not when the command was given it, nor for a command without it)."""
     ran_text = f"every one of the {ran} {what[1]} run" if ran > 1 else f"the one {what[0]} run"
-    advice = "fix the cause and run the same command again" if retried else \
-        "fix the cause and run the same command with --retry-failed"
+    advice = "fix the cause and run the same command with --retry-failed" if advise_retry_failed else \
+        "fix the cause and run the same command again"
     return EvaluationError(f"{ran_text} failed with the same error, so this run has no result: {cause['type']}: "
                            f"{cause['message']}; {advice}", path=out, counts={"failed": ran})
 

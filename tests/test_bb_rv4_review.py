@@ -191,3 +191,62 @@ def test_a_subclass_with_its_own_init_does_not_inherit_its_bases_check_hooks(mon
 
     assert vars(NaiveSimilarityReasoner).get("lazy") is True  # it has no value to refuse: built, as before
 
+
+
+# --------------------------------------------------------------------------- 4. the events eval's exit status
+
+
+class _EventsDown(BaseReasoner):
+    """``bb-events:down`` fails every video as a server that cannot be reached does; ``bb-events:hard`` fails
+    v_b for its own reason and finds one event in the others."""
+
+    name = "bb-events"
+
+    def __init__(self, arg: str | None = None, **_: Any):
+        self.arg = arg
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def ground(self, query: str, transcript: Any) -> Any:
+        raise AssertionError("not used")
+
+    def events(self, transcript: Any, **_: Any) -> Any:
+        from vidground.types import Events
+
+        if self.arg == "down":
+            raise ProviderError("openai:m: connection failed (ConnectError)", retryable=True)
+        if self.arg == "hard" or "thing b" in transcript.entries[0].text:
+            raise ProviderError("no events in the model's reply after 3 attempts")
+        return Events(duration=transcript.duration, events=[{"start": 0.0, "end": 5.0, "caption": "a", "score": 1.0}],
+                      reasoner=self.name)
+
+
+reasoners.register("bb-events", _EventsDown)
+
+
+def _events(tmp_path, reasoner: str, videos=("v_a", "v_b", "v_c"), out: str = "run") -> int:
+    d = tmp_path / "desc"
+    d.mkdir(exist_ok=True)
+    refs = {}
+    for v in videos:
+        (d / f"{v}.jsonl").write_text("".join(json.dumps({"t": float(t), "text": f"thing {v[-1]}"}) + "\n"
+                                              for t in range(12)))
+        refs[v] = {"duration": 12.0, "timestamps": [[0, 5], [5, 12]], "sentences": ["a", "b"]}
+    (tmp_path / f"refs-{out}.json").write_text(json.dumps(refs))
+    return main(["eval", "activitynet-events", "--references", str(tmp_path / f"refs-{out}.json"), "--descriptions",
+                 str(d), "--data-root", str(tmp_path), "--reasoner", reasoner, "--out", str(tmp_path / out),
+                 "--quiet"])
+
+
+def test_the_events_eval_exits_1_when_every_video_failed_with_one_error_and_none_has_events(tmp_path, capsys):
+    """HEAD: exit 0 with every video failed (the server down)."""
+    assert _events(tmp_path, "bb-events:down") == 1
+    err = capsys.readouterr().err
+    assert ("every one of the 3 videos run failed with the same error, so this run has no result: ProviderError: "
+            "openai:m: connection failed (ConnectError); fix the cause and run the same command again") in err
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["no_result"]["type"] == "ProviderError"
+    # the same rule as eval's: one video failing on its own, or failures beside results, exit 0
+    assert _events(tmp_path, "bb-events:hard", videos=("v_b",), out="one") == 0
+    assert _events(tmp_path, "bb-events", out="some") == 0
+    assert json.loads((tmp_path / "some" / "metrics.json").read_text())["no_result"] is None
