@@ -79,20 +79,28 @@ def _error(exc: BaseException) -> dict[str, Any]:
     return {"type": type(exc).__name__, "message": str(exc)[:1000], "retryable": getattr(exc, "retryable", None)}
 
 
+#: A failed query's ``usage`` key for what its error carried when the query described its own frames (a query-aware
+#: describer, a coarse-to-fine search): the error's usage sums the describe and the reasoning, which it does not split.
+#: A reader of the stages counts it as any stage (:func:`paid_requests`); it is neither "describe" nor "reason".
+PAID_ACROSS_STAGES = "paid"
+
+
 def _paid(exc: BaseException) -> Usage | None:
     """The requests paid for on the way to ``exc`` (the usage it carries), if any."""
     paid = getattr(exc, "usage", None)
     return paid if isinstance(paid, Usage) and not paid.is_empty() else None
 
 
-def _failed(q: Query, exc: BaseException, *, paid_here: bool = True) -> dict[str, Any]:
+def _failed(q: Query, exc: BaseException, *, paid_here: bool = True, stage: str = "reason") -> dict[str, Any]:
     """A failed query's record; the requests paid for on the way (e.g. every attempt of an answer that never
-    validated: an :class:`~vidground.errors.OutputValidationError` carries their usage) are in ``usage``, unless
-    ``paid_here`` is false (the video's describe failed: its record holds them, once for all its queries)."""
+    validated: an :class:`~vidground.errors.OutputValidationError` carries their usage) are in ``usage``, under
+    ``stage``, unless ``paid_here`` is false (the video's describe failed: its record holds them, once for all its
+    queries). ``stage`` is ``"reason"`` where the query paid for nothing else (its video described before it), else
+    ``"paid"`` (:data:`PAID_ACROSS_STAGES`): the error carries one sum, its describe and its reasoning together."""
     rec: dict[str, Any] = {"qid": q.qid, "video": q.video, "query": q.query, "status": "failed", "error": _error(exc)}
     paid = _paid(exc) if paid_here else None
     if paid is not None:
-        rec["usage"] = {"reason": paid.model_dump(mode="json", exclude_none=True)}
+        rec["usage"] = {stage: paid.model_dump(mode="json", exclude_none=True)}
         rec["cost_usd"] = round(paid.cost_usd or 0.0, 8)
     return rec | {"finished": round(time.time(), 3)}
 
@@ -157,8 +165,8 @@ def process_video(task: Any, config: Any, emit: Emit, session: Any = None, stop:
                 res = res.model_copy(update={"intervals": res.intervals[:config.top_k or None]})
             else:
                 res = session.ground(query=q.query, top_k=config.top_k, **source)
-        except Exception as exc:
-            return _failed(q, exc)
+        except Exception as exc:  # the frames described for this query alone are in its error's usage too
+            return _failed(q, exc, stage=PAID_ACROSS_STAGES if aware else "reason")
         usage = {k: v.model_dump(mode="json", exclude_none=True) for k, v in res.usage.items()}
         stages = [k for k in res.usage if aware or k != "describe"]  # agnostic describe cost is per video
         cost = sum(res.usage[k].cost_usd or 0.0 for k in stages)

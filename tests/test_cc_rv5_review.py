@@ -19,6 +19,8 @@ from test_y_paid_usage_review import NO_CHOICES, ONE_REQUEST_USD, PROMPT, descri
 from vidground.errors import IncompleteOutputError, ProviderError
 
 CUT_OFF_USD = ONE_REQUEST_USD  # a cut-off reply is billed as the same 1000 + 100 tokens
+#: a failed query's usage key when it described its own frames (pipelines.executors.PAID_ACROSS_STAGES)
+PAID_ACROSS_STAGES = "paid"
 
 
 def cut_off() -> Reply:
@@ -98,3 +100,70 @@ def test_an_eval_whose_describe_is_cut_off_counts_every_billed_reply(tmp_path, o
     assert sent >= 4 and all(is_frame(r) for r in openai_server.requests)
     assert summary.requests == sent
     assert summary.cost_usd == pytest.approx(sent * CUT_OFF_USD, abs=1e-6)
+
+
+# --- 4. the stage of a failed query's usage ------------------------------------------------------
+
+def _fail_the_reasoner(server):
+    server.responder = lambda req: paid() if is_frame(req) else Reply.error(503, "the server is overloaded")
+
+
+def _eval_failing(tmp_path, server, search=None, **describer_options):
+    from pipelines.runs import RunConfig, run_eval
+
+    _fail_the_reasoner(server)
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=1, per_video=2)
+    videos = render_toy_videos(tmp_path / "videos", ["vid0"])
+    remote = {"base_url": server.base_url, "api_key": "sk-test", "max_retries": 0}
+    summary = run_eval(RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(videos), concurrency=1,
+                                 describer="openai:gpt-4o-mini", describer_options={**remote, **describer_options},
+                                 reasoner="openai:gpt-4o-mini", reasoner_options=remote, search=search),
+                       tmp_path / "run")
+    records = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    return summary, records
+
+
+def test_a_failed_querys_own_describe_is_not_filed_as_reasoning(tmp_path, openai_server):
+    """A query-aware describer: each query describes its 3 frames, then its reasoner request fails (503, unpaid).
+    The record filed the 3 describe requests under "reason" (0 reasoner requests were answered); now under
+    "paid" (the error's one sum across stages), and the run's totals are what they were."""
+    summary, records = _eval_failing(tmp_path, openai_server, mode="aware")
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    for rec in records:
+        assert set(rec["usage"]) == {PAID_ACROSS_STAGES}
+        assert rec["usage"][PAID_ACROSS_STAGES]["requests"] == 3
+        assert rec["cost_usd"] == pytest.approx(3 * ONE_REQUEST_USD, abs=1e-8)
+    assert sum(is_frame(r) for r in openai_server.requests) == 6
+    assert (summary.requests, summary.failed_requests) == (6, 6)
+    assert summary.cost_usd == pytest.approx(6 * ONE_REQUEST_USD, abs=1e-6)
+    from pipelines.executors import PAID_ACROSS_STAGES as key
+
+    assert key == PAID_ACROSS_STAGES
+
+
+def test_a_coarse_to_fine_searchs_failed_query_files_its_frames_as_paid(tmp_path, openai_server):
+    """A coarse-to-fine search describes per query what that query needs: its failed record's usage is the
+    frames it paid for, not reasoning."""
+    summary, records = _eval_failing(tmp_path, openai_server, search={"strategy": "coarse-to-fine"})
+    frames = sum(is_frame(r) for r in openai_server.requests)
+    assert frames > 0 and all(r["status"] == "failed" for r in records)
+    assert all(set(r["usage"]) == {PAID_ACROSS_STAGES} for r in records)
+    assert sum(r["usage"][PAID_ACROSS_STAGES]["requests"] for r in records) == frames
+    assert summary.requests == frames
+
+
+def test_a_failed_query_on_a_video_described_once_keeps_reason(tmp_path, openai_server):
+    """An agnostic describer describes the video once (its record pays); a failed query then paid for its reasoning
+    alone (its replies cut off, billed): that stays "reason", and every request is counted once."""
+    openai_server.responder = lambda req: paid() if is_frame(req) else cut_off()  # the reasoner's reply: billed
+    from pipelines.runs import RunConfig, run_eval
+
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=1, per_video=2)
+    videos = render_toy_videos(tmp_path / "videos", ["vid0"])
+    remote = {"base_url": openai_server.base_url, "api_key": "sk-test", "max_retries": 0}
+    summary = run_eval(RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(videos), concurrency=1,
+                                 describer="openai:gpt-4o-mini", describer_options=remote,
+                                 reasoner="openai:gpt-4o-mini", reasoner_options=remote), tmp_path / "run")
+    records = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    assert all(r["status"] == "failed" and set(r["usage"]) == {"reason"} for r in records)
+    assert summary.requests == len(openai_server.requests)
