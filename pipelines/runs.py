@@ -489,6 +489,9 @@ def check_backends(describer: Any, describer_options: dict[str, Any] | None, rea
         try:
             reasoners.check(fallback, local=local)
         except ConfigurationError as exc:
+            if "no API key" in str(exc):  # --reasoner-opt api_key= is the main reasoner's, not the fallback's
+                raise ConfigurationError(f"fallback={fallback!r}: no API key: set OPENAI_API_KEY (a fallback spec "
+                                         "takes no options)") from None
             raise ConfigurationError(f"fallback={fallback!r}: {exc}") from None
 
 

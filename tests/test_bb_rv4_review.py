@@ -250,3 +250,17 @@ def test_the_events_eval_exits_1_when_every_video_failed_with_one_error_and_none
     assert _events(tmp_path, "bb-events:hard", videos=("v_b",), out="one") == 0
     assert _events(tmp_path, "bb-events", out="some") == 0
     assert json.loads((tmp_path / "some" / "metrics.json").read_text())["no_result"] is None
+
+
+# --------------------------------------------------------------------------- 5. a fallback spec without a key
+
+
+def test_a_fallback_without_a_key_is_told_to_set_the_environment_not_an_option(monkeypatch):
+    from pipelines.runs import check_backends
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(ConfigurationError) as info:
+        check_backends(None, None, "hf:some/model", {"fallback": "openai:gpt-4o-mini"})
+    assert str(info.value) == ("fallback='openai:gpt-4o-mini': no API key: set OPENAI_API_KEY (a fallback spec takes "
+                               "no options)")  # HEAD advised --reasoner-opt api_key=KEY, the main reasoner's
