@@ -264,3 +264,57 @@ def test_a_fallback_without_a_key_is_told_to_set_the_environment_not_an_option(m
         check_backends(None, None, "hf:some/model", {"fallback": "openai:gpt-4o-mini"})
     assert str(info.value) == ("fallback='openai:gpt-4o-mini': no API key: set OPENAI_API_KEY (a fallback spec takes "
                                "no options)")  # HEAD advised --reasoner-opt api_key=KEY, the main reasoner's
+
+
+# --------------------------------------------------------------------------- 6, 7. run_in_transaction
+
+
+def _table() -> Any:
+    import sqlite3
+
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("CREATE TABLE t (x)")
+    return conn
+
+
+@pytest.mark.parametrize("raised", [KeyboardInterrupt, ValueError])
+def test_on_commit_is_called_once_when_it_raises(raised):
+    """HEAD called it again from the except clause: twice for one COMMIT (a Ctrl-C inside the description
+    cache's _count made cache.stored 2 for 1 row)."""
+    from vidground.transactions import run_in_transaction
+
+    conn, calls = _table(), []
+
+    def on_commit(n: int) -> None:
+        calls.append(n)
+        raise raised
+
+    with pytest.raises(raised):
+        run_in_transaction(conn, lambda: conn.execute("INSERT INTO t VALUES (1)").rowcount, on_commit)
+    assert calls == [1]
+    assert conn.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 1 and not conn.in_transaction
+
+
+def test_a_nested_call_on_the_same_connection_is_refused_and_leaves_nothing_behind():
+    """HEAD: the inner call rolled back the outer's insert silently and committed its own; the outer's COMMIT then
+    failed with 'cannot commit - no transaction is active'."""
+    from vidground.transactions import NestedTransactionError, run_in_transaction
+
+    conn = _table()
+
+    def outer() -> None:
+        conn.execute("INSERT INTO t VALUES ('outer')")
+        run_in_transaction(conn, lambda: conn.execute("INSERT INTO t VALUES ('inner')"))
+
+    with pytest.raises(NestedTransactionError, match="another run_in_transaction is under way on"):
+        run_in_transaction(conn, outer)
+    assert conn.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 0 and not conn.in_transaction
+    # the connection is free again, after an error and after an interrupt in the work
+    with pytest.raises(KeyboardInterrupt):
+        run_in_transaction(conn, lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+    run_in_transaction(conn, lambda: conn.execute("INSERT INTO t VALUES ('after')"))
+    assert [r[0] for r in conn.execute("SELECT x FROM t")] == ["after"]
+    # another connection inside the work is not nesting
+    other = _table()
+    run_in_transaction(conn, lambda: run_in_transaction(other, lambda: other.execute("INSERT INTO t VALUES (2)")))
+    assert other.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 1
