@@ -30,7 +30,6 @@ import math
 import os
 import stat
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 from pydantic import BaseModel
 
+from vidground import interrupts
 from vidground.errors import ConfigurationError, VideoDecodeError
 from vidground.files import file_kind
 from vidground.types import DEFAULT_FPS, Frame
@@ -47,39 +47,28 @@ from vidground.types import DEFAULT_FPS, Frame
 
 log = logging.getLogger(__name__)
 
-#: Set by the command line's Ctrl-C handler: every frame stream then stops at its next frame with a
-#: KeyboardInterrupt, in whatever thread it is read. Ctrl-C reaches only the main thread, so an eval's video
-#: workers went on decoding and describing (and paying for) their videos to the end after it.
-INTERRUPTED = threading.Event()
-_interrupts = 0  # Ctrl-Cs so far in this process: a stream opened before the latest one stops even once it is cleared
+#: Set at a Ctrl-C (the command line's handler, run_eval's): every frame stream then stops at its next frame with a
+#: KeyboardInterrupt, in whatever thread it is read. The state is vidground.interrupts' (imported by the handlers
+#: whether or not this module is): a Ctrl-C before this module was first imported stopped nothing.
+INTERRUPTED = interrupts.INTERRUPTED
 
 
 def interrupt_streams() -> None:
     """Ctrl-C: every frame stream open now, in any thread, stops at its next frame for good, and so does every
     stream opened while :data:`INTERRUPTED` stays set. Clearing it at the command's end lets new streams run,
     not the old ones: a second Ctrl-C ends the command while a worker still waits for a describe call, and the
-    worker, its stream running again, described (and paid for) the rest of its video."""
-    global _interrupts
-    _interrupts += 1
-    INTERRUPTED.set()
-    with _on_interrupt_lock:
-        told = list(_on_interrupt)
-    for event in told:
-        event.set()
-
-
-_on_interrupt: weakref.WeakSet[threading.Event] = weakref.WeakSet()
-_on_interrupt_lock = threading.Lock()
+    worker, its stream running again, described (and paid for) the rest of its video. Safe in a signal handler: it
+    takes no lock (it took one that stop_on_interrupt holds, and hung the process for good when the Ctrl-C came there)."""
+    interrupts.interrupt()
 
 
 def stop_on_interrupt(event: threading.Event) -> None:
-    """Set ``event`` at the next Ctrl-C (:func:`interrupt_streams`), or now if one is under way: a describer's
-    stream sends no request it has not begun then (the frames decoded and waiting for a request slot), while those
-    under way are answered. Held weakly: an event nobody holds any more is forgotten."""
-    with _on_interrupt_lock:
-        _on_interrupt.add(event)
-    if INTERRUPTED.is_set():
-        event.set()
+    """Set ``event`` at the next Ctrl-C (:func:`interrupt_streams`), or when the run of this thread stops
+    (:func:`vidground.interrupts.scope`), or now if either is under way: a describer's stream sends no request it
+    has not begun then (the frames decoded and waiting for a request slot), while those under way are answered.
+    Held weakly: an event nobody holds any more is forgotten."""
+    interrupts.watch(event)
+
 
 _IMAGE_FORMATS = ("image2", "image2pipe")  # plus every "*_pipe" demuxer (png_pipe, jpeg_pipe, ...)
 
@@ -366,10 +355,11 @@ class FrameStream(Iterator[Frame]):
         self._step = 1.0 / info.fps if info.fps else 0.04
         self._told: set[str] = set()  # what _explain logged
         self._gen = self._run(targets)
-        self._opened_after = _interrupts  # how many Ctrl-Cs came before it
+        self._opened_after = interrupts.count()  # how many Ctrl-Cs came before it
+        self._stops = interrupts.stops()  # its run's stop (an eval's video worker): it stops as at a Ctrl-C
 
     def __next__(self) -> Frame:
-        if INTERRUPTED.is_set() or self._opened_after < _interrupts:
+        if interrupts.stopped(self._opened_after, self._stops):
             self.close()
             raise KeyboardInterrupt(f"{self.info.path}: interrupted")
         return next(self._gen)

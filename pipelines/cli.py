@@ -26,6 +26,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from vidground import interrupts  # the Ctrl-C state: imported here, not in the handler (the import lock)
 from vidground.errors import ConfigurationError, InputError, VidgroundError
 from vidground.files import check_readable, printable
 
@@ -731,10 +732,9 @@ def _stored_descriptions() -> int:
 
 def _stop_streams(interrupted: bool) -> None:
     """Tell every frame stream of the process, in any thread, to stop (or, at a command's start and end, that
-    none need to); the sampler is looked up, not imported, as nothing is to stop before it is loaded."""
-    sampling = sys.modules.get("frame_describer.sampling")
-    if sampling is not None:
-        (sampling.interrupt_streams if interrupted else sampling.INTERRUPTED.clear)()
+    none need to): vidground.interrupts, which the sampler reads once it is imported (a Ctrl-C while a model loads,
+    before it was, stopped nothing)."""
+    (interrupts.interrupt if interrupted else interrupts.INTERRUPTED.clear)()
 
 
 def _on_interrupt(signum: int, frame: Any) -> None:
@@ -742,8 +742,7 @@ def _on_interrupt(signum: int, frame: Any) -> None:
     (an eval's video workers, which it does not reach) stop at their next frame. The first one says that the
     frames being described are finished first (paid: kept), so that a silent wait for them is not taken for a
     hang."""
-    sampling = sys.modules.get("frame_describer.sampling")
-    if sampling is not None and not sampling.INTERRUPTED.is_set():
+    if not interrupts.INTERRUPTED.is_set():
         print("vidground: stopping: the frames being described finish first and are kept (a second Ctrl-C stops "
               "at once: the answers still in flight are then lost, though paid)", file=sys.stderr)
     _stop_streams(True)

@@ -23,6 +23,7 @@ a local path; do not put SQLite on NFS). The driver writes ``runs/NAME`` on its 
 from __future__ import annotations
 
 import collections
+import contextlib
 import importlib
 import math
 import os
@@ -33,6 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from temporal_reasoner.context import progress_to
+from vidground import interrupts
 from vidground.errors import ConfigurationError, MissingDependencyError, ProviderError
 from vidground.types import Usage
 
@@ -108,15 +110,24 @@ def _failed(q: Query, exc: BaseException, *, paid_here: bool = True, stage: str 
 def process_video(task: Any, config: Any, emit: Emit, session: Any = None, stop: threading.Event | None = None) -> None:
     """Describe ``task.video`` once and ground each of its queries in ``session`` (default: this process's
     :func:`worker_session`), emitting records. Once ``stop`` is set (a Ctrl-C) no video or query is begun: what
-    is under way finishes and is emitted, and the queries not begun are left for the resumed run."""
+    is under way finishes and is emitted, and the queries not begun are left for the resumed run; the frame and
+    describer streams opened here stop with it, as at a Ctrl-C (:func:`vidground.interrupts.scope`), also once the
+    run has ended (a second Ctrl-C returns while a worker still gets ready: it opens nothing that runs)."""
     if stop is not None and stop.is_set():
         return
+    with interrupts.scope(stop):
+        _process_video(task, config, emit, session, stop)
+
+
+def _process_video(task: Any, config: Any, emit: Emit, session: Any, stop: threading.Event | None) -> None:
     started = time.perf_counter()
     video_rec: dict[str, Any] = {"video": task.video, "source": task.source, "describe_calls": 0,
                                  "describe_saved": 0, "cost_usd": 0.0, "error": None}
     try:
         session = session or worker_session(config)
         describer = session.describer if config.mode == "videos" else None
+        if stop is not None and stop.is_set():  # a Ctrl-C while the describer was built (a local model loads)
+            return
         video_rec["settings"] = backend_settings(describer, session.reasoner)
         aware = describer is not None and getattr(describer, "mode", "agnostic") == "aware"
         # a coarse-to-fine search describes per query what that query needs (frames shared through the session)
@@ -151,7 +162,7 @@ def process_video(task: Any, config: Any, emit: Emit, session: Any = None, stop:
     def one(q: Query) -> dict[str, Any] | None:
         if stop is not None and stop.is_set():  # interrupted: not begun (None), the resumed run asks it
             return None
-        with progress_to():  # the run's own bar counts queries: no bar per long transcript beside it
+        with progress_to(), interrupts.scope(stop):  # a query in a thread of its own: the run's stop again  # the run's own bar counts queries: no bar per long transcript beside it
             return grounded(q)
 
     def grounded(q: Query) -> dict[str, Any]:
@@ -196,6 +207,13 @@ def process_video(task: Any, config: Any, emit: Emit, session: Any = None, stop:
             if rec is None:
                 break
             emit(("result", rec))
+
+
+def _failed_video(task: Any, exc: BaseException) -> list[tuple[str, dict[str, Any]]]:
+    """The records of a video whose task failed as a whole (``exc``), its queries with it."""
+    rec = {"video": task.video, "source": task.source, "describe_calls": 0, "describe_saved": 0, "cost_usd": 0.0,
+           "error": _error(exc), "seconds": 0.0}
+    return [("video", rec), *(("result", _failed(q, exc, paid_here=False)) for q in task.queries)]
 
 
 def _in_daemon_threads(fn: Callable[[Any], Any], items: Sequence[Any], n: int) -> Iterator[tuple[Any, BaseException | None]]:
@@ -243,6 +261,7 @@ class LocalExecutor:
         if concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
         self.concurrency = concurrency
+        self._runs: list[_RunSession] = []  # runs whose sessions are not closed yet
 
     def run(self, tasks: Sequence[Any], config: Any,
             stop: threading.Event | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -252,26 +271,17 @@ class LocalExecutor:
             return
         q: queue.Queue[Any] = queue.Queue()
         done = object()  # a worker's last item
-        stop = stop or threading.Event()  # set by a Ctrl-C: the workers begin no other video or query
-        session = session_for(config)
-        running, handed_over, closed, close_lock = 0, False, False, threading.Lock()
-
-        def close_session() -> None:  # once: by the run, or, after a second Ctrl-C, by the last worker to end
-            nonlocal closed
-            with close_lock:
-                if closed:
-                    return
-                closed = True
-            session.close()
+        stop = stop or interrupts.Flag()  # set by a Ctrl-C: the workers begin no other video or query
+        owner = _RunSession(session_for(config))
+        self._runs.append(owner)
+        session = owner.session
         todo, todo_lock = enumerate(list(tasks)), threading.Lock()
         failures: dict[int, BaseException] = {}  # by task: the first (in task order) is raised at the end
 
         def work() -> None:
-            nonlocal running
-            with close_lock:
-                running += 1
+            owner.enter()
             try:
-                while not stop.is_set():
+                while not stop.is_set() and not owner.handed_over:  # handed over: the session may be closed
                     with todo_lock:
                         k, task = next(todo, (-1, None))
                     if task is None:
@@ -282,11 +292,7 @@ class LocalExecutor:
                         failures[k] = exc
             finally:
                 q.put(done)
-                with close_lock:
-                    running -= 1
-                    last = handed_over and running == 0
-                if last:
-                    close_session()
+                owner.leave()
 
         # the workers pull the videos; a Ctrl-C can come at any instruction of this thread, so nothing here counts on
         # knowing which of them began: the run is over once every worker that began has put its last item
@@ -357,17 +363,63 @@ class LocalExecutor:
                 pass
             raise
         finally:  # also when the caller stops early: no other video or query is begun for nothing, and the run's
-            stop.set()  # session never outlives it: closed now, or by the last worker to end its call
+            # session never outlives it: closed now, or by the last worker to end its call. Handed over first (a
+            # plain store, no call: a Ctrl-C cannot come before it), so a second Ctrl-C anywhere below still leaves
+            # the session to the last worker, or to close_sessions() (run_eval's end)
+            owner.handed_over = True
             try:
+                stop.set()
                 for t in workers if wait else ():
                     if t.is_alive():
                         t.join()
             finally:  # a Ctrl-C that ends the wait above (e.g. the caller's code raised, and the run closes us) ends
-                with close_lock:  # it before the workers did: the session is then the last one's to close
-                    handed_over = True
-                    now = running == 0
-                if now:
-                    close_session()
+                owner.hand_over()  # it before the workers did: the session is then the last one's to close
+
+    def close_sessions(self) -> None:
+        """Close the session of every run of this executor that has ended and whose workers have all ended (each
+        once); idempotent. ``run_eval`` calls it as it ends: a second Ctrl-C inside the run's own end can stop it
+        before it closed its session."""
+        for owner in list(self._runs):
+            if owner.handed_over:
+                owner.hand_over()
+            if owner.closed:
+                with contextlib.suppress(ValueError):
+                    self._runs.remove(owner)
+
+
+class _RunSession:
+    """A :class:`LocalExecutor` run's session, closed once: by the run as it ends, or, when workers are still in a
+    call then (a second Ctrl-C), by the last of them to end."""
+
+    def __init__(self, session: Any):
+        self.session, self.running, self.handed_over, self.closed = session, 0, False, False
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            self.running += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self.running -= 1
+            last = self.handed_over and self.running == 0
+        if last:
+            self.close()
+
+    def hand_over(self) -> None:
+        """The run has ended: the session is closed now if no worker is in a call, else by the last to end."""
+        self.handed_over = True
+        with self._lock:
+            now = self.running == 0
+        if now:
+            self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+        self.session.close()
 
 
 _setup_done = False
@@ -425,6 +477,7 @@ class RayExecutor:
         remote = ray.remote(num_cpus=self.num_cpus, max_retries=2)(_collect)
         cfg = ray.put(config)
         pending = [remote.remote(t, cfg) for t in tasks]
+        task_of = {id(ref): task for ref, task in zip(pending, tasks)}
         ended: list[Any] = []  # tasks that ended, their records not yet taken
         records: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
         interrupted: BaseException | None = None
@@ -447,9 +500,9 @@ class RayExecutor:
                             ref = ended.pop(0)  # first: a Ctrl-C after the get must not take (yield) this video again
                             records.extend(ray.get(ref))
                         except KeyboardInterrupt as exc:
-                            if isinstance(exc, Exception):  # the task's own (a RayTaskError): its failure, as below
-                                if interrupted is None:
-                                    raise
+                            if isinstance(exc, Exception):  # the task's own (a RayTaskError), not a Ctrl-C: the
+                                if interrupted is None and ref is not None:  # video's failure, and the run goes on
+                                    records.extend(_failed_video(task_of[id(ref)], exc))
                                 continue
                             if ref is not None and len(records) == before:  # a Ctrl-C inside the get: the video
                                 ended.insert(0, ref)  # is read again once it is handled, its records not lost

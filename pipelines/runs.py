@@ -37,6 +37,7 @@ from typing import Any
 
 from frame_describer.caption_formats import check_clip_seconds, check_format, video_id_from_path
 from frame_describer.descriptions_io import write_descriptions
+from vidground import interrupts
 from vidground.errors import ConfigurationError, EvaluationError, InputError, VidgroundError
 from vidground.files import output_file
 from vidground.registry import split_spec
@@ -700,10 +701,15 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
                                      abandoned=ctrl_c.count > 1) from exc
         finally:
             try:
-                tracker.close()
-                close = getattr(stream, "close", None)
-                if close is not None:  # the executor's workers begin nothing more, and its session closes
-                    close()
+                try:
+                    tracker.close()
+                    close = getattr(stream, "close", None)
+                    if close is not None:  # the executor's workers begin nothing more, and its session closes
+                        close()
+                finally:  # again, once: a second Ctrl-C inside the executor's own end may have come before it
+                    close_sessions = getattr(executor, "close_sessions", None)
+                    if close_sessions is not None:
+                        close_sessions()
             finally:
                 ctrl_c.restore()
     summary = summarize(out, selected=len(ds), already=already, ran=ran, failed=failed, missing=missing,
@@ -792,8 +798,12 @@ class _CtrlC:
     whose ``run`` takes ``stop``: otherwise a Ctrl-C is what it was."""
 
     def __init__(self, executor: Any):
-        self.event, self.count, self.installed, self.nested = threading.Event(), 0, False, False
+        # the run's stop: a Flag, which the handler sets without a lock; the streams its workers open honour it
+        # (vidground.interrupts.scope) even once the process's INTERRUPTED is cleared, e.g. a worker still getting
+        # ready when a second Ctrl-C ended the run
+        self.event, self.count, self.installed, self.nested = interrupts.Flag(), 0, False, False
         self.streams_stopped = False  # by this handler (called from Python): cleared when the run ends
+        self.over = False  # restore() began: a Ctrl-C is the previous handler's
         self.previous: Any = None
         if threading.current_thread() is not threading.main_thread():
             return
@@ -801,7 +811,7 @@ class _CtrlC:
             takes_stop = "stop" in inspect.signature(executor.run).parameters
         except (TypeError, ValueError):
             takes_stop = False
-        previous = signal.getsignal(signal.SIGINT)
+        previous = _live_handler(signal.getsignal(signal.SIGINT))
         # a run_eval nested in another's (its on_result, or a script under it) takes the Ctrl-C too, and passes it on:
         # both stop, each writing what finished, and the outer one's line is not said again
         self.nested = isinstance(getattr(previous, "__self__", None), _CtrlC)
@@ -811,6 +821,10 @@ class _CtrlC:
             signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.over:  # the run is ending (a second Ctrl-C inside restore): the process's state is not left set
+            self._clear_streams()
+            self.previous(signum, frame)
+            raise KeyboardInterrupt
         self.count += 1
         if self.count > 1:
             self.previous(signum, frame)  # the second: KeyboardInterrupt, here
@@ -828,7 +842,8 @@ class _CtrlC:
                 if self.count > 1:  # a second Ctrl-C came while that handler ran: it stops at once, as any second
                     raise
         else:  # called from Python: the workers' frame streams stop as the command line's handler stops them
-            self.streams_stopped = _stop_frame_streams()
+            self.streams_stopped = True  # first: a second Ctrl-C inside the call below still has restore() clear it
+            interrupts.interrupt()
         head = "vidground: stopping: "
         said_lines = said.getvalue().strip()
         before = said_lines.removeprefix(head) + "; " if said_lines.startswith(head) and "\n" not in said_lines else ""
@@ -841,23 +856,36 @@ class _CtrlC:
         except RuntimeError:  # the main thread was inside a write to stderr (a progress bar): not re-entered
             os.write(2, line.encode())
 
-    def restore(self) -> None:
-        if self.installed and signal.getsignal(signal.SIGINT) == self._handle:
-            signal.signal(signal.SIGINT, self.previous)
-        self.installed = False
-        if self.streams_stopped:  # the next run's streams run; this run's stay stopped (frame_describer.sampling)
-            sys.modules["frame_describer.sampling"].INTERRUPTED.clear()
+    def _clear_streams(self) -> None:
+        """The process's streams run again (this run's stay stopped: its stop stays set, and they opened before
+        the Ctrl-C)."""
+        if self.streams_stopped:
+            interrupts.INTERRUPTED.clear()
             self.streams_stopped = False
 
+    def restore(self) -> None:
+        """The run's end: the process's Ctrl-C state is cleared first, then the previous handler put back; a Ctrl-C
+        at any point in here (the user's second, as the run winds down) leaves neither set."""
+        try:
+            self.over = True
+        finally:
+            try:
+                self._clear_streams()
+            finally:
+                if self.installed and signal.getsignal(signal.SIGINT) == self._handle:
+                    signal.signal(signal.SIGINT, self.previous)
+                self.installed = False
 
-def _stop_frame_streams() -> bool:
-    """Every frame stream open now stops at its next frame, and every describer stream sends nothing more (the
-    requests under way are answered and kept): what the command line's Ctrl-C does. False: no stream was opened."""
-    sampling = sys.modules.get("frame_describer.sampling")
-    if sampling is None:
-        return False
-    sampling.interrupt_streams()
-    return True
+
+def _live_handler(handler: Any) -> Any:
+    """``handler``, or, where it is the handler of a run that ended (a Ctrl-C inside its restore() left it
+    installed), the one that run replaced, put back now: a dead run's handler is not taken for an outer run's."""
+    found = handler
+    while isinstance(getattr(found, "__self__", None), _CtrlC) and found.__self__.over:
+        found = found.__self__.previous
+    if found is not handler:
+        signal.signal(signal.SIGINT, found)
+    return found
 
 
 def _drain(stream: Any, take: Callable[..., None], *, told: bool = False) -> None:
