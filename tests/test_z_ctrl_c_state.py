@@ -376,9 +376,9 @@ def test_a_second_ctrl_c_anywhere_in_the_executors_end_still_closes_the_session(
             pass
         finally:
             sys.settrace(None)
-        for t in threading.enumerate():
-            if t.name.startswith("vidground-video"):
-                t.join(20)
+        for t in threading.enumerate():  # the last worker to end closes the session: wait for them (a bound, not a
+            if t.name.startswith(("vidground-video", "vidground-query")):  # timing assertion; a loaded machine
+                t.join(120)  # ran this whole file in 5 s, but failed it once in a full run with a 20-s bound)
         assert len(closed) == len(opened) == len(set(map(id, closed))), f"second Ctrl-C at executors.py:{state['fired']}"
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         sampling.INTERRUPTED.clear()
