@@ -258,11 +258,11 @@ def _split_inputs(args: argparse.Namespace) -> tuple[str | None, str]:
         args.ground_parser.error("the following arguments are required: "
                                  + ("QUERY" if args.descriptions else "VIDEO QUERY"))
     if args.descriptions:
-        if len(inputs) != 1:
-            raise ConfigurationError("with --descriptions give only the QUERY (no video)")
+        if len(inputs) != 1:  # a malformed command line: the usage and exit 2, as argparse's own errors
+            args.ground_parser.error("with --descriptions give only the QUERY (no video)")
         return None, inputs[0]
     if len(inputs) != 2:
-        raise ConfigurationError('give VIDEO and QUERY (quote the query: vidground ground video.mp4 "a person opens a door")')
+        args.ground_parser.error('give VIDEO and QUERY (quote the query: vidground ground video.mp4 "a person opens a door")')
     return inputs[0], inputs[1]
 
 
@@ -371,10 +371,10 @@ def _many_queries(args: argparse.Namespace) -> tuple[str | None, list[str]]:
     """(video or None, the queries checked) for the -q/--queries form."""
     from temporal_reasoner import check_query
 
-    if args.descriptions and args.inputs:
-        raise ConfigurationError("with --descriptions and -q/--queries give no VIDEO or QUERY argument")
+    if args.descriptions and args.inputs:  # a malformed command line: the usage and exit 2
+        args.ground_parser.error("with --descriptions and -q/--queries give no VIDEO or QUERY argument")
     if not args.descriptions and len(args.inputs) != 1:
-        raise ConfigurationError("with -q/--queries give the VIDEO alone (the queries come from -q/--queries): "
+        args.ground_parser.error("with -q/--queries give the VIDEO alone (the queries come from -q/--queries): "
                                  'vidground ground video.mp4 -q "a person opens a door" -q "..."')
     queries = []  # every query checked before anything is described
     for i, query in enumerate(args.query_list, 1):
@@ -488,8 +488,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if not inputs:
         args.ground_parser.error("the following arguments are required: "
                                  + ("QUESTION" if args.descriptions else "VIDEO QUESTION"))
-    if len(inputs) != (1 if args.descriptions else 2):
-        raise ConfigurationError("with --descriptions give only the QUESTION (no video)" if args.descriptions else
+    if len(inputs) != (1 if args.descriptions else 2):  # a malformed command line: the usage and exit 2
+        args.ground_parser.error("with --descriptions give only the QUESTION (no video)" if args.descriptions else
                                  'give VIDEO and QUESTION (quote the question: vidground ask video.mp4 "why did the '
                                  'boy pick up the ball?" --choice "to throw it" --choice "to hide it")')
     video, question = (None, inputs[0]) if args.descriptions else (inputs[0], inputs[1])
@@ -521,8 +521,8 @@ def cmd_events(args: argparse.Namespace) -> int:
     inputs = args.inputs
     if not inputs and not args.descriptions:
         args.ground_parser.error("the following arguments are required: VIDEO (or --descriptions FILE)")
-    if len(inputs) != (0 if args.descriptions else 1):
-        raise ConfigurationError("with --descriptions give no video" if args.descriptions else "give one VIDEO")
+    if len(inputs) != (0 if args.descriptions else 1):  # a malformed command line: the usage and exit 2
+        args.ground_parser.error("with --descriptions give no video" if args.descriptions else "give one VIDEO")
     video = None if args.descriptions else inputs[0]
     with _session(args, video) as session:
         result = session.events(video, descriptions=args.descriptions, duration=args.duration,

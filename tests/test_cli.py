@@ -94,8 +94,6 @@ def test_demo_json(capsys):
     [
         (["ground", "missing.mp4", "a query"], "missing.mp4: no such file"),
         (["ground", "--descriptions", "missing.jsonl", "a query"], "missing.jsonl: descriptions file not found"),
-        (["ground", "only-a-query"], "give VIDEO and QUERY"),
-        (["ground", "--descriptions", "x.jsonl", "v.mp4", "q"], "only the QUERY"),
         (["ground", "--reasoner", "nope", "--descriptions", "x.jsonl", "q"], "unknown reasoner backend"),
     ],
 )
@@ -320,9 +318,6 @@ def test_a_bad_queries_file_is_a_one_line_error(content, needle, desc_file, tmp_
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["ground", "v.mp4", "a query", "-q", "another"], "give the VIDEO alone"),
-    (["ground", "-q", "a query"], "give the VIDEO alone"),
-    (["ground", "--descriptions", "d.jsonl", "a query", "-q", "another"], "give no VIDEO or QUERY argument"),
     (["ground", "--descriptions", "d.jsonl", "-q", "a person", "-q", "  "], "query is empty"),
 ])
 def test_several_queries_usage_errors(argv, needle, tmp_path, monkeypatch, capsys):
@@ -466,3 +461,24 @@ def test_a_duration_given_with_a_video_is_refused_not_put_in_place_of_the_videos
     for command in (["ground", str(video), "a door"], ["events", str(video)], ["ask", str(video), "why"]):
         with pytest.raises(ConfigurationError, match="^--duration applies to --descriptions"):
             main([*command, "--duration", "100", "--debug"])
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["ground", "only-a-query"], "give VIDEO and QUERY"),
+    (["ground", "--descriptions", "x.jsonl", "v.mp4", "q"], "only the QUERY"),
+    (["ask", "only-a-question"], "give VIDEO and QUESTION"),
+    (["events", "v.mp4", "extra"], "give one VIDEO"),
+    (["events", "--descriptions", "d.jsonl", "v.mp4"], "give no video"),
+    (["ground", "v.mp4", "a query", "-q", "another"], "give the VIDEO alone"),
+    (["ground", "-q", "a query"], "give the VIDEO alone"),
+    (["ground", "--descriptions", "d.jsonl", "a query", "-q", "another"], "give no VIDEO or QUERY argument"),
+])
+def test_a_wrong_count_of_arguments_is_a_usage_error(argv, needle, capsys, tmp_path, monkeypatch):
+    """README: 'a malformed command line, such as a missing argument, prints the usage and exits 2'; a VIDEO without
+    its QUERY (or one argument too many) was a one-line error with exit 1 (helper U's audit)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: vidground") and ": error: " in err and needle in err, err

@@ -443,8 +443,9 @@ def test_cli_events(tmp_path, capsys):
     assert main([*args, "--events-opt", "window_seconds=-1"]) == 1
     err = capsys.readouterr().err
     assert "window_seconds must be above 0" in err and err.count("\n") == 1
-    assert main([*args, "extra.mp4"]) == 1
-    assert "with --descriptions give no video" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # a malformed command line: the usage, exit 2
+        main([*args, "extra.mp4"])
+    assert e.value.code == 2 and "with --descriptions give no video" in capsys.readouterr().err
     hostile = tmp_path / "hostile.jsonl"  # a caption's terminal escape is printed visibly, not obeyed
     hostile.write_text(json.dumps({"t": 0, "text": "a man \x1b[2J cooks"}) + "\n", encoding="utf-8")
     assert main(["events", "--descriptions", str(hostile), "--reasoner", "words-events-test"]) == 0
