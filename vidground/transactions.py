@@ -24,17 +24,6 @@ class NestedTransactionError(RuntimeError):
     then fail. A bug in the caller."""
 
 
-def rollback(conn: sqlite3.Connection) -> None:
-    """Undo the transaction open on ``conn``, if one is: a Ctrl-C that lands just after COMMIT (or before BEGIN took)
-    leaves none, and a ROLLBACK then raised OperationalError ("no transaction is active") over the interrupt, which
-    the command line reported as an internal error (exit 1, not 130)."""
-    if conn.in_transaction:
-        try:
-            conn.execute("ROLLBACK")
-        except sqlite3.Error:  # the interrupt or error being raised is what the caller must see
-            pass
-
-
 def run_in_transaction(conn: sqlite3.Connection, work: Callable[[], T],
                        on_commit: Callable[[T], None] | None = None) -> T:
     """Run ``work()`` in one ``BEGIN IMMEDIATE`` .. ``COMMIT`` on ``conn`` and return what it returns; roll back
@@ -72,7 +61,7 @@ def run_in_transaction(conn: sqlite3.Connection, work: Callable[[], T],
             on_commit(result)
         return result
     except BaseException as err:
-        if conn.in_transaction:  # inline, not rollback(): no function entry between the interrupt and ROLLBACK
+        if conn.in_transaction:  # inline, not in a helper: no function entry between the interrupt and ROLLBACK
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:  # the interrupt or error being raised is what the caller must see
