@@ -53,17 +53,8 @@ log = logging.getLogger(__name__)
 INTERRUPTED = interrupts.INTERRUPTED
 
 
-def interrupt_streams() -> None:
-    """Ctrl-C: every frame stream open now, in any thread, stops at its next frame for good, and so does every
-    stream opened while :data:`INTERRUPTED` stays set. Clearing it at the command's end lets new streams run,
-    not the old ones: a second Ctrl-C ends the command while a worker still waits for a describe call, and the
-    worker, its stream running again, described (and paid for) the rest of its video. Safe in a signal handler: it
-    takes no lock (it took one that stop_on_interrupt holds, and hung the process for good when the Ctrl-C came there)."""
-    interrupts.interrupt()
-
-
 def stop_on_interrupt(event: threading.Event) -> None:
-    """Set ``event`` at the next Ctrl-C (:func:`interrupt_streams`), or when the run of this thread stops
+    """Set ``event`` at the next Ctrl-C (:func:`vidground.interrupts.interrupt`), or when the run of this thread stops
     (:func:`vidground.interrupts.scope`), or now if either is under way: a describer's stream sends no request it
     has not begun then (the frames decoded and waiting for a request slot), while those under way are answered.
     Held weakly: an event nobody holds any more is forgotten."""

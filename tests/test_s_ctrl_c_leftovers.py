@@ -16,6 +16,7 @@ import pytest
 from pipelines import executors, runs
 from pipelines.runs import read_jsonl, run_eval
 from temporal_reasoner import reasoners
+from vidground import interrupts
 
 from _helpers_eval import FakeReasoner
 
@@ -200,7 +201,7 @@ def test_after_a_ctrl_c_no_frame_waiting_for_a_request_slot_is_sent(tmp_path):
                 t.start()
             # each stream's window is full (4 frames decoded), 2 requests in flight, the other 6 frames wait
             assert until(lambda: len(server.requests) == 2 and len(pulled) == 8)
-            sampling.interrupt_streams()  # the Ctrl-C, as the command line's handler gives it to every thread
+            interrupts.interrupt()  # the Ctrl-C, as the command line's handler gives it to every thread
             gate.set()
             for t in threads:
                 t.join(10)
