@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import socket
 import tempfile
 from pathlib import Path
@@ -17,6 +18,10 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("VIDGROUND_EMBEDDING_CACHE", os.path.join(tempfile.mkdtemp(prefix="vidground-tests-"), "embeddings.sqlite"))
 os.environ.pop("OPENAI_API_KEY", None)
 os.environ.pop("OPENAI_BASE_URL", None)
+# a test run started as a background job of a non-interactive shell inherits SIGINT ignored, and Python then
+# keeps it ignored: the Ctrl-C tests (which check that each run puts back the handler it found) need Python's
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: the user's cache folder as the session found it. The tests read from it only what they cannot make in a moment
 #: (the GGUFs vidground.models assembles, Hugging Face models, matplotlib's font list): those paths
