@@ -51,7 +51,8 @@ def no_cyclic_gc():
 
 
 def new_threads(before: set[threading.Thread]) -> list[str]:
-    return [t.name for t in threading.enumerate() if t not in before and t.name.startswith("vidground")]
+    return [t.name for t in threading.enumerate() if t not in before and t.name.startswith("vidground")
+            and t.name != "vidground-interrupts"]  # the process's one Ctrl-C notifier, started by the first stream
 
 
 def read_two_by_break(stream: Iterator[FrameDescription], ready: Callable[[], object]) -> None:
