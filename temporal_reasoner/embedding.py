@@ -232,15 +232,22 @@ def _quiet_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def get_encoder(model_path: str | None = None, device: str | None = None) -> Encoder:
-    """The process-wide encoder for a model path (default: the bundled all-MiniLM-L6-v2) and device."""
-    if not _installed("sentence_transformers"):  # checked without importing it (and torch): seconds
-        raise MissingDependencyError("sentence-transformers", EXTRA, "the embedding reasoner")
-    path = _default_model_path() if model_path in (None, "", DEFAULT_MODEL) else str(model_path)
+def _model_path(model: str | None) -> str:
+    """The folder of the model ``model`` names (the bundled one for ``None``, ``""`` or its name), or a
+    :class:`ConfigurationError` when there is no such folder."""
+    path = _default_model_path() if model in (None, "", DEFAULT_MODEL) else str(model)
     if not Path(path).exists():
         raise ConfigurationError(
             f"sentence-transformers model folder {path!r} not found; give a local model folder "
             f"(embedding:/path/to/model) or no argument for the bundled {DEFAULT_MODEL}")
+    return path
+
+
+def get_encoder(model_path: str | None = None, device: str | None = None) -> Encoder:
+    """The process-wide encoder for a model path (default: the bundled all-MiniLM-L6-v2) and device."""
+    if not _installed("sentence_transformers"):  # checked without importing it (and torch): seconds
+        raise MissingDependencyError("sentence-transformers", EXTRA, "the embedding reasoner")
+    path = _model_path(model_path)
 
     def build() -> Encoder:
         store_path = default_store_path()
@@ -307,6 +314,8 @@ class _SimilarityReasoner(BaseReasoner):
     """Shared model handling; ``model`` is a local sentence-transformers folder (default: the bundled model)."""
 
     def __init__(self, model: str | None = None, *, device: str | None = None, encoder: Encoder | None = None):
+        if model and encoder is None:  # a misspelt folder fails now (a session made), not after the video is described
+            _model_path(model)
         self.model = model or DEFAULT_MODEL
         self.device = device
         self._encoder = encoder

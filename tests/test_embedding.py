@@ -170,8 +170,9 @@ def test_embedding_cache_reuses_identical_texts(reasoner):
 def test_bad_settings_and_model_paths_are_configuration_errors(tmp_path):
     with pytest.raises(ConfigurationError, match="clause, sentence, line"):
         get_reasoner("embedding", level="word")
-    with pytest.raises(ConfigurationError, match="not found"):
-        get_reasoner(f"embedding:{tmp_path / 'nope'}").ground("q", transcript((2, "x")))
+    for name in ("embedding", "naive", "vtggpt"):  # when built: before a video is described, not when the model loads
+        with pytest.raises(ConfigurationError, match="not found"):
+            get_reasoner(f"{name}:{tmp_path / 'nope'}")
     # the option at fault and its value, not every rule of the group ("need smooth >= 0, ..., top_k >= 1")
     with pytest.raises(ConfigurationError, match=r"^top_k must be >= 1, got -1$"):
         get_reasoner("embedding", top_k=-1)
