@@ -53,7 +53,7 @@ from frame_describer.replay import ReplayDescriber, timeline_frames  # noqa: E40
 from pipelines.datasets import Query, data_root, load_dataset  # noqa: E402
 from pipelines.metrics import compute_metrics, score_query  # noqa: E402
 from pipelines.runs import find_descriptions  # noqa: E402
-from pipelines.search import Search, coarse_to_fine  # noqa: E402
+from pipelines.search import Search, coarse_to_fine, request  # noqa: E402
 from temporal_reasoner import Transcript, get_reasoner  # noqa: E402
 from vidground.types import FrameDescription  # noqa: E402
 
@@ -143,7 +143,7 @@ def run_search(tl: Timeline, reasoner: Any, search: Search, shared: bool) -> tup
     known to later ones (one cache per video)."""
     replay = ReplayDescriber(tl.descriptions, duration=tl.duration)
     grid = replay.times
-    known: dict[float, FrameDescription] = {}
+    known: dict[tuple[float, float], FrameDescription] = {}  # each request answered so far: its description
     preds, calls, passes, reason_s, stops, frames = {}, [], [], 0.0, {}, {}
 
     for q in tl.queries:
@@ -152,6 +152,7 @@ def run_search(tl: Timeline, reasoner: Any, search: Search, shared: bool) -> tup
         def describe(times: list[float]) -> Any:
             return replay.describe(timeline_frames(times))
 
+        before = set(known)
         started = time.perf_counter()
         outcome, _ = coarse_to_fine(q.query, reasoner, describe, grid, tl.duration, search,
                                     known=known if shared else None)
@@ -160,12 +161,12 @@ def run_search(tl: Timeline, reasoner: Any, search: Search, shared: bool) -> tup
         frames[q.qid] = outcome.frames
         calls.append(outcome.calls)
         for t, p, why in outcome.frames:
-            if not why.endswith("(known)"):
+            if request(t) not in before:
                 per_pass[p] = per_pass.get(p, 0) + 1
         passes.append([per_pass.get(p, 0) for p in range(max(per_pass, default=-1) + 1)])
         stops[outcome.stop] = stops.get(outcome.stop, 0) + 1
         if shared:
-            known.update({d.t: d for d in outcome.descriptions})
+            known.update(outcome.answers)
     return preds, {"calls": calls, "passes": passes, "reason_seconds": reason_s, "stops": stops,
                    "described": replay.calls, "frames": frames}
 

@@ -12,7 +12,10 @@ reasoner names none (``no-candidate``), when the budget in calls or seconds is s
 after ``rounds`` refinements (``rounds``). A search given a budget spends it while the reasoner names
 something not yet described: past the planned rounds, and on the next-best candidates once the best
 ones are dense (each such frame says ``(budget left)``); without a budget the planned rounds are its cost.
-A round past the planned ones that pays for no frame (all known, cached or unchanged) is the last
+A calls budget caps the frames the search uses, wherever their descriptions come from (describer calls,
+description-cache hits, frames an earlier query described), all but skip-unchanged's reuses: so a rerun with a
+warm cache, or after other queries, asks for the same frames and answers the same, paying only for the frames
+nothing held. A round past the planned ones that uses no new frame (only skip-unchanged's reuses) is the last
 (``rounds``): it would only buy more reasoner calls.
 
 The loop knows nothing about decoding: it asks a ``describe(times)`` callable for descriptions at grid
@@ -42,20 +45,21 @@ STRATEGIES = ("uniform", "coarse-to-fine")
 class Search(BaseModel):
     """Which frames get described: all of the sampling grid (``uniform``) or ``coarse-to-fine``.
 
-    ``budget`` caps the describer calls of one coarse-to-fine search (cache hits and frames an earlier
-    query of the session described are free); ``budget_seconds`` caps the seconds spent describing: frames
+    ``budget`` caps the frames one coarse-to-fine search uses: describer calls, description-cache hits and frames
+    an earlier query of the session described all count (only skip-unchanged's reuses do not), so a rerun with a
+    warm cache or after other queries uses the same frames, answers the same and pays only for what nothing held
+    (the calls are at most ``budget``); ``budget_seconds`` caps the seconds spent describing: frames
     go to the describer in chunks, each read to its end so that every call begun is kept, and a chunk is not
     begun, or is cut, where, its calls as slow as the slowest so far, it would end past them (see
     :func:`coarse_to_fine`'s ``in_flight``). A budget is spent while the reasoner names frames worth
     describing: refinement goes on past ``rounds``, and once the ``regions`` best candidates are dense it
     takes the next ones by rank; it is left unspent when every candidate named is dense (``converged``) or
-    none is named, and when a round past ``rounds`` pays for no frame (its frames all known or cached: more
+    none is named, and when a round past ``rounds`` uses no new frame (only skip-unchanged's reuses: more
     rounds would buy only reasoner calls). At most
     ``ceil(budget / regions)`` rounds past ``rounds`` ground again (the grid's frame count in place of
     ``budget`` for a seconds budget alone). The sparse pass is thinned (and its stride widened) to fit the
-    calls budget by its frames not known from an earlier query of the session; description-cache hits
-    cannot be told before they are asked for, so a budget thins a pass the cache would have answered for
-    free. With ``budget_seconds`` the sparse pass is described spread out (the first frame, the middle one,
+    calls budget whatever a cache or an earlier query holds. A seconds budget depends on how fast the calls
+    are (and spends no seconds on cache hits), so only a calls budget gives reproducible reruns. With ``budget_seconds`` the sparse pass is described spread out (the first frame, the middle one,
     the quarters, ... each batch in time order), so a budget that runs out during it leaves the whole
     video seen evenly, and a refinement round's frames are described best first (the chunks taken from the head of
     the list a calls budget cuts, each in time order), so a budget that runs out during one keeps the best
@@ -137,11 +141,12 @@ class Search(BaseModel):
         return self.strategy == "coarse-to-fine"
 
 
-def coarse_stride(n: int, budget: int | None = None, free: int = 0) -> int:
+def coarse_stride(n: int, budget: int | None = None) -> int:
     """The sparse pass's stride in grid frames: every 8th frame on a grid of 10 minutes' worth of 1-s
     frames or more (so 8-16 s apart on the usual 1-2 s grids), every 4th on shorter ones, every 2nd under
     60 frames, and wider only when a budget would otherwise go almost all to the sparse pass (it keeps a
-    sixth of the budget for refining); ``free`` of the ``n`` frames are known already and cost nothing.
+    sixth of the budget for refining). Frames known or cached count as any other: the stride is the same whatever
+    earlier runs described, so a rerun looks where the first run looked.
     Most misses of a budgeted search on long videos were moments the sparse pass never surfaced
     (``benchmarks/long_videos.py``, dev half, 2 h with 15% of the calls: 10 of the 11 queries dense
     answered and the search did not, when the sparse pass kept half the budget for refining and so looked
@@ -150,7 +155,7 @@ def coarse_stride(n: int, budget: int | None = None, free: int = 0) -> int:
     instead of 16 s) kept 236 and 230 of two assemblies' 263 dense hits against 239."""
     stride = 8 if n >= 600 else 4 if n >= 60 else 2
     if budget is not None:
-        stride = max(stride, math.ceil((n - free) / max(1, budget * 5 // 6)))
+        stride = max(stride, math.ceil(n / max(1, budget * 5 // 6)))
     return stride
 
 
@@ -160,7 +165,10 @@ class SearchOutcome:
     ``result`` (the last grounding, over all of them), ``frames`` (``[t, pass, reason]`` per requested
     time: pass 0 is the sparse pass), ``calls`` (sent to the describer), ``cached`` (answered by a cache),
     ``skipped`` (answered by skip-unchanged with the last description sent: free, not counted against a
-    budget), ``known`` (answered by frames described before this search), ``stop`` (why it stopped)."""
+    budget), ``known`` (answered by frames described before this search), ``stop`` (why it stopped). A calls
+    budget counts ``calls``, ``cached`` and ``known`` alike. ``answers`` maps each request (grid time and the
+    tolerance it was asked with, :func:`request`) to the description that answered it: what a later search's
+    ``known`` takes."""
 
     descriptions: list[FrameDescription]
     result: GroundingResult
@@ -175,6 +183,7 @@ class SearchOutcome:
     reason_usage: Usage = field(default_factory=Usage)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    answers: dict[tuple[float, float], FrameDescription] = field(default_factory=dict)
 
     def record(self, search: Search, coarse: int) -> dict[str, Any]:
         """The search's provenance for a result's ``settings``: its settings (``rounds`` the most refinement rounds
@@ -182,6 +191,12 @@ class SearchOutcome:
         return {**search.model_dump(), "coarse": coarse, "calls": self.calls, "cached": self.cached,
                 "skipped": self.skipped, "known": self.known, "rounds_done": self.rounds, "stop": self.stop,
                 "frames": self.frames}
+
+
+def request(t: float, tolerance: float = 0.0) -> tuple[float, float]:
+    """The key of a frame asked for at grid time ``t`` with ``tolerance`` (seconds a keyframe may lie from it), as
+    :attr:`SearchOutcome.answers` and ``known`` hold it."""
+    return round(float(t), 6), round(float(tolerance), 6)
 
 
 def coarse_to_fine(
@@ -192,16 +207,19 @@ def coarse_to_fine(
     duration: float,
     search: Search | None = None,
     *,
-    known: dict[float, FrameDescription] | None = None,
+    known: dict[tuple[float, float], FrameDescription] | None = None,
     clock: Callable[[], float] = time.perf_counter,
     tolerant: bool = False,
     in_flight: int = 1,
 ) -> tuple[SearchOutcome, int]:
     """Ground ``query`` describing as few frames of ``grid`` (the dense sampling times, increasing) as the
     search allows. ``describe(times)`` yields descriptions for those times (a describer behind a cache;
-    the frames it yields may carry the real times of the nearest decoded frames). ``known`` maps the times of
-    frames already described (by an earlier query) to their descriptions: a grid time within half a grid
-    step of one costs nothing and uses it as it is. ``tolerant``: ``describe`` also takes ``tolerance=``
+    the frames it yields may carry the real times of the nearest decoded frames). ``known`` maps requests already
+    answered (by an earlier query: its :attr:`SearchOutcome.answers`) to their descriptions: the same request
+    (grid time and tolerance) costs no call and is answered as it was, so the search asks for the frames a search
+    without ``known`` asks for and answers the same; only when ``describe``'s answer to a frame depends on the
+    frames asked for with it (skip-unchanged, a describer comparing each frame with the previous one) can it
+    differ, so give none then. ``tolerant``: ``describe`` also takes ``tolerance=``
     (seconds; a frame that close to a time may answer it), and the sparse pass gives it
     ``search.keyframe_tolerance`` of its spacing. ``in_flight``: how many calls the describer runs at once (an
     API describer's ``concurrency``, a local model's batch; see :func:`in_flight_of`). Under a seconds budget
@@ -227,15 +245,11 @@ def coarse_to_fine(
         raise ConfigurationError("the grid of frame times must be strictly increasing")
     n = len(grid)
     half = _spacing(grid, 1) / 2
-    known_times = sorted((known or {}))
-
-    def known_near(t: float, tolerance: float = 0.0) -> float | None:
-        """The time of the known frame that answers grid time ``t`` (within half a grid step or ``tolerance``)."""
-        return _nearest(known_times, t, max(half, tolerance))
-
-    # a budget pays for the frames not known: the known ones do not widen the sparse pass
-    free = sum(known_near(t) is not None for t in grid) if known_times and search.budget and not search.coarse else 0
-    stride = search.coarse or coarse_stride(n, search.budget, free)
+    if any(not (isinstance(k, tuple) and len(k) == 2) for k in (known or {})):
+        raise ConfigurationError("known maps requests (grid time, tolerance) to descriptions, as an earlier "
+                                 "search's SearchOutcome.answers does; got a key that is not such a pair")
+    known = {request(t, tol): d for (t, tol), d in (known or {}).items()}
+    stride = search.coarse or coarse_stride(n, search.budget)
     out = SearchOutcome(descriptions=[], result=GroundingResult(query=query, duration=duration))
 
     def paid_so_far() -> Usage:
@@ -290,22 +304,31 @@ def coarse_to_fine(
         ``indices``, each chunk in time order (as a video's frames are decoded, and as skip-unchanged compares
         them) and read to its end, so every call begun is taken, counted and cached. Without one they go in one
         request, in time order."""
-        nonlocal spent, snapped, wave, handed
+        nonlocal spent, wave, handed
         entry: dict[int, list[Any]] = {}  # each frame to describe: its line in the list
         for i in sorted(indices):
             asked.add(i)
-            t = grid[i]
-            near = known_near(t, tolerance)
-            if near is not None:
-                described[near] = known[near]  # type: ignore[index]
-                if abs(near - t) > half:
-                    snapped = max(snapped, abs(near - t))
-                out.known += 1
-                out.frames.append([round(t, 3), pass_no, reasons[i][1] + " (known)"])
+            entry[i] = [round(grid[i], 3), pass_no, reasons[i][1]]
+            out.frames.append(entry[i])
+
+        def take(i: int, d: FrameDescription) -> None:
+            """Grid time ``i`` answered by ``d`` (described now or known): the same whichever it was."""
+            nonlocal snapped
+            described[d.t] = d
+            out.answers[request(grid[i], tolerance)] = d
+            if abs(d.t - grid[i]) > half:  # a frame off the grid (a keyframe): its own grid time is taken
+                entry[i][2] += f" (answered by the frame at {d.t:.2f}s)"
+                asked.update(_between(grid, d.t - half, d.t + half))
+                snapped = max(snapped, abs(d.t - grid[i]))
+
+        fresh = []  # best first
+        for i in indices:
+            d = known.get(request(grid[i], tolerance))
+            if d is None:
+                fresh.append(i)
             else:
-                entry[i] = [round(t, 3), pass_no, reasons[i][1]]
-                out.frames.append(entry[i])
-        fresh = [i for i in indices if i in entry]  # best first
+                take(i, d)
+                out.known += 1
         done = 0  # how many of ``fresh`` were handed to the describer
         while done < len(fresh):
             size = next_chunk(len(fresh) - done)
@@ -315,12 +338,7 @@ def coarse_to_fine(
             part = [grid[i] for i in chunk]
             begun, calls = clock(), out.calls
             for d in paid_on_error(describe(part, tolerance=tolerance) if tolerance else describe(part)):
-                described[d.t] = d
-                i = chunk[_closest(part, d.t)]  # the time it answers: the tolerance is under half the pass's spacing
-                if abs(d.t - grid[i]) > half:  # a frame off the grid (a keyframe): its own grid time is taken
-                    entry[i][2] += f" (answered by the frame at {d.t:.2f}s)"
-                    asked.update(_between(grid, d.t - half, d.t + half))
-                    snapped = max(snapped, abs(d.t - grid[i]))
+                take(chunk[_closest(part, d.t)], d)  # the time it answers: the tolerance is under half the spacing
                 u = d.usage or Usage()
                 out.usage += u
                 if u.cached:
@@ -345,12 +363,18 @@ def coarse_to_fine(
         out.warnings.append(f"the describing budget of {search.budget_seconds:g} s ran out in pass {pass_no}: "
                             f"{undescribed} of its frames were not described")
 
+    def used() -> int:
+        """The frames a calls budget counts: every frame this search used (a call, a cache hit, a known frame)
+        but skip-unchanged's reuses, so that a warm cache or an earlier query changes what is paid, not what is
+        used."""
+        return out.calls + out.cached + out.known
+
     def left() -> int | None:
-        return None if search.budget is None else search.budget - out.calls
+        return None if search.budget is None else search.budget - used()
 
     def out_of_budget() -> bool:
-        """No call is left, or the next one would likely end past the seconds budget."""
-        return (search.budget is not None and out.calls >= search.budget) or not fits(1)
+        """No frame is left to the calls budget, or the next call would likely end past the seconds budget."""
+        return (search.budget is not None and used() >= search.budget) or not fits(1)
 
     def wanted_around(ranked: list[tuple[int, Any]], step: int, note: str) -> dict[int, tuple[int, str]]:
         """The grid frames not yet asked for, on this round's ``step``, within the margin of each ranked candidate,
@@ -374,33 +398,29 @@ def coarse_to_fine(
             out.reason_usage += u
         return result
 
-    # the sparse pass: every stride-th grid frame, centred in its share; its frames not known thinned to fit a
-    # small budget
+    # the sparse pass: every stride-th grid frame, centred in its share, thinned evenly to fit a small budget (where
+    # its descriptions come from does not matter: a budget counts the frames used)
     first = min(stride // 2, n - 1)
     coarse = list(range(first, n, stride))
     tolerance = search.keyframe_tolerance * _spacing(grid, stride) if tolerant else 0.0
-    paid = [i for i in coarse if known_near(grid[i], tolerance) is None]
-    free_sparse = sorted(set(coarse).difference(paid))
     budget = left()
     usual = coarse_stride(n)  # the sparse pass a search without a budget makes, which a small budget widened
-
-    def usual_paid() -> int:  # its frames not known (counted only when a budget widened the stride)
-        return sum(known_near(grid[i]) is None for i in range(min(usual // 2, n - 1), n, usual))
-
-    if budget is not None and len(paid) > budget:
-        unknown = "" if len(paid) == len(coarse) else f", {len(paid)} of them not known"
+    sparse = coarse
+    if budget is not None and len(coarse) > budget:
         out.warnings.append(f"the budget of {search.budget} calls is smaller than the sparse pass "
-                            f"({len(coarse)} frames{unknown}): {budget} evenly spaced frames were described, "
-                            "none refined")
-        paid = [paid[int(k * len(paid) / budget)] for k in range(budget)]  # increasing: len(paid) > budget
-    elif budget is not None and not search.coarse and stride > usual and budget < (usual_unknown := usual_paid()):
-        out.warnings.append(f"the budget of {search.budget} calls is smaller than the sparse pass ({usual_unknown} "
+                            f"({len(coarse)} frames): {budget} evenly spaced frames were described, none refined")
+        sparse = [coarse[int(k * len(coarse) / budget)] for k in range(budget)]  # increasing: len(coarse) > budget
+    elif budget is not None and not search.coarse and stride > usual and budget < (
+            usual_n := len(range(min(usual // 2, n - 1), n, usual))):
+        out.warnings.append(f"the budget of {search.budget} calls is smaller than the sparse pass ({usual_n} "
                             f"frames {_spacing(grid, usual):g} s apart): it looked every {_spacing(grid, stride):g} s "
-                            f"({len(paid)} frames), {budget - len(paid)} call(s) left to refine")
+                            f"({len(sparse)} frames), {budget - len(sparse)} call(s) left to refine")
     reasons = {i: (0, "coarse") for i in coarse}
+    known_sparse = [i for i in sparse if request(grid[i], tolerance) in known]
+    paid = [i for i in sparse if request(grid[i], tolerance) not in known]
     # the known frames, then the others; under a seconds budget spread out, so that one running out leaves the
     # whole video seen evenly
-    run(free_sparse, 0, reasons, tolerance)
+    run(known_sparse, 0, reasons, tolerance)
     undescribed = 0
     for batch in (_spread(paid) if search.budget_seconds is not None else [paid]):
         if undescribed or out_of_budget():
@@ -419,7 +439,8 @@ def coarse_to_fine(
     # a budget is spent while the reasoner names something to look at: past the planned rounds, and on its
     # next-best candidates once the best ones are dense; without a budget the planned rounds are the cost
     budgeted = search.budget is not None or search.budget_seconds is not None
-    # rounds past the planned ones go on only while each pays for a frame, and at most this many ground again
+    # rounds past the planned ones go on only while each uses a frame new to this search (not a skip-unchanged
+    # reuse), and at most this many ground again
     extra_left = math.ceil((search.budget if search.budget is not None else n) / search.regions)
     kinds: dict[int, str] = {}  # what each rank of a round's list is: "candidate k" (the reasoner's k-th), "best frame k"
     round_no = 0
@@ -475,7 +496,7 @@ def coarse_to_fine(
         budget = left()
         if budget is not None and len(wanted) > budget:
             wanted = wanted[:budget]
-        calls = out.calls
+        before = used()
         undescribed = run(wanted, round_no, reasons)
         if undescribed:
             ran_out(round_no, undescribed)
@@ -483,7 +504,7 @@ def coarse_to_fine(
         out.result = ground()
         if extra:
             extra_left -= 1
-            if out.calls == calls:  # every frame came free (known, cached, unchanged): the budget buys nothing here
+            if used() == before:  # only skip-unchanged's reuses (or nothing) came: the budget buys nothing here
                 out.stop = "rounds"
                 break
     out.descriptions = sorted(described.values(), key=lambda d: d.t)
@@ -633,7 +654,8 @@ def add_search_arguments(g: Any, *, only: str, run_setting: bool = False) -> Non
                    help="uniform: every frame of the sampling grid (default); coarse-to-fine: a sparse pass, then the "
                         f"grid densely only around the reasoner's candidate regions ({only}){setting}")
     g.add_argument("--budget", type=int, default=None, metavar="N",
-                   help="coarse-to-fine: at most N describer calls per query (cache hits are free)")
+                   help="coarse-to-fine: at most N frames used per query, so at most N describer calls (frames from the "
+                        "cache count too, so a rerun answers the same and pays nothing)")
     g.add_argument("--budget-seconds", type=float, default=None, metavar="S",
                    help="coarse-to-fine: at most S seconds of describing per query")
     g.add_argument("--keyframe-tolerance", type=float, default=None, metavar="F",
@@ -672,4 +694,4 @@ def check_skip_unchanged(value: Any) -> float | None:
 
 
 __all__ = ["Search", "SearchOutcome", "coarse_to_fine", "coarse_stride", "held_transcript", "in_flight_of", "rate_grid",
-           "count_grid", "check_skip_unchanged", "search_options", "STRATEGIES"]
+           "count_grid", "check_skip_unchanged", "search_options", "request", "STRATEGIES"]

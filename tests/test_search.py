@@ -174,9 +174,11 @@ def test_frames_already_described_are_free(tmp_path):
     # another query, with the frames of the first known to it (a session's memory): only new frames are paid
     other = [FrameDescription(t=d.t, text=d.text + (" and a cat" if 100 <= d.t < 110 else "")) for d in captions]
     replay2, describe2 = replayed(other, 600)
-    known = {d.t: d for d in first.descriptions}
-    third, _ = coarse_to_fine("dog", Keyword(), describe2, grid, 600.0, Search(strategy="coarse-to-fine"), known=known)
+    third, _ = coarse_to_fine("dog", Keyword(), describe2, grid, 600.0, Search(strategy="coarse-to-fine"),
+                              known=first.answers)
     assert third.known == len(first.descriptions) and third.calls == replay2.calls == 0
+    with pytest.raises(ConfigurationError, match=r"requests \(grid time, tolerance\)"):  # times alone
+        coarse_to_fine("dog", Keyword(), describe2, grid, 600.0, known={d.t: d for d in first.descriptions})
 
 
 def test_the_seconds_budget_stops_describing(monkeypatch):
@@ -389,11 +391,12 @@ def test_a_grid_time_a_keyframe_answered_is_described_exactly_when_refined():
 
 def test_a_grid_time_a_known_frame_answered_from_afar_is_described_exactly_when_refined():
     grid = [2.0 * k for k in range(60)]
-    known = {21.9: FrameDescription(t=21.9, text="an empty room")}  # an earlier query's keyframe
+    known = {(20.0, 2.0): FrameDescription(t=21.9, text="an empty room")}  # an earlier query's keyframe for 20 s
     sent, describe = keyframed([])
     out, _ = coarse_to_fine("dog", Fallback(), describe, grid, 120.0, Search(strategy="coarse-to-fine"),
                             known=known, tolerant=True)
-    assert [f for f in out.frames if f[0] == 20.0][0][1:] == [0, "coarse (known)"]
+    assert [f for f in out.frames if f[0] == 20.0][0][1:] == [0, "coarse (answered by the frame at 21.90s)"]
+    assert out.known == 1
     assert 20.0 in sent and 21.9 not in sent and out.result.best.start == 19.0
 
 

@@ -41,41 +41,65 @@ def street(duration: int = 7200) -> list[FrameDescription]:
     return [FrameDescription(t=t + 0.5, text=f"street {t}") for t in range(duration)]
 
 
-def test_rounds_past_the_planned_ones_end_when_every_frame_came_free():
-    """An earlier query described every frame: a budget of 10 calls used to ground 683 times (682 rounds, no
-    describer call, each a paid reasoner call with an LLM) while some candidate was not dense; without a budget
-    the search grounds 5 times. Rounds past the planned ones now end after the first that pays for nothing."""
+def test_known_frames_count_against_a_calls_budget():
+    """An earlier query described every frame: they used to be free, so a budget of 10 went on grounding past the
+    planned rounds (683 groundings once, then one round more than without a budget) and asked for other frames
+    than a search knowing none. Known frames now count: the same 10 frames, the same rounds, no call."""
     captions = street()
     grid = [d.t for d in captions]
-    known = {d.t: d for d in captions}
-    calls = {}
-    for budget in (None, 10):
+    runs = []
+    for known in (None, {(d.t, 0.0): d for d in captions}):
         reasoner = Wandering()
         replay, describe = replayed(captions, 7200)
         out, _ = coarse_to_fine("dog", reasoner, describe, grid, 7200.0,
-                                Search(strategy="coarse-to-fine", budget=budget), known=known)
-        assert out.calls == replay.calls == 0
-        calls[budget] = reasoner.calls
-        assert out.stop == "rounds"
-    assert calls[None] == 1 + Search().rounds
-    assert calls[10] == calls[None] + 1  # one round past the planned ones, which paid for nothing
+                                Search(strategy="coarse-to-fine", budget=10), known=known)
+        runs.append((out, replay.calls, reasoner.calls))
+    (cold, cold_calls, cold_grounds), (warm, warm_calls, warm_grounds) = runs
+    assert cold.frames == warm.frames and len(cold.frames) == 10
+    assert (cold.stop, cold.rounds, cold_grounds) == (warm.stop, warm.rounds, warm_grounds) == ("budget", cold.rounds,
+                                                                                                 cold.rounds + 1)
+    assert cold.calls == cold_calls == 10 and warm.calls == warm_calls == 0 and warm.known == 10
 
 
-def test_rounds_past_the_planned_ones_end_when_a_cache_answered_every_frame(tmp_path):
-    """The same with a description cache holding every frame: the search cannot know that before asking."""
+def test_a_round_past_the_planned_ones_that_uses_only_reused_frames_is_the_last():
+    """Skip-unchanged's reuses stay free: a round past the planned ones whose frames were all reuses is the last
+    (more rounds would buy only reasoner calls). As before the change, on a run with no cache and nothing known."""
+    captions = street(3600)
+    grid = [d.t for d in captions]
+    sparse = set(grid[4::8])
+
+    def describe(times: list[float]) -> Any:
+        for t in times:  # every frame but the sparse pass's unchanged since the last one sent
+            yield FrameDescription(t=t, text=f"street {t}", **({} if t in sparse else {"reused_from": t - 1}))
+
+    reasoner = Wandering()
+    out, stride = coarse_to_fine("dog", reasoner, describe, grid, 3600.0,
+                                 Search(strategy="coarse-to-fine", budget=1000, rounds=1))
+    assert stride == 8 and out.calls == len(sparse) and out.skipped > 0
+    assert (out.stop, out.rounds, reasoner.calls) == ("rounds", 2, 3)  # the planned round, one past it
+
+
+def test_a_cache_that_answered_every_frame_changes_what_is_paid_not_what_is_used(tmp_path):
+    """A cache holding every frame the first run described: a rerun used to spend the budget of 50 again on other
+    frames (its hits were free). Now it uses the same 50 frames, grounds as often and answers the same."""
     captions = street(3600)
     grid = [d.t for d in captions]
     replay = ReplayDescriber(captions, duration=3600)
     cached = CachedDescriber(replay, DescriptionCache(tmp_path / "c.sqlite"), fingerprint="street")
-    list(cached.describe(timeline_frames(grid)))  # the cache holds every frame
 
     def describe(times: list[float]) -> Any:
         return cached.describe(timeline_frames(times))
 
-    reasoner = Wandering()
-    out, _ = coarse_to_fine("dog", reasoner, describe, grid, 3600.0, Search(strategy="coarse-to-fine", budget=50))
-    assert out.calls == 0 and out.cached == len(out.frames)
-    assert out.stop == "rounds" and reasoner.calls == 2 + Search().rounds
+    runs = []
+    for _ in range(2):
+        reasoner = Wandering()
+        out, _ = coarse_to_fine("dog", reasoner, describe, grid, 3600.0, Search(strategy="coarse-to-fine", budget=50))
+        runs.append((out, reasoner.calls))
+    (cold, cold_grounds), (warm, warm_grounds) = runs
+    assert cold.calls == 50 == len(cold.frames) and cold.stop == "budget" and replay.calls == 50
+    assert warm.calls == 0 and warm.cached == 50 and warm.frames == cold.frames
+    assert (warm.stop, warm.rounds, warm_grounds) == (cold.stop, cold.rounds, cold_grounds)
+    assert warm.result.intervals == cold.result.intervals
 
 
 def test_rounds_past_the_planned_ones_are_bounded_whatever_each_pays():
@@ -138,37 +162,34 @@ def test_a_seconds_budget_that_cuts_the_sparse_pass_still_sees_the_whole_video()
     assert best is not None and best.start < 130 and best.end > 100  # the first dog, not a held stretch of street
 
 
-def test_a_calls_budget_does_not_thin_the_sparse_frames_already_known():
-    """Frames an earlier query described cost nothing: a budget no longer thins (nor widens) the sparse pass for
-    them. A budget of 50 with every frame known used to describe the pass at a stride of 88 (41 frames)."""
+def test_a_calls_budget_thins_the_sparse_pass_whatever_is_known():
+    """The sparse pass used to be thinned by its frames not known (every frame known: a stride of 8 under a budget of
+    50, against 88 with none): a query's frames depended on the queries before it. Now it is the same pass."""
     captions = street(3600)
     grid = [d.t for d in captions]
-    known = {d.t: d for d in captions}
     sparse = {}
-    for budget in (None, 50):
+    for known in (None, {(d.t, 0.0): d for d in captions}):
         replay, describe = replayed(captions, 3600)
         out, stride = coarse_to_fine("dog", Keyword(), describe, grid, 3600.0,
-                                     Search(strategy="coarse-to-fine", budget=budget), known=known)
-        sparse[budget] = (stride, [t for t, p, _ in out.frames if p == 0])
-        assert out.calls == replay.calls == 0
-    assert sparse[50] == sparse[None] and sparse[50][0] == 8
+                                     Search(strategy="coarse-to-fine", budget=50), known=known)
+        sparse[known is None] = (stride, [t for t, p, _ in out.frames if p == 0])
+        assert out.calls == replay.calls == (0 if known else out.calls) and out.calls + out.known <= 50
+    assert sparse[True] == sparse[False] and sparse[True][0] == 88
 
 
-def test_a_calls_budget_thins_only_the_sparse_frames_not_known():
-    """Half the video known: the budget pays for the other half's sparse frames alone, and they are thinned evenly
-    when it cannot."""
+def test_a_calls_budget_smaller_than_the_sparse_pass_thins_it_evenly_known_or_not():
+    """Half the video known: the budget of 10 used to pay for 10 frames of the other half and take every known sparse
+    frame besides (48 frames). Now the whole pass is thinned to 10 frames evenly, the known ones among them free."""
     captions = events()
     grid = [d.t for d in captions]
-    known = {d.t: d for d in captions if d.t < 300}
+    known = {(d.t, 0.0): d for d in captions if d.t < 300}
     replay, describe = replayed(captions, 600)
     out, stride = coarse_to_fine("dog", Keyword(), describe, grid, 600.0,
                                  Search(strategy="coarse-to-fine", budget=10, coarse=4), known=known)
     sparse = [t for t, p, _ in out.frames if p == 0]
-    assert out.calls == replay.calls == 10 and out.stop == "budget"
-    assert [t for t in sparse if t < 300] == [grid[i] for i in range(2, 150, 4)]  # every known sparse frame
-    late = [t for t in sparse if t > 300]
-    assert len(late) == 10 and late[0] < 330 and late[-1] > 560  # the paid ones spread over the rest
-    assert any("38 of them not known" in w for w in out.warnings)
+    assert sparse == [grid[2 + 4 * int(k * 75 / 10)] for k in range(10)] and out.stop == "budget"
+    assert out.known == sum(t < 300 for t in sparse) == 5 and out.calls == replay.calls == 5
+    assert any("(75 frames): 10 evenly spaced frames" in w for w in out.warnings)
 
 
 def test_a_calls_budget_smaller_than_the_sparse_pass_says_so():

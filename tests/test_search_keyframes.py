@@ -81,8 +81,8 @@ def test_refining_after_keyframes_asks_exact_frames_and_none_twice(video, tmp_pa
         assert not {5.0, 10.0} & set(refined) and {5.0, 10.0} <= set(times) and {6.0, 8.0, 9.0, 11.0} <= set(refined)
         assert {4.0, 12.0} <= set(refined) and times.count(12.0) == 1
         # another query of the session: its sparse pass is answered by the keyframes already described
-        second = s.ground(video, "frame at 30.0")
-        assert all(why.endswith("(known)") for _, p, why in second.settings["search"]["frames"] if p == 0)
+        second = s.ground(video, "frame at 30.0").settings["search"]
+        assert second["known"] >= sum(1 for _, p, _ in second["frames"] if p == 0) > 0
     later = Recording()
     with Session(describer=later, reasoner="fake-reasoner", cache=cache, search=SEARCH) as s:
         again = s.ground(video, "frame at 10.0")  # a later run: the cache keys the keyframes by their real times

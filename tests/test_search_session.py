@@ -159,12 +159,12 @@ def test_the_cli_table_says_what_a_search_or_skipping_described(static_video, tm
             "--strategy", "coarse-to-fine", "--budget", "6", "--cache", str(cache)]
     assert main(argv) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("frames:"))
-    first = re.fullmatch(r"frames: +coarse-to-fine: (\d) describer call\(s\) \(budget 6\); (\d) refinement "
-                         r"round\(s\), stopped: (.+)", line)
+    first = re.fullmatch(r"frames: +coarse-to-fine: (\d) describer call\(s\) \(budget 6 frame\(s\), \1 used\); "
+                         r"(\d) refinement round\(s\), stopped: (.+)", line)
     assert first and 0 < int(first[1]) <= 6, line
     assert main(argv) == 0  # the same query again: the frames described come from the cache, free
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("frames:"))
-    assert f", {first[1]} frame(s) from the cache;" in line, line
+    assert f": 0 describer call(s), {first[1]} frame(s) from the cache (budget 6 frame(s), {first[1]} used);" in line, line
     assert main(["ground", str(static_video), "frame at 12.0", "--describer", "fake", "--reasoner", "fake-reasoner",
                  "--skip-unchanged", "3"]) == 0
     out = capsys.readouterr().out

@@ -1,0 +1,141 @@
+"""A budgeted coarse-to-fine search answers the same cold, with a warm description cache, and after other queries of
+the session (pipelines/search.py): a calls budget counts every frame the search uses, wherever its description came
+from, so a cache or an earlier query changes what is paid, never which frames are used nor the answer."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from _helpers_eval import register_fakes
+from frame_describer.base import BaseDescriber
+from frame_describer.cache import CachedDescriber, DescriptionCache
+from frame_describer.replay import ReplayDescriber, timeline_frames
+from pipelines import Session
+from pipelines.search import Search, coarse_to_fine
+from vidground.types import Frame, FrameDescription, Usage
+
+from test_search import Keyword, events, replayed
+import test_search_session
+
+register_fakes()
+video = test_search_session.static_video  # the fixture: 20 s, grey, white from 8 s to 12 s, grey again
+
+
+def same(a: Any, b: Any) -> None:
+    """Two searches used the same frames, ran the same rounds, stopped alike and answered the same."""
+    assert a.frames == b.frames
+    assert (a.rounds, a.stop) == (b.rounds, b.stop)
+    assert a.result.intervals == b.result.intervals
+
+
+def cached_replay(captions: list[FrameDescription], tmp_path: Path) -> tuple[ReplayDescriber, Any]:
+    replay = ReplayDescriber(captions, duration=600)
+    cached = CachedDescriber(replay, DescriptionCache(tmp_path / "c.sqlite"), fingerprint="events")
+    return replay, lambda times: cached.describe(timeline_frames(times))
+
+
+@pytest.mark.parametrize("settings", [{"budget": 100}, {"budget": 20, "coarse": 2}],
+                         ids=["refining", "smaller-than-the-sparse-pass"])
+def test_a_warm_cache_rerun_uses_the_same_frames_and_pays_nothing(tmp_path, settings):
+    """Cache hits were free: the rerun spent the budget again on other frames (100 more calls where the first run
+    made 100; with a budget of 20 under a sparse pass of 150 frames, 20 more refining) and could answer otherwise."""
+    replay, describe = cached_replay(events(), tmp_path)
+    search = Search(strategy="coarse-to-fine", **settings)
+    grid = replay.times
+    cold, _ = coarse_to_fine("dog", Keyword(), describe, grid, 600.0, search)
+    assert cold.stop == "budget" and cold.calls == replay.calls == settings["budget"] == len(cold.frames)
+    warm, _ = coarse_to_fine("dog", Keyword(), describe, grid, 600.0, search)
+    same(cold, warm)
+    assert warm.calls == 0 and warm.cached == cold.calls and replay.calls == cold.calls
+    if "coarse" in settings:
+        assert {p for _, p, _ in warm.frames} == {0} and any("smaller than the sparse pass" in w for w in warm.warnings)
+
+
+def test_a_query_after_another_uses_the_frames_it_uses_alone(tmp_path):
+    """Query B alone and B after A (knowing A's answers, as a session does): the same frames, rounds and answer;
+    B pays only for the frames A did not describe. B used to get A's frames free and spend its budget elsewhere."""
+    captions = events(spans=((100, 130), (300, 320), (500, 510)))
+    cat = [FrameDescription(t=d.t, text=d.text + (" and a cat" if 200 <= d.t < 230 else "")) for d in captions]
+    search = Search(strategy="coarse-to-fine", budget=100)
+    grid = [d.t for d in captions]
+    replay, describe = replayed(cat, 600)
+    alone, _ = coarse_to_fine("cat", Keyword(), describe, grid, 600.0, search)
+    replay, describe = replayed(cat, 600)
+    first, _ = coarse_to_fine("dog", Keyword(), describe, grid, 600.0, search)
+    made = replay.calls
+    after, _ = coarse_to_fine("cat", Keyword(), describe, grid, 600.0, search, known=first.answers)
+    same(alone, after)
+    assert after.known > 0 and after.calls == replay.calls - made == alone.calls - after.known
+    assert after.known >= sum(1 for _, p, _ in after.frames if p == 0) == 75  # the whole sparse pass was known
+
+
+class Plain(BaseDescriber):
+    """Says which frame it saw and how bright it is, nothing about the frames before: its answers do not depend on
+    the frames asked for with it. Counts its calls."""
+
+    name = "plain"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
+        for f in frames:
+            self.calls += 1
+            shade = "white" if f.image.mean() > 128 else "grey"
+            yield FrameDescription(t=f.t, text=f"frame at {f.t:.1f} {shade}", usage=Usage(requests=1))
+
+
+@pytest.mark.parametrize("skip", [None, 3.0], ids=["plain", "skip-unchanged"])
+def test_in_a_session_a_query_answers_the_same_whatever_ran_before_it(video, skip):
+    """In any order: B alone, B after A, A after B. With skip-unchanged the session does not hand a query the frames
+    an earlier one described (which frames are reused depends on the frames asked for together), so the same."""
+    search = {"strategy": "coarse-to-fine", "budget": 8}
+    results: dict[str, Any] = {}
+    for order in (["B"], ["A", "B"], ["B", "A"], ["A"]):
+        describer = Plain()
+        with Session(describer=describer, reasoner="fake-reasoner", cache=False, search=search,
+                     skip_unchanged=skip) as s:
+            for q in order:
+                result = s.ground(video, {"A": "frame at 3.0 grey", "B": "frame at 10.0 white"}[q])
+                results.setdefault(q, []).append(result)
+    for runs in results.values():
+        first = runs[0]
+        for other in runs[1:]:
+            for k in ("frames", "rounds_done", "stop"):
+                assert other.settings["search"][k] == first.settings["search"][k], k
+            assert other.intervals == first.intervals
+    searches = [r.settings["search"] for rs in results.values() for r in rs]
+    assert all(s["calls"] + s["cached"] + s["known"] <= 8 for s in searches)
+    if skip is None:
+        assert any(s["known"] > 0 and s["calls"] < results["B"][0].settings["search"]["calls"] for s in searches)
+    else:
+        assert all(s["known"] == 0 for s in searches) and any(s["skipped"] > 0 for s in searches)
+
+
+def test_the_cli_rerun_with_a_cache_uses_the_same_frames_and_makes_no_call(video, tmp_path, capsys):
+    from pipelines.cli import main
+
+    argv = ["ground", str(video), "frame at 10.0", "--describer", "fake", "--reasoner", "fake-reasoner",
+            "--strategy", "coarse-to-fine", "--budget", "6", "--cache", str(tmp_path / "c.sqlite")]
+    runs = []
+    for _ in range(2):
+        assert main([*argv, "--json"]) == 0
+        runs.append(json.loads(capsys.readouterr().out))
+    first, again = (r["settings"]["search"] for r in runs)
+    assert first["calls"] == 6 == again["cached"] and again["calls"] == 0
+    assert (again["frames"], again["rounds_done"], again["stop"]) == (first["frames"], first["rounds_done"],
+                                                                       first["stop"])
+    assert runs[1]["intervals"] == runs[0]["intervals"]
+    assert main(argv) == 0  # the table says what was paid and what the budget counted
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("frames:"))
+    assert re.fullmatch(r"frames: +coarse-to-fine: 0 describer call\(s\), 6 frame\(s\) from the cache \(budget 6 "
+                        r"frame\(s\), 6 used\); \d refinement round\(s\), stopped: .+", line), line
