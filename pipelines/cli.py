@@ -299,17 +299,18 @@ _STOPS = {"budget": "the budget was spent", "converged": "its best candidates we
 
 def _frames_line(settings: dict[str, Any]) -> str:
     """What a coarse-to-fine search or skip-unchanged described, for the result table (empty for a plain run):
-    its calls are the describer requests of this query, which a budget caps; frames from the description cache,
-    an earlier query of the session or skip-unchanged's reuse cost nothing."""
+    its calls are the describer requests of this query; frames from the description cache, an earlier query of the
+    session or skip-unchanged's reuse cost nothing. A calls budget counts every frame used but the reuses."""
     search = settings.get("search")
     if isinstance(search, dict) and "calls" in search:
-        budget = [f"budget {search['budget']}" if search.get("budget") else "",
+        used = sum(int(search.get(k) or 0) for k in ("calls", "cached", "known"))
+        budget = [f"budget {search['budget']} frame(s), {used} used" if search.get("budget") else "",
                   f"budget {search['budget_seconds']:g} s" if search.get("budget_seconds") else ""]
         free = [f"{search[k]} frame(s) {what}" for k, what in (("cached", "from the cache"), ("known", "known from "
                 "earlier queries"), ("skipped", "unchanged, reused")) if search.get(k)]
-        calls = f"{search['calls']} describer call(s)" + (f" ({', '.join(b for b in budget if b)})" if any(budget) else "")
         stop = _STOPS.get(search.get("stop", ""), search.get("stop") or "")
-        return (f"coarse-to-fine: {calls}" + (f", {', '.join(free)}" if free else "")
+        return (f"coarse-to-fine: {search['calls']} describer call(s)" + (f", {', '.join(free)}" if free else "")
+                + (f" ({'; '.join(b for b in budget if b)})" if any(budget) else "")
                 + f"; {search.get('rounds_done', 0)} refinement round(s)" + (f", stopped: {stop}" if stop else ""))
     skip = settings.get("skip_unchanged")
     if isinstance(skip, dict) and "sent" in skip:

@@ -292,7 +292,7 @@ class Session:
         if motion and self.search.refines:  # the passes' frames are far apart: "what moved since" means nothing
             raise ConfigurationError("motion=True (--motion) and a coarse-to-fine search cannot be combined: the "
                                      "motion stream compares each frame with the one sampled just before it")
-        self._searched: OrderedDict[tuple[Any, ...], dict[float, FrameDescription]] = OrderedDict()
+        self._searched: OrderedDict[tuple[Any, ...], dict[tuple[float, float], FrameDescription]] = OrderedDict()
         for name, spec, options in (("describer", describer, describer_options),
                                      ("reasoner", reasoner, reasoner_options)):
             if options and spec is not None and not isinstance(spec, str):
@@ -633,13 +633,13 @@ class Session:
                 damaged.extend(w for w in frames.warnings if w not in damaged)
 
         key = _file_key(path)
-        with self._lock:
-            known = dict(self._searched.get(key, {})) if key is not None else {}
+        with self._lock:  # skip-unchanged decides on the frames asked for together: known ones would change that
+            known = dict(self._searched.get(key, {})) if key is not None and self.skip_unchanged is None else {}
         outcome, stride = coarse_to_fine(query, rsn, describe, grid, length, self.search, known=known, tolerant=True,
                                          in_flight=in_flight_of(desc))
         if key is not None:
             with self._lock:
-                self._searched.setdefault(key, {}).update({d.t: d for d in outcome.descriptions})
+                self._searched.setdefault(key, {}).update(outcome.answers)
                 self._searched.move_to_end(key)
                 while len(self._searched) > REMEMBERED:
                     self._searched.popitem(last=False)
