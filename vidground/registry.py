@@ -43,12 +43,24 @@ class Registry:
         self.kind = kind
         self.group = group
         self._targets: dict[str, str | Callable[..., Any]] = dict(builtins)
+        self._builtins = dict(builtins)
         self._aliases = dict(aliases or {})
         self._entry_points_loaded = False
 
     def register(self, name: str, target: str | Callable[..., Any]) -> None:
         """Add or replace a backend: ``target`` is a class/factory or a ``"module:attr"`` string."""
         self._targets[name.lower()] = target
+
+    def builtin(self, spec: str) -> bool:
+        """Whether ``spec`` names one of the project's own backends as shipped (not one installed as a plug-in,
+        added or replaced by :meth:`register`): the ones whose ``settings()`` are known to carry everything that
+        changes their output."""
+        name, _ = split_spec(spec)
+        name = self._aliases.get(name, name)
+        where, target = self._builtins.get(name), self._targets.get(name)
+        if where is None or target is None:
+            return False
+        return target == where or f"{getattr(target, '__module__', '')}:{getattr(target, '__qualname__', '')}" == where
 
     def names(self) -> list[str]:
         self._load_entry_points()
