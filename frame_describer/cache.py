@@ -55,6 +55,15 @@ SCHEMA_VERSION = 3
 PLAN_VERSION = 1
 
 
+def default_cache_path() -> Path:
+    """``$VIDGROUND_CACHE``, else ``$XDG_CACHE_HOME/vidground/descriptions.sqlite`` (``~/.cache`` by default): the
+    description cache of an eval, and of every other command and session not told otherwise."""
+    if os.environ.get("VIDGROUND_CACHE"):
+        return Path(os.environ["VIDGROUND_CACHE"]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "vidground" / "descriptions.sqlite"
+
+
 def settings_key(describer: Any, extra: dict[str, Any] | None = None) -> str:
     """A stable key for everything that changes a description: the describer's name and
     ``settings()`` (model, prompt hash, ...) plus ``extra`` (e.g. ``{"max_side": 512}``)."""

@@ -43,8 +43,9 @@ def describe(
 
     Frames are sampled at ``fps`` (default 1) or as ``num_frames`` evenly spaced ones, at most
     ``max_frames``, resized to at most ``max_side`` pixels. ``cache`` (a
-    :class:`~frame_describer.cache.DescriptionCache` or the path of its SQLite file; default
-    ``$VIDGROUND_CACHE`` when set; ``False`` for none) answers frames described before by the same
+    :class:`~frame_describer.cache.DescriptionCache` or the path of its SQLite file; default ``$VIDGROUND_CACHE``
+    when set, else ``~/.cache/vidground/descriptions.sqlite`` for a describer named by a spec string, see
+    :class:`Session`; ``False`` for none) answers frames described before by the same
     describer with the same settings; ``usage.cached`` counts them. ``motion=True`` appends what moved since
     the previous sample to each description (:mod:`frame_describer.motion`). ``skip_unchanged`` (grey levels, e.g.
     ``2.0``) does not send a frame whose small grey thumbnail is that close to the last frame sent; it reuses that

@@ -59,9 +59,12 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     add_frame_limits(g)
     g.add_argument("--describer-opt", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                    help="an option for the describer backend, repeatable (e.g. batch_size=8, device=cuda, detail=low)")
-    g.add_argument("--cache", default=None, metavar="FILE",
+    c = g.add_mutually_exclusive_group()
+    c.add_argument("--cache", default=None, metavar="FILE",
                    help="SQLite description cache: frames described before are not described again "
-                        "(default: $VIDGROUND_CACHE when set, else no cache)")
+                        "(default $VIDGROUND_CACHE, else ~/.cache/vidground/descriptions.sqlite for vidground's "
+                        "own describers)")
+    c.add_argument("--no-cache", action="store_true", help="do not read or write the description cache")
     g.add_argument("--motion", action="store_true",
                    help="append to each description what moved since the previous sample (optical flow: camera "
                         "and object motion, where and which way); measured outside the cache")
@@ -418,7 +421,7 @@ def _session(args: argparse.Namespace, video: str | None) -> Any:
     unused = [flag for flag, given in (
         ("--describer", args.describer), ("--describer-opt", args.describer_opt), ("--fps", args.fps is not None),
         ("--num-frames", args.num_frames is not None), ("--max-frames", args.max_frames is not None),
-        ("--max-side", args.max_side != 512), ("--cache", args.cache)) if given]
+        ("--max-side", args.max_side != 512), ("--cache", args.cache), ("--no-cache", args.no_cache)) if given]
     if video is not None and getattr(args, "duration", None) is not None:  # it replaced the decoded one, silently
         raise ConfigurationError("--duration applies to --descriptions: a video's duration is read from the video")
     if video is None and unused:  # silently ignored, they would make a user believe stage 1 used them
@@ -432,7 +435,8 @@ def _session(args: argparse.Namespace, video: str | None) -> Any:
     return Session(describer=args.describer if video is not None else None, reasoner=args.reasoner,
                    sampling=dict(fps=args.fps, num_frames=args.num_frames, max_frames=args.max_frames,
                                  max_side=args.max_side),
-                   cache=args.cache, progress=True, describer_options=_backend_options(args, "describer") or None,
+                   cache=False if args.no_cache else args.cache, progress=True,
+                   describer_options=_backend_options(args, "describer") or None,
                    reasoner_options=_backend_options(args, "reasoner") or None, motion=args.motion,
                    search=search_options(args), skip_unchanged=getattr(args, "skip_unchanged", None))
 
@@ -537,7 +541,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
     from pipelines.api import describe
 
     described = describe(args.video, describer=args.describer, fps=args.fps, num_frames=args.num_frames,
-                         max_frames=args.max_frames, max_side=args.max_side, query=args.query, cache=args.cache,
+                         max_frames=args.max_frames, max_side=args.max_side, query=args.query,
+                         cache=False if args.no_cache else args.cache,
                          progress=True, motion=args.motion,
                          describer_options=_backend_options(args, "describer") or None)
     if args.output and args.output != "-":  # -o - is stdout, as without -o
@@ -717,12 +722,22 @@ def _kept_note(args: argparse.Namespace, exc: BaseException | None = None) -> st
         return f"; every finished item is kept in {Path(args.out) / kept}: the same command resumes there{saved}"
     if args.command not in ("ground", "ask", "events", "describe") or getattr(args, "descriptions", None):
         return ""
-    cache = getattr(args, "cache", None) or os.environ.get("VIDGROUND_CACHE")
-    if cache:
-        new = _stored_descriptions() - getattr(args, "stored_before", 0)
-        return (f"; the frames described so far are kept in the description cache {cache} ({new} new "
-                "description(s) stored by this command): the same command does not describe them again")
-    return " (without a description cache nothing described was kept: --cache FILE keeps it for the next run)"
+    if args.no_cache:
+        return " (--no-cache: nothing described was kept; without it the description cache keeps it for the next run)"
+    if dict(getattr(args, "describer_opt", None) or []).get("mode") == "aware":  # CachedDescriber passes these through
+        return " (a query-aware describer's descriptions depend on the query and are not cached: nothing was kept)"
+    from pipelines.session import default_cache_unusable, implied_cache
+
+    cache, default = (args.cache, False) if args.cache else implied_cache(args.describer)
+    if cache is None:  # a plug-in describer: cached only where the user names a cache
+        return (f" (describer {args.describer!r} is not one of vidground's own, so nothing described was kept: "
+                "--cache FILE keeps it for the next run)")
+    if default and default_cache_unusable(cache):
+        return (f" (the default description cache {cache} could not be used, so nothing described was kept: "
+                "--cache FILE keeps it for the next run)")
+    new = _stored_descriptions() - getattr(args, "stored_before", 0)
+    return (f"; the frames described so far are kept in the description cache {cache} ({new} new "
+            "description(s) stored by this command): the same command does not describe them again")
 
 
 def _stored_descriptions() -> int:

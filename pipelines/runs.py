@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from frame_describer.cache import default_cache_path
 from frame_describer.caption_formats import check_clip_seconds, check_format, video_id_from_path
 from frame_describer.descriptions_io import write_descriptions
 from vidground import interrupts
@@ -48,6 +49,7 @@ from .executors import paid_requests
 from .datasets import DATASETS, VIDEO_EXTENSIONS, Dataset, Query, find_videos, load_dataset, read_subset_file
 from .metrics import Metrics, compute_metrics, compute_qa_metrics
 from .provenance import collect, redact
+from .backends import check_backends
 
 log = logging.getLogger("vidground")
 
@@ -183,14 +185,6 @@ class RunConfig:
     def to_json(self) -> dict[str, Any]:
         """The settings as written to ``config.json``: secrets (an ``api_key`` option) redacted."""
         return redact(asdict(self) | {"mode": self.mode, "defaults": DEFAULTS_VERSION})
-
-
-def default_cache_path() -> Path:
-    """``$VIDGROUND_CACHE``, else ``$XDG_CACHE_HOME/vidground/descriptions.sqlite`` (``~/.cache`` by default)."""
-    if os.environ.get("VIDGROUND_CACHE"):
-        return Path(os.environ["VIDGROUND_CACHE"]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "vidground" / "descriptions.sqlite"
 
 
 @dataclass
@@ -466,34 +460,6 @@ def check_out_folder(out: Path) -> None:
                 what = "is a file" if p.is_file() else "is not a folder"
                 raise ConfigurationError(f"--out {out}: {p} {what}; give a folder for the run (it is created)")
             break
-
-
-def check_backends(describer: Any, describer_options: dict[str, Any] | None, reasoner: Any,
-                   reasoner_options: dict[str, Any] | None, *, local: bool = True) -> None:
-    """The backends an eval would build (the describer unless ``None``, the reasoner, and the reasoner's ``fallback``
-    spec when it has one) with their options, names and values checked without loading a model or contacting a
-    server (:meth:`vidground.registry.Registry.check`): a :class:`ConfigurationError` at once, where the run would
-    record it as every query's failure. A backend given as an instance (from Python) is the caller's, built already.
-    ``local=False``: the backends are built on other machines (a Ray run's workers, with their environment and
-    disks), so only the values are checked here, no API key, model file or environment variable looked up."""
-    from temporal_reasoner import DEFAULT_REASONER, reasoners
-
-    reasoner_options = dict(reasoner_options or {})
-    if isinstance(describer, str):
-        from frame_describer import describers
-
-        describers.check(describer, local=local, **(describer_options or {}))
-    if reasoner is None or isinstance(reasoner, str):
-        reasoners.check(reasoner or DEFAULT_REASONER, local=local, **reasoner_options)
-    fallback = reasoner_options.get("fallback")
-    if isinstance(fallback, str):  # a spec, built by the reasoner only when a reply fails
-        try:
-            reasoners.check(fallback, local=local)
-        except ConfigurationError as exc:
-            if "no API key" in str(exc):  # --reasoner-opt api_key= is the main reasoner's, not the fallback's
-                raise ConfigurationError(f"fallback={fallback!r}: no API key: set OPENAI_API_KEY (a fallback spec "
-                                         "takes no options)") from None
-            raise ConfigurationError(f"fallback={fallback!r}: {exc}") from None
 
 
 def _check_resume(out: Path, config: RunConfig) -> None:

@@ -2,7 +2,7 @@
 
     from pipelines import Session
 
-    with Session(describer="openai:gpt-4o-mini", cache="~/.cache/vidground/descriptions.sqlite") as s:
+    with Session(describer="openai:gpt-4o-mini") as s:  # kept in ~/.cache/vidground/descriptions.sqlite
         video = s.describe("kitchen.mp4")          # described once...
         for query in queries:
             print(s.ground(video, query).best)     # ...grounded many times
@@ -31,12 +31,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from frame_describer import Describer, FrameDescription, Usage, get_describer, read_descriptions
+from frame_describer import (DEFAULT_DESCRIBER, Describer, FrameDescription, Usage, describers, get_describer,
+                             read_descriptions)
 from frame_describer.descriptions_io import description_metadata, write_descriptions
 from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
 from vidground.errors import ConfigurationError, InputError, VideoDecodeError, keep_paid
 from vidground.types import Answer, Events, Sampling
 from vidground.types import DEFAULT_FPS, MAX_SECONDS, check_seconds
+
+from .backends import check_backends
 
 log = logging.getLogger("vidground")
 
@@ -227,6 +230,48 @@ def _check_backend(kind: str, backend: Any) -> None:
                                  + ", ".join(lacks))
 
 
+def implied_cache(describer: Any) -> tuple[Path | None, bool]:
+    """The description cache a session given no ``cache=`` uses, and whether it is the default one: the file
+    ``$VIDGROUND_CACHE`` names when set (the user's choice, for any describer); else the default file
+    (:func:`frame_describer.cache.default_cache_path`, as an eval's) for a describer given as a spec string of one of the
+    project's own describers, ``None`` for the default (:meth:`~vidground.registry.Registry.builtin`); else none.
+    A describer given as an object (or a plug-in's spec) is keyed by its name and ``settings()`` alone, and two
+    different ones can share both (a subclass of ``BaseDescriber`` that keeps the default ``settings()``): such a
+    describer is cached only in a cache the user names, never in the shared default one."""
+    from frame_describer.cache import default_cache_path
+
+    if os.environ.get("VIDGROUND_CACHE"):
+        return default_cache_path(), False
+    if describer is None or (isinstance(describer, str) and describers.builtin(describer)):
+        return default_cache_path(), True
+    return None, False
+
+
+_unusable_defaults: set[str] = set()  # default caches this process could not open (each is said once)
+
+
+def open_default_cache(path: Path) -> Any:
+    """The default description cache at ``path``, or ``None`` (and a warning, once per process and path) when it
+    cannot be opened or written (a read-only home, a folder in its place): nobody asked for it, so the command
+    goes on without it."""
+    from frame_describer.cache import DescriptionCache
+
+    try:
+        return DescriptionCache(path)
+    except (ConfigurationError, OSError) as exc:
+        if str(path) not in _unusable_defaults:
+            _unusable_defaults.add(str(path))
+            log.warning("the default description cache cannot be used (%s): going on without it, so nothing "
+                        "described is kept for the next run (--cache FILE or $VIDGROUND_CACHE names another "
+                        "file, --no-cache says you want none)", exc)
+        return None
+
+
+def default_cache_unusable(path: Path) -> bool:
+    """Whether this process found the default description cache at ``path`` unusable (and went on without it)."""
+    return str(path) in _unusable_defaults
+
+
 def _progress(iterable: Iterable[Any], total: int | None, enabled: bool, desc: str) -> Iterable[Any]:
     if not enabled or not sys.stderr.isatty():
         return iterable
@@ -250,10 +295,16 @@ class Session:
     """Owns a describer, a reasoner, the sampling settings and the description cache for many calls.
 
     ``describer``/``reasoner`` are spec strings (``"cv"``, ``"openai:gpt-4o-mini"``, ``"embedding"``...,
-    built on first use with ``describer_options``/``reasoner_options``) or instances. ``sampling`` is a
+    built on first use with ``describer_options``/``reasoner_options``) or instances. Specs and options are checked
+    here (:func:`check_backends`: no model loaded, no server contacted), so a wrong one is a
+    :class:`ConfigurationError` before any frame is described, even by :meth:`describe`, which needs no reasoner.
+    ``sampling`` is a
     :class:`~vidground.types.Sampling` or its settings (``fps``, ``num_frames``, ``max_frames``,
     ``max_side``), checked here. ``cache`` is a :class:`~frame_describer.cache.DescriptionCache`, the path
-    of its SQLite file, ``None`` for ``$VIDGROUND_CACHE`` when set, or ``False`` for none. ``motion=True``
+    of its SQLite file, ``False`` for none, or ``None`` (default): ``$VIDGROUND_CACHE`` when set, else the default
+    cache ``~/.cache/vidground/descriptions.sqlite`` (as an eval's) for the project's own describers given as spec
+    strings, none for a describer given as an object (:func:`implied_cache`). A default cache that cannot be opened
+    is a warning, and the session goes on without it. ``motion=True``
     appends to each description what moved since the previous sample (:mod:`frame_describer.motion`),
     measured outside the cache, which keeps the describer's own descriptions. ``search`` chooses which
     frames :meth:`ground` describes on a video: all of the sampling grid (``"uniform"``, default) or
@@ -298,6 +349,10 @@ class Session:
             if options and spec is not None and not isinstance(spec, str):
                 raise ConfigurationError(f"{name}_options are only accepted together with a {name} spec string")
             _check_backend(name, spec)
+        # every option's name and value now, loading no model and contacting no server: a wrong one failed after a
+        # paid describer had described the video (a reasoner's fallback=), or after the reasoner loaded its model
+        check_backends(DEFAULT_DESCRIBER if describer is None and describer_options else describer, describer_options,
+                       reasoner, reasoner_options)
         self._specs = {"describer": (describer, dict(describer_options or {})),
                        "reasoner": (reasoner, dict(reasoner_options or {}))}
         self._built: dict[str, Any] = {}  # backends this session built, and so closes
@@ -344,12 +399,16 @@ class Session:
             if self._cache is None and self._cache_arg is not False:
                 from frame_describer.cache import DescriptionCache
 
-                arg = self._cache_arg if self._cache_arg is not None else (os.environ.get("VIDGROUND_CACHE") or None)
+                arg, default = self._cache_arg, False
+                if arg is None:
+                    arg, default = implied_cache(self._specs["describer"][0])
                 if isinstance(arg, DescriptionCache):
                     self._cache = arg
+                elif arg is not None and default:  # asked for by nobody: a cache that cannot be opened is not an error
+                    self._cache, self._own_cache = open_default_cache(arg), True
                 elif arg is not None:
                     self._cache, self._own_cache = DescriptionCache(Path(arg).expanduser()), True
-                else:
+                if self._cache is None:
                     self._cache_arg = False
             return self._cache
 

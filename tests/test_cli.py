@@ -405,8 +405,11 @@ def test_an_interrupted_describe_says_what_it_kept_and_the_rerun_takes_it_from_t
     err = capsys.readouterr().err
     assert "wrote 12 descriptions" in err and "4 from the description cache; 8 requests" in err  # 4 paid once
     Interrupted.stop_after = 4
-    assert main(argv[:-2]) == 130  # no cache: nothing kept, and it says so
-    assert "without a description cache nothing described was kept: --cache FILE" in capsys.readouterr().err
+    assert main(argv[:-2]) == 130  # a plug-in describer is not cached by default: nothing kept, and it says so
+    assert ("describer 'interrupted' is not one of vidground's own, so nothing described was kept: --cache FILE"
+            in capsys.readouterr().err)
+    assert main(argv[:-2] + ["--no-cache"]) == 130
+    assert "(--no-cache: nothing described was kept" in capsys.readouterr().err
 
 
 def test_an_interrupted_eval_points_at_its_results(monkeypatch, tmp_path, capsys):

@@ -133,7 +133,8 @@ def test_session_describes_once_writes_the_descriptions_and_answers_each_query(f
 def test_answer_with_a_chat_model_and_no_key_says_how_to_give_one(folder, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    with pytest.raises(ConfigurationError, match=r"^no API key: set OPENAI_API_KEY"):
+    # the session checks its reasoner when it is made, and names it
+    with pytest.raises(ConfigurationError, match=r"^reasoner 'openai:gpt-4o-mini': no API key: set OPENAI_API_KEY"):
         run_example("answer-openai")
 
 

@@ -271,4 +271,6 @@ def test_no_api_key_names_what_a_python_caller_and_a_cli_user_each_give(tmp_path
     write_descriptions(tmp_path / "d.jsonl", [FrameDescription(t=0.0, text="a door")])
     assert main(["ground", "--descriptions", str(tmp_path / "d.jsonl"), "a door", "--reasoner", "openai:m"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("vidground: error: no API key") and all(w in err for w in words) and err.count("\n") == 1
+    # the session checks its reasoner when it is made, and names it
+    assert err.startswith("vidground: error: reasoner 'openai:m': no API key") and all(w in err for w in words) \
+        and err.count("\n") == 1

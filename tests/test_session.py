@@ -90,7 +90,7 @@ def test_close_closes_what_the_session_built_and_leaves_what_it_was_given(videos
     built: list[Closing] = []
     monkeypatch.setattr(session_module, "get_describer", lambda spec, **o: built.append(Closing()) or built[-1])
     given = Closing()
-    with Session(describer="anything", reasoner="fake-reasoner") as s:
+    with Session(describer="fake", reasoner="fake-reasoner") as s:
         s.describe(videos / "a.mp4")
         s.describe(videos / "b.mp4")
     with Session(describer=given, reasoner="fake-reasoner") as t:

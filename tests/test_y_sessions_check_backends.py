@@ -1,0 +1,151 @@
+"""Every entry point that describes a video checks both backends' specs and option values before the first frame is
+described (a paid describer's requests) and before a reasoner loads its model, as `vidground eval` does: a
+:class:`~pipelines.session.Session` checks them when it is made (:func:`pipelines.session.check_backends`).
+
+Before: a reasoner's bad ``fallback=`` spec was found after the video was described and the reasoner's first reply was
+paid for (4 requests to the server here: 3 frames and 1 reply), with a message that did not say ``fallback``; a bad
+describer option after the reasoner was built (a local chat reasoner's model loaded); and ``Session.describe`` paid for
+every frame with a reasoner option that every later call of the session would refuse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import pipelines
+from pipelines import Session
+from pipelines.cli import main
+from temporal_reasoner import reasoners
+from temporal_reasoner.base import BaseReasoner
+from vidground.errors import ConfigurationError
+
+from _helpers_eval import render_toy_videos
+from _helpers_openai_server import openai_server  # noqa: F401  (fixture)
+
+LOADED: list["LoadingReasoner"] = []
+
+
+class LoadingReasoner(BaseReasoner):
+    """Stands for a reasoner whose construction loads model weights (hf:, llamacpp:): each one built is counted."""
+
+    name = "loading"
+
+    def __init__(self, arg: str | None = None, *, size: int = 1):
+        LOADED.append(self)
+
+    def ground(self, query: str, transcript: Any) -> Any:
+        raise AssertionError("not reached: the describer's option fails first")
+
+    answer = events = ground
+
+
+reasoners.register("y-loading", LoadingReasoner)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> str:  # 3 s at 10 fps: 3 frames at the default 1 fps
+    return str(render_toy_videos(tmp_path_factory.mktemp("videos"), ["vid0"], n_frames=30, fps=10.0) / "vid0.mp4")
+
+
+def _paid(server: Any) -> dict[str, Any]:
+    return dict(describer="openai:m", describer_options={"base_url": server.base_url}, cache=False)
+
+
+def _bad_fallback(server: Any) -> dict[str, Any]:
+    return dict(reasoner="openai:m", reasoner_options={"base_url": server.base_url, "fallback": "openai:",
+                                                       "max_attempts": 1})
+
+
+def _session_call(method: str, video: str, **backends: Any) -> Any:
+    with Session(**backends) as s:
+        args = {"ground": (video, "a person"), "answer": (video, "what is seen?"), "events": (video,),
+                "describe": (video,)}[method]
+        return getattr(s, method)(*args)
+
+
+ENTRY_POINTS = {
+    "api.ground": lambda video, **b: pipelines.ground(video, "a person", **b),
+    "api.answer": lambda video, **b: pipelines.answer(video, "what is seen?", ["a door", "a cat"], **b),
+    "api.events": lambda video, **b: pipelines.events(video, **b),
+    **{f"Session.{m}": (lambda m: lambda video, **b: _session_call(m, video, **b))(m)
+       for m in ("ground", "answer", "events", "describe")},
+}
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+def test_a_bad_fallback_spec_fails_before_a_frame_is_described(entry, video, openai_server):  # noqa: F811
+    with pytest.raises(ConfigurationError) as info:
+        ENTRY_POINTS[entry](video, **_paid(openai_server), **_bad_fallback(openai_server))
+    assert len(openai_server.requests) == 0  # before: 4 (3 frames described, 1 reply), then the error
+    assert str(info.value).startswith("fallback='openai:': reasoner 'openai:': the openai reasoner needs a model")
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+def test_a_bad_describer_option_fails_before_the_reasoner_is_built(entry, video, openai_server):  # noqa: F811
+    LOADED.clear()
+    bad = _paid(openai_server)
+    bad["describer_options"]["concurrency"] = 0
+    with pytest.raises(ConfigurationError) as info:
+        ENTRY_POINTS[entry](video, reasoner="y-loading", **bad)
+    assert LOADED == [] and len(openai_server.requests) == 0  # before: the reasoner was built (its model loaded)
+    assert str(info.value) == "describer 'openai:m': concurrency must be a positive integer, got 0"
+
+
+@pytest.mark.parametrize("options, named", [
+    ({"spans": "bogus"}, "unknown spans 'bogus'; choose one of: ranked, segments, peaks"),
+    ({"spanz": "peaks"}, "reasoner 'embedding' has no option spanz; its options: "),
+])
+def test_describe_refuses_a_session_whose_reasoner_every_later_call_would_refuse(video, openai_server,  # noqa: F811
+                                                                                 options, named):
+    """The session was made with this reasoner: its first describe paid for every frame (3 requests), then each
+    ground/answer/events of that session failed. Now the session is not made."""
+    with pytest.raises(ConfigurationError, match=named):
+        Session(reasoner="embedding", reasoner_options=options, **_paid(openai_server))
+    assert len(openai_server.requests) == 0
+
+
+def test_a_misspelt_embedding_model_folder_fails_before_a_frame_is_described(video, openai_server,  # noqa: F811
+                                                                              tmp_path):
+    """The folder was looked for when the model loaded: after the video was described (3 requests here)."""
+    missing = tmp_path / "minilm-typo"
+    with pytest.raises(ConfigurationError) as info:
+        pipelines.ground(video, "a person", reasoner=f"embedding:{missing}", **_paid(openai_server))
+    assert len(openai_server.requests) == 0
+    assert str(info.value).startswith(f"reasoner 'embedding:{missing}': sentence-transformers model folder "
+                                      f"{str(missing)!r} not found")
+
+
+@pytest.mark.parametrize("command", [["ground", "{video}", "a person"], ["ask", "{video}", "what is seen?"],
+                                     ["events", "{video}"]])
+def test_the_commands_fail_before_a_frame_is_described(command, video, openai_server, capsys):  # noqa: F811
+    argv = [a.format(video=video) for a in command]
+    common = ["--describer", "openai:m", "--describer-opt", f"base_url={openai_server.base_url}"]
+    bad_fallback = ["--reasoner", "openai:m", "--reasoner-opt", f"base_url={openai_server.base_url}",
+                    "--reasoner-opt", "fallback=openai:", "--reasoner-opt", "max_attempts=1"]
+    assert main([*argv, *common, *bad_fallback]) == 1  # an error, not a usage error (2)
+    assert len(openai_server.requests) == 0  # before: 4 (3 frames described, 1 reply), then the error
+    err = capsys.readouterr().err
+    assert err.startswith("vidground: error: fallback='openai:': reasoner 'openai:': ") and "paid so far" not in err
+    LOADED.clear()
+    assert main([*argv, *common, "--describer-opt", "concurrency=0", "--reasoner", "y-loading"]) == 1
+    assert LOADED == [] and len(openai_server.requests) == 0  # before: the reasoner was built (its model loaded)
+    assert capsys.readouterr().err.startswith("vidground: error: describer 'openai:m': concurrency must be a positive")
+
+
+def test_a_session_checks_only_what_it_was_given(monkeypatch):
+    """The default backends without options are not checked (nothing to check, and checking the cv describer builds
+    its detectors); options for a default backend are checked against it, as the session would build it."""
+    from frame_describer import describers
+
+    checked: list[str] = []
+    for registry in (describers, reasoners):
+        monkeypatch.setattr(registry, "check", (lambda check: lambda spec, **o: checked.append(spec) or check(spec, **o))(
+            registry.check))
+    Session().close()
+    assert checked == []
+    with pytest.raises(ConfigurationError, match=r"^describer 'cv': mode must be one of"):
+        Session(describer_options={"mode": "nope"})
+    with pytest.raises(ConfigurationError, match=r"^reasoner 'embedding': top_percentile must be above"):
+        Session(reasoner_options={"top_percentile": 500})
+    assert checked == ["cv", "embedding"]
