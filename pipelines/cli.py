@@ -306,7 +306,7 @@ def _frames_line(settings: dict[str, Any]) -> str:
     session or skip-unchanged's reuse cost nothing. A calls budget counts every frame used but the reuses."""
     search = settings.get("search")
     if isinstance(search, dict) and "calls" in search:
-        used = sum(int(search.get(k) or 0) for k in ("calls", "cached", "known"))
+        used = search.get("used", sum(int(search.get(k) or 0) for k in ("calls", "cached", "known")))  # per time asked
         budget = [f"budget {search['budget']} frame(s), {used} used" if search.get("budget") else "",
                   f"budget {search['budget_seconds']:g} s" if search.get("budget_seconds") else ""]
         free = [f"{search[k]} frame(s) {what}" for k, what in (("cached", "from the cache"), ("known", "known from "

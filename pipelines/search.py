@@ -15,8 +15,13 @@ ones are dense (each such frame says ``(budget left)``); without a budget the pl
 A calls budget caps the frames the search uses, wherever their descriptions come from (describer calls,
 description-cache hits, frames an earlier query described), all but skip-unchanged's reuses: so a rerun with a
 warm cache, or after other queries, asks for the same frames and answers the same, paying only for the frames
-nothing held. A round past the planned ones that uses no new frame (only skip-unchanged's reuses) is the last
-(``rounds``): it would only buy more reasoner calls.
+nothing held (with a calls budget alone: a seconds budget depends on how fast the calls are; and where ``describe``
+answers each frame alone: a describer comparing each frame with the previous one, ``cv``, is given no earlier
+query's frames by a session, but a cache gives back frames as an earlier query's search saw them). The budget counts
+requests (grid times asked for), each answered by the decoded frame nearest it, so one frame that answers several
+grid times (a video with fewer frames than the grid) counts once per time, as a rerun that knows each of those
+answers counts them. A round past the planned ones that counts no frame against the budget (only skip-unchanged's
+reuses) is the last (``rounds``): it would only buy more reasoner calls.
 
 The loop knows nothing about decoding: it asks a ``describe(times)`` callable for descriptions at grid
 times, so the same loop runs on a real video (:meth:`pipelines.session.Session.ground` decodes only the
@@ -45,8 +50,9 @@ STRATEGIES = ("uniform", "coarse-to-fine")
 class Search(BaseModel):
     """Which frames get described: all of the sampling grid (``uniform``) or ``coarse-to-fine``.
 
-    ``budget`` caps the frames one coarse-to-fine search uses: describer calls, description-cache hits and frames
-    an earlier query of the session described all count (only skip-unchanged's reuses do not), so a rerun with a
+    ``budget`` caps the frames one coarse-to-fine search uses, counted per grid time asked for: describer calls,
+    description-cache hits and frames an earlier query of the session described all count (only skip-unchanged's
+    reuses do not; a decoded frame nearest two grid times counts twice, described once), so a rerun with a
     warm cache or after other queries uses the same frames, answers the same and pays only for what nothing held
     (the calls are at most ``budget``); ``budget_seconds`` caps the seconds spent describing: frames
     go to the describer in chunks, each read to its end so that every call begun is kept, and a chunk is not
@@ -54,12 +60,13 @@ class Search(BaseModel):
     :func:`coarse_to_fine`'s ``in_flight``). A budget is spent while the reasoner names frames worth
     describing: refinement goes on past ``rounds``, and once the ``regions`` best candidates are dense it
     takes the next ones by rank; it is left unspent when every candidate named is dense (``converged``) or
-    none is named, and when a round past ``rounds`` uses no new frame (only skip-unchanged's reuses: more
-    rounds would buy only reasoner calls). At most
+    none is named, and when a round past ``rounds`` counts no frame against the budget (only skip-unchanged's
+    reuses: more rounds would buy only reasoner calls). At most
     ``ceil(budget / regions)`` rounds past ``rounds`` ground again (the grid's frame count in place of
     ``budget`` for a seconds budget alone). The sparse pass is thinned (and its stride widened) to fit the
     calls budget whatever a cache or an earlier query holds. A seconds budget depends on how fast the calls
-    are (and spends no seconds on cache hits), so only a calls budget gives reproducible reruns. With ``budget_seconds`` the sparse pass is described spread out (the first frame, the middle one,
+    are (and spends no seconds on cache hits), so only a calls budget alone gives reproducible reruns. With
+    ``budget_seconds`` the sparse pass is described spread out (the first frame, the middle one,
     the quarters, ... each batch in time order), so a budget that runs out during it leaves the whole
     video seen evenly, and a refinement round's frames are described best first (the chunks taken from the head of
     the list a calls budget cuts, each in time order), so a budget that runs out during one keeps the best
@@ -165,10 +172,12 @@ class SearchOutcome:
     ``result`` (the last grounding, over all of them), ``frames`` (``[t, pass, reason]`` per requested
     time: pass 0 is the sparse pass), ``calls`` (sent to the describer), ``cached`` (answered by a cache),
     ``skipped`` (answered by skip-unchanged with the last description sent: free, not counted against a
-    budget), ``known`` (answered by frames described before this search), ``stop`` (why it stopped). A calls
-    budget counts ``calls``, ``cached`` and ``known`` alike. ``answers`` maps each request (grid time and the
-    tolerance it was asked with, :func:`request`) to the description that answered it: what a later search's
-    ``known`` takes."""
+    budget), ``known`` (requests answered by frames described before this search), ``stop`` (why it stopped).
+    ``used`` counts the requests a calls budget counts: every grid time asked for and answered but those
+    skip-unchanged's reuses answered, whether by a call, a cache hit, a known frame or a frame this search had
+    already described (one decoded frame can answer several grid times; it is described once), so ``calls <=
+    used``. ``answers`` maps each request (grid time and the tolerance it was asked with, :func:`request`) to the
+    description that answered it (its nearest decoded frame): what a later search's ``known`` takes."""
 
     descriptions: list[FrameDescription]
     result: GroundingResult
@@ -177,6 +186,7 @@ class SearchOutcome:
     cached: int = 0
     skipped: int = 0
     known: int = 0
+    used: int = 0
     rounds: int = 0
     stop: str = ""
     usage: Usage = field(default_factory=Usage)
@@ -189,8 +199,8 @@ class SearchOutcome:
         """The search's provenance for a result's ``settings``: its settings (``rounds`` the most refinement rounds
         planned, as set) and what it did (``rounds_done`` the refinement rounds it ran)."""
         return {**search.model_dump(), "coarse": coarse, "calls": self.calls, "cached": self.cached,
-                "skipped": self.skipped, "known": self.known, "rounds_done": self.rounds, "stop": self.stop,
-                "frames": self.frames}
+                "skipped": self.skipped, "known": self.known, "used": self.used, "rounds_done": self.rounds,
+                "stop": self.stop, "frames": self.frames}
 
 
 def request(t: float, tolerance: float = 0.0) -> tuple[float, float]:
@@ -219,7 +229,10 @@ def coarse_to_fine(
     (grid time and tolerance) costs no call and is answered as it was, so the search asks for the frames a search
     without ``known`` asks for and answers the same; only when ``describe``'s answer to a frame depends on the
     frames asked for with it (skip-unchanged, a describer comparing each frame with the previous one) can it
-    differ, so give none then. ``tolerant``: ``describe`` also takes ``tolerance=``
+    differ, so give none then where it must not (a session gives such a describer none, nor skip-unchanged under a
+    calls budget). A calls budget counts requests: a frame ``describe`` gives again that this search already took, or
+    that ``known`` holds (the same object, :func:`describe_once`), is no call. ``tolerant``: ``describe`` also takes
+    ``tolerance=``
     (seconds; a frame that close to a time may answer it), and the sparse pass gives it
     ``search.keyframe_tolerance`` of its spacing. ``in_flight``: how many calls the describer runs at once (an
     API describer's ``concurrency``, a local model's batch; see :func:`in_flight_of`). Under a seconds budget
@@ -249,6 +262,7 @@ def coarse_to_fine(
         raise ConfigurationError("known maps requests (grid time, tolerance) to descriptions, as an earlier "
                                  "search's SearchOutcome.answers does; got a key that is not such a pair")
     known = {request(t, tol): d for (t, tol), d in (known or {}).items()}
+    known_frames = {d.t: d for d in known.values()}  # a known frame ``describe`` gives again was paid before
     stride = search.coarse or coarse_stride(n, search.budget)
     out = SearchOutcome(descriptions=[], result=GroundingResult(query=query, duration=duration))
 
@@ -312,10 +326,13 @@ def coarse_to_fine(
             out.frames.append(entry[i])
 
         def take(i: int, d: FrameDescription) -> None:
-            """Grid time ``i`` answered by ``d`` (described now or known): the same whichever it was."""
+            """Grid time ``i`` answered by ``d`` (described now or known): the same whichever it was, and counted
+            against a calls budget unless a skip-unchanged reuse answered it."""
             nonlocal snapped
             described[d.t] = d
             out.answers[request(grid[i], tolerance)] = d
+            if (d.model_extra or {}).get("reused_from") is None:
+                out.used += 1
             if abs(d.t - grid[i]) > half:  # a frame off the grid (a keyframe): its own grid time is taken
                 entry[i][2] += f" (answered by the frame at {d.t:.2f}s)"
                 asked.update(_between(grid, d.t - half, d.t + half))
@@ -337,8 +354,11 @@ def coarse_to_fine(
             chunk = sorted(fresh[done:done + size])
             part = [grid[i] for i in chunk]
             begun, calls = clock(), out.calls
+            got: list[FrameDescription] = []
             for d in paid_on_error(describe(part, tolerance=tolerance) if tolerance else describe(part)):
-                take(chunk[_closest(part, d.t)], d)  # the time it answers: the tolerance is under half the spacing
+                got.append(d)
+                if d is described.get(d.t) or d is known_frames.get(d.t):
+                    continue  # a frame this search already took, given again (describe_once): nothing paid
                 u = d.usage or Usage()
                 out.usage += u
                 if u.cached:
@@ -347,6 +367,12 @@ def coarse_to_fine(
                     out.calls += 1
                 else:
                     out.skipped += 1
+            # a decoded frame comes once however many of the times it is nearest to: each time gets the frame
+            # nearest it (the tolerance is under half the sparse pass's spacing), so every request has its answer
+            got.sort(key=lambda d: d.t)
+            at = [d.t for d in got]
+            for i in chunk if got else ():
+                take(i, got[_closest(at, grid[i])])
             seconds = clock() - begun
             spent += seconds
             if out.calls > calls:  # cache hits and reuses alone say nothing of how long a call takes
@@ -364,10 +390,10 @@ def coarse_to_fine(
                             f"{undescribed} of its frames were not described")
 
     def used() -> int:
-        """The frames a calls budget counts: every frame this search used (a call, a cache hit, a known frame)
-        but skip-unchanged's reuses, so that a warm cache or an earlier query changes what is paid, not what is
-        used."""
-        return out.calls + out.cached + out.known
+        """The requests a calls budget counts: every grid time this search asked for and had answered (by a call, a
+        cache hit, a known frame, a frame it described before) but by skip-unchanged's reuses, so that a warm cache
+        or an earlier query changes what is paid, not what is used."""
+        return out.used
 
     def left() -> int | None:
         return None if search.budget is None else search.budget - used()
@@ -407,14 +433,14 @@ def coarse_to_fine(
     usual = coarse_stride(n)  # the sparse pass a search without a budget makes, which a small budget widened
     sparse = coarse
     if budget is not None and len(coarse) > budget:
-        out.warnings.append(f"the budget of {search.budget} calls is smaller than the sparse pass "
-                            f"({len(coarse)} frames): {budget} evenly spaced frames were described, none refined")
+        out.warnings.append(f"the budget of {search.budget} frame(s) is smaller than the sparse pass "
+                            f"({len(coarse)} frames): it used {budget} evenly spaced frames, none refined")
         sparse = [coarse[int(k * len(coarse) / budget)] for k in range(budget)]  # increasing: len(coarse) > budget
     elif budget is not None and not search.coarse and stride > usual and budget < (
             usual_n := len(range(min(usual // 2, n - 1), n, usual))):
-        out.warnings.append(f"the budget of {search.budget} calls is smaller than the sparse pass ({usual_n} "
+        out.warnings.append(f"the budget of {search.budget} frame(s) is smaller than the sparse pass ({usual_n} "
                             f"frames {_spacing(grid, usual):g} s apart): it looked every {_spacing(grid, stride):g} s "
-                            f"({len(sparse)} frames), {budget - len(sparse)} call(s) left to refine")
+                            f"({len(sparse)} frames), {budget - len(sparse)} frame(s) left to refine")
     reasons = {i: (0, "coarse") for i in coarse}
     known_sparse = [i for i in sparse if request(grid[i], tolerance) in known]
     paid = [i for i in sparse if request(grid[i], tolerance) not in known]
@@ -439,8 +465,8 @@ def coarse_to_fine(
     # a budget is spent while the reasoner names something to look at: past the planned rounds, and on its
     # next-best candidates once the best ones are dense; without a budget the planned rounds are the cost
     budgeted = search.budget is not None or search.budget_seconds is not None
-    # rounds past the planned ones go on only while each uses a frame new to this search (not a skip-unchanged
-    # reuse), and at most this many ground again
+    # rounds past the planned ones go on only while each counts a frame against the budget (not only skip-unchanged
+    # reuses), and at most this many ground again
     extra_left = math.ceil((search.budget if search.budget is not None else n) / search.regions)
     kinds: dict[int, str] = {}  # what each rank of a round's list is: "candidate k" (the reasoner's k-th), "best frame k"
     round_no = 0
@@ -510,6 +536,30 @@ def coarse_to_fine(
     out.descriptions = sorted(described.values(), key=lambda d: d.t)
     out.seconds = clock() - started
     return out, stride
+
+
+def describe_once(frames: Iterable[Any], describe: Callable[[Iterable[Any]], Iterable[FrameDescription]],
+                  seen: dict[float, FrameDescription]) -> Iterator[FrameDescription]:
+    """``describe(frames)``, each decoded frame described at most once per search: a frame whose time ``seen`` holds
+    (a frame this search, or an earlier query it was given as ``known``, described) is not sent again, its
+    description is given again (the same object, which :func:`coarse_to_fine` counts as no call), after the others;
+    each new description goes into ``seen``. A later round's grid time whose nearest decoded frame an earlier round
+    described (a video with fewer frames than the grid) sent it to the describer again (18 of 58 calls on a 0.5-fps
+    slideshow sampled at 1 fps)."""
+    again: list[FrameDescription] = []
+
+    def new() -> Iterator[Any]:
+        for frame in frames:
+            d = seen.get(frame.t)
+            if d is None:
+                yield frame
+            else:
+                again.append(d)
+
+    for d in describe(new()):
+        seen[d.t] = d
+        yield d
+    yield from again
 
 
 def best_frames(reasoner: Any, query: str, descriptions: Iterable[FrameDescription], taken: Sequence[Interval],
@@ -655,7 +705,9 @@ def add_search_arguments(g: Any, *, only: str, run_setting: bool = False) -> Non
                         f"grid densely only around the reasoner's candidate regions ({only}){setting}")
     g.add_argument("--budget", type=int, default=None, metavar="N",
                    help="coarse-to-fine: at most N frames used per query, so at most N describer calls (frames from the "
-                        "cache count too, so a rerun answers the same and pays nothing)")
+                        "cache count too, so a rerun answers the same and pays nothing; not so with --budget-seconds too, "
+                        "which depends on how fast the calls are, nor, after other queries, always for a describer "
+                        "that compares each frame with the previous one, cv)")
     g.add_argument("--budget-seconds", type=float, default=None, metavar="S",
                    help="coarse-to-fine: at most S seconds of describing per query")
     g.add_argument("--keyframe-tolerance", type=float, default=None, metavar="F",
@@ -694,4 +746,4 @@ def check_skip_unchanged(value: Any) -> float | None:
 
 
 __all__ = ["Search", "SearchOutcome", "coarse_to_fine", "coarse_stride", "held_transcript", "in_flight_of", "rate_grid",
-           "count_grid", "check_skip_unchanged", "search_options", "request", "STRATEGIES"]
+           "count_grid", "check_skip_unchanged", "describe_once", "search_options", "request", "STRATEGIES"]

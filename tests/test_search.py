@@ -522,9 +522,10 @@ def test_a_budget_in_seconds_is_never_exceeded():
     assert len(range(stride // 2, len(captions), stride)) < out.calls == replay.calls <= 100 and now[0] <= 100.5
 
 
-def test_frames_a_cache_already_holds_cost_no_budget(tmp_path):
-    """A cache holding the frames a first search described: a second search pays only for new frames, its
-    budget counting those alone, and spends it on the next-best candidates."""
+def test_frames_a_cache_already_holds_count_against_the_budget_but_cost_no_call(tmp_path):
+    """A cache holding the frames a first search described: a second search with a budget of 10 more frames takes
+    them again from the cache (no call, but counted: a budget counts the frames used, wherever they come from) and
+    pays for exactly the 10 new frames around the next-best candidates."""
     captions = events()
     grid = [d.t for d in captions]
     replay = ReplayDescriber(captions, duration=600)
@@ -539,6 +540,6 @@ def test_frames_a_cache_already_holds_cost_no_budget(tmp_path):
     assert first.calls == paid and first.stop == "converged"
     out, _ = coarse_to_fine("dog", Keyword(), describe, grid, 600.0, Search(**settings, budget=paid + 10))
     assert out.cached == paid  # everything the first search described again, free
-    assert 0 < out.calls == replay.calls - paid <= paid + 10  # and new frames, around the next-best candidates
+    assert out.calls == replay.calls - paid == 10 and out.stop == "budget"  # new frames, around the next-best ones
+    assert out.calls + out.cached == out.used == paid + 10 == len(out.frames)
     assert all(why.endswith("(budget left)") for _, _, why in out.frames[paid:])
-    assert out.calls + out.cached == len(out.frames)

@@ -189,7 +189,7 @@ def test_a_calls_budget_smaller_than_the_sparse_pass_thins_it_evenly_known_or_no
     sparse = [t for t, p, _ in out.frames if p == 0]
     assert sparse == [grid[2 + 4 * int(k * 75 / 10)] for k in range(10)] and out.stop == "budget"
     assert out.known == sum(t < 300 for t in sparse) == 5 and out.calls == replay.calls == 5
-    assert any("(75 frames): 10 evenly spaced frames" in w for w in out.warnings)
+    assert any("(75 frames): it used 10 evenly spaced frames" in w for w in out.warnings)
 
 
 def test_a_calls_budget_smaller_than_the_sparse_pass_says_so():
@@ -203,6 +203,6 @@ def test_a_calls_budget_smaller_than_the_sparse_pass_says_so():
         out, stride = coarse_to_fine("dog", Keyword(), describe, grid, 36.0,
                                      Search(strategy="coarse-to-fine", budget=budget))
         warned[budget] = [w for w in out.warnings if "smaller than the sparse pass" in w]
-    assert warned[3] == ["the budget of 3 calls is smaller than the sparse pass (18 frames 2 s apart): it looked "
-                         "every 18 s (2 frames), 1 call(s) left to refine"]
+    assert warned[3] == ["the budget of 3 frame(s) is smaller than the sparse pass (18 frames 2 s apart): it looked "
+                         "every 18 s (2 frames), 1 frame(s) left to refine"]
     assert warned[None] == warned[18] == warned[30] == []  # 18: widened a little to keep calls for refining

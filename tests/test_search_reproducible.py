@@ -83,6 +83,7 @@ class Plain(BaseDescriber):
 
     def __init__(self) -> None:
         self.calls = 0
+        self.times: list[float] = []  # each frame's time, once per call
 
     def settings(self) -> dict[str, Any]:
         return {"name": self.name}
@@ -90,6 +91,7 @@ class Plain(BaseDescriber):
     def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
         for f in frames:
             self.calls += 1
+            self.times.append(f.t)
             shade = "white" if f.image.mean() > 128 else "grey"
             yield FrameDescription(t=f.t, text=f"frame at {f.t:.1f} {shade}", usage=Usage(requests=1))
 
@@ -114,7 +116,7 @@ def test_in_a_session_a_query_answers_the_same_whatever_ran_before_it(video, ski
                 assert other.settings["search"][k] == first.settings["search"][k], k
             assert other.intervals == first.intervals
     searches = [r.settings["search"] for rs in results.values() for r in rs]
-    assert all(s["calls"] + s["cached"] + s["known"] <= 8 for s in searches)
+    assert all(s["calls"] + s["cached"] + s["known"] <= s["used"] <= 8 for s in searches)
     if skip is None:
         assert any(s["known"] > 0 and s["calls"] < results["B"][0].settings["search"]["calls"] for s in searches)
     else:
@@ -139,3 +141,100 @@ def test_the_cli_rerun_with_a_cache_uses_the_same_frames_and_makes_no_call(video
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("frames:"))
     assert re.fullmatch(r"frames: +coarse-to-fine: 0 describer call\(s\), 6 frame\(s\) from the cache \(budget 6 "
                         r"frame\(s\), 6 used\); \d refinement round\(s\), stopped: .+", line), line
+
+
+def slideshow(calls: list[float]) -> Any:
+    """``describe`` as a session's on a 0.5-fps slideshow sampled at 1 fps: each time asked for gets its nearest
+    real frame (one every 2 s), and a frame nearest several times of one request comes once."""
+
+    def describe(times: list[float]) -> Iterator[FrameDescription]:
+        for f in sorted({2.0 * round(t / 2.0) for t in times}):
+            calls.append(f)
+            text = "a dog runs" if 100 <= f < 130 or 300 <= f < 320 else f"street {f}"
+            yield FrameDescription(t=f, text=text, usage=Usage(requests=1))
+
+    return describe
+
+
+def test_one_frame_answering_several_grid_times_is_known_for_each_of_them():
+    """A decoded frame nearest two grid times came once and answered one of them: the rerun that knew the first
+    run's answers asked for the other times again (11 calls, 125 frames against 138, other rounds). Every time
+    asked for now has its answer (its nearest frame), and the budget counts times asked for."""
+    calls: list[float] = []
+    grid = [float(k) for k in range(600)]  # an odd second lies between two frames: one of them answers it
+    search = Search(strategy="coarse-to-fine", budget=125)
+    cold, _ = coarse_to_fine("dog", Keyword(), slideshow(calls), grid, 600.0, search)
+    assert len(cold.answers) == len(cold.frames) == cold.used == 125 and cold.stop == "budget"
+    assert cold.calls == len(calls) < cold.used  # a frame answering two times is one call
+    assert all(abs(d.t - t) <= 1 for (t, _), d in cold.answers.items())  # each time's nearest frame
+    calls.clear()
+    again, _ = coarse_to_fine("dog", Keyword(), slideshow(calls), grid, 600.0, search, known=cold.answers)
+    same(cold, again)
+    assert again.calls == len(calls) == 0 and again.known == again.used == 125
+
+
+def test_a_session_describes_each_decoded_frame_once_and_reruns_for_free(video):
+    """The fixture is 5 fps sampled at 10: two grid times share each decoded frame. A later round asking for a
+    time whose frame an earlier round described sent that frame to the describer again, and a rerun in the
+    session asked again for the times the first run's answers did not name."""
+    describer = Plain()
+    search = {"strategy": "coarse-to-fine", "budget": 150}
+    with Session(describer=describer, reasoner="fake-reasoner", cache=False, sampling={"fps": 10},
+                 search=search) as s:
+        first = s.ground(video, "frame at 10.0 white")
+        made = list(describer.times)
+        again = s.ground(video, "frame at 10.0 white")
+    one, two = first.settings["search"], again.settings["search"]
+    assert len(made) == len(set(made)) == one["calls"] < one["used"] == len(one["frames"]) <= 150
+    assert (two["frames"], two["rounds_done"], two["stop"]) == (one["frames"], one["rounds_done"], one["stop"])
+    assert again.intervals == first.intervals
+    assert two["calls"] == 0 and two["known"] == two["used"] == one["used"] and describer.times == made
+
+
+def test_skip_unchanged_without_a_calls_budget_reuses_earlier_queries_frames(video):
+    """Under skip-unchanged the session handed a query no frame of an earlier one, budget or not: without a budget
+    the same query asked again paid its calls again. A calls budget still gets none (which frames skip-unchanged
+    reuses depends on the frames sent together; a cache is what makes reuse happen there)."""
+    for search, reused in (({"strategy": "coarse-to-fine"}, True), ({"strategy": "coarse-to-fine", "budget": 8}, False)):
+        with Session(describer=Plain(), reasoner="fake-reasoner", cache=False, search=search,
+                     skip_unchanged=3.0) as s:
+            runs = [s.ground(video, q).settings["search"] for q in ("frame at 3.0 grey", "frame at 10.0 white",
+                                                                     "frame at 10.0 white")]
+        assert runs[0]["known"] == 0 and runs[0]["calls"] > 0
+        if reused:
+            assert runs[2]["calls"] == 0 and runs[2]["known"] == len(runs[2]["frames"]) > 0
+        else:
+            assert all(r["known"] == 0 and r["calls"] > 0 for r in runs)
+
+
+class SeesThePreviousFrame(Plain):
+    """Plain, but declaring that its description of a frame depends on the frame sent before it (as ``cv``)."""
+
+    name = "sees-previous"
+    uses_previous_frame = True
+
+
+def test_a_describer_that_sees_the_previous_frame_is_given_no_frames_of_earlier_queries(video):
+    """Known frames change which frames are sent together, and so what such a describer says of the others: the
+    session used to hand them over all the same, against coarse_to_fine's own advice."""
+    describer = SeesThePreviousFrame()
+    with Session(describer=describer, reasoner="fake-reasoner", cache=False,
+                 search={"strategy": "coarse-to-fine", "budget": 8}) as s:
+        runs = [s.ground(video, "frame at 10.0 white").settings["search"] for _ in range(2)]
+    assert runs[1]["known"] == 0 and runs[1]["calls"] == runs[0]["calls"] > 0
+    assert runs[1]["frames"] == runs[0]["frames"]
+
+
+def test_the_frames_line_says_the_frames_the_budget_counted(video, capsys):
+    """On a video with fewer frames than the grid the budget counts grid times, not descriptions: the table said
+    'N used' from calls + cached + known, fewer than the budget counted."""
+    from pipelines.cli import main
+
+    argv = ["ground", str(video), "frame at 10.0", "--describer", "fake", "--reasoner", "fake-reasoner", "--fps", "10",
+            "--strategy", "coarse-to-fine", "--budget", "150", "--no-cache"]
+    assert main([*argv, "--json"]) == 0
+    search = json.loads(capsys.readouterr().out)["settings"]["search"]
+    assert search["calls"] < search["used"] == len(search["frames"]) <= 150
+    assert main(argv) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("frames:"))
+    assert f"{search['calls']} describer call(s) (budget 150 frame(s), {search['used']} used)" in line, line
