@@ -23,8 +23,8 @@ import prompts
 
 from .base import PROMPT_MODES, BaseDescriber, DescriptionStream, PromptMode, StreamState
 from vidground.errors import ConfigurationError, InputError, ProviderError
-from vidground.registry import bound_options
-from vidground.models import load_error, locate_model, require_transformers, resolve_device, resolve_dtype, shared_model
+from vidground.models import (check_model_options, load_error, local_model, locate_model, require_transformers,
+                              resolve_device, resolve_dtype, shared_model)
 from vidground.types import Frame, FrameDescription, Usage
 
 def _no_video_needed(exc: BaseException) -> bool:
@@ -162,7 +162,7 @@ class TransformersDescriber(BaseDescriber):
 
     @staticmethod
     def _check_values(*, mode: Any, batch_size: Any, max_new_tokens: Any, prompt_version: Any, hf_model: Any,
-                      hf_processor: Any) -> Any:
+                      hf_processor: Any, **_: Any) -> Any:
         """The option values checked before the model loads; the prompt they choose."""
         if mode not in PROMPT_MODES:
             raise ConfigurationError(f"unknown describer mode {mode!r}; choose one of: {', '.join(PROMPT_MODES)}")
@@ -176,13 +176,10 @@ class TransformersDescriber(BaseDescriber):
     @classmethod
     def check_options(cls, arg: str | None, *, local: bool = True, **options: Any) -> None:
         """The spec's argument and the option values checked without loading the model (what an eval does before
-        its run: vidground.registry.Registry.check); that the model exists and loads is checked when it loads.
-        Nothing is looked up (a file, the environment), so ``local`` (False: loaded on other machines) changes
-        nothing."""
-        cls._need_model(arg)
-        values = bound_options(cls, arg, options)
-        cls._check_values(**{k: values[k] for k in ("mode", "batch_size", "max_new_tokens", "prompt_version",
-                                                     "hf_model", "hf_processor")})
+        its run, and a session when it is made: :func:`vidground.models.check_model_options`); a local folder is
+        looked for (it exists and holds config.json), a hub id is not looked up."""
+        check_model_options(cls, arg, options, local=local, check=cls._check_values, given="hf_model",
+                            locate=lambda model: local_model(model, what="describer"))
 
     @staticmethod
     def _need_model(arg: str | None) -> None:

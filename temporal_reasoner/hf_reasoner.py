@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from vidground.errors import ConfigurationError, ProviderError
-from vidground.registry import bound_options
 from vidground.models import (
     GEMMA_ALIASES,
+    check_model_options,
     gemma3_270m_path,
     load_error,
+    local_model,
     locate_model,
     require_transformers,
     resolve_device,
@@ -145,22 +146,20 @@ class TransformersReasoner(BaseReasoner):
 
     @staticmethod
     def _check_values(**options: Any) -> None:
-        """The option values checked before the model loads."""
-        check_local_chat_options(options, context="context_tokens")
+        """The option values checked before the model loads (every argument of ``__init__``, or the ones it checks;
+        ``context_tokens=0`` is the default, as ``None``)."""
+        check_local_chat_options({**options, "context_tokens": options.get("context_tokens") or None},
+                                 context="context_tokens")
         if (options["hf_model"] is None) != (options["hf_tokenizer"] is None):
             raise ConfigurationError("pass both hf_model and hf_tokenizer, or neither")
 
     @classmethod
     def check_options(cls, arg: str | None, *, local: bool = True, **options: Any) -> None:
         """The spec's argument and the option values checked without loading the model (what an eval does before
-        its run: vidground.registry.Registry.check); that the model exists and loads is checked when it loads.
-        Nothing is looked up (a file, the environment), so ``local`` (False: loaded on other machines) changes
-        nothing."""
-        cls._need_model(arg)
-        values = bound_options(cls, arg, options)
-        cls._check_values(**{k: values[k] for k in ("max_new_tokens", "max_attempts", "max_intervals", "fallback",
-                                                     "time_style", "hf_model", "hf_tokenizer")},
-                          context_tokens=values["context_tokens"] or None)
+        its run, and a session when it is made: :func:`vidground.models.check_model_options`); a local folder or
+        .gguf file is looked for (a folder holds config.json), a hub id is not looked up."""
+        check_model_options(cls, arg, options, local=local, check=cls._check_values, given="hf_model",
+                            locate=lambda model: local_model(model, what="reasoner"))
 
     @staticmethod
     def _need_model(arg: str | None) -> None:

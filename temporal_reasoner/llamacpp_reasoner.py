@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from vidground.errors import ConfigurationError, MissingDependencyError
-from vidground.models import GEMMA_ALIASES, gemma3_270m_path, shared_model
-from vidground.registry import bound_options
+from vidground.models import GEMMA_ALIASES, check_model_options, gemma3_270m_path, shared_model
 from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner, check_query
@@ -119,13 +118,10 @@ class LlamaCppReasoner(BaseReasoner):
     @classmethod
     def check_options(cls, arg: str | None, *, local: bool = True, **options: Any) -> None:
         """The spec's argument (a .gguf file's path: it exists and is GGUF) and the option values checked without
-        loading the model (what an eval does before its run: vidground.registry.Registry.check); ``local=False``
-        (the model is loaded on other machines, e.g. Ray workers): the values only, the file not looked for."""
-        cls._need_model(arg)
-        values = bound_options(cls, arg, options)
-        check_local_chat_options(values, context="n_ctx")
-        if local and values["llama"] is None and arg.strip().lower() not in GEMMA_ALIASES:  # the alias: on load
-            resolve_gguf(arg)
+        loading the model (what an eval does before its run, and a session when it is made:
+        :func:`vidground.models.check_model_options`)."""
+        check_model_options(cls, arg, options, local=local, given="llama", locate=resolve_gguf,
+                            check=lambda **values: check_local_chat_options(values, context="n_ctx"))
 
     @staticmethod
     def _need_model(arg: str | None) -> None:

@@ -16,6 +16,7 @@ import pytest
 import pipelines
 from pipelines import Session
 from pipelines.cli import main
+from frame_describer import describers
 from temporal_reasoner import reasoners
 from temporal_reasoner.base import BaseReasoner
 from vidground.errors import ConfigurationError
@@ -116,6 +117,29 @@ def test_a_misspelt_embedding_model_folder_fails_before_a_frame_is_described(vid
                                       f"{str(missing)!r} not found")
 
 
+@pytest.mark.parametrize("kind", ["reasoner", "describer"])
+@pytest.mark.parametrize("folder, why", [("typo", "no such file or folder"), ("empty", "has no config.json")])
+def test_an_hf_model_folder_that_cannot_load_fails_when_the_session_is_made(kind, folder, why, video,
+                                                                           openai_server, tmp_path):  # noqa: F811
+    """Before: the session was made; with an hf: reasoner its describe, then ground paid for the video (3 requests
+    here), then 'no such file or folder' when the model loaded. A hub id is not looked up (the network is not asked),
+    and a folder elsewhere (an eval's Ray workers) is not looked for here."""
+    (tmp_path / "empty").mkdir()
+    spec = f"hf:{tmp_path / folder}"
+    other = "describer" if kind == "reasoner" else "reasoner"  # the other stage, paid
+    backends = {kind: spec, other: "openai:m", f"{other}_options": {"base_url": openai_server.base_url}, "cache": False}
+    made: list[Session] = []
+    with pytest.raises(ConfigurationError) as info:
+        with Session(**backends) as s:
+            made.append(s)
+            s.ground(s.describe(video), "a person")
+    assert made == [] and len(openai_server.requests) == 0
+    assert str(info.value).startswith(f"{kind} {spec!r}: {kind} model") and why in str(info.value)
+    registry = reasoners if kind == "reasoner" else describers
+    registry.check(spec, local=False)
+    Session(**{kind: "hf:no-such-org/no-such-model"}).close()  # a hub id: found or fetched when it loads
+
+
 @pytest.mark.parametrize("command", [["ground", "{video}", "a person"], ["ask", "{video}", "what is seen?"],
                                      ["events", "{video}"]])
 def test_the_commands_fail_before_a_frame_is_described(command, video, openai_server, capsys):  # noqa: F811
@@ -136,8 +160,6 @@ def test_the_commands_fail_before_a_frame_is_described(command, video, openai_se
 def test_a_session_checks_only_what_it_was_given(monkeypatch):
     """The default backends without options are not checked (nothing to check, and checking the cv describer builds
     its detectors); options for a default backend are checked against it, as the session would build it."""
-    from frame_describer import describers
-
     checked: list[str] = []
     for registry in (describers, reasoners):
         monkeypatch.setattr(registry, "check", (lambda check: lambda spec, **o: checked.append(spec) or check(spec, **o))(

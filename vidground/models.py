@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigurationError, MissingDependencyError
+from .registry import bound_options
 
 T = TypeVar("T")
 
@@ -206,6 +207,38 @@ def looks_like_path(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~")) or name.endswith((".gguf", os.sep)) or Path(name).exists()
 
 
+def local_model(name: str, *, what: str) -> Path | None:
+    """The local file or folder a model name names (:func:`looks_like_path`), checked without a hub lookup: it
+    exists, and a folder holds ``config.json`` (a :class:`ConfigurationError` saying which is wrong); ``None`` for a
+    hub id."""
+    if not looks_like_path(name):
+        return None
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise ConfigurationError(f"{what} model {name!r}: no such file or folder ({path.resolve()})")
+    if path.is_dir() and not (path / "config.json").exists():
+        raise ConfigurationError(
+            f"{what} model folder {str(path)!r} has no config.json; point at a folder written by "
+            f"save_pretrained() or downloaded with `hf download <model id> --local-dir {path}`"
+        )
+    return path
+
+
+def check_model_options(backend: Any, arg: str | None, options: dict[str, Any], *, local: bool,
+                        check: Callable[..., Any], given: str, locate: Callable[[str], Any]) -> None:
+    """What a backend that loads a local model when built (``hf:``, ``llamacpp:``) checks without loading it, as its
+    ``check_options`` (:meth:`vidground.registry.Registry.check`: an eval before its run, a session when it is made):
+    the spec names a model (the backend's ``_need_model``), the option values (``check`` is given every argument of
+    its ``__init__``, defaults filled in), and, ``local``, that the model's file or folder is there (``locate``, no
+    hub lookup), unless a loaded model is given (the option ``given``) or it is a bundled alias (loaded on first use).
+    ``local=False`` (the model is loaded on other machines, e.g. Ray workers, with their disks): the values only."""
+    backend._need_model(arg)
+    values = bound_options(backend, arg, options)
+    check(**values)
+    if local and values[given] is None and arg.strip().lower() not in GEMMA_ALIASES:
+        locate(arg)
+
+
 def locate_model(name: str, *, what: str, cache_dir: str | None = None) -> tuple[str, bool]:
     """Where to load ``name`` from, and whether to stay off the network.
 
@@ -215,15 +248,8 @@ def locate_model(name: str, *, what: str, cache_dir: str | None = None) -> tuple
     """
     if not name or not name.strip():
         raise ConfigurationError(f"the hf {what} needs a model: hf:<hub id or local path>, e.g. hf:llava-hf/llava-1.5-7b-hf")
-    if looks_like_path(name):
-        path = Path(name).expanduser()
-        if not path.exists():
-            raise ConfigurationError(f"{what} model {name!r}: no such file or folder ({path.resolve()})")
-        if path.is_dir() and not (path / "config.json").exists():
-            raise ConfigurationError(
-                f"{what} model folder {str(path)!r} has no config.json; point at a folder written by "
-                f"save_pretrained() or downloaded with `hf download <model id> --local-dir {path}`"
-            )
+    path = local_model(name, what=what)
+    if path is not None:
         return str(path), True
     from huggingface_hub import try_to_load_from_cache
 
