@@ -33,8 +33,8 @@ from vidground.chat import (
     CHAT_PATH,
     build_client,
     call_with_retries,
+    check_by_building,
     check_retry_options,
-    elsewhere_options,
     first_choice,
     post_chat,
     public_url,
@@ -115,10 +115,9 @@ class OpenAIDescriber(BaseDescriber):
 
     @classmethod
     def check_options(cls, arg: str | None, *, local: bool = True, **options: Any) -> None:
-        """Built and closed, nothing sent (an eval's check before its run), as the openai reasoner's are; with
-        ``local=False`` the workers' key, URL and price file are not looked up
-        (:func:`vidground.chat.elsewhere_options`)."""
-        cls.from_spec(arg, **(options if local else elsewhere_options(options))).close()
+        """Built and closed, nothing sent, the shared rate limits left as they are
+        (:func:`vidground.chat.check_by_building`)."""
+        check_by_building(cls, arg, options, local=local)
 
     @classmethod
     def from_spec(cls, arg: str | None, **options: Any) -> "OpenAIDescriber":

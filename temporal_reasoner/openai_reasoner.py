@@ -21,7 +21,7 @@ from vidground.chat import (
     first_choice,
     usage_of,
 )
-from vidground.chat import CHAT_PATH, elsewhere_options, public_url
+from vidground.chat import CHAT_PATH, check_by_building, public_url
 from vidground.ratelimit import shared_limiter
 from vidground.types import Usage
 
@@ -98,11 +98,9 @@ class OpenAIReasoner(BaseReasoner):
 
     @classmethod
     def check_options(cls, arg: str | None, *, local: bool = True, **options: Any) -> None:
-        """The option values checked by building one and closing it (what an eval does before its run:
-        vidground.registry.Registry.check): an HTTP client is made, no server contacted. ``local=False`` (built on
-        other machines, e.g. Ray workers, with their environment and disks): the API key, the base URL and a
-        ``prices=`` file are the workers', so none is looked up here (placeholders stand in for them)."""
-        cls.from_spec(arg, **(options if local else elsewhere_options(options))).close()
+        """Built and closed, nothing sent, the shared rate limits left as they are
+        (:func:`vidground.chat.check_by_building`)."""
+        check_by_building(cls, arg, options, local=local)
 
     @classmethod
     def from_spec(cls, arg: str | None, **options: Any) -> "OpenAIReasoner":

@@ -19,6 +19,8 @@ from pipelines.cli import main
 from frame_describer import describers
 from temporal_reasoner import reasoners
 from temporal_reasoner.base import BaseReasoner
+from vidground import ratelimit
+from vidground.chat import NO_KEY
 from vidground.errors import ConfigurationError
 
 from _helpers_eval import render_toy_videos
@@ -138,6 +140,28 @@ def test_an_hf_model_folder_that_cannot_load_fails_when_the_session_is_made(kind
     registry = reasoners if kind == "reasoner" else describers
     registry.check(spec, local=False)
     Session(**{kind: "hf:no-such-org/no-such-model"}).close()  # a hub id: found or fetched when it loads
+
+
+def test_a_refused_session_leaves_the_shared_rate_limits_as_they_were(video, openai_server,  # noqa: F811
+                                                                      monkeypatch):
+    """Checking an openai: backend's options builds one: it registered its limits with the process's shared limiter,
+    and limits only tighten, so a session refused for its reasoner's option left every later session on that endpoint
+    at rpm=6, one request at a time (as did a session made and never used). A session that describes applies them."""
+    monkeypatch.setattr(ratelimit, "_SHARED", {})
+    throttled = dict(describer="openai:m", cache=False,
+                     describer_options={"base_url": openai_server.base_url, "concurrency": 1, "rpm": 6})
+    with pytest.raises(ConfigurationError, match="top_k"):
+        Session(**throttled, reasoner="embedding", reasoner_options={"top_k": -1})
+    Session(**throttled).close()
+    describers.check("openai:m", **throttled["describer_options"])  # an eval's check before its run
+    assert ratelimit._SHARED == {}  # before: rpm=6, max_in_flight=1 for the endpoint
+    limiter = ratelimit.shared_limiter(openai_server.base_url, NO_KEY)
+    assert (limiter.rpm, limiter.max_in_flight) == (None, None)
+    with pytest.raises(ConfigurationError, match=r"^describer 'openai:m': rpm must be a number >= 1 or None, got 0"):
+        Session(describer="openai:m", describer_options={"base_url": openai_server.base_url, "rpm": 0})
+    with Session(**throttled) as s:  # the limits of a session that sends requests apply to the endpoint
+        s.describe(video)
+    assert (limiter.rpm, limiter.max_in_flight) == (6, 1) and len(openai_server.requests) == 3
 
 
 @pytest.mark.parametrize("command", [["ground", "{video}", "a person"], ["ask", "{video}", "what is seen?"],

@@ -69,6 +69,18 @@ def elsewhere_options(options: dict[str, Any]) -> dict[str, Any]:
             "prices": prices if isinstance(prices, (dict, bool)) else None}
 
 
+def check_by_building(backend: Any, arg: str | None, options: dict[str, Any], *, local: bool) -> None:
+    """An OpenAI backend's ``check_options``: one built from the spec's argument and ``options`` and closed, nothing
+    sent (an eval's check before its run, a session's when it is made; its HTTP client is made, no server contacted),
+    its rate limits checked without tightening the process's shared limiter (:func:`vidground.ratelimit.detached`).
+    ``local=False`` (built on other machines, e.g. Ray workers, with their environment and disks): the API key, the
+    base URL and a ``prices=`` file are the workers', so none is looked up here (:func:`elsewhere_options`)."""
+    from .ratelimit import detached
+
+    with detached():
+        backend.from_spec(arg, **(options if local else elsewhere_options(options))).close()
+
+
 def build_client(*, client: Any = None, base_url: str | None = None, api_key: str | None = None,
                  timeout: float = 60.0) -> Any:
     """An ``openai.OpenAI`` client with ``max_retries=0`` and ``timeout``.
@@ -430,7 +442,7 @@ def check_retry_options(max_retries: int, concurrency: int | None = None, timeou
     check_timeout_retries(timeout_retries, max_retries)
 
 
-__all__ = ["build_client", "elsewhere_options",
+__all__ = ["build_client", "check_by_building", "elsewhere_options",
            "check_timeout", "redact", "map_error", "backoff", "call_with_retries", "is_local",
            "post_chat", "ssl_context", "public_url", "usage_of", "first_choice", "check_retry_options",
            "check_timeout_retries", "NO_KEY"]

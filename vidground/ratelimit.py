@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from .errors import ConfigurationError
 
@@ -144,6 +145,20 @@ class RateLimiter:
 
 _SHARED: dict[tuple[object, ...], RateLimiter] = {}
 _SHARED_LOCK = threading.Lock()
+_DETACHED: ContextVar[bool] = ContextVar("vidground_limiter_detached", default=False)
+
+
+@contextmanager
+def detached() -> Iterator[None]:
+    """In this block (this thread or task), :func:`shared_limiter` gives each caller a limiter of its own, its limits
+    checked, and leaves the process's as they are: what a check that builds a backend to check its options
+    (:func:`vidground.chat.check_by_building`) builds in, so that a session refused or never used does not tighten
+    the limits of later ones (limits only tighten)."""
+    token = _DETACHED.set(True)
+    try:
+        yield
+    finally:
+        _DETACHED.reset(token)
 
 
 def shared_limiter(base_url: object, api_key: object, *, rpm: float | None = None, tpm: float | None = None,
@@ -151,7 +166,10 @@ def shared_limiter(base_url: object, api_key: object, *, rpm: float | None = Non
                    clock: Callable[[], float] = time.monotonic) -> RateLimiter:
     """The process's one :class:`RateLimiter` for this endpoint and API key, created on first use and
     tightened by every later caller's limits (:meth:`RateLimiter.tighten`). It is keyed by a hash of
-    the key, never the key itself; ``clock`` only applies to the limiter this call creates."""
+    the key, never the key itself; ``clock`` only applies to the limiter this call creates. Inside
+    :func:`detached`, a limiter of the caller's own, the shared ones left as they are."""
+    if _DETACHED.get():
+        return RateLimiter(rpm, tpm, max_in_flight=max_in_flight, clock=clock)
     digest = hashlib.sha256(str(api_key).encode()).hexdigest()[:16] if api_key else None  # the SDK's may be a callable
     key = (str(base_url).rstrip("/"), digest)
     with _SHARED_LOCK:
@@ -163,4 +181,4 @@ def shared_limiter(base_url: object, api_key: object, *, rpm: float | None = Non
         return limiter
 
 
-__all__ = ["RateLimiter", "Reservation", "shared_limiter", "WINDOW_S"]
+__all__ = ["RateLimiter", "Reservation", "detached", "shared_limiter", "WINDOW_S"]
