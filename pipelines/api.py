@@ -59,11 +59,16 @@ def describe(
 
 def _one_off(descriptions: Any, describer: Any, reasoner: Any, fps: Any, num_frames: Any, max_frames: Any,
              max_side: Any, cache: Any, progress: bool, describer_options: Any, reasoner_options: Any,
-             search: Any = None, skip_unchanged: Any = None) -> Session:
-    """The short-lived session of one ground()/answer() call (a describer, a search or skip-unchanged is refused
-    with descriptions: they choose which frames of a video are described)."""
+             search: Any = None, skip_unchanged: Any = None, *, given: Any = None) -> Session:
+    """The short-lived session of one ground()/answer()/events() call (a describer, its options, a search or
+    skip-unchanged is refused with descriptions: they choose which frames of a video are described, and how).
+    ``given``: the call's first argument, which may hold the descriptions too (a list of them, describe()'s output)."""
     if descriptions is not None and describer is not None:
         raise ConfigurationError("describer= has no effect with descriptions=; give a video instead")
+    if describer_options and (descriptions is not None or isinstance(given, (DescribedVideo, list, tuple))):
+        # else checked against the default describer, which the user never named: "describer 'cv' has no option"
+        raise ConfigurationError("describer_options= apply to describing a video and have no effect with "
+                                 "descriptions; give a video instead, or leave them out")
     if descriptions is not None and (Search.of(search).refines or skip_unchanged is not None):
         raise ConfigurationError("a coarse-to-fine search= and skip_unchanged= choose which frames of a video are "
                                  "described: give a video, not descriptions=")
@@ -110,7 +115,7 @@ def ground(
     """
     query = check_query(query)
     with _one_off(descriptions, describer, reasoner, fps, num_frames, max_frames, max_side, cache, progress,
-                  describer_options, reasoner_options, search, skip_unchanged) as session:
+                  describer_options, reasoner_options, search, skip_unchanged, given=video) as session:
         return session.ground(video, query, descriptions=descriptions, descriptions_format=descriptions_format,
                               clip_seconds=clip_seconds, duration=duration, top_k=top_k)
 
@@ -150,7 +155,7 @@ def answer(
     question = check_question(question)
     choices = check_choices(choices)
     with _one_off(descriptions, describer, reasoner, fps, num_frames, max_frames, max_side, cache, progress,
-                  describer_options, reasoner_options) as session:
+                  describer_options, reasoner_options, given=video_or_descriptions) as session:
         return session.answer(video_or_descriptions, question, choices, descriptions=descriptions,
                               descriptions_format=descriptions_format, clip_seconds=clip_seconds, duration=duration)
 
@@ -185,7 +190,7 @@ def events(
     overlapping events at two scales; see :mod:`temporal_reasoner.events`).
     """
     with _one_off(descriptions, describer, reasoner, fps, num_frames, max_frames, max_side, cache, progress,
-                  describer_options, reasoner_options) as session:
+                  describer_options, reasoner_options, given=video_or_descriptions) as session:
         return session.events(video_or_descriptions, descriptions=descriptions, descriptions_format=descriptions_format,
                               clip_seconds=clip_seconds, duration=duration, **options)
 

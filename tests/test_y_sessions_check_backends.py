@@ -16,7 +16,7 @@ import pytest
 import pipelines
 from pipelines import Session
 from pipelines.cli import main
-from frame_describer import describers
+from frame_describer import FrameDescription, describers
 from temporal_reasoner import reasoners
 from temporal_reasoner.base import BaseReasoner
 from vidground import ratelimit
@@ -162,6 +162,23 @@ def test_a_refused_session_leaves_the_shared_rate_limits_as_they_were(video, ope
     with Session(**throttled) as s:  # the limits of a session that sends requests apply to the endpoint
         s.describe(video)
     assert (limiter.rpm, limiter.max_in_flight) == (6, 1) and len(openai_server.requests) == 3
+
+
+@pytest.mark.parametrize("call", ["ground", "answer", "events"])
+@pytest.mark.parametrize("given", ["descriptions=", "first argument"])
+def test_describer_options_with_descriptions_are_refused_as_the_describer_is(call, given):
+    """Before: "describer 'cv' has no option detail", a describer the caller never named (the session checked the
+    options against the default one)."""
+    descriptions = [FrameDescription(t=float(t), text=f"frame {t}") for t in range(4)]
+    args = {"ground": ("frame 2",), "answer": ("what is seen?",), "events": ()}[call]
+    fn = getattr(pipelines, call)
+    with pytest.raises(ConfigurationError, match=r"^describer_options= apply to describing a video and have no "
+                                                 r"effect with descriptions; give a video instead"):
+        if given == "descriptions=":
+            fn(None, *args, descriptions=descriptions, describer_options={"detail": "low"})
+        else:
+            fn(descriptions, *args, describer_options={"detail": "low"})
+    fn(None, *args, descriptions=descriptions)  # without them: fine
 
 
 @pytest.mark.parametrize("command", [["ground", "{video}", "a person"], ["ask", "{video}", "what is seen?"],
