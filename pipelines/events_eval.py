@@ -177,8 +177,9 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
     """Find the events of every reference video that has an input (a video in ``videos`` or a descriptions
     file in ``descriptions``), appending each to ``OUT/events.jsonl`` (a video already there is not run
     again), then score all of them; returns and writes ``OUT/metrics.json``."""
+    from .backends import check_backends
     from .datasets import find_videos
-    from .runs import ResultSink, check_backends, check_out_folder, find_descriptions, no_result_cause
+    from .runs import ResultSink, check_out_folder, find_descriptions, no_result_cause
     from .session import Session
 
     check_out_folder(Path(out))

@@ -297,7 +297,8 @@ class Session:
     ``describer``/``reasoner`` are spec strings (``"cv"``, ``"openai:gpt-4o-mini"``, ``"embedding"``...,
     built on first use with ``describer_options``/``reasoner_options``) or instances. Specs and options are checked
     here (:func:`check_backends`: no model loaded, no server contacted), so a wrong one is a
-    :class:`ConfigurationError` before any frame is described, even by :meth:`describe`, which needs no reasoner.
+    :class:`ConfigurationError` before any frame is described, even by :meth:`describe`, which needs no reasoner (an
+    ``openai:`` describer without an API key too, in a session only given descriptions: pass ``describer=None``).
     ``sampling`` is a
     :class:`~vidground.types.Sampling` or its settings (``fps``, ``num_frames``, ``max_frames``,
     ``max_side``), checked here. ``cache`` is a :class:`~frame_describer.cache.DescriptionCache`, the path
@@ -351,8 +352,14 @@ class Session:
             _check_backend(name, spec)
         # every option's name and value now, loading no model and contacting no server: a wrong one failed after a
         # paid describer had described the video (a reasoner's fallback=), or after the reasoner loaded its model
-        check_backends(DEFAULT_DESCRIBER if describer is None and describer_options else describer, describer_options,
-                       reasoner, reasoner_options)
+        try:
+            check_backends(DEFAULT_DESCRIBER if describer is None and describer_options else describer,
+                           describer_options, reasoner, reasoner_options)
+        except ConfigurationError as exc:  # kept for a session used with descriptions only: say how to make one
+            if not (str(exc).startswith("describer ") and "no API key" in str(exc)):
+                raise
+            raise ConfigurationError(f"{exc}; to use descriptions only, pass describer=None (command line: "
+                                     "--descriptions FILE)") from None
         self._specs = {"describer": (describer, dict(describer_options or {})),
                        "reasoner": (reasoner, dict(reasoner_options or {}))}
         self._built: dict[str, Any] = {}  # backends this session built, and so closes

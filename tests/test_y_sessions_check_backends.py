@@ -110,10 +110,12 @@ def test_describe_refuses_a_session_whose_reasoner_every_later_call_would_refuse
 
 def test_a_misspelt_embedding_model_folder_fails_before_a_frame_is_described(video, openai_server,  # noqa: F811
                                                                               tmp_path):
-    """The folder was looked for when the model loaded: after the video was described (3 requests here)."""
+    """The session is refused when made. Before 4cd7692 it was made, and its describe paid for the video (3 requests
+    here) though every later ground/answer/events would refuse the folder (6c426e3 looked for it when the reasoner
+    was built, after the describe)."""
     missing = tmp_path / "minilm-typo"
     with pytest.raises(ConfigurationError) as info:
-        pipelines.ground(video, "a person", reasoner=f"embedding:{missing}", **_paid(openai_server))
+        Session(reasoner=f"embedding:{missing}", **_paid(openai_server)).describe(video)
     assert len(openai_server.requests) == 0
     assert str(info.value).startswith(f"reasoner 'embedding:{missing}': sentence-transformers model folder "
                                       f"{str(missing)!r} not found")
@@ -179,6 +181,26 @@ def test_describer_options_with_descriptions_are_refused_as_the_describer_is(cal
         else:
             fn(descriptions, *args, describer_options={"detail": "low"})
     fn(None, *args, descriptions=descriptions)  # without them: fine
+
+
+def test_a_keyless_openai_describer_says_how_to_use_descriptions_only(monkeypatch, video, capsys):
+    """A session checks its describer when made, even one used with descriptions only: the message says how to make
+    that session. A reasoner without a key is the reasoner's error, without that advice."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigurationError) as info:
+        Session(describer="openai:m")
+    assert str(info.value).startswith("describer 'openai:m': no API key: set OPENAI_API_KEY")
+    assert str(info.value).endswith("; to use descriptions only, pass describer=None (command line: --descriptions "
+                                    "FILE)")
+    with pytest.raises(ConfigurationError) as info:
+        Session(reasoner="openai:m")
+    assert str(info.value).startswith("reasoner 'openai:m': no API key") and "describer=None" not in str(info.value)
+    assert main(["ground", video, "a person", "--describer", "openai:m"]) == 1
+    assert capsys.readouterr().err.rstrip().endswith("(command line: --descriptions FILE)")
+    with Session(reasoner="naive") as s:  # describer=None: the descriptions are grounded
+        assert s.ground(descriptions=[FrameDescription(t=0.0, text="a door"), FrameDescription(t=1.0, text="a cat")],
+                        query="a cat").best is not None
 
 
 @pytest.mark.parametrize("command", [["ground", "{video}", "a person"], ["ask", "{video}", "what is seen?"],
