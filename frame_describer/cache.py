@@ -352,6 +352,10 @@ def sampling_plan(cache: DescriptionCache, video: str | Path, **sampling: Any) -
     return plan["times"], plan["duration"]
 
 
+#: in :class:`CachedDescriber`'s queue, a cached frame sent again so the describer sees the frame before a miss
+_PRIMING = object()
+
+
 class CachedDescriber:
     """A describer wrapper that answers frames from a :class:`DescriptionCache`.
 
@@ -361,6 +365,12 @@ class CachedDescriber:
     frame is claimed before it is described, so two runs sharing a cache do not pay for it twice;
     a claim lapses after ``claim_ttl`` seconds, so a killed run holds nobody up for longer).
     Frames are still decoded for hits; only the model call is saved.
+
+    A describer that compares each frame with the one before (``uses_previous_frame``: ``cv``) is given, before
+    a missed frame that follows a cached one, that cached frame again, and its description of it is dropped
+    (``primed`` counts them): so the missed frame is compared with the frame a run without the cache would have
+    compared it with, and a run resumed after an interrupt, or one sharing the cache with another, stores the
+    texts a fresh run would.
     """
 
     #: how often to look for a description another describer is writing (seconds, growing to the second)
@@ -378,9 +388,11 @@ class CachedDescriber:
         self.name = describer.name
         self.mode = getattr(describer, "mode", "agnostic")
         self.claim_ttl = float(claim_ttl)
+        self.prime = bool(getattr(describer, "uses_previous_frame", False))
         self.calls = 0
         self.saved = 0
         self.waited = 0
+        self.primed = 0
 
     def settings(self) -> dict[str, Any]:
         return self.inner.settings()
@@ -414,16 +426,22 @@ class CachedDescriber:
                 if close is not None:
                     close()
             return
-        pending: deque[tuple[float, FrameDescription | None]] = deque()  # time order; None marks a miss
+        # time order; None marks a miss, _PRIMING a cached frame sent again only to set the describer's previous frame
+        pending: deque[tuple[float, Any]] = deque()
 
         owner = f"{os.getpid()}-{threading.get_ident()}-{id(pending)}"
         unanswered: dict[int, float] = {}  # frames sent to the describer whose description is not stored yet
 
         def misses() -> Iterator[Frame]:
+            before: Frame | None = None  # the previous frame, when it was answered by the cache
             for f in frames:
                 hit = self.cache.lookup(self.fingerprint, self.key, [f.t]).get(f.t)
                 if hit is None:
                     hit = self._claim_or_wait(f.t, owner)
+                if hit is None and before is not None:  # the describer compares f with the frame before it
+                    pending.append((before.t, _PRIMING))
+                    self.primed += 1
+                    yield before
                 pending.append((f.t, hit))
                 if hit is None:
                     self.calls += 1
@@ -431,14 +449,19 @@ class CachedDescriber:
                     yield f
                 else:
                     self.saved += 1
+                before = f if hit is not None and self.prime else None
 
         buffer: list[FrameDescription] = []
         stream = self.inner.describe(misses(), query=query)
         try:
             for d in stream:
                 hits = []
-                while pending and pending[0][1] is not None:
+                while pending and pending[0][1] is not None and pending[0][1] is not _PRIMING:
                     hits.append(pending.popleft()[1])
+                if pending and pending[0][1] is _PRIMING:  # its description was cached: this one is dropped
+                    pending.popleft()
+                    yield from hits  # type: ignore[misc]
+                    continue
                 t = pending.popleft()[0] if pending else d.t
                 buffer.append(d.model_copy(update={"t": t}) if d.t != t else d)
                 self._flush(buffer)  # at once: another run may be waiting for this frame (and before a Ctrl-C)
@@ -447,7 +470,7 @@ class CachedDescriber:
                 yield d
             while pending:
                 t, hit = pending.popleft()
-                if hit is not None:
+                if hit is not None and hit is not _PRIMING:
                     yield hit
         finally:
             try:

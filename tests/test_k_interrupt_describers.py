@@ -113,7 +113,11 @@ def test_a_ctrl_c_in_the_reader_keeps_every_answer_in_flight_and_a_rerun_pays_fo
         again = list(CachedDescriber(describer(server) if wrap is None else wrap(describer(server)), cache,
                                      fingerprint="v").describe(frame(k) for k in range(FRAMES)))
         assert len(again) == FRAMES
-        assert sorted(index_of(r) for r in server.requests[len(first):]) == list(range(N + 4, FRAMES))
+        # the motion wrapper compares each frame with the one before: the last cached frame is sent again before
+        # the first miss (its description dropped, CachedDescriber.primed), so the miss's motion is measured as a
+        # fresh run measures it; the inner describer is paid for it once more
+        primed = [N + 3] if wrap is MotionDescriber else []
+        assert sorted(index_of(r) for r in server.requests[len(first):]) == primed + list(range(N + 4, FRAMES))
 
 
 def test_a_second_ctrl_c_ends_the_wait_at_once_and_keeps_what_came_before_it(tmp_path, on_wait):
