@@ -15,8 +15,11 @@ only downloaded when ``HF_HUB_OFFLINE`` is not set. A missing model raises
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections.abc import Generator, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import prompts
@@ -73,19 +76,56 @@ def _load_processor(transformers: Any, source: str, kwargs: dict[str, Any]) -> A
     return image_only_processor_class(cls).from_pretrained(source, **kwargs)
 
 
+def local_weights(model: str) -> dict[str, str] | None:
+    """What identifies the weights of a local model file or folder, ``None`` for a hub id: the resolved path and a
+    digest of the name, size and modification time of each file at the folder's top level (weights, config,
+    tokenizer, chat template: what ``save_pretrained`` writes; a trainer's ``checkpoint-N`` subfolders are not read).
+    A checkpoint saved again in the same folder gets another digest, so its descriptions are cached apart."""
+    path = local_model(model, what="describer")
+    if path is None:
+        return None
+    path = path.resolve()
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    digest = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        digest.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return {"path": str(path), "files": digest.hexdigest()[:16]}
+
+
+def hub_commit(model: str, loaded: Any, *, revision: str | None, cache_dir: str | None) -> str | None:
+    """The commit a hub model's weights were loaded from: the one ``transformers`` records in the model's config,
+    else the snapshot the local Hugging Face cache resolves ``revision`` to; ``None`` when neither says."""
+    commit = getattr(getattr(loaded, "config", None), "_commit_hash", None)
+    if isinstance(commit, str) and commit:
+        return commit
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(model, "config.json", cache_dir=cache_dir, revision=revision)
+    except Exception:  # noqa: BLE001 - an id the hub library refuses: nothing to say about it
+        return None
+    return Path(found).parent.name if isinstance(found, str) else None
+
+
 def load_vlm(model: str, *, device: str | None = None, dtype: str | Any | None = None, revision: str | None = None,
              cache_dir: str | None = None, trust_remote_code: bool = False,
-             processor_kwargs: dict[str, Any] | None = None) -> tuple[Any, Any, str]:
+             processor_kwargs: dict[str, Any] | None = None,
+             weights: dict[str, str] | None = None) -> tuple[Any, Any, str]:
     """Load (once per process) an image-text-to-text model and its processor.
 
     Returns ``(model, processor, device)``. Later calls with the same arguments return the
-    same objects, so many describers, videos and queries share one copy of the weights.
+    same objects, so many describers, videos and queries share one copy of the weights; a local folder's
+    ``weights`` (:func:`local_weights`, computed here when not given) are part of that key, so a checkpoint
+    saved again in the same folder is loaded again.
     """
     torch, transformers = require_transformers("the hf describer")
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
+    if weights is None:
+        weights = local_weights(model)
     key = ("hf-vlm", model, device, str(torch_dtype), revision, cache_dir, trust_remote_code,
-           tuple(sorted((processor_kwargs or {}).items())))
+           json.dumps(processor_kwargs or {}, sort_keys=True, default=repr), tuple(sorted((weights or {}).items())))
 
     def load() -> tuple[Any, Any]:
         source, local_only = locate_model(model, what="describer", cache_dir=cache_dir)
@@ -121,6 +161,11 @@ class TransformersDescriber(BaseDescriber):
     through ``generate`` together (left padding). ``generation`` holds extra ``generate``
     keyword arguments. ``chat_template`` overrides the processor's template.
     ``hf_model``/``hf_processor`` inject objects already loaded (no loading, no cache).
+
+    ``settings()`` (the description cache's key) carry what changes a description: the model's weights (a hub
+    model's commit, a local folder's path and its files' sizes and times: :func:`local_weights`), ``revision``,
+    the chat template, ``processor_kwargs`` and the generation options. An injected ``hf_model`` cannot be told
+    from the same object trained further, so it is never cached in the default cache (:meth:`cache_by_default`).
     """
 
     name = "hf"
@@ -140,14 +185,21 @@ class TransformersDescriber(BaseDescriber):
         self.do_sample = bool(do_sample)
         self.temperature = temperature
         self.generation = dict(generation or {})
+        self.revision = revision
+        self.processor_kwargs = dict(processor_kwargs or {})
+        self.injected = hf_model is not None
         if hf_model is not None:
             require_transformers("the hf describer")
             self.model, self.processor = hf_model, hf_processor
             self.device = str(next(hf_model.parameters()).device)
+            self.weights: dict[str, Any] = {"injected": f"{type(hf_model).__module__}.{type(hf_model).__qualname__}"}
         else:
+            local = local_weights(self.model_name)
             self.model, self.processor, self.device = load_vlm(
                 self.model_name, device=device, dtype=dtype, revision=revision, cache_dir=cache_dir,
-                trust_remote_code=trust_remote_code, processor_kwargs=processor_kwargs)
+                trust_remote_code=trust_remote_code, processor_kwargs=processor_kwargs, weights=local)
+            self.weights = local or {"commit": hub_commit(self.model_name, self.model, revision=revision,
+                                                          cache_dir=cache_dir)}
         self.dtype = str(next(self.model.parameters()).dtype).removeprefix("torch.")
         self.chat_template = chat_template or getattr(self.processor, "chat_template", None)
         if not self.chat_template:
@@ -192,11 +244,22 @@ class TransformersDescriber(BaseDescriber):
         cls._need_model(arg)
         return cls(arg, **options)
 
+    @classmethod
+    def cache_by_default(cls, options: dict[str, Any]) -> bool:
+        """Whether a session may keep these descriptions in the default cache (:func:`pipelines.session.implied_cache`):
+        not when the model is given loaded (``hf_model``), which ``settings()`` cannot tell from the same object
+        trained further; a cache the user names still keeps them."""
+        return options.get("hf_model") is None
+
     def settings(self) -> dict[str, Any]:
+        template = hashlib.sha256(str(self.chat_template).encode()).hexdigest()[:16]
         return {"name": self.name, "model": self.model_name, "mode": self.mode, "prompt": self.prompt.name,
                 "prompt_version": self.prompt.version, "prompt_hash": self.prompt.hash, "dtype": self.dtype,
                 "max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
-                "temperature": self.temperature, **({"generation": self.generation} if self.generation else {})}
+                "temperature": self.temperature, **({"generation": self.generation} if self.generation else {}),
+                "weights": self.weights, "chat_template": template,
+                **({"revision": self.revision} if self.revision else {}),
+                **({"processor_kwargs": self.processor_kwargs} if self.processor_kwargs else {})}
 
     def _prompt_text(self, query: str | None) -> str:
         if self.mode == "aware":

@@ -61,6 +61,17 @@ def image_token_estimate(width: int, height: int, detail: str) -> int:
     return 85 + 170 * math.ceil(w / 512) * math.ceil(h / 512)
 
 
+def served_by(completion: Any) -> dict[str, str]:
+    """What the server says answered (its ``model`` as ``served_model``, and its ``system_fingerprint`` when it sends
+    one), kept with the description and in the description cache: a server swapped behind the same URL and model
+    name is not told apart by the cache's key (base URL, model name, prompt, settings), but its descriptions say
+    which checkpoint wrote them."""
+    if not isinstance(completion, dict):
+        return {}
+    out = {"served_model": completion.get("model"), "system_fingerprint": completion.get("system_fingerprint")}
+    return {k: v for k, v in out.items() if isinstance(v, str) and v}
+
+
 class OpenAIDescriber(BaseDescriber):
     """``openai:MODEL`` - a vision chat model behind any OpenAI-compatible endpoint.
 
@@ -186,7 +197,7 @@ class OpenAIDescriber(BaseDescriber):
             raise IncompleteOutputError(
                 f"{self.name}: the description of the frame at {frame.t:g}s was cut off before any text "
                 f"(max_tokens={self.max_tokens}; raise it)", raw_outputs=[text], attempts=1, usage=usage)
-        return FrameDescription(t=frame.t, text=text, usage=usage)
+        return FrameDescription(t=frame.t, text=text, usage=usage, **served_by(completion))
 
     def _priced(self, usage: Usage) -> Usage:
         if self.prices is False:
