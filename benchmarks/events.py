@@ -123,7 +123,7 @@ def demo(encoder_reasoner: Any, tolerance: float) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="vidground-events-") as tmp:
         video = Path(tmp) / "demo.mp4"
         truth = render_demo_video(video)
-        with Session(describer="cv", reasoner=encoder_reasoner) as session:
+        with Session(describer="cv", reasoner=encoder_reasoner, cache=False) as session:  # a temporary video
             for settings in DEMO_SETTINGS:
                 result = session.events(video, **settings)
                 events = [(e.start, e.end) for e in result.events]

@@ -26,23 +26,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import socket
 import sqlite3
 import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from vidground.errors import ConfigurationError, VidgroundError
-from vidground.files import check_database_path, video_fingerprint
+from vidground.files import _alive, check_database_path, user_cache_dir, video_fingerprint
 from vidground.redaction import redact
 from vidground.transactions import run_in_transaction
 from vidground.types import Frame, FrameDescription, Usage
 
 from .base import leftovers
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: 2: the settings table holds no secrets (rows stored by version 1 are redacted when a cache is opened);
 #: 3: one sampling plan per path and sampling settings (the plans of version 2, keyed by the file's
@@ -57,11 +62,33 @@ PLAN_VERSION = 1
 
 def default_cache_path() -> Path:
     """``$VIDGROUND_CACHE``, else ``$XDG_CACHE_HOME/vidground/descriptions.sqlite`` (``~/.cache`` by default): the
-    description cache of an eval, and of every other command and session not told otherwise."""
+    description cache of an eval, and of every other command and session not told otherwise. A
+    :class:`~vidground.errors.NoCacheFolderError` when there is no home directory to put it in (a session goes on
+    without it, an eval stops)."""
     if os.environ.get("VIDGROUND_CACHE"):
         return Path(os.environ["VIDGROUND_CACHE"]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "vidground" / "descriptions.sqlite"
+    return user_cache_dir("VIDGROUND_CACHE") / "vidground" / "descriptions.sqlite"
+
+
+_unusable_defaults: set[str] = set()  # default caches this process could not open or use (each is said once)
+_unusable_lock = threading.Lock()
+
+
+def default_cache_failed(path: Path | None, reason: Any) -> None:
+    """Say (a warning, once per process and path) that the default description cache at ``path`` (``None``: there is
+    no folder for it) cannot be used, and why: nobody asked for it, so the command goes on without it."""
+    with _unusable_lock:
+        if str(path) in _unusable_defaults:
+            return
+        _unusable_defaults.add(str(path))
+    log.warning("the default description cache cannot be used (%s): going on without it, so nothing described is "
+                "kept for the next run (--cache FILE or $VIDGROUND_CACHE names another file, --no-cache says you want "
+                "none)", reason)
+
+
+def default_cache_unusable(path: Path | None) -> bool:
+    """Whether this process found the default description cache at ``path`` unusable (and went on without it)."""
+    return str(path) in _unusable_defaults
 
 
 def settings_key(describer: Any, extra: dict[str, Any] | None = None) -> str:
@@ -85,6 +112,10 @@ _stored = 0  # descriptions stored (new rows) by every cache of this process
 _stored_lock = threading.Lock()
 
 
+_waits: set[tuple[Path, str | None, Any]] = set()  # the claim holders this process said it waits for
+_waits_lock = threading.Lock()
+
+
 def stored_in_process() -> int:
     """How many new descriptions every :class:`DescriptionCache` of this process has stored so far (a command
     compares it with its value at the start to say how many descriptions an interrupted run kept)."""
@@ -95,38 +126,69 @@ def _ms(t: float) -> int:
     return int(round(float(t) * 1000))
 
 
-class DescriptionCache:
-    """The SQLite description cache. ``hits`` and ``misses`` count frames looked up by this object."""
+def _claimant(owner: str) -> str:
+    """A claim's owner as stored: this host, this process's id and ``owner``, tab-separated."""
+    return f"{socket.gethostname()}\t{os.getpid()}\t{owner}"
 
-    def __init__(self, path: str | Path, *, timeout: float = 60.0):
+
+def _claim_owner(stored: str) -> tuple[str | None, int | None, str]:
+    """``(host, pid, owner)`` of a stored claim owner (host and pid ``None`` for one stored without them)."""
+    parts = str(stored).split("\t", 2)
+    if len(parts) == 3 and parts[1].isdigit():
+        return parts[0], int(parts[1]), parts[2]
+    return None, None, str(stored)
+
+
+def _gone(stored: str) -> bool:
+    """Whether the claim's owner was a process of this host that no longer runs (a pid on another host cannot be
+    checked here: its claim lapses at its time)."""
+    host, pid, _ = _claim_owner(stored)
+    return host == socket.gethostname() and pid is not None and pid != os.getpid() and not _alive(pid)
+
+
+class DescriptionCache:
+    """The SQLite description cache. ``hits`` and ``misses`` count frames looked up by this object.
+
+    A cache that fails once open (a full disk, a read-only file, a damaged one: SQLite or OS errors) raises a
+    :class:`ConfigurationError` naming the file; an ``optional`` one (the default cache, which nobody asked for)
+    instead warns once and goes on as an empty cache that keeps nothing (``broken`` says why): a command is never
+    stopped, and nothing it described lost, by a cache it did not ask for."""
+
+    def __init__(self, path: str | Path, *, timeout: float = 60.0, optional: bool = False):
         self.path = Path(path).expanduser()
         check_database_path(self.path, "cache path")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.timeout = timeout
+        self.optional = optional
+        self.broken: str | None = None
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: list[tuple[int, sqlite3.Connection]] = []  # (pid, connection) of every thread, for close()
         self.hits = 0
         self.misses = 0
         self.stored = 0
-        self._connect()  # create the schema now, so errors surface here
+        try:
+            self._connect()  # create the schema now, so errors surface here
+        except sqlite3.DatabaseError as exc:
+            raise ConfigurationError(f"cannot open the description cache {self.path}: {exc}") from None
 
     # connections: one per thread and per process (a forked child must not reuse its parent's)
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             return conn
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+        # Switching the journal mode and creating the schema take locks for which SQLite does not
+        # always wait (a second connection opening at the same moment saw "database is locked"):
+        # one thread at a time here, and a bounded retry for other processes.
         try:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
-            # Switching the journal mode and creating the schema take locks for which SQLite does not
-            # always wait (a second connection opening at the same moment saw "database is locked"):
-            # one thread at a time here, and a bounded retry for other processes.
             with self._lock:
                 self._retry_locked(lambda: self._setup(conn))
                 self._open.append((os.getpid(), conn))
-        except sqlite3.DatabaseError as exc:
-            raise ConfigurationError(f"cannot open the description cache {self.path}: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
@@ -183,23 +245,52 @@ class DescriptionCache:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
 
+    def _guarded(self, doing: str, work: Callable[[], T], failed: T) -> T:
+        """``work()``; when SQLite or the OS fails in it (a full disk, a read-only or damaged file), a
+        :class:`ConfigurationError` naming the file and what it was ``doing``, or, for an ``optional`` cache, one
+        warning per process and ``failed`` from then on (the cache is off: every lookup a miss, nothing stored)."""
+        if self.broken is not None:
+            return failed
+        try:
+            return work()
+        except (sqlite3.Error, OSError) as exc:
+            reason = f"{self.path}: {doing} failed: {' '.join(str(exc).split()) or type(exc).__name__}"
+            if not self.optional:
+                damaged = isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+                raise ConfigurationError(
+                    f"the description cache {reason}; "
+                    + ("the file is damaged: delete it (safe while no vidground process uses it), or give "
+                       if damaged else "give ")
+                    + "another file (--cache FILE, cache=) or none (--no-cache, cache=False)") from exc
+            with self._lock:
+                first = self.broken is None
+                self.broken = reason
+            if first:
+                default_cache_failed(self.path, reason)
+            return failed
+
     def lookup(self, fingerprint: str, key: str, times: Sequence[float]) -> dict[float, FrameDescription]:
         """Cached descriptions for the given frame times (absent times are misses).
 
         A hit comes back with ``usage=Usage(cached=1)``: it cost nothing this time.
         """
         wanted = {_ms(t): t for t in times}
-        found: dict[float, FrameDescription] = {}
-        conn = self._connect()
-        ms = list(wanted)
-        for i in range(0, len(ms), 500):
-            part = ms[i:i + 500]
-            rows = conn.execute(
-                f"SELECT t_ms, payload FROM descriptions WHERE fingerprint=? AND settings_key=? "
-                f"AND t_ms IN ({','.join('?' * len(part))})", (fingerprint, key, *part)).fetchall()
-            for t_ms, payload in rows:
-                d = FrameDescription.model_validate_json(payload)
-                found[wanted[t_ms]] = d.model_copy(update={"t": wanted[t_ms], "usage": Usage(cached=1)})
+
+        def work() -> dict[float, FrameDescription]:
+            found: dict[float, FrameDescription] = {}
+            conn = self._connect()
+            ms = list(wanted)
+            for i in range(0, len(ms), 500):
+                part = ms[i:i + 500]
+                rows = conn.execute(
+                    f"SELECT t_ms, payload FROM descriptions WHERE fingerprint=? AND settings_key=? "
+                    f"AND t_ms IN ({','.join('?' * len(part))})", (fingerprint, key, *part)).fetchall()
+                for t_ms, payload in rows:
+                    d = FrameDescription.model_validate_json(payload)
+                    found[wanted[t_ms]] = d.model_copy(update={"t": wanted[t_ms], "usage": Usage(cached=1)})
+            return found
+
+        found = self._guarded("reading descriptions", work, {})
         with self._lock:
             self.hits += len(found)
             self.misses += len(wanted) - len(found)
@@ -210,8 +301,8 @@ class DescriptionCache:
 
     def plan(self, fingerprint: str, key: str) -> dict[str, Any] | None:
         """What :meth:`store_plan` kept under ``key`` for this content, or ``None``."""
-        row = self._connect().execute("SELECT payload FROM plans WHERE plan_key=? AND fingerprint=?",
-                                      (key, fingerprint)).fetchone()
+        row = self._guarded("reading a sampling plan", lambda: self._connect().execute(
+            "SELECT payload FROM plans WHERE plan_key=? AND fingerprint=?", (key, fingerprint)).fetchone(), None)
         return None if row is None else json.loads(row[0])
 
     def store_plan(self, fingerprint: str, key: str, plan: dict[str, Any]) -> None:
@@ -219,6 +310,9 @@ class DescriptionCache:
         under ``key`` (a path and sampling settings: see :func:`sampling_plan`), replacing what was kept
         under it before, so a file touched, edited or replaced in place leaves one row, not one per change;
         past :attr:`MAX_PLANS` rows the oldest quarter is dropped (files long gone, settings not used)."""
+        self._guarded("storing a sampling plan", lambda: self._store_plan(fingerprint, key, plan), None)
+
+    def _store_plan(self, fingerprint: str, key: str, plan: dict[str, Any]) -> None:
         conn = self._connect()
 
         def work() -> None:
@@ -234,6 +328,9 @@ class DescriptionCache:
     def entries(self, fingerprint: str) -> list[tuple[str, dict[str, Any] | None, FrameDescription]]:
         """Every description cached for one video, by any describer: ``(settings key, what the key stands
         for - describer, settings, extra - or None when it was not recorded, description)``, in time order."""
+        return self._guarded("reading descriptions", lambda: self._entries(fingerprint), [])
+
+    def _entries(self, fingerprint: str) -> list[tuple[str, dict[str, Any] | None, FrameDescription]]:
         conn = self._connect()
         settings = {k: json.loads(v) for k, v in conn.execute(
             "SELECT settings_key, payload FROM settings WHERE settings_key IN "
@@ -249,6 +346,9 @@ class DescriptionCache:
         rows = [(fingerprint, key, _ms(d.t), d.model_dump_json(exclude={"usage"})) for d in descriptions]
         if not rows:
             return 0
+        return self._guarded("storing descriptions", lambda: self._store(rows, key, settings), 0)
+
+    def _store(self, rows: list[tuple[str, str, int, str]], key: str, settings: dict[str, Any] | None) -> int:
         conn = self._connect()
 
         def work() -> int:
@@ -274,29 +374,47 @@ class DescriptionCache:
 
     def claim(self, fingerprint: str, key: str, t: float, owner: str, ttl: float) -> str | None:
         """Claim the frame at ``t`` for ``owner`` for ``ttl`` seconds: ``None`` when the claim is ours (new,
-        renewed, or taken over from an expired one), else the live owner that holds it."""
-        conn = self._connect()
-        now = time.time()
+        renewed, or taken over from an expired one, or from a process of this host that is gone: a run killed by
+        ``kill -9`` or the OOM killer held the next one up for the whole ``ttl``), else the live owner that holds
+        it. The claim records this process's host and pid with ``owner`` (:meth:`holder`)."""
+        mine = _claimant(owner)
 
-        def work() -> str | None:
-            row = conn.execute("SELECT owner, until FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
-                               (fingerprint, key, _ms(t))).fetchone()
-            if row is not None and row[0] != owner and row[1] > now:
-                return str(row[0])
-            conn.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
-                         (fingerprint, key, _ms(t), owner, now + ttl))
+        def claim() -> str | None:
+            conn = self._connect()
+            now = time.time()
+
+            def work() -> str | None:
+                row = conn.execute("SELECT owner, until FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
+                                   (fingerprint, key, _ms(t))).fetchone()
+                if row is not None and row[0] != mine and row[1] > now and not _gone(row[0]):
+                    return _claim_owner(row[0])[2]
+                conn.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
+                             (fingerprint, key, _ms(t), mine, now + ttl))
+                return None
+
+            return self._retry_locked(lambda: run_in_transaction(conn, work))
+
+        return self._guarded("claiming a frame", claim, None)
+
+    def holder(self, fingerprint: str, key: str, t: float) -> tuple[str | None, int | None, str, float] | None:
+        """Who holds the claim on the frame at ``t``: ``(host, pid, owner, seconds left)`` (host and pid ``None`` for
+        a claim made before they were recorded), or ``None`` when nobody does."""
+        row = self._guarded("reading a claim", lambda: self._connect().execute(
+            "SELECT owner, until FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
+            (fingerprint, key, _ms(t))).fetchone(), None)
+        if row is None:
             return None
-
-        return self._retry_locked(lambda: run_in_transaction(conn, work))
+        return (*_claim_owner(row[0]), max(0.0, row[1] - time.time()))
 
     def release(self, fingerprint: str, key: str, owner: str) -> None:
         """Drop ``owner``'s claims on this video that no description ended (a failed or stopped stream)."""
-        conn = self._connect()
-        self._retry_locked(lambda: conn.execute(
-            "DELETE FROM claims WHERE fingerprint=? AND settings_key=? AND owner=?", (fingerprint, key, owner)))
+        self._guarded("releasing claims", lambda: self._retry_locked(lambda: self._connect().execute(
+            "DELETE FROM claims WHERE fingerprint=? AND settings_key=? AND owner=?",
+            (fingerprint, key, _claimant(owner)))), None)
 
     def count(self) -> int:
-        return int(self._connect().execute("SELECT COUNT(*) FROM descriptions").fetchone()[0])
+        return int(self._guarded("counting descriptions", lambda: self._connect().execute(
+            "SELECT COUNT(*) FROM descriptions").fetchone()[0], 0))
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -312,10 +430,10 @@ class DescriptionCache:
                 conn.close()
 
     def __getstate__(self) -> dict[str, Any]:  # picklable for process pools / Ray: reconnects on use
-        return {"path": self.path, "timeout": self.timeout}
+        return {"path": self.path, "timeout": self.timeout, "optional": self.optional}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"], timeout=state["timeout"])
+        self.__init__(state["path"], timeout=state["timeout"], optional=state.get("optional", False))
 
     def __repr__(self) -> str:
         return f"DescriptionCache({str(self.path)!r}, hits={self.hits}, misses={self.misses})"
@@ -406,10 +524,30 @@ class CachedDescriber:
             if hit is not None:
                 self.waited += 1
                 return hit
+            if delay == self.POLL[0]:
+                self._say_waiting(t)
             time.sleep(delay)
             delay = min(delay * 1.5, self.POLL[1])
         # ours now; a describer that stored it just before our claim has left its description
         return self.cache.lookup(self.fingerprint, self.key, [t]).get(t)
+
+    def _say_waiting(self, t: float) -> None:
+        """Warn, once per process and claim holder, that a frame is waited for while another run describes it (a
+        wait of up to ``claim_ttl`` seconds per frame said nothing), and how not to wait."""
+        held = self.cache.holder(self.fingerprint, self.key, t)
+        if held is None:
+            return
+        host, pid, owner, left = held
+        with _waits_lock:
+            if (self.cache.path, host, pid if pid is not None else owner) in _waits:
+                return
+            _waits.add((self.cache.path, host, pid if pid is not None else owner))
+        who = (f"process {pid} on {host}" if pid != os.getpid() or host != socket.gethostname()
+               else "another describe of this process") if pid is not None else f"claim {owner!r}"
+        log.warning("waiting for another vidground run (%s) that is describing this video's frames with the same "
+                    "describer, from the frame at %.1f s: each description it stores is used here, and a frame it has "
+                    "not described within %.0f s is described here (--no-cache or cache=False does not wait)",
+                    who, t, left)
 
     def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
         """Yield descriptions in frame order: hits from the cache, misses from the wrapped

@@ -26,7 +26,9 @@ def run_demo(keep: str | Path | None = None, *, describer: Any = None, reasoner:
         t0 = time.perf_counter()
         events = render_demo_video(video)
         render_s = time.perf_counter() - t0
-        with Session(describer=describer, reasoner=reasoner) as session:
+        # cache=False: the video is rendered anew each time and deleted after, so the default description cache
+        # would only grow with descriptions of a file nobody has
+        with Session(describer=describer, reasoner=reasoner, cache=False) as session:
             described = session.describe(video)
             if keep:
                 described.write(folder / "demo.descriptions.jsonl")

@@ -191,6 +191,15 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
 
     check_backends((describer or DEFAULT_DESCRIBER) if videos is not None else None, describer_options,
                    reasoner, reasoner_options)
+    if cache is None and videos is not None:
+        # as a grounding eval's (pipelines.runs): a default cache that cannot be used is an error before the run
+        # starts, not a warning (a session's), since an eval's reruns and resumes count on it
+        from frame_describer.cache import DescriptionCache
+        from .session import implied_cache
+
+        cache = implied_cache(describer)[0] or False  # a plug-in describer: none, as a session's
+        if cache:
+            DescriptionCache(cache).close()
 
     if (videos is None) == (descriptions is None):
         raise ConfigurationError("give one input: --videos DIR or --descriptions DIR")

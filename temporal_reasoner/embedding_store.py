@@ -33,8 +33,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from vidground.errors import ConfigurationError
-from vidground.files import check_database_path, video_fingerprint
+from vidground.errors import ConfigurationError, NoCacheFolderError
+from vidground.files import check_database_path, user_cache_dir, video_fingerprint
 from vidground.transactions import run_in_transaction
 
 log = logging.getLogger(__name__)
@@ -48,13 +48,23 @@ _OFF = {"", "0", "off", "none", "false", "no"}
 _CHUNK = 500  # texts per SQL statement (SQLite allows 32766 parameters; a few hundred keeps statements small)
 
 
+_no_folder_said = False  # whether default_store_path() said there is no folder for the cache
+
+
 def default_store_path() -> Path | None:
-    """``$VIDGROUND_EMBEDDING_CACHE`` (``None`` when it says ``off``), else the user's cache folder."""
+    """``$VIDGROUND_EMBEDDING_CACHE`` (``None`` when it says ``off``), else the user's cache folder; ``None``, with
+    one warning, when there is no such folder (no home directory): the encoder goes on without the cache."""
     env = os.environ.get(ENV_PATH)
     if env is not None:
         return None if env.strip().lower() in _OFF else Path(env).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "vidground" / "embeddings.sqlite"
+    try:
+        return user_cache_dir(ENV_PATH) / "vidground" / "embeddings.sqlite"
+    except NoCacheFolderError as exc:
+        global _no_folder_said
+        if not _no_folder_said:
+            _no_folder_said = True
+            log.warning("no embedding cache: %s; going on without it", exc)
+        return None
 
 
 def default_max_mb() -> float:

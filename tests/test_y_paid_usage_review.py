@@ -287,6 +287,7 @@ def _every_error():
         errors.VidgroundError: errors.VidgroundError("x"),
         errors.ConfigurationError: errors.ConfigurationError("bad option"),
         errors.MissingDependencyError: errors.MissingDependencyError("av", "video", "decoding"),
+        errors.NoCacheFolderError: errors.NoCacheFolderError("no folder for vidground's caches"),
         errors.InputError: errors.InputError("bad line", path="f.jsonl", line=3),
         errors.EvaluationError: errors.EvaluationError("nothing selected", path="d.jsonl", counts={"missing": 2}),
         errors.VideoDecodeError: errors.VideoDecodeError("v.mp4", "moov atom not found"),

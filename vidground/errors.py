@@ -54,6 +54,11 @@ class ConfigurationError(VidgroundError, ValueError):
     """A setting, spec string or argument is invalid; the message lists the valid choices."""
 
 
+class NoCacheFolderError(ConfigurationError):
+    """There is no folder for vidground's caches: no ``$XDG_CACHE_HOME``, no ``$HOME``, and the user has no home
+    directory (a container run as ``--user N``). A cache nobody asked for is then left off, with a warning."""
+
+
 class MissingDependencyError(ConfigurationError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 

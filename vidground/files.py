@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 from typing import Any
 
-from .errors import ConfigurationError, InputError, VideoDecodeError
+from .errors import ConfigurationError, InputError, NoCacheFolderError, VideoDecodeError
 
 #: The longest line a descriptions or captions file may have (bytes, newline excluded): a longer one
 #: is refused with an error naming it, instead of being read whole into memory.
@@ -50,6 +50,20 @@ def check_database_path(path: Path, what: str) -> None:
     if not stat.S_ISREG(mode):
         raise ConfigurationError(f"{what} {path} is {file_kind(mode)}, not a file: give a file path "
                                  "(a SQLite database is created there), or turn the cache off")
+
+
+def user_cache_dir(variable: str) -> Path:
+    """The user's cache folder: ``$XDG_CACHE_HOME``, else ``~/.cache``. A :class:`NoCacheFolderError` that names
+    ``variable`` (the setting that picks the file instead) when there is neither: no ``$HOME`` and no home directory
+    for this user (a container run as ``--user N`` with no passwd entry), where ``Path.home()`` raised RuntimeError."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if base:
+        return Path(base)
+    try:
+        return Path.home() / ".cache"
+    except RuntimeError:
+        raise NoCacheFolderError(f"no folder for vidground's caches: $XDG_CACHE_HOME and $HOME are not set and user "
+                                 f"{os.getuid()} has no home directory (set ${variable} or $XDG_CACHE_HOME)") from None
 
 
 def file_kind(mode: int) -> str:
