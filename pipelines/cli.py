@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from vidground import interrupts  # the Ctrl-C state: imported here, not in the handler (the import lock)
-from vidground.errors import ConfigurationError, InputError, VidgroundError
+from vidground.errors import ConfigurationError, InputError, NoCacheFolderError, VidgroundError
 from vidground.files import check_readable, printable
 
 from .eval_cli import add_caption_format_args, add_frame_limits, parse_option, register, with_time_style
@@ -63,8 +63,12 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     c.add_argument("--cache", default=None, metavar="FILE",
                    help="SQLite description cache: frames described before are not described again "
                         "(default $VIDGROUND_CACHE, else ~/.cache/vidground/descriptions.sqlite for vidground's "
-                        "own describers)")
-    c.add_argument("--no-cache", action="store_true", help="do not read or write the description cache")
+                        "own describers); a description is keyed by the video's content, the frame time and the "
+                        "describer's settings (for openai: base URL, model name, prompt): a server swapped behind "
+                        "the same URL and model name needs --no-cache or another --cache FILE")
+    c.add_argument("--no-cache", action="store_true",
+                   help="do not read or write the description cache (e.g. after swapping the model a local server "
+                        "serves under the same name, or editing a video in place)")
     g.add_argument("--motion", action="store_true",
                    help="append to each description what moved since the previous sample (optical flow: camera "
                         "and object motion, where and which way); measured outside the cache")
@@ -210,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     tx.add_argument("--out", required=True, metavar="DIR", help="where train.jsonl and frames/ go")
     tx.add_argument("--videos", nargs="+", default=[], metavar="VIDEO_OR_DIR", help="the videos (files or folders)")
     tx.add_argument("--cache", default=None, metavar="FILE",
-                    help="the description cache to read (default $VIDGROUND_CACHE when set)")
+                    help="the description cache to read (default: the one the describing commands keep, "
+                         "$VIDGROUND_CACHE or ~/.cache/vidground/descriptions.sqlite; none with --descriptions)")
     tx.add_argument("--descriptions", nargs="+", default=[], metavar="FILE_OR_DIR",
                     help="descriptions JSONL files (or folders of them), matched to videos by name or their video field")
     tx.add_argument("--describer", default=None, metavar="NAME",
@@ -562,9 +567,11 @@ def cmd_describe(args: argparse.Namespace) -> int:
 def cmd_export_tuning_data(args: argparse.Namespace) -> int:
     from pipelines.tuning import export_tuning_data
 
-    cache = args.cache or os.environ.get("VIDGROUND_CACHE") or None
-    if args.descriptions and not args.cache:
-        cache = None  # files given: the environment's cache is not read unless asked for
+    from frame_describer.cache import default_cache_path
+
+    # the cache the describing commands keep descriptions in ($VIDGROUND_CACHE, else the default file) for the videos
+    # given; with descriptions files given, a cache is read only when asked for
+    cache = args.cache or (default_cache_path() if args.videos and not args.descriptions else None)
     r = export_tuning_data(args.out, videos=args.videos, cache=cache, descriptions=args.descriptions,
                            describer=args.describer, format=args.format, min_chars=args.min_chars,
                            max_side=args.max_side)
@@ -728,13 +735,16 @@ def _kept_note(args: argparse.Namespace, exc: BaseException | None = None) -> st
         return " (a query-aware describer's descriptions depend on the query and are not cached: nothing was kept)"
     from pipelines.session import default_cache_unusable, implied_cache
 
-    cache, default = (args.cache, False) if args.cache else implied_cache(args.describer)
-    if cache is None:  # a plug-in describer: cached only where the user names a cache
+    try:
+        cache, default = (args.cache, False) if args.cache else implied_cache(args.describer)
+    except NoCacheFolderError:  # no home directory: no default cache
+        cache, default = None, True
+    if cache is None and not default:  # a plug-in describer: cached only where the user names a cache
         return (f" (describer {args.describer!r} is not one of vidground's own, so nothing described was kept: "
                 "--cache FILE keeps it for the next run)")
-    if default and default_cache_unusable(cache):
-        return (f" (the default description cache {cache} could not be used, so nothing described was kept: "
-                "--cache FILE keeps it for the next run)")
+    if default and (cache is None or default_cache_unusable(cache)):
+        return (f" (the default description cache{f' {cache}' if cache else ''} could not be used, so nothing "
+                "described was kept: --cache FILE keeps it for the next run)")
     new = _stored_descriptions() - getattr(args, "stored_before", 0)
     return (f"; the frames described so far are kept in the description cache {cache} ({new} new "
             "description(s) stored by this command): the same command does not describe them again")

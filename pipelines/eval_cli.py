@@ -106,9 +106,15 @@ def register(subparsers: Any) -> None:
     r.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     r.add_argument("--concurrency", type=int, default=2, metavar="N", help="videos in parallel (local executor; default 2)")
     r.add_argument("--query-concurrency", type=int, default=1, metavar="N", help="queries of one video in parallel")
-    r.add_argument("--cache", default=None, metavar="FILE",
-                   help="description cache (default $VIDGROUND_CACHE or ~/.cache/vidground/descriptions.sqlite)")
-    r.add_argument("--no-cache", action="store_true", help="do not read or write the description cache")
+    c = r.add_mutually_exclusive_group()  # both given: an error, as for ground/describe (it used none)
+    c.add_argument("--cache", default=None, metavar="FILE",
+                   help="description cache (default $VIDGROUND_CACHE or ~/.cache/vidground/descriptions.sqlite), "
+                        "keyed by video content, frame time and describer settings (for openai: base URL, model "
+                        "name, prompt): a server swapped behind the same URL and model name needs --no-cache or "
+                        "another FILE")
+    c.add_argument("--no-cache", action="store_true",
+                   help="do not read or write the description cache (e.g. after swapping the model a local server "
+                        "serves under the same name, or editing a video in place)")
     r.add_argument("--no-report", action="store_true", help="skip writing report.md, plots and index.html")
     r.add_argument("--all-timelines", action="store_true",
                    help="draw a timeline plot for every query (default: the 50 worst, beside the summary plots)")

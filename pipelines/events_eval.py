@@ -197,7 +197,7 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
         from frame_describer.cache import DescriptionCache
         from .session import implied_cache
 
-        cache = implied_cache(describer)[0] or False  # a plug-in describer: none, as a session's
+        cache = implied_cache(describer, describer_options)[0] or False  # a plug-in describer: none, as a session's
         if cache:
             DescriptionCache(cache).close()
 

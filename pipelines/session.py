@@ -35,7 +35,8 @@ from frame_describer import (DEFAULT_DESCRIBER, Describer, FrameDescription, Usa
                              read_descriptions)
 from frame_describer.descriptions_io import description_metadata, write_descriptions
 from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
-from vidground.errors import ConfigurationError, InputError, VideoDecodeError, keep_paid
+from vidground.errors import ConfigurationError, InputError, NoCacheFolderError, VideoDecodeError, keep_paid
+from vidground.registry import split_spec
 from vidground.types import Answer, Events, Sampling
 from vidground.types import DEFAULT_FPS, MAX_SECONDS, check_seconds
 
@@ -230,46 +231,48 @@ def _check_backend(kind: str, backend: Any) -> None:
                                  + ", ".join(lacks))
 
 
-def implied_cache(describer: Any) -> tuple[Path | None, bool]:
+def implied_cache(describer: Any, options: dict[str, Any] | None = None) -> tuple[Path | None, bool]:
     """The description cache a session given no ``cache=`` uses, and whether it is the default one: the file
     ``$VIDGROUND_CACHE`` names when set (the user's choice, for any describer); else the default file
     (:func:`frame_describer.cache.default_cache_path`, as an eval's) for a describer given as a spec string of one of the
     project's own describers, ``None`` for the default (:meth:`~vidground.registry.Registry.builtin`); else none.
     A describer given as an object (or a plug-in's spec) is keyed by its name and ``settings()`` alone, and two
     different ones can share both (a subclass of ``BaseDescriber`` that keeps the default ``settings()``): such a
-    describer is cached only in a cache the user names, never in the shared default one."""
+    describer is cached only in a cache the user names, never in the shared default one. So is one of the project's
+    own whose class's ``cache_by_default(options)`` says its ``options`` (``describer_options``) leave its key
+    incomplete (``hf:`` given a loaded ``hf_model``)."""
     from frame_describer.cache import default_cache_path
 
     if os.environ.get("VIDGROUND_CACHE"):
         return default_cache_path(), False
-    if describer is None or (isinstance(describer, str) and describers.builtin(describer)):
+    if describer is None:
         return default_cache_path(), True
+    if isinstance(describer, str) and describers.builtin(describer):
+        by_default = getattr(describers.target(split_spec(describer)[0], spec=describer), "cache_by_default", None)
+        if by_default is None or by_default(dict(options or {})):
+            return default_cache_path(), True
     return None, False
-
-
-_unusable_defaults: set[str] = set()  # default caches this process could not open (each is said once)
 
 
 def open_default_cache(path: Path) -> Any:
     """The default description cache at ``path``, or ``None`` (and a warning, once per process and path) when it
-    cannot be opened or written (a read-only home, a folder in its place): nobody asked for it, so the command
-    goes on without it."""
-    from frame_describer.cache import DescriptionCache
+    cannot be opened (a read-only home, a folder in its place): nobody asked for it, so the command goes on
+    without it. It is opened ``optional``: one that fails later (a full disk, a damaged file) warns and goes off."""
+    from frame_describer.cache import DescriptionCache, default_cache_failed
 
     try:
-        return DescriptionCache(path)
+        return DescriptionCache(path, optional=True)
     except (ConfigurationError, OSError) as exc:
-        if str(path) not in _unusable_defaults:
-            _unusable_defaults.add(str(path))
-            log.warning("the default description cache cannot be used (%s): going on without it, so nothing "
-                        "described is kept for the next run (--cache FILE or $VIDGROUND_CACHE names another "
-                        "file, --no-cache says you want none)", exc)
+        default_cache_failed(path, exc)
         return None
 
 
-def default_cache_unusable(path: Path) -> bool:
-    """Whether this process found the default description cache at ``path`` unusable (and went on without it)."""
-    return str(path) in _unusable_defaults
+def default_cache_unusable(path: Path | None) -> bool:
+    """Whether this process found the default description cache at ``path`` (``None``: no folder for it) unusable,
+    and went on without it."""
+    from frame_describer.cache import default_cache_unusable as unusable
+
+    return unusable(path)
 
 
 def _progress(iterable: Iterable[Any], total: int | None, enabled: bool, desc: str) -> Iterable[Any]:
@@ -404,11 +407,14 @@ class Session:
         self._check_open()
         with self._lock:
             if self._cache is None and self._cache_arg is not False:
-                from frame_describer.cache import DescriptionCache
+                from frame_describer.cache import DescriptionCache, default_cache_failed
 
                 arg, default = self._cache_arg, False
                 if arg is None:
-                    arg, default = implied_cache(self._specs["describer"][0])
+                    try:
+                        arg, default = implied_cache(*self._specs["describer"])
+                    except NoCacheFolderError as exc:  # no home: as unusable a default cache as a read-only one
+                        default_cache_failed(None, exc)
                 if isinstance(arg, DescriptionCache):
                     self._cache = arg
                 elif arg is not None and default:  # asked for by nobody: a cache that cannot be opened is not an error
