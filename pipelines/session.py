@@ -597,18 +597,19 @@ class Session:
     def _cached(self, desc: Any, path: Path, *, searched: bool = False) -> Any:
         """``desc`` behind the description cache when there is one. What changes the image (``max_side``) is
         part of the key, and so, for describers whose output depends on the previous frame they saw, is
-        everything that decides which frame that was: the sampling, a coarse-to-fine search (``searched``:
-        its passes skip frames) and skip-unchanged (the frames it does not send)."""
-        cache = self.cache
+        everything that decides which frame that was: the sampling and skip-unchanged (the frames it does not
+        send). A coarse-to-fine search (``searched``) does not use the cache for such a describer (``cv``): each of
+        its rounds is a stream of its own, whose frames depend on the query, so a frame cached by one query's round
+        (compared with a frame of that round) would read otherwise than the same frame described in another's."""
+        uses_previous = getattr(desc, "uses_previous_frame", False)
+        cache = None if searched and uses_previous else self.cache
         if cache is None:
             return desc
         from frame_describer.cache import CachedDescriber
 
         extra: dict[str, Any] = {"max_side": self.sampling.max_side}
-        if getattr(desc, "uses_previous_frame", False):
+        if uses_previous:
             extra.update(self.sampling.model_dump(include={"fps", "num_frames", "max_frames"}))
-            if searched:
-                extra["search"] = self.search.model_dump(mode="json")
             if self.skip_unchanged is not None:
                 extra["skip_unchanged"] = self.skip_unchanged
         return CachedDescriber(desc, cache, path, extra=extra)

@@ -238,3 +238,54 @@ def test_the_frames_line_says_the_frames_the_budget_counted(video, capsys):
     assert main(argv) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("frames:"))
     assert f"{search['calls']} describer call(s) (budget 150 frame(s), {search['used']} used)" in line, line
+
+
+class Chained(SeesThePreviousFrame):
+    """As ``cv``: its text of a frame names the frame sent before it in the same stream."""
+
+    name = "chained"
+
+    def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
+        before = None
+        for d in super().describe(frames, query=query):
+            yield d.model_copy(update={"text": f"{d.text} after {before}"})
+            before = d.t
+
+
+class Recording:
+    """The fake reasoner, keeping the texts of every transcript it grounds in."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        from _helpers_eval import FakeReasoner
+
+        self.inner = FakeReasoner()
+        self.texts: list[dict[float, str]] = []
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def ground(self, query: str, transcript: Any) -> Any:
+        self.texts.append({e.start: e.text for e in transcript.entries})
+        return self.inner.ground(query, transcript)
+
+
+def test_a_search_of_a_describer_that_sees_the_previous_frame_reads_as_fresh_after_other_queries(video, tmp_path):
+    """Each search round is a stream of its own: a frame a query's refinement round described (after that round's
+    frame before it) was served from the cache to another query's round, where a fresh run compares it with another
+    frame (cv: 'Motion: the camera is panning...' against 'The main colours are beige and brown'). Such a search now
+    does not use the cache: what a query reads is what it reads alone."""
+    kw = {"search": {"strategy": "coarse-to-fine", "budget": 8}, "sampling": {"fps": 1}}
+    a, b = "frame at 3.0 grey", "frame at 10.0 white"
+    alone = Recording()
+    with Session(describer=Chained(), reasoner=alone, cache=False, **kw) as s:
+        fresh = s.ground(video, b)
+    cache = tmp_path / "c.sqlite"
+    after = Recording()
+    with Session(describer=Chained(), reasoner=after, cache=cache, **kw) as s:
+        s.ground(video, a)
+    with Session(describer=Chained(), reasoner=after, cache=cache, **kw) as s:
+        later = s.ground(video, b)
+    assert after.texts[-1] == alone.texts[-1] and later.intervals == fresh.intervals
+    assert later.settings["search"]["cached"] == 0 and DescriptionCache(cache).count() == 0
