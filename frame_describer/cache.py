@@ -126,24 +126,111 @@ def _ms(t: float) -> int:
     return int(round(float(t) * 1000))
 
 
+def _read(path: str) -> str:
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+def _start_time(pid: int | str) -> str:
+    """When process ``pid`` started (clock ticks after boot, field 22 of ``/proc/PID/stat``), ``""`` when it is
+    not there or there is no ``/proc``: a pid and its start time name one process of a boot (a pid is reused)."""
+    stat_line = _read(f"/proc/{pid}/stat")
+    fields = stat_line.rsplit(")", 1)[-1].split() if stat_line else []
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return ""
+
+
+_me: tuple[int, str] | None = None  # (pid, identity) of this process, computed once per pid (a forked child anew)
+
+
+def _identity() -> str:
+    """This process as a claim records it beyond host and pid: ``@BOOT/PIDNS/START`` (the boot id, the pid
+    namespace's inode and the start time; each empty where the system does not say)."""
+    global _me
+    pid = os.getpid()
+    if _me is None or _me[0] != pid:
+        _me = (pid, f"@{_read('/proc/sys/kernel/random/boot_id')}/{_pid_namespace()}/{_start_time('self')}")
+    return _me[1]
+
+
+_live_owners: set[str] = set()  # the owners this process claims frames for and has not released (its live streams)
+_live_lock = threading.Lock()
+
+
 def _claimant(owner: str) -> str:
-    """A claim's owner as stored: this host, this process's id and ``owner``, tab-separated."""
-    return f"{socket.gethostname()}\t{os.getpid()}\t{owner}"
+    """A claim's owner as stored: this host, this process's id, its :func:`_identity` and ``owner``, tab-separated."""
+    return f"{socket.gethostname()}\t{os.getpid()}\t{_identity()}\t{owner}"
+
+
+def _parse_claim(stored: str) -> tuple[str | None, int | None, tuple[str, str, str] | None, str]:
+    """``(host, pid, (boot, pidns, start), owner)`` of a stored claim owner: host and pid ``None`` for one stored
+    without them (before they were recorded), the identity ``None`` for one stored without it."""
+    parts = str(stored).split("\t", 3)
+    if len(parts) == 4 and parts[1].isdigit() and parts[2].startswith("@") and parts[2].count("/") == 2:
+        boot, ns, start = parts[2][1:].split("/")
+        return parts[0], int(parts[1]), (boot, ns, start), parts[3]
+    parts = str(stored).split("\t", 2)
+    if len(parts) == 3 and parts[1].isdigit():
+        return parts[0], int(parts[1]), None, parts[2]
+    return None, None, None, str(stored)
 
 
 def _claim_owner(stored: str) -> tuple[str | None, int | None, str]:
     """``(host, pid, owner)`` of a stored claim owner (host and pid ``None`` for one stored without them)."""
-    parts = str(stored).split("\t", 2)
-    if len(parts) == 3 and parts[1].isdigit():
-        return parts[0], int(parts[1]), parts[2]
-    return None, None, str(stored)
+    host, pid, _, owner = _parse_claim(stored)
+    return host, pid, owner
+
+
+def _this_process(stored: str) -> bool:
+    """Whether the claim was made by this very process (not by an earlier one that had its host and pid)."""
+    host, pid, identity, _ = _parse_claim(stored)
+    return host == socket.gethostname() and pid == os.getpid() and identity is not None \
+        and "@" + "/".join(identity) == _identity()
 
 
 def _gone(stored: str) -> bool:
-    """Whether the claim's owner was a process of this host that no longer runs (a pid on another host cannot be
-    checked here: its claim lapses at its time)."""
-    host, pid, _ = _claim_owner(stored)
-    return host == socket.gethostname() and pid is not None and pid != os.getpid() and not _alive(pid)
+    """Whether the claim's owner is shown to be gone, so its claim need not wait out its time:
+
+    * a claim of this very process whose stream has ended (its owner is not among :data:`_live_owners`);
+    * one of this host, boot and pid made by a process that started before this one: an earlier life of this pid
+      (a container restarted by Docker or Kubernetes keeps its hostname and gets pid 1 again after a kill -9 or
+      the OOM killer; a claim of the pid stored without boot and start time, by an earlier version, too);
+    * one of another pid of this boot and pid namespace that no longer runs, or now names a process started at
+      another time (a reused pid).
+
+    Anything else lapses at its time: another host or boot (another machine with this hostname), another pid
+    namespace (a container with this hostname: its pids cannot be checked here), a claim stored without host and
+    pid, or with them but no boot and start time for another pid. One risk is left: a live process of another pid
+    namespace with this hostname and pid that started before this one is taken for an earlier life (both describe
+    the frame)."""
+    host, pid, identity, owner = _parse_claim(stored)
+    if host != socket.gethostname() or pid is None:
+        return False
+    boot, ns, start = _identity()[1:].split("/")
+    if identity is None:
+        return pid == os.getpid()
+    if identity[0] != boot:
+        return False
+    if pid == os.getpid():
+        if identity == (boot, ns, start):
+            with _live_lock:
+                return owner not in _live_owners
+        return identity[2].isdigit() and start.isdigit() and int(identity[2]) < int(start)
+    if identity[1] != ns:
+        return False
+    started = _start_time(pid) if identity[2] else ""
+    if started:  # the pid runs: the owner if it started when the owner did, else a process that reused its pid
+        return started != identity[2]
+    return not _alive(pid)  # no /proc, or another user's process hidden there (hidepid): kill(pid, 0) says
 
 
 class DescriptionCache:
@@ -374,10 +461,13 @@ class DescriptionCache:
 
     def claim(self, fingerprint: str, key: str, t: float, owner: str, ttl: float) -> str | None:
         """Claim the frame at ``t`` for ``owner`` for ``ttl`` seconds: ``None`` when the claim is ours (new,
-        renewed, or taken over from an expired one, or from a process of this host that is gone: a run killed by
-        ``kill -9`` or the OOM killer held the next one up for the whole ``ttl``), else the live owner that holds
-        it. The claim records this process's host and pid with ``owner`` (:meth:`holder`)."""
+        renewed, or taken over from an expired one, or from an owner shown to be gone (:func:`_gone`): a run killed
+        by ``kill -9`` or the OOM killer held the next one up for the whole ``ttl``), else the live owner that holds
+        it. The claim records this process's host, pid, boot id, pid namespace and start time with ``owner``
+        (:meth:`holder`); this process holds ``owner``'s claims live until :meth:`release` drops them."""
         mine = _claimant(owner)
+        with _live_lock:
+            _live_owners.add(owner)
 
         def claim() -> str | None:
             conn = self._connect()
@@ -387,7 +477,7 @@ class DescriptionCache:
                 row = conn.execute("SELECT owner, until FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
                                    (fingerprint, key, _ms(t))).fetchone()
                 if row is not None and row[0] != mine and row[1] > now and not _gone(row[0]):
-                    return _claim_owner(row[0])[2]
+                    return _parse_claim(row[0])[3]
                 conn.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
                              (fingerprint, key, _ms(t), mine, now + ttl))
                 return None
@@ -396,21 +486,28 @@ class DescriptionCache:
 
         return self._guarded("claiming a frame", claim, None)
 
-    def holder(self, fingerprint: str, key: str, t: float) -> tuple[str | None, int | None, str, float] | None:
-        """Who holds the claim on the frame at ``t``: ``(host, pid, owner, seconds left)`` (host and pid ``None`` for
-        a claim made before they were recorded), or ``None`` when nobody does."""
+    def holder(self, fingerprint: str, key: str,
+               t: float) -> tuple[str | None, int | None, str, float, bool] | None:
+        """Who holds the claim on the frame at ``t``: ``(host, pid, owner, seconds left, whether this very process
+        made it)`` (host and pid ``None`` for a claim made before they were recorded), or ``None`` when nobody
+        does."""
         row = self._guarded("reading a claim", lambda: self._connect().execute(
             "SELECT owner, until FROM claims WHERE fingerprint=? AND settings_key=? AND t_ms=?",
             (fingerprint, key, _ms(t))).fetchone(), None)
         if row is None:
             return None
-        return (*_claim_owner(row[0]), max(0.0, row[1] - time.time()))
+        return (*_claim_owner(row[0]), max(0.0, row[1] - time.time()), _this_process(row[0]))
 
     def release(self, fingerprint: str, key: str, owner: str) -> None:
-        """Drop ``owner``'s claims on this video that no description ended (a failed or stopped stream)."""
-        self._guarded("releasing claims", lambda: self._retry_locked(lambda: self._connect().execute(
-            "DELETE FROM claims WHERE fingerprint=? AND settings_key=? AND owner=?",
-            (fingerprint, key, _claimant(owner)))), None)
+        """Drop ``owner``'s claims on this video that no description ended (a failed or stopped stream): any left
+        (the cache failed here) are this process's dead ones from now on, taken over at once by its other streams."""
+        try:
+            self._guarded("releasing claims", lambda: self._retry_locked(lambda: self._connect().execute(
+                "DELETE FROM claims WHERE fingerprint=? AND settings_key=? AND owner=?",
+                (fingerprint, key, _claimant(owner)))), None)
+        finally:
+            with _live_lock:
+                _live_owners.discard(owner)
 
     def count(self) -> int:
         return int(self._guarded("counting descriptions", lambda: self._connect().execute(
@@ -537,13 +634,13 @@ class CachedDescriber:
         held = self.cache.holder(self.fingerprint, self.key, t)
         if held is None:
             return
-        host, pid, owner, left = held
+        host, pid, owner, left, mine = held
         with _waits_lock:
             if (self.cache.path, host, pid if pid is not None else owner) in _waits:
                 return
             _waits.add((self.cache.path, host, pid if pid is not None else owner))
-        who = (f"process {pid} on {host}" if pid != os.getpid() or host != socket.gethostname()
-               else "another describe of this process") if pid is not None else f"claim {owner!r}"
+        who = ("another describe of this process" if mine else f"process {pid} on {host}") if pid is not None \
+            else f"claim {owner!r}"
         log.warning("waiting for another vidground run (%s) that is describing this video's frames with the same "
                     "describer, from the frame at %.1f s: each description it stores is used here, and a frame it has "
                     "not described within %.0f s is described here (--no-cache or cache=False does not wait)",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import sqlite3
 import subprocess
@@ -127,7 +128,14 @@ def test_a_full_named_cache_is_a_typed_error_not_an_internal_one(tmp_path, monke
 
 @pytest.fixture
 def homeless(monkeypatch):
-    """No $HOME, no $XDG_CACHE_HOME and no passwd entry for this user (docker run --user 1234)."""
+    """No $HOME, no $XDG_CACHE_HOME and no passwd entry for this user (docker run --user 1234), and the process's
+    say-it-once state about missing cache folders as a new process has it: a test that ran before without a home
+    had said its warnings already (the no-home test failed when run after the interrupt one)."""
+    from frame_describer import cache
+    from temporal_reasoner import embedding_store
+
+    monkeypatch.setattr(cache, "_unusable_defaults", set())
+    monkeypatch.setattr(embedding_store, "_no_folder_said", False)
     for name in ("HOME", "XDG_CACHE_HOME", "VIDGROUND_CACHE", "VIDGROUND_EMBEDDING_CACHE"):
         monkeypatch.delenv(name, raising=False)
 
@@ -174,10 +182,24 @@ def _dead_pid() -> int:
     return int(done.stdout)
 
 
-def _no_sleep(monkeypatch) -> list[float]:
-    """``time.sleep`` in the cache's waits, recorded and skipped: a test asserts how often it waited, not for how long."""
+class _Polled(AssertionError):
+    """A wait for a claim that polled more often than the test allows (the claim was not judged as it should be)."""
+
+
+def _no_sleep(monkeypatch, then=None, limit: int = 20) -> list[float]:
+    """``time.sleep`` in the cache's waits, recorded and skipped (``then(n)`` after the n-th): a test asserts how often
+    it waited, not for how long. Past ``limit`` polls it raises, so a claim judged live that should not be fails the
+    test at once instead of polling until the claim lapses (an hour of no-op sleeps)."""
     slept: list[float] = []
-    monkeypatch.setattr("frame_describer.cache.time.sleep", slept.append)
+
+    def sleep(seconds):
+        slept.append(seconds)
+        if len(slept) > limit:
+            raise _Polled(f"polled {len(slept)} times for a claim")
+        if then is not None:
+            then(len(slept))
+
+    monkeypatch.setattr("frame_describer.cache.time.sleep", sleep)
     return slept
 
 
@@ -207,14 +229,12 @@ def test_a_live_claim_is_waited_for_and_said_once(tmp_path, monkeypatch, caplog)
         cache._connect().execute("INSERT INTO claims VALUES ('fp', ?, ?, ?, ?)",
                                  (cached.key, 1000, f"{socket.gethostname()}\t{other.pid}\tanother run", 4e9))
         assert cache.claim("fp", cached.key, 0.0, "me", 60) == "another run"
-        slept: list[float] = []
 
-        def sleep(seconds):  # the other run stores its two descriptions after two polls
-            slept.append(seconds)
-            if len(slept) == 2:
+        def stored_after_two(n):  # the other run stores its two descriptions after two polls
+            if n == 2:
                 cache.store("fp", cached.key, list(FakeDescriber().describe(make_frames([0.0, 1.0]))))
 
-        monkeypatch.setattr("frame_describer.cache.time.sleep", sleep)
+        slept = _no_sleep(monkeypatch, stored_after_two)
         with caplog.at_level(logging.WARNING):
             out = list(cached.describe(make_frames([0.0, 1.0, 2.0])))
     finally:
@@ -224,6 +244,118 @@ def test_a_live_claim_is_waited_for_and_said_once(tmp_path, monkeypatch, caplog)
     said = [r.getMessage() for r in caplog.records if "waiting for another vidground run" in r.getMessage()]
     assert len(said) == 1, said  # HEAD: nothing said
     assert f"process {other.pid} on {socket.gethostname()}" in said[0] and "--no-cache" in said[0]
+
+
+def _owner(pid: int, boot: str, ns: str, start: str, owner: str = "a stream") -> str:
+    """A claim's owner as a process of this host with ``pid``, boot id, pid namespace and start time stores it."""
+    return f"{socket.gethostname()}\t{pid}\t@{boot}/{ns}/{start}\t{owner}"
+
+
+def _started(pid) -> str:
+    """When process ``pid`` started, in clock ticks after boot (field 22 of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[19]
+
+
+def _here() -> tuple[str, str, str]:
+    """This process's boot id, pid namespace and start time, which its claims record (Linux: /proc)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip(), str(os.stat("/proc/self/ns/pid").st_ino), _started("self")
+    except OSError:
+        pytest.skip("no boot id, pid namespace or start time here (/proc)")
+
+
+def _left_claims(cache, key, owner) -> None:
+    """Claims on frames 0 and 1 held for an hour by ``owner`` (as stored)."""
+    for t_ms in (0, 1000):
+        cache._connect().execute("INSERT OR REPLACE INTO claims VALUES ('fp', ?, ?, ?, ?)", (key, t_ms, owner, 4e9))
+
+
+def _describe_with_left_claims(tmp_path, monkeypatch, owner) -> tuple[CachedDescriber, FakeDescriber, list[float]]:
+    """Describe frames 0, 1 and 2 after ``owner`` (stored) claimed 0 and 1 for an hour; a claim waited for is
+    stored by its owner after one poll."""
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    describer = FakeDescriber()
+    cached = CachedDescriber(describer, cache, fingerprint="fp")
+    _left_claims(cache, cached.key, owner)
+
+    def stored_by_the_owner(n):
+        cache.store("fp", cached.key, list(FakeDescriber().describe(make_frames([0.0, 1.0]))))
+
+    slept = _no_sleep(monkeypatch, stored_by_the_owner)
+    assert [d.t for d in cached.describe(make_frames([0.0, 1.0, 2.0]))] == [0.0, 1.0, 2.0]
+    return cached, describer, slept
+
+
+@pytest.mark.parametrize("earlier", ["same pid namespace", "new pid namespace", "written before boot ids"])
+def test_a_claim_left_by_an_earlier_life_of_this_pid_is_taken_over_at_once(tmp_path, monkeypatch, caplog, earlier):
+    """A container restarted by Docker (--restart) or Kubernetes keeps its hostname and gets the same pid (1) again:
+    the claims its killed run left looked like this process's own, and each was waited for until it lapsed (180 s),
+    the warning saying "another describe of this process"."""
+    boot, ns, start = _here()
+    owner = {"same pid namespace": _owner(os.getpid(), boot, ns, str(int(start) - 100)),
+             "new pid namespace": _owner(os.getpid(), boot, "4026500000", str(int(start) - 100)),
+             "written before boot ids": f"{socket.gethostname()}\t{os.getpid()}\t{os.getpid()}-1400-1399"}[earlier]
+    with caplog.at_level(logging.WARNING):
+        cached, describer, slept = _describe_with_left_claims(tmp_path, monkeypatch, owner)
+    assert describer.calls == 3 and cached.waited == 0 and slept == []  # HEAD: polled (until the claim lapsed)
+    assert not [r for r in caplog.records if "waiting for another vidground run" in r.getMessage()]
+
+
+def test_a_claim_of_this_process_is_live_only_while_its_stream_is(tmp_path, monkeypatch, caplog):
+    """Another describe of this process (another thread, another session) is waited for; a claim this process left
+    behind when a stream of it ended without releasing it holds nobody up."""
+    from frame_describer.cache import _claimant
+
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    key = CachedDescriber(FakeDescriber(), cache, fingerprint="fp").key
+    assert cache.claim("fp", key, 0.0, "a live stream", 3600) is None
+    assert cache.claim("fp", key, 0.0, "me", 60) == "a live stream"
+    cache.release("fp", key, "a live stream")
+    _left_claims(cache, key, _claimant("an ended stream"))  # what a stream whose release failed left
+    assert cache.claim("fp", key, 0.0, "me", 60) is None  # HEAD: 'an ended stream' (waited for 3600 s)
+    assert cache.claim("fp", key, 1.0, "a live stream", 3600) is None
+    assert cache.holder("fp", key, 1.0)[4] is True  # this very process: "another describe of this process"
+
+
+def _wait_is_kept(tmp_path, monkeypatch, owner) -> None:
+    cached, describer, slept = _describe_with_left_claims(tmp_path, monkeypatch, owner)
+    assert describer.calls == 1 and cached.saved == 2 and len(slept) == 1  # waited once, then read what it stored
+
+
+def test_a_claim_of_another_pid_namespace_or_boot_is_waited_for(tmp_path, monkeypatch):
+    """A process of another pid namespace (a container with this hostname: --network host, --uts host) or another
+    boot (another machine with this hostname) has pids this process cannot check: its pid being free here says
+    nothing, and its claim is kept until it lapses (HEAD took it over, and both paid for the frame)."""
+    boot, ns, start = _here()
+    dead = _dead_pid()
+    _wait_is_kept(tmp_path / "ns", monkeypatch, _owner(dead, boot, "4026500000", start))
+    _wait_is_kept(tmp_path / "boot", monkeypatch, _owner(dead, "another-boot-id", ns, start))
+    # a process of this pid in another namespace that started after this one is no earlier life of it
+    _wait_is_kept(tmp_path / "later", monkeypatch, _owner(os.getpid(), boot, "4026500000", str(int(start) + 100)))
+
+
+def test_a_claim_without_a_boot_id_or_any_owner_is_kept_until_it_lapses(tmp_path, monkeypatch):
+    """Claims stored by earlier versions: with host and pid but no boot id or pid namespace (the pid may be of
+    another namespace), or with no host at all: waited for until they lapse."""
+    _wait_is_kept(tmp_path / "pid", monkeypatch, f"{socket.gethostname()}\t{_dead_pid()}\t1234-5-6")
+    _wait_is_kept(tmp_path / "none", monkeypatch, "1234-5-6")
+
+
+def test_a_claim_whose_pid_now_names_another_process_is_taken_over(tmp_path, monkeypatch):
+    """The pid of a killed run's claim, reused by a process started since (kill(pid, 0) says it runs)."""
+    boot, ns, start = _here()
+    other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        started = _started(other.pid)
+        cached, describer, slept = _describe_with_left_claims(tmp_path, monkeypatch,
+                                                              _owner(other.pid, boot, ns, str(int(started) - 1)))
+        assert describer.calls == 3 and slept == []  # HEAD: waited (the pid runs)
+        _wait_is_kept(tmp_path / "live", monkeypatch, _owner(other.pid, boot, ns, started))  # the owner itself
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_the_demo_keeps_nothing_in_the_default_cache():
