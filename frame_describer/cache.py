@@ -91,6 +91,25 @@ def default_cache_unusable(path: Path | None) -> bool:
     return str(path) in _unusable_defaults
 
 
+#: what to do about a damaged cache file (SQLite says it is not a database, or malformed; a row that cannot be read)
+DAMAGED = "the file is damaged: delete it (safe while no vidground process uses it)"
+#: the other ways out of a cache the user named that fails
+INSTEAD = "another file (--cache FILE, cache=) or none (--no-cache, cache=False)"
+
+
+def _plan_payload(text: str) -> dict[str, Any]:
+    """A stored sampling plan, read: ``ValueError`` unless it holds frame times and a duration."""
+    plan = json.loads(text)
+    if not isinstance(plan, dict) or not isinstance(plan.get("times"), list) or "duration" not in plan:
+        raise ValueError("not a sampling plan")
+    return plan
+
+
+def _damaged(exc: BaseException) -> bool:
+    """Whether SQLite's error says the file itself is damaged (not locked, full or read-only)."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+
+
 def settings_key(describer: Any, extra: dict[str, Any] | None = None) -> str:
     """A stable key for everything that changes a description: the describer's name and
     ``settings()`` (model, prompt hash, ...) plus ``extra`` (e.g. ``{"max_side": 512}``)."""
@@ -244,7 +263,11 @@ class DescriptionCache:
     def __init__(self, path: str | Path, *, timeout: float = 60.0, optional: bool = False):
         self.path = Path(path).expanduser()
         check_database_path(self.path, "cache path")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # /proc/1/foo/c.sqlite, a file in the folder's place, no permission
+            raise ConfigurationError(f"cannot make the folder of the description cache {self.path}: "
+                                     f"{exc.strerror or exc}; give {INSTEAD}") from None
         self.timeout = timeout
         self.optional = optional
         self.broken: str | None = None
@@ -254,10 +277,13 @@ class DescriptionCache:
         self.hits = 0
         self.misses = 0
         self.stored = 0
+        self._unreadable: set[tuple[str, str, int]] = set()  # descriptions stored unreadable: replaced when stored
+        self._said_unreadable = False
         try:
             self._connect()  # create the schema now, so errors surface here
         except sqlite3.DatabaseError as exc:
-            raise ConfigurationError(f"cannot open the description cache {self.path}: {exc}") from None
+            remedy = "" if not _damaged(exc) else f"; {DAMAGED}" if optional else f"; {DAMAGED}, or give {INSTEAD}"
+            raise ConfigurationError(f"cannot open the description cache {self.path}: {exc}{remedy}") from None
 
     # connections: one per thread and per process (a forked child must not reuse its parent's)
     def _connect(self) -> sqlite3.Connection:
@@ -342,13 +368,11 @@ class DescriptionCache:
             return work()
         except (sqlite3.Error, OSError) as exc:
             reason = f"{self.path}: {doing} failed: {' '.join(str(exc).split()) or type(exc).__name__}"
+            if _damaged(exc):
+                reason += f"; {DAMAGED}"
             if not self.optional:
-                damaged = isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
-                raise ConfigurationError(
-                    f"the description cache {reason}; "
-                    + ("the file is damaged: delete it (safe while no vidground process uses it), or give "
-                       if damaged else "give ")
-                    + "another file (--cache FILE, cache=) or none (--no-cache, cache=False)") from exc
+                raise ConfigurationError(f"the description cache {reason}{', or' if _damaged(exc) else ';'} give "
+                                         f"{INSTEAD}") from exc
             with self._lock:
                 first = self.broken is None
                 self.broken = reason
@@ -373,7 +397,12 @@ class DescriptionCache:
                     f"SELECT t_ms, payload FROM descriptions WHERE fingerprint=? AND settings_key=? "
                     f"AND t_ms IN ({','.join('?' * len(part))})", (fingerprint, key, *part)).fetchall()
                 for t_ms, payload in rows:
-                    d = FrameDescription.model_validate_json(payload)
+                    d = self._parse(payload, FrameDescription.model_validate_json,
+                                    f"the description of the frame at {t_ms / 1000:g} s")
+                    if d is None:  # a miss: described again, and the row replaced when that is stored
+                        with self._lock:
+                            self._unreadable.add((fingerprint, key, t_ms))
+                        continue
                     found[wanted[t_ms]] = d.model_copy(update={"t": wanted[t_ms], "usage": Usage(cached=1)})
             return found
 
@@ -390,7 +419,7 @@ class DescriptionCache:
         """What :meth:`store_plan` kept under ``key`` for this content, or ``None``."""
         row = self._guarded("reading a sampling plan", lambda: self._connect().execute(
             "SELECT payload FROM plans WHERE plan_key=? AND fingerprint=?", (key, fingerprint)).fetchone(), None)
-        return None if row is None else json.loads(row[0])
+        return None if row is None else self._parse(row[0], _plan_payload, "a sampling plan")
 
     def store_plan(self, fingerprint: str, key: str, plan: dict[str, Any]) -> None:
         """Keep ``plan`` (JSON-able: a sampling's frame times and the video's duration) for this content
@@ -419,13 +448,31 @@ class DescriptionCache:
 
     def _entries(self, fingerprint: str) -> list[tuple[str, dict[str, Any] | None, FrameDescription]]:
         conn = self._connect()
-        settings = {k: json.loads(v) for k, v in conn.execute(
+        settings = {k: self._parse(v, json.loads, "a describer's settings") for k, v in conn.execute(
             "SELECT settings_key, payload FROM settings WHERE settings_key IN "
             "(SELECT DISTINCT settings_key FROM descriptions WHERE fingerprint=?)", (fingerprint,))}
         rows = conn.execute("SELECT settings_key, t_ms, payload FROM descriptions WHERE fingerprint=? "
                             "ORDER BY settings_key, t_ms", (fingerprint,)).fetchall()
-        out = [(key, settings.get(key), FrameDescription.model_validate_json(payload)) for key, _, payload in rows]
+        out = [(key, settings.get(key), d) for key, t_ms, payload in rows if (d := self._parse(
+            payload, FrameDescription.model_validate_json, f"the description of the frame at {t_ms / 1000:g} s"))]
         return sorted(out, key=lambda e: (e[2].t, e[0]))
+
+    def _parse(self, payload: Any, parse: Callable[[Any], T], what: str) -> T | None:
+        """``parse(payload)`` of a stored row; when it cannot be read (written by something else, or damaged): for a
+        cache the user named a :class:`ConfigurationError` naming the file, for an ``optional`` one ``None`` (a
+        miss, as though the row were not there) and a warning, once per cache."""
+        try:
+            return parse(payload)
+        except (ValueError, TypeError) as exc:
+            reason = f"{self.path}: {what} stored there cannot be read ({' '.join(str(exc).split())[:160]})"
+        if not self.optional:
+            raise ConfigurationError(f"the description cache {reason}; {DAMAGED}, or give {INSTEAD}")
+        with self._lock:
+            said, self._said_unreadable = self._said_unreadable, True
+        if not said:
+            log.warning("the default description cache %s: taken as missing (a description is made again and "
+                        "replaces it)", reason)
+        return None
 
     def store(self, fingerprint: str, key: str, descriptions: Iterable[FrameDescription],
               settings: dict[str, Any] | None = None) -> int:
@@ -440,8 +487,12 @@ class DescriptionCache:
 
         def work() -> int:
             before = conn.total_changes
+            with self._lock:  # a row found unreadable is replaced; any other is kept as the first run stored it
+                bad = {r[:3] for r in rows} & self._unreadable
             conn.executemany("INSERT OR IGNORE INTO descriptions (fingerprint, settings_key, t_ms, payload) "
-                             "VALUES (?, ?, ?, ?)", rows)
+                             "VALUES (?, ?, ?, ?)", [r for r in rows if r[:3] not in bad])
+            conn.executemany("INSERT OR REPLACE INTO descriptions (fingerprint, settings_key, t_ms, payload) "
+                             "VALUES (?, ?, ?, ?)", [r for r in rows if r[:3] in bad])
             new = conn.total_changes - before
             if settings is not None:
                 conn.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)", (key, _settings_json(settings)))
@@ -686,7 +737,9 @@ class CachedDescriber:
                     self.saved += 1
                 before = f if hit is not None and self.prime else None
 
-        buffer: list[FrameDescription] = []
+        buffer: list[FrameDescription] = []  # described (paid), not stored yet
+        failed: list[VidgroundError] = []  # a store that failed (a named cache): nothing more is stored, nor sent
+        ended = False  # read to its end, or stopped by that failure: no other error is on its way out
         stream = self.inner.describe(misses(), query=query)
         try:
             for d in stream:
@@ -699,14 +752,17 @@ class CachedDescriber:
                     continue
                 t = pending.popleft()[0] if pending else d.t
                 buffer.append(d.model_copy(update={"t": t}) if d.t != t else d)
-                self._flush(buffer)  # at once: another run may be waiting for this frame (and before a Ctrl-C)
                 unanswered.pop(_ms(t), None)
+                if not self._flush(buffer, failed):  # at once: another run may wait for this frame (and a Ctrl-C)
+                    break  # the cache failed: no more frames are sent, those in flight are waited for (paid)
                 yield from hits  # type: ignore[misc]
                 yield d
-            while pending:
-                t, hit = pending.popleft()
-                if hit is not None and hit is not _PRIMING:
-                    yield hit
+            else:
+                while pending:
+                    t, hit = pending.popleft()
+                    if hit is not None and hit is not _PRIMING:
+                        yield hit
+            ended = True
         finally:
             try:
                 close = getattr(stream, "close", None)
@@ -714,11 +770,32 @@ class CachedDescriber:
                     close()
             finally:  # what they answered is paid: kept, even when a second Ctrl-C ends the wait
                 buffer.extend(d for d in leftovers(stream) if _ms(d.t) in unanswered)
-                self._flush(buffer)
-                self.cache.release(self.fingerprint, self.key, owner)
+                self._flush(buffer, failed)
+                try:
+                    self.cache.release(self.fingerprint, self.key, owner)
+                except VidgroundError as exc:  # the cache failed there too: the first failure says it
+                    if not failed:
+                        failed.append(exc)
+                if failed and not ended:  # another error or an interrupt ends the stream: it is the one raised
+                    log.warning("%s; %d description(s) paid for were not kept", failed[0], len(buffer))
+        if failed:  # everything described and not handed over was paid: the error carries its usage
+            exc = failed[0]
+            paid = sum((d.usage for d in buffer if d.usage is not None), Usage())
+            if not paid.is_empty():
+                exc.usage = paid + exc.usage if isinstance(exc.usage, Usage) else paid
+            raise exc
 
-    def _flush(self, buffer: list[FrameDescription]) -> None:
+    def _flush(self, buffer: list[FrameDescription], failed: list[VidgroundError]) -> bool:
+        """Store ``buffer`` (emptied once stored); ``False``, ``buffer`` kept, when a store failed (the first failure
+        is added to ``failed``; none is tried after it, so a cache that fails once does not fail again)."""
+        if failed:
+            return False
         if buffer:
-            self.cache.store(self.fingerprint, self.key, buffer,
-                             settings={"describer": self.name, "settings": self.inner.settings(), "extra": self.extra})
+            try:
+                self.cache.store(self.fingerprint, self.key, buffer, settings={
+                    "describer": self.name, "settings": self.inner.settings(), "extra": self.extra})
+            except VidgroundError as exc:
+                failed.append(exc)
+                return False
             buffer.clear()
+        return True

@@ -88,7 +88,10 @@ def local_weights(model: str) -> dict[str, str] | None:
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
     digest = hashlib.sha256()
     for f in files:
-        st = f.stat()
+        try:
+            st = f.stat()
+        except FileNotFoundError:  # removed since the listing (a checkpoint being saved): not part of the weights
+            continue
         digest.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return {"path": str(path), "files": digest.hexdigest()[:16]}
 
