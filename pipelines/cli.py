@@ -733,6 +733,9 @@ def _kept_note(args: argparse.Namespace, exc: BaseException | None = None) -> st
         return " (--no-cache: nothing described was kept; without it the description cache keeps it for the next run)"
     if dict(getattr(args, "describer_opt", None) or []).get("mode") == "aware":  # CachedDescriber passes these through
         return " (a query-aware describer's descriptions depend on the query and are not cached: nothing was kept)"
+    if getattr(args, "strategy", "uniform") == "coarse-to-fine" and _compares_frames(args.describer):
+        return (" (a coarse-to-fine search of a describer that compares each frame with the one before uses no "
+                "description cache: nothing described was kept)")
     from pipelines.session import default_cache_unusable, implied_cache
 
     try:
@@ -748,6 +751,19 @@ def _kept_note(args: argparse.Namespace, exc: BaseException | None = None) -> st
     new = _stored_descriptions() - getattr(args, "stored_before", 0)
     return (f"; the frames described so far are kept in the description cache {cache} ({new} new "
             "description(s) stored by this command): the same command does not describe them again")
+
+
+def _compares_frames(spec: str | None) -> bool:
+    """Whether the describer ``spec`` names compares each frame with the one before (``cv``): a coarse-to-fine search
+    of it uses no description cache (:meth:`pipelines.session.Session._cached`)."""
+    from frame_describer import DEFAULT_DESCRIBER, describers
+    from vidground.registry import split_spec
+
+    spec = spec or DEFAULT_DESCRIBER
+    try:
+        return bool(getattr(describers.target(split_spec(spec)[0], spec=spec), "uses_previous_frame", False))
+    except VidgroundError:  # an unknown spec failed before anything was described
+        return False
 
 
 def _stored_descriptions() -> int:

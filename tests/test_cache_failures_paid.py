@@ -249,3 +249,16 @@ def test_local_weights_skip_a_file_removed_between_listing_and_reading(tmp_path,
 
     monkeypatch.setattr(Path, "is_file", is_file)
     assert local_weights(str(folder)) == before
+
+
+def test_a_coarse_to_fine_search_with_cv_interrupted_says_nothing_was_kept(video, monkeypatch, capsys):
+    """Such a search uses no description cache: the note said the frames were kept in it (0 stored)."""
+    from frame_describer.classical import ClassicalDescriber
+    from pipelines import cli
+    from test_default_description_cache import _stop_after
+
+    _stop_after(monkeypatch, ClassicalDescriber, 1)
+    assert cli.main(["ground", str(video), "a person", "--strategy", "coarse-to-fine"]) == 130
+    err = capsys.readouterr().err
+    assert "coarse-to-fine search of a describer that compares each frame with the one before uses no description " \
+           "cache: nothing described was kept" in err and "kept in the description cache" not in err, err
