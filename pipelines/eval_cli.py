@@ -108,7 +108,8 @@ def register(subparsers: Any) -> None:
     r.add_argument("--query-concurrency", type=int, default=1, metavar="N", help="queries of one video in parallel")
     c = r.add_mutually_exclusive_group()  # both given: an error, as for ground/describe (it used none)
     c.add_argument("--cache", default=None, metavar="FILE",
-                   help="description cache (default $VIDGROUND_CACHE or ~/.cache/vidground/descriptions.sqlite), "
+                   help="description cache (default $VIDGROUND_CACHE, else ~/.cache/vidground/descriptions.sqlite for "
+                        "vidground's own describers; a plug-in describer is cached only in a cache you name), "
                         "keyed by video content, frame time and describer settings (for openai: base URL, model "
                         "name, prompt): a server swapped behind the same URL and model name needs --no-cache or "
                         "another FILE")

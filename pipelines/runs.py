@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from frame_describer.cache import default_cache_path
+from frame_describer.cache import default_cache_path  # noqa: F401  (imported from here by callers and tests)
 from frame_describer.caption_formats import check_clip_seconds, check_format, video_id_from_path
 from frame_describer.descriptions_io import write_descriptions
 from vidground import interrupts
@@ -565,7 +565,13 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
                    config.reasoner, config.reasoner_options,
                    local=executor is None or isinstance(executor, LocalExecutor))
     if config.cache is None and config.mode == "videos":
-        config.cache = str(default_cache_path())
+        # the default cache as a session's (pipelines.session.implied_cache): $VIDGROUND_CACHE for any describer, else
+        # the default file for the project's own describers only; a plug-in's (keyed by its name and settings() alone,
+        # which another can share) or hf: given a loaded hf_model gets none ("": Ray's workers are told the same)
+        from .session import implied_cache
+
+        implied = implied_cache(config.describer, config.describer_options)[0]
+        config.cache = str(implied) if implied else ""
     if config.mode == "videos" and config.cache:
         from frame_describer.cache import DescriptionCache
 

@@ -53,3 +53,17 @@ def test_ray_matches_local_on_videos_and_descriptions(tmp_path, ray_executor):
     run_eval(RunConfig(**d_base), tmp_path / "dl")
     run_eval(RunConfig(**d_base), tmp_path / "dr", executor=ray_executor)
     assert _comparable(tmp_path / "dr") == _comparable(tmp_path / "dl")
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_ray_workers_use_no_default_cache_for_a_plugin_describer(tmp_path, ray_executor):
+    """The driver decides the cache (pipelines.session.implied_cache) and the workers use what it says: a plug-in
+    describer given no cache is described again, never kept in the default cache."""
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=1, per_video=1, duration=3.0)
+    videos = render_toy_videos(tmp_path / "videos", ["vid0"])
+    base = dict(dataset="jsonl", dataset_path=str(ds), videos=str(videos), describer="fake", reasoner="fake-reasoner")
+    run_eval(RunConfig(**base), tmp_path / "ray1", executor=ray_executor)
+    second = run_eval(RunConfig(**base), tmp_path / "ray2", executor=ray_executor)
+    assert (second.describe_calls, second.describe_saved) == (3, 0)
+    assert not (Path(os.environ["XDG_CACHE_HOME"]) / "vidground" / "descriptions.sqlite").exists()

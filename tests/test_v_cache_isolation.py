@@ -38,8 +38,8 @@ def test_run_eval_without_a_cache_stores_the_frames_in_the_tests_own(tmp_path):
     register_fakes()
     ds, _ = write_toy_dataset(tmp_path / "data", n_videos=1, per_video=1, duration=3.0)
     videos = render_toy_videos(tmp_path / "videos", ["vid0"])
-    summary = run_eval(RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(videos), describer="fake",
-                                 reasoner="fake-reasoner"), tmp_path / "run")
+    summary = run_eval(RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(videos), describer="cv",
+                                 reasoner="fake-reasoner"), tmp_path / "run")  # a plug-in gets no default cache
     assert summary.describe_calls == 3  # 3 s at 1 frame a second
     path = Path(os.environ["XDG_CACHE_HOME"]) / "vidground" / "descriptions.sqlite"
     assert default_cache_path() == path
