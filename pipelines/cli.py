@@ -274,7 +274,10 @@ def _split_inputs(args: argparse.Namespace) -> tuple[str | None, str]:
     return inputs[0], inputs[1]
 
 
-def format_result_table(result: Any) -> str:
+def format_result_table(result: Any, described: Any = None) -> str:
+    """``result`` as ``ground`` prints it; ``described``, the :class:`~pipelines.session.DescribedVideo` a plain run
+    grounded in (``Session.remembered``), adds how many frames were sampled and how many the description cache gave
+    (what ``describe`` says of them) where no search or skip-unchanged line says what was described."""
     lines = [f"query:     {printable(result.query)}"]
     dur = f"{result.duration:.1f} s" + (" (inferred)" if result.duration_inferred else "")
     lines.append(f"video:     {printable(result.video)}  ({dur})")
@@ -286,6 +289,9 @@ def format_result_table(result: Any) -> str:
         lines.append(f"usage:     {usage.requests} requests{retried}, {usage.prompt_tokens} prompt + "
                      f"{usage.completion_tokens} completion tokens{cost}")
     frames = _frames_line(getattr(result, "settings", None) or {})
+    if not frames and described is not None:
+        n, cached = len(described.descriptions), described.usage.cached
+        frames = f"{n} sampled, {cached} from the description cache ({n - cached} described now)"
     if frames:
         lines.append(f"frames:    {frames}")
     for w in result.warnings:
@@ -470,10 +476,11 @@ def cmd_ground(args: argparse.Namespace) -> int:
         result = session.ground(video, query, descriptions=args.descriptions, duration=args.duration,
                                 descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds,
                                 top_k=args.top_k)
+        described = session.remembered(video) if video is not None and not args.json else None
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
-        print(format_result_table(result))
+        print(format_result_table(result, described))
     return 0
 
 

@@ -461,6 +461,17 @@ class Session:
                     self._videos.popitem(last=False)
         return described
 
+    def remembered(self, video: PathLike) -> DescribedVideo | None:
+        """What this session's :meth:`describe` made of ``video`` (unchanged since) as it made it, its ``usage``
+        included (``usage.cached``: the frames the description cache gave), or ``None`` when it is not remembered
+        (not described yet, a query-aware describer, a coarse-to-fine search, a file changed since). Describes
+        nothing."""
+        key = _file_key(Path(video))
+        if key is None:
+            return None
+        with self._lock:
+            return self._videos.get(key)
+
     def _recalled(self, key: tuple[Any, ...] | None) -> DescribedVideo | None:
         if key is None:
             return None
