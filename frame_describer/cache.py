@@ -203,12 +203,6 @@ def _parse_claim(stored: str) -> tuple[str | None, int | None, tuple[str, str, s
     return None, None, None, str(stored)
 
 
-def _claim_owner(stored: str) -> tuple[str | None, int | None, str]:
-    """``(host, pid, owner)`` of a stored claim owner (host and pid ``None`` for one stored without them)."""
-    host, pid, _, owner = _parse_claim(stored)
-    return host, pid, owner
-
-
 def _this_process(stored: str) -> bool:
     """Whether the claim was made by this very process (not by an earlier one that had its host and pid)."""
     host, pid, identity, _ = _parse_claim(stored)
@@ -547,7 +541,8 @@ class DescriptionCache:
             (fingerprint, key, _ms(t))).fetchone(), None)
         if row is None:
             return None
-        return (*_claim_owner(row[0]), max(0.0, row[1] - time.time()), _this_process(row[0]))
+        host, pid, _, owner = _parse_claim(row[0])
+        return host, pid, owner, max(0.0, row[1] - time.time()), _this_process(row[0])
 
     def release(self, fingerprint: str, key: str, owner: str) -> None:
         """Drop ``owner``'s claims on this video that no description ended (a failed or stopped stream): any left

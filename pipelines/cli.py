@@ -743,7 +743,8 @@ def _kept_note(args: argparse.Namespace, exc: BaseException | None = None) -> st
     if getattr(args, "strategy", "uniform") == "coarse-to-fine" and _compares_frames(args.describer):
         return (" (a coarse-to-fine search of a describer that compares each frame with the one before uses no "
                 "description cache: nothing described was kept)")
-    from pipelines.session import default_cache_unusable, implied_cache
+    from frame_describer.cache import default_cache_unusable
+    from pipelines.session import implied_cache
 
     try:
         cache, default = (args.cache, False) if args.cache else implied_cache(args.describer)

@@ -267,14 +267,6 @@ def open_default_cache(path: Path) -> Any:
         return None
 
 
-def default_cache_unusable(path: Path | None) -> bool:
-    """Whether this process found the default description cache at ``path`` (``None``: no folder for it) unusable,
-    and went on without it."""
-    from frame_describer.cache import default_cache_unusable as unusable
-
-    return unusable(path)
-
-
 def _progress(iterable: Iterable[Any], total: int | None, enabled: bool, desc: str) -> Iterable[Any]:
     if not enabled or not sys.stderr.isatty():
         return iterable
