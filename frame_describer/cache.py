@@ -331,10 +331,15 @@ class DescriptionCache:
 
     @staticmethod
     def _redact_stored_settings(conn: sqlite3.Connection) -> None:
-        """Rewrite settings rows stored before they were redacted (a describer's key in plain text)."""
+        """Rewrite settings rows stored before they were redacted (a describer's key in plain text). A row that is
+        not JSON is left as it is: reading it later is a damaged row like any other (a miss in the default cache,
+        a ConfigurationError naming a cache the user named), not a ValueError from opening the file."""
         def work() -> None:
             for key, payload in conn.execute("SELECT settings_key, payload FROM settings").fetchall():
-                clean = _settings_json(json.loads(payload))
+                try:
+                    clean = _settings_json(json.loads(payload))
+                except (ValueError, TypeError):
+                    continue
                 if clean != payload:
                     conn.execute("UPDATE settings SET payload=? WHERE settings_key=?", (clean, key))
 

@@ -250,3 +250,27 @@ def test_settings_stored_in_plain_text_by_an_older_cache_are_redacted_when_it_is
     conn.close()
     assert json.loads(payload)["settings"]["api_key"] == "<redacted>"
     assert not any(s in payload for s in _SECRETS)
+
+
+def test_an_older_cache_with_a_damaged_settings_row_opens(tmp_path):
+    """Opening a version-1 file whose settings row is not JSON: before, the redaction pass raised a bare
+    ValueError from json (and a default cache with such a row could never be opened). Now the file opens, the
+    other rows are redacted, and the damaged row is left for the reads that already treat damaged rows."""
+    import json
+    import sqlite3
+
+    path = tmp_path / "c.sqlite"
+    DescriptionCache(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO settings VALUES (?, ?)", ("bad", "{not json"))
+    conn.execute("INSERT INTO settings VALUES (?, ?)",
+                 ("k1", json.dumps({"describer": "thirdparty", "settings": _KeyedDescriber().settings()})))
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    DescriptionCache(path).close()  # HEAD: json.decoder.JSONDecodeError
+    conn = sqlite3.connect(path)
+    rows = dict(conn.execute("SELECT settings_key, payload FROM settings").fetchall())
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+    assert rows["bad"] == "{not json" and json.loads(rows["k1"])["settings"]["api_key"] == "<redacted>"

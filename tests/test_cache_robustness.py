@@ -395,3 +395,15 @@ def test_events_eval_stops_on_an_unusable_default_cache_as_a_grounding_eval_does
                    "--out", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 1 and f"cache path {default_cache_path()}" in err, err  # HEAD: a warning, and the run went on
+
+
+def test_no_home_directory_gives_a_typed_error_for_the_models_folder(homeless, monkeypatch, tmp_path):
+    """Where the assembled gemma GGUF goes: with no home, a NoCacheFolderError that says which setting picks
+    the folder (before: Path.home()'s bare RuntimeError, "internal error" in the CLI)."""
+    from vidground.models import models_dir
+
+    monkeypatch.delenv("VIDGROUND_MODELS", raising=False)
+    with pytest.raises(NoCacheFolderError, match=r"set \$VIDGROUND_MODELS"):  # HEAD: RuntimeError
+        models_dir()
+    monkeypatch.setenv("VIDGROUND_MODELS", str(tmp_path / "m"))
+    assert models_dir() == tmp_path / "m"

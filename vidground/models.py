@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigurationError, MissingDependencyError
+from .files import user_cache_dir
 from .registry import bound_options
 
 T = TypeVar("T")
@@ -282,10 +283,11 @@ def load_error(name: str, source: str, local: bool, *, what: str, cache_dir: str
 
 
 def models_dir() -> Path:
-    """Where downloaded/assembled model files go: ``$VIDGROUND_MODELS`` or ``~/.cache/vidground/models``."""
+    """Where downloaded/assembled model files go: ``$VIDGROUND_MODELS`` or ``~/.cache/vidground/models``
+    (a :class:`~vidground.errors.NoCacheFolderError` naming both settings where there is no home folder)."""
     if os.environ.get("VIDGROUND_MODELS"):
         return Path(os.environ["VIDGROUND_MODELS"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "vidground" / "models"
+    return user_cache_dir("VIDGROUND_MODELS").expanduser() / "vidground" / "models"
 
 
 def gemma3_270m_path() -> Path:
