@@ -419,7 +419,8 @@ def _ground_many(args: argparse.Namespace) -> int:
             source = dict(descriptions=session.load(args.descriptions, format=args.descriptions_format,
                                                     clip_seconds=args.clip_seconds))
         _print_many(args, queries, lambda query: session.ground(query=query, duration=args.duration,
-                                                                top_k=args.top_k, **source))
+                                                                top_k=args.top_k, **source),
+                    (lambda: session.remembered(video)) if video is not None else None)
     return 0
 
 
@@ -452,8 +453,9 @@ def _session(args: argparse.Namespace, video: str | None) -> Any:
                    search=search_options(args), skip_unchanged=getattr(args, "skip_unchanged", None))
 
 
-def _print_many(args: argparse.Namespace, queries: list[str], answer: Any) -> None:
-    """Each query's result as it comes (tables), or all of them as one JSON list at the end."""
+def _print_many(args: argparse.Namespace, queries: list[str], answer: Any, described: Any = None) -> None:
+    """Each query's result as it comes (tables), or all of them as one JSON list at the end. ``described()``, the
+    video as the session remembers it (or None), gives the first table its ``frames:`` line, where its usage is."""
     results = []
     for i, query in enumerate(queries):
         result = answer(query)  # a video is described (and paid for) once: its usage and time go with the first
@@ -463,7 +465,7 @@ def _print_many(args: argparse.Namespace, queries: list[str], answer: Any) -> No
             if i:
                 print()
             print(f"== query {i + 1} of {len(queries)}: {printable(query)}")
-            print(format_result_table(result), flush=True)
+            print(format_result_table(result, described() if described is not None and not i else None), flush=True)
     if args.json:
         print(json.dumps([r.model_dump(mode="json") for r in results], indent=2, ensure_ascii=False))
 
@@ -484,9 +486,9 @@ def cmd_ground(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_answer_table(answer: Any) -> str:
+def format_answer_table(answer: Any, described: Any = None) -> str:
     """An :class:`~vidground.types.Answer` as the ask command prints it: the answer, the choices with their
-    scores, then the supporting intervals as ``ground`` prints them."""
+    scores, then the supporting intervals as ``ground`` prints them (``described`` as there)."""
     lines = [f"question:  {printable(answer.question)}", f"answer:    {printable(answer.answer)}"
              + (f"  (choice {answer.choice})" if answer.choice is not None else "")]
     for i, c in enumerate(answer.choices or []):
@@ -494,7 +496,7 @@ def format_answer_table(answer: Any) -> str:
         lines.append(f"  {'*' if i == answer.choice else ' '} {i}. {printable(c)}{score}")
     grounded = format_result_table(argparse.Namespace(**{k: getattr(answer, k) for k in (
         "duration", "duration_inferred", "video", "describer", "reasoner", "total_usage", "warnings", "intervals")},
-        query=answer.question))
+        query=answer.question), described)
     return "\n".join(lines + grounded.splitlines()[1:])
 
 
@@ -514,7 +516,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     with _session(args, video) as session:
         result = session.answer(video, question, choices, descriptions=args.descriptions, duration=args.duration,
                                 descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds)
-    print(result.model_dump_json(indent=2) if args.json else format_answer_table(result))
+        described = session.remembered(video) if video is not None and not args.json else None
+    print(result.model_dump_json(indent=2) if args.json else format_answer_table(result, described))
     return 0
 
 

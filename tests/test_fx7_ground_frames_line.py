@@ -53,3 +53,19 @@ def test_remembered_describes_nothing(tmp_path):
         session.describe(video)
         again = session.remembered(video)
         assert (len(again.descriptions), again.usage.cached) == (3, 3)
+
+
+def test_several_queries_and_ask_say_where_their_frames_came_from(tmp_path, capsys):
+    """``ground -q A -q B`` prints the line once, in the first table (where its usage is: the video is described
+    once for all queries), and ``ask`` prints it as ``ground`` does (before: neither had it)."""
+    video = render_toy_videos(tmp_path / "videos", ["vid0"]) / "vid0.mp4"
+    cache = ["--cache", str(tmp_path / "c.sqlite")]
+    assert main(["ground", str(video), "-q", "a person opens a door", "-q", "a person sits down", *cache]) == 0
+    out = capsys.readouterr().out
+    assert _frames_lines(out) == ["frames:    3 sampled, 0 from the description cache (3 described now)"]
+    assert out.index("frames:") < out.index("== query 2 of 2")
+    assert main(["ask", str(video), "what does the person open?", *cache]) == 0
+    assert _frames_lines(capsys.readouterr().out) == [
+        "frames:    3 sampled, 3 from the description cache (0 described now)"]
+    assert main(["ask", str(video), "what does the person open?", "--json", *cache]) == 0
+    assert "sampled" not in capsys.readouterr().out
