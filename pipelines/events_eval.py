@@ -194,12 +194,9 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
     if cache is None and videos is not None:
         # as a grounding eval's (pipelines.runs): a default cache that cannot be used is an error before the run
         # starts, not a warning (a session's), since an eval's reruns and resumes count on it
-        from frame_describer.cache import DescriptionCache
-        from .session import implied_cache
+        from .session import eval_cache
 
-        cache = implied_cache(describer, describer_options)[0] or False  # a plug-in describer: none, as a session's
-        if cache:
-            DescriptionCache(cache).close()
+        cache = eval_cache(describer, describer_options) or False  # a plug-in describer: none, as a session's
 
     if (videos is None) == (descriptions is None):
         raise ConfigurationError("give one input: --videos DIR or --descriptions DIR")

@@ -568,11 +568,11 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
         # the default cache as a session's (pipelines.session.implied_cache): $VIDGROUND_CACHE for any describer, else
         # the default file for the project's own describers only; a plug-in's (keyed by its name and settings() alone,
         # which another can share) or hf: given a loaded hf_model gets none ("": Ray's workers are told the same)
-        from .session import implied_cache
+        from .session import eval_cache
 
-        implied = implied_cache(config.describer, config.describer_options)[0]
+        implied = eval_cache(config.describer, config.describer_options)
         config.cache = str(implied) if implied else ""
-    if config.mode == "videos" and config.cache:
+    elif config.mode == "videos" and config.cache:
         from frame_describer.cache import DescriptionCache
 
         DescriptionCache(config.cache).close()  # a folder or unwritable path: one error before the run starts

@@ -37,6 +37,7 @@ from frame_describer.descriptions_io import description_metadata, write_descript
 from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
 from vidground.errors import ConfigurationError, InputError, NoCacheFolderError, VideoDecodeError, keep_paid
 from vidground.registry import split_spec
+from vidground.files import printable
 from vidground.types import Answer, Events, Sampling
 from vidground.types import DEFAULT_FPS, MAX_SECONDS, check_seconds
 
@@ -252,6 +253,25 @@ def implied_cache(describer: Any, options: dict[str, Any] | None = None) -> tupl
         if by_default is None or by_default(dict(options or {})):
             return default_cache_path(), True
     return None, False
+
+
+def eval_cache(describer: Any, options: dict[str, Any] | None = None) -> Path | None:
+    """The description cache an eval given no cache uses: :func:`implied_cache`'s, checked to open before the run
+    starts (an eval's reruns and resumes count on it, so one that cannot be used is an error, not a session's
+    warning); ``None``, with a warning that says so and how to keep them, for a describer cached only in a cache
+    the user names (a plug-in, an object, ``hf:`` given a loaded ``hf_model``)."""
+    from frame_describer.cache import DescriptionCache
+
+    cache = implied_cache(describer, options)[0]
+    if cache is None:
+        name = describer if isinstance(describer, str) else type(describer).__name__
+        log.warning("describer %s: its descriptions are kept only in a cache you name (it is keyed by its name and "
+                    "settings alone, which another describer can share), so this run keeps none and a rerun or a "
+                    "resumed run describes its videos again; name one to keep them: --cache FILE (cache= in Python, "
+                    "or $VIDGROUND_CACHE)", printable(str(name)))
+        return None
+    DescriptionCache(cache).close()
+    return cache
 
 
 def open_default_cache(path: Path) -> Any:

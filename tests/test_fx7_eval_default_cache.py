@@ -90,3 +90,37 @@ def test_the_executor_is_handed_the_drivers_decision(tmp_path):
     run_eval(RunConfig(**base, describer="fake"), tmp_path / "run1", executor=ex)
     run_eval(RunConfig(**base, describer="cv"), tmp_path / "run2", executor=ex)
     assert ex.caches == ["", str(_default_cache())]
+
+
+def test_an_eval_that_keeps_no_descriptions_says_so_and_how_to_keep_them(tmp_path, caplog):
+    """A plug-in describer's eval keeps no cache (above): a warning says so before the run, with the option that
+    keeps them (before: only the docs said it, and an interrupted paid eval re-described its videos silently).
+    The project's own describers, cached by default, and a named cache get no such warning; nor does the events
+    eval's own describer."""
+    import logging
+
+    base = _inputs(tmp_path)
+
+    def warned() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "kept only in a cache you name" in r.getMessage()]
+
+    with caplog.at_level(logging.WARNING, logger="vidground"):
+        run_eval(RunConfig(**base, describer="fake"), tmp_path / "run1")
+        assert len(warned()) == 1 and "describer fake" in warned()[0] and "--cache FILE" in warned()[0]
+        caplog.clear()
+        run_eval(RunConfig(**base, describer="cv"), tmp_path / "run2")
+        run_eval(RunConfig(**base, describer="fake", cache=str(tmp_path / "mine.sqlite")), tmp_path / "run3")
+        assert warned() == []
+
+
+def test_eval_cache_warns_for_an_object_describer_and_not_for_the_projects_own(caplog):
+    """pipelines.session.eval_cache, which the events eval uses too (vidground eval activitynet-events)."""
+    import logging
+
+    from pipelines.session import eval_cache
+
+    with caplog.at_level(logging.WARNING, logger="vidground"):
+        assert eval_cache(object()) is None
+        assert eval_cache("cv") == _default_cache()
+    assert [m for m in caplog.messages if "kept only in a cache you name" in m] != []
+    assert len(caplog.messages) == 1 and "describer object" in caplog.messages[0]
