@@ -405,7 +405,8 @@ class DescriptionCache:
                     found[wanted[t_ms]] = d.model_copy(update={"t": wanted[t_ms], "usage": Usage(cached=1)})
             return found
 
-        found = self._guarded("reading descriptions", work, {})
+        none: dict[float, FrameDescription] = {}
+        found = self._guarded("reading descriptions", work, none)
         with self._lock:
             self.hits += len(found)
             self.misses += len(wanted) - len(found)
@@ -779,11 +780,11 @@ class CachedDescriber:
                 if failed and not ended:  # another error or an interrupt ends the stream: it is the one raised
                     log.warning("%s; %d description(s) paid for were not kept", failed[0], len(buffer))
         if failed:  # everything described and not handed over was paid: the error carries its usage
-            exc = failed[0]
+            error = failed[0]
             paid = sum((d.usage for d in buffer if d.usage is not None), Usage())
             if not paid.is_empty():
-                exc.usage = paid + exc.usage if isinstance(exc.usage, Usage) else paid
-            raise exc
+                error.usage = paid + error.usage if isinstance(error.usage, Usage) else paid
+            raise error
 
     def _flush(self, buffer: list[FrameDescription], failed: list[VidgroundError]) -> bool:
         """Store ``buffer`` (emptied once stored); ``False``, ``buffer`` kept, when a store failed (the first failure
