@@ -423,23 +423,37 @@ def _check_unique(ds: Dataset) -> None:
 def find_videos(video_ids: Iterable[str], folder: str | Path) -> tuple[dict[str, Path], list[str]]:
     """Map video ids to files in ``folder`` (searched recursively, any extension in
     :data:`VIDEO_EXTENSIONS`, case-insensitive). ActivityNet's ``v_`` prefix may be present or
-    absent on either side. Returns ``(found, missing)``; missing ids are not an error here.
+    absent on either side. Returns ``(found, missing)``; missing ids are not an error here. A selected id that
+    two files could be (``X.mp4`` and ``X.mkv``, ``X.mp4`` and ``sub/X.mp4``, ``v_X.mp4`` and ``X.mp4``) is an
+    :class:`InputError` naming them all (:func:`one_file_per_video`): no copy is chosen silently.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("is not a folder: give the folder holding the videos, named by video id"
                          if folder.exists() else "videos folder not found", path=folder)
-    files: dict[str, Path] = {}
+    files: dict[str, list[Path]] = {}
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS:
-            files.setdefault(p.stem, p)
-    found: dict[str, Path] = {}
-    missing: list[str] = []
+            files.setdefault(p.stem, []).append(p)
+    candidates: dict[str, list[Path]] = {}
     for vid in dict.fromkeys(video_ids):
-        alternatives = [vid, vid[2:] if vid.startswith("v_") else f"v_{vid}"]
-        hit = next((files[a] for a in alternatives if a in files), None)
-        if hit is None:
-            missing.append(vid)
-        else:
-            found[vid] = hit
-    return found, missing
+        alternatives = dict.fromkeys([vid, vid[2:] if vid.startswith("v_") else f"v_{vid}"])
+        candidates[vid] = [p for a in alternatives for p in files.get(a, [])]
+    return one_file_per_video(candidates, folder, "video file")
+
+
+def one_file_per_video(candidates: dict[str, list[Path]], folder: Path,
+                       kind: str) -> tuple[dict[str, Path], list[str]]:
+    """``(found, missing)`` from each selected video id's candidate files; an id with two or more is an
+    :class:`InputError` listing every such id and its files (a stale copy in a subfolder, or a second format of
+    the same captions, was taken silently before, whichever sorted first)."""
+    clashes = {vid: paths for vid, paths in candidates.items() if len(paths) > 1}
+    if clashes:
+        shown = "; ".join(f"{vid}: {', '.join(str(p.relative_to(folder)) for p in paths)}"
+                          for vid, paths in list(clashes.items())[:5])
+        more = f"; and {len(clashes) - 5} more" if len(clashes) > 5 else ""
+        raise InputError(f"{len(clashes)} video(s) have more than one {kind} ({shown}{more}): which one is meant "
+                         f"is not guessed; keep one {kind} per video in the folder and its subfolders (move the "
+                         "others elsewhere)", path=folder)
+    found = {vid: paths[0] for vid, paths in candidates.items() if paths}
+    return found, [vid for vid, paths in candidates.items() if not paths]

@@ -46,7 +46,8 @@ from vidground.types import Sampling
 
 from .baselines import SpanPrior, dataset_prior
 from .executors import paid_requests
-from .datasets import DATASETS, VIDEO_EXTENSIONS, Dataset, Query, find_videos, load_dataset, read_subset_file
+from .datasets import (DATASETS, VIDEO_EXTENSIONS, Dataset, Query, find_videos, load_dataset, one_file_per_video,
+                       read_subset_file)
 from .metrics import Metrics, compute_metrics, compute_qa_metrics
 from .provenance import collect, redact
 from .backends import check_backends
@@ -113,7 +114,7 @@ class RunConfig:
     num_frames: int | None = None
     max_frames: int | None = None
     max_side: int | None = 512
-    top_k: int | None = 5
+    top_k: int | None = 10  # intervals kept of each answer: as many as mAP ranks (None: all)
     limit: int | None = None
     seed: int = 0
     subset: str | None = None
@@ -342,22 +343,22 @@ def select_queries(config: RunConfig) -> Dataset:
 
 
 def find_descriptions(video_ids: Iterable[str], folder: str | Path) -> tuple[dict[str, Path], list[str]]:
-    """Map video ids to descriptions or caption files under ``FOLDER``: ``ID.jsonl``, ``ID.json`` or
-    ``ID.csv``, also named ``ID.descriptions.jsonl`` (what ``vidground describe`` suggests) or
-    ``ID_cap.json`` (NExT-GQA caption sets). A file named exactly after the id wins over a suffixed one."""
+    """Map video ids to descriptions or caption files under ``FOLDER`` (searched recursively): ``ID.jsonl``,
+    ``ID.json`` or ``ID.csv``, also named ``ID.descriptions.jsonl`` (what ``vidground describe`` suggests) or
+    ``ID_cap.json`` (NExT-GQA caption sets). A selected id that two files could be (``ID.csv`` beside
+    ``ID_cap.json``, ``ID.jsonl`` beside a copy in a subfolder) is an :class:`InputError` naming them all: no file
+    is chosen silently over another."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("is not a folder: give the folder holding the descriptions, one file a video "
                          "named by its id (ID.jsonl)" if folder.exists() else "descriptions folder not found",
                          path=folder)
-    files: dict[str, tuple[int, Path]] = {}
+    files: dict[str, list[Path]] = {}
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.suffix.lower() in (".jsonl", ".json", ".csv"):
-            for rank, vid in enumerate(dict.fromkeys((p.stem, video_id_from_path(p)))):
-                if vid not in files or rank < files[vid][0]:
-                    files[vid] = (rank, p)
-    found = {v: files[v][1] for v in dict.fromkeys(video_ids) if v in files}
-    return found, [v for v in dict.fromkeys(video_ids) if v not in found]
+            for vid in dict.fromkeys((p.stem, video_id_from_path(p))):
+                files.setdefault(vid, []).append(p)
+    return one_file_per_video({v: files.get(v, []) for v in dict.fromkeys(video_ids)}, folder, "descriptions file")
 
 
 def _folder_ids(folder: Path, mode: str) -> set[str]:

@@ -128,7 +128,7 @@ def test_video_ids_from_file_names(tmp_path):
     assert video_id_from_path("a/10030609934_cap.json") == "10030609934"
     assert video_id_from_path("-4Mlqc7PbZY_60.0_210.0.jsonl") == "-4Mlqc7PbZY_60.0_210.0"
     assert video_id_from_path("k.descriptions.jsonl") == "k" and video_id_from_path("_cap.json") == "_cap"
-    for name in ("A1_cap.json", "B2.csv", "C3.jsonl", "D4_cap.json", "D4_cap.jsonl"):
+    for name in ("A1_cap.json", "B2.csv", "C3.jsonl", "D4_cap.json"):
         (tmp_path / name).write_text("{}")
     found, missing = find_descriptions(["A1", "B2", "C3", "D4", "D4_cap", "E5"], tmp_path)
     assert {k: p.name for k, p in found.items()} == {"A1": "A1_cap.json", "B2": "B2.csv", "C3": "C3.jsonl",
