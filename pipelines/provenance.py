@@ -131,6 +131,44 @@ def sha256_file(path: str | Path) -> str | None:
     return h.hexdigest()
 
 
+class FileHashes:
+    """The SHA-256 of input files, remembered in a JSON file (a run folder's ``inputs.json``) by each file's absolute
+    path, size and modification time: a resume over thousands of unchanged caption files stats them instead of
+    reading them, and reads again only those whose size or time changed (as make and rsync tell a changed file)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            known = json.loads(self.path.read_text(encoding="utf-8")).get("files")
+        except (OSError, ValueError, AttributeError):  # none yet, or damaged: every file is read once again
+            known = None
+        self.known: dict[str, list[Any]] = known if isinstance(known, dict) else {}
+        self.read = 0  # files hashed (not known unchanged) by this instance
+
+    def sha(self, file: str | Path) -> str | None:
+        """``file``'s SHA-256, ``None`` when it cannot be read."""
+        path = Path(file).absolute()
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        key, stamp = str(path), [st.st_size, st.st_mtime_ns]
+        known = self.known.get(key)
+        if isinstance(known, list) and len(known) == 3 and known[:2] == stamp:
+            return str(known[2])
+        digest = sha256_file(path)
+        self.read += 1
+        if digest is not None:
+            self.known[key] = [*stamp, digest]
+        return digest
+
+    def save(self) -> None:
+        from vidground.files import output_file
+
+        with output_file(self.path) as fh:
+            fh.write(json.dumps({"files": self.known}, separators=(",", ":")) + "\n")
+
+
 def prompt_hashes() -> dict[str, str]:
     """``{"NAME.vN": hash}`` of the newest version of every prompt template."""
     import prompts
@@ -154,7 +192,7 @@ def collect(*, argv: Sequence[str] | None = None, files: Iterable[str | Path] = 
         "packages": package_versions(),
         "prompts": prompt_hashes(),
         "annotations": {Path(f).name: sha256_file(f) for f in files},
-        "annotation_paths": [str(f) for f in files],
+        "annotation_paths": [str(Path(f).absolute()) for f in files],  # a resume may run from another folder
         "command": command_line(argv),
     }
 
@@ -183,4 +221,4 @@ def differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") ->
 
 
 __all__ = ["REDACTED", "KEY_PACKAGES", "is_secret_key", "redact", "command_line", "package_versions", "git_state",
-           "sha256_file", "prompt_hashes", "collect", "backend_settings", "differences", "vidground_version"]
+           "sha256_file", "FileHashes", "prompt_hashes", "collect", "backend_settings", "differences", "vidground_version"]

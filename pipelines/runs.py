@@ -8,7 +8,9 @@ A run lives in one folder (``runs/NAME``)::
                      the annotation files' SHA-256, the command line, each backend's full settings, and
                      one line per invocation (a resumed run has several); secrets are never written
     queries.jsonl    the selected queries with their ground truth (the report needs nothing else)
-    results.jsonl    one line per finished query, appended and fsync'd as each one finishes
+    results.jsonl    one line per finished query, appended and fsync'd as each one finishes, with short hashes
+                     of the inputs it was made from (``inputs``): a resume runs again a query whose inputs changed
+    inputs.json      each input file's SHA-256 by path, size and modification time (a resume stats, not reads)
     videos.jsonl     one line per described video: describer calls made / saved, usage, errors
     transcripts/     each video's descriptions (for the HTML report)
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import contextlib
+import hashlib
 import inspect
 import io
 import os
@@ -49,7 +52,7 @@ from .executors import paid_requests
 from .datasets import (DATASETS, VIDEO_EXTENSIONS, Dataset, Query, find_videos, load_dataset, one_file_per_video,
                        read_subset_file)
 from .metrics import Metrics, compute_metrics, compute_qa_metrics
-from .provenance import collect, redact
+from .provenance import FileHashes, collect, redact
 from .backends import check_backends
 
 log = logging.getLogger("vidground")
@@ -481,6 +484,10 @@ def _check_resume(out: Path, config: RunConfig) -> None:
         for k in ("reasoner_options", "describer_options"):
             if isinstance(side.get(k), dict):
                 side[k] = {name: v for name, v in side[k].items() if name not in CONNECTION_OPTIONS}
+    if old.get("dataset_path") and new.get("dataset_path"):  # one file named from two working folders is the same
+        then = _recorded_cwd(out) or os.getcwd()
+        if (Path(then) / old["dataset_path"]).absolute() == Path(new["dataset_path"]).absolute():
+            old["dataset_path"] = new["dataset_path"]
     diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _MUST_MATCH if old.get(k) != new.get(k) and k not in unused]
     if diff:
         changed = [(key, flag) for since, key, _, _, _, flag in _CHANGED_DEFAULTS
@@ -501,14 +508,139 @@ def _atomic_write(path: Path, text: str) -> None:
         fh.write(text)
 
 
+#: The flags whose paths a run reads, and the settings that hold them.
+_PATH_FLAGS = (("--descriptions", "descriptions"), ("--videos", "videos"), ("--data-root", "data_root"),
+               ("--dataset-file", "dataset_path"))
+
+
+def _where(config: RunConfig) -> dict[str, Any]:
+    """Where an invocation ran: its working folder and each input path made absolute (config.json keeps them as
+    given)."""
+    paths = {key: str(Path(getattr(config, key)).absolute()) for _, key in _PATH_FLAGS if getattr(config, key)}
+    return {"cwd": os.getcwd(), "paths": paths}
+
+
+def _recorded_cwd(out: Path) -> str | None:
+    """The working folder the run's last invocation ran in (``None`` for a run folder written before it was
+    recorded)."""
+    invocations = read_run_json(out / "provenance.json", {}).get("invocations") or []
+    cwd = invocations[-1].get("cwd") if isinstance(invocations, list) and invocations and isinstance(
+        invocations[-1], dict) else None
+    return cwd if isinstance(cwd, str) else None
+
+
+def _check_paths_here(out: Path, config: RunConfig) -> None:
+    """A resume from another working folder whose relative input path is not found here, but is from the folder
+    the run's last invocation ran in: a :class:`ConfigurationError` giving the path to pass (it said only
+    "descriptions folder not found")."""
+    cwd = _recorded_cwd(out)
+    if cwd is None or Path(cwd) == Path.cwd():
+        return
+    for flag, key in _PATH_FLAGS:
+        value = getattr(config, key)
+        if value and not Path(value).is_absolute() and not Path(value).exists() and (Path(cwd) / value).exists():
+            raise ConfigurationError(f"{flag} {value} is not found from {Path.cwd()}: this run was started in {cwd}, "
+                                     f"where it is {Path(cwd) / value}; give that path (or run from {cwd}) to "
+                                     f"resume {out}")
+
+
+class _RunInputs:
+    """What each result was made from, so that a resume notices a changed input: every result records
+    (``inputs``) a short hash of its video's descriptions file (descriptions runs), of its query (video, text,
+    duration, choices: what the reasoner sees, not the ground truth) and of a ``rephrasings=`` file. A result
+    whose recorded hashes differ from the inputs now is stale: its query runs again. Files are hashed once and
+    then known by size and modification time (``inputs.json``, :class:`~pipelines.provenance.FileHashes`)."""
+
+    def __init__(self, out: Path, config: RunConfig, sources: dict[str, Path]):
+        self.hashes = FileHashes(out / "inputs.json")
+        self.sources = sources if config.mode == "descriptions" else {}
+        self.files = {vid: self.hashes.sha(path) for vid, path in self.sources.items()}
+        rephrasings = (config.reasoner_options or {}).get("rephrasings")
+        self.rephrasings = rephrasings if isinstance(rephrasings, str) else None
+        self.rephrasings_sha = self.hashes.sha(self.rephrasings) if self.rephrasings else None
+        self.changed: dict[str, set[str]] = {}  # what changed -> the videos (or qids) it changed for
+
+    def of(self, q: Query) -> dict[str, str]:
+        """The short hashes a result of ``q`` records."""
+        query = json.dumps([q.video, q.query, q.duration, list(q.choices)], ensure_ascii=False)
+        out = {"query": hashlib.sha256(query.encode()).hexdigest()[:16]}
+        if self.files.get(q.video):
+            out["descriptions"] = str(self.files[q.video])[:16]
+        if self.rephrasings_sha:
+            out["rephrasings"] = self.rephrasings_sha[:16]
+        return out
+
+    def stale(self, rec: dict[str, Any], q: Query) -> bool:
+        """Whether ``rec`` (a result of ``q``) was made from other inputs than ``q``'s now (a result written before
+        results recorded their inputs is taken as current); what changed is noted for :meth:`note`."""
+        then = rec.get("inputs")
+        if not isinstance(then, dict):
+            return False
+        now = self.of(q)
+        parts = [k for k in dict.fromkeys([*then, *now]) if then.get(k) != now.get(k)]
+        for part in parts:
+            self.changed.setdefault(part, set()).add(q.qid if part == "query" else q.video)
+        return bool(parts)
+
+    def note(self, stale: int) -> str | None:
+        """The warning for ``stale`` results made from inputs that changed since, naming what changed."""
+        if not stale:
+            return None
+        said = []
+        if "descriptions" in self.changed:
+            vids = sorted(self.changed["descriptions"])
+            said.append(f"the descriptions file of {len(vids)} video(s) ("
+                        + ", ".join(f"{v}: {self.sources[v]}" for v in vids[:3] if v in self.sources)
+                        + (", ..." if len(vids) > 3 else "") + ")")
+        if "query" in self.changed:
+            qids = sorted(self.changed["query"])
+            said.append(f"the annotated query (text, duration or choices) of {len(qids)} query(ies) "
+                        f"({', '.join(qids[:3])}{', ...' if len(qids) > 3 else ''})")
+        if "rephrasings" in self.changed:
+            said.append(f"the rephrasings file {self.rephrasings}")
+        these = "its query runs" if stale == 1 else f"those {stale} queries run"
+        return (f"inputs changed since {stale} result(s) in this run were made: {'; '.join(said)}; {these} again "
+                "(the old results stay in results.jsonl, superseded)")
+
+    def summary(self) -> dict[str, Any]:
+        """What provenance.json records of this invocation's inputs: the descriptions files' count and one hash
+        over them all (by video id), and the rephrasings file's hash."""
+        out: dict[str, Any] = {}
+        if self.files:
+            joined = "".join(f"{vid}\t{sha}\n" for vid, sha in sorted(self.files.items()))
+            out["descriptions"] = {"files": len(self.files), "sha256": hashlib.sha256(joined.encode()).hexdigest()}
+        if self.rephrasings:
+            out["rephrasings"] = {"path": str(Path(self.rephrasings).absolute()), "sha256": self.rephrasings_sha}
+        return out
+
+
+def _ground_truth_note(old: list[dict[str, Any]], ds: Dataset, before: dict[str, Any],
+                       now: dict[str, Any]) -> str | None:
+    """The warning for a resume whose annotations give other ground truth (windows, answer) for queries the run
+    holds: the report scores every result against the new one."""
+    then = {str(r.get("qid")): (r.get("windows"), r.get("answer")) for r in old}
+    changed = [q.qid for q in ds if q.qid in then
+               and then[q.qid] != ([list(w) for w in q.windows], q.answer if q.choices else None)]
+    if not changed:
+        return None
+    files = ", ".join(f"{name} {str(before.get(name))[:12]} -> {str(sha)[:12]}" for name, sha in now.items()
+                      if before.get(name) != sha) or ", ".join(now)
+    return (f"the ground truth of {len(changed)} query(ies) in this run changed since its last invocation "
+            f"({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''}; annotations {files}): the run is now "
+            "scored against the new ground truth (each invocation's annotation hashes are in provenance.json)")
+
+
 class _Provenance:
     """``provenance.json`` of a run: written when the run starts, completed with the backends' full
     settings when the first video reports them, and keeping one line per invocation."""
 
-    def __init__(self, out: Path, config: RunConfig, ds: Dataset, argv: Sequence[str] | None):
+    def __init__(self, out: Path, config: RunConfig, ds: Dataset, argv: Sequence[str] | None,
+                 inputs: dict[str, Any] | None = None):
         self.path = out / "provenance.json"
         old = read_run_json(self.path, {})
         self.record = collect(argv=argv, files=ds.source)
+        #: the annotation hashes the previous invocation recorded (each invocation's stay in ``invocations``)
+        self.previous_annotations: dict[str, Any] = old.get("annotations") or {}
         backends: dict[str, Any] = {}
         for stage, spec, opts in (("describer", config.describer, config.describer_options),
                                   ("reasoner", config.reasoner, config.reasoner_options)):
@@ -523,7 +655,9 @@ class _Provenance:
         # each invocation's backend options: a resume may change the connection ones (CONNECTION_OPTIONS)
         self.record["invocations"] = [*old.get("invocations", []),
                                       {k: self.record[k] for k in ("date", "vidground", "git", "command")}
-                                      | {"options": {stage: b["options"] for stage, b in backends.items()}}]
+                                      | {"options": {stage: b["options"] for stage, b in backends.items()}}
+                                      | _where(config) | {"annotations": self.record["annotations"]}
+                                      | ({"inputs": inputs} if inputs else {})]
         self._settled = False
         self.write()
 
@@ -579,6 +713,7 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
         DescriptionCache(config.cache).close()  # a folder or unwritable path: one error before the run starts
     out = Path(out)
     _check_resume(out, config)
+    _check_paths_here(out, config)
     started = time.perf_counter()
     ds = select_queries(config)
     if config.videos:
@@ -592,21 +727,34 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     prior = dataset_prior(config.dataset, ds.split, config.data_root)
     _atomic_write(out / "config.json",
                   json.dumps(config.to_json() | {"baseline_prior": prior.model_dump()}, indent=2) + "\n")
-    provenance = _Provenance(out, config, ds, argv)
+    inputs = _RunInputs(out, config, sources)
+    try:
+        old_queries = read_jsonl(out / "queries.jsonl")
+    except InputError:  # damaged: rewritten below, as it always was; nothing to compare
+        old_queries = []
+    provenance = _Provenance(out, config, ds, argv, inputs.summary())
+    gt_note = _ground_truth_note(old_queries, ds, provenance.previous_annotations, provenance.record["annotations"])
+    if gt_note:
+        log.warning("%s", gt_note)
     _atomic_write(out / "queries.jsonl", "".join(json.dumps(q.to_json()) + "\n" for q in ds))
     _atomic_write(out / "missing.json", json.dumps({"missing_videos": missing}, indent=2) + "\n")
     repair_lines(out / "results.jsonl", "qid")  # a damaged line would stop every resume
     done = latest_results(out / "results.jsonl")
     pending: dict[str, list[Query]] = {}
-    already = 0
+    already = stale = 0
     for q in ds:
         if q.video not in sources:
             continue
         rec = done.get(q.qid)
-        if rec is not None and (rec.get("status") == "ok" or not retry_failed):
+        if rec is not None and inputs.stale(rec, q):
+            stale += 1
+        elif rec is not None and (rec.get("status") == "ok" or not retry_failed):
             already += 1
             continue
         pending.setdefault(q.video, []).append(q)
+    if stale:
+        log.warning("%s", inputs.note(stale))
+    inputs.hashes.save()
     tasks = [VideoTask(v, str(sources[v]), qs) for v, qs in pending.items()]
     n_pending = sum(len(t.queries) for t in tasks)
     executor = executor or LocalExecutor(config.concurrency)
@@ -628,7 +776,7 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
                                        video=record["video"])
                 vsink.append({k: v for k, v in record.items() if k != "descriptions"})
                 return
-            sink.append(record)
+            sink.append(record | {"inputs": inputs.of(index[record["qid"]])})
             ran += 1
             failed += record["status"] != "ok"
             if record["status"] != "ok":

@@ -24,7 +24,7 @@ def toy(tmp_path):
 
 
 def cfg(ds, desc, **kw):
-    return RunConfig(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc), reasoner="fake-reasoner", **kw)
+    return RunConfig(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc), **{"reasoner": "fake-reasoner"} | kw)
 
 
 # ------------------------------------------------------------------------------- one file per video
@@ -66,3 +66,94 @@ def test_eval_with_two_files_for_one_video_writes_no_run(toy, tmp_path):
     with pytest.raises(InputError, match="vid0: vid0.csv, vid0.jsonl"):
         run_eval(cfg(ds, desc), out)
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------- resume with changed inputs
+
+def _write_lines(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_a_resume_reruns_the_queries_of_a_changed_descriptions_file_and_says_so(toy, tmp_path, caplog):
+    ds, desc = toy
+    out = tmp_path / "run"
+    first = run_eval(cfg(ds, desc), out)
+    assert first.ran == 12
+    assert run_eval(cfg(ds, desc), out).ran == 0  # nothing changed: nothing runs
+    rows = [json.loads(line) for line in (desc / "vid1.jsonl").read_text().splitlines()]
+    _write_lines(desc / "vid1.jsonl", [r | {"text": "person juggles"} for r in rows])
+    caplog.clear()
+    again = run_eval(cfg(ds, desc), out)
+    assert (again.already_done, again.ran) == (9, 3)
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "the descriptions file of 1 video(s) (vid1: " in warned and "those 3 queries run again" in warned
+    assert run_eval(cfg(ds, desc), out).ran == 0  # the new results are current
+    provenance = json.loads((out / "provenance.json").read_text())
+    shas = [inv["inputs"]["descriptions"]["sha256"] for inv in provenance["invocations"]]
+    assert len(set(shas)) == 2 and shas[0] == shas[1] and shas[2] == shas[3]
+
+
+def test_unchanged_files_are_not_read_again_on_resume(toy, tmp_path):
+    from pipelines.provenance import FileHashes
+
+    ds, desc = toy
+    out = tmp_path / "run"
+    run_eval(cfg(ds, desc), out)
+    hashes = FileHashes(out / "inputs.json")
+    assert [hashes.sha(desc / f"vid{i}.jsonl") for i in range(4)] and hashes.read == 0
+    (desc / "vid2.jsonl").write_text((desc / "vid2.jsonl").read_text() + '{"t": 10.5, "text": "x"}\n')
+    hashes.sha(desc / "vid2.jsonl")
+    assert hashes.read == 1
+
+
+def test_a_resume_with_other_ground_truth_warns_and_keeps_each_invocations_hash(toy, tmp_path, caplog):
+    ds, desc = toy
+    out = tmp_path / "run"
+    run_eval(cfg(ds, desc), out)
+    rows = [json.loads(line) for line in ds.read_text().splitlines()]
+    rows[0]["windows"] = [[5.0, 7.0]]
+    _write_lines(ds, rows)
+    caplog.clear()
+    again = run_eval(cfg(ds, desc), out)
+    assert again.ran == 0  # the reasoner never sees the ground truth: nothing to run again
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "the ground truth of 1 query(ies) in this run changed since its last invocation (vid0-0;" in warned
+    provenance = json.loads((out / "provenance.json").read_text())
+    first, second = (inv["annotations"]["toy.jsonl"] for inv in provenance["invocations"])
+    assert first != second and provenance["annotations"]["toy.jsonl"] == second
+
+
+def test_a_changed_query_text_or_rephrasings_file_reruns_what_it_affects(toy, tmp_path, caplog):
+    ds, desc = toy
+    out = tmp_path / "run"
+    reph = tmp_path / "reph.jsonl"
+    _write_lines(reph, [{"query": "the person open door", "rephrased_query": ["someone opens a door"]}])
+    config = lambda: cfg(ds, desc, reasoner="vtggpt", reasoner_options={"rephrasings": str(reph)})  # noqa: E731
+    run_eval(config(), out)
+    rows = [json.loads(line) for line in ds.read_text().splitlines()]
+    rows[4]["query"] = "the person reads a newspaper"
+    _write_lines(ds, rows)
+    caplog.clear()
+    assert run_eval(config(), out).ran == 1
+    assert "the annotated query (text, duration or choices) of 1 query(ies) (vid1-1)" in caplog.text
+    _write_lines(reph, [{"query": "the person open door", "rephrased_query": ["a door is opened"]}])
+    caplog.clear()
+    assert run_eval(config(), out).ran == 12
+    assert f"the rephrasings file {reph}" in caplog.text
+
+
+def test_a_resume_from_another_folder_names_the_path_to_give(toy, tmp_path, monkeypatch):
+    from vidground.errors import ConfigurationError
+
+    ds, desc = toy
+    monkeypatch.chdir(desc.parent)
+    out = tmp_path / "run"
+    run_eval(cfg(ds.name, desc.name), out)
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["invocations"][0]["cwd"] == str(desc.parent)
+    assert provenance["invocations"][0]["paths"]["descriptions"] == str(desc)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match=f"--descriptions descriptions is not found from {tmp_path}: this "
+                                                 f"run was started in {desc.parent}, where it is {desc}"):
+        run_eval(cfg(ds, desc.name), out)
+    assert run_eval(cfg(ds, desc), out).ran == 0  # the absolute path resumes it
