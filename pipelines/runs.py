@@ -762,6 +762,8 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     ran = failed = 0
     errors: set[tuple[str, str]] = set()  # the errors of the queries this invocation ran that failed
     index = ds.by_qid()
+    durations = {q.video: q.duration for q in ds if q.duration}
+    coverage = _Coverage(config.clip_seconds)
     (out / "transcripts").mkdir(exist_ok=True)
     with ResultSink(out / "results.jsonl") as sink, ResultSink(out / "videos.jsonl") as vsink:
 
@@ -770,6 +772,8 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
             nonlocal ran, failed
             if kind == "video":
                 provenance.settle(record.get("settings"))
+                if config.mode == "descriptions":
+                    coverage.check(record, durations.get(record["video"]))
                 descs = record.get("descriptions")
                 if descs:
                     write_descriptions(out / "transcripts" / f"{_safe(record['video'])}.jsonl", descs,
@@ -838,7 +842,48 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     summary.dropped, summary.loaded = list(ds.dropped), ds.loaded
     any_ok = any(r.get("status") == "ok" for r in latest_results(out / "results.jsonl").values())
     summary.same_error = no_result_cause(errors, ran=ran, failed=failed, any_ok=any_ok)
+    note = coverage.note()
+    if note:
+        log.warning("%s", note)
+        if summary.same_error is not None:
+            summary.same_error["message"] += f" ({coverage.hint})"
     return summary
+
+
+class _Coverage:
+    """Descriptions whose times do not span their video's annotated duration: a wrong ``--clip-seconds`` (1 for
+    2-s clips squeezes the captions into the first half of each video; 3 runs them past its end, and every query
+    fails). A video's descriptions spanning under 80% or over 120% of the annotated duration is noted."""
+
+    LOW, HIGH = 0.8, 1.2
+
+    def __init__(self, clip_seconds: float | None):
+        self.clip_seconds = clip_seconds
+        self.checked = 0
+        self.off: list[tuple[str, float, float]] = []  # (video, the descriptions' span, the annotated duration)
+
+    def check(self, record: dict[str, Any], annotated: float | None) -> None:
+        span = record.get("duration")
+        if not annotated or not isinstance(span, (int, float)) or span <= 0:
+            return
+        self.checked += 1
+        if not self.LOW <= span / annotated <= self.HIGH:
+            self.off.append((str(record["video"]), float(span), float(annotated)))
+
+    @property
+    def hint(self) -> str:
+        given = f"--clip-seconds {self.clip_seconds:g} was given" if self.clip_seconds else \
+            "--clip-seconds was left to the format's default"
+        return (f"{given}: check --clip-seconds, the seconds one caption covers, and --descriptions-format")
+
+    def note(self) -> str | None:
+        if not self.off:
+            return None
+        shown = "; ".join(f"{v}: {span:g} s of {dur:g} s" for v, span, dur in self.off[:3])
+        return (f"the descriptions of {len(self.off)} of the {self.checked} videos described span much "
+                f"{'less' if self.off[0][1] < self.off[0][2] else 'more'} than their annotated duration ({shown}"
+                f"{'; ...' if len(self.off) > 3 else ''}): their times do not fit the videos, so the spans "
+                f"found are squeezed or fail; {self.hint}")
 
 
 #: error types that are the run's, not a query's: every query would fail with them
@@ -861,14 +906,23 @@ def no_result_cause(errors: Iterable[tuple[str, str]], *, ran: int, failed: int,
     invocation ran failed with one error (``errors``: the distinct ``(type, message)`` of its failures), the run
     folder holds no ok result (``any_ok`` false, earlier invocations' included), and either two or more ran or the
     error is clearly run-wide (:func:`is_run_wide`): one hard query failing on its own is not the run's failure;
-    else ``None``."""
-    errors = set(errors)
-    if not ran or failed != ran or len(errors) != 1 or any_ok:
+    else ``None``. Messages that differ only in their numbers (:func:`error_pattern`: each video's own duration)
+    are one error."""
+    errors = sorted(set(errors))
+    patterns = {(kind, error_pattern(message)) for kind, message in errors}
+    if not ran or failed != ran or len(patterns) != 1 or any_ok:
         return None
-    kind, message = next(iter(errors))
+    kind, message = errors[0]
     if ran < 2 and not is_run_wide(kind, message):
         return None
-    return {"type": kind, "message": message}
+    alike = f" (and {len(errors) - 1} more alike but for their numbers)" if len(errors) > 1 else ""
+    return {"type": kind, "message": message + alike}
+
+
+def error_pattern(message: str) -> str:
+    """An error message with its numbers left out: ``duration 150s is shorter than ... 223.5s`` and
+    ``duration 148s ... 210s`` are one cause for :func:`no_result_cause`."""
+    return re.sub(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?", "#", message)
 
 
 def no_result_error(cause: dict[str, Any], *, ran: int, what: tuple[str, str], out: Path,

@@ -157,3 +157,34 @@ def test_a_resume_from_another_folder_names_the_path_to_give(toy, tmp_path, monk
                                                  f"run was started in {desc.parent}, where it is {desc}"):
         run_eval(cfg(ds, desc.name), out)
     assert run_eval(cfg(ds, desc), out).ran == 0  # the absolute path resumes it
+
+
+# ------------------------------------------------------------------------------- clip length and all-failed runs
+
+def test_descriptions_spanning_half_the_annotated_duration_are_warned_naming_clip_seconds(toy, tmp_path, caplog):
+    ds, desc = toy
+    rows = [json.loads(line) for line in ds.read_text().splitlines()]
+    _write_lines(ds, [r | {"duration": 20.0} for r in rows])  # the descriptions span 10 s of each
+    for f in desc.glob("*.jsonl"):  # no duration of their own: inferred from the last time, as clips' are
+        _write_lines(f, [{k: v for k, v in json.loads(line).items() if k != "duration"}
+                         for line in f.read_text().splitlines()])
+    run_eval(cfg(ds, desc), tmp_path / "run")
+    assert ("the descriptions of 4 of the 4 videos described span much less than their annotated duration "
+            "(vid0: 10 s of 20 s;") in caplog.text
+    assert "check --clip-seconds" in caplog.text
+    _write_lines(ds, rows)  # 10 s annotated: they fit
+    caplog.clear()
+    run_eval(cfg(ds, desc), tmp_path / "run3")
+    assert "annotated duration" not in caplog.text
+
+
+def test_failures_that_differ_only_in_their_numbers_are_one_cause():
+    from pipelines.runs import error_pattern, no_result_cause
+
+    errors = {("InputError", "duration 150s is shorter than the last description's time 223.5s"),
+              ("InputError", "duration 128s is shorter than the last description's time 190.5s")}
+    cause = no_result_cause(errors, ran=17, failed=17, any_ok=False)
+    assert cause == {"type": "InputError", "message": "duration 128s is shorter than the last description's time "
+                                                      "190.5s (and 1 more alike but for their numbers)"}
+    assert error_pattern("a 1.5e-3 b 2") == "a # b #"
+    assert no_result_cause(errors | {("InputError", "no frame descriptions")}, ran=17, failed=17, any_ok=False) is None
