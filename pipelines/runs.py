@@ -790,7 +790,7 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
             if on_result is not None:
                 on_result(record)
 
-        ctrl_c = _CtrlC(executor)
+        ctrl_c = _CtrlC(executor, describing=config.mode == "videos")
         try:
             stream = executor.run(tasks, config, stop=ctrl_c.event) if ctrl_c.installed else executor.run(tasks, config)
         except BaseException:
@@ -972,7 +972,9 @@ class _CtrlC:
     or in place of another run's (a run_eval nested in it: both stop, their line said once), and only for an executor
     whose ``run`` takes ``stop``: otherwise a Ctrl-C is what it was."""
 
-    def __init__(self, executor: Any):
+    def __init__(self, executor: Any, *, describing: bool = False):
+        #: whether the run describes frames (``--videos``): the line a Ctrl-C writes speaks of them only then
+        self.describing = describing
         # the run's stop: a Flag, which the handler sets without a lock; the streams its workers open honour it
         # (vidground.interrupts.scope) even once the process's INTERRUPTED is cleared, e.g. a worker still getting
         # ready when a second Ctrl-C ended the run
@@ -1021,15 +1023,24 @@ class _CtrlC:
             interrupts.interrupt()
         head = "vidground: stopping: "
         said_lines = said.getvalue().strip()
-        before = said_lines.removeprefix(head) + "; " if said_lines.startswith(head) and "\n" not in said_lines else ""
-        line = (("" if before or not said_lines else said_lines + "\n") + head + before
-                + "no query is begun, and every result finished is written before the run stops; a second Ctrl-C "
-                "stops at once, losing the calls under way\n")
+        # the previous handler's own "stopping" line (the command line's, on the frames being described) is said
+        # by this one, fitted to the run: one sentence, its second Ctrl-C once; anything else it wrote goes first
+        replaced = said_lines.startswith(head) and "\n" not in said_lines
+        line = (("" if replaced or not said_lines else said_lines + "\n") + head + self.stopping_text() + "\n")
         try:
             sys.stderr.write(line)
             sys.stderr.flush()
         except RuntimeError:  # the main thread was inside a write to stderr (a progress bar): not re-entered
             os.write(2, line.encode())
+
+    def stopping_text(self) -> str:
+        """What a first Ctrl-C does to this run, in one sentence."""
+        if self.describing:
+            return ("no query or frame is begun, and the frames being described and the queries under way finish "
+                    "and are kept before the run stops (a second Ctrl-C stops at once: the calls under way are "
+                    "lost, though paid)")
+        return ("no query is begun, and the queries under way finish and are written before the run stops (a second "
+                "Ctrl-C stops at once: the calls under way are lost)")
 
     def _clear_streams(self) -> None:
         """The process's streams run again (this run's stay stopped: its stop stays set, and they opened before

@@ -188,3 +188,35 @@ def test_failures_that_differ_only_in_their_numbers_are_one_cause():
                                                       "190.5s (and 1 more alike but for their numbers)"}
     assert error_pattern("a 1.5e-3 b 2") == "a # b #"
     assert no_result_cause(errors | {("InputError", "no frame descriptions")}, ran=17, failed=17, any_ok=False) is None
+
+
+# ------------------------------------------------------------------------------- the Ctrl-C line
+
+class _StopTakingExecutor:
+    def run(self, tasks, config, stop=None):  # pragma: no cover - only its signature is read
+        return iter(())
+
+
+@pytest.mark.parametrize("describing", [False, True])
+def test_the_first_ctrl_c_of_an_eval_says_one_sentence_fitting_the_run(describing, capsys):
+    import signal
+
+    from pipelines import cli
+    from pipelines.runs import _CtrlC
+    from vidground import interrupts
+
+    before = signal.signal(signal.SIGINT, cli._on_interrupt)  # as under `vidground eval`
+    try:
+        ctrl_c = _CtrlC(_StopTakingExecutor(), describing=describing)
+        assert ctrl_c.installed
+        try:
+            ctrl_c._handle(signal.SIGINT, None)
+        finally:
+            ctrl_c.restore()
+    finally:
+        signal.signal(signal.SIGINT, before)
+        interrupts.INTERRUPTED.clear()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.count("vidground: stopping:") == 1 and err.count("second Ctrl-C") == 1
+    assert ("frames being described" in err) == describing  # a --descriptions run describes nothing
+    assert err.startswith("vidground: stopping: no query " + ("or frame is begun" if describing else "is begun"))
