@@ -231,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Read caption files (VTG-GPT clip captions, per-second JSON, CSV, or vidground "
                                     "JSONL) and write one vidground JSONL descriptions file per input, named by the "
                                     "video id (the input's name without its extension and a trailing _cap), with "
-                                    "the video id, duration and step on every line.")
+                                    "the video id, duration and step on every line. All inputs are read and checked "
+                                    "first: when any cannot be read, nothing is written and every bad file is "
+                                    "listed (exit 1).")
     ic.add_argument("inputs", nargs="+", metavar="CAPTIONS", help="caption files")
     ic.add_argument("-o", "--output", required=True, metavar="DIR_OR_FILE",
                     help="a folder (OUT/VIDEO_ID.jsonl for each input), or a .jsonl file for a single input")
@@ -597,7 +599,7 @@ def cmd_import_captions(args: argparse.Namespace) -> int:
 
     from frame_describer.caption_formats import video_id_from_path
     from frame_describer.descriptions_io import write_descriptions
-    from vidground.errors import InputError
+    from vidground.errors import InputError, VidgroundError
     from pipelines.api import load_descriptions
 
     out = Path(args.output)
@@ -616,8 +618,20 @@ def cmd_import_captions(args: argparse.Namespace) -> int:
         if src.exists() and dest.exists() and dest.resolve() == src.resolve():
             raise ConfigurationError(f"{src} would be overwritten by its own conversion; choose another -o")
         targets[dest] = src
+    # every input is read before any is written: a bad one among many converts none, and every bad one is named
+    loaded, bad = {}, []
     for dest, src in targets.items():
-        described = load_descriptions(src, format=args.descriptions_format, clip_seconds=args.clip_seconds)
+        try:
+            loaded[dest] = load_descriptions(src, format=args.descriptions_format, clip_seconds=args.clip_seconds)
+        except VidgroundError as exc:
+            bad.append(exc)
+    if bad and len(targets) == 1:
+        raise bad[0]
+    if bad:
+        raise InputError(f"{len(bad)} of the {len(targets)} caption files cannot be converted, so none was written: "
+                         + "; ".join(map(str, bad)))
+    for dest, src in targets.items():
+        described = loaded[dest]
         video = video_id_from_path(src)
         meta = {"video": video, "duration": round(described.duration, 6), "step": described.step}
         if described.duration_inferred:
