@@ -7,6 +7,8 @@ reason shown to the model:
 * The reply must hold JSON: ``{"intervals": [...]}``, a bare list of intervals, or one interval.
   Code fences, prose around the JSON, single quotes and trailing commas are tolerated.
   An interval is ``{"start": s, "end": e, "score": c}`` (``score`` optional) or ``[s, e(, c)]``.
+* Reasoning blocks (``<think>``, ``<thinking>``, ``<reasoning>``) are left out. When the rest holds several
+  valid answers (a draft, then the answer), the last is used, with a warning if they differ.
 * Times are seconds, except in an indexed time style (frame numbers, ``<k>`` tokens;
   :mod:`temporal_reasoner.timestyles`), whose whole numbers are decoded to seconds first: a number
   that is not whole, or out of the style's range (a token past ``<M>``), is rejected.
@@ -193,34 +195,72 @@ def _loads(span: str) -> Any:
         raise ReplyError("the JSON in your answer is malformed") from None
 
 
-def extract_json(text: str) -> Any:
-    """The first JSON value in a model reply, tolerating fences, prose, single quotes, trailing commas.
+#: Reasoning blocks a model writes before its answer (DeepSeek-R1, Qwen3, QwQ: ``<think>``; others ``<thinking>``,
+#: ``<reasoning>``): a draft JSON in one is not the answer.
+_REASONING_OPEN = re.compile(r"<(think|thinking|reasoning)>", re.I)
+_REASONING_CLOSE = re.compile(r"</(think|thinking|reasoning)>", re.I)
 
-    Linear in the reply's length: the first :data:`MAX_FENCED_BLOCKS` fenced blocks, then the
-    whole text, are each scanned for balanced spans, and at most :data:`MAX_CANDIDATES` of them
-    are decoded, in that order: the first that decodes is the answer.
-    """
-    stripped = text.strip()
+
+def strip_reasoning(text: str) -> str:
+    """``text`` without its reasoning blocks: each ``<think>...</think>`` (``<thinking>``, ``<reasoning>``) removed,
+    and everything before a closing tag that has no opening one (a chat template that opens the block in the
+    prompt, as DeepSeek-R1's does). A block left open (a reply cut short) is kept: it may be all there is.
+    Linear in the text: each tag is found once, searching forward."""
+    close = _REASONING_CLOSE.search(text)
+    opened = _REASONING_OPEN.search(text)
+    if close is not None and (opened is None or close.start() < opened.start()):
+        text = text[close.end():]  # the block was opened by the prompt
+    out, pos, lower = [], 0, text.lower()
+    while (opened := _REASONING_OPEN.search(text, pos)) is not None:
+        end = lower.find(f"</{opened[1].lower()}>", opened.end())
+        if end == -1:
+            break
+        out.append(text[pos:opened.start()])
+        pos = end + len(opened[1]) + 3
+    out.append(text[pos:])
+    return "".join(out)
+
+
+#: The most JSON values read from one reply for :func:`json_candidates` (its last valid answer counts).
+MAX_ANSWERS = 16
+
+
+def json_candidates(text: str, limit: int = MAX_ANSWERS) -> list[Any]:
+    """The JSON values in a model reply, in order, its reasoning blocks left out (:func:`strip_reasoning`):
+    the whole reply when it is one value, else the balanced spans that decode (the first
+    :data:`MAX_FENCED_BLOCKS` fenced blocks when any decode, else the whole text), at most ``limit`` of them.
+    Fences, prose, single quotes and trailing commas are tolerated. Spans never overlap, so decoding them all
+    is linear in the reply's length; at most :data:`MAX_CANDIDATES` spans that do not decode are tried."""
+    stripped = strip_reasoning(text).strip()
     if not stripped:
         raise ReplyError("the answer was empty")
     try:
-        return json.loads(stripped)
+        return [json.loads(stripped)]
     except (json.JSONDecodeError, RecursionError):
         pass
     error = None
     # single quotes first as strings (Python-style replies), then as apostrophes (prose: "the man's hand")
     for quotes in ("\"'", '"'):
-        tries = 0
-        for src in (*_fenced(stripped), stripped):
-            span = _first_balanced(src, 0, quotes)
-            while span is not None and tries < MAX_CANDIDATES:
-                tries += 1
-                try:
-                    return _loads(src[span[0]:span[1]])
-                except ReplyError as exc:  # prose like "[roughly]" before the JSON: try the next span
-                    error = error or exc
-                span = _first_balanced(src, span[1], quotes)
+        fenced = _fenced(stripped)
+        for sources in ((fenced, [stripped]) if fenced else ([stripped],)):
+            found, failures = [], 0
+            for src in sources:
+                span = _first_balanced(src, 0, quotes)
+                while span is not None and len(found) < limit and failures < MAX_CANDIDATES:
+                    try:
+                        found.append(_loads(src[span[0]:span[1]]))
+                    except ReplyError as exc:  # prose like "[roughly]" before the JSON: try the next span
+                        error = error or exc
+                        failures += 1
+                    span = _first_balanced(src, span[1], quotes)
+            if found:
+                return found
     raise error or ReplyError("the answer holds no JSON object")
+
+
+def extract_json(text: str) -> Any:
+    """The first JSON value in a model reply (:func:`json_candidates`), its reasoning blocks left out."""
+    return json_candidates(text, limit=1)[0]
 
 
 def _to_seconds(value: Any, where: str, warnings: list[str]) -> Any:
@@ -291,6 +331,38 @@ def _schema_errors(data: dict[str, Any]) -> list[str]:
     return msgs
 
 
+def _last_answer(candidates: list[Any], warnings: list[str],
+                 decode: Callable[[Any, bool], Any] | None) -> dict[str, Any]:
+    """The last of a reply's JSON values that is a valid answer, normalised: a model that drafts an answer and
+    then corrects it means the last one. When several valid answers differ, a warning says which was used. None
+    valid: the first value's error, as if it were the only one."""
+    valid, first_error = [], None
+    for value in candidates:
+        notes: list[str] = []
+        try:
+            data = _normalise(value, notes, decode)
+            problems = _schema_errors(data)
+            if problems:
+                raise ReplyError("; ".join(problems))
+        except ReplyError as exc:
+            first_error = first_error or exc
+            continue
+        valid.append((data, notes))
+    if not valid:
+        raise first_error or ReplyError("the answer holds no JSON object")
+    data, notes = valid[-1]
+    if any(other != data for other, _ in valid[:-1]):
+        warnings.append(f"the reply held {len(valid)} different answers; used the last, as a model corrects a "
+                        f"draft (earlier: {', '.join(_brief(d) for d, _ in valid[:-1])})")
+    warnings.extend(notes)
+    return data
+
+
+def _brief(data: dict[str, Any]) -> str:
+    return "[" + ", ".join(f"{i.get('start')}-{i.get('end')}" for i in data["intervals"][:3]
+                           if isinstance(i, dict)) + "]"
+
+
 def parse_reply_detailed(text: str, *, duration: float, step: float | None = None,
                          max_intervals: int | None = None, time_style: "str | TimeFormat | None" = None) -> ParsedReply:
     """Like :func:`parse_reply`, also returning the warnings (clamps, conversions) and the JSON.
@@ -302,10 +374,7 @@ def parse_reply_detailed(text: str, *, duration: float, step: float | None = Non
     fmt = TimeFormat.parse(time_style)
     warnings: list[str] = []
     decode = (lambda v, end: fmt.decode(v, duration, step, end=end)) if fmt.indexed else None
-    data = _normalise(extract_json(text), warnings, decode)
-    problems = _schema_errors(data)
-    if problems:
-        raise ReplyError("; ".join(problems))
+    data = _last_answer(json_candidates(text), warnings, decode)
     tol = max(step or 0.0, 0.02 * duration)
     width = step if step else max(0.01 * duration, 0.1)
     intervals: list[Interval] = []
@@ -370,4 +439,5 @@ def parse_reply(text: str, *, duration: float, step: float | None = None,
 
 
 __all__ = ["INTERVALS_SCHEMA", "RESPONSE_FORMATS", "intervals_schema", "FormatName", "ParsedReply", "ReplyError", "extract_json",
+           "json_candidates", "strip_reasoning",
            "parse_reply", "parse_reply_detailed"]
