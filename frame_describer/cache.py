@@ -57,7 +57,7 @@ SCHEMA_VERSION = 3
 #: part of every sampling plan's key: bump it whenever what :func:`sampling_plan` keeps changes meaning
 #: (``planned_times``/``probe_video`` pick other frame times or another duration), so no cache serves a
 #: plan made by the code before
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: num_frames spread over the video's real length and that length kept (VideoInfo.extent)
 
 
 def default_cache_path() -> Path:
@@ -398,8 +398,8 @@ class DescriptionCache:
                 for t_ms, payload in rows:
                     d = self._parse(payload, FrameDescription.model_validate_json,
                                     f"the description of the frame at {t_ms / 1000:g} s")
-                    if d is None:  # a miss: described again, and the row replaced when that is stored
-                        with self._lock:
+                    if d is None or not d.text:  # a miss: described again, and the row replaced when that is
+                        with self._lock:  # stored (a description with no text was kept before they were refused)
                             self._unreadable.add((fingerprint, key, t_ms))
                         continue
                     found[wanted[t_ms]] = d.model_copy(update={"t": wanted[t_ms], "usage": Usage(cached=1)})
@@ -476,8 +476,9 @@ class DescriptionCache:
 
     def store(self, fingerprint: str, key: str, descriptions: Iterable[FrameDescription],
               settings: dict[str, Any] | None = None) -> int:
-        """Store descriptions (their usage is not stored); returns how many rows were new."""
-        rows = [(fingerprint, key, _ms(d.t), d.model_dump_json(exclude={"usage"})) for d in descriptions]
+        """Store descriptions (their usage is not stored); returns how many rows were new. A description with no text
+        (a reply refused by a content filter, or empty) is not stored: a later run asks for it again."""
+        rows = [(fingerprint, key, _ms(d.t), d.model_dump_json(exclude={"usage"})) for d in descriptions if d.text]
         if not rows:
             return 0
         return self._guarded("storing descriptions", lambda: self._store(rows, key, settings), 0)
@@ -613,7 +614,10 @@ def sampling_plan(cache: DescriptionCache, video: str | Path, **sampling: Any) -
         from .sampling import planned_times, probe_video  # PyAV only when the container must be read
 
         info = probe_video(video)  # checks the file as sample_frames would
-        plan = {"times": planned_times(video, **sampling), "duration": info.duration, "file": identity}
+        # the real length (frames past a short claim count); a truncated file's claim, whose frames stop well short
+        # of it, so the caller decodes it and says what is missing
+        duration = info.duration if info.truncated_at is not None else info.extent
+        plan = {"times": planned_times(video, **sampling), "duration": duration, "file": identity}
         if fp and key:
             cache.store_plan(fp, key, plan)
     return plan["times"], plan["duration"]

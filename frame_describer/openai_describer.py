@@ -27,7 +27,7 @@ from typing import Any, Literal
 import prompts
 
 from .base import PROMPT_MODES, BaseDescriber, DescriptionStream, PromptMode, StreamState
-from vidground.errors import ConfigurationError, IncompleteOutputError, InputError, keep_paid
+from vidground.errors import ConfigurationError, IncompleteOutputError, InputError, VidgroundError, keep_paid
 from .images import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_SIDE, bounded, check_image_options, to_data_url
 from vidground.chat import (
     CHAT_PATH,
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 Detail = Literal["low", "high", "auto"]
 DETAILS = ("low", "high", "auto")
+#: the field of a description whose reply had no text: the reply's finish_reason (``content_filter``...) or "empty"
+EMPTY_REPLY = "empty_reply"
 _END = object()
 
 
@@ -94,7 +96,8 @@ class OpenAIDescriber(BaseDescriber):
                  tpm: float | None = None, max_tokens: int = 200,
                  max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens",
                  temperature: float | None = 0.0, timeout: float = 60.0, max_retries: int = 4, retry_base_delay: float = 0.5,
-                 prompt_version: int | None = None, prices: Any = None, timeout_retries: int | None = None):
+                 prompt_version: int | None = None, prices: Any = None, timeout_retries: int | None = None,
+                 empty_retries: int = 1):
         if not isinstance(model, str) or not model.strip():
             raise ConfigurationError("the openai describer needs a model name, e.g. 'openai:gpt-4o-mini'")
         if mode not in PROMPT_MODES:
@@ -107,6 +110,9 @@ class OpenAIDescriber(BaseDescriber):
             raise ConfigurationError(f"max_tokens must be a positive integer, got {max_tokens!r}")
         check_image_options(max_side, jpeg_quality)
         check_retry_options(max_retries, concurrency, timeout_retries)
+        if isinstance(empty_retries, bool) or not isinstance(empty_retries, int) or not 0 <= empty_retries <= 10:
+            raise ConfigurationError(f"empty_retries must be an integer from 0 to 10 (how often a frame whose reply "
+                                     f"has no text is asked again), got {empty_retries!r}")
         from vidground.pricing import check_prices
 
         check_prices(prices)  # a price file that cannot be read fails here, not after each paid description
@@ -117,6 +123,7 @@ class OpenAIDescriber(BaseDescriber):
         self.concurrency, self.max_tokens, self.max_tokens_param = concurrency, max_tokens, max_tokens_param
         self.temperature, self.timeout, self.max_retries = temperature, timeout, max_retries
         self.retry_base_delay, self.timeout_retries = retry_base_delay, timeout_retries
+        self.empty_retries = empty_retries
         self.prices = prices
         self.prompt = prompts.load(f"describe_{mode}", prompt_version)
         self._owns_client = client is None
@@ -197,7 +204,10 @@ class OpenAIDescriber(BaseDescriber):
             raise IncompleteOutputError(
                 f"{self.name}: the description of the frame at {frame.t:g}s was cut off before any text "
                 f"(max_tokens={self.max_tokens}; raise it)", raw_outputs=[text], attempts=1, usage=usage)
-        return FrameDescription(t=frame.t, text=text, usage=usage, **served_by(completion))
+        # a reply with no text (a content filter's refusal, a server that answered nothing) says so: it is not
+        # cached, and the session warns with its time (pipelines.session)
+        empty = {} if text.strip() else {EMPTY_REPLY: finish or "empty"}
+        return FrameDescription(t=frame.t, text=text, usage=usage, **served_by(completion), **empty)
 
     def _priced(self, usage: Usage) -> Usage:
         if self.prices is False:
@@ -220,21 +230,40 @@ class OpenAIDescriber(BaseDescriber):
         check()
         kw = self.request(frame, text)
         tokens = self._estimate(frame, text) if self.limiter.tpm is not None else 0
-        reservation: Reservation | None = None
-        sent = 0
+        paid = Usage()  # the replies with no text before this one, asked again (paid)
+        for asked in range(self.empty_retries + 1):
+            reservation: Reservation | None = None
+            sent = 0
 
-        def attempt() -> dict[str, Any]:
-            nonlocal reservation, sent
-            check()
-            with self.limiter.slot(tokens, cancel=stopped) as reservation:
-                sent += 1
-                return post_chat(self._client, kw, provider=self.name)
+            def attempt() -> dict[str, Any]:
+                nonlocal reservation, sent
+                check()
+                with self.limiter.slot(tokens, cancel=stopped) as reservation:
+                    sent += 1
+                    return post_chat(self._client, kw, provider=self.name)
 
-        completion = call_with_retries(attempt, provider=self.name, secret=self._client.api_key,
-                                       max_retries=self.max_retries, base_delay=self.retry_base_delay,
-                                       timeout_retries=self.timeout_retries,
-                                       sleep=stopped.wait if stopped is not None else time.sleep, url=self._endpoint)
-        return self._result(frame, completion, reservation, sent)
+            try:
+                completion = call_with_retries(attempt, provider=self.name, secret=self._client.api_key,
+                                               max_retries=self.max_retries, base_delay=self.retry_base_delay,
+                                               timeout_retries=self.timeout_retries,
+                                               sleep=stopped.wait if stopped is not None else time.sleep,
+                                               url=self._endpoint)
+                described = self._result(frame, completion, reservation, sent)
+            except VidgroundError as exc:  # the empty replies before it were paid too
+                if not paid.is_empty():
+                    exc.usage = paid + exc.usage if isinstance(exc.usage, Usage) else paid
+                raise
+            except CancelledError:
+                if paid.is_empty():
+                    raise
+                break  # the stream ended while an empty reply was to be asked again: that reply is the answer
+            if described.usage is not None:
+                paid = paid + described.usage
+            if described.text.strip() or asked == self.empty_retries or (stopped is not None and stopped.is_set()):
+                break
+            log.info("%s: the reply for the frame at %gs has no text (finish_reason %s): asking again", self.name,
+                     frame.t, (described.model_extra or {}).get(EMPTY_REPLY))
+        return described.model_copy(update={"usage": paid})
 
     # --- streams ------------------------------------------------------------------------------
 

@@ -198,6 +198,21 @@ def _paid_now(video: Any, described: DescribedVideo) -> Usage:
     return described.usage if video is not None and described.usage.requests else Usage()
 
 
+def _no_text(descriptions: Sequence[FrameDescription]) -> list[str]:
+    """A warning naming the frames whose description has no text (a reply a content filter refused, or an empty
+    one), with their times and the reasons the replies gave; none when every frame has words. Such a description
+    is in no cache (:meth:`~frame_describer.cache.DescriptionCache.store`), so describing the video again asks
+    for those frames again."""
+    empty = [d for d in descriptions if not d.text.strip() or (d.model_extra or {}).get("empty_reply")]
+    if not empty:
+        return []
+    reasons = sorted({str((d.model_extra or {}).get("empty_reply") or "empty") for d in empty})
+    times = ", ".join(f"{d.t:g}" for d in empty[:12]) + (f", ... ({len(empty) - 12} more)" if len(empty) > 12 else "")
+    return [f"{len(empty)} of {len(descriptions)} frames have no description (the describer's reply had no text: "
+            f"{', '.join(reasons)}) at {times} s: the intervals are built without them; they are not cached, so "
+            f"describing the video again asks for them again"]
+
+
 def _check_path(value: Any, what: str) -> None:
     if isinstance(value, (bytes, bytearray)):
         raise InputError(f"{what} must be a str or Path, got {type(value).__name__}")
@@ -580,8 +595,9 @@ class Session:
                                           "reused": reused}
         described = DescribedVideo(video=str(path), duration=duration, step=step, describer=desc.name,
                                    settings=desc.settings(), descriptions=out, usage=usage, seconds=seconds,
-                                   sampling=sampling, warnings=frames.warnings)
-        return self._remember(key, described)
+                                   sampling=sampling, warnings=[*frames.warnings, *_no_text(out)])
+        # one with frames not described is not remembered: the session's next call asks for them again
+        return self._remember(None if _no_text(out) else key, described)
 
     def _all_cached(self, path: Path, started: float) -> DescribedVideo | None:
         """The video's descriptions when the description cache holds every frame this session's sampling
@@ -763,7 +779,8 @@ class Session:
                                           "reused": outcome.skipped}
         described = DescribedVideo(video=str(path), duration=max(length, times[-1]), step=step, describer=desc.name,
                                    settings=desc.settings(), descriptions=outcome.descriptions, usage=outcome.usage,
-                                   seconds=outcome.seconds, sampling=sampling, warnings=damaged)
+                                   seconds=outcome.seconds, sampling=sampling,
+                                   warnings=[*damaged, *_no_text(outcome.descriptions)])
         result = outcome.result
         log.info("searched %s coarse to fine for %r: %d describer call(s), %d round(s), stopped: %s", path, query,
                  outcome.calls, outcome.rounds, outcome.stop)
@@ -870,9 +887,11 @@ class Session:
                                   clip_seconds=clip_seconds)
         transcript = described.transcript()
         if not any(e.text.strip() for e in transcript.entries):  # nothing to ground, answer or find events in
+            reasons = sorted({str(r) for d in described.descriptions if (r := (d.model_extra or {}).get("empty_reply"))})
+            why = f" (the describer's replies had no text: {', '.join(reasons)}; none was cached)" if reasons else ""
             with keep_paid(lambda: _paid_now(video, described)):  # described (and paid for) with no words
-                raise InputError("every description's text is empty: nothing to ground, answer or find events in "
-                                 "(describe the video again, or give descriptions that say what is seen)",
+                raise InputError(f"every description's text is empty{why}: nothing to ground, answer or find events "
+                                 "in (describe the video again, or give descriptions that say what is seen)",
                                  path=descriptions if isinstance(descriptions, (str, os.PathLike)) else described.video)
         return described, transcript, timings
 

@@ -1,0 +1,110 @@
+"""openai: describer replies and options found by a user test (F6): a reply with no text (a content filter's
+refusal) is asked again, never cached, and reported with its time; numeric options hash alike; options are
+checked before any request; a session closed under its threads ends their calls with a typed error.
+
+Every check counts requests at the local fake server (no wall-clock assertion)."""
+
+from __future__ import annotations
+
+import pytest
+
+from frame_describer.cache import CachedDescriber, DescriptionCache
+from frame_describer.openai_describer import EMPTY_REPLY, OpenAIDescriber
+from vidground import ratelimit
+from vidground.errors import InputError
+
+from _helpers_eval import make_frames
+from _helpers_openai_server import FakeOpenAIServer, Reply, openai_server  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def fresh_shared_limiters(monkeypatch):
+    monkeypatch.setattr(ratelimit, "_SHARED", {})
+
+
+def make(server, **kw) -> OpenAIDescriber:
+    kw.setdefault("retry_base_delay", 0.01)
+    kw.setdefault("concurrency", 1)
+    return OpenAIDescriber("m", base_url=server.base_url, api_key="sk-test", **kw)
+
+
+def refused() -> Reply:
+    return Reply.chat("", finish_reason="content_filter")
+
+
+def test_a_reply_with_no_text_is_asked_again_and_both_are_paid(openai_server):
+    openai_server.script(refused(), Reply.chat("a kitchen"))
+    (d,) = list(make(openai_server).describe(make_frames([0.0])))
+    assert d.text == "a kitchen" and EMPTY_REPLY not in (d.model_extra or {})
+    assert d.usage.requests == 2 and len(openai_server.requests) == 2  # the refused reply was paid too
+
+
+def test_a_reply_still_empty_after_the_retries_says_why(openai_server):
+    openai_server.script(refused(), refused())
+    (d,) = list(make(openai_server).describe(make_frames([0.0])))
+    assert d.text == "" and d.model_extra[EMPTY_REPLY] == "content_filter"
+    assert d.usage.requests == 2
+    openai_server.script(refused())
+    (d,) = list(make(openai_server, empty_retries=0).describe(make_frames([1.0])))
+    assert d.model_extra[EMPTY_REPLY] == "content_filter" and d.usage.requests == 1 and len(openai_server.requests) == 3
+
+
+def test_an_empty_description_is_not_cached_and_is_asked_for_again(openai_server, tmp_path):
+    """Before: the 2nd run was served the refused frame's "" from the cache (and every later run too)."""
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    frames = make_frames([0.0, 1.0, 2.0])
+    openai_server.script(Reply.chat("one"), refused(), refused(), Reply.chat("three"))
+    first = list(CachedDescriber(make(openai_server), cache, fingerprint="v").describe(frames))
+    assert [d.text for d in first] == ["one", "", "three"] and cache.count() == 2
+    openai_server.script(Reply.chat("two"))
+    second = list(CachedDescriber(make(openai_server), cache, fingerprint="v").describe(frames))
+    assert [d.text for d in second] == ["one", "two", "three"]
+    assert [d.usage.cached for d in second] == [1, 0, 1] and len(openai_server.requests) == 5
+
+
+def test_an_empty_description_a_cache_kept_before_is_a_miss_and_replaced(openai_server, tmp_path):
+    """A cache written before empties were refused holds them: they are asked for again and replaced."""
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    d = make(openai_server)
+    key = CachedDescriber(d, cache, fingerprint="v").key
+    cache._connect().execute("INSERT INTO descriptions (fingerprint, settings_key, t_ms, payload) VALUES (?, ?, ?, ?)",
+                             ("v", key, 0, '{"t": 0.0, "text": ""}'))
+    assert cache.lookup("v", key, [0.0]) == {}
+    openai_server.script(Reply.chat("a kitchen"))
+    (got,) = list(CachedDescriber(d, cache, fingerprint="v").describe(make_frames([0.0])))
+    assert got.text == "a kitchen" and cache.lookup("v", key, [0.0])[0.0].text == "a kitchen"
+
+
+def _session(server, cache, **sampling):
+    from pipelines import Session
+
+    return Session(describer="openai:m", reasoner="naive", cache=cache, sampling={"num_frames": 4, **sampling},
+                   describer_options={"base_url": server.base_url, "api_key": "sk-test", "concurrency": 1,
+                                      "retry_base_delay": 0.01})
+
+
+def test_a_grounding_with_refused_frames_warns_with_their_times(openai_server, demo_video, tmp_path):
+    """Before: warnings [] and intervals built on the holes, silently."""
+    texts = iter(["a person walks in", "", "", "a person sits", "a person leaves", "a chair"])
+    openai_server.responder = lambda req: (Reply.chat(t) if (t := next(texts)) else refused())
+    with _session(openai_server, tmp_path / "c.sqlite") as s:
+        result = s.ground(demo_video[0], "a person walks in")
+        assert len(openai_server.requests) == 5
+        (warning,) = [w for w in result.warnings if "no description" in w]
+        # not remembered with its hole: the session's next call asks for that frame again (the cache has the rest)
+        again = s.describe(demo_video[0])
+        assert len(openai_server.requests) == 6 and [d.usage.cached for d in again.descriptions] == [1, 0, 1, 1]
+        assert again.descriptions[1].text == "a chair" and again.warnings == []
+        t = again.descriptions[1].t
+        assert "1 of 4 frames" in warning and "content_filter" in warning and f"at {t:g} s" in warning
+
+
+def test_describing_again_after_every_reply_was_refused_asks_again(openai_server, demo_video, tmp_path):
+    """Before: the error said "describe the video again", and every rerun was served the cached empties."""
+    openai_server.responder = lambda req: refused()
+    for run in (1, 2):
+        with _session(openai_server, tmp_path / "c.sqlite") as s:
+            with pytest.raises(InputError, match="content_filter; none was cached.*describe the video again") as info:
+                s.ground(demo_video[0], "a person walks in")
+        assert info.value.usage.requests == 8  # 4 frames, each asked twice, all paid
+        assert len(openai_server.requests) == 8 * run
