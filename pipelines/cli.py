@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, default=None, metavar="K", help="return at most K intervals")
     g.add_argument("--json", action="store_true",
                    help="print the GroundingResult as JSON instead of a table (with -q/--queries: a JSON list of "
-                        "them, in query order)")
+                        "them, in query order, printed at the end; after a Ctrl-C, the list of those finished)")
     _add_time_style(g)
     _add_sampling(g)
     _add_search(g)
@@ -250,7 +250,49 @@ def build_parser() -> argparse.ArgumentParser:
     register(sub)  # evaluation commands (eval, score, report, compare)
     for command in sub.choices.values():  # `vidground ground --verbose ...` works as well as before the command
         _add_global_options(command, default=argparse.SUPPRESS)
+        command.set_defaults(command_parser=command)  # what main() reports a stray argument against
     return parser
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommands of ``parser`` by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _is_option(arg: str) -> bool:
+    if not arg.startswith("-") or arg == "-":
+        return False
+    try:
+        float(arg)  # a negative number is a value
+    except ValueError:
+        return True
+    return False
+
+
+def _place_extras(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: list[str]) -> None:
+    """What argparse left over (``parse_known_args``), reported against the command it was given to, with that
+    command's usage (argparse itself reported it with the top-level usage, as "unrecognized arguments"):
+
+    * an option of another command says which command it belongs to (``events --strategy ...``: an option of
+      ground);
+    * a positional argument after an option (``ground VIDEO --descriptions FILE "QUERY"``, ``ground VIDEO --top-k 3
+      "QUERY"``) joins the command's positional ``inputs``, as if the options came last, so the command's own
+      check says what is wrong (``give VIDEO or --descriptions, not both``) or runs it."""
+    command = getattr(args, "command_parser", None) or parser
+    options = [a for a in extras if _is_option(a)]
+    if not options and isinstance(getattr(args, "inputs", None), list):
+        args.inputs.extend(extras)
+        return
+    notes = []
+    for opt in dict.fromkeys(a.split("=", 1)[0] for a in options):
+        owners = [f"vidground {name}" for name, p in _commands(parser).items()
+                  if name != args.command and opt in p._option_string_actions]
+        if owners:
+            notes.append(f"{opt} is an option of {' and '.join(owners)}, not of vidground {args.command}")
+    command.error("unrecognized arguments: " + " ".join(extras) + "".join(f"; {n}" for n in notes))
 
 
 def _add_global_options(p: argparse.ArgumentParser, default: Any) -> None:
@@ -269,7 +311,8 @@ def _split_inputs(args: argparse.Namespace) -> tuple[str | None, str]:
                                  + ("QUERY" if args.descriptions else "VIDEO QUERY"))
     if args.descriptions:
         if len(inputs) != 1:  # a malformed command line: the usage and exit 2, as argparse's own errors
-            args.ground_parser.error("with --descriptions give only the QUERY (no video)")
+            args.ground_parser.error("give VIDEO or --descriptions, not both (with --descriptions give only the "
+                                     "QUERY)")
         return None, inputs[0]
     if len(inputs) != 2:
         args.ground_parser.error('give VIDEO and QUERY (quote the query: vidground ground video.mp4 "a person opens a door")')
@@ -457,19 +500,42 @@ def _session(args: argparse.Namespace, video: str | None) -> Any:
 
 def _print_many(args: argparse.Namespace, queries: list[str], answer: Any, described: Any = None) -> None:
     """Each query's result as it comes (tables), or all of them as one JSON list at the end. ``described()``, the
-    video as the session remembers it (or None), gives the first table its ``frames:`` line, where its usage is."""
+    video as the session remembers it (or None), gives the first table its ``frames:`` line, where its usage is.
+
+    A Ctrl-C keeps what finished: with --json the list of the results finished so far is printed (still one valid
+    JSON list, in query order, shorter than the queries), and the KeyboardInterrupt carries ``finished`` and
+    ``total`` for the interrupted line (the tables of the finished queries are printed already)."""
     results = []
-    for i, query in enumerate(queries):
-        result = answer(query)  # a video is described (and paid for) once: its usage and time go with the first
-        if args.json:
-            results.append(result)
-        else:
-            if i:
-                print()
-            print(f"== query {i + 1} of {len(queries)}: {printable(query)}")
-            print(format_result_table(result, described() if described is not None and not i else None), flush=True)
+    try:
+        for i, query in enumerate(queries):
+            result = answer(query)  # a video is described (and paid for) once: its usage and time go with the first
+            if args.json:
+                results.append(result)
+            else:
+                if i:
+                    print()
+                print(f"== query {i + 1} of {len(queries)}: {printable(query)}")
+                print(format_result_table(result, described() if described is not None and not i else None),
+                      flush=True)
+                results.append(result)
+    except KeyboardInterrupt as exc:
+        exc.finished, exc.total = len(results), len(queries)  # type: ignore[attr-defined]
+        if args.json:  # the answers finished (and, with an openai: reasoner, paid for) are not thrown away
+            print(json.dumps([r.model_dump(mode="json") for r in results], indent=2, ensure_ascii=False), flush=True)
+        raise
     if args.json:
         print(json.dumps([r.model_dump(mode="json") for r in results], indent=2, ensure_ascii=False))
+
+
+def _finished_note(args: argparse.Namespace, exc: BaseException) -> str:
+    """How many of several queries (-q/--queries) finished before a Ctrl-C, and where their results are."""
+    finished, total = getattr(exc, "finished", None), getattr(exc, "total", None)
+    if finished is None or total is None:
+        return ""
+    if not finished:
+        return f" before any of the {total} queries finished"
+    where = "printed as a JSON list" if getattr(args, "json", False) else "printed above"
+    return f" after {finished} of {total} queries finished (their results are {where})"
 
 
 def cmd_ground(args: argparse.Namespace) -> int:
@@ -510,7 +576,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         args.ground_parser.error("the following arguments are required: "
                                  + ("QUESTION" if args.descriptions else "VIDEO QUESTION"))
     if len(inputs) != (1 if args.descriptions else 2):  # a malformed command line: the usage and exit 2
-        args.ground_parser.error("with --descriptions give only the QUESTION (no video)" if args.descriptions else
+        args.ground_parser.error("give VIDEO or --descriptions, not both (with --descriptions give only the "
+                                 "QUESTION)" if args.descriptions else
                                  'give VIDEO and QUESTION (quote the question: vidground ask video.mp4 "why did the '
                                  'boy pick up the ball?" --choice "to throw it" --choice "to hide it")')
     video, question = (None, inputs[0]) if args.descriptions else (inputs[0], inputs[1])
@@ -544,7 +611,8 @@ def cmd_events(args: argparse.Namespace) -> int:
     if not inputs and not args.descriptions:
         args.ground_parser.error("the following arguments are required: VIDEO (or --descriptions FILE)")
     if len(inputs) != (0 if args.descriptions else 1):  # a malformed command line: the usage and exit 2
-        args.ground_parser.error("with --descriptions give no video" if args.descriptions else "give one VIDEO")
+        args.ground_parser.error("give VIDEO or --descriptions, not both (with --descriptions give no video)"
+                                 if args.descriptions else "give one VIDEO")
     video = None if args.descriptions else inputs[0]
     with _session(args, video) as session:
         result = session.events(video, descriptions=args.descriptions, duration=args.duration,
@@ -821,7 +889,9 @@ _on_interrupt.raises_keyboard_interrupt = True  # type: ignore[attr-defined]  # 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        _place_extras(parser, args, extras)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for run records
     _setup_logging(logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
                    everything=args.debug, loading_notes=not getattr(args, "quiet", False), secrets=_secrets(args))
@@ -843,7 +913,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
-        print(f"vidground: interrupted{_kept_note(args, exc)}", file=sys.stderr)
+        print(f"vidground: interrupted{_finished_note(args, exc)}{_kept_note(args, exc)}", file=sys.stderr)
         return 130
     except VidgroundError as exc:
         if args.debug:

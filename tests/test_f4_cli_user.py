@@ -1,0 +1,115 @@
+"""Defects a user test of the command line found (F4): a Ctrl-C in a multi-query run, a Ctrl-C during the entry
+point's imports, argparse errors that named the wrong command, and a frames time style on a variable-frame-rate
+transcript."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from frame_describer.descriptions_io import write_descriptions
+from pipelines.cli import main
+from temporal_reasoner import GroundingResult, Interval, reasoners
+from temporal_reasoner.base import BaseReasoner
+from vidground.types import FrameDescription
+
+
+class _ThirdInterrupts(BaseReasoner):
+    """Answers each query with the first span, and is interrupted (Ctrl-C) on the third query it is asked."""
+
+    name = "f4-third-interrupts"
+    asked = 0
+
+    def __init__(self, arg: str | None = None, **_: object):
+        pass
+
+    def ground(self, query, transcript):
+        type(self).asked += 1
+        if type(self).asked == 3:
+            raise KeyboardInterrupt
+        e = transcript.entries[0]
+        return GroundingResult(query=query, duration=transcript.duration,
+                               intervals=[Interval(start=e.start, end=e.end, score=1.0)], reasoner=self.name)
+
+
+reasoners.register("f4-third-interrupts", _ThirdInterrupts)
+
+
+@pytest.fixture
+def descs(tmp_path):
+    path = tmp_path / "d.jsonl"
+    write_descriptions(path, [FrameDescription(t=float(t), text=f"frame {t}") for t in range(6)])
+    return path
+
+
+QUERIES = ["the lights go out", "a person walks in", "the camera pans", "a scene cut"]
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_ctrl_c_in_a_multi_query_run_keeps_the_finished_results(descs, capsys, monkeypatch, as_json):
+    monkeypatch.setattr(_ThirdInterrupts, "asked", 0)
+    argv = ["ground", "--descriptions", str(descs), "--reasoner", "f4-third-interrupts"]
+    for q in QUERIES:
+        argv += ["-q", q]
+    assert main(argv + (["--json"] if as_json else [])) == 130
+    out, err = capsys.readouterr()
+    if as_json:  # was: nothing on stdout, the two finished answers thrown away
+        data = json.loads(out)
+        assert [r["query"] for r in data] == QUERIES[:2]
+        assert all(r["intervals"] for r in data)
+    else:
+        assert [line for line in out.splitlines() if line.startswith("== ")] == [
+            f"== query {i} of 4: {q}" for i, q in ((1, QUERIES[0]), (2, QUERIES[1]))]
+    assert "interrupted after 2 of 4 queries finished" in err, err
+    assert err.count("\n") == 1  # one line
+
+
+def test_ctrl_c_before_any_query_finished_prints_an_empty_list(descs, capsys, monkeypatch):
+    monkeypatch.setattr(_ThirdInterrupts, "asked", 2)  # the first query is interrupted
+    assert main(["ground", "--descriptions", str(descs), "--reasoner", "f4-third-interrupts", "-q", "a", "-q", "b",
+                 "--json"]) == 130
+    out, err = capsys.readouterr()
+    assert json.loads(out) == [] and "before any of the 2 queries finished" in err
+
+
+def _usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_a_video_and_descriptions_together_say_so_with_grounds_usage(descs, capsys):
+    # was: the top-level usage and "unrecognized arguments: a query" (argparse stops the positionals at an option)
+    err = _usage_error(["ground", "v.mp4", "--descriptions", str(descs), "a query"], capsys)
+    assert err.startswith("usage: vidground ground ") and "give VIDEO or --descriptions, not both" in err
+    err = _usage_error(["ask", "v.mp4", "--descriptions", str(descs), "why?"], capsys)
+    assert err.startswith("usage: vidground ask ") and "give VIDEO or --descriptions, not both" in err
+
+
+def test_a_query_after_an_option_is_the_query(capsys, monkeypatch):
+    import pipelines.cli as cli
+    from vidground.errors import ConfigurationError
+
+    seen = []
+
+    def session(args, video):  # what the command would run on, then stop before anything is described
+        seen.append((video, args.inputs))
+        raise ConfigurationError("stopped by the test")
+
+    monkeypatch.setattr(cli, "_session", session)
+    # was: "unrecognized arguments: a query" (argparse ends the positionals at the first option)
+    assert main(["ground", "v.mp4", "--top-k", "1", "a query"]) == 1
+    assert main(["ground", "v.mp4", "--fps", "2", "a query", "--json"]) == 1
+    assert seen == [("v.mp4", ["v.mp4", "a query"])] * 2
+    assert "stopped by the test" in capsys.readouterr().err
+
+
+def test_another_commands_option_names_that_command_with_this_ones_usage(capsys):
+    err = _usage_error(["events", "v.mp4", "--strategy", "coarse-to-fine"], capsys)
+    assert err.startswith("usage: vidground events "), err  # was the top-level usage
+    assert "--strategy is an option of vidground ground" in err and "not of vidground events" in err
+    err = _usage_error(["describe", "v.mp4", "extra"], capsys)
+    assert err.startswith("usage: vidground describe ") and "unrecognized arguments: extra" in err
+
