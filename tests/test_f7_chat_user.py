@@ -50,3 +50,49 @@ def test_the_reasoner_grounds_on_the_answer_not_the_draft(openai_server, transcr
     openai_server.script(Reply.chat(f"<think>Draft: {DRAFT} no, 17 s.</think>{FINAL}"))
     r = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k").ground("the lights go out", transcript)
     assert [(i.start, i.end, i.score) for i in r.intervals] == [(17, 21, 0.9)]
+
+
+# --- 2. a server that sends no usage ---------------------------------------------------------------------------
+
+def _no_usage(text: str) -> Reply:
+    reply = Reply.chat(text)
+    del reply.body["usage"]
+    return reply
+
+
+def test_a_request_without_token_counts_has_an_unknown_cost_not_zero():
+    from vidground.pricing import with_cost
+    from vidground.types import Usage
+
+    unknown = with_cost(Usage(requests=1), "gpt-4o")
+    assert unknown.cost_usd is None and unknown.unpriced_requests == 1
+    priced = with_cost(Usage(requests=1, prompt_tokens=1000, completion_tokens=100), "gpt-4o")
+    assert priced.cost_usd == pytest.approx((1000 * 2.5 + 100 * 10) / 1e6)
+    total = priced + unknown  # a sum keeps the priced part and counts the unknown request
+    assert total.cost_usd == pytest.approx(priced.cost_usd) and total.unpriced_requests == 1
+    assert with_cost(Usage(), "gpt-4o").cost_usd == 0.0  # nothing sent costs nothing
+
+
+def test_a_priced_model_on_a_server_without_usage_reports_no_cost(openai_server, transcript):
+    openai_server.script(_no_usage(FINAL))
+    r = OpenAIReasoner("gpt-4o", base_url=openai_server.base_url, api_key="k").ground("the lights go out", transcript)
+    usage = r.usage["reason"]
+    assert usage.requests == 1 and usage.cost_usd is None and usage.unpriced_requests == 1
+    from pipelines.runs import format_cost
+
+    assert format_cost(usage.cost_usd or 0.0, usage.requests, usage.unpriced_requests).startswith("unknown")
+
+
+def test_describer_usage_without_counts_is_unknown(openai_server):
+    from frame_describer.openai_describer import OpenAIDescriber
+    from vidground.types import Frame
+    import numpy as np
+
+    openai_server.responder = lambda req: _no_usage("a dark room")
+    d = OpenAIDescriber("gpt-4o", base_url=openai_server.base_url, api_key="k")
+    from vidground.types import Usage
+
+    frames = [Frame(t=float(i), index=i, image=np.zeros((16, 16, 3), np.uint8)) for i in range(3)]
+    out = list(d.describe(frames))
+    usage = sum((x.usage for x in out if x.usage is not None), Usage())
+    assert usage.requests == 3 and usage.cost_usd is None

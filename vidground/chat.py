@@ -390,7 +390,8 @@ def _count(value: Any) -> int:
 def usage_of(completion: Any, *, sent: int = 1) -> Usage:
     """Usage of one chat completion (an SDK object or its decoded JSON; image tokens where the
     server reports them), obtained with ``sent`` requests (the ones before the last were retried after a
-    transport fault). Missing or malformed counts are 0: usage is a report, not the answer."""
+    transport fault). Missing or malformed counts are 0: usage is a report, not the answer (and
+:func:`vidground.pricing.with_cost` leaves a request with no token counted unpriced: its cost is unknown)."""
     retried = max(0, sent - 1)
     u = _field(completion, "usage")
     if u is None or isinstance(u, (str, int, float, list)):

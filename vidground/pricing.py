@@ -5,7 +5,8 @@ check your provider's page, prices change). Supply your own as a mapping, a :cla
 or a JSON file ``{"model": {"input": 0.15, "output": 0.60}, ...}`` (``"cached_input"`` is
 accepted and ignored: vidground does not see cache hits). A model is matched exactly, else by
 the longest table key it starts with (``gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``). Unknown
-models (a local server's) have no estimate: ``cost_usd`` stays ``None``, never a made-up zero.
+models (a local server's) have no estimate: ``cost_usd`` stays ``None``, never a made-up zero; so have requests whose
+reply counted no tokens (a server that sends no ``usage``).
 
 Backends price every request, so :func:`price_table` builds each table once: the built-in one at
 first use, a JSON file once per (path, modification time, size), a mapping once per content.
@@ -158,7 +159,12 @@ def check_prices(prices: Any) -> None:
 
 
 def with_cost(usage: Usage, model: str, prices: PricesLike = None) -> Usage:
-    """``usage`` with ``cost_usd`` estimated for ``model`` (left as is for an unknown model)."""
+    """``usage`` with ``cost_usd`` estimated for ``model``; left as is (``cost_usd`` None: its requests unpriced) for
+    an unknown model, and for requests with no token counted: a server that sends no ``usage`` (or no counts in
+    it) did not say what was spent, and a request always has prompt tokens, so pricing its zeros would be a
+    made-up $0."""
+    if usage.requests and not usage.prompt_tokens and not usage.completion_tokens:
+        return usage
     cost = price_table(prices).cost(model, usage)
     return usage if cost is None else usage.model_copy(update={"cost_usd": cost, "unpriced": 0})
 
