@@ -5,6 +5,11 @@ transcript."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +18,8 @@ from pipelines.cli import main
 from temporal_reasoner import GroundingResult, Interval, reasoners
 from temporal_reasoner.base import BaseReasoner
 from vidground.types import FrameDescription
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class _ThirdInterrupts(BaseReasoner):
@@ -113,3 +120,55 @@ def test_another_commands_option_names_that_command_with_this_ones_usage(capsys)
     err = _usage_error(["describe", "v.mp4", "extra"], capsys)
     assert err.startswith("usage: vidground describe ") and "unrecognized arguments: extra" in err
 
+
+# Imported first in the child: the first import of one of the modules pipelines/__init__.py pulls in says so on stderr
+# and waits there for a signal (Python's own SIGINT handler: the KeyboardInterrupt is raised inside that import).
+_BLOCK_IN_IMPORT = textwrap.dedent("""
+    import signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, also under a shell that ignores it
+    class _Block:
+        done = False
+        def find_spec(self, name, path=None, target=None):
+            if not _Block.done and name in ("frame_describer", "temporal_reasoner", "pipelines.api"):
+                _Block.done = True
+                sys.stderr.write("blocked in import " + name + "\\n")
+                sys.stderr.flush()
+                try:
+                    signal.pause()
+                except KeyboardInterrupt as exc:
+                    if CONVERT:  # as a C extension's initialisation does (numpy's PyCapsule_Import of datetime)
+                        raise ImportError("PyCapsule_Import could not import module 'datetime'") from exc
+                    raise
+            return None
+    sys.meta_path.insert(0, _Block())
+""")
+
+
+def _console_script() -> str:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]["vidground"]
+
+
+@pytest.mark.parametrize("convert", [False, True])
+def test_ctrl_c_during_the_entry_points_imports_is_one_line_and_130(tmp_path, convert):
+    module, func = _console_script().split(":")
+    code = (f"CONVERT = {convert}\n" + _BLOCK_IN_IMPORT
+            + f"from {module} import {func}\nsys.exit({func}())\n")  # as the console script runs it
+    proc = subprocess.Popen([sys.executable, "-c", code, "ground", "--descriptions", "d.jsonl", "a query"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr.readline().startswith("blocked in import ")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    # was: a KeyboardInterrupt traceback from pipelines/__init__.py's imports, killed by SIGINT (-2); or, converted,
+    # an ImportError traceback and exit 1 (seen with numpy, a SIGINT 0.8 s into `vidground ground`)
+    assert (proc.returncode, out, err) == (130, "", "vidground: interrupted\n")
+
+
+def test_python_m_pipelines_cli_still_runs():
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "--version"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("vidground ")

@@ -1,0 +1,47 @@
+"""The ``vidground`` console script's entry point: a light module, so that a Ctrl-C while the command line's
+modules are still being imported (``pipelines`` pulls in pydantic, numpy and the backends' registries: about half a
+second) ends with the one line and exit status 130 the command line promises, not a traceback. Importing this
+module imports nothing of vidground's; ``python -m pipelines.cli`` runs the same ``main``."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``pipelines.cli.main(argv)``, importing it first; a Ctrl-C before the command installs its own handling
+    (during the imports, or while the command line is parsed) is the interrupted line and 130.
+
+    While importing, SIGINT goes through a handler that notes it: a Ctrl-C that lands in a C extension's
+    initialisation comes out as an ImportError, not a KeyboardInterrupt (numpy: 'PyCapsule_Import could not import
+    module "datetime"', then its 'Importing the numpy C-extensions failed' advice)."""
+    interrupted: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    ours = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    try:
+        try:
+            if ours:
+                signal.signal(signal.SIGINT, note)
+            from pipelines.cli import main as run
+        finally:
+            if ours:  # Python's own again: the command installs its handling in its place
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+        return run(argv)
+    except KeyboardInterrupt:
+        pass
+    except Exception:
+        if not interrupted:  # a broken install says so as before
+            raise
+    print("vidground: interrupted", file=sys.stderr)
+    return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
