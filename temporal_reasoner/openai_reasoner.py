@@ -18,6 +18,7 @@ from vidground.chat import (
     build_client,
     call_with_retries,
     check_retry_options,
+    check_temperature,
     first_choice,
     usage_of,
 )
@@ -72,7 +73,8 @@ class OpenAIReasoner(BaseReasoner):
             raise ConfigurationError(f"max_tokens must be a positive integer, got {max_tokens!r}")
         if not isinstance(max_attempts, int) or max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be a positive integer, got {max_attempts!r}")
-        check_retry_options(max_retries, timeout_retries=timeout_retries)
+        check_retry_options(max_retries, timeout_retries=timeout_retries, retry_base_delay=retry_base_delay)
+        check_temperature(temperature)
         from vidground.pricing import check_prices
 
         check_prices(prices)  # a price file that cannot be read fails here, not after each paid reply

@@ -96,3 +96,43 @@ def test_describer_usage_without_counts_is_unknown(openai_server):
     out = list(d.describe(frames))
     usage = sum((x.usage for x in out if x.usage is not None), Usage())
     assert usage.requests == 3 and usage.cost_usd is None
+
+
+# --- 3. retry options and temperature checked when the backend is built ---------------------------------------
+
+@pytest.mark.parametrize("opts", [dict(retry_base_delay=-1), dict(retry_base_delay=float("nan")),
+                                  dict(retry_base_delay="0.5"), dict(retry_base_delay=float("inf")),
+                                  dict(temperature=float("nan")), dict(temperature=5), dict(temperature=-0.1),
+                                  dict(temperature=True), dict(max_retries=True)])
+def test_bad_retry_options_and_temperature_are_configuration_errors_before_any_request(openai_server, opts):
+    from vidground.errors import ConfigurationError
+
+    name = next(iter(opts))
+    with pytest.raises(ConfigurationError, match=name):
+        OpenAIReasoner.check_options("m", base_url=openai_server.base_url, api_key="k", **opts)
+    assert openai_server.requests == []
+
+
+def test_the_shared_retry_loop_refuses_a_bad_delay_with_a_typed_error():
+    from vidground.chat import call_with_retries
+    from vidground.errors import ConfigurationError
+
+    calls = []
+    with pytest.raises(ConfigurationError, match="retry_base_delay"):
+        call_with_retries(lambda: calls.append(1), provider="p", base_delay=-1, sleep=lambda s: None)
+    assert calls == []
+
+
+def test_a_session_refuses_a_negative_delay_before_a_503_server_is_asked(openai_server, transcript):
+    from vidground.errors import ConfigurationError
+
+    openai_server.responder = lambda req: Reply.error(503, "busy")
+    with pytest.raises(ConfigurationError, match="retry_base_delay"):
+        OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k", retry_base_delay=-1).ground("x", transcript)
+    assert openai_server.requests == []
+
+
+def test_good_values_still_build(openai_server):
+    OpenAIReasoner.check_options("m", base_url=openai_server.base_url, api_key="k", retry_base_delay=0,
+                                 temperature=None)
+    OpenAIReasoner.check_options("m", base_url=openai_server.base_url, api_key="k", temperature=2)

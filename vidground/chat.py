@@ -311,6 +311,8 @@ def call_with_retries(fn: Callable[[], T], *, provider: str, secret: str | None 
     naming ``url`` (the endpoint, when the error does not carry its own), the attempts and the time spent.
     """
     check_timeout_retries(timeout_retries)
+    check_retry_delay(base_delay)  # a backend that did not check it when built still gets a typed error
+    check_retry_delay(max_delay, "max_delay")
     local = url is not None and is_local(url)
     if timeout_retries is None:
         timeout_retries = 0 if local else max_retries
@@ -435,15 +437,40 @@ def check_timeout_retries(timeout_retries: Any, max_retries: int | None = None) 
                                  f"is sent again within max_retries; raise max_retries too")
 
 
-def check_retry_options(max_retries: int, concurrency: int | None = None, timeout_retries: int | None = None) -> None:
-    if not isinstance(max_retries, int) or max_retries < 0:
+def check_retry_delay(value: Any, name: str = "retry_base_delay") -> None:
+    """A backoff delay is a finite, non-negative number of seconds (``0`` retries at once): a negative one would
+    reach ``time.sleep`` only when a request fails, as an internal error, and NaN a TypeError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value < float("inf")):
+        raise ConfigurationError(f"{name} must be a non-negative, finite number of seconds (the first retry's "
+                                 f"backoff, doubled for each further one), got {value!r}")
+
+
+def check_temperature(value: Any) -> None:
+    """A sampling temperature is None (the server's default) or a finite number from 0 to 2 (the OpenAI API's
+    range), checked when the backend is built, not sent unchecked with every request."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value <= 2):
+        raise ConfigurationError(f"temperature must be a number from 0 to 2 (0: the most likely reply) or None "
+                                 f"(the server's default), got {value!r}")
+
+
+def check_retry_options(max_retries: int, concurrency: int | None = None, timeout_retries: int | None = None,
+                        *, retry_base_delay: Any = 0.5) -> None:
+    """A backend's retry options, checked when it is built (a session's and an eval's check, before any request):
+    ``max_retries`` and ``timeout_retries`` (:func:`check_timeout_retries`), ``concurrency`` when given, and
+    ``retry_base_delay`` (:func:`check_retry_delay`)."""
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ConfigurationError(f"max_retries must be a non-negative integer, got {max_retries!r}")
-    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
+                                    or concurrency < 1):
         raise ConfigurationError(f"concurrency must be a positive integer, got {concurrency!r}")
     check_timeout_retries(timeout_retries, max_retries)
+    check_retry_delay(retry_base_delay)
 
 
 __all__ = ["build_client", "check_by_building", "elsewhere_options",
            "check_timeout", "redact", "map_error", "backoff", "call_with_retries", "is_local",
            "post_chat", "ssl_context", "public_url", "usage_of", "first_choice", "check_retry_options",
+           "check_retry_delay", "check_temperature",
            "check_timeout_retries", "NO_KEY"]
