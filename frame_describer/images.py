@@ -35,11 +35,12 @@ JPEG_MAX_SIDE = 65500  # libjpeg's limit
 
 
 def check_image_options(max_side: int | None, quality: int) -> None:
-    if max_side is not None and (not isinstance(max_side, int) or not 16 <= max_side <= JPEG_MAX_SIDE):
+    if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int)
+                                 or not 16 <= max_side <= JPEG_MAX_SIDE):
         raise ConfigurationError(f"max_side must be an integer from 16 to {JPEG_MAX_SIDE} pixels (JPEG's limit), "
                                  f"or None, got {max_side!r}")
-    if not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise ConfigurationError(f"jpeg quality must be an integer from 1 to 100, got {quality!r}")
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:  # True is not 1
+        raise ConfigurationError(f"jpeg_quality must be an integer from 1 to 100, got {quality!r}")
 
 
 def bounded(image: np.ndarray, max_side: int | None = DEFAULT_MAX_SIDE) -> np.ndarray:

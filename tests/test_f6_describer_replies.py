@@ -108,3 +108,47 @@ def test_describing_again_after_every_reply_was_refused_asks_again(openai_server
                 s.ground(demo_video[0], "a person walks in")
         assert info.value.usage.requests == 8  # 4 frames, each asked twice, all paid
         assert len(openai_server.requests) == 8 * run
+
+
+# --- numeric options: one key for one value, and checked before any request ----------------------------------------
+
+def _key(**kw) -> str:
+    from frame_describer.cache import settings_key
+
+    return settings_key(OpenAIDescriber("gpt-4o-mini", base_url="http://127.0.0.1:9/v1", api_key="sk-test", **kw),
+                        {"max_side": 512})
+
+
+def test_a_whole_number_temperature_is_the_default_float_in_the_cache_key():
+    """--describer-opt temperature=0 is parsed as the int 0, which hashed apart from the default 0.0: every frame
+    was described again for the same request."""
+    from pipelines.eval_cli import parse_option
+
+    assert parse_option("temperature=0") == ("temperature", 0)
+    assert _key(temperature=0) == _key(temperature=0.0) == _key()
+    assert _key(temperature=1) == _key(temperature=1.0) != _key()
+
+
+def test_the_default_key_is_the_one_existing_caches_hold():
+    """A user's warm cache stays warm: the default settings hash as they did before the options were normalised
+    (the value computed by 41a6d90's code; a change of the describe prompt changes it, as it must)."""
+    assert _key() == "b117537755ef1f41be89f0b35bdefafe"
+
+
+@pytest.mark.parametrize("option", [{"retry_base_delay": -1}, {"retry_base_delay": float("nan")},
+                                    {"retry_base_delay": float("inf")}, {"retry_base_delay": "0.5"},
+                                    {"temperature": float("nan")}, {"temperature": 5}, {"temperature": -0.1},
+                                    {"temperature": True}, {"jpeg_quality": True}, {"max_tokens": True},
+                                    {"max_side": True}, {"empty_retries": -1}, {"empty_retries": 1.5}])
+def test_a_wrong_number_is_refused_before_any_request(openai_server, option):
+    """Before: retry_base_delay=-1 meant no backoff, nan an internal TypeError after the paid requests; temperature
+    nan or 5 were sent to the server; True passed for 1."""
+    from pipelines import Session
+    from vidground.errors import ConfigurationError
+
+    name = next(iter(option))
+    with pytest.raises(ConfigurationError, match=name):
+        Session(describer="openai:m", describer_options={"base_url": openai_server.base_url, "api_key": "k", **option})
+    with pytest.raises(ConfigurationError, match=name):
+        make(openai_server, **option)
+    assert openai_server.requests == []
