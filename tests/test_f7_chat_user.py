@@ -136,3 +136,21 @@ def test_good_values_still_build(openai_server):
     OpenAIReasoner.check_options("m", base_url=openai_server.base_url, api_key="k", retry_base_delay=0,
                                  temperature=None)
     OpenAIReasoner.check_options("m", base_url=openai_server.base_url, api_key="k", temperature=2)
+
+
+# --- 5. a base URL without /v1 --------------------------------------------------------------------------------
+
+def test_a_404_names_the_url_and_the_base_url_meant(openai_server, transcript):
+    from vidground.errors import ProviderError
+
+    openai_server.responder = lambda req: Reply.error(404, "File Not Found")
+    root = openai_server.base_url[:-len("/v1")]
+    with pytest.raises(ProviderError) as info:
+        OpenAIReasoner("m", base_url=root, api_key="k").ground("x", transcript)
+    assert f"the URL was {root}/chat/completions" in str(info.value)
+    assert f"did you mean the base URL {root}/v1?" in str(info.value)
+    # under /v1 a 404 (an unknown model, say) names the URL but suggests nothing
+    with pytest.raises(ProviderError) as info:
+        OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k").ground("x", transcript)
+    assert f"the URL was {openai_server.base_url}/chat/completions" in str(info.value)
+    assert "did you mean" not in str(info.value)

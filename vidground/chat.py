@@ -205,6 +205,8 @@ def map_error(exc: BaseException, *, provider: str, secret: str | None = None) -
         body = exc.body
         detail = body.get("message") if isinstance(body, dict) else None
         msg = f"HTTP {status}: {str(detail or exc.message)[:300]}"
+        if status == 404:
+            msg += _not_found_hint(_request_url(exc))
     elif isinstance(exc, openai.APIResponseValidationError):
         status, retryable, msg = exc.status_code, False, f"malformed response: {exc.message}"
     elif isinstance(exc, openai.OpenAIError):
@@ -218,6 +220,29 @@ def map_error(exc: BaseException, *, provider: str, secret: str | None = None) -
     err.retry_after = retry_after  # type: ignore[attr-defined]
     err.timed_out = timed_out  # type: ignore[attr-defined]
     return err
+
+
+#: the endpoints vidground posts to, below a base URL
+_ENDPOINTS = (CHAT_PATH, "/embeddings", "/models")
+
+
+def _not_found_hint(url: str | None) -> str:
+    """For a 404: the URL asked, and, when its base has no ``/v1`` (``--base-url http://127.0.0.1:8080``, which a
+    llama.cpp, vLLM or Ollama server answers with 404), the base URL probably meant."""
+    if not url:
+        return ""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(url).path
+    base = url.split("?")[0]
+    for endpoint in _ENDPOINTS:
+        if base.endswith(endpoint):
+            base = base[:-len(endpoint)]
+            break
+    hint = f" (the URL was {url}"
+    if "/v1" not in path:
+        hint += f"; did you mean the base URL {base.rstrip('/')}/v1? OpenAI-compatible servers answer under /v1"
+    return hint + ")"
 
 
 def is_local(url: Any) -> bool:
