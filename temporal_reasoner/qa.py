@@ -247,7 +247,7 @@ def run_answer(chat: ChatFn, question: str, transcript: Transcript, choices: Seq
     n = len(choices) if choices else None
     for name in response_formats:
         qa_response_format(name, n)
-    tf = TimeFormat.parse(time_style)
+    tf = TimeFormat.parse(time_style).bound(transcript)  # an irregular transcript's frame numbers decode through it
     unit = tf.units()[0]
     refused = set() if refused is None else refused
     ladder = [f for f in response_formats if f not in refused] or [list(response_formats)[-1]]

@@ -378,7 +378,7 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
         response_format(name)  # validates the names
     refused = set() if refused is None else refused
     ladder = [f for f in response_formats if f not in refused] or [list(response_formats)[-1]]
-    tf = TimeFormat.parse(time_style)
+    tf = TimeFormat.parse(time_style).bound(transcript)  # an irregular transcript's frame numbers decode through it
     base_messages = build_messages(query, transcript, time_style=tf, max_intervals=max_intervals)
     messages = base_messages
     usage, raws, errors, used = Usage(), [], [], []
