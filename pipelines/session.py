@@ -13,7 +13,9 @@ the query), and closes what it opened when it is closed. Backends given as insta
 :class:`~frame_describer.cache.DescriptionCache` given as an object, belong to the caller and are left
 open. Loaded model weights are shared process-wide (:mod:`vidground.models`) and outlive the session;
 rate limits are shared by every backend in the process that talks to the same endpoint with the same
-key (:mod:`vidground.ratelimit`). A session may be used from several threads at once.
+key (:mod:`vidground.ratelimit`). A session may be used from several threads at once, and closed from one while
+others are in its calls (:meth:`Session.close`: each of them ends with a
+:class:`~vidground.errors.SessionClosedError`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import wraps
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,8 @@ from frame_describer import (DEFAULT_DESCRIBER, Describer, FrameDescription, Usa
                              read_descriptions)
 from frame_describer.descriptions_io import description_metadata, write_descriptions
 from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
-from vidground.errors import ConfigurationError, InputError, NoCacheFolderError, VideoDecodeError, keep_paid
+from vidground.errors import (ConfigurationError, InputError, NoCacheFolderError, SessionClosedError, VideoDecodeError,
+                              keep_paid)
 from vidground.registry import split_spec
 from vidground.files import printable
 from vidground.types import Answer, Events, Sampling
@@ -321,6 +325,27 @@ def _file_key(path: Path) -> tuple[Any, ...] | None:
     return str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
+def _session_call(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A public call of a :class:`Session`, counted while it runs, so :meth:`Session.close` waits for it before it
+    closes the backends and cache it uses; refused with a :class:`SessionClosedError` once the session is closed."""
+    @wraps(method)
+    def call(self: "Session", *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            self._check_open()
+            self._calls += 1
+        depth = getattr(self._in_call, "depth", 0)
+        self._in_call.depth = depth + 1
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._in_call.depth = depth
+            with self._lock:
+                self._calls -= 1
+                self._idle.notify_all()
+
+    return call
+
+
 class Session:
     """Owns a describer, a reasoner, the sampling settings and the description cache for many calls.
 
@@ -401,11 +426,14 @@ class Session:
         self._videos: OrderedDict[tuple[Any, ...], DescribedVideo] = OrderedDict()
         self._describing: dict[tuple[Any, ...], threading.Lock] = {}  # one describe per video at a time
         self._closed = False
+        self._calls = 0  # public calls under way (their threads'), waited for by close()
+        self._idle = threading.Condition(self._lock)
+        self._in_call = threading.local()  # how deep this thread is in the session's calls
 
     # -- resources ---------------------------------------------------------------------------------
     def _check_open(self) -> None:
         if self._closed:
-            raise ConfigurationError("this session is closed; start a new one")
+            raise SessionClosedError("this session is closed; start a new one")
 
     def _backend(self, kind: str) -> Any:
         self._check_open()
@@ -453,11 +481,20 @@ class Session:
             return self._cache
 
     def close(self) -> None:
-        """Close the backends and the cache this session opened; forget the videos it remembered. Idempotent."""
+        """Close the backends and the cache this session opened; forget the videos it remembered. Idempotent.
+
+        Safe while other threads are in calls of this session (a service shutting down): a new call is refused at
+        once with a :class:`~vidground.errors.SessionClosedError`; a call describing a video stops sending frames and
+        raises it (its ``usage`` counts what was paid, and the descriptions answered are kept in the description
+        cache); a call past its describing (reasoning) ends as it would. ``close()`` returns once every call of
+        another thread has ended, then closes the backends and the cache, so no call finds them closed under it."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            mine = getattr(self._in_call, "depth", 0)  # close() from within a call waits only for the others
+            while self._calls > mine:
+                self._idle.wait()
             built, self._built = list(self._built.values()), {}
             cache, own, self._cache = self._cache, self._own_cache, None
             self._videos.clear()
@@ -508,6 +545,7 @@ class Session:
                 self._videos.move_to_end(key)
             return found
 
+    @_session_call
     def describe(self, video: PathLike, *, query: str | None = None) -> DescribedVideo:
         """Stage 1: sample frames from ``video`` with this session's sampling and describe each one.
 
@@ -532,12 +570,20 @@ class Session:
                 with self._lock:
                     self._describing.pop(key, None)
 
+    def _stop_if_closed(self, path: Path, described: int) -> None:
+        """A :class:`SessionClosedError` when the session was closed while a call described ``path``: no more frames
+        are sent (those under way are answered and kept in the description cache)."""
+        if self._closed:
+            raise SessionClosedError(f"this session was closed while describing {path} ({described} frame(s) "
+                                     "described): no more frames are sent; start a new session")
+
     def _known_aware(self) -> bool:
         spec = self._specs["describer"][0]
         desc = spec if spec is not None and not isinstance(spec, str) else self._built.get("describer")
         return getattr(desc, "mode", "agnostic") == "aware"
 
     def _describe(self, path: Path, key: tuple[Any, ...] | None, query: str | None) -> DescribedVideo:
+        self._check_open()  # closed while this thread waited for another's describe of the video
         started = time.perf_counter()
         s = self.sampling
         found = self._recalled(key)
@@ -574,6 +620,7 @@ class Session:
                 for d in _progress(source.describe(frames, query=query), frames.planned, self.progress,
                                    f"describing {path.name}"):
                     out.append(d)
+                    self._stop_if_closed(path, len(out))
         info = frames.info
         if not out:
             raise VideoDecodeError(path, "no frames could be decoded")
@@ -653,6 +700,7 @@ class Session:
                 extra["skip_unchanged"] = self.skip_unchanged
         return CachedDescriber(desc, cache, path, extra=extra)
 
+    @_session_call
     def load(self, descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo, *,
              duration: float | None = None, format: str = "auto", clip_seconds: float | None = None) -> DescribedVideo:
         """Stage 2's input, as :func:`load_descriptions` reads it; a file this session read before (unchanged,
@@ -668,6 +716,7 @@ class Session:
         return found.with_duration(duration)
 
     # -- stage 2 -------------------------------------------------------------------------------------
+    @_session_call
     def ground(
         self,
         video: PathLike | DescribedVideo | None = None,
@@ -756,7 +805,9 @@ class Session:
         def describe(times: list[float], tolerance: float = 0.0) -> Iterable[FrameDescription]:
             # a keyframe within the tolerance answers a time (the sparse pass): the frames carry their real times
             with sample_frames(path, times=times, max_side=s.max_side, tolerance=tolerance) as frames:
-                yield from describe_once(frames, lambda fs: source.describe(fs, query=query), seen)
+                for d in describe_once(frames, lambda fs: source.describe(fs, query=query), seen):
+                    yield d
+                    self._stop_if_closed(path, len(seen))
                 damaged.extend(w for w in frames.warnings if w not in damaged)
 
         key = _file_key(path)
@@ -794,6 +845,7 @@ class Session:
             "intervals": result.intervals[:top_k] if top_k else result.intervals,
         })
 
+    @_session_call
     def answer(
         self,
         video: PathLike | DescribedVideo | Sequence[FrameDescription] | None = None,
@@ -829,6 +881,7 @@ class Session:
         return self._not_searched(result.model_copy(update=self._provenance(described, transcript, timings, rsn, result)),
                                   video, "answer()")
 
+    @_session_call
     def events(
         self,
         video: PathLike | DescribedVideo | Sequence[FrameDescription] | None = None,

@@ -152,3 +152,57 @@ def test_a_wrong_number_is_refused_before_any_request(openai_server, option):
     with pytest.raises(ConfigurationError, match=name):
         make(openai_server, **option)
     assert openai_server.requests == []
+
+
+# --- a session closed while other threads are in its calls ----------------------------------------------------------
+
+def test_closing_a_session_under_threads_in_calls_ends_each_with_a_typed_error(openai_server, demo_video, tmp_path):
+    """A service shutting down closes its session while threads are grounding (README: "A session may be used from
+    several threads"). Before: one thread got httpx's RuntimeError('Cannot send a request, as the client has been
+    closed.'), the others ConfigurationError. Now every call ends with SessionClosedError (a VidgroundError), close()
+    returns after the last call ended, and no call sends more frames once it is closed."""
+    import shutil
+    import threading
+
+    from pipelines import Session
+    from vidground.errors import SessionClosedError
+
+    gate, order, lock = threading.Event(), [], threading.Lock()
+
+    def slow(req):
+        gate.wait(30)  # held until the session is closed: the requests in flight are answered after close()
+        return Reply.chat("a person walks in")
+
+    openai_server.responder = slow
+    videos = [shutil.copy(demo_video[0], tmp_path / f"v{i}.mp4") for i in range(3)]
+    s = Session(describer="openai:m", reasoner="naive", cache=False, sampling={"num_frames": 8},
+                describer_options={"base_url": openai_server.base_url, "api_key": "k", "concurrency": 2,
+                                   "retry_base_delay": 0.01})
+    outcomes: dict[int, BaseException | None] = {}
+
+    def ground(i: int) -> None:
+        try:
+            s.ground(videos[i], "a person walks in")
+            outcomes[i] = None
+        except BaseException as exc:  # noqa: BLE001 - the test looks at what each thread got
+            outcomes[i] = exc
+        with lock:
+            order.append(f"call {i} ended")
+
+    threads = [threading.Thread(target=ground, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    while openai_server.in_flight < 2:  # the describer's 2 requests are under way, held by the server
+        threading.Event().wait(0.01)
+    closer = threading.Thread(target=lambda: (s.close(), order.append("close returned")))
+    closer.start()
+    while not s._closed:
+        threading.Event().wait(0.01)
+    with pytest.raises(SessionClosedError, match="closed"):  # a new call is refused at once
+        s.ground(videos[0], "a person walks in")
+    gate.set()
+    for t in [*threads, closer]:
+        t.join(60)
+    assert all(isinstance(outcomes[i], SessionClosedError) for i in range(3)), outcomes
+    assert order[-1] == "close returned" and len(order) == 4  # close() waited for every call
+    assert len(openai_server.requests) < 3 * 8  # the frames not yet sent were not sent

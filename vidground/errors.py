@@ -59,6 +59,11 @@ class NoCacheFolderError(ConfigurationError):
     directory (a container run as ``--user N``). A cache nobody asked for is then left off, with a warning."""
 
 
+class SessionClosedError(ConfigurationError):
+    """The :class:`~pipelines.Session` was closed: a call made after :meth:`~pipelines.Session.close`, or one
+    stopped by it while it described frames (its ``usage`` says what the frames described before the stop cost)."""
+
+
 class MissingDependencyError(ConfigurationError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
@@ -162,6 +167,7 @@ __all__ = [
     "VidgroundError",
     "ConfigurationError",
     "MissingDependencyError",
+    "SessionClosedError",
     "InputError",
     "EvaluationError",
     "VideoDecodeError",
