@@ -98,7 +98,10 @@ def register(subparsers: Any) -> None:
     add_search_arguments(m, only="--videos only", run_setting=True)
     m.add_argument("--fps", type=float, default=None, help="frames sampled per second (default 1)")
     add_frame_limits(m)
-    m.add_argument("--top-k", type=int, default=5, metavar="K", help="intervals kept per query (R5 needs 5; default 5)")
+    m.add_argument("--top-k", type=int, default=None, metavar="K",
+                   help="intervals kept of each answer (default 10: QVHighlights' mAP ranks up to 10, as moment_detr's "
+                        "standalone_eval; R1 and mIoU use the first, R5 the first 5; a resumed run keeps the K it "
+                        "started with); a K below 10 lowers mAP and is warned about")
     r = e.add_argument_group("run")
     r.add_argument("--out", required=True, metavar="DIR", help="run folder, e.g. runs/NAME (resumed if it exists)")
     r.add_argument("--retry-failed", action="store_true", help="re-run only the queries whose last result failed")
@@ -116,7 +119,10 @@ def register(subparsers: Any) -> None:
     c.add_argument("--no-cache", action="store_true",
                    help="do not read or write the description cache (e.g. after swapping the model a local server "
                         "serves under the same name, or editing a video in place)")
-    r.add_argument("--no-report", action="store_true", help="skip writing report.md, plots and index.html")
+    r.add_argument("--no-report", action="store_true",
+                   help="write metrics.json only: no report.md, plots or index.html, and those an earlier invocation "
+                        "of this run left are removed (they would describe the run as it was then); `vidground "
+                        "report OUT` builds them later")
     r.add_argument("--all-timelines", action="store_true",
                    help="draw a timeline plot for every query (default: the 50 worst, beside the summary plots)")
     r.add_argument("--allow-missing", action="store_true",
@@ -190,7 +196,7 @@ _NOT_FOR_EVENTS: dict[str, Any] = {
     "--strategy": lambda a: a.strategy != "uniform", "--budget": lambda a: a.budget is not None,
     "--budget-seconds": lambda a: a.budget_seconds is not None,
     "--keyframe-tolerance": lambda a: a.keyframe_tolerance is not None,
-    "--skip-unchanged": lambda a: a.skip_unchanged is not None, "--top-k": lambda a: a.top_k != 5,
+    "--skip-unchanged": lambda a: a.skip_unchanged is not None, "--top-k": lambda a: a.top_k is not None,
     "--strict": lambda a: a.strict, "--subset": lambda a: a.subset is not None,
     "--executor": lambda a: a.executor != "local", "--address": lambda a: a.address is not None,
     "--split": lambda a: a.split is not None, "--dataset-file": lambda a: a.dataset_file is not None,
@@ -256,9 +262,40 @@ def _reasoner_options(args: argparse.Namespace) -> dict[str, Any]:
     return with_time_style(dict(args.reasoner_opt), args.time_style, args.reasoner)
 
 
+#: Intervals ``eval`` keeps of each answer by default: as many as QVHighlights' mAP ranks.
+DEFAULT_TOP_K = 10
+
+
+def eval_top_k(args: argparse.Namespace) -> tuple[int, str]:
+    """The K an eval keeps, and where it came from: ``--top-k``, else the run folder's own (a resume keeps the K
+    it started with, an older run's 5 too), else :data:`DEFAULT_TOP_K`."""
+    if args.top_k is not None:
+        return args.top_k, "--top-k"
+    from .runs import read_run_json
+
+    old = read_run_json(Path(args.out) / "config.json", {})
+    recorded = old.get("top_k") if isinstance(old, dict) else None
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1:
+        return recorded, f"the run in {args.out} was started with it"
+    return DEFAULT_TOP_K, "default"
+
+
+def warn_few_intervals(dataset: str, top_k: int, source: str) -> None:
+    """Say on stderr that mAP ranks fewer intervals than the standard when ``top_k`` is below it (a grounded-QA
+    dataset has no mAP)."""
+    from .metrics import MAP_MAX_PREDICTIONS
+
+    if top_k < MAP_MAX_PREDICTIONS and dataset != "nextgqa":
+        print(f"warning: top_k {top_k} ({source}): mAP, where reported, is computed on at most {top_k} intervals per "
+              f"query, fewer than the {MAP_MAX_PREDICTIONS} of the standard (moment_detr's standalone_eval), so it is "
+              "lower than published mAP figures; "
+              + ("R1, mIoU and R5 are unaffected" if top_k >= 5 else f"R1 and mIoU are unaffected, R5 looks at {top_k}")
+              + f" (--top-k {MAP_MAX_PREDICTIONS} is the standard)", file=sys.stderr)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .executors import make_executor
-    from .report import write_report
+    from .report import remove_pages, write_report
     from .runs import RunConfig, run_eval
     from .search import search_options
 
@@ -275,17 +312,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if events_only:  # silently ignored, they would make a user believe the run used them
         raise ConfigurationError(f"{', '.join(events_only)}: only for activitynet-events (dense events), not "
                                  f"{args.dataset}")
+    top_k, top_k_source = eval_top_k(args)
     config = RunConfig(dataset=args.dataset, split=args.split, dataset_path=args.dataset_file, data_root=args.data_root,
                        videos=args.videos, descriptions=args.descriptions,
                        descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds,
                        describer=args.describer,
                        reasoner=args.reasoner, fps=_fps(args), num_frames=args.num_frames, max_frames=args.max_frames,
-                       max_side=args.max_side, top_k=args.top_k, limit=args.limit, seed=args.seed, subset=args.subset,
+                       max_side=args.max_side, top_k=top_k, limit=args.limit, seed=args.seed, subset=args.subset,
                        clip_gt=args.clip_gt, cache="" if args.no_cache else args.cache, concurrency=args.concurrency,
                        query_concurrency=args.query_concurrency, reasoner_options=_reasoner_options(args),
                        describer_options=dict(args.describer_opt), allow_missing=args.allow_missing,
                        motion=args.motion, search=search_options(args), skip_unchanged=args.skip_unchanged)
     config.check()
+    warn_few_intervals(args.dataset, top_k, top_k_source)
     executor = make_executor(args.executor, concurrency=args.concurrency, address=args.address)
     summary = run_eval(config, args.out, retry_failed=args.retry_failed, executor=executor,
                        progress=not args.quiet and sys.stderr.isatty(), argv=getattr(args, "argv", None))
@@ -299,10 +338,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
                   "see the warning)"
     print(f"{summary.out}: {summary.selected} queries selected{skipped}, {summary.already_done} already done, "
           f"{summary.ran} run now ({summary.failed} failed) in {summary.seconds:.1f} s")
-    print(f"describer calls: {summary.describe_calls} made, {summary.describe_saved} saved by the cache; "
-          f"cost {summary.cost_text}" + (f" ({summary.failed_requests} of the {summary.requests} answered requests "
-                                         "were for query attempts that ended in an error)"
-                                         if summary.failed_requests else ""))
+    print(f"describer calls: {summary.describe_calls_now} made, {summary.describe_saved_now} saved by the cache "
+          "(this invocation)" + ("" if (summary.describe_calls, summary.describe_saved) ==
+                                 (summary.describe_calls_now, summary.describe_saved_now) else
+                                 f"; run folder total, every invocation: {summary.describe_calls} made, "
+                                 f"{summary.describe_saved} saved")
+          + f"; cost {summary.cost_text} (the run folder's total)"
+          + (f" ({summary.failed_requests} of the {summary.requests} answered requests were for query attempts that "
+             "ended in an error)" if summary.failed_requests else ""))
     if summary.metrics is not None:
         from .report import EVAL_FIXES, problems_text
         from .runs import load_run
@@ -313,6 +356,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.no_report:
         write_report(summary.out, all_timelines=args.all_timelines)
         print(f"report: {Path(summary.out) / 'report.md'}  ·  {Path(summary.out) / 'index.html'}")
+    else:
+        write_report(summary.out, pages=False)
+        removed = remove_pages(summary.out)
+        print(f"metrics: {Path(summary.out) / 'metrics.json'} (--no-report: no pages"
+              + (f"; removed the {len(removed)} page and plot file(s) an earlier invocation left, which described "
+                 "the run as it was then" if removed else "")
+              + f"; `vidground report {summary.out}` builds them)")
     if summary.same_error is not None:  # nothing came of the run, for one cause: not a success, even without --strict
         from .runs import no_result_error
 
@@ -327,7 +377,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from .baselines import dataset_prior
     from .datasets import load_dataset
-    from .metrics import compute_metrics, compute_qa_metrics, match_predictions, read_predictions
+    from .metrics import NO_ANSWER, compute_metrics, compute_qa_metrics, match_predictions, read_predictions
     from .provenance import collect, sha256_file
     from .report import check_count, problems_text, provenance_lines
 
@@ -353,8 +403,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     record = collect(argv=getattr(args, "argv", None), files=ds.source)
     record["predictions"] = {Path(args.predictions).name: sha256_file(args.predictions)}
     if args.json:
-        problems = [{"qid": x.qid, "line": (match.predictions.get(x.qid) or {}).get("_line"),
-                     "kind": x.failure or x.warning, "detail": x.detail} for x in m.per_query if x.failure or x.warning]
+        line = lambda qid: (match.predictions.get(qid) or {}).get("_line")  # noqa: E731
+        problems = [{"qid": x.qid, "line": line(x.qid), "kind": x.failure or x.warning, "detail": x.detail}
+                    for x in m.per_query if x.failure or x.warning]
+        problems += [{"qid": x.qid, "line": line(x.qid), "kind": NO_ANSWER, "detail": x.answer_problem}
+                     for x in m.per_query if x.answer_problem]
         print(json.dumps({"dataset": ds.name, "split": ds.split, "scored": len(queries), "dataset_queries": len(ds),
                           "predicted": len(match.predictions), "unmatched": [
                               {k: v for k, v in r.items() if k != "intervals"} for r in match.unmatched],

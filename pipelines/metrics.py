@@ -69,7 +69,8 @@ class QueryScore(BaseModel):
     """How one query scored: ``iou`` of the top-1 prediction, ``best5`` the best IoU in the top 5.
     ``failure`` is a :data:`FAILURE_KINDS` (scored IoU 0), ``warning`` a :data:`WARNING_KINDS` (scored
     as given); ``detail`` says what is wrong in words. A grounded-QA question also has ``iop`` (the top-1
-    span's IoP) and ``correct`` (whether the answer is)."""
+    span's IoP) and ``correct`` (whether the answer is); ``answer_problem`` says why its prediction chose no option
+    (:data:`NO_ANSWER`, counted as a wrong answer), where one was given but unreadable."""
 
     qid: str
     iou: float
@@ -80,6 +81,7 @@ class QueryScore(BaseModel):
     detail: str | None = None
     iop: float | None = None
     correct: bool | None = None
+    answer_problem: str | None = None
 
 
 class Metrics(BaseModel):
@@ -93,6 +95,11 @@ class Metrics(BaseModel):
     failures: dict[str, int] = Field(default_factory=dict)
     #: predictions scored as given that look wrong, by kind (:data:`WARNING_KINDS`)
     warnings: dict[str, int] = Field(default_factory=dict)
+    #: the most intervals mAP ranked for one query (at most :data:`MAP_MAX_PREDICTIONS`; fewer when no prediction
+    #: had more, e.g. a run with ``--top-k 5``); ``None`` without mAP
+    map_intervals: int | None = None
+    #: grounded-QA predictions that chose no option (unreadable or missing key), by kind: counted as wrong answers
+    answer_problems: dict[str, int] = Field(default_factory=dict)
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
     convention: str = ""
     clip_gt: bool = False
@@ -110,8 +117,8 @@ class Metrics(BaseModel):
 
     @property
     def problems(self) -> dict[str, int]:
-        """Failures and warnings together, by kind."""
-        return self.failures | self.warnings
+        """Failures, warnings and answer problems together, by kind."""
+        return self.failures | self.warnings | self.answer_problems
 
     def __getitem__(self, key: str) -> float:
         return self.values[key]
@@ -127,8 +134,9 @@ def baselines_text(m: Metrics) -> str:
 
 
 def convention_text(thresholds: Sequence[float] = DEFAULT_THRESHOLDS, clip_gt: bool = False,
-                    mean_ap: bool = False) -> str:
-    """The metric convention in a sentence or two; every report prints it."""
+                    mean_ap: bool = False, map_intervals: int | None = None) -> str:
+    """The metric convention in a sentence or two; every report prints it. ``map_intervals`` is the most
+    intervals mAP ranked for a query: fewer than :data:`MAP_MAX_PREDICTIONS` is said, as it lowers mAP."""
     ms = ", ".join(f"{m:g}" for m in thresholds)
     gt = "GT clipped to the video duration" if clip_gt else "GT used as annotated (not clipped to the duration)"
     text = (f"IoU over seconds (best over GT windows), top-1 per query for R1/mIoU and top-5 for R5; "
@@ -139,6 +147,10 @@ def convention_text(thresholds: Sequence[float] = DEFAULT_THRESHOLDS, clip_gt: b
         text += (f" mAP as moment_detr's standalone_eval: the first {MAP_MAX_PREDICTIONS} intervals ranked by "
                  "score (given order without scores), each GT window matched once, interpolated AP per query, "
                  "mean over queries (AP 0 without predictions); mAP averages IoU 0.5:0.05:0.95.")
+        if map_intervals and map_intervals < MAP_MAX_PREDICTIONS:
+            text += (f" Here no prediction had more than {map_intervals} interval(s) (eval --top-k or the reasoner "
+                     f"kept no more): mAP ranked at most {map_intervals}, not the standard {MAP_MAX_PREDICTIONS}, "
+                     f"which lowers it; published mAP figures rank {MAP_MAX_PREDICTIONS}.")
     return text
 
 
@@ -425,14 +437,16 @@ def compute_metrics(predictions: Mapping[str, Any], queries: Sequence[Query], *,
     best5 = np.array([s.best5 for s in scores]) if multi else None
     if mean_ap is None:
         mean_ap = multi or any(len(q.windows) > 1 for q in queries)
-    ap = _map_columns(average_precision([ranked_spans(predictions.get(q.qid)) for q in queries],
-                                        [gt_windows(q, clip_gt) for q in queries])) if mean_ap else None
+    ranked = [ranked_spans(predictions.get(q.qid)) for q in queries] if mean_ap else []
+    ap = _map_columns(average_precision(ranked, [gt_windows(q, clip_gt) for q in queries])) if mean_ap else None
+    map_intervals = max((len(r) for r in ranked), default=0) if mean_ap else None
     values = {k: round(float(v), 2) for k, v in _values(ious, best5, ths, ap).items()}
     counts = Counter(s.failure or s.warning for s in scores if s.failure or s.warning)
     result = Metrics(
         n=len(queries), values=values, failures={k: counts[k] for k in FAILURE_KINDS if counts[k]},
         warnings={k: counts[k] for k in WARNING_KINDS if counts[k]},
-        thresholds=ths, convention=convention_text(ths, clip_gt, mean_ap), clip_gt=clip_gt,
+        thresholds=ths, convention=convention_text(ths, clip_gt, mean_ap, map_intervals), clip_gt=clip_gt,
+        map_intervals=map_intervals,
         bootstrap=bootstrap, per_query=scores,
         ci=bootstrap_ci(ious, best5, ths, bootstrap, seed, ap=ap) if bootstrap > 0 else {},
     )
@@ -477,22 +491,54 @@ def iop(pred: tuple[float, float], gt: tuple[float, float]) -> float:
     return max(0.0, min(pred[1], gt[1]) - max(pred[0], gt[0])) / length if length > 0 else 0.0
 
 
-def predicted_choice(query: Query, prediction: Any) -> int | None:
-    """The option a prediction chose: its ``choice`` index, else its ``answer`` text matched to an option
-    (case and spacing ignored); ``None`` when it chose none of them."""
+#: The keys a grounded-QA prediction may give its chosen option by: a 0-based index (``prediction`` is NExT-GQA's
+#: own results file's key, ``pred_choice`` a common alias), else the option's text. The first present is read.
+CHOICE_KEYS: tuple[str, ...] = ("choice", "pred_choice", "prediction")
+ANSWER_KEYS: tuple[str, ...] = ("answer", "pred_answer")
+#: The problem kind of a question whose prediction chose none of its options (counted as a wrong answer).
+NO_ANSWER = "no answer"
+
+
+def read_choice(query: Query, prediction: Any) -> tuple[int | None, str | None]:
+    """The option a prediction chose, and what is wrong when it chose none: an index under one of
+    :data:`CHOICE_KEYS` (the first present; an int in ``range(options)``), else a text under one of
+    :data:`ANSWER_KEYS` matched to an option (case and spacing ignored). ``(None, None)`` for no prediction
+    at all (that is its own failure, "missing")."""
     if prediction is None:
-        return None
+        return None, None
     get = prediction.get if isinstance(prediction, Mapping) else lambda k: getattr(prediction, k, None)
-    choice = get("choice")
-    if isinstance(choice, int) and not isinstance(choice, bool) and 0 <= choice < len(query.choices):
-        return choice
-    text = get("answer")
-    if isinstance(text, str):
+    n = len(query.choices)
+    accepted = (f"give the 0-based option index as {' / '.join(repr(k) for k in CHOICE_KEYS)} (an integer 0-{n - 1}) "
+                f"or the option's text as {' / '.join(repr(k) for k in ANSWER_KEYS)}")
+    for key in CHOICE_KEYS:
+        value = get(key)
+        if value is None:
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            if 0 <= value < n:
+                return value, None
+            return None, f"{key!r} is {value}, not an option index 0-{n - 1}"
+        return None, f"{key!r} is {_short(value)}, not an integer option index 0-{n - 1}"
+    for key in ANSWER_KEYS:
+        text = get(key)
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            return None, (f"{key!r} is {_short(text)}, not an option's text (in NExT-GQA's results files 'answer' "
+                          "is the ground truth: give the prediction as 'prediction' or 'choice')")
         norm = " ".join(text.lower().split())
         for i, c in enumerate(query.choices):
             if " ".join(c.lower().split()) == norm:
-                return i
-    return None
+                return i, None
+        return None, f"{key!r} {_short(text)} matches none of the {n} options"
+    keys = ", ".join(repr(k) for k in (prediction if isinstance(prediction, Mapping) else {})
+                     if not str(k).startswith("_")) or "none"
+    return None, f"no chosen option ({accepted}); its keys: {keys}"
+
+
+def predicted_choice(query: Query, prediction: Any) -> int | None:
+    """The option a prediction chose (see :func:`read_choice`); ``None`` when it chose none of them."""
+    return read_choice(query, prediction)[0]
 
 
 def score_question(query: Query, prediction: Any, *, duration: float | None = None) -> QueryScore:
@@ -500,11 +546,15 @@ def score_question(query: Query, prediction: Any, *, duration: float | None = No
     takes the two maxima separately), and whether the chosen option is the answer. A prediction whose span
     failed scores 0 on the span metrics; its answer is still scored (Acc@QA does not look at spans)."""
     base = score_query(query, prediction, duration=duration)
+    choice, problem = read_choice(query, prediction)
+    if base.failure in ("missing", "error"):  # no prediction to read an answer from: that failure says so
+        problem = None
+    answer = {"correct": choice == query.answer, "answer_problem": problem}
     if base.failure is not None:
-        return base.model_copy(update={"iop": 0.0, "correct": predicted_choice(query, prediction) == query.answer})
+        return base.model_copy(update={"iop": 0.0, **answer})
     top1 = base.top1
     best_iop = max(iop(top1, g) for g in query.windows)  # type: ignore[arg-type]
-    return base.model_copy(update={"iop": best_iop, "correct": predicted_choice(query, prediction) == query.answer})
+    return base.model_copy(update={"iop": best_iop, **answer})
 
 
 def _qa_values(correct: np.ndarray, ious: np.ndarray, iops: np.ndarray) -> dict[str, np.ndarray]:
@@ -523,7 +573,8 @@ def qa_convention_text() -> str:
             "Acc@GQA: the answer is right and IoP >= 0.5. Failed or missing predictions score 0 and stay in the "
             "denominator (the official script leaves unpredicted questions out); a span of no length is a failed "
             "span here (IoU and IoP 0; the official script gives it IoP 1 inside a GT window); an answer whose "
-            "span failed still counts for Acc@QA.")
+            "span failed still counts for Acc@QA; a prediction that chose no option (no accepted key, an index out of "
+            "range, a text matching no option) counts as a wrong answer and is listed as 'no answer'.")
 
 
 def compute_qa_metrics(predictions: Mapping[str, Any], queries: Sequence[Query], *, bootstrap: int = 1000,
@@ -551,8 +602,10 @@ def compute_qa_metrics(predictions: Mapping[str, Any], queries: Sequence[Query],
         for k, v in _qa_values(correct[idx], ious[idx], iops[idx]).items():
             ci[k] = (round(float(np.percentile(v, 2.5)), 2), round(float(np.percentile(v, 97.5)), 2))
     counts = Counter(s.failure or s.warning for s in scores if s.failure or s.warning)
+    unanswered = sum(s.answer_problem is not None for s in scores)
     result = Metrics(n=len(queries), values=values, ci=ci, failures={k: counts[k] for k in FAILURE_KINDS if counts[k]},
-                     warnings={k: counts[k] for k in WARNING_KINDS if counts[k]}, thresholds=(0.3, 0.5),
+                     warnings={k: counts[k] for k in WARNING_KINDS if counts[k]},
+                     answer_problems={NO_ANSWER: unanswered} if unanswered else {}, thresholds=(0.3, 0.5),
                      convention=qa_convention_text(), bootstrap=bootstrap, per_query=scores)
     if baselines:
         timed = [q for q in queries if known_duration(q, durations)]

@@ -20,7 +20,8 @@ from typing import Any
 from vidground.errors import ConfigurationError, MissingDependencyError
 
 from .datasets import Query
-from .metrics import QA_KEYS, TOLERANCE, Metrics, baselines_text, compute_metrics, compute_qa_metrics, score_query
+from .metrics import (ANSWER_KEYS, CHOICE_KEYS, NO_ANSWER, QA_KEYS, TOLERANCE, Metrics, baselines_text, compute_metrics,
+                      compute_qa_metrics, score_query)
 from .runs import format_cost, load_run, missing_videos, read_jsonl, read_run_json, run_metrics, run_totals
 
 #: Per-query timelines drawn by default: the worst queries (failures first, then lowest IoU).
@@ -65,6 +66,8 @@ SCORE_FIXES: dict[str, str] = {
                    '(or moment_detr\'s "pred_relevant_windows")',
     "reversed": "each interval needs end > start",
     "out of range": "times are seconds from the video's start, within [0, duration] (not milliseconds or frames)",
+    NO_ANSWER: "give the chosen option as " + " / ".join(f'"{k}": INDEX' for k in CHOICE_KEYS) + " (0-based) or "
+               + " / ".join(f'"{k}": "the option\'s text"' for k in ANSWER_KEYS),
 }
 #: The same for a run's results (``vidground eval``).
 EVAL_FIXES: dict[str, str] = SCORE_FIXES | {
@@ -74,6 +77,7 @@ EVAL_FIXES: dict[str, str] = SCORE_FIXES | {
     "unparseable": "the reasoner's output did not parse: check its settings",
     "reversed": "the reasoner returned end <= start: a bug in the backend",
     "out of range": "check the videos' durations and the descriptions' times",
+    NO_ANSWER: "the reasoner chose none of the options: check its outputs in results.jsonl",
 }
 
 
@@ -89,18 +93,23 @@ def problems_text(m: Metrics, records: dict[str, Any] | None = None, queries: li
     parts = [f"{m.n_failures} scored as IoU 0 ({kinds(m.failures)})"] if m.failures else []
     if m.warnings:
         parts.append(f"{sum(m.warnings.values())} scored as given ({kinds(m.warnings)})")
+    if m.answer_problems:
+        parts.append(f"{sum(m.answer_problems.values())} counted as wrong answers ({kinds(m.answer_problems)})")
     lines = [f"prediction problems: {sum(problems.values())} of {m.n}: " + "; ".join(parts)]
-    bad = [i for i, s in enumerate(m.per_query) if s.failure or s.warning]
+    bad = [i for i, s in enumerate(m.per_query) if s.failure or s.warning or s.answer_problem]
     first_of_kind = {}  # one example of each kind first, then the rest in order
     for i in bad:
-        first_of_kind.setdefault(m.per_query[i].failure or m.per_query[i].warning, i)
+        first_of_kind.setdefault(m.per_query[i].failure or m.per_query[i].warning or NO_ANSWER, i)
     shown = sorted((list(first_of_kind.values()) + [i for i in bad if i not in first_of_kind.values()])[:limit])
     by_qid = {q.qid: q for q in queries or []}
     for s in (m.per_query[i] for i in shown):
         rec, q = (records or {}).get(s.qid), by_qid.get(s.qid)
         where = f"line {rec['_line']}" if isinstance(rec, dict) and "_line" in rec else f"query {s.qid}"
         about = f" ({q.video}: {q.query[:50]!r})" if q else ""
-        lines.append(f"  {where}{about}: {s.failure or s.warning}: {s.detail}")
+        if s.failure or s.warning:
+            lines.append(f"  {where}{about}: {s.failure or s.warning}: {s.detail}")
+        if s.answer_problem:
+            lines.append(f"  {where}{about}: {NO_ANSWER}: {s.answer_problem}")
     if len(bad) > len(shown):
         lines.append(f"  ... and {len(bad) - len(shown)} more")
     lines += [f"  fix ({k}): {fixes[k]}" for k in problems if k in fixes]
@@ -338,8 +347,9 @@ def check_count(name: str, value: int | None, least: int = 0) -> None:
 
 
 def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | None = DEFAULT_TIMELINES,
-                 plots: bool = True, all_timelines: bool = False) -> dict[str, Any]:
+                 plots: bool = True, all_timelines: bool = False, pages: bool = True) -> dict[str, Any]:
     """(Re)build the report files of a run folder; returns the metrics summary written to metrics.json.
+    Without ``pages`` only metrics.json is written (see :func:`remove_pages` for the pages a run left).
 
     With ``plots`` it draws the :data:`SUMMARY_PLOTS` and puts inline SVG timelines into ``index.html``
     for the ``max_plots`` worst queries (see :func:`worst_first`), or for every query with
@@ -363,6 +373,8 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | Non
                "r1_by_gt_length": buckets,
                "per_query": [s.model_dump(mode="json") for s in metrics.per_query] if metrics else []}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if not pages:
+        return summary
     order = worst_first(queries, results, scored)
     summary_plots: list[str] = []
     plotted: set[str] = set()
@@ -384,6 +396,22 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | Non
     (out / "index.html").write_text(_html(out, config, order, results, scored, plotted, metrics, provenance,
                                           summary_plots, buckets, missing), encoding="utf-8")
     return summary
+
+
+def remove_pages(out: str | Path) -> list[Path]:
+    """Remove the report pages a run folder holds (report.md, index.html and the summary and timeline plots): an
+    invocation that writes none (``eval --no-report``) leaves no page describing an earlier state of the run.
+    Returns what was removed."""
+    out = Path(out)
+    found = [out / "report.md", out / "index.html", *sorted((out / "plots").glob("*.png")),
+             *sorted((out / "plots" / "summary").glob("*.png"))]
+    removed = [p for p in found if p.is_file()]
+    for p in removed:
+        p.unlink()
+    for folder in (out / "plots" / "summary", out / "plots"):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    return removed
 
 
 def _safe(name: str) -> str:

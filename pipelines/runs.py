@@ -444,6 +444,10 @@ class RunSummary:
     #: whatever --limit or --subset chose among its ``loaded`` queries (None: not known)
     dropped: list[str] = field(default_factory=list)
     loaded: int | None = None
+    #: describer calls made / saved by the cache by this invocation alone (``describe_calls`` and ``describe_saved``
+    #: are the run folder's totals over every invocation)
+    describe_calls_now: int = 0
+    describe_saved_now: int = 0
     #: ``{"type", "message"}`` when the run has no result for one cause (:func:`no_result_cause`: every query this
     #: invocation ran failed with that one error, no ok result in the folder, and two or more ran or the error is
     #: run-wide): ``vidground eval`` then exits 1; else ``None``
@@ -760,6 +764,7 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     executor = executor or LocalExecutor(config.concurrency)
     tracker = RunProgress(n_pending, enabled=progress)
     ran = failed = 0
+    described = {"calls": 0, "saved": 0}  # this invocation's describer calls, made and saved by the cache
     errors: set[tuple[str, str]] = set()  # the errors of the queries this invocation ran that failed
     index = ds.by_qid()
     durations = {q.video: q.duration for q in ds if q.duration}
@@ -779,6 +784,8 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
                     write_descriptions(out / "transcripts" / f"{_safe(record['video'])}.jsonl", descs,
                                        video=record["video"])
                 vsink.append({k: v for k, v in record.items() if k != "descriptions"})
+                described["calls"] += record.get("describe_calls") or 0
+                described["saved"] += record.get("describe_saved") or 0
                 return
             sink.append(record | {"inputs": inputs.of(index[record["qid"]])})
             ran += 1
@@ -840,6 +847,7 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     summary = summarize(out, selected=len(ds), already=already, ran=ran, failed=failed, missing=missing,
                         seconds=time.perf_counter() - started, clip_gt=config.clip_gt)
     summary.dropped, summary.loaded = list(ds.dropped), ds.loaded
+    summary.describe_calls_now, summary.describe_saved_now = described["calls"], described["saved"]
     any_ok = any(r.get("status") == "ok" for r in latest_results(out / "results.jsonl").values())
     summary.same_error = no_result_cause(errors, ran=ran, failed=failed, any_ok=any_ok)
     note = coverage.note()
