@@ -324,7 +324,7 @@ def format_result_table(result: Any, described: Any = None) -> str:
     grounded in (``Session.remembered``), adds how many frames were sampled and how many the description cache gave
     (what ``describe`` says of them) where no search or skip-unchanged line says what was described."""
     lines = [f"query:     {printable(result.query)}"]
-    dur = f"{result.duration:.1f} s" + (" (inferred)" if result.duration_inferred else "")
+    dur = f"{_duration_text(result.duration)} s" + (" (inferred)" if result.duration_inferred else "")
     lines.append(f"video:     {printable(result.video)}  ({dur})")
     lines.append(f"backends:  describer={printable(result.describer)}  reasoner={printable(result.reasoner)}")
     usage = result.total_usage
@@ -350,6 +350,13 @@ def format_result_table(result: Any, described: Any = None) -> str:
         score = "-" if iv.score is None else f"{iv.score:.3f}"
         lines.append(f"{i:>3}  {iv.start:>8.2f}  {iv.end:>8.2f}  {iv.length:>7.2f}  {score:>7}")
     return "\n".join(lines)
+
+
+def _duration_text(seconds: float) -> str:
+    """A duration as the result table's header gives it: to 0.1 s, or to 0.01 s as the interval columns are where
+    0.1 s would round it off (a single-frame video of 0.04 s was "(0.0 s)" above an interval 0.00-0.04)."""
+    short = f"{seconds:.1f}"
+    return short if abs(float(short) - seconds) < 0.005 else f"{seconds:.2f}"
 
 
 _STOPS = {"budget": "the budget was spent", "converged": "its best candidates were described densely",

