@@ -131,6 +131,16 @@ def sha256_file(path: str | Path) -> str | None:
     return h.hexdigest()
 
 
+def _video_fingerprint(path: Path) -> str | None:
+    from vidground.errors import VidgroundError
+    from vidground.files import video_fingerprint
+
+    try:
+        return video_fingerprint(path)
+    except VidgroundError:  # unreadable: the run says so when it opens the video
+        return None
+
+
 class FileHashes:
     """The SHA-256 of input files, remembered in a JSON file (a run folder's ``inputs.json``) by each file's absolute
     path, size and modification time: a resume over thousands of unchanged caption files stats them instead of
@@ -145,18 +155,20 @@ class FileHashes:
         self.known: dict[str, list[Any]] = known if isinstance(known, dict) else {}
         self.read = 0  # files hashed (not known unchanged) by this instance
 
-    def sha(self, file: str | Path) -> str | None:
-        """``file``'s SHA-256, ``None`` when it cannot be read."""
+    def sha(self, file: str | Path, *, video: bool = False) -> str | None:
+        """``file``'s SHA-256, ``None`` when it cannot be read; ``video``: its content fingerprint instead
+        (:func:`vidground.files.video_fingerprint`, what the description cache knows a video by: at most 1 MiB
+        read, whatever its size)."""
         path = Path(file).absolute()
         try:
             st = path.stat()
         except OSError:
             return None
-        key, stamp = str(path), [st.st_size, st.st_mtime_ns]
+        key, stamp = ("video:" if video else "") + str(path), [st.st_size, st.st_mtime_ns]
         known = self.known.get(key)
         if isinstance(known, list) and len(known) == 3 and known[:2] == stamp:
             return str(known[2])
-        digest = sha256_file(path)
+        digest = _video_fingerprint(path) if video else sha256_file(path)
         self.read += 1
         if digest is not None:
             self.known[key] = [*stamp, digest]

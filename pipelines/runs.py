@@ -550,15 +550,18 @@ def _check_paths_here(out: Path, config: RunConfig) -> None:
 
 class _RunInputs:
     """What each result was made from, so that a resume notices a changed input: every result records
-    (``inputs``) a short hash of its video's descriptions file (descriptions runs), of its query (video, text,
+    (``inputs``) a short hash of its video's descriptions file (descriptions runs; a videos run: the video file's
+    content fingerprint, which the description cache uses too), of its query (video, text,
     duration, choices: what the reasoner sees, not the ground truth) and of a ``rephrasings=`` file. A result
     whose recorded hashes differ from the inputs now is stale: its query runs again. Files are hashed once and
     then known by size and modification time (``inputs.json``, :class:`~pipelines.provenance.FileHashes`)."""
 
     def __init__(self, out: Path, config: RunConfig, sources: dict[str, Path]):
         self.hashes = FileHashes(out / "inputs.json")
-        self.sources = sources if config.mode == "descriptions" else {}
-        self.files = {vid: self.hashes.sha(path) for vid, path in self.sources.items()}
+        self.sources = sources
+        #: what a video's input is: its descriptions file, or the video itself
+        self.kind = "descriptions" if config.mode == "descriptions" else "video"
+        self.files = {vid: self.hashes.sha(path, video=self.kind == "video") for vid, path in sources.items()}
         rephrasings = (config.reasoner_options or {}).get("rephrasings")
         self.rephrasings = rephrasings if isinstance(rephrasings, str) else None
         self.rephrasings_sha = self.hashes.sha(self.rephrasings) if self.rephrasings else None
@@ -569,7 +572,7 @@ class _RunInputs:
         query = json.dumps([q.video, q.query, q.duration, list(q.choices)], ensure_ascii=False)
         out = {"query": hashlib.sha256(query.encode()).hexdigest()[:16]}
         if self.files.get(q.video):
-            out["descriptions"] = str(self.files[q.video])[:16]
+            out[self.kind] = str(self.files[q.video])[:16]
         if self.rephrasings_sha:
             out["rephrasings"] = self.rephrasings_sha[:16]
         return out
@@ -591,9 +594,11 @@ class _RunInputs:
         if not stale:
             return None
         said = []
-        if "descriptions" in self.changed:
-            vids = sorted(self.changed["descriptions"])
-            said.append(f"the descriptions file of {len(vids)} video(s) ("
+        for kind in ("descriptions", "video"):
+            if kind not in self.changed:
+                continue
+            vids = sorted(self.changed[kind])
+            said.append(f"the {kind} file of {len(vids)} video(s) ("
                         + ", ".join(f"{v}: {self.sources[v]}" for v in vids[:3] if v in self.sources)
                         + (", ..." if len(vids) > 3 else "") + ")")
         if "query" in self.changed:
@@ -607,12 +612,13 @@ class _RunInputs:
                 "(the old results stay in results.jsonl, superseded)")
 
     def summary(self) -> dict[str, Any]:
-        """What provenance.json records of this invocation's inputs: the descriptions files' count and one hash
-        over them all (by video id), and the rephrasings file's hash."""
+        """What provenance.json records of this invocation's inputs: the descriptions files' (or videos') count and
+        one hash over their hashes (by video id), and the rephrasings file's hash."""
         out: dict[str, Any] = {}
         if self.files:
             joined = "".join(f"{vid}\t{sha}\n" for vid, sha in sorted(self.files.items()))
-            out["descriptions"] = {"files": len(self.files), "sha256": hashlib.sha256(joined.encode()).hexdigest()}
+            out["descriptions" if self.kind == "descriptions" else "videos"] = {
+                "files": len(self.files), "sha256": hashlib.sha256(joined.encode()).hexdigest()}
         if self.rephrasings:
             out["rephrasings"] = {"path": str(Path(self.rephrasings).absolute()), "sha256": self.rephrasings_sha}
         return out

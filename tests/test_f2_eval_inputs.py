@@ -93,6 +93,25 @@ def test_a_resume_reruns_the_queries_of_a_changed_descriptions_file_and_says_so(
     assert len(set(shas)) == 2 and shas[0] == shas[1] and shas[2] == shas[3]
 
 
+def test_a_resume_reruns_the_queries_of_a_replaced_video(tmp_path, caplog):
+    from _helpers_eval import render_toy_videos
+
+    ds, _ = write_toy_dataset(tmp_path / "data", n_videos=2, per_video=3, duration=3.0)
+    videos = render_toy_videos(tmp_path / "videos", ["vid0", "vid1"])
+    config = lambda: RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(videos),  # noqa: E731
+                               describer="fake", reasoner="fake-reasoner", cache=str(tmp_path / "c.sqlite"))
+    out = tmp_path / "run"
+    assert run_eval(config(), out).ran == 6
+    assert run_eval(config(), out).ran == 0
+    render_toy_videos(tmp_path / "other", ["vid0"], n_frames=40)
+    (tmp_path / "other" / "vid0.mp4").replace(videos / "vid0.mp4")
+    caplog.clear()
+    again = run_eval(config(), out)
+    assert (again.already_done, again.ran) == (3, 3)
+    assert "the video file of 1 video(s) (vid0: " in caplog.text
+    assert "videos" in json.loads((out / "provenance.json").read_text())["invocations"][-1]["inputs"]
+
+
 def test_unchanged_files_are_not_read_again_on_resume(toy, tmp_path):
     from pipelines.provenance import FileHashes
 
