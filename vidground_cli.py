@@ -1,6 +1,7 @@
-"""The ``vidground`` console script's entry point: a light module, so that a Ctrl-C while the command line's
-modules are still being imported (``pipelines`` pulls in pydantic, numpy and the backends' registries: about half a
-second) ends with the one line and exit status 130 the command line promises, not a traceback. Importing this
+"""The ``vidground`` console script's entry point: a light top-level module, above the layers (the core package
+``vidground`` imports none of the others, and ``pipelines``' own ``__init__`` is what is slow to import), so that a
+Ctrl-C while the command line's modules are still being imported (pydantic, numpy and the backends' registries: about
+half a second) ends with the one line and exit status 130 the command line promises, not a traceback. Importing this
 module imports nothing of vidground's; ``python -m pipelines.cli`` runs the same ``main``."""
 
 from __future__ import annotations
