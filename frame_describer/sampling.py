@@ -77,6 +77,35 @@ class VideoInfo(BaseModel):
     codec: str
     container: str
     start_time: float  # the stream's first presentation time; frame times are relative to it
+    #: the last frame's presentation time (seconds, relative to ``start_time``), read from the packets at the end of
+    #: the file without decoding (:func:`_last_frame`); ``None`` where they could not be read
+    last_frame: float | None = None
+    #: seconds from the frame before the last to the last (read with it): a frame's length where the stream ends
+    last_step: float | None = None
+
+    @property
+    def step(self) -> float:
+        """Seconds between the last frames (the stream's average rate where they are unknown; 0.04 without one)."""
+        return self.last_step or (1.0 / self.fps if self.fps else 0.04)
+
+    @property
+    def truncated_at(self) -> float | None:
+        """Where the stream really ends (its last frame's time plus a frame), when that is well before the container's
+        claimed ``duration`` (a truncated file); else ``None``. As the decoding side decides it (:class:`FrameStream`)."""
+        if self.last_frame is None:
+            return None
+        end = self.last_frame + self.step
+        return end if self.duration - end > max(2 * self.step, 0.5) else None
+
+    @property
+    def extent(self) -> float:
+        """The video's real length in seconds, as decoding it whole finds it: the stream's real end where the container
+        claims more than the stream holds (a truncated file), the last frame's time where it claims less (a
+        variable-rate file whose frames run past the claim), else the claim."""
+        end = self.truncated_at
+        if end is not None:
+            return end
+        return max(self.duration, self.last_frame or 0.0)
 
 
 def _check_path(path: str | os.PathLike[str]) -> Path:
@@ -132,6 +161,9 @@ class _Damage:
 
     def __init__(self) -> None:
         self.packets: set[int] = set()  # pts of the packets that failed to decode
+        # pts of the packets the demuxer flagged corrupt (MPEG-TS: a continuity or PES error) and of the frames the
+        # decoder flagged: FFmpeg decodes them without an error, hiding the loss with made-up pixels
+        self.flagged: set[int] = set()
         self.bad: dict[int, tuple[float, float]] = {}  # pts -> (start, end) seconds lost, each once
         self.resumed = 0  # demux errors skipped by seeking past them
 
@@ -181,6 +213,7 @@ def _decode(container: av.container.InputContainer, stream: av.video.stream.Vide
     # some packets late): frames are dropped until a keyframe shown after every failed packet
     tainted = False
     lost_to = 0
+    flagged_only: set[int] = set()  # the packets flagged corrupt since the last good keyframe, while none failed
     shown: int | None = None  # pts of the last frame yielded
     first_pts: int | None = None  # of the first packet this run demuxed
     gap_from: float | None = None  # where the frames stopped before a skipped demux error
@@ -216,6 +249,15 @@ def _decode(container: av.container.InputContainer, stream: av.video.stream.Vide
                     continue  # a resumed demuxer must move on, not return to what came before
                 last_pts = packet.pts if last_pts is None else max(last_pts, packet.pts)
                 first_pts = packet.pts if first_pts is None else min(first_pts, packet.pts)
+            if damage is not None and packet.is_corrupt and packet.size:
+                # the demuxer lost data here (MPEG-TS): the decoder conceals it without an error, so the frames
+                # from here to the next keyframe are dropped as after a packet that fails to decode
+                flag = packet.pts if packet.pts is not None else -len(damage.flagged) - 1
+                if flagged_only or not tainted:
+                    flagged_only.add(flag)
+                damage.flagged.add(flag)
+                tainted = True
+                lost_to = max(lost_to, packet.pts or 0)
             if hold is not None and hold(packet) != skipping:
                 skipping = not skipping
                 ctx.skip_frame = "NONREF" if skipping else "DEFAULT"
@@ -226,16 +268,19 @@ def _decode(container: av.container.InputContainer, stream: av.video.stream.Vide
                 if damage is not None and packet.size:
                     damage.packets.add(packet.pts if packet.pts is not None else -len(damage.packets) - 1)
                     tainted = True
+                    flagged_only.clear()
                     lost_to = max(lost_to, packet.pts or 0)
                 continue
             for frame in decoded:
                 if damage is not None and (frame.is_corrupt or tainted):
                     if tainted and frame.key_frame and not frame.is_corrupt and (frame.pts or 0) > lost_to:
                         tainted = False
+                        flagged_only.clear()
                         damage.span(_after(shown), float(((frame.pts or 0) - origin) * tb))
                     elif tainted:
                         continue
                     else:  # flagged corrupt on its own: this frame alone
+                        damage.flagged.add(frame.pts if frame.pts is not None else -len(damage.flagged) - 1)
                         damage.span(_after(shown), _after(frame.pts))
                         continue
                 if gap_from is not None and frame.pts is not None:
@@ -245,7 +290,10 @@ def _decode(container: av.container.InputContainer, stream: av.video.stream.Vide
                 shown = frame.pts
                 yield frame
         if tainted and damage is not None:  # lost to the end
-            damage.span(_after(shown), float(((last_pts or 0) - origin) * tb) + step)
+            if flagged_only:  # the stream ends in a packet read in part (MP4): a truncated file, said as such
+                damage.flagged.difference_update(flagged_only)
+            else:
+                damage.span(_after(shown), float(((last_pts or 0) - origin) * tb) + step)
     finally:
         if skipping:
             ctx.skip_frame = "DEFAULT"
@@ -263,8 +311,67 @@ def _scan_duration(container: av.container.InputContainer, stream: av.video.stre
     return float((end - origin) * stream.time_base) if end else 0.0
 
 
+def _last_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                claim: int | None) -> tuple[int, int | None] | None:
+    """The two largest presentation times (stream ticks; the second ``None`` when there is one packet) among the
+    packets from the last keyframe to the end of the file, none decoded. The keyframe is the index's last (MP4: the
+    index is read in full at opening), else the one FFmpeg's seek to ``claim`` (the claimed end, stream ticks) lands
+    on: Matroska reads its cues then, MPEG-TS searches the file by timestamps. Wherever a seek lands, the packets are
+    read to the end of the file, so a wrong claim costs time, not the answer: a Matroska file cut before its cues is
+    read through (demuxed, not decoded). A truncated file's index promises keyframes past its data: the last one
+    whose packet can still be read is found by bisection (one seek and one packet each). ``None`` where nothing
+    could be read (a raw stream that cannot seek).
+
+    Measured (a 30-min 360p H.264 video, keyframe every 10 s, as MP4 and remuxed to MKV and TS; CPU per probe, 3
+    interleaved rounds of 20 probes, load 9): MP4 0.0136 -> 0.0165 s, MKV 0.0061 -> 0.0098 s, TS 0.0066 -> 0.0080 s.
+    Reading the MP4's index entries into a list first cost 0.03 s; a seek to the last 1 MiB by byte position made
+    Matroska's demuxer go back to its first cluster and read all 44874 packets (0.3 s)."""
+
+    def tail() -> tuple[int, int | None] | None:
+        seq: list[tuple[int, bool]] = []
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is not None and packet.size:
+                    seq.append((packet.pts, packet.is_corrupt))
+        except av.FFmpegError:  # the end of a truncated or damaged file: what came is the end
+            pass
+        # a last packet read in part (a truncated MP4): the decoder shows no frame from its time on
+        cut = seq.pop()[0] if seq and seq[-1][1] else None
+        pts = {t for t, _ in seq if cut is None or t < cut}
+        top = sorted(pts)[-2:]
+        return (top[-1], top[0] if len(top) == 2 else None) if top else None
+
+    def readable(i: int) -> bool:  # whether the packet of the keyframe at or before index entry i is all in the file
+        try:
+            container.seek(index[i].timestamp, stream=stream, backward=True)
+            return any(p.size and not p.is_corrupt for p in [next(container.demux(stream), None)] if p is not None)
+        except (av.FFmpegError, StopIteration):
+            return False
+
+    index = stream.index_entries
+    try:
+        if len(index) > 1:  # entries are read one by one (an MP4's index holds every frame): only those needed
+            lo, hi = 0, len(index) - 1
+            if not readable(hi):  # bisect for the last entry whose keyframe is in the file
+                while lo < hi:
+                    mid = (lo + hi + 1) // 2
+                    lo, hi = (mid, hi) if readable(mid) else (lo, mid - 1)
+                hi = lo
+            container.seek(index[hi].timestamp, stream=stream, backward=True)
+            return tail()
+        if not claim:  # no claim: the probe's scan of every packet already found the end
+            return None
+        container.seek(claim, stream=stream, backward=True)
+        return tail()
+    except av.FFmpegError:  # a container that cannot seek (a raw stream): the claim stands
+        return None
+
+
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
-    """Open ``path``, check that a frame decodes, and report its stream's metadata."""
+    """Open ``path``, check that a frame decodes, and report its stream's metadata, with its last frame's time read
+    from the packets at the end of the file (:func:`_last_frame`): the container's claimed duration can be wrong both
+    ways (a truncated file, a variable-rate one whose frames run past it), and :attr:`VideoInfo.extent` is the real
+    one."""
     p = _check_path(path)
     container, stream = _open(p)
     with container:
@@ -286,11 +393,15 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         w, h = first.width, first.height
         if rotation % 180:
             w, h = h, w
+        last = _last_frame(container, stream, origin + int(max(duration, 0.0) / tb) if duration > 0 else None)
+        secs = None if last is None else [None if x is None else float((x - origin) * tb) for x in last]
         return VideoInfo(
             path=str(p), duration=max(duration, 0.0), fps=float(rate) if rate else None,
             width=w, height=h, rotation=rotation, frame_count=stream.frames or None,
             codec=stream.codec_context.name, container=container.format.name,
             start_time=float(origin * tb),
+            last_frame=None if secs is None else max(secs[0], 0.0),  # type: ignore[type-var]
+            last_step=None if secs is None or secs[1] is None else secs[0] - secs[1],  # type: ignore[operator]
         )
 
 
@@ -337,8 +448,9 @@ class FrameStream(Iterator[Frame]):
         self.tolerance = tolerance
         #: how many requested times a keyframe within the tolerance answered (known once reading began)
         self.snapped = 0
-        #: where the stream really ended, when that is well before the container's claimed duration
-        self.truncated_at: float | None = None
+        #: where the stream really ended, when that is well before the container's claimed duration: known from the
+        #: probe's read of the last packets (:attr:`VideoInfo.truncated_at`), and confirmed by decoding to the end
+        self.truncated_at: float | None = info.truncated_at
         self._src: _Source | None = None
         self._damage: _Damage | None = None  # keyframes_only: what failed to decode
         self._reformatter = VideoReformatter()
@@ -404,6 +516,10 @@ class FrameStream(Iterator[Frame]):
                 frames = [*pick[0].decode(), *ctx.decode(None)]
             except av.FFmpegError:
                 damage.packets.add(pick[0].pts)
+                damage.span(pick[1], pick[1] + self._step)
+                frames = []
+            if pick[0].is_corrupt or (frames and frames[0].is_corrupt):  # FFmpeg's made-up pixels: not shown
+                damage.flagged.add(pick[0].pts or 0)
                 damage.span(pick[1], pick[1] + self._step)
                 frames = []
             ctx.flush_buffers()
@@ -509,8 +625,10 @@ class FrameStream(Iterator[Frame]):
         ranges = self.damage
         record = self._record()
         resumed = record.resumed if record else 0
-        if self.bad_packets or resumed:
+        flagged = len(record.flagged) if record else 0
+        if self.bad_packets or resumed or flagged:
             what = [f"{self.bad_packets} packet(s) could not be decoded"] if self.bad_packets else []
+            what += [f"FFmpeg flagged {flagged} packet(s) or frame(s) corrupt"] if flagged else []
             what += [f"its container could not be read in {resumed} place(s)"] if resumed else []
             where = ", ".join(f"{a:.2f}-{b:.2f}s" for a, b in ranges[:5]) + (", ..." if len(ranges) > 5 else "")
             out.append(f"{name} is damaged: {' and '.join(what)}"
@@ -607,9 +725,10 @@ class FrameStream(Iterator[Frame]):
             yield self._frame(prev, out)  # the last frame is nearest to what remains
             out += 1
         if info.duration - real_end > max(2 * step, 0.5):
+            # said once, by warnings (a result's): logged as well, it was printed twice by the command line
             self.truncated_at = real_end
-            log.warning("%s: the stream ends at %.2fs although the container claims %.2fs; "
-                        "clamped to the real end", p, real_end, info.duration)
+            log.info("%s: the stream ends at %.2fs although the container claims %.2fs; "
+                     "clamped to the real end", p, real_end, info.duration)
 
     def _explain(self, wanted: float, landed: float, after: float, before: float) -> None:
         """Say once why a seek for ``wanted`` landed on a frame at ``landed``, now that decoding from an earlier
@@ -983,7 +1102,7 @@ def _keyframe_times(info: VideoInfo, wanted: Sequence[float], tolerance: float) 
     origin = round(info.start_time / tb)
     index = stream.index_entries
     # an index read in full (MP4's); Matroska reads its cues only at its first seek: the packets then
-    covered = len(index) > 1 and float((index[-1].timestamp - origin) * tb) >= min(wanted[-1], info.duration) - (
+    covered = len(index) > 1 and float((index[-1].timestamp - origin) * tb) >= min(wanted[-1], info.extent) - (
         tolerance + MAX_KEYFRAME_DELAY)
     keys: set[float] = set()
     with container:
@@ -1100,9 +1219,11 @@ def sample_frames(
 
 def _plan(video: str | os.PathLike[str], *, fps: float | None, num_frames: int | None, max_frames: int | None,
           max_side: int | None, start: float | None, end: float | None, times: Sequence[float] | None,
-          ) -> tuple[VideoInfo, Iterator[float], float | None, int, int | None]:
+          say: bool = True) -> tuple[VideoInfo, Iterator[float], float | None, int, int | None]:
     """Check the arguments and probe the video: its info, the requested times, the effective rate, how
-    many frames are planned and the cap."""
+    many frames are planned and the cap. The times span the video's real length (:attr:`VideoInfo.extent`), not
+    the container's claim. ``say=False`` logs nothing about the request (a plan made before the sampling that
+    logs it: :func:`planned_times`)."""
     if fps is not None and num_frames is not None:
         raise ConfigurationError("give either fps (sample by rate; --fps) or num_frames (sample by count; --num-frames), "
                                  "not both")
@@ -1130,11 +1251,12 @@ def _plan(video: str | os.PathLike[str], *, fps: float | None, num_frames: int |
         planned = min(len(grid), max_frames) if max_frames else len(grid)
         return info, grid, None, planned, max_frames
     lo = start or 0.0
-    hi = min(end, info.duration) if end is not None and info.duration > 0 else (end or info.duration)
-    if info.duration > 0 and lo >= info.duration:
-        raise ConfigurationError(f"start {lo:g}s is at or past the end of the video ({info.duration:.2f}s)")
+    length = info.extent
+    hi = min(end, length) if end is not None and length > 0 else (end or length)
+    if length > 0 and lo >= length:
+        raise ConfigurationError(f"start {lo:g}s is at or past the end of the video ({length:.2f}s)")
     span = max(hi - lo, 0.0)
-    if info.fps and span > 0 and ((fps is not None and fps > info.fps * 1.01)
+    if say and info.fps and span > 0 and ((fps is not None and fps > info.fps * 1.01)
                                   or (num_frames is not None and num_frames > span * info.fps * 1.01 + 1)):
         # not an error (every frame is a fair request), but with a paid describer it is one call per frame
         log.warning("%s: %s asks for more frames than the video has (%.4g fps): every frame is sampled, "
@@ -1142,7 +1264,7 @@ def _plan(video: str | os.PathLike[str], *, fps: float | None, num_frames: int |
                     info.fps, max(1, round(span * info.fps)))
     if num_frames is not None:
         n = min(num_frames, max_frames) if max_frames else num_frames
-        if n < num_frames:
+        if n < num_frames and say:
             log.info("num_frames %d capped to max_frames %d", num_frames, n)
         if span <= 0:
             targets: Iterator[float] = iter([lo])
@@ -1153,7 +1275,8 @@ def _plan(video: str | os.PathLike[str], *, fps: float | None, num_frames: int |
     rate = DEFAULT_FPS if fps is None else float(fps)
     if max_frames and span > 0 and math.ceil(span * rate - 1e-9) > max_frames:
         rate = max_frames / span
-        log.info("sampling rate lowered to %.4g fps to stay within max_frames=%d", rate, max_frames)
+        if say:
+            log.info("sampling rate lowered to %.4g fps to stay within max_frames=%d", rate, max_frames)
     planned = max(1, math.ceil(span * rate - 1e-9))
     if max_frames:
         planned = min(planned, max_frames)
@@ -1183,7 +1306,7 @@ def planned_times(
     a frame that fails to decode (a damaged file) is planned but will not come.
     """
     info, targets, _, _, limit = _plan(video, fps=fps, num_frames=num_frames, max_frames=max_frames,
-                                       max_side=None, start=start, end=end, times=times)
+                                       max_side=None, start=start, end=end, times=times, say=False)
     container, stream = _open(Path(info.path))
     with container:
         tb = stream.time_base or Fraction(1, 1000)

@@ -628,7 +628,7 @@ class Session:
         # the real spacing of the frames the sampler returned (a cap or count lowers the rate)
         step = infer_step(times) if len(times) > 1 else 1.0 / (s.fps or DEFAULT_FPS)
         # a truncated file's container claims more than the stream holds: the real end wins
-        duration = max(frames.truncated_at or info.duration or 0.0, times[-1])
+        duration = max(frames.truncated_at or info.extent or 0.0, times[-1])
         seconds = time.perf_counter() - started
         reused = sum((d.model_extra or {}).get("reused_from") is not None for d in out)
         log.info("described %d frames of %s with %s in %.2f s%s", len(out), path, desc.name, seconds,
@@ -785,7 +785,9 @@ class Session:
         self._check_open()
         info = probe_video(path)  # a missing or broken file fails here, before any model is loaded
         s = self.sampling
-        length = duration or info.duration
+        # the video's real length (a truncated file's real end, frames past a short claim), as the dense path's: a
+        # grid over the container's claim answered times past a truncated file's end with its last frame
+        length = duration or info.extent
         grid = count_grid(length, s.num_frames) if s.num_frames else rate_grid(length, s.fps or DEFAULT_FPS)
         if s.max_frames and len(grid) > s.max_frames:
             grid = count_grid(length, s.max_frames)
