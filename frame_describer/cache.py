@@ -42,7 +42,7 @@ from vidground.errors import ConfigurationError, VidgroundError
 from vidground.files import _alive, check_database_path, user_cache_dir, video_fingerprint
 from vidground.redaction import redact
 from vidground.transactions import run_in_transaction
-from vidground.types import Frame, FrameDescription, Usage
+from vidground.types import DEFAULT_MAX_SIDE, Frame, FrameDescription, Usage
 
 from .base import leftovers
 
@@ -105,6 +105,17 @@ def _plan_payload(text: str) -> dict[str, Any]:
     return plan
 
 
+#: the plan key under which a video's longest frame side is kept (:meth:`DescriptionCache.longest_side`)
+_SIDE = "longest-side:"
+
+
+def _side_payload(text: str) -> int:
+    side = json.loads(text).get("longest_side")
+    if isinstance(side, bool) or not isinstance(side, int) or side < 1:
+        raise ValueError("not a frame size")
+    return side
+
+
 def _damaged(exc: BaseException) -> bool:
     """Whether SQLite's error says the file itself is damaged (not locked, full or read-only)."""
     return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
@@ -118,6 +129,22 @@ def settings_key(describer: Any, extra: dict[str, Any] | None = None) -> str:
                "extra": extra or {}}
     text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def image_max_side(max_side: int | None, own: int | None, longest: int | None) -> int | None:
+    """The ``max_side`` a description cache keys, for the image a describer is given: frames sampled at ``max_side``
+    (``None``: as decoded), shrunk again to ``own`` by a describer that bounds them itself (``image_max_side``), of a
+    video whose frames' longest side is ``longest`` (``None`` when unknown: ``max_side`` as given). A bound the frames
+    are not over changes nothing about the image, so every such setting keys alike, as the default 512 does for a
+    video of at most 512 px (the keys of existing caches stay): ``max(longest, DEFAULT_MAX_SIDE)``; a bound that
+    shrinks them keys by its value."""
+    bounds = [b for b in (max_side, own) if b is not None]
+    bound = min(bounds) if bounds else None
+    if longest is None:
+        return max_side if own is None else bound
+    if bound is None or bound >= longest:
+        return max(longest, DEFAULT_MAX_SIDE)
+    return bound
 
 
 def _settings_json(settings: Any) -> str:
@@ -441,6 +468,29 @@ class DescriptionCache:
 
         self._retry_locked(lambda: run_in_transaction(conn, work))
 
+    def longest_side(self, fingerprint: str, video: str | Path) -> int | None:
+        """The longest side of the frames of the video ``fingerprint`` names (upright), kept from an earlier look, else
+        read from ``video`` (one frame decoded) and kept; ``None`` when the video cannot be read."""
+        row = self._guarded("reading a frame size", lambda: self._connect().execute(
+            "SELECT payload FROM plans WHERE plan_key=? AND fingerprint=?", (_SIDE + fingerprint, fingerprint)
+        ).fetchone(), None)
+        side = self._parse(row[0], _side_payload, "a frame size") if row is not None else None
+        if side is None:
+            from .sampling import probe_video
+
+            try:
+                info = probe_video(Path(video))
+            except VidgroundError:
+                return None
+            side = self.keep_side(fingerprint, info)
+        return side
+
+    def keep_side(self, fingerprint: str, info: Any) -> int:
+        """Keep the longest side of a probed video's frames (:meth:`longest_side`); returns it."""
+        side = max(int(info.width), int(info.height))
+        self.store_plan(fingerprint, _SIDE + fingerprint, {"longest_side": side})
+        return side
+
     def entries(self, fingerprint: str) -> list[tuple[str, dict[str, Any] | None, FrameDescription]]:
         """Every description cached for one video, by any describer: ``(settings key, what the key stands
         for - describer, settings, extra - or None when it was not recorded, description)``, in time order."""
@@ -620,6 +670,7 @@ def sampling_plan(cache: DescriptionCache, video: str | Path, **sampling: Any) -
         plan = {"times": planned_times(video, **sampling), "duration": duration, "file": identity}
         if fp and key:
             cache.store_plan(fp, key, plan)
+            cache.keep_side(fp, info)  # the image's key needs it next (CachedDescriber): not probed again
     return plan["times"], plan["duration"]
 
 
@@ -636,6 +687,9 @@ class CachedDescriber:
     frame is claimed before it is described, so two runs sharing a cache do not pay for it twice;
     a claim lapses after ``claim_ttl`` seconds, so a killed run holds nobody up for longer).
     Frames are still decoded for hits; only the model call is saved.
+
+    ``extra``'s ``max_side`` (the sampling's) is keyed as the image the describer is given (:func:`image_max_side`):
+    a ``--max-side`` the video's frames are not over, and one above the describer's own bound, key alike.
 
     A describer that compares each frame with the one before (``uses_previous_frame``: ``cv``) is given, before
     a missed frame that follows a cached one, that cached frame again, and its description of it is dropped
@@ -654,8 +708,12 @@ class CachedDescriber:
         self.inner = describer
         self.cache = cache
         self.fingerprint = fingerprint or video_fingerprint(video)  # type: ignore[arg-type]
+        extra = dict(extra or {})
+        if "max_side" in extra and video is not None:  # the image sent, not the setting (see image_max_side)
+            extra["max_side"] = image_max_side(extra["max_side"], getattr(describer, "image_max_side", None),
+                                               cache.longest_side(self.fingerprint, video))
         self.key = settings_key(describer, extra)
-        self.extra = extra or {}
+        self.extra = extra
         self.name = describer.name
         self.mode = getattr(describer, "mode", "agnostic")
         self.claim_ttl = float(claim_ttl)

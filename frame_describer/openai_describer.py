@@ -91,6 +91,10 @@ class OpenAIDescriber(BaseDescriber):
     to this endpoint with this key, shared with the other describers of the process that have
     the same limits, as ``rpm``/``tpm`` are.
 
+    Frames are sent at the size they come: a session's sampling (``--max-side``, 512 px by default) has bounded
+    them as they were decoded, and so does :func:`~frame_describer.sampling.sample_frames`. ``max_side`` bounds them
+    again here, only when it is given (it was 512 whatever the session's: a larger ``--max-side`` had no effect).
+
     Transport faults are retried ``max_retries`` times (:func:`vidground.chat.call_with_retries`). A timeout is
     sent again at most ``timeout_retries`` times (within ``max_retries``); by default (``None``) never to a server on
     this machine (``localhost``, 127.0.0.1: it is still working on the frame) and ``max_retries`` times to any
@@ -99,7 +103,7 @@ class OpenAIDescriber(BaseDescriber):
     """
 
     def __init__(self, model: str, *, client: Any = None, base_url: str | None = None, api_key: str | None = None,
-                 mode: PromptMode = "agnostic", detail: Detail = "low", max_side: int | None = DEFAULT_MAX_SIDE,
+                 mode: PromptMode = "agnostic", detail: Detail = "low", max_side: int | None = None,
                  jpeg_quality: int = DEFAULT_JPEG_QUALITY, concurrency: int = 8, rpm: float | None = None,
                  tpm: float | None = None, max_tokens: int = 200,
                  max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens",
@@ -169,9 +173,19 @@ class OpenAIDescriber(BaseDescriber):
     def __repr__(self) -> str:
         return f"OpenAIDescriber(model={self.model!r}, base_url={self.base_url!r}, mode={self.mode!r})"
 
+    @property
+    def image_max_side(self) -> int | None:
+        """The longest side this describer shrinks frames to before sending them (``max_side`` when given), or
+        ``None`` when it sends them as they come: a description cache keys the image sent by it
+        (:class:`~frame_describer.cache.CachedDescriber`)."""
+        return self.max_side
+
     def settings(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model, "mode": self.mode, "base_url": self.base_url,
-                "detail": self.detail, "max_side": self.max_side, "jpeg_quality": self.jpeg_quality,
+        # max_side: 512 when none is given, as when 512 was the default bound (the keys of existing caches stay):
+        # the frames' own size is keyed by the cache (CachedDescriber's max_side)
+        return {"name": self.name, "model": self.model, "mode": self.mode, "base_url": self.base_url, "detail":
+                self.detail, "max_side": DEFAULT_MAX_SIDE if self.max_side is None else self.max_side,
+                "jpeg_quality": self.jpeg_quality,
                 "max_tokens": self.max_tokens, "temperature": self.temperature,
                 "prompt": f"{self.prompt.name}.v{self.prompt.version}", "prompt_hash": self.prompt.hash}
 

@@ -206,3 +206,83 @@ def test_closing_a_session_under_threads_in_calls_ends_each_with_a_typed_error(o
     assert all(isinstance(outcomes[i], SessionClosedError) for i in range(3)), outcomes
     assert order[-1] == "close returned" and len(order) == 4  # close() waited for every call
     assert len(openai_server.requests) < 3 * 8  # the frames not yet sent were not sent
+
+
+# --- --max-side: the session's is what is sent, and the cache keys the image sent -----------------------------------
+
+def _video(path, w: int, h: int, n: int = 3):
+    import cv2
+    import numpy as np
+
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 1, (w, h))
+    for i in range(n):
+        out.write(np.full((h, w, 3), 40 * (i + 1), np.uint8))
+    out.release()
+    return path
+
+
+def _sent_sides(server) -> list[int]:
+    import base64
+
+    import cv2
+    import numpy as np
+
+    sides = []
+    for req in server.requests:
+        url = req.json["messages"][0]["content"][1]["image_url"]["url"]
+        img = cv2.imdecode(np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+        sides.append(max(img.shape[:2]))
+    return sides
+
+
+def _describe(server, video, cache, sampled, **options):
+    from pipelines import Session
+
+    with Session(describer="openai:m", cache=cache, sampling={"max_side": sampled},
+                 describer_options={"base_url": server.base_url, "api_key": "k", **options}) as s:
+        return s.describe(video)
+
+
+def test_the_sessions_max_side_is_the_size_sent(openai_server, tmp_path):
+    """Before: the describer shrank every frame to its own 512 again, so --max-side 800 sent 512-px frames."""
+    video = _video(tmp_path / "big.mp4", 800, 600)
+    _describe(openai_server, video, False, 800)
+    _describe(openai_server, video, False, 640)
+    _describe(openai_server, video, False, 800, max_side=300)  # the describer's own bound, given: it applies
+    assert _sent_sides(openai_server) == [800] * 3 + [640] * 3 + [300] * 3
+
+
+def test_a_max_side_that_changes_nothing_about_the_image_keeps_the_cache(openai_server, demo_video, tmp_path):
+    """The 320x240 demo: 512 (default), 1024 and None send the same frames, so describe them once (before: 1024
+    re-described every frame, and its frames were 512 anyway); 256 shrinks them, so it is described anew."""
+    cache = tmp_path / "c.sqlite"
+    runs = {ms: _describe(openai_server, demo_video[0], cache, ms).usage for ms in (512, 1024, None, 256, 200)}
+    frames = runs[512].requests
+    assert frames and [(runs[ms].requests, runs[ms].cached) for ms in (1024, None)] == [(0, frames)] * 2
+    assert runs[256].requests == runs[200].requests == frames  # 256 and 200 are other images
+    assert sorted(set(_sent_sides(openai_server))) == [200, 256, 320]
+
+
+def test_a_larger_max_side_on_a_large_video_is_another_image(openai_server, tmp_path):
+    video = _video(tmp_path / "big.mp4", 800, 600)
+    cache = tmp_path / "c.sqlite"
+    runs = [_describe(openai_server, video, cache, ms).usage for ms in (512, 800, 2000, 512)]
+    assert [u.requests for u in runs] == [3, 3, 0, 0]  # 2000 sends the 800-px frames 800 sent
+    assert _sent_sides(openai_server) == [512] * 3 + [800] * 3
+
+
+def test_the_default_image_key_is_the_one_existing_caches_hold(demo_video, tmp_path):
+    """Small and large videos alike: the default settings key as 41a6d90's code computed it (warm caches stay warm);
+    a plug-in describer (no bound of its own, as hf:) is keyed by the image too."""
+    from frame_describer.cache import settings_key
+
+    from _helpers_eval import FakeDescriber
+
+    cache = DescriptionCache(tmp_path / "c.sqlite")
+    d = OpenAIDescriber("gpt-4o-mini", base_url="http://127.0.0.1:9/v1", api_key="sk-test")
+    big = _video(tmp_path / "big.mp4", 800, 600)
+    for video in (demo_video[0], big):
+        assert CachedDescriber(d, cache, video, extra={"max_side": 512}).key == "b117537755ef1f41be89f0b35bdefafe"
+    fake = FakeDescriber()
+    keys = {ms: CachedDescriber(fake, cache, demo_video[0], extra={"max_side": ms}).key for ms in (512, 1024, 256)}
+    assert keys[512] == keys[1024] == settings_key(fake, {"max_side": 512}) != keys[256]
