@@ -121,3 +121,17 @@ def test_warnings_are_printed_once(videos, tmp_path, caplog):
     assert sum("asks for more frames" in m for m in logged) == 1
     assert not any("truncated" in m or "stream ends at" in m for m in logged)
     assert sum("truncated" in w for w in result.warnings) == 1
+
+
+def test_a_frame_flagged_corrupt_is_named(videos, tmp_path):
+    """60 bytes overwritten in an MP4's frame data: the decoder flags one frame corrupt and raises nothing. The frame
+    was dropped (its time got the one before) with empty warnings; now the warning names it."""
+    out = shutil.copy(videos["clean"], tmp_path / "flagged.mp4")
+    with open(out, "r+b") as fh:
+        fh.seek(videos["clean"].stat().st_size // 2)
+        fh.write(b"\x5a" * 60)
+    with sample_frames(out, fps=FPS, max_side=None) as frames:
+        got = [(read_frame_number(f.image), round(f.t * FPS)) for f in frames]
+        warnings, damage = frames.warnings, frames.damage
+    assert len(got) == N - 1 and all(drawn == number for drawn, number in got)
+    assert len(damage) == 1 and any("corrupt" in w and f"{damage[0][0]:.2f}" in w for w in warnings)
