@@ -35,6 +35,7 @@ from vidground.chat import (
     call_with_retries,
     check_by_building,
     check_retry_options,
+    check_temperature,
     first_choice,
     post_chat,
     public_url,
@@ -50,14 +51,6 @@ DETAILS = ("low", "high", "auto")
 #: the field of a description whose reply had no text: the reply's finish_reason (``content_filter``...) or "empty"
 EMPTY_REPLY = "empty_reply"
 _END = object()
-
-
-def _number(name: str, value: Any, low: float, high: float, accepted: str) -> float:
-    """``value`` as a float when it is a finite number from ``low`` to ``high``, else a :class:`ConfigurationError`
-    naming the option and what it accepts."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:  # nan fails too
-        raise ConfigurationError(f"{name} must be a number from {accepted}, got {value!r}")
-    return float(value)
 
 
 def image_token_estimate(width: int, height: int, detail: str) -> int:
@@ -121,13 +114,10 @@ class OpenAIDescriber(BaseDescriber):
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise ConfigurationError(f"max_tokens must be a positive integer, got {max_tokens!r}")
         check_image_options(max_side, jpeg_quality)
-        check_retry_options(max_retries, concurrency, timeout_retries)
-        # a number the request or its retries use, checked before any request is sent (nan was sent, or failed as an
-        # internal error after the paid requests); a whole-number temperature is the float the key hashes
-        temperature = None if temperature is None else _number("temperature", temperature, 0.0, 2.0,
-                                                                "0 to 2, or None for the server's default")
-        retry_base_delay = _number("retry_base_delay", retry_base_delay, 0.0, 60.0,
-                                   "0 to 60 seconds: the first wait before a failed request is sent again")
+        check_retry_options(max_retries, concurrency, timeout_retries, retry_base_delay=retry_base_delay)
+        check_temperature(temperature)  # before any request (nan or 5 were sent with every one)
+        if temperature is not None:  # a whole number (--describer-opt temperature=0) is the float the cache key hashes
+            temperature = float(temperature)
         if isinstance(empty_retries, bool) or not isinstance(empty_retries, int) or not 0 <= empty_retries <= 10:
             raise ConfigurationError(f"empty_retries must be an integer from 0 to 10 (how often a frame whose reply "
                                      f"has no text is asked again), got {empty_retries!r}")
