@@ -313,6 +313,66 @@ def test_find_segments_stays_linear_on_a_long_noisy_curve(monkeypatch):
     assert segs[0].start <= 3000 and segs[0].end >= 3009 and segs[0].end - segs[0].start < 40
 
 
+DARK, WHITE = "A completely dark, black screen with nothing visible.", "A bright white screen filling the whole frame."
+
+
+def _step(times, cut: float, duration: float) -> Transcript:
+    return Transcript.from_descriptions([FD(t=float(t), text=DARK if t < cut else WHITE) for t in times], duration=duration)
+
+
+def test_a_clean_step_is_cut_where_the_frames_change_not_a_sample_off_each_side(reasoner):
+    """20 frames at 1 fps, 0-9 dark, 10-19 white: each frame stands for the second around it, so the answers
+    meet at 9.5 (as smooth_samples=0, vtggpt and naive answer). Cut on the smoothed curve alone, frame 10 fell
+    out of the white answer and frame 9 out of the dark one (10.5-20 and 0-8.5)."""
+    tr = _step(range(20), 10, 20.0)
+    for query, want in (("a bright white screen", (9.5, 20.0)), ("the scene is dark", (0.0, 9.5))):
+        res = reasoner.ground(query, tr)
+        assert (res.best.start, res.best.end) == pytest.approx(want), query
+        assert (res.best.start, res.best.end) == pytest.approx(
+            [(iv.start, iv.end) for iv in get_reasoner("embedding", encoder=reasoner.encoder, smooth_samples=0).ground(query, tr).intervals][0])
+    # raw_edges=0 is the cut on the smoothed curve alone
+    old = EmbeddingReasoner(encoder=reasoner.encoder, raw_edges=0).ground("a bright white screen", tr)
+    assert (old.best.start, old.best.end) == pytest.approx((10.5, 20.0))
+    assert reasoner.settings()["raw_edges"] == EmbeddingReasoner.RAW_EDGES == 1
+
+
+def test_a_variable_frame_rate_step_keeps_the_frame_next_to_the_change(reasoner):
+    """Frames at uneven times; the first white frame (9.41 s) stands for 8.755-10.205 s, the last dark one
+    (8.1 s) for 7.85-8.755 s. The smoothing counts samples, not seconds, and dropped each of them."""
+    times = [0, 1.1, 2.3, 3.0, 4.4, 5.2, 6.9, 7.6, 8.1, 9.41, 11.0, 11.3, 12.9, 14.0, 15.5, 16.2, 17.8, 19.0]
+    tr = _step(times, 9, 20.0)
+    white = reasoner.ground("a bright white screen", tr).best
+    dark = reasoner.ground("the scene is dark", tr).best
+    assert (white.start, white.end) == pytest.approx((8.755, 20.0))
+    assert (dark.start, dark.end) == pytest.approx((0.0, 8.755))
+
+
+def test_raw_edges_widen_a_segment_over_raw_samples_above_the_level_at_most_reach_a_side():
+    from temporal_reasoner.spans import raw_edges
+
+    raw = np.array([0.0, 0.9, 0.9, 0.9, 0.2, 0.9, 0.9, 0.1, 0.1, 0.0, 0.9])
+    s, e = raw_edges(np.array([3]), np.array([5]), raw, 0.5, 1)
+    assert (s.tolist(), e.tolist()) == ([2], [6])
+    s, e = raw_edges(np.array([3]), np.array([5]), raw, 0.5, 5)
+    assert (s.tolist(), e.tolist()) == ([1], [6])  # stops where the raw curve falls under the level
+    # edge samples under the level stay (moving in cost R1 on real captions), and so do the curve's ends
+    s, e = raw_edges(np.array([4, 0, 7]), np.array([8, 10, 9]), raw, 0.5, 3)
+    assert (s.tolist(), e.tolist()) == ([1, 0, 5], [8, 10, 10])
+    # reach 0 changes nothing; neither does reach 2 on a segment whose neighbours are under the level
+    assert [a.tolist() for a in raw_edges(np.array([3]), np.array([5]), raw, 0.5, 0)] == [[3], [5]]
+    assert [a.tolist() for a in raw_edges(np.array([5]), np.array([6]), raw, 0.5, 2)] == [[5], [6]]
+
+
+def test_raw_edges_is_a_whole_number_of_samples_and_a_segments_option():
+    assert EmbeddingReasoner(encoder=object(), raw_edges=3).settings()["raw_edges"] == 3
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigurationError, match="raw_edges must be a whole number of samples >= 0"):
+            EmbeddingReasoner(encoder=object(), raw_edges=bad)
+    for spans in ("peaks", "ranked"):
+        with pytest.raises(ConfigurationError, match="raw_edges applies to spans='segments' only"):
+            EmbeddingReasoner(encoder=object(), spans=spans, raw_edges=1)
+
+
 def test_rephrasings_join_the_query_in_scoring(reasoner, tmp_path):
     tr = transcript((8, "The person reads a book."), (4, "A puppy is playing."), (8, "The person reads a book."))
     r = EmbeddingReasoner(encoder=reasoner.encoder, rephrasings={"an animal": ["a puppy is playing", "a young dog plays"]})
