@@ -213,7 +213,7 @@ def _no_text(descriptions: Sequence[FrameDescription]) -> list[str]:
     reasons = sorted({str((d.model_extra or {}).get("empty_reply") or "empty") for d in empty})
     times = ", ".join(f"{d.t:g}" for d in empty[:12]) + (f", ... ({len(empty) - 12} more)" if len(empty) > 12 else "")
     return [f"{len(empty)} of {len(descriptions)} frames have no description (the describer's reply had no text: "
-            f"{', '.join(reasons)}) at {times} s: the intervals are built without them; they are not cached, so "
+            f"{', '.join(reasons)}) at {times} s: nothing is known of those times; they are not cached, so "
             f"describing the video again asks for them again"]
 
 
@@ -820,7 +820,8 @@ class Session:
                                          in_flight=in_flight_of(desc))
         if key is not None:
             with self._lock:
-                self._searched.setdefault(key, {}).update(outcome.answers)
+                # a frame with no description (a refused reply) is not known: the next query asks for it again
+                self._searched.setdefault(key, {}).update((k, d) for k, d in outcome.answers.items() if d.text)
                 self._searched.move_to_end(key)
                 while len(self._searched) > REMEMBERED:
                     self._searched.popitem(last=False)

@@ -286,3 +286,21 @@ def test_the_default_image_key_is_the_one_existing_caches_hold(demo_video, tmp_p
     fake = FakeDescriber()
     keys = {ms: CachedDescriber(fake, cache, demo_video[0], extra={"max_side": ms}).key for ms in (512, 1024, 256)}
     assert keys[512] == keys[1024] == settings_key(fake, {"max_side": 512}) != keys[256]
+
+
+def test_a_search_does_not_hand_a_refused_frame_to_the_next_query(openai_server, demo_video, tmp_path):
+    """A coarse-to-fine session reuses the frames earlier queries described; a refused one was reused as it was, its
+    warning repeated, and never asked for again in the session (0 requests for the same query again)."""
+    from pipelines import Session
+
+    replies = iter([refused()])
+    openai_server.responder = lambda req: next(replies, Reply.chat("a person walks in"))
+    with Session(describer="openai:m", reasoner="naive", cache=False, search="coarse-to-fine",
+                 describer_options={"base_url": openai_server.base_url, "api_key": "k", "concurrency": 1,
+                                    "empty_retries": 0}) as s:
+        first = s.ground(demo_video[0], "a person walks in")
+        asked = len(openai_server.requests)
+        second = s.ground(demo_video[0], "a person walks in")
+    assert any("1 of" in w and "content_filter" in w for w in first.warnings)
+    assert len(openai_server.requests) > asked  # the refused frame, asked again
+    assert not any("no description" in w for w in second.warnings)
