@@ -30,24 +30,20 @@ from vidground import interrupts  # the Ctrl-C state: imported here, not in the 
 from vidground.errors import ConfigurationError, InputError, NoCacheFolderError, VidgroundError
 from vidground.files import check_readable, printable
 
-from .eval_cli import add_caption_format_args, add_frame_limits, parse_option, register, with_time_style
+from .eval_cli import (add_caption_format_args, add_frame_limits, add_remote_args, parse_option, register,
+                       with_remote, with_time_style)
 
 log = logging.getLogger("vidground")
 
 
 def _backend_options(args: argparse.Namespace, stage: str) -> dict[str, Any]:
     """Options for a stage's backend: --describer-opt / --reasoner-opt KEY=VALUE, plus --base-url and
-    --api-key for openai: backends."""
+    --api-key for openai: backends where those options do not set base_url= / api_key= (they win)."""
     spec = getattr(args, stage, None) or ""
     opts: dict[str, Any] = dict(getattr(args, f"{stage}_opt", None) or [])
     if stage == "reasoner":
         opts = with_time_style(opts, getattr(args, "time_style", None), spec or None)
-    if spec.split(":", 1)[0].lower() == "openai":
-        if getattr(args, "base_url", None):
-            opts["base_url"] = args.base_url
-        if getattr(args, "api_key", None):
-            opts["api_key"] = args.api_key
-    return opts
+    return with_remote(opts, spec, args)
 
 
 def _add_sampling(p: argparse.ArgumentParser) -> None:
@@ -100,13 +96,6 @@ def _add_search(p: argparse.ArgumentParser) -> None:
                          only="a video, not --descriptions")
 
 
-def _add_remote(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("remote backends (openai:MODEL)")
-    g.add_argument("--base-url", default=None, metavar="URL",
-                   help="an OpenAI-compatible server (vLLM, Ollama, llama.cpp...); default $OPENAI_BASE_URL or OpenAI")
-    g.add_argument("--api-key", default=None, metavar="KEY", help="API key; default $OPENAI_API_KEY")
-
-
 def build_parser() -> argparse.ArgumentParser:
     from pipelines import __version__
 
@@ -127,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--descriptions FILE QUERY to run stage 2 alone on your own descriptions. "
                                    "With -q (repeatable) and/or --queries FILE, several queries are asked of one "
                                    "video: it is described once and the reasoner is built once, and each query's "
-                                   "result is printed in turn (with --json: a JSON list, one result per query).")
+                                   "result is printed in turn (with --json: a JSON list, one result per query). "
+                                   "A query that fails (a model's error) is named where its result would be and "
+                                   "the others go on; the command then exits 1 naming each failed query and what "
+                                   "was paid. An error every query would meet (a server that cannot be reached or "
+                                   "refuses the key, a video not described) stops the queries after it.")
     g.add_argument("inputs", nargs="*", metavar="VIDEO QUERY",
                    help="the video file (omit it with --descriptions), then the query (omit it with -q/--queries)")
     g.add_argument("-q", "--query", dest="query_list", action="append", default=[], metavar="QUERY",
@@ -149,11 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, default=None, metavar="K", help="return at most K intervals")
     g.add_argument("--json", action="store_true",
                    help="print the GroundingResult as JSON instead of a table (with -q/--queries: a JSON list of "
-                        "them, in query order, printed at the end; after a Ctrl-C, the list of those finished)")
+                        "them, in query order, printed at the end; after a Ctrl-C or a failed query, the list of those "
+                        "finished)")
     _add_time_style(g)
     _add_sampling(g)
     _add_search(g)
-    _add_remote(g)
+    add_remote_args(g)
     g.set_defaults(func=cmd_ground, ground_parser=g)
 
     a = sub.add_parser("ask", help="answer a question about a video, with the intervals that support the answer",
@@ -172,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print the Answer as JSON instead of a table")
     _add_time_style(a)
     _add_sampling(a)
-    _add_remote(a)
+    add_remote_args(a)
     a.set_defaults(func=cmd_ask, ground_parser=a)
 
     ev = sub.add_parser("events", help="the video's events (dense captioning): scored start, end and caption",
@@ -191,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print the Events as JSON instead of a table")
     _add_time_style(ev)
     _add_sampling(ev)
-    _add_remote(ev)
+    add_remote_args(ev)
     ev.set_defaults(func=cmd_events, ground_parser=ev)
 
     d = sub.add_parser("describe", help="stage 1 only: describe a video's frames into a JSONL file",
@@ -201,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write the descriptions (written atomically); default (or -): stdout")
     d.add_argument("--query", default=None, help="the query, for query-aware describers")
     _add_sampling(d)
-    _add_remote(d)
+    add_remote_args(d)
     d.set_defaults(func=cmd_describe)
 
     tx = sub.add_parser("export-tuning-data", help="turn a strong describer's cached descriptions into a training set",
@@ -472,8 +466,27 @@ def _ground_many(args: argparse.Namespace) -> int:
                                                     clip_seconds=args.clip_seconds))
         _print_many(args, queries, lambda query: session.ground(query=query, duration=args.duration,
                                                                 top_k=args.top_k, **source),
-                    (lambda: session.remembered(video)) if video is not None else None)
+                    (lambda: session.remembered(video)) if video is not None else None,
+                    stops=lambda exc: _stops_the_rest(exc, session, video))
     return 0
+
+
+def _stops_the_rest(exc: VidgroundError, session: Any, video: str | None) -> str | None:
+    """Why a query's failure stops the queries after it, or ``None`` when they go on: only a model's failure on that
+    query (a server error once its retries are spent, a reply that never validated) lets the others go on. A
+    configuration error, a missing package, a server that cannot be reached or refuses the key or the model (as
+    eval's run-wide failures), a video that cannot be read, would fail every query; and a video described once for
+    all queries that was not described would be described (and paid for) again by each."""
+    from vidground.errors import OutputValidationError, ProviderError
+
+    from .runs import is_run_wide
+
+    if not isinstance(exc, (ProviderError, OutputValidationError)) or is_run_wide(type(exc).__name__, str(exc)):
+        return "every query would fail with it"
+    if video is not None and not session.search.refines \
+            and getattr(session.describer, "mode", "agnostic") != "aware" and session.remembered(video) is None:
+        return "the video was not described, and each query would describe it again"
+    return None
 
 
 def _session(args: argparse.Namespace, video: str | None) -> Any:
@@ -505,17 +518,38 @@ def _session(args: argparse.Namespace, video: str | None) -> Any:
                    search=search_options(args), skip_unchanged=getattr(args, "skip_unchanged", None))
 
 
-def _print_many(args: argparse.Namespace, queries: list[str], answer: Any, described: Any = None) -> None:
+def _print_many(args: argparse.Namespace, queries: list[str], answer: Any, described: Any = None,
+                stops: Any = None) -> None:
     """Each query's result as it comes (tables), or all of them as one JSON list at the end. ``described()``, the
     video as the session remembers it (or None), gives the first table its ``frames:`` line, where its usage is.
 
     A Ctrl-C keeps what finished: with --json the list of the results finished so far is printed (still one valid
     JSON list, in query order, shorter than the queries), and the KeyboardInterrupt carries ``finished`` and
-    ``total`` for the interrupted line (the tables of the finished queries are printed already)."""
-    results = []
+    ``total`` for the interrupted line (the tables of the finished queries are printed already).
+
+    A query that fails is said where its table would be (with --json: on stderr as it happens) and the others go on,
+    unless ``stops(error)`` gives a reason to stop there (:func:`_stops_the_rest`); the finished results are printed
+    as they would be (--json: the list of them), then a :class:`VidgroundError` names each failed query, the
+    queries not asked, and carries what the whole command paid (its ``usage``): exit 1."""
+    results: list[Any] = []
+    failures: list[tuple[int, str, VidgroundError]] = []
+    stopped = None
     try:
         for i, query in enumerate(queries):
-            result = answer(query)  # a video is described (and paid for) once: its usage and time go with the first
+            try:
+                result = answer(query)  # a video is described (and paid for) once: its usage and time go with the first
+            except VidgroundError as exc:
+                failures.append((i, query, exc))
+                stopped = stops(exc) if stops is not None else "it stops the others"
+                if stopped is None:
+                    line = f"query {i + 1} of {len(queries)} failed: {exc}{_paid_note(exc)}"
+                    if args.json:
+                        print(f"warning: {printable(line)}; the other queries go on", file=sys.stderr, flush=True)
+                    else:
+                        print(f"{chr(10) if i else ''}== query {i + 1} of {len(queries)}: {printable(query)}")
+                        print(f"failed: {printable(f'{exc}{_paid_note(exc)}')}", flush=True)
+                    continue
+                break
             if args.json:
                 results.append(result)
             else:
@@ -531,7 +565,37 @@ def _print_many(args: argparse.Namespace, queries: list[str], answer: Any, descr
             print(json.dumps([r.model_dump(mode="json") for r in results], indent=2, ensure_ascii=False), flush=True)
         raise
     if args.json:
-        print(json.dumps([r.model_dump(mode="json") for r in results], indent=2, ensure_ascii=False))
+        print(json.dumps([r.model_dump(mode="json") for r in results], indent=2, ensure_ascii=False), flush=True)
+    if failures:
+        raise _failed_queries(args, queries, results, failures, stopped) from failures[-1][2]
+
+
+def _failed_queries(args: argparse.Namespace, queries: list[str], results: list[Any],
+                    failures: list[tuple[int, str, VidgroundError]], stopped: str | None) -> VidgroundError:
+    """The error of a multi-query ground in which ``failures`` (index, query, error) failed: each named (the first
+    three in full), the queries left unasked after the one that ``stopped`` them, where the finished results are,
+    and, as its ``usage``, everything the command paid: the finished results' and the failed queries' requests."""
+    from vidground.types import Usage
+
+    def named(i: int, query: str, exc: VidgroundError) -> str:
+        return f"query {i + 1} ({printable(query)!r}): {exc}"
+
+    n = len(queries)
+    said = "; ".join(named(*f) for f in failures[:3]) + (f"; and {len(failures) - 3} more" if len(failures) > 3 else "")
+    text = f"{len(failures)} of the {n} queries failed: {said}"
+    left = n - failures[-1][0] - 1
+    if stopped is not None and left:
+        text += f"; the {left} after query {failures[-1][0] + 1} were not asked ({stopped})"
+    if results:
+        where = "printed as a JSON list" if args.json else "printed above"
+        text += f"; the {len(results)} finished result(s) are {where}"
+    error = VidgroundError(text)
+    paid = Usage()
+    for usage in [u for r in results for u in r.usage.values()] + [e.usage for _, _, e in failures]:
+        if isinstance(usage, Usage):
+            paid = paid + usage
+    error.usage = paid if paid.requests else None
+    return error
 
 
 def _finished_note(args: argparse.Namespace, exc: BaseException) -> str:

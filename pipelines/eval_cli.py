@@ -50,6 +50,28 @@ def add_caption_format_args(p: Any, flag: str = "--descriptions-format") -> None
                    help="clip length of vtggpt captions (default 2) or interval of seconds-json captions (default 1)")
 
 
+def add_remote_args(p: argparse.ArgumentParser) -> None:
+    """--base-url and --api-key, for the openai: backends of every command that runs models."""
+    g = p.add_argument_group("remote backends (openai:MODEL)")
+    g.add_argument("--base-url", default=None, metavar="URL",
+                   help="an OpenAI-compatible server (vLLM, Ollama, llama.cpp...) for the openai: describer and "
+                        "reasoner; a stage's own --describer-opt/--reasoner-opt base_url= wins over it (e.g. a vision "
+                        "server for frames, this one for the reasoner); default $OPENAI_BASE_URL or OpenAI")
+    g.add_argument("--api-key", default=None, metavar="KEY",
+                   help="API key for the openai: backends (a stage's own api_key= option wins over it); default "
+                        "$OPENAI_API_KEY; never written to results, run folders or logs")
+
+
+def with_remote(opts: dict[str, Any], spec: str | None, args: argparse.Namespace) -> dict[str, Any]:
+    """A stage's backend options with --base-url and --api-key added for an openai: backend, where the stage's own
+    options (--describer-opt/--reasoner-opt base_url=, api_key=) do not set them: the more specific setting wins (a
+    vision server for the describer, a text server for the reasoner given by --base-url)."""
+    if (spec or "").split(":", 1)[0].strip().lower() != "openai":
+        return opts
+    given = {key: getattr(args, key, None) for key in ("base_url", "api_key")}
+    return {**{key: value for key, value in given.items() if value}, **opts}
+
+
 def _dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default=None, help="dataset split (charades-sta: test|train; default: the first listed)")
     p.add_argument("--data-root", default=None, metavar="DIR",
@@ -102,6 +124,7 @@ def register(subparsers: Any) -> None:
                    help="intervals kept of each answer (default 10: QVHighlights' mAP ranks up to 10, as moment_detr's "
                         "standalone_eval; R1 and mIoU use the first, R5 the first 5; a resumed run keeps the K it "
                         "started with); a K below 10 lowers mAP and is warned about")
+    add_remote_args(e)
     r = e.add_argument_group("run")
     r.add_argument("--out", required=True, metavar="DIR", help="run folder, e.g. runs/NAME (resumed if it exists)")
     r.add_argument("--retry-failed", action="store_true", help="re-run only the queries whose last result failed")
@@ -219,7 +242,7 @@ def _eval_events(args: argparse.Namespace) -> int:
     metrics = run_events_eval(
         args.out, references=reference_paths(args.data_root, args.references), videos=args.videos,
         descriptions=args.descriptions, descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds,
-        describer=args.describer, reasoner=args.reasoner, describer_options=dict(args.describer_opt) or None,
+        describer=args.describer, reasoner=args.reasoner, describer_options=_describer_options(args) or None,
         reasoner_options=_reasoner_options(args) or None, events_options=dict(args.events_opt),
         sampling=dict(fps=_fps(args), num_frames=args.num_frames,
                       max_frames=args.max_frames, max_side=args.max_side),
@@ -258,8 +281,14 @@ def with_time_style(opts: dict[str, Any], style: str | None, reasoner: str | Non
 
 
 def _reasoner_options(args: argparse.Namespace) -> dict[str, Any]:
-    """--reasoner-opt, with --time-style checked and added as ``time_style``."""
-    return with_time_style(dict(args.reasoner_opt), args.time_style, args.reasoner)
+    """--reasoner-opt, with --time-style checked and added as ``time_style``, and --base-url/--api-key
+    (:func:`with_remote`)."""
+    return with_remote(with_time_style(dict(args.reasoner_opt), args.time_style, args.reasoner), args.reasoner, args)
+
+
+def _describer_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--describer-opt, and --base-url/--api-key (:func:`with_remote`)."""
+    return with_remote(dict(args.describer_opt), args.describer, args)
 
 
 #: Intervals ``eval`` keeps of each answer by default: as many as QVHighlights' mAP ranks.
@@ -321,7 +350,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                        max_side=args.max_side, top_k=top_k, limit=args.limit, seed=args.seed, subset=args.subset,
                        clip_gt=args.clip_gt, cache="" if args.no_cache else args.cache, concurrency=args.concurrency,
                        query_concurrency=args.query_concurrency, reasoner_options=_reasoner_options(args),
-                       describer_options=dict(args.describer_opt), allow_missing=args.allow_missing,
+                       describer_options=_describer_options(args), allow_missing=args.allow_missing,
                        motion=args.motion, search=search_options(args), skip_unchanged=args.skip_unchanged)
     config.check()
     warn_few_intervals(args.dataset, top_k, top_k_source)
