@@ -173,3 +173,14 @@ def test_eval_takes_the_stage_option_over_the_flag(tmp_path, openai_server):  # 
                  "api_key=stage-key", "--base-url", "http://127.0.0.1:9/v1", "--api-key", "flag-key") == 0
     assert [r.headers["authorization"] for r in openai_server.requests] == ["Bearer stage-key"]
     assert json.loads((out / "config.json").read_text())["reasoner_options"]["base_url"] == openai_server.base_url
+
+
+def test_without_a_key_eval_advises_its_own_api_key_flag(tmp_path, capsys, monkeypatch):
+    """The message said '--describer-opt/--reasoner-opt api_key=KEY with eval': eval had no --api-key then."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    ds, desc = write_toy_dataset(tmp_path / "data", n_videos=1, per_video=1)
+    assert _eval(ds, desc, tmp_path / "run") == 1
+    err = capsys.readouterr().err
+    assert "no API key" in err and "command line: --api-key KEY, or --describer-opt/--reasoner-opt api_key=KEY for " \
+        "one stage)" in err, err

@@ -103,7 +103,7 @@ def build_client(*, client: Any = None, base_url: str | None = None, api_key: st
         if base_url is None:
             raise ConfigurationError(  # one message for Python callers and the command line alike
                 "no API key: set OPENAI_API_KEY, or give one (Python: api_key=; command line: --api-key KEY, or "
-                "--describer-opt/--reasoner-opt api_key=KEY with eval); for a local server give its URL instead "
+                "--describer-opt/--reasoner-opt api_key=KEY for one stage); for a local server give its URL instead "
                 "(base_url= / --base-url URL, or OPENAI_BASE_URL)")
         api_key = NO_KEY
     try:
