@@ -23,15 +23,19 @@ from vidground.chat import (
     usage_of,
 )
 from vidground.chat import CHAT_PATH, check_by_building, public_url
-from vidground.ratelimit import shared_limiter
+from vidground.ratelimit import release_limits, shared_limiter
 from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner
 from .context import estimate_tokens, ground_in_context
-from .structured import RESPONSE_FORMATS, ChatReply, check_fallback, is_format_refusal, resolve_fallback, response_format, run_structured
+from .structured import (RESPONSE_FORMATS, ChatReply, check_fallback, is_context_overflow, is_format_refusal,
+                         resolve_fallback, response_format, run_structured, stated_context, stated_request)
 from .transcript import Transcript
 from .timestyles import TimeFormat
 from vidground.types import Answer, Events, GroundingResult, TimeStyle
+
+#: How many context sizes one :meth:`OpenAIReasoner.ground` learns from overflow errors before it gives up.
+MAX_CONTEXT_LESSONS = 2
 
 
 class OpenAIReasoner(BaseReasoner):
@@ -84,6 +88,8 @@ class OpenAIReasoner(BaseReasoner):
                                      f"{2 * max_tokens + 256} (room for a prompt and the reply), or None, "
                                      f"got {context_tokens!r}")
         self.context_tokens = context_tokens
+        #: the context a server stated when it refused a longer request (:meth:`ground`); None until then
+        self.learned_context_tokens: int | None = None
         self.model = model.strip()
         self.name = f"openai:{self.model}"
         self.max_attempts, self.response_formats = max_attempts, tuple(response_formats)
@@ -96,7 +102,7 @@ class OpenAIReasoner(BaseReasoner):
         self._owns_client = client is None
         self._client = build_client(client=client, base_url=base_url, api_key=api_key, timeout=timeout)
         # the same pacing as every other backend of the process on this endpoint and key with these limits
-        self.limiter = shared_limiter(self._client.base_url, self._client.api_key, rpm=rpm, tpm=tpm)
+        self.limiter = shared_limiter(self._client.base_url, self._client.api_key, rpm=rpm, tpm=tpm, owner=self)
 
     @classmethod
     def check_options(cls, arg: str | None, *, local: bool = True, **options: Any) -> None:
@@ -121,7 +127,9 @@ class OpenAIReasoner(BaseReasoner):
         return self._fallback
 
     def close(self) -> None:
-        """Close the connection pool of the client this reasoner built (an injected one is the caller's)."""
+        """Close the connection pool of the client this reasoner built (an injected one is the caller's), and
+        release the rate limits it holds on the process's shared limiter (:func:`vidground.ratelimit.release_limits`)."""
+        release_limits(self)
         if self._owns_client:
             self._client.close()
 
@@ -163,11 +171,16 @@ class OpenAIReasoner(BaseReasoner):
                 sent += 1
                 return self._client.chat.completions.create(**kw)
 
-        completion = call_with_retries(attempt, provider=self.name,
-                                       secret=self._client.api_key, max_retries=self.max_retries, retry_if=retry_if,
-                                       base_delay=self.retry_base_delay, timeout_retries=self.timeout_retries,
-                                       # the endpoint, named when the error does not say
-                                       url=f"{str(self._client.base_url).rstrip('/')}{CHAT_PATH}")
+        try:
+            completion = call_with_retries(attempt, provider=self.name, secret=self._client.api_key,
+                                           max_retries=self.max_retries, retry_if=retry_if,
+                                           base_delay=self.retry_base_delay, timeout_retries=self.timeout_retries,
+                                           # the endpoint, named when the error does not say
+                                           url=f"{str(self._client.base_url).rstrip('/')}{CHAT_PATH}")
+        except ProviderError as exc:
+            if is_context_overflow(exc):  # what this reasoner counted for it, to compare with what the server did
+                exc.estimated_tokens = estimate_tokens(messages)  # type: ignore[attr-defined]
+            raise
         usage = self._priced(usage_of(completion, sent=sent))  # answered, so paid, whatever its choices
         text, finish = first_choice(completion, self.name, usage=usage)
         return ChatReply(text=text, finish_reason=finish, usage=usage)
@@ -180,15 +193,84 @@ class OpenAIReasoner(BaseReasoner):
         return with_cost(usage, self.model, self.prices)
 
     def ground(self, query: str, transcript: Transcript) -> GroundingResult:
+        """The query's intervals, the transcript grounded hierarchically when it exceeds the context
+        (:mod:`temporal_reasoner.context`). A server that refuses a request as longer than its context and states
+        its size ("maximum context length is 8192 tokens") teaches this reasoner that size: the query is grounded
+        again within it (in chunks), with a warning, and later queries use it from the start. When the error states
+        the refused request's length too and this reasoner counted it lower, the size is scaled to its counting.
+        One retry per size learned, only a size below the one that overflowed, at most :data:`MAX_CONTEXT_LESSONS`
+        per query: any other overflow is raised, saying which ``context_tokens`` to set."""
+        paid, notes = Usage(), []
+        while True:  # at most MAX_CONTEXT_LESSONS + 1 times: each lesson is noted, and a lesson past them raises
+            context = self._context()
+            try:
+                result = self._ground(query, transcript, context)
+            except ProviderError as exc:
+                stated, counted = stated_context(exc), self._counted_context(exc)
+                if len(notes) == MAX_CONTEXT_LESSONS or counted is None \
+                        or not (2 * self.max_tokens + 256 < counted < (context or float("inf"))):
+                    raise self._overflow_hint(exc, counted, paid) from None
+                paid = paid + exc.usage if isinstance(exc.usage, Usage) else paid
+                self.learned_context_tokens = counted
+                notes.append(f"{self.name}: the server refused a request longer than its context and said the "
+                             f"context is {stated} tokens (this reasoner assumed "
+                             f"{'no limit' if context is None else context}"
+                             + (f"; it counts the server's tokens low, so it now counts on {counted}"
+                                if counted != stated else "")
+                             + f"): grounded again within it; set context_tokens={counted} (--reasoner-opt "
+                             f"context_tokens={counted}) to skip the refused request")
+                continue
+            if not notes:
+                return result
+            return result.model_copy(update={"warnings": [*notes, *result.warnings],
+                                             "usage": {**result.usage, "reason": paid + result.usage.get(
+                                                 "reason", Usage())}})
+
+    def _counted_context(self, exc: ProviderError) -> int | None:
+        """The context an overflow error states, in this reasoner's counting (:func:`estimate_tokens`): when the
+        error also states the refused request's length and this reasoner counted it lower (a tokenizer that splits
+        numbers finer), the stated size scaled down by that ratio, less a tenth for chunks counted lower still."""
+        stated = stated_context(exc)
+        if stated is None:
+            return None
+        request, estimated = stated_request(exc), getattr(exc, "estimated_tokens", None)
+        if request is None or not estimated:
+            return stated
+        tokens, with_reply = request
+        counted = estimated + (self.max_tokens if with_reply else 0)
+        return stated if tokens <= counted else int(stated * counted / tokens * 0.9)
+
+    def _context(self) -> int | None:
+        """The context this reasoner counts on: ``context_tokens``, or the smaller size a server stated."""
+        learned = self.learned_context_tokens
+        return learned if learned is not None and (self.context_tokens is None or learned < self.context_tokens) \
+            else self.context_tokens
+
+    def _overflow_hint(self, exc: ProviderError, learned: int | None, paid: Usage) -> ProviderError:
+        """``exc``, a context overflow's message ending with the ``context_tokens`` to set, ``paid`` added to its
+        usage; any other error as it is."""
+        if paid.requests:
+            exc.usage = paid + exc.usage if isinstance(exc.usage, Usage) else paid
+        if not is_context_overflow(exc):
+            return exc
+        size = f"{learned}" if learned is not None else "the model's context in tokens"
+        hint = (f"; the request did not fit the model's context: give a smaller context_tokens (--reasoner-opt "
+                f"context_tokens=N, now {self._context()}; the server's {size} or less) and long transcripts are "
+                f"grounded in chunks")
+        err = type(exc)(f"{exc}{hint}", status=exc.status, retryable=exc.retryable, provider=exc.provider,
+                        url=exc.url, attempts=exc.attempts, elapsed=exc.elapsed, usage=exc.usage)
+        return err
+
+    def _ground(self, query: str, transcript: Transcript, context: int | None) -> GroundingResult:
         common = dict(reasoner_name=self.name, max_attempts=self.max_attempts, fallback=self._fallback_later(),
                       response_formats=self.response_formats, refused=self.refused_formats,
                       time_style=self.time_style, max_intervals=self.max_intervals)
-        if self.context_tokens is None:
+        if context is None:
             return run_structured(self.chat, query, transcript, settings={"model": self.model}, **common)
         return ground_in_context(self.chat, query, transcript, count_tokens=estimate_tokens,
-                                 budget=self.context_tokens - 2 * self.max_tokens - 128,  # the reply and a re-ask
+                                 budget=context - 2 * self.max_tokens - 128,  # the reply and a re-ask
                                  settings={"model": self.model}, **common,
-                                 option=f"context_tokens={self.context_tokens}; context_tokens=None sends it whole")
+                                 option=f"context_tokens={context}; context_tokens=None sends it whole")
 
     def _fallback_later(self) -> Any:
         return (lambda: self.fallback) if self._fallback is not None else None

@@ -192,6 +192,48 @@ def is_context_overflow(exc: ProviderError) -> bool:
     return exc.status in (400, 413) and _NAMES_CONTEXT.search(str(exc)) is not None
 
 
+#: Where an overflow error states the model's context, by server (the phrasings of :data:`_NAMES_CONTEXT`).
+_STATES_CONTEXT = re.compile("|".join((
+    r"maximum context length is (\d+)", r"available context size \((\d+) tokens\)",
+    r"maximum model length of (\d+)", r"model's context length \((\d+) tokens\)",
+    r"loaded with context length of only (\d+)", r"\(context length (\d+)\)",
+    r"maximum allowed length \((\d+) tokens\)", r"maximum number of tokens allowed \((\d+)\)",
+    r"tokens > (\d+) maximum", r"model maximum context length: (\d+)", r"n_ctx \((\d+)\)",
+    r"exceed context limit: \d+ \+ \d+ > (\d+)", r"cannot exceed (\d+)",
+)), re.I)
+
+
+def stated_context(exc: ProviderError) -> int | None:
+    """The context size, in tokens, that a context-overflow error (:func:`is_context_overflow`) states
+    ("This model's maximum context length is 8192 tokens"), or None when it is no overflow or says no size."""
+    if not is_context_overflow(exc):
+        return None
+    m = _STATES_CONTEXT.search(str(exc))
+    if m is None:
+        return None
+    return int(next(g for g in m.groups() if g is not None))
+
+
+#: Where an overflow error states the request's length in tokens: (pattern, whether it counts the reply's bound too).
+_STATES_REQUEST = tuple((re.compile(p, re.I), total) for p, total in (
+    (r"you requested (\d+) tokens", True), (r"request \((\d+) tokens\) exceeds", False),
+    (r"prompt \(length (\d+)\)", False), (r"input \((\d+) tokens\)", False),
+    (r"input length \((\d+) tokens\)", False), (r"prompt is too long: (\d+)", False),
+    (r"\(total length (\d+)\)", False), (r"input token count \((\d+)\)", False),
+))
+
+
+def stated_request(exc: ProviderError) -> tuple[int, bool] | None:
+    """``(tokens, with_reply)``: the request's length that a context-overflow error states ("However, you requested
+    19415 tokens"), and whether it counts the reply's bound too; None when it says none."""
+    if not is_context_overflow(exc):
+        return None
+    for pattern, total in _STATES_REQUEST:
+        if (m := pattern.search(str(exc))) is not None:
+            return int(m[1]), total
+    return None
+
+
 class ReaskOverflow(Exception):
     """A re-ask (the base prompt, the unusable reply and the error) did not fit the model's context: the
     re-asking ends as if the attempts were spent (:func:`reask_until_valid`), the usage paid kept."""

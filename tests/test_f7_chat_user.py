@@ -154,3 +154,149 @@ def test_a_404_names_the_url_and_the_base_url_meant(openai_server, transcript):
         OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k").ground("x", transcript)
     assert f"the URL was {openai_server.base_url}/chat/completions" in str(info.value)
     assert "did you mean" not in str(info.value)
+
+
+# --- 4. a context overflow on the first request ---------------------------------------------------------------
+
+def _small_context_server(server, limit_chars: int, limit_tokens: int = 2048):
+    """A server that refuses, as vLLM and llama-cpp-python word it, any prompt over ``limit_chars`` characters;
+    others get a valid answer."""
+    def respond(req):
+        chars = sum(len(m["content"]) for m in req.json["messages"])
+        if chars > limit_chars:
+            return Reply.error(400, f"This model's maximum context length is {limit_tokens} tokens. However, you "
+                                    f"requested {chars // 3} tokens ({chars // 3 - 512} in the messages, 512 in the "
+                                    f"completion). Please reduce the length of the messages or completion.")
+        return Reply.chat('{"intervals": [{"start": 10, "end": 14, "score": 0.8}]}')
+    server.responder = respond
+
+
+@pytest.fixture
+def long_transcript() -> Transcript:
+    import hashlib  # unique lines, which no merging shortens
+
+    return Transcript.from_descriptions([FrameDescription(t=i * 2.0, text=f"line {i}: thing number {i} "
+                                                          f"{hashlib.sha1(str(i).encode()).hexdigest()[:20]}")
+                                         for i in range(400)])
+
+
+def test_an_overflow_stating_the_context_is_learned_and_grounded_in_chunks(openai_server, long_transcript):
+    _small_context_server(openai_server, limit_chars=6000)
+    r = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k", max_tokens=256)  # assumes 100,000 tokens
+    res = r.ground("thing number 5", long_transcript)
+    first = openai_server.requests[0]
+    assert sum(len(m["content"]) for m in first.json["messages"]) > 6000  # the whole transcript, refused
+    assert len(openai_server.requests) > 2  # then the chunks and the final pass, each within the context
+    assert all(sum(len(m["content"]) for m in q.json["messages"]) <= 6000 for q in openai_server.requests[1:])
+    assert [(i.start, i.end) for i in res.intervals] == [(10, 14)]
+    assert r.learned_context_tokens == 2048 and r.context_tokens == 100_000  # the setting is unchanged
+    assert any("context is 2048 tokens" in w and "context_tokens=2048" in w for w in res.warnings)
+    assert res.usage["reason"].requests == len(openai_server.requests) - 1  # the refused one was not answered
+    sent = len(openai_server.requests)
+    r.ground("thing number 7", long_transcript)  # a later query starts within the learned size: nothing refused
+    assert all(sum(len(m["content"]) for m in q.json["messages"]) <= 6000 for q in openai_server.requests[sent:])
+
+
+def test_an_overflow_within_the_size_assumed_says_which_context_tokens_to_set(openai_server, long_transcript):
+    from vidground.errors import ProviderError
+
+    _small_context_server(openai_server, limit_chars=1000, limit_tokens=8192)  # states more than is assumed
+    r = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k", context_tokens=4096)
+    with pytest.raises(ProviderError, match=r"give a smaller context_tokens \(--reasoner-opt context_tokens=N, "
+                                            r"now 4096; the server's 8192 or less\)"):
+        r.ground("thing number 5", long_transcript)
+    assert len(openai_server.requests) == 1 and r.learned_context_tokens is None  # no retry: nothing to learn
+
+
+def test_an_overflow_saying_no_size_is_raised_with_the_hint_after_one_request(openai_server, long_transcript):
+    from vidground.errors import ProviderError
+
+    openai_server.responder = lambda req: Reply.error(400, "the input length exceeds the context length")
+    r = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k")
+    with pytest.raises(ProviderError, match="give a smaller context_tokens .*the server's the model's context"):
+        r.ground("thing number 5", long_transcript)
+    assert len(openai_server.requests) == 1
+
+
+def test_a_server_counting_more_tokens_than_the_estimate_scales_the_size_learned(openai_server, long_transcript):
+    # a tokenizer that makes a token of every 2 characters, where the estimate counts 3: the stated 2048 would
+    # overflow again; the stated length of the refused request scales it to the reasoner's counting
+    def respond(req):
+        tokens = sum(len(m["content"]) for m in req.json["messages"]) // 2 + 256
+        if tokens > 2048:
+            return Reply.error(400, f"This model's maximum context length is 2048 tokens. However, you requested "
+                                    f"{tokens} tokens ({tokens - 256} in the messages, 256 in the completion).")
+        return Reply.chat('{"intervals": [{"start": 10, "end": 14, "score": 0.8}]}')
+    openai_server.responder = respond
+    r = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k", max_tokens=256)
+    res = r.ground("thing number 5", long_transcript)
+    statuses = [sum(len(m["content"]) for m in q.json["messages"]) // 2 + 256 > 2048 for q in openai_server.requests]
+    assert statuses[0] and not any(statuses[1:])  # one refused request, then every chunk fits
+    assert r.learned_context_tokens is not None and r.learned_context_tokens < 2048 * 2 // 3
+    assert any(f"now counts on {r.learned_context_tokens}" in w for w in res.warnings)
+
+
+# --- 6. shared limits released when the backends holding them close -------------------------------------------
+
+class _Owner:
+    """A backend's stand-in: what holds limits on a shared limiter."""
+
+
+def test_a_closed_backends_concurrency_limit_no_longer_binds_the_others():
+    import threading
+
+    from vidground.ratelimit import release_limits, shared_limiter
+
+    url = "http://limits.invalid/v1"
+    a, b = _Owner(), _Owner()
+    tight = shared_limiter(url, "key", max_in_flight=1, owner=a)
+    loose = shared_limiter(url, "key", max_in_flight=3, owner=b)
+    assert tight is loose and loose.max_in_flight == 1  # the tightest holds while both are open
+    entered, gate, most, lock = threading.Semaphore(0), threading.Event(), [0], threading.Lock()
+
+    def request():
+        with loose.slot():
+            with lock:
+                most[0] = max(most[0], loose._running)
+            entered.release()
+            gate.wait(30)
+    threads = [threading.Thread(target=request) for _ in range(3)]
+    for t in threads:
+        t.start()
+    assert entered.acquire(timeout=30)  # one request in flight ...
+    assert loose._running == 1 and most[0] == 1  # ... and the others wait for the bound of 1
+    release_limits(a)  # backend a closes: b's bound of 3 lets the two waiting requests go
+    assert entered.acquire(timeout=30) and entered.acquire(timeout=30)
+    assert most[0] == 3 and loose.max_in_flight == 3
+    gate.set()
+    for t in threads:
+        t.join(30)
+    release_limits(b)
+    release_limits(b)  # idempotent
+    fresh = shared_limiter(url, "key", owner=_Owner())  # the last one closed: the next starts from its own limits
+    assert fresh is not loose and fresh.max_in_flight is None and fresh.rpm is None
+
+
+def test_limits_are_released_when_the_owner_is_collected_and_kept_without_one():
+    import gc
+
+    from vidground.ratelimit import shared_limiter
+
+    url = "http://limits-gc.invalid/v1"
+    owner = _Owner()
+    limiter = shared_limiter(url, "key", rpm=5, owner=owner)
+    assert limiter.rpm == 5
+    del owner
+    gc.collect()
+    assert shared_limiter(url, "key", owner=_Owner()).rpm is None
+    kept = shared_limiter(url + "2", "key", rpm=5)  # no owner: for good, as before
+    assert shared_limiter(url + "2", "key", rpm=50, owner=_Owner()) is kept and kept.rpm == 5
+
+
+def test_a_closed_reasoners_rpm_no_longer_paces_the_next_one(openai_server):
+    r1 = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k-limits", rpm=2)
+    assert r1.limiter.rpm == 2
+    r1.close()
+    r2 = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k-limits")
+    assert r2.limiter.rpm is None
+    r2.close()

@@ -4,7 +4,10 @@ and a bound on the requests in flight.
 A rate limit and a concurrency limit belong to an endpoint and an API key, not to one backend
 object: :func:`shared_limiter` hands every backend built in the process with the same endpoint and
 key (describers and reasoners alike) the same :class:`RateLimiter`, so eval workers, sessions and
-the two stages share one budget; the tightest limits any of them set apply to all. A request reserves its *estimated* tokens
+the two stages share one budget; the tightest limits any of them set apply to all, for as long as one is open: a
+backend that passes ``owner=`` holds its limits until :func:`release_limits` (its ``close()``, which a session's
+``close()`` calls) or until it is garbage-collected; then the limits are those the backends still open hold, and
+none once the last is closed, so a long-running service's next session starts from its own. A request reserves its *estimated* tokens
 before it leaves; :meth:`Reservation.settle` replaces the estimate with the tokens the server
 reported, so the budget tracks reality.
 """
@@ -14,11 +17,13 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 from .errors import ConfigurationError
 
@@ -56,24 +61,57 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._slots = threading.Condition()
         self._running = 0  # requests in flight (counted even without a bound, so a later one applies at once)
+        #: the limits in force, by who holds them: ``None`` for those set for good (the constructor's, tighten()'s),
+        #: else a hold's key (:meth:`hold`); the limits applied are the tightest of them all
+        self._holds: dict[object, tuple[int | None, float | None, int | None]] = {}
         self.tighten(rpm=rpm, tpm=tpm, max_in_flight=max_in_flight)
 
-    def tighten(self, *, rpm: float | None = None, tpm: float | None = None, max_in_flight: int | None = None) -> None:
-        """Apply these limits where they are stricter than the current ones (``None`` adds no limit)."""
+    @staticmethod
+    def _checked(rpm: float | None, tpm: float | None, max_in_flight: int | None) -> tuple[int | None, float | None,
+                                                                                            int | None]:
         for name, v in (("rpm", rpm), ("tpm", tpm)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 1):
                 raise ConfigurationError(f"{name} must be a number >= 1 or None, got {v!r}")
         if max_in_flight is not None and (isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int)
                                           or max_in_flight < 1):
             raise ConfigurationError(f"max_in_flight must be a whole number >= 1 or None, got {max_in_flight!r}")
+        return (None if rpm is None else int(rpm)), tpm, max_in_flight  # whole requests
+
+    def _apply(self) -> None:
+        """The limits in force: the tightest each of the holds sets (the caller holds both locks)."""
+        def tightest(i: int) -> Any:
+            values = [h[i] for h in self._holds.values() if h[i] is not None]
+            return min(values) if values else None
+        self.rpm, self.tpm, self.max_in_flight = tightest(0), tightest(1), tightest(2)
+        self._slots.notify_all()  # a bound loosened lets waiting requests go
+
+    def tighten(self, *, rpm: float | None = None, tpm: float | None = None, max_in_flight: int | None = None) -> None:
+        """Apply these limits, for good, where they are stricter than the current ones (``None`` adds no limit)."""
+        self.hold(None, rpm=rpm, tpm=tpm, max_in_flight=max_in_flight)
+
+    def hold(self, key: object, *, rpm: float | None = None, tpm: float | None = None,
+             max_in_flight: int | None = None) -> None:
+        """Apply these limits where they are stricter, until :meth:`release` of ``key`` (``None``: for good, the
+        tightest of all such calls). A key held again tightens its own limits too."""
+        limits = self._checked(rpm, tpm, max_in_flight)
+        if key is None and limits == (None, None, None):
+            return  # no limit for good: nothing to hold
         with self._lock, self._slots:
-            if rpm is not None:
-                self.rpm = int(rpm) if self.rpm is None else min(self.rpm, int(rpm))  # whole requests
-            if tpm is not None:
-                self.tpm = tpm if self.tpm is None else min(self.tpm, tpm)
-            if max_in_flight is not None:
-                self.max_in_flight = max_in_flight if self.max_in_flight is None else min(self.max_in_flight,
-                                                                                        max_in_flight)
+            old = self._holds.get(key)
+            if old is not None:
+                limits = tuple(min((v for v in (a, b) if v is not None), default=None)
+                               for a, b in zip(old, limits))  # type: ignore[assignment]
+            self._holds[key] = limits
+            self._apply()
+
+    def release(self, key: object) -> bool:
+        """Drop the limits ``key`` holds (:meth:`hold`): those in force are then the tightest the other holds set.
+        True when no hold is left. Requests already waiting or in flight are not disturbed."""
+        with self._lock, self._slots:
+            if key is not None:
+                self._holds.pop(key, None)
+            self._apply()
+            return not self._holds
 
     @property
     def enabled(self) -> bool:
@@ -161,13 +199,20 @@ def detached() -> Iterator[None]:
         _DETACHED.reset(token)
 
 
+#: who holds limits on which shared limiter: id(owner) -> (limiter key, the finalizer that releases them)
+_OWNED: dict[int, list[tuple[tuple[object, ...], Any]]] = {}
+
+
 def shared_limiter(base_url: object, api_key: object, *, rpm: float | None = None, tpm: float | None = None,
                    max_in_flight: int | None = None,
-                   clock: Callable[[], float] = time.monotonic) -> RateLimiter:
+                   clock: Callable[[], float] = time.monotonic, owner: object = None) -> RateLimiter:
     """The process's one :class:`RateLimiter` for this endpoint and API key, created on first use and
-    tightened by every later caller's limits (:meth:`RateLimiter.tighten`). It is keyed by a hash of
-    the key, never the key itself; ``clock`` only applies to the limiter this call creates. Inside
-    :func:`detached`, a limiter of the caller's own, the shared ones left as they are."""
+    tightened by every later caller's limits. With ``owner`` (the backend), its limits hold until
+    :func:`release_limits` of it (its ``close()``) or its garbage collection; the limiter is forgotten when its last
+    hold is released, so the next caller starts afresh with its own limits. Without, they hold for good
+    (:meth:`RateLimiter.tighten`). It is keyed by a hash of the key, never the key itself; ``clock`` only applies
+    to the limiter this call creates. Inside :func:`detached`, a limiter of the caller's own, the shared ones left
+    as they are."""
     if _DETACHED.get():
         return RateLimiter(rpm, tpm, max_in_flight=max_in_flight, clock=clock)
     digest = hashlib.sha256(str(api_key).encode()).hexdigest()[:16] if api_key else None  # the SDK's may be a callable
@@ -175,10 +220,36 @@ def shared_limiter(base_url: object, api_key: object, *, rpm: float | None = Non
     with _SHARED_LOCK:
         limiter = _SHARED.get(key)
         if limiter is None:
-            limiter = _SHARED[key] = RateLimiter(rpm, tpm, max_in_flight=max_in_flight, clock=clock)
-        else:
+            RateLimiter._checked(rpm, tpm, max_in_flight)  # a bad limit leaves no limiter behind
+            limiter = _SHARED[key] = RateLimiter(clock=clock)
+        if owner is None:
             limiter.tighten(rpm=rpm, tpm=tpm, max_in_flight=max_in_flight)
+        else:
+            held = _OWNED.setdefault(id(owner), [])
+            limiter.hold(id(owner), rpm=rpm, tpm=tpm, max_in_flight=max_in_flight)
+            if all(k != key for k, _ in held):
+                held.append((key, weakref.finalize(owner, _release, id(owner), key)))
         return limiter
 
 
-__all__ = ["RateLimiter", "Reservation", "detached", "shared_limiter", "WINDOW_S"]
+def _release(owner_id: int, key: tuple[object, ...]) -> None:
+    with _SHARED_LOCK:
+        held = _OWNED.get(owner_id, [])
+        held[:] = [(k, f) for k, f in held if k != key]
+        if not held:
+            _OWNED.pop(owner_id, None)
+        limiter = _SHARED.get(key)
+        if limiter is not None and limiter.release(owner_id):
+            del _SHARED[key]  # no backend holds it: the next one starts from its own limits
+
+
+def release_limits(owner: object) -> None:
+    """Release the limits ``owner`` holds on the shared limiters (:func:`shared_limiter` with ``owner=``): a
+    backend's ``close()`` calls it. Idempotent."""
+    with _SHARED_LOCK:
+        held = list(_OWNED.get(id(owner), []))
+    for _, finalizer in held:
+        finalizer()  # runs _release once, and no more at garbage collection
+
+
+__all__ = ["RateLimiter", "Reservation", "detached", "release_limits", "shared_limiter", "WINDOW_S"]
