@@ -300,3 +300,20 @@ def test_a_closed_reasoners_rpm_no_longer_paces_the_next_one(openai_server):
     r2 = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k-limits")
     assert r2.limiter.rpm is None
     r2.close()
+
+
+# --- 7. the caching rule names its exception --------------------------------------------------------------------
+
+def test_where_the_docs_say_frames_are_described_once_they_name_the_query_aware_exception():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = 0
+    for page in (root / "README.md", root / "docs" / "caching.md"):
+        for para in re.split(r"\n\s*\n|\n- ", page.read_text(encoding="utf-8")):
+            if "described once across queries and runs" in para:
+                found += 1
+                assert "mode=aware" in para and "never cached" in para, (page.name, para[:200])
+    assert found >= 2
+
