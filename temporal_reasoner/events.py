@@ -34,7 +34,7 @@ import prompts
 from vidground.errors import ConfigurationError, IncompleteOutputError, InputError
 from vidground.types import Event, Events, TimeStyle, Usage
 
-from .parsing import RESPONSE_FORMATS, ReplyError, extract_json
+from .parsing import RESPONSE_FORMATS, ReplyError, last_json
 from .structured import (ChatFn, _ask, ask_or_overflow, fallback_answered, keep_paid, reask_until_valid,
                          resolve_fallback, response_format)
 from .timestyles import ReplyValueError, TimeFormat
@@ -348,7 +348,9 @@ def parse_events(text: str, *, lo: float, hi: float, step: float | None = None, 
     if fmt.indexed and transcript is None:
         raise ConfigurationError(f"time style {fmt.spec!r} needs the transcript to decode a reply's times")
     form = reply_form(fmt)
-    data = extract_json(text)
+    drafts: list[str] = []
+    data = last_json(text, lambda v: (isinstance(v, dict) and "events" in v) or (isinstance(v, list) and bool(v)),
+                     drafts)
     if isinstance(data, dict):
         if "events" not in data:
             raise ReplyError(f'the answer has no "events": answer with {form}')
@@ -358,7 +360,7 @@ def parse_events(text: str, *, lo: float, hi: float, step: float | None = None, 
     if not data:
         raise ReplyError("the answer lists no event: give at least one")
     slack = step if step is not None else 0.0
-    events, warnings = [], []
+    events, warnings = [], drafts
     for i, item in enumerate(data):
         if not isinstance(item, dict):
             raise ReplyError(f"events[{i}] must be an object with start, end, caption and score")

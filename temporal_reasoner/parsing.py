@@ -258,6 +258,19 @@ def json_candidates(text: str, limit: int = MAX_ANSWERS) -> list[Any]:
     raise error or ReplyError("the answer holds no JSON object")
 
 
+def last_json(text: str, usable: Callable[[Any], bool], warnings: list[str] | None = None) -> Any:
+    """The last JSON value in a reply (:func:`json_candidates`) that ``usable`` accepts (a draft, then the answer:
+    the answer counts), a warning added to ``warnings`` when an earlier usable one differs; the first value when
+    none is usable (its error is the one to show)."""
+    candidates = json_candidates(text)
+    good = [c for c in candidates if usable(c)]
+    if not good:
+        return candidates[0]
+    if warnings is not None and any(c != good[-1] for c in good[:-1]):
+        warnings.append(f"the reply held {len(good)} different answers; used the last, as a model corrects a draft")
+    return good[-1]
+
+
 def extract_json(text: str) -> Any:
     """The first JSON value in a model reply (:func:`json_candidates`), its reasoning blocks left out."""
     return json_candidates(text, limit=1)[0]
@@ -439,5 +452,5 @@ def parse_reply(text: str, *, duration: float, step: float | None = None,
 
 
 __all__ = ["INTERVALS_SCHEMA", "RESPONSE_FORMATS", "intervals_schema", "FormatName", "ParsedReply", "ReplyError", "extract_json",
-           "json_candidates", "strip_reasoning",
+           "json_candidates", "last_json", "strip_reasoning",
            "parse_reply", "parse_reply_detailed"]

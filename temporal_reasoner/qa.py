@@ -31,7 +31,7 @@ from vidground.errors import ConfigurationError, IncompleteOutputError, InputErr
 from vidground.types import Answer, Interval, TimeStyle, Usage
 
 from .base import check_query
-from .parsing import RESPONSE_FORMATS, ReplyError, extract_json, intervals_schema, parse_reply_detailed
+from .parsing import RESPONSE_FORMATS, ReplyError, intervals_schema, last_json, parse_reply_detailed
 from .structured import (ChatFn, _ask, ask_or_overflow, fallback_answered, keep_paid, reask_until_valid,
                          resolve_fallback, response_format)
 from .timestyles import TimeFormat
@@ -210,7 +210,8 @@ def parse_answer(text: str, *, choices: Sequence[str] | None, duration: float, s
                  max_intervals: int | None = None, time_style: "str | TimeFormat | None" = None) -> ParsedAnswer:
     """A QA reply's answer, chosen option and intervals (validated by the intervals policy of
     :mod:`temporal_reasoner.parsing`); a :class:`ReplyError` says what to fix."""
-    data = extract_json(text)
+    drafts: list[str] = []
+    data = last_json(text, lambda v: isinstance(v, dict) and "intervals" in v, drafts)
     if not isinstance(data, dict):
         raise ReplyError(f"the answer must be a JSON object of the form {reply_form(choices)}")
     if "intervals" not in data:
@@ -219,11 +220,11 @@ def parse_answer(text: str, *, choices: Sequence[str] | None, duration: float, s
                                   max_intervals=max_intervals, time_style=time_style)
     if choices:
         choice = resolve_choice(data.get("choice"), data.get("answer"), choices)
-        return ParsedAnswer(choices[choice], choice, parsed.intervals, parsed.warnings)
+        return ParsedAnswer(choices[choice], choice, parsed.intervals, drafts + parsed.warnings)
     answer = data.get("answer")
     if not isinstance(answer, str) or not answer.strip():
         raise ReplyError('"answer" must be a non-empty text')
-    return ParsedAnswer(" ".join(answer.split()), None, parsed.intervals, parsed.warnings)
+    return ParsedAnswer(" ".join(answer.split()), None, parsed.intervals, drafts + parsed.warnings)
 
 
 def run_answer(chat: ChatFn, question: str, transcript: Transcript, choices: Sequence[str] | None = None, *,

@@ -317,3 +317,18 @@ def test_where_the_docs_say_frames_are_described_once_they_name_the_query_aware_
                 assert "mode=aware" in para and "never cached" in para, (page.name, para[:200])
     assert found >= 2
 
+
+
+def test_answers_and_events_take_the_last_usable_reply_too():
+    from temporal_reasoner.events import parse_events
+    from temporal_reasoner.qa import parse_answer
+
+    reply = ('<think>{"answer": "no", "intervals": [[0, 5]]}</think>Draft {"answer": "maybe", "intervals": [[1, 2]]} '
+             'final {"answer": "yes", "intervals": [[3, 4]]}')
+    parsed = parse_answer(reply, choices=None, duration=10)
+    assert parsed.answer == "yes" and [(i.start, i.end) for i in parsed.intervals] == [(3, 4)]
+    assert any("2 different answers; used the last" in w for w in parsed.warnings)
+    events, warnings = parse_events('{"events": [{"start": 0, "end": 2, "caption": "a"}]} no: '
+                                    '{"events": [{"start": 3, "end": 5, "caption": "b"}]}', lo=0, hi=10)
+    assert [(e.start, e.end, e.caption) for e in events] == [(3, 5, "b")]
+    assert any("used the last" in w for w in warnings)
