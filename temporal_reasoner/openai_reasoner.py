@@ -253,9 +253,9 @@ class OpenAIReasoner(BaseReasoner):
             exc.usage = paid + exc.usage if isinstance(exc.usage, Usage) else paid
         if not is_context_overflow(exc):
             return exc
-        size = f"{learned}" if learned is not None else "the model's context in tokens"
+        size = f"the server's {learned}" if learned is not None else "the model's context in tokens"
         hint = (f"; the request did not fit the model's context: give a smaller context_tokens (--reasoner-opt "
-                f"context_tokens=N, now {self._context()}; the server's {size} or less) and long transcripts are "
+                f"context_tokens=N, now {self._context()}; {size} or less) and long transcripts are "
                 f"grounded in chunks")
         err = type(exc)(f"{exc}{hint}", status=exc.status, retryable=exc.retryable, provider=exc.provider,
                         url=exc.url, attempts=exc.attempts, elapsed=exc.elapsed, usage=exc.usage)

@@ -213,7 +213,7 @@ def test_an_overflow_saying_no_size_is_raised_with_the_hint_after_one_request(op
 
     openai_server.responder = lambda req: Reply.error(400, "the input length exceeds the context length")
     r = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k")
-    with pytest.raises(ProviderError, match="give a smaller context_tokens .*the server's the model's context"):
+    with pytest.raises(ProviderError, match="give a smaller context_tokens .*now 100000; the model's context in tokens or less"):
         r.ground("thing number 5", long_transcript)
     assert len(openai_server.requests) == 1
 
