@@ -135,3 +135,13 @@ def test_a_frame_flagged_corrupt_is_named(videos, tmp_path):
         warnings, damage = frames.warnings, frames.damage
     assert len(got) == N - 1 and all(drawn == number for drawn, number in got)
     assert len(damage) == 1 and any("corrupt" in w and f"{damage[0][0]:.2f}" in w for w in warnings)
+
+
+def test_describe_prints_a_truncated_files_warning_once(videos, tmp_path, capsys):
+    """`vidground describe` on a truncated file: the sampler keeps the truncation in the described video's warnings
+    (it no longer logs it), so the command prints them, once each."""
+    from pipelines.cli import main
+
+    assert main(["describe", str(videos["half"]), "--fps", "1", "--no-cache", "-o", str(tmp_path / "d.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert sum(line.startswith("warning:") and "truncated" in line for line in err.splitlines()) == 1
