@@ -701,6 +701,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
                          cache=False if args.no_cache else args.cache,
                          progress=True, motion=args.motion,
                          describer_options=_backend_options(args, "describer") or None)
+    for w in described.warnings:  # a damaged or truncated file: said here once (the sampler only keeps it)
+        print(f"warning: {printable(w)}", file=sys.stderr)
     if args.output and args.output != "-":  # -o - is stdout, as without -o
         n = described.write(args.output)
         usage = described.usage  # what a resumed run took from the cache is said, not only what it made
