@@ -200,7 +200,7 @@ class OpenAIReasoner(BaseReasoner):
         the refused request's length too and this reasoner counted it lower, the size is scaled to its counting.
         One retry per size learned, only a size below the one that overflowed, at most :data:`MAX_CONTEXT_LESSONS`
         per query: any other overflow is raised, saying which ``context_tokens`` to set."""
-        paid, notes = Usage(), []
+        paid, notes = Usage(), list[str]()
         while True:  # at most MAX_CONTEXT_LESSONS + 1 times: each lesson is noted, and a lesson past them raises
             context = self._context()
             try:

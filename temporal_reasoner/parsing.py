@@ -243,7 +243,8 @@ def json_candidates(text: str, limit: int = MAX_ANSWERS) -> list[Any]:
     for quotes in ("\"'", '"'):
         fenced = _fenced(stripped)
         for sources in ((fenced, [stripped]) if fenced else ([stripped],)):
-            found, failures = [], 0
+            found: list[Any] = []
+            failures = 0
             for src in sources:
                 span = _first_balanced(src, 0, quotes)
                 while span is not None and len(found) < limit and failures < MAX_CANDIDATES:
@@ -349,7 +350,8 @@ def _last_answer(candidates: list[Any], warnings: list[str],
     """The last of a reply's JSON values that is a valid answer, normalised: a model that drafts an answer and
     then corrects it means the last one. When several valid answers differ, a warning says which was used. None
     valid: the first value's error, as if it were the only one."""
-    valid, first_error = [], None
+    valid: list[tuple[dict[str, Any], list[str]]] = []
+    first_error: ReplyError | None = None
     for value in candidates:
         notes: list[str] = []
         try:

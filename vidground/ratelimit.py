@@ -80,7 +80,7 @@ class RateLimiter:
     def _apply(self) -> None:
         """The limits in force: the tightest each of the holds sets (the caller holds both locks)."""
         def tightest(i: int) -> Any:
-            values = [h[i] for h in self._holds.values() if h[i] is not None]
+            values: list[float] = [h[i] for h in self._holds.values() if h[i] is not None]  # type: ignore[misc]
             return min(values) if values else None
         self.rpm, self.tpm, self.max_in_flight = tightest(0), tightest(1), tightest(2)
         self._slots.notify_all()  # a bound loosened lets waiting requests go
