@@ -191,7 +191,7 @@ def detached() -> Iterator[None]:
     """In this block (this thread or task), :func:`shared_limiter` gives each caller a limiter of its own, its limits
     checked, and leaves the process's as they are: what a check that builds a backend to check its options
     (:func:`vidground.chat.check_by_building`) builds in, so that a session refused or never used does not tighten
-    the limits of later ones (limits only tighten)."""
+    the limits of later ones (a backend without ``owner=`` holds its limits for good; one with it, until it closes)."""
     token = _DETACHED.set(True)
     try:
         yield
