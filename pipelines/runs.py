@@ -578,13 +578,15 @@ class _RunInputs:
         return out
 
     def stale(self, rec: dict[str, Any], q: Query) -> bool:
-        """Whether ``rec`` (a result of ``q``) was made from other inputs than ``q``'s now (a result written before
-        results recorded their inputs is taken as current); what changed is noted for :meth:`note`."""
+        """Whether ``rec`` (a result of ``q``) was made from other inputs than ``q``'s now; what changed is noted for
+        :meth:`note`. Only an input hashed on both sides is compared: a result written before results recorded an
+        input (or before they recorded any) is taken as current for it, and so is one whose file cannot be hashed
+        now (unreadable): neither is evidence of a change, and taking it as one ran every query again."""
         then = rec.get("inputs")
         if not isinstance(then, dict):
             return False
         now = self.of(q)
-        parts = [k for k in dict.fromkeys([*then, *now]) if then.get(k) != now.get(k)]
+        parts = [k for k in now if then.get(k) is not None and then[k] != now[k]]
         for part in parts:
             self.changed.setdefault(part, set()).add(q.qid if part == "query" else q.video)
         return bool(parts)

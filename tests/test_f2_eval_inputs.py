@@ -112,6 +112,31 @@ def test_a_resume_reruns_the_queries_of_a_replaced_video(tmp_path, caplog):
     assert "videos" in json.loads((out / "provenance.json").read_text())["invocations"][-1]["inputs"]
 
 
+def test_an_input_not_recorded_then_or_unreadable_now_reruns_nothing(toy, tmp_path, monkeypatch, caplog):
+    """A run made before results recorded their descriptions file's hash (inputs={"query": ...} only), resumed with
+    code that records it, ran all 12 queries again; so did a descriptions file that could not be hashed on resume.
+    Only an input hashed on both sides is compared."""
+    from pipelines.provenance import FileHashes
+
+    ds, desc = toy
+    out = tmp_path / "run"
+    assert run_eval(cfg(ds, desc), out).ran == 12
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert all(set(r["inputs"]) == {"query", "descriptions"} for r in rows)
+    _write_lines(out / "results.jsonl", [r | {"inputs": {"query": r["inputs"]["query"]}} for r in rows])
+    caplog.clear()
+    assert (run_eval(cfg(ds, desc), out).already_done, "inputs changed" in caplog.text) == (12, False)
+    real = FileHashes.sha
+    monkeypatch.setattr(FileHashes, "sha", lambda self, f, **kw: None if Path(f).name == "vid1.jsonl"
+                        else real(self, f, **kw))
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))  # every hash recorded again
+    assert run_eval(cfg(ds, desc), out).ran == 0
+    monkeypatch.setattr(FileHashes, "sha", real)
+    rows = [json.loads(line) for line in (desc / "vid2.jsonl").read_text().splitlines()]
+    _write_lines(desc / "vid2.jsonl", [r | {"text": "person juggles"} for r in rows])
+    assert run_eval(cfg(ds, desc), out).ran == 3  # a hash on both sides that differs still reruns its queries
+
+
 def test_unchanged_files_are_not_read_again_on_resume(toy, tmp_path):
     from pipelines.provenance import FileHashes
 
