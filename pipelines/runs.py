@@ -345,32 +345,56 @@ def select_queries(config: RunConfig) -> Dataset:
     return ds.subset(limit=config.limit, seed=config.seed, qids=qids)
 
 
-def find_descriptions(video_ids: Iterable[str], folder: str | Path) -> tuple[dict[str, Path], list[str]]:
+#: The extensions of descriptions and caption files.
+_DESCRIPTION_EXTENSIONS = (".jsonl", ".json", ".csv")
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds an eval run (its ``config.json`` and ``results.jsonl``)."""
+    return (folder / "config.json").is_file() and (folder / "results.jsonl").is_file()
+
+
+def _input_files(folder: Path, exts: Iterable[str], skip: Path | None = None) -> list[Path]:
+    """The files under ``folder`` (recursively, sorted) with one of ``exts``, leaving out ``skip`` (the run's own
+    --out) and every run folder below ``folder``: a run keeps its descriptions in ``transcripts/ID.jsonl``, which
+    would otherwise be a second file of each video, and a run folder placed under the descriptions folder could
+    not be resumed."""
+    skipped = {os.path.normcase(os.path.abspath(skip))} if skip is not None else set()
+    found: list[Path] = []
+    for root, dirs, names in os.walk(folder):
+        here = Path(root)
+        dirs[:] = [d for d in dirs if os.path.normcase(os.path.abspath(here / d)) not in skipped
+                   and not is_run_folder(here / d)]
+        found += [here / n for n in names if Path(n).suffix.lower() in exts and (here / n).is_file()]
+    return sorted(found)
+
+
+def find_descriptions(video_ids: Iterable[str], folder: str | Path,
+                      out: str | Path | None = None) -> tuple[dict[str, Path], list[str]]:
     """Map video ids to descriptions or caption files under ``FOLDER`` (searched recursively): ``ID.jsonl``,
     ``ID.json`` or ``ID.csv``, also named ``ID.descriptions.jsonl`` (what ``vidground describe`` suggests) or
     ``ID_cap.json`` (NExT-GQA caption sets). A selected id that two files could be (``ID.csv`` beside
     ``ID_cap.json``, ``ID.jsonl`` beside a copy in a subfolder) is an :class:`InputError` naming them all: no file
-    is chosen silently over another."""
+    is chosen silently over another. The run folder ``out`` and any other run folder below ``FOLDER`` are not
+    searched."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("is not a folder: give the folder holding the descriptions, one file a video "
                          "named by its id (ID.jsonl)" if folder.exists() else "descriptions folder not found",
                          path=folder)
     files: dict[str, list[Path]] = {}
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and p.suffix.lower() in (".jsonl", ".json", ".csv"):
-            for vid in dict.fromkeys((p.stem, video_id_from_path(p))):
-                files.setdefault(vid, []).append(p)
+    for p in _input_files(folder, _DESCRIPTION_EXTENSIONS, None if out is None else Path(out)):
+        for vid in dict.fromkeys((p.stem, video_id_from_path(p))):
+            files.setdefault(vid, []).append(p)
     return one_file_per_video({v: files.get(v, []) for v in dict.fromkeys(video_ids)}, folder, "descriptions file")
 
 
 def _folder_ids(folder: Path, mode: str) -> set[str]:
     """The video ids the files in ``folder`` would be found under."""
-    exts = VIDEO_EXTENSIONS if mode == "videos" else (".jsonl", ".json", ".csv")
+    exts = VIDEO_EXTENSIONS if mode == "videos" else _DESCRIPTION_EXTENSIONS
     ids: set[str] = set()
-    for p in folder.rglob("*"):
-        if p.is_file() and p.suffix.lower() in exts:
-            ids |= {p.stem, video_id_from_path(p)}
+    for p in _input_files(folder, exts):
+        ids |= {p.stem, video_id_from_path(p)}
     return ids
 
 
@@ -731,7 +755,7 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     if config.videos:
         sources, missing = find_videos(ds.videos, config.videos)
     else:
-        sources, missing = find_descriptions(ds.videos, config.descriptions)  # type: ignore[arg-type]
+        sources, missing = find_descriptions(ds.videos, config.descriptions, out)  # type: ignore[arg-type]
     check_inputs(ds, config, sources, missing)  # before anything is written: a wrong split leaves no run behind
     if ds.dropped:
         log.warning("%s", dropped_note(ds))

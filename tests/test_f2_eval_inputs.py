@@ -59,6 +59,25 @@ def test_two_video_files_for_one_id_are_refused(tmp_path):
     assert find_videos(["CCC"], tmp_path)[0] == {"CCC": tmp_path / "CCC.mp4"}
 
 
+def test_a_run_folder_under_the_descriptions_folder_is_not_searched(toy, tmp_path):
+    """``--descriptions D --out D/runs/r1`` twice: the resume found each video's copy in r1/transcripts and refused
+    ("4 video(s) have more than one descriptions file (vid0: runs/r1/transcripts/vid0.jsonl, vid0.jsonl)")."""
+    ds, desc = toy
+    assert run_eval(cfg(ds, desc), desc / "runs" / "r1").ran == 12
+    again = run_eval(cfg(ds, desc), desc / "runs" / "r1")
+    assert (again.already_done, again.ran) == (12, 0)
+    # another run folder under it is left out too, a copy elsewhere in a subfolder still refused
+    assert run_eval(cfg(ds, desc), tmp_path / "r2").ran == 12
+    shutil.copytree(tmp_path / "r2", desc / "r2")
+    assert run_eval(cfg(ds, desc), desc / "runs" / "r1").already_done == 12
+    found, _ = find_descriptions(["vid0"], desc)
+    assert found == {"vid0": desc / "vid0.jsonl"}
+    (desc / "copies").mkdir()
+    shutil.copy(desc / "vid0.jsonl", desc / "copies" / "vid0.jsonl")
+    with pytest.raises(InputError, match=r"vid0: copies/vid0\.jsonl, vid0\.jsonl"):
+        find_descriptions(["vid0"], desc)
+
+
 def test_eval_with_two_files_for_one_video_writes_no_run(toy, tmp_path):
     ds, desc = toy
     shutil.copy(desc / "vid0.jsonl", desc / "vid0.csv")
