@@ -105,14 +105,10 @@ def _plan_payload(text: str) -> dict[str, Any]:
     return plan
 
 
-#: the plan key under which a video's longest frame side is kept (:meth:`DescriptionCache.longest_side`)
-_SIDE = "longest-side:"
-
-
-def _side_payload(text: str) -> int:
-    side = json.loads(text).get("longest_side")
+def _side_payload(side: Any) -> int:
+    """A kept frame size (:meth:`DescriptionCache.longest_side`), read: ``ValueError`` unless a positive integer."""
     if isinstance(side, bool) or not isinstance(side, int) or side < 1:
-        raise ValueError("not a frame size")
+        raise ValueError(f"not a frame size: {side!r}")
     return side
 
 
@@ -351,6 +347,9 @@ class DescriptionCache:
             plan_key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, payload TEXT NOT NULL,
             stored REAL NOT NULL DEFAULT 0) WITHOUT ROWID""")
         conn.execute("CREATE INDEX IF NOT EXISTS plans_by_age ON plans (stored)")
+        # the longest side of a video's frames, by content: what a --max-side does to its frames (CachedDescriber)
+        conn.execute("CREATE TABLE IF NOT EXISTS frame_sizes (fingerprint TEXT PRIMARY KEY, "
+                     "longest_side INTEGER NOT NULL) WITHOUT ROWID")
         if version < 2:
             DescriptionCache._redact_stored_settings(conn)
         if version != SCHEMA_VERSION:
@@ -472,8 +471,7 @@ class DescriptionCache:
         """The longest side of the frames of the video ``fingerprint`` names (upright), kept from an earlier look, else
         read from ``video`` (one frame decoded) and kept; ``None`` when the video cannot be read."""
         row = self._guarded("reading a frame size", lambda: self._connect().execute(
-            "SELECT payload FROM plans WHERE plan_key=? AND fingerprint=?", (_SIDE + fingerprint, fingerprint)
-        ).fetchone(), None)
+            "SELECT longest_side FROM frame_sizes WHERE fingerprint=?", (fingerprint,)).fetchone(), None)
         side = self._parse(row[0], _side_payload, "a frame size") if row is not None else None
         if side is None:
             from .sampling import probe_video
@@ -488,7 +486,8 @@ class DescriptionCache:
     def keep_side(self, fingerprint: str, info: Any) -> int:
         """Keep the longest side of a probed video's frames (:meth:`longest_side`); returns it."""
         side = max(int(info.width), int(info.height))
-        self.store_plan(fingerprint, _SIDE + fingerprint, {"longest_side": side})
+        self._guarded("storing a frame size", lambda: self._retry_locked(lambda: self._connect().execute(
+            "INSERT OR REPLACE INTO frame_sizes VALUES (?, ?)", (fingerprint, side))), None)
         return side
 
     def entries(self, fingerprint: str) -> list[tuple[str, dict[str, Any] | None, FrameDescription]]:
