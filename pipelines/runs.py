@@ -514,7 +514,7 @@ def _check_resume(out: Path, config: RunConfig) -> None:
                 side[k] = {name: v for name, v in side[k].items() if name not in CONNECTION_OPTIONS}
     if old.get("dataset_path") and new.get("dataset_path"):  # one file named from two working folders is the same
         then = _recorded_cwd(out) or os.getcwd()
-        if (Path(then) / old["dataset_path"]).absolute() == Path(new["dataset_path"]).absolute():
+        if _same_path(Path(then) / old["dataset_path"], Path(new["dataset_path"])):
             old["dataset_path"] = new["dataset_path"]
     diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in _MUST_MATCH if old.get(k) != new.get(k) and k not in unused]
     if diff:
@@ -524,6 +524,15 @@ def _check_resume(out: Path, config: RunConfig) -> None:
                 f"value it ran with, {' '.join(f for _, f in changed)}, to resume it)") if changed else ""
         raise ConfigurationError(f"{out} holds a run with other settings ({'; '.join(diff)}){hint}; "
                                  "use another --out or the same settings to resume")
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same file when both exist (through ``..``, a link), else the same
+    normalised absolute path."""
+    with contextlib.suppress(OSError):
+        if a.exists() and b.exists():
+            return a.samefile(b)
+    return os.path.normpath(a.absolute()) == os.path.normpath(b.absolute())
 
 
 def _dig(config: dict[str, Any], key: str) -> Any:

@@ -222,6 +222,23 @@ def test_a_resume_from_another_folder_names_the_path_to_give(toy, tmp_path, monk
     assert run_eval(cfg(ds, desc), out).ran == 0  # the absolute path resumes it
 
 
+def test_the_same_dataset_file_through_dotdot_or_a_link_resumes_the_run(toy, tmp_path, monkeypatch):
+    """``--dataset-file data/toy.jsonl``, then ``--dataset-file data/../data/toy.jsonl``: the resume was refused
+    ("holds a run with other settings (dataset_path: ...)"), the absolute paths compared with their ``..`` kept."""
+    from vidground.errors import ConfigurationError
+
+    ds, desc = toy
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert run_eval(cfg("data/toy.jsonl", desc), out).ran == 12
+    assert run_eval(cfg("data/../data/toy.jsonl", desc), out).already_done == 12
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    assert run_eval(cfg("link/toy.jsonl", desc), out).already_done == 12
+    shutil.copy(ds, tmp_path / "copy.jsonl")  # another file with the same content is another dataset file
+    with pytest.raises(ConfigurationError, match="dataset_path"):
+        run_eval(cfg("copy.jsonl", desc), out)
+
+
 # ------------------------------------------------------------------------------- clip length and all-failed runs
 
 def test_descriptions_spanning_half_the_annotated_duration_are_warned_naming_clip_seconds(toy, tmp_path, caplog):
