@@ -291,24 +291,6 @@ def _describer_options(args: argparse.Namespace) -> dict[str, Any]:
     return with_remote(dict(args.describer_opt), args.describer, args)
 
 
-#: Intervals ``eval`` keeps of each answer by default: as many as QVHighlights' mAP ranks.
-DEFAULT_TOP_K = 10
-
-
-def eval_top_k(args: argparse.Namespace) -> tuple[int, str]:
-    """The K an eval keeps, and where it came from: ``--top-k``, else the run folder's own (a resume keeps the K
-    it started with, an older run's 5 too), else :data:`DEFAULT_TOP_K`."""
-    if args.top_k is not None:
-        return args.top_k, "--top-k"
-    from .runs import read_run_json
-
-    old = read_run_json(Path(args.out) / "config.json", {})
-    recorded = old.get("top_k") if isinstance(old, dict) else None
-    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1:
-        return recorded, f"the run in {args.out} was started with it"
-    return DEFAULT_TOP_K, "default"
-
-
 def warn_few_intervals(dataset: str, top_k: int, source: str) -> None:
     """Say on stderr that mAP ranks fewer intervals than the standard when ``top_k`` is below it (a grounded-QA
     dataset has no mAP)."""
@@ -325,7 +307,7 @@ def warn_few_intervals(dataset: str, top_k: int, source: str) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .executors import make_executor
     from .report import remove_pages, write_report
-    from .runs import RunConfig, run_eval
+    from .runs import RunConfig, resolve_top_k, run_eval
     from .search import search_options
 
     if args.dataset == "activitynet-events":
@@ -341,19 +323,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if events_only:  # silently ignored, they would make a user believe the run used them
         raise ConfigurationError(f"{', '.join(events_only)}: only for activitynet-events (dense events), not "
                                  f"{args.dataset}")
-    top_k, top_k_source = eval_top_k(args)
     config = RunConfig(dataset=args.dataset, split=args.split, dataset_path=args.dataset_file, data_root=args.data_root,
                        videos=args.videos, descriptions=args.descriptions,
                        descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds,
                        describer=args.describer,
                        reasoner=args.reasoner, fps=_fps(args), num_frames=args.num_frames, max_frames=args.max_frames,
-                       max_side=args.max_side, top_k=top_k, limit=args.limit, seed=args.seed, subset=args.subset,
+                       max_side=args.max_side, top_k=args.top_k, limit=args.limit, seed=args.seed, subset=args.subset,
                        clip_gt=args.clip_gt, cache="" if args.no_cache else args.cache, concurrency=args.concurrency,
                        query_concurrency=args.query_concurrency, reasoner_options=_reasoner_options(args),
                        describer_options=_describer_options(args), allow_missing=args.allow_missing,
                        motion=args.motion, search=search_options(args), skip_unchanged=args.skip_unchanged)
     config.check()
-    warn_few_intervals(args.dataset, top_k, top_k_source)
+    top_k_source = resolve_top_k(config, args.out)  # run_eval would too: the warning comes before the run
+    if config.top_k is not None:
+        warn_few_intervals(args.dataset, config.top_k, top_k_source)
     executor = make_executor(args.executor, concurrency=args.concurrency, address=args.address)
     summary = run_eval(config, args.out, retry_failed=args.retry_failed, executor=executor,
                        progress=not args.quiet and sys.stderr.isatty(), argv=getattr(args, "argv", None))

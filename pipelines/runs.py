@@ -99,6 +99,11 @@ def _resolved(config: dict[str, Any], version: int) -> dict[str, Any]:
     return config
 
 
+#: Intervals an eval keeps of each answer by default: as many as QVHighlights' mAP ranks (5 before: a run folder
+#: started then resumes with its own K, :func:`resolve_top_k`).
+DEFAULT_TOP_K = 10
+
+
 @dataclass
 class RunConfig:
     """Everything that defines a run. ``videos`` or ``descriptions`` (a folder) must be given."""
@@ -117,7 +122,9 @@ class RunConfig:
     num_frames: int | None = None
     max_frames: int | None = None
     max_side: int | None = 512
-    top_k: int | None = 10  # intervals kept of each answer: as many as mAP ranks (None: all)
+    #: intervals kept of each answer; ``None``: not given, :func:`run_eval` resolves it (:func:`resolve_top_k`):
+    #: the K the run folder was started with, else :data:`DEFAULT_TOP_K` (as many as mAP ranks)
+    top_k: int | None = None
     limit: int | None = None
     seed: int = 0
     subset: str | None = None
@@ -535,6 +542,22 @@ def _same_path(a: Path, b: Path) -> bool:
     return os.path.normpath(a.absolute()) == os.path.normpath(b.absolute())
 
 
+def resolve_top_k(config: RunConfig, out: str | Path) -> str:
+    """Fill in ``config.top_k`` when it was not given: the K the run in ``out`` was started with (a resume keeps it,
+    an older run's 5 too; a run recorded with ``null`` kept every interval and still does), else
+    :data:`DEFAULT_TOP_K`. Returns where the K came from, for a warning."""
+    if config.top_k is not None:
+        return "--top-k"
+    old = read_run_json(Path(out) / "config.json", {})
+    if isinstance(old, dict) and "top_k" in old:
+        recorded = old["top_k"]
+        if recorded is None or isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1:
+            config.top_k = recorded
+            return f"the run in {out} was started with it"
+    config.top_k = DEFAULT_TOP_K
+    return "default"
+
+
 def _dig(config: dict[str, Any], key: str) -> Any:
     section, name = key.split(".")
     return (config.get(section) or {}).get(name)
@@ -757,6 +780,8 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
 
         DescriptionCache(config.cache).close()  # a folder or unwritable path: one error before the run starts
     out = Path(out)
+    check_out_folder(out)
+    resolve_top_k(config, out)
     _check_resume(out, config)
     _check_paths_here(out, config)
     started = time.perf_counter()

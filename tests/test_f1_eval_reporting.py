@@ -90,6 +90,27 @@ def test_a_resume_keeps_the_k_its_run_started_with(tmp_path, capsys):
     assert {len(r["intervals"]) for r in read_jsonl(tmp_path / "run" / "results.jsonl")} == {5}
 
 
+def test_run_eval_from_python_resumes_a_folder_with_its_own_k(tmp_path):
+    """run_eval(RunConfig(...)) without top_k on a folder started with K=5 (the default before 10) raised "holds a
+    run with other settings (top_k: 5 -> 10)": only the CLI fell back to the folder's K. A new folder gets 10, a
+    given K still must match."""
+    from pipelines.runs import RunConfig, run_eval
+    from vidground.errors import ConfigurationError
+
+    ds, desc = write_toy_dataset(tmp_path / "data")
+    config = lambda **kw: RunConfig(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc),  # noqa: E731
+                                    reasoner="fake-reasoner", **kw)
+    assert run_eval(config(top_k=5, limit=2), tmp_path / "old").ran == 2
+    again = run_eval(config(), tmp_path / "old")
+    assert (again.already_done, again.ran) == (2, 10)
+    assert json.loads((tmp_path / "old" / "config.json").read_text())["top_k"] == 5
+    with pytest.raises(ConfigurationError, match=r"top_k: 5 -> 10"):
+        run_eval(config(top_k=10), tmp_path / "old")
+    fresh = config()
+    run_eval(fresh, tmp_path / "new")
+    assert fresh.top_k == 10 and json.loads((tmp_path / "new" / "config.json").read_text())["top_k"] == 10
+
+
 def test_the_convention_says_how_many_intervals_map_ranked():
     q = Query("a", "v", "q", 40.0, [(0, 4), (10, 14)])
     five = {"a": {"intervals": [[i, i + 4, 1 - i / 100] for i in range(5)]}}
