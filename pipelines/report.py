@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vidground.errors import ConfigurationError, MissingDependencyError
+from vidground.errors import ConfigurationError, MissingDependencyError, VidgroundError
 
 from .datasets import Query
 from .metrics import (ANSWER_KEYS, CHOICE_KEYS, NO_ANSWER, QA_KEYS, TOLERANCE, Metrics, baselines_text, compute_metrics,
@@ -388,7 +388,7 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | Non
         limit = None if all_timelines else max_plots
         # the worst first: those a person looks at
         plotted = {q.qid for q in [q for q in order if q.qid in scored][:limit]}
-        for old in (out / "plots").glob("*.png"):  # timeline PNGs of reports made before timelines were SVG
+        for old in _old_timelines(out, queries):  # timeline PNGs of reports made before timelines were SVG
             old.unlink()
     (out / "report.md").write_text(_markdown(out, config, queries, results, metrics, totals, missing, summary_plots)
                                    + "\n".join(["", "## Provenance", "", *provenance_lines(provenance), ""]),
@@ -398,13 +398,27 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | Non
     return summary
 
 
+def _old_timelines(out: Path, queries: Sequence[Query]) -> list[Path]:
+    """The timeline PNGs that reports made before timelines were SVG left in ``plots/``: one per query of the run,
+    named by its id; any other picture there is not vidground's and stays."""
+    return [p for p in dict.fromkeys(out / "plots" / f"{_safe(q.qid)}.png" for q in queries) if p.is_file()]
+
+
 def remove_pages(out: str | Path) -> list[Path]:
-    """Remove the report pages a run folder holds (report.md, index.html and the summary and timeline plots): an
-    invocation that writes none (``eval --no-report``) leaves no page describing an earlier state of the run.
-    Returns what was removed."""
+    """Remove the report pages a run folder holds (report.md, index.html, the :data:`SUMMARY_PLOTS` and the old
+    timeline PNGs of its queries): an invocation that writes none (``eval --no-report``) leaves no page describing an
+    earlier state of the run. Only those names are removed (another file in ``plots/`` stays), and only in a run
+    folder (``config.json``; ``eval`` refuses an ``--out`` that holds such names without being one). Returns what
+    was removed."""
     out = Path(out)
-    found = [out / "report.md", out / "index.html", *sorted((out / "plots").glob("*.png")),
-             *sorted((out / "plots" / "summary").glob("*.png"))]
+    if not (out / "config.json").is_file():
+        return []
+    try:
+        queries = load_run(out)[1]
+    except VidgroundError:  # a damaged queries.jsonl: its timelines are not known, and stay
+        queries = []
+    found = [out / "report.md", out / "index.html", *_old_timelines(out, queries),
+             *(out / "plots" / "summary" / name for name in SUMMARY_PLOTS)]
     removed = [p for p in found if p.is_file()]
     for p in removed:
         p.unlink()

@@ -501,10 +501,21 @@ def check_out_folder(out: Path) -> None:
             break
 
 
+#: What an eval writes in its run folder (and ``vidground report`` beside it).
+RUN_FOLDER_NAMES = ("config.json", "queries.jsonl", "results.jsonl", "missing.json", "provenance.json", "inputs.json",
+                    "videos.jsonl", "metrics.json", "report.md", "index.html", "plots", "transcripts")
+
+
 def _check_resume(out: Path, config: RunConfig) -> None:
     check_out_folder(out)
     path = out / "config.json"
     if not path.exists():
+        # not a run folder: an eval would overwrite (and --no-report remove) what it names as its own
+        clashes = [name for name in RUN_FOLDER_NAMES if (out / name).exists() or (out / name).is_symlink()]
+        if clashes:
+            raise ConfigurationError(f"--out {out} is not a run folder (no config.json) but holds "
+                                     f"{', '.join(clashes)}, names an eval writes: they would be overwritten; give a "
+                                     "new or empty folder (or move them)")
         return
     # a run folder written before redaction existed may hold a plaintext api_key: both sides are compared,
     # and shown, redacted (config.json is then rewritten without it)

@@ -210,6 +210,43 @@ def test_no_report_writes_metrics_json_and_removes_an_earlier_invocations_pages(
     assert "--no-report: no pages; removed the" in out and "an earlier invocation left" in out
 
 
+def test_an_eval_removes_or_overwrites_only_its_own_pages(tmp_path, capsys):
+    """A first ``eval --no-report`` into a folder holding report.md, index.html, plots/fig1.png and
+    plots/summary/my_figure.png deleted all four; a report deleted any plots/*.png. A folder that is not a run and
+    holds such names is now refused, untouched; in a run folder only vidground's own names go."""
+    from vidground.errors import ConfigurationError
+
+    mine = {"report.md": "my notes", "index.html": "<p>mine</p>", "plots/fig1.png": "png", "plots/summary/my_figure.png": "p"}
+    folder = tmp_path / "run"
+    for name, text in mine.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    argv = _toy_eval(tmp_path)
+    with pytest.raises(ConfigurationError, match=r"is not a run folder \(no config.json\) but holds report.md, "
+                                                 r"index.html, plots"):
+        cli(*argv, "--no-report")
+    assert {n: (folder / n).read_text() for n in mine} == mine and not (folder / "config.json").exists()
+    (folder / "report.md").unlink(), (folder / "index.html").unlink()
+    with pytest.raises(ConfigurationError, match="but holds plots"):  # the report would write beside them
+        cli(*argv)
+    mine = {n: t for n, t in mine.items() if n.startswith("plots/")}
+    run = tmp_path / "run2"
+    argv = _toy_eval(tmp_path, out="run2")
+    assert cli(*argv) == 0
+    for name, text in mine.items():
+        (run / name).write_text(text)
+    (run / "plots" / "vid0-0.png").write_text("a timeline PNG of an older report")
+    assert cli("report", run, "--bootstrap", "0") == 0
+    assert {n: (run / n).read_text() for n in mine} == mine and not (run / "plots" / "vid0-0.png").exists()
+    (run / "plots" / "vid0-0.png").write_text("a timeline PNG of an older report")
+    capsys.readouterr()
+    assert cli(*argv, "--no-report") == 0
+    assert "removed the 6 page and plot file(s)" in capsys.readouterr().out  # 2 pages, 3 summary plots, 1 timeline
+    assert {n: (run / n).read_text() for n in mine} == mine
+    assert not (run / "report.md").exists() and not (run / "index.html").exists()
+    assert sorted(p.name for p in (run / "plots").rglob("*.png")) == ["fig1.png", "my_figure.png"]
+
+
 def test_a_fresh_no_report_run_has_metrics_json(tmp_path, capsys):
     assert cli(*_toy_eval(tmp_path, "--no-report")) == 0
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]["n"] == 4
