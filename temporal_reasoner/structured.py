@@ -481,7 +481,7 @@ def run_structured(chat: ChatFn, query: str, transcript: Transcript, *, reasoner
 __all__ = [
     "INTERVALS_SCHEMA", "RESPONSE_FORMATS", "FormatName", "ChatReply", "ChatFn", "ParsedReply", "ReplyError",
     "ResponseFormatRefused", "build_messages", "keep_paid", "extract_json", "intervals_schema", "is_format_refusal",
-    "lazy_fallback", "check_fallback", "check_local_chat_options", "fallback_answered", "ContextOverflowError", "is_context_overflow", "ask_or_overflow",
+    "lazy_fallback", "check_fallback", "check_local_chat_options", "fallback_answered", "ContextOverflowError", "is_context_overflow", "stated_context", "stated_request", "ask_or_overflow",
     "ReaskOverflow", "parse_reply", "parse_reply_detailed", "prompt_hashes", "reask_message", "resolve_fallback",
     "response_format", "run_structured",
 ]
