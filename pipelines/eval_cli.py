@@ -203,14 +203,15 @@ def _print_metrics_table(m: Any, label: str) -> None:
         print(baselines_text(m))
 
 
-def _strict(problems: dict[str, int], what: str, path: Any) -> None:
-    """--strict: any problem row is an :class:`EvaluationError` naming the counts."""
+def _strict(problems: dict[str, int], what: str, path: Any, rows: int) -> None:
+    """--strict: any problem row is an :class:`EvaluationError` naming the counts; ``rows`` is how many rows have a
+    problem (a row can have two kinds)."""
     from vidground.errors import EvaluationError
 
     problems = {k: v for k, v in problems.items() if v}
     if problems:
         counts = ", ".join(f"{k} {v}" for k, v in problems.items())
-        raise EvaluationError(f"--strict: {sum(problems.values())} {what} with problems ({counts}); "
+        raise EvaluationError(f"--strict: {rows} {what} with problems ({counts}); "
                               "the lines above show examples and the fix", path=path, counts=problems)
 
 
@@ -381,8 +382,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise no_result_error(summary.same_error, ran=summary.ran, what=("query", "queries"), out=summary.out,
                               advise_retry_failed=not args.retry_failed)
     if args.strict:
-        problems = summary.metrics.problems if summary.metrics is not None else {}
-        _strict(problems | {"videos without input": len(summary.missing_videos)}, "queries or videos", summary.out)
+        m = summary.metrics
+        _strict((m.problems if m is not None else {}) | {"videos without input": len(summary.missing_videos)},
+                "queries or videos", summary.out, (m.problem_rows if m is not None else 0) + len(summary.missing_videos))
     return 0
 
 
@@ -440,7 +442,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         print("\nprovenance:\n" + "\n".join(provenance_lines(record)))
     if args.strict:
         _strict(m.problems | {"unmatched": len(match.unmatched), "duplicate": match.duplicates},
-                "prediction rows", args.predictions)
+                "prediction rows", args.predictions, m.problem_rows + len(match.unmatched) + match.duplicates)
     return 0
 
 

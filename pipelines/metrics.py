@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any
@@ -100,6 +100,9 @@ class Metrics(BaseModel):
     map_intervals: int | None = None
     #: grounded-QA predictions that chose no option (unreadable or missing key), by kind: counted as wrong answers
     answer_problems: dict[str, int] = Field(default_factory=dict)
+    #: what was left unscored and why, in a sentence (grounded QA: no prediction gave an answer, so only the spans
+    #: are scored); empty when everything was
+    unscored: str = ""
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
     convention: str = ""
     clip_gt: bool = False
@@ -117,15 +120,24 @@ class Metrics(BaseModel):
 
     @property
     def problems(self) -> dict[str, int]:
-        """Failures, warnings and answer problems together, by kind."""
+        """Failures, warnings and answer problems together, by kind (a row can have one of each)."""
         return self.failures | self.warnings | self.answer_problems
+
+    @property
+    def problem_rows(self) -> int:
+        """How many predictions have any problem: a row with a reversed span and no answer is one row, two
+        :attr:`problems`. Without :attr:`per_query` (not kept), the sum of the problems."""
+        if not self.per_query:
+            return sum(self.problems.values())
+        return sum(bool(s.failure or s.warning or s.answer_problem) for s in self.per_query)
 
     def __getitem__(self, key: str) -> float:
         return self.values[key]
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready dict without the per-query scores."""
-        return self.model_dump(mode="json", exclude={"per_query"}) | {"n_failures": self.n_failures}
+        return self.model_dump(mode="json", exclude={"per_query"}) | {"n_failures": self.n_failures,
+                                                                       "problem_rows": self.problem_rows}
 
 
 def baselines_text(m: Metrics) -> str:
@@ -506,7 +518,7 @@ def read_choice(query: Query, prediction: Any) -> tuple[int | None, str | None]:
     at all (that is its own failure, "missing")."""
     if prediction is None:
         return None, None
-    get = prediction.get if isinstance(prediction, Mapping) else lambda k: getattr(prediction, k, None)
+    get = _reader(prediction)
     n = len(query.choices)
     accepted = (f"give the 0-based option index as {' / '.join(repr(k) for k in CHOICE_KEYS)} (an integer 0-{n - 1}) "
                 f"or the option's text as {' / '.join(repr(k) for k in ANSWER_KEYS)}")
@@ -514,6 +526,8 @@ def read_choice(query: Query, prediction: Any) -> tuple[int | None, str | None]:
         value = get(key)
         if value is None:
             continue
+        if isinstance(value, float) and value.is_integer():  # 2.0: a whole number a JSON writer gave as a float
+            value = int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             if 0 <= value < n:
                 return value, None
@@ -534,6 +548,20 @@ def read_choice(query: Query, prediction: Any) -> tuple[int | None, str | None]:
     keys = ", ".join(repr(k) for k in (prediction if isinstance(prediction, Mapping) else {})
                      if not str(k).startswith("_")) or "none"
     return None, f"no chosen option ({accepted}); its keys: {keys}"
+
+
+def gives_answer(prediction: Any) -> bool:
+    """Whether ``prediction`` gives an answer under any of :data:`CHOICE_KEYS` / :data:`ANSWER_KEYS` (readable or
+    not): a grounding-only prediction gives none."""
+    if prediction is None:
+        return False
+    get = _reader(prediction)
+    return any(get(k) is not None for k in (*CHOICE_KEYS, *ANSWER_KEYS))
+
+
+def _reader(prediction: Any) -> Callable[[str], Any]:
+    """A prediction's fields by name: a mapping's keys or an object's attributes (``None`` when absent)."""
+    return prediction.get if isinstance(prediction, Mapping) else lambda k: getattr(prediction, k, None)
 
 
 def predicted_choice(query: Query, prediction: Any) -> int | None:
@@ -591,22 +619,31 @@ def compute_qa_metrics(predictions: Mapping[str, Any], queries: Sequence[Query],
         raise ConfigurationError(f"{len(not_questions)} queries have no choices (e.g. {not_questions[0]}); "
                                  "grounded-QA metrics need a QA dataset such as nextgqa")
     scores = [score_question(q, predictions.get(q.qid), duration=known_duration(q, durations)) for q in queries]
+    # a grounding-only predictions file (no row gives an answer under any key): its spans are scored, its answers
+    # are not (20 "no answer" problems and Acc@QA 0 said nothing the file meant)
+    answered = any(gives_answer(predictions.get(q.qid)) for q in queries)
+    unscored = "" if answered else ("no answers in the file (no prediction gives " + " / ".join(
+        repr(k) for k in (*CHOICE_KEYS, *ANSWER_KEYS)) + "): Acc@QA and Acc@GQA not scored, the spans only")
+    if not answered:
+        scores = [s.model_copy(update={"correct": None, "answer_problem": None}) for s in scores]
+    keep = lambda values: {k: v for k, v in values.items() if answered or not k.startswith("Acc@")}  # noqa: E731
     correct = np.array([bool(s.correct) for s in scores], dtype=float)
     ious = np.array([s.iou for s in scores])
     iops = np.array([s.iop or 0.0 for s in scores])
-    values = {k: round(float(v), 2) for k, v in _qa_values(correct, ious, iops).items()}
+    values = {k: round(float(v), 2) for k, v in keep(_qa_values(correct, ious, iops)).items()}
     ci: dict[str, tuple[float, float]] = {}
     if bootstrap > 0:
         rng = np.random.default_rng(seed)
         idx = rng.integers(0, len(queries), size=(bootstrap, len(queries)))
-        for k, v in _qa_values(correct[idx], ious[idx], iops[idx]).items():
+        for k, v in keep(_qa_values(correct[idx], ious[idx], iops[idx])).items():
             ci[k] = (round(float(np.percentile(v, 2.5)), 2), round(float(np.percentile(v, 97.5)), 2))
     counts = Counter(s.failure or s.warning for s in scores if s.failure or s.warning)
     unanswered = sum(s.answer_problem is not None for s in scores)
     result = Metrics(n=len(queries), values=values, ci=ci, failures={k: counts[k] for k in FAILURE_KINDS if counts[k]},
                      warnings={k: counts[k] for k in WARNING_KINDS if counts[k]},
                      answer_problems={NO_ANSWER: unanswered} if unanswered else {}, thresholds=(0.3, 0.5),
-                     convention=qa_convention_text(), bootstrap=bootstrap, per_query=scores)
+                     convention=qa_convention_text() + (f" Here {unscored}." if unscored else ""), bootstrap=bootstrap,
+                     per_query=scores, unscored=unscored)
     if baselines:
         timed = [q for q in queries if known_duration(q, durations)]
         if timed:
@@ -614,9 +651,10 @@ def compute_qa_metrics(predictions: Mapping[str, Any], queries: Sequence[Query],
             b_ious = np.array([max(iou(w, g) for g in q.windows) for q, w in zip(timed, whole)])
             b_iops = np.array([max(iop(w, g) for g in q.windows) for q, w in zip(timed, whole)])
             chance = np.array([1.0 / len(q.choices) for q in timed])
-            result.baselines["random choice, whole video"] = {
-                k: round(float(v), 2) for k, v in _qa_values(chance, b_ious, b_iops).items()}
-            result.baseline_notes = {"random choice, whole video": QA_RANDOM_NOTE + (
+            name, note = ("random choice, whole video", QA_RANDOM_NOTE) if answered else \
+                ("whole video", WHOLE_VIDEO_NOTE)
+            result.baselines[name] = {k: round(float(v), 2) for k, v in keep(_qa_values(chance, b_ious, b_iops)).items()}
+            result.baseline_notes = {name: note + (
                 "" if len(timed) == len(queries) else f"; on the {len(timed)} questions whose duration is known")}
     return result
 

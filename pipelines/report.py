@@ -37,7 +37,7 @@ _ORDER = ("R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU", "m
 
 
 def _keys(values: dict[str, float]) -> list[str]:
-    order = QA_KEYS if "Acc@QA" in values else _ORDER  # a grounded-QA run: NExT-GQA's order
+    order = QA_KEYS if "mIoP" in values else _ORDER  # a grounded-QA run (answers scored or not): NExT-GQA's order
     return [k for k in order if k in values] + [k for k in values if k not in order]
 
 
@@ -87,15 +87,17 @@ def problems_text(m: Metrics, records: dict[str, Any] | None = None, queries: li
     range, up to ``limit`` examples (one of each kind first; the file's line when ``records`` has it)
     and what to fix."""
     problems = m.problems
+    unscored = f"; {m.unscored}" if m.unscored else ""
     if not problems:
-        return f"prediction problems: none ({m.n} predictions parsed, each with end > start, within the video)"
+        return f"prediction problems: none ({m.n} predictions parsed, each with end > start, within the video){unscored}"
     kinds = lambda ks: ", ".join(f"{k} {problems[k]}" for k in ks if k in problems)  # noqa: E731
     parts = [f"{m.n_failures} scored as IoU 0 ({kinds(m.failures)})"] if m.failures else []
     if m.warnings:
         parts.append(f"{sum(m.warnings.values())} scored as given ({kinds(m.warnings)})")
     if m.answer_problems:
         parts.append(f"{sum(m.answer_problems.values())} counted as wrong answers ({kinds(m.answer_problems)})")
-    lines = [f"prediction problems: {sum(problems.values())} of {m.n}: " + "; ".join(parts)]
+    # a row with a bad span and no answer is one row with two problems: the count is of rows, each kind listed
+    lines = [f"prediction problems: {m.problem_rows} of {m.n}: " + "; ".join(parts) + unscored]
     bad = [i for i, s in enumerate(m.per_query) if s.failure or s.warning or s.answer_problem]
     first_of_kind = {}  # one example of each kind first, then the rest in order
     for i in bad:

@@ -145,10 +145,50 @@ def test_the_accepted_answer_keys(row):
     ({"answer": 1}, "in NExT-GQA's results files 'answer' is the ground truth"),
 ])
 def test_an_unreadable_answer_is_a_prediction_problem(row, detail):
-    m = compute_qa_metrics({"v_1": {**row, "intervals": [[2, 6]]}}, [Q], bootstrap=0)
-    assert m.values["Acc@QA"] == 0.0 and m.answer_problems == {NO_ANSWER: 1} and m.problems == {NO_ANSWER: 1}
+    # another row answers: the file gives answers, so a row that gives none (or an unreadable one) is a problem
+    answered = Query("v_2", "v", "why?", 20.0, [(2, 6)], choices=CH, answer=1)
+    m = compute_qa_metrics({"v_1": {**row, "intervals": [[2, 6]]}, "v_2": {"choice": 1, "intervals": [[2, 6]]}},
+                           [Q, answered], bootstrap=0)
+    assert m.values["Acc@QA"] == 50.0 and m.answer_problems == {NO_ANSWER: 1} and m.problems == {NO_ANSWER: 1}
     assert detail in m.per_query[0].answer_problem
     assert m.failures == {} and m.values["mIoU"] == 100.0  # the span is still scored as given
+
+
+@pytest.mark.parametrize("value, read", [(2.0, (2, None)), (0.0, (0, None)),
+                                         (2.5, (None, "'prediction' is 2.5, not an integer option index 0-2")),
+                                         (float("nan"), (None, "'prediction' is nan, not an integer option index"))])
+def test_a_whole_number_float_is_an_option_index(value, read):
+    """``"prediction": 2.0`` (a JSON writer's float) was 'not an integer option index'."""
+    got = read_choice(Q, {"prediction": value})
+    assert got[0] == read[0] and (got[1] or "").startswith(read[1] or "")
+
+
+def test_a_grounding_only_file_scores_its_spans_and_says_answers_were_not_scored(tmp_path, capsys):
+    """A NExT-GQA predictions file with no answers at all failed --strict with 'no answer 2' and Acc@QA 0."""
+    argv = _nextgqa_rows(tmp_path, [{"qid": q, "intervals": [[2, 6]]} for q in ("100_1", "100_2")])
+    assert main([*argv, "--strict"]) == 0
+    out = capsys.readouterr().out
+    assert "prediction problems: none (2 predictions parsed, each with end > start, within the video); no answers " \
+           "in the file (no prediction gives 'choice' / 'pred_choice' / 'prediction' / 'answer' / 'pred_answer'): " \
+           "Acc@QA and Acc@GQA not scored, the spans only" in out
+    assert "| | mIoP | IoP@0.3 |" in out and "| **pred.jsonl** | 50.00 |" in out  # no Acc@ column
+    assert main([*argv, "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    assert metrics["answer_problems"] == {} and "Acc@QA" not in metrics["values"] and metrics["unscored"]
+    assert set(metrics["baselines"]) == {"whole video"} and "Acc@QA" not in metrics["baselines"]["whole video"]
+
+
+def test_a_row_with_a_span_and_an_answer_problem_is_counted_once(tmp_path, capsys):
+    """Rows {"intervals": [[5, 2]], "choice": 9} printed 'prediction problems: 4 of 2' (each row counted for its
+    reversed span and again for its answer)."""
+    argv = _nextgqa_rows(tmp_path, [{"qid": q, "intervals": [[5, 2]], "choice": 9} for q in ("100_1", "100_2")])
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "prediction problems: 2 of 2: 2 scored as IoU 0 (reversed 2); 2 counted as wrong answers (no answer 2)" \
+           in out
+    assert out.count(": no answer: 'choice' is 9") == 2 and out.count(": reversed: ") == 2  # each problem listed
+    assert main([*argv, "--strict"]) == 1
+    assert "--strict: 2 prediction rows with problems (reversed 2, no answer 2)" in capsys.readouterr().err
 
 
 def test_a_missing_or_failed_prediction_is_not_also_an_answer_problem():
@@ -189,7 +229,8 @@ def test_score_strict_accepts_the_aliases(tmp_path, capsys):
 
 
 def test_strict_raises_evaluation_error_for_unreadable_answers(tmp_path):
-    argv = _nextgqa_rows(tmp_path, [{"qid": "100_1", "intervals": [[2, 6]]}])
+    argv = _nextgqa_rows(tmp_path, [{"qid": "100_1", "intervals": [[2, 6]]},
+                                    {"qid": "100_2", "choice": 1, "intervals": [[8, 12]]}])
     with pytest.raises(EvaluationError, match="no answer 1"):
         cli(*argv, "--strict")
 
