@@ -738,9 +738,11 @@ def cmd_export_tuning_data(args: argparse.Namespace) -> int:
 def cmd_import_captions(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    import contextlib
+
     from frame_describer.caption_formats import video_id_from_path
-    from frame_describer.descriptions_io import write_descriptions
     from vidground.errors import InputError, VidgroundError
+    from vidground.files import output_file
     from pipelines.api import load_descriptions
 
     out = Path(args.output)
@@ -771,19 +773,46 @@ def cmd_import_captions(args: argparse.Namespace) -> int:
     if bad:
         raise InputError(f"{len(bad)} of the {len(targets)} caption files cannot be converted, so none was written: "
                          + "; ".join(map(str, bad)))
-    for dest, src in targets.items():
-        described = loaded[dest]
-        video = video_id_from_path(src)
-        meta = {"video": video, "duration": round(described.duration, 6), "step": described.step}
-        if described.duration_inferred:
-            meta["duration_inferred"] = True
-        try:
-            n = write_descriptions(dest, described.descriptions, **meta)
-        except OSError as exc:
-            raise InputError(f"cannot write ({exc.strerror or exc})", path=dest) from None
-        dur = f"{described.duration:g} s" + (" (inferred)" if described.duration_inferred else "")
-        print(f"{src} -> {dest}: {n} descriptions, step {described.step:g} s, {dur}")
+    # so is every destination checked before any is written, and written all or none: each goes to a temporary file
+    # beside it, renamed into place only once every one is complete
+    unwritable = [f"{dest}: {why}" for dest in targets if (why := _unwritable(dest))]
+    if unwritable:
+        raise InputError(f"{len(unwritable)} of the {len(targets)} destinations cannot be written, so none was "
+                         "written: " + "; ".join(unwritable))
+    def stamp(p: Path) -> tuple[int, int] | None:
+        return (p.stat().st_mtime_ns, p.stat().st_ino) if p.is_file() else None
+
+    before, lines = {dest: stamp(dest) for dest in targets}, []
+    try:
+        with contextlib.ExitStack() as stack:
+            for dest, src in targets.items():
+                described = loaded[dest]
+                meta = {"video": video_id_from_path(src), "duration": round(described.duration, 6),
+                        "step": described.step}
+                if described.duration_inferred:
+                    meta["duration_inferred"] = True
+                fh = stack.enter_context(output_file(dest))
+                rows = [json.dumps({**meta, **d.model_dump(mode="json")}, ensure_ascii=False) + "\n"
+                        for d in described.descriptions]
+                fh.writelines(rows)
+                dur = f"{described.duration:g} s" + (" (inferred)" if described.duration_inferred else "")
+                lines.append(f"{src} -> {dest}: {len(rows)} descriptions, step {described.step:g} s, {dur}")
+    except (VidgroundError, OSError) as exc:
+        written = [str(d) for d in targets if stamp(d) != before[d]]  # only a rename that failed half-way leaves any
+        raise InputError(f"{exc}; " + (f"written only: {', '.join(written)}" if written else
+                                       f"none of the {len(targets)} files was written")) from None
+    print("\n".join(lines))
     return 0
+
+
+def _unwritable(dest: Path) -> str | None:
+    """Why ``dest`` cannot be written as a file (a folder there, a file on the way to it), else ``None``."""
+    for p in (dest, *dest.parents):
+        if p.exists() or p.is_symlink():
+            if p == dest:
+                return "is a folder; give a file name" if p.is_dir() else None
+            return None if p.is_dir() else f"{p} is not a folder"
+    return None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
