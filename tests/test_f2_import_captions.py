@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from pipelines.cli import main
 
 
@@ -21,3 +23,42 @@ def test_a_bad_file_among_many_converts_none_and_every_bad_one_is_named(tmp_path
     assert not (out / "good.jsonl").exists()  # it was written before the error
     assert main(["import-captions", str(good), "-o", str(out)]) == 0
     assert (out / "good.jsonl").exists()
+
+
+def test_a_destination_that_cannot_be_written_writes_none(tmp_path, capsys, monkeypatch):
+    """out/b.jsonl a folder: a.jsonl was written, c never, and the error did not say so. Every destination is now
+    checked first (each bad one named), and a write that fails late leaves no file of the batch."""
+    from vidground import files
+
+    inputs = []
+    for name in ("a", "b", "c"):
+        inputs.append(tmp_path / f"{name}.csv")
+        inputs[-1].write_text("t,text\n0,x\n1,y\n")
+    out = tmp_path / "out"
+    (out / "b.jsonl").mkdir(parents=True)
+    (out / "c.jsonl").write_text("kept\n")
+    assert main(["import-captions", *map(str, inputs), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "1 of the 3 destinations cannot be written, so none was written" in err and f"{out / 'b.jsonl'}: is a " \
+           "folder" in err
+    assert not (out / "a.jsonl").exists() and (out / "c.jsonl").read_text() == "kept\n"
+    (out / "b.jsonl").rmdir()
+    real, opened = files.output_file, []
+
+    @contextlib.contextmanager
+    def full_disk_on_the_third(path):
+        opened.append(path)
+        with real(path) as fh:
+            if len(opened) == 3:  # inside the real one: as a write failing with the disk full
+                raise OSError(28, "No space left on device")
+            yield fh
+
+    monkeypatch.setattr(files, "output_file", full_disk_on_the_third)
+    assert main(["import-captions", *map(str, inputs), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "none of the 3 files was written" in err
+    assert sorted(p.name for p in out.iterdir()) == ["c.jsonl"] and (out / "c.jsonl").read_text() == "kept\n"
+    assert len(opened) == 3
+    monkeypatch.undo()
+    assert main(["import-captions", *map(str, inputs), "-o", str(out)]) == 0
+    assert [len((out / f"{n}.jsonl").read_text().splitlines()) for n in "abc"] == [2, 2, 2]
