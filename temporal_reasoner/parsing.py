@@ -8,7 +8,10 @@ reason shown to the model:
   Code fences, prose around the JSON, single quotes and trailing commas are tolerated.
   An interval is ``{"start": s, "end": e, "score": c}`` (``score`` optional) or ``[s, e(, c)]``.
 * Reasoning blocks (``<think>``, ``<thinking>``, ``<reasoning>``) are left out. When the rest holds several
-  valid answers (a draft, then the answer), the last is used, with a warning if they differ.
+  valid answers, the first whole ``{"intervals": ...}`` answer is used (a bare list in the prose after it, such
+  as "the video spans [0, 36]", is not the answer), unless marked as a draft ("Draft: ...") or followed by a
+  marked correction ("final: ...", "no: ...", "actually ..."): then the correction. A warning says which was
+  used when they differ.
 * Times are seconds, except in an indexed time style (frame numbers, ``<k>`` tokens;
   :mod:`temporal_reasoner.timestyles`), whose whole numbers are decoded to seconds first: a number
   that is not whole, or out of the style's range (a token past ``<M>``), is rejected.
@@ -126,15 +129,17 @@ _CLOCK = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)")
 _PY_LITERALS = re.compile(r"\b(true|false|null)\b")
 
 
-def _fenced(text: str) -> list[str]:
-    """The bodies of the text's first ``` fenced blocks, a leading ``json`` tag and whitespace dropped."""
-    out, start = [], text.find(_FENCE)
+def _fenced(text: str) -> list[tuple[str, str]]:
+    """The bodies of the text's first ``` fenced blocks, a leading ``json`` tag and whitespace dropped, each with
+    the prose between it and the block before (or the start)."""
+    out, start, prev = [], text.find(_FENCE), 0
     while start != -1 and len(out) < MAX_FENCED_BLOCKS:
         end = text.find(_FENCE, start + 3)
         if end == -1:
             break
         body = text[start + 3:end]
-        out.append((body[4:] if body[:4] in ("json", "JSON") else body).lstrip())
+        out.append(((body[4:] if body[:4] in ("json", "JSON") else body).lstrip(), text[prev:start]))
+        prev = end + 3
         start = text.find(_FENCE, end + 3)
     return out
 
@@ -201,15 +206,17 @@ _REASONING_OPEN = re.compile(r"<(think|thinking|reasoning)>", re.I)
 _REASONING_CLOSE = re.compile(r"</(think|thinking|reasoning)>", re.I)
 
 
-def strip_reasoning(text: str) -> str:
+def strip_reasoning(text: str, *, prompt_block: bool = True) -> str:
     """``text`` without its reasoning blocks: each ``<think>...</think>`` (``<thinking>``, ``<reasoning>``) removed,
     and everything before a closing tag that has no opening one (a chat template that opens the block in the
-    prompt, as DeepSeek-R1's does). A block left open (a reply cut short) is kept: it may be all there is.
+    prompt, as DeepSeek-R1's does; ``prompt_block=False``: only that tag is removed, as when it is a stray one
+    after the answer). A block left open (a reply cut short) is kept: it may be all there is.
     Linear in the text: each tag is found once, searching forward."""
     close = _REASONING_CLOSE.search(text)
     opened = _REASONING_OPEN.search(text)
     if close is not None and (opened is None or close.start() < opened.start()):
-        text = text[close.end():]  # the block was opened by the prompt
+        # the block was opened by the prompt (or the tag is a stray one)
+        text = text[close.end():] if prompt_block else text[:close.start()] + " " + text[close.end():]
     out, pos, lower = [], 0, text.lower()
     while (opened := _REASONING_OPEN.search(text, pos)) is not None:
         end = lower.find(f"</{opened[1].lower()}>", opened.end())
@@ -221,35 +228,33 @@ def strip_reasoning(text: str) -> str:
     return "".join(out)
 
 
-#: The most JSON values read from one reply for :func:`json_candidates` (its last valid answer counts).
+#: The most JSON values read from one reply for :func:`json_candidates`.
 MAX_ANSWERS = 16
 
 
-def json_candidates(text: str, limit: int = MAX_ANSWERS) -> list[Any]:
-    """The JSON values in a model reply, in order, its reasoning blocks left out (:func:`strip_reasoning`):
-    the whole reply when it is one value, else the balanced spans that decode (the first
-    :data:`MAX_FENCED_BLOCKS` fenced blocks when any decode, else the whole text), at most ``limit`` of them.
-    Fences, prose, single quotes and trailing commas are tolerated. Spans never overlap, so decoding them all
-    is linear in the reply's length; at most :data:`MAX_CANDIDATES` spans that do not decode are tried."""
-    stripped = strip_reasoning(text).strip()
+def _values(stripped: str, limit: int = MAX_ANSWERS) -> list[tuple[Any, str]]:
+    """The JSON values in ``stripped`` (a reply, its reasoning blocks left out), in order, each with the prose
+    between it and the value before (or the start): see :func:`json_candidates`."""
+    stripped = stripped.strip()
     if not stripped:
         raise ReplyError("the answer was empty")
     try:
-        return [json.loads(stripped)]
+        return [(json.loads(stripped), "")]
     except (json.JSONDecodeError, RecursionError):
         pass
     error = None
     # single quotes first as strings (Python-style replies), then as apostrophes (prose: "the man's hand")
     for quotes in ("\"'", '"'):
         fenced = _fenced(stripped)
-        for sources in ((fenced, [stripped]) if fenced else ([stripped],)):
-            found: list[Any] = []
+        for sources in ((fenced, [(stripped, "")]) if fenced else ([(stripped, "")],)):
+            found: list[tuple[Any, str]] = []
             failures = 0
-            for src in sources:
-                span = _first_balanced(src, 0, quotes)
+            for src, lead in sources:
+                span, prev = _first_balanced(src, 0, quotes), 0
                 while span is not None and len(found) < limit and failures < MAX_CANDIDATES:
                     try:
-                        found.append(_loads(src[span[0]:span[1]]))
+                        found.append((_loads(src[span[0]:span[1]]), lead + src[prev:span[0]]))
+                        lead, prev = "", span[1]
                     except ReplyError as exc:  # prose like "[roughly]" before the JSON: try the next span
                         error = error or exc
                         failures += 1
@@ -259,17 +264,91 @@ def json_candidates(text: str, limit: int = MAX_ANSWERS) -> list[Any]:
     raise error or ReplyError("the answer holds no JSON object")
 
 
+def json_candidates(text: str, limit: int = MAX_ANSWERS) -> list[Any]:
+    """The JSON values in a model reply, in order, its reasoning blocks left out (:func:`strip_reasoning`):
+    the whole reply when it is one value, else the balanced spans that decode (the first
+    :data:`MAX_FENCED_BLOCKS` fenced blocks when any decode, else the whole text), at most ``limit`` of them.
+    Fences, prose, single quotes and trailing commas are tolerated. Spans never overlap, so decoding them all
+    is linear in the reply's length; at most :data:`MAX_CANDIDATES` spans that do not decode are tried."""
+    return [value for value, _ in _values(strip_reasoning(text), limit)]
+
+
+#: Prose that marks the value after it as a draft (``Draft: {...}``) ...
+_DRAFT_MARK = re.compile(r"\bdraft\b", re.I)
+#: ... or the value after it as a correction of the ones before (``{...} no: {...}``, ``final answer: {...}``).
+_CORRECTION_MARK = re.compile(r"\b(?:final(?:ly)?|correct(?:ed|ion)|revised|actually|instead|wait"
+                              r"|no(?=\s*[,:;.!]))\b", re.I)
+
+
+def _choose(text: str, check: Callable[[Any], Any], full: Callable[[Any], bool],
+            brief: Callable[[Any], str] | None = None) -> tuple[Any, list[str]]:
+    """The answer in a reply: of its JSON values (reasoning blocks left out) that ``check`` accepts (it returns
+    the value as used, or raises :class:`ReplyError`), the first that no later one corrects, preferring a
+    ``full`` answer over a fragment (``{"intervals": ...}`` over a bare list in the prose after it, such as
+    "the video spans [0, 36]"). A value counts as corrected only when marked: prose before it says "draft", or
+    prose before a later valid value says "final", "corrected", "actually", "instead", "wait" or "no:"; a
+    draft inside a reasoning block is left out before. Also the warnings: which value was used when others
+    differ. A reply whose only valid value comes before a stray closing ``</think>`` tag uses it (with a
+    warning) rather than treating all before the tag as reasoning. None valid: the first value's error."""
+    primary = strip_reasoning(text)
+    attempts = [primary]
+    whole = strip_reasoning(text, prompt_block=False)
+    if whole != primary:
+        attempts.append(whole)
+    first_error: ReplyError | None = None
+    for n, attempt in enumerate(attempts):
+        try:
+            values = _values(attempt)
+        except ReplyError as exc:
+            first_error = first_error or exc
+            continue
+        valid: list[tuple[Any, str, Any]] = []
+        for value, prose in values:
+            try:
+                valid.append((check(value), prose, value))
+            except ReplyError as exc:
+                first_error = first_error or exc
+        if not valid:
+            continue
+        last = len(valid) - 1
+        kept = [k for k in range(len(valid))
+                if not (k < last and (_DRAFT_MARK.search(valid[k][1])
+                                      or any(_CORRECTION_MARK.search(v[1]) for v in valid[k + 1:])))]
+        pick = next((k for k in kept if full(valid[k][2])), kept[0])
+        chosen = valid[pick][0]
+        notes = []
+        others = [v[0] for k, v in enumerate(valid) if k != pick]
+        if any(o != chosen for o in others):
+            if pick != kept[0]:
+                which = "the whole answer, not the fragments before it"
+            elif pick == 0:
+                which = "the first; the later ones were not marked as corrections"
+            else:
+                which = f"the {'last' if pick == last else 'correction'}, as a model corrects a draft"
+            shown = f" (others: {', '.join(brief(o) for o in others)})" if brief else ""
+            notes.append(f"the reply held {len(valid)} different answers; used {which}{shown}")
+        if n:
+            notes.append("the only answer came before a closing </think> tag that no <think> opened; used it")
+        return chosen, notes
+    raise first_error or ReplyError("the answer holds no JSON object")
+
+
 def last_json(text: str, usable: Callable[[Any], bool], warnings: list[str] | None = None) -> Any:
-    """The last JSON value in a reply (:func:`json_candidates`) that ``usable`` accepts (a draft, then the answer:
-    the answer counts), a warning added to ``warnings`` when an earlier usable one differs; the first value when
+    """The JSON value in a reply that ``usable`` accepts and is its answer (a draft, then the answer marked as the
+    final one: the answer counts; an answer, then prose with a JSON-looking value: the answer counts; see
+    :func:`_choose`), a warning added to ``warnings`` when another usable one differs; the first value when
     none is usable (its error is the one to show)."""
-    candidates = json_candidates(text)
-    good = [c for c in candidates if usable(c)]
-    if not good:
-        return candidates[0]
-    if warnings is not None and any(c != good[-1] for c in good[:-1]):
-        warnings.append(f"the reply held {len(good)} different answers; used the last, as a model corrects a draft")
-    return good[-1]
+    def check(value: Any) -> Any:
+        if not usable(value):
+            raise ReplyError("not usable")
+        return value
+    try:
+        value, notes = _choose(text, check, lambda v: isinstance(v, dict))
+    except ReplyError:
+        return json_candidates(text)[0]
+    if warnings is not None:
+        warnings.extend(notes)
+    return value
 
 
 def extract_json(text: str) -> Any:
@@ -345,30 +424,20 @@ def _schema_errors(data: dict[str, Any]) -> list[str]:
     return msgs
 
 
-def _last_answer(candidates: list[Any], warnings: list[str],
-                 decode: Callable[[Any, bool], Any] | None) -> dict[str, Any]:
-    """The last of a reply's JSON values that is a valid answer, normalised: a model that drafts an answer and
-    then corrects it means the last one. When several valid answers differ, a warning says which was used. None
-    valid: the first value's error, as if it were the only one."""
-    valid: list[tuple[dict[str, Any], list[str]]] = []
-    first_error: ReplyError | None = None
-    for value in candidates:
+def _answer(text: str, warnings: list[str], decode: Callable[[Any, bool], Any] | None) -> dict[str, Any]:
+    """The reply's valid answer, normalised (:func:`_choose`: the first whole one that no later one is marked as
+    correcting; a draft in a reasoning block is left out). None valid: the first value's error."""
+    def check(value: Any) -> tuple[dict[str, Any], list[str]]:
         notes: list[str] = []
-        try:
-            data = _normalise(value, notes, decode)
-            problems = _schema_errors(data)
-            if problems:
-                raise ReplyError("; ".join(problems))
-        except ReplyError as exc:
-            first_error = first_error or exc
-            continue
-        valid.append((data, notes))
-    if not valid:
-        raise first_error or ReplyError("the answer holds no JSON object")
-    data, notes = valid[-1]
-    if any(other != data for other, _ in valid[:-1]):
-        warnings.append(f"the reply held {len(valid)} different answers; used the last, as a model corrects a "
-                        f"draft (earlier: {', '.join(_brief(d) for d, _ in valid[:-1])})")
+        data = _normalise(value, notes, decode)
+        problems = _schema_errors(data)
+        if problems:
+            raise ReplyError("; ".join(problems))
+        return data, notes
+
+    (data, notes), chosen = _choose(text, check, lambda v: isinstance(v, dict) and "intervals" in v,
+                                    lambda o: _brief(o[0]))
+    warnings.extend(chosen)
     warnings.extend(notes)
     return data
 
@@ -389,7 +458,7 @@ def parse_reply_detailed(text: str, *, duration: float, step: float | None = Non
     fmt = TimeFormat.parse(time_style)
     warnings: list[str] = []
     decode = (lambda v, end: fmt.decode(v, duration, step, end=end)) if fmt.indexed else None
-    data = _last_answer(json_candidates(text), warnings, decode)
+    data = _answer(text, warnings, decode)
     tol = max(step or 0.0, 0.02 * duration)
     width = step if step else max(0.01 * duration, 0.1)
     intervals: list[Interval] = []
