@@ -58,3 +58,52 @@ def test_an_answer_followed_by_a_json_looking_value_in_prose_is_kept():
     assert [(e.start, e.end, e.caption) for e in events] == [(3, 5, "b")]
     events, _ = parse_events('[{"start": 3, "end": 5, "caption": "b"}] (times in [0, 10])', lo=0, hi=10)
     assert [(e.start, e.end, e.caption) for e in events] == [(3, 5, "b")]
+
+
+# --- 2. a backend collected while the shared limiter's lock is held -----------------------------------------------
+
+class _Owner:
+    """A backend's stand-in: what holds limits on a shared limiter."""
+
+
+def test_the_limit_finalizer_takes_no_lock_and_the_hold_is_released_at_the_next_call():
+    import threading
+
+    from vidground import ratelimit
+
+    url = "http://fxb-gc.invalid/v1"
+    owner = _Owner()
+    limiter = ratelimit.shared_limiter(url, "k", max_in_flight=1, owner=owner)
+    (_, finalizer), = ratelimit._OWNED[id(owner)]
+    done = threading.Event()
+
+    def collected():  # what a garbage collection inside `with _SHARED_LOCK:` (in shared_limiter) runs
+        finalizer()
+        done.set()
+    with ratelimit._SHARED_LOCK:
+        worker = threading.Thread(target=collected, daemon=True)
+        worker.start()
+        worker.join(30)
+        finished = done.is_set()
+    assert finished  # before: the finalizer waited for the lock held here, for ever
+    assert limiter.max_in_flight == 1  # only queued ...
+    other = _Owner()
+    fresh = ratelimit.shared_limiter(url, "k", max_in_flight=3, owner=other)
+    assert fresh is not limiter and fresh.max_in_flight == 3  # ... and released by the next call, first
+    ratelimit.release_limits(other)
+
+
+def test_a_collected_backends_hold_is_released_before_the_next_request_of_another():
+    import gc
+
+    from vidground import ratelimit
+
+    url = "http://fxb-gc2.invalid/v1"
+    tight, loose = _Owner(), _Owner()
+    limiter = ratelimit.shared_limiter(url, "k", rpm=2, owner=tight)
+    ratelimit.shared_limiter(url, "k", rpm=50, owner=loose)
+    del tight
+    gc.collect()
+    with limiter.slot():
+        assert limiter.rpm == 50
+    ratelimit.release_limits(loose)

@@ -166,7 +166,9 @@ class RateLimiter:
     def slot(self, tokens: int = 0, *, cancel: threading.Event | None = None) -> Iterator[Reservation]:
         """One request: a place among the ``max_in_flight``, then one in the window (taken in
         that order, so a reservation's time is when the request leaves, not when it began to
-        queue for a place), the place given back when the block ends."""
+        queue for a place), the place given back when the block ends. Releases first the holds of backends
+        collected since the last call (:func:`shared_limiter`), when no other thread is at it."""
+        _drain_if_free()
         with self._slots:
             while self.max_in_flight is not None and self._running >= self.max_in_flight:
                 self._slots.wait(0.05)
@@ -201,6 +203,11 @@ def detached() -> Iterator[None]:
 
 #: who holds limits on which shared limiter: id(owner) -> (limiter key, the finalizer that releases them)
 _OWNED: dict[int, list[tuple[tuple[object, ...], Any]]] = {}
+#: holds whose owner was collected or closed, to release at the next :func:`shared_limiter` or
+#: :func:`release_limits` call: a finalizer runs at garbage collection, on any thread, possibly while that thread
+#: holds ``_SHARED_LOCK`` or a limiter's lock (an allocation inside ``shared_limiter``), so it only appends here
+#: (atomic, no lock) and never takes a lock itself.
+_PENDING: deque[tuple[int, tuple[object, ...]]] = deque()
 
 
 def shared_limiter(base_url: object, api_key: object, *, rpm: float | None = None, tpm: float | None = None,
@@ -208,16 +215,17 @@ def shared_limiter(base_url: object, api_key: object, *, rpm: float | None = Non
                    clock: Callable[[], float] = time.monotonic, owner: object = None) -> RateLimiter:
     """The process's one :class:`RateLimiter` for this endpoint and API key, created on first use and
     tightened by every later caller's limits. With ``owner`` (the backend), its limits hold until
-    :func:`release_limits` of it (its ``close()``) or its garbage collection; the limiter is forgotten when its last
-    hold is released, so the next caller starts afresh with its own limits. Without, they hold for good
-    (:meth:`RateLimiter.tighten`). It is keyed by a hash of the key, never the key itself; ``clock`` only applies
-    to the limiter this call creates. Inside :func:`detached`, a limiter of the caller's own, the shared ones left
-    as they are."""
+    :func:`release_limits` of it (its ``close()``) or its garbage collection (released at the next call here);
+    the limiter is forgotten when its last hold is released, so the next caller starts afresh with its own
+    limits. Without, they hold for good (:meth:`RateLimiter.tighten`). It is keyed by a hash of the key, never the
+    key itself; ``clock`` only applies to the limiter this call creates. Inside :func:`detached`, a limiter of the
+    caller's own, the shared ones left as they are."""
     if _DETACHED.get():
         return RateLimiter(rpm, tpm, max_in_flight=max_in_flight, clock=clock)
     digest = hashlib.sha256(str(api_key).encode()).hexdigest()[:16] if api_key else None  # the SDK's may be a callable
     key = (str(base_url).rstrip("/"), digest)
     with _SHARED_LOCK:
+        _drain()  # first: a collected owner's id may be the new owner's
         limiter = _SHARED.get(key)
         if limiter is None:
             RateLimiter._checked(rpm, tpm, max_in_flight)  # a bad limit leaves no limiter behind
@@ -228,12 +236,14 @@ def shared_limiter(base_url: object, api_key: object, *, rpm: float | None = Non
             held = _OWNED.setdefault(id(owner), [])
             limiter.hold(id(owner), rpm=rpm, tpm=tpm, max_in_flight=max_in_flight)
             if all(k != key for k, _ in held):
-                held.append((key, weakref.finalize(owner, _release, id(owner), key)))
+                held.append((key, weakref.finalize(owner, _PENDING.append, (id(owner), key))))
         return limiter
 
 
-def _release(owner_id: int, key: tuple[object, ...]) -> None:
-    with _SHARED_LOCK:
+def _drain() -> None:
+    """Release the holds in :data:`_PENDING` (the caller holds ``_SHARED_LOCK``)."""
+    while _PENDING:
+        owner_id, key = _PENDING.popleft()
         held = _OWNED.get(owner_id, [])
         held[:] = [(k, f) for k, f in held if k != key]
         if not held:
@@ -243,13 +253,22 @@ def _release(owner_id: int, key: tuple[object, ...]) -> None:
             del _SHARED[key]  # no backend holds it: the next one starts from its own limits
 
 
+def _drain_if_free() -> None:
+    """:func:`_drain` unless another call (or this thread, in a garbage collection) holds ``_SHARED_LOCK``."""
+    if _PENDING and _SHARED_LOCK.acquire(blocking=False):
+        try:
+            _drain()
+        finally:
+            _SHARED_LOCK.release()
+
+
 def release_limits(owner: object) -> None:
     """Release the limits ``owner`` holds on the shared limiters (:func:`shared_limiter` with ``owner=``): a
     backend's ``close()`` calls it. Idempotent."""
     with _SHARED_LOCK:
-        held = list(_OWNED.get(id(owner), []))
-    for _, finalizer in held:
-        finalizer()  # runs _release once, and no more at garbage collection
+        for _, finalizer in list(_OWNED.get(id(owner), [])):
+            finalizer()  # queues the release once, and no more at garbage collection
+        _drain()
 
 
 __all__ = ["RateLimiter", "Reservation", "detached", "release_limits", "shared_limiter", "WINDOW_S"]
