@@ -10,7 +10,8 @@ the ladder steps down at once, and this reasoner instance remembers the refusal.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from vidground.errors import ConfigurationError, ProviderError
@@ -88,8 +89,10 @@ class OpenAIReasoner(BaseReasoner):
                                      f"{2 * max_tokens + 256} (room for a prompt and the reply), or None, "
                                      f"got {context_tokens!r}")
         self.context_tokens = context_tokens
-        #: the context a server stated when it refused a longer request (:meth:`ground`); None until then
+        #: the context a server stated when it refused a longer request (:meth:`ground`, :meth:`answer`,
+        #: :meth:`events`); None until then. It only shrinks (the smallest stated), under ``_context_lock``.
         self.learned_context_tokens: int | None = None
+        self._context_lock = threading.Lock()
         self.model = model.strip()
         self.name = f"openai:{self.model}"
         self.max_attempts, self.response_formats = max_attempts, tuple(response_formats)
@@ -200,24 +203,30 @@ class OpenAIReasoner(BaseReasoner):
         the refused request's length too and this reasoner counted it lower, the size is scaled to its counting.
         One retry per size learned, only a size below the one that overflowed, at most :data:`MAX_CONTEXT_LESSONS`
         per query: any other overflow is raised, saying which ``context_tokens`` to set."""
+        return self._learning(lambda context: self._ground(query, transcript, context), "grounded")
+
+    def _learning(self, run: Callable[[int | None], Any], done: str) -> Any:
+        """``run(context)`` (a grounding, an answer, events) within the context this reasoner counts on, run again
+        within a smaller one a context overflow states (see :meth:`ground`), the lessons noted in its result's
+        warnings and the refused requests' usage added to its ``reason`` usage."""
         paid, notes = Usage(), list[str]()
         while True:  # at most MAX_CONTEXT_LESSONS + 1 times: each lesson is noted, and a lesson past them raises
             context = self._context()
             try:
-                result = self._ground(query, transcript, context)
+                result = run(context)
             except ProviderError as exc:
                 stated, counted = stated_context(exc), self._counted_context(exc)
                 if len(notes) == MAX_CONTEXT_LESSONS or counted is None \
                         or not (2 * self.max_tokens + 256 < counted < (context or float("inf"))):
                     raise self._overflow_hint(exc, counted, paid) from None
                 paid = paid + exc.usage if isinstance(exc.usage, Usage) else paid
-                self.learned_context_tokens = counted
+                self._learn(counted)
                 notes.append(f"{self.name}: the server refused a request longer than its context and said the "
                              f"context is {stated} tokens (this reasoner assumed "
                              f"{'no limit' if context is None else context}"
                              + (f"; it counts the server's tokens low, so it now counts on {counted}"
                                 if counted != stated else "")
-                             + f"): grounded again within it; set context_tokens={counted} (--reasoner-opt "
+                             + f"): {done} again within it; set context_tokens={counted} (--reasoner-opt "
                              f"context_tokens={counted}) to skip the refused request")
                 continue
             if not notes:
@@ -225,6 +234,13 @@ class OpenAIReasoner(BaseReasoner):
             return result.model_copy(update={"warnings": [*notes, *result.warnings],
                                              "usage": {**result.usage, "reason": paid + result.usage.get(
                                                  "reason", Usage())}})
+
+    def _learn(self, counted: int) -> None:
+        """Count on ``counted`` tokens of context from now on, unless a smaller size was learned (by another
+        thread's request, say): the size learned never grows again."""
+        with self._context_lock:
+            learned = self.learned_context_tokens
+            self.learned_context_tokens = counted if learned is None else min(learned, counted)
 
     def _counted_context(self, exc: ProviderError) -> int | None:
         """The context an overflow error states, in this reasoner's counting (:func:`estimate_tokens`): when the
@@ -242,9 +258,17 @@ class OpenAIReasoner(BaseReasoner):
 
     def _context(self) -> int | None:
         """The context this reasoner counts on: ``context_tokens``, or the smaller size a server stated."""
-        learned = self.learned_context_tokens
+        with self._context_lock:
+            learned = self.learned_context_tokens
         return learned if learned is not None and (self.context_tokens is None or learned < self.context_tokens) \
             else self.context_tokens
+
+    def _context_source(self, context: int | None) -> str:
+        """What set ``context`` (the size counted on), for messages: the setting, or the size a server stated."""
+        if context is not None and context != self.context_tokens:
+            return (f"the size the server stated, learned from a refused request; the setting is context_tokens="
+                    f"{self.context_tokens}")
+        return f"context_tokens={context}; context_tokens=None sends it whole"
 
     def _overflow_hint(self, exc: ProviderError, learned: int | None, paid: Usage) -> ProviderError:
         """``exc``, a context overflow's message ending with the ``context_tokens`` to set, ``paid`` added to its
@@ -270,7 +294,7 @@ class OpenAIReasoner(BaseReasoner):
         return ground_in_context(self.chat, query, transcript, count_tokens=estimate_tokens,
                                  budget=context - 2 * self.max_tokens - 128,  # the reply and a re-ask
                                  settings={"model": self.model}, **common,
-                                 option=f"context_tokens={context}; context_tokens=None sends it whole")
+                                 option=self._context_source(context))
 
     def _fallback_later(self) -> Any:
         return (lambda: self.fallback) if self._fallback is not None else None
@@ -278,37 +302,47 @@ class OpenAIReasoner(BaseReasoner):
     def answer(self, question: str, transcript: Transcript, *, choices: Sequence[str] | None = None) -> Answer:
         """Answer ``question`` (one of ``choices`` when given) with the intervals that support it
         (:func:`temporal_reasoner.qa.run_answer`: same ladder, refusal memory, re-asking and ``fallback`` as
-        ``ground``). A transcript longer than ``context_tokens`` is merged (near-duplicate spans); one that still
-        does not fit is a :class:`ConfigurationError` (answers are not combined across chunks)."""
+        ``ground``). A transcript longer than the context counted on (``context_tokens``, or the smaller size a
+        server stated, learned here as in ``ground``) is merged (near-duplicate spans); one that still does not fit
+        is a :class:`ConfigurationError` (answers are not combined across chunks)."""
         from .qa import build_qa_messages, check_choices, check_question, fit_transcript, run_answer
 
         question, choices = check_question(question), check_choices(choices)
-        notes: list[str] = []
-        fitted = transcript
-        if self.context_tokens is not None:
-            fitted, notes = fit_transcript(transcript, lambda t: estimate_tokens(build_qa_messages(
-                question, t, choices, time_style=self.time_style, max_intervals=self.max_intervals)),
-                self.context_tokens - 2 * self.max_tokens - 128)  # the reply and a re-ask
-        res = run_answer(self.chat, question, fitted, choices, reasoner_name=self.name,
-                         max_attempts=self.max_attempts, response_formats=self.response_formats,
-                         refused=self.refused_formats, time_style=self.time_style,
-                         max_intervals=self.max_intervals, settings={"model": self.model},
-                         fallback=self._fallback_later(), fallback_transcript=transcript)
-        return res.model_copy(update={"warnings": [*notes, *res.warnings]}) if notes else res
+
+        def run(context: int | None) -> Answer:
+            notes: list[str] = []
+            fitted = transcript
+            if context is not None:
+                try:
+                    fitted, notes = fit_transcript(transcript, lambda t: estimate_tokens(build_qa_messages(
+                        question, t, choices, time_style=self.time_style, max_intervals=self.max_intervals)),
+                        context - 2 * self.max_tokens - 128)  # the reply and a re-ask
+                except ConfigurationError as exc:
+                    raise ConfigurationError(f"{exc} (the context counted on: {context} tokens, set by "
+                                             f"{self._context_source(context)})") from None
+            res = run_answer(self.chat, question, fitted, choices, reasoner_name=self.name,
+                             max_attempts=self.max_attempts, response_formats=self.response_formats,
+                             refused=self.refused_formats, time_style=self.time_style,
+                             max_intervals=self.max_intervals, settings={"model": self.model},
+                             fallback=self._fallback_later(), fallback_transcript=transcript)
+            return res.model_copy(update={"warnings": [*notes, *res.warnings]}) if notes else res
+        return self._learning(run, "answered")
 
     def events(self, transcript: Transcript, *, max_events: int | None = None,
                chunk_entries: int | None = None) -> Events:
         """The transcript's events (:func:`temporal_reasoner.events.run_events`: the same ladder, refusal memory,
-        re-asking and ``fallback``). Without ``chunk_entries`` the chunks are as long as fit ``context_tokens``
-        (:func:`~temporal_reasoner.events.fitting_chunk_entries`)."""
+        re-asking and ``fallback``). Without ``chunk_entries`` the chunks are as long as fit the context counted on
+        (``context_tokens``, or the smaller size a server stated, learned here as in ``ground``;
+        :func:`~temporal_reasoner.events.fitting_chunk_entries`)."""
         from .events import MAX_EVENTS, run_events
 
-        return run_events(self.chat, transcript, reasoner_name=self.name, max_attempts=self.max_attempts,
-                          response_formats=self.response_formats, refused=self.refused_formats,
-                          time_style=self.time_style, max_events=MAX_EVENTS if max_events is None else max_events,
-                          chunk_entries=chunk_entries, settings={"model": self.model}, fallback=self._fallback_later(),
-                          count_tokens=estimate_tokens,  # the reply and a re-ask holding the reply
-                          budget=self.context_tokens and self.context_tokens - 2 * self.max_tokens - 128)
+        return self._learning(lambda context: run_events(
+            self.chat, transcript, reasoner_name=self.name, max_attempts=self.max_attempts,
+            response_formats=self.response_formats, refused=self.refused_formats,
+            time_style=self.time_style, max_events=MAX_EVENTS if max_events is None else max_events,
+            chunk_entries=chunk_entries, settings={"model": self.model}, fallback=self._fallback_later(),
+            count_tokens=estimate_tokens,  # the reply and a re-ask holding the reply
+            budget=context and context - 2 * self.max_tokens - 128), "found events")
 
 
 __all__ = ["OpenAIReasoner", "resolve_fallback"]

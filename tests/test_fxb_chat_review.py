@@ -4,9 +4,14 @@ grown again, the unknown-cost wording, and a --json list lost on an unexpected e
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from temporal_reasoner.parsing import ReplyError, parse_reply_detailed
+
+from _helpers_openai_server import Reply, openai_server  # noqa: F401
 
 ANSWER = (17.0, 21.0)
 
@@ -107,3 +112,114 @@ def test_a_collected_backends_hold_is_released_before_the_next_request_of_anothe
     with limiter.slot():
         assert limiter.rpm == 50
     ratelimit.release_limits(loose)
+
+
+# --- 3, 4, 8. the context a server stated: used by ask and events, learned there too, never grown ----------------
+
+def _tight_server(server, reply: str, limit_chars: int = 6000, limit_tokens: int = 2048):
+    """Refuses, as vLLM words it, any prompt over ``limit_chars`` characters; answers ``reply`` otherwise."""
+    def respond(req):
+        chars = sum(len(m["content"]) for m in req.json["messages"])
+        if chars > limit_chars:
+            return Reply.error(400, f"This model's maximum context length is {limit_tokens} tokens. However, you "
+                                    f"requested {chars // 3} tokens ({chars // 3 - 512} in the messages, 512 in the "
+                                    f"completion).")
+        part = re.search(r"part of the transcript from ([\d.]+)", req.json["messages"][-1]["content"])
+        if part:  # an events chunk: one event at its start
+            return Reply.chat(json.dumps({"events": [{"start": float(part[1]), "end": float(part[1]) + 1,
+                                                      "caption": "a person stands"}]}))
+        return Reply.chat(reply)
+    server.responder = respond
+
+
+def _sent(server, since: int = 0) -> list[int]:
+    return [sum(len(m["content"]) for m in q.json["messages"]) for q in server.requests[since:]]
+
+
+@pytest.fixture
+def repetitive():
+    from temporal_reasoner.transcript import Transcript
+    from vidground.types import FrameDescription
+
+    # 300 lines of 6 scenes: too long for the server, short once near-duplicate spans are merged
+    return Transcript.from_descriptions([FrameDescription(t=i * 2.0, text=f"scene {i // 50}: a person stands in "
+                                                          f"room number {i // 50} near the window, frame {i}")
+                                         for i in range(300)])
+
+
+def test_ask_uses_the_context_ground_learned(openai_server, repetitive):
+    from temporal_reasoner.openai_reasoner import OpenAIReasoner
+
+    _tight_server(openai_server, '{"answer": "yes", "intervals": [{"start": 10, "end": 14, "score": 0.8}]}')
+    r = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k", max_tokens=256)
+    r.ground("a person", repetitive)
+    assert r.learned_context_tokens == 2048
+    sent = len(openai_server.requests)
+    a = r.answer("is there a person?", repetitive)  # before: sent whole at 100,000 tokens and refused
+    assert a.answer == "yes" and all(c <= 6000 for c in _sent(openai_server, sent))
+    assert any("merged near-duplicate spans" in w for w in a.warnings)
+
+
+def test_ask_and_events_learn_the_context_from_their_own_overflow(openai_server, repetitive):
+    from temporal_reasoner.openai_reasoner import OpenAIReasoner
+
+    _tight_server(openai_server, '{"answer": "yes", "intervals": [{"start": 10, "end": 14, "score": 0.8}]}')
+    r = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k", max_tokens=256)
+    a = r.answer("is there a person?", repetitive)  # before: ProviderError on the first refusal
+    assert a.answer == "yes" and r.learned_context_tokens == 2048
+    assert any("context is 2048 tokens" in w and "answered again" in w for w in a.warnings)
+    assert a.usage["reason"].requests == len(openai_server.requests) - 1  # the refused one was not answered
+
+    _tight_server(openai_server, '{"events": [{"start": 10, "end": 14, "caption": "a person stands"}]}')
+    r = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k", max_tokens=256)
+    sent = len(openai_server.requests)
+    ev = r.events(repetitive)
+    sizes = _sent(openai_server, sent)
+    assert sizes[0] > 6000 and all(c <= 6000 for c in sizes[1:]) and len(sizes) > 2  # refused, then in chunks
+    assert r.learned_context_tokens == 2048 and ev.events
+    assert any("found events again" in w for w in ev.warnings)
+
+
+def test_a_learned_context_never_grows_again(openai_server, long_transcript_fxb):
+    from temporal_reasoner.openai_reasoner import OpenAIReasoner
+
+    r = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k", max_tokens=256)
+    first = [True]
+
+    def respond(req):
+        if first[0]:  # another thread's request learns a smaller size while this one is refused
+            first[0] = False
+            r.learned_context_tokens = 1500
+            return Reply.error(400, "This model's maximum context length is 2048 tokens.")
+        return Reply.chat('{"intervals": [{"start": 10, "end": 14, "score": 0.8}]}')
+    openai_server.responder = respond
+    r.ground("thing number 5", long_transcript_fxb)
+    assert r.learned_context_tokens == 1500  # before: 2048, the size grown again
+
+
+@pytest.fixture
+def long_transcript_fxb():
+    import hashlib
+
+    from temporal_reasoner.transcript import Transcript
+    from vidground.types import FrameDescription
+
+    return Transcript.from_descriptions([FrameDescription(t=i * 2.0, text=f"line {i}: thing number {i} "
+                                                          f"{hashlib.sha1(str(i).encode()).hexdigest()[:20]}")
+                                         for i in range(400)])
+
+
+def test_the_chunking_log_names_the_learned_size_not_a_setting(openai_server, long_transcript_fxb, caplog):
+    import logging
+
+    from temporal_reasoner import context as ctx
+    from temporal_reasoner.openai_reasoner import OpenAIReasoner
+
+    _tight_server(openai_server, '{"intervals": [{"start": 10, "end": 14, "score": 0.8}]}')
+    r = OpenAIReasoner("fxb-log", base_url=openai_server.base_url, api_key="k", max_tokens=256)
+    ctx._WARNED.discard(r.name)
+    with caplog.at_level(logging.WARNING):
+        r.ground("thing number 5", long_transcript_fxb)
+    said = " ".join(rec.getMessage() for rec in caplog.records if "exceeds the model's context" in rec.getMessage())
+    assert "the size the server stated" in said and "the setting is context_tokens=100000" in said
+    assert "set by context_tokens=2048" not in said  # before: named a setting nobody gave
