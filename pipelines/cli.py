@@ -379,7 +379,7 @@ def _frames_line(settings: dict[str, Any]) -> str:
 
 
 def _cost(usage: Any) -> str:
-    """``usage``'s estimated cost as eval's report states it: requests to a model without a price named, not free."""
+    """``usage``'s estimated cost as eval's report states it: requests without a price or token counts named, not free."""
     from .runs import format_cost
 
     return format_cost(usage.cost_usd or 0.0, usage.requests, usage.unpriced_requests)
@@ -387,7 +387,7 @@ def _cost(usage: Any) -> str:
 
 def _paid_note(exc: BaseException) -> str:
     """What was paid on the way to ``exc`` (its ``usage``), for its error line, as one clause: ``(paid so far: 2
-    request(s), est. $0.0002)``; the requests to a model without a price named in it, not as a second count in
+    request(s), est. $0.0002)``; the requests without a price or token counts named in it, not as a second count in
     parentheses; empty when nothing was paid."""
     usage = getattr(exc, "usage", None)
     if not getattr(usage, "requests", 0):
@@ -396,8 +396,8 @@ def _paid_note(exc: BaseException) -> str:
     if not unpriced:
         return f" (paid so far: {n} request(s), est. ${cost:.4f})"
     if unpriced >= n and not cost:
-        return f" (paid so far: {n} request(s) to a model without a price, cost unknown: see vidground.pricing)"
-    return f" (paid so far: {n} request(s), est. ${cost:.4f} + unknown for {unpriced} to a model without a price)"
+        return f" (paid so far: {n} request(s) without a price or token counts, cost unknown: see vidground.pricing)"
+    return f" (paid so far: {n} request(s), est. ${cost:.4f} + unknown for {unpriced} without a price or token counts)"
 
 
 def read_queries(path: str | Path) -> list[tuple[int, str]]:

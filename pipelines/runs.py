@@ -1290,16 +1290,16 @@ def _old_describe(video: dict[str, Any], repeated: dict[tuple[Any, Any], dict[st
 
 def format_cost(cost_usd: float, requests: int, unpriced: int) -> str:
     """The cost as a run states it, and as the cost lines of ``vidground ground``, ``ask``, ``events`` and
-    ``describe -o`` do: ``$0.0123``; ``unknown (N request(s) to a model without a price ...)`` when nothing was
+    ``describe -o`` do: ``$0.0123``; ``unknown (N request(s) without a price or token counts ...)`` when nothing was
     priced, else the priced part and how many requests it leaves out (a cost with every counted request unpriced
     was paid for requests not counted: a run folder written before they were)."""
     if not unpriced:
         return f"${cost_usd:.4f}"
     if unpriced >= requests and not cost_usd:
-        return f"unknown ({unpriced} request(s) to a model without a price; see vidground.pricing)"
+        return f"unknown ({unpriced} request(s) without a price or token counts; see vidground.pricing)"
     if unpriced >= requests:
-        return f"${cost_usd:.4f} + unknown ({unpriced} request(s) to a model without a price)"
-    return f"${cost_usd:.4f} + unknown ({unpriced} of {requests} requests to a model without a price)"
+        return f"${cost_usd:.4f} + unknown ({unpriced} request(s) without a price or token counts)"
+    return f"${cost_usd:.4f} + unknown ({unpriced} of {requests} requests without a price or token counts)"
 
 
 def summarize(out: Path, *, selected: int, already: int, ran: int, failed: int, missing: list[str],

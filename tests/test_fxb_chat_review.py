@@ -223,3 +223,18 @@ def test_the_chunking_log_names_the_learned_size_not_a_setting(openai_server, lo
     said = " ".join(rec.getMessage() for rec in caplog.records if "exceeds the model's context" in rec.getMessage())
     assert "the size the server stated" in said and "the setting is context_tokens=100000" in said
     assert "set by context_tokens=2048" not in said  # before: named a setting nobody gave
+
+
+# --- 5. the unknown cost names both causes ---------------------------------------------------------------------
+
+def test_a_priced_model_whose_server_sent_no_usage_is_not_called_a_model_without_a_price():
+    from pipelines.cli import _paid_note
+    from pipelines.runs import format_cost
+    from vidground.errors import ProviderError
+    from vidground.pricing import with_cost
+    from vidground.types import Usage
+
+    usage = with_cost(Usage(requests=36), "gpt-4o")  # gpt-4o has a price; the server sent no token counts
+    text = format_cost(usage.cost_usd or 0.0, usage.requests, usage.unpriced_requests)
+    assert text == "unknown (36 request(s) without a price or token counts; see vidground.pricing)"
+    assert "to a model without a price" not in _paid_note(ProviderError("x", usage=usage))

@@ -71,7 +71,7 @@ def test_the_eval_summary_says_the_cost_is_unknown_without_a_price(tmp_path, cap
                "--out", tmp_path / "run", "--no-report", "--quiet") == 0
     out = capsys.readouterr().out
     assert "cost $0.0000" not in out
-    assert "cost unknown (10 request(s) to a model without a price" in out
+    assert "cost unknown (10 request(s) without a price or token counts" in out
     assert "6 of the 10 answered requests were for query attempts that ended in an error" in out
     totals = run_totals(tmp_path / "run")
     assert (totals["requests"], totals["unpriced_requests"], totals["cost_usd"]) == (10, 10, 0.0)
@@ -107,7 +107,7 @@ def test_the_report_states_an_unknown_cost(tmp_path):
     _run(tmp_path, "paid-reasoner:none")
     write_report(tmp_path / "run")
     text = (tmp_path / "run" / "report.md").read_text()
-    assert "- cost: unknown (10 request(s) to a model without a price" in text
+    assert "- cost: unknown (10 request(s) without a price or token counts" in text
     assert "10 answered requests, 6 of them for query attempts that ended in an error" in text
 
 

@@ -104,13 +104,13 @@ def test_an_old_run_folder_counts_its_describe_requests_and_cost(tmp_path):
     assert abs(totals["cost_usd"] - 0.006) < 1e-9
     write_report(tmp_path / "run")
     text = (tmp_path / "run" / "report.md").read_text()
-    assert "- cost: $0.0060 + unknown (6 of 12 requests to a model without a price)" in text
+    assert "- cost: $0.0060 + unknown (6 of 12 requests without a price or token counts)" in text
 
 
 def test_a_known_cost_is_not_called_unknown_when_its_requests_were_not_counted():
-    assert format_cost(0.01, 6, 6) == "$0.0100 + unknown (6 request(s) to a model without a price)"
+    assert format_cost(0.01, 6, 6) == "$0.0100 + unknown (6 request(s) without a price or token counts)"
     assert format_cost(0.0, 6, 6).startswith("unknown (6 request(s)")
-    assert format_cost(0.01, 12, 6) == "$0.0100 + unknown (6 of 12 requests to a model without a price)"
+    assert format_cost(0.01, 12, 6) == "$0.0100 + unknown (6 of 12 requests without a price or token counts)"
 
 
 def test_a_sum_of_priced_and_unpriced_usage_keeps_count_of_the_unpriced():
@@ -134,4 +134,4 @@ def test_an_eval_stage_mixing_priced_and_unpriced_requests_says_so(tmp_path):
     summary = run_eval(RunConfig(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc),
                                  reasoner="p-usage:fallback", concurrency=1), tmp_path / "run")
     assert (summary.requests, summary.unpriced_requests) == (12, 6)
-    assert summary.cost_text == "$0.0600 + unknown (6 of 12 requests to a model without a price)"
+    assert summary.cost_text == "$0.0600 + unknown (6 of 12 requests without a price or token counts)"

@@ -283,8 +283,8 @@ def _ground_line(usage: Usage) -> str:
 def test_the_ground_cost_line_names_the_requests_without_a_price():
     """`vidground ground` printed 'est. $0.0100' for a priced primary and an unpriced fallback, and no cost at all
     for an unpriced model: as if the fallback's request, or every request, had cost nothing."""
-    assert _ground_line(MIXED).endswith("est. $0.0100 + unknown (1 of 2 requests to a model without a price)")
-    assert _ground_line(UNPRICED).endswith("est. unknown (2 request(s) to a model without a price; see vidground.pricing)")
+    assert _ground_line(MIXED).endswith("est. $0.0100 + unknown (1 of 2 requests without a price or token counts)")
+    assert _ground_line(UNPRICED).endswith("est. unknown (2 request(s) without a price or token counts; see vidground.pricing)")
     assert _ground_line(Usage(requests=1, cost_usd=0.002)).endswith("est. $0.0020")  # as before
 
 
@@ -297,10 +297,10 @@ def test_the_events_eval_cost_lines_name_the_requests_without_a_price():
                "localisation": loc, "references": {}, "usage": {"total": MIXED.model_dump()},
                "failed_usage_this_run": UNPRICED.model_dump()}
     lines = format_metrics(metrics).splitlines()
-    assert "usage: 2 requests, 15 prompt + 0 completion tokens, est. $0.0100 + unknown (1 of 2 requests to a model " \
-           "without a price)" in lines
+    assert "usage: 2 requests, 15 prompt + 0 completion tokens, est. $0.0100 + unknown (1 of 2 requests without a price " \
+           "or token counts)" in lines
     assert "paid for failed videos (this run): 2 requests, 15 prompt + 0 completion tokens, est. unknown (2 " \
-           "request(s) to a model without a price; see vidground.pricing)" in lines
+           "request(s) without a price or token counts; see vidground.pricing)" in lines
 
 
 # --- 3. events redone by the fallback keep the parts paid before ----------------------------------

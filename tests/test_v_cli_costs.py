@@ -41,8 +41,8 @@ def test_events_prints_the_estimated_cost(tmp_path, openai_server, capsys):
 
 def test_events_says_the_cost_of_an_unpriced_model_is_unknown(tmp_path, openai_server, capsys):
     line = _events_summary(tmp_path, openai_server, capsys, UNPRICED_MODEL)
-    assert line.endswith(f"; 1 request(s), {PROMPT + COMPLETION} tokens, est. unknown (1 request(s) to a model "
-                         "without a price; see vidground.pricing)")
+    assert line.endswith(f"; 1 request(s), {PROMPT + COMPLETION} tokens, est. unknown (1 request(s) without a price "
+                         "or token counts; see vidground.pricing)")
 
 
 def _describe_line(tmp_path, server, capsys, video, model: str) -> str:
@@ -63,4 +63,4 @@ def test_describe_prints_the_estimated_cost(tmp_path, openai_server, capsys, dem
 def test_describe_says_the_cost_of_an_unpriced_model_is_unknown(tmp_path, openai_server, capsys, demo_video):
     """describe -o printed '3 requests' and no cost when the model had no price, as if they had cost nothing."""
     line = _describe_line(tmp_path, openai_server, capsys, demo_video[0], UNPRICED_MODEL)
-    assert line.endswith("; 3 requests, est. unknown (3 request(s) to a model without a price; see vidground.pricing))")
+    assert line.endswith("; 3 requests, est. unknown (3 request(s) without a price or token counts; see vidground.pricing))")

@@ -354,7 +354,7 @@ def test_the_error_line_for_a_model_without_a_price_is_one_clause(tmp_path, open
     err = capsys.readouterr().err.strip()
     assert len(openai_server.requests) == 2
     note = err[err.index(" (paid so far"):]
-    assert note == " (paid so far: 1 request(s) to a model without a price, cost unknown: see vidground.pricing)"
+    assert note == " (paid so far: 1 request(s) without a price or token counts, cost unknown: see vidground.pricing)"
 
 
 def test_the_error_line_for_priced_and_unpriced_requests_names_the_unpriced_once():
@@ -362,7 +362,7 @@ def test_the_error_line_for_priced_and_unpriced_requests_names_the_unpriced_once
 
     mixed = Usage(requests=1, cost_usd=0.01) + Usage(requests=2)  # a priced primary, an unpriced fallback
     assert _paid_note(ProviderError("x", usage=mixed)) == \
-        " (paid so far: 3 request(s), est. $0.0100 + unknown for 2 to a model without a price)"
+        " (paid so far: 3 request(s), est. $0.0100 + unknown for 2 without a price or token counts)"
     assert _paid_note(ProviderError("x", usage=Usage(requests=2, cost_usd=0.0002))) == \
         " (paid so far: 2 request(s), est. $0.0002)"
     assert _paid_note(ProviderError("x")) == ""
