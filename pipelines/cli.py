@@ -525,7 +525,8 @@ def _print_many(args: argparse.Namespace, queries: list[str], answer: Any, descr
 
     A Ctrl-C keeps what finished: with --json the list of the results finished so far is printed (still one valid
     JSON list, in query order, shorter than the queries), and the KeyboardInterrupt carries ``finished`` and
-    ``total`` for the interrupted line (the tables of the finished queries are printed already).
+    ``total`` for the interrupted line (the tables of the finished queries are printed already). Any other exception
+    that is no :class:`VidgroundError` (a bug in query k) likewise prints the finished --json list, then is raised.
 
     A query that fails is said where its table would be (with --json: on stderr as it happens) and the others go on,
     unless ``stops(error)`` gives a reason to stop there (:func:`_stops_the_rest`); the finished results are printed
@@ -559,8 +560,9 @@ def _print_many(args: argparse.Namespace, queries: list[str], answer: Any, descr
                 print(format_result_table(result, described() if described is not None and not i else None),
                       flush=True)
                 results.append(result)
-    except KeyboardInterrupt as exc:
-        exc.finished, exc.total = len(results), len(queries)  # type: ignore[attr-defined]
+    except BaseException as exc:  # Ctrl-C, or a fault no query's error covers (a bug, MemoryError): raised on
+        if isinstance(exc, KeyboardInterrupt):
+            exc.finished, exc.total = len(results), len(queries)  # type: ignore[attr-defined]
         if args.json:  # the answers finished (and, with an openai: reasoner, paid for) are not thrown away
             print(json.dumps([r.model_dump(mode="json") for r in results], indent=2, ensure_ascii=False), flush=True)
         raise

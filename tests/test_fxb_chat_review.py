@@ -238,3 +238,21 @@ def test_a_priced_model_whose_server_sent_no_usage_is_not_called_a_model_without
     text = format_cost(usage.cost_usd or 0.0, usage.requests, usage.unpriced_requests)
     assert text == "unknown (36 request(s) without a price or token counts; see vidground.pricing)"
     assert "to a model without a price" not in _paid_note(ProviderError("x", usage=usage))
+
+
+# --- 6. an unexpected error in query k keeps the finished --json list ---------------------------------------------
+
+def test_an_unexpected_error_prints_the_finished_json_list_then_is_raised(capsys):
+    import argparse
+
+    from pipelines.cli import _print_many
+    from vidground.types import Interval, GroundingResult
+
+    def answer(query):
+        if query == "b":
+            raise RuntimeError("a bug in query 2")
+        return GroundingResult(query=query, duration=10, intervals=[Interval(start=1, end=2, score=0.5)], reasoner="r")
+    with pytest.raises(RuntimeError, match="a bug in query 2"):
+        _print_many(argparse.Namespace(json=True), ["a", "b", "c"], answer)
+    printed = json.loads(capsys.readouterr().out)  # before: nothing printed, query 1's paid answer lost
+    assert [r["query"] for r in printed] == ["a"]
