@@ -10,7 +10,7 @@ order for sampled frames), a decoding error after the descriptions before it.
 Every request goes through the ``openai`` SDK; transport faults are retried once, in
 :mod:`vidground.chat` (the SDK's own retries are switched off). Optional ``rpm``/``tpm`` limits
 and the ``concurrency`` bound hold per endpoint and API key across every describer of the
-process (:func:`vidground.ratelimit.shared_limiter`).
+process (:func:`vidground.ratelimit.shared_limiter`), each describer's until it is closed or collected.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from vidground.chat import (
     public_url,
     usage_of,
 )
-from vidground.ratelimit import Reservation, shared_limiter
+from vidground.ratelimit import Reservation, release_limits, shared_limiter
 from vidground.types import Frame, FrameDescription, Usage
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class OpenAIDescriber(BaseDescriber):
         self._owns_client = client is None
         self._client = build_client(client=client, base_url=base_url, api_key=api_key, timeout=timeout)
         self.limiter = shared_limiter(self._client.base_url, self._client.api_key, rpm=rpm, tpm=tpm,
-                                      max_in_flight=concurrency)
+                                      max_in_flight=concurrency, owner=self)  # held until close() or collection
 
     @classmethod
     def check_options(cls, arg: str | None, *, local: bool = True, **options: Any) -> None:
@@ -181,7 +181,9 @@ class OpenAIDescriber(BaseDescriber):
 
     def close(self) -> None:
         """Close the connection pool of the client this describer built (an injected client is
-        the caller's to close)."""
+        the caller's to close), and release the rate limits it holds on the process's shared limiter
+        (:func:`vidground.ratelimit.release_limits`), as the openai: reasoner does."""
+        release_limits(self)
         if self._owns_client:
             self._client.close()
 

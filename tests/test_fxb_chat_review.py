@@ -256,3 +256,37 @@ def test_an_unexpected_error_prints_the_finished_json_list_then_is_raised(capsys
         _print_many(argparse.Namespace(json=True), ["a", "b", "c"], answer)
     printed = json.loads(capsys.readouterr().out)  # before: nothing printed, query 1's paid answer lost
     assert [r["query"] for r in printed] == ["a"]
+
+
+# --- 9. a closed describer's concurrency bound no longer binds the next one ----------------------------------------
+
+def test_a_closed_tight_describer_no_longer_bounds_the_requests_in_flight(openai_server):
+    import threading
+
+    import numpy as np
+
+    from frame_describer.openai_describer import OpenAIDescriber
+    from vidground.types import Frame
+
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+    together = threading.Barrier(3, timeout=10)
+
+    def respond(req):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        try:
+            together.wait()  # the first 3 requests meet here when 3 may be in flight
+        except threading.BrokenBarrierError:
+            pass
+        with lock:
+            state["now"] -= 1
+        return Reply.chat("a dark room")
+    openai_server.responder = respond
+    tight = OpenAIDescriber("m", base_url=openai_server.base_url, api_key="k-fxb-desc", concurrency=1)
+    tight.close()
+    loose = OpenAIDescriber("m", base_url=openai_server.base_url, api_key="k-fxb-desc", concurrency=3)
+    frames = [Frame(t=float(i), index=i, image=np.full((16, 16, 3), i, np.uint8)) for i in range(3)]
+    assert len(list(loose.describe(frames))) == 3
+    loose.close()
+    assert state["most"] == 3  # before: 1, the closed describer's bound held for good
