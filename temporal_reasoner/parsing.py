@@ -10,7 +10,7 @@ reason shown to the model:
 * Reasoning blocks (``<think>``, ``<thinking>``, ``<reasoning>``) are left out. When the rest holds several
   valid answers, the first whole ``{"intervals": ...}`` answer is used (a bare list in the prose after it, such
   as "the video spans [0, 36]", is not the answer), unless marked as a draft ("Draft: ...") or followed by a
-  marked correction ("final: ...", "no: ...", "actually ..."): then the correction. A warning says which was
+  marked correction ("final: ...", "no: ...", "actually ...") as whole as it: then the correction. A warning says which was
   used when they differ.
 * Times are seconds, except in an indexed time style (frame numbers, ``<k>`` tokens;
   :mod:`temporal_reasoner.timestyles`), whose whole numbers are decoded to seconds first: a number
@@ -311,9 +311,11 @@ def _choose(text: str, check: Callable[[Any], Any], full: Callable[[Any], bool],
         if not valid:
             continue
         last = len(valid) - 1
-        kept = [k for k in range(len(valid))
+        whole = [full(raw) for _, _, raw in valid]
+        kept = [k for k in range(len(valid))  # a fragment ("the final frames [30, 36]") corrects no whole answer
                 if not (k < last and (_DRAFT_MARK.search(valid[k][1])
-                                      or any(_CORRECTION_MARK.search(v[1]) for v in valid[k + 1:])))]
+                                      or any(_CORRECTION_MARK.search(valid[j][1]) and (whole[j] or not whole[k])
+                                             for j in range(k + 1, len(valid)))))]
         pick = next((k for k in kept if full(valid[k][2])), kept[0])
         chosen = valid[pick][0]
         notes = []

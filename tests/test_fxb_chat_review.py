@@ -23,6 +23,7 @@ ANSWER = (17.0, 21.0)
     'Answer: {"intervals": [[17, 21, 0.9]]}\n(frames [3, 4] were ambiguous)',
     '{"intervals": [{"start": 17, "end": 21}]}\nFormat used: {"intervals": [{"start": 0, "end": 36}]}',
     'The video spans [0, 36]. The event: {"intervals": [[17, 21]]}',  # a whole answer over a fragment before it
+    '{"intervals": [[17, 21]]} (the final frames [30, 36] are dark)',  # a fragment corrects no whole answer
 ])
 def test_prose_after_the_answer_does_not_replace_it(reply):
     parsed = parse_reply_detailed(reply, duration=36)
