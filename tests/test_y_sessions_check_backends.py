@@ -161,9 +161,10 @@ def test_a_refused_session_leaves_the_shared_rate_limits_as_they_were(video, ope
     assert (limiter.rpm, limiter.max_in_flight) == (None, None)
     with pytest.raises(ConfigurationError, match=r"^describer 'openai:m': rpm must be a number >= 1 or None, got 0"):
         Session(describer="openai:m", describer_options={"base_url": openai_server.base_url, "rpm": 0})
-    with Session(**throttled) as s:  # the limits of a session that sends requests apply to the endpoint
+    with Session(**throttled) as s:  # the limits of a session that sends requests apply to the endpoint ...
         s.describe(video)
-    assert (limiter.rpm, limiter.max_in_flight) == (6, 1) and len(openai_server.requests) == 3
+        assert (limiter.rpm, limiter.max_in_flight) == (6, 1) and len(openai_server.requests) == 3
+    assert (limiter.rpm, limiter.max_in_flight) == (None, None)  # ... until its describer closes
 
 
 @pytest.mark.parametrize("call", ["ground", "answer", "events"])
