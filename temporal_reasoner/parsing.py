@@ -8,10 +8,11 @@ reason shown to the model:
   Code fences, prose around the JSON, single quotes and trailing commas are tolerated.
   An interval is ``{"start": s, "end": e, "score": c}`` (``score`` optional) or ``[s, e(, c)]``.
 * Reasoning blocks (``<think>``, ``<thinking>``, ``<reasoning>``) are left out. When the rest holds several
-  valid answers, the first whole ``{"intervals": ...}`` answer is used (a bare list in the prose after it, such
-  as "the video spans [0, 36]", is not the answer), unless marked as a draft ("Draft: ...") or followed by a
-  marked correction ("final: ...", "no: ...", "actually ...") as whole as it: then the correction. A warning says which was
-  used when they differ.
+  valid answers, the last whole one counts (a model correcting itself: "First guess: ... On second thought,
+  ..."); whole by shape: an object (``{"intervals": ...}``, one interval) or a list of intervals. A flat
+  ``[s, e]`` pair is a fragment: it counts only when there is no whole answer, so "the video spans [0, 36]"
+  after an answer does not replace it. A value labelled as the format's echo ("Format used: ...", "e.g. ...",
+  "Example: ...") is not an answer while another is. A warning says which was used when they differ.
 * Times are seconds, except in an indexed time style (frame numbers, ``<k>`` tokens;
   :mod:`temporal_reasoner.timestyles`), whose whole numbers are decoded to seconds first: a number
   that is not whole, or out of the style's range (a token past ``<M>``), is rejected.
@@ -273,23 +274,33 @@ def json_candidates(text: str, limit: int = MAX_ANSWERS) -> list[Any]:
     return [value for value, _ in _values(strip_reasoning(text), limit)]
 
 
-#: Prose that marks the value after it as a draft (``Draft: {...}``) ...
-_DRAFT_MARK = re.compile(r"\bdraft\b", re.I)
-#: ... or the value after it as a correction of the ones before (``{...} no: {...}``, ``final answer: {...}``).
-_CORRECTION_MARK = re.compile(r"\b(?:final(?:ly)?|correct(?:ed|ion)|revised|actually|instead|wait"
-                              r"|no(?=\s*[,:;.!]))\b", re.I)
+#: A label that introduces a value as an echo of the asked format, not an answer ("Format used: {...}",
+#: "e.g. {...}", "Example output: {...}"): at most one word between it and the value.
+_ECHO_LABEL = re.compile(r"\b(?:format|schema|example|e\.g\.)(?:\s+\w+)?\s*[:=]?\s*$", re.I)
+#: What may come before the value a stray ``</think>`` follows: nothing, or a short label ("Answer:").
+_SHORT_LABEL = re.compile(r"\s*(?:[\w ]{0,30}:)?\s*")
+
+
+def _whole(value: Any) -> bool:
+    """Whether a JSON value is a whole answer by its shape, not a fragment: an object (``{"intervals": ...}``,
+    one interval ``{"start": .., "end": ..}``, ``{"events": ...}``) or a non-empty list of intervals or events
+    (objects, ``[s, e]`` pairs); a flat ``[s, e]`` pair in prose is a fragment."""
+    return isinstance(value, dict) or (isinstance(value, list) and bool(value)
+                                       and all(isinstance(v, (dict, list)) for v in value))
 
 
 def _choose(text: str, check: Callable[[Any], Any], full: Callable[[Any], bool],
             brief: Callable[[Any], str] | None = None) -> tuple[Any, list[str]]:
     """The answer in a reply: of its JSON values (reasoning blocks left out) that ``check`` accepts (it returns
-    the value as used, or raises :class:`ReplyError`), the first that no later one corrects, preferring a
-    ``full`` answer over a fragment (``{"intervals": ...}`` over a bare list in the prose after it, such as
-    "the video spans [0, 36]"). A value counts as corrected only when marked: prose before it says "draft", or
-    prose before a later valid value says "final", "corrected", "actually", "instead", "wait" or "no:"; a
-    draft inside a reasoning block is left out before. Also the warnings: which value was used when others
-    differ. A reply whose only valid value comes before a stray closing ``</think>`` tag uses it (with a
-    warning) rather than treating all before the tag as reasoning. None valid: the first value's error."""
+    the value as used, or raises :class:`ReplyError`), the last ``full`` one ("whole" by its shape, such as
+    ``{"intervals": ...}``), else the last fragment. A model that corrects itself ("First guess: {...} On second
+    thought, {...}") means the last; a fragment in prose ("the video spans [0, 36]") never replaces a whole
+    answer. A value introduced as the format's echo (prose right before it ends with "format", "schema",
+    "example" or "e.g.", one word and a colon allowed: "Format used: {...}") is not an answer while another
+    value is. Also the warnings: which value was used when others differ. A reply whose valid value comes
+    before a stray closing ``</think>`` tag uses it (with a warning) only when it opens the reply (nothing or a
+    short label such as "Answer:" before it); otherwise all before the tag is reasoning (DeepSeek-R1's template
+    opens the block in the prompt) and the reply has no answer. None valid: the first value's error."""
     primary = strip_reasoning(text)
     attempts = [primary]
     whole = strip_reasoning(text, prompt_block=False)
@@ -302,6 +313,8 @@ def _choose(text: str, check: Callable[[Any], Any], full: Callable[[Any], bool],
         except ReplyError as exc:
             first_error = first_error or exc
             continue
+        if n and not _SHORT_LABEL.fullmatch(values[0][1]):
+            continue  # a value inside the reasoning a template opened is a draft, not the answer
         valid: list[tuple[Any, str, Any]] = []
         for value, prose in values:
             try:
@@ -310,23 +323,18 @@ def _choose(text: str, check: Callable[[Any], Any], full: Callable[[Any], bool],
                 first_error = first_error or exc
         if not valid:
             continue
-        last = len(valid) - 1
-        whole = [full(raw) for _, _, raw in valid]
-        kept = [k for k in range(len(valid))  # a fragment ("the final frames [30, 36]") corrects no whole answer
-                if not (k < last and (_DRAFT_MARK.search(valid[k][1])
-                                      or any(_CORRECTION_MARK.search(valid[j][1]) and (whole[j] or not whole[k])
-                                             for j in range(k + 1, len(valid)))))]
-        pick = next((k for k in kept if full(valid[k][2])), kept[0])
+        answers = [k for k, v in enumerate(valid) if not _ECHO_LABEL.search(v[1])] or list(range(len(valid)))
+        wholes = [k for k in answers if full(valid[k][2])]
+        pick = (wholes or answers)[-1]
         chosen = valid[pick][0]
         notes = []
         others = [v[0] for k, v in enumerate(valid) if k != pick]
         if any(o != chosen for o in others):
-            if pick != kept[0]:
-                which = "the whole answer, not the fragments before it"
-            elif pick == 0:
-                which = "the first; the later ones were not marked as corrections"
+            fragments = wholes and len(wholes) < len(valid)
+            if fragments and all(valid[k][0] == chosen for k in wholes):
+                which = "the whole answer, not the fragments or format echoes around it"
             else:
-                which = f"the {'last' if pick == last else 'correction'}, as a model corrects a draft"
+                which = "the last, as a model corrects a draft"
             shown = f" (others: {', '.join(brief(o) for o in others)})" if brief else ""
             notes.append(f"the reply held {len(valid)} different answers; used {which}{shown}")
         if n:
@@ -336,16 +344,15 @@ def _choose(text: str, check: Callable[[Any], Any], full: Callable[[Any], bool],
 
 
 def last_json(text: str, usable: Callable[[Any], bool], warnings: list[str] | None = None) -> Any:
-    """The JSON value in a reply that ``usable`` accepts and is its answer (a draft, then the answer marked as the
-    final one: the answer counts; an answer, then prose with a JSON-looking value: the answer counts; see
-    :func:`_choose`), a warning added to ``warnings`` when another usable one differs; the first value when
+    """The JSON value in a reply that ``usable`` accepts and is its answer (a draft, then the answer: the answer
+    counts; an answer, then a fragment such as ``[12, 36]`` in prose: the answer counts; see :func:`_choose`), a warning added to ``warnings`` when another usable one differs; the first value when
     none is usable (its error is the one to show)."""
     def check(value: Any) -> Any:
         if not usable(value):
             raise ReplyError("not usable")
         return value
     try:
-        value, notes = _choose(text, check, lambda v: isinstance(v, dict))
+        value, notes = _choose(text, check, _whole)
     except ReplyError:
         return json_candidates(text)[0]
     if warnings is not None:
@@ -427,8 +434,8 @@ def _schema_errors(data: dict[str, Any]) -> list[str]:
 
 
 def _answer(text: str, warnings: list[str], decode: Callable[[Any, bool], Any] | None) -> dict[str, Any]:
-    """The reply's valid answer, normalised (:func:`_choose`: the first whole one that no later one is marked as
-    correcting; a draft in a reasoning block is left out). None valid: the first value's error."""
+    """The reply's valid answer, normalised (:func:`_choose`: the last whole one, else the last fragment; a draft
+    in a reasoning block is left out). None valid: the first value's error."""
     def check(value: Any) -> tuple[dict[str, Any], list[str]]:
         notes: list[str] = []
         data = _normalise(value, notes, decode)
@@ -437,8 +444,7 @@ def _answer(text: str, warnings: list[str], decode: Callable[[Any, bool], Any] |
             raise ReplyError("; ".join(problems))
         return data, notes
 
-    (data, notes), chosen = _choose(text, check, lambda v: isinstance(v, dict) and "intervals" in v,
-                                    lambda o: _brief(o[0]))
+    (data, notes), chosen = _choose(text, check, _whole, lambda o: _brief(o[0]))
     warnings.extend(chosen)
     warnings.extend(notes)
     return data
