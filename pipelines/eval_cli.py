@@ -308,7 +308,7 @@ def warn_few_intervals(dataset: str, top_k: int, source: str) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .executors import make_executor
     from .report import remove_pages, write_report
-    from .runs import RunConfig, resolve_top_k, run_eval
+    from .runs import TOP_K_NOT_GIVEN, RunConfig, resolve_top_k, run_eval
     from .search import search_options
 
     if args.dataset == "activitynet-events":
@@ -329,15 +329,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
                        descriptions_format=args.descriptions_format, clip_seconds=args.clip_seconds,
                        describer=args.describer,
                        reasoner=args.reasoner, fps=_fps(args), num_frames=args.num_frames, max_frames=args.max_frames,
-                       max_side=args.max_side, top_k=args.top_k, limit=args.limit, seed=args.seed, subset=args.subset,
+                       max_side=args.max_side, top_k=TOP_K_NOT_GIVEN if args.top_k is None else args.top_k,
+                       limit=args.limit, seed=args.seed, subset=args.subset,
                        clip_gt=args.clip_gt, cache="" if args.no_cache else args.cache, concurrency=args.concurrency,
                        query_concurrency=args.query_concurrency, reasoner_options=_reasoner_options(args),
                        describer_options=_describer_options(args), allow_missing=args.allow_missing,
                        motion=args.motion, search=search_options(args), skip_unchanged=args.skip_unchanged)
     config.check()
-    top_k_source = resolve_top_k(config, args.out)  # run_eval would too: the warning comes before the run
-    if config.top_k is not None:
-        warn_few_intervals(args.dataset, config.top_k, top_k_source)
+    top_k, top_k_source = resolve_top_k(config, args.out)  # run_eval does too: the warning comes before the run
+    if top_k is not None:
+        warn_few_intervals(args.dataset, top_k, top_k_source)
     executor = make_executor(args.executor, concurrency=args.concurrency, address=args.address)
     summary = run_eval(config, args.out, retry_failed=args.retry_failed, executor=executor,
                        progress=not args.quiet and sys.stderr.isatty(), argv=getattr(args, "argv", None))

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,28 @@ def _resolved(config: dict[str, Any], version: int) -> dict[str, Any]:
 DEFAULT_TOP_K = 10
 
 
+class _NotGiven:
+    """The type of :data:`TOP_K_NOT_GIVEN`: one instance, kept by copies and pickling (a Ray worker's config)."""
+
+    _one: "_NotGiven | None" = None
+
+    def __new__(cls) -> "_NotGiven":
+        if cls._one is None:
+            cls._one = super().__new__(cls)
+        return cls._one
+
+    def __repr__(self) -> str:
+        return "TOP_K_NOT_GIVEN"
+
+    def __reduce__(self) -> str:
+        return "TOP_K_NOT_GIVEN"
+
+
+#: ``RunConfig.top_k`` left unset: :func:`run_eval` resolves it (:func:`resolve_top_k`). Not ``None``, which keeps
+#: every interval, as it always did.
+TOP_K_NOT_GIVEN = _NotGiven()
+
+
 @dataclass
 class RunConfig:
     """Everything that defines a run. ``videos`` or ``descriptions`` (a folder) must be given."""
@@ -122,9 +144,10 @@ class RunConfig:
     num_frames: int | None = None
     max_frames: int | None = None
     max_side: int | None = 512
-    #: intervals kept of each answer; ``None``: not given, :func:`run_eval` resolves it (:func:`resolve_top_k`):
-    #: the K the run folder was started with, else :data:`DEFAULT_TOP_K` (as many as mAP ranks)
-    top_k: int | None = None
+    #: intervals kept of each answer; ``None``: all of them; not given (:data:`TOP_K_NOT_GIVEN`): :func:`run_eval`
+    #: resolves it on its own copy (:func:`resolve_top_k`): the K the run folder was started with, else
+    #: :data:`DEFAULT_TOP_K` (as many as mAP ranks)
+    top_k: int | None | _NotGiven = TOP_K_NOT_GIVEN
     limit: int | None = None
     seed: int = 0
     subset: str | None = None
@@ -188,14 +211,15 @@ class RunConfig:
         check_clip_seconds(self.clip_seconds, check_format(self.descriptions_format))
         for name in ("concurrency", "query_concurrency", "top_k"):
             value = getattr(self, name)
-            if value is not None and value < 1:
+            if value is not None and value is not TOP_K_NOT_GIVEN and value < 1:
                 raise ConfigurationError(f"{name} must be at least 1, got {value}")
         if self.mode == "videos":
             self.sampling  # noqa: B018  (checks fps, num_frames, max_frames, max_side before any video is opened)
 
     def to_json(self) -> dict[str, Any]:
         """The settings as written to ``config.json``: secrets (an ``api_key`` option) redacted."""
-        return redact(asdict(self) | {"mode": self.mode, "defaults": DEFAULTS_VERSION})
+        given = {} if self.top_k is not TOP_K_NOT_GIVEN else {"top_k": "not given"}  # run_eval records the K used
+        return redact(asdict(self) | given | {"mode": self.mode, "defaults": DEFAULTS_VERSION})
 
 
 @dataclass
@@ -553,20 +577,19 @@ def _same_path(a: Path, b: Path) -> bool:
     return os.path.normpath(a.absolute()) == os.path.normpath(b.absolute())
 
 
-def resolve_top_k(config: RunConfig, out: str | Path) -> str:
-    """Fill in ``config.top_k`` when it was not given: the K the run in ``out`` was started with (a resume keeps it,
-    an older run's 5 too; a run recorded with ``null`` kept every interval and still does), else
-    :data:`DEFAULT_TOP_K`. Returns where the K came from, for a warning."""
-    if config.top_k is not None:
-        return "--top-k"
+def resolve_top_k(config: RunConfig, out: str | Path) -> tuple[int | None, str]:
+    """The K a run of ``config`` into ``out`` keeps, and where it came from (for a warning): ``config.top_k`` when
+    given (``None``: every interval), else the K the run in ``out`` was started with (a resume keeps it, an older
+    run's 5 too; a run recorded with ``null`` kept every interval and still does), else :data:`DEFAULT_TOP_K`.
+    ``config`` is left as it is: one config may serve several folders."""
+    if config.top_k is not TOP_K_NOT_GIVEN:
+        return config.top_k, "--top-k"  # type: ignore[return-value]
     old = read_run_json(Path(out) / "config.json", {})
     if isinstance(old, dict) and "top_k" in old:
         recorded = old["top_k"]
         if recorded is None or isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1:
-            config.top_k = recorded
-            return f"the run in {out} was started with it"
-    config.top_k = DEFAULT_TOP_K
-    return "default"
+            return recorded, f"the run in {out} was started with it"
+    return DEFAULT_TOP_K, "default"
 
 
 def _dig(config: dict[str, Any], key: str) -> Any:
@@ -792,7 +815,7 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
         DescriptionCache(config.cache).close()  # a folder or unwritable path: one error before the run starts
     out = Path(out)
     check_out_folder(out)
-    resolve_top_k(config, out)
+    config = replace(config, top_k=resolve_top_k(config, out)[0])  # the caller's config keeps "not given"
     _check_resume(out, config)
     _check_paths_here(out, config)
     started = time.perf_counter()
