@@ -173,9 +173,9 @@ def _process_video(task: Any, config: Any, emit: Emit, session: Any, stop: threa
             if q.is_question:  # grounded QA: the answer and the spans that support it
                 res = session.answer(question=q.query, choices=list(q.choices), **source)
                 qa = {"answer": res.answer, "choice": res.choice, "choice_scores": res.choice_scores}
-                res = res.model_copy(update={"intervals": res.intervals[:config.top_k or None]})
+                res = res.model_copy(update={"intervals": res.intervals[:config.kept or None]})
             else:
-                res = session.ground(query=q.query, top_k=config.top_k, **source)
+                res = session.ground(query=q.query, top_k=config.kept, **source)
         except Exception as exc:  # the frames described for this query alone are in its error's usage too
             return _failed(q, exc, stage=PAID_ACROSS_STAGES if aware else "reason")
         usage = {k: v.model_dump(mode="json", exclude_none=True) for k, v in res.usage.items()}

@@ -171,6 +171,12 @@ class RunConfig:
             self.fps = 1.0
 
     @property
+    def kept(self) -> int | None:
+        """The intervals kept of each answer: ``top_k``, or :data:`DEFAULT_TOP_K` when not given and not resolved
+        (an executor run directly, not through :func:`run_eval`, which resolves it by the run folder)."""
+        return DEFAULT_TOP_K if self.top_k is TOP_K_NOT_GIVEN else self.top_k  # type: ignore[return-value]
+
+    @property
     def mode(self) -> str:
         return "descriptions" if self.descriptions else "videos"
 

@@ -49,3 +49,17 @@ def test_resolve_top_k_returns_the_k_and_leaves_the_config(tmp_path):
     # the sentinel survives the copies a run makes (a Ray worker's pickled config)
     assert pickle.loads(pickle.dumps(config)).top_k is TOP_K_NOT_GIVEN
     assert copy.deepcopy(config).top_k is TOP_K_NOT_GIVEN
+
+
+def test_an_executor_run_directly_keeps_the_default_k(tmp_path):
+    """An executor given a config that run_eval did not resolve (not given) keeps DEFAULT_TOP_K; None keeps all."""
+    from pipelines.executors import LocalExecutor
+    from pipelines.runs import VideoTask, select_queries
+
+    for top_k, kept in ((TOP_K_NOT_GIVEN, DEFAULT_TOP_K), (None, 12), (3, 3)):
+        cfg = _config(tmp_path, top_k=top_k)
+        ds = select_queries(cfg)
+        tasks = [VideoTask(v, str(tmp_path / "data" / "descriptions" / f"{v}.jsonl"), [q for q in ds if q.video == v])
+                 for v in ds.videos]
+        got = [rec for kind, rec in LocalExecutor(1).run(tasks, cfg) if kind == "result"]
+        assert [len(r["intervals"]) for r in got] == [kept, kept]
