@@ -120,7 +120,10 @@ def process_video(task: Any, config: Any, emit: Emit, session: Any = None, stop:
 
 
 def _process_video(task: Any, config: Any, emit: Emit, session: Any, stop: threading.Event | None) -> None:
+    from .runs import kept_top_k  # runs imports this module
+
     started = time.perf_counter()
+    top_k = kept_top_k(config.top_k)
     video_rec: dict[str, Any] = {"video": task.video, "source": task.source, "describe_calls": 0,
                                  "describe_saved": 0, "cost_usd": 0.0, "error": None}
     try:
@@ -173,9 +176,9 @@ def _process_video(task: Any, config: Any, emit: Emit, session: Any, stop: threa
             if q.is_question:  # grounded QA: the answer and the spans that support it
                 res = session.answer(question=q.query, choices=list(q.choices), **source)
                 qa = {"answer": res.answer, "choice": res.choice, "choice_scores": res.choice_scores}
-                res = res.model_copy(update={"intervals": res.intervals[:config.kept or None]})
+                res = res.model_copy(update={"intervals": res.intervals[:top_k or None]})
             else:
-                res = session.ground(query=q.query, top_k=config.kept, **source)
+                res = session.ground(query=q.query, top_k=top_k, **source)
         except Exception as exc:  # the frames described for this query alone are in its error's usage too
             return _failed(q, exc, stage=PAID_ACROSS_STAGES if aware else "reason")
         usage = {k: v.model_dump(mode="json", exclude_none=True) for k, v in res.usage.items()}

@@ -126,6 +126,12 @@ class _NotGiven:
 TOP_K_NOT_GIVEN = _NotGiven()
 
 
+def kept_top_k(top_k: Any) -> int | None:
+    """The intervals kept of each answer for a config's ``top_k``: :data:`DEFAULT_TOP_K` when not given and not
+    resolved (an executor run directly, not through :func:`run_eval`, which resolves it by the run folder)."""
+    return DEFAULT_TOP_K if top_k is TOP_K_NOT_GIVEN else top_k
+
+
 @dataclass
 class RunConfig:
     """Everything that defines a run. ``videos`` or ``descriptions`` (a folder) must be given."""
@@ -169,12 +175,6 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.fps is None and self.num_frames is None:  # neither: 1 frame a second (fps=None asks for it too)
             self.fps = 1.0
-
-    @property
-    def kept(self) -> int | None:
-        """The intervals kept of each answer: ``top_k``, or :data:`DEFAULT_TOP_K` when not given and not resolved
-        (an executor run directly, not through :func:`run_eval`, which resolves it by the run folder)."""
-        return DEFAULT_TOP_K if self.top_k is TOP_K_NOT_GIVEN else self.top_k  # type: ignore[return-value]
 
     @property
     def mode(self) -> str:
