@@ -120,10 +120,8 @@ def process_video(task: Any, config: Any, emit: Emit, session: Any = None, stop:
 
 
 def _process_video(task: Any, config: Any, emit: Emit, session: Any, stop: threading.Event | None) -> None:
-    from .runs import kept_top_k  # runs imports this module
-
     started = time.perf_counter()
-    top_k = kept_top_k(config.top_k)
+    top_k = getattr(config.top_k, "kept", config.top_k)  # runs.TOP_K_NOT_GIVEN says its K (no import cycle)
     video_rec: dict[str, Any] = {"video": task.video, "source": task.source, "describe_calls": 0,
                                  "describe_saved": 0, "cost_usd": 0.0, "error": None}
     try:

@@ -108,6 +108,8 @@ class _NotGiven:
     """The type of :data:`TOP_K_NOT_GIVEN`: one instance, kept by copies and pickling (a Ray worker's config)."""
 
     _one: "_NotGiven | None" = None
+    #: what an executor run directly (not through :func:`run_eval`, which resolves it by the run folder) keeps
+    kept = DEFAULT_TOP_K
 
     def __new__(cls) -> "_NotGiven":
         if cls._one is None:
@@ -124,12 +126,6 @@ class _NotGiven:
 #: ``RunConfig.top_k`` left unset: :func:`run_eval` resolves it (:func:`resolve_top_k`). Not ``None``, which keeps
 #: every interval, as it always did.
 TOP_K_NOT_GIVEN = _NotGiven()
-
-
-def kept_top_k(top_k: Any) -> int | None:
-    """The intervals kept of each answer for a config's ``top_k``: :data:`DEFAULT_TOP_K` when not given and not
-    resolved (an executor run directly, not through :func:`run_eval`, which resolves it by the run folder)."""
-    return DEFAULT_TOP_K if top_k is TOP_K_NOT_GIVEN else top_k
 
 
 @dataclass
