@@ -509,6 +509,9 @@ class RunSummary:
     #: invocation ran failed with that one error, no ok result in the folder, and two or more ran or the error is
     #: run-wide): ``vidground eval`` then exits 1; else ``None``
     same_error: dict[str, Any] | None = None
+    #: the settings the run used: the caller's config with its defaults resolved (describer, reasoner, cache, top_k),
+    #: a copy (:func:`run_eval` leaves the caller's config as given)
+    config: RunConfig | None = None
 
     @property
     def cost_text(self) -> str:
@@ -792,6 +795,11 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     from frame_describer import DEFAULT_DESCRIBER
     from temporal_reasoner import DEFAULT_REASONER
 
+    # the defaults are resolved into a copy: the caller's config stays as given, so one config reused for another
+    # dataset or folder (or given another reasoner) resolves afresh rather than keeping this run's backends and cache
+    # (``RunSummary.config`` is the copy the run used)
+    config = replace(config, **{name: dict(value) for name in ("describer_options", "reasoner_options")
+                                if isinstance(value := getattr(config, name), dict)})
     if config.mode == "videos" and config.describer is None:
         config.describer = DEFAULT_DESCRIBER
     if config.reasoner is None:
@@ -949,6 +957,7 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     summary = summarize(out, selected=len(ds), already=already, ran=ran, failed=failed, missing=missing,
                         seconds=time.perf_counter() - started, clip_gt=config.clip_gt)
     summary.dropped, summary.loaded = list(ds.dropped), ds.loaded
+    summary.config = config
     summary.describe_calls_now, summary.describe_saved_now = described["calls"], described["saved"]
     any_ok = any(r.get("status") == "ok" for r in latest_results(out / "results.jsonl").values())
     summary.same_error = no_result_cause(errors, ran=ran, failed=failed, any_ok=any_ok)

@@ -103,6 +103,24 @@ def register_fakes() -> None:
     reasoners.register("fake-reasoner", FakeReasoner)
 
 
+def default_description_cache() -> Path:
+    """The default description cache of this test (conftest gives each test its own $XDG_CACHE_HOME)."""
+    return Path(os.environ["XDG_CACHE_HOME"]) / "vidground" / "descriptions.sqlite"
+
+
+def stored_descriptions(path: Path) -> int:
+    """How many descriptions the cache file ``path`` holds (0 when there is none)."""
+    from frame_describer.cache import DescriptionCache
+
+    if not path.exists():
+        return 0
+    cache = DescriptionCache(path)
+    try:
+        return cache.count()
+    finally:
+        cache.close()
+
+
 def write_toy_dataset(folder: Path, n_videos: int = 4, per_video: int = 3, duration: float = 10.0) -> tuple[Path, Path]:
     """A JSONL dataset and a descriptions folder whose text says where each query happens."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,10 @@ plug-in can share, so it is cached only in a cache the user names (cache=, --cac
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from _helpers_eval import register_fakes, render_toy_videos, write_toy_dataset
-from frame_describer.cache import DescriptionCache
+from _helpers_eval import (default_description_cache, register_fakes, render_toy_videos, stored_descriptions,
+                           write_toy_dataset)
 from pipelines.executors import LocalExecutor
 from pipelines.runs import RunConfig, run_eval
 
@@ -21,18 +20,8 @@ def _inputs(tmp_path: Path) -> dict:
     return dict(dataset="jsonl", dataset_path=str(ds), videos=str(videos), reasoner="fake-reasoner")
 
 
-def _default_cache() -> Path:
-    return Path(os.environ["XDG_CACHE_HOME"]) / "vidground" / "descriptions.sqlite"
-
-
-def _stored(path: Path) -> int:
-    if not path.exists():
-        return 0
-    cache = DescriptionCache(path)
-    try:
-        return cache.count()
-    finally:
-        cache.close()
+_default_cache = default_description_cache
+_stored = stored_descriptions
 
 
 def test_a_plugin_describer_is_not_cached_in_the_default_cache(tmp_path):
