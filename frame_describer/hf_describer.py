@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
@@ -156,6 +157,21 @@ def load_vlm(model: str, *, device: str | None = None, dtype: str | Any | None =
     return loaded, processor, device
 
 
+def _check_temperature(value: Any, do_sample: Any) -> None:
+    """A sampling temperature is ``None`` (the model's generation config) or a finite number >= 0, above 0 when
+    ``do_sample`` is on (transformers refuses 0 there: greedy decoding is ``do_sample=False``); checked before the
+    model loads, not found by ``generate`` after it (a negative or NaN temperature, or a string from a Python
+    caller, failed there as an internal error)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigurationError(f"temperature must be a finite number >= 0 (used with do_sample=True) or None (the "
+                                 f"model's generation config), got {value!r}")
+    if do_sample and value == 0:
+        raise ConfigurationError("temperature must be above 0 with do_sample=True (transformers refuses 0); for "
+                                 "greedy decoding leave do_sample off")
+
+
 class TransformersDescriber(BaseDescriber):
     """Frame descriptions from a local vision-language chat model, batched and greedy by default.
 
@@ -180,13 +196,16 @@ class TransformersDescriber(BaseDescriber):
                  chat_template: str | None = None, processor_kwargs: dict[str, Any] | None = None,
                  generation: dict[str, Any] | None = None, hf_model: Any = None, hf_processor: Any = None):
         self.prompt = self._check_values(mode=mode, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                         prompt_version=prompt_version, hf_model=hf_model, hf_processor=hf_processor)
+                                         do_sample=do_sample, temperature=temperature, prompt_version=prompt_version,
+                                         hf_model=hf_model, hf_processor=hf_processor)
         self.model_name = str(model)
         self.mode = mode
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.do_sample = bool(do_sample)
-        self.temperature = temperature
+        # a whole number (--describer-opt temperature=1, parsed as int) is the float the cache key hashes and the one
+        # transformers' sampling takes (it refuses an int)
+        self.temperature = None if temperature is None else float(temperature)
         self.generation = dict(generation or {})
         self.revision = revision
         self.processor_kwargs = dict(processor_kwargs or {})
@@ -217,13 +236,14 @@ class TransformersDescriber(BaseDescriber):
 
     @staticmethod
     def _check_values(*, mode: Any, batch_size: Any, max_new_tokens: Any, prompt_version: Any, hf_model: Any,
-                      hf_processor: Any, **_: Any) -> Any:
+                      hf_processor: Any, do_sample: Any = False, temperature: Any = None, **_: Any) -> Any:
         """The option values checked before the model loads; the prompt they choose."""
         if mode not in PROMPT_MODES:
             raise ConfigurationError(f"unknown describer mode {mode!r}; choose one of: {', '.join(PROMPT_MODES)}")
         for name, value in (("batch_size", batch_size), ("max_new_tokens", max_new_tokens)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+        _check_temperature(temperature, do_sample)
         if (hf_model is None) != (hf_processor is None):
             raise ConfigurationError("pass both hf_model and hf_processor, or neither")
         return prompts.load(f"describe_{mode}", prompt_version)
