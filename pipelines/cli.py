@@ -325,8 +325,7 @@ def format_result_table(result: Any, described: Any = None) -> str:
     if usage.requests:
         cost = f", est. {_cost(usage)}"
         retried = f" (+{usage.retried} sent again after faults)" if usage.retried else ""
-        lines.append(f"usage:     {usage.requests} requests{retried}, {usage.prompt_tokens} prompt + "
-                     f"{usage.completion_tokens} completion tokens{cost}")
+        lines.append(f"usage:     {usage.requests} requests{retried}, {_tokens(result)}{cost}")
     frames = _frames_line(getattr(result, "settings", None) or {})
     if not frames and described is not None:
         n, cached = len(described.descriptions), described.usage.cached
@@ -383,6 +382,16 @@ def _cost(usage: Any) -> str:
     from .runs import format_cost
 
     return format_cost(usage.cost_usd or 0.0, usage.requests, usage.unpriced_requests)
+
+
+def _tokens(result: Any, *, split: bool = True) -> str:
+    """The tokens of ``result``'s stages (its ``usage``; else its ``total_usage``) as
+    :func:`pipelines.runs.format_tokens` states them: unknown, not 0, for the requests of a server that sent no token
+    counts (their cost is unknown too)."""
+    from .runs import format_tokens
+
+    stages = getattr(result, "usage", None)
+    return format_tokens(stages.values() if isinstance(stages, dict) else [result.total_usage], split=split)
 
 
 def _paid_note(exc: BaseException) -> str:
@@ -636,7 +645,8 @@ def format_answer_table(answer: Any, described: Any = None) -> str:
         score = f"  {answer.choice_scores[i]:.3f}" if answer.choice_scores else ""
         lines.append(f"  {'*' if i == answer.choice else ' '} {i}. {printable(c)}{score}")
     grounded = format_result_table(argparse.Namespace(**{k: getattr(answer, k) for k in (
-        "duration", "duration_inferred", "video", "describer", "reasoner", "total_usage", "warnings", "intervals")},
+        "duration", "duration_inferred", "video", "describer", "reasoner", "usage", "total_usage", "warnings",
+        "intervals")},
         query=answer.question), described)
     return "\n".join(lines + grounded.splitlines()[1:])
 
@@ -673,8 +683,8 @@ def format_events_table(result: Any) -> str:
     lines.append(f"{len(result.events)} event(s) in {result.duration:.2f} s"
                  + (" (duration inferred)" if result.duration_inferred else "")
                  + f"; describer {printable(result.describer or '-')}, reasoner {printable(result.reasoner or '-')}"
-                 + (f"; {usage.requests} request(s), {usage.total_tokens} tokens, est. {_cost(usage)}"
-                    if usage.requests else ""))
+                 + (f"; {usage.requests} request(s), {_tokens(result, split=False)}, "
+                    f"est. {_cost(usage)}" if usage.requests else ""))
     lines += [f"warning: {printable(w)}" for w in result.warnings]
     return "\n".join(lines)
 

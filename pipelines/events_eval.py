@@ -329,7 +329,7 @@ def _captions(done: dict[str, dict[str, Any]], found: dict[str, Any], refs: dict
 
 def format_metrics(metrics: dict[str, Any]) -> str:
     """The localisation table as the command prints it."""
-    from .runs import format_cost
+    from .runs import format_cost, format_tokens
 
     loc = metrics["localisation"]
     lines = [f"{NAME}: {metrics['videos']} videos ({metrics['missing_inputs']} without input, "
@@ -343,13 +343,14 @@ def format_metrics(metrics: dict[str, Any]) -> str:
         lines.append(f"captions not scored: {caps['not_scored']}")
     elif caps:
         lines.append("captions (mean over tIoUs): " + ", ".join(f"{k} {caps[k]:.2f}" for k in CAPTION_METRICS if k in caps))
-    for what, u in (("usage", (metrics.get("usage") or {}).get("total")),
-                    ("paid for failed videos (this run)", metrics.get("failed_usage_this_run"))):
+    stages = {k: u for k, u in (metrics.get("usage") or {}).items() if k != "total"}  # a server's no counts: per stage
+    for what, u, parts in (("usage", (metrics.get("usage") or {}).get("total"), list(stages.values())),
+                           ("paid for failed videos (this run)", metrics.get("failed_usage_this_run"), [])):
         if u and u.get("requests"):
             usage = Usage.model_validate(u)
             cost = f", est. {format_cost(usage.cost_usd or 0.0, usage.requests, usage.unpriced_requests)}"
-            lines.append(f"{what}: {u['requests']} requests, {u['prompt_tokens']} prompt + "
-                         f"{u['completion_tokens']} completion tokens{cost}")
+            tokens = format_tokens([Usage.model_validate(p) for p in parts] or [usage])
+            lines.append(f"{what}: {u['requests']} requests, {tokens}{cost}")
     lines += [f"reference {p}: sha256 {r['sha256']}" for p, r in metrics["references"].items()]
     lines += [f"reference {p}: none of the scored videos, left out" for p in metrics.get("references_without_scored_videos", [])]
     return "\n".join(lines)

@@ -1336,6 +1336,29 @@ def format_cost(cost_usd: float, requests: int, unpriced: int) -> str:
     return f"${cost_usd:.4f} + unknown ({unpriced} of {requests} requests without a price or token counts)"
 
 
+def format_tokens(usages: Iterable[Any], *, split: bool = True) -> str:
+    """The tokens of ``usages`` (a result's per stage, or one sum) as the usage lines of ``vidground ground``, ``ask``,
+    ``events`` and the events eval state them: ``120 prompt + 30 completion tokens`` (``150 tokens`` when not
+    ``split``). A server that sends no token counts leaves a request's counted as 0 and its cost unknown
+    (:func:`vidground.pricing.with_cost`); a usage with requests, no token and unpriced requests is such a one, so
+    its tokens are said unknown, not 0: ``tokens unknown (36 request(s) sent no token counts)``, or the counted part
+    and how many requests it leaves out. A usage whose zero is known (``replay:``, priced at $0) stays 0."""
+    from vidground.types import Usage
+
+    counted, requests, unknown = Usage(), 0, 0
+    for u in usages:
+        requests += u.requests
+        if u.requests and not u.prompt_tokens and not u.completion_tokens and u.unpriced_requests:
+            unknown += u.unpriced_requests
+        else:
+            counted = counted + u
+    if unknown and unknown >= requests:
+        return f"tokens unknown ({unknown} request(s) sent no token counts)"
+    tokens = (f"{counted.prompt_tokens} prompt + {counted.completion_tokens} completion tokens" if split
+              else f"{counted.total_tokens} tokens")
+    return tokens + (f" + unknown ({unknown} of {requests} requests sent no token counts)" if unknown else "")
+
+
 def summarize(out: Path, *, selected: int, already: int, ran: int, failed: int, missing: list[str],
               seconds: float, clip_gt: bool) -> RunSummary:
     totals = run_totals(out)
