@@ -4,8 +4,13 @@ A local model has a fixed context (``n_ctx`` tokens). The prompt for a long vide
 it; cutting the transcript would silently hide the end of the video from the model. Instead:
 
 1. **Merge** adjacent spans whose descriptions are near-duplicates (word-set Jaccard
-   similarity at or above a threshold, lowered step by step from 0.9 to 0.5). A merged span
-   keeps the first span's text and covers both spans' times; no time range is lost.
+   similarity to the first span's text at or above a threshold, lowered step by step from 0.9
+   to 0.5). A merged span keeps the first span's text and covers all its spans' times; no time
+   range is lost. Only as much as the context needs is merged: at the first threshold that
+   fits, a merged span stands for as few different texts as fit (at least one: spans whose texts
+   differ only in case and punctuation lose nothing), so a short caption repeated with one word
+   changed ("a man is talking in a room", "... in a kitchen") does not become one span over the
+   whole video when half as many spans would have fitted.
 2. **Chunk**: if it still does not fit, split the spans into consecutive chunks that each fit
    (neighbouring chunks share ``overlap`` spans, so a moment on a boundary is seen whole). Each
    chunk is asked separately with the video's full duration for its **candidates**; its answers
@@ -57,28 +62,106 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 def similarity(a: str, b: str) -> float:
     """Jaccard similarity of the two texts' lower-cased word sets (1.0 for two empty texts)."""
-    wa, wb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
-    if not wa and not wb:
-        return 1.0
-    return len(wa & wb) / len(wa | wb)
+    return _jaccard(frozenset(_WORD.findall(a.lower())), frozenset(_WORD.findall(b.lower())))
 
 
-def merge_similar(transcript: Transcript, threshold: float) -> Transcript:
-    """Merge adjacent spans whose texts are at least ``threshold`` similar (keeps the first text, and the frame
-    instants of every span merged, so the merged span is still sampled where its frames were)."""
+def merge_similar(transcript: Transcript, threshold: float, *, max_texts: int | None = None) -> Transcript:
+    """Merge adjacent spans whose texts are at least ``threshold`` similar to the first text of their run (keeps
+    that text, and the frame instants of every span merged, so the merged span is still sampled where its frames
+    were). ``max_texts``: a run stands for at most this many different texts (word sets; ``None``: no limit),
+    so ``max_texts=1`` merges only spans that say the same words."""
     if not 0.0 < threshold <= 1.0:
         raise ConfigurationError(f"merge threshold must be in (0, 1], got {threshold}")
-    runs: list[list[TranscriptEntry]] = []  # each run's spans; the merged entry is built once per run
-    for e in transcript.entries:
-        if runs and similarity(runs[-1][0].text, e.text) >= threshold:  # against the text the run keeps
-            runs[-1].append(e)
+    if max_texts is not None and (not isinstance(max_texts, int) or isinstance(max_texts, bool) or max_texts < 1):
+        raise ConfigurationError(f"max_texts must be a whole number of texts, 1 or more (or None), got {max_texts!r}")
+    words = _word_sets(transcript)
+    return _build(transcript, _runs_of(words, threshold, max_texts))
+
+
+def _word_sets(transcript: Transcript) -> list[frozenset[str]]:
+    return [frozenset(_WORD.findall(e.text.lower())) for e in transcript.entries]
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def _runs_of(words: list[frozenset[str]], threshold: float, max_texts: int | None) -> list[int]:
+    """The index of the first span of each run (see :func:`merge_similar`)."""
+    starts: list[int] = []
+    texts: set[frozenset[str]] = set()  # the different texts in the current run
+    for i, w in enumerate(words):
+        if starts and (w in texts or ((max_texts is None or len(texts) < max_texts)
+                                      and _jaccard(words[starts[-1]], w) >= threshold)):
+            texts.add(w)  # compared with the text the run keeps, not the last one: a run cannot drift
         else:
-            runs.append([e])
-    entries = [run[0] if len(run) == 1 else
-               TranscriptEntry(start=run[0].start, end=max(x.end for x in run), text=run[0].text,
-                               times=tuple(t for x in run for t in x.times))
-               for run in runs]
+            starts.append(i)
+            texts = {w}
+    return starts
+
+
+def _build(transcript: Transcript, starts: list[int]) -> Transcript:
+    """``transcript`` with each run (from one start to the next) as one span, built once per run."""
+    src = transcript.entries
+    entries = []
+    for a, b in zip(starts, [*starts[1:], len(src)]):
+        run = src[a:b]
+        entries.append(run[0] if len(run) == 1 else
+                       TranscriptEntry(start=run[0].start, end=max(x.end for x in run), text=run[0].text,
+                                       times=tuple(t for x in run for t in x.times)))
     return transcript.model_copy(update={"entries": entries})
+
+
+@dataclass(frozen=True)
+class Merged:
+    """What :func:`merge_to_fit` made: the merged ``transcript``, its prompt's ``tokens``, the ``threshold`` and
+    the most different texts a span stands for (``max_texts``, ``None``: no limit), and whether it ``fits``."""
+
+    transcript: Transcript
+    tokens: int
+    threshold: float
+    max_texts: int | None
+    fits: bool
+
+
+def merge_to_fit(transcript: Transcript, cost: Callable[[Transcript], int], budget: int,
+                 thresholds: Sequence[float] = MERGE_THRESHOLDS) -> Merged:
+    """Merge near-duplicate spans of ``transcript`` only as much as needed to fit ``budget`` (``cost`` is a
+    transcript's prompt tokens). Thresholds are tried from the highest; at the first whose merge fits, the
+    fewest different texts per span that fit (bisected: ``cost`` is called about log2 of the longest run's
+    different texts more times). When even the lowest threshold does not fit, its merge (as small as merging
+    gets) with ``fits=False``."""
+    if not thresholds:
+        raise ConfigurationError("no merge thresholds given")
+    words = _word_sets(transcript)
+    for th in thresholds:
+        if not 0.0 < th <= 1.0:
+            raise ConfigurationError(f"merge threshold must be in (0, 1], got {th}")
+        starts = _runs_of(words, th, None)
+        merged = _build(transcript, starts)
+        tokens = cost(merged)
+        if tokens > budget:
+            continue
+        ends = [*starts[1:], len(words)]
+        lo, hi = 1, max(len(set(words[a:b])) for a, b in zip(starts, ends))  # hi: no limit, which fits
+        best = Merged(merged, tokens, th, hi, True)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            trial = _build(transcript, _runs_of(words, th, mid))
+            tokens = cost(trial)
+            if tokens <= budget:
+                hi, best = mid, Merged(trial, tokens, th, mid, True)
+            else:
+                lo = mid + 1
+        return best
+    return Merged(merged, tokens, th, None, False)
+
+
+def merged_note(spans: int, budget: int, threshold: float, max_texts: int | None, merged_spans: int) -> str:
+    """The warning of a transcript that :func:`merge_to_fit` merged to fit."""
+    most = "" if max_texts is None else f", at most {max_texts} different text{'s' if max_texts != 1 else ''} per span"
+    return (f"the transcript ({spans} spans) exceeded the model's context ({budget} tokens); merged near-duplicate "
+            f"spans (similarity >= {threshold:g}{most}) into {merged_spans}")
 
 
 @dataclass
@@ -117,14 +200,11 @@ def plan_context(query: str, transcript: Transcript, *, count_tokens: TokenCount
     if full <= budget:
         return ContextPlan([transcript], budget, full, original_spans=n0)
     warnings: list[str] = []
-    current, used = transcript, None
-    for th in thresholds:
-        current, used = merge_similar(transcript, th), th
-        full = cost(current)
-        if full <= budget:
-            warnings.append(f"the transcript ({n0} spans) exceeded the model's context ({budget} tokens); "
-                            f"merged near-duplicate spans (similarity >= {th:g}) into {len(current)}")
-            return ContextPlan([current], budget, full, th, n0, warnings)
+    fit = merge_to_fit(transcript, cost, budget, thresholds)
+    current, used, full = fit.transcript, fit.threshold, fit.tokens
+    if fit.fits:
+        warnings.append(merged_note(n0, budget, used, fit.max_texts, len(current)))
+        return ContextPlan([current], budget, full, used, n0, warnings)
     chunks = _chunk(current, cost, budget, overlap)
     warnings.append(f"the transcript ({n0} spans, {full} prompt tokens) exceeds the model's context "
                     f"({budget} tokens) even with near-duplicate spans merged ({len(current)} spans); "
@@ -453,5 +533,6 @@ def _terminal_progress(total: int, name: str) -> _TerminalBar | None:
     return _TerminalBar(total, name) if sys.stderr.isatty() else None
 
 
-__all__ = ["CONTEXT_SPANS", "ContextPlan", "MERGE_THRESHOLDS", "Progress", "TokenCounter", "combine", "estimate_tokens",
-           "excerpt", "ground_in_context", "merge_similar", "plan_context", "progress_to", "similarity"]
+__all__ = ["CONTEXT_SPANS", "ContextPlan", "MERGE_THRESHOLDS", "Merged", "Progress", "TokenCounter", "combine",
+           "estimate_tokens", "excerpt", "ground_in_context", "merge_similar", "merge_to_fit", "merged_note",
+           "plan_context", "progress_to", "similarity"]

@@ -309,18 +309,16 @@ def run_answer(chat: ChatFn, question: str, transcript: Transcript, choices: Seq
 
 def fit_transcript(transcript: Transcript, cost: Callable[[Transcript], int], budget: int) -> tuple[Transcript, list[str]]:
     """``transcript`` as it fits ``budget`` prompt tokens: as is, else with near-duplicate spans merged
-    (:func:`~temporal_reasoner.context.merge_similar`, no time range lost). A transcript that does not
-    fit even then is a :class:`ConfigurationError` (answers are not combined across chunks)."""
-    from .context import MERGE_THRESHOLDS, merge_similar
+    (:func:`~temporal_reasoner.context.merge_to_fit`, only as much as needed, no time range lost). A transcript
+    that does not fit even then is a :class:`ConfigurationError` (answers are not combined across chunks)."""
+    from .context import merge_to_fit, merged_note
 
     tokens = cost(transcript)
     if tokens <= budget:
         return transcript, []
-    for th in MERGE_THRESHOLDS:
-        merged = merge_similar(transcript, th)
-        if cost(merged) <= budget:
-            return merged, [f"the transcript ({len(transcript)} spans) exceeded the model's context ({budget} "
-                            f"tokens); merged near-duplicate spans (similarity >= {th:g}) into {len(merged)}"]
+    fit = merge_to_fit(transcript, cost, budget)
+    if fit.fits:
+        return fit.transcript, [merged_note(len(transcript), budget, fit.threshold, fit.max_texts, len(fit.transcript))]
     raise ConfigurationError(f"the question's prompt ({tokens} tokens) does not fit the model's context ({budget} "
                              "tokens) even with near-duplicate spans merged; use a larger context (n_ctx or "
                              "context_tokens) or shorter descriptions")
