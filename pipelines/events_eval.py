@@ -212,11 +212,8 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
         ids = sorted(random.Random(seed).sample(ids, limit))
     if videos is not None:
         found, missing = find_videos(ids, videos)
-    else:
-        bare = {v[2:] if v.startswith("v_") else v: v for v in ids}
-        hit, _ = find_descriptions([*ids, *bare], descriptions)
-        found = {v: hit.get(v) or hit.get(b) for b, v in bare.items() if hit.get(v) or hit.get(b)}
-        missing = [v for v in ids if v not in found]
+    else:  # v_X.jsonl or X.jsonl; both for one video are refused, naming both (one_file_per_video)
+        found, missing = find_descriptions(ids, descriptions, out, v_prefix=True)
     where = videos if videos is not None else descriptions
     if not found:  # --allow-missing cannot help: say what was looked for, and that --limit chose before looking
         chosen = (f"; --limit {limit} chose them among all {every} reference videos before inputs were looked for: "

@@ -403,13 +403,14 @@ def _input_files(folder: Path, exts: Iterable[str], skip: Path | None = None) ->
 
 
 def find_descriptions(video_ids: Iterable[str], folder: str | Path,
-                      out: str | Path | None = None) -> tuple[dict[str, Path], list[str]]:
+                      out: str | Path | None = None, *, v_prefix: bool = False) -> tuple[dict[str, Path], list[str]]:
     """Map video ids to descriptions or caption files under ``FOLDER`` (searched recursively): ``ID.jsonl``,
     ``ID.json`` or ``ID.csv``, also named ``ID.descriptions.jsonl`` (what ``vidground describe`` suggests) or
-    ``ID_cap.json`` (NExT-GQA caption sets). A selected id that two files could be (``ID.csv`` beside
-    ``ID_cap.json``, ``ID.jsonl`` beside a copy in a subfolder) is an :class:`InputError` naming them all: no file
-    is chosen silently over another. The run folder ``out`` and any other run folder below ``FOLDER`` are not
-    searched."""
+    ``ID_cap.json`` (NExT-GQA caption sets). With ``v_prefix`` ActivityNet's ``v_`` may be present or absent on
+    either side (video ``v_X`` finds ``v_X.jsonl`` or ``X.jsonl``, as :func:`~pipelines.datasets.find_videos`
+    does). A selected id that two files could be (``ID.csv`` beside ``ID_cap.json``, ``ID.jsonl`` beside a copy in a
+    subfolder, ``v_X.jsonl`` beside ``X.jsonl``) is an :class:`InputError` naming them all: no file is chosen
+    silently over another. The run folder ``out`` and any other run folder below ``FOLDER`` are not searched."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("is not a folder: give the folder holding the descriptions, one file a video "
@@ -419,7 +420,12 @@ def find_descriptions(video_ids: Iterable[str], folder: str | Path,
     for p in _input_files(folder, _DESCRIPTION_EXTENSIONS, None if out is None else Path(out)):
         for vid in dict.fromkeys((p.stem, video_id_from_path(p))):
             files.setdefault(vid, []).append(p)
-    return one_file_per_video({v: files.get(v, []) for v in dict.fromkeys(video_ids)}, folder, "descriptions file")
+
+    def names(vid: str) -> list[str]:
+        return [vid, *([vid[2:] if vid.startswith("v_") else f"v_{vid}"] if v_prefix else [])]
+
+    return one_file_per_video({v: sorted(set(p for n in names(v) for p in files.get(n, [])))
+                               for v in dict.fromkeys(video_ids)}, folder, "descriptions file")
 
 
 def _folder_ids(folder: Path, mode: str) -> set[str]:
