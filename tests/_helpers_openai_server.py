@@ -14,6 +14,7 @@ without answering, close it after answering, or send a raw (malformed) body.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -154,6 +155,30 @@ class FakeOpenAIServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+#: a grounding answer: one interval, 10-14 s
+GROUNDING_REPLY = '{"intervals": [{"start": 10, "end": 14, "score": 0.8}]}'
+
+
+def serve_small_context(server: FakeOpenAIServer, *, limit_chars: int = 6000, limit_tokens: int = 2048,
+                        reply: str = GROUNDING_REPLY) -> None:
+    """Make ``server`` a model with a small context: any request whose messages hold more than ``limit_chars``
+    characters is refused as vLLM and llama-cpp-python word it (a 400 stating ``limit_tokens`` as the context, a
+    token per 3 characters requested); an events chunk ("part of the transcript from S") gets one event at S,
+    any other request ``reply``."""
+    def respond(req: Recorded) -> Reply:
+        chars = sum(len(m["content"]) for m in req.json["messages"])
+        if chars > limit_chars:
+            return Reply.error(400, f"This model's maximum context length is {limit_tokens} tokens. However, you "
+                                    f"requested {chars // 3} tokens ({chars // 3 - 512} in the messages, 512 in the "
+                                    f"completion). Please reduce the length of the messages or completion.")
+        part = re.search(r"part of the transcript from ([\d.]+)", req.json["messages"][-1]["content"])
+        if part:
+            return Reply.chat(json.dumps({"events": [{"start": float(part[1]), "end": float(part[1]) + 1,
+                                                      "caption": "a person stands"}]}))
+        return Reply.chat(reply)
+    server.responder = respond
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from temporal_reasoner.openai_reasoner import OpenAIReasoner
 from temporal_reasoner.parsing import extract_json, parse_reply_detailed, strip_reasoning
 from temporal_reasoner.transcript import Transcript
 
-from _helpers_openai_server import FakeOpenAIServer, Reply, openai_server  # noqa: F401
+from _helpers_openai_server import FakeOpenAIServer, Reply, openai_server, serve_small_context  # noqa: F401
 
 DRAFT = '{"intervals":[{"start":0,"end":36,"score":0.1}]}'
 FINAL = '{"intervals":[{"start":17,"end":21,"score":0.9}]}'
@@ -158,19 +158,6 @@ def test_a_404_names_the_url_and_the_base_url_meant(openai_server, transcript):
 
 # --- 4. a context overflow on the first request ---------------------------------------------------------------
 
-def _small_context_server(server, limit_chars: int, limit_tokens: int = 2048):
-    """A server that refuses, as vLLM and llama-cpp-python word it, any prompt over ``limit_chars`` characters;
-    others get a valid answer."""
-    def respond(req):
-        chars = sum(len(m["content"]) for m in req.json["messages"])
-        if chars > limit_chars:
-            return Reply.error(400, f"This model's maximum context length is {limit_tokens} tokens. However, you "
-                                    f"requested {chars // 3} tokens ({chars // 3 - 512} in the messages, 512 in the "
-                                    f"completion). Please reduce the length of the messages or completion.")
-        return Reply.chat('{"intervals": [{"start": 10, "end": 14, "score": 0.8}]}')
-    server.responder = respond
-
-
 @pytest.fixture
 def long_transcript() -> Transcript:
     import hashlib  # unique lines, which no merging shortens
@@ -181,7 +168,7 @@ def long_transcript() -> Transcript:
 
 
 def test_an_overflow_stating_the_context_is_learned_and_grounded_in_chunks(openai_server, long_transcript):
-    _small_context_server(openai_server, limit_chars=6000)
+    serve_small_context(openai_server, limit_chars=6000)
     r = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k", max_tokens=256)  # assumes 100,000 tokens
     res = r.ground("thing number 5", long_transcript)
     first = openai_server.requests[0]
@@ -200,7 +187,7 @@ def test_an_overflow_stating_the_context_is_learned_and_grounded_in_chunks(opena
 def test_an_overflow_within_the_size_assumed_says_which_context_tokens_to_set(openai_server, long_transcript):
     from vidground.errors import ProviderError
 
-    _small_context_server(openai_server, limit_chars=1000, limit_tokens=8192)  # states more than is assumed
+    serve_small_context(openai_server, limit_chars=1000, limit_tokens=8192)  # states more than is assumed
     r = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k", context_tokens=4096)
     with pytest.raises(ProviderError, match=r"give a smaller context_tokens \(--reasoner-opt context_tokens=N, "
                                             r"now 4096; the server's 8192 or less\)"):

@@ -5,13 +5,12 @@ grown again, the unknown-cost wording, and a --json list lost on an unexpected e
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
 from temporal_reasoner.parsing import ReplyError, parse_reply_detailed
 
-from _helpers_openai_server import Reply, openai_server  # noqa: F401
+from _helpers_openai_server import Reply, openai_server, serve_small_context  # noqa: F401
 
 ANSWER = (17.0, 21.0)
 
@@ -117,20 +116,7 @@ def test_a_collected_backends_hold_is_released_before_the_next_request_of_anothe
 
 # --- 3, 4, 8. the context a server stated: used by ask and events, learned there too, never grown ----------------
 
-def _tight_server(server, reply: str, limit_chars: int = 6000, limit_tokens: int = 2048):
-    """Refuses, as vLLM words it, any prompt over ``limit_chars`` characters; answers ``reply`` otherwise."""
-    def respond(req):
-        chars = sum(len(m["content"]) for m in req.json["messages"])
-        if chars > limit_chars:
-            return Reply.error(400, f"This model's maximum context length is {limit_tokens} tokens. However, you "
-                                    f"requested {chars // 3} tokens ({chars // 3 - 512} in the messages, 512 in the "
-                                    f"completion).")
-        part = re.search(r"part of the transcript from ([\d.]+)", req.json["messages"][-1]["content"])
-        if part:  # an events chunk: one event at its start
-            return Reply.chat(json.dumps({"events": [{"start": float(part[1]), "end": float(part[1]) + 1,
-                                                      "caption": "a person stands"}]}))
-        return Reply.chat(reply)
-    server.responder = respond
+YES = '{"answer": "yes", "intervals": [{"start": 10, "end": 14, "score": 0.8}]}'
 
 
 def _sent(server, since: int = 0) -> list[int]:
@@ -151,7 +137,7 @@ def repetitive():
 def test_ask_uses_the_context_ground_learned(openai_server, repetitive):
     from temporal_reasoner.openai_reasoner import OpenAIReasoner
 
-    _tight_server(openai_server, '{"answer": "yes", "intervals": [{"start": 10, "end": 14, "score": 0.8}]}')
+    serve_small_context(openai_server, reply=YES)
     r = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k", max_tokens=256)
     r.ground("a person", repetitive)
     assert r.learned_context_tokens == 2048
@@ -164,14 +150,14 @@ def test_ask_uses_the_context_ground_learned(openai_server, repetitive):
 def test_ask_and_events_learn_the_context_from_their_own_overflow(openai_server, repetitive):
     from temporal_reasoner.openai_reasoner import OpenAIReasoner
 
-    _tight_server(openai_server, '{"answer": "yes", "intervals": [{"start": 10, "end": 14, "score": 0.8}]}')
+    serve_small_context(openai_server, reply=YES)
     r = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k", max_tokens=256)
     a = r.answer("is there a person?", repetitive)  # before: ProviderError on the first refusal
     assert a.answer == "yes" and r.learned_context_tokens == 2048
     assert any("context is 2048 tokens" in w and "answered again" in w for w in a.warnings)
     assert a.usage["reason"].requests == len(openai_server.requests) - 1  # the refused one was not answered
 
-    _tight_server(openai_server, '{"events": [{"start": 10, "end": 14, "caption": "a person stands"}]}')
+    serve_small_context(openai_server, reply='{"events": [{"start": 10, "end": 14, "caption": "a person stands"}]}')
     r = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k", max_tokens=256)
     sent = len(openai_server.requests)
     ev = r.events(repetitive)
@@ -216,7 +202,7 @@ def test_the_chunking_log_names_the_learned_size_not_a_setting(openai_server, lo
     from temporal_reasoner import context as ctx
     from temporal_reasoner.openai_reasoner import OpenAIReasoner
 
-    _tight_server(openai_server, '{"intervals": [{"start": 10, "end": 14, "score": 0.8}]}')
+    serve_small_context(openai_server)
     r = OpenAIReasoner("fxb-log", base_url=openai_server.base_url, api_key="k", max_tokens=256)
     ctx._WARNED.discard(r.name)
     with caplog.at_level(logging.WARNING):
