@@ -572,6 +572,7 @@ def _print_many(args: argparse.Namespace, queries: list[str], answer: Any, descr
     except BaseException as exc:  # Ctrl-C, or a fault no query's error covers (a bug, MemoryError): raised on
         if isinstance(exc, KeyboardInterrupt):
             exc.finished, exc.total = len(results), len(queries)  # type: ignore[attr-defined]
+            exc.failed = len(failures)  # type: ignore[attr-defined]  # said above each; neither finished nor not run
         if args.json:  # the answers finished (and, with an openai: reasoner, paid for) are not thrown away
             print(json.dumps([r.model_dump(mode="json") for r in results], indent=2, ensure_ascii=False), flush=True)
         raise
@@ -610,13 +611,21 @@ def _failed_queries(args: argparse.Namespace, queries: list[str], results: list[
 
 
 def _finished_note(args: argparse.Namespace, exc: BaseException) -> str:
-    """How many of several queries (-q/--queries) finished before a Ctrl-C, and where their results are."""
+    """How many of several queries (-q/--queries) finished before a Ctrl-C, and where their results are; after a
+    failed query (said where it failed), how many failed and how many were not run as well."""
     finished, total = getattr(exc, "finished", None), getattr(exc, "total", None)
     if finished is None or total is None:
         return ""
+    failed = getattr(exc, "failed", 0) or 0
+    where = "printed as a JSON list" if getattr(args, "json", False) else "printed above"
+    if failed:
+        left = total - finished - failed
+        said = (f"{failed} failed (said above) and {left} {'was' if left == 1 else 'were'} not run")
+        if not finished:
+            return f" before any of the {total} queries finished: {said}"
+        return f" after {finished} of {total} queries finished, {said} (the finished results are {where})"
     if not finished:
         return f" before any of the {total} queries finished"
-    where = "printed as a JSON list" if getattr(args, "json", False) else "printed above"
     return f" after {finished} of {total} queries finished (their results are {where})"
 
 
