@@ -33,8 +33,10 @@ it describes is logged with the pass that asked for it and why.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -221,6 +223,7 @@ def coarse_to_fine(
     clock: Callable[[], float] = time.perf_counter,
     tolerant: bool = False,
     in_flight: int = 1,
+    progress: Callable[[str, int], Any] | None = None,
 ) -> tuple[SearchOutcome, int]:
     """Ground ``query`` describing as few frames of ``grid`` (the dense sampling times, increasing) as the
     search allows. ``describe(times)`` yields descriptions for those times (a describer behind a cache;
@@ -245,8 +248,10 @@ def coarse_to_fine(
     slower than the slowest wave so far (a wave's time includes decoding its frames: where decoding is slow
     against the calls, the estimate from the first small chunks is loose) nothing is begun after the budget ran
     out, nor ends past it; calls that slow down can send part of the last chunk after it (of a chunk of
-    ``2 * in_flight``, its second wave: at most ``in_flight`` calls), each still taken. Returns the outcome and
-    the coarse stride used."""
+    ``2 * in_flight``, its second wave: at most ``in_flight`` calls), each still taken. ``progress(stage, planned)``,
+    when given, makes a bar (``update(n)``, ``close()``, as tqdm's) for each stage: the sparse pass (``"sparse
+    pass"``, its planned frames) and each refinement round (``"round k"``, the frames it asks for), advanced as
+    each frame is answered (see :func:`frame_progress`). Returns the outcome and the coarse stride used."""
     search = search or Search(strategy="coarse-to-fine")
     if isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 1:
         raise ConfigurationError(f"in_flight must be a positive integer (calls a describer runs at once), "
@@ -309,10 +314,17 @@ def coarse_to_fine(
         safe = fits(rest, every=True)
         return max(min(fits(rest, 0.5), safe), min(2 * in_flight, safe))
 
-    def run(indices: list[int], pass_no: int, reasons: dict[int, tuple[int, str]], tolerance: float = 0.0) -> int:
+    def stage(name: str, planned: int) -> Any:
+        """The progress bar of one stage (the sparse pass, a refinement round) of ``planned`` frames."""
+        return progress(name, planned) if progress is not None and planned else _NoBar()
+
+    def run(indices: list[int], pass_no: int, reasons: dict[int, tuple[int, str]], tolerance: float = 0.0,
+            bar: Any = None) -> int:
         """Describe the grid frames ``indices`` (best first: a seconds budget that runs out keeps the head of the
         list), listing each in time order; returns how many of them the seconds budget left undescribed (taken off
-        the list and off ``asked``; no round follows: the next one finds that no call fits either).
+        the list and off ``asked``; no round follows: the next one finds that no call fits either). ``bar`` (the
+        stage's progress) advances a frame as each is answered: a known one at once, the others as the describer
+        gives their descriptions (a chunk's frames all counted once it is read to its end).
 
         Under a seconds budget they go to the describer in chunks (:func:`next_chunk`) taken from the head of
         ``indices``, each chunk in time order (as a video's frames are decoded, and as skip-unchanged compares
@@ -346,6 +358,8 @@ def coarse_to_fine(
             else:
                 take(i, d)
                 out.known += 1
+                if bar is not None:
+                    bar.update(1)
         done = 0  # how many of ``fresh`` were handed to the describer
         while done < len(fresh):
             size = next_chunk(len(fresh) - done)
@@ -355,8 +369,12 @@ def coarse_to_fine(
             part = [grid[i] for i in chunk]
             begun, calls = clock(), out.calls
             got: list[FrameDescription] = []
+            shown = 0  # the chunk's frames the bar was advanced for
             for d in paid_on_error(describe(part, tolerance=tolerance) if tolerance else describe(part)):
                 got.append(d)
+                if bar is not None and shown < len(chunk):  # as it comes: a slow describer's progress is seen
+                    bar.update(1)
+                    shown += 1
                 if d is described.get(d.t) or d is known_frames.get(d.t):
                     continue  # a frame this search already took, given again (describe_once): nothing paid
                 u = d.usage or Usage()
@@ -373,6 +391,8 @@ def coarse_to_fine(
             at = [d.t for d in got]
             for i in chunk if got else ():
                 take(i, got[_closest(at, grid[i])])
+            if bar is not None and shown < len(chunk):  # one decoded frame answered several times: all are done
+                bar.update(len(chunk) - shown)
             seconds = clock() - begun
             spent += seconds
             if out.calls > calls:  # cache hits and reuses alone say nothing of how long a call takes
@@ -446,13 +466,14 @@ def coarse_to_fine(
     paid = [i for i in sparse if request(grid[i], tolerance) not in known]
     # the known frames, then the others; under a seconds budget spread out, so that one running out leaves the
     # whole video seen evenly
-    run(known_sparse, 0, reasons, tolerance)
     undescribed = 0
-    for batch in (_spread(paid) if search.budget_seconds is not None else [paid]):
-        if undescribed or out_of_budget():
-            undescribed += len(batch)
-        else:
-            undescribed += run(batch, 0, reasons, tolerance)
+    with closing(stage("sparse pass", len(sparse))) as bar:
+        run(known_sparse, 0, reasons, tolerance, bar)
+        for batch in (_spread(paid) if search.budget_seconds is not None else [paid]):
+            if undescribed or out_of_budget():
+                undescribed += len(batch)
+            else:
+                undescribed += run(batch, 0, reasons, tolerance, bar)
     if undescribed:
         ran_out(0, undescribed)
     out.frames.sort(key=lambda e: e[0])
@@ -523,7 +544,8 @@ def coarse_to_fine(
         if budget is not None and len(wanted) > budget:
             wanted = wanted[:budget]
         before = used()
-        undescribed = run(wanted, round_no, reasons)
+        with closing(stage(f"round {round_no}", len(wanted))) as bar:
+            undescribed = run(wanted, round_no, reasons, bar=bar)
         if undescribed:
             ran_out(round_no, undescribed)
         out.rounds = round_no
@@ -536,6 +558,31 @@ def coarse_to_fine(
     out.descriptions = sorted(described.values(), key=lambda d: d.t)
     out.seconds = clock() - started
     return out, stride
+
+
+class _NoBar:
+    """The progress of a stage nobody watches."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def frame_progress(desc: str, enabled: bool = True) -> Callable[[str, int], Any] | None:
+    """``coarse_to_fine``'s ``progress`` as a session's dense describing shows it (``pipelines.session._progress``):
+    on a terminal (stderr) and ``enabled``, a tqdm bar per stage, ``DESC, sparse pass`` then ``DESC, round k``,
+    counting frames of the stage's planned count and cleared when the stage ends; else ``None`` (nothing drawn)."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+
+    def bar(stage: str, planned: int) -> Any:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=planned, desc=f"{desc}, {stage}", unit="frame", leave=False)
+
+    return bar
 
 
 def describe_once(frames: Iterable[Any], describe: Callable[[Iterable[Any]], Iterable[FrameDescription]],
@@ -746,4 +793,5 @@ def check_skip_unchanged(value: Any) -> float | None:
 
 
 __all__ = ["Search", "SearchOutcome", "coarse_to_fine", "coarse_stride", "held_transcript", "in_flight_of", "rate_grid",
-           "count_grid", "check_skip_unchanged", "describe_once", "search_options", "request", "STRATEGIES"]
+           "count_grid", "check_skip_unchanged", "describe_once", "frame_progress", "search_options", "request",
+           "STRATEGIES"]

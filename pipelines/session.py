@@ -780,7 +780,7 @@ class Session:
         reuse happen; see :meth:`_reuses_answers`). The result's ``settings["search"]`` lists every frame described,
         with its pass and why."""
         from frame_describer.sampling import probe_video, sample_frames
-        from .search import coarse_to_fine, count_grid, describe_once, in_flight_of, rate_grid
+        from .search import coarse_to_fine, count_grid, describe_once, frame_progress, in_flight_of, rate_grid
 
         self._check_open()
         info = probe_video(path)  # a missing or broken file fails here, before any model is loaded
@@ -817,7 +817,8 @@ class Session:
             known = dict(self._searched.get(key, {})) if key is not None and self._reuses_answers(desc) else {}
         seen.update((d.t, d) for d in known.values())
         outcome, stride = coarse_to_fine(query, rsn, describe, grid, length, self.search, known=known, tolerant=True,
-                                         in_flight=in_flight_of(desc))
+                                         in_flight=in_flight_of(desc),
+                                         progress=frame_progress(f"describing {path.name}", self.progress))
         if key is not None:
             with self._lock:
                 # a frame with no description (a refused reply) is not known: the next query asks for it again
