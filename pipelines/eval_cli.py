@@ -165,7 +165,9 @@ def register(subparsers: Any) -> None:
 
     s = subparsers.add_parser("score", help="score a predictions file against a dataset (no model needed)",
                               description='Score PRED.jsonl, whose lines are {"video", "query", "intervals": [[s, e, score?], ...]} '
-                                          'or {"qid", "pred_relevant_windows"}, against the dataset\'s queries.')
+                                          'or {"qid", "pred_relevant_windows"}, against the dataset\'s queries; or '
+                                          'NExT-GQA\'s results file, one JSON object keyed by VIDEO_QID whose values '
+                                          'are the span [s, e] or {"location": [s, e], "prediction": i}.')
     s.add_argument("predictions", metavar="PRED.jsonl")
     s.add_argument("--dataset", required=True, help=f"one of: {names}")
     _dataset_args(s)
@@ -392,13 +394,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from .baselines import dataset_prior
     from .datasets import load_dataset
-    from .metrics import NO_ANSWER, compute_metrics, compute_qa_metrics, match_predictions, read_predictions
+    from .metrics import (NO_ANSWER, compute_metrics, compute_qa_metrics, fractions_note, match_predictions,
+                          read_predictions)
     from .provenance import collect, sha256_file
     from .report import check_count, problems_text, provenance_lines
 
     check_count("--bootstrap", args.bootstrap)
     ds = load_dataset(args.dataset, args.split, args.data_root, path=args.dataset_file)
     records = read_predictions(args.predictions)
+    fractions = fractions_note(records)
+    if fractions:
+        print(f"warning: {fractions}", file=sys.stderr)
     match = match_predictions(records, ds.queries)
     queries = ds.queries if args.all_queries else [q for q in ds.queries if q.qid in match.predictions]
     if not queries:
@@ -426,7 +432,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(json.dumps({"dataset": ds.name, "split": ds.split, "scored": len(queries), "dataset_queries": len(ds),
                           "predicted": len(match.predictions), "unmatched": [
                               {k: v for k, v in r.items() if k != "intervals"} for r in match.unmatched],
-                          "duplicates": match.duplicates, "foreign": match.foreign, "loose": match.loose, "warnings": [partly] if partly else [],
+                          "duplicates": match.duplicates, "foreign": match.foreign, "loose": match.loose, "warnings": [w for w in (partly, fractions) if w],
                           "all_queries": args.all_queries,
                           "metrics": m.summary(), "problems": problems, "provenance": record}, indent=2))
     else:
@@ -437,7 +443,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         if match.unmatched:
             print(f"\n{len(match.unmatched)} prediction(s) match no query:")
             for r in match.unmatched[:20]:
-                print(f"  line {r.get('_line')}: video={r.get('video')!r} query={r.get('query')!r} qid={r.get('qid')!r}")
+                print(f"  key {r['_key']!r}: no annotated question has it" if "_key" in r else
+                      f"  line {r.get('_line')}: video={r.get('video')!r} query={r.get('query')!r} qid={r.get('qid')!r}")
         if match.duplicates:
             print(f"{match.duplicates} duplicate prediction(s) ignored (the first one for a query counts)")
         print("\nprovenance:\n" + "\n".join(provenance_lines(record)))

@@ -24,6 +24,7 @@ The convention (moment_detr, lighthouse, UniVTG, TimeChat, lmms-eval):
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -695,9 +696,87 @@ class PredictionMatch(BaseModel):
                 + (f"; {loose}" if loose else ""))
 
 
+#: The keys of a prediction record (a JSONL line): a whole-file JSON object holding one of them is a record, not a
+#: results file keyed by question (:func:`read_keyed_results`).
+RECORD_KEYS = frozenset({"qid", "video", "vid", "query", "intervals", "pred_relevant_windows"})
+
+
+class _Members(dict):
+    """A JSON object that also keeps its members as the file gave them (``members``), a repeated key included
+    (``json`` keeps its last value only)."""
+
+    def __init__(self, members: list[tuple[str, Any]]):
+        super().__init__(members)
+        self.members = members
+
+
+def _location_intervals(location: Any) -> Any:
+    """The intervals of a NExT-GQA ``location``: a flat list of times is one span from the first to the last (the
+    official ``eval_ground.py`` reads ``span[0]`` and ``span[-1]``; the SeViLA tools' frame times are cut so);
+    anything else (a list of ``[start, end]`` pairs, best first) as given, checked when scored."""
+    if isinstance(location, list) and len(location) >= 2 and all(_is_number(x) for x in location):
+        return [[location[0], location[-1]]]
+    return location
+
+
+def read_keyed_results(path: Any) -> list[dict[str, Any]] | None:
+    """The records of a results file keyed by question, as doc-doc/NExT-GQA writes them: one JSON object
+    ``{"VIDEO_QID": value}``, each value the top-1 span ``[s, e]`` in seconds (``test_ground.json``, what the
+    official ``code/TempGQA/eval_ground.py`` scores) or an object with ``location`` (the span, or SeViLA's frame
+    times) and ``prediction`` (the chosen option; its ``answer`` is the ground truth), as its SeViLA tools write
+    ``test_ground.json`` before ``split_qa_loc.py`` splits it. Each becomes ``{"qid": KEY, "_key": KEY,
+    "intervals": ..., ...}`` in the file's order, a repeated key twice (scored as a duplicate, not overwritten).
+    ``None`` when the file is not such an object (JSONL: its first line is a record)."""
+    from vidground.errors import InputError
+    from vidground.files import iter_text_lines
+
+    lines = iter_text_lines(path)
+    first = next((line for _, line in lines if line.strip()), None)
+    if first is None:
+        return None
+    try:
+        head = json.loads(first)
+    except json.JSONDecodeError:  # the first line of an object written over several lines, or damaged
+        head = None
+    if isinstance(head, dict) and RECORD_KEYS & head.keys():
+        return None  # a JSONL file of records
+    try:
+        data = json.loads(first + "".join(line for _, line in lines), object_pairs_hook=_Members)
+    except json.JSONDecodeError:
+        return None  # not one object: read as JSONL, whose error names the line
+    if isinstance(data, _Members) and not data:
+        raise InputError("no predictions in the file (an empty JSON object)", path=path)
+    if not isinstance(data, _Members) or RECORD_KEYS & data.keys() or \
+            not any(isinstance(v, (list, Mapping)) for _, v in data.members):
+        return None  # a record without its keys, or no span or object at all: JSONL's error says what a line needs
+    out = []
+    for key, value in data.members:
+        record: dict[str, Any] = {"qid": key, "_key": key}
+        if isinstance(value, Mapping):  # {"location", "prediction", "answer"}
+            record = {str(k): v for k, v in value.items() if k not in ("qid", "_key")} | record
+            if "location" in value and "intervals" not in value:
+                record["intervals"] = _location_intervals(value["location"])
+        else:  # [s, e]; anything else is scored as an unparseable span, listed with its key
+            record["intervals"] = _location_intervals(value)
+        out.append(record)
+    return out
+
+
+def fractions_note(records: Sequence[Mapping[str, Any]], least: int = 3) -> str | None:
+    """A warning when every top-1 span of ``records`` (``least`` or more that parse) ends by 1.0: fractions of the
+    video, as NExT-GQA's Gaussian-mask results (``*_gs.json``, which the official script multiplies by the video's
+    duration) give them, scored here as seconds; else ``None``."""
+    ends = [spans[0][1] for spans in (prediction_spans(r)[0] for r in records) if spans]
+    if len(ends) < least or max(ends) > 1.0:
+        return None
+    return (f"all {len(ends)} top-1 spans end by 1.0 s: fractions of each video (as NExT-GQA's Gaussian-mask "
+            "*_gs.json results give them)? They are scored as seconds: multiply each by its video's duration first")
+
+
 def read_predictions(path: str | Any) -> list[dict[str, Any]]:
     """Prediction records of a JSONL file: ``{"video", "query", "intervals"}`` or the moment_detr /
-    lighthouse ``{"qid", "pred_relevant_windows"}`` form. Raises ``InputError`` with the line."""
+    lighthouse ``{"qid", "pred_relevant_windows"}`` form; or of a results file keyed by question
+    (:func:`read_keyed_results`: NExT-GQA's ``{"VIDEO_QID": [s, e]}``). Raises ``InputError`` with the line."""
     from pathlib import Path
 
     from vidground.files import check_readable, iter_json_lines
@@ -705,6 +784,9 @@ def read_predictions(path: str | Any) -> list[dict[str, Any]]:
 
     path = Path(path)
     check_readable(path, "predictions file")
+    keyed = read_keyed_results(path)
+    if keyed is not None:
+        return keyed
     needs = 'each line needs {"video", "query", "intervals"} or {"qid", "pred_relevant_windows"}'
     out = []
     for lineno, obj in iter_json_lines(path, not_object=needs):
