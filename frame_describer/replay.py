@@ -7,6 +7,12 @@ and a user can compare strategies on captions they already paid for before payin
 
 Any format :func:`~frame_describer.descriptions_io.read_descriptions` reads is accepted (vidground
 JSONL, VTG-GPT clip JSONL, per-second JSON, CSV), or a list of descriptions already in memory.
+
+The captions are one video's. When their lines name it (the ``video`` field ``vidground describe`` and an
+eval's transcripts write) or the ``video=`` option does, a session asked to describe another video gets an
+:class:`~vidground.errors.InputError` naming both before any frame is answered (:meth:`ReplayDescriber.for_video`):
+``vidground eval --videos DIR --describer replay:ONE_FILE`` answered every video with that one video's
+captions, silently. Captions that name no video are answered for any video, as the caller says.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -37,6 +43,10 @@ class ReplayDescriber(BaseDescriber):
     ``duration`` metadata (clip formats carry the end of their last clip), else the last caption's time
     plus the median gap. A frame after ``end`` gets no description: the captions say nothing there.
     ``calls`` counts frames answered, ``past_end`` frames left without one.
+
+    ``video`` is the video the captions are of (a file name, stem or id): the file's ``video`` field when every
+    line that has one agrees, else ``None`` (any video); given, it replaces the field (captions of a video
+    renamed since). A session checks each video it describes against it (:meth:`for_video`).
     """
 
     name = "replay"
@@ -46,7 +56,7 @@ class ReplayDescriber(BaseDescriber):
     lazy = True
 
     def __init__(self, captions: str | Path | Sequence[FrameDescription], *, format: str = "auto",
-                 clip_seconds: float | None = None, duration: float | None = None):
+                 clip_seconds: float | None = None, duration: float | None = None, video: str | None = None):
         if isinstance(captions, (str, Path)):
             self.source = str(captions)
             items = read_descriptions(captions, format=format, clip_seconds=clip_seconds)
@@ -64,6 +74,12 @@ class ReplayDescriber(BaseDescriber):
         if len(set(self.times)) != len(self.times):
             raise InputError(f"{self.source}: two captions share one time; the replay needs one caption per time")
         self.end = self._end(items, duration)
+        if video is not None and (not isinstance(video, str) or not video.strip()):
+            raise ConfigurationError(f"video must be the name or id of the video the captions are of, got {video!r}")
+        named = description_metadata(items, "video")
+        self.video: str | None = video.strip() if video is not None else (
+            str(named) if isinstance(named, (str, int)) and not isinstance(named, bool) and str(named).strip() else None)
+        self._named_by = "the video= option" if video is not None else "their 'video' field"
         # what changes the answers: the captions themselves (their digest), so a cache keyed on settings()
         # never mixes two caption sets
         digest = hashlib.sha256()
@@ -98,6 +114,20 @@ class ReplayDescriber(BaseDescriber):
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "mode": self.mode, "captions": self.digest, "end": round(self.end, 3)}
 
+    def for_video(self, video: str | Path) -> "ReplayDescriber":
+        """This describer, to describe ``video`` (a path): an :class:`InputError` naming both when the captions are
+        of another video (:attr:`video`, compared by file name, stem or id; ActivityNet's ``v_`` may be on either
+        side). A session calls it before describing a video, so nothing is answered from the wrong captions."""
+        if self.video is None or _same_video(self.video, video):
+            return self
+        stem = PurePath(str(video)).stem
+        raise InputError(
+            f"these captions are of video {self.video!r} ({self._named_by}), not of {str(video)!r}: a replay answers "
+            "one video from its own captions. Give that video's captions file; for an eval over many videos, pass "
+            "--descriptions DIR (one captions file per video, found by its id) in place of --videos and --describer; "
+            f"if these are this video's captions under another name, pass --describer-opt video={stem} (Python: "
+            f"describer_options={{'video': {stem!r}}})", path=self.source)
+
     def caption_at(self, t: float) -> str | None:
         """The caption nearest ``t`` (the later one on a tie: spans are half-open, a clip's caption holds
         from its start), or ``None`` past the end."""
@@ -122,6 +152,16 @@ class ReplayDescriber(BaseDescriber):
                     self.calls += 1
             if text is not None:
                 yield FrameDescription(t=f.t, text=text, usage=Usage(requests=1, cost_usd=0.0))  # nothing paid: not unpriced
+
+
+def _names(video: str | Path) -> set[str]:
+    """What a video can be called: its file name, stem or id, without ActivityNet's ``v_``."""
+    p = PurePath(str(video).strip())
+    return {n.removeprefix("v_") for n in (str(video).strip(), p.name, p.stem) if n}
+
+
+def _same_video(named: str, video: str | Path) -> bool:
+    return bool(_names(named) & _names(video))
 
 
 _PIXEL = np.zeros((1, 1, 3), dtype=np.uint8)

@@ -314,6 +314,13 @@ def _progress(iterable: Iterable[Any], total: int | None, enabled: bool, desc: s
     return tqdm(iterable, total=total, desc=desc, unit="frame", leave=False)
 
 
+def _for_video(describer: Any, path: Path) -> Any:
+    """The describer to describe the video at ``path`` with: ``describer.for_video(path)`` where it has one (a
+    ``replay:`` describer refuses a video its captions are not of), else ``describer``."""
+    hook = getattr(describer, "for_video", None)
+    return describer if hook is None else hook(path)
+
+
 def _file_key(path: Path) -> tuple[Any, ...] | None:
     """What identifies a file's current content cheaply: its resolved path, device and inode (a file
     replaced by another is a new inode), size, and modification and change times (``ctime`` cannot be
@@ -597,7 +604,7 @@ class Session:
         # opens the file and checks it (missing, folder, empty, not a video...) before any model is loaded
         frames = sample_frames(path, fps=s.fps, num_frames=s.num_frames, max_frames=s.max_frames, max_side=s.max_side)
         with frames:
-            desc = self.describer
+            desc = _for_video(self.describer, path)
             aware = getattr(desc, "mode", "agnostic") == "aware"
             if aware:
                 if query is None:
@@ -658,7 +665,7 @@ class Session:
 
         s = self.sampling  # the times and duration are kept in the cache: a warm run opens no container
         times, duration = sampling_plan(self.cache, path, fps=s.fps, num_frames=s.num_frames, max_frames=s.max_frames)
-        desc = self.describer
+        desc = _for_video(self.describer, path)
         if not times or getattr(desc, "mode", "agnostic") == "aware":
             return None
         source = self._cached(desc, path)
@@ -791,7 +798,7 @@ class Session:
         grid = count_grid(length, s.num_frames) if s.num_frames else rate_grid(length, s.fps or DEFAULT_FPS)
         if s.max_frames and len(grid) > s.max_frames:
             grid = count_grid(length, s.max_frames)
-        desc = self.describer
+        desc = _for_video(self.describer, path)
         if getattr(desc, "mode", "agnostic") == "aware":
             raise ConfigurationError(f"describer {desc.name!r} is query-aware: each query is described anew, "
                                      "so a coarse-to-fine search cannot reuse frames; use the uniform strategy")

@@ -34,3 +34,69 @@ def test_replayed_captions_cost_nothing_rather_than_an_unknown_price(tmp_path):
     usage = result.usage["describe"]
     assert usage.requests == 4 and usage.cost_usd == 0.0 and usage.unpriced_requests == 0  # every call counted
     assert format_cost(usage.cost_usd, usage.requests, usage.unpriced_requests) == "$0.0000"
+
+
+def _captions(path, video=None, n=4):
+    """A vidground JSONL captions file of ``n`` seconds, naming ``video`` on each line when given."""
+    import json
+
+    path.write_text("".join(json.dumps({**({"video": video} if video is not None else {}), "t": float(t),
+                                        "text": f"caption {t}"}) + "\n" for t in range(n)))
+    return path
+
+
+def test_captions_of_another_video_are_refused_naming_both(tmp_path):
+    """`vidground eval nextgqa --videos vids --describer replay:imp/10030609934.jsonl` answered every video with
+    10030609934's captions, silently; now a video the captions are not of is an InputError before a frame of it
+    is answered, on the dense path (with and without a description cache) and on the coarse-to-fine path."""
+    import pytest
+
+    from frame_describer.cache import DescriptionCache
+    from frame_describer.synthetic import render_numbered_video
+    from pipelines.session import Session
+    from vidground.errors import InputError
+
+    own = render_numbered_video(tmp_path / "10030609934.mp4", n_frames=40, fps=10)
+    other = render_numbered_video(tmp_path / "10082798964.mp4", n_frames=40, fps=10)
+    captions = _captions(tmp_path / "10030609934.jsonl", video="10030609934")
+    for cache in (None, DescriptionCache(tmp_path / "c.sqlite")):
+        for search in (None, "coarse-to-fine"):
+            with Session(describer=f"replay:{captions}", cache=cache, search=search) as s:
+                assert s.ground(own, "caption 2").best is not None  # the captions' own video: answered
+                answered = s.describer.calls
+                with pytest.raises(InputError) as exc:
+                    s.ground(other, "caption 2")
+                assert s.describer.calls == answered  # not one frame of the other video answered
+            message = str(exc.value)
+            assert "'10030609934'" in message and "10082798964.mp4" in message and str(captions) in message
+            assert "--descriptions DIR" in message and "--describer-opt video=10082798964" in message
+
+def test_captions_naming_no_video_or_renamed_by_the_video_option_answer_the_video_given(tmp_path):
+    """What the user clearly means still works: a file with no 'video' field answers any video, and
+    video= (--describer-opt video=ID) says which video the captions are of, replacing the field (a video renamed
+    since); an ActivityNet id matches with or without its v_, and a field holding the video's path matches it."""
+    import pytest
+
+    from frame_describer.synthetic import render_numbered_video
+    from pipelines import ground
+    from vidground.errors import ConfigurationError, InputError
+
+    video = render_numbered_video(tmp_path / "renamed.mp4", n_frames=40, fps=10)
+    nameless = _captions(tmp_path / "nameless.jsonl")
+    assert ground(str(video), "caption 2", describer=f"replay:{nameless}").best is not None
+    kitchen = _captions(tmp_path / "kitchen.jsonl", video="clips/kitchen.mp4")
+    with pytest.raises(InputError, match="'clips/kitchen.mp4' \\(their 'video' field\\), not of"):
+        ground(str(video), "caption 2", describer=f"replay:{kitchen}")
+    result = ground(str(video), "caption 2", describer=f"replay:{kitchen}", describer_options={"video": "renamed"})
+    assert result.best is not None
+    with pytest.raises(InputError, match="'elsewhere' \\(the video= option\\)"):
+        ground(str(video), "caption 2", describer=f"replay:{kitchen}", describer_options={"video": "elsewhere"})
+    with pytest.raises(ConfigurationError, match="video must be the name or id"):
+        ReplayDescriber(kitchen, video="  ")
+
+    anet = ReplayDescriber(_captions(tmp_path / "a.jsonl", video="v_abc123"))
+    assert anet.for_video(tmp_path / "abc123.mp4") is anet and anet.for_video(tmp_path / "v_abc123.mkv") is anet
+    by_path = ReplayDescriber(_captions(tmp_path / "p.jsonl", video=str(video)))
+    assert by_path.for_video(video) is by_path
+    with pytest.raises(InputError):
+        by_path.for_video(tmp_path / "kitchen.mp4")
