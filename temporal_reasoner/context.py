@@ -39,7 +39,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from vidground.errors import ConfigurationError, OutputValidationError
+from vidground.errors import ConfigurationError, InputError, OutputValidationError
 from vidground.types import Usage
 
 from .base import Reasoner, check_query
@@ -199,6 +199,8 @@ def plan_context(query: str, transcript: Transcript, *, count_tokens: TokenCount
     full = cost(transcript)
     if full <= budget:
         return ContextPlan([transcript], budget, full, original_spans=n0)
+    check_query_fits(query, count_tokens, budget, lambda q, t: build_messages(
+        q, t, time_style=time_style, max_intervals=max_intervals), transcript)
     warnings: list[str] = []
     fit = merge_to_fit(transcript, cost, budget, thresholds)
     current, used, full = fit.transcript, fit.threshold, fit.tokens
@@ -210,6 +212,24 @@ def plan_context(query: str, transcript: Transcript, *, count_tokens: TokenCount
                     f"({budget} tokens) even with near-duplicate spans merged ({len(current)} spans); "
                     f"asked about it in {len(chunks)} chunks and combined the answers")
     return ContextPlan(chunks, budget, full, used, n0, warnings, current)
+
+
+def check_query_fits(query: str, count_tokens: TokenCounter, budget: int,
+                     messages: Callable[[str, Transcript], list[dict[str, Any]]], transcript: Transcript,
+                     what: str = "query") -> None:
+    """An :class:`InputError` when the prompt with ``query`` and no transcript at all (``messages(query, empty)``)
+    is over ``budget`` tokens: no merging or chunking of the descriptions can make it fit, so it is the query's
+    length that is wrong, not the model's context or the descriptions (a 2-MB query was a ConfigurationError
+    saying to 'use a model with a larger context ... or shorter descriptions'). Nothing is sent."""
+    empty = transcript.model_copy(update={"entries": []})
+    alone = count_tokens(messages(query, empty))
+    if alone <= budget:
+        return
+    fixed = count_tokens(messages("x", empty))
+    raise InputError(
+        f"the {what} is too long for the model's context: it takes about {max(1, alone - fixed + 1):,} tokens "
+        f"({len(query):,} characters), {alone:,} with the fixed prompt and no description at all, and the model's "
+        f"context leaves {budget:,} tokens for the prompt; shorten the {what} (nothing was sent)")
 
 
 def _chunk(t: Transcript, cost: Callable[[Transcript], int], budget: int, overlap: int) -> list[Transcript]:
@@ -535,4 +555,4 @@ def _terminal_progress(total: int, name: str) -> _TerminalBar | None:
 
 __all__ = ["CONTEXT_SPANS", "ContextPlan", "MERGE_THRESHOLDS", "Merged", "Progress", "TokenCounter", "combine",
            "estimate_tokens", "excerpt", "ground_in_context", "merge_similar", "merge_to_fit", "merged_note",
-           "plan_context", "progress_to", "similarity"]
+           "plan_context", "progress_to", "similarity", "check_query_fits"]

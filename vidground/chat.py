@@ -81,6 +81,42 @@ def check_by_building(backend: Any, arg: str | None, options: dict[str, Any], *,
         backend.from_spec(arg, **(options if local else elsewhere_options(options))).close()
 
 
+#: the schemes an HTTP client can request
+URL_SCHEMES = ("http", "https")
+#: the example of a base URL given in errors
+EXAMPLE_BASE_URL = "http://localhost:8000/v1"
+
+
+def check_base_url(url: Any, option: str = "base_url") -> None:
+    """A server's base URL must be an ``http://`` or ``https://`` URL with a host: anything else (``localhost:8000/v1``,
+    ``ftp://...``, ``not a url``) was accepted, then every request failed as a dropped connection, retried 5 times,
+    with the URL garbled in the error (``.../8000/v1/chat/completions``). ``option`` names where it came from
+    (``base_url``, ``OPENAI_BASE_URL``, ``client.base_url``); the error shows the URL as given (:func:`public_url`)."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str):
+        raise ConfigurationError(f"{option} must be a URL string such as {EXAMPLE_BASE_URL!r}, "
+                                 f"got {type(url).__name__}")
+    shown = public_url(url)
+    text = url
+    try:
+        parts = urlsplit(text)
+        host, _ = parts.hostname, parts.port  # a port that is not a number raises here
+    except ValueError as exc:
+        raise ConfigurationError(f"{option} {shown!r} cannot be read as a URL ({exc}): give the server's URL, "
+                                 f"e.g. {EXAMPLE_BASE_URL!r}") from None
+    if parts.scheme.lower() in URL_SCHEMES and host and not any(c.isspace() for c in text):
+        return
+    if "://" not in text and text and not any(c.isspace() for c in text):
+        hint = f"did you mean {public_url('http://' + text)!r}? (the scheme, http:// or https://, is needed)"
+    elif parts.scheme and parts.scheme.lower() not in URL_SCHEMES and "://" in text:
+        hint = (f"only http:// and https:// servers are supported, not {parts.scheme}://; "
+                f"e.g. {EXAMPLE_BASE_URL!r}")
+    else:
+        hint = f"give the server's URL, e.g. {EXAMPLE_BASE_URL!r}"
+    raise ConfigurationError(f"{option} {shown!r} is not an http:// or https:// URL with a host: {hint}")
+
+
 def build_client(*, client: Any = None, base_url: str | None = None, api_key: str | None = None,
                  timeout: float = 60.0) -> Any:
     """An ``openai.OpenAI`` client with ``max_retries=0`` and ``timeout``.
@@ -88,6 +124,7 @@ def build_client(*, client: Any = None, base_url: str | None = None, api_key: st
     An injected client is adopted (copied with our retry/timeout settings); otherwise one is
     built from ``base_url``/``api_key`` or the SDK's ``OPENAI_BASE_URL``/``OPENAI_API_KEY``.
     A custom ``base_url`` with no key anywhere gets a placeholder key (local servers need none).
+    The base URL, whichever gives it, is checked (:func:`check_base_url`) before anything is sent.
     """
     check_timeout(timeout)
     openai = _openai()
@@ -96,7 +133,12 @@ def build_client(*, client: Any = None, base_url: str | None = None, api_key: st
             raise ConfigurationError(f"client must be an openai.OpenAI, got {type(client).__name__}")
         if base_url is not None or api_key is not None:
             raise ConfigurationError("give either a client or base_url/api_key, not both")
+        check_base_url(str(client.base_url), "client.base_url")
         return client.with_options(max_retries=0, timeout=timeout)
+    if base_url is not None and base_url != "":
+        check_base_url(base_url)
+    elif os.environ.get("OPENAI_BASE_URL"):
+        check_base_url(os.environ["OPENAI_BASE_URL"], "OPENAI_BASE_URL")
     base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
     api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
     if api_key is None:
@@ -138,11 +180,11 @@ _SECRET_PARAM = re.compile(r"([?&;][^=&;#]*(?:key|token|secret|sig|pass|auth|cre
 
 
 def public_url(url: Any) -> str | None:
-    """A URL fit for settings, caches, logs and error messages: any ``user:password@`` part removed and
-    the values of query parameters that carry credentials replaced by ``REDACTED``."""
+    """A URL fit for settings, caches, logs and error messages: any ``user:password@`` part removed (also at the start
+    of one given without a scheme, as :func:`check_base_url` shows it) and the values of query parameters that carry credentials replaced by ``REDACTED``."""
     if url is None:
         return None
-    return _SECRET_PARAM.sub(r"\1REDACTED", re.sub(r"//[^/@]*@", "//", str(url)))
+    return _SECRET_PARAM.sub(r"\1REDACTED", re.sub(r"(^|//)[^/@]*@", r"\1", str(url)))
 
 
 def _request_url(exc: BaseException) -> str | None:
@@ -185,6 +227,21 @@ def _retry_after(headers: Any) -> float | None:
     return None
 
 
+#: httpx's (and httpx2's) errors for a URL it cannot request at all: not retryable
+_INVALID_URL_ERRORS = frozenset({"UnsupportedProtocol", "InvalidURL"})
+
+
+def _invalid_url(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if type(cause).__name__ in _INVALID_URL_ERRORS:
+            return True
+        cause = cause.__cause__ or cause.__context__
+        if cause is exc:
+            break
+    return False
+
+
 def map_error(exc: BaseException, *, provider: str, secret: str | None = None) -> BaseException:
     """An SDK/transport exception as a :class:`ProviderError` (others are returned unchanged).
 
@@ -196,6 +253,11 @@ def map_error(exc: BaseException, *, provider: str, secret: str | None = None) -
     timed_out = isinstance(exc, openai.APITimeoutError)
     if timed_out:
         msg, retryable = "the request timed out", True
+    elif isinstance(exc, openai.APIConnectionError) and _invalid_url(exc):
+        # a URL the HTTP client cannot request (an injected client's, or a transport's): sending it again fails alike
+        cause = exc.__cause__ or exc
+        msg, retryable = (f"connection failed ({type(cause).__name__}: {str(cause)[:200]}): the URL cannot be "
+                          f"requested; give the server's base URL as http:// or https://, e.g. {EXAMPLE_BASE_URL}"), False
     elif isinstance(exc, openai.APIConnectionError):
         msg, retryable = f"connection failed ({type(exc.__cause__ or exc).__name__})", True
     elif isinstance(exc, openai.APIStatusError):

@@ -1,0 +1,136 @@
+"""Backend-option defects found by a user test (FX-G): a base URL that is no http(s) URL, a query longer than the
+model's context, a sampling rate above the video's own, and a chat answer whose number and text disagree."""
+
+from __future__ import annotations
+
+import pytest
+
+from _helpers_openai_server import FakeOpenAIServer, Reply, openai_server  # noqa: F401
+from frame_describer.openai_describer import OpenAIDescriber
+from pipelines.cli import main
+from pipelines.session import Session
+from temporal_reasoner.openai_reasoner import OpenAIReasoner
+from temporal_reasoner.transcript import Transcript
+from vidground.errors import ConfigurationError, InputError, ProviderError
+from vidground.types import FrameDescription
+
+# --- 1. a base URL that is not an http(s) URL ------------------------------------------------------------------
+
+BAD_URLS = [  # (given, what the error suggests)
+    ("localhost:8000/v1", "'http://localhost:8000/v1'"),
+    ("127.0.0.1:8080", "'http://127.0.0.1:8080'"),
+    ("ftp://x/v1", "not ftp://"),
+    ("not a url", "'http://localhost:8000/v1'"),
+    ("http:///v1", "'http://localhost:8000/v1'"),
+    ("http://h:port/v1", "cannot be read as a URL"),
+]
+
+
+@pytest.mark.parametrize("url,hint", BAD_URLS)
+def test_a_session_refuses_a_base_url_that_is_no_http_url_naming_option_and_value(url, hint):
+    # before: accepted, then each request was a 'connection failed (UnsupportedProtocol)' retried 5 times
+    with pytest.raises(ConfigurationError) as info:
+        Session(describer=None, reasoner="openai:x", reasoner_options={"base_url": url})
+    message = str(info.value)
+    assert f"base_url {url!r}" in message and hint in message
+
+
+@pytest.mark.parametrize("url,hint", BAD_URLS[:3])
+def test_the_describer_and_an_injected_client_are_checked_too(url, hint):
+    import openai
+
+    with pytest.raises(ConfigurationError, match="base_url") as info:
+        OpenAIDescriber("m", base_url=url)
+    assert hint in str(info.value)
+    client = openai.OpenAI(api_key="k", base_url=url)  # the SDK takes it as it is
+    with pytest.raises(ConfigurationError, match="client.base_url"):
+        OpenAIReasoner("m", client=client)
+
+
+def test_the_base_url_flag_and_the_environment_variable_are_checked(demo_video, tmp_path, capsys, monkeypatch):
+    from frame_describer.descriptions_io import write_descriptions
+
+    descs = tmp_path / "d.jsonl"
+    write_descriptions(descs, [FrameDescription(t=i * 2.0, text=f"scene {i}") for i in range(5)])
+    assert main(["ground", "--descriptions", str(descs), "q", "--reasoner", "openai:r",
+                 "--base-url", "localhost:8000/v1"]) == 1
+    err = capsys.readouterr().err
+    assert "base_url 'localhost:8000/v1' is not an http:// or https:// URL" in err
+    assert "did you mean 'http://localhost:8000/v1'?" in err
+    assert main(["ground", str(demo_video[0]), "q", "--describer", "openai:m", "--no-cache",
+                 "--describer-opt", "base_url=ftp://h/v1"]) == 1
+    assert "describer 'openai:m': base_url 'ftp://h/v1'" in capsys.readouterr().err
+    monkeypatch.setenv("OPENAI_BASE_URL", "localhost:1/v1")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="OPENAI_BASE_URL 'localhost:1/v1'"):
+        OpenAIReasoner("m")
+
+
+def test_the_url_in_the_error_is_shown_as_given_without_its_credentials():
+    with pytest.raises(ConfigurationError) as info:
+        OpenAIReasoner("m", base_url="user:pw@gpu-box:8000/v1?api_key=SECRET", api_key="k")
+    message = str(info.value)
+    assert "SECRET" not in message and "pw" not in message
+    assert "'gpu-box:8000/v1?api_key=REDACTED'" in message  # as given (no scheme added, no path garbled)
+
+
+def test_good_urls_still_work(openai_server):  # noqa: F811
+    reasoner = OpenAIReasoner("m", base_url=openai_server.base_url + "/", api_key="k")
+    assert reasoner.base_url.rstrip("/") == openai_server.base_url
+    for url in ("https://api.openai.com/v1", "http://[::1]:8000/v1", "HTTP://Gpu-Box:8000/v1"):
+        OpenAIReasoner("m", base_url=url, api_key="k").close()
+
+
+def test_a_url_the_http_client_cannot_request_is_not_retried():
+    import openai
+    from vidground.chat import call_with_retries, map_error
+
+    try:
+        import httpx2 as httpx
+    except ImportError:  # pragma: no cover - depends on the SDK version
+        import httpx
+    calls, sleeps = [], []
+
+    def fn():
+        calls.append(1)
+        try:
+            raise httpx.UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol.")
+        except httpx.UnsupportedProtocol as exc:
+            raise openai.APIConnectionError(request=httpx.Request("POST", "http://h/v1")) from exc
+
+    with pytest.raises(ProviderError) as info:
+        call_with_retries(fn, provider="openai:m", sleep=sleeps.append, url="localhost:8000/v1/chat/completions")
+    assert len(calls) == 1 and sleeps == []  # before: 5 attempts, 4 backoff sleeps
+    assert not info.value.retryable and "http://localhost:8000/v1" in str(info.value)
+    # a dropped connection is still retried
+    assert map_error(openai.APIConnectionError(request=httpx.Request("POST", "http://h/v1")),
+                     provider="p").retryable
+
+
+# --- 2. a query that does not fit the model's context on its own -----------------------------------------------
+
+@pytest.fixture
+def transcript() -> Transcript:
+    return Transcript.from_descriptions([FrameDescription(t=i * 2.0, text=f"scene {i}") for i in range(20)])
+
+
+def test_a_query_too_long_for_the_context_is_an_input_error_about_the_query(openai_server, transcript):  # noqa: F811
+    # before: ConfigurationError "the model's context ... cannot hold the prompt with even one transcript span ...;
+    # use a model with a larger context (n_ctx) or shorter descriptions"
+    reasoner = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k", context_tokens=20_000)
+    with pytest.raises(InputError) as info:
+        reasoner.ground("event " + "blah " * 400_000, transcript)
+    message = str(info.value)
+    assert message.startswith("the query is too long for the model's context")
+    assert "666,6" in message and "2,000,005 characters" in message  # ~1 token per 3, stripped
+    assert "leaves 18,848 tokens for the prompt" in message and "shorter descriptions" not in message
+    assert openai_server.requests == []
+
+
+def test_a_query_that_fits_alone_but_not_with_one_span_is_still_about_the_descriptions(openai_server):  # noqa: F811
+    long = Transcript.from_descriptions([FrameDescription(t=0.0, text="x " * 40_000),
+                                         FrameDescription(t=2.0, text="y " * 40_000)])
+    reasoner = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k", context_tokens=20_000)
+    with pytest.raises(ConfigurationError, match="shorter descriptions"):
+        reasoner.ground("a short query", long)
+    assert openai_server.requests == []
