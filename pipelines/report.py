@@ -6,6 +6,10 @@ report draws three summary plots (matplotlib PNGs) and, inline in ``index.html``
 as text, the timelines of the :data:`DEFAULT_TIMELINES` worst queries (failures first, then lowest
 IoU), so the page stays short however many queries there are; ``all_timelines``
 (``--all-timelines``) draws one for every query.
+
+A grounded-QA run (NExT-GQA) is reported on its own metrics: R1@m is not one of them, so its plots are the
+top-1 span's IoU@m and IoP@m curves (:data:`QA_SUMMARY_PLOTS`), and its questions are listed worst first by what
+Acc@GQA asks (a wrong answer first, then the lowest IoP), each with the chosen option and the right one.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vidground.errors import ConfigurationError, MissingDependencyError, VidgroundError
+from vidground.errors import ConfigurationError, InputError, MissingDependencyError, VidgroundError
 
 from .datasets import Query
 from .metrics import (ANSWER_KEYS, CHOICE_KEYS, NO_ANSWER, QA_KEYS, TOLERANCE, Metrics, baselines_text, compute_metrics,
-                      compute_qa_metrics, score_query)
-from .runs import format_cost, load_run, missing_videos, read_jsonl, read_run_json, run_metrics, run_totals
+                      compute_qa_metrics, iop, iou, predicted_choice, score_query)
+from .baselines import known_duration
+from .runs import (format_cost, load_run, missing_videos, read_jsonl, read_run_json, run_durations, run_metrics,
+                   run_totals)
 
 #: Per-query timelines drawn by default: the worst queries (failures first, then lowest IoU).
 DEFAULT_TIMELINES = 50
@@ -32,6 +38,14 @@ CURVE_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 SUMMARY_PLOTS = {"r1_curve.png": "R1@m for m in 0.1..0.9, this run against the baselines",
                  "iou_histogram.png": "top-1 IoU histogram",
                  "r1_by_gt_length.png": "R1@0.5 by GT length tercile"}
+#: A grounded-QA run's summary plots in place of :data:`SUMMARY_PLOTS`: NExT-GQA scores the top-1 span by IoU and IoP
+#: (R1@m is not one of its metrics; the report of such a run drew an empty R1 curve before).
+QA_SUMMARY_PLOTS = {"iou_iop_curve.png": "IoU@m and IoP@m of the top-1 span for m in 0.1..0.9, this run against the "
+                                         "whole video as the span",
+                    "iou_histogram.png": "top-1 IoU histogram",
+                    "iou_iop_by_gt_length.png": "IoU@0.5 and IoP@0.5 of the top-1 span by GT length tercile"}
+#: Every summary plot's caption by file name (a QA run's histogram has the same name and caption as a grounding run's).
+_PLOT_CAPTIONS = {**SUMMARY_PLOTS, **QA_SUMMARY_PLOTS}
 
 _ORDER = ("R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU", "mAP@0.5", "mAP@0.75", "mAP")
 
@@ -168,13 +182,48 @@ def _is_failed(rec: dict[str, Any] | None, s: Any) -> bool:
 
 def worst_first(queries: Sequence[Query], results: dict[str, dict[str, Any]], scored: dict[str, Any]) -> list[Query]:
     """The scored queries, failed ones (no result, an error, an unparseable or reversed prediction) first,
-    then by top-1 IoU from the lowest; ties by query id. Unscored queries (missing videos) come last."""
+    then by top-1 IoU from the lowest; ties by query id. Unscored queries (missing videos) come last.
+
+    Grounded-QA questions (scores with ``iop``) are ordered by what Acc@GQA asks instead: after the failed ones,
+    the wrong answers, then the right ones, each by top-1 IoP from the lowest (a right answer with IoP >= 0.5
+    is what Acc@GQA counts)."""
     def key(q: Query) -> tuple:
         s = scored.get(q.qid)
         if s is None:
-            return (2, 0.0, q.qid)
-        return (0 if _is_failed(results.get(q.qid), s) else 1, s.iou, q.qid)
+            return (2, 0, 0.0, q.qid)
+        if _is_failed(results.get(q.qid), s):
+            return (0, 0, 0.0, q.qid)
+        if s.iop is not None:
+            return (1, 1 if s.correct else 0, s.iop, q.qid)
+        return (1, 0, s.iou, q.qid)
     return sorted(queries, key=key)
+
+
+def _is_qa(m: Metrics | None) -> bool:
+    """Whether ``m`` scores a grounded-QA run (NExT-GQA's metrics, answers scored or not)."""
+    return m is not None and "mIoP" in m.values
+
+
+def _at(values: Sequence[float], name: str) -> dict[str, float]:
+    """``{"NAME@m": percent of values >= m}`` for m in :data:`CURVE_THRESHOLDS` (the tolerance as the metrics')."""
+    return {f"{name}@{m:g}": round(100.0 * sum(v >= m - TOLERANCE for v in values) / len(values), 2) if values else 0.0
+            for m in CURVE_THRESHOLDS}
+
+
+def qa_curves(m: Metrics, queries: Sequence[Query], durations: dict[str, float] | None = None) -> dict[str, Any]:
+    """A grounded-QA run's IoU@m and IoP@m of the top-1 span for m in :data:`CURVE_THRESHOLDS` (percent of the scored
+    questions, as its IoU@0.3/0.5 and IoP@0.3/0.5), and the same for the whole video [0, duration] as the span on
+    the questions whose duration is known (the span half of the "random choice, whole video" baseline)."""
+    curves: dict[str, Any] = {"this run": _at([s.iou for s in m.per_query], "IoU")
+                              | _at([s.iop or 0.0 for s in m.per_query], "IoP")}
+    by_qid = {q.qid: q for q in queries}
+    timed = [(q, d) for q in (by_qid.get(s.qid) for s in m.per_query) if q is not None and q.windows
+             and (d := known_duration(q, durations))]
+    if timed:
+        whole = [((0.0, float(d)), q.windows) for q, d in timed]
+        curves["whole video"] = (_at([max(iou(w, g) for g in gts) for w, gts in whole], "IoU")
+                                 | _at([max(iop(w, g) for g in gts) for w, gts in whole], "IoP"))
+    return curves
 
 
 def _pyplot() -> Any:
@@ -272,40 +321,54 @@ def _timeline_svg(q: Query, rec: dict[str, Any] | None, status: str) -> str:
 def gt_length_buckets(queries: Sequence[Query], scored: dict[str, Any], m: float = 0.5) -> list[dict[str, Any]]:
     """R1@m by GT length tercile: the scored queries split at the 1/3 and 2/3 quantiles of their total GT
     length (the sum of their GT windows, seconds); each bucket's label, bounds, query count and R1@m
-    (percent, ``None`` for an empty bucket)."""
+    (percent, ``None`` for an empty bucket). Grounded-QA questions (scores with ``iop``) get ``IoU@m`` and ``IoP@m``
+    of the top-1 span in place of ``R1``, NExT-GQA's names."""
     import numpy as np
 
-    rows = [(sum(e - s for s, e in q.windows), scored[q.qid].iou) for q in queries if q.qid in scored]
+    rows = [(sum(e - s for s, e in q.windows), scored[q.qid]) for q in queries if q.qid in scored]
     if not rows:
         return []
+    qa = all(s.iop is not None for _, s in rows)
+    measures = {f"IoU@{m:g}": lambda s: s.iou, f"IoP@{m:g}": lambda s: s.iop} if qa else {"R1": lambda s: s.iou}
     lengths = np.array([r[0] for r in rows])
     lo, hi = (float(x) for x in np.quantile(lengths, [1 / 3, 2 / 3]))
     buckets = (("short", f"< {lo:.1f} s", lambda x: x < lo), ("medium", f"{lo:.1f}-{hi:.1f} s", lambda x: lo <= x < hi),
                ("long", f">= {hi:.1f} s", lambda x: x >= hi))
     out = []
     for name, bounds, inside in buckets:
-        ious = [iou for length, iou in rows if inside(length)]
-        out.append({"bucket": name, "bounds": bounds, "n": len(ious),
-                    "R1": round(100.0 * sum(x >= m - TOLERANCE for x in ious) / len(ious), 2) if ious else None})
+        kept = [s for length, s in rows if inside(length)]
+        out.append({"bucket": name, "bounds": bounds, "n": len(kept)}
+                   | {k: round(100.0 * sum(of(s) >= m - TOLERANCE for s in kept) / len(kept), 2) if kept else None
+                      for k, of in measures.items()})
     return out
 
 
-def _summary_plots(folder: Path, curve: Metrics | None, m: Metrics, buckets: list[dict[str, Any]]) -> list[str]:
-    """Draw the three summary plots into ``folder``; returns their file names."""
+def _bucket_measures(buckets: Sequence[dict[str, Any]]) -> list[str]:
+    """The measures :func:`gt_length_buckets` gave each bucket (``R1``, or ``IoU@0.5`` and ``IoP@0.5``)."""
+    return [k for k in (buckets[0] if buckets else {}) if k not in ("bucket", "bounds", "n")]
+
+
+def _summary_plots(folder: Path, curves: dict[str, Any] | None, m: Metrics, buckets: list[dict[str, Any]]) -> list[str]:
+    """Draw the three summary plots into ``folder`` (:data:`SUMMARY_PLOTS`, or :data:`QA_SUMMARY_PLOTS` for a
+    grounded-QA run); returns their file names. ``curves`` is ``metrics.json``'s ``r1_curve`` (or, QA,
+    ``iou_iop_curve``): each line's values by ``NAME@m``."""
     plt = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)
-    names = list(SUMMARY_PLOTS)
-    # R1@m curve against the baselines
+    qa = _is_qa(m)
+    names = list(QA_SUMMARY_PLOTS if qa else SUMMARY_PLOTS)
+    for stale in (set(SUMMARY_PLOTS) | set(QA_SUMMARY_PLOTS)) - set(names):  # the other kind's, from an older report
+        (folder / stale).unlink(missing_ok=True)
+    # R1@m curve against the baselines; QA: IoU@m (solid) and IoP@m (dashed) of this run and of the whole video
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=80)
-    if curve is not None:
-        ms = [t for t in CURVE_THRESHOLDS if f"R1@{t:g}" in curve.values]
-        ax.plot(ms, [curve.values[f"R1@{t:g}"] for t in ms], marker="o", lw=2, label="this run")
-        for name, vals in curve.baselines.items():
-            ax.plot(ms, [vals.get(f"R1@{t:g}", float("nan")) for t in ms], ls="--", marker=".", label=name)
-    ax.set_xlabel("IoU threshold m")
-    ax.set_ylabel("R1@m (%)")
+    for i, (name, vals) in enumerate((curves or {}).items()):
+        for measure, style in ((("IoU", "-"), ("IoP", "--")) if qa else (("R1", "-" if i == 0 else "--"),)):
+            ms = [t for t in CURVE_THRESHOLDS if f"{measure}@{t:g}" in vals]
+            ax.plot(ms, [vals[f"{measure}@{t:g}"] for t in ms], ls=style, marker="o" if i == 0 else ".",
+                    lw=2 if i == 0 else 1, color=f"C{i}", label=f"{name}: {measure}@m" if qa else name)
+    ax.set_xlabel("IoU / IoP threshold m" if qa else "IoU threshold m")
+    ax.set_ylabel("% of questions" if qa else "R1@m (%)")
     ax.set_ylim(0, 100)
-    ax.set_title("R1@m", fontsize=10)
+    ax.set_title("top-1 span: IoU@m and IoP@m" if qa else "R1@m", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(folder / names[0])
@@ -315,19 +378,25 @@ def _summary_plots(folder: Path, curve: Metrics | None, m: Metrics, buckets: lis
     ax.hist([s.iou for s in m.per_query], bins=[i / 20 for i in range(21)], color="#1f77b4", edgecolor="white")
     ax.axvline(0.5, color="#d62728", ls=":", lw=1)
     ax.set_xlabel("top-1 IoU")
-    ax.set_ylabel("queries")
-    ax.set_title(f"IoU histogram ({m.n} queries)", fontsize=10)
+    ax.set_ylabel("questions" if qa else "queries")
+    ax.set_title(f"IoU histogram ({m.n} {'questions' if qa else 'queries'})", fontsize=10)
     fig.tight_layout()
     fig.savefig(folder / names[1])
     plt.close(fig)
-    # R1@0.5 by GT length bucket
+    # R1@0.5 (QA: IoU@0.5 and IoP@0.5) by GT length bucket
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=80)
     labels = [f"{b['bucket']}\n{b['bounds']}\nn={b['n']}" for b in buckets]
-    ax.bar(range(len(buckets)), [b["R1"] or 0.0 for b in buckets], color="#2ca02c")
+    measures = _bucket_measures(buckets)
+    width = 0.8 / max(len(measures), 1)
+    for j, k in enumerate(measures):
+        ax.bar([i + (j - (len(measures) - 1) / 2) * width for i in range(len(buckets))],
+               [b[k] or 0.0 for b in buckets], width=width, color="#2ca02c" if j == 0 else "#9467bd", label=k)
     ax.set_xticks(range(len(buckets)), labels, fontsize=8)
-    ax.set_ylabel("R1@0.5 (%)")
+    ax.set_ylabel(" / ".join(measures) + " (%)" if measures else "%")
     ax.set_ylim(0, 100)
-    ax.set_title("R1@0.5 by GT length (terciles)", fontsize=10)
+    ax.set_title(f"{' and '.join(measures) or 'R1@0.5'} by GT length (terciles)", fontsize=10)
+    if len(measures) > 1:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(folder / names[2])
     plt.close(fig)
@@ -353,7 +422,7 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | Non
     """(Re)build the report files of a run folder; returns the metrics summary written to metrics.json.
     Without ``pages`` only metrics.json is written (see :func:`remove_pages` for the pages a run left).
 
-    With ``plots`` it draws the :data:`SUMMARY_PLOTS` and puts inline SVG timelines into ``index.html``
+    With ``plots`` it draws the :data:`SUMMARY_PLOTS` (a grounded-QA run: :data:`QA_SUMMARY_PLOTS`) and puts inline SVG timelines into ``index.html``
     for the ``max_plots`` worst queries (see :func:`worst_first`), or for every query with
     ``all_timelines`` (or ``max_plots=None``); timeline PNGs that reports made before the SVG timelines
     left in ``plots/`` are removed."""
@@ -366,13 +435,18 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | Non
     missing = sorted(missing_videos(out))
     provenance = load_provenance(out)
     scored = {s.qid: s for s in metrics.per_query} if metrics else {}
-    curve = run_metrics(out, bootstrap=0, thresholds=CURVE_THRESHOLDS, mean_ap=False, run=run) if metrics else None
     buckets = gt_length_buckets(queries, scored)
+    curves: dict[str, Any] | None = None
+    if _is_qa(metrics):  # NExT-GQA's measures of the top-1 span: R1@m is not one (an empty curve before)
+        curves = qa_curves(metrics, queries, run_durations(out, results))  # type: ignore[arg-type]
+        shapes = {"r1_curve": None, "r1_by_gt_length": None, "iou_iop_curve": curves, "iou_iop_by_gt_length": buckets}
+    else:
+        curve = run_metrics(out, bootstrap=0, thresholds=CURVE_THRESHOLDS, mean_ap=False, run=run) if metrics else None
+        curves = ({"this run": {k: v for k, v in curve.values.items() if k.startswith("R1@")}}
+                  | curve.baselines) if curve else None
+        shapes = {"r1_curve": curves, "r1_by_gt_length": buckets}
     summary = {"config": config, "provenance": provenance, "selected": len(queries), "missing_videos": missing, **totals,
-               "metrics": metrics.summary() if metrics else None,
-               "r1_curve": ({"this run": {k: v for k, v in curve.values.items() if k.startswith("R1@")}}
-                            | curve.baselines) if curve else None,
-               "r1_by_gt_length": buckets,
+               "metrics": metrics.summary() if metrics else None, **shapes,
                "per_query": [s.model_dump(mode="json") for s in metrics.per_query] if metrics else []}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     if not pages:
@@ -386,7 +460,7 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | Non
         except ImportError:
             raise MissingDependencyError("matplotlib", "eval", "summary plots") from None
         (out / "plots").mkdir(exist_ok=True)
-        summary_plots = _summary_plots(out / "plots" / "summary", curve, metrics, buckets)
+        summary_plots = _summary_plots(out / "plots" / "summary", curves, metrics, buckets)
         limit = None if all_timelines else max_plots
         # the worst first: those a person looks at
         plotted = {q.qid for q in [q for q in order if q.qid in scored][:limit]}
@@ -407,7 +481,7 @@ def _old_timelines(out: Path, queries: Sequence[Query]) -> list[Path]:
 
 
 def remove_pages(out: str | Path) -> list[Path]:
-    """Remove the report pages a run folder holds (report.md, index.html, the :data:`SUMMARY_PLOTS` and the old
+    """Remove the report pages a run folder holds (report.md, index.html, the :data:`SUMMARY_PLOTS` or :data:`QA_SUMMARY_PLOTS` and the old
     timeline PNGs of its queries): an invocation that writes none (``eval --no-report``) leaves no page describing an
     earlier state of the run. Only those names are removed (another file in ``plots/`` stays), and only in a run
     folder (``config.json``; ``eval`` refuses an ``--out`` that holds such names without being one). Returns what
@@ -420,7 +494,7 @@ def remove_pages(out: str | Path) -> list[Path]:
     except VidgroundError:  # a damaged queries.jsonl: its timelines are not known, and stay
         queries = []
     found = [out / "report.md", out / "index.html", *_old_timelines(out, queries),
-             *(out / "plots" / "summary" / name for name in SUMMARY_PLOTS)]
+             *(out / "plots" / "summary" / name for name in _PLOT_CAPTIONS)]
     removed = [p for p in found if p.is_file()]
     for p in removed:
         p.unlink()
@@ -445,6 +519,15 @@ def failed_results(queries: Sequence[Query], results: dict[str, dict[str, Any]])
     return out
 
 
+def _answer_line(q: Query, rec: dict[str, Any] | None) -> str:
+    """A question's options as the report shows them (HTML): the one the run chose (``none`` for a failed query or an
+    unreadable choice) and the right one."""
+    esc = html.escape
+    option = lambda i: f"{i}. {q.choices[i]}" if i is not None and 0 <= i < len(q.choices) else "none"  # noqa: E731
+    chosen = predicted_choice(q, rec) if rec is not None and rec.get("status") == "ok" else None
+    return f"<span class='answer'>chosen: <b>{esc(option(chosen))}</b> · right answer: <b>{esc(option(q.answer))}</b></span>"
+
+
 def _md_cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
@@ -467,7 +550,7 @@ def _markdown(out: Path, config: dict[str, Any], queries: list[Query], results: 
         lines += ["## Prediction problems", "", "```", problems_text(m, results, queries, fixes=EVAL_FIXES, limit=50),
                   "```", ""]
     if summary_plots:
-        lines += ["## Summary plots", ""] + [f"![{SUMMARY_PLOTS[name]}](plots/summary/{name})" for name in summary_plots]
+        lines += ["## Summary plots", ""] + [f"![{_PLOT_CAPTIONS[name]}](plots/summary/{name})" for name in summary_plots]
         lines += [""]
     failed = failed_results(queries, results)
     lines += ["## Failed queries", ""]
@@ -537,21 +620,29 @@ def _html(out: Path, config: dict[str, Any], order: list[Query], results: dict[s
         parts.append(f"</table><p><small>{esc(m.convention)}<br>{esc(baselines_text(m))}</small></p>")
     if summary_plots:
         parts.append("<h2>Summary</h2><div class='summary'>" + "".join(
-            f"<img class='summary-plot' alt='{esc(SUMMARY_PLOTS[name])}' src='plots/summary/{esc(name)}'>"
+            f"<img class='summary-plot' alt='{esc(_PLOT_CAPTIONS[name])}' src='plots/summary/{esc(name)}'>"
             for name in summary_plots) + "</div>")
     if buckets:
         parts.append("<p><small>GT length buckets: terciles of the scored queries' total GT length (seconds): "
-                     + "; ".join(f"{esc(b['bucket'])} {esc(b['bounds'])}: R1@0.5 "
-                                 + ("–" if b["R1"] is None else f"{b['R1']:.2f}") + f" (n={b['n']})" for b in buckets)
+                     + "; ".join(f"{esc(b['bucket'])} {esc(b['bounds'])}: " + ", ".join(
+                         f"{esc('R1@0.5' if k == 'R1' else k)} " + ("–" if b[k] is None else f"{b[k]:.2f}")
+                         for k in _bucket_measures(buckets)) + f" (n={b['n']})" for b in buckets)
                      + "</small></p>")
     parts.append("<details><summary>provenance</summary><ul>" + "".join(
         f"<li>{esc(line[2:])}</li>" for line in provenance_lines(provenance)) + "</ul></details>")
     n_failed = sum(q.qid in scored and _is_failed(results.get(q.qid), scored[q.qid]) for q in order)
-    parts.append(f"<h2>Queries, worst first</h2><p id='order-note'>{n_failed} failed (at the top), then by top-1 IoU "
-                 f"from the lowest; IoU shown rounded down to 3 decimals, hit when IoU &gt;= 0.5. Timelines drawn for "
-                 f"{len(plotted)} of {len(scored)} scored queries"
-                 + ("" if len(plotted) >= len(scored) else
-                    f" (the worst; <code>vidground report {esc(str(out))} --all-timelines</code> draws every one)")
+    qa = _is_qa(m)
+    if qa:
+        parts.append(f"<h2>Questions, worst first</h2><p id='order-note'>{n_failed} failed (at the top), then the wrong "
+                     "answers, then the right ones, each by the top-1 span's IoP from the lowest: Acc@GQA counts a "
+                     "question whose answer is right and whose IoP &gt;= 0.5 (a <i>hit</i>). IoP and IoU shown rounded "
+                     f"down to 3 decimals. Timelines drawn for {len(plotted)} of {len(scored)} scored questions")
+    else:
+        parts.append(f"<h2>Queries, worst first</h2><p id='order-note'>{n_failed} failed (at the top), then by top-1 "
+                     f"IoU from the lowest; IoU shown rounded down to 3 decimals, hit when IoU &gt;= 0.5. Timelines "
+                     f"drawn for {len(plotted)} of {len(scored)} scored queries")
+    parts.append(("" if len(plotted) >= len(scored) else
+                  f" (the worst; <code>vidground report {esc(str(out))} --all-timelines</code> draws every one)")
                  + "</p>")
     if plotted:
         parts.append("<p class='legend'>Timelines:<i style='background:#2ca02c'></i>ground truth"
@@ -562,6 +653,7 @@ def _html(out: Path, config: dict[str, Any], order: list[Query], results: dict[s
         rec = results.get(q.qid)
         s = scored.get(q.qid)
         failed = s is not None and _is_failed(rec, s)
+        answer = ""
         if s is None:
             status, verdict = ("video missing: not scored" if q.video in missing_videos else "not scored"), ""
         elif rec is None:
@@ -569,15 +661,22 @@ def _html(out: Path, config: dict[str, Any], order: list[Query], results: dict[s
         elif rec.get("status") != "ok":
             err = rec.get("error") or {}
             status, verdict = f"failed: {err.get('type')}: {err.get('message')}", "failed"
+        elif qa and s.iop is not None:
+            status = f"IoP {fmt_iou(s.iop)} · IoU {fmt_iou(s.iou)}" + (f" ({s.failure}: {s.detail})" if s.failure else "")
+            verdict = ("failed" if s.failure else "wrong answer" if s.correct is False
+                       else "answer not scored" if s.correct is None else "hit: right answer, IoP >= 0.5"
+                       if s.iop >= 0.5 - TOLERANCE else "right answer, IoP < 0.5")
         else:
             hit = s.iou >= 0.5 - TOLERANCE
             status = f"IoU {fmt_iou(s.iou)}" + (f" ({s.failure}: {s.detail})" if s.failure else "")
             verdict = "failed" if s.failure else "hit" if hit else "miss"
-        cls = "q failed" if failed else "q" if verdict == "hit" else "q miss"
+        if q.is_question:
+            answer = "<br>" + _answer_line(q, rec)
+        cls = "q failed" if failed else "q" if verdict.startswith("hit") else "q miss"
         parts.append(f"<div class='{cls}' id='q-{esc(q.qid)}'><b>{esc(q.qid)}</b> "
-                     f"<a href='#v-{esc(_safe(q.video))}'>{esc(q.video)}</a> · {esc(q.query)}<br>GT "
+                     f"<a href='#v-{esc(_safe(q.video))}'>{esc(q.video)}</a> · {esc(q.query)}{answer}<br>GT "
                      f"{_fmt_spans(q.windows)} · predicted {_fmt_spans((rec or {}).get('intervals') or [])} · "
-                     f"{esc(status)}" + (f" · <span class='verdict'>{verdict}</span>" if verdict else ""))
+                     f"{esc(status)}" + (f" · <span class='verdict'>{esc(verdict)}</span>" if verdict else ""))
         if q.qid in plotted:
             parts.append("<br>" + _timeline_svg(q, rec, status))
         parts.append("</div>")
@@ -650,8 +749,6 @@ def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, An
     qids_b = {x.qid for x in qb}
     common = [q for q in qa if q.qid in qids_b]
     if not common:
-        from vidground.errors import InputError
-
         raise InputError(f"runs {a} and {b} share no queries")
 
     def pred(r: dict[str, Any] | None) -> Any:
