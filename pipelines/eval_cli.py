@@ -455,8 +455,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import metrics_table, provenance_lines, write_report
+    from .report import events_report, metrics_table, provenance_lines, write_report
 
+    events = events_report(args.run)  # an events run has no pages: its recorded scores
+    if events is not None:
+        print(events)
+        return 0
     summary = write_report(args.run, bootstrap=args.bootstrap, max_plots=args.max_plots, all_timelines=args.all_timelines)
     run = Path(args.run)
     if summary["metrics"]:

@@ -429,6 +429,10 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | Non
     check_count("bootstrap", bootstrap)
     check_count("max_plots", max_plots)
     out = Path(out)
+    if is_events_run(out):
+        raise InputError("an `eval activitynet-events` run has no report pages (report.md, index.html) to rebuild: its "
+                         "scores are its metrics.json, which the eval writes and `vidground report` prints "
+                         "(events_report)", path=out)
     config, queries, results = run = load_run(out)
     metrics = run_metrics(out, bootstrap=bootstrap, run=run)
     totals = run_totals(out)
@@ -742,6 +746,12 @@ def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, An
     """Two runs side by side on their common queries: metrics, per-query IoU differences, and how the
     runs differ besides (see :func:`run_differences`)."""
     check_count("top", top)
+    events = [is_events_run(Path(run)) for run in (a, b)]
+    if all(events):
+        return compare_events(a, b)
+    if any(events):
+        kinds = ["an `eval activitynet-events` run" if e else "a grounding or QA run" for e in events]
+        raise InputError(f"run A ({a}) is {kinds[0]} and run B ({b}) {kinds[1]}: they share no metric to compare")
     ca, qa, ra = load_run(a)
     cb, qb, rb = load_run(b)
     missing_a, missing_b = missing_videos(Path(a)), missing_videos(Path(b))  # each missing.json read once, not per query
@@ -783,6 +793,8 @@ def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, An
 
 
 def format_compare(c: dict[str, Any]) -> str:
+    if c.get("kind") == "events":
+        return format_events_compare(c)
     keys = _keys(c["metrics_a"] | c["metrics_b"])
     diff = c.get("differences") or {}
     lines = [f"A: {c['a']}  {c['config_a']}", f"B: {c['b']}  {c['config_b']}"]
@@ -802,4 +814,103 @@ def format_compare(c: dict[str, Any]) -> str:
         lines.append("largest per-query changes (IoU A -> B):")
         for r in c["largest_changes"]:
             lines.append(f"  {r['qid']:>10}  {r['iou_a']:.2f} -> {r['iou_b']:.2f}  {r['video']}: {r['query'][:60]}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------ dense-captioning (events) runs
+
+def is_events_run(folder: str | Path) -> bool:
+    """Whether ``folder`` holds an ``eval activitynet-events`` run (:mod:`pipelines.events_eval`): its
+    ``config.json`` and ``events.jsonl`` (or a ``metrics.json`` of that dataset), and no ``queries.jsonl``."""
+    from .events_eval import NAME
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file() or (folder / "queries.jsonl").exists():
+        return False
+    if (folder / "events.jsonl").is_file():
+        return True
+    return (read_run_json(folder / "metrics.json", {}) or {}).get("dataset") == NAME
+
+
+def _events_metrics(folder: Path) -> dict[str, Any]:
+    """An events run's ``metrics.json``; an :class:`InputError` when the run has not been scored yet."""
+    metrics = read_run_json(folder / "metrics.json")
+    if not metrics or not isinstance(metrics.get("localisation"), dict):
+        raise InputError("an `eval activitynet-events` run with no scores yet (no metrics.json): run the same eval "
+                         "command again to finish and score it (videos already done are not run again)", path=folder)
+    return metrics
+
+
+def events_report(folder: str | Path) -> str | None:
+    """What ``vidground report`` prints for an ``eval activitynet-events`` run folder (``None`` for any other
+    folder): such a run has no pages to rebuild, so its recorded scores (``metrics.json``, as the eval printed
+    them) and where they come from."""
+    from .events_eval import format_metrics
+
+    folder = Path(folder)
+    if not is_events_run(folder):
+        return None
+    metrics = _events_metrics(folder)
+    return (f"{folder} is an `eval activitynet-events` run: it has no report pages (report.md, index.html); its "
+            f"scores, as {folder / 'metrics.json'} records them:\n\n{format_metrics(metrics)}\n\nTo score it again "
+            "(other references, a new video), run the same `vidground eval activitynet-events ... --out "
+            f"{folder}` command: videos already done are not run again. `vidground compare` compares two such runs.")
+
+
+def _events_values(metrics: dict[str, Any]) -> dict[str, float]:
+    """An events run's scores as one flat mapping: localisation precision, recall and F1 at each tIoU and their
+    means, the captions' metrics where they were scored, and the events per video."""
+    loc = metrics["localisation"]
+    values = {k: float(v) for k, v in loc.items() if k != "videos" and isinstance(v, (int, float))}
+    values |= {k: float(v) for k, v in (metrics.get("captions") or {}).items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if isinstance(metrics.get("events_per_video"), (int, float)):
+        values["events/video"] = float(metrics["events_per_video"])
+    return values
+
+
+def compare_events(a: str | Path, b: str | Path) -> dict[str, Any]:
+    """Two ``eval activitynet-events`` runs side by side: their recorded scores (each over its own videos), the
+    videos they share, and how their settings and references differ (warnings when the scores are over other
+    videos or other references, which makes the difference in scores not the settings' alone)."""
+    from .provenance import differences
+
+    runs = [Path(a), Path(b)]
+    metrics = [_events_metrics(r) for r in runs]
+    videos = [{str(rec["video"]) for rec in read_jsonl(r / "events.jsonl", "video")} for r in runs]
+    configs = [read_run_json(r / "config.json", {}) for r in runs]
+    compared = differences(configs[0], configs[1])
+    warnings = []
+    if videos[0] != videos[1]:
+        warnings.append(f"the runs scored other videos ({len(videos[0] & videos[1])} in both, "
+                        f"{len(videos[0] - videos[1])} only in A, {len(videos[1] - videos[0])} only in B): each "
+                        "score is over its own run's videos")
+    refs = [{p: r.get("sha256") for p, r in (m.get("references") or {}).items()} for m in metrics]
+    if sorted(refs[0].values()) != sorted(refs[1].values()):
+        warnings.append("the runs were scored against other reference files (sha256): "
+                        + "; ".join(f"{label}: {', '.join(Path(p).name for p in r) or 'none'}"
+                                    for label, r in zip("AB", refs)))
+    values = [_events_values(m) for m in metrics]
+    return {"kind": "events", "a": str(a), "b": str(b), "videos_a": len(videos[0]), "videos_b": len(videos[1]),
+            "common_videos": len(videos[0] & videos[1]), "metrics_a": values[0], "metrics_b": values[1],
+            "differences": {"compared": compared, "other": {}, "warnings": warnings}}
+
+
+def format_events_compare(c: dict[str, Any]) -> str:
+    """:func:`compare_events` as ``vidground compare`` prints it."""
+    diff = c["differences"]
+    videos = lambda n: f"{n} video" + ("" if n == 1 else "s")  # noqa: E731
+    lines = [f"A: {c['a']}  (eval activitynet-events, {videos(c['videos_a'])})",
+             f"B: {c['b']}  (eval activitynet-events, {videos(c['videos_b'])})"]
+    if diff["compared"]:
+        lines.append("settings: " + "; ".join(f"{k}: {_short(va)} vs {_short(vb)}" for k, (va, vb) in
+                                              list(diff["compared"].items())[:6])
+                     + (f" (and {len(diff['compared']) - 6} more)" if len(diff["compared"]) > 6 else ""))
+    else:
+        lines.append("settings: the same")
+    lines += [f"warning: {w}" for w in diff["warnings"]]
+    lines += ["", f"{'metric':<14} {'A':>8} {'B':>8} {'B-A':>8}"]
+    for k in dict.fromkeys([*c["metrics_a"], *c["metrics_b"]]):
+        va, vb = c["metrics_a"].get(k, float("nan")), c["metrics_b"].get(k, float("nan"))
+        lines.append(f"{k:<14} {va:>8.2f} {vb:>8.2f} {vb - va:>+8.2f}")
     return "\n".join(lines)
