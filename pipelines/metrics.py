@@ -28,6 +28,7 @@ import json
 import math
 import re
 from collections import Counter
+from contextlib import closing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
@@ -730,18 +731,19 @@ def read_keyed_results(path: Any) -> list[dict[str, Any]] | None:
     from vidground.errors import InputError
     from vidground.files import iter_text_lines
 
-    lines = iter_text_lines(path)
-    first = next((line for _, line in lines if line.strip()), None)
-    if first is None:
-        return None
+    with closing(iter_text_lines(path)) as lines:  # the file is closed however far it was read
+        first = next((line for _, line in lines if line.strip()), None)
+        if first is None:
+            return None
+        try:
+            head = json.loads(first)
+        except json.JSONDecodeError:  # the first line of an object written over several lines, or damaged
+            head = None
+        if isinstance(head, dict) and RECORD_KEYS & head.keys():
+            return None  # a JSONL file of records
+        text = first + "".join(line for _, line in lines)
     try:
-        head = json.loads(first)
-    except json.JSONDecodeError:  # the first line of an object written over several lines, or damaged
-        head = None
-    if isinstance(head, dict) and RECORD_KEYS & head.keys():
-        return None  # a JSONL file of records
-    try:
-        data = json.loads(first + "".join(line for _, line in lines), object_pairs_hook=_Members)
+        data = json.loads(text, object_pairs_hook=_Members)
     except json.JSONDecodeError:
         return None  # not one object: read as JSONL, whose error names the line
     if isinstance(data, _Members) and not data:
