@@ -16,7 +16,9 @@ from vidground.errors import (
     InputError,
     MissingDependencyError,
     OutputValidationError,
+    PluginError,
     ProviderError,
+    SessionClosedError,
     VideoDecodeError,
     VidgroundError,
 )
@@ -33,5 +35,6 @@ __all__ = [
     "ground", "answer", "Answer", "events", "Event", "Events", "describe", "load_descriptions", "DescribedVideo", "Session", "Sampling", "GroundingResult", "Interval", "Transcript",
     "FrameDescription", "Usage", "get_describer", "get_reasoner",
     "VidgroundError", "ConfigurationError", "MissingDependencyError", "InputError", "EvaluationError",
-    "VideoDecodeError", "ProviderError", "OutputValidationError", "IncompleteOutputError", "__version__",
+    "VideoDecodeError", "ProviderError", "OutputValidationError", "IncompleteOutputError", "PluginError",
+    "SessionClosedError", "__version__",
 ]

@@ -16,7 +16,7 @@ from frame_describer import Describer, FrameDescription
 from vidground.errors import ConfigurationError
 from temporal_reasoner import GroundingResult, Reasoner, check_query
 
-from vidground.types import Answer, Events
+from vidground.types import DEFAULT_MAX_SIDE, Answer, Events
 
 from .search import Search
 from .session import DescribedVideo, Session, load_descriptions
@@ -45,7 +45,7 @@ def describe(
     ``max_frames``, resized to at most ``max_side`` pixels. ``cache`` (a
     :class:`~frame_describer.cache.DescriptionCache` or the path of its SQLite file; default ``$VIDGROUND_CACHE``
     when set, else ``~/.cache/vidground/descriptions.sqlite`` for a describer named by a spec string, see
-    :class:`Session`; ``False`` for none) answers frames described before by the same
+    :class:`Session`; ``True`` is the same; ``False`` for none) answers frames described before by the same
     describer with the same settings; ``usage.cached`` counts them. ``motion=True`` appends what moved since
     the previous sample to each description (:mod:`frame_describer.motion`). ``skip_unchanged`` (grey levels, e.g.
     ``2.0``) does not send a frame whose small grey thumbnail is that close to the last frame sent; it reuses that
@@ -60,26 +60,29 @@ def describe(
 def _one_off(descriptions: Any, describer: Any, reasoner: Any, fps: Any, num_frames: Any, max_frames: Any,
              max_side: Any, cache: Any, progress: bool, describer_options: Any, reasoner_options: Any,
              search: Any = None, skip_unchanged: Any = None, *, given: Any = None) -> Session:
-    """The short-lived session of one ground()/answer()/events() call (a describer, its options, a search or
-    skip-unchanged is refused with descriptions: they choose which frames of a video are described, and how).
-    ``given``: the call's first argument, which may hold the descriptions too (a list of them, describe()'s output)."""
-    if descriptions is not None and describer is not None:
-        raise ConfigurationError("describer= has no effect with descriptions=; give a video instead")
-    if describer_options and (descriptions is not None or isinstance(given, (DescribedVideo, list, tuple))):
-        # else checked against the default describer, which the user never named: "describer 'cv' has no option"
-        raise ConfigurationError("describer_options= apply to describing a video and have no effect with "
-                                 "descriptions; give a video instead, or leave them out")
-    if descriptions is not None and (Search.of(search).refines or skip_unchanged is not None):
-        raise ConfigurationError("a coarse-to-fine search= and skip_unchanged= choose which frames of a video are "
-                                 "described: give a video, not descriptions=")
-    return Session(describer=describer, reasoner=reasoner, sampling=dict(fps=fps, num_frames=num_frames,
-                   max_frames=max_frames, max_side=max_side), cache=cache, progress=progress,
-                   describer_options=describer_options, reasoner_options=reasoner_options, search=search,
-                   skip_unchanged=skip_unchanged)
+    """The short-lived session of one ground()/answer()/events() call. What applies to describing a video only (a
+    describer, its options, the sampling settings, a search or skip-unchanged: which frames are described, and how)
+    is refused with descriptions, given as ``descriptions=`` or as the call's first argument (``given``: a list of
+    them, describe()'s output), rather than ignored."""
+    if descriptions is None and not isinstance(given, (DescribedVideo, list, tuple)):
+        return Session(describer=describer, reasoner=reasoner, sampling=dict(
+            fps=fps, num_frames=num_frames, max_frames=max_frames, max_side=max_side), cache=cache, progress=progress,
+            describer_options=describer_options, reasoner_options=reasoner_options, search=search,
+            skip_unchanged=skip_unchanged)
+    video_only = {"describer": describer is not None, "describer_options": bool(describer_options),
+                  "fps": fps is not None, "num_frames": num_frames is not None, "max_frames": max_frames is not None,
+                  "max_side": max_side != DEFAULT_MAX_SIDE, "search": Search.of(search).refines,
+                  "skip_unchanged": skip_unchanged is not None}
+    if any(video_only.values()):
+        names = ", ".join(f"{k}=" for k, v in video_only.items() if v)
+        raise ConfigurationError(f"{names} apply to describing a video and have no effect with descriptions; give a "
+                                 "video instead, or leave them out")
+    return Session(describer=None, reasoner=reasoner, cache=cache, progress=progress,
+                   reasoner_options=reasoner_options)
 
 
 def ground(
-    video: PathLike | None = None,
+    video: PathLike | DescribedVideo | Sequence[FrameDescription] | None = None,
     query: str | None = None,
     *,
     descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo | None = None,
@@ -103,7 +106,10 @@ def ground(
     """Find when ``query`` happens in ``video``.
 
     Give a ``video`` to run both stages, or ``descriptions`` (a JSONL file, a list of
-    :class:`FrameDescription`, or :func:`describe`'s output) to run stage 2 alone. A file may also
+    :class:`FrameDescription`, or :func:`describe`'s output; the last two may be given first, as ``video``, as
+    :func:`answer` takes them) to run stage 2 alone; with descriptions, the settings of describing a video
+    (``describer``, ``fps``, ``num_frames``, ``max_frames``, ``max_side``, ``search``, ``skip_unchanged``) are a
+    :class:`ConfigurationError`, not ignored. A file may also
     hold another tool's captions, detected or named by ``descriptions_format`` (with
     ``clip_seconds``), as :func:`load_descriptions` reads them.
     Backends default to the offline ones (``describer="cv"``, ``reasoner="embedding"``).

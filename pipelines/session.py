@@ -27,7 +27,8 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,8 @@ from frame_describer import (DEFAULT_DESCRIBER, Describer, FrameDescription, Usa
                              read_descriptions)
 from frame_describer.descriptions_io import description_metadata, write_descriptions
 from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
-from vidground.errors import (ConfigurationError, InputError, NoCacheFolderError, SessionClosedError, VideoDecodeError,
-                              keep_paid)
+from vidground.errors import (ConfigurationError, InputError, NoCacheFolderError, PluginError, SessionClosedError,
+                              VideoDecodeError, keep_paid)
 from vidground.registry import split_spec
 from vidground.files import printable
 from vidground.types import Answer, Events, Sampling
@@ -75,17 +76,20 @@ class DescribedVideo(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
     #: the merged transcript already built (building one validates every line), with what it was
-    #: built from: the same description objects, duration and step
-    _built: tuple[Transcript, tuple[int, ...], float, float] | None = PrivateAttr(default=None)
+    #: built from: the descriptions' times and texts (:func:`_content`), duration and step
+    _built: tuple[Transcript, Any, float, float] | None = PrivateAttr(default=None)
 
     def transcript(self, *, merge: bool = True) -> Transcript:
-        built, ids = self._built, tuple(map(id, self.descriptions))
-        if merge and built is not None and built[1:] == (ids, self.duration, self.step):
+        """The descriptions as a transcript (runs of equal texts merged, unless ``merge=False``). The merged one is
+        built once and reused while the descriptions' times and texts, the duration and the step are the same: a
+        description edited in place (``dv.descriptions[3].text = ...``) builds it anew."""
+        built, content = self._built, _content(self.descriptions)
+        if merge and built is not None and built[1:] == (content, self.duration, self.step):
             t = built[0]
         else:
             t = Transcript.from_descriptions(self.descriptions, duration=self.duration, step=self.step, merge=merge)
             if merge:
-                self._built = (t, ids, self.duration, self.step)
+                self._built = (t, content, self.duration, self.step)
         return t if t.duration_inferred == self.duration_inferred else \
             t.model_copy(update={"duration_inferred": self.duration_inferred})
 
@@ -100,6 +104,35 @@ class DescribedVideo(BaseModel):
         """Write the descriptions file (JSONL, atomic); every line carries this video's metadata."""
         return write_descriptions(path, self.descriptions, video=self.video, duration=round(self.duration, 3),
                                   step=self.step, describer=self.describer)
+
+
+def _content(descriptions: Sequence[FrameDescription]) -> tuple[tuple[float, ...], tuple[str, ...]]:
+    """What a transcript is built from: the descriptions' times and texts, in order (about 1.5 ms for 7,200)."""
+    return tuple(d.t for d in descriptions), tuple(d.text for d in descriptions)
+
+
+def _own_copy(described: DescribedVideo) -> DescribedVideo:
+    """``described`` as the caller's own: a copy whose lists, dicts and descriptions (each a copy, its extra keys
+    and usage too) are new, so that editing it (``dv.descriptions[:] = ...``, ``dv.descriptions[0].text = ...``,
+    ``dv.video = ...``) changes nothing a session keeps for its later calls. Its built transcript is shared (a
+    transcript is rebuilt once its descriptions' content differs)."""
+    def own(d: FrameDescription) -> FrameDescription:
+        return d.model_copy(update=None if d.usage is None else {"usage": d.usage.model_copy()})
+
+    return described.model_copy(update={
+        "descriptions": [own(d) for d in described.descriptions], "settings": _plain_copy(described.settings),
+        "usage": described.usage.model_copy(), "warnings": list(described.warnings),
+        "sampling": _plain_copy(described.sampling)})
+
+
+def _plain_copy(value: Any) -> Any:
+    """``value``'s dicts and lists copied, all the way down; anything else shared (a describer's settings may hold an
+    object, a loaded model's: never deep-copied)."""
+    if isinstance(value, dict):
+        return {k: _plain_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_copy(v) for v in value]
+    return value
 
 
 def load_descriptions(
@@ -138,6 +171,11 @@ def load_descriptions(
                 raise InputError(f"descriptions[{i}]{'.' + where if where else ''}: {first['msg']}") from None
         if not items:
             raise InputError("no descriptions given")
+        index_of: dict[float, int] = {}  # as a file's 't' already on line N: one description a frame time
+        for i, d in enumerate(items):
+            if (first := index_of.setdefault(d.t, i)) != i:
+                raise InputError(f"descriptions[{i}]: 't' {d.t:g} is already at descriptions[{first}]: one description "
+                                 "a frame time (two lists joined, or one given twice?)")
         items.sort(key=lambda d: d.t)
     meta_duration = description_metadata(items, "duration")
     if meta_duration is not None and (isinstance(meta_duration, bool) or not isinstance(meta_duration, (int, float))):
@@ -158,7 +196,7 @@ def load_descriptions(
         describer=str(description_metadata(items, "describer") or "external"),
         descriptions=items,
     )
-    described._built = (transcript, tuple(map(id, items)), described.duration, described.step)
+    described._built = (transcript, _content(items), described.duration, described.step)
     return described
 
 
@@ -178,11 +216,11 @@ def check_duration(duration: Any) -> float | None:
 
 
 def _stage2_args(video: Any, descriptions: Any, duration: Any) -> tuple[Any, Any, float | None]:
-    """``(video, descriptions, duration)`` checked: one input (a :class:`DescribedVideo` given as the video
-    is the descriptions), a video path (str or Path), a valid duration, and none with a video path: a video's
+    """``(video, descriptions, duration)`` checked: one input (a :class:`DescribedVideo` or a list of descriptions
+    given as the video is the descriptions), a video path (str or Path), a valid duration, and none with a video path: a video's
     duration is the one decoded (the command line refuses ``--duration`` with a video alike)."""
     duration = check_duration(duration)
-    if isinstance(video, DescribedVideo) and descriptions is None:
+    if isinstance(video, (DescribedVideo, list, tuple)) and descriptions is None:  # the descriptions, given first
         video, descriptions = None, video
     if video is not None:
         _check_video(video, "a video path (str or Path), describe()'s output, or None with descriptions=")
@@ -274,6 +312,24 @@ def implied_cache(describer: Any, options: dict[str, Any] | None = None) -> tupl
     return None, False
 
 
+def check_cache(cache: Any) -> Any:
+    """A session's ``cache=`` checked: a :class:`~frame_describer.cache.DescriptionCache`, the path of its file (str or
+    ``os.PathLike``), ``False`` (none) or ``None`` (:func:`implied_cache`'s); ``True`` is taken as ``None`` (the cache
+    a session uses when given none). Anything else is a :class:`ConfigurationError` now (it was a ``TypeError`` at the
+    first call that used the cache)."""
+    if cache is True:
+        return None
+    if cache is None or cache is False or isinstance(cache, (str, os.PathLike)):
+        return cache
+    from frame_describer.cache import DescriptionCache  # imported only for an object (76 ms)
+
+    if isinstance(cache, DescriptionCache):
+        return cache
+    raise ConfigurationError(f"cache= must be the path of a description cache file (str or Path), a DescriptionCache, "
+                             f"True or None for the default one, or False for none; got {type(cache).__name__} "
+                             f"{cache!r:.60}")
+
+
 def eval_cache(describer: Any, options: dict[str, Any] | None = None) -> Path | None:
     """The description cache an eval given no cache uses: :func:`implied_cache`'s, checked to open before the run
     starts (an eval's reruns and resumes count on it, so one that cannot be used is an error, not a session's
@@ -321,6 +377,162 @@ def _for_video(describer: Any, path: Path) -> Any:
     return describer if hook is None else hook(path)
 
 
+#: the packages whose describers and reasoners are the project's own: their outputs are not checked again
+_OWN_PACKAGES = frozenset({"frame_describer", "temporal_reasoner", "pipelines", "vidground"})
+
+
+def _plugin(backend: Any) -> str | None:
+    """How a describer or reasoner that is not the project's own is named in an error (``'mine' (my_pkg.Mine)``),
+    else ``None``: only a plug-in's outputs are checked against its protocol."""
+    kind = type(backend)
+    if kind.__module__.partition(".")[0] in _OWN_PACKAGES:
+        return None
+    return f"{getattr(backend, 'name', kind.__name__)!r} ({kind.__module__}.{kind.__qualname__})"
+
+
+class _CheckedDescriber:
+    """A plug-in describer whose stream is checked as it is read (:class:`_CheckedStream`); everything else is the
+    describer's own (``inner``, as :class:`~frame_describer.cache.CachedDescriber`'s, for :func:`pipelines.search.in_flight_of`)."""
+
+    def __init__(self, inner: Any, named: str):
+        self.inner = inner
+        self.named = named
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def describe(self, frames: Iterable[Any], *, query: str | None = None) -> "_CheckedStream":
+        return _CheckedStream(self, frames, query)
+
+
+class _CheckedStream:
+    """A plug-in describer's stream: each item must be a :class:`FrameDescription` of a frame it was given, no later
+    than the last frame given by more than the chat reasoners' tolerance (one sampling step, or 2% of the time; the
+    default step, 1 s, while it was given one frame), else
+    a :class:`PluginError` naming it (an untyped ``AttributeError`` before, or a 12-s video given a duration of 1,100 s
+    by one description at t=1100). Closing it closes the describer's stream; ``unread``/``handed`` are that stream's
+    (:func:`frame_describer.base.leftovers`)."""
+
+    def __init__(self, checked: _CheckedDescriber, frames: Iterable[Any], query: str | None):
+        self._named = checked.named
+        self._name = str(getattr(checked.inner, "name", type(checked.inner).__name__))
+        self._times: list[float] = []  # the last two frame times given
+        self._stream = checked.inner.describe(self._given(frames), query=query)
+        self._items = iter(self._stream)
+
+    def _given(self, frames: Iterable[Any]) -> Iterable[Any]:
+        for f in frames:
+            self._times = [*self._times[-1:], f.t]
+            yield f
+
+    def _broke(self, what: str) -> PluginError:
+        return PluginError(f"describer {self._named} broke the describer protocol: {what}", plugin=self._name,
+                           protocol="describe")
+
+    def __iter__(self) -> "_CheckedStream":
+        return self
+
+    def __next__(self) -> FrameDescription:
+        d = next(self._items)
+        if not isinstance(d, FrameDescription):
+            raise self._broke(f"describe(frames, query=None) must yield FrameDescription objects (one a frame given, "
+                              f"at its time), got {type(d).__name__} {d!r:.60}")
+        if not self._times:
+            raise self._broke(f"describe() yielded a description (t={d.t:g} s) before it was given any frame")
+        last = self._times[-1]  # the tolerance: a step (the default one before a second frame), or 2% of the time
+        tolerance = max(last - self._times[0] if len(self._times) > 1 else 1.0 / DEFAULT_FPS, 0.02 * last)
+        if d.t > last + tolerance:
+            raise self._broke(f"describe() yielded a description at t={d.t:g} s, past the last frame it was given "
+                              f"({last:g} s; tolerance {tolerance:g} s): each description is of a frame given, at "
+                              "that frame's time")
+        return d
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if callable(close):
+            close()
+
+    @property
+    def unread(self) -> Any:
+        return getattr(self._stream, "unread", ())
+
+    @property
+    def handed(self) -> Any:
+        return getattr(self._stream, "handed", None)
+
+
+def _checked_ground(rsn: Any, query: str, transcript: Transcript) -> GroundingResult:
+    """``rsn.ground(query, transcript)``; a plug-in's result checked as the chat reasoners check a model's reply
+    (:func:`temporal_reasoner.parsing.parse_reply_detailed`): a :class:`PluginError` naming it for something else
+    than a :class:`GroundingResult` (an ``AttributeError`` later, before) or an interval more than the tolerance (one
+    step, or 2% of the duration) outside the transcript; one within it is clamped, with a warning."""
+    result = rsn.ground(query, transcript)
+    named = _plugin(rsn)
+    if named is None:
+        return result
+    name = str(getattr(rsn, "name", type(rsn).__name__))
+    if not isinstance(result, GroundingResult):
+        raise PluginError(f"reasoner {named} broke the reasoner protocol: ground(query, transcript) must return a "
+                          f"GroundingResult, got {type(result).__name__} {result!r:.60}", plugin=name, protocol="ground")
+    duration = transcript.duration
+    tolerance = max(transcript.step or 0.0, 0.02 * duration)
+    width = transcript.step or max(0.01 * duration, 0.1)
+    intervals, warnings = [], []
+    for i, iv in enumerate(result.intervals):
+        if iv.end > duration + tolerance:
+            raise PluginError(f"reasoner {named} broke the reasoner protocol: ground() returned intervals[{i}] "
+                              f"[{iv.start:g}, {iv.end:g}], outside the transcript, which lasts {duration:g} s (the "
+                              f"tolerance is {tolerance:g} s, as for a chat model's reply)", plugin=name,
+                              protocol="ground")
+        if iv.end > duration:
+            start, end = min(iv.start, duration), float(duration)
+            if end <= start:
+                start = max(duration - width, 0.0)
+            warnings.append(f"reasoner {name!r}: intervals[{i}] [{iv.start:g}, {iv.end:g}] clamped to "
+                            f"[{start:g}, {end:g}], the transcript's {duration:g} s")
+            iv = iv.model_copy(update={"start": start, "end": end})
+        intervals.append(iv)
+    if not warnings:
+        return result
+    return result.model_copy(update={"intervals": intervals, "warnings": [*result.warnings, *warnings]})
+
+
+class _PluginGround:
+    """A plug-in reasoner as a coarse-to-fine search calls it: its ``ground`` checked (:func:`_checked_ground`)."""
+
+    def __init__(self, rsn: Any):
+        self.rsn = rsn
+
+    def __getattr__(self, name: str) -> Any:  # the rest is the reasoner's own (entry_scores, name...)
+        if name == "rsn":
+            raise AttributeError(name)
+        return getattr(self.rsn, name)
+
+    def ground(self, query: str, transcript: Transcript) -> GroundingResult:
+        return _checked_ground(self.rsn, query, transcript)
+
+
+#: the suffixes of the descriptions and caption files :func:`load_descriptions` reads, which no video has
+_DESCRIPTIONS_SUFFIXES = frozenset({".jsonl", ".json", ".csv", ".tsv", ".txt", ".srt", ".vtt"})
+
+
+@contextmanager
+def _video_hint(path: Path) -> Iterator[None]:
+    """A :class:`VideoDecodeError` of a "video" named like a descriptions file (``x.descriptions.jsonl`` given as the
+    video, ``ground("x.descriptions.jsonl", q)``) says how to pass it: ``descriptions=``."""
+    try:
+        yield
+    except VideoDecodeError as exc:
+        if path.suffix.lower() not in _DESCRIPTIONS_SUFFIXES:
+            raise
+        error = VideoDecodeError(exc.path, f"{exc.reason}; a {path.suffix} file looks like descriptions, not a video: "
+                                 "pass it as descriptions=PATH (ground(descriptions=PATH, query=...))")
+        error.usage = exc.usage
+        raise error from exc
+
+
 def _file_key(path: Path) -> tuple[Any, ...] | None:
     """What identifies a file's current content cheaply: its resolved path, device and inode (a file
     replaced by another is a new inode), size, and modification and change times (``ctime`` cannot be
@@ -364,7 +576,7 @@ class Session:
     ``sampling`` is a
     :class:`~vidground.types.Sampling` or its settings (``fps``, ``num_frames``, ``max_frames``,
     ``max_side``), checked here. ``cache`` is a :class:`~frame_describer.cache.DescriptionCache`, the path
-    of its SQLite file, ``False`` for none, or ``None`` (default): ``$VIDGROUND_CACHE`` when set, else the default
+    of its SQLite file, ``False`` for none, or ``None`` (default; ``True`` is the same): ``$VIDGROUND_CACHE`` when set, else the default
     cache ``~/.cache/vidground/descriptions.sqlite`` (as an eval's) for the project's own describers given as spec
     strings, none for a describer given as an object (:func:`implied_cache`). A default cache that cannot be opened
     is a warning, and the session goes on without it. ``motion=True``
@@ -425,14 +637,16 @@ class Session:
         self._specs = {"describer": (describer, dict(describer_options or {})),
                        "reasoner": (reasoner, dict(reasoner_options or {}))}
         self._built: dict[str, Any] = {}  # backends this session built, and so closes
-        self._cache_arg = cache
+        self._cache_arg = check_cache(cache)
         self._cache: Any = None
         self._own_cache = False
         self.progress = progress
         self._lock = threading.RLock()
         self._videos: OrderedDict[tuple[Any, ...], DescribedVideo] = OrderedDict()
         self._describing: dict[tuple[Any, ...], threading.Lock] = {}  # one describe per video at a time
-        self._closed = False
+        self._closed = False  # new calls refused (close() began)
+        self._closing = False  # a close() is waiting for the calls or closing the backends and cache
+        self._shut = False  # the backends and cache are closed
         self._calls = 0  # public calls under way (their threads'), waited for by close()
         self._idle = threading.Condition(self._lock)
         self._in_call = threading.local()  # how deep this thread is in the session's calls
@@ -494,27 +708,47 @@ class Session:
         once with a :class:`~vidground.errors.SessionClosedError`; a call describing a video stops sending frames and
         raises it (its ``usage`` counts what was paid, and the descriptions answered are kept in the description
         cache); a call past its describing (reasoning) ends as it would. ``close()`` returns once every call of
-        another thread has ended, then closes the backends and the cache, so no call finds them closed under it."""
+        another thread has ended, then closes the backends and the cache, so no call finds them closed under it. So does
+        a second ``close()`` made meanwhile (another thread's, a ``with`` block's end): it returns once the first one
+        has closed them and every call has ended; but one made from within a call of this session, which another
+        ``close()`` is waiting for, returns at once (it cannot wait for its own call)."""
+        mine = getattr(self._in_call, "depth", 0)  # close() from within a call waits only for the others
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            mine = getattr(self._in_call, "depth", 0)  # close() from within a call waits only for the others
-            while self._calls > mine:
+            self._closed = True  # every new call is refused from now on
+            while self._closing or self._shut:  # another close() closes (or closed) the backends: wait for it
+                if mine:
+                    return
+                if self._shut:
+                    while self._calls:
+                        self._idle.wait()
+                    return
                 self._idle.wait()
+            self._closing = True
+            try:
+                while self._calls > mine:
+                    self._idle.wait()
+            except BaseException:  # a Ctrl-C in the wait: another close() may close them
+                self._closing = False
+                self._idle.notify_all()
+                raise
             built, self._built = list(self._built.values()), {}
             cache, own, self._cache = self._cache, self._own_cache, None
             self._videos.clear()
             self._searched.clear()
-        for backend in built:
-            close = getattr(backend, "close", None)
-            if callable(close):
-                try:
-                    close()
-                except Exception as exc:  # closing must not hide the caller's own error
-                    log.warning("closing %s failed: %s", getattr(backend, "name", backend), exc)
-        if cache is not None and own:
-            cache.close()
+        try:
+            for backend in built:
+                close = getattr(backend, "close", None)
+                if callable(close):
+                    try:
+                        close()
+                    except Exception as exc:  # closing must not hide the caller's own error
+                        log.warning("closing %s failed: %s", getattr(backend, "name", backend), exc)
+            if cache is not None and own:
+                cache.close()
+        finally:
+            with self._lock:
+                self._shut, self._closing = True, False
+                self._idle.notify_all()
 
     def __enter__(self) -> "Session":
         return self
@@ -541,7 +775,8 @@ class Session:
         if key is None:
             return None
         with self._lock:
-            return self._videos.get(key)
+            found = self._videos.get(key)
+        return None if found is None else _own_copy(found)
 
     def _recalled(self, key: tuple[Any, ...] | None) -> DescribedVideo | None:
         if key is None:
@@ -561,7 +796,12 @@ class Session:
         described before (same file, unchanged) is answered from memory; frames described before by the
         same describer with the same settings are answered by the description cache
         (``usage.cached`` counts them). Threads asking for the same video wait for one description.
+        The result is the caller's own copy: editing it changes nothing this session answers later.
         """
+        return _own_copy(self._described(video, query))
+
+    def _described(self, video: PathLike, query: str | None) -> DescribedVideo:
+        """:meth:`describe`'s answer as this session keeps it (not a copy: for its own calls, which only read it)."""
         self._check_open()
         _check_video(video, "a video path (str or Path)")
         path = Path(video)
@@ -590,6 +830,10 @@ class Session:
         return getattr(desc, "mode", "agnostic") == "aware"
 
     def _describe(self, path: Path, key: tuple[Any, ...] | None, query: str | None) -> DescribedVideo:
+        with _video_hint(path):
+            return self._describe_now(path, key, query)
+
+    def _describe_now(self, path: Path, key: tuple[Any, ...] | None, query: str | None) -> DescribedVideo:
         self._check_open()  # closed while this thread waited for another's describe of the video
         started = time.perf_counter()
         s = self.sampling
@@ -696,6 +940,9 @@ class Session:
         (compared with a frame of that round) would read otherwise than the same frame described in another's."""
         uses_previous = getattr(desc, "uses_previous_frame", False)
         cache = None if searched and uses_previous else self.cache
+        named = _plugin(desc)
+        if named is not None:  # checked where it yields, before the cache reads a description's time
+            desc = _CheckedDescriber(desc, named)
         if cache is None:
             return desc
         from frame_describer.cache import CachedDescriber
@@ -711,7 +958,11 @@ class Session:
     def load(self, descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo, *,
              duration: float | None = None, format: str = "auto", clip_seconds: float | None = None) -> DescribedVideo:
         """Stage 2's input, as :func:`load_descriptions` reads it; a file this session read before (unchanged,
-        same format) is answered from memory."""
+        same format) is answered from memory. The result is the caller's own copy, as :meth:`describe`'s."""
+        return _own_copy(self._loaded(descriptions, duration, format, clip_seconds))
+
+    def _loaded(self, descriptions: Any, duration: Any, format: str, clip_seconds: float | None) -> DescribedVideo:
+        """:meth:`load`'s answer as this session keeps it (not a copy)."""
         self._check_open()
         key = None
         if isinstance(descriptions, (str, Path)):
@@ -726,7 +977,7 @@ class Session:
     @_session_call
     def ground(
         self,
-        video: PathLike | DescribedVideo | None = None,
+        video: PathLike | DescribedVideo | Sequence[FrameDescription] | None = None,
         query: str | None = None,
         *,
         descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo | None = None,
@@ -736,8 +987,8 @@ class Session:
         top_k: int | None = None,
     ) -> GroundingResult:
         """Find when ``query`` happens: in ``video`` (described first, once per session) or in
-        ``descriptions`` (a file, a list of descriptions, or :meth:`describe`'s output, which may also be
-        given as ``video``). ``top_k`` keeps only the best K intervals. ``duration`` (seconds) is for
+        ``descriptions`` (a file, a list of descriptions, or :meth:`describe`'s output; the last two may also be
+        given as ``video``, as for :meth:`answer`). ``top_k`` keeps only the best K intervals. ``duration`` (seconds) is for
         ``descriptions``, in place of the one the file records or the one inferred; with a video path it is a
         :class:`ConfigurationError`, as ``--duration`` is on the command line: a video's duration is the one
         decoded (to override it, give ``describe(video).with_duration(seconds)`` as the video)."""
@@ -757,7 +1008,7 @@ class Session:
                                                             clip_seconds, duration)
         started = time.perf_counter()
         with keep_paid(lambda: _paid_now(video, described)):  # the reasoner failed: the describing was paid
-            result = rsn.ground(query, transcript)
+            result = _checked_ground(rsn, query, transcript)
         timings["reason"] = round(time.perf_counter() - started, 4)
         log.info("grounded %r with %s in %.2f s: %d interval(s)", query, rsn.name, timings["reason"],
                  len(result.intervals))
@@ -790,7 +1041,8 @@ class Session:
         from .search import coarse_to_fine, count_grid, describe_once, frame_progress, in_flight_of, rate_grid
 
         self._check_open()
-        info = probe_video(path)  # a missing or broken file fails here, before any model is loaded
+        with _video_hint(path):
+            info = probe_video(path)  # a missing or broken file fails here, before any model is loaded
         s = self.sampling
         # the video's real length (a truncated file's real end, frames past a short claim), as the dense path's: a
         # grid over the container's claim answered times past a truncated file's end with its last frame
@@ -823,7 +1075,7 @@ class Session:
         with self._lock:
             known = dict(self._searched.get(key, {})) if key is not None and self._reuses_answers(desc) else {}
         seen.update((d.t, d) for d in known.values())
-        outcome, stride = coarse_to_fine(query, rsn, describe, grid, length, self.search, known=known, tolerant=True,
+        outcome, stride = coarse_to_fine(query, rsn if _plugin(rsn) is None else _PluginGround(rsn), describe, grid, length, self.search, known=known, tolerant=True,
                                          in_flight=in_flight_of(desc),
                                          progress=frame_progress(f"describing {path.name}", self.progress))
         if key is not None:
@@ -877,8 +1129,6 @@ class Session:
 
         question = check_question(question)
         choices = check_choices(choices)
-        if isinstance(video, (list, tuple)) and descriptions is None:
-            video, descriptions = None, video
         video, descriptions, duration = _stage2_args(video, descriptions, duration)
         rsn = self.reasoner
         described, transcript, timings = self._stage2_input(video, descriptions, question, descriptions_format,
@@ -909,8 +1159,6 @@ class Session:
         (:func:`temporal_reasoner.events.find_events`, whose settings ``options`` are)."""
         from temporal_reasoner.events import events_path, find_events
 
-        if isinstance(video, (list, tuple)) and descriptions is None:
-            video, descriptions = None, video
         video, descriptions, duration = _stage2_args(video, descriptions, duration)
         rsn = self.reasoner
         events_path(rsn, options)  # a wrong option fails before the video is described
@@ -943,12 +1191,11 @@ class Session:
         if video is not None:
             if descriptions_format != "auto" or clip_seconds is not None:
                 raise ConfigurationError("descriptions_format= and clip_seconds= apply to descriptions=, not to a video")
-            described = self.describe(video, query=query).with_duration(duration)
+            described = self._described(video, query).with_duration(duration)
             if described.seconds:  # not when this session described the video before
                 timings["describe"] = round(described.seconds, 4)
         else:
-            described = self.load(descriptions, duration=duration, format=descriptions_format,
-                                  clip_seconds=clip_seconds)
+            described = self._loaded(descriptions, duration, descriptions_format, clip_seconds)
         transcript = described.transcript()
         if not any(e.text.strip() for e in transcript.entries):  # nothing to ground, answer or find events in
             reasons = sorted({str(r) for d in described.descriptions if (r := (d.model_extra or {}).get("empty_reply"))})

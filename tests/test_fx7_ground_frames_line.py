@@ -48,7 +48,8 @@ def test_remembered_describes_nothing(tmp_path):
         assert session.remembered(video) is None  # not described yet: None, and nothing is described
         assert session.remembered(tmp_path / "missing.mp4") is None
         described = session.describe(video)
-        assert session.remembered(Path(video)) is described
+        again = session.remembered(Path(video))  # as described, a copy of its own (FX-F: editing one leaked)
+        assert again == described and again is not described and again.descriptions[0] is not described.descriptions[0]
     with Session(describer="cv", cache=str(tmp_path / "c.sqlite")) as session:
         session.describe(video)
         again = session.remembered(video)

@@ -15,6 +15,7 @@ from pipelines import ConfigurationError, Sampling, Session
 from pipelines.executors import LocalExecutor
 from pipelines.runs import RunConfig, run_eval
 from vidground.types import FrameDescription
+from vidground.errors import SessionClosedError
 
 register_fakes()
 
@@ -99,7 +100,7 @@ def test_close_closes_what_the_session_built_and_leaves_what_it_was_given(videos
     assert given.closed == 0
     s.close()  # idempotent
     assert built[0].closed == 1
-    with pytest.raises(ConfigurationError, match="closed"):
+    with pytest.raises(SessionClosedError, match="closed"):
         s.ground(videos / "a.mp4", "frame at 1.0")
 
 
@@ -335,7 +336,7 @@ def test_a_run_abandoned_half_way_closes_its_session(tmp_path, monkeypatch):
 def test_a_closed_session_says_so_before_touching_the_file():
     s = Session()
     s.close()
-    with pytest.raises(ConfigurationError, match="closed"):
+    with pytest.raises(SessionClosedError, match="closed"):
         s.describe("/no/such/video.mp4")
 
 

@@ -289,6 +289,7 @@ def _every_error():
         errors.MissingDependencyError: errors.MissingDependencyError("av", "video", "decoding"),
         errors.NoCacheFolderError: errors.NoCacheFolderError("no folder for vidground's caches"),
         errors.SessionClosedError: errors.SessionClosedError("this session is closed; start a new one"),
+        errors.PluginError: errors.PluginError("describer 'mine' broke its protocol", plugin="mine", protocol="describe"),
         errors.InputError: errors.InputError("bad line", path="f.jsonl", line=3),
         errors.EvaluationError: errors.EvaluationError("nothing selected", path="d.jsonl", counts={"missing": 2}),
         errors.VideoDecodeError: errors.VideoDecodeError("v.mp4", "moov atom not found"),

@@ -59,9 +59,23 @@ class NoCacheFolderError(ConfigurationError):
     directory (a container run as ``--user N``). A cache nobody asked for is then left off, with a warning."""
 
 
-class SessionClosedError(ConfigurationError):
+class SessionClosedError(VidgroundError, RuntimeError):
     """The :class:`~pipelines.Session` was closed: a call made after :meth:`~pipelines.Session.close`, or one
-    stopped by it while it described frames (its ``usage`` says what the frames described before the stop cost)."""
+    stopped by it while it described frames (its ``usage`` says what the frames described before the stop cost).
+    Not a :class:`ConfigurationError`: nothing the caller gave was wrong (a service shutting down is not a bad
+    request); like Python's own errors for an object used past its end, it is a ``RuntimeError``."""
+
+
+class PluginError(VidgroundError):
+    """A describer or reasoner given as an object (or a plug-in's spec) broke its protocol: ``describe()`` yielded
+    something else than a :class:`~vidground.types.FrameDescription` or a description of a time it was not given,
+    ``ground()`` returned something else than a :class:`~vidground.types.GroundingResult` or intervals outside the
+    transcript. ``plugin`` is its name, ``protocol`` the method (``"describe"``, ``"ground"``)."""
+
+    def __init__(self, message: str, *, plugin: str | None = None, protocol: str | None = None):
+        self.plugin = plugin
+        self.protocol = protocol
+        super().__init__(message)
 
 
 class MissingDependencyError(ConfigurationError, ImportError):
@@ -168,6 +182,7 @@ __all__ = [
     "ConfigurationError",
     "MissingDependencyError",
     "SessionClosedError",
+    "PluginError",
     "InputError",
     "EvaluationError",
     "VideoDecodeError",
