@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ import prompts
 from vidground.errors import ConfigurationError, IncompleteOutputError, InputError
 from vidground.types import Event, Events, TimeStyle, Usage
 
-from .parsing import RESPONSE_FORMATS, ReplyError, last_json
+from .parsing import RESPONSE_FORMATS, ReplyError, choose_answer
 from .structured import (ChatFn, _ask, ask_or_overflow, fallback_answered, keep_paid, reask_until_valid,
                          resolve_fallback, response_format)
 from .timestyles import ReplyValueError, TimeFormat
@@ -343,14 +344,29 @@ def parse_events(text: str, *, lo: float, hi: float, step: float | None = None, 
     """An events reply's events, in order of start, each checked: times are numbers (in ``time_style``'s
     units, decoded to seconds against ``transcript``) within ``[lo, hi]`` seconds (up to one sampling
     ``step`` outside is clamped, with a warning), end after start, a caption that is text, a score between
-    0 and 1 (clamped) or none. A :class:`ReplyError` says what to fix."""
+    0 and 1 (clamped) or none. A :class:`ReplyError` says what to fix. Of several values in the reply, only those
+    valid as a whole (every event checked so) are candidates (:func:`~temporal_reasoner.parsing.choose_answer`):
+    "In short: [[3, 5], [6, 9]]" after the events does not replace them."""
     fmt = TimeFormat.parse(time_style)
     if fmt.indexed and transcript is None:
         raise ConfigurationError(f"time style {fmt.spec!r} needs the transcript to decode a reply's times")
     form = reply_form(fmt)
-    drafts: list[str] = []
-    data = last_json(text, lambda v: (isinstance(v, dict) and "events" in v) or (isinstance(v, list) and bool(v)),
-                     drafts)
+    chosen, notes = choose_answer(text, lambda value: _check_events(value, form, lo, hi, step, max_events, fmt,
+                                                                     transcript),
+                                  spans=lambda c: frozenset((e.start, e.end) for e in c.events),
+                                  brief=lambda c: "[" + ", ".join(f"{e.start:g}-{e.end:g}" for e in c.events[:3]) + "]")
+    return chosen.events, notes + chosen.warnings
+
+
+@dataclass
+class _CheckedEvents:
+    events: list[Event]
+    warnings: list[str] = field(compare=False)  # two values listing the same events are one answer
+
+
+def _check_events(data: Any, form: str, lo: float, hi: float, step: float | None, max_events: int | None,
+                  fmt: TimeFormat, transcript: Transcript | None) -> _CheckedEvents:
+    """One JSON value of an events reply, checked as :func:`parse_events` says (a :class:`ReplyError` otherwise)."""
     if isinstance(data, dict):
         if "events" not in data:
             raise ReplyError(f'the answer has no "events": answer with {form}')
@@ -360,7 +376,7 @@ def parse_events(text: str, *, lo: float, hi: float, step: float | None = None, 
     if not data:
         raise ReplyError("the answer lists no event: give at least one")
     slack = step if step is not None else 0.0
-    events, warnings = [], drafts
+    events, warnings = [], []
     for i, item in enumerate(data):
         if not isinstance(item, dict):
             raise ReplyError(f"events[{i}] must be an object with start, end, caption and score")
@@ -389,7 +405,7 @@ def parse_events(text: str, *, lo: float, hi: float, step: float | None = None, 
     if max_events is not None and len(events) > max_events:
         warnings.append(f"the reply listed {len(events)} events; kept the first {max_events}")
         events = events[:max_events]
-    return sorted(events, key=lambda ev: (ev.start, ev.end)), warnings
+    return _CheckedEvents(sorted(events, key=lambda ev: (ev.start, ev.end)), warnings)
 
 
 def chunks(transcript: Transcript, size: int) -> list[Transcript]:

@@ -12,7 +12,10 @@ reason shown to the model:
   ..."); whole by shape: an object (``{"intervals": ...}``, one interval) or a list of intervals. A flat
   ``[s, e]`` pair is a fragment: it counts only when there is no whole answer, so "the video spans [0, 36]"
   after an answer does not replace it. A value labelled as the format's echo ("Format used: ...", "e.g. ...",
-  "Example: ...") is not an answer while another is. A warning says which was used when they differ.
+  "Example: ...") is not an answer while another whole one is; "in JSON format:", "in the requested format:"
+  introduce an answer, not an echo. A later value whose intervals are all among an earlier whole answer's is
+  a quote of it (the answer explained interval by interval), not a correction. Prose after the last fenced
+  block is read too (a correction written after it). A warning says which was used when they differ.
 * Times are seconds, except in an indexed time style (frame numbers, ``<k>`` tokens;
   :mod:`temporal_reasoner.timestyles`), whose whole numbers are decoded to seconds first: a number
   that is not whole, or out of the style's range (a token past ``<M>``), is rejected.
@@ -117,6 +120,15 @@ _FENCE = "```"
 MAX_FENCED_BLOCKS = 16
 #: The most balanced spans decoded (fenced blocks' first) before a reply is called malformed.
 MAX_CANDIDATES = 4
+#: The most balanced spans looked at in one reading of a reply, prose ones (``[12.0-15.0]``, a transcript line
+#: quoted) included: each look is a pass over the rest of the text, so this keeps parsing linear.
+MAX_SPANS = 64
+#: A bracketed span of prose, not a try at JSON: no comma, quote or colon in it (a colon between digits, as in a
+#: clock time ``[00:12]``, allowed), no bracket inside, and not one number or literal (``[12]``, ``[]`` decode).
+#: It is skipped, not decoded nor counted as a malformed value (a reply quoting transcript lines
+#: ``[12.0-15.0] ...`` before its JSON).
+_PROSE_SPAN = re.compile(r"[\[{](?:[^,:\"'\[\]{}]|(?<=\d):(?=\d))*[\]}]")
+_SCALAR = re.compile(r"\s*(?:[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|true|false|null|True|False|None)?\s*")
 _DQ = r'"[^"\\]*(?:\\.[^"\\]*)*"'  # unrolled loops: no two ways to match one text, so a failed
 _SQ = r"'[^'\\]*(?:\\.[^'\\]*)*'"  # match costs one pass, never a backtrack
 _CLOSED = re.compile(f"{_DQ}|{_SQ}", re.S)
@@ -132,7 +144,9 @@ _PY_LITERALS = re.compile(r"\b(true|false|null)\b")
 
 def _fenced(text: str) -> list[tuple[str, str]]:
     """The bodies of the text's first ``` fenced blocks, a leading ``json`` tag and whitespace dropped, each with
-    the prose between it and the block before (or the start)."""
+    the prose between it and the block before (or the start); then the prose after the last block, when there is
+    any and the blocks were not cut at :data:`MAX_FENCED_BLOCKS` (a correction written after the fenced answer:
+    "Wait, I misread. The correct answer is: {...}")."""
     out, start, prev = [], text.find(_FENCE), 0
     while start != -1 and len(out) < MAX_FENCED_BLOCKS:
         end = text.find(_FENCE, start + 3)
@@ -142,6 +156,8 @@ def _fenced(text: str) -> list[tuple[str, str]]:
         out.append(((body[4:] if body[:4] in ("json", "JSON") else body).lstrip(), text[prev:start]))
         prev = end + 3
         start = text.find(_FENCE, end + 3)
+    if out and len(out) < MAX_FENCED_BLOCKS and text[prev:].strip():
+        out.append((text[prev:], ""))
     return out
 
 
@@ -150,14 +166,23 @@ def _outside_strings(text: str, quotes: str = "\"'") -> list[str]:
     is a plain character (an apostrophe), and so are the later quotes of its kind, which could
     not close either: each kind is given up at most once, so this is at most three regex splits.
     ``quotes``: the characters that open strings."""
-    parts = []
+    return _split_strings(text, quotes)[0]
+
+
+def _split_strings(text: str, quotes: str) -> tuple[list[str], int | None]:
+    """:func:`_outside_strings`, and where the first quote given up is (``None``: none was): up to it, a longer
+    text (the rest of a reply a window was cut from) splits the same."""
+    parts: list[str] = []
+    gave_up = None
     while quotes:
         split = _STRINGS[quotes].split(text)
         if len(split) == 1 or _CLOSED.fullmatch(split[-2]):
-            return parts + split
+            return parts + split, gave_up
         parts += split[:-3]
+        if gave_up is None:
+            gave_up = sum(map(len, parts)) + len(split[-3])
         text, quotes = split[-3] + split[-2], quotes.replace(split[-2][0], "")
-    return parts + [text]
+    return parts + [text], gave_up
 
 
 def _first_balanced(src: str, pos: int = 0, quotes: str = "\"'") -> tuple[int, int] | None:
@@ -167,24 +192,36 @@ def _first_balanced(src: str, pos: int = 0, quotes: str = "\"'") -> tuple[int, i
     Read from the first bracket: the span is that of the earliest opening bracket that gets
     closed, so an outer bracket left open (a reply cut short) does not hide a complete value
     inside it. The work is a few regex splits and array passes, all in C: the Python-level work
-    does not grow with the text.
+    does not grow with the text. It reads a window of the rest first (a :data:`MAX_SPANS`-th of it, at least
+    64 characters), widened eightfold while the window cannot tell: the bracket opening it closes inside
+    the window, before any string the window cuts, or the whole rest is read. So looking at many short spans
+    costs about one pass over the text, not one per span.
     """
     starts = [p for p in (src.find("{", pos), src.find("[", pos)) if p >= 0]
     if not starts:
         return None
     base = min(starts)
-    parts = _outside_strings(src[base:], quotes)
-    parts[1::2] = map(" ".__mul__, map(len, parts[1::2]))  # strings blanked, positions kept
-    chars = np.frombuffer("".join(parts).encode("utf-32-le", "surrogatepass"), "<u4")
-    step = ((chars == 91) | (chars == 123)).astype(np.int32) - ((chars == 93) | (chars == 125))
-    depth = np.cumsum(step)
-    low_after = np.minimum.accumulate(depth[::-1])[::-1]  # min(depth[i:])
-    closed = (step[:-1] == 1) & (low_after[1:] < depth[:-1])  # an opener the depth later falls below
-    if not closed.any():
-        return None
-    first = int(np.argmax(closed))
-    last = first + 1 + int(np.argmax(depth[first + 1:] < depth[first]))
-    return base + first, base + last + 1
+    rest = len(src) - base
+    width = max(64, -(-rest // MAX_SPANS))  # at most three windows: a 64th, an 8th, all of it
+    while True:
+        parts, gave_up = _split_strings(src[base:base + width], quotes)
+        whole = width >= rest
+        parts[1::2] = map(" ".__mul__, map(len, parts[1::2]))  # strings blanked, positions kept
+        chars = np.frombuffer("".join(parts).encode("utf-32-le", "surrogatepass"), "<u4")
+        step = ((chars == 91) | (chars == 123)).astype(np.int32) - ((chars == 93) | (chars == 125))
+        depth = np.cumsum(step)
+        low_after = np.minimum.accumulate(depth[::-1])[::-1]  # min(depth[i:])
+        closed = (step[:-1] == 1) & (low_after[1:] < depth[:-1])  # an opener the depth later falls below
+        if closed.any():
+            first = int(np.argmax(closed))
+            last = first + 1 + int(np.argmax(depth[first + 1:] < depth[first]))
+            # a window tells when its first bracket closes in it, before any string it cut: no earlier opener
+            # could close later instead, and the text up to there splits as the whole rest does
+            if whole or (first == 0 and (gave_up is None or last < gave_up)):
+                return base + first, base + last + 1
+        elif whole:
+            return None
+        width *= 8
 
 
 def _loads(span: str) -> Any:
@@ -244,24 +281,34 @@ def _values(stripped: str, limit: int = MAX_ANSWERS) -> list[tuple[Any, str]]:
     except (json.JSONDecodeError, RecursionError):
         pass
     error = None
+    looked = False  # whether a reading stopped at MAX_SPANS spans
     # single quotes first as strings (Python-style replies), then as apostrophes (prose: "the man's hand")
     for quotes in ("\"'", '"'):
         fenced = _fenced(stripped)
         for sources in ((fenced, [(stripped, "")]) if fenced else ([(stripped, "")],)):
             found: list[tuple[Any, str]] = []
-            failures = 0
+            failures = spans = 0
             for src, lead in sources:
                 span, prev = _first_balanced(src, 0, quotes), 0
                 while span is not None and len(found) < limit and failures < MAX_CANDIDATES:
-                    try:
-                        found.append((_loads(src[span[0]:span[1]]), lead + src[prev:span[0]]))
-                        lead, prev = "", span[1]
-                    except ReplyError as exc:  # prose like "[roughly]" before the JSON: try the next span
-                        error = error or exc
-                        failures += 1
+                    if spans == MAX_SPANS:
+                        looked = True
+                        break
+                    spans += 1
+                    text = src[span[0]:span[1]]
+                    if not _PROSE_SPAN.fullmatch(text) or _SCALAR.fullmatch(text, 1, len(text) - 1):
+                        try:  # (a quoted transcript line "[12.0-15.0] a man enters" is prose: not decoded)
+                            found.append((_loads(text), lead + src[prev:span[0]]))
+                            lead, prev = "", span[1]
+                        except ReplyError as exc:  # prose like "[it's here]" before the JSON: try the next span
+                            error = error or exc
+                            failures += 1
                     span = _first_balanced(src, span[1], quotes)
             if found:
                 return found
+    if error is None and looked:
+        raise ReplyError(f"no JSON in the first {MAX_SPANS} bracketed spans of the answer; give the JSON answer "
+                         "without quoting bracketed text before it")
     raise error or ReplyError("the answer holds no JSON object")
 
 
@@ -276,9 +323,30 @@ def json_candidates(text: str, limit: int = MAX_ANSWERS) -> list[Any]:
 
 #: A label that introduces a value as an echo of the asked format, not an answer ("Format used: {...}",
 #: "e.g. {...}", "Example output: {...}"): at most one word between it and the value.
-_ECHO_LABEL = re.compile(r"\b(?:format|schema|example|e\.g\.)(?:\s+\w+)?\s*[:=]?\s*$", re.I)
-#: What may come before the value a stray ``</think>`` follows: nothing, or a short label ("Answer:").
-_SHORT_LABEL = re.compile(r"\s*(?:[\w ]{0,30}:)?\s*")
+_ECHO_LABEL = re.compile(r"\b(?:format|schema|example|e\.g\.)(?:\s+\w+)?\s*[:=]?$", re.I)
+#: ... unless it says the value is given in that format ("Here is the answer in JSON format:", "In the requested
+#: format:", "using the required schema:"), and no example is meant ("Here is an example in JSON format:").
+_IN_FORMAT = re.compile(r"\b(?:in|using|per|with)\s+(?:[\w-]+\s+){0,3}(?:format|schema)\b[^.\n]*$", re.I)
+_EXAMPLE = re.compile(r"\b(?:example|sample|e\.g\.)", re.I)
+#: The prose read for a label: its end (a label is short; a longer slice would only cost time).
+_LABEL_CHARS = 120
+#: What may come before the value a stray ``</think>`` follows: nothing, or a short label ("Answer:", "**Answer:**",
+#: "Answer (JSON):", "### Final answer:").
+_SHORT_LABEL = re.compile(r"[\w *_()#-]{0,40}:[*_]*")
+
+
+def _echo(prose: str) -> bool:
+    """Whether ``prose``, the text before a value, labels it as an echo of the asked format (:data:`_ECHO_LABEL`)."""
+    label = prose.rstrip()[-_LABEL_CHARS:]
+    if not _ECHO_LABEL.search(label):
+        return False
+    given = _IN_FORMAT.search(label)
+    return given is None or bool(_EXAMPLE.search(label[:given.start()].rsplit("\n", 1)[-1]))
+
+
+def _short_label(prose: str) -> bool:
+    label = prose.strip()
+    return not label or (len(label) <= 48 and _SHORT_LABEL.fullmatch(label) is not None)
 
 
 def _whole(value: Any) -> bool:
@@ -289,70 +357,108 @@ def _whole(value: Any) -> bool:
                                        and all(isinstance(v, (dict, list)) for v in value))
 
 
-def _choose(text: str, check: Callable[[Any], Any], full: Callable[[Any], bool],
-            brief: Callable[[Any], str] | None = None) -> tuple[Any, list[str]]:
-    """The answer in a reply: of its JSON values (reasoning blocks left out) that ``check`` accepts (it returns
-    the value as used, or raises :class:`ReplyError`), the last ``full`` one ("whole" by its shape, such as
-    ``{"intervals": ...}``), else the last fragment. A model that corrects itself ("First guess: {...} On second
-    thought, {...}") means the last; a fragment in prose ("the video spans [0, 36]") never replaces a whole
-    answer. A value introduced as the format's echo (prose right before it ends with "format", "schema",
-    "example" or "e.g.", one word and a colon allowed: "Format used: {...}") is not an answer while another
-    value is. Also the warnings: which value was used when others differ. A reply whose valid value comes
+def value_spans(value: Any) -> frozenset[tuple[float, float]] | None:
+    """The ``(start, end)`` pairs, as floats, a JSON value answers with (``{"intervals": ...}``, ``{"events": ...}``,
+    one interval, a list of intervals or events); ``None`` when any item has no numeric start and end."""
+    if isinstance(value, dict):
+        items = value.get("intervals", value.get("events", [value]))
+    else:
+        items = value if isinstance(value, list) and value and isinstance(value[0], (dict, list)) else [value]
+    out = set()
+    for item in items if isinstance(items, list) else ():
+        pair = ((item.get("start"), item.get("end")) if isinstance(item, dict)
+                else tuple(item[:2]) if isinstance(item, list) and len(item) in (2, 3) else None)
+        if pair is None or not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in pair):
+            return None
+        out.add((float(pair[0]), float(pair[1])))
+    return frozenset(out) or None
+
+
+def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any], bool] = _whole,
+                  spans: Callable[[Any], frozenset | None] | None = None,
+                  brief: Callable[[Any], str] | None = None) -> tuple[Any, list[str]]:
+    """The answer in a reply, and warnings: of its JSON values (reasoning blocks left out) that ``check`` accepts
+    (it returns the value as used, or raises :class:`ReplyError`; a task's whole validation, so an incomplete
+    value is no candidate), the last ``full`` one ("whole" by its shape, such as ``{"intervals": ...}``) that is
+    not a format echo, else the last whole one, else the last fragment not an echo, else the last fragment. A
+    model that corrects itself ("First guess: {...} On second thought, {...}") means the last; a fragment in
+    prose ("the video spans [0, 36]") never replaces a whole answer. A value introduced as the format's echo
+    (prose right before it ends with "format", "schema", "example" or "e.g.", one word and a colon allowed:
+    "Format used: {...}"; not "in JSON format:", "in the requested format:") is not an answer while another
+    whole one is. A value whose ``spans`` (the checked value's set of items, compared as numbers) are a subset of
+    an earlier whole answer's (not an echo's) is a quote of it, not a correction (an answer followed by its intervals explained one
+    by one). Warnings say which value was used when others (not quotes) differ. A reply whose valid value comes
     before a stray closing ``</think>`` tag uses it (with a warning) only when it opens the reply (nothing or a
-    short label such as "Answer:" before it); otherwise all before the tag is reasoning (DeepSeek-R1's template
-    opens the block in the prompt) and the reply has no answer. None valid: the first value's error."""
+    short label such as "Answer:" or "**Answer:**" before it); otherwise all before the tag is reasoning
+    (DeepSeek-R1's template opens the block in the prompt) and the reply has no answer (nothing after the tag:
+    the re-ask says so). None valid: the first whole value's error, else the first value's."""
     primary = strip_reasoning(text)
     attempts = [primary]
     whole = strip_reasoning(text, prompt_block=False)
     if whole != primary:
         attempts.append(whole)
     first_error: ReplyError | None = None
+    whole_error: ReplyError | None = None  # a whole value's says more than a fragment's ("[0, 36]" in prose)
     for n, attempt in enumerate(attempts):
         try:
             values = _values(attempt)
         except ReplyError as exc:
             first_error = first_error or exc
             continue
-        if n and not _SHORT_LABEL.fullmatch(values[0][1]):
-            continue  # a value inside the reasoning a template opened is a draft, not the answer
+        if n and not _short_label(values[0][1]):  # a value inside the reasoning a template opened is a draft
+            if not primary.strip():
+                raise ReplyError("the JSON before your closing </think> tag was taken as reasoning, not as the "
+                                 "answer; give the answer after the tag")
+            continue
         valid: list[tuple[Any, str, Any]] = []
         for value, prose in values:
             try:
                 valid.append((check(value), prose, value))
             except ReplyError as exc:
                 first_error = first_error or exc
+                if full(value):
+                    whole_error = whole_error or exc
         if not valid:
             continue
-        answers = [k for k, v in enumerate(valid) if not _ECHO_LABEL.search(v[1])] or list(range(len(valid)))
-        wholes = [k for k in answers if full(valid[k][2])]
-        pick = (wholes or answers)[-1]
+        every = range(len(valid))
+        whole_k = [full(v[2]) for v in valid]
+        echo = [_echo(v[1]) for v in valid]
+        items = [spans(v[0]) if spans else None for v in valid]
+        quote = [items[k] is not None and any(whole_k[j] and not echo[j] and items[j] is not None
+                                              and items[k] <= items[j] for j in range(k)) for k in every]
+        tier = [2 * (not whole_k[k]) + echo[k] for k in every]  # whole answers, whole echoes, fragments, echoed ones
+        kept = [k for k in every if not quote[k]]  # never empty: the first value quotes nothing
+        best = min(tier[k] for k in kept)
+        pick = [k for k in kept if tier[k] == best][-1]
         chosen = valid[pick][0]
         notes = []
-        others = [v[0] for k, v in enumerate(valid) if k != pick]
-        if any(o != chosen for o in others):
-            fragments = wholes and len(wholes) < len(valid)
-            if fragments and all(valid[k][0] == chosen for k in wholes):
-                which = "the whole answer, not the fragments or format echoes around it"
-            else:
-                which = "the last, as a model corrects a draft"
-            shown = f" (others: {', '.join(brief(o) for o in others)})" if brief else ""
-            notes.append(f"the reply held {len(valid)} different answers; used {which}{shown}")
+        others = [k for k in every if k != pick and not quote[k] and valid[k][0] != chosen]  # a quote says it again
+        if others:
+            drafts = any(tier[k] == best for k in others)  # all before the pick: it is the last of its tier
+            around = any(tier[k] != best for k in others)
+            which = ("the last, as a model corrects a draft" if not around
+                     else "the whole answer, not the fragments, quotes of it or format echoes around it" if not drafts
+                     else "the last whole answer (a model corrects a draft), not the fragments, quotes of it or "
+                          "format echoes around it")
+            shown = f" (others: {', '.join(brief(valid[k][0]) for k in others)})" if brief else ""
+            notes.append(f"the reply held {len(others) + 1} different answers; used {which}{shown}")
         if n:
             notes.append("the only answer came before a closing </think> tag that no <think> opened; used it")
         return chosen, notes
-    raise first_error or ReplyError("the answer holds no JSON object")
+    raise whole_error or first_error or ReplyError("the answer holds no JSON object")
 
 
 def last_json(text: str, usable: Callable[[Any], bool], warnings: list[str] | None = None) -> Any:
     """The JSON value in a reply that ``usable`` accepts and is its answer (a draft, then the answer: the answer
-    counts; an answer, then a fragment such as ``[12, 36]`` in prose: the answer counts; see :func:`_choose`), a warning added to ``warnings`` when another usable one differs; the first value when
+    counts; an answer, then a fragment such as ``[12, 36]`` in prose: the answer counts; see
+    :func:`choose_answer`), a warning added to ``warnings`` when another usable one differs; the first value when
     none is usable (its error is the one to show)."""
     def check(value: Any) -> Any:
         if not usable(value):
             raise ReplyError("not usable")
         return value
     try:
-        value, notes = _choose(text, check, _whole)
+        value, notes = choose_answer(text, check, spans=value_spans)
     except ReplyError:
         return json_candidates(text)[0]
     if warnings is not None:
@@ -434,8 +540,8 @@ def _schema_errors(data: dict[str, Any]) -> list[str]:
 
 
 def _answer(text: str, warnings: list[str], decode: Callable[[Any, bool], Any] | None) -> dict[str, Any]:
-    """The reply's valid answer, normalised (:func:`_choose`: the last whole one, else the last fragment; a draft
-    in a reasoning block is left out). None valid: the first value's error."""
+    """The reply's valid answer, normalised (:func:`choose_answer`: the last whole one, else the last fragment; a
+    draft in a reasoning block is left out). None valid: the first whole value's error, else the first value's."""
     def check(value: Any) -> tuple[dict[str, Any], list[str]]:
         notes: list[str] = []
         data = _normalise(value, notes, decode)
@@ -444,7 +550,8 @@ def _answer(text: str, warnings: list[str], decode: Callable[[Any, bool], Any] |
             raise ReplyError("; ".join(problems))
         return data, notes
 
-    (data, notes), chosen = _choose(text, check, _whole, lambda o: _brief(o[0]))
+    (data, notes), chosen = choose_answer(text, check, brief=lambda o: _brief(o[0]),
+                                          spans=lambda o: value_spans(o[0]))
     warnings.extend(chosen)
     warnings.extend(notes)
     return data
@@ -531,5 +638,5 @@ def parse_reply(text: str, *, duration: float, step: float | None = None,
 
 
 __all__ = ["INTERVALS_SCHEMA", "RESPONSE_FORMATS", "intervals_schema", "FormatName", "ParsedReply", "ReplyError", "extract_json",
-           "json_candidates", "last_json", "strip_reasoning",
+           "choose_answer", "json_candidates", "last_json", "strip_reasoning", "value_spans",
            "parse_reply", "parse_reply_detailed"]

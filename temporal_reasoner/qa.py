@@ -31,7 +31,7 @@ from vidground.errors import ConfigurationError, IncompleteOutputError, InputErr
 from vidground.types import Answer, Interval, TimeStyle, Usage
 
 from .base import check_query
-from .parsing import RESPONSE_FORMATS, ReplyError, intervals_schema, last_json, parse_reply_detailed
+from .parsing import RESPONSE_FORMATS, ReplyError, choose_answer, intervals_schema, parse_reply_detailed
 from .structured import (ChatFn, _ask, ask_or_overflow, fallback_answered, keep_paid, reask_until_valid,
                          resolve_fallback, response_format)
 from .timestyles import TimeFormat
@@ -173,7 +173,8 @@ class ParsedAnswer:
     answer: str
     choice: int | None
     intervals: list[Interval]
-    warnings: list[str] = field(default_factory=list)
+    #: not compared: two values of a reply that answer alike are one answer, whatever was clamped in each
+    warnings: list[str] = field(default_factory=list, compare=False)
 
 
 def _norm(text: str) -> str:
@@ -209,22 +210,37 @@ def resolve_choice(value: Any, answer: Any, choices: Sequence[str]) -> int:
 def parse_answer(text: str, *, choices: Sequence[str] | None, duration: float, step: float | None = None,
                  max_intervals: int | None = None, time_style: "str | TimeFormat | None" = None) -> ParsedAnswer:
     """A QA reply's answer, chosen option and intervals (validated by the intervals policy of
-    :mod:`temporal_reasoner.parsing`); a :class:`ReplyError` says what to fix."""
-    drafts: list[str] = []
-    data = last_json(text, lambda v: isinstance(v, dict) and "intervals" in v, drafts)
-    if not isinstance(data, dict):
-        raise ReplyError(f"the answer must be a JSON object of the form {reply_form(choices)}")
-    if "intervals" not in data:
-        raise ReplyError('the answer has no "intervals": give the time spans that support it')
-    parsed = parse_reply_detailed(json.dumps({"intervals": data["intervals"]}), duration=duration, step=step,
-                                  max_intervals=max_intervals, time_style=time_style)
-    if choices:
-        choice = resolve_choice(data.get("choice"), data.get("answer"), choices)
-        return ParsedAnswer(choices[choice], choice, parsed.intervals, drafts + parsed.warnings)
-    answer = data.get("answer")
-    if not isinstance(answer, str) or not answer.strip():
-        raise ReplyError('"answer" must be a non-empty text')
-    return ParsedAnswer(" ".join(answer.split()), None, parsed.intervals, drafts + parsed.warnings)
+    :mod:`temporal_reasoner.parsing`); a :class:`ReplyError` says what to fix. Of several values in the reply, only
+    those valid as a whole answer (the choice or answer too, not only the intervals) are candidates
+    (:func:`~temporal_reasoner.parsing.choose_answer`): "Supporting intervals: {"intervals": ...}" after the answer
+    does not replace it."""
+    def check(value: Any) -> ParsedAnswer:
+        if not isinstance(value, dict):
+            raise ReplyError(f"the answer must be a JSON object of the form {reply_form(choices)}")
+        if "intervals" not in value:
+            raise ReplyError('the answer has no "intervals": give the time spans that support it')
+        try:
+            intervals = json.dumps({"intervals": value["intervals"]})
+        except (TypeError, ValueError):  # a Python-style reply's tuple or set, read by literal_eval
+            raise ReplyError('"intervals" must be a list of time spans') from None
+        parsed = parse_reply_detailed(intervals, duration=duration, step=step, max_intervals=max_intervals,
+                                      time_style=time_style)
+        if choices:
+            choice = resolve_choice(value.get("choice"), value.get("answer"), choices)
+            return ParsedAnswer(choices[choice], choice, parsed.intervals, parsed.warnings)
+        answer = value.get("answer")
+        if not isinstance(answer, str) or not answer.strip():
+            raise ReplyError('"answer" must be a non-empty text')
+        return ParsedAnswer(" ".join(answer.split()), None, parsed.intervals, parsed.warnings)
+
+    def spans(a: ParsedAnswer) -> frozenset:  # a quote repeats the answer with some of its intervals
+        said = a.choice if a.choice is not None else a.answer
+        return frozenset((said, i.start, i.end) for i in a.intervals)
+
+    chosen, notes = choose_answer(text, check, spans=spans,
+                                  brief=lambda a: f"{a.answer!r} at " + ", ".join(
+                                      f"{i.start:g}-{i.end:g}" for i in a.intervals[:3]))
+    return ParsedAnswer(chosen.answer, chosen.choice, chosen.intervals, notes + chosen.warnings)
 
 
 def run_answer(chat: ChatFn, question: str, transcript: Transcript, choices: Sequence[str] | None = None, *,

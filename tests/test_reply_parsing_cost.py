@@ -28,6 +28,8 @@ HOSTILE = {
     "fenced blocks never closing": lambda n: "```json\n[" * (n // 9),
     "whitespace after a fence": lambda n: "```" + " " * n,
     "digits in a time string": lambda n: '{"intervals": [{"start": "' + "1" * n + 'x", "end": 1}]}',
+    # prose spans are not counted as malformed values (FX-D): MAX_SPANS bounds how many are looked at
+    "quoted transcript lines": lambda n: "[12.0-15.0] a man talks\n" * (n // 24) + '{"intervals": [[1, 2]]}',
 }
 
 
@@ -95,7 +97,9 @@ def test_extraction_reads_past_prose_brackets_and_strings(text, expected):
 
 
 def test_the_first_decodable_span_wins_within_a_bounded_number_of_tries():
-    text = "[x] " * (parsing.MAX_CANDIDATES + 1) + json.dumps({"a": 1})
+    text = "[x, y] " * (parsing.MAX_CANDIDATES + 1) + json.dumps({"a": 1})
     with pytest.raises(ReplyError, match="malformed"):
         extract_json(text)
-    assert extract_json("[x] " * (parsing.MAX_CANDIDATES - 1) + json.dumps({"a": 1})) == {"a": 1}
+    assert extract_json("[x, y] " * (parsing.MAX_CANDIDATES - 1) + json.dumps({"a": 1})) == {"a": 1}
+    # a bracketed span of prose ("[x]", no comma, colon or quote) is no try at JSON: it is not counted
+    assert extract_json("[x] " * (parsing.MAX_CANDIDATES + 1) + json.dumps({"a": 1})) == {"a": 1}
