@@ -41,6 +41,7 @@ from vidground.types import Usage
 from .datasets import Query
 from .metrics import score_query
 from .provenance import backend_settings
+from .topk import kept_top_k
 
 Emit = Callable[[tuple[str, dict[str, Any]]], None]
 _sessions: dict[tuple[Any, ...], Any] = {}
@@ -121,7 +122,7 @@ def process_video(task: Any, config: Any, emit: Emit, session: Any = None, stop:
 
 def _process_video(task: Any, config: Any, emit: Emit, session: Any, stop: threading.Event | None) -> None:
     started = time.perf_counter()
-    top_k = getattr(config.top_k, "kept", config.top_k)  # runs.TOP_K_NOT_GIVEN says its K (no import cycle)
+    top_k = kept_top_k(config.top_k)  # not given: DEFAULT_TOP_K (run_eval resolves it; an executor run directly)
     video_rec: dict[str, Any] = {"video": task.video, "source": task.source, "describe_calls": 0,
                                  "describe_saved": 0, "cost_usd": 0.0, "error": None}
     try:

@@ -53,6 +53,7 @@ from .datasets import (DATASETS, VIDEO_EXTENSIONS, Dataset, Query, find_videos, 
                        read_subset_file)
 from .metrics import Metrics, compute_metrics, compute_qa_metrics
 from .provenance import FileHashes, collect, redact
+from .topk import DEFAULT_TOP_K, TOP_K_NOT_GIVEN, _NotGiven, check_top_k  # noqa: F401  (imported from here too)
 from .backends import check_backends
 
 log = logging.getLogger("vidground")
@@ -97,35 +98,6 @@ def _resolved(config: dict[str, Any], version: int) -> dict[str, Any]:
         if applies(config) and isinstance(config.get(section), dict) and name not in config[section]:
             config[section][name] = before if version < since else after
     return config
-
-
-#: Intervals an eval keeps of each answer by default: as many as QVHighlights' mAP ranks (5 before: a run folder
-#: started then resumes with its own K, :func:`resolve_top_k`).
-DEFAULT_TOP_K = 10
-
-
-class _NotGiven:
-    """The type of :data:`TOP_K_NOT_GIVEN`: one instance, kept by copies and pickling (a Ray worker's config)."""
-
-    _one: "_NotGiven | None" = None
-    #: what an executor run directly (not through :func:`run_eval`, which resolves it by the run folder) keeps
-    kept = DEFAULT_TOP_K
-
-    def __new__(cls) -> "_NotGiven":
-        if cls._one is None:
-            cls._one = super().__new__(cls)
-        return cls._one
-
-    def __repr__(self) -> str:
-        return "TOP_K_NOT_GIVEN"
-
-    def __reduce__(self) -> str:
-        return "TOP_K_NOT_GIVEN"
-
-
-#: ``RunConfig.top_k`` left unset: :func:`run_eval` resolves it (:func:`resolve_top_k`). Not ``None``, which keeps
-#: every interval, as it always did.
-TOP_K_NOT_GIVEN = _NotGiven()
 
 
 @dataclass
@@ -211,9 +183,10 @@ class RunConfig:
         if not self.descriptions and (self.descriptions_format != "auto" or self.clip_seconds is not None):
             raise ConfigurationError("--descriptions-format and --clip-seconds apply to --descriptions DIR only")
         check_clip_seconds(self.clip_seconds, check_format(self.descriptions_format))
-        for name in ("concurrency", "query_concurrency", "top_k"):
+        check_top_k(self.top_k)  # 2.5, True or "3" would fail every query, or the run, later
+        for name in ("concurrency", "query_concurrency"):
             value = getattr(self, name)
-            if value is not None and value is not TOP_K_NOT_GIVEN and value < 1:
+            if value is not None and value < 1:
                 raise ConfigurationError(f"{name} must be at least 1, got {value}")
         if self.mode == "videos":
             self.sampling  # noqa: B018  (checks fps, num_frames, max_frames, max_side before any video is opened)
