@@ -12,7 +12,10 @@ The captions are one video's. When their lines name it (the ``video`` field ``vi
 eval's transcripts write) or the ``video=`` option does, a session asked to describe another video gets an
 :class:`~vidground.errors.InputError` naming both before any frame is answered (:meth:`ReplayDescriber.for_video`):
 ``vidground eval --videos DIR --describer replay:ONE_FILE`` answered every video with that one video's
-captions, silently. Captions that name no video are answered for any video, as the caller says.
+captions, silently. Descriptions given in memory are checked the same way: when they carry a ``video`` extra
+(as :func:`~frame_describer.descriptions_io.read_descriptions` keeps a file's field), a session refuses another
+video. Captions that name no video, in a file or in memory, are answered for any video, as the caller says.
+A whole-number ``video=`` (``--describer-opt video=10082798964`` reads a NExT-GQA id as a JSON number) is that id.
 """
 
 from __future__ import annotations
@@ -44,9 +47,9 @@ class ReplayDescriber(BaseDescriber):
     plus the median gap. A frame after ``end`` gets no description: the captions say nothing there.
     ``calls`` counts frames answered, ``past_end`` frames left without one.
 
-    ``video`` is the video the captions are of (a file name, stem or id): the file's ``video`` field when every
-    line that has one agrees, else ``None`` (any video); given, it replaces the field (captions of a video
-    renamed since). A session checks each video it describes against it (:meth:`for_video`).
+    ``video`` is the video the captions are of (a file name, stem or id; a whole number is an id): the captions'
+    ``video`` field (a file's, or in-memory descriptions' extra) when every one that has it agrees, else ``None``
+    (any video); given, it replaces the field (captions of a video renamed since). A session checks each video it describes against it (:meth:`for_video`).
     """
 
     name = "replay"
@@ -56,7 +59,7 @@ class ReplayDescriber(BaseDescriber):
     lazy = True
 
     def __init__(self, captions: str | Path | Sequence[FrameDescription], *, format: str = "auto",
-                 clip_seconds: float | None = None, duration: float | None = None, video: str | None = None):
+                 clip_seconds: float | None = None, duration: float | None = None, video: str | int | None = None):
         if isinstance(captions, (str, Path)):
             self.source = str(captions)
             items = read_descriptions(captions, format=format, clip_seconds=clip_seconds)
@@ -74,6 +77,8 @@ class ReplayDescriber(BaseDescriber):
         if len(set(self.times)) != len(self.times):
             raise InputError(f"{self.source}: two captions share one time; the replay needs one caption per time")
         self.end = self._end(items, duration)
+        if isinstance(video, int) and not isinstance(video, bool):
+            video = str(video)  # --describer-opt video=10082798964 reads a numeric id as a JSON number
         if video is not None and (not isinstance(video, str) or not video.strip()):
             raise ConfigurationError(f"video must be the name or id of the video the captions are of, got {video!r}")
         named = description_metadata(items, "video")

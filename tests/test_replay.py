@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
+import pytest
+
 from frame_describer.replay import ReplayDescriber, timeline_frames
+from vidground.errors import ConfigurationError
 from vidground.types import FrameDescription
 
 
@@ -100,3 +104,41 @@ def test_captions_naming_no_video_or_renamed_by_the_video_option_answer_the_vide
     assert by_path.for_video(video) is by_path
     with pytest.raises(InputError):
         by_path.for_video(tmp_path / "kitchen.mp4")
+
+
+def test_the_video_option_the_error_offers_runs_for_a_numeric_id(tmp_path, capsys):
+    """The refusal's way out, `--describer-opt video=10082798964`, failed for NExT-GQA's numeric ids: the option
+    is read as JSON, so the id came as an int and was refused ("video must be the name or id of the video ...,
+    got 10082798964"). Run the hint the error gives, as given, through the CLI: a whole number is the id's digits."""
+    import re
+
+    from frame_describer.synthetic import render_numbered_video
+    from pipelines.cli import main
+
+    other = render_numbered_video(tmp_path / "10082798964.mp4", n_frames=40, fps=10)
+    captions = _captions(tmp_path / "10030609934.jsonl", video="10030609934")
+    command = ["ground", str(other), "caption 2", "--describer", f"replay:{captions}", "--json"]
+    assert main(command) != 0
+    err = capsys.readouterr().err
+    hint = re.search(r"pass (--describer-opt) (video=\S+) \(Python", err)
+    assert hint is not None, err
+    assert main(command + list(hint.groups())) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert json.loads(out)["intervals"]
+    assert ReplayDescriber(captions, video=10082798964).video == "10082798964"
+    for wrong in (True, 1.5, 0.0):  # a bool or a fraction is no id
+        with pytest.raises(ConfigurationError, match="video must be the name or id"):
+            ReplayDescriber(captions, video=wrong)
+
+
+def test_descriptions_in_memory_are_checked_when_they_name_their_video():
+    """The module's doc: in-memory descriptions carrying a ``video`` extra are checked as a file's field is;
+    without one they answer any video."""
+    from vidground.errors import InputError
+
+    named = ReplayDescriber([FrameDescription(t=float(t), text=f"c{t}", video="kitchen") for t in range(3)])
+    assert named.video == "kitchen" and named.for_video("clips/kitchen.mp4") is named
+    with pytest.raises(InputError, match="'kitchen' \\(their 'video' field\\), not of 'garden.mp4'"):
+        named.for_video("garden.mp4")
+    nameless = ReplayDescriber([FrameDescription(t=float(t), text=f"c{t}") for t in range(3)])
+    assert nameless.video is None and nameless.for_video("garden.mp4") is nameless
