@@ -225,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Read caption files (VTG-GPT clip captions, per-second JSON, CSV, or vidground "
                                     "JSONL) and write one vidground JSONL descriptions file per input, named by the "
                                     "video id (the input's name without its extension and a trailing _cap), with "
-                                    "the video id, duration and step on every line. All inputs are read and checked "
+                                    "the video id, duration and step on every line; a single input written to -o "
+                                    "FILE.jsonl is FILE's video. All inputs are read and checked "
                                     "first: when any cannot be read, nothing is written and every bad file is "
                                     "listed (exit 1).")
     ic.add_argument("inputs", nargs="+", metavar="CAPTIONS", help="caption files")
@@ -808,7 +809,8 @@ def cmd_import_captions(args: argparse.Namespace) -> int:
         with contextlib.ExitStack() as stack:
             for dest, src in targets.items():
                 described = loaded[dest]
-                meta = {"video": video_id_from_path(src), "duration": round(described.duration, 6),
+                # the video it is named for: -o kitchen.jsonl is kitchen's (replay checks the field against the video)
+                meta = {"video": video_id_from_path(dest if to_file else src), "duration": round(described.duration, 6),
                         "step": described.step}
                 if described.duration_inferred:
                     meta["duration_inferred"] = True
