@@ -72,6 +72,28 @@ class Query:
         return bool(self.choices)
 
     @property
+    def offered(self) -> tuple[str, ...]:
+        """The options a reasoner is offered: :attr:`choices` with an option written twice (case and spacing aside)
+        offered once, at its first place (NExT-GQA repeats one in 4 rows). :attr:`choices` keeps the dataset's own
+        indices, which results and scores use: :meth:`official` maps an answer back."""
+        first: dict[str, str] = {}
+        for c in self.choices:
+            first.setdefault(normalize_query(c), c)
+        return tuple(first.values())
+
+    def official(self, choice: int | None, scores: list[float] | None = None) -> tuple[int | None, list[float] | None]:
+        """An answer to :attr:`offered` (its index, and its score per offered option) in :attr:`choices`' indices:
+        the first option with the chosen text (as NExT-GQA's loader, ``choices.index(answer)``), and each option
+        its text's score."""
+        offered = [normalize_query(c) for c in self.offered]
+        at = [offered.index(normalize_query(c)) for c in self.choices]
+        if choice is not None:
+            choice = at.index(choice)
+        if scores is not None and len(scores) == len(offered):
+            scores = [scores[i] for i in at]
+        return choice, scores
+
+    @property
     def key(self) -> tuple[str, str]:
         """``(video, normalised query)``: how prediction files are matched to queries."""
         return (self.video, normalize_query(self.query))
@@ -327,7 +349,9 @@ def load_nextgqa(root: Path, split: str) -> Dataset:
     """NExT-GQA (``nextgqa/{split}.csv`` and ``gsub_{split}.json``): one multiple-choice question a row, with
     its five options, the correct one, and the spans that support it (``location``), in seconds. The query
     id is the official ``VIDEO_QID`` key. Questions without spans are skipped (listed in ``dropped``); so are
-    zero-length spans (a question keeps its other spans). An option repeated in a row is offered once."""
+    zero-length spans (a question keeps its other spans). The options keep the file's indices (``a0`` is 0), an option
+    written twice included, and the answer is the first option with its text, as the official loader
+    (``choices.index(answer)``) and ``eval_ground.py`` (index equality) decide it."""
     folder = root / "nextgqa"
     table, spans_path = _need(folder / f"{split}.csv"), _need(folder / f"gsub_{split}.json")
     spans = _read_json(spans_path)
@@ -352,15 +376,22 @@ def load_nextgqa(root: Path, split: str) -> Dataset:
                 dropped.append(f"{exc} (question {video}_{qid})")
                 continue
             wins = [w for w in wins if w[1] > w[0]]
-            # an option written twice (4 rows of val and test: 'scarf' as a0 and a4) is offered once
-            choices = tuple(dict.fromkeys(" ".join(row[c].split()) for c in options if row[c].strip()))
+            # the options keep their official indices (a0..a4): one written twice (4 rows of val and test: 'scarf'
+            # as a0 and a4) stays twice, as the official loader offers it, so index i is the file's a{i}
+            texts = [" ".join(row[c].split()) for c in options]
+            while texts and not texts[-1]:  # a table with fewer options leaves the last columns empty
+                texts.pop()
+            choices = tuple(texts)
             answer = " ".join(row["answer"].split())
-            if not wins or answer not in choices:
+            if not wins or not choices or "" in choices or answer not in choices:
                 why = ("no span of positive length" if not wins else "no options" if not choices
+                       else f"an empty option (a{choices.index('')})" if "" in choices
                        else f"an answer ({answer!r}) that is not one of its options")
                 dropped.append(f"{table.name}:{lineno}: question {video}_{qid} has {why}")
                 continue
             queries.append(Query(f"{video}_{qid}", video, row["question"].strip(), rec.get("duration"), wins,
+                                 # the first option with the answer's text, as the official loader's
+                                 # choices.index(ans): a prediction of the other copy's index is wrong there too
                                  {"type": row.get("type")}, choices=choices, answer=choices.index(answer)))
     return Dataset("nextgqa", split, queries, [str(table), str(spans_path)], dropped)
 

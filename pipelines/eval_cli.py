@@ -171,12 +171,19 @@ def register(subparsers: Any) -> None:
     s.add_argument("predictions", metavar="PRED.jsonl")
     s.add_argument("--dataset", required=True, help=f"one of: {names}")
     _dataset_args(s)
-    s.add_argument("--all-queries", action="store_true", help="score against every query; unpredicted ones count as misses")
+    cover = s.add_mutually_exclusive_group()
+    cover.add_argument("--predicted-only", action="store_true",
+                       help="score only the queries the file predicts (the table says so); by default every query "
+                            "of the split is in the denominator and an unpredicted one is a miss (IoU 0, a wrong "
+                            "answer), as published figures count them, with a warning saying how many")
+    cover.add_argument("--all-queries", action="store_true",
+                       help="every query of the split in the denominator: the default (kept for older commands)")
     s.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the 95%% CI (0: none)")
     s.add_argument("--json", action="store_true", help="print machine-readable JSON")
     s.add_argument("--strict", action="store_true",
-                   help="exit with an error (1) when any row is missing, unparseable, reversed, out of range, "
-                        "duplicated or matches no query (by default they are reported and scored by the convention)")
+                   help="exit with an error (1) when any query of the split has no prediction (with "
+                        "--predicted-only too) or any row is unparseable, reversed, out of range, duplicated or "
+                        "matches no query (by default they are reported and scored by the convention)")
     s.set_defaults(func=cmd_score)
 
     rp = subparsers.add_parser("report", help="rebuild a run's metrics.json, report.md, plots and index.html")
@@ -395,7 +402,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .baselines import dataset_prior
     from .datasets import load_dataset
     from .metrics import (NO_ANSWER, compute_metrics, compute_qa_metrics, fractions_note, match_predictions,
-                          read_predictions)
+                          read_predictions, unpredicted_text)
     from .provenance import collect, sha256_file
     from .report import check_count, problems_text, provenance_lines
 
@@ -406,12 +413,17 @@ def cmd_score(args: argparse.Namespace) -> int:
     if fractions:
         print(f"warning: {fractions}", file=sys.stderr)
     match = match_predictions(records, ds.queries)
-    queries = ds.queries if args.all_queries else [q for q in ds.queries if q.qid in match.predictions]
-    if not queries:
+    if not match.predictions:
         raise ConfigurationError(match.nothing_matched(f"{ds.name}/{ds.split}"))
+    predicted_only = args.predicted_only
+    queries = [q for q in ds.queries if q.qid in match.predictions] if predicted_only else ds.queries
+    unpredicted = len(ds) - len(match.predictions)
     partly = match.partly_matched(f"{ds.name}/{ds.split}")
     if partly:
         print(f"warning: {partly}", file=sys.stderr)
+    if unpredicted:
+        print(f"warning: {unpredicted_text(unpredicted, len(ds), f'{ds.name}/{ds.split}', predicted_only)}",
+              file=sys.stderr)
     video_of = {q.qid: q.video for q in queries}
     durations = {video_of[qid]: float(r["duration"]) for qid, r in match.predictions.items()  # what the rows say
                  if qid in video_of and isinstance(r.get("duration"), (int, float)) and r["duration"] > 0}
@@ -420,6 +432,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     else:
         m = compute_metrics(match.predictions, queries, clip_gt=args.clip_gt, bootstrap=args.bootstrap,
                             prior=dataset_prior(ds.name, ds.split, args.data_root), durations=durations)
+    if predicted_only and unpredicted:  # the convention line under the table says the denominator too
+        m.convention += (f" Here --predicted-only: the {unpredicted} queries without a prediction are left out of the "
+                         "denominator, so the figures are not comparable with published ones.")
     coverage = f"{len(match.predictions)} of {len(ds)} {ds.name}/{ds.split} queries predicted"
     record = collect(argv=getattr(args, "argv", None), files=ds.source)
     record["predictions"] = {Path(args.predictions).name: sha256_file(args.predictions)}
@@ -433,12 +448,16 @@ def cmd_score(args: argparse.Namespace) -> int:
                           "predicted": len(match.predictions), "unmatched": [
                               {k: v for k, v in r.items() if k != "intervals"} for r in match.unmatched],
                           "duplicates": match.duplicates, "foreign": match.foreign, "loose": match.loose, "warnings": [w for w in (partly, fractions) if w],
-                          "all_queries": args.all_queries,
+                          "predicted_only": predicted_only, "all_queries": not predicted_only,
+                          "unpredicted": unpredicted,
                           "metrics": m.summary(), "problems": problems, "provenance": record}, indent=2))
     else:
         print(f"{coverage}; scored on {len(queries)} "
-              f"({'all queries, missing ones as misses' if args.all_queries else 'the predicted ones'})")
-        _print_metrics_table(m, Path(args.predictions).name)
+              + ("(--predicted-only: the predicted ones alone, not comparable with published figures)"
+                 if predicted_only else "(every query; " + (f"the {unpredicted} unpredicted ones as misses)"
+                                                            if unpredicted else "all predicted)")))
+        _print_metrics_table(m, Path(args.predictions).name + (
+            f" (predicted only: {len(queries)} of {len(ds)})" if predicted_only and unpredicted else ""))
         print("\n" + problems_text(m, match.predictions, queries))
         if match.unmatched:
             print(f"\n{len(match.unmatched)} prediction(s) match no query:")
@@ -448,9 +467,11 @@ def cmd_score(args: argparse.Namespace) -> int:
         if match.duplicates:
             print(f"{match.duplicates} duplicate prediction(s) ignored (the first one for a query counts)")
         print("\nprovenance:\n" + "\n".join(provenance_lines(record)))
-    if args.strict:
-        _strict(m.problems | {"unmatched": len(match.unmatched), "duplicate": match.duplicates},
-                "prediction rows", args.predictions, m.problem_rows + len(match.unmatched) + match.duplicates)
+    if args.strict:  # an unpredicted query is a problem even when --predicted-only left it out of the table
+        missing = {"missing": unpredicted} if predicted_only else {}
+        _strict(missing | m.problems | {"unmatched": len(match.unmatched), "duplicate": match.duplicates},
+                "prediction rows" + (" or unpredicted queries" if unpredicted else ""), args.predictions,
+                m.problem_rows + (unpredicted if predicted_only else 0) + len(match.unmatched) + match.duplicates)
     return 0
 
 

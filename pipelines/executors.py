@@ -173,8 +173,10 @@ def _process_video(task: Any, config: Any, emit: Emit, session: Any, stop: threa
             dur = q.duration if not aware and described.duration_inferred and q.duration else None
             source = dict(video=task.source) if aware else dict(descriptions=described, duration=dur)
             if q.is_question:  # grounded QA: the answer and the spans that support it
-                res = session.answer(question=q.query, choices=list(q.choices), **source)
-                qa = {"answer": res.answer, "choice": res.choice, "choice_scores": res.choice_scores}
+                # an option written twice is offered once; the result keeps the dataset's indices (Query.official)
+                res = session.answer(question=q.query, choices=list(q.offered), **source)
+                choice, scores = q.official(res.choice, res.choice_scores)
+                qa = {"answer": res.answer, "choice": choice, "choice_scores": scores}
                 res = res.model_copy(update={"intervals": res.intervals[:top_k or None]})
             else:
                 res = session.ground(query=q.query, top_k=top_k, **source)

@@ -5,8 +5,9 @@ The convention (moment_detr, lighthouse, UniVTG, TimeChat, lmms-eval):
 * IoU over continuous seconds; with several GT windows (QVHighlights) a prediction's IoU is
   its best IoU over the windows;
 * the top-1 prediction per query for R1 and mIoU; R5@m is a hit when any of the top 5 hits;
-* a hit when ``IoU >= m``, compared with a tolerance of ``1e-9`` so that IoUs such as
-  0.49999999999999994 that are 0.5 in exact arithmetic count as hits;
+* a hit when ``IoU >= m``, compared exactly in floating point as the official scripts compare
+  (moment_detr's ``standalone_eval``, NExT-GQA's ``eval_ground.py``, lmms-eval): an IoU such as
+  0.49999999999999994, 0.5 in exact arithmetic, is a miss at 0.5 there and here (see :data:`TOLERANCE`);
 * a missing, unparseable, empty or reversed prediction scores IoU 0 and stays in the
   denominator; how many there were, by kind, is reported, with what is wrong in each
   (:attr:`QueryScore.detail`); a top-1 prediction outside the video (see :func:`out_of_range`) is
@@ -47,7 +48,12 @@ DEFAULT_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
 #: IoU thresholds of mAP (0.5:0.05:0.95) and the most intervals per query it ranks, as in moment_detr.
 MAP_THRESHOLDS: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 MAP_MAX_PREDICTIONS = 10
-TOLERANCE = 1e-9
+#: How far under a threshold m a value still counts as reaching it: none. The official scripts compare ``>= m`` in
+#: floating point with no tolerance (moment_detr ``compute_mr_r1`` and its mAP, NExT-GQA ``eval_ground.py``), so a
+#: published figure counts 0.49999999999999994 (IoU [0.1, 0.4] vs [0, 0.3]) as under 0.5; a 1e-9 tolerance here
+#: (before) counted it, raising NExT-GQA's IoP@0.3 from 38.06 to 38.48 on a 1,666-question run. Every comparison
+#: still reads this name, so the report's rounding (``pipelines.report``) agrees with the hits.
+TOLERANCE = 0.0
 #: Failure kinds a prediction can have (it then scores IoU 0).
 FAILURE_KINDS = ("missing", "error", "empty", "unparseable", "reversed")
 #: Problems a prediction can have and still be scored as given.
@@ -154,7 +160,8 @@ def convention_text(thresholds: Sequence[float] = DEFAULT_THRESHOLDS, clip_gt: b
     ms = ", ".join(f"{m:g}" for m in thresholds)
     gt = "GT clipped to the video duration" if clip_gt else "GT used as annotated (not clipped to the duration)"
     text = (f"IoU over seconds (best over GT windows), top-1 per query for R1/mIoU and top-5 for R5; "
-            f"hit when IoU >= m (m in {ms}, tolerance {TOLERANCE:g}); missing, unparseable or reversed "
+            f"hit when IoU >= m (m in {ms}; compared exactly, as moment_detr's standalone_eval); missing, "
+            f"unparseable or reversed "
             f"predictions score IoU 0 and stay in the denominator (out-of-range ones are scored as given and "
             f"reported); {gt}.")
     if mean_ap:
@@ -599,7 +606,8 @@ def _qa_values(correct: np.ndarray, ious: np.ndarray, iops: np.ndarray) -> dict[
 def qa_convention_text() -> str:
     return ("NExT-GQA's definitions (doc-doc/NExT-GQA code/TempGQA/eval_ground.py) on the top-1 span: IoU, and IoP = "
             "overlap / the predicted span's length, each the best over the question's GT windows; mIoU, mIoP and "
-            f"IoU/IoP@m (>= m, tolerance {TOLERANCE:g}) over questions; Acc@QA: the chosen option is the answer; "
+            "IoU/IoP@m (>= m, compared exactly as the script does) over questions; Acc@QA: the chosen option is the "
+            "answer (its index in the five options as the file gives them, as the official loader's index); "
             "Acc@GQA: the answer is right and IoP >= 0.5. Failed or missing predictions score 0 and stay in the "
             "denominator (the official script leaves unpredicted questions out); a span of no length is a failed "
             "span here (IoU and IoP 0; the official script gives it IoP 1 inside a GT window); an answer whose "
@@ -695,6 +703,17 @@ class PredictionMatch(BaseModel):
         return (f"{len(self.unmatched)} of {self.total} predictions match no query of {where}"
                 f"{self._foreign_text()}; scored on the {len(self.predictions)} that do"
                 + (f"; {loose}" if loose else ""))
+
+
+def unpredicted_text(unpredicted: int, total: int, where: str, predicted_only: bool) -> str:
+    """What ``vidground score`` says when ``unpredicted`` of the ``total`` queries of ``where`` have no prediction:
+    how they were scored and the other way (``--predicted-only`` leaves them out of the denominator)."""
+    head = f"{unpredicted} of the {total} queries of {where} have no prediction in the file"
+    if predicted_only:
+        return (f"{head}: --predicted-only scores the {total - unpredicted} predicted ones alone, so the figures "
+                "are not comparable with published ones (which count every query)")
+    return (f"{head}: each is scored as a miss (IoU 0; a wrong answer for a question) and stays in the denominator, "
+            f"as published figures count them; --predicted-only scores the {total - unpredicted} predicted ones alone")
 
 
 #: The keys of a prediction record (a JSONL line): a whole-file JSON object holding one of them is a record, not a
@@ -821,13 +840,18 @@ def match_predictions(records: Sequence[Mapping[str, Any]], queries: Sequence[Qu
     by_qid = {q.qid: q for q in queries}
     counts = Counter(q.key for q in queries)
     by_key = {q.key: q for q in queries if counts[q.key] == 1}  # a shared text identifies no query alone
+    # the same by the video written another way: X for ActivityNet's v_X (as its videos are often named), a path or
+    # a file name with its extension; only where that names one query
+    loose_key = lambda video, text: (_bare_video(video), text)  # noqa: E731
+    bare_counts = Counter(loose_key(*q.key) for q in queries)
+    by_bare_key = {loose_key(*q.key): q for q in queries if bare_counts[loose_key(*q.key)] == 1}
     found: list[tuple[dict[str, Any], Query | None, bool]] = []  # each record, its query, and whether it disagrees
     for r in records:
         q, disagrees = None, False
         video = r.get("video", r.get("vid"))
         text = normalize_query(str(r["query"])) if "query" in r else None
         if video is not None and text is not None:
-            q = by_key.get((str(video), text))
+            q = by_key.get((str(video), text)) or by_bare_key.get(loose_key(str(video), text))
         if q is None and "qid" in r:
             q = by_qid.get(str(r["qid"]))
             disagrees = q is not None and (not _same_video(str(video), q.video) if video is not None else
@@ -851,18 +875,20 @@ def match_predictions(records: Sequence[Mapping[str, Any]], queries: Sequence[Qu
                            foreign=disagreeing if another_dataset else 0, loose=loose)
 
 
-def _same_video(a: str, b: str) -> bool:
-    """Whether two video ids name the same video: by file name without folder and video extension, case aside,
-    and ActivityNet's ``v_`` prefix (``/data/videos/ABC.mp4`` is ``ABC``)."""
+def _bare_video(v: str) -> str:
+    """A video id by its file name without folder and video extension, case aside, and without ActivityNet's
+    ``v_`` prefix (``/data/videos/v_ABC.mp4`` is ``abc``)."""
     from .datasets import VIDEO_EXTENSIONS
 
-    def bare(v: str) -> str:
-        name = v.replace("\\", "/").rsplit("/", 1)[-1].lower()
-        stem, dot, ext = name.rpartition(".")
-        stem = stem if dot and f".{ext}" in VIDEO_EXTENSIONS else name  # QVHighlights' ids hold dots: ID_210.0_360.0
-        return stem[2:] if stem.startswith("v_") else stem
+    name = v.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    stem, dot, ext = name.rpartition(".")
+    stem = stem if dot and f".{ext}" in VIDEO_EXTENSIONS else name  # QVHighlights' ids hold dots: ID_210.0_360.0
+    return stem[2:] if stem.startswith("v_") else stem
 
-    return a == b or bare(a) == bare(b)
+
+def _same_video(a: str, b: str) -> bool:
+    """Whether two video ids name the same video (see :func:`_bare_video`)."""
+    return a == b or _bare_video(a) == _bare_video(b)
 
 
 def _bare(text: str) -> str:

@@ -73,7 +73,7 @@ def metrics_table(m: Metrics, label: str = "this run") -> str:
 
 #: What to fix, by problem kind, for a predictions file (``vidground score``).
 SCORE_FIXES: dict[str, str] = {
-    "missing": "predict every query, or score without --all-queries to leave unpredicted ones out",
+    "missing": "predict every query (--predicted-only scores the predicted ones alone, not comparable with published figures)",
     "error": "the rows carry an 'error': rerun those queries",
     "empty": "give at least one interval per query",
     "unparseable": 'give each line "intervals": [[start, end], ...] or [[start, end, score], ...] in seconds '

@@ -109,7 +109,8 @@ def test_a_repeated_key_is_a_duplicate_not_silently_overwritten(root, tmp_path, 
     records = read_predictions(path)
     assert [(r["qid"], r["intervals"]) for r in records] == [(f"{VIDEO}_1", [[1.2, 5.8]]), (f"{VIDEO}_1", [[30, 34]])]
     out = _metrics(capsys, root, path)
-    assert (out["duplicates"], out["metrics"]["values"]["mIoU"]) == (1, 100.0)  # the first counts, as in JSONL
+    # the first counts, as in JSONL (IoU 1; the last would be 0), over the 4 questions (3 unpredicted: IoU 0)
+    assert (out["duplicates"], out["metrics"]["values"]["mIoU"]) == (1, 25.0)
     assert score(root, path, "--strict") == 1
 
 

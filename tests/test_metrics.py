@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from vidground.errors import ConfigurationError
@@ -28,12 +29,19 @@ def test_iou_hand_values():
     assert iou((0, 10), (2, 4)) == pytest.approx(0.2)
 
 
-def test_float_tie_counts_as_hit():
-    # exact arithmetic gives 0.5; floating point gives 0.49999999999999994
+def test_a_float_tie_under_the_threshold_is_a_miss_as_the_official_scripts_count_it():
+    # exact arithmetic gives 0.5; floating point gives 0.49999999999999994, which moment_detr's compute_mr_r1
+    # (np.mean(iou >= 0.5)) and NExT-GQA's eval_ground.py (>= 0.5) count as a miss: so does the score here, so that
+    # a figure compares with theirs (a 1e-9 tolerance counted it a hit before)
     raw = iou((0.1, 0.4), (0.0, 0.3))
     assert raw < 0.5 and math.isclose(raw, 0.5)
+    official = float(np.mean(np.array([raw]) >= 0.5) * 100)  # moment_detr's line, on the same IoU
     m = compute_metrics({"0": [[0.1, 0.4]]}, [q(0, 0.0, 0.3)], bootstrap=0, baselines=False)
-    assert m["R1@0.5"] == 100.0 and m["R1@0.7"] == 0.0 and m["mIoU"] == 50.0
+    assert m["R1@0.5"] == official == 0.0 and m["R1@0.3"] == 100.0 and m["mIoU"] == 50.0
+    # an exact 0.5 (binary fractions) is a hit, as there
+    m = compute_metrics({"0": [[0.0, 0.5]]}, [q(0, 0.0, 0.25)], bootstrap=0, baselines=False)
+    assert m["R1@0.5"] == 100.0
+    assert "tolerance" not in m.convention and "compared exactly" in m.convention
 
 
 def test_r1_and_miou_hand_computed():

@@ -109,7 +109,9 @@ def test_nextgqa_loader(tmp_path):
     ds = load_dataset("nextgqa", root=tmp_path)
     assert [q.qid for q in ds] == ["100_1", "100_2"] and ds.split == "val"
     q1, q2 = ds.queries
-    assert q1.choices == ("share with the girl", "unwrap it", "throw it away", "eat it") and q1.answer == 1
+    # the options keep the file's indices, a0 == a4 included; the reasoner is offered the text once
+    assert q1.choices == ("share with the girl", "unwrap it", "throw it away", "eat it", "share with the girl")
+    assert q1.answer == 1 and q1.offered == ("share with the girl", "unwrap it", "throw it away", "eat it")
     assert q1.duration == 12 and q1.windows == ((2.0, 6.0),) and q1.is_question
     assert q2.windows == ((8.0, 12.0),)  # a zero-length span is left out
     assert len(ds.dropped) == 1 and "200_5 has no span" in ds.dropped[0]
@@ -141,7 +143,9 @@ def test_eval_nextgqa_end_to_end_resumes_and_reports(tmp_path, capsys):
     results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert {r["qid"] for r in results} == {"100_1", "100_2"} and all(r["status"] == "ok" for r in results)
     first = next(r for r in results if r["qid"] == "100_1")
-    assert first["answer"] == "unwrap it" and first["choice"] == 1 and len(first["choice_scores"]) == 4
+    # offered 4 options (a0 == a4 once), recorded in the file's 5 indices: a4 scores as a0
+    assert first["answer"] == "unwrap it" and first["choice"] == 1 and len(first["choice_scores"]) == 5
+    assert first["choice_scores"][0] == first["choice_scores"][4]
     assert first["reasoner"].endswith("+evidence-baseline")
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert set(metrics["values"]) == {"Acc@QA", "Acc@GQA", "mIoP", "IoP@0.3", "IoP@0.5", "mIoU", "IoU@0.3", "IoU@0.5"}

@@ -224,7 +224,7 @@ def test_index_html_structure_cis_summary_plots_worst_first(run_dir):
 
 
 def test_iou_is_rounded_the_way_hits_are_decided(tmp_path):
-    assert fmt_iou(0.4968) == "0.496" and fmt_iou(0.5) == "0.500" and fmt_iou(0.5 - 1e-12) == "0.500"
+    assert fmt_iou(0.4968) == "0.496" and fmt_iou(0.5) == "0.500" and fmt_iou(0.5 - 1e-12) == "0.499"  # a miss at 0.5, as compared
     assert fmt_iou(0.69999) == "0.699" and fmt_iou(1.0) == "1.000" and fmt_iou(0.0) == "0.000"
     out = _synthetic_run(tmp_path / "r", 1, 2, [], shift=0.0)
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
@@ -469,12 +469,19 @@ def test_score_charades_whole_video_file(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["scored"] == 3720 and out["predicted"] == 3720 and len(out["unmatched"]) == 1
     assert 26.5 < out["metrics"]["values"]["mIoU"] < 27.5 and 33.5 < out["metrics"]["values"]["R1@0.3"] < 35
-    # a partial file is scored on its queries and says how many it covers
+    # a partial file is scored on every query by default (the unpredicted ones as misses, said on stderr), on its
+    # own queries with --predicted-only (labelled so)
     pred.write_text("".join(json.dumps({"video": q.video, "query": q.query, "intervals": [list(q.windows[0])]}) + "\n"
                             for q in ds.queries[:100]))
     assert cli("score", "--dataset", "charades-sta", pred, "--bootstrap", "0") == 0
+    printed = capsys.readouterr()
+    assert "100 of 3720 charades-sta/test queries predicted; scored on 3720" in printed.out
+    assert "| **pred.jsonl** | 2.69 | 2.69 | 2.69 | 2.69 |" in printed.out
+    assert "3620 of the 3720 queries of charades-sta/test have no prediction" in printed.err
+    assert cli("score", "--dataset", "charades-sta", pred, "--predicted-only", "--bootstrap", "0") == 0
     text = capsys.readouterr().out
-    assert "100 of 3720 charades-sta/test queries predicted" in text and "| **pred.jsonl** | 100.00" in text
+    assert "100 of 3720 charades-sta/test queries predicted" in text
+    assert "| **pred.jsonl (predicted only: 100 of 3720)** | 100.00" in text
     assert cli("score", "--dataset", "charades-sta", pred, "--all-queries", "--json", "--bootstrap", "0") == 0
     out = json.loads(capsys.readouterr().out)
     assert out["scored"] == 3720 and out["metrics"]["failures"] == {"missing": 3620}
@@ -489,7 +496,7 @@ def test_score_qvhighlights_moment_detr_form(tmp_path, capsys):
     pred.write_text("".join(json.dumps({"qid": int(q.qid), "query": q.query, "vid": q.video,
                                         "pred_relevant_windows": [[*q.windows[-1], 0.9], [0, 2, 0.1]]}) + "\n"
                             for q in ds.queries[:50]))
-    assert cli("score", "--dataset", "qvhighlights", pred, "--json", "--bootstrap", "0") == 0
+    assert cli("score", "--dataset", "qvhighlights", pred, "--predicted-only", "--json", "--bootstrap", "0") == 0
     out = json.loads(capsys.readouterr().out)
     assert out["scored"] == 50 and out["metrics"]["values"]["R1@0.7"] == 100.0 and "R5@0.5" in out["metrics"]["values"]
 
@@ -528,13 +535,15 @@ def test_score_tells_when_predictions_carry_the_qids_of_another_dataset(tmp_path
              "pred_relevant_windows": [[2, 4]]},
             {"qid": queries[2]["qid"], "pred_relevant_windows": [[4, 6]]}]
     pred.write_text("".join(json.dumps(r) + "\n" for r in ours + foreign[3:]))
-    assert cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--bootstrap", "0") == 0
+    assert cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--predicted-only", "--bootstrap", "0") == 0
     printed = capsys.readouterr()
     warning = (f"warning: {len(queries) - 3} of {len(queries)} predictions match no query of jsonl/"
                f"{load_dataset('jsonl', path=ds).split}; {len(queries) - 3} of them carry a qid of it with another video "
                "or query (a predictions file for another dataset?); scored on the 3 that do\n")
-    assert printed.err == warning and "3 of 12 jsonl" in printed.out
-    assert cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--bootstrap", "0", "--json") == 0
+    assert printed.err.startswith(warning) and "3 of 12 jsonl" in printed.out
+    assert "9 of the 12 queries of jsonl/" in printed.err and "scores the 3 predicted ones alone" in printed.err
+    assert cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--predicted-only", "--bootstrap", "0",
+               "--json") == 0
     out = json.loads(capsys.readouterr().out)
     assert (out["scored"], out["foreign"], len(out["unmatched"])) == (3, 9, 9)
     assert out["warnings"] == [warning[len("warning: "):-1]] and out["metrics"]["values"]["R1@0.5"] == 100.0
@@ -555,7 +564,7 @@ def _problem_file(tmp_path):
 
 def test_score_prints_a_failures_line_with_examples_and_the_fix(tmp_path, capsys):
     ds, pred = _problem_file(tmp_path)
-    assert cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--bootstrap", "0") == 0
+    assert cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--predicted-only", "--bootstrap", "0") == 0
     out = capsys.readouterr().out
     assert ("prediction problems: 4 of 6: 3 scored as IoU 0 (unparseable 2, reversed 1); "
             "1 scored as given (out of range 1)") in out
@@ -566,7 +575,8 @@ def test_score_prints_a_failures_line_with_examples_and_the_fix(tmp_path, capsys
     for kind in ("unparseable", "reversed", "out of range"):
         assert f"fix ({kind}):" in out
     assert "Baselines: whole video: [0, duration] for every query; prior span: [0.25, 0.75] x duration" in out
-    assert cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--bootstrap", "0", "--json") == 0
+    assert cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--predicted-only", "--bootstrap", "0",
+               "--json") == 0
     data = json.loads(capsys.readouterr().out)
     assert [(p["line"], p["kind"]) for p in data["problems"]] == [
         (2, "unparseable"), (3, "unparseable"), (4, "reversed"), (5, "out of range")]
@@ -582,10 +592,13 @@ def test_score_strict_makes_any_problem_row_an_error(tmp_path, capsys):
     from pipelines.cli import main
 
     ds, pred = _problem_file(tmp_path)
-    with pytest.raises(EvaluationError, match=r"--strict: 4 prediction rows with problems \(unparseable 2, "
-                                              r"reversed 1, out of range 1\)") as err:
-        cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--bootstrap", "0", "--strict")
-    assert err.value.counts == {"unparseable": 2, "reversed": 1, "out of range": 1} and str(pred) in str(err.value)
+    # the file predicts 6 of the 12 queries: the 6 others are problems too, with --predicted-only as without
+    for only in ([], ["--predicted-only"]):
+        with pytest.raises(EvaluationError, match=r"--strict: 10 prediction rows or unpredicted queries with problems "
+                                                  r"\(missing 6, unparseable 2, reversed 1, out of range 1\)") as err:
+            cli("score", "--dataset", "jsonl", "--dataset-file", ds, pred, "--bootstrap", "0", "--strict", *only)
+        assert err.value.counts == {"missing": 6, "unparseable": 2, "reversed": 1, "out of range": 1}
+        assert str(pred) in str(err.value)
     capsys.readouterr()
     assert main(["score", "--dataset", "jsonl", "--dataset-file", str(ds), str(pred), "--strict"]) == 1
     assert "vidground: error:" in capsys.readouterr().err
