@@ -220,12 +220,16 @@ def check_query_fits(query: str, count_tokens: TokenCounter, budget: int,
     """An :class:`InputError` when the prompt with ``query`` and no transcript at all (``messages(query, empty)``)
     is over ``budget`` tokens: no merging or chunking of the descriptions can make it fit, so it is the query's
     length that is wrong, not the model's context or the descriptions (a 2-MB query was a ConfigurationError
-    saying to 'use a model with a larger context ... or shorter descriptions'). Nothing is sent."""
+    saying to 'use a model with a larger context ... or shorter descriptions'). Nothing is sent. A budget that
+    cannot hold even the fixed prompt (a one-character query, no description) is the context's fault, not the
+    query's: nothing is raised here, and the caller's error about the context follows."""
     empty = transcript.model_copy(update={"entries": []})
     alone = count_tokens(messages(query, empty))
     if alone <= budget:
         return
     fixed = count_tokens(messages("x", empty))
+    if fixed > budget:
+        return
     raise InputError(
         f"the {what} is too long for the model's context: it takes about {max(1, alone - fixed + 1):,} tokens "
         f"({len(query):,} characters), {alone:,} with the fixed prompt and no description at all, and the model's "

@@ -259,12 +259,12 @@ class TransformersReasoner(BaseReasoner):
         """Answer ``question`` (one of ``choices`` when given) with its supporting intervals
         (:mod:`temporal_reasoner.qa`; greedy, not pre-filled: the reply's JSON is extracted and validated,
         and re-asked). A transcript longer than the context is merged; one that still does not fit is an error."""
-        from .qa import build_qa_messages, check_choices, check_question, fit_transcript, run_answer
+        from .qa import check_choices, check_question, fit_question, run_answer
 
         question, choices = check_question(question), check_choices(choices)
-        fitted, notes = fit_transcript(transcript, lambda t: self.count_tokens(build_qa_messages(
-            question, t, choices, time_style=self.time_style, max_intervals=self.max_intervals)),
-            self.context_tokens - 2 * self.max_new_tokens - 128)
+        fitted, notes = fit_question(question, transcript, choices, self.count_tokens,
+                                     self.context_tokens - 2 * self.max_new_tokens - 128,
+                                     time_style=self.time_style, max_intervals=self.max_intervals)
         res = run_answer(self.chat, question, fitted, choices, reasoner_name=f"hf:{self.model_name}",
                          max_attempts=self.max_attempts, response_formats=("text",), time_style=self.time_style,
                          max_intervals=self.max_intervals, settings=self.settings(), fallback=lazy_fallback(self),

@@ -227,13 +227,13 @@ class LlamaCppReasoner(BaseReasoner):
         """Answer ``question`` (one of ``choices`` when given) with its supporting intervals, the reply
         constrained by a grammar built from the QA reply's schema (:mod:`temporal_reasoner.qa`). A transcript
         longer than the context is merged (near-duplicate spans); one that still does not fit is an error."""
-        from .qa import answer_schema, build_qa_messages, check_choices, check_question, fit_transcript, run_answer
+        from .qa import answer_schema, check_choices, check_question, fit_question, run_answer
 
         question, choices = check_question(question), check_choices(choices)
         n = len(choices) if choices else None
-        fitted, notes = fit_transcript(transcript, lambda t: self.count_tokens(build_qa_messages(
-            question, t, choices, time_style=self.time_style, max_intervals=self.max_intervals)),
-            self.n_ctx - 2 * self.max_new_tokens - 128)
+        fitted, notes = fit_question(question, transcript, choices, self.count_tokens,
+                                     self.n_ctx - 2 * self.max_new_tokens - 128,
+                                     time_style=self.time_style, max_intervals=self.max_intervals)
         key = ("qa", n, len(str(int(max(TimeFormat.parse(self.time_style).last(transcript), 1.0)))))
         if key not in self._grammars:
             self._grammars[key] = _grammar(answer_schema(n, self.max_intervals), int_digits=key[2])

@@ -304,8 +304,9 @@ class OpenAIReasoner(BaseReasoner):
         (:func:`temporal_reasoner.qa.run_answer`: same ladder, refusal memory, re-asking and ``fallback`` as
         ``ground``). A transcript longer than the context counted on (``context_tokens``, or the smaller size a
         server stated, learned here as in ``ground``) is merged (near-duplicate spans); one that still does not fit
-        is a :class:`ConfigurationError` (answers are not combined across chunks)."""
-        from .qa import build_qa_messages, check_choices, check_question, fit_transcript, run_answer
+        is a :class:`ConfigurationError` (answers are not combined across chunks), a question (with its options) too
+        long for that context on its own an :class:`InputError` about the question (:func:`~.qa.fit_question`)."""
+        from .qa import check_choices, check_question, fit_question, run_answer
 
         question, choices = check_question(question), check_choices(choices)
 
@@ -314,9 +315,9 @@ class OpenAIReasoner(BaseReasoner):
             fitted = transcript
             if context is not None:
                 try:
-                    fitted, notes = fit_transcript(transcript, lambda t: estimate_tokens(build_qa_messages(
-                        question, t, choices, time_style=self.time_style, max_intervals=self.max_intervals)),
-                        context - 2 * self.max_tokens - 128)  # the reply and a re-ask
+                    fitted, notes = fit_question(question, transcript, choices, estimate_tokens,
+                                                 context - 2 * self.max_tokens - 128,  # the reply and a re-ask
+                                                 time_style=self.time_style, max_intervals=self.max_intervals)
                 except ConfigurationError as exc:
                     raise ConfigurationError(f"{exc} (the context counted on: {context} tokens, set by "
                                              f"{self._context_source(context)})") from None

@@ -323,21 +323,49 @@ def run_answer(chat: ChatFn, question: str, transcript: Transcript, choices: Seq
                   warnings=[f"attempt {i + 1} rejected: {e}" for i, e in enumerate(errors)] + parsed.warnings)
 
 
-def fit_transcript(transcript: Transcript, cost: Callable[[Transcript], int], budget: int) -> tuple[Transcript, list[str]]:
+def fit_transcript(transcript: Transcript, cost: Callable[[Transcript], int], budget: int, *,
+                   before_merging: Callable[[], None] | None = None) -> tuple[Transcript, list[str]]:
     """``transcript`` as it fits ``budget`` prompt tokens: as is, else with near-duplicate spans merged
     (:func:`~temporal_reasoner.context.merge_to_fit`, only as much as needed, no time range lost). A transcript
-    that does not fit even then is a :class:`ConfigurationError` (answers are not combined across chunks)."""
+    that does not fit even then is a :class:`ConfigurationError` (answers are not combined across chunks).
+    ``before_merging`` is called when the transcript does not fit as is: a check that raises when no merging
+    could make the prompt fit (:func:`fit_question`'s question too long on its own)."""
     from .context import merge_to_fit, merged_note
 
     tokens = cost(transcript)
     if tokens <= budget:
         return transcript, []
+    if before_merging is not None:
+        before_merging()
     fit = merge_to_fit(transcript, cost, budget)
     if fit.fits:
         return fit.transcript, [merged_note(len(transcript), budget, fit.threshold, fit.max_texts, len(fit.transcript))]
     raise ConfigurationError(f"the question's prompt ({tokens} tokens) does not fit the model's context ({budget} "
                              "tokens) even with near-duplicate spans merged; use a larger context (n_ctx or "
                              "context_tokens) or shorter descriptions")
+
+
+def fit_question(question: str, transcript: Transcript, choices: Sequence[str] | None,
+                 count_tokens: Callable[[list[dict[str, str]]], int], budget: int, *,
+                 time_style: "TimeStyle | TimeFormat" = "seconds", max_intervals: int = 3) -> tuple[Transcript, list[str]]:
+    """:func:`fit_transcript` for the prompt asking ``question`` (:func:`build_qa_messages`), its tokens counted by
+    ``count_tokens``. A question (with its options) that does not fit ``budget`` with no description at all is an
+    :class:`InputError` about the question, as ground's query (:func:`~temporal_reasoner.context.check_query_fits`):
+    it was a ConfigurationError saying to use a larger context or shorter descriptions. Nothing is sent."""
+    from .context import check_query_fits
+
+    def messages(t: Transcript) -> list[dict[str, str]]:
+        return build_qa_messages(question, t, choices, time_style=time_style, max_intervals=max_intervals)
+
+    # the text measured: the question and its options (a placeholder in their place gives the fixed prompt's share)
+    asked = "\n".join([question, *choices]) if choices else question
+
+    def alone() -> None:
+        check_query_fits(asked, count_tokens, budget, lambda q, t: messages(t) if q is asked else build_qa_messages(
+            q, t, time_style=time_style, max_intervals=max_intervals), transcript,
+            what="question with its options" if choices else "question")
+
+    return fit_transcript(transcript, lambda t: count_tokens(messages(t)), budget, before_merging=alone)
 
 
 # --- the offline evidence baseline ------------------------------------------------------------
@@ -405,5 +433,5 @@ def answer_question(reasoner: Any, question: str, transcript: Transcript, choice
 
 
 __all__ = ["BASELINE_SUFFIX", "ParsedAnswer", "answer_question", "answer_schema", "build_qa_messages",
-           "check_choices", "check_question", "check_transcript", "evidence_baseline", "fit_transcript",
+           "check_choices", "check_question", "check_transcript", "evidence_baseline", "fit_question", "fit_transcript",
            "parse_answer", "qa_response_format", "reply_form", "resolve_choice", "run_answer"]
