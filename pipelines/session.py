@@ -464,54 +464,74 @@ class _CheckedStream:
 
 
 def _checked_ground(rsn: Any, query: str, transcript: Transcript) -> GroundingResult:
-    """``rsn.ground(query, transcript)``; a plug-in's result checked as the chat reasoners check a model's reply
-    (:func:`temporal_reasoner.parsing.parse_reply_detailed`): a :class:`PluginError` naming it for something else
-    than a :class:`GroundingResult` (an ``AttributeError`` later, before) or an interval more than the tolerance (one
-    step, or 2% of the duration) outside the transcript; one within it is clamped, with a warning."""
-    result = rsn.ground(query, transcript)
+    """``rsn.ground(query, transcript)``, a plug-in's result checked (:func:`_checked_result`)."""
+    return _checked_result(rsn, rsn.ground(query, transcript), transcript)
+
+
+#: what each of a reasoner's calls must return, and where its spans are
+_RETURNS = {GroundingResult: ("ground(query, transcript)", "intervals"),
+            Answer: ("answer(question, transcript, choices=None)", "intervals"),
+            Events: ("events(transcript, **options)", "events")}
+
+
+def _checked_result(rsn: Any, result: Any, transcript: Transcript, kind: type = GroundingResult) -> Any:
+    """``result`` of a call of ``rsn`` (a :class:`GroundingResult`, :class:`Answer` or :class:`Events`: ``kind``); a
+    plug-in's is checked as the chat reasoners check a model's reply
+    (:func:`temporal_reasoner.parsing.parse_reply_detailed`): a :class:`PluginError` naming it for another type (an
+    ``AttributeError`` later, before) or a span ending more than the tolerance (one step, or 2% of the duration) past
+    the transcript's end; one within it is clamped to the end, with a warning."""
     named = _plugin(rsn)
     if named is None:
         return result
+    call, field = _RETURNS[kind]
+    protocol = call.partition("(")[0]
     name = str(getattr(rsn, "name", type(rsn).__name__))
-    if not isinstance(result, GroundingResult):
-        raise PluginError(f"reasoner {named} broke the reasoner protocol: ground(query, transcript) must return a "
-                          f"GroundingResult, got {type(result).__name__} {result!r:.60}", plugin=name, protocol="ground")
+    if not isinstance(result, kind):
+        raise PluginError(f"reasoner {named} broke the reasoner protocol: {call} must return "
+                          f"{'an' if kind.__name__[0] in 'AEIOU' else 'a'} {kind.__name__}, "
+                          f"got {type(result).__name__} {result!r:.60}", plugin=name, protocol=protocol)
     duration = transcript.duration
     tolerance = max(transcript.step or 0.0, 0.02 * duration)
     width = transcript.step or max(0.01 * duration, 0.1)
-    intervals, warnings = [], []
-    for i, iv in enumerate(result.intervals):
-        if iv.end > duration + tolerance:
-            raise PluginError(f"reasoner {named} broke the reasoner protocol: ground() returned intervals[{i}] "
-                              f"[{iv.start:g}, {iv.end:g}], outside the transcript, which lasts {duration:g} s (the "
+    spans, warnings = [], []
+    for i, span in enumerate(getattr(result, field)):
+        if span.end > duration + tolerance:
+            raise PluginError(f"reasoner {named} broke the reasoner protocol: {protocol}() returned {field}[{i}] "
+                              f"[{span.start:g}, {span.end:g}], outside the transcript, which lasts {duration:g} s (the "
                               f"tolerance is {tolerance:g} s, as for a chat model's reply)", plugin=name,
-                              protocol="ground")
-        if iv.end > duration:
-            start, end = min(iv.start, duration), float(duration)
+                              protocol=protocol)
+        if span.end > duration:
+            start, end = min(span.start, duration), float(duration)
             if end <= start:
                 start = max(duration - width, 0.0)
-            warnings.append(f"reasoner {name!r}: intervals[{i}] [{iv.start:g}, {iv.end:g}] clamped to "
+            warnings.append(f"reasoner {name!r}: {field}[{i}] [{span.start:g}, {span.end:g}] clamped to "
                             f"[{start:g}, {end:g}], the transcript's {duration:g} s")
-            iv = iv.model_copy(update={"start": start, "end": end})
-        intervals.append(iv)
+            span = span.model_copy(update={"start": start, "end": end})
+        spans.append(span)
     if not warnings:
         return result
-    return result.model_copy(update={"intervals": intervals, "warnings": [*result.warnings, *warnings]})
+    return result.model_copy(update={field: spans, "warnings": [*result.warnings, *warnings]})
 
 
-class _PluginGround:
-    """A plug-in reasoner as a coarse-to-fine search calls it: its ``ground`` checked (:func:`_checked_ground`)."""
+class _PluginReasoner:
+    """A plug-in reasoner as the project's code calls it (a coarse-to-fine search, the evidence baseline, the events
+    paths): its ``ground`` checked (:func:`_checked_ground`), everything else its own (``entry_scores``, ``name``...)."""
 
     def __init__(self, rsn: Any):
         self.rsn = rsn
 
-    def __getattr__(self, name: str) -> Any:  # the rest is the reasoner's own (entry_scores, name...)
-        if name == "rsn":
+    def __getattr__(self, name: str) -> Any:
+        if name == "rsn":  # not set yet (a copy being made): no recursion
             raise AttributeError(name)
         return getattr(self.rsn, name)
 
     def ground(self, query: str, transcript: Transcript) -> GroundingResult:
         return _checked_ground(self.rsn, query, transcript)
+
+
+def _as_called(rsn: Any) -> Any:
+    """``rsn`` as the project's code calls it: a plug-in's ``ground`` checked (:class:`_PluginReasoner`)."""
+    return rsn if _plugin(rsn) is None else _PluginReasoner(rsn)
 
 
 #: the suffixes of the descriptions and caption files :func:`load_descriptions` reads, which no video has
@@ -1075,8 +1095,8 @@ class Session:
         with self._lock:
             known = dict(self._searched.get(key, {})) if key is not None and self._reuses_answers(desc) else {}
         seen.update((d.t, d) for d in known.values())
-        outcome, stride = coarse_to_fine(query, rsn if _plugin(rsn) is None else _PluginGround(rsn), describe, grid, length, self.search, known=known, tolerant=True,
-                                         in_flight=in_flight_of(desc),
+        outcome, stride = coarse_to_fine(query, _as_called(rsn), describe, grid, length, self.search, known=known,
+                                         tolerant=True, in_flight=in_flight_of(desc),
                                          progress=frame_progress(f"describing {path.name}", self.progress))
         if key is not None:
             with self._lock:
@@ -1135,7 +1155,8 @@ class Session:
                                                             clip_seconds, duration)
         started = time.perf_counter()
         with keep_paid(lambda: _paid_now(video, described)):
-            result = answer_question(rsn, question, transcript, choices)
+            result = _checked_result(rsn, answer_question(_as_called(rsn), question, transcript, choices), transcript,
+                                     Answer)
         timings["reason"] = round(time.perf_counter() - started, 4)
         log.info("answered %r with %s in %.2f s: %r", question, result.reasoner or rsn.name, timings["reason"],
                  result.answer)
@@ -1166,7 +1187,7 @@ class Session:
                                                             clip_seconds, duration)
         started = time.perf_counter()
         with keep_paid(lambda: _paid_now(video, described)):
-            result = find_events(rsn, transcript, **options)
+            result = _checked_result(rsn, find_events(_as_called(rsn), transcript, **options), transcript, Events)
         timings["reason"] = round(time.perf_counter() - started, 4)
         log.info("found %d event(s) with %s in %.2f s", len(result.events), result.reasoner or rsn.name,
                  timings["reason"])

@@ -383,3 +383,41 @@ def test_session_closed_error_is_no_configuration_error():
         s.ground(descriptions=_rows(), query="dog")
     assert not isinstance(info.value, ConfigurationError)  # a service's "bad request" handler does not take it
     assert isinstance(info.value, VidgroundError) and isinstance(info.value, RuntimeError)
+
+
+class _Answers(_Returns):
+    """A plug-in with its own answer() and events(), each giving ``make``'s output."""
+
+    def answer(self, question: str, transcript: Any, choices: Any = None) -> Any:
+        return self.make(question, transcript)
+
+    def events(self, transcript: Any, **options: Any) -> Any:
+        return self.make("", transcript)
+
+
+def test_a_reasoner_answer_or_events_of_another_type_is_a_plugin_error():
+    """Session.answer/events with a plug-in whose answer()/events() returned a dict: AttributeError ("'dict' object
+    has no attribute 'reasoner'" / "... 'events'")."""
+    with Session(reasoner=_Answers(lambda q, t: {"answer": "a dog"})) as s:
+        with pytest.raises(PluginError, match=r"answer\(question, transcript, choices=None\) must return an Answer, "
+                                              r"got dict") as info:
+            s.answer(_rows(), "what is shown?")
+        assert info.value.protocol == "answer"
+        with pytest.raises(PluginError, match=r"events\(transcript, \*\*options\) must return an Events, got dict"):
+            s.events(_rows())
+
+
+def test_a_reasoner_answer_and_events_spans_are_held_to_the_transcript():
+    from vidground.types import Answer, Event, Events
+
+    def far(q: str, t: Any) -> Any:
+        return Answer(question=q, answer="a dog", duration=t.duration, intervals=[Interval(start=50, end=60)]) if q \
+            else Events(duration=t.duration, events=[Event(start=1, end=2, caption="a dog"),
+                                                     Event(start=5, end=6.5, caption="a cat")])
+    with Session(reasoner=_Answers(far)) as s:
+        with pytest.raises(PluginError, match=r"answer\(\) returned intervals\[0\] \[50, 60\], outside the transcript"):
+            s.answer(_rows(), "what is shown?")
+        found = s.events(_rows())
+    assert [(e.start, e.end, e.caption) for e in found.events] == [(1, 2, "a dog"), (5, 6, "a cat")]
+    assert found.warnings == ["reasoner 'mine': events[1] [5, 6.5] clamped to [5, 6], the transcript's 6 s"]
+

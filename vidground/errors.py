@@ -69,8 +69,9 @@ class SessionClosedError(VidgroundError, RuntimeError):
 class PluginError(VidgroundError):
     """A describer or reasoner given as an object (or a plug-in's spec) broke its protocol: ``describe()`` yielded
     something else than a :class:`~vidground.types.FrameDescription` or a description of a time it was not given,
-    ``ground()`` returned something else than a :class:`~vidground.types.GroundingResult` or intervals outside the
-    transcript. ``plugin`` is its name, ``protocol`` the method (``"describe"``, ``"ground"``)."""
+    ``ground()`` (``answer()``, ``events()``) returned something else than a :class:`~vidground.types.GroundingResult`
+    (:class:`~vidground.types.Answer`, :class:`~vidground.types.Events`) or spans outside the transcript. ``plugin`` is
+    its name, ``protocol`` the method (``"describe"``, ``"ground"``, ``"answer"``, ``"events"``)."""
 
     def __init__(self, message: str, *, plugin: str | None = None, protocol: str | None = None):
         self.plugin = plugin
