@@ -291,6 +291,8 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
                "seconds": round(time.perf_counter() - started, 2),
                # every video this invocation ran failed with one error, and none has events (vidground eval's rule)
                "no_result": no_result_cause(errors, ran=len(todo), failed=len(failed), any_ok=bool(predictions))}
+    metrics["comparability"] = comparability(list(scored), reference_videos=every, scored_videos=len(found),
+                                             missing=len(missing), limit=limit if len(ids) < every else None)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
     return metrics
 
@@ -324,6 +326,42 @@ def _captions(done: dict[str, dict[str, Any]], found: dict[str, Any], refs: dict
         event_metrics.close_scorers(scorers)
 
 
+#: The reference files published ActivityNet-Captions dense-captioning figures take the best of (densevid_eval's
+#: default ``-r data/val_1.json data/val_2.json``).
+PUBLISHED_REFERENCES = ("val_1", "val_2")
+
+
+def comparability(scored_references: Sequence[str], *, reference_videos: int, scored_videos: int, missing: int,
+                  limit: int | None) -> dict[str, Any]:
+    """Whether a run's figures compare with published ones, and why not: those are densevid_eval's over every video
+    of val_1 and val_2 (the best of the two per video; a video without a prediction scores 0 there), so a run that
+    scored other references (val_2 alone: val_1 is not bundled) or fewer videos (no input, ``--limit``) is not.
+    ``scored_references`` are the reference files that held a scored video; ``reference_videos`` how many videos
+    all the references given hold."""
+    names = [Path(p).stem for p in scored_references]
+    reasons = []
+    lacking = [n for n in PUBLISHED_REFERENCES if n not in names]
+    if lacking or len(names) != len(PUBLISHED_REFERENCES):
+        reasons.append(f"scored against {' and '.join(names)}, not the best of val_1 and val_2"
+                       + (" (val_1 is not bundled: --references PATH/val_1.json)" if "val_1" in lacking else ""))
+    if scored_videos < reference_videos:
+        why = [f"--limit {limit} chose {limit}" if limit is not None else "",
+               f"{missing} without input left out (densevid_eval scores them 0)" if missing else ""]
+        reasons.append(f"{scored_videos} of the {reference_videos} reference videos scored"
+                       + (f" ({'; '.join(w for w in why if w)})" if any(why) else ""))
+    return {"references": names, "scored_videos": scored_videos, "reference_videos": reference_videos,
+            "comparable": not reasons, "reasons": reasons}
+
+
+def comparability_text(comp: dict[str, Any]) -> str:
+    """The line the command and ``vidground report`` print on :func:`comparability`'s verdict."""
+    if comp["comparable"]:
+        return (f"comparable with published figures: all {comp['reference_videos']} reference videos scored, the best "
+                "of val_1 and val_2 per video (densevid_eval's setting)")
+    return ("NOT comparable with published figures (densevid_eval: every video of val_1 and val_2, the best of the two, "
+            "0 without a prediction): " + "; ".join(comp["reasons"]))
+
+
 def format_metrics(metrics: dict[str, Any]) -> str:
     """The localisation table as the command prints it."""
     from .runs import format_cost, format_tokens
@@ -348,9 +386,12 @@ def format_metrics(metrics: dict[str, Any]) -> str:
             cost = f", est. {format_cost(usage.cost_usd or 0.0, usage.requests, usage.unpriced_requests)}"
             tokens = format_tokens([Usage.model_validate(p) for p in parts] or [usage])
             lines.append(f"{what}: {u['requests']} requests, {tokens}{cost}")
+    if metrics.get("comparability"):  # an older run's metrics.json has none
+        lines.append(comparability_text(metrics["comparability"]))
     lines += [f"reference {p}: sha256 {r['sha256']}" for p, r in metrics["references"].items()]
     lines += [f"reference {p}: none of the scored videos, left out" for p in metrics.get("references_without_scored_videos", [])]
     return "\n".join(lines)
 
 
-__all__ = ["NAME", "format_metrics", "load_references", "reference_paths", "run_events_eval", "sha256"]
+__all__ = ["NAME", "PUBLISHED_REFERENCES", "comparability", "comparability_text", "format_metrics", "load_references",
+           "reference_paths", "run_events_eval", "sha256"]

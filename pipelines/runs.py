@@ -886,7 +886,7 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
             if on_result is not None:
                 on_result(record)
 
-        ctrl_c = _CtrlC(executor, describing=config.mode == "videos")
+        ctrl_c = _ctrl_c_for(executor, describing=config.mode == "videos")
         try:
             stream = executor.run(tasks, config, stop=ctrl_c.event) if ctrl_c.installed else executor.run(tasks, config)
         except BaseException:
@@ -1159,6 +1159,24 @@ class _CtrlC:
                 if self.installed and signal.getsignal(signal.SIGINT) == self._handle:
                     signal.signal(signal.SIGINT, self.previous)
                 self.installed = False
+
+
+class _RayCtrlC(_CtrlC):
+    """The same for ``--executor ray``: a Ctrl-C cancels the videos under way (:meth:`RayExecutor.run
+    <pipelines.executors.RayExecutor.run>`), their queries finished or not, so its line says that instead."""
+
+    def stopping_text(self) -> str:
+        return ("no video is begun, and the videos under way are cancelled: the queries they had finished are lost "
+                "(the resumed run asks them again, and pays again for what they had asked"
+                + (", the frames they had described included" if self.describing else "")
+                + "); the videos that had ended are written before the run stops (a second Ctrl-C stops at once)")
+
+
+def _ctrl_c_for(executor: Any, *, describing: bool) -> _CtrlC:
+    """The Ctrl-C handler for ``executor``: what a Ctrl-C stops depends on it (:class:`_RayCtrlC` for Ray's)."""
+    from .executors import RayExecutor
+
+    return (_RayCtrlC if isinstance(executor, RayExecutor) else _CtrlC)(executor, describing=describing)
 
 
 def _live_handler(handler: Any) -> Any:

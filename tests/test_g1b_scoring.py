@@ -1,17 +1,20 @@
 """Scoring defects a user test found (G1b): `vidground score` printed R1 100.00 and exited 0 under --strict for a file
 predicting 197 of 3720 queries (only those were scored); hits were decided with a 1e-9 tolerance the official
 scripts do not have; NExT-GQA's duplicated options were merged, renumbering them; ActivityNet ids without ``v_``
-matched nothing."""
+matched nothing; the events eval said nothing about comparability; the Ctrl-C line under Ray described the local
+executor."""
 
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 
 from _helpers_eval import write_toy_dataset
 from pipelines.datasets import Query, load_dataset
 from pipelines.metrics import compute_qa_metrics
+from test_events import _anet_args, _anet_fixture, no_caption_scorers  # noqa: F401
 from test_qa_eval import write_nextgqa
 
 
@@ -163,3 +166,51 @@ def test_activitynet_predictions_without_the_v_prefix_are_matched(tmp_path, caps
     out = json.loads(capsys.readouterr().out)
     assert (out["predicted"], out["unmatched"], out["loose"]) == (2, [], 0)
     assert out["metrics"]["values"]["R1@0.7"] == 100.0
+
+
+# --- 5. the events eval says whether its figures compare with published ones -----------------------------------
+
+def test_the_events_eval_says_which_references_and_videos_were_scored(tmp_path, capsys, no_caption_scorers):  # noqa: F811
+    from pipelines.cli import main
+
+    root = _anet_fixture(tmp_path)  # val_1 over v_a, v_b, v_c; val_2 over v_a; descriptions for v_a and b
+    assert main(_anet_args(root)) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert ("NOT comparable with published figures (densevid_eval: every video of val_1 and val_2, the best of the "
+            "two, 0 without a prediction): scored against val_1, not the best of val_1 and val_2; 2 of the 3 "
+            "reference videos scored (1 without input left out (densevid_eval scores them 0))") in printed
+    comp = json.loads((root / "run" / "metrics.json").read_text())["comparability"]
+    assert (comp["references"], comp["scored_videos"], comp["reference_videos"], comp["comparable"]) == \
+        (["val_1"], 2, 3, False)
+    # every video, both references: comparable (and `vidground report` prints the same line)
+    (root / "descriptions" / "v_c.jsonl").write_text(
+        "".join(json.dumps({"t": float(i), "text": "a man digs"}) + "\n" for i in range(10)))
+    assert main(_anet_args(root, "--references", str(root / "val_2.json"))) == 0, capsys.readouterr().err
+    line = "comparable with published figures: all 3 reference videos scored, the best of val_1 and val_2 per video"
+    assert line in capsys.readouterr().out
+    assert main(["report", str(root / "run")]) == 0
+    assert line in capsys.readouterr().out
+
+
+# --- 6. the Ctrl-C line says what the executor does ----------------------------------------------------------------
+
+def test_the_ctrl_c_line_under_ray_says_the_videos_under_way_are_cancelled():
+    from pipelines.executors import LocalExecutor, RayExecutor
+    from pipelines.runs import _ctrl_c_for
+
+    before = signal.getsignal(signal.SIGINT)
+    texts = {}
+    for name, executor in (("local", LocalExecutor()), ("ray", RayExecutor(init=False))):
+        for describing in (False, True):
+            handler = _ctrl_c_for(executor, describing=describing)
+            try:
+                texts[name, describing] = handler.stopping_text()
+            finally:
+                handler.restore()
+    assert signal.getsignal(signal.SIGINT) == before
+    for describing in (False, True):
+        ray = texts["ray", describing]
+        assert "the videos under way are cancelled: the queries they had finished are lost" in ray
+        assert "under way finish" not in ray and "under way finish" in texts["local", describing]
+    assert "the frames they had described included" in texts["ray", True]
+    assert "frames" not in texts["ray", False]
