@@ -638,9 +638,12 @@ class DescriptionCache:
         return f"DescriptionCache({str(self.path)!r}, hits={self.hits}, misses={self.misses})"
 
 
-def sampling_plan(cache: DescriptionCache, video: str | Path, **sampling: Any) -> tuple[list[float], float]:
+def sampling_plan(cache: DescriptionCache, video: str | Path, *, with_fps: bool = False,
+                  **sampling: Any) -> tuple[list[float], float] | tuple[list[float], float, float | None]:
     """The frame times ``sample_frames(video, **sampling)`` would return and the video's duration, without
-    decoding a frame.
+    decoding a frame; ``with_fps=True`` adds the video's own rate (:attr:`VideoInfo.fps`), from which a warm run
+    tells the rate it samples at (:func:`~frame_describer.sampling.rate_used`) without opening the container (a plan
+    kept before the rate was, is made again once).
 
     Read once from the container's packets (:func:`~frame_describer.sampling.planned_times`, which
     reads every packet: a sizeable part of a warm run on a long video) and kept in ``cache`` under the
@@ -659,17 +662,20 @@ def sampling_plan(cache: DescriptionCache, video: str | Path, **sampling: Any) -
     except (OSError, VidgroundError):
         fp = None  # probe_video says what is wrong with the file
     plan = cache.plan(fp, key) if fp and key else None
-    if plan is None or plan.get("file") != identity:
+    if plan is None or plan.get("file") != identity or (with_fps and "video_fps" not in plan):
         from .sampling import planned_times, probe_video  # PyAV only when the container must be read
 
         info = probe_video(video)  # checks the file as sample_frames would
         # the real length (frames past a short claim count); a truncated file's claim, whose frames stop well short
         # of it, so the caller decodes it and says what is missing
         duration = info.duration if info.truncated_at is not None else info.extent
-        plan = {"times": planned_times(video, **sampling), "duration": duration, "file": identity}
+        plan = {"times": planned_times(video, **sampling), "duration": duration, "file": identity,
+                "video_fps": info.fps}
         if fp and key:
             cache.store_plan(fp, key, plan)
             cache.keep_side(fp, info)  # the image's key needs it next (CachedDescriber): not probed again
+    if with_fps:
+        return plan["times"], plan["duration"], plan["video_fps"]
     return plan["times"], plan["duration"]
 
 

@@ -12,7 +12,8 @@ Sampling reads the stream forward, in order, holding only the previous decoded f
 each requested time the nearer of the two frames around it is emitted, shrunk and converted
 to RGB by FFmpeg's scaler in one pass (longest side <= ``max_side``, area averaging), and
 turned upright. A source frame is never emitted twice, so sampling faster than the video's
-own rate yields each frame once. Where the stream's keyframe index puts a keyframe well past the decoder's
+own rate yields each frame once, and the rate used (recorded, planned) is the video's
+(:func:`~frame_describer.rates.rate_used`). Where the stream's keyframe index puts a keyframe well past the decoder's
 position and before the next requested time, the decoder seeks to it instead of decoding
 the frames between (sparse passes cost what their frames' groups of pictures cost, dense
 ones decode straight through); every seek is checked against the frame it lands on. Frames
@@ -43,6 +44,8 @@ from vidground import interrupts
 from vidground.errors import ConfigurationError, VideoDecodeError
 from vidground.files import file_kind
 from vidground.types import DEFAULT_FPS, Frame
+
+from .rates import rate_used
 
 
 log = logging.getLogger(__name__)
@@ -430,8 +433,9 @@ def to_image(frame: av.VideoFrame, rotation: int, max_side: int | None,
 class FrameStream(Iterator[Frame]):
     """The frames :func:`sample_frames` yields, decoded lazily; also says what it will do.
 
-    ``info`` is the probed :class:`VideoInfo`; ``fps`` the effective sampling rate (``None``
-    by count or at given times); ``planned`` how many frames the plan asks for (fewer come when
+    ``info`` is the probed :class:`VideoInfo`; ``fps`` the effective sampling rate: the rate asked, lowered by
+    ``max_frames``, at most the video's own (:func:`~frame_describer.rates.rate_used`; ``None`` by count or at
+    given times); ``planned`` how many frames the plan asks for (fewer come when
     the stream ends early or the video has fewer frames than requested times); ``seeks`` and
     ``fallbacks`` what the decoder did to get them; ``damage``, ``bad_packets``, ``lost_seconds``,
     ``truncated_at`` and ``warnings`` what a damaged or truncated file lost (complete once the
@@ -1259,9 +1263,11 @@ def _plan(video: str | os.PathLike[str], *, fps: float | None, num_frames: int |
     if say and info.fps and span > 0 and ((fps is not None and fps > info.fps * 1.01)
                                   or (num_frames is not None and num_frames > span * info.fps * 1.01 + 1)):
         # not an error (every frame is a fair request), but with a paid describer it is one call per frame
-        log.warning("%s: %s asks for more frames than the video has (%.4g fps): every frame is sampled, "
-                    "about %d", Path(info.path).name, f"fps={fps:g}" if fps is not None else f"num_frames={num_frames}",
-                    info.fps, max(1, round(span * info.fps)))
+        log.warning("%s: %s asks for more frames than the video has (%.4g fps): every frame is sampled once, "
+                    "about %d%s", Path(info.path).name,
+                    f"fps={fps:g}" if fps is not None else f"num_frames={num_frames}", info.fps,
+                    max(1, round(span * info.fps)),
+                    f", and the rate used is recorded as {info.fps:.4g} fps" if fps is not None else "")
     if num_frames is not None:
         n = min(num_frames, max_frames) if max_frames else num_frames
         if n < num_frames and say:
@@ -1273,17 +1279,20 @@ def _plan(video: str | os.PathLike[str], *, fps: float | None, num_frames: int |
             targets = _Grid(lambda k: lo + (k + 0.5) * span / n, span / n, count=n)
         return info, targets, None, n, None
     rate = DEFAULT_FPS if fps is None else float(fps)
-    if max_frames and span > 0 and math.ceil(span * rate - 1e-9) > max_frames:
+    if max_frames and span > 0 and math.ceil(span * rate_used(rate, info.fps) - 1e-9) > max_frames:
         rate = max_frames / span
         if say:
             log.info("sampling rate lowered to %.4g fps to stay within max_frames=%d", rate, max_frames)
-    planned = max(1, math.ceil(span * rate - 1e-9))
+    used = rate_used(rate, info.fps)
+    planned = max(1, math.ceil(span * used - 1e-9))
     if max_frames:
         planned = min(planned, max_frames)
     # Without an explicit end the stream's real end decides: containers misstate durations
-    # both ways, so the plan above is an estimate and max_frames a hard cap.
+    # both ways, so the plan above is an estimate and max_frames a hard cap. The requested times stay on the
+    # rate asked: above the video's rate each frame still comes once (the nearest to its times), and a
+    # variable-rate video's stretches denser than its average rate keep all their frames.
     stop_at = math.inf if end is None else end
-    return info, _rate_targets(lo, stop_at, rate), rate, planned, max_frames
+    return info, _rate_targets(lo, stop_at, rate), used, planned, max_frames
 
 
 
@@ -1336,4 +1345,5 @@ def planned_times(
             out.append(shown[-1])
     return [max(t, 0.0) for t in out]
 
-__all__ = ["VideoInfo", "FrameStream", "probe_video", "sample_frames", "planned_times", "to_image", "DEFAULT_FPS"]
+__all__ = ["VideoInfo", "FrameStream", "probe_video", "sample_frames", "planned_times", "to_image", "DEFAULT_FPS",
+           "rate_used"]

@@ -134,3 +134,49 @@ def test_a_query_that_fits_alone_but_not_with_one_span_is_still_about_the_descri
     with pytest.raises(ConfigurationError, match="shorter descriptions"):
         reasoner.ground("a short query", long)
     assert openai_server.requests == []
+
+
+# --- 3. a sampling rate above the video's own --------------------------------------------------------------------
+
+def test_a_rate_above_the_videos_samples_each_frame_once_and_says_the_rate_used(demo_video, caplog):
+    from frame_describer.sampling import sample_frames
+
+    with caplog.at_level("WARNING", logger="frame_describer.sampling"):
+        with sample_frames(demo_video[0], fps=100) as frames:
+            assert (frames.fps, frames.planned) == (10.0, 360)  # before: 100.0 and 3600 (a progress bar's total)
+            times = [f.t for f in frames]
+    assert len(times) == len(set(times)) == 360
+    assert "the rate used is recorded as 10 fps" in caplog.text
+    # max_frames is weighed against the frames there are: 360 fit in 500, no rate lowered to 500/36 s
+    with sample_frames(demo_video[0], fps=100, max_frames=500) as frames:
+        assert (frames.fps, frames.planned) == (10.0, 360)
+    with sample_frames(demo_video[0], fps=5) as frames:  # below the video's rate: as asked
+        assert (frames.fps, frames.planned) == (5.0, 180)
+
+
+def test_a_session_records_the_rate_used_cold_and_from_the_cache(demo_video, tmp_path):
+    from _helpers_eval import FakeDescriber
+
+    cache = tmp_path / "c.sqlite"
+    for run, sent in (("cold", 360), ("warm", 0)):
+        describer = FakeDescriber()
+        with Session(describer=describer, sampling={"fps": 100}, cache=cache) as session:
+            described = session.describe(demo_video[0])
+        assert described.sampling["fps"] == 10.0, run  # before: 100.0 both times
+        assert len(described.descriptions) == 360 and describer.calls == sent
+        assert described.step == pytest.approx(0.1)
+
+
+def test_a_searchs_grid_is_at_most_the_videos_rate(demo_video, caplog):
+    from _helpers_eval import FakeDescriber, FakeReasoner
+
+    calls, results = {}, {}
+    for fps in (100, 10):
+        describer = FakeDescriber()
+        with Session(describer=describer, reasoner=FakeReasoner(), sampling={"fps": fps}, cache=None,
+                     search="coarse-to-fine") as session, caplog.at_level("WARNING"):
+            result = session.ground(demo_video[0], "frame at 18.0")
+        calls[fps], results[fps] = describer.calls, [(i.start, i.end) for i in result.intervals]
+    # before: a 3,600-time grid at 100 fps, each frame answering 10 of its times, searched otherwise than at 10 fps
+    assert calls[100] == calls[10] and results[100] == results[10]
+    assert "fps=100 asks for more frames than the video has (10 fps): sampled at the video's rate" in caplog.text

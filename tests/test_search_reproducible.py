@@ -174,12 +174,13 @@ def test_one_frame_answering_several_grid_times_is_known_for_each_of_them():
 
 
 def test_a_session_describes_each_decoded_frame_once_and_reruns_for_free(video):
-    """The fixture is 5 fps sampled at 10: two grid times share each decoded frame. A later round asking for a
+    """The fixture is 5 fps (100 frames) sampled by count at 200 (--fps above a video's rate samples at its rate
+    since FX-G): two grid times share each decoded frame. A later round asking for a
     time whose frame an earlier round described sent that frame to the describer again, and a rerun in the
     session asked again for the times the first run's answers did not name."""
     describer = Plain()
     search = {"strategy": "coarse-to-fine", "budget": 150}
-    with Session(describer=describer, reasoner="fake-reasoner", cache=False, sampling={"fps": 10},
+    with Session(describer=describer, reasoner="fake-reasoner", cache=False, sampling={"num_frames": 200},
                  search=search) as s:
         first = s.ground(video, "frame at 10.0 white")
         made = list(describer.times)
@@ -230,8 +231,8 @@ def test_the_frames_line_says_the_frames_the_budget_counted(video, capsys):
     'N used' from calls + cached + known, fewer than the budget counted."""
     from pipelines.cli import main
 
-    argv = ["ground", str(video), "frame at 10.0", "--describer", "fake", "--reasoner", "fake-reasoner", "--fps", "10",
-            "--strategy", "coarse-to-fine", "--budget", "150", "--no-cache"]
+    argv = ["ground", str(video), "frame at 10.0", "--describer", "fake", "--reasoner", "fake-reasoner",
+            "--num-frames", "200", "--strategy", "coarse-to-fine", "--budget", "150", "--no-cache"]
     assert main([*argv, "--json"]) == 0
     search = json.loads(capsys.readouterr().out)["settings"]["search"]
     assert search["calls"] < search["used"] == len(search["frames"]) <= 150

@@ -181,7 +181,8 @@ _SECRET_PARAM = re.compile(r"([?&;][^=&;#]*(?:key|token|secret|sig|pass|auth|cre
 
 def public_url(url: Any) -> str | None:
     """A URL fit for settings, caches, logs and error messages: any ``user:password@`` part removed (also at the start
-    of one given without a scheme, as :func:`check_base_url` shows it) and the values of query parameters that carry credentials replaced by ``REDACTED``."""
+    of one given without a scheme, as :func:`check_base_url` shows it)
+    and the values of query parameters that carry credentials replaced by ``REDACTED``."""
     if url is None:
         return None
     return _SECRET_PARAM.sub(r"\1REDACTED", re.sub(r"(^|//)[^/@]*@", r"\1", str(url)))
@@ -256,8 +257,9 @@ def map_error(exc: BaseException, *, provider: str, secret: str | None = None) -
     elif isinstance(exc, openai.APIConnectionError) and _invalid_url(exc):
         # a URL the HTTP client cannot request (an injected client's, or a transport's): sending it again fails alike
         cause = exc.__cause__ or exc
-        msg, retryable = (f"connection failed ({type(cause).__name__}: {str(cause)[:200]}): the URL cannot be "
-                          f"requested; give the server's base URL as http:// or https://, e.g. {EXAMPLE_BASE_URL}"), False
+        retryable = False
+        msg = (f"connection failed ({type(cause).__name__}: {str(cause)[:200]}): the URL cannot be requested; give "
+               f"the server's base URL as http:// or https://, e.g. {EXAMPLE_BASE_URL}")
     elif isinstance(exc, openai.APIConnectionError):
         msg, retryable = f"connection failed ({type(exc.__cause__ or exc).__name__})", True
     elif isinstance(exc, openai.APIStatusError):
