@@ -66,11 +66,13 @@ class Search(BaseModel):
     reuses: more rounds would buy only reasoner calls). At most
     ``ceil(budget / regions)`` rounds past ``rounds`` ground again (the grid's frame count in place of
     ``budget`` for a seconds budget alone). The sparse pass is thinned (and its stride widened) to fit the
-    calls budget whatever a cache or an earlier query holds. A seconds budget depends on how fast the calls
+    calls budget whatever a cache or an earlier query holds. With skip-unchanged (whose reuses the budget does not
+    count) a budget only caps: the usual sparse pass where the budget covers it even were no frame reused, and only
+    the planned ``rounds``, so it never spends past what the search without a budget does. A seconds budget depends on how fast the calls
     are (and spends no seconds on cache hits), so only a calls budget alone gives reproducible reruns. With
     ``budget_seconds`` the sparse pass is described spread out (the first frame, the middle one,
-    the quarters, ... each batch in time order), so a budget that runs out during it leaves the whole
-    video seen evenly, and a refinement round's frames are described best first (the chunks taken from the head of
+    the quarters, ...: chunks taken from the head of that order, each in time order, as large as keep the
+    describer's ``in_flight`` calls going), so a budget that runs out during it leaves the whole video seen evenly, and a refinement round's frames are described best first (the chunks taken from the head of
     the list a calls budget cuts, each in time order), so a budget that runs out during one keeps the best
     candidate's frames; frames it left undescribed are not listed in ``frames``.
     ``coarse`` is the sparse pass's stride in grid frames (``None``: adaptive, see :func:`coarse_stride`);
@@ -224,6 +226,7 @@ def coarse_to_fine(
     tolerant: bool = False,
     in_flight: int = 1,
     progress: Callable[[str, int], Any] | None = None,
+    reuses: bool = False,
 ) -> tuple[SearchOutcome, int]:
     """Ground ``query`` describing as few frames of ``grid`` (the dense sampling times, increasing) as the
     search allows. ``describe(times)`` yields descriptions for those times (a describer behind a cache;
@@ -251,7 +254,12 @@ def coarse_to_fine(
     ``2 * in_flight``, its second wave: at most ``in_flight`` calls), each still taken. ``progress(stage, planned)``,
     when given, makes a bar (``update(n)``, ``close()``, as tqdm's) for each stage: the sparse pass (``"sparse
     pass"``, its planned frames) and each refinement round (``"round k"``, the frames it asks for), advanced as
-    each frame is answered (see :func:`frame_progress`). Returns the outcome and the coarse stride used."""
+    each frame is answered (see :func:`frame_progress`). ``reuses``: ``describe`` may answer a frame with the
+    description of the last frame it sent (skip-unchanged, ``reused_from``), free and not counted against a calls
+    budget; a budget then caps what the search without one does and never spends: the usual sparse pass where the
+    budget covers it whatever it reuses (else widened as for any budget), and only the planned rounds (rounds past
+    them were mostly reuses, each sending a frame or two and decoding and grounding again). Returns the outcome
+    and the coarse stride used."""
     search = search or Search(strategy="coarse-to-fine")
     if isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 1:
         raise ConfigurationError(f"in_flight must be a positive integer (calls a describer runs at once), "
@@ -269,6 +277,12 @@ def coarse_to_fine(
     known = {request(t, tol): d for (t, tol), d in (known or {}).items()}
     known_frames = {d.t: d for d in known.values()}  # a known frame ``describe`` gives again was paid before
     stride = search.coarse or coarse_stride(n, search.budget)
+    if reuses and search.budget is not None and not search.coarse:
+        # skip-unchanged's reuses are free: the usual sparse pass, as without a budget, where the budget covers it
+        # whatever it reuses (else widened as for any budget: what the reuses will save is not known before)
+        usual = coarse_stride(n)
+        if len(range(min(usual // 2, n - 1), n, usual)) <= search.budget:
+            stride = usual
     out = SearchOutcome(descriptions=[], result=GroundingResult(query=query, duration=duration))
 
     def paid_so_far() -> Usage:
@@ -456,26 +470,35 @@ def coarse_to_fine(
         out.warnings.append(f"the budget of {search.budget} frame(s) is smaller than the sparse pass "
                             f"({len(coarse)} frames): it used {budget} evenly spaced frames, none refined")
         sparse = [coarse[int(k * len(coarse) / budget)] for k in range(budget)]  # increasing: len(coarse) > budget
-    elif budget is not None and not search.coarse and stride > usual and budget < (
+    elif budget is not None and not reuses and not search.coarse and stride > usual and budget < (
             usual_n := len(range(min(usual // 2, n - 1), n, usual))):
         out.warnings.append(f"the budget of {search.budget} frame(s) is smaller than the sparse pass ({usual_n} "
                             f"frames {_spacing(grid, usual):g} s apart): it looked every {_spacing(grid, stride):g} s "
                             f"({len(sparse)} frames), {budget - len(sparse)} frame(s) left to refine")
+    widened = budget is not None and reuses and not search.coarse and stride > usual
     reasons = {i: (0, "coarse") for i in coarse}
     known_sparse = [i for i in sparse if request(grid[i], tolerance) in known]
     paid = [i for i in sparse if request(grid[i], tolerance) not in known]
-    # the known frames, then the others; under a seconds budget spread out, so that one running out leaves the
-    # whole video seen evenly
+    # the known frames, then the others; under a seconds budget in spread order (first, middle, quarters, ...: one
+    # list, so its chunks keep in_flight calls going), so that one running out leaves the whole video seen evenly
     undescribed = 0
     with closing(stage("sparse pass", len(sparse))) as bar:
         run(known_sparse, 0, reasons, tolerance, bar)
-        for batch in (_spread(paid) if search.budget_seconds is not None else [paid]):
-            if undescribed or out_of_budget():
-                undescribed += len(batch)
+        if search.budget_seconds is not None:
+            if out_of_budget():
+                undescribed += len(paid)
             else:
-                undescribed += run(batch, 0, reasons, tolerance, bar)
+                undescribed += run([i for batch in _spread(paid) for i in batch], 0, reasons, tolerance, bar)
+        else:
+            undescribed += run(paid, 0, reasons, tolerance, bar)
     if undescribed:
         ran_out(0, undescribed)
+    if widened:  # said once the pass is described: what its reuses left of the budget
+        out.warnings.append(f"the budget of {search.budget} frame(s) is smaller than the sparse pass "
+                            f"({len(range(min(usual // 2, n - 1), n, usual))} frames {_spacing(grid, usual):g} s "
+                            f"apart), which skip-unchanged's free reuses could have made cheaper, but not knowably "
+                            f"before: it looked every {_spacing(grid, stride):g} s ({len(sparse)} frames, "
+                            f"{used()} counted), {search.budget - used()} frame(s) left to refine")
     out.frames.sort(key=lambda e: e[0])
     # a grid time answered from further than half a grid step (a keyframe or a known frame up to the
     # tolerance away) is not described: the refinements may ask for its exact frame
@@ -485,7 +508,9 @@ def coarse_to_fine(
     margin = search.margin if search.margin is not None else _spacing(grid, stride) / 2 + snapped
     # a budget is spent while the reasoner names something to look at: past the planned rounds, and on its
     # next-best candidates once the best ones are dense; without a budget the planned rounds are the cost
-    budgeted = search.budget is not None or search.budget_seconds is not None
+    # (not with skip-unchanged's reuses, which a budget does not count: rounds spending it there were mostly reuses,
+    # frames decoded and grounded again for a call or two each; the budget only caps the planned rounds then)
+    budgeted = (search.budget is not None or search.budget_seconds is not None) and not reuses
     # rounds past the planned ones go on only while each counts a frame against the budget (not only skip-unchanged
     # reuses), and at most this many ground again
     extra_left = math.ceil((search.budget if search.budget is not None else n) / search.regions)
@@ -760,10 +785,17 @@ def add_search_arguments(g: Any, *, only: str, run_setting: bool = False) -> Non
     g.add_argument("--keyframe-tolerance", type=float, default=None, metavar="F",
                    help="coarse-to-fine: the sparse pass may take a keyframe within F of its spacing instead of the "
                         "exact frame, decoding far less (default 0.25; 0: exact frames; under 0.5)")
+    add_skip_unchanged_argument(g, only=only)
+
+
+def add_skip_unchanged_argument(g: Any, *, only: str | None = None) -> None:
+    """Add ``--skip-unchanged LEVELS`` (read back as ``args.skip_unchanged``, checked by the session) to the argparse
+    parser or group ``g``: the same option, with the same help, for every command that describes a video; ``only``
+    names the input it applies to (in the help)."""
     g.add_argument("--skip-unchanged", type=float, default=None, metavar="LEVELS",
                    help="do not send a frame whose 32x32 grey thumbnail differs from the last one sent by at most "
-                        f"LEVELS grey levels on average (2 suits static footage); it reuses that frame's description "
-                        f"({only})")
+                        f"LEVELS grey levels on average (2 suits static footage); it reuses that frame's description"
+                        + (f" ({only})" if only else ""))
 
 
 def search_options(args: Any) -> dict[str, Any] | None:
@@ -793,5 +825,5 @@ def check_skip_unchanged(value: Any) -> float | None:
 
 
 __all__ = ["Search", "SearchOutcome", "coarse_to_fine", "coarse_stride", "held_transcript", "in_flight_of", "rate_grid",
-           "count_grid", "check_skip_unchanged", "describe_once", "frame_progress", "search_options", "request",
+           "count_grid", "check_skip_unchanged", "add_skip_unchanged_argument", "describe_once", "frame_progress", "search_options", "request",
            "STRATEGIES"]

@@ -88,14 +88,16 @@ def search_in_flight(tmp_path, describer: InFlight, search: Search, cache: Descr
     return out, cached
 
 
-@pytest.mark.parametrize("n, seconds", [(4, 12.5), (4, 25.0), (4, 30.0), (8, 7.0), (1, 12.5), (1, 100.5)])
+@pytest.mark.parametrize("n, seconds", [(4, 12.5), (4, 20.0), (4, 27.0), (8, 7.0), (1, 12.5), (1, 100.5)])
 def test_every_call_a_seconds_budget_begins_is_counted_listed_and_cached(tmp_path, n, seconds):
     """n requests in flight, 1 s each: every request begun is a description taken, counted in calls and usage,
     listed in frames and stored in the cache, and a second search asks the describer for none of them; none is
     begun once the budget ran out, and with requests as slow as before none ends past it. The budget runs out in
-    the sparse pass (12.5 s, 7 s), in the first refinement (25 s) or the second (30 s, 100.5 s). (The old break
+    the sparse pass (12.5 s, 7 s), in the first refinement (20 s) or the second (27 s, 100.5 s). (The old break
     dropped the requests in flight: 28 calls counted of 35 begun at 4 in flight and 12.5 s, 76 of 83 at 25 s,
-    96 of 103 at 30 s, 12 of 13 at 1 in flight.)"""
+    96 of 103 at 30 s, 12 of 13 at 1 in flight. The sparse pass then went in chunks no longer than its spread's
+    levels, 1, 1, 2, 4, ... frames, so 25 s ran out in the first refinement and 30 s in the second; it now keeps
+    n requests in flight, and the whole search converges in 29 s at 4 in flight.)"""
     now = [0.0]
     inner = InFlight(n, now)
     out, cached = search_in_flight(tmp_path, inner, Search(strategy="coarse-to-fine", budget_seconds=seconds))
@@ -105,6 +107,7 @@ def test_every_call_a_seconds_budget_begins_is_counted_listed_and_cached(tmp_pat
     assert sorted(t for t, _, _ in out.frames) == [round(t, 3) for t in times]
     assert all(start < seconds for _, start in inner.begun) and now[0] <= seconds
     assert out.stop == "budget" and any(f"{seconds:g} s ran out" in w for w in out.warnings)
+    assert max(p for _, p, _ in out.frames) == (0 if seconds < 15 else 1 if seconds < 25 else 2)
     assert set(cached.cache.lookup("v", cached.key, times)) == set(times)
     again = InFlight(n, [0.0])
     second, _ = search_in_flight(tmp_path, again, Search(strategy="coarse-to-fine", budget_seconds=seconds),
@@ -113,16 +116,17 @@ def test_every_call_a_seconds_budget_begins_is_counted_listed_and_cached(tmp_pat
 
 
 def test_a_describer_slowing_down_overshoots_by_its_last_chunk_and_loses_nothing(tmp_path):
-    """Requests take 1 s, then 5 s from the 21st on. The chunk of 8 (2 * in_flight) begun at 9 s was predicted to
+    """Requests take 1 s, then 5 s from the 37th on. The chunk of 8 (2 * in_flight) begun at 9 s was predicted to
     end at 11 s, within 12.5 s; its requests slow down and it ends at 19 s. Every call begun is still kept. The
     bound: a chunk is begun only while its prediction fits, so calls are sent after the budget ran out only when
-    describing slows down, and of a chunk of 2 * in_flight only its second wave (at most in_flight): here 3."""
+    describing slows down, and of a chunk of 2 * in_flight only its second wave (at most in_flight): here 4.
+    (Before the sparse pass kept 4 requests in flight, the chunk begun at 9 s was requests 21-28.)"""
     now = [0.0]
-    inner = InFlight(4, now, latency=lambda k: 1.0 if k < 20 else 5.0)
+    inner = InFlight(4, now, latency=lambda k: 1.0 if k < 36 else 5.0)
     out, _ = search_in_flight(tmp_path, inner, Search(strategy="coarse-to-fine", budget_seconds=12.5))
-    assert out.calls == len(inner.begun) == len(out.descriptions) == 27
+    assert out.calls == len(inner.begun) == len(out.descriptions) == 44
     late = [start for _, start in inner.begun if start >= 12.5]
-    assert len(late) == 3 and now[0] == 19.0 <= 12.5 + 2 * 5.0
+    assert len(late) == 4 and now[0] == 19.0 <= 12.5 + 2 * 5.0
 
 
 def test_a_chunk_is_twice_the_calls_in_flight_unless_half_the_seconds_left_would_cover_it():
@@ -209,7 +213,7 @@ def test_through_the_openai_describer_every_request_received_is_a_description_ke
 
     out = search(30.5)
     sent = len(openai_server.requests)
-    assert out.calls == sent == len(out.descriptions) == len(out.frames) == out.usage.requests == 27
+    assert out.calls == sent == len(out.descriptions) == len(out.frames) == out.usage.requests == 28
     assert any("30.5 s ran out in pass 0" in w for w in out.warnings)
     times = [d.t for d in out.descriptions]
     assert set(cached.cache.lookup("v", cached.key, times)) == set(times)
@@ -217,14 +221,14 @@ def test_through_the_openai_describer_every_request_received_is_a_description_ke
     assert again.cached >= sent and len(openai_server.requests) - sent == again.calls
 
 
-@pytest.mark.parametrize("seconds, last_pass", [(12.5, 0), (30.5, 1)])
+@pytest.mark.parametrize("seconds, last_pass", [(12.5, 0), (24.5, 1)])
 def test_a_session_with_skip_unchanged_keeps_every_request_it_sends(tmp_path, monkeypatch, openai_server, seconds,
                                                                    last_pass):
     """Through a Session on a rendered video (60 s, a picture that changes every 10 s, 1 fps), skip-unchanged on,
     3 requests in flight, 1 s a request on the request-counting clock, 12.5 s (it runs out in the sparse pass)
-    or 30.5 s (in the first refinement): the server received exactly the calls the search counted, every frame listed was described
-    (sent, skipped as unchanged or cached), and a second query sends nothing for the frames the first one
-    described."""
+    or 24.5 s (in the first refinement; 30.5 s did before the sparse pass kept 3 requests in flight: now it
+    converges): the server received exactly the calls the search counted, every frame listed was described (sent,
+    skipped as unchanged or cached), and a second query sends nothing for the frames the first one described."""
     import pipelines.search as search_module
     from frame_describer.synthetic import _write
     from pipelines import Session
@@ -262,9 +266,9 @@ def test_a_session_with_skip_unchanged_keeps_every_request_it_sends(tmp_path, mo
 def test_a_request_failing_in_a_chunk_fails_the_search_as_before_and_keeps_what_came_before(tmp_path,
                                                                                            openai_server):
     """No request is in flight when the search stops, so none can fail after a stop: a request that fails (here a
-    400 for the sparse frame at 21 s, the first of the spread's 19-frame level) fails the search as it always did,
-    and every description taken before it, the 19 frames of the levels before, is in the cache, and so is every
-    other request answered (those in flight beside it, paid: the stream kept them for the cache)."""
+    400 for the sparse frame at 21 s, the third in the spread's order: in the second chunk) fails the search as it
+    always did, and every description of the chunks before it (the first 8 frames of the spread) is in the cache,
+    and so is every other request answered (those in flight beside it, paid: the stream kept them for the cache)."""
     from pipelines.search import _spread
 
     openai_server.responder = lambda req: Reply.error(400, "bad frame") if level(req) == 21 else Reply.chat("a street")
@@ -272,15 +276,20 @@ def test_a_request_failing_in_a_chunk_fails_the_search_as_before_and_keeps_what_
                            prices=False, max_retries=0)
     cached = CachedDescriber(desc, DescriptionCache(tmp_path / "c.sqlite"), fingerprint="v")
     sparse = GRID[2::4]
+    chunks: list[list[float]] = []
+
+    def describe(times: list[float]) -> Iterator[FrameDescription]:
+        chunks.append(list(times))
+        return cached.describe(grey(t) for t in times)
+
     with pytest.raises(ProviderError):
-        coarse_to_fine("dog", Keyword(), lambda times: cached.describe(grey(t) for t in times), GRID, 600.0,
-                       Search(strategy="coarse-to-fine", budget_seconds=1000.0),
+        coarse_to_fine("dog", Keyword(), describe, GRID, 600.0, Search(strategy="coarse-to-fine", budget_seconds=1000.0),
                        clock=lambda: float(len(openai_server.requests)), in_flight=4)
-    levels = _spread(list(range(len(sparse))))
-    before = [sparse[i] for lv in levels[:levels.index(next(lv for lv in levels if 2 in lv))] for i in lv]
-    assert len(before) == 19 and sparse[2] == 21.0
+    order = [sparse[i] for lv in _spread(list(range(len(sparse)))) for i in lv]
+    assert [sorted(c) for c in chunks] == [sorted(order[:8]), sorted(order[8:8 + len(chunks[1])])]
+    assert sparse[2] == 21.0 and 21.0 in chunks[1] and 21.0 not in chunks[0]
     kept = cached.cache.lookup("v", cached.key, sparse)
-    assert set(before) <= set(kept) and 21.0 not in kept
+    assert set(chunks[0]) <= set(kept) and 21.0 not in kept
     assert len(kept) == len(openai_server.requests) - 1  # every request answered but the 400
 
 
