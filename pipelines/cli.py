@@ -89,6 +89,12 @@ def _add_stage2_inputs(p: argparse.ArgumentParser, offline: str) -> None:
                    help="an option for the reasoner backend, repeatable (e.g. n_ctx=16384)")
 
 
+def _add_skip_unchanged(p: argparse.ArgumentParser, only: str | None) -> None:
+    from pipelines.search import add_skip_unchanged_argument
+
+    add_skip_unchanged_argument(p, only=only)
+
+
 def _add_search(p: argparse.ArgumentParser) -> None:
     from pipelines.search import add_search_arguments
 
@@ -166,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print the Answer as JSON instead of a table")
     _add_time_style(a)
     _add_sampling(a)
+    _add_skip_unchanged(a, "a video, not --descriptions")
     add_remote_args(a)
     a.set_defaults(func=cmd_ask, ground_parser=a)
 
@@ -185,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print the Events as JSON instead of a table")
     _add_time_style(ev)
     _add_sampling(ev)
+    _add_skip_unchanged(ev, "a video, not --descriptions")
     add_remote_args(ev)
     ev.set_defaults(func=cmd_events, ground_parser=ev)
 
@@ -195,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write the descriptions (written atomically); default (or -): stdout")
     d.add_argument("--query", default=None, help="the query, for query-aware describers")
     _add_sampling(d)
+    _add_skip_unchanged(d, None)
     add_remote_args(d)
     d.set_defaults(func=cmd_describe)
 
@@ -721,7 +730,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     described = describe(args.video, describer=args.describer, fps=args.fps, num_frames=args.num_frames,
                          max_frames=args.max_frames, max_side=args.max_side, query=args.query,
                          cache=False if args.no_cache else args.cache,
-                         progress=True, motion=args.motion,
+                         progress=True, motion=args.motion, skip_unchanged=args.skip_unchanged,
                          describer_options=_backend_options(args, "describer") or None)
     for w in described.warnings:  # a damaged or truncated file: said here once (the sampler only keeps it)
         print(f"warning: {printable(w)}", file=sys.stderr)
@@ -729,8 +738,10 @@ def cmd_describe(args: argparse.Namespace) -> int:
         n = described.write(args.output)
         usage = described.usage  # what a resumed run took from the cache is said, not only what it made
         paid = f"; {usage.requests} requests, est. {_cost(usage)}" if usage.requests else ""
+        skip = described.sampling.get("skip_unchanged")  # how many frames were sent, how many reused
+        skipped = f"; skip-unchanged: {skip['sent']} sent, {skip['reused']} reused" if isinstance(skip, dict) else ""
         print(f"wrote {n} descriptions to {args.output} ({described.duration:.1f} s of video, described in {described.seconds:.1f} s"
-              f"{f'; {usage.cached} from the description cache' if usage.cached else ''}{paid})", file=sys.stderr)
+              f"{f'; {usage.cached} from the description cache' if usage.cached else ''}{paid}{skipped})", file=sys.stderr)
     else:
         meta = {"video": described.video, "duration": round(described.duration, 3), "step": described.step,
                 "describer": described.describer}
