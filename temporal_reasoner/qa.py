@@ -181,9 +181,44 @@ def _norm(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def resolve_choice(value: Any, answer: Any, choices: Sequence[str]) -> int:
+def resolve_choice(value: Any, answer: Any, choices: Sequence[str], warnings: list[str] | None = None) -> int:
     """The option a reply chose: its number (``2``, ``"2"``), its letter (``"C"``) or its text; a
-    :class:`ReplyError` naming the valid numbers otherwise."""
+    :class:`ReplyError` naming the valid numbers otherwise.
+
+    When the ``answer`` text is exactly one option's text (as :func:`_norm` compares them) and ``value`` names
+    another, or no option at all, the text wins and a note is appended to ``warnings``: a model that numbers the
+    options from 1 (``{"answer": "c1", "choice": 0}`` for ``["c0", "c1"]`` meant c1) shifted every answer by one,
+    silently, when the number was taken; the text says which option was meant, and a number can only point."""
+    by_text = _text_choice(answer, choices)
+    try:
+        picked = _resolve_choice(value, answer, choices)
+    except ReplyError as exc:
+        if by_text is None or value is None:
+            raise
+        why = str(exc)
+    else:
+        if by_text is None or by_text == picked:
+            return picked
+        why = f'"choice" {value!r} is option {picked} ({choices[picked]!r})'
+    if warnings is not None:
+        number = value if isinstance(value, int) and not isinstance(value, bool) else (
+            int(value) if isinstance(value, float) and value.is_integer() else None)
+        warnings.append(f'the reply\'s "choice" and "answer" disagree: {why}, but "answer" {answer.strip()!r} is '
+                        f'the text of option {by_text}; took option {by_text}, the text'
+                        + (" (a model that numbers the options from 1 gives each number one too high)"
+                           if number == by_text + 1 else ""))
+    return by_text
+
+
+def _text_choice(answer: Any, choices: Sequence[str]) -> int | None:
+    """The option whose text ``answer`` is, when exactly one is; else None."""
+    if not isinstance(answer, str) or not _norm(answer):
+        return None
+    found = [i for i, c in enumerate(choices) if _norm(c) == _norm(answer)]
+    return found[0] if len(found) == 1 else None
+
+
+def _resolve_choice(value: Any, answer: Any, choices: Sequence[str]) -> int:
     n = len(choices)
     if isinstance(value, bool):
         value = None
@@ -221,13 +256,14 @@ def parse_answer(text: str, *, choices: Sequence[str] | None, duration: float, s
             raise ReplyError('the answer has no "intervals": give the time spans that support it')
         try:
             intervals = json.dumps({"intervals": value["intervals"]})
-        except (TypeError, ValueError):  # a Python-style reply's tuple or set, read by literal_eval
+        except (TypeError, ValueError):  # a Python-style reply's set ({17, 21}), read by literal_eval
             raise ReplyError('"intervals" must be a list of time spans') from None
         parsed = parse_reply_detailed(intervals, duration=duration, step=step, max_intervals=max_intervals,
                                       time_style=time_style)
         if choices:
-            choice = resolve_choice(value.get("choice"), value.get("answer"), choices)
-            return ParsedAnswer(choices[choice], choice, parsed.intervals, parsed.warnings)
+            notes: list[str] = []
+            choice = resolve_choice(value.get("choice"), value.get("answer"), choices, notes)
+            return ParsedAnswer(choices[choice], choice, parsed.intervals, [*notes, *parsed.warnings])
         answer = value.get("answer")
         if not isinstance(answer, str) or not answer.strip():
             raise ReplyError('"answer" must be a non-empty text')

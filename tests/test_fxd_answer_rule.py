@@ -214,3 +214,10 @@ def test_the_warning_says_why_the_value_used_was_chosen():
     assert "used the whole answer, not the fragments" in said(f"{J}\nThe video spans [0, 36].")
     assert "used the last whole answer (a model corrects a draft), not the fragments" in said(
         f"{D}\nNo: {J}\nThe video spans [0, 36].")
+
+
+def test_a_python_style_set_of_intervals_is_a_reply_error_not_a_crash():
+    from temporal_reasoner.qa import parse_answer
+
+    with pytest.raises(ReplyError, match='"intervals" must be a list'):
+        parse_answer("{'choice': 0, 'intervals': {17, 21}}", choices=CHOICES, duration=36)
