@@ -180,3 +180,34 @@ def test_a_searchs_grid_is_at_most_the_videos_rate(demo_video, caplog):
     # before: a 3,600-time grid at 100 fps, each frame answering 10 of its times, searched otherwise than at 10 fps
     assert calls[100] == calls[10] and results[100] == results[10]
     assert "fps=100 asks for more frames than the video has (10 fps): sampled at the video's rate" in caplog.text
+
+
+# --- 4. a chat answer whose option number and text disagree -------------------------------------------------------
+
+@pytest.mark.parametrize("reply,meant", [
+    ('{"answer": "c1", "choice": 0, "intervals": [[2, 4]]}', 1),  # numbered from 1? no: the text says c1
+    ('{"choice": 0, "answer": "c1", "intervals": [[2, 4]]}', 1),  # the same, the keys in the other order
+    ('{"answer": "c0", "choice": 1, "intervals": [[2, 4]]}', 0),  # a model numbering from 1
+    ('{"choice": 1, "answer": "c0", "intervals": [[2, 4]]}', 0),
+    ('{"answer": "c1", "choice": 2, "intervals": [[2, 4]]}', 1),  # numbered from 1, the last: no option 2
+])
+def test_when_the_option_number_and_text_disagree_the_text_wins_with_a_warning(openai_server, transcript,  # noqa: F811
+                                                                                reply, meant):
+    # before: the number was taken silently (c0 for the first two replies), or a re-ask for choice 2
+    openai_server.responder = lambda req: Reply.chat(reply)
+    answer = OpenAIReasoner("m", base_url=openai_server.base_url, api_key="k",
+                            response_formats=["text"]).answer("which?", transcript, choices=["c0", "c1"])
+    assert (answer.choice, answer.answer) == (meant, f"c{meant}") and len(openai_server.requests) == 1
+    notes = [w for w in answer.warnings if '"choice" and "answer" disagree' in w]
+    assert len(notes) == 1 and f"took option {meant}, the text" in notes[0]
+    assert ("numbers the options from 1" in notes[0]) == (meant == 0 or '"choice": 2' in reply)
+
+
+def test_an_answer_that_agrees_or_names_no_single_option_keeps_the_number():
+    from temporal_reasoner.qa import resolve_choice
+
+    for value, text, choices in ((1, "c1", ["c0", "c1"]), (0, "something else", ["c0", "c1"]),
+                                 (0, "same", ["same", "Same."]), ("B", "", ["c0", "c1"])):
+        warnings: list[str] = []
+        assert resolve_choice(value, text, choices, warnings) == (1 if value in (1, "B") else 0)
+        assert warnings == []
