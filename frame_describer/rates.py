@@ -8,7 +8,7 @@ import math
 import os
 from pathlib import Path
 
-log = logging.getLogger("frame_describer.sampling")
+log = logging.getLogger(__name__)
 
 
 def rate_used(fps: float, video_fps: float | None, *, warn: str | os.PathLike[str] | None = None) -> float:
