@@ -382,8 +382,10 @@ def _frames_line(settings: dict[str, Any]) -> str:
                 + (f" ({'; '.join(b for b in budget if b)})" if any(budget) else "")
                 + f"; {search.get('rounds_done', 0)} refinement round(s)" + (f", stopped: {stop}" if stop else ""))
     skip = settings.get("skip_unchanged")
-    if isinstance(skip, dict) and "sent" in skip:
-        return f"skip-unchanged {skip.get('threshold', 0):g}: {skip['sent']} sent, {skip.get('reused', 0)} reused"
+    if isinstance(skip, dict) and "sent" in skip:  # sent to the describer; the cache's answers cost nothing
+        cached = f", {skip['cached']} from the description cache" if skip.get("cached") else ""
+        return (f"skip-unchanged {skip.get('threshold', 0):g}: {skip['sent']} sent{cached}, "
+                f"{skip.get('reused', 0)} reused")
     return ""
 
 

@@ -108,6 +108,46 @@ def _failed(q: Query, exc: BaseException, *, paid_here: bool = True, stage: str 
     return rec | {"finished": round(time.time(), 3)}
 
 
+def _described_counts(described: Any) -> dict[str, int]:
+    """A described video's ``describe_calls`` (frames sent to the describer) and ``describe_saved`` (frames the
+    description cache gave): a frame skip-unchanged answered with the last sent one's description (``reused_from``)
+    is neither (it was counted as a call: 72 made where 27 were sent, at --fps 2 --skip-unchanged 2)."""
+    saved = described.usage.cached  # cache hits carry Usage(cached=1)
+    reused = sum((d.model_extra or {}).get("reused_from") is not None for d in described.descriptions)
+    return {"describe_calls": len(described.descriptions) - saved - reused, "describe_saved": saved}
+
+
+def _searched_counts(settings: dict[str, Any]) -> dict[str, int]:
+    """A coarse-to-fine search's ``describe_calls`` and ``describe_saved`` (its ``calls`` and ``cached``: per request
+    made, so frames an earlier query of the video described, ``known``, are not counted again), for its result:
+    such a video is described per query, its video record counts none."""
+    search = settings.get("search")
+    if not isinstance(search, dict) or "calls" not in search:
+        return {}
+    return {"describe_calls": int(search.get("calls") or 0), "describe_saved": int(search.get("cached") or 0)}
+
+
+def _unfinished(task: Any, exc: BaseException, query: Query | None, started: float) -> dict[str, Any] | None:
+    """The record of what a Ctrl-C stopped on the way (the video's describe, or ``query``, dropped: the resumed run
+    asks it again) when it had paid for requests (the usage the interrupt carries: :func:`vidground.errors.keep_paid`),
+    so that the run folder's cost is what was paid; ``None`` when nothing was paid. A ``"video"`` record marked
+    ``unfinished``, which says nothing of the video's description (:func:`pipelines.runs.run_totals`). A video's
+    describe paid only describer requests, one a frame sent: they are its ``describe_calls`` (and the cache hits it
+    had, ``describe_saved``). A query's (``unfinished_query`` names it) sums the frames its search described and
+    its reasoner's rounds, which the interrupt does not split: its ``usage`` counts them, its calls are left 0."""
+    paid = _paid(exc)
+    if paid is None or not (paid.requests or paid.retried or paid.cost_usd):  # e.g. cache hits alone: nothing paid
+        return None
+    rec: dict[str, Any] = {"video": task.video, "source": task.source, "describe_calls": 0, "describe_saved": 0,
+                           "cost_usd": paid.cost_usd or 0.0, "usage": paid.model_dump(mode="json", exclude_none=True),
+                           "error": None, "unfinished": True}
+    if query is not None:
+        rec["unfinished_query"] = query.qid
+    else:
+        rec.update(describe_calls=paid.requests, describe_saved=paid.cached)
+    return rec | {"seconds": round(time.perf_counter() - started, 3)}
+
+
 def process_video(task: Any, config: Any, emit: Emit, session: Any = None, stop: threading.Event | None = None) -> None:
     """Describe ``task.video`` once and ground each of its queries in ``session`` (default: this process's
     :func:`worker_session`), emitting records. Once ``stop`` is set (a Ctrl-C) no video or query is begun: what
@@ -139,14 +179,17 @@ def _process_video(task: Any, config: Any, emit: Emit, session: Any, stop: threa
             described = session.load(task.source, format=config.descriptions_format, clip_seconds=config.clip_seconds)
         elif not aware:
             described = session.describe(task.source)
-            saved = described.usage.cached  # cache hits carry Usage(cached=1)
-            video_rec["describe_calls"] = len(described.descriptions) - saved
-            video_rec["describe_saved"] = saved
+            video_rec.update(_described_counts(described))
             video_rec["cost_usd"] = described.usage.cost_usd or 0.0
             video_rec["usage"] = described.usage.model_dump(mode="json", exclude_none=True)
         if described is not None:
             video_rec.update(duration=described.duration, step=described.step, describer=described.describer,
                              descriptions=list(described.descriptions))
+    except KeyboardInterrupt as exc:  # a Ctrl-C stopped the describe: the video is the resumed run's, its cost kept
+        unfinished = _unfinished(task, exc, None, started)
+        if unfinished is not None:
+            emit(("video", unfinished))
+        raise
     except Exception as exc:  # the video failed: so do its queries, and the run goes on
         video_rec["error"] = _error(exc)
         paid = _paid(exc)  # e.g. a describe reply cut off at max_tokens: paid once for the video, not per query
@@ -169,6 +212,7 @@ def _process_video(task: Any, config: Any, emit: Emit, session: Any, stop: threa
 
     def grounded(q: Query) -> dict[str, Any]:
         qa: dict[str, Any] = {}
+        begun = time.perf_counter()
         try:
             dur = q.duration if not aware and described.duration_inferred and q.duration else None
             source = dict(video=task.source) if aware else dict(descriptions=described, duration=dur)
@@ -180,6 +224,11 @@ def _process_video(task: Any, config: Any, emit: Emit, session: Any, stop: threa
                 res = res.model_copy(update={"intervals": res.intervals[:top_k or None]})
             else:
                 res = session.ground(query=q.query, top_k=top_k, **source)
+        except KeyboardInterrupt as exc:  # a Ctrl-C stopped its describing: the query is dropped (the resumed run
+            unfinished = _unfinished(task, exc, q, begun)  # asks it; its frames are in the cache), what it paid is kept
+            if unfinished is not None:
+                emit(("video", unfinished))
+            raise
         except Exception as exc:  # the frames described for this query alone are in its error's usage too
             return _failed(q, exc, stage=PAID_ACROSS_STAGES if aware else "reason")
         usage = {k: v.model_dump(mode="json", exclude_none=True) for k, v in res.usage.items()}
@@ -187,6 +236,7 @@ def _process_video(task: Any, config: Any, emit: Emit, session: Any, stop: threa
         cost = sum(res.usage[k].cost_usd or 0.0 for k in stages)
         search = {"search": res.settings["search"]} if "search" in res.settings else {}
         return {"qid": q.qid, "video": q.video, "query": q.query, "status": "ok", **qa, **search,
+                **_searched_counts(res.settings),
                 "intervals": [i.as_list() for i in res.intervals], "duration": res.duration,
                 "duration_inferred": res.duration_inferred, "reasoner": res.reasoner, "describer": res.describer,
                 "curve": [list(p) for p in res.curve] if getattr(res, "curve", None) else None, "usage": usage,

@@ -11,7 +11,8 @@ A run lives in one folder (``runs/NAME``)::
     results.jsonl    one line per finished query, appended and fsync'd as each one finishes, with short hashes
                      of the inputs it was made from (``inputs``): a resume runs again a query whose inputs changed
     inputs.json      each input file's SHA-256 by path, size and modification time (a resume stats, not reads)
-    videos.jsonl     one line per described video: describer calls made / saved, usage, errors
+    videos.jsonl     one line per described video: describer calls made / saved, usage, errors; and one
+                     ``unfinished`` line per describe or query a Ctrl-C stopped, with what it had paid
     transcripts/     each video's descriptions (for the HTML report)
 
 A run killed at any moment and started again skips the queries already in ``results.jsonl``
@@ -877,6 +878,8 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
                 described["saved"] += record.get("describe_saved") or 0
                 return
             sink.append(record | {"inputs": inputs.of(index[record["qid"]])})
+            described["calls"] += record.get("describe_calls") or 0  # a search's, described per query
+            described["saved"] += record.get("describe_saved") or 0
             ran += 1
             failed += record["status"] != "ok"
             if record["status"] != "ok":
@@ -1133,9 +1136,11 @@ class _CtrlC:
 
     def stopping_text(self) -> str:
         """What a first Ctrl-C does to this run, in one sentence."""
-        if self.describing:
-            return ("no query or frame is begun, and the frames being described and the queries under way finish "
-                    "and are kept before the run stops (a second Ctrl-C stops at once: the calls under way are "
+        if self.describing:  # a frame stream stops at its next frame: what was describing is dropped, not finished
+            return ("no query or frame is begun: the frames being described finish and are kept (in the "
+                    "description cache, if any), a video or query still describing its frames is left for the "
+                    "resumed run (what it paid is counted in the run folder), and the queries being answered finish "
+                    "and are written before the run stops (a second Ctrl-C stops at once: the calls under way are "
                     "lost, though paid)")
         return ("no query is begun, and the queries under way finish and are written before the run stops (a second "
                 "Ctrl-C stops at once: the calls under way are lost)")
@@ -1273,8 +1278,10 @@ def run_metrics(out: str | Path, *, clip_gt: bool | None = None, bootstrap: int 
 
 def run_totals(out: str | Path) -> dict[str, Any]:
     """Describer calls made/saved, requests and cost, and failures by type, over every attempt in the folder:
-    a failed attempt's paid requests (its ``usage``) count too. ``unpriced_requests`` of the ``requests`` had no
-    price, so ``cost_usd`` leaves them out (:func:`format_cost` says so)."""
+    a failed attempt's paid requests (its ``usage``) count too, and so do those of a describe or query a Ctrl-C
+    stopped (an ``unfinished`` record in videos.jsonl); a coarse-to-fine search's calls are on its results.
+    ``unpriced_requests`` of the ``requests`` had no price, so ``cost_usd`` leaves them out (:func:`format_cost`
+    says so)."""
     out = Path(out)
     videos = read_jsonl(out / "videos.jsonl")
     attempts = read_jsonl(out / "results.jsonl", "qid")  # every attempt pays; the latest per query counts
@@ -1282,8 +1289,8 @@ def run_totals(out: str | Path) -> dict[str, Any]:
     cost = sum(v.get("cost_usd") or 0.0 for v in videos) + sum(r.get("cost_usd") or 0.0 for r in attempts)
     # a video described once for all its queries is paid in videos.jsonl; its results repeat that usage as their
     # "describe" stage (a query-aware describer's, or a search's, is paid per query, on the result)
-    described_once = {v.get("video") for v in videos if v.get("describe_calls") or v.get("describe_saved")
-                      or "usage" in v}
+    described_once = {v.get("video") for v in videos if not v.get("unfinished") and (
+        v.get("describe_calls") or v.get("describe_saved") or "usage" in v)}
     # a video record written before videos.jsonl held usage: its describe requests are those its results repeat
     repeated: dict[tuple[Any, Any], dict[str, Any]] = {}
     for r in attempts:
@@ -1298,8 +1305,9 @@ def run_totals(out: str | Path) -> dict[str, Any]:
         if r.get("status") != "ok":
             kind = (r.get("error") or {}).get("type", "Error")
             errors[kind] = errors.get(kind, 0) + 1
-    return {"describe_calls": sum(v.get("describe_calls", 0) for v in videos),
-            "describe_saved": sum(v.get("describe_saved", 0) for v in videos),
+    # a coarse-to-fine search's calls are on each attempt's result (per request made), its video's record has none
+    return {"describe_calls": sum(r.get("describe_calls") or 0 for r in [*videos, *attempts]),
+            "describe_saved": sum(r.get("describe_saved") or 0 for r in [*videos, *attempts]),
             "cost_usd": round(cost, 6), "requests": sum(p[0] for p in paid),
             "unpriced_requests": sum(p[1] for p in paid), "failed_requests": sum(p[2] for p in paid),
             "failures_by_type": errors, "results": len(results)}

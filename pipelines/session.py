@@ -607,7 +607,8 @@ class Session:
     :mod:`pipelines.search` (:meth:`answer` and :meth:`events` describe the whole grid and say so);
     ``skip_unchanged`` (grey levels) does not send a frame nearly the same as
     the last one sent and reuses its description (:mod:`frame_describer.skip`); a result records how many
-    frames were sent and reused in ``settings["skip_unchanged"]``.
+    frames were sent to the describer, answered by the description cache and reused in
+    ``settings["skip_unchanged"]`` (``sent``, ``cached``, ``reused``).
     """
 
     def __init__(
@@ -902,15 +903,16 @@ class Session:
         duration = max(frames.truncated_at or info.extent or 0.0, times[-1])
         seconds = time.perf_counter() - started
         reused = sum((d.model_extra or {}).get("reused_from") is not None for d in out)
-        log.info("described %d frames of %s with %s in %.2f s%s", len(out), path, desc.name, seconds,
-                 f" ({len(out) - reused} sent, {reused} unchanged: the last one's description reused)"
-                 if self.skip_unchanged is not None else "")
         usage = sum((d.usage for d in out if d.usage is not None), Usage())  # cache hits carry Usage(cached=1)
+        sent = len(out) - reused - usage.cached  # to the describer: the cache answered the others it was given
+        log.info("described %d frames of %s with %s in %.2f s%s", len(out), path, desc.name, seconds,
+                 f" ({sent} sent{f', {usage.cached} from the description cache' if usage.cached else ''}, {reused} "
+                 "unchanged: the last one's description reused)" if self.skip_unchanged is not None else "")
         # the rate the sampler really used (1 fps when none was given; lowered by max_frames), not None
         sampling = {**s.model_dump(), "fps": frames.fps}
-        if self.skip_unchanged is not None:  # frames sent to the describer, and those given the last one's words
-            sampling["skip_unchanged"] = {"threshold": self.skip_unchanged, "sent": len(out) - reused,
-                                          "reused": reused}
+        if self.skip_unchanged is not None:  # frames sent to the describer, answered by the cache, and those given
+            sampling["skip_unchanged"] = {"threshold": self.skip_unchanged, "sent": sent,  # the last one's words
+                                          "cached": usage.cached, "reused": reused}
         described = DescribedVideo(video=str(path), duration=duration, step=step, describer=desc.name,
                                    settings=desc.settings(), descriptions=out, usage=usage, seconds=seconds,
                                    sampling=sampling, warnings=[*frames.warnings, *_no_text(out)])
@@ -1109,8 +1111,8 @@ class Session:
         step = grid[1] - grid[0] if len(grid) > 1 else infer_step(times)
         sampling = {**s.model_dump(), "fps": s.fps or DEFAULT_FPS}
         if self.skip_unchanged is not None:  # as the uniform path records it (and settings["search"]["skipped"])
-            sampling["skip_unchanged"] = {"threshold": self.skip_unchanged, "sent": outcome.calls + outcome.cached,
-                                          "reused": outcome.skipped}
+            sampling["skip_unchanged"] = {"threshold": self.skip_unchanged, "sent": outcome.calls,
+                                          "cached": outcome.cached, "reused": outcome.skipped}
         described = DescribedVideo(video=str(path), duration=max(length, times[-1]), step=step, describer=desc.name,
                                    settings=desc.settings(), descriptions=outcome.descriptions, usage=outcome.usage,
                                    seconds=outcome.seconds, sampling=sampling,

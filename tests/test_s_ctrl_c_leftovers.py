@@ -283,4 +283,6 @@ def test_a_ctrl_c_in_a_python_run_eval_stops_the_video_being_described(tmp_path)
     assert 5 <= described <= 6 and DescriptionCache(tmp_path / "c.sqlite").count() == described
     describers.register("s-ctrl-c-at-fifth", FakeDescriber)
     again = run_eval(cfg, tmp_path / "run")
-    assert (again.describe_calls, again.describe_saved) == (60 - described, described)
+    assert (again.describe_calls_now, again.describe_saved_now) == (60 - described, described)
+    # the run folder's total: the frames the stopped describe sent count too (its "unfinished" record: 55 before)
+    assert (again.describe_calls, again.describe_saved) == (60, described)

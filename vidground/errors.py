@@ -40,13 +40,16 @@ def keep_paid(paid: Callable[[], Any]) -> Iterator[None]:
     :class:`~vidground.types.Usage`), the requests answered before it that its raiser did not count, added to any it
     carries: what was paid on the way to an error is not lost (an eval counts a failed query's,
     :mod:`pipelines.executors`). Wrap only what does not itself raise with ``paid()``'s usage. Here, in the core,
-    because both stages use it (the describers' streams, the reasoners' re-asks) and neither imports the other."""
+    because both stages use it (the describers' streams, the reasoners' re-asks) and neither imports the other.
+    A ``KeyboardInterrupt`` (a Ctrl-C that stopped a frame stream) carries it as ``usage`` too: an eval keeps what
+    the query or describe it stopped had paid."""
     try:
         yield
-    except VidgroundError as exc:
+    except (VidgroundError, KeyboardInterrupt) as exc:
         spent = paid()
         if not spent.is_empty():  # a Usage: added to the error's own (vidground.types imports this module)
-            exc.usage = spent + exc.usage if isinstance(exc.usage, type(spent)) else spent
+            had = getattr(exc, "usage", None)
+            exc.usage = spent + had if isinstance(had, type(spent)) else spent  # type: ignore[union-attr]
         raise
 
 
