@@ -928,9 +928,11 @@ class Session:
         if self.cache is None or self.motion or self.skip_unchanged is not None:
             return None
         from frame_describer.cache import sampling_plan
+        from frame_describer.rates import rate_used
 
         s = self.sampling  # the times and duration are kept in the cache: a warm run opens no container
-        times, duration = sampling_plan(self.cache, path, fps=s.fps, num_frames=s.num_frames, max_frames=s.max_frames)
+        times, duration, video_fps = sampling_plan(self.cache, path, fps=s.fps, num_frames=s.num_frames,
+                                                   max_frames=s.max_frames, with_fps=True)
         desc = _for_video(self.describer, path)
         if not times or getattr(desc, "mode", "agnostic") == "aware":
             return None
@@ -940,10 +942,10 @@ class Session:
             return None
         out = [hits[t] for t in sorted(set(times))]
         rate = None
-        if s.num_frames is None:  # the rate sample_frames would use: 1 fps by default, lowered by max_frames
-            rate = s.fps or DEFAULT_FPS
+        if s.num_frames is None:  # the rate sample_frames would use: 1 fps by default, lowered by max_frames,
+            rate = rate_used(s.fps or DEFAULT_FPS, video_fps)  # at most the video's own
             if s.max_frames and duration > 0 and math.ceil(duration * rate - 1e-9) > s.max_frames:
-                rate = s.max_frames / duration
+                rate = rate_used(s.max_frames / duration, video_fps)
         step = infer_step([d.t for d in out]) if len(out) > 1 else 1.0 / (rate or DEFAULT_FPS)
         if duration and out[-1].t < duration - 1.5 * step:
             return None  # the packets stop well before the container's claimed end: decode to find the real one
@@ -1059,7 +1061,7 @@ class Session:
         with the previous one, nor under skip-unchanged with a calls budget: there a description cache is what makes
         reuse happen; see :meth:`_reuses_answers`). The result's ``settings["search"]`` lists every frame described,
         with its pass and why."""
-        from frame_describer.sampling import probe_video, sample_frames
+        from frame_describer.sampling import probe_video, rate_used, sample_frames
         from .search import coarse_to_fine, count_grid, describe_once, frame_progress, in_flight_of, rate_grid
 
         self._check_open()
@@ -1069,7 +1071,9 @@ class Session:
         # the video's real length (a truncated file's real end, frames past a short claim), as the dense path's: a
         # grid over the container's claim answered times past a truncated file's end with its last frame
         length = duration or info.extent
-        grid = count_grid(length, s.num_frames) if s.num_frames else rate_grid(length, s.fps or DEFAULT_FPS)
+        # at most the video's own rate: above it, a denser grid only names each frame several times
+        rate = rate_used(s.fps or DEFAULT_FPS, info.fps, warn=None if s.num_frames else path)
+        grid = count_grid(length, s.num_frames) if s.num_frames else rate_grid(length, rate)
         if s.max_frames and len(grid) > s.max_frames:
             grid = count_grid(length, s.max_frames)
         desc = _for_video(self.describer, path)
@@ -1099,6 +1103,7 @@ class Session:
         seen.update((d.t, d) for d in known.values())
         outcome, stride = coarse_to_fine(query, _as_called(rsn), describe, grid, length, self.search, known=known,
                                          tolerant=True, in_flight=in_flight_of(desc),
+                                         reuses=self.skip_unchanged is not None,
                                          progress=frame_progress(f"describing {path.name}", self.progress))
         if key is not None:
             with self._lock:
@@ -1109,7 +1114,7 @@ class Session:
                     self._searched.popitem(last=False)
         times = [d.t for d in outcome.descriptions]
         step = grid[1] - grid[0] if len(grid) > 1 else infer_step(times)
-        sampling = {**s.model_dump(), "fps": s.fps or DEFAULT_FPS}
+        sampling = {**s.model_dump(), "fps": rate}
         if self.skip_unchanged is not None:  # as the uniform path records it (and settings["search"]["skipped"])
             sampling["skip_unchanged"] = {"threshold": self.skip_unchanged, "sent": outcome.calls,
                                           "cached": outcome.cached, "reused": outcome.skipped}
