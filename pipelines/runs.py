@@ -1139,7 +1139,7 @@ class _CtrlC:
         if self.describing:  # a frame stream stops at its next frame: what was describing is dropped, not finished
             return ("no query or frame is begun: the frames being described finish and are kept (in the "
                     "description cache, if any), a video or query still describing its frames is left for the "
-                    "resumed run (what it paid is counted in the run folder), and the queries being answered finish "
+                    "resumed run (what it paid is counted in the run folder), and the other queries under way finish "
                     "and are written before the run stops (a second Ctrl-C stops at once: the calls under way are "
                     "lost, though paid)")
         return ("no query is begun, and the queries under way finish and are written before the run stops (a second "
