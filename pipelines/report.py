@@ -536,6 +536,19 @@ def _md_cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def frame_choice(config: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The settings of a run's ``config`` that choose which frames are described, those set only: the search's
+    (``search.strategy``, ``search.budget``, ``search.budget_seconds``, ``search.keyframe_tolerance``...),
+    ``skip_unchanged`` and ``motion``. A uniform run without them has none."""
+    search = config.get("search")
+    shown = [(f"search.{k}", v) for k, v in search.items()] if isinstance(search, dict) else []
+    if config.get("skip_unchanged") is not None:
+        shown.append(("skip_unchanged", config["skip_unchanged"]))
+    if config.get("motion"):
+        shown.append(("motion", config["motion"]))
+    return shown
+
+
 def _markdown(out: Path, config: dict[str, Any], queries: list[Query], results: dict[str, dict[str, Any]],
               m: Metrics | None, totals: dict[str, Any], missing: list[str], summary_plots: Sequence[str] = ()) -> str:
     scored = m.n if m else 0
@@ -570,6 +583,7 @@ def _markdown(out: Path, config: dict[str, Any], queries: list[Query], results: 
     for k in ("mode", "describer", "reasoner", "fps", "num_frames", "max_frames", "max_side", "top_k", "clip_gt",
               "videos", "descriptions", "cache", "concurrency"):
         lines.append(f"- {k}: `{config.get(k)}`")
+    lines += [f"- {k}: `{v}`" for k, v in frame_choice(config)]
     lines += ["", "## Cost", "",
               f"- describer calls made: {totals['describe_calls']}, saved by the cache: {totals['describe_saved']}",
               f"- cost: {format_cost(totals['cost_usd'], totals['requests'], totals['unpriced_requests'])} "
@@ -742,6 +756,30 @@ def _short(value: Any, limit: int = 50) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def run_spend(folder: str | Path) -> dict[str, Any]:
+    """What a run spent, as its metrics.json recorded it: ``describe_calls`` (describer calls made),
+    ``describe_saved`` (frames from the description cache) and ``cost`` (in words, :func:`format_cost`), each
+    ``None`` where not recorded (a folder without metrics.json, or from before vidground counted it, or one
+    damaged: the comparison does not need it)."""
+    try:
+        m = read_run_json(Path(folder) / "metrics.json", {})
+    except InputError:
+        m = {}
+
+    def count(key: str) -> int | None:
+        v = m.get(key)
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    cost = m.get("cost_usd")
+    requests, unpriced = count("requests"), count("unpriced_requests")
+    known = isinstance(cost, (int, float)) and not isinstance(cost, bool) and requests is not None
+    return {"describe_calls": count("describe_calls"), "describe_saved": count("describe_saved"),
+            "cost": format_cost(float(cost), requests, unpriced or 0) if known else None}  # type: ignore[arg-type]
+
+
+_SPEND_ROWS = (("describe_calls", "describer calls made"), ("describe_saved", "frames from the cache"), ("cost", "cost"))
+
+
 def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, Any]:
     """Two runs side by side on their common queries: metrics, per-query IoU differences, and how the
     runs differ besides (see :func:`run_differences`)."""
@@ -789,7 +827,7 @@ def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, An
             "largest_changes": [r for r in rows if abs(r["delta"]) > 1e-9][:top],
             "config_a": {k: ca.get(k) for k in ("describer", "reasoner", "fps", "mode")},
             "config_b": {k: cb.get(k) for k in ("describer", "reasoner", "fps", "mode")},
-            "differences": run_differences(a, b)}
+            "spend_a": run_spend(a), "spend_b": run_spend(b), "differences": run_differences(a, b)}
 
 
 def format_compare(c: dict[str, Any]) -> str:
@@ -808,6 +846,13 @@ def format_compare(c: dict[str, Any]) -> str:
     for k in keys:
         va, vb = c["metrics_a"].get(k, float("nan")), c["metrics_b"].get(k, float("nan"))
         lines.append(f"{k:<8} {va:>8.2f} {vb:>8.2f} {vb - va:>+8.2f}")
+    if "spend_a" in c:  # what each run spent, over all its queries (not only the common ones)
+        lines += ["", f"{'spent (each run, all its queries)':<34} {'A':>10} {'B':>10} {'B-A':>8}"]
+        for key, label in _SPEND_ROWS:
+            sa, sb = c["spend_a"].get(key), c["spend_b"].get(key)
+            delta = f"{sb - sa:>+8d}" if isinstance(sa, int) and isinstance(sb, int) else ""
+            lines.append(f"{label:<34} {'unknown' if sa is None else sa:>10} {'unknown' if sb is None else sb:>10} "
+                         f"{delta}".rstrip())
     lines += ["", f"B better on {c['b_better']} queries, A better on {c['a_better']}; at IoU 0.5 B fixes "
                   f"{c['fixed_at_0.5']} and breaks {c['broken_at_0.5']}.", ""]
     if c["largest_changes"]:
