@@ -987,8 +987,11 @@ class _Coverage:
                 f"found are squeezed or fail; {self.hint}")
 
 
-#: error types that are the run's, not a query's: every query would fail with them
-RUN_WIDE_ERRORS = frozenset({"ConfigurationError", "MissingDependencyError"})
+#: error types that are the run's, not a query's: every query would fail with them. A plug-in that broke its protocol
+#: (PluginError) is a bug in the plug-in, not a hard query: retrying the query cannot mend it. In an eval this decides
+#: only a run of one query (:func:`no_result_cause`): a plug-in failing on some videos' inputs while other queries
+#: have results leaves those queries failed, each on its own, as before.
+RUN_WIDE_ERRORS = frozenset({"ConfigurationError", "MissingDependencyError", "PluginError"})
 # a ProviderError's message (vidground.chat.map_error) for a server that cannot be reached or refuses the key or the
 # model: "openai:m: connection failed (ConnectError)", "openai:m: HTTP 401: ..."
 _RUN_WIDE_MESSAGE = re.compile(r"connection (?:failed|refused)|\bHTTP 40[134]\b", re.IGNORECASE)
@@ -996,8 +999,8 @@ _RUN_WIDE_MESSAGE = re.compile(r"connection (?:failed|refused)|\bHTTP 40[134]\b"
 
 def is_run_wide(kind: str, message: str) -> bool:
     """Whether an error (its type's name and message, as a failed record holds them) is clearly the run's and not
-    one input's: a configuration error, a missing dependency, a server that cannot be reached or answers HTTP 401,
-    403 or 404."""
+    one input's: a configuration error, a missing dependency, a plug-in that broke its protocol, a server that cannot
+    be reached or answers HTTP 401, 403 or 404."""
     return kind in RUN_WIDE_ERRORS or bool(_RUN_WIDE_MESSAGE.search(message))
 
 
