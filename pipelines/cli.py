@@ -505,7 +505,7 @@ def _stops_the_rest(exc: VidgroundError, session: Any, video: str | None) -> str
     if not isinstance(exc, (ProviderError, OutputValidationError)) or is_run_wide(type(exc).__name__, str(exc)):
         return "every query would fail with it"
     if video is not None and not session.search.refines \
-            and getattr(session.describer, "mode", "agnostic") != "aware" and session.remembered(video) is None:
+            and getattr(session.describer, "mode", "agnostic") != "aware" and not session.has_remembered(video):
         return "the video was not described, and each query would describe it again"
     return None
 

@@ -799,6 +799,15 @@ class Session:
             found = self._videos.get(key)
         return None if found is None else _own_copy(found)
 
+    def has_remembered(self, video: PathLike) -> bool:
+        """Whether :meth:`remembered` would give ``video``'s description, without copying it (a deep copy of a long
+        video's descriptions is costly when only its presence matters)."""
+        key = _file_key(Path(video))
+        if key is None:
+            return False
+        with self._lock:
+            return key in self._videos
+
     def _recalled(self, key: tuple[Any, ...] | None) -> DescribedVideo | None:
         if key is None:
             return None
