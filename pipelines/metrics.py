@@ -45,8 +45,9 @@ from .baselines import baseline_predictions, mean_prior  # noqa: F401  (re-expor
 from .datasets import Query
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
-#: IoU thresholds of mAP (0.5:0.05:0.95) and the most intervals per query it ranks, as in moment_detr.
-MAP_THRESHOLDS: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+#: IoU thresholds of mAP (0.5:0.05:0.95) and the most intervals per query it ranks, as in moment_detr: its
+#: ``np.linspace(0.5, 0.95, 10)``, whose 0.9 is 0.8999999999999999 (an IoU of 0.9 in floating point reaches it).
+MAP_THRESHOLDS: tuple[float, ...] = tuple(float(m) for m in np.linspace(0.5, 0.95, 10))
 MAP_MAX_PREDICTIONS = 10
 #: How far under a threshold m a value still counts as reaching it: none. The official scripts compare ``>= m`` in
 #: floating point with no tolerance (moment_detr ``compute_mr_r1`` and its mAP, NExT-GQA ``eval_ground.py``), so a
@@ -329,7 +330,10 @@ def average_precision(ranked: Sequence[Sequence[tuple[float, float] | None]],
     gs, ge = gt[:, None, :, 0], gt[:, None, :, 1]
     with np.errstate(invalid="ignore"):
         inter = np.clip(np.minimum(pe, ge) - np.maximum(ps, gs), 0.0, None)
-        ious = inter / (np.maximum(pe, ge) - np.minimum(ps, gs))  # (n, n_pred, n_gt)
+        # the union as moment_detr's compute_temporal_iou_batch_cross computes it (the two lengths less the
+        # intersection), not :func:`iou`'s hull (its compute_temporal_iou_batch_paired, R1's): equal in exact
+        # arithmetic, they round differently, which decides a hit at an IoU on a threshold
+        ious = inter / ((pe - ps) + (ge - gs) - inter)  # (n, n_pred, n_gt)
     ious = np.where(np.isnan(ious), -1.0, ious)
     # candidate GT windows of each interval by decreasing IoU (ties: the later window first, as
     # moment_detr's argsort()[::-1])

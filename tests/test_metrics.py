@@ -257,6 +257,23 @@ def test_map_two_gt_windows_hand_computed():
     assert m["R1@0.5"] == 100.0
 
 
+def test_map_iou_and_thresholds_round_as_moment_detr_while_r1_keeps_the_hull_union():
+    # moment_detr's mAP takes IoUs from compute_temporal_iou_batch_cross (union = the two lengths less the
+    # intersection) against np.linspace(0.5, 0.95, 10); its R1 (compute_mr_r1) from compute_temporal_iou_batch_paired
+    # (union = the hull, as iou() here). Equal in exact arithmetic; in floating point they differ on a threshold.
+    assert MAP_THRESHOLDS == tuple(np.linspace(0.5, 0.95, 10)) and MAP_THRESHOLDS[8] == 0.8999999999999999
+    i75 = MAP_THRESHOLDS.index(0.75)
+    # (0.06, 0.36) vs (0.05, 0.45): the hull gives 0.7499999999999999, moment_detr's mAP 0.75, a hit at 0.75
+    assert iou((0.06, 0.36), (0.05, 0.45)) < 0.75
+    assert average_precision([[(0.06, 0.36)]], [[(0.05, 0.45)]])[0, i75] == 1.0
+    # (0.16, 0.56) vs (0.31, 0.51): the hull gives 0.5 (an R1 hit), moment_detr's mAP 0.49999999999999994 (a miss)
+    assert average_precision([[(0.16, 0.56)]], [[(0.31, 0.51)]])[0, 0] == 0.0
+    m = compute_metrics({"0": [[0.16, 0.56]]}, [q(0, 0.31, 0.51)], bootstrap=0, baselines=False)
+    assert m["R1@0.5"] == 100.0
+    # (0.61, 1.01) vs (0.61, 0.97): IoU 0.8999999999999999 reaches linspace's 0.9, not a literal 0.9
+    assert average_precision([[(0.61, 1.01)]], [[(0.61, 0.97)]])[0, 8] == 1.0
+
+
 def test_map_duplicates_match_a_window_once():
     query = q(0, 0, 0, windows=[(0, 10), (20, 30)])
     # the second [0, 10] finds its window taken: a false positive, as in the test above
