@@ -353,9 +353,18 @@ def parse_events(text: str, *, lo: float, hi: float, step: float | None = None, 
     form = reply_form(fmt)
     chosen, notes = choose_answer(text, lambda value: _check_events(value, form, lo, hi, step, max_events, fmt,
                                                                      transcript),
-                                  spans=lambda c: frozenset((e.start, e.end) for e in c.events),
-                                  brief=lambda c: "[" + ", ".join(f"{e.start:g}-{e.end:g}" for e in c.events[:3]) + "]")
+                                  spans=_event_items, brief=_brief_events)
     return chosen.events, notes + chosen.warnings
+
+
+def _event_items(checked: _CheckedEvents) -> frozenset[tuple[float, float, str]]:
+    """What a later value must repeat to quote an events answer: each event's times and caption, so a correction
+    that only rewords a caption ("Sorry, correction: ... "a woman walks in"") is an answer, not a quote."""
+    return frozenset((e.start, e.end, e.caption) for e in checked.events)
+
+
+def _brief_events(checked: _CheckedEvents) -> str:
+    return "[" + ", ".join(f"{e.start:g}-{e.end:g} {e.caption[:30]!r}" for e in checked.events[:3]) + "]"
 
 
 @dataclass

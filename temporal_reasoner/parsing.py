@@ -13,9 +13,13 @@ reason shown to the model:
   ``[s, e]`` pair is a fragment: it counts only when there is no whole answer, so "the video spans [0, 36]"
   after an answer does not replace it. A value labelled as the format's echo ("Format used: ...", "e.g. ...",
   "Example: ...") is not an answer while another whole one is; "in JSON format:", "in the requested format:"
-  introduce an answer, not an echo. A later value whose intervals are all among an earlier whole answer's is
-  a quote of it (the answer explained interval by interval), not a correction. Prose after the last fenced
-  block is read too (a correction written after it). A warning says which was used when they differ.
+  introduce an answer, not an echo. A later value whose intervals are all among the last whole answer's before
+  it is a quote of it (the answer explained interval by interval), not a correction; one that repeats an older
+  answer exactly is that answer again ("Candidate 1: ... Candidate 2: ... Final answer: <candidate 1>"). Prose
+  after the last fenced block is read too: a value there replaces the fenced answer only when introduced as a
+  correction ("Wait, ... The correct answer is:", "Actually:", "final answer", "instead", "should be"); any
+  other is commentary ("I first considered ... but rejected it", "For example, ...") and is left out. A warning
+  says which was used when they differ.
 * Times are seconds, except in an indexed time style (frame numbers, ``<k>`` tokens;
   :mod:`temporal_reasoner.timestyles`), whose whole numbers are decoded to seconds first: a number
   that is not whole, or out of the style's range (a token past ``<M>``), is rejected.
@@ -142,22 +146,22 @@ _CLOCK = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)")
 _PY_LITERALS = re.compile(r"\b(true|false|null)\b")
 
 
-def _fenced(text: str) -> list[tuple[str, str]]:
+def _fenced(text: str) -> list[tuple[str, str, bool]]:
     """The bodies of the text's first ``` fenced blocks, a leading ``json`` tag and whitespace dropped, each with
-    the prose between it and the block before (or the start); then the prose after the last block, when there is
-    any and the blocks were not cut at :data:`MAX_FENCED_BLOCKS` (a correction written after the fenced answer:
-    "Wait, I misread. The correct answer is: {...}")."""
+    the prose between it and the block before (or the start) and ``False``; then the prose after the last block,
+    with ``""`` and ``True``, when there is any and the blocks were not cut at :data:`MAX_FENCED_BLOCKS` (a
+    correction written after the fenced answer: "Wait, I misread. The correct answer is: {...}")."""
     out, start, prev = [], text.find(_FENCE), 0
     while start != -1 and len(out) < MAX_FENCED_BLOCKS:
         end = text.find(_FENCE, start + 3)
         if end == -1:
             break
         body = text[start + 3:end]
-        out.append(((body[4:] if body[:4] in ("json", "JSON") else body).lstrip(), text[prev:start]))
+        out.append(((body[4:] if body[:4] in ("json", "JSON") else body).lstrip(), text[prev:start], False))
         prev = end + 3
         start = text.find(_FENCE, end + 3)
     if out and len(out) < MAX_FENCED_BLOCKS and text[prev:].strip():
-        out.append((text[prev:], ""))
+        out.append((text[prev:], "", True))
     return out
 
 
@@ -270,14 +274,15 @@ def strip_reasoning(text: str, *, prompt_block: bool = True) -> str:
 MAX_ANSWERS = 16
 
 
-def _values(stripped: str, limit: int = MAX_ANSWERS) -> list[tuple[Any, str]]:
+def _values(stripped: str, limit: int = MAX_ANSWERS) -> list[tuple[Any, str, bool]]:
     """The JSON values in ``stripped`` (a reply, its reasoning blocks left out), in order, each with the prose
-    between it and the value before (or the start): see :func:`json_candidates`."""
+    between it and the value before (or the start), and whether it is in the prose after the last fenced block
+    (read when the fenced blocks hold values): see :func:`json_candidates`."""
     stripped = stripped.strip()
     if not stripped:
         raise ReplyError("the answer was empty")
     try:
-        return [(json.loads(stripped), "")]
+        return [(json.loads(stripped), "", False)]
     except (json.JSONDecodeError, RecursionError):
         pass
     error = None
@@ -285,10 +290,10 @@ def _values(stripped: str, limit: int = MAX_ANSWERS) -> list[tuple[Any, str]]:
     # single quotes first as strings (Python-style replies), then as apostrophes (prose: "the man's hand")
     for quotes in ("\"'", '"'):
         fenced = _fenced(stripped)
-        for sources in ((fenced, [(stripped, "")]) if fenced else ([(stripped, "")],)):
-            found: list[tuple[Any, str]] = []
+        for sources in ((fenced, [(stripped, "", False)]) if fenced else ([(stripped, "", False)],)):
+            found: list[tuple[Any, str, bool]] = []
             failures = spans = 0
-            for src, lead in sources:
+            for src, lead, after in sources:
                 span, prev = _first_balanced(src, 0, quotes), 0
                 while span is not None and len(found) < limit and failures < MAX_CANDIDATES:
                     if spans == MAX_SPANS:
@@ -298,7 +303,7 @@ def _values(stripped: str, limit: int = MAX_ANSWERS) -> list[tuple[Any, str]]:
                     text = src[span[0]:span[1]]
                     if not _PROSE_SPAN.fullmatch(text) or _SCALAR.fullmatch(text, 1, len(text) - 1):
                         try:  # (a quoted transcript line "[12.0-15.0] a man enters" is prose: not decoded)
-                            found.append((_loads(text), lead + src[prev:span[0]]))
+                            found.append((_loads(text), lead + src[prev:span[0]], after))
                             lead, prev = "", span[1]
                         except ReplyError as exc:  # prose like "[it's here]" before the JSON: try the next span
                             error = error or exc
@@ -318,7 +323,7 @@ def json_candidates(text: str, limit: int = MAX_ANSWERS) -> list[Any]:
     :data:`MAX_FENCED_BLOCKS` fenced blocks when any decode, else the whole text), at most ``limit`` of them.
     Fences, prose, single quotes and trailing commas are tolerated. Spans never overlap, so decoding them all
     is linear in the reply's length; at most :data:`MAX_CANDIDATES` spans that do not decode are tried."""
-    return [value for value, _ in _values(strip_reasoning(text), limit)]
+    return [value for value, _, _ in _values(strip_reasoning(text), limit)]
 
 
 #: A label that introduces a value as an echo of the asked format, not an answer ("Format used: {...}",
@@ -342,6 +347,23 @@ def _echo(prose: str) -> bool:
         return False
     given = _IN_FORMAT.search(label)
     return given is None or bool(_EXAMPLE.search(label[:given.start()].rsplit("\n", 1)[-1]))
+
+
+#: What introduces a value in the prose after the last fenced block as a correction of the fenced answer ("Wait,
+#: I misread. The correct answer is: {...}", "Actually: {...}"); any other value there is commentary ("I first
+#: considered {...} but rejected it", "For example, a different query would give {...}").
+_CORRECTION = re.compile(r"\b(?:correct(?:ed)?\s+(?:answer|one|version|intervals?|times?)|corrected|correction|actually"
+                         r"|wait|final\s+answer|instead|should\s+be)\b|\bcorrect\s*:", re.I)
+_SENTENCE_BREAK = re.compile(r"[.!?](?:\s|$)|\n")
+
+
+def _correction(prose: str) -> bool:
+    """Whether ``prose``, the text before a value after the last fenced block, introduces it as a correction
+    (:data:`_CORRECTION`): read on its last sentence, and the one before when the last is a short label ("The
+    answer is:") or there is none ("Wait, I misread.\n{...}")."""
+    sentences = [s for s in _SENTENCE_BREAK.split(prose.rstrip()[-_LABEL_CHARS:]) if s.strip()]
+    read = sentences[-2:] if len(sentences) > 1 and _short_label(sentences[-1]) else sentences[-1:]
+    return any(_CORRECTION.search(s) for s in read)
 
 
 def _short_label(prose: str) -> bool:
@@ -386,8 +408,12 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
     (prose right before it ends with "format", "schema", "example" or "e.g.", one word and a colon allowed:
     "Format used: {...}"; not "in JSON format:", "in the requested format:") is not an answer while another
     whole one is. A value whose ``spans`` (the checked value's set of items, compared as numbers) are a subset of
-    an earlier whole answer's (not an echo's) is a quote of it, not a correction (an answer followed by its intervals explained one
-    by one). Warnings say which value was used when others (not quotes) differ. A reply whose valid value comes
+    those of the last whole answer kept before it (not an echo, not a quote) is a quote of it, not a correction (an
+    answer followed by its intervals explained one by one), unless it repeats an older kept answer exactly (a
+    revert: "Candidate 1: A, Candidate 2: B, Final answer: A" is A). A value in the prose after the last fenced
+    block is commentary, left out, unless its label (:func:`_correction`) introduces it as a correction or the
+    fenced blocks hold no valid value. Warnings say which value was used when others (not quotes nor
+    commentary) differ. A reply whose valid value comes
     before a stray closing ``</think>`` tag uses it (with a warning) only when it opens the reply (nothing or a
     short label such as "Answer:" or "**Answer:**" before it); otherwise all before the tag is reasoning
     (DeepSeek-R1's template opens the block in the prompt) and the reply has no answer (nothing after the tag:
@@ -410,10 +436,10 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
                 raise ReplyError("the JSON before your closing </think> tag was taken as reasoning, not as the "
                                  "answer; give the answer after the tag")
             continue
-        valid: list[tuple[Any, str, Any]] = []
-        for value, prose in values:
+        valid: list[tuple[Any, str, Any, bool]] = []
+        for value, prose, after in values:
             try:
-                valid.append((check(value), prose, value))
+                valid.append((check(value), prose, value, after))
             except ReplyError as exc:
                 first_error = first_error or exc
                 if full(value):
@@ -423,16 +449,32 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
         every = range(len(valid))
         whole_k = [full(v[2]) for v in valid]
         echo = [_echo(v[1]) for v in valid]
+        # a value in the prose after the last fenced block is commentary unless introduced as a correction
+        aside = [v[3] and not _correction(v[1]) for v in valid]
+        if all(aside):  # ... while the fenced blocks hold a valid answer
+            aside = [False] * len(valid)
         items = [spans(v[0]) if spans else None for v in valid]
-        quote = [items[k] is not None and any(whole_k[j] and not echo[j] and items[j] is not None
-                                              and items[k] <= items[j] for j in range(k)) for k in every]
+        quote = [False] * len(valid)
+        last: int | None = None  # the last kept whole answer (not an echo)
+        answered: list[frozenset] = []  # the items of the kept whole answers before it
+        for k in every:
+            if aside[k]:
+                continue
+            mine, theirs = items[k], items[last] if last is not None else None
+            # a quote repeats some of the last answer's items; an exact repeat of an older answer reverts to it
+            if mine is not None and theirs is not None and mine <= theirs and (mine == theirs or mine not in answered):
+                quote[k] = True
+            elif whole_k[k] and not echo[k]:
+                if theirs is not None:
+                    answered.append(theirs)
+                last = k
         tier = [2 * (not whole_k[k]) + echo[k] for k in every]  # whole answers, whole echoes, fragments, echoed ones
-        kept = [k for k in every if not quote[k]]  # never empty: the first value quotes nothing
+        kept = [k for k in every if not quote[k] and not aside[k]]  # never empty: the first kept value quotes nothing
         best = min(tier[k] for k in kept)
         pick = [k for k in kept if tier[k] == best][-1]
         chosen = valid[pick][0]
         notes = []
-        others = [k for k in every if k != pick and not quote[k] and valid[k][0] != chosen]  # a quote says it again
+        others = [k for k in kept if k != pick and valid[k][0] != chosen]  # a quote says it again
         if others:
             drafts = any(tier[k] == best for k in others)  # all before the pick: it is the last of its tier
             around = any(tier[k] != best for k in others)

@@ -1,0 +1,121 @@
+"""The answer rule after the FX-K review of 1f5e98f: a final answer repeating an earlier candidate is that answer,
+not a quote of the other candidate (a quote is only of the last answer kept); a value in the prose after a fenced
+answer replaces it only when introduced as a correction; an events correction that only rewords a caption is an
+answer, not a quote of the events it corrects."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from temporal_reasoner.events import parse_events
+from temporal_reasoner.parsing import parse_reply_detailed
+from temporal_reasoner.qa import parse_answer
+
+
+def ground(reply: str) -> tuple[list[tuple[float, float]], list[str]]:
+    parsed = parse_reply_detailed(reply, duration=36.0, step=1.0)
+    return [(i.start, i.end) for i in parsed.intervals], parsed.warnings
+
+
+def intervals(*pairs: tuple[float, float]) -> str:
+    return json.dumps({"intervals": [{"start": s, "end": e} for s, e in pairs]})
+
+
+A, B = intervals((10, 15)), intervals((17, 21))
+CHOICES = ["x", "y", "z"]
+
+
+# --- 1. repeating an earlier candidate as the final answer reverts to it ----------------------------------------------
+
+@pytest.mark.parametrize("reply", [
+    f"Candidate 1: {A}\nCandidate 2: {B}\nCandidate 1 matches the query better.\nFinal answer: {A}",
+    f"```json\n{A}\n```\nHmm, or maybe:\n```json\n{B}\n```\nNo, the first one is right:\n```json\n{A}\n```",
+])
+def test_a_final_answer_repeating_an_earlier_candidate_is_that_candidate(reply):
+    """On 1f5e98f: 17-21, the rejected candidate, with a warning naming 10-15 as the other (the repeat was taken
+    as a quote of the first candidate)."""
+    got, warnings = ground(reply)
+    assert got == [(10, 15)]
+    assert len(warnings) == 1 and "(others: [17-21])" in warnings[0]
+
+
+def test_a_qa_final_answer_repeating_an_earlier_option_is_that_option():
+    reply = ('Option A: {"choice": 0, "intervals": [[10, 15]]}\nOption B: {"choice": 1, "intervals": [[17, 21]]}\n'
+             'A is better supported. Final answer: {"choice": 0, "intervals": [[10, 15]]}')
+    parsed = parse_answer(reply, choices=CHOICES, duration=36.0, step=1.0)
+    assert (parsed.choice, [(i.start, i.end) for i in parsed.intervals]) == (0, [(10, 15)])
+    assert len(parsed.warnings) == 1 and "'y' at 17-21" in parsed.warnings[0]
+
+
+def test_an_exact_repeat_of_an_older_answer_reverts_even_when_the_last_one_holds_it():
+    """{10-15}, then {10-15, 17-21}, then {10-15} again: the older answer said again, not a quote of the last."""
+    got, _ = ground(f"First: {A}\nOr both: {intervals((10, 15), (17, 21))}\nNo, only the first: {A}")
+    assert got == [(10, 15)]
+
+
+def test_a_quote_is_of_the_last_answer_kept_and_keeps_it_without_a_warning():
+    both = intervals((17, 21), (25, 30))
+    # the answer explained interval by interval, after a draft: the quotes are of the last answer
+    got, warnings = ground(f"Draft: {A}\nAnswer: {both}\nExplanation:\n- {B} he enters\n- {intervals((25, 30))}")
+    assert got == [(17, 21), (25, 30)]
+    assert len(warnings) == 1 and "(others: [10-15])" in warnings[0]
+    # a repeat of the last answer says it again
+    assert ground(f"{A}\nSo: {B}\nIn short: {B}") == ([(17, 21)], ground(f"{A}\nSo: {B}")[1])
+
+
+# --- 2. prose after the last fenced answer: commentary unless introduced as a correction ----------------------------
+
+@pytest.mark.parametrize("prose", [
+    f"I first considered {A} but rejected it.",
+    f"For example, a different query would give {intervals((1, 3))}.",
+    f"I should be careful here.\nOne could argue for {A}, but the door opens later.",
+])
+def test_a_value_in_the_commentary_after_a_fenced_answer_does_not_replace_it(prose):
+    """On 1f5e98f: the commentary's value, with a warning naming the fenced answer."""
+    assert ground(f"```json\n{B}\n```\n{prose}") == ([(17, 21)], [])
+
+
+def test_a_qa_value_in_the_commentary_after_a_fenced_answer_does_not_replace_it():
+    reply = ('```json\n{"choice": 1, "intervals": [[17, 21]]}\n```\n'
+             'For instance, if he had left, the reply would be {"choice": 2, "intervals": [[30, 34]]}.')
+    parsed = parse_answer(reply, choices=CHOICES, duration=36.0, step=1.0)
+    assert (parsed.choice, [(i.start, i.end) for i in parsed.intervals], parsed.warnings) == (1, [(17, 21)], [])
+
+
+@pytest.mark.parametrize("prose", [
+    f"Wait, I misread. The correct answer is:\n{B}",
+    f"Wait, I misread the query.\n{B}",
+    f"Actually: {B}",
+    f"My final answer is {B}",
+    f"Corrected:\n{B}",
+    f"It should be {B} instead.",
+    f"Use {B} instead",  # "instead" after the value is not read: commentary
+])
+def test_a_value_introduced_as_a_correction_after_a_fenced_answer_replaces_it(prose):
+    got, warnings = ground(f"```json\n{A}\n```\n{prose}")
+    if prose.startswith("Use"):
+        assert (got, warnings) == ([(10, 15)], [])
+    else:
+        assert got == [(17, 21)] and len(warnings) == 1 and "(others: [10-15])" in warnings[0]
+
+
+def test_commentary_after_a_fence_counts_when_the_fenced_blocks_hold_no_valid_answer():
+    got, _ = ground(f"```json\n{{\"note\": \"see below\"}}\n```\nI would say {B}.")
+    assert got == [(17, 21)]
+
+
+# --- 3. an events correction that only rewords a caption ---------------------------------------------------------
+
+def test_an_events_correction_of_a_caption_alone_is_the_answer_with_a_warning():
+    """On 1f5e98f: 'a man walks in', silently (the correction's times were those of the answer: a 'quote')."""
+    man = '{"events": [{"start": 3, "end": 5, "caption": "a man walks in"}]}'
+    woman = '{"events": [{"start": 3, "end": 5, "caption": "a woman walks in"}]}'
+    events, warnings = parse_events(f"{man}\nSorry, correction: {woman}", lo=0, hi=36, step=1.0)
+    assert [(e.start, e.end, e.caption) for e in events] == [(3, 5, "a woman walks in")]
+    assert len(warnings) == 1 and "'a man walks in'" in warnings[0]
+    # a quote of one event, caption and all, still keeps every event
+    two = '{"events": [{"start": 3, "end": 5, "caption": "a"}, {"start": 6, "end": 9, "caption": "b"}]}'
+    events, warnings = parse_events(f'{two}\nThe key one: [{{"start": 6, "end": 9, "caption": "b"}}]', lo=0, hi=36)
+    assert (len(events), warnings) == (2, [])
