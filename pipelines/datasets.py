@@ -84,11 +84,11 @@ class Query:
     def official(self, choice: int | None, scores: list[float] | None = None) -> tuple[int | None, list[float] | None]:
         """An answer to :attr:`offered` (its index, and its score per offered option) in :attr:`choices`' indices:
         the first option with the chosen text (as NExT-GQA's loader, ``choices.index(answer)``), and each option
-        its text's score."""
+        its text's score. A ``choice`` that is no offered option's index maps to ``None`` (scored as no answer)."""
         offered = [normalize_query(c) for c in self.offered]
         at = [offered.index(normalize_query(c)) for c in self.choices]
         if choice is not None:
-            choice = at.index(choice)
+            choice = at.index(choice) if choice in at else None
         if scores is not None and len(scores) == len(offered):
             scores = [scores[i] for i in at]
         return choice, scores

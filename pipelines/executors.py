@@ -39,7 +39,7 @@ from vidground.errors import ConfigurationError, MissingDependencyError, Provide
 from vidground.types import Usage
 
 from .datasets import Query
-from .metrics import score_query
+from .metrics import reaches, score_query
 from .provenance import backend_settings
 from .topk import kept_top_k
 
@@ -628,7 +628,7 @@ class RunProgress:
     def update(self, record: dict[str, Any], query: Query) -> None:
         s = score_query(query, record if record.get("status") == "ok" else {"error": True})
         self.n += 1
-        self.hits += s.iou >= 0.5 - 1e-9
+        self.hits += reaches(s.iou, 0.5)
         self.iou_sum += s.iou
         self.failed += s.failure is not None
         self.cost += record.get("cost_usd") or 0.0

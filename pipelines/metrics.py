@@ -52,9 +52,16 @@ MAP_MAX_PREDICTIONS = 10
 #: How far under a threshold m a value still counts as reaching it: none. The official scripts compare ``>= m`` in
 #: floating point with no tolerance (moment_detr ``compute_mr_r1`` and its mAP, NExT-GQA ``eval_ground.py``), so a
 #: published figure counts 0.49999999999999994 (IoU [0.1, 0.4] vs [0, 0.3]) as under 0.5; a 1e-9 tolerance here
-#: (before) counted it, raising NExT-GQA's IoP@0.3 from 38.06 to 38.48 on a 1,666-question run. Every comparison
-#: still reads this name, so the report's rounding (``pipelines.report``) agrees with the hits.
+#: (before) counted it, raising NExT-GQA's IoP@0.3 from 38.06 to 38.48 on a 1,666-question run. Every hit is decided
+#: on the unrounded value with this name (:func:`reaches`, or ``>= m - TOLERANCE``): the scores, the report's rounding
+#: (``pipelines.report``), compare's fixed/broken counts and the eval's progress bar agree.
 TOLERANCE = 0.0
+
+
+def reaches(value: float, m: float) -> bool:
+    """Whether an IoU (or IoP) ``value`` is a hit at threshold ``m``, as every score here decides it: the unrounded
+    value, compared as the official scripts compare (``>= m``, less :data:`TOLERANCE`)."""
+    return bool(value >= m - TOLERANCE)
 #: Failure kinds a prediction can have (it then scores IoU 0).
 FAILURE_KINDS = ("missing", "error", "empty", "unparseable", "reversed")
 #: Problems a prediction can have and still be scored as given.

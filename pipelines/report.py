@@ -25,7 +25,7 @@ from vidground.errors import ConfigurationError, InputError, MissingDependencyEr
 
 from .datasets import Query
 from .metrics import (ANSWER_KEYS, CHOICE_KEYS, NO_ANSWER, QA_KEYS, TOLERANCE, Metrics, baselines_text, compute_metrics,
-                      compute_qa_metrics, iop, iou, predicted_choice, score_query)
+                      compute_qa_metrics, iop, iou, predicted_choice, reaches, score_query)
 from .baselines import known_duration
 from .runs import (format_cost, load_run, missing_videos, read_jsonl, read_run_json, run_durations, run_metrics,
                    run_totals)
@@ -811,19 +811,19 @@ def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, An
     ma, mb = metrics(ra), metrics(rb)
     if ("mAP" in ma.values) != ("mAP" in mb.values):  # one run ranks several intervals: mAP for both
         ma, mb = metrics(ra, True), metrics(rb, True)
-    rows = []
+    rows, fixed, broken = [], 0, 0
     for q in common:
         ia = score_query(q, pred(ra.get(q.qid))).iou
         ib = score_query(q, pred(rb.get(q.qid))).iou
+        fixed += reaches(ib, 0.5) and not reaches(ia, 0.5)  # on the unrounded IoUs, as the metrics count hits
+        broken += reaches(ia, 0.5) and not reaches(ib, 0.5)
         rows.append({"qid": q.qid, "video": q.video, "query": q.query, "iou_a": round(ia, 4), "iou_b": round(ib, 4),
                      "delta": round(ib - ia, 4)})
     rows.sort(key=lambda r: -abs(r["delta"]))
-    hit = lambda x: x >= 0.5 - 1e-9  # noqa: E731
     return {"a": str(a), "b": str(b), "common": len(common), "only_a": len(qa) - len(common),
             "only_b": len(qb) - len(common), "metrics_a": ma.values, "metrics_b": mb.values,
             "b_better": sum(r["delta"] > 1e-9 for r in rows), "a_better": sum(r["delta"] < -1e-9 for r in rows),
-            "fixed_at_0.5": sum(hit(r["iou_b"]) and not hit(r["iou_a"]) for r in rows),
-            "broken_at_0.5": sum(hit(r["iou_a"]) and not hit(r["iou_b"]) for r in rows),
+            "fixed_at_0.5": fixed, "broken_at_0.5": broken,
             "largest_changes": [r for r in rows if abs(r["delta"]) > 1e-9][:top],
             "config_a": {k: ca.get(k) for k in ("describer", "reasoner", "fps", "mode")},
             "config_b": {k: cb.get(k) for k in ("describer", "reasoner", "fps", "mode")},

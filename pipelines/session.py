@@ -113,11 +113,15 @@ def _content(descriptions: Sequence[FrameDescription]) -> tuple[tuple[float, ...
 
 def _own_copy(described: DescribedVideo) -> DescribedVideo:
     """``described`` as the caller's own: a copy whose lists, dicts and descriptions (each a copy, its extra keys
-    and usage too) are new, so that editing it (``dv.descriptions[:] = ...``, ``dv.descriptions[0].text = ...``,
-    ``dv.video = ...``) changes nothing a session keeps for its later calls. Its built transcript is shared (a
-    transcript is rebuilt once its descriptions' content differs)."""
+    with the dicts and lists in them, and usage too) are new, so that editing it (``dv.descriptions[:] = ...``,
+    ``dv.descriptions[0].text = ...``, ``dv.descriptions[0].model_extra["meta"]["k"] = ...``, ``dv.video = ...``)
+    changes nothing a session keeps for its later calls. Its built transcript is shared (a transcript is rebuilt once
+    its descriptions' content differs)."""
     def own(d: FrameDescription) -> FrameDescription:
-        return d.model_copy(update=None if d.usage is None else {"usage": d.usage.model_copy()})
+        copy = d.model_copy(update=None if d.usage is None else {"usage": d.usage.model_copy()})
+        if copy.__pydantic_extra__:  # model_copy copies the extras' dict, not the dicts and lists in it
+            object.__setattr__(copy, "__pydantic_extra__", _plain_copy(copy.__pydantic_extra__))
+        return copy
 
     return described.model_copy(update={
         "descriptions": [own(d) for d in described.descriptions], "settings": _plain_copy(described.settings),
@@ -474,12 +478,14 @@ _RETURNS = {GroundingResult: ("ground(query, transcript)", "intervals"),
             Events: ("events(transcript, **options)", "events")}
 
 
-def _checked_result(rsn: Any, result: Any, transcript: Transcript, kind: type = GroundingResult) -> Any:
+def _checked_result(rsn: Any, result: Any, transcript: Transcript, kind: type = GroundingResult,
+                    choices: Sequence[str] | None = None) -> Any:
     """``result`` of a call of ``rsn`` (a :class:`GroundingResult`, :class:`Answer` or :class:`Events`: ``kind``); a
     plug-in's is checked as the chat reasoners check a model's reply
     (:func:`temporal_reasoner.parsing.parse_reply_detailed`): a :class:`PluginError` naming it for another type (an
-    ``AttributeError`` later, before) or a span ending more than the tolerance (one step, or 2% of the duration) past
-    the transcript's end; one within it is clamped to the end, with a warning."""
+    ``AttributeError`` later, before), an answer's ``choice`` that is no index of the ``choices`` it was asked about
+    (a crash when an eval mapped it, before), or a span ending more than the tolerance (one step, or 2% of the
+    duration) past the transcript's end; one within it is clamped to the end, with a warning."""
     named = _plugin(rsn)
     if named is None:
         return result
@@ -490,6 +496,11 @@ def _checked_result(rsn: Any, result: Any, transcript: Transcript, kind: type = 
         raise PluginError(f"reasoner {named} broke the reasoner protocol: {call} must return "
                           f"{'an' if kind.__name__[0] in 'AEIOU' else 'a'} {kind.__name__}, "
                           f"got {type(result).__name__} {result!r:.60}", plugin=name, protocol=protocol)
+    if kind is Answer and result.choice is not None and result.choice not in range(len(choices or ())):
+        offered = (f"the {len(choices)} choices' indices 0-{len(choices) - 1}" if choices
+                   else "None (no choices were given)")
+        raise PluginError(f"reasoner {named} broke the reasoner protocol: {protocol}() returned choice "
+                          f"{result.choice!r}, which must be {offered}", plugin=name, protocol=protocol)
     duration = transcript.duration
     tolerance = max(transcript.step or 0.0, 0.02 * duration)
     width = transcript.step or max(0.01 * duration, 0.1)
@@ -1172,7 +1183,7 @@ class Session:
         started = time.perf_counter()
         with keep_paid(lambda: _paid_now(video, described)):
             result = _checked_result(rsn, answer_question(_as_called(rsn), question, transcript, choices), transcript,
-                                     Answer)
+                                     Answer, choices)
         timings["reason"] = round(time.perf_counter() - started, 4)
         log.info("answered %r with %s in %.2f s: %r", question, result.reasoner or rsn.name, timings["reason"],
                  result.answer)
