@@ -234,13 +234,18 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Read caption files (VTG-GPT clip captions, per-second JSON, CSV, or vidground "
                                     "JSONL) and write one vidground JSONL descriptions file per input, named by the "
                                     "video id (the input's name without its extension and a trailing _cap), with "
-                                    "the video id, duration and step on every line; a single input written to -o "
-                                    "FILE.jsonl is FILE's video. All inputs are read and checked "
+                                    "the video id, duration and step on every line. A single input written to -o "
+                                    "FILE.jsonl names its video when the input's and FILE's ids agree "
+                                    "(kitchen.csv -o kitchen.jsonl), else no video (a replay then answers any video; "
+                                    "--video ID names one). All inputs are read and checked "
                                     "first: when any cannot be read, nothing is written and every bad file is "
                                     "listed (exit 1).")
     ic.add_argument("inputs", nargs="+", metavar="CAPTIONS", help="caption files")
     ic.add_argument("-o", "--output", required=True, metavar="DIR_OR_FILE",
                     help="a folder (OUT/VIDEO_ID.jsonl for each input), or a .jsonl file for a single input")
+    ic.add_argument("--video", default=None, metavar="ID",
+                    help="the video the captions are of, written on every line (one input only; with a folder for "
+                         "-o, the file is OUT/ID.jsonl); a replay of them refuses another video")
     add_caption_format_args(ic, "--format")
     ic.set_defaults(func=cmd_import_captions)
 
@@ -782,6 +787,10 @@ def cmd_import_captions(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     to_file = out.suffix.lower() == ".jsonl" and not out.is_dir()
+    video = getattr(args, "video", None)
+    if video is not None and (len(args.inputs) > 1 or not video.strip() or video != video.strip()):
+        raise ConfigurationError(f"--video names the video of one input, got {video!r} for {len(args.inputs)} inputs"
+                                 if len(args.inputs) > 1 else f"--video needs a video id, got {video!r}")
     if to_file and len(args.inputs) > 1:
         raise ConfigurationError(f"{len(args.inputs)} inputs need a folder for -o, not the file {out}")
     if not to_file and out.exists() and not out.is_dir():  # it said "out/ID.jsonl: cannot write here (Not a directory)"
@@ -790,7 +799,7 @@ def cmd_import_captions(args: argparse.Namespace) -> int:
     targets: dict[Path, Path] = {}
     for name in args.inputs:
         src = Path(name)
-        dest = out if to_file else out / f"{video_id_from_path(src)}.jsonl"
+        dest = out if to_file else out / f"{video or video_id_from_path(src)}.jsonl"
         if dest in targets:
             raise ConfigurationError(f"{targets[dest]} and {src} would both be written to {dest} (same video id)")
         if src.exists() and dest.exists() and dest.resolve() == src.resolve():
@@ -822,13 +831,23 @@ def cmd_import_captions(args: argparse.Namespace) -> int:
         with contextlib.ExitStack() as stack:
             for dest, src in targets.items():
                 described = loaded[dest]
-                # the video it is named for: -o kitchen.jsonl is kitchen's (replay checks the field against the video)
-                meta = {"video": video_id_from_path(dest if to_file else src), "duration": round(described.duration, 6),
-                        "step": described.step}
+                # the video the captions are of (a replay checks the field against the video it describes): --video's,
+                # else the input's id, unless one input goes to -o FILE of another id (kitchen.csv -o captions.jsonl,
+                # my_captions.csv -o kitchen.jsonl): neither id is surely the video's, so none is written
+                named = video or video_id_from_path(src)
+                if to_file and video is None and video_id_from_path(dest) != named:
+                    named = None
+                meta = ({} if named is None else {"video": named}) | {"duration": round(described.duration, 6),
+                                                                       "step": described.step}
+                if named is None:
+                    if not any("video" in (d.model_extra or {}) for d in described.descriptions):
+                        print(f"{dest}: these captions name no video ({src.name} and {dest.name} name different "
+                              "ones), so a replay of them answers any video; --video ID names one", file=sys.stderr)
                 if described.duration_inferred:
                     meta["duration_inferred"] = True
                 fh = stack.enter_context(output_file(dest))
-                rows = [json.dumps({**meta, **d.model_dump(mode="json")}, ensure_ascii=False) + "\n"
+                forced = {} if video is None else {"video": video}  # --video wins over a line's own field too
+                rows = [json.dumps({**meta, **d.model_dump(mode="json"), **forced}, ensure_ascii=False) + "\n"
                         for d in described.descriptions]
                 fh.writelines(rows)
                 dur = f"{described.duration:g} s" + (" (inferred)" if described.duration_inferred else "")
