@@ -353,7 +353,7 @@ def parse_events(text: str, *, lo: float, hi: float, step: float | None = None, 
     form = reply_form(fmt)
     chosen, notes = choose_answer(text, lambda value: _check_events(value, form, lo, hi, step, max_events, fmt,
                                                                      transcript),
-                                  spans=_event_items, brief=_brief_events)
+                                  spans=_event_items, brief=_brief_events, loose=_event_times)
     return chosen.events, notes + chosen.warnings
 
 
@@ -361,6 +361,12 @@ def _event_items(checked: _CheckedEvents) -> frozenset[tuple[float, float, str]]
     """What a later value must repeat to quote an events answer: each event's times and caption, so a correction
     that only rewords a caption ("Sorry, correction: ... "a woman walks in"") is an answer, not a quote."""
     return frozenset((e.start, e.end, e.caption) for e in checked.events)
+
+
+def _event_times(items: frozenset[tuple[float, float, str]]) -> frozenset[tuple[float, float]]:
+    """The times of :func:`_event_items`: a later value naming some of the last answer's events by their times alone
+    (captions reworded: "The key event: ...") quotes it; one with all its times and new captions corrects it."""
+    return frozenset((start, end) for start, end, _ in items)
 
 
 def _brief_events(checked: _CheckedEvents) -> str:

@@ -355,6 +355,10 @@ def _echo(prose: str) -> bool:
 _CORRECTION = re.compile(r"\b(?:correct(?:ed)?\s+(?:answer|one|version|intervals?|times?)|corrected|correction|actually"
                          r"|wait|final\s+answer|instead|should\s+be)\b|\bcorrect\s*:", re.I)
 _SENTENCE_BREAK = re.compile(r"[.!?](?:\s|$)|\n")
+#: What marks a value in the prose after the last fenced block as commentary, not an answer: an example, a
+#: hypothetical or a rejected candidate ("For example, ... would give {...}", "I first considered {...}").
+_COMMENTARY = re.compile(r"\b(?:for\s+(?:example|instance)|e\.g\.|example|would|could|suppose|hypothetical"
+                         r"|considered|rejected|ruled\s+out|instead\s+of)\b", re.I)
 
 
 def _correction(prose: str) -> bool:
@@ -364,6 +368,17 @@ def _correction(prose: str) -> bool:
     sentences = [s for s in _SENTENCE_BREAK.split(prose.rstrip()[-_LABEL_CHARS:]) if s.strip()]
     read = sentences[-2:] if len(sentences) > 1 and _short_label(sentences[-1]) else sentences[-1:]
     return any(_CORRECTION.search(s) for s in read)
+
+
+def _commentary(prose: str) -> bool:
+    """Whether ``prose``, the text before a value after the last fenced block, marks it as commentary
+    (:data:`_COMMENTARY`) and not as a correction (:func:`_correction`); read on the same sentences. Unmarked
+    prose ("The answer is: {...}", "I made a mistake above. Updated answer: {...}") gives the model's last word."""
+    if _correction(prose):
+        return False
+    sentences = [s for s in _SENTENCE_BREAK.split(prose.rstrip()[-_LABEL_CHARS:]) if s.strip()]
+    read = sentences[-2:] if len(sentences) > 1 and _short_label(sentences[-1]) else sentences[-1:]
+    return any(_COMMENTARY.search(s) for s in read)
 
 
 def _short_label(prose: str) -> bool:
@@ -398,7 +413,8 @@ def value_spans(value: Any) -> frozenset[tuple[float, float]] | None:
 
 def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any], bool] = _whole,
                   spans: Callable[[Any], frozenset | None] | None = None,
-                  brief: Callable[[Any], str] | None = None) -> tuple[Any, list[str]]:
+                  brief: Callable[[Any], str] | None = None,
+                  loose: Callable[[frozenset], frozenset] | None = None) -> tuple[Any, list[str]]:
     """The answer in a reply, and warnings: of its JSON values (reasoning blocks left out) that ``check`` accepts
     (it returns the value as used, or raises :class:`ReplyError`; a task's whole validation, so an incomplete
     value is no candidate), the last ``full`` one ("whole" by its shape, such as ``{"intervals": ...}``) that is
@@ -409,10 +425,13 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
     "Format used: {...}"; not "in JSON format:", "in the requested format:") is not an answer while another
     whole one is. A value whose ``spans`` (the checked value's set of items, compared as numbers) are a subset of
     those of the last whole answer kept before it (not an echo, not a quote) is a quote of it, not a correction (an
-    answer followed by its intervals explained one by one), unless it repeats an older kept answer exactly (a
-    revert: "Candidate 1: A, Candidate 2: B, Final answer: A" is A). A value in the prose after the last fenced
-    block is commentary, left out, unless its label (:func:`_correction`) introduces it as a correction or the
-    fenced blocks hold no valid value. Warnings say which value was used when others (not quotes nor
+    answer followed by its intervals explained one by one, even when one of them was an earlier draft), unless the
+    prose introduces it as a correction ("Actually, only the first: {...}", "Final answer: {...}"); an older answer
+    repeated that is not a subset of the last is a revert to it ("Candidate 1: A, Candidate 2: B, Final answer: A"
+    is A). A value in the prose after the last fenced
+    block is commentary, left out with a warning, when the prose introduces it as an example, a hypothetical or a
+    rejected candidate (:func:`_commentary`: "For example, ... would give", "I first considered") and not as a
+    correction, unless the fenced blocks hold no valid value; unmarked, it is the model's later word. Warnings say which value was used when others (not quotes nor
     commentary) differ. A reply whose valid value comes
     before a stray closing ``</think>`` tag uses it (with a warning) only when it opens the reply (nothing or a
     short label such as "Answer:" or "**Answer:**" before it); otherwise all before the tag is reasoning
@@ -449,24 +468,25 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
         every = range(len(valid))
         whole_k = [full(v[2]) for v in valid]
         echo = [_echo(v[1]) for v in valid]
-        # a value in the prose after the last fenced block is commentary unless introduced as a correction
-        aside = [v[3] and not _correction(v[1]) for v in valid]
+        # a value in the prose after the last fenced block is commentary when introduced as one (an example, a
+        # hypothetical, a rejected candidate); otherwise the model's later word, as anywhere else
+        aside = [v[3] and _commentary(v[1]) for v in valid]
         if all(aside):  # ... while the fenced blocks hold a valid answer
             aside = [False] * len(valid)
         items = [spans(v[0]) if spans else None for v in valid]
         quote = [False] * len(valid)
         last: int | None = None  # the last kept whole answer (not an echo)
-        answered: list[frozenset] = []  # the items of the kept whole answers before it
         for k in every:
             if aside[k]:
                 continue
             mine, theirs = items[k], items[last] if last is not None else None
-            # a quote repeats some of the last answer's items; an exact repeat of an older answer reverts to it
-            if mine is not None and theirs is not None and mine <= theirs and (mine == theirs or mine not in answered):
+            # a quote repeats some of the last answer's items (an older answer repeated exactly, not among them,
+            # is a revert to it: "Candidate 1: A, Candidate 2: B, Final answer: A"), unless introduced as a
+            # correction ("Actually, only the first: A" narrows the answer)
+            if (mine is not None and theirs is not None and not (mine != theirs and _correction(valid[k][1]))
+                    and (mine <= theirs or (loose is not None and loose(mine) < loose(theirs)))):
                 quote[k] = True
             elif whole_k[k] and not echo[k]:
-                if theirs is not None:
-                    answered.append(theirs)
                 last = k
         tier = [2 * (not whole_k[k]) + echo[k] for k in every]  # whole answers, whole echoes, fragments, echoed ones
         kept = [k for k in every if not quote[k] and not aside[k]]  # never empty: the first kept value quotes nothing
@@ -484,6 +504,11 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
                           "format echoes around it")
             shown = f" (others: {', '.join(brief(valid[k][0]) for k in others)})" if brief else ""
             notes.append(f"the reply held {len(others) + 1} different answers; used {which}{shown}")
+        asides = [k for k in every if aside[k] and whole_k[k] and valid[k][0] != chosen]
+        if asides:  # an example or a rejected candidate after the answer: said, as the reading may be wrong
+            shown = f": {', '.join(brief(valid[k][0]) for k in asides)}" if brief else ""
+            notes.append(f"left out {len(asides)} value(s) the prose after the answer gives as an example, a "
+                         f"hypothetical or a rejected candidate{shown}")
         if n:
             notes.append("the only answer came before a closing </think> tag that no <think> opened; used it")
         return chosen, notes

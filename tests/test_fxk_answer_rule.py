@@ -49,10 +49,34 @@ def test_a_qa_final_answer_repeating_an_earlier_option_is_that_option():
     assert len(parsed.warnings) == 1 and "'y' at 17-21" in parsed.warnings[0]
 
 
-def test_an_exact_repeat_of_an_older_answer_reverts_even_when_the_last_one_holds_it():
-    """{10-15}, then {10-15, 17-21}, then {10-15} again: the older answer said again, not a quote of the last."""
-    got, _ = ground(f"First: {A}\nOr both: {intervals((10, 15), (17, 21))}\nNo, only the first: {A}")
+def test_a_subset_of_the_last_answer_introduced_as_a_correction_narrows_it():
+    """{10-15}, then {10-15, 17-21}, then "Actually, only the first: {10-15}": a correction narrowing the answer."""
+    got, _ = ground(f"First: {A}\nOr both: {intervals((10, 15), (17, 21))}\nActually, only the first: {A}")
     assert got == [(10, 15)]
+
+
+def test_an_answer_explained_interval_by_interval_keeps_them_when_one_was_a_draft():
+    """RV-G: a draft {10-15}, the answer {10-15, 17-21}, then each interval explained: the explaining {10-15} is a
+    quote of the last answer, not a revert to the draft (6add0a5 gave 17-21 alone)."""
+    got, _ = ground(f"Initially I thought {A}. Looking again, there are two: {intervals((10, 15), (17, 21))}. "
+                    f"The first, {A}, shows him entering; the second, {intervals((17, 21))}, shows him leaving.")
+    assert got == [(10, 15), (17, 21)]
+
+
+def test_a_correction_after_a_fenced_answer_needs_no_keyword_and_commentary_is_warned():
+    """RV-G: unmarked prose after a fenced answer is the model's later word (6add0a5 kept the fenced draft silently
+    for "I made a mistake above. Updated answer: {...}"); a value marked as an example or a rejected candidate is
+    left out, with a warning."""
+    fenced = f"```json\n{A}\n```\n"
+    for prose in ("I made a mistake above. Updated answer:\n",
+                  "Wait, I misread the transcript. Let me recount the frames carefully.\nThe answer is: ",
+                  "Hmm, on second thought, the man only enters at 17 s, so the right interval is:\n"):
+        got, notes = ground(fenced + prose + intervals((17, 21)))
+        assert got == [(17, 21)], prose
+        assert notes, prose
+    got, notes = ground(fenced + "I first considered " + intervals((17, 21)) + " but rejected it.")
+    assert got == [(10, 15)]
+    assert any("rejected candidate" in n for n in notes)
 
 
 def test_a_quote_is_of_the_last_answer_kept_and_keeps_it_without_a_warning():
@@ -73,15 +97,19 @@ def test_a_quote_is_of_the_last_answer_kept_and_keeps_it_without_a_warning():
     f"I should be careful here.\nOne could argue for {A}, but the door opens later.",
 ])
 def test_a_value_in_the_commentary_after_a_fenced_answer_does_not_replace_it(prose):
-    """On 1f5e98f: the commentary's value, with a warning naming the fenced answer."""
-    assert ground(f"```json\n{B}\n```\n{prose}") == ([(17, 21)], [])
+    """On 1f5e98f: the commentary's value, with a warning naming the fenced answer. Now the fenced answer, and a
+    warning that a value was left out as commentary (the reading may be wrong: the user is told)."""
+    got, warnings = ground(f"```json\n{B}\n```\n{prose}")
+    assert got == [(17, 21)]
+    assert len(warnings) == 1 and "rejected candidate" in warnings[0]
 
 
 def test_a_qa_value_in_the_commentary_after_a_fenced_answer_does_not_replace_it():
     reply = ('```json\n{"choice": 1, "intervals": [[17, 21]]}\n```\n'
              'For instance, if he had left, the reply would be {"choice": 2, "intervals": [[30, 34]]}.')
     parsed = parse_answer(reply, choices=CHOICES, duration=36.0, step=1.0)
-    assert (parsed.choice, [(i.start, i.end) for i in parsed.intervals], parsed.warnings) == (1, [(17, 21)], [])
+    assert (parsed.choice, [(i.start, i.end) for i in parsed.intervals]) == (1, [(17, 21)])
+    assert len(parsed.warnings) == 1 and "rejected candidate" in parsed.warnings[0]
 
 
 @pytest.mark.parametrize("prose", [
@@ -91,14 +119,11 @@ def test_a_qa_value_in_the_commentary_after_a_fenced_answer_does_not_replace_it(
     f"My final answer is {B}",
     f"Corrected:\n{B}",
     f"It should be {B} instead.",
-    f"Use {B} instead",  # "instead" after the value is not read: commentary
+    f"Use {B} instead",  # unmarked prose: the model's later word (RV-G)
 ])
 def test_a_value_introduced_as_a_correction_after_a_fenced_answer_replaces_it(prose):
     got, warnings = ground(f"```json\n{A}\n```\n{prose}")
-    if prose.startswith("Use"):
-        assert (got, warnings) == ([(10, 15)], [])
-    else:
-        assert got == [(17, 21)] and len(warnings) == 1 and "(others: [10-15])" in warnings[0]
+    assert got == [(17, 21)] and len(warnings) == 1 and "(others: [10-15])" in warnings[0]
 
 
 def test_commentary_after_a_fence_counts_when_the_fenced_blocks_hold_no_valid_answer():
@@ -119,3 +144,27 @@ def test_an_events_correction_of_a_caption_alone_is_the_answer_with_a_warning():
     two = '{"events": [{"start": 3, "end": 5, "caption": "a"}, {"start": 6, "end": 9, "caption": "b"}]}'
     events, warnings = parse_events(f'{two}\nThe key one: [{{"start": 6, "end": 9, "caption": "b"}}]', lo=0, hi=36)
     assert (len(events), warnings) == (2, [])
+
+
+def test_an_events_summary_rewording_some_events_is_a_quote_and_a_caption_correction_is_not():
+    """RV-G: after an events answer, "The key event: [{3-5 'the man enters the room'}]" names some of its events by
+    their times with another caption: a quote (6add0a5 replaced the answer with it); the same times all given new
+    captions is a correction."""
+    def E(*evs):
+        return json.dumps({"events": [{"start": s, "end": e, "caption": c} for s, e, c in evs]})
+    events, warnings = parse_events(E((3, 5, "a man walks in"), (8, 12, "he sits down"))
+                                    + "\nThe key event: " + E((3, 5, "the man enters the room")), lo=0, hi=36, step=1)
+    assert [(e.start, e.end, e.caption) for e in events] == [(3, 5, "a man walks in"), (8, 12, "he sits down")]
+    assert warnings == []
+    events, warnings = parse_events(E((3, 5, "a man walks in")) + "\nSorry, correction: "
+                                    + E((3, 5, "a woman walks in")), lo=0, hi=36, step=1)
+    assert [e.caption for e in events] == ["a woman walks in"] and len(warnings) == 1
+
+
+def test_a_qa_answer_explained_by_one_of_its_intervals_keeps_both_when_that_one_was_the_draft():
+    """RV-G Q1: draft {choice 1, [10-15]}, final {choice 1, [10-15], [17-21]}, evidence {choice 1, [10-15]}."""
+    def Q(*spans):
+        return json.dumps({"choice": 1, "intervals": [list(s) for s in spans]})
+    reply = f"Draft: {Q((10, 15))}\nFinal: {Q((10, 15), (17, 21))}\nEvidence: {Q((10, 15))}"
+    parsed = parse_answer(reply, choices=CHOICES, duration=36.0, step=1.0)
+    assert (parsed.choice, [(i.start, i.end) for i in parsed.intervals]) == (1, [(10, 15), (17, 21)])
