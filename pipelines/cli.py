@@ -791,6 +791,9 @@ def cmd_import_captions(args: argparse.Namespace) -> int:
     if video is not None and (len(args.inputs) > 1 or not video.strip() or video != video.strip()):
         raise ConfigurationError(f"--video names the video of one input, got {video!r} for {len(args.inputs)} inputs"
                                  if len(args.inputs) > 1 else f"--video needs a video id, got {video!r}")
+    if video is not None and (any(sep in video for sep in ("/", "\\", "\0")) or video in (".", "..")):
+        # with a folder for -o the file is OUT/ID.jsonl: "../x" wrote outside the folder
+        raise ConfigurationError(f"--video needs a video id, not a path: got {video!r}")
     if to_file and len(args.inputs) > 1:
         raise ConfigurationError(f"{len(args.inputs)} inputs need a folder for -o, not the file {out}")
     if not to_file and out.exists() and not out.is_dir():  # it said "out/ID.jsonl: cannot write here (Not a directory)"

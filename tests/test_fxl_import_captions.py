@@ -60,3 +60,16 @@ def test_import_captions_names_the_video_only_when_it_knows_it(tmp_path, capsys)
     assert main(["import-captions", str(tmp_path / "kitchen.csv"), str(tmp_path / "my_captions.csv"), "-o",
                  str(folder), "--video", "kitchen"]) != 0
     assert "--video names the video of one input" in capsys.readouterr().err
+
+
+def test_import_captions_refuses_a_video_id_that_is_a_path(tmp_path, capsys):
+    """RV-G: --video ../escaped with a folder for -o wrote OUT/../escaped.jsonl, outside the folder; now a one-line
+    error and nothing written."""
+    from pipelines.cli import main
+
+    (tmp_path / "kitchen.csv").write_text("t,text\n0,a\n1,b\n")
+    out = tmp_path / "out"
+    for bad in ("../escaped", "a/b", ".."):
+        assert main(["import-captions", str(tmp_path / "kitchen.csv"), "-o", str(out), "--video", bad]) != 0
+        assert "not a path" in capsys.readouterr().err
+    assert not (tmp_path / "escaped.jsonl").exists() and not out.exists()
