@@ -757,14 +757,22 @@ def _short(value: Any, limit: int = 50) -> str:
 
 
 def run_spend(folder: str | Path) -> dict[str, Any]:
-    """What a run spent, as its metrics.json recorded it: ``describe_calls`` (describer calls made),
-    ``describe_saved`` (frames from the description cache) and ``cost`` (in words, :func:`format_cost`), each
-    ``None`` where not recorded (a folder without metrics.json, or from before vidground counted it, or one
-    damaged: the comparison does not need it)."""
+    """What a run spent: ``describe_calls`` (describer calls made), ``describe_saved`` (frames from the description
+    cache) and ``cost`` (in words, :func:`format_cost`), summed over the folder's records (:func:`run_totals`), so an
+    eval stopped by a Ctrl-C, which writes no metrics.json, counts what it paid; where the records carry no usage
+    (a folder from before vidground counted it) as its metrics.json recorded them, each ``None`` where not recorded
+    (no metrics.json, or one damaged: the comparison does not need it)."""
     try:
         m = read_run_json(Path(folder) / "metrics.json", {})
     except InputError:
         m = {}
+    try:
+        totals = run_totals(folder)
+    except (InputError, OSError):
+        totals = {}
+    if totals.get("requests") or totals.get("describe_calls") or totals.get("describe_saved"):
+        m = {**m, **{k: totals[k] for k in ("describe_calls", "describe_saved", "cost_usd", "requests",
+                                            "unpriced_requests")}}
 
     def count(key: str) -> int | None:
         v = m.get(key)

@@ -61,12 +61,33 @@ def test_compare_shows_each_runs_describer_calls_cache_frames_and_cost(tmp_path,
 def test_compare_says_unknown_for_a_folder_that_did_not_record_its_spending(tmp_path):
     a, b = _run(tmp_path, "a"), _run(tmp_path, "b")
     old = json.loads((a / "metrics.json").read_text())
-    for key in ("describe_calls", "describe_saved", "cost_usd", "requests", "unpriced_requests"):
-        del old[key]  # a folder from before vidground counted them
+    spent = ("describe_calls", "describe_saved", "cost_usd", "requests", "unpriced_requests", "usage")
+    for key in spent[:-1]:
+        del old[key]  # a folder from before vidground counted them: its records carry no usage either
     (a / "metrics.json").write_text(json.dumps(old))
+    for records in ("videos.jsonl", "results.jsonl"):
+        rows = [json.loads(line) for line in (a / records).read_text().splitlines() if line.strip()]
+        (a / records).write_text("".join(json.dumps({k: v for k, v in r.items() if k not in spent}) + "\n"
+                                         for r in rows))
     (b / "metrics.json").write_text("{not json")  # damaged: not needed to compare
     c = compare_runs(a, b)
-    assert c["spend_a"] == c["spend_b"] == {"describe_calls": None, "describe_saved": None, "cost": None}
+    assert c["spend_a"] == {"describe_calls": None, "describe_saved": None, "cost": None}
+    # b's metrics.json is damaged, but its records say what it spent (RV-G: read from them first)
+    assert c["spend_b"]["describe_calls"] > 0 and c["spend_b"]["cost"].startswith("$")
     text = format_compare(c)
     assert "describer calls made" in text
-    assert [line.split()[-2:] for line in text.splitlines() if line.startswith("cost ")] == [["unknown", "unknown"]]
+    assert [line.split()[-2] for line in text.splitlines() if line.startswith("cost ")] == ["unknown"]
+
+
+def test_compare_counts_what_an_interrupted_run_paid_from_its_records(tmp_path):
+    """RV-G: an eval a Ctrl-C stopped writes no metrics.json (run_eval raises before the report), so compare showed
+    'unknown' or an earlier invocation's totals; the folder's records (run_totals) hold what it paid."""
+    a, b = _run(tmp_path, "a"), _run(tmp_path, "b")
+    full = json.loads((a / "metrics.json").read_text())
+    (a / "metrics.json").unlink()  # as a Ctrl-C leaves it
+    (b / "metrics.json").write_text(json.dumps({**json.loads((b / "metrics.json").read_text()),
+                                                "describe_calls": 0, "cost_usd": 0.0}))  # stale: an earlier run's
+    c = compare_runs(a, b)
+    assert c["spend_a"]["describe_calls"] == full["describe_calls"] > 0
+    assert c["spend_a"]["cost"] == f"${full['cost_usd']:.4f}"
+    assert c["spend_b"]["describe_calls"] == full["describe_calls"]
