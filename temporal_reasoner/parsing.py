@@ -350,35 +350,40 @@ def _echo(prose: str) -> bool:
 
 
 #: What introduces a value in the prose after the last fenced block as a correction of the fenced answer ("Wait,
-#: I misread. The correct answer is: {...}", "Actually: {...}"); any other value there is commentary ("I first
-#: considered {...} but rejected it", "For example, a different query would give {...}").
+#: I misread. The correct answer is: {...}", "Actually: {...}", "I made a mistake above. Updated answer: {...}",
+#: "on second thought ... the right interval is: {...}"); any other value there is commentary ("Alternatively,
+#: ... also matches: {...}", "I first considered {...} but rejected it", "For example, ... would give {...}").
 _CORRECTION = re.compile(r"\b(?:correct(?:ed)?\s+(?:answer|one|version|intervals?|times?)|corrected|correction|actually"
-                         r"|wait|final\s+answer|instead|should\s+be)\b|\bcorrect\s*:", re.I)
+                         r"|wait|final\s+answer|updated\s+answer|revised\s+answer|right\s+(?:answer|intervals?)"
+                         r"|on\s+second\s+thoughts?|mistake|misread|recount|instead(?!\s+of)|should\s+be)\b"
+                         r"|\bcorrect\s*:", re.I)
+#: A label right before a value that makes a part of the last answer the answer ("Actually, only the first:",
+#: "Final answer:", "I'll go with option 1:", "Answer:"), not a quote explaining it ("The first, {...}, shows ...",
+#: "The correct interval for the pouring is {...}, and ..."): the marker, then at most three words.
+_NARROWING = re.compile(r"(?:\b(?:actually|correct(?:ed|ion)?(?:\s+answer)?|final\s+answer|updated\s+answer"
+                        r"|on\s+second\s+thoughts?|go(?:ing)?\s+with|instead(?!\s+of))|^\W*answer)"
+                        r"(?:[\s,]+[\w'-]+){0,3}\s*[:=-]?\s*$", re.I)
 _SENTENCE_BREAK = re.compile(r"[.!?](?:\s|$)|\n")
-#: What marks a value in the prose after the last fenced block as commentary, not an answer: an example, a
-#: hypothetical or a rejected candidate ("For example, ... would give {...}", "I first considered {...}").
-_COMMENTARY = re.compile(r"\b(?:for\s+(?:example|instance)|e\.g\.|example|would|could|suppose|hypothetical"
-                         r"|considered|rejected|ruled\s+out|instead\s+of)\b", re.I)
+
+
+def _read_sentences(prose: str) -> list[str]:
+    """The sentences of ``prose`` a label is read on: its last, and the one before when the last is a short label
+    ("The answer is:") or there is none ("Wait, I misread.\n{...}")."""
+    sentences = [s for s in _SENTENCE_BREAK.split(prose.rstrip()[-_LABEL_CHARS:]) if s.strip()]
+    return sentences[-2:] if len(sentences) > 1 and _short_label(sentences[-1]) else sentences[-1:]
 
 
 def _correction(prose: str) -> bool:
     """Whether ``prose``, the text before a value after the last fenced block, introduces it as a correction
-    (:data:`_CORRECTION`): read on its last sentence, and the one before when the last is a short label ("The
-    answer is:") or there is none ("Wait, I misread.\n{...}")."""
-    sentences = [s for s in _SENTENCE_BREAK.split(prose.rstrip()[-_LABEL_CHARS:]) if s.strip()]
-    read = sentences[-2:] if len(sentences) > 1 and _short_label(sentences[-1]) else sentences[-1:]
-    return any(_CORRECTION.search(s) for s in read)
+    (:data:`_CORRECTION`), read on :func:`_read_sentences`."""
+    return any(_CORRECTION.search(s) for s in _read_sentences(prose))
 
 
-def _commentary(prose: str) -> bool:
-    """Whether ``prose``, the text before a value after the last fenced block, marks it as commentary
-    (:data:`_COMMENTARY`) and not as a correction (:func:`_correction`); read on the same sentences. Unmarked
-    prose ("The answer is: {...}", "I made a mistake above. Updated answer: {...}") gives the model's last word."""
-    if _correction(prose):
-        return False
+def _narrowing(prose: str) -> bool:
+    """Whether ``prose`` ends with a label making the value after it the answer (:data:`_NARROWING`), read on its
+    last sentence only."""
     sentences = [s for s in _SENTENCE_BREAK.split(prose.rstrip()[-_LABEL_CHARS:]) if s.strip()]
-    read = sentences[-2:] if len(sentences) > 1 and _short_label(sentences[-1]) else sentences[-1:]
-    return any(_COMMENTARY.search(s) for s in read)
+    return bool(sentences) and _NARROWING.search(sentences[-1]) is not None
 
 
 def _short_label(prose: str) -> bool:
@@ -425,13 +430,14 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
     "Format used: {...}"; not "in JSON format:", "in the requested format:") is not an answer while another
     whole one is. A value whose ``spans`` (the checked value's set of items, compared as numbers) are a subset of
     those of the last whole answer kept before it (not an echo, not a quote) is a quote of it, not a correction (an
-    answer followed by its intervals explained one by one, even when one of them was an earlier draft), unless the
-    prose introduces it as a correction ("Actually, only the first: {...}", "Final answer: {...}"); an older answer
+    answer followed by its intervals explained one by one, even when one of them was an earlier draft), unless a
+    label right before it makes it the answer (:func:`_narrowing`: "Actually, only the first: {...}", "Final answer:
+    {...}", "I'll go with option 1: {...}"); an older answer
     repeated that is not a subset of the last is a revert to it ("Candidate 1: A, Candidate 2: B, Final answer: A"
     is A). A value in the prose after the last fenced
-    block is commentary, left out with a warning, when the prose introduces it as an example, a hypothetical or a
-    rejected candidate (:func:`_commentary`: "For example, ... would give", "I first considered") and not as a
-    correction, unless the fenced blocks hold no valid value; unmarked, it is the model's later word. Warnings say which value was used when others (not quotes nor
+    block is commentary ("Alternatively, ...", "I first considered ...", "For example, ..."), left out with a
+    warning, unless the prose introduces it as a correction (:func:`_correction`: "Actually:", "Updated answer:",
+    "Wait, I misread ... The answer is:") or the fenced blocks hold no valid value. Warnings say which value was used when others (not quotes nor
     commentary) differ. A reply whose valid value comes
     before a stray closing ``</think>`` tag uses it (with a warning) only when it opens the reply (nothing or a
     short label such as "Answer:" or "**Answer:**" before it); otherwise all before the tag is reasoning
@@ -468,9 +474,9 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
         every = range(len(valid))
         whole_k = [full(v[2]) for v in valid]
         echo = [_echo(v[1]) for v in valid]
-        # a value in the prose after the last fenced block is commentary when introduced as one (an example, a
-        # hypothetical, a rejected candidate); otherwise the model's later word, as anywhere else
-        aside = [v[3] and _commentary(v[1]) for v in valid]
+        # a value in the prose after the last fenced block is commentary ("Alternatively, ...", "I first considered
+        # ...") unless introduced as a correction
+        aside = [v[3] and not _correction(v[1]) for v in valid]
         if all(aside):  # ... while the fenced blocks hold a valid answer
             aside = [False] * len(valid)
         items = [spans(v[0]) if spans else None for v in valid]
@@ -483,7 +489,7 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
             # a quote repeats some of the last answer's items (an older answer repeated exactly, not among them,
             # is a revert to it: "Candidate 1: A, Candidate 2: B, Final answer: A"), unless introduced as a
             # correction ("Actually, only the first: A" narrows the answer)
-            if (mine is not None and theirs is not None and not (mine != theirs and _correction(valid[k][1]))
+            if (mine is not None and theirs is not None and not (mine != theirs and _narrowing(valid[k][1]))
                     and (mine <= theirs or (loose is not None and loose(mine) < loose(theirs)))):
                 quote[k] = True
             elif whole_k[k] and not echo[k]:
@@ -504,11 +510,12 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
                           "format echoes around it")
             shown = f" (others: {', '.join(brief(valid[k][0]) for k in others)})" if brief else ""
             notes.append(f"the reply held {len(others) + 1} different answers; used {which}{shown}")
-        asides = [k for k in every if aside[k] and whole_k[k] and valid[k][0] != chosen]
+        asides = [k for k in every if aside[k] and whole_k[k] and valid[k][0] != chosen
+                  and not (items[k] is not None and items[pick] is not None and items[k] <= items[pick])]
         if asides:  # an example or a rejected candidate after the answer: said, as the reading may be wrong
             shown = f": {', '.join(brief(valid[k][0]) for k in asides)}" if brief else ""
-            notes.append(f"left out {len(asides)} value(s) the prose after the answer gives as an example, a "
-                         f"hypothetical or a rejected candidate{shown}")
+            notes.append(f"left out {len(asides)} value(s) in the prose after the fenced answer, read as commentary "
+                         f"(an alternative, an example or a rejected candidate), not as a correction{shown}")
         if n:
             notes.append("the only answer came before a closing </think> tag that no <think> opened; used it")
         return chosen, notes

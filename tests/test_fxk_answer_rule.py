@@ -119,11 +119,45 @@ def test_a_qa_value_in_the_commentary_after_a_fenced_answer_does_not_replace_it(
     f"My final answer is {B}",
     f"Corrected:\n{B}",
     f"It should be {B} instead.",
-    f"Use {B} instead",  # unmarked prose: the model's later word (RV-G)
+    f"I made a mistake above. Updated answer:\n{B}",
+    f"Hmm, on second thought, the man only enters at 17 s, so the right interval is:\n{B}",
+    f"Use {B} instead",  # "instead" after the value is not read: commentary, left out with a warning
 ])
 def test_a_value_introduced_as_a_correction_after_a_fenced_answer_replaces_it(prose):
     got, warnings = ground(f"```json\n{A}\n```\n{prose}")
-    assert got == [(17, 21)] and len(warnings) == 1 and "(others: [10-15])" in warnings[0]
+    if prose.startswith("Use"):
+        assert got == [(10, 15)] and len(warnings) == 1 and "commentary" in warnings[0]
+    else:
+        assert got == [(17, 21)] and len(warnings) == 1 and "(others: [10-15])" in warnings[0]
+
+
+@pytest.mark.parametrize("prose", [
+    f"Alternatively, the second pour also partially matches: {B}",
+    f"Note: the segment {B} might also be relevant, but it is less likely.",
+    f"Another candidate was {B}, but it matches less well.",
+    f"I chose this instead of {B}, which shows the drinking.",
+])
+def test_a_hedged_alternative_after_a_fenced_answer_is_commentary(prose):
+    """RV-H: f654d73 took each of these for the model's later word (17-21); the fenced answer stands, warned."""
+    got, warnings = ground(f"```json\n{A}\n```\n{prose}")
+    assert got == [(10, 15)] and len(warnings) == 1 and "commentary" in warnings[0]
+
+
+def test_picking_an_earlier_candidate_that_is_part_of_the_last_one_with_a_label_is_that_candidate():
+    """RV-H: f654d73 read 'I'll go with option 1: {A}' after 'Option 2: {A, B}' as a quote of option 2."""
+    both = intervals((10, 15), (17, 21))
+    assert ground(f"Option 1: {A}\nOption 2: {both}\nI'll go with option 1: {A}")[0] == [(10, 15)]
+    assert ground(f"Candidate 1: {A}\nCandidate 2: {both}\nCandidate 1 matches better.\nAnswer: {A}")[0] == [(10, 15)]
+
+
+def test_a_descriptive_correct_or_should_be_inside_an_explanation_keeps_the_whole_answer():
+    """RV-H: 'The correct interval for the pouring is {A}, and the drinking is {B}.' after the answer {A, B} flipped
+    the answer to 17-21 (f654d73): only a label right before a value narrows the answer."""
+    both = intervals((10, 15), (17, 21))
+    for tail in (f"The correct interval for the pouring is {A}, and the drinking is {B}.",
+                 f"The pouring should be {A} and the drinking {B}."):
+        got, warnings = ground(f"Answer:\n```json\n{both}\n```\n{tail}")
+        assert (got, warnings) == ([(10, 15), (17, 21)], []), tail
 
 
 def test_commentary_after_a_fence_counts_when_the_fenced_blocks_hold_no_valid_answer():
