@@ -366,10 +366,15 @@ _NARROWING = re.compile(r"(?:\b(?:actually|correct(?:ed|ion)?(?:\s+answer)?|fina
 _SENTENCE_BREAK = re.compile(r"[.!?](?:\s|$)|\n")
 
 
+def _sentences(prose: str) -> list[str]:
+    """The sentences at the end of ``prose`` (its last :data:`_LABEL_CHARS`), where a label is."""
+    return [s for s in _SENTENCE_BREAK.split(prose.rstrip()[-_LABEL_CHARS:]) if s.strip()]
+
+
 def _read_sentences(prose: str) -> list[str]:
     """The sentences of ``prose`` a label is read on: its last, and the one before when the last is a short label
     ("The answer is:") or there is none ("Wait, I misread.\n{...}")."""
-    sentences = [s for s in _SENTENCE_BREAK.split(prose.rstrip()[-_LABEL_CHARS:]) if s.strip()]
+    sentences = _sentences(prose)
     return sentences[-2:] if len(sentences) > 1 and _short_label(sentences[-1]) else sentences[-1:]
 
 
@@ -382,7 +387,7 @@ def _correction(prose: str) -> bool:
 def _narrowing(prose: str) -> bool:
     """Whether ``prose`` ends with a label making the value after it the answer (:data:`_NARROWING`), read on its
     last sentence only."""
-    sentences = [s for s in _SENTENCE_BREAK.split(prose.rstrip()[-_LABEL_CHARS:]) if s.strip()]
+    sentences = _sentences(prose)
     return bool(sentences) and _NARROWING.search(sentences[-1]) is not None
 
 
