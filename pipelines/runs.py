@@ -980,10 +980,12 @@ class _Coverage:
     def note(self) -> str | None:
         if not self.off:
             return None
-        shown = "; ".join(f"{v}: {span:g} s of {dur:g} s" for v, span, dur in self.off[:3])
-        return (f"the descriptions of {len(self.off)} of the {self.checked} videos described span much "
-                f"{'less' if self.off[0][1] < self.off[0][2] else 'more'} than their annotated duration ({shown}"
-                f"{'; ...' if len(self.off) > 3 else ''}): their times do not fit the videos, so the spans "
+        # the videos in their names' order, not in the order their workers finished (which varies run to run)
+        off = sorted(self.off)
+        shown = "; ".join(f"{v}: {span:g} s of {dur:g} s" for v, span, dur in off[:3])
+        return (f"the descriptions of {len(off)} of the {self.checked} videos described span much "
+                f"{'less' if off[0][1] < off[0][2] else 'more'} than their annotated duration ({shown}"
+                f"{'; ...' if len(off) > 3 else ''}): their times do not fit the videos, so the spans "
                 f"found are squeezed or fail; {self.hint}")
 
 

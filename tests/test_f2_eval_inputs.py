@@ -300,3 +300,16 @@ def test_the_first_ctrl_c_of_an_eval_says_one_sentence_fitting_the_run(describin
     assert err.count("\n") == 1 and err.count("vidground: stopping:") == 1 and err.count("second Ctrl-C") == 1
     assert ("frames being described" in err) == describing  # a --descriptions run describes nothing
     assert err.startswith("vidground: stopping: no query " + ("or frame is begun" if describing else "is begun"))
+
+
+def test_the_coverage_note_names_videos_in_their_order_not_their_workers_finishing_order():
+    # the videos' workers finish in any order: the note lists them sorted, so one run's log reads as the next one's
+    from pipelines.runs import _Coverage
+    notes = set()
+    for order in (["vid0", "vid1", "vid2", "vid3"], ["vid3", "vid1", "vid0", "vid2"], ["vid2", "vid0", "vid3", "vid1"]):
+        coverage = _Coverage(None)
+        for video in order:
+            coverage.check({"video": video, "duration": 10.0}, 20.0)
+        notes.add(coverage.note())
+    assert len(notes) == 1
+    assert "(vid0: 10 s of 20 s; vid1: 10 s of 20 s; vid2: 10 s of 20 s; ...)" in notes.pop()
