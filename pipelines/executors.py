@@ -100,7 +100,8 @@ def _failed(q: Query, exc: BaseException, *, paid_here: bool = True, stage: str 
     ``stage``, unless ``paid_here`` is false (the video's describe failed: its record holds them, once for all its
     queries). ``stage`` is ``"reason"`` where the query paid for nothing else (its video described before it), else
     ``"paid"`` (:data:`PAID_ACROSS_STAGES`): the error carries one sum, its describe and its reasoning together."""
-    rec: dict[str, Any] = {"qid": q.qid, "video": q.video, "query": q.query, "status": "failed", "error": _error(exc)}
+    rec: dict[str, Any] = {"qid": q.qid, "video": q.video, "query": q.query, "status": "failed", "error": _error(exc),
+                           **_error_counts(exc)}
     paid = _paid(exc) if paid_here else None
     if paid is not None:
         rec["usage"] = {stage: paid.model_dump(mode="json", exclude_none=True)}
@@ -127,14 +128,42 @@ def _searched_counts(settings: dict[str, Any]) -> dict[str, int]:
     return {"describe_calls": int(search.get("calls") or 0), "describe_saved": int(search.get("cached") or 0)}
 
 
-def _unfinished(task: Any, exc: BaseException, query: Query | None, started: float) -> dict[str, Any] | None:
+def _query_counts(res: Any, per_query: bool) -> dict[str, int]:
+    """A result's ``describe_calls`` and ``describe_saved`` where its query described the video itself
+    (``per_query``): a search's (:func:`_searched_counts`); a query-aware describer's, the requests and cache hits
+    of its ``describe`` usage (one request a frame sent; skip-unchanged's reuses are neither), as a describe a
+    Ctrl-C stopped is counted (:func:`_unfinished`). Such a video's record counts none; each result said 0."""
+    counts = _searched_counts(res.settings)
+    if counts or not per_query:
+        return counts
+    described = res.usage.get("describe")
+    if described is None:  # no describe usage: a describer that reports none (free, as ``cv``) counts no call
+        return {"describe_calls": 0, "describe_saved": 0}
+    return {"describe_calls": described.requests, "describe_saved": described.cached}
+
+
+def _error_counts(exc: BaseException) -> dict[str, int]:
+    """The describer calls and cache hits of a search that ``exc`` (a failure or a Ctrl-C) stopped, which it
+    carries as ``described`` (:func:`pipelines.search.counted_on_error`), as a record's ``describe_calls`` and
+    ``describe_saved``; none where it carries none."""
+    described = getattr(exc, "described", None)
+    if not isinstance(described, dict):
+        return {}
+    return {"describe_calls": int(described.get("calls") or 0), "describe_saved": int(described.get("cached") or 0)}
+
+
+def _unfinished(task: Any, exc: BaseException, query: Query | None, started: float,
+                searched: bool = False) -> dict[str, Any] | None:
     """The record of what a Ctrl-C stopped on the way (the video's describe, or ``query``, dropped: the resumed run
     asks it again) when it had paid for requests (the usage the interrupt carries: :func:`vidground.errors.keep_paid`),
-    so that the run folder's cost is what was paid; ``None`` when nothing was paid. A ``"video"`` record marked
-    ``unfinished``, which says nothing of the video's description (:func:`pipelines.runs.run_totals`). A video's
-    describe paid only describer requests, one a frame sent: they are its ``describe_calls`` (and the cache hits it
-    had, ``describe_saved``). A query's (``unfinished_query`` names it) sums the frames its search described and
-    its reasoner's rounds, which the interrupt does not split: its ``usage`` counts them, its calls are left 0."""
+    so that the run folder's cost and describer calls are what was paid; ``None`` when nothing was paid. A
+    ``"video"`` record marked ``unfinished``, which says nothing of the video's description
+    (:func:`pipelines.runs.run_totals`). A video's describe paid only describer requests, one a frame sent: they are
+    its ``describe_calls`` (and the cache hits it had, ``describe_saved``); so did a query's (``unfinished_query``
+    names it) with a query-aware describer, stopped while it described. A query's search (``searched``) sums the
+    frames it described and its reasoner's rounds in ``usage``: its calls and cache hits are those the interrupt
+    carries (:func:`_error_counts`; they were left 0, and a resumed run, taking those frames from the cache, never
+    counted them)."""
     paid = _paid(exc)
     if paid is None or not (paid.requests or paid.retried or paid.cost_usd):  # e.g. cache hits alone: nothing paid
         return None
@@ -143,7 +172,9 @@ def _unfinished(task: Any, exc: BaseException, query: Query | None, started: flo
                            "error": None, "unfinished": True}
     if query is not None:
         rec["unfinished_query"] = query.qid
-    else:
+    if searched:
+        rec.update(_error_counts(exc))
+    else:  # describer requests alone: the video's describe, or a query-aware describer's for its query
         rec.update(describe_calls=paid.requests, describe_saved=paid.cached)
     return rec | {"seconds": round(time.perf_counter() - started, 3)}
 
@@ -173,7 +204,8 @@ def _process_video(task: Any, config: Any, emit: Emit, session: Any, stop: threa
         video_rec["settings"] = backend_settings(describer, session.reasoner)
         aware = describer is not None and getattr(describer, "mode", "agnostic") == "aware"
         # a coarse-to-fine search describes per query what that query needs (frames shared through the session)
-        aware = aware or (describer is not None and session.search.refines)
+        searching = describer is not None and session.search.refines
+        aware = aware or searching
         described = None
         if config.mode == "descriptions":
             described = session.load(task.source, format=config.descriptions_format, clip_seconds=config.clip_seconds)
@@ -225,7 +257,8 @@ def _process_video(task: Any, config: Any, emit: Emit, session: Any, stop: threa
             else:
                 res = session.ground(query=q.query, top_k=top_k, **source)
         except KeyboardInterrupt as exc:  # a Ctrl-C stopped its describing: the query is dropped (the resumed run
-            unfinished = _unfinished(task, exc, q, begun)  # asks it; its frames are in the cache), what it paid is kept
+            # asks it; its frames are in the cache), what it paid is kept
+            unfinished = _unfinished(task, exc, q, begun, searched=searching)
             if unfinished is not None:
                 emit(("video", unfinished))
             raise
@@ -236,7 +269,7 @@ def _process_video(task: Any, config: Any, emit: Emit, session: Any, stop: threa
         cost = sum(res.usage[k].cost_usd or 0.0 for k in stages)
         search = {"search": res.settings["search"]} if "search" in res.settings else {}
         return {"qid": q.qid, "video": q.video, "query": q.query, "status": "ok", **qa, **search,
-                **_searched_counts(res.settings),
+                **_query_counts(res, aware),
                 "intervals": [i.as_list() for i in res.intervals], "duration": res.duration,
                 "duration_inferred": res.duration_inferred, "reasoner": res.reasoner, "describer": res.describer,
                 "curve": [list(p) for p in res.curve] if getattr(res, "curve", None) else None, "usage": usage,

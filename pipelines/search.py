@@ -36,14 +36,14 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from temporal_reasoner import Transcript
-from vidground.errors import ConfigurationError, InputError, keep_paid
+from vidground.errors import ConfigurationError, InputError, VidgroundError, keep_paid
 from vidground.types import FrameDescription, GroundingResult, Interval, Usage
 
 STRATEGIES = ("uniform", "coarse-to-fine")
@@ -207,6 +207,23 @@ class SearchOutcome:
                 "stop": self.stop, "frames": self.frames}
 
 
+@contextmanager
+def counted_on_error(out: SearchOutcome, *, stream: bool = False) -> Iterator[None]:
+    """An error or a Ctrl-C's ``KeyboardInterrupt`` leaving the block carries ``described``, ``{"calls": n,
+    "cached": m}``: the describer calls the search made and the frames the description cache gave so far, which its
+    ``usage`` (:func:`~vidground.errors.keep_paid`) sums with its reasoner's rounds; an eval counts them as the
+    stopped or failed query's describer calls (:mod:`pipelines.executors`; they were 0, though paid). From a frame
+    stream (``stream``), the requests its describer paid and never handed over (the error's own ``usage``: answers
+    in flight as it stopped) are calls too; enter it inside ``keep_paid``, which adds the search's own after it."""
+    try:
+        yield
+    except (VidgroundError, KeyboardInterrupt) as exc:
+        own = getattr(exc, "usage", None) if stream else None
+        own = own if isinstance(own, Usage) else Usage()
+        exc.described = {"calls": out.calls + own.requests, "cached": out.cached + own.cached}  # type: ignore[union-attr]
+        raise
+
+
 def request(t: float, tolerance: float = 0.0) -> tuple[float, float]:
     """The key of a frame asked for at grid time ``t`` with ``tolerance`` (seconds a keyframe may lie from it), as
     :attr:`SearchOutcome.answers` and ``known`` hold it."""
@@ -292,7 +309,7 @@ def coarse_to_fine(
 
     def paid_on_error(descriptions: Iterable[FrameDescription]) -> Iterator[FrameDescription]:
         """``descriptions``, whose error (a frame's request failed) carries what was :func:`paid_so_far` before it."""
-        with keep_paid(paid_so_far):
+        with keep_paid(paid_so_far), counted_on_error(out, stream=True):
             yield from descriptions
 
     described: dict[float, FrameDescription] = {}  # by the time each description carries
@@ -452,7 +469,8 @@ def coarse_to_fine(
         descs = sorted(described.values(), key=lambda d: d.t)
         if not descs:
             raise InputError("the describer returned no description for any frame asked for")
-        with keep_paid(paid_so_far):  # the reasoner failed: the frames described and its rounds before were paid
+        # the reasoner failed: the frames described and its rounds before were paid
+        with keep_paid(paid_so_far), counted_on_error(out):
             result = reasoner.ground(query, held_transcript(descs, grid, max(duration, descs[-1].t)))
         for u in result.usage.values():
             out.reason_usage += u

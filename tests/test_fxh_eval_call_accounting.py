@@ -20,10 +20,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from _helpers_eval import FakeDescriber, FakeReasoner, register_fakes
+from _helpers_counting import counting_describer, static_video
+from _helpers_eval import FakeReasoner, register_fakes
 from frame_describer import describers
 from pipelines import Session
 from pipelines.cli import main
@@ -40,20 +40,7 @@ LOCK = threading.Lock()
 CTRL_C_AT: dict[str, int | None] = {"frame": None}
 
 
-class Counting(FakeDescriber):
-    """The fake describer (1 request, $0.001 a frame), counting every frame it is sent."""
-
-    name = "fxh-counting"
-
-    def describe(self, frames, *, query=None):
-        for d in super().describe(frames, query=query):
-            with LOCK:
-                COUNTS["frames"] += 1
-                n = COUNTS["frames"]
-            yield d
-            if CTRL_C_AT["frame"] == n:  # a Ctrl-C now: the eval's handler stops the frame streams
-                signal.raise_signal(signal.SIGINT)
-                assert interrupts.INTERRUPTED.wait(10)  # handled (in the main thread) before the next frame
+Counting = counting_describer("fxh-counting", COUNTS, CTRL_C_AT)  # counts COUNTS["frames"]
 
 
 class CountingReasoner(FakeReasoner):
@@ -81,18 +68,7 @@ def fresh_counts():
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> Path:
-    """``static.mp4``, 20 s at 5 fps: grey for 8 s, white for 4 s, grey again (faint noise, no two frames alike)."""
-    from frame_describer.synthetic import _write
-
-    rng = np.random.default_rng(0)
-
-    def frame(i: int) -> np.ndarray:
-        level = 230 if 40 <= i < 60 else 60
-        return np.clip(level + rng.integers(-2, 3, (48, 64, 3)), 0, 255).astype(np.uint8)
-
-    folder = tmp_path_factory.mktemp("videos")
-    _write(folder / "static.mp4", frame, [i / 5 for i in range(100)], fps=5, codec=None, rotation=None)
-    return folder
+    return static_video(tmp_path_factory.mktemp("videos"))
 
 
 def dataset(tmp_path: Path, n: int = 2) -> Path:
@@ -205,7 +181,7 @@ def test_a_ctrl_c_while_describing_keeps_what_was_paid(tmp_path, videos, search,
     resumed = run_eval(cfg, tmp_path / "run")
     assert resumed.ran == 1 and resumed.failed == 0
     assert resumed.describe_saved_now >= paid  # the frames described before the Ctrl-C: from the cache
-    # a video's stopped describe counts its calls (a search's are in its paid requests: its reasoner's with them)
-    assert resumed.describe_calls == resumed.describe_calls_now + (paid if search is None else 0)
+    # a stopped describe counts its calls, and so does a stopped search (FX-M: they were left 0)
+    assert resumed.describe_calls == resumed.describe_calls_now + paid
     totals = run_totals(tmp_path / "run")
     assert totals["requests"] == COUNTS["frames"] + COUNTS["reasoned"]
