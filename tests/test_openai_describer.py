@@ -513,20 +513,43 @@ def test_closing_the_stream_stops_retries_and_waits_for_the_rate_limit(openai_se
     """A frame whose request is backing off after a 500 (the server asks for 30 s), or that waits
     for the rate limit (a minute), when the stream closes is neither retried nor sent: close()
     joins the workers, so had either wait been served, the server would have seen a third request."""
+    limit_wait = threading.Event()  # frame 2 is waiting for the minute's window
+
+    def frames():
+        yield frame(0)
+        yield frame(1)
+        if case == "rate-limit":  # frame 2 comes once frames 0 and 1 have taken the minute's two places: it
+            # cannot overtake a slow frame 0 (a worker starved under load; CI saw frames 1, 2, then 0 a minute on)
+            deadline = time.monotonic() + 30
+            while len(openai_server.requests) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        yield frame(2)
+
     if case == "backoff":  # frame 1 fails and backs off; frame 2 waits for the only worker
         openai_server.responder = lambda req: Reply.error(500, "busy", headers={"retry-after": "30"})
         openai_server.script(Reply.chat("first"))
         desc = make(openai_server, concurrency=1)
     else:  # frames 0 and 1 take the minute's two slots; frame 2 waits for the window
         desc = make(openai_server, concurrency=2, rpm=2)
-    gen = desc.describe(frame(i) for i in range(3))
+        pause = desc.limiter._pause
+
+        def noted(seconds, cancel):
+            limit_wait.set()
+            return pause(seconds, cancel)
+        desc.limiter._pause = noted
+    gen = desc.describe(frames())
     assert next(gen).text in ("first", "ok")
     deadline = time.monotonic() + 30
     while len(openai_server.requests) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
-    time.sleep(0.2)  # frame 1 has most likely had its answer (a 500: now in the backoff wait)
+    if case == "rate-limit":
+        assert limit_wait.wait(30)  # closed while frame 2 waits for the window, not before it got there
+    else:
+        time.sleep(0.2)  # frame 1 has most likely had its answer (a 500: now in the backoff wait)
     gen.close()
-    assert len(openai_server.requests) == 2  # frame 1 sent once and not retried, frame 2 never sent
+    sent = [round(float(decode_url(r.json["messages"][0]["content"][1]["image_url"]["url"]).mean()) / 10)
+            for r in openai_server.requests]
+    assert sorted(sent) == [0, 1]  # frame 1 sent once and not retried, frame 2 never sent
     desc.close()
 
 
