@@ -229,7 +229,8 @@ def test_a_query_aware_video_run_records_the_describer_settings(tmp_path):
     videos = render_toy_videos(tmp_path / "videos", ["vid0"])
     s = run_eval(RunConfig(dataset="jsonl", dataset_path=str(ds), videos=str(videos), describer="fake",
                            describer_options={"mode": "aware"}, reasoner="fake-reasoner", cache=""), tmp_path / "run")
-    assert s.ran == 2 and s.failed == 0 and s.describe_calls == 0  # aware: described per query, not per video
+    # aware: described per query (3 frames each), counted on each query's result, not the video's (FX-M: it said 0)
+    assert s.ran == 2 and s.failed == 0 and s.describe_calls == 6
     p = json.loads((tmp_path / "run" / "provenance.json").read_text())
     assert p["backends"]["describer"] == {"spec": "fake", "options": {"mode": "aware"},
                                           "settings": {"name": "fake", "mode": "aware", "version": "1"}}
