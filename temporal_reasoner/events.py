@@ -35,7 +35,7 @@ import prompts
 from vidground.errors import ConfigurationError, IncompleteOutputError, InputError
 from vidground.types import Event, Events, TimeStyle, Usage
 
-from .parsing import RESPONSE_FORMATS, ReplyError, choose_answer
+from .parsing import RESPONSE_FORMATS, ReplyError, choose_answer, clock_seconds
 from .structured import (ChatFn, _ask, ask_or_overflow, fallback_answered, keep_paid, reask_until_valid,
                          resolve_fallback, response_format)
 from .timestyles import ReplyValueError, TimeFormat
@@ -321,14 +321,20 @@ def events_prompt_hashes() -> dict[str, str]:
     return {n: prompts.load(n).hash for n in ("events_system", "events_user", "events_reask")}
 
 
-def _time(value: Any, what: str, fmt: TimeFormat, transcript: Transcript | None, *, end: bool) -> float:
-    """A replied time in seconds: decoded from the style's units (frames, tokens), else a number of seconds."""
+def _time(value: Any, what: str, fmt: TimeFormat, transcript: Transcript | None, *, end: bool,
+          warnings: list[str]) -> float:
+    """A replied time in seconds: decoded from the style's units (frames, tokens), else a number of seconds (a
+    numeric string read as one; an ``"mm:ss"`` / ``"h:mm:ss"`` string converted, with a warning, as a ground reply's
+    is)."""
     if fmt.indexed:
         try:
             return float(fmt.decode(value, transcript if transcript is not None else 0.0, end=end))
         except ReplyValueError as exc:
             raise ReplyError(f"{what}: {exc}") from None
     if isinstance(value, str):
+        if (seconds := clock_seconds(value)) is not None:
+            warnings.append(f"{what}: read the clock time {value!r} as {seconds:g} seconds")
+            return seconds
         try:
             value = float(value.strip().rstrip("s"))
         except ValueError:
@@ -395,8 +401,8 @@ def _check_events(data: Any, form: str, lo: float, hi: float, step: float | None
     for i, item in enumerate(data):
         if not isinstance(item, dict):
             raise ReplyError(f"events[{i}] must be an object with start, end, caption and score")
-        start = _time(item.get("start"), f"events[{i}].start", fmt, transcript, end=False)
-        end = _time(item.get("end"), f"events[{i}].end", fmt, transcript, end=True)
+        start = _time(item.get("start"), f"events[{i}].start", fmt, transcript, end=False, warnings=warnings)
+        end = _time(item.get("end"), f"events[{i}].end", fmt, transcript, end=True, warnings=warnings)
         for name, t in (("start", start), ("end", end)):
             if t < lo - slack - 1e-9 or t > hi + slack + 1e-9:
                 raise ReplyError(f"events[{i}].{name} is {item.get(name)!r}, outside the part of the video asked "

@@ -11,15 +11,20 @@ reason shown to the model:
   valid answers, the last whole one counts (a model correcting itself: "First guess: ... On second thought,
   ..."); whole by shape: an object (``{"intervals": ...}``, one interval) or a list of intervals. A flat
   ``[s, e]`` pair is a fragment: it counts only when there is no whole answer, so "the video spans [0, 36]"
-  after an answer does not replace it. A value labelled as the format's echo ("Format used: ...", "e.g. ...",
-  "Example: ...") is not an answer while another whole one is; "in JSON format:", "in the requested format:"
+  after an answer does not replace it (after a fenced answer, one introduced as a correction does: "Wait, ...
+  Final: [17, 21]"). A value labelled as the format's echo ("Format used: ...", "e.g. ...", "Example: ...",
+  "The output should look like this:") is not an answer while another whole one is; "in JSON format:", "in the requested format:"
   introduce an answer, not an echo. A later value whose intervals are all among the last whole answer's before
-  it is a quote of it (the answer explained interval by interval), not a correction; one that repeats an older
-  answer exactly is that answer again ("Candidate 1: ... Candidate 2: ... Final answer: <candidate 1>"). Prose
-  after the last fenced block is read too: a value there replaces the fenced answer only when introduced as a
-  correction ("Wait, ... The correct answer is:", "Actually:", "final answer", "instead", "should be"); any
-  other is commentary ("I first considered ... but rejected it", "For example, ...") and is left out. A warning
-  says which was used when they differ.
+  it is a quote of it (the answer explained interval by interval), not a correction, unless a label right before it
+  makes it the answer ("Actually, only the first:", "**Final Answer:**", "The answer is:") and the parts after the
+  answer do not name all of it ("To summarize, the correct intervals are A and B" explains A, B); one that repeats an
+  older answer exactly is that answer again ("Candidate 1: ... Candidate 2: ... Final answer: <candidate 1>").
+  Single intervals written one per line ("1. {...}\n2. {...}") are one answer. Prose after the last fenced block is
+  read too: a value there replaces the fenced answer when it stands after a label or on its own line ("So the answer
+  is:", "Let me fix that:", "Revised:", "Die richtige Antwort ist:") or right after a correction word ("Actually,
+  it is ..."), and is commentary, left out with a warning, when the sentences before it hedge it ("if", "would",
+  "could", "might", "alternatively", "for example", "instead of", "excluded", "rejected") or it is neither.
+  A warning says which was used when they differ.
 * Times are seconds, except in an indexed time style (frame numbers, ``<k>`` tokens;
   :mod:`temporal_reasoner.timestyles`), whose whole numbers are decoded to seconds first: a number
   that is not whole, or out of the style's range (a token past ``<M>``), is rejected.
@@ -274,15 +279,16 @@ def strip_reasoning(text: str, *, prompt_block: bool = True) -> str:
 MAX_ANSWERS = 16
 
 
-def _values(stripped: str, limit: int = MAX_ANSWERS) -> list[tuple[Any, str, bool]]:
+def _values(stripped: str, limit: int = MAX_ANSWERS) -> list[tuple[Any, str, bool, int]]:
     """The JSON values in ``stripped`` (a reply, its reasoning blocks left out), in order, each with the prose
-    between it and the value before (or the start), and whether it is in the prose after the last fenced block
-    (read when the fenced blocks hold values): see :func:`json_candidates`."""
+    between it and the value before (or the start), whether it is in the prose after the last fenced block
+    (read when the fenced blocks hold values), and the number of the part it was read in (a fenced block, the prose
+    after the last, or the whole text): see :func:`json_candidates`."""
     stripped = stripped.strip()
     if not stripped:
         raise ReplyError("the answer was empty")
     try:
-        return [(json.loads(stripped), "", False)]
+        return [(json.loads(stripped), "", False, 0)]
     except (json.JSONDecodeError, RecursionError):
         pass
     error = None
@@ -291,9 +297,9 @@ def _values(stripped: str, limit: int = MAX_ANSWERS) -> list[tuple[Any, str, boo
     for quotes in ("\"'", '"'):
         fenced = _fenced(stripped)
         for sources in ((fenced, [(stripped, "", False)]) if fenced else ([(stripped, "", False)],)):
-            found: list[tuple[Any, str, bool]] = []
+            found: list[tuple[Any, str, bool, int]] = []
             failures = spans = 0
-            for src, lead, after in sources:
+            for block, (src, lead, after) in enumerate(sources):
                 span, prev = _first_balanced(src, 0, quotes), 0
                 while span is not None and len(found) < limit and failures < MAX_CANDIDATES:
                     if spans == MAX_SPANS:
@@ -303,7 +309,7 @@ def _values(stripped: str, limit: int = MAX_ANSWERS) -> list[tuple[Any, str, boo
                     text = src[span[0]:span[1]]
                     if not _PROSE_SPAN.fullmatch(text) or _SCALAR.fullmatch(text, 1, len(text) - 1):
                         try:  # (a quoted transcript line "[12.0-15.0] a man enters" is prose: not decoded)
-                            found.append((_loads(text), lead + src[prev:span[0]], after))
+                            found.append((_loads(text), lead + src[prev:span[0]], after, block))
                             lead, prev = "", span[1]
                         except ReplyError as exc:  # prose like "[it's here]" before the JSON: try the next span
                             error = error or exc
@@ -323,12 +329,14 @@ def json_candidates(text: str, limit: int = MAX_ANSWERS) -> list[Any]:
     :data:`MAX_FENCED_BLOCKS` fenced blocks when any decode, else the whole text), at most ``limit`` of them.
     Fences, prose, single quotes and trailing commas are tolerated. Spans never overlap, so decoding them all
     is linear in the reply's length; at most :data:`MAX_CANDIDATES` spans that do not decode are tried."""
-    return [value for value, _, _ in _values(strip_reasoning(text), limit)]
+    return [value for value, *_ in _values(strip_reasoning(text), limit)]
 
 
 #: A label that introduces a value as an echo of the asked format, not an answer ("Format used: {...}",
-#: "e.g. {...}", "Example output: {...}"): at most one word between it and the value.
-_ECHO_LABEL = re.compile(r"\b(?:format|schema|example|e\.g\.)(?:\s+\w+)?\s*[:=]?$", re.I)
+#: "e.g. {...}", "Example output: {...}", "The output should look like this: {...}"): at most one word between it
+#: and the value.
+_ECHO_LABEL = re.compile(r"\b(?:(?:format|schema|example|e\.g\.)(?:\s+\w+)?|looks?\s+like(?:\s+this)?)\s*[:=]?$",
+                         re.I)
 #: ... unless it says the value is given in that format ("Here is the answer in JSON format:", "In the requested
 #: format:", "using the required schema:"), and no example is meant ("Here is an example in JSON format:").
 _IN_FORMAT = re.compile(r"\b(?:in|using|per|with)\s+(?:[\w-]+\s+){0,3}(?:format|schema)\b[^.\n]*$", re.I)
@@ -349,10 +357,10 @@ def _echo(prose: str) -> bool:
     return given is None or bool(_EXAMPLE.search(label[:given.start()].rsplit("\n", 1)[-1]))
 
 
-#: What introduces a value in the prose after the last fenced block as a correction of the fenced answer ("Wait,
-#: I misread. The correct answer is: {...}", "Actually: {...}", "I made a mistake above. Updated answer: {...}",
-#: "on second thought ... the right interval is: {...}"); any other value there is commentary ("Alternatively,
-#: ... also matches: {...}", "I first considered {...} but rejected it", "For example, ... would give {...}").
+#: Words that mark a correction of the fenced answer ("Wait, I misread. The correct answer is: {...}", "Actually:
+#: {...}", "I made a mistake above. Updated answer: {...}", "on second thought ... the right interval is: {...}"):
+#: with a short last sentence ("Actually, it is {...}") they make a value in the prose after the last fenced block
+#: the model's later word, as a label does (:func:`_later_word`); a hedge overrides them.
 _CORRECTION = re.compile(r"\b(?:correct(?:ed)?\s+(?:answer|one|version|intervals?|times?)|corrected|correction|actually"
                          r"|wait|final\s+answer|updated\s+answer|revised\s+answer|right\s+(?:answer|intervals?)"
                          r"|on\s+second\s+thoughts?|mistake|misread|recount|instead(?!\s+of)|should\s+be)\b"
@@ -384,11 +392,61 @@ def _correction(prose: str) -> bool:
     return any(_CORRECTION.search(s) for s in _read_sentences(prose))
 
 
-def _narrowing(prose: str) -> bool:
-    """Whether ``prose`` ends with a label making the value after it the answer (:data:`_NARROWING`), read on its
-    last sentence only."""
-    sentences = _sentences(prose)
-    return bool(sentences) and _NARROWING.search(sentences[-1]) is not None
+#: Markdown around a label or a value ("**Final Answer:** {...}", "Final answer: `{...}`", "> Answer:").
+_DECOR = " \t*_`>"
+#: Words that make a sentence a hedge, a hypothetical or a rejected candidate, whatever else it says ("Note: if the
+#: query actually refers to ..., the interval would be {...}", "If I made a mistake ..., the other candidate is
+#: {...}", "he drinks instead, so {...} is excluded"): a value it introduces is commentary, never the answer.
+_HEDGE = re.compile(r"\b(?:if|would|could|might|alternatively|e\.g\.|for\s+(?:example|instance)|suppose|considered"
+                    r"|rejected|ruled\s+out|instead\s+of|excluded?)\b", re.I)
+#: Answer in the languages models answer in when asked in them ("Endgültige Antwort:", "最终答案：", "Réponse :").
+_ANSWER_WORD = re.compile(r"\b(?:answer|antwort|r[ée]ponse|respuesta|resposta|risposta)\b|答案|回答", re.I)
+#: What ends a label: a colon (a full-width one too), an arrow, an equals sign.
+_LABEL_END = (":", "\uff1a", "->", "\u2192", "=")
+#: A parenthesis or an arrow between a label's words and its end ("Final answer (JSON):", "Final answer -> ").
+_LABEL_NOISE = re.compile(r"\s*(?:\([^()]{0,20}\)|->|\u2192)\s*(?=[:\uff1a=]?\s*$)")
+
+
+def _labelled(prose: str) -> bool:
+    """Whether the value after ``prose`` stands after a label (a colon, an arrow, an equals sign) or on a line of its
+    own, markdown decoration aside: the structure of an answer given, whatever the label's words."""
+    label = prose.rstrip(_DECOR)
+    return label == "" or label.endswith(("\n", *_LABEL_END))
+
+
+def _hedged(prose: str) -> bool:
+    """Whether the sentences a label is read on (:func:`_read_sentences`) hedge the value (:data:`_HEDGE`)."""
+    return any(_HEDGE.search(s) for s in _read_sentences(prose))
+
+
+def _later_word(prose: str) -> bool:
+    """Whether ``prose``, the text before a value after the last fenced block, gives it as the model's later word
+    rather than commentary: not hedged (:data:`_HEDGE`), and either labelled (:func:`_labelled`: "So the answer
+    is:\n{...}", "Let me fix that:\n{...}", "Revised:\n{...}", "正确答案是：{...}") or after a correction word
+    (:data:`_CORRECTION`) opening the last sentence or in a last sentence of at most four words ("Actually, I think
+    the pour is at {...}", "Oh wait, it is {...}"; not "It should be noted that he holds the jug at {...}")."""
+    if _hedged(prose):
+        return False
+    if _labelled(prose):
+        return True
+    last = _sentences(prose)[-1]
+    return (_CORRECTION.match(last.lstrip(_DECOR + "#-")) is not None
+            or (len(last.split()) <= 4 and _correction(prose)))
+
+
+def _label_narrows(prose: str) -> bool:
+    """Whether ``prose`` ends with a label making the value after it the answer when it is a part of the last one:
+    :data:`_NARROWING`, markdown, a parenthesis or an arrow aside ("**Final Answer:**", "Final answer (JSON):",
+    "Final answer -> "), or a short label naming the answer ("So my answer:", "The answer is:", "Endgültige
+    Antwort:", "最终答案：") that no hedge qualifies."""
+    sentences = _sentences(prose.rstrip(_DECOR))
+    if not sentences:
+        return False
+    last = sentences[-1].strip(_DECOR + "#-")
+    if _NARROWING.search(_LABEL_NOISE.sub("", last)) or _NARROWING.search(last):
+        return True
+    return (_labelled(prose) and len(last.split()) <= 6 and _ANSWER_WORD.search(last) is not None
+            and not _HEDGE.search(last))
 
 
 def _short_label(prose: str) -> bool:
@@ -421,6 +479,60 @@ def value_spans(value: Any) -> frozenset[tuple[float, float]] | None:
     return frozenset(out) or None
 
 
+#: What may stand between the items of a list written one per line: a line break, a comma, a list marker ("1.",
+#: "2)", "-", "*", "\u2022").
+_ITEM_GAP = re.compile(r"\s*,?[ \t]*\n\s*(?:(?:\d{1,3}[.)]|[-*+\u2022])\s*)?")
+_ITEM_KEYS = ("start", "start_time", "begin")
+
+
+def _listed_items(values: list[tuple[Any, str, bool, int]],
+                  check: Callable[[Any], Any]) -> list[tuple[Any, str, bool]]:
+    """``values`` (:func:`_values`) with each run of two or more single items written one per line in one part of the
+    reply (objects with a start, such as an interval or an event, apart only by line breaks and list markers:
+    "1. {"start": 10, "end": 15}\n2. {"start": 17, "end": 21}", JSON lines) as one list, when ``check`` accepts the
+    list: the items of one answer, not drafts each replacing the one before. A run reaching the last of
+    :data:`MAX_ANSWERS` values read may go on past them: it is left as it is, never cut silently."""
+    def item(value: Any) -> bool:
+        return (isinstance(value, dict) and any(k in value for k in _ITEM_KEYS)
+                and not any(isinstance(v, (list, dict)) for v in value.values()))
+
+    out: list[tuple[Any, str, bool]] = []
+    k = 0
+    while k < len(values):
+        j = k + 1
+        if item(values[k][0]):
+            while (j < len(values) and item(values[j][0]) and values[j][3] == values[k][3]
+                   and _ITEM_GAP.fullmatch(values[j][1])):
+                j += 1
+        if j - k > 1 and not (j == len(values) >= MAX_ANSWERS):  # a list cut at MAX_ANSWERS values is no answer
+            run = [v[0] for v in values[k:j]]
+            try:
+                check(run)
+            except ReplyError:
+                j = k + 1
+            else:
+                out.append((run, values[k][1], values[k][2]))
+                k = j
+                continue
+        out.append(values[k][:3])
+        k = j
+    return out
+
+
+def _parts_cover(items: list[frozenset | None], last: int,
+                 loose: Callable[[frozenset], frozenset] | None) -> bool:
+    """Whether the values after the answer ``last`` that are parts of it (their items a subset of its, or their
+    ``loose`` items) name all of it between two or more of them: the answer explained part by part ("To summarize,
+    the correct intervals are A and B", "Final answer: A and B", "- Correct: A (pour)\n- Correct: B (refill)"),
+    never a narrowing of it to one part, whatever the label before a part says."""
+    whole = items[last]
+    if whole is None:
+        return False
+    see = loose or (lambda found: found)
+    parts = [mine for mine in items[last + 1:] if mine is not None and (mine <= whole or see(mine) <= see(whole))]
+    return len(parts) > 1 and see(frozenset().union(*parts)) >= see(whole)
+
+
 def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any], bool] = _whole,
                   spans: Callable[[Any], frozenset | None] | None = None,
                   brief: Callable[[Any], str] | None = None,
@@ -436,13 +548,19 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
     whole one is. A value whose ``spans`` (the checked value's set of items, compared as numbers) are a subset of
     those of the last whole answer kept before it (not an echo, not a quote) is a quote of it, not a correction (an
     answer followed by its intervals explained one by one, even when one of them was an earlier draft), unless a
-    label right before it makes it the answer (:func:`_narrowing`: "Actually, only the first: {...}", "Final answer:
-    {...}", "I'll go with option 1: {...}"); an older answer
-    repeated that is not a subset of the last is a revert to it ("Candidate 1: A, Candidate 2: B, Final answer: A"
-    is A). A value in the prose after the last fenced
-    block is commentary ("Alternatively, ...", "I first considered ...", "For example, ..."), left out with a
-    warning, unless the prose introduces it as a correction (:func:`_correction`: "Actually:", "Updated answer:",
-    "Wait, I misread ... The answer is:") or the fenced blocks hold no valid value. Warnings say which value was used when others (not quotes nor
+    label right before it makes it the answer (:func:`_label_narrows`: "Actually, only the first: {...}", "**Final
+    Answer:** {...}", "So my answer: {...}", "Endgültige Antwort: {...}") and the parts after the last answer do not
+    name all of it between them (:func:`_parts_cover`: "To summarize, the correct intervals are A and B" explains
+    the answer A, B); an older answer repeated that is not a subset of the last is a revert to it ("Candidate 1: A,
+    Candidate 2: B, Final answer: A" is A). Single items written one per line ("1. {"start": ..}\n2. {..}", JSON
+    lines) are one list when ``check`` accepts it (:func:`_listed_items`). A value in the prose after the last
+    fenced block is the model's later word when it stands after a label or on a line of its own ("So the answer
+    is:\n{...}", "Let me fix that:", "正确答案是：") or after a correction word in a short sentence ("Actually, it is
+    {...}"), and commentary when the sentences before it hedge it ("Note: if ... would be {...}", "If I made a
+    mistake ..., the other candidate is {...}", "Alternatively, ...", "For example, ...") or neither holds (:func:`
+    _later_word`); commentary is left out with a warning naming it, unless the fenced blocks hold no valid value
+    but format echoes. A flat pair there counts as a whole answer when introduced as a correction ("Wait, ...
+    Final: [17, 21]"). Warnings say which value was used when others (not quotes nor
     commentary) differ. A reply whose valid value comes
     before a stray closing ``</think>`` tag uses it (with a warning) only when it opens the reply (nothing or a
     short label such as "Answer:" or "**Answer:**" before it); otherwise all before the tag is reasoning
@@ -467,7 +585,7 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
                                  "answer; give the answer after the tag")
             continue
         valid: list[tuple[Any, str, Any, bool]] = []
-        for value, prose, after in values:
+        for value, prose, after in _listed_items(values, check):
             try:
                 valid.append((check(value), prose, value, after))
             except ReplyError as exc:
@@ -477,12 +595,14 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
         if not valid:
             continue
         every = range(len(valid))
-        whole_k = [full(v[2]) for v in valid]
+        # a fragment after the fenced answer, labelled as a correction ("Wait, the pour is later. Final: [17, 21]"),
+        # is the model's later word, as a whole value there is
+        whole_k = [full(v[2]) or (v[3] and _correction(v[1]) and _later_word(v[1])) for v in valid]
         echo = [_echo(v[1]) for v in valid]
-        # a value in the prose after the last fenced block is commentary ("Alternatively, ...", "I first considered
-        # ...") unless introduced as a correction
-        aside = [v[3] and not _correction(v[1]) for v in valid]
-        if all(aside):  # ... while the fenced blocks hold a valid answer
+        # a value in the prose after the last fenced block is commentary ("Alternatively, ...", "Note: if ... would
+        # be ...") unless given as the model's later word ("So the answer is:\n...", "Actually, it is ...")
+        aside = [v[3] and not _later_word(v[1]) for v in valid]
+        if all(aside[k] or echo[k] for k in every):  # ... while the fenced blocks hold a valid answer, not an echo
             aside = [False] * len(valid)
         items = [spans(v[0]) if spans else None for v in valid]
         quote = [False] * len(valid)
@@ -492,10 +612,14 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
                 continue
             mine, theirs = items[k], items[last] if last is not None else None
             # a quote repeats some of the last answer's items (an older answer repeated exactly, not among them,
-            # is a revert to it: "Candidate 1: A, Candidate 2: B, Final answer: A"), unless introduced as a
-            # correction ("Actually, only the first: A" narrows the answer)
-            if (mine is not None and theirs is not None and not (mine != theirs and _narrowing(valid[k][1]))
-                    and (mine <= theirs or (loose is not None and loose(mine) < loose(theirs)))):
+            # is a revert to it: "Candidate 1: A, Candidate 2: B, Final answer: A"), unless a label makes it the
+            # answer ("Actually, only the first: A" narrows the answer) and the parts after the last answer do not
+            # name all of it ("To summarize, the correct intervals are A and B": an explanation)
+            part = (mine is not None and theirs is not None
+                    and (mine <= theirs or (loose is not None and loose(mine) < loose(theirs))))
+            narrowed = (part and mine != theirs and _label_narrows(valid[k][1])
+                        and not _parts_cover(items, last, loose))
+            if part and not narrowed:
                 quote[k] = True
             elif whole_k[k] and not echo[k]:
                 last = k
@@ -550,14 +674,19 @@ def extract_json(text: str) -> Any:
     return json_candidates(text, limit=1)[0]
 
 
+def clock_seconds(text: str) -> float | None:
+    """The seconds an ``"mm:ss"`` / ``"h:mm:ss"`` string says (``"1:02:03.5"``: 3723.5), ``None`` for other text."""
+    m = _CLOCK.fullmatch(text.strip())
+    return None if m is None else int(m[1] or 0) * 3600 + int(m[2]) * 60 + float(m[3])
+
+
 def _to_seconds(value: Any, where: str, warnings: list[str]) -> Any:
     """Numeric and clock strings become seconds; other values pass through for the schema to judge."""
     if isinstance(value, str):
         if m := _NUMERIC.fullmatch(value.strip()):
             warnings.append(f"{where}: read the string {value!r} as {float(m[1]):g} seconds")
             return float(m[1])
-        if m := _CLOCK.fullmatch(value.strip()):
-            secs = int(m[1] or 0) * 3600 + int(m[2]) * 60 + float(m[3])
+        if (secs := clock_seconds(value)) is not None:
             warnings.append(f"{where}: read the clock time {value!r} as {secs:g} seconds")
             return secs
         raise ReplyError(f"{where} is the string {value!r}; give times as numbers of seconds")
