@@ -429,7 +429,10 @@ def _later_word(prose: str) -> bool:
         return False
     if _labelled(prose):
         return True
-    last = _sentences(prose)[-1]
+    sentences = _sentences(prose)
+    if not sentences:  # punctuation alone between two values ("{...}. {...}."): no word gives it as the answer
+        return False
+    last = sentences[-1]
     return (_CORRECTION.match(last.lstrip(_DECOR + "#-")) is not None
             or (len(last.split()) <= 4 and _correction(prose)))
 

@@ -204,14 +204,16 @@ CASES = [
 ]
 
 
-def answer(task: str, reply: str) -> tuple[object, list[str]]:
+def answer(task: str, reply: str, *, duration: float = 36.0, choices: list[str] = CH) -> tuple[object, list[str]]:
+    """What a task answers for ``reply`` (g: ground's intervals, q: ask's choice and intervals, e: events' times), and
+    its warnings; test_fxn2_answer_corpus.py reads RV-J's corpus with it."""
     if task == "g":
-        parsed = parse_reply_detailed(reply, duration=36.0, step=1.0)
+        parsed = parse_reply_detailed(reply, duration=duration, step=1.0)
         return [(i.start, i.end) for i in parsed.intervals], parsed.warnings
     if task == "q":
-        got = parse_answer(reply, choices=CH, duration=36.0, step=1.0)
+        got = parse_answer(reply, choices=choices, duration=duration, step=1.0)
         return (got.choice, [(i.start, i.end) for i in got.intervals]), got.warnings
-    events, warnings = parse_events(reply, lo=0.0, hi=36.0, step=1.0)
+    events, warnings = parse_events(reply, lo=0.0, hi=duration, step=1.0)
     return [(e.start, e.end) for e in events], warnings
 
 
