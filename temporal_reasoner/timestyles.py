@@ -4,20 +4,29 @@ A time style is named by a short spec string, the one value the API, the CLI and
 
 * ``seconds`` (default): ``[12.0-15.0]``; the reply is in seconds.
 * ``mmss``: ``[00:12.0-00:15.0]``; the reply is in seconds (clock strings are read too).
-* ``frames`` or ``frames:FPS``: frame numbers at ``FPS`` frames per second (default: the transcript's
-  sampling rate, so the numbers count the sampled frames). A span shows the numbers of its first and
-  last frames, ``[24-30]`` (a frame at ``t`` is number ``round(FPS * t)``); as in the transcript, frame
-  ``k`` holds over the part of the video nearer to it than to its neighbours, so a replied start ``k`` is
-  ``(k - 1/2) / FPS`` seconds and a replied end ``k`` is ``(k + 1/2) / FPS``, within ``[0, D]`` (the last
-  frame's end is ``D``): the reply ``[24, 30]`` is exactly the span the line ``[24-30]`` covers.
-  Without ``FPS``, the sampling rate is used only where the frames were sampled on a regular grid (every gap
-  between two frames a whole number of sampling steps): on a variable-frame-rate transcript (a scene-cut
-  sampler, captions of uneven clips) the median step gives several frames one number and states a rate
-  that is false. There the numbers count the sampled frames in order, ``0`` to ``N - 1``, the prompt's
-  note lists each frame's time, and a replied ``k`` is the span of that frame in the transcript (from
-  halfway after the frame before to halfway before the next). A reasoner decoding replies with only the
-  duration and step (:func:`~temporal_reasoner.parsing.parse_reply_detailed`) is given the format
-  :meth:`TimeFormat.bound` to its transcript.
+* ``frames`` or ``frames:FPS``: frame numbers. A span shows the numbers of its first and last sampled
+  frames, ``[24-30]``, and a replied number is read back as the sampled frame it names: a start ``k`` is where
+  that frame's span in the transcript starts, an end ``k`` where it ends (a frame holds over the part of the
+  video nearer to it than to its neighbours, as in every transcript; several frames with one number hold
+  together), so the reply ``[24, 30]`` is exactly the span the line ``[24-30]`` covers, whatever the sampling.
+  The numbers are:
+
+  - with ``FPS``, the video's own frames: a frame at ``t`` is number ``round(FPS * t)``, the numbers run from
+    0 to the video's last frame, ``ceil(FPS * D) - 1``, and a number that names no sampled frame is read as
+    the sampled frame whose span holds its time ``k / FPS``;
+  - without ``FPS``, on a regular grid (every sampled frame within a tenth of a step of ``t0 + n x step``,
+    ``t0`` the first frame's offset into its step: 0 at 1 fps, 0.25 s at 2 fps sampled mid-step, 1 s for
+    2-s clip captions, 1.498 s for ``--num-frames 8`` of a 23.97-s video), the steps from ``t0``: frame ``k``
+    is at ``t0 + k x step`` (the prompt says so), the numbers run from 0 to the last sampled frame's, and a
+    number in a gap (frames skipped as unchanged) is read as the frame whose span holds ``t0 + k x step``;
+  - without ``FPS`` elsewhere (a variable frame rate: a scene-cut sampler, captions of uneven clips,
+    coarse-to-fine refinement), the sampled frames counted in order, ``0`` to ``N - 1``; the prompt's note
+    lists each frame's time, as no one rate is true of every frame.
+
+  A reasoner decoding replies with only the duration and step
+  (:func:`~temporal_reasoner.parsing.parse_reply_detailed`) is given the format :meth:`TimeFormat.bound` to its
+  transcript; an unbound format reads ``k`` as a frame at ``k x step`` (or ``k / FPS``) holding for one step
+  around it, within ``[0, D]``.
 * ``tokens`` or ``tokens:M``: Grounded-VideoLLM's discrete relative time tokens ``<0>``..``<M>``
   (``M`` = 300 by default): a time ``t`` in a video of ``D`` seconds is ``min(int(M * t / D), M)``
   and a replied ``k`` is ``D * k / M`` seconds, so the vocabulary is the same for every length.
@@ -62,9 +71,8 @@ class TimeFormat:
     style: str = "seconds"
     tokens: int | None = None  # M, for ``tokens``
     fps: float | None = None  # for ``frames``; None: the transcript's sampling rate
-    #: for ``frames`` without FPS on an irregular transcript (:meth:`bound`): each sampled frame's (time, start, end)
-    frames: tuple[tuple[float, float, float], ...] | None = dataclasses.field(default=None, compare=False,
-                                                                               repr=False)
+    #: for ``frames``, set by :meth:`bound`: the transcript's sampled frames and their numbers, for :meth:`decode`
+    frames: "_Frames | None" = dataclasses.field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, spec: "str | TimeFormat | None") -> "TimeFormat":
@@ -120,22 +128,19 @@ class TimeFormat:
     def frame_rate(self, transcript: "Transcript") -> float | None:
         """The frames per second the numbers count: ``FPS``, else the transcript's sampling rate where its frames
         lie on a regular grid; None where they do not (the numbers then count the sampled frames in order)."""
-        if self.fps is not None:
-            return self.fps
-        grid = self._grid(transcript)
-        return grid if isinstance(grid, float) else None
+        return self._frames(transcript).rate
 
     def bound(self, transcript: "Transcript") -> "TimeFormat":
         """This format with what :meth:`decode` needs of ``transcript`` when it is given only a duration and a
-        step: for ``frames`` without FPS on an irregular transcript, the sampled frames' spans."""
-        if self.style != "frames" or self.fps is not None:
+        step: for ``frames``, the sampled frames, their numbers and spans."""
+        if self.style != "frames":
             return self
-        grid = self._grid(transcript)
-        return self if isinstance(grid, float) else dataclasses.replace(self, frames=grid)
+        return dataclasses.replace(self, frames=self._frames(transcript))
 
-    def _grid(self, transcript: "Transcript") -> "float | tuple[tuple[float, float, float], ...]":
-        """The sampling rate (a float) for a regular transcript, else each sampled frame's (time, start, end)."""
-        return transcript.derived(("timestyles.grid", _GRID_TOLERANCE), lambda: _frame_grid(transcript))
+    def _frames(self, transcript: "Transcript") -> "_Frames":
+        """The sampled frames of ``transcript`` numbered in this style (computed once per transcript)."""
+        return transcript.derived(("timestyles.frames", self.fps, _GRID_TOLERANCE),
+                                  lambda: _Frames.of(transcript, self.fps))
 
     def token(self, t: float, duration: float) -> int:
         """``min(int(M * t / D), M)``; ``M`` for a video of no length."""
@@ -143,9 +148,6 @@ class TimeFormat:
         if duration <= 0:
             return m
         return min(int(m * max(t, 0.0) / duration + _EPS), m)
-
-    def frame(self, t: float, fps: float) -> int:
-        return int(math.floor(t * fps + 0.5 + _EPS))
 
     def render(self, transcript: "Transcript") -> str:
         """The transcript, one ``[first-last] text`` line per span, in this style."""
@@ -156,16 +158,11 @@ class TimeFormat:
             d = transcript.duration
             return "\n".join(f"[<{self.token(e.start, d)}>-<{self.token(e.end, d)}>] {e.text}"
                              for e in transcript.entries)
-        fps = self.frame_rate(transcript)
-        lines, n = [], 0  # n: the sampled frames before this span (irregular: the numbers count them)
+        frames, lines, n = self._frames(transcript), [], 0  # n: the sampled frames before this span
         for e in transcript.entries:
-            if fps is None:
-                last_n = n + max(len(e.times), 1) - 1
-                lines.append(f"[{n}-{last_n}] {e.text}")
-                n = last_n + 1
-                continue
-            first, last = (e.times[0], e.times[-1]) if e.times else (e.start, e.end)
-            lines.append(f"[{self.frame(first, fps)}-{self.frame(last, fps)}] {e.text}")
+            last_n = n + max(len(e.times), 1) - 1
+            lines.append(f"[{frames.numbers[n]}-{frames.numbers[last_n]}] {e.text}")
+            n = last_n + 1
         return "\n".join(lines)
 
     # --- the prompt ---------------------------------------------------------------------------------
@@ -175,8 +172,7 @@ class TimeFormat:
         if self.style == "tokens":
             return self.tokens or DEFAULT_TOKENS
         if self.style == "frames":
-            fps = self.frame_rate(transcript)
-            return self.frame(transcript.duration, fps) if fps is not None else len(_frame_spans(transcript)) - 1
+            return self._frames(transcript).last
         return transcript.duration
 
     def note(self, transcript: "Transcript") -> str:
@@ -190,16 +186,18 @@ class TimeFormat:
             return (f"Times in the transcript are relative time tokens: the video is cut into {m} equal parts and "
                     f"<k> is the moment k/{m} of the way through (<0> is the start, <{m}> the end). Answer "
                     f"with the token numbers as whole numbers (<45> is 45), from 0 to {m}.")
-        fps = self.frame_rate(transcript)
+        frames = self._frames(transcript)
+        fps = frames.rate
         if fps is None:  # a variable frame rate: no rate is true of every frame, so each frame's time is given
-            at = ", ".join(f"{k} at {_seconds(t)} s" for k, (t, _, _) in enumerate(_frame_spans(transcript)))
+            at = ", ".join(f"{k} at {_seconds(t)} s" for k, (t, _, _) in enumerate(frames.spans))
             return (f"Times in the transcript are frame numbers: the sampled frames counted in order, which are not "
                     f"evenly spaced (frame {at}); each line gives its first and last frame. Answer with "
-                    f"frame numbers as whole numbers, from 0 to {self.last(transcript)}.")
-        rate = (f"{fps:g} frames per second (frame k is at k/{fps:g} seconds)" if fps >= 1
-                else f"one frame every {1 / fps:g} seconds (frame k is at {1 / fps:g} x k seconds)")
+                    f"frame numbers as whole numbers, from 0 to {frames.last}.")
+        at = f"{_seconds(frames.origin)} + " if _seconds(frames.origin) != "0" else ""
+        rate = (f"{fps:g} frames per second (frame k is at {at}k/{fps:g} seconds)" if fps >= 1
+                else f"one frame every {_seconds(1 / fps)} seconds (frame k is at {at}{_seconds(1 / fps)} x k seconds)")
         return (f"Times in the transcript are frame numbers, {rate}; each line gives its first and last frame. "
-                f"Answer with frame numbers as whole numbers, from 0 to {self.last(transcript)}.")
+                f"Answer with frame numbers as whole numbers, from 0 to {frames.last}.")
 
     def units(self) -> tuple[str, str]:
         """(one unit, the plural) as the prompts name them."""
@@ -226,16 +224,15 @@ class TimeFormat:
         """
         if not self.indexed:
             return value
-        spans: tuple[tuple[float, float, float], ...] | None = None
+        frames: _Frames | None = None
         if isinstance(transcript_or_duration, (int, float)):
-            duration, fps = float(transcript_or_duration), self.fps or (1.0 / step if step else 1.0)
-            if self.style == "frames" and self.fps is None and self.frames is not None:
-                spans = self.frames
+            duration = float(transcript_or_duration)
+            if self.style == "frames":
+                frames = self.frames
         else:
-            duration, rate = transcript_or_duration.duration, self.frame_rate(transcript_or_duration)
-            fps = rate or 1.0
-            if self.style == "frames" and rate is None:
-                spans = _frame_spans(transcript_or_duration)
+            duration = transcript_or_duration.duration
+            if self.style == "frames":
+                frames = self._frames(transcript_or_duration)
         what = "time token" if self.style == "tokens" else "frame number"
         k: Any = value
         if isinstance(value, str):
@@ -253,20 +250,28 @@ class TimeFormat:
             if not 0 <= k <= m_tokens:
                 raise ReplyValueError(f"there is no time token <{k}>: tokens run from <0> to <{m_tokens}>")
             return duration * k / m_tokens
-        if spans is not None:  # numbers that count the sampled frames: frame k's span in the transcript
-            if not 0 <= k < len(spans):
-                raise ReplyValueError(f"there is no frame {k}: frames run from 0 to {len(spans) - 1}")
-            return spans[k][2] if end else spans[k][1]
-        last = self.frame(duration, fps)
+        if frames is not None:  # bound to a transcript: the sampled frame the number names, and its span
+            if not 0 <= k <= frames.last:
+                raise ReplyValueError(f"there is no frame {k}: frames run from 0 to {frames.last}")
+            lo, hi = frames.span(k)
+            return hi if end else lo
+        # unbound: frame k at k / rate, holding for one step around it
+        fps = self.fps or (1.0 / step if step else 1.0)
+        last = _last_frame(duration, fps)
         if not 0 <= k <= last:
             raise ReplyValueError(f"there is no frame {k}: frames run from 0 to {last}")
-        if end and (k + 1) / fps >= duration:  # the last frame holds until the end, as in the transcript
+        if end and k == last:  # the last frame holds until the end, as in the transcript
             return duration
         return min(max((k + (0.5 if end else -0.5)) / fps, 0.0), duration)
 
 
 def _seconds(t: float) -> str:
     return f"{round(t, 3):g}"
+
+
+def _last_frame(duration: float, fps: float) -> int:
+    """The number of a ``duration``-second video's last frame at ``fps``: ``ceil(fps * D) - 1`` (at least 0)."""
+    return max(math.ceil(duration * fps - _EPS) - 1, 0)
 
 
 def _frame_spans(transcript: "Transcript") -> tuple[tuple[float, float, float], ...]:
@@ -283,17 +288,57 @@ def _frame_spans(transcript: "Transcript") -> tuple[tuple[float, float, float], 
     return tuple(out)
 
 
-def _frame_grid(transcript: "Transcript") -> "float | tuple[tuple[float, float, float], ...]":
-    """``1 / step`` where every gap between two sampled frames is a whole number (at least one) of sampling steps,
-    within :data:`_GRID_TOLERANCE` of a step (frame numbers at that rate are then distinct and as true as the
-    grid); else the frames' spans (:func:`_frame_spans`), for numbers that count the frames."""
-    spans = _frame_spans(transcript)
-    step = transcript.step
-    for (a, _, _), (b, _, _) in zip(spans, spans[1:]):
-        steps = (b - a) / step
-        if round(steps) < 1 or abs(steps - round(steps)) > _GRID_TOLERANCE:
-            return spans
-    return 1.0 / step
+@dataclass(frozen=True)
+class _Frames:
+    """A transcript's sampled frames as the ``frames`` style numbers them (see the module)."""
+
+    spans: tuple[tuple[float, float, float], ...]  # each sampled frame's (time, span start, span end), in order
+    numbers: tuple[int, ...]  # each sampled frame's number
+    rate: float | None  # numbers per second; None: the numbers count the sampled frames
+    origin: float  # the time of number 0 on a rate (0 with FPS)
+    last: int  # the largest number a reply may give
+
+    @classmethod
+    def of(cls, transcript: "Transcript", fps: float | None) -> "_Frames":
+        spans = _frame_spans(transcript)
+        times = [t for t, _, _ in spans]
+        if fps is not None:
+            numbers = tuple(int(math.floor(t * fps + 0.5 + _EPS)) for t in times)
+            return cls(spans, numbers, fps, 0.0, max(numbers[-1], _last_frame(transcript.duration, fps)))
+        grid = _grid_numbers(times, transcript.step)
+        if grid is None:
+            return cls(spans, tuple(range(len(spans))), None, 0.0, len(spans) - 1)
+        origin, numbers = grid
+        return cls(spans, numbers, 1.0 / transcript.step, origin, numbers[-1])
+
+    def span(self, k: int) -> tuple[float, float]:
+        """Where number ``k``'s sampled frames start and end; a number that names none is the frame whose span
+        holds its time (the first frame before the first span, as in a chunk of a longer video)."""
+        named = [i for i, n in enumerate(self.numbers) if n == k]
+        if not named:
+            assert self.rate is not None  # counted numbers name every frame from 0 to last
+            t = self.origin + k / self.rate
+            i = max((j for j, (_, lo, _) in enumerate(self.spans) if lo <= t), default=0)
+            named = [j for j, n in enumerate(self.numbers) if n == self.numbers[i]]
+        return self.spans[named[0]][1], self.spans[named[-1]][2]
+
+
+def _grid_numbers(times: list[float], step: float) -> tuple[float, tuple[int, ...]] | None:
+    """(``t0``, each frame's number) where every time is within :data:`_GRID_TOLERANCE` of a step of
+    ``t0 + n x step`` and the numbers rise (``t0``: the first frame's offset into its step, 0 when within the
+    tolerance of it, so a chunk of a video numbers its frames as the whole does); else None."""
+    first = times[0] / step
+    origin = (first - math.floor(first + _GRID_TOLERANCE)) * step
+    if abs(origin) <= _GRID_TOLERANCE * step:
+        origin = 0.0
+    numbers: list[int] = []
+    for t in times:
+        x = (t - origin) / step
+        n = round(x)
+        if abs(x - n) > _GRID_TOLERANCE or (numbers and n <= numbers[-1]):
+            return None
+        numbers.append(n)
+    return origin, tuple(numbers)
 
 
 __all__ = ["DEFAULT_TOKENS", "STYLES", "ReplyValueError", "TimeFormat"]

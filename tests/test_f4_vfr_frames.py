@@ -82,5 +82,6 @@ def test_a_regular_grid_keeps_its_rate():
     t = Transcript.from_descriptions([FrameDescription(t=1.0 + 2 * i, text=f"s{i}") for i in range(5)] +
                                      [FrameDescription(t=15.0, text="s7")], duration=16.0)  # a gap of 2 steps
     f = TimeFormat.parse("frames")
-    assert f.frame_rate(t) == 0.5 and f.bound(t) is f
-    assert "one frame every 2 seconds" in build_messages("q", t, time_style=f)[1]["content"]
+    assert f.frame_rate(t) == 0.5 and f.bound(t).frame_rate(t) == 0.5
+    assert "one frame every 2 seconds (frame k is at 1 + 2 x k seconds)" in build_messages(
+        "q", t, time_style=f)[1]["content"]

@@ -110,18 +110,20 @@ def test_frame_reply_is_exactly_the_span_its_lines_cover(transcript):
     for entry, (a, b) in zip(transcript.entries, [(0, 2), (3, 4), (5, 9)]):
         got = parse_reply(json.dumps([a, b]), duration=transcript.duration, step=transcript.step, time_style=f)
         assert (got[0].start, got[0].end) == (entry.start, entry.end)
-    assert f.last(transcript) == 10
-    with pytest.raises(ReplyError, match="no frame 11: frames run from 0 to 10"):
-        parse_reply("[3, 11]", duration=transcript.duration, step=transcript.step, time_style=f)
+    assert f.last(transcript) == 9  # ten frames, at 0, 2, ..., 18 s
+    with pytest.raises(ReplyError, match="no frame 10: frames run from 0 to 9"):
+        parse_reply("[3, 10]", duration=transcript.duration, step=transcript.step, time_style=f.bound(transcript))
 
 
 def test_frames_at_a_given_rate():
     t = Transcript.from_descriptions([FrameDescription(t=i * 0.5, text=f"s{i}") for i in range(4)], duration=2.0)
     f = TimeFormat.parse("frames:30")
     assert f.render(t).splitlines()[1] == "[15-15] s1"
-    assert parse_reply("[15, 30]", duration=2.0, step=0.5, time_style=f) == [
-        Interval(start=14.5 / 30, end=30.5 / 30)]
-    assert parse_reply("[0, 60]", duration=2.0, step=0.5, time_style=f) == [Interval(start=0.0, end=2.0)]
+    bound = f.bound(t)  # frames 15 and 30 are the sampled frames at 0.5 and 1 s: their spans, not 1/30 s
+    assert parse_reply("[15, 30]", duration=2.0, step=0.5, time_style=bound) == [Interval(start=0.25, end=1.25)]
+    assert parse_reply("[0, 59]", duration=2.0, step=0.5, time_style=bound) == [Interval(start=0.0, end=2.0)]
+    with pytest.raises(ReplyError, match="no frame 60: frames run from 0 to 59"):  # 60 frames in 2 s at 30 fps
+        parse_reply("[0, 60]", duration=2.0, step=0.5, time_style=bound)
 
 
 # --- prompts (golden) and the loop ---------------------------------------------------------------
