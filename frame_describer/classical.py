@@ -15,8 +15,10 @@ measures
   the way was the mean Farneback flow over those pixels, which says the opposite way for a thing
   that moves about its own size or more between samples, as a rolling ball does at 1 fps.)
 * brightness (mean luma: dark / dim, said only when notable) and the dominant named colours;
-* scene cuts: a large hue-saturation histogram difference to the previous sample that a change
-  of lighting does not explain.
+* scene cuts: the motion measurement's (:func:`frame_describer.motion.scene_change`: most of the
+  picture changed and the two samples are unlike under any global shift, whatever their brightness, so
+  a cut to a dark view is one), or, between two lit samples, a large hue-saturation histogram difference;
+  a change of light or a fade to black is neither a cut nor motion.
 
 Sentences only say what was measured; nothing is said about what was not detected (a text
 reasoner that matches meaning would confuse "no person" with "person").
@@ -34,7 +36,8 @@ import numpy as np
 
 from .base import PROMPT_MODES, BaseDescriber, PromptMode
 from .images import bounded
-from .motion import COLOUR_NAMES, FLOW_WIDTH, Sample, colour_codes, motion_between, place as _place, way_words
+from .motion import (COLOUR_NAMES, FLOW_WIDTH, Motion, Sample, colour_codes, measure_motion, motion_between,
+                     place as _place, scene_change, way_words)
 from vidground.errors import ConfigurationError
 from vidground.types import MOTION_MARK, Frame, FrameDescription
 
@@ -44,7 +47,9 @@ from vidground.types import MOTION_MARK, Frame, FrameDescription
 #: direction term (``polarity_scope="motion"``, its default) reads the measured motion and not the other sentences.
 #: 4: the measurement's ``motion-4``: a lone thing moving on a plain background is that thing's motion, no longer
 #: the camera's (its sentences change there; the words are the stream's, one source, :meth:`Motion.camera_clause`).
-TEMPLATES_VERSION = "cv-sentences-4"
+#: 5: ``motion-5``: a cut is the measurement's (:func:`frame_describer.motion.scene_change`) as well as a lit
+#: histogram jump's, so a cut to a dark or much darker view is one; a change of light is never a cut nor motion.
+TEMPLATES_VERSION = "cv-sentences-5"
 
 
 @dataclass
@@ -165,28 +170,36 @@ class ClassicalDescriber(BaseDescriber):
 
         same_size = prev is not None and prev.small.grey.shape == small.grey.shape
         cut = False
+        measured: Motion | None = None
+        moved: np.ndarray | None = None  # FLOW_WIDTH-scale mask of what moved in the scene
         if same_size:
-            lit = not dark and prev.luma >= self.dark_luma and abs(luma - prev.luma) < 60
-            distance = cv2.compareHist(prev.hist, hist, cv2.HISTCMP_BHATTACHARYYA)
-            cut = lit and distance >= self.cut_threshold
+            if self.motion:  # the one measurement: its change (scene_change) and, below, its motion
+                measured, moved = motion_between(prev.small, small)  # type: ignore[union-attr]
+                change = measured.change
+            else:  # only what scene_change needs
+                change = scene_change(prev.small.grey, small.grey, measure_motion(prev.small.grey, small.grey)[1])  # type: ignore[union-attr]
+            lit = not dark and prev.luma >= self.dark_luma and abs(luma - prev.luma) < 60  # type: ignore[union-attr]
+            distance = cv2.compareHist(prev.hist, hist, cv2.HISTCMP_BHATTACHARYYA)  # type: ignore[union-attr]
+            # a cut to a dark or much darker (brighter) view too (scene_change), but never a change of light
+            cut = change == "cut" or (change is None and lit and distance >= self.cut_threshold)
         if cut:
             sentences.append("The view changed completely: a scene cut.")
             found.add("cut")
 
         people = [] if dark else self._people(grey)
         state.people = [(x + bw / 2) / w for x, _, bw, _ in people]
-        moved: np.ndarray | None = None  # FLOW_WIDTH-scale mask of what moved in the scene
         motion: str | None = None
         local = False  # the motion sentence is about something in the scene, not the camera
-        if self.motion and same_size and not cut and not dark and prev.luma >= self.dark_luma:  # type: ignore[union-attr]
-            measured, moved = motion_between(prev.small, small)  # type: ignore[union-attr]
-            if measured.camera:  # the stream's words, "is panning" for "pans"
-                motion = f"{MOTION_MARK} {measured.camera_clause(progressive=True)}."
-                found.add("camera")
-            elif measured.where and measured.moving_share >= 0.01:
-                found.add("motion")
-                local = True
-                motion = f"{MOTION_MARK} {measured.thing_clause(progressive=True)}."
+        # no motion across a cut or a change of light (measured.change), nor in the dark
+        if measured is None or measured.change or cut or dark or prev.luma < self.dark_luma:  # type: ignore[union-attr]
+            moved = None
+        elif measured.camera:  # the stream's words, "is panning" for "pans"
+            motion = f"{MOTION_MARK} {measured.camera_clause(progressive=True)}."
+            found.add("camera")
+        elif measured.where and measured.moving_share >= 0.01:
+            found.add("motion")
+            local = True
+            motion = f"{MOTION_MARK} {measured.thing_clause(progressive=True)}."
 
         if people:
             places = [_place(x + bw / 2, w) for x, _, bw, _ in people]

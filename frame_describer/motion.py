@@ -22,7 +22,10 @@ wide) and says it in words:
   noun never names a kind of thing. Limits: a plain thing that moves less than its own size between
   samples changes only at its leading and trailing edges, and on a busy background those edges may be
   all that is found (its shape word can then be wrong or missing); a plain bar sliding along its own
-  length is found by its ends.
+  length is found by its ends;
+* **not motion** (:func:`scene_change`, ``motion-5``): a change over most of the picture that is the same
+  picture darker or brighter is a change of light, one whose two samples are unlike under any shift a cut;
+  either is said as such (``"Motion: none; the view cuts to another scene."``), not as something moving.
 
 :class:`MotionDescriber` wraps any describer and appends the summary to each description
 (``"... Motion: the camera pans to the right."``). It streams: only the previous sample's small images
@@ -47,7 +50,7 @@ from .base import DescriptionStream, StreamState, leftovers
 
 FLOW_WIDTH = 160
 #: Goes into the wrapped describer's settings: a change to the summaries' wording or thresholds bumps it.
-MOTION_VERSION = "motion-4"
+MOTION_VERSION = "motion-5"
 #: Camera speed (picture widths per second) below which the camera is said to be still.
 CAMERA_SPEED = 0.04
 #: Camera speed (picture widths per second) from which the camera moves "quickly" (below it "slowly").
@@ -61,6 +64,17 @@ MOVING_SHARE = 0.005
 THING_SHARE = 0.002
 #: Changed share of the picture above which no one thing is described (a change of light, a cut, many things).
 THING_MAX_CHANGE = 0.4
+#: Brightness-normalised correlation of two samples (blurred grey) from which a widespread change is a change of
+#: light (the same picture, darker or brighter): the demo's lights going out and coming back on give 0.994.
+LIGHT_CORR = 0.9
+#: Mean grey jump (levels of 255) a change of light needs: below it, a widespread change at a high correlation
+#: is left to the motion measurement.
+LIGHT_STEP = 15.0
+#: Brightness-normalised correlation (after the global shift that matches best) below which a widespread change
+#: is a cut to another view: the demo's cut gives 0.33; a pan over the demo's room, unaligned, 0.79-0.81.
+CUT_CORR = 0.5
+#: Grey standard deviation (blurred) below which a sample is plain: it has no detail to correlate (a black frame).
+PLAIN_STD = 2.0
 #: Colour names, in alphabetical order (ties between equally common names go to the first); "" for none.
 COLOUR_NAMES = ("", "beige", "black", "blue", "brown", "cyan", "green", "grey", "orange", "pink", "purple", "red",
                 "white", "yellow")
@@ -139,6 +153,51 @@ def measure_motion(prev: np.ndarray, cur: np.ndarray) -> tuple[tuple[float, floa
     moved = cv2.morphologyEx((cv2.GaussianBlur(aligned, (5, 5), 0) > 25).astype(np.uint8),
                              cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
     return shift, moved
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two float images (brightness and contrast normalised away)."""
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).mean() / max(float(a.std() * b.std()), 1e-6))
+
+
+def scene_change(prev: np.ndarray, cur: np.ndarray, moved: np.ndarray) -> str | None:
+    """Whether the change between two small grey images is the picture's as a whole, not something moving:
+    ``"cut"`` (another view), ``"darker"`` / ``"brighter"`` (a change of light, a fade), or ``None``.
+
+    Only a widespread change counts: more than :data:`THING_MAX_CHANGE` of the picture in ``moved`` (what
+    still differs once the camera's motion is taken out, :func:`measure_motion`). It is a change of light
+    when the two samples are the same picture once brightness and contrast are normalised (correlation of
+    the blurred greys at least :data:`LIGHT_CORR`) and the mean moved by :data:`LIGHT_STEP` levels or more,
+    and a cut when they are unlike under any global shift (correlation below :data:`CUT_CORR`, unshifted and
+    shifted by phase correlation's best, which a pan the camera check refused still passes). A plain sample
+    (a black frame) has no detail to compare: a mean jump to or from it is a change of light (a fade to
+    black is not a cut), detail appearing or vanishing at the same brightness a cut. Anything else (many
+    things moving) is left to the motion measurement.
+    """
+    if float(moved.mean()) <= THING_MAX_CHANGE:
+        return None
+    a = cv2.GaussianBlur(prev, (5, 5), 0).astype(np.float32)
+    b = cv2.GaussianBlur(cur, (5, 5), 0).astype(np.float32)
+    step = float(b.mean() - a.mean())
+    light = "brighter" if step > 0 else "darker"
+    if min(float(a.std()), float(b.std())) < PLAIN_STD:
+        return light if abs(step) >= LIGHT_STEP else "cut"
+    corr = _correlation(a, b)
+    if corr >= LIGHT_CORR:
+        return light if abs(step) >= LIGHT_STEP else None
+    if corr >= CUT_CORR:
+        return None
+    h, w = a.shape
+    # on copies: OpenCV applies the window to its float32 inputs in place
+    (sx, sy), _ = cv2.phaseCorrelate(a.copy(), b.copy(), cv2.createHanningWindow((w, h), cv2.CV_32F))
+    dx, dy = int(round(sx)), int(round(sy))
+    if (dx or dy) and abs(dx) < w // 2 and abs(dy) < h // 2:  # prev moved by (dx, dy) over cur, where they overlap
+        shifted = _correlation(a[max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)],
+                               b[max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)])
+        if shifted >= CUT_CORR:
+            return None
+    return "cut"
 
 
 def mean_flow(prev: np.ndarray, cur: np.ndarray, shift: tuple[float, float] | None,
@@ -375,6 +434,7 @@ class Motion:
     way: str | None = None  # the moving part's direction, relative to the camera
     speed: float = 0.0
     thing: Appearance | None = None  # what the largest moving region looks like, where it is now
+    change: str | None = None  # "cut", "darker", "brighter": the picture changed as a whole (scene_change)
 
     def camera_clause(self, progressive: bool = False) -> str | None:
         """``"the camera pans quickly to the right"`` (``"tilts slowly up"``, ``"moves slowly up and left"``;
@@ -396,7 +456,13 @@ class Motion:
 
     def text(self) -> str:
         """One sentence: ``"Motion: the camera pans slowly to the right; a small round red object in the centre
-        moves to the left."``, or ``"Motion: nothing moves."``."""
+        moves to the left."``, or ``"Motion: nothing moves."``; across a cut or a change of light, which is not
+        motion, ``"Motion: none; the view cuts to another scene."`` or ``"Motion: none; the light changes and the
+        picture gets darker."``."""
+        if self.change == "cut":
+            return f"{MOTION_MARK} none; the view cuts to another scene."
+        if self.change:
+            return f"{MOTION_MARK} none; the light changes and the picture gets {self.change}."
         parts = [c for c in (self.camera_clause(), self.thing_clause()) if c]
         return f"{MOTION_MARK} " + ("; ".join(parts) if parts else "nothing moves") + "."
 
@@ -439,6 +505,9 @@ def motion_between(prev: Sample, cur: Sample) -> tuple[Motion, np.ndarray]:
         if camera_speed >= CAMERA_SPEED:
             camera = direction(-shift[0], -shift[1])  # the picture slides one way, the camera turns the other
     share = float(moved.mean())
+    change = scene_change(prev.grey, cur.grey, moved)
+    if change is not None:  # a cut or a change of light: nothing to say about motion
+        return Motion(moving_share=share, change=change), moved
     if share < MOVING_SHARE:
         return Motion(camera=camera, camera_speed=camera_speed, moving_share=share), moved
     mask, went = moving_thing(prev.colour, cur.colour, moved, shift) if share <= THING_MAX_CHANGE else (None, None)
@@ -528,6 +597,7 @@ class MotionDescriber:
                 out.unread.extend(with_motion(d) for d in leftovers(inner) if d.t != handed)
 
 
-__all__ = ["CAMERA_EXTENT", "CAMERA_SPEED", "COLOUR_NAMES", "FAST_CAMERA", "FLOW_WIDTH", "MOTION_VERSION", "Appearance",
-           "Motion", "MotionDescriber", "MotionStream", "Sample", "colour_codes", "direction", "lined_up_extent",
-           "mean_flow", "measure_motion", "motion_between", "moving_thing", "place", "region_shift", "way_words"]
+__all__ = ["CAMERA_EXTENT", "CAMERA_SPEED", "COLOUR_NAMES", "CUT_CORR", "FAST_CAMERA", "FLOW_WIDTH", "LIGHT_CORR",
+           "LIGHT_STEP", "MOTION_VERSION", "PLAIN_STD", "Appearance", "Motion", "MotionDescriber", "MotionStream",
+           "Sample", "colour_codes", "direction", "lined_up_extent", "mean_flow", "measure_motion", "motion_between",
+           "moving_thing", "place", "region_shift", "scene_change", "way_words"]
