@@ -3,6 +3,10 @@
     python benchmarks/charades_oracle.py                          # embedding + naive, dev & check, oracle & prose
     python benchmarks/charades_oracle.py --reasoners embedding llamacpp --subsets check --styles oracle
     python benchmarks/charades_oracle.py --write-descriptions out/   # keep the descriptions folders
+    python benchmarks/charades_oracle.py --reasoners embedding embedding@spans=peaks embedding@spans=ranked naive
+
+A reasoner is a spec with options after ``@`` as in ``benchmarks/real_captions.py`` (``SPEC@KEY=VALUE,KEY=VALUE``,
+values read as ``vidground eval --reasoner-opt`` reads them), so settings of one reasoner run side by side.
 
 For every video of the seeded *dev* and *check* subsets of the Charades-STA train queries (disjoint
 videos; see ``benchmarks/oracle.py``) it writes one descriptions JSONL per video (the format
@@ -28,6 +32,7 @@ from frame_describer.descriptions_io import read_descriptions  # noqa: E402
 from vidground.errors import VidgroundError  # noqa: E402
 from pipelines.metrics import compute_metrics, mean_prior  # noqa: E402
 from oracle import STYLES, OracleSplit, load_split, write_oracle_folder  # noqa: E402
+from real_captions import parse_row  # noqa: E402
 from temporal_reasoner import Transcript, get_reasoner  # noqa: E402
 
 COLUMNS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU")
@@ -45,10 +50,16 @@ def _transcripts(split: OracleSplit, style: str, folder: Path) -> dict[str, Tran
 def run(reasoner_specs: list[str], *, subsets: list[str], styles: list[str], n: int = 1000, seed: int = 0,
         root: str | None = None, clip_gt: bool = False, workdir: Path | None = None,
         reasoner_options: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Score every reasoner on every (subset, style); returns one row per (subset, style, method)."""
+    """Score every reasoner on every (subset, style); returns one row per (subset, style, method).
+
+    A spec may carry options (``embedding@spans=peaks``, see :func:`real_captions.parse_row`); options
+    given for it in ``reasoner_options`` are added to them."""
     split = load_split(root, n_dev=n, n_check=n, seed=seed)
     prior = mean_prior(split.dev)
-    reasoners = {spec: get_reasoner(spec, **(reasoner_options or {}).get(spec, {})) for spec in reasoner_specs}
+    reasoners = {}
+    for row in reasoner_specs:
+        spec, options = parse_row(row)
+        reasoners[row] = get_reasoner(spec, **{**options, **(reasoner_options or {}).get(row, {})})
     for reasoner in reasoners.values():  # similarity reasoners: encode every query in large batches first
         if hasattr(reasoner, "warm"):
             reasoner.warm([q.query for q in split.dev + split.check])
@@ -93,7 +104,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reasoners", nargs="+", default=["embedding", "naive"], help="reasoner specs (default: embedding naive)")
+    ap.add_argument("--reasoners", nargs="+", default=["embedding", "naive"], help="reasoner specs, each optionally SPEC@KEY=VALUE,KEY=VALUE (default: embedding naive)")
     ap.add_argument("--subsets", nargs="+", choices=("dev", "check"), default=["dev", "check"])
     ap.add_argument("--styles", nargs="+", choices=STYLES, default=list(STYLES),
                     help="oracle: terse per-second lines; prose: the same facts as varied multi-sentence prose")

@@ -140,3 +140,44 @@ def test_an_oracle_descriptions_file_grounds_through_the_public_api(tmp_path):
     res = ground(query=q.query, descriptions=path, reasoner="embedding")
     assert res.duration == pytest.approx(split.videos[q.video].length, abs=0.01)
     assert res.best.iou(q.windows[0]) >= 0.5
+
+
+def _bench():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "charades_oracle.py"
+    spec = importlib.util.spec_from_file_location("charades_oracle_opts", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+@needs_data
+def test_benchmark_reasoners_take_options_as_real_captions_does(tmp_path, monkeypatch, capsys):
+    # SPEC@KEY=VALUE was an unknown backend here while benchmarks/real_captions.py accepted it
+    from types import SimpleNamespace
+
+    from temporal_reasoner import Interval
+
+    bench = _bench()
+    made: list[tuple[str, dict]] = []
+
+    def fake_get_reasoner(spec, **options):
+        made.append((spec, options))
+        return SimpleNamespace(ground=lambda query, transcript: SimpleNamespace(intervals=[Interval(start=0, end=1)]))
+
+    monkeypatch.setattr(bench, "get_reasoner", fake_get_reasoner)
+    assert bench.main(["--reasoners", "embedding", "embedding@spans=peaks", "embedding@spans=ranked,top_k=3",
+                       "-n", "3", "--subsets", "dev", "--styles", "oracle", "--json", str(tmp_path / "rows.json")]) == 0
+    assert made == [("embedding", {}), ("embedding", {"spans": "peaks"}), ("embedding", {"spans": "ranked", "top_k": 3})]
+    out = capsys.readouterr().out
+    assert "| dev | oracle | embedding@spans=peaks |" in out and "| dev | oracle | embedding@spans=ranked,top_k=3 |" in out
+
+
+@needs_data
+def test_benchmark_reasoner_option_without_a_value_is_a_clear_error(capsys):
+    bench = _bench()
+    assert bench.main(["--reasoners", "embedding@spans=peaks,oops", "-n", "3", "--subsets", "dev",
+                       "--styles", "oracle"]) == 1
+    err = capsys.readouterr().err
+    assert "error: reasoner row 'embedding@spans=peaks,oops'" in err
