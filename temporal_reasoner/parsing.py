@@ -371,7 +371,7 @@ _CORRECTION = re.compile(r"\b(?:correct(?:ed)?\s+(?:answer|one|version|intervals
 _NARROWING = re.compile(r"(?:\b(?:actually|correct(?:ed|ion)?(?:\s+answer)?|final\s+answer|updated\s+answer"
                         r"|on\s+second\s+thoughts?|go(?:ing)?\s+with|instead(?!\s+of))|^\W*answer)"
                         r"(?:[\s,]+[\w'-]+){0,3}\s*[:=-]?\s*$", re.I)
-_SENTENCE_BREAK = re.compile(r"[.!?](?:\s|$)|\n")
+_SENTENCE_BREAK = re.compile(r"[.!?](?:\s|$)|[\u3002\uff01\uff1f]|\n")  # and the full-width 。！？
 
 
 def _sentences(prose: str) -> list[str]:
@@ -397,10 +397,30 @@ _DECOR = " \t*_`>"
 #: Words that make a sentence a hedge, a hypothetical or a rejected candidate, whatever else it says ("Note: if the
 #: query actually refers to ..., the interval would be {...}", "If I made a mistake ..., the other candidate is
 #: {...}", "he drinks instead, so {...} is excluded"): a value it introduces is commentary, never the answer.
-_HEDGE = re.compile(r"\b(?:if|would|could|might|alternatively|e\.g\.|for\s+(?:example|instance)|suppose|considered"
-                    r"|rejected|ruled\s+out|instead\s+of|excluded?)\b", re.I)
-#: Answer in the languages models answer in when asked in them ("Endgültige Antwort:", "最终答案：", "Réponse :").
-_ANSWER_WORD = re.compile(r"\b(?:answer|antwort|r[ée]ponse|respuesta|resposta|risposta)\b|答案|回答", re.I)
+#: Conditions and rejections (the Spanish, French, German, Chinese and Japanese "if" too: "Si la consulta se refiere
+#: al segundo ..., sería:", "もし2回目の注ぎを指す場合は：") ...
+_CONDITIONAL = (r"\b(?:if|alternatively|e\.g\.|for\s+(?:example|instance)|suppose|considered|rejected|ruled\s+out"
+                r"|instead\s+of|excluded?|si|wenn|falls)\b|如果|假如|もし|場合")
+#: ... and modal verbs ("the interval would be {...}", "serait :", "sería:").
+_MODAL = r"\b(?:would|could|might|ser[íi]a|serait|pourrait|podr[íi]a|w[üu]rde|k[öo]nnte)\b"
+_HEDGE = re.compile(f"{_CONDITIONAL}|{_MODAL}", re.I)
+_CONDITIONAL_WORD, _MODAL_WORD = re.compile(_CONDITIONAL, re.I), re.compile(_MODAL, re.I)
+#: Answer in the languages models answer in when asked in them ("Endgültige Antwort:", "最终答案：", "Réponse :",
+#: "最終的な答え：").
+_ANSWER_WORD = re.compile(r"\b(?:answer|antwort|r[ée]ponse|respuesta|resposta|risposta)\b|答案|回答|答え", re.I)
+#: Words by which a label names what follows as the answer ("So the answer is:", "Final events:", "the full list
+#: is:", "Réponse finale :") ...
+_NAMES_ANSWER = re.compile(r"\b(?:final|finale|endg[üu]ltige?|(?:full|complete)\s+list)\b|最终|最終", re.I)
+#: ... or as a correction ("Let me fix that:", "Update: ...", "Here is the right one:", "I was wrong ...:", "Better:",
+#: "I changed my mind ...:", "Korrektur: ...", "Corrección: ...", "Attendez, je me suis trompé.", "不对，应该选...：",
+#: "すみません、間違えました。"), :data:`_CORRECTION`'s words too.
+_NAMES_CORRECTION = re.compile(
+    r"\b(?:correct\w*|fix(?:ed|ing)?|updated?|revis\w*|right\s+(?:one|segments?|list)|wrong|better|reconsider\w*"
+    r"|changed\s+my\s+mind|missed|forgot\w*|korrektur|korrigier\w*|richtige\w*|geirrt|falsch|corrig\w*|bonne"
+    r"|tromp[ée]\w*|erreur|correcci[oó]n|correct[oa]|equivoqu\w*|error)\b|更正|纠正|正确|不对|应该|訂正|修正|正しい|間違",
+    re.I)
+#: A label that is a conclusion alone ("So:", "Therefore:").
+_CONCLUSION = re.compile(r"(?:so|thus|therefore|hence)\s*[:\uff1a=]?", re.I)
 #: What ends a label: a colon (a full-width one too), an arrow, an equals sign.
 _LABEL_END = (":", "\uff1a", "->", "\u2192", "=")
 #: A parenthesis or an arrow between a label's words and its end ("Final answer (JSON):", "Final answer -> ").
@@ -419,16 +439,41 @@ def _hedged(prose: str) -> bool:
     return any(_HEDGE.search(s) for s in _read_sentences(prose))
 
 
+def _label_names_answer(prose: str) -> bool:
+    """Whether the label before a value (:func:`_labelled`) names it as the answer or a correction: its sentence
+    names the answer (:data:`_ANSWER_WORD`, :data:`_NAMES_ANSWER`, a conclusion alone: "So:") or a correction
+    (:data:`_CORRECTION`, :data:`_NAMES_CORRECTION`), with no condition in it and no modal verb unless it names a
+    correction by :data:`_NAMES_CORRECTION` ("The correct answer would be:"; not "If ..., the answer is:", "the
+    answer would be:", "the pour might actually be two events:"); or the sentence before names a correction and
+    neither hedges it ("On reflection, I need to revise this. The transcript shows the pour from 17 to 21 s:"). A
+    hedge in the sentence before does not veto a label that names the answer itself ("Hmm, if I look again, the pour
+    begins at 30 s. Corrected answer:"). A label naming neither ("Runner-up:", "Other candidate (less likely):", "For
+    reference, option A is at:", "Supporting transcript lines:", "My first guess was:", a heading, a value on a line
+    of its own) is a remark."""
+    sentences = _sentences(prose)
+    if not sentences:  # a value on a line of its own right after another: nothing names it
+        return False
+    label = sentences[-1].strip(_DECOR + "#-")
+    before = sentences[-2] if len(sentences) > 1 else ""
+    corrects = _NAMES_CORRECTION.search(label) is not None  # "actually", "wait" name no correction with "might"
+    if (corrects or _CORRECTION.search(label) or _ANSWER_WORD.search(label) or _NAMES_ANSWER.search(label)
+            or _CONCLUSION.fullmatch(label)):
+        return not _CONDITIONAL_WORD.search(label) and (corrects or not _MODAL_WORD.search(label))
+    return (bool(_CORRECTION.search(before) or _NAMES_CORRECTION.search(before))
+            and not _HEDGE.search(before) and not _HEDGE.search(label))
+
+
 def _later_word(prose: str) -> bool:
     """Whether ``prose``, the text before a value after the last fenced block, gives it as the model's later word
-    rather than commentary: not hedged (:data:`_HEDGE`), and either labelled (:func:`_labelled`: "So the answer
-    is:\n{...}", "Let me fix that:\n{...}", "Revised:\n{...}", "正确答案是：{...}") or after a correction word
-    (:data:`_CORRECTION`) opening the last sentence or in a last sentence of at most four words ("Actually, I think
-    the pour is at {...}", "Oh wait, it is {...}"; not "It should be noted that he holds the jug at {...}")."""
+    rather than commentary: labelled (:func:`_labelled`) by a label naming it the answer or a correction (:func:
+    `_label_names_answer`: "So the answer is:\n{...}", "Let me fix that:\n{...}", "Revised:\n{...}", "正确答案是：
+    {...}"; not "Runner-up: {...}"), or, not hedged (:data:`_HEDGE`), after a correction word (:data:`_CORRECTION`)
+    opening the last sentence or in a last sentence of at most four words ("Actually, I think the pour is at {...}",
+    "Oh wait, it is {...}"; not "It should be noted that he holds the jug at {...}")."""
+    if _labelled(prose):
+        return _label_names_answer(prose)
     if _hedged(prose):
         return False
-    if _labelled(prose):
-        return True
     sentences = _sentences(prose)
     if not sentences:  # punctuation alone between two values ("{...}. {...}."): no word gives it as the answer
         return False
@@ -441,14 +486,16 @@ def _label_narrows(prose: str) -> bool:
     """Whether ``prose`` ends with a label making the value after it the answer when it is a part of the last one:
     :data:`_NARROWING`, markdown, a parenthesis or an arrow aside ("**Final Answer:**", "Final answer (JSON):",
     "Final answer -> "), or a short label naming the answer ("So my answer:", "The answer is:", "Endgültige
-    Antwort:", "最终答案：") that no hedge qualifies."""
+    Antwort:", "最终答案：", "最終的な答え：", the last clause of a longer sentence: "..., so the answer is:") that no
+    hedge in its sentence qualifies."""
     sentences = _sentences(prose.rstrip(_DECOR))
     if not sentences:
         return False
     last = sentences[-1].strip(_DECOR + "#-")
     if _NARROWING.search(_LABEL_NOISE.sub("", last)) or _NARROWING.search(last):
         return True
-    return (_labelled(prose) and len(last.split()) <= 6 and _ANSWER_WORD.search(last) is not None
+    clause = re.split(r"[,;\uff0c\u3001]", last)[-1]  # "The query asks for the first pour, so the answer is:"
+    return (_labelled(prose) and len(clause.split()) <= 6 and _ANSWER_WORD.search(clause) is not None
             and not _HEDGE.search(last))
 
 
@@ -522,17 +569,19 @@ def _listed_items(values: list[tuple[Any, str, bool, int]],
     return out
 
 
-def _parts_cover(items: list[frozenset | None], last: int,
+def _parts_cover(items: list[frozenset | None], last: int, k: int,
                  loose: Callable[[frozenset], frozenset] | None) -> bool:
-    """Whether the values after the answer ``last`` that are parts of it (their items a subset of its, or their
-    ``loose`` items) name all of it between two or more of them: the answer explained part by part ("To summarize,
-    the correct intervals are A and B", "Final answer: A and B", "- Correct: A (pour)\n- Correct: B (refill)"),
-    never a narrowing of it to one part, whatever the label before a part says."""
+    """Whether the first part ``k`` of the answer ``last`` that a label narrows to and the values after it that are
+    parts of it (their items a subset of its, or their ``loose`` items) name all of it between two or more of them:
+    the answer explained part by part ("To summarize, the correct intervals are A and B", "Final answer: A and B",
+    "- Correct: A (pour)\n- Correct: B (refill)"), never a narrowing of it to one part, whatever the label before a
+    part says. Parts named before ``k`` do not count: "Candidates: AB\nThe segment B shows drinking.\nFinal answer:
+    A" narrows to A."""
     whole = items[last]
     if whole is None:
         return False
     see = loose or (lambda found: found)
-    parts = [mine for mine in items[last + 1:] if mine is not None and (mine <= whole or see(mine) <= see(whole))]
+    parts = [mine for mine in items[k:] if mine is not None and (mine <= whole or see(mine) <= see(whole))]
     return len(parts) > 1 and see(frozenset().union(*parts)) >= see(whole)
 
 
@@ -610,6 +659,7 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
         items = [spans(v[0]) if spans else None for v in valid]
         quote = [False] * len(valid)
         last: int | None = None  # the last kept whole answer (not an echo)
+        opened: int | None = None  # the first part of it after it that a label narrows to
         for k in every:
             if aside[k]:
                 continue
@@ -617,15 +667,18 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
             # a quote repeats some of the last answer's items (an older answer repeated exactly, not among them,
             # is a revert to it: "Candidate 1: A, Candidate 2: B, Final answer: A"), unless a label makes it the
             # answer ("Actually, only the first: A" narrows the answer) and the parts after the last answer do not
-            # name all of it ("To summarize, the correct intervals are A and B": an explanation)
+            # name all of it from the first such label on ("To summarize, the correct intervals are A and B": an
+            # explanation; a part named before it, "The segment B shows drinking", is no summary)
             part = (mine is not None and theirs is not None
                     and (mine <= theirs or (loose is not None and loose(mine) < loose(theirs))))
-            narrowed = (part and mine != theirs and _label_narrows(valid[k][1])
-                        and not _parts_cover(items, last, loose))
+            narrowed = False
+            if part and mine != theirs and _label_narrows(valid[k][1]):
+                opened = k if opened is None else opened
+                narrowed = not _parts_cover(items, last, opened, loose)
             if part and not narrowed:
                 quote[k] = True
             elif whole_k[k] and not echo[k]:
-                last = k
+                last, opened = k, None
         tier = [2 * (not whole_k[k]) + echo[k] for k in every]  # whole answers, whole echoes, fragments, echoed ones
         kept = [k for k in every if not quote[k] and not aside[k]]  # never empty: the first kept value quotes nothing
         best = min(tier[k] for k in kept)

@@ -217,13 +217,18 @@ def answer(task: str, reply: str, *, duration: float = 36.0, choices: list[str] 
     return [(e.start, e.end) for e in events], warnings
 
 
-@pytest.mark.parametrize("task, reply, expected", [pytest.param(*case[1:], id=case[0]) for case in CASES])
-def test_a_reply_gives_the_answer_a_user_reading_it_expects(task, reply, expected):
+def expect(task: str, reply: str, expected: object, **task_args: object) -> None:
+    """That ``reply`` answers ``expected`` (:func:`answer`), or raises a ReplyError when ``expected`` is ERROR."""
     if expected == ERROR:
         with pytest.raises(ReplyError):
-            answer(task, reply)
+            answer(task, reply, **task_args)
     else:
-        assert answer(task, reply)[0] == expected
+        assert answer(task, reply, **task_args)[0] == expected
+
+
+@pytest.mark.parametrize("task, reply, expected", [pytest.param(*case[1:], id=case[0]) for case in CASES])
+def test_a_reply_gives_the_answer_a_user_reading_it_expects(task, reply, expected):
+    expect(task, reply, expected)
 
 
 # --- what the corpus's answers rest on, each shown on its own ---------------------------------------------------------
