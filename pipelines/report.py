@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vidground.errors import ConfigurationError, InputError, MissingDependencyError, VidgroundError
+from vidground.files import output_file
 
 from .datasets import Query
 from .metrics import (ANSWER_KEYS, CHOICE_KEYS, NO_ANSWER, QA_KEYS, TOLERANCE, Metrics, baselines_text, compute_metrics,
@@ -452,7 +453,8 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | Non
     summary = {"config": config, "provenance": provenance, "selected": len(queries), "missing_videos": missing, **totals,
                "metrics": metrics.summary() if metrics else None, **shapes,
                "per_query": [s.model_dump(mode="json") for s in metrics.per_query] if metrics else []}
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    with output_file(out / "metrics.json") as fh:  # a folder that cannot be written: an InputError naming the file
+        fh.write(json.dumps(summary, indent=2) + "\n")
     if not pages:
         return summary
     order = worst_first(queries, results, scored)
@@ -470,11 +472,12 @@ def write_report(out: str | Path, *, bootstrap: int = 1000, max_plots: int | Non
         plotted = {q.qid for q in [q for q in order if q.qid in scored][:limit]}
         for old in _old_timelines(out, queries):  # timeline PNGs of reports made before timelines were SVG
             old.unlink()
-    (out / "report.md").write_text(_markdown(out, config, queries, results, metrics, totals, missing, summary_plots)
-                                   + "\n".join(["", "## Provenance", "", *provenance_lines(provenance), ""]),
-                                   encoding="utf-8")
-    (out / "index.html").write_text(_html(out, config, order, results, scored, plotted, metrics, provenance,
-                                          summary_plots, buckets, missing), encoding="utf-8")
+    with output_file(out / "report.md") as fh:
+        fh.write(_markdown(out, config, queries, results, metrics, totals, missing, summary_plots)
+                 + "\n".join(["", "## Provenance", "", *provenance_lines(provenance), ""]))
+    with output_file(out / "index.html") as fh:
+        fh.write(_html(out, config, order, results, scored, plotted, metrics, provenance, summary_plots, buckets,
+                       missing))
     return summary
 
 

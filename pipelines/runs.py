@@ -25,12 +25,14 @@ from __future__ import annotations
 import json
 import logging
 import contextlib
+import errno
 import hashlib
 import inspect
 import io
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -38,6 +40,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked
+    fcntl = None  # type: ignore[assignment]
 
 from frame_describer.cache import default_cache_path  # noqa: F401  (imported from here by callers and tests)
 from frame_describer.caption_formats import check_clip_seconds, check_format, video_id_from_path
@@ -210,20 +217,43 @@ class VideoTask:
 # --------------------------------------------------------------------------------------- the sink
 
 class ResultSink:
-    """Append-only JSONL, one ``os.write`` plus ``fsync`` per record; thread safe."""
+    """Append-only JSONL, one whole line plus ``fsync`` per record; thread safe. A write the disk refuses (full, a
+    quota, a file-size limit, an I/O error) is cut back to the last whole line and raised as an :class:`InputError`
+    saying what was kept and how to resume: a torn line is never left behind by a writer that is still alive."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, unit: str | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        repair_tail(self.path)
+        repair_tail(self.path, unit)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._lock = threading.Lock()
+        self._lines = self.path.read_bytes().count(b"\n")  # the whole records in it, for a refused write's error
 
     def append(self, record: dict[str, Any]) -> None:
         data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         with self._lock:
-            os.write(self._fd, data)
+            start = os.fstat(self._fd).st_size  # the end of the last whole line (the only writer: the run's lock)
+            try:
+                view = memoryview(data)
+                while view:  # a short write (a file-size limit reached, a signal) is continued, then refused
+                    view = view[os.write(self._fd, view):]
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise self._refused(exc, start) from None
+            self._lines += 1
+
+    def _refused(self, exc: OSError, start: int) -> InputError:
+        """The error for a write the disk refused, once the part of the record written is cut off."""
+        try:
+            os.ftruncate(self._fd, start)
             os.fsync(self._fd)
+        except OSError as cut:
+            return InputError(f"cannot write ({exc.strerror or exc}), nor cut the partial record off again "
+                              f"({cut.strerror or cut}); the next run cuts it (a torn last line), then resumes",
+                              path=self.path)
+        return InputError(f"cannot write ({exc.strerror or exc}); kept the {self._lines} whole line(s) written before "
+                          "(the record being written was cut off, and runs again): free space or raise the file-size "
+                          "limit (ulimit -f), then run the same command again to resume", path=self.path)
 
     def size(self) -> int:
         """The file's length in bytes (a record being appended when a Ctrl-C came was written if it grew)."""
@@ -243,15 +273,23 @@ class ResultSink:
         self.close()
 
 
-def repair_tail(path: Path) -> None:
-    """Cut a last line left without its newline by a killed writer (it was never complete)."""
+def repair_tail(path: Path, unit: str | None = None) -> None:
+    """A last line without its newline: a whole JSON object (its newline lost to a kill or an edit) keeps its place
+    and gets the newline, anything else (a record a killed writer had not finished) is cut, with a warning naming
+    its size; ``unit`` (``"query"``, ``"video"``) names what runs again."""
     if not path.exists() or path.stat().st_size == 0:
         return
     with path.open("rb+") as fh:
         data = fh.read()
         if data.endswith(b"\n"):
             return
-        fh.truncate(data.rfind(b"\n") + 1)
+        cut = data.rfind(b"\n") + 1
+        if _record(data[cut:].decode("utf-8", errors="replace"), None) is not None:
+            fh.write(b"\n")  # the file's end: read() left the position there
+        else:
+            fh.truncate(cut)
+            log.warning("%s: cut a torn last line (%d bytes) left by an interrupted run; %s", path.name,
+                        len(data) - cut, f"its {unit} runs again" if unit else "what it held is made again")
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -515,6 +553,112 @@ RUN_FOLDER_NAMES = ("config.json", "queries.jsonl", "results.jsonl", "missing.js
                     "videos.jsonl", "metrics.json", "report.md", "index.html", "plots", "transcripts")
 
 
+#: The file an eval keeps locked (``fcntl.flock``) in its run folder for as long as it writes there; its text says
+#: who holds it (pid, host, start, command). Left in place when the run ends: only the lock says a run is live.
+LOCK_NAME = ".vidground.lock"
+
+#: The run folders this process holds locked (resolved paths): its own reads of them are not another's run.
+_HELD: set[str] = set()
+
+
+class RunFolderBusyError(ConfigurationError):
+    """Another eval (another process, or another thread of this one) is writing the run folder: two at once would
+    run the same queries twice, each rewriting the other's config.json and queries.jsonl. ``path`` is the folder,
+    ``holder`` what the other wrote in its lock file (``pid``, ``host``, ``started``, ``command``; empty when it
+    had not written it yet)."""
+
+    def __init__(self, path: str | Path, holder: dict[str, Any]):
+        self.path = str(path)
+        self.holder = dict(holder)
+        super().__init__(f"{self.path} is being written by another eval ({holder_text(holder)}): two evals on one "
+                         "run folder would run its queries twice and mix their results; wait for that one to end and "
+                         "run this command again to resume the run, or give another --out")
+
+
+def holder_text(holder: dict[str, Any]) -> str:
+    """``pid 123 on host, started 2026-01-02T03:04:05Z: vidground eval ...`` from a lock file's record."""
+    if not holder.get("pid"):
+        return "it has just started"
+    text = f"pid {holder['pid']} on {holder.get('host', '?')}, started {holder.get('started', '?')}"
+    return text + (f": {holder['command']}" if holder.get("command") else "")
+
+
+def _holder(path: Path) -> dict[str, Any]:
+    with contextlib.suppress(OSError, ValueError):
+        value = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+class RunFolderLock:
+    """An exclusive lock on a run folder for one eval (a lock file in it, ``flock``-ed): taken by :meth:`acquire`,
+    given back by :meth:`release` or when the process ends however it ends (the kernel drops it with the file)."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self._fd = -1
+
+    @property
+    def held(self) -> bool:
+        return self._fd >= 0
+
+    def acquire(self, argv: Sequence[str] | None = None) -> None:
+        """Lock the run folder (it must exist); a :class:`RunFolderBusyError` at once when another eval holds it, a
+        :class:`ConfigurationError` when the folder cannot be written."""
+        if self.held or fcntl is None:
+            return
+        path = self.out / LOCK_NAME
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigurationError(f"--out {self.out}: cannot write in the run folder ({exc.strerror or exc}); "
+                                     "give a folder you can write") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise RunFolderBusyError(self.out, _holder(path)) from None
+            # a file system without locks (some network mounts): the run goes on, unguarded, and says so
+            log.warning("%s: cannot lock the run folder (%s): another eval on it at the same time would mix its "
+                        "results with this one's", self.out, exc.strerror or exc)
+            return
+        record = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  "command": " ".join(["vidground", *(sys.argv[1:] if argv is None else argv)])}
+        with contextlib.suppress(OSError):  # who holds it is told to the next comer only; the lock is what counts
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        self._fd = fd
+        _HELD.add(str(self.out.resolve()))
+
+    def release(self) -> None:
+        if self.held:
+            _HELD.discard(str(self.out.resolve()))
+            os.close(self._fd)  # drops the lock
+            self._fd = -1
+
+
+def run_in_progress(out: str | Path) -> dict[str, Any] | None:
+    """What the eval writing ``out`` now (in another process) wrote in its lock file (``{}`` when it
+    had not yet), ``None`` when none is: a reader (report, score, compare) may say it read a run still under way."""
+    out = Path(out)
+    if fcntl is None or str(out.resolve()) in _HELD:
+        return None
+    try:
+        fd = os.open(out / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return _holder(out / LOCK_NAME) if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) else None
+    finally:
+        os.close(fd)
+    return None
+
+
 def _check_resume(out: Path, config: RunConfig) -> None:
     check_out_folder(out)
     path = out / "config.json"
@@ -768,7 +912,20 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
 
     ``executor`` is a :class:`pipelines.executors.LocalExecutor` (default) or ``RayExecutor``;
     ``argv`` is the command line recorded in ``provenance.json`` (default ``sys.argv[1:]``).
+    The run folder is locked for the run (:class:`RunFolderLock`): another eval on it meanwhile, in this process or
+    another, is a :class:`RunFolderBusyError` before it writes anything.
     """
+    lock = RunFolderLock(Path(out))
+    try:
+        return _run_eval(config, out, lock, retry_failed=retry_failed, executor=executor, progress=progress,
+                         on_result=on_result, argv=argv)
+    finally:
+        lock.release()
+
+
+def _run_eval(config: RunConfig, out: str | Path, lock: RunFolderLock, *, retry_failed: bool, executor: Any,
+              progress: bool, on_result: Callable[[dict[str, Any]], None] | None,
+              argv: Sequence[str] | None) -> RunSummary:
     from .executors import LocalExecutor, RunProgress
 
     config.check()
@@ -805,6 +962,8 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
         DescriptionCache(config.cache).close()  # a folder or unwritable path: one error before the run starts
     out = Path(out)
     check_out_folder(out)
+    if (out / "config.json").is_file():  # a run to resume: locked before its files are read
+        lock.acquire(argv)
     config = replace(config, top_k=resolve_top_k(config, out)[0])  # the caller's config keeps "not given"
     _check_resume(out, config)
     _check_paths_here(out, config)
@@ -817,7 +976,14 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     check_inputs(ds, config, sources, missing)  # before anything is written: a wrong split leaves no run behind
     if ds.dropped:
         log.warning("%s", dropped_note(ds))
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"--out {out}: cannot make the run folder ({exc.strerror or exc}); give a folder "
+                                 "you can write") from None
+    if not lock.held:
+        lock.acquire(argv)
+        _check_resume(out, config)  # another eval may have begun a run here since it was checked
     prior = dataset_prior(config.dataset, ds.split, config.data_root)
     _atomic_write(out / "config.json",
                   json.dumps(config.to_json() | {"baseline_prior": prior.model_dump()}, indent=2) + "\n")
@@ -832,6 +998,8 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
         log.warning("%s", gt_note)
     _atomic_write(out / "queries.jsonl", "".join(json.dumps(q.to_json()) + "\n" for q in ds))
     _atomic_write(out / "missing.json", json.dumps({"missing_videos": missing}, indent=2) + "\n")
+    repair_tail(out / "results.jsonl", "query")  # before the done are counted: a whole last line counts, a torn one not
+    repair_tail(out / "videos.jsonl", "video")
     repair_lines(out / "results.jsonl", "qid")  # a damaged line would stop every resume
     done = latest_results(out / "results.jsonl")
     pending: dict[str, list[Query]] = {}
@@ -860,7 +1028,7 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     durations = {q.video: q.duration for q in ds if q.duration}
     coverage = _Coverage(config.clip_seconds)
     (out / "transcripts").mkdir(exist_ok=True)
-    with ResultSink(out / "results.jsonl") as sink, ResultSink(out / "videos.jsonl") as vsink:
+    with ResultSink(out / "results.jsonl", "query") as sink, ResultSink(out / "videos.jsonl", "video") as vsink:
 
         def take(kind: str, record: dict[str, Any]) -> None:
             """Write one record the executor finished (``record`` is left as it is: it may be written again)."""
@@ -1231,9 +1399,14 @@ def load_run(out: str | Path) -> tuple[dict[str, Any], list[Query], dict[str, di
     out = Path(out)
     if not (out / "config.json").exists() or not (out / "queries.jsonl").exists():
         raise InputError("not a run folder (no config.json / queries.jsonl); run `vidground eval` first", path=out)
+    holder = run_in_progress(out)
     config = read_run_json(out / "config.json")
     queries = [Query.from_json(r) for r in read_jsonl(out / "queries.jsonl")]
-    return config, queries, latest_results(out / "results.jsonl")
+    results = latest_results(out / "results.jsonl")
+    if holder is not None:
+        log.warning("%s: an eval is writing this run now (%s): read as it stands, %d of its %d queries recorded so far",
+                    out, holder_text(holder), sum(q.qid in results for q in queries), len(queries))
+    return config, queries, results
 
 
 def run_prior(config: dict[str, Any]) -> SpanPrior:
