@@ -59,20 +59,21 @@ def describe(
 
 def _one_off(descriptions: Any, describer: Any, reasoner: Any, fps: Any, num_frames: Any, max_frames: Any,
              max_side: Any, cache: Any, progress: bool, describer_options: Any, reasoner_options: Any,
-             search: Any = None, skip_unchanged: Any = None, *, given: Any = None) -> Session:
+             search: Any = None, skip_unchanged: Any = None, motion: bool = False, *, given: Any = None) -> Session:
     """The short-lived session of one ground()/answer()/events() call. What applies to describing a video only (a
-    describer, its options, the sampling settings, a search or skip-unchanged: which frames are described, and how)
+    describer, its options, the sampling settings, a search, skip-unchanged or motion: which frames are described,
+    and how)
     is refused with descriptions, given as ``descriptions=`` or as the call's first argument (``given``: a list of
     them, describe()'s output), rather than ignored."""
     if descriptions is None and not isinstance(given, (DescribedVideo, list, tuple)):
         return Session(describer=describer, reasoner=reasoner, sampling=dict(
             fps=fps, num_frames=num_frames, max_frames=max_frames, max_side=max_side), cache=cache, progress=progress,
             describer_options=describer_options, reasoner_options=reasoner_options, search=search,
-            skip_unchanged=skip_unchanged)
+            skip_unchanged=skip_unchanged, motion=motion)
     video_only = {"describer": describer is not None, "describer_options": bool(describer_options),
                   "fps": fps is not None, "num_frames": num_frames is not None, "max_frames": max_frames is not None,
                   "max_side": max_side != DEFAULT_MAX_SIDE, "search": Search.of(search).refines,
-                  "skip_unchanged": skip_unchanged is not None}
+                  "skip_unchanged": skip_unchanged is not None, "motion": bool(motion)}
     if any(video_only.values()):
         names = ", ".join(f"{k}=" for k, v in video_only.items() if v)
         raise ConfigurationError(f"{names} apply to describing a video and have no effect with descriptions; give a "
@@ -102,14 +103,15 @@ def ground(
     reasoner_options: dict[str, Any] | None = None,
     search: Any = None,
     skip_unchanged: float | None = None,
+    motion: bool = False,
 ) -> GroundingResult:
     """Find when ``query`` happens in ``video``.
 
     Give a ``video`` to run both stages, or ``descriptions`` (a JSONL file, a list of
     :class:`FrameDescription`, or :func:`describe`'s output; the last two may be given first, as ``video``, as
     :func:`answer` takes them) to run stage 2 alone; with descriptions, the settings of describing a video
-    (``describer``, ``fps``, ``num_frames``, ``max_frames``, ``max_side``, ``search``, ``skip_unchanged``) are a
-    :class:`ConfigurationError`, not ignored. A file may also
+    (``describer``, ``fps``, ``num_frames``, ``max_frames``, ``max_side``, ``search``, ``skip_unchanged``,
+    ``motion``) are a :class:`ConfigurationError`, not ignored. A file may also
     hold another tool's captions, detected or named by ``descriptions_format`` (with
     ``clip_seconds``), as :func:`load_descriptions` reads them.
     Backends default to the offline ones (``describer="cv"``, ``reasoner="embedding"``).
@@ -117,11 +119,12 @@ def ground(
     ``{"strategy": "coarse-to-fine", "budget": 300}``, a :class:`~pipelines.search.Search`) describes a sparse
     pass, then densely only around the candidates (``settings["search"]`` lists every frame described and why),
     and ``skip_unchanged`` (grey levels) reuses the last description for a frame nearly the same as the last one
-    sent; both apply to a video, not to ``descriptions``.
+    sent; both apply to a video, not to ``descriptions``. ``motion=True`` appends what moved since the previous
+    sample to each description, as :func:`describe`'s.
     """
     query = check_query(query)
     with _one_off(descriptions, describer, reasoner, fps, num_frames, max_frames, max_side, cache, progress,
-                  describer_options, reasoner_options, search, skip_unchanged, given=video) as session:
+                  describer_options, reasoner_options, search, skip_unchanged, motion, given=video) as session:
         return session.ground(video, query, descriptions=descriptions, descriptions_format=descriptions_format,
                               clip_seconds=clip_seconds, duration=duration, top_k=top_k)
 
@@ -145,6 +148,8 @@ def answer(
     progress: bool = False,
     describer_options: dict[str, Any] | None = None,
     reasoner_options: dict[str, Any] | None = None,
+    skip_unchanged: float | None = None,
+    motion: bool = False,
 ) -> Answer:
     """Answer ``question`` about a video, and say when the answer is seen.
 
@@ -155,13 +160,16 @@ def answer(
     (``openai:MODEL``, ``hf:MODEL``, ``llamacpp:PATH``) answers through its model; the default ``embedding``
     reasoner answers with the offline *evidence baseline* (ground the question, pick the choice best
     matched by the descriptions in and around the grounded span), named as such in ``Answer.reasoner``.
+    ``skip_unchanged`` and ``motion`` describe the video as for :func:`ground` (a :class:`ConfigurationError`
+    with descriptions).
     """
     from temporal_reasoner.qa import check_choices, check_question
 
     question = check_question(question)
     choices = check_choices(choices)
     with _one_off(descriptions, describer, reasoner, fps, num_frames, max_frames, max_side, cache, progress,
-                  describer_options, reasoner_options, given=video_or_descriptions) as session:
+                  describer_options, reasoner_options, skip_unchanged=skip_unchanged, motion=motion,
+                  given=video_or_descriptions) as session:
         return session.answer(video_or_descriptions, question, choices, descriptions=descriptions,
                               descriptions_format=descriptions_format, clip_seconds=clip_seconds, duration=duration)
 
@@ -183,6 +191,8 @@ def events(
     progress: bool = False,
     describer_options: dict[str, Any] | None = None,
     reasoner_options: dict[str, Any] | None = None,
+    skip_unchanged: float | None = None,
+    motion: bool = False,
     **options: Any,
 ) -> Events:
     """The video's events (dense video captioning): ``Events.events`` are scored ``(start, end, caption)``
@@ -193,10 +203,12 @@ def events(
     transcript is sent in overlapping chunks); the default ``embedding`` reasoner finds them offline as change
     points in the descriptions and picks a representative description as each caption (options
     ``window_seconds``, ``min_event_seconds``, ``threshold``, ``max_events``, and ``nested=True`` for
-    overlapping events at two scales; see :mod:`temporal_reasoner.events`).
+    overlapping events at two scales; see :mod:`temporal_reasoner.events`). ``skip_unchanged`` and ``motion``
+    describe the video as for :func:`ground` (a :class:`ConfigurationError` with descriptions).
     """
     with _one_off(descriptions, describer, reasoner, fps, num_frames, max_frames, max_side, cache, progress,
-                  describer_options, reasoner_options, given=video_or_descriptions) as session:
+                  describer_options, reasoner_options, skip_unchanged=skip_unchanged, motion=motion,
+                  given=video_or_descriptions) as session:
         return session.events(video_or_descriptions, descriptions=descriptions, descriptions_format=descriptions_format,
                               clip_seconds=clip_seconds, duration=duration, **options)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from vidground import interrupts  # the Ctrl-C state: imported here, not in the handler (the import lock)
-from vidground.errors import ConfigurationError, InputError, NoCacheFolderError, VidgroundError
+from vidground.errors import ConfigurationError, InputError, NoCacheFolderError, VideoDecodeError, VidgroundError
 from vidground.files import check_readable, printable
 
 from .eval_cli import (add_caption_format_args, add_frame_limits, add_remote_args, parse_option, register,
@@ -971,6 +971,32 @@ def _setup_logging(level: int, *, everything: bool = False, loading_notes: bool 
             logger.addFilter(_LoadingNote(level))
 
 
+#: how each command takes a descriptions file, for a descriptions file given as its VIDEO
+_GIVE_DESCRIPTIONS = {"ground": "give it as --descriptions (vidground ground --descriptions PATH QUERY)",
+                      "ask": "give it as --descriptions (vidground ask --descriptions PATH QUESTION ...)",
+                      "events": "give it as --descriptions (vidground events --descriptions PATH)",
+                      "describe": "it needs no describing (vidground ground --descriptions PATH QUERY uses it)"}
+
+
+def _as_command_line(args: argparse.Namespace, exc: VidgroundError) -> str:
+    """``exc``'s text, where it is a descriptions file given as the VIDEO (``descriptions_file``: the session's
+    hint names its Python call, ``events(descriptions=PATH)``), with the command's own option instead."""
+    reason = getattr(exc, "descriptions_file", None)
+    if not isinstance(exc, VideoDecodeError) or reason is None or args.command not in _GIVE_DESCRIPTIONS:
+        return str(exc)
+    return (f"{exc.path}: {reason}; a {Path(exc.path).suffix} file looks like descriptions, not a video: "
+            f"{_GIVE_DESCRIPTIONS[args.command]}")
+
+
+def _doing_note(exc: BaseException) -> str:
+    """What a Ctrl-C stopped, when it stopped the reasoner (the interrupt's ``doing``, :func:`_on_interrupt`): its
+    request under way was abandoned, its reply lost though it may be billed."""
+    if getattr(exc, "doing", None) != "reasoning":
+        return ""
+    return (" while the reasoner was answering: its request under way was abandoned (its reply is lost, though a "
+            "remote model may still bill it; the same command asks again)")
+
+
 def _kept_note(args: argparse.Namespace, exc: BaseException | None = None) -> str:
     """What an interrupted command kept (``exc``: the interrupt, which may say how much), and how to go on from it."""
     if args.command == "eval":
@@ -1032,16 +1058,34 @@ def _stop_streams(interrupted: bool) -> None:
     (interrupts.interrupt if interrupted else interrupts.INTERRUPTED.clear)()
 
 
+#: what the first Ctrl-C says, by what the main thread is doing (:func:`vidground.interrupts.under_way`)
+_STOPPING = {
+    "describing": "vidground: stopping: the frames being described finish first and are kept (a second Ctrl-C stops "
+                  "at once: the answers still in flight are then lost, though paid)",
+    "reasoning": "vidground: stopping: the reasoner's request under way is abandoned (its reply is lost, though a "
+                 "remote model may still bill it); nothing is being described",
+}
+
+#: whether this command describes frames (a video given): set by :func:`main`; without, a Ctrl-C outside the
+#: reasoner's calls (a model loading, descriptions being read) says no frame is being described
+_DESCRIBES = {"frames": True}
+
+
 def _on_interrupt(signum: int, frame: Any) -> None:
     """Ctrl-C: the main thread gets its KeyboardInterrupt as before, and the other threads' frame streams
-    (an eval's video workers, which it does not reach) stop at their next frame. The first one says that the
-    frames being described are finished first (paid: kept), so that a silent wait for them is not taken for a
-    hang."""
+    (an eval's video workers, which it does not reach) stop at their next frame. The first one says what is under
+    way (:data:`_STOPPING`): frames being described are finished first (paid: kept), so that a silent wait for them
+    is not taken for a hang; a reasoner's request is abandoned, its reply lost. The interrupt carries ``doing``
+    (what it stopped) for the closing line."""
+    doing = interrupts.under_way()
     if not interrupts.INTERRUPTED.is_set():
-        print("vidground: stopping: the frames being described finish first and are kept (a second Ctrl-C stops "
-              "at once: the answers still in flight are then lost, though paid)", file=sys.stderr)
+        note = _STOPPING.get(doing or "") or (_STOPPING["describing"] if _DESCRIBES["frames"] else
+                                              "vidground: stopping (nothing is being described)")
+        print(note, file=sys.stderr)
     _stop_streams(True)
-    raise KeyboardInterrupt
+    exc = KeyboardInterrupt()
+    exc.doing = doing  # type: ignore[attr-defined]
+    raise exc
 
 
 _on_interrupt.raises_keyboard_interrupt = True  # type: ignore[attr-defined]  # an eval may run it from its own
@@ -1061,6 +1105,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, _on_interrupt)
     _stop_streams(False)
     args.stored_before = _stored_descriptions()  # an interrupted command says how many it kept
+    _DESCRIBES["frames"] = args.command in ("ground", "ask", "events", "describe", "eval", "demo") \
+        and not getattr(args, "descriptions", None)
     try:
         return _run(args)
     finally:
@@ -1073,12 +1119,13 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
-        print(f"vidground: interrupted{_finished_note(args, exc)}{_kept_note(args, exc)}", file=sys.stderr)
+        print(f"vidground: interrupted{_doing_note(exc)}{_finished_note(args, exc)}{_kept_note(args, exc)}",
+              file=sys.stderr)
         return 130
     except VidgroundError as exc:
         if args.debug:
             raise
-        print(f"vidground: error: {exc}{_paid_note(exc)}", file=sys.stderr)
+        print(f"vidground: error: {_as_command_line(args, exc)}{_paid_note(exc)}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # e.g. piped into head
         return 0

@@ -264,7 +264,8 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
                 continue
             row = {"video": vid, "events": [e.model_dump() for e in result.events], "reasoner": result.reasoner,
                    "describer": result.describer, "duration": result.duration,
-                   "usage": {k: u.model_dump() for k, u in result.usage.items()}, "warnings": result.warnings}
+                   "usage": {k: u.model_dump() for k, u in _with_describe(result.usage, described).items()},
+                   "warnings": result.warnings}
             sink.append(row)
             done[vid] = row
             if progress:
@@ -295,6 +296,14 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
                                              missing=len(missing), limit=limit if len(ids) < every else None)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
     return metrics
+
+
+def _with_describe(usage: dict[str, Usage], described: Any) -> dict[str, Usage]:
+    """A video's row usage: its events' and, when this run described the video, that describe's (the events of
+    describe()'s output do not repeat what describing it cost)."""
+    if described is None or described.usage.is_empty():
+        return dict(usage)
+    return {"describe": described.usage, **usage}
 
 
 def _usage(done: dict[str, dict[str, Any]], found: dict[str, Any]) -> dict[str, Any]:

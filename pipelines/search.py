@@ -43,6 +43,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from temporal_reasoner import Transcript
+from vidground import interrupts
 from vidground.errors import ConfigurationError, InputError, VidgroundError, keep_paid
 from vidground.types import FrameDescription, GroundingResult, Interval, Usage
 
@@ -470,7 +471,7 @@ def coarse_to_fine(
         if not descs:
             raise InputError("the describer returned no description for any frame asked for")
         # the reasoner failed: the frames described and its rounds before were paid
-        with keep_paid(paid_so_far), counted_on_error(out):
+        with keep_paid(paid_so_far), counted_on_error(out), interrupts.doing("reasoning"):  # for a Ctrl-C's message
             result = reasoner.ground(query, held_transcript(descs, grid, max(duration, descs[-1].t)))
         for u in result.usage.values():
             out.reason_usage += u

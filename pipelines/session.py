@@ -41,6 +41,7 @@ from frame_describer.descriptions_io import description_metadata, write_descript
 from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
 from vidground.errors import (ConfigurationError, InputError, NoCacheFolderError, PluginError, SessionClosedError,
                               VideoDecodeError, keep_paid)
+from vidground import interrupts
 from vidground.registry import split_spec
 from vidground.files import printable
 from vidground.types import Answer, Events, Sampling
@@ -549,18 +550,26 @@ def _as_called(rsn: Any) -> Any:
 _DESCRIPTIONS_SUFFIXES = frozenset({".jsonl", ".json", ".csv", ".tsv", ".txt", ".srt", ".vtt"})
 
 
+#: how each call takes a descriptions file, for :func:`_video_hint`
+_GIVE_DESCRIPTIONS = {"ground": "pass it as descriptions=PATH (ground(descriptions=PATH, query=...))",
+                      "answer": "pass it as descriptions=PATH (answer(descriptions=PATH, question=...))",
+                      "events": "pass it as descriptions=PATH (events(descriptions=PATH))",
+                      "describe": "it needs no describing: load_descriptions(PATH) reads it"}
+
+
 @contextmanager
-def _video_hint(path: Path) -> Iterator[None]:
+def _video_hint(path: Path, call: str = "ground") -> Iterator[None]:
     """A :class:`VideoDecodeError` of a "video" named like a descriptions file (``x.descriptions.jsonl`` given as the
-    video, ``ground("x.descriptions.jsonl", q)``) says how to pass it: ``descriptions=``."""
+    video, ``ground("x.descriptions.jsonl", q)``) says how ``call`` (ground, answer, events, describe) takes it."""
     try:
         yield
     except VideoDecodeError as exc:
         if path.suffix.lower() not in _DESCRIPTIONS_SUFFIXES:
             raise
         error = VideoDecodeError(exc.path, f"{exc.reason}; a {path.suffix} file looks like descriptions, not a video: "
-                                 "pass it as descriptions=PATH (ground(descriptions=PATH, query=...))")
+                                 f"{_GIVE_DESCRIPTIONS[call]}")
         error.usage = exc.usage
+        error.descriptions_file = exc.reason  # type: ignore[attr-defined]  # the command line says its own way
         raise error from exc
 
 
@@ -839,21 +848,22 @@ class Session:
         (``usage.cached`` counts them). Threads asking for the same video wait for one description.
         The result is the caller's own copy: editing it changes nothing this session answers later.
         """
-        return _own_copy(self._described(video, query))
+        return _own_copy(self._described(video, query, "describe"))
 
-    def _described(self, video: PathLike, query: str | None) -> DescribedVideo:
-        """:meth:`describe`'s answer as this session keeps it (not a copy: for its own calls, which only read it)."""
+    def _described(self, video: PathLike, query: str | None, call: str) -> DescribedVideo:
+        """:meth:`describe`'s answer as this session keeps it (not a copy: for its own calls, which only read it);
+        ``call`` names the method asked (ground, answer, events, describe) for :func:`_video_hint`."""
         self._check_open()
         _check_video(video, "a video path (str or Path)")
         path = Path(video)
         key = _file_key(path)  # only query-agnostic descriptions are remembered
         if key is None or self._known_aware():  # a query-aware describer describes per query
-            return self._describe(path, None, query)
+            return self._describe(path, None, query, call)
         with self._lock:
             gate = self._describing.setdefault(key, threading.Lock())
         with gate:  # threads asking for the same video wait for one description of it
             try:
-                return self._describe(path, key, query)
+                return self._describe(path, key, query, call)
             finally:
                 with self._lock:
                     self._describing.pop(key, None)
@@ -870,8 +880,8 @@ class Session:
         desc = spec if spec is not None and not isinstance(spec, str) else self._built.get("describer")
         return getattr(desc, "mode", "agnostic") == "aware"
 
-    def _describe(self, path: Path, key: tuple[Any, ...] | None, query: str | None) -> DescribedVideo:
-        with _video_hint(path):
+    def _describe(self, path: Path, key: tuple[Any, ...] | None, query: str | None, call: str) -> DescribedVideo:
+        with _video_hint(path, call), interrupts.doing("describing"):
             return self._describe_now(path, key, query)
 
     def _describe_now(self, path: Path, key: tuple[Any, ...] | None, query: str | None) -> DescribedVideo:
@@ -1049,9 +1059,9 @@ class Session:
                 raise ConfigurationError("descriptions_format= and clip_seconds= apply to descriptions=, not to a video")
             return self._search_ground(Path(video), query, duration, top_k, rsn)
         described, transcript, timings = self._stage2_input(video, descriptions, query, descriptions_format,
-                                                            clip_seconds, duration)
+                                                            clip_seconds, duration, "ground")
         started = time.perf_counter()
-        with keep_paid(lambda: _paid_now(video, described)):  # the reasoner failed: the describing was paid
+        with keep_paid(lambda: _paid_now(video, described)), interrupts.doing("reasoning"):  # failed: describing paid
             result = _checked_ground(rsn, query, transcript)
         timings["reason"] = round(time.perf_counter() - started, 4)
         log.info("grounded %r with %s in %.2f s: %d interval(s)", query, rsn.name, timings["reason"],
@@ -1121,10 +1131,11 @@ class Session:
         with self._lock:
             known = dict(self._searched.get(key, {})) if key is not None and self._reuses_answers(desc) else {}
         seen.update((d.t, d) for d in known.values())
-        outcome, stride = coarse_to_fine(query, _as_called(rsn), describe, grid, length, self.search, known=known,
-                                         tolerant=True, in_flight=in_flight_of(desc),
-                                         reuses=self.skip_unchanged is not None,
-                                         progress=frame_progress(f"describing {path.name}", self.progress))
+        with interrupts.doing("describing"):  # its reasoner rounds are marked "reasoning" in it
+            outcome, stride = coarse_to_fine(query, _as_called(rsn), describe, grid, length, self.search, known=known,
+                                             tolerant=True, in_flight=in_flight_of(desc),
+                                             reuses=self.skip_unchanged is not None,
+                                             progress=frame_progress(f"describing {path.name}", self.progress))
         if key is not None:
             with self._lock:
                 # a frame with no description (a refused reply) is not known: the next query asks for it again
@@ -1179,9 +1190,9 @@ class Session:
         video, descriptions, duration = _stage2_args(video, descriptions, duration)
         rsn = self.reasoner
         described, transcript, timings = self._stage2_input(video, descriptions, question, descriptions_format,
-                                                            clip_seconds, duration)
+                                                            clip_seconds, duration, "answer")
         started = time.perf_counter()
-        with keep_paid(lambda: _paid_now(video, described)):
+        with keep_paid(lambda: _paid_now(video, described)), interrupts.doing("reasoning"):
             result = _checked_result(rsn, answer_question(_as_called(rsn), question, transcript, choices), transcript,
                                      Answer, choices)
         timings["reason"] = round(time.perf_counter() - started, 4)
@@ -1211,9 +1222,9 @@ class Session:
         rsn = self.reasoner
         events_path(rsn, options)  # a wrong option fails before the video is described
         described, transcript, timings = self._stage2_input(video, descriptions, None, descriptions_format,
-                                                            clip_seconds, duration)
+                                                            clip_seconds, duration, "events")
         started = time.perf_counter()
-        with keep_paid(lambda: _paid_now(video, described)):
+        with keep_paid(lambda: _paid_now(video, described)), interrupts.doing("reasoning"):
             result = _checked_result(rsn, find_events(_as_called(rsn), transcript, **options), transcript, Events)
         timings["reason"] = round(time.perf_counter() - started, 4)
         log.info("found %d event(s) with %s in %.2f s", len(result.events), result.reasoner or rsn.name,
@@ -1232,18 +1243,22 @@ class Session:
         return result.model_copy(update={"warnings": [*result.warnings, note]})
 
     def _stage2_input(self, video: Any, descriptions: Any, query: str | None, descriptions_format: str,
-                      clip_seconds: float | None, duration: Any) -> tuple[DescribedVideo, Transcript, dict[str, float]]:
+                      clip_seconds: float | None, duration: Any,
+                      call: str) -> tuple[DescribedVideo, Transcript, dict[str, float]]:
         """The described video and its transcript, from a video (described once per session) or descriptions
-        (checked by :func:`_stage2_args`)."""
+        (checked by :func:`_stage2_args`), for the method ``call`` (ground, answer, events)."""
         timings: dict[str, float] = {}
         if video is not None:
             if descriptions_format != "auto" or clip_seconds is not None:
                 raise ConfigurationError("descriptions_format= and clip_seconds= apply to descriptions=, not to a video")
-            described = self._described(video, query).with_duration(duration)
+            described = self._described(video, query, call).with_duration(duration)
             if described.seconds:  # not when this session described the video before
                 timings["describe"] = round(described.seconds, 4)
-        else:
+        else:  # describe()'s output is given: its describing was paid by that call, whose usage says so (each
+            # result built from it repeating it counted describing once more per result when they were summed)
             described = self._loaded(descriptions, duration, descriptions_format, clip_seconds)
+            if not described.usage.is_empty():
+                described = described.model_copy(update={"usage": Usage()})
         transcript = described.transcript()
         if not any(e.text.strip() for e in transcript.entries):  # nothing to ground, answer or find events in
             reasons = sorted({str(r) for d in described.descriptions if (r := (d.model_extra or {}).get("empty_reply"))})
@@ -1256,7 +1271,8 @@ class Session:
 
     def _provenance(self, described: DescribedVideo, transcript: Transcript, timings: dict[str, float],
                     rsn: Any, result: Any) -> dict[str, Any]:
-        """What a result records of its video, backends, usage and timings."""
+        """What a result records of its video, backends, usage and timings: ``usage["describe"]`` is what describing
+        cost in this call (a video described now), never what an earlier describe() paid."""
         usage = dict(result.usage)
         if not described.usage.is_empty():
             usage["describe"] = described.usage

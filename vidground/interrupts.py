@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["INTERRUPTED", "Flag", "count", "interrupt", "scope", "stopped", "stops", "watch"]
+__all__ = ["INTERRUPTED", "Flag", "count", "doing", "interrupt", "scope", "stopped", "stops", "under_way", "watch"]
 
 
 class Flag:
@@ -91,6 +91,23 @@ def scope(stop: Any) -> Iterator[None]:
         yield
     finally:
         _local.stops = before
+
+
+@contextlib.contextmanager
+def doing(what: str) -> Iterator[None]:
+    """Mark what this thread is doing while in it (``"describing"``, ``"reasoning"``), so that a Ctrl-C handler,
+    which runs in the main thread, says what its stop keeps and what it loses (:func:`under_way`)."""
+    before = getattr(_local, "doing", None)
+    _local.doing = what
+    try:
+        yield
+    finally:
+        _local.doing = before
+
+
+def under_way() -> str | None:
+    """What this thread marked with :func:`doing` (the innermost), or ``None``. Safe in a signal handler."""
+    return getattr(_local, "doing", None)
 
 
 def stopped(opened_after: int, run_stops: tuple[Any, ...] = ()) -> bool:
