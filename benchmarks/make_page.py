@@ -216,9 +216,12 @@ def fit_ranker(data: dict[str, Any]) -> str:
         "The default reasoner proposes segments of its score curve at several levels and ranks them "
         "(`temporal_reasoner/ranker.py`), because on real captions no single level cuts every query's "
         "curve well. The table is the case for it on the dev half of the QVHighlights real-caption "
-        "benchmark.", "", provenance(data), "",
+        "benchmark: a query has a good answer among proposals when one of them reaches IoU 0.5 with a GT window; "
+        "a single level's proposals are those cut at it alone (every segment from a rise to a fall through it), "
+        "the best level the one where most queries have one.", "", provenance(data), "",
         table(data["rows"], [("proposals", lambda r: r["proposals"]),
-                             ("dev queries with a good answer among them", lambda r: r["queries_with_good_answer"])]),
+                             ("dev queries with a good answer (IoU >= 0.5) among them",
+                              lambda r: fmt(r["good_answer_pct"]) + "%")]),
     ])
 
 

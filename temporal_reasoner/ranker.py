@@ -1,7 +1,7 @@
 """Segments proposed at several levels of a score curve, ranked by a linear score fitted on real captions.
 
 On captions written by a real vision-language model the similarity curve is noisy everywhere, and no
-single level cuts it well for every query: far more queries have a good answer among the segments
+single level cuts it well for every query: more queries have a good answer among the segments
 above *some* level than at the best single level (``benchmarks/fit_ranker.py``; figures in
 docs/benchmarks.md). So the proposals are
 the segments between a rise through and a fall through each of :data:`LEVELS` (fractions of the way
@@ -169,10 +169,12 @@ def _range_extremes(z: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tupl
 
 
 def scored_proposals(times: np.ndarray, curve: np.ndarray, duration: float, *, top_percentile: float = TOP_PERCENTILE,
-                     scale: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                     scale: tuple[float, float] | None = None,
+                     levels: Sequence[float] = LEVELS) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(starts, ends, features, edges)`` of every proposal of ``curve`` (sample indices; ``edges``:
     the sample boundaries in seconds, see :func:`~temporal_reasoner.spans.sample_edges`). ``scale``: what
-    ``curve_scale(curve, top_percentile)`` gives, where the caller has computed it already."""
+    ``curve_scale(curve, top_percentile)`` gives, where the caller has computed it already; ``levels``:
+    where the proposals are cut (``benchmarks/fit_ranker.py`` cuts at one level at a time to compare)."""
     edges = sample_edges(times, duration)
     widths = np.diff(edges)
     base, top = curve_scale(curve, top_percentile) if scale is None else scale
@@ -180,7 +182,7 @@ def scored_proposals(times: np.ndarray, curve: np.ndarray, duration: float, *, t
         top = float(curve.max())
     height = max(top - base, 1e-6)
     z = (curve - base) / height
-    s, e, lv = proposals(z, widths)
+    s, e, lv = proposals(z, widths, levels)
     anchors = [(sp.start - edges[0], sp.end - edges[0]) for sp in find_segments(times, z, duration, 0.5, top_k=5)]
     return s, e, features(z, widths, s, e, lv, height, anchors), edges
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -92,10 +93,40 @@ def test_the_fit_script_runs_on_a_dev_half_and_prints_weights_for_every_feature(
     from test_real_captions_benchmark import _data
 
     root = _data(tmp_path / "data")
-    assert fit_ranker.main(["--data-root", str(root)]) == 0
+    assert fit_ranker.main(["--data-root", str(root), "--json", str(tmp_path / "fit.json")]) == 0
     out = capsys.readouterr().out
     assert "5-fold CV on dev (folds by video)" in out
     assert all(f"# {name}" in out for name in ranker.FEATURES)
+
+
+def test_the_fit_script_writes_every_figure_the_page_shows(tmp_path, capsys):
+    # docs/benchmarks.md's "Segment ranker" table was hand-written: both its figures now come from the run
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import fit_ranker
+    from test_real_captions_benchmark import _data
+
+    root = _data(tmp_path / "data")
+    assert fit_ranker.main(["--data-root", str(root), "--json", str(tmp_path / "fit.json")]) == 0
+    out = capsys.readouterr().out
+    data = json.loads((tmp_path / "fit.json").read_text())
+    all_levels, single = data["rows"]
+    assert f"best proposal R1@0.5 {all_levels['good_answer_pct']:.2f}" in out.splitlines()[0]
+    assert single["proposals"].startswith("the best single level (")
+    assert single["good_answer_pct"] == max(data["by_level"].values())
+    assert len(data["by_level"]) == len(ranker.LEVELS)
+    # the proposals of all levels include those of each level alone, so no level alone finds more
+    assert single["good_answer_pct"] <= all_levels["good_answer_pct"]
+    assert data["command"].startswith("python benchmarks/")
+    assert set(data["weights"]) == set(ranker.FEATURES) and data["queries"] > 0
+
+
+def test_proposals_cut_at_one_level_are_those_that_level_finds():
+    times = np.arange(40, dtype=float)
+    curve = np.concatenate([np.linspace(0, 1, 20), np.linspace(1, 0, 20)])
+    s, e, f, _ = ranker.scored_proposals(times, curve, 40.0, levels=(0.8,))
+    z_above = np.flatnonzero((curve - np.percentile(curve, 50)) / (np.percentile(curve, 95) - np.percentile(curve, 50)) > 0.8)
+    assert list(zip(s, e)) == [(z_above[0], z_above[-1])]
+    assert set(f[:, ranker.FEATURES.index("level")]) == {0.8}
 
 
 def test_the_fit_scripts_cross_validation_never_trains_on_a_held_out_video(monkeypatch):
