@@ -460,8 +460,11 @@ def embedding_threads(data: dict[str, Any]) -> str:
         "One query's encode (all-MiniLM-L6-v2's own forward, no cache) and a batch of 256 real captions with torch's "
         "intra-op threads set to each value, rounds interleaving the settings, with the machine as it was and with "
         "spinning processes started beside it; medians, and each as a multiple of one thread. vidground's default "
-        "(`vidground.models.torch_threads`: half the CPUs, 1 to 4; `$VIDGROUND_TORCH_THREADS` overrides it) is "
-        "chosen from these.", data,
+        "(`vidground.models.torch_threads`: half the CPUs, 1 to 4; `$VIDGROUND_TORCH_THREADS` overrides it) is 1 "
+        "on these 2 cores. What the rows show is why not torch's default, every core: its threads wait for each other "
+        "beside other work. Where more threads than 1 did pay, here (4, fastest in both conditions, for 17-18% more "
+        "CPU), they took cores from the other processes, which the default leaves to the rest of the pipeline; half "
+        "the CPUs on larger machines is a rule, not measured.", data,
         table(data["rows"], [("condition", lambda r: r["condition"]),
                              ("threads", lambda r: f"{r['threads']}" + (" (torch default)" if r.get("default") else "")),
                              ("one query ms", lambda r: fmt(r["query_ms"], ".1f")),
