@@ -7,17 +7,20 @@ Two ways to find them, both reading the same transcript as grounding and QA:
   reasoner's own encoder and on-disk embedding store), a *novelty* curve is computed at every gap between
   frames (cosine distance between the mean vector of the ``window`` seconds before and after it), and
   its peaks become boundaries: highest first, each above ``threshold`` standard deviations over the
-  curve's mean and at least ``min_event_seconds`` from every boundary already kept and from the video's
-  ends. Each event's caption is the event's description sentence that most sets it apart: its nearness to the
-  event's mean vector less its nearness to the events beside it or to the whole video's (a representative
-  description, picked, not written). Its score is how sharply it stands apart from its
+  curve's mean and above :data:`MIN_NOVELTY` (a change in cosine units: an unchanging video is one event) and at
+  least ``min_event_seconds`` from every boundary already kept and from the video's ends. Each event's caption
+  is the event's description sentence that most sets it apart: its nearness to the event's mean vector less its
+  nearness to the events beside it or to the whole video's (a representative description, picked, not written;
+  without the motion stream's ``Motion:`` marker). Its score is how sharply it stands apart from its
   neighbours (the novelty at its boundaries over the video's highest). Linear in the transcript's length:
   the windows are running sums, so a long transcript costs one pass.
 * **a chat model** (:func:`run_events`, any reasoner with a ``chat`` callable: OpenAI-compatible,
   transformers, llama.cpp): the transcript goes into one prompt (``prompts/templates/events_*``) and the
   reply is JSON ``{"events": [{"start", "end", "caption", "score"}]}``, with the schema derived from
   :class:`~vidground.types.Event`, validated and re-asked with the error shown, through the same
-  ``response_format`` ladder and refusal memory as every chat reply. A long transcript is sent in
+  ``response_format`` ladder and refusal memory as every chat reply. ``{"events": []}`` (which the schema
+  allows) is an answer: the model saw no event, kept with a warning, not re-asked; an event listed twice in one
+  reply (same times and caption) is kept once, with a warning. A long transcript is sent in
   overlapping chunks of ``chunk_entries`` spans (times stay absolute), and events found twice in an
   overlap are kept once. Events may overlap where the model says one contains or runs alongside another.
 """
@@ -33,7 +36,7 @@ import numpy as np
 
 import prompts
 from vidground.errors import ConfigurationError, IncompleteOutputError, InputError
-from vidground.types import Event, Events, TimeStyle, Usage
+from vidground.types import MOTION_MARK, Event, Events, TimeStyle, Usage
 
 from .parsing import RESPONSE_FORMATS, ReplyError, choose_answer, clock_seconds
 from .structured import (ChatFn, _ask, ask_or_overflow, fallback_answered, keep_paid, reask_until_valid,
@@ -46,6 +49,12 @@ from .transcript import Transcript
 WINDOW_SECONDS = 8.0
 MIN_EVENT_SECONDS = 4.0
 THRESHOLD = 1.0
+#: The least novelty (``1 - cos`` between the mean description vectors of the windows either side of a gap) that
+#: is a boundary, whatever the curve around it: less is no change of what the descriptions say. An unchanging
+#: video's curve is float noise (~1e-12), whose peaks stand as far above its own mean as a real change's do; with
+#: all-MiniLM-L6-v2 a trailing period changes a description by 0.003, one word ("on the red sofa") by 0.07, a
+#: paraphrase by 0.09-0.11, and the boundaries kept on real captions (benchmarks/events.py) are all above 0.18.
+MIN_NOVELTY = 0.05
 #: Chat defaults: at most this many events per request, and spans per request (longer transcripts are chunked).
 MAX_EVENTS = 20
 CHUNK_ENTRIES = 300
@@ -100,16 +109,18 @@ def novelty(vectors: np.ndarray, width: int) -> np.ndarray:
 
 
 def pick_boundaries(times: np.ndarray, curve: np.ndarray, duration: float, *, min_event_seconds: float,
-                    threshold: float, max_events: int | None = None, width: int = 1) -> list[int]:
+                    threshold: float, max_events: int | None = None, width: int = 1,
+                    min_novelty: float = MIN_NOVELTY) -> list[int]:
     """The gaps (indices into ``curve``; gap ``g`` lies between ``times[g]`` and ``times[g + 1]``) that become
     boundaries: peaks of the curve (its highest within ``width`` gaps either side; the first of a plateau),
-    highest first, each above ``mean + threshold * std`` of the curve and at least ``min_event_seconds`` from
-    the video's ends and from every boundary kept before it. A window's novelty ramps up and down around a
-    change, so only its peak marks it."""
+    highest first, each above ``mean + threshold * std`` of the curve and above ``min_novelty`` (a change in the
+    embedding's cosine units: the relative level alone finds peaks in any curve, float noise included), and at
+    least ``min_event_seconds`` from the video's ends and from every boundary kept before it. A window's novelty
+    ramps up and down around a change, so only its peak marks it."""
     if len(curve) == 0:
         return []
     at = (times[:-1] + times[1:]) / 2
-    level = float(curve.mean() + threshold * curve.std())
+    level = max(float(curve.mean() + threshold * curve.std()), min_novelty)
     n = len(curve)
     kept: list[int] = []
     for g in np.argsort(-curve, kind="stable"):
@@ -166,14 +177,17 @@ def offline_events(encoder: Any, transcript: Transcript, *, window_seconds: floa
     if encoder is None or not hasattr(encoder, "grouped"):
         raise ConfigurationError("offline events need a similarity reasoner's sentence encoder (reasoner 'embedding')")
     frames = _frame_vectors(encoder, transcript)
-    events = _segment(frames, transcript, window_seconds, min_event_seconds, threshold, max_events)
+    events, peak = _segment(frames, transcript, window_seconds, min_event_seconds, threshold, max_events)
     if nested:
-        coarse = _segment(frames, transcript, 2 * window_seconds, 2 * min_event_seconds, threshold, max_events)
+        coarse, _ = _segment(frames, transcript, 2 * window_seconds, 2 * min_event_seconds, threshold, max_events)
         events += [c for c in coarse if all(c.iou(e) < 0.9 for e in events)]
         if max_events is not None and len(events) > max_events:  # each scale keeps the cap; together they may not
             events = sorted(events, key=lambda e: -(e.score or 0.0))[:max_events]
         events.sort(key=lambda e: (e.start, -e.end))
     warnings = ["one description: the whole video is one event"] if len(frames[0]) == 1 else []
+    if len(frames[0]) > 1 and peak <= MIN_NOVELTY:
+        warnings.append(f"no change between the descriptions (the largest, {peak:.2g}, is under {MIN_NOVELTY:g} in "
+                        "cosine distance): the whole video is one event")
     settings = {"method": "change-points", "window_seconds": window_seconds, "min_event_seconds": min_event_seconds,
                 "threshold": threshold, "max_events": max_events, "nested": nested,
                 "caption": "representative description"}
@@ -182,8 +196,9 @@ def offline_events(encoder: Any, transcript: Transcript, *, window_seconds: floa
 
 
 def _segment(frames: tuple[Any, ...], transcript: Transcript, window_seconds: float, min_event_seconds: float,
-             threshold: float, max_events: int | None) -> list[Event]:
-    """The events between the change points at one scale, each captioned and scored."""
+             threshold: float, max_events: int | None) -> tuple[list[Event], float]:
+    """The events between the change points at one scale, each captioned and scored, and the novelty curve's
+    highest value (0 for a video of one frame)."""
     times, vectors, sentences, units, bounds, owner = frames
     width = max(1, int(round(window_seconds / transcript.step)))
     curve = novelty(vectors, width)
@@ -191,6 +206,8 @@ def _segment(frames: tuple[Any, ...], transcript: Transcript, window_seconds: fl
                            threshold=threshold, max_events=max_events, width=max(1, width // 2))
     cuts = [0.0, *((times[g] + times[g + 1]) / 2 for g in gaps), transcript.duration]
     strength = [None, *(float(curve[g]) for g in gaps), None]
+    # a boundary's score: its novelty over the video's highest, a boundary too (above MIN_NOVELTY: a curve of noise
+    # makes none, so its own maximum never turns noise into a score near 1); no boundary, one event: 1
     top = float(curve.max()) if len(curve) and curve.max() > 0 else 1.0
     overall = vectors.mean(axis=0)
     spans = []
@@ -220,9 +237,20 @@ def _segment(frames: tuple[Any, ...], transcript: Transcript, window_seconds: fl
                 best_sim, best_text = float(sims[j]), sentences[entry][min(j, len(sentences[entry]) - 1)]
         sides = [s for s in (strength[k], strength[k + 1]) if s is not None]
         score = round(float(np.mean(sides)) / top, 4) if sides else 1.0
-        events.append(Event(start=round(a, 3), end=round(b, 3), caption=best_text or "(no description)",
+        events.append(Event(start=round(a, 3), end=round(b, 3), caption=_caption(best_text) or "(no description)",
                             score=min(score, 1.0)))
-    return events
+    return events, float(curve.max()) if len(curve) else 0.0
+
+
+def _caption(sentence: str) -> str:
+    """A description sentence as an event's caption: without the :data:`~vidground.types.MOTION_MARK` that opens
+    the motion stream's summary and ``cv``'s motion sentence (a marker for the reasoner's direction term, as the
+    benchmarks read the text after it, not words of the caption)."""
+    text = sentence.strip()
+    if text.startswith(MOTION_MARK):
+        said = text[len(MOTION_MARK):].strip()
+        return said[:1].upper() + said[1:] if said else text
+    return text
 
 
 # --- the chat path: schema, prompt, parsing ---------------------------------------------------
@@ -392,12 +420,17 @@ def _check_events(data: Any, form: str, lo: float, hi: float, step: float | None
         if "events" not in data:
             raise ReplyError(f'the answer has no "events": answer with {form}')
         data = data["events"]
+    elif isinstance(data, list) and not data:  # a bare "[]" (in prose, a format's echo) is no answer
+        raise ReplyError(f"the answer is an empty list; answer with {form} (\"events\": [] when nothing happens)")
     if not isinstance(data, list):
         raise ReplyError(f'"events" must be a list of events of the form {form}')
-    if not data:
-        raise ReplyError("the answer lists no event: give at least one")
+    if not data:  # what events_schema allows: the model saw nothing happen (an answer, not a mistake to re-ask)
+        return _CheckedEvents([], ["the reply lists no event: the model found no events here"])
     slack = step if step is not None else 0.0
     events, warnings = [], []
+    # the part's own first and last times as the transcript writes them, decoded: a reply echoing them is at the
+    # part's bounds, even where the style's units cannot say them exactly (a time token rounds down)
+    own = _own_bounds(fmt, transcript, lo, hi)
     for i, item in enumerate(data):
         if not isinstance(item, dict):
             raise ReplyError(f"events[{i}] must be an object with start, end, caption and score")
@@ -407,8 +440,9 @@ def _check_events(data: Any, form: str, lo: float, hi: float, step: float | None
             if t < lo - slack - 1e-9 or t > hi + slack + 1e-9:
                 raise ReplyError(f"events[{i}].{name} is {item.get(name)!r}, outside the part of the video asked "
                                  f"about ({lo:g} to {hi:g} seconds)")
-        s, e = min(max(start, lo), hi), min(max(end, lo), hi)
-        if (s, e) != (start, end):
+        s, e = own.get((start, False), start), own.get((end, True), end)
+        s, e = min(max(s, lo), hi), min(max(e, lo), hi)
+        if (s, e) != (own.get((start, False), start), own.get((end, True), end)):
             warnings.append(f"events[{i}] clamped from {start:g}-{end:g} to {s:g}-{e:g} s")
         if not e > s:
             raise ReplyError(f"events[{i}] ends ({item.get('end')!r}) before or where it starts ({item.get('start')!r})")
@@ -422,11 +456,33 @@ def _check_events(data: Any, form: str, lo: float, hi: float, step: float | None
             if not 0.0 <= score <= 1.0:
                 warnings.append(f"events[{i}].score {score:g} clamped to [0, 1]")
                 score = min(max(float(score), 0.0), 1.0)
-        events.append(Event(start=s, end=e, caption=caption, score=score))
+        event = Event(start=s, end=e, caption=caption, score=score)
+        twin = next((k for k, ev in enumerate(events) if (ev.start, ev.end, ev.caption) == (s, e, event.caption)), None)
+        if twin is not None:  # the same event listed twice: one event (the higher score kept)
+            warnings.append(f"events[{i}] repeats an earlier event ({s:g}-{e:g} {event.caption[:30]!r}); kept once")
+            if score is not None and (events[twin].score is None or score > events[twin].score):
+                events[twin] = event
+            continue
+        events.append(event)
     if max_events is not None and len(events) > max_events:
         warnings.append(f"the reply listed {len(events)} events; kept the first {max_events}")
         events = events[:max_events]
     return _CheckedEvents(sorted(events, key=lambda ev: (ev.start, ev.end)), warnings)
+
+
+def _own_bounds(fmt: TimeFormat, transcript: Transcript | None, lo: float, hi: float) -> dict[tuple[float, bool], float]:
+    """``{(decoded time, is an end): bound}`` for an indexed style: the part's first start and last end as the
+    transcript writes them (``_labels``), decoded, mapped to ``lo`` and ``hi``. A time token is the moment rounded
+    down to a token, so a chunk starting at 4.5 s is written ``<k>`` and ``<k>`` decodes to 4.48 s: a reply echoing
+    it means the chunk's start, not a time before the part asked about."""
+    if not fmt.indexed or transcript is None or not transcript.entries:
+        return {}
+    first, last = _labels(fmt, transcript)
+    try:
+        return {(float(fmt.decode(first, transcript, end=False)), False): lo,
+                (float(fmt.decode(last, transcript, end=True)), True): hi}
+    except ReplyValueError:  # a label the style cannot read back: no echo to recognise
+        return {}
 
 
 def chunks(transcript: Transcript, size: int) -> list[Transcript]:
@@ -679,7 +735,7 @@ def _check_options(options: dict[str, Any], valid: Sequence[str], path: str) -> 
                                  f"valid: {', '.join(valid)}")
 
 
-__all__ = ["CHUNK_ENTRIES", "FORM", "MAX_EVENTS", "MIN_EVENT_SECONDS", "THRESHOLD", "WINDOW_SECONDS",
+__all__ = ["CHUNK_ENTRIES", "FORM", "MAX_EVENTS", "MIN_EVENT_SECONDS", "MIN_NOVELTY", "THRESHOLD", "WINDOW_SECONDS",
            "build_events_messages", "check_transcript", "reply_form", "chunks", "fitting_chunk_entries", "events_prompt_hashes", "events_response_format",
            "events_path", "events_schema", "find_events", "novelty", "offline_events", "parse_events", "pick_boundaries",
            "run_events", "reask_events_messages", "SpanTooLongError"]

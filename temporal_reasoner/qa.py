@@ -31,7 +31,7 @@ from vidground.errors import ConfigurationError, IncompleteOutputError, InputErr
 from vidground.types import Answer, Interval, TimeStyle, Usage
 
 from .base import check_query
-from .parsing import RESPONSE_FORMATS, ReplyError, choose_answer, intervals_schema, parse_reply_detailed
+from .parsing import RESPONSE_FORMATS, ParsedReply, ReplyError, choose_answer, intervals_schema, parse_reply_detailed
 from .structured import (ChatFn, _ask, ask_or_overflow, fallback_answered, keep_paid, reask_until_valid,
                          resolve_fallback, response_format)
 from .timestyles import TimeFormat
@@ -248,18 +248,23 @@ def parse_answer(text: str, *, choices: Sequence[str] | None, duration: float, s
     :mod:`temporal_reasoner.parsing`); a :class:`ReplyError` says what to fix. Of several values in the reply, only
     those valid as a whole answer (the choice or answer too, not only the intervals) are candidates
     (:func:`~temporal_reasoner.parsing.choose_answer`): "Supporting intervals: {"intervals": ...}" after the answer
-    does not replace it."""
+    does not replace it. ``"intervals": []`` (which the strict schema allows) is an answer grounded nowhere, kept
+    with a warning: the choice still answers the question (NExT-GQA scores it; its span counts as a miss)."""
     def check(value: Any) -> ParsedAnswer:
         if not isinstance(value, dict):
             raise ReplyError(f"the answer must be a JSON object of the form {reply_form(choices)}")
         if "intervals" not in value:
             raise ReplyError('the answer has no "intervals": give the time spans that support it')
-        try:
-            intervals = json.dumps({"intervals": value["intervals"]})
-        except (TypeError, ValueError):  # a Python-style reply's set ({17, 21}), read by literal_eval
-            raise ReplyError('"intervals" must be a list of time spans') from None
-        parsed = parse_reply_detailed(intervals, duration=duration, step=step, max_intervals=max_intervals,
-                                      time_style=time_style)
+        if value["intervals"] == []:  # an answer the model grounds nowhere is still the answer (NExT-GQA scores
+            # its choice for Acc@QA, its span as a miss): kept with a warning, not re-asked and paid for again
+            parsed = ParsedReply([], ["the reply gives no interval supporting the answer: the answer is not grounded"])
+        else:
+            try:
+                intervals = json.dumps({"intervals": value["intervals"]})
+            except (TypeError, ValueError):  # a Python-style reply's set ({17, 21}), read by literal_eval
+                raise ReplyError('"intervals" must be a list of time spans') from None
+            parsed = parse_reply_detailed(intervals, duration=duration, step=step, max_intervals=max_intervals,
+                                          time_style=time_style)
         if choices:
             notes: list[str] = []
             choice = resolve_choice(value.get("choice"), value.get("answer"), choices, notes)
@@ -271,11 +276,13 @@ def parse_answer(text: str, *, choices: Sequence[str] | None, duration: float, s
 
     def spans(a: ParsedAnswer) -> frozenset:  # a quote repeats the answer with some of its intervals
         said = a.choice if a.choice is not None else a.answer
-        return frozenset((said, i.start, i.end) for i in a.intervals)
+        # the answer itself is an item too: the same answer grounded nowhere quotes it (a part of it), another
+        # answer grounded nowhere is an answer of its own (the empty set would be a part of every answer)
+        return frozenset({(said, None, None), *((said, i.start, i.end) for i in a.intervals)})
 
     chosen, notes = choose_answer(text, check, spans=spans,
-                                  brief=lambda a: f"{a.answer!r} at " + ", ".join(
-                                      f"{i.start:g}-{i.end:g}" for i in a.intervals[:3]))
+                                  brief=lambda a: f"{a.answer!r} at " + (", ".join(
+                                      f"{i.start:g}-{i.end:g}" for i in a.intervals[:3]) or "no interval"))
     return ParsedAnswer(chosen.answer, chosen.choice, chosen.intervals, notes + chosen.warnings)
 
 
