@@ -60,7 +60,7 @@ from .executors import paid_requests
 from .datasets import (DATASETS, VIDEO_EXTENSIONS, Dataset, Query, find_videos, load_dataset, one_file_per_video,
                        read_subset_file)
 from .metrics import Metrics, compute_metrics, compute_qa_metrics
-from .provenance import FileHashes, collect, redact
+from .provenance import FileHashes, collect, command_line, redact
 from .topk import DEFAULT_TOP_K, TOP_K_NOT_GIVEN, _NotGiven, check_top_k  # noqa: F401  (imported from here too)
 from .backends import check_backends
 
@@ -626,7 +626,7 @@ class RunFolderLock:
             return
         record = {"pid": os.getpid(), "host": socket.gethostname(),
                   "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                  "command": " ".join(["vidground", *(sys.argv[1:] if argv is None else argv)])}
+                  "command": command_line(argv)}  # secrets redacted, as provenance.json's: the file is world-readable
         with contextlib.suppress(OSError):  # who holds it is told to the next comer only; the lock is what counts
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
