@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import threading
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,8 @@ import prompts
 
 from .base import PROMPT_MODES, BaseDescriber, DescriptionStream, PromptMode, StreamState
 from vidground.errors import ConfigurationError, InputError, ProviderError
-from vidground.models import (check_model_options, load_error, local_model, locate_model, require_transformers,
-                              resolve_device, resolve_dtype, shared_model)
+from vidground.models import (chat_template_text, check_model_options, load_error, local_model, locate_model,
+                              model_lock, require_transformers, resolve_device, resolve_dtype, shared_model, TEMPLATE_PROBE)
 from vidground.types import Frame, FrameDescription, Usage
 
 def _no_video_needed(exc: BaseException) -> bool:
@@ -197,7 +196,9 @@ class TransformersDescriber(BaseDescriber):
                  generation: dict[str, Any] | None = None, hf_model: Any = None, hf_processor: Any = None):
         self.prompt = self._check_values(mode=mode, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                          do_sample=do_sample, temperature=temperature, prompt_version=prompt_version,
-                                         hf_model=hf_model, hf_processor=hf_processor)
+                                         hf_model=hf_model, hf_processor=hf_processor, generation=generation,
+                                         processor_kwargs=processor_kwargs, chat_template=chat_template,
+                                         device=device, dtype=dtype)
         self.model_name = str(model)
         self.mode = mode
         self.batch_size = batch_size
@@ -223,7 +224,8 @@ class TransformersDescriber(BaseDescriber):
             self.weights = local or {"commit": hub_commit(self.model_name, self.model, revision=revision,
                                                           cache_dir=cache_dir)}
         self.dtype = str(next(self.model.parameters()).dtype).removeprefix("torch.")
-        self.chat_template = chat_template or getattr(self.processor, "chat_template", None)
+        self.chat_template = chat_template_text(chat_template, messages=_TEMPLATE_PROBE) \
+            or getattr(self.processor, "chat_template", None)
         if not self.chat_template:
             raise ConfigurationError(
                 f"describer model {self.model_name!r} has no chat template; pass chat_template='...' (a Jinja "
@@ -232,12 +234,17 @@ class TransformersDescriber(BaseDescriber):
         tokenizer.padding_side = "left"  # batched generation continues every row from its end
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        self._lock = threading.Lock()  # one generate() at a time on a shared model
+        # one generate() at a time on a model, whichever describer runs it (load_vlm shares one copy)
+        self._lock = model_lock(self.model)
 
     @staticmethod
     def _check_values(*, mode: Any, batch_size: Any, max_new_tokens: Any, prompt_version: Any, hf_model: Any,
-                      hf_processor: Any, do_sample: Any = False, temperature: Any = None, **_: Any) -> Any:
-        """The option values checked before the model loads; the prompt they choose."""
+                      hf_processor: Any, do_sample: Any = False, temperature: Any = None, generation: Any = None,
+                      processor_kwargs: Any = None, chat_template: Any = None, device: Any = None, dtype: Any = None,
+                      **_: Any) -> Any:
+        """The option values checked before the model loads; the prompt they choose. ``device`` and ``dtype`` are
+        resolved as loading would (torch imported, no model loaded: ``device=cuda`` without CUDA, ``dtype=int8``
+        fail here, before an eval's run), unless the model is given loaded (``hf_model``: its own are used)."""
         if mode not in PROMPT_MODES:
             raise ConfigurationError(f"unknown describer mode {mode!r}; choose one of: {', '.join(PROMPT_MODES)}")
         for name, value in (("batch_size", batch_size), ("max_new_tokens", max_new_tokens)):
@@ -246,6 +253,16 @@ class TransformersDescriber(BaseDescriber):
         _check_temperature(temperature, do_sample)
         if (hf_model is None) != (hf_processor is None):
             raise ConfigurationError("pass both hf_model and hf_processor, or neither")
+        for name, value in (("generation", generation), ("processor_kwargs", processor_kwargs)):
+            if value is not None and not (isinstance(value, dict) and all(isinstance(k, str) for k in value)):
+                raise ConfigurationError(f"{name} must be a mapping of keyword arguments (a dict; on the command line "
+                                         f"JSON, e.g. {name}='{{\"num_beams\": 2}}'), got {value!r}")
+        chat_template_text(chat_template, messages=_TEMPLATE_PROBE)
+        if hf_model is None:
+            try:
+                resolve_dtype(dtype, resolve_device(device))
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"the hf describer: {exc}") from None
         return prompts.load(f"describe_{mode}", prompt_version)
 
     @classmethod
@@ -331,7 +348,8 @@ class TransformersDescriber(BaseDescriber):
         prompt = self.processor.apply_chat_template(messages, chat_template=self.chat_template,
                                                     add_generation_prompt=True, tokenize=False)
         images = [[Image.fromarray(f.image)] for f in frames]
-        inputs = self.processor(text=[prompt] * len(frames), images=images, return_tensors="pt", padding=True)
+        with self._lock:  # a fast tokenizer shared by threads that set its padding at once: "Already borrowed"
+            inputs = self.processor(text=[prompt] * len(frames), images=images, return_tensors="pt", padding=True)
         inputs = inputs.to(self.model.device)
         floating = {k: v.to(self.model.dtype) for k, v in inputs.items() if torch.is_floating_point(v)}
         inputs.update(floating)
@@ -362,6 +380,11 @@ class TransformersDescriber(BaseDescriber):
                 usage=Usage(requests=1, prompt_tokens=prompt_tokens, image_tokens=image_tokens, cost_usd=0.0,
                             completion_tokens=_generated_length(new[i].tolist(), eos_ids, tokenizer.pad_token_id))))
         return results
+
+
+#: The message a describer's ``chat_template`` is checked with (:func:`vidground.models.chat_template_text`).
+_TEMPLATE_PROBE = [{"role": "user", "content": [{"type": "image"},
+                                                {"type": "text", "text": TEMPLATE_PROBE}]}]
 
 
 def _generated_length(ids: list[int], eos_ids: set[int], pad_id: int | None) -> int:

@@ -484,7 +484,12 @@ def _final_pass(chat: ChatFn, query: str, transcript: Transcript, candidates: li
             warnings.append(f"final pass: dropped [{iv.start:g}, {iv.end:g}], outside the candidates it was shown")
             continue
         s, e = max(clipped, key=lambda w: w[1] - w[0])  # the shown stretch it covers most
-        kept.append(Interval(start=s, end=e, score=iv.score))
+        cut = Interval(start=s, end=e, score=iv.score)
+        # the same stretch twice (a reply naming it twice, or two intervals cut to one stretch): once, as combine()
+        # keeps the chunks' candidates, the first named kept (the model's order is best first)
+        if any(cut.iou(k) >= 0.5 for k in kept):
+            continue
+        kept.append(cut)
     warnings.extend(f"final pass: {w}" for w in res.warnings)
     if not kept:
         warnings.append("the final pass named nothing inside the candidates it was shown; the chunks' "

@@ -13,7 +13,6 @@ is merged and chunked (:mod:`temporal_reasoner.context`).
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,13 @@ from typing import Any
 from vidground.errors import ConfigurationError, ProviderError
 from vidground.models import (
     GEMMA_ALIASES,
+    chat_template_text,
     check_model_options,
     gemma3_270m_path,
     load_error,
     local_model,
     locate_model,
+    model_lock,
     require_transformers,
     resolve_device,
     resolve_dtype,
@@ -111,7 +112,7 @@ class TransformersReasoner(BaseReasoner):
                  hf_tokenizer: Any = None):
         self._check_values(max_new_tokens=max_new_tokens, max_attempts=max_attempts, max_intervals=max_intervals,
                            context_tokens=context_tokens or None, fallback=fallback, time_style=time_style,
-                           hf_model=hf_model, hf_tokenizer=hf_tokenizer)
+                           hf_model=hf_model, hf_tokenizer=hf_tokenizer, chat_template=chat_template)
         self.model_name = str(model)
         if hf_model is not None:
             require_transformers("the hf reasoner")
@@ -127,6 +128,7 @@ class TransformersReasoner(BaseReasoner):
         self.max_intervals = max_intervals
         self.prefill = prefill
         stored = getattr(self.tokenizer, "chat_template", None)
+        chat_template = chat_template_text(chat_template)  # a file's path: its text
         if chat_template:
             self.chat_template, self.template_kind = chat_template, "given"
         elif self.model_name.strip().lower() in GEMMA_ALIASES:
@@ -142,7 +144,8 @@ class TransformersReasoner(BaseReasoner):
         if self.context_tokens <= 2 * max_new_tokens + 256:
             raise ConfigurationError(f"context_tokens={self.context_tokens} leaves no room for a prompt with "
                                      f"max_new_tokens={max_new_tokens}; raise it or lower max_new_tokens")
-        self._lock = threading.Lock()
+        # one lock per loaded model, shared by every reasoner given it (shared_model): one generate() at a time
+        self._lock = model_lock(self.model)
 
     @staticmethod
     def _check_values(**options: Any) -> None:
@@ -152,6 +155,7 @@ class TransformersReasoner(BaseReasoner):
                                  context="context_tokens")
         if (options["hf_model"] is None) != (options["hf_tokenizer"] is None):
             raise ConfigurationError("pass both hf_model and hf_tokenizer, or neither")
+        chat_template_text(options.get("chat_template"))
 
     @classmethod
     def check_options(cls, arg: str | None, *, local: bool = True, **options: Any) -> None:

@@ -23,13 +23,14 @@ import functools
 import json
 import logging
 import sys
-import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vidground.errors import ConfigurationError, MissingDependencyError
-from vidground.models import GEMMA_ALIASES, check_model_options, gemma3_270m_path, shared_model
+from vidground.models import (GEMMA_ALIASES, chat_template_text, check_model_options, gemma3_270m_path, model_lock,
+                              shared_model)
 from vidground.types import Usage
 
 from .base import BaseReasoner, Reasoner, check_query
@@ -113,9 +114,10 @@ class LlamaCppReasoner(BaseReasoner):
                  max_new_tokens: int = 160, max_attempts: int = 3, fallback: Reasoner | None = None,
                  time_style: TimeStyle = "seconds", max_intervals: int = 3, chat_template: str | None = None,
                  seed: int = 0, llama: Any = None):
-        check_local_chat_options(dict(max_new_tokens=max_new_tokens, max_attempts=max_attempts,
-                                      max_intervals=max_intervals, n_ctx=n_ctx, fallback=fallback,
-                                      time_style=time_style), context="n_ctx")
+        check_llama_options(dict(max_new_tokens=max_new_tokens, max_attempts=max_attempts,
+                                 max_intervals=max_intervals, n_ctx=n_ctx, fallback=fallback, time_style=time_style,
+                                 n_threads=n_threads, n_gpu_layers=n_gpu_layers, seed=seed,
+                                 chat_template=chat_template))
         self.model_name = str(model)
         if llama is None:
             path, gemma = resolve_gguf(self.model_name)
@@ -124,12 +126,14 @@ class LlamaCppReasoner(BaseReasoner):
             gemma = self.model_name.strip().lower() in GEMMA_ALIASES
         self.llama = llama
         self.n_ctx = int(llama.n_ctx())
+        _warn_past_training(llama, self.model_name, self.n_ctx)
         self.max_new_tokens = max_new_tokens
         self.max_attempts = max_attempts
         self.fallback = check_fallback(fallback)
         self.time_style: TimeStyle = TimeFormat.parse(time_style).spec  # a bad spec fails here, not mid-run
         self.max_intervals = max_intervals
         stored = (getattr(llama, "metadata", None) or {}).get("tokenizer.chat_template")
+        chat_template = chat_template_text(chat_template)  # a file's path: its text (checked before loading too)
         if chat_template:
             self.chat_template, self.template_kind = chat_template, "given"
         elif gemma:
@@ -140,7 +144,8 @@ class LlamaCppReasoner(BaseReasoner):
             self.chat_template, self.template_kind = PLAIN_TEMPLATE, "plain"
         self._template = _compile(self.chat_template)
         self._grammars: dict[int, Any] = {}
-        self._lock = threading.Lock()
+        # one lock per loaded model, not per reasoner: reasoners built with the same settings share the Llama
+        self._lock = model_lock(llama)
 
     @classmethod
     def check_options(cls, arg: str | None, *, local: bool = True, **options: Any) -> None:
@@ -148,7 +153,7 @@ class LlamaCppReasoner(BaseReasoner):
         loading the model (what an eval does before its run, and a session when it is made:
         :func:`vidground.models.check_model_options`)."""
         check_model_options(cls, arg, options, local=local, given="llama", locate=resolve_gguf,
-                            check=lambda **values: check_local_chat_options(values, context="n_ctx"))
+                            check=lambda **values: check_llama_options(values))
 
     @staticmethod
     def _need_model(arg: str | None) -> None:
@@ -168,17 +173,19 @@ class LlamaCppReasoner(BaseReasoner):
                 "chat_template": self.template_kind}
 
     def _token(self, which: str) -> str:
-        tid = self.llama.token_bos() if which == "bos" else self.llama.token_eos()
-        if tid is None or tid < 0:
-            return ""
-        return self.llama.detokenize([tid], special=True).decode("utf-8", errors="ignore")
+        with self._lock:
+            tid = self.llama.token_bos() if which == "bos" else self.llama.token_eos()
+            if tid is None or tid < 0:
+                return ""
+            return self.llama.detokenize([tid], special=True).decode("utf-8", errors="ignore")
 
     def render(self, messages: list[dict[str, Any]]) -> str:
         return self._template.render(messages=messages, add_generation_prompt=True, bos_token=self._token("bos"),
                                      eos_token=self._token("eos"))
 
     def _tokens(self, prompt: str) -> list[int]:
-        return self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        with self._lock:
+            return self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
     def count_tokens(self, messages: list[dict[str, Any]]) -> int:
         return len(self._tokens(self.render(messages)))
@@ -192,17 +199,20 @@ class LlamaCppReasoner(BaseReasoner):
         return self._grammars[digits]
 
     def chat(self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None, *,
-             grammar: Any = None) -> ChatReply:
-        """The ``chat`` callable for :func:`structured.run_structured`; constrained when a format is asked."""
+             grammar: Any = None, max_tokens: int | None = None) -> ChatReply:
+        """The ``chat`` callable for :func:`structured.run_structured`; constrained when a format is asked.
+        ``max_tokens`` bounds the reply (default ``max_new_tokens``; events ask for more)."""
         if response_format is not None and grammar is None:
             grammar = self.grammar(10.0**6 - 1)
+        max_tokens = self.max_new_tokens if max_tokens is None else max_tokens
         tokens = self._tokens(self.render(messages))
-        if len(tokens) + self.max_new_tokens > self.n_ctx:
+        if len(tokens) + max_tokens > self.n_ctx:
             raise ContextOverflowError(f"a {len(tokens)}-token prompt does not fit n_ctx={self.n_ctx} with "
-                                f"max_new_tokens={self.max_new_tokens}", provider="llamacpp")
-        with self._lock:
+                                f"{max_tokens} tokens for the reply (max_new_tokens={self.max_new_tokens})",
+                                provider="llamacpp")
+        with self._lock:  # shared with every reasoner on this Llama: one context, one completion at a time
             self.llama.reset()
-            out = self.llama.create_completion(prompt=tokens, max_tokens=self.max_new_tokens, temperature=0.0,
+            out = self.llama.create_completion(prompt=tokens, max_tokens=max_tokens, temperature=0.0,
                                                top_k=1, repeat_penalty=1.0, seed=0,
                                                grammar=grammar if response_format is not None else None)
         choice = out["choices"][0]
@@ -257,12 +267,77 @@ class LlamaCppReasoner(BaseReasoner):
         key = ("events", max_events, digits)
         if key not in self._grammars:
             self._grammars[key] = _grammar(events_schema(max_events), int_digits=digits)
-        return run_events(functools.partial(self.chat, grammar=self._grammars[key]), transcript,
+        reply = self.events_tokens(max_events)
+        return run_events(functools.partial(self.chat, grammar=self._grammars[key], max_tokens=reply), transcript,
                           reasoner_name=f"llamacpp:{self.model_name}", max_attempts=self.max_attempts,
                           response_formats=("json_schema",), time_style=self.time_style, max_events=max_events,
-                          chunk_entries=chunk_entries, settings=self.settings(), fallback=lazy_fallback(self),
-                          count_tokens=self.count_tokens,
-                          budget=self.n_ctx - 2 * self.max_new_tokens - 128)  # the reply and a re-ask holding it
+                          chunk_entries=chunk_entries, settings={**self.settings(), "events_max_new_tokens": reply},
+                          fallback=lazy_fallback(self), count_tokens=self.count_tokens,
+                          budget=self.n_ctx - 2 * reply - 128)  # the reply and a re-ask holding it
+
+    def events_tokens(self, max_events: int) -> int:
+        """The tokens an events reply may take: ``max_new_tokens`` (sized for a few intervals) is too few for a list
+        of up to ``max_events`` captioned events (20 by default: the grammar ended it mid-list, "cut off
+        (finish_reason=length)" on every attempt), so :data:`EVENT_TOKENS` per event, at least ``max_new_tokens`` and
+        at most a third of the context once 256 tokens are kept for the prompt."""
+        return max(self.max_new_tokens, min(EVENT_TOKENS * max_events + 32, (self.n_ctx - 256) // 3))
+
+
+#: The reply tokens an events answer gets per event it may list (:meth:`LlamaCppReasoner.events_tokens`): a
+#: grammar-bound event (start, end, a caption of at most 200 characters) is some 25 to 60 tokens.
+EVENT_TOKENS = 48
+
+
+def check_llama_options(values: dict[str, Any]) -> None:
+    """The llamacpp reasoner's option values, checked before its model loads (an eval before its run, a session
+    when it is made): the local chat options (:func:`check_local_chat_options`), the chat template, and llama.cpp's
+    whole-number options, which otherwise failed inside ``Llama()`` (``n_threads=abc``: an internal TypeError on
+    every query of an eval) or were taken (``n_threads=0``)."""
+    n_ctx = values.get("n_ctx")
+    if n_ctx is not None and (isinstance(n_ctx, bool) or not isinstance(n_ctx, int)):
+        raise ConfigurationError(f"n_ctx must be a whole number of tokens, got {n_ctx!r}")
+    check_local_chat_options(values, context="n_ctx")
+    n_threads = values.get("n_threads")
+    if n_threads is not None and (isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1):
+        raise ConfigurationError(f"n_threads must be a whole number of threads, 1 or more (or unset: llama.cpp's "
+                                 f"default), got {n_threads!r}")
+    layers = values.get("n_gpu_layers", 0)
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers < -1:
+        raise ConfigurationError(f"n_gpu_layers must be a whole number of layers, 0 or more, or -1 (all), got "
+                                 f"{layers!r}")
+    seed = values.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigurationError(f"seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
+    chat_template_text(values.get("chat_template"))
+
+
+_WARNED_CONTEXT: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def trained_context(llama: Any) -> int | None:
+    """The context length the model was trained with (the GGUF's ``n_ctx_train``), ``None`` when unknown."""
+    try:
+        inner = getattr(llama, "_model", None)
+        value = (inner if inner is not None else llama).n_ctx_train()
+    except Exception:  # noqa: BLE001 - an older llama-cpp-python, a model that does not say: nothing to warn about
+        return None
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def _warn_past_training(llama: Any, name: str, n_ctx: int) -> None:
+    """A warning, once per loaded model, when ``n_ctx`` is above the model's trained context: llama.cpp's own
+    warning is hidden with its other log lines (:func:`quiet_llama_cpp`), and past it the model's answers degrade."""
+    trained = trained_context(llama)
+    if trained is None or n_ctx <= trained:
+        return
+    try:
+        if llama in _WARNED_CONTEXT:
+            return
+        _WARNED_CONTEXT.add(llama)
+    except TypeError:
+        pass
+    log.warning("llamacpp:%s: n_ctx=%d is above the %d tokens the model was trained with; prompts past that "
+                "length get unreliable answers: lower n_ctx to %d or less", name, n_ctx, trained, trained)
 
 
 def _compile(template: str) -> Any:
@@ -314,5 +389,5 @@ def _grammar(schema: dict[str, Any], int_digits: int = 6) -> Any:
     return LlamaGrammar.from_string(grammar_text(schema, int_digits=int_digits), verbose=False)
 
 
-__all__ = ["LlamaCppReasoner", "grammar_schema",
+__all__ = ["EVENT_TOKENS", "LlamaCppReasoner", "check_llama_options", "grammar_schema", "trained_context",
            "grammar_text", "load_llama", "resolve_gguf"]

