@@ -1,7 +1,7 @@
 """The ``vidground`` console script's entry point: a light top-level module, above the layers (the core package
 ``vidground`` imports none of the others, and ``pipelines``' own ``__init__`` is what is slow to import), so that a
 Ctrl-C while the command line's modules are still being imported (pydantic, numpy and the backends' registries: about
-half a second) ends with the one line and exit status 130 the command line promises, not a traceback. Importing this
+half a second) ends with the one line and exit status 130 (143 for SIGTERM) the command line promises, not a traceback. Importing this
 module imports nothing of vidground's; ``python -m pipelines.cli`` runs the same ``main``."""
 
 from __future__ import annotations
@@ -24,24 +24,28 @@ def main(argv: list[str] | None = None) -> int:
         interrupted.append(signum)
         raise KeyboardInterrupt
 
-    ours = (threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    # SIGTERM (Slurm, Kubernetes, timeout) as a Ctrl-C: said by name, exit 143
+    python_own = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    ours = [n for n, own in python_own.items()
+            if threading.current_thread() is threading.main_thread() and signal.getsignal(n) is own]
     try:
         try:
-            if ours:
-                signal.signal(signal.SIGINT, note)
+            for n in ours:
+                signal.signal(n, note)
             from pipelines.cli import main as run
         finally:
-            if ours:  # Python's own again: the command installs its handling in its place
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+            for n in ours:  # Python's own again: the command installs its handling in its place
+                signal.signal(n, python_own[n])
         return run(argv)
     except KeyboardInterrupt:
         pass
     except Exception:
         if not interrupted:  # a broken install says so as before
             raise
-    print("vidground: interrupted", file=sys.stderr)
-    return 130
+    signum = interrupted[0] if interrupted else signal.SIGINT
+    print("vidground: interrupted" + ("" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"),
+          file=sys.stderr)
+    return 128 + signum
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,7 +39,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from vidground.files import MAX_LINE_BYTES, iter_json_lines, iter_text_lines
+from vidground.files import MAX_LINE_BYTES, iter_json_lines, iter_text_lines, not_text
 from vidground.errors import ConfigurationError, InputError
 from vidground.types import FrameDescription
 
@@ -109,7 +109,8 @@ def detect_format(path: str | Path) -> str:
         while raw := fh.readline(MAX_LINE_BYTES + 1):
             lineno += 1
             if b"\0" in raw:
-                raise InputError("a NUL byte: a binary file, not descriptions or captions", path=path, line=lineno)
+                raise InputError(not_text(raw, "a NUL byte: a binary file, not descriptions or captions"), path=path,
+                                 line=lineno)
             first = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
             if first.strip():
                 break
@@ -230,9 +231,13 @@ def _read_seconds_json(path: Path, interval: float) -> list[FrameDescription]:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         if nul < 0 or exc.start < nul:
-            raise InputError("not UTF-8 text (a binary file?)", path=path, line=data.count(b"\n", 0, exc.start) + 1) from None
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise InputError(not_text(data.split(b"\n")[line - 1], "not UTF-8 text (a binary file?)"), path=path,
+                             line=line) from None
     if nul >= 0:
-        raise InputError("a NUL byte: a binary file, not text", path=path, line=data.count(b"\n", 0, nul) + 1)
+        line = data.count(b"\n", 0, nul) + 1
+        raise InputError(not_text(data if line == 1 else data.split(b"\n")[line - 1], "a NUL byte: a binary file, not text"),
+                         path=path, line=line)
     assert text is not None
     if not text.strip():
         raise _empty(path)

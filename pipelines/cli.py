@@ -11,7 +11,7 @@
     vidground demo
 
 Exit codes: 0 success; 1 a vidground error (one line on stderr, a traceback only with --debug);
-2 bad command-line usage; 130 interrupted.
+2 bad command-line usage; 130 interrupted (Ctrl-C), 143 stopped by SIGTERM (as a first Ctrl-C stops).
 """
 
 from __future__ import annotations
@@ -1076,15 +1076,16 @@ def _on_interrupt(signum: int, frame: Any) -> None:
     (an eval's video workers, which it does not reach) stop at their next frame. The first one says what is under
     way (:data:`_STOPPING`): frames being described are finished first (paid: kept), so that a silent wait for them
     is not taken for a hang; a reasoner's request is abandoned, its reply lost. The interrupt carries ``doing``
-    (what it stopped) for the closing line."""
+    (what it stopped) for the closing line, and ``signum``: SIGTERM is taken the same way, said by name, exit 143."""
     doing = interrupts.under_way()
     if not interrupts.INTERRUPTED.is_set():
         note = _STOPPING.get(doing or "") or (_STOPPING["describing"] if _DESCRIBES["frames"] else
                                               "vidground: stopping (nothing is being described)")
-        print(note, file=sys.stderr)
+        print(interrupts.naming(note, signum), file=sys.stderr)
     _stop_streams(True)
     exc = KeyboardInterrupt()
     exc.doing = doing  # type: ignore[attr-defined]
+    exc.signum = signum  # type: ignore[attr-defined]  # SIGTERM: said, and exit 143
     raise exc
 
 
@@ -1099,10 +1100,14 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for run records
     _setup_logging(logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
                    everything=args.debug, loading_notes=not getattr(args, "quiet", False), secrets=_secrets(args))
-    previous = signal.getsignal(signal.SIGINT)
-    ours = threading.current_thread() is threading.main_thread() and previous is signal.default_int_handler
-    if ours:  # only in place of Python's own handler: a program that set its own keeps it
-        signal.signal(signal.SIGINT, _on_interrupt)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {n: signal.getsignal(n) for n in interrupts.STOP_SIGNALS} if main_thread else {}
+    # only in place of Python's own handling (SIGINT's KeyboardInterrupt, SIGTERM's default: the process killed
+    # silently): a program that set its own keeps it
+    python_own = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    ours = [n for n, h in previous.items() if h is python_own[n]]
+    for n in ours:
+        signal.signal(n, _on_interrupt)
     _stop_streams(False)
     args.stored_before = _stored_descriptions()  # an interrupted command says how many it kept
     _DESCRIBES["frames"] = args.command in ("ground", "ask", "events", "describe", "eval", "demo") \
@@ -1110,8 +1115,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     finally:
-        if ours:
-            signal.signal(signal.SIGINT, previous)
+        for n in ours:
+            signal.signal(n, previous[n])
         _stop_streams(False)  # the next command's streams run; those opened before the Ctrl-C stay stopped
 
 
@@ -1119,9 +1124,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
-        print(f"vidground: interrupted{_doing_note(exc)}{_finished_note(args, exc)}{_kept_note(args, exc)}",
-              file=sys.stderr)
-        return 130
+        signum = getattr(exc, "signum", None) or signal.SIGINT
+        print(interrupts.naming(f"vidground: interrupted{_doing_note(exc)}{_finished_note(args, exc)}"
+                                f"{_kept_note(args, exc)}", signum), file=sys.stderr)
+        return interrupts.exit_status(signum)
     except VidgroundError as exc:
         if args.debug:
             raise

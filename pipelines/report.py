@@ -28,8 +28,8 @@ from .datasets import Query
 from .metrics import (ANSWER_KEYS, CHOICE_KEYS, NO_ANSWER, QA_KEYS, TOLERANCE, Metrics, baselines_text, compute_metrics,
                       compute_qa_metrics, iop, iou, predicted_choice, reaches, score_query)
 from .baselines import known_duration
-from .runs import (format_cost, load_run, missing_videos, read_jsonl, read_run_json, run_durations, run_metrics,
-                   run_totals)
+from .runs import (format_cost, load_run, missing_videos, read_jsonl, read_run_json, read_transcript, run_durations,
+                   run_metrics, run_totals, transcript_name)
 
 #: Per-query timelines drawn by default: the worst queries (failures first, then lowest IoU).
 DEFAULT_TIMELINES = 50
@@ -511,6 +511,12 @@ def remove_pages(out: str | Path) -> list[Path]:
     return removed
 
 
+def _anchor(video: str) -> str:
+    """The HTML id of ``video``'s transcript: one per video, as its file name is (``my video`` and ``my_video``
+    shared one)."""
+    return html.escape("v-" + transcript_name(video).removesuffix(".jsonl"))
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
@@ -695,7 +701,7 @@ def _html(out: Path, config: dict[str, Any], order: list[Query], results: dict[s
             answer = "<br>" + _answer_line(q, rec)
         cls = "q failed" if failed else "q" if verdict.startswith("hit") else "q miss"
         parts.append(f"<div class='{cls}' id='q-{esc(q.qid)}'><b>{esc(q.qid)}</b> "
-                     f"<a href='#v-{esc(_safe(q.video))}'>{esc(q.video)}</a> · {esc(q.query)}{answer}<br>GT "
+                     f"<a href='#{_anchor(q.video)}'>{esc(q.video)}</a> · {esc(q.query)}{answer}<br>GT "
                      f"{_fmt_spans(q.windows)} · predicted {_fmt_spans((rec or {}).get('intervals') or [])} · "
                      f"{esc(status)}" + (f" · <span class='verdict'>{esc(verdict)}</span>" if verdict else ""))
         if q.qid in plotted:
@@ -703,13 +709,13 @@ def _html(out: Path, config: dict[str, Any], order: list[Query], results: dict[s
         parts.append("</div>")
     parts.append("<h2>Transcripts</h2>")
     for video in dict.fromkeys(q.video for q in order):
-        tpath = out / "transcripts" / f"{_safe(video)}.jsonl"
-        if tpath.exists():
-            text = "\n".join(f"[{r['t']:.1f}] {r['text']}" for r in read_jsonl(tpath))
-            parts.append(f"<details id='v-{esc(_safe(video))}'><summary>{esc(video)} transcript</summary>"
+        rows = read_transcript(out, video)
+        if rows is not None:
+            text = "\n".join(f"[{r['t']:.1f}] {r['text']}" for r in rows)
+            parts.append(f"<details id='{_anchor(video)}'><summary>{esc(video)} transcript</summary>"
                          f"<pre>{esc(text)}</pre></details>")
         else:
-            parts.append(f"<p id='v-{esc(_safe(video))}'>{esc(video)}: no transcript</p>")
+            parts.append(f"<p id='{_anchor(video)}'>{esc(video)}: no transcript</p>")
     parts.append("</body></html>\n")
     return "".join(parts)
 

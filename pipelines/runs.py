@@ -51,7 +51,7 @@ from frame_describer.caption_formats import check_clip_seconds, check_format, vi
 from frame_describer.descriptions_io import write_descriptions
 from vidground import interrupts
 from vidground.errors import ConfigurationError, EvaluationError, InputError, VidgroundError
-from vidground.files import output_file
+from vidground.files import bounded_name, output_file
 from vidground.registry import split_spec
 from vidground.types import Sampling
 
@@ -1038,10 +1038,15 @@ def _run_eval(config: RunConfig, out: str | Path, lock: RunFolderLock, *, retry_
                 if config.mode == "descriptions":
                     coverage.check(record, durations.get(record["video"]))
                 descs = record.get("descriptions")
-                if descs:
-                    write_descriptions(out / "transcripts" / f"{_safe(record['video'])}.jsonl", descs,
-                                       video=record["video"])
-                vsink.append({k: v for k, v in record.items() if k != "descriptions"})
+                kept = {k: v for k, v in record.items() if k != "descriptions"}
+                if descs:  # for the HTML report only: a file that cannot be written costs its page, not the run
+                    try:
+                        write_descriptions(transcript_path(out, record["video"]), descs, video=record["video"])
+                    except InputError as exc:
+                        log.warning("video %s: its transcript was not written (%s); the run goes on, its results "
+                                    "are kept, the report shows no transcript for it", record["video"], exc)
+                        kept["transcript_error"] = str(exc)
+                vsink.append(kept)
                 described["calls"] += record.get("describe_calls") or 0
                 described["saved"] += record.get("describe_saved") or 0
                 return
@@ -1090,7 +1095,9 @@ def _run_eval(config: RunConfig, out: str | Path, lock: RunFolderLock, *, retry_
                 # read on, not told again (that would stop it at once, as a second Ctrl-C does)
                 _drain(stream, take, told=ctrl_c.installed and ctrl_c.count == 1)
                 raise RunInterrupted(out, saved=ran, done=already + ran, total=sum(q.video in sources for q in ds),
-                                     abandoned=ctrl_c.count > 1) from exc
+                                     abandoned=ctrl_c.count > 1,
+                                     signum=ctrl_c.signum if ctrl_c.count else getattr(exc, "signum", signal.SIGINT)
+                                     ) from exc
         finally:
             try:
                 try:
@@ -1226,11 +1233,14 @@ class RunInterrupted(KeyboardInterrupt):
     invocation, ``done`` of the ``total`` queries that have an input in all; the same call resumes in ``out``.
     ``abandoned``: a second Ctrl-C stopped it at once, the queries under way not waited for (their calls lost)."""
 
-    def __init__(self, out: Path, *, saved: int, done: int, total: int, abandoned: bool = False):
+    def __init__(self, out: Path, *, saved: int, done: int, total: int, abandoned: bool = False,
+                 signum: int = signal.SIGINT):
         lost = "; stopped at once: the queries under way were not waited for" if abandoned else ""
-        super().__init__(f"interrupted: {saved} result(s) saved by this run, {done} of {total} queries done in {out}"
-                         + lost)
+        by = "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
+        super().__init__(f"interrupted{by}: {saved} result(s) saved by this run, {done} of {total} queries done in "
+                         f"{out}" + lost)
         self.out, self.saved, self.done, self.total, self.abandoned = out, saved, done, total, abandoned
+        self.signum = signum  # the signal that stopped the run: SIGTERM (Slurm, Kubernetes, timeout) or Ctrl-C
 
 
 class _CtrlC:
@@ -1239,12 +1249,14 @@ class _CtrlC:
     described stops at its next frame, no describe request not begun is sent; the command line's handler, run from
     this one, does it there), and says so at once; a
     ``KeyboardInterrupt`` could otherwise land anywhere, e.g. between a record taken from the executor's queue and
-    its write, and drop it. The second Ctrl-C raises ``KeyboardInterrupt``: the run stops at once.
+    its write, and drop it. The second Ctrl-C raises ``KeyboardInterrupt``: the run stops at once. SIGTERM (Slurm,
+    Kubernetes, ``timeout``) is taken the same way, its line naming it (``signum``: the first signal's).
 
-    Installed only in place of Python's own handler, or of one that raises ``KeyboardInterrupt`` too and says so by
-    ``raises_keyboard_interrupt = True`` (the command line's, which also stops the frame streams; it is still run),
-    or in place of another run's (a run_eval nested in it: both stop, their line said once), and only for an executor
-    whose ``run`` takes ``stop``: otherwise a Ctrl-C is what it was."""
+    Installed only in place of Python's own handler (SIGTERM's: the default, which killed the process), or of one
+    that raises ``KeyboardInterrupt`` too and says so by ``raises_keyboard_interrupt = True`` (the command line's,
+    which also stops the frame streams; it is still run), or in place of another run's (a run_eval nested in it: both
+    stop, their line said once), and only for an executor whose ``run`` takes ``stop``: otherwise a Ctrl-C is what it
+    was."""
 
     def __init__(self, executor: Any, *, describing: bool = False):
         #: whether the run describes frames (``--videos``): the line a Ctrl-C writes speaks of them only then
@@ -1255,52 +1267,71 @@ class _CtrlC:
         self.event, self.count, self.installed, self.nested = interrupts.Flag(), 0, False, False
         self.streams_stopped = False  # by this handler (called from Python): cleared when the run ends
         self.over = False  # restore() began: a Ctrl-C is the previous handler's
-        self.previous: Any = None
+        self.previous: Any = None  # SIGINT's handler before this one
+        self.previous_by: dict[int, Any] = {}  # each signal this handler took: the handler before it
+        self.signum = signal.SIGINT  # the signal that stopped the run (its first)
         if threading.current_thread() is not threading.main_thread():
             return
         try:
             takes_stop = "stop" in inspect.signature(executor.run).parameters
         except (TypeError, ValueError):
             takes_stop = False
-        previous = _live_handler(signal.getsignal(signal.SIGINT))
-        # a run_eval nested in another's (its on_result, or a script under it) takes the Ctrl-C too, and passes it on:
-        # both stop, each writing what finished, and the outer one's line is not said again
-        self.nested = isinstance(getattr(previous, "__self__", None), _CtrlC)
-        if takes_stop and (previous is signal.default_int_handler or self.nested
-                           or getattr(previous, "raises_keyboard_interrupt", False)):
-            self.previous, self.installed = previous, True
-            signal.signal(signal.SIGINT, self._handle)
+        if not takes_stop:
+            return
+        for signum in interrupts.STOP_SIGNALS:
+            previous = _live_handler(signal.getsignal(signum), signum)
+            # a run_eval nested in another's (its on_result, or a script under it) takes the Ctrl-C too, and passes
+            # it on: both stop, each writing what finished, and the outer one's line is not said again
+            nested = isinstance(getattr(previous, "__self__", None), _CtrlC)
+            own = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+            if previous is own or nested or getattr(previous, "raises_keyboard_interrupt", False):
+                self.previous_by[signum] = previous
+                signal.signal(signum, self._handle)
+                if signum == signal.SIGINT:
+                    self.previous, self.nested = previous, nested
+        self.installed = bool(self.previous_by)
+
+    def _pass_on(self, signum: int, frame: Any) -> None:
+        """The handler this one replaced for ``signum``, run (Python's own for SIGTERM, the process's death, is not:
+        a ``KeyboardInterrupt`` naming the signal is raised instead)."""
+        previous = self.previous_by[signum]
+        if callable(previous):
+            previous(signum, frame)
+        exc = KeyboardInterrupt()
+        exc.signum = signum  # type: ignore[attr-defined]
+        raise exc
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.over:  # the run is ending (a second Ctrl-C inside restore): the process's state is not left set
             self._clear_streams()
-            self.previous(signum, frame)
-            raise KeyboardInterrupt
+            self._pass_on(signum, frame)
         self.count += 1
         if self.count > 1:
-            self.previous(signum, frame)  # the second: KeyboardInterrupt, here
-            raise KeyboardInterrupt
+            self._pass_on(signum, frame)  # the second: KeyboardInterrupt, here
+        self.signum = signum
         self.event.set()
-        if self.nested:  # the outer run stops too, and its handler says so (one line for both)
-            self.previous(signum, frame)
+        previous = self.previous_by[signum]
+        if isinstance(getattr(previous, "__self__", None), _CtrlC):  # the outer run stops too, and its handler says so
+            previous(signum, frame)
             return
         said = io.StringIO()
-        if self.previous is not signal.default_int_handler:
+        if callable(previous) and previous is not signal.default_int_handler:
             try:
                 with contextlib.redirect_stderr(said):  # one line: what it says goes first in ours
-                    self.previous(signum, frame)  # e.g. the command line's: the workers' frame streams stop
+                    previous(signum, frame)  # e.g. the command line's: the workers' frame streams stop
             except KeyboardInterrupt:
                 if self.count > 1:  # a second Ctrl-C came while that handler ran: it stops at once, as any second
                     raise
         else:  # called from Python: the workers' frame streams stop as the command line's handler stops them
             self.streams_stopped = True  # first: a second Ctrl-C inside the call below still has restore() clear it
             interrupts.interrupt()
-        head = "vidground: stopping: "
+        head = interrupts.naming("vidground: stopping: ", signum)
         said_lines = said.getvalue().strip()
         # the previous handler's own "stopping" line (the command line's, on the frames being described) is said
         # by this one, fitted to the run: one sentence, its second Ctrl-C once; anything else it wrote goes first
         replaced = said_lines.startswith(head) and "\n" not in said_lines
-        line = (("" if replaced or not said_lines else said_lines + "\n") + head + self.stopping_text() + "\n")
+        line = (("" if replaced or not said_lines else said_lines + "\n") + head
+                + interrupts.naming(self.stopping_text(), signum) + "\n")
         try:
             sys.stderr.write(line)
             sys.stderr.flush()
@@ -1334,8 +1365,9 @@ class _CtrlC:
             try:
                 self._clear_streams()
             finally:
-                if self.installed and signal.getsignal(signal.SIGINT) == self._handle:
-                    signal.signal(signal.SIGINT, self.previous)
+                for signum, previous in self.previous_by.items():
+                    if self.installed and signal.getsignal(signum) == self._handle:
+                        signal.signal(signum, previous)
                 self.installed = False
 
 
@@ -1357,14 +1389,15 @@ def _ctrl_c_for(executor: Any, *, describing: bool) -> _CtrlC:
     return (_RayCtrlC if isinstance(executor, RayExecutor) else _CtrlC)(executor, describing=describing)
 
 
-def _live_handler(handler: Any) -> Any:
-    """``handler``, or, where it is the handler of a run that ended (a Ctrl-C inside its restore() left it
-    installed), the one that run replaced, put back now: a dead run's handler is not taken for an outer run's."""
+def _live_handler(handler: Any, signum: int = signal.SIGINT) -> Any:
+    """``handler`` (of ``signum``), or, where it is the handler of a run that ended (a Ctrl-C inside its restore()
+    left it installed), the one that run replaced, put back now: a dead run's handler is not taken for an outer
+    run's."""
     found = handler
     while isinstance(getattr(found, "__self__", None), _CtrlC) and found.__self__.over:
-        found = found.__self__.previous
+        found = found.__self__.previous_by[signum]
     if found is not handler:
-        signal.signal(signal.SIGINT, found)
+        signal.signal(signum, found)
     return found
 
 
@@ -1391,7 +1424,42 @@ def _drain(stream: Any, take: Callable[..., None], *, told: bool = False) -> Non
 
 
 def _safe(video: str) -> str:
+    """The name ``transcripts/`` had for ``video`` before :func:`transcript_name`: many ids to one (``my video`` and
+    ``my_video``), read only in run folders written then."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in video)
+
+
+#: the longest transcript file name, ``.jsonl`` included (bytes): most file systems take 255, and the file is
+#: written through a temporary whose name is longer
+_TRANSCRIPT_NAME_BYTES = 160
+
+
+def transcript_name(video: str) -> str:
+    """``transcripts/``'s file name for ``video``, one per id: the id itself where it is a safe file name (letters,
+    digits, ``-_.``) of at most :data:`_TRANSCRIPT_NAME_BYTES` bytes with ``.jsonl``, else a readable prefix of it
+    (each other character ``_``) with ``~`` and a hash of the exact id; a safe id has no ``~``, so the two never
+    meet."""
+    safe = _safe(video)
+    limit = _TRANSCRIPT_NAME_BYTES - len(".jsonl")
+    changed = safe != video or safe in ("", ".", "..")
+    return bounded_name(safe, limit, of=video if changed else None) + ".jsonl"
+
+
+def transcript_path(out: Path, video: str) -> Path:
+    """Where a run folder keeps ``video``'s descriptions (:func:`transcript_name`)."""
+    return out / "transcripts" / transcript_name(video)
+
+
+def read_transcript(out: Path, video: str) -> list[dict[str, Any]] | None:
+    """``video``'s descriptions in the run folder ``out``, or ``None``: its :func:`transcript_path`, else (a folder
+    written before that name) the old many-to-one name; either only when its lines name this video (or, the oldest,
+    no video): in an old folder ``my_video.jsonl`` may be ``my video``'s."""
+    for path in dict.fromkeys((transcript_path(out, video), out / "transcripts" / f"{_safe(video)}.jsonl")):
+        if path.exists():
+            rows = read_jsonl(path)
+            if all(r.get("video", video) == video for r in rows):
+                return rows
+    return None
 
 
 def load_run(out: str | Path) -> tuple[dict[str, Any], list[Query], dict[str, dict[str, Any]]]:

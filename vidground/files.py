@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import socket
 import stat
@@ -53,17 +54,43 @@ def check_database_path(path: Path, what: str) -> None:
 
 
 def user_cache_dir(variable: str) -> Path:
-    """The user's cache folder: ``$XDG_CACHE_HOME``, else ``~/.cache``. A :class:`NoCacheFolderError` that names
+    """The user's cache folder: ``$XDG_CACHE_HOME`` when it is an absolute path, else ``~/.cache`` (a relative value
+    is ignored, as the XDG specification says, with a warning). A :class:`NoCacheFolderError` that names
     ``variable`` (the setting that picks the file instead) when there is neither: no ``$HOME`` and no home directory
     for this user (a container run as ``--user N`` with no passwd entry), where ``Path.home()`` raised RuntimeError."""
     base = os.environ.get("XDG_CACHE_HOME")
-    if base:
+    if base and os.path.isabs(base):
         return Path(base)
+    if base:  # the XDG spec: a relative value is invalid and ignored (it was taken relative to the current folder)
+        _warn_once(f"$XDG_CACHE_HOME={base!r} is a relative path, which the XDG specification says to ignore: "
+                   "vidground's caches are in ~/.cache instead (give an absolute path to move them)")
     try:
         return Path.home() / ".cache"
     except RuntimeError:
         raise NoCacheFolderError(f"no folder for vidground's caches: $XDG_CACHE_HOME and $HOME are not set and user "
                                  f"{os.getuid()} has no home directory (set ${variable} or $XDG_CACHE_HOME)") from None
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Log ``message`` as a warning, once a process."""
+    if message not in _warned:
+        _warned.add(message)
+        logging.getLogger("vidground").warning("%s", message)
+
+
+def bounded_name(name: str, max_bytes: int, *, of: str | None = None) -> str:
+    """``name`` itself when its UTF-8 form has at most ``max_bytes`` bytes (and ``of`` is not given), else its
+    longest prefix that leaves room for ``~`` and 12 hex digits of the sha256 of ``of`` (the exact string ``name``
+    was made from, when it is not ``name`` itself): one file name per string (up to the hash), within a file
+    system's limit on a name's length (255 bytes on most)."""
+    data = name.encode("utf-8", "surrogateescape")
+    if of is None and len(data) <= max_bytes:
+        return name
+    tag = "~" + hashlib.sha256((name if of is None else of).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return data[:max(0, max_bytes - len(tag))].decode("utf-8", "ignore") + tag  # cut at a character's boundary
 
 
 def file_kind(mode: int) -> str:
@@ -109,12 +136,44 @@ def iter_text_lines(path: Path, *, max_line_bytes: int | None = None) -> Iterato
                 raise InputError(f"line longer than {max_line_bytes} bytes (a binary file, or not one item a line?)",
                                  path=path, line=lineno)
             if b"\0" in raw:
-                raise InputError("a NUL byte: a binary file, not text", path=path, line=lineno)
+                raise InputError(not_text(raw, "a NUL byte: a binary file, not text"), path=path, line=lineno)
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise InputError("not UTF-8 text (a binary file?)", path=path, line=lineno) from None
+                raise InputError(not_text(raw, "not UTF-8 text (a binary file?)"), path=path, line=lineno) from None
             yield lineno, text.removeprefix("\ufeff") if lineno == 1 else text
+
+
+_CP1252_UNUSED = {0x81, 0x8D, 0x8F, 0x90, 0x9D}  # the bytes Windows-1252 leaves undefined
+#: the characters above 0x7F, other than letters, that text in Latin-1 or Windows-1252 has (quotes, dashes, signs);
+#: a binary file's high bytes are seldom all letters and these (a PNG begins with 0x89, ‰)
+_CP1252_TEXT = set("\u00a0\u00a1\u00a3\u00a7\u00a9\u00ab\u00ae\u00b0\u00b1\u00b2\u00b3\u00b4\u00b5\u00b7"
+                   "\u00bb\u00bc\u00bd\u00be\u00bf\u00d7\u2013\u2014\u2018\u2019\u201c\u201d\u2022\u2026\u20ac")
+_RESAVE = "re-save it as UTF-8 (e.g. iconv -f {} -t UTF-8 FILE > NEW)"
+
+
+def not_text(raw: bytes, otherwise: str) -> str:
+    """What is wrong with text bytes ``raw`` (a line, or a file's start) that have a NUL byte or are not UTF-8: UTF-16
+    text (a byte-order mark, or a NUL byte beside every ASCII character) and text in a one-byte encoding (Latin-1 or
+    Windows-1252: printable bytes above 0x7F in text that is otherwise ASCII) are named, with how to re-save them as
+    UTF-8; anything else is ``otherwise`` (a binary file)."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16 text (it begins with a UTF-16 byte-order mark), not UTF-8: " + _RESAVE.format("UTF-16")
+    sample = raw[:4096]
+    even, odd = sample[0::2], sample[1::2]
+    for nuls, chars, order in ((odd, even, "UTF-16LE"), (even, odd, "UTF-16BE")):
+        if len(nuls) >= 2 and nuls.count(0) >= 0.9 * len(nuls) and chars.count(0) <= 0.1 * len(chars):
+            return f"UTF-16 text (a NUL byte beside each character), not UTF-8: " + _RESAVE.format(order)
+    if b"\0" not in sample:
+        high = [b for b in sample if b >= 0x80]
+        controls = [b for b in sample if b < 0x20 and b not in b"\t\r\n\x0c"]
+        if (high and not controls and len(high) <= 0.3 * len(sample) and not set(high) & _CP1252_UNUSED
+                and all(c.isalpha() or c in _CP1252_TEXT for c in bytes(high).decode("cp1252"))):
+            first = next(i for i, b in enumerate(raw) if b >= 0x80)
+            before = raw[max(0, first - 20):first + 1].decode("cp1252", "replace")
+            return (f"not UTF-8 text: byte 0x{raw[first]:02x} ({before!r}) looks like Latin-1 or Windows-1252 text: "
+                    + _RESAVE.format("CP1252"))
+    return otherwise
 
 
 def iter_json_lines(path: Path, *, not_object: str = "each line must be a JSON object",
@@ -159,11 +218,18 @@ def video_fingerprint(path: str | Path) -> str:
     return h.hexdigest()[:32]
 
 
+#: the longest file name most file systems take (bytes)
+_NAME_MAX = 255
+
+
 def _temporary_prefix(target: Path) -> str:
     """``.NAME.HOST.`` : a writer's temporaries carry its host, so only writers on this machine, whose pids
     can be checked here, are ever judged (a run folder on a shared disk has writers on other hosts)."""
-    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())[:64] or "host"
-    return f".{target.name}.{host}."
+    host = "".join(c if c.isascii() and c.isalnum() or c in "-_" else "_" for c in socket.gethostname())[:64] or "host"
+    # NAME cut (with a hash of it) so that the whole ``.NAME.HOST.PID.XXXXXXXX.tmp`` fits in 255 bytes: a legal
+    # 250-byte file name, or a long cluster host name, made a name the file system refused
+    name = bounded_name(target.name, _NAME_MAX - len(host) - len("...4294967295.XXXXXXXX.tmp"))
+    return f".{name}.{host}."
 
 
 def _sweep_stale_temporaries(target: Path) -> None:

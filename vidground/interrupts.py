@@ -16,13 +16,38 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 import time
 import weakref
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["INTERRUPTED", "Flag", "count", "doing", "interrupt", "scope", "stopped", "stops", "under_way", "watch"]
+__all__ = ["INTERRUPTED", "STOP_SIGNALS", "Flag", "count", "doing", "exit_status", "interrupt", "naming", "scope", "stopped",
+           "stops", "under_way", "watch"]
+
+#: The signals that stop a command or a run as a Ctrl-C does: SIGINT, and SIGTERM, what Slurm, Kubernetes and
+#: ``timeout`` send (it killed the process silently, the finished queries' output and the queries under way lost).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def naming(text: str, signum: int) -> str:
+    """A Ctrl-C's message ``text`` said for the signal ``signum``: as it is for SIGINT; for another (SIGTERM),
+    ``vidground: stopping`` and ``vidground: interrupted`` name it, and the second Ctrl-C it speaks of is a second
+    signal of either kind. Safe in a signal handler."""
+    if signum == signal.SIGINT:
+        return text
+    name = signal.Signals(signum).name
+    for said in ("vidground: stopping", "vidground: interrupted"):
+        if text.startswith(said):
+            text = f"{said} ({name}){text[len(said):]}"
+    return text.replace("a second Ctrl-C", f"a second {name} or Ctrl-C")
+
+
+def exit_status(signum: int) -> int:
+    """The exit status of a command that ``signum`` stopped: 128 + its number (130 for SIGINT, 143 for SIGTERM), as
+    a shell reports a process the signal killed."""
+    return 128 + int(signum)
 
 
 class Flag:
