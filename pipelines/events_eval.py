@@ -176,7 +176,25 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
                     allow_missing: bool = False) -> dict[str, Any]:
     """Find the events of every reference video that has an input (a video in ``videos`` or a descriptions
     file in ``descriptions``), appending each to ``OUT/events.jsonl`` (a video already there is not run
-    again), then score all of them; returns and writes ``OUT/metrics.json``."""
+    again), then score all of them; returns and writes ``OUT/metrics.json``.
+    The run folder is locked for the run, as an eval's (:class:`pipelines.runs.RunFolderLock`): another run on it
+    meanwhile is a :class:`pipelines.runs.RunFolderBusyError` before it writes anything."""
+    options = dict(locals())  # the arguments, as given
+    from .runs import RunFolderLock
+
+    lock = RunFolderLock(Path(out))
+    try:
+        return _run_events_eval(lock, **options)
+    finally:
+        lock.release()
+
+
+def _run_events_eval(lock: Any, out: str | Path, *, references: Sequence[str | Path], videos: str | Path | None,
+                     descriptions: str | Path | None, descriptions_format: str, clip_seconds: float | None,
+                     describer: Any, reasoner: Any, describer_options: dict[str, Any] | None,
+                     reasoner_options: dict[str, Any] | None, sampling: dict[str, Any] | None,
+                     events_options: dict[str, Any] | None, limit: int | None, seed: int, cache: Any, progress: bool,
+                     allow_missing: bool) -> dict[str, Any]:
     from .backends import check_backends
     from .datasets import find_videos
     from .runs import ResultSink, check_out_folder, find_descriptions, no_result_cause
@@ -185,6 +203,8 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
     check_out_folder(Path(out))
     config = _run_config(videos, describer, reasoner, describer_options, reasoner_options, sampling,
                          events_options, descriptions_format, clip_seconds)
+    if (Path(out) / "config.json").is_file():  # a run to resume: locked before its files are read
+        lock.acquire()
     _check_resume(Path(out), config)
     # a bad option value is one error now, not a failure of each video (after its frames were paid for)
     from frame_describer import DEFAULT_DESCRIBER
@@ -225,7 +245,7 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
                          f"{videos if videos is not None else descriptions} (use --allow-missing to run on the "
                          f"{len(found)} found)")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    lock.make_folder(lambda: _check_resume(out, config))
     with output_file(out / "config.json") as fh:
         fh.write(json.dumps(config, indent=1) + "\n")
     done = _done(out)
@@ -236,7 +256,7 @@ def run_events_eval(out: str | Path, *, references: Sequence[str | Path], videos
     started = time.perf_counter()
     with Session(describer=describer if videos is not None else None, reasoner=reasoner, sampling=sampling,
                  cache=cache, progress=progress, describer_options=describer_options,
-                 reasoner_options=reasoner_options) as session, ResultSink(out / "events.jsonl") as sink:
+                 reasoner_options=reasoner_options) as session, ResultSink(out / "events.jsonl", "video") as sink:
         if todo and videos is not None:  # a wrong events option fails before a video is described
             from temporal_reasoner.events import events_path
 

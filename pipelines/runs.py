@@ -633,6 +633,18 @@ class RunFolderLock:
         self._fd = fd
         _HELD.add(str(self.out.resolve()))
 
+    def make_folder(self, recheck: Callable[[], None], argv: Sequence[str] | None = None) -> None:
+        """Make the run folder (a :class:`ConfigurationError` where it cannot be) and lock it if it was not yet
+        (a new folder); ``recheck`` then checks the resume again: another run may have begun there meanwhile."""
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(f"--out {self.out}: cannot make the run folder ({exc.strerror or exc}); give a "
+                                     "folder you can write") from None
+        if not self.held:
+            self.acquire(argv)
+            recheck()
+
     def release(self) -> None:
         if self.held:
             _HELD.discard(str(self.out.resolve()))
@@ -976,14 +988,7 @@ def _run_eval(config: RunConfig, out: str | Path, lock: RunFolderLock, *, retry_
     check_inputs(ds, config, sources, missing)  # before anything is written: a wrong split leaves no run behind
     if ds.dropped:
         log.warning("%s", dropped_note(ds))
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigurationError(f"--out {out}: cannot make the run folder ({exc.strerror or exc}); give a folder "
-                                 "you can write") from None
-    if not lock.held:
-        lock.acquire(argv)
-        _check_resume(out, config)  # another eval may have begun a run here since it was checked
+    lock.make_folder(lambda: _check_resume(out, config), argv)
     prior = dataset_prior(config.dataset, ds.split, config.data_root)
     _atomic_write(out / "config.json",
                   json.dumps(config.to_json() | {"baseline_prior": prior.model_dump()}, indent=2) + "\n")

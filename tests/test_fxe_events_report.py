@@ -34,7 +34,8 @@ def test_report_on_an_events_run_prints_its_scores_and_writes_no_pages(tmp_path,
     assert "is an `eval activitynet-events` run: it has no report pages" in out and "not a run folder" not in out
     f1 = metrics["localisation"]["f1@0.5"]
     assert f"{f1:.2f}" in out and "activitynet-events: 2 videos (1 without input, 0 failed)" in out
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "events.jsonl", "metrics.json"]  # nothing written
+    assert sorted(p.name for p in run.iterdir()) == [".vidground.lock", "config.json", "events.jsonl",
+                                                     "metrics.json"]  # nothing written (the lock is the eval's)
     with pytest.raises(InputError, match="an `eval activitynet-events` run has no report pages"):
         write_report(run)
     (run / "metrics.json").unlink()  # killed before it was scored

@@ -20,8 +20,9 @@ import pytest
 from vidground.errors import ConfigurationError, InputError
 from pipelines import cli as main_cli
 from pipelines.report import write_report
-from pipelines.runs import LOCK_NAME, ResultSink, RunFolderBusyError, load_run, read_jsonl, run_eval
+from pipelines.runs import LOCK_NAME, ResultSink, RunFolderBusyError, RunFolderLock, load_run, read_jsonl, run_eval
 
+from test_events import no_caption_scorers  # noqa: F401  (a fixture)
 from test_runs import HERE, cfg, toy  # noqa: F401  (toy: the toy dataset fixture; its module registers the fakes)
 
 
@@ -300,3 +301,29 @@ def test_resuming_a_run_on_a_read_only_mount_is_a_typed_error(toy, tmp_path, mon
     with pytest.raises(ConfigurationError, match=r"cannot write in the run folder \(Read-only file system\)"):
         run_eval(cfg(ds, desc, limit=3), out)
     assert (out / "results.jsonl").read_bytes() == before
+
+
+def test_an_events_eval_on_a_folder_being_written_is_refused_too(tmp_path, capsys, no_caption_scorers):
+    """`eval activitynet-events` writes a run folder too (events.jsonl, config.json): a second one on it meanwhile
+    ran its videos again and appended them twice."""
+    from test_events import _anet_args, _anet_fixture
+
+    root = _anet_fixture(tmp_path)
+    other = RunFolderLock(root / "run")  # another eval's hold on the folder, before the folder is even made
+    (root / "run").mkdir()
+    other.acquire(["eval", "activitynet-events", "--out", "run"])
+    try:
+        assert main_cli.main(_anet_args(root)) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"vidground: error: {root / 'run'} is being written by another eval (pid {os.getpid()}")
+        assert "vidground eval activitynet-events --out run" in err and not (root / "run" / "events.jsonl").exists()
+    finally:
+        other.release()
+    assert main_cli.main(_anet_args(root)) == 0
+    rows = read_jsonl(root / "run" / "events.jsonl")
+    other.acquire()  # a resume of that run: refused before it reads or rewrites anything
+    try:
+        assert main_cli.main(_anet_args(root)) == 1 and "is being written by another eval" in capsys.readouterr().err
+    finally:
+        other.release()
+    assert read_jsonl(root / "run" / "events.jsonl") == rows
