@@ -226,6 +226,18 @@ def test_sigterm_during_an_eval_stops_it_as_a_first_ctrl_c_keeping_the_queries_u
     assert f"({saved} result(s) saved by this run, {saved} of 9 queries done)" in err
 
 
+def test_the_lines_a_ctrl_c_says_name_sigterm_when_it_is_the_signal():
+    from vidground.interrupts import exit_status, naming
+
+    line = "vidground: stopping: no query is begun (a second Ctrl-C stops at once)"
+    assert naming(line, signal.SIGINT) == line and exit_status(signal.SIGINT) == 130
+    assert naming(line, signal.SIGTERM) == ("vidground: stopping (SIGTERM): no query is begun (a second SIGTERM or "
+                                            "Ctrl-C stops at once)")
+    assert naming("vidground: stopping (nothing is being described)", signal.SIGTERM) == \
+        "vidground: stopping (SIGTERM; nothing is being described)"
+    assert exit_status(signal.SIGTERM) == 143
+
+
 def test_run_eval_from_python_takes_sigterm_as_a_ctrl_c_and_says_which(tmp_path, term_at):
     from pipelines.runs import RunInterrupted
 

@@ -40,7 +40,8 @@ def naming(text: str, signum: int) -> str:
     name = signal.Signals(signum).name
     for said in ("vidground: stopping", "vidground: interrupted"):
         if text.startswith(said):
-            text = f"{said} ({name}){text[len(said):]}"
+            rest = text[len(said):]  # " (nothing is being described)" joins the signal's parenthesis
+            text = f"{said} ({name}; {rest[2:]}" if rest.startswith(" (") else f"{said} ({name}){rest}"
     return text.replace("a second Ctrl-C", f"a second {name} or Ctrl-C")
 
 
