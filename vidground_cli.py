@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     # SIGTERM (Slurm, Kubernetes, timeout) as a Ctrl-C: said by name, exit 143
-    python_own = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    python_own: dict[int, Any] = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
     ours = [n for n, own in python_own.items()
             if threading.current_thread() is threading.main_thread() and signal.getsignal(n) is own]
     try:

@@ -1274,7 +1274,7 @@ class _CtrlC:
         self.over = False  # restore() began: a Ctrl-C is the previous handler's
         self.previous: Any = None  # SIGINT's handler before this one
         self.previous_by: dict[int, Any] = {}  # each signal this handler took: the handler before it
-        self.signum = signal.SIGINT  # the signal that stopped the run (its first)
+        self.signum: int = signal.SIGINT  # the signal that stopped the run (its first)
         if threading.current_thread() is not threading.main_thread():
             return
         try:
