@@ -70,6 +70,31 @@ def test_a_boundary_must_be_a_change_in_cosine_units_not_only_a_peak_of_the_curv
     assert pick_boundaries(times, change, 10.0, min_event_seconds=1, threshold=1.0) == []
 
 
+def test_the_floor_is_over_float_noise_only_not_over_a_change_of_one_sentence_among_several():
+    """A floor of 0.05 (0dcd2ca) lost real boundaries (RV-M): the cv describer writes several sentences a frame
+    and a real change often alters one ("A person is standing on the left" -> "on the right": 0.012 with
+    all-MiniLM-L6-v2), as does an "open" refrigerator in one caption (0.029)."""
+    times = np.arange(10.0)
+    for size in (0.012, 0.029, 0.003):
+        change = np.array([1, 2, 1, 1, 9, 1, 1, 2, 1], dtype=float) * 1e-12
+        change[4] = size
+        assert pick_boundaries(times, change, 10.0, min_event_seconds=1, threshold=1.0) == [4], size
+    assert 1e-9 < MIN_NOVELTY <= 1e-3
+
+
+@pytest.mark.slow
+def test_a_one_sentence_change_in_cv_style_descriptions_is_a_boundary_with_the_shipped_encoder():
+    from temporal_reasoner import get_reasoner
+
+    rest = " The scene is dimly lit. The main colours are grey and brown."
+    t = Transcript.from_descriptions(
+        [FrameDescription(t=float(s), text=("A person is standing on the left." if s < 20 else
+                                             "A person is standing on the right.") + rest) for s in range(40)],
+        merge=False)
+    out = offline_events(get_reasoner("embedding").encoder, t)
+    assert len(out.events) == 2 and abs(out.events[0].end - 19.5) <= 1.0, [(e.start, e.end) for e in out.events]
+
+
 def test_a_real_change_in_a_long_static_video_is_still_found_and_scored_as_the_change_it_is():
     t = scenes((KITCHEN, 40), (GARDEN, 40))
     out = offline_events(NoisyWords(), t)
