@@ -366,6 +366,10 @@ def _number_rules(int_digits: int) -> dict[str, str]:
         "number": 'number ::= integral-part ("." decimal-part)? space',
         "integral-part": f"integral-part ::= [0-9] | [1-9]{tail}" if tail else "integral-part ::= [0-9]",
         "decimal-part": "decimal-part ::= [0-9] ([0-9] ([0-9])?)?",
+        # a JSON string's character: llama-cpp-python's converter writes [^"\\], which lets a raw newline or other
+        # control character into a caption (SmolLM2 wrote "the lights\n" in every events reply: "malformed JSON",
+        # re-asked until the attempts ran out); JSON and llama.cpp's own converter exclude them
+        "char": r'char ::= [^"\\\x7F\x00-\x1F] | [\\] (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])',
     }
 
 

@@ -361,3 +361,16 @@ def test_n_ctx_above_the_trained_context_warns_once(caplog):
     said = [r.getMessage() for r in caplog.records if "trained with" in r.getMessage()]
     assert said == ["llamacpp:a.gguf: n_ctx=4096 is above the 2048 tokens the model was trained with; prompts past "
                     "that length get unreliable answers: lower n_ctx to 2048 or less"]
+
+
+def test_grammar_strings_exclude_control_characters():
+    """llama-cpp-python's converter lets a raw newline into a JSON string (char ::= [^"\\\\]); SmolLM2's events
+    captions ended in one, and every reply was malformed JSON. Strings now take JSON's characters only."""
+    from llama_cpp import LlamaGrammar
+    from temporal_reasoner.events import events_schema
+    from temporal_reasoner.llamacpp_reasoner import grammar_text
+
+    text = grammar_text(events_schema(3), int_digits=2)
+    (char,) = [line for line in text.splitlines() if line.startswith("char ::=")]
+    assert char.startswith('char ::= [^"\\\\\\x7F\\x00-\\x1F] | [\\\\] (')
+    LlamaGrammar.from_string(text, verbose=False)
