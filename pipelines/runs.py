@@ -595,6 +595,9 @@ class RunFolderLock:
     """An exclusive lock on a run folder for one eval (a lock file in it, ``flock``-ed): taken by :meth:`acquire`,
     given back by :meth:`release` or when the process ends however it ends (the kernel drops it with the file)."""
 
+    #: how many times, ``PAUSE`` seconds apart, a busy lock is tried before the folder is another eval's
+    TRIES, PAUSE = 20, 0.05
+
     def __init__(self, out: Path):
         self.out = Path(out)
         self._fd = -1
@@ -609,21 +612,32 @@ class RunFolderLock:
         if self.held or fcntl is None:
             return
         path = self.out / LOCK_NAME
+        if str(self.out.resolve()) in _HELD:  # another eval of this process: on NFS, whose flock is emulated by
+            # POSIX locks that never conflict within one process, the kernel would let it in
+            raise RunFolderBusyError(self.out, _holder(path))
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise ConfigurationError(f"--out {self.out}: cannot write in the run folder ({exc.strerror or exc}); "
                                      "give a folder you can write") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise RunFolderBusyError(self.out, _holder(path)) from None
-            # a file system without locks (some network mounts): the run goes on, unguarded, and says so
-            log.warning("%s: cannot lock the run folder (%s): another eval on it at the same time would mix its "
-                        "results with this one's", self.out, exc.strerror or exc)
-            return
+        busy = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+        for attempt in range(self.TRIES):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                # a reader (report, score, compare: run_in_progress) holds a shared lock for a moment: tried again
+                # for about a second before the folder is taken for another eval's
+                if exc.errno in busy and attempt + 1 < self.TRIES:
+                    time.sleep(self.PAUSE)
+                    continue
+                os.close(fd)
+                if exc.errno in busy:
+                    raise RunFolderBusyError(self.out, _holder(path)) from None
+                # a file system without locks (some network mounts): the run goes on, unguarded, and says so
+                log.warning("%s: cannot lock the run folder (%s): another eval on it at the same time would mix its "
+                            "results with this one's", self.out, exc.strerror or exc)
+                return
         record = {"pid": os.getpid(), "host": socket.gethostname(),
                   "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "command": command_line(argv)}  # secrets redacted, as provenance.json's: the file is world-readable

@@ -327,3 +327,61 @@ def test_an_events_eval_on_a_folder_being_written_is_refused_too(tmp_path, capsy
     finally:
         other.release()
     assert read_jsonl(root / "run" / "events.jsonl") == rows
+
+
+def test_a_readers_moment_on_the_lock_does_not_refuse_a_resume(tmp_path, monkeypatch):
+    """RV-L: report/score/compare (run_in_progress) hold a shared lock for a moment; an eval trying its exclusive
+    lock at that instant was refused, naming the finished run's pid. A busy lock is now tried again (here: busy
+    twice, then free) before the folder is another eval's; a lock busy every time is still refused."""
+    import fcntl
+    import pipelines.runs as runs
+    real, tries = fcntl.flock, []
+
+    def flock(fd, op):
+        if op & fcntl.LOCK_EX:
+            tries.append(op)
+            if len(tries) <= 2:
+                raise OSError(errno.EWOULDBLOCK, "busy")
+        return real(fd, op)
+
+    monkeypatch.setattr(runs.fcntl, "flock", flock)
+    monkeypatch.setattr(runs.time, "sleep", lambda s: None)  # no waiting in the test: the tries are counted
+    out = tmp_path / "run"
+    out.mkdir()
+    lock = RunFolderLock(out)
+    lock.acquire()
+    assert lock.held and len(tries) == 3
+    lock.release()
+
+    def always_busy(fd, op):
+        if op & fcntl.LOCK_EX:
+            tries.append(op)
+            raise OSError(errno.EWOULDBLOCK, "busy")
+        return real(fd, op)
+
+    monkeypatch.setattr(runs.fcntl, "flock", always_busy)
+    tries.clear()
+    with pytest.raises(RunFolderBusyError):
+        RunFolderLock(out).acquire()
+    assert len(tries) == RunFolderLock.TRIES
+
+
+def test_a_second_eval_of_this_process_is_refused_where_flock_does_not_see_it(tmp_path, monkeypatch):
+    """RV-L: on NFS flock is emulated by POSIX locks, which never conflict within one process: two evals in two
+    threads of one process both ran there. The process's own record of the folders it holds refuses the second."""
+    import pipelines.runs as runs
+    monkeypatch.setattr(runs.fcntl, "flock", lambda fd, op: None)  # a lock that every caller gets, as on NFS
+    out = tmp_path / "run"
+    out.mkdir()
+    first = RunFolderLock(out)
+    first.acquire()
+    try:
+        with pytest.raises(RunFolderBusyError) as caught:
+            RunFolderLock(out).acquire()
+        assert caught.value.holder["pid"] == os.getpid()
+    finally:
+        first.release()
+    again = RunFolderLock(out)
+    again.acquire()  # given back: the folder is free again
+    assert again.held
+    again.release()
