@@ -49,7 +49,9 @@ from vidground.types import MOTION_MARK, Frame, FrameDescription
 #: the camera's (its sentences change there; the words are the stream's, one source, :meth:`Motion.camera_clause`).
 #: 5: ``motion-5``: a cut is the measurement's (:func:`frame_describer.motion.scene_change`) as well as a lit
 #: histogram jump's, so a cut to a dark or much darker view is one; a change of light is never a cut nor motion.
-TEMPLATES_VERSION = "cv-sentences-5"
+#: 6: ``motion-6``: a zoom, a large thing moving in front of a scene that stays and the same content rearranged
+#: (a figure walking across a plain dark view) are no longer cuts (:func:`frame_describer.motion.scene_change`).
+TEMPLATES_VERSION = "cv-sentences-6"
 
 
 @dataclass

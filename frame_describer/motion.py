@@ -24,8 +24,9 @@ wide) and says it in words:
   all that is found (its shape word can then be wrong or missing); a plain bar sliding along its own
   length is found by its ends;
 * **not motion** (:func:`scene_change`, ``motion-5``): a change over most of the picture that is the same
-  picture darker or brighter is a change of light, one whose two samples are unlike under any shift a cut;
-  either is said as such (``"Motion: none; the view cuts to another scene."``), not as something moving.
+  picture darker or brighter is a change of light, one whose two samples are unlike under any shift and any
+  zoom, with no detailed part of the picture left as it was and other greys in other amounts, a cut
+  (``motion-6``: a zoom or a large thing moving is not one); either is said as such (``"Motion: none; the view cuts to another scene."``), not as something moving.
 
 :class:`MotionDescriber` wraps any describer and appends the summary to each description
 (``"... Motion: the camera pans to the right."``). It streams: only the previous sample's small images
@@ -50,7 +51,7 @@ from .base import DescriptionStream, StreamState, leftovers
 
 FLOW_WIDTH = 160
 #: Goes into the wrapped describer's settings: a change to the summaries' wording or thresholds bumps it.
-MOTION_VERSION = "motion-5"
+MOTION_VERSION = "motion-6"
 #: Camera speed (picture widths per second) below which the camera is said to be still.
 CAMERA_SPEED = 0.04
 #: Camera speed (picture widths per second) from which the camera moves "quickly" (below it "slowly").
@@ -73,6 +74,19 @@ LIGHT_STEP = 15.0
 #: Brightness-normalised correlation (after the global shift that matches best) below which a widespread change
 #: is a cut to another view: the demo's cut gives 0.33; a pan over the demo's room, unaligned, 0.79-0.81.
 CUT_CORR = 0.5
+#: Enlargements of one sample's centre tried against the other (:func:`zoomed`): a zoom in or out by one of
+#: them, or near it, lines the two up (correlation from :data:`ZOOM_CORR`) and is not a cut.
+ZOOMS = (1.2, 1.4, 1.6, 1.8, 2.0, 2.5, 3.0)
+#: Correlation (:func:`zoomed`) from which one sample is the other zoomed: zooms of x1.3-3.0 give 0.98-1.00; cuts
+#: between unlike views 0.13-0.31, and 0.57 between two views letterboxed by bars a sixth of the picture high (the bars line up enlarged).
+ZOOM_CORR = 0.8
+#: Side, in ``FLOW_WIDTH``-scale pixels, of the blocks :func:`still_share` compares.
+STILL_BLOCK = 8
+#: Share of the picture whose detail stays put (:func:`still_share`) from which a widespread change is
+#: something large moving in front of the scene, not a cut.
+STILL_SHARE = 0.1
+#: Grey-histogram distance (:func:`_grey_distance`) below which two samples show the same content.
+SAME_HIST = 0.05
 #: Grey standard deviation (blurred) below which a sample is plain: it has no detail to correlate (a black frame).
 PLAIN_STD = 2.0
 #: Colour names, in alphabetical order (ties between equally common names go to the first); "" for none.
@@ -170,7 +184,13 @@ def scene_change(prev: np.ndarray, cur: np.ndarray, moved: np.ndarray) -> str | 
     when the two samples are the same picture once brightness and contrast are normalised (correlation of
     the blurred greys at least :data:`LIGHT_CORR`) and the mean moved by :data:`LIGHT_STEP` levels or more,
     and a cut when they are unlike under any global shift (correlation below :data:`CUT_CORR`, unshifted and
-    shifted by phase correlation's best, which a pan the camera check refused still passes). A plain sample
+    shifted by phase correlation's best, which a pan the camera check refused still passes) and nothing says
+    the scene stayed: not one sample the other zoomed (:func:`zoomed` under :data:`ZOOM_CORR`), not a tenth
+    of the picture's detail left as it was (:func:`still_share` under :data:`STILL_SHARE`: the scene behind a
+    large thing that moved), not the same greys in the same amounts (grey-histogram distance from
+    :data:`SAME_HIST`: a figure walking across a plain dark view). In doubt, it is motion: ``motion-5`` had
+    none of these three, and called zooms of x1.6 and more a sample, a 180-px box moving 140 px over a room
+    and a 140-px figure walking 120 px across a near-black view (320 x 240) cuts. A plain sample
     (a black frame) has no detail to compare: a mean jump to or from it is a change of light (a fade to
     black is not a cut), detail appearing or vanishing at the same brightness a cut. Anything else (many
     things moving) is left to the motion measurement.
@@ -197,7 +217,51 @@ def scene_change(prev: np.ndarray, cur: np.ndarray, moved: np.ndarray) -> str | 
                                b[max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)])
         if shifted >= CUT_CORR:
             return None
+    if zoomed(a, b) >= ZOOM_CORR or still_share(a, b) >= STILL_SHARE or _grey_distance(prev, cur) < SAME_HIST:
+        return None  # a zoom, a large thing moving over a scene that stays, the same content rearranged
     return "cut"
+
+
+def zoomed(a: np.ndarray, b: np.ndarray) -> float:
+    """The best brightness-normalised correlation of two blurred grey images when one is the other's centre
+    enlarged by one of :data:`ZOOMS` (a zoom in, or the other way a zoom out): a zoom has no global shift,
+    and from about x1.5 a sample it changes most of the picture (x1.6 and x2.0 read as cuts in ``motion-5``);
+    a zoom gives 0.98-1.00 at its own scale, a cut between two unlike views 0.13-0.31 at the best of them
+    (0.57 between two letterboxed ones, their black bars lined up)."""
+    h, w = a.shape
+    best = -1.0
+    for scale in ZOOMS:
+        cw, ch = round(w / scale), round(h / scale)
+        x, y = (w - cw) // 2, (h - ch) // 2
+        for small, big in ((a, b), (b, a)):
+            best = max(best, _correlation(cv2.resize(small[y:y + ch, x:x + cw], (w, h)), big))
+    return best
+
+
+def still_share(a: np.ndarray, b: np.ndarray) -> float:
+    """The share of the picture, in blocks of :data:`STILL_BLOCK` pixels, that has detail (grey standard
+    deviation over 3 levels in either image) and did not change (a mean difference under 4 levels): the
+    scene behind a large thing that moved stays (a 180-px box moving 140 px over a 320 x 240 room: 0.16),
+    while a cut to another view changes nearly every block with detail (0.00-0.013 over the tests' cuts).
+    Plain blocks do not count: black bars or a black sky stay put across a cut too."""
+    h, w = a.shape
+    n = STILL_BLOCK
+    still = 0
+    for y in range(0, h - n + 1, n):
+        for x in range(0, w - n + 1, n):
+            pa, pb = a[y:y + n, x:x + n], b[y:y + n, x:x + n]
+            if max(float(pa.std()), float(pb.std())) > 3 and float(np.abs(pa - pb).mean()) < 4:
+                still += 1
+    return still / max(1, (h // n) * (w // n))
+
+
+def _grey_distance(prev: np.ndarray, cur: np.ndarray) -> float:
+    """Bhattacharyya distance of two grey images' 32-bin histograms: under :data:`SAME_HIST` the two show
+    the same greys in the same amounts (a figure walking across a plain dark scene: 0.00-0.02), while
+    a cut to another view, even one as bright, changes them (0.07-0.99 over the tests' views)."""
+    hists = [cv2.normalize(cv2.calcHist([g], [0], None, [32], [0, 256]), None, 1.0, norm_type=cv2.NORM_L1)
+             for g in (prev, cur)]
+    return float(cv2.compareHist(hists[0], hists[1], cv2.HISTCMP_BHATTACHARYYA))
 
 
 def mean_flow(prev: np.ndarray, cur: np.ndarray, shift: tuple[float, float] | None,
@@ -598,6 +662,6 @@ class MotionDescriber:
 
 
 __all__ = ["CAMERA_EXTENT", "CAMERA_SPEED", "COLOUR_NAMES", "CUT_CORR", "FAST_CAMERA", "FLOW_WIDTH", "LIGHT_CORR",
-           "LIGHT_STEP", "MOTION_VERSION", "PLAIN_STD", "Appearance", "Motion", "MotionDescriber", "MotionStream",
+           "LIGHT_STEP", "MOTION_VERSION", "PLAIN_STD", "SAME_HIST", "STILL_BLOCK", "STILL_SHARE", "ZOOM_CORR", "ZOOMS", "Appearance", "Motion", "MotionDescriber", "MotionStream",
            "Sample", "colour_codes", "direction", "lined_up_extent", "mean_flow", "measure_motion", "motion_between",
-           "moving_thing", "place", "region_shift", "scene_change", "way_words"]
+           "moving_thing", "place", "region_shift", "scene_change", "still_share", "way_words", "zoomed"]

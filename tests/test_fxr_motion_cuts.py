@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from frame_describer.motion import Motion, Sample, measure_motion, motion_between, scene_change
+from frame_describer.motion import Motion, Sample, measure_motion, motion_between, scene_change, zoomed
 
 W, H, FPS = 320, 240, 10
 SQUARE = (220, 40, 40)
@@ -161,3 +161,77 @@ def test_scene_change_tells_a_cut_a_change_of_light_and_motion_apart():
 ])
 def test_a_change_is_said_as_such(change, text):
     assert Motion(change=change, camera="right", where="in the centre").text() == text
+
+
+# FX-R2 (reviewer RV-M on 88df3b3): a zoom has no global shift and a large mover cannot be aligned by one, so
+# motion-5 read zooms of x1.6 and x2.0 a sample, a 180-px box moving 140 px and a 140-px figure walking 120 px
+# across a near-black view as cuts ("Motion: none; the view cuts to another scene.").
+
+def _change(a: np.ndarray, b: np.ndarray) -> str | None:
+    motion, _ = motion_between(Sample.of(0, a), Sample.of(1, b))
+    return motion.change
+
+
+_WIDE = cv2.resize(_scene(3, 120, w=640), (640, 480))
+
+
+def _zoom(scale: float) -> np.ndarray:
+    """The wide view's centre, ``scale`` times enlarged to W x H (1.0: a 320 x 240 crop of the middle)."""
+    w, h = round(W / scale), round(H / scale)
+    x, y = 160 + (W - w) // 2, 120 + (H - h) // 2
+    return cv2.resize(_WIDE[y:y + h, x:x + w], (W, H))
+
+
+@pytest.mark.parametrize("scale", [1.6, 2.0, 2.5])
+def test_a_zoom_in_or_out_is_not_a_cut(scale):
+    assert _change(_zoom(1.0), _zoom(scale)) is None
+    assert _change(_zoom(scale), _zoom(1.0)) is None
+
+
+def test_a_large_box_moving_far_over_a_room_is_motion_not_a_cut():
+    bg = _zoom(1.0)
+    a, b = bg.copy(), bg.copy()
+    cv2.rectangle(a, (5, 30), (185, 210), (200, 30, 30), -1)
+    cv2.rectangle(b, (145, 30), (325, 210), (200, 30, 30), -1)
+    motion, _ = motion_between(Sample.of(0, a), Sample.of(1, b))
+    assert motion.moving_share > 0.4  # the change is widespread: scene_change looks at it
+    assert motion.change is None and motion.text() != "Motion: none; the view cuts to another scene."
+    assert motion.where is not None  # said as something moving
+
+
+def test_a_large_figure_walking_across_a_dark_view_is_motion_not_a_cut():
+    rng = np.random.default_rng(0)
+    noise = rng.integers(-3, 4, (H, W, 3))
+    a, b = np.full((H, W, 3), 12, np.uint8), np.full((H, W, 3), 12, np.uint8)
+    cv2.rectangle(a, (20, 40), (160, 220), (45, 45, 45), -1)
+    cv2.rectangle(b, (140, 40), (280, 220), (45, 45, 45), -1)
+    a, b = (np.clip(i.astype(np.int16) + noise, 0, 255).astype(np.uint8) for i in (a, b))
+    motion, _ = motion_between(Sample.of(0, a), Sample.of(1, b))
+    assert motion.moving_share > 0.4 and motion.change is None and motion.where is not None
+
+
+def test_cuts_between_as_bright_views_stay_cuts():
+    # their grey histograms are close (0.07-0.19) and no zoom lines them up (0.16-0.29): still cuts
+    for first, second, level in ((12, 13, 140), (14, 15, 60), (16, 17, 120)):
+        a, b = _scene(first, level), _scene(second, level)
+        assert zoomed(*(cv2.GaussianBlur(Sample.of(0, i).grey, (5, 5), 0).astype(np.float32) for i in (a, b))) < 0.5
+        assert _change(a, b) == "cut", (first, second)
+
+
+def test_a_zoom_video_has_no_cut(tmp_path):
+    # RV-M's end-to-end case: a 6-s zoom 1.0 -> 1.6 -> 2.2 -> 2.8 -> 3.4 (then still), described at 1 fps:
+    # motion-5 called the samples at 1 s and 2 s cuts, in the stream and in cv's own sentences
+    big = cv2.resize(_scene(11, 130, w=640), (640, 480))
+
+    def frame(t: float) -> np.ndarray:
+        s = 1.0 + 0.6 * min(t, 4)
+        w, h = int(640 / s), int(480 / s)
+        x, y = (640 - w) // 2, (480 - h) // 2
+        return cv2.resize(big[y:y + h, x:x + w], (W, H))
+
+    texts = _described(_write(tmp_path / "zoom.mp4", frame, 6))
+    assert len(texts) == 6
+    for t, text in texts.items():
+        assert "scene cut" not in text and "cuts to another scene" not in text, (t, text)
+    for t in (1, 2):  # the zoom changes most of the picture: said as motion
+        assert _stream(_at(texts, t)) != "Motion: nothing moves.", texts
