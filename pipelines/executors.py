@@ -101,7 +101,7 @@ def _failed(q: Query, exc: BaseException, *, paid_here: bool = True, stage: str 
     queries). ``stage`` is ``"reason"`` where the query paid for nothing else (its video described before it), else
     ``"paid"`` (:data:`PAID_ACROSS_STAGES`): the error carries one sum, its describe and its reasoning together."""
     rec: dict[str, Any] = {"qid": q.qid, "video": q.video, "query": q.query, "status": "failed", "error": _error(exc),
-                           **_error_counts(exc)}
+                           **(_error_counts(exc) if paid_here else {})}  # else on the video's record, once
     paid = _paid(exc) if paid_here else None
     if paid is not None:
         rec["usage"] = {stage: paid.model_dump(mode="json", exclude_none=True)}
@@ -118,11 +118,13 @@ def _described_counts(described: Any) -> dict[str, int]:
     return {"describe_calls": len(described.descriptions) - saved - reused, "describe_saved": saved}
 
 
-def _searched_counts(settings: dict[str, Any]) -> dict[str, int]:
+def _searched_counts(settings: dict[str, Any], key: str = "search") -> dict[str, int]:
     """A coarse-to-fine search's ``describe_calls`` and ``describe_saved`` (its ``calls`` and ``cached``: per request
     made, so frames an earlier query of the video described, ``known``, are not counted again), for its result:
-    such a video is described per query, its video record counts none."""
-    search = settings.get("search")
+    such a video is described per query, its video record counts none. ``key="described"``: a query-aware
+    describer's, the frames its describe sent and the cache gave (:class:`~pipelines.session.Session` records them,
+    free ones too)."""
+    search = settings.get(key)
     if not isinstance(search, dict) or "calls" not in search:
         return {}
     return {"describe_calls": int(search.get("calls") or 0), "describe_saved": int(search.get("cached") or 0)}
@@ -130,11 +132,15 @@ def _searched_counts(settings: dict[str, Any]) -> dict[str, int]:
 
 def _query_counts(res: Any, per_query: bool) -> dict[str, int]:
     """A result's ``describe_calls`` and ``describe_saved`` where its query described the video itself
-    (``per_query``): a search's (:func:`_searched_counts`); a query-aware describer's, the requests and cache hits
-    of its ``describe`` usage (one request a frame sent; skip-unchanged's reuses are neither), as a describe a
-    Ctrl-C stopped is counted (:func:`_unfinished`). Such a video's record counts none; each result said 0."""
+    (``per_query``): a search's (:func:`_searched_counts`); a query-aware describer's, the frames its describe sent
+    and the cache hits (``settings["described"]``: skip-unchanged's reuses are neither), as the agnostic describe
+    counts them, also for a describer that reports no usage (``cv``, a plug-in: their frames counted 0), else the
+    requests and cache hits of its ``describe`` usage. Such a video's record counts none; each result said 0."""
     counts = _searched_counts(res.settings)
     if counts or not per_query:
+        return counts
+    counts = _searched_counts(res.settings, "described")  # counted as the agnostic describe is (frames sent)
+    if counts:
         return counts
     described = res.usage.get("describe")
     if described is None:  # no describe usage: a describer that reports none (free, as ``cv``) counts no call
@@ -164,16 +170,17 @@ def _unfinished(task: Any, exc: BaseException, query: Query | None, started: flo
     frames it described and its reasoner's rounds in ``usage``: its calls and cache hits are those the interrupt
     carries (:func:`_error_counts`; they were left 0, and a resumed run, taking those frames from the cache, never
     counted them)."""
-    paid = _paid(exc)
-    if paid is None or not (paid.requests or paid.retried or paid.cost_usd):  # e.g. cache hits alone: nothing paid
-        return None
+    paid, counts = _paid(exc), _error_counts(exc)  # counts: the frames sent, free ones too (the session's)
+    if not counts.get("describe_calls") and (paid is None or not (paid.requests or paid.retried or paid.cost_usd)):
+        return None  # e.g. cache hits alone: nothing paid, no frame sent
+    paid = paid or Usage()
     rec: dict[str, Any] = {"video": task.video, "source": task.source, "describe_calls": 0, "describe_saved": 0,
                            "cost_usd": paid.cost_usd or 0.0, "usage": paid.model_dump(mode="json", exclude_none=True),
                            "error": None, "unfinished": True}
     if query is not None:
         rec["unfinished_query"] = query.qid
-    if searched:
-        rec.update(_error_counts(exc))
+    if searched or counts:
+        rec.update(counts)
     else:  # describer requests alone: the video's describe, or a query-aware describer's for its query
         rec.update(describe_calls=paid.requests, describe_saved=paid.cached)
     return rec | {"seconds": round(time.perf_counter() - started, 3)}
@@ -224,10 +231,13 @@ def _process_video(task: Any, config: Any, emit: Emit, session: Any, stop: threa
         raise
     except Exception as exc:  # the video failed: so do its queries, and the run goes on
         video_rec["error"] = _error(exc)
+        video_rec.update(_error_counts(exc))  # the frames sent before it failed (free ones too), as paid below
         paid = _paid(exc)  # e.g. a describe reply cut off at max_tokens: paid once for the video, not per query
-        if paid is not None:
-            video_rec["cost_usd"] = paid.cost_usd or 0.0
-            video_rec["usage"] = paid.model_dump(mode="json", exclude_none=True)
+        if paid is not None or video_rec["describe_calls"] or video_rec["describe_saved"]:
+            # usage even when none was paid (a free describer's calls): a record with calls and no usage is read as
+            # written before videos.jsonl held usage, one request a call (pipelines.runs.run_totals)
+            video_rec["cost_usd"] = (paid or Usage()).cost_usd or 0.0
+            video_rec["usage"] = (paid or Usage()).model_dump(mode="json", exclude_none=True)
         emit(("video", video_rec | {"seconds": round(time.perf_counter() - started, 3)}))
         for q in task.queries:
             emit(("result", _failed(q, exc, paid_here=False)))

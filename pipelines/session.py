@@ -40,7 +40,7 @@ from frame_describer import (DEFAULT_DESCRIBER, Describer, FrameDescription, Usa
 from frame_describer.descriptions_io import description_metadata, write_descriptions
 from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
 from vidground.errors import (ConfigurationError, InputError, NoCacheFolderError, PluginError, SessionClosedError,
-                              VideoDecodeError, keep_paid)
+                              VideoDecodeError, VidgroundError, keep_paid)
 from vidground import interrupts
 from vidground.registry import split_spec
 from vidground.files import printable
@@ -243,6 +243,48 @@ def _paid_now(video: Any, described: DescribedVideo) -> Usage:
     this session had described the video before (their cost was the calls' that made them: an eval counts an
     agnostic describe once, on the video's record)."""
     return described.usage if video is not None and described.usage.requests else Usage()
+
+
+def _frame_counts(descriptions: Sequence[FrameDescription], own: Any = None,
+                  cached: int | None = None) -> dict[str, int]:
+    """``{"calls": n, "cached": m}`` of a describe: the frames sent to the describer (each description but those the
+    description cache gave, ``cached``, by default the descriptions' ``usage.cached``, and skip-unchanged's reuses,
+    ``reused_from``) and the cache hits, whether or not the describer reports usage (``cv`` reports none); ``own``,
+    an error's own usage, adds the requests its describer paid and never handed over (answers in flight as it
+    failed)."""
+    if cached is None:
+        cached = sum(d.usage.cached for d in descriptions if d.usage is not None)
+    reused = sum((d.model_extra or {}).get("reused_from") is not None for d in descriptions)
+    own = own if isinstance(own, Usage) else Usage()
+    return {"calls": len(descriptions) - cached - reused + own.requests, "cached": cached + own.cached}
+
+
+@contextmanager
+def _counted(counts: Callable[[Any], dict[str, int]], stream: bool = False) -> Iterator[None]:
+    """An error or a Ctrl-C leaving the block carries ``described``, ``counts(own)`` (:func:`_frame_counts`), as
+    a search's does (:func:`pipelines.search.counted_on_error`): an eval counts the frames a failed describe, or a
+    query whose reasoner failed after its video was described, sent (they were 0, though paid). From a frame stream
+    (``stream``: enter it inside ``keep_paid``) the error's own usage is what its describer paid and never handed
+    over. One a search set is kept."""
+    try:
+        yield
+    except (VidgroundError, KeyboardInterrupt) as exc:
+        if not isinstance(getattr(exc, "described", None), dict):
+            own = getattr(exc, "usage", None) if stream else None
+            exc.described = counts(own)  # type: ignore[union-attr]
+        raise
+
+
+@contextmanager
+def _paid_and_counted(video: Any, described: DescribedVideo) -> Iterator[None]:
+    """:func:`keep_paid` with :func:`_paid_now` for an error raised after ``video`` was described (the reasoner
+    failed), and the frames describing it sent in this call (:func:`_counted`; none where it was described before
+    or given as descriptions)."""
+    now = video is not None and bool(described.seconds)  # recalled (seconds 0) or given: nothing described now
+    frames = described.descriptions if now else []
+    with keep_paid(lambda: _paid_now(video, described)), \
+            _counted(lambda _: _frame_counts(frames, cached=described.usage.cached if now else 0)):
+        yield
 
 
 def _no_text(descriptions: Sequence[FrameDescription]) -> list[str]:
@@ -918,7 +960,8 @@ class Session:
                 source = desc = MotionDescriber(source)
             out: list[FrameDescription] = []
             # a describer that fails at frame k: the error carries what frames 0..k-1 cost (an eval counts them)
-            with keep_paid(lambda: sum((d.usage for d in out if d.usage is not None), Usage())):
+            with keep_paid(lambda: sum((d.usage for d in out if d.usage is not None), Usage())), \
+                    _counted(lambda own: _frame_counts(out, own), stream=True):  # and the frames sent (free ones too)
                 for d in _progress(source.describe(frames, query=query), frames.planned, self.progress,
                                    f"describing {path.name}"):
                     out.append(d)
@@ -943,6 +986,8 @@ class Session:
         if self.skip_unchanged is not None:  # frames sent to the describer, answered by the cache, and those given
             sampling["skip_unchanged"] = {"threshold": self.skip_unchanged, "sent": sent,  # the last one's words
                                           "cached": usage.cached, "reused": reused}
+        if aware:  # described for this query alone, never remembered: what it sent is its own (an eval counts it)
+            sampling["described"] = {"calls": sent, "cached": usage.cached}
         described = DescribedVideo(video=str(path), duration=duration, step=step, describer=desc.name,
                                    settings=desc.settings(), descriptions=out, usage=usage, seconds=seconds,
                                    sampling=sampling, warnings=[*frames.warnings, *_no_text(out)])
@@ -1061,7 +1106,7 @@ class Session:
         described, transcript, timings = self._stage2_input(video, descriptions, query, descriptions_format,
                                                             clip_seconds, duration, "ground")
         started = time.perf_counter()
-        with keep_paid(lambda: _paid_now(video, described)), interrupts.doing("reasoning"):  # failed: describing paid
+        with _paid_and_counted(video, described), interrupts.doing("reasoning"):  # failed: describing paid
             result = _checked_ground(rsn, query, transcript)
         timings["reason"] = round(time.perf_counter() - started, 4)
         log.info("grounded %r with %s in %.2f s: %d interval(s)", query, rsn.name, timings["reason"],
@@ -1192,7 +1237,7 @@ class Session:
         described, transcript, timings = self._stage2_input(video, descriptions, question, descriptions_format,
                                                             clip_seconds, duration, "answer")
         started = time.perf_counter()
-        with keep_paid(lambda: _paid_now(video, described)), interrupts.doing("reasoning"):
+        with _paid_and_counted(video, described), interrupts.doing("reasoning"):
             result = _checked_result(rsn, answer_question(_as_called(rsn), question, transcript, choices), transcript,
                                      Answer, choices)
         timings["reason"] = round(time.perf_counter() - started, 4)
@@ -1224,7 +1269,7 @@ class Session:
         described, transcript, timings = self._stage2_input(video, descriptions, None, descriptions_format,
                                                             clip_seconds, duration, "events")
         started = time.perf_counter()
-        with keep_paid(lambda: _paid_now(video, described)), interrupts.doing("reasoning"):
+        with _paid_and_counted(video, described), interrupts.doing("reasoning"):
             result = _checked_result(rsn, find_events(_as_called(rsn), transcript, **options), transcript, Events)
         timings["reason"] = round(time.perf_counter() - started, 4)
         log.info("found %d event(s) with %s in %.2f s", len(result.events), result.reasoner or rsn.name,
@@ -1263,7 +1308,7 @@ class Session:
         if not any(e.text.strip() for e in transcript.entries):  # nothing to ground, answer or find events in
             reasons = sorted({str(r) for d in described.descriptions if (r := (d.model_extra or {}).get("empty_reply"))})
             why = f" (the describer's replies had no text: {', '.join(reasons)}; none was cached)" if reasons else ""
-            with keep_paid(lambda: _paid_now(video, described)):  # described (and paid for) with no words
+            with _paid_and_counted(video, described):  # described (and paid for) with no words
                 raise InputError(f"every description's text is empty{why}: nothing to ground, answer or find events "
                                  "in (describe the video again, or give descriptions that say what is seen)",
                                  path=descriptions if isinstance(descriptions, (str, os.PathLike)) else described.video)

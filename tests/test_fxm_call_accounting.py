@@ -29,6 +29,8 @@ from pipelines.report import run_spend, write_report
 from pipelines.runs import RunConfig, RunInterrupted, read_jsonl, run_eval, run_totals
 from temporal_reasoner import reasoners
 from vidground import interrupts
+from vidground.errors import ProviderError
+from vidground.types import FrameDescription
 
 register_fakes()
 
@@ -64,8 +66,9 @@ def config(tmp_path: Path, videos: Path, queries: list[str], **kw: Any) -> RunCo
     path = tmp_path / "ds.jsonl"
     path.write_text("".join(json.dumps({"qid": f"q{k}", "video": "static", "query": q, "duration": 20.0,
                                         "windows": [[8.0, 12.0]]}) + "\n" for k, q in enumerate(queries)))
-    return RunConfig(dataset="jsonl", dataset_path=str(path), videos=str(videos), describer="fxm-counting",
-                     reasoner="fxm-reasoner", concurrency=1, cache=str(tmp_path / "c.sqlite"), **kw)
+    kw = {"describer": "fxm-counting", **kw}
+    return RunConfig(dataset="jsonl", dataset_path=str(path), videos=str(videos), reasoner="fxm-reasoner",
+                     concurrency=1, cache=str(tmp_path / "c.sqlite"), **kw)
 
 
 def needs_sigint() -> None:
@@ -174,3 +177,120 @@ def test_a_failed_searchs_calls_are_counted(tmp_path, videos):
     again = run_eval(cfg, tmp_path / "run", retry_failed=True)
     assert COUNTS["frames"] == made
     assert (again.describe_calls_now, again.describe_saved_now, again.describe_calls) == (0, made, made)
+
+
+# -- FX-M2 (RV-L on 3574338): a failed query-aware query, a failed video describe, a describer with no usage --------
+
+class FailingAt6(Counting):
+    """The counting describer, failing (a ProviderError) at the 6th frame it is sent of each describe: that frame's
+    reply is never handed over (not paid), the 5 before it are; for a query-aware describe, only queries naming
+    BROKEN fail (with ``only_broken``)."""
+
+    name = "fxm-failing"
+    only_broken = False
+
+    def describe(self, frames, *, query=None):
+        for i, d in enumerate(super().describe(frames, query=query)):
+            if i == 5 and (not self.only_broken or (query and "BROKEN" in query)):
+                raise ProviderError("fake describer outage", status=503, retryable=True)
+            yield d
+
+
+class FailingAware(FailingAt6):
+    name = "fxm-failing-aware"
+    only_broken = True
+
+
+class NoUsage(Counting):
+    """The counting describer reporting no usage (a plug-in's free describer): every description's ``usage`` None."""
+
+    name = "fxm-nousage"
+
+    def describe(self, frames, *, query=None):
+        for d in super().describe(frames, query=query):
+            yield FrameDescription(t=d.t, text=d.text, model="plug")
+
+
+class FreeFailing(FailingAt6, NoUsage):
+    """Failing at the 6th frame, and reporting no usage."""
+
+    name = "fxm-free-failing"
+
+
+describers.register("fxm-failing", FailingAt6)
+describers.register("fxm-free-failing", FreeFailing)
+describers.register("fxm-failing-aware", FailingAware)
+describers.register("fxm-nousage", NoUsage)
+
+
+def test_a_query_aware_query_whose_reasoner_failed_counts_its_calls(tmp_path, videos):
+    """The second query's reasoner fails after its 20 frames were described (and paid): its failed record counts
+    them (it said none: 20 of the 40 sent were counted); a --retry-failed rerun describes them again (a query-aware
+    describer's are not cached) and counts those too: every frame the describer got, once."""
+    cfg = config(tmp_path, videos, ["frame at 10.0", "frame at FAIL"], describer_options={"mode": "aware"})
+    summary = run_eval(cfg, tmp_path / "run")
+    assert COUNTS["frames"] == 40 and summary.failed == 1
+    failed = read_jsonl(tmp_path / "run" / "results.jsonl")[1]
+    assert (failed["status"], failed["describe_calls"], failed["describe_saved"]) == ("failed", 20, 0)
+    assert failed["usage"]["paid"]["requests"] == 20
+    assert summary.describe_calls == summary.describe_calls_now == 40
+    assert run_totals(tmp_path / "run")["describe_calls"] == 40
+    again = run_eval(cfg, tmp_path / "run", retry_failed=True)
+    assert COUNTS["frames"] == 60
+    assert (again.describe_calls_now, again.describe_calls) == (20, 60)
+    assert run_totals(tmp_path / "run")["describe_calls"] == 60
+
+
+def test_a_query_aware_describe_that_failed_counts_the_frames_it_paid(tmp_path, videos):
+    """The describer fails at the second query's 6th frame: the 5 before it were paid and are calls of the failed
+    record (it said none: 20 of 25 paid were counted)."""
+    cfg = config(tmp_path, videos, ["frame at 10.0", "frame BROKEN 2.0"], describer="fxm-failing-aware",
+                 describer_options={"mode": "aware"})
+    summary = run_eval(cfg, tmp_path / "run")
+    failed = read_jsonl(tmp_path / "run" / "results.jsonl")[1]
+    assert (failed["status"], failed["error"]["type"]) == ("failed", "ProviderError")
+    assert (failed["describe_calls"], failed["usage"]["paid"]["requests"]) == (5, 5)
+    assert summary.describe_calls == run_totals(tmp_path / "run")["describe_calls"] == 25
+    assert run_totals(tmp_path / "run")["requests"] == 25 + 1  # and the first query's reasoner's
+
+
+def test_a_failed_video_describe_counts_its_calls_on_the_video_record(tmp_path, videos):
+    """An agnostic describe failing at the 6th frame: the video record counts the 5 paid frames as calls (it said 0
+    beside usage.requests 5), once: its failed queries count none of them."""
+    cfg = config(tmp_path, videos, ["frame at 10.0", "frame at 2.0"], describer="fxm-failing")
+    summary = run_eval(cfg, tmp_path / "run")
+    (video,) = read_jsonl(tmp_path / "run" / "videos.jsonl")
+    assert (video["error"]["type"], video["describe_calls"], video["usage"]["requests"]) == ("ProviderError", 5, 5)
+    results = read_jsonl(tmp_path / "run" / "results.jsonl")
+    assert [r["status"] for r in results] == ["failed", "failed"]
+    assert all(not r.get("describe_calls") for r in results)
+    assert summary.describe_calls == 5
+    totals = run_totals(tmp_path / "run")
+    assert (totals["describe_calls"], totals["requests"]) == (5, 5)
+
+
+@pytest.mark.parametrize("describer", ["fxm-nousage", "cv"])
+def test_query_aware_calls_are_frames_sent_as_agnostic_ones(tmp_path, videos, describer):
+    """A describer that reports no usage (a plug-in's, the built-in cv) counts the frames it was sent in mode aware
+    as in mode agnostic (20 agnostic, 0 aware though 40 were sent): 20 once for the video, 20 a query aware."""
+    queries = ["frame at 10.0", "frame at 2.0"]
+    counted = {}
+    for mode in ("agnostic", "aware"):
+        (tmp_path / mode).mkdir()
+        cfg = config(tmp_path / mode, videos, queries, describer=describer, describer_options={"mode": mode})
+        counted[mode] = run_eval(cfg, tmp_path / mode / "run").describe_calls
+        assert run_totals(tmp_path / mode / "run")["requests"] == 2  # the reasoner's alone: the describer is free
+    assert counted == {"agnostic": 20, "aware": 40}
+    if describer == "fxm-nousage":
+        assert COUNTS["frames"] == 60
+
+
+def test_a_free_describer_that_failed_pays_no_request(tmp_path, videos):
+    """A failed describe's calls with no usage (the describer reports none) are calls, not requests: the video
+    record's usage says nothing paid, and the folder counts no request for them (a record with calls and no usage
+    is read as one written before usage was kept, one request a call)."""
+    run_eval(config(tmp_path, videos, ["frame at 10.0"], describer="fxm-free-failing"), tmp_path / "run")
+    (video,) = read_jsonl(tmp_path / "run" / "videos.jsonl")
+    assert video["describe_calls"] == 5 and not video["usage"].get("requests")
+    totals = run_totals(tmp_path / "run")
+    assert (totals["describe_calls"], totals["requests"]) == (5, 0)
