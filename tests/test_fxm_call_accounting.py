@@ -294,3 +294,16 @@ def test_a_free_describer_that_failed_pays_no_request(tmp_path, videos):
     assert video["describe_calls"] == 5 and not video["usage"].get("requests")
     totals = run_totals(tmp_path / "run")
     assert (totals["describe_calls"], totals["requests"]) == (5, 0)
+
+
+def test_a_free_query_aware_describe_stopped_by_ctrl_c_counts_its_calls(tmp_path, videos):
+    """A Ctrl-C at the second query's 5th frame of a describer reporting no usage: nothing was paid, but 5 frames
+    were sent; the unfinished record counts them (none was written: the folder said 20 of 25), with no request."""
+    needs_sigint()
+    cfg = config(tmp_path, videos, ["frame at 10.0", "frame at 2.0"], describer="fxm-nousage",
+                 describer_options={"mode": "aware"})
+    assert interrupted(cfg, tmp_path / "run", 25) == 25
+    (unfinished,) = [v for v in read_jsonl(tmp_path / "run" / "videos.jsonl") if v.get("unfinished")]
+    assert (unfinished["unfinished_query"], unfinished["describe_calls"]) == ("q1", 5)
+    totals = run_totals(tmp_path / "run")
+    assert (totals["describe_calls"], totals["requests"]) == (25, 1)  # and the first query's reasoner's
