@@ -282,8 +282,8 @@ MAX_ANSWERS = 16
 def _values(stripped: str, limit: int = MAX_ANSWERS) -> list[tuple[Any, str, bool, int]]:
     """The JSON values in ``stripped`` (a reply, its reasoning blocks left out), in order, each with the prose
     between it and the value before (or the start), whether it is in the prose after the last fenced block
-    (read when the fenced blocks hold values), and the number of the part it was read in (a fenced block, the prose
-    after the last, or the whole text): see :func:`json_candidates`."""
+    (read when the fenced blocks hold values), and the number of the part it was read in (0: the whole text; from
+    1 on: a fenced block, or the prose after the last): see :func:`json_candidates`."""
     stripped = stripped.strip()
     if not stripped:
         raise ReplyError("the answer was empty")
@@ -309,7 +309,8 @@ def _values(stripped: str, limit: int = MAX_ANSWERS) -> list[tuple[Any, str, boo
                     text = src[span[0]:span[1]]
                     if not _PROSE_SPAN.fullmatch(text) or _SCALAR.fullmatch(text, 1, len(text) - 1):
                         try:  # (a quoted transcript line "[12.0-15.0] a man enters" is prose: not decoded)
-                            found.append((_loads(text), lead + src[prev:span[0]], after, block))
+                            found.append((_loads(text), lead + src[prev:span[0]], after,
+                                          block + 1 if fenced and sources is fenced else block))
                             lead, prev = "", span[1]
                         except ReplyError as exc:  # prose like "[it's here]" before the JSON: try the next span
                             error = error or exc
@@ -419,6 +420,9 @@ _NAMES_CORRECTION = re.compile(
     r"|changed\s+my\s+mind|missed|forgot\w*|korrektur|korrigier\w*|richtige\w*|geirrt|falsch|corrig\w*|bonne"
     r"|tromp[ée]\w*|erreur|correcci[oó]n|correct[oa]|equivoqu\w*|error)\b|更正|纠正|正确|不对|应该|訂正|修正|正しい|間違",
     re.I)
+#: Words by which a label says a part of the answer is dropped ("Let me drop the second interval:", "Removing the
+#: weak one:"): with a label they narrow the answer to the part after them (:func:`_label_narrows`).
+_DROPS = re.compile(r"\b(?:drop(?:s|ped|ping)?|remov(?:e|es|ed|ing))\b", re.I)
 #: A label that is a conclusion alone ("So:", "Therefore:").
 _CONCLUSION = re.compile(r"(?:so|thus|therefore|hence)\s*[:\uff1a=]?", re.I)
 #: What ends a label: a colon (a full-width one too), an arrow, an equals sign.
@@ -482,18 +486,34 @@ def _later_word(prose: str) -> bool:
             or (len(last.split()) <= 4 and _correction(prose)))
 
 
+def _fenced_remark(prose: str) -> bool:
+    """Whether ``prose``, the text before the last fenced block after the fenced answer, makes its value a remark
+    rather than the model's later word: a label naming neither an answer nor a correction ("For comparison, the
+    drinking happens at:", "Runner-up:") or a hedge (:func:`_hedged`), unless :func:`_later_word` gives it as the
+    later word ("Final answer:", "Revised answer:", "Let me fix that:"). A statement without a label ("Hmm, that's
+    too wide; the pouring starts at 12.") or nothing between the blocks says nothing against the later block."""
+    if _later_word(prose):
+        return False
+    return prose.rstrip().rstrip(_DECOR).endswith(_LABEL_END) or _hedged(prose)
+
+
 def _label_narrows(prose: str) -> bool:
     """Whether ``prose`` ends with a label making the value after it the answer when it is a part of the last one:
     :data:`_NARROWING`, markdown, a parenthesis or an arrow aside ("**Final Answer:**", "Final answer (JSON):",
-    "Final answer -> "), or a short label naming the answer ("So my answer:", "The answer is:", "Endgültige
-    Antwort:", "最终答案：", "最終的な答え：", the last clause of a longer sentence: "..., so the answer is:") that no
-    hedge in its sentence qualifies."""
+    "Final answer -> "), a label whose sentence names a correction (:data:`_NAMES_CORRECTION`, :data:`_CORRECTION`)
+    or a part dropped (:data:`_DROPS`) and no hedge qualifies ("Revised:", "Corrected (dropping the second
+    interval):", "Updated, without the weak interval:", "Let me drop the second interval:"), or a short label
+    naming the answer ("So my answer:", "The answer is:", "Endgültige Antwort:", "最终答案：", "最終的な答え：", the
+    last clause of a longer sentence: "..., so the answer is:") that no hedge in its sentence qualifies."""
     sentences = _sentences(prose.rstrip(_DECOR))
     if not sentences:
         return False
     last = sentences[-1].strip(_DECOR + "#-")
     if _NARROWING.search(_LABEL_NOISE.sub("", last)) or _NARROWING.search(last):
         return True
+    if _labelled(prose) and not _HEDGE.search(last) and (_NAMES_CORRECTION.search(last) or _CORRECTION.search(last)
+                                                         or _DROPS.search(last)):
+        return True  # "Revised (removing the weak interval):", "Updated, without ...:", "Let me drop the second:"
     clause = re.split(r"[,;\uff0c\u3001]", last)[-1]  # "The query asks for the first pour, so the answer is:"
     return (_labelled(prose) and len(clause.split()) <= 6 and _ANSWER_WORD.search(clause) is not None
             and not _HEDGE.search(last))
@@ -536,7 +556,7 @@ _ITEM_KEYS = ("start", "start_time", "begin")
 
 
 def _listed_items(values: list[tuple[Any, str, bool, int]],
-                  check: Callable[[Any], Any]) -> list[tuple[Any, str, bool]]:
+                  check: Callable[[Any], Any]) -> list[tuple[Any, str, bool, int]]:
     """``values`` (:func:`_values`) with each run of two or more single items written one per line in one part of the
     reply (objects with a start, such as an interval or an event, apart only by line breaks and list markers:
     "1. {"start": 10, "end": 15}\n2. {"start": 17, "end": 21}", JSON lines) as one list, when ``check`` accepts the
@@ -546,7 +566,7 @@ def _listed_items(values: list[tuple[Any, str, bool, int]],
         return (isinstance(value, dict) and any(k in value for k in _ITEM_KEYS)
                 and not any(isinstance(v, (list, dict)) for v in value.values()))
 
-    out: list[tuple[Any, str, bool]] = []
+    out: list[tuple[Any, str, bool, int]] = []
     k = 0
     while k < len(values):
         j = k + 1
@@ -561,10 +581,10 @@ def _listed_items(values: list[tuple[Any, str, bool, int]],
             except ReplyError:
                 j = k + 1
             else:
-                out.append((run, values[k][1], values[k][2]))
+                out.append((run, *values[k][1:]))
                 k = j
                 continue
-        out.append(values[k][:3])
+        out.append(values[k])
         k = j
     return out
 
@@ -612,8 +632,12 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
     mistake ..., the other candidate is {...}", "Alternatively, ...", "For example, ...") or neither holds (:func:`
     _later_word`); commentary is left out with a warning naming it, unless the fenced blocks hold no valid value
     but format echoes. A flat pair there counts as a whole answer when introduced as a correction ("Wait, ...
-    Final: [17, 21]"). Warnings say which value was used when others (not quotes nor
-    commentary) differ. A reply whose valid value comes
+    Final: [17, 21]"). The last fenced block after the fenced answer is read so too, unless nothing or a statement
+    without a label stands before it (:func:`_fenced_remark`: "For comparison, the drinking happens at:" makes it a
+    remark), and in a reply with no fenced block a value after the answer that the sentences before hedge ("I
+    excluded {...} because ...") is commentary. Warnings say which value was used when others (not quotes nor
+    commentary) differ, and name a part of the answer in its own fence or after a label ending its line that was
+    read as a quote, not a narrowing, unless the parts after the answer name all of it. A reply whose valid value comes
     before a stray closing ``</think>`` tag uses it (with a warning) only when it opens the reply (nothing or a
     short label such as "Answer:" or "**Answer:**" before it); otherwise all before the tag is reasoning
     (DeepSeek-R1's template opens the block in the prompt) and the reply has no answer (nothing after the tag:
@@ -636,10 +660,10 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
                 raise ReplyError("the JSON before your closing </think> tag was taken as reasoning, not as the "
                                  "answer; give the answer after the tag")
             continue
-        valid: list[tuple[Any, str, Any, bool]] = []
-        for value, prose, after in _listed_items(values, check):
+        valid: list[tuple[Any, str, Any, bool, int]] = []
+        for value, prose, after, block in _listed_items(values, check):
             try:
-                valid.append((check(value), prose, value, after))
+                valid.append((check(value), prose, value, after, block))
             except ReplyError as exc:
                 first_error = first_error or exc
                 if full(value):
@@ -656,8 +680,18 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
         aside = [v[3] and not _later_word(v[1]) for v in valid]
         if all(aside[k] or echo[k] for k in every):  # ... while the fenced blocks hold a valid answer, not an echo
             aside = [False] * len(valid)
+        # ... or a part of the answer after a label narrowing it ("Let me drop the second interval:"), decided below
+        dropping = [aside[k] and _label_narrows(valid[k][1]) for k in every]
+        aside = [aside[k] and not dropping[k] for k in every]
         items = [spans(v[0]) if spans else None for v in valid]
+        # a value opening the last fenced block holding a valid value, after the first (not the prose after the
+        # last block): a block after it would be the model's next word ("Hmm, or maybe: {B} No, the first one is
+        # right: {A}")
+        last_block = max((v[4] for v in valid if v[4] > 0 and not v[3]), default=0)
+        opens = [v[4] == last_block > 0 and not v[3] and (k == 0 or valid[k - 1][4] != v[4])
+                 for k, v in enumerate(valid)]
         quote = [False] * len(valid)
+        quoted: list[int | None] = [None] * len(valid)  # the answer a quote is a part of
         last: int | None = None  # the last kept whole answer (not an echo)
         opened: int | None = None  # the first part of it after it that a label narrows to
         for k in every:
@@ -671,12 +705,22 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
             # explanation; a part named before it, "The segment B shows drinking", is no summary)
             part = (mine is not None and theirs is not None
                     and (mine <= theirs or (loose is not None and loose(mine) < loose(theirs))))
+            revert = any(items[j] == mine is not None and not (aside[j] or quote[j] or echo[j]) for j in range(k))
+            if not part and (dropping[k] or last is not None and not revert and (
+                    (opens[k] and _fenced_remark(valid[k][1]))
+                    or (valid[k][4] == 0 and _hedged(valid[k][1]) and not _later_word(valid[k][1])))):
+                # the last fenced block after the fenced answer is its correction only as the prose after it
+                # is (:func:`_fenced_remark`); in a reply with no fenced answer, a value the sentences before hedge
+                # after the answer is commentary too ("Answer: {A} Reasoning: ... I excluded {B} because ...");
+                # an earlier answer repeated is a revert to it ("No, the first one is right:")
+                aside[k] = True
+                continue
             narrowed = False
             if part and mine != theirs and _label_narrows(valid[k][1]):
                 opened = k if opened is None else opened
                 narrowed = not _parts_cover(items, last, opened, loose)
             if part and not narrowed:
-                quote[k] = True
+                quote[k], quoted[k] = True, last
             elif whole_k[k] and not echo[k]:
                 last, opened = k, None
         tier = [2 * (not whole_k[k]) + echo[k] for k in every]  # whole answers, whole echoes, fragments, echoed ones
@@ -699,8 +743,22 @@ def choose_answer(text: str, check: Callable[[Any], Any], *, full: Callable[[Any
                   and not (items[k] is not None and items[pick] is not None and items[k] <= items[pick])]
         if asides:  # an example or a rejected candidate after the answer: said, as the reading may be wrong
             shown = f": {', '.join(brief(valid[k][0]) for k in asides)}" if brief else ""
-            notes.append(f"left out {len(asides)} value(s) in the prose after the fenced answer, read as commentary "
+            notes.append(f"left out {len(asides)} value(s) after the answer, read as commentary "
                          f"(an alternative, an example or a rejected candidate), not as a correction{shown}")
+        blocks = [v[4] for v in valid if v[4] > 0 and not v[3]]
+
+        def explained(k: int) -> bool:  # the answer's parts named after it cover it: an explanation, not a narrowing
+            whole = quoted[k]
+            return whole is not None and _parts_cover(items, whole, min(j for j in every if quoted[j] == whole), loose)
+
+        parts = [k for k in every if quote[k] and valid[k][0] != chosen and items[k] != items[pick]
+                 and ((valid[k][4] > 0 and not valid[k][3] and blocks.count(valid[k][4]) == 1)
+                      or re.search(r"[:\uff1a=][\s*_`>]*\n[ \t>`]*$", valid[k][1]) is not None)
+                 and not explained(k)]
+        if parts:  # a part given its own fence or label, read as a quote, may have been meant to narrow the answer
+            shown = f": {', '.join(brief(valid[k][0]) for k in parts)}" if brief else ""
+            notes.append(f"left out {len(parts)} value(s) after the answer that name a part of it, read as quotes of "
+                         f"it, not as a narrowing (no label naming a correction or an answer before them){shown}")
         if n:
             notes.append("the only answer came before a closing </think> tag that no <think> opened; used it")
         return chosen, notes
