@@ -16,9 +16,12 @@ A time style is named by a short spec string, the one value the API, the CLI and
     the sampled frame whose span holds its time ``k / FPS``;
   - without ``FPS``, on a regular grid (every sampled frame within a tenth of a step of ``t0 + n x step``,
     ``t0`` the first frame's offset into its step: 0 at 1 fps, 0.25 s at 2 fps sampled mid-step, 1 s for
-    2-s clip captions, 1.498 s for ``--num-frames 8`` of a 23.97-s video), the steps from ``t0``: frame ``k``
+    2-s clip captions, 1.502 s for ``--num-frames 8`` of a 23.97-s video), the steps from ``t0``: frame ``k``
     is at ``t0 + k x step`` (the prompt says so), the numbers run from 0 to the last sampled frame's, and a
-    number in a gap (frames skipped as unchanged) is read as the frame whose span holds ``t0 + k x step``;
+    number in a gap (frames skipped as unchanged) is read as the frame whose span holds ``t0 + k x step``.
+    The step is a round rate's where it holds every frame, else the transcript's, else the one fitted to the
+    frames, as samples snapped to the video's own frames have a median gap that is not their mean step (a
+    29.97-fps video at 1 fps: gaps of 1.001 and 0.968 s, the transcript's step 1.001 s, the grid's 1 s);
   - without ``FPS`` elsewhere (a variable frame rate: a scene-cut sampler, captions of uneven clips,
     coarse-to-fine refinement), the sampled frames counted in order, ``0`` to ``N - 1``; the prompt's note
     lists each frame's time, as no one rate is true of every frame.
@@ -308,8 +311,8 @@ class _Frames:
         grid = _grid_numbers(times, transcript.step)
         if grid is None:
             return cls(spans, tuple(range(len(spans))), None, 0.0, len(spans) - 1)
-        origin, numbers = grid
-        return cls(spans, numbers, 1.0 / transcript.step, origin, numbers[-1])
+        step, origin, numbers = grid
+        return cls(spans, numbers, 1.0 / step, origin, numbers[-1])
 
     def span(self, k: int) -> tuple[float, float]:
         """Where number ``k``'s sampled frames start and end; a number that names none is the frame whose span
@@ -323,7 +326,39 @@ class _Frames:
         return self.spans[named[0]][1], self.spans[named[-1]][2]
 
 
-def _grid_numbers(times: list[float], step: float) -> tuple[float, tuple[int, ...]] | None:
+def _grid_numbers(times: list[float], step: float) -> tuple[float, float, tuple[int, ...]] | None:
+    """(the grid's step, ``t0``, each frame's number) where the frames lie on a regular grid, else None.
+
+    A video's frames are snapped to its own frames, so at 29.97 or 23.976 fps the recorded step (the median gap,
+    1.001 s at 1 fps) is not the mean one (1 s): a frame's distance from ``n x step`` grows by 0.001 step a frame,
+    past the tolerance near frame 100. So each gap is counted in recorded steps (at least one), the step is fitted
+    by least squares to the frames' times against those counts, and the grid (:func:`_on_grid`, the same counts)
+    is the first to hold every frame of: the fitted rate rounded to a whole number, 1 or 2 decimals where that is
+    within 0.2% of the fit (1 fps, not 0.999 from a chunk of 1.001-s gaps, so a chunk numbers its frames as the
+    whole video does), the recorded step, the fitted step.
+    """
+    counts = [0]
+    for a, b in zip(times, times[1:]):
+        n = round((b - a) / step)
+        if n < 1:
+            return None
+        counts.append(counts[-1] + n)
+    fitted = step
+    if counts[-1] > 0:
+        mean_c, mean_t = sum(counts) / len(counts), sum(times) / len(times)
+        fitted = (sum((c - mean_c) * (t - mean_t) for c, t in zip(counts, times))
+                  / sum((c - mean_c) ** 2 for c in counts))
+    if not fitted > 0:
+        return None
+    rounded = [1.0 / r for r in (round(1.0 / fitted, d) for d in range(3)) if r > 0]
+    for candidate in [c for c in rounded if abs(c - fitted) <= 0.002 * fitted] + [step, fitted]:
+        grid = _on_grid(times, candidate)
+        if grid is not None and all(n - grid[1][0] == c for n, c in zip(grid[1], counts)):  # not a finer grid
+            return (candidate, *grid)
+    return None
+
+
+def _on_grid(times: list[float], step: float) -> tuple[float, tuple[int, ...]] | None:
     """(``t0``, each frame's number) where every time is within :data:`_GRID_TOLERANCE` of a step of
     ``t0 + n x step`` and the numbers rise (``t0``: the first frame's offset into its step, 0 when within the
     tolerance of it, so a chunk of a video numbers its frames as the whole does); else None."""

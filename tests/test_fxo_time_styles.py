@@ -18,7 +18,7 @@ from temporal_reasoner.parsing import ReplyError, parse_reply
 from temporal_reasoner.qa import run_answer
 from temporal_reasoner.structured import ChatReply, run_structured
 from temporal_reasoner.timestyles import TimeFormat
-from temporal_reasoner.transcript import Transcript
+from temporal_reasoner.transcript import Transcript, infer_step
 from vidground.errors import OutputValidationError
 from vidground.types import FrameDescription, Usage
 
@@ -210,3 +210,41 @@ def test_chat_events_at_the_videos_rate_meet_and_cover_the_video():
                      reasoner_options={"base_url": srv.base_url, "api_key": "x", "time_style": "frames:25"})
     spans = [(e.start, e.end) for e in sorted(res.events, key=lambda e: e.start)]
     assert spans == [(0.0, 11.5), (11.5, 14.5), (14.5, 24.0)]  # before: (0, 11.02), (11.98, 14.02), (14.98, 24)
+
+
+#: (the video's rate, the sampling rate, the number of sampled frames): NTSC-rate videos, each sample snapped to
+#: the video's own frame, as the decoder gives it, past the frame where the median gap's grid drifted off
+NTSC = [(30000 / 1001, 1.0, 600), (24000 / 1001, 2.0, 400), (30000 / 1001, 2.0, 300), (24000 / 1001, 1.0, 300),
+        (24000 / 1001, 0.5, 300)]
+
+
+def _ntsc(video_fps: float, rate: float, n: int) -> Transcript:
+    times = _snapped([k / rate for k in range(n)], video_fps)
+    # the step the session records: the median gap (1.001 s at 1 fps: most gaps are 30 of 29.97 frames)
+    return Transcript.from_descriptions([FrameDescription(t=t, text=f"scene {i * 2 // 5}")
+                                         for i, t in enumerate(times)], duration=n / rate, step=infer_step(times))
+
+
+@pytest.mark.parametrize("video_fps,rate,n", NTSC, ids=["29.97 at 1 fps", "23.976 at --fps 2",
+                                                        "29.97 at --fps 2", "23.976 at 1 fps", "23.976 at --fps 0.5"])
+def test_frames_on_an_ntsc_rate_video_stay_on_the_sampling_grid(video_fps, rate, n):
+    # before: each frame checked against n x 1.001 s lost the grid near frame 100 (100 s at 29.97 and 1 fps, 60 s
+    # at --fps 2, 110 s at 23.976), and the note said the frames were "not evenly spaced" listing each one's time
+    # (10,683 characters for 10 minutes at 1 fps)
+    t = _ntsc(video_fps, rate, n)
+    assert t.step == pytest.approx(1.001 / rate)
+    f = TimeFormat.parse("frames")
+    note, lines = f.note(t), _LINE.findall(f.render(t))
+    assert f.frame_rate(t) == rate  # the sampling rate, not 1/1.001 nor a finer grid (1 fps for 0.5)
+    assert "not evenly spaced" not in note and len(note) < 250, note
+    at = _note_times(note)
+    for e, (a, b, _) in zip(t.entries, lines):  # the note's rule puts every frame within a tenth of a step
+        assert at(int(a)) == pytest.approx(e.times[0], abs=0.1 / rate) and at(int(b)) == pytest.approx(
+            e.times[-1], abs=0.1 / rate)
+    assert (int(lines[0][0]), int(lines[-1][1]), f.last(t)) == (0, n - 1, n - 1)
+    for e in [*t.entries[::20], t.entries[-1]]:  # a perfect model's reply is exactly the line's span
+        r = run_structured(PerfectModel(e.text), "q", t, reasoner_name="t", response_formats=["text"],
+                           time_style="frames", max_attempts=1)
+        assert (r.intervals[0].start, r.intervals[0].end) == pytest.approx((e.start, e.end), abs=1e-9)
+    chunk = t.model_copy(update={"entries": t.entries[100:140]})  # as context.py cuts a long transcript
+    assert f.render(chunk).splitlines() == f.render(t).splitlines()[100:140]
