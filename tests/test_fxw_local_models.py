@@ -23,6 +23,8 @@ from vidground.types import FrameDescription, Interval  # noqa: E402
 from temporal_reasoner.llamacpp_reasoner import LlamaCppReasoner  # noqa: E402
 from temporal_reasoner.transcript import Transcript  # noqa: E402
 
+from test_llamacpp_reasoner import transcript  # noqa: E402  (the same 12-line transcript)
+
 ANSWER = '{"intervals": [{"start": 4.0, "end": 7.0, "score": 0.9}]}'
 ECHO = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}<|assistant|>"
 
@@ -76,12 +78,6 @@ class FakeLlama:
                 self.inside -= 1
         return {"choices": [{"text": text, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": len(prompt), "completion_tokens": len(text)}}
-
-
-def transcript(n: int = 12) -> Transcript:
-    return Transcript.from_descriptions(
-        [FrameDescription(t=float(i), text=f"a person {'opens the door' if 4 <= i < 7 else 'reads'} ({i % 2})")
-         for i in range(n)])
 
 
 # --- 1. one lock per shared model ------------------------------------------------------------------------------
