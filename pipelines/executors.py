@@ -113,9 +113,10 @@ def _described_counts(described: Any) -> dict[str, int]:
     """A described video's ``describe_calls`` (frames sent to the describer) and ``describe_saved`` (frames the
     description cache gave): a frame skip-unchanged answered with the last sent one's description (``reused_from``)
     is neither (it was counted as a call: 72 made where 27 were sent, at --fps 2 --skip-unchanged 2)."""
-    saved = described.usage.cached  # cache hits carry Usage(cached=1)
-    reused = sum((d.model_extra or {}).get("reused_from") is not None for d in described.descriptions)
-    return {"describe_calls": len(described.descriptions) - saved - reused, "describe_saved": saved}
+    from .session import _frame_counts  # the session's rule, one place (imported here as session_for does)
+
+    counts = _frame_counts(described.descriptions, cached=described.usage.cached)  # cache hits carry cached=1
+    return {"describe_calls": counts["calls"], "describe_saved": counts["cached"]}
 
 
 def _searched_counts(settings: dict[str, Any], key: str = "search") -> dict[str, int]:
