@@ -7,7 +7,9 @@ key (describers and reasoners alike) the same :class:`RateLimiter`, so eval work
 the two stages share one budget; the tightest limits any of them set apply to all, for as long as one is open: a
 backend that passes ``owner=`` holds its limits until :func:`release_limits` (its ``close()``, which a session's
 ``close()`` calls) or until it is garbage-collected; then the limits are those the backends still open hold, and
-none once the last is closed, so a long-running service's next session starts from its own. A request reserves its *estimated* tokens
+none once the last is closed, so a long-running service's next session starts from its own limits, though not from an
+empty window: the requests sent in the last minute still count against them (the provider counts them too). A request
+reserves its *estimated* tokens
 before it leaves; :meth:`Reservation.settle` replaces the estimate with the tokens the server
 reported, so the budget tracks reality.
 """
@@ -117,12 +119,22 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.rpm is not None or self.tpm is not None
 
+    def _expire(self, now: float) -> None:
+        """Drop the reservations that have left the window (the caller holds ``_lock``)."""
+        while self._window and now - self._window[0].t >= self.window_s:
+            self._window.popleft()
+
+    def _recent(self) -> list[Reservation]:
+        """The reservations still in the window: the requests that count against the limits now."""
+        with self._lock:
+            self._expire(self._clock())
+            return list(self._window)
+
     def _try(self, tokens: int) -> tuple[Reservation | None, float]:
         """Reserve now, or say how long to wait before trying again."""
         with self._lock:
             now = self._clock()
-            while self._window and now - self._window[0].t >= self.window_s:
-                self._window.popleft()
+            self._expire(now)
             wait = 0.0
             if self.rpm is not None and len(self._window) >= self.rpm:
                 idx = len(self._window) - int(self.rpm)
@@ -185,6 +197,12 @@ class RateLimiter:
 
 _SHARED: dict[tuple[object, ...], RateLimiter] = {}
 _SHARED_LOCK = threading.Lock()
+#: limiters forgotten when their last hold was released, kept for the requests they let go in the last window: the
+#: provider still counts those, so the next limiter for the key (a new session of a service, a second ``ground()``)
+#: starts with them in its window, and not empty (rpm=2 let 4 requests go in 1.5 s across a close and a reopen). Each
+#: is dropped once its window is empty, at the next :func:`shared_limiter` or :func:`release_limits` call, so a process
+#: that used many endpoints keeps only those used within a window.
+_RECENT: dict[tuple[object, ...], RateLimiter] = {}
 _DETACHED: ContextVar[bool] = ContextVar("vidground_limiter_detached", default=False)
 
 
@@ -217,7 +235,7 @@ def shared_limiter(base_url: object, api_key: object, *, rpm: float | None = Non
     tightened by every later caller's limits. With ``owner`` (the backend), its limits hold until
     :func:`release_limits` of it (its ``close()``) or its garbage collection (released at the next call here);
     the limiter is forgotten when its last hold is released, so the next caller starts afresh with its own
-    limits. Without, they hold for good (:meth:`RateLimiter.tighten`). It is keyed by a hash of the key, never the
+    limits, its window holding the requests the last one let go within the window (on the same ``clock``). Without, they hold for good (:meth:`RateLimiter.tighten`). It is keyed by a hash of the key, never the
     key itself; ``clock`` only applies to the limiter this call creates. Inside :func:`detached`, a limiter of the
     caller's own, the shared ones left as they are."""
     if _DETACHED.get():
@@ -230,6 +248,9 @@ def shared_limiter(base_url: object, api_key: object, *, rpm: float | None = Non
         if limiter is None:
             RateLimiter._checked(rpm, tpm, max_in_flight)  # a bad limit leaves no limiter behind
             limiter = _SHARED[key] = RateLimiter(clock=clock)
+            last = _RECENT.pop(key, None)
+            if last is not None and last._clock == clock:  # another clock's times do not compare with this one's
+                limiter._window.extend(last._recent())
         if owner is None:
             limiter.tighten(rpm=rpm, tpm=tpm, max_in_flight=max_in_flight)
         else:
@@ -241,7 +262,11 @@ def shared_limiter(base_url: object, api_key: object, *, rpm: float | None = Non
 
 
 def _drain() -> None:
-    """Release the holds in :data:`_PENDING` (the caller holds ``_SHARED_LOCK``)."""
+    """Release the holds in :data:`_PENDING`, and forget the :data:`_RECENT` windows now empty (the caller holds
+    ``_SHARED_LOCK``)."""
+    for key, limiter in list(_RECENT.items()):
+        if not limiter._recent():
+            del _RECENT[key]
     while _PENDING:
         owner_id, key = _PENDING.popleft()
         held = _OWNED.get(owner_id, [])
@@ -250,7 +275,9 @@ def _drain() -> None:
             _OWNED.pop(owner_id, None)
         limiter = _SHARED.get(key)
         if limiter is not None and limiter.release(owner_id):
-            del _SHARED[key]  # no backend holds it: the next one starts from its own limits
+            del _SHARED[key]  # no backend holds it: the next one starts from its own limits ...
+            if limiter._recent():
+                _RECENT[key] = limiter  # ... and the requests it let go within the window
 
 
 def _drain_if_free() -> None:
