@@ -6,6 +6,8 @@ is asserted."""
 from __future__ import annotations
 
 import functools
+import threading
+from concurrent.futures import CancelledError
 
 import numpy as np
 import pytest
@@ -115,3 +117,62 @@ def test_two_describers_one_after_the_other_keep_to_rpm(openai_server, monkeypat
         desc.close()
     assert len(openai_server.requests) == 4
     assert 60.0 <= clock.now < 61.5  # before: 0.0, four requests in the minute
+
+
+def test_requests_waiting_for_the_window_leave_in_the_order_they_came():
+    """Three requests wait for a place (rpm=1); when one frees, the newest waiter wakes first. Before, whoever woke
+    first took it: with concurrency 8 and rpm, frames left up to 13 places late (a frame held up for minutes of later
+    frames, the stream, which hands descriptions over in frame order, stalled behind it); now they leave in turn."""
+    clock, parked, changed = FakeClock(), {}, threading.Condition()
+
+    def sleep(seconds):  # a waiter parks until the test wakes it
+        gate = threading.Event()
+        with changed:
+            parked[threading.current_thread().name] = gate
+            changed.notify_all()
+        assert gate.wait(30)
+
+    limiter = ratelimit.RateLimiter(rpm=1, clock=clock, sleep=sleep)
+    limiter.acquire()  # the minute's one place
+    order: list[str] = []
+
+    def request():
+        limiter.acquire()
+        with changed:
+            order.append(threading.current_thread().name)
+            changed.notify_all()
+    came = ["a", "b", "c"]
+    threads = [threading.Thread(target=request, name=name, daemon=True) for name in came]
+    for t in threads:  # one after the other: each waiting before the next comes
+        t.start()
+        with changed:
+            assert changed.wait_for(lambda: t.name in parked, 30)
+    for _ in came:
+        clock.now += 60.0  # a place frees ...
+        for name in reversed(came):  # ... and the newest waiter wakes first
+            with changed:
+                gate = parked.pop(name, None)
+            if gate is None:
+                continue
+            gate.set()
+            with changed:  # it went, or waits again
+                assert changed.wait_for(lambda: name in parked or name in order, 30)
+    for t in threads:
+        t.join(30)
+    assert order == came  # before: ["c", "b", "a"]
+
+
+def test_a_cancelled_waiter_gives_its_turn_to_the_next():
+    clock, cancel = FakeClock(), threading.Event()
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        cancel.set()
+    limiter = ratelimit.RateLimiter(rpm=1, clock=clock, sleep=sleep)
+    limiter.acquire()
+    with pytest.raises(CancelledError):
+        limiter.acquire(cancel=cancel)
+    assert not limiter._queue
+    limiter._sleep = clock.sleep
+    limiter.acquire()  # it waits for the window, not for the cancelled one
+    assert 60.0 <= clock.now < 61.5

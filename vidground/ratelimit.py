@@ -30,6 +30,7 @@ from typing import Any
 from .errors import ConfigurationError
 
 WINDOW_S = 60.0
+_TURN_POLL_S = 0.01  # how often a request whose turn has not come looks again
 
 
 class Reservation:
@@ -46,7 +47,8 @@ class Reservation:
 
 class RateLimiter:
     """Waits so that at most ``rpm`` requests and ``tpm`` tokens start in any ``window_s``
-    (60-second) window, and at most ``max_in_flight`` requests run at once (:meth:`slot`).
+    (60-second) window, and at most ``max_in_flight`` requests run at once (:meth:`slot`). Requests waiting for the
+    window leave in the order they came.
 
     ``None`` disables a limit. A single request estimated above ``tpm`` is let through alone
     (when the window is empty) instead of waiting forever. ``clock`` and ``sleep`` are
@@ -60,6 +62,11 @@ class RateLimiter:
         self.window_s = WINDOW_S if window_s is None else window_s
         self._clock, self._sleep = clock, sleep
         self._window: deque[Reservation] = deque()
+        #: the requests waiting for the window, in the order they came: each goes when the window and those before it
+        #: let it (else whichever waiter woke first when a place freed took it: a frame could wait out several
+        #: minutes of later frames under rpm, the stream held up behind it)
+        self._queue: deque[object] = deque()
+        self._head_until = 0.0  # when the first of them expects to go: those behind it look again no sooner
         self._lock = threading.Lock()
         self._slots = threading.Condition()
         self._running = 0  # requests in flight (counted even without a bound, so a later one applies at once)
@@ -130,8 +137,9 @@ class RateLimiter:
             self._expire(self._clock())
             return list(self._window)
 
-    def _try(self, tokens: int) -> tuple[Reservation | None, float]:
-        """Reserve now, or say how long to wait before trying again."""
+    def _try(self, tokens: int, turn: object = None) -> tuple[Reservation | None, float]:
+        """Reserve now, or say how long to wait before trying again: ``turn`` (:meth:`acquire`'s place in the queue)
+        waits for those before it too."""
         with self._lock:
             now = self._clock()
             self._expire(now)
@@ -147,22 +155,36 @@ class RateLimiter:
                         break
                     excess -= r.tokens
                     wait = max(wait, r.t + self.window_s - now)
+            if turn is not None and self._queue[0] is not turn:  # the window may have room, but one that came
+                wait = max(wait, self._head_until - now, _TURN_POLL_S)  # earlier goes first
+            elif turn is not None:
+                self._head_until = now + wait
             if wait > 0:
                 return None, wait
+            if turn is not None:
+                self._queue.popleft()
             res = Reservation(now, tokens)
             self._window.append(res)
             return res, 0.0
 
     def acquire(self, tokens: int = 0, *, cancel: threading.Event | None = None) -> Reservation:
-        """Reserve a request's place in the window, waiting as long as the limits say; raises
-        :class:`concurrent.futures.CancelledError` once ``cancel`` is set while waiting."""
+        """Reserve a request's place in the window, waiting as long as the limits say, and for the requests that
+        came before it; raises :class:`concurrent.futures.CancelledError` once ``cancel`` is set while waiting."""
         if not self.enabled:
             return Reservation(self._clock(), tokens)
-        while True:
-            res, wait = self._try(tokens)
-            if res is not None:
-                return res
-            self._pause(min(wait, 1.0) + 0.001, cancel)
+        turn = object()
+        with self._lock:
+            self._queue.append(turn)
+        try:
+            while True:
+                res, wait = self._try(tokens, turn)
+                if res is not None:
+                    return res
+                self._pause(min(wait, 1.0) + 0.001, cancel)
+        finally:  # cancelled or interrupted: the next in the queue goes
+            with self._lock:
+                if turn in self._queue:
+                    self._queue.remove(turn)
 
     def _pause(self, seconds: float, cancel: threading.Event | None) -> None:
         if self._sleep is not None:
