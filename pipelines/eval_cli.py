@@ -316,8 +316,7 @@ def warn_few_intervals(dataset: str, top_k: int, source: str) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .executors import make_executor
-    from .report import remove_pages, write_report
-    from .runs import TOP_K_NOT_GIVEN, RunConfig, resolve_top_k, run_eval
+    from .runs import TOP_K_NOT_GIVEN, RunConfig, RunFolderLock, resolve_top_k, run_eval
     from .search import search_options
 
     if args.dataset == "activitynet-events":
@@ -349,8 +348,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if top_k is not None:
         warn_few_intervals(args.dataset, top_k, top_k_source)
     executor = make_executor(args.executor, concurrency=args.concurrency, address=args.address)
-    summary = run_eval(config, args.out, retry_failed=args.retry_failed, executor=executor,
-                       progress=not args.quiet and sys.stderr.isatty(), argv=getattr(args, "argv", None))
+    # one hold of the run folder for the run and its report: given back between the two, another eval could begin
+    # there and rewrite results.jsonl and config.json while this one's report read them and wrote beside them
+    with RunFolderLock(Path(args.out)) as lock:
+        summary = run_eval(config, args.out, retry_failed=args.retry_failed, executor=executor,
+                           progress=not args.quiet and sys.stderr.isatty(), argv=getattr(args, "argv", None),
+                           lock=lock)
+        return _eval_output(args, summary)
+
+
+def _eval_output(args: argparse.Namespace, summary: Any) -> int:
+    """What ``vidground eval`` says and writes after the run (its report), the run folder still locked; an
+    :class:`~vidground.errors.EvaluationError` when nothing came of the run, or with ``--strict``."""
+    from .report import remove_pages, write_report
+
     if summary.missing_videos:
         shown = ", ".join(summary.missing_videos[:10]) + (" ..." if len(summary.missing_videos) > 10 else "")
         print(f"missing {len(summary.missing_videos)} video(s), their queries skipped: {shown}", file=sys.stderr)

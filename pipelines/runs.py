@@ -665,6 +665,14 @@ class RunFolderLock:
             os.close(self._fd)  # drops the lock
             self._fd = -1
 
+    def __enter__(self) -> RunFolderLock:
+        """A hold over more than :func:`run_eval` (``vidground eval`` writes the report under it): taken where
+        run_eval takes it (``lock=``), given back when the block ends, however it ends."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
 
 def run_in_progress(out: str | Path) -> dict[str, Any] | None:
     """What the eval writing ``out`` now (in another process) wrote in its lock file (``{}`` when it
@@ -933,20 +941,27 @@ class _Provenance:
 
 def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, executor: Any = None,
              progress: bool = False, on_result: Callable[[dict[str, Any]], None] | None = None,
-             argv: Sequence[str] | None = None) -> RunSummary:
+             argv: Sequence[str] | None = None, lock: RunFolderLock | None = None) -> RunSummary:
     """Run (or resume) an evaluation into ``out``; returns what happened and the metrics so far.
 
     ``executor`` is a :class:`pipelines.executors.LocalExecutor` (default) or ``RayExecutor``;
     ``argv`` is the command line recorded in ``provenance.json`` (default ``sys.argv[1:]``).
     The run folder is locked for the run (:class:`RunFolderLock`): another eval on it meanwhile, in this process or
-    another, is a :class:`RunFolderBusyError` before it writes anything.
+    another, is a :class:`RunFolderBusyError` before it writes anything. With ``lock`` (a ``RunFolderLock(out)``
+    the caller holds in a ``with`` block) the run takes that one and leaves it held: what the caller writes next
+    (``vidground eval``'s report) is written before another eval may begin, not while it rewrites the folder.
     """
-    lock = RunFolderLock(Path(out))
+    own = lock is None
+    if lock is None:
+        lock = RunFolderLock(Path(out))
+    elif lock.out.resolve() != Path(out).resolve():  # a caller's slip: the folder written would go unguarded
+        raise ConfigurationError(f"run_eval: lock= holds {lock.out}, not the run folder {out}")
     try:
         return _run_eval(config, out, lock, retry_failed=retry_failed, executor=executor, progress=progress,
                          on_result=on_result, argv=argv)
     finally:
-        lock.release()
+        if own:
+            lock.release()
 
 
 def _run_eval(config: RunConfig, out: str | Path, lock: RunFolderLock, *, retry_failed: bool, executor: Any,
