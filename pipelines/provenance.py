@@ -56,8 +56,22 @@ def _redact_arg(arg: str) -> str:
 def command_line(argv: Sequence[str] | None = None, prog: str = "vidground") -> str:
     """The command line as a shell would take it, secrets redacted: ``--api-key X``, ``--api-key=X`` and
     their abbreviations (``--api-k X``), ``api_key=X`` option values, also in the one-token form
-    ``--reasoner-opt=api_key=X``, and whatever :func:`redact` finds in the other tokens."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    ``--reasoner-opt=api_key=X``, and whatever :func:`redact` finds in the other tokens.
+
+    ``argv`` is the arguments of a ``prog`` command (the command line passes its own); without it, the process's
+    own command line: ``vidground ARGS`` under the console script, else the interpreter's, as it was started
+    (``python3.11 exp.py --seed 3``, ``python -m ipykernel_launcher -f kernel.json``): a program calling
+    :func:`pipelines.run_eval` was recorded as ``vidground`` followed by its own arguments, a command that never
+    ran."""
+    if argv is None:
+        argv = sys.argv[1:]
+        if not sys.argv or Path(sys.argv[0]).stem != prog:  # vidground, vidground.exe
+            started = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+            if sys.argv[:1] == ["-c"] and "-c" in started[1:]:  # the program's text, which may hold a key: left out
+                at = started.index("-c", 1) + 1
+                started[at:at + 1] = ["CODE"]
+            prog, argv = Path(started[0]).name or "python", started[1:]
+    args = list(argv)
     out: list[str] = []
     hide_next = False
     for a in map(str, args):
@@ -194,7 +208,8 @@ def prompt_hashes() -> dict[str, str]:
 
 def collect(*, argv: Sequence[str] | None = None, files: Iterable[str | Path] = ()) -> dict[str, Any]:
     """Where, when and with what a command ran: versions, commit, platform, prompts, the files' SHA-256
-    (``files``: the annotation files) and the command line (``argv``, default ``sys.argv[1:]``)."""
+    (``files``: the annotation files) and the command line (``argv``, a vidground command's arguments; default the
+    process's own, :func:`command_line`)."""
     return {
         "vidground": vidground_version(),
         "git": git_state(),

@@ -945,7 +945,8 @@ def run_eval(config: RunConfig, out: str | Path, *, retry_failed: bool = False, 
     """Run (or resume) an evaluation into ``out``; returns what happened and the metrics so far.
 
     ``executor`` is a :class:`pipelines.executors.LocalExecutor` (default) or ``RayExecutor``;
-    ``argv`` is the command line recorded in ``provenance.json`` (default ``sys.argv[1:]``).
+    ``argv`` is the vidground command line recorded in ``provenance.json`` and the lock file (default: the process's
+    own, :func:`~pipelines.provenance.command_line`: a program's ``python exp.py --seed 3``).
     The run folder is locked for the run (:class:`RunFolderLock`): another eval on it meanwhile, in this process or
     another, is a :class:`RunFolderBusyError` before it writes anything. With ``lock`` (a ``RunFolderLock(out)``
     the caller holds in a ``with`` block) the run takes that one and leaves it held: what the caller writes next

@@ -128,3 +128,39 @@ def test_an_events_eval_writes_its_metrics_under_its_hold(tmp_path, monkeypatch,
     monkeypatch.setattr(pathlib.Path, "write_text", write_text)
     assert main_cli.main(_anet_args(root)) == 0, capsys.readouterr().err
     assert held == [True] and json.loads((root / "run" / "metrics.json").read_text())["videos"] >= 1
+
+
+# ------------------------------------------------------------------ what a run made from Python records as its command
+
+@pytest.mark.parametrize("started, argv, recorded", [
+    (["/usr/bin/python3.11", "exp.py", "--seed", "3"], ["exp.py", "--seed", "3"], "python3.11 exp.py --seed 3"),
+    (["python", "-m", "ipykernel_launcher", "-f", "k.json"], ["/lib/ipykernel_launcher.py", "-f", "k.json"],
+     "python -m ipykernel_launcher -f k.json"),
+    # the program's text may hold a key: left out; a key given as an argument is redacted as ever
+    (["python", "-c", "run(api_key='sk-proj-0123456789abcdefghijABCDEF')", "--api-key", "sk-proj-0123456789abcdefghij"],
+     ["-c", "--api-key", "sk-proj-0123456789abcdefghij"], "python -c CODE --api-key '<redacted>'"),
+])
+def test_a_run_made_from_python_records_what_ran_not_a_vidground_command(toy, tmp_path, monkeypatch, started, argv,
+                                                                          recorded):
+    """run_eval from a program (argv not given) recorded ``vidground`` followed by the program's own arguments
+    (``vidground --seed 3``, ``vidground -f k.json`` from a notebook), in provenance.json and in the lock file that
+    a second eval's busy error quotes: a command that never ran. It records the interpreter's command line."""
+    ds, desc = toy
+    out = tmp_path / "run"
+    monkeypatch.setattr(sys, "orig_argv", started)
+    monkeypatch.setattr(sys, "argv", argv)
+    run_eval(cfg(ds, desc, limit=2), out)
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["command"] == recorded and provenance["invocations"][-1]["command"] == recorded
+    assert json.loads((out / runs.LOCK_NAME).read_text())["command"] == recorded
+    assert "sk-proj" not in (out / "provenance.json").read_text() + (out / runs.LOCK_NAME).read_text()
+
+
+def test_the_console_script_and_a_given_argv_still_record_a_vidground_command(monkeypatch):
+    from pipelines.provenance import command_line
+
+    monkeypatch.setattr(sys, "orig_argv", ["/usr/bin/python3", "/venv/bin/vidground", "eval", "jsonl"])
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/vidground", "eval", "jsonl"])
+    assert command_line() == "vidground eval jsonl"
+    monkeypatch.setattr(sys, "argv", ["exp.py", "x"])
+    assert command_line(["eval", "nextgqa", "--api-key", "k"]) == "vidground eval nextgqa --api-key '<redacted>'"
