@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import CancelledError, Future, wait
+from concurrent.futures import CancelledError, Future
 from typing import Any, Literal
 
 import prompts
@@ -41,6 +41,7 @@ from vidground.chat import (
     public_url,
     usage_of,
 )
+from vidground.interrupts import wait_all
 from vidground.ratelimit import Reservation, release_limits, shared_limiter
 from vidground.types import Frame, FrameDescription, Usage
 
@@ -352,7 +353,7 @@ class OpenAIDescriber(BaseDescriber):
                 if in_flight:
                     log.info("%s: waiting for the %d request(s) in flight, paid: their answers are kept (a second "
                              "Ctrl-C stops at once)", self.name, len(in_flight))
-                wait(in_flight)  # a second Ctrl-C here ends the wait at once
+                wait_all(in_flight)  # a second Ctrl-C here ends the wait at once (a KeyboardInterrupt, not a lock error)
                 waited = True
             finally:  # every answer that came, in frame order: paid, so kept for the cache
                 for future in in_flight:

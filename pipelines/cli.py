@@ -1120,14 +1120,37 @@ def main(argv: list[str] | None = None) -> int:
         _stop_streams(False)  # the next command's streams run; those opened before the Ctrl-C stay stopped
 
 
+def _interrupted(args: argparse.Namespace, exc: KeyboardInterrupt) -> int:
+    signum = getattr(exc, "signum", None) or signal.SIGINT
+    print(interrupts.naming(f"vidground: interrupted{_doing_note(exc)}{_finished_note(args, exc)}"
+                            f"{_kept_note(args, exc)}", signum), file=sys.stderr)
+    return interrupts.exit_status(signum)
+
+
+#: what a lock says when a Ctrl-C lands inside a Python-level Condition wait as it ends (interrupts.wait_all)
+_LOCK_RELEASE_ERRORS = ("release unlocked lock", "cannot release un-acquired lock")
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C that turned into ``exc``: a lock error raised while a ``KeyboardInterrupt`` was being handled (a
+    wait in threading or the standard library the project's own waits do not cover), else None."""
+    if not (isinstance(exc, RuntimeError) and str(exc) in _LOCK_RELEASE_ERRORS):
+        return None
+    seen: set[int] = set()
+    cause = exc.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__context__
+    return None
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
-        signum = getattr(exc, "signum", None) or signal.SIGINT
-        print(interrupts.naming(f"vidground: interrupted{_doing_note(exc)}{_finished_note(args, exc)}"
-                                f"{_kept_note(args, exc)}", signum), file=sys.stderr)
-        return interrupts.exit_status(signum)
+        return _interrupted(args, exc)
     except VidgroundError as exc:
         if args.debug:
             raise
@@ -1136,6 +1159,8 @@ def _run(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # e.g. piped into head
         return 0
     except Exception as exc:  # an unexpected failure: one line unless --debug
+        if (interrupt := _interrupt_behind(exc)) is not None:  # a Ctrl-C, which a lock turned into its error
+            return _interrupted(args, interrupt)
         if args.debug:
             raise
         print(f"vidground: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",

@@ -320,7 +320,9 @@ def _in_daemon_threads(fn: Callable[[Any], Any], items: Sequence[Any], n: int) -
     so a second Ctrl-C ends the process while a query's call is under way (that call is lost: the resumed run asks it
     again)."""
     out: list[tuple[Any, BaseException | None]] = [(None, None)] * len(items)
-    ended = [threading.Event() for _ in items]
+    # one SimpleQueue per item, not an Event: its get() is C code, which a Ctrl-C interrupts with a KeyboardInterrupt
+    # alone (an Event's wait could end in "RuntimeError: release unlocked lock", see interrupts.wait_all)
+    ended: list[queue.SimpleQueue[None]] = [queue.SimpleQueue() for _ in items]
     todo, lock = iter(range(len(items))), threading.Lock()
 
     def work() -> None:
@@ -334,12 +336,12 @@ def _in_daemon_threads(fn: Callable[[Any], Any], items: Sequence[Any], n: int) -
             except BaseException as exc:
                 out[k] = (None, exc)
             finally:
-                ended[k].set()
+                ended[k].put(None)
 
     for _ in range(min(n, len(items))):
         threading.Thread(target=work, name="vidground-query", daemon=True).start()
     for k in range(len(items)):
-        ended[k].wait()
+        ended[k].get()
         yield out[k]
 
 

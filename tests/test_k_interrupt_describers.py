@@ -66,12 +66,15 @@ def on_wait(monkeypatch):
     """``hook(futures)`` runs when a stream that stopped begins its wait for the requests in flight."""
     hooks: list[Callable] = []
 
-    def wait(fs, *args, **kwargs):
+    real_wait = openai_describer.wait_all
+
+    def wait_all(fs):
+        fs = list(fs)
         for hook in hooks:
             hook(fs)
-        return futures.wait(fs, *args, **kwargs)
+        return real_wait(fs)
 
-    monkeypatch.setattr(openai_describer, "wait", wait, raising=False)
+    monkeypatch.setattr(openai_describer, "wait_all", wait_all)
     return hooks
 
 

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import signal
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from typing import Any
 
 __all__ = ["INTERRUPTED", "STOP_SIGNALS", "Flag", "count", "doing", "exit_status", "interrupt", "naming", "scope", "stopped",
-           "stops", "under_way", "watch"]
+           "stops", "under_way", "wait_all", "watch"]
 
 #: The signals that stop a command or a run as a Ctrl-C does: SIGINT, and SIGTERM, what Slurm, Kubernetes and
 #: ``timeout`` send (it killed the process silently, the finished queries' output and the queries under way lost).
@@ -224,3 +226,20 @@ def _after_fork() -> None:  # the notifier thread is not in the child: the next 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
+
+
+def wait_all(futures: Iterable[Future]) -> None:
+    """Wait until every future has ended; a Ctrl-C ends the wait with its ``KeyboardInterrupt`` and nothing else.
+
+    ``concurrent.futures.wait`` (and ``threading.Event.wait``, ``queue.Queue.get``: a ``Condition`` over a plain
+    ``Lock``) can turn a Ctrl-C that lands as the wait ends into ``RuntimeError: release unlocked lock``: the
+    interrupt is raised on entering ``Condition._acquire_restore``, Python code, before the lock is taken back, and
+    the ``with`` around the wait then releases a lock it no longer holds (a second Ctrl-C during a describe exited 1
+    as an internal error, not 130). A ``queue.SimpleQueue``'s ``get`` is C code: interrupted, it raises the
+    interrupt and leaves no lock behind."""
+    ended: queue.SimpleQueue[Future] = queue.SimpleQueue()
+    pending = list(futures)
+    for future in pending:
+        future.add_done_callback(ended.put)  # at once for one already done
+    for _ in pending:
+        ended.get()
