@@ -1364,7 +1364,8 @@ class _CtrlC:
         said_lines = said.getvalue().strip()
         # the previous handler's own "stopping" line (the command line's, on the frames being described) is said
         # by this one, fitted to the run: one sentence, its second Ctrl-C once; anything else it wrote goes first
-        replaced = said_lines.startswith(head) and "\n" not in said_lines
+        # (either of its forms: "stopping: the frames being described ...", "stopping (nothing is being described)")
+        replaced = said_lines.startswith("vidground: stopping") and "\n" not in said_lines
         line = (("" if replaced or not said_lines else said_lines + "\n") + head
                 + interrupts.naming(self.stopping_text(), signum) + "\n")
         try:

@@ -277,29 +277,38 @@ class _StopTakingExecutor:
         return iter(())
 
 
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("cli_describes", [False, True])
 @pytest.mark.parametrize("describing", [False, True])
-def test_the_first_ctrl_c_of_an_eval_says_one_sentence_fitting_the_run(describing, capsys):
+def test_the_first_ctrl_c_of_an_eval_says_one_sentence_fitting_the_run(describing, cli_describes, signum, capsys,
+                                                                      monkeypatch):
+    """Whatever the command line's handler says first (``vidground eval --descriptions``: "stopping (nothing is
+    being described)"; it said so after any earlier command that described nothing, in the same process, and the
+    eval's line came second: two lines, the test passing or failing by the order the tests ran in)."""
     import signal
 
     from pipelines import cli
     from pipelines.runs import _CtrlC
     from vidground import interrupts
 
-    before = signal.signal(signal.SIGINT, cli._on_interrupt)  # as under `vidground eval`
+    monkeypatch.setitem(cli._DESCRIBES, "frames", cli_describes)
+    sig = getattr(signal, signum)
+    before = signal.signal(sig, cli._on_interrupt)  # as under `vidground eval`
     try:
         ctrl_c = _CtrlC(_StopTakingExecutor(), describing=describing)
         assert ctrl_c.installed
         try:
-            ctrl_c._handle(signal.SIGINT, None)
+            ctrl_c._handle(sig, None)
         finally:
             ctrl_c.restore()
     finally:
-        signal.signal(signal.SIGINT, before)
+        signal.signal(sig, before)
         interrupts.INTERRUPTED.clear()
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.count("vidground: stopping:") == 1 and err.count("second Ctrl-C") == 1
+    head = interrupts.naming("vidground: stopping: ", sig)
+    assert err.count("\n") == 1 and err.count(head) == 1 and err.count("second ") == 1, err
     assert ("frames being described" in err) == describing  # a --descriptions run describes nothing
-    assert err.startswith("vidground: stopping: no query " + ("or frame is begun" if describing else "is begun"))
+    assert err.startswith(head + "no query " + ("or frame is begun" if describing else "is begun")), err
 
 
 def test_the_coverage_note_names_videos_in_their_order_not_their_workers_finishing_order():
