@@ -22,6 +22,7 @@ GOOD = '{"intervals": [{"start": 2, "end": 4, "score": 0.9}]}'
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch):
     monkeypatch.setattr(ratelimit, "_SHARED", {})
+    monkeypatch.setattr(ratelimit, "_RECENT", {})  # nor the windows of closed limiters (24c919f)
 
 
 def test_following_the_timeout_hint_resumes_the_failed_run(tmp_path, openai_server):  # noqa: F811

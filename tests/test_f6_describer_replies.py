@@ -20,6 +20,7 @@ from _helpers_openai_server import FakeOpenAIServer, Reply, openai_server  # noq
 @pytest.fixture(autouse=True)
 def fresh_shared_limiters(monkeypatch):
     monkeypatch.setattr(ratelimit, "_SHARED", {})
+    monkeypatch.setattr(ratelimit, "_RECENT", {})  # nor the windows of closed limiters (24c919f)
 
 
 def make(server, **kw) -> OpenAIDescriber:

@@ -25,6 +25,7 @@ QUERIES = ["the lights go out", "a person walks in", "the camera pans", "a scene
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch):
     monkeypatch.setattr(ratelimit, "_SHARED", {})  # no rate-limit state shared with other tests' servers
+    monkeypatch.setattr(ratelimit, "_RECENT", {})  # nor the windows of closed limiters (24c919f)
 
 
 @pytest.fixture

@@ -65,6 +65,7 @@ def make(server, **kw) -> OpenAIDescriber:
 def fresh_shared_limiters(monkeypatch):
     """Each test starts with no shared limiter (a later test's server may reuse a port)."""
     monkeypatch.setattr(ratelimit, "_SHARED", {})
+    monkeypatch.setattr(ratelimit, "_RECENT", {})  # nor the windows of closed limiters (24c919f)
 
 
 def test_exact_request(openai_server):
