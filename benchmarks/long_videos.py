@@ -3,6 +3,7 @@
     python benchmarks/long_videos.py                       # 30-min, 1-h and 2-h sets, both halves
     python benchmarks/long_videos.py --lengths 3600 --videos 4 --latency 1.0 --concurrency 8
     python benchmarks/long_videos.py --halves dev --set regions=8 --set zoom=4   # try settings on dev
+    # a run of other settings than the defaults (a subset) writes ./long_videos.subset.json, not the published file
     python benchmarks/long_videos.py --strategies "coarse-to-fine, budget 15%" --keep   # rerun one row set
 
 Long "videos" are assembled from real captions: the MiniGPT-v2 captions of every 2-s clip of
@@ -199,7 +200,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="keep the rows of the result JSON that this run does not produce (other strategies, halves or "
                          "lengths), each set with the command, date and load of the run that measured it")
     add_arguments(ap, "long_videos")
+    published = ap.get_default("json_out")
+    ap.set_defaults(json_out=None)  # None: not given, decided by what the run measures (result_path)
     args = ap.parse_args(argv)
+    args.json_out = result_path(ap, args, published)
     rec = Recorder("long_videos", args, {k: v for k, v in vars(args).items() if k not in ("json_out", "load_note")})
 
     by_video, files = qvh_captions()
@@ -235,6 +239,27 @@ def main(argv: list[str] | None = None) -> int:
     rec.write(rows, max_similarity=args.max_similarity, pool=len(pool),
               pool_by_half={h: len(pools[h]) for h in HALVES}, overrides=overrides, **extra)
     return 0
+
+
+#: settings that change no figure of the result JSON: a run differing from the defaults only in these is a full run
+_NOT_FIGURES = ("jobs", "json_out", "load_note", "keep")
+
+
+def result_path(ap: argparse.ArgumentParser, args: argparse.Namespace, published: str) -> str:
+    """Where the result JSON goes: ``--json`` when given; else the published ``published`` file
+    (``benchmarks/results/long_videos.json``) for a run of the default settings, or one that merges into it
+    (``--keep``); else ``long_videos.subset.json`` in the current folder. A subset run (``--lengths 1800 --videos
+    2 --halves dev``, ``--set ...``) that wrote the published file replaced every published row with its few (and
+    its settings), and the benchmarks page is rendered from that file."""
+    if args.json_out is not None:
+        return args.json_out
+    changed = [k for k, v in vars(args).items() if k not in _NOT_FIGURES and v != ap.get_default(k)]
+    if not changed or args.keep:
+        return published
+    print(f"a subset of the benchmark ({', '.join('--' + k.replace('_', '-') for k in changed)}): its rows go to "
+          f"long_videos.subset.json, not {published} (--keep merges them into it; --json PATH writes PATH)",
+          file=sys.stderr)
+    return "long_videos.subset.json"
 
 
 def _kept(rec: Recorder, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
