@@ -32,6 +32,7 @@ it describes is logged with the pass that asked for it and why.
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -48,6 +49,11 @@ from vidground.errors import ConfigurationError, InputError, VidgroundError, kee
 from vidground.types import FrameDescription, GroundingResult, Interval, Usage
 
 STRATEGIES = ("uniform", "coarse-to-fine")
+
+log = logging.getLogger(__name__)
+
+#: the share of the grid a search without a budget may use before it warns that it cost about as much as dense
+MOST_OF_THE_GRID = 0.5
 
 
 class Search(BaseModel):
@@ -438,7 +444,8 @@ def coarse_to_fine(
         return len(cut)
 
     def ran_out(pass_no: int, undescribed: int) -> None:
-        out.warnings.append(f"the describing budget of {search.budget_seconds:g} s ran out in pass {pass_no}: "
+        where = "the sparse pass" if pass_no == 0 else f"round {pass_no}"  # the names the docs and the bars use
+        out.warnings.append(f"the describing budget of {search.budget_seconds:g} s ran out in {where}: "
                             f"{undescribed} of its frames were not described")
 
     def used() -> int:
@@ -534,6 +541,7 @@ def coarse_to_fine(
     # reuses), and at most this many ground again
     extra_left = math.ceil((search.budget if search.budget is not None else n) / search.regions)
     kinds: dict[int, str] = {}  # what each rank of a round's list is: "candidate k" (the reasoner's k-th), "best frame k"
+    widest = 0.0  # the widest candidate a round refined (seconds)
     round_no = 0
     while True:
         round_no += 1
@@ -558,6 +566,7 @@ def coarse_to_fine(
         candidates = _with_frames(candidates, frames, own)
         ranked = list(enumerate(candidates, 1))
         kinds = {rank: names[id(iv)] for rank, iv in ranked}
+        widest = max([widest, *(iv.end - iv.start for _, iv in ranked[:search.regions])])
         reasons = wanted_around(ranked[:search.regions], step, " (budget left)" if extra else "")
         if not reasons and step == 1 and budgeted:  # the best candidates are dense: on to the next-best ones
             taken = 0
@@ -601,7 +610,26 @@ def coarse_to_fine(
                 break
     out.descriptions = sorted(described.values(), key=lambda d: d.t)
     out.seconds = clock() - started
+    if search.budget is None and search.budget_seconds is None and n >= 60 and out.used > MOST_OF_THE_GRID * n:
+        _warn_most_of_the_grid(out, n, widest, duration, reuses)
     return out, stride
+
+
+def _warn_most_of_the_grid(out: SearchOutcome, n: int, widest: float, duration: float, reuses: bool) -> None:
+    """Say (in the outcome's warnings and logged) that a search without a budget used most of the grid: on footage
+    that looks alike throughout (a static video, plain colours) the reasoner's candidates span most of the video and
+    each round describes them denser, so the search costs about what dense describing does (a 30-min 1-fps video of
+    plain colours, 1,435 calls of 1,800). The candidate rules stay as measured on ``benchmarks/long_videos.py``; a
+    budget caps the cost, skip-unchanged makes unchanged frames free."""
+    fix = "give a budget (--budget N; search={'budget': N})"
+    if not reuses:
+        fix += " or, on static footage, skip unchanged frames (--skip-unchanged 2; skip_unchanged=2)"
+    text = (f"the coarse-to-fine search used {out.used} of the grid's {n} frames ({100 * out.used / n:.0f}%; "
+            f"{out.calls} describer call(s), against {n} to describe every frame): its candidate regions spanned up "
+            f"to {widest:.0f} s of the {duration:.0f}-s video (footage that looks alike throughout?); to cap what a "
+            f"query costs, {fix}")
+    out.warnings.append(text)
+    log.warning("%s", text)
 
 
 class _NoBar:

@@ -53,7 +53,7 @@ def test_a_seconds_budget_cut_in_a_round_keeps_the_best_candidates_frames_not_th
     out, chunks = search(budget_seconds=SPARSE + 12.5)
     refined = [f for f in out.frames if f[1] == 1]
     assert out.stop == "budget" and len(refined) == 12
-    assert any("ran out in pass 1" in w for w in out.warnings)
+    assert any("ran out in round 1:" in w for w in out.warnings)
     lo, hi = span(refined[0][2])
     for t, _, reason in refined:
         assert reason.startswith("candidate 1 ") and span(reason) == (lo, hi) and lo <= t <= hi, (t, reason)
@@ -91,7 +91,8 @@ def test_a_round_a_seconds_budget_cuts_is_the_last_and_asks_nothing_after_it():
     cut = 0
     for seconds in (5.5, SPARSE - 0.5, SPARSE + 0.5, SPARSE + 3.5, SPARSE + 12.5, SPARSE + 30.5, SPARSE + 70.5):
         out, chunks = search(budget_seconds=seconds)
-        ran_out = [int(re.search(r"ran out in pass (\d+)", w).group(1)) for w in out.warnings if "ran out" in w]
+        ran_out = [0 if m.group(1) == "the sparse pass" else int(m.group(2)) for w in out.warnings
+                   if (m := re.search(r"ran out in (the sparse pass|round (\d+)):", w))]
         assert out.calls <= seconds
         if ran_out:
             cut += 1

@@ -143,7 +143,7 @@ def test_frames_a_seconds_budget_cut_off_are_not_listed_as_described():
     described = sorted(round(d.t, 3) for d in out.descriptions)
     assert out.calls == replay.calls == 12
     assert sorted(t for t, _, _ in out.frames) == described
-    assert any("ran out in pass 0: 63 of its frames were not described" in w for w in out.warnings)
+    assert any("ran out in the sparse pass: 63 of its frames were not described" in w for w in out.warnings)
     assert out.record(Search(strategy="coarse-to-fine"), 8)["frames"] == out.frames
 
 

@@ -214,7 +214,7 @@ def test_through_the_openai_describer_every_request_received_is_a_description_ke
     out = search(30.5)
     sent = len(openai_server.requests)
     assert out.calls == sent == len(out.descriptions) == len(out.frames) == out.usage.requests == 28
-    assert any("30.5 s ran out in pass 0" in w for w in out.warnings)
+    assert any("30.5 s ran out in the sparse pass" in w for w in out.warnings)
     times = [d.t for d in out.descriptions]
     assert set(cached.cache.lookup("v", cached.key, times)) == set(times)
     again = search(30.5)
