@@ -56,6 +56,39 @@ PathLike = str | Path
 REMEMBERED = 8
 
 
+def _sampled(sampling: Sampling) -> dict[str, Any]:
+    """The sampling settings a describer that compares each frame with the one before is keyed by, the default
+    rate resolved: no ``fps`` samples at :data:`DEFAULT_FPS`, the frames ``fps=1`` samples, so both key alike
+    (they were two keys: ``--fps 1`` after a run without it described every frame again)."""
+    out = sampling.model_dump(include={"fps", "num_frames", "max_frames"})
+    if out["num_frames"] is None:
+        out["fps"] = float(out["fps"] if out["fps"] is not None else DEFAULT_FPS)
+    return out
+
+
+_adopted: set[tuple[str, str, str]] = set()
+_adopted_lock = threading.Lock()
+
+
+def _adopt_unresolved_rate(cached: Any, desc: Any) -> None:
+    """Copy the descriptions a cache holds for this video under the key written before the default rate was
+    resolved (``fps: null``: the same frames) to the resolved key, once a process for each video and key: an
+    older cache's frames are found, not described again. The old rows stay (an older vidground still reads them)."""
+    from frame_describer.cache import settings_key
+
+    legacy = settings_key(desc, {**cached.extra, "fps": None})
+    seen = (str(cached.cache.path), cached.fingerprint, cached.key)
+    with _adopted_lock:
+        if legacy == cached.key or seen in _adopted:
+            return
+        _adopted.add(seen)
+    old = [d for key, _, d in cached.cache.entries(cached.fingerprint) if key == legacy]
+    if old:
+        cached.cache.store(cached.fingerprint, cached.key, old,
+                           settings={"describer": cached.name, "settings": cached.settings(), "extra": cached.extra})
+        log.info("%d descriptions cached before the default rate was keyed as 1 fps are used", len(old))
+
+
 class DescribedVideo(BaseModel):
     """Stage 1's output for one video: the descriptions plus what is needed to reason over them."""
 
@@ -1048,10 +1081,13 @@ class Session:
 
         extra: dict[str, Any] = {"max_side": self.sampling.max_side}
         if uses_previous:
-            extra.update(self.sampling.model_dump(include={"fps", "num_frames", "max_frames"}))
+            extra.update(_sampled(self.sampling))
             if self.skip_unchanged is not None:
                 extra["skip_unchanged"] = self.skip_unchanged
-        return CachedDescriber(desc, cache, path, extra=extra)
+        cached = CachedDescriber(desc, cache, path, extra=extra)
+        if uses_previous and extra["fps"] == DEFAULT_FPS:  # what an older vidground keyed as fps null
+            _adopt_unresolved_rate(cached, desc)
+        return cached
 
     @_session_call
     def load(self, descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo, *,

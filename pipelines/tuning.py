@@ -112,16 +112,25 @@ def _matches(describer: str | None, name: str) -> bool:
 
 
 def _from_cache(cache: Any, videos: Sequence[Path], describer: str | None, seen: Counter[str]) -> list[_Item]:
+    """The cached descriptions of ``videos``, one per frame (video and time), describer (name and settings) and
+    frame size: a frame a describer has under several sampling keys (a ``cv`` run at the default rate and one at
+    ``--fps 1``, a cache from before they keyed alike) is one training pair, not one per key; the first key's (in
+    key order) is kept. A video given twice (a file and its folder) is read once."""
     items = []
+    kept: set[tuple[str, float, str, str, int | None]] = set()
     for video in videos:
         fp = video_fingerprint(video)
         for _, payload, d in cache.entries(fp):
             name = (payload or {}).get("describer") or "unknown"
-            seen[name] += 1
             settings = (payload or {}).get("settings") or {}
+            side = ((payload or {}).get("extra") or {}).get("max_side", DEFAULT_MAX_SIDE)
+            frame = (fp, d.t, name, json.dumps(settings, sort_keys=True, default=str), side)
+            if frame in kept:
+                continue
+            kept.add(frame)
+            seen[name] += 1
             if not _matches(describer, name) or settings.get("mode", "agnostic") != "agnostic":
                 continue
-            side = ((payload or {}).get("extra") or {}).get("max_side", DEFAULT_MAX_SIDE)
             items.append(_Item(video, fp, d, name, side))
     return items
 
@@ -129,13 +138,12 @@ def _from_cache(cache: Any, videos: Sequence[Path], describer: str | None, seen:
 def _from_files(files: Sequence[Path], videos: Sequence[Path], describer: str | None, seen: Counter[str]) -> list[_Item]:
     from frame_describer.descriptions_io import description_metadata, read_descriptions
 
-    by_stem = {v.stem: v for v in videos}
     items = []
     for f in files:
         descs = read_descriptions(f)
         named = description_metadata(descs, "video")
-        video = by_stem.get(f.stem) or (Path(named) if named else None)
-        if video is None or not video.is_file():
+        video = _video_of(f, named, videos)
+        if video is None:
             raise InputError(f"no video for these descriptions (looked for {named or f.stem!r}); give it with --videos",
                              path=f)
         name = description_metadata(descs, "describer") or "unknown"
@@ -146,6 +154,23 @@ def _from_files(files: Sequence[Path], videos: Sequence[Path], describer: str | 
         for d in descs:
             items.append(_Item(video, fp, d, name, DEFAULT_MAX_SIDE))
     return items
+
+
+def _video_of(f: Path, named: Any, videos: Sequence[Path]) -> Path | None:
+    """The video a descriptions file ``f`` describes: the one among ``videos`` whose stem is the file's, with or
+    without ``.descriptions`` (``demo.descriptions.jsonl`` describes ``demo.mp4``) or the stem of its ``video``
+    field; else that field's file, a relative one found beside ``f`` first (it was written relative to the
+    folder ``vidground describe`` ran in, often ``f``'s: the folder moved with it), then from the current folder."""
+    by_stem = {v.stem: v for v in videos}
+    stems = [f.stem, f.stem.removesuffix(".descriptions")]
+    if isinstance(named, str) and named:
+        stems.append(Path(named).stem)
+    found = next((by_stem[s] for s in stems if s in by_stem), None)
+    if found is not None or not isinstance(named, str) or not named:
+        return found
+    field = Path(named).expanduser()
+    tries = [field] if field.is_absolute() else [f.parent / field, f.parent / field.name, field]
+    return next((p for p in tries if p.is_file()), None)
 
 
 def _record(item: _Item, image: str, prompt: str, prompt_id: str, fmt: str) -> dict[str, Any]:
@@ -194,7 +219,8 @@ def export_tuning_data(
 ) -> TuningExport:
     """Write the tuning set for ``videos``' cached descriptions (``cache``: a
     :class:`~frame_describer.cache.DescriptionCache` or its path) and/or ``descriptions`` (JSONL files or
-    folders of them, each matched to its video by the file's stem among ``videos`` or its ``video`` field)
+    folders of them, each matched to its video among ``videos`` by the file's stem, less ``.descriptions``, or
+    found by its ``video`` field, relative to the file's folder)
     into the folder ``out`` (see the module). ``describer`` keeps one teacher (``"openai:gpt-4o"``, or a
     backend name like ``"openai"``); ``max_side`` overrides the frame size the teacher saw."""
     from frame_describer.sampling import sample_frames
