@@ -12,25 +12,39 @@ format                    a file                                     time of ent
 ``vtggpt``                JSONL, ``{"moment": k, "description": ..}`` centre of ``[k*L, (k+1)*L)``, L = 2
 ``seconds-json``          one object ``{"0": text, "1": text, ...}`` ``k*L`` (frame k sampled every L s), L = 1
 ``csv`` ``t,text``        header optional                            ``t`` (like vidground)
-``csv`` ``start,end,text`` equal, contiguous clips                   the centre of ``[start, end)``
+``csv`` ``start,end,text`` contiguous clips (below)                   the centre of ``[start, end)``
+``srt`` / ``vtt``         SubRip / WebVTT cues, as clips             the centre of the cue
 ========================  =========================================  ===================================
+
+Clips (``csv`` ``start,end``, ``srt``, ``vtt``) must be contiguous and of one length, except the last,
+which may be shorter (a captioner cuts the video's end short): its caption is placed half a clip after
+its start (at most at its end), so it too meets the previous one at their shared boundary. Clips of
+varying length (per-shot captions) are refused with a way to import them: a transcript's spans meet
+half-way between description times, so it cannot hold them exactly. Clips that start after 0 keep their
+times, but the first span still reaches back to 0 (a transcript covers the video from 0): a warning
+says so.
 
 Per-second captions are of frames, not of one-second clips: NExT-GQA's caption sets hold frames 0..D
 of a D-second video (up to D + 1 captions), which only instants at ``k`` seconds explain.
 
-Clip formats (``vtggpt``, ``seconds-json``, ``csv`` with ``start,end``) carry ``step`` and an
-inferred ``duration`` (the end of the last clip) on every description, so a known duration (an
+Clip formats (``vtggpt``, ``seconds-json``, ``csv`` with ``start,end``, ``srt``, ``vtt``) carry ``step``
+and an inferred ``duration`` (the end of the last clip) on every description, so a known duration (an
 argument, a dataset's) still wins. Every rule is checked, never repaired: a gap, a duplicate, an
-out-of-order line, empty text or a bad time is an :class:`InputError` naming the file and the line
-(or the key). Line formats are streamed with a bound on the line length; ``seconds-json`` is one
-JSON document, read whole up to :data:`MAX_JSON_BYTES`.
+out-of-order moment, empty text or a bad time is an :class:`InputError` naming the file and the line
+(or the key). Rows that carry their own times (CSV, SRT and WebVTT cues, like vidground's JSONL) may
+come in any order: they are sorted, as the times say where each belongs. Lines naming two videos (a
+``video`` field or column) are refused: two files joined would be read as one video. Line formats are
+streamed with a bound on the line length; ``seconds-json`` is one JSON document, read whole up to
+:data:`MAX_JSON_BYTES`.
 """
 
 from __future__ import annotations
 
 import csv
+import html
 import itertools
 import json
+import logging
 import math
 import re
 from collections.abc import Iterator
@@ -44,7 +58,7 @@ from vidground.errors import ConfigurationError, InputError
 from vidground.types import FrameDescription
 
 #: The formats :func:`~frame_describer.descriptions_io.read_descriptions` reads (``auto`` detects one).
-CAPTION_FORMATS = ("vidground", "vtggpt", "seconds-json", "csv")
+CAPTION_FORMATS = ("vidground", "vtggpt", "seconds-json", "csv", "srt", "vtt")
 FORMAT_CHOICES = ("auto", *CAPTION_FORMATS)
 #: The default clip length (vtggpt) or sampling interval (seconds-json), in seconds.
 DEFAULT_CLIP_SECONDS = {"vtggpt": 2.0, "seconds-json": 1.0}
@@ -52,6 +66,8 @@ DEFAULT_CLIP_SECONDS = {"vtggpt": 2.0, "seconds-json": 1.0}
 MAX_JSON_BYTES = 128 << 20
 #: File-name endings other tools put after the video id (``VID_cap.json`` in NExT-GQA caption sets).
 ID_SUFFIXES = (".descriptions", "_cap")
+
+log = logging.getLogger(__name__)
 
 _FIRST_KEY = re.compile(r'\s*\{\s*"(-?[0-9][0-9.eE+-]*)"')
 _TOLERANCE = 1e-3  # seconds: how far CSV clip boundaries may be from equal / contiguous (rounding)
@@ -99,11 +115,13 @@ def detect_format(path: str | Path) -> str:
     ``.csv`` files, and files whose first line is not JSON but has a comma, are ``csv``; a JSON
     object whose first key is a number is ``seconds-json``; a JSONL line with ``moment`` and no
     ``t`` is ``vtggpt``; other ``.json`` files are ``seconds-json`` unless their first line has a
-    ``t``; anything else is read as ``vidground`` (whose reader reports what is wrong).
+    ``t``; ``.srt`` and ``.vtt`` files, a first line ``WEBVTT`` or an SRT cue (a number, then
+    ``00:00:00,000 --> ...``) are subtitles; anything else is read as ``vidground`` (whose reader
+    reports what is wrong).
     """
     path = Path(path)
-    if path.suffix.lower() == ".csv":
-        return "csv"
+    if path.suffix.lower() in (".csv", ".srt", ".vtt"):
+        return path.suffix.lower()[1:]
     first, lineno = "", 0
     with path.open("rb") as fh:
         while raw := fh.readline(MAX_LINE_BYTES + 1):
@@ -115,11 +133,16 @@ def detect_format(path: str | Path) -> str:
             if first.strip():
                 break
             first = ""
+        second = fh.readline(MAX_LINE_BYTES).decode("utf-8", errors="replace").strip()  # an SRT cue's times
         if first.strip() == "{":  # a pretty-printed JSON object: look at its first key
-            first += fh.readline(MAX_LINE_BYTES).decode("utf-8", errors="replace")
+            first += second
     if _FIRST_KEY.match(first):
         return "seconds-json"
     text = first.strip()
+    if text.startswith("WEBVTT"):
+        return "vtt"
+    if _CUE_TIMES.match(text) or (text.isdigit() and _CUE_TIMES.match(second)):
+        return "srt"
     if not text.startswith(("{", "[")) and path.suffix.lower() not in (".json", ".jsonl") and "," in text:
         return "csv"
     try:
@@ -134,9 +157,11 @@ def detect_format(path: str | Path) -> str:
 
 
 def read_captions(path: str | Path, format: str, *, clip_seconds: float | None = None) -> list[FrameDescription]:
-    """Descriptions, sorted by time, from a ``vtggpt``, ``seconds-json`` or ``csv`` file (see the module doc)."""
+    """Descriptions, sorted by time, from a ``vtggpt``, ``seconds-json``, ``csv``, ``srt`` or ``vtt`` file (see the
+    module doc)."""
     path = Path(path)
-    readers = {"vtggpt": _read_vtggpt, "seconds-json": _read_seconds_json, "csv": _read_csv}
+    readers = {"vtggpt": _read_vtggpt, "seconds-json": _read_seconds_json, "csv": _read_csv, "srt": _read_subtitles,
+               "vtt": _read_subtitles}
     if format not in readers:
         raise ConfigurationError(f"read_captions reads {', '.join(readers)}; got {format!r}")
     return readers[format](path, check_clip_seconds(clip_seconds, format, path))
@@ -184,11 +209,42 @@ def _empty(path: Path) -> InputError:
     return InputError("no captions (the file is empty)", path=path)
 
 
+class OneVideo:
+    """Checks that the lines of one file name at most one video (their ``video`` field or column): two files
+    joined, or interleaved, were read as one video's transcript. Lines that name none are any video's."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.first: tuple[str, int | None] | None = None
+
+    def see(self, fields: dict[str, Any], line: int | None) -> None:
+        name = video_name(fields.get("video"))
+        if name is None:
+            return
+        if self.first is None:
+            self.first = (name, line)
+        elif name != self.first[0]:
+            raise InputError(f"names video {name!r}, but line {self.first[1]} names {self.first[0]!r}: a descriptions "
+                             "file holds one video's (two files joined?); split it, one file a video named by its id",
+                             path=self.path, line=line)
+
+
+def video_name(value: Any) -> str | None:
+    """A ``video`` field as a name: a string or a whole number (a NExT-GQA id read as a JSON number); ``None`` (or a
+    blank) names none; anything else is named by its JSON text."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value).strip()
+    return json.dumps(value, sort_keys=True)
+
+
 # ------------------------------------------------------------------------------------------ VTG-GPT
 
 def _read_vtggpt(path: Path, clip: float) -> list[FrameDescription]:
     """``{"moment": k, "description": ...}`` a line, k = 0, 1, 2... in order: the clip ``[k*L, (k+1)*L)``."""
     items: list[tuple[float, str, dict[str, Any]]] = []
+    video = OneVideo(path)
     for lineno, obj in iter_json_lines(path, not_object="each line must be a JSON object with 'moment' and 'description'",
                                        max_line_bytes=MAX_LINE_BYTES):
         missing = [k for k in ("moment", "description") if k not in obj]
@@ -208,6 +264,7 @@ def _read_vtggpt(path: Path, clip: float) -> list[FrameDescription]:
                 problem = f"moment {k} {after}: moment(s) {gap} missing"
             raise InputError(problem, path=path, line=lineno)
         text = _text(obj.pop("description"), path, line=lineno, what="'description'")
+        video.see(obj, lineno)
         items.append(((k + 0.5) * clip, text, obj))
     if not items:
         raise _empty(path)
@@ -335,39 +392,113 @@ def _read_csv(path: Path, _: float | None) -> list[FrameDescription]:
         body = rows
     clips = "start" in names
     items: list[tuple[float, str, dict[str, Any]]] = []
-    prev_t = prev_end = length = None
-    first_line = None
+    spans: list[tuple[int, float, float, str, dict[str, Any]]] = []
+    line_of: dict[float, int] = {}
+    video = OneVideo(path)
     for line, cells in body:
         if len(cells) != len(names):
             raise InputError(f"{len(cells)} fields, expected {len(names)} ({','.join(names)}); "
                              "quote text that holds commas", path=path, line=line)
         row = dict(zip(names, cells))
         text = _text(row.pop("text"), path, line=line)
-        if not clips:
-            t = _seconds(row.pop("t"), "t", path, line)
-            if prev_t is not None and t <= prev_t:
-                raise InputError(f"duplicate time {t:g} s" if t == prev_t else
-                                 f"time {t:g} s comes after {prev_t:g} s (rows must be in time order)", path=path, line=line)
-            prev_t = t
-            items.append((t, text, row))
+        video.see(row, line)
+        if clips:
+            spans.append((line, _seconds(row.pop("start"), "start", path, line),
+                          _seconds(row.pop("end"), "end", path, line), text, row))
             continue
-        start, end = _seconds(row.pop("start"), "start", path, line), _seconds(row.pop("end"), "end", path, line)
-        if end <= start:
-            raise InputError(f"clip [{start:g}, {end:g}) ends before it starts", path=path, line=line)
-        if length is None:
-            length, first_line = end - start, line
-        elif abs(start - prev_end) > _TOLERANCE:
-            raise InputError(f"clip starts at {start:g} s but the previous one ended at {prev_end:g} s: "
-                             f"{'a gap' if start > prev_end else 'an overlap or rows out of order'}", path=path, line=line)
-        elif abs(end - start - length) > _TOLERANCE:
-            raise InputError(f"clip length {end - start:g} s differs from {length:g} s (line {first_line}); vidground "
-                             "places description boundaries half-way between times, so clips must be equal",
-                             path=path, line=line)
-        prev_end = end
-        items.append(((start + end) / 2, text, row))
+        t = _seconds(row.pop("t"), "t", path, line)
+        if line_of.setdefault(t, line) != line:
+            raise InputError(f"duplicate time {t:g} s (also on line {line_of[t]})", path=path, line=line)
+        items.append((t, text, row))
+    if clips:
+        return _clip_spans(path, spans, "clip")
     if not items:
         raise _empty(path)
-    if not clips:
-        return _build(path, items, {})
-    return _clips(path, items, round(length, 6), prev_end)  # type: ignore[arg-type]
+    return _build(path, sorted(items, key=lambda item: item[0]), {})
+
+
+def _clip_spans(path: Path, spans: list[tuple[int, float, float, str, dict[str, Any]]], what: str
+                ) -> list[FrameDescription]:
+    """Descriptions of clips ``(line, start, end, text, other keys)`` in any order: contiguous once sorted, of one
+    length but the last, which may be shorter (see the module doc)."""
+    if not spans:
+        raise _empty(path)
+    for line, start, end, _, _ in spans:
+        if end <= start:
+            raise InputError(f"{what} [{start:g}, {end:g}) ends before it starts", path=path, line=line)
+    spans = sorted(spans, key=lambda s: s[1])
+    first_line, first_start, first_end = spans[0][:3]
+    length = first_end - first_start
+    items: list[tuple[float, str, dict[str, Any]]] = []
+    for k, (line, start, end, text, extra) in enumerate(spans):
+        last = k == len(spans) - 1
+        if k:
+            prev_line, prev_end = spans[k - 1][0], spans[k - 1][2]
+            if abs(start - prev_end) > _TOLERANCE:
+                raise InputError(f"{what} starts at {start:g} s but the previous one ended at {prev_end:g} s: "
+                                 f"{'a gap' if start > prev_end else 'an overlap'} (the previous on line {prev_line})",
+                                 path=path, line=line)
+        if abs(end - start - length) > _TOLERANCE and not (last and end - start < length):
+            raise InputError(
+                f"{what} length {end - start:g} s differs from {length:g} s (line {first_line}); clips must be of "
+                "one length (the last may be shorter): a transcript's spans meet half-way between description "
+                "times, so it cannot hold clips of varying length (per-shot captions). To import them anyway, "
+                "write one time per caption as CSV t,text (e.g. each clip's centre): their spans then meet "
+                "half-way between those times", path=path, line=line)
+        # a shorter last clip: half a clip after its start meets the previous centre at their boundary
+        t = min(start + length / 2, end) if last and end - start < length - _TOLERANCE else (start + end) / 2
+        items.append((t, text, extra))
+    if first_start > _TOLERANCE:
+        log.warning("%s: the first %s starts at %g s: the transcript covers the video from 0, so its caption's span "
+                    "reaches back to 0 (nothing is known of 0-%g s)", path, what, first_start, first_start)
+    return _clips(path, items, round(length, 6), spans[-1][2])
+
+
+# ------------------------------------------------------------------------------------ SRT and WebVTT
+
+_CUE_TIMES = re.compile(r"((?:\d+:)?\d{1,2}:\d{2}[,.]\d{1,3})\s*-->\s*((?:\d+:)?\d{1,2}:\d{2}[,.]\d{1,3})(?:\s.*)?$")
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _cue_seconds(stamp: str) -> float:
+    """``HH:MM:SS,mmm`` (SRT) or ``[HH:]MM:SS.mmm`` (WebVTT) in seconds."""
+    *hm, sec = stamp.replace(",", ".").split(":")
+    return sum(int(v) * 60 ** (len(hm) - i) for i, v in enumerate(hm)) + float(sec)
+
+
+def _read_subtitles(path: Path, _: float | None) -> list[FrameDescription]:
+    """SubRip (``.srt``) or WebVTT (``.vtt``) cues, each a clip: a block of an optional identifier, a line
+    ``START --> END`` (WebVTT's cue settings after it are ignored) and the caption's lines, joined by a space
+    (markup tags removed, entities decoded). WebVTT's header, ``NOTE``, ``STYLE`` and ``REGION`` blocks are
+    skipped."""
+    spans: list[tuple[int, float, float, str, dict[str, Any]]] = []
+    block: list[tuple[int, str]] = []
+
+    def cue() -> None:
+        head = block[0][1].strip()
+        if head.startswith(("WEBVTT", "NOTE", "STYLE", "REGION")) and "-->" not in head:
+            return
+        timing = next((i for i, (_, text) in enumerate(block[:2]) if "-->" in text), None)
+        if timing is None:
+            raise InputError("expected a cue: its times 'HH:MM:SS,mmm --> HH:MM:SS,mmm' on the first or second line "
+                             "(after its number)", path=path, line=block[0][0])
+        line, times = block[timing]
+        m = _CUE_TIMES.match(times.strip())
+        if m is None:
+            raise InputError(f"bad cue times {times.strip()!r}: expected HH:MM:SS,mmm --> HH:MM:SS,mmm (SRT) or "
+                             "HH:MM:SS.mmm --> HH:MM:SS.mmm (WebVTT)", path=path, line=line)
+        text = " ".join(html.unescape(_TAG.sub("", t)).strip() for _, t in block[timing + 1:])
+        spans.append((line, _cue_seconds(m.group(1)), _cue_seconds(m.group(2)),
+                      _text(" ".join(text.split()), path, line=line, what="the cue's text"), {}))
+
+    for lineno, text in iter_text_lines(path, max_line_bytes=MAX_LINE_BYTES):
+        text = text.removeprefix("\ufeff").rstrip("\r\n")
+        if text.strip():
+            block.append((lineno, text))
+        elif block:
+            cue()
+            block = []
+    if block:
+        cue()
+    return _clip_spans(path, spans, "cue")
 

@@ -23,13 +23,14 @@ from vidground.types import FrameDescription
 def read_descriptions(path: str | Path, *, format: str = "auto", clip_seconds: float | None = None
                       ) -> list[FrameDescription]:
     """Read a descriptions file, sorted by time; raise :class:`InputError` naming the file and line on any bad line
-    (a repeated time included).
+    (a repeated time included, lines naming two videos, and empty text but where the line says why it is empty:
+    ``vidground describe`` keeps a reply with no text, marked ``empty_reply``, or with its ``describer``).
 
     ``format="auto"`` (the default) reads vidground's JSONL and, recognised by their content, caption
     files written by other tools: VTG-GPT clip captions, per-second JSON, CSV (see
     :mod:`frame_describer.caption_formats` for their time conventions and ``clip_seconds``).
     """
-    from .caption_formats import check_clip_seconds, read_captions, resolve_format
+    from .caption_formats import OneVideo, check_clip_seconds, read_captions, resolve_format
 
     path = Path(path)
     check_readable(path, "descriptions file")
@@ -39,6 +40,7 @@ def read_descriptions(path: str | Path, *, format: str = "auto", clip_seconds: f
     check_clip_seconds(clip_seconds, fmt, path)
     out: list[FrameDescription] = []
     line_of: dict[float, int] = {}  # a time's line: two descriptions of one instant would be placed side by side
+    video = OneVideo(path)
     for lineno, obj in iter_json_lines(path, not_object="each line must be a JSON object with 't' and 'text'",
                                        max_line_bytes=MAX_LINE_BYTES):
         missing = [k for k in ("t", "text") if k not in obj]
@@ -51,6 +53,9 @@ def read_descriptions(path: str | Path, *, format: str = "auto", clip_seconds: f
                              "frame time (two files joined, or one written twice?)", path=path, line=lineno)
         if not isinstance(obj["text"], str):
             raise InputError(f"'text' must be a string, got {type(obj['text']).__name__}", path=path, line=lineno)
+        if not obj["text"].strip() and not {"empty_reply", "describer"} & obj.keys():
+            raise InputError("'text' is empty: give the frame's caption, or leave the line out", path=path, line=lineno)
+        video.see(obj, lineno)
         try:
             out.append(FrameDescription.model_validate(obj))
         except ValidationError as exc:
@@ -60,6 +65,43 @@ def read_descriptions(path: str | Path, *, format: str = "auto", clip_seconds: f
         raise InputError("no descriptions (the file is empty)", path=path)
     out.sort(key=lambda d: d.t)
     return out
+
+
+def named_video(path: str | Path) -> str | None:
+    """The video a descriptions or captions file names (the first ``video`` field of its JSON lines, or the first
+    row's ``video`` column of a CSV), else ``None``; read lines are only the ones up to it. :func:`read_descriptions`
+    refuses a file naming two, so the first is the file's. A file that cannot be read names none here: reading it
+    says why."""
+    from .caption_formats import _csv_rows, detect_format, video_name
+
+    path = Path(path)
+    try:
+        fmt = detect_format(path)
+    except (InputError, OSError):
+        return None
+    if fmt == "csv":
+        try:
+            rows = _csv_rows(path)
+            header, first = next(rows, None), next(rows, None)
+        except InputError:
+            return None
+        if header is None or first is None:
+            return None
+        names = [c.strip().lower() for c in header[1]]
+        return video_name(first[1][names.index("video")]) if "video" in names and len(first[1]) == len(names) else None
+    if fmt not in ("vidground", "vtggpt"):
+        return None
+    with path.open("rb") as fh:
+        while raw := fh.readline(MAX_LINE_BYTES + 1):
+            if b'"video"' not in raw:
+                continue
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                return None  # read_descriptions names what is wrong with it
+            if isinstance(obj, dict) and (name := video_name(obj.get("video"))) is not None:
+                return name
+    return None
 
 
 def description_metadata(descriptions: list[FrameDescription], key: str) -> Any:

@@ -14,7 +14,7 @@ def test_a_bad_file_among_many_converts_none_and_every_bad_one_is_named(tmp_path
     gap.write_text('{"moment": 0, "description": "a"}\n{"moment": 1, "description": "b"}\n'
                    '{"moment": 4, "description": "c"}\n')
     clips = tmp_path / "clips.csv"  # unequal clips: refused too, and it was never reached
-    clips.write_text("start,end,text\n0,2,a\n2,3,b\n")
+    clips.write_text("start,end,text\n0,2,a\n2,3,b\n3,5,c\n")  # a shorter last clip is read (FX-Z2)
     out = tmp_path / "out"
     assert main(["import-captions", str(good), str(gap), str(clips), "-o", str(out)]) == 1
     err = capsys.readouterr().err
