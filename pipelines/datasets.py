@@ -112,6 +112,22 @@ class Query:
                    choices=tuple(r.get("choices") or ()), answer=r.get("answer"))
 
 
+def _qid_hint(unknown: list[str], index: dict[str, Any]) -> str:
+    """How the dataset writes its ids, when the unknown ones are written otherwise: NExT-GQA's are ``VIDEO_QID``
+    (``10597533885_4``), and a bare question number ``4`` is in none."""
+    if not index:
+        return ""
+    example = next(iter(index))
+    ends: dict[str, str] = {}
+    for qid in index:
+        ends.setdefault(qid.rsplit("_", 1)[-1], qid)
+    near = next((ends[q] for q in unknown if "_" not in q and q in ends and ends[q] != q), None)
+    if near is not None:
+        video, qid = near.rsplit("_", 1)
+        return f"; this dataset's ids are written VIDEO_QID (e.g. {near} for question {qid} of video {video})"
+    return f"; this dataset's ids look like {example}"
+
+
 @dataclass
 class Dataset:
     """A list of queries plus what was loaded to get them."""
@@ -156,7 +172,7 @@ class Dataset:
             unknown = [q for q in wanted if q not in index]
             if unknown:
                 raise InputError(f"{len(unknown)} subset id(s) are not in {self.name}/{self.split}, "
-                                 f"e.g. {', '.join(unknown[:5])}")
+                                 f"e.g. {', '.join(unknown[:5])}{_qid_hint(unknown, index)}")
             keep = set(wanted)
             queries = [q for q in queries if q.qid in keep]
         if limit is not None:

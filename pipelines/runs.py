@@ -391,7 +391,7 @@ def select_queries(config: RunConfig) -> Dataset:
 
 
 #: The extensions of descriptions and caption files.
-_DESCRIPTION_EXTENSIONS = (".jsonl", ".json", ".csv")
+_DESCRIPTION_EXTENSIONS = (".jsonl", ".json", ".csv", ".srt", ".vtt")
 
 
 def is_run_folder(folder: Path) -> bool:
@@ -417,10 +417,10 @@ def _input_files(folder: Path, exts: Iterable[str], skip: Path | None = None) ->
 def find_descriptions(video_ids: Iterable[str], folder: str | Path,
                       out: str | Path | None = None, *, v_prefix: bool = False) -> tuple[dict[str, Path], list[str]]:
     """Map video ids to descriptions or caption files under ``FOLDER`` (searched recursively): ``ID.jsonl``,
-    ``ID.json`` or ``ID.csv``, also named ``ID.descriptions.jsonl`` (what ``vidground describe`` suggests) or
-    ``ID_cap.json`` (NExT-GQA caption sets). With ``v_prefix`` ActivityNet's ``v_`` may be present or absent on
-    either side (video ``v_X`` finds ``v_X.jsonl`` or ``X.jsonl``, as :func:`~pipelines.datasets.find_videos`
-    does). A selected id that two files could be (``ID.csv`` beside ``ID_cap.json``, ``ID.jsonl`` beside a copy in a
+    ``ID.json``, ``ID.csv``, ``ID.srt`` or ``ID.vtt``, also named ``ID.descriptions.jsonl`` (what ``vidground
+    describe`` suggests) or ``ID_cap.json`` (NExT-GQA caption sets). With ``v_prefix`` ActivityNet's ``v_`` may be
+    present or absent on either side (video ``v_X`` finds ``v_X.jsonl`` or ``X.jsonl``, as
+    :func:`~pipelines.datasets.find_videos` does). A selected id that two files could be (``ID.csv`` beside ``ID_cap.json``, ``ID.jsonl`` beside a copy in a
     subfolder, ``v_X.jsonl`` beside ``X.jsonl``) is an :class:`InputError` naming them all: no file is chosen
     silently over another. The run folder ``out`` and any other run folder below ``FOLDER`` are not searched."""
     folder = Path(folder)
@@ -440,6 +440,40 @@ def find_descriptions(video_ids: Iterable[str], folder: str | Path,
                                for v in dict.fromkeys(video_ids)}, folder, "descriptions file")
 
 
+def check_descriptions(sources: dict[str, Path], config: RunConfig) -> None:
+    """Before a descriptions run starts: each file found for a video names that video or none (its ``video`` field,
+    as a replay checks it), and ``--clip-seconds`` with ``--descriptions-format auto`` meets one clip format only.
+
+    Two caption files swapped by name ran each video's queries on the other's captions, and reported no problem;
+    a clip length given to a folder of mixed formats failed the vidground files query by query and squeezed the
+    clips of another length. Both are a :class:`ConfigurationError` naming the files now, and nothing is run."""
+    from frame_describer.caption_formats import DEFAULT_CLIP_SECONDS, detect_format
+    from frame_describer.descriptions_io import named_video
+    from frame_describer.replay import _same_video
+
+    wrong = [f"{path} names video {named!r}" for vid, path in sources.items()
+             if (named := named_video(path)) is not None and not _same_video(named, vid)]
+    if wrong:
+        more = "; ..." if len(wrong) > 3 else ""
+        raise ConfigurationError(f"{len(wrong)} descriptions file(s) are of another video than the one they were "
+                                 f"found for by their name: {'; '.join(wrong[:3])}{more}. Rename them after the video "
+                                 "their 'video' field names (or fix that field)")
+    if config.clip_seconds is None or config.descriptions_format != "auto":
+        return
+    formats: dict[str, list[Path]] = {}
+    for path in sources.values():
+        try:
+            formats.setdefault(detect_format(path), []).append(path)
+        except (InputError, OSError):  # a binary or unreadable file: its video's queries fail, naming it
+            continue
+    if len(formats) > 1 or not set(formats) <= set(DEFAULT_CLIP_SECONDS):
+        found = ", ".join(f"{len(ps)} {fmt} (e.g. {ps[0].name})" for fmt, ps in sorted(formats.items()))
+        takes = " or ".join(DEFAULT_CLIP_SECONDS)
+        raise ConfigurationError(f"--clip-seconds {config.clip_seconds:g} applies to {takes} captions, of one format "
+                                 f"in a run; the selected videos' files are {found}: give --descriptions-format, or "
+                                 "keep each format in a folder of its own")
+
+
 def _folder_ids(folder: Path, mode: str) -> set[str]:
     """The video ids the files in ``folder`` would be found under."""
     exts = VIDEO_EXTENSIONS if mode == "videos" else _DESCRIPTION_EXTENSIONS
@@ -453,7 +487,7 @@ def _likely_cause(ds: Dataset, config: RunConfig, found: int, missing: list[str]
     """Why the inputs of ``missing`` videos are not in the folder: another split, another id format, an
     empty or wrong folder."""
     folder = Path(config.videos or config.descriptions or ".")
-    what = "video files" if config.mode == "videos" else "descriptions files (.jsonl, .json, .csv)"
+    what = "video files" if config.mode == "videos" else f"descriptions files ({', '.join(_DESCRIPTION_EXTENSIONS)})"
     have = _folder_ids(folder, config.mode)
     if not have:
         return f"{folder} holds no {what}; check the folder"
@@ -1016,6 +1050,8 @@ def _run_eval(config: RunConfig, out: str | Path, lock: RunFolderLock, *, retry_
     else:
         sources, missing = find_descriptions(ds.videos, config.descriptions, out)  # type: ignore[arg-type]
     check_inputs(ds, config, sources, missing)  # before anything is written: a wrong split leaves no run behind
+    if config.mode == "descriptions":
+        check_descriptions(sources, config)
     if ds.dropped:
         log.warning("%s", dropped_note(ds))
     lock.make_folder(lambda: _check_resume(out, config), argv)
