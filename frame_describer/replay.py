@@ -45,7 +45,8 @@ class ReplayDescriber(BaseDescriber):
     ``end`` is where the captions stop holding (seconds): ``duration`` when given, else the file's
     ``duration`` metadata (clip formats carry the end of their last clip), else the last caption's time
     plus the median gap. A frame after ``end`` gets no description: the captions say nothing there.
-    ``calls`` counts frames answered, ``past_end`` frames left without one.
+    ``calls`` counts frames answered, ``past_end`` frames left without one; ``warnings`` what a result built from
+    its descriptions should tell its reader (frames past the captions' end), as a frame stream's ``warnings`` do.
 
     ``video`` is the video the captions are of (a file name, stem or id; a whole number is an id): the captions'
     ``video`` field (a file's, or in-memory descriptions' extra) when every one that has it agrees, else ``None``
@@ -95,6 +96,7 @@ class ReplayDescriber(BaseDescriber):
         self._lock = threading.Lock()
         self.calls = 0
         self.past_end = 0
+        self._past: tuple[float, float] | None = None  # the captions' end and the first frame found past it
 
     @classmethod
     def from_spec(cls, arg: str | None = None, **options: Any) -> "ReplayDescriber":
@@ -143,6 +145,17 @@ class ReplayDescriber(BaseDescriber):
             i -= 1
         return self.texts[i]
 
+    @property
+    def warnings(self) -> list[str]:
+        """What a result built from this describer's descriptions should tell its reader: that frames past the
+        captions' end got no description (logged once as well, when the first such frame comes); empty while none
+        did. A Python or ``--json`` user reads no log, so a session adds these to a result's ``warnings``."""
+        if self._past is None:
+            return []
+        end, t = self._past
+        return [f"{self.source}: the captions end at {end:.1f} s, and the video goes on (a frame at {t:.1f} s): frames "
+                "past their end get no description; captions of another video, or of a part of it?"]
+
     def describe(self, frames: Iterable[Frame], *, query: str | None = None) -> Iterator[FrameDescription]:
         for f in frames:
             text = self.caption_at(f.t)
@@ -150,9 +163,8 @@ class ReplayDescriber(BaseDescriber):
                 if text is None:
                     self.past_end += 1
                     if self.past_end == 1:  # once: the rest of the video is silently out of reach otherwise
-                        log.warning("%s: the captions end at %.1f s, and the video goes on (a frame at %.1f s): "
-                                    "frames past their end get no description; captions of another video, or of a "
-                                    "part of it?", self.source, self.end, f.t)
+                        self._past = (self.end, f.t)
+                        log.warning("%s", self.warnings[0])
                 else:
                     self.calls += 1
             if text is not None:

@@ -444,8 +444,9 @@ class FrameStream(Iterator[Frame]):
 
     def __init__(self, info: VideoInfo, targets: Iterator[float], *, fps: float | None,
                  planned: int, max_side: int | None, limit: int | None = None, keyframes_only: bool = False,
-                 tolerance: float = 0.0):
+                 tolerance: float = 0.0, notes: Sequence[str] = ()):
         self.info, self.fps, self.planned, self.max_side = info, fps, planned, max_side
+        self._notes = list(notes)  # what the plan said about the request (a rate above the video's), for warnings
         #: each requested time was answered by the nearest keyframe (see :func:`sample_frames`)
         self.keyframes_only = keyframes_only
         #: seconds: a keyframe this close to a requested time answers it (see :func:`sample_frames`)
@@ -624,8 +625,9 @@ class FrameStream(Iterator[Frame]):
     @property
     def warnings(self) -> list[str]:
         """What a result built from these frames should tell its reader about the video (damage,
-        truncation); empty for a sound file. Complete once the stream has been read to its end."""
-        name, out = Path(self.info.path).name, []
+        truncation) and the request (a rate above the video's, also logged); empty for a sound file asked for no
+        more frames than it has. Complete once the stream has been read to its end."""
+        name, out = Path(self.info.path).name, list(self._notes)
         ranges = self.damage
         record = self._record()
         resumed = record.resumed if record else 0
@@ -1215,19 +1217,23 @@ def sample_frames(
     :class:`ConfigurationError` for bad arguments.
     """
     tol = _check_tolerance(tolerance, times, keyframes_only)
+    notes: list[str] = []
     info, targets, rate, planned, limit = _plan(video, fps=fps, num_frames=num_frames, max_frames=max_frames,
-                                                max_side=max_side, start=start, end=end, times=times)
+                                                max_side=max_side, start=start, end=end, times=times, notes=notes)
     return FrameStream(info, targets, fps=rate, planned=planned, max_side=max_side, limit=limit,
-                       keyframes_only=bool(keyframes_only), tolerance=tol)
+                       keyframes_only=bool(keyframes_only), tolerance=tol, notes=notes)
 
 
 def _plan(video: str | os.PathLike[str], *, fps: float | None, num_frames: int | None, max_frames: int | None,
           max_side: int | None, start: float | None, end: float | None, times: Sequence[float] | None,
-          say: bool = True) -> tuple[VideoInfo, Iterator[float], float | None, int, int | None]:
+          say: bool = True, notes: list[str] | None = None
+          ) -> tuple[VideoInfo, Iterator[float], float | None, int, int | None]:
     """Check the arguments and probe the video: its info, the requested times, the effective rate, how
     many frames are planned and the cap. The times span the video's real length (:attr:`VideoInfo.extent`), not
     the container's claim. ``say=False`` logs nothing about the request (a plan made before the sampling that
-    logs it: :func:`planned_times`)."""
+    logs it: :func:`planned_times`). ``notes`` takes what a reader of the frames should be told (a rate above the
+    video's), logged as well: :attr:`FrameStream.warnings` gives it to a result's ``warnings`` (a Python or
+    ``--json`` user reads no log)."""
     if fps is not None and num_frames is not None:
         raise ConfigurationError("give either fps (sample by rate; --fps) or num_frames (sample by count; --num-frames), "
                                  "not both")
@@ -1263,11 +1269,13 @@ def _plan(video: str | os.PathLike[str], *, fps: float | None, num_frames: int |
     if say and info.fps and span > 0 and ((fps is not None and fps > info.fps * 1.01)
                                   or (num_frames is not None and num_frames > span * info.fps * 1.01 + 1)):
         # not an error (every frame is a fair request), but with a paid describer it is one call per frame
-        log.warning("%s: %s asks for more frames than the video has (%.4g fps): every frame is sampled once, "
-                    "about %d%s", Path(info.path).name,
-                    f"fps={fps:g}" if fps is not None else f"num_frames={num_frames}", info.fps,
-                    max(1, round(span * info.fps)),
-                    f", and the rate used is recorded as {info.fps:.4g} fps" if fps is not None else "")
+        text = (f"{Path(info.path).name}: {f'fps={fps:g}' if fps is not None else f'num_frames={num_frames}'} asks "
+                f"for more frames than the video has ({info.fps:.4g} fps): every frame is sampled once, about "
+                f"{max(1, round(span * info.fps))}"
+                + (f", and the rate used is recorded as {info.fps:.4g} fps" if fps is not None else ""))
+        if notes is not None:
+            notes.append(text)
+        log.warning("%s", text)
     if num_frames is not None:
         n = min(num_frames, max_frames) if max_frames else num_frames
         if n < num_frames and say:
