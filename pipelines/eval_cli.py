@@ -96,7 +96,7 @@ def register(subparsers: Any) -> None:
     src.add_argument("--videos", default=None, metavar="DIR", help="folder of videos named by video id (any common extension)")
     src.add_argument("--descriptions", default=None, metavar="DIR",
                      help="folder of VIDEO_ID.jsonl descriptions, or other tools' captions (VIDEO_ID.jsonl, "
-                          "VIDEO_ID_cap.json, VIDEO_ID.csv) (stage 2 only)")
+                          "VIDEO_ID_cap.json, VIDEO_ID.csv, VIDEO_ID.srt, VIDEO_ID.vtt) (stage 2 only)")
     add_caption_format_args(src)
     sel = e.add_argument_group("selection")
     sel.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate N queries, chosen reproducibly by --seed")
