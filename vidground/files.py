@@ -102,23 +102,73 @@ def file_kind(mode: int) -> str:
 
 def check_readable(path: Path, what: str = "file") -> None:
     """Raise an :class:`InputError` naming ``path`` unless it is a regular file that can be opened
-    without blocking: a missing path, a folder, a link loop, a FIFO or a device (which would block, or
-    never end) are refused before anything is opened."""
+    without blocking, or a pipe this process reads (``<(...)``, ``/dev/stdin`` from a pipe): a missing path,
+    a folder, a link loop, a named FIFO (opening one waits for a writer, maybe forever) or a device (which
+    would block, or never end) are refused before anything is opened. A pipe is read whole into a temporary
+    file that then stands in for it (:func:`_spool_pipe`), so readers that read a file twice (to tell its
+    format, then to parse it) read it all both times."""
     try:
         st = path.stat()
     except FileNotFoundError:
+        if str(path) == "-":  # '-' is stdin only where the command line says so
+            raise InputError(f"{what} not found: '-' reads standard input only as --queries -; give /dev/stdin to "
+                             f"read this {what} from a pipe", path=path) from None
         raise InputError(f"{what} not found", path=path) from None
     except OSError as exc:  # a link loop, a path through a file, no permission
         raise InputError(f"cannot open the {what} ({exc.strerror or exc})", path=path) from None
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"is a folder, not a {what}", path=path)
+    if stat.S_ISFIFO(st.st_mode) and (fd := _own_fd(path)) is not None:
+        _spool_pipe(fd, path, what)
+        return
     if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"is {file_kind(st.st_mode)}, not a regular {what}; save the content to a file first", path=path)
+        through = "" if _own_fd(path) is not None else " (or give it through a pipe: <(...), /dev/stdin)"
+        raise InputError(f"is {file_kind(st.st_mode)}, not a regular {what}; save the content to a file first{through}",
+                         path=path)
     try:  # a regular file opens at once; what stat cannot tell is whether we may read it
         with open(path, "rb"):
             pass
     except OSError as exc:
         raise InputError(f"cannot open the {what} ({exc.strerror or exc})", path=path) from None
+
+
+#: the most a pipe given as an input file is read (bytes): past it, an endless stream (``<(yes)``) is refused
+MAX_PIPE_BYTES = 1 << 30
+
+
+def _own_fd(path: Path) -> int | None:
+    """The file descriptor of this process that ``path`` names (``/dev/fd/63``, ``/dev/stdin``,
+    ``/proc/self/fd/0``), following links, or ``None``: a named FIFO, or another process's descriptor."""
+    try:
+        fds = os.path.realpath(f"/proc/{os.getpid()}/fd")
+        for _ in range(16):
+            folder = os.path.realpath(path.parent)
+            if folder == fds and path.name.isdigit():
+                return int(path.name)
+            if not path.is_symlink():
+                return None
+            path = Path(folder) / os.readlink(path)
+    except OSError:
+        return None
+    return None
+
+
+def _spool_pipe(fd: int, path: Path, what: str) -> None:
+    """Read the pipe ``fd`` to its end into an unnamed temporary file, and put that file in its place
+    (``dup2``): ``path`` then opens the whole content, from its start, each time it is opened."""
+    try:
+        with tempfile.TemporaryFile() as tmp:
+            size = 0
+            while chunk := os.read(fd, 1 << 20):
+                size += len(chunk)
+                if size > MAX_PIPE_BYTES:
+                    raise InputError(f"more than {MAX_PIPE_BYTES >> 30} GiB read from the pipe given as the {what} "
+                                     "(an endless stream?); save the content to a file first", path=path)
+                tmp.write(chunk)
+            tmp.flush()
+            os.dup2(tmp.fileno(), fd)
+    except OSError as exc:
+        raise InputError(f"cannot read the {what} ({exc.strerror or exc})", path=path) from None
 
 
 def iter_text_lines(path: Path, *, max_line_bytes: int | None = None) -> Iterator[tuple[int, str]]:
