@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from vidground.errors import ConfigurationError, MissingDependencyError, VidgroundError
-from vidground.models import set_torch_threads, shared_model
+from vidground.models import set_torch_threads, shared_model, torch_threads
 
 from . import polarity as _polarity
 from . import ranker
@@ -316,6 +316,9 @@ class _SimilarityReasoner(BaseReasoner):
     def __init__(self, model: str | None = None, *, device: str | None = None, encoder: Encoder | None = None):
         if model and encoder is None:  # a misspelt folder fails now (a session made), not after the video is described
             _model_path(model)
+        # as a bad $VIDGROUND_TORCH_THREADS: checked here, not only when torch loads (a query the embedding cache or
+        # the numpy encoder answers never loads it), so a command fails or passes whatever the cache holds
+        torch_threads()
         self.model = model or DEFAULT_MODEL
         self.device = device
         self._encoder = encoder

@@ -11,7 +11,8 @@ shared by every later process (each CLI call, each benchmark run, several proces
   content, large files sampled) and the text, so a different or retrained model never reads another's
   vectors. Its first 8 bytes are the row id (one B-tree lookup), the next 8 are checked on every hit.
 - **Bounded**: at most ``max_mb`` megabytes of vectors (``$VIDGROUND_EMBEDDING_CACHE_MB``, default
-  1024, about 650,000 vectors of MiniLM's 384 floats); past that the least recently used are dropped.
+  1024, about 650,000 vectors of MiniLM's 384 floats; 0 turns the cache off, a negative or non-number
+  value is warned about and ignored); past that the least recently used are dropped.
 - **Never in the way**: a cache that cannot be opened, read or written (read-only folder, a full disk,
   a corrupt file) gives one warning and the encoder goes on without it; a query never fails because of
   it. A cache busy in another process past the 30-s timeout is a miss this time, not a failure.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -52,11 +54,16 @@ _no_folder_said = False  # whether default_store_path() said there is no folder 
 
 
 def default_store_path() -> Path | None:
-    """``$VIDGROUND_EMBEDDING_CACHE`` (``None`` when it says ``off``), else the user's cache folder; ``None``, with
-    one warning, when there is no such folder (no home directory): the encoder goes on without the cache."""
+    """``$VIDGROUND_EMBEDDING_CACHE`` (``None`` when it says ``off``, or ``$VIDGROUND_EMBEDDING_CACHE_MB`` is 0), else the
+    user's cache folder; ``None``, with one warning, when there is no such folder (no home directory): the encoder goes
+    on without the cache."""
     env = os.environ.get(ENV_PATH)
+    if env is not None and env.strip().lower() in _OFF:
+        return None
+    if _size_setting() == 0:  # room for no vector: off, as VIDGROUND_EMBEDDING_CACHE=0 is
+        return None
     if env is not None:
-        return None if env.strip().lower() in _OFF else Path(env).expanduser()
+        return Path(env).expanduser()
     try:
         return user_cache_dir(ENV_PATH) / "vidground" / "embeddings.sqlite"
     except NoCacheFolderError as exc:
@@ -68,12 +75,32 @@ def default_store_path() -> Path | None:
 
 
 def default_max_mb() -> float:
+    """``$VIDGROUND_EMBEDDING_CACHE_MB``, else :data:`DEFAULT_MAX_MB` (0 turns the default cache off:
+    :func:`default_store_path`)."""
+    value = _size_setting()
+    return float(DEFAULT_MAX_MB) if value is None else value
+
+
+_size_said: set[str] = set()
+
+
+def _size_setting() -> float | None:
+    """``$VIDGROUND_EMBEDDING_CACHE_MB`` in megabytes; ``None`` when it is not set, or, with one warning, when it is not
+    a number of megabytes: negative, not a number or not finite (the default is used)."""
+    raw = os.environ.get(ENV_SIZE)
+    if raw is None or not raw.strip():
+        return None
     try:
-        value = float(os.environ.get(ENV_SIZE, DEFAULT_MAX_MB))
+        value = float(raw)
     except ValueError:
-        log.warning("ignoring %s=%r (not a number); using %s MB", ENV_SIZE, os.environ[ENV_SIZE], DEFAULT_MAX_MB)
-        return float(DEFAULT_MAX_MB)
-    return value if value > 0 else float(DEFAULT_MAX_MB)
+        value = math.nan
+    if math.isfinite(value) and value >= 0:
+        return value
+    if raw not in _size_said:
+        _size_said.add(raw)
+        log.warning("ignoring %s=%r (%s); using %s MB (0 turns the cache off)", ENV_SIZE, raw,
+                    "negative" if value < 0 else "not a number of megabytes", DEFAULT_MAX_MB)
+    return None
 
 
 def model_fingerprint(folder: str | Path) -> str:
