@@ -826,7 +826,9 @@ def add_search_arguments(g: Any, *, only: str, run_setting: bool = False) -> Non
                    help="coarse-to-fine: at most N frames used per query, so at most N describer calls (frames from the "
                         "cache count too, so a rerun answers the same and pays nothing; not so with --budget-seconds too, "
                         "which depends on how fast the calls are, nor, after other queries, always for a describer "
-                        "that compares each frame with the previous one, cv)")
+                        "that compares each frame with the previous one, cv); a budget is also spent: the search goes "
+                        "on to the next-best candidates while the reasoner names any, so one above what it needs costs "
+                        "more than none")
     g.add_argument("--budget-seconds", type=float, default=None, metavar="S",
                    help="coarse-to-fine: at most S seconds of describing per query")
     g.add_argument("--keyframe-tolerance", type=float, default=None, metavar="F",
