@@ -111,6 +111,19 @@ class VideoInfo(BaseModel):
         return max(self.duration, self.last_frame or 0.0)
 
 
+def refuse_url(video: object) -> None:
+    """A :class:`VideoDecodeError` saying so when ``video`` is a URL (``scheme://...``) and no such local file exists:
+    as a path, ``http://host/a.mp4`` reads ``http:/host/a.mp4``, "no such file", which hid what was wrong."""
+    text = os.fspath(video) if isinstance(video, (str, os.PathLike)) else None
+    if not isinstance(text, str) or "://" not in text:
+        return
+    scheme = text.partition("://")[0]
+    if scheme[:1].isalpha() and scheme.isascii() and all(c.isalnum() or c in "+-." for c in scheme) \
+            and not os.path.lexists(text):
+        raise VideoDecodeError(text, "is a URL; vidground reads video files on this machine: download it first "
+                                     "(curl -o FILE, yt-dlp) and give the file")
+
+
 def _check_path(path: str | os.PathLike[str]) -> Path:
     """``path`` as a Path, refused with a message naming what is wrong before FFmpeg opens it: FFmpeg
     would block on a FIFO, read a device forever, and a special file's size of 0 says nothing."""
@@ -118,6 +131,7 @@ def _check_path(path: str | os.PathLike[str]) -> Path:
     try:
         st = p.stat()
     except FileNotFoundError:  # a dangling link too
+        refuse_url(path)
         raise VideoDecodeError(p, "no such file") from None
     except OSError as exc:  # a symlink loop, a path through a file, no permission on a folder
         raise VideoDecodeError(p, f"cannot open the video file ({exc.strerror or exc})") from None

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from frame_describer import (DEFAULT_DESCRIBER, Describer, FrameDescription, Usage, describers, get_describer,
                              read_descriptions)
 from frame_describer.descriptions_io import description_metadata, write_descriptions
+from frame_describer.sampling import refuse_url
 from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
 from vidground.errors import (ConfigurationError, InputError, NoCacheFolderError, PluginError, SessionClosedError,
                               VideoDecodeError, VidgroundError, keep_paid)
@@ -345,6 +346,7 @@ def _check_video(video: Any, accepted: str) -> None:
     _check_path(video, "a video path")
     if not isinstance(video, (str, os.PathLike)):
         raise InputError(f"video must be {accepted}, got {type(video).__name__} {video!r:.60}")
+    refuse_url(video)
 
 
 #: what a backend given as an object needs (the protocols of frame_describer and temporal_reasoner), and specs
