@@ -297,6 +297,10 @@ def _place_extras(parser: argparse.ArgumentParser, args: argparse.Namespace, ext
         return
     notes = []
     for opt in dict.fromkeys(a.split("=", 1)[0] for a in options):
+        if opt in command._option_string_actions:  # given before the command (`vidground --json ground ...`)
+            notes.append(f"{opt} is an option of vidground {args.command}: put it after the command "
+                         f"(vidground {args.command} {opt} ...)")
+            continue
         owners = [f"vidground {name}" for name, p in _commands(parser).items()
                   if name != args.command and opt in p._option_string_actions]
         if owners:
@@ -647,6 +651,9 @@ def _finished_note(args: argparse.Namespace, exc: BaseException) -> str:
 
 
 def cmd_ground(args: argparse.Namespace) -> int:
+    if args.top_k is not None and "top_k" in dict(args.reasoner_opt):  # one of them was silently dropped
+        raise ConfigurationError(f"--top-k {args.top_k} and --reasoner-opt top_k={dict(args.reasoner_opt)['top_k']} "
+                                 "both say how many intervals to return: give one (--top-k)")
     if args.query_list or args.queries_file is not None:
         return _ground_many(args)
     video, query = _split_inputs(args)
@@ -731,9 +738,53 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file (through symbolic links and hard links), or would be once made (a
+    ``--cache FILE`` not made yet, which the command makes before writing ``-o``)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return os.path.realpath(a) == os.path.realpath(b)
+    except (OSError, ValueError):  # a name the OS refuses: said where it is opened
+        return False
+
+
+def _refuse_overwriting(option: str, output: str | Path, inputs: list[tuple[str, Any]]) -> None:
+    """A :class:`ConfigurationError` before anything is read or paid for when ``output`` (what ``option`` names) is
+    one of the command's ``inputs`` (what it is, its path): writing it would replace that input (``describe VIDEO -o
+    VIDEO`` wrote JSONL over the video, exit 0)."""
+    for what, path in inputs:
+        if path and _same_file(Path(output), Path(path)):
+            raise ConfigurationError(f"{option} {printable(output)} is the {what} {printable(path)}, which would be "
+                                     f"overwritten by its own output; choose another {option}")
+
+
+def _describe_inputs(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """The files ``describe`` reads: the video, the description cache (named, or the default one), a replay's
+    captions file."""
+    from frame_describer.cache import default_cache_path
+    from vidground.registry import split_spec
+
+    inputs: list[tuple[str, Any]] = [("video", args.video)]
+    if not args.no_cache:
+        try:
+            inputs.append(("description cache", args.cache or default_cache_path()))
+        except NoCacheFolderError:
+            pass
+    try:
+        backend, arg = split_spec(args.describer) if args.describer else ("", None)
+    except VidgroundError:  # said by the describer's own check
+        backend, arg = "", None
+    if backend == "replay" and arg:
+        inputs.append(("replayed captions file", arg))
+    return inputs
+
+
 def cmd_describe(args: argparse.Namespace) -> int:
     from pipelines.api import describe
 
+    if args.output and args.output != "-":
+        _refuse_overwriting("-o", args.output, _describe_inputs(args))
     described = describe(args.video, describer=args.describer, fps=args.fps, num_frames=args.num_frames,
                          max_frames=args.max_frames, max_side=args.max_side, query=args.query,
                          cache=False if args.no_cache else args.cache,
@@ -747,7 +798,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
         paid = f"; {usage.requests} requests, est. {_cost(usage)}" if usage.requests else ""
         skip = described.sampling.get("skip_unchanged")  # how many frames were sent, how many reused
         skipped = f"; skip-unchanged: {skip['sent']} sent, {skip['reused']} reused" if isinstance(skip, dict) else ""
-        print(f"wrote {n} descriptions to {args.output} ({described.duration:.1f} s of video, described in {described.seconds:.1f} s"
+        print(f"wrote {n} descriptions to {printable(args.output)} ({described.duration:.1f} s of video, described in {described.seconds:.1f} s"
               f"{f'; {usage.cached} from the description cache' if usage.cached else ''}{paid}{skipped})", file=sys.stderr)
     else:
         meta = {"video": described.video, "duration": round(described.duration, 3), "step": described.step,
@@ -765,12 +816,15 @@ def cmd_export_tuning_data(args: argparse.Namespace) -> int:
     # the cache the describing commands keep descriptions in ($VIDGROUND_CACHE, else the default file) for the videos
     # given; with descriptions files given, a cache is read only when asked for
     cache = args.cache or (default_cache_path() if args.videos and not args.descriptions else None)
+    read = [("description cache", cache)] + [("descriptions file", f) for d in map(Path, args.descriptions)
+                                             for f in (sorted(d.glob("*.jsonl")) if d.is_dir() else [d])]
+    _refuse_overwriting("--out", Path(args.out) / "train.jsonl", read)  # a folder of descriptions given as --out too
     r = export_tuning_data(args.out, videos=args.videos, cache=cache, descriptions=args.descriptions,
                            describer=args.describer, format=args.format, min_chars=args.min_chars,
                            max_side=args.max_side)
     left = ", ".join(f"{n} {why}" for why, n in sorted(r.left_out.items())) or "none"
     teachers = ", ".join(f"{name} ({n})" for name, n in r.describers.items())
-    print(f"wrote {r.records} records from {r.videos} video(s) to {r.path} ({r.frames_written} frames written, "
+    print(f"wrote {r.records} records from {r.videos} video(s) to {printable(r.path)} ({r.frames_written} frames written, "
           f"{r.frames_reused} reused); describers: {teachers}; left out: {left}")
     return 0
 
@@ -805,7 +859,7 @@ def cmd_import_captions(args: argparse.Namespace) -> int:
         dest = out if to_file else out / f"{video or video_id_from_path(src)}.jsonl"
         if dest in targets:
             raise ConfigurationError(f"{targets[dest]} and {src} would both be written to {dest} (same video id)")
-        if src.exists() and dest.exists() and dest.resolve() == src.resolve():
+        if src.exists() and _same_file(dest, src):  # a link or a hard link to it too
             raise ConfigurationError(f"{src} would be overwritten by its own conversion; choose another -o")
         targets[dest] = src
     # every input is read before any is written: a bad one among many converts none, and every bad one is named
@@ -854,7 +908,7 @@ def cmd_import_captions(args: argparse.Namespace) -> int:
                         for d in described.descriptions]
                 fh.writelines(rows)
                 dur = f"{described.duration:g} s" + (" (inferred)" if described.duration_inferred else "")
-                lines.append(f"{src} -> {dest}: {len(rows)} descriptions, step {described.step:g} s, {dur}")
+                lines.append(f"{printable(src)} -> {printable(dest)}: {len(rows)} descriptions, step {described.step:g} s, {dur}")
     except (VidgroundError, OSError) as exc:
         written = [str(d) for d in targets if stamp(d) != before[d]]  # only a rename that failed half-way leaves any
         raise InputError(f"{exc}; " + (f"written only: {', '.join(written)}" if written else
@@ -990,11 +1044,30 @@ def _as_command_line(args: argparse.Namespace, exc: VidgroundError) -> str:
 
 def _doing_note(exc: BaseException) -> str:
     """What a Ctrl-C stopped, when it stopped the reasoner (the interrupt's ``doing``, :func:`_on_interrupt`): its
-    request under way was abandoned, its reply lost though it may be billed."""
+    request under way was abandoned, its reply lost though a remote model may bill it (said only of one)."""
     if getattr(exc, "doing", None) != "reasoning":
         return ""
+    if not _REASONER["remote"]:
+        return " while the reasoner was answering: its answer under way was abandoned (the same command asks again)"
     return (" while the reasoner was answering: its request under way was abandoned (its reply is lost, though a "
             "remote model may still bill it; the same command asks again)")
+
+
+#: reasoner backends that answer in this process: nothing they were doing is billed
+_LOCAL_REASONERS = frozenset({"embedding", "naive", "vtggpt", "hf", "llamacpp"})
+
+
+def _remote_reasoner(args: argparse.Namespace) -> bool:
+    """Whether the command's reasoner (or its fallback) may be a remote, billed model: any but
+    :data:`_LOCAL_REASONERS` (the default is ``embedding``), a plug-in's included."""
+    from vidground.registry import split_spec
+
+    specs = [getattr(args, "reasoner", None) or "embedding"]
+    specs += [str(v) for k, v in getattr(args, "reasoner_opt", None) or [] if k == "fallback" and v]
+    try:
+        return any(split_spec(spec)[0] not in _LOCAL_REASONERS for spec in specs)
+    except VidgroundError:  # a bad spec fails before anything is asked
+        return True
 
 
 def _kept_note(args: argparse.Namespace, exc: BaseException | None = None) -> str:
@@ -1064,7 +1137,12 @@ _STOPPING = {
                   "at once: the answers still in flight are then lost, though paid)",
     "reasoning": "vidground: stopping: the reasoner's request under way is abandoned (its reply is lost, though a "
                  "remote model may still bill it); nothing is being described",
+    "reasoning locally": "vidground: stopping: the reasoner's answer under way is abandoned; nothing is being "
+                         "described",
 }
+
+#: whether this command's reasoner may be a remote, billed model (:func:`_remote_reasoner`): set by :func:`main`
+_REASONER = {"remote": True}
 
 #: whether this command describes frames (a video given): set by :func:`main`; without, a Ctrl-C outside the
 #: reasoner's calls (a model loading, descriptions being read) says no frame is being described
@@ -1079,7 +1157,8 @@ def _on_interrupt(signum: int, frame: Any) -> None:
     (what it stopped) for the closing line, and ``signum``: SIGTERM is taken the same way, said by name, exit 143."""
     doing = interrupts.under_way()
     if not interrupts.INTERRUPTED.is_set():
-        note = _STOPPING.get(doing or "") or (_STOPPING["describing"] if _DESCRIBES["frames"] else
+        said = "reasoning locally" if doing == "reasoning" and not _REASONER["remote"] else doing or ""
+        note = _STOPPING.get(said) or (_STOPPING["describing"] if _DESCRIBES["frames"] else
                                               "vidground: stopping (nothing is being described)")
         print(interrupts.naming(note, signum), file=sys.stderr)
     _stop_streams(True)
@@ -1112,6 +1191,7 @@ def main(argv: list[str] | None = None) -> int:
     args.stored_before = _stored_descriptions()  # an interrupted command says how many it kept
     _DESCRIBES["frames"] = args.command in ("ground", "ask", "events", "describe", "eval", "demo") \
         and not getattr(args, "descriptions", None)
+    _REASONER["remote"] = _remote_reasoner(args)
     try:
         return _run(args)
     finally:
@@ -1146,11 +1226,69 @@ def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
     return None
 
 
+class OutputError(VidgroundError):
+    """The command's output cannot be written to stdout (closed, a full disk, ``/dev/full``): the user's stdout,
+    not a fault of vidground's (it was ``internal error: OSError: [Errno 28] ...``)."""
+
+
+class _Stdout:
+    """``sys.stdout`` while a command runs: a write or flush that fails is an :class:`OutputError`, except a closed
+    pipe (``| head``), which ends the command quietly as before."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def _failed(self, exc: OSError) -> OutputError:
+        return OutputError(f"cannot write the output: {exc.strerror or exc}")
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _needs_stdout(args: argparse.Namespace) -> bool:
+    """Whether the command's result is what it prints on stdout (not a file or a run folder it writes, with a
+    summary line beside it)."""
+    if args.command == "describe":
+        return not args.output or args.output == "-"
+    return args.command not in ("eval", "report", "import-captions", "export-tuning-data")
+
+
 def _run(args: argparse.Namespace) -> int:
+    stdout = sys.stdout
     try:
-        return int(args.func(args) or 0)
+        if stdout is None and _needs_stdout(args):  # closed (`>&-`): print() would drop the result, exit 0
+            raise OutputError("cannot write the output: stdout is closed")
+        if stdout is not None:
+            sys.stdout = _Stdout(stdout)
+        try:
+            status = int(args.func(args) or 0)
+            if sys.stdout is not None:
+                sys.stdout.flush()  # a full disk is said here, not at exit
+            return status
+        finally:
+            if isinstance(sys.stdout, _Stdout):
+                sys.stdout = stdout
     except KeyboardInterrupt as exc:
         return _interrupted(args, exc)
+    except OutputError as exc:  # never worth a traceback, --debug or not
+        print(f"vidground: error: {exc}", file=sys.stderr)
+        return 1
     except VidgroundError as exc:
         if args.debug:
             raise
