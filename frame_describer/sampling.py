@@ -42,7 +42,7 @@ from pydantic import BaseModel
 
 from vidground import interrupts
 from vidground.errors import ConfigurationError, VideoDecodeError
-from vidground.files import file_kind
+from vidground.files import file_kind, refuse_url
 from vidground.types import DEFAULT_FPS, Frame
 
 from .rates import rate_used
@@ -109,19 +109,6 @@ class VideoInfo(BaseModel):
         if end is not None:
             return end
         return max(self.duration, self.last_frame or 0.0)
-
-
-def refuse_url(video: object) -> None:
-    """A :class:`VideoDecodeError` saying so when ``video`` is a URL (``scheme://...``) and no such local file exists:
-    as a path, ``http://host/a.mp4`` reads ``http:/host/a.mp4``, "no such file", which hid what was wrong."""
-    text = os.fspath(video) if isinstance(video, (str, os.PathLike)) else None
-    if not isinstance(text, str) or "://" not in text:
-        return
-    scheme = text.partition("://")[0]
-    if scheme[:1].isalpha() and scheme.isascii() and all(c.isalnum() or c in "+-." for c in scheme) \
-            and not os.path.lexists(text):
-        raise VideoDecodeError(text, "is a URL; vidground reads video files on this machine: download it first "
-                                     "(curl -o FILE, yt-dlp) and give the file")
 
 
 def _check_path(path: str | os.PathLike[str]) -> Path:

@@ -38,13 +38,12 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from frame_describer import (DEFAULT_DESCRIBER, Describer, FrameDescription, Usage, describers, get_describer,
                              read_descriptions)
 from frame_describer.descriptions_io import description_metadata, write_descriptions
-from frame_describer.sampling import refuse_url
 from temporal_reasoner import GroundingResult, Reasoner, Transcript, check_query, get_reasoner, infer_step
 from vidground.errors import (ConfigurationError, InputError, NoCacheFolderError, PluginError, SessionClosedError,
                               VideoDecodeError, VidgroundError, keep_paid)
 from vidground import interrupts
 from vidground.registry import split_spec
-from vidground.files import printable
+from vidground.files import printable, refuse_url
 from vidground.types import Answer, Events, Sampling
 from vidground.types import DEFAULT_FPS, MAX_SECONDS, check_seconds
 

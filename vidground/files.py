@@ -353,3 +353,16 @@ def output_file(path: str | Path) -> Iterator[TextIO]:
         if isinstance(exc, OSError):
             raise InputError(f"cannot write here ({exc.strerror or exc})", path=path) from None
         raise
+
+
+def refuse_url(video: object) -> None:
+    """A :class:`VideoDecodeError` saying so when ``video`` is a URL (``scheme://...``) and no such local file exists:
+    as a path, ``http://host/a.mp4`` reads ``http:/host/a.mp4``, "no such file", which hid what was wrong."""
+    text = os.fspath(video) if isinstance(video, (str, os.PathLike)) else None
+    if not isinstance(text, str) or "://" not in text:
+        return
+    scheme = text.partition("://")[0]
+    if scheme[:1].isalpha() and scheme.isascii() and all(c.isalnum() or c in "+-." for c in scheme) \
+            and not os.path.lexists(text):
+        raise VideoDecodeError(text, "is a URL; vidground reads video files on this machine: download it first "
+                                     "(curl -o FILE, yt-dlp) and give the file")
