@@ -320,6 +320,13 @@ def _paid_and_counted(video: Any, described: DescribedVideo) -> Iterator[None]:
         yield
 
 
+def _describer_warnings(describer: Any) -> list[str]:
+    """What a describer says a result built from its descriptions should tell its reader (its ``warnings``, as the
+    replay's captions ending before the video does); none for one that says nothing."""
+    said = getattr(describer, "warnings", None)
+    return [w for w in said if isinstance(w, str)] if isinstance(said, list) else []
+
+
 def _no_text(descriptions: Sequence[FrameDescription]) -> list[str]:
     """A warning naming the frames whose description has no text (a reply a content filter refused, or an empty
     one), with their times and the reasons the replies gave; none when every frame has words. Such a description
@@ -975,7 +982,7 @@ class Session:
         # opens the file and checks it (missing, folder, empty, not a video...) before any model is loaded
         frames = sample_frames(path, fps=s.fps, num_frames=s.num_frames, max_frames=s.max_frames, max_side=s.max_side)
         with frames:
-            desc = _for_video(self.describer, path)
+            desc = said = _for_video(self.describer, path)  # said: the describer's own warnings (replay's)
             aware = getattr(desc, "mode", "agnostic") == "aware"
             if aware:
                 if query is None:
@@ -1024,7 +1031,8 @@ class Session:
             sampling["described"] = {"calls": sent, "cached": usage.cached}
         described = DescribedVideo(video=str(path), duration=duration, step=step, describer=desc.name,
                                    settings=desc.settings(), descriptions=out, usage=usage, seconds=seconds,
-                                   sampling=sampling, warnings=[*frames.warnings, *_no_text(out)])
+                                   sampling=sampling,
+                                   warnings=[*frames.warnings, *_describer_warnings(said), *_no_text(out)])
         # one with frames not described is not remembered: the session's next call asks for them again
         return self._remember(None if _no_text(out) else key, described)
 
@@ -1184,7 +1192,8 @@ class Session:
         # grid over the container's claim answered times past a truncated file's end with its last frame
         length = duration or info.extent
         # at most the video's own rate: above it, a denser grid only names each frame several times
-        rate = rate_used(s.fps or DEFAULT_FPS, info.fps, warn=None if s.num_frames else path)
+        capped: list[str] = []  # the rate capped at the video's: told in the result's warnings too
+        rate = rate_used(s.fps or DEFAULT_FPS, info.fps, warn=None if s.num_frames else path, notes=capped)
         grid = count_grid(length, s.num_frames) if s.num_frames else rate_grid(length, rate)
         if s.max_frames and len(grid) > s.max_frames:
             grid = count_grid(length, s.max_frames)
@@ -1234,7 +1243,8 @@ class Session:
         described = DescribedVideo(video=str(path), duration=max(length, times[-1]), step=step, describer=desc.name,
                                    settings=desc.settings(), descriptions=outcome.descriptions, usage=outcome.usage,
                                    seconds=outcome.seconds, sampling=sampling,
-                                   warnings=[*damaged, *_no_text(outcome.descriptions)])
+                                   warnings=[*capped, *damaged, *_describer_warnings(desc),
+                                             *_no_text(outcome.descriptions)])
         result = outcome.result
         log.info("searched %s coarse to fine for %r: %d describer call(s), %d round(s), stopped: %s", path, query,
                  outcome.calls, outcome.rounds, outcome.stop)

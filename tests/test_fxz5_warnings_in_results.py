@@ -45,3 +45,22 @@ def test_the_replay_says_its_captions_ended_in_its_warnings(caplog):
                                "s): frames past their end get no description; captions of another video, or of a "
                                "part of it?"]
     assert [r.getMessage() for r in caplog.records] == replay.warnings  # logged once, as before
+
+
+def test_a_searchs_capped_rate_and_a_replays_ended_captions_reach_the_results_warnings(demo_video):
+    """The session's part (FX-Z5 handed it over): both in ``result.warnings`` on the search path, and the replay's
+    on the dense path, where they were in the log only."""
+    from _helpers_eval import FakeDescriber, FakeReasoner
+
+    video = demo_video[0]
+    with Session(describer=FakeDescriber(), reasoner=FakeReasoner(), sampling={"fps": 100}, cache=None,
+                 search={"strategy": "coarse-to-fine"}) as s:
+        result = s.ground(video, "frame at 18.0")
+    assert any("fps=100 asks for more frames than the video has (10 fps)" in w for w in result.warnings), \
+        result.warnings
+    short = ReplayDescriber([FrameDescription(t=float(t), text=f"clip {t}") for t in range(10)], duration=10.0)
+    with Session(describer=short, reasoner=FakeReasoner(), cache=None) as s:
+        result = s.ground(video, "frame at 18.0")
+    ended = [w for w in result.warnings if "the captions end at 10.0 s" in w]
+    assert len(ended) == 1, result.warnings
+    assert ended[0] in json.loads(result.model_dump_json())["warnings"]
