@@ -593,6 +593,7 @@ LOCK_NAME = ".vidground.lock"
 
 #: The run folders this process holds locked (resolved paths): its own reads of them are not another's run.
 _HELD: set[str] = set()
+_HELD_LOCK = threading.Lock()  # guards _HELD: its check and its claim are one step
 
 
 class RunFolderBusyError(ConfigurationError):
@@ -646,40 +647,53 @@ class RunFolderLock:
         if self.held or fcntl is None:
             return
         path = self.out / LOCK_NAME
-        if str(self.out.resolve()) in _HELD:  # another eval of this process: on NFS, whose flock is emulated by
-            # POSIX locks that never conflict within one process, the kernel would let it in
-            raise RunFolderBusyError(self.out, _holder(path))
+        key = str(self.out.resolve())
+        with _HELD_LOCK:  # claimed before flock: two evals of this process at once cannot both pass the check
+            if key in _HELD:  # another eval of this process: on NFS, whose flock is emulated by POSIX locks that
+                # never conflict within one process, the kernel would let it in
+                raise RunFolderBusyError(self.out, _holder(path))
+            _HELD.add(key)
+        fd = -1
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise ConfigurationError(f"--out {self.out}: cannot write in the run folder ({exc.strerror or exc}); "
-                                     "give a folder you can write") from None
-        busy = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
-        for attempt in range(self.TRIES):
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
-                # a reader (report, score, compare: run_in_progress) holds a shared lock for a moment: tried again
-                # for about a second before the folder is taken for another eval's
-                if exc.errno in busy and attempt + 1 < self.TRIES:
-                    time.sleep(self.PAUSE)
-                    continue
+                raise ConfigurationError(f"--out {self.out}: cannot write in the run folder ({exc.strerror or exc}); "
+                                         "give a folder you can write") from None
+            busy = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+            for attempt in range(self.TRIES):
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    # a reader (report, score, compare: run_in_progress) holds a shared lock for a moment: tried
+                    # again for about a second before the folder is taken for another eval's
+                    if exc.errno in busy and attempt + 1 < self.TRIES:
+                        time.sleep(self.PAUSE)
+                        continue
+                    if exc.errno in busy:
+                        raise RunFolderBusyError(self.out, _holder(path)) from None
+                    # a file system without locks (some network mounts): the run goes on, unguarded, and says so
+                    log.warning("%s: cannot lock the run folder (%s): another eval on it at the same time would mix "
+                                "its results with this one's", self.out, exc.strerror or exc)
+                    os.close(fd)
+                    fd = -1
+                    with _HELD_LOCK:
+                        _HELD.discard(key)
+                    return
+            record = {"pid": os.getpid(), "host": socket.gethostname(),
+                      "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                      "command": command_line(argv)}  # secrets redacted, as provenance.json's: the file is world-readable
+            with contextlib.suppress(OSError):  # who holds it is told to the next comer only; the lock is what counts
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        except BaseException:  # refused, or a Ctrl-C in the retries' pause: nothing held, no descriptor left open
+            if fd >= 0:
                 os.close(fd)
-                if exc.errno in busy:
-                    raise RunFolderBusyError(self.out, _holder(path)) from None
-                # a file system without locks (some network mounts): the run goes on, unguarded, and says so
-                log.warning("%s: cannot lock the run folder (%s): another eval on it at the same time would mix its "
-                            "results with this one's", self.out, exc.strerror or exc)
-                return
-        record = {"pid": os.getpid(), "host": socket.gethostname(),
-                  "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                  "command": command_line(argv)}  # secrets redacted, as provenance.json's: the file is world-readable
-        with contextlib.suppress(OSError):  # who holds it is told to the next comer only; the lock is what counts
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+            with _HELD_LOCK:
+                _HELD.discard(key)
+            raise
         self._fd = fd
-        _HELD.add(str(self.out.resolve()))
 
     def make_folder(self, recheck: Callable[[], None], argv: Sequence[str] | None = None) -> None:
         """Make the run folder (a :class:`ConfigurationError` where it cannot be) and lock it if it was not yet
@@ -695,7 +709,8 @@ class RunFolderLock:
 
     def release(self) -> None:
         if self.held:
-            _HELD.discard(str(self.out.resolve()))
+            with _HELD_LOCK:
+                _HELD.discard(str(self.out.resolve()))
             os.close(self._fd)  # drops the lock
             self._fd = -1
 
