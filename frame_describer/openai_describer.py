@@ -42,6 +42,7 @@ from vidground.chat import (
     usage_of,
 )
 from vidground.interrupts import wait_all
+from vidground.interrupts import wait_all as _wait_for_answer  # each frame's, in the stream (the end's is wait_all)
 from vidground.ratelimit import Reservation, release_limits, shared_limiter
 from vidground.types import Frame, FrameDescription, Usage
 
@@ -332,6 +333,7 @@ class OpenAIDescriber(BaseDescriber):
                     raise item.exc
                 waiting = item
                 try:
+                    _wait_for_answer([item])  # not Future.result()'s wait: a Condition's, which a Ctrl-C can end in a lock error
                     result = item.result()
                 except CancelledError:
                     if stopped.is_set():  # not sent: the Ctrl-C stopped the stream (it is over, as its frames are)

@@ -1207,25 +1207,6 @@ def _interrupted(args: argparse.Namespace, exc: KeyboardInterrupt) -> int:
     return interrupts.exit_status(signum)
 
 
-#: what a lock says when a Ctrl-C lands inside a Python-level Condition wait as it ends (interrupts.wait_all)
-_LOCK_RELEASE_ERRORS = ("release unlocked lock", "cannot release un-acquired lock")
-
-
-def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl-C that turned into ``exc``: a lock error raised while a ``KeyboardInterrupt`` was being handled (a
-    wait in threading or the standard library the project's own waits do not cover), else None."""
-    if not (isinstance(exc, RuntimeError) and str(exc) in _LOCK_RELEASE_ERRORS):
-        return None
-    seen: set[int] = set()
-    cause = exc.__context__
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, KeyboardInterrupt):
-            return cause
-        seen.add(id(cause))
-        cause = cause.__context__
-    return None
-
-
 class OutputError(VidgroundError):
     """The command's output cannot be written to stdout (closed, a full disk, ``/dev/full``): the user's stdout,
     not a fault of vidground's (it was ``internal error: OSError: [Errno 28] ...``)."""
@@ -1297,7 +1278,7 @@ def _run(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # e.g. piped into head
         return 0
     except Exception as exc:  # an unexpected failure: one line unless --debug
-        if (interrupt := _interrupt_behind(exc)) is not None:  # a Ctrl-C, which a lock turned into its error
+        if (interrupt := interrupts.behind(exc)) is not None:  # a Ctrl-C, which a lock turned into its error
             return _interrupted(args, interrupt)
         if args.debug:
             raise

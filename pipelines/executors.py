@@ -345,6 +345,10 @@ def _in_daemon_threads(fn: Callable[[Any], Any], items: Sequence[Any], n: int) -
         yield out[k]
 
 
+#: the queue a local run's workers put their records in (a name of its own: a test replaces it alone)
+_RecordQueue = queue.SimpleQueue
+
+
 class LocalExecutor:
     """Videos in parallel on ``concurrency`` threads of this process (model calls release the GIL), all
     in one session that the run opens and closes: one describer, one reasoner, one cache.
@@ -369,7 +373,10 @@ class LocalExecutor:
         too, when it ends."""
         if not tasks:
             return
-        q: queue.Queue[Any] = queue.Queue()
+        # a SimpleQueue: its get() is C code, which a Ctrl-C interrupts with a KeyboardInterrupt alone (a Queue's
+        # Condition wait, every 0.25 s here, could end a second Ctrl-C in "release unlocked lock", the run then
+        # waiting for the queries under way)
+        q: queue.SimpleQueue[Any] = _RecordQueue()
         done = object()  # a worker's last item
         stop = stop or interrupts.Flag()  # set by a Ctrl-C: the workers begin no other video or query
         owner = _RunSession(session_for(config))

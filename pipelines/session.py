@@ -678,7 +678,8 @@ def _session_call(method: Callable[..., Any]) -> Callable[..., Any]:
         depth = getattr(self._in_call, "depth", 0)
         self._in_call.depth = depth + 1
         try:
-            return method(self, *args, **kwargs)
+            with interrupts.as_interrupt():  # a Ctrl-C a lock's wait turned into "release unlocked lock" is a Ctrl-C
+                return method(self, *args, **kwargs)
         finally:
             self._in_call.depth = depth
             with self._lock:
@@ -836,6 +837,10 @@ class Session:
         a second ``close()`` made meanwhile (another thread's, a ``with`` block's end): it returns once the first one
         has closed them and every call has ended; but one made from within a call of this session, which another
         ``close()`` is waiting for, returns at once (it cannot wait for its own call)."""
+        with interrupts.as_interrupt():  # a Ctrl-C in a wait below is a KeyboardInterrupt, not the lock's error
+            self._close()
+
+    def _close(self) -> None:
         mine = getattr(self._in_call, "depth", 0)  # close() from within a call waits only for the others
         with self._lock:
             self._closed = True  # every new call is refused from now on
@@ -853,7 +858,8 @@ class Session:
                     self._idle.wait()
             except BaseException:  # a Ctrl-C in the wait: another close() may close them
                 self._closing = False
-                self._idle.notify_all()
+                with self._lock:  # held again (an RLock) even where the Ctrl-C came as the wait gave it back
+                    self._idle.notify_all()
                 raise
             built, self._built = list(self._built.values()), {}
             cache, own, self._cache = self._cache, self._own_cache, None

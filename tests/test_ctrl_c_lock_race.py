@@ -172,3 +172,91 @@ def test_a_lock_error_without_a_ctrl_c_stays_an_internal_error(capsys: pytest.Ca
     for func in (broken, other_error_during_ctrl_c):
         assert cli._run(argparse.Namespace(func=func, debug=False, command="info")) == 1
         assert "internal error: RuntimeError" in capsys.readouterr().err
+
+
+def test_an_evals_second_ctrl_c_as_its_wait_for_a_record_ends_stops_it_at_once(tmp_path):
+    """RV-N's case: an eval's run loop waited for its records on a queue.Queue (a Condition over a Lock, every
+    0.25 s); a second Ctrl-C landing as that wait ended became "RuntimeError: release unlocked lock", which skipped
+    the executor's stop: the run waited for the queries under way (a reasoner's call to its timeout), and run_eval's
+    counts were lost. The handlers are the real ones, run from a trace function where the interpreter would run them:
+    the first once a reasoner call is under way, the second at the main thread's next entry into a Condition's
+    _acquire_restore (the race) or, where the loop makes none, at its next line of the executor (a second Ctrl-C
+    there too)."""
+    import signal
+
+    from _helpers_eval import FakeReasoner, write_toy_dataset
+    from pipelines import executors
+    from pipelines.runs import RunConfig, RunInterrupted, run_eval
+    from temporal_reasoner import reasoners
+
+    started, gate = threading.Event(), threading.Event()
+
+    class Held(FakeReasoner):
+        name = "held-reasoner-lock-race"
+
+        def ground(self, query, transcript):
+            started.set()
+            gate.wait(30)  # a call under way: a second Ctrl-C does not wait for it
+            return super().ground(query, transcript)
+
+    reasoners.register("held-reasoner-lock-race", Held)
+    ds, desc = write_toy_dataset(tmp_path / "data", n_videos=4, per_video=3)
+    cfg = RunConfig(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc), reasoner="held-reasoner-lock-race",
+                    concurrency=2)
+    sent, lines_after = [0], [0]
+    executor_file = executors.__file__
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if started.is_set() and sent[0] < 2:
+            code = frame.f_code
+            in_loop = event == "line" and code.co_filename == executor_file
+            if sent[0] == 1 and in_loop:
+                lines_after[0] += 1
+            first = sent[0] == 0 and in_loop
+            # the race where the loop waits on a Condition (it did within its first lines); else a few turns later
+            second = sent[0] == 1 and ((event == "call" and code.co_name == "_acquire_restore") or lines_after[0] > 40)
+            if first or second:
+                sent[0] += 1
+                signal.getsignal(signal.SIGINT)(signal.SIGINT, frame)  # raises in the second
+        return tracer
+
+    before = signal.getsignal(signal.SIGINT)
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(BaseException) as raised:
+            run_eval(cfg, tmp_path / "run")
+    finally:
+        sys.settrace(None)
+        held_at_the_end = not gate.is_set()
+        gate.set()
+        signal.signal(signal.SIGINT, before)
+    assert sent[0] == 2
+    assert isinstance(raised.value, RunInterrupted), repr(raised.value)  # before: RuntimeError
+    assert raised.value.abandoned and held_at_the_end  # stopped at once: the calls under way not waited for
+
+
+def test_a_sessions_call_raises_the_ctrl_c_a_lock_turned_into_its_error(demo_video):
+    """The Python API's net (RV-N: a Condition over an RLock, as Future.result() and Session.close() wait on, ends a
+    Ctrl-C landing between its release and the try in "cannot release un-acquired lock"): a session's calls and
+    close() raise the KeyboardInterrupt itself, whatever wait in them the interrupt ended."""
+    from _helpers_eval import FakeDescriber, FakeReasoner
+    from pipelines import Session
+
+    class StoppedInALock(FakeReasoner):
+        def ground(self, query, transcript):
+            try:
+                raise KeyboardInterrupt
+            finally:
+                raise RuntimeError("cannot release un-acquired lock")
+
+    with Session(describer=FakeDescriber(), reasoner=StoppedInALock(), cache=None) as session:
+        with pytest.raises(KeyboardInterrupt):
+            session.ground(demo_video[0], "frame at 18.0")
+
+    class Broken(FakeReasoner):
+        def ground(self, query, transcript):
+            raise RuntimeError("cannot release un-acquired lock")  # no Ctrl-C behind it: a bug, left as it is
+
+    with Session(describer=FakeDescriber(), reasoner=Broken(), cache=None) as session:
+        with pytest.raises(RuntimeError, match="un-acquired"):
+            session.ground(demo_video[0], "frame at 18.0")

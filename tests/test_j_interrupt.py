@@ -169,7 +169,7 @@ def test_a_ctrl_c_inside_the_write_of_a_result_writes_it_once(tmp_path, monkeypa
     resume_asks_nothing_twice(cfg, out, answered)
 
 
-class InterruptingQueue(queue.Queue):
+class InterruptingQueue(queue.SimpleQueue):
     """The executor's queue: the run's thread gets a KeyboardInterrupt (a Ctrl-C) as it waits for its 3rd record,
     once the workers have answered 5 queries."""
 
@@ -190,7 +190,7 @@ class InterruptingQueue(queue.Queue):
 
 
 def test_a_ctrl_c_while_the_run_waits_for_a_record_keeps_every_result_finished(tmp_path, monkeypatch):
-    monkeypatch.setattr(executors.queue, "Queue", InterruptingQueue)
+    monkeypatch.setattr(executors, "_RecordQueue", InterruptingQueue)
     HOLD["after"] = 5
     cfg, out, answered, _ = run_interrupted(tmp_path)
     assert 5 <= answered < 12

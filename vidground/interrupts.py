@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from typing import Any
 
 __all__ = ["INTERRUPTED", "STOP_SIGNALS", "Flag", "count", "doing", "exit_status", "interrupt", "naming", "scope", "stopped",
-           "stops", "under_way", "wait_all", "watch"]
+           "stops", "under_way", "wait_all", "watch", "behind", "as_interrupt"]
 
 #: The signals that stop a command or a run as a Ctrl-C does: SIGINT, and SIGTERM, what Slurm, Kubernetes and
 #: ``timeout`` send (it killed the process silently, the finished queries' output and the queries under way lost).
@@ -243,3 +243,39 @@ def wait_all(futures: Iterable[Future]) -> None:
         future.add_done_callback(ended.put)  # at once for one already done
     for _ in pending:
         ended.get()
+
+
+#: what a lock says when a Ctrl-C lands in a wait on a ``threading.Condition`` as it ends (see :func:`wait_all`)
+LOCK_RELEASE_ERRORS = ("release unlocked lock", "cannot release un-acquired lock", "cannot notify on un-acquired lock",
+                       "cannot wait on un-acquired lock")
+
+
+def behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C that turned into ``exc``: a lock error raised while a ``KeyboardInterrupt`` was being handled (a
+    ``Condition`` wait of the standard library, over a ``Lock`` or an ``RLock``, ended by the interrupt between
+    releasing its lock and taking it back), else None."""
+    if not (isinstance(exc, RuntimeError) and str(exc) in LOCK_RELEASE_ERRORS):
+        return None
+    seen: set[int] = set()
+    cause = exc.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__context__
+    return None
+
+
+@contextlib.contextmanager
+def as_interrupt() -> Iterator[None]:
+    """Raise the Ctrl-C itself where a lock turned it into its error (:func:`behind`): a caller that stops on a
+    ``KeyboardInterrupt`` (the command line, an eval keeping what finished, a user's own handler) is not handed a
+    ``RuntimeError``. The lock is left as the wait left it: released."""
+    try:
+        yield
+    except RuntimeError as exc:
+        interrupt = behind(exc)
+        if interrupt is None:
+            raise
+        raise interrupt from None
+
