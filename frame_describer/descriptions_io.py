@@ -23,8 +23,9 @@ from vidground.types import FrameDescription
 def read_descriptions(path: str | Path, *, format: str = "auto", clip_seconds: float | None = None
                       ) -> list[FrameDescription]:
     """Read a descriptions file, sorted by time; raise :class:`InputError` naming the file and line on any bad line
-    (a repeated time included, lines naming two videos, and empty text but where the line says why it is empty:
-    ``vidground describe`` keeps a reply with no text, marked ``empty_reply``, or with its ``describer``).
+    (a repeated time included, and lines naming two videos). A line's text may be empty: a frame the describer said
+    nothing of (``vidground describe`` keeps such a reply, marked ``empty_reply``), grounded around; a file whose
+    every text is empty is refused where it is used (``Transcript``).
 
     ``format="auto"`` (the default) reads vidground's JSONL and, recognised by their content, caption
     files written by other tools: VTG-GPT clip captions, per-second JSON, CSV (see
@@ -53,8 +54,6 @@ def read_descriptions(path: str | Path, *, format: str = "auto", clip_seconds: f
                              "frame time (two files joined, or one written twice?)", path=path, line=lineno)
         if not isinstance(obj["text"], str):
             raise InputError(f"'text' must be a string, got {type(obj['text']).__name__}", path=path, line=lineno)
-        if not obj["text"].strip() and not {"empty_reply", "describer"} & obj.keys():
-            raise InputError("'text' is empty: give the frame's caption, or leave the line out", path=path, line=lineno)
         video.see(obj, lineno)
         try:
             out.append(FrameDescription.model_validate(obj))
