@@ -67,9 +67,11 @@ def command_line(argv: Sequence[str] | None = None, prog: str = "vidground") -> 
         argv = sys.argv[1:]
         if not sys.argv or Path(sys.argv[0]).stem != prog:  # vidground, vidground.exe
             started = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
-            if sys.argv[:1] == ["-c"] and "-c" in started[1:]:  # the program's text, which may hold a key: left out
-                at = started.index("-c", 1) + 1
-                started[at:at + 1] = ["CODE"]
+            if sys.argv[:1] == ["-c"] and len(started) > len(sys.argv):  # the program's text, which may hold a key:
+                # left out; it comes right before the program's arguments (sys.argv[1:]), whatever options came
+                # before it or with its -c (python -Bc CODE, python -W ignore -c CODE; python -cCODE: one token)
+                at = len(started) - len(sys.argv)
+                started[at:at + 1] = ["-c", "CODE"] if started[at].startswith("-") else ["CODE"]
             prog, argv = Path(started[0]).name or "python", started[1:]
     args = list(argv)
     out: list[str] = []

@@ -105,7 +105,7 @@ def test_another_process_is_refused_until_the_eval_holding_the_folder_dies(toy, 
     out = tmp_path / "run"
     proc = _held_eval(tmp_path, ds, desc, out, answered=3)
     try:
-        with pytest.raises(RunFolderBusyError, match=rf"pid {proc.pid} on .*: python -c CODE eval jsonl") as info:
+        with pytest.raises(RunFolderBusyError, match=rf"pid {proc.pid} on .*: python[\d.]* -c CODE eval jsonl") as info:
             run_eval(cfg(ds, desc), out)
         assert info.value.holder["pid"] == proc.pid
         assert len(_qids(out)) == 3  # nothing written by the refused one

@@ -139,6 +139,11 @@ def test_an_events_eval_writes_its_metrics_under_its_hold(tmp_path, monkeypatch,
     # the program's text may hold a key: left out; a key given as an argument is redacted as ever
     (["python", "-c", "run(api_key='sk-proj-0123456789abcdefghijABCDEF')", "--api-key", "sk-proj-0123456789abcdefghij"],
      ["-c", "--api-key", "sk-proj-0123456789abcdefghij"], "python -c CODE --api-key '<redacted>'"),
+    # -c among other options (RV-O: python -Bc CODE recorded the program's text, a GitHub token in it kept)
+    (["python", "-Bc", "tok='ghp_abcdefghijklmnopqrstuvwxyz0123456789'", "x"], ["-c", "x"], "python -Bc CODE x"),
+    (["python", "-W", "ignore", "-c", "tok='ghp_abcdefghijklmnopqrstuvwxyz0123456789'"], ["-c"],
+     "python -W ignore -c CODE"),
+    (["python", "-cimport os; tok='ghp_abcdefghijklmnopqrstuvwxyz0123456789'", "y"], ["-c", "y"], "python -c CODE y"),
 ])
 def test_a_run_made_from_python_records_what_ran_not_a_vidground_command(toy, tmp_path, monkeypatch, started, argv,
                                                                           recorded):
@@ -153,7 +158,8 @@ def test_a_run_made_from_python_records_what_ran_not_a_vidground_command(toy, tm
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["command"] == recorded and provenance["invocations"][-1]["command"] == recorded
     assert json.loads((out / runs.LOCK_NAME).read_text())["command"] == recorded
-    assert "sk-proj" not in (out / "provenance.json").read_text() + (out / runs.LOCK_NAME).read_text()
+    written = (out / "provenance.json").read_text() + (out / runs.LOCK_NAME).read_text()
+    assert "sk-proj" not in written and "ghp_" not in written
 
 
 def test_the_console_script_and_a_given_argv_still_record_a_vidground_command(monkeypatch):
