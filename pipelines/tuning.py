@@ -146,6 +146,7 @@ def _from_files(files: Sequence[Path], videos: Sequence[Path], describer: str | 
         if video is None:
             raise InputError(f"no video for these descriptions (looked for {named or f.stem!r}); give it with --videos",
                              path=f)
+        _check_duration(f, video, description_metadata(descs, "duration"))
         name = description_metadata(descs, "describer") or "unknown"
         seen[name] += len(descs)
         if not _matches(describer, name):
@@ -157,20 +158,43 @@ def _from_files(files: Sequence[Path], videos: Sequence[Path], describer: str | 
 
 
 def _video_of(f: Path, named: Any, videos: Sequence[Path]) -> Path | None:
-    """The video a descriptions file ``f`` describes: the one among ``videos`` whose stem is the file's, with or
-    without ``.descriptions`` (``demo.descriptions.jsonl`` describes ``demo.mp4``) or the stem of its ``video``
-    field; else that field's file, a relative one found beside ``f`` first (it was written relative to the
-    folder ``vidground describe`` ran in, often ``f``'s: the folder moved with it), then from the current folder."""
-    by_stem = {v.stem: v for v in videos}
-    stems = [f.stem, f.stem.removesuffix(".descriptions")]
-    if isinstance(named, str) and named:
-        stems.append(Path(named).stem)
-    found = next((by_stem[s] for s in stems if s in by_stem), None)
-    if found is not None or not isinstance(named, str) or not named:
-        return found
-    field = Path(named).expanduser()
-    tries = [field] if field.is_absolute() else [f.parent / field, f.parent / field.name, field]
-    return next((p for p in tries if p.is_file()), None)
+    """The video a descriptions file ``f`` describes. Its ``video`` field's file where that exists (a relative one
+    beside ``f`` first: it was written relative to the folder ``vidground describe`` ran in, often ``f``'s, and the
+    folder moved with it; then from the current folder): the field names the very file, and another video of that
+    name among ``videos`` (``a/clip.mp4`` described, ``--videos b/clip.mp4``) paired its texts with the wrong frames.
+    Else the one among ``videos`` whose stem is the file's, with or without ``.descriptions``
+    (``demo.descriptions.jsonl`` describes ``demo.mp4``), or the field's (two of them with that stem are an
+    :class:`InputError`: which one is not a guess); else the field's bare name beside ``f``."""
+    field = Path(named).expanduser() if isinstance(named, str) and named else None
+    if field is not None:
+        tries = [field] if field.is_absolute() else [f.parent / field, field]
+        found = next((p for p in tries if p.is_file()), None)
+        if found is not None:
+            return found
+    stems = [f.stem, f.stem.removesuffix(".descriptions")] + ([field.stem] if field is not None else [])
+    for stem in dict.fromkeys(stems):
+        same = list(dict.fromkeys(v.resolve() for v in videos if v.stem == stem))
+        if len(same) > 1:
+            raise InputError(f"{len(same)} of the videos given are named {stem!r} ({', '.join(map(str, same))}): "
+                             f"which one these descriptions are of is not a guess; give only that one with --videos, "
+                             f"or write its path in the file's video field", path=f)
+        if same:
+            return next(v for v in videos if v.resolve() == same[0])
+    beside = f.parent / field.name if field is not None else None
+    return beside if beside is not None and beside.is_file() else None
+
+
+def _check_duration(f: Path, video: Path, duration: Any) -> None:
+    """Refuse ``video`` for the descriptions file ``f`` when the file says (its ``duration`` field) the video it
+    described was clearly longer or shorter: they are another video's texts, and would be paired with its frames."""
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration > 0:
+        return
+    from frame_describer.sampling import probe_video
+
+    length = probe_video(video).duration
+    if abs(length - duration) > max(1.5, 0.1 * duration):
+        raise InputError(f"these descriptions are of a {duration:g} s video, and {video} is {length:g} s long: not "
+                         f"the video they describe; give that one with --videos", path=f)
 
 
 def _record(item: _Item, image: str, prompt: str, prompt_id: str, fmt: str) -> dict[str, Any]:
@@ -219,8 +243,8 @@ def export_tuning_data(
 ) -> TuningExport:
     """Write the tuning set for ``videos``' cached descriptions (``cache``: a
     :class:`~frame_describer.cache.DescriptionCache` or its path) and/or ``descriptions`` (JSONL files or
-    folders of them, each matched to its video among ``videos`` by the file's stem, less ``.descriptions``, or
-    found by its ``video`` field, relative to the file's folder)
+    folders of them, each of the video its ``video`` field names where that file exists, relative to the file's
+    folder first, else matched among ``videos`` by the file's stem, less ``.descriptions``: see :func:`_video_of`)
     into the folder ``out`` (see the module). ``describer`` keeps one teacher (``"openai:gpt-4o"``, or a
     backend name like ``"openai"``); ``max_side`` overrides the frame size the teacher saw."""
     from frame_describer.sampling import sample_frames

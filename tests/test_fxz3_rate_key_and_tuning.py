@@ -87,9 +87,8 @@ def test_a_relative_video_field_is_found_beside_the_file_first(tmp_path, video, 
     f = tour / "numbered-desc.jsonl"
     f.write_text(_lines(field))
     elsewhere = tmp_path / "elsewhere"
-    (elsewhere / "tour").mkdir(parents=True)
+    elsewhere.mkdir()  # (a tour/clip.mp4 here is the field's own file, from the current folder: FX-AB takes it)
     (elsewhere / "clip.mp4").write_bytes(b"not this one")
-    (elsewhere / "tour" / "clip.mp4").write_bytes(b"not this one")
     monkeypatch.chdir(elsewhere)
     r = export_tuning_data(tmp_path / "out", descriptions=[f])
     assert r.records == 2 and {json.loads(x)["video"] for x in Path(r.path).read_text().splitlines()} == {str(beside)}
