@@ -405,8 +405,11 @@ class DescriptionCache:
                 default_cache_failed(self.path, reason)
             return failed
 
-    def lookup(self, fingerprint: str, key: str, times: Sequence[float]) -> dict[float, FrameDescription]:
-        """Cached descriptions for the given frame times (absent times are misses).
+    def lookup(self, fingerprint: str, key: str, times: Sequence[float], *,
+               also: Sequence[str] = ()) -> dict[float, FrameDescription]:
+        """Cached descriptions for the given frame times (absent times are misses); a time ``key`` lacks is looked
+        for under the keys in ``also`` in turn (ones an older vidground stored the same descriptions under: read,
+        never written, so a read-only cache reads them and nothing is copied).
 
         A hit comes back with ``usage=Usage(cached=1)``: it cost nothing this time.
         """
@@ -415,20 +418,24 @@ class DescriptionCache:
         def work() -> dict[float, FrameDescription]:
             found: dict[float, FrameDescription] = {}
             conn = self._connect()
-            ms = list(wanted)
-            for i in range(0, len(ms), 500):
-                part = ms[i:i + 500]
-                rows = conn.execute(
-                    f"SELECT t_ms, payload FROM descriptions WHERE fingerprint=? AND settings_key=? "
-                    f"AND t_ms IN ({','.join('?' * len(part))})", (fingerprint, key, *part)).fetchall()
-                for t_ms, payload in rows:
-                    d = self._parse(payload, FrameDescription.model_validate_json,
-                                    f"the description of the frame at {t_ms / 1000:g} s")
-                    if d is None or not d.text:  # a miss: described again, and the row replaced when that is
-                        with self._lock:  # stored (a description with no text was kept before they were refused)
-                            self._unreadable.add((fingerprint, key, t_ms))
-                        continue
-                    found[wanted[t_ms]] = d.model_copy(update={"t": wanted[t_ms], "usage": Usage(cached=1)})
+            for k in (key, *also):
+                ms = [m for m in wanted if wanted[m] not in found]
+                for i in range(0, len(ms), 500):
+                    part = ms[i:i + 500]
+                    rows = conn.execute(
+                        f"SELECT t_ms, payload FROM descriptions WHERE fingerprint=? AND settings_key=? "
+                        f"AND t_ms IN ({','.join('?' * len(part))})", (fingerprint, k, *part)).fetchall()
+                    for t_ms, payload in rows:
+                        d = self._parse(payload, FrameDescription.model_validate_json,
+                                        f"the description of the frame at {t_ms / 1000:g} s")
+                        if d is None or not d.text:  # a miss: described again, and the row replaced when that is
+                            if k == key:  # stored (a description with no text was kept before they were refused)
+                                with self._lock:
+                                    self._unreadable.add((fingerprint, key, t_ms))
+                            continue
+                        found[wanted[t_ms]] = d.model_copy(update={"t": wanted[t_ms], "usage": Usage(cached=1)})
+                if len(found) == len(wanted):
+                    break
             return found
 
         none: dict[float, FrameDescription] = {}
@@ -701,13 +708,17 @@ class CachedDescriber:
     (``primed`` counts them): so the missed frame is compared with the frame a run without the cache would have
     compared it with, and a run resumed after an interrupt, or one sharing the cache with another, stores the
     texts a fresh run would.
+
+    ``read_also``: changes to ``extra`` that give keys an older vidground stored the same descriptions under (``cv``
+    at the default rate was keyed ``fps: null``); a frame the key misses is looked for under them, read only.
     """
 
     #: how often to look for a description another describer is writing (seconds, growing to the second)
     POLL = (0.02, 0.5)
 
     def __init__(self, describer: Any, cache: DescriptionCache, video: str | Path | None = None, *,
-                 fingerprint: str | None = None, extra: dict[str, Any] | None = None, claim_ttl: float = 180.0):
+                 fingerprint: str | None = None, extra: dict[str, Any] | None = None, claim_ttl: float = 180.0,
+                 read_also: Sequence[dict[str, Any]] = ()):
         if fingerprint is None and video is None:
             raise ConfigurationError("CachedDescriber needs the video path or its fingerprint")
         self.inner = describer
@@ -718,6 +729,10 @@ class CachedDescriber:
             extra["max_side"] = image_max_side(extra["max_side"], getattr(describer, "image_max_side", None),
                                                cache.longest_side(self.fingerprint, video))
         self.key = settings_key(describer, extra)
+        # keys an older vidground stored these very descriptions under (``extra`` with ``read_also``'s changes): read
+        # where ``key`` misses, never written (nothing is copied: a read-only cache is read as before)
+        self.also = tuple(k for k in dict.fromkeys(settings_key(describer, {**extra, **e}) for e in read_also)
+                          if k != self.key)
         self.extra = extra
         self.name = describer.name
         self.mode = getattr(describer, "mode", "agnostic")
@@ -736,7 +751,7 @@ class CachedDescriber:
         another describer that held the claim stored it meanwhile."""
         delay = self.POLL[0]
         while self.cache.claim(self.fingerprint, self.key, t, owner, self.claim_ttl) is not None:
-            hit = self.cache.lookup(self.fingerprint, self.key, [t]).get(t)
+            hit = self.cache.lookup(self.fingerprint, self.key, [t], also=self.also).get(t)
             if hit is not None:
                 self.waited += 1
                 return hit
@@ -745,7 +760,7 @@ class CachedDescriber:
             time.sleep(delay)
             delay = min(delay * 1.5, self.POLL[1])
         # ours now; a describer that stored it just before our claim has left its description
-        return self.cache.lookup(self.fingerprint, self.key, [t]).get(t)
+        return self.cache.lookup(self.fingerprint, self.key, [t], also=self.also).get(t)
 
     def _say_waiting(self, t: float) -> None:
         """Warn, once per process and claim holder, that a frame is waited for while another run describes it (a
@@ -789,7 +804,7 @@ class CachedDescriber:
         def misses() -> Iterator[Frame]:
             before: Frame | None = None  # the previous frame, when it was answered by the cache
             for f in frames:
-                hit = self.cache.lookup(self.fingerprint, self.key, [f.t]).get(f.t)
+                hit = self.cache.lookup(self.fingerprint, self.key, [f.t], also=self.also).get(f.t)
                 if hit is None:
                     hit = self._claim_or_wait(f.t, owner)
                 if hit is None and before is not None:  # the describer compares f with the frame before it

@@ -66,29 +66,6 @@ def _sampled(sampling: Sampling) -> dict[str, Any]:
     return out
 
 
-_adopted: set[tuple[str, str, str]] = set()
-_adopted_lock = threading.Lock()
-
-
-def _adopt_unresolved_rate(cached: Any, desc: Any) -> None:
-    """Copy the descriptions a cache holds for this video under the key written before the default rate was
-    resolved (``fps: null``: the same frames) to the resolved key, once a process for each video and key: an
-    older cache's frames are found, not described again. The old rows stay (an older vidground still reads them)."""
-    from frame_describer.cache import settings_key
-
-    legacy = settings_key(desc, {**cached.extra, "fps": None})
-    seen = (str(cached.cache.path), cached.fingerprint, cached.key)
-    with _adopted_lock:
-        if legacy == cached.key or seen in _adopted:
-            return
-        _adopted.add(seen)
-    old = [d for key, _, d in cached.cache.entries(cached.fingerprint) if key == legacy]
-    if old:
-        cached.cache.store(cached.fingerprint, cached.key, old,
-                           settings={"describer": cached.name, "settings": cached.settings(), "extra": cached.extra})
-        log.info("%d descriptions cached before the default rate was keyed as 1 fps are used", len(old))
-
-
 class DescribedVideo(BaseModel):
     """Stage 1's output for one video: the descriptions plus what is needed to reason over them."""
 
@@ -1060,7 +1037,7 @@ class Session:
         if not times or getattr(desc, "mode", "agnostic") == "aware":
             return None
         source = self._cached(desc, path)
-        hits = source.cache.lookup(source.fingerprint, source.key, times)
+        hits = source.cache.lookup(source.fingerprint, source.key, times, also=source.also)
         if len(hits) < len(set(times)):
             return None
         out = [hits[t] for t in sorted(set(times))]
@@ -1099,10 +1076,9 @@ class Session:
             extra.update(_sampled(self.sampling))
             if self.skip_unchanged is not None:
                 extra["skip_unchanged"] = self.skip_unchanged
-        cached = CachedDescriber(desc, cache, path, extra=extra)
-        if uses_previous and extra["fps"] == DEFAULT_FPS:  # what an older vidground keyed as fps null
-            _adopt_unresolved_rate(cached, desc)
-        return cached
+        # what an older vidground keyed as fps null (the same frames): read where the key misses, nothing copied
+        unresolved = [{"fps": None}] if uses_previous and extra["fps"] == DEFAULT_FPS else []
+        return CachedDescriber(desc, cache, path, extra=extra, read_also=unresolved)
 
     @_session_call
     def load(self, descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo, *,
