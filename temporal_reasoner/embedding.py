@@ -310,15 +310,41 @@ def _load_model(path: str, device: str | None) -> Any:
             f"SentenceTransformer.save() or downloaded whole from the model's hub page") from None
 
 
+_threads_said: set[str] = set()
+_threads_lock = threading.Lock()
+
+
+def _check_torch_threads(device: str | None, encoder: Encoder | None) -> None:
+    """A bad ``$VIDGROUND_TORCH_THREADS`` is a :class:`ConfigurationError` when the reasoner is made where it would be
+    applied, the built-in encoder on the CPU: not only when torch loads (a query the embedding cache or the numpy
+    encoder answers never loads it), so a command fails or passes whatever the cache holds. Where it is never
+    applied (a GPU, a caller's own encoder) it is warned about once, not refused. No ``device`` is the CPU unless
+    torch, when already imported, sees a GPU (importing it here would cost every reasoner made the load time)."""
+    try:
+        torch_threads()
+        return
+    except ConfigurationError as exc:
+        error = exc
+    if device is None and encoder is None:
+        torch = sys.modules.get("torch")
+        device = _default_device() if torch is not None else "cpu"
+    if encoder is None and device.startswith("cpu"):
+        raise error
+    with _threads_lock:
+        said = str(error) in _threads_said
+        _threads_said.add(str(error))
+    if not said:
+        log.warning("%s; ignored: %s", error, "the encoder given is used" if encoder is not None
+                    else f"the model runs on {device}, where it does not apply")
+
+
 class _SimilarityReasoner(BaseReasoner):
     """Shared model handling; ``model`` is a local sentence-transformers folder (default: the bundled model)."""
 
     def __init__(self, model: str | None = None, *, device: str | None = None, encoder: Encoder | None = None):
         if model and encoder is None:  # a misspelt folder fails now (a session made), not after the video is described
             _model_path(model)
-        # as a bad $VIDGROUND_TORCH_THREADS: checked here, not only when torch loads (a query the embedding cache or
-        # the numpy encoder answers never loads it), so a command fails or passes whatever the cache holds
-        torch_threads()
+        _check_torch_threads(device, encoder)
         self.model = model or DEFAULT_MODEL
         self.device = device
         self._encoder = encoder
