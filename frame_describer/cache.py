@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import sqlite3
 import stat
@@ -37,6 +38,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+
+import numpy as np
 
 from vidground.errors import ConfigurationError, VidgroundError
 from vidground.files import _alive, check_database_path, user_cache_dir, video_fingerprint
@@ -117,13 +120,53 @@ def _damaged(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
 
 
+class UnkeyableSettings(ConfigurationError):
+    """A describer's settings (or the options it was built with) hold a value that is not JSON data (an ``object()``,
+    a function, a client): its text names the object's address, another each run, so no key made of it is found
+    again. ``what`` names the value (``settings()['fn']``)."""
+
+    def __init__(self, what: str, value: Any):
+        self.what = what
+        super().__init__(f"{what} is {type(value).__name__} {value!r:.60}, not JSON data (str, number, bool, None, "
+                         "list, dict, set, a numpy value): it cannot key a description cache")
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def key_data(value: Any, what: str = "settings()") -> Any:
+    """``value`` as the JSON data a cache key is made of, the same whatever the order a set was built in (sorted) or
+    the run (no memory address): numpy scalars and arrays as Python numbers and lists, a set as a sorted list; any
+    other value by its text (a ``Path``), as keys always took it, unless that text holds a memory address (an
+    ``object()``, a function): then an :class:`UnkeyableSettings`, since such a key would never be found again."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, np.generic):
+        return key_data(value.item(), what)
+    if isinstance(value, np.ndarray):
+        return key_data(value.tolist(), what)
+    if isinstance(value, dict):
+        return {str(k): key_data(v, f"{what}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [key_data(v, f"{what}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, (set, frozenset)):
+        items = [key_data(v, f"{what} (a set)") for v in value]
+        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
+    text = str(value)
+    if _ADDRESS.search(text):
+        raise UnkeyableSettings(what, value)
+    return text
+
+
 def settings_key(describer: Any, extra: dict[str, Any] | None = None) -> str:
     """A stable key for everything that changes a description: the describer's name and
-    ``settings()`` (model, prompt hash, ...) plus ``extra`` (e.g. ``{"max_side": 512}``)."""
-    payload = {"describer": getattr(describer, "name", type(describer).__name__),
-               "settings": describer.settings() if hasattr(describer, "settings") else {},
-               "extra": extra or {}}
-    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    ``settings()`` (model, prompt hash, ...) plus ``extra`` (e.g. ``{"max_side": 512}``), as :func:`key_data` takes
+    them (an :class:`UnkeyableSettings` for a value that would make another key each run)."""
+    name = getattr(describer, "name", type(describer).__name__)
+    payload = {"describer": key_data(name, "name"),
+               "settings": key_data(describer.settings() if hasattr(describer, "settings") else {}),
+               "extra": key_data(extra or {}, "the cache key's extra")}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

@@ -740,6 +740,7 @@ class Session:
                        "reasoner": (reasoner, dict(reasoner_options or {}))}
         self._built: dict[str, Any] = {}  # backends this session built, and so closes
         self._cache_arg = check_cache(cache)
+        self._unkeyable = False  # a describer whose settings cannot key the cache was said to be uncached
         self._cache: Any = None
         self._own_cache = False
         self.progress = progress
@@ -1027,7 +1028,7 @@ class Session:
         query-aware describer, the motion stream or skip-unchanged (both work on decoded frames)."""
         if self.cache is None or self.motion or self.skip_unchanged is not None:
             return None
-        from frame_describer.cache import sampling_plan
+        from frame_describer.cache import CachedDescriber, sampling_plan
         from frame_describer.rates import rate_used
 
         s = self.sampling  # the times and duration are kept in the cache: a warm run opens no container
@@ -1037,6 +1038,8 @@ class Session:
         if not times or getattr(desc, "mode", "agnostic") == "aware":
             return None
         source = self._cached(desc, path)
+        if not isinstance(source, CachedDescriber):  # settings that cannot key the cache: not cached
+            return None
         hits = source.cache.lookup(source.fingerprint, source.key, times, also=source.also)
         if len(hits) < len(set(times)):
             return None
@@ -1065,20 +1068,42 @@ class Session:
         uses_previous = getattr(desc, "uses_previous_frame", False)
         cache = None if searched and uses_previous else self.cache
         named = _plugin(desc)
+        built = desc
         if named is not None:  # checked where it yields, before the cache reads a description's time
             desc = _CheckedDescriber(desc, named)
         if cache is None:
             return desc
-        from frame_describer.cache import CachedDescriber
+        from frame_describer.cache import CachedDescriber, UnkeyableSettings
 
         extra: dict[str, Any] = {"max_side": self.sampling.max_side}
+        if named is not None:
+            extra["plugin"] = self._plugin_key(built)
         if uses_previous:
             extra.update(_sampled(self.sampling))
             if self.skip_unchanged is not None:
                 extra["skip_unchanged"] = self.skip_unchanged
         # what an older vidground keyed as fps null (the same frames): read where the key misses, nothing copied
         unresolved = [{"fps": None}] if uses_previous and extra["fps"] == DEFAULT_FPS else []
-        return CachedDescriber(desc, cache, path, extra=extra, read_also=unresolved)
+        try:
+            return CachedDescriber(desc, cache, path, extra=extra, read_also=unresolved)
+        except UnkeyableSettings as exc:  # its key would be another each run: never found, a row a frame each run
+            with self._lock:
+                said, self._unkeyable = self._unkeyable, True
+            if not said:
+                log.warning("describer %s: not cached: %s", named or repr(getattr(desc, "name", "?")), exc)
+            return desc
+
+    def _plugin_key(self, desc: Any) -> dict[str, Any]:
+        """What keys a plug-in's descriptions besides its name and ``settings()``, which need not say how it was
+        built (a ``BaseDescriber`` subclass keeps the default ``{"name", "mode"}``): its class, and the spec's argument
+        and the options it was built with where it was built from a spec (``--describer-opt style=fancy`` after
+        ``style=plain`` was answered ``[plain]`` from the cache)."""
+        kind = type(desc)
+        key: dict[str, Any] = {"class": f"{kind.__module__}.{kind.__qualname__}"}
+        spec, options = self._specs["describer"]
+        if isinstance(spec, str):
+            key.update(arg=split_spec(spec)[1], options=options)
+        return key
 
     @_session_call
     def load(self, descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo, *,
