@@ -13,28 +13,36 @@ format                    a file                                     time of ent
 ``seconds-json``          one object ``{"0": text, "1": text, ...}`` ``k*L`` (frame k sampled every L s), L = 1
 ``csv`` ``t,text``        header optional                            ``t`` (like vidground)
 ``csv`` ``start,end,text`` contiguous clips (below)                   the centre of ``[start, end)``
-``srt`` / ``vtt``         SubRip / WebVTT cues, as clips             the centre of the cue
+``srt`` / ``vtt``         SubRip / WebVTT cues                       the centre of the cue (below)
 ========================  =========================================  ===================================
 
-Clips (``csv`` ``start,end``, ``srt``, ``vtt``) must be contiguous and of one length, except the last,
-which may be shorter (a captioner cuts the video's end short): its caption is placed half a clip after
-its start (at most at its end), so it too meets the previous one at their shared boundary. Clips of
+Clips (``csv`` ``start,end``, and ``srt``/``vtt`` cues read as clips) must be contiguous and of one length, except
+the last, which may be shorter (a captioner cuts the video's end short): its caption is placed half a clip after
+its start (at most at its end), so it too meets the previous one at their shared boundary. CSV clips of
 varying length (per-shot captions) are refused with a way to import them: a transcript's spans meet
 half-way between description times, so it cannot hold them exactly. Clips that start after 0 keep their
 times, but the first span still reaches back to 0 (a transcript covers the video from 0): a warning
 says so.
 
+Subtitles are read as clips only when their cues are such clips (an import's, a captioner's); cues of a speech
+transcript (Whisper's of varying length, YouTube's 10-ms roll-up cues, an editor's gaps and overlaps, a zero-length
+cue) are timed captions: each a description at its cue's centre, as CSV ``t,text`` rows, with a warning that says so.
+Cues that share a centre are one description, their distinct texts joined in file order (neither is lost). A cue
+without text is a moment nothing was said (an empty description, grounded around); a file of only such cues is
+refused.
+
 Per-second captions are of frames, not of one-second clips: NExT-GQA's caption sets hold frames 0..D
 of a D-second video (up to D + 1 captions), which only instants at ``k`` seconds explain.
 
-Clip formats (``vtggpt``, ``seconds-json``, ``csv`` with ``start,end``, ``srt``, ``vtt``) carry ``step``
-and an inferred ``duration`` (the end of the last clip) on every description, so a known duration (an
-argument, a dataset's) still wins. Every rule is checked, never repaired: a gap, a duplicate, an
-out-of-order moment, empty text or a bad time is an :class:`InputError` naming the file and the line
-(or the key). Rows that carry their own times (CSV, SRT and WebVTT cues, like vidground's JSONL) may
-come in any order: they are sorted, as the times say where each belongs. Lines naming two videos (a
-``video`` field or column) are refused: two files joined would be read as one video. Line formats are
-streamed with a bound on the line length; ``seconds-json`` is one JSON document, read whole up to
+Clip formats (``vtggpt``, ``seconds-json``, ``csv`` with ``start,end``, ``srt``, ``vtt``) carry ``step`` (not
+subtitles read as timed captions) and an inferred ``duration`` (the end of the last clip or cue) on every
+description, so a known duration (an argument, a dataset's) still wins. Every rule is checked, never repaired: a
+gap, a duplicate, an out-of-order moment, empty text or a bad time is an :class:`InputError` naming the file and the
+line (or the key). Markup in subtitles is removed only where it is a tag (``<`` then a letter, ``/`` or a timestamp:
+``x < 5 and y > 3`` stays), with ASS override tags (``{\\an8}``). Rows that carry their own times (CSV, SRT and
+WebVTT cues, like vidground's JSONL) may come in any order: they are sorted, as the times say where each belongs.
+Lines naming two videos (a ``video`` field or column) are refused: two files joined would be read as one video. Line
+formats are streamed with a bound on the line length; ``seconds-json`` is one JSON document, read whole up to
 :data:`MAX_JSON_BYTES`.
 """
 
@@ -71,6 +79,9 @@ log = logging.getLogger(__name__)
 
 _FIRST_KEY = re.compile(r'\s*\{\s*"(-?[0-9][0-9.eE+-]*)"')
 _TOLERANCE = 1e-3  # seconds: how far CSV clip boundaries may be from equal / contiguous (rounding)
+_AS_TIMES = ("clips must be contiguous and of one length (the last may be shorter). To import them anyway, write one "
+             "time per caption as CSV t,text (e.g. each clip's centre: their spans then meet half-way between those "
+             "times), or save them as SRT or WebVTT, whose cues of any length are read at their centres")
 
 
 def video_id_from_path(path: str | Path) -> str:
@@ -156,15 +167,18 @@ def detect_format(path: str | Path) -> str:
     return "vidground"
 
 
-def read_captions(path: str | Path, format: str, *, clip_seconds: float | None = None) -> list[FrameDescription]:
+def read_captions(path: str | Path, format: str, *, clip_seconds: float | None = None,
+                  notes: list[str] | None = None) -> list[FrameDescription]:
     """Descriptions, sorted by time, from a ``vtggpt``, ``seconds-json``, ``csv``, ``srt`` or ``vtt`` file (see the
-    module doc)."""
+    module doc). A warning on how the file was read (clips from after 0, subtitles read as times) is logged and
+    added to ``notes`` when given, for a result's warnings."""
     path = Path(path)
     readers = {"vtggpt": _read_vtggpt, "seconds-json": _read_seconds_json, "csv": _read_csv, "srt": _read_subtitles,
                "vtt": _read_subtitles}
     if format not in readers:
         raise ConfigurationError(f"read_captions reads {', '.join(readers)}; got {format!r}")
-    return readers[format](path, check_clip_seconds(clip_seconds, format, path))
+    clip = check_clip_seconds(clip_seconds, format, path)
+    return readers[format](path, clip, notes) if format in ("csv", "srt", "vtt") else readers[format](path, clip)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -218,15 +232,23 @@ class OneVideo:
         self.first: tuple[str, int | None] | None = None
 
     def see(self, fields: dict[str, Any], line: int | None) -> None:
+        """Refuses a line naming another video than the first named; two paths of one file (demo.mp4 and
+        /tmp/x/demo.mp4), or an id and its file, are one video, as a replay compares them."""
         name = video_name(fields.get("video"))
         if name is None:
             return
         if self.first is None:
             self.first = (name, line)
-        elif name != self.first[0]:
+        elif name != self.first[0] and not _same_video(name, self.first[0]):
             raise InputError(f"names video {name!r}, but line {self.first[1]} names {self.first[0]!r}: a descriptions "
                              "file holds one video's (two files joined?); split it, one file a video named by its id",
                              path=self.path, line=line)
+
+
+def _same_video(a: str, b: str) -> bool:
+    from .replay import same_video  # numpy: loaded only for a file naming two
+
+    return same_video(a, b)
 
 
 def video_name(value: Any) -> str | None:
@@ -363,7 +385,7 @@ def _seconds(cell: str, name: str, path: Path, line: int) -> float:
     return value
 
 
-def _read_csv(path: Path, _: float | None) -> list[FrameDescription]:
+def _read_csv(path: Path, _: float | None, notes: list[str] | None = None) -> list[FrameDescription]:
     """``t,text`` (frame instants) or ``start,end,text`` (equal, contiguous clips); the header is optional."""
     rows = _csv_rows(path)
     first = next(rows, None)
@@ -411,53 +433,65 @@ def _read_csv(path: Path, _: float | None) -> list[FrameDescription]:
             raise InputError(f"duplicate time {t:g} s (also on line {line_of[t]})", path=path, line=line)
         items.append((t, text, row))
     if clips:
-        return _clip_spans(path, spans, "clip")
+        return _clip_spans(path, spans, "clip", notes)
     if not items:
         raise _empty(path)
     return _build(path, sorted(items, key=lambda item: item[0]), {})
 
 
-def _clip_spans(path: Path, spans: list[tuple[int, float, float, str, dict[str, Any]]], what: str
-                ) -> list[FrameDescription]:
+def _clip_spans(path: Path, spans: list[tuple[int, float, float, str, dict[str, Any]]], what: str,
+                notes: list[str] | None = None) -> list[FrameDescription]:
     """Descriptions of clips ``(line, start, end, text, other keys)`` in any order: contiguous once sorted, of one
     length but the last, which may be shorter (see the module doc)."""
     if not spans:
         raise _empty(path)
-    for line, start, end, _, _ in spans:
-        if end <= start:
-            raise InputError(f"{what} [{start:g}, {end:g}) ends before it starts", path=path, line=line)
     spans = sorted(spans, key=lambda s: s[1])
-    first_line, first_start, first_end = spans[0][:3]
+    problem = _grid_problem(path, spans, what)
+    if problem is not None:
+        raise problem
+    first_start, first_end = spans[0][1:3]
     length = first_end - first_start
     items: list[tuple[float, str, dict[str, Any]]] = []
     for k, (line, start, end, text, extra) in enumerate(spans):
-        last = k == len(spans) - 1
-        if k:
-            prev_line, prev_end = spans[k - 1][0], spans[k - 1][2]
-            if abs(start - prev_end) > _TOLERANCE:
-                raise InputError(f"{what} starts at {start:g} s but the previous one ended at {prev_end:g} s: "
-                                 f"{'a gap' if start > prev_end else 'an overlap'} (the previous on line {prev_line})",
-                                 path=path, line=line)
-        if abs(end - start - length) > _TOLERANCE and not (last and end - start < length):
-            raise InputError(
-                f"{what} length {end - start:g} s differs from {length:g} s (line {first_line}); clips must be of "
-                "one length (the last may be shorter): a transcript's spans meet half-way between description "
-                "times, so it cannot hold clips of varying length (per-shot captions). To import them anyway, "
-                "write one time per caption as CSV t,text (e.g. each clip's centre): their spans then meet "
-                "half-way between those times", path=path, line=line)
         # a shorter last clip: half a clip after its start meets the previous centre at their boundary
+        last = k == len(spans) - 1
         t = min(start + length / 2, end) if last and end - start < length - _TOLERANCE else (start + end) / 2
         items.append((t, text, extra))
     if first_start > _TOLERANCE:
-        log.warning("%s: the first %s starts at %g s: the transcript covers the video from 0, so its caption's span "
-                    "reaches back to 0 (nothing is known of 0-%g s)", path, what, first_start, first_start)
+        _note(notes, f"{path}: the first {what} starts at {first_start:g} s: the transcript covers the video from 0, "
+                     f"so its caption's span reaches back to 0 (nothing is known of 0-{first_start:g} s)")
     return _clips(path, items, round(length, 6), spans[-1][2])
+
+
+def _grid_problem(path: Path, spans: list[tuple[int, float, float, str, dict[str, Any]]], what: str
+                  ) -> InputError | None:
+    """Why clips sorted by start are not contiguous clips of one length but the last (shorter), or ``None``."""
+    for line, start, end, _, _ in spans:
+        if end <= start:
+            why = "has no length (it ends where it starts)" if end == start else "ends before it starts"
+            return InputError(f"{what} [{start:g}, {end:g}) {why}; {_AS_TIMES}", path=path, line=line)
+    first_line, length = spans[0][0], spans[0][2] - spans[0][1]
+    for k, (line, start, end, _, _) in enumerate(spans):
+        if k:
+            prev_line, prev_end = spans[k - 1][0], spans[k - 1][2]
+            if abs(start - prev_end) > _TOLERANCE:
+                return InputError(f"{what} starts at {start:g} s but the previous one ended at {prev_end:g} s: "
+                                  f"{'a gap' if start > prev_end else 'an overlap'} (the previous on line "
+                                  f"{prev_line}); {_AS_TIMES}", path=path, line=line)
+        if abs(end - start - length) > _TOLERANCE and not (k == len(spans) - 1 and end - start < length):
+            return InputError(f"{what} length {end - start:g} s differs from {length:g} s (line {first_line}): a "
+                              "transcript's spans meet half-way between description times, so it cannot hold clips "
+                              f"of varying length (per-shot captions); {_AS_TIMES}", path=path, line=line)
+    return None
 
 
 # ------------------------------------------------------------------------------------ SRT and WebVTT
 
 _CUE_TIMES = re.compile(r"((?:\d+:)?\d{1,2}:\d{2}[,.]\d{1,3})\s*-->\s*((?:\d+:)?\d{1,2}:\d{2}[,.]\d{1,3})(?:\s.*)?$")
-_TAG = re.compile(r"<[^>]*>")
+# markup only: '<' then a letter, '/' or a digit (a karaoke timestamp <00:00:01.000>), so "x < 5 and y > 3" stays
+_TAG = re.compile(r"<(?:[A-Za-z/]|\d+:)[^<>]*>")
+_ASS_TAG = re.compile(r"\{\\[^{}]*\}")  # ASS override tags ffmpeg carries over: {\an8}
+_HEADERS = ("WEBVTT", "NOTE", "STYLE", "REGION")
 
 
 def _cue_seconds(stamp: str) -> float:
@@ -466,39 +500,106 @@ def _cue_seconds(stamp: str) -> float:
     return sum(int(v) * 60 ** (len(hm) - i) for i, v in enumerate(hm)) + float(sec)
 
 
-def _read_subtitles(path: Path, _: float | None) -> list[FrameDescription]:
-    """SubRip (``.srt``) or WebVTT (``.vtt``) cues, each a clip: a block of an optional identifier, a line
-    ``START --> END`` (WebVTT's cue settings after it are ignored) and the caption's lines, joined by a space
-    (markup tags removed, entities decoded). WebVTT's header, ``NOTE``, ``STYLE`` and ``REGION`` blocks are
-    skipped."""
-    spans: list[tuple[int, float, float, str, dict[str, Any]]] = []
+def _subtitle_blocks(path: Path) -> Iterator[list[tuple[int, str]]]:
+    """The file's blocks of lines, split at truly empty lines (a line of one space is a yt-dlp cue's text line) and
+    at CR alone (classic-Mac line endings)."""
     block: list[tuple[int, str]] = []
+    lineno = 0
+    for _, raw in iter_text_lines(path, max_line_bytes=MAX_LINE_BYTES):
+        for text in raw.removeprefix("\ufeff").rstrip("\r\n").split("\r"):
+            lineno += 1
+            if text:
+                block.append((lineno, text))
+            elif block:
+                yield block
+                block = []
+    if block:
+        yield block
 
-    def cue() -> None:
-        head = block[0][1].strip()
-        if head.startswith(("WEBVTT", "NOTE", "STYLE", "REGION")) and "-->" not in head:
+
+def _cue_text(lines: list[tuple[int, str]]) -> str:
+    text = " ".join(html.unescape(_TAG.sub("", _ASS_TAG.sub("", t))).strip() for _, t in lines)
+    return " ".join(text.split())
+
+
+def _block_cues(path: Path, block: list[tuple[int, str]]) -> Iterator[tuple[int, float, float, str]]:
+    """``(line, start, end, text)`` of each cue in a block. A block holds one cue (an optional identifier, its times,
+    its text) or a header/NOTE/STYLE/REGION; cues with no empty line between them (a line of spaces between them,
+    or a cue right after the header or a NOTE line) are each read: a timing line starts a cue, the line before it
+    being its identifier when it follows a line of spaces or is a number."""
+    timings = [i for i, (_, text) in enumerate(block) if "-->" in text]
+    if not timings:
+        if block[0][1].strip().startswith(_HEADERS):
             return
-        timing = next((i for i, (_, text) in enumerate(block[:2]) if "-->" in text), None)
-        if timing is None:
-            raise InputError("expected a cue: its times 'HH:MM:SS,mmm --> HH:MM:SS,mmm' on the first or second line "
-                             "(after its number)", path=path, line=block[0][0])
-        line, times = block[timing]
+        raise InputError("expected a cue: its times 'HH:MM:SS,mmm --> HH:MM:SS,mmm' on the first or second line "
+                         "(after its number)", path=path, line=block[0][0])
+    if timings[0] > 1 and not block[0][1].strip().startswith(_HEADERS):
+        raise InputError("expected a cue: its times 'HH:MM:SS,mmm --> HH:MM:SS,mmm' on the first or second line "
+                         "(after its number)", path=path, line=block[0][0])
+    for k, i in enumerate(timings):
+        line, times = block[i]
         m = _CUE_TIMES.match(times.strip())
         if m is None:
             raise InputError(f"bad cue times {times.strip()!r}: expected HH:MM:SS,mmm --> HH:MM:SS,mmm (SRT) or "
                              "HH:MM:SS.mmm --> HH:MM:SS.mmm (WebVTT)", path=path, line=line)
-        text = " ".join(html.unescape(_TAG.sub("", t)).strip() for _, t in block[timing + 1:])
-        spans.append((line, _cue_seconds(m.group(1)), _cue_seconds(m.group(2)),
-                      _text(" ".join(text.split()), path, line=line, what="the cue's text"), {}))
+        body = block[i + 1: timings[k + 1] if k + 1 < len(timings) else len(block)]
+        if k + 1 < len(timings) and body:  # the next cue's identifier is not this cue's text
+            spaces = [j for j, (_, t) in enumerate(body) if not t.strip()]
+            if spaces:
+                body = body[:spaces[-1]]
+            elif body[-1][1].strip().isdigit():
+                body = body[:-1]
+        yield line, _cue_seconds(m.group(1)), _cue_seconds(m.group(2)), _cue_text(body)
 
-    for lineno, text in iter_text_lines(path, max_line_bytes=MAX_LINE_BYTES):
-        text = text.removeprefix("\ufeff").rstrip("\r\n")
-        if text.strip():
-            block.append((lineno, text))
-        elif block:
-            cue()
-            block = []
-    if block:
-        cue()
-    return _clip_spans(path, spans, "cue")
 
+def _read_subtitles(path: Path, _: float | None, notes: list[str] | None = None) -> list[FrameDescription]:
+    """SubRip (``.srt``) or WebVTT (``.vtt``) cues: a block of an optional identifier, a line ``START --> END``
+    (WebVTT's cue settings after it are ignored) and the caption's lines, joined by a space (markup and ASS override
+    tags removed, entities decoded); WebVTT's header, ``NOTE``, ``STYLE`` and ``REGION`` blocks are skipped.
+
+    Cues that are equal contiguous clips (the last may be shorter) are read as clips, as CSV ``start,end``; any
+    other cues (a speech transcript's: Whisper's of varying length, YouTube's 10-ms roll-up cues, an editor's gaps
+    and overlaps, a zero-length cue) as timed captions, each at its cue's centre, as CSV ``t,text`` rows are, with
+    one warning saying so. Cues with one centre are one caption, their distinct texts joined in file order. A cue
+    with no text is a moment nothing was said: an empty description, grounded around."""
+    spans: list[tuple[int, float, float, str, dict[str, Any]]] = []
+    for block in _subtitle_blocks(path):
+        spans += [(line, start, end, text, {}) for line, start, end, text in _block_cues(path, block)]
+    if not spans:
+        raise _empty(path)
+    for line, start, end, _, _ in spans:
+        if end < start:
+            raise InputError(f"cue {_stamp(start)} --> {_stamp(end)} ends before it starts", path=path, line=line)
+    if not any(text for *_, text, _ in spans):
+        raise InputError("every cue's text is empty", path=path)
+    if _grid_problem(path, sorted(spans, key=lambda s: s[1]), "cue") is None:
+        return _clip_spans(path, spans, "cue", notes)
+    return _timed_cues(path, spans, notes)
+
+
+def _stamp(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}.{round((seconds - whole) * 1000):03d}"
+
+
+def _timed_cues(path: Path, spans: list[tuple[int, float, float, str, dict[str, Any]]], notes: list[str] | None
+                ) -> list[FrameDescription]:
+    """Cues of a speech transcript as timed captions at their centres (see :func:`_read_subtitles`)."""
+    at: dict[float, list[str]] = {}
+    for _, start, end, text, _ in sorted(spans, key=lambda s: s[0]):  # file order: the texts of a centre joined so
+        texts = at.setdefault(round((start + end) / 2, 6), [])
+        if text and text not in texts:
+            texts.append(text)
+    _note(notes, f"{path}: its {len(spans)} cues are not equal contiguous clips (a speech transcript's: of varying "
+                 "length, with gaps or overlaps): each is read as a caption at its cue's centre, as CSV t,text rows "
+                 "are, not as a clip; each caption's span reaches half-way to its neighbours'")
+    end = max(s[2] for s in spans)
+    return _build(path, [(t, " ".join(at[t]), {}) for t in sorted(at)], {"duration": round(end, 6),
+                                                                        "duration_inferred": True})
+
+
+def _note(notes: list[str] | None, message: str) -> None:
+    """A warning about how a file was read: logged, and added to ``notes`` (a result's warnings) when given."""
+    log.warning("%s", message)
+    if notes is not None:
+        notes.append(message)

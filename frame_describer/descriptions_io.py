@@ -20,16 +20,18 @@ from vidground.files import MAX_LINE_BYTES, check_readable, iter_json_lines, out
 from vidground.types import FrameDescription
 
 
-def read_descriptions(path: str | Path, *, format: str = "auto", clip_seconds: float | None = None
-                      ) -> list[FrameDescription]:
+def read_descriptions(path: str | Path, *, format: str = "auto", clip_seconds: float | None = None,
+                      notes: list[str] | None = None) -> list[FrameDescription]:
     """Read a descriptions file, sorted by time; raise :class:`InputError` naming the file and line on any bad line
     (a repeated time included, and lines naming two videos). A line's text may be empty: a frame the describer said
     nothing of (``vidground describe`` keeps such a reply, marked ``empty_reply``), grounded around; a file whose
     every text is empty is refused where it is used (``Transcript``).
 
     ``format="auto"`` (the default) reads vidground's JSONL and, recognised by their content, caption
-    files written by other tools: VTG-GPT clip captions, per-second JSON, CSV (see
-    :mod:`frame_describer.caption_formats` for their time conventions and ``clip_seconds``).
+    files written by other tools: VTG-GPT clip captions, per-second JSON, CSV, SRT and WebVTT subtitles (see
+    :mod:`frame_describer.caption_formats` for their time conventions and ``clip_seconds``). A warning on how such a
+    file was read (clips from after 0, subtitles read as timed captions) is logged and, when ``notes`` is given,
+    added to it: a result built from the file tells its reader too.
     """
     from .caption_formats import OneVideo, check_clip_seconds, read_captions, resolve_format
 
@@ -37,7 +39,7 @@ def read_descriptions(path: str | Path, *, format: str = "auto", clip_seconds: f
     check_readable(path, "descriptions file")
     fmt = resolve_format(path, format)
     if fmt != "vidground":
-        return read_captions(path, fmt, clip_seconds=clip_seconds)
+        return read_captions(path, fmt, clip_seconds=clip_seconds, notes=notes)
     check_clip_seconds(clip_seconds, fmt, path)
     out: list[FrameDescription] = []
     line_of: dict[float, int] = {}  # a time's line: two descriptions of one instant would be placed side by side

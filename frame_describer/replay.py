@@ -125,7 +125,7 @@ class ReplayDescriber(BaseDescriber):
         """This describer, to describe ``video`` (a path): an :class:`InputError` naming both when the captions are
         of another video (:attr:`video`, compared by file name, stem or id; ActivityNet's ``v_`` may be on either
         side). A session calls it before describing a video, so nothing is answered from the wrong captions."""
-        if self.video is None or _same_video(self.video, video):
+        if self.video is None or same_video(self.video, video):
             return self
         stem = PurePath(str(video)).stem
         raise InputError(
@@ -177,7 +177,8 @@ def _names(video: str | Path) -> set[str]:
     return {n.removeprefix("v_") for n in (str(video).strip(), p.name, p.stem) if n}
 
 
-def _same_video(named: str, video: str | Path) -> bool:
+def same_video(named: str, video: str | Path) -> bool:
+    """Whether two names (a path, a file name, an id) can be of one video: ``demo.mp4`` and ``/tmp/x/demo.mp4``."""
     return bool(_names(named) & _names(video))
 
 

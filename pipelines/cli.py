@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "skipped; - reads stdin); asked after any -q")
     g.add_argument("--descriptions", default=None, metavar="FILE",
                    help='a JSONL descriptions file, one frame a line: {"t": seconds, "text": "..."}; '
-                        "other tools' captions (vtggpt, seconds-json, csv) are detected")
+                        "other tools' captions (vtggpt, seconds-json, csv, srt, vtt) are detected")
     add_caption_format_args(g)
     g.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                    help="with --descriptions: the video's duration (else read from the file or inferred)")
@@ -231,13 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     tx.set_defaults(func=cmd_export_tuning_data)
 
     ic = sub.add_parser("import-captions", help="convert other tools' caption files into vidground descriptions files",
-                        description="Read caption files (VTG-GPT clip captions, per-second JSON, CSV, or vidground "
-                                    "JSONL) and write one vidground JSONL descriptions file per input, named by the "
-                                    "video id (the input's name without its extension and a trailing _cap), with "
-                                    "the video id, duration and step on every line. A single input written to -o "
-                                    "FILE.jsonl names its video when the input's and FILE's ids agree "
-                                    "(kitchen.csv -o kitchen.jsonl), else no video (a replay then answers any video; "
-                                    "--video ID names one). All inputs are read and checked "
+                        description="Read caption files (VTG-GPT clip captions, per-second JSON, CSV, SRT or WebVTT "
+                                    "subtitles, or vidground JSONL) and write one vidground JSONL descriptions file "
+                                    "per input, named by the video id (the input's name without its extension and a "
+                                    "trailing _cap), with the video id, duration and step on every line. A single "
+                                    "input written to -o FILE.jsonl names its video when the input's and FILE's ids "
+                                    "agree (kitchen.csv -o kitchen.jsonl), else no video (a replay then answers any "
+                                    "video; --video ID names one). All inputs are read and checked "
                                     "first: when any cannot be read, nothing is written and every bad file is "
                                     "listed (exit 1).")
     ic.add_argument("inputs", nargs="+", metavar="CAPTIONS", help="caption files")
