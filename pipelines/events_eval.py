@@ -197,7 +197,7 @@ def _run_events_eval(lock: Any, out: str | Path, *, references: Sequence[str | P
                      allow_missing: bool) -> dict[str, Any]:
     from .backends import check_backends
     from .datasets import find_videos
-    from .runs import ResultSink, check_out_folder, find_descriptions, no_result_cause
+    from .runs import ResultSink, check_descriptions, check_out_folder, find_descriptions, no_result_cause
     from .session import Session
 
     check_out_folder(Path(out))
@@ -234,6 +234,8 @@ def _run_events_eval(lock: Any, out: str | Path, *, references: Sequence[str | P
         found, missing = find_videos(ids, videos)
     else:  # v_X.jsonl or X.jsonl; both for one video are refused, naming both (one_file_per_video)
         found, missing = find_descriptions(ids, descriptions, out, v_prefix=True)
+        # before anything is written: two files swapped by name, --clip-seconds over files that carry their times
+        check_descriptions(found, clip_seconds, descriptions_format)
     where = videos if videos is not None else descriptions
     if not found:  # --allow-missing cannot help: say what was looked for, and that --limit chose before looking
         chosen = (f"; --limit {limit} chose them among all {every} reference videos before inputs were looked for: "

@@ -440,9 +440,10 @@ def find_descriptions(video_ids: Iterable[str], folder: str | Path,
                                for v in dict.fromkeys(video_ids)}, folder, "descriptions file")
 
 
-def check_descriptions(sources: dict[str, Path], config: RunConfig) -> None:
-    """Before a descriptions run starts: each file found for a video names that video or none (its ``video`` field,
-    as a replay checks it), and ``--clip-seconds`` with ``--descriptions-format auto`` meets one clip format only.
+def check_descriptions(sources: dict[str, Path], clip_seconds: float | None, descriptions_format: str = "auto") -> None:
+    """Before a descriptions run starts (a grounding eval's, an events eval's): each file found for a video names that
+    video or none (its ``video`` field, as a replay checks it), and ``--clip-seconds`` with ``--descriptions-format
+    auto`` meets one clip format only.
 
     Two caption files swapped by name ran each video's queries on the other's captions, and reported no problem;
     a clip length given to a folder of mixed formats failed the vidground files query by query and squeezed the
@@ -458,7 +459,7 @@ def check_descriptions(sources: dict[str, Path], config: RunConfig) -> None:
         raise ConfigurationError(f"{len(wrong)} descriptions file(s) are of another video than the one they were "
                                  f"found for by their name: {'; '.join(wrong[:3])}{more}. Rename them after the video "
                                  "their 'video' field names (or fix that field)")
-    if config.clip_seconds is None or config.descriptions_format != "auto":
+    if clip_seconds is None or descriptions_format != "auto":
         return
     formats: dict[str, list[Path]] = {}
     for path in sources.values():
@@ -466,10 +467,13 @@ def check_descriptions(sources: dict[str, Path], config: RunConfig) -> None:
             formats.setdefault(detect_format(path), []).append(path)
         except (InputError, OSError):  # a binary or unreadable file: its video's queries fail, naming it
             continue
+    found = ", ".join(f"{len(ps)} {fmt} (e.g. {ps[0].name})" for fmt, ps in sorted(formats.items()))
+    takes = " or ".join(DEFAULT_CLIP_SECONDS)
+    if formats and not set(formats) & set(DEFAULT_CLIP_SECONDS):  # no file has clips of a length to give
+        raise ConfigurationError(f"--clip-seconds {clip_seconds:g} applies to {takes} captions only; the selected "
+                                 f"videos' files are {found}, which carry their own times: drop --clip-seconds")
     if len(formats) > 1 or not set(formats) <= set(DEFAULT_CLIP_SECONDS):
-        found = ", ".join(f"{len(ps)} {fmt} (e.g. {ps[0].name})" for fmt, ps in sorted(formats.items()))
-        takes = " or ".join(DEFAULT_CLIP_SECONDS)
-        raise ConfigurationError(f"--clip-seconds {config.clip_seconds:g} applies to {takes} captions, of one format "
+        raise ConfigurationError(f"--clip-seconds {clip_seconds:g} applies to {takes} captions, of one format "
                                  f"in a run; the selected videos' files are {found}: give --descriptions-format, or "
                                  "keep each format in a folder of its own")
 
@@ -1066,7 +1070,7 @@ def _run_eval(config: RunConfig, out: str | Path, lock: RunFolderLock, *, retry_
         sources, missing = find_descriptions(ds.videos, config.descriptions, out)  # type: ignore[arg-type]
     check_inputs(ds, config, sources, missing)  # before anything is written: a wrong split leaves no run behind
     if config.mode == "descriptions":
-        check_descriptions(sources, config)
+        check_descriptions(sources, config.clip_seconds, config.descriptions_format)
     if ds.dropped:
         log.warning("%s", dropped_note(ds))
     lock.make_folder(lambda: _check_resume(out, config), argv)
@@ -1127,7 +1131,9 @@ def _run_eval(config: RunConfig, out: str | Path, lock: RunFolderLock, *, retry_
                 kept = {k: v for k, v in record.items() if k != "descriptions"}
                 if descs:  # for the HTML report only: a file that cannot be written costs its page, not the run
                     try:
-                        write_descriptions(transcript_path(out, record["video"]), descs, video=record["video"])
+                        # the describer too: each line stands alone, a blank text in it a describer's empty reply
+                        said = {"describer": record["describer"]} if record.get("describer") else {}
+                        write_descriptions(transcript_path(out, record["video"]), descs, video=record["video"], **said)
                     except InputError as exc:
                         log.warning("video %s: its transcript was not written (%s); the run goes on, its results "
                                     "are kept, the report shows no transcript for it", record["video"], exc)

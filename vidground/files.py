@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import select
 import socket
 import stat
 import tempfile
@@ -153,13 +154,34 @@ def _own_fd(path: Path) -> int | None:
     return None
 
 
+#: how long (seconds) a pipe given as an input may give nothing before the write ends this process holds are looked for
+PIPE_QUIET = 2.0
+
+
 def _spool_pipe(fd: int, path: Path, what: str) -> None:
     """Read the pipe ``fd`` to its end into an unnamed temporary file, and put that file in its place
-    (``dup2``): ``path`` then opens the whole content, from its start, each time it is opened."""
+    (``dup2``): ``path`` then opens the whole content, from its start, each time it is opened.
+
+    The end comes when every write end is closed, this process's too: a caller that made the pipe itself
+    (``r, w = os.pipe(); session.load(f"/dev/fd/{r}")``) must close ``w`` before the call, or have another thread
+    write and close it, else the read waits for ever. When the pipe gives nothing for :data:`PIPE_QUIET` seconds
+    and this process holds a write end, a warning says so (it may be a thread's, still writing: not refused)."""
     try:
         with tempfile.TemporaryFile() as tmp:
             size = 0
-            while chunk := os.read(fd, 1 << 20):
+            quiet = select.poll()
+            quiet.register(fd, select.POLLIN)
+            while True:
+                if quiet is not None and not quiet.poll(int(PIPE_QUIET * 1000)):
+                    quiet = None  # looked once
+                    if held := _write_ends(fd):
+                        logging.getLogger("vidground").warning(
+                            "waiting for the end of the pipe given as the %s (%s): this process holds its write end "
+                            "(file descriptor %s), so it ends only when that is closed; close it before the call",
+                            what, path, ", ".join(map(str, held)))
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
                 size += len(chunk)
                 if size > MAX_PIPE_BYTES:
                     raise InputError(f"more than {MAX_PIPE_BYTES >> 30} GiB read from the pipe given as the {what} "
@@ -169,6 +191,27 @@ def _spool_pipe(fd: int, path: Path, what: str) -> None:
             os.dup2(tmp.fileno(), fd)
     except OSError as exc:
         raise InputError(f"cannot read the {what} ({exc.strerror or exc})", path=path) from None
+
+
+def _write_ends(fd: int) -> list[int]:
+    """This process's file descriptors open for writing on the pipe ``fd`` reads (Linux: ``/proc``; else none)."""
+    import fcntl  # POSIX; a pipe is spooled only where /proc names it
+
+    fds = f"/proc/{os.getpid()}/fd"
+    try:
+        pipe = os.readlink(f"{fds}/{fd}")
+        names = os.listdir(fds)
+    except OSError:
+        return []
+    held = []
+    for name in names:
+        try:
+            if int(name) != fd and os.readlink(f"{fds}/{name}") == pipe and \
+                    fcntl.fcntl(int(name), fcntl.F_GETFL) & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR):
+                held.append(int(name))
+        except (OSError, ValueError):  # closed meanwhile
+            continue
+    return sorted(held)
 
 
 def iter_text_lines(path: Path, *, max_line_bytes: int | None = None) -> Iterator[tuple[int, str]]:
