@@ -107,21 +107,21 @@ def test_a_ctrl_c_inside_the_sinks_size_loses_nothing(tmp_path, monkeypatch, cap
 def test_a_ctrl_c_inside_the_queues_get_after_the_record_was_taken_loses_nothing(tmp_path, monkeypatch):
     """HEAD: the record taken off the executor's queue was dropped with the KeyboardInterrupt."""
 
-    class Q(queue.Queue):
+    class Q(queue.SimpleQueue):  # the executor's record queue (executors._RecordQueue)
         gets = 0
 
-        def _get(self):
-            item = super()._get()
+        def get(self, block=True, timeout=None):
+            item = super().get(block, timeout)
             Q.gets += 1
             if Q.gets == 6:
-                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)  # the handler runs here, the record taken and not yet returned
             return item
 
-    monkeypatch.setattr(executors.queue, "Queue", Q)
+    monkeypatch.setattr(executors, "_RecordQueue", Q)
     cfg, out = config(tmp_path), tmp_path / "run"
     with pytest.raises(RunInterrupted) as info:
         run_eval(cfg, out)
-    monkeypatch.setattr(executors.queue, "Queue", queue.Queue)
+    monkeypatch.setattr(executors, "_RecordQueue", queue.SimpleQueue)
     every_answer_written_once(cfg, out, info.value)
 
 
