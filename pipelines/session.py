@@ -172,9 +172,10 @@ def load_descriptions(
     if isinstance(descriptions, DescribedVideo):
         return descriptions.with_duration(duration)
     source = "<descriptions>"
+    notes: list[str] = []  # how a caption file was read (subtitles as timed captions, clips from after 0)
     if isinstance(descriptions, (str, Path)):
         source = str(descriptions)
-        items = read_descriptions(descriptions, format=format, clip_seconds=clip_seconds)
+        items = read_descriptions(descriptions, format=format, clip_seconds=clip_seconds, notes=notes)
     else:
         items = []
         for i, d in enumerate(descriptions):
@@ -210,6 +211,7 @@ def load_descriptions(
         duration_inferred=inferred,
         describer=str(description_metadata(items, "describer") or "external"),
         descriptions=items,
+        warnings=notes,
     )
     described._built = (transcript, _content(items), described.duration, described.step)
     return described
