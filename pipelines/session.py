@@ -1070,7 +1070,6 @@ class Session:
         uses_previous = getattr(desc, "uses_previous_frame", False)
         cache = None if searched and uses_previous else self.cache
         named = _plugin(desc)
-        built = desc
         if named is not None:  # checked where it yields, before the cache reads a description's time
             desc = _CheckedDescriber(desc, named)
         if cache is None:
@@ -1078,8 +1077,8 @@ class Session:
         from frame_describer.cache import CachedDescriber, UnkeyableSettings
 
         extra: dict[str, Any] = {"max_side": self.sampling.max_side}
-        if named is not None:
-            extra["plugin"] = self._plugin_key(built)
+        if named is not None and (built := self._plugin_key()):  # none given: the keys of existing caches stay
+            extra["plugin"] = built
         if uses_previous:
             extra.update(_sampled(self.sampling))
             if self.skip_unchanged is not None:
@@ -1095,17 +1094,14 @@ class Session:
                 log.warning("describer %s: not cached: %s", named or repr(getattr(desc, "name", "?")), exc)
             return desc
 
-    def _plugin_key(self, desc: Any) -> dict[str, Any]:
+    def _plugin_key(self) -> dict[str, Any]:
         """What keys a plug-in's descriptions besides its name and ``settings()``, which need not say how it was
-        built (a ``BaseDescriber`` subclass keeps the default ``{"name", "mode"}``): its class, and the spec's argument
-        and the options it was built with where it was built from a spec (``--describer-opt style=fancy`` after
-        ``style=plain`` was answered ``[plain]`` from the cache)."""
-        kind = type(desc)
-        key: dict[str, Any] = {"class": f"{kind.__module__}.{kind.__qualname__}"}
+        built (a ``BaseDescriber`` subclass keeps the default ``{"name", "mode"}``): the spec's argument and the
+        options it was built with, where given (``--describer-opt style=fancy`` after ``style=plain`` was answered
+        ``[plain]`` from the cache). Not its class: a class renamed or moved keeps its descriptions."""
         spec, options = self._specs["describer"]
-        if isinstance(spec, str):
-            key.update(arg=split_spec(spec)[1], options=options)
-        return key
+        arg = split_spec(spec)[1] if isinstance(spec, str) else None
+        return {k: v for k, v in (("arg", arg), ("options", options)) if v}
 
     @_session_call
     def load(self, descriptions: PathLike | Sequence[FrameDescription] | DescribedVideo, *,
