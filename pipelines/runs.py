@@ -53,7 +53,7 @@ from vidground import interrupts
 from vidground.errors import ConfigurationError, EvaluationError, InputError, VidgroundError
 from vidground.files import bounded_name, output_file
 from vidground.registry import split_spec
-from vidground.types import Sampling
+from vidground.types import Sampling, jsonable
 
 from .baselines import SpanPrior, dataset_prior
 from .executors import paid_requests
@@ -216,6 +216,15 @@ class VideoTask:
 
 # --------------------------------------------------------------------------------------- the sink
 
+def _json_default(value: Any) -> Any:
+    """What a record holds that JSON cannot write, as JSON: numpy values as numbers and lists, a set as a list, any
+    other object by its text. A plug-in's ``raw`` holding an array stopped the whole eval (TypeError, 0 lines)."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    plain = jsonable(value)
+    return str(value) if plain is value else plain
+
+
 class ResultSink:
     """Append-only JSONL, one whole line plus ``fsync`` per record; thread safe. A write the disk refuses (full, a
     quota, a file-size limit, an I/O error) is cut back to the last whole line and raised as an :class:`InputError`
@@ -230,7 +239,7 @@ class ResultSink:
         self._lines = self.path.read_bytes().count(b"\n")  # the whole records in it, for a refused write's error
 
     def append(self, record: dict[str, Any]) -> None:
-        data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        data = (json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default) + "\n").encode()
         with self._lock:
             start = os.fstat(self._fd).st_size  # the end of the last whole line (the only writer: the run's lock)
             try:

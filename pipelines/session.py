@@ -20,6 +20,8 @@ others are in its calls (:meth:`Session.close`: each of them ends with a
 
 from __future__ import annotations
 
+import inspect
+import json
 import logging
 import math
 import os
@@ -44,7 +46,7 @@ from vidground.errors import (ConfigurationError, InputError, NoCacheFolderError
 from vidground import interrupts
 from vidground.registry import split_spec
 from vidground.files import printable, refuse_url
-from vidground.types import Answer, Events, Sampling
+from vidground.types import Answer, Events, Sampling, jsonable
 from vidground.types import DEFAULT_FPS, MAX_SECONDS, check_seconds
 
 from .backends import check_backends
@@ -457,6 +459,33 @@ def _plugin(backend: Any) -> str | None:
     return f"{getattr(backend, 'name', kind.__name__)!r} ({kind.__module__}.{kind.__qualname__})"
 
 
+def _identity(backend: Any, kind: str = "describer") -> dict[str, Any]:
+    """A backend's ``name`` and ``settings()`` as a result records them (as JSON data: numpy values as numbers, so
+    ``--json`` and an eval's records can write them); a plug-in's that is no text, or no dict, is a
+    :class:`PluginError` naming the member (a raw pydantic ``ValidationError`` before)."""
+    name = getattr(backend, "name", None)
+    named = _plugin(backend)
+    if named is None:
+        return {kind: name, "settings": jsonable(backend.settings())}
+    plugin = str(name if isinstance(name, str) else type(backend).__name__)
+    if not isinstance(name, str) or not name:
+        raise PluginError(f"{kind} {named} broke the {kind} protocol: its name must be a non-empty str, got "
+                          f"{type(name).__name__} {name!r:.60}", plugin=plugin, protocol="name")
+    with _calling(named, kind, "settings", plugin):
+        settings = backend.settings()
+    if not isinstance(settings, dict):
+        raise PluginError(f"{kind} {named} broke the {kind} protocol: settings() must return a dict (everything "
+                          f"that changes its output), got {type(settings).__name__} {settings!r:.60}", plugin=plugin,
+                          protocol="settings")
+    return {kind: name, "settings": _plain(settings)}
+
+
+def _plain(value: Any) -> Any:
+    """A plug-in's ``value`` as JSON data: numpy values as numbers, anything else JSON cannot write (a set, an
+    object) by its text, so a result holding it can be written (``--json``, an eval's records)."""
+    return json.loads(json.dumps(jsonable(value), default=str))
+
+
 class _CheckedDescriber:
     """A plug-in describer whose stream is checked as it is read (:class:`_CheckedStream`); everything else is the
     describer's own (``inner``, as :class:`~frame_describer.cache.CachedDescriber`'s, for :func:`pipelines.search.in_flight_of`)."""
@@ -474,24 +503,72 @@ class _CheckedDescriber:
         return _CheckedStream(self, frames, query)
 
 
+@contextmanager
+def _calling(named: str, kind: str, call: str, name: str) -> Iterator[None]:
+    """A call into a plug-in (``call``: its method): an exception it raises, other than vidground's own typed errors
+    (a plug-in may raise a ProviderError to be retried), is a :class:`PluginError` naming the plug-in and the
+    method, the original chained (it was "internal error: RuntimeError: my captioner crashed", naming nobody)."""
+    try:
+        yield
+    except (VidgroundError, StopIteration):  # StopIteration: a stream's end
+        raise
+    except Exception as exc:
+        if isinstance(exc, RuntimeError) and str(exc) in interrupts.LOCK_RELEASE_ERRORS:  # a Ctrl-C a lock turned
+            raise  # into its error is raised as the Ctrl-C (interrupts.as_interrupt); one with none behind it as it is
+        raise PluginError(f"error in {kind} {named}.{call}: {type(exc).__name__}: {exc}", plugin=name,
+                          protocol=call) from exc
+
+
+def _ms(t: float) -> int:
+    return round(t * 1000)  # a frame's time as the description cache keys it
+
+
 class _CheckedStream:
-    """A plug-in describer's stream: each item must be a :class:`FrameDescription` of a frame it was given, no later
-    than the last frame given by more than the chat reasoners' tolerance (one sampling step, or 2% of the time; the
-    default step, 1 s, while it was given one frame), else
-    a :class:`PluginError` naming it (an untyped ``AttributeError`` before, or a 12-s video given a duration of 1,100 s
-    by one description at t=1100). Closing it closes the describer's stream; ``unread``/``handed`` are that stream's
-    (:func:`frame_describer.base.leftovers`)."""
+    """A plug-in describer's stream, checked as it is read: each item must be a :class:`FrameDescription` of a frame
+    it was given, at that frame's time, one a frame, in the frames' order, else a :class:`PluginError` naming it (an
+    untyped ``AttributeError`` before; a time 0.37 s off a frame's, or two descriptions of a frame, were kept, and
+    a cached rerun answered other times, or one a frame). A frame it was given and left without a description is
+    handed on as a description with no text (``empty_reply``), before the next frame's: the session warns of it, no
+    cache stores it, and the description cache, which takes a stream's descriptions in the order of the frames it
+    gave, files the others under their own frames. A stream that yields nothing of the frames it was given, or
+    ``describe()`` returning no iterable, is a :class:`PluginError` too (it was "no frames could be decoded"). An
+    exception the describer raises is one naming it (:func:`_calling`). Closing it closes the describer's stream;
+    ``unread``/``handed`` are that stream's (:func:`frame_describer.base.leftovers`)."""
 
     def __init__(self, checked: _CheckedDescriber, frames: Iterable[Any], query: str | None):
         self._named = checked.named
         self._name = str(getattr(checked.inner, "name", type(checked.inner).__name__))
-        self._times: list[float] = []  # the last two frame times given
-        self._stream = checked.inner.describe(self._given(frames), query=query)
-        self._items = iter(self._stream)
+        self._given: dict[int, float] = {}  # the frames given and not described yet, in order (by ms)
+        self._seen: set[int] = set()  # every frame given
+        self._last: tuple[int, float] | None = None  # the frame described last
+        self._described: set[int] = set()
+        self._yielded = 0
+        self._ready: list[FrameDescription] = []  # handed on before the stream's next item
+        self._ended = False
+        self._from_frames: BaseException | None = None  # what reading the frames raised (not the describer's)
+        with self._calling():
+            self._stream = checked.inner.describe(self._frames(frames), query=query)
+            try:
+                self._items = iter(self._stream)
+            except TypeError:
+                raise self._broke(f"describe(frames, query=None) must return an iterable of FrameDescription objects "
+                                  f"(yield them), got {type(self._stream).__name__} {self._stream!r:.60}") from None
 
-    def _given(self, frames: Iterable[Any]) -> Iterable[Any]:
-        for f in frames:
-            self._times = [*self._times[-1:], f.t]
+    def _calling(self) -> Any:
+        return _calling(self._named, "describer", "describe", self._name)
+
+    def _frames(self, frames: Iterable[Any]) -> Iterable[Any]:
+        it = iter(frames)
+        while True:
+            try:
+                f = next(it)
+            except StopIteration:
+                return
+            except BaseException as exc:  # the video's error (or a stop), passed through the describer as it is
+                self._from_frames = exc
+                raise
+            self._given[_ms(f.t)] = f.t
+            self._seen.add(_ms(f.t))
             yield f
 
     def _broke(self, what: str) -> PluginError:
@@ -502,24 +579,62 @@ class _CheckedStream:
         return self
 
     def __next__(self) -> FrameDescription:
-        d = next(self._items)
+        if not self._ready and not self._ended:
+            self._ready = self._read()
+        if not self._ready:
+            raise StopIteration
+        return self._ready.pop(0)
+
+    def _read(self) -> list[FrameDescription]:
+        """The next description, after the frames given before it and left without one (none at the end)."""
+        try:
+            with self._calling():
+                d = next(self._items)
+        except StopIteration:
+            self._ended = True
+            if not self._yielded and self._given:
+                raise self._broke(f"describe() yielded no description of the {len(self._given)} frame(s) it was "
+                                  "given: one description a frame") from None
+            return self._left(math.inf)
+        except PluginError as exc:
+            if exc.__cause__ is not None and exc.__cause__ is self._from_frames:
+                raise self._from_frames from None  # the video's own error, not the describer's
+            raise
         if not isinstance(d, FrameDescription):
             raise self._broke(f"describe(frames, query=None) must yield FrameDescription objects (one a frame given, "
                               f"at its time), got {type(d).__name__} {d!r:.60}")
-        if not self._times:
-            raise self._broke(f"describe() yielded a description (t={d.t:g} s) before it was given any frame")
-        last = self._times[-1]  # the tolerance: a step (the default one before a second frame), or 2% of the time
-        tolerance = max(last - self._times[0] if len(self._times) > 1 else 1.0 / DEFAULT_FPS, 0.02 * last)
-        if d.t > last + tolerance:
-            raise self._broke(f"describe() yielded a description at t={d.t:g} s, past the last frame it was given "
-                              f"({last:g} s; tolerance {tolerance:g} s): each description is of a frame given, at "
-                              "that frame's time")
-        return d
+        ms = _ms(d.t)
+        if ms not in self._seen:
+            last = max(self._seen, default=None)
+            where = ("which is no frame it was given (it was given none yet)" if last is None else
+                     f"past the last frame it was given ({last / 1000:g} s)" if ms > last else
+                     f"which is no frame it was given (the last one given is at {last / 1000:g} s)")
+            raise self._broke(f"describe() yielded a description at t={d.t:g} s, {where}: each description is of a "
+                              "frame given, at that frame's time")
+        if ms in self._described:
+            raise self._broke(f"describe() yielded a second description of the frame at t={d.t:g} s: one description "
+                              "a frame")
+        if self._last is not None and ms < self._last[0]:
+            raise self._broke(f"describe() yielded a description of the frame at t={d.t:g} s after one of the frame at "
+                              f"{self._last[1]:g} s: descriptions come in the order of the frames given")
+        self._last = (ms, d.t)
+        self._described.add(ms)
+        self._yielded += 1
+        out = self._left(ms)
+        del self._given[ms]
+        return [*out, d]
+
+    def _left(self, before: float) -> list[FrameDescription]:
+        """The frames given before ``before`` (ms) and not described, as descriptions with no text."""
+        skipped = [m for m in self._given if m < before]
+        return [FrameDescription(t=self._given.pop(m), text="", empty_reply="describe() yielded no description of it")
+                for m in skipped]
 
     def close(self) -> None:
         close = getattr(self._stream, "close", None)
         if callable(close):
-            close()
+            with self._calling():
+                close()
 
     @property
     def unread(self) -> Any:
@@ -531,8 +646,14 @@ class _CheckedStream:
 
 
 def _checked_ground(rsn: Any, query: str, transcript: Transcript) -> GroundingResult:
-    """``rsn.ground(query, transcript)``, a plug-in's result checked (:func:`_checked_result`)."""
-    return _checked_result(rsn, rsn.ground(query, transcript), transcript)
+    """``rsn.ground(query, transcript)``, a plug-in's result checked (:func:`_checked_result`) and an exception it
+    raises named (:func:`_calling`)."""
+    named = _plugin(rsn)
+    if named is None:
+        return rsn.ground(query, transcript)
+    with _calling(named, "reasoner", "ground", str(getattr(rsn, "name", type(rsn).__name__))):
+        result = rsn.ground(query, transcript)
+    return _checked_result(rsn, result, transcript)
 
 
 #: what each of a reasoner's calls must return, and where its spans are
@@ -559,15 +680,21 @@ def _checked_result(rsn: Any, result: Any, transcript: Transcript, kind: type = 
         raise PluginError(f"reasoner {named} broke the reasoner protocol: {call} must return "
                           f"{'an' if kind.__name__[0] in 'AEIOU' else 'a'} {kind.__name__}, "
                           f"got {type(result).__name__} {result!r:.60}", plugin=name, protocol=protocol)
+    result = _revalidated(result, kind, f"reasoner {named} broke the reasoner protocol: {protocol}() returned", name,
+                          protocol)
     if kind is Answer and result.choice is not None and result.choice not in range(len(choices or ())):
         offered = (f"the {len(choices)} choices' indices 0-{len(choices) - 1}" if choices
                    else "None (no choices were given)")
         raise PluginError(f"reasoner {named} broke the reasoner protocol: {protocol}() returned choice "
                           f"{result.choice!r}, which must be {offered}", plugin=name, protocol=protocol)
+    spans, warnings = [], []
+    if kind is Answer and result.choice is not None and choices and \
+            " ".join(result.answer.split()).casefold() != " ".join(str(choices[result.choice]).split()).casefold():
+        warnings.append(f"reasoner {name!r}: its answer {result.answer!r:.60} is not the choice it names (choices"
+                        f"[{result.choice}] {choices[result.choice]!r:.60}); the choice is what an eval scores")
     duration = transcript.duration
     tolerance = max(transcript.step or 0.0, 0.02 * duration)
     width = transcript.step or max(0.01 * duration, 0.1)
-    spans, warnings = [], []
     for i, span in enumerate(getattr(result, field)):
         if span.end > duration + tolerance:
             raise PluginError(f"reasoner {named} broke the reasoner protocol: {protocol}() returned {field}[{i}] "
@@ -587,6 +714,24 @@ def _checked_result(rsn: Any, result: Any, transcript: Transcript, kind: type = 
     return result.model_copy(update={field: spans, "warnings": [*result.warnings, *warnings]})
 
 
+def _revalidated(result: Any, kind: type, said: str, name: str, protocol: str) -> Any:
+    """A plug-in's ``result`` validated again, as a new one would be: one built with ``model_construct``, or changed
+    in place or by ``model_copy(update=...)`` (neither validates), held a NaN start (written as a bare ``NaN`` in
+    results.jsonl), an interval ending before it starts, a tuple for an interval (an ``AttributeError`` later).
+    ``raw`` and ``settings`` become JSON data (numpy values as numbers: an array in ``raw`` stopped an eval's writes).
+    A :class:`PluginError` (``said`` first) for what is invalid."""
+    try:
+        data = result.model_dump(warnings=False)
+        data.update(raw=_plain(data.get("raw")), settings=_plain(data.get("settings") or {}))
+        return kind.model_validate(data)
+    except ValidationError as exc:
+        errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+        raise PluginError(f"{said} an invalid {kind.__name__}: {errors}", plugin=name, protocol=protocol) from None
+    except Exception as exc:  # a member that is no model at all (a tuple among the intervals)
+        raise PluginError(f"{said} an invalid {kind.__name__}: {type(exc).__name__}: {exc}", plugin=name,
+                          protocol=protocol) from exc
+
+
 class _PluginReasoner:
     """A plug-in reasoner as the project's code calls it (a coarse-to-fine search, the evidence baseline, the events
     paths): its ``ground`` checked (:func:`_checked_ground`), everything else its own (``entry_scores``, ``name``...)."""
@@ -597,7 +742,16 @@ class _PluginReasoner:
     def __getattr__(self, name: str) -> Any:
         if name == "rsn":  # not set yet (a copy being made): no recursion
             raise AttributeError(name)
-        return getattr(self.rsn, name)
+        found = getattr(self.rsn, name)
+        if not inspect.ismethod(found):
+            return found
+
+        @wraps(found)
+        def call(*args: Any, **kwargs: Any) -> Any:  # an exception it raises names it
+            with _calling(_plugin(self.rsn) or "", "reasoner", name, str(getattr(self.rsn, "name", "?"))):
+                return found(*args, **kwargs)
+
+        return call
 
     def ground(self, query: str, transcript: Transcript) -> GroundingResult:
         return _checked_ground(self.rsn, query, transcript)
@@ -993,6 +1147,11 @@ class Session:
                                    f"describing {path.name}"):
                     out.append(d)
                     self._stop_if_closed(path, len(out))
+            named = _plugin(said)
+            if not out and named is not None and next(frames, None) is not None:  # the video has frames
+                raise PluginError(f"describer {named} broke the describer protocol: describe() yielded no description "
+                                  "and read none of the frames it was given: one description a frame",
+                                  plugin=str(getattr(said, "name", type(said).__name__)), protocol="describe")
         info = frames.info
         if not out:
             raise VideoDecodeError(path, "no frames could be decoded")
@@ -1015,8 +1174,8 @@ class Session:
                                           "cached": usage.cached, "reused": reused}
         if aware:  # described for this query alone, never remembered: what it sent is its own (an eval counts it)
             sampling["described"] = {"calls": sent, "cached": usage.cached}
-        described = DescribedVideo(video=str(path), duration=duration, step=step, describer=desc.name,
-                                   settings=desc.settings(), descriptions=out, usage=usage, seconds=seconds,
+        described = DescribedVideo(video=str(path), duration=duration, step=step, **_identity(desc),
+                                   descriptions=out, usage=usage, seconds=seconds,
                                    sampling=sampling,
                                    warnings=[*frames.warnings, *_describer_warnings(said), *_no_text(out)])
         # one with frames not described is not remembered: the session's next call asks for them again
@@ -1056,7 +1215,7 @@ class Session:
             return None  # the packets stop well before the container's claimed end: decode to find the real one
         log.info("all %d frames of %s are in the description cache: nothing decoded", len(out), path)
         return DescribedVideo(video=str(path), duration=max(duration or 0.0, out[-1].t), step=step,
-                              describer=desc.name, settings=desc.settings(), descriptions=out,
+                              **_identity(desc), descriptions=out,
                               usage=Usage(cached=len(out)), seconds=time.perf_counter() - started,
                               sampling={**s.model_dump(), "fps": rate})
 
@@ -1245,8 +1404,8 @@ class Session:
         if self.skip_unchanged is not None:  # as the uniform path records it (and settings["search"]["skipped"])
             sampling["skip_unchanged"] = {"threshold": self.skip_unchanged, "sent": outcome.calls,
                                           "cached": outcome.cached, "reused": outcome.skipped}
-        described = DescribedVideo(video=str(path), duration=max(length, times[-1]), step=step, describer=desc.name,
-                                   settings=desc.settings(), descriptions=outcome.descriptions, usage=outcome.usage,
+        described = DescribedVideo(video=str(path), duration=max(length, times[-1]), step=step, **_identity(desc),
+                                   descriptions=outcome.descriptions, usage=outcome.usage,
                                    seconds=outcome.seconds, sampling=sampling,
                                    warnings=[*capped, *damaged, *_describer_warnings(desc),
                                              *_no_text(outcome.descriptions)])
@@ -1375,8 +1534,8 @@ class Session:
             usage["describe"] = described.usage
         # the reasoner's configured settings under "reasoner"; the result's own at the top level, as they were (a
         # key equal to a configured one still says what happened: "fallback" is the one that answered)
-        settings = {**(described.sampling or {}), "describer": described.settings, "reasoner": rsn.settings(),
-                    **result.settings}
+        settings = {**(described.sampling or {}), "describer": described.settings,
+                    "reasoner": _identity(rsn, "reasoner")["settings"], **jsonable(result.settings)}
         return {"video": described.video, "duration": transcript.duration,
                 "duration_inferred": transcript.duration_inferred, "describer": described.describer,
                 "reasoner": result.reasoner or rsn.name, "usage": usage,
