@@ -2,7 +2,7 @@
 
 :func:`collect` gathers vidground's version and git commit (when it runs from a checkout; outside
 git there is simply none), the date, the platform, Python and the key packages' versions, the
-prompt templates' hashes, the annotation files' SHA-256 (by file name, so that two machines
+versions of the installed plug-ins (:func:`plugin_versions`), the prompt templates' hashes, the annotation files' SHA-256 (by file name, so that two machines
 compare) and the command line. Runs add each
 backend's spec, options and full settings (:func:`backend_settings`).
 
@@ -101,6 +101,22 @@ def package_versions(names: Iterable[str] = KEY_PACKAGES) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+#: the entry-point groups describers and reasoners are published under (vidground.registry)
+PLUGIN_GROUPS = ("vidground.describers", "vidground.reasoners")
+
+
+def plugin_versions() -> dict[str, str]:
+    """The installed distributions that publish describers or reasoners (entry points), with their versions: a
+    result a plug-in gave is traced to the version that gave it (read from the metadata: nothing is imported)."""
+    found: dict[str, str] = {}
+    for group in PLUGIN_GROUPS:
+        for ep in metadata.entry_points(group=group):
+            dist = getattr(ep, "dist", None)
+            if dist is not None and dist.name:
+                found[dist.name] = dist.version
+    return dict(sorted(found.items()))
 
 
 def vidground_version() -> str:
@@ -219,6 +235,7 @@ def collect(*, argv: Sequence[str] | None = None, files: Iterable[str | Path] = 
         "platform": platform.platform(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "packages": package_versions(),
+        "plugins": plugin_versions(),
         "prompts": prompt_hashes(),
         "annotations": {Path(f).name: sha256_file(f) for f in files},
         "annotation_paths": [str(Path(f).absolute()) for f in files],  # a resume may run from another folder
@@ -250,4 +267,5 @@ def differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") ->
 
 
 __all__ = ["REDACTED", "KEY_PACKAGES", "is_secret_key", "redact", "command_line", "package_versions", "git_state",
-           "sha256_file", "FileHashes", "prompt_hashes", "collect", "backend_settings", "differences", "vidground_version"]
+           "sha256_file", "FileHashes", "prompt_hashes", "collect", "backend_settings", "differences", "vidground_version",
+           "plugin_versions"]

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
 from .errors import ConfigurationError, MissingDependencyError, did_you_mean
+
+log = logging.getLogger(__name__)
 
 # the optional packages a built-in backend may import, by module: (the package to install, its extra in pyproject.toml)
 EXTRAS: dict[str, tuple[str, str]] = {
@@ -71,7 +74,14 @@ class Registry:
             return
         self._entry_points_loaded = True
         for ep in metadata.entry_points(group=self.group):
-            self._targets.setdefault(ep.name.lower(), ep.value)
+            name = ep.name.lower()
+            if name in self._builtins and self._builtins[name] != ep.value:  # a plug-in never replaces one
+                dist = getattr(getattr(ep, "dist", None), "name", None)
+                log.warning("the %s entry point %r (%s%s) is ignored: %r names one of vidground's own %s backends; "
+                            "give the entry point another name", self.group, ep.name, ep.value,
+                            f", of {dist}" if dist else "", name, self.kind)
+                continue
+            self._targets.setdefault(name, ep.value)
 
     def target(self, name: str, *, spec: str | None = None) -> Callable[..., Any]:
         self._load_entry_points()
