@@ -16,10 +16,20 @@ class Describer(Protocol):
     """Turns frames into activity-focused text, one description per frame, in time order.
 
     ``describe`` consumes a (possibly lazy) iterable of frames and yields descriptions as
-    they are ready, so a caller can stream a long video. ``query`` is given to describers
-    in ``"aware"`` mode and ignored in ``"agnostic"`` mode (whose output is reusable across
-    queries and therefore cacheable). ``settings()`` returns everything that changes the
-    output; it goes into cache keys.
+    they are ready, so a caller can stream a long video: one :class:`FrameDescription` for each
+    frame it is given, at that frame's ``t``, in the frames' order (a plug-in's stream is
+    checked: a time that is no frame given, a second description of a frame, or none at all is a
+    :class:`~vidground.errors.PluginError`; a frame left out is kept with no text and warned of).
+    ``query`` is given to describers in ``"aware"`` mode and ignored in ``"agnostic"`` mode
+    (whose output is reusable across queries and therefore cacheable). ``settings()`` returns
+    everything that changes the output, as JSON data; it goes into cache keys (a plug-in's with
+    its class, spec argument and options).
+
+    One instance is called from several threads at once (an eval's ``--concurrency``, a session
+    shared between threads): ``describe`` must be thread-safe (state of one stream in locals).
+    Registered (``describers.register`` or an entry point), the class is built as
+    ``Cls(arg, **options)`` (``Cls(**options)`` for a spec with no argument): take
+    ``def __init__(self, arg=None, **options)``.
     """
 
     name: str

@@ -26,7 +26,16 @@ def check_query(query: Any) -> str:
 
 @runtime_checkable
 class Reasoner(Protocol):
-    """Grounds a natural-language query in a transcript: returns intervals, best first."""
+    """Grounds a natural-language query in a transcript: returns intervals, best first.
+
+    ``ground`` returns a :class:`GroundingResult` (``answer``/``events``, where a reasoner has them, an
+    ``Answer``/``Events``); a plug-in's is validated again as if built anew, its spans checked against the
+    transcript, and an exception it raises named (a :class:`~vidground.errors.PluginError`, the original as its
+    cause). ``settings()`` returns everything that changes the output (recorded in each result; numpy values are
+    written as numbers). One instance is called from several threads at once (an eval's ``--concurrency``):
+    ``ground`` must be thread-safe. Registered, the class is built as ``Cls(arg, **options)``
+    (``Cls(**options)`` for a spec with no argument): take ``def __init__(self, arg=None, **options)``.
+    """
 
     name: str
 
