@@ -527,7 +527,14 @@ def _block_cues(path: Path, block: list[tuple[int, str]]) -> Iterator[tuple[int,
     its text) or a header/NOTE/STYLE/REGION; cues with no empty line between them (a line of spaces between them,
     or a cue right after the header or a NOTE line) are each read: a timing line starts a cue, the line before it
     being its identifier when it follows a line of spaces or is a number."""
-    timings = [i for i, (_, text) in enumerate(block) if "-->" in text]
+    timings = [i for i, (_, text) in enumerate(block) if _CUE_TIMES.match(text.strip())]
+    # a malformed timing line in a cue's place (first line, or second after an identifier) is refused below; an
+    # arrow elsewhere is text ("Go to File --> Save")
+    place = 0 if not timings or timings[0] != 0 else None
+    if place is not None and len(block) > 1 and "-->" not in block[0][1]:
+        place = 1
+    if place is not None and "-->" in block[place][1] and place not in timings:
+        timings.insert(0, place)
     if not timings:
         if block[0][1].strip().startswith(_HEADERS):
             return
