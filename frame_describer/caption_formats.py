@@ -246,7 +246,7 @@ class OneVideo:
 
 
 def _same_video(a: str, b: str) -> bool:
-    from .replay import same_video  # numpy: loaded only for a file naming two
+    from .video_names import same_video
 
     return same_video(a, b)
 

@@ -35,6 +35,7 @@ from vidground.types import Frame, FrameDescription, Usage
 
 from .base import BaseDescriber
 from .descriptions_io import description_metadata, read_descriptions
+from .video_names import same_video
 
 log = logging.getLogger(__name__)
 
@@ -169,17 +170,6 @@ class ReplayDescriber(BaseDescriber):
                     self.calls += 1
             if text is not None:
                 yield FrameDescription(t=f.t, text=text, usage=Usage(requests=1, cost_usd=0.0))  # nothing paid: not unpriced
-
-
-def _names(video: str | Path) -> set[str]:
-    """What a video can be called: its file name, stem or id, without ActivityNet's ``v_``."""
-    p = PurePath(str(video).strip())
-    return {n.removeprefix("v_") for n in (str(video).strip(), p.name, p.stem) if n}
-
-
-def same_video(named: str, video: str | Path) -> bool:
-    """Whether two names (a path, a file name, an id) can be of one video: ``demo.mp4`` and ``/tmp/x/demo.mp4``."""
-    return bool(_names(named) & _names(video))
 
 
 _PIXEL = np.zeros((1, 1, 3), dtype=np.uint8)

@@ -459,7 +459,7 @@ def check_descriptions(sources: dict[str, Path], clip_seconds: float | None, des
     clips of another length. Both are a :class:`ConfigurationError` naming the files now, and nothing is run."""
     from frame_describer.caption_formats import DEFAULT_CLIP_SECONDS, detect_format
     from frame_describer.descriptions_io import named_video
-    from frame_describer.replay import same_video
+    from frame_describer.video_names import same_video
 
     wrong = [f"{path} names video {named!r}" for vid, path in sources.items()
              if (named := named_video(path)) is not None and not same_video(named, vid)]
