@@ -231,7 +231,8 @@ def data_root(root: str | Path | None = None) -> Path:
     if not candidate.is_dir():
         raise ConfigurationError(
             f"data folder {candidate} (from {how}) does not exist; pass root= / --data-root "
-            "or set VIDGROUND_DATA to the folder holding charades-sta/, activitynet-captions/, qvhighlights/")
+            "or set VIDGROUND_DATA to the folder holding charades-sta/, activitynet-captions/, qvhighlights/, "
+            "nextgqa/")
     return candidate
 
 

@@ -76,7 +76,12 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default=None, help="dataset split (charades-sta: test|train; default: the first listed)")
     p.add_argument("--data-root", default=None, metavar="DIR",
                    help="annotation folder (default $VIDGROUND_DATA, else ../shared/data next to the repository)")
-    p.add_argument("--dataset-file", default=None, metavar="FILE", help="the queries file for the 'jsonl' dataset")
+    p.add_argument("--dataset-file", default=None, metavar="FILE",
+                   help="the queries file for the 'jsonl' dataset: one JSON object a line, with \"video\" (the video "
+                        "id: its file name without the extension), \"query\" (the text), \"windows\" ([[start, end], "
+                        "...] in seconds; or \"timestamp\": [start, end] for one), and optionally \"qid\" (default: "
+                        "its place among the queries, from 0) and \"duration\" (seconds). QVHighlights/Moment-DETR lines "
+                        "(\"vid\", \"relevant_windows\") read too")
     p.add_argument("--clip-gt", action="store_true",
                    help="clip GT windows to the video duration (default: as annotated; the report states which)")
 
@@ -178,7 +183,7 @@ def register(subparsers: Any) -> None:
                             "answer), as published figures count them, with a warning saying how many")
     cover.add_argument("--all-queries", action="store_true",
                        help="every query of the split in the denominator: the default (kept for older commands)")
-    s.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the 95%% CI (0: none)")
+    s.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the 95%% CI (0: none; default 1000)")
     s.add_argument("--json", action="store_true", help="print machine-readable JSON")
     s.add_argument("--strict", action="store_true",
                    help="exit with an error (1) when any query of the split has no prediction (with "
@@ -191,14 +196,15 @@ def register(subparsers: Any) -> None:
     rp.add_argument("--max-plots", type=int, default=50, metavar="N",
                     help="timeline plots for the N worst queries, failures first (default 50)")
     rp.add_argument("--all-timelines", action="store_true", help="draw a timeline plot for every query")
-    rp.add_argument("--bootstrap", type=int, default=1000, metavar="N")
+    rp.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                    help="bootstrap resamples for the 95%% CI (0: none; default 1000)")
     rp.set_defaults(func=cmd_report)
 
     c = subparsers.add_parser("compare", help="show two runs side by side with per-query differences")
     c.add_argument("run_a", metavar="RUN_A")
     c.add_argument("run_b", metavar="RUN_B")
-    c.add_argument("--top", type=int, default=20, metavar="N", help="list the N largest per-query changes")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--top", type=int, default=20, metavar="N", help="list the N largest per-query changes (default 20)")
+    c.add_argument("--json", action="store_true", help="print machine-readable JSON")
     c.set_defaults(func=cmd_compare)
 
 
