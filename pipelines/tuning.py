@@ -146,7 +146,8 @@ def _from_files(files: Sequence[Path], videos: Sequence[Path], describer: str | 
         if video is None:
             raise InputError(f"no video for these descriptions (looked for {named or f.stem!r}); give it with --videos",
                              path=f)
-        _check_duration(f, video, description_metadata(descs, "duration"))
+        _check_duration(f, video, description_metadata(descs, "duration"),
+                        inferred=description_metadata(descs, "duration_inferred") is True)
         name = description_metadata(descs, "describer") or "unknown"
         seen[name] += len(descs)
         if not _matches(describer, name):
@@ -184,15 +185,18 @@ def _video_of(f: Path, named: Any, videos: Sequence[Path]) -> Path | None:
     return beside if beside is not None and beside.is_file() else None
 
 
-def _check_duration(f: Path, video: Path, duration: Any) -> None:
+def _check_duration(f: Path, video: Path, duration: Any, *, inferred: bool = False) -> None:
     """Refuse ``video`` for the descriptions file ``f`` when the file says (its ``duration`` field) the video it
-    described was clearly longer or shorter: they are another video's texts, and would be paired with its frames."""
+    described was clearly longer or shorter: they are another video's texts, and would be paired with its frames.
+    An ``inferred`` duration (an import's last caption's end: subtitles often end before the video) only bounds the
+    video from below, so only a video clearly shorter is refused."""
     if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration > 0:
         return
     from frame_describer.sampling import probe_video
 
     length = probe_video(video).duration
-    if abs(length - duration) > max(1.5, 0.1 * duration):
+    off = duration - length if inferred else abs(length - duration)
+    if off > max(1.5, 0.1 * duration):
         raise InputError(f"these descriptions are of a {duration:g} s video, and {video} is {length:g} s long: not "
                          f"the video they describe; give that one with --videos", path=f)
 

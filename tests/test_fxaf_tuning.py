@@ -1,0 +1,47 @@
+"""RV-R on 722464c: export-tuning-data refused the right video for subtitles that end before it (an inferred
+duration); a relative video field found only from the current folder beat an explicit --videos of its stem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from frame_describer.synthetic import render_numbered_video
+from pipelines.tuning import export_tuning_data
+from vidground.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> tuple[Path, Path]:
+    """a/clip.mp4 (3 s) and b/clip.mp4 (6 s): one name, two videos."""
+    root = tmp_path_factory.mktemp("fxaf_clips")
+    (root / "a").mkdir()
+    (root / "b").mkdir()
+    return (render_numbered_video(root / "a" / "clip.mp4", n_frames=30, fps=10),
+            render_numbered_video(root / "b" / "clip.mp4", n_frames=60, fps=10))
+
+
+def _file(path: Path, head: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = {"describer": "openai:gpt-4o"} | head
+    path.write_text("".join(json.dumps(head | {"t": t, "text": f"A man at {t}."}) + "\n" for t in (0.0, 1.0)))
+    return path
+
+
+def _videos(r) -> set[str]:
+    return {json.loads(x)["video"] for x in Path(r.path).read_text().splitlines()}
+
+
+def test_an_inferred_duration_shorter_than_the_video_is_not_refused(tmp_path, clips):
+    a, b = clips
+    f = _file(tmp_path / "clip.jsonl", {"duration": 2.0, "duration_inferred": True})  # subtitles end at 2 s of 6
+    r = export_tuning_data(tmp_path / "out", videos=[b], descriptions=[f])
+    assert r.records == 2 and _videos(r) == {str(b)}
+    f = _file(tmp_path / "clip.jsonl", {"duration": 6.0, "duration_inferred": True})  # cues up to 6 s: not the 3-s one
+    with pytest.raises(InputError, match=r"of a 6 s video, and .*a/clip.mp4 is 3 s long"):
+        export_tuning_data(tmp_path / "out2", videos=[a], descriptions=[f])
+    f = _file(tmp_path / "clip.jsonl", {"duration": 2.0})  # a known duration still refuses a longer video
+    with pytest.raises(InputError, match=r"of a 2 s video"):
+        export_tuning_data(tmp_path / "out3", videos=[b], descriptions=[f])
