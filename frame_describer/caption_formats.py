@@ -230,6 +230,7 @@ class OneVideo:
     def __init__(self, path: Path):
         self.path = path
         self.first: tuple[str, int | None] | None = None
+        self.placed: tuple[str, int | None] | None = None  # the first name with a folder
 
     def see(self, fields: dict[str, Any], line: int | None) -> None:
         """Refuses a line naming another video than the first named; two paths of one file (demo.mp4 and
@@ -237,18 +238,36 @@ class OneVideo:
         name = video_name(fields.get("video"))
         if name is None:
             return
+        if self.placed is None and len(Path(name).parts) > 1:
+            self.placed = (name, line)
         if self.first is None:
             self.first = (name, line)
-        elif name != self.first[0] and not _same_video(name, self.first[0]):
-            raise InputError(f"names video {name!r}, but line {self.first[1]} names {self.first[0]!r}: a descriptions "
-                             "file holds one video's (two files joined?); split it, one file a video named by its id",
-                             path=self.path, line=line)
+        for seen, at in dict.fromkeys(x for x in (self.first, self.placed) if x is not None):
+            if name != seen and not _same_video(name, seen):
+                raise InputError(f"names video {name!r}, but line {at} names {seen!r}: a descriptions file holds one "
+                                 "video's (two files joined?); split it, one file a video named by its id",
+                                 path=self.path, line=line)
 
 
 def _same_video(a: str, b: str) -> bool:
+    """Whether two names in one file are of one video: one name as another's (``demo.mp4``, ``v_demo``, ``demo``)
+    where one side has no folder (an id, a bare name) or one path ends the other (``x/demo.mp4``,
+    ``/data/x/demo.mp4``), or both are one file on disk; ``/data/day1/GOPR0001.MP4`` and
+    ``/data/day2/GOPR0001.MP4`` are two videos of one name (two cameras' days joined)."""
     from .video_names import same_video
 
-    return same_video(a, b)
+    if not same_video(a, b):
+        return False
+    pa, pb = Path(a), Path(b)
+    if len(pa.parts) < 2 or len(pb.parts) < 2:
+        return True
+    short, long = sorted((pa.parts, pb.parts), key=len)
+    if long[len(long) - len(short):] == short:
+        return True
+    try:
+        return pa.expanduser().samefile(pb.expanduser())
+    except OSError:  # either is not here: they name other folders
+        return False
 
 
 def video_name(value: Any) -> str | None:

@@ -29,3 +29,24 @@ def test_a_malformed_timing_line_in_its_place_is_still_refused(tmp_path):
     path.write_text("1\n00:00:0 --> 00:00:02,000\nA\n")
     with pytest.raises(InputError, match="bad cue times"):
         read_captions(path, "srt")
+
+
+@pytest.mark.parametrize("names", [
+    ["/data/day1/GOPR0001.MP4", "/data/day2/GOPR0001.MP4"],
+    ["GOPR0001", "/data/day1/GOPR0001.MP4", "day2/GOPR0001.MP4"],
+])
+def test_two_videos_of_one_name_in_other_folders_are_refused(tmp_path, names):
+    path = tmp_path / "joined.csv"
+    path.write_text("t,text,video\n" + "".join(f"{k},c{k},{n}\n" for k, n in enumerate(names)))
+    with pytest.raises(InputError, match=r"two files joined"):
+        read_captions(path, "csv")
+
+
+def test_one_video_by_id_name_and_paths_is_one(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "demo.mp4").write_bytes(b"")
+    (tmp_path / "y").symlink_to(tmp_path / "x")
+    names = ["v_demo", "demo.mp4", f"{tmp_path}/x/demo.mp4", f"{tmp_path}/y/demo.mp4", "x/demo.mp4"]
+    path = tmp_path / "one.csv"
+    path.write_text("t,text,video\n" + "".join(f"{k},c{k},{n}\n" for k, n in enumerate(names)))
+    assert len(read_captions(path, "csv")) == 5
