@@ -39,6 +39,7 @@ from .images import bounded
 from .motion import (COLOUR_NAMES, FLOW_WIDTH, Motion, Sample, colour_codes, measure_motion, motion_between,
                      place as _place, scene_change, way_words)
 from vidground.errors import ConfigurationError
+from vidground.options import check_all, flag, number
 from vidground.types import MOTION_MARK, Frame, FrameDescription
 
 #: Goes into the settings (and so the description cache's key): a change to what the sentences say bumps it.
@@ -90,17 +91,24 @@ class ClassicalDescriber(BaseDescriber):
             raise ConfigurationError(f"the cv describer takes no model argument, got 'cv:{arg}'")
         if mode not in PROMPT_MODES:
             raise ConfigurationError(f"mode must be one of {', '.join(PROMPT_MODES)}; got {mode!r}")
-        if not 0 < cut_threshold < 1:
-            raise ConfigurationError(f"cut_threshold must be in (0, 1), got {cut_threshold}")
-        if not 0 <= dark_luma < dim_luma <= 255:
+        # kind and range checked, all faults said at once: the values key the description cache, and bool('False')
+        # is True
+        check_all(lambda: number("person_score", person_score, low=0),  # the HOG SVM's margin: 0 keeps all it finds
+                  lambda: flag("detect_faces", detect_faces),
+                  lambda: number("cut_threshold", cut_threshold, low=0, high=1, low_open=True, high_open=True),
+                  lambda: number("dark_luma", dark_luma, low=0, high=255, high_open=True),
+                  lambda: number("dim_luma", dim_luma, low=0, high=255, low_open=True),
+                  lambda: number("max_side", max_side, low=16, whole=True, allow_none=True, unit="pixels"),
+                  lambda: flag("motion", motion))
+        if not dark_luma < dim_luma:
             raise ConfigurationError(f"need 0 <= dark_luma < dim_luma <= 255, got {dark_luma}, {dim_luma}")
         self.mode: PromptMode = mode
         self.person_score = float(person_score)
-        self.detect_faces = bool(detect_faces)
+        self.detect_faces = detect_faces
         self.cut_threshold = float(cut_threshold)
         self.dark_luma, self.dim_luma = float(dark_luma), float(dim_luma)
-        self.max_side = int(max_side)
-        self.motion = bool(motion)
+        self.max_side = None if max_side is None else int(max_side)
+        self.motion = motion
         self._local = threading.local()  # OpenCV's detectors are not shared across threads
         self._detectors()  # a missing cascade fails here, not at the first frame
 

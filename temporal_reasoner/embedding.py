@@ -34,6 +34,7 @@ import numpy as np
 
 from vidground.errors import ConfigurationError, MissingDependencyError, VidgroundError
 from vidground.models import set_torch_threads, shared_model, torch_threads
+from vidground.options import check_all, device as check_device, flag, number
 
 from . import polarity as _polarity
 from . import ranker
@@ -342,6 +343,7 @@ class _SimilarityReasoner(BaseReasoner):
     """Shared model handling; ``model`` is a local sentence-transformers folder (default: the bundled model)."""
 
     def __init__(self, model: str | None = None, *, device: str | None = None, encoder: Encoder | None = None):
+        device = check_device(device)  # a bogus one fails now, not at the first query a warm cache cannot answer
         if model and encoder is None:  # a misspelt folder fails now (a session made), not after the video is described
             _model_path(model)
         _check_torch_threads(device, encoder)
@@ -482,36 +484,30 @@ class EmbeddingReasoner(_SimilarityReasoner):
         top_k = defaults["top_k"] if top_k is None else top_k
         if level not in self.LEVELS:
             raise ConfigurationError(f"unknown scoring level {level!r}; choose one of: {', '.join(self.LEVELS)}")
-        if rel_level is not None and not 0 < rel_level < 1:
-            raise ConfigurationError(f"rel_level must be between 0 and 1, got {rel_level}")
-        bad = [f"{name} must be {rule}, got {value!r}" for name, value, ok, rule in (
-            ("smooth", smooth, smooth >= 0, ">= 0"), ("smooth_samples", smooth_samples, smooth_samples >= 0, ">= 0"),
-            ("top_k", top_k, top_k >= 1, ">= 1"),
-            ("raw_edges", raw_edges, isinstance(raw_edges, int) and not isinstance(raw_edges, bool) and raw_edges >= 0,
-             "a whole number of samples >= 0"),
-            ("min_prominence", min_prominence, 0 <= min_prominence <= 1, "between 0 and 1"),
-            ("base_percentile", base_percentile, base_percentile is None or 0 <= base_percentile <= 100,
-             "between 0 and 100")) if not ok]
-        if bad:  # the option at fault, not the list of every rule
-            raise ConfigurationError("; ".join(bad))
+        # kind and range first (text from the command line is no number: a TypeError in a comparison before); the
+        # values are kept as given, since they key results through settings()
+        check_all(
+            lambda: number("rel_level", rel_level, low=0, high=1, low_open=True, high_open=True, allow_none=True),
+            lambda: number("smooth", smooth, low=0, unit="seconds"),
+            lambda: number("smooth_samples", smooth_samples, low=0, unit="samples"),
+            lambda: number("top_k", top_k, low=1, whole=True),
+            lambda: number("raw_edges", raw_edges, low=0, whole=True, unit="samples"),
+            lambda: number("min_prominence", min_prominence, low=0, high=1),
+            lambda: number("base_percentile", base_percentile, low=0, high=100, allow_none=True),
+            lambda: number("top_percentile", top_percentile),  # its range, the mode's, below
+            lambda: number("nms_iou", nms_iou, low=0, high=1, low_open=True),
+            lambda: number("median", median, low=0, unit="seconds"),
+            lambda: number("spike_margin", spike_margin, low=0),
+            lambda: number("plateau", plateau, low=0, high=100, allow_none=True),
+            lambda: number("feedback", feedback, low=0, high=1, high_open=True),
+            # similarities lie in [-1, 1]: 2 sets a contradicting unit below any other
+            lambda: number("polarity", polarity, low=0, high=2),
+            lambda: flag("bridge", bridge))
         if spans == "ranked" and not 50 < top_percentile <= 100:
             raise ConfigurationError(f"top_percentile must be above 50 (the median is the floor) and at most 100, got {top_percentile}")
         if spans == "segments" and not base_percentile < top_percentile <= 100:
             raise ConfigurationError(f"top_percentile must be above base_percentile ({base_percentile}) and at most 100, "
                                      f"got {top_percentile}")
-        if not 0 < nms_iou <= 1:
-            raise ConfigurationError(f"nms_iou must be in (0, 1], got {nms_iou}")
-        if median < 0:
-            raise ConfigurationError(f"median must be >= 0 seconds, got {median}")
-        if spike_margin < 0:
-            raise ConfigurationError(f"spike_margin must be >= 0, got {spike_margin}")
-        if plateau is not None and not 0 <= plateau <= 100:
-            raise ConfigurationError(f"plateau must be a percentile (0 to 100) or None, got {plateau}")
-        if not 0 <= feedback < 1:
-            raise ConfigurationError(f"feedback must be in [0, 1), got {feedback}")
-        # similarities lie in [-1, 1]: 2 sets a contradicting unit below any other
-        if isinstance(polarity, bool) or not isinstance(polarity, (int, float)) or not 0 <= polarity <= 2:
-            raise ConfigurationError(f"polarity must be between 0 (off) and 2, got {polarity}")
         if polarity_scope not in self.POLARITY_SCOPES:
             raise ConfigurationError(f"unknown polarity_scope {polarity_scope!r}; choose one of: "
                                      f"{', '.join(self.POLARITY_SCOPES)}")

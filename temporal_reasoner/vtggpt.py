@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vidground.errors import ConfigurationError
+from vidground.options import check_all, number
 
 from .base import check_query
 from .embedding import _SimilarityReasoner
@@ -61,10 +61,11 @@ class VTGGPTReasoner(_SimilarityReasoner):
                  bins: int = 10, top_k: int = 8, gap: int = 6, length_weight: float = 0.5, nms_iou: float = 0.95,
                  rephrasings: str | Rephrasings | None = None, max_intervals: int = 10):
         super().__init__(model, device=device, encoder=encoder)
-        if bins < 1 or top_k < 1 or gap < 0 or max_intervals < 1:
-            raise ConfigurationError("need bins >= 1, top_k >= 1, gap >= 0 and max_intervals >= 1")
-        if not 0 <= length_weight <= 1 or not 0 < nms_iou <= 1:
-            raise ConfigurationError("need 0 <= length_weight <= 1 and 0 < nms_iou <= 1")
+        check_all(lambda: number("bins", bins, low=1, whole=True), lambda: number("top_k", top_k, low=1, whole=True),
+                  lambda: number("gap", gap, low=0, whole=True, unit="samples"),
+                  lambda: number("length_weight", length_weight, low=0, high=1),
+                  lambda: number("nms_iou", nms_iou, low=0, high=1, low_open=True),
+                  lambda: number("max_intervals", max_intervals, low=1, whole=True))
         self.bins, self.top_k, self.gap, self.length_weight, self.nms_iou = bins, top_k, gap, length_weight, nms_iou
         self.max_intervals = max_intervals
         self.rephrasings = load_rephrasings(rephrasings)

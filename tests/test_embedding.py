@@ -174,9 +174,9 @@ def test_bad_settings_and_model_paths_are_configuration_errors(tmp_path):
         with pytest.raises(ConfigurationError, match="not found"):
             get_reasoner(f"{name}:{tmp_path / 'nope'}")
     # the option at fault and its value, not every rule of the group ("need smooth >= 0, ..., top_k >= 1")
-    with pytest.raises(ConfigurationError, match=r"^top_k must be >= 1, got -1$"):
+    with pytest.raises(ConfigurationError, match=r"^top_k must be a whole number >= 1, got -1$"):
         get_reasoner("embedding", top_k=-1)
-    with pytest.raises(ConfigurationError, match=r"^smooth must be >= 0, got -2; min_prominence must be between 0 and 1, got 3$"):
+    with pytest.raises(ConfigurationError, match=r"^smooth must be a number of seconds >= 0, got -2; min_prominence must be a number from 0 to 1, got 3$"):
         get_reasoner("embedding", spans="peaks", smooth=-2, min_prominence=3)
 
 
