@@ -27,6 +27,9 @@ says so.
 Subtitles are read as clips only when their cues are such clips (an import's, a captioner's); cues of a speech
 transcript (Whisper's of varying length, YouTube's 10-ms roll-up cues, an editor's gaps and overlaps, a zero-length
 cue) are timed captions: each a description at its cue's centre, as CSV ``t,text`` rows, with a warning that says so.
+Cues most of which (4 in 5) are such clips but a few are not (a mistyped time, a cue pasted twice) are refused,
+naming the first off the grid; format ``subtitle-times`` reads any SRT or WebVTT file's cues as timed captions. A
+timed last cue far beyond the rest (a gap over 10 times the cues' median spacing) is warned of.
 Cues that share a centre are one description, their distinct texts joined in file order (neither is lost). A cue
 without text is a moment nothing was said (an empty description, grounded around); a file of only such cues is
 refused.
@@ -66,7 +69,7 @@ from vidground.errors import ConfigurationError, InputError
 from vidground.types import FrameDescription
 
 #: The formats :func:`~frame_describer.descriptions_io.read_descriptions` reads (``auto`` detects one).
-CAPTION_FORMATS = ("vidground", "vtggpt", "seconds-json", "csv", "srt", "vtt")
+CAPTION_FORMATS = ("vidground", "vtggpt", "seconds-json", "csv", "srt", "vtt", "subtitle-times")
 FORMAT_CHOICES = ("auto", *CAPTION_FORMATS)
 #: The default clip length (vtggpt) or sampling interval (seconds-json), in seconds.
 DEFAULT_CLIP_SECONDS = {"vtggpt": 2.0, "seconds-json": 1.0}
@@ -174,11 +177,12 @@ def read_captions(path: str | Path, format: str, *, clip_seconds: float | None =
     added to ``notes`` when given, for a result's warnings."""
     path = Path(path)
     readers = {"vtggpt": _read_vtggpt, "seconds-json": _read_seconds_json, "csv": _read_csv, "srt": _read_subtitles,
-               "vtt": _read_subtitles}
+               "vtt": _read_subtitles, "subtitle-times": _read_subtitle_times}
     if format not in readers:
         raise ConfigurationError(f"read_captions reads {', '.join(readers)}; got {format!r}")
     clip = check_clip_seconds(clip_seconds, format, path)
-    return readers[format](path, clip, notes) if format in ("csv", "srt", "vtt") else readers[format](path, clip)
+    return readers[format](path, clip, notes) if format in ("csv", "srt", "vtt", "subtitle-times") \
+        else readers[format](path, clip)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -578,7 +582,8 @@ def _block_cues(path: Path, block: list[tuple[int, str]]) -> Iterator[tuple[int,
         yield line, _cue_seconds(m.group(1)), _cue_seconds(m.group(2)), _cue_text(body)
 
 
-def _read_subtitles(path: Path, _: float | None, notes: list[str] | None = None) -> list[FrameDescription]:
+def _read_subtitles(path: Path, _: float | None, notes: list[str] | None = None, *, as_times: bool = False
+                    ) -> list[FrameDescription]:
     """SubRip (``.srt``) or WebVTT (``.vtt``) cues: a block of an optional identifier, a line ``START --> END``
     (WebVTT's cue settings after it are ignored) and the caption's lines, joined by a space (markup and ASS override
     tags removed, entities decoded); WebVTT's header, ``NOTE``, ``STYLE`` and ``REGION`` blocks are skipped.
@@ -587,7 +592,12 @@ def _read_subtitles(path: Path, _: float | None, notes: list[str] | None = None)
     other cues (a speech transcript's: Whisper's of varying length, YouTube's 10-ms roll-up cues, an editor's gaps
     and overlaps, a zero-length cue) as timed captions, each at its cue's centre, as CSV ``t,text`` rows are, with
     one warning saying so. Cues with one centre are one caption, their distinct texts joined in file order. A cue
-    with no text is a moment nothing was said: an empty description, grounded around."""
+    with no text is a moment nothing was said: an empty description, grounded around.
+
+    Cues most of which are such clips, but for a few (a mistyped time, a cue pasted twice) are refused, naming the
+    first cue off the grid: read as timed captions they would silently shift every caption's span (and a typo's
+    hour would stretch the video's inferred length). ``as_times`` (format ``subtitle-times``) reads every file's
+    cues as timed captions."""
     spans: list[tuple[int, float, float, str, dict[str, Any]]] = []
     for block in _subtitle_blocks(path):
         spans += [(line, start, end, text, {}) for line, start, end, text in _block_cues(path, block)]
@@ -598,9 +608,71 @@ def _read_subtitles(path: Path, _: float | None, notes: list[str] | None = None)
             raise InputError(f"cue {_stamp(start)} --> {_stamp(end)} ends before it starts", path=path, line=line)
     if not any(text for *_, text, _ in spans):
         raise InputError("every cue's text is empty", path=path)
+    if as_times:
+        return _timed_cues(path, spans, notes)
     if _grid_problem(path, sorted(spans, key=lambda s: s[1]), "cue") is None:
         return _clip_spans(path, spans, "cue", notes)
+    off = _off_grid(spans)
+    if off is not None:
+        raise InputError(off[0], path=path, line=off[1])
+    _far_cue(path, spans, notes)
     return _timed_cues(path, spans, notes)
+
+
+def _read_subtitle_times(path: Path, clip: float | None, notes: list[str] | None = None) -> list[FrameDescription]:
+    return _read_subtitles(path, clip, notes, as_times=True)
+
+
+_MOSTLY = 0.8  # the share of cues on a grid of equal clips above which the others are taken for mistakes
+
+
+def _off_grid(spans: list[tuple[int, float, float, str, dict[str, Any]]]) -> tuple[str, int] | None:
+    """``(why, line)`` of the first cue (in file order) off the grid of equal contiguous clips that most cues (at
+    least :data:`_MOSTLY`, of 5 or more) are on, or ``None``: a speech transcript's cues vary in length."""
+    if len(spans) < 5:
+        return None
+    lengths = [round(end - start, 3) for _, start, end, _, _ in spans]
+    length = max(set(lengths), key=lengths.count)
+    if length < 0.1:  # 10-ms roll-up cues are no clips
+        return None
+    origin = min(start for (_, start, _, _, _), n in zip(spans, lengths) if n == length) % length
+    last_start = max(start for _, start, _, _, _ in spans)
+    taken: dict[int, tuple[int, float, float]] = {}
+    off = []
+    for (line, start, end, _, _), n in sorted(zip(spans, lengths), key=lambda x: x[0][0]):
+        k = round((start - origin) / length)
+        on_grid = abs(origin + k * length - start) <= _TOLERANCE and k not in taken and (
+            abs(n - length) <= _TOLERANCE or (start == last_start and n < length))
+        if on_grid:
+            taken[k] = (line, start, end)
+        else:
+            off.append((line, start, end))
+    ks = sorted(taken)
+    off += [taken[k] for prev, k in itertools.pairwise(ks) if k - prev > 10]  # far beyond the rest: a typo's hour
+    off.sort()
+    if not off or len(spans) - len(off) < _MOSTLY * len(spans):
+        return None
+    line, start, end = off[0]
+    return (f"cue {_stamp(start)} --> {_stamp(end)} is off the grid the others are on ({len(spans) - len(off)} of "
+            f"{len(spans)} cues are contiguous clips of {length:g} s; {len(off)} not): a mistyped time, or a cue "
+            "written twice? Fix it; or, if the cues are a speech transcript's, read them as timed captions (each at "
+            "its cue's centre) with --descriptions-format subtitle-times (format='subtitle-times')", line)
+
+
+def _far_cue(path: Path, spans: list[tuple[int, float, float, str, dict[str, Any]]], notes: list[str] | None) -> None:
+    """Warn of a last cue far beyond the rest (a gap over 10 times the median spacing of the cues' starts): a
+    mistyped hour stretches the video's inferred length and the caption before it over the gap."""
+    ordered = sorted(spans, key=lambda s: s[1])
+    if len(ordered) < 3:
+        return
+    steps = sorted(b[1] - a[1] for a, b in itertools.pairwise(ordered))
+    median = steps[len(steps) // 2]
+    line, start, end = ordered[-1][:3]
+    gap = start - max(s[2] for s in ordered[:-1])
+    if median > 0 and gap > 10 * median:
+        _note(notes, f"{path}:{line}: cue {_stamp(start)} --> {_stamp(end)} starts {gap:g} s after the others end "
+                     f"(over 10 times their median spacing, {median:g} s): a mistyped time? The video is taken to "
+                     f"be {end:g} s long, and the caption before it holds until half-way there")
 
 
 def _stamp(seconds: float) -> str:

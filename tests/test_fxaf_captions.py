@@ -50,3 +50,53 @@ def test_one_video_by_id_name_and_paths_is_one(tmp_path):
     path = tmp_path / "one.csv"
     path.write_text("t,text,video\n" + "".join(f"{k},c{k},{n}\n" for k, n in enumerate(names)))
     assert len(read_captions(path, "csv")) == 5
+
+
+def _clips(n: int = 30, length: float = 2.0) -> list[list]:
+    return [[k * length, (k + 1) * length, f"clip {k}"] for k in range(n)]
+
+
+def _stamp(s: float) -> str:
+    return f"{int(s) // 3600:02d}:{int(s) // 60 % 60:02d}:{int(s) % 60:02d},{round(s % 1 * 1000):03d}"
+
+
+def _write(path, cues) -> None:
+    path.write_text(_srt([(_stamp(a), _stamp(b), text) for a, b, text in cues]))
+
+
+@pytest.mark.parametrize("mistake, line", [
+    ("hour", 62), ("length", 62), ("duplicate", 122),
+])
+def test_one_mistyped_cue_among_equal_clips_is_refused_naming_it(tmp_path, mistake, line):
+    cues = _clips()
+    if mistake == "hour":
+        cues[15][:2] = [3600 + 30, 3600 + 32]  # 00:00:30 typed 01:00:30
+    elif mistake == "length":
+        cues[15][1] += 0.5
+    else:
+        cues.append(list(cues[20]))  # pasted twice, written last
+    path = tmp_path / "clips.srt"
+    _write(path, cues)
+    with pytest.raises(InputError, match=rf"clips.srt:{line}: cue .* is off the grid .* subtitle-times"):
+        read_captions(path, "srt")
+    assert len(read_captions(path, "subtitle-times")) == 30  # as the message says: read as timed captions
+
+
+def test_a_speech_transcript_is_still_read_and_a_far_last_cue_is_warned_of(tmp_path):
+    import random
+
+    rng = random.Random(1)
+    t, cues = 0.0, []
+    for k in range(40):  # Whisper-like: lengths vary, small gaps
+        n = round(rng.uniform(1.0, 5.0), 2)
+        cues.append([t, t + n, f"line {k}"])
+        t += n + rng.choice([0.0, 0.0, 0.3])
+    path = tmp_path / "talk.srt"
+    _write(path, cues)
+    notes: list[str] = []
+    assert len(read_captions(path, "srt", notes=notes)) == 40 and not any("mistyped" in n for n in notes)
+    cues[-1][:2] = [cues[-1][0] + 3600, cues[-1][1] + 3600]
+    _write(path, cues)
+    notes = []
+    assert len(read_captions(path, "srt", notes=notes)) == 40
+    assert any(n.startswith(f"{path}:158: cue") and "mistyped time" in n for n in notes), notes
