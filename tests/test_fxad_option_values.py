@@ -137,3 +137,18 @@ def test_the_command_line_refuses_detect_faces_False(demo_video, capsys):
                  "--num-frames", "2", "--no-cache"]) == 1
     err = capsys.readouterr().err
     assert "detect_faces must be true or false, got 'False'" in err and "internal error" not in err
+
+
+@pytest.mark.parametrize("opt, said", [("device=bogus", "device must be a torch device"),
+                                       ("rel_level=abc", "rel_level must be a number in (0, 1) or None, got 'abc'")])
+def test_eval_fails_once_before_the_run_not_every_query(tmp_path, capsys, opt, said):
+    """HEAD: device=bogus was taken without a word where torch never loads (here: 4 of 4 queries run, exit 0), else
+    every query failed ('Expected one of cpu, cuda...'), exit 0; rel_level=abc was 'internal error: TypeError'."""
+    from _helpers_eval import write_toy_dataset
+
+    ds, desc = write_toy_dataset(tmp_path / "data", n_videos=2, per_video=2)
+    assert main(["eval", "jsonl", "--dataset-file", str(ds), "--descriptions", str(desc), "--reasoner", "embedding",
+                 "--reasoner-opt", opt, "--out", str(tmp_path / "run"), "--no-report", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert said in err and err.startswith("vidground: error: ")
+    assert not (tmp_path / "run").exists()
