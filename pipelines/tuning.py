@@ -170,6 +170,14 @@ def _video_of(f: Path, named: Any, videos: Sequence[Path]) -> Path | None:
     if field is not None:
         tries = [field] if field.is_absolute() else [f.parent / field, field]
         found = next((p for p in tries if p.is_file()), None)
+        if found is not None and found is field and not field.is_absolute():
+            # found from the current folder only: a --videos file of its name is as likely the one meant
+            rivals = [v for v in videos if v.stem == field.stem and v.resolve() != found.resolve()]
+            if rivals:
+                raise InputError(f"the video field {named!r} names {found.resolve()} (from the current folder), and "
+                                 f"--videos gives {rivals[0]} of that name: which one these descriptions are of is "
+                                 "not a guess; give only that one with --videos, or write its absolute path in the "
+                                 "file's video field", path=f)
         if found is not None:
             return found
     stems = [f.stem, f.stem.removesuffix(".descriptions")] + ([field.stem] if field is not None else [])

@@ -45,3 +45,17 @@ def test_an_inferred_duration_shorter_than_the_video_is_not_refused(tmp_path, cl
     f = _file(tmp_path / "clip.jsonl", {"duration": 2.0})  # a known duration still refuses a longer video
     with pytest.raises(InputError, match=r"of a 2 s video"):
         export_tuning_data(tmp_path / "out3", videos=[b], descriptions=[f])
+
+
+def test_a_relative_field_found_from_the_current_folder_does_not_beat_videos_of_its_name(tmp_path, clips,
+                                                                                            monkeypatch):
+    a, b = clips
+    f = _file(tmp_path / "descs" / "d.jsonl", {"video": "a/clip.mp4"})
+    monkeypatch.chdir(a.parent.parent)
+    with pytest.raises(InputError, match=r"names .*a/clip.mp4 \(from the current folder\), and --videos gives "
+                                         r".*b/clip.mp4"):
+        export_tuning_data(tmp_path / "out", videos=[b], descriptions=[f])
+    r = export_tuning_data(tmp_path / "out", videos=[a], descriptions=[f])  # the same file: no doubt
+    assert r.records == 2
+    f = _file(tmp_path / "descs" / "d.jsonl", {"video": str(a)})  # an absolute field names its file
+    assert _videos(export_tuning_data(tmp_path / "out2", videos=[b], descriptions=[f])) == {str(a)}
