@@ -25,6 +25,7 @@ from typing import Any
 import prompts
 
 from .base import PROMPT_MODES, BaseDescriber, DescriptionStream, PromptMode, StreamState
+from vidground.options import flag
 from vidground.errors import ConfigurationError, InputError, ProviderError
 from vidground.models import (chat_template_text, check_model_options, load_error, local_model, locate_model,
                               model_lock, require_transformers, resolve_device, resolve_dtype, shared_model, TEMPLATE_PROBE)
@@ -203,7 +204,7 @@ class TransformersDescriber(BaseDescriber):
         self.mode = mode
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
-        self.do_sample = bool(do_sample)
+        self.do_sample = do_sample
         # a whole number (--describer-opt temperature=1, parsed as int) is the float the cache key hashes and the one
         # transformers' sampling takes (it refuses an int)
         self.temperature = None if temperature is None else float(temperature)
@@ -250,6 +251,7 @@ class TransformersDescriber(BaseDescriber):
         for name, value in (("batch_size", batch_size), ("max_new_tokens", max_new_tokens)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+        flag("do_sample", do_sample)  # do_sample=False from the command line is the text 'False': true to bool()
         _check_temperature(temperature, do_sample)
         if (hf_model is None) != (hf_processor is None):
             raise ConfigurationError("pass both hf_model and hf_processor, or neither")

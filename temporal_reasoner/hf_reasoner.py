@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vidground.options import flag
 from vidground.errors import ConfigurationError, ProviderError
 from vidground.models import (
     GEMMA_ALIASES,
@@ -110,6 +111,9 @@ class TransformersReasoner(BaseReasoner):
                  revision: str | None = None,
                  cache_dir: str | None = None, trust_remote_code: bool = False, hf_model: Any = None,
                  hf_tokenizer: Any = None):
+        flag("prefill", prefill)  # 'False' from the command line is text, true to bool(): checked, not coerced
+        if guided is not None:
+            flag("guided", guided)
         self._check_values(max_new_tokens=max_new_tokens, max_attempts=max_attempts, max_intervals=max_intervals,
                            context_tokens=context_tokens or None, fallback=fallback, time_style=time_style,
                            hf_model=hf_model, hf_tokenizer=hf_tokenizer, chat_template=chat_template)
