@@ -29,7 +29,9 @@ transcript (Whisper's of varying length, YouTube's 10-ms roll-up cues, an editor
 cue) are timed captions: each a description at its cue's centre, as CSV ``t,text`` rows, with a warning that says so.
 Cues most of which (4 in 5) are such clips but a few are not (a mistyped time, a cue pasted twice) are refused,
 naming the first off the grid; format ``subtitle-times`` reads any SRT or WebVTT file's cues as timed captions. A
-timed last cue far beyond the rest (a gap over 10 times the cues' median spacing) is warned of.
+timed last cue far beyond the rest (a gap over 10 times the cues' median spacing) is warned of. In a roll-up file
+(YouTube's: 10-ms cues, words timed by ``<00:00:01.000><c>`` tags) a cue keeps only the lines it adds over the cue
+before it, so a spoken line is one description, not two or three; a cue adding none is left out.
 Cues that share a centre are one description, their distinct texts joined in file order (neither is lost). A cue
 without text is a moment nothing was said (an empty description, grounded around); a file of only such cues is
 refused.
@@ -513,6 +515,7 @@ def _grid_problem(path: Path, spans: list[tuple[int, float, float, str, dict[str
 _CUE_TIMES = re.compile(r"((?:\d+:)?\d{1,2}:\d{2}[,.]\d{1,3})\s*-->\s*((?:\d+:)?\d{1,2}:\d{2}[,.]\d{1,3})(?:\s.*)?$")
 # markup only: '<' then a letter, '/' or a digit (a karaoke timestamp <00:00:01.000>), so "x < 5 and y > 3" stays
 _TAG = re.compile(r"<(?:[A-Za-z/]|\d+:)[^<>]*>")
+_KARAOKE = re.compile(r"<(?:\d+:)?\d{1,2}:\d{2}[.,]\d|<c[.>]")  # word times and <c> of a roll-up
 _ASS_TAG = re.compile(r"\{\\[^{}]*\}")  # ASS override tags ffmpeg carries over: {\an8}
 _HEADERS = ("WEBVTT", "NOTE", "STYLE", "REGION")
 
@@ -540,12 +543,34 @@ def _subtitle_blocks(path: Path) -> Iterator[list[tuple[int, str]]]:
         yield block
 
 
-def _cue_text(lines: list[tuple[int, str]]) -> str:
-    text = " ".join(html.unescape(_TAG.sub("", _ASS_TAG.sub("", t))).strip() for _, t in lines)
-    return " ".join(text.split())
+def _cue_lines(lines: list[tuple[int, str]]) -> list[str]:
+    """A cue's text lines, markup removed and entities decoded, spaces collapsed; blank ones left out."""
+    out = (" ".join(html.unescape(_TAG.sub("", _ASS_TAG.sub("", t))).split()) for _, t in lines)
+    return [t for t in out if t]
 
 
-def _block_cues(path: Path, block: list[tuple[int, str]]) -> Iterator[tuple[int, float, float, str]]:
+def _rolled_up(cues: list[tuple[int, float, float, list[tuple[int, str]]]]) -> bool:
+    """Whether cues are a roll-up's (YouTube's automatic captions): 10-ms cues, or words timed by karaoke tags."""
+    return any(0 < end - start <= 0.02 for _, start, end, _ in cues) or any(
+        _KARAOKE.search(t) for *_, body in cues for _, t in body)
+
+
+def _added_texts(cues: list[tuple[int, float, float, list[tuple[int, str]]]]) -> list[tuple[int, float, float, str]]:
+    """A roll-up's cues with only the lines each adds over the cue before it (in time), so a spoken line is in one
+    description, not two or three; a cue that adds nothing (a 10-ms cue repeating the lines) is left out."""
+    out = []
+    before: list[str] = []
+    for line, start, end, body in sorted(cues, key=lambda c: c[1]):
+        lines = _cue_lines(body)
+        added = [t for t in lines if t not in before]
+        before = lines
+        if lines and not added:
+            continue
+        out.append((line, start, end, " ".join(added)))
+    return out
+
+
+def _block_cues(path: Path, block: list[tuple[int, str]]) -> Iterator[tuple[int, float, float, list[tuple[int, str]]]]:
     """``(line, start, end, text)`` of each cue in a block. A block holds one cue (an optional identifier, its times,
     its text) or a header/NOTE/STYLE/REGION; cues with no empty line between them (a line of spaces between them,
     or a cue right after the header or a NOTE line) are each read: a timing line starts a cue, the line before it
@@ -579,7 +604,7 @@ def _block_cues(path: Path, block: list[tuple[int, str]]) -> Iterator[tuple[int,
                 body = body[:spaces[-1]]
             elif body[-1][1].strip().isdigit():
                 body = body[:-1]
-        yield line, _cue_seconds(m.group(1)), _cue_seconds(m.group(2)), _cue_text(body)
+        yield line, _cue_seconds(m.group(1)), _cue_seconds(m.group(2)), body
 
 
 def _read_subtitles(path: Path, _: float | None, notes: list[str] | None = None, *, as_times: bool = False
@@ -598,9 +623,10 @@ def _read_subtitles(path: Path, _: float | None, notes: list[str] | None = None,
     first cue off the grid: read as timed captions they would silently shift every caption's span (and a typo's
     hour would stretch the video's inferred length). ``as_times`` (format ``subtitle-times``) reads every file's
     cues as timed captions."""
-    spans: list[tuple[int, float, float, str, dict[str, Any]]] = []
-    for block in _subtitle_blocks(path):
-        spans += [(line, start, end, text, {}) for line, start, end, text in _block_cues(path, block)]
+    cues = [cue for block in _subtitle_blocks(path) for cue in _block_cues(path, block)]
+    texts = _added_texts(cues) if _rolled_up(cues) else [
+        (line, start, end, " ".join(_cue_lines(body))) for line, start, end, body in cues]
+    spans = [(line, start, end, text, {}) for line, start, end, text in texts]
     if not spans:
         raise _empty(path)
     for line, start, end, _, _ in spans:

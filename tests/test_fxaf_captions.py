@@ -100,3 +100,36 @@ def test_a_speech_transcript_is_still_read_and_a_far_last_cue_is_warned_of(tmp_p
     notes = []
     assert len(read_captions(path, "srt", notes=notes)) == 40
     assert any(n.startswith(f"{path}:158: cue") and "mistyped time" in n for n in notes), notes
+
+
+ROLL_UP = """WEBVTT
+Kind: captions
+Language: en
+
+00:00:00.000 --> 00:00:02.750 align:start position:0%
+ 
+we<00:00:00.240><c> are</c><00:00:00.480><c> going</c>
+
+00:00:02.750 --> 00:00:02.760 align:start position:0%
+we are going
+ 
+
+00:00:02.760 --> 00:00:05.000 align:start position:0%
+we are going
+to<00:00:03.000><c> talk</c><00:00:03.500><c> pasta</c>
+
+00:00:05.000 --> 00:00:05.010 align:start position:0%
+to talk pasta
+ 
+
+00:00:05.010 --> 00:00:08.000 align:start position:0%
+to talk pasta
+first<00:00:05.500><c> boil</c><00:00:06.000><c> water</c>
+"""
+
+
+def test_a_roll_up_file_holds_each_spoken_line_once(tmp_path):
+    path = tmp_path / "yt.vtt"
+    path.write_text(ROLL_UP)
+    got = [d.text for d in read_captions(path, "vtt")]
+    assert got == ["we are going", "to talk pasta", "first boil water"]
