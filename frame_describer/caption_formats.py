@@ -515,6 +515,7 @@ def _grid_problem(path: Path, spans: list[tuple[int, float, float, str, dict[str
 _CUE_TIMES = re.compile(r"((?:\d+:)?\d{1,2}:\d{2}[,.]\d{1,3})\s*-->\s*((?:\d+:)?\d{1,2}:\d{2}[,.]\d{1,3})(?:\s.*)?$")
 # markup only: '<' then a letter, '/' or a digit (a karaoke timestamp <00:00:01.000>), so "x < 5 and y > 3" stays
 _TAG = re.compile(r"<(?:[A-Za-z/]|\d+:)[^<>]*>")
+_EOL = re.compile(rb"\r\n|\r|\n")
 _KARAOKE = re.compile(r"<(?:\d+:)?\d{1,2}:\d{2}[.,]\d|<c[.>]")  # word times and <c> of a roll-up
 _ASS_TAG = re.compile(r"\{\\[^{}]*\}")  # ASS override tags ffmpeg carries over: {\an8}
 _HEADERS = ("WEBVTT", "NOTE", "STYLE", "REGION")
@@ -526,19 +527,52 @@ def _cue_seconds(stamp: str) -> float:
     return sum(int(v) * 60 ** (len(hm) - i) for i, v in enumerate(hm)) + float(sec)
 
 
+def _subtitle_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each line, split at LF, CRLF or a CR alone (classic-Mac line endings) as the file is
+    read, so a CR-only file's lines are each bounded by :data:`MAX_LINE_BYTES`, not the file as one line; a NUL byte,
+    bytes not UTF-8 or a longer line are an :class:`InputError` naming the line, as for other text files."""
+    lineno, pending = 0, b""
+    with path.open("rb") as fh:
+        while True:
+            chunk = fh.read(1 << 16)
+            data = pending + chunk
+            held = b"\r" if chunk and data.endswith(b"\r") else b""  # may be a CRLF split across reads
+            *lines, pending = _EOL.split(data[:-1] if held else data)
+            if not chunk:
+                lines.append(pending)
+            for raw in lines:
+                lineno += 1
+                yield lineno, _line_text(path, raw, lineno)
+            if not chunk:
+                return
+            if len(pending) > MAX_LINE_BYTES:
+                raise InputError(f"line longer than {MAX_LINE_BYTES} bytes (a binary file?)", path=path,
+                                 line=lineno + 1)
+            pending += held
+
+
+def _line_text(path: Path, raw: bytes, lineno: int) -> str:
+    if len(raw) > MAX_LINE_BYTES:
+        raise InputError(f"line longer than {MAX_LINE_BYTES} bytes (a binary file?)", path=path, line=lineno)
+    try:
+        if b"\0" in raw:
+            raise ValueError("a NUL byte: a binary file, not text")
+        text = raw.decode("utf-8")
+    except ValueError as exc:  # UnicodeDecodeError too
+        why = str(exc) if not isinstance(exc, UnicodeDecodeError) else "not UTF-8 text (a binary file?)"
+        raise InputError(not_text(raw, why), path=path, line=lineno) from None
+    return text.removeprefix("\ufeff") if lineno == 1 else text
+
+
 def _subtitle_blocks(path: Path) -> Iterator[list[tuple[int, str]]]:
-    """The file's blocks of lines, split at truly empty lines (a line of one space is a yt-dlp cue's text line) and
-    at CR alone (classic-Mac line endings)."""
+    """The file's blocks of lines, split at truly empty lines (a line of one space is a yt-dlp cue's text line)."""
     block: list[tuple[int, str]] = []
-    lineno = 0
-    for _, raw in iter_text_lines(path, max_line_bytes=MAX_LINE_BYTES):
-        for text in raw.removeprefix("\ufeff").rstrip("\r\n").split("\r"):
-            lineno += 1
-            if text:
-                block.append((lineno, text))
-            elif block:
-                yield block
-                block = []
+    for lineno, text in _subtitle_lines(path):
+        if text:
+            block.append((lineno, text))
+        elif block:
+            yield block
+            block = []
     if block:
         yield block
 

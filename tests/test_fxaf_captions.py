@@ -133,3 +133,21 @@ def test_a_roll_up_file_holds_each_spoken_line_once(tmp_path):
     path.write_text(ROLL_UP)
     got = [d.text for d in read_captions(path, "vtt")]
     assert got == ["we are going", "to talk pasta", "first boil water"]
+
+
+def test_a_cr_only_file_over_the_line_bound_is_read_line_by_line(tmp_path):
+    from vidground.files import MAX_LINE_BYTES
+
+    n = MAX_LINE_BYTES // 40 + 10  # each cue ~50 bytes: the file is over the bound
+    text = "".join(f"{k + 1}\r{_stamp(2 * k)} --> {_stamp(2 * k + 2)}\rclip number {k}\r\r" for k in range(n))
+    path = tmp_path / "mac.srt"
+    path.write_bytes(text.encode())
+    assert path.stat().st_size > MAX_LINE_BYTES
+    got = read_captions(path, "srt")
+    assert len(got) == n and got[-1].text == f"clip number {n - 1}"
+    path.write_bytes(b"1\r00:00:00,000 --> 00:00:02,000\r" + b"x" * (MAX_LINE_BYTES + 1) + b"\r")
+    with pytest.raises(InputError, match=r"mac.srt:3: line longer than"):
+        read_captions(path, "srt")
+    path.write_bytes(b"1\r\n00:00:00,000 --> 00:00:02,000\r\n\xff\xfe\r\n")
+    with pytest.raises(InputError, match=r"mac.srt:3: .*UTF-8"):
+        read_captions(path, "srt")
