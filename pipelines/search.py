@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 #: the share of the grid a search without a budget may use before it warns that it cost about as much as dense
 MOST_OF_THE_GRID = 0.5
+MOST_OF_THE_GRID_FROM = 600  # grid frames: 10 min at the default 1 fps
 
 
 class Search(BaseModel):
@@ -610,7 +611,11 @@ def coarse_to_fine(
                 break
     out.descriptions = sorted(described.values(), key=lambda d: d.t)
     out.seconds = clock() - started
-    if search.budget is None and search.budget_seconds is None and n >= 60 and out.used > MOST_OF_THE_GRID * n:
+    # on what this search paid (describer calls), not on the frames it used: a rerun from the cache, or a query after
+    # others of the session, costs nothing and is not warned of (RV-Q); and on grids long enough for the cost to
+    # matter (a short video described whole is no surprise: 60 of 60 frames warned before)
+    if search.budget is None and search.budget_seconds is None and n >= MOST_OF_THE_GRID_FROM \
+            and out.calls > MOST_OF_THE_GRID * n:
         _warn_most_of_the_grid(out, n, widest, duration, reuses)
     return out, stride
 
@@ -624,8 +629,8 @@ def _warn_most_of_the_grid(out: SearchOutcome, n: int, widest: float, duration: 
     fix = "give a budget (--budget N; search={'budget': N})"
     if not reuses:
         fix += " or, on static footage, skip unchanged frames (--skip-unchanged 2; skip_unchanged=2)"
-    text = (f"the coarse-to-fine search used {out.used} of the grid's {n} frames ({100 * out.used / n:.0f}%; "
-            f"{out.calls} describer call(s), against {n} to describe every frame): its candidate regions spanned up "
+    text = (f"the coarse-to-fine search made {out.calls} describer call(s) for the grid's {n} frames "
+            f"({100 * out.calls / n:.0f}% of describing every frame): its candidate regions spanned up "
             f"to {widest:.0f} s of the {duration:.0f}-s video (footage that looks alike throughout?); to cap what a "
             f"query costs, {fix}")
     out.warnings.append(text)

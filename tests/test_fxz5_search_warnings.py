@@ -48,21 +48,43 @@ def test_a_search_without_a_budget_that_uses_most_of_the_grid_warns(caplog):
     with caplog.at_level(logging.WARNING, logger="pipelines.search"):
         out, replay = search(colours())
     assert out.used == out.calls == replay.calls and out.calls > 900  # most of the 1,800 frames
-    said = [w for w in out.warnings if "of the grid's 1800 frames" in w]
+    said = [w for w in out.warnings if "the grid's 1800 frames" in w]
     assert len(said) == 1, out.warnings  # before: no warning at all
-    assert f"used {out.used} of the grid's 1800 frames" in said[0] and "--budget N" in said[0]
+    assert f"made {out.calls} describer call(s) for the grid's 1800 frames" in said[0] and "--budget N" in said[0]
     assert "--skip-unchanged" in said[0]
     assert [r.getMessage() for r in caplog.records if r.name == "pipelines.search"] == said  # stderr too
 
 
 def test_no_such_warning_with_a_budget_or_when_the_search_stays_small():
     capped, _ = search(colours(), budget=400)
-    assert capped.used <= 400 and not any("of the grid's" in w for w in capped.warnings)
+    assert capped.used <= 400 and not any("the grid's" in w for w in capped.warnings)
     # green once, for 150 s: the search stays near it
     one = [FrameDescription(t=d.t, text=d.text.replace("green", "grey") if d.t >= 150 else d.text)
            for d in colours()]
     small, _ = search(one)
-    assert small.used < 900 and not any("of the grid's" in w for w in small.warnings)
+    assert small.used < 900 and not any("the grid's" in w for w in small.warnings)
+
+
+def test_no_such_warning_for_what_cost_nothing_or_for_a_short_video():
+    """RV-Q: a rerun answered from the cache (0 calls) warned "to cap what a query costs, give a budget", and a
+    60-s video described whole warned "60 of 60 frames (100%)". The warning is on calls, from 600 grid frames."""
+    captions = colours()
+    cold, _ = search(captions)
+    assert any("the grid's" in w for w in cold.warnings)
+    replay = ReplayDescriber(captions, duration=captions[-1].t + 1)
+    known = {}
+
+    def describe(times):
+        yield from replay.describe(timeline_frames(times))
+
+    # the same search with every frame known (a warm cache, or an earlier query of the session): nothing paid
+    from pipelines.search import request
+    known = {request(d.t, 0.0): d for d in captions}
+    warm, _ = coarse_to_fine("green", Span(), describe, [d.t for d in captions], captions[-1].t + 1,
+                             Search(strategy="coarse-to-fine"), known=known, clock=lambda: 0.0)
+    assert warm.calls == 0 and warm.used > 900 and not any("the grid's" in w for w in warm.warnings)
+    short, _ = search(colours(seconds=90, every=30))
+    assert short.calls > 45 and not any("the grid's" in w for w in short.warnings)
 
 
 def test_a_seconds_budget_that_runs_out_names_the_stage_as_the_docs_do():
