@@ -1064,8 +1064,11 @@ def _remote_reasoner(args: argparse.Namespace) -> bool:
 
     specs = [getattr(args, "reasoner", None) or "embedding"]
     specs += [str(v) for k, v in getattr(args, "reasoner_opt", None) or [] if k == "fallback" and v]
-    try:
-        return any(split_spec(spec)[0] not in _LOCAL_REASONERS for spec in specs)
+    from temporal_reasoner import reasoners
+
+    try:  # an alias (offline, similarity: the embedding reasoner) is the backend it names
+        return any(reasoners._aliases.get(name, name) not in _LOCAL_REASONERS
+                   for name in (split_spec(spec)[0] for spec in specs))
     except VidgroundError:  # a bad spec fails before anything is asked
         return True
 
@@ -1273,7 +1276,7 @@ def _run(args: argparse.Namespace) -> int:
     except VidgroundError as exc:
         if args.debug:
             raise
-        print(f"vidground: error: {_as_command_line(args, exc)}{_paid_note(exc)}", file=sys.stderr)
+        print(_said(f"vidground: error: {_as_command_line(args, exc)}{_paid_note(exc)}"), file=sys.stderr)
         return 1
     except BrokenPipeError:  # e.g. piped into head
         return 0
@@ -1282,9 +1285,15 @@ def _run(args: argparse.Namespace) -> int:
             return _interrupted(args, interrupt)
         if args.debug:
             raise
-        print(f"vidground: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+        print(_said(f"vidground: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"),
               file=sys.stderr)
         return 1
+
+
+def _said(line: str) -> str:
+    """An error as printed on the terminal: a path or a model's text in it cannot recolour or move the cursor (a
+    file named with an ESC sequence), each of its lines with its control characters escaped."""
+    return "\n".join(printable(part) for part in line.split("\n"))
 
 
 if __name__ == "__main__":  # pragma: no cover
