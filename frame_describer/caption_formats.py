@@ -60,7 +60,9 @@ import json
 import logging
 import math
 import re
-from collections.abc import Iterator
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -750,14 +752,51 @@ def _timed_cues(path: Path, spans: list[tuple[int, float, float, str, dict[str, 
             texts.append(text)
     _note(notes, f"{path}: its {len(spans)} cues are not equal contiguous clips (a speech transcript's: of varying "
                  "length, with gaps or overlaps): each is read as a caption at its cue's centre, as CSV t,text rows "
-                 "are, not as a clip; each caption's span reaches half-way to its neighbours'")
+                 "are, not as a clip; each caption's span reaches half-way to its neighbours'",
+          kind="subtitle files read as timed captions")
     end = max(s[2] for s in spans)
     return _build(path, [(t, " ".join(at[t]), {}) for t in sorted(at)], {"duration": round(end, 6),
                                                                         "duration_inferred": True})
 
 
-def _note(notes: list[str] | None, message: str) -> None:
-    """A warning about how a file was read: logged, and added to ``notes`` (a result's warnings) when given."""
-    log.warning("%s", message)
+def _note(notes: list[str] | None, message: str, *, kind: str | None = None) -> None:
+    """A warning about how a file was read: logged, and added to ``notes`` (a result's warnings) when given. While
+    :func:`summarise_notes` is in effect a note of a ``kind`` is logged for the first file only, the others counted."""
     if notes is not None:
         notes.append(message)
+    with _summary_lock:
+        quiet = kind is not None and _summary["depth"] > 0 and _summary["seen"][kind] > 0
+        if kind is not None and _summary["depth"] > 0:
+            _summary["seen"][kind] += 1
+    if quiet:
+        log.debug("%s", message)
+    else:
+        log.warning("%s", message)
+
+
+_summary_lock = threading.Lock()
+_summary: dict[str, Any] = {"depth": 0, "seen": Counter()}
+
+
+def summarise_notes() -> Callable[[], None]:
+    """Until the function returned is called: one warning of each kind of note (subtitles read as timed captions),
+    not one a file, for an eval over many files (each file's note is still in its result's warnings); then one line
+    says how many more files had it. Nested or concurrent evals in one process share one count, told at the end."""
+    with _summary_lock:
+        if _summary["depth"] == 0:
+            _summary["seen"] = Counter()
+        _summary["depth"] += 1
+    ended = False
+
+    def end() -> None:
+        nonlocal ended
+        with _summary_lock:
+            if ended:
+                return
+            ended = True
+            _summary["depth"] -= 1
+            more = {k: n - 1 for k, n in _summary["seen"].items() if n > 1} if _summary["depth"] == 0 else {}
+        for kind, n in sorted(more.items()):
+            log.warning("... and %d more %s, warned of in their results' warnings only", n, kind)
+
+    return end

@@ -47,7 +47,7 @@ except ImportError:  # Windows: runs are not locked
     fcntl = None  # type: ignore[assignment]
 
 from frame_describer.cache import default_cache_path  # noqa: F401  (imported from here by callers and tests)
-from frame_describer.caption_formats import check_clip_seconds, check_format, video_id_from_path
+from frame_describer.caption_formats import check_clip_seconds, check_format, summarise_notes, video_id_from_path
 from frame_describer.descriptions_io import write_descriptions
 from vidground import interrupts
 from vidground.errors import ConfigurationError, EvaluationError, InputError, VidgroundError
@@ -1164,9 +1164,11 @@ def _run_eval(config: RunConfig, out: str | Path, lock: RunFolderLock, *, retry_
                 on_result(record)
 
         ctrl_c = _ctrl_c_for(executor, describing=config.mode == "videos")
+        end_notes = summarise_notes()  # one 'read as timed captions' warning for the run, not one a file
         try:
             stream = executor.run(tasks, config, stop=ctrl_c.event) if ctrl_c.installed else executor.run(tasks, config)
         except BaseException:
+            end_notes()
             ctrl_c.restore()
             raise
         writing: tuple[str, dict[str, Any]] | None = None  # the record being written
@@ -1211,6 +1213,7 @@ def _run_eval(config: RunConfig, out: str | Path, lock: RunFolderLock, *, retry_
                     if close_sessions is not None:
                         close_sessions()
             finally:
+                end_notes()
                 ctrl_c.restore()
     summary = summarize(out, selected=len(ds), already=already, ran=ran, failed=failed, missing=missing,
                         seconds=time.perf_counter() - started, clip_gt=config.clip_gt)
