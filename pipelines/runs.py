@@ -707,6 +707,7 @@ class RunFolderLock:
                 _HELD.discard(key)
             raise
         self._fd = fd
+        self._key = key  # released by the key it was held under: a chdir meanwhile must not leave it claimed
 
     def make_folder(self, recheck: Callable[[], None], argv: Sequence[str] | None = None) -> None:
         """Make the run folder (a :class:`ConfigurationError` where it cannot be) and lock it if it was not yet
@@ -723,7 +724,7 @@ class RunFolderLock:
     def release(self) -> None:
         if self.held:
             with _HELD_LOCK:
-                _HELD.discard(str(self.out.resolve()))
+                _HELD.discard(getattr(self, "_key", None) or str(self.out.resolve()))
             os.close(self._fd)  # drops the lock
             self._fd = -1
 

@@ -73,3 +73,20 @@ def test_an_interrupted_acquire_leaves_nothing_held_nor_open(tmp_path, monkeypat
     assert len(opened) == 1
     with pytest.raises(OSError):  # closed
         os.fstat(opened[0])
+
+
+def test_a_folder_held_under_a_relative_path_is_released_after_a_chdir(tmp_path, monkeypatch):
+    """RV-Q: release() worked the key out again from the relative path: after a chdir it discarded another
+    folder's key, and this process then refused its own next eval on the folder ("being written by pid <self>")."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    lock = runs.RunFolderLock(runs.Path("a"))
+    lock.acquire(["eval"])
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    lock.release()
+    monkeypatch.chdir(tmp_path)
+    again = runs.RunFolderLock(runs.Path("a"))
+    again.acquire(["eval"])
+    assert again.held
+    again.release()
