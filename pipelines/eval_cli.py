@@ -325,6 +325,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .runs import TOP_K_NOT_GIVEN, RunConfig, RunFolderLock, resolve_top_k, run_eval
     from .search import search_options
 
+    if args.top_k is not None and "top_k" in dict(args.reasoner_opt or []):  # as ground refuses it (RV-Q)
+        raise ConfigurationError(f"--top-k {args.top_k} and --reasoner-opt top_k={dict(args.reasoner_opt)['top_k']} "
+                                 "both say how many intervals to keep: give one (--top-k)")
     if args.dataset == "activitynet-events":
         if args.motion:
             raise ConfigurationError("--motion is not available for activitynet-events yet")

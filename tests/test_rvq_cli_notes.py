@@ -21,3 +21,11 @@ def test_an_error_lines_control_characters_are_escaped(capsys, tmp_path, monkeyp
     assert cli.main(["ground", "--descriptions", "nofile\x1b[31m.jsonl", "q"]) == 1
     err = capsys.readouterr().err
     assert "\x1b" not in err and "nofile\\x1b[31m.jsonl" in err
+
+
+def test_eval_refuses_top_k_given_twice_as_ground_does(capsys, tmp_path):
+    """RV-Q: eval ran with --top-k 2 and --reasoner-opt top_k=3 (2 intervals each, exit 0) where ground refuses."""
+    code = cli.main(["eval", "jsonl", "--dataset-file", str(tmp_path / "q.jsonl"), "--descriptions", str(tmp_path),
+                     "--top-k", "2", "--reasoner-opt", "top_k=3", "--out", str(tmp_path / "run")])
+    assert code == 1 and "both say how many intervals" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

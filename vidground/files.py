@@ -177,7 +177,8 @@ def _spool_pipe(fd: int, path: Path, what: str) -> None:
                     if held := _write_ends(fd):
                         logging.getLogger("vidground").warning(
                             "waiting for the end of the pipe given as the %s (%s): this process holds its write end "
-                            "(file descriptor %s), so it ends only when that is closed; close it before the call",
+                            "(file descriptor %s), so it ends only when that is closed; if no thread of this process still "
+                            "writes to it, close it before the call",
                             what, path, ", ".join(map(str, held)))
                 chunk = os.read(fd, 1 << 20)
                 if not chunk:
