@@ -43,11 +43,12 @@ Clip formats (``vtggpt``, ``seconds-json``, ``csv`` with ``start,end``, ``srt``,
 subtitles read as timed captions) and an inferred ``duration`` (the end of the last clip or cue) on every
 description, so a known duration (an argument, a dataset's) still wins. Every rule is checked, never repaired: a
 gap, a duplicate, an out-of-order moment, empty text or a bad time is an :class:`InputError` naming the file and the
-line (or the key). Markup in subtitles is removed only where it is a tag (``<`` then a letter, ``/`` or a timestamp:
-``x < 5 and y > 3`` stays), with ASS override tags (``{\\an8}``). Rows that carry their own times (CSV, SRT and
-WebVTT cues, like vidground's JSONL) may come in any order: they are sorted, as the times say where each belongs.
-Lines naming two videos (a ``video`` field or column) are refused: two files joined would be read as one video. Line
-formats are streamed with a bound on the line length; ``seconds-json`` is one JSON document, read whole up to
+line (or the key). Markup in subtitles is removed only where it is a tag SRT or WebVTT knows (``<i>``,
+``<c.colorE5E5E5>``, ``<v Roger>``, ``<font color=...>``) or a timestamp (``if a<b and b>c``, ``press <Enter>``
+stay), with ASS override tags (``{\\an8}``). Rows that carry their own times (CSV, SRT and WebVTT cues, like
+vidground's JSONL) may come in any order: they are sorted, as the times say where each belongs. Lines naming two
+videos (a ``video`` field or column) are refused: two files joined would be read as one video. Line formats are
+streamed with a bound on the line length; ``seconds-json`` is one JSON document, read whole up to
 :data:`MAX_JSON_BYTES`.
 """
 
@@ -515,8 +516,11 @@ def _grid_problem(path: Path, spans: list[tuple[int, float, float, str, dict[str
 # ------------------------------------------------------------------------------------ SRT and WebVTT
 
 _CUE_TIMES = re.compile(r"((?:\d+:)?\d{1,2}:\d{2}[,.]\d{1,3})\s*-->\s*((?:\d+:)?\d{1,2}:\d{2}[,.]\d{1,3})(?:\s.*)?$")
-# markup only: '<' then a letter, '/' or a digit (a karaoke timestamp <00:00:01.000>), so "x < 5 and y > 3" stays
-_TAG = re.compile(r"<(?:[A-Za-z/]|\d+:)[^<>]*>")
+# markup only: SRT's and WebVTT's own tags (with classes: <c.colorE5E5E5>; v, lang, font and span with an annotation
+# or attributes: <v Roger>, <font color="#fff">) and karaoke timestamps (<00:00:01.000>), so "if a<b and b>c then",
+# "I <3 you" and "press <Enter>" stay
+_TAG = re.compile(r"</?(?:(?:b|i|u|s|c|ruby|rt)(?:\.[^<>\s]*)?|(?:v|lang|font|span)(?:[.\s][^<>]*)?)>"
+                  r"|<(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}>", re.IGNORECASE)
 _EOL = re.compile(rb"\r\n|\r|\n")
 _KARAOKE = re.compile(r"<(?:\d+:)?\d{1,2}:\d{2}[.,]\d|<c[.>]")  # word times and <c> of a roll-up
 _ASS_TAG = re.compile(r"\{\\[^{}]*\}")  # ASS override tags ffmpeg carries over: {\an8}

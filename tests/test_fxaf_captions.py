@@ -151,3 +151,12 @@ def test_a_cr_only_file_over_the_line_bound_is_read_line_by_line(tmp_path):
     path.write_bytes(b"1\r\n00:00:00,000 --> 00:00:02,000\r\n\xff\xfe\r\n")
     with pytest.raises(InputError, match=r"mac.srt:3: .*UTF-8"):
         read_captions(path, "srt")
+
+
+def test_only_subtitle_tags_are_stripped_not_text_between_angle_brackets(tmp_path):
+    path = tmp_path / "t.srt"
+    _write(path, [[0, 2, "if a<b and b>c then"], [2, 4, "I <3 you, press <Enter>"],
+                  [4, 6, '<v Roger><i>a</i> <c.colorE5E5E5>b</c> <font color="#fff">c</font><00:00:05.000><c> d</c>'
+                         '</v> <lang en>e</lang> <b.loud>f</b> <u>g</u> <ruby>h<rt>i</rt></ruby>']])
+    assert [d.text for d in read_captions(path, "srt")] == [
+        "if a<b and b>c then", "I <3 you, press <Enter>", "a b c d e f g hi"]

@@ -18,8 +18,8 @@ _TALK = ("1\n00:00:00,000 --> 00:00:01,500\nperson open door\n\n2\n00:00:01,500 
 
 
 def _timed(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "timed captions" in
-            r.getMessage() or r.levelno >= logging.WARNING and "read as a caption at its cue's centre" in r.getMessage()]
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    return [m for m in said if "timed captions" in m or "read as a caption at its cue's centre" in m]
 
 
 def test_an_eval_warns_once_of_files_read_as_timed_captions(tmp_path, caplog):
