@@ -10,6 +10,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+#: set on a log record whose text a result's ``warnings`` carry too, so that a command that prints them
+#: (``vidground describe``; ``ground``, ``ask``, ``events`` without --json) says it once: ``getattr(record, IN_RESULT)``
+IN_RESULT = "vidground_in_result"
+
 
 def rate_used(fps: float, video_fps: float | None, *, warn: str | os.PathLike[str] | None = None,
               notes: list[str] | None = None) -> float:
@@ -21,16 +25,17 @@ def rate_used(fps: float, video_fps: float | None, *, warn: str | os.PathLike[st
     its search grid had 10 points per frame). ``video_fps`` None or 0 (the container states none): ``fps``.
     ``warn``, a video's path: a rate capped is said in a warning naming it (a coarse-to-fine search's grid, which
     :func:`~frame_describer.sampling.sample_frames` does not plan), logged and appended to ``notes`` when given
-    (what a result's ``warnings`` take: a Python or ``--json`` user reads no log)."""
+    (what a result's ``warnings`` take: a Python or ``--json`` user reads no log; the record is then marked
+    :data:`IN_RESULT`, so a command line that prints the result's warnings does not say it twice)."""
     if video_fps and math.isfinite(video_fps) and fps > video_fps * 1.01:
         if warn is not None:
             text = (f"{Path(warn).name}: fps={fps:g} asks for more frames than the video has ({video_fps:.4g} fps): "
                     "sampled at the video's rate, every frame once at most")
             if notes is not None:
                 notes.append(text)
-            log.warning("%s", text)
+            log.warning("%s", text, extra={IN_RESULT: notes is not None})
         return float(video_fps)
     return float(fps)
 
 
-__all__ = ["rate_used"]
+__all__ = ["IN_RESULT", "rate_used"]

@@ -45,7 +45,7 @@ from vidground.errors import ConfigurationError, VideoDecodeError
 from vidground.files import file_kind, refuse_url
 from vidground.types import DEFAULT_FPS, Frame
 
-from .rates import rate_used
+from .rates import IN_RESULT, rate_used
 
 
 log = logging.getLogger(__name__)
@@ -1276,7 +1276,7 @@ def _plan(video: str | os.PathLike[str], *, fps: float | None, num_frames: int |
                 + (f", and the rate used is recorded as {info.fps:.4g} fps" if fps is not None else ""))
         if notes is not None:
             notes.append(text)
-        log.warning("%s", text)
+        log.warning("%s", text, extra={IN_RESULT: notes is not None})  # marked: a CLI printing warnings says it once
     if num_frames is not None:
         n = min(num_frames, max_frames) if max_frames else num_frames
         if n < num_frames and say:

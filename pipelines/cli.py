@@ -999,13 +999,33 @@ def _secrets(args: argparse.Namespace) -> set[str]:
     return {s for s in found if s}
 
 
+class _SaidInResult(logging.Filter):
+    """On the log handlers of a command that prints its result's warnings: a record whose text the result's
+    ``warnings`` carry too (marked :data:`~frame_describer.rates.IN_RESULT`: a rate above the video's) is left to the
+    ``warning:`` line (``describe --fps 25`` of a 10-fps video said it twice: a WARNING log line, then that line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from frame_describer.rates import IN_RESULT
+
+        return not getattr(record, IN_RESULT, False)
+
+
+def _prints_warnings(args: argparse.Namespace) -> bool:
+    """Whether the command prints its result's warnings: ``describe``; ``ground``, ``ask`` and ``events`` unless
+    --json (the JSON carries them, for a program; stderr keeps the log line for a person)."""
+    return args.command == "describe" or (args.command in ("ground", "ask", "events")
+                                          and not getattr(args, "json", False))
+
+
 def _setup_logging(level: int, *, everything: bool = False, loading_notes: bool = True,
-                   secrets: set[str] = frozenset()) -> None:
+                   secrets: set[str] = frozenset(), said_in_result: bool = False) -> None:
     """Log to stderr: our packages at ``level``, other libraries at WARNING (everything with --debug).
 
     Records propagate to the root handler as usual, so embedding programs and test harnesses that
     capture logging still see them. Below INFO (no --verbose) a slow model load still gets a one-line
     note on stderr (stdout stays the result, --json included), unless ``loading_notes`` is false (--quiet).
+    ``said_in_result``: the command prints its result's warnings, so a record they carry is not logged to stderr
+    as well.
     """
     logging.basicConfig(level=logging.DEBUG if everything else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -1013,6 +1033,10 @@ def _setup_logging(level: int, *, everything: bool = False, loading_notes: bool 
         for f in [f for f in handler.filters if isinstance(f, _Redacting)]:
             handler.removeFilter(f)
         handler.addFilter(_Redacting(set(secrets)))
+        for f in [f for f in handler.filters if isinstance(f, _SaidInResult)]:
+            handler.removeFilter(f)
+        if said_in_result and getattr(handler, "stream", None) in (sys.stderr, sys.__stderr__):
+            handler.addFilter(_SaidInResult())  # the terminal's: a program or test capturing records still gets them
     for name in _OUR_LOGGERS:
         logging.getLogger(name).setLevel(level)
     for name in _SLOW_LOAD_LOGGERS:  # main() may run many times in one process: undo the last call's setup
@@ -1181,7 +1205,8 @@ def main(argv: list[str] | None = None) -> int:
         _place_extras(parser, args, extras)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for run records
     _setup_logging(logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
-                   everything=args.debug, loading_notes=not getattr(args, "quiet", False), secrets=_secrets(args))
+                   everything=args.debug, loading_notes=not getattr(args, "quiet", False), secrets=_secrets(args),
+                   said_in_result=_prints_warnings(args))
     main_thread = threading.current_thread() is threading.main_thread()
     previous = {n: signal.getsignal(n) for n in interrupts.STOP_SIGNALS} if main_thread else {}
     # only in place of Python's own handling (SIGINT's KeyboardInterrupt, SIGTERM's default: the process killed
