@@ -340,11 +340,9 @@ def format_result_table(result: Any, described: Any = None) -> str:
     dur = f"{_duration_text(result.duration)} s" + (" (inferred)" if result.duration_inferred else "")
     lines.append(f"video:     {printable(result.video)}  ({dur})")
     lines.append(f"backends:  describer={printable(result.describer)}  reasoner={printable(result.reasoner)}")
-    usage = result.total_usage
-    if usage.requests:
-        cost = f", est. {_cost(usage)}"
-        retried = f" (+{usage.retried} sent again after faults)" if usage.retried else ""
-        lines.append(f"usage:     {usage.requests} requests{retried}, {_tokens(result)}{cost}")
+    spent = _spent(result)
+    if spent:
+        lines.append(f"usage:     {spent}")
     frames = _frames_line(getattr(result, "settings", None) or {})
     if not frames and described is not None:
         n, cached = len(described.descriptions), described.usage.cached
@@ -405,14 +403,31 @@ def _cost(usage: Any) -> str:
     return format_cost(usage.cost_usd or 0.0, usage.requests, usage.unpriced_requests)
 
 
-def _tokens(result: Any, *, split: bool = True) -> str:
-    """The tokens of ``result``'s stages (its ``usage``; else its ``total_usage``) as
-    :func:`pipelines.runs.format_tokens` states them: unknown, not 0, for the requests of a server that sent no token
-    counts (their cost is unknown too)."""
+def _spent(result: Any, *, split: bool = True, tokens: bool = True, noun: str = "requests") -> str:
+    """What ``result`` (a result with its ``usage`` per stage, or a :class:`~pipelines.session.DescribedVideo` with
+    one) asked of models, as ground's ``usage:`` line, events' last line and ``describe -o``'s say it: ``2
+    requests, 120 prompt + 30 completion tokens, est. $0.0001``; the tokens left out where not ``tokens``. A
+    ``replay:`` describer reads captions, sends nothing and pays nothing, so its answers are said as such, after
+    the other stages' requests: ``36 frames answered from captions, nothing paid`` (it was ``36 requests, 0 prompt +
+    0 completion tokens, est. $0.0000``). Empty when nothing was asked."""
+    from vidground.types import Usage
+
     from .runs import format_tokens
 
-    stages = getattr(result, "usage", None)
-    return format_tokens(stages.values() if isinstance(stages, dict) else [result.total_usage], split=split)
+    stages = getattr(result, "usage", None)  # per stage; a DescribedVideo's one Usage; else only a total
+    stages = (dict(stages) if isinstance(stages, dict) else {"describe": stages} if isinstance(stages, Usage)
+              else {"total": getattr(result, "total_usage", Usage())})
+    replay = str(getattr(result, "describer", None) or "").split("+")[0] == "replay"
+    answered = stages.pop("describe", Usage()).requests if replay else 0
+    usage = sum(stages.values(), Usage())
+    said = []
+    if usage.requests:
+        retried = f" (+{usage.retried} sent again after faults)" if usage.retried else ""
+        counted = f", {format_tokens(stages.values(), split=split)}" if tokens else ""
+        said.append(f"{usage.requests} {noun}{retried}{counted}, est. {_cost(usage)}")
+    if answered:
+        said.append(f"{answered} frames answered from captions, nothing paid")
+    return "; ".join(said)
 
 
 def _paid_note(exc: BaseException) -> str:
@@ -712,12 +727,11 @@ def format_events_table(result: Any) -> str:
     for e in result.events:
         score = "" if e.score is None else f"{e.score:.3f}"
         lines.append(f"{e.start:8.2f} {e.end:8.2f} {score:>6}  {printable(e.caption)}")
-    usage = result.total_usage
+    spent = _spent(result, split=False, noun="request(s)")
     lines.append(f"{len(result.events)} event(s) in {result.duration:.2f} s"
                  + (" (duration inferred)" if result.duration_inferred else "")
                  + f"; describer {printable(result.describer or '-')}, reasoner {printable(result.reasoner or '-')}"
-                 + (f"; {usage.requests} request(s), {_tokens(result, split=False)}, "
-                    f"est. {_cost(usage)}" if usage.requests else ""))
+                 + (f"; {spent}" if spent else ""))
     lines += [f"warning: {printable(w)}" for w in result.warnings]
     return "\n".join(lines)
 
@@ -795,7 +809,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
     if args.output and args.output != "-":  # -o - is stdout, as without -o
         n = described.write(args.output)
         usage = described.usage  # what a resumed run took from the cache is said, not only what it made
-        paid = f"; {usage.requests} requests, est. {_cost(usage)}" if usage.requests else ""
+        paid = _spent(described, tokens=False)
+        paid = f"; {paid}" if paid else ""
         skip = described.sampling.get("skip_unchanged")  # how many frames were sent, how many reused
         skipped = f"; skip-unchanged: {skip['sent']} sent, {skip['reused']} reused" if isinstance(skip, dict) else ""
         print(f"wrote {n} descriptions to {printable(args.output)} ({described.duration:.1f} s of video, described in {described.seconds:.1f} s"
