@@ -1214,10 +1214,13 @@ class Session:
         if duration and out[-1].t < duration - 1.5 * step:
             return None  # the packets stop well before the container's claimed end: decode to find the real one
         log.info("all %d frames of %s are in the description cache: nothing decoded", len(out), path)
+        capped: list[str] = []  # a rate above the video's, said as the decoding path's frames say it (once, here)
+        if s.num_frames is None:
+            rate_used(s.fps or DEFAULT_FPS, video_fps, warn=path, notes=capped)
         return DescribedVideo(video=str(path), duration=max(duration or 0.0, out[-1].t), step=step,
                               **_identity(desc), descriptions=out,
                               usage=Usage(cached=len(out)), seconds=time.perf_counter() - started,
-                              sampling={**s.model_dump(), "fps": rate})
+                              sampling={**s.model_dump(), "fps": rate}, warnings=capped)
 
     def _cached(self, desc: Any, path: Path, *, searched: bool = False) -> Any:
         """``desc`` behind the description cache when there is one. What changes the image (``max_side``) is

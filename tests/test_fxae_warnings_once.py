@@ -62,8 +62,6 @@ def test_only_a_command_that_prints_the_warnings_leaves_them_out_of_its_stderr_l
         root.removeHandler(terminal)
 
 
-@pytest.mark.xfail(strict=True, reason="needs pipelines/session.py: Session._all_cached computes the capped rate "
-                                       "without warn=/notes= and gives the DescribedVideo no warnings (FX-AE report)")
 def test_a_warm_cache_still_says_the_rate_is_the_videos(demo_video, tmp_path):
     cache = str(tmp_path / "c.sqlite")
     _cli("describe", str(demo_video[0]), "--fps", "100", "--cache", cache, "-o", str(tmp_path / "a.jsonl"))
