@@ -308,6 +308,22 @@ def _place_extras(parser: argparse.ArgumentParser, args: argparse.Namespace, ext
     command.error("unrecognized arguments: " + " ".join(extras) + "".join(f"; {n}" for n in notes))
 
 
+def _options_before_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """A command's option given before the command (``vidground --fps 2 describe V``) is said to be one, with that
+    command's usage (argparse took its value for the command: "argument COMMAND: invalid choice: '2'"); a flag's
+    case (``vidground --json ground ...``) is :func:`_place_extras`'s, said the same way."""
+    commands = _commands(parser)
+    at = next((i for i, a in enumerate(argv) if a in commands), None)
+    if at is None:
+        return
+    command = commands[argv[at]]
+    for a in argv[:at]:
+        opt = a.split("=", 1)[0]
+        if _is_option(a) and opt not in parser._option_string_actions and opt in command._option_string_actions:
+            command.error(f"{opt} is an option of vidground {argv[at]}: put it after the command "
+                          f"(vidground {argv[at]} {opt} ...)")
+
+
 def _add_global_options(p: argparse.ArgumentParser, default: Any) -> None:
     """--verbose and --debug; a command's copy defaults to SUPPRESS so it never resets what was given before it."""
     g = p.add_argument_group("global options") if default is argparse.SUPPRESS else p
@@ -1215,6 +1231,7 @@ _on_interrupt.raises_keyboard_interrupt = True  # type: ignore[attr-defined]  # 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    _options_before_command(parser, list(sys.argv[1:] if argv is None else argv))
     args, extras = parser.parse_known_args(argv)
     if extras:
         _place_extras(parser, args, extras)

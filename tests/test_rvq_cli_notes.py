@@ -29,3 +29,17 @@ def test_eval_refuses_top_k_given_twice_as_ground_does(capsys, tmp_path):
                      "--top-k", "2", "--reasoner-opt", "top_k=3", "--out", str(tmp_path / "run")])
     assert code == 1 and "both say how many intervals" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv, opt, command", [(["--fps", "2", "describe", "V"], "--fps", "describe"),
+                                                (["--describer", "cv", "describe", "V"], "--describer", "describe"),
+                                                (["--top-k", "2", "ground", "V", "q"], "--top-k", "ground"),
+                                                (["--json", "ground", "V", "q"], "--json", "ground")])
+def test_a_commands_option_before_the_command_is_said_to_be_one(argv, opt, command, capsys):
+    """RV-Q: an option taking a value, given before the command, got argparse's "argument COMMAND: invalid choice:
+    '2'" (only flags got the note)."""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"{opt} is an option of vidground {command}: put it after the command" in err
+    assert "invalid choice" not in err
