@@ -43,3 +43,32 @@ def test_a_commands_option_before_the_command_is_said_to_be_one(argv, opt, comma
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and f"{opt} is an option of vidground {command}: put it after the command" in err
     assert "invalid choice" not in err
+
+
+def test_score_of_a_runs_results_takes_the_last_result_of_each_query(tmp_path, capsys):
+    """U21: a resume that found a query's inputs changed ran it again and left the old result in results.jsonl,
+    superseded; eval/report/compare read the last, score took the first (76.47 where the run said 70.59)."""
+    import json
+
+    from _helpers_eval import register_fakes, write_toy_dataset
+    from pipelines.runs import RunConfig, run_eval
+
+    register_fakes()
+    ds, desc = write_toy_dataset(tmp_path / "data", n_videos=2, per_video=2)
+    out = tmp_path / "run"
+    run_eval(RunConfig(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc), reasoner="fake-reasoner"), out)
+    results = out / "results.jsonl"
+
+    def score(path) -> tuple[str, str]:
+        assert cli.main(["score", str(path), "--dataset", "jsonl", "--dataset-file", str(ds)]) == 0
+        said = capsys.readouterr()
+        return said.out.split("provenance:")[0], said.err
+
+    before, _ = score(results)
+    lines = results.read_text().splitlines()
+    old = json.loads(lines[0])
+    old["intervals"] = [{"start": 0.0, "end": 0.1, "score": 1.0}]  # the superseded result: a miss
+    results.write_text("\n".join([json.dumps(old), *lines]) + "\n")
+    after, err = score(results)
+    assert after == before  # the last result of the query counts, as the run reads it
+    assert "1 superseded result(s) left out" in err
