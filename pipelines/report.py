@@ -837,6 +837,12 @@ def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, An
         rows.append({"qid": q.qid, "video": q.video, "query": q.query, "iou_a": round(ia, 4), "iou_b": round(ib, 4),
                      "delta": round(ib - ia, 4)})
     rows.sort(key=lambda r: -abs(r["delta"]))
+    differences = run_differences(a, b)
+    for label, run, results in (("A", a, ra), ("B", b, rb)):  # a run killed early, or not yet resumed (U21: an empty
+        if unrun := sum(q.qid not in results for q in common):  # results.jsonl compared as 0.00, said nowhere)
+            differences.setdefault("warnings", []).append(
+                f"run {label} ({run}) has no result for {unrun} of the {len(common)} common queries (not run yet: "
+                "resume it with its eval command): they count as misses here")
     return {"a": str(a), "b": str(b), "common": len(common), "only_a": len(qa) - len(common),
             "only_b": len(qb) - len(common), "metrics_a": ma.values, "metrics_b": mb.values,
             "b_better": sum(r["delta"] > 1e-9 for r in rows), "a_better": sum(r["delta"] < -1e-9 for r in rows),
@@ -844,7 +850,7 @@ def compare_runs(a: str | Path, b: str | Path, *, top: int = 20) -> dict[str, An
             "largest_changes": [r for r in rows if abs(r["delta"]) > 1e-9][:top],
             "config_a": {k: ca.get(k) for k in ("describer", "reasoner", "fps", "mode")},
             "config_b": {k: cb.get(k) for k in ("describer", "reasoner", "fps", "mode")},
-            "spend_a": run_spend(a), "spend_b": run_spend(b), "differences": run_differences(a, b)}
+            "spend_a": run_spend(a), "spend_b": run_spend(b), "differences": differences}
 
 
 def format_compare(c: dict[str, Any]) -> str:

@@ -72,3 +72,21 @@ def test_score_of_a_runs_results_takes_the_last_result_of_each_query(tmp_path, c
     after, err = score(results)
     assert after == before  # the last result of the query counts, as the run reads it
     assert "1 superseded result(s) left out" in err
+
+
+def test_compare_says_when_a_run_has_no_result_for_common_queries(tmp_path, capsys):
+    """U21: a run killed before it wrote its results (an empty results.jsonl) compared as 0.00 everywhere, with
+    every query 'IoU 0.48 -> 0.00' and nothing said."""
+    from _helpers_eval import register_fakes, write_toy_dataset
+    from pipelines.runs import RunConfig, run_eval
+
+    register_fakes()
+    ds, desc = write_toy_dataset(tmp_path / "data", n_videos=2, per_video=2)
+    config = RunConfig(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc), reasoner="fake-reasoner")
+    run_eval(config, tmp_path / "a")
+    run_eval(config, tmp_path / "b")
+    (tmp_path / "b" / "results.jsonl").write_text("")  # killed before any result was written
+    assert cli.main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert f"run B ({tmp_path / 'b'}) has no result for 4 of the 4 common queries" in out
+    assert "run A (" not in out
