@@ -771,6 +771,10 @@ def _check_resume(out: Path, config: RunConfig) -> None:
     # and shown, redacted (config.json is then rewritten without it)
     old = redact(read_run_json(path))
     version = old.get("defaults", 1)
+    if config.limit is not None and "seed" in old and old["seed"] != config.seed:  # U21: said nowhere before
+        log.warning("%s: this run was started with --seed %s; --seed %s selects other queries: the results of "
+                    "queries outside the new selection stay in results.jsonl but are not scored (the same --seed "
+                    "resumes the run as it was)", out, old["seed"], config.seed)
     new = _resolved(config.to_json(), DEFAULTS_VERSION)
     old = _resolved({k: old.get(k, _OLD_DEFAULTS.get(k)) for k in _MUST_MATCH}, version)
     unused = ("fps", "num_frames", "max_frames", "max_side") if new.get("mode") == "descriptions" else ()

@@ -90,3 +90,27 @@ def test_compare_says_when_a_run_has_no_result_for_common_queries(tmp_path, caps
     out = capsys.readouterr().out
     assert f"run B ({tmp_path / 'b'}) has no result for 4 of the 4 common queries" in out
     assert "run A (" not in out
+
+
+def test_a_resume_with_another_seed_says_the_selection_changed(tmp_path, caplog):
+    """U21: --seed 5 on a run started with seed 0 replaced the selection silently (the 17 earlier results dropped
+    out of the metrics, 'config.json' then said seed 5)."""
+    import logging
+
+    from _helpers_eval import register_fakes, write_toy_dataset
+    from pipelines.runs import RunConfig, run_eval
+
+    register_fakes()
+    ds, desc = write_toy_dataset(tmp_path / "data", n_videos=4, per_video=3)
+
+    def config(seed: int) -> RunConfig:
+        return RunConfig(dataset="jsonl", dataset_path=str(ds), descriptions=str(desc), reasoner="fake-reasoner",
+                         limit=4, seed=seed)
+
+    run_eval(config(0), tmp_path / "run")
+    with caplog.at_level(logging.WARNING, logger="vidground"):
+        run_eval(config(0), tmp_path / "run")
+    assert "selects other queries" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="vidground"):
+        run_eval(config(5), tmp_path / "run")
+    assert "started with --seed 0; --seed 5 selects other queries" in caplog.text
