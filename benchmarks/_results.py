@@ -112,3 +112,31 @@ class Recorder:
         self.out.write_text(json.dumps(data, indent=1) + "\n")
         print(f"\nwrote {self.out}")
         return self.out
+
+
+#: settings that change no figure of a result JSON: a run differing from the defaults only in these is a full run
+_NOT_FIGURES = ("jobs", "json_out", "load_note", "keep")
+
+
+def parse_for_results(parser: argparse.ArgumentParser, argv: list[str] | None, name: str) -> argparse.Namespace:
+    """``parser.parse_args(argv)`` with ``json_out`` decided by what the run measures (:func:`add_arguments` gave
+    the option): ``--json`` when given; else the published ``benchmarks/results/NAME.json`` for a run of the default
+    settings, or one that merges into it (``--keep``, where the script has it); else ``NAME.subset.json`` in the
+    current folder, said on stderr. A subset run (``long_videos.py --lengths 1800 --videos 2 --halves dev``,
+    ``events.py --sets nextgqa --no-demo``) that wrote the published file replaced every published row with its
+    few, and the benchmarks page is rendered from that file."""
+    published = parser.get_default("json_out")
+    parser.set_defaults(json_out=None)  # None: not given
+    args = parser.parse_args(argv)
+    if args.json_out is not None:
+        return args
+    changed = [k for k, v in vars(args).items() if k not in _NOT_FIGURES and v != parser.get_default(k)]
+    if not changed or getattr(args, "keep", False):
+        args.json_out = published
+        return args
+    merge = "--keep merges them into it; " if "keep" in vars(args) else ""
+    print(f"a subset of the benchmark ({', '.join('--' + k.replace('_', '-') for k in changed)}): its rows go to "
+          f"{name}.subset.json, not {published} ({merge}--json PATH writes PATH)", file=sys.stderr)
+    args.json_out = f"{name}.subset.json"
+    return args
+

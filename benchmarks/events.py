@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _results import Recorder, add_arguments  # noqa: E402
+from _results import Recorder, add_arguments, parse_for_results  # noqa: E402
 from pipelines.api import load_descriptions  # noqa: E402
 from pipelines.event_metrics import boundary_f1, event_recall  # noqa: E402
 from temporal_reasoner import Transcript, get_reasoner  # noqa: E402
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=THRESHOLD)
     p.add_argument("--no-demo", action="store_true", help="skip the rendered demo video")
     add_arguments(p, "events")
-    args = p.parse_args(argv)
+    args = parse_for_results(p, argv, "events")
     options = {"window_seconds": args.window_seconds, "min_event_seconds": args.min_event_seconds,
                "threshold": args.threshold}
     rec = Recorder("events", args, {"trials": args.trials, "videos": args.videos, "seed": args.seed,

@@ -47,7 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _results import Recorder, add_arguments  # noqa: E402
+from _results import Recorder, add_arguments, parse_for_results  # noqa: E402
 from real_captions import HALVES, half_of  # noqa: E402
 from frame_describer import read_descriptions  # noqa: E402
 from frame_describer.replay import ReplayDescriber, timeline_frames  # noqa: E402
@@ -200,10 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="keep the rows of the result JSON that this run does not produce (other strategies, halves or "
                          "lengths), each set with the command, date and load of the run that measured it")
     add_arguments(ap, "long_videos")
-    published = ap.get_default("json_out")
-    ap.set_defaults(json_out=None)  # None: not given, decided by what the run measures (result_path)
-    args = ap.parse_args(argv)
-    args.json_out = result_path(ap, args, published)
+    args = parse_for_results(ap, argv, "long_videos")
     rec = Recorder("long_videos", args, {k: v for k, v in vars(args).items() if k not in ("json_out", "load_note")})
 
     by_video, files = qvh_captions()
@@ -239,27 +236,6 @@ def main(argv: list[str] | None = None) -> int:
     rec.write(rows, max_similarity=args.max_similarity, pool=len(pool),
               pool_by_half={h: len(pools[h]) for h in HALVES}, overrides=overrides, **extra)
     return 0
-
-
-#: settings that change no figure of the result JSON: a run differing from the defaults only in these is a full run
-_NOT_FIGURES = ("jobs", "json_out", "load_note", "keep")
-
-
-def result_path(ap: argparse.ArgumentParser, args: argparse.Namespace, published: str) -> str:
-    """Where the result JSON goes: ``--json`` when given; else the published ``published`` file
-    (``benchmarks/results/long_videos.json``) for a run of the default settings, or one that merges into it
-    (``--keep``); else ``long_videos.subset.json`` in the current folder. A subset run (``--lengths 1800 --videos
-    2 --halves dev``, ``--set ...``) that wrote the published file replaced every published row with its few (and
-    its settings), and the benchmarks page is rendered from that file."""
-    if args.json_out is not None:
-        return args.json_out
-    changed = [k for k, v in vars(args).items() if k not in _NOT_FIGURES and v != ap.get_default(k)]
-    if not changed or args.keep:
-        return published
-    print(f"a subset of the benchmark ({', '.join('--' + k.replace('_', '-') for k in changed)}): its rows go to "
-          f"long_videos.subset.json, not {published} (--keep merges them into it; --json PATH writes PATH)",
-          file=sys.stderr)
-    return "long_videos.subset.json"
 
 
 def _kept(rec: Recorder, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
