@@ -104,11 +104,11 @@ class ClassicalDescriber(BaseDescriber):
             raise ConfigurationError(f"need 0 <= dark_luma < dim_luma <= 255, got {dark_luma}, {dim_luma}")
         self.mode: PromptMode = mode
         self.person_score = float(person_score)
-        self.detect_faces = detect_faces
+        self.detect_faces = bool(detect_faces)  # true/false or JSON 0/1 (checked above): keyed as before, True/False
         self.cut_threshold = float(cut_threshold)
         self.dark_luma, self.dim_luma = float(dark_luma), float(dim_luma)
         self.max_side = None if max_side is None else int(max_side)
-        self.motion = motion
+        self.motion = bool(motion)
         self._local = threading.local()  # OpenCV's detectors are not shared across threads
         self._detectors()  # a missing cascade fails here, not at the first frame
 

@@ -204,7 +204,7 @@ class TransformersDescriber(BaseDescriber):
         self.mode = mode
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
-        self.do_sample = do_sample
+        self.do_sample = bool(do_sample)  # true/false or JSON 0/1 (checked in _check_values)
         # a whole number (--describer-opt temperature=1, parsed as int) is the float the cache key hashes and the one
         # transformers' sampling takes (it refuses an int)
         self.temperature = None if temperature is None else float(temperature)

@@ -22,7 +22,7 @@ from vidground.errors import ConfigurationError
 from vidground.options import device, flag, number
 
 
-@pytest.mark.parametrize("text", ["False", "no", "off", "n", "maybe", "True", "yes", "0", "1"])
+@pytest.mark.parametrize("text", ["False", "no", "off", "n", "maybe", "True", "yes", "2", "0.5"])
 @pytest.mark.parametrize("option", ["detect_faces", "motion"])
 def test_cv_on_off_options_take_true_or_false_only(option, text):
     key, value = parse_option(f"{option}={text}")  # as the command line hands it on
@@ -37,6 +37,25 @@ def test_cv_on_off_options_do_what_is_asked(option):
         assert getattr(made, option) is want
     assert get_describer("cv", detect_faces=False).settings()["detect_faces"] is False
     assert get_describer("cv", motion=False).settings()["motion"] is False
+
+
+@pytest.mark.parametrize("option", ["detect_faces", "motion"])
+def test_cv_on_off_options_take_json_0_and_1_as_before(option):
+    """RV-S: detect_faces=0 worked at 754fd6f and was refused by the checks; JSON's 0/1 are not ambiguous. Kept as
+    True/False, as 754fd6f stored them, so the cache keys of descriptions made with them stay what they were."""
+    for value, on in ((0, False), (1, True)):
+        made = get_describer("cv", **dict([parse_option(f"{option}={value}")]))
+        assert getattr(made, option) is on  # as 754fd6f stored it (bool()), so its cache keys are unchanged
+
+
+def test_a_whole_number_given_as_a_float_of_one_is_taken_as_given():
+    """RV-S: cv max_side=512.0 and vtggpt top_k=2.0 worked at 754fd6f, and a run started with top_k=2.0 could not be
+    resumed after the checks (refused with it, 'other settings' without it)."""
+    assert number("top_k", 2.0, low=1, whole=True) == 2.0
+    assert number("top_k", 2, low=1, whole=True) == 2
+    with pytest.raises(ConfigurationError):
+        number("top_k", 2.5, low=1, whole=True)
+    assert get_describer("cv", max_side=512.0).settings()["max_side"] in (512, 512.0)
 
 
 @pytest.mark.parametrize("option, value, rule", [

@@ -26,11 +26,14 @@ _DEVICE = re.compile(r"(cpu|cuda|mps|xpu|hip|xla|meta|hpu|mtia|ipu|ve|lazy|vulka
                      r"|opencl|privateuseone)(:\d+)?")
 
 
-def flag(name: str, value: Any) -> bool:
-    """``value`` as an on/off option: only ``True`` or ``False`` (``true`` / ``false`` on the command line)."""
-    if not isinstance(value, bool):
-        raise ConfigurationError(f"{name} must be true or false, got {value!r}")
-    return value
+def flag(name: str, value: Any) -> Any:
+    """``value`` as an on/off option: ``True`` or ``False`` (``true`` / ``false`` on the command line), or JSON's
+    ``0`` / ``1``, which are not ambiguous and worked before these checks (``detect_faces=0``); returned as given, so
+    a backend's settings, cache keys and a resumed run's options stay what they were. Text (``'False'``, ``no``) is
+    refused: any text is true to Python."""
+    if isinstance(value, bool) or (isinstance(value, Integral) and value in (0, 1)):
+        return value
+    raise ConfigurationError(f"{name} must be true or false, got {value!r}")
 
 
 def _bound(value: float, edge: float | None, open_: bool, below: bool) -> bool:
@@ -45,14 +48,17 @@ def number(name: str, value: Any, *, low: float | None = None, high: float | Non
            high_open: bool = False, whole: bool = False, allow_none: bool = False, unit: str = "") -> Any:
     """``value`` as a finite number (an int with ``whole``) from ``low`` to ``high`` (either end open with
     ``low_open`` / ``high_open``, absent when ``None``); ``None`` passes with ``allow_none``. A bool is refused:
-    ``True`` is not 1. Returns a float (an int with ``whole``)."""
+    ``True`` is not 1. Returns a float (with ``whole``, an int, or a float of a whole number as given)."""
     if value is None and allow_none:
         return None
     kind = ("a whole number" if whole else "a number") + (f" of {unit}" if unit else "")
-    ok = (not isinstance(value, bool) and isinstance(value, Integral if whole else Real) and math.isfinite(value)
+    # a whole number may come as a float of one (top_k=2.0 from JSON, a run started before these checks): taken,
+    # and kept as given, so settings, cache keys and a resumed run's options stay what they were
+    ok = (not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
+          and (not whole or isinstance(value, Integral) or float(value).is_integer())
           and _bound(value, low, low_open, below=False) and _bound(value, high, high_open, below=True))
     if ok:
-        return int(value) if whole else float(value)
+        return (int(value) if isinstance(value, Integral) else value) if whole else float(value)
     if low is not None and high is not None and not (low_open or high_open):
         rule = f"from {low:g} to {high:g}"
     elif low is not None and high is not None:
