@@ -546,6 +546,7 @@ class _CheckedStream:
         self._ready: list[FrameDescription] = []  # handed on before the stream's next item
         self._ended = False
         self._from_frames: BaseException | None = None  # what reading the frames raised (not the describer's)
+        self._snapped = False  # a description moved to its frame's time was warned of (once a stream)
         with self._calling():
             self._stream = checked.inner.describe(self._frames(frames), query=query)
             try:
@@ -604,6 +605,16 @@ class _CheckedStream:
             raise self._broke(f"describe(frames, query=None) must yield FrameDescription objects (one a frame given, "
                               f"at its time), got {type(d).__name__} {d!r:.60}")
         ms = _ms(d.t)
+        if ms not in self._seen and (near := self._nearest_open(ms)) is not None:
+            # a time worked out as index/fps (0.5 for a frame at 0.501 s of a 29.97-fps video): that frame's, moved
+            # to its time (refused at first, RV-S: such describers worked before the check)
+            if not self._snapped:
+                self._snapped = True
+                log.warning("describer %s yielded a description at t=%g s for the frame at %g s: taken as that "
+                            "frame's (give each description its frame's time, t=frame.t)", self._named, d.t,
+                            self._given[near])
+            d = d.model_copy(update={"t": self._given[near]})
+            ms = near
         if ms not in self._seen:
             last = max(self._seen, default=None)
             where = ("which is no frame it was given (it was given none yet)" if last is None else
@@ -623,6 +634,17 @@ class _CheckedStream:
         out = self._left(ms)
         del self._given[ms]
         return [*out, d]
+
+    def _nearest_open(self, ms: int) -> int | None:
+        """The frame given and not yet described nearest ``ms``, where ``ms`` is within half the spacing of the frames
+        given around it (a describer's own arithmetic of the frame's time), else None."""
+        if not self._given:
+            return None
+        near = min(self._given, key=lambda m: abs(m - ms))
+        seen = sorted(self._seen)
+        at = seen.index(near)
+        gaps = [b - a for a, b in zip(seen[max(at - 1, 0):at + 1], seen[at:at + 2]) if b > a]
+        return near if gaps and abs(near - ms) <= min(gaps) / 2 else None
 
     def _left(self, before: float) -> list[FrameDescription]:
         """The frames given before ``before`` (ms) and not described, as descriptions with no text."""
