@@ -8,19 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from frame_describer.synthetic import render_numbered_video
 from pipelines.tuning import export_tuning_data
 from vidground.errors import InputError
 
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> tuple[Path, Path]:
-    """a/clip.mp4 (3 s) and b/clip.mp4 (6 s): one name, two videos."""
-    root = tmp_path_factory.mktemp("fxaf_clips")
-    (root / "a").mkdir()
-    (root / "b").mkdir()
-    return (render_numbered_video(root / "a" / "clip.mp4", n_frames=30, fps=10),
-            render_numbered_video(root / "b" / "clip.mp4", n_frames=60, fps=10))
+from test_fxab_tuning_video import _videos, clips  # noqa: F401  (clips: a/clip.mp4 and b/clip.mp4, a fixture)
 
 
 def _file(path: Path, head: dict) -> Path:
@@ -28,10 +19,6 @@ def _file(path: Path, head: dict) -> Path:
     head = {"describer": "openai:gpt-4o"} | head
     path.write_text("".join(json.dumps(head | {"t": t, "text": f"A man at {t}."}) + "\n" for t in (0.0, 1.0)))
     return path
-
-
-def _videos(r) -> set[str]:
-    return {json.loads(x)["video"] for x in Path(r.path).read_text().splitlines()}
 
 
 def test_an_inferred_duration_shorter_than_the_video_is_not_refused(tmp_path, clips):
