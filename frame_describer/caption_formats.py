@@ -73,6 +73,8 @@ from vidground.files import MAX_LINE_BYTES, iter_json_lines, iter_text_lines, no
 from vidground.errors import ConfigurationError, InputError
 from vidground.types import FrameDescription
 
+from .video_names import same_video
+
 #: The formats :func:`~frame_describer.descriptions_io.read_descriptions` reads (``auto`` detects one).
 CAPTION_FORMATS = ("vidground", "vtggpt", "seconds-json", "csv", "srt", "vtt", "subtitle-times")
 FORMAT_CHOICES = ("auto", *CAPTION_FORMATS)
@@ -263,8 +265,6 @@ def _same_video(a: str, b: str) -> bool:
     where one side has no folder (an id, a bare name) or one path ends the other (``x/demo.mp4``,
     ``/data/x/demo.mp4``), or both are one file on disk; ``/data/day1/GOPR0001.MP4`` and
     ``/data/day2/GOPR0001.MP4`` are two videos of one name (two cameras' days joined)."""
-    from .video_names import same_video
-
     if not same_video(a, b):
         return False
     pa, pb = Path(a), Path(b)
