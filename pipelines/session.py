@@ -540,6 +540,7 @@ class _CheckedStream:
         self._name = str(getattr(checked.inner, "name", type(checked.inner).__name__))
         self._given: dict[int, float] = {}  # the frames given and not described yet, in order (by ms)
         self._seen: set[int] = set()  # every frame given
+        self._order: list[int] = []  # the same, in the order given (the sampler's: by time)
         self._last: tuple[int, float] | None = None  # the frame described last
         self._described: set[int] = set()
         self._yielded = 0
@@ -570,6 +571,7 @@ class _CheckedStream:
                 raise
             self._given[_ms(f.t)] = f.t
             self._seen.add(_ms(f.t))
+            self._order.append(_ms(f.t))
             yield f
 
     def _broke(self, what: str) -> PluginError:
@@ -641,9 +643,11 @@ class _CheckedStream:
         if not self._given:
             return None
         near = min(self._given, key=lambda m: abs(m - ms))
-        seen = sorted(self._seen)
-        at = seen.index(near)
-        gaps = [b - a for a, b in zip(seen[max(at - 1, 0):at + 1], seen[at:at + 2]) if b > a]
+        at = self._order.index(near, max(len(self._order) - len(self._given) - 1, 0))  # among the last given
+        if at == 0:  # the first frame: no spacing before it to go by
+            return None
+        around = self._order[at - 1:at + 2]  # its neighbours, not a sort of every frame per description
+        gaps = [abs(b - a) for a, b in zip(around, around[1:]) if b != a]
         return near if gaps and abs(near - ms) <= min(gaps) / 2 else None
 
     def _left(self, before: float) -> list[FrameDescription]:
